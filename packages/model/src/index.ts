@@ -3,3 +3,8 @@ export * from './attribute-value.ts';
 export * from './schema.ts';
 export * from './partition.ts';
 export * from './catalog.ts';
+export * from './number.ts';
+export * from './values.ts';
+export * from './validation.ts';
+export * from './key-encoding.ts';
+export * from './item-size.ts';
