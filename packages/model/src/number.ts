@@ -126,7 +126,7 @@ export function compareNumbers(a: string, b: string): number {
   if (signX !== signY) return signX < signY ? -1 : 1;
   if (signX === 0) return 0;
   const magnitude = compareMagnitudes(x, y);
-  return signX < 0 ? -magnitude : magnitude;
+  return signX < 0 ? 0 - magnitude : magnitude;
 }
 
 // Two in-range operands span at most 126 + 130 digit positions, plus a carry: far below this, so
