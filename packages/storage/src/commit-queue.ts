@@ -1,0 +1,142 @@
+import { internalError } from '@shoal/model';
+import type { Database, Mutation } from './database.ts';
+import { mapKey } from './layout.ts';
+
+/** Read access to the latest state, including changes staged but not yet durable. */
+export interface StateReader {
+  read(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Resolves once every staged change is in LevelDB (so iterators see everything). */
+  durable(): Promise<void>;
+}
+
+interface QueuedBatch {
+  mutations: Mutation[];
+  sequence: number;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Serializes every change to the database and commits them in groups.
+ *
+ * `exclusive(fn)` runs `fn` alone: writes see a consistent state and apply one after another. The
+ * mutations `fn` returns are staged in an in-memory overlay (so the next `fn` sees them at once) and
+ * queued. Whatever queues while one LevelDB batch is being written goes into the next batch, so with
+ * fsync on, many concurrent writes share one fsync (group commit). `exclusive` resolves once its
+ * mutations are durable.
+ *
+ * A failed batch leaves the overlay ahead of the disk, and later writes may have been decided on it,
+ * so the queue stops: every later call fails until the store is reopened.
+ */
+export class CommitQueue {
+  private readonly database: Database;
+  private readonly overlay = new Map<string, { value: Uint8Array | undefined; sequence: number }>();
+  private queued: QueuedBatch[] = [];
+  private writing = false;
+  private idleWaiters: Array<() => void> = [];
+  private nextSequence = 1;
+  private lockTail: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private closed = false;
+  private readonly reader: StateReader;
+
+  constructor(database: Database) {
+    this.database = database;
+    this.reader = {
+      read: (key) => this.read(key),
+      durable: () => this.durable(),
+    };
+  }
+
+  async exclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<T> {
+    const release = await this.lock();
+    let staged: Promise<void>;
+    let result: T;
+    try {
+      this.checkUsable();
+      const outcome = await fn(this.reader);
+      result = outcome.result;
+      staged = outcome.mutations.length > 0 ? this.stage(outcome.mutations) : Promise.resolve();
+    } finally {
+      release();
+    }
+    await staged;
+    return result;
+  }
+
+  /** Waits for queued batches and refuses further work. */
+  async close(): Promise<void> {
+    const release = await this.lock();
+    try {
+      this.closed = true;
+      await this.durable();
+    } finally {
+      release();
+    }
+  }
+
+  private checkUsable(): void {
+    if (this.closed) throw internalError('The store is closed');
+    if (this.failure !== undefined) {
+      throw internalError(`The store stopped after a failed write: ${String(this.failure)}`);
+    }
+  }
+
+  private async lock(): Promise<() => void> {
+    const previous = this.lockTail;
+    let release!: () => void;
+    this.lockTail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    return release;
+  }
+
+  private async read(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const staged = this.overlay.get(mapKey(key));
+    if (staged) return staged.value;
+    return this.database.level.get(key);
+  }
+
+  private durable(): Promise<void> {
+    if (!this.writing) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private stage(mutations: Mutation[]): Promise<void> {
+    const sequence = this.nextSequence++;
+    for (const m of mutations) this.overlay.set(mapKey(m.key), { value: m.value, sequence });
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ mutations, sequence, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.queued.length > 0) {
+      const group = this.queued;
+      this.queued = [];
+      const mutations = group.length === 1 ? group[0].mutations : group.flatMap((batch) => batch.mutations);
+      try {
+        await this.database.writeBatch(mutations);
+      } catch (error) {
+        this.failure = error;
+        for (const batch of [...group, ...this.queued]) batch.reject(error);
+        this.queued = [];
+        break;
+      }
+      const lastSequence = group[group.length - 1].sequence;
+      for (const m of mutations) {
+        const key = mapKey(m.key);
+        const staged = this.overlay.get(key);
+        if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
+      }
+      for (const batch of group) batch.resolve();
+    }
+    this.writing = false;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,30 @@
+import type { PartitionClient, TableCatalog } from '@shoal/model';
+import { LevelTableCatalog } from './catalog.ts';
+import { CommitQueue } from './commit-queue.ts';
+import { openDatabase, type DatabaseOptions } from './database.ts';
+import { PartitionStore } from './partition-store.ts';
+
+export type { DatabaseOptions as LocalStoreOptions } from './database.ts';
+export { PartitionStore } from './partition-store.ts';
+export { LevelTableCatalog } from './catalog.ts';
+
+/** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */
+export interface LocalStore {
+  partitions: PartitionClient;
+  catalog: TableCatalog;
+  /** Waits for pending writes, then closes the database. */
+  close(): Promise<void>;
+}
+
+export async function openLocalStore(options: DatabaseOptions): Promise<LocalStore> {
+  const database = await openDatabase(options);
+  const commits = new CommitQueue(database);
+  return {
+    partitions: new PartitionStore(database.level, commits),
+    catalog: new LevelTableCatalog(database.level, commits),
+    async close() {
+      await commits.close();
+      await database.close();
+    },
+  };
+}

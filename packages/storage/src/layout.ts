@@ -1,0 +1,156 @@
+/**
+ * The byte layout of one Shoal LevelDB. Every key starts with a 4-byte big-endian space id.
+ *
+ *   space 0 (reserved, never allocated): metadata
+ *     00000000 01 <utf8 table name>      -> JSON TableRecord              (the table catalog)
+ *     00000000 02                        -> u32 BE: last allocated space id
+ *     00000000 03 <u32 BE space id>      -> 2 x f64 BE: item count, bytes (per-space statistics)
+ *   table items (space = table.tableId):
+ *     encodeItemKey(tableId, hash, range?)                               -> JSON item
+ *   LSI entries (space = index.indexId):
+ *     encodeItemKey(indexId, tableHash, lsiRange, tableRange)            -> JSON projected item
+ *   GSI entries (space = index.indexId):
+ *     encodeItemKey(indexId, gsiHash, gsiRange?, tableHash, tableRange?) -> JSON projected item
+ *
+ * encodeItemKey = space id | fingerprint64(hash) | enc(hash) | enc(sort values...), with every enc()
+ * self-delimiting and order-preserving, so all entries of one item collection share the collection
+ * prefix and sort by their sort values. Statistics are exact: they change in the same batch as the
+ * entries they count. Values are JSON: parsing and size accounting stay simple; see the bench script
+ * for what that costs.
+ */
+import {
+  encodeItemKey,
+  type AttributeValue,
+  type IndexSchema,
+  type Item,
+  type KeyAttribute,
+  type TableSchema,
+} from '@shoal/model';
+
+const META_SPACE = new Uint8Array([0, 0, 0, 0]);
+const CATALOG_TAG = 1;
+const SPACE_COUNTER_TAG = 2;
+const STATISTICS_TAG = 3;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+function metaKey(tag: number, rest: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const key = new Uint8Array(META_SPACE.length + 1 + rest.length);
+  key.set(META_SPACE, 0);
+  key[META_SPACE.length] = tag;
+  key.set(rest, META_SPACE.length + 1);
+  return key;
+}
+
+export function catalogKey(tableName: string): Uint8Array {
+  return metaKey(CATALOG_TAG, utf8.encode(tableName));
+}
+
+/** The range holding every catalog record, in table name order. */
+export function catalogRange(): { start: Uint8Array; end: Uint8Array } {
+  return { start: metaKey(CATALOG_TAG), end: metaKey(CATALOG_TAG + 1) };
+}
+
+export function spaceCounterKey(): Uint8Array {
+  return metaKey(SPACE_COUNTER_TAG);
+}
+
+export function statisticsKey(spaceId: number): Uint8Array {
+  return metaKey(STATISTICS_TAG, encodeU32(spaceId));
+}
+
+export function encodeU32(value: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value, false);
+  return bytes;
+}
+
+export function decodeU32(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, false);
+}
+
+export interface SpaceStatistics {
+  itemCount: number;
+  sizeBytes: number;
+}
+
+export function encodeStatistics(stats: SpaceStatistics): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const view = new DataView(bytes.buffer);
+  view.setFloat64(0, stats.itemCount, false);
+  view.setFloat64(8, stats.sizeBytes, false);
+  return bytes;
+}
+
+export function decodeStatistics(bytes: Uint8Array): SpaceStatistics {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { itemCount: view.getFloat64(0, false), sizeBytes: view.getFloat64(8, false) };
+}
+
+export function encodeJson(value: unknown): Uint8Array {
+  return utf8.encode(JSON.stringify(value));
+}
+
+export function decodeJson<T>(bytes: Uint8Array): T {
+  return JSON.parse(utf8Decoder.decode(bytes)) as T;
+}
+
+/** The smallest key greater than every key starting with `prefix` (undefined: no such key). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i]++;
+      return end;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The key attributes that make up the key of one space, in key order: the first is the hash, the
+ * rest are the sort values. An index's entries carry the table's key after its own so that two items
+ * with equal index keys stay distinct.
+ */
+export function spaceKeyAttributes(table: TableSchema, index?: IndexSchema): KeyAttribute[] {
+  const tableKey = table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey];
+  if (!index) return tableKey;
+  const indexKey = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
+  // An LSI shares the table's hash, which is therefore not repeated after the index's sort key.
+  return index.kind === 'LSI' ? [...indexKey, ...tableKey.slice(1)] : [...indexKey, ...tableKey];
+}
+
+/**
+ * The entry key of `item` in a space whose key is made of `attributes`, or undefined when the item
+ * lacks one of them (an item without an index's key attributes is not in the index).
+ */
+export function entryKey(spaceId: number, attributes: KeyAttribute[], item: Item): Uint8Array | undefined {
+  const values: AttributeValue[] = [];
+  for (const attribute of attributes) {
+    const value = item[attribute.name];
+    if (value === undefined) return undefined;
+    values.push(value);
+  }
+  const [hash, ...sort] = values;
+  return encodeItemKey(spaceId, hash, ...sort);
+}
+
+/** The key attributes of `item` for a space (its LastEvaluatedKey). */
+export function keyOf(attributes: KeyAttribute[], item: Item): Item {
+  const key: Item = {};
+  for (const attribute of attributes) {
+    const value = item[attribute.name];
+    if (value !== undefined) key[attribute.name] = value;
+  }
+  return key;
+}
+
+export function findIndex(table: TableSchema, indexName: string): IndexSchema | undefined {
+  return table.indexes.find((index) => index.name === indexName);
+}
+
+/** A key as a Map key: one char per byte. */
+export function mapKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}

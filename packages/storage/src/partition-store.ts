@@ -1,0 +1,258 @@
+import {
+  attributeValuesEqual,
+  compareBytes,
+  compileExpressions,
+  DynamoDbError,
+  itemSize,
+  MAX_ITEM_SIZE,
+  spaceRange,
+  validationError,
+  type GetRequest,
+  type IndexSchema,
+  type Item,
+  type PartitionClient,
+  type PartitionWrite,
+  type PartitionWriteResult,
+  type RangeReadRequest,
+  type RangeReadResult,
+  type TableSchema,
+  type TableStatistics,
+  type WriteOperation,
+  type WriteOutcome,
+} from '@shoal/model';
+import { ChangeSet, type IndexGate } from './change-set.ts';
+import type { CommitQueue } from './commit-queue.ts';
+import type { ByteLevel, Mutation } from './database.ts';
+import { decodeJson, entryKey, findIndex, spaceKeyAttributes } from './layout.ts';
+import { readRange } from './range-read.ts';
+import { StatisticsBook } from './statistics.ts';
+
+/** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
+const MAINTENANCE_CHUNK = 512;
+
+type UpdateAction = NonNullable<ReturnType<typeof compileExpressions>['update']>;
+
+/**
+ * The data of every table on one node: the partition state machine. Writes are atomic and
+ * serialized through the commit queue; indexes and statistics change in the same batch as the items.
+ * Reads see what is durable.
+ */
+export class PartitionStore implements PartitionClient {
+  private readonly level: ByteLevel;
+  private readonly commits: CommitQueue;
+  private readonly statisticsBook: StatisticsBook;
+  /**
+   * Indexes being backfilled, by index id. The backfill walks the table in key order; items below
+   * `cursor` already have their entry and writes maintain it, items from `cursor` on are left to the
+   * backfill, which reads them later under the commit lock.
+   */
+  private readonly backfills = new Map<number, { cursor: Uint8Array }>();
+  private readonly runningBackfills = new Map<number, Promise<void>>();
+  private readonly maintains: IndexGate = (index, itemKey) => {
+    const backfill = this.backfills.get(index.indexId);
+    return backfill === undefined || compareBytes(itemKey, backfill.cursor) < 0;
+  };
+
+  constructor(level: ByteLevel, commits: CommitQueue) {
+    this.level = level;
+    this.commits = commits;
+    this.statisticsBook = new StatisticsBook(level);
+  }
+
+  write(request: PartitionWrite): Promise<PartitionWriteResult> {
+    return this.commits.exclusive<PartitionWriteResult>(async (state) => {
+      const changes = new ChangeSet(state);
+      const outcomes: WriteOutcome[] = [];
+      for (const operation of request.operations) {
+        outcomes.push(await this.applyOperation(request, operation, changes));
+      }
+      const applied = outcomes.every((outcome) => outcome.status === 'ok');
+      if (!applied) {
+        // Nothing is written; operations that would have succeeded say only that.
+        const reasons = outcomes.map((outcome): WriteOutcome => (outcome.status === 'ok' ? { status: 'ok' } : outcome));
+        return { result: { applied, outcomes: reasons }, mutations: [] };
+      }
+      return { result: { applied, outcomes }, mutations: await changes.finish(this.statisticsBook) };
+    });
+  }
+
+  private async applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet): Promise<WriteOutcome> {
+    const { table } = request;
+    try {
+      const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
+      if (itemKey === undefined) return invalid('The provided key element does not match the schema');
+      const existing = await changes.readItem(itemKey);
+      const input = operation.expressions;
+      const compiled = input
+        ? compileExpressions({
+            condition: input.condition,
+            update: operation.kind === 'Update' ? input.update : undefined,
+            names: input.names,
+            values: input.values,
+          })
+        : {};
+      if (compiled.condition && !compiled.condition.evaluate(existing)) {
+        return existing ? { status: 'conditionFailed', item: existing } : { status: 'conditionFailed' };
+      }
+      if (operation.kind === 'ConditionCheck') {
+        return request.returnItems && existing ? { status: 'ok', oldItem: existing } : { status: 'ok' };
+      }
+      const next = nextItem(operation, existing, compiled.update);
+      const problem = next && checkNewItem(table, operation, next);
+      if (problem) return invalid(problem);
+      changes.writeItem(table, itemKey, existing, next, this.maintains);
+      if (!request.returnItems) return { status: 'ok' };
+      return { status: 'ok', ...(existing ? { oldItem: existing } : {}), ...(next ? { newItem: next } : {}) };
+    } catch (error) {
+      if (error instanceof DynamoDbError && error.type === 'ValidationException') return invalid(error.message);
+      throw error;
+    }
+  }
+
+  async get(request: GetRequest): Promise<{ item: Item; size: number } | undefined> {
+    const key = entryKey(request.table.tableId, spaceKeyAttributes(request.table), request.key);
+    if (key === undefined) throw validationError('The provided key element does not match the schema');
+    const stored = await this.level.get(key);
+    if (!stored) return undefined;
+    const item = decodeJson<Item>(stored);
+    return { item, size: itemSize(item) };
+  }
+
+  readRange(request: RangeReadRequest): Promise<RangeReadResult> {
+    return readRange(this.level, request);
+  }
+
+  async statistics(table: TableSchema, indexName?: string): Promise<TableStatistics> {
+    const spaceId = indexName === undefined ? table.tableId : requireIndex(table, indexName).indexId;
+    return this.statisticsBook.peek(spaceId);
+  }
+
+  backfillIndex(table: TableSchema, indexName: string): Promise<void> {
+    const index = requireIndex(table, indexName);
+    const running = this.runningBackfills.get(index.indexId);
+    if (running) return running;
+    const backfill = this.runBackfill(table, index).finally(() => this.runningBackfills.delete(index.indexId));
+    this.runningBackfills.set(index.indexId, backfill);
+    return backfill;
+  }
+
+  /**
+   * Starts over from an empty index (a backfill interrupted by a restart left a partial one), then
+   * adds the entries of the table's items chunk by chunk, each chunk one batch under the commit lock.
+   */
+  private async runBackfill(table: TableSchema, index: IndexSchema): Promise<void> {
+    const tableSpace = spaceRange(table.tableId);
+    await this.commits.exclusive(async () => {
+      this.backfills.set(index.indexId, { cursor: tableSpace.start });
+      return { result: undefined, mutations: [] };
+    });
+    await this.clearSpace(index.indexId);
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        const backfill = this.backfills.get(index.indexId);
+        if (!backfill) return { result: true, mutations: [] }; // dropped meanwhile
+        await state.durable();
+        const entries = await this.level
+          .iterator({ gte: backfill.cursor, lt: tableSpace.end, limit: MAINTENANCE_CHUNK })
+          .all();
+        const changes = new ChangeSet(state);
+        for (const [, value] of entries) changes.addEntry(table, index, decodeJson<Item>(value));
+        const finished = entries.length < MAINTENANCE_CHUNK;
+        if (finished) this.backfills.delete(index.indexId);
+        else backfill.cursor = keyAfter(entries[entries.length - 1][0]);
+        return { result: finished, mutations: await changes.finish(this.statisticsBook) };
+      });
+    }
+  }
+
+  async dropIndex(table: TableSchema, indexName: string): Promise<void> {
+    const index = requireIndex(table, indexName);
+    this.backfills.delete(index.indexId);
+    await this.clearSpace(index.indexId);
+  }
+
+  async dropTable(table: TableSchema): Promise<void> {
+    for (const index of table.indexes) {
+      this.backfills.delete(index.indexId);
+      await this.clearSpace(index.indexId);
+    }
+    await this.clearSpace(table.tableId);
+  }
+
+  /** Deletes every entry of a space and its statistics, in bounded batches. */
+  private async clearSpace(spaceId: number): Promise<void> {
+    const range = spaceRange(spaceId);
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const keys = await this.level.keys({ gte: range.start, lt: range.end, limit: MAINTENANCE_CHUNK }).all();
+        const mutations: Mutation[] = keys.map((key) => ({ key, value: undefined }));
+        const finished = keys.length < MAINTENANCE_CHUNK;
+        if (finished) mutations.push(this.statisticsBook.reset(spaceId));
+        return { result: finished, mutations };
+      });
+    }
+  }
+}
+
+function invalid(message: string): WriteOutcome {
+  return { status: 'invalid', message };
+}
+
+function requireIndex(table: TableSchema, indexName: string): IndexSchema {
+  const index = findIndex(table, indexName);
+  if (!index) throw validationError(`The table does not have the specified index: ${indexName}`);
+  return index;
+}
+
+/** The smallest key greater than `key`. */
+function keyAfter(key: Uint8Array): Uint8Array {
+  const after = new Uint8Array(key.length + 1);
+  after.set(key, 0);
+  return after;
+}
+
+function nextItem(operation: WriteOperation, existing: Item | undefined, update: UpdateAction | undefined): Item | undefined {
+  switch (operation.kind) {
+    case 'Put':
+      if (!operation.item) throw validationError('A Put operation needs an item');
+      return operation.item;
+    case 'Update':
+      // UpdateItem without an update expression still creates the item, with its key only.
+      return update ? update.apply(existing, operation.key) : (existing ?? { ...operation.key });
+    case 'Delete':
+      return undefined;
+    case 'ConditionCheck':
+      return existing;
+  }
+}
+
+/** Why `next` cannot be stored, in DynamoDB's words, or undefined when it can. */
+function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item): string | undefined {
+  if (itemSize(next) > MAX_ITEM_SIZE) {
+    return operation.kind === 'Update'
+      ? 'Item size to update has exceeded the maximum allowed size'
+      : 'Item size has exceeded the maximum allowed size';
+  }
+  for (const attribute of spaceKeyAttributes(table)) {
+    const value = next[attribute.name];
+    if (value === undefined || !attributeValuesEqual(value, operation.key[attribute.name])) {
+      return `One or more parameter values were invalid: Cannot update attribute ${attribute.name}. This attribute is part of the key`;
+    }
+  }
+  for (const index of table.indexes) {
+    for (const attribute of index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey]) {
+      const value = next[attribute.name];
+      if (value === undefined) continue;
+      const actual = Object.keys(value)[0];
+      if (actual !== attribute.type) {
+        return `One or more parameter values were invalid: Type mismatch for Index Key ${attribute.name} Expected: ${attribute.type} Actual: ${actual} IndexName: ${index.name}`;
+      }
+      const emptyString = 'S' in value && value.S === '';
+      if (emptyString || ('B' in value && value.B === '')) {
+        return `One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty ${emptyString ? 'string' : 'binary'} value. IndexName: ${index.name}, IndexKey: ${attribute.name}`;
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,46 @@
+import type { StateReader } from './commit-queue.ts';
+import type { ByteLevel, Mutation } from './database.ts';
+import { decodeStatistics, encodeStatistics, statisticsKey, type SpaceStatistics } from './layout.ts';
+
+/**
+ * Item count and bytes of every space, cached in memory and persisted in the same batch as the
+ * entries they count. Only code holding the commit lock changes them.
+ */
+export class StatisticsBook {
+  private readonly level: ByteLevel;
+  private readonly cache = new Map<number, SpaceStatistics>();
+
+  constructor(level: ByteLevel) {
+    this.level = level;
+  }
+
+  /** The statistics including staged changes; call under the commit lock. */
+  async current(spaceId: number, state: StateReader): Promise<SpaceStatistics> {
+    const cached = this.cache.get(spaceId);
+    if (cached) return cached;
+    const stored = await state.read(statisticsKey(spaceId));
+    const stats = stored ? decodeStatistics(stored) : { itemCount: 0, sizeBytes: 0 };
+    this.cache.set(spaceId, stats);
+    return stats;
+  }
+
+  /** Records new statistics; returns the mutation to write with the entries they count. */
+  record(spaceId: number, stats: SpaceStatistics): Mutation {
+    this.cache.set(spaceId, stats);
+    return { key: statisticsKey(spaceId), value: encodeStatistics(stats) };
+  }
+
+  /** Forgets a space's statistics (the space was emptied). */
+  reset(spaceId: number): Mutation {
+    this.cache.set(spaceId, { itemCount: 0, sizeBytes: 0 });
+    return { key: statisticsKey(spaceId), value: undefined };
+  }
+
+  /** For readers outside the lock: never fills the cache, which only the lock holder may do. */
+  async peek(spaceId: number): Promise<SpaceStatistics> {
+    const cached = this.cache.get(spaceId);
+    if (cached) return { ...cached };
+    const stored = await this.level.get(statisticsKey(spaceId));
+    return stored ? decodeStatistics(stored) : { itemCount: 0, sizeBytes: 0 };
+  }
+}
