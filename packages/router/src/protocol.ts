@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { DynamoDbError, serializationError } from '@shoal/model';
+import type { RequestBody } from './request.ts';
+
+/** The DynamoDB JSON protocol: targets, content types, request ids, checksums and error bodies. */
+
+export const TARGET_PREFIX = 'DynamoDB_20120810.';
+export const RESPONSE_CONTENT_TYPE = 'application/x-amz-json-1.0';
+/** DynamoDB accepts both AWS JSON protocol versions (and plain JSON, which some old clients send). */
+export const ACCEPTED_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  'application/x-amz-json-1.0',
+  'application/x-amz-json-1.1',
+  'application/json',
+]);
+/** DynamoDB's request size limit. */
+export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+/** JSON deeper than this cannot be a valid request (items nest at most 32 levels). */
+const MAX_JSON_DEPTH = 100;
+
+const REQUEST_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+/** A 52-character request id in DynamoDB's format (upper-case letters and digits). */
+export function newRequestId(): string {
+  const bytes = randomBytes(52);
+  let id = '';
+  for (const byte of bytes) id += REQUEST_ID_ALPHABET[byte % REQUEST_ID_ALPHABET.length];
+  return id;
+}
+
+/** The `x-amz-crc32` header: CRC32 of the response body bytes, as an unsigned decimal. */
+export function bodyChecksum(body: Buffer): string {
+  return String(crc32(body));
+}
+
+/** The operation named by `X-Amz-Target`, or undefined when the header is absent or malformed. */
+export function operationOf(target: string | undefined): string | undefined {
+  if (target === undefined || !target.startsWith(TARGET_PREFIX)) return undefined;
+  const operation = target.slice(TARGET_PREFIX.length);
+  return /^[A-Za-z]+$/.test(operation) ? operation : undefined;
+}
+
+export function mediaTypeOf(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/** Depth of nested arrays/objects, measured without recursion so hostile input cannot blow the stack. */
+function jsonDepthExceeds(value: unknown, limit: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 1 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth > limit) return true;
+    const children = Array.isArray(current) ? current : Object.values(current);
+    for (const child of children) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
+/** Parses a request body; anything but a JSON object is a SerializationException, as in DynamoDB. */
+export function parseRequestBody(raw: Buffer): RequestBody {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw serializationError('Unable to parse the request body as JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null) {
+    throw serializationError('Unexpected value type in payload: the request body must be a JSON object');
+  }
+  if (Array.isArray(parsed)) throw serializationError('Start of list found where not expected');
+  if (jsonDepthExceeds(parsed, MAX_JSON_DEPTH)) {
+    throw serializationError('Nesting Levels have exceeded supported limits');
+  }
+  return parsed as RequestBody;
+}
+
+/** The JSON error body DynamoDB sends: `__type`, `message`, and any extra fields of the error. */
+export function errorBody(error: DynamoDbError): Record<string, unknown> {
+  return { __type: error.qualifiedType, message: error.message, ...error.fields };
+}
+
+export function unknownOperation(operation?: string): DynamoDbError {
+  return new DynamoDbError(
+    'UnknownOperationException',
+    operation === undefined ? 'Missing or malformed X-Amz-Target header' : `Unknown operation: ${operation}`,
+  );
+}
+
+export function requestTooLarge(): DynamoDbError {
+  return new DynamoDbError(
+    'RequestEntityTooLargeException',
+    `Request size exceeded the limit of ${MAX_REQUEST_BYTES} bytes`,
+    {},
+    413,
+  );
+}

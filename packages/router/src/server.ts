@@ -1,0 +1,179 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { DynamoDbError, serializationError } from '@shoal/model';
+import type { EngineContext } from './operation.ts';
+import type { RequestInfo } from './request.ts';
+import { dispatch } from './dispatch.ts';
+import {
+  ACCEPTED_CONTENT_TYPES,
+  MAX_REQUEST_BYTES,
+  RESPONSE_CONTENT_TYPE,
+  bodyChecksum,
+  errorBody,
+  mediaTypeOf,
+  newRequestId,
+  operationOf,
+  parseRequestBody,
+  requestTooLarge,
+  unknownOperation,
+} from './protocol.ts';
+
+/** The DynamoDB JSON-over-HTTP front end: one node:http server with keep-alive. */
+
+export interface HttpFrontEnd {
+  port: number;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: Buffer, requestId?: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', body.length);
+  res.setHeader('x-amz-crc32', bodyChecksum(body));
+  if (requestId !== undefined) res.setHeader('x-amzn-RequestId', requestId);
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown, requestId: string): void {
+  send(res, status, RESPONSE_CONTENT_TYPE, Buffer.from(JSON.stringify(value), 'utf8'), requestId);
+}
+
+function sendError(res: ServerResponse, error: DynamoDbError, requestId: string): void {
+  sendJson(res, error.statusCode, errorBody(error), requestId);
+}
+
+/** Reads the whole body, or undefined (after answering 413) once it passes DynamoDB's size limit. */
+function readBody(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
+    rejectTooLarge(req, res, requestId);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) {
+        req.off('data', onData);
+        rejectTooLarge(req, res, requestId);
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Answers 413 without reading the rest of the body, then drops the connection it would arrive on. */
+function rejectTooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  res.setHeader('Connection', 'close');
+  sendError(res, requestTooLarge(), requestId);
+  res.on('finish', () => req.socket.destroySoon());
+}
+
+const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
+
+export async function startHttpFrontEnd(options: {
+  ctx: EngineContext;
+  host: string;
+  port: number;
+  region: string;
+  services: Omit<RequestInfo, 'host'>;
+}): Promise<HttpFrontEnd> {
+  const { ctx, region, services } = options;
+  const inFlight = new Set<Promise<void>>();
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = newRequestId();
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      req.resume();
+      // DynamoDB answers any GET with this line (trailing space included); load balancers probe it.
+      const text = HEALTH_PATHS.has(path) ? 'ok\n' : `healthy: dynamodb.${region}.amazonaws.com `;
+      send(res, 200, 'text/plain', Buffer.from(text), requestId);
+      return;
+    }
+    if (req.method !== 'POST' || !ACCEPTED_CONTENT_TYPES.has(mediaTypeOf(req.headers['content-type']))) {
+      // DynamoDB's answer to anything that is not its JSON protocol.
+      req.resume();
+      send(res, 404, 'application/xml', Buffer.from('<UnknownOperationException/>\n'), requestId);
+      return;
+    }
+    const raw = await readBody(req, res, requestId);
+    if (raw === undefined) return;
+    const target = req.headers['x-amz-target'];
+    const operation = operationOf(Array.isArray(target) ? target[0] : target);
+    if (operation === undefined) {
+      sendError(res, unknownOperation(), requestId);
+      return;
+    }
+    let body;
+    try {
+      body = raw.length === 0 ? undefined : parseRequestBody(raw);
+    } catch (error) {
+      if (!(error instanceof DynamoDbError)) throw error;
+      sendError(res, error, requestId);
+      return;
+    }
+    if (body === undefined) {
+      sendError(res, serializationError('The request body is empty: expected a JSON object'), requestId);
+      return;
+    }
+    const host = req.headers.host ?? `${options.host}:${options.port}`;
+    const outcome = await dispatch(operation, body, ctx, { ...services, host });
+    if (outcome.ok) sendJson(res, 200, outcome.result, requestId);
+    else sendError(res, outcome.error, requestId);
+  }
+
+  const server: Server = createServer({ keepAlive: true }, (req, res) => {
+    const done = handle(req, res)
+      .catch((error: unknown) => {
+        console.error('shoal router: request failed:', error);
+        if (!res.headersSent) {
+          send(res, 500, RESPONSE_CONTENT_TYPE, Buffer.from(JSON.stringify({
+            __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
+            message: 'Internal server error',
+          })));
+        } else {
+          res.destroy();
+        }
+      })
+      .finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  });
+  // Keep-alive connections from SDK clients outlive their requests; track them to close promptly.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    port,
+    async close(): Promise<void> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.allSettled([...inFlight]);
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

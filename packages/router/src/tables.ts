@@ -1,0 +1,729 @@
+import { createHash } from 'node:crypto';
+import { DynamoDbError, resourceInUse, resourceNotFound, validationError } from '@shoal/model';
+import type {
+  BillingMode,
+  IndexProjection,
+  IndexSchema,
+  KeyAttribute,
+  KeyAttributeType,
+  ProvisionedThroughput,
+  TableRecord,
+  TableSchema,
+} from '@shoal/model';
+import type { EngineContext } from './operation.ts';
+import {
+  Constraints,
+  optionalBoolean,
+  optionalInteger,
+  optionalString,
+  optionalStringList,
+  optionalStruct,
+  optionalStructList,
+  requireTableName,
+} from './request.ts';
+import type { RequestBody, RequestInfo, RouterOperationHandler } from './request.ts';
+import { parseTags } from './tags.ts';
+
+/** CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable. */
+
+export const ACCOUNT_ID = '000000000000';
+const MAX_LSIS = 5;
+const MAX_GSIS = 20;
+const MAX_PROJECTED_ATTRIBUTES = 100;
+/** DynamoDB's upper bound on a capacity-unit value. */
+const MAX_CAPACITY_UNITS = 1_000_000_000_000;
+const INVALID = 'One or more parameter values were invalid: ';
+
+export function tableArn(region: string, tableName: string): string {
+  return `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${tableName}`;
+}
+
+/** A stable UUID-shaped TableId: DynamoDB's is a UUID; ours derives from the key space id. */
+function tableUuid(record: TableRecord): string {
+  const hex = createHash('sha256').update(`${record.schema.name}/${record.schema.tableId}/${record.createdAt}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing the shared shapes: key schemas, projections, throughput, attribute definitions.
+
+interface KeySchemaInput {
+  hash: string;
+  range?: string;
+}
+
+interface IndexInput {
+  name: string;
+  keys: KeySchemaInput;
+  projection: IndexProjection;
+  throughput?: ProvisionedThroughput;
+}
+
+/** Reads a KeySchema list's member types and constraints; semantic checks come later. */
+function readKeySchema(list: RequestBody[] | undefined, path: string, constraints: Constraints): { name?: string; keyType?: string }[] {
+  if (!constraints.notNull(path, list)) return [];
+  constraints.length(path, list, 1, 2);
+  return list!.map((element, index) => {
+    const name = optionalString(element, 'AttributeName');
+    const keyType = optionalString(element, 'KeyType');
+    const elementPath = `${path}.${index + 1}.member`;
+    if (constraints.notNull(`${elementPath}.attributeName`, name)) constraints.length(`${elementPath}.attributeName`, name, 1, 255);
+    if (constraints.notNull(`${elementPath}.keyType`, keyType)) constraints.oneOf(`${elementPath}.keyType`, keyType, ['HASH', 'RANGE']);
+    return { name, keyType };
+  });
+}
+
+/** DynamoDB's semantic checks on a key schema whose members already passed their constraints. */
+function checkKeySchema(elements: { name?: string; keyType?: string }[]): KeySchemaInput {
+  const [first, second] = elements;
+  if (second !== undefined && first.name === second.name) {
+    throw validationError('Both the Hash Key and the Range Key element in the KeySchema have the same name');
+  }
+  if (first.keyType !== 'HASH') throw validationError('Invalid KeySchema: The first KeySchemaElement is not a HASH key type');
+  if (second !== undefined && second.keyType !== 'RANGE') {
+    throw validationError('Invalid KeySchema: The second KeySchemaElement is not a RANGE key type');
+  }
+  return { hash: first.name!, range: second?.name };
+}
+
+function readThroughput(
+  body: RequestBody,
+  field: string,
+  path: string,
+  constraints: Constraints,
+): ProvisionedThroughput | undefined {
+  const struct = optionalStruct(body, field);
+  if (struct === undefined) return undefined;
+  const read = optionalInteger(struct, 'ReadCapacityUnits');
+  const write = optionalInteger(struct, 'WriteCapacityUnits');
+  if (constraints.notNull(`${path}.readCapacityUnits`, read)) constraints.range(`${path}.readCapacityUnits`, read, 1);
+  if (constraints.notNull(`${path}.writeCapacityUnits`, write)) constraints.range(`${path}.writeCapacityUnits`, write, 1);
+  return { readCapacityUnits: read ?? 0, writeCapacityUnits: write ?? 0 };
+}
+
+function checkThroughputBounds(throughput: ProvisionedThroughput): void {
+  if (throughput.readCapacityUnits > MAX_CAPACITY_UNITS) {
+    throw validationError(`Given value ${throughput.readCapacityUnits} for ReadCapacityUnits is out of bounds`);
+  }
+  if (throughput.writeCapacityUnits > MAX_CAPACITY_UNITS) {
+    throw validationError(`Given value ${throughput.writeCapacityUnits} for WriteCapacityUnits is out of bounds`);
+  }
+}
+
+function readProjection(body: RequestBody, path: string, constraints: Constraints): { type?: string; nonKey?: string[] } {
+  const projection = optionalStruct(body, 'Projection');
+  if (!constraints.notNull(`${path}.projection`, projection)) return {};
+  const type = optionalString(projection!, 'ProjectionType');
+  const nonKey = optionalStringList(projection!, 'NonKeyAttributes');
+  constraints.oneOf(`${path}.projection.projectionType`, type, ['ALL', 'KEYS_ONLY', 'INCLUDE']);
+  constraints.length(`${path}.projection.nonKeyAttributes`, nonKey, 1, 20);
+  return { type, nonKey };
+}
+
+function checkProjection(projection: { type?: string; nonKey?: string[] }, indexName: string): IndexProjection {
+  if (projection.type === undefined) throw validationError(`${INVALID}Unknown ProjectionType: null`);
+  if (projection.nonKey !== undefined && projection.type !== 'INCLUDE') {
+    throw validationError(`${INVALID}ProjectionType is ${projection.type}, but NonKeyAttributes is specified`);
+  }
+  if (projection.type === 'INCLUDE') {
+    if (projection.nonKey === undefined) {
+      throw validationError(`${INVALID}NonKeyAttributes must be specified when ProjectionType is INCLUDE for index: ${indexName}`);
+    }
+    const duplicate = projection.nonKey.find((name, index) => projection.nonKey!.indexOf(name) !== index);
+    if (duplicate !== undefined) {
+      throw validationError(`${INVALID}Duplicate attribute in NonKeyAttributes: ${duplicate} for index: ${indexName}`);
+    }
+    return { type: 'INCLUDE', nonKeyAttributes: projection.nonKey };
+  }
+  return { type: projection.type as 'ALL' | 'KEYS_ONLY' };
+}
+
+/** Reads an AttributeDefinitions list into name → type (duplicates rejected). */
+function readAttributeDefinitions(
+  body: RequestBody,
+  constraints: Constraints,
+  required: boolean,
+): { name?: string; type?: string }[] | undefined {
+  const list = optionalStructList(body, 'AttributeDefinitions');
+  if (required && !constraints.notNull('attributeDefinitions', list)) return undefined;
+  return list?.map((element, index) => {
+    const name = optionalString(element, 'AttributeName');
+    const type = optionalString(element, 'AttributeType');
+    const path = `attributeDefinitions.${index + 1}.member`;
+    if (constraints.notNull(`${path}.attributeName`, name)) constraints.length(`${path}.attributeName`, name, 1, 255);
+    if (constraints.notNull(`${path}.attributeType`, type)) constraints.oneOf(`${path}.attributeType`, type, ['S', 'N', 'B']);
+    return { name, type };
+  });
+}
+
+function definitionMap(definitions: { name?: string; type?: string }[]): Map<string, KeyAttributeType> {
+  const map = new Map<string, KeyAttributeType>();
+  for (const { name, type } of definitions) {
+    if (map.has(name!)) throw validationError(`${INVALID}Duplicate AttributeName in AttributeDefinitions: ${name}`);
+    map.set(name!, type as KeyAttributeType);
+  }
+  return map;
+}
+
+function requireDefined(keys: KeySchemaInput, definitions: Map<string, KeyAttributeType>): void {
+  const names = [keys.hash, ...(keys.range === undefined ? [] : [keys.range])];
+  if (names.some((name) => !definitions.has(name))) {
+    throw validationError(
+      `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
+        `Keys: [${names.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
+    );
+  }
+}
+
+function keyAttribute(name: string, definitions: Map<string, KeyAttributeType>): KeyAttribute {
+  return { name, type: definitions.get(name)! };
+}
+
+/** Reads one entry of LocalSecondaryIndexes / GlobalSecondaryIndexes / a GSI Create action. */
+function readIndex(
+  element: RequestBody,
+  path: string,
+  constraints: Constraints,
+  withThroughput: boolean,
+): { name?: string; keySchema: { name?: string; keyType?: string }[]; projection: { type?: string; nonKey?: string[] }; throughput?: ProvisionedThroughput } {
+  const name = optionalString(element, 'IndexName');
+  if (constraints.notNull(`${path}.indexName`, name)) constraints.name(`${path}.indexName`, name);
+  const keySchema = readKeySchema(optionalStructList(element, 'KeySchema'), `${path}.keySchema`, constraints);
+  const projection = readProjection(element, path, constraints);
+  const throughput = withThroughput
+    ? readThroughput(element, 'ProvisionedThroughput', `${path}.provisionedThroughput`, constraints)
+    : undefined;
+  return { name, keySchema, projection, throughput };
+}
+
+function checkIndex(
+  raw: ReturnType<typeof readIndex>,
+  definitions: Map<string, KeyAttributeType>,
+): IndexInput {
+  const name = raw.name!;
+  const keys = checkKeySchema(raw.keySchema);
+  requireDefined(keys, definitions);
+  const projection = checkProjection(raw.projection, name);
+  if (raw.throughput !== undefined) checkThroughputBounds(raw.throughput);
+  return { name, keys, projection, throughput: raw.throughput };
+}
+
+function usedAttributes(table: KeySchemaInput, indexes: IndexInput[]): Set<string> {
+  const used = new Set<string>();
+  for (const keys of [table, ...indexes.map((index) => index.keys)]) {
+    used.add(keys.hash);
+    if (keys.range !== undefined) used.add(keys.range);
+  }
+  return used;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptions.
+
+function throughputDescription(throughput: ProvisionedThroughput | undefined): Record<string, number> {
+  return {
+    NumberOfDecreasesToday: 0,
+    ReadCapacityUnits: throughput?.readCapacityUnits ?? 0,
+    WriteCapacityUnits: throughput?.writeCapacityUnits ?? 0,
+  };
+}
+
+function keySchemaDescription(hash: KeyAttribute, range?: KeyAttribute): Record<string, string>[] {
+  const schema = [{ AttributeName: hash.name, KeyType: 'HASH' }];
+  if (range !== undefined) schema.push({ AttributeName: range.name, KeyType: 'RANGE' });
+  return schema;
+}
+
+function projectionDescription(projection: IndexProjection): Record<string, unknown> {
+  return projection.type === 'INCLUDE'
+    ? { ProjectionType: 'INCLUDE', NonKeyAttributes: projection.nonKeyAttributes ?? [] }
+    : { ProjectionType: projection.type };
+}
+
+/** The key attributes of the table and its indexes: exactly what AttributeDefinitions must hold. */
+export function attributeDefinitions(schema: TableSchema): Record<string, string>[] {
+  const seen = new Map<string, KeyAttributeType>();
+  for (const key of [schema.hashKey, schema.rangeKey, ...schema.indexes.flatMap((index) => [index.hashKey, index.rangeKey])]) {
+    if (key !== undefined && !seen.has(key.name)) seen.set(key.name, key.type);
+  }
+  return [...seen].map(([name, type]) => ({ AttributeName: name, AttributeType: type }));
+}
+
+/** DynamoDB's TableDescription of a table record, with live item counts and sizes. */
+export async function describeTable(
+  record: TableRecord,
+  ctx: EngineContext,
+  region: string,
+  options: { status?: string; deletingIndexes?: IndexSchema[] } = {},
+): Promise<Record<string, unknown>> {
+  const { schema } = record;
+  const arn = tableArn(region, schema.name);
+  const stats = await ctx.partitions.statistics(schema);
+  const description: Record<string, unknown> = {
+    AttributeDefinitions: attributeDefinitions({ ...schema, indexes: [...schema.indexes, ...(options.deletingIndexes ?? [])] }),
+    TableName: schema.name,
+    KeySchema: keySchemaDescription(schema.hashKey, schema.rangeKey),
+    TableStatus: options.status ?? record.status,
+    CreationDateTime: record.createdAt,
+    ProvisionedThroughput: throughputDescription(record.billingMode === 'PROVISIONED' ? record.provisioned : undefined),
+    TableSizeBytes: stats.sizeBytes,
+    ItemCount: stats.itemCount,
+    TableArn: arn,
+    TableId: tableUuid(record),
+  };
+  if (record.billingMode === 'PAY_PER_REQUEST') {
+    description.BillingModeSummary = { BillingMode: 'PAY_PER_REQUEST', LastUpdateToPayPerRequestDateTime: record.createdAt };
+  }
+  const lsis: Record<string, unknown>[] = [];
+  const gsis: Record<string, unknown>[] = [];
+  for (const index of schema.indexes) {
+    const indexStats = await ctx.partitions.statistics(schema, index.name);
+    const common = {
+      IndexName: index.name,
+      KeySchema: keySchemaDescription(index.hashKey, index.rangeKey),
+      Projection: projectionDescription(index.projection),
+      IndexSizeBytes: indexStats.sizeBytes,
+      ItemCount: indexStats.itemCount,
+      IndexArn: `${arn}/index/${index.name}`,
+    };
+    if (index.kind === 'LSI') {
+      lsis.push(common);
+      continue;
+    }
+    const backfilling = record.backfilling?.includes(index.name) ?? false;
+    gsis.push({
+      ...common,
+      IndexStatus: backfilling ? 'CREATING' : 'ACTIVE',
+      ...(backfilling ? { Backfilling: true } : {}),
+      ProvisionedThroughput: throughputDescription(
+        record.billingMode === 'PROVISIONED' ? record.indexThroughput?.[index.name] : undefined,
+      ),
+    });
+  }
+  for (const index of options.deletingIndexes ?? []) {
+    gsis.push({
+      IndexName: index.name,
+      KeySchema: keySchemaDescription(index.hashKey, index.rangeKey),
+      Projection: projectionDescription(index.projection),
+      IndexStatus: 'DELETING',
+      ProvisionedThroughput: throughputDescription(undefined),
+      IndexSizeBytes: 0,
+      ItemCount: 0,
+      IndexArn: `${arn}/index/${index.name}`,
+    });
+  }
+  if (lsis.length > 0) description.LocalSecondaryIndexes = lsis;
+  if (gsis.length > 0) description.GlobalSecondaryIndexes = gsis;
+  return description;
+}
+
+/** The table named by a table-management request, or DynamoDB's "Table: X not found". */
+async function requireExistingTable(ctx: EngineContext, name: string): Promise<TableRecord> {
+  const record = await ctx.catalog.get(name);
+  if (record === undefined) throw resourceNotFound(`Requested resource not found: Table: ${name} not found`);
+  return record;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CreateTable.
+
+/** Features DynamoDB has that Shoal does not build yet: refused clearly, never ignored silently. */
+function refuseUnbuiltFeatures(body: RequestBody): void {
+  const streams = optionalStruct(body, 'StreamSpecification');
+  if (streams !== undefined && optionalBoolean(streams, 'StreamEnabled') === true) {
+    throw validationError('Shoal does not support DynamoDB Streams yet: StreamSpecification.StreamEnabled must be false');
+  }
+  if (optionalBoolean(body, 'DeletionProtectionEnabled') === true) {
+    throw validationError('Shoal does not support deletion protection yet: DeletionProtectionEnabled must be false');
+  }
+}
+
+const createTable: RouterOperationHandler = async (body, ctx, request) => {
+  const constraints = new Constraints();
+  const tableName = optionalString(body, 'TableName');
+  const definitionsRaw = readAttributeDefinitions(body, constraints, true);
+  const keySchemaRaw = readKeySchema(optionalStructList(body, 'KeySchema'), 'keySchema', constraints);
+  constraints.tableName('tableName', tableName);
+  const billingMode = optionalString(body, 'BillingMode');
+  constraints.oneOf('billingMode', billingMode, ['PROVISIONED', 'PAY_PER_REQUEST']);
+  const throughput = readThroughput(body, 'ProvisionedThroughput', 'provisionedThroughput', constraints);
+  const lsisRaw = optionalStructList(body, 'LocalSecondaryIndexes')?.map((element, index) =>
+    readIndex(element, `localSecondaryIndexes.${index + 1}.member`, constraints, false),
+  );
+  const gsisRaw = optionalStructList(body, 'GlobalSecondaryIndexes')?.map((element, index) =>
+    readIndex(element, `globalSecondaryIndexes.${index + 1}.member`, constraints, true),
+  );
+  const tags = parseTags(body, constraints, false);
+  constraints.throwIfAny();
+  refuseUnbuiltFeatures(body);
+
+  const mode: BillingMode = billingMode === 'PAY_PER_REQUEST' ? 'PAY_PER_REQUEST' : 'PROVISIONED';
+  if (mode === 'PAY_PER_REQUEST' && throughput !== undefined) {
+    throw validationError(`${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
+  }
+  if (mode === 'PROVISIONED') {
+    if (throughput === undefined) {
+      throw validationError(`${INVALID}ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED`);
+    }
+    checkThroughputBounds(throughput);
+  }
+
+  const definitions = definitionMap(definitionsRaw!);
+  const keyNames = keySchemaRaw.map((element) => element.name!);
+  if (keyNames.length > definitions.size) throw validationError('Invalid KeySchema: Some index key attribute have no definition');
+  if (keyNames.some((name) => !definitions.has(name))) {
+    throw validationError(
+      `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
+        `Keys: [${keyNames.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
+    );
+  }
+  const tableKeys = checkKeySchema(keySchemaRaw);
+
+  const indexNames = new Set<string>();
+  const claimName = (name: string): void => {
+    if (indexNames.has(name)) throw validationError(`${INVALID}Duplicate index name: ${name}`);
+    indexNames.add(name);
+  };
+  const lsis: IndexInput[] = [];
+  if (lsisRaw !== undefined) {
+    if (lsisRaw.length === 0) throw validationError(`${INVALID}List of LocalSecondaryIndexes is empty`);
+    if (tableKeys.range === undefined) {
+      throw validationError(`${INVALID}Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex`);
+    }
+    for (const raw of lsisRaw) {
+      const index = checkIndex(raw, definitions);
+      if (index.keys.range === undefined) {
+        throw validationError(`${INVALID}Index KeySchema does not have a range key for index: ${index.name}`);
+      }
+      if (index.keys.hash !== tableKeys.hash) {
+        throw validationError(
+          `${INVALID}Index KeySchema does not have the same leading hash key as table KeySchema for index: ` +
+            `${index.name}. index hash key: ${index.keys.hash}, table hash key: ${tableKeys.hash}`,
+        );
+      }
+      claimName(index.name);
+      lsis.push(index);
+    }
+    if (lsis.length > MAX_LSIS) {
+      throw validationError(`${INVALID}Number of LocalSecondaryIndexes exceeds per-table limit of ${MAX_LSIS}`);
+    }
+  }
+  const gsis: IndexInput[] = [];
+  if (gsisRaw !== undefined) {
+    if (gsisRaw.length === 0) throw validationError(`${INVALID}List of GlobalSecondaryIndexes is empty`);
+    for (const raw of gsisRaw) {
+      const index = checkIndex(raw, definitions);
+      if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
+        throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
+      }
+      if (mode === 'PROVISIONED' && index.throughput === undefined) {
+        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${index.name}`);
+      }
+      claimName(index.name);
+      gsis.push(index);
+    }
+    if (gsis.length > MAX_GSIS) {
+      throw validationError(`${INVALID}GlobalSecondaryIndex count exceeds the per-table limit of ${MAX_GSIS}`);
+    }
+  }
+  const projected = [...lsis, ...gsis].reduce((sum, index) => sum + (index.projection.nonKeyAttributes?.length ?? 0), 0);
+  if (projected > MAX_PROJECTED_ATTRIBUTES) {
+    throw validationError(`${INVALID}Number of projected attributes in all indexes exceeds limit of ${MAX_PROJECTED_ATTRIBUTES}, provided: ${projected}`);
+  }
+  const used = usedAttributes(tableKeys, [...lsis, ...gsis]);
+  if (lsis.length === 0 && gsis.length === 0 && used.size !== definitions.size) {
+    throw validationError(`${INVALID}Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions`);
+  }
+  if (used.size !== definitions.size) {
+    throw validationError(
+      `${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...definitions.keys()].join(', ')}], ` +
+        `keys used: [${[...used].join(', ')}]`,
+    );
+  }
+
+  return request.tableLock(async () => {
+    if ((await ctx.catalog.get(tableName!)) !== undefined) {
+      throw resourceInUse(`Table already exists: ${tableName}`);
+    }
+    const tableId = await ctx.catalog.allocateSpaceId();
+    const indexes: IndexSchema[] = [];
+    for (const [kind, list] of [['LSI', lsis], ['GSI', gsis]] as const) {
+      for (const index of list) {
+        indexes.push({
+          name: index.name,
+          kind,
+          indexId: await ctx.catalog.allocateSpaceId(),
+          hashKey: keyAttribute(index.keys.hash, definitions),
+          ...(index.keys.range === undefined ? {} : { rangeKey: keyAttribute(index.keys.range, definitions) }),
+          projection: index.projection,
+        });
+      }
+    }
+    const record: TableRecord = {
+      schema: {
+        name: tableName!,
+        tableId,
+        hashKey: keyAttribute(tableKeys.hash, definitions),
+        ...(tableKeys.range === undefined ? {} : { rangeKey: keyAttribute(tableKeys.range, definitions) }),
+        indexes,
+      },
+      // Shoal creates a table's key space at once, so a table is usable as soon as it exists.
+      status: 'ACTIVE',
+      createdAt: ctx.now() / 1000,
+      billingMode: mode,
+      ...(mode === 'PROVISIONED'
+        ? {
+            provisioned: throughput,
+            indexThroughput: Object.fromEntries(gsis.map((index) => [index.name, index.throughput!])),
+          }
+        : {}),
+      tags: tags ?? {},
+    };
+    await ctx.catalog.put(record);
+    return { TableDescription: await describeTable(record, ctx, request.region) };
+  });
+};
+
+// ---------------------------------------------------------------------------------------------
+// DescribeTable, ListTables, DeleteTable.
+
+const describeTableOperation: RouterOperationHandler = async (body, ctx, request) => {
+  const name = requireTableName(body);
+  const record = await requireExistingTable(ctx, name);
+  return { Table: await describeTable(record, ctx, request.region) };
+};
+
+const listTables: RouterOperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const limit = optionalInteger(body, 'Limit');
+  const start = optionalString(body, 'ExclusiveStartTableName');
+  constraints.range('limit', limit, 1, 100);
+  constraints.name('exclusiveStartTableName', start);
+  constraints.throwIfAny();
+  const pageSize = limit ?? 100;
+  const names = (await ctx.catalog.list())
+    .map((record) => record.schema.name)
+    .filter((name) => start === undefined || name > start);
+  const page = names.slice(0, pageSize);
+  return names.length > pageSize ? { TableNames: page, LastEvaluatedTableName: page[page.length - 1] } : { TableNames: page };
+};
+
+const deleteTable: RouterOperationHandler = async (body, ctx, request) => {
+  const name = requireTableName(body);
+  return request.tableLock(async () => {
+    const record = await requireExistingTable(ctx, name);
+    const description = await describeTable(record, ctx, request.region, { status: 'DELETING' });
+    // The record goes first: a crash in between leaves unreachable data in a key space never reused.
+    await ctx.catalog.delete(name);
+    await ctx.partitions.dropTable(record.schema);
+    return { TableDescription: description };
+  });
+};
+
+// ---------------------------------------------------------------------------------------------
+// UpdateTable.
+
+type GsiUpdate =
+  | { kind: 'Create'; raw: ReturnType<typeof readIndex> }
+  | { kind: 'Delete'; name: string }
+  | { kind: 'Update'; name: string; throughput: ProvisionedThroughput };
+
+function readGsiUpdates(body: RequestBody, constraints: Constraints): GsiUpdate[] | undefined {
+  const list = optionalStructList(body, 'GlobalSecondaryIndexUpdates');
+  return list?.map((element, index): GsiUpdate => {
+    const path = `globalSecondaryIndexUpdates.${index + 1}.member`;
+    const create = optionalStruct(element, 'Create');
+    const remove = optionalStruct(element, 'Delete');
+    const update = optionalStruct(element, 'Update');
+    if ([create, remove, update].filter((action) => action !== undefined).length !== 1) {
+      throw validationError(
+        `${INVALID}One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null`,
+      );
+    }
+    if (create !== undefined) return { kind: 'Create', raw: readIndex(create, `${path}.create`, constraints, true) };
+    const action = (remove ?? update)!;
+    const actionPath = `${path}.${remove !== undefined ? 'delete' : 'update'}`;
+    const name = optionalString(action, 'IndexName');
+    if (constraints.notNull(`${actionPath}.indexName`, name)) constraints.name(`${actionPath}.indexName`, name);
+    if (remove !== undefined) return { kind: 'Delete', name: name ?? '' };
+    const throughput = readThroughput(action, 'ProvisionedThroughput', `${actionPath}.provisionedThroughput`, constraints);
+    constraints.notNull(`${actionPath}.provisionedThroughput`, throughput);
+    return { kind: 'Update', name: name ?? '', throughput: throughput ?? { readCapacityUnits: 0, writeCapacityUnits: 0 } };
+  });
+}
+
+function sameThroughput(a: ProvisionedThroughput | undefined, b: ProvisionedThroughput): boolean {
+  return a !== undefined && a.readCapacityUnits === b.readCapacityUnits && a.writeCapacityUnits === b.writeCapacityUnits;
+}
+
+function unchangedThroughput(current: ProvisionedThroughput, requested: ProvisionedThroughput): DynamoDbError {
+  return validationError(
+    'The provisioned throughput for the table will not change. The requested value equals the current value. ' +
+      `Current ReadCapacityUnits provisioned for the table: ${current.readCapacityUnits}. Requested ReadCapacityUnits: ${requested.readCapacityUnits}. ` +
+      `Current WriteCapacityUnits provisioned for the table: ${current.writeCapacityUnits}. Requested WriteCapacityUnits: ${requested.writeCapacityUnits}. ` +
+      'Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.',
+  );
+}
+
+const updateTable: RouterOperationHandler = async (body, ctx, request) => {
+  const constraints = new Constraints();
+  const tableName = optionalString(body, 'TableName');
+  constraints.tableName('tableName', tableName);
+  const billingMode = optionalString(body, 'BillingMode');
+  constraints.oneOf('billingMode', billingMode, ['PROVISIONED', 'PAY_PER_REQUEST']);
+  const throughput = readThroughput(body, 'ProvisionedThroughput', 'provisionedThroughput', constraints);
+  const definitionsRaw = readAttributeDefinitions(body, constraints, false);
+  const gsiUpdates = readGsiUpdates(body, constraints);
+  constraints.throwIfAny();
+  refuseUnbuiltFeatures(body);
+  if (throughput === undefined && billingMode === undefined && (gsiUpdates === undefined || gsiUpdates.length === 0)) {
+    throw validationError(
+      'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required',
+    );
+  }
+  if (throughput !== undefined) checkThroughputBounds(throughput);
+  const touched = new Set<string>();
+  for (const update of gsiUpdates ?? []) {
+    const name = update.kind === 'Create' ? update.raw.name! : update.name;
+    if (touched.has(name)) {
+      throw validationError(`${INVALID}Only one global secondary index update per index is allowed simultaneously. Index: ${name}`);
+    }
+    touched.add(name);
+  }
+
+  return request.tableLock(async () => {
+    const record = await requireExistingTable(ctx, tableName!);
+    const mode: BillingMode = (billingMode as BillingMode | undefined) ?? record.billingMode;
+    if (throughput !== undefined && mode === 'PAY_PER_REQUEST') {
+      throw validationError(`${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
+    }
+    if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST' && throughput === undefined) {
+      throw validationError(`${INVALID}ProvisionedThroughput must be specified when BillingMode is PROVISIONED`);
+    }
+    if (throughput !== undefined && record.billingMode === 'PROVISIONED' && sameThroughput(record.provisioned, throughput)) {
+      throw unchangedThroughput(record.provisioned!, throughput);
+    }
+
+    const next: TableRecord = structuredClone(record);
+    next.billingMode = mode;
+    if (mode === 'PAY_PER_REQUEST') {
+      delete next.provisioned;
+      delete next.indexThroughput;
+    } else if (throughput !== undefined) {
+      next.provisioned = throughput;
+    }
+
+    const creates = (gsiUpdates ?? []).filter((update) => update.kind === 'Create');
+    const deletes = (gsiUpdates ?? []).filter((update) => update.kind === 'Delete');
+    if (creates.length + deletes.length > 1 || (creates.length + deletes.length === 1 && (record.backfilling?.length ?? 0) > 0)) {
+      throw new DynamoDbError(
+        'LimitExceededException',
+        'Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table',
+      );
+    }
+
+    const gsiNames = new Set(record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.name));
+    for (const update of gsiUpdates ?? []) {
+      if (update.kind === 'Update') {
+        if (!gsiNames.has(update.name)) throw resourceNotFound(`Requested resource not found: Index: ${update.name} not found`);
+        if (mode === 'PAY_PER_REQUEST') {
+          throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${update.name} when BillingMode is PAY_PER_REQUEST`);
+        }
+        checkThroughputBounds(update.throughput);
+        next.indexThroughput = { ...next.indexThroughput, [update.name]: update.throughput };
+      }
+    }
+    if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST') {
+      const missing = [...gsiNames].filter((name) => next.indexThroughput?.[name] === undefined);
+      if (missing.length > 0) {
+        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${missing.join(',')}`);
+      }
+    }
+
+    let created: IndexSchema | undefined;
+    let deleted: IndexSchema | undefined;
+    const [create] = creates;
+    if (create !== undefined && create.kind === 'Create') {
+      const existing = new Map(attributeDefinitions(record.schema).map((d) => [d.AttributeName, d.AttributeType as KeyAttributeType]));
+      const supplied = definitionMap(definitionsRaw ?? []);
+      for (const [name, type] of supplied) {
+        if (existing.has(name) && existing.get(name) !== type) {
+          throw validationError(`${INVALID}Cannot change the type of attribute ${name}: it is defined as ${existing.get(name)} in the table`);
+        }
+      }
+      const definitions = new Map([...existing, ...supplied]);
+      const index = checkIndex(create.raw, definitions);
+      if (record.schema.indexes.some((other) => other.name === index.name)) {
+        throw validationError(`${INVALID}Attempting to create an index which already exists: ${index.name}`);
+      }
+      if (gsiNames.size + 1 > MAX_GSIS) {
+        throw new DynamoDbError('LimitExceededException', `GlobalSecondaryIndex count exceeds the per-table limit of ${MAX_GSIS}`);
+      }
+      if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
+        throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
+      }
+      if (mode === 'PROVISIONED' && index.throughput === undefined) {
+        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${index.name}`);
+      }
+      const indexKeys = [index.keys.hash, ...(index.keys.range === undefined ? [] : [index.keys.range])];
+      const unused = [...supplied.keys()].filter((name) => !existing.has(name) && !indexKeys.includes(name));
+      if (unused.length > 0) {
+        throw validationError(`${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...supplied.keys()].join(', ')}], keys used: [${indexKeys.join(', ')}]`);
+      }
+      created = {
+        name: index.name,
+        kind: 'GSI',
+        indexId: await ctx.catalog.allocateSpaceId(),
+        hashKey: keyAttribute(index.keys.hash, definitions),
+        ...(index.keys.range === undefined ? {} : { rangeKey: keyAttribute(index.keys.range, definitions) }),
+        projection: index.projection,
+      };
+      next.schema.indexes.push(created);
+      next.backfilling = [...(next.backfilling ?? []), created.name];
+      if (index.throughput !== undefined) next.indexThroughput = { ...next.indexThroughput, [index.name]: index.throughput };
+    }
+    const [remove] = deletes;
+    if (remove !== undefined && remove.kind === 'Delete') {
+      deleted = record.schema.indexes.find((index) => index.kind === 'GSI' && index.name === remove.name);
+      if (deleted === undefined) throw resourceNotFound(`Requested resource not found: Index: ${remove.name} not found`);
+      next.schema.indexes = next.schema.indexes.filter((index) => index.name !== remove.name);
+      if (next.indexThroughput !== undefined) delete next.indexThroughput[remove.name];
+    }
+
+    // Writes see the new schema from here on, so the backfill below cannot miss a concurrent write.
+    await ctx.catalog.put(next);
+    if (deleted !== undefined) await ctx.partitions.dropIndex(record.schema, deleted.name);
+    if (created !== undefined) {
+      const indexName = created.name;
+      request.background(() => backfill(ctx, next.schema, indexName, request));
+    }
+    return {
+      TableDescription: await describeTable(next, ctx, request.region, {
+        deletingIndexes: deleted === undefined ? [] : [deleted],
+      }),
+    };
+  });
+};
+
+/** Builds a new GSI from the table's items, then marks it ACTIVE. */
+export async function backfill(ctx: EngineContext, schema: TableSchema, indexName: string, request: Pick<RequestInfo, 'tableLock'>): Promise<void> {
+  await ctx.partitions.backfillIndex(schema, indexName);
+  await request.tableLock(async () => {
+    const record = await ctx.catalog.get(schema.name);
+    // The table may have been deleted (or deleted and re-created) meanwhile.
+    if (record === undefined || record.schema.tableId !== schema.tableId || !record.backfilling?.includes(indexName)) return;
+    const backfilling = record.backfilling.filter((name) => name !== indexName);
+    const next: TableRecord = { ...record };
+    if (backfilling.length > 0) next.backfilling = backfilling;
+    else delete next.backfilling;
+    await ctx.catalog.put(next);
+  });
+}
+
+export const tableOperations: Record<string, RouterOperationHandler> = {
+  CreateTable: createTable,
+  DescribeTable: describeTableOperation,
+  ListTables: listTables,
+  DeleteTable: deleteTable,
+  UpdateTable: updateTable,
+};

@@ -1,0 +1,65 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { startRouter } from '@shoal/router';
+import type { Router } from '@shoal/router';
+import { openLocalStore } from '@shoal/storage';
+
+/** A Shoal router and local store running inside the test process, with real AWS SDK clients. */
+export interface ShoalUnderTest {
+  endpoint: string;
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  router: Router;
+  close(): Promise<void>;
+}
+
+export interface StartShoalOptions {
+  /** A data directory (persistent store); default: in memory. */
+  dataDir?: string;
+  inMemory?: boolean;
+  sync?: boolean;
+  /** Clock in milliseconds for the router (TTL); default Date.now. */
+  now?: () => number;
+  /** TTL sweep timer; default 0 (off): tests call `router.sweepTtl()`. */
+  ttlSweepIntervalMs?: number;
+}
+
+/** SDK clients pointed at `endpoint`: dummy credentials, no retries so every error surfaces. */
+export function sdkClients(endpoint: string): { client: DynamoDBClient; doc: DynamoDBDocumentClient } {
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+    maxAttempts: 1,
+  });
+  return { client, doc: DynamoDBDocumentClient.from(client) };
+}
+
+export async function startShoal(options: StartShoalOptions = {}): Promise<ShoalUnderTest> {
+  const store = await openLocalStore(
+    options.dataDir === undefined
+      ? { inMemory: true, sync: options.sync }
+      : { dataDir: options.dataDir, sync: options.sync },
+  );
+  const router = await startRouter({
+    partitions: store.partitions,
+    catalog: store.catalog,
+    host: '127.0.0.1',
+    port: 0,
+    now: options.now,
+    ttlSweepIntervalMs: options.ttlSweepIntervalMs ?? 0,
+  });
+  const endpoint = `http://127.0.0.1:${router.port}`;
+  const { client, doc } = sdkClients(endpoint);
+  return {
+    endpoint,
+    client,
+    doc,
+    router,
+    async close() {
+      client.destroy();
+      await router.close();
+      await store.close();
+    },
+  };
+}
