@@ -8,3 +8,4 @@ export * from './values.ts';
 export * from './validation.ts';
 export * from './key-encoding.ts';
 export * from './item-size.ts';
+export * from './expressions/index.ts';

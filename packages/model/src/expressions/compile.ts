@@ -1,0 +1,197 @@
+/**
+ * The entry point: all expressions of one request checked together, as DynamoDB does, and compiled.
+ */
+import type { AttributeValue, Item } from '../attribute-value.ts';
+import { DynamoDbError, validationError } from '../errors.ts';
+import { validateAttributeValue } from '../validation.ts';
+import type { ConditionNode, ProjectionNode } from './ast.ts';
+import type { Placeholders, ProblemCategory } from './bind.ts';
+import { LruCache } from './cache.ts';
+import { bindCondition, CONDITION_PROBLEM_ORDER } from './condition.ts';
+import { ExpressionError, ProblemCollector } from './expression-error.ts';
+import { compiledKeyCondition, keyTermsOf, type CompiledKeyCondition } from './key-condition.ts';
+import type { DocumentPath } from './paths.ts';
+import { parseCondition, parseProjection, parseUpdate, type ParsedUpdate } from './parser.ts';
+import { bindProjection, PROJECTION_PROBLEM_ORDER, type CompiledProjection } from './projection.ts';
+import { bindUpdate, UPDATE_PROBLEM_ORDER, type CompiledUpdate } from './update.ts';
+
+export interface ExpressionRequest {
+  condition?: string;
+  update?: string;
+  projection?: string;
+  keyCondition?: string;
+  filter?: string;
+  names?: Record<string, string>;
+  values?: Record<string, AttributeValue>;
+}
+
+export interface CompiledCondition {
+  /** `item` undefined means there is no such item. */
+  evaluate(item: Item | undefined): boolean;
+  /** Every document path the condition reads. */
+  readonly paths: readonly DocumentPath[];
+}
+
+export interface CompiledExpressions {
+  condition?: CompiledCondition;
+  filter?: CompiledCondition;
+  update?: CompiledUpdate;
+  projection?: CompiledProjection;
+  keyCondition?: CompiledKeyCondition;
+}
+
+/** DynamoDB's limit on each expression string, in bytes. */
+export const MAX_EXPRESSION_BYTES = 4096;
+const PARSE_CACHE_CAPACITY = 2000;
+
+type ParsedExpression =
+  | { kind: 'condition'; tree: ConditionNode }
+  | { kind: 'update'; tree: ParsedUpdate }
+  | { kind: 'projection'; tree: ProjectionNode };
+
+const parseCache = new LruCache<string, ParsedExpression>(PARSE_CACHE_CAPACITY);
+
+function parseCached<K extends ParsedExpression['kind']>(kind: K, text: string): Extract<ParsedExpression, { kind: K }> {
+  const cacheKey = `${kind}\u0000${text}`;
+  let parsed = parseCache.get(cacheKey);
+  if (parsed === undefined) {
+    if (kind === 'condition') parsed = { kind, tree: parseCondition(text) };
+    else if (kind === 'update') parsed = { kind: 'update', tree: parseUpdate(text) };
+    else parsed = { kind: 'projection', tree: parseProjection(text) };
+    parseCache.set(cacheKey, parsed);
+  }
+  return parsed as Extract<ParsedExpression, { kind: K }>;
+}
+
+/** The request parameter each expression comes from, for messages. */
+const PARAMETER_NAMES = {
+  condition: 'ConditionExpression',
+  update: 'UpdateExpression',
+  keyCondition: 'KeyConditionExpression',
+  filter: 'FilterExpression',
+  projection: 'ProjectionExpression',
+} as const;
+
+type ExpressionField = keyof typeof PARAMETER_NAMES;
+
+function checkText(field: ExpressionField, text: string): void {
+  if (text.trim() === '') throw new ExpressionError('The expression can not be empty;');
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > MAX_EXPRESSION_BYTES) {
+    // DynamoDB adds the size only for these two (observed behaviour).
+    const suffix = field === 'condition' || field === 'filter' ? ` expression size: ${size}` : '';
+    throw new ExpressionError(`Expression size has exceeded the maximum allowed size;${suffix}`);
+  }
+}
+
+/** Runs `compile` for one expression, giving its errors the `Invalid <Parameter>: ` prefix. */
+function compileOne<T>(field: ExpressionField, text: string, compile: () => T): T {
+  try {
+    checkText(field, text);
+    return compile();
+  } catch (error) {
+    if (error instanceof ExpressionError) throw validationError(`Invalid ${PARAMETER_NAMES[field]}: ${error.message}`);
+    throw error;
+  }
+}
+
+function bindChecked<T>(order: readonly ProblemCategory[], bind: (problems: ProblemCollector<ProblemCategory>) => T): T {
+  const problems = new ProblemCollector<ProblemCategory>(order);
+  const bound = bind(problems);
+  problems.throwFirst();
+  return bound;
+}
+
+
+const PLACEHOLDER_KEY = { names: /^#[0-9A-Za-z_]+$/, values: /^:[0-9A-Za-z_]+$/ } as const;
+
+function checkPlaceholderMaps(request: ExpressionRequest): void {
+  const maps = [
+    ['ExpressionAttributeNames', request.names, PLACEHOLDER_KEY.names],
+    ['ExpressionAttributeValues', request.values, PLACEHOLDER_KEY.values],
+  ] as const;
+  for (const [parameter, map, pattern] of maps) {
+    if (map === undefined) continue;
+    const keys = Object.keys(map);
+    if (keys.length === 0) throw validationError(`${parameter} must not be empty`);
+    const invalid = keys.find((key) => !pattern.test(key));
+    if (invalid !== undefined) throw validationError(`${parameter} contains invalid key: Syntax error; key: "${invalid}"`);
+  }
+  if (request.values !== undefined) {
+    for (const [key, value] of Object.entries(request.values)) {
+      try {
+        validateAttributeValue(value);
+      } catch (error) {
+        if (error instanceof DynamoDbError) {
+          throw validationError(`ExpressionAttributeValues contains invalid value: ${error.message} for key ${key}`);
+        }
+        throw error;
+      }
+    }
+  }
+}
+
+function checkAllUsed(request: ExpressionRequest, placeholders: Placeholders): void {
+  const unusedNames = Object.keys(request.names ?? {}).filter((k) => !placeholders.usedNames.has(k));
+  if (unusedNames.length > 0) {
+    throw validationError(`Value provided in ExpressionAttributeNames unused in expressions: keys: {${unusedNames.join(', ')}}`);
+  }
+  const unusedValues = Object.keys(request.values ?? {}).filter((k) => !placeholders.usedValues.has(k));
+  if (unusedValues.length > 0) {
+    throw validationError(`Value provided in ExpressionAttributeValues unused in expressions: keys: {${unusedValues.join(', ')}}`);
+  }
+}
+
+/**
+ * Checks and compiles every expression of a request. Throws validationError with DynamoDB's message for
+ * the first problem DynamoDB would report.
+ */
+export function compileExpressions(request: ExpressionRequest): CompiledExpressions {
+  checkPlaceholderMaps(request);
+  const placeholders: Placeholders = {
+    names: request.names,
+    values: request.values,
+    usedNames: new Set(),
+    usedValues: new Set(),
+  };
+  const compiled: CompiledExpressions = {};
+  const condition = (field: 'condition' | 'filter', text: string) =>
+    compileOne(field, text, () => {
+      const { tree } = parseCached('condition', text);
+      const paths: DocumentPath[] = [];
+      const evaluate = bindChecked(CONDITION_PROBLEM_ORDER, (p) => bindCondition(tree, { ...placeholders, paths }, p));
+      return { evaluate, paths };
+    });
+
+  if (request.update !== undefined) {
+    const text = request.update;
+    compiled.update = compileOne('update', text, () => {
+      const { tree } = parseCached('update', text);
+      return bindChecked(UPDATE_PROBLEM_ORDER, (p) => bindUpdate(tree, placeholders, p));
+    });
+  }
+  if (request.condition !== undefined) compiled.condition = condition('condition', request.condition);
+  let keyTerms: ReturnType<typeof keyTermsOf> | undefined;
+  if (request.keyCondition !== undefined) {
+    const text = request.keyCondition;
+    keyTerms = compileOne('keyCondition', text, () => {
+      const { tree } = parseCached('condition', text);
+      bindChecked(CONDITION_PROBLEM_ORDER, (p) => bindCondition(tree, placeholders, p));
+      return keyTermsOf(tree, placeholders);
+    });
+  }
+  if (request.filter !== undefined) compiled.filter = condition('filter', request.filter);
+  if (request.projection !== undefined) {
+    const text = request.projection;
+    compiled.projection = compileOne('projection', text, () => {
+      const { tree } = parseCached('projection', text);
+      return bindChecked(PROJECTION_PROBLEM_ORDER, (p) => bindProjection(tree, placeholders, p));
+    });
+  }
+  checkAllUsed(request, placeholders);
+  if (keyTerms !== undefined) {
+    if (typeof keyTerms === 'string') throw validationError(keyTerms);
+    compiled.keyCondition = compiledKeyCondition(keyTerms);
+  }
+  return compiled;
+}

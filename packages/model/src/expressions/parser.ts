@@ -1,0 +1,292 @@
+/**
+ * Recursive-descent parsers for condition (also filter and key condition), update and projection
+ * expressions. They check syntax only and report it the way DynamoDB does; meaning is checked when the
+ * tree is bound to a request's placeholders (see bind.ts).
+ */
+import type {
+  CallNode,
+  Comparator,
+  ConditionNode,
+  OperandNode,
+  PathNode,
+  ProjectionNode,
+  RawPathElement,
+  SetValueNode,
+  UpdateActionNode,
+  UpdateNode,
+  ValueNode,
+} from './ast.ts';
+import { ExpressionError } from './expression-error.ts';
+import { syntaxErrorMessage, tokenize, type Token } from './lexer.ts';
+
+const COMPARATORS = new Set<string>(['=', '<>', '<', '<=', '>', '>=']);
+/** Words that are syntax, never attribute names, in condition expressions. */
+const CONDITION_KEYWORDS = new Set(['AND', 'OR', 'NOT', 'BETWEEN', 'IN']);
+const UPDATE_SECTIONS = new Set(['SET', 'REMOVE', 'ADD', 'DELETE']);
+
+class Parser {
+  private readonly source: string;
+  private readonly tokens: Token[];
+  private pos = 0;
+
+  constructor(source: string) {
+    this.source = source;
+    this.tokens = tokenize(source);
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  rewind(position: number): void {
+    this.pos = position;
+  }
+
+  peek(offset = 0): Token {
+    return this.tokens[Math.min(this.pos + offset, this.tokens.length - 1)];
+  }
+
+  next(): Token {
+    const token = this.tokens[this.pos];
+    if (this.pos < this.tokens.length - 1) this.pos++;
+    return token;
+  }
+
+  fail(): never {
+    throw new ExpressionError(syntaxErrorMessage(this.source, this.tokens, this.pos));
+  }
+
+  atPunct(text: string, offset = 0): boolean {
+    const token = this.peek(offset);
+    return token.kind === 'punct' && token.text === text;
+  }
+
+  atWord(upper: string): boolean {
+    const token = this.peek();
+    return token.kind === 'word' && token.text.toUpperCase() === upper;
+  }
+
+  expectPunct(text: string): void {
+    if (!this.atPunct(text)) this.fail();
+    this.next();
+  }
+
+  expectEnd(): void {
+    if (this.peek().kind !== 'eof') this.fail();
+  }
+
+  /** a, #n, a.b, a[0], #n[1].c ... */
+  path(keywords: ReadonlySet<string>): PathNode {
+    const elements: RawPathElement[] = [this.pathName(keywords)];
+    for (;;) {
+      if (this.atPunct('.')) {
+        this.next();
+        elements.push(this.pathName(keywords));
+      } else if (this.atPunct('[')) {
+        this.next();
+        const digits = this.peek();
+        if (digits.kind !== 'digits') this.fail();
+        this.next();
+        this.expectPunct(']');
+        elements.push({ kind: 'index', index: Number(digits.text) });
+      } else {
+        return { type: 'path', elements };
+      }
+    }
+  }
+
+  private pathName(keywords: ReadonlySet<string>): RawPathElement {
+    const token = this.peek();
+    if (token.kind === 'name') {
+      this.next();
+      return { kind: 'placeholder', name: token.text };
+    }
+    if (token.kind === 'word' && !keywords.has(token.text.toUpperCase())) {
+      this.next();
+      return { kind: 'attribute', name: token.text };
+    }
+    return this.fail();
+  }
+
+  value(): ValueNode {
+    const token = this.peek();
+    if (token.kind !== 'value') this.fail();
+    this.next();
+    return { type: 'value', name: token.text };
+  }
+
+  /** A path, a value or a function call, whose arguments are parsed by `argument`. */
+  operand(keywords: ReadonlySet<string>, argument: () => OperandNode): OperandNode {
+    const token = this.peek();
+    if (token.kind === 'value') return this.value();
+    if (token.kind === 'word' && this.atPunct('(', 1) && !keywords.has(token.text.toUpperCase())) {
+      this.next();
+      this.next();
+      const args = [argument()];
+      while (this.atPunct(',')) {
+        this.next();
+        args.push(argument());
+      }
+      this.expectPunct(')');
+      return { type: 'call', name: token.text, args } satisfies CallNode;
+    }
+    return this.path(keywords);
+  }
+}
+
+// ---- condition expressions ----
+
+function conditionOperand(p: Parser): OperandNode {
+  return p.operand(CONDITION_KEYWORDS, () => conditionOperand(p));
+}
+
+function orCondition(p: Parser): ConditionNode {
+  let left = andCondition(p);
+  while (p.atWord('OR')) {
+    p.next();
+    left = { type: 'or', left, right: andCondition(p) };
+  }
+  return left;
+}
+
+function andCondition(p: Parser): ConditionNode {
+  let left = notCondition(p);
+  while (p.atWord('AND')) {
+    p.next();
+    left = { type: 'and', left, right: notCondition(p) };
+  }
+  return left;
+}
+
+function notCondition(p: Parser): ConditionNode {
+  if (p.atWord('NOT')) {
+    p.next();
+    return { type: 'not', operand: notCondition(p) };
+  }
+  return predicate(p);
+}
+
+function startsComparison(p: Parser): boolean {
+  const token = p.peek();
+  return (token.kind === 'punct' && COMPARATORS.has(token.text)) || p.atWord('BETWEEN') || p.atWord('IN');
+}
+
+function predicate(p: Parser): ConditionNode {
+  if (p.atPunct('(')) {
+    // `(a) = :v` puts an operand in parentheses; `(a = :v)` a condition. Try the operand first.
+    const start = p.position;
+    p.next();
+    try {
+      const operand = conditionOperand(p);
+      if (p.atPunct(')')) {
+        p.next();
+        if (startsComparison(p)) return comparison(p, { ...operand, parenthesized: true });
+      }
+    } catch (error) {
+      if (!(error instanceof ExpressionError)) throw error;
+    }
+    p.rewind(start + 1);
+    const inner = orCondition(p);
+    p.expectPunct(')');
+    return { type: 'parens', inner };
+  }
+  const operand = conditionOperand(p);
+  if (startsComparison(p)) return comparison(p, operand);
+  if (operand.type === 'call') return { type: 'function', call: operand };
+  return p.fail();
+}
+
+function comparison(p: Parser, left: OperandNode): ConditionNode {
+  const token = p.peek();
+  if (token.kind === 'punct') {
+    p.next();
+    return { type: 'compare', op: token.text as Comparator, left, right: conditionOperand(p) };
+  }
+  if (p.atWord('BETWEEN')) {
+    p.next();
+    const low = conditionOperand(p);
+    if (!p.atWord('AND')) p.fail();
+    p.next();
+    return { type: 'between', operand: left, low, high: conditionOperand(p) };
+  }
+  p.next(); // IN
+  p.expectPunct('(');
+  const list = [conditionOperand(p)];
+  while (p.atPunct(',')) {
+    p.next();
+    list.push(conditionOperand(p));
+  }
+  p.expectPunct(')');
+  return { type: 'in', operand: left, list };
+}
+
+export function parseCondition(source: string): ConditionNode {
+  const p = new Parser(source);
+  const node = orCondition(p);
+  p.expectEnd();
+  return node;
+}
+
+// ---- update expressions ----
+
+const NO_KEYWORDS: ReadonlySet<string> = new Set();
+
+function updateOperand(p: Parser): OperandNode {
+  return p.operand(NO_KEYWORDS, () => updateOperand(p));
+}
+
+function setValue(p: Parser): SetValueNode {
+  const left = updateOperand(p);
+  if (p.atPunct('+') || p.atPunct('-')) {
+    const op = p.next().text as '+' | '-';
+    return { type: 'arithmetic', op, left, right: updateOperand(p) };
+  }
+  return left;
+}
+
+export interface ParsedUpdate extends UpdateNode {
+  /** A section given twice; DynamoDB reports it after syntax errors. */
+  repeatedSection?: string;
+}
+
+export function parseUpdate(source: string): ParsedUpdate {
+  const p = new Parser(source);
+  const actions: UpdateActionNode[] = [];
+  const seen = new Set<string>();
+  let repeatedSection: string | undefined;
+  do {
+    const token = p.peek();
+    const section = token.kind === 'word' ? token.text.toUpperCase() : '';
+    if (!UPDATE_SECTIONS.has(section)) p.fail();
+    p.next();
+    if (seen.has(section)) repeatedSection ??= section;
+    seen.add(section);
+    for (;;) {
+      const path = p.path(NO_KEYWORDS);
+      if (section === 'SET') {
+        p.expectPunct('=');
+        actions.push({ action: 'SET', path, value: setValue(p) });
+      } else if (section === 'REMOVE') {
+        actions.push({ action: 'REMOVE', path });
+      } else {
+        actions.push({ action: section as 'ADD' | 'DELETE', path, value: p.value() });
+      }
+      if (!p.atPunct(',')) break;
+      p.next();
+    }
+  } while (p.peek().kind !== 'eof');
+  return repeatedSection === undefined ? { actions } : { actions, repeatedSection };
+}
+
+// ---- projection expressions ----
+
+export function parseProjection(source: string): ProjectionNode {
+  const p = new Parser(source);
+  const paths = [p.path(NO_KEYWORDS)];
+  while (p.atPunct(',')) {
+    p.next();
+    paths.push(p.path(NO_KEYWORDS));
+  }
+  p.expectEnd();
+  return { paths };
+}

@@ -1,0 +1,408 @@
+/**
+ * Update expressions: SET (with + and -, if_not_exists, list_append), REMOVE, ADD and DELETE, with
+ * DynamoDB's checks and semantics. Every value on the right-hand side is read from the item as it was
+ * before the update, and list indexes always mean positions in the original list, so the actions of one
+ * expression never see each other's effects.
+ */
+import type { AttributeValue, Item } from '../attribute-value.ts';
+import { validationError } from '../errors.ts';
+import { addNumbers, normalizeNumber, subtractNumbers } from '../number.ts';
+import { attributeTypeOf, decodeBinary } from '../values.ts';
+import type { CallNode, OperandNode, SetValueNode, UpdateNode } from './ast.ts';
+import { bindPath, bindValue, type Placeholders, type Problems } from './bind.ts';
+import { UPDATE_FUNCTIONS } from './condition.ts';
+import { checkPathsIndependent, valueAtPath, type DocumentPath } from './paths.ts';
+
+export const UPDATE_PROBLEM_ORDER = [
+  'reserved',
+  'unknownFunction',
+  'misusedFunction',
+  'section',
+  'undefinedName',
+  'undefinedValue',
+  'pathOverlap',
+  'pathConflict',
+  'operand',
+  'function',
+] as const;
+
+const CONDITION_ONLY_FUNCTIONS = new Set(['attribute_exists', 'attribute_not_exists', 'attribute_type', 'begins_with', 'contains', 'size']);
+
+const MISSING_ATTRIBUTE = 'The provided expression refers to an attribute that does not exist in the item';
+const WRONG_DATA_TYPE = 'An operand in the update expression has an incorrect data type';
+const INVALID_PATH = 'The document path provided in the update expression is invalid for update';
+
+/** Names DynamoDB uses for value types in ADD/DELETE operand messages. */
+const TYPE_WORDS: Readonly<Record<string, string>> = {
+  S: 'STRING',
+  N: 'NUMBER',
+  B: 'BINARY',
+  BOOL: 'BOOLEAN',
+  NULL: 'NULL',
+  L: 'LIST',
+  M: 'MAP',
+};
+
+export interface CompiledUpdate {
+  /**
+   * The item after the update. `existing` undefined means there is no item yet: the update starts from
+   * `key`. Throws validationError with DynamoDB's message when the update cannot apply to this item.
+   */
+  apply(existing: Item | undefined, key: Item): Item;
+  /** Top-level attribute names the update touches, in expression order (for ReturnValues UPDATED_*). */
+  readonly updatedAttributes: string[];
+  /** The document paths the update writes or removes. */
+  readonly updatedPaths: DocumentPath[];
+}
+
+type ValueComputer = (item: Item) => AttributeValue;
+
+function wrongOperandType(name: string, value: AttributeValue, problems: Problems): void {
+  problems.report(
+    'function',
+    `Incorrect operand type for operator or function; operator or function: ${name}, operand type: ${attributeTypeOf(value)}`,
+  );
+}
+
+function bindUpdateCall(node: CallNode, placeholders: Placeholders, problems: Problems): ValueComputer {
+  const args = node.args.map((arg) => bindUpdateOperand(arg, placeholders, problems));
+  const name = node.name;
+  const unusable: ValueComputer = () => {
+    throw new Error('unreachable: an expression with problems is never applied');
+  };
+  if (!Object.hasOwn(UPDATE_FUNCTIONS, name)) {
+    if (CONDITION_ONLY_FUNCTIONS.has(name)) {
+      problems.report('misusedFunction', `The function is not allowed in an update expression; function: ${name}`);
+    } else {
+      problems.report('unknownFunction', `Invalid function name; function: ${name}`);
+    }
+    return unusable;
+  }
+  if (args.length !== UPDATE_FUNCTIONS[name]) {
+    problems.report(
+      'operand',
+      `Incorrect number of operands for operator or function; operator or function: ${name}, number of operands: ${args.length}`,
+    );
+    return unusable;
+  }
+  const [first, second] = args;
+  if (name === 'if_not_exists') {
+    const target = node.args[0];
+    if (target.type !== 'path') {
+      problems.report('function', `Operator or function requires a document path; operator or function: ${name}`);
+      return unusable;
+    }
+    const path = bindPath(target, placeholders, problems);
+    const fallback = second.compute;
+    return (item) => valueAtPath(item, path) ?? fallback(item);
+  }
+  for (const arg of args) {
+    if (arg.literal !== undefined && !('L' in arg.literal)) wrongOperandType(name, arg.literal, problems);
+  }
+  const [left, right] = [first.compute, second.compute];
+  return (item) => {
+    const a = left(item);
+    const b = right(item);
+    if (!('L' in a) || !('L' in b)) throw validationError(WRONG_DATA_TYPE);
+    return { L: [...a.L, ...b.L] };
+  };
+}
+
+interface BoundUpdateOperand {
+  compute: ValueComputer;
+  literal?: AttributeValue;
+}
+
+function bindUpdateOperand(node: OperandNode, placeholders: Placeholders, problems: Problems): BoundUpdateOperand {
+  if (node.type === 'value') {
+    const literal = bindValue(node, placeholders, problems);
+    return literal === undefined ? { compute: () => ({ NULL: true }) } : { compute: () => literal, literal };
+  }
+  if (node.type === 'path') {
+    const path = bindPath(node, placeholders, problems);
+    return {
+      compute: (item) => {
+        const value = valueAtPath(item, path);
+        if (value === undefined) throw validationError(MISSING_ATTRIBUTE);
+        return value;
+      },
+    };
+  }
+  return { compute: bindUpdateCall(node, placeholders, problems) };
+}
+
+function bindSetValue(node: SetValueNode, placeholders: Placeholders, problems: Problems): ValueComputer {
+  if (node.type !== 'arithmetic') return bindUpdateOperand(node, placeholders, problems).compute;
+  const operands = [node.left, node.right].map((operand) => bindUpdateOperand(operand, placeholders, problems));
+  for (const operand of operands) {
+    if (operand.literal !== undefined && !('N' in operand.literal)) wrongOperandType(node.op, operand.literal, problems);
+  }
+  const [left, right] = [operands[0].compute, operands[1].compute];
+  const combine = node.op === '+' ? addNumbers : subtractNumbers;
+  return (item) => {
+    const a = left(item);
+    const b = right(item);
+    if (!('N' in a) || !('N' in b)) throw validationError(WRONG_DATA_TYPE);
+    return { N: combine(a.N, b.N) };
+  };
+}
+
+export function cloneValue(value: AttributeValue): AttributeValue {
+  if ('M' in value) {
+    const map: Record<string, AttributeValue> = {};
+    for (const key of Object.keys(value.M)) map[key] = cloneValue(value.M[key]);
+    return { M: map };
+  }
+  if ('L' in value) return { L: value.L.map(cloneValue) };
+  if ('SS' in value) return { SS: [...value.SS] };
+  if ('NS' in value) return { NS: [...value.NS] };
+  if ('BS' in value) return { BS: [...value.BS] };
+  return { ...value };
+}
+
+type SetType = 'SS' | 'NS' | 'BS';
+
+function setTypeOf(value: AttributeValue): SetType | undefined {
+  if ('SS' in value) return 'SS';
+  if ('NS' in value) return 'NS';
+  if ('BS' in value) return 'BS';
+  return undefined;
+}
+
+function setElements(value: AttributeValue, type: SetType): string[] {
+  return (value as Record<SetType, string[]>)[type];
+}
+
+/** Set elements are the same element when equal as values: numbers by value, binaries by bytes. */
+const ELEMENT_IDENTITY: Readonly<Record<SetType, (element: string) => string>> = {
+  SS: (s) => s,
+  NS: normalizeNumber,
+  BS: (b) => decodeBinary(b).toString('base64'),
+};
+
+function setUnion(type: SetType, current: string[], added: string[]): string[] {
+  const identity = ELEMENT_IDENTITY[type];
+  const seen = new Set(current.map(identity));
+  const result = [...current];
+  for (const element of added) {
+    const id = identity(element);
+    if (!seen.has(id)) {
+      seen.add(id);
+      result.push(element);
+    }
+  }
+  return result;
+}
+
+function setDifference(type: SetType, current: string[], removed: string[]): string[] {
+  const identity = ELEMENT_IDENTITY[type];
+  const gone = new Set(removed.map(identity));
+  return current.filter((element) => !gone.has(identity(element)));
+}
+
+/** Removals and appends of one list, by original position, applied when all actions are done. */
+interface ListEdit {
+  removed: Set<number>;
+  appended: Map<number, AttributeValue>;
+}
+
+/** The item being built by one application of an update. */
+class UpdateTarget {
+  readonly item: Item;
+  private readonly copied = new Set<string>();
+  private readonly listEdits = new Map<{ L: AttributeValue[] }, ListEdit>();
+
+  constructor(base: Item) {
+    this.item = { ...base };
+  }
+
+  /** The container that holds the last segment of `path`, copied so that it can be changed. */
+  private parent(path: DocumentPath): AttributeValue | undefined {
+    const head = path[0] as string;
+    if (!this.copied.has(head)) {
+      this.copied.add(head);
+      if (Object.hasOwn(this.item, head)) this.item[head] = cloneValue(this.item[head]);
+    }
+    if (path.length === 1) return undefined;
+    let value: AttributeValue | undefined = Object.hasOwn(this.item, head) ? this.item[head] : undefined;
+    for (let i = 1; i < path.length - 1 && value !== undefined; i++) {
+      const segment = path[i];
+      if (typeof segment === 'number') value = 'L' in value ? value.L[segment] : undefined;
+      else value = 'M' in value && Object.hasOwn(value.M, segment) ? value.M[segment] : undefined;
+    }
+    const last = path[path.length - 1];
+    if (value === undefined || (typeof last === 'number' ? !('L' in value) : !('M' in value))) {
+      throw validationError(INVALID_PATH);
+    }
+    return value;
+  }
+
+  private edit(list: { L: AttributeValue[] }): ListEdit {
+    let edit = this.listEdits.get(list);
+    if (edit === undefined) {
+      edit = { removed: new Set(), appended: new Map() };
+      this.listEdits.set(list, edit);
+    }
+    return edit;
+  }
+
+  read(path: DocumentPath): AttributeValue | undefined {
+    const parent = this.parent(path);
+    const last = path[path.length - 1];
+    if (parent === undefined) return Object.hasOwn(this.item, last as string) ? this.item[last as string] : undefined;
+    if (typeof last === 'number') {
+      const list = parent as { L: AttributeValue[] };
+      return last < list.L.length ? list.L[last] : this.listEdits.get(list)?.appended.get(last);
+    }
+    const map = (parent as { M: Record<string, AttributeValue> }).M;
+    return Object.hasOwn(map, last) ? map[last] : undefined;
+  }
+
+  write(path: DocumentPath, value: AttributeValue): void {
+    const parent = this.parent(path);
+    const last = path[path.length - 1];
+    if (parent === undefined) {
+      this.item[last as string] = value;
+    } else if (typeof last === 'number') {
+      const list = parent as { L: AttributeValue[] };
+      // Writing past the end of a list appends, in index order.
+      if (last < list.L.length) list.L[last] = value;
+      else this.edit(list).appended.set(last, value);
+    } else {
+      (parent as { M: Record<string, AttributeValue> }).M[last] = value;
+    }
+  }
+
+  remove(path: DocumentPath): void {
+    const parent = this.parent(path);
+    const last = path[path.length - 1];
+    if (parent === undefined) {
+      delete this.item[last as string];
+    } else if (typeof last === 'number') {
+      const list = parent as { L: AttributeValue[] };
+      if (last < list.L.length) this.edit(list).removed.add(last);
+      else this.listEdits.get(list)?.appended.delete(last);
+    } else {
+      delete (parent as { M: Record<string, AttributeValue> }).M[last];
+    }
+  }
+
+  finish(): Item {
+    for (const [list, edit] of this.listEdits) {
+      const kept = edit.removed.size === 0 ? list.L : list.L.filter((_, i) => !edit.removed.has(i));
+      const appended = [...edit.appended].sort((a, b) => a[0] - b[0]).map(([, value]) => value);
+      list.L = appended.length === 0 ? kept : [...kept, ...appended];
+    }
+    return this.item;
+  }
+}
+
+type BoundAction =
+  | { action: 'SET'; path: DocumentPath; value: ValueComputer }
+  | { action: 'REMOVE'; path: DocumentPath }
+  | { action: 'ADD' | 'DELETE'; path: DocumentPath; value: AttributeValue };
+
+function applyAdd(target: UpdateTarget, path: DocumentPath, value: AttributeValue): void {
+  const current = target.read(path);
+  if ('N' in value) {
+    if (current === undefined) target.write(path, { N: normalizeNumber(value.N) });
+    else if ('N' in current) target.write(path, { N: addNumbers(current.N, value.N) });
+    else throw validationError(WRONG_DATA_TYPE);
+    return;
+  }
+  const type = setTypeOf(value) as SetType;
+  const added = setElements(value, type);
+  if (current === undefined) {
+    target.write(path, { [type]: setUnion(type, [], added) } as AttributeValue);
+  } else if (setTypeOf(current) === type) {
+    target.write(path, { [type]: setUnion(type, setElements(current, type), added) } as AttributeValue);
+  } else {
+    throw validationError(WRONG_DATA_TYPE);
+  }
+}
+
+function applyDelete(target: UpdateTarget, path: DocumentPath, value: AttributeValue): void {
+  const current = target.read(path);
+  if (current === undefined) return;
+  const type = setTypeOf(value) as SetType;
+  if (setTypeOf(current) !== type) throw validationError(WRONG_DATA_TYPE);
+  const remaining = setDifference(type, setElements(current, type), setElements(value, type));
+  // DynamoDB has no empty sets: deleting the last element removes the attribute.
+  if (remaining.length === 0) target.remove(path);
+  else target.write(path, { [type]: remaining } as AttributeValue);
+}
+
+class BoundUpdate implements CompiledUpdate {
+  readonly updatedAttributes: string[];
+  readonly updatedPaths: DocumentPath[];
+  private readonly actions: readonly BoundAction[];
+
+  constructor(actions: readonly BoundAction[]) {
+    this.actions = actions;
+    this.updatedPaths = actions.map((a) => a.path);
+    this.updatedAttributes = [...new Set(actions.map((a) => a.path[0] as string))];
+  }
+
+  apply(existing: Item | undefined, key: Item): Item {
+    for (const name of this.updatedAttributes) {
+      if (Object.hasOwn(key, name)) {
+        throw validationError(
+          `One or more parameter values were invalid: Cannot update attribute ${name}. This attribute is part of the key`,
+        );
+      }
+    }
+    const base = existing ?? key;
+    // Every right-hand side sees the item as it was before the update.
+    const computed = this.actions.map((a) => (a.action === 'SET' ? a.value(base) : undefined));
+    const target = new UpdateTarget(base);
+    this.actions.forEach((action, i) => {
+      switch (action.action) {
+        case 'SET':
+          target.write(action.path, cloneValue(computed[i] as AttributeValue));
+          break;
+        case 'REMOVE':
+          target.remove(action.path);
+          break;
+        case 'ADD':
+          applyAdd(target, action.path, action.value);
+          break;
+        case 'DELETE':
+          applyDelete(target, action.path, action.value);
+          break;
+      }
+    });
+    return target.finish();
+  }
+}
+
+export function bindUpdate(node: UpdateNode & { repeatedSection?: string }, placeholders: Placeholders, problems: Problems): CompiledUpdate {
+  if (node.repeatedSection !== undefined) {
+    problems.report('section', `The "${node.repeatedSection}" section can only be used once in an update expression;`);
+  }
+  const actions: BoundAction[] = [];
+  for (const action of node.actions) {
+    const path = bindPath(action.path, placeholders, problems);
+    if (action.action === 'SET') {
+      actions.push({ action: 'SET', path, value: bindSetValue(action.value, placeholders, problems) });
+    } else if (action.action === 'REMOVE') {
+      actions.push({ action: 'REMOVE', path });
+    } else {
+      const value = bindValue(action.value, placeholders, problems);
+      if (value === undefined) continue;
+      const type = attributeTypeOf(value);
+      const accepted = setTypeOf(value) !== undefined || (action.action === 'ADD' && type === 'N');
+      if (!accepted) {
+        problems.report(
+          'operand',
+          `Incorrect operand type for operator or function; operator: ${action.action}, operand type: ${TYPE_WORDS[type]}`,
+        );
+      }
+      actions.push({ action: action.action, path, value });
+    }
+  }
+  checkPathsIndependent(
+    actions.map((a) => a.path),
+    (category, message) => problems.report(category, message),
+  );
+  return new BoundUpdate(actions);
+}
