@@ -150,6 +150,8 @@ export interface Config {
   /** Last applied index when restarting. */
   applied?: number;
   maxSizePerMsg: number;
+  /** Bound on the bytes of committed entries in one Ready (at least one entry); default maxSizePerMsg. */
+  maxCommittedSizePerReady?: number;
   maxInflightMsgs: number;
   maxInflightBytes?: number;
   /** Bound on the bytes of uncommitted entries a leader accepts; proposals beyond are dropped. */
