@@ -1,0 +1,229 @@
+import {
+  checkItemSize,
+  extractKey,
+  validateItem,
+  validateItemKeyAttributes,
+  validateKey,
+  validationError,
+  type Item,
+  type TableRecord,
+  type TableSchema,
+  type WriteOperation,
+} from '@shoal/model';
+import { CapacityTally, readTally, reportPerTable, writeTally, type ReturnConsumedCapacity } from './capacity.ts';
+import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
+import type { OperationHandler } from './operation.ts';
+import {
+  Constraints,
+  RETURN_CONSUMED_CAPACITY,
+  asList,
+  asStruct,
+  isStruct,
+  optionalBoolean,
+  optionalList,
+  optionalMap,
+  optionalString,
+  type RequestBody,
+} from './request.ts';
+
+/** BatchGetItem and BatchWriteItem: independent reads and writes of many items in several tables. */
+
+const MAX_BATCH_GET_KEYS = 100;
+const MAX_BATCH_WRITE_REQUESTS = 25;
+/** BatchGetItem answers at most 16 MB of items; the keys beyond come back as UnprocessedKeys. */
+const MAX_BATCH_GET_BYTES = 16 * 1024 * 1024;
+
+/** A key's identity within one table, for duplicate detection (keys are normalized by validateKey). */
+function keyIdentity(schema: TableSchema, key: Item): string {
+  return JSON.stringify([key[schema.hashKey.name], schema.rangeKey ? key[schema.rangeKey.name] : null]);
+}
+
+function duplicateKeys(): never {
+  throw validationError('Provided list of item keys contains duplicates');
+}
+
+const GET_EXPRESSIONS: ExpressionParameters = { expressions: ['ProjectionExpression'], legacy: ['AttributesToGet'] };
+
+interface TableGets {
+  table: TableRecord;
+  /** The request's own entry for the table, echoed in UnprocessedKeys. */
+  entry: RequestBody;
+  keys: Item[];
+  consistent: boolean;
+  expressions: ItemExpressions;
+}
+
+function readReturnConsumedCapacity(body: RequestBody, constraints: Constraints): ReturnConsumedCapacity {
+  const mode = optionalString(body, 'ReturnConsumedCapacity');
+  constraints.oneOf('returnConsumedCapacity', mode, RETURN_CONSUMED_CAPACITY);
+  return (mode ?? 'NONE') as ReturnConsumedCapacity;
+}
+
+const batchGetItem: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const requestItems = optionalMap(body, 'RequestItems');
+  const returnConsumedCapacity = readReturnConsumedCapacity(body, constraints);
+  if (constraints.notNull('requestItems', requestItems)) {
+    constraints.length('requestItems', requestItems, 1, MAX_BATCH_GET_KEYS);
+  }
+  const entries = Object.entries(requestItems ?? {}).map(([tableName, raw]) => {
+    const entry = asStruct(raw);
+    const path = `requestItems.${tableName}.member`;
+    constraints.name(path, tableName);
+    const keys = optionalList(entry, 'Keys');
+    if (constraints.notNull(`${path}.keys`, keys)) constraints.length(`${path}.keys`, keys, 1, MAX_BATCH_GET_KEYS);
+    optionalBoolean(entry, 'ConsistentRead');
+    return { tableName, entry, keys: keys ?? [] };
+  });
+  constraints.throwIfAny();
+
+  let totalKeys = 0;
+  const tables: TableGets[] = [];
+  for (const { tableName, entry, keys } of entries) {
+    const expressions = readItemExpressions(entry, GET_EXPRESSIONS);
+    totalKeys += keys.length;
+    if (totalKeys > MAX_BATCH_GET_KEYS) throw validationError('Too many items requested for the BatchGetItem call');
+    tables.push({
+      table: await ctx.requireTable(tableName),
+      entry,
+      keys: keys as Item[],
+      consistent: optionalBoolean(entry, 'ConsistentRead') ?? false,
+      expressions,
+    });
+  }
+  for (const gets of tables) {
+    const seen = new Set<string>();
+    gets.keys = gets.keys.map((raw) => {
+      const key = validateKey(raw, gets.table.schema);
+      const identity = keyIdentity(gets.table.schema, key);
+      if (seen.has(identity)) duplicateKeys();
+      seen.add(identity);
+      return key;
+    });
+  }
+
+  const responses: Record<string, Item[]> = {};
+  const unprocessed: Record<string, RequestBody> = {};
+  const tallies: CapacityTally[] = [];
+  let responseBytes = 0;
+  for (const gets of tables) {
+    const schema = gets.table.schema;
+    const found = await Promise.all(
+      gets.keys.map((key) => ctx.partitions.get({ table: schema, key }, { consistent: gets.consistent })),
+    );
+    const items: Item[] = [];
+    const leftOver: Item[] = [];
+    found.forEach((result, position) => {
+      if (result && responseBytes + result.size > MAX_BATCH_GET_BYTES) {
+        leftOver.push(gets.keys[position]);
+        return;
+      }
+      tallies.push(readTally(schema, result?.size ?? 0, gets.consistent));
+      if (!result) return;
+      responseBytes += result.size;
+      items.push(projectItem(gets.expressions, result.item));
+    });
+    responses[schema.name] = items;
+    if (leftOver.length > 0) unprocessed[schema.name] = { ...gets.entry, Keys: leftOver };
+  }
+
+  const response: RequestBody = { Responses: responses, UnprocessedKeys: unprocessed };
+  const consumed = reportPerTable(tallies, returnConsumedCapacity);
+  if (consumed) response.ConsumedCapacity = consumed;
+  return response;
+};
+
+interface TableWrites {
+  table: TableRecord;
+  operations: WriteOperation[];
+}
+
+/** One PutRequest or DeleteRequest, validated against its table. */
+function batchWriteOperation(raw: unknown, schema: TableSchema): WriteOperation {
+  if (!isStruct(raw)) throw validationError('Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes');
+  const put = optionalMap(raw, 'PutRequest');
+  const del = optionalMap(raw, 'DeleteRequest');
+  if ((put === undefined) === (del === undefined)) {
+    throw validationError(
+      'Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes',
+    );
+  }
+  if (put !== undefined) {
+    const item = validateItem(put.Item, 'item');
+    checkItemSize(item);
+    try {
+      validateItemKeyAttributes(item, schema);
+    } catch (error) {
+      // BatchWriteItem reports a missing or mistyped key attribute as a key mismatch.
+      if (/Missing the key|Type mismatch for key/.test((error as Error).message)) {
+        throw validationError('The provided key element does not match the schema');
+      }
+      throw error;
+    }
+    return { kind: 'Put', key: extractKey(item, schema), item };
+  }
+  return { kind: 'Delete', key: validateKey((del as RequestBody).Key, schema) };
+}
+
+const batchWriteItem: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const requestItems = optionalMap(body, 'RequestItems');
+  const returnConsumedCapacity = readReturnConsumedCapacity(body, constraints);
+  constraints.oneOf(
+    'returnItemCollectionMetrics',
+    optionalString(body, 'ReturnItemCollectionMetrics'),
+    ['SIZE', 'NONE'],
+  );
+  if (constraints.notNull('requestItems', requestItems)) {
+    constraints.length('requestItems', requestItems, 1, MAX_BATCH_WRITE_REQUESTS);
+  }
+  const entries = Object.entries(requestItems ?? {}).map(([tableName, raw]) => {
+    const requests = raw === null || raw === undefined ? undefined : asList(raw);
+    const path = `requestItems.${tableName}.member`;
+    constraints.name(path, tableName);
+    if (constraints.notNull(path, requests)) constraints.length(path, requests, 1, MAX_BATCH_WRITE_REQUESTS);
+    return { tableName, requests: requests ?? [] };
+  });
+  constraints.throwIfAny();
+  const total = entries.reduce((sum, { requests }) => sum + requests.length, 0);
+  if (total > MAX_BATCH_WRITE_REQUESTS) throw validationError('Too many items requested for the BatchWriteItem call');
+
+  // Every request is validated before anything is written.
+  const tables: TableWrites[] = [];
+  for (const { tableName, requests } of entries) {
+    const table = await ctx.requireTable(tableName);
+    const seen = new Set<string>();
+    const operations = requests.map((raw) => {
+      const operation = batchWriteOperation(raw, table.schema);
+      const identity = keyIdentity(table.schema, operation.key);
+      if (seen.has(identity)) duplicateKeys();
+      seen.add(identity);
+      return operation;
+    });
+    tables.push({ table, operations });
+  }
+
+  const returnItems = returnConsumedCapacity !== 'NONE';
+  const tallies = await Promise.all(
+    tables.flatMap(({ table, operations }) =>
+      operations.map(async (operation) => {
+        const result = await ctx.partitions.write({ table: table.schema, operations: [operation], returnItems });
+        const outcome = result.outcomes[0];
+        if (outcome.status !== 'ok') {
+          throw validationError(outcome.status === 'invalid' ? outcome.message : 'The conditional request failed');
+        }
+        return writeTally(table.schema, outcome.oldItem, outcome.newItem);
+      }),
+    ),
+  );
+
+  const response: RequestBody = { UnprocessedItems: {} };
+  const consumed = reportPerTable(tallies, returnConsumedCapacity);
+  if (consumed) response.ConsumedCapacity = consumed;
+  return response;
+};
+
+export const batchOperations: Record<string, OperationHandler> = {
+  BatchGetItem: batchGetItem,
+  BatchWriteItem: batchWriteItem,
+};

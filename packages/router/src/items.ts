@@ -1,0 +1,219 @@
+import {
+  conditionalCheckFailed,
+  checkItemSize,
+  extractKey,
+  validateItem,
+  validateItemKeyAttributes,
+  validateKey,
+  validationError,
+  type Item,
+  type TableRecord,
+  type TableSchema,
+  type WriteOperation,
+} from '@shoal/model';
+import { readTally, writeTally, type ReturnConsumedCapacity } from './capacity.ts';
+import { readItemExpressions, projectItem, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
+import type { EngineContext, OperationHandler } from './operation.ts';
+import {
+  Constraints,
+  RETURN_CONSUMED_CAPACITY,
+  memberPath,
+  optionalBoolean,
+  optionalMap,
+  optionalString,
+  type RequestBody,
+} from './request.ts';
+import {
+  checkOnlyOldReturned,
+  RETURN_VALUES,
+  RETURN_VALUES_ON_CONDITION_CHECK_FAILURE,
+  returnedAttributes,
+  type ReturnValues,
+} from './return-values.ts';
+
+/** PutItem, GetItem, UpdateItem and DeleteItem: one item, read or written through the partitions. */
+
+const RETURN_ITEM_COLLECTION_METRICS = ['SIZE', 'NONE'] as const;
+const CONDITIONAL_OPERATORS = ['AND', 'OR'] as const;
+
+/** The members every single-item write shares. */
+interface WriteParameters {
+  tableName: string;
+  returnValues: ReturnValues;
+  returnConsumedCapacity: ReturnConsumedCapacity;
+  returnItemCollectionMetrics: boolean;
+  returnOldOnConditionFailure: boolean;
+}
+
+function readWriteParameters(body: RequestBody, constraints: Constraints): WriteParameters {
+  const tableName = optionalString(body, 'TableName');
+  const returnValues = optionalString(body, 'ReturnValues');
+  const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
+  const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
+  const onConditionFailure = optionalString(body, 'ReturnValuesOnConditionCheckFailure');
+  constraints.tableName('tableName', tableName);
+  constraints.oneOf('returnValues', returnValues, RETURN_VALUES);
+  constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
+  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, RETURN_ITEM_COLLECTION_METRICS);
+  constraints.oneOf('returnValuesOnConditionCheckFailure', onConditionFailure, RETURN_VALUES_ON_CONDITION_CHECK_FAILURE);
+  constraints.oneOf('conditionalOperator', optionalString(body, 'ConditionalOperator'), CONDITIONAL_OPERATORS);
+  return {
+    tableName: tableName as string,
+    returnValues: (returnValues ?? 'NONE') as ReturnValues,
+    returnConsumedCapacity: (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity,
+    returnItemCollectionMetrics: returnItemCollectionMetrics === 'SIZE',
+    returnOldOnConditionFailure: onConditionFailure === 'ALL_OLD',
+  };
+}
+
+/** The condition and update strings of a write, in the shape the partition contract carries. */
+export function writeExpressions(expressions: ItemExpressions): WriteOperation['expressions'] {
+  const { condition, update, names, values } = expressions.strings;
+  if (condition === undefined && update === undefined) return undefined;
+  const carried: NonNullable<WriteOperation['expressions']> = {};
+  if (condition !== undefined) carried.condition = condition;
+  if (update !== undefined) carried.update = update;
+  if (names !== undefined) carried.names = names;
+  if (values !== undefined) carried.values = values;
+  return carried;
+}
+
+/**
+ * DynamoDB's estimate of an item collection's size (LSI tables only). Shoal reports the smallest
+ * range, 0 to 1 GB, without measuring the collection.
+ */
+function itemCollectionMetrics(schema: TableSchema, key: Item): Record<string, unknown> | undefined {
+  if (!schema.indexes.some((index) => index.kind === 'LSI')) return undefined;
+  return { ItemCollectionKey: { [schema.hashKey.name]: key[schema.hashKey.name] }, SizeEstimateRangeGB: [0, 1] };
+}
+
+/** Applies one write and answers as DynamoDB's single-item write operations do. */
+async function applySingleWrite(
+  ctx: EngineContext,
+  table: TableRecord,
+  operation: WriteOperation,
+  parameters: WriteParameters,
+): Promise<RequestBody> {
+  const schema = table.schema;
+  const result = await ctx.partitions.write({
+    table: schema,
+    operations: [operation],
+    returnItems:
+      parameters.returnValues !== 'NONE' ||
+      parameters.returnConsumedCapacity !== 'NONE' ||
+      parameters.returnOldOnConditionFailure,
+  });
+  const outcome = result.outcomes[0];
+  if (outcome.status === 'conditionFailed') {
+    throw conditionalCheckFailed(parameters.returnOldOnConditionFailure ? outcome.item : undefined);
+  }
+  if (outcome.status === 'invalid') throw validationError(outcome.message);
+
+  const response: RequestBody = {};
+  const attributes = returnedAttributes(parameters.returnValues, outcome.oldItem, outcome.newItem);
+  if (attributes) response.Attributes = attributes;
+  const consumed = writeTally(schema, outcome.oldItem, outcome.newItem).report(parameters.returnConsumedCapacity);
+  if (consumed) response.ConsumedCapacity = consumed;
+  if (parameters.returnItemCollectionMetrics) {
+    const metrics = itemCollectionMetrics(schema, operation.key);
+    if (metrics) response.ItemCollectionMetrics = metrics;
+  }
+  return response;
+}
+
+const WRITE_EXPRESSIONS: ExpressionParameters = {
+  expressions: ['ConditionExpression'],
+  legacy: ['Expected', 'ConditionalOperator'],
+};
+const UPDATE_EXPRESSIONS: ExpressionParameters = {
+  expressions: ['UpdateExpression', 'ConditionExpression'],
+  legacy: ['AttributeUpdates', 'Expected', 'ConditionalOperator'],
+};
+const GET_EXPRESSIONS: ExpressionParameters = { expressions: ['ProjectionExpression'], legacy: ['AttributesToGet'] };
+
+const putItem: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const parameters = readWriteParameters(body, constraints);
+  const rawItem = optionalMap(body, 'Item');
+  constraints.notNull('item', rawItem);
+  constraints.throwIfAny();
+  checkOnlyOldReturned(parameters.returnValues);
+
+  const item = validateItem(rawItem);
+  checkItemSize(item);
+  const expressions = readItemExpressions(body, WRITE_EXPRESSIONS);
+  const table = await ctx.requireTable(parameters.tableName);
+  validateItemKeyAttributes(item, table.schema);
+
+  const operation: WriteOperation = { kind: 'Put', key: extractKey(item, table.schema), item };
+  const carried = writeExpressions(expressions);
+  if (carried) operation.expressions = carried;
+  return applySingleWrite(ctx, table, operation, parameters);
+};
+
+const deleteItem: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const parameters = readWriteParameters(body, constraints);
+  const rawKey = optionalMap(body, 'Key');
+  constraints.notNull('key', rawKey);
+  constraints.throwIfAny();
+  checkOnlyOldReturned(parameters.returnValues);
+
+  const expressions = readItemExpressions(body, WRITE_EXPRESSIONS);
+  const table = await ctx.requireTable(parameters.tableName);
+  const key = validateKey(rawKey, table.schema);
+
+  const operation: WriteOperation = { kind: 'Delete', key };
+  const carried = writeExpressions(expressions);
+  if (carried) operation.expressions = carried;
+  return applySingleWrite(ctx, table, operation, parameters);
+};
+
+const updateItem: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const parameters = readWriteParameters(body, constraints);
+  const rawKey = optionalMap(body, 'Key');
+  constraints.notNull('key', rawKey);
+  constraints.throwIfAny();
+
+  const expressions = readItemExpressions(body, UPDATE_EXPRESSIONS);
+  const table = await ctx.requireTable(parameters.tableName);
+  const key = validateKey(rawKey, table.schema);
+
+  const operation: WriteOperation = { kind: 'Update', key };
+  const carried = writeExpressions(expressions);
+  if (carried) operation.expressions = carried;
+  return applySingleWrite(ctx, table, operation, parameters);
+};
+
+const getItem: OperationHandler = async (body, ctx) => {
+  const tableName = optionalString(body, 'TableName');
+  const rawKey = optionalMap(body, 'Key');
+  const consistent = optionalBoolean(body, 'ConsistentRead') ?? false;
+  const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
+  const constraints = new Constraints();
+  constraints.tableName('tableName', tableName);
+  constraints.notNull(memberPath('Key'), rawKey);
+  constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
+  constraints.throwIfAny();
+
+  const expressions = readItemExpressions(body, GET_EXPRESSIONS);
+  const table = await ctx.requireTable(tableName);
+  const key = validateKey(rawKey, table.schema);
+
+  const found = await ctx.partitions.get({ table: table.schema, key }, { consistent });
+  const response: RequestBody = {};
+  if (found) response.Item = projectItem(expressions, found.item);
+  const consumed = readTally(table.schema, found?.size ?? 0, consistent).report(
+    (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity,
+  );
+  if (consumed) response.ConsumedCapacity = consumed;
+  return response;
+};
+
+export const itemOperations: Record<string, OperationHandler> = {
+  PutItem: putItem,
+  GetItem: getItem,
+  UpdateItem: updateItem,
+  DeleteItem: deleteItem,
+};

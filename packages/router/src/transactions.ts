@@ -1,0 +1,354 @@
+import {
+  checkItemSize,
+  DynamoDbError,
+  extractKey,
+  itemSize,
+  TRANSACTION_CAPACITY_FACTOR,
+  validateItem,
+  validateItemKeyAttributes,
+  validateKey,
+  validationError,
+  type Item,
+  type PartitionClient,
+  type PartitionWrite,
+  type TableRecord,
+  type WriteKind,
+  type WriteOperation,
+  type WriteOutcome,
+} from '@shoal/model';
+import { readTally, reportPerTable, writeTally, type CapacityTally, type ReturnConsumedCapacity } from './capacity.ts';
+import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
+import { writeExpressions } from './items.ts';
+import type { EngineContext, OperationHandler } from './operation.ts';
+import {
+  Constraints,
+  RETURN_CONSUMED_CAPACITY,
+  asStruct,
+  optionalList,
+  optionalMap,
+  optionalString,
+  type RequestBody,
+} from './request.ts';
+import { RETURN_VALUES_ON_CONDITION_CHECK_FAILURE } from './return-values.ts';
+
+/** TransactWriteItems and TransactGetItems: up to 100 actions, all or nothing. */
+
+const MAX_TRANSACTION_ACTIONS = 100;
+/** The aggregate size of the items a transaction writes. */
+const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024;
+/** How long a ClientRequestToken is remembered. */
+const TOKEN_LIFETIME_MS = 10 * 60 * 1000;
+const MAX_TOKEN_LENGTH = 36;
+
+/** The member of a TransactItem naming each write kind. */
+const ACTION_MEMBERS: Record<string, WriteKind> = {
+  ConditionCheck: 'ConditionCheck',
+  Put: 'Put',
+  Delete: 'Delete',
+  Update: 'Update',
+};
+
+const ACTION_EXPRESSIONS: Record<WriteKind, ExpressionParameters> = {
+  ConditionCheck: { expressions: ['ConditionExpression'], legacy: [] },
+  Put: { expressions: ['ConditionExpression'], legacy: [] },
+  Delete: { expressions: ['ConditionExpression'], legacy: [] },
+  Update: { expressions: ['UpdateExpression', 'ConditionExpression'], legacy: [] },
+};
+
+/** One action of a transaction, read from the request and validated against its table. */
+interface TransactionAction {
+  table: TableRecord;
+  operation: WriteOperation;
+  returnOldOnConditionFailure: boolean;
+}
+
+/** An action as read from the request, before its table is known. */
+interface RawAction {
+  kind: WriteKind;
+  member: RequestBody;
+  tableName: string;
+  expressions: ItemExpressions;
+}
+
+function readActionMember(raw: unknown, position: number, constraints: Constraints): { kind: WriteKind; member: RequestBody } | undefined {
+  const transactItem = asStruct(raw);
+  const present = Object.keys(ACTION_MEMBERS).filter((name) => transactItem[name] !== undefined && transactItem[name] !== null);
+  if (present.length !== 1) throw validationError('TransactItems can only contain one of Check, Put, Update or Delete');
+  const name = present[0];
+  const kind = ACTION_MEMBERS[name];
+  const member = asStruct(transactItem[name]);
+  const path = `transactItems.${position}.member.${name.charAt(0).toLowerCase()}${name.slice(1)}`;
+  constraints.tableName(`${path}.tableName`, optionalString(member, 'TableName'));
+  constraints.oneOf(
+    `${path}.returnValuesOnConditionCheckFailure`,
+    optionalString(member, 'ReturnValuesOnConditionCheckFailure'),
+    RETURN_VALUES_ON_CONDITION_CHECK_FAILURE,
+  );
+  if (kind === 'Put') constraints.notNull(`${path}.item`, optionalMap(member, 'Item'));
+  else constraints.notNull(`${path}.key`, optionalMap(member, 'Key'));
+  if (kind === 'Update') constraints.notNull(`${path}.updateExpression`, optionalString(member, 'UpdateExpression'));
+  if (kind === 'ConditionCheck') {
+    constraints.notNull(`${path}.conditionExpression`, optionalString(member, 'ConditionExpression'));
+  }
+  return { kind, member };
+}
+
+async function resolveAction(ctx: EngineContext, raw: RawAction): Promise<TransactionAction> {
+  const table = await ctx.requireTable(raw.tableName);
+  const schema = table.schema;
+  let operation: WriteOperation;
+  if (raw.kind === 'Put') {
+    const item = validateItem(raw.member.Item, 'item');
+    checkItemSize(item);
+    validateItemKeyAttributes(item, schema);
+    operation = { kind: 'Put', key: extractKey(item, schema), item };
+  } else {
+    operation = { kind: raw.kind, key: validateKey(raw.member.Key, schema) };
+  }
+  const carried = writeExpressions(raw.expressions);
+  if (carried) operation.expressions = carried;
+  return {
+    table,
+    operation,
+    returnOldOnConditionFailure: optionalString(raw.member, 'ReturnValuesOnConditionCheckFailure') === 'ALL_OLD',
+  };
+}
+
+/** An item's identity across tables, for the one-action-per-item rule. */
+function itemIdentity(table: TableRecord, key: Item): string {
+  const { hashKey, rangeKey } = table.schema;
+  return JSON.stringify([table.schema.name, key[hashKey.name], rangeKey ? key[rangeKey.name] : null]);
+}
+
+function rejectRepeatedItems(keys: { table: TableRecord; key: Item }[]): void {
+  const seen = new Set<string>();
+  for (const { table, key } of keys) {
+    const identity = itemIdentity(table, key);
+    if (seen.has(identity)) throw validationError('Transaction request cannot include multiple operations on one item');
+    seen.add(identity);
+  }
+}
+
+/** The partition write carrying some of a transaction's operations, and their positions in it. */
+interface TransactionPart {
+  write: PartitionWrite;
+  positions: number[];
+}
+
+/**
+ * Splits a transaction into the partition writes that carry it, each applied atomically: one per
+ * table, as a PartitionWrite addresses one table. The place where a cluster splits by partition.
+ */
+function transactionParts(operations: { table: TableRecord; operation: WriteOperation }[], returnItems: boolean): TransactionPart[] {
+  const parts = new Map<string, TransactionPart>();
+  operations.forEach(({ table, operation }, position) => {
+    let part = parts.get(table.schema.name);
+    if (!part) {
+      part = { write: { table: table.schema, operations: [], returnItems }, positions: [] };
+      parts.set(table.schema.name, part);
+    }
+    part.write.operations.push(operation);
+    part.positions.push(position);
+  });
+  return [...parts.values()];
+}
+
+/** Applies each part and returns the outcomes in the transaction's order. */
+async function applyParts(ctx: EngineContext, parts: TransactionPart[], count: number): Promise<{ applied: boolean; outcomes: WriteOutcome[] }> {
+  const outcomes: WriteOutcome[] = new Array<WriteOutcome>(count);
+  let applied = true;
+  const results = await Promise.all(parts.map((part) => ctx.partitions.write(part.write)));
+  results.forEach((result, index) => {
+    applied &&= result.applied;
+    parts[index].positions.forEach((position, offset) => {
+      outcomes[position] = result.outcomes[offset];
+    });
+  });
+  return { applied, outcomes };
+}
+
+function cancellationReason(outcome: WriteOutcome, action: TransactionAction): RequestBody {
+  if (outcome.status === 'conditionFailed') {
+    const reason: RequestBody = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' };
+    if (action.returnOldOnConditionFailure && outcome.item) reason.Item = outcome.item;
+    return reason;
+  }
+  if (outcome.status === 'invalid') return { Code: 'ValidationError', Message: outcome.message };
+  return { Code: 'None' };
+}
+
+function transactionCanceled(reasons: RequestBody[]): DynamoDbError {
+  const codes = reasons.map((reason) => reason.Code).join(', ');
+  return new DynamoDbError(
+    'TransactionCanceledException',
+    `Transaction cancelled, please refer cancellation reasons for specific reasons [${codes}]`,
+    { CancellationReasons: reasons },
+  );
+}
+
+/** A completed TransactWriteItems by its ClientRequestToken, to answer a retry without applying it again. */
+interface RememberedTransaction {
+  requestHash: string;
+  expiresAt: number;
+  /** Absent while the first request with the token is still running. */
+  response?: RequestBody;
+}
+
+/** Tokens are remembered per store: every router sharing the store answers retries alike. */
+const tokensByStore = new WeakMap<PartitionClient, Map<string, RememberedTransaction>>();
+
+function tokenBook(ctx: EngineContext): Map<string, RememberedTransaction> {
+  let book = tokensByStore.get(ctx.partitions);
+  if (!book) {
+    book = new Map();
+    tokensByStore.set(ctx.partitions, book);
+  }
+  const now = ctx.now();
+  for (const [token, remembered] of book) if (remembered.expiresAt <= now) book.delete(token);
+  return book;
+}
+
+/** JSON with object keys sorted, so two encodings of one request hash alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as RequestBody)[key])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const transactWriteItems: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const transactItems = optionalList(body, 'TransactItems');
+  const token = optionalString(body, 'ClientRequestToken');
+  const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
+  constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
+  constraints.oneOf('returnItemCollectionMetrics', optionalString(body, 'ReturnItemCollectionMetrics'), ['SIZE', 'NONE']);
+  constraints.length('clientRequestToken', token, 1, MAX_TOKEN_LENGTH);
+  if (constraints.notNull('transactItems', transactItems)) {
+    constraints.length('transactItems', transactItems, 1, MAX_TRANSACTION_ACTIONS);
+  }
+  const members = (transactItems ?? []).map((raw, position) => readActionMember(raw, position + 1, constraints));
+  constraints.throwIfAny();
+
+  const rawActions: RawAction[] = members.map((read) => {
+    const { kind, member } = read as { kind: WriteKind; member: RequestBody };
+    return { kind, member, tableName: optionalString(member, 'TableName') as string, expressions: readItemExpressions(member, ACTION_EXPRESSIONS[kind]) };
+  });
+  const actions: TransactionAction[] = [];
+  for (const raw of rawActions) actions.push(await resolveAction(ctx, raw));
+  rejectRepeatedItems(actions.map((action) => ({ table: action.table, key: action.operation.key })));
+  const bytes = actions.reduce((sum, action) => sum + (action.operation.item ? itemSize(action.operation.item) : 0), 0);
+  if (bytes > MAX_TRANSACTION_BYTES) {
+    throw validationError('Transaction request size exceeds the maximum allowed size of 4 MB');
+  }
+
+  const book = token === undefined ? undefined : tokenBook(ctx);
+  const requestHash = canonicalJson({ ...body, ClientRequestToken: undefined });
+  if (book && token !== undefined) {
+    const remembered = book.get(token);
+    if (remembered) {
+      if (remembered.requestHash !== requestHash) {
+        throw new DynamoDbError(
+          'IdempotentParameterMismatchException',
+          'The request uses the same client token as a previous, but non-identical request.',
+        );
+      }
+      if (!remembered.response) {
+        throw new DynamoDbError('TransactionInProgressException', 'The transaction with the given request token is already in progress.');
+      }
+      return remembered.response;
+    }
+    book.set(token, { requestHash, expiresAt: ctx.now() + TOKEN_LIFETIME_MS });
+  }
+
+  try {
+    const mode = (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity;
+    const parts = transactionParts(actions, mode !== 'NONE' || actions.some((action) => action.returnOldOnConditionFailure));
+    // Atomicity holds within one partition write; until writes can span tables, so must a transaction.
+    if (parts.length > 1) {
+      throw validationError('Shoal does not yet support transactions that span more than one table');
+    }
+    const result = await applyParts(ctx, parts, actions.length);
+    if (!result.applied) {
+      throw transactionCanceled(result.outcomes.map((outcome, position) => cancellationReason(outcome, actions[position])));
+    }
+    const tallies = result.outcomes.map((outcome, position) => {
+      const tally = transactionalWriteTally(actions[position], outcome);
+      tally.scale(TRANSACTION_CAPACITY_FACTOR);
+      return tally;
+    });
+    const response: RequestBody = {};
+    const consumed = reportPerTable(tallies, mode);
+    if (consumed) response.ConsumedCapacity = consumed;
+    if (book && token !== undefined) book.set(token, { requestHash, expiresAt: ctx.now() + TOKEN_LIFETIME_MS, response });
+    return response;
+  } catch (error) {
+    // A transaction that did not complete may be retried with its token.
+    if (book && token !== undefined) book.delete(token);
+    throw error;
+  }
+};
+
+/** A condition check costs a write of the item checked; it writes no index entry. */
+function transactionalWriteTally(action: TransactionAction, outcome: WriteOutcome): CapacityTally {
+  const schema = action.table.schema;
+  const oldItem = outcome.status === 'ok' ? outcome.oldItem : undefined;
+  if (action.operation.kind === 'ConditionCheck') return writeTally(schema, oldItem, oldItem);
+  return writeTally(schema, oldItem, outcome.status === 'ok' ? outcome.newItem : undefined);
+}
+
+const GET_EXPRESSIONS: ExpressionParameters = { expressions: ['ProjectionExpression'], legacy: [] };
+
+const transactGetItems: OperationHandler = async (body, ctx) => {
+  const constraints = new Constraints();
+  const transactItems = optionalList(body, 'TransactItems');
+  const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
+  constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
+  if (constraints.notNull('transactItems', transactItems)) {
+    constraints.length('transactItems', transactItems, 1, MAX_TRANSACTION_ACTIONS);
+  }
+  const gets = (transactItems ?? []).map((raw, position) => {
+    const get = optionalMap(asStruct(raw), 'Get');
+    const path = `transactItems.${position + 1}.member.get`;
+    if (!constraints.notNull(path, get)) return undefined;
+    const member = get as RequestBody;
+    constraints.tableName(`${path}.tableName`, optionalString(member, 'TableName'));
+    constraints.notNull(`${path}.key`, optionalMap(member, 'Key'));
+    return member;
+  });
+  constraints.throwIfAny();
+
+  const reads: { table: TableRecord; key: Item; expressions: ItemExpressions }[] = [];
+  for (const member of gets as RequestBody[]) {
+    const expressions = readItemExpressions(member, GET_EXPRESSIONS);
+    const table = await ctx.requireTable(optionalString(member, 'TableName'));
+    reads.push({ table, key: validateKey(member.Key, table.schema), expressions });
+  }
+  rejectRepeatedItems(reads);
+
+  // Unconditional condition checks that return the items read each table's items at one instant.
+  const checks = reads.map((read) => ({ table: read.table, operation: { kind: 'ConditionCheck' as const, key: read.key } }));
+  const { outcomes } = await applyParts(ctx, transactionParts(checks, true), reads.length);
+  const tallies: CapacityTally[] = [];
+  const responses = outcomes.map((outcome, position) => {
+    const read = reads[position];
+    const item = outcome.status === 'ok' ? outcome.oldItem : undefined;
+    const tally = readTally(read.table.schema, item ? itemSize(item) : 0, true);
+    tally.scale(TRANSACTION_CAPACITY_FACTOR);
+    tallies.push(tally);
+    return item ? { Item: projectItem(read.expressions, item) } : {};
+  });
+  const response: RequestBody = { Responses: responses };
+  const consumed = reportPerTable(tallies, (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity);
+  if (consumed) response.ConsumedCapacity = consumed;
+  return response;
+};
+
+export const transactionOperations: Record<string, OperationHandler> = {
+  TransactWriteItems: transactWriteItems,
+  TransactGetItems: transactGetItems,
+};
