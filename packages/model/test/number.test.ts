@@ -10,6 +10,9 @@ import {
   subtractNumbers,
 } from '../src/number.ts';
 
+// Fixed seed: the suite is deterministic; change it locally to explore more cases.
+fc.configureGlobal({ seed: 20261125 });
+
 const OVERFLOW = 'Number overflow. Attempting to store a number with magnitude larger than supported range';
 const UNDERFLOW = 'Number underflow. Attempting to store a number with magnitude smaller than supported range';
 const PRECISION = 'Attempting to store more than 38 significant digits in a Number';
