@@ -1,0 +1,34 @@
+import { CreateTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { expect } from 'vitest';
+
+/** What the SDK throws for a DynamoDB error: its class name, message and modeled fields. */
+export interface SdkError extends Error {
+  name: string;
+  message: string;
+  Item?: Record<string, unknown>;
+  CancellationReasons?: { Code?: string; Message?: string; Item?: Record<string, unknown> }[];
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Awaits a request expected to fail; checks the error type and, when given, the exact message. */
+export async function expectDynamoError(request: Promise<unknown>, type: string, message?: string | RegExp): Promise<SdkError> {
+  const outcome = await request.then(
+    (response) => ({ failed: false as const, response }),
+    (error: unknown) => ({ failed: true as const, error: error as SdkError }),
+  );
+  if (!outcome.failed) throw new Error(`expected ${type}, got success: ${JSON.stringify(outcome.response)}`);
+  expect(outcome.error.name).toBe(type);
+  if (typeof message === 'string') expect(outcome.error.message).toBe(message);
+  else if (message) expect(outcome.error.message).toMatch(message);
+  return outcome.error;
+}
+
+/** Creates a table, defaulting to on-demand billing. */
+export async function createTable(client: DynamoDBClient, input: Omit<CreateTableCommandInput, 'BillingMode'> & { BillingMode?: 'PAY_PER_REQUEST' | 'PROVISIONED' }): Promise<void> {
+  await client.send(new CreateTableCommand({ BillingMode: 'PAY_PER_REQUEST', ...input }));
+}
+
+/** A string of `bytes` ASCII characters, for items of a chosen size. */
+export function filler(bytes: number): string {
+  return 'x'.repeat(bytes);
+}
