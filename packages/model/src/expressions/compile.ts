@@ -105,7 +105,8 @@ function bindChecked<T>(order: readonly ProblemCategory[], bind: (problems: Prob
 
 const PLACEHOLDER_KEY = { names: /^#[0-9A-Za-z_]+$/, values: /^:[0-9A-Za-z_]+$/ } as const;
 
-function checkPlaceholderMaps(request: ExpressionRequest): void {
+/** Checks both maps; returns the values validated and normalized (canonical numbers). */
+function checkPlaceholderMaps(request: ExpressionRequest): Record<string, AttributeValue> | undefined {
   const maps = [
     ['ExpressionAttributeNames', request.names, PLACEHOLDER_KEY.names],
     ['ExpressionAttributeValues', request.values, PLACEHOLDER_KEY.values],
@@ -117,18 +118,19 @@ function checkPlaceholderMaps(request: ExpressionRequest): void {
     const invalid = keys.find((key) => !pattern.test(key));
     if (invalid !== undefined) throw validationError(`${parameter} contains invalid key: Syntax error; key: "${invalid}"`);
   }
-  if (request.values !== undefined) {
-    for (const [key, value] of Object.entries(request.values)) {
-      try {
-        validateAttributeValue(value);
-      } catch (error) {
-        if (error instanceof DynamoDbError) {
-          throw validationError(`ExpressionAttributeValues contains invalid value: ${error.message} for key ${key}`);
-        }
-        throw error;
+  if (request.values === undefined) return undefined;
+  const values: Record<string, AttributeValue> = {};
+  for (const [key, value] of Object.entries(request.values)) {
+    try {
+      values[key] = validateAttributeValue(value);
+    } catch (error) {
+      if (error instanceof DynamoDbError) {
+        throw validationError(`ExpressionAttributeValues contains invalid value: ${error.message} for key ${key}`);
       }
+      throw error;
     }
   }
+  return values;
 }
 
 function checkAllUsed(request: ExpressionRequest, placeholders: Placeholders): void {
@@ -147,10 +149,10 @@ function checkAllUsed(request: ExpressionRequest, placeholders: Placeholders): v
  * the first problem DynamoDB would report.
  */
 export function compileExpressions(request: ExpressionRequest): CompiledExpressions {
-  checkPlaceholderMaps(request);
+  const values = checkPlaceholderMaps(request);
   const placeholders: Placeholders = {
     names: request.names,
-    values: request.values,
+    values,
     usedNames: new Set(),
     usedValues: new Set(),
   };

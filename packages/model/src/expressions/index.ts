@@ -7,3 +7,5 @@ export type { CompiledKeyCondition } from './key-condition.ts';
 export { formatPath, valueAtPath } from './paths.ts';
 export type { DocumentPath, PathSegment } from './paths.ts';
 export { isReservedWord } from './reserved-words.ts';
+export { legacyToExpressions, rejectMixedParameters } from './legacy.ts';
+export type { LegacyExpressions, LegacyParameters } from './legacy.ts';
