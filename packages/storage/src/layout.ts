@@ -100,7 +100,8 @@ export function decodeJson<T>(bytes: Uint8Array): T {
 export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i] !== 0xff) {
-      const end = prefix.slice(0, i + 1);
+      // A copy: Buffer's slice() would share memory with the prefix.
+      const end = Uint8Array.from(prefix.subarray(0, i + 1));
       end[i]++;
       return end;
     }

@@ -1,12 +1,12 @@
 import {
   attributeValuesEqual,
   compareBytes,
-  compileExpressions,
   DynamoDbError,
   itemSize,
   MAX_ITEM_SIZE,
   spaceRange,
   validationError,
+  type CompiledUpdate,
   type GetRequest,
   type IndexSchema,
   type Item,
@@ -22,6 +22,7 @@ import {
 } from '@shoal/model';
 import { ChangeSet, type IndexGate } from './change-set.ts';
 import type { CommitQueue } from './commit-queue.ts';
+import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import { decodeJson, entryKey, findIndex, spaceKeyAttributes } from './layout.ts';
 import { readRange } from './range-read.ts';
@@ -29,8 +30,6 @@ import { StatisticsBook } from './statistics.ts';
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
-
-type UpdateAction = NonNullable<ReturnType<typeof compileExpressions>['update']>;
 
 /**
  * The data of every table on one node: the partition state machine. Writes are atomic and
@@ -84,7 +83,7 @@ export class PartitionStore implements PartitionClient {
       const existing = await changes.readItem(itemKey);
       const input = operation.expressions;
       const compiled = input
-        ? compileExpressions({
+        ? compilePartitionExpressions({
             condition: input.condition,
             update: operation.kind === 'Update' ? input.update : undefined,
             names: input.names,
@@ -212,7 +211,7 @@ function keyAfter(key: Uint8Array): Uint8Array {
   return after;
 }
 
-function nextItem(operation: WriteOperation, existing: Item | undefined, update: UpdateAction | undefined): Item | undefined {
+function nextItem(operation: WriteOperation, existing: Item | undefined, update: CompiledUpdate | undefined): Item | undefined {
   switch (operation.kind) {
     case 'Put':
       if (!operation.item) throw validationError('A Put operation needs an item');

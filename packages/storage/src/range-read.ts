@@ -1,6 +1,5 @@
 import {
   compareBytes,
-  compileExpressions,
   encodeCollectionPrefix,
   encodeItemKey,
   encodeKeyValuePrefix,
@@ -17,6 +16,7 @@ import {
   type SortKeyCondition,
   type TableSchema,
 } from '@shoal/model';
+import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel } from './database.ts';
 import { decodeJson, entryKey, findIndex, keyOf, prefixEnd, spaceKeyAttributes } from './layout.ts';
 
@@ -106,7 +106,7 @@ export async function readRange(level: ByteLevel, request: RangeReadRequest): Pr
   const keyAttributes = spaceKeyAttributes(table, index);
   const bounds = readBounds(spaceId, request, keyAttributes);
   const expressions = request.filter !== undefined || request.projection !== undefined
-    ? compileExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })
+    ? compilePartitionExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })
     : {};
   // An LSI answers for attributes it does not project by reading the table item, as DynamoDB does.
   const fetchesTableItem = index?.kind === 'LSI' && index.projection.type !== 'ALL' &&

@@ -1,0 +1,54 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AttributeValue, IndexSchema, Item, KeyAttribute, PartitionClient, RangeReadRequest, TableSchema } from '@shoal/model';
+import { openLocalStore, type LocalStore } from '../src/index.ts';
+
+export const S = (value: string): AttributeValue => ({ S: value });
+export const N = (value: number | string): AttributeValue => ({ N: String(value) });
+export const B = (bytes: number[]): AttributeValue => ({ B: Buffer.from(bytes).toString('base64') });
+
+export function key(name: string, type: KeyAttribute['type']): KeyAttribute {
+  return { name, type };
+}
+
+export function table(tableId: number, hashKey: KeyAttribute, rangeKey?: KeyAttribute, indexes: IndexSchema[] = []): TableSchema {
+  return { name: `t${tableId}`, tableId, hashKey, ...(rangeKey ? { rangeKey } : {}), indexes };
+}
+
+export async function temporaryDirectory(): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), 'shoal-storage-'));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+export function memoryStore(): Promise<LocalStore> {
+  return openLocalStore({ inMemory: true });
+}
+
+export async function put(partitions: PartitionClient, schema: TableSchema, item: Item): Promise<void> {
+  const keyAttributes = schema.rangeKey ? [schema.hashKey, schema.rangeKey] : [schema.hashKey];
+  const itemKey = Object.fromEntries(keyAttributes.map((attribute) => [attribute.name, item[attribute.name]]));
+  const result = await partitions.write({ table: schema, operations: [{ kind: 'Put', key: itemKey, item }] });
+  if (!result.applied) throw new Error(`put failed: ${JSON.stringify(result.outcomes)}`);
+}
+
+/** Reads every page of a Query or Scan, following LastEvaluatedKey; returns the pages. */
+export async function readAllPages(
+  partitions: PartitionClient,
+  request: RangeReadRequest,
+  maxPages = 10_000,
+): Promise<Array<{ items: Item[]; lastEvaluatedKey?: Item; scannedCount: number; count: number; bytesRead: number }>> {
+  const pages = [];
+  let exclusiveStartKey: Item | undefined;
+  for (let page = 0; page < maxPages; page++) {
+    const result = await partitions.readRange({ ...request, ...(exclusiveStartKey ? { exclusiveStartKey } : {}) }, { consistent: true });
+    pages.push(result);
+    if (!result.lastEvaluatedKey) return pages;
+    exclusiveStartKey = result.lastEvaluatedKey;
+  }
+  throw new Error('too many pages');
+}
+
+export function baseRequest(schema: TableSchema, extra: Partial<RangeReadRequest> = {}): RangeReadRequest {
+  return { table: schema, forward: true, maxBytes: 1024 * 1024, select: 'ALL_ATTRIBUTES', ...extra };
+}
