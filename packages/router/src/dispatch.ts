@@ -4,9 +4,14 @@ import type { EngineContext } from './operation.ts';
 import { unknownOperation } from './protocol.ts';
 import { asString, requireTableName } from './request.ts';
 import type { RequestBody, RequestInfo, RouterOperationHandler } from './request.ts';
+import { batchOperations } from './batch.ts';
+import { itemOperations } from './items.ts';
 import { accountOperations } from './limits.ts';
+import { queryOperations } from './query.ts';
+import { scanOperations } from './scan.ts';
 import { tableOperations } from './tables.ts';
 import { tagOperations } from './tags.ts';
+import { transactionOperations } from './transactions.ts';
 import { ttlOperations } from './ttl.ts';
 
 /** Every DynamoDB operation Shoal serves, by name. */
@@ -15,6 +20,11 @@ const operations: Record<string, RouterOperationHandler> = {
   ...ttlOperations,
   ...tagOperations,
   ...accountOperations,
+  ...itemOperations,
+  ...queryOperations,
+  ...scanOperations,
+  ...batchOperations,
+  ...transactionOperations,
 };
 
 export function createEngineContext(

@@ -1,0 +1,746 @@
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeEndpointsCommand,
+  DescribeLimitsCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  ListTablesCommand,
+  ListTagsOfResourceCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateTableCommand,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import type { CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startShoal } from './helpers/shoal.ts';
+import type { ShoalUnderTest } from './helpers/shoal.ts';
+
+let shoal: ShoalUnderTest;
+let client: DynamoDBClient;
+
+beforeAll(async () => {
+  shoal = await startShoal();
+  client = shoal.client;
+});
+
+afterAll(async () => {
+  await shoal.close();
+});
+
+/** The error a command fails with: its SDK name and message. */
+async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const { name, message } = error as Error;
+    return { name, message };
+  }
+  throw new Error('expected the request to fail');
+}
+
+const simpleTable = (name: string): CreateTableCommandInput => ({
+  TableName: name,
+  KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+  AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+  BillingMode: 'PAY_PER_REQUEST',
+});
+
+const rangeTable = (name: string): CreateTableCommandInput => ({
+  TableName: name,
+  KeySchema: [
+    { AttributeName: 'pk', KeyType: 'HASH' },
+    { AttributeName: 'sk', KeyType: 'RANGE' },
+  ],
+  AttributeDefinitions: [
+    { AttributeName: 'pk', AttributeType: 'S' },
+    { AttributeName: 'sk', AttributeType: 'N' },
+  ],
+  ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 7 },
+});
+
+async function waitForIndexActive(table: string, index: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
+    if (Table?.GlobalSecondaryIndexes?.find((gsi) => gsi.IndexName === index)?.IndexStatus === 'ACTIVE') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`index ${index} never became ACTIVE`);
+}
+
+describe('CreateTable', () => {
+  it('creates an ACTIVE hash-key table with the full description', async () => {
+    const { TableDescription: table } = await client.send(new CreateTableCommand(simpleTable('create_simple')));
+    expect(table).toMatchObject({
+      TableName: 'create_simple',
+      TableStatus: 'ACTIVE',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      TableArn: 'arn:aws:dynamodb:us-east-1:000000000000:table/create_simple',
+      ItemCount: 0,
+      TableSizeBytes: 0,
+      BillingModeSummary: { BillingMode: 'PAY_PER_REQUEST' },
+      ProvisionedThroughput: { NumberOfDecreasesToday: 0, ReadCapacityUnits: 0, WriteCapacityUnits: 0 },
+    });
+    expect(table?.TableId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(table?.CreationDateTime).toBeInstanceOf(Date);
+    // The SDK's waiter succeeds at once.
+    const waited = await waitUntilTableExists({ client, maxWaitTime: 5, minDelay: 1 }, { TableName: 'create_simple' });
+    expect(waited.state).toBe('SUCCESS');
+  });
+
+  it('creates a provisioned table with a range key, LSIs and GSIs', async () => {
+    const { TableDescription: table } = await client.send(
+      new CreateTableCommand({
+        ...rangeTable('create_indexed'),
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'N' },
+          { AttributeName: 'lsk', AttributeType: 'S' },
+          { AttributeName: 'gpk', AttributeType: 'B' },
+        ],
+        LocalSecondaryIndexes: [
+          {
+            IndexName: 'byLsk',
+            KeySchema: [
+              { AttributeName: 'pk', KeyType: 'HASH' },
+              { AttributeName: 'lsk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['a', 'b'] },
+          },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byGpk',
+            KeySchema: [{ AttributeName: 'gpk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+            Projection: { ProjectionType: 'KEYS_ONLY' },
+            ProvisionedThroughput: { ReadCapacityUnits: 2, WriteCapacityUnits: 3 },
+          },
+        ],
+        Tags: [{ Key: 'team', Value: 'storage' }],
+      }),
+    );
+    expect(table?.ProvisionedThroughput).toEqual({ NumberOfDecreasesToday: 0, ReadCapacityUnits: 5, WriteCapacityUnits: 7 });
+    expect(table?.BillingModeSummary).toBeUndefined();
+    expect(table?.LocalSecondaryIndexes).toEqual([
+      {
+        IndexName: 'byLsk',
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'lsk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['a', 'b'] },
+        IndexSizeBytes: 0,
+        ItemCount: 0,
+        IndexArn: 'arn:aws:dynamodb:us-east-1:000000000000:table/create_indexed/index/byLsk',
+      },
+    ]);
+    expect(table?.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: 'byGpk',
+        KeySchema: [{ AttributeName: 'gpk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+        IndexStatus: 'ACTIVE',
+        ProvisionedThroughput: { NumberOfDecreasesToday: 0, ReadCapacityUnits: 2, WriteCapacityUnits: 3 },
+        IndexSizeBytes: 0,
+        ItemCount: 0,
+        IndexArn: 'arn:aws:dynamodb:us-east-1:000000000000:table/create_indexed/index/byGpk',
+      },
+    ]);
+    expect(table?.AttributeDefinitions?.map((d) => d.AttributeName).sort()).toEqual(['gpk', 'lsk', 'pk', 'sk']);
+    const { Tags } = await client.send(new ListTagsOfResourceCommand({ ResourceArn: table?.TableArn }));
+    expect(Tags).toEqual([{ Key: 'team', Value: 'storage' }]);
+  });
+
+  it('rejects a table that exists', async () => {
+    await client.send(new CreateTableCommand(simpleTable('create_twice')));
+    expect(await failure(client.send(new CreateTableCommand(simpleTable('create_twice'))))).toEqual({
+      name: 'ResourceInUseException',
+      message: 'Table already exists: create_twice',
+    });
+  });
+
+  it.each<[string, CreateTableCommandInput, string]>([
+    ['a name too short', { ...simpleTable('ab') }, "1 validation error detected: Value 'ab' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3"],
+    ['a name with bad characters', { ...simpleTable('bad name!') }, "1 validation error detected: Value 'bad name!' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"],
+    ['a name too long', { ...simpleTable('x'.repeat(256)) }, `1 validation error detected: Value '${'x'.repeat(256)}' at 'tableName' failed to satisfy constraint: Member must have length less than or equal to 255`],
+    [
+      'several violations at once',
+      { ...simpleTable('!'), BillingMode: 'FREE' as 'PROVISIONED' },
+      "3 validation errors detected: Value '!' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; " +
+        "Value '!' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3; " +
+        "Value 'FREE' at 'billingMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]",
+    ],
+    ['a missing key schema', { ...simpleTable('no_keys'), KeySchema: undefined }, "1 validation error detected: Value null at 'keySchema' failed to satisfy constraint: Member must not be null"],
+    [
+      'three key elements',
+      { ...simpleTable('three_keys'), KeySchema: [{ AttributeName: 'a', KeyType: 'HASH' }, { AttributeName: 'b', KeyType: 'RANGE' }, { AttributeName: 'c', KeyType: 'RANGE' }] },
+      "1 validation error detected: Value '[{\"AttributeName\":\"a\",\"KeyType\":\"HASH\"}, {\"AttributeName\":\"b\",\"KeyType\":\"RANGE\"}, {\"AttributeName\":\"c\",\"KeyType\":\"RANGE\"}]' at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
+    ],
+    [
+      'a bad key type',
+      { ...simpleTable('bad_key_type'), KeySchema: [{ AttributeName: 'pk', KeyType: 'PRIMARY' as 'HASH' }] },
+      "1 validation error detected: Value 'PRIMARY' at 'keySchema.1.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+    ],
+    [
+      'a bad attribute type',
+      { ...simpleTable('bad_attr_type'), AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'BOOL' as 'S' }] },
+      "1 validation error detected: Value 'BOOL' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [S, N, B]",
+    ],
+    [
+      'PROVISIONED without throughput',
+      { ...simpleTable('no_throughput'), BillingMode: 'PROVISIONED' as const },
+      'One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED',
+    ],
+    [
+      'PAY_PER_REQUEST with throughput',
+      { ...simpleTable('ppr_throughput'), ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } },
+      'One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST',
+    ],
+    [
+      'zero capacity',
+      { ...rangeTable('zero_capacity'), ProvisionedThroughput: { ReadCapacityUnits: 0, WriteCapacityUnits: 1 } },
+      "1 validation error detected: Value '0' at 'provisionedThroughput.readCapacityUnits' failed to satisfy constraint: Member must have value greater than or equal to 1",
+    ],
+    [
+      'an unused attribute definition',
+      { ...simpleTable('unused_def'), AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'x', AttributeType: 'S' }] },
+      'One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions',
+    ],
+    [
+      'an undefined key attribute',
+      { ...simpleTable('undefined_key'), AttributeDefinitions: [{ AttributeName: 'other', AttributeType: 'S' }] },
+      'One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [pk], AttributeDefinitions: [other]',
+    ],
+    [
+      'a RANGE-first key schema',
+      { ...simpleTable('range_first'), KeySchema: [{ AttributeName: 'pk', KeyType: 'RANGE' }] },
+      'Invalid KeySchema: The first KeySchemaElement is not a HASH key type',
+    ],
+    [
+      'hash and range with the same name',
+      {
+        ...simpleTable('same_names'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'pk', KeyType: 'RANGE' }],
+      },
+      'Both the Hash Key and the Range Key element in the KeySchema have the same name',
+    ],
+    [
+      'an LSI on a table without a range key',
+      {
+        ...simpleTable('lsi_no_range'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'l', AttributeType: 'S' }],
+        LocalSecondaryIndexes: [{ IndexName: 'byL', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'l', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } }],
+      },
+      'One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex',
+    ],
+    [
+      'an LSI with another hash key',
+      {
+        ...rangeTable('lsi_other_hash'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'l', AttributeType: 'S' }],
+        LocalSecondaryIndexes: [{ IndexName: 'byL', KeySchema: [{ AttributeName: 'l', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } }],
+      },
+      'One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: byL. index hash key: l, table hash key: pk',
+    ],
+    [
+      'an unused definition next to an index',
+      {
+        ...rangeTable('unused_with_index'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'g', AttributeType: 'S' }, { AttributeName: 'zzz', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' }, ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } }],
+      },
+      'One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [pk, sk, g, zzz], keys used: [pk, sk, g]',
+    ],
+    [
+      'NonKeyAttributes without INCLUDE',
+      {
+        ...simpleTable('nonkey_all'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL', NonKeyAttributes: ['x'] } }],
+      },
+      'One or more parameter values were invalid: ProjectionType is ALL, but NonKeyAttributes is specified',
+    ],
+    [
+      'a provisioned GSI without throughput',
+      {
+        ...rangeTable('gsi_no_throughput'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'g', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } }],
+      },
+      'One or more parameter values were invalid: ProvisionedThroughput must be specified for index: byG',
+    ],
+    [
+      'duplicate index names',
+      {
+        ...rangeTable('dup_index'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'g', AttributeType: 'S' }],
+        LocalSecondaryIndexes: [{ IndexName: 'idx', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'g', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } }],
+        GlobalSecondaryIndexes: [{ IndexName: 'idx', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' }, ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } }],
+      },
+      'One or more parameter values were invalid: Duplicate index name: idx',
+    ],
+    [
+      'six LSIs',
+      {
+        ...rangeTable('six_lsis'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, ...[1, 2, 3, 4, 5, 6].map((i) => ({ AttributeName: `l${i}`, AttributeType: 'S' as const }))],
+        LocalSecondaryIndexes: [1, 2, 3, 4, 5, 6].map((i) => ({
+          IndexName: `lsi${i}`,
+          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' as const }, { AttributeName: `l${i}`, KeyType: 'RANGE' as const }],
+          Projection: { ProjectionType: 'KEYS_ONLY' as const },
+        })),
+      },
+      'One or more parameter values were invalid: Number of LocalSecondaryIndexes exceeds per-table limit of 5',
+    ],
+    [
+      '21 GSIs',
+      {
+        ...simpleTable('many_gsis'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' as const }, ...Array.from({ length: 21 }, (_, i) => ({ AttributeName: `g${i}`, AttributeType: 'S' as const }))],
+        GlobalSecondaryIndexes: Array.from({ length: 21 }, (_, i) => ({
+          IndexName: `gsi${i}`,
+          KeySchema: [{ AttributeName: `g${i}`, KeyType: 'HASH' as const }],
+          Projection: { ProjectionType: 'KEYS_ONLY' as const },
+        })),
+      },
+      'One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of 20',
+    ],
+    [
+      'streams (not built)',
+      { ...simpleTable('with_streams'), StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_IMAGE' as const } },
+      'Shoal does not support DynamoDB Streams yet: StreamSpecification.StreamEnabled must be false',
+    ],
+  ])('rejects %s', async (_case, input, message) => {
+    expect(await failure(client.send(new CreateTableCommand(input)))).toEqual({ name: 'ValidationException', message });
+    expect((await client.send(new ListTablesCommand({}))).TableNames).not.toContain(input.TableName);
+  });
+
+  it('accepts 5 LSIs and 20 GSIs', async () => {
+    const { TableDescription: table } = await client.send(
+      new CreateTableCommand({
+        ...rangeTable('max_indexes'),
+        BillingMode: 'PAY_PER_REQUEST',
+        ProvisionedThroughput: undefined,
+        AttributeDefinitions: [
+          ...rangeTable('x').AttributeDefinitions!,
+          ...Array.from({ length: 5 }, (_, i) => ({ AttributeName: `l${i}`, AttributeType: 'S' as const })),
+          ...Array.from({ length: 20 }, (_, i) => ({ AttributeName: `g${i}`, AttributeType: 'N' as const })),
+        ],
+        LocalSecondaryIndexes: Array.from({ length: 5 }, (_, i) => ({
+          IndexName: `lsi${i}`,
+          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' as const }, { AttributeName: `l${i}`, KeyType: 'RANGE' as const }],
+          Projection: { ProjectionType: 'ALL' as const },
+        })),
+        GlobalSecondaryIndexes: Array.from({ length: 20 }, (_, i) => ({
+          IndexName: `gsi${i}`,
+          KeySchema: [{ AttributeName: `g${i}`, KeyType: 'HASH' as const }, { AttributeName: 'sk', KeyType: 'RANGE' as const }],
+          Projection: { ProjectionType: 'KEYS_ONLY' as const },
+        })),
+      }),
+    );
+    expect(table?.LocalSecondaryIndexes).toHaveLength(5);
+    expect(table?.GlobalSecondaryIndexes).toHaveLength(20);
+  });
+});
+
+describe('DescribeTable', () => {
+  it('describes what CreateTable returned', async () => {
+    const { TableDescription: created } = await client.send(new CreateTableCommand(rangeTable('describe_me')));
+    const { Table: described } = await client.send(new DescribeTableCommand({ TableName: 'describe_me' }));
+    expect(described).toEqual(created);
+  });
+
+  it('reports an unknown table', async () => {
+    expect(await failure(client.send(new DescribeTableCommand({ TableName: 'no_such_table' })))).toEqual({
+      name: 'ResourceNotFoundException',
+      message: 'Requested resource not found: Table: no_such_table not found',
+    });
+  });
+
+  it('validates the name', async () => {
+    expect(await failure(client.send(new DescribeTableCommand({ TableName: 'a' })))).toEqual({
+      name: 'ValidationException',
+      message: "1 validation error detected: Value 'a' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3",
+    });
+  });
+});
+
+describe('ListTables', () => {
+  it('pages through sorted names with Limit and ExclusiveStartTableName', async () => {
+    const own = ['list_c', 'list_a', 'list_b', 'list_d'];
+    for (const name of own) await client.send(new CreateTableCommand(simpleTable(name)));
+    const all = (await client.send(new ListTablesCommand({}))).TableNames!;
+    expect(all).toEqual([...all].sort());
+    const ownInOrder = all.filter((name) => name.startsWith('list_'));
+    expect(ownInOrder).toEqual(['list_a', 'list_b', 'list_c', 'list_d']);
+
+    const first = await client.send(new ListTablesCommand({ ExclusiveStartTableName: 'list_', Limit: 3 }));
+    expect(first.TableNames).toEqual(['list_a', 'list_b', 'list_c']);
+    expect(first.LastEvaluatedTableName).toBe('list_c');
+    const second = await client.send(new ListTablesCommand({ ExclusiveStartTableName: first.LastEvaluatedTableName, Limit: 1 }));
+    expect(second.TableNames).toEqual(['list_d']);
+  });
+
+  it('omits LastEvaluatedTableName on the last page', async () => {
+    const page = await client.send(new ListTablesCommand({ ExclusiveStartTableName: 'zzzzzz' }));
+    expect(page).toMatchObject({ TableNames: [] });
+    expect(page.LastEvaluatedTableName).toBeUndefined();
+  });
+
+  it('validates Limit', async () => {
+    expect(await failure(client.send(new ListTablesCommand({ Limit: 101 })))).toEqual({
+      name: 'ValidationException',
+      message: "1 validation error detected: Value '101' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 100",
+    });
+    expect((await failure(client.send(new ListTablesCommand({ Limit: 0 })))).message).toContain('Member must have value greater than or equal to 1');
+  });
+});
+
+describe('DeleteTable', () => {
+  it('returns the description as DELETING, then the table is gone', async () => {
+    await client.send(new CreateTableCommand(simpleTable('delete_me')));
+    const { TableDescription } = await client.send(new DeleteTableCommand({ TableName: 'delete_me' }));
+    expect(TableDescription).toMatchObject({ TableName: 'delete_me', TableStatus: 'DELETING' });
+    expect((await failure(client.send(new DescribeTableCommand({ TableName: 'delete_me' })))).name).toBe('ResourceNotFoundException');
+    expect((await failure(client.send(new DeleteTableCommand({ TableName: 'delete_me' })))).name).toBe('ResourceNotFoundException');
+    // The name can be used again.
+    const { TableDescription: again } = await client.send(new CreateTableCommand(simpleTable('delete_me')));
+    expect(again?.TableStatus).toBe('ACTIVE');
+    expect(again?.TableId).not.toBe(TableDescription?.TableId);
+  });
+});
+
+describe('UpdateTable', () => {
+  it('changes provisioned throughput and billing mode', async () => {
+    await client.send(new CreateTableCommand(rangeTable('update_throughput')));
+    const raised = await client.send(
+      new UpdateTableCommand({ TableName: 'update_throughput', ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 20 } }),
+    );
+    expect(raised.TableDescription?.ProvisionedThroughput).toMatchObject({ ReadCapacityUnits: 10, WriteCapacityUnits: 20 });
+    expect(
+      await failure(
+        client.send(new UpdateTableCommand({ TableName: 'update_throughput', ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 20 } })),
+      ),
+    ).toEqual({
+      name: 'ValidationException',
+      message:
+        'The provisioned throughput for the table will not change. The requested value equals the current value. ' +
+        'Current ReadCapacityUnits provisioned for the table: 10. Requested ReadCapacityUnits: 10. ' +
+        'Current WriteCapacityUnits provisioned for the table: 20. Requested WriteCapacityUnits: 20. ' +
+        'Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.',
+    });
+    const onDemand = await client.send(new UpdateTableCommand({ TableName: 'update_throughput', BillingMode: 'PAY_PER_REQUEST' }));
+    expect(onDemand.TableDescription?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(onDemand.TableDescription?.ProvisionedThroughput).toMatchObject({ ReadCapacityUnits: 0, WriteCapacityUnits: 0 });
+    expect(
+      (await failure(client.send(new UpdateTableCommand({ TableName: 'update_throughput', BillingMode: 'PROVISIONED' })))).message,
+    ).toBe('One or more parameter values were invalid: ProvisionedThroughput must be specified when BillingMode is PROVISIONED');
+    const back = await client.send(
+      new UpdateTableCommand({ TableName: 'update_throughput', BillingMode: 'PROVISIONED', ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } }),
+    );
+    expect(back.TableDescription?.BillingModeSummary).toBeUndefined();
+    expect(back.TableDescription?.ProvisionedThroughput).toMatchObject({ ReadCapacityUnits: 1, WriteCapacityUnits: 1 });
+  });
+
+  it('requires something to update', async () => {
+    await client.send(new CreateTableCommand(simpleTable('update_nothing')));
+    expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing' })))).message).toBe(
+      'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required',
+    );
+    expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_missing', BillingMode: 'PAY_PER_REQUEST' })))).name).toBe(
+      'ResourceNotFoundException',
+    );
+  });
+
+  it('creates a GSI (CREATING, backfilling, then ACTIVE) and deletes it', async () => {
+    await client.send(new CreateTableCommand(simpleTable('update_gsi')));
+    const created = await client.send(
+      new UpdateTableCommand({
+        TableName: 'update_gsi',
+        AttributeDefinitions: [{ AttributeName: 'email', AttributeType: 'S' }],
+        GlobalSecondaryIndexUpdates: [
+          { Create: { IndexName: 'byEmail', KeySchema: [{ AttributeName: 'email', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+        ],
+      }),
+    );
+    expect(created.TableDescription?.GlobalSecondaryIndexes).toEqual([
+      expect.objectContaining({ IndexName: 'byEmail', IndexStatus: 'CREATING', Backfilling: true }),
+    ]);
+    expect(created.TableDescription?.AttributeDefinitions).toEqual([
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'email', AttributeType: 'S' },
+    ]);
+    await waitForIndexActive('update_gsi', 'byEmail');
+
+    expect(
+      await failure(
+        client.send(
+          new UpdateTableCommand({
+            TableName: 'update_gsi',
+            AttributeDefinitions: [{ AttributeName: 'a', AttributeType: 'S' }, { AttributeName: 'b', AttributeType: 'S' }],
+            GlobalSecondaryIndexUpdates: [
+              { Create: { IndexName: 'byA', KeySchema: [{ AttributeName: 'a', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+              { Create: { IndexName: 'byB', KeySchema: [{ AttributeName: 'b', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+            ],
+          }),
+        ),
+      ),
+    ).toEqual({
+      name: 'LimitExceededException',
+      message: 'Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table',
+    });
+    expect(
+      (
+        await failure(
+          client.send(
+            new UpdateTableCommand({
+              TableName: 'update_gsi',
+              GlobalSecondaryIndexUpdates: [
+                { Create: { IndexName: 'byNothing', KeySchema: [{ AttributeName: 'undefinedAttr', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+              ],
+            }),
+          ),
+        )
+      ).message,
+    ).toBe('One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [undefinedAttr], AttributeDefinitions: [pk, email]');
+
+    const deleted = await client.send(
+      new UpdateTableCommand({ TableName: 'update_gsi', GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byEmail' } }] }),
+    );
+    expect(deleted.TableDescription?.GlobalSecondaryIndexes).toEqual([expect.objectContaining({ IndexName: 'byEmail', IndexStatus: 'DELETING' })]);
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: 'update_gsi' }));
+    expect(Table?.GlobalSecondaryIndexes).toBeUndefined();
+    expect(Table?.AttributeDefinitions).toEqual([{ AttributeName: 'pk', AttributeType: 'S' }]);
+    expect(
+      await failure(client.send(new UpdateTableCommand({ TableName: 'update_gsi', GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byEmail' } }] }))),
+    ).toEqual({ name: 'ResourceNotFoundException', message: 'Requested resource not found: Index: byEmail not found' });
+  });
+
+  it('backfills a new GSI from existing items; counts and sizes come from the data', async () => {
+    await client.send(new CreateTableCommand(simpleTable('update_backfill')));
+    for (let i = 0; i < 30; i++) {
+      await shoal.doc.send(new PutCommand({ TableName: 'update_backfill', Item: { pk: `p${i}`, ...(i % 3 === 0 ? { colour: `c${i % 2}` } : {}) } }));
+    }
+    const { Table: before } = await client.send(new DescribeTableCommand({ TableName: 'update_backfill' }));
+    expect(before?.ItemCount).toBe(30);
+    expect(before?.TableSizeBytes).toBeGreaterThan(0);
+    await client.send(
+      new UpdateTableCommand({
+        TableName: 'update_backfill',
+        AttributeDefinitions: [{ AttributeName: 'colour', AttributeType: 'S' }],
+        GlobalSecondaryIndexUpdates: [
+          { Create: { IndexName: 'byColour', KeySchema: [{ AttributeName: 'colour', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } } },
+        ],
+      }),
+    );
+    await waitForIndexActive('update_backfill', 'byColour');
+    const { Table: after } = await client.send(new DescribeTableCommand({ TableName: 'update_backfill' }));
+    expect(after?.GlobalSecondaryIndexes?.[0]).toMatchObject({ IndexName: 'byColour', IndexStatus: 'ACTIVE', ItemCount: 10 });
+    expect(after?.GlobalSecondaryIndexes?.[0].IndexSizeBytes).toBeGreaterThan(0);
+  });
+
+  it('updates a GSI throughput', async () => {
+    await client.send(
+      new CreateTableCommand({
+        ...rangeTable('update_gsi_throughput'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'g', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [
+          { IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' }, ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } },
+        ],
+      }),
+    );
+    const { TableDescription } = await client.send(
+      new UpdateTableCommand({
+        TableName: 'update_gsi_throughput',
+        GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'byG', ProvisionedThroughput: { ReadCapacityUnits: 4, WriteCapacityUnits: 6 } } }],
+      }),
+    );
+    expect(TableDescription?.GlobalSecondaryIndexes?.[0].ProvisionedThroughput).toMatchObject({ ReadCapacityUnits: 4, WriteCapacityUnits: 6 });
+  });
+});
+
+describe('time to live', () => {
+  it('enables, describes and disables TTL with DynamoDB errors', async () => {
+    await client.send(new CreateTableCommand(simpleTable('ttl_table')));
+    expect(await client.send(new DescribeTimeToLiveCommand({ TableName: 'ttl_table' }))).toMatchObject({
+      TimeToLiveDescription: { TimeToLiveStatus: 'DISABLED' },
+    });
+    const enabled = await client.send(
+      new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: true, AttributeName: 'expiresAt' } }),
+    );
+    expect(enabled.TimeToLiveSpecification).toEqual({ Enabled: true, AttributeName: 'expiresAt' });
+    expect((await client.send(new DescribeTimeToLiveCommand({ TableName: 'ttl_table' }))).TimeToLiveDescription).toEqual({
+      TimeToLiveStatus: 'ENABLED',
+      AttributeName: 'expiresAt',
+    });
+    expect(
+      await failure(
+        client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: true, AttributeName: 'other' } })),
+      ),
+    ).toEqual({ name: 'ValidationException', message: 'TimeToLive is already enabled' });
+    await client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: false, AttributeName: 'expiresAt' } }));
+    expect(
+      await failure(
+        client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: false, AttributeName: 'expiresAt' } })),
+      ),
+    ).toEqual({ name: 'ValidationException', message: 'TimeToLive is already disabled' });
+    expect(
+      (await failure(client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: undefined })))).message,
+    ).toBe("1 validation error detected: Value null at 'timeToLiveSpecification' failed to satisfy constraint: Member must not be null");
+    expect(
+      (await failure(client.send(new DescribeTimeToLiveCommand({ TableName: 'ttl_missing' })))).name,
+    ).toBe('ResourceNotFoundException');
+  });
+});
+
+describe('the TTL sweeper', () => {
+  it('deletes items whose TTL attribute is an epoch-seconds number in the past, and nothing else', async () => {
+    let clock = Date.UTC(2026, 0, 1);
+    const local = await startShoal({ now: () => clock });
+    try {
+      await local.client.send(new CreateTableCommand(simpleTable('ttl_sweep')));
+      await local.client.send(
+        new UpdateTimeToLiveCommand({ TableName: 'ttl_sweep', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
+      );
+      const nowSeconds = clock / 1000;
+      const items = [
+        { pk: 'expired', exp: nowSeconds - 60 },
+        { pk: 'future', exp: nowSeconds + 3600 },
+        { pk: 'string', exp: String(nowSeconds - 60) },
+        { pk: 'ancient', exp: nowSeconds - 6 * 365 * 24 * 3600 },
+        { pk: 'none' },
+      ];
+      for (const item of items) await local.doc.send(new PutCommand({ TableName: 'ttl_sweep', Item: item }));
+      const present = async (pk: string): Promise<boolean> =>
+        (await local.doc.send(new GetCommand({ TableName: 'ttl_sweep', Key: { pk }, ConsistentRead: true }))).Item !== undefined;
+
+      expect(await local.router.sweepTtl()).toBe(1);
+      expect(await present('expired')).toBe(false);
+      for (const pk of ['future', 'string', 'ancient', 'none']) expect(await present(pk)).toBe(true);
+
+      clock += 2 * 3600 * 1000;
+      expect(await local.router.sweepTtl()).toBe(1);
+      expect(await present('future')).toBe(false);
+      expect(await local.router.sweepTtl()).toBe(0);
+
+      // Disabled TTL: nothing is swept.
+      await local.doc.send(new PutCommand({ TableName: 'ttl_sweep', Item: { pk: 'late', exp: clock / 1000 - 1 } }));
+      await local.client.send(
+        new UpdateTimeToLiveCommand({ TableName: 'ttl_sweep', TimeToLiveSpecification: { Enabled: false, AttributeName: 'exp' } }),
+      );
+      expect(await local.router.sweepTtl()).toBe(0);
+      expect(await present('late')).toBe(true);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('sweeps tables larger than one bounded pass over several sweeps', async () => {
+    const clock = Date.UTC(2026, 0, 1);
+    const local = await startShoal({ now: () => clock });
+    try {
+      await local.client.send(new CreateTableCommand(simpleTable('ttl_many')));
+      await local.client.send(
+        new UpdateTimeToLiveCommand({ TableName: 'ttl_many', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
+      );
+      const count = 1100;
+      for (let i = 0; i < count; i += 25) {
+        await Promise.all(
+          Array.from({ length: 25 }, (_, j) =>
+            local.doc.send(new PutCommand({ TableName: 'ttl_many', Item: { pk: `item${i + j}`, exp: clock / 1000 - 1 } })),
+          ),
+        );
+      }
+      let deleted = 0;
+      let sweeps = 0;
+      while (deleted < count && sweeps < 10) {
+        deleted += await local.router.sweepTtl();
+        sweeps++;
+      }
+      expect(deleted).toBe(count);
+      // One sweep reads at most 10 pages of 100 items per table.
+      expect(sweeps).toBe(2);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('runs on its own timer', async () => {
+    const local = await startShoal({ ttlSweepIntervalMs: 20 });
+    try {
+      await local.client.send(new CreateTableCommand(simpleTable('ttl_timer')));
+      await local.client.send(
+        new UpdateTimeToLiveCommand({ TableName: 'ttl_timer', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
+      );
+      await local.doc.send(new PutCommand({ TableName: 'ttl_timer', Item: { pk: 'a', exp: Math.floor(Date.now() / 1000) - 10 } }));
+      let gone = false;
+      for (let attempt = 0; attempt < 500 && !gone; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        gone = (await local.doc.send(new GetCommand({ TableName: 'ttl_timer', Key: { pk: 'a' }, ConsistentRead: true }))).Item === undefined;
+      }
+      expect(gone).toBe(true);
+    } finally {
+      await local.close();
+    }
+  });
+});
+
+describe('tags', () => {
+  it('tags, lists and untags a table by ARN', async () => {
+    const { TableDescription } = await client.send(new CreateTableCommand(simpleTable('tagged')));
+    const arn = TableDescription!.TableArn!;
+    await client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [{ Key: 'env', Value: 'test' }, { Key: 'owner', Value: 'me' }] }));
+    expect((await client.send(new ListTagsOfResourceCommand({ ResourceArn: arn }))).Tags).toEqual([
+      { Key: 'env', Value: 'test' },
+      { Key: 'owner', Value: 'me' },
+    ]);
+    await client.send(new UntagResourceCommand({ ResourceArn: arn, TagKeys: ['env'] }));
+    expect((await client.send(new ListTagsOfResourceCommand({ ResourceArn: arn }))).Tags).toEqual([{ Key: 'owner', Value: 'me' }]);
+  });
+
+  it('enforces tag limits and ARN rules', async () => {
+    const { TableDescription } = await client.send(new CreateTableCommand(simpleTable('tag_limits')));
+    const arn = TableDescription!.TableArn!;
+    const tags = Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
+    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: tags })))).message).toBe(
+      'One or more parameter values were invalid: The number of tags exceeds the limit of 50 for the resource',
+    );
+    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [{ Key: 'aws:x', Value: 'v' }] })))).message).toBe(
+      "One or more parameter values were invalid: Tag keys starting with 'aws:' are reserved for system use",
+    );
+    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [{ Key: 'k'.repeat(129), Value: 'v' }] })))).message).toContain(
+      "at 'tags.1.member.key' failed to satisfy constraint: Member must have length less than or equal to 128",
+    );
+    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [] })))).message).toBe(
+      'Atleast one Tag needs to be provided as Input.',
+    );
+    expect(await failure(client.send(new ListTagsOfResourceCommand({ ResourceArn: 'not-an-arn' })))).toEqual({
+      name: 'ValidationException',
+      message: 'Invalid TableArn: Invalid ResourceArn provided as input not-an-arn',
+    });
+    const missing = 'arn:aws:dynamodb:us-east-1:000000000000:table/no_such_table';
+    expect((await failure(client.send(new ListTagsOfResourceCommand({ ResourceArn: missing })))).name).toBe('ResourceNotFoundException');
+  });
+});
+
+describe('account operations', () => {
+  it('DescribeLimits answers DynamoDB default quotas', async () => {
+    const limits = await client.send(new DescribeLimitsCommand({}));
+    expect(limits).toMatchObject({
+      AccountMaxReadCapacityUnits: 80000,
+      AccountMaxWriteCapacityUnits: 80000,
+      TableMaxReadCapacityUnits: 40000,
+      TableMaxWriteCapacityUnits: 40000,
+    });
+  });
+
+  it('DescribeEndpoints answers the address the client used', async () => {
+    const { Endpoints } = await client.send(new DescribeEndpointsCommand({}));
+    expect(Endpoints).toEqual([{ Address: new URL(shoal.endpoint).host, CachePeriodInMinutes: 1440 }]);
+  });
+});
