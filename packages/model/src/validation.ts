@@ -270,12 +270,17 @@ function emptyWord(type: KeyAttributeType): string {
 
 /** Checks a key attribute's value (type already matched) for emptiness and size. */
 function checkKeyScalar(name: string, scalar: string, type: KeyAttributeType, isHash: boolean): void {
-  if (type === 'N') return; // 38 digits always fit
-  if (scalar === '') {
+  if (type !== 'N' && scalar === '') {
     throw validationError(
       `One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty ${emptyWord(type)} value. Key: ${name}`,
     );
   }
+  checkKeySize(scalar, type, isHash);
+}
+
+/** DynamoDB's limits on key values: 2048 bytes for a partition key, 1024 for a sort key. */
+function checkKeySize(scalar: string, type: KeyAttributeType, isHash: boolean): void {
+  if (type === 'N') return; // 38 digits always fit
   const bytes = keyBytes(scalar, type);
   // The missing space in "of2048" is DynamoDB's.
   if (isHash && bytes > MAX_PARTITION_KEY_BYTES) {
@@ -312,7 +317,7 @@ export function validateKey(value: unknown, schema: KeySchema, parameter = 'key'
   return key;
 }
 
-function checkIndexKey(item: Item, index: IndexSchema, attribute: KeyAttribute): void {
+function checkIndexKey(item: Item, index: IndexSchema, attribute: KeyAttribute, isHash: boolean): void {
   if (!Object.hasOwn(item, attribute.name)) return; // sparse: the item is just not in the index
   const member = item[attribute.name];
   const scalar = keyScalar(member, attribute.type);
@@ -326,6 +331,9 @@ function checkIndexKey(item: Item, index: IndexSchema, attribute: KeyAttribute):
       `One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty ${emptyWord(attribute.type)} value. IndexName: ${index.name}, IndexKey: ${attribute.name}`,
     );
   }
+  // Index keys have the table's size limits. Guessed: DynamoDB's message for an oversized index key
+  // in a PutItem is not recorded; the table key's is used.
+  checkKeySize(scalar, attribute.type, isHash);
 }
 
 /**
@@ -349,8 +357,8 @@ export function validateItemKeyAttributes(item: Item, schema: TableSchema): void
   }
   const tableKeys = new Set(keyAttributes(schema).map(({ attribute }) => attribute.name));
   for (const index of schema.indexes) {
-    for (const { attribute } of keyAttributes(index)) {
-      if (!tableKeys.has(attribute.name)) checkIndexKey(item, index, attribute);
+    for (const { attribute, isHash } of keyAttributes(index)) {
+      if (!tableKeys.has(attribute.name)) checkIndexKey(item, index, attribute, isHash);
     }
   }
 }

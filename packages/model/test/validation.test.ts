@@ -297,6 +297,8 @@ describe('validateItemKeyAttributes', () => {
     expect(() =>
       validateItemKeyAttributes({ pk: { S: 'a' }, sk: { N: '1' }, email: { S: 'e' }, score: { B: 'AA==' } }, table),
     ).not.toThrow();
+    const largest = { email: { S: 'e'.repeat(2048) }, score: { B: Buffer.alloc(1024).toString('base64') } };
+    expect(() => validateItemKeyAttributes({ pk: { S: 'a' }, sk: { N: '1' }, ...largest }, table)).not.toThrow();
   });
 
   it.each<[Record<string, AttributeValue>, string]>([
@@ -327,6 +329,14 @@ describe('validateItemKeyAttributes', () => {
     [
       { pk: { S: 'a' }, sk: { N: '1' }, score: { B: '' } },
       'One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty binary value. IndexName: byScore, IndexKey: score',
+    ],
+    [
+      { pk: { S: 'a' }, sk: { N: '1' }, email: { S: 'e'.repeat(2049) } },
+      'One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes',
+    ],
+    [
+      { pk: { S: 'a' }, sk: { N: '1' }, score: { B: Buffer.alloc(1025).toString('base64') } },
+      'One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes',
     ],
   ])('%j: %s', (item, message) => {
     expect(errorOf(() => validateItemKeyAttributes(item, table))).toEqual(validation(message));
