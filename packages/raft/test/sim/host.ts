@@ -77,6 +77,8 @@ export class SimNode {
   private readonly world: NodeWorld;
   private pendingReads: { index: number; context: string }[] = [];
   private lastSnapshotIndex = 0;
+  /** A membership change was applied since the last snapshot. */
+  private confChangedSinceSnapshot = false;
   readonly log: LogView;
 
   constructor(id: NodeId, disk: MemoryStorage, world: NodeWorld) {
@@ -104,6 +106,7 @@ export class SimNode {
     this.confState = confState;
     this.applied = snapshot.metadata.index;
     this.lastSnapshotIndex = snapshot.metadata.index;
+    this.confChangedSinceSnapshot = false;
     this.world.invariants.onStateRestored(this.id, this.applied);
     this.role = 'follower';
     this.leader = 0;
@@ -302,6 +305,7 @@ export class SimNode {
         return;
       }
       this.world.trace(`node ${this.id} apply conf change @${entry.index} ${describeChange(change)} -> ${describeConf(this.confState)}`);
+      this.confChangedSinceSnapshot = true;
       this.world.onConfApplied(this, this.confState);
       return;
     }
@@ -310,11 +314,16 @@ export class SimNode {
     this.world.onCommandApplied(this, command, result);
   }
 
-  /** Takes a snapshot at the applied index now and then, and compacts the log behind it. */
+  /**
+   * Takes a snapshot at the applied index now and then, and compacts the log behind it. A node
+   * refuses a snapshot whose configuration does not hold it, so after a membership change the
+   * host snapshots at once: a member added later must never be offered only an older snapshot.
+   */
   private maybeSnapshot(): void {
-    if (!this.isUp) return;
+    if (!this.isUp || this.applied <= this.lastSnapshotIndex || this.applied > this.disk.lastIndex()) return;
     const policy = this.world.snapshotPolicy(this.id);
-    if (this.applied - this.lastSnapshotIndex < policy.every || this.applied > this.disk.lastIndex()) return;
+    if (this.applied - this.lastSnapshotIndex < policy.every && !this.confChangedSinceSnapshot) return;
+    this.confChangedSinceSnapshot = false;
     const data = this.kv.serialize();
     this.disk.createSnapshot(this.applied, this.confState, data);
     this.world.invariants.onStateAt(this.id, this.applied, data);
