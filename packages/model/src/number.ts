@@ -44,9 +44,8 @@ export function parseNumber(text: string): DecimalParts {
   const intPart = match?.[2] ?? '';
   const fracPart = match?.[3] ?? '';
   if (!match || intPart.length + fracPart.length === 0) throw notNumeric(text);
-  const written = BigInt(match[4] ?? '0');
-  const limit = BigInt(EXPONENT_CLAMP);
-  const clamped = written > limit ? EXPONENT_CLAMP : written < -limit ? -EXPONENT_CLAMP : Number(written);
+  const written = Number(match[4] ?? '0'); // ±Infinity or imprecise only far beyond the clamp
+  const clamped = Math.max(-EXPONENT_CLAMP, Math.min(EXPONENT_CLAMP, written));
   const all = intPart + fracPart;
   let first = 0;
   while (first < all.length && all[first] === '0') first++;

@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AttributeValue } from '../src/attribute-value.ts';
 import { DynamoDbError } from '../src/errors.ts';
 import type { TableSchema } from '../src/schema.ts';
+import { attributeValuesEqual } from '../src/values.ts';
 import {
   extractKey,
   validateAttributeValue,
@@ -37,6 +39,30 @@ function nested(levels: number, wrap: (v: AttributeValue) => AttributeValue): At
 }
 const inMap = (v: AttributeValue): AttributeValue => ({ M: { n: v } });
 const inList = (v: AttributeValue): AttributeValue => ({ L: [v] });
+
+// Fixed seed: the suite is deterministic; change it locally to explore more cases.
+fc.configureGlobal({ seed: 20261125 });
+
+/** Valid attribute values in any (non-canonical) spelling, nested a few levels. */
+const numberSpelling = fc
+  .tuple(fc.constantFrom('', '-', '+'), fc.stringMatching(/^\d{1,10}$/), fc.stringMatching(/^\d{0,5}$/), fc.integer({ min: -20, max: 20 }))
+  .map(([sign, whole, fraction, exponent]) => `${sign}${whole}.${fraction}e${exponent}`);
+const base64 = fc.uint8Array({ maxLength: 8 }).map((bytes) => Buffer.from(bytes).toString('base64'));
+const { attributeValue } = fc.letrec<{ attributeValue: AttributeValue }>((tie) => ({
+  attributeValue: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.string().map((S) => ({ S })),
+    numberSpelling.map((N) => ({ N })),
+    base64.map((B) => ({ B })),
+    fc.boolean().map((BOOL) => ({ BOOL })),
+    fc.constant({ NULL: true as const }),
+    fc.uniqueArray(fc.string(), { minLength: 1, maxLength: 4 }).map((SS) => ({ SS })),
+    fc.uniqueArray(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 4 }).map((ns) => ({ NS: ns.map((n) => `${n}.0`) })),
+    fc.uniqueArray(base64, { minLength: 1, maxLength: 4 }).map((BS) => ({ BS })),
+    fc.array(tie('attributeValue'), { maxLength: 3 }).map((L) => ({ L })),
+    fc.dictionary(fc.string(), tie('attributeValue'), { maxKeys: 3 }).map((M) => ({ M })),
+  ),
+}));
 
 describe('validateAttributeValue: wrong JSON shapes are SerializationExceptions', () => {
   it.each<[unknown, string]>([
@@ -143,6 +169,17 @@ describe('validateAttributeValue: invalid values are ValidationExceptions', () =
 });
 
 describe('validateAttributeValue: normalized copies', () => {
+  it('accepts every valid value, keeps it equal, and is idempotent', () => {
+    fc.assert(
+      fc.property(attributeValue, (value) => {
+        const validated = validateAttributeValue(JSON.parse(JSON.stringify(value)));
+        expect(attributeValuesEqual(validated, value)).toBe(true);
+        expect(validateAttributeValue(validated)).toEqual(validated);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it.each<[unknown, AttributeValue]>([
     [{ S: '' }, { S: '' }],
     [{ S: 'x', Unknown: 1 }, { S: 'x' }],
