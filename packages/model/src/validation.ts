@@ -155,38 +155,49 @@ function nullSetElement() {
   return validationError(`${INVALID} Set may not contain null elements`);
 }
 
-function validateStringSet(elements: (string | undefined)[]): string[] {
-  if (elements.length === 0) throw validationError(`${INVALID} An string set  may not be empty`);
-  const out = elements.map((e) => {
-    if (e === undefined) throw nullSetElement();
-    return e;
-  });
-  if (new Set(out).size !== out.length) {
-    throw validationError(`${INVALID} Input collection [${out.join(', ')}] contains duplicates.`);
-  }
+function presentElement(element: string | undefined): string {
+  if (element === undefined) throw nullSetElement();
+  return element;
+}
+
+/** A non-empty set of distinct elements, each checked (and normalized) by `element`. */
+function validateSet(
+  elements: (string | undefined)[],
+  emptyMessage: string,
+  element: (e: string | undefined) => string,
+  duplicatesMessage: (elements: string[]) => string,
+): string[] {
+  if (elements.length === 0) throw validationError(emptyMessage);
+  const out = elements.map(element);
+  if (new Set(out).size !== out.length) throw validationError(duplicatesMessage(out));
   return out;
 }
 
-function validateNumberSet(elements: (string | undefined)[]): string[] {
-  if (elements.length === 0) throw validationError(`${INVALID} An number set  may not be empty`);
-  const out = elements.map((e) => normalizeNumber(e ?? ''));
-  // Duplicates are judged by value ("1" and "1.0" are the same number).
-  if (new Set(out).size !== out.length) throw validationError('Input collection contains duplicates');
-  return out;
-}
+const validateStringSet = (elements: (string | undefined)[]) =>
+  validateSet(
+    elements,
+    `${INVALID} An string set  may not be empty`,
+    presentElement,
+    (out) => `${INVALID} Input collection [${out.join(', ')}] contains duplicates.`,
+  );
 
-function validateBinarySet(elements: (string | undefined)[]): string[] {
-  if (elements.length === 0) throw validationError(`${INVALID} Binary sets should not be empty`);
-  const out = elements.map((e) => {
-    if (e === undefined) throw nullSetElement();
-    return e;
-  });
-  // Base64 was checked to be canonical, so equal strings are exactly equal bytes.
-  if (new Set(out).size !== out.length) {
-    throw validationError(`${INVALID} Input collection [${out.join(', ')}]of type BS contains duplicates.`);
-  }
-  return out;
-}
+// Numbers are normalized first, so duplicates are judged by value ("1" and "1.0" are one number).
+const validateNumberSet = (elements: (string | undefined)[]) =>
+  validateSet(
+    elements,
+    `${INVALID} An number set  may not be empty`,
+    (e) => normalizeNumber(e ?? ''),
+    () => 'Input collection contains duplicates',
+  );
+
+// Base64 was checked to be canonical, so equal strings are exactly equal bytes.
+const validateBinarySet = (elements: (string | undefined)[]) =>
+  validateSet(
+    elements,
+    `${INVALID} Binary sets should not be empty`,
+    presentElement,
+    (out) => `${INVALID} Input collection [${out.join(', ')}]of type BS contains duplicates.`,
+  );
 
 function validateRaw(raw: RawValue | undefined, level: number): AttributeValue {
   if (level > MAX_NESTING_DEPTH) throw nestingError();

@@ -146,6 +146,14 @@ describe('validateAttributeValue: invalid values are ValidationExceptions', () =
     expect(errorOf(() => validateAttributeValue(value))).toEqual(validation(message));
   });
 
+  it('rejects null set elements', () => {
+    expect(errorOf(() => validateAttributeValue({ NS: ['1', null] }))).toEqual(
+      validation('The parameter cannot be converted to a numeric value'),
+    );
+    expect(errorOf(() => validateAttributeValue({ SS: ['a', null] }))?.type).toBe('ValidationException');
+    expect(errorOf(() => validateAttributeValue({ BS: [null] }))?.type).toBe('ValidationException');
+  });
+
   it('reports a null value at a named place as a missing member', () => {
     expect(errorOf(() => validateAttributeValue(null, 'expressionAttributeValues.:v'))).toEqual(
       validation("1 validation error detected: Value null at 'expressionAttributeValues.:v' failed to satisfy constraint: Member must not be null"),
