@@ -1,11 +1,12 @@
 import {
   compileExpressions,
-  validationError,
+  legacyToExpressions,
+  rejectMixedParameters,
   type AttributeValue,
   type CompiledExpressions,
   type Item,
 } from '@shoal/model';
-import { optionalMap, optionalString, optionalStringMap, type RequestBody } from './request.ts';
+import { optionalMap, optionalString, optionalStringList, optionalStringMap, type RequestBody } from './request.ts';
 
 /**
  * The expressions of one item operation, read from the request: the expression parameters, or the
@@ -36,7 +37,10 @@ export type ExpressionParameter =
   | 'KeyConditionExpression'
   | 'FilterExpression';
 
-const STRING_OF: Record<ExpressionParameter, keyof ExpressionStrings> = {
+const EXPRESSION_FIELDS = ['condition', 'update', 'projection', 'keyCondition', 'filter'] as const;
+type ExpressionField = (typeof EXPRESSION_FIELDS)[number];
+
+const STRING_OF: Record<ExpressionParameter, ExpressionField> = {
   ConditionExpression: 'condition',
   UpdateExpression: 'update',
   ProjectionExpression: 'projection',
@@ -53,30 +57,52 @@ export type LegacyParameter =
   | 'ScanFilter'
   | 'AttributesToGet';
 
-/** Which expression and legacy parameters an operation has; DynamoDB ignores any others. */
+/**
+ * Which expression and legacy parameters an operation has, in DynamoDB's order for its messages;
+ * DynamoDB ignores any others. ConditionalOperator, where not listed, still joins the conditions of
+ * Expected but does not count as mixing the two forms.
+ */
 export interface ExpressionParameters {
   expressions: readonly ExpressionParameter[];
   legacy: readonly LegacyParameter[];
+  conditionalOperator?: boolean;
 }
 
 export function readItemExpressions(body: RequestBody, parameters: ExpressionParameters): ItemExpressions {
   const own: RequestBody = {};
-  for (const name of [...parameters.expressions, ...parameters.legacy, 'ExpressionAttributeNames', 'ExpressionAttributeValues']) {
+  const members: string[] = [...parameters.expressions, ...parameters.legacy, 'ExpressionAttributeNames', 'ExpressionAttributeValues'];
+  if (parameters.conditionalOperator) members.push('ConditionalOperator');
+  for (const name of members) {
     if (body[name] !== undefined && body[name] !== null) own[name] = body[name];
   }
+  rejectMixedParameters(own, parameters.expressions, parameters.legacy);
+
   const strings: ExpressionStrings = {};
   for (const parameter of parameters.expressions) {
-    const source = optionalString(body, parameter);
-    if (source !== undefined) (strings as Record<string, unknown>)[STRING_OF[parameter]] = source;
+    const source = optionalString(own, parameter);
+    if (source !== undefined) strings[STRING_OF[parameter]] = source;
   }
-  const names = optionalStringMap(body, 'ExpressionAttributeNames');
-  const values = optionalMap(body, 'ExpressionAttributeValues') as Record<string, AttributeValue> | undefined;
+  const names = optionalStringMap(own, 'ExpressionAttributeNames');
+  const values = optionalMap(own, 'ExpressionAttributeValues') as Record<string, AttributeValue> | undefined;
   if (names !== undefined) strings.names = names;
   if (values !== undefined) strings.values = values;
 
-  // The legacy parameters' translation lands with the expression layer's legacyToExpressions.
-  const legacy = parameters.legacy.find((name) => own[name] !== undefined);
-  if (legacy !== undefined) throw validationError(`Shoal does not support the legacy parameter ${legacy} yet`);
+  // A request uses one form or the other, so the translation's placeholders never meet the client's.
+  const legacy = legacyToExpressions({
+    Expected: optionalMap(own, 'Expected'),
+    ConditionalOperator: optionalString(own, 'ConditionalOperator'),
+    AttributeUpdates: optionalMap(own, 'AttributeUpdates'),
+    KeyConditions: optionalMap(own, 'KeyConditions'),
+    QueryFilter: optionalMap(own, 'QueryFilter'),
+    ScanFilter: optionalMap(own, 'ScanFilter'),
+    AttributesToGet: optionalStringList(own, 'AttributesToGet'),
+  });
+  for (const field of EXPRESSION_FIELDS) {
+    const translated = legacy[field];
+    if (translated !== undefined) strings[field] = translated;
+  }
+  if (legacy.names) strings.names = { ...strings.names, ...legacy.names };
+  if (legacy.values) strings.values = { ...strings.values, ...legacy.values };
 
   return { strings, compiled: compileExpressions(strings) };
 }

@@ -123,11 +123,13 @@ async function applySingleWrite(
 
 const WRITE_EXPRESSIONS: ExpressionParameters = {
   expressions: ['ConditionExpression'],
-  legacy: ['Expected', 'ConditionalOperator'],
+  legacy: ['Expected'],
+  conditionalOperator: true,
 };
 const UPDATE_EXPRESSIONS: ExpressionParameters = {
   expressions: ['UpdateExpression', 'ConditionExpression'],
-  legacy: ['AttributeUpdates', 'Expected', 'ConditionalOperator'],
+  legacy: ['AttributeUpdates', 'Expected'],
+  conditionalOperator: true,
 };
 const GET_EXPRESSIONS: ExpressionParameters = { expressions: ['ProjectionExpression'], legacy: ['AttributesToGet'] };
 
