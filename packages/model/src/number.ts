@@ -95,9 +95,7 @@ function formatParts(parts: DecimalParts): string {
  * (overflow, underflow, then precision).
  */
 export function normalizeNumber(text: string): string {
-  const parts = parseNumber(text);
-  checkRange(parts);
-  return formatParts(parts);
+  return formatParts(numberParts(text));
 }
 
 /** The parts of a valid (in range) number. */
@@ -125,7 +123,7 @@ export function compareNumbers(a: string, b: string): number {
   if (signX !== signY) return signX < signY ? -1 : 1;
   if (signX === 0) return 0;
   const magnitude = compareMagnitudes(x, y);
-  return signX < 0 ? 0 - magnitude : magnitude;
+  return signX < 0 ? 0 - magnitude : magnitude; // 0 - 0 is +0, where -0 would be -0
 }
 
 // Two in-range operands span at most 126 + 130 digit positions, plus a carry: far below this, so
