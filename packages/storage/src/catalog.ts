@@ -41,7 +41,7 @@ export class LevelTableCatalog implements TableCatalog {
   /** Space 0 holds the metadata, so ids start at 1; the last id handed out is persisted. */
   allocateSpaceId(): Promise<number> {
     return this.commits.exclusive(async (state) => {
-      const stored = await state.read(spaceCounterKey());
+      const stored = state.read(spaceCounterKey());
       const id = (stored ? decodeU32(stored) : 0) + 1;
       return { result: id, mutations: [{ key: spaceCounterKey(), value: encodeU32(id) }] };
     });

@@ -38,10 +38,10 @@ export class ChangeSet {
     this.state = state;
   }
 
-  async readItem(key: Uint8Array): Promise<Item | undefined> {
+  readItem(key: Uint8Array): Item | undefined {
     const staged = this.staged.get(mapKey(key));
     if (staged) return staged.item;
-    const bytes = await this.state.read(key);
+    const bytes = this.state.read(key);
     return bytes ? decodeJson<Item>(bytes) : undefined;
   }
 
@@ -98,12 +98,12 @@ export class ChangeSet {
   }
 
   /** The mutations of the whole change, statistics included; call once, under the commit lock. */
-  async finish(statistics: StatisticsBook): Promise<Mutation[]> {
+  finish(statistics: StatisticsBook): Mutation[] {
     const mutations: Mutation[] = [];
     for (const { key, value } of this.staged.values()) mutations.push({ key, value });
     for (const [spaceId, delta] of this.deltas) {
       if (delta.itemCount === 0 && delta.sizeBytes === 0) continue;
-      const current = await statistics.current(spaceId, this.state);
+      const current = statistics.current(spaceId, this.state);
       mutations.push(
         statistics.record(spaceId, {
           itemCount: current.itemCount + delta.itemCount,

@@ -4,7 +4,11 @@ import { mapKey } from './layout.ts';
 
 /** Read access to the latest state, including changes staged but not yet durable. */
 export interface StateReader {
-  read(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /**
+   * Synchronous (LevelDB's getSync): reads under the lock are on the critical path of every write,
+   * and a thread pool round trip each would cap the write rate.
+   */
+  read(key: Uint8Array): Uint8Array | undefined;
   /** Resolves once every staged change is in LevelDB (so iterators see everything). */
   durable(): Promise<void>;
 }
@@ -92,10 +96,10 @@ export class CommitQueue {
     return release;
   }
 
-  private async read(key: Uint8Array): Promise<Uint8Array | undefined> {
+  private read(key: Uint8Array): Uint8Array | undefined {
     const staged = this.overlay.get(mapKey(key));
     if (staged) return staged.value;
-    return this.database.level.get(key);
+    return this.database.level.getSync(key);
   }
 
   private durable(): Promise<void> {

@@ -63,7 +63,7 @@ export class PartitionStore implements PartitionClient {
       const changes = new ChangeSet(state);
       const outcomes: WriteOutcome[] = [];
       for (const operation of request.operations) {
-        outcomes.push(await this.applyOperation(request, operation, changes));
+        outcomes.push(this.applyOperation(request, operation, changes));
       }
       const applied = outcomes.every((outcome) => outcome.status === 'ok');
       if (!applied) {
@@ -71,16 +71,16 @@ export class PartitionStore implements PartitionClient {
         const reasons = outcomes.map((outcome): WriteOutcome => (outcome.status === 'ok' ? { status: 'ok' } : outcome));
         return { result: { applied, outcomes: reasons }, mutations: [] };
       }
-      return { result: { applied, outcomes }, mutations: await changes.finish(this.statisticsBook) };
+      return { result: { applied, outcomes }, mutations: changes.finish(this.statisticsBook) };
     });
   }
 
-  private async applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet): Promise<WriteOutcome> {
+  private applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet): WriteOutcome {
     const { table } = request;
     try {
       const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');
-      const existing = await changes.readItem(itemKey);
+      const existing = changes.readItem(itemKey);
       const input = operation.expressions;
       const compiled = input
         ? compilePartitionExpressions({
@@ -159,7 +159,7 @@ export class PartitionStore implements PartitionClient {
         const finished = entries.length < MAINTENANCE_CHUNK;
         if (finished) this.backfills.delete(index.indexId);
         else backfill.cursor = keyAfter(entries[entries.length - 1][0]);
-        return { result: finished, mutations: await changes.finish(this.statisticsBook) };
+        return { result: finished, mutations: changes.finish(this.statisticsBook) };
       });
     }
   }

@@ -15,10 +15,10 @@ export class StatisticsBook {
   }
 
   /** The statistics including staged changes; call under the commit lock. */
-  async current(spaceId: number, state: StateReader): Promise<SpaceStatistics> {
+  current(spaceId: number, state: StateReader): SpaceStatistics {
     const cached = this.cache.get(spaceId);
     if (cached) return cached;
-    const stored = await state.read(statisticsKey(spaceId));
+    const stored = state.read(statisticsKey(spaceId));
     const stats = stored ? decodeStatistics(stored) : { itemCount: 0, sizeBytes: 0 };
     this.cache.set(spaceId, stats);
     return stats;
