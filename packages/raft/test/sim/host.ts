@@ -79,6 +79,7 @@ export class SimNode {
   private lastSnapshotIndex = 0;
   /** A membership change was applied since the last snapshot. */
   private confChangedSinceSnapshot = false;
+  private handlingReady = false;
   readonly log: LogView;
 
   constructor(id: NodeId, disk: MemoryStorage, world: NodeWorld) {
@@ -210,12 +211,19 @@ export class SimNode {
   }
 
   private processReady(): void {
-    for (let round = 0; round < 1000; round++) {
-      const raw = this.raw;
-      if (!raw || !raw.hasReady()) return;
-      this.handleReady(raw, raw.ready());
+    // A callback from inside handleReady must not start a second Ready before advance: the outer loop drains it.
+    if (this.handlingReady) return;
+    this.handlingReady = true;
+    try {
+      for (let round = 0; round < 1000; round++) {
+        const raw = this.raw;
+        if (!raw || !raw.hasReady()) return;
+        this.handleReady(raw, raw.ready());
+      }
+      throw new Error(`node ${this.id}: Ready never drained`);
+    } finally {
+      this.handlingReady = false;
     }
-    throw new Error(`node ${this.id}: Ready never drained`);
   }
 
   /** The Ready contract: persist, then send, then apply, then advance. */
@@ -276,6 +284,9 @@ export class SimNode {
       this.lastSnapshotIndex = index;
       invariants.onStateRestored(this.id, index);
       invariants.onStateAt(this.id, index, rd.snapshot.data);
+    }
+    if (this.world.verbose && rd.committedEntries.length > 0) {
+      this.world.trace(`node ${this.id} apply ${rd.committedEntries[0].index}..${rd.committedEntries[rd.committedEntries.length - 1].index}`);
     }
     for (const entry of rd.committedEntries) {
       invariants.onApply(this.id, entry);

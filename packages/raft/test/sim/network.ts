@@ -86,7 +86,8 @@ export class SimNetwork {
     for (let copy = 0; copy < copies; copy++) {
       if (!this.isLinkUp(from, to) || this.prng.chance(this.profile.dropRate)) {
         this.dropped++;
-        onOutcome?.('dropped');
+        // A transport learns of a failure later, never inside the send call.
+        if (onOutcome) this.scheduler.after(0, () => onOutcome('dropped'));
         continue;
       }
       this.scheduler.after(this.delay(), () => {

@@ -335,7 +335,8 @@ class Simulation implements NodeWorld {
     for (const node of this.nodes.values()) {
       if (node.state === 'retired' || members.has(node.id) || !this.everMember.has(node.id)) continue;
       this.trace(`node ${node.id} retired (removed from ${describeConf(conf)})`);
-      node.retire();
+      // Not from inside the Ready that applied the change: stopping is the host's next step.
+      this.scheduler.after(0, () => node.retire());
     }
   }
 
