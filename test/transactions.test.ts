@@ -1,0 +1,291 @@
+import {
+  GetItemCommand,
+  PutItemCommand,
+  TransactGetItemsCommand,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTable, expectDynamoError, filler } from './helpers/item-assertions.ts';
+import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+
+let shoal: ShoalUnderTest;
+
+const s = (value: string): AttributeValue => ({ S: value });
+const n = (value: number): AttributeValue => ({ N: String(value) });
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+beforeAll(async () => {
+  shoal = await startShoal();
+  for (const TableName of ['accounts', 'ledger']) {
+    await createTable(shoal.client, {
+      TableName,
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    });
+  }
+});
+
+afterAll(async () => {
+  await shoal.close();
+});
+
+const key = (id: string) => ({ id: s(id) });
+async function read(id: string, table = 'accounts'): Promise<Record<string, AttributeValue> | undefined> {
+  return (await shoal.client.send(new GetItemCommand({ TableName: table, Key: key(id), ConsistentRead: true }))).Item;
+}
+async function seed(id: string, balance: number): Promise<void> {
+  await shoal.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s(id), balance: n(balance), owner: s(`owner ${id}`) } }));
+}
+
+/** Moves `amount` from one account to another if the source has enough, checking a third exists. */
+function transfer(from: string, to: string, amount: number, witness: string): TransactWriteItem[] {
+  return [
+    {
+      Update: {
+        TableName: 'accounts',
+        Key: key(from),
+        UpdateExpression: 'SET balance = balance - :amount',
+        ConditionExpression: 'balance >= :amount',
+        ExpressionAttributeValues: { ':amount': n(amount) },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    },
+    {
+      Update: {
+        TableName: 'accounts',
+        Key: key(to),
+        UpdateExpression: 'ADD balance :amount',
+        ExpressionAttributeValues: { ':amount': n(amount) },
+      },
+    },
+    { ConditionCheck: { TableName: 'accounts', Key: key(witness), ConditionExpression: 'attribute_exists(id)' } },
+  ];
+}
+
+describe('TransactWriteItems', () => {
+  it('applies Put, Update, Delete and ConditionCheck together', async () => {
+    await seed('a1', 100);
+    await seed('a2', 0);
+    await seed('gone', 1);
+    await shoal.client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          ...transfer('a1', 'a2', 30, 'gone'),
+          { Put: { TableName: 'accounts', Item: { id: s('new'), balance: n(5) }, ConditionExpression: 'attribute_not_exists(id)' } },
+        ],
+      }),
+    );
+    expect((await read('a1'))?.balance).toEqual(n(70));
+    expect((await read('a2'))?.balance).toEqual(n(30));
+    expect(await read('new')).toEqual({ id: s('new'), balance: n(5) });
+    await shoal.client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Delete: { TableName: 'accounts', Key: key('gone'), ConditionExpression: 'balance = :one', ExpressionAttributeValues: { ':one': n(1) } } },
+          { ConditionCheck: { TableName: 'accounts', Key: key('new'), ConditionExpression: 'balance = :five', ExpressionAttributeValues: { ':five': n(5) } } },
+        ],
+      }),
+    );
+    expect(await read('gone')).toBeUndefined();
+  });
+
+  it('cancels everything when a condition fails, with a reason per action', async () => {
+    await seed('b1', 10);
+    await seed('b2', 0);
+    const error = await expectDynamoError(
+      shoal.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('b1', 'b2', 50, 'a1') })),
+      'TransactionCanceledException',
+      'Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None, None]',
+    );
+    expect(error.CancellationReasons).toEqual([
+      { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed', Item: { id: s('b1'), balance: n(10), owner: s('owner b1') } },
+      { Code: 'None' },
+      { Code: 'None' },
+    ]);
+    expect((await read('b1'))?.balance).toEqual(n(10));
+    expect((await read('b2'))?.balance).toEqual(n(0));
+
+    const missingWitness = await expectDynamoError(
+      shoal.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('b1', 'b2', 5, 'nobody') })),
+      'TransactionCanceledException',
+      'Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, ConditionalCheckFailed]',
+    );
+    expect(missingWitness.CancellationReasons?.[2]).toEqual({ Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' });
+    expect((await read('b2'))?.balance).toEqual(n(0));
+  });
+
+  it('cancels with ValidationError when an update cannot apply', async () => {
+    await seed('c1', 1);
+    const error = await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Put: { TableName: 'accounts', Item: { id: s('c2'), balance: n(1) } } },
+            { Update: { TableName: 'accounts', Key: key('c1'), UpdateExpression: 'ADD #o :one', ExpressionAttributeNames: { '#o': 'owner' }, ExpressionAttributeValues: { ':one': n(1) } } },
+          ],
+        }),
+      ),
+      'TransactionCanceledException',
+      'Transaction cancelled, please refer cancellation reasons for specific reasons [None, ValidationError]',
+    );
+    expect(error.CancellationReasons?.[1]?.Code).toBe('ValidationError');
+    expect(error.CancellationReasons?.[1]?.Message).toMatch(/incorrect data type/);
+    expect(await read('c2')).toBeUndefined();
+  });
+
+  it('rejects two actions on one item, more than 100 actions, and more than 4 MB', async () => {
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Put: { TableName: 'accounts', Item: { id: s('d1') } } },
+            { ConditionCheck: { TableName: 'accounts', Key: key('d1'), ConditionExpression: 'attribute_exists(id)' } },
+          ],
+        }),
+      ),
+      'ValidationException',
+      'Transaction request cannot include multiple operations on one item',
+    );
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: range(1, 101).map((i) => ({ Put: { TableName: 'accounts', Item: { id: s(`many-${i}`) } } })),
+        }),
+      ),
+      'ValidationException',
+      /^1 validation error detected: Value '.*' at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100$/,
+    );
+    const big = filler(390 * 1024);
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: range(1, 11).map((i) => ({ Put: { TableName: 'accounts', Item: { id: s(`big-${i}`), data: s(big) } } })),
+        }),
+      ),
+      'ValidationException',
+      'Transaction request size exceeds the maximum allowed size of 4 MB',
+    );
+    expect(await read('many-1')).toBeUndefined();
+    expect(await read('big-1')).toBeUndefined();
+  });
+
+  it('rejects an action with no operation or with two', async () => {
+    await expectDynamoError(
+      shoal.client.send(new TransactWriteItemsCommand({ TransactItems: [{}] })),
+      'ValidationException',
+      'TransactItems can only contain one of Check, Put, Update or Delete',
+    );
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [{ Put: { TableName: 'accounts', Item: { id: s('e1') } }, Delete: { TableName: 'accounts', Key: key('e2') } }],
+        }),
+      ),
+      'ValidationException',
+      'TransactItems can only contain one of Check, Put, Update or Delete',
+    );
+  });
+
+  it('applies a request once per ClientRequestToken', async () => {
+    await seed('f1', 0);
+    const request = {
+      ClientRequestToken: 'token-f1',
+      TransactItems: [{ Update: { TableName: 'accounts', Key: key('f1'), UpdateExpression: 'ADD balance :one', ExpressionAttributeValues: { ':one': n(1) } } }],
+    };
+    await shoal.client.send(new TransactWriteItemsCommand(request));
+    await shoal.client.send(new TransactWriteItemsCommand(request));
+    expect((await read('f1'))?.balance).toEqual(n(1));
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          ...request,
+          TransactItems: [{ Update: { TableName: 'accounts', Key: key('f1'), UpdateExpression: 'ADD balance :two', ExpressionAttributeValues: { ':two': n(2) } } }],
+        }),
+      ),
+      'IdempotentParameterMismatchException',
+    );
+    expect((await read('f1'))?.balance).toEqual(n(1));
+  });
+
+  it('forgets a token after 10 minutes', async () => {
+    let clock = 1_000_000;
+    const timed = await startShoal({ now: () => clock });
+    try {
+      await createTable(timed.client, {
+        TableName: 'counters',
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      });
+      const request = {
+        ClientRequestToken: 'token-clock',
+        TransactItems: [{ Update: { TableName: 'counters', Key: key('c'), UpdateExpression: 'ADD hits :one', ExpressionAttributeValues: { ':one': n(1) } } }],
+      };
+      await timed.client.send(new TransactWriteItemsCommand(request));
+      clock += 9 * 60 * 1000;
+      await timed.client.send(new TransactWriteItemsCommand(request));
+      clock += 2 * 60 * 1000;
+      await timed.client.send(new TransactWriteItemsCommand(request));
+      const item = await timed.client.send(new GetItemCommand({ TableName: 'counters', Key: key('c') }));
+      expect(item.Item?.hits).toEqual(n(2));
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it('refuses, for now, a transaction spanning two tables', async () => {
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Put: { TableName: 'accounts', Item: { id: s('g1') } } },
+            { Put: { TableName: 'ledger', Item: { id: s('g1') } } },
+          ],
+        }),
+      ),
+      'ValidationException',
+      'Shoal does not yet support transactions that span more than one table',
+    );
+    expect(await read('g1')).toBeUndefined();
+    expect(await read('g1', 'ledger')).toBeUndefined();
+  });
+});
+
+describe('TransactGetItems', () => {
+  it('reads several items, projected, with an empty response for an absent one', async () => {
+    await seed('h1', 1);
+    await seed('h2', 2);
+    await shoal.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s('h1'), entry: s('opening') } }));
+    const got = await shoal.client.send(
+      new TransactGetItemsCommand({
+        TransactItems: [
+          { Get: { TableName: 'accounts', Key: key('h1') } },
+          { Get: { TableName: 'accounts', Key: key('h2'), ProjectionExpression: '#b', ExpressionAttributeNames: { '#b': 'balance' } } },
+          { Get: { TableName: 'accounts', Key: key('absent') } },
+          { Get: { TableName: 'ledger', Key: key('h1') } },
+        ],
+      }),
+    );
+    expect(got.Responses).toEqual([
+      { Item: { id: s('h1'), balance: n(1), owner: s('owner h1') } },
+      { Item: { balance: n(2) } },
+      {},
+      { Item: { id: s('h1'), entry: s('opening') } },
+    ]);
+  });
+
+  it('rejects two reads of one item and missing tables', async () => {
+    await expectDynamoError(
+      shoal.client.send(
+        new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'accounts', Key: key('h1') } }, { Get: { TableName: 'accounts', Key: key('h1') } }] }),
+      ),
+      'ValidationException',
+      'Transaction request cannot include multiple operations on one item',
+    );
+    await expectDynamoError(
+      shoal.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'nowhere', Key: key('h1') } }] })),
+      'ResourceNotFoundException',
+    );
+  });
+});
