@@ -4,6 +4,18 @@ import { request, validationMessage } from './helpers.ts';
 
 const KEY: Item = { pk: { S: 'k' } };
 
+/** Attribute changes: a new value, or undefined for a removed attribute. */
+type Changes = Record<string, AttributeValue | undefined>;
+
+function changed(base: Item, changes: Changes): Item {
+  const expected: Item = { ...base };
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === undefined) delete expected[name];
+    else expected[name] = value;
+  }
+  return expected;
+}
+
 const DOC: Item = {
   pk: { S: 'k' },
   n: { N: '10' },
@@ -23,7 +35,7 @@ function update(expression: string, existing: Item | undefined = DOC, values?: R
 }
 
 describe('SET', () => {
-  it.each<[string, Item]>([
+  it.each<[string, Changes]>([
     ['SET a = :s', { a: { S: 'hello' } }],
     ['SET s = :n1', { s: { N: '1' } }],
     ['SET a = s', { a: { S: 'str' } }],
@@ -50,12 +62,7 @@ describe('SET', () => {
     ['SET n = s, s = n', { n: { S: 'str' }, s: { N: '10' } }],
     ['SET a = n REMOVE n', { a: { N: '10' }, n: undefined }],
   ])('%s', (expression, changes) => {
-    const expected: Item = { ...DOC };
-    for (const [name, value] of Object.entries(changes)) {
-      if (value === undefined) delete expected[name];
-      else expected[name] = value;
-    }
-    expect(update(expression)).toEqual(expected);
+    expect(update(expression)).toEqual(changed(DOC, changes));
   });
 
   it('starts a new item from its key', () => {
@@ -108,7 +115,7 @@ describe('SET', () => {
 });
 
 describe('REMOVE', () => {
-  it.each<[string, Item]>([
+  it.each<[string, Changes]>([
     ['REMOVE s', { s: undefined }],
     ['REMOVE nothing', {}],
     ['REMOVE s, n, nothing', { s: undefined, n: undefined }],
@@ -123,12 +130,7 @@ describe('REMOVE', () => {
     ['REMOVE l[0] SET l[5] = :s', { l: { L: [{ S: 'l1' }, { S: 'l2' }, { S: 'l3' }, { S: 'hello' }] } }],
     ['REMOVE m.arr[1].y', { m: { M: { ...(DOC.m as { M: Item }).M, arr: { L: [{ N: '0' }, { M: {} }] } } } }],
   ])('%s', (expression, changes) => {
-    const expected: Item = { ...DOC };
-    for (const [name, value] of Object.entries(changes)) {
-      if (value === undefined) delete expected[name];
-      else expected[name] = value;
-    }
-    expect(update(expression)).toEqual(expected);
+    expect(update(expression)).toEqual(changed(DOC, changes));
   });
 
   it('refuses a path whose parent does not exist', () => {
@@ -139,7 +141,7 @@ describe('REMOVE', () => {
 });
 
 describe('ADD', () => {
-  it.each<[string, Item]>([
+  it.each<[string, Changes]>([
     ['ADD n :n5', { n: { N: '15' } }],
     ['ADD n :neg', { n: { N: '7' } }],
     ['ADD a :n5', { a: { N: '5' } }],
@@ -161,7 +163,7 @@ describe('ADD', () => {
       ':bs2': { BS: ['AQ==', 'Ag=='] },
     };
     const used = Object.fromEntries(Object.entries(values).filter(([k]) => expression.includes(k)));
-    expect(update(expression, DOC, used)).toEqual({ ...DOC, ...changes });
+    expect(update(expression, DOC, used)).toEqual(changed(DOC, changes));
   });
 
   it.each([
