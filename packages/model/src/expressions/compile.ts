@@ -7,11 +7,11 @@ import { validateAttributeValue } from '../validation.ts';
 import type { ConditionNode, ProjectionNode } from './ast.ts';
 import type { Placeholders, ProblemCategory } from './bind.ts';
 import { LruCache } from './cache.ts';
-import { bindCondition, CONDITION_PROBLEM_ORDER } from './condition.ts';
+import { bindCondition, CONDITION_PROBLEM_ORDER, countOperators, MAX_OPERATORS } from './condition.ts';
 import { ExpressionError, ProblemCollector } from './expression-error.ts';
 import { compiledKeyCondition, keyTermsOf, type CompiledKeyCondition } from './key-condition.ts';
 import type { DocumentPath } from './paths.ts';
-import { parseCondition, parseProjection, parseUpdate, type ParsedUpdate } from './parser.ts';
+import { parseCondition as parseConditionSyntax, parseProjection, parseUpdate, type ParsedUpdate } from './parser.ts';
 import { bindProjection, PROJECTION_PROBLEM_ORDER, type CompiledProjection } from './projection.ts';
 import { bindUpdate, UPDATE_PROBLEM_ORDER, type CompiledUpdate } from './update.ts';
 
@@ -50,6 +50,15 @@ type ParsedExpression =
   | { kind: 'projection'; tree: ProjectionNode };
 
 const parseCache = new LruCache<string, ParsedExpression>(PARSE_CACHE_CAPACITY);
+
+function parseCondition(text: string): ConditionNode {
+  const tree = parseConditionSyntax(text);
+  const operators = countOperators(tree);
+  if (operators > MAX_OPERATORS) {
+    throw new ExpressionError(`The expression contains too many operators; operator count: ${operators}`);
+  }
+  return tree;
+}
 
 function parseCached<K extends ParsedExpression['kind']>(kind: K, text: string): Extract<ParsedExpression, { kind: K }> {
   const cacheKey = `${kind}\u0000${text}`;

@@ -52,6 +52,8 @@ export const UPDATE_FUNCTIONS: Readonly<Record<string, number>> = { if_not_exist
 const ATTRIBUTE_TYPE_NAMES = new Set(['S', 'N', 'B', 'BOOL', 'NULL', 'M', 'L', 'SS', 'NS', 'BS']);
 /** More operands than this in an IN list are refused. */
 export const MAX_IN_OPERANDS = 100;
+/** DynamoDB's limit on operators and functions in one expression. */
+export const MAX_OPERATORS = 300;
 
 function isKnownFunction(name: string): boolean {
   return Object.hasOwn(CONDITION_FUNCTIONS, name) || Object.hasOwn(OPERAND_FUNCTIONS, name) || Object.hasOwn(UPDATE_FUNCTIONS, name);
@@ -346,5 +348,30 @@ export function bindCondition(node: ConditionNode, placeholders: Placeholders, p
         return false;
       };
     }
+  }
+}
+
+function countCalls(node: OperandNode): number {
+  return node.type === 'call' ? 1 + node.args.reduce((sum, arg) => sum + countCalls(arg), 0) : 0;
+}
+
+/** Operators and function calls in a condition, as DynamoDB counts them against MAX_OPERATORS. */
+export function countOperators(node: ConditionNode): number {
+  switch (node.type) {
+    case 'and':
+    case 'or':
+      return 1 + countOperators(node.left) + countOperators(node.right);
+    case 'not':
+      return 1 + countOperators(node.operand);
+    case 'parens':
+      return countOperators(node.inner);
+    case 'function':
+      return countCalls(node.call);
+    case 'compare':
+      return 1 + countCalls(node.left) + countCalls(node.right);
+    case 'between':
+      return 1 + countCalls(node.operand) + countCalls(node.low) + countCalls(node.high);
+    case 'in':
+      return 1 + [node.operand, ...node.list].reduce((sum, operand) => sum + countCalls(operand), 0);
   }
 }

@@ -202,3 +202,16 @@ describe('request-level checks', () => {
     ).toBe('Value provided in ExpressionAttributeValues unused in expressions: keys: {:c}');
   });
 });
+
+describe('operator limit', () => {
+  it('allows 300 operators and refuses more', () => {
+    const values = { ':v': { N: '1' } };
+    const comparisons = (count: number) => Array.from({ length: count }, (_, i) => `a${i} = :v`).join(' OR ');
+    // 150 comparisons and 149 ORs, then one more NOT
+    expect(compileExpressions({ filter: comparisons(150), values }).filter).toBeDefined();
+    expect(compileExpressions({ filter: `NOT (${comparisons(150)})`, values }).filter).toBeDefined();
+    expect(validationMessage(() => compileExpressions({ filter: `NOT NOT (${comparisons(150)})`, values }))).toBe(
+      'Invalid FilterExpression: The expression contains too many operators; operator count: 301',
+    );
+  });
+});
