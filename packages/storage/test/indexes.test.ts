@@ -92,6 +92,11 @@ describe('secondary indexes', () => {
     for (let i = 0; i < 5; i++) await put(store.partitions, schema, { pk: S(`p${i}`), sk: S('s'), city: S('Oslo'), age: N(50) });
     const entries = await queryIndex('byCity', S('Oslo'));
     expect(entries).toHaveLength(5);
+    for (const forward of [true, false]) {
+      const pages = await readAllPages(store.partitions, baseRequest(schema, { indexName: 'byCity', hashValue: S('Oslo'), select: 'ALL_PROJECTED_ATTRIBUTES', limit: 2, forward }));
+      expect(pages[0].lastEvaluatedKey).toEqual({ city: S('Oslo'), age: N(50), pk: expect.anything(), sk: S('s') });
+      expect(pages.flatMap((page) => page.items)).toEqual(forward ? entries : [...entries].reverse());
+    }
     expect(await store.partitions.statistics(schema, 'byCity')).toEqual(statisticsOf(entries));
   });
 

@@ -201,6 +201,14 @@ describe('range reads', () => {
       expect(pks).toEqual(Array.from({ length: total / 4 }, (_, i) => total - 3 - 4 * i));
     });
 
+    it('rejects a start key from another segment', async () => {
+      const first = await store.partitions.readRange(baseRequest(schema, { segment: { segment: 0, total: 3 }, limit: 1 }), { consistent: true });
+      expect(first.lastEvaluatedKey).toBeDefined();
+      await expect(
+        store.partitions.readRange(baseRequest(schema, { segment: { segment: 1, total: 3 }, exclusiveStartKey: first.lastEvaluatedKey }), { consistent: true }),
+      ).rejects.toMatchObject({ type: 'ValidationException', message: 'The provided Exclusive start key does not map to the provided segment' });
+    });
+
     it('counts a scan exactly', async () => {
       const result = await store.partitions.readRange(baseRequest(schema, { select: 'COUNT' }), { consistent: false });
       expect(result).toMatchObject({ items: [], count: total, scannedCount: total });
