@@ -146,6 +146,10 @@ export async function startHttpFrontEnd(options: {
       .finally(() => inFlight.delete(done));
     inFlight.add(done);
   });
+  // SDK agents keep idle sockets open without a timeout of their own; a server that closes them
+  // quickly races the client's next request on them (ECONNRESET). Hold them about as long as AWS does.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   // Keep-alive connections from SDK clients outlive their requests; track them to close promptly.
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {

@@ -1,0 +1,52 @@
+import { crc32 } from 'node:zlib';
+import { DynamoDbError } from '@shoal/model';
+import { describe, expect, it } from 'vitest';
+import { bodyChecksum, errorBody, mediaTypeOf, newRequestId, operationOf, parseRequestBody, unknownOperation } from '../src/protocol.ts';
+
+describe('protocol helpers', () => {
+  it('read the operation from the target header', () => {
+    expect(operationOf('DynamoDB_20120810.PutItem')).toBe('PutItem');
+    expect(operationOf(undefined)).toBeUndefined();
+    expect(operationOf('PutItem')).toBeUndefined();
+    expect(operationOf('DynamoDB_20120810.')).toBeUndefined();
+    expect(operationOf('DynamoDB_20120810.Put.Item')).toBeUndefined();
+  });
+
+  it('normalise the media type', () => {
+    expect(mediaTypeOf('application/x-amz-json-1.0; charset=utf-8')).toBe('application/x-amz-json-1.0');
+    expect(mediaTypeOf('Application/X-Amz-Json-1.1')).toBe('application/x-amz-json-1.1');
+    expect(mediaTypeOf(undefined)).toBe('');
+  });
+
+  it('checksum the body bytes as an unsigned decimal', () => {
+    const body = Buffer.from('{"TableNames":[]}');
+    expect(bodyChecksum(body)).toBe(String(crc32(body)));
+    expect(bodyChecksum(Buffer.from('healthy: dynamodb.us-east-1.amazonaws.com '))).toBe('3128867991');
+  });
+
+  it('make 52-character request ids', () => {
+    const ids = new Set(Array.from({ length: 100 }, newRequestId));
+    expect(ids.size).toBe(100);
+    for (const id of ids) expect(id).toMatch(/^[A-Z0-9]{52}$/);
+  });
+
+  it('parse only JSON objects', () => {
+    expect(parseRequestBody(Buffer.from('{"a":1}'))).toEqual({ a: 1 });
+    for (const text of ['[1]', '1', 'null', '"s"', '{', '']) {
+      expect(() => parseRequestBody(Buffer.from(text))).toThrow(DynamoDbError);
+    }
+    const deep = Buffer.from(`{"a":${'['.repeat(200)}${']'.repeat(200)}}`);
+    expect(() => parseRequestBody(deep)).toThrow('Nesting Levels have exceeded supported limits');
+  });
+
+  it('shape error bodies with the qualified type and extra fields', () => {
+    const error = new DynamoDbError('TransactionCanceledException', 'cancelled', { CancellationReasons: [{ Code: 'None' }] });
+    expect(errorBody(error)).toEqual({
+      __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+      message: 'cancelled',
+      CancellationReasons: [{ Code: 'None' }],
+    });
+    expect(errorBody(unknownOperation('Nope')).__type).toBe('com.amazon.coral.service#UnknownOperationException');
+    expect(unknownOperation('ExecuteStatement').message).toBe('Shoal does not support the DynamoDB operation ExecuteStatement yet');
+  });
+});
