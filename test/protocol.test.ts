@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startShoal } from './helpers/shoal.ts';
@@ -177,6 +178,35 @@ describe('malformed requests', () => {
       pump();
     });
     expect(status).toBe(413);
+    expect((await call('ListTables', {})).status).toBe(200);
+  });
+
+  it('survive clients that hang up halfway through a body', async () => {
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(Number(new URL(shoal.endpoint).port), '127.0.0.1', () => {
+          socket.write(
+            'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n' +
+              'X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 1000\r\n\r\n{"Lim',
+            () => {
+              socket.destroy();
+              resolve();
+            },
+          );
+        });
+      });
+    }
+    expect((await call('ListTables', {})).status).toBe(200);
+  });
+
+  it('answer garbage that is not HTTP with 400 and keep serving', async () => {
+    const reply = await new Promise<string>((resolve) => {
+      let text = '';
+      const socket = connect(Number(new URL(shoal.endpoint).port), '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
     expect((await call('ListTables', {})).status).toBe(200);
   });
 });

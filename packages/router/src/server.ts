@@ -43,14 +43,17 @@ function sendError(res: ServerResponse, error: DynamoDbError, requestId: string)
   sendJson(res, error.statusCode, errorBody(error), requestId);
 }
 
-/** Reads the whole body, or undefined (after answering 413) once it passes DynamoDB's size limit. */
+/**
+ * Reads the whole body. Undefined when there is nothing to answer with a body: the request passed
+ * DynamoDB's size limit (413 already sent) or the client went away before sending all of it.
+ */
 function readBody(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Buffer | undefined> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
     rejectTooLarge(req, res, requestId);
     return Promise.resolve(undefined);
   }
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
@@ -65,7 +68,10 @@ function readBody(req: IncomingMessage, res: ServerResponse, requestId: string):
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('error', () => resolve(undefined));
+    req.on('close', () => {
+      if (!req.complete) resolve(undefined);
+    });
   });
 }
 
