@@ -165,17 +165,21 @@ export class PartitionStore implements PartitionClient {
   }
 
   async dropIndex(table: TableSchema, indexName: string): Promise<void> {
-    const index = requireIndex(table, indexName);
-    this.backfills.delete(index.indexId);
-    await this.clearSpace(index.indexId);
+    await this.dropIndexSpace(requireIndex(table, indexName));
   }
 
   async dropTable(table: TableSchema): Promise<void> {
-    for (const index of table.indexes) {
-      this.backfills.delete(index.indexId);
-      await this.clearSpace(index.indexId);
-    }
+    for (const index of table.indexes) await this.dropIndexSpace(index);
     await this.clearSpace(table.tableId);
+  }
+
+  /** Stops a backfill of the index (under the lock, so it sees that at its next chunk), then empties it. */
+  private async dropIndexSpace(index: IndexSchema): Promise<void> {
+    await this.commits.exclusive(async () => {
+      this.backfills.delete(index.indexId);
+      return { result: undefined, mutations: [] };
+    });
+    await this.clearSpace(index.indexId);
   }
 
   /** Deletes every entry of a space and its statistics, in bounded batches. */

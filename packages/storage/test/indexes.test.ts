@@ -165,6 +165,17 @@ describe('secondary indexes', () => {
     expect(await store.partitions.statistics(withIndex, 'byCity')).toEqual(statisticsOf(expected));
   });
 
+  it('stops a backfill when its index is dropped', async () => {
+    const plain = table(50, key('pk', 'S'), key('sk', 'S'));
+    for (let i = 0; i < 1100; i++) await put(store.partitions, plain, { pk: S(`p${i % 13}`), sk: S(`s${i}`), city: S('c'), age: N(i) });
+    const withIndex: TableSchema = { ...plain, indexes: [{ ...gsiInclude, indexId: 51 }] };
+    const backfill = store.partitions.backfillIndex(withIndex, 'byCity');
+    await store.partitions.dropIndex(withIndex, 'byCity');
+    await backfill;
+    expect(await scanIndex('byCity', withIndex)).toEqual([]);
+    expect(await store.partitions.statistics(withIndex, 'byCity')).toEqual({ itemCount: 0, sizeBytes: 0 });
+  });
+
   it('drops an index and a table with all their entries and statistics', async () => {
     const other = table(30, key('pk', 'S'), key('sk', 'S'));
     for (let i = 0; i < 1200; i++) {

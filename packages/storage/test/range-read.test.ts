@@ -213,6 +213,8 @@ describe('range reads', () => {
       const result = await store.partitions.readRange(baseRequest(schema, { select: 'COUNT' }), { consistent: false });
       expect(result).toMatchObject({ items: [], count: total, scannedCount: total });
       expect(result.lastEvaluatedKey).toBeUndefined();
+      const limited = await store.partitions.readRange(baseRequest(schema, { select: 'COUNT', limit: total }), { consistent: false });
+      expect(limited).toMatchObject({ items: [], count: total, scannedCount: total, lastEvaluatedKey: { pk: expect.anything() } });
     });
   });
 });
