@@ -23,23 +23,46 @@ const COMPARATORS = new Set<string>(['=', '<>', '<', '<=', '>', '>=']);
 /** Words that are syntax, never attribute names, in condition expressions. */
 const CONDITION_KEYWORDS = new Set(['AND', 'OR', 'NOT', 'BETWEEN', 'IN']);
 const UPDATE_SECTIONS = new Set(['SET', 'REMOVE', 'ADD', 'DELETE']);
+/**
+ * Deeper nesting (parentheses, NOT, function calls) is refused as a syntax error rather than left to
+ * overflow the stack; a 4 KB expression of real use never comes near it.
+ */
+const MAX_NESTING = 400;
 
 class Parser {
   private readonly source: string;
   private readonly tokens: Token[];
+  /** For each `(`, the index of its `)`, or -1 when unbalanced. */
+  private readonly closing: Int32Array;
   private pos = 0;
+  private depth = 0;
 
   constructor(source: string) {
     this.source = source;
     this.tokens = tokenize(source);
+    this.closing = new Int32Array(this.tokens.length).fill(-1);
+    const open: number[] = [];
+    this.tokens.forEach((token, i) => {
+      if (token.kind !== 'punct') return;
+      if (token.text === '(') open.push(i);
+      else if (token.text === ')' && open.length > 0) this.closing[open.pop() as number] = i;
+    });
   }
 
-  get position(): number {
-    return this.pos;
+  /** The token after the `)` that closes the `(` at the current position, if it is closed. */
+  afterClosingParen(): Token | undefined {
+    const close = this.closing[this.pos];
+    return close < 0 ? undefined : this.tokens[close + 1];
   }
 
-  rewind(position: number): void {
-    this.pos = position;
+  /** Runs one level of nesting. */
+  nested<T>(parse: () => T): T {
+    if (++this.depth > MAX_NESTING) this.fail();
+    try {
+      return parse();
+    } finally {
+      this.depth--;
+    }
   }
 
   peek(offset = 0): Token {
@@ -122,11 +145,14 @@ class Parser {
     if (token.kind === 'word' && this.atPunct('(', 1) && !keywords.has(token.text.toUpperCase())) {
       this.next();
       this.next();
-      const args = [argument()];
-      while (this.atPunct(',')) {
-        this.next();
-        args.push(argument());
-      }
+      const args = this.nested(() => {
+        const list = [argument()];
+        while (this.atPunct(',')) {
+          this.next();
+          list.push(argument());
+        }
+        return list;
+      });
       this.expectPunct(')');
       return { type: 'call', name: token.text, args } satisfies CallNode;
     }
@@ -161,37 +187,34 @@ function andCondition(p: Parser): ConditionNode {
 function notCondition(p: Parser): ConditionNode {
   if (p.atWord('NOT')) {
     p.next();
-    return { type: 'not', operand: notCondition(p) };
+    return { type: 'not', operand: p.nested(() => notCondition(p)) };
   }
   return predicate(p);
 }
 
-function startsComparison(p: Parser): boolean {
-  const token = p.peek();
-  return (token.kind === 'punct' && COMPARATORS.has(token.text)) || p.atWord('BETWEEN') || p.atWord('IN');
+function startsComparison(token: Token | undefined): boolean {
+  if (token === undefined) return false;
+  if (token.kind === 'punct') return COMPARATORS.has(token.text);
+  const word = token.kind === 'word' ? token.text.toUpperCase() : '';
+  return word === 'BETWEEN' || word === 'IN';
 }
 
 function predicate(p: Parser): ConditionNode {
   if (p.atPunct('(')) {
-    // `(a) = :v` puts an operand in parentheses; `(a = :v)` a condition. Try the operand first.
-    const start = p.position;
+    // `(a) = :v` puts an operand in parentheses, `(a = :v)` a condition: what follows the `)` tells.
+    const operandInParentheses = startsComparison(p.afterClosingParen());
     p.next();
-    try {
-      const operand = conditionOperand(p);
-      if (p.atPunct(')')) {
-        p.next();
-        if (startsComparison(p)) return comparison(p, { ...operand, parenthesized: true });
-      }
-    } catch (error) {
-      if (!(error instanceof ExpressionError)) throw error;
+    if (operandInParentheses) {
+      const operand = p.nested(() => conditionOperand(p));
+      p.expectPunct(')');
+      return comparison(p, { ...operand, parenthesized: true });
     }
-    p.rewind(start + 1);
-    const inner = orCondition(p);
+    const inner = p.nested(() => orCondition(p));
     p.expectPunct(')');
     return { type: 'parens', inner };
   }
   const operand = conditionOperand(p);
-  if (startsComparison(p)) return comparison(p, operand);
+  if (startsComparison(p.peek())) return comparison(p, operand);
   if (operand.type === 'call') return { type: 'function', call: operand };
   return p.fail();
 }

@@ -184,3 +184,25 @@ describe('robustness', () => {
     );
   });
 });
+
+describe('deep nesting', () => {
+  it.each([
+    ['condition', '('.repeat(4000)],
+    ['condition', `${'('.repeat(2000)}a = :v${')'.repeat(2000)}`],
+    ['condition', `${'NOT '.repeat(1000)}a = :v`],
+    ['condition', `${'size('.repeat(680)}a${')'.repeat(680)} = :v`],
+    ['update', `SET a = ${'if_not_exists(a, '.repeat(240)}:v${')'.repeat(240)}`],
+  ])('%s %# is refused with a ValidationException, not a stack overflow', (field, expression) => {
+    try {
+      compileExpressions({ [field]: expression, values: { ':v': { N: '1' } } });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as DynamoDbError).type).toBe('ValidationException');
+    }
+  });
+
+  it('accepts 250 nested NOTs (under the operator limit)', () => {
+    const compiled = compileExpressions({ condition: `${'NOT '.repeat(250)}a = :v`, values: { ':v': { N: '1' } } });
+    expect(compiled.condition?.evaluate({ a: { N: '1' } })).toBe(true);
+  });
+});
