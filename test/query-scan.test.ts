@@ -1,7 +1,10 @@
 import {
   BatchWriteItemCommand,
+  DescribeTableCommand,
+  PutItemCommand,
   QueryCommand,
   ScanCommand,
+  UpdateTableCommand,
   type AttributeValue,
   type QueryCommandInput,
   type ScanCommandInput,
@@ -492,6 +495,50 @@ describe('Scan', () => {
       shoal.client.send(new ScanCommand({ TableName: 'spread', ExclusiveStartKey: { id: n(3) } })),
       'ValidationException',
       'The provided starting key is invalid: The provided key element does not match the schema',
+    );
+  });
+});
+
+describe('a GSI added to a table with items', () => {
+  it('answers queries with the items written before and after it was created', async () => {
+    await createTable(shoal.client, {
+      TableName: 'late',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    });
+    await writeAll('late', range(1, 40).map((i) => ({ id: s(`l${i}`), color: s(i % 4 === 0 ? 'green' : 'grey') })));
+    await shoal.client.send(
+      new UpdateTableCommand({
+        TableName: 'late',
+        AttributeDefinitions: [{ AttributeName: 'color', AttributeType: 'S' }],
+        GlobalSecondaryIndexUpdates: [
+          { Create: { IndexName: 'by-color', KeySchema: [{ AttributeName: 'color', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+        ],
+      }),
+    );
+    await shoal.client.send(new PutItemCommand({ TableName: 'late', Item: { id: s('l41'), color: s('green') } }));
+    let status: string | undefined;
+    for (let attempt = 0; attempt < 500 && status !== 'ACTIVE'; attempt++) {
+      const described = await shoal.client.send(new DescribeTableCommand({ TableName: 'late' }));
+      status = described.Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus;
+      if (status !== 'ACTIVE') {
+        // The backfill may finish at any moment; until it has, a read of the index is refused.
+        const early = await shoal.client
+          .send(new QueryCommand({ TableName: 'late', IndexName: 'by-color', KeyConditionExpression: 'color = :c', ExpressionAttributeValues: { ':c': s('green') } }))
+          .then(() => undefined, (error: Error) => error.message);
+        if (early !== undefined) expect(early).toBe('Cannot read from backfilling global secondary index: by-color');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+    expect(status).toBe('ACTIVE');
+    const { items } = await queryAll({
+      TableName: 'late',
+      IndexName: 'by-color',
+      KeyConditionExpression: 'color = :c',
+      ExpressionAttributeValues: { ':c': s('green') },
+    });
+    expect(items.map((item) => (item.id as { S: string }).S).sort()).toEqual(
+      [...range(1, 10).map((i) => `l${i * 4}`), 'l41'].sort(),
     );
   });
 });

@@ -81,8 +81,9 @@ export function readRangeParameters(body: RequestBody, constraints: Constraints)
 export function resolveIndex(table: TableRecord, parameters: RangeReadParameters): IndexSchema | undefined {
   if (parameters.indexName === undefined) return undefined;
   const index = table.schema.indexes.find((candidate) => candidate.name === parameters.indexName);
-  if (!index || table.backfilling?.includes(index.name)) {
-    throw validationError(`The table does not have the specified index: ${parameters.indexName}`);
+  if (!index) throw validationError(`The table does not have the specified index: ${parameters.indexName}`);
+  if (table.backfilling?.includes(index.name)) {
+    throw validationError(`Cannot read from backfilling global secondary index: ${index.name}`);
   }
   if (index.kind === 'GSI' && parameters.consistent) {
     throw validationError('Consistent reads are not supported on global secondary indexes');
