@@ -1,7 +1,8 @@
 /**
  * Replays one seeded Raft simulation with a readable event trace:
  *   npx node scripts/sim-raft.ts --seed 1234 --mix crash-loop --steps 3000 --verbose
- * Without --seed it runs --count seeds from --from and prints a line per failure.
+ * Without --seed it runs --count seeds from --from and prints a line per failure;
+ * --skip-linearizability checks only the invariants and liveness, for fast sweeps.
  */
 import { parseArgs } from 'node:util';
 import { formatHistory } from '@shoal/linearizability';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     reads: { type: 'string', default: 'readIndex' },
     bug: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
+    'skip-linearizability': { type: 'boolean', default: false },
   },
 });
 
@@ -36,7 +38,7 @@ for (const bug of values.bug) {
 const steps = Number(values.steps);
 
 function options(seed: number): SimulationOptions {
-  return { seed, mix: mix as SimulationOptions['mix'], steps, reads: reads as SimulationOptions['reads'], bugs, verbose: values.verbose };
+  return { seed, mix: mix as SimulationOptions['mix'], steps, reads: reads as SimulationOptions['reads'], bugs, verbose: values.verbose, skipLinearizability: values['skip-linearizability'] };
 }
 
 if (values.seed !== undefined) {

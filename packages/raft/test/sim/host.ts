@@ -244,6 +244,7 @@ export class SimNode {
     const invariants = this.world.invariants;
     if (rd.snapshot) {
       this.disk.applySnapshot(rd.snapshot);
+      invariants.onSnapshotPersisted(this.id);
       this.world.trace(`node ${this.id} persist snapshot @${rd.snapshot.metadata.index}/${rd.snapshot.metadata.term}`);
     }
     if (rd.entries.length > 0) {
@@ -271,7 +272,11 @@ export class SimNode {
   }
 
   private send(rd: Ready): void {
-    for (const message of rd.messages) this.world.send(message);
+    const { hardState } = this.disk.initialState();
+    for (const message of rd.messages) {
+      this.world.invariants.onSend(this.id, message, hardState, this.log);
+      this.world.send(message);
+    }
   }
 
   private apply(raw: RawNode, rd: Ready): void {

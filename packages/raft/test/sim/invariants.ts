@@ -1,4 +1,4 @@
-import type { Entry, HardState, NodeId } from '@shoal/raft';
+import type { Entry, HardState, Message, NodeId } from '@shoal/raft';
 
 /** One broken safety property, with enough context to start reading the trace. */
 export interface Violation {
@@ -39,7 +39,9 @@ interface CommittedEntry {
  * - state machine safety: every node applies the same entry at each index, in index order, and
  *   equal applied indexes mean equal state;
  * - durability: a committed entry is never replaced, and a restarted node's persisted log still
- *   matches every committed entry up to its persisted commit index.
+ *   matches every committed entry up to its persisted commit index;
+ * - persist before acknowledging: no message leaves a node with a term, vote or log position
+ *   that is not yet on its disk, and an acknowledged entry survives a restart.
  */
 export class InvariantChecker {
   readonly violations: Violation[] = [];
@@ -50,6 +52,8 @@ export class InvariantChecker {
   private readonly hardStates = new Map<NodeId, HardState>();
   private readonly applied = new Map<NodeId, number>();
   private readonly stateAtIndex = new Map<number, { state: string; node: NodeId }>();
+  /** The last entry each node acknowledged to a leader, while no truncation has superseded it. */
+  private readonly acknowledged = new Map<NodeId, { index: number; term: number }>();
   private maxCommittedIndex = 0;
 
   constructor(clock: () => number) {
@@ -93,8 +97,29 @@ export class InvariantChecker {
     }
   }
 
+  /** A message is leaving `node`, whose disk holds `hardState` and `log`. */
+  onSend(node: NodeId, message: Message, hardState: HardState, log: LogView): void {
+    const preVote = message.type === 'MsgPreVote' || message.type === 'MsgPreVoteResp';
+    if (!preVote && message.term > hardState.term) {
+      this.fail('persist before send', `node ${node} sent ${message.type} of term ${message.term} with term ${hardState.term} on disk`);
+    }
+    if (message.type === 'MsgVoteResp' && !message.reject && (hardState.term !== message.term || hardState.vote !== message.to)) {
+      this.fail('persist before send', `node ${node} granted its vote in term ${message.term} to ${message.to} with ${JSON.stringify(hardState)} on disk`);
+    }
+    if (message.type === 'MsgAppResp' && !message.reject) {
+      const term = log.termAt(message.index);
+      if (message.index > log.lastIndex() || (term === undefined && message.index >= log.firstIndex())) {
+        this.fail('persist before send', `node ${node} acknowledged index ${message.index} with its disk log at ${log.firstIndex()}..${log.lastIndex()}`);
+      } else if (term !== undefined) {
+        this.acknowledged.set(node, { index: message.index, term });
+      }
+    }
+  }
+
   /** After the host appended `appended` to its log (which may have truncated a conflicting tail). */
   onEntriesPersisted(node: NodeId, appended: readonly Entry[], log: LogView): void {
+    const acknowledged = this.acknowledged.get(node);
+    if (acknowledged && appended.length > 0 && appended[0].index <= acknowledged.index) this.acknowledged.delete(node);
     for (const entry of appended) {
       const key = `${entry.index}/${entry.term}`;
       const payload = payloadOf(entry);
@@ -169,8 +194,20 @@ export class InvariantChecker {
     }
   }
 
-  /** A restarted node's disk must still hold every committed entry up to its persisted commit index. */
+  /** The node's disk now starts from a snapshot it received. */
+  onSnapshotPersisted(node: NodeId): void {
+    this.acknowledged.delete(node);
+  }
+
+  /**
+   * A restarted node's disk must still hold its hard state, the last entry it acknowledged, and
+   * every committed entry up to its persisted commit index.
+   */
   onRestart(node: NodeId, hardState: HardState, log: LogView): void {
+    const acknowledged = this.acknowledged.get(node);
+    if (acknowledged && acknowledged.index >= log.firstIndex() - 1 && log.termAt(acknowledged.index) !== acknowledged.term) {
+      this.fail('durability', `node ${node} restarted without entry ${acknowledged.index} (term ${acknowledged.term}) that it had acknowledged`);
+    }
     const before = this.hardStates.get(node);
     if (before && (hardState.term < before.term || hardState.commit < before.commit || (hardState.term === before.term && hardState.vote !== before.vote))) {
       this.fail('durability', `node ${node} restarted with hard state ${JSON.stringify(hardState)}, had persisted ${JSON.stringify(before)}`);
