@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { startRouter } from '@shoal/router';
-import type { Router } from '@shoal/router';
+import type { Credentials, Router } from '@shoal/router';
 import { openLocalStore } from '@shoal/storage';
 
 /** A Shoal router and local store running inside the test process, with real AWS SDK clients. */
@@ -22,14 +22,20 @@ export interface StartShoalOptions {
   now?: () => number;
   /** TTL sweep timer; default 0 (off): tests call `router.sweepTtl()`. */
   ttlSweepIntervalMs?: number;
+  /** Require SigV4 signatures by these credentials (default: no authentication). */
+  credentials?: Credentials[];
 }
 
-/** SDK clients pointed at `endpoint`: dummy credentials, no retries so every error surfaces. */
-export function sdkClients(endpoint: string): { client: DynamoDBClient; doc: DynamoDBDocumentClient } {
+/** SDK clients pointed at `endpoint`: dummy credentials by default, no retries so every error surfaces. */
+export function sdkClients(
+  endpoint: string,
+  options: { credentials?: Credentials; systemClockOffset?: number } = {},
+): { client: DynamoDBClient; doc: DynamoDBDocumentClient } {
   const client = new DynamoDBClient({
     endpoint,
     region: 'us-east-1',
-    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+    credentials: options.credentials ?? { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+    systemClockOffset: options.systemClockOffset,
     maxAttempts: 1,
   });
   return { client, doc: DynamoDBDocumentClient.from(client) };
@@ -48,6 +54,7 @@ export async function startShoal(options: StartShoalOptions = {}): Promise<Shoal
     port: 0,
     now: options.now,
     ttlSweepIntervalMs: options.ttlSweepIntervalMs ?? 0,
+    credentials: options.credentials,
   });
   const endpoint = `http://127.0.0.1:${router.port}`;
   const { client, doc } = sdkClients(endpoint);

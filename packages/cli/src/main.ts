@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startRouter } from '@shoal/router';
 import { openLocalStore } from '@shoal/storage';
 
@@ -17,16 +17,35 @@ interface DevOptions {
   dataDir: string;
   inMemory?: boolean;
   sync?: boolean;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}
+
+/** The credentials requests must be signed with, or undefined for an open endpoint. */
+function credentialsOf(options: DevOptions): { accessKeyId: string; secretAccessKey: string }[] | undefined {
+  const { accessKeyId, secretAccessKey } = options;
+  if (accessKeyId === undefined && secretAccessKey === undefined) return undefined;
+  if (accessKeyId === undefined || secretAccessKey === undefined) {
+    throw new Error('--access-key-id and --secret-access-key go together');
+  }
+  return [{ accessKeyId, secretAccessKey }];
 }
 
 /** One process serving the DynamoDB API over a local store until SIGINT or SIGTERM. */
 async function dev(options: DevOptions): Promise<void> {
+  const credentials = credentialsOf(options);
   const store = await openLocalStore(
     options.inMemory ? { inMemory: true } : { dataDir: options.dataDir, sync: options.sync ?? false },
   );
   let router;
   try {
-    router = await startRouter({ partitions: store.partitions, catalog: store.catalog, host: options.host, port: options.port });
+    router = await startRouter({
+      partitions: store.partitions,
+      catalog: store.catalog,
+      host: options.host,
+      port: options.port,
+      credentials,
+    });
   } catch (error) {
     await store.close();
     throw error;
@@ -68,6 +87,12 @@ program
   .option('--data-dir <dir>', 'directory of the data files', './.shoal')
   .option('--in-memory', 'keep all data in memory (nothing survives exit)')
   .option('--sync', 'fsync every write before acknowledging it (slower; survives power loss)')
+  .addOption(
+    new Option('--access-key-id <id>', 'require SigV4 signatures by this access key (default: no authentication)').env(
+      'SHOAL_ACCESS_KEY_ID',
+    ),
+  )
+  .addOption(new Option('--secret-access-key <secret>', 'the secret of --access-key-id').env('SHOAL_SECRET_ACCESS_KEY'))
   .action(async (options: DevOptions) => {
     await dev(options);
   });

@@ -1,11 +1,13 @@
 import type { PartitionClient, TableCatalog } from '@shoal/model';
 import { createEngineContext } from './dispatch.ts';
+import type { Credentials } from './auth.ts';
 import type { RequestInfo } from './request.ts';
 import { startHttpFrontEnd } from './server.ts';
 import { backfill } from './tables.ts';
 import { startTtlSweeper } from './ttl.ts';
 
 export type { EngineContext, OperationHandler } from './operation.ts';
+export type { Credentials } from './auth.ts';
 
 export interface RouterOptions {
   partitions: PartitionClient;
@@ -20,6 +22,11 @@ export interface RouterOptions {
   ttlSweepIntervalMs?: number;
   /** Region in ARNs and the GET / answer (default us-east-1). */
   region?: string;
+  /**
+   * Accepted credentials. When given, every request must carry a valid SigV4 signature by one of
+   * them; when absent, requests are not authenticated at all.
+   */
+  credentials?: Credentials[];
 }
 
 export interface Router {
@@ -76,6 +83,10 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     port: options.port ?? 8000,
     region,
     services: { region, tableLock, background },
+    credentials:
+      options.credentials === undefined
+        ? undefined
+        : new Map(options.credentials.map((credential) => [credential.accessKeyId, credential.secretAccessKey])),
   });
   return {
     port: http.port,

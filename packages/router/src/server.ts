@@ -4,7 +4,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { DynamoDbError, serializationError } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 import type { RequestInfo } from './request.ts';
-import { dispatch } from './dispatch.ts';
+import { verifySignature } from './auth.ts';
+import { dispatch, isKnownOperation } from './dispatch.ts';
 import {
   ACCEPTED_CONTENT_TYPES,
   MAX_REQUEST_BYTES,
@@ -90,8 +91,10 @@ export async function startHttpFrontEnd(options: {
   port: number;
   region: string;
   services: Omit<RequestInfo, 'host'>;
+  /** Secret access keys by access key id; when absent, requests are not authenticated. */
+  credentials?: ReadonlyMap<string, string>;
 }): Promise<HttpFrontEnd> {
-  const { ctx, region, services } = options;
+  const { ctx, region, services, credentials } = options;
   const inFlight = new Set<Promise<void>>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -112,26 +115,24 @@ export async function startHttpFrontEnd(options: {
     }
     const raw = await readBody(req, res, requestId);
     if (raw === undefined) return;
+    // DynamoDB's order of checks: the JSON, the target, the signature, then the body's presence.
+    let body;
     const target = req.headers['x-amz-target'];
     const operation = operationOf(Array.isArray(target) ? target[0] : target);
-    if (operation === undefined) {
-      sendError(res, unknownOperation(), requestId);
-      return;
-    }
-    let body;
     try {
       body = raw.length === 0 ? undefined : parseRequestBody(raw);
+      if (operation === undefined || !isKnownOperation(operation)) throw unknownOperation(operation);
+      if (credentials !== undefined) {
+        verifySignature({ method: 'POST', url: req.url ?? '/', headers: req.headers, body: raw, credentials, now: ctx.now() });
+      }
+      if (body === undefined) throw serializationError('The request body is empty: expected a JSON object');
     } catch (error) {
       if (!(error instanceof DynamoDbError)) throw error;
       sendError(res, error, requestId);
       return;
     }
-    if (body === undefined) {
-      sendError(res, serializationError('The request body is empty: expected a JSON object'), requestId);
-      return;
-    }
     const host = req.headers.host ?? `${options.host}:${options.port}`;
-    const outcome = await dispatch(operation, body, ctx, { ...services, host });
+    const outcome = await dispatch(operation!, body, ctx, { ...services, host });
     if (outcome.ok) sendJson(res, 200, outcome.result, requestId);
     else sendError(res, outcome.error, requestId);
   }
