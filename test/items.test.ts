@@ -268,6 +268,33 @@ describe('UpdateItem', () => {
     expect((await update('ALL_NEW')).Attributes).toEqual({ id: s('u1'), a: n(2), m: { M: { x: n(1), y: n(20) } }, c: s('new') });
   });
 
+  it('returns the paths the update names, changed or not, with UPDATED_*', async () => {
+    await shoal.client.send(
+      new PutItemCommand({ TableName: 'things', Item: { id: s('u4'), same: n(1), list: { L: [s('a'), s('b'), s('c')] } } }),
+    );
+    const updated = await shoal.client.send(
+      new UpdateItemCommand({
+        TableName: 'things',
+        Key: { id: s('u4') },
+        UpdateExpression: 'SET same = :one, #l[1] = :x, added = :one',
+        ExpressionAttributeNames: { '#l': 'list' },
+        ExpressionAttributeValues: { ':one': n(1), ':x': s('X') },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    expect(updated.Attributes).toEqual({ same: n(1), list: { L: [s('X')] }, added: n(1) });
+    const old = await shoal.client.send(
+      new UpdateItemCommand({
+        TableName: 'things',
+        Key: { id: s('u4') },
+        UpdateExpression: 'REMOVE added, #l[0]',
+        ExpressionAttributeNames: { '#l': 'list' },
+        ReturnValues: 'UPDATED_OLD',
+      }),
+    );
+    expect(old.Attributes).toEqual({ added: n(1), list: { L: [s('a')] } });
+  });
+
   it('creates the item when absent (upsert), with only the key when there is no update', async () => {
     const created = await shoal.client.send(
       new UpdateItemCommand({

@@ -6,6 +6,7 @@ import {
   validateItemKeyAttributes,
   validateKey,
   validationError,
+  type DocumentPath,
   type Item,
   type TableRecord,
   type TableSchema,
@@ -93,6 +94,7 @@ async function applySingleWrite(
   table: TableRecord,
   operation: WriteOperation,
   parameters: WriteParameters,
+  updatedPaths?: readonly DocumentPath[],
 ): Promise<RequestBody> {
   const schema = table.schema;
   const result = await ctx.partitions.write({
@@ -110,7 +112,7 @@ async function applySingleWrite(
   if (outcome.status === 'invalid') throw validationError(outcome.message);
 
   const response: RequestBody = {};
-  const attributes = returnedAttributes(parameters.returnValues, outcome.oldItem, outcome.newItem);
+  const attributes = returnedAttributes(parameters.returnValues, outcome.oldItem, outcome.newItem, updatedPaths);
   if (attributes) response.Attributes = attributes;
   const consumed = writeTally(schema, outcome.oldItem, outcome.newItem).report(parameters.returnConsumedCapacity);
   if (consumed) response.ConsumedCapacity = consumed;
@@ -185,7 +187,7 @@ const updateItem: OperationHandler = async (body, ctx) => {
   const operation: WriteOperation = { kind: 'Update', key };
   const carried = writeExpressions(expressions);
   if (carried) operation.expressions = carried;
-  return applySingleWrite(ctx, table, operation, parameters);
+  return applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);
 };
 
 const getItem: OperationHandler = async (body, ctx) => {

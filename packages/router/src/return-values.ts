@@ -1,4 +1,4 @@
-import { attributeValuesEqual, validationError, type Item } from '@shoal/model';
+import { projectItem, validationError, type DocumentPath, type Item } from '@shoal/model';
 
 export const RETURN_VALUES = ['ALL_NEW', 'UPDATED_OLD', 'ALL_OLD', 'NONE', 'UPDATED_NEW'] as const;
 export type ReturnValues = (typeof RETURN_VALUES)[number];
@@ -13,24 +13,16 @@ export function checkOnlyOldReturned(mode: string | undefined): void {
 }
 
 /**
- * The part of `from` that differs from `other`: changed top-level attributes, and inside maps present
- * in both, only the changed members — what DynamoDB returns for SET a.b = :v.
+ * The `Attributes` of a write's response, or undefined when there is nothing to return. UPDATED_OLD
+ * and UPDATED_NEW return the document paths the update expression wrote or removed, as they were
+ * before and are after: `SET m.y = :v` returns `{ m: { y } }`, not all of `m`.
  */
-function changedAttributes(from: Item, other: Item): Item {
-  const changed: Item = {};
-  for (const [name, value] of Object.entries(from)) {
-    const counterpart = other[name];
-    if (counterpart === undefined) {
-      changed[name] = value;
-    } else if (!attributeValuesEqual(value, counterpart)) {
-      changed[name] = 'M' in value && 'M' in counterpart ? { M: changedAttributes(value.M, counterpart.M) } : value;
-    }
-  }
-  return changed;
-}
-
-/** The `Attributes` of a write's response, or undefined when there is nothing to return. */
-export function returnedAttributes(mode: ReturnValues, oldItem: Item | undefined, newItem: Item | undefined): Item | undefined {
+export function returnedAttributes(
+  mode: ReturnValues,
+  oldItem: Item | undefined,
+  newItem: Item | undefined,
+  updatedPaths: readonly DocumentPath[] = [],
+): Item | undefined {
   let attributes: Item | undefined;
   switch (mode) {
     case 'NONE':
@@ -42,10 +34,10 @@ export function returnedAttributes(mode: ReturnValues, oldItem: Item | undefined
       attributes = newItem;
       break;
     case 'UPDATED_OLD':
-      attributes = oldItem && changedAttributes(oldItem, newItem ?? {});
+      attributes = oldItem && projectItem(oldItem, updatedPaths);
       break;
     case 'UPDATED_NEW':
-      attributes = newItem && changedAttributes(newItem, oldItem ?? {});
+      attributes = newItem && projectItem(newItem, updatedPaths);
       break;
   }
   return attributes && Object.keys(attributes).length > 0 ? attributes : undefined;
