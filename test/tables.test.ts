@@ -14,7 +14,11 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import type { CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { openLocalStore } from '@shoal/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startShoal } from './helpers/shoal.ts';
 import type { ShoalUnderTest } from './helpers/shoal.ts';
@@ -345,6 +349,73 @@ describe('CreateTable', () => {
     );
     expect(table?.LocalSecondaryIndexes).toHaveLength(5);
     expect(table?.GlobalSecondaryIndexes).toHaveLength(20);
+  });
+});
+
+describe('table lifecycle', () => {
+  it('lets exactly one of many concurrent CreateTable calls for a name succeed', async () => {
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () => client.send(new CreateTableCommand(simpleTable('create_race')))),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') expect((outcome.reason as Error).name).toBe('ResourceInUseException');
+    }
+  });
+
+  it('forgets the items of a deleted table, also when the name is reused', async () => {
+    await client.send(new CreateTableCommand(simpleTable('recreated')));
+    await shoal.doc.send(new PutCommand({ TableName: 'recreated', Item: { pk: 'old', v: 1 } }));
+    await client.send(new DeleteTableCommand({ TableName: 'recreated' }));
+    expect((await failure(shoal.doc.send(new GetCommand({ TableName: 'recreated', Key: { pk: 'old' } })))).name).toBe(
+      'ResourceNotFoundException',
+    );
+    await client.send(new CreateTableCommand(simpleTable('recreated')));
+    expect((await shoal.doc.send(new GetCommand({ TableName: 'recreated', Key: { pk: 'old' }, ConsistentRead: true }))).Item).toBeUndefined();
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: 'recreated' }));
+    expect(Table?.ItemCount).toBe(0);
+  });
+
+  it('restarts an index backfill that a crash interrupted', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-backfill-'));
+    try {
+      const first = await startShoal({ dataDir });
+      await first.client.send(
+        new CreateTableCommand({
+          ...simpleTable('resume'),
+          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+          GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } }],
+        }),
+      );
+      for (let i = 0; i < 5; i++) await first.doc.send(new PutCommand({ TableName: 'resume', Item: { pk: `p${i}`, g: 'same' } }));
+      await first.close();
+
+      // What a crash in the middle of a backfill leaves: the index in the schema, its entries missing.
+      const store = await openLocalStore({ dataDir });
+      const record = (await store.catalog.get('resume'))!;
+      await store.partitions.dropIndex(record.schema, 'byG');
+      await store.catalog.put({ ...record, backfilling: ['byG'] });
+      await store.close();
+
+      const second = await startShoal({ dataDir });
+      try {
+        let status: string | undefined;
+        for (let attempt = 0; attempt < 200 && status !== 'ACTIVE'; attempt++) {
+          const { Table } = await second.client.send(new DescribeTableCommand({ TableName: 'resume' }));
+          status = Table?.GlobalSecondaryIndexes?.[0].IndexStatus;
+          if (status !== 'ACTIVE') await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        expect(status).toBe('ACTIVE');
+        const { Count } = await second.doc.send(
+          new QueryCommand({ TableName: 'resume', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'same' } }),
+        );
+        expect(Count).toBe(5);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
