@@ -252,19 +252,36 @@ export function parseCondition(source: string): ConditionNode {
 
 // ---- update expressions ----
 
-const NO_KEYWORDS: ReadonlySet<string> = new Set();
+/** Words that are syntax, never attribute names, in update expressions. */
+const UPDATE_KEYWORDS = UPDATE_SECTIONS;
 
+/** An operand, optionally in one pair of parentheses: `(a)`, `(:v)`. */
 function updateOperand(p: Parser): OperandNode {
-  return p.operand(NO_KEYWORDS, () => updateOperand(p));
+  if (!p.atPunct('(')) return p.operand(UPDATE_KEYWORDS, () => updateOperand(p));
+  p.next();
+  const operand = p.nested(() => p.operand(UPDATE_KEYWORDS, () => updateOperand(p)));
+  p.expectPunct(')');
+  return operand;
 }
 
-function setValue(p: Parser): SetValueNode {
+function arithmetic(p: Parser): SetValueNode {
   const left = updateOperand(p);
   if (p.atPunct('+') || p.atPunct('-')) {
     const op = p.next().text as '+' | '-';
     return { type: 'arithmetic', op, left, right: updateOperand(p) };
   }
   return left;
+}
+
+/** `a`, `a + b`, or either in one pair of parentheses: `(a + b)`. */
+function setValue(p: Parser): SetValueNode {
+  const after = p.atPunct('(') ? p.afterClosingParen() : undefined;
+  // `(a) + b` has a parenthesized operand; `(a + b)` a parenthesized value.
+  if (after === undefined || (after.kind === 'punct' && (after.text === '+' || after.text === '-'))) return arithmetic(p);
+  p.next();
+  const value = p.nested(() => arithmetic(p));
+  p.expectPunct(')');
+  return value;
 }
 
 export interface ParsedUpdate extends UpdateNode {
@@ -285,7 +302,7 @@ export function parseUpdate(source: string): ParsedUpdate {
     if (seen.has(section)) repeatedSection ??= section;
     seen.add(section);
     for (;;) {
-      const path = p.path(NO_KEYWORDS);
+      const path = p.path(UPDATE_KEYWORDS);
       if (section === 'SET') {
         p.expectPunct('=');
         actions.push({ action: 'SET', path, value: setValue(p) });
@@ -302,6 +319,8 @@ export function parseUpdate(source: string): ParsedUpdate {
 }
 
 // ---- projection expressions ----
+
+const NO_KEYWORDS: ReadonlySet<string> = new Set();
 
 export function parseProjection(source: string): ProjectionNode {
   const p = new Parser(source);

@@ -80,7 +80,7 @@ function bindUpdateCall(node: CallNode, placeholders: Placeholders, problems: Pr
   }
   if (args.length !== UPDATE_FUNCTIONS[name]) {
     problems.report(
-      'operand',
+      'function',
       `Incorrect number of operands for operator or function; operator or function: ${name}, number of operands: ${args.length}`,
     );
     return unusable;

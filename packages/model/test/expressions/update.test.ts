@@ -237,3 +237,15 @@ describe('all four sections together', () => {
     });
   });
 });
+
+describe('parentheses in SET values', () => {
+  it.each([
+    ['SET a = (:n1)', '1'],
+    ['SET a = (:n1 + :n2)', '3'],
+    ['SET a = (:n1) + (:n2)', '3'],
+    ['SET a = ((:n2) - :n1)', '1'],
+    ['SET a = (if_not_exists(a, :n2))', '2'],
+  ])('%s', (expression, result) => {
+    expect(compileExpressions(request({ update: expression })).update?.apply(undefined, KEY).a).toEqual({ N: result });
+  });
+});
