@@ -58,6 +58,10 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return true;
 }
 
+function confStateHas(cs: ConfState, id: NodeId): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id);
+}
+
 export function validateConfig(c: Config): void {
   if (c.id === NONE) throw new RaftUsageError('cannot use none as id');
   if (!(c.heartbeatTick > 0)) throw new RaftUsageError('heartbeat tick must be greater than 0');
@@ -199,6 +203,8 @@ export class Raft {
       throw e;
     }
     if (snapshot.metadata.index === 0) throw new Error('need non-empty snapshot');
+    // A snapshot taken before `to` joined would be refused: wait for the host's next snapshot.
+    if (!confStateHas(snapshot.metadata.confState, to)) return false;
     pr.becomeSnapshot(snapshot.metadata.index);
     this.send(makeMessage('MsgSnap', this.id, to, { snapshot }));
     return true;
@@ -816,9 +822,7 @@ export class Raft {
       this.becomeFollower(this.term + 1, NONE);
       return false;
     }
-    const cs = s.metadata.confState;
-    const member = [cs.voters, cs.learners, cs.votersOutgoing].some((ids) => ids.includes(this.id));
-    if (!member) return false;
+    if (!confStateHas(s.metadata.confState, this.id)) return false;
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // Our log already has the snapshot's last entry: just fast-forward the commit index.
       this.raftLog.commitTo(s.metadata.index);
@@ -826,7 +830,7 @@ export class Raft {
     }
     this.raftLog.restore(s);
     this.trk = new ProgressTracker(this.trk.maxInflight, this.trk.maxInflightBytes);
-    this.switchToConfig(restoreConfig(this.trk, this.raftLog.lastIndex(), cs));
+    this.switchToConfig(restoreConfig(this.trk, this.raftLog.lastIndex(), s.metadata.confState));
     return true;
   }
 

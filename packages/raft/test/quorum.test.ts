@@ -7,8 +7,9 @@ import {
 } from '../src/quorum.ts';
 import type { NodeId } from '../src/types.ts';
 
-const acked = (m: Record<number, number>) => (id: NodeId) => m[id];
-const votes = (m: Record<number, boolean>) => new Map(Object.entries(m).map(([k, v]) => [Number(k), v]));
+const acked = (m: Record<number, number | undefined>) => (id: NodeId) => m[id];
+const votes = (m: Record<number, boolean | undefined>) =>
+  new Map(Object.entries(m).flatMap(([k, v]) => (v === undefined ? [] : [[Number(k), v] as const])));
 
 describe('majority committed index', () => {
   it.each([
