@@ -74,6 +74,49 @@ describe('BatchWriteItem', () => {
     expect(renamed.Item).toEqual({ id: s('u1'), name: s('renamed') });
   });
 
+  it('reports item collection metrics for the tables with an LSI', async () => {
+    await createTable(shoal.client, {
+      TableName: 'collections',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'alt', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      LocalSecondaryIndexes: [
+        {
+          IndexName: 'by-alt',
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'alt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
+    });
+    const written = await shoal.client.send(
+      new BatchWriteItemCommand({
+        RequestItems: {
+          collections: [
+            { PutRequest: { Item: { pk: s('c1'), sk: s('1'), alt: s('x') } } },
+            { DeleteRequest: { Key: { pk: s('c2'), sk: s('1') } } },
+          ],
+          users: [putUser(500)],
+        },
+        ReturnItemCollectionMetrics: 'SIZE',
+      }),
+    );
+    expect(written.ItemCollectionMetrics).toEqual({
+      collections: [
+        { ItemCollectionKey: { pk: s('c1') }, SizeEstimateRangeGB: [0, 1] },
+        { ItemCollectionKey: { pk: s('c2') }, SizeEstimateRangeGB: [0, 1] },
+      ],
+    });
+  });
+
   it('rejects more than 25 requests', async () => {
     await expectDynamoError(
       shoal.client.send(

@@ -11,6 +11,7 @@ import {
   type WriteOperation,
 } from '@shoal/model';
 import { CapacityTally, readTally, reportPerTable, writeTally, type ReturnConsumedCapacity } from './capacity.ts';
+import { collectionMetricsByTable } from './items.ts';
 import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
 import type { OperationHandler } from './operation.ts';
 import {
@@ -169,11 +170,8 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const constraints = new Constraints();
   const requestItems = optionalMap(body, 'RequestItems');
   const returnConsumedCapacity = readReturnConsumedCapacity(body, constraints);
-  constraints.oneOf(
-    'returnItemCollectionMetrics',
-    optionalString(body, 'ReturnItemCollectionMetrics'),
-    ['SIZE', 'NONE'],
-  );
+  const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
+  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, ['SIZE', 'NONE']);
   if (constraints.notNull('requestItems', requestItems)) {
     constraints.length('requestItems', requestItems, 1, MAX_BATCH_WRITE_REQUESTS);
   }
@@ -220,6 +218,10 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const response: RequestBody = { UnprocessedItems: {} };
   const consumed = reportPerTable(tallies, returnConsumedCapacity);
   if (consumed) response.ConsumedCapacity = consumed;
+  if (returnItemCollectionMetrics === 'SIZE') {
+    const metrics = collectionMetricsByTable(tables.flatMap(({ table, operations }) => operations.map((operation) => ({ table, key: operation.key }))));
+    if (metrics) response.ItemCollectionMetrics = metrics;
+  }
   return response;
 };
 

@@ -80,12 +80,22 @@ export function writeExpressions(expressions: ItemExpressions): WriteOperation['
 }
 
 /**
- * DynamoDB's estimate of an item collection's size (LSI tables only). Shoal reports the smallest
- * range, 0 to 1 GB, without measuring the collection.
+ * DynamoDB's estimate of the size of the item collection a key belongs to (tables with an LSI only).
+ * Shoal reports the smallest range, 0 to 1 GB, without measuring the collection.
  */
-function itemCollectionMetrics(schema: TableSchema, key: Item): Record<string, unknown> | undefined {
+function itemCollectionMetrics(schema: TableSchema, key: Item): RequestBody | undefined {
   if (!schema.indexes.some((index) => index.kind === 'LSI')) return undefined;
   return { ItemCollectionKey: { [schema.hashKey.name]: key[schema.hashKey.name] }, SizeEstimateRangeGB: [0, 1] };
+}
+
+/** ItemCollectionMetrics by table, for the written items of tables with an LSI. */
+export function collectionMetricsByTable(written: { table: TableRecord; key: Item }[]): Record<string, RequestBody[]> | undefined {
+  const byTable: Record<string, RequestBody[]> = {};
+  for (const { table, key } of written) {
+    const metrics = itemCollectionMetrics(table.schema, key);
+    if (metrics) (byTable[table.schema.name] ??= []).push(metrics);
+  }
+  return Object.keys(byTable).length > 0 ? byTable : undefined;
 }
 
 /** Applies one write and answers as DynamoDB's single-item write operations do. */

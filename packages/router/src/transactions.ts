@@ -18,7 +18,7 @@ import {
 } from '@shoal/model';
 import { readTally, reportPerTable, writeTally, type CapacityTally, type ReturnConsumedCapacity } from './capacity.ts';
 import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
-import { writeExpressions } from './items.ts';
+import { collectionMetricsByTable, writeExpressions } from './items.ts';
 import type { EngineContext, OperationHandler } from './operation.ts';
 import {
   Constraints,
@@ -226,7 +226,8 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
   const token = optionalString(body, 'ClientRequestToken');
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
-  constraints.oneOf('returnItemCollectionMetrics', optionalString(body, 'ReturnItemCollectionMetrics'), ['SIZE', 'NONE']);
+  const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
+  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, ['SIZE', 'NONE']);
   constraints.length('clientRequestToken', token, 1, MAX_TOKEN_LENGTH);
   if (constraints.notNull('transactItems', transactItems)) {
     constraints.length('transactItems', transactItems, 1, MAX_TRANSACTION_ACTIONS);
@@ -284,6 +285,11 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
     const response: RequestBody = {};
     const consumed = reportPerTable(tallies, mode);
     if (consumed) response.ConsumedCapacity = consumed;
+    if (returnItemCollectionMetrics === 'SIZE') {
+      const written = actions.filter((action) => action.operation.kind !== 'ConditionCheck');
+      const metrics = collectionMetricsByTable(written.map((action) => ({ table: action.table, key: action.operation.key })));
+      if (metrics) response.ItemCollectionMetrics = metrics;
+    }
     if (book && token !== undefined) book.set(token, { requestHash, expiresAt: ctx.now() + TOKEN_LIFETIME_MS, response });
     return response;
   } catch (error) {
