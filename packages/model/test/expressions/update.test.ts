@@ -249,3 +249,27 @@ describe('parentheses in SET values', () => {
     expect(compileExpressions(request({ update: expression })).update?.apply(undefined, KEY).a).toEqual({ N: result });
   });
 });
+
+describe('a mix of nested SET and ADD on list positions', () => {
+  it('applies appends in index order, every value read from the old item', () => {
+    const existing: Item = {
+      pk: { S: 'k' },
+      b: { M: { a: { N: '1' }, b: { N: '2' }, c: { N: '3' } } },
+      c: { L: [{ N: '1' }, { N: '3' }] },
+    };
+    const compiled = compileExpressions({
+      update: 'set b.c=((c[1])+(b.a)),b.a = pk,c[1] = pk, c[4] = b.a - b.b, c[2] = b.c add c[8] :b, c[6] :a',
+      values: { ':a': { N: '2' }, ':b': { SS: ['a'] } },
+    }).update;
+    expect(compiled?.apply(existing, KEY)).toEqual({
+      pk: { S: 'k' },
+      b: { M: { a: { S: 'k' }, b: { N: '2' }, c: { N: '4' } } },
+      c: { L: [{ N: '1' }, { S: 'k' }, { N: '3' }, { N: '-1' }, { N: '2' }, { SS: ['a'] }] },
+    });
+  });
+
+  it('reads key attributes of a new item', () => {
+    const compiled = compileExpressions({ update: 'set b = if_not_exists(b, pk)' }).update;
+    expect(compiled?.apply(undefined, KEY)).toEqual({ pk: { S: 'k' }, b: { S: 'k' } });
+  });
+});
