@@ -88,6 +88,7 @@ describe('CreateTable', () => {
       TableSizeBytes: 0,
       BillingModeSummary: { BillingMode: 'PAY_PER_REQUEST' },
       ProvisionedThroughput: { NumberOfDecreasesToday: 0, ReadCapacityUnits: 0, WriteCapacityUnits: 0 },
+      DeletionProtectionEnabled: false,
     });
     expect(table?.TableId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(table?.CreationDateTime).toBeInstanceOf(Date);

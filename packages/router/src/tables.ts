@@ -270,6 +270,8 @@ export async function describeTable(
     ItemCount: stats.itemCount,
     TableArn: arn,
     TableId: tableUuid(record),
+    // Shoal refuses to enable deletion protection, so it is always off.
+    DeletionProtectionEnabled: false,
   };
   if (record.billingMode === 'PAY_PER_REQUEST') {
     description.BillingModeSummary = { BillingMode: 'PAY_PER_REQUEST', LastUpdateToPayPerRequestDateTime: record.createdAt };
