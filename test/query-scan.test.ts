@@ -323,6 +323,20 @@ describe('Query on secondary indexes', () => {
     expect(all.Items).toEqual([post(1)]);
   });
 
+  it('fetches attributes an LSI does not project from the table', async () => {
+    const result = await shoal.client.send(
+      new QueryCommand({
+        TableName: 'posts',
+        IndexName: 'by-score',
+        KeyConditionExpression: 'forum = :f AND score = :score',
+        ExpressionAttributeValues: { ':f': s('f1'), ':score': n(90) },
+        ProjectionExpression: 'title, #b',
+        ExpressionAttributeNames: { '#b': 'body' },
+      }),
+    );
+    expect(result.Items).toEqual([{ title: s('title 10'), body: s('body 10') }]);
+  });
+
   it('pages through an LSI with index-shaped LastEvaluatedKeys', async () => {
     const first = await shoal.client.send(
       new QueryCommand({

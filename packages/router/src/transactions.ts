@@ -248,7 +248,8 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
   }
 
   const book = token === undefined ? undefined : tokenBook(ctx);
-  const requestHash = canonicalJson({ ...body, ClientRequestToken: undefined });
+  const { ClientRequestToken: _token, ...request } = body;
+  const requestHash = canonicalJson(request);
   if (book && token !== undefined) {
     const remembered = book.get(token);
     if (remembered) {
