@@ -11,7 +11,7 @@ import { bindCondition, CONDITION_PROBLEM_ORDER, countOperators, MAX_OPERATORS }
 import { ExpressionError, ProblemCollector } from './expression-error.ts';
 import { compiledKeyCondition, keyTermsOf, type CompiledKeyCondition } from './key-condition.ts';
 import type { DocumentPath } from './paths.ts';
-import { parseCondition as parseConditionSyntax, parseProjection, parseUpdate, type ParsedUpdate } from './parser.ts';
+import { parseCondition, parseProjection, parseUpdate, type ParsedUpdate } from './parser.ts';
 import { bindProjection, PROJECTION_PROBLEM_ORDER, type CompiledProjection } from './projection.ts';
 import { bindUpdate, UPDATE_PROBLEM_ORDER, type CompiledUpdate } from './update.ts';
 
@@ -42,34 +42,28 @@ export interface CompiledExpressions {
 
 /** DynamoDB's limit on each expression string, in bytes. */
 export const MAX_EXPRESSION_BYTES = 4096;
-const PARSE_CACHE_CAPACITY = 2000;
+/** Parsed trees kept per kind of expression, by text. */
+const PARSE_CACHE_CAPACITY = 1000;
+const conditionTrees = new LruCache<string, ConditionNode>(PARSE_CACHE_CAPACITY);
+const updateTrees = new LruCache<string, ParsedUpdate>(PARSE_CACHE_CAPACITY);
+const projectionTrees = new LruCache<string, ProjectionNode>(PARSE_CACHE_CAPACITY);
 
-type ParsedExpression =
-  | { kind: 'condition'; tree: ConditionNode }
-  | { kind: 'update'; tree: ParsedUpdate }
-  | { kind: 'projection'; tree: ProjectionNode };
+function cached<T>(cache: LruCache<string, T>, text: string, parse: (text: string) => T): T {
+  let tree = cache.get(text);
+  if (tree === undefined) {
+    tree = parse(text);
+    cache.set(text, tree);
+  }
+  return tree;
+}
 
-const parseCache = new LruCache<string, ParsedExpression>(PARSE_CACHE_CAPACITY);
-
-function parseCondition(text: string): ConditionNode {
-  const tree = parseConditionSyntax(text);
+function parseConditionWithinLimits(text: string): ConditionNode {
+  const tree = parseCondition(text);
   const operators = countOperators(tree);
   if (operators > MAX_OPERATORS) {
     throw new ExpressionError(`The expression contains too many operators; operator count: ${operators}`);
   }
   return tree;
-}
-
-function parseCached<K extends ParsedExpression['kind']>(kind: K, text: string): Extract<ParsedExpression, { kind: K }> {
-  const cacheKey = `${kind}\u0000${text}`;
-  let parsed = parseCache.get(cacheKey);
-  if (parsed === undefined) {
-    if (kind === 'condition') parsed = { kind, tree: parseCondition(text) };
-    else if (kind === 'update') parsed = { kind: 'update', tree: parseUpdate(text) };
-    else parsed = { kind: 'projection', tree: parseProjection(text) };
-    parseCache.set(cacheKey, parsed);
-  }
-  return parsed as Extract<ParsedExpression, { kind: K }>;
 }
 
 /** The request parameter each expression comes from, for messages. */
@@ -110,7 +104,6 @@ function bindChecked<T>(order: readonly ProblemCategory[], bind: (problems: Prob
   problems.throwFirst();
   return bound;
 }
-
 
 const PLACEHOLDER_KEY = { names: /^#[0-9A-Za-z_]+$/, values: /^:[0-9A-Za-z_]+$/ } as const;
 
@@ -168,7 +161,7 @@ export function compileExpressions(request: ExpressionRequest): CompiledExpressi
   const compiled: CompiledExpressions = {};
   const condition = (field: 'condition' | 'filter', text: string) =>
     compileOne(field, text, () => {
-      const { tree } = parseCached('condition', text);
+      const tree = cached(conditionTrees, text, parseConditionWithinLimits);
       const paths: DocumentPath[] = [];
       const evaluate = bindChecked(CONDITION_PROBLEM_ORDER, (p) => bindCondition(tree, { ...placeholders, paths }, p));
       return { evaluate, paths };
@@ -177,7 +170,7 @@ export function compileExpressions(request: ExpressionRequest): CompiledExpressi
   if (request.update !== undefined) {
     const text = request.update;
     compiled.update = compileOne('update', text, () => {
-      const { tree } = parseCached('update', text);
+      const tree = cached(updateTrees, text, parseUpdate);
       return bindChecked(UPDATE_PROBLEM_ORDER, (p) => bindUpdate(tree, placeholders, p));
     });
   }
@@ -186,7 +179,7 @@ export function compileExpressions(request: ExpressionRequest): CompiledExpressi
   if (request.keyCondition !== undefined) {
     const text = request.keyCondition;
     keyTerms = compileOne('keyCondition', text, () => {
-      const { tree } = parseCached('condition', text);
+      const tree = cached(conditionTrees, text, parseConditionWithinLimits);
       bindChecked(CONDITION_PROBLEM_ORDER, (p) => bindCondition(tree, placeholders, p));
       return keyTermsOf(tree, placeholders);
     });
@@ -195,7 +188,7 @@ export function compileExpressions(request: ExpressionRequest): CompiledExpressi
   if (request.projection !== undefined) {
     const text = request.projection;
     compiled.projection = compileOne('projection', text, () => {
-      const { tree } = parseCached('projection', text);
+      const tree = cached(projectionTrees, text, parseProjection);
       return bindChecked(PROJECTION_PROBLEM_ORDER, (p) => bindProjection(tree, placeholders, p));
     });
   }
