@@ -101,7 +101,7 @@ function reportParentheses(node: OperandNode, problems: Problems): void {
 function sizeOf(value: AttributeValue | undefined): AttributeValue | undefined {
   if (value === undefined) return undefined;
   let size: number;
-  // String length counts UTF-16 code units, as DynamoDB's does (checked against DynamoDB by others).
+  // A string's size counts UTF-16 code units, as DynamoDB's does (size of 'é𝄞' is 3).
   if ('S' in value) size = value.S.length;
   else if ('B' in value) size = decodeBinary(value.B).length;
   else if ('SS' in value) size = value.SS.length;

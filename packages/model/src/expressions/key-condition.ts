@@ -105,6 +105,7 @@ export function keyTermsOf(node: ConditionNode, placeholders: Placeholders): Key
     if (error instanceof KeyConditionProblem) return error.message;
     throw error;
   }
+  if (terms.length > 2) return 'Conditions can be of length 1 or 2 only';
   const seen = new Set<string>();
   for (const term of terms) {
     if (seen.has(term.attribute)) return 'KeyConditionExpressions must only contain one condition per key';
