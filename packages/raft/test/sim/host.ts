@@ -318,8 +318,8 @@ export class SimNode {
         // Every member refuses the same invalid change, so it is a no-op everywhere.
         if (!(error instanceof ConfChangeError)) throw error;
         this.world.trace(`node ${this.id} ignores invalid conf change @${entry.index} ${describeChange(change)}: ${error.message}`);
-        return;
       }
+      this.world.invariants.onConfApplied(this.id, entry.index, this.confState);
       this.world.trace(`node ${this.id} apply conf change @${entry.index} ${describeChange(change)} -> ${describeConf(this.confState)}`);
       this.confChangedSinceSnapshot = true;
       this.world.onConfApplied(this, this.confState);

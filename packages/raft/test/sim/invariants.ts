@@ -1,4 +1,4 @@
-import type { Entry, HardState, Message, NodeId } from '@shoal/raft';
+import type { ConfState, Entry, HardState, Message, NodeId } from '@shoal/raft';
 
 /** One broken safety property, with enough context to start reading the trace. */
 export interface Violation {
@@ -37,7 +37,7 @@ interface CommittedEntry {
  *   (index, term) pairs imply identical prefixes (by induction over the recorded predecessors);
  * - leader completeness: a new leader's log holds every entry known committed;
  * - state machine safety: every node applies the same entry at each index, in index order, and
- *   equal applied indexes mean equal state;
+ *   equal applied indexes mean equal state and equal membership;
  * - durability: a committed entry is never replaced, and a restarted node's persisted log still
  *   matches every committed entry up to its persisted commit index;
  * - persist before acknowledging: no message leaves a node with a term, vote or log position
@@ -52,6 +52,7 @@ export class InvariantChecker {
   private readonly hardStates = new Map<NodeId, HardState>();
   private readonly applied = new Map<NodeId, number>();
   private readonly stateAtIndex = new Map<number, { state: string; node: NodeId }>();
+  private readonly confAtIndex = new Map<number, { conf: string; node: NodeId }>();
   /** The last entry each node acknowledged to a leader, while no truncation has superseded it. */
   private readonly acknowledged = new Map<NodeId, { index: number; term: number }>();
   private maxCommittedIndex = 0;
@@ -191,6 +192,17 @@ export class InvariantChecker {
       this.stateAtIndex.set(index, { state: text, node });
     } else if (known.state !== text) {
       this.fail('state machine safety', `nodes ${known.node} and ${node} hold different states at applied index ${index}`);
+    }
+  }
+
+  /** The membership a node holds after applying the conf change entry at `index`. */
+  onConfApplied(node: NodeId, index: number, conf: ConfState): void {
+    const text = JSON.stringify([conf.voters, conf.votersOutgoing, conf.learners, conf.learnersNext].map((ids) => [...ids].sort((a, b) => a - b)));
+    const known = this.confAtIndex.get(index);
+    if (known === undefined) {
+      this.confAtIndex.set(index, { conf: text, node });
+    } else if (known.conf !== text) {
+      this.fail('membership agreement', `after the conf change at ${index} node ${known.node} has ${known.conf}, node ${node} has ${text}`);
     }
   }
 

@@ -2,7 +2,7 @@ import { checkKvHistory, type CheckResult, type KvOperation } from '@shoal/linea
 import { MemoryStorage, type ConfChange, type ConfState, type Config, type Message, type NodeId } from '@shoal/raft';
 import { SimNode, describeConf, type CrashPoint, type HostBugs, type NodeWorld } from './host.ts';
 import { InvariantChecker, type Violation } from './invariants.ts';
-import { encodeCommand, type ApplyResult, type KvCommand } from './kv.ts';
+import { KvStateMachine, encodeCommand, type ApplyResult, type KvCommand } from './kv.ts';
 import { MIXES, type FaultKind, type MixName, type MixSpec } from './mixes.ts';
 import { SimNetwork, type NetworkProfile } from './network.ts';
 import { Prng } from './prng.ts';
@@ -292,7 +292,7 @@ class Simulation implements NodeWorld {
     this.trace(`boot seed=${this.options.seed} mix=${this.options.mix} reads=${this.readMode} ${JSON.stringify(this.shape)}`);
     for (const id of [...voters, ...learners]) {
       this.everMember.add(id);
-      this.addNode(id, new MemoryStorage({ voters, learners }));
+      this.addNode(id, bootstrapDisk(voters, learners));
     }
   }
 
@@ -572,6 +572,20 @@ class Simulation implements NodeWorld {
       .map((node) => `${node.id}:${node.state}/${node.role}/t${node.term}/applied ${node.applied}`)
       .join(' ');
   }
+}
+
+/**
+ * An initial member's disk: the membership in a snapshot at index 1. Not `new MemoryStorage(conf)`
+ * (a snapshot at index 0): a leader that has not compacted would catch a later member up by
+ * replaying the log from index 1, which never mentions the initial members, and the newcomer's
+ * membership would silently diverge. A snapshot at index 1 forces a snapshot onto newcomers.
+ */
+function bootstrapDisk(voters: NodeId[], learners: NodeId[]): MemoryStorage {
+  const disk = new MemoryStorage();
+  const confState: ConfState = { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
+  disk.applySnapshot({ metadata: { index: 1, term: 1, confState }, data: new KvStateMachine().serialize() });
+  disk.setHardState({ term: 1, vote: 0, commit: 1 });
+  return disk;
 }
 
 function membersOf(conf: ConfState): NodeId[] {
