@@ -141,10 +141,14 @@ export function startTtlSweeper(options: {
 
   async function sweep(): Promise<number> {
     let deleted = 0;
+    const swept = new Set<number>();
     for (const record of await catalog.list()) {
       if (!record.ttl?.enabled || (record.status !== 'ACTIVE' && record.status !== 'UPDATING')) continue;
+      swept.add(record.schema.tableId);
       deleted += await sweepTable(record.schema, record.ttl.attributeName);
     }
+    // Forget where we were in tables deleted or no longer under TTL.
+    for (const tableId of cursors.keys()) if (!swept.has(tableId)) cursors.delete(tableId);
     return deleted;
   }
 
