@@ -206,3 +206,60 @@ describe('deep nesting', () => {
     expect(compiled.condition?.evaluate({ a: { N: '1' } })).toBe(true);
   });
 });
+
+describe('updates on random documents', () => {
+  const key = fc.constantFrom('a', 'b', 'c');
+  const segment = fc.oneof(key, fc.integer({ min: 0, max: 3 }));
+  const path = fc.tuple(key, fc.array(segment, { maxLength: 3 })).map(([head, rest]) =>
+    [head, ...rest].map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join(''),
+  );
+  const value: fc.Arbitrary<AttributeValue> = fc.letrec<{ v: AttributeValue }>((tie) => ({
+    v: fc.oneof(
+      { maxDepth: 3, depthIdentifier: 'doc' },
+      fc.integer({ min: -5, max: 5 }).map((n) => ({ N: String(n) })),
+      fc.constantFrom('x', 'y').map((S) => ({ S })),
+      fc.constantFrom({ SS: ['x'] }, { NS: ['1', '2'] }),
+      fc.array(tie('v'), { maxLength: 3 }).map((L) => ({ L })),
+      fc.dictionary(key, tie('v'), { maxKeys: 3 }).map((M) => ({ M })),
+    ),
+  })).v;
+  const document = fc.dictionary(key, value, { maxKeys: 3 });
+  const action = fc.oneof(
+    fc.tuple(path, fc.constantFrom(':n', ':s', ':l', 'a', 'b.c', 'a + :n', 'if_not_exists(b, :l)', 'list_append(a, :l)')).map(
+      ([p, v]) => ['SET', `${p} = ${v}`] as const,
+    ),
+    path.map((p) => ['REMOVE', p] as const),
+    fc.tuple(path, fc.constantFrom(':n', ':ss')).map(([p, v]) => ['ADD', `${p} ${v}`] as const),
+    fc.tuple(path, fc.constantFrom(':ss', ':ns')).map(([p, v]) => ['DELETE', `${p} ${v}`] as const),
+  );
+  const VALUES: Record<string, AttributeValue> = {
+    ':n': { N: '1' },
+    ':s': { S: 's' },
+    ':l': { L: [{ N: '9' }] },
+    ':ss': { SS: ['x'] },
+    ':ns': { NS: ['1'] },
+  };
+
+  it('either apply or fail with a ValidationException, leaving the old item untouched', () => {
+    fc.assert(
+      fc.property(document, fc.array(action, { minLength: 1, maxLength: 4 }), (doc, actions) => {
+        const sections = new Map<string, string[]>();
+        for (const [section, clause] of actions) sections.set(section, [...(sections.get(section) ?? []), clause]);
+        const update = [...sections].map(([section, clauses]) => `${section} ${clauses.join(', ')}`).join(' ');
+        const values = Object.fromEntries(Object.entries(VALUES).filter(([k]) => new RegExp(`${k}(?![a-z])`).test(update)));
+        const existing: Item = { pk: { S: 'k' }, ...doc };
+        const before = structuredClone(existing);
+        try {
+          const compiled = compileExpressions({ update, ...(Object.keys(values).length > 0 ? { values } : {}) }).update;
+          const after = compiled?.apply(existing, { pk: { S: 'k' } });
+          expect(after?.pk).toEqual({ S: 'k' });
+        } catch (error) {
+          expect(error, String(error)).toBeInstanceOf(DynamoDbError);
+          expect((error as DynamoDbError).type).toBe('ValidationException');
+        }
+        expect(existing).toEqual(before);
+      }),
+      { numRuns: 1000, seed: 42 },
+    );
+  });
+});
