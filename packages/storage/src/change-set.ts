@@ -16,6 +16,20 @@ export function projectEntry(table: TableSchema, index: IndexSchema, item: Item)
   return entry;
 }
 
+/**
+ * Whether an item belongs in an index: it has the index's key attributes, of the declared types and
+ * not empty. Writes refuse items that break the types, but items written before the index existed may
+ * (DynamoDB leaves those out of the index as violations).
+ */
+function isIndexed(index: IndexSchema, item: Item): boolean {
+  for (const attribute of index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey]) {
+    const value = item[attribute.name];
+    if (value === undefined || !(attribute.type in value)) return false;
+    if (('S' in value && value.S === '') || ('B' in value && value.B === '')) return false;
+  }
+  return true;
+}
+
 /** Decides whether a write maintains `index` for the item at `itemKey` (false while a backfill has not reached it). */
 export type IndexGate = (index: IndexSchema, itemKey: Uint8Array) => boolean;
 
@@ -68,8 +82,8 @@ export class ChangeSet {
 
   private writeEntry(table: TableSchema, index: IndexSchema, previous: Item | undefined, next: Item | undefined): void {
     const attributes = spaceKeyAttributes(table, index);
-    const oldKey = previous && entryKey(index.indexId, attributes, previous);
-    const newKey = next && entryKey(index.indexId, attributes, next);
+    const oldKey = previous && isIndexed(index, previous) ? entryKey(index.indexId, attributes, previous) : undefined;
+    const newKey = next && isIndexed(index, next) ? entryKey(index.indexId, attributes, next) : undefined;
     const oldEntry = oldKey && previous && projectEntry(table, index, previous);
     const newEntry = newKey && next && projectEntry(table, index, next);
     if (oldKey && newKey && compareBytes(oldKey, newKey) === 0 && JSON.stringify(oldEntry) === JSON.stringify(newEntry)) {

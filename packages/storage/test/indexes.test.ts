@@ -165,6 +165,22 @@ describe('secondary indexes', () => {
     expect(await store.partitions.statistics(withIndex, 'byCity')).toEqual(statisticsOf(expected));
   });
 
+  it('leaves items whose index key has another type out of a backfilled index, also when they change', async () => {
+    const plain = table(60, key('pk', 'S'), key('sk', 'S'));
+    await put(store.partitions, plain, { pk: S('good'), sk: S('s'), city: S('c'), age: N(1) });
+    await put(store.partitions, plain, { pk: S('wrongType'), sk: S('s'), city: N(5), age: N(1) });
+    await put(store.partitions, plain, { pk: S('empty'), sk: S('s'), city: S(''), age: N(1) });
+    const withIndex: TableSchema = { ...plain, indexes: [{ ...gsiInclude, indexId: 61 }] };
+    await store.partitions.backfillIndex(withIndex, 'byCity');
+    const good = [{ pk: S('good'), sk: S('s'), city: S('c'), age: N(1) }];
+    expect(await scanIndex('byCity', withIndex)).toEqual(good);
+    for (const pk of ['wrongType', 'empty']) {
+      const deleted = await store.partitions.write({ table: withIndex, operations: [{ kind: 'Delete', key: { pk: S(pk), sk: S('s') } }] });
+      expect(deleted.applied).toBe(true);
+    }
+    expect(await store.partitions.statistics(withIndex, 'byCity')).toEqual(statisticsOf(good));
+  });
+
   it('stops a backfill when its index is dropped', async () => {
     const plain = table(50, key('pk', 'S'), key('sk', 'S'));
     for (let i = 0; i < 1100; i++) await put(store.partitions, plain, { pk: S(`p${i % 13}`), sk: S(`s${i}`), city: S('c'), age: N(i) });
