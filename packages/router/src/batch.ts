@@ -11,7 +11,7 @@ import {
   type WriteOperation,
 } from '@shoal/model';
 import { CapacityTally, readTally, reportPerTable, writeTally, type ReturnConsumedCapacity } from './capacity.ts';
-import { collectionMetricsByTable } from './items.ts';
+import { collectionMetricsByTable, RETURN_ITEM_COLLECTION_METRICS } from './items.ts';
 import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
 import type { OperationHandler } from './operation.ts';
 import {
@@ -171,7 +171,7 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const requestItems = optionalMap(body, 'RequestItems');
   const returnConsumedCapacity = readReturnConsumedCapacity(body, constraints);
   const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
-  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, ['SIZE', 'NONE']);
+  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, RETURN_ITEM_COLLECTION_METRICS);
   if (constraints.notNull('requestItems', requestItems)) {
     constraints.length('requestItems', requestItems, 1, MAX_BATCH_WRITE_REQUESTS);
   }

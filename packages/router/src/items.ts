@@ -7,6 +7,7 @@ import {
   validateKey,
   validationError,
   type DocumentPath,
+  type ExpressionInput,
   type Item,
   type TableRecord,
   type TableSchema,
@@ -18,7 +19,6 @@ import type { EngineContext, OperationHandler } from './operation.ts';
 import {
   Constraints,
   RETURN_CONSUMED_CAPACITY,
-  memberPath,
   optionalBoolean,
   optionalMap,
   optionalString,
@@ -34,8 +34,8 @@ import {
 
 /** PutItem, GetItem, UpdateItem and DeleteItem: one item, read or written through the partitions. */
 
-const RETURN_ITEM_COLLECTION_METRICS = ['SIZE', 'NONE'] as const;
-const CONDITIONAL_OPERATORS = ['AND', 'OR'] as const;
+export const RETURN_ITEM_COLLECTION_METRICS = ['SIZE', 'NONE'] as const;
+export const CONDITIONAL_OPERATORS = ['AND', 'OR'] as const;
 
 /** The members every single-item write shares. */
 interface WriteParameters {
@@ -68,15 +68,21 @@ function readWriteParameters(body: RequestBody, constraints: Constraints): Write
 }
 
 /** The condition and update strings of a write, in the shape the partition contract carries. */
-export function writeExpressions(expressions: ItemExpressions): WriteOperation['expressions'] {
+function writeExpressions(expressions: ItemExpressions): ExpressionInput | undefined {
   const { condition, update, names, values } = expressions.strings;
   if (condition === undefined && update === undefined) return undefined;
-  const carried: NonNullable<WriteOperation['expressions']> = {};
+  const carried: ExpressionInput = {};
   if (condition !== undefined) carried.condition = condition;
   if (update !== undefined) carried.update = update;
   if (names !== undefined) carried.names = names;
   if (values !== undefined) carried.values = values;
   return carried;
+}
+
+/** A write operation carrying the request's condition and update, which the partition evaluates. */
+export function withExpressions(operation: WriteOperation, expressions: ItemExpressions): WriteOperation {
+  const carried = writeExpressions(expressions);
+  return carried ? { ...operation, expressions: carried } : operation;
 }
 
 /**
@@ -159,9 +165,7 @@ const putItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   validateItemKeyAttributes(item, table.schema);
 
-  const operation: WriteOperation = { kind: 'Put', key: extractKey(item, table.schema), item };
-  const carried = writeExpressions(expressions);
-  if (carried) operation.expressions = carried;
+  const operation = withExpressions({ kind: 'Put', key: extractKey(item, table.schema), item }, expressions);
   return applySingleWrite(ctx, table, operation, parameters);
 };
 
@@ -177,9 +181,7 @@ const deleteItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   const key = validateKey(rawKey, table.schema);
 
-  const operation: WriteOperation = { kind: 'Delete', key };
-  const carried = writeExpressions(expressions);
-  if (carried) operation.expressions = carried;
+  const operation = withExpressions({ kind: 'Delete', key }, expressions);
   return applySingleWrite(ctx, table, operation, parameters);
 };
 
@@ -194,9 +196,7 @@ const updateItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   const key = validateKey(rawKey, table.schema);
 
-  const operation: WriteOperation = { kind: 'Update', key };
-  const carried = writeExpressions(expressions);
-  if (carried) operation.expressions = carried;
+  const operation = withExpressions({ kind: 'Update', key }, expressions);
   return applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);
 };
 
@@ -207,7 +207,7 @@ const getItem: OperationHandler = async (body, ctx) => {
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   const constraints = new Constraints();
   constraints.tableName('tableName', tableName);
-  constraints.notNull(memberPath('Key'), rawKey);
+  constraints.notNull('key', rawKey);
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
   constraints.throwIfAny();
 

@@ -11,6 +11,7 @@ import {
 } from '@shoal/model';
 import { readTally, type ReturnConsumedCapacity } from './capacity.ts';
 import { readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
+import { CONDITIONAL_OPERATORS } from './items.ts';
 import type { EngineContext } from './operation.ts';
 import {
   Constraints,
@@ -62,7 +63,7 @@ export function readRangeParameters(body: RequestBody, constraints: Constraints)
   constraints.range('limit', limit, 1);
   constraints.length('attributesToGet', attributesToGet, 1);
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
-  constraints.oneOf('conditionalOperator', optionalString(body, 'ConditionalOperator'), ['AND', 'OR']);
+  constraints.oneOf('conditionalOperator', optionalString(body, 'ConditionalOperator'), CONDITIONAL_OPERATORS);
   const parameters: RangeReadParameters = {
     tableName: tableName as string,
     consistent,

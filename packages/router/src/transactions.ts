@@ -18,7 +18,7 @@ import {
 } from '@shoal/model';
 import { readTally, reportPerTable, writeTally, type CapacityTally, type ReturnConsumedCapacity } from './capacity.ts';
 import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
-import { collectionMetricsByTable, writeExpressions } from './items.ts';
+import { collectionMetricsByTable, RETURN_ITEM_COLLECTION_METRICS, withExpressions } from './items.ts';
 import type { EngineContext, OperationHandler } from './operation.ts';
 import {
   Constraints,
@@ -70,7 +70,7 @@ interface RawAction {
   expressions: ItemExpressions;
 }
 
-function readActionMember(raw: unknown, position: number, constraints: Constraints): { kind: WriteKind; member: RequestBody } | undefined {
+function readActionMember(raw: unknown, position: number, constraints: Constraints): { kind: WriteKind; member: RequestBody } {
   const transactItem = asStruct(raw);
   const present = Object.keys(ACTION_MEMBERS).filter((name) => transactItem[name] !== undefined && transactItem[name] !== null);
   if (present.length !== 1) throw validationError('TransactItems can only contain one of Check, Put, Update or Delete');
@@ -105,11 +105,9 @@ async function resolveAction(ctx: EngineContext, raw: RawAction): Promise<Transa
   } else {
     operation = { kind: raw.kind, key: validateKey(raw.member.Key, schema) };
   }
-  const carried = writeExpressions(raw.expressions);
-  if (carried) operation.expressions = carried;
   return {
     table,
-    operation,
+    operation: withExpressions(operation, raw.expressions),
     returnOldOnConditionFailure: optionalString(raw.member, 'ReturnValuesOnConditionCheckFailure') === 'ALL_OLD',
   };
 }
@@ -227,7 +225,7 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
   const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
-  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, ['SIZE', 'NONE']);
+  constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, RETURN_ITEM_COLLECTION_METRICS);
   constraints.length('clientRequestToken', token, 1, MAX_TOKEN_LENGTH);
   if (constraints.notNull('transactItems', transactItems)) {
     constraints.length('transactItems', transactItems, 1, MAX_TRANSACTION_ACTIONS);
@@ -235,10 +233,12 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
   const members = (transactItems ?? []).map((raw, position) => readActionMember(raw, position + 1, constraints));
   constraints.throwIfAny();
 
-  const rawActions: RawAction[] = members.map((read) => {
-    const { kind, member } = read as { kind: WriteKind; member: RequestBody };
-    return { kind, member, tableName: optionalString(member, 'TableName') as string, expressions: readItemExpressions(member, ACTION_EXPRESSIONS[kind]) };
-  });
+  const rawActions: RawAction[] = members.map(({ kind, member }) => ({
+    kind,
+    member,
+    tableName: optionalString(member, 'TableName') as string,
+    expressions: readItemExpressions(member, ACTION_EXPRESSIONS[kind]),
+  }));
   const actions: TransactionAction[] = [];
   for (const raw of rawActions) actions.push(await resolveAction(ctx, raw));
   rejectRepeatedItems(actions.map((action) => ({ table: action.table, key: action.operation.key })));
