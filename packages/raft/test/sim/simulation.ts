@@ -107,7 +107,8 @@ class Simulation implements NodeWorld {
   private readonly snapshotPolicies = new Map<NodeId, { every: number; keep: number }>();
   private readonly workload: Workload;
   private readonly everMember = new Set<NodeId>();
-  private readonly probeAppliedBy = new Set<NodeId>();
+  /** Where the liveness probe committed, once some node applied it. */
+  private probeIndex: number | undefined;
   private nextNodeId: NodeId;
   private faultsActive = true;
   private leaderElections = 0;
@@ -254,7 +255,7 @@ class Simulation implements NodeWorld {
 
   onCommandApplied(node: SimNode, command: KvCommand, result: ApplyResult): void {
     if (result.kind === 'noop') {
-      if (result.token === 'probe') this.probeAppliedBy.add(node.id);
+      if (result.token === 'probe' && this.probeIndex === undefined) this.probeIndex = node.applied;
       return;
     }
     this.workload.onCommandApplied(node, command, result);
@@ -548,7 +549,7 @@ class Simulation implements NodeWorld {
       if (!leader) continue;
       this.leaveJointIfStuck();
       if (probedBy !== leader || probeTerm !== leader.term) {
-        this.probeAppliedBy.clear();
+        this.probeIndex = undefined;
         if (leader.propose(encodeCommand({ kind: 'noop', token: 'probe' }))) {
           probedBy = leader;
           probeTerm = leader.term;
@@ -557,8 +558,10 @@ class Simulation implements NodeWorld {
       }
       const conf = leader.confState;
       if (conf.votersOutgoing.length > 0) continue;
-      const members = membersOf(conf);
-      if (members.every((id) => this.probeAppliedBy.has(id))) {
+      const probeIndex = this.probeIndex;
+      if (probeIndex === undefined) continue;
+      // A member may have caught up through a snapshot that covers the probe rather than applying it.
+      if (membersOf(conf).every((id) => (this.nodes.get(id)?.applied ?? 0) >= probeIndex)) {
         this.retireRemoved(conf);
         this.trace(`---- live: leader ${leader.id} term ${leader.term} committed on every member (${describeConf(conf)}) ----`);
         return this.scheduler.now - healedAt;
