@@ -2,7 +2,7 @@ import { DynamoDbError, internalError, resourceNotFound } from '@shoal/model';
 import type { PartitionClient, TableCatalog, TableRecord } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 import { unknownOperation } from './protocol.ts';
-import { asString, requireTableName } from './request.ts';
+import { requireTableName } from './request.ts';
 import type { RequestBody, RequestInfo, RouterOperationHandler } from './request.ts';
 import { batchOperations } from './batch.ts';
 import { itemOperations } from './items.ts';
@@ -37,7 +37,7 @@ export function createEngineContext(
     partitions,
     now,
     async requireTable(name: unknown): Promise<TableRecord> {
-      const tableName = requireTableName({ TableName: name === undefined ? null : asString(name) });
+      const tableName = requireTableName({ TableName: name });
       const record = await catalog.get(tableName);
       if (record === undefined || (record.status !== 'ACTIVE' && record.status !== 'UPDATING')) {
         throw resourceNotFound();

@@ -20,6 +20,8 @@ function javaClassOf(value: unknown): string {
 }
 
 function typeMismatch(value: unknown, expected: string): never {
+  // Reached for null only inside lists and maps: a null member is treated as absent before this.
+  if (value === null) throw serializationError(`Unexpected null value where an ${expected} was expected`);
   throw serializationError(`class ${javaClassOf(value)} can not be converted to an ${expected}`);
 }
 

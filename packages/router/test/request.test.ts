@@ -6,6 +6,7 @@ import {
   optionalBoolean,
   optionalInteger,
   optionalString,
+  optionalStringList,
   optionalStringMap,
   optionalStructList,
   requireTableName,
@@ -46,6 +47,7 @@ describe('member readers', () => {
     ['a list for a boolean', () => optionalBoolean({ A: [] }, 'A'), 'class java.util.ArrayList can not be converted to an Boolean'],
     ['an object for a list', () => optionalStructList({ A: {} }, 'A'), 'Start of structure or map found where not expected'],
     ['a list element that is not a structure', () => optionalStructList({ A: ['x'] }, 'A'), 'Unexpected value type in payload'],
+    ['a null list element', () => optionalStringList({ A: ['a', null] }, 'A'), 'Unexpected null value where an String was expected'],
     ['a map value that is not a string', () => optionalStringMap({ A: { k: 1 } }, 'A'), 'class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to an String'],
   ])('reject %s with a SerializationException', (_case, read, message) => {
     const error = thrown(read);
