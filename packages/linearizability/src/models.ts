@@ -1,0 +1,109 @@
+/**
+ * Sequential specifications of the two key kinds. A model turns each operation into a transition
+ * once, up front. States are interned: equal states are the same object with the same `id`, so the
+ * search compares and memoizes states by a small integer whatever their size.
+ */
+import type { ListOperation, RegisterOperation } from './history.ts';
+
+export interface ModelState {
+  readonly id: number;
+}
+
+/** Next state, or undefined when the operation cannot take effect (with its recorded output) here. */
+export type Transition<S extends ModelState> = (state: S) => S | undefined;
+
+export interface SequentialModel<S extends ModelState, Op> {
+  readonly initial: S;
+  /**
+   * The operation's effect. For an indeterminate operation (no return) the output is unknown; the
+   * transition is its successful effect only, since "took no effect" is covered by never
+   * linearizing it.
+   */
+  transition(op: Op): Transition<S>;
+  describeState(state: S): string;
+}
+
+export interface RegisterState extends ModelState {
+  readonly value: string | null;
+}
+
+/** The id shared by all states holding a value that no operation reads (see createRegisterModel). */
+const UNREAD_VALUE_ID = 1;
+
+/**
+ * A register. States holding a value that no get returns and no cas expects share one id: from
+ * any of them every later get and cas behaves the same, so the memo may treat them as one state,
+ * which lets it recognize far more configurations as already explored. (They keep their own value
+ * for comparisons, which never match, and for failure reports.)
+ */
+export function createRegisterModel(observedValues: ReadonlySet<string>): SequentialModel<RegisterState, RegisterOperation> {
+  const interned = new Map<string, RegisterState>();
+  const stateOf = (value: string): RegisterState => {
+    let state = interned.get(value);
+    if (state === undefined) {
+      state = { id: observedValues.has(value) ? interned.size + 2 : UNREAD_VALUE_ID, value };
+      interned.set(value, state);
+    }
+    return state;
+  };
+  return {
+    initial: { id: 0, value: null },
+    transition(op) {
+      switch (op.type) {
+        case 'put': {
+          const written = stateOf(op.value);
+          return () => written;
+        }
+        case 'get': {
+          if (op.return === undefined) return (state) => state;
+          const output = op.output ?? null;
+          return (state) => (state.value === output ? state : undefined);
+        }
+        case 'cas': {
+          const written = stateOf(op.value);
+          if (op.return === undefined || op.ok === true) return (state) => (state.value === op.expected ? written : undefined);
+          return (state) => (state.value === op.expected ? undefined : state);
+        }
+      }
+    },
+    describeState: (state) => (state.value === null ? 'absent' : JSON.stringify(state.value)),
+  };
+}
+
+/** A list as a chain of appends: a step costs O(1) whatever the list's length. */
+export interface ListState extends ModelState {
+  readonly last: string | undefined;
+  readonly previous: ListState | undefined;
+}
+
+export function listElements(list: ListState): string[] {
+  const elements: string[] = [];
+  for (let node: ListState | undefined = list; node?.last !== undefined; node = node.previous) elements.push(node.last);
+  return elements.reverse();
+}
+
+/** An append-only list register (absent = empty). */
+export function createListModel(): SequentialModel<ListState, ListOperation> {
+  const empty: ListState = { id: 0, last: undefined, previous: undefined };
+  // `${previous id}:${element}` is unambiguous: the id has no ':'.
+  const interned = new Map<string, ListState>();
+  const append = (list: ListState, element: string): ListState => {
+    const internKey = `${list.id}:${element}`;
+    let state = interned.get(internKey);
+    if (state === undefined) {
+      state = { id: interned.size + 1, last: element, previous: list };
+      interned.set(internKey, state);
+    }
+    return state;
+  };
+  return {
+    initial: empty,
+    transition(op) {
+      if (op.type === 'append') return (state) => append(state, op.value);
+      if (op.return === undefined || op.output === undefined) return (state) => state;
+      const expected = op.output.reduce(append, empty);
+      return (state) => (state === expected ? state : undefined);
+    },
+    describeState: (state) => JSON.stringify(listElements(state)),
+  };
+}
