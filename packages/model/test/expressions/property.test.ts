@@ -218,7 +218,7 @@ describe('updates on random documents', () => {
       { maxDepth: 3, depthIdentifier: 'doc' },
       fc.integer({ min: -5, max: 5 }).map((n) => ({ N: String(n) })),
       fc.constantFrom('x', 'y').map((S) => ({ S })),
-      fc.constantFrom({ SS: ['x'] }, { NS: ['1', '2'] }),
+      fc.constantFrom<AttributeValue>({ SS: ['x'] }, { NS: ['1', '2'] }),
       fc.array(tie('v'), { maxLength: 3 }).map((L) => ({ L })),
       fc.dictionary(key, tie('v'), { maxKeys: 3 }).map((M) => ({ M })),
     ),
