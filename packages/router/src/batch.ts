@@ -19,7 +19,6 @@ import {
   RETURN_CONSUMED_CAPACITY,
   asList,
   asStruct,
-  isStruct,
   optionalBoolean,
   optionalList,
   optionalMap,
@@ -73,14 +72,14 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
     constraints.name(path, tableName);
     const keys = optionalList(entry, 'Keys');
     if (constraints.notNull(`${path}.keys`, keys)) constraints.length(`${path}.keys`, keys, 1, MAX_BATCH_GET_KEYS);
-    optionalBoolean(entry, 'ConsistentRead');
-    return { tableName, entry, keys: keys ?? [] };
+    const consistent = optionalBoolean(entry, 'ConsistentRead') ?? false;
+    return { tableName, entry, keys: keys ?? [], consistent };
   });
   constraints.throwIfAny();
 
   let totalKeys = 0;
   const tables: TableGets[] = [];
-  for (const { tableName, entry, keys } of entries) {
+  for (const { tableName, entry, keys, consistent } of entries) {
     const expressions = readItemExpressions(entry, GET_EXPRESSIONS);
     totalKeys += keys.length;
     if (totalKeys > MAX_BATCH_GET_KEYS) throw validationError('Too many items requested for the BatchGetItem call');
@@ -88,7 +87,7 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
       table: await ctx.requireTable(tableName),
       entry,
       keys: keys as Item[],
-      consistent: optionalBoolean(entry, 'ConsistentRead') ?? false,
+      consistent,
       expressions,
     });
   }
@@ -141,9 +140,9 @@ interface TableWrites {
 
 /** One PutRequest or DeleteRequest, validated against its table. */
 function batchWriteOperation(raw: unknown, schema: TableSchema): WriteOperation {
-  if (!isStruct(raw)) throw validationError('Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes');
-  const put = optionalMap(raw, 'PutRequest');
-  const del = optionalMap(raw, 'DeleteRequest');
+  const request = asStruct(raw);
+  const put = optionalMap(request, 'PutRequest');
+  const del = optionalMap(request, 'DeleteRequest');
   if ((put === undefined) === (del === undefined)) {
     throw validationError(
       'Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes',
