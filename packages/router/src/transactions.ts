@@ -201,8 +201,12 @@ function tokenBook(ctx: EngineContext): Map<string, RememberedTransaction> {
     book = new Map();
     tokensByStore.set(ctx.partitions, book);
   }
+  // Tokens enter in time order, so the expired ones are at the front.
   const now = ctx.now();
-  for (const [token, remembered] of book) if (remembered.expiresAt <= now) book.delete(token);
+  for (const [token, remembered] of book) {
+    if (remembered.expiresAt > now) break;
+    book.delete(token);
+  }
   return book;
 }
 
