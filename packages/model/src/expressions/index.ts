@@ -1,3 +1,9 @@
+/**
+ * DynamoDB's expression languages. `compileExpressions` checks all expressions of a request together
+ * (DynamoDB's messages, placeholder use across expressions) and returns closures to evaluate conditions
+ * and filters, apply updates and projections, and resolve key conditions. Parsed trees are cached by
+ * text, so a request that repeats known expressions only binds placeholders.
+ */
 export { compileExpressions, MAX_EXPRESSION_BYTES } from './compile.ts';
 export type { CompiledCondition, CompiledExpressions, ExpressionRequest } from './compile.ts';
 export type { CompiledUpdate } from './update.ts';

@@ -62,3 +62,12 @@ export function checkPathsIndependent(
     }
   }
 }
+
+/**
+ * Sets an own property, even one named `__proto__` (a legal attribute name), which plain assignment
+ * would turn into a prototype change.
+ */
+export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else target[key] = value;
+}

@@ -4,7 +4,7 @@
 import type { AttributeValue, Item } from '../attribute-value.ts';
 import type { ProjectionNode } from './ast.ts';
 import { bindPath, type Placeholders, type Problems } from './bind.ts';
-import { checkPathsIndependent, type DocumentPath, type PathSegment } from './paths.ts';
+import { checkPathsIndependent, setOwn, type DocumentPath, type PathSegment } from './paths.ts';
 
 export const PROJECTION_PROBLEM_ORDER = ['reserved', 'undefinedName', 'pathOverlap', 'pathConflict'] as const;
 
@@ -46,7 +46,7 @@ function projectValue(value: AttributeValue, tree: ProjectionTree): AttributeVal
       if (typeof segment !== 'string' || !Object.hasOwn(value.M, segment)) continue;
       const projected = projectValue(value.M[segment], child);
       if (projected !== undefined) {
-        map[segment] = projected;
+        setOwn(map, segment, projected);
         any = true;
       }
     }
@@ -77,7 +77,7 @@ function projectWithTree(item: Item, tree: ProjectionTree): Item {
     const name = segment as string;
     if (!Object.hasOwn(item, name)) continue;
     const projected = projectValue(item[name], child);
-    if (projected !== undefined) result[name] = projected;
+    if (projected !== undefined) setOwn(result, name, projected);
   }
   return result;
 }

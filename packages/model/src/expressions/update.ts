@@ -11,7 +11,7 @@ import { attributeTypeOf, decodeBinary } from '../values.ts';
 import type { CallNode, OperandNode, SetValueNode, UpdateNode } from './ast.ts';
 import { bindPath, bindValue, type Placeholders, type Problems } from './bind.ts';
 import { UPDATE_FUNCTIONS } from './condition.ts';
-import { checkPathsIndependent, valueAtPath, type DocumentPath } from './paths.ts';
+import { checkPathsIndependent, setOwn, valueAtPath, type DocumentPath } from './paths.ts';
 
 export const UPDATE_PROBLEM_ORDER = [
   'reserved',
@@ -150,7 +150,7 @@ function bindSetValue(node: SetValueNode, placeholders: Placeholders, problems: 
 export function cloneValue(value: AttributeValue): AttributeValue {
   if ('M' in value) {
     const map: Record<string, AttributeValue> = {};
-    for (const key of Object.keys(value.M)) map[key] = cloneValue(value.M[key]);
+    for (const key of Object.keys(value.M)) setOwn(map, key, cloneValue(value.M[key]));
     return { M: map };
   }
   if ('L' in value) return { L: value.L.map(cloneValue) };
@@ -221,7 +221,7 @@ class UpdateTarget {
     const head = path[0] as string;
     if (!this.copied.has(head)) {
       this.copied.add(head);
-      if (Object.hasOwn(this.item, head)) this.item[head] = cloneValue(this.item[head]);
+      if (Object.hasOwn(this.item, head)) setOwn(this.item, head, cloneValue(this.item[head]));
     }
     if (path.length === 1) return undefined;
     let value: AttributeValue | undefined = Object.hasOwn(this.item, head) ? this.item[head] : undefined;
@@ -262,14 +262,14 @@ class UpdateTarget {
     const parent = this.parent(path);
     const last = path[path.length - 1];
     if (parent === undefined) {
-      this.item[last as string] = value;
+      setOwn(this.item, last as string, value);
     } else if (typeof last === 'number') {
       const list = parent as { L: AttributeValue[] };
       // Writing past the end of a list appends, in index order.
       if (last < list.L.length) list.L[last] = value;
       else this.edit(list).appended.set(last, value);
     } else {
-      (parent as { M: Record<string, AttributeValue> }).M[last] = value;
+      setOwn((parent as { M: Record<string, AttributeValue> }).M, last, value);
     }
   }
 

@@ -273,3 +273,22 @@ describe('a mix of nested SET and ADD on list positions', () => {
     expect(compiled?.apply(undefined, KEY)).toEqual({ pk: { S: 'k' }, b: { S: 'k' } });
   });
 });
+
+describe('attribute names that are Object.prototype members', () => {
+  it('are ordinary attributes for SET, REMOVE and projections', () => {
+    const names = { '#p': '__proto__', '#c': 'constructor' };
+    const compiled = compileExpressions({
+      update: 'SET #p = :v, m.#p = :v, #c = :v',
+      names,
+      values: { ':v': { S: 'x' } },
+    }).update;
+    const after = compiled?.apply({ pk: { S: 'k' }, m: { M: {} } }, KEY) as Item;
+    expect(Object.keys(after).sort()).toEqual(['__proto__', 'constructor', 'm', 'pk']);
+    expect(Object.getPrototypeOf(after)).toBe(Object.prototype);
+    expect(Object.keys((after.m as { M: Item }).M)).toEqual(['__proto__']);
+    const projection = compileExpressions({ projection: '#p, m.#p', names: { '#p': '__proto__' } }).projection;
+    const projected = projection?.apply(after) as Item;
+    expect(Object.keys(projected).sort()).toEqual(['__proto__', 'm']);
+    expect(Object.getPrototypeOf(projected)).toBe(Object.prototype);
+  });
+});
