@@ -79,7 +79,10 @@ function readBounds(spaceId: number, request: RangeReadRequest, keyAttributes: K
     throw validationError('The provided starting key is invalid: The provided key element does not match the schema');
   }
   if (request.segment && (compareBytes(startKey, range.start) < 0 || compareBytes(startKey, range.end) >= 0)) {
-    throw validationError('The provided Exclusive start key does not map to the provided segment');
+    throw validationError(
+      'The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. ' +
+        `TotalSegments: ${request.segment.total} Segment: ${request.segment.segment}`,
+    );
   }
   // Resume strictly after the start key in the direction of the read.
   if (request.forward || request.hashValue === undefined) {

@@ -206,7 +206,8 @@ describe('range reads', () => {
       expect(first.lastEvaluatedKey).toBeDefined();
       await expect(
         store.partitions.readRange(baseRequest(schema, { segment: { segment: 1, total: 3 }, exclusiveStartKey: first.lastEvaluatedKey }), { consistent: true }),
-      ).rejects.toMatchObject({ type: 'ValidationException', message: 'The provided Exclusive start key does not map to the provided segment' });
+      ).rejects.toMatchObject({ type: 'ValidationException', message:
+          'The provided starting key is invalid: Invalid ExclusiveStartKey. Please use ExclusiveStartKey with correct Segment. TotalSegments: 3 Segment: 1' });
     });
 
     it('counts a scan exactly', async () => {
