@@ -120,6 +120,9 @@ function checkPlaceholderMaps(request: ExpressionRequest): Record<string, Attrib
     const invalid = keys.find((key) => !pattern.test(key));
     if (invalid !== undefined) throw validationError(`${parameter} contains invalid key: Syntax error; key: "${invalid}"`);
   }
+  for (const [key, name] of Object.entries(request.names ?? {})) {
+    if (name === '') throw validationError(`ExpressionAttributeNames contains invalid value: Empty attribute name for key ${key}`);
+  }
   if (request.values === undefined) return undefined;
   const values: Record<string, AttributeValue> = {};
   for (const [key, value] of Object.entries(request.values)) {

@@ -179,6 +179,12 @@ describe('request-level checks', () => {
     );
   });
 
+  it('refuses empty attribute names', () => {
+    expect(validationMessage(() => compileExpressions({ condition: '#DE = b', names: { '#DE': '' } }))).toBe(
+      'ExpressionAttributeNames contains invalid value: Empty attribute name for key #DE',
+    );
+  });
+
   it('refuses invalid values, naming the key', () => {
     const message = validationMessage(() => compileExpressions({ condition: 'a = :v', values: { ':v': { SS: [] } } }));
     expect(message).toMatch(/^ExpressionAttributeValues contains invalid value: .+ for key :v$/);
