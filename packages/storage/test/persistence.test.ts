@@ -75,6 +75,25 @@ describe('a store on disk', () => {
     });
   }
 
+  it('serializes concurrent fsynced writes sharing batches', async () => {
+    const directory = await temporaryDirectory();
+    try {
+      const store = await openLocalStore({ dataDir: directory.path, sync: true });
+      const schema = table(1, key('pk', 'S'));
+      const add = () =>
+        store.partitions.write({
+          table: schema,
+          operations: [{ kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }],
+        });
+      const results = await Promise.all(Array.from({ length: 200 }, add));
+      expect(results.every((result) => result.applied)).toBe(true);
+      expect(await store.partitions.get({ table: schema, key: { pk: S('n') } }, { consistent: true })).toMatchObject({ item: { n: N(200) } });
+      await store.close();
+    } finally {
+      await directory.remove();
+    }
+  });
+
   it('refuses work after close, and needs a dataDir or inMemory', async () => {
     const store = await memoryStore();
     await store.close();
