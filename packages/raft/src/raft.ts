@@ -130,7 +130,13 @@ export class Raft {
     const { hardState, confState } = config.storage.initialState();
     this.switchToConfig(restoreConfig(this.trk, this.raftLog.lastIndex(), confState));
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadState(hardState);
-    if (config.applied !== undefined && config.applied > 0) this.raftLog.appliedTo(config.applied);
+    if (config.applied !== undefined && config.applied > 0) {
+      // Applied entries were committed, even if the (unsynced) commit index did not survive a crash.
+      if (config.applied > this.raftLog.committed && config.applied <= this.raftLog.lastIndex()) {
+        this.raftLog.commitTo(config.applied);
+      }
+      this.raftLog.appliedTo(config.applied);
+    }
     this.becomeFollower(this.term, NONE);
   }
 

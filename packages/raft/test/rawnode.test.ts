@@ -101,6 +101,16 @@ describe('RawNode', () => {
     expect(rd.hardState).toBeUndefined();
   });
 
+  it('restarting with an applied index past the persisted commit index (unsynced) commits up to it', () => {
+    const storage = new MemoryStorage({ voters: [1, 2, 3] });
+    storage.append(entriesOfTerms(1, 1, 1));
+    storage.setHardState({ term: 1, vote: 0, commit: 1 });
+    const { raw } = node([1, 2, 3], { applied: 2 }, storage);
+    expect(raw.status().hardState.commit).toBe(2);
+    expect(raw.status().applied).toBe(2);
+    expect(raw.ready().committedEntries).toEqual([]);
+  });
+
   it('throws ProposalDroppedError when there is no leader, for proposals and reads', () => {
     const { raw } = node([1, 2, 3]);
     expect(() => raw.propose(new Uint8Array([1]))).toThrow(ProposalDroppedError);
