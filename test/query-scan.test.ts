@@ -167,6 +167,14 @@ describe('Query on the table', () => {
         }),
       );
       expect(seqs(result.Items ?? []), condition).toEqual(expected);
+      // Each page's LastEvaluatedKey satisfies the condition it continues.
+      const paged = await queryAll({
+        TableName: 'posts',
+        KeyConditionExpression: `forum = :f AND ${condition}`,
+        ExpressionAttributeValues: { ':f': s('f1'), ...values },
+        Limit: 2,
+      });
+      expect(seqs(paged.items), condition).toEqual(expected);
     }
   });
 
@@ -276,6 +284,16 @@ describe('Query on the table', () => {
       send({ ...byForum, ExclusiveStartKey: { forum: s('f2'), seq: n(1) } }),
       'ValidationException',
       'The provided starting key is outside query boundaries based on provided conditions',
+    );
+    await expectDynamoError(
+      send({
+        TableName: 'posts',
+        KeyConditionExpression: 'forum = :f AND seq > :low',
+        ExpressionAttributeValues: { ':f': s('f1'), ':low': n(10) },
+        ExclusiveStartKey: { forum: s('f1'), seq: n(3) },
+      }),
+      'ValidationException',
+      'The provided starting key does not match the range key predicate',
     );
     await expectDynamoError(
       send({ ...byForum, ExclusiveStartKey: { forum: s('f1') } }),

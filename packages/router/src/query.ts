@@ -1,4 +1,11 @@
-import { attributeValuesEqual, validationError } from '@shoal/model';
+import {
+  attributeValuesEqual,
+  compareScalars,
+  decodeBinary,
+  validationError,
+  type AttributeValue,
+  type SortKeyCondition,
+} from '@shoal/model';
 import { filterAttributeNames, type ExpressionParameters } from './item-expressions.ts';
 import type { OperationHandler } from './operation.ts';
 import { prepareRangeRead, readPage, readRangeParameters } from './read-range.ts';
@@ -10,6 +17,34 @@ const QUERY_EXPRESSIONS: ExpressionParameters = {
   expressions: ['ProjectionExpression', 'FilterExpression', 'KeyConditionExpression'],
   legacy: ['AttributesToGet', 'QueryFilter', 'ConditionalOperator', 'KeyConditions'],
 };
+
+/** Whether a sort key value satisfies a key condition's sort key part. */
+function satisfies(value: AttributeValue, condition: SortKeyCondition): boolean {
+  const [bound, upper] = condition.values;
+  const order = compareScalars(value, bound);
+  if (order === undefined) return false;
+  switch (condition.op) {
+    case 'EQ':
+      return order === 0;
+    case 'LT':
+      return order < 0;
+    case 'LE':
+      return order <= 0;
+    case 'GT':
+      return order > 0;
+    case 'GE':
+      return order >= 0;
+    case 'BETWEEN':
+      return order >= 0 && (compareScalars(value, upper) ?? 1) <= 0;
+    case 'BEGINS_WITH':
+      if ('S' in value && 'S' in bound) return value.S.startsWith(bound.S);
+      if ('B' in value && 'B' in bound) {
+        const prefix = decodeBinary(bound.B);
+        return decodeBinary(value.B).subarray(0, prefix.length).equals(prefix);
+      }
+      return false;
+  }
+}
 
 const query: OperationHandler = async (body, ctx) => {
   const constraints = new Constraints();
@@ -41,6 +76,10 @@ const query: OperationHandler = async (body, ctx) => {
     const startHash = request.exclusiveStartKey[keys.hashKey.name];
     if (!attributeValuesEqual(startHash, hashValue)) {
       throw validationError('The provided starting key is outside query boundaries based on provided conditions');
+    }
+    const startRange = keys.rangeKey && request.exclusiveStartKey[keys.rangeKey.name];
+    if (sortCondition && startRange && !satisfies(startRange, sortCondition)) {
+      throw validationError('The provided starting key does not match the range key predicate');
     }
   }
 
