@@ -129,7 +129,7 @@ function checkPlaceholderMaps(request: ExpressionRequest): Record<string, Attrib
     try {
       values[key] = validateAttributeValue(value);
     } catch (error) {
-      if (error instanceof DynamoDbError) {
+      if (error instanceof DynamoDbError && error.type === 'ValidationException') {
         throw validationError(`ExpressionAttributeValues contains invalid value: ${error.message} for key ${key}`);
       }
       throw error;
