@@ -251,10 +251,18 @@ export class InvariantChecker {
   }
 }
 
+/** Entries travel between nodes as shared objects, so their payload strings are worth caching. */
+const payloads = new WeakMap<Entry, string>();
+
 /** An entry's identity apart from its position: its type and bytes. */
 export function payloadOf(entry: Entry): string {
-  const data = entry.data;
-  return `${entry.type}:${Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1')}`;
+  let payload = payloads.get(entry);
+  if (payload === undefined) {
+    const data = entry.data;
+    payload = `${entry.type}:${Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1')}`;
+    payloads.set(entry, payload);
+  }
+  return payload;
 }
 
 function describe(payload: string): string {
