@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { itemSize, type IndexSchema, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
-import { N, S, baseRequest, key, memoryStore, readAllPages, table } from './helpers.ts';
-
-/** A small deterministic generator (mulberry32), so a failure replays exactly. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { N, S, baseRequest, key, memoryStore, random, readAllPages, table } from './helpers.ts';
 
 const indexes: IndexSchema[] = [
   { name: 'lsiAll', kind: 'LSI', indexId: 41, hashKey: key('pk', 'S'), rangeKey: key('a', 'N'), projection: { type: 'ALL' } },

@@ -4,6 +4,7 @@ import {
   decodeBinary,
   itemSize,
   type AttributeValue,
+  type IndexSchema,
   type Item,
   type KeyAttributeType,
   type SortKeyCondition,
@@ -11,7 +12,7 @@ import {
   type TableSchema,
 } from '@shoal/model';
 import type { LocalStore } from '../src/index.ts';
-import { B, N, S, baseRequest, key, memoryStore, put, readAllPages, table } from './helpers.ts';
+import { B, N, S, baseRequest, key, memoryStore, put, random, readAllPages, table } from './helpers.ts';
 
 const numbers = ['-1e10', '-123.456', '-2', '-1.5', '-1', '-0.001', '0', '0.001', '0.5', '1', '1.5', '2', '10', '99.99', '100', '1e20'].map(N);
 const strings = ['a', 'a\u0000', 'a\u0000b', 'ab', 'abc', 'abd', 'b', 'Z', 'é', 'éa', '\u{1F600}', '\uFFFD', 'zz'].map(S);
@@ -217,5 +218,52 @@ describe('range reads', () => {
       const limited = await store.partitions.readRange(baseRequest(schema, { select: 'COUNT', limit: total }), { consistent: false });
       expect(limited).toMatchObject({ items: [], count: total, scannedCount: total, lastEvaluatedKey: { pk: expect.anything() } });
     });
+  });
+});
+
+describe('random queries against a model', () => {
+  it('page through exactly the matching items, in order, for any limit, page size and direction', async () => {
+    const store = await memoryStore();
+    const next = random(7);
+    const pick = <T>(values: T[]): T => values[Math.floor(next() * values.length)];
+    const word = () => Array.from({ length: 1 + Math.floor(next() * 3) }, () => pick(['a', 'b', '\u0000', 'é'])).join('');
+    const byAlt: IndexSchema = { name: 'byAlt', kind: 'LSI', indexId: 401, hashKey: key('pk', 'S'), rangeKey: key('alt', 'N'), projection: { type: 'KEYS_ONLY' } };
+    const schema = table(400, key('pk', 'S'), key('sk', 'S'), [byAlt]);
+    const items = new Map<string, Item>();
+    for (let i = 0; i < 200; i++) {
+      const item: Item = { pk: S(pick(['a', 'b'])), sk: S(word()), alt: N(pick(['-2', '-0.5', '0', '1', '1.25'])), pad: S('x'.repeat(Math.floor(next() * 50))) };
+      items.set(JSON.stringify([item.pk, item.sk]), item);
+      await put(store.partitions, schema, item);
+    }
+    const sortValue = (item: Item, indexed: boolean) => (indexed ? item.alt : item.sk);
+    for (let round = 0; round < 150; round++) {
+      const indexed = next() < 0.4;
+      const probe = () => (indexed ? N(pick(['-3', '-2', '-1', '0', '1', '1.25', '2'])) : S(word()));
+      const op = pick<SortKeyOperator | undefined>([undefined, 'EQ', 'LT', 'LE', 'GT', 'GE', 'BETWEEN', ...(indexed ? [] : ['BEGINS_WITH' as const])]);
+      let condition: SortKeyCondition | undefined;
+      if (op === 'BETWEEN') condition = { op, values: [probe(), probe()].sort(compare) };
+      else if (op) condition = { op, values: [probe()] };
+      const forward = next() < 0.5;
+      const limit = next() < 0.5 ? 1 + Math.floor(next() * 7) : undefined;
+      const maxBytes = 50 + Math.floor(next() * 400);
+      const hash = pick(['a', 'b']);
+      const expected = [...items.values()]
+        .filter((item) => JSON.stringify(item.pk) === JSON.stringify(S(hash)) && (!condition || matches(sortValue(item, indexed), condition)))
+        .sort((x, y) => compare(sortValue(x, indexed), sortValue(y, indexed)) || compare(x.sk, y.sk));
+      if (!forward) expected.reverse();
+      const pages = await readAllPages(
+        store.partitions,
+        baseRequest(schema, {
+          hashValue: S(hash), forward, maxBytes,
+          ...(condition ? { sortCondition: condition } : {}),
+          ...(limit ? { limit } : {}),
+          ...(indexed ? { indexName: 'byAlt', select: 'ALL_ATTRIBUTES' as const } : {}),
+        }),
+      );
+      const label = JSON.stringify({ indexed, condition, forward, limit, maxBytes, hash });
+      expect(pages.flatMap((page) => page.items), label).toEqual(expected);
+      for (const page of pages) if (limit) expect(page.scannedCount, label).toBeLessThanOrEqual(limit);
+    }
+    await store.close();
   });
 });
