@@ -312,6 +312,23 @@ describe('UpdateItem', () => {
     expect(bare.Attributes).toEqual({ id: s('u3') });
   });
 
+  it('applies concurrent updates of one item one after another', async () => {
+    await Promise.all(
+      Array.from({ length: 40 }, () =>
+        shoal.client.send(
+          new UpdateItemCommand({
+            TableName: 'things',
+            Key: { id: s('counter') },
+            UpdateExpression: 'ADD hits :one',
+            ExpressionAttributeValues: { ':one': n(1) },
+          }),
+        ),
+      ),
+    );
+    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('counter') }, ConsistentRead: true }));
+    expect(got.Item?.hits).toEqual(n(40));
+  });
+
   it('fails a false condition without changing the item', async () => {
     await reset();
     const failure = await expectDynamoError(

@@ -116,6 +116,25 @@ describe('TransactWriteItems', () => {
     expect((await read('b2'))?.balance).toEqual(n(0));
   });
 
+  it('keeps the total of concurrent transfers, cancelling those that would overdraw', async () => {
+    const accounts = ['k1', 'k2', 'k3', 'k4'];
+    for (const id of accounts) await seed(id, 10);
+    const outcomes = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        shoal.client
+          .send(new TransactWriteItemsCommand({ TransactItems: transfer(accounts[i % 4], accounts[(i + 1) % 4], 3 + (i % 5), accounts[(i + 2) % 4]) }))
+          .then(
+            () => 'applied',
+            (error: Error) => error.name,
+          ),
+      ),
+    );
+    expect(outcomes.every((outcome) => outcome === 'applied' || outcome === 'TransactionCanceledException')).toBe(true);
+    const balances = await Promise.all(accounts.map(async (id) => Number(((await read(id))?.balance as { N: string }).N)));
+    expect(balances.reduce((sum, balance) => sum + balance, 0)).toBe(40);
+    expect(balances.every((balance) => balance >= 0)).toBe(true);
+  });
+
   it('cancels with ValidationError when an update cannot apply', async () => {
     await seed('c1', 1);
     const error = await expectDynamoError(
