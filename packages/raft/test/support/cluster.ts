@@ -7,6 +7,7 @@ import { RawNode } from '../../src/rawnode.ts';
 import { MemoryStorage } from '../../src/storage.ts';
 import { decodeConfChange } from '../../src/codec.ts';
 import { ConfChangeError } from '../../src/errors.ts';
+import { Prng } from '../../src/prng.ts';
 import type { Config, ConfState, Message, NodeId, ReadState, Ready } from '../../src/types.ts';
 
 const text = new TextDecoder();
@@ -50,6 +51,9 @@ export class Cluster {
   readonly overrides: ConfigOverrides;
   /** Every message ever sent, for assertions on traffic. */
   readonly sent: Message[] = [];
+  /** Fraction of messages lost in transit, decided by a seeded PRNG. */
+  lossRate = 0;
+  private readonly lossPrng = new Prng(12345);
 
   constructor(voters: NodeId[], overrides: ConfigOverrides = {}, learners: NodeId[] = []) {
     this.overrides = overrides;
@@ -172,7 +176,7 @@ export class Cluster {
 
   private deliver(m: Message): void {
     const to = this.nodes.get(m.to);
-    const linkCut = this.cut.has(`${m.from}->${m.to}`);
+    const linkCut = this.cut.has(`${m.from}->${m.to}`) || (this.lossRate > 0 && this.lossPrng.intBelow(1000) < this.lossRate * 1000);
     if (to === undefined || linkCut) {
       if (m.type === 'MsgSnap') this.nodes.get(m.from)?.raw.reportSnapshot(m.to, false);
       return;
