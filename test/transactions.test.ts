@@ -228,6 +228,25 @@ describe('TransactWriteItems', () => {
     expect((await read('f1'))?.balance).toEqual(n(1));
   });
 
+  it('applies concurrent requests with one token once', async () => {
+    await seed('f2', 0);
+    const request = {
+      ClientRequestToken: 'token-f2',
+      TransactItems: [{ Update: { TableName: 'accounts', Key: key('f2'), UpdateExpression: 'ADD balance :one', ExpressionAttributeValues: { ':one': n(1) } } }],
+    };
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        shoal.client.send(new TransactWriteItemsCommand(request)).then(
+          () => 'applied',
+          (error: Error) => error.name,
+        ),
+      ),
+    );
+    expect(outcomes.every((outcome) => outcome === 'applied' || outcome === 'TransactionInProgressException')).toBe(true);
+    expect(outcomes).toContain('applied');
+    expect((await read('f2'))?.balance).toEqual(n(1));
+  });
+
   it('forgets a token after 10 minutes', async () => {
     let clock = 1_000_000;
     const timed = await startShoal({ now: () => clock });
