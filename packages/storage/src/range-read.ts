@@ -60,6 +60,9 @@ export function queryBounds(spaceId: number, hashValue: AttributeValue, conditio
     case 'BETWEEN':
       return { start: at(first), end: after(second) };
     case 'BEGINS_WITH': {
+      if ('N' in first) {
+        throw validationError('Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N');
+      }
       const prefix = concat(collection, encodeKeyValuePrefix(first));
       return { start: prefix, end: prefixEnd(prefix) ?? collectionEnd };
     }
