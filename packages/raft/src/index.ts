@@ -1,3 +1,26 @@
+/**
+ * @shoal/raft — a deterministic Raft core in the shape of etcd's raft: no I/O, no timers, no
+ * randomness except `Config.seed`.
+ *
+ * The host loop, per group member:
+ *   - call `tick()` at a fixed interval (electionTick/heartbeatTick count these ticks);
+ *   - `step(message)` every message received for this member;
+ *   - `propose`, `proposeConfChange`, `readIndex`, `transferLeadership` on behalf of clients;
+ *   - while `hasReady()`: `rd = ready()`, then in this order
+ *       1. persist `rd.snapshot`, `rd.entries` (replacing any conflicting suffix) and `rd.hardState`,
+ *          fsync'd when `rd.mustSync`;
+ *       2. send `rd.messages` (a MsgSnap: call `reportSnapshot(to, ok)` when the transfer ends);
+ *       3. apply `rd.snapshot`, then `rd.committedEntries` (for a confChange entry, call
+ *          `applyConfChange(decodeConfChange(entry.data))`); serve `rd.readStates` once applied
+ *          reaches their index;
+ *       4. `advance(rd)`.
+ *     Handle Readies one at a time and in order; messages only ever depend on state in their own
+ *     or an earlier Ready.
+ * A new group starts from a Storage whose `initialState().confState` lists the members (see
+ * MemoryStorage's constructor). A member joining later needs either that same bootstrap
+ * configuration or a snapshot that includes it: the leader never sends a snapshot whose
+ * ConfState excludes the recipient.
+ */
 export * from './types.ts';
 export { RawNode, type ProgressStatus, type Status } from './rawnode.ts';
 export { MemoryStorage, emptyConfState } from './storage.ts';

@@ -167,6 +167,30 @@ describe('replication', () => {
     ]);
   });
 
+  it('a heartbeat response frees a slot of a full window, so lost acknowledgements cannot stall replication', () => {
+    const r = leader([1, 2], { maxInflightMsgs: 1, maxSizePerMsg: 0 });
+    ack(r, 2);
+    propose(r, 'a');
+    propose(r, 'b');
+    expect(r.takeMessages().map((m) => m.entries.map((e) => e.index))).toEqual([[2]]);
+    // The acknowledgement of 'a' is lost; the follower still answers heartbeats.
+    r.step(msg('MsgHeartbeatResp', 2, 1, { term: 1 }));
+    expect(r.takeMessages()).toEqual([
+      msg('MsgApp', 1, 2, { term: 1, index: 2, logTerm: 1, entries: [entry(1, 3, 'b')], commit: 1 }),
+    ]);
+  });
+
+  it('reportUnreachable turns pipelining back into probing', () => {
+    const r = leader([1, 2]);
+    ack(r, 2);
+    propose(r, 'a');
+    r.takeMessages();
+    expect(r.trk.progress.get(2)!.next).toBe(3);
+    r.reportUnreachable(2);
+    expect(r.trk.progress.get(2)!.state).toBe('probe');
+    expect(r.trk.progress.get(2)!.next).toBe(2);
+  });
+
   it('the inflight window is also bounded by bytes (maxInflightBytes)', () => {
     const r = leader([1, 2], { maxInflightMsgs: 100, maxInflightBytes: 25, maxSizePerMsg: 0 });
     ack(r, 2);
