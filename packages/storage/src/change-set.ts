@@ -5,7 +5,7 @@ import { decodeJson, encodeJson, entryKey, mapKey, spaceKeyAttributes } from './
 import type { StatisticsBook } from './statistics.ts';
 
 /** The attributes an index entry keeps of an item: table and index keys, plus its projection. */
-export function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item {
+function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item {
   if (index.projection.type === 'ALL') return item;
   const entry: Item = {};
   const names = [table.hashKey.name, table.rangeKey?.name, index.hashKey.name, index.rangeKey?.name];
