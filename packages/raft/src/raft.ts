@@ -528,21 +528,21 @@ export class Raft {
     if (m.entries.length === 0) throw new RaftUsageError('proposal without entries');
     if (!this.trk.progress.has(this.id)) return 'this node was removed from the configuration';
     if (this.leadTransferee !== NONE) return `leadership is being transferred to ${this.leadTransferee}`;
-    const entries: ProposedEntry[] = [];
+    const entries: ProposedEntry[] = new Array(m.entries.length);
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i];
       if (e.type !== 'confChange') {
-        entries.push({ type: e.type, data: e.data });
+        entries[i] = e;
         continue;
       }
       const refusal = this.confChangeRefusal(decodeConfChange(e.data));
       if (refusal === undefined) {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
-        entries.push({ type: e.type, data: e.data });
+        entries[i] = e;
       } else {
         // Keep the proposal's slot but make it a no-op: the proposer sees it applied as an empty
         // normal entry and can retry.
-        entries.push({ type: 'normal', data: EMPTY });
+        entries[i] = { type: 'normal', data: EMPTY };
       }
     }
     if (!this.appendEntry(entries)) return 'too many uncommitted entries';
@@ -574,7 +574,9 @@ export class Raft {
     // The leader's own append counts towards the quorum: the host persists it before sending the
     // MsgApp that could bring the acknowledgements completing that quorum.
     this.trk.progress.get(this.id)?.maybeUpdate(last);
-    this.maybeCommit();
+    // Only a quorum of one (the leader alone) can commit entries no follower has yet.
+    const voters = this.trk.config.voters;
+    if (voters.incoming.size <= 1 && voters.outgoing.size <= 1) this.maybeCommit();
     return true;
   }
 
