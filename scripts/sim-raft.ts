@@ -18,6 +18,7 @@ const { values } = parseArgs({
     mix: { type: 'string', default: 'mixed' },
     steps: { type: 'string', default: '600' },
     reads: { type: 'string', default: 'readIndex' },
+    bootstrap: { type: 'string', default: 'snapshot' },
     bug: { type: 'string', multiple: true, default: [] },
     verbose: { type: 'boolean', default: false },
     'skip-linearizability': { type: 'boolean', default: false },
@@ -28,6 +29,8 @@ const mix = values.mix;
 if (!isMixName(mix)) throw new Error(`unknown --mix ${mix}; one of ${MIX_NAMES.join(', ')}`);
 const reads = values.reads;
 if (reads !== 'readIndex' && reads !== 'lease') throw new Error(`--reads is readIndex or lease, not ${reads}`);
+const bootstrap = values.bootstrap;
+if (bootstrap !== 'snapshot' && bootstrap !== 'initial-conf') throw new Error(`--bootstrap is snapshot or initial-conf, not ${bootstrap}`);
 const bugs: HostBugs = {};
 for (const bug of values.bug) {
   if (bug === 'send-before-persist') bugs.sendBeforePersist = true;
@@ -38,7 +41,7 @@ for (const bug of values.bug) {
 const steps = Number(values.steps);
 
 function options(seed: number): SimulationOptions {
-  return { seed, mix: mix as SimulationOptions['mix'], steps, reads: reads as SimulationOptions['reads'], bugs, verbose: values.verbose, skipLinearizability: values['skip-linearizability'] };
+  return { seed, mix: mix as SimulationOptions['mix'], steps, reads: reads as SimulationOptions['reads'], bootstrap: bootstrap as SimulationOptions['bootstrap'], bugs, verbose: values.verbose, skipLinearizability: values['skip-linearizability'] };
 }
 
 if (values.seed !== undefined) {

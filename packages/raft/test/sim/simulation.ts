@@ -15,6 +15,11 @@ export interface SimulationOptions {
   /** Length of the faulty phase, in ticks (one tick = TICK_MS of simulated time). */
   steps: number;
   reads?: ReadMode;
+  /**
+   * How initial members get their membership: 'snapshot' (default) a snapshot at index 1;
+   * 'initial-conf' `new MemoryStorage(conf)`, i.e. a snapshot at index 0 (see bootstrapDisk).
+   */
+  bootstrap?: 'snapshot' | 'initial-conf';
   bugs?: HostBugs;
   /** Print a readable event trace through `log`. */
   verbose?: boolean;
@@ -66,6 +71,7 @@ const QUIET_NETWORK: NetworkProfile = { minDelayMs: 1, maxDelayMs: 10, dropRate:
 export function replayCommand(options: SimulationOptions): string {
   const parts = ['npx node scripts/sim-raft.ts', `--seed ${options.seed}`, `--mix ${options.mix}`, `--steps ${options.steps}`];
   if (options.reads === 'lease') parts.push('--reads lease');
+  if (options.bootstrap === 'initial-conf') parts.push('--bootstrap initial-conf');
   const bugs = options.bugs ?? {};
   if (bugs.sendBeforePersist) parts.push('--bug send-before-persist');
   if (bugs.loseUnsyncedTail) parts.push('--bug lose-unsynced-tail');
@@ -293,7 +299,7 @@ class Simulation implements NodeWorld {
     this.trace(`boot seed=${this.options.seed} mix=${this.options.mix} reads=${this.readMode} ${JSON.stringify(this.shape)}`);
     for (const id of [...voters, ...learners]) {
       this.everMember.add(id);
-      this.addNode(id, bootstrapDisk(voters, learners));
+      this.addNode(id, this.options.bootstrap === 'initial-conf' ? new MemoryStorage({ voters, learners }) : bootstrapDisk(voters, learners));
     }
   }
 
