@@ -111,6 +111,20 @@ describe('RawNode', () => {
     expect(raw.ready().committedEntries).toEqual([]);
   });
 
+  it('the uncommitted size bound is released as committed entries are handed out', () => {
+    const { raw, storage } = node([1], { maxUncommittedEntriesSize: 20 });
+    raw.campaign();
+    handle(raw, storage, raw.ready());
+    const ten = new Uint8Array(10);
+    raw.propose(ten);
+    raw.propose(ten);
+    expect(() => raw.propose(ten)).toThrow(/too many uncommitted entries/);
+    const rd = raw.ready();
+    expect(rd.committedEntries).toHaveLength(2);
+    raw.propose(ten);
+    handle(raw, storage, rd);
+  });
+
   it('throws ProposalDroppedError when there is no leader, for proposals and reads', () => {
     const { raw } = node([1, 2, 3]);
     expect(() => raw.propose(new Uint8Array([1]))).toThrow(ProposalDroppedError);
