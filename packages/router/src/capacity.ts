@@ -16,7 +16,7 @@ import {
 
 export type ReturnConsumedCapacity = 'NONE' | 'TOTAL' | 'INDEXES';
 
-export interface Capacity {
+interface Capacity {
   CapacityUnits: number;
 }
 
@@ -92,7 +92,7 @@ export function readTally(table: TableSchema, bytes: number, consistent: boolean
  * The index entry an item has in an index: the table and index keys plus the projected attributes, or
  * undefined when the item lacks an index key attribute (sparse indexes skip such items).
  */
-export function indexEntry(table: TableSchema, index: IndexSchema, item: Item): Item | undefined {
+function indexEntry(table: TableSchema, index: IndexSchema, item: Item): Item | undefined {
   const indexKeys = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
   for (const key of indexKeys) {
     const value = item[key.name];

@@ -30,7 +30,7 @@ import {
  */
 
 /** DynamoDB's page: a Query or Scan stops after reading 1 MB of items. */
-export const PAGE_BYTES = 1024 * 1024;
+const PAGE_BYTES = 1024 * 1024;
 
 const SELECT_VALUES = ['ALL_ATTRIBUTES', 'ALL_PROJECTED_ATTRIBUTES', 'SPECIFIC_ATTRIBUTES', 'COUNT'] as const;
 
@@ -79,7 +79,7 @@ export function readRangeParameters(body: RequestBody, constraints: Constraints)
 }
 
 /** The index a request names, with DynamoDB's errors for a missing one and consistent GSI reads. */
-export function resolveIndex(table: TableRecord, parameters: RangeReadParameters): IndexSchema | undefined {
+function resolveIndex(table: TableRecord, parameters: RangeReadParameters): IndexSchema | undefined {
   if (parameters.indexName === undefined) return undefined;
   const index = table.schema.indexes.find((candidate) => candidate.name === parameters.indexName);
   if (!index) throw validationError(`The table does not have the specified index: ${parameters.indexName}`);
@@ -93,7 +93,7 @@ export function resolveIndex(table: TableRecord, parameters: RangeReadParameters
 }
 
 /** Select as DynamoDB resolves it: the default depends on the projection and the index. */
-export function resolveSelect(parameters: RangeReadParameters, index: IndexSchema | undefined): Select {
+function resolveSelect(parameters: RangeReadParameters, index: IndexSchema | undefined): Select {
   const projection = parameters.projectionParameter;
   const select = parameters.select;
   if (select === undefined) {
@@ -136,7 +136,7 @@ const INVALID_START_KEY = 'The provided starting key is invalid';
  * Checks an ExclusiveStartKey against the table's and the index's key schema: exactly their key
  * attributes, each of its key type.
  */
-export function validateExclusiveStartKey(
+function validateExclusiveStartKey(
   raw: RequestBody,
   schema: TableSchema,
   index: IndexSchema | undefined,
