@@ -132,14 +132,15 @@ describe('SimNetwork', () => {
 });
 
 describe('KvStateMachine', () => {
-  it('applies put, cas and append, and skips a command it has already seen from that client', () => {
+  it('applies put, cas and append, skips a command it has already seen from that client, and answers a retry of the last one', () => {
     const kv = new KvStateMachine();
     expect(kv.apply({ kind: 'put', client: 1, seq: 1, key: 'x', value: 'a' })).toEqual({ kind: 'applied', ok: true });
     expect(kv.apply({ kind: 'cas', client: 2, seq: 1, key: 'x', expected: 'b', value: 'c' })).toEqual({ kind: 'applied', ok: false });
     expect(kv.apply({ kind: 'cas', client: 2, seq: 2, key: 'x', expected: 'a', value: 'c' })).toEqual({ kind: 'applied', ok: true });
-    expect(kv.apply({ kind: 'put', client: 1, seq: 1, key: 'x', value: 'a' })).toEqual({ kind: 'duplicate' });
+    expect(kv.apply({ kind: 'put', client: 1, seq: 1, key: 'x', value: 'a' })).toEqual({ kind: 'duplicate', ok: true });
+    expect(kv.apply({ kind: 'cas', client: 2, seq: 1, key: 'x', expected: 'b', value: 'c' })).toEqual({ kind: 'duplicate', ok: undefined });
     expect(kv.apply({ kind: 'append', client: 1, seq: 2, key: 'l', value: 'v1' })).toEqual({ kind: 'applied', ok: true });
-    expect(kv.apply({ kind: 'append', client: 1, seq: 2, key: 'l', value: 'v1' })).toEqual({ kind: 'duplicate' });
+    expect(kv.apply({ kind: 'append', client: 1, seq: 2, key: 'l', value: 'v1' })).toEqual({ kind: 'duplicate', ok: true });
     expect(kv.apply({ kind: 'noop', token: 'probe' })).toEqual({ kind: 'noop', token: 'probe' });
     expect(kv.get('x')).toBe('c');
     expect(kv.get('y')).toBeNull();
@@ -153,7 +154,7 @@ describe('KvStateMachine', () => {
     kv.apply({ kind: 'append', client: 1, seq: 2, key: 'l', value: 'v' });
     const restored = KvStateMachine.restore(kv.serialize());
     expect(restored.serialize()).toEqual(kv.serialize());
-    expect(restored.apply({ kind: 'put', client: 1, seq: 2, key: 'x', value: 'z' })).toEqual({ kind: 'duplicate' });
+    expect(restored.apply({ kind: 'put', client: 1, seq: 2, key: 'x', value: 'z' })).toEqual({ kind: 'duplicate', ok: true });
     expect(KvStateMachine.restore(new Uint8Array(0)).get('x')).toBeNull();
     const command = { kind: 'cas', client: 3, seq: 9, key: 'x', expected: null, value: 'q' } as const;
     expect(decodeCommand(encodeCommand(command))).toEqual(command);

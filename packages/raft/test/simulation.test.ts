@@ -22,11 +22,13 @@ interface Totals {
   completed: number;
   indeterminate: number;
   dropped: number;
+  retried: number;
+  snapshotsSent: number;
 }
 
 function runSeeds(mix: MixName, reads: ReadMode, seeds: number): { failures: string[]; totals: Totals } {
   const failures: string[] = [];
-  const totals: Totals = { runs: 0, elections: 0, crashes: 0, confChanges: 0, completed: 0, indeterminate: 0, dropped: 0 };
+  const totals: Totals = { runs: 0, elections: 0, crashes: 0, confChanges: 0, completed: 0, indeterminate: 0, dropped: 0, retried: 0, snapshotsSent: 0 };
   for (let seed = 1; seed <= seeds; seed++) {
     const options: SimulationOptions = { seed, mix, steps: STEPS, reads };
     const result: SimulationResult = runSimulation(options);
@@ -37,6 +39,8 @@ function runSeeds(mix: MixName, reads: ReadMode, seeds: number): { failures: str
     totals.completed += result.stats.completed;
     totals.indeterminate += result.stats.indeterminate;
     totals.dropped += result.stats.messagesDropped;
+    totals.retried += result.stats.retried;
+    totals.snapshotsSent += result.stats.snapshotsSent;
     if (!result.ok) failures.push(`seed ${seed}: ${result.problems.join(' | ')}\n    replay: ${result.replay}`);
   }
   return { failures, totals };
@@ -52,7 +56,9 @@ describe('raft simulation', () => {
       expect(totals.elections).toBeGreaterThanOrEqual(SEEDS_PER_MIX);
       if (mix === 'crash-loop' || mix === 'mixed') expect(totals.crashes).toBeGreaterThan(SEEDS_PER_MIX);
       if (mix === 'membership-churn' || mix === 'mixed') expect(totals.confChanges).toBeGreaterThan(SEEDS_PER_MIX);
-      if (mix !== 'calm') expect(totals.indeterminate).toBeGreaterThan(0);
+      if (mix !== 'calm') expect(totals.indeterminate + totals.retried).toBeGreaterThan(0);
+      if (mix === 'crash-loop' || mix === 'membership-churn') expect(totals.snapshotsSent).toBeGreaterThan(0);
+      if (mix === 'crash-loop' || mix === 'mixed') expect(totals.retried).toBeGreaterThan(0);
     }, 240_000);
   }
 

@@ -2,6 +2,7 @@
  * The replicated key-value state machine. Commands carry (client, seq); a client's seq only grows, so
  * a command whose seq is not above the client's last applied one is a duplicate (a retried or
  * network-duplicated proposal, or one overtaken by its successor after a timeout) and is skipped.
+ * The last result per client is kept, so a retry of the last command is answered with it.
  */
 export type KvCommand =
   | { kind: 'put'; client: number; seq: number; key: string; value: string }
@@ -12,7 +13,8 @@ export type KvCommand =
 
 export type ApplyResult =
   | { kind: 'applied'; ok: boolean }
-  | { kind: 'duplicate' }
+  /** `ok` is the original outcome when this is the client's last command, else unknown. */
+  | { kind: 'duplicate'; ok: boolean | undefined }
   | { kind: 'noop'; token: string };
 
 const encoder = new TextEncoder();
@@ -29,13 +31,13 @@ export function decodeCommand(data: Uint8Array): KvCommand {
 interface KvSnapshot {
   registers: [string, string][];
   lists: [string, string[]][];
-  lastSeq: [number, number][];
+  lastResults: [client: number, seq: number, ok: boolean][];
 }
 
 export class KvStateMachine {
   private readonly registers = new Map<string, string>();
   private readonly lists = new Map<string, string[]>();
-  private readonly lastSeq = new Map<number, number>();
+  private readonly lastResults = new Map<number, { seq: number; ok: boolean }>();
 
   static restore(data: Uint8Array): KvStateMachine {
     const machine = new KvStateMachine();
@@ -43,7 +45,7 @@ export class KvStateMachine {
     const snapshot = JSON.parse(decoder.decode(data)) as KvSnapshot;
     for (const [key, value] of snapshot.registers) machine.registers.set(key, value);
     for (const [key, values] of snapshot.lists) machine.lists.set(key, [...values]);
-    for (const [client, seq] of snapshot.lastSeq) machine.lastSeq.set(client, seq);
+    for (const [client, seq, ok] of snapshot.lastResults) machine.lastResults.set(client, { seq, ok });
     return machine;
   }
 
@@ -52,30 +54,36 @@ export class KvStateMachine {
     const snapshot: KvSnapshot = {
       registers: [...this.registers].sort(byKey),
       lists: [...this.lists].sort(byKey).map(([key, values]) => [key, [...values]]),
-      lastSeq: [...this.lastSeq].sort((a, b) => a[0] - b[0]),
+      lastResults: [...this.lastResults].sort((a, b) => a[0] - b[0]).map(([client, last]) => [client, last.seq, last.ok]),
     };
     return encoder.encode(JSON.stringify(snapshot));
   }
 
   apply(command: KvCommand): ApplyResult {
     if (command.kind === 'noop') return { kind: 'noop', token: command.token };
-    if ((this.lastSeq.get(command.client) ?? 0) >= command.seq) return { kind: 'duplicate' };
-    this.lastSeq.set(command.client, command.seq);
+    const last = this.lastResults.get(command.client);
+    if (last && last.seq >= command.seq) return { kind: 'duplicate', ok: last.seq === command.seq ? last.ok : undefined };
+    const ok = this.execute(command);
+    this.lastResults.set(command.client, { seq: command.seq, ok });
+    return { kind: 'applied', ok };
+  }
+
+  private execute(command: Exclude<KvCommand, { kind: 'noop' }>): boolean {
     switch (command.kind) {
       case 'put':
         this.registers.set(command.key, command.value);
-        return { kind: 'applied', ok: true };
+        return true;
       case 'cas': {
         const current = this.registers.get(command.key) ?? null;
-        if (current !== command.expected) return { kind: 'applied', ok: false };
+        if (current !== command.expected) return false;
         this.registers.set(command.key, command.value);
-        return { kind: 'applied', ok: true };
+        return true;
       }
       case 'append': {
         const list = this.lists.get(command.key) ?? [];
         list.push(command.value);
         this.lists.set(command.key, list);
-        return { kind: 'applied', ok: true };
+        return true;
       }
     }
   }

@@ -53,6 +53,10 @@ export interface SimulationStats {
   completed: number;
   indeterminate: number;
   refused: number;
+  /** Writes proposed a second time after a timeout. */
+  retried: number;
+  /** Snapshots sent to followers that were too far behind. */
+  snapshotsSent: number;
   leaderElections: number;
   crashes: number;
   confChangesApplied: number;
@@ -119,6 +123,7 @@ class Simulation implements NodeWorld {
   private faultsActive = true;
   private leaderElections = 0;
   private crashes = 0;
+  private snapshotsSent = 0;
   private confChangesApplied = 0;
   private readonly log: (line: string) => void;
 
@@ -156,6 +161,7 @@ class Simulation implements NodeWorld {
         timeoutMs: 40 * TICK_MS,
         maxThinkMs: 30,
         localReads: this.bugs.localReads ?? false,
+        writeAttempts: 2,
       },
       { scheduler: this.scheduler, chooseNode: (prng) => this.chooseNode(prng), trace: (text) => this.trace(text) },
       clientPrng,
@@ -211,6 +217,8 @@ class Simulation implements NodeWorld {
         completed: this.workload.completed,
         indeterminate: this.workload.indeterminate,
         refused: this.workload.refused,
+        retried: this.workload.retried,
+        snapshotsSent: this.snapshotsSent,
         leaderElections: this.leaderElections,
         crashes: this.crashes,
         confChangesApplied: this.confChangesApplied,
@@ -230,6 +238,7 @@ class Simulation implements NodeWorld {
     const sender = this.nodes.get(message.from);
     const incarnation = sender?.incarnation;
     const copy: Message = { ...message, entries: message.entries.slice() };
+    if (message.type === 'MsgSnap') this.snapshotsSent++;
     if (this.verbose && message.type !== 'MsgHeartbeat' && message.type !== 'MsgHeartbeatResp') this.trace(`send ${describeMessage(message)}`);
     this.network.send(
       message.from,

@@ -15,6 +15,8 @@ export interface WorkloadOptions {
   maxThinkMs: number;
   /** Serve gets from the contacted node's state without ReadIndex (a deliberate bug). */
   localReads: boolean;
+  /** Attempts per write: a timed-out write is proposed again, same (client, seq), to another node. */
+  writeAttempts: number;
 }
 
 /** How clients reach the cluster. */
@@ -32,6 +34,9 @@ type PendingOperation = {
   call: number;
   context: string;
   operation: KvOperation;
+  /** The proposal of a write, kept to retry it unchanged. */
+  command: KvCommand | undefined;
+  attempts: number;
 };
 
 /**
@@ -53,6 +58,7 @@ export class Workload {
   completed = 0;
   indeterminate = 0;
   refused = 0;
+  retried = 0;
 
   constructor(options: WorkloadOptions, port: ClientPort, prng: Prng) {
     this.options = options;
@@ -76,7 +82,7 @@ export class Workload {
   }
 
   onCommandApplied(node: SimNode, command: KvCommand, result: ApplyResult): void {
-    if (command.kind === 'noop' || result.kind !== 'applied') return;
+    if (command.kind === 'noop' || result.kind === 'noop' || result.ok === undefined) return;
     const op = this.pending.get(command.client);
     if (!op || op.seq !== command.seq || op.node !== node) return;
     const operation = op.operation;
@@ -104,6 +110,7 @@ export class Workload {
     const seq = (this.seqs.get(client) ?? 0) + 1;
     this.seqs.set(client, seq);
     const operation = this.nextOperation(client, seq);
+    const isRead = operation.type === 'get' || operation.type === 'read-list';
     const op: PendingOperation = {
       node,
       incarnation: node.incarnation,
@@ -111,22 +118,22 @@ export class Workload {
       call: ++this.clock,
       context: `${client}:${seq}`,
       operation,
+      command: isRead ? undefined : this.commandFor(client, seq, operation),
+      attempts: 1,
     };
     operation.call = op.call;
     this.pending.set(client, op);
-    this.port.scheduler.after(this.options.timeoutMs, () => {
-      if (this.pending.get(client) === op) this.timeOut(client);
-    });
+    this.armTimeout(client, op);
     this.port.trace(`client ${client} -> node ${node.id}: ${describeOperation(operation)}`);
     let accepted: boolean;
-    if (operation.type === 'get' || operation.type === 'read-list') {
+    if (op.command === undefined) {
       if (this.options.localReads) {
         this.answerRead(client, op);
         return;
       }
       accepted = node.readIndex(op.context);
     } else {
-      accepted = node.propose(encodeCommand(this.commandFor(client, seq, operation)));
+      accepted = node.propose(encodeCommand(op.command));
     }
     if (!accepted && this.pending.get(client) === op) {
       // Refused outright: it never happened, so it is left out of the history.
@@ -135,6 +142,26 @@ export class Workload {
       this.pending.delete(client);
       this.scheduleNext(client);
     }
+  }
+
+  private armTimeout(client: number, op: PendingOperation): void {
+    const attempt = op.attempts;
+    this.port.scheduler.after(this.options.timeoutMs, () => {
+      if (this.pending.get(client) === op && op.attempts === attempt) this.timeOut(client);
+    });
+  }
+
+  /** Proposes a timed-out write again; the state machine applies it at most once. */
+  private retry(client: number, op: PendingOperation, command: KvCommand): boolean {
+    const node = this.port.chooseNode(this.prng);
+    if (!node || !node.propose(encodeCommand(command))) return false;
+    op.node = node;
+    op.incarnation = node.incarnation;
+    op.attempts++;
+    this.retried++;
+    this.armTimeout(client, op);
+    this.port.trace(`client ${client} -> node ${node.id}: retry ${describeOperation(op.operation)}`);
+    return true;
   }
 
   private nextOperation(client: number, seq: number): KvOperation {
@@ -188,6 +215,7 @@ export class Workload {
   private timeOut(client: number): void {
     const op = this.pending.get(client);
     if (!op) return;
+    if (this.running && op.command && op.attempts < this.options.writeAttempts && this.retry(client, op, op.command)) return;
     this.pending.delete(client);
     const type = op.operation.type;
     if (type === 'put' || type === 'cas' || type === 'append') {
