@@ -229,7 +229,6 @@ describe('CreateTable', () => {
       'hash and range with the same name',
       {
         ...simpleTable('same_names'),
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
         KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'pk', KeyType: 'RANGE' }],
       },
       'Both the Hash Key and the Range Key element in the KeySchema have the same name',
@@ -277,7 +276,63 @@ describe('CreateTable', () => {
         AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'g', AttributeType: 'S' }],
         GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } }],
       },
-      'One or more parameter values were invalid: ProvisionedThroughput must be specified for index: byG',
+      'One or more parameter values were invalid: ProvisionedThroughput is not specified for index: byG',
+    ],
+    [
+      'a duplicated attribute definition',
+      { ...simpleTable('dup_def'), AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'pk', AttributeType: 'N' }] },
+      'Attribute Name is duplicated: pk',
+    ],
+    [
+      'INCLUDE without NonKeyAttributes',
+      {
+        ...simpleTable('include_none'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'INCLUDE' } }],
+      },
+      'One or more parameter values were invalid: ProjectionType is INCLUDE, but NonKeyAttributes is not specified',
+    ],
+    [
+      'a repeated NonKeyAttribute',
+      {
+        ...simpleTable('include_twice'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+        GlobalSecondaryIndexes: [
+          { IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['x', 'y', 'x'] } },
+        ],
+      },
+      'One or more parameter values were invalid: Duplicate element in NonKeyAttributes: x',
+    ],
+    [
+      'a multi-attribute GSI key (not built)',
+      {
+        ...simpleTable('multi_key'),
+        AttributeDefinitions: ['pk', 'a', 'b'].map((name) => ({ AttributeName: name, AttributeType: 'S' as const })),
+        GlobalSecondaryIndexes: [
+          { IndexName: 'byAB', KeySchema: [{ AttributeName: 'a', KeyType: 'HASH' }, { AttributeName: 'b', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } },
+        ],
+      },
+      'Shoal does not support multi-attribute keys in global secondary indexes yet: index byAB has 2 HASH and 0 RANGE attributes; at most one of each is supported',
+    ],
+    [
+      'a GSI key with RANGE before HASH attributes',
+      {
+        ...simpleTable('key_order'),
+        AttributeDefinitions: ['pk', 'a', 'b', 'c'].map((name) => ({ AttributeName: name, AttributeType: 'S' as const })),
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byABC',
+            KeySchema: [{ AttributeName: 'a', KeyType: 'HASH' }, { AttributeName: 'b', KeyType: 'RANGE' }, { AttributeName: 'c', KeyType: 'HASH' }],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+      },
+      'One or more parameter values were invalid: All HASH key attributes must precede RANGE key attributes in the KeySchema',
+    ],
+    [
+      'a stream view type on a disabled stream',
+      { ...simpleTable('stream_off'), StreamSpecification: { StreamEnabled: false, StreamViewType: 'KEYS_ONLY' } },
+      'One or more parameter values were invalid: Table is being created with a stream disabled, UpdateViewType should not be specified',
     ],
     [
       'duplicate index names',
@@ -521,9 +576,27 @@ describe('UpdateTable', () => {
 
   it('requires something to update', async () => {
     await client.send(new CreateTableCommand(simpleTable('update_nothing')));
-    expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing' })))).message).toBe(
-      'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required',
+    const atLeastOne =
+      'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, SSESpecification, ' +
+      'ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, DeletionProtectionEnabled, ' +
+      'OnDemandThroughput, WarmThroughput or TableClass is required';
+    expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing' })))).message).toBe(atLeastOne);
+    // An empty list of index updates counts as nothing, unless something else changes.
+    expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing', GlobalSecondaryIndexUpdates: [] })))).message).toBe(
+      atLeastOne,
     );
+    expect(
+      (
+        await failure(
+          client.send(new UpdateTableCommand({ TableName: 'update_nothing', GlobalSecondaryIndexUpdates: [], BillingMode: 'PAY_PER_REQUEST' })),
+        )
+      ).message,
+    ).toBe('One or more parameter values were invalid: List of GlobalSecondaryIndexUpdates is empty');
+    expect(
+      (await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing', StreamSpecification: { StreamEnabled: false } })))).message,
+    ).toBe('Table has no stream to disable: TableName: update_nothing');
+    // Re-sending the current billing mode is accepted.
+    await client.send(new UpdateTableCommand({ TableName: 'update_nothing', BillingMode: 'PAY_PER_REQUEST' }));
     expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_missing', BillingMode: 'PAY_PER_REQUEST' })))).name).toBe(
       'ResourceNotFoundException',
     );
@@ -543,9 +616,10 @@ describe('UpdateTable', () => {
     expect(created.TableDescription?.GlobalSecondaryIndexes).toEqual([
       expect.objectContaining({ IndexName: 'byEmail', IndexStatus: 'CREATING', Backfilling: true }),
     ]);
+    // Described sorted by name, as DynamoDB does.
     expect(created.TableDescription?.AttributeDefinitions).toEqual([
-      { AttributeName: 'pk', AttributeType: 'S' },
       { AttributeName: 'email', AttributeType: 'S' },
+      { AttributeName: 'pk', AttributeType: 'S' },
     ]);
     await waitForIndexActive('update_gsi', 'byEmail');
 
@@ -572,6 +646,7 @@ describe('UpdateTable', () => {
           client.send(
             new UpdateTableCommand({
               TableName: 'update_gsi',
+              AttributeDefinitions: [{ AttributeName: 'x', AttributeType: 'S' }],
               GlobalSecondaryIndexUpdates: [
                 { Create: { IndexName: 'byNothing', KeySchema: [{ AttributeName: 'undefinedAttr', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
               ],
@@ -579,7 +654,7 @@ describe('UpdateTable', () => {
           ),
         )
       ).message,
-    ).toBe('One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [undefinedAttr], AttributeDefinitions: [pk, email]');
+    ).toBe('One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [undefinedAttr], AttributeDefinitions: [pk, email, x]');
 
     const deleted = await client.send(
       new UpdateTableCommand({ TableName: 'update_gsi', GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byEmail' } }] }),
@@ -590,7 +665,7 @@ describe('UpdateTable', () => {
     expect(Table?.AttributeDefinitions).toEqual([{ AttributeName: 'pk', AttributeType: 'S' }]);
     expect(
       await failure(client.send(new UpdateTableCommand({ TableName: 'update_gsi', GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byEmail' } }] }))),
-    ).toEqual({ name: 'ResourceNotFoundException', message: 'Requested resource not found: Index: byEmail not found' });
+    ).toEqual({ name: 'ResourceNotFoundException', message: 'Requested resource not found: Index byEmail for table update_gsi' });
   });
 
   it('backfills a new GSI from existing items; counts and sizes come from the data', async () => {
@@ -614,6 +689,137 @@ describe('UpdateTable', () => {
     const { Table: after } = await client.send(new DescribeTableCommand({ TableName: 'update_backfill' }));
     expect(after?.GlobalSecondaryIndexes?.[0]).toMatchObject({ IndexName: 'byColour', IndexStatus: 'ACTIVE', ItemCount: 10 });
     expect(after?.GlobalSecondaryIndexes?.[0].IndexSizeBytes).toBeGreaterThan(0);
+  });
+
+  it('applies DynamoDB rules to GlobalSecondaryIndexUpdates', async () => {
+    await client.send(
+      new CreateTableCommand({
+        ...rangeTable('gsi_rules'),
+        AttributeDefinitions: [...rangeTable('x').AttributeDefinitions!, { AttributeName: 'l', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+        LocalSecondaryIndexes: [
+          { IndexName: 'byL', KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'l', KeyType: 'RANGE' }], Projection: { ProjectionType: 'ALL' } },
+        ],
+        GlobalSecondaryIndexes: [
+          { IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' }, ProvisionedThroughput: { ReadCapacityUnits: 2, WriteCapacityUnits: 2 } },
+        ],
+      }),
+    );
+    const update = (input: Omit<ConstructorParameters<typeof UpdateTableCommand>[0], 'TableName'>): Promise<{ name: string; message: string }> =>
+      failure(client.send(new UpdateTableCommand({ TableName: 'gsi_rules', ...input })));
+    const newIndex = { IndexName: 'byH', KeySchema: [{ AttributeName: 'h', KeyType: 'HASH' as const }], Projection: { ProjectionType: 'ALL' as const } };
+    const throughput = { ReadCapacityUnits: 1, WriteCapacityUnits: 1 };
+
+    expect(await update({ GlobalSecondaryIndexUpdates: [{ Create: { ...newIndex, ProvisionedThroughput: throughput } }] })).toEqual({
+      name: 'ValidationException',
+      message: 'One or more parameter values were invalid: AttributeDefinitions is not specified for index: byH',
+    });
+    expect(
+      (
+        await update({
+          ProvisionedThroughput: { ReadCapacityUnits: 9, WriteCapacityUnits: 9 },
+          AttributeDefinitions: [{ AttributeName: 'h', AttributeType: 'S' }],
+          GlobalSecondaryIndexUpdates: [{ Create: { ...newIndex, ProvisionedThroughput: throughput } }],
+        })
+      ).message,
+    ).toBe('One or more parameter values were invalid: You cannot create or delete index while updating table IOPS');
+    expect(
+      (
+        await update({
+          AttributeDefinitions: [{ AttributeName: 'h', AttributeType: 'S' }],
+          GlobalSecondaryIndexUpdates: [{ Create: newIndex }],
+        })
+      ).message,
+    ).toBe('One or more parameter values were invalid: ProvisionedThroughput must be specified for index: byH');
+    expect(
+      (
+        await update({
+          AttributeDefinitions: [{ AttributeName: 'g', AttributeType: 'S' }],
+          GlobalSecondaryIndexUpdates: [{ Create: { ...newIndex, IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], ProvisionedThroughput: throughput } }],
+        })
+      ).message,
+    ).toBe('Attempting to create an index which already exists');
+    expect(await update({ GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byL' } }] })).toEqual({
+      name: 'ValidationException',
+      message: 'Cannot delete an index that is not a GlobalSecondaryIndex: byL',
+    });
+    expect((await update({ GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'ghost', ProvisionedThroughput: throughput } }] }))).toEqual({
+      name: 'ResourceNotFoundException',
+      message: 'Requested resource not found: Index ghost for table gsi_rules',
+    });
+    expect((await update({ GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'byG', ProvisionedThroughput: { ReadCapacityUnits: 2, WriteCapacityUnits: 2 } } }] })).message).toBe(
+      'The provisioned throughput for the index byG will not change. The requested value equals the current value. ' +
+        'Current ReadCapacityUnits provisioned for index byG: 2. Requested ReadCapacityUnits: 2. ' +
+        'Current WriteCapacityUnits provisioned for index byG: 2. Requested WriteCapacityUnits: 2. ' +
+        'Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.',
+    );
+    expect((await update({ GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'byG', ProvisionedThroughput: throughput }, Delete: { IndexName: 'byG' } }] })).message).toBe(
+      'One or more parameter values were invalid: Only one global secondary index action is allowed per GlobalSecondaryIndexUpdate object',
+    );
+    expect((await update({ GlobalSecondaryIndexUpdates: [{}] })).message).toBe(
+      'One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null',
+    );
+    expect(
+      (await update({ GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'byG', ProvisionedThroughput: throughput } }, { Delete: { IndexName: 'byG' } }] })).message,
+    ).toBe('One or more parameter values were invalid: Only one global secondary index update per index is allowed simultaneously. Index: byG');
+    expect(
+      (await update({ GlobalSecondaryIndexUpdates: [{ Update: { IndexName: 'byG', ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 0 } } }] })).message,
+    ).toBe(
+      "1 validation error detected: Value '0' at 'globalSecondaryIndexUpdates.1.member.update.provisionedThroughput.writeCapacityUnits' failed to satisfy constraint: Member must have value greater than or equal to 1",
+    );
+
+    // Definitions not used by the new index, even a conflicting one for an existing key, are ignored.
+    const { TableDescription } = await client.send(
+      new UpdateTableCommand({
+        TableName: 'gsi_rules',
+        AttributeDefinitions: [{ AttributeName: 'h', AttributeType: 'N' }, { AttributeName: 'pk', AttributeType: 'B' }, { AttributeName: 'unused', AttributeType: 'S' }],
+        GlobalSecondaryIndexUpdates: [{ Create: { ...newIndex, ProvisionedThroughput: throughput } }],
+      }),
+    );
+    expect(TableDescription?.AttributeDefinitions).toEqual([
+      { AttributeName: 'g', AttributeType: 'S' },
+      { AttributeName: 'h', AttributeType: 'N' },
+      { AttributeName: 'l', AttributeType: 'S' },
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'N' },
+    ]);
+    // The index being built may itself be deleted at once.
+    const { TableDescription: afterDelete } = await client.send(
+      new UpdateTableCommand({ TableName: 'gsi_rules', GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byH' } }] }),
+    );
+    expect(afterDelete?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.IndexStatus])).toEqual([
+      ['byG', 'ACTIVE'],
+      ['byH', 'DELETING'],
+    ]);
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: 'gsi_rules' }));
+    expect(Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual(['byG']);
+  });
+
+  it('limits a table to 20 GSIs through UpdateTable too', async () => {
+    await client.send(
+      new CreateTableCommand({
+        ...simpleTable('gsi_twenty'),
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, ...Array.from({ length: 20 }, (_, i) => ({ AttributeName: `g${i}`, AttributeType: 'S' as const }))],
+        GlobalSecondaryIndexes: Array.from({ length: 20 }, (_, i) => ({
+          IndexName: `gsi${i}`,
+          KeySchema: [{ AttributeName: `g${i}`, KeyType: 'HASH' as const }],
+          Projection: { ProjectionType: 'KEYS_ONLY' as const },
+        })),
+      }),
+    );
+    expect(
+      await failure(
+        client.send(
+          new UpdateTableCommand({
+            TableName: 'gsi_twenty',
+            AttributeDefinitions: [{ AttributeName: 'g20', AttributeType: 'S' }],
+            GlobalSecondaryIndexUpdates: [{ Create: { IndexName: 'gsi20', KeySchema: [{ AttributeName: 'g20', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } }],
+          }),
+        ),
+      ),
+    ).toEqual({
+      name: 'LimitExceededException',
+      message: 'Subscriber limit exceeded: Number of global secondary indexes exceeds per-table limit of 20',
+    });
   });
 
   it('updates a GSI throughput', async () => {
@@ -652,9 +858,16 @@ describe('time to live', () => {
     });
     expect(
       await failure(
-        client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: true, AttributeName: 'other' } })),
+        client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: true, AttributeName: 'expiresAt' } })),
       ),
     ).toEqual({ name: 'ValidationException', message: 'TimeToLive is already enabled' });
+    for (const enabled of [true, false]) {
+      expect(
+        await failure(
+          client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: enabled, AttributeName: 'other' } })),
+        ),
+      ).toEqual({ name: 'ValidationException', message: 'TimeToLive is active on a different AttributeName: current AttributeName is expiresAt' });
+    }
     await client.send(new UpdateTimeToLiveCommand({ TableName: 'ttl_table', TimeToLiveSpecification: { Enabled: false, AttributeName: 'expiresAt' } }));
     expect(
       await failure(
@@ -778,25 +991,41 @@ describe('tags', () => {
   it('enforces tag limits and ARN rules', async () => {
     const { TableDescription } = await client.send(new CreateTableCommand(simpleTable('tag_limits')));
     const arn = TableDescription!.TableArn!;
-    const tags = Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
-    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: tags })))).message).toBe(
-      'One or more parameter values were invalid: The number of tags exceeds the limit of 50 for the resource',
+    const tagFailure = async (tags: { Key: string; Value: string }[]): Promise<string> =>
+      (await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: tags })))).message;
+    expect(await tagFailure(Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })))).toBe(
+      'Number of Tags exceed the current limit for the provided ResourceArn',
     );
-    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [{ Key: 'aws:x', Value: 'v' }] })))).message).toBe(
-      "One or more parameter values were invalid: Tag keys starting with 'aws:' are reserved for system use",
+    await client.send(new TagResourceCommand({ ResourceArn: arn, Tags: Array.from({ length: 50 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })) }));
+    expect(await tagFailure([{ Key: 'one-more', Value: 'v' }])).toBe('Number of Tags exceed the current limit for the provided ResourceArn');
+    expect(await tagFailure([{ Key: 'aws:x', Value: 'v' }])).toBe('Tag Key cannot be prefixed with aws:, Key: aws:x');
+    expect(await tagFailure([{ Key: 'k'.repeat(129), Value: 'v' }])).toBe(`The Tag Key provided is invalid, Key: ${'k'.repeat(129)}`);
+    expect(await tagFailure([{ Key: 'k', Value: 'no{braces}' }])).toBe('The Tag Value provided is invalid, Value: no{braces}');
+    expect(await tagFailure([{ Key: 'a', Value: '1' }, { Key: 'a', Value: '2' }])).toBe('Duplicate Tag Keys provided as input: Duplicate Tag Key found a');
+    expect(await tagFailure([])).toBe('Atleast one Tag needs to be provided as Input.');
+    expect((await failure(client.send(new UntagResourceCommand({ ResourceArn: arn, TagKeys: [] })))).message).toBe(
+      'Atleast one Tag Key needs to be provided as Input.',
     );
-    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [{ Key: 'k'.repeat(129), Value: 'v' }] })))).message).toContain(
-      "at 'tags.1.member.key' failed to satisfy constraint: Member must have length less than or equal to 128",
-    );
-    expect((await failure(client.send(new TagResourceCommand({ ResourceArn: arn, Tags: [] })))).message).toBe(
-      'Atleast one Tag needs to be provided as Input.',
-    );
-    expect(await failure(client.send(new ListTagsOfResourceCommand({ ResourceArn: 'not-an-arn' })))).toEqual({
+
+    const listFailure = async (resourceArn: string): Promise<{ name: string; message: string }> =>
+      failure(client.send(new ListTagsOfResourceCommand({ ResourceArn: resourceArn })));
+    expect(await listFailure('not-an-arn')).toEqual({
       name: 'ValidationException',
-      message: 'Invalid TableArn: Invalid ResourceArn provided as input not-an-arn',
+      message: "One or more parameter values were invalid: ARNs must start with 'arn:': not-an-arn",
     });
+    expect((await listFailure('arn:aws:s3:::bucket')).message).toBe(
+      'One or more parameter values were invalid: Provided Arn is not a DynamoDB resource arn: arn:aws:s3:::bucket',
+    );
+    expect((await listFailure(`${arn}/index/byG`)).message).toBe(
+      `One or more parameter values were invalid: Invalid resource arn provided, only table or stream is accepted. Provided resource arn: ${arn}/index/byG`,
+    );
+    const elsewhere = 'arn:aws:dynamodb:eu-west-1:000000000000:table/tag_limits';
+    expect((await listFailure(elsewhere)).message).toBe(`Invalid TableArn: Invalid ResourceArn provided as input ${elsewhere}`);
     const missing = 'arn:aws:dynamodb:us-east-1:000000000000:table/no_such_table';
-    expect((await failure(client.send(new ListTagsOfResourceCommand({ ResourceArn: missing })))).name).toBe('ResourceNotFoundException');
+    expect(await listFailure(missing)).toEqual({
+      name: 'ResourceNotFoundException',
+      message: `Requested resource not found: ResourcArn: ${missing} not found`,
+    });
   });
 });
 

@@ -22,7 +22,7 @@ import {
   requireTableName,
 } from './request.ts';
 import type { RequestBody, RequestInfo, RouterOperationHandler } from './request.ts';
-import { parseTags } from './tags.ts';
+import { checkTags, readTagList } from './tags.ts';
 
 /** CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable. */
 
@@ -52,6 +52,18 @@ interface KeySchemaInput {
   range?: string;
 }
 
+interface RawKeyElement {
+  name?: string;
+  keyType?: string;
+}
+
+interface RawIndex {
+  name?: string;
+  keySchema: RawKeyElement[];
+  projection: { type?: string; nonKey?: string[] };
+  throughput?: ProvisionedThroughput;
+}
+
 interface IndexInput {
   name: string;
   keys: KeySchemaInput;
@@ -59,10 +71,15 @@ interface IndexInput {
   throughput?: ProvisionedThroughput;
 }
 
+/** Table and LSI keys have at most 2 elements; a GSI key up to 4 HASH and 4 RANGE attributes. */
+const MAX_TABLE_KEY_ELEMENTS = 2;
+const MAX_GSI_KEY_ELEMENTS = 8;
+const MAX_GSI_KEY_ATTRIBUTES_PER_TYPE = 4;
+
 /** Reads a KeySchema list's member types and constraints; semantic checks come later. */
-function readKeySchema(list: RequestBody[] | undefined, path: string, constraints: Constraints): { name?: string; keyType?: string }[] {
+function readKeySchema(list: RequestBody[] | undefined, path: string, constraints: Constraints, maxElements: number): RawKeyElement[] {
   if (!constraints.notNull(path, list)) return [];
-  constraints.length(path, list, 1, 2);
+  constraints.length(path, list, 1, maxElements);
   return list!.map((element, index) => {
     const name = optionalString(element, 'AttributeName');
     const keyType = optionalString(element, 'KeyType');
@@ -73,8 +90,8 @@ function readKeySchema(list: RequestBody[] | undefined, path: string, constraint
   });
 }
 
-/** DynamoDB's semantic checks on a key schema whose members already passed their constraints. */
-function checkKeySchema(elements: { name?: string; keyType?: string }[]): KeySchemaInput {
+/** DynamoDB's checks of a table or LSI key schema whose members passed their constraints. */
+function checkKeySchema(elements: RawKeyElement[]): KeySchemaInput {
   const [first, second] = elements;
   if (second !== undefined && first.name === second.name) {
     throw validationError('Both the Hash Key and the Range Key element in the KeySchema have the same name');
@@ -84,6 +101,39 @@ function checkKeySchema(elements: { name?: string; keyType?: string }[]): KeySch
     throw validationError('Invalid KeySchema: The second KeySchemaElement is not a RANGE key type');
   }
   return { hash: first.name!, range: second?.name };
+}
+
+/**
+ * A GSI key schema: DynamoDB accepts up to 4 HASH then up to 4 RANGE attributes (multi-attribute
+ * keys); Shoal's indexes have one of each at most, and says so rather than indexing something else.
+ */
+function checkGsiKeySchema(elements: RawKeyElement[], indexName: string): KeySchemaInput {
+  const hashes = elements.filter((element) => element.keyType === 'HASH').length;
+  const ranges = elements.length - hashes;
+  if (hashes > MAX_GSI_KEY_ATTRIBUTES_PER_TYPE) {
+    throw validationError(`${INVALID}The KeySchema exceeds the maximum allowed number of HASH key attributes`);
+  }
+  if (ranges > MAX_GSI_KEY_ATTRIBUTES_PER_TYPE) {
+    throw validationError(`${INVALID}The KeySchema exceeds the maximum allowed number of RANGE key attributes`);
+  }
+  if (new Set(elements.map((element) => element.name)).size !== elements.length) {
+    throw validationError('The KeySchema contains multiple key attributes with the same name');
+  }
+  if (elements[0].keyType !== 'HASH') throw validationError('Invalid KeySchema: The first KeySchemaElement is not a HASH key type');
+  if (elements.some((element, index) => element.keyType === 'HASH' && index >= hashes)) {
+    throw validationError(`${INVALID}All HASH key attributes must precede RANGE key attributes in the KeySchema`);
+  }
+  if (hashes > 1 || ranges > 1) {
+    throw validationError(
+      `Shoal does not support multi-attribute keys in global secondary indexes yet: index ${indexName} has ` +
+        `${hashes} HASH and ${ranges} RANGE attributes; at most one of each is supported`,
+    );
+  }
+  return { hash: elements[0].name!, range: elements[1]?.name };
+}
+
+function keyNames(keys: KeySchemaInput): string[] {
+  return keys.range === undefined ? [keys.hash] : [keys.hash, keys.range];
 }
 
 function readThroughput(
@@ -96,8 +146,9 @@ function readThroughput(
   if (struct === undefined) return undefined;
   const read = optionalInteger(struct, 'ReadCapacityUnits');
   const write = optionalInteger(struct, 'WriteCapacityUnits');
-  if (constraints.notNull(`${path}.readCapacityUnits`, read)) constraints.range(`${path}.readCapacityUnits`, read, 1);
+  // DynamoDB reports the write units first.
   if (constraints.notNull(`${path}.writeCapacityUnits`, write)) constraints.range(`${path}.writeCapacityUnits`, write, 1);
+  if (constraints.notNull(`${path}.readCapacityUnits`, read)) constraints.range(`${path}.readCapacityUnits`, read, 1);
   return { readCapacityUnits: read ?? 0, writeCapacityUnits: write ?? 0 };
 }
 
@@ -110,7 +161,7 @@ function checkThroughputBounds(throughput: ProvisionedThroughput): void {
   }
 }
 
-function readProjection(body: RequestBody, path: string, constraints: Constraints): { type?: string; nonKey?: string[] } {
+function readProjection(body: RequestBody, path: string, constraints: Constraints): RawIndex['projection'] {
   const projection = optionalStruct(body, 'Projection');
   if (!constraints.notNull(`${path}.projection`, projection)) return {};
   const type = optionalString(projection!, 'ProjectionType');
@@ -120,25 +171,22 @@ function readProjection(body: RequestBody, path: string, constraints: Constraint
   return { type, nonKey };
 }
 
-function checkProjection(projection: { type?: string; nonKey?: string[] }, indexName: string): IndexProjection {
+function checkProjection(projection: RawIndex['projection']): IndexProjection {
   if (projection.type === undefined) throw validationError(`${INVALID}Unknown ProjectionType: null`);
   if (projection.nonKey !== undefined && projection.type !== 'INCLUDE') {
     throw validationError(`${INVALID}ProjectionType is ${projection.type}, but NonKeyAttributes is specified`);
   }
   if (projection.type === 'INCLUDE') {
-    if (projection.nonKey === undefined) {
-      throw validationError(`${INVALID}NonKeyAttributes must be specified when ProjectionType is INCLUDE for index: ${indexName}`);
-    }
-    const duplicate = projection.nonKey.find((name, index) => projection.nonKey!.indexOf(name) !== index);
-    if (duplicate !== undefined) {
-      throw validationError(`${INVALID}Duplicate attribute in NonKeyAttributes: ${duplicate} for index: ${indexName}`);
-    }
-    return { type: 'INCLUDE', nonKeyAttributes: projection.nonKey };
+    const nonKey = projection.nonKey;
+    if (nonKey === undefined) throw validationError(`${INVALID}ProjectionType is INCLUDE, but NonKeyAttributes is not specified`);
+    const duplicate = nonKey.find((name, index) => nonKey.indexOf(name) !== index);
+    if (duplicate !== undefined) throw validationError(`${INVALID}Duplicate element in NonKeyAttributes: ${duplicate}`);
+    return { type: 'INCLUDE', nonKeyAttributes: nonKey };
   }
   return { type: projection.type as 'ALL' | 'KEYS_ONLY' };
 }
 
-/** Reads an AttributeDefinitions list into name → type (duplicates rejected). */
+/** Reads an AttributeDefinitions list (constraints only). */
 function readAttributeDefinitions(
   body: RequestBody,
   constraints: Constraints,
@@ -159,20 +207,17 @@ function readAttributeDefinitions(
 function definitionMap(definitions: { name?: string; type?: string }[]): Map<string, KeyAttributeType> {
   const map = new Map<string, KeyAttributeType>();
   for (const { name, type } of definitions) {
-    if (map.has(name!)) throw validationError(`${INVALID}Duplicate AttributeName in AttributeDefinitions: ${name}`);
+    if (map.has(name!)) throw validationError(`Attribute Name is duplicated: ${name}`);
     map.set(name!, type as KeyAttributeType);
   }
   return map;
 }
 
-function requireDefined(keys: KeySchemaInput, definitions: Map<string, KeyAttributeType>): void {
-  const names = [keys.hash, ...(keys.range === undefined ? [] : [keys.range])];
-  if (names.some((name) => !definitions.has(name))) {
-    throw validationError(
-      `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
-        `Keys: [${names.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
-    );
-  }
+function undefinedKeys(names: string[], definitions: Map<string, KeyAttributeType>): DynamoDbError {
+  return validationError(
+    `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
+      `Keys: [${names.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
+  );
 }
 
 function keyAttribute(name: string, definitions: Map<string, KeyAttributeType>): KeyAttribute {
@@ -180,41 +225,26 @@ function keyAttribute(name: string, definitions: Map<string, KeyAttributeType>):
 }
 
 /** Reads one entry of LocalSecondaryIndexes / GlobalSecondaryIndexes / a GSI Create action. */
-function readIndex(
-  element: RequestBody,
-  path: string,
-  constraints: Constraints,
-  withThroughput: boolean,
-): { name?: string; keySchema: { name?: string; keyType?: string }[]; projection: { type?: string; nonKey?: string[] }; throughput?: ProvisionedThroughput } {
+function readIndex(element: RequestBody, path: string, constraints: Constraints, kind: 'LSI' | 'GSI'): RawIndex {
   const name = optionalString(element, 'IndexName');
   if (constraints.notNull(`${path}.indexName`, name)) constraints.name(`${path}.indexName`, name);
-  const keySchema = readKeySchema(optionalStructList(element, 'KeySchema'), `${path}.keySchema`, constraints);
+  const maxElements = kind === 'GSI' ? MAX_GSI_KEY_ELEMENTS : MAX_TABLE_KEY_ELEMENTS;
+  const keySchema = readKeySchema(optionalStructList(element, 'KeySchema'), `${path}.keySchema`, constraints, maxElements);
   const projection = readProjection(element, path, constraints);
-  const throughput = withThroughput
+  const throughput = kind === 'GSI'
     ? readThroughput(element, 'ProvisionedThroughput', `${path}.provisionedThroughput`, constraints)
     : undefined;
   return { name, keySchema, projection, throughput };
 }
 
-function checkIndex(
-  raw: ReturnType<typeof readIndex>,
-  definitions: Map<string, KeyAttributeType>,
-): IndexInput {
+function checkIndex(raw: RawIndex, kind: 'LSI' | 'GSI', definitions: Map<string, KeyAttributeType>): IndexInput {
   const name = raw.name!;
-  const keys = checkKeySchema(raw.keySchema);
-  requireDefined(keys, definitions);
-  const projection = checkProjection(raw.projection, name);
+  const keys = kind === 'GSI' ? checkGsiKeySchema(raw.keySchema, name) : checkKeySchema(raw.keySchema);
+  const missing = keyNames(keys).filter((key) => !definitions.has(key));
+  if (missing.length > 0) throw undefinedKeys(missing, definitions);
+  const projection = checkProjection(raw.projection);
   if (raw.throughput !== undefined) checkThroughputBounds(raw.throughput);
   return { name, keys, projection, throughput: raw.throughput };
-}
-
-function usedAttributes(table: KeySchemaInput, indexes: IndexInput[]): Set<string> {
-  const used = new Set<string>();
-  for (const keys of [table, ...indexes.map((index) => index.keys)]) {
-    used.add(keys.hash);
-    if (keys.range !== undefined) used.add(keys.range);
-  }
-  return used;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,19 +264,29 @@ function keySchemaDescription(hash: KeyAttribute, range?: KeyAttribute): Record<
   return schema;
 }
 
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** DynamoDB describes NonKeyAttributes sorted by name, whatever order they were given in. */
 function projectionDescription(projection: IndexProjection): Record<string, unknown> {
   return projection.type === 'INCLUDE'
-    ? { ProjectionType: 'INCLUDE', NonKeyAttributes: projection.nonKeyAttributes ?? [] }
+    ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...(projection.nonKeyAttributes ?? [])].sort(byName) }
     : { ProjectionType: projection.type };
 }
 
-/** The key attributes of the table and its indexes: exactly what AttributeDefinitions must hold. */
-export function attributeDefinitions(schema: TableSchema): Record<string, string>[] {
+/** The key attributes of the table and its indexes by name: exactly what AttributeDefinitions holds. */
+function keyAttributeTypes(schema: TableSchema): Map<string, KeyAttributeType> {
   const seen = new Map<string, KeyAttributeType>();
   for (const key of [schema.hashKey, schema.rangeKey, ...schema.indexes.flatMap((index) => [index.hashKey, index.rangeKey])]) {
     if (key !== undefined && !seen.has(key.name)) seen.set(key.name, key.type);
   }
-  return [...seen].map(([name, type]) => ({ AttributeName: name, AttributeType: type }));
+  return seen;
+}
+
+/** AttributeDefinitions as DynamoDB describes them: sorted by name. */
+function attributeDefinitions(schema: TableSchema): Record<string, string>[] {
+  return [...keyAttributeTypes(schema)]
+    .sort(([a], [b]) => byName(a, b))
+    .map(([name, type]) => ({ AttributeName: name, AttributeType: type }));
 }
 
 /** DynamoDB's TableDescription of a table record, with live item counts and sizes. */
@@ -329,11 +369,21 @@ async function requireExistingTable(ctx: EngineContext, name: string): Promise<T
 // ---------------------------------------------------------------------------------------------
 // CreateTable.
 
-/** Features DynamoDB has that Shoal does not build yet: refused clearly, never ignored silently. */
-function refuseUnbuiltFeatures(body: RequestBody): void {
+/**
+ * Features DynamoDB has that Shoal does not build yet: refused clearly, never ignored silently. A
+ * stream being disabled gets DynamoDB's own answers (a Shoal table never has a stream).
+ */
+function refuseUnbuiltFeatures(body: RequestBody, operation: 'CreateTable' | 'UpdateTable'): void {
   const streams = optionalStruct(body, 'StreamSpecification');
-  if (streams !== undefined && optionalBoolean(streams, 'StreamEnabled') === true) {
-    throw validationError('Shoal does not support DynamoDB Streams yet: StreamSpecification.StreamEnabled must be false');
+  if (streams !== undefined) {
+    const enabled = optionalBoolean(streams, 'StreamEnabled');
+    if (enabled === true) {
+      throw validationError('Shoal does not support DynamoDB Streams yet: StreamSpecification.StreamEnabled must be false');
+    }
+    if (operation === 'UpdateTable') throw validationError(`Table has no stream to disable: TableName: ${optionalString(body, 'TableName')}`);
+    if (optionalString(streams, 'StreamViewType') !== undefined) {
+      throw validationError(`${INVALID}Table is being created with a stream disabled, UpdateViewType should not be specified`);
+    }
   }
   if (optionalBoolean(body, 'DeletionProtectionEnabled') === true) {
     throw validationError('Shoal does not support deletion protection yet: DeletionProtectionEnabled must be false');
@@ -344,20 +394,42 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
   const constraints = new Constraints();
   const tableName = optionalString(body, 'TableName');
   const definitionsRaw = readAttributeDefinitions(body, constraints, true);
-  const keySchemaRaw = readKeySchema(optionalStructList(body, 'KeySchema'), 'keySchema', constraints);
+  const keySchemaRaw = readKeySchema(optionalStructList(body, 'KeySchema'), 'keySchema', constraints, MAX_TABLE_KEY_ELEMENTS);
   constraints.tableName('tableName', tableName);
   const billingMode = optionalString(body, 'BillingMode');
   constraints.oneOf('billingMode', billingMode, ['PROVISIONED', 'PAY_PER_REQUEST']);
   const throughput = readThroughput(body, 'ProvisionedThroughput', 'provisionedThroughput', constraints);
   const lsisRaw = optionalStructList(body, 'LocalSecondaryIndexes')?.map((element, index) =>
-    readIndex(element, `localSecondaryIndexes.${index + 1}.member`, constraints, false),
+    readIndex(element, `localSecondaryIndexes.${index + 1}.member`, constraints, 'LSI'),
   );
   const gsisRaw = optionalStructList(body, 'GlobalSecondaryIndexes')?.map((element, index) =>
-    readIndex(element, `globalSecondaryIndexes.${index + 1}.member`, constraints, true),
+    readIndex(element, `globalSecondaryIndexes.${index + 1}.member`, constraints, 'GSI'),
   );
-  const tags = parseTags(body, constraints, false);
+  const tagList = readTagList(body, false);
   constraints.throwIfAny();
-  refuseUnbuiltFeatures(body);
+  refuseUnbuiltFeatures(body, 'CreateTable');
+
+  // AttributeDefinitions must be exactly the key attributes; DynamoDB checks this before anything else.
+  const definitions = definitionMap(definitionsRaw!);
+  const hasIndexes = lsisRaw !== undefined || gsisRaw !== undefined;
+  const usedNames = [
+    ...new Set([...keySchemaRaw, ...[...(lsisRaw ?? []), ...(gsisRaw ?? [])].flatMap((index) => index.keySchema)].map((e) => e.name!)),
+  ];
+  const missing = usedNames.filter((name) => !definitions.has(name));
+  if (missing.length > 0) {
+    if (!hasIndexes && usedNames.length > definitions.size) {
+      throw validationError('Invalid KeySchema: Some index key attribute have no definition');
+    }
+    throw undefinedKeys(missing, definitions);
+  }
+  if (definitions.size > usedNames.length) {
+    throw validationError(
+      hasIndexes
+        ? `${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...definitions.keys()].join(', ')}], ` +
+            `keys used: [${usedNames.join(', ')}]`
+        : `${INVALID}Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions`,
+    );
+  }
 
   const mode: BillingMode = billingMode === 'PAY_PER_REQUEST' ? 'PAY_PER_REQUEST' : 'PROVISIONED';
   if (mode === 'PAY_PER_REQUEST' && throughput !== undefined) {
@@ -368,16 +440,6 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
       throw validationError(`${INVALID}ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED`);
     }
     checkThroughputBounds(throughput);
-  }
-
-  const definitions = definitionMap(definitionsRaw!);
-  const keyNames = keySchemaRaw.map((element) => element.name!);
-  if (keyNames.length > definitions.size) throw validationError('Invalid KeySchema: Some index key attribute have no definition');
-  if (keyNames.some((name) => !definitions.has(name))) {
-    throw validationError(
-      `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
-        `Keys: [${keyNames.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
-    );
   }
   const tableKeys = checkKeySchema(keySchemaRaw);
 
@@ -393,7 +455,7 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
       throw validationError(`${INVALID}Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex`);
     }
     for (const raw of lsisRaw) {
-      const index = checkIndex(raw, definitions);
+      const index = checkIndex(raw, 'LSI', definitions);
       if (index.keys.range === undefined) {
         throw validationError(`${INVALID}Index KeySchema does not have a range key for index: ${index.name}`);
       }
@@ -414,12 +476,12 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
   if (gsisRaw !== undefined) {
     if (gsisRaw.length === 0) throw validationError(`${INVALID}List of GlobalSecondaryIndexes is empty`);
     for (const raw of gsisRaw) {
-      const index = checkIndex(raw, definitions);
+      const index = checkIndex(raw, 'GSI', definitions);
       if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
         throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
       }
       if (mode === 'PROVISIONED' && index.throughput === undefined) {
-        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${index.name}`);
+        throw validationError(`${INVALID}ProvisionedThroughput is not specified for index: ${index.name}`);
       }
       claimName(index.name);
       gsis.push(index);
@@ -432,16 +494,7 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
   if (projected > MAX_PROJECTED_ATTRIBUTES) {
     throw validationError(`${INVALID}Number of projected attributes in all indexes exceeds limit of ${MAX_PROJECTED_ATTRIBUTES}, provided: ${projected}`);
   }
-  const used = usedAttributes(tableKeys, [...lsis, ...gsis]);
-  if (lsis.length === 0 && gsis.length === 0 && used.size !== definitions.size) {
-    throw validationError(`${INVALID}Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions`);
-  }
-  if (used.size !== definitions.size) {
-    throw validationError(
-      `${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...definitions.keys()].join(', ')}], ` +
-        `keys used: [${[...used].join(', ')}]`,
-    );
-  }
+  const tags = checkTags(tagList ?? []);
 
   return request.tableLock(async () => {
     if ((await ctx.catalog.get(tableName!)) !== undefined) {
@@ -479,7 +532,7 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
             indexThroughput: Object.fromEntries(gsis.map((index) => [index.name, index.throughput!])),
           }
         : {}),
-      tags: tags ?? {},
+      tags,
     };
     await ctx.catalog.put(record);
     return { TableDescription: await describeTable(record, ctx, request.region) };
@@ -514,6 +567,11 @@ const deleteTable: RouterOperationHandler = async (body, ctx, request) => {
   const name = requireTableName(body);
   return request.tableLock(async () => {
     const record = await requireExistingTable(ctx, name);
+    if ((record.backfilling?.length ?? 0) > 0) {
+      throw resourceInUse(
+        'Attempt to change a resource which is still in use: Cannot delete table while indexes are being created, updated, or deleted.',
+      );
+    }
     const description = await describeTable(record, ctx, request.region, { status: 'DELETING' });
     // The record goes first: a crash in between leaves unreachable data in a key space never reused.
     await ctx.catalog.delete(name);
@@ -526,7 +584,7 @@ const deleteTable: RouterOperationHandler = async (body, ctx, request) => {
 // UpdateTable.
 
 type GsiUpdate =
-  | { kind: 'Create'; raw: ReturnType<typeof readIndex> }
+  | { kind: 'Create'; raw: RawIndex }
   | { kind: 'Delete'; name: string }
   | { kind: 'Update'; name: string; throughput: ProvisionedThroughput };
 
@@ -537,12 +595,14 @@ function readGsiUpdates(body: RequestBody, constraints: Constraints): GsiUpdate[
     const create = optionalStruct(element, 'Create');
     const remove = optionalStruct(element, 'Delete');
     const update = optionalStruct(element, 'Update');
-    if ([create, remove, update].filter((action) => action !== undefined).length !== 1) {
+    const actions = [create, remove, update].filter((action) => action !== undefined).length;
+    if (actions === 0) {
       throw validationError(
         `${INVALID}One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null`,
       );
     }
-    if (create !== undefined) return { kind: 'Create', raw: readIndex(create, `${path}.create`, constraints, true) };
+    if (actions > 1) throw validationError(`${INVALID}Only one global secondary index action is allowed per GlobalSecondaryIndexUpdate object`);
+    if (create !== undefined) return { kind: 'Create', raw: readIndex(create, `${path}.create`, constraints, 'GSI') };
     const action = (remove ?? update)!;
     const actionPath = `${path}.${remove !== undefined ? 'delete' : 'update'}`;
     const name = optionalString(action, 'IndexName');
@@ -558,14 +618,29 @@ function sameThroughput(a: ProvisionedThroughput | undefined, b: ProvisionedThro
   return a !== undefined && a.readCapacityUnits === b.readCapacityUnits && a.writeCapacityUnits === b.writeCapacityUnits;
 }
 
-function unchangedThroughput(current: ProvisionedThroughput, requested: ProvisionedThroughput): DynamoDbError {
+/** DynamoDB's answer to a throughput change that changes nothing (`indexName` for a GSI). */
+function unchangedThroughput(current: ProvisionedThroughput, requested: ProvisionedThroughput, indexName?: string): DynamoDbError {
+  const subject = indexName === undefined ? 'the table' : `index ${indexName}`;
   return validationError(
-    'The provisioned throughput for the table will not change. The requested value equals the current value. ' +
-      `Current ReadCapacityUnits provisioned for the table: ${current.readCapacityUnits}. Requested ReadCapacityUnits: ${requested.readCapacityUnits}. ` +
-      `Current WriteCapacityUnits provisioned for the table: ${current.writeCapacityUnits}. Requested WriteCapacityUnits: ${requested.writeCapacityUnits}. ` +
+    `The provisioned throughput for ${indexName === undefined ? 'the table' : `the index ${indexName}`} will not change. ` +
+      'The requested value equals the current value. ' +
+      `Current ReadCapacityUnits provisioned for ${subject}: ${current.readCapacityUnits}. Requested ReadCapacityUnits: ${requested.readCapacityUnits}. ` +
+      `Current WriteCapacityUnits provisioned for ${subject}: ${current.writeCapacityUnits}. Requested WriteCapacityUnits: ${requested.writeCapacityUnits}. ` +
       'Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits.',
   );
 }
+
+function onlyOneIndexChange(): DynamoDbError {
+  return new DynamoDbError(
+    'LimitExceededException',
+    'Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table',
+  );
+}
+
+const AT_LEAST_ONE_UPDATE =
+  'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates, ' +
+  'SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, ReplicaTransitRoleArn, MultiRegionConsistency, ' +
+  'DeletionProtectionEnabled, OnDemandThroughput, WarmThroughput or TableClass is required';
 
 const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   const constraints = new Constraints();
@@ -576,12 +651,17 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   const throughput = readThroughput(body, 'ProvisionedThroughput', 'provisionedThroughput', constraints);
   const definitionsRaw = readAttributeDefinitions(body, constraints, false);
   const gsiUpdates = readGsiUpdates(body, constraints);
+  const deletionProtection = optionalBoolean(body, 'DeletionProtectionEnabled');
   constraints.throwIfAny();
-  refuseUnbuiltFeatures(body);
-  if (throughput === undefined && billingMode === undefined && (gsiUpdates === undefined || gsiUpdates.length === 0)) {
-    throw validationError(
-      'At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required',
-    );
+  // An empty GlobalSecondaryIndexUpdates list counts as absent, unless something else changes.
+  const otherChange = throughput !== undefined || billingMode !== undefined || deletionProtection !== undefined;
+  if (!otherChange && (gsiUpdates === undefined || gsiUpdates.length === 0) && optionalStruct(body, 'StreamSpecification') === undefined) {
+    throw validationError(AT_LEAST_ONE_UPDATE);
+  }
+  refuseUnbuiltFeatures(body, 'UpdateTable');
+  if (gsiUpdates !== undefined && gsiUpdates.length === 0) throw validationError(`${INVALID}List of GlobalSecondaryIndexUpdates is empty`);
+  if (billingMode === 'PROVISIONED' && throughput === undefined) {
+    throw validationError(`${INVALID}ProvisionedThroughput must be specified when BillingMode is PROVISIONED`);
   }
   if (throughput !== undefined) checkThroughputBounds(throughput);
   const touched = new Set<string>();
@@ -592,6 +672,17 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     }
     touched.add(name);
   }
+  const creates = (gsiUpdates ?? []).flatMap((update) => (update.kind === 'Create' ? [update] : []));
+  const deletes = (gsiUpdates ?? []).flatMap((update) => (update.kind === 'Delete' ? [update] : []));
+  const updates = (gsiUpdates ?? []).flatMap((update) => (update.kind === 'Update' ? [update] : []));
+  if (creates.length + deletes.length > 1) throw onlyOneIndexChange();
+  if (creates.length + deletes.length > 0 && throughput !== undefined) {
+    throw validationError(`${INVALID}You cannot create or delete index while updating table IOPS`);
+  }
+  const [create] = creates;
+  if (create !== undefined && definitionsRaw === undefined) {
+    throw validationError(`${INVALID}AttributeDefinitions is not specified for index: ${create.raw.name}`);
+  }
 
   return request.tableLock(async () => {
     const record = await requireExistingTable(ctx, tableName!);
@@ -599,12 +690,14 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     if (throughput !== undefined && mode === 'PAY_PER_REQUEST') {
       throw validationError(`${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
     }
-    if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST' && throughput === undefined) {
-      throw validationError(`${INVALID}ProvisionedThroughput must be specified when BillingMode is PROVISIONED`);
-    }
     if (throughput !== undefined && record.billingMode === 'PROVISIONED' && sameThroughput(record.provisioned, throughput)) {
       throw unchangedThroughput(record.provisioned!, throughput);
     }
+    const [remove] = deletes;
+    const building = record.backfilling ?? [];
+    // An index still building blocks creating or deleting another (but may itself be deleted).
+    if (create !== undefined && building.length > 0) throw onlyOneIndexChange();
+    if (remove !== undefined && building.some((name) => name !== remove.name)) throw onlyOneIndexChange();
 
     const next: TableRecord = structuredClone(record);
     next.billingMode = mode;
@@ -615,62 +708,55 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
       next.provisioned = throughput;
     }
 
-    const creates = (gsiUpdates ?? []).filter((update) => update.kind === 'Create');
-    const deletes = (gsiUpdates ?? []).filter((update) => update.kind === 'Delete');
-    if (creates.length + deletes.length > 1 || (creates.length + deletes.length === 1 && (record.backfilling?.length ?? 0) > 0)) {
-      throw new DynamoDbError(
-        'LimitExceededException',
-        'Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table',
-      );
-    }
-
-    const gsiNames = new Set(record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.name));
-    for (const update of gsiUpdates ?? []) {
-      if (update.kind === 'Update') {
-        if (!gsiNames.has(update.name)) throw resourceNotFound(`Requested resource not found: Index: ${update.name} not found`);
-        if (mode === 'PAY_PER_REQUEST') {
-          throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${update.name} when BillingMode is PAY_PER_REQUEST`);
-        }
-        checkThroughputBounds(update.throughput);
-        next.indexThroughput = { ...next.indexThroughput, [update.name]: update.throughput };
+    const indexNamed = (name: string): IndexSchema | undefined => record.schema.indexes.find((index) => index.name === name);
+    const requireGsi = (name: string, action: 'update' | 'delete'): IndexSchema => {
+      const index = indexNamed(name);
+      if (index === undefined) throw resourceNotFound(`Requested resource not found: Index ${name} for table ${tableName}`);
+      if (index.kind !== 'GSI') throw validationError(`Cannot ${action} an index that is not a GlobalSecondaryIndex: ${name}`);
+      return index;
+    };
+    for (const update of updates) {
+      requireGsi(update.name, 'update');
+      if (mode === 'PAY_PER_REQUEST') {
+        throw validationError(
+          `${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${update.name} when BillingMode is PAY_PER_REQUEST`,
+        );
       }
+      checkThroughputBounds(update.throughput);
+      const current = record.billingMode === 'PROVISIONED' ? record.indexThroughput?.[update.name] : undefined;
+      if (sameThroughput(current, update.throughput)) throw unchangedThroughput(current!, update.throughput, update.name);
+      next.indexThroughput = { ...next.indexThroughput, [update.name]: update.throughput };
     }
+    const gsiNames = record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.name);
     if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST') {
-      const missing = [...gsiNames].filter((name) => next.indexThroughput?.[name] === undefined);
+      const missing = gsiNames.filter((name) => name !== remove?.name && next.indexThroughput?.[name] === undefined);
       if (missing.length > 0) {
         throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${missing.join(',')}`);
       }
     }
 
     let created: IndexSchema | undefined;
-    let deleted: IndexSchema | undefined;
-    const [create] = creates;
-    if (create !== undefined && create.kind === 'Create') {
-      const existing = new Map(attributeDefinitions(record.schema).map((d) => [d.AttributeName, d.AttributeType as KeyAttributeType]));
-      const supplied = definitionMap(definitionsRaw ?? []);
-      for (const [name, type] of supplied) {
-        if (existing.has(name) && existing.get(name) !== type) {
-          throw validationError(`${INVALID}Cannot change the type of attribute ${name}: it is defined as ${existing.get(name)} in the table`);
-        }
+    if (create !== undefined) {
+      if (indexNamed(create.raw.name!) !== undefined) throw validationError('Attempting to create an index which already exists');
+      if (gsiNames.length + 1 > MAX_GSIS) {
+        throw new DynamoDbError(
+          'LimitExceededException',
+          `Subscriber limit exceeded: Number of global secondary indexes exceeds per-table limit of ${MAX_GSIS}`,
+        );
       }
-      const definitions = new Map([...existing, ...supplied]);
-      const index = checkIndex(create.raw, definitions);
-      if (record.schema.indexes.some((other) => other.name === index.name)) {
-        throw validationError(`${INVALID}Attempting to create an index which already exists: ${index.name}`);
+      // Existing key attributes keep their types; other supplied definitions only serve the new keys.
+      const definitions = keyAttributeTypes(record.schema);
+      for (const { name, type } of definitionsRaw ?? []) {
+        if (!definitions.has(name!)) definitions.set(name!, type as KeyAttributeType);
       }
-      if (gsiNames.size + 1 > MAX_GSIS) {
-        throw new DynamoDbError('LimitExceededException', `GlobalSecondaryIndex count exceeds the per-table limit of ${MAX_GSIS}`);
-      }
+      const index = checkIndex(create.raw, 'GSI', definitions);
       if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
-        throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
+        throw validationError(
+          `${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`,
+        );
       }
       if (mode === 'PROVISIONED' && index.throughput === undefined) {
         throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${index.name}`);
-      }
-      const indexKeys = [index.keys.hash, ...(index.keys.range === undefined ? [] : [index.keys.range])];
-      const unused = [...supplied.keys()].filter((name) => !existing.has(name) && !indexKeys.includes(name));
-      if (unused.length > 0) {
-        throw validationError(`${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...supplied.keys()].join(', ')}], keys used: [${indexKeys.join(', ')}]`);
       }
       created = {
         name: index.name,
@@ -681,14 +767,16 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
         projection: index.projection,
       };
       next.schema.indexes.push(created);
-      next.backfilling = [...(next.backfilling ?? []), created.name];
+      next.backfilling = [...building, created.name];
       if (index.throughput !== undefined) next.indexThroughput = { ...next.indexThroughput, [index.name]: index.throughput };
     }
-    const [remove] = deletes;
-    if (remove !== undefined && remove.kind === 'Delete') {
-      deleted = record.schema.indexes.find((index) => index.kind === 'GSI' && index.name === remove.name);
-      if (deleted === undefined) throw resourceNotFound(`Requested resource not found: Index: ${remove.name} not found`);
+    let deleted: IndexSchema | undefined;
+    if (remove !== undefined) {
+      deleted = requireGsi(remove.name, 'delete');
       next.schema.indexes = next.schema.indexes.filter((index) => index.name !== remove.name);
+      const stillBuilding = building.filter((name) => name !== remove.name);
+      if (stillBuilding.length > 0) next.backfilling = stillBuilding;
+      else delete next.backfilling;
       if (next.indexThroughput !== undefined) delete next.indexThroughput[remove.name];
     }
 
@@ -707,13 +795,27 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   });
 };
 
-/** Builds a new GSI from the table's items, then marks it ACTIVE. */
-export async function backfill(ctx: EngineContext, schema: TableSchema, indexName: string, request: Pick<RequestInfo, 'tableLock'>): Promise<void> {
+/**
+ * Builds a new GSI from the table's items, then marks it ACTIVE. If the index (or its table) went
+ * away meanwhile, entries the backfill wrote after the drop are dropped again.
+ */
+export async function backfill(
+  ctx: EngineContext,
+  schema: TableSchema,
+  indexName: string,
+  request: Pick<RequestInfo, 'tableLock'>,
+): Promise<void> {
   await ctx.partitions.backfillIndex(schema, indexName);
   await request.tableLock(async () => {
     const record = await ctx.catalog.get(schema.name);
-    // The table may have been deleted (or deleted and re-created) meanwhile.
-    if (record === undefined || record.schema.tableId !== schema.tableId || !record.backfilling?.includes(indexName)) return;
+    const index = record?.schema.indexes.find((candidate) => candidate.name === indexName);
+    const current = record !== undefined && record.schema.tableId === schema.tableId && index !== undefined;
+    const sameIndex = current && index.indexId === schema.indexes.find((candidate) => candidate.name === indexName)?.indexId;
+    if (!sameIndex) {
+      await ctx.partitions.dropIndex(schema, indexName);
+      return;
+    }
+    if (!record.backfilling?.includes(indexName)) return;
     const backfilling = record.backfilling.filter((name) => name !== indexName);
     const next: TableRecord = { ...record };
     if (backfilling.length > 0) next.backfilling = backfilling;

@@ -1,5 +1,5 @@
 import { resourceNotFound, validationError } from '@shoal/model';
-import type { TableRecord } from '@shoal/model';
+import type { DynamoDbError, TableRecord } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 import { Constraints, optionalString, optionalStringList, optionalStructList } from './request.ts';
 import type { RequestBody, RouterOperationHandler } from './request.ts';
@@ -7,81 +7,95 @@ import type { RequestBody, RouterOperationHandler } from './request.ts';
 /** TagResource, UntagResource, ListTagsOfResource: tags on tables, addressed by table ARN. */
 
 const MAX_TAGS_PER_RESOURCE = 50;
-/** DynamoDB's tag key and value pattern: letters, digits, white space and `_ . : / = + - @`. */
-const TAG_PATTERN = '[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*';
+const MAX_TAG_KEY_LENGTH = 128;
+const MAX_TAG_VALUE_LENGTH = 256;
+/** DynamoDB's tag text: letters, digits, white space and `_ . : / = + - @`. */
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+const INVALID = 'One or more parameter values were invalid: ';
 
-/**
- * Reads a `Tags` list (CreateTable, TagResource) into a map. Constraint violations go to
- * `constraints`; a repeated key keeps its last value, as DynamoDB does.
- */
-export function parseTags(body: RequestBody, constraints: Constraints, required: boolean): Record<string, string> | undefined {
+interface RawTag {
+  key?: string;
+  value?: string;
+}
+
+/** Reads a `Tags` list (CreateTable, TagResource): member types only; `checkTags` judges the tags. */
+export function readTagList(body: RequestBody, required: boolean): RawTag[] | undefined {
   const list = optionalStructList(body, 'Tags');
-  if (required && !constraints.notNull('tags', list)) return undefined;
-  if (list === undefined) return undefined;
+  if (required) {
+    const constraints = new Constraints();
+    constraints.notNull('tags', list);
+    constraints.throwIfAny();
+  }
+  return list?.map((element) => ({ key: optionalString(element, 'Key'), value: optionalString(element, 'Value') }));
+}
+
+function tooMany(): DynamoDbError {
+  return validationError('Number of Tags exceed the current limit for the provided ResourceArn');
+}
+
+/** DynamoDB's tag rules, with its messages; the tags as a map. */
+export function checkTags(list: RawTag[]): Record<string, string> {
   const tags: Record<string, string> = {};
-  list.forEach((element, index) => {
-    const key = optionalString(element, 'Key');
-    const value = optionalString(element, 'Value');
-    const path = `tags.${index + 1}.member`;
-    if (constraints.notNull(`${path}.key`, key)) {
-      constraints.length(`${path}.key`, key, 1, 128);
-      constraints.pattern(`${path}.key`, key, TAG_PATTERN);
+  for (const { key, value } of list) {
+    if (key === undefined || key.length === 0 || key.length > MAX_TAG_KEY_LENGTH || !TAG_TEXT.test(key)) {
+      throw validationError(`The Tag Key provided is invalid, Key: ${key ?? 'null'}`);
     }
-    if (constraints.notNull(`${path}.value`, value)) {
-      constraints.length(`${path}.value`, value, 0, 256);
-      constraints.pattern(`${path}.value`, value, TAG_PATTERN);
+    if (key.startsWith('aws:')) throw validationError(`Tag Key cannot be prefixed with aws:, Key: ${key}`);
+    if (value === undefined || value.length > MAX_TAG_VALUE_LENGTH || !TAG_TEXT.test(value)) {
+      throw validationError(`The Tag Value provided is invalid, Value: ${value ?? 'null'}`);
     }
-    if (key !== undefined && value !== undefined) tags[key] = value;
-  });
+    if (Object.hasOwn(tags, key)) throw validationError(`Duplicate Tag Keys provided as input: Duplicate Tag Key found ${key}`);
+    Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  if (Object.keys(tags).length > MAX_TAGS_PER_RESOURCE) throw tooMany();
   return tags;
 }
 
-function checkReservedKeys(keys: string[]): void {
-  if (keys.some((key) => key.startsWith('aws:'))) {
-    throw validationError("One or more parameter values were invalid: Tag keys starting with 'aws:' are reserved for system use");
-  }
-}
-
-const ARN_PATTERN = /^arn:aws:dynamodb:([^:]+):(\d{12}):table\/([a-zA-Z0-9_.-]{3,255})$/;
-
-/** The table a ResourceArn names, or DynamoDB's error for a malformed or unknown ARN. */
+/** The table a ResourceArn names, or DynamoDB's error for a malformed, foreign or unknown ARN. */
 async function tableOfArn(body: RequestBody, ctx: EngineContext, region: string): Promise<TableRecord> {
   const arn = optionalString(body, 'ResourceArn');
   const constraints = new Constraints();
   if (constraints.notNull('resourceArn', arn)) constraints.length('resourceArn', arn, 1, 1283);
   constraints.throwIfAny();
-  const match = ARN_PATTERN.exec(arn!);
-  if (match === null) throw validationError(`Invalid TableArn: Invalid ResourceArn provided as input ${arn}`);
-  const record = match[1] === region ? await ctx.catalog.get(match[3]) : undefined;
-  if (record === undefined) throw resourceNotFound(`Requested resource not found: ResourceArn: ${arn} not found`);
+  const text = arn!;
+  if (!text.startsWith('arn:')) throw validationError(`${INVALID}ARNs must start with 'arn:': ${text}`);
+  const [, partition, service, arnRegion, account, resource = ''] = text.split(':');
+  if (partition !== 'aws' || service !== 'dynamodb') throw validationError(`${INVALID}Provided Arn is not a DynamoDB resource arn: ${text}`);
+  const table = /^table\/([^/]+)$/.exec(resource);
+  if (table === null) {
+    throw validationError(`${INVALID}Invalid resource arn provided, only table or stream is accepted. Provided resource arn: ${text}`);
+  }
+  if (arnRegion !== region) throw validationError(`Invalid TableArn: Invalid ResourceArn provided as input ${text}`);
+  const record = account === '000000000000' ? await ctx.catalog.get(table[1]) : undefined;
+  // "ResourcArn" is DynamoDB's own spelling in this message.
+  if (record === undefined) throw resourceNotFound(`Requested resource not found: ResourcArn: ${text} not found`);
   return record;
 }
 
 const tagResource: RouterOperationHandler = async (body, ctx, request) => {
-  const constraints = new Constraints();
-  const tags = parseTags(body, constraints, true);
-  constraints.throwIfAny();
-  if (Object.keys(tags!).length === 0) throw validationError('Atleast one Tag needs to be provided as Input.');
-  checkReservedKeys(Object.keys(tags!));
+  const list = readTagList(body, true)!;
+  if (list.length === 0) throw validationError('Atleast one Tag needs to be provided as Input.');
+  const tags = checkTags(list);
   await request.tableLock(async () => {
     const record = await tableOfArn(body, ctx, request.region);
     const merged = { ...record.tags, ...tags };
-    if (Object.keys(merged).length > MAX_TAGS_PER_RESOURCE) {
-      throw validationError(`One or more parameter values were invalid: The number of tags exceeds the limit of ${MAX_TAGS_PER_RESOURCE} for the resource`);
-    }
+    if (Object.keys(merged).length > MAX_TAGS_PER_RESOURCE) throw tooMany();
     await ctx.catalog.put({ ...record, tags: merged });
   });
   return {};
 };
 
 const untagResource: RouterOperationHandler = async (body, ctx, request) => {
-  const constraints = new Constraints();
   const keys = optionalStringList(body, 'TagKeys');
-  if (constraints.notNull('tagKeys', keys)) {
-    keys!.forEach((key, index) => constraints.length(`tagKeys.${index + 1}.member`, key, 1, 128));
-  }
+  const constraints = new Constraints();
+  constraints.notNull('tagKeys', keys);
   constraints.throwIfAny();
   if (keys!.length === 0) throw validationError('Atleast one Tag Key needs to be provided as Input.');
+  for (const key of keys!) {
+    if (key.length === 0 || key.length > MAX_TAG_KEY_LENGTH || !TAG_TEXT.test(key)) {
+      throw validationError(`The Tag Key provided is invalid, Key: ${key}`);
+    }
+  }
   await request.tableLock(async () => {
     const record = await tableOfArn(body, ctx, request.region);
     const remaining = Object.fromEntries(Object.entries(record.tags).filter(([key]) => !keys!.includes(key)));

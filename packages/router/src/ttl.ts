@@ -25,11 +25,11 @@ const updateTimeToLive: RouterOperationHandler = async (body, ctx, request) => {
     const record = await ctx.catalog.get(tableName!);
     if (record === undefined) throw resourceNotFound(`Requested resource not found: Table: ${tableName} not found`);
     const current = record.ttl;
+    if (current?.enabled && current.attributeName !== attributeName) {
+      throw validationError(`TimeToLive is active on a different AttributeName: current AttributeName is ${current.attributeName}`);
+    }
     if (enabled && current?.enabled) throw validationError('TimeToLive is already enabled');
     if (!enabled && !current?.enabled) throw validationError('TimeToLive is already disabled');
-    if (!enabled && current!.attributeName !== attributeName) {
-      throw validationError(`TimeToLive is active on a different AttributeName: current AttributeName is ${current!.attributeName}`);
-    }
     await ctx.catalog.put({ ...record, ttl: { attributeName: attributeName!, enabled: enabled! } });
   });
   return { TimeToLiveSpecification: { Enabled: enabled, AttributeName: attributeName } };
