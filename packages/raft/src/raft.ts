@@ -535,7 +535,7 @@ export class Raft {
         entries[i] = e;
         continue;
       }
-      const refusal = this.confChangeRefusal(decodeConfChange(e.data));
+      const refusal = this.confChangeRefusal(e.data);
       if (refusal === undefined) {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
         entries[i] = e;
@@ -551,7 +551,14 @@ export class Raft {
   }
 
   /** Why a conf change proposal cannot be accepted now, if it cannot. */
-  private confChangeRefusal(cc: ConfChange): string | undefined {
+  private confChangeRefusal(data: Uint8Array): string | undefined {
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(data);
+    } catch (e) {
+      if (e instanceof RangeError) return `undecodable conf change: ${e.message}`;
+      throw e;
+    }
     const joint = isJoint(this.trk.config);
     const wantsLeaveJoint = cc.changes.length === 0;
     if (this.pendingConfIndex > this.raftLog.applied) {

@@ -442,6 +442,12 @@ describe('membership through the leader', () => {
     expect(r.takeMessages().map((m) => m.to)).toEqual([2]);
   });
 
+  it('an undecodable conf change proposal commits as an empty entry', () => {
+    const r = leader([1, 2]);
+    r.step(msg('MsgProp', 2, 1, { entries: [{ term: 0, index: 0, type: 'confChange', data: new Uint8Array([7]) }] }));
+    expect(r.raftLog.nextUnstableEntries().at(-1)).toEqual(entry(1, 2));
+  });
+
   it('auto-leave: once the joint configuration is applied, the leader proposes leaving it', () => {
     const s = new MemoryStorage({ voters: [1, 2, 3] });
     const r = newRaft(1, [1, 2, 3], { storage: s });
