@@ -494,6 +494,25 @@ describe('§6 cluster membership changes', () => {
     expect(r.raftLog.committed).toBe(li);
   });
 
+  it('a leader leaving the configuration through joint consensus leads until the joint state is left', () => {
+    const s = new MemoryStorage({ voters: [1, 2, 3] });
+    const r = newRaft(1, [1, 2, 3], { storage: s });
+    commitNoopEntry(r, s);
+    r.applyConfChange({ changes: [{ type: 'removeNode', nodeId: 1 }, { type: 'addNode', nodeId: 4 }] });
+    expect(r.state).toBe('leader');
+    r.takeMessages();
+    propose(r, 'x');
+    r.takeMessages();
+    const li = r.raftLog.lastIndex();
+    // The leader counts in the outgoing config only: {2,3} form a majority of both halves.
+    r.step(msg('MsgAppResp', 2, 1, { term: 1, index: li }));
+    expect(r.raftLog.committed).toBeLessThan(li);
+    r.step(msg('MsgAppResp', 3, 1, { term: 1, index: li }));
+    expect(r.raftLog.committed).toBe(li);
+    r.applyConfChange({ changes: [] });
+    expect(r.state).toBe('follower');
+  });
+
   it('in joint consensus an election needs a majority of both configurations', () => {
     const s = new MemoryStorage({ voters: [1, 4, 5], votersOutgoing: [1, 2, 3] });
     const r = newRaft(1, [], { storage: s });
