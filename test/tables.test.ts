@@ -419,6 +419,19 @@ describe('table lifecycle', () => {
     }
   });
 
+  it('treats names of Object.prototype members as ordinary names', async () => {
+    for (const name of ['__proto__', 'constructor']) {
+      const { TableDescription } = await client.send(new CreateTableCommand(simpleTable(name)));
+      expect((await client.send(new DescribeTableCommand({ TableName: name }))).Table?.TableName).toBe(name);
+      await client.send(new TagResourceCommand({ ResourceArn: TableDescription!.TableArn, Tags: [{ Key: '__proto__', Value: name }] }));
+      expect((await client.send(new ListTagsOfResourceCommand({ ResourceArn: TableDescription!.TableArn }))).Tags).toEqual([
+        { Key: '__proto__', Value: name },
+      ]);
+    }
+    expect((await failure(client.send(new DescribeTableCommand({ TableName: 'toString' })))).name).toBe('ResourceNotFoundException');
+    for (const name of ['__proto__', 'constructor']) await client.send(new DeleteTableCommand({ TableName: name }));
+  });
+
   it('forgets the items of a deleted table, also when the name is reused', async () => {
     await client.send(new CreateTableCommand(simpleTable('recreated')));
     await shoal.doc.send(new PutCommand({ TableName: 'recreated', Item: { pk: 'old', v: 1 } }));
