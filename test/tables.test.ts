@@ -330,6 +330,16 @@ describe('CreateTable', () => {
       'One or more parameter values were invalid: All HASH key attributes must precede RANGE key attributes in the KeySchema',
     ],
     [
+      'an unknown table class',
+      { ...simpleTable('bad_class'), TableClass: 'GLACIER' as 'STANDARD' },
+      'Invalid table-class parameter provided. Please try again with a valid table-class value: [STANDARD, STANDARD_INFREQUENT_ACCESS].',
+    ],
+    [
+      'the infrequent-access table class (not built)',
+      { ...simpleTable('ia_class'), TableClass: 'STANDARD_INFREQUENT_ACCESS' },
+      'Shoal does not support table classes yet: TableClass must be STANDARD',
+    ],
+    [
       'a stream view type on a disabled stream',
       { ...simpleTable('stream_off'), StreamSpecification: { StreamEnabled: false, StreamViewType: 'KEYS_ONLY' } },
       'One or more parameter values were invalid: Table is being created with a stream disabled, UpdateViewType should not be specified',
@@ -608,6 +618,7 @@ describe('UpdateTable', () => {
     expect(
       (await failure(client.send(new UpdateTableCommand({ TableName: 'update_nothing', StreamSpecification: { StreamEnabled: false } })))).message,
     ).toBe('Table has no stream to disable: TableName: update_nothing');
+    await client.send(new UpdateTableCommand({ TableName: 'update_nothing', TableClass: 'STANDARD' }));
     // Re-sending the current billing mode is accepted.
     await client.send(new UpdateTableCommand({ TableName: 'update_nothing', BillingMode: 'PAY_PER_REQUEST' }));
     expect((await failure(client.send(new UpdateTableCommand({ TableName: 'update_missing', BillingMode: 'PAY_PER_REQUEST' })))).name).toBe(

@@ -388,7 +388,16 @@ function refuseUnbuiltFeatures(body: RequestBody, operation: 'CreateTable' | 'Up
   if (optionalBoolean(body, 'DeletionProtectionEnabled') === true) {
     throw validationError('Shoal does not support deletion protection yet: DeletionProtectionEnabled must be false');
   }
+  const tableClass = optionalString(body, 'TableClass');
+  if (tableClass !== undefined && !TABLE_CLASSES.includes(tableClass)) {
+    throw validationError(`Invalid table-class parameter provided. Please try again with a valid table-class value: [${TABLE_CLASSES.join(', ')}].`);
+  }
+  if (tableClass === 'STANDARD_INFREQUENT_ACCESS') {
+    throw validationError('Shoal does not support table classes yet: TableClass must be STANDARD');
+  }
 }
+
+const TABLE_CLASSES = ['STANDARD', 'STANDARD_INFREQUENT_ACCESS'];
 
 const createTable: RouterOperationHandler = async (body, ctx, request) => {
   const constraints = new Constraints();
@@ -654,7 +663,8 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   const deletionProtection = optionalBoolean(body, 'DeletionProtectionEnabled');
   constraints.throwIfAny();
   // An empty GlobalSecondaryIndexUpdates list counts as absent, unless something else changes.
-  const otherChange = throughput !== undefined || billingMode !== undefined || deletionProtection !== undefined;
+  const otherChange =
+    throughput !== undefined || billingMode !== undefined || deletionProtection !== undefined || optionalString(body, 'TableClass') !== undefined;
   if (!otherChange && (gsiUpdates === undefined || gsiUpdates.length === 0) && optionalStruct(body, 'StreamSpecification') === undefined) {
     throw validationError(AT_LEAST_ONE_UPDATE);
   }
