@@ -122,7 +122,8 @@ export class Raft {
     this.preVote = config.preVote;
     this.maxMsgSize = config.maxSizePerMsg;
     this.maxUncommittedSize = config.maxUncommittedEntriesSize ?? Infinity;
-    this.prng = new Prng(config.seed);
+    // Mixing in the id keeps members' timeouts apart even when a host gives them all one seed.
+    this.prng = new Prng(config.seed ^ Math.imul(config.id, 0x9e3779b1));
     this.readOnly = new ReadOnly(config.readOnlyOption);
     this.raftLog = new RaftLog(config.storage, config.maxCommittedSizePerReady ?? config.maxSizePerMsg);
     this.trk = new ProgressTracker(config.maxInflightMsgs, config.maxInflightBytes ?? Infinity);

@@ -174,7 +174,8 @@ describe('§5.2 leader election', () => {
 
   it.each(['follower', 'candidate'] as const)('in most cases only a single %s times out first', (role) => {
     const ids = [1, 2, 3, 4, 5];
-    const rs = ids.map((id) => newRaft(id, ids));
+    // Even with one seed for all members, their timeouts differ.
+    const rs = ids.map((id) => newRaft(id, ids, { seed: 7 }));
     let conflicts = 0;
     const rounds = 500;
     for (let round = 0; round < rounds; round++) {
