@@ -64,19 +64,6 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     pending.add(task);
   };
 
-  // Index backfills interrupted by a restart start over (backfilling an entry twice is harmless).
-  for (const record of await options.catalog.list()) {
-    for (const indexName of record.backfilling ?? []) {
-      background(() => backfill(ctx, record.schema, indexName, { tableLock }));
-    }
-  }
-
-  const sweeper = startTtlSweeper({
-    catalog: options.catalog,
-    partitions: options.partitions,
-    now,
-    intervalMs: options.ttlSweepIntervalMs ?? DEFAULT_TTL_SWEEP_INTERVAL_MS,
-  });
   const http = await startHttpFrontEnd({
     ctx,
     host,
@@ -87,6 +74,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       options.credentials === undefined
         ? undefined
         : new Map(options.credentials.map((credential) => [credential.accessKeyId, credential.secretAccessKey])),
+  });
+  // Background work starts only once the port is ours, so a failed start leaves nothing running.
+  // Index backfills interrupted by a restart start over (backfilling an entry twice is harmless).
+  for (const record of await options.catalog.list()) {
+    for (const indexName of record.backfilling ?? []) {
+      background(() => backfill(ctx, record.schema, indexName, { tableLock }));
+    }
+  }
+  const sweeper = startTtlSweeper({
+    catalog: options.catalog,
+    partitions: options.partitions,
+    now,
+    intervalMs: options.ttlSweepIntervalMs ?? DEFAULT_TTL_SWEEP_INTERVAL_MS,
   });
   return {
     port: http.port,
