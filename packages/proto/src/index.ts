@@ -1,1 +1,39 @@
-export {};
+/**
+ * @shoal/proto: the generated shoal.v1 messages and service descriptors, and the grpc-js adapter that
+ * serves and calls them.
+ */
+export * from './gen/shoal/v1/raft_pb.ts';
+export * from './gen/shoal/v1/meta_pb.ts';
+export * from './gen/shoal/v1/errors_pb.ts';
+export * from './gen/shoal/v1/node_pb.ts';
+export * from './gen/shoal/v1/admin_pb.ts';
+export * from './gen/shoal/v1/client_pb.ts';
+export {
+  RpcError,
+  Metadata,
+  Server,
+  Status,
+  addService,
+  listen,
+  shutdown,
+  createClient,
+} from './grpc.ts';
+export type {
+  CallContext,
+  CallOptions,
+  ClientOptions,
+  ServiceImplementation,
+  ServiceClient,
+  ClientOf,
+  ServerMethod,
+  ClientMethod,
+  UnaryHandler,
+  ServerStreamingHandler,
+  ClientStreamingHandler,
+  BidiStreamingHandler,
+  UnaryCall,
+  ServerStreamingCall,
+  ClientStreamingCall,
+  BidiStreamingCall,
+} from './grpc.ts';
+export { MessageQueue } from './message-queue.ts';
