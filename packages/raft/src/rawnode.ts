@@ -188,7 +188,7 @@ export class RawNode {
     }
     const snapshot = r.raftLog.nextUnstableSnapshot();
     if (snapshot !== undefined) rd.snapshot = snapshot;
-    if (rd.entries.length > 0) rd.mustSync = true;
+    if (rd.entries.length > 0 || snapshot !== undefined) rd.mustSync = true;
 
     r.msgs = [];
     r.readStates = [];

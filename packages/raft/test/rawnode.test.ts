@@ -79,6 +79,24 @@ describe('RawNode', () => {
     expect(storage.lastIndex()).toBe(2);
   });
 
+  it('a snapshot from the leader comes in a synced Ready with its acknowledgement, and is applied on advance', () => {
+    const { raw, storage } = node([1, 2]);
+    const snapshot = {
+      metadata: { index: 5, term: 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+      data: new Uint8Array([42]),
+    };
+    raw.step(makeMessage('MsgSnap', 2, 1, { term: 1, snapshot }));
+    const rd = raw.ready();
+    expect(rd.snapshot).toBe(snapshot);
+    expect(rd.mustSync).toBe(true);
+    expect(rd.committedEntries).toEqual([]);
+    expect(rd.messages).toEqual([makeMessage('MsgAppResp', 1, 2, { term: 1, index: 5 })]);
+    handle(raw, storage, rd);
+    expect(raw.status().applied).toBe(5);
+    expect(storage.firstIndex()).toBe(6);
+    expect(raw.hasReady()).toBe(false);
+  });
+
   it('a commit-only change of the hard state does not require a sync', () => {
     const { raw, storage } = node([1, 2]);
     raw.step(makeMessage('MsgApp', 2, 1, { term: 1, entries: [entry(1, 1, 'a')], commit: 0 }));
