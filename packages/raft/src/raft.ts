@@ -642,7 +642,8 @@ export class Raft {
     pr.probeSent = false;
     // The follower is alive: free a slot of a full window whose acknowledgements may have been lost.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.match < this.raftLog.lastIndex()) this.sendAppend(m.from);
+    // Behind, or in probe state (an empty probe's answer moves it back to replicate).
+    if (pr.match < this.raftLog.lastIndex() || pr.state === 'probe') this.sendAppend(m.from);
     if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === undefined) return;

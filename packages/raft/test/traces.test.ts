@@ -191,6 +191,16 @@ describe('replication', () => {
     expect(r.trk.progress.get(2)!.next).toBe(2);
   });
 
+  it('a caught-up follower in probe state is probed on its heartbeat response and returns to replicate', () => {
+    const r = leader([1, 2]);
+    ack(r, 2);
+    r.reportUnreachable(2);
+    r.step(msg('MsgHeartbeatResp', 2, 1, { term: 1 }));
+    expect(r.takeMessages()).toEqual([msg('MsgApp', 1, 2, { term: 1, index: 1, logTerm: 1, commit: 1 })]);
+    r.step(msg('MsgAppResp', 2, 1, { term: 1, index: 1 }));
+    expect(r.trk.progress.get(2)!.state).toBe('replicate');
+  });
+
   it('the inflight window is also bounded by bytes (maxInflightBytes)', () => {
     const r = leader([1, 2], { maxInflightMsgs: 100, maxInflightBytes: 25, maxSizePerMsg: 0 });
     ack(r, 2);
