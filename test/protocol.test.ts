@@ -211,6 +211,31 @@ describe('malformed requests', () => {
   });
 });
 
+describe('CORS', () => {
+  it('answers a browser preflight and marks responses shareable', async () => {
+    const preflight = await fetch(shoal.endpoint, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'http://localhost:3000',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'content-type,x-amz-target,authorization,x-amz-date',
+      },
+    });
+    expect(preflight.status).toBe(200);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toBe('POST');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('content-type,x-amz-target,authorization,x-amz-date');
+    const response = await fetch(shoal.endpoint, {
+      method: 'POST',
+      headers: { Origin: 'http://localhost:3000', 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': 'DynamoDB_20120810.ListTables' },
+      body: '{}',
+    });
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    expect(response.headers.get('access-control-expose-headers')).toContain('x-amz-crc32');
+    expect((await call('ListTables', {})).headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
 describe('other paths', () => {
   it('answer GET / with the DynamoDB health line', async () => {
     const response = await fetch(shoal.endpoint);

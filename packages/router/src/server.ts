@@ -76,11 +76,29 @@ function readBody(req: IncomingMessage, res: ServerResponse, requestId: string):
   });
 }
 
-/** Answers 413 without reading the rest of the body, then drops the connection it would arrive on. */
+/** How long a refused oversized request may keep sending before its connection is cut. */
+const LINGER_MS = 2000;
+
+/**
+ * Answers 413 at once. Closing the connection right away would make the kernel reset it under a client
+ * still sending, and the client would lose this answer; so the rest of the body is read and discarded
+ * for a while (up to another 16 MB or LINGER_MS), then the connection is cut.
+ */
 function rejectTooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
-  res.setHeader('Connection', 'close');
   sendError(res, requestTooLarge(), requestId);
-  res.on('finish', () => req.socket.destroySoon());
+  let drained = 0;
+  const cut = (): void => {
+    req.socket.destroy();
+  };
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > MAX_REQUEST_BYTES) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.socket.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
@@ -100,6 +118,21 @@ export async function startHttpFrontEnd(options: {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newRequestId();
     const path = (req.url ?? '/').split('?')[0];
+    // Browsers may call DynamoDB directly (the JavaScript SDK in a web page): answer CORS as it does.
+    if (req.headers.origin !== undefined) {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Expose-Headers', 'x-amzn-RequestId,x-amz-crc32');
+      if (req.method === 'OPTIONS') {
+        req.resume();
+        const headers = req.headers['access-control-request-headers'];
+        if (headers !== undefined) res.setHeader('Access-Control-Allow-Headers', headers);
+        const method = req.headers['access-control-request-method'];
+        if (method !== undefined) res.setHeader('Access-Control-Allow-Methods', method);
+        res.setHeader('Access-Control-Max-Age', '172800');
+        send(res, 200, 'text/plain', Buffer.alloc(0), requestId);
+        return;
+      }
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
       req.resume();
       // DynamoDB answers any GET with this line (trailing space included); load balancers probe it.
