@@ -14,7 +14,9 @@ export type FaultKind =
   | 'promote-learner'
   | 'remove-voter'
   | 'joint-change'
-  | 'transfer-leader';
+  | 'transfer-leader'
+  /** A transfer, then the old leader stops hearing anyone (it may still believe it leads). */
+  | 'transfer-then-deafen-leader';
 
 export interface MixSpec {
   network: NetworkProfile;
@@ -52,7 +54,7 @@ export const MIXES = {
     network: LOSSY,
     faultIntervalMs: [150, 600],
     faultDurationMs: [100, 1200],
-    faults: { 'isolate-leader': 3, 'one-way-leader': 3, heal: 1 },
+    faults: { 'isolate-leader': 3, 'one-way-leader': 3, 'transfer-leader': 1, 'transfer-then-deafen-leader': 2, heal: 1 },
   },
   'flapping-links': {
     network: LOSSY,

@@ -340,9 +340,13 @@ class Simulation implements NodeWorld {
     return best;
   }
 
+  /** Like a client with a possibly stale leader cache: often the newest leader, sometimes any self-declared leader, else anyone. */
   private chooseNode(prng: Prng): SimNode | undefined {
+    const roll = prng.float();
     const leader = this.currentLeader();
-    if (leader && prng.chance(0.75)) return leader;
+    if (leader && roll < 0.5) return leader;
+    const leaders = this.liveNodes().filter((node) => node.isLeader);
+    if (leaders.length > 0 && roll < 0.75) return prng.pick(leaders);
     const live = this.liveNodes();
     return live.length > 0 ? prng.pick(live) : undefined;
   }
@@ -504,13 +508,25 @@ class Simulation implements NodeWorld {
         });
         return;
       }
-      case 'transfer-leader': {
+      case 'transfer-leader':
+      case 'transfer-then-deafen-leader': {
         if (!leader) return;
         const candidates = leader.confState.voters.filter((id) => id !== leader.id);
         if (candidates.length === 0) return;
         const to = prng.pick(candidates);
         this.trace(`fault: transfer leadership ${leader.id} -> ${to}`);
         leader.transferLeadership(to);
+        if (kind === 'transfer-leader') return;
+        // Once the transfer had time to start, the old leader hears nothing more.
+        this.scheduler.after(prng.int(5, 40), () => {
+          if (!this.faultsActive) return;
+          this.trace(`fault: node ${leader.id} can not receive`);
+          for (const other of others(leader.id)) this.network.blockLink(other, leader.id);
+          this.later(() => {
+            for (const other of others(leader.id)) this.network.unblockLink(other, leader.id);
+            this.trace(`heal: node ${leader.id} hears again`);
+          });
+        });
         return;
       }
     }
