@@ -1,4 +1,4 @@
-import { CreateTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkClients, startShoal } from './helpers/shoal.ts';
@@ -45,6 +45,12 @@ describe('SigV4 verification', () => {
       expect(Item).toEqual({ id: 'é unicode ✓', n: 1 });
       client.destroy();
     }
+  });
+
+  it('accepts a signature scoped to any region', async () => {
+    const client = new DynamoDBClient({ endpoint: shoal.endpoint, region: 'ap-southeast-2', credentials: ALICE, maxAttempts: 1 });
+    expect((await client.send(new ListTablesCommand({}))).TableNames).toBeInstanceOf(Array);
+    client.destroy();
   });
 
   it('rejects a wrong secret', async () => {
