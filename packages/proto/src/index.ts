@@ -37,3 +37,4 @@ export type {
   BidiStreamingCall,
 } from './grpc.ts';
 export { MessageQueue } from './message-queue.ts';
+export { messageToWire, messageFromWire, confChangeToWire, confChangeFromWire } from './raft-codec.ts';
