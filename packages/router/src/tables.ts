@@ -818,10 +818,9 @@ export async function backfill(
   await ctx.partitions.backfillIndex(schema, indexName);
   await request.tableLock(async () => {
     const record = await ctx.catalog.get(schema.name);
-    const index = record?.schema.indexes.find((candidate) => candidate.name === indexName);
-    const current = record !== undefined && record.schema.tableId === schema.tableId && index !== undefined;
-    const sameIndex = current && index.indexId === schema.indexes.find((candidate) => candidate.name === indexName)?.indexId;
-    if (!sameIndex) {
+    const built = schema.indexes.find((candidate) => candidate.name === indexName);
+    const wanted = record?.schema.indexes.find((candidate) => candidate.name === indexName);
+    if (record === undefined || wanted === undefined || wanted.indexId !== built?.indexId) {
       await ctx.partitions.dropIndex(schema, indexName);
       return;
     }
