@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +73,29 @@ describe('responses', () => {
       __type: 'com.amazonaws.dynamodb.v20120810#ResourceNotFoundException',
       message: 'Requested resource not found: Table: missing_table not found',
     });
+  });
+
+  it('keep the connection alive between requests', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const reused: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(shoal.endpoint, {
+          agent,
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': 'DynamoDB_20120810.ListTables' },
+        });
+        req.on('response', (res) => {
+          reused.push(req.reusedSocket);
+          res.resume();
+          res.on('end', resolve);
+        });
+        req.on('error', reject);
+        req.end('{}');
+      });
+    }
+    agent.destroy();
+    expect(reused).toEqual([false, true, true]);
   });
 
   it('accept the AWS JSON 1.1 content type', async () => {
