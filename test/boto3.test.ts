@@ -88,8 +88,8 @@ describe('boto3', () => {
       batch_count: 60,
       query: { order_ids: [14, 12, 10, 8, 6], count: 5, scanned: 10, first_total: decimal('35') },
       query_pages: { pages: 4, order_ids: range(0, 19) },
-      // 60 orders and the 2 typed items, 7 to a page: the last page is short, so it ends the scan.
-      scan_paginator: { pages: 9, scanned_per_page: [7, 7, 7, 7, 7, 7, 7, 7, 6], count: 30, keys: scanned },
+      // 60 orders and the typed item, 7 to a page: the last page is short, so it ends the scan.
+      scan_paginator: { pages: 9, scanned_per_page: [7, 7, 7, 7, 7, 7, 7, 7, 5], count: 30, keys: scanned },
       query_resumed: { first: range(0, 8), rest: range(9, 19), rest_has_token: false },
       update: {
         customer: 'c1',
@@ -114,6 +114,25 @@ describe('boto3', () => {
         message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]',
       },
       cancelled_put_absent: true,
+      idempotency: {
+        // Sent twice with one token: applied once. A missing item is an empty response.
+        responses: [{ Item: { visits: { N: '1' } } }, {}],
+        mismatch: 'IdempotentParameterMismatchException',
+      },
+      parallel_scan: { items: 61, distinct: 61, total: 61 },
+      // One write unit per KB written; a read unit per 4 KB read strongly, half of one eventually.
+      capacity: {
+        put: { TableName: 'Orders', CapacityUnits: 1 },
+        get_eventual: { TableName: 'Orders', CapacityUnits: 0.5 },
+        get_strong: { TableName: 'Orders', CapacityUnits: 1 },
+      },
+      settings: {
+        // DynamoDB may show ENABLING for a while before ENABLED.
+        ttl: { AttributeName: 'expires', TimeToLiveStatus: expect.stringMatching(/^ENABL(ING|ED)$/) },
+        tags: [{ Key: 'team', Value: 'shoal' }],
+        list_tables_pages: expect.toSatisfy((pages: number) => pages >= 3),
+        table_names: ['Extra1', 'Extra2', 'Orders'],
+      },
       errors: {
         missing_table: { code: 'ResourceNotFoundException', message: 'Requested resource not found', status: 400 },
         key_missing_from_item: {
@@ -130,6 +149,13 @@ describe('boto3', () => {
         query_without_partition_key: {
           code: 'ValidationException',
           message: 'Query condition missed key schema element: customer',
+          status: 400,
+        },
+        too_many_keys: {
+          code: 'ValidationException',
+          message: expect.stringMatching(
+            /^1 validation error detected: Value '.*' at 'requestItems\.Orders\.member\.keys' failed to satisfy constraint: Member must have length less than or equal to 100$/,
+          ),
           status: 400,
         },
       },
