@@ -383,6 +383,9 @@ function grpcCallOptions(options: CallOptions | undefined): { deadline?: Date } 
 
 /** Reads a response stream, turning its failure into an RpcError and cancelling it if left early. */
 async function* readResponses<T>(call: ClientReadableStream<T> | ClientDuplexStream<unknown, T>, failure: () => unknown): AsyncGenerator<T> {
+  // Errors reach the caller through the iterator; once it has stopped (the caller broke out early),
+  // the CANCELLED status that follows must not become an unhandled 'error' event.
+  call.on('error', () => {});
   let finished = false;
   try {
     for await (const message of call) yield message as T;
@@ -405,7 +408,7 @@ function pump(call: ClientWritableStream<unknown> | ClientDuplexStream<unknown, 
   let failure: unknown;
   const controller = new AbortController();
   call.once('status', () => controller.abort());
-  call.once('error', () => controller.abort());
+  call.on('error', () => controller.abort());
   (async () => {
     for await (const request of requests) {
       if (controller.signal.aborted) return;
