@@ -17,6 +17,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** The leader's tick count when it last heard from this member in its term (for the lease). */
+  lastResponseTick = -Infinity;
   /** In probe state: a probe is outstanding, wait for its answer (or a heartbeat response). */
   probeSent = false;
   isLearner: boolean;
@@ -35,6 +37,7 @@ export class Progress {
     copy.state = this.state;
     copy.pendingSnapshot = this.pendingSnapshot;
     copy.recentActive = this.recentActive;
+    copy.lastResponseTick = this.lastResponseTick;
     copy.probeSent = this.probeSent;
     return copy;
   }

@@ -8,7 +8,7 @@ import { Changer, restoreConfig, type ConfigAndProgress } from './confchange.ts'
 import { CompactedError, RaftUsageError, SnapshotTemporarilyUnavailableError } from './errors.ts';
 import { payloadsSize, RaftLog } from './log.ts';
 import { Prng } from './prng.ts';
-import { jointVoteResult } from './quorum.ts';
+import { jointCommittedIndex, jointVoteResult } from './quorum.ts';
 import type { Progress } from './progress.ts';
 import { ReadOnly } from './readonly.ts';
 import { isJoint, ProgressTracker } from './tracker.ts';
@@ -41,6 +41,9 @@ interface ProposedEntry {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Ticks of the lease given up to message delay and clock drift between members. */
+const LEASE_MARGIN_TICKS = 2;
 
 /** A message with every field at its zero value except those given. */
 export function makeMessage(type: MessageType, from: NodeId, to: NodeId, fields?: Partial<Message>): Message {
@@ -112,6 +115,18 @@ export class Raft {
    */
   private appendPending = false;
   private commitPending = false;
+  /** Ticks since this node became leader: the clock of its lease. */
+  private leaderTicks = 0;
+  /**
+   * A MsgTimeoutNow went out in this term: the transferee may win an election that bypasses the
+   * followers' leases, so this leader's lease can no longer be trusted.
+   */
+  private leaseRevoked = false;
+  /**
+   * With lease-based reads, a node just started does not know when it last heard from a leader:
+   * it grants no vote for an election timeout, as if it had just heard from one.
+   */
+  private startupLease: boolean;
 
   constructor(config: Config) {
     validateConfig(config);
@@ -139,6 +154,7 @@ export class Raft {
       this.raftLog.appliedTo(config.applied);
     }
     this.becomeFollower(this.term, NONE);
+    this.startupLease = config.readOnlyOption === 'leaseBased';
   }
 
   softState(): SoftState {
@@ -287,6 +303,8 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.appendPending = false;
     this.commitPending = false;
+    this.leaderTicks = 0;
+    this.leaseRevoked = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -342,6 +360,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTimeout) this.startupLease = false;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(this.preVote ? 'preElection' : 'election');
@@ -349,6 +368,7 @@ export class Raft {
   }
 
   private tickHeartbeat(): void {
+    this.leaderTicks++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
@@ -439,7 +459,8 @@ export class Raft {
     if (m.term > this.term) {
       if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
         const force = sameBytes(m.context, CAMPAIGN_TRANSFER_CONTEXT);
-        const inLease = this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTimeout;
+        const inLease =
+          this.checkQuorum && (this.lead !== NONE || this.startupLease) && this.electionElapsed < this.electionTimeout;
         // Leader stickiness: while we hear from a leader, a disruptive candidate is ignored.
         if (!force && inLease) return undefined;
       }
@@ -608,6 +629,7 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastResponseTick = this.leaderTicks;
     if (m.reject) {
       // Skip past the whole conflicting term in one round trip when the follower told us its term.
       let nextProbe = m.rejectHint;
@@ -639,12 +661,13 @@ export class Raft {
 
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastResponseTick = this.leaderTicks;
     pr.probeSent = false;
     // The follower is alive: free a slot of a full window whose acknowledgements may have been lost.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     // Behind, or in probe state (an empty probe's answer moves it back to replicate).
     if (pr.match < this.raftLog.lastIndex() || pr.state === 'probe') this.sendAppend(m.from);
-    if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
+    if (m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === undefined) return;
     if (jointVoteResult(this.trk.config.voters, acks) !== 'won') return;
@@ -666,15 +689,28 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): void {
-    const context = m.context ?? EMPTY;
-    if (this.readOnly.option === 'safe') {
-      this.readOnly.addRequest(this.raftLog.committed, m, context);
-      this.readOnly.recvAck(this.id, context);
-      this.bcastHeartbeat(context);
-    } else {
-      // The lease: with check-quorum no other leader can have been elected while we lead.
+    if (this.readOnly.option === 'leaseBased' && this.leaseValid()) {
       this.respondToReadIndex(m, this.raftLog.committed);
+      return;
     }
+    // Safe: confirm leadership with a heartbeat round (also the fallback of an expired lease).
+    const context = m.context ?? EMPTY;
+    this.readOnly.addRequest(this.raftLog.committed, m, context);
+    this.readOnly.recvAck(this.id, context);
+    this.bcastHeartbeat(context);
+  }
+
+  /**
+   * The lease: a follower grants no vote within an election timeout of hearing from its leader
+   * (check-quorum), so while a quorum answered us within that time — less a margin for message
+   * delay and clock drift — no other leader can exist.
+   */
+  private leaseValid(): boolean {
+    if (this.leaseRevoked) return false;
+    const quorumHeardAt = jointCommittedIndex(this.trk.config.voters, (id) =>
+      id === this.id ? this.leaderTicks : this.trk.progress.get(id)?.lastResponseTick,
+    );
+    return this.leaderTicks - quorumHeardAt < this.electionTimeout - LEASE_MARGIN_TICKS;
   }
 
   private committedEntryInCurrentTerm(): boolean {
@@ -714,6 +750,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    this.leaseRevoked = true;
     this.send(makeMessage('MsgTimeoutNow', this.id, to));
   }
 

@@ -357,6 +357,54 @@ describe('ReadIndex', () => {
     expect(r.takeMessages()).toEqual([msg('MsgReadIndexResp', 1, 2, { term: 1, index: 1, context: ctx })]);
   });
 
+  it('lease-based: without recent answers from a quorum, the lease has lapsed and a heartbeat round confirms', () => {
+    const r = leader([1, 2, 3], { checkQuorum: true, readOnlyOption: 'leaseBased' });
+    ack(r, 2);
+    // Within electionTimeout - 2 ticks of 2's last answer the lease holds.
+    for (let i = 0; i < 7; i++) r.tick();
+    r.takeMessages();
+    r.step(msg('MsgReadIndex', 2, 1, { context: ctx }));
+    expect(r.takeMessages()).toEqual([msg('MsgReadIndexResp', 1, 2, { term: 1, index: 1, context: ctx })]);
+    r.tick();
+    r.takeMessages();
+    const ctx2 = new TextEncoder().encode('read-2');
+    r.step(msg('MsgReadIndex', 2, 1, { context: ctx2 }));
+    expect(r.takeMessages().map((m) => [m.type, m.to, m.context])).toEqual([
+      ['MsgHeartbeat', 2, ctx2],
+      ['MsgHeartbeat', 3, ctx2],
+    ]);
+    r.step(msg('MsgHeartbeatResp', 3, 1, { term: 1, context: ctx2 }));
+    expect(r.takeMessages().filter((m) => m.type === 'MsgReadIndexResp')).toEqual([
+      msg('MsgReadIndexResp', 1, 2, { term: 1, index: 1, context: ctx2 }),
+    ]);
+  });
+
+  it('lease-based: once MsgTimeoutNow went out, the lease is void (the transferee bypasses followers’ leases)', () => {
+    const r = leader([1, 2, 3], { checkQuorum: true, readOnlyOption: 'leaseBased' });
+    ack(r, 2);
+    r.step(msg('MsgTransferLeader', 2, 1, { term: 1 }));
+    expect(r.takeMessages()).toEqual([msg('MsgTimeoutNow', 1, 2, { term: 1 })]);
+    // The transfer is abandoned, but the transferee may have won: no more lease reads this term.
+    for (let i = 0; i < r.electionTimeout; i++) {
+      r.step(msg('MsgHeartbeatResp', 2, 1, { term: 1 }));
+      r.tick();
+    }
+    expect([r.state, r.leadTransferee]).toEqual(['leader', 0]);
+    r.takeMessages();
+    r.step(msg('MsgReadIndex', 3, 1, { context: ctx }));
+    expect(r.takeMessages().map((m) => m.type)).toEqual(['MsgHeartbeat', 'MsgHeartbeat']);
+  });
+
+  it('lease-based: a node just started grants no vote for an election timeout', () => {
+    const r = newRaft(1, [1, 2, 3], { checkQuorum: true, readOnlyOption: 'leaseBased' });
+    r.step(msg('MsgVote', 2, 1, { term: 1 }));
+    expect(r.takeMessages()).toEqual([]);
+    r.randomizedElectionTimeout = 2 * r.electionTimeout;
+    for (let i = 0; i < r.electionTimeout; i++) r.tick();
+    r.step(msg('MsgVote', 2, 1, { term: 1 }));
+    expect(r.takeMessages()).toEqual([msg('MsgVoteResp', 1, 2, { term: 1 })]);
+  });
+
   it('a follower forwards reads to the leader and turns the answer into a ReadState', () => {
     const f = newRaft(2, [1, 2, 3]);
     f.becomeFollower(1, 1);
