@@ -103,6 +103,8 @@ interface BadRequest {
   kind: string;
   operation: string;
   body: string;
+  /** The whole X-Amz-Target header, when not `DynamoDB_20120810.<operation>`. */
+  target?: string;
 }
 
 type Path = (string | number)[];
@@ -175,6 +177,18 @@ const unknownOperation: fc.Arbitrary<BadRequest> = fc
   .stringMatching(/^[A-Za-z]{1,24}$/)
   .filter((name) => !KNOWN.has(name) && !/^(Describe|List|Batch|Transact|Create|Update|Delete|Get|Put|Query|Scan|Tag|Untag)/.test(name))
   .map((operation) => ({ kind: 'unknown operation', operation, body: '{}' }));
+
+/** Target headers that name no operation: garbage, other API versions, near misses. */
+const badTarget: fc.Arbitrary<BadRequest> = fc
+  .oneof(
+    fc.stringMatching(/^[!-~]{0,40}$/),
+    fc.constantFrom(...OPERATIONS).map((operation) => `DynamoDB_20111205.${operation}`),
+    fc.constantFrom(...OPERATIONS).map((operation) => `dynamodb_20120810.${operation}`),
+    fc.constantFrom(...OPERATIONS).map((operation) => `DynamoDB_20120810.${operation.toLowerCase()}`),
+    fc.constantFrom(...OPERATIONS).map((operation) => `DynamoDB_20120810.${operation}.Extra`),
+  )
+  .filter((target) => !OPERATIONS.some((operation) => target === `DynamoDB_20120810.${operation}`))
+  .map((target) => ({ kind: `target ${JSON.stringify(target)}`, operation: 'ListTables', body: '{}', target }));
 
 /** Attribute values DynamoDB rejects. */
 const invalidAttributeValue: fc.Arbitrary<Json> = fc.constantFrom<Json>(
@@ -284,7 +298,7 @@ function sample(arbitrary: fc.Arbitrary<BadRequest>, count: number, seedOffset: 
 async function send(request: BadRequest): Promise<{ status: number; body: string }> {
   const response = await fetch(shoal.endpoint, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': `DynamoDB_20120810.${request.operation}` },
+    headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': request.target ?? `DynamoDB_20120810.${request.operation}` },
     body: request.body,
   });
   return { status: response.status, body: await response.text() };
@@ -318,6 +332,7 @@ describe('malformed input', () => {
     ['members of the wrong type', () => sample(wrongType, 800, 1)],
     ['bad JSON', () => sample(badJson, 300, 2)],
     ['unknown operations', () => sample(unknownOperation, 200, 3)],
+    ['malformed targets', () => sample(badTarget, 200, 7)],
     ['invalid attribute values', () => sample(badAttributeValue, 600, 4)],
     ['invalid expressions', () => sample(badExpression, 600, 5)],
     ['values out of range or enum', () => sample(badEnumOrRange, 100, 6)],
