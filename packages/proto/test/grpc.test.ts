@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, Server as RawServer, credentials } from '@grpc/grpc-js';
@@ -257,6 +259,28 @@ describe('corrupt frames', () => {
     }
     const [response] = await collect(raft.stream(one()));
     expect(response?.undelivered).toHaveLength(1);
+  });
+
+  it('survives broken gRPC framing on a raw HTTP/2 stream', async () => {
+    const session = connect(`http://${address}`);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/shoal.v1.PartitionService/Get',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      const trailers = new Promise<IncomingHttpHeaders>((resolve) => stream.once('trailers', resolve));
+      const headers = new Promise<IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      stream.resume();
+      // A message prefix announcing 1,000 bytes, then 3 bytes and the end of the stream.
+      stream.end(Buffer.from([0, 0, 0, 0x03, 0xe8, 1, 2, 3]));
+      const answer = await Promise.race([trailers, headers.then((h) => ('grpc-status' in h ? h : trailers))]);
+      expect(Number(answer['grpc-status'])).not.toBe(Status.OK);
+    } finally {
+      session.close();
+    }
+    expect((await partitions.statistics({ target, table })).$typeName).toBe('shoal.v1.StatisticsResponse');
   });
 
   it('turns a corrupt response into INTERNAL on the client', async () => {
