@@ -129,6 +129,9 @@ function describeValue(value: unknown): string {
   return `'${String(value)}'`;
 }
 
+/** The prefix of most of DynamoDB's semantic ValidationException messages. */
+export const INVALID_PARAMETERS = 'One or more parameter values were invalid: ';
+
 export const TABLE_NAME_PATTERN = '[a-zA-Z0-9_.-]+';
 const MAX_REPORTED_VIOLATIONS = 10;
 

@@ -10,9 +10,11 @@ import type {
   TableRecord,
   TableSchema,
 } from '@shoal/model';
+import { tableArn } from './arn.ts';
 import type { EngineContext } from './operation.ts';
 import {
   Constraints,
+  INVALID_PARAMETERS,
   optionalBoolean,
   optionalInteger,
   optionalString,
@@ -26,17 +28,11 @@ import { checkTags, readTagList } from './tags.ts';
 
 /** CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable. */
 
-export const ACCOUNT_ID = '000000000000';
 const MAX_LSIS = 5;
 const MAX_GSIS = 20;
 const MAX_PROJECTED_ATTRIBUTES = 100;
 /** DynamoDB's upper bound on a capacity-unit value. */
 const MAX_CAPACITY_UNITS = 1_000_000_000_000;
-const INVALID = 'One or more parameter values were invalid: ';
-
-export function tableArn(region: string, tableName: string): string {
-  return `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${tableName}`;
-}
 
 /** A stable UUID-shaped TableId: DynamoDB's is a UUID; ours derives from the key space id. */
 function tableUuid(record: TableRecord): string {
@@ -111,17 +107,17 @@ function checkGsiKeySchema(elements: RawKeyElement[], indexName: string): KeySch
   const hashes = elements.filter((element) => element.keyType === 'HASH').length;
   const ranges = elements.length - hashes;
   if (hashes > MAX_GSI_KEY_ATTRIBUTES_PER_TYPE) {
-    throw validationError(`${INVALID}The KeySchema exceeds the maximum allowed number of HASH key attributes`);
+    throw validationError(`${INVALID_PARAMETERS}The KeySchema exceeds the maximum allowed number of HASH key attributes`);
   }
   if (ranges > MAX_GSI_KEY_ATTRIBUTES_PER_TYPE) {
-    throw validationError(`${INVALID}The KeySchema exceeds the maximum allowed number of RANGE key attributes`);
+    throw validationError(`${INVALID_PARAMETERS}The KeySchema exceeds the maximum allowed number of RANGE key attributes`);
   }
   if (new Set(elements.map((element) => element.name)).size !== elements.length) {
     throw validationError('The KeySchema contains multiple key attributes with the same name');
   }
   if (elements[0].keyType !== 'HASH') throw validationError('Invalid KeySchema: The first KeySchemaElement is not a HASH key type');
   if (elements.some((element, index) => element.keyType === 'HASH' && index >= hashes)) {
-    throw validationError(`${INVALID}All HASH key attributes must precede RANGE key attributes in the KeySchema`);
+    throw validationError(`${INVALID_PARAMETERS}All HASH key attributes must precede RANGE key attributes in the KeySchema`);
   }
   if (hashes > 1 || ranges > 1) {
     throw validationError(
@@ -172,15 +168,15 @@ function readProjection(body: RequestBody, path: string, constraints: Constraint
 }
 
 function checkProjection(projection: RawIndex['projection']): IndexProjection {
-  if (projection.type === undefined) throw validationError(`${INVALID}Unknown ProjectionType: null`);
+  if (projection.type === undefined) throw validationError(`${INVALID_PARAMETERS}Unknown ProjectionType: null`);
   if (projection.nonKey !== undefined && projection.type !== 'INCLUDE') {
-    throw validationError(`${INVALID}ProjectionType is ${projection.type}, but NonKeyAttributes is specified`);
+    throw validationError(`${INVALID_PARAMETERS}ProjectionType is ${projection.type}, but NonKeyAttributes is specified`);
   }
   if (projection.type === 'INCLUDE') {
     const nonKey = projection.nonKey;
-    if (nonKey === undefined) throw validationError(`${INVALID}ProjectionType is INCLUDE, but NonKeyAttributes is not specified`);
+    if (nonKey === undefined) throw validationError(`${INVALID_PARAMETERS}ProjectionType is INCLUDE, but NonKeyAttributes is not specified`);
     const duplicate = nonKey.find((name, index) => nonKey.indexOf(name) !== index);
-    if (duplicate !== undefined) throw validationError(`${INVALID}Duplicate element in NonKeyAttributes: ${duplicate}`);
+    if (duplicate !== undefined) throw validationError(`${INVALID_PARAMETERS}Duplicate element in NonKeyAttributes: ${duplicate}`);
     return { type: 'INCLUDE', nonKeyAttributes: nonKey };
   }
   return { type: projection.type as 'ALL' | 'KEYS_ONLY' };
@@ -215,7 +211,7 @@ function definitionMap(definitions: { name?: string; type?: string }[]): Map<str
 
 function undefinedKeys(names: string[], definitions: Map<string, KeyAttributeType>): DynamoDbError {
   return validationError(
-    `${INVALID}Some index key attributes are not defined in AttributeDefinitions. ` +
+    `${INVALID_PARAMETERS}Some index key attributes are not defined in AttributeDefinitions. ` +
       `Keys: [${names.join(', ')}], AttributeDefinitions: [${[...definitions.keys()].join(', ')}]`,
   );
 }
@@ -382,7 +378,7 @@ function refuseUnbuiltFeatures(body: RequestBody, operation: 'CreateTable' | 'Up
     }
     if (operation === 'UpdateTable') throw validationError(`Table has no stream to disable: TableName: ${optionalString(body, 'TableName')}`);
     if (optionalString(streams, 'StreamViewType') !== undefined) {
-      throw validationError(`${INVALID}Table is being created with a stream disabled, UpdateViewType should not be specified`);
+      throw validationError(`${INVALID_PARAMETERS}Table is being created with a stream disabled, UpdateViewType should not be specified`);
     }
   }
   if (optionalBoolean(body, 'DeletionProtectionEnabled') === true) {
@@ -434,19 +430,19 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
   if (definitions.size > usedNames.length) {
     throw validationError(
       hasIndexes
-        ? `${INVALID}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...definitions.keys()].join(', ')}], ` +
+        ? `${INVALID_PARAMETERS}Some AttributeDefinitions are not used. AttributeDefinitions: [${[...definitions.keys()].join(', ')}], ` +
             `keys used: [${usedNames.join(', ')}]`
-        : `${INVALID}Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions`,
+        : `${INVALID_PARAMETERS}Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions`,
     );
   }
 
   const mode: BillingMode = billingMode === 'PAY_PER_REQUEST' ? 'PAY_PER_REQUEST' : 'PROVISIONED';
   if (mode === 'PAY_PER_REQUEST' && throughput !== undefined) {
-    throw validationError(`${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
+    throw validationError(`${INVALID_PARAMETERS}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
   }
   if (mode === 'PROVISIONED') {
     if (throughput === undefined) {
-      throw validationError(`${INVALID}ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED`);
+      throw validationError(`${INVALID_PARAMETERS}ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED`);
     }
     checkThroughputBounds(throughput);
   }
@@ -454,23 +450,23 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
 
   const indexNames = new Set<string>();
   const claimName = (name: string): void => {
-    if (indexNames.has(name)) throw validationError(`${INVALID}Duplicate index name: ${name}`);
+    if (indexNames.has(name)) throw validationError(`${INVALID_PARAMETERS}Duplicate index name: ${name}`);
     indexNames.add(name);
   };
   const lsis: IndexInput[] = [];
   if (lsisRaw !== undefined) {
-    if (lsisRaw.length === 0) throw validationError(`${INVALID}List of LocalSecondaryIndexes is empty`);
+    if (lsisRaw.length === 0) throw validationError(`${INVALID_PARAMETERS}List of LocalSecondaryIndexes is empty`);
     if (tableKeys.range === undefined) {
-      throw validationError(`${INVALID}Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex`);
+      throw validationError(`${INVALID_PARAMETERS}Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex`);
     }
     for (const raw of lsisRaw) {
       const index = checkIndex(raw, 'LSI', definitions);
       if (index.keys.range === undefined) {
-        throw validationError(`${INVALID}Index KeySchema does not have a range key for index: ${index.name}`);
+        throw validationError(`${INVALID_PARAMETERS}Index KeySchema does not have a range key for index: ${index.name}`);
       }
       if (index.keys.hash !== tableKeys.hash) {
         throw validationError(
-          `${INVALID}Index KeySchema does not have the same leading hash key as table KeySchema for index: ` +
+          `${INVALID_PARAMETERS}Index KeySchema does not have the same leading hash key as table KeySchema for index: ` +
             `${index.name}. index hash key: ${index.keys.hash}, table hash key: ${tableKeys.hash}`,
         );
       }
@@ -478,30 +474,30 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
       lsis.push(index);
     }
     if (lsis.length > MAX_LSIS) {
-      throw validationError(`${INVALID}Number of LocalSecondaryIndexes exceeds per-table limit of ${MAX_LSIS}`);
+      throw validationError(`${INVALID_PARAMETERS}Number of LocalSecondaryIndexes exceeds per-table limit of ${MAX_LSIS}`);
     }
   }
   const gsis: IndexInput[] = [];
   if (gsisRaw !== undefined) {
-    if (gsisRaw.length === 0) throw validationError(`${INVALID}List of GlobalSecondaryIndexes is empty`);
+    if (gsisRaw.length === 0) throw validationError(`${INVALID_PARAMETERS}List of GlobalSecondaryIndexes is empty`);
     for (const raw of gsisRaw) {
       const index = checkIndex(raw, 'GSI', definitions);
       if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
-        throw validationError(`${INVALID}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
+        throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput should not be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`);
       }
       if (mode === 'PROVISIONED' && index.throughput === undefined) {
-        throw validationError(`${INVALID}ProvisionedThroughput is not specified for index: ${index.name}`);
+        throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput is not specified for index: ${index.name}`);
       }
       claimName(index.name);
       gsis.push(index);
     }
     if (gsis.length > MAX_GSIS) {
-      throw validationError(`${INVALID}GlobalSecondaryIndex count exceeds the per-table limit of ${MAX_GSIS}`);
+      throw validationError(`${INVALID_PARAMETERS}GlobalSecondaryIndex count exceeds the per-table limit of ${MAX_GSIS}`);
     }
   }
   const projected = [...lsis, ...gsis].reduce((sum, index) => sum + (index.projection.nonKeyAttributes?.length ?? 0), 0);
   if (projected > MAX_PROJECTED_ATTRIBUTES) {
-    throw validationError(`${INVALID}Number of projected attributes in all indexes exceeds limit of ${MAX_PROJECTED_ATTRIBUTES}, provided: ${projected}`);
+    throw validationError(`${INVALID_PARAMETERS}Number of projected attributes in all indexes exceeds limit of ${MAX_PROJECTED_ATTRIBUTES}, provided: ${projected}`);
   }
   const tags = checkTags(tagList ?? []);
 
@@ -607,10 +603,10 @@ function readGsiUpdates(body: RequestBody, constraints: Constraints): GsiUpdate[
     const actions = [create, remove, update].filter((action) => action !== undefined).length;
     if (actions === 0) {
       throw validationError(
-        `${INVALID}One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null`,
+        `${INVALID_PARAMETERS}One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Delete must not be null`,
       );
     }
-    if (actions > 1) throw validationError(`${INVALID}Only one global secondary index action is allowed per GlobalSecondaryIndexUpdate object`);
+    if (actions > 1) throw validationError(`${INVALID_PARAMETERS}Only one global secondary index action is allowed per GlobalSecondaryIndexUpdate object`);
     if (create !== undefined) return { kind: 'Create', raw: readIndex(create, `${path}.create`, constraints, 'GSI') };
     const action = (remove ?? update)!;
     const actionPath = `${path}.${remove !== undefined ? 'delete' : 'update'}`;
@@ -669,16 +665,16 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     throw validationError(AT_LEAST_ONE_UPDATE);
   }
   refuseUnbuiltFeatures(body, 'UpdateTable');
-  if (gsiUpdates !== undefined && gsiUpdates.length === 0) throw validationError(`${INVALID}List of GlobalSecondaryIndexUpdates is empty`);
+  if (gsiUpdates !== undefined && gsiUpdates.length === 0) throw validationError(`${INVALID_PARAMETERS}List of GlobalSecondaryIndexUpdates is empty`);
   if (billingMode === 'PROVISIONED' && throughput === undefined) {
-    throw validationError(`${INVALID}ProvisionedThroughput must be specified when BillingMode is PROVISIONED`);
+    throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput must be specified when BillingMode is PROVISIONED`);
   }
   if (throughput !== undefined) checkThroughputBounds(throughput);
   const touched = new Set<string>();
   for (const update of gsiUpdates ?? []) {
     const name = update.kind === 'Create' ? update.raw.name! : update.name;
     if (touched.has(name)) {
-      throw validationError(`${INVALID}Only one global secondary index update per index is allowed simultaneously. Index: ${name}`);
+      throw validationError(`${INVALID_PARAMETERS}Only one global secondary index update per index is allowed simultaneously. Index: ${name}`);
     }
     touched.add(name);
   }
@@ -687,18 +683,18 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   const updates = (gsiUpdates ?? []).flatMap((update) => (update.kind === 'Update' ? [update] : []));
   if (creates.length + deletes.length > 1) throw onlyOneIndexChange();
   if (creates.length + deletes.length > 0 && throughput !== undefined) {
-    throw validationError(`${INVALID}You cannot create or delete index while updating table IOPS`);
+    throw validationError(`${INVALID_PARAMETERS}You cannot create or delete index while updating table IOPS`);
   }
   const [create] = creates;
   if (create !== undefined && definitionsRaw === undefined) {
-    throw validationError(`${INVALID}AttributeDefinitions is not specified for index: ${create.raw.name}`);
+    throw validationError(`${INVALID_PARAMETERS}AttributeDefinitions is not specified for index: ${create.raw.name}`);
   }
 
   return request.tableLock(async () => {
     const record = await requireExistingTable(ctx, tableName!);
     const mode: BillingMode = (billingMode as BillingMode | undefined) ?? record.billingMode;
     if (throughput !== undefined && mode === 'PAY_PER_REQUEST') {
-      throw validationError(`${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
+      throw validationError(`${INVALID_PARAMETERS}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
     }
     if (throughput !== undefined && record.billingMode === 'PROVISIONED' && sameThroughput(record.provisioned, throughput)) {
       throw unchangedThroughput(record.provisioned!, throughput);
@@ -729,7 +725,7 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
       requireGsi(update.name, 'update');
       if (mode === 'PAY_PER_REQUEST') {
         throw validationError(
-          `${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${update.name} when BillingMode is PAY_PER_REQUEST`,
+          `${INVALID_PARAMETERS}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${update.name} when BillingMode is PAY_PER_REQUEST`,
         );
       }
       checkThroughputBounds(update.throughput);
@@ -741,7 +737,7 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST') {
       const missing = gsiNames.filter((name) => name !== remove?.name && next.indexThroughput?.[name] === undefined);
       if (missing.length > 0) {
-        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${missing.join(',')}`);
+        throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput must be specified for index: ${missing.join(',')}`);
       }
     }
 
@@ -762,11 +758,11 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
       const index = checkIndex(create.raw, 'GSI', definitions);
       if (mode === 'PAY_PER_REQUEST' && index.throughput !== undefined) {
         throw validationError(
-          `${INVALID}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`,
+          `${INVALID_PARAMETERS}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for index: ${index.name} when BillingMode is PAY_PER_REQUEST`,
         );
       }
       if (mode === 'PROVISIONED' && index.throughput === undefined) {
-        throw validationError(`${INVALID}ProvisionedThroughput must be specified for index: ${index.name}`);
+        throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput must be specified for index: ${index.name}`);
       }
       created = {
         name: index.name,

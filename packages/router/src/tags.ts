@@ -1,7 +1,8 @@
 import { resourceNotFound, validationError } from '@shoal/model';
 import type { DynamoDbError, TableRecord } from '@shoal/model';
+import { ACCOUNT_ID } from './arn.ts';
 import type { EngineContext } from './operation.ts';
-import { Constraints, optionalString, optionalStringList, optionalStructList } from './request.ts';
+import { Constraints, INVALID_PARAMETERS, optionalString, optionalStringList, optionalStructList } from './request.ts';
 import type { RequestBody, RouterOperationHandler } from './request.ts';
 
 /** TagResource, UntagResource, ListTagsOfResource: tags on tables, addressed by table ARN. */
@@ -11,7 +12,6 @@ const MAX_TAG_KEY_LENGTH = 128;
 const MAX_TAG_VALUE_LENGTH = 256;
 /** DynamoDB's tag text: letters, digits, white space and `_ . : / = + - @`. */
 const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
-const INVALID = 'One or more parameter values were invalid: ';
 
 interface RawTag {
   key?: string;
@@ -58,15 +58,15 @@ async function tableOfArn(body: RequestBody, ctx: EngineContext, region: string)
   if (constraints.notNull('resourceArn', arn)) constraints.length('resourceArn', arn, 1, 1283);
   constraints.throwIfAny();
   const text = arn!;
-  if (!text.startsWith('arn:')) throw validationError(`${INVALID}ARNs must start with 'arn:': ${text}`);
+  if (!text.startsWith('arn:')) throw validationError(`${INVALID_PARAMETERS}ARNs must start with 'arn:': ${text}`);
   const [, partition, service, arnRegion, account, resource = ''] = text.split(':');
-  if (partition !== 'aws' || service !== 'dynamodb') throw validationError(`${INVALID}Provided Arn is not a DynamoDB resource arn: ${text}`);
+  if (partition !== 'aws' || service !== 'dynamodb') throw validationError(`${INVALID_PARAMETERS}Provided Arn is not a DynamoDB resource arn: ${text}`);
   const table = /^table\/([^/]+)$/.exec(resource);
   if (table === null) {
-    throw validationError(`${INVALID}Invalid resource arn provided, only table or stream is accepted. Provided resource arn: ${text}`);
+    throw validationError(`${INVALID_PARAMETERS}Invalid resource arn provided, only table or stream is accepted. Provided resource arn: ${text}`);
   }
   if (arnRegion !== region) throw validationError(`Invalid TableArn: Invalid ResourceArn provided as input ${text}`);
-  const record = account === '000000000000' ? await ctx.catalog.get(table[1]) : undefined;
+  const record = account === ACCOUNT_ID ? await ctx.catalog.get(table[1]) : undefined;
   // "ResourcArn" is DynamoDB's own spelling in this message.
   if (record === undefined) throw resourceNotFound(`Requested resource not found: ResourcArn: ${text} not found`);
   return record;
