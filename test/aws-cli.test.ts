@@ -318,7 +318,7 @@ describe('the aws CLI, signing every request', () => {
   });
 
   it('reports a failed conditional put as ConditionalCheckFailedException with the service-error exit code', { timeout: 120_000 }, async () => {
-    await expectServiceError(
+    const stderr = await expectServiceError(
       [
         'put-item',
         '--table-name', 'Events',
@@ -327,6 +327,7 @@ describe('the aws CLI, signing every request', () => {
       ],
       'ConditionalCheckFailedException',
     );
+    expect(stderr).toMatch(/when calling the PutItem operation.*: The conditional request failed/);
     const kept = await awsJson(['get-item', '--table-name', 'Events', '--key', json(key('d1', 1)), '--consistent-read']);
     expect(kept).toEqual({ Item: readings[0] });
   });
@@ -341,6 +342,7 @@ describe('the aws CLI, signing every request', () => {
     const deleted = await awsJson(['delete-table', '--table-name', 'Events']);
     expect(deleted.TableDescription).toMatchObject({ TableName: 'Events', TableStatus: 'DELETING' });
     expect(await awsJson(['wait', 'table-not-exists', '--table-name', 'Events'])).toEqual({});
-    await expectServiceError(['describe-table', '--table-name', 'Events'], 'ResourceNotFoundException');
+    const stderr = await expectServiceError(['describe-table', '--table-name', 'Events'], 'ResourceNotFoundException');
+    expect(stderr).toContain('Requested resource not found: Table: Events not found');
   });
 });
