@@ -158,7 +158,12 @@ export interface Config {
   maxUncommittedEntriesSize?: number;
   checkQuorum: boolean;
   preVote: boolean;
-  /** leaseBased is only safe with checkQuorum. */
+  /**
+   * safe: each ReadIndex waits for a heartbeat round. leaseBased (requires checkQuorum): answered
+   * at once while a quorum answered the leader within electionTick-2 ticks and no leadership
+   * transfer was started in the term, else as safe; a node started with it grants no vote for
+   * an election timeout. Assumes members tick at the same rate.
+   */
   readOnlyOption: ReadOnlyOption;
   /** Seeds the randomized election timeout; the core has no other source of randomness. */
   seed: number;
