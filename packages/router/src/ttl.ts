@@ -145,7 +145,13 @@ export function startTtlSweeper(options: {
     for (const record of await catalog.list()) {
       if (!record.ttl?.enabled || (record.status !== 'ACTIVE' && record.status !== 'UPDATING')) continue;
       swept.add(record.schema.tableId);
-      deleted += await sweepTable(record.schema, record.ttl.attributeName);
+      try {
+        deleted += await sweepTable(record.schema, record.ttl.attributeName);
+      } catch (error) {
+        // One table's trouble (say, deleted mid-sweep) must not keep the others from being swept.
+        console.error(`shoal router: TTL sweep of table ${record.schema.name} failed:`, error);
+        cursors.delete(record.schema.tableId);
+      }
     }
     // Forget where we were in tables deleted or no longer under TTL.
     for (const tableId of cursors.keys()) if (!swept.has(tableId)) cursors.delete(tableId);
