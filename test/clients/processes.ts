@@ -58,9 +58,13 @@ export function runProcess(
       killGroup(child);
       fail(new Error(`${command} ${args.join(' ')} did not finish in ${options.timeoutMs} ms: ${stdout} ${stderr}`));
     }, options.timeoutMs);
-    child.once('error', (error) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      fail(error);
+      fail(
+        error.code === 'ENOENT'
+          ? new Error(`${command} is missing: sudo apt-get install -y --no-install-recommends awscli python3-boto3`)
+          : error,
+      );
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
