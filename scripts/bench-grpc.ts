@@ -35,7 +35,7 @@ if (process.argv[2] === '--serve') {
   });
   addService(server, PartitionService, {
     async get(request) {
-      return { item: request.key, size: BigInt(request.key.length) };
+      return { item: request.key, size: request.key.length };
     },
   });
   process.stdout.write(`${await listen(server, '127.0.0.1', 0)}\n`);
