@@ -949,6 +949,32 @@ describe('the TTL sweeper', () => {
     }
   });
 
+  it('removes swept items from the indexes too', async () => {
+    const clock = Date.UTC(2026, 0, 1);
+    const local = await startShoal({ now: () => clock });
+    try {
+      await local.client.send(
+        new CreateTableCommand({
+          ...simpleTable('ttl_indexed'),
+          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'g', AttributeType: 'S' }],
+          GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } }],
+        }),
+      );
+      await local.client.send(
+        new UpdateTimeToLiveCommand({ TableName: 'ttl_indexed', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
+      );
+      await local.doc.send(new PutCommand({ TableName: 'ttl_indexed', Item: { pk: 'old', g: 'x', exp: clock / 1000 - 1 } }));
+      await local.doc.send(new PutCommand({ TableName: 'ttl_indexed', Item: { pk: 'new', g: 'x', exp: clock / 1000 + 100 } }));
+      expect(await local.router.sweepTtl()).toBe(1);
+      const { Items } = await local.doc.send(
+        new QueryCommand({ TableName: 'ttl_indexed', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'x' } }),
+      );
+      expect(Items).toEqual([{ pk: 'new', g: 'x' }]);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('sweeps tables larger than one bounded pass over several sweeps', async () => {
     const clock = Date.UTC(2026, 0, 1);
     const local = await startShoal({ now: () => clock });
