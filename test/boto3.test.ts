@@ -11,7 +11,8 @@ const WORKLOAD = resolve(import.meta.dirname, 'clients', 'boto3_workload.py');
 let shoal: ShoalDev;
 
 beforeAll(async () => {
-  shoal = await startShoalDev();
+  // The workload's own key: every request must carry a valid botocore SigV4 signature.
+  shoal = await startShoalDev({ accessKeyId: 'local', secretAccessKey: 'local' });
 });
 
 afterAll(async () => {

@@ -3,7 +3,8 @@
 Uses boto3 as applications do (the client and the resource APIs, conditions, paginators, the batch
 writer, waiters, modeled exceptions) and prints one JSON summary of what it observed on stdout, for
 test/boto3.test.ts to check. It asserts nothing itself: a wrong answer shows up in the summary.
-Run it with Debian's /usr/bin/python3, whose python3-boto3 package it needs.
+Run it with Debian's /usr/bin/python3, whose python3-boto3 package it needs. It signs with the access
+key 'local' and secret 'local'.
 """
 
 import base64
