@@ -16,10 +16,11 @@
  *       4. `advance(rd)`.
  *     Handle Readies one at a time and in order; messages only ever depend on state in their own
  *     or an earlier Ready.
- * A new group starts from a Storage whose `initialState().confState` lists the members (see
- * MemoryStorage's constructor). A member joining later needs either that same bootstrap
- * configuration or a snapshot that includes it: the leader never sends a snapshot whose
- * ConfState excludes the recipient.
+ * A new group starts from a Storage whose `initialState().confState` lists the members. Prefer a
+ * snapshot at index 1 (MemoryStorage.bootstrap): members added later, with empty storage, then
+ * catch up by snapshot. With the membership at index 0 (`new MemoryStorage(confState)`), the
+ * log from index 1 never names the initial members, so a later member must be created with that
+ * same initial membership.
  */
 export * from './types.ts';
 export { RawNode, type ProgressStatus, type Status } from './rawnode.ts';

@@ -61,10 +61,6 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return true;
 }
 
-function confStateHas(cs: ConfState, id: NodeId): boolean {
-  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id);
-}
-
 export function validateConfig(c: Config): void {
   if (c.id === NONE) throw new RaftUsageError('cannot use none as id');
   if (!(c.heartbeatTick > 0)) throw new RaftUsageError('heartbeat tick must be greater than 0');
@@ -226,8 +222,6 @@ export class Raft {
       throw e;
     }
     if (snapshot.metadata.index === 0) throw new Error('need non-empty snapshot');
-    // A snapshot taken before `to` joined would be refused: wait for the host's next snapshot.
-    if (!confStateHas(snapshot.metadata.confState, to)) return false;
     pr.becomeSnapshot(snapshot.metadata.index);
     this.send(makeMessage('MsgSnap', this.id, to, { snapshot }));
     return true;
@@ -876,7 +870,8 @@ export class Raft {
       this.becomeFollower(this.term + 1, NONE);
       return false;
     }
-    if (!confStateHas(s.metadata.confState, this.id)) return false;
+    // A snapshot taken before this node joined does not list it; the log after the snapshot
+    // (which the leader sends next) holds the change that added it, so it is accepted anyway.
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // Our log already has the snapshot's last entry: just fast-forward the commit index.
       this.raftLog.commitTo(s.metadata.index);

@@ -24,6 +24,19 @@ export class MemoryStorage implements Storage {
     this.ents = [{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }];
   }
 
+  /**
+   * Storage for an initial member of a new group: the membership and the initial state machine
+   * (`data`) in a snapshot at index 1, term 1. Unlike the constructor's index-0 membership, this
+   * makes a leader bring members added later up to date by snapshot, since the log from index 1
+   * never mentions the initial members. Every initial member must be bootstrapped identically.
+   */
+  static bootstrap(confState: Partial<ConfState>, data: Uint8Array): MemoryStorage {
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ metadata: { index: 1, term: 1, confState: { ...emptyConfState(), ...confState } }, data });
+    storage.setHardState({ term: 1, vote: 0, commit: 1 });
+    return storage;
+  }
+
   initialState(): { hardState: HardState; confState: ConfState } {
     return { hardState: { ...this.hardState }, confState: this.snap.metadata.confState };
   }
