@@ -38,3 +38,24 @@ export type {
 } from './grpc.ts';
 export { MessageQueue } from './message-queue.ts';
 export { messageToWire, messageFromWire, confChangeToWire, confChangeFromWire } from './raft-codec.ts';
+export {
+  tableSchemaToWire,
+  tableSchemaFromWire,
+  tableRecordToWire,
+  tableRecordFromWire,
+  writeRequestToWire,
+  writeRequestFromWire,
+  writeResultToWire,
+  writeResultFromWire,
+  getRequestToWire,
+  getRequestFromWire,
+  getResultToWire,
+  getResultFromWire,
+  rangeReadRequestToWire,
+  rangeReadRequestFromWire,
+  rangeReadResultToWire,
+  rangeReadResultFromWire,
+  statisticsToWire,
+  statisticsFromWire,
+} from './partition-codec.ts';
+export type { RoutedTo, GetResult } from './partition-codec.ts';

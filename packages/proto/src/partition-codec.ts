@@ -1,0 +1,429 @@
+/**
+ * Conversion between model's partition contract (partition.ts: what the router asks of a partition)
+ * and PartitionService messages, for both ends: the router's gRPC PartitionClient encodes requests
+ * and decodes results, the node decodes requests and encodes results, with one definition of each.
+ * Items and attribute values cross as their DynamoDB JSON (see node.proto for why).
+ */
+import { create } from '@bufbuild/protobuf';
+import type * as model from '@shoal/model';
+import {
+  GetRequestSchema,
+  GetResponseSchema,
+  IndexKind,
+  KeyType,
+  ProjectionType,
+  ReadRangeRequestSchema,
+  ReadRangeResponseSchema,
+  Select,
+  SortKeyOperator,
+  StatisticsResponseSchema,
+  TableSchemaSchema,
+  WriteKind,
+  WriteRequestSchema,
+  WriteResponseSchema,
+} from './gen/shoal/v1/node_pb.ts';
+import type {
+  ExpressionInput as WireExpressionInput,
+  GetRequest as WireGetRequest,
+  GetResponse as WireGetResponse,
+  IndexSchema as WireIndexSchema,
+  KeyAttribute as WireKeyAttribute,
+  PartitionTarget,
+  ReadRangeRequest as WireReadRangeRequest,
+  ReadRangeResponse as WireReadRangeResponse,
+  StatisticsResponse as WireStatisticsResponse,
+  TableSchema as WireTableSchema,
+  WriteOperation as WireWriteOperation,
+  WriteOutcome as WireWriteOutcome,
+  WriteRequest as WireWriteRequest,
+  WriteResponse as WireWriteResponse,
+} from './gen/shoal/v1/node_pb.ts';
+import type { TableRecordJson } from './gen/shoal/v1/meta_pb.ts';
+import { TableRecordJsonSchema } from './gen/shoal/v1/meta_pb.ts';
+import { RpcError, Status } from './grpc.ts';
+
+/** The partition and epoch a request was routed with (the node checks both). */
+export interface RoutedTo {
+  partitionId: bigint;
+  epoch: bigint;
+}
+
+function invalid(what: string): RpcError {
+  return new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: ${what}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enums
+
+function inverse<K extends string>(map: Record<K, number>): Map<number, K> {
+  return new Map(Object.entries<number>(map).map(([name, value]) => [value, name as K]));
+}
+
+function named<K>(names: Map<number, K>, value: number, what: string): K {
+  const name = names.get(value);
+  if (name === undefined) throw invalid(`${what} ${value}`);
+  return name;
+}
+
+const KEY_TYPES: Record<model.KeyAttributeType, KeyType> = { S: KeyType.S, N: KeyType.N, B: KeyType.B };
+const PROJECTION_TYPES: Record<model.ProjectionType, ProjectionType> = {
+  ALL: ProjectionType.ALL,
+  KEYS_ONLY: ProjectionType.KEYS_ONLY,
+  INCLUDE: ProjectionType.INCLUDE,
+};
+const INDEX_KINDS: Record<model.IndexSchema['kind'], IndexKind> = { LSI: IndexKind.LSI, GSI: IndexKind.GSI };
+const WRITE_KINDS: Record<model.WriteKind, WriteKind> = {
+  Put: WriteKind.PUT,
+  Update: WriteKind.UPDATE,
+  Delete: WriteKind.DELETE,
+  ConditionCheck: WriteKind.CONDITION_CHECK,
+};
+const SORT_KEY_OPERATORS: Record<model.SortKeyOperator, SortKeyOperator> = {
+  EQ: SortKeyOperator.EQ,
+  LT: SortKeyOperator.LT,
+  LE: SortKeyOperator.LE,
+  GT: SortKeyOperator.GT,
+  GE: SortKeyOperator.GE,
+  BETWEEN: SortKeyOperator.BETWEEN,
+  BEGINS_WITH: SortKeyOperator.BEGINS_WITH,
+};
+const SELECTS: Record<model.Select, Select> = {
+  ALL_ATTRIBUTES: Select.ALL_ATTRIBUTES,
+  ALL_PROJECTED_ATTRIBUTES: Select.ALL_PROJECTED_ATTRIBUTES,
+  SPECIFIC_ATTRIBUTES: Select.SPECIFIC_ATTRIBUTES,
+  COUNT: Select.COUNT,
+};
+const KEY_TYPE_NAMES = inverse(KEY_TYPES);
+const PROJECTION_TYPE_NAMES = inverse(PROJECTION_TYPES);
+const INDEX_KIND_NAMES = inverse(INDEX_KINDS);
+const WRITE_KIND_NAMES = inverse(WRITE_KINDS);
+const SORT_KEY_OPERATOR_NAMES = inverse(SORT_KEY_OPERATORS);
+const SELECT_NAMES = inverse(SELECTS);
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB JSON
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function json(value: unknown): Uint8Array {
+  return utf8.encode(JSON.stringify(value));
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(fromUtf8.decode(bytes)) as T;
+  } catch {
+    throw invalid(`${what} is not JSON`);
+  }
+}
+
+const item = (bytes: Uint8Array, what: string): model.Item => parseJson<model.Item>(bytes, what);
+const value = (bytes: Uint8Array, what: string): model.AttributeValue => parseJson<model.AttributeValue>(bytes, what);
+
+/** Expression attribute values: empty bytes when there are none. */
+const valuesToWire = (values: Record<string, model.AttributeValue> | undefined): Uint8Array =>
+  values === undefined ? new Uint8Array() : json(values);
+const valuesFromWire = (bytes: Uint8Array): Record<string, model.AttributeValue> | undefined =>
+  bytes.length === 0 ? undefined : parseJson<Record<string, model.AttributeValue>>(bytes, 'expression values');
+
+/** Expression attribute names: an empty map means none (DynamoDB refuses an empty map upstream). */
+const namesFromWire = (names: Record<string, string>): Record<string, string> | undefined =>
+  Object.keys(names).length === 0 ? undefined : { ...names };
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+const keyAttributeToWire = (key: model.KeyAttribute): Omit<WireKeyAttribute, '$typeName'> => ({
+  name: key.name,
+  type: KEY_TYPES[key.type],
+});
+
+function keyAttributeFromWire(key: WireKeyAttribute | undefined, what: string): model.KeyAttribute {
+  if (key === undefined) throw invalid(`${what} missing`);
+  return { name: key.name, type: named(KEY_TYPE_NAMES, key.type, `${what} type`) };
+}
+
+function indexFromWire(index: WireIndexSchema): model.IndexSchema {
+  const type = named(PROJECTION_TYPE_NAMES, index.projection, 'projection type');
+  const out: model.IndexSchema = {
+    name: index.name,
+    kind: named(INDEX_KIND_NAMES, index.kind, 'index kind'),
+    indexId: index.indexId,
+    hashKey: keyAttributeFromWire(index.hashKey, 'index hash key'),
+    projection: type === 'INCLUDE' ? { type, nonKeyAttributes: [...index.nonKeyAttributes] } : { type },
+  };
+  if (index.rangeKey !== undefined) out.rangeKey = keyAttributeFromWire(index.rangeKey, 'index range key');
+  return out;
+}
+
+export function tableSchemaToWire(table: model.TableSchema): WireTableSchema {
+  return create(TableSchemaSchema, {
+    name: table.name,
+    tableId: table.tableId,
+    hashKey: keyAttributeToWire(table.hashKey),
+    ...(table.rangeKey === undefined ? {} : { rangeKey: keyAttributeToWire(table.rangeKey) }),
+    indexes: table.indexes.map((index) => ({
+      name: index.name,
+      kind: INDEX_KINDS[index.kind],
+      indexId: index.indexId,
+      hashKey: keyAttributeToWire(index.hashKey),
+      ...(index.rangeKey === undefined ? {} : { rangeKey: keyAttributeToWire(index.rangeKey) }),
+      projection: PROJECTION_TYPES[index.projection.type],
+      nonKeyAttributes: index.projection.nonKeyAttributes ?? [],
+    })),
+  });
+}
+
+export function tableSchemaFromWire(table: WireTableSchema | undefined): model.TableSchema {
+  if (table === undefined) throw invalid('table schema missing');
+  const out: model.TableSchema = {
+    name: table.name,
+    tableId: table.tableId,
+    hashKey: keyAttributeFromWire(table.hashKey, 'hash key'),
+    indexes: table.indexes.map(indexFromWire),
+  };
+  if (table.rangeKey !== undefined) out.rangeKey = keyAttributeFromWire(table.rangeKey, 'range key');
+  return out;
+}
+
+export function tableRecordToWire(record: model.TableRecord): TableRecordJson {
+  return create(TableRecordJsonSchema, { json: json(record) });
+}
+
+export function tableRecordFromWire(record: TableRecordJson): model.TableRecord {
+  return parseJson<model.TableRecord>(record.json, 'table record');
+}
+
+function targetFromWire(target: PartitionTarget | undefined): RoutedTo {
+  if (target === undefined) throw invalid('target partition missing');
+  return { partitionId: target.partitionId, epoch: target.epoch };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write
+
+function expressionsToWire(input: model.ExpressionInput): Omit<WireExpressionInput, '$typeName'> {
+  return {
+    condition: input.condition,
+    update: input.update,
+    names: input.names ?? {},
+    values: valuesToWire(input.values),
+  };
+}
+
+function expressionsFromWire(input: WireExpressionInput): model.ExpressionInput {
+  const out: model.ExpressionInput = {};
+  if (input.condition !== undefined) out.condition = input.condition;
+  if (input.update !== undefined) out.update = input.update;
+  const names = namesFromWire(input.names);
+  if (names !== undefined) out.names = names;
+  const values = valuesFromWire(input.values);
+  if (values !== undefined) out.values = values;
+  return out;
+}
+
+function operationFromWire(operation: WireWriteOperation): model.WriteOperation {
+  const out: model.WriteOperation = {
+    kind: named(WRITE_KIND_NAMES, operation.kind, 'write kind'),
+    key: item(operation.key, 'key'),
+  };
+  if (operation.item !== undefined) out.item = item(operation.item, 'item');
+  if (operation.expressions !== undefined) out.expressions = expressionsFromWire(operation.expressions);
+  return out;
+}
+
+export function writeRequestToWire(target: RoutedTo, write: model.PartitionWrite): WireWriteRequest {
+  return create(WriteRequestSchema, {
+    target,
+    table: tableSchemaToWire(write.table),
+    operations: write.operations.map((operation) => ({
+      kind: WRITE_KINDS[operation.kind],
+      key: json(operation.key),
+      ...(operation.item === undefined ? {} : { item: json(operation.item) }),
+      ...(operation.expressions === undefined ? {} : { expressions: expressionsToWire(operation.expressions) }),
+    })),
+    returnItems: write.returnItems === true,
+  });
+}
+
+export function writeRequestFromWire(request: WireWriteRequest): { target: RoutedTo; write: model.PartitionWrite } {
+  const write: model.PartitionWrite = {
+    table: tableSchemaFromWire(request.table),
+    operations: request.operations.map(operationFromWire),
+  };
+  if (request.returnItems) write.returnItems = true;
+  return { target: targetFromWire(request.target), write };
+}
+
+export function writeResultToWire(result: model.PartitionWriteResult): WireWriteResponse {
+  return create(WriteResponseSchema, {
+    applied: result.applied,
+    outcomes: result.outcomes.map((outcome) => ({ outcome: outcomeInit(outcome) })),
+  });
+}
+
+function outcomeInit(outcome: model.WriteOutcome) {
+  switch (outcome.status) {
+    case 'ok':
+      return {
+        case: 'ok' as const,
+        value: {
+          ...(outcome.oldItem === undefined ? {} : { oldItem: json(outcome.oldItem) }),
+          ...(outcome.newItem === undefined ? {} : { newItem: json(outcome.newItem) }),
+        },
+      };
+    case 'conditionFailed':
+      return { case: 'conditionFailed' as const, value: outcome.item === undefined ? {} : { item: json(outcome.item) } };
+    case 'invalid':
+      return { case: 'invalid' as const, value: { message: outcome.message } };
+  }
+}
+
+function outcomeFromWire(outcome: WireWriteOutcome): model.WriteOutcome {
+  const { outcome: kind } = outcome;
+  switch (kind.case) {
+    case 'ok': {
+      const out: model.WriteOutcome = { status: 'ok' };
+      if (kind.value.oldItem !== undefined) out.oldItem = item(kind.value.oldItem, 'old item');
+      if (kind.value.newItem !== undefined) out.newItem = item(kind.value.newItem, 'new item');
+      return out;
+    }
+    case 'conditionFailed':
+      return kind.value.item === undefined ? { status: 'conditionFailed' } : { status: 'conditionFailed', item: item(kind.value.item, 'item') };
+    case 'invalid':
+      return { status: 'invalid', message: kind.value.message };
+    case undefined:
+      throw invalid('write outcome missing');
+  }
+}
+
+export function writeResultFromWire(response: WireWriteResponse): model.PartitionWriteResult {
+  return { applied: response.applied, outcomes: response.outcomes.map(outcomeFromWire) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Get
+
+export function getRequestToWire(target: RoutedTo, request: model.GetRequest, options: model.ReadOptions): WireGetRequest {
+  return create(GetRequestSchema, {
+    target,
+    table: tableSchemaToWire(request.table),
+    key: json(request.key),
+    options: { consistent: options.consistent },
+  });
+}
+
+export function getRequestFromWire(request: WireGetRequest): {
+  target: RoutedTo;
+  request: model.GetRequest;
+  options: model.ReadOptions;
+} {
+  return {
+    target: targetFromWire(request.target),
+    request: { table: tableSchemaFromWire(request.table), key: item(request.key, 'key') },
+    options: { consistent: request.options?.consistent === true },
+  };
+}
+
+export type GetResult = { item: model.Item; size: number } | undefined;
+
+export function getResultToWire(result: GetResult): WireGetResponse {
+  return create(GetResponseSchema, result === undefined ? {} : { item: json(result.item), size: result.size });
+}
+
+export function getResultFromWire(response: WireGetResponse): GetResult {
+  return response.item === undefined ? undefined : { item: item(response.item, 'item'), size: response.size };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Range reads (Query and Scan)
+
+export function rangeReadRequestToWire(target: RoutedTo, request: model.RangeReadRequest, options: model.ReadOptions): WireReadRangeRequest {
+  return create(ReadRangeRequestSchema, {
+    target,
+    table: tableSchemaToWire(request.table),
+    indexName: request.indexName,
+    hashValue: request.hashValue === undefined ? undefined : json(request.hashValue),
+    ...(request.sortCondition === undefined
+      ? {}
+      : { sortCondition: { op: SORT_KEY_OPERATORS[request.sortCondition.op], values: request.sortCondition.values.map(json) } }),
+    forward: request.forward,
+    exclusiveStartKey: request.exclusiveStartKey === undefined ? undefined : json(request.exclusiveStartKey),
+    limit: request.limit,
+    maxBytes: request.maxBytes,
+    ...(request.segment === undefined ? {} : { segment: request.segment }),
+    select: SELECTS[request.select],
+    filter: request.filter,
+    projection: request.projection,
+    names: request.names ?? {},
+    values: valuesToWire(request.values),
+    options: { consistent: options.consistent },
+  });
+}
+
+export function rangeReadRequestFromWire(request: WireReadRangeRequest): {
+  target: RoutedTo;
+  request: model.RangeReadRequest;
+  options: model.ReadOptions;
+} {
+  const out: model.RangeReadRequest = {
+    table: tableSchemaFromWire(request.table),
+    forward: request.forward,
+    maxBytes: request.maxBytes,
+    select: named(SELECT_NAMES, request.select, 'select'),
+  };
+  if (request.indexName !== undefined) out.indexName = request.indexName;
+  if (request.hashValue !== undefined) out.hashValue = value(request.hashValue, 'hash value');
+  if (request.sortCondition !== undefined) {
+    out.sortCondition = {
+      op: named(SORT_KEY_OPERATOR_NAMES, request.sortCondition.op, 'sort key operator'),
+      values: request.sortCondition.values.map((v) => value(v, 'sort key value')),
+    };
+  }
+  if (request.exclusiveStartKey !== undefined) out.exclusiveStartKey = item(request.exclusiveStartKey, 'exclusive start key');
+  if (request.limit !== undefined) out.limit = request.limit;
+  if (request.segment !== undefined) out.segment = { segment: request.segment.segment, total: request.segment.total };
+  if (request.filter !== undefined) out.filter = request.filter;
+  if (request.projection !== undefined) out.projection = request.projection;
+  const names = namesFromWire(request.names);
+  if (names !== undefined) out.names = names;
+  const values = valuesFromWire(request.values);
+  if (values !== undefined) out.values = values;
+  return { target: targetFromWire(request.target), request: out, options: { consistent: request.options?.consistent === true } };
+}
+
+export function rangeReadResultToWire(result: model.RangeReadResult): WireReadRangeResponse {
+  return create(ReadRangeResponseSchema, {
+    items: result.items.map(json),
+    count: result.count,
+    scannedCount: result.scannedCount,
+    lastEvaluatedKey: result.lastEvaluatedKey === undefined ? undefined : json(result.lastEvaluatedKey),
+    bytesRead: result.bytesRead,
+  });
+}
+
+export function rangeReadResultFromWire(response: WireReadRangeResponse): model.RangeReadResult {
+  const out: model.RangeReadResult = {
+    items: response.items.map((bytes) => item(bytes, 'item')),
+    count: response.count,
+    scannedCount: response.scannedCount,
+    bytesRead: response.bytesRead,
+  };
+  if (response.lastEvaluatedKey !== undefined) out.lastEvaluatedKey = item(response.lastEvaluatedKey, 'last evaluated key');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+export function statisticsToWire(statistics: model.TableStatistics): WireStatisticsResponse {
+  return create(StatisticsResponseSchema, {
+    itemCount: BigInt(statistics.itemCount),
+    sizeBytes: BigInt(statistics.sizeBytes),
+  });
+}
+
+export function statisticsFromWire(response: WireStatisticsResponse): model.TableStatistics {
+  return { itemCount: Number(response.itemCount), sizeBytes: Number(response.sizeBytes) };
+}

@@ -1,0 +1,229 @@
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type * as model from '@shoal/model';
+import {
+  GetRequestSchema,
+  GetResponseSchema,
+  ReadRangeRequestSchema,
+  ReadRangeResponseSchema,
+  RpcError,
+  Status,
+  StatisticsResponseSchema,
+  TableRecordJsonSchema,
+  WriteRequestSchema,
+  WriteResponseSchema,
+  getRequestFromWire,
+  getRequestToWire,
+  getResultFromWire,
+  getResultToWire,
+  rangeReadRequestFromWire,
+  rangeReadRequestToWire,
+  rangeReadResultFromWire,
+  rangeReadResultToWire,
+  statisticsFromWire,
+  statisticsToWire,
+  tableRecordFromWire,
+  tableRecordToWire,
+  writeRequestFromWire,
+  writeRequestToWire,
+  writeResultFromWire,
+  writeResultToWire,
+} from '../src/index.ts';
+
+/** Through protobuf binary, as on the network. */
+function overTheWire<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
+  return fromBinary(schema, toBinary(schema, message));
+}
+
+const name = fc.string({ minLength: 1, maxLength: 8 });
+const scalar: fc.Arbitrary<model.AttributeValue> = fc.oneof(
+  fc.record({ S: fc.string({ maxLength: 10 }) }),
+  fc.record({ N: fc.integer().map(String) }),
+  fc.record({ B: fc.base64String({ maxLength: 12 }) }),
+  fc.record({ BOOL: fc.boolean() }),
+  fc.constant({ NULL: true as const }),
+  fc.record({ SS: fc.uniqueArray(fc.string({ maxLength: 5 }), { minLength: 1, maxLength: 3 }) }),
+);
+const { attributeValue } = fc.letrec<{ attributeValue: model.AttributeValue }>((tie) => ({
+  attributeValue: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    scalar,
+    fc.record({ M: fc.dictionary(name, tie('attributeValue'), { maxKeys: 3 }) }),
+    fc.record({ L: fc.array(tie('attributeValue'), { maxLength: 3 }) }),
+  ),
+}));
+const item: fc.Arbitrary<model.Item> = fc.dictionary(name, attributeValue, { minKeys: 1, maxKeys: 4 });
+const names = fc.dictionary(fc.string({ minLength: 2, maxLength: 5 }).map((s) => `#${s}`), name, { minKeys: 1, maxKeys: 3 });
+const values = fc.dictionary(fc.string({ minLength: 1, maxLength: 5 }).map((s) => `:${s}`), attributeValue, { maxKeys: 3 });
+
+const keyAttribute: fc.Arbitrary<model.KeyAttribute> = fc.record({ name, type: fc.constantFrom('S' as const, 'N' as const, 'B' as const) });
+const projection: fc.Arbitrary<model.IndexProjection> = fc.oneof(
+  fc.record({ type: fc.constantFrom('ALL' as const, 'KEYS_ONLY' as const) }),
+  fc.record({ type: fc.constant('INCLUDE' as const), nonKeyAttributes: fc.array(name, { maxLength: 3 }) }),
+);
+const index: fc.Arbitrary<model.IndexSchema> = fc.record(
+  {
+    name,
+    kind: fc.constantFrom('LSI' as const, 'GSI' as const),
+    indexId: fc.nat(1_000_000),
+    hashKey: keyAttribute,
+    rangeKey: keyAttribute,
+    projection,
+  },
+  { requiredKeys: ['name', 'kind', 'indexId', 'hashKey', 'projection'] },
+);
+const table: fc.Arbitrary<model.TableSchema> = fc.record(
+  { name, tableId: fc.nat(1_000_000), hashKey: keyAttribute, rangeKey: keyAttribute, indexes: fc.array(index, { maxLength: 2 }) },
+  { requiredKeys: ['name', 'tableId', 'hashKey', 'indexes'] },
+);
+
+const expressions: fc.Arbitrary<model.ExpressionInput> = fc.record(
+  { condition: fc.string({ maxLength: 20 }), update: fc.string({ maxLength: 20 }), names, values },
+  { requiredKeys: [] },
+);
+const operation: fc.Arbitrary<model.WriteOperation> = fc.record(
+  { kind: fc.constantFrom('Put' as const, 'Update' as const, 'Delete' as const, 'ConditionCheck' as const), key: item, item, expressions },
+  { requiredKeys: ['kind', 'key'] },
+);
+const write: fc.Arbitrary<model.PartitionWrite> = fc.record(
+  { table, operations: fc.array(operation, { minLength: 1, maxLength: 3 }), returnItems: fc.constant(true) },
+  { requiredKeys: ['table', 'operations'] },
+);
+const outcome: fc.Arbitrary<model.WriteOutcome> = fc.oneof(
+  fc.record({ status: fc.constant('ok' as const), oldItem: item, newItem: item }, { requiredKeys: ['status'] }),
+  fc.record({ status: fc.constant('conditionFailed' as const), item }, { requiredKeys: ['status'] }),
+  fc.record({ status: fc.constant('invalid' as const), message: fc.string({ maxLength: 30 }) }),
+);
+const rangeRead: fc.Arbitrary<model.RangeReadRequest> = fc.record(
+  {
+    table,
+    indexName: name,
+    hashValue: scalar,
+    sortCondition: fc.record({
+      op: fc.constantFrom<model.SortKeyOperator>('EQ', 'LT', 'LE', 'GT', 'GE', 'BETWEEN', 'BEGINS_WITH'),
+      values: fc.array(scalar, { minLength: 1, maxLength: 2 }),
+    }),
+    forward: fc.boolean(),
+    exclusiveStartKey: item,
+    limit: fc.nat(10_000),
+    maxBytes: fc.nat(2 ** 20),
+    segment: fc.record({ segment: fc.nat(99), total: fc.integer({ min: 1, max: 100 }) }),
+    select: fc.constantFrom<model.Select>('ALL_ATTRIBUTES', 'ALL_PROJECTED_ATTRIBUTES', 'SPECIFIC_ATTRIBUTES', 'COUNT'),
+    filter: fc.string({ maxLength: 20 }),
+    projection: fc.string({ maxLength: 20 }),
+    names,
+    values,
+  },
+  { requiredKeys: ['table', 'forward', 'maxBytes', 'select'] },
+);
+
+/** The paths of every property, sorted: toEqual alone does not tell an absent key from undefined. */
+function keyPaths(value: unknown, path = ''): string[] {
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value)
+    .flatMap(([key, inner]) => [`${path}.${key}`, ...keyPaths(inner, `${path}.${key}`)])
+    .sort();
+}
+
+/** Equal, and with the same keys: an absent optional field must stay absent. */
+function expectSame<T>(actual: T, expected: T): void {
+  expect(actual).toEqual(expected);
+  expect(keyPaths(actual)).toEqual(keyPaths(expected));
+}
+
+const routed = { partitionId: 12n, epoch: 3n };
+const runs = { numRuns: 150, seed: 3 };
+
+describe('the partition contract on the wire', () => {
+  it('round-trips writes and their results', () => {
+    fc.assert(
+      fc.property(write, (request) => {
+        const decoded = writeRequestFromWire(overTheWire(WriteRequestSchema, writeRequestToWire(routed, request)));
+        expect(decoded.target).toEqual(routed);
+        expectSame(decoded.write, request);
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(outcome, { maxLength: 4 }), (applied, outcomes) => {
+        const result = { applied, outcomes };
+        expectSame(writeResultFromWire(overTheWire(WriteResponseSchema, writeResultToWire(result))), result);
+      }),
+      runs,
+    );
+  });
+
+  it('round-trips gets and their results, absent items included', () => {
+    fc.assert(
+      fc.property(table, item, fc.boolean(), (schema, key, consistent) => {
+        const decoded = getRequestFromWire(overTheWire(GetRequestSchema, getRequestToWire(routed, { table: schema, key }, { consistent })));
+        expectSame(decoded, { target: routed, request: { table: schema, key }, options: { consistent } });
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(fc.option(fc.record({ item, size: fc.nat(400 * 1024) }), { nil: undefined }), (result) => {
+        expectSame(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(result))), result);
+      }),
+      runs,
+    );
+  });
+
+  it('round-trips range reads and their results', () => {
+    fc.assert(
+      fc.property(rangeRead, fc.boolean(), (request, consistent) => {
+        const decoded = rangeReadRequestFromWire(overTheWire(ReadRangeRequestSchema, rangeReadRequestToWire(routed, request, { consistent })));
+        expectSame(decoded, { target: routed, request, options: { consistent } });
+      }),
+      runs,
+    );
+    fc.assert(
+      fc.property(
+        fc.record(
+          { items: fc.array(item, { maxLength: 4 }), count: fc.nat(1000), scannedCount: fc.nat(1000), lastEvaluatedKey: item, bytesRead: fc.nat(2 ** 21) },
+          { requiredKeys: ['items', 'count', 'scannedCount', 'bytesRead'] },
+        ),
+        (result) => {
+          expectSame(rangeReadResultFromWire(overTheWire(ReadRangeResponseSchema, rangeReadResultToWire(result))), result);
+        },
+      ),
+      runs,
+    );
+  });
+
+  it('round-trips statistics and table records', () => {
+    const statistics = { itemCount: 123_456_789, sizeBytes: 2 ** 40 };
+    expect(statisticsFromWire(overTheWire(StatisticsResponseSchema, statisticsToWire(statistics)))).toEqual(statistics);
+    fc.assert(
+      fc.property(table, (schema) => {
+        const record: model.TableRecord = { schema, status: 'ACTIVE', createdAt: 1_700_000_000.5, billingMode: 'PAY_PER_REQUEST', tags: { team: 'x' } };
+        expectSame(tableRecordFromWire(overTheWire(TableRecordJsonSchema, tableRecordToWire(record))), record);
+      }),
+      runs,
+    );
+  });
+
+  it('refuses requests a node cannot serve with INVALID_ARGUMENT', () => {
+    const schema: model.TableSchema = { name: 't', tableId: 1, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    const good = getRequestToWire(routed, { table: schema, key: { pk: { S: 'a' } } }, { consistent: false });
+    const refusal = (mutate: (request: typeof good) => void): RpcError => {
+      const request = overTheWire(GetRequestSchema, good);
+      mutate(request);
+      try {
+        getRequestFromWire(request);
+      } catch (error) {
+        expect(error).toBeInstanceOf(RpcError);
+        expect((error as RpcError).code).toBe(Status.INVALID_ARGUMENT);
+        return error as RpcError;
+      }
+      throw new Error('accepted');
+    };
+    expect(refusal((r) => (r.key = new Uint8Array([0x7b]))).message).toContain('key is not JSON');
+    expect(refusal((r) => (r.key = new Uint8Array([0xff, 0xfe]))).message).toContain('key is not JSON');
+    expect(refusal((r) => (r.target = undefined)).message).toContain('target');
+    expect(refusal((r) => (r.table = undefined)).message).toContain('table schema');
+    expect(refusal((r) => r.table!.hashKey!.type = 0).message).toContain('hash key type');
+  });
+});
