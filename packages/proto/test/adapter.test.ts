@@ -151,4 +151,32 @@ describe('unary calls', () => {
       orphan.close();
     }
   });
+
+  it('are cancelled by a shutdown whose grace has run out', async () => {
+    const stuck = new Server();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    addService(stuck, MetaService, {
+      async heartbeat(_request, context) {
+        started();
+        await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+        return {};
+      },
+    });
+    const port = await listen(stuck, '127.0.0.1', 0);
+    const caller = createClient(MetaService, `127.0.0.1:${port}`);
+    try {
+      const call = caller.heartbeat({ nodeId: 1n }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await running;
+      await shutdown(stuck, 100);
+      const error = await call;
+      expect(error).toBeInstanceOf(RpcError);
+      expect((error as RpcError).code).toBe(Status.CANCELLED);
+    } finally {
+      caller.close();
+    }
+  });
 });
