@@ -152,6 +152,26 @@ describe('cluster', () => {
     for (const id of [l.id, 4, 5]) expect([c.node(id).applied, c.node(id).refusedConfChanges]).toEqual([['new config'], 0]);
   });
 
+  it('demotes a voter through an explicit joint configuration (learnersNext), left by an empty change', () => {
+    const c = new Cluster([1, 2, 3]);
+    const l = c.elect();
+    const demoted = [1, 2, 3].find((id) => id !== l.id)!;
+    l.raw.proposeConfChange({ changes: [{ type: 'addLearner', nodeId: demoted }, { type: 'addNode', nodeId: 4 }], joint: true });
+    c.addNode(4, new MemoryStorage({ voters: [1, 2, 3] }));
+    c.settle();
+    c.tick(3);
+    const voters = [1, 2, 3, 4].filter((id) => id !== demoted);
+    // Explicit joint: no automatic leave.
+    expect(l.confState).toEqual({ voters, learners: [], votersOutgoing: [1, 2, 3], learnersNext: [demoted], autoLeave: false });
+    l.raw.proposeConfChange({ changes: [] });
+    c.settle();
+    for (const n of c.nodes.values()) {
+      expect(n.confState).toEqual({ voters, learners: [demoted], votersOutgoing: [], learnersNext: [], autoLeave: false });
+    }
+    c.propose(l.id, 'x');
+    expect(c.node(demoted).applied).toEqual(['x']);
+  });
+
   it('a second conf change proposed while one is pending commits as a no-op', () => {
     const c = new Cluster([1, 2, 3]);
     const l = c.elect();
