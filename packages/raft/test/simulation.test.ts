@@ -11,13 +11,9 @@ import type { ReadMode } from './sim/workload.ts';
  */
 const STEPS = 500;
 const SEEDS_PER_MIX = 150;
-/**
- * Not 'leader-isolation' yet: its transfer-then-deafen fault shows the core answering lease reads
- * on a leader that has handed over leadership (stale reads; e.g. npx node scripts/sim-raft.ts
- * --seed 1 --mix leader-isolation --steps 600 --reads lease --verbose). Add it back once fixed.
- */
-const LEASE_MIXES: MixName[] = ['majority-partition', 'crash-loop', 'mixed'];
-const LEASE_SEEDS = 60;
+/** leader-isolation includes transfers followed by the old leader going deaf: stale lease reads before the core's fix. */
+const LEASE_MIXES: MixName[] = ['leader-isolation', 'majority-partition', 'crash-loop', 'mixed'];
+const LEASE_SEEDS = 50;
 
 interface Totals {
   runs: number;

@@ -33,6 +33,15 @@ export interface HostBugs {
 /** Where in handling a Ready an injected crash strikes. */
 export type CrashPoint = 'midReady' | 'beforeApply';
 
+export interface SnapshotPolicy {
+  /** Applied entries between snapshots. */
+  every: number;
+  /** Entries kept in the log behind a snapshot. */
+  keep: number;
+  /** Also snapshot as soon as a membership change is applied. */
+  afterConfChange: boolean;
+}
+
 /** What a node needs from the simulated world around it. */
 export interface NodeWorld {
   readonly invariants: InvariantChecker;
@@ -46,8 +55,7 @@ export interface NodeWorld {
   onReadReady(node: SimNode, context: string): void;
   onConfApplied(node: SimNode, conf: ConfState): void;
   onBecameLeader(node: SimNode): void;
-  /** How many applied entries between a node's snapshots, and how many entries it keeps behind one. */
-  snapshotPolicy(node: NodeId): { every: number; keep: number };
+  snapshotPolicy(node: NodeId): SnapshotPolicy;
 }
 
 export type NodeState = 'up' | 'down' | 'retired';
@@ -331,14 +339,15 @@ export class SimNode {
   }
 
   /**
-   * Takes a snapshot at the applied index now and then, and compacts the log behind it. A node
-   * refuses a snapshot whose configuration does not hold it, so after a membership change the
-   * host snapshots at once: a member added later must never be offered only an older snapshot.
+   * Takes a snapshot at the applied index now and then, and compacts the log behind it. Some
+   * nodes also snapshot right after a membership change, so newcomers are offered snapshots both
+   * from before and from after they joined.
    */
   private maybeSnapshot(): void {
     if (!this.isUp || this.applied <= this.lastSnapshotIndex || this.applied > this.disk.lastIndex()) return;
     const policy = this.world.snapshotPolicy(this.id);
-    if (this.applied - this.lastSnapshotIndex < policy.every && !this.confChangedSinceSnapshot) return;
+    const afterConfChange = policy.afterConfChange && this.confChangedSinceSnapshot;
+    if (this.applied - this.lastSnapshotIndex < policy.every && !afterConfChange) return;
     this.confChangedSinceSnapshot = false;
     const data = this.kv.serialize();
     this.disk.createSnapshot(this.applied, this.confState, data);

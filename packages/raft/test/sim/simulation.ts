@@ -1,6 +1,6 @@
 import { checkKvHistory, type CheckResult, type KvOperation } from '@shoal/linearizability';
 import { MemoryStorage, type ConfChange, type ConfState, type Config, type Message, type NodeId } from '@shoal/raft';
-import { SimNode, describeConf, type CrashPoint, type HostBugs, type NodeWorld } from './host.ts';
+import { SimNode, describeConf, type CrashPoint, type HostBugs, type NodeWorld, type SnapshotPolicy } from './host.ts';
 import { InvariantChecker, type Violation } from './invariants.ts';
 import { KvStateMachine, encodeCommand, type ApplyResult, type KvCommand } from './kv.ts';
 import { MIXES, type FaultKind, type MixName, type MixSpec } from './mixes.ts';
@@ -16,8 +16,10 @@ export interface SimulationOptions {
   steps: number;
   reads?: ReadMode;
   /**
-   * How initial members get their membership: 'snapshot' (default) a snapshot at index 1;
-   * 'initial-conf' `new MemoryStorage(conf)`, i.e. a snapshot at index 0 (see bootstrapDisk).
+   * How initial members get their membership: 'snapshot' (default) `MemoryStorage.bootstrap`, a
+   * snapshot at index 1; 'initial-conf' `new MemoryStorage(conf)`, a snapshot at index 0 that a
+   * leader never sends: a newcomer caught up from index 1 never learns the initial members and its
+   * membership diverges (the membership-agreement invariant reports it).
    */
   bootstrap?: 'snapshot' | 'initial-conf';
   bugs?: HostBugs;
@@ -99,6 +101,8 @@ interface ClusterShape {
   preVote: boolean;
   maxSizePerMsg: number;
   maxInflightMsgs: number;
+  maxInflightBytes: number | undefined;
+  maxUncommittedEntriesSize: number | undefined;
 }
 
 class Simulation implements NodeWorld {
@@ -114,7 +118,7 @@ class Simulation implements NodeWorld {
   private readonly shape: ClusterShape;
   private readonly readMode: ReadMode;
   private readonly nodes = new Map<NodeId, SimNode>();
-  private readonly snapshotPolicies = new Map<NodeId, { every: number; keep: number }>();
+  private readonly snapshotPolicies = new Map<NodeId, SnapshotPolicy>();
   private readonly workload: Workload;
   private readonly everMember = new Set<NodeId>();
   /** Where the liveness probe committed, once some node applied it. */
@@ -142,6 +146,7 @@ class Simulation implements NodeWorld {
     const clientPrng = root.fork();
     this.invariants = new InvariantChecker(() => this.scheduler.now);
     this.network = new SimNetwork(networkPrng, this.scheduler, this.mix.network);
+    const maxSizePerMsg = shapePrng.pick([256, 4096, Infinity]);
     this.shape = {
       voters: shapePrng.int(3, 6),
       learners: shapePrng.int(0, 2),
@@ -149,8 +154,10 @@ class Simulation implements NodeWorld {
       // Lease reads are only safe when a leader that lost its quorum steps down.
       checkQuorum: this.readMode === 'lease' || shapePrng.chance(0.5),
       preVote: shapePrng.chance(0.5),
-      maxSizePerMsg: shapePrng.pick([256, 4096, Infinity]),
+      maxSizePerMsg,
       maxInflightMsgs: shapePrng.pick([1, 4, 256]),
+      maxInflightBytes: maxSizePerMsg !== Infinity && shapePrng.chance(0.5) ? 2 * maxSizePerMsg : undefined,
+      maxUncommittedEntriesSize: shapePrng.pick([undefined, 600]),
     };
     this.nextNodeId = this.shape.voters + this.shape.learners + 1;
     this.workload = new Workload(
@@ -261,6 +268,8 @@ class Simulation implements NodeWorld {
       applied,
       maxSizePerMsg: this.shape.maxSizePerMsg,
       maxInflightMsgs: this.shape.maxInflightMsgs,
+      maxInflightBytes: this.shape.maxInflightBytes,
+      maxUncommittedEntriesSize: this.shape.maxUncommittedEntriesSize,
       checkQuorum: this.shape.checkQuorum,
       preVote: this.shape.preVote,
       readOnlyOption: this.readMode === 'lease' ? 'leaseBased' : 'safe',
@@ -291,10 +300,10 @@ class Simulation implements NodeWorld {
     this.leaderElections++;
   }
 
-  snapshotPolicy(node: NodeId): { every: number; keep: number } {
+  snapshotPolicy(node: NodeId): SnapshotPolicy {
     let policy = this.snapshotPolicies.get(node);
     if (!policy) {
-      policy = { every: this.nodePrng.int(5, 60), keep: this.nodePrng.int(0, 12) };
+      policy = { every: this.nodePrng.int(5, 60), keep: this.nodePrng.int(0, 12), afterConfChange: this.nodePrng.chance(0.5) };
       this.snapshotPolicies.set(node, policy);
     }
     return policy;
@@ -308,7 +317,12 @@ class Simulation implements NodeWorld {
     this.trace(`boot seed=${this.options.seed} mix=${this.options.mix} reads=${this.readMode} ${JSON.stringify(this.shape)}`);
     for (const id of [...voters, ...learners]) {
       this.everMember.add(id);
-      this.addNode(id, this.options.bootstrap === 'initial-conf' ? new MemoryStorage({ voters, learners }) : bootstrapDisk(voters, learners));
+      this.addNode(
+        id,
+        this.options.bootstrap === 'initial-conf'
+          ? new MemoryStorage({ voters, learners })
+          : MemoryStorage.bootstrap({ voters, learners }, new KvStateMachine().serialize()),
+      );
     }
   }
 
@@ -606,20 +620,6 @@ class Simulation implements NodeWorld {
       .map((node) => `${node.id}:${node.state}/${node.role}/t${node.term}/applied ${node.applied}`)
       .join(' ');
   }
-}
-
-/**
- * An initial member's disk: the membership in a snapshot at index 1. Not `new MemoryStorage(conf)`
- * (a snapshot at index 0): a leader that has not compacted would catch a later member up by
- * replaying the log from index 1, which never mentions the initial members, and the newcomer's
- * membership would silently diverge. A snapshot at index 1 forces a snapshot onto newcomers.
- */
-function bootstrapDisk(voters: NodeId[], learners: NodeId[]): MemoryStorage {
-  const disk = new MemoryStorage();
-  const confState: ConfState = { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
-  disk.applySnapshot({ metadata: { index: 1, term: 1, confState }, data: new KvStateMachine().serialize() });
-  disk.setHardState({ term: 1, vote: 0, commit: 1 });
-  return disk;
 }
 
 function membersOf(conf: ConfState): NodeId[] {
