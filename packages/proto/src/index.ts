@@ -59,3 +59,4 @@ export {
   statisticsFromWire,
 } from './partition-codec.ts';
 export type { RoutedTo, GetResult } from './partition-codec.ts';
+export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';

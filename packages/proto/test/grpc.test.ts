@@ -20,10 +20,12 @@ import {
   Status,
   UndeliveredReason,
   createClient,
+  dynamoDbErrorFromRpc,
   listen,
   shutdown,
 } from '../src/index.ts';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { DynamoDbError } from '@shoal/model';
 import type { ClientOf, RaftBatchSchema, SnapshotChunkSchema, UndeliveredMessage } from '../src/index.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
@@ -124,6 +126,20 @@ describe('unary calls over real gRPC to another process', () => {
     const missing = await rpcError(partitions.statistics({ target: { partitionId: 9n, epoch: 1n }, table }));
     expect(missing.detail(ErrorDetailSchema)?.kind).toMatchObject({ case: 'partitionNotFound', value: { partitionId: 9n } });
     expect(missing.detail(GetResponseSchema)).toBeUndefined();
+  });
+
+  it('carries DynamoDB errors whole, with a fitting status code', async () => {
+    const throttled = await rpcError(partitions.write({ target, table: { ...table, name: 'throttled' }, operations: [] }));
+    expect(throttled.code).toBe(Status.RESOURCE_EXHAUSTED);
+    const cause = dynamoDbErrorFromRpc(throttled);
+    expect(cause).toBeInstanceOf(DynamoDbError);
+    expect(cause?.type).toBe('ProvisionedThroughputExceededException');
+    expect(cause?.message).toBe('The level of configured provisioned throughput for the table was exceeded.');
+
+    const cancelled = dynamoDbErrorFromRpc(await rpcError(partitions.write({ target, table: { ...table, name: 'cancelled' }, operations: [] })));
+    expect(cancelled?.type).toBe('TransactionCanceledException');
+    expect(cancelled?.statusCode).toBe(400);
+    expect(cancelled?.fields).toEqual({ CancellationReasons: [{ Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }] });
   });
 
   it('answers INTERNAL for a handler that throws, UNIMPLEMENTED for a method not served, and keeps serving', async () => {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/errors.proto.
  */
 export const file_shoal_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChVzaG9hbC92MS9lcnJvcnMucHJvdG8SCHNob2FsLnYxIksKCU5vdExlYWRlchIUCgxwYXJ0aXRpb25faWQYASABKAQSKAoGbGVhZGVyGAIgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3IiPAoKU3RhbGVFcG9jaBIuCgdjdXJyZW50GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI/Cg1LZXlPdXRPZlJhbmdlEi4KB2N1cnJlbnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIikKEVBhcnRpdGlvbk5vdEZvdW5kEhQKDHBhcnRpdGlvbl9pZBgBIAEoBCIuCg1EeW5hbW9EYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKLAgoLRXJyb3JEZXRhaWwSKQoKbm90X2xlYWRlchgBIAEoCzITLnNob2FsLnYxLk5vdExlYWRlckgAEisKC3N0YWxlX2Vwb2NoGAIgASgLMhQuc2hvYWwudjEuU3RhbGVFcG9jaEgAEjMKEGtleV9vdXRfb2ZfcmFuZ2UYAyABKAsyFy5zaG9hbC52MS5LZXlPdXRPZlJhbmdlSAASOgoTcGFydGl0aW9uX25vdF9mb3VuZBgEIAEoCzIbLnNob2FsLnYxLlBhcnRpdGlvbk5vdEZvdW5kSAASKwoIZHluYW1vZGIYBSABKAsyFy5zaG9hbC52MS5EeW5hbW9EYkVycm9ySABCBgoEa2luZGIGcHJvdG8z", [file_shoal_v1_meta]);
+  fileDesc("ChVzaG9hbC92MS9lcnJvcnMucHJvdG8SCHNob2FsLnYxIksKCU5vdExlYWRlchIUCgxwYXJ0aXRpb25faWQYASABKAQSKAoGbGVhZGVyGAIgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3IiPAoKU3RhbGVFcG9jaBIuCgdjdXJyZW50GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI/Cg1LZXlPdXRPZlJhbmdlEi4KB2N1cnJlbnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIikKEVBhcnRpdGlvbk5vdEZvdW5kEhQKDHBhcnRpdGlvbl9pZBgBIAEoBCJTCg1EeW5hbW9EYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRITCgtodHRwX3N0YXR1cxgDIAEoDRIOCgZmaWVsZHMYBCABKAwiiwIKC0Vycm9yRGV0YWlsEikKCm5vdF9sZWFkZXIYASABKAsyEy5zaG9hbC52MS5Ob3RMZWFkZXJIABIrCgtzdGFsZV9lcG9jaBgCIAEoCzIULnNob2FsLnYxLlN0YWxlRXBvY2hIABIzChBrZXlfb3V0X29mX3JhbmdlGAMgASgLMhcuc2hvYWwudjEuS2V5T3V0T2ZSYW5nZUgAEjoKE3BhcnRpdGlvbl9ub3RfZm91bmQYBCABKAsyGy5zaG9hbC52MS5QYXJ0aXRpb25Ob3RGb3VuZEgAEisKCGR5bmFtb2RiGAUgASgLMhcuc2hvYWwudjEuRHluYW1vRGJFcnJvckgAQgYKBGtpbmRiBnByb3RvMw", [file_shoal_v1_meta]);
 
 /**
  * The node is not the partition's leader (a write or consistent read went to a follower).
@@ -99,8 +99,9 @@ export const PartitionNotFoundSchema: GenMessage<PartitionNotFound> = /*@__PURE_
   messageDesc(file_shoal_v1_errors, 3);
 
 /**
- * A DynamoDB error, with its type as in `__type` without the namespace (e.g.
- * "ProvisionedThroughputExceededException") and DynamoDB's message.
+ * A DynamoDB error, carried whole so the far end raises exactly what DynamoDB would: the type as in
+ * `__type` without the namespace (e.g. "ProvisionedThroughputExceededException"), the message, the
+ * HTTP status, and the extra body fields some errors have (CancellationReasons, Item).
  *
  * @generated from message shoal.v1.DynamoDbError
  */
@@ -114,6 +115,18 @@ export type DynamoDbError = Message<"shoal.v1.DynamoDbError"> & {
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * @generated from field: uint32 http_status = 3;
+   */
+  httpStatus: number;
+
+  /**
+   * JSON object of the extra body fields; empty when there are none.
+   *
+   * @generated from field: bytes fields = 4;
+   */
+  fields: Uint8Array;
 };
 
 /**
