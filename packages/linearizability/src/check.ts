@@ -50,7 +50,7 @@ function countBy<K>(keys: K[]): Map<K, number> {
  * - a get with an unknown output constrains nothing: dropped;
  * - a write whose value some completed get returned or completed cas expected, when nothing else
  *   writes that value, took effect before that read returned: it gets that return time;
- * - a write whose value nobody reads or expects, when no completed failed cas returns after its
+ * - a write whose value nobody reads or expects, when no completed failed cas returns after (or as) its
  *   call: dropped. Between it and the next write nothing can observe the register (a get would
  *   return the value; no cas expects it; a failing cas, the one operation that can depend on the
  *   register *not* holding the old value, does not exist), so removing it from a linearization
@@ -81,7 +81,7 @@ function prepareRegisterKey(ops: RegisterOperation[]): PreparedKey<RegisterState
       prepared.push({ ...base, return: op.return });
     } else if (op.type !== 'get') {
       const forcedReturn = forcedBy(op, writers.get(op.value) ?? 0, forcingReturns.get(op.value));
-      const observable = readsOrExpects.has(op.value) || lastFailedCasReturn > op.call;
+      const observable = readsOrExpects.has(op.value) || lastFailedCasReturn >= op.call;
       if (forcedReturn !== undefined) prepared.push({ ...base, return: forcedReturn });
       else if (observable && op.type === 'put' && !readsOrExpects.has(op.value)) {
         prepared.push({ ...base, return: undefined, interchangeable: true });
@@ -133,7 +133,9 @@ function prepareListKey(ops: ListOperation[]): PreparedKey<ListState> {
     if (op.type === 'read-list' && op.return !== undefined) for (const element of op.output!) addTo(forcingReturns, element, op.return);
   }
   const appenders = countBy(ops.flatMap((op) => (op.type === 'append' ? [op.value] : [])));
-  const model = createListModel();
+  const completedReads = ops.flatMap((op) => (op.type === 'read-list' && op.return !== undefined ? [op.output!] : []));
+  const appendedOnce = new Set([...appenders].filter(([, count]) => count === 1).map(([element]) => element));
+  const model = createListModel(completedReads, appendedOnce);
   const prepared: PreparedOperation<ListState>[] = [];
   for (const op of ops) {
     const base = { call: op.call, transition: model.transition(op), readOnly: op.type === 'read-list', original: op };

@@ -82,8 +82,18 @@ export function listElements(list: ListState): string[] {
   return elements.reverse();
 }
 
-/** An append-only list register (absent = empty). */
-export function createListModel(): SequentialModel<ListState, ListOperation> {
+/**
+ * An append-only list register (absent = empty), set up with the outputs of the completed reads.
+ *
+ * An element appended exactly once that some completed read shows has a known prefix: whenever it
+ * was appended, the list was exactly what that read showed before it (lists only grow, and the
+ * read saw it right there), so its append is allowed only then. Without this, concurrent appends
+ * that no read separates would be tried in every order.
+ */
+export function createListModel(
+  completedReads: readonly (readonly string[])[],
+  appendedOnce: ReadonlySet<string>,
+): SequentialModel<ListState, ListOperation> {
   const empty: ListState = { id: 0, last: undefined, previous: undefined };
   // `${previous id}:${element}` is unambiguous: the id has no ':'.
   const interned = new Map<string, ListState>();
@@ -96,12 +106,26 @@ export function createListModel(): SequentialModel<ListState, ListOperation> {
     }
     return state;
   };
+  const readStates = new Map<readonly string[], ListState>();
+  const knownPrefixes = new Map<string, ListState>();
+  for (const output of completedReads) {
+    let state = empty;
+    for (const element of output) {
+      if (appendedOnce.has(element) && !knownPrefixes.has(element)) knownPrefixes.set(element, state);
+      state = append(state, element);
+    }
+    readStates.set(output, state);
+  }
   return {
     initial: empty,
     transition(op) {
-      if (op.type === 'append') return (state) => append(state, op.value);
+      if (op.type === 'append') {
+        const prefix = knownPrefixes.get(op.value);
+        if (prefix === undefined) return (state) => append(state, op.value);
+        return (state) => (state === prefix ? append(state, op.value) : undefined);
+      }
       if (op.return === undefined || op.output === undefined) return (state) => state;
-      const expected = op.output.reduce(append, empty);
+      const expected = readStates.get(op.output) ?? op.output.reduce(append, empty);
       return (state) => (state === expected ? state : undefined);
     },
     describeState: (state) => JSON.stringify(listElements(state)),
