@@ -36,7 +36,8 @@ for (const bug of values.bug) {
   if (bug === 'send-before-persist') bugs.sendBeforePersist = true;
   else if (bug === 'lose-unsynced-tail') bugs.loseUnsyncedTail = true;
   else if (bug === 'local-reads') bugs.localReads = true;
-  else throw new Error(`unknown --bug ${bug}; one of send-before-persist, lose-unsynced-tail, local-reads`);
+  else if (bug === 'drop-ticks-while-paused') bugs.dropTicksWhilePaused = true;
+  else throw new Error(`unknown --bug ${bug}; one of send-before-persist, lose-unsynced-tail, local-reads, drop-ticks-while-paused`);
 }
 const steps = Number(values.steps);
 

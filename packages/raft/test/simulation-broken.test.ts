@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { HostBugs } from './sim/host.ts';
 import type { MixName } from './sim/mixes.ts';
 import { runSimulation, type SimulationResult } from './sim/simulation.ts';
+import type { ReadMode } from './sim/workload.ts';
 
 /**
  * The harness can fail: hosts with a deliberate bug must be caught by the invariant checkers or
@@ -10,10 +11,10 @@ import { runSimulation, type SimulationResult } from './sim/simulation.ts';
  */
 const SEEDS = 40;
 
-function caughtRuns(mix: MixName, bugs: HostBugs, steps = 400): SimulationResult[] {
+function caughtRuns(mix: MixName, bugs: HostBugs, reads: ReadMode = 'readIndex', steps = 400): SimulationResult[] {
   const caught: SimulationResult[] = [];
   for (let seed = 1; seed <= SEEDS; seed++) {
-    const result = runSimulation({ seed, mix, steps, bugs });
+    const result = runSimulation({ seed, mix, steps, bugs, reads });
     if (result.violations.length > 0 || result.linearizability?.failure) caught.push(result);
   }
   return caught;
@@ -38,6 +39,13 @@ describe('raft simulation with a broken host', () => {
     expect(caught.length).toBeGreaterThan(0);
     expect(caught.every((result) => result.violations.length === 0)).toBe(true);
     expect(caught[0].linearizability?.failure?.explanation).toBeTruthy();
+  });
+
+  it('catches lease reads on a host that drops the ticks a process pause made it miss', () => {
+    const caught = caughtRuns('leader-isolation', { dropTicksWhilePaused: true }, 'lease', 500);
+    expect(caught.length).toBeGreaterThan(0);
+    expect(caught[0].linearizability?.failure?.explanation).toBeTruthy();
+    expect(caught[0].replay).toContain('--reads lease --bug drop-ticks-while-paused');
   });
 
   it('a correct host passes the same seeds', () => {

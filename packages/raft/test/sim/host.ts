@@ -22,12 +22,15 @@ import { KvStateMachine, decodeCommand, type ApplyResult, type KvCommand } from 
  *   crash in between loses votes and entries that others already counted;
  * - loseUnsyncedTail: on restart the disk has lost the entries after its persisted commit index
  *   (as if appends were acknowledged without fsync);
- * - localReads: gets are answered from the contacted node's applied state, without ReadIndex.
+ * - localReads: gets are answered from the contacted node's applied state, without ReadIndex;
+ * - dropTicksWhilePaused: after a process pause the host resumes without the ticks it missed
+ *   (a plain interval timer), so the core believes less time passed than did.
  */
 export interface HostBugs {
   sendBeforePersist?: boolean;
   loseUnsyncedTail?: boolean;
   localReads?: boolean;
+  dropTicksWhilePaused?: boolean;
 }
 
 /** Where in handling a Ready an injected crash strikes. */
@@ -82,6 +85,10 @@ export class SimNode {
   incarnation = 0;
   /** An injected crash waiting for the next Ready. */
   crashAt: CrashPoint | undefined;
+  /** A process pause (GC, VM stall) lasts until this time; 0 when running. */
+  pausedUntil = 0;
+  /** Ticks that fell inside the current pause. */
+  missedTicks = 0;
   private readonly world: NodeWorld;
   private pendingReads: { index: number; context: string }[] = [];
   private lastSnapshotIndex = 0;
@@ -137,8 +144,14 @@ export class SimNode {
     this.raw = undefined;
     this.pendingReads = [];
     this.crashAt = undefined;
+    this.pausedUntil = 0;
+    this.missedTicks = 0;
     this.role = 'follower';
     this.leader = 0;
+  }
+
+  isPausedAt(now: number): boolean {
+    return this.pausedUntil > 0 && now <= this.pausedUntil;
   }
 
   /** Removed from the group and stopped for good. */

@@ -10,6 +10,8 @@ export type FaultKind =
   | 'crash'
   | 'crash-leader'
   | 'crash-mid-ready'
+  /** The process freezes (GC, VM stall): no ticks, nothing handled, then it resumes. */
+  | 'pause-leader'
   | 'add-learner'
   | 'promote-learner'
   | 'remove-voter'
@@ -54,7 +56,7 @@ export const MIXES = {
     network: LOSSY,
     faultIntervalMs: [150, 600],
     faultDurationMs: [100, 1200],
-    faults: { 'isolate-leader': 3, 'one-way-leader': 3, 'transfer-leader': 1, 'transfer-then-deafen-leader': 2, heal: 1 },
+    faults: { 'isolate-leader': 3, 'one-way-leader': 3, 'transfer-leader': 1, 'transfer-then-deafen-leader': 2, 'pause-leader': 2, heal: 1 },
   },
   'flapping-links': {
     network: LOSSY,
@@ -87,6 +89,7 @@ export const MIXES = {
       crash: 1,
       'crash-leader': 1,
       'crash-mid-ready': 2,
+      'pause-leader': 1,
       'add-learner': 1,
       'promote-learner': 1,
       'remove-voter': 1,

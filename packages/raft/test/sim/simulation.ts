@@ -82,6 +82,7 @@ export function replayCommand(options: SimulationOptions): string {
   if (bugs.sendBeforePersist) parts.push('--bug send-before-persist');
   if (bugs.loseUnsyncedTail) parts.push('--bug lose-unsynced-tail');
   if (bugs.localReads) parts.push('--bug local-reads');
+  if (bugs.dropTicksWhilePaused) parts.push('--bug drop-ticks-while-paused');
   parts.push('--verbose');
   return parts.join(' ');
 }
@@ -170,7 +171,12 @@ class Simulation implements NodeWorld {
         localReads: this.bugs.localReads ?? false,
         writeAttempts: 2,
       },
-      { scheduler: this.scheduler, chooseNode: (prng) => this.chooseNode(prng), trace: (text) => this.trace(text) },
+      {
+        scheduler: this.scheduler,
+        chooseNode: (prng) => this.chooseNode(prng),
+        whenRunning: (node, action) => this.whenRunning(node, action),
+        trace: (text) => this.trace(text),
+      },
       clientPrng,
     );
   }
@@ -250,11 +256,17 @@ class Simulation implements NodeWorld {
     this.network.send(
       message.from,
       message.to,
-      () => this.nodes.get(message.to)?.step(copy),
+      () => {
+        const receiver = this.nodes.get(message.to);
+        if (receiver) this.whenRunning(receiver, () => receiver.step(copy));
+      },
       (outcome) => {
-        if (!sender || sender.incarnation !== incarnation) return;
-        if (message.type === 'MsgSnap') sender.reportSnapshot(message.to, outcome === 'delivered');
-        else if (outcome === 'dropped' && message.type === 'MsgApp') sender.reportUnreachable(message.to);
+        if (!sender) return;
+        this.whenRunning(sender, () => {
+          if (sender.incarnation !== incarnation) return;
+          if (message.type === 'MsgSnap') sender.reportSnapshot(message.to, outcome === 'delivered');
+          else if (outcome === 'dropped' && message.type === 'MsgApp') sender.reportUnreachable(message.to);
+        });
       },
     );
   }
@@ -333,7 +345,8 @@ class Simulation implements NodeWorld {
     const phase = this.nodePrng.int(0, TICK_MS);
     const tick = (): void => {
       if (node.state === 'retired') return;
-      node.tick();
+      if (node.isPausedAt(this.scheduler.now)) node.missedTicks++;
+      else node.tick();
       this.scheduler.after(TICK_MS, tick);
     };
     this.scheduler.after(phase, tick);
@@ -363,6 +376,27 @@ class Simulation implements NodeWorld {
     if (leaders.length > 0 && roll < 0.75) return prng.pick(leaders);
     const live = this.liveNodes();
     return live.length > 0 ? prng.pick(live) : undefined;
+  }
+
+  /** What reaches a paused process waits until it resumes. */
+  private whenRunning(node: SimNode, action: () => void): void {
+    if (node.isPausedAt(this.scheduler.now)) this.scheduler.at(node.pausedUntil, () => this.whenRunning(node, action));
+    else action();
+  }
+
+  /** Freezes a node's process; on resume a correct host first catches up on the ticks it missed. */
+  private pause(node: SimNode, durationMs: number): void {
+    if (!node.isUp || node.isPausedAt(this.scheduler.now)) return;
+    node.pausedUntil = this.scheduler.now + durationMs;
+    node.missedTicks = 0;
+    this.trace(`fault: node ${node.id} paused until ${node.pausedUntil}ms`);
+    this.scheduler.at(node.pausedUntil, () => {
+      const missed = node.missedTicks;
+      node.pausedUntil = 0;
+      node.missedTicks = 0;
+      this.trace(`node ${node.id} resumes, ${this.bugs.dropTicksWhilePaused ? 'dropping' : 'catching up'} ${missed} missed ticks`);
+      if (!this.bugs.dropTicksWhilePaused) for (let i = 0; i < missed; i++) node.tick();
+    });
   }
 
   /** Stops nodes the committed configuration no longer holds; removed ids are never reused. */
@@ -487,6 +521,12 @@ class Simulation implements NodeWorld {
         victim.crashAt = point;
         this.trace(`fault: node ${victim.id} will crash at ${point}`);
         this.restartLater(victim);
+        return;
+      }
+      case 'pause-leader': {
+        const live = this.liveNodes();
+        const victim = leader && prng.chance(0.7) ? leader : live.length > 0 ? prng.pick(live) : undefined;
+        if (victim) this.pause(victim, this.faultDuration());
         return;
       }
       case 'add-learner': {

@@ -24,6 +24,8 @@ export interface ClientPort {
   readonly scheduler: Scheduler;
   /** A node to send a request to: usually the one that believes it leads, sometimes any live node. */
   chooseNode(prng: Prng): SimNode | undefined;
+  /** Runs `action` as soon as the node's process runs (at once unless it is paused). */
+  whenRunning(node: SimNode, action: () => void): void;
   trace(text: string): void;
 }
 
@@ -125,6 +127,15 @@ export class Workload {
     this.pending.set(client, op);
     this.armTimeout(client, op);
     this.port.trace(`client ${client} -> node ${node.id}: ${describeOperation(operation)}`);
+    // A paused node takes the request when it resumes, unless the client gave up or retried elsewhere by then.
+    this.port.whenRunning(node, () => {
+      if (this.pending.get(client) === op && op.attempts === 1) this.submit(client, op);
+    });
+  }
+
+  /** The first attempt reaches its node; if refused, the operation never happened. */
+  private submit(client: number, op: PendingOperation): void {
+    const node = op.node;
     let accepted: boolean;
     if (op.command === undefined) {
       if (this.options.localReads) {
@@ -154,7 +165,7 @@ export class Workload {
   /** Proposes a timed-out write again; the state machine applies it at most once. */
   private retry(client: number, op: PendingOperation, command: KvCommand): boolean {
     const node = this.port.chooseNode(this.prng);
-    if (!node || !node.propose(encodeCommand(command))) return false;
+    if (!node || node.isPausedAt(this.port.scheduler.now) || !node.propose(encodeCommand(command))) return false;
     op.node = node;
     op.incarnation = node.incarnation;
     op.attempts++;
