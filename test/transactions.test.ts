@@ -25,6 +25,17 @@ beforeAll(async () => {
       KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
     });
   }
+  await createTable(shoal.client, {
+    TableName: 'journal',
+    AttributeDefinitions: [
+      { AttributeName: 'id', AttributeType: 'S' },
+      { AttributeName: 'seq', AttributeType: 'N' },
+    ],
+    KeySchema: [
+      { AttributeName: 'id', KeyType: 'HASH' },
+      { AttributeName: 'seq', KeyType: 'RANGE' },
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -34,6 +45,9 @@ afterAll(async () => {
 const key = (id: string) => ({ id: s(id) });
 async function read(id: string, table = 'accounts'): Promise<Record<string, AttributeValue> | undefined> {
   return (await shoal.client.send(new GetItemCommand({ TableName: table, Key: key(id), ConsistentRead: true }))).Item;
+}
+async function readJournal(id: string, seq: number): Promise<Record<string, AttributeValue> | undefined> {
+  return (await shoal.client.send(new GetItemCommand({ TableName: 'journal', Key: { id: s(id), seq: n(seq) }, ConsistentRead: true }))).Item;
 }
 async function seed(id: string, balance: number): Promise<void> {
   await shoal.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s(id), balance: n(balance), owner: s(`owner ${id}`) } }));
@@ -272,21 +286,102 @@ describe('TransactWriteItems', () => {
     }
   });
 
-  it('refuses, for now, a transaction spanning two tables', async () => {
-    await expectDynamoError(
+  it('applies a transaction across tables all or none, with reasons in request order', async () => {
+    await seed('x1', 10);
+    await shoal.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s('x1'), state: s('open') } }));
+    const closeAccount = (expectedState: string): TransactWriteItem[] => [
+      { Update: { TableName: 'accounts', Key: key('x1'), UpdateExpression: 'SET balance = :zero', ExpressionAttributeValues: { ':zero': n(0) } } },
+      {
+        ConditionCheck: {
+          TableName: 'ledger',
+          Key: key('x1'),
+          ConditionExpression: '#state = :expected',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':expected': s(expectedState) },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      { Put: { TableName: 'journal', Item: { id: s('x1'), seq: n(1), note: s('closed') } } },
+      // The same key in another table is another item.
+      { Put: { TableName: 'ledger', Item: { id: s('x2'), state: s('closed') } } },
+      { Delete: { TableName: 'journal', Key: { id: s('x1'), seq: n(0) }, ConditionExpression: 'attribute_exists(id)' } },
+    ];
+
+    const error = await expectDynamoError(
+      shoal.client.send(new TransactWriteItemsCommand({ TransactItems: closeAccount('frozen') })),
+      'TransactionCanceledException',
+      'Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed, None, None, ConditionalCheckFailed]',
+    );
+    expect(error.CancellationReasons).toEqual([
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed', Item: { id: s('x1'), state: s('open') } },
+      { Code: 'None' },
+      { Code: 'None' },
+      { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' },
+    ]);
+    expect((await read('x1'))?.balance).toEqual(n(10));
+    expect(await readJournal('x1', 1)).toBeUndefined();
+    expect(await read('x2', 'ledger')).toBeUndefined();
+
+    await shoal.client.send(new PutItemCommand({ TableName: 'journal', Item: { id: s('x1'), seq: n(0), note: s('opened') } }));
+    await shoal.client.send(new TransactWriteItemsCommand({ TransactItems: closeAccount('open') }));
+    expect((await read('x1'))?.balance).toEqual(n(0));
+    expect(await readJournal('x1', 1)).toEqual({ id: s('x1'), seq: n(1), note: s('closed') });
+    expect(await readJournal('x1', 0)).toBeUndefined();
+    expect(await read('x2', 'ledger')).toEqual({ id: s('x2'), state: s('closed') });
+    expect(await read('x2')).toBeUndefined();
+  });
+
+  it('keeps a total split over two tables under concurrent transfers', async () => {
+    await seed('y1', 100);
+    await shoal.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s('y1'), balance: n(0) } }));
+    const move = (from: string, to: string, amount: number) =>
       shoal.client.send(
         new TransactWriteItemsCommand({
           TransactItems: [
-            { Put: { TableName: 'accounts', Item: { id: s('g1') } } },
-            { Put: { TableName: 'ledger', Item: { id: s('g1') } } },
+            {
+              Update: {
+                TableName: from,
+                Key: key('y1'),
+                UpdateExpression: 'SET balance = balance - :amount',
+                ConditionExpression: 'balance >= :amount',
+                ExpressionAttributeValues: { ':amount': n(amount) },
+              },
+            },
+            { Update: { TableName: to, Key: key('y1'), UpdateExpression: 'ADD balance :amount', ExpressionAttributeValues: { ':amount': n(amount) } } },
           ],
         }),
-      ),
-      'ValidationException',
-      'Shoal does not yet support transactions that span more than one table',
-    );
-    expect(await read('g1')).toBeUndefined();
-    expect(await read('g1', 'ledger')).toBeUndefined();
+      );
+    const totals: number[] = [];
+    const readBoth = async () => {
+      const got = await shoal.client.send(
+        new TransactGetItemsCommand({
+          TransactItems: [
+            { Get: { TableName: 'accounts', Key: key('y1'), ProjectionExpression: 'balance' } },
+            { Get: { TableName: 'ledger', Key: key('y1'), ProjectionExpression: 'balance' } },
+          ],
+        }),
+      );
+      totals.push((got.Responses ?? []).reduce((sum, response) => sum + Number((response.Item?.balance as { N: string }).N), 0));
+    };
+    const work: Promise<unknown>[] = [];
+    let applied = 0;
+    for (let i = 0; i < 40; i++) {
+      const transfer = i % 2 === 0 ? move('accounts', 'ledger', 7) : move('ledger', 'accounts', 3);
+      work.push(
+        transfer.then(
+          () => applied++,
+          (error: Error) => {
+            if (error.name !== 'TransactionCanceledException') throw error;
+          },
+        ),
+      );
+      work.push(readBoth());
+    }
+    await Promise.all(work);
+    expect(applied).toBeGreaterThan(0);
+    expect(totals).toHaveLength(40);
+    expect(new Set(totals)).toEqual(new Set([100]));
   });
 });
 

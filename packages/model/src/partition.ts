@@ -18,6 +18,8 @@ export interface ExpressionInput {
 export type WriteKind = 'Put' | 'Update' | 'Delete' | 'ConditionCheck';
 
 export interface WriteOperation {
+  /** The table written; one write may span tables (a transaction), so each operation names its own. */
+  table: TableSchema;
   kind: WriteKind;
   /** The primary key of the item written (for Put: the key attributes of `item`). */
   key: Item;
@@ -29,7 +31,6 @@ export interface WriteOperation {
 
 /** Operations applied atomically, all or none: one item for PutItem, many for a transaction. */
 export interface PartitionWrite {
-  table: TableSchema;
   operations: WriteOperation[];
   /** Return the old and new images of each item in the outcomes. */
   returnItems?: boolean;

@@ -160,9 +160,9 @@ function batchWriteOperation(raw: unknown, schema: TableSchema): WriteOperation 
       }
       throw error;
     }
-    return { kind: 'Put', key: extractKey(item, schema), item };
+    return { table: schema, kind: 'Put', key: extractKey(item, schema), item };
   }
-  return { kind: 'Delete', key: validateKey((del as RequestBody).Key, schema) };
+  return { table: schema, kind: 'Delete', key: validateKey((del as RequestBody).Key, schema) };
 }
 
 const batchWriteItem: OperationHandler = async (body, ctx) => {
@@ -204,7 +204,7 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const tallies = await Promise.all(
     tables.flatMap(({ table, operations }) =>
       operations.map(async (operation) => {
-        const result = await ctx.partitions.write({ table: table.schema, operations: [operation], returnItems });
+        const result = await ctx.partitions.write({ operations: [operation], returnItems });
         const outcome = result.outcomes[0];
         if (outcome.status !== 'ok') {
           throw validationError(outcome.status === 'invalid' ? outcome.message : 'The conditional request failed');

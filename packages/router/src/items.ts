@@ -114,7 +114,6 @@ async function applySingleWrite(
 ): Promise<RequestBody> {
   const schema = table.schema;
   const result = await ctx.partitions.write({
-    table: schema,
     operations: [operation],
     returnItems:
       parameters.returnValues !== 'NONE' ||
@@ -165,7 +164,7 @@ const putItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   validateItemKeyAttributes(item, table.schema);
 
-  const operation = withExpressions({ kind: 'Put', key: extractKey(item, table.schema), item }, expressions);
+  const operation = withExpressions({ table: table.schema, kind: 'Put', key: extractKey(item, table.schema), item }, expressions);
   return applySingleWrite(ctx, table, operation, parameters);
 };
 
@@ -181,7 +180,7 @@ const deleteItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   const key = validateKey(rawKey, table.schema);
 
-  const operation = withExpressions({ kind: 'Delete', key }, expressions);
+  const operation = withExpressions({ table: table.schema, kind: 'Delete', key }, expressions);
   return applySingleWrite(ctx, table, operation, parameters);
 };
 
@@ -196,7 +195,7 @@ const updateItem: OperationHandler = async (body, ctx) => {
   const table = await ctx.requireTable(parameters.tableName);
   const key = validateKey(rawKey, table.schema);
 
-  const operation = withExpressions({ kind: 'Update', key }, expressions);
+  const operation = withExpressions({ table: table.schema, kind: 'Update', key }, expressions);
   return applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);
 };
 

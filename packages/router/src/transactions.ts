@@ -10,7 +10,7 @@ import {
   validationError,
   type Item,
   type PartitionClient,
-  type PartitionWrite,
+  type PartitionWriteResult,
   type TableRecord,
   type WriteKind,
   type WriteOperation,
@@ -101,9 +101,9 @@ async function resolveAction(ctx: EngineContext, raw: RawAction): Promise<Transa
     const item = validateItem(raw.member.Item, 'item');
     checkItemSize(item);
     validateItemKeyAttributes(item, schema);
-    operation = { kind: 'Put', key: extractKey(item, schema), item };
+    operation = { table: schema, kind: 'Put', key: extractKey(item, schema), item };
   } else {
-    operation = { kind: raw.kind, key: validateKey(raw.member.Key, schema) };
+    operation = { table: schema, kind: raw.kind, key: validateKey(raw.member.Key, schema) };
   }
   return {
     table,
@@ -127,42 +127,13 @@ function rejectRepeatedItems(keys: { table: TableRecord; key: Item }[]): void {
   }
 }
 
-/** The partition write carrying some of a transaction's operations, and their positions in it. */
-interface TransactionPart {
-  write: PartitionWrite;
-  positions: number[];
-}
-
 /**
- * Splits a transaction into the partition writes that carry it, each applied atomically: one per
- * table, as a PartitionWrite addresses one table. The place where a cluster splits by partition.
+ * Applies a transaction's operations as one partition write, atomic across its tables, and returns
+ * the outcomes in request order. On one node every table lives in one store; this is where a cluster
+ * splits a transaction by partition and coordinates the parts.
  */
-function transactionParts(operations: { table: TableRecord; operation: WriteOperation }[], returnItems: boolean): TransactionPart[] {
-  const parts = new Map<string, TransactionPart>();
-  operations.forEach(({ table, operation }, position) => {
-    let part = parts.get(table.schema.name);
-    if (!part) {
-      part = { write: { table: table.schema, operations: [], returnItems }, positions: [] };
-      parts.set(table.schema.name, part);
-    }
-    part.write.operations.push(operation);
-    part.positions.push(position);
-  });
-  return [...parts.values()];
-}
-
-/** Applies each part and returns the outcomes in the transaction's order. */
-async function applyParts(ctx: EngineContext, parts: TransactionPart[], count: number): Promise<{ applied: boolean; outcomes: WriteOutcome[] }> {
-  const outcomes: WriteOutcome[] = new Array<WriteOutcome>(count);
-  let applied = true;
-  const results = await Promise.all(parts.map((part) => ctx.partitions.write(part.write)));
-  results.forEach((result, index) => {
-    applied &&= result.applied;
-    parts[index].positions.forEach((position, offset) => {
-      outcomes[position] = result.outcomes[offset];
-    });
-  });
-  return { applied, outcomes };
+function applyTransaction(ctx: EngineContext, operations: WriteOperation[], returnItems: boolean): Promise<PartitionWriteResult> {
+  return ctx.partitions.write({ operations, returnItems });
 }
 
 function cancellationReason(outcome: WriteOutcome, action: TransactionAction): RequestBody {
@@ -273,12 +244,11 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
 
   try {
     const mode = (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity;
-    const parts = transactionParts(actions, mode !== 'NONE' || actions.some((action) => action.returnOldOnConditionFailure));
-    // Atomicity holds within one partition write; until writes can span tables, so must a transaction.
-    if (parts.length > 1) {
-      throw validationError('Shoal does not yet support transactions that span more than one table');
-    }
-    const result = await applyParts(ctx, parts, actions.length);
+    const result = await applyTransaction(
+      ctx,
+      actions.map((action) => action.operation),
+      mode !== 'NONE' || actions.some((action) => action.returnOldOnConditionFailure),
+    );
     if (!result.applied) {
       throw transactionCanceled(result.outcomes.map((outcome, position) => cancellationReason(outcome, actions[position])));
     }
@@ -341,9 +311,9 @@ const transactGetItems: OperationHandler = async (body, ctx) => {
   }
   rejectRepeatedItems(reads);
 
-  // Unconditional condition checks that return the items read each table's items at one instant.
-  const checks = reads.map((read) => ({ table: read.table, operation: { kind: 'ConditionCheck' as const, key: read.key } }));
-  const { outcomes } = await applyParts(ctx, transactionParts(checks, true), reads.length);
+  // Unconditional condition checks that return the items read every table's items at one instant.
+  const checks = reads.map((read): WriteOperation => ({ table: read.table.schema, kind: 'ConditionCheck', key: read.key }));
+  const { outcomes } = await applyTransaction(ctx, checks, true);
   const tallies: CapacityTally[] = [];
   const responses = outcomes.map((outcome, position) => {
     const read = reads[position];

@@ -119,9 +119,9 @@ export function startTtlSweeper(options: {
         if (expiry === undefined || expiry.seconds >= nowSeconds || expiry.seconds < nowSeconds - MAX_EXPIRY_AGE_SECONDS) continue;
         // Only if the item still holds this expired value: a concurrent update that extends the TTL wins.
         const outcome = await partitions.write({
-          table: schema,
           operations: [
             {
+              table: schema,
               kind: 'Delete',
               key: keyOf(item, schema),
               expressions: { condition: '#ttl = :expiry', names: { '#ttl': attributeName }, values: { ':expiry': { N: expiry.text } } },

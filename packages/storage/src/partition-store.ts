@@ -76,7 +76,7 @@ export class PartitionStore implements PartitionClient {
   }
 
   private applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet): WriteOutcome {
-    const { table } = request;
+    const { table } = operation;
     try {
       const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');

@@ -50,7 +50,7 @@ describe('commit queue', () => {
     const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
     const release = observed.holdBatches();
     const writes = Array.from({ length: 50 }, () =>
-      store.write({ table: schema, operations: [{ kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }], returnItems: true }),
+      store.write({ operations: [{ table: schema, kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }], returnItems: true }),
     );
     await settle();
     expect(observed.batches).toHaveLength(1);

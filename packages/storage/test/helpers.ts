@@ -28,7 +28,7 @@ export function memoryStore(): Promise<LocalStore> {
 export async function put(partitions: PartitionClient, schema: TableSchema, item: Item): Promise<void> {
   const keyAttributes = schema.rangeKey ? [schema.hashKey, schema.rangeKey] : [schema.hashKey];
   const itemKey = Object.fromEntries(keyAttributes.map((attribute) => [attribute.name, item[attribute.name]]));
-  const result = await partitions.write({ table: schema, operations: [{ kind: 'Put', key: itemKey, item }] });
+  const result = await partitions.write({ operations: [{ table: schema, kind: 'Put', key: itemKey, item }] });
   if (!result.applied) throw new Error(`put failed: ${JSON.stringify(result.outcomes)}`);
 }
 

@@ -38,7 +38,7 @@ describe('indexes against a model', () => {
         if (next() < 0.7) item.a = N(pick(['-1.5', '0', '2', '10']));
         if (next() < 0.7) item.b = S(pick(['x', 'y', 'xy', 'é']));
         if (next() < 0.5) item.c = S('c'.repeat(Math.floor(next() * 20)));
-        await mustApply({ table: schema, operations: [{ kind: 'Put', key: { pk, sk }, item }] });
+        await mustApply({ operations: [{ table: schema, kind: 'Put', key: { pk, sk }, item }] });
         model.set(id, item);
       } else if (roll < 0.8) {
         const [expression, values]: [string, Item | undefined] = pick<[string, Item | undefined]>([
@@ -50,15 +50,14 @@ describe('indexes against a model', () => {
           ['SET zz = :v', { ':v': N(1) }],
         ]);
         await mustApply({
-          table: schema,
-          operations: [{ kind: 'Update', key: { pk, sk }, expressions: { update: expression, ...(values ? { values } : {}) } }],
+          operations: [{ table: schema, kind: 'Update', key: { pk, sk }, expressions: { update: expression, ...(values ? { values } : {}) } }],
         });
         const item: Item = { ...(model.get(id) ?? { pk, sk }) };
         if (expression.startsWith('SET')) item[expression.split(' ')[1]] = values?.[':v'] as Item[string];
         else for (const name of expression.slice('REMOVE '.length).split(', ')) delete item[name];
         model.set(id, item);
       } else {
-        await mustApply({ table: schema, operations: [{ kind: 'Delete', key: { pk, sk } }] });
+        await mustApply({ operations: [{ table: schema, kind: 'Delete', key: { pk, sk } }] });
         model.delete(id);
       }
     }

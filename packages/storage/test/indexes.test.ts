@@ -59,8 +59,7 @@ describe('secondary indexes', () => {
     const update = async (expression: string, values?: Item) => {
       const names = expression.includes('#n') ? { names: { '#n': 'name' } } : {};
       const result = await store.partitions.write({
-        table: schema,
-        operations: [{ kind: 'Update', key: { pk: S('u1'), sk: S('profile') }, expressions: { update: expression, ...names, ...(values ? { values } : {}) } }],
+        operations: [{ table: schema, kind: 'Update', key: { pk: S('u1'), sk: S('profile') }, expressions: { update: expression, ...names, ...(values ? { values } : {}) } }],
       });
       expect(result).toEqual({ applied: true, outcomes: [{ status: 'ok' }] });
     };
@@ -80,7 +79,7 @@ describe('secondary indexes', () => {
     expect(await queryIndex('byRank', S('u1'))).toEqual([{ pk: S('u1'), sk: S('profile'), rnk: N(7) }]);
     expect(await queryIndex('byCity', S('Rome'))).toEqual([{ pk: S('u1'), sk: S('profile'), city: S('Rome'), age: N(40), name: S('Alicia') }]);
 
-    const deleted = await store.partitions.write({ table: schema, operations: [{ kind: 'Delete', key: { pk: S('u1'), sk: S('profile') } }] });
+    const deleted = await store.partitions.write({ operations: [{ table: schema, kind: 'Delete', key: { pk: S('u1'), sk: S('profile') } }] });
     expect(deleted.applied).toBe(true);
     for (const index of schema.indexes) {
       expect(await scanIndex(index.name)).toEqual([]);
@@ -102,16 +101,14 @@ describe('secondary indexes', () => {
 
   it('refuses index key values of the wrong type or empty', async () => {
     const badPut = await store.partitions.write({
-      table: schema,
-      operations: [{ kind: 'Put', key: { pk: S('p'), sk: S('s') }, item: { pk: S('p'), sk: S('s'), age: S('old'), city: S('x') } }],
+      operations: [{ table: schema, kind: 'Put', key: { pk: S('p'), sk: S('s') }, item: { pk: S('p'), sk: S('s'), age: S('old'), city: S('x') } }],
     });
     expect(badPut).toEqual({
       applied: false,
       outcomes: [{ status: 'invalid', message: 'One or more parameter values were invalid: Type mismatch for Index Key age Expected: N Actual: S IndexName: byCity' }],
     });
     const emptyKey = await store.partitions.write({
-      table: schema,
-      operations: [{ kind: 'Update', key: { pk: S('p'), sk: S('s') }, expressions: { update: 'SET email = :e', values: { ':e': S('') } } }],
+      operations: [{ table: schema, kind: 'Update', key: { pk: S('p'), sk: S('s') }, expressions: { update: 'SET email = :e', values: { ':e': S('') } } }],
     });
     expect(emptyKey.applied).toBe(false);
     expect(emptyKey.outcomes[0]).toMatchObject({ status: 'invalid', message: expect.stringContaining('cannot contain an empty string value. IndexName: byEmail, IndexKey: email') });
@@ -143,10 +140,9 @@ describe('secondary indexes', () => {
     const writes: Promise<unknown>[] = [];
     for (let i = 0; i < 300; i += 7) {
       writes.push(store.partitions.write({
-        table: withIndex,
-        operations: [{ kind: 'Update', key: { pk: items[i].pk, sk: items[i].sk }, expressions: { update: 'SET city = :c, age = :a', values: { ':c': S('moved'), ':a': N(i) } } }],
+        operations: [{ table: withIndex, kind: 'Update', key: { pk: items[i].pk, sk: items[i].sk }, expressions: { update: 'SET city = :c, age = :a', values: { ':c': S('moved'), ':a': N(i) } } }],
       }));
-      writes.push(store.partitions.write({ table: withIndex, operations: [{ kind: 'Delete', key: { pk: items[i + 1].pk, sk: items[i + 1].sk } }] }));
+      writes.push(store.partitions.write({ operations: [{ table: withIndex, kind: 'Delete', key: { pk: items[i + 1].pk, sk: items[i + 1].sk } }] }));
       writes.push(put(store.partitions, withIndex, { pk: S('new'), sk: S(`n${i}`), city: S('moved'), age: N(-i) }));
     }
     await Promise.all([backfill, ...writes]);
@@ -175,7 +171,7 @@ describe('secondary indexes', () => {
     const good = [{ pk: S('good'), sk: S('s'), city: S('c'), age: N(1) }];
     expect(await scanIndex('byCity', withIndex)).toEqual(good);
     for (const pk of ['wrongType', 'empty']) {
-      const deleted = await store.partitions.write({ table: withIndex, operations: [{ kind: 'Delete', key: { pk: S(pk), sk: S('s') } }] });
+      const deleted = await store.partitions.write({ operations: [{ table: withIndex, kind: 'Delete', key: { pk: S(pk), sk: S('s') } }] });
       expect(deleted.applied).toBe(true);
     }
     expect(await store.partitions.statistics(withIndex, 'byCity')).toEqual(statisticsOf(good));

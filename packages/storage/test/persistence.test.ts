@@ -82,8 +82,7 @@ describe('a store on disk', () => {
       const schema = table(1, key('pk', 'S'));
       const add = () =>
         store.partitions.write({
-          table: schema,
-          operations: [{ kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }],
+          operations: [{ table: schema, kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }],
         });
       const results = await Promise.all(Array.from({ length: 200 }, add));
       expect(results.every((result) => result.applied)).toBe(true);

@@ -26,8 +26,7 @@ describe('partition writes', () => {
     await put(store.partitions, schema, { pk: S('a'), sk: N(1), v: S('y') });
     expect(await get('a', 1)).toEqual({ pk: S('a'), sk: N(1), v: S('y') });
     const result = await store.partitions.write({
-      table: schema,
-      operations: [{ kind: 'Delete', key: { pk: S('a'), sk: N(1) } }],
+      operations: [{ table: schema, kind: 'Delete', key: { pk: S('a'), sk: N(1) } }],
       returnItems: true,
     });
     expect(result).toEqual({ applied: true, outcomes: [{ status: 'ok', oldItem: { pk: S('a'), sk: N(1), v: S('y') } }] });
@@ -41,8 +40,8 @@ describe('partition writes', () => {
 
   it('evaluates conditions against the current item and reports it on failure', async () => {
     const create = (value: string): PartitionWrite => ({
-      table: schema,
       operations: [{
+        table: schema,
         kind: 'Put',
         key: { pk: S('c'), sk: N(1) },
         item: { pk: S('c'), sk: N(1), v: S(value) },
@@ -60,20 +59,22 @@ describe('partition writes', () => {
   it('applies all operations of a write or none', async () => {
     await put(store.partitions, schema, { pk: S('t'), sk: N(3), v: N(0) });
     const operations: PartitionWrite['operations'] = [
-      { kind: 'Put', key: { pk: S('t'), sk: N(1) }, item: { pk: S('t'), sk: N(1) } },
+      { table: schema, kind: 'Put', key: { pk: S('t'), sk: N(1) }, item: { pk: S('t'), sk: N(1) } },
       {
+        table: schema,
         kind: 'Update',
         key: { pk: S('t'), sk: N(2) },
         expressions: { update: 'SET v = :v', values: { ':v': N(5) } },
       },
       {
+        table: schema,
         kind: 'ConditionCheck',
         key: { pk: S('t'), sk: N(3) },
         expressions: { condition: 'v = :expected', values: { ':expected': N(1) } },
       },
-      { kind: 'Delete', key: { pk: S('t'), sk: N(4) }, expressions: { condition: 'attribute_exists(pk)' } },
+      { table: schema, kind: 'Delete', key: { pk: S('t'), sk: N(4) }, expressions: { condition: 'attribute_exists(pk)' } },
     ];
-    const cancelled = await store.partitions.write({ table: schema, operations, returnItems: true });
+    const cancelled = await store.partitions.write({ operations, returnItems: true });
     expect(cancelled).toEqual({
       applied: false,
       outcomes: [
@@ -87,7 +88,7 @@ describe('partition writes', () => {
     expect(await get('t', 2)).toBeUndefined();
     expect(await store.partitions.statistics(schema)).toEqual({ itemCount: 1, sizeBytes: itemSize({ pk: S('t'), sk: N(3), v: N(0) }) });
 
-    const applied = await store.partitions.write({ table: schema, operations: operations.slice(0, 2), returnItems: true });
+    const applied = await store.partitions.write({ operations: operations.slice(0, 2), returnItems: true });
     expect(applied).toEqual({
       applied: true,
       outcomes: [
@@ -98,12 +99,47 @@ describe('partition writes', () => {
     expect(await get('t', 2)).toEqual({ pk: S('t'), sk: N(2), v: N(5) });
   });
 
+  it('applies a write spanning two tables all or none, indexes and statistics included', async () => {
+    const other = table(2, key('id', 'S'), undefined, [
+      { name: 'byV', kind: 'GSI', indexId: 3, hashKey: key('v', 'S'), projection: { type: 'KEYS_ONLY' } },
+    ]);
+    await put(store.partitions, other, { id: S('guard'), v: S('closed') });
+    const guarded = (expected: string): PartitionWrite => ({
+      operations: [
+        { table: schema, kind: 'Put', key: { pk: S('x'), sk: N(1) }, item: { pk: S('x'), sk: N(1) } },
+        { table: other, kind: 'Put', key: { id: S('new') }, item: { id: S('new'), v: S('w') } },
+        {
+          table: other,
+          kind: 'ConditionCheck',
+          key: { id: S('guard') },
+          expressions: { condition: 'v = :v', values: { ':v': S(expected) } },
+        },
+      ],
+    });
+    const before = { items: await store.partitions.statistics(schema), index: await store.partitions.statistics(other, 'byV') };
+    expect(await store.partitions.write(guarded('open'))).toEqual({
+      applied: false,
+      outcomes: [{ status: 'ok' }, { status: 'ok' }, { status: 'conditionFailed', item: { id: S('guard'), v: S('closed') } }],
+    });
+    expect(await get('x', 1)).toBeUndefined();
+    expect(await store.partitions.get({ table: other, key: { id: S('new') } }, { consistent: true })).toBeUndefined();
+    expect({ items: await store.partitions.statistics(schema), index: await store.partitions.statistics(other, 'byV') }).toEqual(before);
+
+    expect((await store.partitions.write(guarded('closed'))).applied).toBe(true);
+    expect(await get('x', 1)).toEqual({ pk: S('x'), sk: N(1) });
+    expect((await store.partitions.get({ table: other, key: { id: S('new') } }, { consistent: true }))?.item).toEqual({ id: S('new'), v: S('w') });
+    expect(await store.partitions.statistics(schema)).toEqual({ itemCount: 1, sizeBytes: itemSize({ pk: S('x'), sk: N(1) }) });
+    expect(await store.partitions.statistics(other, 'byV')).toEqual({
+      itemCount: 2,
+      sizeBytes: itemSize({ id: S('guard'), v: S('closed') }) + itemSize({ id: S('new'), v: S('w') }),
+    });
+  });
+
   it('lets later operations of one write see the earlier ones', async () => {
     const result = await store.partitions.write({
-      table: schema,
       operations: [
-        { kind: 'Put', key: { pk: S('s'), sk: N(1) }, item: { pk: S('s'), sk: N(1), n: N(1) } },
-        { kind: 'Update', key: { pk: S('s'), sk: N(1) }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } },
+        { table: schema, kind: 'Put', key: { pk: S('s'), sk: N(1) }, item: { pk: S('s'), sk: N(1), n: N(1) } },
+        { table: schema, kind: 'Update', key: { pk: S('s'), sk: N(1) }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } },
       ],
     });
     expect(result.applied).toBe(true);
@@ -115,8 +151,7 @@ describe('partition writes', () => {
     await put(store.partitions, schema, { pk: S('u'), sk: N(1), s: S('text'), big: S('x'.repeat(300_000)) });
     const update = (expression: string, values: Item) =>
       store.partitions.write({
-        table: schema,
-        operations: [{ kind: 'Update', key: { pk: S('u'), sk: N(1) }, expressions: { update: expression, values } }],
+        operations: [{ table: schema, kind: 'Update', key: { pk: S('u'), sk: N(1) }, expressions: { update: expression, values } }],
       });
     const wrongType = await update('ADD s :one', { ':one': N(1) });
     expect(wrongType.applied).toBe(false);
@@ -135,7 +170,7 @@ describe('partition writes', () => {
   });
 
   it('creates an item with only its key on an update without expression', async () => {
-    const result = await store.partitions.write({ table: schema, operations: [{ kind: 'Update', key: { pk: S('k'), sk: N(1) } }] });
+    const result = await store.partitions.write({ operations: [{ table: schema, kind: 'Update', key: { pk: S('k'), sk: N(1) } }] });
     expect(result.applied).toBe(true);
     expect(await get('k', 1)).toEqual({ pk: S('k'), sk: N(1) });
   });
@@ -148,8 +183,8 @@ describe('partition writes', () => {
         const current = await get('counter', 0);
         const n = Number((current?.n as { N: string }).N);
         const result = await store.partitions.write({
-          table: schema,
           operations: [{
+            table: schema,
             kind: 'Update',
             key: { pk: S('counter'), sk: N(0) },
             expressions: { update: 'SET n = :next', condition: 'n = :seen', values: { ':next': N(n + 1), ':seen': N(n) } },
@@ -166,8 +201,7 @@ describe('partition writes', () => {
   it('applies 200 concurrent ADDs exactly once each', async () => {
     const add = () =>
       store.partitions.write({
-        table: schema,
-        operations: [{ kind: 'Update', key: { pk: S('adds'), sk: N(0) }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }],
+        operations: [{ table: schema, kind: 'Update', key: { pk: S('adds'), sk: N(0) }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }],
       });
     const results = await Promise.all(Array.from({ length: 200 }, add));
     expect(results.every((result) => result.applied)).toBe(true);
@@ -175,7 +209,7 @@ describe('partition writes', () => {
   });
 
   it('rejects a key that does not match the schema', async () => {
-    const result = await store.partitions.write({ table: schema, operations: [{ kind: 'Delete', key: { pk: S('x') } }] });
+    const result = await store.partitions.write({ operations: [{ table: schema, kind: 'Delete', key: { pk: S('x') } }] });
     expect(result).toEqual({ applied: false, outcomes: [{ status: 'invalid', message: 'The provided key element does not match the schema' }] });
     await expect(store.partitions.get({ table: schema, key: { pk: S('x') } }, { consistent: true })).rejects.toMatchObject({
       type: 'ValidationException',
