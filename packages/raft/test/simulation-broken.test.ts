@@ -42,7 +42,7 @@ describe('raft simulation with a broken host', () => {
   });
 
   it('catches lease reads on a host that drops the ticks a process pause made it miss', () => {
-    const caught = caughtRuns('leader-isolation', { dropTicksWhilePaused: true }, 'lease', 500);
+    const caught = caughtRuns('process-pauses', { dropTicksWhilePaused: true }, 'lease', 500);
     expect(caught.length).toBeGreaterThan(0);
     expect(caught[0].linearizability?.failure?.explanation).toBeTruthy();
     expect(caught[0].replay).toContain('--reads lease --bug drop-ticks-while-paused');

@@ -4,15 +4,18 @@ import { runSimulation, type SimulationOptions, type SimulationResult } from './
 import type { ReadMode } from './sim/workload.ts';
 
 /**
- * The seeded simulation of the Raft core: every mix runs SEEDS_PER_MIX seeds with ReadIndex reads,
- * and the mixes that move leadership around run LEASE_SEEDS more with lease reads. Each run checks
+ * The seeded simulation of the Raft core: every mix runs SEEDS_PER_MIX seeds with ReadIndex reads
+ * (8 x 140), and the mixes that threaten leases run LEASE_SEEDS more with lease reads (5 x 50). Each run checks
  * the safety invariants continuously, liveness after healing, and linearizability of the history.
  * A failure prints the command that replays it with a trace.
  */
 const STEPS = 500;
-const SEEDS_PER_MIX = 150;
-/** leader-isolation includes transfers followed by the old leader going deaf: stale lease reads before the core's fix. */
-const LEASE_MIXES: MixName[] = ['leader-isolation', 'majority-partition', 'crash-loop', 'mixed'];
+const SEEDS_PER_MIX = 140;
+/**
+ * leader-isolation includes transfers followed by the old leader going deaf (stale lease reads
+ * before the core's fix); process-pauses freezes leaders, the classic threat to leases.
+ */
+const LEASE_MIXES: MixName[] = ['leader-isolation', 'process-pauses', 'majority-partition', 'crash-loop', 'mixed'];
 const LEASE_SEEDS = 50;
 
 interface Totals {

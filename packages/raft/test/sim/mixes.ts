@@ -64,6 +64,12 @@ export const MIXES = {
     faultDurationMs: [200, 1500],
     faults: { 'flap-link': 1 },
   },
+  'process-pauses': {
+    network: LOSSY,
+    faultIntervalMs: [100, 400],
+    faultDurationMs: [150, 600],
+    faults: { 'pause-leader': 4, 'isolate-leader': 1, heal: 1 },
+  },
   'crash-loop': {
     network: LOSSY,
     faultIntervalMs: [80, 400],

@@ -72,6 +72,8 @@ const ELECTION_TICK = 10;
 /** After the faults heal, the cluster must elect a leader and commit everywhere within this. */
 export const LIVENESS_BOUND_MS = 80 * ELECTION_TICK * TICK_MS;
 const MAX_NODES = 7;
+/** Relative tick-rate error of a node's clock. */
+const MAX_CLOCK_DRIFT = 0.02;
 const QUIET_NETWORK: NetworkProfile = { minDelayMs: 1, maxDelayMs: 10, dropRate: 0, duplicateRate: 0, slowRate: 0, slowDelayMs: 0 };
 
 export function replayCommand(options: SimulationOptions): string {
@@ -341,13 +343,15 @@ class Simulation implements NodeWorld {
   private addNode(id: NodeId, disk: MemoryStorage): SimNode {
     const node = new SimNode(id, disk, this);
     this.nodes.set(id, node);
-    // Every node ticks at the same rate from its own phase: clocks do not drift, which lease reads rely on.
+    // Every node ticks from its own phase at its own rate: clocks drift by up to MAX_CLOCK_DRIFT,
+    // well inside the margin lease reads keep (two ticks of an election timeout).
     const phase = this.nodePrng.int(0, TICK_MS);
+    const interval = TICK_MS * (1 + (this.nodePrng.float() * 2 - 1) * MAX_CLOCK_DRIFT);
     const tick = (): void => {
       if (node.state === 'retired') return;
       if (node.isPausedAt(this.scheduler.now)) node.missedTicks++;
       else node.tick();
-      this.scheduler.after(TICK_MS, tick);
+      this.scheduler.after(interval, tick);
     };
     this.scheduler.after(phase, tick);
     node.start();
@@ -386,7 +390,7 @@ class Simulation implements NodeWorld {
 
   /** Freezes a node's process; on resume a correct host first catches up on the ticks it missed. */
   private pause(node: SimNode, durationMs: number): void {
-    if (!node.isUp || node.isPausedAt(this.scheduler.now)) return;
+    if (!node.isUp) return;
     node.pausedUntil = this.scheduler.now + durationMs;
     node.missedTicks = 0;
     this.trace(`fault: node ${node.id} paused until ${node.pausedUntil}ms`);
@@ -526,7 +530,17 @@ class Simulation implements NodeWorld {
       case 'pause-leader': {
         const live = this.liveNodes();
         const victim = leader && prng.chance(0.7) ? leader : live.length > 0 ? prng.pick(live) : undefined;
-        if (victim) this.pause(victim, this.faultDuration());
+        if (!victim || victim.isPausedAt(this.scheduler.now)) return;
+        const duration = this.faultDuration();
+        if (prng.chance(0.5)) {
+          // A stall that also cuts the node off: when it resumes, nothing from a newer term is waiting for it.
+          this.trace(`fault: isolate node ${victim.id} while it is paused`);
+          this.network.partition([victim.id], others(victim.id));
+          this.scheduler.after(duration, () => {
+            for (const other of others(victim.id)) this.unblockBoth(victim.id, other);
+          });
+        }
+        this.pause(victim, duration);
         return;
       }
       case 'add-learner': {
