@@ -99,6 +99,25 @@ describe('invariants', () => {
     );
   });
 
+  it('a simulated history with one read corrupted to an unwritten value fails, on that key', () => {
+    fc.assert(
+      fc.property(fc.integer(), fc.integer({ min: 1, max: 6 }), fc.nat(), (seed, keys, pick) => {
+        const history = simulateKvHistory({ seed, operations: 150, keys, clients: 6, indeterminateRate: 0.15 });
+        const reads = history.flatMap((op, index) => (op.return !== undefined && (op.type === 'get' || op.type === 'read-list') ? [index] : []));
+        fc.pre(reads.length > 0);
+        const index = reads[pick % reads.length];
+        const corrupted = history.map((op, i): KvOperation => {
+          if (i !== index) return op;
+          return op.type === 'get' ? { ...op, output: 'unwritten' } : op.type === 'read-list' ? { ...op, output: [...op.output!, 'unwritten'] } : op;
+        });
+        const result = checkKvHistory(corrupted);
+        expect(result.ok).toBe(false);
+        expect(result.failure?.key).toBe(history[index].key);
+      }),
+      { numRuns: 150, seed: 47 },
+    );
+  });
+
   it('the verdict does not depend on the order operations are listed in', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(registerOperation, listOperation), { maxLength: 8 }), fc.integer(), (history, salt) => {
