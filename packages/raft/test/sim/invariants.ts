@@ -70,10 +70,6 @@ export class InvariantChecker {
     return this.maxCommittedIndex;
   }
 
-  committedEntry(index: number): { term: number; payload: string } | undefined {
-    return this.committed.get(index);
-  }
-
   onHardStatePersisted(node: NodeId, hardState: HardState, log: LogView): void {
     const previous = this.hardStates.get(node);
     if (previous) {

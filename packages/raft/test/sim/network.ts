@@ -15,15 +15,6 @@ export interface NetworkProfile {
   slowDelayMs: number;
 }
 
-export const CALM_NETWORK: NetworkProfile = {
-  minDelayMs: 1,
-  maxDelayMs: 8,
-  dropRate: 0,
-  duplicateRate: 0,
-  slowRate: 0,
-  slowDelayMs: 0,
-};
-
 export type DeliveryOutcome = 'delivered' | 'dropped';
 
 /**

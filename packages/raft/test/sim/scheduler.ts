@@ -17,10 +17,6 @@ export class Scheduler {
   private nextOrder = 0;
   private executed = 0;
 
-  get pending(): number {
-    return this.heap.length;
-  }
-
   /** Events run so far. */
   get eventsRun(): number {
     return this.executed;
