@@ -1,5 +1,6 @@
 export * from './errors.ts';
 export * from './attribute-value.ts';
+export * from './records.ts';
 export * from './schema.ts';
 export * from './partition.ts';
 export * from './catalog.ts';
@@ -9,3 +10,4 @@ export * from './validation.ts';
 export * from './key-encoding.ts';
 export * from './item-size.ts';
 export * from './expressions/index.ts';
+export * from './partition-map.ts';
