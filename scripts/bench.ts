@@ -29,7 +29,9 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
   --warmup <s>         unmeasured seconds before each workload (default 2)
   --item-size <bytes>  item size (default 1024)
   --keys <n>           key space; pre-loaded for reads (default 10000)
-  --max-requests <n>   cap per phase (default 10000000)`;
+  --max-requests <n>   cap per phase (default 10000000)
+  --rounds <n>         alternate the targets this many times and pool the results, which evens out
+                       load from other processes on a shared machine (default 1)`;
 
 function delegateToRaftBench(args: string[]): never {
   const script = path.join(import.meta.dirname, 'bench-raft.ts');
@@ -73,6 +75,26 @@ interface Measurement {
   result: LoadResult;
 }
 
+/** One measurement per target and workload: the rounds' requests, time and latencies together. */
+function poolRounds(measurements: Measurement[]): Measurement[] {
+  const pooled = new Map<string, Measurement[]>();
+  for (const measurement of measurements) {
+    const key = `${measurement.target}/${measurement.workload}`;
+    pooled.set(key, [...(pooled.get(key) ?? []), measurement]);
+  }
+  return [...pooled.values()].map((runs) => ({
+    target: runs[0].target,
+    workload: runs[0].workload,
+    result: {
+      ops: runs.reduce((sum, run) => sum + run.result.ops, 0),
+      errors: runs.reduce((sum, run) => sum + run.result.errors, 0),
+      errorSample: runs.find((run) => run.result.errorSample !== undefined)?.result.errorSample,
+      seconds: runs.reduce((sum, run) => sum + run.result.seconds, 0),
+      latenciesMs: Float64Array.from(runs.flatMap((run) => [...run.result.latenciesMs])).sort(),
+    },
+  }));
+}
+
 const load = (): string => os.loadavg().map((value) => value.toFixed(2)).join(' ');
 const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(2));
 
@@ -91,6 +113,7 @@ async function main(): Promise<number> {
       'item-size': { type: 'string', default: '1024' },
       keys: { type: 'string', default: '10000' },
       'max-requests': { type: 'string', default: '10000000' },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -106,18 +129,20 @@ async function main(): Promise<number> {
   const itemSize = Math.round(positiveNumber(values['item-size'], 'item-size'));
   const keyCount = Math.round(positiveNumber(values.keys, 'keys'));
   const maxRequests = Math.round(positiveNumber(values['max-requests'], 'max-requests'));
+  const rounds = Math.round(positiveNumber(values.rounds, 'rounds'));
   const table = benchTable('bench', keyCount, itemSize);
 
   console.log(`node ${process.version} on ${os.type()} ${os.arch()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
   console.log(`load average at start: ${load()}`);
   console.log(
     `workloads ${workloads.join(',')}; concurrency ${concurrency}; ${durationMs / 1000} s measured after ${warmupMs / 1000} s warm-up; ` +
-      `items ${itemSize} B; ${keyCount} keys`,
+      `items ${itemSize} B; ${keyCount} keys; ${rounds} round(s)`,
   );
 
   const measurements: Measurement[] = [];
   let failed = false;
-  for (const name of targets) {
+  const schedule = Array.from({ length: rounds }, () => targets).flat();
+  for (const name of schedule) {
     let target;
     try {
       target = await startTarget(name);
@@ -144,6 +169,8 @@ async function main(): Promise<number> {
       }
     } catch (error) {
       console.error(`${name}: ${(error as Error).message}`);
+      const output = target.recentOutput().trim();
+      if (output !== '') console.error(`--- ${name} output (last lines) ---\n${output}`);
       failed = true;
     } finally {
       client.close();
@@ -151,11 +178,12 @@ async function main(): Promise<number> {
     }
   }
 
+  const pooled = poolRounds(measurements);
   console.log('');
   console.log(
     formatTable(
       ['target', 'workload', 'ops', 'ops/s', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
-      measurements.map(({ target, workload, result }) => [
+      pooled.map(({ target, workload, result }) => [
         target,
         workload,
         String(result.ops),
@@ -169,8 +197,8 @@ async function main(): Promise<number> {
     ),
   );
   const ratioRows = workloads.flatMap((workload) => {
-    const shoal = measurements.find((m) => m.target === 'shoal' && m.workload === workload)?.result;
-    const dynalite = measurements.find((m) => m.target === 'dynalite' && m.workload === workload)?.result;
+    const shoal = pooled.find((m) => m.target === 'shoal' && m.workload === workload)?.result;
+    const dynalite = pooled.find((m) => m.target === 'dynalite' && m.workload === workload)?.result;
     if (shoal === undefined || dynalite === undefined) return [];
     const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
     return [

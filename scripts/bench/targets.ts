@@ -19,6 +19,8 @@ export interface RunningTarget {
   endpoint: Endpoint;
   /** What the target is, for the report (e.g. its data directory). */
   description: string;
+  /** The end of what the server printed, to show when something fails. */
+  recentOutput(): string;
   stop(): Promise<void>;
 }
 
@@ -66,25 +68,34 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+const KEPT_OUTPUT_CHARS = 4000;
+
+interface ListeningChild {
+  child: ChildProcess;
+  recentOutput(): string;
+}
+
 /** Spawns a Node child and resolves once it prints a line containing "listening". */
-async function spawnUntilListening(label: string, args: string[]): Promise<ChildProcess> {
+async function spawnUntilListening(label: string, args: string[]): Promise<ListeningChild> {
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${label} did not report listening within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString('utf8');
+      const onData = (): void => {
         if (/listening/i.test(output)) {
           clearTimeout(timer);
+          child.stdout!.off('data', onData);
           resolve();
         }
       };
       child.stdout!.on('data', onData);
-      child.stderr!.on('data', (chunk: Buffer) => {
-        output += chunk.toString('utf8');
-      });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         reject(new Error(`${label} exited before listening (code ${code}, signal ${signal})`));
@@ -92,12 +103,9 @@ async function spawnUntilListening(label: string, args: string[]): Promise<Child
     });
   } catch (error) {
     await stopChild(child);
-    throw new Error(`${(error as Error).message}\n--- ${label} output ---\n${output.slice(-2000)}`);
+    throw new Error(`${(error as Error).message}\n--- ${label} output ---\n${output}`);
   }
-  // Keep draining its output so a chatty server never blocks on a full pipe.
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return child;
+  return { child, recentOutput: () => output };
 }
 
 async function startDynalite(): Promise<RunningTarget> {
@@ -105,8 +113,8 @@ async function startDynalite(): Promise<RunningTarget> {
   const cli = path.join(REPO_ROOT, 'node_modules/dynalite/cli.js');
   // In memory (no --path); tables become ACTIVE at once instead of after the default 500 ms.
   const args = [cli, '--host', HOST, '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'];
-  const child = await spawnUntilListening('dynalite', args);
-  return { name: 'dynalite', endpoint: { host: HOST, port }, description: 'dynalite 4, in memory', stop: () => stopChild(child) };
+  const { child, recentOutput } = await spawnUntilListening('dynalite', args);
+  return { name: 'dynalite', endpoint: { host: HOST, port }, description: 'dynalite 4, in memory', recentOutput, stop: () => stopChild(child) };
 }
 
 async function startShoal(): Promise<RunningTarget> {
@@ -114,9 +122,9 @@ async function startShoal(): Promise<RunningTarget> {
   if (!existsSync(main)) throw new Error(`Shoal's CLI (${main}) does not exist yet`);
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-'));
-  let child: ChildProcess;
+  let started: ListeningChild;
   try {
-    child = await spawnUntilListening('shoal', [main, 'dev', '--host', HOST, '--port', String(port), '--data-dir', dataDir]);
+    started = await spawnUntilListening('shoal', [main, 'dev', '--host', HOST, '--port', String(port), '--data-dir', dataDir]);
   } catch (error) {
     await rm(dataDir, { recursive: true, force: true });
     throw error;
@@ -125,8 +133,9 @@ async function startShoal(): Promise<RunningTarget> {
     name: 'shoal',
     endpoint: { host: HOST, port },
     description: `shoal dev, single node, data in ${dataDir}`,
+    recentOutput: started.recentOutput,
     stop: async () => {
-      await stopChild(child);
+      await stopChild(started.child);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
