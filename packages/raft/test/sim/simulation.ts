@@ -70,7 +70,7 @@ export interface SimulationStats {
 export const TICK_MS = 10;
 const ELECTION_TICK = 10;
 /** After the faults heal, the cluster must elect a leader and commit everywhere within this. */
-export const LIVENESS_BOUND_MS = 80 * ELECTION_TICK * TICK_MS;
+export const LIVENESS_BOUND_MS = 50 * ELECTION_TICK * TICK_MS;
 const MAX_NODES = 7;
 /** Relative tick-rate error of a node's clock. */
 const MAX_CLOCK_DRIFT = 0.02;
