@@ -1,0 +1,601 @@
+/**
+ * The node-to-node Raft transport of a storage node hosting many Raft groups. Messages of all groups
+ * for one peer are queued as the groups produce them and leave on flush() (once per host tick) as one
+ * RaftBatch on one long-lived bidi stream to that peer. Snapshots go on their own SendSnapshot stream in
+ * chunks. Raft member ids are storage node ids, so a message's `to` names the peer node.
+ */
+import { create } from '@bufbuild/protobuf';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import {
+  MessageQueue,
+  RaftBatchSchema,
+  RaftTransportService,
+  RpcError,
+  Server,
+  Status,
+  addService,
+  createClient,
+  listen,
+  messageFromWire,
+  messageToWire,
+  shutdown,
+} from '@shoal/proto';
+import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSchema } from '@shoal/proto';
+import type { Message, NodeId } from '@shoal/raft';
+import { NetworkFaults } from './faults.ts';
+import { batchHeaderWireSize, groupMessageWireSize } from './wire-size.ts';
+
+/** One Raft message and the group it belongs to. */
+export interface GroupMessage {
+  groupId: number;
+  message: Message;
+}
+
+/** How a snapshot transfer ended; the host passes `ok` to RawNode.reportSnapshot(to, ok). */
+export interface SnapshotOutcome {
+  groupId: number;
+  to: NodeId;
+  ok: boolean;
+  /** Why it failed. */
+  error?: string;
+}
+
+export interface TransportLogEntry {
+  level: 'info' | 'warn';
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface RaftTransportOptions {
+  nodeId: NodeId;
+  /** host:port to serve on; port 0 picks a free one (see `address` after start()). */
+  listenAddress: string;
+  /** The address of a storage node; undefined (or a throw) when the node is not known. */
+  resolvePeer(nodeId: NodeId): string | undefined;
+  /** Messages received from `fromNode`, in the order that node sent them; a MsgSnap carries its data. */
+  onMessages(batch: GroupMessage[], fromNode: NodeId): void;
+  /** Messages to `nodeId` of these groups were lost: the host calls reportUnreachable for each group. */
+  onUnreachable?(nodeId: NodeId, groupIds: number[]): void;
+  /** A snapshot transfer ended, well or not. */
+  onSnapshotSent?(outcome: SnapshotOutcome): void;
+  /** Structured log lines; by default one JSON object a line on stderr. */
+  log?(entry: TransportLogEntry): void;
+  /** Messages waiting for one peer beyond this bound drop the oldest (counted). Default 10,000. */
+  maxQueuedMessagesPerPeer?: number;
+  /** Encoded size a RaftBatch stays within. Default 3 MiB, below gRPC's 4 MiB message limit. */
+  maxBatchBytes?: number;
+  /** Snapshot data bytes per SendSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** Larger incoming snapshots are refused. Default 1 GiB. */
+  maxSnapshotBytes?: number;
+  /** Reconnection delay after a failed stream: doubles from `initialMs` up to `maxMs`. */
+  reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** Enables fault injection (`transport.faults`), for chaos tests. */
+  faults?: boolean;
+}
+
+/** Counters, as plain fields until the node exports metrics. */
+export class TransportMetrics {
+  batchesSent = 0;
+  messagesSent = 0;
+  bytesSent = 0;
+  batchesReceived = 0;
+  messagesReceived = 0;
+  bytesReceived = 0;
+  /** Incoming batches refused: unknown sender, wrong addressee, invalid message. */
+  batchesRefused = 0;
+  /** Outgoing messages dropped because the peer's queue was full (the oldest go first). */
+  messagesDroppedQueueFull = 0;
+  /** Outgoing messages dropped because the peer was unreachable or its stream failed. */
+  messagesDroppedUnreachable = 0;
+  /** Outgoing messages dropped because they alone exceed maxBatchBytes. */
+  messagesDroppedOversize = 0;
+  /** Batches and messages lost to injected faults, both directions. */
+  batchesDroppedByFault = 0;
+  messagesDroppedByFault = 0;
+  streamFailures = 0;
+  snapshotsSent = 0;
+  snapshotsFailed = 0;
+  snapshotBytesSent = 0;
+  snapshotsReceived = 0;
+  snapshotsRefused = 0;
+  snapshotChunksReceived = 0;
+  snapshotBytesReceived = 0;
+}
+
+type TransportClient = ClientOf<typeof RaftTransportService>;
+
+/** One bidi stream to a peer. */
+interface PeerStream {
+  readonly outbox: MessageQueue<RaftBatch>;
+  readonly cancel: AbortController;
+}
+
+/** A batch held back by an injected delay, bound to the stream it was meant for. */
+interface DelayedBatch {
+  readonly due: number;
+  readonly stream: PeerStream;
+  readonly batch: RaftBatch;
+}
+
+/** Batches a peer has not taken yet beyond which flush() leaves messages in the (bounded) queue. */
+const MAX_PENDING_BATCHES = 64;
+
+class Peer {
+  readonly nodeId: NodeId;
+  #queue: GroupMessage[] = [];
+  #head = 0;
+  address: string | undefined;
+  client: TransportClient | undefined;
+  stream: PeerStream | undefined;
+  /** Consecutive failed streams, for the backoff; reset when the peer accepts a batch. */
+  failures = 0;
+  retryAt = 0;
+  /** The groups of the last flush: what a failing stream most likely lost. */
+  lastFlushGroups: number[] = [];
+  readonly delayed: DelayedBatch[] = [];
+  delayTimer: NodeJS.Timeout | undefined;
+
+  constructor(nodeId: NodeId) {
+    this.nodeId = nodeId;
+  }
+
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Queues a message; returns how many old ones were dropped to stay within `bound`. */
+  enqueue(item: GroupMessage, bound: number): number {
+    this.#queue.push(item);
+    if (this.queued <= bound) return 0;
+    this.#head += 1;
+    if (this.#head > bound) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return 1;
+  }
+
+  takeAll(): GroupMessage[] {
+    const taken = this.#head === 0 ? this.#queue : this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    return taken;
+  }
+}
+
+function distinctGroups(messages: readonly GroupMessage[]): number[] {
+  return [...new Set(messages.map((m) => m.groupId))];
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function defaultLog(entry: TransportLogEntry): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), component: 'raft-transport', ...entry })}\n`);
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  const port = Number(address.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`invalid listen address ${JSON.stringify(address)}`);
+  return { host: address.slice(0, colon), port };
+}
+
+function safeNodeId(value: bigint): NodeId | undefined {
+  return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+}
+
+export class RaftTransport {
+  readonly nodeId: NodeId;
+  readonly metrics = new TransportMetrics();
+  /** Present only when built with `faults: true`. */
+  readonly faults: NetworkFaults | undefined;
+  readonly #options: RaftTransportOptions;
+  readonly #log: (entry: TransportLogEntry) => void;
+  readonly #maxQueued: number;
+  readonly #maxBatchBytes: number;
+  readonly #chunkBytes: number;
+  readonly #maxSnapshotBytes: number;
+  readonly #backoff: { initialMs: number; maxMs: number };
+  readonly #peers = new Map<NodeId, Peer>();
+  readonly #server = new Server();
+  readonly #closing = new AbortController();
+  #address: string | undefined;
+
+  constructor(options: RaftTransportOptions) {
+    this.nodeId = options.nodeId;
+    this.#options = options;
+    this.#log = options.log ?? defaultLog;
+    this.#maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
+    this.#maxBatchBytes = options.maxBatchBytes ?? 3 * 1024 * 1024;
+    this.#chunkBytes = options.snapshotChunkBytes ?? 1024 * 1024;
+    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 1024 * 1024 * 1024;
+    this.#backoff = options.reconnectBackoff ?? { initialMs: 100, maxMs: 5_000 };
+    if (this.#maxBatchBytes >= 4 * 1024 * 1024 || this.#chunkBytes >= 4 * 1024 * 1024) {
+      throw new RangeError('maxBatchBytes and snapshotChunkBytes must stay below the 4 MiB gRPC message limit');
+    }
+    this.faults = options.faults === true ? new NetworkFaults() : undefined;
+    addService(this.#server, RaftTransportService, {
+      stream: (batches, context) => this.#serveStream(batches, context),
+      sendSnapshot: (chunks, context) => this.#receiveSnapshot(chunks, context),
+    });
+  }
+
+  /** host:port the transport serves on, once started. */
+  get address(): string {
+    if (this.#address === undefined) throw new Error('RaftTransport not started');
+    return this.#address;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = splitHostPort(this.#options.listenAddress);
+    this.#address = `${host}:${await listen(this.#server, host, port)}`;
+  }
+
+  /** Queues a message for its recipient (`message.to`); a MsgSnap goes by sendSnapshot. Never blocks. */
+  send(groupId: number, message: Message): void {
+    if (message.type === 'MsgSnap') {
+      this.sendSnapshot(groupId, message);
+      return;
+    }
+    if (message.to === this.nodeId) throw new Error(`group ${groupId}: a message from node ${this.nodeId} to itself`);
+    const peer = this.#peer(message.to);
+    this.metrics.messagesDroppedQueueFull += peer.enqueue({ groupId, message }, this.#maxQueued);
+  }
+
+  /** Sends what is queued: per peer, one RaftBatch (more only when it would pass maxBatchBytes). */
+  flush(): void {
+    const now = performance.now();
+    for (const peer of this.#peers.values()) {
+      if (peer.queued === 0) continue;
+      // A peer that does not keep up keeps its messages in its bounded queue rather than in the stream.
+      if (peer.stream !== undefined && peer.stream.outbox.size >= MAX_PENDING_BATCHES) continue;
+      const messages = peer.takeAll();
+      if (this.faults?.dropsTo(peer.nodeId) === true) {
+        this.metrics.messagesDroppedByFault += messages.length;
+        continue;
+      }
+      const stream = this.#streamTo(peer, now);
+      if (stream === undefined) {
+        this.metrics.messagesDroppedUnreachable += messages.length;
+        this.#options.onUnreachable?.(peer.nodeId, distinctGroups(messages));
+        continue;
+      }
+      peer.lastFlushGroups = distinctGroups(messages);
+      for (const batch of this.#split(peer, messages)) this.#emit(peer, stream, batch, now);
+    }
+  }
+
+  /**
+   * Streams a MsgSnap's snapshot data to `message.to` in chunks; the receiver hands the whole MsgSnap
+   * to its onMessages. The outcome goes to onSnapshotSent.
+   */
+  sendSnapshot(groupId: number, message: Message): void {
+    if (message.type !== 'MsgSnap' || message.snapshot === undefined) {
+      throw new Error(`group ${groupId}: sendSnapshot needs a MsgSnap with a snapshot, got ${message.type}`);
+    }
+    void this.#transferSnapshot(groupId, message, message.snapshot.data).then((outcome) => {
+      if (outcome.ok) this.metrics.snapshotsSent += 1;
+      else this.metrics.snapshotsFailed += 1;
+      this.#options.onSnapshotSent?.(outcome);
+    });
+  }
+
+  /** Stops serving and closes every stream; queued messages are discarded. */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    for (const peer of this.#peers.values()) {
+      clearTimeout(peer.delayTimer);
+      peer.stream?.outbox.close();
+      peer.stream?.cancel.abort();
+      peer.stream = undefined;
+      peer.client?.close();
+      peer.client = undefined;
+    }
+    await shutdown(this.#server, 1_000);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending
+
+  #peer(nodeId: NodeId): Peer {
+    let peer = this.#peers.get(nodeId);
+    if (peer === undefined) {
+      peer = new Peer(nodeId);
+      this.#peers.set(nodeId, peer);
+    }
+    return peer;
+  }
+
+  #resolve(nodeId: NodeId): string | undefined {
+    try {
+      return this.#options.resolvePeer(nodeId);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The open stream to `peer`, opening one unless the peer is backing off or cannot be resolved. */
+  #streamTo(peer: Peer, now: number): PeerStream | undefined {
+    if (peer.stream !== undefined) return peer.stream;
+    if (now < peer.retryAt || this.#closing.signal.aborted) return undefined;
+    const address = this.#resolve(peer.nodeId);
+    if (address === undefined) {
+      this.#log({ level: 'warn', event: 'peer_unresolved', node: this.nodeId, peer: peer.nodeId });
+      this.#backOff(peer, now);
+      return undefined;
+    }
+    if (peer.client === undefined || peer.address !== address) {
+      peer.client?.close();
+      peer.address = address;
+      peer.client = createClient(RaftTransportService, address, {
+        channelOptions: {
+          'grpc.initial_reconnect_backoff_ms': this.#backoff.initialMs,
+          'grpc.max_reconnect_backoff_ms': this.#backoff.maxMs,
+          // A peer that hangs without closing its socket is found out by keepalive pings.
+          'grpc.keepalive_time_ms': 10_000,
+          'grpc.keepalive_timeout_ms': 5_000,
+        },
+      });
+    }
+    const stream: PeerStream = { outbox: new MessageQueue<RaftBatch>(), cancel: new AbortController() };
+    peer.stream = stream;
+    const responses = peer.client.stream(stream.outbox, { signal: stream.cancel.signal });
+    (async () => {
+      for await (const response of responses) {
+        // The peer answers once it has accepted a batch: the connection works.
+        peer.failures = 0;
+        if (response.undelivered.length > 0) {
+          this.#log({ level: 'warn', event: 'messages_undelivered', node: this.nodeId, peer: peer.nodeId, count: response.undelivered.length });
+        }
+      }
+    })().then(
+      () => this.#streamEnded(peer, stream, new Error('stream closed by the peer')),
+      (error: unknown) => this.#streamEnded(peer, stream, error),
+    );
+    return stream;
+  }
+
+  #backOff(peer: Peer, now: number): number {
+    const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** Math.min(peer.failures, 30));
+    peer.failures += 1;
+    peer.retryAt = now + delay;
+    return delay;
+  }
+
+  #streamEnded(peer: Peer, stream: PeerStream, error: unknown): void {
+    if (peer.stream !== stream) return;
+    peer.stream = undefined;
+    stream.outbox.close();
+    stream.cancel.abort();
+    if (this.#closing.signal.aborted) return;
+    this.metrics.streamFailures += 1;
+    const retryInMs = this.#backOff(peer, performance.now());
+    this.#log({
+      level: 'warn',
+      event: 'stream_failed',
+      node: this.nodeId,
+      peer: peer.nodeId,
+      ...(error instanceof RpcError ? { code: Status[error.code] } : {}),
+      error: errorText(error),
+      retryInMs,
+    });
+    const lost = new Set(peer.lastFlushGroups);
+    for (const held of peer.delayed.splice(0)) {
+      this.metrics.messagesDroppedUnreachable += held.batch.messages.length;
+      for (const m of held.batch.messages) lost.add(Number(m.groupId));
+    }
+    peer.lastFlushGroups = [];
+    if (lost.size > 0) this.#options.onUnreachable?.(peer.nodeId, [...lost]);
+  }
+
+  /** Cuts the messages into RaftBatches each within maxBatchBytes, in order. */
+  *#split(peer: Peer, messages: GroupMessage[]): Generator<{ batch: RaftBatch; bytes: number }> {
+    const header = batchHeaderWireSize(this.nodeId, peer.nodeId);
+    let current: GroupMessage[] = [];
+    let bytes = header;
+    for (const item of messages) {
+      const size = groupMessageWireSize(item.groupId, item.message);
+      if (header + size > this.#maxBatchBytes) {
+        this.metrics.messagesDroppedOversize += 1;
+        this.#log({ level: 'warn', event: 'message_oversize', node: this.nodeId, peer: peer.nodeId, group: item.groupId, type: item.message.type, bytes: size });
+        this.#options.onUnreachable?.(peer.nodeId, [item.groupId]);
+        continue;
+      }
+      if (bytes + size > this.#maxBatchBytes) {
+        yield { batch: this.#batch(peer, current), bytes };
+        current = [];
+        bytes = header;
+      }
+      current.push(item);
+      bytes += size;
+    }
+    if (current.length > 0) yield { batch: this.#batch(peer, current), bytes };
+  }
+
+  #batch(peer: Peer, messages: GroupMessage[]): RaftBatch {
+    return create(RaftBatchSchema, {
+      fromNode: BigInt(this.nodeId),
+      toNode: BigInt(peer.nodeId),
+      messages: messages.map((m) => ({ groupId: BigInt(m.groupId), message: messageToWire(m.message) })),
+    });
+  }
+
+  #emit(peer: Peer, stream: PeerStream, { batch, bytes }: { batch: RaftBatch; bytes: number }, now: number): void {
+    this.metrics.batchesSent += 1;
+    this.metrics.messagesSent += batch.messages.length;
+    this.metrics.bytesSent += bytes;
+    const delayMs = this.faults?.delayMsTo(peer.nodeId) ?? 0;
+    if (delayMs === 0 && peer.delayed.length === 0) {
+      stream.outbox.push(batch);
+      return;
+    }
+    // Held back in a FIFO released by one timer, so that a delay never reorders the stream.
+    const last = peer.delayed.at(-1);
+    peer.delayed.push({ due: Math.max(now + delayMs, last?.due ?? 0), stream, batch });
+    if (peer.delayTimer === undefined) this.#scheduleDelayed(peer);
+  }
+
+  #scheduleDelayed(peer: Peer): void {
+    const next = peer.delayed[0];
+    if (next === undefined || this.#closing.signal.aborted) {
+      peer.delayTimer = undefined;
+      return;
+    }
+    peer.delayTimer = setTimeout(() => {
+      const now = performance.now();
+      while (peer.delayed.length > 0 && (peer.delayed[0] as DelayedBatch).due <= now) {
+        const held = peer.delayed.shift() as DelayedBatch;
+        if (held.stream === peer.stream) held.stream.outbox.push(held.batch);
+      }
+      this.#scheduleDelayed(peer);
+    }, Math.max(0, next.due - performance.now()));
+  }
+
+  async #transferSnapshot(groupId: number, message: Message, data: Uint8Array): Promise<SnapshotOutcome> {
+    const to = message.to;
+    const failed = (error: string): SnapshotOutcome => {
+      this.#log({ level: 'warn', event: 'snapshot_failed', node: this.nodeId, peer: to, group: groupId, bytes: data.length, error });
+      return { groupId, to, ok: false, error };
+    };
+    if (this.faults?.dropsTo(to) === true) return failed('dropped by fault injection');
+    const delayMs = this.faults?.delayMsTo(to) ?? 0;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const address = this.#resolve(to);
+    if (address === undefined) return failed(`node ${to} is not known`);
+    // A channel of its own, so the bulk data does not queue behind or ahead of the batched stream.
+    const client = createClient(RaftTransportService, address, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+    const header = messageToWire({ ...message, snapshot: { metadata: message.snapshot!.metadata, data: new Uint8Array(0) } });
+    const chunkBytes = this.#chunkBytes;
+    const fromNode = BigInt(this.nodeId);
+    async function* chunks(): AsyncGenerator<MessageInitShape<typeof SnapshotChunkSchema>> {
+      yield {
+        chunk: {
+          case: 'header',
+          value: { fromNode, toNode: BigInt(to), groupId: BigInt(groupId), message: header, dataSize: BigInt(data.length) },
+        },
+      };
+      for (let offset = 0; offset < data.length; offset += chunkBytes) {
+        yield { chunk: { case: 'data', value: data.subarray(offset, offset + chunkBytes) } };
+      }
+    }
+    try {
+      const response = await client.sendSnapshot(chunks(), { signal: this.#closing.signal });
+      if (response.receivedBytes !== BigInt(data.length)) {
+        return failed(`node ${to} received ${response.receivedBytes} of ${data.length} bytes`);
+      }
+      this.metrics.snapshotBytesSent += data.length;
+      return { groupId, to, ok: true };
+    } catch (error) {
+      return failed(errorText(error));
+    } finally {
+      client.close();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receiving
+
+  /** Refuses (and logs) traffic from a node we do not know or meant for another node. */
+  #checkAddressing(fromNode: bigint, toNode: bigint, what: string, context: CallContext): NodeId {
+    const from = safeNodeId(fromNode);
+    let refusal: RpcError | undefined;
+    if (from === undefined || this.#resolve(from) === undefined) {
+      refusal = new RpcError(Status.PERMISSION_DENIED, `${what} from unknown node ${fromNode} refused by node ${this.nodeId}`);
+    } else if (toNode !== BigInt(this.nodeId)) {
+      refusal = new RpcError(Status.FAILED_PRECONDITION, `${what} for node ${toNode} reached node ${this.nodeId}`);
+    }
+    if (refusal === undefined) return from as NodeId;
+    this.#refused(what, refusal, { from: String(fromNode), to: String(toNode), remote: context.peer });
+  }
+
+  #refused(what: string, refusal: RpcError, fields: Record<string, unknown>): never {
+    if (what === 'batch') this.metrics.batchesRefused += 1;
+    else this.metrics.snapshotsRefused += 1;
+    this.#log({ level: 'warn', event: `${what}_refused`, node: this.nodeId, ...fields, code: Status[refusal.code], error: refusal.message });
+    throw refusal;
+  }
+
+  async *#serveStream(batches: AsyncIterable<RaftBatch>, context: CallContext): AsyncGenerator<Record<string, never>> {
+    let acknowledged = false;
+    for await (const batch of batches) {
+      const from = this.#checkAddressing(batch.fromNode, batch.toNode, 'batch', context);
+      if (this.faults?.dropsFrom(from) === true) {
+        this.metrics.batchesDroppedByFault += 1;
+        this.metrics.messagesDroppedByFault += batch.messages.length;
+        continue;
+      }
+      const received: GroupMessage[] = [];
+      let bytes = batchHeaderWireSize(from, this.nodeId);
+      for (const wire of batch.messages) {
+        let item: GroupMessage;
+        try {
+          const groupId = safeNodeId(wire.groupId);
+          if (groupId === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `invalid group id ${wire.groupId}`);
+          if (wire.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `group ${groupId}: no message`);
+          item = { groupId, message: messageFromWire(wire.message) };
+        } catch (error) {
+          const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
+          this.#refused('batch', refusal, { from, remote: context.peer });
+        }
+        bytes += groupMessageWireSize(item.groupId, item.message);
+        received.push(item);
+      }
+      this.metrics.batchesReceived += 1;
+      this.metrics.messagesReceived += received.length;
+      this.metrics.bytesReceived += bytes;
+      this.#options.onMessages(received, from);
+      if (!acknowledged) {
+        acknowledged = true;
+        yield {};
+      }
+    }
+  }
+
+  async #receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>, context: CallContext): Promise<{ receivedBytes: bigint }> {
+    let transfer: { from: NodeId; groupId: number; message: Message; data: Uint8Array; received: number } | undefined;
+    const refuse = (code: Status, reason: string): never =>
+      this.#refused('snapshot', new RpcError(code, reason), { remote: context.peer, ...(transfer === undefined ? {} : { from: transfer.from, group: transfer.groupId }) });
+    for await (const { chunk } of chunks) {
+      if (transfer === undefined) {
+        if (chunk.case !== 'header') return refuse(Status.INVALID_ARGUMENT, 'a snapshot transfer must start with its header');
+        const header = chunk.value;
+        const from = this.#checkAddressing(header.fromNode, header.toNode, 'snapshot', context);
+        const groupId = safeNodeId(header.groupId);
+        if (groupId === undefined) return refuse(Status.INVALID_ARGUMENT, `invalid group id ${header.groupId}`);
+        if (header.dataSize > BigInt(this.#maxSnapshotBytes)) {
+          return refuse(Status.RESOURCE_EXHAUSTED, `snapshot of ${header.dataSize} bytes exceeds the limit of ${this.#maxSnapshotBytes}`);
+        }
+        if (this.faults?.dropsFrom(from) === true) return refuse(Status.UNAVAILABLE, 'dropped by fault injection');
+        let message: Message;
+        try {
+          if (header.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, 'snapshot header without a message');
+          message = messageFromWire(header.message);
+        } catch (error) {
+          return refuse(Status.INVALID_ARGUMENT, errorText(error));
+        }
+        if (message.type !== 'MsgSnap' || message.snapshot === undefined) return refuse(Status.INVALID_ARGUMENT, `snapshot header carries a ${message.type}`);
+        transfer = { from, groupId, message, data: new Uint8Array(Number(header.dataSize)), received: 0 };
+        continue;
+      }
+      if (chunk.case !== 'data') return refuse(Status.INVALID_ARGUMENT, 'a second snapshot header');
+      if (transfer.received + chunk.value.length > transfer.data.length) {
+        return refuse(Status.INVALID_ARGUMENT, `snapshot data exceeds the announced ${transfer.data.length} bytes`);
+      }
+      transfer.data.set(chunk.value, transfer.received);
+      transfer.received += chunk.value.length;
+      this.metrics.snapshotChunksReceived += 1;
+    }
+    if (transfer === undefined) return refuse(Status.INVALID_ARGUMENT, 'an empty snapshot transfer');
+    if (transfer.received !== transfer.data.length) {
+      return refuse(Status.INVALID_ARGUMENT, `snapshot truncated: ${transfer.received} of ${transfer.data.length} bytes`);
+    }
+    this.metrics.snapshotsReceived += 1;
+    this.metrics.snapshotBytesReceived += transfer.received;
+    const snapshot = { metadata: transfer.message.snapshot!.metadata, data: transfer.data };
+    this.#options.onMessages([{ groupId: transfer.groupId, message: { ...transfer.message, snapshot } }], transfer.from);
+    return { receivedBytes: BigInt(transfer.received) };
+  }
+}
