@@ -1,0 +1,20 @@
+/** @shoal/node — the storage node. */
+export {
+  RaftLogStore,
+  type GroupPersist,
+  type NewGroup,
+  type RaftLogStoreOptions,
+  type RaftLogStoreStats,
+  type RecoveredGroup,
+} from './raft-log/store.ts';
+export type { GroupLogStorage } from './raft-log/group-log.ts';
+export { RaftLogCorruptionError, type GroupId } from './raft-log/codec.ts';
+export {
+  RaftTransport,
+  TransportMetrics,
+  type GroupMessage,
+  type RaftTransportOptions,
+  type SnapshotOutcome,
+  type TransportLogEntry,
+} from './transport/raft-transport.ts';
+export { NetworkFaults, type PartitionDirection } from './transport/faults.ts';
