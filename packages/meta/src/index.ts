@@ -1,0 +1,31 @@
+/**
+ * @shoal/meta — the meta group's state machine (tables, partition map, node membership) and the
+ * placement driver's decisions, as pure functions. Hosting them in a Raft group comes later.
+ */
+export {
+  applyMetaCommand,
+  emptyMetaState,
+  MetaCommandError,
+  partitionList,
+  partitionedSpaces,
+  placeableNodeIds,
+  type MetaApplyResult,
+  type MetaCommand,
+  type MetaCommandType,
+  type MetaState,
+  type NodeRecord,
+  type NodeState,
+} from './state.ts';
+export { encodeMetaSnapshot, decodeMetaSnapshot } from './snapshot.ts';
+export { placeReplicas, rankNodes, rendezvousScore } from './rendezvous.ts';
+export {
+  commandForAction,
+  planDrain,
+  planPlacement,
+  planRebalance,
+  planRepairs,
+  replicasAfter,
+  type PlacementAction,
+  type PlacementOptions,
+  type PlacementReason,
+} from './placement.ts';
