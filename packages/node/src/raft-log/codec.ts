@@ -74,6 +74,11 @@ export class RaftLogCorruptionError extends Error {
   }
 }
 
+/** A plain Uint8Array view of the same bytes: LevelDB hands back Buffers, callers expect Uint8Arrays. */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 class Writer {
   private bytes: Uint8Array;
   private length = 0;
@@ -155,7 +160,7 @@ class Reader {
   }
 
   rest(): Uint8Array {
-    const rest = this.bytes.subarray(this.pos);
+    const rest = plainBytes(this.bytes.subarray(this.pos));
     this.pos = this.bytes.byteLength;
     return rest;
   }

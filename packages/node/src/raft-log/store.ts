@@ -48,6 +48,7 @@ import {
   KIND_LOG_OFFSET,
   KIND_SNAPSHOT_DATA,
   KIND_SNAPSHOT_METADATA,
+  plainBytes,
   RaftLogCorruptionError,
   type GroupId,
   type LogOffset,
@@ -154,7 +155,7 @@ export class RaftLogStore {
         offset: decodeLogOffset(value(KIND_LOG_OFFSET, 'log offset')),
         snapshot: {
           metadata: decodeSnapshotMetadata(value(KIND_SNAPSHOT_METADATA, 'snapshot metadata')),
-          data: value(KIND_SNAPSHOT_DATA, 'snapshot data'),
+          data: plainBytes(value(KIND_SNAPSHOT_DATA, 'snapshot data')),
         },
       });
       records = new Map();
