@@ -28,7 +28,12 @@ interface PreparedKey<S extends ModelState> {
  */
 function forcedBy(write: KvOperation, writers: number, observerReturns: number[] | undefined): number | undefined {
   if (writers !== 1 || observerReturns === undefined) return undefined;
-  return Math.max(write.call, Math.min(...observerReturns));
+  return Math.max(write.call, minimum(observerReturns));
+}
+
+/** Math.min without spreading, which overflows the stack on very long arrays. */
+function minimum(values: number[]): number {
+  return values.reduce((least, value) => Math.min(least, value), Infinity);
 }
 
 function addTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -48,7 +53,7 @@ function countBy<K>(keys: K[]): Map<K, number> {
  * (each would otherwise stay a candidate until the end):
  *
  * - a get with an unknown output constrains nothing: dropped;
- * - a write whose value some completed get returned or completed cas expected, when nothing else
+ * - a write whose value some completed get returned or successful cas expected, when nothing else
  *   writes that value, took effect before that read returned: it gets that return time;
  * - a write whose value nobody reads or expects, when no completed failed cas returns after (or as) its
  *   call: dropped. Between it and the next write nothing can observe the register (a get would
@@ -112,7 +117,7 @@ function withExpiry(
   const original = op.original;
   if (op.return !== undefined || original.type !== 'cas') return [op];
   const earliestCertainWriteReturn = (calledAfter: number): number =>
-    Math.min(...prepared.filter((other) => isCertainWrite(other) && other.call > calledAfter).map((other) => other.return!));
+    minimum(prepared.filter((other) => isCertainWrite(other) && other.call > calledAfter).map((other) => other.return!));
   if (original.expected === null) return [{ ...op, expires: earliestCertainWriteReturn(-Infinity) }];
   const writerCount = writers.get(original.expected) ?? 0;
   if (writerCount === 0) return [];

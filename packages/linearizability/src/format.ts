@@ -36,8 +36,9 @@ function timeSpan(op: KvOperation): string {
 export function formatHistory(ops: readonly KvOperation[]): string {
   const sorted = [...ops].sort((a, b) => a.call - b.call || (a.return ?? Infinity) - (b.return ?? Infinity));
   const spans = sorted.map(timeSpan);
-  const spanWidth = Math.max(0, ...spans.map((span) => span.length));
-  const keyWidth = Math.max(0, ...sorted.map((op) => JSON.stringify(op.key).length));
+  // Reduce, not Math.max(...): spreading a long history overflows the stack.
+  const spanWidth = spans.reduce((widest, span) => Math.max(widest, span.length), 0);
+  const keyWidth = sorted.reduce((widest, op) => Math.max(widest, JSON.stringify(op.key).length), 0);
   return sorted
     .map((op, i) => `${spans[i].padEnd(spanWidth)}  ${JSON.stringify(op.key).padEnd(keyWidth)}  ${describeOperation(op)}`)
     .join('\n');

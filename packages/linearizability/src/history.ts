@@ -58,10 +58,6 @@ export interface CheckResult {
   failure?: CheckFailure;
 }
 
-export function isIndeterminate(op: KvOperation): boolean {
-  return op.return === undefined;
-}
-
 export function isListOperation(op: KvOperation): op is ListOperation {
   return op.type === 'append' || op.type === 'read-list';
 }
