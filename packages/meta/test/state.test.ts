@@ -1,0 +1,343 @@
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { findPartitionMapProblems, spaceRange, type TableRecord, type IndexSchema } from '@shoal/model';
+import {
+  applyMetaCommand,
+  decodeMetaSnapshot,
+  emptyMetaState,
+  encodeMetaSnapshot,
+  MetaCommandError,
+  partitionList,
+  type MetaCommand,
+  type MetaState,
+} from '../src/index.ts';
+
+function gsi(name: string): IndexSchema {
+  return { name, kind: 'GSI', indexId: 0, hashKey: { name: name + 'Key', type: 'S' }, projection: { type: 'ALL' } };
+}
+
+function table(name: string, indexes: IndexSchema[] = []): TableRecord {
+  return {
+    schema: { name, tableId: 0, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes },
+    status: 'ACTIVE',
+    createdAt: 1_700_000_000,
+    billingMode: 'PAY_PER_REQUEST',
+    tags: {},
+  };
+}
+
+function run(state: MetaState, ...commands: MetaCommand[]): MetaState {
+  return commands.reduce((s, c) => applyMetaCommand(s, c).state, state);
+}
+
+function cluster(nodes: number, replicationFactor = 3): MetaState {
+  let state = emptyMetaState(replicationFactor);
+  for (let i = 1; i <= nodes; i++) state = run(state, { type: 'registerNode', address: `10.0.0.${i}:7000`, nodeId: 0, at: 1000 });
+  return state;
+}
+
+function key(tableId: number, ...bytes: number[]): Uint8Array {
+  return Buffer.concat([spaceRange(tableId).start, Buffer.from(bytes)]);
+}
+
+function rejects(state: MetaState, command: MetaCommand, message: RegExp): void {
+  const before = encodeMetaSnapshot(state);
+  expect(() => applyMetaCommand(state, command)).toThrow(MetaCommandError);
+  expect(() => applyMetaCommand(state, command)).toThrow(message);
+  expect(Buffer.from(encodeMetaSnapshot(state))).toEqual(Buffer.from(before));
+}
+
+describe('nodes', () => {
+  it('registers new nodes with fresh ids and takes back a restarted one', () => {
+    let state = emptyMetaState();
+    const first = applyMetaCommand(state, { type: 'registerNode', address: 'a:1', nodeId: 0, at: 5 });
+    expect(first.nodeId).toBe(1);
+    state = first.state;
+    const second = applyMetaCommand(state, { type: 'registerNode', address: 'b:1', nodeId: 0, at: 6 });
+    expect(second.nodeId).toBe(2);
+    state = run(second.state, { type: 'markNodeDown', nodeId: 1, at: 10 });
+    expect(state.nodes[1]).toMatchObject({ state: 'down', downSince: 10 });
+    const back = applyMetaCommand(state, { type: 'registerNode', address: 'a:2', nodeId: 1, at: 20 });
+    expect(back.nodeId).toBe(1);
+    expect(back.state.nodes[1]).toEqual({ id: 1, address: 'a:2', state: 'up', lastHeartbeatAt: 20 });
+  });
+
+  it('tracks heartbeats, and a heartbeat brings a down node back', () => {
+    let state = cluster(2);
+    const version = state.mapVersion;
+    state = run(state, { type: 'heartbeat', nodeId: 1, at: 2000 });
+    expect(state.nodes[1].lastHeartbeatAt).toBe(2000);
+    expect(state.mapVersion).toBe(version); // liveness alone is not a map change
+    state = run(state, { type: 'heartbeat', nodeId: 1, at: 1500 });
+    expect(state.nodes[1].lastHeartbeatAt).toBe(2000);
+    state = run(state, { type: 'markNodeDown', nodeId: 2, at: 3000 }, { type: 'heartbeat', nodeId: 2, at: 3100 });
+    expect(state.nodes[2]).toEqual({ id: 2, address: '10.0.0.2:7000', state: 'up', lastHeartbeatAt: 3100 });
+    expect(state.mapVersion).toBe(version + 2);
+  });
+
+  it('drains, and keeps draining across heartbeats and restarts', () => {
+    let state = run(cluster(2), { type: 'markNodeDraining', nodeId: 2 }, { type: 'heartbeat', nodeId: 2, at: 5000 });
+    expect(state.nodes[2].state).toBe('draining');
+    state = run(state, { type: 'registerNode', address: '10.0.0.2:7000', nodeId: 2, at: 6000 });
+    expect(state.nodes[2].state).toBe('draining');
+  });
+
+  it('rejects commands about unknown nodes, a taken address, draining a down node', () => {
+    const state = run(cluster(2), { type: 'markNodeDown', nodeId: 2, at: 1 });
+    rejects(state, { type: 'heartbeat', nodeId: 9, at: 1 }, /no node 9/);
+    rejects(state, { type: 'registerNode', address: '10.0.0.1:7000', nodeId: 0, at: 1 }, /belongs to live node 1/);
+    rejects(state, { type: 'registerNode', address: '', nodeId: 0, at: 1 }, /empty address/);
+    rejects(state, { type: 'registerNode', address: 'x:1', nodeId: 7, at: 1 }, /no node 7/);
+    rejects(state, { type: 'markNodeDraining', nodeId: 2 }, /node 2 is down/);
+    // A dead node's address may be reused by a replacement.
+    expect(applyMetaCommand(state, { type: 'registerNode', address: '10.0.0.2:7000', nodeId: 0, at: 1 }).nodeId).toBe(3);
+  });
+});
+
+describe('tables', () => {
+  it('creates a table: space ids for it and its indexes, partitions for it and its GSIs, replicas placed', () => {
+    const lsi: IndexSchema = { ...gsi('byDate'), kind: 'LSI', hashKey: { name: 'pk', type: 'S' } };
+    const result = applyMetaCommand(cluster(5), { type: 'createTable', record: table('Orders', [gsi('byUser'), lsi]), partitionCount: 4 });
+    const record = result.table!;
+    expect(record.schema.tableId).toBe(1);
+    expect(record.schema.indexes.map((i) => i.indexId)).toEqual([2, 3]);
+    expect(result.state.tables.Orders).toEqual(record);
+    const parts = partitionList(result.state);
+    expect(parts.map((p) => [p.id, p.tableId])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+      [5, 2],
+      [6, 2],
+      [7, 2],
+      [8, 2],
+    ]);
+    expect(result.createdPartitions!.map((p) => p.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(findPartitionMapProblems(parts)).toEqual([]);
+    for (const p of parts) {
+      expect(p.replicas).toHaveLength(3);
+      expect(new Set(p.replicas.map((r) => r.nodeId)).size).toBe(3);
+      expect(p.replicas.every((r) => r.role === 'voter')).toBe(true);
+    }
+    expect(result.state.nextSpaceId).toBe(4);
+    expect(result.state.nextPartitionId).toBe(9);
+  });
+
+  it('places fewer replicas when fewer nodes are up, and none without nodes', () => {
+    const one = applyMetaCommand(cluster(1), { type: 'createTable', record: table('T'), partitionCount: 2 });
+    expect(partitionList(one.state).map((p) => p.replicas)).toEqual([[{ nodeId: 1, role: 'voter' }], [{ nodeId: 1, role: 'voter' }]]);
+    rejects(emptyMetaState(), { type: 'createTable', record: table('T'), partitionCount: 1 }, /no node is up/);
+    const down = run(cluster(2), { type: 'markNodeDown', nodeId: 1, at: 1 }, { type: 'markNodeDraining', nodeId: 2 });
+    rejects(down, { type: 'createTable', record: table('T'), partitionCount: 1 }, /no node is up/);
+  });
+
+  it('rejects a duplicate table and bad partition counts', () => {
+    const state = run(cluster(3), { type: 'createTable', record: table('T'), partitionCount: 1 });
+    rejects(state, { type: 'createTable', record: table('T'), partitionCount: 1 }, /table T already exists/);
+    rejects(state, { type: 'createTable', record: table('U'), partitionCount: 0 }, /partition count/);
+    rejects(state, { type: 'createTable', record: table('U'), partitionCount: 1.5 }, /partition count/);
+  });
+
+  it('updates a table: keeps index ids, allocates new ones, adds and drops GSI partitions', () => {
+    let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a'), gsi('b')]), partitionCount: 2 });
+    const created = state.tables.T;
+    const requested: TableRecord = {
+      ...created,
+      status: 'UPDATING',
+      schema: { ...created.schema, indexes: [{ ...gsi('b'), indexId: 999 }, gsi('c')] },
+    };
+    const result = applyMetaCommand(state, { type: 'updateTable', record: requested, partitionCount: 3 });
+    state = result.state;
+    expect(state.tables.T.status).toBe('UPDATING');
+    expect(state.tables.T.schema.indexes.map((i) => [i.name, i.indexId])).toEqual([
+      ['b', 3],
+      ['c', 4],
+    ]);
+    expect(result.createdPartitions!.map((p) => p.tableId)).toEqual([4, 4, 4]);
+    const spaces = partitionList(state).map((p) => p.tableId);
+    expect(spaces.filter((s) => s === 2)).toEqual([]); // index a's partitions are gone
+    expect(spaces.filter((s) => s === 3)).toHaveLength(2);
+    expect(findPartitionMapProblems(partitionList(state))).toEqual([]);
+  });
+
+  it('rejects updates of unknown tables, of the space id, of an index kind', () => {
+    const state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 1 });
+    const record = state.tables.T;
+    rejects(state, { type: 'updateTable', record: table('Nope'), partitionCount: 1 }, /no table named Nope/);
+    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, tableId: 7 } }, partitionCount: 1 }, /space id 1, not 7/);
+    const lsi: IndexSchema = { ...record.schema.indexes[0], kind: 'LSI' };
+    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, indexes: [lsi] } }, partitionCount: 1 }, /cannot change kind/);
+  });
+
+  it('deletes a table with its partitions, and allocates loose space ids', () => {
+    let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 2 }, { type: 'createTable', record: table('U'), partitionCount: 1 });
+    const result = applyMetaCommand(state, { type: 'deleteTable', name: 'T' });
+    expect(result.table!.schema.name).toBe('T');
+    state = result.state;
+    expect(Object.keys(state.tables)).toEqual(['U']);
+    expect(partitionList(state).map((p) => p.tableId)).toEqual([3]);
+    rejects(state, { type: 'deleteTable', name: 'T' }, /no table named T/);
+    const allocated = applyMetaCommand(state, { type: 'allocateSpaceId' });
+    expect(allocated.spaceId).toBe(4);
+    expect(allocated.state.nextSpaceId).toBe(5);
+  });
+});
+
+describe('partitions', () => {
+  const base = run(cluster(4), { type: 'createTable', record: table('T'), partitionCount: 1 });
+
+  it('splits at a key: both halves at epoch + 1, the right one a new id, same replicas', () => {
+    const parent = base.partitions[1];
+    const result = applyMetaCommand(base, { type: 'splitPartition', partitionId: 1, splitKey: key(1, 0x80), expectedEpoch: 1 });
+    const [left, right] = partitionList(result.state);
+    expect(left).toMatchObject({ id: 1, epoch: 2, replicas: parent.replicas });
+    expect(right).toMatchObject({ id: 2, epoch: 2, replicas: parent.replicas, tableId: 1 });
+    expect(Buffer.from(left.endKey)).toEqual(Buffer.from(key(1, 0x80)));
+    expect(Buffer.from(right.startKey)).toEqual(Buffer.from(key(1, 0x80)));
+    expect(result.createdPartitions).toEqual([right]);
+    expect(findPartitionMapProblems(partitionList(result.state))).toEqual([]);
+  });
+
+  it('rejects split keys outside or at the start of the partition, and stale epochs', () => {
+    rejects(base, { type: 'splitPartition', partitionId: 1, splitKey: spaceRange(1).start }, /not inside partition 1/);
+    rejects(base, { type: 'splitPartition', partitionId: 1, splitKey: spaceRange(1).end }, /not inside partition 1/);
+    rejects(base, { type: 'splitPartition', partitionId: 1, splitKey: key(2, 1) }, /not inside partition 1/);
+    rejects(base, { type: 'splitPartition', partitionId: 1, splitKey: key(1, 1), expectedEpoch: 7 }, /at epoch 1, not 7/);
+    rejects(base, { type: 'splitPartition', partitionId: 5, splitKey: key(1, 1) }, /no partition 5/);
+  });
+
+  it('sets replicas (epoch + 1, sorted, the leader hint kept only while it is a voter) and leader hints', () => {
+    let state = run(base, { type: 'setLeaderHint', partitionId: 1, nodeId: base.partitions[1].replicas[0].nodeId });
+    const leader = state.partitions[1].leaderHint!;
+    const others = [1, 2, 3, 4].filter((n) => n !== leader);
+    state = run(state, {
+      type: 'setReplicas',
+      partitionId: 1,
+      expectedEpoch: 1,
+      replicas: [
+        { nodeId: others[1], role: 'voter' },
+        { nodeId: leader, role: 'voter' },
+        { nodeId: others[0], role: 'learner' },
+      ],
+    });
+    expect(state.partitions[1].epoch).toBe(2);
+    expect(state.partitions[1].replicas.map((r) => r.nodeId)).toEqual([...[others[1], leader, others[0]]].sort((a, b) => a - b));
+    expect(state.partitions[1].leaderHint).toBe(leader);
+    state = run(state, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: others[1], role: 'voter' }] });
+    expect(state.partitions[1].leaderHint).toBeUndefined();
+    rejects(state, { type: 'setLeaderHint', partitionId: 1, nodeId: leader }, /not a voter of partition 1/);
+  });
+
+  it('rejects replica sets with duplicates, unknown nodes, no voter, a stale epoch', () => {
+    rejects(base, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: 1, role: 'voter' }, { nodeId: 1, role: 'learner' }] }, /node 1 holds two replicas/);
+    rejects(base, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: 9, role: 'voter' }] }, /no node 9/);
+    rejects(base, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: 1, role: 'learner' }] }, /needs a voter/);
+    rejects(base, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: 1, role: 'voter' }], expectedEpoch: 0 }, /at epoch 1, not 0/);
+  });
+});
+
+describe('snapshots and determinism', () => {
+  const commandArb: fc.Arbitrary<MetaCommand> = fc.oneof(
+    fc.record({ type: fc.constant('registerNode' as const), address: fc.constantFrom('a:1', 'b:1', 'c:1', 'd:1', 'e:1'), nodeId: fc.nat(6), at: fc.nat(100_000) }),
+    fc.record({ type: fc.constant('heartbeat' as const), nodeId: fc.nat(6), at: fc.nat(100_000) }),
+    fc.record({ type: fc.constant('markNodeDown' as const), nodeId: fc.nat(6), at: fc.nat(100_000) }),
+    fc.record({ type: fc.constant('markNodeDraining' as const), nodeId: fc.nat(6) }),
+    fc.record({
+      type: fc.constant('createTable' as const),
+      record: fc.constantFrom(table('A'), table('B', [gsi('g')])),
+      partitionCount: fc.integer({ min: 1, max: 4 }),
+    }),
+    fc.record({ type: fc.constant('deleteTable' as const), name: fc.constantFrom('A', 'B') }),
+    fc.record({ type: fc.constant('allocateSpaceId' as const) }),
+    fc.record({
+      type: fc.constant('splitPartition' as const),
+      partitionId: fc.nat(12),
+      splitKey: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.uint8Array({ minLength: 1, maxLength: 9 })).map(([t, b]) => key(t, ...b)),
+    }),
+    fc.record({
+      type: fc.constant('setReplicas' as const),
+      partitionId: fc.nat(12),
+      replicas: fc.uniqueArray(fc.record({ nodeId: fc.nat(6), role: fc.constantFrom('voter' as const, 'learner' as const) }), {
+        selector: (r) => r.nodeId,
+        maxLength: 4,
+      }),
+    }),
+    fc.record({ type: fc.constant('setLeaderHint' as const), partitionId: fc.nat(12), nodeId: fc.nat(6) }),
+  );
+
+  function applyAll(commands: MetaCommand[]): { state: MetaState; outcomes: string[] } {
+    let state = emptyMetaState();
+    const outcomes: string[] = [];
+    for (const command of commands) {
+      try {
+        state = applyMetaCommand(state, command).state;
+        outcomes.push('ok');
+      } catch (error) {
+        expect(error).toBeInstanceOf(MetaCommandError);
+        outcomes.push((error as Error).message);
+      }
+    }
+    return { state, outcomes };
+  }
+
+  it('same commands give byte-identical snapshots; the map stays consistent; snapshots restore exactly', () => {
+    fc.assert(
+      fc.property(fc.array(commandArb, { maxLength: 60 }), (commands) => {
+        const a = applyAll(commands);
+        const b = applyAll(structuredClone(commands));
+        expect(b.outcomes).toEqual(a.outcomes);
+        const snapshot = encodeMetaSnapshot(a.state);
+        expect(Buffer.from(encodeMetaSnapshot(b.state))).toEqual(Buffer.from(snapshot));
+        expect(findPartitionMapProblems(partitionList(a.state))).toEqual([]);
+        const restored = decodeMetaSnapshot(snapshot);
+        expect(Buffer.from(encodeMetaSnapshot(restored))).toEqual(Buffer.from(snapshot));
+        // The restored state carries on exactly as the original.
+        const more = commands.slice(0, 10);
+        let x = a.state;
+        let y = restored;
+        for (const c of more) {
+          try {
+            x = applyMetaCommand(x, c).state;
+          } catch {
+            expect(() => applyMetaCommand(y, c)).toThrow(MetaCommandError);
+            continue;
+          }
+          y = applyMetaCommand(y, c).state;
+        }
+        expect(Buffer.from(encodeMetaSnapshot(y))).toEqual(Buffer.from(encodeMetaSnapshot(x)));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('never changes the state it is given', () => {
+    fc.assert(
+      fc.property(fc.array(commandArb, { maxLength: 40 }), (commands) => {
+        let state = emptyMetaState();
+        for (const command of commands) {
+          try {
+            state = applyMetaCommand(state, command).state;
+          } catch {
+            // a rejected command leaves `state` as it was
+          }
+        }
+        const frozen = encodeMetaSnapshot(state);
+        for (const command of commands) {
+          try {
+            applyMetaCommand(state, command);
+          } catch {
+            // rejections are fine here
+          }
+        }
+        expect(Buffer.from(encodeMetaSnapshot(state))).toEqual(Buffer.from(frozen));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('rejects a snapshot of another format', () => {
+    const bytes = new TextEncoder().encode(JSON.stringify({ format: 99, state: {} }));
+    expect(() => decodeMetaSnapshot(bytes)).toThrow(/unknown meta snapshot format 99/);
+  });
+});
