@@ -12,6 +12,7 @@
 import type { AttributeValue, Item, KeyAttributeType } from './attribute-value.ts';
 import { serializationError, validationError } from './errors.ts';
 import { normalizeNumber } from './number.ts';
+import { getOwn } from './records.ts';
 import type { IndexSchema, KeyAttribute, TableSchema } from './schema.ts';
 
 /** Deepest level a value may sit at; a top-level attribute value is level 1. */
@@ -320,7 +321,7 @@ export function validateKey(value: unknown, schema: KeySchema, parameter = 'key'
   const attributes = keyAttributes(schema);
   if (Object.keys(key).length !== attributes.length) throw validationError(KEY_MISMATCH);
   for (const { attribute, isHash } of attributes) {
-    const member = Object.hasOwn(key, attribute.name) ? key[attribute.name] : undefined;
+    const member = getOwn(key, attribute.name);
     const scalar = member && keyScalar(member, attribute.type);
     if (scalar === undefined) throw validationError(KEY_MISMATCH);
     checkKeyScalar(attribute.name, scalar, attribute.type, isHash);

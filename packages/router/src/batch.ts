@@ -1,6 +1,7 @@
 import {
   checkItemSize,
   extractKey,
+  setOwn,
   validateItem,
   validateItemKeyAttributes,
   validateKey,
@@ -123,8 +124,8 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
       responseBytes += result.size;
       items.push(projectItem(gets.expressions, result.item));
     });
-    responses[schema.name] = items;
-    if (leftOver.length > 0) unprocessed[schema.name] = { ...gets.entry, Keys: leftOver };
+    setOwn(responses, schema.name, items);
+    if (leftOver.length > 0) setOwn(unprocessed, schema.name, { ...gets.entry, Keys: leftOver });
   }
 
   const response: RequestBody = { Responses: responses, UnprocessedKeys: unprocessed };

@@ -1,7 +1,9 @@
 import {
   attributeValuesEqual,
+  getOwn,
   itemSize,
   readCapacityUnits,
+  setOwn,
   writeCapacityUnits,
   type IndexSchema,
   type Item,
@@ -72,7 +74,7 @@ export class CapacityTally {
       consumed.Table = { CapacityUnits: this.tableUnits };
       for (const [name, entry] of this.indexUnits) {
         const key = entry.kind === 'LSI' ? 'LocalSecondaryIndexes' : 'GlobalSecondaryIndexes';
-        (consumed[key] ??= {})[name] = { CapacityUnits: entry.units };
+        setOwn((consumed[key] ??= {}), name, { CapacityUnits: entry.units });
       }
     }
     return consumed;
@@ -95,7 +97,7 @@ export function readTally(table: TableSchema, bytes: number, consistent: boolean
 function indexEntry(table: TableSchema, index: IndexSchema, item: Item): Item | undefined {
   const indexKeys = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
   for (const key of indexKeys) {
-    const value = item[key.name];
+    const value = getOwn(item, key.name);
     if (value === undefined || !(key.type in value)) return undefined;
   }
   if (index.projection.type === 'ALL') return item;
@@ -103,7 +105,10 @@ function indexEntry(table: TableSchema, index: IndexSchema, item: Item): Item | 
   if (table.rangeKey) names.add(table.rangeKey.name);
   if (index.projection.type === 'INCLUDE') for (const name of index.projection.nonKeyAttributes ?? []) names.add(name);
   const entry: Item = {};
-  for (const name of names) if (item[name] !== undefined) entry[name] = item[name];
+  for (const name of names) {
+    const value = getOwn(item, name);
+    if (value !== undefined) setOwn(entry, name, value);
+  }
   return entry;
 }
 

@@ -1,4 +1,4 @@
-import { DynamoDbError, internalError, resourceNotFound } from '@shoal/model';
+import { DynamoDbError, getOwn, internalError, resourceNotFound } from '@shoal/model';
 import type { PartitionClient, TableCatalog, TableRecord } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 import { unknownOperation } from './protocol.ts';
@@ -61,7 +61,7 @@ export async function dispatch(
   ctx: EngineContext,
   request: RequestInfo,
 ): Promise<{ ok: true; result: unknown } | { ok: false; error: DynamoDbError }> {
-  const handler = Object.hasOwn(operations, operation) ? operations[operation] : undefined;
+  const handler = getOwn(operations, operation);
   if (handler === undefined) return { ok: false, error: unknownOperation(operation) };
   try {
     return { ok: true, result: await handler(body, ctx, request) };

@@ -1,7 +1,9 @@
 import {
-  conditionalCheckFailed,
   checkItemSize,
+  conditionalCheckFailed,
   extractKey,
+  getOwn,
+  setOwn,
   validateItem,
   validateItemKeyAttributes,
   validateKey,
@@ -99,7 +101,10 @@ export function collectionMetricsByTable(written: { table: TableRecord; key: Ite
   const byTable: Record<string, RequestBody[]> = {};
   for (const { table, key } of written) {
     const metrics = itemCollectionMetrics(table.schema, key);
-    if (metrics) (byTable[table.schema.name] ??= []).push(metrics);
+    if (!metrics) continue;
+    const metricsOfTable = getOwn(byTable, table.schema.name);
+    if (metricsOfTable) metricsOfTable.push(metrics);
+    else setOwn(byTable, table.schema.name, [metrics]);
   }
   return Object.keys(byTable).length > 0 ? byTable : undefined;
 }

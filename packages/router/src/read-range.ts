@@ -1,4 +1,6 @@
 import {
+  getOwn,
+  setOwn,
   validateItem,
   validateKey,
   validationError,
@@ -145,16 +147,17 @@ function validateExclusiveStartKey(
   const names = startKeySchema(schema, index);
   const tableKey: Item = {};
   for (const name of [schema.hashKey.name, schema.rangeKey?.name]) {
-    if (name !== undefined && startKey[name] !== undefined) tableKey[name] = startKey[name];
+    const value = name === undefined ? undefined : getOwn(startKey, name);
+    if (value !== undefined) setOwn(tableKey, name as string, value);
   }
-  if (Object.keys(startKey).length !== names.length || names.some((name) => startKey[name] === undefined)) {
+  if (Object.keys(startKey).length !== names.length || names.some((name) => !Object.hasOwn(startKey, name))) {
     throw validationError(index ? INVALID_START_KEY : `${INVALID_START_KEY}: The provided key element does not match the schema`);
   }
   try {
     validateKey(tableKey, schema);
     if (index) {
       const indexKey: Item = { [index.hashKey.name]: startKey[index.hashKey.name] };
-      if (index.rangeKey) indexKey[index.rangeKey.name] = startKey[index.rangeKey.name];
+      if (index.rangeKey) setOwn(indexKey, index.rangeKey.name, startKey[index.rangeKey.name]);
       validateKey(indexKey, index);
     }
   } catch (error) {

@@ -1,4 +1,4 @@
-import { serializationError, validationError } from '@shoal/model';
+import { getOwn, serializationError, setOwn, validationError } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 
 /**
@@ -27,7 +27,7 @@ function typeMismatch(value: unknown, expected: string): never {
 
 /** A member that is absent or JSON null (DynamoDB treats both as not set). */
 function memberOf(body: RequestBody, field: string): unknown {
-  const value = Object.hasOwn(body, field) ? body[field] : undefined;
+  const value = getOwn(body, field);
   return value === null ? undefined : value;
 }
 
@@ -111,7 +111,7 @@ export function optionalStringMap(body: RequestBody, field: string): Record<stri
   const map = optionalMap(body, field);
   if (map === undefined) return undefined;
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(map)) out[key] = asString(value);
+  for (const [key, value] of Object.entries(map)) setOwn(out, key, asString(value));
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { resourceNotFound, validationError } from '@shoal/model';
+import { resourceNotFound, setOwn, validationError } from '@shoal/model';
 import type { DynamoDbError, TableRecord } from '@shoal/model';
 import { ACCOUNT_ID } from './arn.ts';
 import type { EngineContext } from './operation.ts';
@@ -45,7 +45,7 @@ export function checkTags(list: RawTag[]): Record<string, string> {
       throw validationError(`The Tag Value provided is invalid, Value: ${value ?? 'null'}`);
     }
     if (Object.hasOwn(tags, key)) throw validationError(`Duplicate Tag Keys provided as input: Duplicate Tag Key found ${key}`);
-    Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
+    setOwn(tags, key, value);
   }
   if (Object.keys(tags).length > MAX_TAGS_PER_RESOURCE) throw tooMany();
   return tags;

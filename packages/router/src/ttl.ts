@@ -1,4 +1,4 @@
-import { resourceNotFound, validationError } from '@shoal/model';
+import { getOwn, resourceNotFound, setOwn, validationError } from '@shoal/model';
 import type { Item, PartitionClient, TableCatalog, TableSchema } from '@shoal/model';
 import { Constraints, optionalBoolean, optionalString, optionalStruct } from './request.ts';
 import type { RouterOperationHandler } from './request.ts';
@@ -73,7 +73,7 @@ export interface TtlSweeper {
 
 /** The expiry of an item under a TTL attribute, in epoch seconds, when the item has one. */
 function expiryOf(item: Item, attributeName: string): { seconds: number; text: string } | undefined {
-  const value = item[attributeName];
+  const value = getOwn(item, attributeName);
   if (value === undefined || !('N' in value)) return undefined;
   const seconds = Number(value.N);
   return Number.isFinite(seconds) ? { seconds, text: value.N } : undefined;
@@ -81,7 +81,7 @@ function expiryOf(item: Item, attributeName: string): { seconds: number; text: s
 
 function keyOf(item: Item, schema: TableSchema): Item {
   const key: Item = { [schema.hashKey.name]: item[schema.hashKey.name] };
-  if (schema.rangeKey !== undefined) key[schema.rangeKey.name] = item[schema.rangeKey.name];
+  if (schema.rangeKey !== undefined) setOwn(key, schema.rangeKey.name, item[schema.rangeKey.name]);
   return key;
 }
 

@@ -1,4 +1,4 @@
-import { compareBytes, itemSize, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
+import { compareBytes, getOwn, itemSize, setOwn, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { Mutation } from './database.ts';
 import { decodeJson, encodeJson, entryKey, mapKey, spaceKeyAttributes } from './layout.ts';
@@ -11,7 +11,8 @@ function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item 
   const names = [table.hashKey.name, table.rangeKey?.name, index.hashKey.name, index.rangeKey?.name];
   if (index.projection.type === 'INCLUDE') names.push(...(index.projection.nonKeyAttributes ?? []));
   for (const name of names) {
-    if (name !== undefined && item[name] !== undefined) entry[name] = item[name];
+    const value = name === undefined ? undefined : getOwn(item, name);
+    if (value !== undefined) setOwn(entry, name as string, value);
   }
   return entry;
 }
@@ -23,7 +24,7 @@ function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item 
  */
 function isIndexed(index: IndexSchema, item: Item): boolean {
   for (const attribute of index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey]) {
-    const value = item[attribute.name];
+    const value = getOwn(item, attribute.name);
     if (value === undefined || !(attribute.type in value)) return false;
     if (('S' in value && value.S === '') || ('B' in value && value.B === '')) return false;
   }

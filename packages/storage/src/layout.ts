@@ -20,6 +20,8 @@
  */
 import {
   encodeItemKey,
+  getOwn,
+  setOwn,
   type AttributeValue,
   type IndexSchema,
   type Item,
@@ -129,7 +131,7 @@ export function spaceKeyAttributes(table: TableSchema, index?: IndexSchema): Key
 export function entryKey(spaceId: number, attributes: KeyAttribute[], item: Item): Uint8Array | undefined {
   const values: AttributeValue[] = [];
   for (const attribute of attributes) {
-    const value = item[attribute.name];
+    const value = getOwn(item, attribute.name);
     if (value === undefined) return undefined;
     values.push(value);
   }
@@ -141,8 +143,8 @@ export function entryKey(spaceId: number, attributes: KeyAttribute[], item: Item
 export function keyOf(attributes: KeyAttribute[], item: Item): Item {
   const key: Item = {};
   for (const attribute of attributes) {
-    const value = item[attribute.name];
-    if (value !== undefined) key[attribute.name] = value;
+    const value = getOwn(item, attribute.name);
+    if (value !== undefined) setOwn(key, attribute.name, value);
   }
   return key;
 }

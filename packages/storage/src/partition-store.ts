@@ -2,6 +2,7 @@ import {
   attributeValuesEqual,
   compareBytes,
   DynamoDbError,
+  getOwn,
   itemSize,
   MAX_ITEM_SIZE,
   spaceRange,
@@ -238,14 +239,14 @@ function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item)
       : 'Item size has exceeded the maximum allowed size';
   }
   for (const attribute of spaceKeyAttributes(table)) {
-    const value = next[attribute.name];
+    const value = getOwn(next, attribute.name);
     if (value === undefined || !attributeValuesEqual(value, operation.key[attribute.name])) {
       return `One or more parameter values were invalid: Cannot update attribute ${attribute.name}. This attribute is part of the key`;
     }
   }
   for (const index of table.indexes) {
     for (const attribute of index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey]) {
-      const value = next[attribute.name];
+      const value = getOwn(next, attribute.name);
       if (value === undefined) continue;
       const actual = Object.keys(value)[0];
       if (actual !== attribute.type) {

@@ -3,6 +3,7 @@
  */
 import type { AttributeValue, Item } from '../attribute-value.ts';
 import { DynamoDbError, validationError } from '../errors.ts';
+import { setOwn } from '../records.ts';
 import { validateAttributeValue } from '../validation.ts';
 import type { ConditionNode, ProjectionNode } from './ast.ts';
 import type { Placeholders, ProblemCategory } from './bind.ts';
@@ -127,7 +128,7 @@ function checkPlaceholderMaps(request: ExpressionRequest): Record<string, Attrib
   const values: Record<string, AttributeValue> = {};
   for (const [key, value] of Object.entries(request.values)) {
     try {
-      values[key] = validateAttributeValue(value);
+      setOwn(values, key, validateAttributeValue(value));
     } catch (error) {
       if (error instanceof DynamoDbError && error.type === 'ValidationException') {
         throw validationError(`ExpressionAttributeValues contains invalid value: ${error.message} for key ${key}`);

@@ -5,6 +5,7 @@
 import type { AttributeType, AttributeValue, Item } from '../attribute-value.ts';
 import { attributeTypeOf, attributeValuesEqual, compareScalars, decodeBinary } from '../values.ts';
 import { compareNumbers } from '../number.ts';
+import { getOwn } from '../records.ts';
 import type { CallNode, Comparator, ConditionNode, OperandNode } from './ast.ts';
 import { bindPath, bindValue, type Placeholders, type Problems } from './bind.ts';
 import { formatPath, valueAtPath, type DocumentPath } from './paths.ts';
@@ -121,7 +122,7 @@ export function bindConditionOperand(node: OperandNode, placeholders: Placeholde
     const head = path[0] as string;
     const resolve: OperandResolver =
       path.length === 1
-        ? (item) => (item !== undefined && Object.hasOwn(item, head) ? item[head] : undefined)
+        ? (item) => (item === undefined ? undefined : getOwn(item, head))
         : (item) => valueAtPath(item, path);
     return { resolve, path };
   }

@@ -2,6 +2,7 @@
  * Document paths bound to real attribute names: `a.b[2].c` is ['a', 'b', 2, 'c'].
  */
 import type { AttributeValue, Item } from '../attribute-value.ts';
+import { getOwn } from '../records.ts';
 
 export type PathSegment = string | number;
 /** The first segment is always a top-level attribute name. */
@@ -16,13 +17,13 @@ export function formatPath(path: DocumentPath): string {
 export function valueAtPath(item: Item | undefined, path: DocumentPath): AttributeValue | undefined {
   if (item === undefined) return undefined;
   const head = path[0] as string;
-  let value = Object.hasOwn(item, head) ? item[head] : undefined;
+  let value = getOwn(item, head);
   for (let i = 1; i < path.length && value !== undefined; i++) {
     const segment = path[i];
     if (typeof segment === 'number') {
       value = 'L' in value ? value.L[segment] : undefined;
     } else {
-      value = 'M' in value && Object.hasOwn(value.M, segment) ? value.M[segment] : undefined;
+      value = 'M' in value ? getOwn(value.M, segment) : undefined;
     }
   }
   return value;
@@ -61,13 +62,4 @@ export function checkPathsIndependent(
       );
     }
   }
-}
-
-/**
- * Sets an own property, even one named `__proto__` (a legal attribute name), which plain assignment
- * would turn into a prototype change.
- */
-export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-  else target[key] = value;
 }

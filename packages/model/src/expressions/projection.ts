@@ -4,7 +4,8 @@
 import type { AttributeValue, Item } from '../attribute-value.ts';
 import type { ProjectionNode } from './ast.ts';
 import { bindPath, type Placeholders, type Problems } from './bind.ts';
-import { checkPathsIndependent, setOwn, type DocumentPath, type PathSegment } from './paths.ts';
+import { setOwn } from '../records.ts';
+import { checkPathsIndependent, type DocumentPath, type PathSegment } from './paths.ts';
 
 export const PROJECTION_PROBLEM_ORDER = ['reserved', 'undefinedName', 'pathOverlap', 'pathConflict'] as const;
 

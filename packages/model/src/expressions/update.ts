@@ -11,7 +11,8 @@ import { attributeTypeOf, decodeBinary } from '../values.ts';
 import type { CallNode, OperandNode, SetValueNode, UpdateNode } from './ast.ts';
 import { bindPath, bindValue, type Placeholders, type Problems } from './bind.ts';
 import { UPDATE_FUNCTIONS } from './condition.ts';
-import { checkPathsIndependent, setOwn, valueAtPath, type DocumentPath } from './paths.ts';
+import { getOwn, setOwn } from '../records.ts';
+import { checkPathsIndependent, valueAtPath, type DocumentPath } from './paths.ts';
 
 export const UPDATE_PROBLEM_ORDER = [
   'reserved',
@@ -224,11 +225,11 @@ class UpdateTarget {
       if (Object.hasOwn(this.item, head)) setOwn(this.item, head, cloneValue(this.item[head]));
     }
     if (path.length === 1) return undefined;
-    let value: AttributeValue | undefined = Object.hasOwn(this.item, head) ? this.item[head] : undefined;
+    let value: AttributeValue | undefined = getOwn(this.item, head);
     for (let i = 1; i < path.length - 1 && value !== undefined; i++) {
       const segment = path[i];
       if (typeof segment === 'number') value = 'L' in value ? value.L[segment] : undefined;
-      else value = 'M' in value && Object.hasOwn(value.M, segment) ? value.M[segment] : undefined;
+      else value = 'M' in value ? getOwn(value.M, segment) : undefined;
     }
     const last = path[path.length - 1];
     if (value === undefined || (typeof last === 'number' ? !('L' in value) : !('M' in value))) {
@@ -249,13 +250,13 @@ class UpdateTarget {
   read(path: DocumentPath): AttributeValue | undefined {
     const parent = this.parent(path);
     const last = path[path.length - 1];
-    if (parent === undefined) return Object.hasOwn(this.item, last as string) ? this.item[last as string] : undefined;
+    if (parent === undefined) return getOwn(this.item, last as string);
     if (typeof last === 'number') {
       const list = parent as { L: AttributeValue[] };
       return last < list.L.length ? list.L[last] : this.listEdits.get(list)?.appended.get(last);
     }
     const map = (parent as { M: Record<string, AttributeValue> }).M;
-    return Object.hasOwn(map, last) ? map[last] : undefined;
+    return getOwn(map, last);
   }
 
   write(path: DocumentPath, value: AttributeValue): void {

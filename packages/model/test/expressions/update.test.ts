@@ -291,4 +291,16 @@ describe('attribute names that are Object.prototype members', () => {
     expect(Object.keys(projected).sort()).toEqual(['__proto__', 'm']);
     expect(Object.getPrototypeOf(projected)).toBe(Object.prototype);
   });
+
+  it('are absent from items without them: conditions, ADD and nested paths find nothing inherited', () => {
+    const names = { '#c': 'constructor', '#t': 'toString', '#p': '__proto__' };
+    const item: Item = { pk: { S: 'k' }, m: { M: {} } };
+    const condition = compileExpressions({
+      condition: 'attribute_not_exists(#c) AND attribute_not_exists(#t) AND attribute_not_exists(m.#p) AND attribute_not_exists(m.#t)',
+      names,
+    }).condition;
+    expect(condition?.evaluate(item)).toBe(true);
+    const update = compileExpressions({ update: 'ADD #c :one SET m.#t = if_not_exists(m.#t, :one)', names: { '#c': 'constructor', '#t': 'toString' }, values: { ':one': { N: '1' } } }).update;
+    expect(update?.apply(item, KEY)).toEqual({ pk: { S: 'k' }, constructor: { N: '1' }, m: { M: { toString: { N: '1' } } } });
+  });
 });
