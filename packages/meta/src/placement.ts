@@ -10,7 +10,7 @@
  * too many: a dead one, then one on a draining node, then the one on the most loaded node.
  */
 import type { PartitionDescriptor, ReplicaDescriptor } from '@shoal/model';
-import { partitionList, placeableNodeIds, type MetaCommand, type MetaState } from './state.ts';
+import { partitionList, placeableNodeIds, type MetaCommand, type MetaState, type NodeRecord } from './state.ts';
 import { rankNodes } from './rendezvous.ts';
 
 export type PlacementReason = 'repair' | 'drain' | 'rebalance';
@@ -46,7 +46,7 @@ interface Classified {
 function healthOf(state: MetaState, nodeId: number, now: number, downTimeoutMs: number, leaving: ReadonlySet<number>): ReplicaHealth {
   const node = state.nodes[nodeId];
   if (!node) return 'dead';
-  if (node.state === 'down') return now - (node.downSince ?? node.lastHeartbeatAt) >= downTimeoutMs ? 'dead' : 'waiting';
+  if (node.state === 'down') return mayComeBack(node, now, downTimeoutMs) ? 'waiting' : 'dead';
   if (node.state === 'draining' || leaving.has(nodeId)) return 'leaving';
   return 'healthy';
 }
@@ -60,6 +60,11 @@ function classify(state: MetaState, partition: PartitionDescriptor, now: number,
     group.set(health, [...(group.get(health) ?? []), r.nodeId]);
   }
   return { partition, voters, learners };
+}
+
+/** A down node within its grace period. */
+function mayComeBack(node: NodeRecord, now: number, downTimeoutMs: number): boolean {
+  return node.state === 'down' && now - (node.downSince ?? node.lastHeartbeatAt) < downTimeoutMs;
 }
 
 const count = (m: Map<ReplicaHealth, number[]>, h: ReplicaHealth) => m.get(h)?.length ?? 0;
@@ -232,12 +237,13 @@ export function planRebalance(state: MetaState, options: { maxMoves?: number; ma
   return actions;
 }
 
-/** A round of the placement driver: repairs and drains, or when there are none, rebalancing. */
+/** A round of the placement driver: repairs and drains, or when there are none and no node may be coming back, rebalancing. */
 export function planPlacement(state: MetaState, now: number, options: PlacementOptions): PlacementAction[] {
   const repairs = planRepairs(state, now, options.downTimeoutMs);
-  // New moves wait until repairs and earlier moves are done: that bounds the changes in flight, and
-  // loads are only compared once they have settled.
-  return repairs.length > 0 ? repairs : planRebalance(state, options);
+  // New moves wait until repairs and earlier moves are done (that bounds the changes in flight, and
+  // loads are only compared once settled), and while a node that may come back is down.
+  const waiting = Object.values(state.nodes).some((n) => mayComeBack(n, now, options.downTimeoutMs));
+  return repairs.length > 0 || waiting ? repairs : planRebalance(state, options);
 }
 
 /** The replica set a membership action leads to. */
