@@ -5,9 +5,9 @@
  * or `toString` finds Object.prototype's where the record has no such member.
  */
 
-/** The record's own member `key`, never an inherited one. */
-export function getOwn<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
+/** The record's own member `key`, never an inherited one; undefined also when there is no record. */
+export function getOwn<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 /** Sets the record's own member `key`, even one named `__proto__`. */

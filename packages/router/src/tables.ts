@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DynamoDbError, resourceInUse, resourceNotFound, validationError } from '@shoal/model';
+import { DynamoDbError, getOwn, resourceInUse, resourceNotFound, validationError } from '@shoal/model';
 import type {
   BillingMode,
   IndexProjection,
@@ -334,7 +334,7 @@ export async function describeTable(
       IndexStatus: backfilling ? 'CREATING' : 'ACTIVE',
       ...(backfilling ? { Backfilling: true } : {}),
       ProvisionedThroughput: throughputDescription(
-        record.billingMode === 'PROVISIONED' ? record.indexThroughput?.[index.name] : undefined,
+        record.billingMode === 'PROVISIONED' ? getOwn(record.indexThroughput, index.name) : undefined,
       ),
     });
   }
@@ -729,13 +729,13 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
         );
       }
       checkThroughputBounds(update.throughput);
-      const current = record.billingMode === 'PROVISIONED' ? record.indexThroughput?.[update.name] : undefined;
+      const current = record.billingMode === 'PROVISIONED' ? getOwn(record.indexThroughput, update.name) : undefined;
       if (sameThroughput(current, update.throughput)) throw unchangedThroughput(current!, update.throughput, update.name);
       next.indexThroughput = { ...next.indexThroughput, [update.name]: update.throughput };
     }
     const gsiNames = record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.name);
     if (mode === 'PROVISIONED' && record.billingMode === 'PAY_PER_REQUEST') {
-      const missing = gsiNames.filter((name) => name !== remove?.name && next.indexThroughput?.[name] === undefined);
+      const missing = gsiNames.filter((name) => name !== remove?.name && getOwn(next.indexThroughput, name) === undefined);
       if (missing.length > 0) {
         throw validationError(`${INVALID_PARAMETERS}ProvisionedThroughput must be specified for index: ${missing.join(',')}`);
       }

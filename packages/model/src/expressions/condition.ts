@@ -122,7 +122,7 @@ export function bindConditionOperand(node: OperandNode, placeholders: Placeholde
     const head = path[0] as string;
     const resolve: OperandResolver =
       path.length === 1
-        ? (item) => (item === undefined ? undefined : getOwn(item, head))
+        ? (item) => getOwn(item, head)
         : (item) => valueAtPath(item, path);
     return { resolve, path };
   }
