@@ -324,7 +324,13 @@ describe('TransactWriteItems', () => {
     expect(await read('x2', 'ledger')).toBeUndefined();
 
     await shoal.client.send(new PutItemCommand({ TableName: 'journal', Item: { id: s('x1'), seq: n(0), note: s('opened') } }));
-    await shoal.client.send(new TransactWriteItemsCommand({ TransactItems: closeAccount('open') }));
+    const closed = await shoal.client.send(new TransactWriteItemsCommand({ TransactItems: closeAccount('open'), ReturnConsumedCapacity: 'TOTAL' }));
+    // Per table, two write units per item written or checked (transactional writes cost double).
+    expect(closed.ConsumedCapacity?.map(({ TableName, CapacityUnits }) => ({ TableName, CapacityUnits }))).toEqual([
+      { TableName: 'accounts', CapacityUnits: 2 },
+      { TableName: 'ledger', CapacityUnits: 4 },
+      { TableName: 'journal', CapacityUnits: 4 },
+    ]);
     expect((await read('x1'))?.balance).toEqual(n(0));
     expect(await readJournal('x1', 1)).toEqual({ id: s('x1'), seq: n(1), note: s('closed') });
     expect(await readJournal('x1', 0)).toBeUndefined();
