@@ -90,6 +90,10 @@ function poolRounds(measurements: Measurement[]): Measurement[] {
       errors: runs.reduce((sum, run) => sum + run.result.errors, 0),
       errorSample: runs.find((run) => run.result.errorSample !== undefined)?.result.errorSample,
       seconds: runs.reduce((sum, run) => sum + run.result.seconds, 0),
+      serverCpuSeconds: runs.some((run) => run.result.serverCpuSeconds === undefined)
+        ? undefined
+        : runs.reduce((sum, run) => sum + run.result.serverCpuSeconds!, 0),
+      clientCpuSeconds: runs.reduce((sum, run) => sum + run.result.clientCpuSeconds, 0),
       latenciesMs: Float64Array.from(runs.flatMap((run) => [...run.result.latenciesMs])).sort(),
     },
   }));
@@ -97,6 +101,8 @@ function poolRounds(measurements: Measurement[]): Measurement[] {
 
 const load = (): string => os.loadavg().map((value) => value.toFixed(2)).join(' ');
 const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(2));
+const microsPerOp = (cpuSeconds: number | undefined, ops: number): string =>
+  cpuSeconds === undefined || ops === 0 ? '-' : ((cpuSeconds * 1e6) / ops).toFixed(0);
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -162,7 +168,13 @@ async function main(): Promise<number> {
       }
       for (const workload of workloads) {
         const random = mulberry32(keyCount);
-        const result = await runLoad(client, () => nextRequest(workload, table, random), { concurrency, warmupMs, durationMs, maxRequests });
+        const result = await runLoad(client, () => nextRequest(workload, table, random), {
+          concurrency,
+          warmupMs,
+          durationMs,
+          maxRequests,
+          serverCpuSeconds: () => target.cpuSeconds(),
+        });
         measurements.push({ target: name, workload, result });
         console.log(`${name} ${workload}: ${(result.ops / result.seconds).toFixed(0)} ops/s, load average ${load()}`);
         if (result.errorSample !== undefined) console.log(`  first error: ${result.errorSample}`);
@@ -182,7 +194,7 @@ async function main(): Promise<number> {
   console.log('');
   console.log(
     formatTable(
-      ['target', 'workload', 'ops', 'ops/s', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+      ['target', 'workload', 'ops', 'ops/s', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server cpu µs/op', 'client cpu µs/op'],
       pooled.map(({ target, workload, result }) => [
         target,
         workload,
@@ -193,6 +205,8 @@ async function main(): Promise<number> {
         ms(percentile(result.latenciesMs, 0.99)),
         ms(percentile(result.latenciesMs, 0.999)),
         ms(percentile(result.latenciesMs, 1)),
+        microsPerOp(result.serverCpuSeconds, result.ops),
+        microsPerOp(result.clientCpuSeconds, result.ops),
       ]),
     ),
   );
@@ -207,12 +221,15 @@ async function main(): Promise<number> {
         ratio(shoal.ops / shoal.seconds, dynalite.ops / dynalite.seconds),
         ratio(percentile(shoal.latenciesMs, 0.5), percentile(dynalite.latenciesMs, 0.5)),
         ratio(percentile(shoal.latenciesMs, 0.99), percentile(dynalite.latenciesMs, 0.99)),
+        shoal.serverCpuSeconds === undefined || dynalite.serverCpuSeconds === undefined
+          ? '-'
+          : ratio(shoal.serverCpuSeconds / shoal.ops, dynalite.serverCpuSeconds / dynalite.ops),
       ],
     ];
   });
   if (ratioRows.length > 0) {
-    console.log('\nShoal / dynalite (throughput: higher is better for Shoal; latency: lower is better)');
-    console.log(formatTable(['workload', 'ops/s', 'p50', 'p99'], ratioRows));
+    console.log('\nShoal / dynalite (throughput: higher is better for Shoal; latency and CPU per request: lower is better)');
+    console.log(formatTable(['workload', 'ops/s', 'p50', 'p99', 'server cpu/op'], ratioRows));
   }
   console.log(`\nload average at end: ${load()}`);
   return failed ? 1 : 0;

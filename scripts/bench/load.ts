@@ -8,6 +8,8 @@ export interface LoadOptions {
   durationMs: number;
   /** Hard cap on requests per phase, so no loop depends on the clock alone. */
   maxRequests: number;
+  /** Reads the server's CPU seconds so far, to charge the measured phase with its share. */
+  serverCpuSeconds(): number | undefined;
 }
 
 export interface LoadResult {
@@ -19,6 +21,9 @@ export interface LoadResult {
   seconds: number;
   /** Latencies of the successful requests, ascending, in milliseconds. */
   latenciesMs: Float64Array;
+  /** CPU seconds the server used in the measured phase, and the load generator itself. */
+  serverCpuSeconds: number | undefined;
+  clientCpuSeconds: number;
 }
 
 async function drive(
@@ -27,7 +32,7 @@ async function drive(
   concurrency: number,
   durationMs: number,
   maxRequests: number,
-): Promise<Omit<LoadResult, 'latenciesMs'> & { latenciesMs: number[] }> {
+): Promise<Omit<LoadResult, 'latenciesMs' | 'serverCpuSeconds' | 'clientCpuSeconds'> & { latenciesMs: number[] }> {
   const latenciesMs: number[] = [];
   let errors = 0;
   let errorSample: string | undefined;
@@ -59,8 +64,17 @@ async function drive(
 
 export async function runLoad(client: DynamoDbHttpClient, nextRequest: () => BenchRequest, options: LoadOptions): Promise<LoadResult> {
   if (options.warmupMs > 0) await drive(client, nextRequest, options.concurrency, options.warmupMs, options.maxRequests);
+  const serverBefore = options.serverCpuSeconds();
+  const clientBefore = process.cpuUsage();
   const measured = await drive(client, nextRequest, options.concurrency, options.durationMs, options.maxRequests);
-  return { ...measured, latenciesMs: Float64Array.from(measured.latenciesMs).sort() };
+  const clientUsed = process.cpuUsage(clientBefore);
+  const serverAfter = options.serverCpuSeconds();
+  return {
+    ...measured,
+    latenciesMs: Float64Array.from(measured.latenciesMs).sort(),
+    serverCpuSeconds: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
+    clientCpuSeconds: (clientUsed.user + clientUsed.system) / 1e6,
+  };
 }
 
 /** The latency below which a fraction `p` of requests completed (nearest rank). */

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,6 +21,8 @@ export interface RunningTarget {
   description: string;
   /** The end of what the server printed, to show when something fails. */
   recentOutput(): string;
+  /** CPU time the server process has used so far, in seconds (undefined where /proc is missing). */
+  cpuSeconds(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -69,10 +71,26 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 const KEPT_OUTPUT_CHARS = 4000;
+/** Linux reports process times in USER_HZ ticks, 100 a second on every mainstream kernel. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User plus system CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15). */
+function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after it start at "state" (field 3).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
 
 interface ListeningChild {
   child: ChildProcess;
   recentOutput(): string;
+  cpuSeconds(): number | undefined;
 }
 
 /** Spawns a Node child and resolves once it prints a line containing "listening". */
@@ -105,7 +123,7 @@ async function spawnUntilListening(label: string, args: string[]): Promise<Liste
     await stopChild(child);
     throw new Error(`${(error as Error).message}\n--- ${label} output ---\n${output}`);
   }
-  return { child, recentOutput: () => output };
+  return { child, recentOutput: () => output, cpuSeconds: () => processCpuSeconds(child.pid) };
 }
 
 async function startDynalite(): Promise<RunningTarget> {
@@ -113,8 +131,15 @@ async function startDynalite(): Promise<RunningTarget> {
   const cli = path.join(REPO_ROOT, 'node_modules/dynalite/cli.js');
   // In memory (no --path); tables become ACTIVE at once instead of after the default 500 ms.
   const args = [cli, '--host', HOST, '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'];
-  const { child, recentOutput } = await spawnUntilListening('dynalite', args);
-  return { name: 'dynalite', endpoint: { host: HOST, port }, description: 'dynalite 4, in memory', recentOutput, stop: () => stopChild(child) };
+  const { child, recentOutput, cpuSeconds } = await spawnUntilListening('dynalite', args);
+  return {
+    name: 'dynalite',
+    endpoint: { host: HOST, port },
+    description: 'dynalite 4, in memory',
+    recentOutput,
+    cpuSeconds,
+    stop: () => stopChild(child),
+  };
 }
 
 async function startShoal(): Promise<RunningTarget> {
@@ -134,6 +159,7 @@ async function startShoal(): Promise<RunningTarget> {
     endpoint: { host: HOST, port },
     description: `shoal dev, single node, data in ${dataDir}`,
     recentOutput: started.recentOutput,
+    cpuSeconds: started.cpuSeconds,
     stop: async () => {
       await stopChild(started.child);
       await rm(dataDir, { recursive: true, force: true });
