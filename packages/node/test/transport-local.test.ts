@@ -1,0 +1,229 @@
+/**
+ * RaftTransport details between two transports in this process: exact wire sizes, batch splitting
+ * under the gRPC limit, the bounded per-peer queue, oversize messages, unknown peers, delays, refused
+ * and truncated snapshots.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { create, toBinary } from '@bufbuild/protobuf';
+import fc from 'fast-check';
+import { GroupMessageSchema, RaftBatchSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
+import type { Message } from '@shoal/raft';
+import { RaftTransport } from '@shoal/node';
+import type { GroupMessage, RaftTransportOptions, SnapshotOutcome, TransportLogEntry } from '@shoal/node';
+import { groupMessageWireSize } from '../src/transport/wire-size.ts';
+
+function append(from: number, to: number, index: number, dataBytes = 0): Message {
+  return {
+    type: 'MsgApp', from, to, term: 1, logTerm: 1, index, commit: index, reject: false, rejectHint: 0,
+    entries: dataBytes === 0 ? [] : [{ term: 1, index: index + 1, type: 'normal', data: new Uint8Array(dataBytes).fill(index % 251) }],
+  };
+}
+
+interface Endpoint {
+  transport: RaftTransport;
+  received: { from: number; items: GroupMessage[] }[];
+  unreachable: [number, number[]][];
+  snapshots: SnapshotOutcome[];
+  logs: TransportLogEntry[];
+}
+
+const open: RaftTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((transport) => transport.close()));
+});
+
+/** Two started transports, nodes 1 and 2, that know each other. */
+async function pair(options: Partial<RaftTransportOptions> = {}): Promise<[Endpoint, Endpoint]> {
+  const addresses = new Map<number, string>();
+  const endpoint = (nodeId: number): Endpoint => {
+    const self: Endpoint = { received: [], unreachable: [], snapshots: [], logs: [] } as unknown as Endpoint;
+    self.transport = new RaftTransport({
+      nodeId,
+      listenAddress: '127.0.0.1:0',
+      resolvePeer: (id) => addresses.get(id),
+      onMessages: (items, from) => self.received.push({ from, items }),
+      onUnreachable: (id, groups) => self.unreachable.push([id, groups]),
+      onSnapshotSent: (outcome) => self.snapshots.push(outcome),
+      log: (entry) => self.logs.push(entry),
+      reconnectBackoff: { initialMs: 20, maxMs: 200 },
+      ...options,
+    });
+    open.push(self.transport);
+    return self;
+  };
+  const one = endpoint(1);
+  const two = endpoint(2);
+  await Promise.all([one.transport.start(), two.transport.start()]);
+  addresses.set(1, one.transport.address);
+  addresses.set(2, two.transport.address);
+  return [one, two];
+}
+
+async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
+  for (let attempt = 0; attempt < 400; attempt += 1) {
+    const value = probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+const receivedIndexes = (endpoint: Endpoint): number[] => endpoint.received.flatMap((batch) => batch.items.map((item) => item.message.index));
+
+describe('wire sizes', () => {
+  const id = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 53 - 1 }), fc.integer({ min: 1, max: 300 }));
+  const bytes = fc.uint8Array({ maxLength: 300 });
+  const message = fc.record({
+    type: fc.constantFrom('MsgApp', 'MsgHeartbeat', 'MsgSnap', 'MsgReadIndexResp', 'MsgProp'),
+    from: id, to: id, term: id, logTerm: id, index: id, commit: id, rejectHint: id, reject: fc.boolean(),
+    entries: fc.array(fc.record({ term: id, index: id, type: fc.constantFrom('normal', 'confChange'), data: bytes }), { maxLength: 4 }),
+    snapshot: fc.option(
+      fc.record({
+        metadata: fc.record({
+          index: id, term: id,
+          confState: fc.record({ voters: fc.array(id), learners: fc.array(id), votersOutgoing: fc.array(id), learnersNext: fc.array(id), autoLeave: fc.boolean() }),
+        }),
+        data: bytes,
+      }),
+      { nil: undefined },
+    ),
+    context: fc.option(bytes, { nil: undefined }),
+  }) as fc.Arbitrary<Message>;
+
+  it('equal the encoded size of every GroupMessage', () => {
+    fc.assert(
+      fc.property(id, message, (groupId, m) => {
+        const alone = toBinary(RaftBatchSchema, create(RaftBatchSchema, { messages: [create(GroupMessageSchema, { groupId: BigInt(groupId), message: messageToWire(m) })] }));
+        expect(groupMessageWireSize(groupId, m)).toBe(alone.length);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('RaftTransport in one process', () => {
+  it('has no fault hook unless built with one', async () => {
+    const [one] = await pair();
+    expect(one.transport.faults).toBeUndefined();
+  });
+
+  it('splits a flush into batches below maxBatchBytes, in order', async () => {
+    const [one, two] = await pair();
+    for (let index = 1; index <= 10; index += 1) one.transport.send(7, append(1, 2, index, 1024 * 1024));
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 10 ? true : undefined), 'ten messages');
+    // 1 MiB each: two fit in 3 MiB, a third would not.
+    expect(two.received.map((batch) => batch.items.length)).toEqual([2, 2, 2, 2, 2]);
+    expect(receivedIndexes(two)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(two.received[0]!.items[0]!.message.entries[0]!.data).toEqual(new Uint8Array(1024 * 1024).fill(1));
+    expect(one.transport.metrics.batchesSent).toBe(5);
+    expect(two.transport.metrics.bytesReceived).toBe(one.transport.metrics.bytesSent);
+  });
+
+  it('drops the oldest messages beyond the per-peer bound, counted', async () => {
+    const [one, two] = await pair({ maxQueuedMessagesPerPeer: 10 });
+    for (let index = 1; index <= 25; index += 1) one.transport.send(3, append(1, 2, index));
+    expect(one.transport.metrics.messagesDroppedQueueFull).toBe(15);
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 10 ? true : undefined), 'ten messages');
+    expect(receivedIndexes(two)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+  });
+
+  it('drops and reports a message too large for any batch, and keeps the stream', async () => {
+    const [one, two] = await pair({ maxBatchBytes: 64 * 1024 });
+    one.transport.send(4, append(1, 2, 1, 100));
+    one.transport.send(5, append(1, 2, 2, 100 * 1024));
+    one.transport.send(6, append(1, 2, 3, 100));
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 2 ? true : undefined), 'two messages');
+    expect(receivedIndexes(two)).toEqual([1, 3]);
+    expect(one.transport.metrics.messagesDroppedOversize).toBe(1);
+    expect(one.unreachable).toEqual([[2, [5]]]);
+    expect(one.logs.map((entry) => entry.event)).toEqual(['message_oversize']);
+  });
+
+  it('reports messages to a node it cannot resolve as unreachable', async () => {
+    const [one] = await pair();
+    one.transport.send(1, append(1, 9, 1));
+    one.transport.send(2, append(1, 9, 2));
+    one.transport.send(1, append(1, 9, 3));
+    one.transport.flush();
+    expect(one.unreachable).toEqual([[9, [1, 2]]]);
+    expect(one.transport.metrics.messagesDroppedUnreachable).toBe(3);
+    expect(one.logs).toEqual([{ level: 'warn', event: 'peer_unresolved', node: 1, peer: 9 }]);
+  });
+
+  it('refuses to send a message to itself', async () => {
+    const [one] = await pair();
+    expect(() => one.transport.send(1, append(1, 1, 1))).toThrow('group 1: a message from node 1 to itself');
+  });
+
+  it('keeps order through an injected delay', async () => {
+    const [one, two] = await pair({ faults: true });
+    one.transport.send(1, append(1, 2, 1));
+    one.transport.flush();
+    one.transport.faults!.delay(2, 40);
+    one.transport.send(1, append(1, 2, 2));
+    one.transport.flush();
+    one.transport.faults!.delay(2, 5);
+    one.transport.send(1, append(1, 2, 3));
+    one.transport.flush();
+    one.transport.faults!.heal(2);
+    one.transport.send(1, append(1, 2, 4));
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 4 ? true : undefined), 'four messages');
+    expect(receivedIndexes(two)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('reports a snapshot to a partitioned peer as failed, and one to a healed peer as sent', async () => {
+    const [one, two] = await pair({ faults: true, snapshotChunkBytes: 1000 });
+    const snapshot = (data: Uint8Array): Message => ({
+      ...append(1, 2, 0), type: 'MsgSnap', entries: [],
+      snapshot: { metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data },
+    });
+    two.transport.faults!.partition(1, 'inbound');
+    one.transport.send(8, snapshot(new Uint8Array(5000).fill(1)));
+    const failed = await until(() => one.snapshots[0], 'the failed transfer');
+    expect(failed).toEqual({ groupId: 8, to: 2, ok: false, error: 'dropped by fault injection' });
+    expect(two.transport.metrics.snapshotsRefused).toBe(1);
+
+    two.transport.faults!.heal();
+    const data = Uint8Array.from({ length: 4321 }, (_, i) => i % 256);
+    one.transport.sendSnapshot(8, snapshot(data));
+    expect(await until(() => one.snapshots[1], 'the transfer')).toEqual({ groupId: 8, to: 2, ok: true });
+    expect(two.received).toHaveLength(1);
+    expect(two.received[0]!.items[0]!.message.snapshot).toEqual({ metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data });
+    expect(two.transport.metrics.snapshotChunksReceived).toBe(5);
+  });
+
+  it('refuses a truncated snapshot, a snapshot without header and one larger than the limit', async () => {
+    const [, two] = await pair({ maxSnapshotBytes: 1000 });
+    const client = createClient(RaftTransportService, two.transport.address);
+    const message = messageToWire({
+      ...append(1, 2, 0), type: 'MsgSnap',
+      snapshot: { metadata: { index: 1, term: 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(0) },
+    });
+    const header = (dataSize: bigint) => ({ chunk: { case: 'header' as const, value: { fromNode: 1n, toNode: 2n, groupId: 5n, message, dataSize } } });
+    const data = (length: number) => ({ chunk: { case: 'data' as const, value: new Uint8Array(length) } });
+    const refusal = async (chunks: Parameters<typeof client.sendSnapshot>[0]): Promise<[Status, string]> => {
+      try {
+        await client.sendSnapshot(chunks);
+      } catch (error) {
+        if (error instanceof RpcError) return [error.code, error.message];
+        throw error;
+      }
+      throw new Error('accepted');
+    };
+    try {
+      expect(await refusal([header(100n), data(50)])).toEqual([Status.INVALID_ARGUMENT, 'snapshot truncated: 50 of 100 bytes']);
+      expect(await refusal([header(10n), data(50)])).toEqual([Status.INVALID_ARGUMENT, 'snapshot data exceeds the announced 10 bytes']);
+      expect(await refusal([data(50)])).toEqual([Status.INVALID_ARGUMENT, 'a snapshot transfer must start with its header']);
+      expect(await refusal([header(5000n)])).toEqual([Status.RESOURCE_EXHAUSTED, 'snapshot of 5000 bytes exceeds the limit of 1000']);
+    } finally {
+      client.close();
+    }
+    expect(two.received).toEqual([]);
+    expect(two.transport.metrics.snapshotsRefused).toBe(4);
+    expect(two.logs.map((entry) => entry.event)).toEqual(['snapshot_refused', 'snapshot_refused', 'snapshot_refused', 'snapshot_refused']);
+  });
+});
