@@ -451,3 +451,45 @@ describe('key attributes and indexes named like Object.prototype members', () =>
     expect(await get(COLLECTION_TABLE, collectionKey(1))).toBeDefined();
   });
 });
+
+describe('names like Object.prototype members in legacy parameters and table settings', () => {
+  it('are attributes for AttributesToGet, AttributeUpdates and Expected', async () => {
+    const itemKey = record<AttributeValue>(['pk', s('legacy')], ['__proto__', n(1)]);
+    await call('PutItem', { TableName: COLLECTION_TABLE, Item: { ...itemKey, toString: s('x') }, Expected: record(['constructor', { Exists: false }]) });
+    await call('UpdateItem', {
+      TableName: COLLECTION_TABLE,
+      Key: itemKey,
+      AttributeUpdates: record(['constructor', { Action: 'PUT', Value: s('set') }], ['toString', { Action: 'DELETE' }]),
+      Expected: record(['toString', { Value: s('x') }], ['hasOwnProperty', { Exists: false }]),
+    });
+    const got = await call('GetItem', { TableName: COLLECTION_TABLE, Key: itemKey, AttributesToGet: ['__proto__', 'constructor', 'toString'] });
+    expectSame(got.Item, record(['__proto__', n(1)], ['constructor', s('set')]));
+  });
+
+  it('name provisioned indexes whose throughput is kept and described', async () => {
+    const throughput = { ReadCapacityUnits: 3, WriteCapacityUnits: 4 };
+    await createTable(shoal.client, {
+      TableName: 'provisioned-names',
+      BillingMode: 'PROVISIONED',
+      ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 },
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'toString', AttributeType: 'S' },
+      ],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: ['constructor', '__proto__'].map((IndexName) => ({
+        IndexName,
+        KeySchema: [{ AttributeName: 'toString', KeyType: 'HASH' }],
+        Projection: { ProjectionType: 'ALL' },
+        ProvisionedThroughput: throughput,
+      })),
+    });
+    const described = await shoal.client.send(new DescribeTableCommand({ TableName: 'provisioned-names' }));
+    expect(
+      described.Table?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.ProvisionedThroughput?.ReadCapacityUnits, index.ProvisionedThroughput?.WriteCapacityUnits]),
+    ).toEqual([
+      ['constructor', 3, 4],
+      ['__proto__', 3, 4],
+    ]);
+  });
+});
