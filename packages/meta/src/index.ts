@@ -29,3 +29,13 @@ export {
   type PlacementOptions,
   type PlacementReason,
 } from './placement.ts';
+export {
+  chooseSplitKey,
+  planSplits,
+  splitCommand,
+  type PartitionLoadReport,
+  type SampledKey,
+  type SplitDecision,
+  type SplitReason,
+  type SplitThresholds,
+} from './splits.ts';
