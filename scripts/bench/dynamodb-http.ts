@@ -24,6 +24,8 @@ const AUTHORIZATION =
   'SignedHeaders=content-type;host;x-amz-date;x-amz-target, ' +
   'Signature=0000000000000000000000000000000000000000000000000000000000000000';
 const AMZ_DATE = '20260101T000000Z';
+/** A request unanswered this long counts as an error, so a hung server cannot hang the bench. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export class DynamoDbHttpClient {
   readonly endpoint: Endpoint;
@@ -60,6 +62,7 @@ export class DynamoDbHttpClient {
         },
       );
       request.on('error', reject);
+      request.setTimeout(REQUEST_TIMEOUT_MS, () => request.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
       request.end(body);
     });
   }
