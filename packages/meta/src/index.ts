@@ -21,6 +21,7 @@ export { placeReplicas, rankNodes, rendezvousScore } from './rendezvous.ts';
 export {
   commandForAction,
   planDrain,
+  planLiveness,
   planPlacement,
   planRebalance,
   planRepairs,

@@ -246,6 +246,17 @@ export function planPlacement(state: MetaState, now: number, options: PlacementO
   return repairs.length > 0 || waiting ? repairs : planRebalance(state, options);
 }
 
+/**
+ * Nodes that missed their heartbeats for `heartbeatTimeoutMs`: the markNodeDown commands the meta
+ * leader proposes (stamped `now`). Their replicas are replaced once `downTimeoutMs` more has passed.
+ */
+export function planLiveness(state: MetaState, now: number, heartbeatTimeoutMs: number): MetaCommand[] {
+  return Object.values(state.nodes)
+    .filter((n) => n.state !== 'down' && now - n.lastHeartbeatAt >= heartbeatTimeoutMs)
+    .sort((a, b) => a.id - b.id)
+    .map((n) => ({ type: 'markNodeDown', nodeId: n.id, at: now }));
+}
+
 /** The replica set a membership action leads to. */
 export function replicasAfter(partition: PartitionDescriptor, action: PlacementAction): ReplicaDescriptor[] {
   switch (action.kind) {

@@ -163,9 +163,10 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
     case 'setReplicas': {
       const partition = requirePartition(state, command.type, command.partitionId, command.expectedEpoch);
       const replicas = checkReplicas(state, command.type, command.replicas);
-      const leaderHint = replicas.some((r) => r.nodeId === partition.leaderHint && r.role === 'voter') ? partition.leaderHint : undefined;
-      const next: PartitionDescriptor = { ...withoutLeaderHint(partition), replicas, epoch: partition.epoch + 1 };
-      if (leaderHint !== undefined) next.leaderHint = leaderHint;
+      const { leaderHint, ...rest } = partition;
+      const next: PartitionDescriptor = { ...rest, replicas, epoch: partition.epoch + 1 };
+      // The hint survives only while the node is still a voter.
+      if (replicas.some((r) => r.nodeId === leaderHint && r.role === 'voter')) next.leaderHint = leaderHint;
       return { state: withPartitions(state, [next]) };
     }
     case 'setLeaderHint': {
@@ -317,11 +318,6 @@ function requirePartition(state: MetaState, command: MetaCommandType, partitionI
     throw new MetaCommandError(command, `partition ${partitionId} is at epoch ${partition.epoch}, not ${expectedEpoch}`);
   }
   return partition;
-}
-
-function withoutLeaderHint(p: PartitionDescriptor): PartitionDescriptor {
-  const { leaderHint: _hint, ...rest } = p;
-  return rest;
 }
 
 function withNode(state: MetaState, node: NodeRecord, mapChanged: boolean): MetaState {

@@ -8,6 +8,7 @@ import {
   partitionList,
   placeReplicas,
   planDrain,
+  planLiveness,
   planPlacement,
   planRebalance,
   planRepairs,
@@ -237,6 +238,22 @@ describe('planRepairs', () => {
     state = run(state, { type: 'heartbeat', nodeId: 3, at: TIMEOUT / 2 });
     expect(planRepairs(state, TIMEOUT * 2, TIMEOUT)).toEqual([]);
     expect(partitionList(state).map((p) => p.replicas)).toEqual(before);
+  });
+});
+
+describe('planLiveness', () => {
+  it('marks down the nodes whose last heartbeat is older than the timeout, once', () => {
+    let state = addNodes(emptyMetaState(), 3, 0);
+    state = run(state, { type: 'heartbeat', nodeId: 2, at: 5_000 });
+    expect(planLiveness(state, 9_999, 10_000)).toEqual([]);
+    const commands = planLiveness(state, 10_000, 10_000);
+    expect(commands).toEqual([
+      { type: 'markNodeDown', nodeId: 1, at: 10_000 },
+      { type: 'markNodeDown', nodeId: 3, at: 10_000 },
+    ]);
+    state = run(state, ...commands);
+    expect(planLiveness(state, 20_000, 10_000)).toEqual([{ type: 'markNodeDown', nodeId: 2, at: 20_000 }]);
+    expect(planLiveness(run(state, { type: 'heartbeat', nodeId: 2, at: 19_000 }), 20_000, 10_000)).toEqual([]);
   });
 });
 

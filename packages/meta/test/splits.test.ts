@@ -17,7 +17,7 @@ const key = (...bytes: number[]) => Buffer.concat([spaceRange(1).start, Buffer.f
 /** The bytes after the space id, in hex. */
 const hex = (k: Uint8Array | undefined) => (k ? Buffer.from(k).toString('hex').slice(8) : undefined);
 
-const whole: PartitionDescriptor = { id: 1, tableId: 1, ...{ startKey: spaceRange(1).start, endKey: spaceRange(1).end }, epoch: 1, replicas: [] };
+const whole: PartitionDescriptor = { id: 1, tableId: 1, startKey: spaceRange(1).start, endKey: spaceRange(1).end, epoch: 1, replicas: [] };
 
 const thresholds = { maxSizeBytes: 1000, maxReadUnitsPerSecond: 3000, maxWriteUnitsPerSecond: 1000 };
 
