@@ -68,6 +68,10 @@ async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
   throw new Error(`gave up waiting for ${what}`);
 }
 
+async function* streamOf<T>(items: T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
 const receivedIndexes = (endpoint: Endpoint): number[] => endpoint.received.flatMap((batch) => batch.items.map((item) => item.message.index));
 
 describe('wire sizes', () => {
@@ -205,9 +209,10 @@ describe('RaftTransport in one process', () => {
     });
     const header = (dataSize: bigint) => ({ chunk: { case: 'header' as const, value: { fromNode: 1n, toNode: 2n, groupId: 5n, message, dataSize } } });
     const data = (length: number) => ({ chunk: { case: 'data' as const, value: new Uint8Array(length) } });
-    const refusal = async (chunks: Parameters<typeof client.sendSnapshot>[0]): Promise<[Status, string]> => {
+    type Chunk = ReturnType<typeof header> | ReturnType<typeof data>;
+    const refusal = async (chunks: Chunk[]): Promise<[Status, string]> => {
       try {
-        await client.sendSnapshot(chunks);
+        await client.sendSnapshot(streamOf(chunks));
       } catch (error) {
         if (error instanceof RpcError) return [error.code, error.message];
         throw error;
