@@ -124,6 +124,21 @@ describe('GroupLogStorage: the Storage contract (as MemoryStorage)', () => {
 });
 
 describe('RaftLogStore', () => {
+  it('serves staged entries before they are durable, and evicts only what LevelDB holds', async () => {
+    await reopen({ tailCacheBytes: 0 });
+    await store.createGroup(1);
+    const first = entriesOfTerms(1, 1, 1, 1, 1);
+    const second = [6, 7, 8, 9, 10].map((i) => entry(2, i, `e${i}`));
+    const writingFirst = store.persist([{ groupId: 1, entries: first }]);
+    const writingSecond = store.persist([{ groupId: 1, entries: second }]);
+    expect(store.group(1).entries(1, 11, Infinity)).toEqual([...first, ...second]);
+    await writingFirst;
+    // The second batch is still being written: its entries must still come from memory.
+    expect(store.group(1).entries(1, 11, Infinity)).toEqual([...first, ...second]);
+    await writingSecond;
+    expect(store.group(1).entries(1, 11, Infinity)).toEqual([...first, ...second]);
+  });
+
   it('persists a tick of many groups in one synced batch, and calls during a write share the next', async () => {
     for (let g = 1; g <= 100; g++) await store.bootstrapGroup(g, { voters: [1, 2, 3] }, new Uint8Array([g]));
     const before = store.stats.syncedBatches;
