@@ -10,14 +10,16 @@ import type { SearchOperation, SearchOutcome, SearchVerdict } from './search.ts'
 const EXPLAINED_PREFIX_LINES = 25;
 
 /** An operation as searched: possibly reinterpreted (see below), with the one it came from. */
-interface PreparedOperation<S extends ModelState> extends SearchOperation<S> {
-  readonly original: KvOperation;
+interface PreparedOperation<S extends ModelState, Op extends KvOperation> extends SearchOperation<S> {
+  readonly original: Op;
 }
 
-interface PreparedKey<S extends ModelState> {
-  readonly ops: PreparedOperation<S>[];
+interface PreparedKey<S extends ModelState, Op extends KvOperation> {
+  readonly ops: PreparedOperation<S, Op>[];
   readonly initial: S;
   describeState(state: S): string;
+  /** Why the operation cannot take effect in the state (see SequentialModel). */
+  explainRefusal(op: Op, state: S): string;
 }
 
 /**
@@ -62,7 +64,7 @@ function countBy<K>(keys: K[]): Map<K, number> {
  *   leaves a linearization. Such puts otherwise all have the same effect (see createRegisterModel)
  *   and are interchangeable.
  */
-function prepareRegisterKey(ops: RegisterOperation[]): PreparedKey<RegisterState> {
+function prepareRegisterKey(ops: RegisterOperation[]): PreparedKey<RegisterState, RegisterOperation> {
   const readsOrExpects = new Set<string>();
   const forcingReturns = new Map<string, number[]>();
   let lastFailedCasReturn = -Infinity;
@@ -78,7 +80,7 @@ function prepareRegisterKey(ops: RegisterOperation[]): PreparedKey<RegisterState
   }
   const writers = countBy(ops.flatMap((op) => (op.type === 'get' ? [] : [op.value])));
   const model = createRegisterModel(readsOrExpects);
-  const prepared: PreparedOperation<RegisterState>[] = [];
+  const prepared: PreparedOperation<RegisterState, RegisterOperation>[] = [];
   for (const op of ops) {
     const readOnly = op.type === 'get' || (op.type === 'cas' && op.ok === false);
     const base = { call: op.call, transition: model.transition(op), readOnly, original: op };
@@ -93,11 +95,16 @@ function prepareRegisterKey(ops: RegisterOperation[]): PreparedKey<RegisterState
       } else if (observable) prepared.push({ ...base, return: undefined });
     }
   }
-  return { ops: prepared.flatMap((op) => withExpiry(op, prepared, writers)), initial: model.initial, describeState: model.describeState };
+  return {
+    ops: prepared.flatMap((op) => withExpiry(op, prepared, writers)),
+    initial: model.initial,
+    describeState: model.describeState,
+    explainRefusal: model.explainRefusal,
+  };
 }
 
 /** A write that certainly happened, by its (possibly forced) return time. */
-function isCertainWrite(op: PreparedOperation<RegisterState>): boolean {
+function isCertainWrite(op: PreparedOperation<RegisterState, RegisterOperation>): boolean {
   const original = op.original;
   return op.return !== undefined && (original.type === 'put' || (original.type === 'cas' && original.ok !== false));
 }
@@ -110,10 +117,10 @@ function isCertainWrite(op: PreparedOperation<RegisterState>): boolean {
  * writes can never take effect at all.
  */
 function withExpiry(
-  op: PreparedOperation<RegisterState>,
-  prepared: PreparedOperation<RegisterState>[],
+  op: PreparedOperation<RegisterState, RegisterOperation>,
+  prepared: PreparedOperation<RegisterState, RegisterOperation>[],
   writers: Map<string, number>,
-): PreparedOperation<RegisterState>[] {
+): PreparedOperation<RegisterState, RegisterOperation>[] {
   const original = op.original;
   if (op.return !== undefined || original.type !== 'cas') return [op];
   const earliestCertainWriteReturn = (calledAfter: number): number =>
@@ -132,7 +139,7 @@ function withExpiry(
  * it no read follows it, or the read would contain the unique element); an append whose element a
  * read saw, when nothing else appends that element, took effect before that read returned.
  */
-function prepareListKey(ops: ListOperation[]): PreparedKey<ListState> {
+function prepareListKey(ops: ListOperation[]): PreparedKey<ListState, ListOperation> {
   const forcingReturns = new Map<string, number[]>();
   for (const op of ops) {
     if (op.type === 'read-list' && op.return !== undefined) for (const element of op.output!) addTo(forcingReturns, element, op.return);
@@ -141,7 +148,7 @@ function prepareListKey(ops: ListOperation[]): PreparedKey<ListState> {
   const completedReads = ops.flatMap((op) => (op.type === 'read-list' && op.return !== undefined ? [op.output!] : []));
   const appendedOnce = new Set([...appenders].filter(([, count]) => count === 1).map(([element]) => element));
   const model = createListModel(completedReads, appendedOnce);
-  const prepared: PreparedOperation<ListState>[] = [];
+  const prepared: PreparedOperation<ListState, ListOperation>[] = [];
   for (const op of ops) {
     const base = { call: op.call, transition: model.transition(op), readOnly: op.type === 'read-list', original: op };
     if (op.return !== undefined) {
@@ -151,14 +158,23 @@ function prepareListKey(ops: ListOperation[]): PreparedKey<ListState> {
       prepared.push({ ...base, return: forcedReturn });
     }
   }
-  return { ops: prepared, initial: model.initial, describeState: model.describeState };
+  return {
+    ops: prepared,
+    initial: model.initial,
+    describeState: model.describeState,
+    explainRefusal: model.explainRefusal,
+  };
 }
 
 function describeWithTimes(op: KvOperation): string {
   return `${describeOperation(op)}  [${op.call} .. ${op.return ?? '?'}]`;
 }
 
-function explainViolation<S extends ModelState>(key: string, prepared: PreparedKey<S>, outcome: SearchOutcome<S>): string {
+function explainViolation<S extends ModelState, Op extends KvOperation>(
+  key: string,
+  prepared: PreparedKey<S, Op>,
+  outcome: SearchOutcome<S>,
+): string {
   const searched = prepared.ops;
   const completed = searched.filter((op) => op.original.return !== undefined).length;
   const lines = [
@@ -175,9 +191,12 @@ function explainViolation<S extends ModelState>(key: string, prepared: PreparedK
   if (outcome.blocked !== undefined) {
     const blocked = searched[outcome.blocked];
     const deadline = blocked.original.return === undefined ? ` (it must precede a read of its value, by ${blocked.return})` : '';
+    const direct = blocked.transition(outcome.stateAfterPrefix) === undefined ? prepared.explainRefusal(blocked.original, outcome.stateAfterPrefix) : undefined;
+    const then = `Then ${describeWithTimes(blocked.original)}${deadline} must take effect next`;
     lines.push(
-      `Then ${describeWithTimes(blocked.original)}${deadline} must take effect next, but cannot:` +
-        ' neither directly nor after any of the other operations pending at that point.',
+      direct === undefined
+        ? `${then}, but no order of it and the other operations pending at that point leads to a linearization.`
+        : `${then}, but cannot: ${direct}; nor can it after any of the other operations pending at that point.`,
     );
     if (outcome.pendingAtBlock.length > 0) {
       lines.push('Pending operations tried before it:');
@@ -187,10 +206,10 @@ function explainViolation<S extends ModelState>(key: string, prepared: PreparedK
   return lines.join('\n');
 }
 
-function checkKey<S extends ModelState>(
+function checkKey<S extends ModelState, Op extends KvOperation>(
   key: string,
   ops: KvOperation[],
-  prepared: PreparedKey<S>,
+  prepared: PreparedKey<S, Op>,
   deadline: number,
 ): { verdict: SearchVerdict; failure?: CheckFailure } {
   const outcome = searchLinearization(prepared.ops, prepared.initial, deadline);

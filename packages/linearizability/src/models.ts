@@ -21,6 +21,12 @@ export interface SequentialModel<S extends ModelState, Op> {
    */
   transition(op: Op): Transition<S>;
   describeState(state: S): string;
+  /** Why the operation cannot take effect in this state, for failure reports. */
+  explainRefusal(op: Op, state: S): string;
+}
+
+function quote(value: string | null): string {
+  return value === null ? 'absent' : JSON.stringify(value);
 }
 
 export interface RegisterState extends ModelState {
@@ -38,6 +44,7 @@ const UNREAD_VALUE_ID = 1;
  */
 export function createRegisterModel(observedValues: ReadonlySet<string>): SequentialModel<RegisterState, RegisterOperation> {
   const interned = new Map<string, RegisterState>();
+  const describeState = (state: RegisterState): string => quote(state.value);
   const stateOf = (value: string): RegisterState => {
     let state = interned.get(value);
     if (state === undefined) {
@@ -66,7 +73,14 @@ export function createRegisterModel(observedValues: ReadonlySet<string>): Sequen
         }
       }
     },
-    describeState: (state) => (state.value === null ? 'absent' : JSON.stringify(state.value)),
+    describeState,
+    explainRefusal(op, state) {
+      const holds = `the register holds ${describeState(state)}`;
+      if (op.type === 'get') return `it returned ${quote(op.output ?? null)}, but ${holds}`;
+      if (op.type === 'cas' && op.ok === false) return `it failed, but ${holds}, which is what it expected`;
+      if (op.type === 'cas') return `it expected ${quote(op.expected)}, but ${holds}`;
+      return 'it cannot take effect here';
+    },
   };
 }
 
@@ -106,6 +120,7 @@ export function createListModel(
     }
     return state;
   };
+  const describeState = (state: ListState): string => JSON.stringify(listElements(state));
   const readStates = new Map<readonly string[], ListState>();
   const knownPrefixes = new Map<string, ListState>();
   for (const output of completedReads) {
@@ -128,6 +143,13 @@ export function createListModel(
       const expected = readStates.get(op.output) ?? op.output.reduce(append, empty);
       return (state) => (state === expected ? state : undefined);
     },
-    describeState: (state) => JSON.stringify(listElements(state)),
+    describeState,
+    explainRefusal(op, state) {
+      const here = `the list is ${describeState(state)} here`;
+      if (op.type === 'read-list') return `it returned ${JSON.stringify(op.output)}, but ${here}`;
+      const prefix = knownPrefixes.get(op.value);
+      if (prefix === undefined) return 'it cannot take effect here';
+      return `a completed read shows it right after ${describeState(prefix)}, but ${here}`;
+    },
   };
 }

@@ -81,7 +81,7 @@ describe('registers: violations are caught', () => {
     expect(explanation).toContain('Longest linearizable prefix found: 2 operation(s).');
     expect(explanation).toMatch(/1\. p1 put "a"[\s\S]*2\. p2 put "b"/);
     expect(explanation).toContain('State after the prefix: "b".');
-    expect(explanation).toContain('Then p3 get → "a"  [4 .. 5] must take effect next, but cannot');
+    expect(explanation).toContain('Then p3 get → "a"  [4 .. 5] must take effect next, but cannot: it returned "a", but the register holds "b";');
   });
 
   it('catches a lost write', () => {
@@ -104,7 +104,9 @@ describe('registers: violations are caught', () => {
   });
 
   it('catches a compare-and-set that failed although its expected value was there', () => {
-    expect(verdict([put(1, 'x', 0, 1, 'a'), cas(2, 'x', 2, 3, 'a', 'b', false)])).toBe(false);
+    const result = checkKvHistory([put(1, 'x', 0, 1, 'a'), cas(2, 'x', 2, 3, 'a', 'b', false)]);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.explanation).toContain('it failed, but the register holds "a", which is what it expected');
   });
 
   it('catches a value seen after an indeterminate write overwrote it', () => {
@@ -139,8 +141,10 @@ describe('lists: append and read-list', () => {
     expect(verdict([append(1, 'l', 0, 1, 'x'), readList(2, 'l', 2, 3, ['x', 'x'])])).toBe(false);
   });
 
-  it('catches reordered appends', () => {
-    expect(verdict([append(1, 'l', 0, 1, 'x'), append(1, 'l', 2, 3, 'y'), readList(2, 'l', 4, 5, ['y', 'x'])])).toBe(false);
+  it('catches reordered appends, and explains it', () => {
+    const result = checkKvHistory([append(1, 'l', 0, 1, 'x'), append(1, 'l', 2, 3, 'y'), readList(2, 'l', 4, 5, ['y', 'x'])]);
+    expect(result.ok).toBe(false);
+    expect(result.failure?.explanation).toContain('p1 append "x"  [0 .. 1] must take effect next, but cannot: a completed read shows it right after ["y"], but the list is [] here;');
   });
 
   it('catches reads that disagree on the order of concurrent appends', () => {
