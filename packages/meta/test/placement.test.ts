@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { findPartitionMapProblems, type TableRecord } from '@shoal/model';
+import { findPartitionMapProblems, partitionContains, type TableRecord } from '@shoal/model';
 import {
   applyMetaCommand,
   commandForAction,
@@ -98,6 +98,26 @@ describe('rendezvous placement', () => {
     }
     expect(placeReplicas(1, [4, 9], 3).sort()).toEqual([4, 9]);
     expect(() => placeReplicas(1, [4, 4], 2)).toThrow(RangeError);
+  });
+
+  it('when a node joins, a partition changes at most by that node taking some of its places', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1001, max: 2000 }),
+        fc.nat(100_000),
+        fc.integer({ min: 1, max: 5 }),
+        (nodes, joining, partitionId, n) => {
+          const before = placeReplicas(partitionId, nodes, n);
+          const after = placeReplicas(partitionId, [...nodes, joining], n);
+          const kept = after.filter((x) => x !== joining);
+          // The survivors keep their order of preference and are the best of the old choice.
+          expect(kept).toEqual(before.slice(0, kept.length));
+          expect(after.length).toBe(Math.min(n, nodes.length + 1));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('spreads replicas evenly', () => {
@@ -211,21 +231,33 @@ describe('planRepairs', () => {
 
   it('after simultaneous failures, repairs every partition that kept a majority', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 6, max: 9 }), fc.integer({ min: 4, max: 16 }), fc.uniqueArray(fc.integer({ min: 1, max: 9 }), { minLength: 2, maxLength: 3 }), (nodes, partitions, victims) => {
-        let state = clusterWithTable(nodes, partitions);
-        const dead = new Set(victims.filter((v) => v <= nodes));
-        for (const v of dead) state = run(state, { type: 'markNodeDown', nodeId: v, at: 0 });
-        const lost = new Set(partitionList(state).filter((p) => p.replicas.filter((r) => dead.has(r.nodeId)).length >= 2).map((p) => p.id));
-        state = settle(state, TIMEOUT, { downTimeoutMs: TIMEOUT }).state;
-        for (const p of partitionList(state)) {
-          if (lost.has(p.id)) continue;
-          expect(p.replicas.map((r) => [r.role, state.nodes[r.nodeId].state])).toEqual([
-            ['voter', 'up'],
-            ['voter', 'up'],
-            ['voter', 'up'],
-          ]);
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 6, max: 9 }),
+        fc.integer({ min: 4, max: 16 }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 9 }), { minLength: 2, maxLength: 3 }),
+        (nodes, partitions, victims) => {
+          let state = clusterWithTable(nodes, partitions);
+          const dead = new Set(victims.filter((v) => v <= nodes));
+          for (const v of dead) state = run(state, { type: 'markNodeDown', nodeId: v, at: 0 });
+          const lost = new Map(
+            partitionList(state)
+              .filter((p) => p.replicas.filter((r) => dead.has(r.nodeId)).length >= 2)
+              .map((p) => [p.id, p.replicas]),
+          );
+          state = settle(state, TIMEOUT, { downTimeoutMs: TIMEOUT }).state;
+          for (const p of partitionList(state)) {
+            if (lost.has(p.id)) {
+              expect(p.replicas).toEqual(lost.get(p.id)); // left for an operator, untouched
+              continue;
+            }
+            expect(p.replicas.map((r) => [r.role, state.nodes[r.nodeId].state])).toEqual([
+              ['voter', 'up'],
+              ['voter', 'up'],
+              ['voter', 'up'],
+            ]);
+          }
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -238,6 +270,53 @@ describe('planRepairs', () => {
     state = run(state, { type: 'heartbeat', nodeId: 3, at: TIMEOUT / 2 });
     expect(planRepairs(state, TIMEOUT * 2, TIMEOUT)).toEqual([]);
     expect(partitionList(state).map((p) => p.replicas)).toEqual(before);
+  });
+});
+
+describe('the placement driver against a changing cluster', () => {
+  type Event = { kind: 'join' } | { kind: 'fail' | 'drain' | 'recover'; pick: number } | { kind: 'split'; pick: number; byte: number } | { kind: 'round' };
+  const eventArb: fc.Arbitrary<Event> = fc.oneof(
+    { weight: 1, arbitrary: fc.constant({ kind: 'join' as const }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('fail' as const, 'drain' as const, 'recover' as const), pick: fc.nat() }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('split' as const), pick: fc.nat(), byte: fc.integer({ min: 1, max: 255 }) }) },
+    { weight: 4, arbitrary: fc.constant({ kind: 'round' as const }) },
+  );
+
+  it('keeps the map consistent and every replica set sane through any interleaving of events and single rounds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 3, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.array(eventArb, { maxLength: 40 }), (nodes, partitions, events) => {
+        let state = clusterWithTable(nodes, partitions);
+        let now = 0;
+        for (const event of events) {
+          now += TIMEOUT / 2;
+          const ids = Object.values(state.nodes).map((n) => n.id);
+          const parts = partitionList(state);
+          if (event.kind === 'join') state = addNodes(state, 1, now);
+          else if (event.kind === 'fail') state = run(state, { type: 'markNodeDown', nodeId: ids[event.pick % ids.length], at: now });
+          else if (event.kind === 'drain') {
+            const node = state.nodes[ids[event.pick % ids.length]];
+            if (node.state !== 'down') state = run(state, { type: 'markNodeDraining', nodeId: node.id });
+          } else if (event.kind === 'recover') state = run(state, { type: 'heartbeat', nodeId: ids[event.pick % ids.length], at: now });
+          else if (event.kind === 'split') {
+            const parent = parts[event.pick % parts.length];
+            const splitKey = Buffer.concat([parent.startKey, Buffer.from([event.byte])]);
+            if (partitionContains(parent, splitKey)) state = run(state, { type: 'splitPartition', partitionId: parent.id, splitKey });
+          } else {
+            const actions = planPlacement(state, now, { downTimeoutMs: TIMEOUT, maxMoves: 2 });
+            expect(new Set(actions.map((a) => a.partitionId)).size).toBe(actions.length);
+            state = execute(state, actions);
+          }
+          expect(findPartitionMapProblems(partitionList(state))).toEqual([]);
+          for (const p of partitionList(state)) {
+            expect(new Set(p.replicas.map((r) => r.nodeId)).size).toBe(p.replicas.length);
+            expect(p.replicas.some((r) => r.role === 'voter')).toBe(true);
+            expect(p.replicas.filter((r) => r.role === 'learner').length).toBeLessThanOrEqual(1);
+            expect(p.replicas.filter((r) => r.role === 'voter').length).toBeLessThanOrEqual(state.replicationFactor + 1);
+          }
+        }
+      }),
+      { numRuns: 80 },
+    );
   });
 });
 
