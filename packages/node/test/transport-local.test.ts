@@ -23,6 +23,7 @@ interface Endpoint {
   transport: RaftTransport;
   received: { from: number; items: GroupMessage[] }[];
   unreachable: [number, number[]][];
+  undelivered: [number, number[]][];
   snapshots: SnapshotOutcome[];
   logs: TransportLogEntry[];
 }
@@ -33,15 +34,19 @@ afterEach(async () => {
 });
 
 /** Two started transports, nodes 1 and 2, that know each other. */
-async function pair(options: Partial<RaftTransportOptions> = {}): Promise<[Endpoint, Endpoint]> {
+async function pair(options: Partial<RaftTransportOptions> = {}, unhosted = new Set<number>()): Promise<[Endpoint, Endpoint]> {
   const addresses = new Map<number, string>();
   const endpoint = (nodeId: number): Endpoint => {
-    const self: Endpoint = { received: [], unreachable: [], snapshots: [], logs: [] } as unknown as Endpoint;
+    const self: Endpoint = { received: [], unreachable: [], undelivered: [], snapshots: [], logs: [] } as unknown as Endpoint;
     self.transport = new RaftTransport({
       nodeId,
       listenAddress: '127.0.0.1:0',
       resolvePeer: (id) => addresses.get(id),
-      onMessages: (items, from) => self.received.push({ from, items }),
+      onMessages: (items, from) => {
+        self.received.push({ from, items });
+        return items.map((item) => item.groupId).filter((groupId) => unhosted.has(groupId));
+      },
+      onUndelivered: (id, groups) => self.undelivered.push([id, groups]),
       onUnreachable: (id, groups) => self.unreachable.push([id, groups]),
       onSnapshotSent: (outcome) => self.snapshots.push(outcome),
       log: (entry) => self.logs.push(entry),
@@ -198,6 +203,19 @@ describe('RaftTransport in one process', () => {
     expect(two.received).toHaveLength(1);
     expect(two.received[0]!.items[0]!.message.snapshot).toEqual({ metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data });
     expect(two.transport.metrics.snapshotChunksReceived).toBe(5);
+  });
+
+  it('tells the sender which groups the receiver does not host', async () => {
+    const [one, two] = await pair({}, new Set([2, 3]));
+    for (const groupId of [1, 2, 3, 2]) one.transport.send(groupId, append(1, 2, groupId));
+    one.transport.flush();
+    expect(await until(() => one.undelivered[0], 'the undelivered report')).toEqual([2, [2, 3]]);
+    expect(receivedIndexes(two)).toEqual([1, 2, 3, 2]);
+    one.transport.sendSnapshot(3, {
+      ...append(1, 2, 0), type: 'MsgSnap',
+      snapshot: { metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(10) },
+    });
+    expect(await until(() => one.snapshots[0], 'the snapshot outcome')).toEqual({ groupId: 3, to: 2, ok: false, error: 'node 2 hosts no replica of group 3' });
   });
 
   it('refuses a truncated snapshot, a snapshot without header and one larger than the limit', async () => {

@@ -13,6 +13,7 @@ import {
   RpcError,
   Server,
   Status,
+  UndeliveredReason,
   addService,
   createClient,
   listen,
@@ -20,7 +21,7 @@ import {
   messageToWire,
   shutdown,
 } from '@shoal/proto';
-import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSchema } from '@shoal/proto';
+import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSchema, StreamResponseSchema } from '@shoal/proto';
 import type { Message, NodeId } from '@shoal/raft';
 import { NetworkFaults } from './faults.ts';
 import { batchHeaderWireSize, groupMessageWireSize } from './wire-size.ts';
@@ -52,10 +53,19 @@ export interface RaftTransportOptions {
   listenAddress: string;
   /** The address of a storage node; undefined (or a throw) when the node is not known. */
   resolvePeer(nodeId: NodeId): string | undefined;
-  /** Messages received from `fromNode`, in the order that node sent them; a MsgSnap carries its data. */
-  onMessages(batch: GroupMessage[], fromNode: NodeId): void;
+  /**
+   * Messages received from `fromNode`, in the order that node sent them; a MsgSnap carries its data.
+   * Returns the ids of the groups among them that this node hosts no replica of (none: undefined or
+   * empty); the sender learns of them through its onUndelivered.
+   */
+  onMessages(batch: GroupMessage[], fromNode: NodeId): readonly number[] | void;
   /** Messages to `nodeId` of these groups were lost: the host calls reportUnreachable for each group. */
   onUnreachable?(nodeId: NodeId, groupIds: number[]): void;
+  /**
+   * `nodeId` hosts no replica of these groups (not created yet, or removed): the host may stop
+   * sending to it, or learn that its own replica was removed.
+   */
+  onUndelivered?(nodeId: NodeId, groupIds: number[]): void;
   /** A snapshot transfer ended, well or not. */
   onSnapshotSent?(outcome: SnapshotOutcome): void;
   /** Structured log lines; by default one JSON object a line on stderr. */
@@ -240,7 +250,7 @@ export class RaftTransport {
       this.sendSnapshot(groupId, message);
       return;
     }
-    if (message.to === this.nodeId) throw new Error(`group ${groupId}: a message from node ${this.nodeId} to itself`);
+    this.#checkRecipient(groupId, message);
     const peer = this.#peer(message.to);
     this.metrics.messagesDroppedQueueFull += peer.enqueue({ groupId, message }, this.#maxQueued);
   }
@@ -276,6 +286,7 @@ export class RaftTransport {
     if (message.type !== 'MsgSnap' || message.snapshot === undefined) {
       throw new Error(`group ${groupId}: sendSnapshot needs a MsgSnap with a snapshot, got ${message.type}`);
     }
+    this.#checkRecipient(groupId, message);
     void this.#transferSnapshot(groupId, message, message.snapshot.data).then((outcome) => {
       if (outcome.ok) this.metrics.snapshotsSent += 1;
       else this.metrics.snapshotsFailed += 1;
@@ -302,6 +313,10 @@ export class RaftTransport {
 
   // -------------------------------------------------------------------------------------------
   // Sending
+
+  #checkRecipient(groupId: number, message: Message): void {
+    if (message.to === this.nodeId) throw new Error(`group ${groupId}: a message from node ${this.nodeId} to itself`);
+  }
 
   #peer(nodeId: NodeId): Peer {
     let peer = this.#peers.get(nodeId);
@@ -347,11 +362,13 @@ export class RaftTransport {
     peer.stream = stream;
     const responses = peer.client.stream(stream.outbox, { signal: stream.cancel.signal });
     (async () => {
-      // The peer answers once it has accepted a batch: the connection works. (It does not report
-      // undelivered messages yet.)
+      // The peer answers once it has accepted a batch (the connection works), and for any batch
+      // holding messages of groups it does not host.
       for await (const response of responses) {
-        void response;
         peer.failures = 0;
+        if (response.undelivered.length > 0) {
+          this.#options.onUndelivered?.(peer.nodeId, [...new Set(response.undelivered.map((m) => Number(m.groupId)))]);
+        }
       }
     })().then(
       () => this.#streamEnded(peer, stream, new Error('stream closed by the peer')),
@@ -520,7 +537,7 @@ export class RaftTransport {
     throw refusal;
   }
 
-  async *#serveStream(batches: AsyncIterable<RaftBatch>, context: CallContext): AsyncGenerator<Record<string, never>> {
+  async *#serveStream(batches: AsyncIterable<RaftBatch>, context: CallContext): AsyncGenerator<MessageInitShape<typeof StreamResponseSchema>> {
     let acknowledged = false;
     for await (const batch of batches) {
       const from = this.#checkAddressing(batch.fromNode, batch.toNode, 'batch', context);
@@ -548,8 +565,15 @@ export class RaftTransport {
       this.metrics.batchesReceived += 1;
       this.metrics.messagesReceived += received.length;
       this.metrics.bytesReceived += bytes;
-      this.#options.onMessages(received, from);
-      if (!acknowledged) {
+      const unhosted = this.#options.onMessages(received, from) ?? [];
+      if (unhosted.length > 0) {
+        const groups = new Set(unhosted);
+        const undelivered = batch.messages
+          .filter((m) => groups.has(Number(m.groupId)))
+          .map((m) => ({ groupId: m.groupId, to: m.message!.to, type: m.message!.type, reason: UndeliveredReason.GROUP_NOT_FOUND }));
+        acknowledged = true;
+        yield { undelivered };
+      } else if (!acknowledged) {
         acknowledged = true;
         yield {};
       }
@@ -597,7 +621,10 @@ export class RaftTransport {
     this.metrics.snapshotsReceived += 1;
     this.metrics.snapshotBytesReceived += transfer.received;
     const snapshot = { metadata: transfer.message.snapshot!.metadata, data: transfer.data };
-    this.#options.onMessages([{ groupId: transfer.groupId, message: { ...transfer.message, snapshot } }], transfer.from);
+    const unhosted = this.#options.onMessages([{ groupId: transfer.groupId, message: { ...transfer.message, snapshot } }], transfer.from) ?? [];
+    if (unhosted.includes(transfer.groupId)) {
+      throw new RpcError(Status.NOT_FOUND, `node ${this.nodeId} hosts no replica of group ${transfer.groupId}`);
+    }
     return { receivedBytes: BigInt(transfer.received) };
   }
 }
