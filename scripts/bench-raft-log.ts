@@ -68,16 +68,15 @@ async function run(label: string, groups: number, groupCommit: boolean): Promise
 function encodings(): void {
   const entry: Entry = { term: 12345, index: 987654, type: 'normal', data: payload(3) };
   const json = (e: Entry): string => JSON.stringify({ term: e.term, type: e.type, data: Buffer.from(e.data).toString('base64') });
-  const n = 100_000;
-  let t = performance.now();
-  for (let i = 0; i < n; i++) decodeEntryValue(entry.index, encodeEntryValue(entry));
-  const binaryRate = n / ((performance.now() - t) / 1000);
-  t = performance.now();
-  for (let i = 0; i < n; i++) {
-    const parsed = JSON.parse(json(entry)) as { data: string };
-    Buffer.from(parsed.data, 'base64');
-  }
-  const jsonRate = n / ((performance.now() - t) / 1000);
+  const rate = (roundTrip: () => void): number => {
+    for (let i = 0; i < 20_000; i++) roundTrip(); // warm up the JIT
+    const n = 200_000;
+    const t = performance.now();
+    for (let i = 0; i < n; i++) roundTrip();
+    return n / ((performance.now() - t) / 1000);
+  };
+  const binaryRate = rate(() => decodeEntryValue(entry.index, encodeEntryValue(entry)));
+  const jsonRate = rate(() => Buffer.from((JSON.parse(json(entry)) as { data: string }).data, 'base64'));
   console.log(
     `entry value, 1 KB data: binary ${encodeEntryValue(entry).byteLength} B, ${Math.round(binaryRate)} encode+decode/s; ` +
       `JSON+base64 ${Buffer.byteLength(json(entry))} B, ${Math.round(jsonRate)} encode+decode/s`,

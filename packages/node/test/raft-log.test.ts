@@ -142,6 +142,7 @@ describe('RaftLogStore', () => {
   it('persists a tick of many groups in one synced batch, and calls during a write share the next', async () => {
     for (let g = 1; g <= 100; g++) await store.bootstrapGroup(g, { voters: [1, 2, 3] }, new Uint8Array([g]));
     const before = store.stats.syncedBatches;
+    const batchesBefore = store.stats.batches;
     await store.persist(
       Array.from({ length: 100 }, (_, k) => ({
         groupId: k + 1,
@@ -155,6 +156,10 @@ describe('RaftLogStore', () => {
     );
     await Promise.all(calls);
     expect(store.stats.syncedBatches - before).toBe(3);
+    // A tick with only commit-index changes may skip the fsync.
+    await store.persist([{ groupId: 1, hardState: { term: 2, vote: 1, commit: 4 } }], { sync: false });
+    await store.persist([{ groupId: 1, hardState: { term: 2, vote: 1, commit: 3 } }]);
+    expect([store.stats.batches - batchesBefore, store.stats.syncedBatches - before]).toEqual([5, 4]);
     const live = store.listGroups();
     await reopen();
     expect(store.listGroups()).toEqual(live);

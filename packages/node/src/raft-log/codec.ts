@@ -101,7 +101,7 @@ class Writer {
 
   uvarint(n: number): void {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cannot encode ${n}`);
-    this.ensure(8);
+    this.ensure(uvarintLength(n));
     while (n >= 0x80) {
       this.bytes[this.length++] = (n % 0x80) | 0x80;
       n = Math.floor(n / 0x80);
@@ -112,12 +112,6 @@ class Writer {
   ids(ids: readonly NodeId[]): void {
     this.uvarint(ids.length);
     for (const id of ids) this.uvarint(id);
-  }
-
-  raw(data: Uint8Array): void {
-    this.ensure(data.byteLength);
-    this.bytes.set(data, this.length);
-    this.length += data.byteLength;
   }
 
   finish(): Uint8Array {
@@ -159,12 +153,6 @@ class Reader {
     return ids;
   }
 
-  rest(): Uint8Array {
-    const rest = plainBytes(this.bytes.subarray(this.pos));
-    this.pos = this.bytes.byteLength;
-    return rest;
-  }
-
   end(): void {
     if (this.pos !== this.bytes.byteLength) throw new RaftLogCorruptionError(`trailing bytes in ${this.what}`);
   }
@@ -172,28 +160,48 @@ class Reader {
 
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'confChange'];
 
+function uvarintLength(n: number): number {
+  let length = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    length++;
+  }
+  return length;
+}
+
 export function encodeEntryValue(entry: Entry): Uint8Array {
-  const w = new Writer(entry.data.byteLength + 10);
-  w.byte(ENTRY_TYPES.indexOf(entry.type));
-  w.uvarint(entry.term);
-  w.raw(entry.data);
-  return w.finish();
+  // Written directly and sized exactly: the payload is copied once, with no intermediate buffer.
+  const type = ENTRY_TYPES.indexOf(entry.type);
+  let term = entry.term;
+  if (!Number.isSafeInteger(term) || term < 0 || type < 0) throw new RangeError(`cannot encode entry ${entry.index}`);
+  const header = 1 + uvarintLength(term);
+  const value = new Uint8Array(header + entry.data.byteLength);
+  value[0] = type;
+  let at = 1;
+  while (term >= 0x80) {
+    value[at++] = (term % 0x80) | 0x80;
+    term = Math.floor(term / 0x80);
+  }
+  value[at] = term;
+  value.set(entry.data, header);
+  return value;
 }
 
 /** `value` must not be reused by the caller: the entry's data is a view of it. */
 export function decodeEntryValue(index: number, value: Uint8Array): Entry {
-  const r = new Reader(value, `entry ${index}`);
-  const type = ENTRY_TYPES[r.byte()];
+  const type = ENTRY_TYPES[value[0]];
   if (type === undefined) throw new RaftLogCorruptionError(`unknown type of entry ${index}`);
-  const term = r.uvarint();
-  return { term, index, type, data: r.rest() };
-}
-
-/** Just the term, without touching the payload. */
-export function decodeEntryTerm(index: number, value: Uint8Array): number {
-  const r = new Reader(value, `entry ${index}`);
-  r.byte();
-  return r.uvarint();
+  let term = 0;
+  let scale = 1;
+  let at = 1;
+  for (;;) {
+    if (at >= value.byteLength || at > 8) throw new RaftLogCorruptionError(`malformed term of entry ${index}`);
+    const b = value[at++];
+    term += (b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 0x80;
+  }
+  return { term, index, type, data: new Uint8Array(value.buffer, value.byteOffset + at, value.byteLength - at) };
 }
 
 export function encodeHardState(hs: HardState): Uint8Array {

@@ -251,10 +251,13 @@ export class RaftLogStore {
   }
 
   /**
-   * Persists one tick's Readies of many groups in one synced batch. Throws, changing nothing, when
-   * an update cannot apply (unknown group, out-of-date snapshot, a gap before its entries).
+   * Persists one tick's Readies of many groups in one batch, fsync'd unless `sync` is false (pass
+   * false only when no Ready of the tick has `mustSync`: commit-index-only changes, which Raft
+   * recovers from the log; the batch still joins a synced one when one forms at the same time).
+   * Throws, changing nothing, when an update cannot apply (unknown group, out-of-date snapshot, a
+   * gap before its entries).
    */
-  persist(updates: readonly GroupPersist[]): Promise<void> {
+  persist(updates: readonly GroupPersist[], options: { sync?: boolean } = {}): Promise<void> {
     try {
       this.checkUsable();
       this.validate(updates);
@@ -271,7 +274,7 @@ export class RaftLogStore {
       touched.push(group);
     }
     if (writes.length === 0) return Promise.resolve();
-    return this.enqueue(writes, true, touched);
+    return this.enqueue(writes, options.sync ?? true, touched);
   }
 
   private validate(updates: readonly GroupPersist[]): void {
