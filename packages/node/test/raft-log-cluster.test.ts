@@ -1,9 +1,10 @@
 /**
  * Three in-process hosts, each with its own RaftLogStore on disk, run three Raft groups (RawNode
  * from @shoal/raft) by the Ready contract, persisting each host's Readies of all groups with one
- * persist() call. One host is crash-restarted by closing and reopening its store; it must come
- * back with its log and rejoin, catching up by log for two groups and by snapshot for the third,
- * whose log the others compacted meanwhile.
+ * persist() call. A follower, then the leader, is crash-restarted by closing and reopening its
+ * store; each must come back with its log and rejoin. The follower catches up by log for two groups
+ * and by snapshot for the third, whose log the others compacted meanwhile; the old leader rebuilds
+ * that group's state machine from its own stored snapshot.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawNode, type Message, type NodeId, type Ready } from '@shoal/raft';
@@ -156,7 +157,7 @@ describe('RaftLogStore under a 3-node Raft cluster', () => {
     await network.tick(2);
   }
 
-  it('replicates, survives a crash-restart of one node from its store, and catches it up', { timeout: 60_000 }, async () => {
+  it('replicates, survives crash-restarts of a follower and of the leader from their stores, and catches them up', { timeout: 60_000 }, async () => {
     const host1 = network.hosts.get(1)!;
     const host3 = network.hosts.get(3)!;
     for (const group of GROUPS) host1.replicas.get(group)!.raw.campaign();
@@ -212,5 +213,26 @@ describe('RaftLogStore under a 3-node Raft cluster', () => {
     }
     expect(host3.store.group(SNAPSHOT_GROUP).snapshot().metadata.index).toBe(host1.store.group(SNAPSHOT_GROUP).snapshot().metadata.index);
     expect(host3.store.group(10).firstIndex()).toBe(2);
+
+    // Crash the leader, node 1: the others elect a leader and go on; node 1 comes back as a
+    // follower, rebuilding its state machine from its own snapshot and log, and catches up.
+    host1.up = false;
+    host1.replicas.clear();
+    await host1.store.close();
+    await network.tick(40);
+    await proposeAll('d', 5);
+    expected.push(...Array.from({ length: 5 }, (_, i) => `d${i}`));
+    host1.store = await RaftLogStore.open(host1.dir);
+    for (const g of host1.store.listGroups()) host1.replicas.set(g.groupId, startReplica(host1, g.groupId));
+    host1.up = true;
+    await network.tick(30);
+    for (const group of GROUPS) {
+      const leader = network.leader(group);
+      expect(leader).not.toBe(host1.replicas.get(group));
+      for (const host of network.hosts.values()) {
+        expect(host.replicas.get(group)!.applied, `node ${host.id} group ${group}`).toEqual(expected);
+        expect(host.store.group(group).lastIndex()).toBe(leader.raw.status().hardState.commit);
+      }
+    }
   });
 });

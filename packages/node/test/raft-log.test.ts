@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CompactedError, SnapshotOutOfDateError, UnavailableError, type Entry, type Snapshot } from '@shoal/raft';
-import { RaftLogStore } from '../src/index.ts';
+import { ClassicLevel } from 'classic-level';
+import { RaftLogCorruptionError, RaftLogStore } from '../src/index.ts';
+import { entryKey, KIND_LOG_OFFSET, recordKey } from '../src/raft-log/codec.ts';
 import { entriesOfTerms, entry, tempDir, termsAndIndexes as ti } from './support/raft-log.ts';
 
 function snapshot(index: number, term: number, data = new Uint8Array(0)): Snapshot {
@@ -201,5 +203,24 @@ describe('RaftLogStore', () => {
     expect(store.listGroups().map((g) => [g.groupId, g.lastIndex])).toEqual([[1, 3], [3, 3], [256, 3], [2 ** 40, 3]]);
     await store.createGroup(2);
     expect(store.group(2).lastIndex()).toBe(0);
+  });
+
+  it('refuses to open a database with a gap in a log or a group without its records', async () => {
+    await store.createGroup(5);
+    await store.persist([{ groupId: 5, entries: entriesOfTerms(1, 1, 1) }]);
+    await store.close();
+    const tamper = async (change: (level: ClassicLevel<Uint8Array, Uint8Array>) => Promise<void>): Promise<void> => {
+      const level = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+      await level.open();
+      await change(level);
+      await level.close();
+    };
+    await tamper((level) => level.del(entryKey(5, 2)));
+    await expect(RaftLogStore.open(dir)).rejects.toThrow(/group 5 has entry 3 after 1/);
+    await tamper((level) => level.del(recordKey(5, KIND_LOG_OFFSET)));
+    await expect(RaftLogStore.open(dir)).rejects.toThrow(RaftLogCorruptionError);
+    await tamper((level) => level.clear());
+    store = await RaftLogStore.open(dir);
+    expect(store.listGroups()).toEqual([]);
   });
 });
