@@ -162,6 +162,37 @@ describe('RaftTransport in one process', () => {
     expect(one.logs).toEqual([{ level: 'warn', event: 'peer_unresolved', node: 1, peer: 9 }]);
   });
 
+  it('backs off from a peer that refuses it, reporting the lost groups', async () => {
+    const [one, two] = await pair();
+    const unreachable: [number, number[]][] = [];
+    const logs: TransportLogEntry[] = [];
+    const stranger = new RaftTransport({
+      nodeId: 5,
+      listenAddress: '127.0.0.1:0',
+      resolvePeer: (id) => (id === 2 ? two.transport.address : undefined),
+      onMessages: () => {},
+      onUnreachable: (id, groups) => unreachable.push([id, groups]),
+      log: (entry) => logs.push(entry),
+      reconnectBackoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    open.push(stranger);
+    await stranger.start();
+    stranger.send(11, append(5, 2, 1));
+    stranger.send(12, append(5, 2, 2));
+    stranger.flush();
+    const failure = await until(() => logs.find((entry) => entry.event === 'stream_failed'), 'the refusal');
+    expect(failure).toMatchObject({ level: 'warn', node: 5, peer: 2, code: 'PERMISSION_DENIED', error: 'batch from unknown node 5 refused by node 2', retryInMs: 60_000 });
+    expect(unreachable).toEqual([[2, [11, 12]]]);
+    // Within the backoff the next flush does not dial again: it drops and reports.
+    stranger.send(13, append(5, 2, 3));
+    stranger.flush();
+    expect(unreachable).toEqual([[2, [11, 12]], [2, [13]]]);
+    expect(stranger.metrics).toMatchObject({ streamFailures: 1, messagesDroppedUnreachable: 1, batchesSent: 1 });
+    expect(two.received).toEqual([]);
+    expect(two.transport.metrics.batchesRefused).toBe(1);
+    expect(one.transport.metrics.streamFailures).toBe(0);
+  });
+
   it('refuses to send a message to itself', async () => {
     const [one] = await pair();
     expect(() => one.transport.send(1, append(1, 1, 1))).toThrow('group 1: a message from node 1 to itself');
