@@ -47,7 +47,13 @@ function entrySize(entry: Entry): number {
   return entry.data.byteLength + 24;
 }
 
-export class GroupLogStorage implements Storage {
+/** What a host sees of one group's log: the Storage to hand to its RawNode. */
+export interface GroupLogStorage extends Storage {
+  readonly groupId: GroupId;
+}
+
+/** A group's log with the changes RaftLogStore stages into it (not for hosts). */
+export class GroupLog implements GroupLogStorage {
   readonly groupId: GroupId;
   private readonly readSync: ReadSync;
   private readonly tailCacheBytes: number;
@@ -127,10 +133,6 @@ export class GroupLogStorage implements Storage {
 
   snapshot(): Snapshot {
     return this.snap;
-  }
-
-  hardStateNow(): HardState {
-    return { ...this.hardState };
   }
 
   private readEntry(index: number): Entry {

@@ -53,7 +53,7 @@ import {
   type GroupId,
   type LogOffset,
 } from './codec.ts';
-import { GroupLogStorage, type LogWrite } from './group-log.ts';
+import { GroupLog, type GroupLogStorage, type LogWrite } from './group-log.ts';
 
 /** What one group's Ready asks to persist. */
 export interface GroupPersist {
@@ -101,7 +101,7 @@ export interface RaftLogStoreStats {
 interface FormingBatch {
   writes: LogWrite[];
   sync: boolean;
-  groups: Set<GroupLogStorage>;
+  groups: Set<GroupLog>;
   waiters: Array<{ resolve(): void; reject(error: unknown): void }>;
 }
 
@@ -112,7 +112,7 @@ const ZERO_HARD_STATE: HardState = { term: 0, vote: 0, commit: 0 };
 export class RaftLogStore {
   private readonly level: Level;
   private readonly tailCacheBytes: number;
-  private readonly groups = new Map<GroupId, GroupLogStorage>();
+  private readonly groups = new Map<GroupId, GroupLog>();
   private forming: FormingBatch | undefined;
   private writing = false;
   private idleWaiters: Array<() => void> = [];
@@ -143,8 +143,8 @@ export class RaftLogStore {
   private async load(): Promise<void> {
     const iterator = this.level.iterator();
     let records = new Map<number, Uint8Array>();
-    let current: { id: GroupId; group?: GroupLogStorage } | undefined;
-    const finishRecords = (id: GroupId): GroupLogStorage => {
+    let current: { id: GroupId; group?: GroupLog } | undefined;
+    const finishRecords = (id: GroupId): GroupLog => {
       const value = (kind: number, name: string): Uint8Array => {
         const v = records.get(kind);
         if (v === undefined) throw new RaftLogCorruptionError(`group ${id} has no ${name}`);
@@ -188,8 +188,8 @@ export class RaftLogStore {
     }
   }
 
-  private newGroup(id: GroupId, state: { hardState: HardState; snapshot: Snapshot; offset: LogOffset }): GroupLogStorage {
-    const group = new GroupLogStorage(id, (key) => this.level.getSync(key), this.tailCacheBytes, state);
+  private newGroup(id: GroupId, state: { hardState: HardState; snapshot: Snapshot; offset: LogOffset }): GroupLog {
+    const group = new GroupLog(id, (key) => this.level.getSync(key), this.tailCacheBytes, state);
     this.groups.set(id, group);
     return group;
   }
@@ -200,7 +200,7 @@ export class RaftLogStore {
       .sort((a, b) => a.groupId - b.groupId)
       .map((g) => ({
         groupId: g.groupId,
-        hardState: g.hardStateNow(),
+        hardState: g.initialState().hardState,
         confState: g.snapshot().metadata.confState,
         snapshotIndex: g.snapshot().metadata.index,
         firstIndex: g.firstIndex(),
@@ -214,6 +214,10 @@ export class RaftLogStore {
 
   /** The group's Storage, to hand to its RawNode. */
   group(id: GroupId): GroupLogStorage {
+    return this.groupLog(id);
+  }
+
+  private groupLog(id: GroupId): GroupLog {
     const group = this.groups.get(id);
     if (group === undefined) throw new Error(`raft log store has no group ${id}`);
     return group;
@@ -265,9 +269,9 @@ export class RaftLogStore {
       return Promise.reject(error);
     }
     const writes: LogWrite[] = [];
-    const touched: GroupLogStorage[] = [];
+    const touched: GroupLog[] = [];
     for (const u of updates) {
-      const group = this.group(u.groupId);
+      const group = this.groupLog(u.groupId);
       if (u.snapshot !== undefined) group.stageSnapshot(u.snapshot, writes);
       if (u.entries !== undefined) group.stageEntries(u.entries, writes);
       if (u.hardState !== undefined) group.stageHardState(u.hardState, writes);
@@ -312,7 +316,7 @@ export class RaftLogStore {
    */
   async createSnapshot(id: GroupId, index: number, confState: ConfState | undefined, data: Uint8Array): Promise<Snapshot> {
     this.checkUsable();
-    const group = this.group(id);
+    const group = this.groupLog(id);
     const writes: LogWrite[] = [];
     const snapshot = group.stageCreateSnapshot(index, confState, data, writes);
     await this.enqueue(writes, false, [group]);
@@ -326,7 +330,7 @@ export class RaftLogStore {
    */
   async compact(id: GroupId, index: number): Promise<void> {
     this.checkUsable();
-    const group = this.group(id);
+    const group = this.groupLog(id);
     const writes: LogWrite[] = [];
     group.stageCompact(index, writes);
     await this.enqueue(writes, false, [group]);
@@ -338,7 +342,7 @@ export class RaftLogStore {
    */
   async removeGroup(id: GroupId): Promise<void> {
     this.checkUsable();
-    const group = this.group(id);
+    const group = this.groupLog(id);
     const writes: LogWrite[] = [];
     group.stageRemove(writes);
     this.groups.delete(id);
@@ -358,7 +362,7 @@ export class RaftLogStore {
     if (this.failure !== undefined) throw new Error(`raft log store stopped after a failed write: ${String(this.failure)}`);
   }
 
-  private enqueue(writes: LogWrite[], sync: boolean, groups: readonly GroupLogStorage[]): Promise<void> {
+  private enqueue(writes: LogWrite[], sync: boolean, groups: readonly GroupLog[]): Promise<void> {
     const batch = (this.forming ??= { writes: [], sync: false, groups: new Set(), waiters: [] });
     for (const w of writes) batch.writes.push(w);
     batch.sync ||= sync;
