@@ -88,7 +88,10 @@ export interface NewGroup {
 }
 
 export interface RaftLogStoreOptions {
-  /** Bytes of newest entries each group keeps in memory beyond what Raft reads need; default 1 MiB. */
+  /**
+   * Bytes of the newest entries each group keeps in memory (at least its last entry); older retained
+   * entries are read from LevelDB synchronously. Default 1 MiB.
+   */
   tailCacheBytes?: number;
 }
 
