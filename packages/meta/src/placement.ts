@@ -115,12 +115,17 @@ function planPartition(
     return step('transferLeader', leastLoaded(healthy, leaderLoad, partition.id));
   }
 
+  // A learner on a node that may come back is a move in flight: wait for it rather than start another.
+  if (c.learners.has('waiting')) return undefined;
+
   const healthyLearner = (c.learners.get('healthy') ?? [])[0];
   if (healthyLearner !== undefined) return step('promoteLearner', healthyLearner);
 
   const kept = healthy.length + count(c.voters, 'waiting');
   const replaceable = [...(c.voters.get('dead') ?? []), ...(c.voters.get('leaving') ?? [])];
-  if (replaceable.length > 0 && kept >= rf) return step('removeReplica', replaceable[0]);
+  // A replacement is added before the replica it replaces goes, but a group already a voter over
+  // size drops one (dead first) before growing further: at most one extra voter at any time.
+  if (replaceable.length > 0 && (kept >= rf || voterCount > rf)) return step('removeReplica', replaceable[0]);
 
   if (kept < rf) {
     const holders = new Set(partition.replicas.map((r) => r.nodeId));

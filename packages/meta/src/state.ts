@@ -26,6 +26,8 @@ export interface NodeRecord {
   lastHeartbeatAt: number;
   /** When the node was marked down (only while down). */
   downSince?: number;
+  /** Set by markNodeDraining and kept while the node is down, so that it drains again once back. */
+  drainRequested?: true;
 }
 
 export interface MetaState {
@@ -56,6 +58,7 @@ export type MetaCommand =
   | { type: 'registerNode'; address: string; nodeId: number; at: number }
   | { type: 'heartbeat'; nodeId: number; at: number }
   | { type: 'markNodeDown'; nodeId: number; at: number }
+  /** Empties the node of replicas before it leaves; asked of a down node, it applies once it is back. */
   | { type: 'markNodeDraining'; nodeId: number }
   /**
    * A new table. Its space ids (table and every index) are allocated here, whatever the record
@@ -127,7 +130,7 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       const node = requireNode(state, command.type, command.nodeId);
       const lastHeartbeatAt = Math.max(node.lastHeartbeatAt, command.at);
       // A down node that heartbeats again is back; its replicas may still be there.
-      const next: NodeRecord = node.state === 'down' ? { id: node.id, address: node.address, state: 'up', lastHeartbeatAt } : { ...node, lastHeartbeatAt };
+      const next = node.state === 'down' ? backUp(node, node.address, lastHeartbeatAt) : { ...node, lastHeartbeatAt };
       return { state: withNode(state, next, node.state !== next.state) };
     }
     case 'markNodeDown': {
@@ -137,9 +140,9 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
     }
     case 'markNodeDraining': {
       const node = requireNode(state, command.type, command.nodeId);
-      if (node.state === 'down') throw new MetaCommandError(command.type, `node ${node.id} is down`);
-      if (node.state === 'draining') return { state };
-      return { state: withNode(state, { ...node, state: 'draining' }, true) };
+      if (node.drainRequested) return { state };
+      const next: NodeRecord = { ...node, state: node.state === 'down' ? 'down' : 'draining', drainRequested: true };
+      return { state: withNode(state, next, next.state !== node.state) };
     }
     case 'createTable':
       return createTable(state, command.record, command.partitionCount);
@@ -190,13 +193,14 @@ function registerNode(state: MetaState, command: Extract<MetaCommand, { type: 'r
     return { state: { ...withNode(state, node, true), nextNodeId: id + 1 }, nodeId: id };
   }
   const known = requireNode(state, command.type, command.nodeId);
-  const node: NodeRecord = {
-    id: known.id,
-    address: command.address,
-    state: known.state === 'draining' ? 'draining' : 'up',
-    lastHeartbeatAt: Math.max(known.lastHeartbeatAt, command.at),
-  };
-  return { state: withNode(state, node, true), nodeId: known.id };
+  return { state: withNode(state, backUp(known, command.address, Math.max(known.lastHeartbeatAt, command.at)), true), nodeId: known.id };
+}
+
+/** A node heard from again: up, or draining if a drain was asked for. */
+function backUp(node: NodeRecord, address: string, lastHeartbeatAt: number): NodeRecord {
+  const next: NodeRecord = { id: node.id, address, state: node.drainRequested ? 'draining' : 'up', lastHeartbeatAt };
+  if (node.drainRequested) next.drainRequested = true;
+  return next;
 }
 
 function createTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
