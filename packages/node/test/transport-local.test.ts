@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { create, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
-import { GroupMessageSchema, RaftBatchSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
+import { GroupMessageSchema, MessageQueue, RaftBatchSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
 import type { Message } from '@shoal/raft';
 import { RaftTransport } from '@shoal/node';
 import type { GroupMessage, RaftTransportOptions, SnapshotOutcome, TransportLogEntry } from '@shoal/node';
@@ -191,6 +191,38 @@ describe('RaftTransport in one process', () => {
     expect(two.received).toEqual([]);
     expect(two.transport.metrics.batchesRefused).toBe(1);
     expect(one.transport.metrics.streamFailures).toBe(0);
+  });
+
+  it('refuses batches on a stream superseded by a newer one from the same node, and a stream mixing senders', async () => {
+    const [, two] = await pair();
+    const client = createClient(RaftTransportService, two.transport.address);
+    const batch = (fromNode: bigint, index: number) => ({ fromNode, toNode: 2n, messages: [{ groupId: 1n, message: messageToWire(append(Number(fromNode), 2, index)) }] });
+    const outcome = async (responses: AsyncIterable<unknown>): Promise<string> => {
+      try {
+        for await (const response of responses) void response;
+        return 'ended';
+      } catch (error) {
+        return error instanceof RpcError ? `${Status[error.code]}: ${error.message}` : String(error);
+      }
+    };
+    try {
+      const older = new MessageQueue<ReturnType<typeof batch>>();
+      const olderOutcome = outcome(client.stream(older));
+      older.push(batch(1n, 1));
+      await until(() => (receivedIndexes(two).length === 1 ? true : undefined), 'the first batch');
+      const newer = new MessageQueue<ReturnType<typeof batch>>();
+      const newerOutcome = outcome(client.stream(newer));
+      newer.push(batch(1n, 2));
+      await until(() => (receivedIndexes(two).length === 2 ? true : undefined), 'the second batch');
+      older.push(batch(1n, 3));
+      expect(await olderOutcome).toBe('ABORTED: stream from node 1 superseded by a newer one');
+      newer.push(batch(2n, 4));
+      expect(await newerOutcome).toBe('INVALID_ARGUMENT: a stream from node 1 carried a batch from node 2');
+    } finally {
+      client.close();
+    }
+    expect(receivedIndexes(two)).toEqual([1, 2]);
+    expect(two.transport.metrics.batchesRefused).toBe(2);
   });
 
   it('refuses to send a message to itself', async () => {

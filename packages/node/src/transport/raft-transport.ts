@@ -121,6 +121,11 @@ interface PeerStream {
   readonly cancel: AbortController;
 }
 
+/** A stream from a peer, identified by the node of its first accepted batch. */
+interface InboundStream {
+  from: NodeId | undefined;
+}
+
 /** A batch held back by an injected delay, bound to the stream it was meant for. */
 interface DelayedBatch {
   readonly due: number;
@@ -210,6 +215,8 @@ export class RaftTransport {
   readonly #maxSnapshotBytes: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #peers = new Map<NodeId, Peer>();
+  /** The newest stream from each node that has delivered a batch. */
+  readonly #inbound = new Map<NodeId, InboundStream>();
   readonly #server = new Server();
   readonly #closing = new AbortController();
   #address: string | undefined;
@@ -538,9 +545,30 @@ export class RaftTransport {
   }
 
   async *#serveStream(batches: AsyncIterable<RaftBatch>, context: CallContext): AsyncGenerator<MessageInitShape<typeof StreamResponseSchema>> {
+    const stream: InboundStream = { from: undefined };
+    try {
+      yield* this.#receiveBatches(batches, stream, context);
+    } finally {
+      if (stream.from !== undefined && this.#inbound.get(stream.from) === stream) this.#inbound.delete(stream.from);
+    }
+  }
+
+  async *#receiveBatches(
+    batches: AsyncIterable<RaftBatch>,
+    stream: InboundStream,
+    context: CallContext,
+  ): AsyncGenerator<MessageInitShape<typeof StreamResponseSchema>> {
     let acknowledged = false;
     for await (const batch of batches) {
       const from = this.#checkAddressing(batch.fromNode, batch.toNode, 'batch', context);
+      if (stream.from !== undefined && from !== stream.from) {
+        this.#refused('batch', new RpcError(Status.INVALID_ARGUMENT, `a stream from node ${stream.from} carried a batch from node ${from}`), { from, remote: context.peer });
+      }
+      // A sender keeps one stream to us. Once a newer one from the same node has delivered, batches
+      // still arriving on the old one are late and would reorder that node's traffic: refused.
+      if (stream.from !== undefined && this.#inbound.get(from) !== stream) {
+        this.#refused('batch', new RpcError(Status.ABORTED, `stream from node ${from} superseded by a newer one`), { from, remote: context.peer });
+      }
       if (this.faults?.dropsFrom(from) === true) {
         this.metrics.batchesDroppedByFault += 1;
         this.metrics.messagesDroppedByFault += batch.messages.length;
@@ -561,6 +589,10 @@ export class RaftTransport {
         }
         bytes += groupMessageWireSize(item.groupId, item.message);
         received.push(item);
+      }
+      if (stream.from === undefined) {
+        stream.from = from;
+        this.#inbound.set(from, stream);
       }
       this.metrics.batchesReceived += 1;
       this.metrics.messagesReceived += received.length;
