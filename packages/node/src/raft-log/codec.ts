@@ -170,12 +170,13 @@ function uvarintLength(n: number): number {
 }
 
 export function encodeEntryValue(entry: Entry): Uint8Array {
-  // Written directly and sized exactly: the payload is copied once, with no intermediate buffer.
+  // Written directly and sized exactly: the payload is copied once. A pooled Buffer (every byte
+  // is written below) is several times faster than a fresh zero-filled Uint8Array for 1 KB values.
   const type = ENTRY_TYPES.indexOf(entry.type);
   let term = entry.term;
   if (!Number.isSafeInteger(term) || term < 0 || type < 0) throw new RangeError(`cannot encode entry ${entry.index}`);
   const header = 1 + uvarintLength(term);
-  const value = new Uint8Array(header + entry.data.byteLength);
+  const value = Buffer.allocUnsafe(header + entry.data.byteLength);
   value[0] = type;
   let at = 1;
   while (term >= 0x80) {
