@@ -122,7 +122,10 @@ function planPartition(
   if (healthyLearner !== undefined) return step('promoteLearner', healthyLearner);
 
   const kept = healthy.length + count(c.voters, 'waiting');
-  const replaceable = [...(c.voters.get('dead') ?? []), ...(c.voters.get('leaving') ?? [])];
+  // Removing a live voter must leave a live majority of the smaller group (a dead one always may go).
+  const majorityWithout = liveVoters - 1 >= Math.floor((voterCount - 1) / 2) + 1;
+  const dead = c.voters.get('dead') ?? [];
+  const replaceable = [...dead, ...(majorityWithout ? (c.voters.get('leaving') ?? []) : [])];
   // A replacement is added before the replica it replaces goes, but a group already a voter over
   // size drops one (dead first) before growing further: at most one extra voter at any time.
   if (replaceable.length > 0 && (kept >= rf || voterCount > rf)) return step('removeReplica', replaceable[0]);
@@ -140,6 +143,7 @@ function planPartition(
     // leadership off it.
     const waiting = c.voters.get('waiting') ?? [];
     if (waiting.length > 0) return step('removeReplica', waiting[0]);
+    if (!majorityWithout) return undefined;
     const rank = rankNodes(partition.id, healthy);
     const worst = [...healthy].sort((a, b) => (replicaLoad.get(b) ?? 0) - (replicaLoad.get(a) ?? 0) || rank.indexOf(b) - rank.indexOf(a))[0];
     if (worst === partition.leaderHint) {

@@ -190,6 +190,24 @@ describe('planRepairs', () => {
     expect(planRepairs(state, TIMEOUT, TIMEOUT)).toEqual([]); // 2 of 3 voters dead: an operator's job
   });
 
+  it('never removes a live voter when the rest would lack a live majority', () => {
+    let state = run(addNodes(emptyMetaState(4), 7), { type: 'createTable', record: record('T'), partitionCount: 1 });
+    const voters = state.partitions[1].replicas.map((r) => r.nodeId);
+    const spare = [1, 2, 3, 4, 5, 6, 7].find((n) => !voters.includes(n))!;
+    state = run(
+      state,
+      { type: 'setReplicas', partitionId: 1, replicas: [...voters, spare].map((nodeId) => ({ nodeId, role: 'voter' as const })) },
+      { type: 'markNodeDown', nodeId: voters[0], at: 0 },
+      { type: 'markNodeDown', nodeId: voters[1], at: 0 },
+      { type: 'markNodeDraining', nodeId: voters[2] },
+    );
+    // 5 voters, 3 live: dropping the draining one would leave 2 live of 4.
+    expect(planRepairs(state, 1, TIMEOUT)).toEqual([]);
+    // Once the down ones count as dead they go first, and the group heals.
+    state = settle(state, TIMEOUT, { downTimeoutMs: TIMEOUT }).state;
+    expectFullyReplicated(state, 4);
+  });
+
   it('tops up partitions created with fewer nodes than the replication factor', () => {
     let state = clusterWithTable(1, 4);
     state = addNodes(state, 3);
