@@ -64,7 +64,7 @@ async function withStore(sync: boolean, run: (store: LocalStore) => Promise<void
 }
 
 const put = (store: LocalStore, i: number) =>
-  store.partitions.write({ table: schema, operations: [{ kind: 'Put', key: { pk: item(i).pk, sk: item(i).sk }, item: item(i) }] });
+  store.partitions.write({ operations: [{ table: schema, kind: 'Put', key: { pk: item(i).pk, sk: item(i).sk }, item: item(i) }] });
 
 console.log(`${operations} operations per run, item of ${JSON.stringify(item(1)).length} bytes of JSON`);
 {

@@ -225,6 +225,7 @@ function expressionsFromWire(input: WireExpressionInput): model.ExpressionInput 
 
 function operationFromWire(operation: WireWriteOperation): model.WriteOperation {
   const out: model.WriteOperation = {
+    table: tableSchemaFromWire(operation.table),
     kind: named(WRITE_KIND_NAMES, operation.kind, 'write kind'),
     key: item(operation.key, 'key'),
   };
@@ -236,8 +237,8 @@ function operationFromWire(operation: WireWriteOperation): model.WriteOperation 
 export function writeRequestToWire(target: RoutedTo, write: model.PartitionWrite): WireWriteRequest {
   return create(WriteRequestSchema, {
     target,
-    table: tableSchemaToWire(write.table),
     operations: write.operations.map((operation) => ({
+      table: tableSchemaToWire(operation.table),
       kind: WRITE_KINDS[operation.kind],
       key: json(operation.key),
       ...(operation.item === undefined ? {} : { item: json(operation.item) }),
@@ -249,7 +250,6 @@ export function writeRequestToWire(target: RoutedTo, write: model.PartitionWrite
 
 export function writeRequestFromWire(request: WireWriteRequest): { target: RoutedTo; write: model.PartitionWrite } {
   const write: model.PartitionWrite = {
-    table: tableSchemaFromWire(request.table),
     operations: request.operations.map(operationFromWire),
   };
   if (request.returnItems) write.returnItems = true;

@@ -99,7 +99,7 @@ describe('unary calls over real gRPC to another process', () => {
   it('writes and reads an item', async () => {
     const key = json({ pk: { S: 'a' } });
     const item = json({ pk: { S: 'a' }, v: { N: '1' } });
-    const written = await partitions.write({ target, table, operations: [{ kind: 1, key, item }] });
+    const written = await partitions.write({ target, operations: [{ table, kind: 1, key, item }] });
     expect(written.applied).toBe(true);
     expect(written.outcomes.map((o) => o.outcome.case)).toEqual(['ok']);
     const read = await partitions.get({ target, table, key, options: { consistent: true } });
@@ -129,14 +129,14 @@ describe('unary calls over real gRPC to another process', () => {
   });
 
   it('carries DynamoDB errors whole, with a fitting status code', async () => {
-    const throttled = await rpcError(partitions.write({ target, table: { ...table, name: 'throttled' }, operations: [] }));
+    const throttled = await rpcError(partitions.write({ target, operations: [{ table: { ...table, name: 'throttled' }, kind: 4, key: json({ pk: { S: 'a' } }) }] }));
     expect(throttled.code).toBe(Status.RESOURCE_EXHAUSTED);
     const cause = dynamoDbErrorFromRpc(throttled);
     expect(cause).toBeInstanceOf(DynamoDbError);
     expect(cause?.type).toBe('ProvisionedThroughputExceededException');
     expect(cause?.message).toBe('The level of configured provisioned throughput for the table was exceeded.');
 
-    const cancelled = dynamoDbErrorFromRpc(await rpcError(partitions.write({ target, table: { ...table, name: 'cancelled' }, operations: [] })));
+    const cancelled = dynamoDbErrorFromRpc(await rpcError(partitions.write({ target, operations: [{ table: { ...table, name: 'cancelled' }, kind: 4, key: json({ pk: { S: 'a' } }) }] })));
     expect(cancelled?.type).toBe('TransactionCanceledException');
     expect(cancelled?.statusCode).toBe(400);
     expect(cancelled?.fields).toEqual({ CancellationReasons: [{ Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }] });

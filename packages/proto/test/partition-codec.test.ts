@@ -84,12 +84,12 @@ const expressions: fc.Arbitrary<model.ExpressionInput> = fc.record(
   { requiredKeys: [] },
 );
 const operation: fc.Arbitrary<model.WriteOperation> = fc.record(
-  { kind: fc.constantFrom('Put' as const, 'Update' as const, 'Delete' as const, 'ConditionCheck' as const), key: item, item, expressions },
-  { requiredKeys: ['kind', 'key'] },
+  { table, kind: fc.constantFrom('Put' as const, 'Update' as const, 'Delete' as const, 'ConditionCheck' as const), key: item, item, expressions },
+  { requiredKeys: ['table', 'kind', 'key'] },
 );
 const write: fc.Arbitrary<model.PartitionWrite> = fc.record(
-  { table, operations: fc.array(operation, { minLength: 1, maxLength: 3 }), returnItems: fc.constant(true) },
-  { requiredKeys: ['table', 'operations'] },
+  { operations: fc.array(operation, { minLength: 1, maxLength: 3 }), returnItems: fc.constant(true) },
+  { requiredKeys: ['operations'] },
 );
 const outcome: fc.Arbitrary<model.WriteOutcome> = fc.oneof(
   fc.record({ status: fc.constant('ok' as const), oldItem: item, newItem: item }, { requiredKeys: ['status'] }),
