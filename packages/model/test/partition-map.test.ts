@@ -117,6 +117,20 @@ describe('PartitionMap', () => {
     }
   });
 
+  it('finds a partition by its exact start key', () => {
+    const map = new PartitionMap(initialPartitions(2, 4, 1));
+    for (const p of map.all()) expect(map.lookup(p.startKey)).toBe(p);
+    expect(map.overlapping(map.all()[2].startKey, map.all()[3].startKey).map((p) => p.id)).toEqual([3]);
+  });
+
+  it('ignores a different descriptor at the same epoch (only a newer one may replace)', () => {
+    const [parent] = initialPartitions(1, 1, 1);
+    const map = new PartitionMap([{ ...parent, epoch: 2 }]);
+    const [left] = split(parent, keyIn(1, [0x80]), 2);
+    expect(map.update(left)).toBe(false);
+    expect(map.all().map((p) => [p.id, p.epoch])).toEqual([[1, 2]]);
+  });
+
   it('takes a new leader hint at the same epoch, and a membership change at a higher one', () => {
     const [p] = initialPartitions(1, 1, 1);
     const map = new PartitionMap([p]);
@@ -174,8 +188,9 @@ describe('PartitionMap', () => {
           expect(findPartitionMapProblems(router.all())).toEqual([]);
           const byStart = (a: PartitionDescriptor, b: PartitionDescriptor) => compareBytes(a.startKey, b.startKey);
           expect(router.all().map((p) => [p.id, p.epoch])).toEqual([...truth].sort(byStart).map((p) => [p.id, p.epoch]));
-          for (const { table, suffix } of probes) {
-            const key = keyIn(table, suffix);
+          // Boundaries too: every start key and every (exclusive) end key.
+          const boundaries = truth.flatMap((p) => [p.startKey, p.endKey]);
+          for (const key of [...probes.map(({ table, suffix }) => keyIn(table, suffix)), ...boundaries]) {
             expect(router.lookup(key)).toBe(linearLookup(router.all(), key));
             expect(router.lookup(key)?.id).toBe(linearLookup(truth, key)?.id);
           }
