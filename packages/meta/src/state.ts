@@ -6,6 +6,7 @@
  */
 import {
   compareBytes,
+  getOwn,
   initialPartitions,
   MAX_SPACE_ID,
   partitionContains,
@@ -33,7 +34,7 @@ export interface NodeRecord {
 export interface MetaState {
   /** Replicas per partition the placement driver aims for. */
   replicationFactor: number;
-  /** By table name. */
+  /** By table name (any name, `__proto__` too: read with getOwn). */
   tables: Record<string, TableRecord>;
   /** By partition id. */
   partitions: Record<number, PartitionDescriptor>;
@@ -149,7 +150,7 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
     case 'updateTable':
       return updateTable(state, command.record, command.partitionCount);
     case 'deleteTable': {
-      const record = state.tables[command.name];
+      const record = getOwn(state.tables, command.name);
       if (!record) throw new MetaCommandError(command.type, `no table named ${command.name}`);
       const tables = { ...state.tables };
       delete tables[command.name];
@@ -205,7 +206,7 @@ function backUp(node: NodeRecord, address: string, lastHeartbeatAt: number): Nod
 
 function createTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
   const name = requested.schema.name;
-  if (state.tables[name]) throw new MetaCommandError('createTable', `table ${name} already exists`);
+  if (getOwn(state.tables, name)) throw new MetaCommandError('createTable', `table ${name} already exists`);
   checkPartitionCount('createTable', partitionCount);
   const indexes = requested.schema.indexes;
   const [ids, nextSpaceId] = allocateSpaceIds(state, 'createTable', 1 + indexes.length);
@@ -220,7 +221,7 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
 
 function updateTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
   const name = requested.schema.name;
-  const current = state.tables[name];
+  const current = getOwn(state.tables, name);
   if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`);
   if (requested.schema.tableId !== current.schema.tableId) {
     throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`);

@@ -179,6 +179,19 @@ describe('tables', () => {
     rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, indexes: [lsi] } }, partitionCount: 1 }, /cannot change kind/);
   });
 
+  it('keeps tables named like Object.prototype members, through snapshots', () => {
+    let state = cluster(3);
+    rejects(state, { type: 'deleteTable', name: 'constructor' }, /no table named constructor/);
+    state = run(state, { type: 'createTable', record: table('constructor'), partitionCount: 1 }, { type: 'createTable', record: table('__proto__'), partitionCount: 1 });
+    expect(Object.keys(state.tables).sort()).toEqual(['__proto__', 'constructor']);
+    const restored = decodeMetaSnapshot(encodeMetaSnapshot(state));
+    expect(Object.getPrototypeOf(restored.tables)).toBe(Object.prototype);
+    expect(Object.keys(restored.tables).sort()).toEqual(['__proto__', 'constructor']);
+    state = run(restored, { type: 'deleteTable', name: '__proto__' });
+    expect(Object.keys(state.tables)).toEqual(['constructor']);
+    expect(partitionList(state).map((p) => p.tableId)).toEqual([1]);
+  });
+
   it('deletes a table with its partitions, and allocates loose space ids', () => {
     let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 2 }, { type: 'createTable', record: table('U'), partitionCount: 1 });
     const result = applyMetaCommand(state, { type: 'deleteTable', name: 'T' });
