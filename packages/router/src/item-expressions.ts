@@ -4,6 +4,7 @@ import {
   rejectMixedParameters,
   type AttributeValue,
   type CompiledExpressions,
+  type ExpressionRequest,
   type Item,
 } from '@shoal/model';
 import { optionalMap, optionalString, optionalStringList, optionalStringMap, type RequestBody } from './request.ts';
@@ -14,18 +15,8 @@ import { optionalMap, optionalString, optionalStringList, optionalStringMap, typ
  * translated to expressions. Compiled once here so every syntax and placeholder error surfaces before
  * anything is read or written; the strings travel on to the partition, which compiles them again.
  */
-export interface ExpressionStrings {
-  condition?: string;
-  update?: string;
-  projection?: string;
-  keyCondition?: string;
-  filter?: string;
-  names?: Record<string, string>;
-  values?: Record<string, AttributeValue>;
-}
-
 export interface ItemExpressions {
-  strings: ExpressionStrings;
+  strings: ExpressionRequest;
   compiled: CompiledExpressions;
 }
 
@@ -77,7 +68,7 @@ export function readItemExpressions(body: RequestBody, parameters: ExpressionPar
   }
   rejectMixedParameters(own, parameters.expressions, parameters.legacy);
 
-  const strings: ExpressionStrings = {};
+  const strings: ExpressionRequest = {};
   for (const parameter of parameters.expressions) {
     const source = optionalString(own, parameter);
     if (source !== undefined) strings[STRING_OF[parameter]] = source;

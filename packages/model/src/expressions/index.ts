@@ -14,4 +14,4 @@ export { formatPath, valueAtPath } from './paths.ts';
 export type { DocumentPath, PathSegment } from './paths.ts';
 export { isReservedWord } from './reserved-words.ts';
 export { legacyToExpressions, rejectMixedParameters } from './legacy.ts';
-export type { LegacyExpressions, LegacyParameters } from './legacy.ts';
+export type { LegacyParameters } from './legacy.ts';

@@ -8,6 +8,7 @@ import type { AttributeType, AttributeValue } from '../attribute-value.ts';
 import { validationError } from '../errors.ts';
 import { validateAttributeValue } from '../validation.ts';
 import { attributeTypeOf, compareScalars } from '../values.ts';
+import type { ExpressionRequest } from './compile.ts';
 
 export interface LegacyParameters {
   Expected?: Record<string, unknown>;
@@ -17,16 +18,6 @@ export interface LegacyParameters {
   QueryFilter?: Record<string, unknown>;
   ScanFilter?: Record<string, unknown>;
   AttributesToGet?: string[];
-}
-
-export interface LegacyExpressions {
-  condition?: string;
-  update?: string;
-  projection?: string;
-  keyCondition?: string;
-  filter?: string;
-  names?: Record<string, string>;
-  values?: Record<string, AttributeValue>;
 }
 
 const INVALID = 'One or more parameter values were invalid: ';
@@ -306,9 +297,9 @@ function projection(attributes: readonly string[], allocator: PlaceholderAllocat
  * Translates the legacy parameters of a request into expressions with generated placeholders. Throws
  * validationError with DynamoDB's messages for malformed legacy parameters.
  */
-export function legacyToExpressions(params: LegacyParameters): LegacyExpressions {
+export function legacyToExpressions(params: LegacyParameters): ExpressionRequest {
   const allocator = new PlaceholderAllocator();
-  const result: LegacyExpressions = {};
+  const result: ExpressionRequest = {};
   const separator = joiner(params.ConditionalOperator);
   if (params.Expected !== undefined) {
     result.condition = combined(params.Expected, separator, (a, c) => expectedCondition(a, c, allocator));
