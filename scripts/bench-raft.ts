@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { MemoryStorage, RawNode, type Message, type NodeId } from '@shoal/raft';
+import { testConfig } from '../packages/raft/test/support/cluster.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,19 +29,7 @@ interface BenchNode {
 const nodes = new Map<NodeId, BenchNode>();
 for (const id of ids) {
   const storage = new MemoryStorage({ voters: ids });
-  const raw = new RawNode({
-    id,
-    electionTick: 10,
-    heartbeatTick: 1,
-    storage,
-    maxSizePerMsg: 1024 * 1024,
-    maxInflightMsgs: 256,
-    checkQuorum: true,
-    preVote: true,
-    readOnlyOption: 'safe',
-    seed: id,
-    maxCommittedSizePerReady: 16 * 1024 * 1024,
-  });
+  const raw = new RawNode(testConfig(id, storage, { seed: id, maxCommittedSizePerReady: 16 * 1024 * 1024 }));
   nodes.set(id, { raw, storage, applied: 0 });
 }
 
