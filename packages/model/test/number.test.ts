@@ -1,7 +1,7 @@
 import { Decimal } from 'decimal.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DynamoDbError } from '../src/errors.ts';
+import { errorOf } from './dynamo-error.ts';
 import {
   addNumbers,
   compareNumbers,
@@ -17,16 +17,6 @@ const OVERFLOW = 'Number overflow. Attempting to store a number with magnitude l
 const UNDERFLOW = 'Number underflow. Attempting to store a number with magnitude smaller than supported range';
 const PRECISION = 'Attempting to store more than 38 significant digits in a Number';
 const LARGEST = '9.9999999999999999999999999999999999999E+125';
-
-function errorOf(run: () => unknown): { type: string; message: string } | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof DynamoDbError)) throw error;
-    return { type: error.type, message: error.message };
-  }
-}
 
 /** A valid number: sign, 1..38 significant digits, a leading-digit exponent in range. */
 const numberParts = fc.record({

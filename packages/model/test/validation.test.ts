@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { errorOf } from './dynamo-error.ts';
 import type { AttributeValue } from '../src/attribute-value.ts';
-import { DynamoDbError } from '../src/errors.ts';
 import type { TableSchema } from '../src/schema.ts';
 import { attributeValuesEqual } from '../src/values.ts';
 import {
@@ -11,16 +11,6 @@ import {
   validateItemKeyAttributes,
   validateKey,
 } from '../src/validation.ts';
-
-function errorOf(run: () => unknown): { type: string; message: string } | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof DynamoDbError)) throw error;
-    return { type: error.type, message: error.message };
-  }
-}
 
 const serialization = (message: string) => ({ type: 'SerializationException', message });
 const validation = (message: string) => ({ type: 'ValidationException', message });
