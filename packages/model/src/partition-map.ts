@@ -113,7 +113,8 @@ export class PartitionMap {
   private readonly sorted: PartitionDescriptor[] = [];
 
   constructor(descriptors: Iterable<PartitionDescriptor> = []) {
-    for (const d of descriptors) this.update(d);
+    // In key order, each update appends: building a map is O(n log n).
+    for (const d of [...descriptors].sort((a, b) => compareBytes(a.startKey, b.startKey))) this.update(d);
   }
 
   get size(): number {
@@ -142,6 +143,18 @@ export class PartitionMap {
     return found;
   }
 
+  /**
+   * The descriptors overlapping `[start, end)` are `sorted[from..to)`: the map has no overlaps, so
+   * they are contiguous. When there are none, `from` is where a descriptor starting at `start` goes.
+   */
+  private overlapIndexes(start: Uint8Array, end: Uint8Array): { from: number; to: number } {
+    let from = this.floorIndex(start);
+    if (from < 0 || !beforeEnd(start, this.sorted[from].endKey)) from++;
+    let to = from;
+    while (to < this.sorted.length && beforeEnd(this.sorted[to].startKey, end)) to++;
+    return { from, to };
+  }
+
   /** The partition owning an encoded key, or undefined when the map does not know it. */
   lookup(key: Uint8Array): PartitionDescriptor | undefined {
     const i = this.floorIndex(key);
@@ -152,14 +165,8 @@ export class PartitionMap {
 
   /** The known partitions sharing a key with `[start, end)` (empty end = unbounded), in key order. */
   overlapping(start: Uint8Array, end: Uint8Array): PartitionDescriptor[] {
-    const first = Math.max(0, this.floorIndex(start));
-    const out: PartitionDescriptor[] = [];
-    for (let i = first; i < this.sorted.length; i++) {
-      const p = this.sorted[i];
-      if (!beforeEnd(p.startKey, end)) break;
-      if (rangesOverlap(p.startKey, p.endKey, start, end)) out.push(p);
-    }
-    return out;
+    const { from, to } = this.overlapIndexes(start, end);
+    return this.sorted.slice(from, to);
   }
 
   /** The known partitions of one space (table or GSI), in key order. */
@@ -178,8 +185,9 @@ export class PartitionMap {
     if (endKey.length > 0 && compareBytes(startKey, endKey) >= 0) {
       throw new RangeError(`partition ${descriptor.id} has an empty range`);
     }
-    const overlaps = this.overlapping(startKey, endKey);
-    for (const old of overlaps) {
+    const { from, to } = this.overlapIndexes(startKey, endKey);
+    for (let i = from; i < to; i++) {
+      const old = this.sorted[i];
       const sameVersion =
         old.id === descriptor.id &&
         old.epoch === descriptor.epoch &&
@@ -187,18 +195,7 @@ export class PartitionMap {
         compareBytes(old.endKey, endKey) === 0;
       if (old.epoch >= descriptor.epoch && !sameVersion) return false;
     }
-    const removed = new Set(overlaps);
-    const kept = this.sorted.filter((p) => !removed.has(p));
-    this.sorted.length = 0;
-    let inserted = false;
-    for (const p of kept) {
-      if (!inserted && compareBytes(startKey, p.startKey) < 0) {
-        this.sorted.push(descriptor);
-        inserted = true;
-      }
-      this.sorted.push(p);
-    }
-    if (!inserted) this.sorted.push(descriptor);
+    this.sorted.splice(from, to - from, descriptor);
     return true;
   }
 
