@@ -1,6 +1,7 @@
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure } from './helpers/item-assertions.ts';
 import { sdkClients, startShoal } from './helpers/shoal.ts';
 import type { ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -17,16 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await shoal.close();
 });
-
-async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { name, message } = error as Error;
-    return { name, message };
-  }
-  throw new Error('expected the request to fail');
-}
 
 describe('SigV4 verification', () => {
   it('accepts requests signed by any configured credential', async () => {

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { openLocalStore } from '@shoal/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure } from './helpers/item-assertions.ts';
 import { startShoal } from './helpers/shoal.ts';
 import type { ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -34,17 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await shoal.close();
 });
-
-/** The error a command fails with: its SDK name and message. */
-async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { name, message } = error as Error;
-    return { name, message };
-  }
-  throw new Error('expected the request to fail');
-}
 
 const simpleTable = (name: string): CreateTableCommandInput => ({
   TableName: name,

@@ -23,6 +23,17 @@ export async function expectDynamoError(request: Promise<unknown>, type: string,
   return outcome.error;
 }
 
+/** The error a command fails with: its SDK name and message. */
+export async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const { name, message } = error as Error;
+    return { name, message };
+  }
+  throw new Error('expected the request to fail');
+}
+
 /** Creates a table, defaulting to on-demand billing. */
 export async function createTable(client: DynamoDBClient, input: Omit<CreateTableCommandInput, 'BillingMode'> & { BillingMode?: 'PAY_PER_REQUEST' | 'PROVISIONED' }): Promise<void> {
   await client.send(new CreateTableCommand({ BillingMode: 'PAY_PER_REQUEST', ...input }));
