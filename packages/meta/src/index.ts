@@ -16,7 +16,7 @@ export {
   type NodeRecord,
   type NodeState,
 } from './state.ts';
-export { encodeMetaSnapshot, decodeMetaSnapshot } from './snapshot.ts';
+export { encodeMetaSnapshot, decodeMetaSnapshot, encodeMetaCommand, decodeMetaCommand } from './codec.ts';
 export { placeReplicas, rankNodes, rendezvousScore } from './rendezvous.ts';
 export {
   commandForAction,

@@ -1,9 +1,10 @@
 /**
- * Snapshots of the meta state (for Raft log compaction and for new members): canonical JSON, keys
- * sorted at every level and byte strings as hex, so equal states give byte-identical snapshots.
+ * The meta group's bytes: commands (Raft log entries) and state snapshots (log compaction, new
+ * members). Canonical JSON, keys sorted at every level and byte strings as hex, so equal values give
+ * byte-identical encodings.
  */
 import type { PartitionDescriptor } from '@shoal/model';
-import type { MetaState } from './state.ts';
+import type { MetaCommand, MetaCommandType, MetaState } from './state.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -71,4 +72,31 @@ export function decodeMetaSnapshot(bytes: Uint8Array): MetaState {
   if (document.format !== SNAPSHOT_FORMAT) throw new RangeError(`unknown meta snapshot format ${document.format}`);
   const { partitions, ...rest } = document.state;
   return { ...rest, partitions: Object.fromEntries(partitions.map((p) => [p.id, partitionFromJson(p)])) };
+}
+
+const COMMAND_TYPES: ReadonlySet<MetaCommandType> = new Set<MetaCommandType>([
+  'registerNode',
+  'heartbeat',
+  'markNodeDown',
+  'markNodeDraining',
+  'createTable',
+  'updateTable',
+  'deleteTable',
+  'allocateSpaceId',
+  'splitPartition',
+  'setReplicas',
+  'setLeaderHint',
+]);
+
+export function encodeMetaCommand(command: MetaCommand): Uint8Array {
+  const json = command.type === 'splitPartition' ? { ...command, splitKey: Buffer.from(command.splitKey).toString('hex') } : command;
+  return new TextEncoder().encode(canonical(JSON.parse(JSON.stringify(json)) as Json));
+}
+
+export function decodeMetaCommand(bytes: Uint8Array): MetaCommand {
+  const json = JSON.parse(new TextDecoder().decode(bytes)) as { type: MetaCommandType; splitKey?: string };
+  if (!COMMAND_TYPES.has(json.type)) throw new RangeError(`unknown meta command ${String(json.type)}`);
+  // Written by encodeMetaCommand (the meta leader's own log): only the split key needs converting.
+  if (json.type === 'splitPartition') return { ...json, splitKey: new Uint8Array(Buffer.from(json.splitKey ?? '', 'hex')) } as MetaCommand;
+  return json as MetaCommand;
 }
