@@ -7,7 +7,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError, filler } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
@@ -20,19 +20,11 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'users',
-    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    ...keyedBy(['id', 'S']),
   });
   await createTable(shoal.client, {
     TableName: 'events',
-    AttributeDefinitions: [
-      { AttributeName: 'user', AttributeType: 'S' },
-      { AttributeName: 'at', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'user', KeyType: 'HASH' },
-      { AttributeName: 'at', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['user', 'S'], ['at', 'N']),
   });
 });
 
@@ -77,22 +69,11 @@ describe('BatchWriteItem', () => {
   it('reports item collection metrics for the tables with an LSI', async () => {
     await createTable(shoal.client, {
       TableName: 'collections',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-        { AttributeName: 'alt', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
+      ...keyedBy(['pk', 'S'], ['sk', 'S'], ['alt', 'S']),
       LocalSecondaryIndexes: [
         {
           IndexName: 'by-alt',
-          KeySchema: [
-            { AttributeName: 'pk', KeyType: 'HASH' },
-            { AttributeName: 'alt', KeyType: 'RANGE' },
-          ],
+          KeySchema: keySchema('pk', 'alt'),
           Projection: { ProjectionType: 'KEYS_ONLY' },
         },
       ],
@@ -252,8 +233,7 @@ describe('BatchGetItem', () => {
   it('returns keys beyond 16 MB of items as UnprocessedKeys, which a retry reads', async () => {
     await createTable(shoal.client, {
       TableName: 'blobs',
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'N' }],
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      ...keyedBy(['id', 'N']),
     });
     const payload = filler(390 * 1024);
     for (const id of range(1, 50)) {

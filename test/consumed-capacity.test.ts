@@ -12,7 +12,7 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, filler } from './helpers/item-assertions.ts';
+import { createTable, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 /**
@@ -31,37 +31,18 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'plain',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['sk', 'S']),
   });
   await createTable(shoal.client, {
     TableName: 'indexed',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'S' },
-      { AttributeName: 'g', AttributeType: 'S' },
-      { AttributeName: 'l', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['sk', 'S'], ['g', 'S'], ['l', 'S']),
     GlobalSecondaryIndexes: [
-      { IndexName: 'by-g', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } },
+      { IndexName: 'by-g', KeySchema: keySchema('g'), Projection: { ProjectionType: 'KEYS_ONLY' } },
     ],
     LocalSecondaryIndexes: [
       {
         IndexName: 'by-l',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'l', KeyType: 'RANGE' },
-        ],
+        KeySchema: keySchema('pk', 'l'),
         Projection: { ProjectionType: 'ALL' },
       },
     ],

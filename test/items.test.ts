@@ -6,7 +6,7 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError, filler } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
@@ -15,27 +15,15 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'things',
-    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    ...keyedBy(['id', 'S']),
   });
   await createTable(shoal.client, {
     TableName: 'threads',
-    AttributeDefinitions: [
-      { AttributeName: 'forum', AttributeType: 'S' },
-      { AttributeName: 'seq', AttributeType: 'N' },
-      { AttributeName: 'posted', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'forum', KeyType: 'HASH' },
-      { AttributeName: 'seq', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['forum', 'S'], ['seq', 'N'], ['posted', 'S']),
     LocalSecondaryIndexes: [
       {
         IndexName: 'by-posted',
-        KeySchema: [
-          { AttributeName: 'forum', KeyType: 'HASH' },
-          { AttributeName: 'posted', KeyType: 'RANGE' },
-        ],
+        KeySchema: keySchema('forum', 'posted'),
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],

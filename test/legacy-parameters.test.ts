@@ -9,7 +9,7 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 /** The pre-expression parameters DynamoDB still accepts: Expected, AttributeUpdates, KeyConditions, filters, AttributesToGet. */
@@ -23,14 +23,7 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'legacy',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['sk', 'N']),
   });
   for (let sk = 1; sk <= 10; sk++) {
     await shoal.client.send(

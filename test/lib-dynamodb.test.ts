@@ -16,7 +16,7 @@ import {
   paginateScan,
 } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
 import { sdkClients, startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
@@ -25,14 +25,7 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'docs',
-    AttributeDefinitions: [
-      { AttributeName: 'owner', AttributeType: 'S' },
-      { AttributeName: 'n', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'owner', KeyType: 'HASH' },
-      { AttributeName: 'n', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['owner', 'S'], ['n', 'N']),
   });
 });
 

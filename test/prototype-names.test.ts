@@ -16,7 +16,7 @@ import {
   type KeysAndAttributes,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 /**
@@ -106,41 +106,22 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: TABLE,
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'N' },
-      { AttributeName: 'toString', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['sk', 'N'], ['toString', 'S']),
     GlobalSecondaryIndexes: [
       {
         IndexName: '__proto__',
-        KeySchema: [{ AttributeName: 'toString', KeyType: 'HASH' }],
+        KeySchema: keySchema('toString'),
         Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['__proto__', 'constructor'] },
       },
     ],
   });
   await createTable(shoal.client, {
     TableName: COLLECTION_TABLE,
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: '__proto__', AttributeType: 'N' },
-      { AttributeName: 'toString', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: '__proto__', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['__proto__', 'N'], ['toString', 'S']),
     LocalSecondaryIndexes: [
       {
         IndexName: 'constructor',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'toString', KeyType: 'RANGE' },
-        ],
+        KeySchema: keySchema('pk', 'toString'),
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
@@ -148,8 +129,7 @@ beforeAll(async () => {
   for (const TableName of [PROTO_TABLE, CONSTRUCTOR_TABLE]) {
     await createTable(shoal.client, {
       TableName,
-      AttributeDefinitions: [{ AttributeName: 'constructor', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'constructor', KeyType: 'HASH' }],
+      ...keyedBy(['constructor', 'S']),
     });
   }
 });
@@ -476,10 +456,10 @@ describe('names like Object.prototype members in legacy parameters and table set
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'toString', AttributeType: 'S' },
       ],
-      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      KeySchema: keySchema('pk'),
       GlobalSecondaryIndexes: ['constructor', '__proto__'].map((IndexName) => ({
         IndexName,
-        KeySchema: [{ AttributeName: 'toString', KeyType: 'HASH' }],
+        KeySchema: keySchema('toString'),
         Projection: { ProjectionType: 'ALL' },
         ProvisionedThroughput: throughput,
       })),

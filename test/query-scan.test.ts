@@ -10,7 +10,7 @@ import {
   type ScanCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError, filler } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
@@ -71,58 +71,34 @@ beforeAll(async () => {
   shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'posts',
-    AttributeDefinitions: [
-      { AttributeName: 'forum', AttributeType: 'S' },
-      { AttributeName: 'seq', AttributeType: 'N' },
-      { AttributeName: 'score', AttributeType: 'N' },
-      { AttributeName: 'author', AttributeType: 'S' },
-      { AttributeName: 'posted', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'forum', KeyType: 'HASH' },
-      { AttributeName: 'seq', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['forum', 'S'], ['seq', 'N'], ['score', 'N'], ['author', 'S'], ['posted', 'S']),
     LocalSecondaryIndexes: [
       {
         IndexName: 'by-score',
-        KeySchema: [
-          { AttributeName: 'forum', KeyType: 'HASH' },
-          { AttributeName: 'score', KeyType: 'RANGE' },
-        ],
+        KeySchema: keySchema('forum', 'score'),
         Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['title'] },
       },
     ],
     GlobalSecondaryIndexes: [
       {
         IndexName: 'by-author',
-        KeySchema: [
-          { AttributeName: 'author', KeyType: 'HASH' },
-          { AttributeName: 'posted', KeyType: 'RANGE' },
-        ],
+        KeySchema: keySchema('author', 'posted'),
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
       {
         IndexName: 'author-all',
-        KeySchema: [{ AttributeName: 'author', KeyType: 'HASH' }],
+        KeySchema: keySchema('author'),
         Projection: { ProjectionType: 'ALL' },
       },
     ],
   });
   await createTable(shoal.client, {
     TableName: 'bulk',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['pk', 'S'], ['sk', 'N']),
   });
   await createTable(shoal.client, {
     TableName: 'spread',
-    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    ...keyedBy(['id', 'S']),
   });
   await writeAll('posts', range(1, POSTS).map(post));
   await writeAll('posts', [{ forum: s('f2'), seq: n(1), score: n(1), author: s('cy'), posted: s('2025-12-31') }]);
@@ -535,8 +511,7 @@ describe('a GSI added to a table with items', () => {
   it('answers queries with the items written before and after it was created', async () => {
     await createTable(shoal.client, {
       TableName: 'late',
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      ...keyedBy(['id', 'S']),
     });
     await writeAll('late', range(1, 40).map((i) => ({ id: s(`l${i}`), color: s(i % 4 === 0 ? 'green' : 'grey') })));
     await shoal.client.send(
@@ -544,7 +519,7 @@ describe('a GSI added to a table with items', () => {
         TableName: 'late',
         AttributeDefinitions: [{ AttributeName: 'color', AttributeType: 'S' }],
         GlobalSecondaryIndexUpdates: [
-          { Create: { IndexName: 'by-color', KeySchema: [{ AttributeName: 'color', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } } },
+          { Create: { IndexName: 'by-color', KeySchema: keySchema('color'), Projection: { ProjectionType: 'ALL' } } },
         ],
       }),
     );

@@ -7,7 +7,7 @@ import {
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTable, expectDynamoError, filler } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, filler, keyedBy } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
@@ -21,20 +21,12 @@ beforeAll(async () => {
   for (const TableName of ['accounts', 'ledger']) {
     await createTable(shoal.client, {
       TableName,
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      ...keyedBy(['id', 'S']),
     });
   }
   await createTable(shoal.client, {
     TableName: 'journal',
-    AttributeDefinitions: [
-      { AttributeName: 'id', AttributeType: 'S' },
-      { AttributeName: 'seq', AttributeType: 'N' },
-    ],
-    KeySchema: [
-      { AttributeName: 'id', KeyType: 'HASH' },
-      { AttributeName: 'seq', KeyType: 'RANGE' },
-    ],
+    ...keyedBy(['id', 'S'], ['seq', 'N']),
   });
 });
 
@@ -267,8 +259,7 @@ describe('TransactWriteItems', () => {
     try {
       await createTable(timed.client, {
         TableName: 'counters',
-        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        ...keyedBy(['id', 'S']),
       });
       const request = {
         ClientRequestToken: 'token-clock',

@@ -1,4 +1,11 @@
-import { CreateTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  type AttributeDefinition,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+  type KeySchemaElement,
+  type ScalarAttributeType,
+} from '@aws-sdk/client-dynamodb';
 import { expect } from 'vitest';
 
 /** What the SDK throws for a DynamoDB error: its class name, message and modeled fields. */
@@ -37,6 +44,32 @@ export async function failure(promise: Promise<unknown>): Promise<{ name: string
 /** Creates a table, defaulting to on-demand billing. */
 export async function createTable(client: DynamoDBClient, input: Omit<CreateTableCommandInput, 'BillingMode'> & { BillingMode?: 'PAY_PER_REQUEST' | 'PROVISIONED' }): Promise<void> {
   await client.send(new CreateTableCommand({ BillingMode: 'PAY_PER_REQUEST', ...input }));
+}
+
+/** An attribute a table or index keys on: its name and type. */
+export type KeyAttribute = [name: string, type: ScalarAttributeType];
+
+/** A key schema: the hash attribute, then the range attribute if there is one. */
+export function keySchema(hash: string, range?: string): KeySchemaElement[] {
+  const schema: KeySchemaElement[] = [{ AttributeName: hash, KeyType: 'HASH' }];
+  if (range !== undefined) schema.push({ AttributeName: range, KeyType: 'RANGE' });
+  return schema;
+}
+
+/**
+ * The AttributeDefinitions and KeySchema of a table keyed on `hash` (and `range`); `indexed` defines
+ * the further attributes its indexes key on.
+ */
+export function keyedBy(
+  hash: KeyAttribute,
+  range?: KeyAttribute,
+  ...indexed: KeyAttribute[]
+): { AttributeDefinitions: AttributeDefinition[]; KeySchema: KeySchemaElement[] } {
+  const defined = range === undefined ? [hash, ...indexed] : [hash, range, ...indexed];
+  return {
+    AttributeDefinitions: defined.map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+    KeySchema: keySchema(hash[0], range?.[0]),
+  };
 }
 
 /** A string of `bytes` ASCII characters, for items of a chosen size. */
