@@ -7,14 +7,11 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
-
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 beforeAll(async () => {
   shoal = await startShoal();

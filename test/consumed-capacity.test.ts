@@ -9,9 +9,9 @@ import {
   TransactGetItemsCommand,
   TransactWriteItemsCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s } from './helpers/attribute-values.ts';
 import { createTable, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -21,8 +21,6 @@ import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
  */
 
 let shoal: ShoalUnderTest;
-
-const s = (value: string): AttributeValue => ({ S: value });
 
 /** An item of plain strings: 3 + 3 + 4 + dataBytes bytes. */
 const item = (pk: string, sk: string, dataBytes: number) => ({ pk: s(pk), sk: s(sk), data: s(filler(dataBytes)) });

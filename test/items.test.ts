@@ -3,9 +3,9 @@ import {
   GetItemCommand,
   PutItemCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -33,9 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await shoal.close();
 });
-
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
 
 describe('PutItem and GetItem', () => {
   it('stores an item and reads it back, strongly or eventually', async () => {

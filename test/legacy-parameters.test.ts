@@ -6,18 +6,15 @@ import {
   QueryCommand,
   ScanCommand,
   UpdateItemCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 /** The pre-expression parameters DynamoDB still accepts: Expected, AttributeUpdates, KeyConditions, filters, AttributesToGet. */
 
 let shoal: ShoalUnderTest;
-
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
 
 beforeAll(async () => {
   shoal = await startShoal();

@@ -16,6 +16,7 @@ import {
   type KeysAndAttributes,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -32,8 +33,6 @@ import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 let shoal: ShoalUnderTest;
 
 type Item = Record<string, AttributeValue>;
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
 /** A record from its entries: an object literal `{ __proto__: … }` would set the prototype instead. */
 const record = <T>(...entries: [string, T][]): Record<string, T> => Object.fromEntries(entries);
 /** Sorted-key JSON, own `__proto__` members included, so comparisons cannot miss one. */

@@ -10,13 +10,11 @@ import {
   type ScanCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
 
 let shoal: ShoalUnderTest;
-
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
 
 const POSTS = 30;
 /** Post `seq` of forum f1: authors alternate, scores fall as seq rises, dates run through January. */
@@ -65,7 +63,6 @@ async function scanAll(input: ScanCommandInput): Promise<{ items: Record<string,
 }
 
 const seqs = (items: Record<string, AttributeValue>[]) => items.map((item) => Number((item.seq as { N: string }).N));
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 beforeAll(async () => {
   shoal = await startShoal();
