@@ -1,6 +1,7 @@
-import { CreateTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTable, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { startShoal } from './helpers/shoal.ts';
 import type { ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -25,22 +26,11 @@ let shoal: ShoalUnderTest;
 
 beforeAll(async () => {
   shoal = await startShoal();
-  await shoal.client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'N' },
-        { AttributeName: 'g', AttributeType: 'S' },
-      ],
-      GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: [{ AttributeName: 'g', KeyType: 'HASH' }], Projection: { ProjectionType: 'ALL' } }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createTable(shoal.client, {
+    TableName: TABLE,
+    ...keyedBy(['pk', 'S'], ['sk', 'N'], ['g', 'S']),
+    GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: keySchema('g'), Projection: { ProjectionType: 'ALL' } }],
+  });
   await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: SENTINEL }));
 });
 

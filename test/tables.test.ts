@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { openLocalStore } from '@shoal/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure } from './helpers/item-assertions.ts';
+import { failure, keyedBy } from './helpers/item-assertions.ts';
 import { startShoal } from './helpers/shoal.ts';
 import type { ShoalUnderTest } from './helpers/shoal.ts';
 
@@ -38,21 +38,13 @@ afterAll(async () => {
 
 const simpleTable = (name: string): CreateTableCommandInput => ({
   TableName: name,
-  KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+  ...keyedBy(['pk', 'S']),
   BillingMode: 'PAY_PER_REQUEST',
 });
 
 const rangeTable = (name: string): CreateTableCommandInput => ({
   TableName: name,
-  KeySchema: [
-    { AttributeName: 'pk', KeyType: 'HASH' },
-    { AttributeName: 'sk', KeyType: 'RANGE' },
-  ],
-  AttributeDefinitions: [
-    { AttributeName: 'pk', AttributeType: 'S' },
-    { AttributeName: 'sk', AttributeType: 'N' },
-  ],
+  ...keyedBy(['pk', 'S'], ['sk', 'N']),
   ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 7 },
 });
 
