@@ -37,30 +37,28 @@ async function writeAll(table: string, items: Record<string, AttributeValue>[]):
   }
 }
 
-/** Every page of a Query, following LastEvaluatedKey; bounded so a broken cursor cannot loop forever. */
-async function queryAll(input: QueryCommandInput): Promise<{ items: Record<string, AttributeValue>[]; pages: number }> {
+type Key = Record<string, AttributeValue>;
+
+/** Every page of a Query or Scan, following LastEvaluatedKey; bounded so a broken cursor cannot loop forever. */
+async function allPages(
+  operation: string,
+  readPage: (startKey: Key | undefined) => Promise<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Key }>,
+): Promise<{ items: Record<string, AttributeValue>[]; pages: number }> {
   const items: Record<string, AttributeValue>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
+  let startKey: Key | undefined;
   for (let pages = 1; pages <= 200; pages++) {
-    const page = await shoal.client.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
+    const page = await readPage(startKey);
     items.push(...(page.Items ?? []));
     startKey = page.LastEvaluatedKey;
     if (!startKey) return { items, pages };
   }
-  throw new Error('query did not finish in 200 pages');
+  throw new Error(`${operation} did not finish in 200 pages`);
 }
 
-async function scanAll(input: ScanCommandInput): Promise<{ items: Record<string, AttributeValue>[]; pages: number }> {
-  const items: Record<string, AttributeValue>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  for (let pages = 1; pages <= 200; pages++) {
-    const page = await shoal.client.send(new ScanCommand({ ...input, ExclusiveStartKey: startKey }));
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-    if (!startKey) return { items, pages };
-  }
-  throw new Error('scan did not finish in 200 pages');
-}
+const queryAll = (input: QueryCommandInput) =>
+  allPages('query', (startKey) => shoal.client.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey })));
+const scanAll = (input: ScanCommandInput) =>
+  allPages('scan', (startKey) => shoal.client.send(new ScanCommand({ ...input, ExclusiveStartKey: startKey })));
 
 const seqs = (items: Record<string, AttributeValue>[]) => items.map((item) => Number((item.seq as { N: string }).N));
 
