@@ -6,10 +6,15 @@ import { catalogKey, catalogRange, decodeJson, decodeU32, encodeJson, encodeU32,
 /**
  * Table definitions in the node's own LevelDB, under the reserved metadata space. Changes go through
  * the commit queue like item writes, so they are as durable as the store's `sync` setting makes them.
+ *
+ * Every item request looks its table up, so records read are kept in memory (frozen, as callers share
+ * them). A change drops the cached record once it is durable; the next read loads it again. Reads are
+ * synchronous, so no read started before a change can put a stale record back afterwards.
  */
 export class LevelTableCatalog implements TableCatalog {
   private readonly level: ByteLevel;
   private readonly commits: CommitQueue;
+  private readonly cached = new Map<string, TableRecord>();
 
   constructor(level: ByteLevel, commits: CommitQueue) {
     this.level = level;
@@ -17,8 +22,13 @@ export class LevelTableCatalog implements TableCatalog {
   }
 
   async get(name: string): Promise<TableRecord | undefined> {
-    const stored = await this.level.get(catalogKey(name));
-    return stored ? decodeJson<TableRecord>(stored) : undefined;
+    const cached = this.cached.get(name);
+    if (cached !== undefined) return cached;
+    const stored = this.level.getSync(catalogKey(name));
+    if (!stored) return undefined; // not cached: unknown names must not grow the map
+    const record = deepFreeze(decodeJson<TableRecord>(stored));
+    this.cached.set(name, record);
+    return record;
   }
 
   async list(): Promise<TableRecord[]> {
@@ -27,15 +37,24 @@ export class LevelTableCatalog implements TableCatalog {
     return values.map((value) => decodeJson<TableRecord>(value));
   }
 
-  put(record: TableRecord): Promise<void> {
-    return this.commits.exclusive(async () => ({
-      result: undefined,
-      mutations: [{ key: catalogKey(record.schema.name), value: encodeJson(record) }],
-    }));
+  async put(record: TableRecord): Promise<void> {
+    const name = record.schema.name;
+    try {
+      await this.commits.exclusive(async () => ({
+        result: undefined,
+        mutations: [{ key: catalogKey(name), value: encodeJson(record) }],
+      }));
+    } finally {
+      this.cached.delete(name);
+    }
   }
 
-  delete(name: string): Promise<void> {
-    return this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: catalogKey(name), value: undefined }] }));
+  async delete(name: string): Promise<void> {
+    try {
+      await this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: catalogKey(name), value: undefined }] }));
+    } finally {
+      this.cached.delete(name);
+    }
   }
 
   /** Space 0 holds the metadata, so ids start at 1; the last id handed out is persisted. */
@@ -46,4 +65,12 @@ export class LevelTableCatalog implements TableCatalog {
       return { result: id, mutations: [{ key: spaceCounterKey(), value: encodeU32(id) }] };
     });
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
 }
