@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { DynamoDbError, serializationError } from '@shoal/model';
 import type { RequestBody } from './request.ts';
@@ -19,12 +19,22 @@ export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 const MAX_JSON_DEPTH = 100;
 
 const REQUEST_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const REQUEST_ID_LENGTH = 52;
+/** Random bytes for this many ids are drawn at once: one call into the CSPRNG per id cost more than the rest of a GetItem. */
+const REQUEST_IDS_PER_DRAW = 256;
+const requestIdBytes = Buffer.alloc(REQUEST_ID_LENGTH * REQUEST_IDS_PER_DRAW);
+let requestIdOffset = requestIdBytes.length;
 
 /** A 52-character request id in DynamoDB's format (upper-case letters and digits). */
 export function newRequestId(): string {
-  const bytes = randomBytes(52);
+  if (requestIdOffset === requestIdBytes.length) {
+    randomFillSync(requestIdBytes);
+    requestIdOffset = 0;
+  }
   let id = '';
-  for (const byte of bytes) id += REQUEST_ID_ALPHABET[byte % REQUEST_ID_ALPHABET.length];
+  for (let end = requestIdOffset + REQUEST_ID_LENGTH; requestIdOffset < end; requestIdOffset++) {
+    id += REQUEST_ID_ALPHABET[requestIdBytes[requestIdOffset] % REQUEST_ID_ALPHABET.length];
+  }
   return id;
 }
 
