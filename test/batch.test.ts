@@ -6,15 +6,14 @@ import {
   type AttributeValue,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'users',
     ...keyedBy(['id', 'S']),
@@ -23,10 +22,6 @@ beforeAll(async () => {
     TableName: 'events',
     ...keyedBy(['user', 'S'], ['at', 'N']),
   });
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 const userKey = (i: number) => ({ id: s(`u${i}`) });

@@ -10,23 +10,22 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { s } from './helpers/attribute-values.ts';
 import { createTable, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
 /**
  * Capacity units as DynamoDB counts them. Item sizes are the attribute names' lengths plus the values'
  * (strings by UTF-8 length): { pk: 'a', sk: 'b', data: 1500 × 'x' } is 3 + 3 + 1504 = 1510 bytes.
  */
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 /** An item of plain strings: 3 + 3 + 4 + dataBytes bytes. */
 const item = (pk: string, sk: string, dataBytes: number) => ({ pk: s(pk), sk: s(sk), data: s(filler(dataBytes)) });
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'plain',
     ...keyedBy(['pk', 'S'], ['sk', 'S']),
@@ -45,10 +44,6 @@ beforeAll(async () => {
       },
     ],
   });
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 describe('single-item operations', () => {

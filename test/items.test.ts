@@ -4,15 +4,14 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'things',
     ...keyedBy(['id', 'S']),
@@ -28,10 +27,6 @@ beforeAll(async () => {
       },
     ],
   });
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 describe('PutItem and GetItem', () => {

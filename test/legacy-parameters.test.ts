@@ -7,17 +7,16 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
 /** The pre-expression parameters DynamoDB still accepts: Expected, AttributeUpdates, KeyConditions, filters, AttributesToGet. */
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'legacy',
     ...keyedBy(['pk', 'S'], ['sk', 'N']),
@@ -27,10 +26,6 @@ beforeAll(async () => {
       new PutItemCommand({ TableName: 'legacy', Item: { pk: s('p'), sk: n(sk), color: s(sk % 2 ? 'red' : 'blue'), size: n(sk * 10) } }),
     );
   }
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 const key = (sk: number) => ({ pk: s('p'), sk: n(sk) });

@@ -15,22 +15,17 @@ import {
   paginateQuery,
   paginateScan,
 } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
-import { sdkClients, startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { sdkClients, shoalPerFile } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'docs',
     ...keyedBy(['owner', 'S'], ['n', 'N']),
   });
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 const everyType = {

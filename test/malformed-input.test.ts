@@ -1,9 +1,8 @@
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createTable, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal } from './helpers/shoal.ts';
-import type { ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
 /**
  * Thousands of generated bad requests across all operations. Every one must be answered with a 4xx and
@@ -22,20 +21,15 @@ const SENTINEL_KEY = { pk: SENTINEL.pk, sk: SENTINEL.sk };
 const OTHER_ITEM = { pk: { S: 'other' }, sk: { N: '2' }, a: { M: { b: { L: [{ S: 'x' }] } } } };
 const OTHER_KEY = { pk: OTHER_ITEM.pk, sk: OTHER_ITEM.sk };
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: TABLE,
     ...keyedBy(['pk', 'S'], ['sk', 'N'], ['g', 'S']),
     GlobalSecondaryIndexes: [{ IndexName: 'byG', KeySchema: keySchema('g'), Projection: { ProjectionType: 'ALL' } }],
   });
   await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: SENTINEL }));
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -1,21 +1,12 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { crc32 } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startShoal } from './helpers/shoal.ts';
-import type { ShoalUnderTest } from './helpers/shoal.ts';
+import { describe, expect, it } from 'vitest';
+import { shoalPerFile } from './helpers/shoal.ts';
 
 /** The DynamoDB JSON protocol over raw HTTP: headers, checksums, error bodies, malformed requests. */
 
-let shoal: ShoalUnderTest;
-
-beforeAll(async () => {
-  shoal = await startShoal();
-});
-
-afterAll(async () => {
-  await shoal.close();
-});
+const shoal = shoalPerFile();
 
 interface RawResponse {
   status: number;

@@ -15,10 +15,10 @@ import {
   type AttributeValue,
   type KeysAndAttributes,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
 /**
  * Attribute, table and index names that are also names on Object.prototype. A record built with
@@ -30,7 +30,7 @@ import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
  * member stays, its value becomes undefined), while Shoal's JSON has it.
  */
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 type Item = Record<string, AttributeValue>;
 /** A record from its entries: an object literal `{ __proto__: … }` would set the prototype instead. */
@@ -102,7 +102,6 @@ async function get(tableName: string, itemKey: Item): Promise<Item | undefined> 
 }
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: TABLE,
     ...keyedBy(['pk', 'S'], ['sk', 'N'], ['toString', 'S']),
@@ -131,10 +130,6 @@ beforeAll(async () => {
       ...keyedBy(['constructor', 'S']),
     });
   }
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 describe('attributes named like Object.prototype members', () => {

@@ -9,12 +9,12 @@ import {
   type QueryCommandInput,
   type ScanCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 const POSTS = 30;
 /** Post `seq` of forum f1: authors alternate, scores fall as seq rises, dates run through January. */
@@ -63,7 +63,6 @@ const scanAll = (input: ScanCommandInput) =>
 const seqs = (items: Record<string, AttributeValue>[]) => items.map((item) => Number((item.seq as { N: string }).N));
 
 beforeAll(async () => {
-  shoal = await startShoal();
   await createTable(shoal.client, {
     TableName: 'posts',
     ...keyedBy(['forum', 'S'], ['seq', 'N'], ['score', 'N'], ['author', 'S'], ['posted', 'S']),
@@ -100,10 +99,6 @@ beforeAll(async () => {
   // 30 items of about 100 KB under one partition key: three to four 1 MB pages.
   await writeAll('bulk', range(1, 30).map((sk) => ({ pk: s('big'), sk: n(sk), data: s(filler(100 * 1024)) })));
   await writeAll('spread', range(1, 200).map((i) => ({ id: s(`item-${i}`), i: n(i) })));
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 describe('Query on the table', () => {

@@ -1,23 +1,14 @@
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { failure } from './helpers/item-assertions.ts';
-import { sdkClients, startShoal } from './helpers/shoal.ts';
-import type { ShoalUnderTest } from './helpers/shoal.ts';
+import { sdkClients, shoalPerFile } from './helpers/shoal.ts';
 
 /** A router configured with credentials verifies SigV4 signatures the way DynamoDB does. */
 
 const ALICE = { accessKeyId: 'AKIDALICE', secretAccessKey: 'alice-secret' };
 const BOB = { accessKeyId: 'AKIDBOB', secretAccessKey: 'bob/secret+with=odd chars' };
-let shoal: ShoalUnderTest;
-
-beforeAll(async () => {
-  shoal = await startShoal({ credentials: [ALICE, BOB] });
-});
-
-afterAll(async () => {
-  await shoal.close();
-});
+const shoal = shoalPerFile({ credentials: [ALICE, BOB] });
 
 describe('SigV4 verification', () => {
   it('accepts requests signed by any configured credential', async () => {

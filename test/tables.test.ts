@@ -19,21 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { openLocalStore } from '@shoal/storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { failure, keyedBy } from './helpers/item-assertions.ts';
-import { startShoal } from './helpers/shoal.ts';
-import type { ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile, startShoal } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 let client: DynamoDBClient;
 
 beforeAll(async () => {
-  shoal = await startShoal();
   client = shoal.client;
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 const simpleTable = (name: string): CreateTableCommandInput => ({

@@ -6,15 +6,14 @@ import {
   type AttributeValue,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy } from './helpers/item-assertions.ts';
-import { startShoal, type ShoalUnderTest } from './helpers/shoal.ts';
+import { shoalPerFile, startShoal } from './helpers/shoal.ts';
 
-let shoal: ShoalUnderTest;
+const shoal = shoalPerFile();
 
 beforeAll(async () => {
-  shoal = await startShoal();
   for (const TableName of ['accounts', 'ledger']) {
     await createTable(shoal.client, {
       TableName,
@@ -25,10 +24,6 @@ beforeAll(async () => {
     TableName: 'journal',
     ...keyedBy(['id', 'S'], ['seq', 'N']),
   });
-});
-
-afterAll(async () => {
-  await shoal.close();
 });
 
 const key = (id: string) => ({ id: s(id) });

@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { startRouter } from '@shoal/router';
 import type { Credentials, Router } from '@shoal/router';
 import { openLocalStore } from '@shoal/storage';
+import { afterAll, beforeAll } from 'vitest';
 
 /** A Shoal router and local store running inside the test process, with real AWS SDK clients. */
 export interface ShoalUnderTest {
@@ -69,4 +70,21 @@ export async function startShoal(options: StartShoalOptions = {}): Promise<Shoal
       await store.close();
     },
   };
+}
+
+/**
+ * One Shoal for the whole test file: started before its first test, closed after its last. The
+ * returned object is filled in when the file's beforeAll hooks run; those declared after this call
+ * already see it (Vitest runs beforeAll hooks in order).
+ */
+export function shoalPerFile(options: StartShoalOptions = {}): ShoalUnderTest {
+  const shoal = {} as ShoalUnderTest;
+  beforeAll(async () => {
+    Object.assign(shoal, await startShoal(options));
+  });
+  afterAll(async () => {
+    // Nothing to close when startup itself failed; Vitest reports that failure.
+    if (shoal.close !== undefined) await shoal.close();
+  });
+  return shoal;
 }
