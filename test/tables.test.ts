@@ -21,7 +21,7 @@ import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { openLocalStore } from '@shoal/storage';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { failure, keyedBy } from './helpers/item-assertions.ts';
-import { shoalPerFile, startShoal } from './helpers/shoal.ts';
+import { shoalPerFile, startShoal, withShoal } from './helpers/shoal.ts';
 
 const shoal = shoalPerFile();
 let client: DynamoDBClient;
@@ -452,8 +452,7 @@ describe('table lifecycle', () => {
       await store.catalog.put({ ...record, backfilling: ['byG'] });
       await store.close();
 
-      const second = await startShoal({ dataDir });
-      try {
+      await withShoal({ dataDir }, async (second) => {
         let status: string | undefined;
         for (let attempt = 0; attempt < 200 && status !== 'ACTIVE'; attempt++) {
           const { Table } = await second.client.send(new DescribeTableCommand({ TableName: 'resume' }));
@@ -465,9 +464,7 @@ describe('table lifecycle', () => {
           new QueryCommand({ TableName: 'resume', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'same' } }),
         );
         expect(Count).toBe(5);
-      } finally {
-        await second.close();
-      }
+      });
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
@@ -886,8 +883,7 @@ describe('time to live', () => {
 describe('the TTL sweeper', () => {
   it('deletes items whose TTL attribute is an epoch-seconds number in the past, and nothing else', async () => {
     let clock = Date.UTC(2026, 0, 1);
-    const local = await startShoal({ now: () => clock });
-    try {
+    await withShoal({ now: () => clock }, async (local) => {
       await local.client.send(new CreateTableCommand(simpleTable('ttl_sweep')));
       await local.client.send(
         new UpdateTimeToLiveCommand({ TableName: 'ttl_sweep', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
@@ -920,15 +916,12 @@ describe('the TTL sweeper', () => {
       );
       expect(await local.router.sweepTtl()).toBe(0);
       expect(await present('late')).toBe(true);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('removes swept items from the indexes too', async () => {
     const clock = Date.UTC(2026, 0, 1);
-    const local = await startShoal({ now: () => clock });
-    try {
+    await withShoal({ now: () => clock }, async (local) => {
       await local.client.send(
         new CreateTableCommand({
           ...simpleTable('ttl_indexed'),
@@ -946,15 +939,12 @@ describe('the TTL sweeper', () => {
         new QueryCommand({ TableName: 'ttl_indexed', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'x' } }),
       );
       expect(Items).toEqual([{ pk: 'new', g: 'x' }]);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('sweeps tables larger than one bounded pass over several sweeps', async () => {
     const clock = Date.UTC(2026, 0, 1);
-    const local = await startShoal({ now: () => clock });
-    try {
+    await withShoal({ now: () => clock }, async (local) => {
       await local.client.send(new CreateTableCommand(simpleTable('ttl_many')));
       await local.client.send(
         new UpdateTimeToLiveCommand({ TableName: 'ttl_many', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
@@ -976,14 +966,11 @@ describe('the TTL sweeper', () => {
       expect(deleted).toBe(count);
       // One sweep reads at most 10 pages of 100 items per table.
       expect(sweeps).toBe(2);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('runs on its own timer', async () => {
-    const local = await startShoal({ ttlSweepIntervalMs: 20 });
-    try {
+    await withShoal({ ttlSweepIntervalMs: 20 }, async (local) => {
       await local.client.send(new CreateTableCommand(simpleTable('ttl_timer')));
       await local.client.send(
         new UpdateTimeToLiveCommand({ TableName: 'ttl_timer', TimeToLiveSpecification: { Enabled: true, AttributeName: 'exp' } }),
@@ -995,9 +982,7 @@ describe('the TTL sweeper', () => {
         gone = (await local.doc.send(new GetCommand({ TableName: 'ttl_timer', Key: { pk: 'a' }, ConsistentRead: true }))).Item === undefined;
       }
       expect(gone).toBe(true);
-    } finally {
-      await local.close();
-    }
+    });
   });
 });
 

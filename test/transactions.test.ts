@@ -9,7 +9,7 @@ import {
 import { beforeAll, describe, expect, it } from 'vitest';
 import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy } from './helpers/item-assertions.ts';
-import { shoalPerFile, startShoal } from './helpers/shoal.ts';
+import { shoalPerFile, withShoal } from './helpers/shoal.ts';
 
 const shoal = shoalPerFile();
 
@@ -247,8 +247,7 @@ describe('TransactWriteItems', () => {
 
   it('forgets a token after 10 minutes', async () => {
     let clock = 1_000_000;
-    const timed = await startShoal({ now: () => clock });
-    try {
+    await withShoal({ now: () => clock }, async (timed) => {
       await createTable(timed.client, {
         TableName: 'counters',
         ...keyedBy(['id', 'S']),
@@ -264,9 +263,7 @@ describe('TransactWriteItems', () => {
       await timed.client.send(new TransactWriteItemsCommand(request));
       const item = await timed.client.send(new GetItemCommand({ TableName: 'counters', Key: key('c') }));
       expect(item.Item?.hits).toEqual(n(2));
-    } finally {
-      await timed.close();
-    }
+    });
   });
 
   it('applies a transaction across tables all or none, with reasons in request order', async () => {

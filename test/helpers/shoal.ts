@@ -88,3 +88,13 @@ export function shoalPerFile(options: StartShoalOptions = {}): ShoalUnderTest {
   });
   return shoal;
 }
+
+/** Runs `body` against a Shoal of its own, closed afterwards whatever the outcome. */
+export async function withShoal(options: StartShoalOptions, body: (shoal: ShoalUnderTest) => Promise<void>): Promise<void> {
+  const shoal = await startShoal(options);
+  try {
+    await body(shoal);
+  } finally {
+    await shoal.close();
+  }
+}
