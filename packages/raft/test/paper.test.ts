@@ -13,6 +13,7 @@ import {
   msg,
   newRaft,
   persistAndApply,
+  propose,
   RaftNetwork,
   storageWith,
   types,
@@ -40,10 +41,6 @@ function commitNoopEntry(r: Raft, storage: MemoryStorage): void {
 
 function acceptAndReply(m: Message): Message {
   return msg('MsgAppResp', m.to, m.from, { term: m.term, index: m.index + m.entries.length });
-}
-
-function propose(r: Raft, data: string): void {
-  r.step(msg('MsgProp', r.id, r.id, { entries: [entry(0, 0, data)] }));
 }
 
 describe('§5.1 terms', () => {

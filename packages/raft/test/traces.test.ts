@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CAMPAIGN_TRANSFER_CONTEXT, type Raft } from '../src/raft.ts';
 import { MemoryStorage } from '../src/storage.ts';
 import type { NodeId } from '../src/types.ts';
-import { entriesOfTerms, entry, msg, newRaft, storageWith, type RaftOptions } from './support/raft.ts';
+import { entriesOfTerms, entry, msg, newRaft, propose, storageWith, type RaftOptions } from './support/raft.ts';
 
 const ctx = new TextEncoder().encode('read-1');
 
@@ -23,10 +23,6 @@ function leader(ids: NodeId[] = [1, 2, 3], options: RaftOptions = {}): Raft {
 function ack(r: Raft, id: NodeId): void {
   r.step(msg('MsgAppResp', id, r.id, { term: r.term, index: r.raftLog.lastIndex() }));
   r.takeMessages();
-}
-
-function propose(r: Raft, data: string): string | undefined {
-  return r.step(msg('MsgProp', r.id, r.id, { entries: [entry(0, 0, data)] }));
 }
 
 describe('elections', () => {

@@ -2,6 +2,7 @@
 import { makeMessage, Raft } from '../../src/raft.ts';
 import { MemoryStorage } from '../../src/storage.ts';
 import type { Config, Entry, EntryType, HardState, Message, MessageType, NodeId } from '../../src/types.ts';
+import { testConfig } from './cluster.ts';
 
 export interface RaftOptions extends Partial<Omit<Config, 'id' | 'storage'>> {
   storage?: MemoryStorage;
@@ -11,22 +12,23 @@ export interface RaftOptions extends Partial<Omit<Config, 'id' | 'storage'>> {
 /** A Raft for `id` in a group of `voters`, paper defaults: no pre-vote, no check-quorum. */
 export function newRaft(id: NodeId, voters: NodeId[], options: RaftOptions = {}): Raft {
   const { storage, learners, ...config } = options;
-  return new Raft({
-    id,
-    electionTick: 10,
-    heartbeatTick: 1,
-    storage: storage ?? new MemoryStorage({ voters, learners: learners ?? [] }),
-    maxSizePerMsg: Infinity,
-    maxInflightMsgs: 256,
-    checkQuorum: false,
-    preVote: false,
-    readOnlyOption: 'safe',
-    seed: id,
-    ...config,
-  });
+  return new Raft(
+    testConfig(id, storage ?? new MemoryStorage({ voters, learners: learners ?? [] }), {
+      maxSizePerMsg: Infinity,
+      checkQuorum: false,
+      preVote: false,
+      seed: id,
+      ...config,
+    }),
+  );
 }
 
 export const msg = makeMessage;
+
+/** Proposes one normal entry holding `data`, as a local MsgProp; the refusal reason if refused. */
+export function propose(r: Raft, data: string): string | undefined {
+  return r.step(msg('MsgProp', r.id, r.id, { entries: [entry(0, 0, data)] }));
+}
 
 const enc = new TextEncoder();
 
