@@ -38,8 +38,8 @@ export function newRequestId(): string {
   return id;
 }
 
-/** The `x-amz-crc32` header: CRC32 of the response body bytes, as an unsigned decimal. */
-export function bodyChecksum(body: Buffer): string {
+/** The `x-amz-crc32` header: CRC32 of the response body bytes (a string counts as UTF-8), as an unsigned decimal. */
+export function bodyChecksum(body: Buffer | string): string {
   return String(crc32(body));
 }
 

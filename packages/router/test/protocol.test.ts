@@ -24,6 +24,12 @@ describe('protocol helpers', () => {
     expect(bodyChecksum(Buffer.from('healthy: dynamodb.us-east-1.amazonaws.com '))).toBe('3128867991');
   });
 
+  it('checksum a string body as its UTF-8 bytes', () => {
+    const text = '{"Item":{"name":{"S":"Zoë 🐟"}}}';
+    expect(bodyChecksum(text)).toBe(bodyChecksum(Buffer.from(text, 'utf8')));
+    expect(bodyChecksum(text)).not.toBe(bodyChecksum(Buffer.from(text, 'latin1')));
+  });
+
   it('make 52-character request ids', () => {
     const ids = new Set(Array.from({ length: 100 }, newRequestId));
     expect(ids.size).toBe(100);
