@@ -135,6 +135,18 @@ export const INVALID_PARAMETERS = 'One or more parameter values were invalid: ';
 export const TABLE_NAME_PATTERN = '[a-zA-Z0-9_.-]+';
 const MAX_REPORTED_VIOLATIONS = 10;
 
+/** Compiled member patterns by source; the patterns are constants of this code, so the map stays small. */
+const compiledPatterns = new Map<string, RegExp>();
+
+function compiledPattern(pattern: string): RegExp {
+  let compiled = compiledPatterns.get(pattern);
+  if (compiled === undefined) {
+    compiled = new RegExp(`^(?:${pattern})$`, 'u');
+    compiledPatterns.set(pattern, compiled);
+  }
+  return compiled;
+}
+
 /**
  * Collects member constraint violations and throws them as DynamoDB's single message
  * "N validation error(s) detected: Value 'v' at 'path' failed to satisfy constraint: ...; ...".
@@ -156,7 +168,7 @@ export class Constraints {
 
   pattern(path: string, value: string | undefined, pattern: string): void {
     if (value === undefined) return;
-    if (!new RegExp(`^(?:${pattern})$`, 'u').test(value)) {
+    if (!compiledPattern(pattern).test(value)) {
       this.add(path, value, `Member must satisfy regular expression pattern: ${pattern}`);
     }
   }
