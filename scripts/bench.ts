@@ -6,6 +6,7 @@
  *                    [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
  */
+import { seededRandom } from '@shoal/linearizability';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -56,17 +57,6 @@ function positiveNumber(text: string, what: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${what} must be a positive number, got "${text}"`);
   return value;
-}
-
-/** Deterministic per run, so both targets see the same key sequence shape. */
-function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Measurement {
@@ -167,7 +157,8 @@ async function main(): Promise<number> {
         console.log(`${name}: pre-loaded ${keyCount} items in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
       for (const workload of workloads) {
-        const random = mulberry32(keyCount);
+        // Seeded per run, so both targets see the same key sequence shape.
+        const random = seededRandom(keyCount);
         const result = await runLoad(client, () => nextRequest(workload, table, random), {
           concurrency,
           warmupMs,

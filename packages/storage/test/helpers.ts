@@ -54,12 +54,4 @@ export function baseRequest(schema: TableSchema, extra: Partial<RangeReadRequest
 }
 
 /** A small deterministic generator (mulberry32), so a failure replays exactly. */
-export function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as random } from '@shoal/linearizability';
