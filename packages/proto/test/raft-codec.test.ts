@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ConfChange, ConfState, Entry, Message, MessageType } from '@shoal/raft';
+import { MESSAGE_TYPES, type ConfChange, type ConfState, type Entry, type Message } from '@shoal/raft';
 import {
   ConfChangeSchema,
   MessageSchema,
@@ -13,22 +13,6 @@ import {
   messageToWire,
 } from '../src/index.ts';
 
-const MESSAGE_TYPES: MessageType[] = [
-  'MsgApp',
-  'MsgAppResp',
-  'MsgVote',
-  'MsgVoteResp',
-  'MsgPreVote',
-  'MsgPreVoteResp',
-  'MsgHeartbeat',
-  'MsgHeartbeatResp',
-  'MsgSnap',
-  'MsgReadIndex',
-  'MsgReadIndexResp',
-  'MsgTimeoutNow',
-  'MsgTransferLeader',
-  'MsgProp',
-];
 
 // Small values and the edges: 0 and the largest the core can hold.
 const u53 = fc.oneof(fc.nat(1000), fc.constant(0), fc.constant(Number.MAX_SAFE_INTEGER), fc.maxSafeNat());

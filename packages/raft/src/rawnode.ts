@@ -9,6 +9,7 @@ import { payloadsSize } from './log.ts';
 import type { ProgressState } from './progress.ts';
 import { makeMessage, Raft } from './raft.ts';
 import {
+  MESSAGE_TYPES,
   type Config,
   type ConfChange,
   type ConfState,
@@ -43,22 +44,7 @@ export interface Status {
 }
 
 /** The message types that travel between members; anything else from the network is a host bug. */
-const NETWORK_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>([
-  'MsgApp',
-  'MsgAppResp',
-  'MsgVote',
-  'MsgVoteResp',
-  'MsgPreVote',
-  'MsgPreVoteResp',
-  'MsgHeartbeat',
-  'MsgHeartbeatResp',
-  'MsgSnap',
-  'MsgReadIndex',
-  'MsgReadIndexResp',
-  'MsgTimeoutNow',
-  'MsgTransferLeader',
-  'MsgProp',
-]);
+const NETWORK_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(MESSAGE_TYPES);
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;

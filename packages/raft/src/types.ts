@@ -65,21 +65,25 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-export type MessageType =
-  | 'MsgApp'
-  | 'MsgAppResp'
-  | 'MsgVote'
-  | 'MsgVoteResp'
-  | 'MsgPreVote'
-  | 'MsgPreVoteResp'
-  | 'MsgHeartbeat'
-  | 'MsgHeartbeatResp'
-  | 'MsgSnap'
-  | 'MsgReadIndex'
-  | 'MsgReadIndexResp'
-  | 'MsgTimeoutNow'
-  | 'MsgTransferLeader'
-  | 'MsgProp';
+/** Every message type; all of them travel between members (the host validates peers' messages). */
+export const MESSAGE_TYPES = [
+  'MsgApp',
+  'MsgAppResp',
+  'MsgVote',
+  'MsgVoteResp',
+  'MsgPreVote',
+  'MsgPreVoteResp',
+  'MsgHeartbeat',
+  'MsgHeartbeatResp',
+  'MsgSnap',
+  'MsgReadIndex',
+  'MsgReadIndexResp',
+  'MsgTimeoutNow',
+  'MsgTransferLeader',
+  'MsgProp',
+] as const;
+
+export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export interface Message {
   type: MessageType;
