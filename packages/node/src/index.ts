@@ -18,3 +18,14 @@ export {
   type TransportLogEntry,
 } from './transport/raft-transport.ts';
 export { NetworkFaults, type PartitionDirection } from './transport/faults.ts';
+export {
+  MultiRaftHost,
+  GroupNotHostedError,
+  NotLeaderError,
+  RaftTimeoutError,
+  type GroupStatus,
+  type MultiRaftHostOptions,
+  type MultiRaftHostStats,
+  type RaftMessageSender,
+  type ReplicaStateMachine,
+} from './host/index.ts';

@@ -1,0 +1,33 @@
+import type { NodeId } from '@shoal/raft';
+
+/** This replica is not the group's leader; `leader` is the leader it knows of (0: none known). */
+export class NotLeaderError extends Error {
+  readonly groupId: number;
+  readonly leader: NodeId;
+  constructor(groupId: number, leader: NodeId) {
+    super(`group ${groupId}: this replica is not the leader${leader !== 0 ? ` (leader is node ${leader})` : ' (no leader known)'}`);
+    this.name = 'NotLeaderError';
+    this.groupId = groupId;
+    this.leader = leader;
+  }
+}
+
+/** A proposal or read did not complete in time; a proposal may still commit later. */
+export class RaftTimeoutError extends Error {
+  readonly groupId: number;
+  constructor(groupId: number, what: string, ms: number) {
+    super(`group ${groupId}: ${what} did not complete within ${ms} ms`);
+    this.name = 'RaftTimeoutError';
+    this.groupId = groupId;
+  }
+}
+
+/** This node hosts no replica of the group (never created, removed, or the host stopped). */
+export class GroupNotHostedError extends Error {
+  readonly groupId: number;
+  constructor(groupId: number, why = 'is not hosted on this node') {
+    super(`group ${groupId} ${why}`);
+    this.name = 'GroupNotHostedError';
+    this.groupId = groupId;
+  }
+}

@@ -1,0 +1,596 @@
+/**
+ * The multi-Raft host of a storage node: runs every Raft group replica this node holds over one
+ * RaftLogStore (group commit) and one transport, following the host loop of @shoal/raft.
+ *
+ * Everything that touches a RawNode happens inside a *round*, and rounds never overlap:
+ *   1. deliver queued ticks, inbound messages, proposals, reads and reports to their RawNodes;
+ *   2. take the Ready of every group touched since the last round that has one (idle groups cost
+ *      nothing but their tick);
+ *   3. persist all of them with ONE `logStore.persist` (synced when any Ready has mustSync);
+ *   4. only then queue their messages on the sender and `flush()` once;
+ *   5. apply committed entries, resolve proposals by (index, term), serve reads, advance.
+ * A round runs on every tick and as soon as anything arrives (while one runs, the next is formed), so
+ * a proposal does not wait for a tick to be persisted and sent.
+ *
+ * Ticks are driven by wall time, not by counting timer callbacks: after a process pause the ticks it
+ * missed are delivered at once, so a leader's lease (and check-quorum) see that time passed.
+ */
+import {
+  ConfChangeError,
+  ProposalDroppedError,
+  RawNode,
+  decodeConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type ReadOnlyOption,
+  type StateRole,
+} from '@shoal/raft';
+import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
+import type { GroupMessage, SnapshotOutcome } from '../transport/raft-transport.ts';
+import { GroupNotHostedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
+
+/** The replicated state of one group on this node. */
+export interface ReplicaStateMachine {
+  /** Applies a committed command; the result goes back to the proposer (on the leader). */
+  apply(data: Uint8Array, index: number): Promise<unknown> | unknown;
+  /** The whole state, for a new replica or a lagging follower. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's. */
+  restore(data: Uint8Array): void;
+  /** The last index applied (entries at or below it are not applied again after a restart). */
+  appliedIndex(): number;
+}
+
+/** What the host needs of a transport: RaftTransport satisfies it. */
+export interface RaftMessageSender {
+  send(groupId: number, message: Message): void;
+  /** Sends what is queued; called once per round. */
+  flush(): void;
+}
+
+export interface MultiRaftHostOptions {
+  nodeId: NodeId;
+  logStore: RaftLogStore;
+  sender: RaftMessageSender;
+  /** The state machine of a replica being created or restarted. */
+  stateMachine(groupId: number): ReplicaStateMachine;
+  tickMs: number;
+  electionTick: number;
+  heartbeatTick: number;
+  seed: number;
+  /** Default 5,000 ms. */
+  proposalTimeoutMs?: number;
+  /** Default 'safe' (a heartbeat round per ReadIndex). */
+  readOnlyOption?: ReadOnlyOption;
+  /** Default 1 MiB. */
+  maxSizePerMsg?: number;
+  /** Default 256. */
+  maxInflightMsgs?: number;
+}
+
+export interface GroupStatus {
+  groupId: number;
+  role: StateRole;
+  /** 0 when none is known. */
+  leader: NodeId;
+  term: number;
+  commit: number;
+  applied: number;
+  voters: NodeId[];
+  learners: NodeId[];
+}
+
+/** Counters for tests, benchmarks and metrics. */
+export interface MultiRaftHostStats {
+  rounds: number;
+  ticks: number;
+  /** `logStore.persist` calls (at most one per round). */
+  persistCalls: number;
+  /** Group Readies persisted, summed over persist calls. */
+  groupsPersisted: number;
+  /** The most groups one persist call carried. */
+  maxGroupsPerPersist: number;
+  entriesApplied: number;
+}
+
+interface PendingProposal {
+  resolve(result: unknown): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+  term: number;
+}
+
+interface PendingRead {
+  resolve(): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+  /** Known once the ReadState arrived. */
+  index: number | undefined;
+}
+
+class Replica {
+  readonly groupId: number;
+  readonly raw: RawNode;
+  readonly stateMachine: ReplicaStateMachine;
+  role: StateRole = 'follower';
+  leader: NodeId = 0;
+  term: number;
+  commit: number;
+  applied: number;
+  confState: ConfState;
+  removed = false;
+  /** Proposed, not yet seen in a Ready's entries; keyed by the entry data's identity. */
+  readonly unplaced = new Map<Uint8Array, PendingProposal>();
+  /** Placed in the log at an index, waiting for that index to apply. */
+  readonly placed = new Map<number, PendingProposal>();
+  /** ReadIndex requests by context id. */
+  readonly reads = new Map<number, PendingRead>();
+
+  constructor(groupId: number, raw: RawNode, stateMachine: ReplicaStateMachine, applied: number, term: number, commit: number, confState: ConfState) {
+    this.groupId = groupId;
+    this.raw = raw;
+    this.stateMachine = stateMachine;
+    this.applied = applied;
+    this.term = term;
+    this.commit = commit;
+    this.confState = confState;
+  }
+
+  failAll(error: () => Error): void {
+    for (const pending of [...this.unplaced.values(), ...this.placed.values(), ...this.reads.values()]) {
+      clearTimeout(pending.timer);
+      pending.reject(error());
+    }
+    this.unplaced.clear();
+    this.placed.clear();
+    this.reads.clear();
+  }
+}
+
+type Action = (replica: Replica) => void;
+
+const contextBytes = (id: number): Uint8Array => {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setFloat64(0, id);
+  return bytes;
+};
+const contextId = (bytes: Uint8Array): number =>
+  bytes.length === 8 ? new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0) : -1;
+
+export class MultiRaftHost {
+  readonly nodeId: NodeId;
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0 };
+  readonly #options: MultiRaftHostOptions;
+  readonly #groups = new Map<number, Replica>();
+  /** Groups with work since the last round. */
+  #dirty = new Set<Replica>();
+  #actions: Array<{ groupId: number; action: Action }> = [];
+  #pendingTicks = 0;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #lastTickAt = 0;
+  #nextReadId = 1;
+  #stopped = false;
+  #failure: Error | undefined;
+
+  constructor(options: MultiRaftHostOptions) {
+    this.nodeId = options.nodeId;
+    this.#options = options;
+  }
+
+  /** Restarts every group found in the log store. Ticks stay manual until `startTicking`. */
+  open(): void {
+    for (const group of this.#options.logStore.listGroups()) {
+      if (!this.#groups.has(group.groupId)) this.#openReplica(group.groupId);
+    }
+  }
+
+  /** Ticks every `tickMs`, delivering ticks missed during a pause (bounded) at once. */
+  startTicking(): void {
+    if (this.#timer !== undefined) return;
+    this.#lastTickAt = performance.now();
+    const maxCatchUp = 2 * this.#options.electionTick + 1;
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      const due = Math.floor((now - this.#lastTickAt) / this.#options.tickMs);
+      if (due <= 0) return;
+      this.#lastTickAt += due * this.#options.tickMs;
+      // Beyond an election timeout and a lease, more ticks change nothing but cost work.
+      void this.tickOnce(Math.min(due, maxCatchUp)).catch(() => undefined);
+    }, this.#options.tickMs);
+  }
+
+  /** Delivers `ticks` ticks to every group and runs a round; resolves when the round is done. */
+  tickOnce(ticks = 1): Promise<void> {
+    this.#pendingTicks += ticks;
+    return this.#kick();
+  }
+
+  /** Creates a new group with these initial voters (every initial voter creates it alike). */
+  async createGroup(groupId: number, voters: NodeId[]): Promise<void> {
+    this.#checkRunning();
+    const stateMachine = this.#options.stateMachine(groupId);
+    await this.#options.logStore.bootstrapGroup(groupId, { voters }, stateMachine.snapshot());
+    this.#openReplica(groupId, stateMachine);
+  }
+
+  /** Stops the replica and deletes its log (the replica moved away). */
+  async removeGroup(groupId: number): Promise<void> {
+    const replica = this.#replica(groupId);
+    replica.removed = true;
+    this.#groups.delete(groupId);
+    this.#dirty.delete(replica);
+    replica.failAll(() => new GroupNotHostedError(groupId, 'was removed from this node'));
+    // A round in flight may still be persisting this group's Ready.
+    await this.#running;
+    await this.#options.logStore.removeGroup(groupId);
+  }
+
+  hasGroup(groupId: number): boolean {
+    return this.#groups.has(groupId);
+  }
+
+  /**
+   * Replicates `data` and resolves with the state machine's result once it is applied here.
+   * Rejects with NotLeaderError (with the leader hint) unless this replica leads, and with
+   * RaftTimeoutError after proposalTimeoutMs (the command may still commit).
+   */
+  propose(groupId: number, data: Uint8Array): Promise<unknown> {
+    let replica: Replica;
+    try {
+      this.#checkRunning();
+      replica = this.#replica(groupId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (replica.role !== 'leader') return Promise.reject(new NotLeaderError(groupId, replica.leader));
+    if (data.length === 0) return Promise.reject(new RangeError('a proposal must not be empty'));
+    // A private copy: its identity is what finds the entry in the next Ready.
+    const command = data.slice();
+    const ms = this.#options.proposalTimeoutMs ?? 5_000;
+    return new Promise<unknown>((resolve, reject) => {
+      const pending: PendingProposal = {
+        resolve,
+        reject,
+        term: 0,
+        timer: setTimeout(() => {
+          replica.unplaced.delete(command);
+          for (const [index, p] of replica.placed) if (p === pending) replica.placed.delete(index);
+          reject(new RaftTimeoutError(groupId, 'proposal', ms));
+        }, ms),
+      };
+      this.#enqueue(groupId, (r) => {
+        try {
+          r.raw.propose(command);
+          r.unplaced.set(command, pending);
+        } catch (error) {
+          clearTimeout(pending.timer);
+          if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, r.leader));
+          else reject(error as Error);
+        }
+      });
+    });
+  }
+
+  /**
+   * Resolves once a linearizable read may be served from this replica's state machine (ReadIndex:
+   * the leader confirmed its leadership and this replica applied up to the read point).
+   */
+  readIndex(groupId: number): Promise<void> {
+    let replica: Replica;
+    try {
+      this.#checkRunning();
+      replica = this.#replica(groupId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const id = this.#nextReadId++;
+    const ms = this.#options.proposalTimeoutMs ?? 5_000;
+    return new Promise<void>((resolve, reject) => {
+      const pending: PendingRead = {
+        resolve,
+        reject,
+        index: undefined,
+        timer: setTimeout(() => {
+          replica.reads.delete(id);
+          reject(new RaftTimeoutError(groupId, 'read index', ms));
+        }, ms),
+      };
+      this.#enqueue(groupId, (r) => {
+        try {
+          r.raw.readIndex(contextBytes(id));
+          r.reads.set(id, pending);
+        } catch (error) {
+          clearTimeout(pending.timer);
+          if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, r.leader));
+          else reject(error as Error);
+        }
+      });
+    });
+  }
+
+  /** The leader this replica knows of (0: none), or undefined when the group is not hosted. */
+  leaderOf(groupId: number): NodeId | undefined {
+    return this.#groups.get(groupId)?.leader;
+  }
+
+  /** Asks the leader (this replica) to hand leadership to `to`; check leaderOf for the outcome. */
+  transferLeadership(groupId: number, to: NodeId): void {
+    this.#replica(groupId);
+    this.#enqueue(groupId, (r) => r.raw.transferLeadership(to));
+  }
+
+  status(): GroupStatus[] {
+    return [...this.#groups.values()]
+      .sort((a, b) => a.groupId - b.groupId)
+      .map((r) => ({
+        groupId: r.groupId,
+        role: r.role,
+        leader: r.leader,
+        term: r.term,
+        commit: r.commit,
+        applied: r.applied,
+        voters: [...r.confState.voters],
+        learners: [...r.confState.learners],
+      }));
+  }
+
+  /**
+   * Inbound messages (the transport's onMessages). Returns the groups among them this node does
+   * not host, for the sender's onUndelivered.
+   */
+  receive(batch: readonly GroupMessage[]): number[] {
+    const notHosted = new Set<number>();
+    for (const { groupId, message } of batch) {
+      if (!this.#groups.has(groupId) || this.#stopped) notHosted.add(groupId);
+      else this.#enqueue(groupId, (r) => r.raw.step(message));
+    }
+    return [...notHosted];
+  }
+
+  /** Messages to `nodeId` of these groups were lost (the transport's onUnreachable). */
+  reportUnreachable(nodeId: NodeId, groupIds: readonly number[]): void {
+    for (const groupId of groupIds) {
+      if (this.#groups.has(groupId)) this.#enqueue(groupId, (r) => r.raw.reportUnreachable(nodeId));
+    }
+  }
+
+  /** A snapshot transfer ended (the transport's onSnapshotSent). */
+  reportSnapshot(outcome: SnapshotOutcome): void {
+    if (this.#groups.has(outcome.groupId)) this.#enqueue(outcome.groupId, (r) => r.raw.reportSnapshot(outcome.to, outcome.ok));
+  }
+
+  /** Stops ticking, waits for the round in flight, fails what is pending. The log store stays open. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => undefined);
+    for (const replica of this.#groups.values()) replica.failAll(() => new GroupNotHostedError(replica.groupId, 'is stopping on this node'));
+  }
+
+  #openReplica(groupId: number, given?: ReplicaStateMachine): void {
+    const options = this.#options;
+    const storage = options.logStore.group(groupId);
+    const snapshot = storage.snapshot();
+    const stateMachine = given ?? options.stateMachine(groupId);
+    if (stateMachine.appliedIndex() < snapshot.metadata.index) stateMachine.restore(snapshot.data);
+    // Entries after the snapshot replay from the log: conf changes always, commands only past the
+    // state machine's own applied index.
+    const applied = snapshot.metadata.index;
+    const raw = new RawNode({
+      id: options.nodeId,
+      electionTick: options.electionTick,
+      heartbeatTick: options.heartbeatTick,
+      storage,
+      applied,
+      maxSizePerMsg: options.maxSizePerMsg ?? 1024 * 1024,
+      maxInflightMsgs: options.maxInflightMsgs ?? 256,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: options.readOnlyOption ?? 'safe',
+      seed: (options.seed * 1_000_003 + groupId * 7_919 + options.nodeId) >>> 0,
+    });
+    const { hardState, confState } = storage.initialState();
+    const replica = new Replica(groupId, raw, stateMachine, applied, hardState.term, hardState.commit, confState);
+    this.#groups.set(groupId, replica);
+    this.#dirty.add(replica);
+    void this.#kick().catch(() => undefined);
+  }
+
+  #replica(groupId: number): Replica {
+    const replica = this.#groups.get(groupId);
+    if (replica === undefined) throw new GroupNotHostedError(groupId);
+    return replica;
+  }
+
+  #checkRunning(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#stopped) throw new Error('multi-raft host is stopped');
+  }
+
+  #enqueue(groupId: number, action: Action): void {
+    this.#actions.push({ groupId, action });
+    void this.#kick().catch(() => undefined);
+  }
+
+  #kick(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#running !== undefined) {
+      this.#again = true;
+      return this.#running;
+    }
+    const running = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#round();
+        } while (this.#again && !this.#stopped);
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    this.#running = running;
+    return running;
+  }
+
+  async #round(): Promise<void> {
+    this.stats.rounds++;
+    this.#deliver();
+    const readies: Array<{ replica: Replica; rd: Ready }> = [];
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    for (const replica of dirty) {
+      if (!replica.removed && replica.raw.hasReady()) readies.push({ replica, rd: replica.raw.ready() });
+    }
+    if (readies.length === 0) return;
+
+    const updates: GroupPersist[] = [];
+    let sync = false;
+    for (const { replica, rd } of readies) {
+      this.#noteState(replica, rd);
+      if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+        updates.push({ groupId: replica.groupId, hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      }
+      sync ||= rd.mustSync;
+    }
+    if (updates.length > 0) {
+      try {
+        await this.#options.logStore.persist(updates, { sync });
+      } catch (error) {
+        this.#fail(error as Error);
+        throw error;
+      }
+      this.stats.persistCalls++;
+      this.stats.groupsPersisted += updates.length;
+      this.stats.maxGroupsPerPersist = Math.max(this.stats.maxGroupsPerPersist, updates.length);
+    }
+
+    const sender = this.#options.sender;
+    let sent = false;
+    for (const { replica, rd } of readies) {
+      if (replica.removed) continue;
+      for (const message of rd.messages) {
+        sender.send(replica.groupId, message);
+        sent = true;
+      }
+    }
+    if (sent) sender.flush();
+
+    for (const { replica, rd } of readies) {
+      if (replica.removed) continue;
+      await this.#apply(replica, rd);
+      replica.raw.advance(rd);
+      // More may be ready at once (committed entries beyond one Ready's bound).
+      this.#dirty.add(replica);
+      this.#again = true;
+    }
+  }
+
+  /** Steps queued ticks and actions into their RawNodes. */
+  #deliver(): void {
+    const ticks = this.#pendingTicks;
+    this.#pendingTicks = 0;
+    if (ticks > 0) {
+      this.stats.ticks += ticks;
+      for (const replica of this.#groups.values()) {
+        for (let i = 0; i < ticks; i++) replica.raw.tick();
+        this.#dirty.add(replica);
+      }
+    }
+    const actions = this.#actions;
+    this.#actions = [];
+    for (const { groupId, action } of actions) {
+      const replica = this.#groups.get(groupId);
+      if (replica === undefined) continue;
+      action(replica);
+      this.#dirty.add(replica);
+    }
+  }
+
+  /** Role, leader and term from the Ready; places this leader's new proposals at their indexes. */
+  #noteState(replica: Replica, rd: Ready): void {
+    if (rd.softState !== undefined) {
+      replica.role = rd.softState.role;
+      replica.leader = rd.softState.leader;
+    }
+    if (rd.hardState !== undefined) {
+      replica.term = rd.hardState.term;
+      replica.commit = rd.hardState.commit;
+    }
+    if (replica.unplaced.size === 0) return;
+    for (const entry of rd.entries) {
+      const pending = replica.unplaced.get(entry.data);
+      if (pending === undefined) continue;
+      replica.unplaced.delete(entry.data);
+      pending.term = entry.term;
+      replica.placed.set(entry.index, pending);
+    }
+  }
+
+  async #apply(replica: Replica, rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) {
+      const { index, confState } = rd.snapshot.metadata;
+      replica.stateMachine.restore(rd.snapshot.data);
+      replica.confState = confState;
+      replica.applied = index;
+      // Proposals the snapshot covers have an unknown outcome here.
+      for (const [at, pending] of replica.placed) {
+        if (at > index) continue;
+        replica.placed.delete(at);
+        clearTimeout(pending.timer);
+        pending.reject(new NotLeaderError(replica.groupId, replica.leader));
+      }
+    }
+    for (const entry of rd.committedEntries) {
+      const result = await this.#applyEntry(replica, entry);
+      replica.applied = entry.index;
+      this.stats.entriesApplied++;
+      const pending = replica.placed.get(entry.index);
+      if (pending === undefined) continue;
+      replica.placed.delete(entry.index);
+      clearTimeout(pending.timer);
+      // Another leader's entry took the index: the proposal was lost.
+      if (pending.term === entry.term) pending.resolve(result);
+      else pending.reject(new NotLeaderError(replica.groupId, replica.leader));
+    }
+    for (const state of rd.readStates) {
+      const read = replica.reads.get(contextId(state.context));
+      if (read !== undefined) read.index = state.index;
+    }
+    for (const [id, read] of replica.reads) {
+      if (read.index === undefined || read.index > replica.applied) continue;
+      replica.reads.delete(id);
+      clearTimeout(read.timer);
+      read.resolve();
+    }
+  }
+
+  async #applyEntry(replica: Replica, entry: Entry): Promise<unknown> {
+    if (entry.type === 'confChange') {
+      try {
+        replica.confState = replica.raw.applyConfChange(decodeConfChange(entry.data));
+      } catch (error) {
+        // Every replica refuses the same invalid change: a no-op everywhere.
+        if (!(error instanceof ConfChangeError)) throw error;
+      }
+      return undefined;
+    }
+    // An empty entry is a new leader's; commands at or below the state machine's applied index were
+    // applied before a restart.
+    if (entry.data.length === 0 || entry.index <= replica.stateMachine.appliedIndex()) return undefined;
+    return await replica.stateMachine.apply(entry.data, entry.index);
+  }
+
+  #fail(error: Error): void {
+    this.#failure = error;
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const replica of this.#groups.values()) replica.failAll(() => error);
+  }
+}
