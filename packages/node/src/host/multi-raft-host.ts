@@ -425,6 +425,8 @@ export class MultiRaftHost {
       return this.#running;
     }
     const running = (async () => {
+      // Start on the next microtask, so everything queued in this turn joins the round.
+      await null;
       try {
         do {
           this.#again = false;

@@ -1,0 +1,222 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Message, NodeId } from '@shoal/raft';
+import { MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist, type RaftMessageSender } from '@shoal/node';
+import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
+
+const NODES: NodeId[] = [1, 2, 3];
+const GROUPS = Array.from({ length: 20 }, (_, i) => i + 1);
+
+/** Hosts in one process: a flush hands each peer its batch on a later turn of the event loop. */
+class MemoryNetwork {
+  readonly hosts = new Map<NodeId, MultiRaftHost>();
+
+  sender(from: NodeId): RaftMessageSender {
+    let queued: Array<{ groupId: number; message: Message }> = [];
+    return {
+      send: (groupId, message) => void queued.push({ groupId, message }),
+      flush: () => {
+        const byPeer = new Map<NodeId, Array<{ groupId: number; message: Message }>>();
+        for (const item of queued) {
+          const list = byPeer.get(item.message.to) ?? [];
+          list.push(item);
+          byPeer.set(item.message.to, list);
+        }
+        queued = [];
+        for (const [to, batch] of byPeer) {
+          setImmediate(() => {
+            const host = this.hosts.get(to);
+            if (host === undefined) this.hosts.get(from)?.reportUnreachable(to, [...new Set(batch.map((b) => b.groupId))]);
+            else host.receive(batch);
+          });
+        }
+      },
+    };
+  }
+}
+
+interface Member {
+  nodeId: NodeId;
+  dir: string;
+  store: RaftLogStore;
+  host: MultiRaftHost;
+  machines: Map<number, KvStateMachine>;
+}
+
+async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
+  const store = await RaftLogStore.open(dir);
+  const machines = new Map<number, KvStateMachine>();
+  const host = new MultiRaftHost({
+    nodeId,
+    logStore: store,
+    sender: network.sender(nodeId),
+    stateMachine: (groupId) => {
+      const machine = new KvStateMachine();
+      machines.set(groupId, machine);
+      return machine;
+    },
+    tickMs: 10,
+    electionTick: 10,
+    heartbeatTick: 1,
+    seed: 42,
+  });
+  host.open();
+  network.hosts.set(nodeId, host);
+  return { nodeId, dir, store, host, machines };
+}
+
+async function stopMember(network: MemoryNetwork, member: Member): Promise<void> {
+  network.hosts.delete(member.nodeId);
+  await member.host.stop();
+  await member.store.close();
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
+
+/** Ticks every live host, one tick at a time, until `done` holds (bounded). */
+async function pump(members: readonly Member[], done: () => boolean, what: string, maxTicks = 2_000): Promise<void> {
+  for (let tick = 0; tick < maxTicks; tick++) {
+    if (done()) return;
+    await Promise.all(members.map((m) => m.host.tickOnce()));
+    await turn();
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** The leader of `groupId` that the given members agree on, if they all do and it is among them. */
+function agreedLeader(members: readonly Member[], groupId: number): Member | undefined {
+  const leaders = new Set(members.map((m) => m.host.leaderOf(groupId)));
+  if (leaders.size !== 1) return undefined;
+  const [leader] = leaders;
+  return members.find((m) => m.nodeId === leader && m.host.status().find((s) => s.groupId === groupId)?.role === 'leader');
+}
+
+const allLed = (members: readonly Member[]): boolean => GROUPS.every((g) => agreedLeader(members, g) !== undefined);
+
+const sameState = (members: readonly Member[]): boolean =>
+  GROUPS.every((g) => {
+    const dumps = members.map((m) => JSON.stringify(m.machines.get(g)?.dump()));
+    return dumps.every((d) => d === dumps[0]);
+  });
+
+/** Proposes while ticking (so a lost message is retried), resolving with every result. */
+async function proposeAll(members: readonly Member[], writes: Array<{ groupId: number; key: string; value: string }>): Promise<unknown[]> {
+  let settled = false;
+  const results = Promise.all(
+    writes.map(({ groupId, key, value }) => agreedLeader(members, groupId)!.host.propose(groupId, encodeWrite({ key, value }))),
+  ).finally(() => {
+    settled = true;
+  });
+  await pump(members, () => settled, 'proposals');
+  return results;
+}
+
+describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
+  const network = new MemoryNetwork();
+  let root = '';
+  let members: Member[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-'));
+    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    for (const m of members) for (const g of GROUPS) await m.host.createGroup(g, NODES);
+  });
+
+  afterAll(async () => {
+    for (const m of members) await stopMember(network, m);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('elects one leader per group', async () => {
+    await pump(members, () => allLed(members), 'leaders');
+    for (const g of GROUPS) expect(agreedLeader(members, g)).toBeDefined();
+  });
+
+  it('replicates 1,000 proposals and applies them identically on all three hosts', async () => {
+    const writes = Array.from({ length: 1_000 }, (_, i) => ({ groupId: GROUPS[i % GROUPS.length], key: `k${i % 300}`, value: `v${i}` }));
+    const results = await proposeAll(members, writes);
+    // Each result is the value before the write, as the leader's state machine returned it.
+    const previous = new Map<string, string>();
+    writes.forEach((w, i) => {
+      const key = `${w.groupId}/${w.key}`;
+      expect(results[i]).toBe(previous.get(key) ?? null);
+      previous.set(key, w.value);
+    });
+    await pump(members, () => sameState(members), 'followers applying');
+    for (const g of GROUPS) {
+      const expected = [...previous].filter(([k]) => k.startsWith(`${g}/`)).map(([k, v]) => [k.slice(k.indexOf('/') + 1), v]);
+      expect(members[0].machines.get(g)!.dump()).toEqual(expected.sort(([a], [b]) => (a < b ? -1 : 1)));
+    }
+  });
+
+  it('persists the Readies of all groups of a round in one batch with one fsync', async () => {
+    const calls: GroupPersist[][] = [];
+    const restore = members.map((m) => {
+      const persist = m.store.persist.bind(m.store);
+      m.store.persist = (updates, options) => {
+        calls.push([...updates]);
+        return persist(updates, options);
+      };
+      return () => {
+        m.store.persist = persist;
+      };
+    });
+    const before = members.map((m) => ({ synced: m.store.stats.syncedBatches, calls: m.host.stats.persistCalls }));
+    try {
+      await proposeAll(members, GROUPS.map((g) => ({ groupId: g, key: 'batch', value: `b${g}` })));
+    } finally {
+      for (const undo of restore) undo();
+    }
+    members.forEach((m, i) => {
+      expect(m.store.stats.syncedBatches - before[i].synced).toBeLessThanOrEqual(m.host.stats.persistCalls - before[i].calls);
+    });
+    // Each leader appended all its groups' proposals in the same persist call.
+    for (const m of members) {
+      const led = GROUPS.filter((g) => agreedLeader(members, g) === m);
+      if (led.length === 0) continue;
+      expect(calls.some((updates) => led.every((g) => updates.some((u) => u.groupId === g && (u.entries?.length ?? 0) > 0)))).toBe(true);
+    }
+  });
+
+  it('ReadIndex on a follower sees the latest committed write', async () => {
+    const leader = agreedLeader(members, 7)!;
+    const follower = members.find((m) => m !== leader)!;
+    await proposeAll(members, [{ groupId: 7, key: 'fresh', value: 'newest' }]);
+    let read = false;
+    const reading = follower.host.readIndex(7).then(() => {
+      read = true;
+      return follower.machines.get(7)!.entries.get('fresh');
+    });
+    await pump(members, () => read, 'read index');
+    expect(await reading).toBe('newest');
+  });
+
+  it('rejects a proposal on a follower with NotLeader and the leader hint', async () => {
+    const leader = agreedLeader(members, 3)!;
+    const follower = members.find((m) => m !== leader)!;
+    const error = await follower.host.propose(3, encodeWrite({ key: 'x', value: 'y' })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotLeaderError);
+    expect((error as NotLeaderError).leader).toBe(leader.nodeId);
+    expect(follower.machines.get(3)!.entries.has('x')).toBe(false);
+  });
+
+  it('survives a stopped leader host, which restarts from its log store and catches up', async () => {
+    const victim = agreedLeader(members, 1)!;
+    const ledBefore = GROUPS.filter((g) => agreedLeader(members, g) === victim);
+    await stopMember(network, victim);
+    const survivors = members.filter((m) => m !== victim);
+    await pump(survivors, () => allLed(survivors), 'new leaders');
+    for (const g of ledBefore) expect(agreedLeader(survivors, g)).toBeDefined();
+    await proposeAll(survivors, GROUPS.map((g) => ({ groupId: g, key: 'after', value: `stop${g}` })));
+
+    const restarted = await startMember(network, victim.nodeId, victim.dir);
+    members = [...survivors, restarted];
+    expect(restarted.host.status().map((s) => s.groupId)).toEqual(GROUPS);
+    await pump(members, () => sameState(members) && allLed(members), 'restarted host catching up');
+    for (const g of GROUPS) expect(restarted.machines.get(g)!.entries.get('after')).toBe(`stop${g}`);
+    await proposeAll(members, GROUPS.map((g) => ({ groupId: g, key: 'again', value: `a${g}` })));
+    await pump(members, () => sameState(members), 'all three applying');
+  });
+});
