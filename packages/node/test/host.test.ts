@@ -2,40 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message, NodeId } from '@shoal/raft';
-import { MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist, type RaftMessageSender } from '@shoal/node';
+import type { NodeId } from '@shoal/raft';
+import { MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist } from '@shoal/node';
 import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
+import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const GROUPS = Array.from({ length: 20 }, (_, i) => i + 1);
-
-/** Hosts in one process: a flush hands each peer its batch on a later turn of the event loop. */
-class MemoryNetwork {
-  readonly hosts = new Map<NodeId, MultiRaftHost>();
-
-  sender(from: NodeId): RaftMessageSender {
-    let queued: Array<{ groupId: number; message: Message }> = [];
-    return {
-      send: (groupId, message) => void queued.push({ groupId, message }),
-      flush: () => {
-        const byPeer = new Map<NodeId, Array<{ groupId: number; message: Message }>>();
-        for (const item of queued) {
-          const list = byPeer.get(item.message.to) ?? [];
-          list.push(item);
-          byPeer.set(item.message.to, list);
-        }
-        queued = [];
-        for (const [to, batch] of byPeer) {
-          setImmediate(() => {
-            const host = this.hosts.get(to);
-            if (host === undefined) this.hosts.get(from)?.reportUnreachable(to, [...new Set(batch.map((b) => b.groupId))]);
-            else host.receive(batch);
-          });
-        }
-      },
-    };
-  }
-}
 
 interface Member {
   nodeId: NodeId;
