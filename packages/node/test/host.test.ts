@@ -34,6 +34,7 @@ async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string):
     electionTick: 10,
     heartbeatTick: 1,
     seed: 42,
+    snapshotPolicy: { every: 40, keep: 10 },
   });
   host.open();
   network.hosts.set(nodeId, host);
@@ -182,13 +183,19 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
     const survivors = members.filter((m) => m !== victim);
     await pump(survivors, () => allLed(survivors), 'new leaders');
     for (const g of ledBefore) expect(agreedLeader(survivors, g)).toBeDefined();
+    // Enough writes that the leaders compact their logs past what the stopped host has.
+    const whileDown = Array.from({ length: 60 }, (_, i) => GROUPS.map((g) => ({ groupId: g, key: `down${i % 7}`, value: `d${i}` }))).flat();
+    await proposeAll(survivors, whileDown);
     await proposeAll(survivors, GROUPS.map((g) => ({ groupId: g, key: 'after', value: `stop${g}` })));
+    expect(survivors.every((m) => m.host.stats.snapshotsTaken >= GROUPS.length)).toBe(true);
 
     const restarted = await startMember(network, victim.nodeId, victim.dir);
     members = [...survivors, restarted];
     expect(restarted.host.status().map((s) => s.groupId)).toEqual(GROUPS);
     await pump(members, () => sameState(members) && allLed(members), 'restarted host catching up');
     for (const g of GROUPS) expect(restarted.machines.get(g)!.entries.get('after')).toBe(`stop${g}`);
+    // Every group caught up by a snapshot: the leaders no longer had the entries it lacked.
+    expect(restarted.host.stats.snapshotsRestored).toBeGreaterThanOrEqual(GROUPS.length);
     await proposeAll(members, GROUPS.map((g) => ({ groupId: g, key: 'again', value: `a${g}` })));
     await pump(members, () => sameState(members), 'all three applying');
   });

@@ -69,6 +69,13 @@ export interface MultiRaftHostOptions {
   maxSizePerMsg?: number;
   /** Default 256. */
   maxInflightMsgs?: number;
+  /**
+   * Log compaction: every `every` applied entries, record the state machine's snapshot in the log
+   * store and drop the log up to `keep` entries behind it (lagging followers then catch up by
+   * snapshot). Off by default. Only for state machines whose `snapshot()` holds, or durably stands
+   * for, the state at `appliedIndex()`: the dropped entries can no longer replay it.
+   */
+  snapshotPolicy?: { every: number; keep: number };
 }
 
 export interface GroupStatus {
@@ -94,6 +101,9 @@ export interface MultiRaftHostStats {
   /** The most groups one persist call carried. */
   maxGroupsPerPersist: number;
   entriesApplied: number;
+  snapshotsTaken: number;
+  /** Snapshots received from a leader and restored into the state machine. */
+  snapshotsRestored: number;
 }
 
 interface PendingProposal {
@@ -121,6 +131,7 @@ class Replica {
   commit: number;
   applied: number;
   confState: ConfState;
+  lastSnapshotIndex: number;
   removed = false;
   /** Proposed, not yet seen in a Ready's entries; keyed by the entry data's identity. */
   readonly unplaced = new Map<Uint8Array, PendingProposal>();
@@ -137,6 +148,7 @@ class Replica {
     this.term = term;
     this.commit = commit;
     this.confState = confState;
+    this.lastSnapshotIndex = applied;
   }
 
   failAll(error: () => Error): void {
@@ -162,7 +174,7 @@ const contextId = (bytes: Uint8Array): number =>
 
 export class MultiRaftHost {
   readonly nodeId: NodeId;
-  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0 };
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
   /** Groups with work since the last round. */
@@ -432,6 +444,10 @@ export class MultiRaftHost {
           this.#again = false;
           await this.#round();
         } while (this.#again && !this.#stopped);
+      } catch (error) {
+        // A Ready half handled cannot be resumed: the host stops and the node restarts from its log.
+        this.#fail(error as Error);
+        throw error;
       } finally {
         this.#running = undefined;
       }
@@ -461,12 +477,7 @@ export class MultiRaftHost {
       sync ||= rd.mustSync;
     }
     if (updates.length > 0) {
-      try {
-        await this.#options.logStore.persist(updates, { sync });
-      } catch (error) {
-        this.#fail(error as Error);
-        throw error;
-      }
+      await this.#options.logStore.persist(updates, { sync });
       this.stats.persistCalls++;
       this.stats.groupsPersisted += updates.length;
       this.stats.maxGroupsPerPersist = Math.max(this.stats.maxGroupsPerPersist, updates.length);
@@ -487,10 +498,25 @@ export class MultiRaftHost {
       if (replica.removed) continue;
       await this.#apply(replica, rd);
       replica.raw.advance(rd);
+      await this.#maybeSnapshot(replica);
       // More may be ready at once (committed entries beyond one Ready's bound).
       this.#dirty.add(replica);
       this.#again = true;
     }
+  }
+
+  async #maybeSnapshot(replica: Replica): Promise<void> {
+    const policy = this.#options.snapshotPolicy;
+    if (policy === undefined || replica.applied - replica.lastSnapshotIndex < policy.every) return;
+    const logStore = this.#options.logStore;
+    const storage = logStore.group(replica.groupId);
+    // Applied entries are normally persisted here; a follower may apply entries it has not yet appended.
+    if (replica.applied > storage.lastIndex()) return;
+    await logStore.createSnapshot(replica.groupId, replica.applied, replica.confState, replica.stateMachine.snapshot());
+    replica.lastSnapshotIndex = replica.applied;
+    this.stats.snapshotsTaken++;
+    const compactTo = replica.applied - policy.keep;
+    if (compactTo >= storage.firstIndex()) await logStore.compact(replica.groupId, compactTo);
   }
 
   /** Steps queued ticks and actions into their RawNodes. */
@@ -521,6 +547,16 @@ export class MultiRaftHost {
       replica.leader = rd.softState.leader;
     }
     if (rd.hardState !== undefined) {
+      if (rd.hardState.term > replica.term) {
+        // A read not yet confirmed in the old term is dropped by Raft (the old leader's heartbeat
+        // round will not finish): fail it now rather than at its timeout.
+        for (const [id, read] of replica.reads) {
+          if (read.index !== undefined) continue;
+          replica.reads.delete(id);
+          clearTimeout(read.timer);
+          read.reject(new NotLeaderError(replica.groupId, replica.leader));
+        }
+      }
       replica.term = rd.hardState.term;
       replica.commit = rd.hardState.commit;
     }
@@ -538,8 +574,10 @@ export class MultiRaftHost {
     if (rd.snapshot !== undefined) {
       const { index, confState } = rd.snapshot.metadata;
       replica.stateMachine.restore(rd.snapshot.data);
+      this.stats.snapshotsRestored++;
       replica.confState = confState;
       replica.applied = index;
+      replica.lastSnapshotIndex = index;
       // Proposals the snapshot covers have an unknown outcome here.
       for (const [at, pending] of replica.placed) {
         if (at > index) continue;
