@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeId } from '@shoal/raft';
-import { MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist } from '@shoal/node';
+import type { Message, NodeId } from '@shoal/raft';
+import { GroupNotHostedError, MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist } from '@shoal/node';
 import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
@@ -176,6 +176,16 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
     expect(follower.machines.get(3)!.entries.has('x')).toBe(false);
   });
 
+  it('transfers leadership to a chosen follower', async () => {
+    const leader = agreedLeader(members, 5)!;
+    const target = members.find((m) => m !== leader)!;
+    leader.host.transferLeadership(5, target.nodeId);
+    await pump(members, () => agreedLeader(members, 5) === target, 'leadership transfer');
+    await proposeAll(members, [{ groupId: 5, key: 'moved', value: 'yes' }]);
+    await pump(members, () => sameState(members), 'all three applying');
+    expect(leader.machines.get(5)!.entries.get('moved')).toBe('yes');
+  });
+
   it('survives a stopped leader host, which restarts from its log store and catches up', async () => {
     const victim = agreedLeader(members, 1)!;
     const ledBefore = GROUPS.filter((g) => agreedLeader(members, g) === victim);
@@ -198,5 +208,45 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
     expect(restarted.host.stats.snapshotsRestored).toBeGreaterThanOrEqual(GROUPS.length);
     await proposeAll(members, GROUPS.map((g) => ({ groupId: g, key: 'again', value: `a${g}` })));
     await pump(members, () => sameState(members), 'all three applying');
+  });
+});
+
+describe('MultiRaftHost: one host', () => {
+  const network = new MemoryNetwork();
+  let root = '';
+  let member: Member;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-single-'));
+    member = await startMember(network, 1, join(root, 'node-1'));
+    await member.host.createGroup(1, [1]);
+    await member.host.createGroup(2, [1]);
+    await pump([member], () => member.host.leaderOf(1) === 1 && member.host.leaderOf(2) === 1, 'single-member leaders');
+  });
+
+  afterAll(async () => {
+    await stopMember(network, member);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('delivers the ticks missed during a pause at once', async () => {
+    member.host.startTicking();
+    const before = member.host.stats.ticks;
+    // Blocks the event loop for 20 tick intervals (tickMs is 10), as a GC pause or a stalled VM would.
+    const pausedAt = performance.now();
+    while (performance.now() - pausedAt < 200);
+    for (let i = 0; i < 1_000 && member.host.stats.ticks === before; i++) await turn();
+    expect(member.host.stats.ticks - before).toBeGreaterThanOrEqual(20);
+  });
+
+  it('removes a group: its log is gone and its messages are reported as not hosted', async () => {
+    expect(await member.host.propose(2, encodeWrite({ key: 'a', value: 'b' }))).toBe(null);
+    await member.host.removeGroup(2);
+    expect(member.host.hasGroup(2)).toBe(false);
+    expect(member.store.hasGroup(2)).toBe(false);
+    const heartbeat: Message = { type: 'MsgHeartbeat', from: 2, to: 1, term: 5, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+    expect(member.host.receive([{ groupId: 2, message: heartbeat }, { groupId: 1, message: { ...heartbeat, term: 0 } }])).toEqual([2]);
+    await expect(member.host.propose(2, encodeWrite({ key: 'c', value: 'd' }))).rejects.toBeInstanceOf(GroupNotHostedError);
+    expect(await member.host.propose(1, encodeWrite({ key: 'still', value: 'works' }))).toBe(null);
   });
 });
