@@ -356,9 +356,11 @@ export class MultiRaftHost {
    * not host, for the sender's onUndelivered.
    */
   receive(batch: readonly GroupMessage[]): number[] {
+    // A stopping host drops what arrives: its replicas still exist, and the senders retry.
+    if (this.#stopped) return [];
     const notHosted = new Set<number>();
     for (const { groupId, message } of batch) {
-      if (!this.#groups.has(groupId) || this.#stopped) notHosted.add(groupId);
+      if (!this.#groups.has(groupId)) notHosted.add(groupId);
       else this.#enqueue(groupId, (r) => r.raw.step(message));
     }
     return [...notHosted];
