@@ -29,3 +29,10 @@ export {
   type RaftMessageSender,
   type ReplicaStateMachine,
 } from './host/index.ts';
+export {
+  PartitionCommandError,
+  PartitionReplica,
+  PartitionSnapshotUnsupportedError,
+  encodePartitionWrite,
+  proposePartitionWrite,
+} from './partition/index.ts';

@@ -1,16 +1,17 @@
-import type { PartitionClient, TableCatalog } from '@shoal/model';
+import type { TableCatalog } from '@shoal/model';
 import { LevelTableCatalog } from './catalog.ts';
 import { CommitQueue } from './commit-queue.ts';
 import { openDatabase, type DatabaseOptions } from './database.ts';
 import { PartitionStore } from './partition-store.ts';
 
 export type { DatabaseOptions as LocalStoreOptions } from './database.ts';
-export { PartitionStore } from './partition-store.ts';
+export { PartitionStore, type AppliedMark } from './partition-store.ts';
 export { LevelTableCatalog } from './catalog.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */
 export interface LocalStore {
-  partitions: PartitionClient;
+  /** A PartitionClient; a replicated partition also uses its applied-index marks. */
+  partitions: PartitionStore;
   catalog: TableCatalog;
   /** Waits for pending writes, then closes the database. */
   close(): Promise<void>;

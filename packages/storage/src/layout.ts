@@ -5,6 +5,7 @@
  *     00000000 01 <utf8 table name>      -> JSON TableRecord              (the table catalog)
  *     00000000 02                        -> u32 BE: last allocated space id
  *     00000000 03 <u32 BE space id>      -> 2 x f64 BE: item count, bytes (per-space statistics)
+ *     00000000 04 <u32 BE group id>      -> f64 BE: last Raft index applied by that replica group
  *   table items (space = table.tableId):
  *     encodeItemKey(tableId, hash, range?)                               -> JSON item
  *   LSI entries (space = index.indexId):
@@ -33,6 +34,7 @@ const META_SPACE = new Uint8Array([0, 0, 0, 0]);
 const CATALOG_TAG = 1;
 const SPACE_COUNTER_TAG = 2;
 const STATISTICS_TAG = 3;
+const APPLIED_INDEX_TAG = 4;
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -60,6 +62,10 @@ export function spaceCounterKey(): Uint8Array {
 
 export function statisticsKey(spaceId: number): Uint8Array {
   return metaKey(STATISTICS_TAG, encodeU32(spaceId));
+}
+
+export function appliedIndexKey(groupId: number): Uint8Array {
+  return metaKey(APPLIED_INDEX_TAG, encodeU32(groupId));
 }
 
 export function encodeU32(value: number): Uint8Array {

@@ -15,6 +15,7 @@ import {
   type PartitionWrite,
   type PartitionWriteResult,
   type RangeReadRequest,
+  type ReadOptions,
   type RangeReadResult,
   type TableSchema,
   type TableStatistics,
@@ -25,12 +26,21 @@ import { ChangeSet, type IndexGate } from './change-set.ts';
 import type { CommitQueue } from './commit-queue.ts';
 import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel, Mutation } from './database.ts';
-import { decodeJson, entryKey, findIndex, spaceKeyAttributes } from './layout.ts';
+import { appliedIndexKey, decodeJson, entryKey, findIndex, spaceKeyAttributes } from './layout.ts';
 import { readRange } from './range-read.ts';
 import { StatisticsBook } from './statistics.ts';
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
+
+/**
+ * The Raft log position a write applies, for a replicated partition: stored in the same batch as the
+ * write's changes, so after a restart the replica knows exactly which commands its data holds.
+ */
+export interface AppliedMark {
+  groupId: number;
+  index: number;
+}
 
 /**
  * The data of every table on one node: the partition state machine. Writes are atomic and
@@ -59,7 +69,8 @@ export class PartitionStore implements PartitionClient {
     this.statisticsBook = new StatisticsBook(level);
   }
 
-  write(request: PartitionWrite): Promise<PartitionWriteResult> {
+  /** With `mark`, the applied index is recorded in the same batch, even when nothing else changes. */
+  write(request: PartitionWrite, mark?: AppliedMark): Promise<PartitionWriteResult> {
     return this.commits.exclusive<PartitionWriteResult>(async (state) => {
       const changes = new ChangeSet(state);
       const outcomes: WriteOutcome[] = [];
@@ -67,12 +78,22 @@ export class PartitionStore implements PartitionClient {
         outcomes.push(this.applyOperation(request, operation, changes));
       }
       const applied = outcomes.every((outcome) => outcome.status === 'ok');
+      const marks = mark ? [appliedMutation(mark)] : [];
       if (!applied) {
         // Nothing is written; operations that would have succeeded say only that.
         const reasons = outcomes.map((outcome): WriteOutcome => (outcome.status === 'ok' ? { status: 'ok' } : outcome));
-        return { result: { applied, outcomes: reasons }, mutations: [] };
+        return { result: { applied, outcomes: reasons }, mutations: marks };
       }
-      return { result: { applied, outcomes }, mutations: changes.finish(this.statisticsBook) };
+      return { result: { applied, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...marks] };
+    });
+  }
+
+  /** The last index recorded by a `write` with a mark of this group; 0 when none was. */
+  appliedIndex(groupId: number): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      const stored = state.read(appliedIndexKey(groupId));
+      const index = stored ? new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getFloat64(0, false) : 0;
+      return { result: index, mutations: [] };
     });
   }
 
@@ -109,7 +130,8 @@ export class PartitionStore implements PartitionClient {
     }
   }
 
-  async get(request: GetRequest): Promise<{ item: Item; size: number } | undefined> {
+  /** Every read is served from this store's state, whatever the ReadOptions ask: that is the caller's to ensure. */
+  async get(request: GetRequest, _options?: ReadOptions): Promise<{ item: Item; size: number } | undefined> {
     const key = entryKey(request.table.tableId, spaceKeyAttributes(request.table), request.key);
     if (key === undefined) throw validationError('The provided key element does not match the schema');
     // Synchronous: a thread pool round trip costs more CPU than the read of a cached block.
@@ -119,7 +141,7 @@ export class PartitionStore implements PartitionClient {
     return { item, size: itemSize(item) };
   }
 
-  readRange(request: RangeReadRequest): Promise<RangeReadResult> {
+  readRange(request: RangeReadRequest, _options?: ReadOptions): Promise<RangeReadResult> {
     return readRange(this.level, request);
   }
 
@@ -198,6 +220,12 @@ export class PartitionStore implements PartitionClient {
       });
     }
   }
+}
+
+function appliedMutation(mark: AppliedMark): Mutation {
+  const value = new Uint8Array(8);
+  new DataView(value.buffer).setFloat64(0, mark.index, false);
+  return { key: appliedIndexKey(mark.groupId), value };
 }
 
 function invalid(message: string): WriteOutcome {

@@ -1,0 +1,7 @@
+export {
+  PartitionCommandError,
+  PartitionReplica,
+  PartitionSnapshotUnsupportedError,
+  encodePartitionWrite,
+  proposePartitionWrite,
+} from './partition-replica.ts';

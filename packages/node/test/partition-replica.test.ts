@@ -1,0 +1,212 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AttributeValue, Item, PartitionWrite, PartitionWriteResult, TableSchema } from '@shoal/model';
+import type { NodeId } from '@shoal/raft';
+import { openLocalStore, type LocalStore } from '@shoal/storage';
+import {
+  MultiRaftHost,
+  PartitionReplica,
+  PartitionSnapshotUnsupportedError,
+  RaftLogStore,
+  proposePartitionWrite,
+} from '@shoal/node';
+import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+
+const NODES: NodeId[] = [1, 2, 3];
+const GROUP = 7;
+const TABLE: TableSchema = { name: 'orders', tableId: 5, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+interface Member {
+  nodeId: NodeId;
+  dir: string;
+  logStore: RaftLogStore;
+  local: LocalStore;
+  replica: PartitionReplica;
+  host: MultiRaftHost;
+}
+
+/** Opens (or reopens) a node's Raft log and partition store, and its host with one PartitionReplica. */
+async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
+  const logStore = await RaftLogStore.open(join(dir, 'raft'));
+  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
+  // The host asks for state machines synchronously, so the replica (which reads its applied index) opens first.
+  const replica = await PartitionReplica.open(GROUP, local.partitions);
+  const host = new MultiRaftHost({
+    nodeId,
+    logStore,
+    sender: network.sender(nodeId),
+    stateMachine: (groupId) => {
+      if (groupId !== GROUP) throw new Error(`unexpected group ${groupId}`);
+      return replica;
+    },
+    tickMs: 10,
+    electionTick: 10,
+    heartbeatTick: 1,
+    seed: 11,
+  });
+  host.open();
+  network.hosts.set(nodeId, host);
+  return { nodeId, dir, logStore, local, replica, host };
+}
+
+async function stopMember(network: MemoryNetwork, member: Member): Promise<void> {
+  network.hosts.delete(member.nodeId);
+  await member.host.stop();
+  await member.logStore.close();
+  await member.local.close();
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
+
+async function pump(members: readonly Member[], done: () => boolean, what: string, maxTicks = 2_000): Promise<void> {
+  for (let tick = 0; tick < maxTicks; tick++) {
+    if (done()) return;
+    await Promise.all(members.map((m) => m.host.tickOnce()));
+    await turn();
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** Ticks until `work` settles, so a lost message is retried; rethrows its failure. */
+async function whilePumping<T>(members: readonly Member[], work: Promise<T>, what: string): Promise<T> {
+  let settled = false;
+  const observed = work.finally(() => {
+    settled = true;
+  });
+  observed.catch(() => undefined);
+  await pump(members, () => settled, what);
+  return observed;
+}
+
+function leader(members: readonly Member[]): Member | undefined {
+  const leaders = new Set(members.map((m) => m.host.leaderOf(GROUP)));
+  if (leaders.size !== 1) return undefined;
+  const [id] = leaders;
+  return members.find((m) => m.nodeId === id && m.host.status().find((s) => s.groupId === GROUP)?.role === 'leader');
+}
+
+async function propose(members: readonly Member[], write: PartitionWrite): Promise<PartitionWriteResult> {
+  await pump(members, () => leader(members) !== undefined, 'a leader');
+  return whilePumping(members, proposePartitionWrite(leader(members)!.host, GROUP, write), 'a write');
+}
+
+async function allItems(member: Member): Promise<Item[]> {
+  const result = await member.local.partitions.readRange({ table: TABLE, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES' });
+  return result.items;
+}
+
+/** Pumps until every member applied what the leader committed, then returns each member's items. */
+async function settledStores(members: readonly Member[]): Promise<Item[][]> {
+  const commit = (): number => Math.max(...members.map((m) => m.host.status()[0]?.commit ?? 0));
+  await pump(members, () => members.every((m) => m.replica.appliedIndex() >= commit() && m.host.status()[0]?.applied === commit()), 'replicas applying');
+  return Promise.all(members.map(allItems));
+}
+
+const pkOf = (item: Item): string => JSON.stringify(item.pk);
+const byKey = (items: Item[]): Item[] => [...items].sort((x, y) => (pkOf(x) < pkOf(y) ? -1 : pkOf(x) > pkOf(y) ? 1 : 0));
+
+const put = (pk: string, item: Item, condition?: string): PartitionWrite => ({
+  operations: [{ table: TABLE, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), ...item }, ...(condition ? { expressions: { condition } } : {}) }],
+});
+
+const addToCounter = (pk: string, amount: number): PartitionWrite => ({
+  operations: [
+    {
+      table: TABLE,
+      kind: 'Update',
+      key: { pk: S(pk) },
+      expressions: { update: 'ADD #n :amount', names: { '#n': 'n' }, values: { ':amount': N(amount) } },
+    },
+  ],
+  returnItems: true,
+});
+
+describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB PartitionStore', () => {
+  const network = new MemoryNetwork();
+  let root = '';
+  let members: Member[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-partition-'));
+    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    for (const m of members) await m.host.createGroup(GROUP, NODES);
+  });
+
+  afterAll(async () => {
+    for (const m of members) await stopMember(network, m);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('applies conditional Puts and Updates identically on all three replicas, returning results to the proposer', async () => {
+    const created = await propose(members, put('a', { v: S('one') }, 'attribute_not_exists(pk)'));
+    expect(created).toEqual({ applied: true, outcomes: [{ status: 'ok' }] });
+    await propose(members, put('b', { v: S('two') }, 'attribute_not_exists(pk)'));
+    const updated = await propose(members, {
+      operations: [
+        {
+          table: TABLE,
+          kind: 'Update',
+          key: { pk: S('a') },
+          expressions: { condition: '#v = :old', update: 'SET #v = :new', names: { '#v': 'v' }, values: { ':old': S('one'), ':new': S('uno') } },
+        },
+      ],
+      returnItems: true,
+    });
+    expect(updated).toEqual({
+      applied: true,
+      outcomes: [{ status: 'ok', oldItem: { pk: S('a'), v: S('one') }, newItem: { pk: S('a'), v: S('uno') } }],
+    });
+    const stores = await settledStores(members);
+    // A Scan returns items in hash order, the same on every replica.
+    for (const items of stores) expect(items).toEqual(stores[0]);
+    expect(byKey(stores[0])).toEqual([{ pk: S('a'), v: S('uno') }, { pk: S('b'), v: S('two') }]);
+  });
+
+  it('a failed condition answers conditionFailed to the proposer and changes no replica', async () => {
+    const before = await settledStores(members);
+    const appliedBefore = members.map((m) => m.replica.appliedIndex());
+    const result = await propose(members, put('a', { v: S('overwritten') }, 'attribute_not_exists(pk)'));
+    expect(result).toEqual({ applied: false, outcomes: [{ status: 'conditionFailed', item: { pk: S('a'), v: S('uno') } }] });
+    const after = await settledStores(members);
+    expect(after).toEqual(before);
+    // The entry was applied (and recorded) everywhere, as a no-op.
+    members.forEach((m, i) => expect(m.replica.appliedIndex()).toBeGreaterThan(appliedBefore[i]));
+  });
+
+  it('a ReadIndex read on a follower sees a write acknowledged by the leader', async () => {
+    const written = await propose(members, put('c', { v: S('fresh') }));
+    expect(written.applied).toBe(true);
+    const follower = members.find((m) => m !== leader(members))!;
+    await whilePumping(members, follower.host.readIndex(GROUP), 'a read index on a follower');
+    const read = await follower.local.partitions.get({ table: TABLE, key: { pk: S('c') } });
+    expect(read?.item).toEqual({ pk: S('c'), v: S('fresh') });
+  });
+
+  it('a replica restarted from disk does not apply its entries again: an ADD counter ends exact', async () => {
+    for (let i = 1; i <= 10; i++) {
+      const result = await propose(members, addToCounter('counter', i));
+      expect(result.outcomes[0]).toMatchObject({ status: 'ok', newItem: { pk: S('counter'), n: N((i * (i + 1)) / 2) } });
+    }
+    await settledStores(members);
+    // Restart every replica: each replays its whole log (no compaction), and must skip what it applied.
+    const appliedBefore = members.map((m) => m.replica.appliedIndex());
+    for (const m of members) await stopMember(network, m);
+    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    expect(members.map((m) => m.replica.appliedIndex())).toEqual(appliedBefore);
+    for (let i = 11; i <= 15; i++) await propose(members, addToCounter('counter', i));
+    const stores = await settledStores(members);
+    for (const items of stores) {
+      expect(items.find((item) => pkOf(item) === JSON.stringify(S('counter')))).toEqual({ pk: S('counter'), n: N(120) });
+      expect(items).toEqual(stores[0]);
+    }
+  });
+
+  it('refuses to snapshot a non-empty partition, with a clear error', () => {
+    expect(() => members[0].replica.snapshot()).toThrow(PartitionSnapshotUnsupportedError);
+    expect(() => members[0].replica.snapshot()).toThrow(/keep snapshotPolicy off/);
+  });
+});
