@@ -7,9 +7,11 @@ import type { NodeId } from '@shoal/raft';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import {
   MultiRaftHost,
+  PartitionCommandError,
   PartitionReplica,
   PartitionSnapshotUnsupportedError,
   RaftLogStore,
+  encodePartitionWrite,
   proposePartitionWrite,
 } from '@shoal/node';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
@@ -94,10 +96,12 @@ async function propose(members: readonly Member[], write: PartitionWrite): Promi
   return whilePumping(members, proposePartitionWrite(leader(members)!.host, GROUP, write), 'a write');
 }
 
-async function allItems(member: Member): Promise<Item[]> {
-  const result = await member.local.partitions.readRange({ table: TABLE, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES' });
+async function allItemsOf(local: LocalStore): Promise<Item[]> {
+  const result = await local.partitions.readRange({ table: TABLE, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES' });
   return result.items;
 }
+
+const allItems = (member: Member): Promise<Item[]> => allItemsOf(member.local);
 
 /** Pumps until every member applied what the leader committed, then returns each member's items. */
 async function settledStores(members: readonly Member[]): Promise<Item[][]> {
@@ -208,5 +212,46 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
   it('refuses to snapshot a non-empty partition, with a clear error', () => {
     expect(() => members[0].replica.snapshot()).toThrow(PartitionSnapshotUnsupportedError);
     expect(() => members[0].replica.snapshot()).toThrow(/keep snapshotPolicy off/);
+  });
+});
+
+describe('PartitionReplica over one node store', () => {
+  let root = '';
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-partition-store-'));
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('keeps each group applied index, recorded even by a write whose condition failed, across a reopen', async () => {
+    const dataDir = join(root, 'groups');
+    let local = await openLocalStore({ dataDir });
+    const first = await PartitionReplica.open(1, local.partitions);
+    const second = await PartitionReplica.open(2, local.partitions);
+    expect([first.appliedIndex(), second.appliedIndex()]).toEqual([0, 0]);
+    expect((await first.apply(encodePartitionWrite(put('x', { v: S('1') })), 5)).applied).toBe(true);
+    const failed = await second.apply(encodePartitionWrite(put('x', { v: S('2') }, 'attribute_not_exists(pk)')), 9);
+    expect(failed).toEqual({ applied: false, outcomes: [{ status: 'conditionFailed', item: { pk: S('x'), v: S('1') } }] });
+    await local.close();
+    local = await openLocalStore({ dataDir });
+    const reopened = await Promise.all([PartitionReplica.open(1, local.partitions), PartitionReplica.open(2, local.partitions)]);
+    expect(reopened.map((replica) => replica.appliedIndex())).toEqual([5, 9]);
+    expect(await allItemsOf(local)).toEqual([{ pk: S('x'), v: S('1') }]);
+    await local.close();
+  });
+
+  it('snapshots and restores only the empty state, and refuses an entry that is not a partition write', async () => {
+    const local = await openLocalStore({ inMemory: true });
+    const empty = await PartitionReplica.open(3, local.partitions);
+    const snapshot = empty.snapshot();
+    expect(() => empty.restore(snapshot)).not.toThrow();
+    expect(() => empty.restore(new TextEncoder().encode('{"items":[]}'))).toThrow(PartitionSnapshotUnsupportedError);
+    await expect(empty.apply(new TextEncoder().encode('not json'), 1)).rejects.toThrow(PartitionCommandError);
+    await expect(empty.apply(new TextEncoder().encode('{"kind":"split"}'), 1)).rejects.toThrow(/entry 1 is not a partition write/);
+    expect(empty.appliedIndex()).toBe(0);
+    await local.close();
   });
 });
