@@ -252,13 +252,8 @@ export class MultiRaftHost {
    * RaftTimeoutError after proposalTimeoutMs (the command may still commit).
    */
   propose(groupId: number, data: Uint8Array): Promise<unknown> {
-    let replica: Replica;
-    try {
-      this.#checkRunning();
-      replica = this.#replica(groupId);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const replica = this.#requestReplica(groupId);
+    if (replica instanceof Error) return Promise.reject(replica);
     if (replica.role !== 'leader') return Promise.reject(new NotLeaderError(groupId, replica.leader));
     if (data.length === 0) return Promise.reject(new RangeError('a proposal must not be empty'));
     // A private copy: its identity is what finds the entry in the next Ready.
@@ -293,13 +288,8 @@ export class MultiRaftHost {
    * the leader confirmed its leadership and this replica applied up to the read point).
    */
   readIndex(groupId: number): Promise<void> {
-    let replica: Replica;
-    try {
-      this.#checkRunning();
-      replica = this.#replica(groupId);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const replica = this.#requestReplica(groupId);
+    if (replica instanceof Error) return Promise.reject(replica);
     const id = this.#nextReadId++;
     const ms = this.#options.proposalTimeoutMs ?? 5_000;
     return new Promise<void>((resolve, reject) => {
@@ -414,6 +404,16 @@ export class MultiRaftHost {
     this.#groups.set(groupId, replica);
     this.#dirty.add(replica);
     void this.#kick().catch(() => undefined);
+  }
+
+  /** The replica a request for `groupId` goes to, or the error to reject it with (not running, not hosted). */
+  #requestReplica(groupId: number): Replica | Error {
+    try {
+      this.#checkRunning();
+      return this.#replica(groupId);
+    } catch (error) {
+      return error as Error;
+    }
   }
 
   #replica(groupId: number): Replica {
