@@ -1,11 +1,10 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeId } from '@shoal/raft';
+import { ForkedNode } from './fixtures/forked-node.ts';
 import type { HostCommand, HostState, ProposeOutcome } from './fixtures/host-node.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
@@ -14,49 +13,13 @@ const GROUP = 1;
 const NODES: NodeId[] = [1, 2, 3];
 
 /** One storage node process running a MultiRaftHost. */
-class HostChild {
-  readonly nodeId: NodeId;
-  readonly process: ChildProcess;
-  address = '';
-  #nextId = 0;
-  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-
+class HostChild extends ForkedNode<HostCommand> {
   constructor(nodeId: NodeId) {
-    this.nodeId = nodeId;
-    this.process = fork(FIXTURE, [], { execPath: process.execPath, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.process.on('message', (reply: { id: number; result?: unknown; error?: string }) => {
-      const pending = this.#pending.get(reply.id);
-      this.#pending.delete(reply.id);
-      if (reply.error !== undefined) pending?.reject(new Error(`node ${nodeId}: ${reply.error}`));
-      else pending?.resolve(reply.result);
-    });
-    this.process.on('exit', () => {
-      for (const pending of this.#pending.values()) pending.reject(new Error(`node ${nodeId} exited`));
-      this.#pending.clear();
-    });
-  }
-
-  get alive(): boolean {
-    return this.process.exitCode === null && this.process.signalCode === null;
-  }
-
-  request<T>(command: HostCommand): Promise<T> {
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: (value) => resolve(value as T), reject });
-      this.process.send({ id, command });
-    });
+    super(FIXTURE, nodeId);
   }
 
   state(): Promise<HostState> {
     return this.request<HostState>({ op: 'state', groupId: GROUP });
-  }
-
-  async kill(): Promise<void> {
-    if (!this.alive) return;
-    const exited = once(this.process, 'exit');
-    this.process.kill('SIGKILL');
-    await exited;
   }
 }
 
