@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, NodeId } from '@shoal/raft';
 import { GroupNotHostedError, MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist } from '@shoal/node';
-import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
+import { encodeWrite, KvStateMachine, recordingKvMachines } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, turn, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
@@ -25,11 +26,7 @@ async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string):
     nodeId,
     logStore: store,
     sender: network.sender(nodeId),
-    stateMachine: (groupId) => {
-      const machine = new KvStateMachine();
-      machines.set(groupId, machine);
-      return machine;
-    },
+    stateMachine: recordingKvMachines(machines),
     tickMs: 10,
     electionTick: 10,
     heartbeatTick: 1,
@@ -47,26 +44,6 @@ async function stopMember(network: MemoryNetwork, member: Member): Promise<void>
   await member.store.close();
 }
 
-const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
-
-/** Ticks every live host, one tick at a time, until `done` holds (bounded). */
-async function pump(members: readonly Member[], done: () => boolean, what: string, maxTicks = 2_000): Promise<void> {
-  for (let tick = 0; tick < maxTicks; tick++) {
-    if (done()) return;
-    await Promise.all(members.map((m) => m.host.tickOnce()));
-    await turn();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-/** The leader of `groupId` that the given members agree on, if they all do and it is among them. */
-function agreedLeader(members: readonly Member[], groupId: number): Member | undefined {
-  const leaders = new Set(members.map((m) => m.host.leaderOf(groupId)));
-  if (leaders.size !== 1) return undefined;
-  const [leader] = leaders;
-  return members.find((m) => m.nodeId === leader && m.host.status().find((s) => s.groupId === groupId)?.role === 'leader');
-}
-
 const allLed = (members: readonly Member[]): boolean => GROUPS.every((g) => agreedLeader(members, g) !== undefined);
 
 const sameState = (members: readonly Member[]): boolean =>
@@ -77,14 +54,8 @@ const sameState = (members: readonly Member[]): boolean =>
 
 /** Proposes while ticking (so a lost message is retried), resolving with every result. */
 async function proposeAll(members: readonly Member[], writes: Array<{ groupId: number; key: string; value: string }>): Promise<unknown[]> {
-  let settled = false;
-  const results = Promise.all(
-    writes.map(({ groupId, key, value }) => agreedLeader(members, groupId)!.host.propose(groupId, encodeWrite({ key, value }))),
-  ).finally(() => {
-    settled = true;
-  });
-  await pump(members, () => settled, 'proposals');
-  return results;
+  const results = Promise.all(writes.map(({ groupId, key, value }) => agreedLeader(members, groupId)!.host.propose(groupId, encodeWrite({ key, value }))));
+  return whilePumping(members, results, 'proposals');
 }
 
 describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {

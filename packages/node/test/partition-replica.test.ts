@@ -14,6 +14,7 @@ import {
   encodePartitionWrite,
   proposePartitionWrite,
 } from '@shoal/node';
+import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
@@ -62,34 +63,7 @@ async function stopMember(network: MemoryNetwork, member: Member): Promise<void>
   await member.local.close();
 }
 
-const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
-
-async function pump(members: readonly Member[], done: () => boolean, what: string, maxTicks = 2_000): Promise<void> {
-  for (let tick = 0; tick < maxTicks; tick++) {
-    if (done()) return;
-    await Promise.all(members.map((m) => m.host.tickOnce()));
-    await turn();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-/** Ticks until `work` settles, so a lost message is retried; rethrows its failure. */
-async function whilePumping<T>(members: readonly Member[], work: Promise<T>, what: string): Promise<T> {
-  let settled = false;
-  const observed = work.finally(() => {
-    settled = true;
-  });
-  observed.catch(() => undefined);
-  await pump(members, () => settled, what);
-  return observed;
-}
-
-function leader(members: readonly Member[]): Member | undefined {
-  const leaders = new Set(members.map((m) => m.host.leaderOf(GROUP)));
-  if (leaders.size !== 1) return undefined;
-  const [id] = leaders;
-  return members.find((m) => m.nodeId === id && m.host.status().find((s) => s.groupId === GROUP)?.role === 'leader');
-}
+const leader = (members: readonly Member[]): Member | undefined => agreedLeader(members, GROUP);
 
 async function propose(members: readonly Member[], write: PartitionWrite): Promise<PartitionWriteResult> {
   await pump(members, () => leader(members) !== undefined, 'a leader');
