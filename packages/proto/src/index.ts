@@ -60,3 +60,5 @@ export {
 } from './partition-codec.ts';
 export type { RoutedTo, GetResult } from './partition-codec.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
+export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
+export type { PartitionMapAnswer } from './meta-codec.ts';
