@@ -36,3 +36,4 @@ export {
   encodePartitionWrite,
   proposePartitionWrite,
 } from './partition/index.ts';
+export { StorageNodeServer, type StorageNodeServerOptions, type StorageNodeServerStats } from './server/index.ts';

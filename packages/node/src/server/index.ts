@@ -1,0 +1,1 @@
+export { StorageNodeServer, type StorageNodeServerOptions, type StorageNodeServerStats } from './storage-node-server.ts';
