@@ -161,6 +161,14 @@ describe('StorageNodeServer: PartitionService of three storage node processes', 
     expect(await get(leader, 2, 'taken', true)).toMatchObject({ item: { v: S('first') } });
   });
 
+  it('answers a DynamoDB error of the store with its gRPC status and DynamoDbError detail', async () => {
+    const request = { table: TABLE, forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const, filter: 'v = = :x' };
+    const { error, detail } = await failure(nodes[0].rpc.readRange(rangeReadRequestToWire(target(1), request, { consistent: false })));
+    expect(error.code).toBe(Status.INVALID_ARGUMENT);
+    expect(detail?.case).toBe('dynamodb');
+    if (detail?.case === 'dynamodb') expect(detail.value.type).toBe('ValidationException');
+  });
+
   it('answers a partition it does not host with PartitionNotFound', async () => {
     const { error, detail } = await failure(get(nodes[0], 99, 'x', false));
     expect(error.code).toBe(Status.NOT_FOUND);
