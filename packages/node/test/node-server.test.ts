@@ -170,9 +170,11 @@ describe('StorageNodeServer: PartitionService of three storage node processes', 
   });
 
   it('answers a partition it does not host with PartitionNotFound', async () => {
-    const { error, detail } = await failure(get(nodes[0], 99, 'x', false));
-    expect(error.code).toBe(Status.NOT_FOUND);
-    expect(detail).toEqual(expect.objectContaining({ case: 'partitionNotFound', value: expect.objectContaining({ partitionId: 99n }) }));
+    for (const call of [() => get(nodes[0], 99, 'x', true), () => write(nodes[0], 99, put('x', 'y')), () => scan(nodes[0], 99, false)]) {
+      const { error, detail } = await failure(call());
+      expect(error.code).toBe(Status.NOT_FOUND);
+      expect(detail).toEqual(expect.objectContaining({ case: 'partitionNotFound', value: expect.objectContaining({ partitionId: 99n }) }));
+    }
   });
 
   it('after SIGKILL of a leader, writes succeed through the new leader and earlier writes survive', { timeout: 60_000 }, async () => {
