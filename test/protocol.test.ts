@@ -270,3 +270,45 @@ describe('other paths', () => {
     expect(response.status).toBe(404);
   });
 });
+
+describe('GetItem bodies built around the stored item text', () => {
+  const table = 'spliced-get';
+  const item = { pk: { S: 'k' }, '7': { N: '1.5' }, name: { S: 'Zoë "quoted" 🐟' }, list: { L: [{ NULL: true }, { M: {} }] } };
+  const expectChecksummed = (response: RawResponse): void => {
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-amz-crc32')).toBe(String(crc32(response.bytes)));
+    expect(Number(response.headers.get('content-length'))).toBe(response.bytes.length);
+  };
+
+  it('are the JSON DynamoDB sends, with consumed capacity and projections too', async () => {
+    const created = await call('CreateTable', {
+      TableName: table,
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+    expect(created.status).toBe(200);
+    try {
+      expect((await call('PutItem', { TableName: table, Item: item })).status).toBe(200);
+      const key = { pk: { S: 'k' } };
+
+      const plain = await call('GetItem', { TableName: table, Key: key });
+      expectChecksummed(plain);
+      expect(plain.bytes.toString('utf8')).toBe(JSON.stringify({ Item: item }));
+
+      const withCapacity = await call('GetItem', { TableName: table, Key: key, ReturnConsumedCapacity: 'TOTAL' });
+      expectChecksummed(withCapacity);
+      expect(withCapacity.json()).toEqual({ Item: item, ConsumedCapacity: { TableName: table, CapacityUnits: 0.5 } });
+
+      const projected = await call('GetItem', { TableName: table, Key: key, ProjectionExpression: '#n', ExpressionAttributeNames: { '#n': 'name' } });
+      expectChecksummed(projected);
+      expect(projected.json()).toEqual({ Item: { name: item.name } });
+
+      const absent = await call('GetItem', { TableName: table, Key: { pk: { S: 'none' } } });
+      expectChecksummed(absent);
+      expect(absent.json()).toEqual({});
+    } finally {
+      expect((await call('DeleteTable', { TableName: table })).status).toBe(200);
+    }
+  });
+});

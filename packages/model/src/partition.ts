@@ -109,10 +109,22 @@ export interface TableStatistics {
   sizeBytes: number;
 }
 
+/** An item read by key. */
+export interface FoundItem {
+  item: Item;
+  /** Its size in bytes, as DynamoDB counts it. */
+  size: number;
+  /**
+   * Its JSON text, when the store holds it as such: canonical (numbers were normalized when written),
+   * so a response may carry it as is instead of serializing the item again.
+   */
+  json?: string;
+}
+
 export interface PartitionClient {
   write(request: PartitionWrite): Promise<PartitionWriteResult>;
   /** The item and its size in bytes, or undefined when absent. */
-  get(request: GetRequest, options: ReadOptions): Promise<{ item: Item; size: number } | undefined>;
+  get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined>;
   readRange(request: RangeReadRequest, options: ReadOptions): Promise<RangeReadResult>;
   /** Item count and size of a table or of one of its indexes. */
   statistics(table: TableSchema, indexName?: string): Promise<TableStatistics>;

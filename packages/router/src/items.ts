@@ -18,6 +18,7 @@ import {
 import { readTally, writeTally, type ReturnConsumedCapacity } from './capacity.ts';
 import { readItemExpressions, projectItem, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
 import type { EngineContext, OperationHandler } from './operation.ts';
+import { JsonText } from './protocol.ts';
 import {
   Constraints,
   RETURN_CONSUMED_CAPACITY,
@@ -220,13 +221,15 @@ const getItem: OperationHandler = async (body, ctx) => {
   const key = validateKey(rawKey, table.schema);
 
   const found = await ctx.partitions.get({ table: table.schema, key }, { consistent });
-  const response: RequestBody = {};
-  if (found) response.Item = projectItem(expressions, found.item);
-  const consumed = readTally(table.schema, found?.size ?? 0, consistent).report(
-    (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity,
-  );
-  if (consumed) response.ConsumedCapacity = consumed;
-  return response;
+  const rest: RequestBody = {};
+  // Only a report of the consumed capacity needs the item's size (which parses a stored item).
+  if (returnConsumedCapacity !== undefined && returnConsumedCapacity !== 'NONE') {
+    const consumed = readTally(table.schema, found?.size ?? 0, consistent).report(returnConsumedCapacity as ReturnConsumedCapacity);
+    if (consumed) rest.ConsumedCapacity = consumed;
+  }
+  // The stored JSON is the item's canonical text: without a projection it is the answer's Item as is.
+  if (found?.json !== undefined && !expressions.compiled.projection) return JsonText.withMember('Item', found.json, rest);
+  return found ? { Item: projectItem(expressions, found.item), ...rest } : rest;
 };
 
 export const itemOperations: Record<string, OperationHandler> = {

@@ -25,6 +25,25 @@ const REQUEST_IDS_PER_DRAW = 256;
 const requestIdBytes = Buffer.alloc(REQUEST_ID_LENGTH * REQUEST_IDS_PER_DRAW);
 let requestIdOffset = requestIdBytes.length;
 
+/**
+ * A response body already serialized: an operation returns it when it holds the JSON text of most of
+ * its answer (a stored item), which is then sent without being parsed and serialized again.
+ */
+export class JsonText {
+  readonly text: string;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** `{"<name>":<json>, ...rest}`: the members of `rest` follow the spliced one, in their order. */
+  static withMember(name: string, json: string, rest: RequestBody): JsonText {
+    const head = `{${JSON.stringify(name)}:${json}`;
+    const others = JSON.stringify(rest);
+    return new JsonText(others === '{}' ? `${head}}` : `${head},${others.slice(1)}`);
+  }
+}
+
 /** A 52-character request id in DynamoDB's format (upper-case letters and digits). */
 export function newRequestId(): string {
   if (requestIdOffset === requestIdBytes.length) {

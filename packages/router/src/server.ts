@@ -12,6 +12,7 @@ import {
   RESPONSE_CONTENT_TYPE,
   bodyChecksum,
   errorBody,
+  JsonText,
   mediaTypeOf,
   newRequestId,
   operationOf,
@@ -43,7 +44,8 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, requestId: string): void {
-  send(res, status, RESPONSE_CONTENT_TYPE, JSON.stringify(value), requestId);
+  const body = value instanceof JsonText ? value.text : JSON.stringify(value);
+  send(res, status, RESPONSE_CONTENT_TYPE, body, requestId);
 }
 
 function sendError(res: ServerResponse, error: DynamoDbError, requestId: string): void {

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { DynamoDbError } from '@shoal/model';
 import { describe, expect, it } from 'vitest';
-import { bodyChecksum, errorBody, mediaTypeOf, newRequestId, operationOf, parseRequestBody, unknownOperation } from '../src/protocol.ts';
+import { bodyChecksum, errorBody, JsonText, mediaTypeOf, newRequestId, operationOf, parseRequestBody, unknownOperation } from '../src/protocol.ts';
 
 describe('protocol helpers', () => {
   it('read the operation from the target header', () => {
@@ -54,5 +54,14 @@ describe('protocol helpers', () => {
     });
     expect(errorBody(unknownOperation('Nope')).__type).toBe('com.amazon.coral.service#UnknownOperationException');
     expect(unknownOperation('ExecuteStatement').message).toBe('Shoal does not support the DynamoDB operation ExecuteStatement yet');
+  });
+});
+
+describe('JsonText', () => {
+  it('splices a JSON text in as the first member, the others following in order', () => {
+    const item = '{"pk":{"S":"a"},"n":{"N":"1"}}';
+    expect(JSON.parse(JsonText.withMember('Item', item, {}).text)).toEqual({ Item: JSON.parse(item) });
+    const withRest = JsonText.withMember('Item', item, { ConsumedCapacity: { TableName: 't', CapacityUnits: 1 }, Other: [1] });
+    expect(withRest.text).toBe(`{"Item":${item},"ConsumedCapacity":{"TableName":"t","CapacityUnits":1},"Other":[1]}`);
   });
 });

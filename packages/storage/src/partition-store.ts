@@ -8,6 +8,7 @@ import {
   spaceRange,
   validationError,
   type CompiledUpdate,
+  type FoundItem,
   type GetRequest,
   type IndexSchema,
   type Item,
@@ -131,14 +132,12 @@ export class PartitionStore implements PartitionClient {
   }
 
   /** Every read is served from this store's state, whatever the ReadOptions ask: that is the caller's to ensure. */
-  async get(request: GetRequest, _options?: ReadOptions): Promise<{ item: Item; size: number } | undefined> {
+  async get(request: GetRequest, _options?: ReadOptions): Promise<FoundItem | undefined> {
     const key = entryKey(request.table.tableId, spaceKeyAttributes(request.table), request.key);
     if (key === undefined) throw validationError('The provided key element does not match the schema');
     // Synchronous: a thread pool round trip costs more CPU than the read of a cached block.
     const stored = this.level.getSync(key);
-    if (!stored) return undefined;
-    const item = decodeJson<Item>(stored);
-    return { item, size: itemSize(item) };
+    return stored ? foundItem(utf8Decoder.decode(stored)) : undefined;
   }
 
   readRange(request: RangeReadRequest, _options?: ReadOptions): Promise<RangeReadResult> {
@@ -220,6 +219,26 @@ export class PartitionStore implements PartitionClient {
       });
     }
   }
+}
+
+const utf8Decoder = new TextDecoder();
+
+/**
+ * A stored item, parsed and measured only when asked: a GetItem without projection or consumed
+ * capacity answers with the JSON text alone.
+ */
+function foundItem(json: string): FoundItem {
+  let item: Item | undefined;
+  let size: number | undefined;
+  return {
+    json,
+    get item(): Item {
+      return (item ??= JSON.parse(json) as Item);
+    },
+    get size(): number {
+      return (size ??= itemSize(this.item));
+    },
+  };
 }
 
 function appliedMutation(mark: AppliedMark): Mutation {

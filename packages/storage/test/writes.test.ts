@@ -22,6 +22,7 @@ describe('partition writes', () => {
     expect(await store.partitions.get({ table: schema, key: { pk: S('a'), sk: N(1) } }, { consistent: false })).toEqual({
       item: { pk: S('a'), sk: N(1), v: S('x') },
       size: 'pk'.length + 1 + 'sk'.length + 2 + 'v'.length + 1,
+      json: '{"pk":{"S":"a"},"sk":{"N":"1"},"v":{"S":"x"}}',
     });
     await put(store.partitions, schema, { pk: S('a'), sk: N(1), v: S('y') });
     expect(await get('a', 1)).toEqual({ pk: S('a'), sk: N(1), v: S('y') });
