@@ -18,22 +18,6 @@ export {
   type TransportLogEntry,
 } from './transport/raft-transport.ts';
 export { NetworkFaults, type PartitionDirection } from './transport/faults.ts';
-export {
-  MultiRaftHost,
-  GroupNotHostedError,
-  NotLeaderError,
-  RaftTimeoutError,
-  type GroupStatus,
-  type MultiRaftHostOptions,
-  type MultiRaftHostStats,
-  type RaftMessageSender,
-  type ReplicaStateMachine,
-} from './host/index.ts';
-export {
-  PartitionCommandError,
-  PartitionReplica,
-  PartitionSnapshotUnsupportedError,
-  encodePartitionWrite,
-  proposePartitionWrite,
-} from './partition/index.ts';
-export { StorageNodeServer, type StorageNodeServerOptions, type StorageNodeServerStats } from './server/index.ts';
+export * from './host/index.ts';
+export * from './partition/index.ts';
+export * from './server/index.ts';
