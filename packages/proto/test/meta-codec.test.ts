@@ -1,5 +1,5 @@
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { DescMessage, MessageShape, UnknownEnum } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
+import type { MessageShape, UnknownEnum } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
@@ -17,11 +17,8 @@ import {
   partitionMapResponseToWire,
 } from '../src/index.ts';
 import type { PartitionMapAnswer } from '../src/index.ts';
+import { overTheWire } from './over-the-wire.ts';
 
-/** Through protobuf binary, as on the network. */
-function overTheWire<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
-  return fromBinary(schema, toBinary(schema, message));
-}
 
 const id = fc.oneof(fc.constantFrom(1, Number.MAX_SAFE_INTEGER), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
 const counter = fc.oneof(fc.constantFrom(0, Number.MAX_SAFE_INTEGER), fc.nat());

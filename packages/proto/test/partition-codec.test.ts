@@ -1,5 +1,3 @@
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
@@ -31,11 +29,8 @@ import {
   writeResultFromWire,
   writeResultToWire,
 } from '../src/index.ts';
+import { overTheWire } from './over-the-wire.ts';
 
-/** Through protobuf binary, as on the network. */
-function overTheWire<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
-  return fromBinary(schema, toBinary(schema, message));
-}
 
 const name = fc.string({ minLength: 1, maxLength: 8 });
 const scalar: fc.Arbitrary<model.AttributeValue> = fc.oneof(
