@@ -17,6 +17,7 @@ import type {
   ReplicaDescriptor as WireReplicaDescriptor,
 } from './gen/shoal/v1/meta_pb.ts';
 import { RpcError, Status } from './grpc.ts';
+import { tableRecordFromWire, tableRecordToWire } from './partition-codec.ts';
 
 function invalid(what: string): RpcError {
   return new RpcError(Status.INVALID_ARGUMENT, `invalid partition map: ${what}`);
@@ -94,10 +95,19 @@ export function partitionDescriptorFromWire(partition: WirePartitionDescriptor |
   return out;
 }
 
-/** What GetPartitionMap and every WatchPartitionMap message carry, or "not modified" since a known version. */
+/**
+ * What GetPartitionMap and every WatchPartitionMap message carry, or "not modified" since a known
+ * version. `tables` are every table record, sorted by name.
+ */
 export type PartitionMapAnswer =
   | { notModified: true; version: number }
-  | { notModified: false; version: number; partitions: model.PartitionDescriptor[]; nodes: WireNodeDescriptor[] };
+  | {
+      notModified: false;
+      version: number;
+      partitions: model.PartitionDescriptor[];
+      nodes: WireNodeDescriptor[];
+      tables: model.TableRecord[];
+    };
 
 export function partitionMapResponseToWire(answer: PartitionMapAnswer): GetPartitionMapResponse {
   const version = counterToWire(answer.version, 'partition map version');
@@ -106,13 +116,16 @@ export function partitionMapResponseToWire(answer: PartitionMapAnswer): GetParti
     version,
     partitions: answer.partitions.map(partitionDescriptorToWire),
     nodes: answer.nodes,
+    tables: answer.tables.map(tableRecordToWire),
   });
 }
 
 export function partitionMapResponseFromWire(response: GetPartitionMapResponse): PartitionMapAnswer {
   const version = counterFromWire(response.version, 'partition map version');
   if (response.notModified) {
-    if (response.partitions.length > 0 || response.nodes.length > 0) throw invalid('not modified, yet with contents');
+    if (response.partitions.length > 0 || response.nodes.length > 0 || response.tables.length > 0) {
+      throw invalid('not modified, yet with contents');
+    }
     return { notModified: true, version };
   }
   return {
@@ -120,5 +133,6 @@ export function partitionMapResponseFromWire(response: GetPartitionMapResponse):
     version,
     partitions: response.partitions.map(partitionDescriptorFromWire),
     nodes: response.nodes,
+    tables: response.tables.map(tableRecordFromWire),
   };
 }

@@ -43,6 +43,16 @@ const node = fc
   .record({ id, address: fc.string({ maxLength: 20 }), state: fc.constantFrom(NodeState.JOINING, NodeState.UP, NodeState.DRAINING, NodeState.DOWN) })
   .map((n) => create(NodeDescriptorSchema, { id: BigInt(n.id), address: n.address, state: n.state }));
 
+const table: fc.Arbitrary<model.TableRecord> = fc
+  .record({ name: fc.string({ minLength: 1, maxLength: 12 }), tableId: fc.integer({ min: 1, max: 1000 }), createdAt: fc.nat() })
+  .map(({ name, tableId, createdAt }) => ({
+    schema: { name, tableId, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
+    status: 'ACTIVE',
+    createdAt,
+    billingMode: 'PAY_PER_REQUEST',
+    tags: {},
+  }));
+
 const answer: fc.Arbitrary<PartitionMapAnswer> = fc.oneof(
   fc.record({ notModified: fc.constant(true as const), version: counter }),
   fc.record({
@@ -50,6 +60,7 @@ const answer: fc.Arbitrary<PartitionMapAnswer> = fc.oneof(
     version: counter,
     partitions: fc.array(partition, { maxLength: 4 }),
     nodes: fc.array(node, { maxLength: 3 }),
+    tables: fc.array(table, { maxLength: 3 }),
   }),
 );
 
@@ -174,6 +185,8 @@ describe('partition map response codec', () => {
     expectInvalid(() => partitionMapResponseFromWire(tooNew), /partition map version \d+ exceeds/);
     const contradictory = create(GetPartitionMapResponseSchema, { version: 3n, notModified: true, partitions: [wirePartition()] });
     expectInvalid(() => partitionMapResponseFromWire(contradictory), /not modified, yet with contents/);
+    const withTables = create(GetPartitionMapResponseSchema, { version: 3n, notModified: true, tables: [{ json: new TextEncoder().encode('{}') }] });
+    expectInvalid(() => partitionMapResponseFromWire(withTables), /not modified, yet with contents/);
   });
 
   it('refuses a bad partition inside the map', () => {

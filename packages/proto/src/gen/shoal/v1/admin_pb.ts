@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { NodeDescriptor, PartitionDescriptor } from "./meta_pb.ts";
+import type { NodeDescriptor, PartitionDescriptor, PartitionLoad } from "./meta_pb.ts";
 import { file_shoal_v1_meta } from "./meta_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/admin.proto.
  */
 export const file_shoal_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCJ4CgpOb2RlU3RhdHVzEiYKBG5vZGUYASABKAsyGC5zaG9hbC52MS5Ob2RlRGVzY3JpcHRvchIQCghyZXBsaWNhcxgCIAEoDRIPCgdsZWFkZXJzGAMgASgNEh8KF3NlY29uZHNfc2luY2VfaGVhcnRiZWF0GAQgASgBIn0KDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBCJKCgxTcGxpdFJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhYKCXNwbGl0X2tleRgCIAEoDEgAiAEBQgwKCl9zcGxpdF9rZXkiagoNU3BsaXRSZXNwb25zZRIrCgRsZWZ0GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchIsCgVyaWdodBgCIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiPgoVVHJhbnNmZXJMZWFkZXJSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhgKFlRyYW5zZmVyTGVhZGVyUmVzcG9uc2UiRwoLTW92ZVJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhEKCWZyb21fbm9kZRgCIAEoBBIPCgd0b19ub2RlGAMgASgEIkAKDE1vdmVSZXNwb25zZRIwCglwYXJ0aXRpb24YASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIh8KDERyYWluUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIisKDURyYWluUmVzcG9uc2USGgoScmVtYWluaW5nX3JlcGxpY2FzGAEgASgNMssCCgxBZG1pblNlcnZpY2USOwoGU3RhdHVzEhcuc2hvYWwudjEuU3RhdHVzUmVxdWVzdBoYLnNob2FsLnYxLlN0YXR1c1Jlc3BvbnNlEjgKBVNwbGl0EhYuc2hvYWwudjEuU3BsaXRSZXF1ZXN0Ghcuc2hvYWwudjEuU3BsaXRSZXNwb25zZRJTCg5UcmFuc2ZlckxlYWRlchIfLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVxdWVzdBogLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVzcG9uc2USNQoETW92ZRIVLnNob2FsLnYxLk1vdmVSZXF1ZXN0GhYuc2hvYWwudjEuTW92ZVJlc3BvbnNlEjgKBURyYWluEhYuc2hvYWwudjEuRHJhaW5SZXF1ZXN0Ghcuc2hvYWwudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_shoal_v1_meta]);
+  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQi3wEKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEIkoKDFNwbGl0UmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSFgoJc3BsaXRfa2V5GAIgASgMSACIAQFCDAoKX3NwbGl0X2tleSJqCg1TcGxpdFJlc3BvbnNlEisKBGxlZnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yEiwKBXJpZ2h0GAIgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI+ChVUcmFuc2ZlckxlYWRlclJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEg8KB3RvX25vZGUYAiABKAQiGAoWVHJhbnNmZXJMZWFkZXJSZXNwb25zZSJHCgtNb3ZlUmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSEQoJZnJvbV9ub2RlGAIgASgEEg8KB3RvX25vZGUYAyABKAQiQAoMTW92ZVJlc3BvbnNlEjAKCXBhcnRpdGlvbhgBIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiHwoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAQiKwoNRHJhaW5SZXNwb25zZRIaChJyZW1haW5pbmdfcmVwbGljYXMYASABKA0yywIKDEFkbWluU2VydmljZRI7CgZTdGF0dXMSFy5zaG9hbC52MS5TdGF0dXNSZXF1ZXN0Ghguc2hvYWwudjEuU3RhdHVzUmVzcG9uc2USOAoFU3BsaXQSFi5zaG9hbC52MS5TcGxpdFJlcXVlc3QaFy5zaG9hbC52MS5TcGxpdFJlc3BvbnNlElMKDlRyYW5zZmVyTGVhZGVyEh8uc2hvYWwudjEuVHJhbnNmZXJMZWFkZXJSZXF1ZXN0GiAuc2hvYWwudjEuVHJhbnNmZXJMZWFkZXJSZXNwb25zZRI1CgRNb3ZlEhUuc2hvYWwudjEuTW92ZVJlcXVlc3QaFi5zaG9hbC52MS5Nb3ZlUmVzcG9uc2USOAoFRHJhaW4SFi5zaG9hbC52MS5EcmFpblJlcXVlc3QaFy5zaG9hbC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_shoal_v1_meta]);
 
 /**
  * @generated from message shoal.v1.StatusRequest
@@ -52,6 +52,13 @@ export type NodeStatus = Message<"shoal.v1.NodeStatus"> & {
    * @generated from field: double seconds_since_heartbeat = 4;
    */
   secondsSinceHeartbeat: number;
+
+  /**
+   * The replicas the node reported in its last heartbeat to this meta leader (empty before one).
+   *
+   * @generated from field: repeated shoal.v1.PartitionLoad reported_replicas = 5;
+   */
+  reportedReplicas: PartitionLoad[];
 };
 
 /**
@@ -79,6 +86,30 @@ export type StatusResponse = Message<"shoal.v1.StatusResponse"> & {
    * @generated from field: uint64 map_version = 3;
    */
   mapVersion: bigint;
+
+  /**
+   * The node answering: the meta group's leader.
+   *
+   * @generated from field: uint64 meta_leader_id = 4;
+   */
+  metaLeaderId: bigint;
+
+  /**
+   * The meta group's own Raft progress on its leader.
+   *
+   * @generated from field: uint64 meta_term = 5;
+   */
+  metaTerm: bigint;
+
+  /**
+   * @generated from field: uint64 meta_commit_index = 6;
+   */
+  metaCommitIndex: bigint;
+
+  /**
+   * @generated from field: uint64 meta_applied_index = 7;
+   */
+  metaAppliedIndex: bigint;
 };
 
 /**
