@@ -1,13 +1,12 @@
 /**
  * @shoal/meta — the meta group's state machine (tables, partition map, node membership) and the
- * placement driver's decisions, as pure functions. Hosting them in a Raft group comes later.
+ * placement driver's decisions, as pure functions. @shoal/node hosts them in the meta Raft group.
  */
 export {
   applyMetaCommand,
   emptyMetaState,
   MetaCommandError,
   partitionList,
-  partitionedSpaces,
   placeableNodeIds,
   type MetaApplyResult,
   type MetaCommand,

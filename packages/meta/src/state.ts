@@ -43,7 +43,7 @@ export interface MetaState {
   nextNodeId: number;
   nextPartitionId: number;
   nextSpaceId: number;
-  /** Grows with every change of partitions or nodes (GetPartitionMapResponse.version). */
+  /** Grows with every change of partitions, nodes or tables (GetPartitionMapResponse.version). */
   mapVersion: number;
 }
 
@@ -55,23 +55,27 @@ export function emptyMetaState(replicationFactor = 3): MetaState {
 }
 
 export type MetaCommand =
-  /** A node announces itself; `nodeId` 0 for a new node, its old id after a restart. */
+  /**
+   * A node announces itself: `nodeId` 0 for a new node (it gets a fresh id), else its own id, fixed
+   * by its configuration or kept from before a restart.
+   */
   | { type: 'registerNode'; address: string; nodeId: number; at: number }
   | { type: 'heartbeat'; nodeId: number; at: number }
   | { type: 'markNodeDown'; nodeId: number; at: number }
   /** Empties the node of replicas before it leaves; asked of a down node, it applies once it is back. */
   | { type: 'markNodeDraining'; nodeId: number }
   /**
-   * A new table. Its space ids (table and every index) are allocated here, whatever the record
-   * says; the table and each GSI get `partitionCount` partitions, with replicas placed on up nodes.
+   * A new table. It keeps the space ids its record carries (table and each index) where they are
+   * valid (see `spaceIdFor`), others are allocated here. The table gets `partitionCount`
+   * partitions, with replicas placed on up nodes; its indexes get none (their entries live in the
+   * partition of their item).
    */
   | { type: 'createTable'; record: TableRecord; partitionCount: number }
   /**
    * A changed table record (status, throughput, TTL, tags, indexes). Existing indexes keep their
-   * space ids; new ones get fresh ids (and a new GSI `partitionCount` partitions); a removed GSI's
-   * partitions go.
+   * space ids; new ones keep a valid id of the record's or get a fresh one.
    */
-  | { type: 'updateTable'; record: TableRecord; partitionCount: number }
+  | { type: 'updateTable'; record: TableRecord }
   | { type: 'deleteTable'; name: string }
   /** A space id for a caller's own use (AllocateSpaceId). */
   | { type: 'allocateSpaceId' }
@@ -101,7 +105,7 @@ export interface MetaApplyResult {
   table?: TableRecord;
   /** allocateSpaceId: the id. */
   spaceId?: number;
-  /** createTable, updateTable, splitPartition: partitions created. */
+  /** createTable, splitPartition: partitions created. */
   createdPartitions?: PartitionDescriptor[];
 }
 
@@ -118,10 +122,6 @@ export function partitionList(state: MetaState): PartitionDescriptor[] {
   return Object.values(state.partitions).sort((a, b) => a.id - b.id);
 }
 
-/** The space ids holding partitions of a table: its own and its GSIs'. */
-export function partitionedSpaces(record: TableRecord): number[] {
-  return [record.schema.tableId, ...record.schema.indexes.filter((i) => i.kind === 'GSI').map((i) => i.indexId)];
-}
 
 export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaApplyResult {
   switch (command.type) {
@@ -148,19 +148,18 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
     case 'createTable':
       return createTable(state, command.record, command.partitionCount);
     case 'updateTable':
-      return updateTable(state, command.record, command.partitionCount);
+      return updateTable(state, command.record);
     case 'deleteTable': {
       const record = getOwn(state.tables, command.name);
       if (!record) throw new MetaCommandError(command.type, `no table named ${command.name}`);
       const tables = { ...state.tables };
       delete tables[command.name];
-      const spaces = new Set(partitionedSpaces(record));
-      const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => !spaces.has(p.tableId)));
+      const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => p.tableId !== record.schema.tableId));
       return { state: { ...state, tables, partitions, mapVersion: state.mapVersion + 1 }, table: record };
     }
     case 'allocateSpaceId': {
-      const [spaceId, nextSpaceId] = allocateSpaceIds(state, command.type, 1);
-      return { state: { ...state, nextSpaceId }, spaceId: spaceId[0] };
+      if (state.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(command.type, 'space ids exhausted');
+      return { state: { ...state, nextSpaceId: state.nextSpaceId + 1 }, spaceId: state.nextSpaceId };
     }
     case 'splitPartition':
       return splitPartition(state, command);
@@ -193,7 +192,13 @@ function registerNode(state: MetaState, command: Extract<MetaCommand, { type: 'r
     const node: NodeRecord = { id, address: command.address, state: 'up', lastHeartbeatAt: command.at };
     return { state: { ...withNode(state, node, true), nextNodeId: id + 1 }, nodeId: id };
   }
-  const known = requireNode(state, command.type, command.nodeId);
+  if (!Number.isSafeInteger(command.nodeId) || command.nodeId < 0) throw new MetaCommandError(command.type, `bad node id ${command.nodeId}`);
+  const known = state.nodes[command.nodeId];
+  if (!known) {
+    // A node with a fixed id joins; fresh ids stay above every id seen.
+    const node: NodeRecord = { id: command.nodeId, address: command.address, state: 'up', lastHeartbeatAt: command.at };
+    return { state: { ...withNode(state, node, true), nextNodeId: Math.max(state.nextNodeId, node.id + 1) }, nodeId: node.id };
+  }
   return { state: withNode(state, backUp(known, command.address, Math.max(known.lastHeartbeatAt, command.at)), true), nodeId: known.id };
 }
 
@@ -208,18 +213,16 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
   const name = requested.schema.name;
   if (getOwn(state.tables, name)) throw new MetaCommandError('createTable', `table ${name} already exists`);
   checkPartitionCount('createTable', partitionCount);
-  const indexes = requested.schema.indexes;
-  const [ids, nextSpaceId] = allocateSpaceIds(state, 'createTable', 1 + indexes.length);
-  const record: TableRecord = {
-    ...requested,
-    schema: { ...requested.schema, tableId: ids[0], indexes: indexes.map((index, i) => ({ ...index, indexId: ids[i + 1] })) },
-  };
-  const afterIds: MetaState = { ...state, nextSpaceId, tables: { ...state.tables, [name]: record } };
-  const { state: next, created } = createPartitions(afterIds, 'createTable', partitionedSpaces(record), partitionCount);
+  const spaces = new SpaceIds(state, 'createTable');
+  const tableId = spaces.keepOrAllocate(requested.schema.tableId);
+  const indexes = requested.schema.indexes.map((index) => ({ ...index, indexId: spaces.keepOrAllocate(index.indexId) }));
+  const record: TableRecord = { ...requested, schema: { ...requested.schema, tableId, indexes } };
+  const afterIds: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record } };
+  const { state: next, created } = createPartitions(afterIds, 'createTable', tableId, partitionCount);
   return { state: next, table: record, createdPartitions: created };
 }
 
-function updateTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
+function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult {
   const name = requested.schema.name;
   const current = getOwn(state.tables, name);
   if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`);
@@ -227,29 +230,51 @@ function updateTable(state: MetaState, requested: TableRecord, partitionCount: n
     throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`);
   }
   const kept = new Map(current.schema.indexes.map((i) => [i.name, i]));
-  const added = requested.schema.indexes.filter((i) => !kept.has(i.name));
-  if (added.length > 0) checkPartitionCount('updateTable', partitionCount);
-  const [ids, nextSpaceId] = added.length > 0 ? allocateSpaceIds(state, 'updateTable', added.length) : [[], state.nextSpaceId];
-  const newIds = new Map(added.map((index, i) => [index.name, ids[i]]));
+  const spaces = new SpaceIds(state, 'updateTable');
   const indexes = requested.schema.indexes.map((index) => {
     const old = kept.get(index.name);
     if (old && old.kind !== index.kind) throw new MetaCommandError('updateTable', `index ${index.name} cannot change kind`);
-    return { ...index, indexId: old ? old.indexId : newIds.get(index.name)! };
+    return { ...index, indexId: old ? old.indexId : spaces.keepOrAllocate(index.indexId) };
   });
   const record: TableRecord = { ...requested, schema: { ...requested.schema, indexes } };
-  const remaining = new Set(partitionedSpaces(record));
-  const dropped = new Set(partitionedSpaces(current).filter((id) => !remaining.has(id)));
-  const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => !dropped.has(p.tableId)));
-  const base: MetaState = {
-    ...state,
-    nextSpaceId,
-    tables: { ...state.tables, [name]: record },
-    partitions,
-    mapVersion: state.mapVersion + (dropped.size > 0 ? 1 : 0),
+  return {
+    state: { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record }, mapVersion: state.mapVersion + 1 },
+    table: record,
   };
-  const newGsis = added.filter((i) => i.kind === 'GSI').map((i) => newIds.get(i.name)!);
-  const { state: next, created } = createPartitions(base, 'updateTable', newGsis, partitionCount);
-  return { state: next, table: record, createdPartitions: created };
+}
+
+/**
+ * The space ids of one table change. A router allocates ids (AllocateSpaceId) before it writes the
+ * record, so a record's id is kept when it is one meta handed out (nonzero, below nextSpaceId) and
+ * no table uses it yet (nor an earlier index of the same record); any other id is replaced by a
+ * fresh one, so two tables never share a key space.
+ */
+class SpaceIds {
+  readonly #command: MetaCommandType;
+  readonly #limit: number;
+  readonly #taken = new Set<number>();
+  nextSpaceId: number;
+
+  constructor(state: MetaState, command: MetaCommandType) {
+    this.#command = command;
+    this.#limit = state.nextSpaceId;
+    this.nextSpaceId = state.nextSpaceId;
+    for (const record of Object.values(state.tables)) {
+      this.#taken.add(record.schema.tableId);
+      for (const index of record.schema.indexes) this.#taken.add(index.indexId);
+    }
+  }
+
+  keepOrAllocate(requested: number): number {
+    const valid = Number.isInteger(requested) && requested > 0 && requested < this.#limit && !this.#taken.has(requested);
+    let id = requested;
+    if (!valid) {
+      if (this.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(this.#command, 'space ids exhausted');
+      id = this.nextSpaceId++;
+    }
+    this.#taken.add(id);
+    return id;
+  }
 }
 
 function splitPartition(state: MetaState, command: Extract<MetaCommand, { type: 'splitPartition' }>): MetaApplyResult {
@@ -268,28 +293,16 @@ function splitPartition(state: MetaState, command: Extract<MetaCommand, { type: 
 function createPartitions(
   state: MetaState,
   command: MetaCommandType,
-  spaces: number[],
+  space: number,
   count: number,
 ): { state: MetaState; created: PartitionDescriptor[] } {
-  if (spaces.length === 0) return { state, created: [] };
   const nodes = placeableNodeIds(state);
   if (nodes.length === 0) throw new MetaCommandError(command, 'no node is up to place replicas on');
-  let nextPartitionId = state.nextPartitionId;
-  const created: PartitionDescriptor[] = [];
-  for (const space of spaces) {
-    for (const p of initialPartitions(space, count, nextPartitionId)) {
-      const replicas = placeReplicas(p.id, nodes, state.replicationFactor).map((nodeId): ReplicaDescriptor => ({ nodeId, role: 'voter' }));
-      created.push({ ...p, replicas });
-    }
-    nextPartitionId += count;
-  }
-  return { state: withPartitions({ ...state, nextPartitionId }, created), created };
-}
-
-function allocateSpaceIds(state: MetaState, command: MetaCommandType, count: number): [number[], number] {
-  const first = state.nextSpaceId;
-  if (first + count - 1 > MAX_SPACE_ID) throw new MetaCommandError(command, 'space ids exhausted');
-  return [Array.from({ length: count }, (_, i) => first + i), first + count];
+  const created = initialPartitions(space, count, state.nextPartitionId).map((p): PartitionDescriptor => {
+    const replicas = placeReplicas(p.id, nodes, state.replicationFactor).map((nodeId): ReplicaDescriptor => ({ nodeId, role: 'voter' }));
+    return { ...p, replicas };
+  });
+  return { state: withPartitions({ ...state, nextPartitionId: state.nextPartitionId + count }, created), created };
 }
 
 function checkPartitionCount(command: MetaCommandType, count: number): void {

@@ -67,6 +67,19 @@ describe('nodes', () => {
     expect(back.state.nodes[1]).toEqual({ id: 1, address: 'a:2', state: 'up', lastHeartbeatAt: 20 });
   });
 
+  it('registers a node under the fixed id it brings, and keeps fresh ids above every id seen', () => {
+    let state = emptyMetaState();
+    const fixed = applyMetaCommand(state, { type: 'registerNode', address: 'c:1', nodeId: 3, at: 5 });
+    expect(fixed.nodeId).toBe(3);
+    expect(fixed.state.nodes[3]).toEqual({ id: 3, address: 'c:1', state: 'up', lastHeartbeatAt: 5 });
+    expect(fixed.state.mapVersion).toBe(1);
+    state = run(fixed.state, { type: 'registerNode', address: 'a:1', nodeId: 1, at: 6 });
+    expect(Object.keys(state.nodes)).toEqual(['1', '3']);
+    expect(applyMetaCommand(state, { type: 'registerNode', address: 'd:1', nodeId: 0, at: 7 }).nodeId).toBe(4);
+    rejects(state, { type: 'registerNode', address: 'e:1', nodeId: -2, at: 7 }, /bad node id -2/);
+    rejects(state, { type: 'registerNode', address: 'e:1', nodeId: 1.5, at: 7 }, /bad node id 1.5/);
+  });
+
   it('tracks heartbeats, and a heartbeat brings a down node back', () => {
     let state = cluster(2);
     const version = state.mapVersion;
@@ -99,32 +112,29 @@ describe('nodes', () => {
     rejects(state, { type: 'heartbeat', nodeId: 9, at: 1 }, /no node 9/);
     rejects(state, { type: 'registerNode', address: '10.0.0.1:7000', nodeId: 0, at: 1 }, /belongs to live node 1/);
     rejects(state, { type: 'registerNode', address: '', nodeId: 0, at: 1 }, /empty address/);
-    rejects(state, { type: 'registerNode', address: 'x:1', nodeId: 7, at: 1 }, /no node 7/);
     // A dead node's address may be reused by a replacement.
     expect(applyMetaCommand(state, { type: 'registerNode', address: '10.0.0.2:7000', nodeId: 0, at: 1 }).nodeId).toBe(3);
   });
 });
 
 describe('tables', () => {
-  it('creates a table: space ids for it and its indexes, partitions for it and its GSIs, replicas placed', () => {
+  it('creates a table: space ids for it and its indexes, partitions (epoch 1) for the table only, replicas placed', () => {
     const lsi: IndexSchema = { ...gsi('byDate'), kind: 'LSI', hashKey: { name: 'pk', type: 'S' } };
-    const result = applyMetaCommand(cluster(5), { type: 'createTable', record: table('Orders', [gsi('byUser'), lsi]), partitionCount: 4 });
+    const before = cluster(5);
+    const result = applyMetaCommand(before, { type: 'createTable', record: table('Orders', [gsi('byUser'), lsi]), partitionCount: 4 });
     const record = result.table!;
     expect(record.schema.tableId).toBe(1);
     expect(record.schema.indexes.map((i) => i.indexId)).toEqual([2, 3]);
     expect(result.state.tables.Orders).toEqual(record);
     const parts = partitionList(result.state);
-    expect(parts.map((p) => [p.id, p.tableId])).toEqual([
-      [1, 1],
-      [2, 1],
-      [3, 1],
-      [4, 1],
-      [5, 2],
-      [6, 2],
-      [7, 2],
-      [8, 2],
+    // GSIs are co-located: their entries live in the partition of their item.
+    expect(parts.map((p) => [p.id, p.tableId, p.epoch])).toEqual([
+      [1, 1, 1],
+      [2, 1, 1],
+      [3, 1, 1],
+      [4, 1, 1],
     ]);
-    expect(result.createdPartitions!.map((p) => p.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(result.createdPartitions!.map((p) => p.id)).toEqual([1, 2, 3, 4]);
     expect(findPartitionMapProblems(parts)).toEqual([]);
     for (const p of parts) {
       expect(p.replicas).toHaveLength(3);
@@ -132,7 +142,29 @@ describe('tables', () => {
       expect(p.replicas.every((r) => r.role === 'voter')).toBe(true);
     }
     expect(result.state.nextSpaceId).toBe(4);
-    expect(result.state.nextPartitionId).toBe(9);
+    expect(result.state.nextPartitionId).toBe(5);
+    expect(result.state.mapVersion).toBe(before.mapVersion + 1);
+  });
+
+  it('keeps the space ids a router allocated, and replaces ids meta never handed out or another table uses', () => {
+    let state = cluster(3);
+    for (let i = 0; i < 4; i++) state = run(state, { type: 'allocateSpaceId' }); // ids 1..4 handed out
+    const ordersTemplate = table('Orders', [{ ...gsi('a'), indexId: 3 }]);
+    const orders: TableRecord = { ...ordersTemplate, schema: { ...ordersTemplate.schema, tableId: 2 } };
+    state = run(state, { type: 'createTable', record: orders, partitionCount: 1 });
+    expect(state.tables.Orders.schema.tableId).toBe(2);
+    expect(state.tables.Orders.schema.indexes[0].indexId).toBe(3);
+    expect(state.nextSpaceId).toBe(5);
+    // 3 is Orders', 9 was never handed out, 0 is "allocate", and 4 twice in one record only once.
+    const users: TableRecord = {
+      ...table('Users'),
+      schema: { ...table('Users').schema, tableId: 3, indexes: [{ ...gsi('x'), indexId: 4 }, { ...gsi('y'), indexId: 4 }, { ...gsi('z'), indexId: 9 }, gsi('w')] },
+    };
+    const created = applyMetaCommand(state, { type: 'createTable', record: users, partitionCount: 1 });
+    expect(created.table!.schema.tableId).toBe(5);
+    expect(created.table!.schema.indexes.map((i) => i.indexId)).toEqual([4, 6, 7, 8]);
+    expect(created.state.nextSpaceId).toBe(9);
+    expect(partitionList(created.state).map((p) => p.tableId)).toEqual([2, 5]);
   });
 
   it('places fewer replicas when fewer nodes are up, and none without nodes', () => {
@@ -150,35 +182,37 @@ describe('tables', () => {
     rejects(state, { type: 'createTable', record: table('U'), partitionCount: 1.5 }, /partition count/);
   });
 
-  it('updates a table: keeps index ids, allocates new ones, adds and drops GSI partitions', () => {
-    let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a'), gsi('b')]), partitionCount: 2 });
+  it('updates a table: keeps index ids, keeps a valid new id, allocates others; partitions untouched; map version + 1', () => {
+    let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a'), gsi('b')]), partitionCount: 2 }, { type: 'allocateSpaceId' });
+    const partitionsBefore = partitionList(state);
+    const versionBefore = state.mapVersion;
     const created = state.tables.T;
     const requested: TableRecord = {
       ...created,
       status: 'UPDATING',
-      schema: { ...created.schema, indexes: [{ ...gsi('b'), indexId: 999 }, gsi('c')] },
+      schema: { ...created.schema, indexes: [{ ...gsi('b'), indexId: 999 }, { ...gsi('c'), indexId: 4 }, { ...gsi('d'), indexId: 2 }] },
     };
-    const result = applyMetaCommand(state, { type: 'updateTable', record: requested, partitionCount: 3 });
+    const result = applyMetaCommand(state, { type: 'updateTable', record: requested });
     state = result.state;
     expect(state.tables.T.status).toBe('UPDATING');
+    // b keeps 3; c keeps the allocated 4; d asks for a's 2, still in the current record: fresh 5.
     expect(state.tables.T.schema.indexes.map((i) => [i.name, i.indexId])).toEqual([
       ['b', 3],
       ['c', 4],
+      ['d', 5],
     ]);
-    expect(result.createdPartitions!.map((p) => p.tableId)).toEqual([4, 4, 4]);
-    const spaces = partitionList(state).map((p) => p.tableId);
-    expect(spaces.filter((s) => s === 2)).toEqual([]); // index a's partitions are gone
-    expect(spaces.filter((s) => s === 3)).toHaveLength(2);
-    expect(findPartitionMapProblems(partitionList(state))).toEqual([]);
+    expect(result.createdPartitions).toBeUndefined();
+    expect(partitionList(state)).toEqual(partitionsBefore);
+    expect(state.mapVersion).toBe(versionBefore + 1);
   });
 
   it('rejects updates of unknown tables, of the space id, of an index kind', () => {
     const state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 1 });
     const record = state.tables.T;
-    rejects(state, { type: 'updateTable', record: table('Nope'), partitionCount: 1 }, /no table named Nope/);
-    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, tableId: 7 } }, partitionCount: 1 }, /space id 1, not 7/);
+    rejects(state, { type: 'updateTable', record: table('Nope') }, /no table named Nope/);
+    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, tableId: 7 } } }, /space id 1, not 7/);
     const lsi: IndexSchema = { ...record.schema.indexes[0], kind: 'LSI' };
-    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, indexes: [lsi] } }, partitionCount: 1 }, /cannot change kind/);
+    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, indexes: [lsi] } } }, /cannot change kind/);
   });
 
   it('keeps tables named like Object.prototype members, through snapshots', () => {
