@@ -202,6 +202,11 @@ function safeNodeId(value: bigint): NodeId | undefined {
   return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
 }
 
+/** Group ids start at 0: the meta group's. */
+function safeGroupId(value: bigint): number | undefined {
+  return value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+}
+
 export class RaftTransport {
   readonly nodeId: NodeId;
   readonly metrics = new TransportMetrics();
@@ -579,7 +584,7 @@ export class RaftTransport {
       for (const wire of batch.messages) {
         let item: GroupMessage;
         try {
-          const groupId = safeNodeId(wire.groupId);
+          const groupId = safeGroupId(wire.groupId);
           if (groupId === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `invalid group id ${wire.groupId}`);
           if (wire.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `group ${groupId}: no message`);
           item = { groupId, message: messageFromWire(wire.message) };
@@ -621,7 +626,7 @@ export class RaftTransport {
         if (chunk.case !== 'header') return refuse(Status.INVALID_ARGUMENT, 'a snapshot transfer must start with its header');
         const header = chunk.value;
         const from = this.#checkAddressing(header.fromNode, header.toNode, 'snapshot', context);
-        const groupId = safeNodeId(header.groupId);
+        const groupId = safeGroupId(header.groupId);
         if (groupId === undefined) return refuse(Status.INVALID_ARGUMENT, `invalid group id ${header.groupId}`);
         if (header.dataSize > BigInt(this.#maxSnapshotBytes)) {
           return refuse(Status.RESOURCE_EXHAUSTED, `snapshot of ${header.dataSize} bytes exceeds the limit of ${this.#maxSnapshotBytes}`);
