@@ -11,6 +11,7 @@ export {
   type MetaApplyResult,
   type MetaCommand,
   type MetaCommandType,
+  type MetaErrorReason,
   type MetaState,
   type NodeRecord,
   type NodeState,

@@ -87,13 +87,23 @@ export type MetaCommand =
 
 export type MetaCommandType = MetaCommand['type'];
 
+/**
+ * Why a command was refused, for the service that answers its proposer: invalid (a bad request),
+ * tableExists / noSuchTable (DynamoDB's ResourceInUse / ResourceNotFound), noSuchNode (a node must
+ * register first), noSuchPartition, conflict (another holder, a stale epoch), unavailable (no node
+ * is up, ids exhausted).
+ */
+export type MetaErrorReason = 'invalid' | 'tableExists' | 'noSuchTable' | 'noSuchNode' | 'noSuchPartition' | 'conflict' | 'unavailable';
+
 export class MetaCommandError extends Error {
   readonly command: MetaCommandType;
+  readonly reason: MetaErrorReason;
 
-  constructor(command: MetaCommandType, message: string) {
+  constructor(command: MetaCommandType, message: string, reason: MetaErrorReason = 'invalid') {
     super(`${command}: ${message}`);
     this.name = 'MetaCommandError';
     this.command = command;
+    this.reason = reason;
   }
 }
 
@@ -151,14 +161,14 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       return updateTable(state, command.record);
     case 'deleteTable': {
       const record = getOwn(state.tables, command.name);
-      if (!record) throw new MetaCommandError(command.type, `no table named ${command.name}`);
+      if (!record) throw new MetaCommandError(command.type, `no table named ${command.name}`, 'noSuchTable');
       const tables = { ...state.tables };
       delete tables[command.name];
       const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => p.tableId !== record.schema.tableId));
       return { state: { ...state, tables, partitions, mapVersion: state.mapVersion + 1 }, table: record };
     }
     case 'allocateSpaceId': {
-      if (state.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(command.type, 'space ids exhausted');
+      if (state.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(command.type, 'space ids exhausted', 'unavailable');
       return { state: { ...state, nextSpaceId: state.nextSpaceId + 1 }, spaceId: state.nextSpaceId };
     }
     case 'splitPartition':
@@ -186,7 +196,7 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
 function registerNode(state: MetaState, command: Extract<MetaCommand, { type: 'registerNode' }>): MetaApplyResult {
   if (command.address.length === 0) throw new MetaCommandError(command.type, 'empty address');
   const holder = Object.values(state.nodes).find((n) => n.address === command.address && n.id !== command.nodeId && n.state !== 'down');
-  if (holder) throw new MetaCommandError(command.type, `address ${command.address} belongs to live node ${holder.id}`);
+  if (holder) throw new MetaCommandError(command.type, `address ${command.address} belongs to live node ${holder.id}`, 'conflict');
   if (command.nodeId === 0) {
     const id = state.nextNodeId;
     const node: NodeRecord = { id, address: command.address, state: 'up', lastHeartbeatAt: command.at };
@@ -211,7 +221,7 @@ function backUp(node: NodeRecord, address: string, lastHeartbeatAt: number): Nod
 
 function createTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
   const name = requested.schema.name;
-  if (getOwn(state.tables, name)) throw new MetaCommandError('createTable', `table ${name} already exists`);
+  if (getOwn(state.tables, name)) throw new MetaCommandError('createTable', `table ${name} already exists`, 'tableExists');
   checkPartitionCount('createTable', partitionCount);
   const spaces = new SpaceIds(state, 'createTable');
   const tableId = spaces.keepOrAllocate(requested.schema.tableId);
@@ -225,7 +235,7 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
 function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult {
   const name = requested.schema.name;
   const current = getOwn(state.tables, name);
-  if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`);
+  if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`, 'noSuchTable');
   if (requested.schema.tableId !== current.schema.tableId) {
     throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`);
   }
@@ -269,7 +279,7 @@ class SpaceIds {
     const valid = Number.isInteger(requested) && requested > 0 && requested < this.#limit && !this.#taken.has(requested);
     let id = requested;
     if (!valid) {
-      if (this.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(this.#command, 'space ids exhausted');
+      if (this.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(this.#command, 'space ids exhausted', 'unavailable');
       id = this.nextSpaceId++;
     }
     this.#taken.add(id);
@@ -297,7 +307,7 @@ function createPartitions(
   count: number,
 ): { state: MetaState; created: PartitionDescriptor[] } {
   const nodes = placeableNodeIds(state);
-  if (nodes.length === 0) throw new MetaCommandError(command, 'no node is up to place replicas on');
+  if (nodes.length === 0) throw new MetaCommandError(command, 'no node is up to place replicas on', 'unavailable');
   const created = initialPartitions(space, count, state.nextPartitionId).map((p): PartitionDescriptor => {
     const replicas = placeReplicas(p.id, nodes, state.replicationFactor).map((nodeId): ReplicaDescriptor => ({ nodeId, role: 'voter' }));
     return { ...p, replicas };
@@ -325,15 +335,15 @@ function checkReplicas(state: MetaState, command: MetaCommandType, replicas: Rep
 
 function requireNode(state: MetaState, command: MetaCommandType, nodeId: number): NodeRecord {
   const node = state.nodes[nodeId];
-  if (!node) throw new MetaCommandError(command, `no node ${nodeId}`);
+  if (!node) throw new MetaCommandError(command, `no node ${nodeId}`, 'noSuchNode');
   return node;
 }
 
 function requirePartition(state: MetaState, command: MetaCommandType, partitionId: number, expectedEpoch?: number): PartitionDescriptor {
   const partition = state.partitions[partitionId];
-  if (!partition) throw new MetaCommandError(command, `no partition ${partitionId}`);
+  if (!partition) throw new MetaCommandError(command, `no partition ${partitionId}`, 'noSuchPartition');
   if (expectedEpoch !== undefined && expectedEpoch !== partition.epoch) {
-    throw new MetaCommandError(command, `partition ${partitionId} is at epoch ${partition.epoch}, not ${expectedEpoch}`);
+    throw new MetaCommandError(command, `partition ${partitionId} is at epoch ${partition.epoch}, not ${expectedEpoch}`, 'conflict');
   }
   return partition;
 }

@@ -242,6 +242,31 @@ describe('tables', () => {
   });
 });
 
+describe('refusal reasons', () => {
+  function reason(state: MetaState, command: MetaCommand): string {
+    try {
+      applyMetaCommand(state, command);
+    } catch (error) {
+      expect(error).toBeInstanceOf(MetaCommandError);
+      return (error as MetaCommandError).reason;
+    }
+    throw new Error('the command was not refused');
+  }
+
+  it('tells the service what to answer', () => {
+    const state = run(cluster(2), { type: 'createTable', record: table('T'), partitionCount: 1 });
+    expect(reason(state, { type: 'createTable', record: table('T'), partitionCount: 1 })).toBe('tableExists');
+    expect(reason(state, { type: 'deleteTable', name: 'U' })).toBe('noSuchTable');
+    expect(reason(state, { type: 'updateTable', record: table('U') })).toBe('noSuchTable');
+    expect(reason(state, { type: 'heartbeat', nodeId: 9, at: 1 })).toBe('noSuchNode');
+    expect(reason(state, { type: 'setLeaderHint', partitionId: 9, nodeId: 1 })).toBe('noSuchPartition');
+    expect(reason(state, { type: 'setReplicas', partitionId: 1, replicas: [{ nodeId: 1, role: 'voter' }], expectedEpoch: 5 })).toBe('conflict');
+    expect(reason(state, { type: 'registerNode', address: '10.0.0.1:7000', nodeId: 0, at: 1 })).toBe('conflict');
+    expect(reason(emptyMetaState(), { type: 'createTable', record: table('T'), partitionCount: 1 })).toBe('unavailable');
+    expect(reason(state, { type: 'createTable', record: table('U'), partitionCount: 0 })).toBe('invalid');
+  });
+});
+
 describe('partitions', () => {
   const base = run(cluster(4), { type: 'createTable', record: table('T'), partitionCount: 1 });
 
