@@ -31,3 +31,16 @@ export class GroupNotHostedError extends Error {
     this.groupId = groupId;
   }
 }
+
+/**
+ * A membership change was not proposed because another one is still in flight (from this leader, or
+ * unapplied in the group's log): nothing changed, retry once it settled.
+ */
+export class MembershipChangeRefusedError extends Error {
+  readonly groupId: number;
+  constructor(groupId: number, why: string) {
+    super(`group ${groupId}: membership change refused: ${why}`);
+    this.name = 'MembershipChangeRefusedError';
+    this.groupId = groupId;
+  }
+}

@@ -1,9 +1,11 @@
 export {
   MultiRaftHost,
   type GroupStatus,
+  type MembershipChange,
   type MultiRaftHostOptions,
   type MultiRaftHostStats,
+  type PeerProgress,
   type RaftMessageSender,
   type ReplicaStateMachine,
 } from './multi-raft-host.ts';
-export { GroupNotHostedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
+export { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, RaftTimeoutError } from './errors.ts';

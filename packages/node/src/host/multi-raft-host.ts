@@ -20,17 +20,19 @@ import {
   ProposalDroppedError,
   RawNode,
   decodeConfChange,
+  type ConfChangeType,
   type ConfState,
   type Entry,
   type Message,
   type NodeId,
+  type ProgressState,
   type Ready,
   type ReadOnlyOption,
   type StateRole,
 } from '@shoal/raft';
 import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
 import type { GroupMessage, SnapshotOutcome } from '../transport/raft-transport.ts';
-import { GroupNotHostedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
+import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
 
 /** The replicated state of one group on this node. */
 export interface ReplicaStateMachine {
@@ -88,7 +90,41 @@ export interface GroupStatus {
   applied: number;
   voters: NodeId[];
   learners: NodeId[];
+  /**
+   * An applied membership change (or a snapshot's configuration) left this node out of the group:
+   * its replica may be removed. A removed node does not always learn it (the leader stops sending to
+   * it), so false does not prove membership.
+   */
+  leftGroup: boolean;
 }
+
+/** One member's replication progress as the group's leader tracks it. */
+export interface PeerProgress {
+  nodeId: NodeId;
+  /** The highest log index known to be replicated on that member. */
+  match: number;
+  isLearner: boolean;
+  /** How the leader sends to it: probing, pipelining (caught up enough to stream), or by snapshot. */
+  state: ProgressState;
+  /** Heard from within the last election timeout. */
+  recentActive: boolean;
+}
+
+/**
+ * One membership change at a time, as partition leaders converge their groups to the descriptors:
+ * a new node joins as a learner, is promoted once caught up, and a member no longer wanted leaves.
+ */
+export interface MembershipChange {
+  kind: 'addLearner' | 'promote' | 'remove';
+  nodeId: NodeId;
+}
+
+const CONF_CHANGE_TYPES: Record<MembershipChange['kind'], ConfChangeType> = {
+  addLearner: 'addLearner',
+  // Adding a learner as a voter promotes it.
+  promote: 'addNode',
+  remove: 'removeNode',
+};
 
 /** Counters for tests, benchmarks and metrics. */
 export interface MultiRaftHostStats {
@@ -113,6 +149,14 @@ interface PendingProposal {
   term: number;
 }
 
+/** A membership change proposed here, found in the log by its unique context bytes. */
+interface PendingMembershipChange {
+  context: Uint8Array;
+  proposal: PendingProposal;
+  /** Set once handed to Raft: the same round's Ready shows whether Raft appended it. */
+  proposed: boolean;
+}
+
 interface PendingRead {
   resolve(): void;
   reject(error: Error): void;
@@ -133,6 +177,11 @@ class Replica {
   confState: ConfState;
   lastSnapshotIndex: number;
   removed = false;
+  leftGroup = false;
+  /** The one membership change in flight from this replica, until it is placed in the log. */
+  unplacedChange: PendingMembershipChange | undefined;
+  /** Whether a membership change proposed here has not settled yet (one at a time). */
+  changing = false;
   /** Proposed, not yet seen in a Ready's entries; keyed by the entry data's identity. */
   readonly unplaced = new Map<Uint8Array, PendingProposal>();
   /** Placed in the log at an index, waiting for that index to apply. */
@@ -152,10 +201,12 @@ class Replica {
   }
 
   failAll(error: () => Error): void {
-    for (const pending of [...this.unplaced.values(), ...this.placed.values(), ...this.reads.values()]) {
+    const unplacedChange = this.unplacedChange === undefined ? [] : [this.unplacedChange.proposal];
+    for (const pending of [...this.unplaced.values(), ...unplacedChange, ...this.placed.values(), ...this.reads.values()]) {
       clearTimeout(pending.timer);
       pending.reject(error());
     }
+    this.unplacedChange = undefined;
     this.unplaced.clear();
     this.placed.clear();
     this.reads.clear();
@@ -185,7 +236,7 @@ export class MultiRaftHost {
   #again = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #lastTickAt = 0;
-  #nextReadId = 1;
+  #nextRequestId = 1;
   #stopped = false;
   #failure: Error | undefined;
 
@@ -227,6 +278,17 @@ export class MultiRaftHost {
     this.#checkRunning();
     const stateMachine = this.#options.stateMachine(groupId);
     await this.#options.logStore.bootstrapGroup(groupId, { voters }, stateMachine.snapshot());
+    this.#openReplica(groupId, stateMachine);
+  }
+
+  /**
+   * Creates an empty replica of an existing group (a node added to it): no membership, no entries.
+   * It waits for the group's leader, which sends it the group's initial snapshot and then the log.
+   */
+  async joinGroup(groupId: number): Promise<void> {
+    this.#checkRunning();
+    const stateMachine = this.#options.stateMachine(groupId);
+    await this.#options.logStore.createGroup(groupId);
     this.#openReplica(groupId, stateMachine);
   }
 
@@ -284,13 +346,79 @@ export class MultiRaftHost {
   }
 
   /**
+   * Proposes one membership change of the group this replica leads; resolves with the group's new
+   * configuration once the change is applied here. One at a time: while one is unsettled, or while
+   * Raft still has one unapplied (a new leader's log may hold one), the next is refused with
+   * MembershipChangeRefusedError; an invalid change (removing the last voter...) with ConfChangeError.
+   * Rejects like `propose` otherwise (NotLeaderError, RaftTimeoutError).
+   */
+  changeMembership(groupId: number, change: MembershipChange): Promise<ConfState> {
+    const replica = this.#requestReplica(groupId);
+    if (replica instanceof Error) return Promise.reject(replica);
+    if (replica.role !== 'leader') return Promise.reject(new NotLeaderError(groupId, replica.leader));
+    if (replica.changing) return Promise.reject(new MembershipChangeRefusedError(groupId, 'another membership change from this leader is not settled yet'));
+    replica.changing = true;
+    const context = contextBytes(this.#nextRequestId++);
+    const ms = this.#options.proposalTimeoutMs ?? 5_000;
+    return new Promise<ConfState>((resolve, reject) => {
+      const settle = (): void => {
+        replica.changing = false;
+        if (replica.unplacedChange?.proposal === pending) replica.unplacedChange = undefined;
+      };
+      const pending: PendingProposal = {
+        resolve: (result) => {
+          settle();
+          if (result instanceof Error) reject(result);
+          else resolve(result as ConfState);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+        term: 0,
+        timer: setTimeout(() => {
+          for (const [index, p] of replica.placed) if (p === pending) replica.placed.delete(index);
+          pending.reject(new RaftTimeoutError(groupId, 'membership change', ms));
+        }, ms),
+      };
+      const membershipChange: PendingMembershipChange = { context, proposal: pending, proposed: false };
+      replica.unplacedChange = membershipChange;
+      this.#enqueue(groupId, (r) => {
+        if (r.unplacedChange !== membershipChange) return;
+        try {
+          r.raw.proposeConfChange({ changes: [{ type: CONF_CHANGE_TYPES[change.kind], nodeId: change.nodeId }], context });
+          membershipChange.proposed = true;
+        } catch (error) {
+          clearTimeout(pending.timer);
+          if (error instanceof ProposalDroppedError) pending.reject(new NotLeaderError(groupId, r.leader));
+          else pending.reject(error as Error);
+        }
+      });
+    });
+  }
+
+  /**
+   * The replication progress of every member of a group this replica leads (this node included),
+   * by node id; undefined unless it leads.
+   */
+  progress(groupId: number): PeerProgress[] | undefined {
+    const replica = this.#groups.get(groupId);
+    if (replica === undefined || replica.role !== 'leader') return undefined;
+    const progress = replica.raw.status().progress;
+    if (progress === undefined) return undefined;
+    return [...progress]
+      .sort(([a], [b]) => a - b)
+      .map(([nodeId, p]) => ({ nodeId, match: p.match, isLearner: p.isLearner, state: p.state, recentActive: p.recentActive }));
+  }
+
+  /**
    * Resolves once a linearizable read may be served from this replica's state machine (ReadIndex:
    * the leader confirmed its leadership and this replica applied up to the read point).
    */
   readIndex(groupId: number): Promise<void> {
     const replica = this.#requestReplica(groupId);
     if (replica instanceof Error) return Promise.reject(replica);
-    const id = this.#nextReadId++;
+    const id = this.#nextRequestId++;
     const ms = this.#options.proposalTimeoutMs ?? 5_000;
     return new Promise<void>((resolve, reject) => {
       const pending: PendingRead = {
@@ -338,6 +466,7 @@ export class MultiRaftHost {
         applied: r.applied,
         voters: [...r.confState.voters],
         learners: [...r.confState.learners],
+        leftGroup: r.leftGroup,
       }));
   }
 
@@ -401,6 +530,7 @@ export class MultiRaftHost {
     });
     const { hardState, confState } = storage.initialState();
     const replica = new Replica(groupId, raw, stateMachine, applied, hardState.term, hardState.commit, confState);
+    this.#noteMembership(replica);
     this.#groups.set(groupId, replica);
     this.#dirty.add(replica);
     void this.#kick().catch(() => undefined);
@@ -562,6 +692,7 @@ export class MultiRaftHost {
       replica.term = rd.hardState.term;
       replica.commit = rd.hardState.commit;
     }
+    this.#placeMembershipChange(replica, rd);
     if (replica.unplaced.size === 0) return;
     for (const entry of rd.entries) {
       const pending = replica.unplaced.get(entry.data);
@@ -572,12 +703,43 @@ export class MultiRaftHost {
     }
   }
 
+  /**
+   * Finds the membership change proposed in this round among the entries Raft appended. Raft turns a
+   * change it refuses (one still unapplied) into an empty entry: absent here, it was refused.
+   */
+  #placeMembershipChange(replica: Replica, rd: Ready): void {
+    const change = replica.unplacedChange;
+    if (change === undefined || !change.proposed) return;
+    replica.unplacedChange = undefined;
+    const context = contextId(change.context);
+    for (const entry of rd.entries) {
+      if (entry.type !== 'confChange' || contextId(decodeConfChange(entry.data).context ?? new Uint8Array(0)) !== context) continue;
+      change.proposal.term = entry.term;
+      replica.placed.set(entry.index, change.proposal);
+      return;
+    }
+    clearTimeout(change.proposal.timer);
+    change.proposal.reject(
+      replica.role === 'leader'
+        ? new MembershipChangeRefusedError(replica.groupId, 'the group has a membership change not applied yet')
+        : new NotLeaderError(replica.groupId, replica.leader),
+    );
+  }
+
+  /** Whether the group's configuration (applied here) still lists this node. */
+  #noteMembership(replica: Replica): void {
+    const { voters, learners } = replica.confState;
+    const listed = voters.length + learners.length > 0;
+    replica.leftGroup = listed && !voters.includes(this.nodeId) && !learners.includes(this.nodeId);
+  }
+
   async #apply(replica: Replica, rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) {
       const { index, confState } = rd.snapshot.metadata;
       replica.stateMachine.restore(rd.snapshot.data);
       this.stats.snapshotsRestored++;
       replica.confState = confState;
+      this.#noteMembership(replica);
       replica.applied = index;
       replica.lastSnapshotIndex = index;
       // Proposals the snapshot covers have an unknown outcome here.
@@ -617,10 +779,12 @@ export class MultiRaftHost {
       try {
         replica.confState = replica.raw.applyConfChange(decodeConfChange(entry.data));
       } catch (error) {
-        // Every replica refuses the same invalid change: a no-op everywhere.
+        // Every replica refuses the same invalid change: a no-op everywhere, an error for its proposer.
         if (!(error instanceof ConfChangeError)) throw error;
+        return error;
       }
-      return undefined;
+      this.#noteMembership(replica);
+      return replica.confState;
     }
     // An empty entry is a new leader's; commands at or below the state machine's applied index were
     // applied before a restart.

@@ -1,0 +1,146 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfChangeError, type NodeId } from '@shoal/raft';
+import { MembershipChangeRefusedError, MultiRaftHost, NotLeaderError, RaftLogStore } from '@shoal/node';
+import { encodeWrite, type KvStateMachine, recordingKvMachines } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
+import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+
+const GROUP = 1;
+
+interface Member {
+  nodeId: NodeId;
+  store: RaftLogStore;
+  host: MultiRaftHost;
+  machines: Map<number, KvStateMachine>;
+}
+
+async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
+  const store = await RaftLogStore.open(dir);
+  const machines = new Map<number, KvStateMachine>();
+  // Log compaction stays off, as for partitions: a joining replica catches up from the log.
+  const host = new MultiRaftHost({
+    nodeId,
+    logStore: store,
+    sender: network.sender(nodeId),
+    stateMachine: recordingKvMachines(machines),
+    tickMs: 10,
+    electionTick: 10,
+    heartbeatTick: 1,
+    seed: 11,
+  });
+  host.open();
+  network.hosts.set(nodeId, host);
+  return { nodeId, store, host, machines };
+}
+
+const statusOf = (member: Member) => member.host.status().find((s) => s.groupId === GROUP);
+
+describe('MultiRaftHost membership changes: learners join empty, are promoted, members leave', () => {
+  const network = new MemoryNetwork();
+  let root = '';
+  let members: Member[] = [];
+
+  /** The members that are voters of the group in their own view. */
+  const voters = (): Member[] => members.filter((m) => statusOf(m)?.voters.includes(m.nodeId) === true);
+  const leader = async (): Promise<Member> => {
+    await pump(members, () => agreedLeader(voters(), GROUP) !== undefined, 'a leader');
+    return agreedLeader(voters(), GROUP)!;
+  };
+  const write = async (key: string, value: string): Promise<void> => {
+    const at = await leader();
+    await whilePumping(members, at.host.propose(GROUP, encodeWrite({ key, value })), `write ${key}`);
+  };
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-membership-'));
+    members = await Promise.all([1, 2, 3].map((id) => startMember(network, id, join(root, `node-${id}`))));
+    // Nodes 1 and 2 start the group; node 3 joins later.
+    for (const m of members.slice(0, 2)) await m.host.createGroup(GROUP, [1, 2]);
+  });
+
+  afterAll(async () => {
+    for (const m of members) {
+      network.hosts.delete(m.nodeId);
+      await m.host.stop();
+      await m.store.close();
+    }
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('an empty replica added as a learner catches up from the group log, then is promoted to voter', async () => {
+    for (let i = 0; i < 20; i++) await write(`before${i}`, `v${i}`);
+    const joiner = members[2];
+    await joiner.host.joinGroup(GROUP);
+    expect(statusOf(joiner)).toMatchObject({ voters: [], learners: [], leftGroup: false, applied: 0 });
+
+    const lead = await leader();
+    const afterAdd = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'addLearner', nodeId: 3 }), 'add learner');
+    expect(afterAdd.voters.sort()).toEqual([1, 2]);
+    expect(afterAdd.learners).toEqual([3]);
+    await pump(members, () => {
+      const learner = lead.host.progress(GROUP)?.find((p) => p.nodeId === 3);
+      return learner !== undefined && learner.match >= statusOf(lead)!.commit;
+    }, 'learner caught up');
+    expect(lead.host.progress(GROUP)?.find((p) => p.nodeId === 3)).toMatchObject({ isLearner: true, state: 'replicate' });
+    expect(joiner.machines.get(GROUP)!.dump()).toEqual(lead.machines.get(GROUP)!.dump());
+
+    const afterPromote = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'promote', nodeId: 3 }), 'promote');
+    expect(afterPromote.voters.sort()).toEqual([1, 2, 3]);
+    expect(afterPromote.learners).toEqual([]);
+    await write('after-promote', 'yes');
+    await pump(members, () => joiner.machines.get(GROUP)!.entries.get('after-promote') === 'yes', 'the new voter applying');
+    expect(statusOf(joiner)!.voters.sort()).toEqual([1, 2, 3]);
+  });
+
+  it('refuses a second change while one is in flight, a change on a follower, and an invalid change', async () => {
+    const lead = await leader();
+    const follower = voters().find((m) => m !== lead)!;
+    await expect(follower.host.changeMembership(GROUP, { kind: 'addLearner', nodeId: 4 })).rejects.toBeInstanceOf(NotLeaderError);
+
+    const first = lead.host.changeMembership(GROUP, { kind: 'addLearner', nodeId: 4 });
+    await expect(lead.host.changeMembership(GROUP, { kind: 'remove', nodeId: 4 })).rejects.toBeInstanceOf(MembershipChangeRefusedError);
+    expect((await whilePumping(members, first, 'add learner 4')).learners).toEqual([4]);
+    const removed = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'remove', nodeId: 4 }), 'remove learner 4');
+    expect(removed.learners).toEqual([]);
+    expect(removed.voters.sort()).toEqual([1, 2, 3]);
+  });
+
+  it('a removed member learns it left the group; the leader leaves after handing leadership over', async () => {
+    let lead = await leader();
+    const target = voters().find((m) => m !== lead)!;
+    lead.host.transferLeadership(GROUP, target.nodeId);
+    await pump(members, () => agreedLeader(voters(), GROUP) === target, 'leadership transfer');
+    const leaving = lead;
+    lead = target;
+    const after = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'remove', nodeId: leaving.nodeId }), 'remove the old leader');
+    expect(after.voters).not.toContain(leaving.nodeId);
+    await pump(members, () => statusOf(leaving)!.leftGroup, 'the removed member noticing');
+    expect(statusOf(lead)!.leftGroup).toBe(false);
+    await leaving.host.removeGroup(GROUP);
+    expect(leaving.store.hasGroup(GROUP)).toBe(false);
+
+    await write('two-voters', 'ok');
+    const remaining = voters();
+    expect(remaining.map((m) => m.nodeId)).not.toContain(leaving.nodeId);
+    await pump(members, () => remaining.every((m) => m.machines.get(GROUP)!.entries.get('two-voters') === 'ok'), 'the remaining voters applying');
+  });
+
+  it('refuses removing the last voter with ConfChangeError', async () => {
+    const dir = join(root, 'solo');
+    const solo = await startMember(new MemoryNetwork(), 7, dir);
+    try {
+      await solo.host.createGroup(5, [7]);
+      await pump([solo], () => solo.host.leaderOf(5) === 7, 'solo leader');
+      await expect(whilePumping([solo], solo.host.changeMembership(5, { kind: 'remove', nodeId: 7 }), 'remove last')).rejects.toBeInstanceOf(ConfChangeError);
+      // The refusal left nothing in flight.
+      const learnerAdded = await whilePumping([solo], solo.host.changeMembership(5, { kind: 'addLearner', nodeId: 8 }), 'add learner');
+      expect(learnerAdded).toMatchObject({ voters: [7], learners: [8] });
+    } finally {
+      await solo.host.stop();
+      await solo.store.close();
+    }
+  });
+});
