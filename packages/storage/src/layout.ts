@@ -20,6 +20,7 @@
  * for what that costs.
  */
 import {
+  compareBytes,
   encodeItemKey,
   getOwn,
   setOwn,
@@ -27,6 +28,7 @@ import {
   type IndexSchema,
   type Item,
   type KeyAttribute,
+  type PartitionDescriptor,
   type TableSchema,
 } from '@shoal/model';
 
@@ -162,4 +164,52 @@ export function findIndex(table: TableSchema, indexName: string): IndexSchema | 
 /** A key as a Map key: one char per byte. */
 export function mapKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+/**
+ * The key range of one partition replica on a node whose store holds many: `[start, end)` in the
+ * table's space, an empty `end` unbounded above (as PartitionDescriptor's startKey/endKey). Table
+ * items belong to it when their key lies in it, index entries (LSI, co-located GSI) when the key of
+ * their base item does.
+ */
+export interface PartitionBound {
+  start: Uint8Array;
+  end: Uint8Array;
+}
+
+export function partitionBound(descriptor: Pick<PartitionDescriptor, 'startKey' | 'endKey'>): PartitionBound {
+  return { start: descriptor.startKey, end: descriptor.endKey };
+}
+
+/** A key range `[start, end)`; empty when start >= end. */
+export interface KeyRange {
+  start: Uint8Array;
+  end: Uint8Array;
+}
+
+export function boundContains(bound: PartitionBound, key: Uint8Array): boolean {
+  return compareBytes(bound.start, key) <= 0 && (bound.end.length === 0 || compareBytes(key, bound.end) < 0);
+}
+
+/** Whether two bounds share a key. */
+export function boundsOverlap(a: PartitionBound, b: PartitionBound): boolean {
+  const beforeEnd = (key: Uint8Array, end: Uint8Array) => end.length === 0 || compareBytes(key, end) < 0;
+  return beforeEnd(a.start, b.end) && beforeEnd(b.start, a.end);
+}
+
+/** `range` narrowed to `bound` (`range.end` is never empty: ranges here lie within one space). */
+export function clampRange(range: KeyRange, bound: PartitionBound | undefined): KeyRange {
+  if (bound === undefined) return range;
+  const start = compareBytes(bound.start, range.start) > 0 ? bound.start : range.start;
+  const end = bound.end.length > 0 && compareBytes(bound.end, range.end) < 0 ? bound.end : range.end;
+  return { start, end };
+}
+
+/**
+ * Whether an index entry belongs to the partition: its base item's key (which every entry carries,
+ * whatever the projection) lies in the bound.
+ */
+export function entryInBound(table: TableSchema, bound: PartitionBound, entry: Item): boolean {
+  const baseKey = entryKey(table.tableId, spaceKeyAttributes(table), entry);
+  return baseKey !== undefined && boundContains(bound, baseKey);
 }

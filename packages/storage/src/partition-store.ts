@@ -27,9 +27,22 @@ import { ChangeSet, type IndexGate } from './change-set.ts';
 import type { CommitQueue } from './commit-queue.ts';
 import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel, Mutation } from './database.ts';
-import { appliedIndexKey, decodeJson, entryKey, findIndex, spaceKeyAttributes } from './layout.ts';
+import {
+  appliedIndexKey,
+  boundContains,
+  boundsOverlap,
+  clampRange,
+  decodeJson,
+  entryInBound,
+  entryKey,
+  findIndex,
+  mapKey,
+  spaceKeyAttributes,
+  type KeyRange,
+  type PartitionBound,
+} from './layout.ts';
 import { readRange } from './range-read.ts';
-import { StatisticsBook } from './statistics.ts';
+import { measureRange, StatisticsBook } from './statistics.ts';
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
@@ -44,24 +57,37 @@ export interface AppliedMark {
 }
 
 /**
+ * An index being backfilled over the table's items in `bound` (all of them without one). The
+ * backfill walks them in key order; items below `cursor` already have their entry and writes
+ * maintain it, items from `cursor` on are left to the backfill, which reads them later under the
+ * commit lock.
+ */
+interface Backfill {
+  bound: PartitionBound | undefined;
+  cursor: Uint8Array;
+}
+
+/**
  * The data of every table on one node: the partition state machine. Writes are atomic and
  * serialized through the commit queue; indexes and statistics change in the same batch as the items.
  * Reads see what is durable.
+ *
+ * In a cluster the store holds every partition replica of the node in one key space: reads,
+ * statistics and index maintenance then take the partition's bound (PartitionBound), and without one
+ * they cover whole tables (a single node, where one store holds everything).
  */
 export class PartitionStore implements PartitionClient {
   private readonly level: ByteLevel;
   private readonly commits: CommitQueue;
   private readonly statisticsBook: StatisticsBook;
-  /**
-   * Indexes being backfilled, by index id. The backfill walks the table in key order; items below
-   * `cursor` already have their entry and writes maintain it, items from `cursor` on are left to the
-   * backfill, which reads them later under the commit lock.
-   */
-  private readonly backfills = new Map<number, { cursor: Uint8Array }>();
-  private readonly runningBackfills = new Map<number, Promise<void>>();
+  /** Backfills under way, by index id: one per partition bound being backfilled (bounds do not overlap). */
+  private readonly backfills = new Map<number, Set<Backfill>>();
+  private readonly runningBackfills = new Map<string, Promise<void>>();
   private readonly maintains: IndexGate = (index, itemKey) => {
-    const backfill = this.backfills.get(index.indexId);
-    return backfill === undefined || compareBytes(itemKey, backfill.cursor) < 0;
+    for (const backfill of this.backfills.get(index.indexId) ?? []) {
+      if (backfill.bound === undefined || boundContains(backfill.bound, itemKey)) return compareBytes(itemKey, backfill.cursor) < 0;
+    }
+    return true;
   };
 
   constructor(level: ByteLevel, commits: CommitQueue) {
@@ -87,6 +113,11 @@ export class PartitionStore implements PartitionClient {
       }
       return { result: { applied, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...marks] };
     });
+  }
+
+  /** Records a command's applied index alone (a command that changed nothing else, or did in earlier batches). */
+  markApplied(mark: AppliedMark): Promise<void> {
+    return this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark)] }));
   }
 
   /** The last index recorded by a `write` with a mark of this group; 0 when none was. */
@@ -140,21 +171,32 @@ export class PartitionStore implements PartitionClient {
     return stored ? foundItem(utf8Decoder.decode(stored)) : undefined;
   }
 
-  readRange(request: RangeReadRequest, _options?: ReadOptions): Promise<RangeReadResult> {
-    return readRange(this.level, request);
+  /** With `bound`, only the partition's items (or index entries of its items) are read. */
+  readRange(request: RangeReadRequest, _options?: ReadOptions, bound?: PartitionBound): Promise<RangeReadResult> {
+    return readRange(this.level, request, bound);
   }
 
-  async statistics(table: TableSchema, indexName?: string): Promise<TableStatistics> {
-    const spaceId = indexName === undefined ? table.tableId : requireIndex(table, indexName).indexId;
-    return this.statisticsBook.peek(spaceId);
+  /**
+   * Item count and bytes of a table or index: kept per space, so at once without a bound; with one,
+   * counted by reading the partition's part of the space. (Per-space counters serve single-node
+   * stores: with bounds, a write between adding an index to the schema and the partition's backfill
+   * may count off the entry of an item the index never had, which the bounded backfill does not reset.)
+   */
+  async statistics(table: TableSchema, indexName?: string, bound?: PartitionBound): Promise<TableStatistics> {
+    const index = indexName === undefined ? undefined : requireIndex(table, indexName);
+    if (bound === undefined) return this.statisticsBook.peek(index?.indexId ?? table.tableId);
+    if (index === undefined) return measureRange(this.level, clampRange(spaceRange(table.tableId), bound));
+    return measureRange(this.level, spaceRange(index.indexId), (entry) => entryInBound(table, bound, entry));
   }
 
-  backfillIndex(table: TableSchema, indexName: string): Promise<void> {
+  /** Builds an index from the table's items (those in `bound` only, with one); one run per index and bound at a time. */
+  backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
     const index = requireIndex(table, indexName);
-    const running = this.runningBackfills.get(index.indexId);
+    const runKey = `${index.indexId}/${bound === undefined ? '' : mapKey(bound.start)}`;
+    const running = this.runningBackfills.get(runKey);
     if (running) return running;
-    const backfill = this.runBackfill(table, index).finally(() => this.runningBackfills.delete(index.indexId));
-    this.runningBackfills.set(index.indexId, backfill);
+    const backfill = this.runBackfill(table, index, bound).finally(() => this.runningBackfills.delete(runKey));
+    this.runningBackfills.set(runKey, backfill);
     return backfill;
   }
 
@@ -162,47 +204,112 @@ export class PartitionStore implements PartitionClient {
    * Starts over from an empty index (a backfill interrupted by a restart left a partial one), then
    * adds the entries of the table's items chunk by chunk, each chunk one batch under the commit lock.
    */
-  private async runBackfill(table: TableSchema, index: IndexSchema): Promise<void> {
-    const tableSpace = spaceRange(table.tableId);
+  private async runBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
+    const items = clampRange(spaceRange(table.tableId), bound);
+    const backfill: Backfill = { bound, cursor: items.start };
     await this.commits.exclusive(async () => {
-      this.backfills.set(index.indexId, { cursor: tableSpace.start });
+      const running = this.backfills.get(index.indexId) ?? new Set<Backfill>();
+      running.add(backfill);
+      this.backfills.set(index.indexId, running);
       return { result: undefined, mutations: [] };
     });
-    await this.clearSpace(index.indexId);
+    await this.clearEntries(table, index, bound);
     for (let done = false; !done; ) {
       done = await this.commits.exclusive(async (state) => {
-        const backfill = this.backfills.get(index.indexId);
-        if (!backfill) return { result: true, mutations: [] }; // dropped meanwhile
+        const running = this.backfills.get(index.indexId);
+        if (!running?.has(backfill)) return { result: true, mutations: [] }; // dropped meanwhile
         await state.durable();
         const entries = await this.level
-          .iterator({ gte: backfill.cursor, lt: tableSpace.end, limit: MAINTENANCE_CHUNK })
+          .iterator({ gte: backfill.cursor, lt: items.end, limit: MAINTENANCE_CHUNK })
           .all();
         const changes = new ChangeSet(state);
         for (const [, value] of entries) changes.addEntry(table, index, decodeJson<Item>(value));
         const finished = entries.length < MAINTENANCE_CHUNK;
-        if (finished) this.backfills.delete(index.indexId);
+        if (finished) this.endBackfill(index.indexId, backfill);
         else backfill.cursor = keyAfter(entries[entries.length - 1][0]);
         return { result: finished, mutations: changes.finish(this.statisticsBook) };
       });
     }
   }
 
-  async dropIndex(table: TableSchema, indexName: string): Promise<void> {
-    await this.dropIndexSpace(requireIndex(table, indexName));
+  private endBackfill(indexId: number, backfill: Backfill): void {
+    const running = this.backfills.get(indexId);
+    running?.delete(backfill);
+    if (running?.size === 0) this.backfills.delete(indexId);
+  }
+
+  /** Deletes the index's entries (those of the items in `bound` only, with one). */
+  async dropIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
+    await this.dropIndexEntries(table, requireIndex(table, indexName), bound);
   }
 
   async dropTable(table: TableSchema): Promise<void> {
-    for (const index of table.indexes) await this.dropIndexSpace(index);
+    for (const index of table.indexes) await this.dropIndexEntries(table, index, undefined);
     await this.clearSpace(table.tableId);
   }
 
-  /** Stops a backfill of the index (under the lock, so it sees that at its next chunk), then empties it. */
-  private async dropIndexSpace(index: IndexSchema): Promise<void> {
+  /**
+   * Deletes a partition replica's data: the table's items in `bound` and their index entries. With
+   * `groupId`, the replica group's applied index goes too, so that a replica of the group created here
+   * again later applies its log from the start.
+   */
+  async dropPartitionData(table: TableSchema, bound: PartitionBound, groupId?: number): Promise<void> {
+    for (const index of table.indexes) await this.dropIndexEntries(table, index, bound);
+    await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
+    if (groupId !== undefined) {
+      await this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: appliedIndexKey(groupId), value: undefined }] }));
+    }
+  }
+
+  /** Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then deletes its entries there. */
+  private async dropIndexEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     await this.commits.exclusive(async () => {
-      this.backfills.delete(index.indexId);
+      for (const backfill of this.backfills.get(index.indexId) ?? []) {
+        if (bound === undefined || backfill.bound === undefined || boundsOverlap(bound, backfill.bound)) this.endBackfill(index.indexId, backfill);
+      }
       return { result: undefined, mutations: [] };
     });
-    await this.clearSpace(index.indexId);
+    await this.clearEntries(table, index, bound);
+  }
+
+  /** Deletes an index's entries: all of them, or those whose base item lies in `bound`. */
+  private clearEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
+    if (bound === undefined) return this.clearSpace(index.indexId);
+    return this.clearRange(index.indexId, spaceRange(index.indexId), (entry) => entryInBound(table, bound, entry));
+  }
+
+  /**
+   * Deletes the entries of `range` (within one space) that `belongs` accepts (all without it), in
+   * bounded batches, taking them off the space's statistics in the same batch: other partitions'
+   * entries in the space stay, and so do their counts.
+   */
+  private async clearRange(spaceId: number, range: KeyRange, belongs?: (entry: Item) => boolean): Promise<void> {
+    let after: Uint8Array | undefined;
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const entries = await this.level
+          .iterator({ ...(after === undefined ? { gte: range.start } : { gt: after }), lt: range.end, limit: MAINTENANCE_CHUNK })
+          .all();
+        const mutations: Mutation[] = [];
+        let itemCount = 0;
+        let sizeBytes = 0;
+        for (const [key, value] of entries) {
+          const entry = decodeJson<Item>(value);
+          if (belongs !== undefined && !belongs(entry)) continue;
+          mutations.push({ key, value: undefined });
+          itemCount += 1;
+          sizeBytes += itemSize(entry);
+        }
+        if (itemCount > 0) {
+          const current = this.statisticsBook.current(spaceId, state);
+          mutations.push(this.statisticsBook.record(spaceId, { itemCount: current.itemCount - itemCount, sizeBytes: current.sizeBytes - sizeBytes }));
+        }
+        const finished = entries.length < MAINTENANCE_CHUNK;
+        if (!finished) after = entries[entries.length - 1][0];
+        return { result: finished, mutations };
+      });
+    }
   }
 
   /** Deletes every entry of a space and its statistics, in bounded batches. */

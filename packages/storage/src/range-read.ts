@@ -18,7 +18,7 @@ import {
 } from '@shoal/model';
 import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel } from './database.ts';
-import { decodeJson, entryKey, findIndex, keyOf, prefixEnd, spaceKeyAttributes } from './layout.ts';
+import { clampRange, decodeJson, entryInBound, entryKey, findIndex, keyOf, prefixEnd, spaceKeyAttributes, type PartitionBound } from './layout.ts';
 
 /** Iterator bounds: `gte` (or `gt`) and `lt`. */
 interface KeyBounds {
@@ -69,13 +69,15 @@ export function queryBounds(spaceId: number, hashValue: AttributeValue, conditio
   }
 }
 
-function readBounds(spaceId: number, request: RangeReadRequest, keyAttributes: KeyAttribute[]): KeyBounds {
+/** `tableBound`: the partition's bound when reading its table space (index entries are filtered one by one). */
+function readBounds(spaceId: number, request: RangeReadRequest, keyAttributes: KeyAttribute[], tableBound: PartitionBound | undefined): KeyBounds {
   const range = request.hashValue !== undefined
     ? queryBounds(spaceId, request.hashValue, request.sortCondition)
     : request.segment
       ? hashSliceRange(spaceId, request.segment.segment, request.segment.total)
       : spaceRange(spaceId);
-  const bounds: KeyBounds = { start: range.start, startExclusive: false, end: range.end };
+  const read = clampRange(range, tableBound);
+  const bounds: KeyBounds = { start: read.start, startExclusive: false, end: read.end };
   if (request.exclusiveStartKey === undefined) return bounds;
   const startKey = entryKey(spaceId, keyAttributes, request.exclusiveStartKey);
   if (startKey === undefined) {
@@ -108,12 +110,17 @@ function resolveSpace(table: TableSchema, indexName: string | undefined): { spac
 
 const READ_CHUNK = 256;
 
-/** A Query or Scan over one space of the database; see RangeReadRequest for the semantics. */
-export async function readRange(level: ByteLevel, request: RangeReadRequest): Promise<RangeReadResult> {
+/**
+ * A Query or Scan over one space of the database; see RangeReadRequest for the semantics. With a
+ * partition bound, only the partition's items and index entries are read: the table read stops at the
+ * bound, index entries of other partitions' items are skipped before Limit counts them.
+ */
+export async function readRange(level: ByteLevel, request: RangeReadRequest, bound?: PartitionBound): Promise<RangeReadResult> {
   const { table } = request;
   const { spaceId, index } = resolveSpace(table, request.indexName);
   const keyAttributes = spaceKeyAttributes(table, index);
-  const bounds = readBounds(spaceId, request, keyAttributes);
+  const bounds = readBounds(spaceId, request, keyAttributes, index === undefined ? bound : undefined);
+  const indexBound = index === undefined ? undefined : bound;
   const expressions = request.filter !== undefined || request.projection !== undefined
     ? compilePartitionExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })
     : {};
@@ -137,6 +144,7 @@ export async function readRange(level: ByteLevel, request: RangeReadRequest): Pr
       if (entries.length === 0) return result;
       for (const [, value] of entries) {
         const entry = decodeJson<Item>(value);
+        if (indexBound !== undefined && !entryInBound(table, indexBound, entry)) continue;
         let evaluated = entry;
         let size = itemSize(entry);
         if (fetchesTableItem) {

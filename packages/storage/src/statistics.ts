@@ -1,6 +1,7 @@
+import { itemSize, type Item } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
-import { decodeStatistics, encodeStatistics, statisticsKey, type SpaceStatistics } from './layout.ts';
+import { decodeJson, decodeStatistics, encodeStatistics, statisticsKey, type KeyRange, type SpaceStatistics } from './layout.ts';
 
 /**
  * Item count and bytes of every space, cached in memory and persisted in the same batch as the
@@ -43,4 +44,21 @@ export class StatisticsBook {
     const stored = await this.level.get(statisticsKey(spaceId));
     return stored ? decodeStatistics(stored) : { itemCount: 0, sizeBytes: 0 };
   }
+}
+
+/**
+ * Counts the entries of `range` that `belongs` accepts (all without it), and their bytes: the
+ * statistics of one partition of a space, which the book does not keep (it counts whole spaces). A
+ * read of the whole range, as DynamoDB's own counts are periodic, not per write: fine for
+ * DescribeTable, not for a hot path.
+ */
+export async function measureRange(level: ByteLevel, range: KeyRange, belongs?: (entry: Item) => boolean): Promise<SpaceStatistics> {
+  const stats = { itemCount: 0, sizeBytes: 0 };
+  for await (const value of level.values({ gte: range.start, lt: range.end })) {
+    const entry = decodeJson<Item>(value);
+    if (belongs !== undefined && !belongs(entry)) continue;
+    stats.itemCount += 1;
+    stats.sizeBytes += itemSize(entry);
+  }
+  return stats;
 }
