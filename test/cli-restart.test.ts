@@ -8,7 +8,7 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkClients } from './helpers/shoal.ts';
 
-/** The real `shoal dev` process: data survives a clean stop and a kill. */
+/** The real `shoal dev --single` process (the one-process engine): data survives a clean stop and a kill. */
 
 const REPO = resolve(import.meta.dirname, '..');
 const children = new Set<ChildProcess>();
@@ -23,7 +23,7 @@ interface RunningShoal {
 
 /** Starts `shoal dev` on an OS-assigned port and waits for its `listening` line. */
 async function startCli(): Promise<RunningShoal> {
-  const child = spawn(process.execPath, ['packages/cli/src/main.ts', 'dev', '--port', '0', '--data-dir', dataDir], {
+  const child = spawn(process.execPath, ['packages/cli/src/main.ts', 'dev', '--single', '--port', '0', '--data-dir', dataDir], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -65,7 +65,7 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-describe('shoal dev', () => {
+describe('shoal dev --single', () => {
   it('prints one listening line, stops cleanly on SIGTERM and keeps the data', async () => {
     const first = await startCli();
     expect(first.stdout()).toBe(`shoal dev listening on ${first.endpoint} (data: ${dataDir})\n`);
@@ -125,7 +125,7 @@ describe('shoal dev', () => {
   it('reports a port already in use and exits 1', async () => {
     const running = await startCli();
     const port = new URL(running.endpoint).port;
-    const clash = spawn(process.execPath, ['packages/cli/src/main.ts', 'dev', '--port', port, '--in-memory'], {
+    const clash = spawn(process.execPath, ['packages/cli/src/main.ts', 'dev', '--single', '--port', port, '--in-memory'], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -86,11 +86,11 @@ export interface ShoalDev {
   stop(): Promise<number | null>;
 }
 
-/** Starts `shoal dev --in-memory` on an OS-assigned port and waits for its `listening` line. */
+/** Starts `shoal dev --single --in-memory` on an OS-assigned port and waits for its `listening` line. */
 export async function startShoalDev(
   options: { accessKeyId?: string; secretAccessKey?: string } = {},
 ): Promise<ShoalDev> {
-  const args = ['packages/cli/src/main.ts', 'dev', '--in-memory', '--port', '0'];
+  const args = ['packages/cli/src/main.ts', 'dev', '--single', '--in-memory', '--port', '0'];
   if (options.accessKeyId !== undefined) args.push('--access-key-id', options.accessKeyId);
   if (options.secretAccessKey !== undefined) args.push('--secret-access-key', options.secretAccessKey);
   const child = startProcess(

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startRouter } from '@shoal/router';
-import { openLocalStore } from '@shoal/storage';
+import type { Credentials } from '@shoal/router';
+import { parseMetaPeers } from './addresses.ts';
 
-/** The `shoal` command. */
+/** The `shoal` command. Each subcommand loads its modules when run, so one never pays for the others. */
 
 function portNumber(text: string): number {
   const port = Number(text);
@@ -11,18 +11,33 @@ function portNumber(text: string): number {
   return port;
 }
 
-interface DevOptions {
-  port: number;
-  host: string;
-  dataDir: string;
-  inMemory?: boolean;
-  sync?: boolean;
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  return value;
+}
+
+function addressList(text: string): string[] {
+  const addresses = text.split(',').map((address) => address.trim()).filter(Boolean);
+  if (addresses.length === 0) throw new InvalidArgumentError('must name at least one host:port');
+  return addresses;
+}
+
+function metaPeerList(text: string): { nodeId: number; address: string }[] {
+  try {
+    return parseMetaPeers(text);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+interface CredentialOptions {
   accessKeyId?: string;
   secretAccessKey?: string;
 }
 
 /** The credentials requests must be signed with, or undefined for an open endpoint. */
-function credentialsOf(options: DevOptions): { accessKeyId: string; secretAccessKey: string }[] | undefined {
+function credentialsOf(options: CredentialOptions): Credentials[] | undefined {
   const { accessKeyId, secretAccessKey } = options;
   if (accessKeyId === undefined && secretAccessKey === undefined) return undefined;
   if (accessKeyId === undefined || secretAccessKey === undefined) {
@@ -31,70 +46,124 @@ function credentialsOf(options: DevOptions): { accessKeyId: string; secretAccess
   return [{ accessKeyId, secretAccessKey }];
 }
 
-/** One process serving the DynamoDB API over a local store until SIGINT or SIGTERM. */
-async function dev(options: DevOptions): Promise<void> {
-  const credentials = credentialsOf(options);
-  const store = await openLocalStore(
-    options.inMemory ? { inMemory: true } : { dataDir: options.dataDir, sync: options.sync ?? false },
-  );
-  let router;
-  try {
-    router = await startRouter({
-      partitions: store.partitions,
-      catalog: store.catalog,
-      host: options.host,
-      port: options.port,
-      credentials,
-    });
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  const data = options.inMemory ? 'in memory' : options.dataDir;
-  console.log(`shoal dev listening on http://${options.host}:${router.port} (data: ${data})`);
-
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    router
-      .close()
-      .then(() => store.close())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error('shoal dev: shutdown failed:', error);
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+function credentialOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--access-key-id <id>', 'require SigV4 signatures by this access key (default: no authentication)').env(
+        'SHOAL_ACCESS_KEY_ID',
+      ),
+    )
+    .addOption(new Option('--secret-access-key <secret>', 'the secret of --access-key-id').env('SHOAL_SECRET_ACCESS_KEY'));
 }
 
 const program = new Command('shoal')
   .description('Shoal: a distributed database with the Amazon DynamoDB data model and API')
   .showHelpAfterError();
 
+interface DevOptions extends CredentialOptions {
+  single?: boolean;
+  nodes: number;
+  routers: number;
+  partitions?: number;
+  port: number;
+  host: string;
+  dataDir: string;
+  inMemory?: boolean;
+  sync?: boolean;
+}
+
+credentialOptions(
+  program
+    .command('dev')
+    .description(
+      'Run a local Shoal cluster on loopback: 3 storage node processes (the meta group) and a router ' +
+        'serving the DynamoDB API, data under --data-dir. Ctrl-C stops them all. ' +
+        '--single runs the one-process engine instead.',
+    )
+    .option('--nodes <count>', 'storage nodes (the first 3 form the meta group)', positiveInteger, 3)
+    .option('--routers <count>', 'routers, on --port and the ports after it', positiveInteger, 1)
+    .option('--partitions <count>', 'initial partitions of a new table', positiveInteger)
+    .option('--port <port>', 'port of the (first) DynamoDB endpoint; 0 lets the OS choose', portNumber, 8000)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--data-dir <dir>', 'directory of the data files', './.shoal')
+    .option('--single', 'one process over a local store instead of a cluster')
+    .option('--in-memory', 'with --single: keep all data in memory (nothing survives exit)')
+    .option('--sync', 'with --single: fsync every write before acknowledging it (slower; survives power loss)'),
+).action(async (options: DevOptions) => {
+  const credentials = credentialsOf(options);
+  if (options.single) {
+    const { runDevSingle } = await import('./commands/dev-single.ts');
+    await runDevSingle({ ...options, credentials });
+    return;
+  }
+  if (options.inMemory || options.sync) throw new Error('--in-memory and --sync apply to --single only');
+  const { runDevCluster } = await import('./commands/dev-cluster.ts');
+  await runDevCluster({ ...options, accessKeyId: credentials?.[0].accessKeyId, secretAccessKey: credentials?.[0].secretAccessKey });
+});
+
+interface NodeOptions {
+  nodeId: number;
+  listen: string;
+  dataDir: string;
+  metaPeers: { nodeId: number; address: string }[];
+  advertise?: string;
+  opsHost: string;
+  opsPort: number;
+  defaultPartitions?: number;
+}
+
 program
-  .command('dev')
-  .description(
-    'Run a local Shoal: the DynamoDB API on one process over a local LevelDB store. ' +
-      'The cluster form (3 storage nodes and a router) comes with the cluster work.',
-  )
-  .option('--port <port>', 'port of the DynamoDB endpoint', portNumber, 8000)
-  .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--data-dir <dir>', 'directory of the data files', './.shoal')
-  .option('--in-memory', 'keep all data in memory (nothing survives exit)')
-  .option('--sync', 'fsync every write before acknowledging it (slower; survives power loss)')
-  .addOption(
-    new Option('--access-key-id <id>', 'require SigV4 signatures by this access key (default: no authentication)').env(
-      'SHOAL_ACCESS_KEY_ID',
-    ),
-  )
-  .addOption(new Option('--secret-access-key <secret>', 'the secret of --access-key-id').env('SHOAL_SECRET_ACCESS_KEY'))
-  .action(async (options: DevOptions) => {
-    await dev(options);
+  .command('node')
+  .description('Run a storage node: partition replicas, and a member of the meta group when listed in --meta-peers')
+  .requiredOption('--node-id <id>', 'this node\'s id (fixed, at least 1; the Raft member id)', positiveInteger)
+  .requiredOption('--listen <host:port>', 'address of the node\'s gRPC server')
+  .requiredOption('--data-dir <dir>', 'directory of the node\'s data and Raft logs')
+  .requiredOption('--meta-peers <id=host:port,...>', 'the meta group\'s members, the same on every node', metaPeerList)
+  .option('--advertise <host:port>', 'address other processes reach this node at (default: --listen)')
+  .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
+  .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
+  .option('--default-partitions <count>', 'initial partitions of a new table (meta group setting)', positiveInteger)
+  .action(async (options: NodeOptions) => {
+    const { runNode } = await import('./commands/node.ts');
+    await runNode(options);
+  });
+
+interface RouterOptions extends CredentialOptions {
+  meta: string[];
+  port: number;
+  host: string;
+  opsHost: string;
+  opsPort: number;
+  routerId?: number;
+}
+
+credentialOptions(
+  program
+    .command('router')
+    .description('Run a router: the DynamoDB HTTP API over the cluster whose meta group is at --meta')
+    .requiredOption('--meta <host:port,...>', 'addresses of the meta group\'s nodes', addressList)
+    .option('--port <port>', 'port of the DynamoDB endpoint; 0 lets the OS choose', portNumber, 8000)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
+    .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
+    .addOption(new Option('--router-id <n>', 'number of this router in its logs').argParser(positiveInteger).hideHelp()),
+).action(async (options: RouterOptions) => {
+  const { runRouter } = await import('./commands/router.ts');
+  await runRouter({ ...options, credentials: credentialsOf(options) });
+});
+
+const admin = program.command('admin').description('Inspect and operate a running cluster');
+
+admin
+  .command('status')
+  .description('Nodes and partitions as the meta group\'s leader sees them')
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON instead of tables')
+  .action(async (options: { meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminStatus } = await import('./commands/admin-status.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminStatus({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), json: options.json });
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -1,0 +1,54 @@
+import { startStorageNode } from '@shoal/node';
+import { createLogger } from '../log.ts';
+import { parseHostPort } from '../addresses.ts';
+import { stopOnSignal } from '../lifecycle.ts';
+import { createProcessMetrics } from '../ops/metrics.ts';
+import { startOpsServer } from '../ops/ops-server.ts';
+
+/** `shoal node`: one storage node process (partition replicas, and a meta group member if it is a meta peer). */
+
+export interface NodeCommandOptions {
+  nodeId: number;
+  listen: string;
+  dataDir: string;
+  metaPeers: { nodeId: number; address: string }[];
+  advertise?: string;
+  opsHost: string;
+  opsPort: number;
+  defaultPartitions?: number;
+}
+
+export async function runNode(options: NodeCommandOptions): Promise<void> {
+  const log = createLogger({ role: 'node', nodeId: options.nodeId });
+  const { host, port } = parseHostPort(options.listen);
+  const node = await startStorageNode({
+    nodeId: options.nodeId,
+    dataDir: options.dataDir,
+    host,
+    port,
+    advertiseAddress: options.advertise,
+    metaPeers: options.metaPeers,
+    defaultPartitions: options.defaultPartitions,
+    log: log.child({ component: 'storage-node' }),
+  });
+  let ops;
+  try {
+    ops = await startOpsServer({
+      host: options.opsHost,
+      port: options.opsPort,
+      isReady: () => node.isReady(),
+      metrics: createProcessMetrics([
+        { prefix: 'shoal_node', read: () => node.metrics(), labels: { node_id: String(options.nodeId) } },
+      ]),
+    });
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  // `shoal dev` reads this line for the ports actually bound.
+  log.info('listening', { address: node.address, opsPort: ops.port, pid: process.pid });
+  stopOnSignal(log, async () => {
+    await ops.close();
+    await node.close();
+  });
+}

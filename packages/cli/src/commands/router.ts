@@ -1,0 +1,57 @@
+import { connectCluster, startRouter } from '@shoal/router';
+import type { Credentials } from '@shoal/router';
+import { createLogger } from '../log.ts';
+import { stopOnSignal } from '../lifecycle.ts';
+import { createProcessMetrics } from '../ops/metrics.ts';
+import { startOpsServer } from '../ops/ops-server.ts';
+
+/** `shoal router`: the DynamoDB HTTP API over the cluster the meta group describes. */
+
+export interface RouterCommandOptions {
+  meta: string[];
+  host: string;
+  port: number;
+  opsHost: string;
+  opsPort: number;
+  credentials?: Credentials[];
+  /** Number of this router among those of one `shoal dev`, for its log lines. */
+  routerId?: number;
+}
+
+export async function runRouter(options: RouterCommandOptions): Promise<void> {
+  const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) });
+  const cluster = await connectCluster({ metaAddresses: options.meta, log: log.child({ component: 'cluster-client' }) });
+  let router;
+  let ops;
+  try {
+    router = await startRouter({
+      partitions: cluster.partitions,
+      catalog: cluster.catalog,
+      host: options.host,
+      port: options.port,
+      credentials: options.credentials,
+    });
+    try {
+      ops = await startOpsServer({
+        host: options.opsHost,
+        port: options.opsPort,
+        isReady: () => cluster.isReady(),
+        metrics: createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]),
+      });
+    } catch (error) {
+      await router.close();
+      throw error;
+    }
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+  const endpoint = `http://${options.host}:${router.port}`;
+  log.info('listening', { endpoint, opsPort: ops.port, pid: process.pid });
+  const started = { router, ops };
+  stopOnSignal(log, async () => {
+    await started.ops.close();
+    await started.router.close();
+    await cluster.close();
+  });
+}

@@ -1,0 +1,97 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics of one process, read at scrape time from the plain numbers its components
+ * report (`metrics()` of a storage node or of a router's cluster client), plus Node.js's own.
+ */
+
+/** What a component's `metrics()` returns: numbers, possibly grouped in nested objects. */
+export interface NumericTree {
+  readonly [name: string]: number | NumericTree | undefined;
+}
+
+export interface MetricSource {
+  /** Prefix of the metric names, e.g. `shoal_node`. */
+  prefix: string;
+  read(): NumericTree;
+  /** Labels on every metric of this source, e.g. `{ node_id: '1' }`. */
+  labels?: Record<string, string>;
+}
+
+/** `appliedIndex` → `applied_index`. */
+function snakeCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^a-zA-Z0-9_]/g, '_')
+    .toLowerCase();
+}
+
+/** Every number of the tree under its flattened snake_case path. */
+export function flatten(tree: NumericTree, path = ''): Map<string, number> {
+  const numbers = new Map<string, number>();
+  for (const [key, value] of Object.entries(tree)) {
+    const name = path === '' ? snakeCase(key) : `${path}_${snakeCase(key)}`;
+    if (typeof value === 'number') {
+      if (Number.isFinite(value)) numbers.set(name, value);
+    } else if (value !== undefined && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [inner, number] of flatten(value, name)) numbers.set(inner, number);
+    }
+  }
+  return numbers;
+}
+
+/**
+ * Names ending in `_total` count events since the process started (Prometheus's convention);
+ * everything else is a level that goes up and down.
+ */
+function isCounter(name: string): boolean {
+  return name.endsWith('_total');
+}
+
+export interface ProcessMetrics {
+  readonly registry: Registry;
+  /** The text exposition of every metric, the sources read now. */
+  scrape(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createProcessMetrics(sources: readonly MetricSource[]): ProcessMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const gauges = new Map<string, Gauge>();
+  const counters = new Map<string, Counter>();
+
+  const record = (source: MetricSource): void => {
+    const labels = source.labels ?? {};
+    const labelNames = Object.keys(labels);
+    for (const [path, value] of flatten(source.read())) {
+      const name = `${source.prefix}_${path}`;
+      if (isCounter(name)) {
+        let counter = counters.get(name);
+        if (counter === undefined) {
+          counter = new Counter({ name, help: `${path} (read from the component at scrape time)`, labelNames, registers: [registry] });
+          counters.set(name, counter);
+        }
+        // The component keeps the running total; the counter only mirrors it.
+        counter.reset();
+        counter.inc(labels, Math.max(0, value));
+      } else {
+        let gauge = gauges.get(name);
+        if (gauge === undefined) {
+          gauge = new Gauge({ name, help: `${path} (read from the component at scrape time)`, labelNames, registers: [registry] });
+          gauges.set(name, gauge);
+        }
+        gauge.set(labels, value);
+      }
+    }
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    async scrape() {
+      for (const source of sources) record(source);
+      return registry.metrics();
+    },
+  };
+}

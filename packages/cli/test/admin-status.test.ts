@@ -1,0 +1,85 @@
+import { create } from '@bufbuild/protobuf';
+import type { TableRecord } from '@shoal/model';
+import { hashSliceRange } from '@shoal/model';
+import { NodeState, ReplicaRole, StatusResponseSchema } from '@shoal/proto';
+import { describe, expect, it } from 'vitest';
+import { clusterStatus, formatStatus, textTable } from '../src/commands/admin-status.ts';
+
+const halves = [hashSliceRange(5, 0, 2), hashSliceRange(5, 1, 2)];
+
+const response = create(StatusResponseSchema, {
+  mapVersion: 12n,
+  metaLeaderId: 2n,
+  nodes: [1n, 2n, 3n].map((id) => ({
+    node: { id, address: `127.0.0.1:700${id}`, state: id === 3n ? NodeState.DOWN : NodeState.UP },
+    replicas: 2,
+    leaders: id === 1n ? 2 : 0,
+    secondsSinceHeartbeat: id === 3n ? 12.345 : 0.25,
+    reportedReplicas: [1n, 2n].map((partitionId) => ({
+      partitionId,
+      leader: id === 1n,
+      role: ReplicaRole.VOTER,
+      appliedIndex: id === 2n ? 40n : 42n,
+    })),
+  })),
+  partitions: halves.map((range, index) => ({
+    id: BigInt(index + 1),
+    tableId: 5,
+    startKey: range.start,
+    endKey: range.end,
+    epoch: 3n,
+    replicas: [
+      { nodeId: 1n, role: ReplicaRole.VOTER },
+      { nodeId: 2n, role: ReplicaRole.VOTER },
+      { nodeId: 3n, role: index === 0 ? ReplicaRole.VOTER : ReplicaRole.LEARNER },
+    ],
+  })),
+});
+
+const tables = [{ schema: { name: 'orders', tableId: 5 } } as TableRecord];
+
+describe('shoal admin status', () => {
+  it('summarises nodes and partitions: table names, reported leader, applied index and lag', () => {
+    const status = clusterStatus(response, tables);
+    expect(status.metaLeader).toBe(2);
+    expect(status.mapVersion).toBe(12);
+    expect(status.nodes[2]).toEqual({ id: 3, address: '127.0.0.1:7003', state: 'down', replicas: 2, leaders: 0, secondsSinceHeartbeat: 12.3 });
+    expect(status.partitions).toEqual([
+      { id: 1, table: 'orders', range: 'start..80000000', epoch: 3, leader: 1, replicas: ['1', '2', '3'], appliedIndex: 42, lag: 2 },
+      { id: 2, table: 'orders', range: '80000000..end', epoch: 3, leader: 1, replicas: ['1', '2', '3(learner)'], appliedIndex: 42, lag: 2 },
+    ]);
+  });
+
+  it('prints aligned tables', () => {
+    expect(formatStatus(clusterStatus(response, tables))).toBe(
+      [
+        'meta leader: node 2   map version: 12',
+        '',
+        'NODE  ADDRESS         STATE  REPLICAS  LEADERS  HEARTBEAT',
+        '   1  127.0.0.1:7001  up            2        2  0.3s ago',
+        '   2  127.0.0.1:7002  up            2        0  0.3s ago',
+        '   3  127.0.0.1:7003  down          2        0  12.3s ago',
+        '',
+        'PARTITION  TABLE   RANGE            EPOCH  LEADER  REPLICAS        APPLIED  LAG',
+        '        1  orders  start..80000000      3       1  1,2,3                42    2',
+        '        2  orders  80000000..end        3       1  1,2,3(learner)       42    2',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('marks what no replica has reported yet, and names a table it does not know by its id', () => {
+    const bare = create(StatusResponseSchema, {
+      partitions: [{ id: 9n, tableId: 77, startKey: halves[0].start, endKey: new Uint8Array(), epoch: 1n, replicas: [], leaderHint: 4n }],
+    });
+    expect(clusterStatus(bare, []).partitions).toEqual([
+      { id: 9, table: '#77', range: 'start..∞', epoch: 1, leader: 4, replicas: [], appliedIndex: undefined, lag: undefined },
+    ]);
+    const unknownLeader = create(StatusResponseSchema, { partitions: [{ id: 9n, tableId: 77, epoch: 1n }] });
+    expect(formatStatus(clusterStatus(unknownLeader, []))).toContain('        9  #77    -∞..∞      1       -                  -    -\n');
+  });
+
+  it('right-aligns the columns of numbers (and unknowns) only', () => {
+    expect(textTable(['A', 'B', 'C'], [[1, 'x', '-'], ['-', 'yy', '-'], [100, 'z', 'w']])).toBe('  A  B   C\n  1  x   -\n  -  yy  -\n100  z   w');
+  });
+});
