@@ -6,7 +6,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { create, toBinary } from '@bufbuild/protobuf';
 import fc from 'fast-check';
-import { GroupMessageSchema, MessageQueue, RaftBatchSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
+import {
+  GroupMessageSchema,
+  MessageQueue,
+  MetaService,
+  RaftBatchSchema,
+  RaftTransportService,
+  RpcError,
+  Server,
+  Status,
+  addService,
+  createClient,
+  listen,
+  messageToWire,
+  shutdown,
+} from '@shoal/proto';
 import type { Message } from '@shoal/raft';
 import { RaftTransport } from '@shoal/node';
 import type { GroupMessage, RaftTransportOptions, SnapshotOutcome, TransportLogEntry } from '@shoal/node';
@@ -311,5 +325,46 @@ describe('RaftTransport in one process', () => {
     expect(two.received).toEqual([]);
     expect(two.transport.metrics.snapshotsRefused).toBe(4);
     expect(two.logs.map((entry) => entry.event)).toEqual(['snapshot_refused', 'snapshot_refused', 'snapshot_refused', 'snapshot_refused']);
+  });
+});
+
+describe('a transport on a shared gRPC server', () => {
+  it('serves next to the node\'s other services, and closing it leaves the server to its owner', async () => {
+    const server = new Server();
+    addService(server, MetaService, { getPartitionMap: async () => ({ version: 7n }) });
+    const received: GroupMessage[] = [];
+    const shared = new RaftTransport({
+      nodeId: 2,
+      server,
+      resolvePeer: (id) => (id === 1 ? 'unused:1' : undefined),
+      onMessages: (items) => void received.push(...items),
+      log: () => undefined,
+    });
+    expect(() => new RaftTransport({ nodeId: 3, server, listenAddress: '127.0.0.1:0', resolvePeer: () => undefined, onMessages: () => undefined })).toThrow(
+      'exactly one of server and listenAddress',
+    );
+    await expect(shared.start()).rejects.toThrow('its owner listens');
+    const address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+    const sender = new RaftTransport({
+      nodeId: 1,
+      listenAddress: '127.0.0.1:0',
+      resolvePeer: (id) => (id === 2 ? address : undefined),
+      onMessages: () => undefined,
+      log: () => undefined,
+    });
+    open.push(sender);
+    const meta = createClient(MetaService, address);
+    try {
+      await sender.start();
+      sender.send(0, append(1, 2, 41));
+      sender.flush();
+      await until(() => (received.length > 0 ? true : undefined), 'the batch on the shared server');
+      expect(received).toEqual([{ groupId: 0, message: append(1, 2, 41) }]);
+      await shared.close();
+      expect((await meta.getPartitionMap({})).version).toBe(7n);
+    } finally {
+      meta.close();
+      await shutdown(server, 0);
+    }
   });
 });

@@ -49,8 +49,16 @@ export interface TransportLogEntry {
 
 export interface RaftTransportOptions {
   nodeId: NodeId;
-  /** host:port to serve on; port 0 picks a free one (see `address` after start()). */
-  listenAddress: string;
+  /**
+   * The storage node's one gRPC server to serve RaftTransportService on: the node adds its other
+   * services and listens itself. Exactly one of `server` and `listenAddress`.
+   */
+  server?: Server;
+  /**
+   * A transport on its own (tests, tools) serves on a server of its own at this host:port from
+   * start(); port 0 picks a free one (see `address`).
+   */
+  listenAddress?: string;
   /** The address of a storage node; undefined (or a throw) when the node is not known. */
   resolvePeer(nodeId: NodeId): string | undefined;
   /**
@@ -222,7 +230,8 @@ export class RaftTransport {
   readonly #peers = new Map<NodeId, Peer>();
   /** The newest stream from each node that has delivered a batch. */
   readonly #inbound = new Map<NodeId, InboundStream>();
-  readonly #server = new Server();
+  /** The server of a transport on its own: started and shut down by the transport. */
+  readonly #ownServer: Server | undefined;
   readonly #closing = new AbortController();
   #address: string | undefined;
 
@@ -239,21 +248,28 @@ export class RaftTransport {
       throw new RangeError('maxBatchBytes and snapshotChunkBytes must stay below the 4 MiB gRPC message limit');
     }
     this.faults = options.faults === true ? new NetworkFaults() : undefined;
-    addService(this.#server, RaftTransportService, {
+    if ((options.server === undefined) === (options.listenAddress === undefined)) {
+      throw new Error('RaftTransport needs exactly one of server and listenAddress');
+    }
+    this.#ownServer = options.server === undefined ? new Server() : undefined;
+    addService(options.server ?? this.#ownServer!, RaftTransportService, {
       stream: (batches, context) => this.#serveStream(batches, context),
       sendSnapshot: (chunks, context) => this.#receiveSnapshot(chunks, context),
     });
   }
 
-  /** host:port the transport serves on, once started. */
+  /** host:port a transport on its own serves on, once started. */
   get address(): string {
-    if (this.#address === undefined) throw new Error('RaftTransport not started');
+    if (this.#address === undefined) throw new Error('RaftTransport not started on a server of its own');
     return this.#address;
   }
 
+  /** Serves on `listenAddress` (a transport on its own; on a shared server, its owner listens). */
   async start(): Promise<void> {
-    const { host, port } = splitHostPort(this.#options.listenAddress);
-    this.#address = `${host}:${await listen(this.#server, host, port)}`;
+    const listenAddress = this.#options.listenAddress;
+    if (listenAddress === undefined || this.#ownServer === undefined) throw new Error('RaftTransport serves on a shared server: its owner listens');
+    const { host, port } = splitHostPort(listenAddress);
+    this.#address = `${host}:${await listen(this.#ownServer, host, port)}`;
   }
 
   /** Queues a message for its recipient (`message.to`); a MsgSnap goes by sendSnapshot. Never blocks. */
@@ -307,8 +323,9 @@ export class RaftTransport {
   }
 
   /**
-   * Stops serving and closes every stream at once; queued messages are discarded. Raft traffic needs
-   * no draining: whatever is cut off, the groups send again.
+   * Closes every outgoing stream at once (and stops serving, on a server of its own: a shared server
+   * is shut down by its owner); queued messages are discarded. Raft traffic needs no draining:
+   * whatever is cut off, the groups send again.
    */
   async close(): Promise<void> {
     this.#closing.abort();
@@ -320,7 +337,7 @@ export class RaftTransport {
       peer.client?.close();
       peer.client = undefined;
     }
-    await shutdown(this.#server, 0);
+    if (this.#ownServer !== undefined) await shutdown(this.#ownServer, 0);
   }
 
   // -------------------------------------------------------------------------------------------
