@@ -2,17 +2,31 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AttributeValue, Item, PartitionWrite, PartitionWriteResult, TableSchema } from '@shoal/model';
+import {
+  DynamoDbError,
+  encodeItemKey,
+  initialPartitions,
+  partitionContains,
+  type AttributeValue,
+  type IndexSchema,
+  type Item,
+  type PartitionWrite,
+  type PartitionWriteResult,
+  type TableSchema,
+} from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, type LocalStore } from '@shoal/storage';
+import { openLocalStore, partitionBound, type LocalStore } from '@shoal/storage';
 import {
   MultiRaftHost,
   PartitionCommandError,
   PartitionReplica,
   PartitionSnapshotUnsupportedError,
   RaftLogStore,
-  encodePartitionWrite,
+  decodePartitionCommand,
+  encodePartitionCommand,
+  proposeIndexCommand,
   proposePartitionWrite,
+  type PartitionCommand,
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
@@ -22,6 +36,9 @@ const GROUP = 7;
 const TABLE: TableSchema = { name: 'orders', tableId: 5, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
+const BY_V: IndexSchema = { name: 'byV', kind: 'GSI', indexId: 6, hashKey: { name: 'v', type: 'S' }, projection: { type: 'ALL' } };
+const INDEXED: TableSchema = { ...TABLE, indexes: [BY_V] };
+const writeCommand = (write: PartitionWrite): Uint8Array => encodePartitionCommand({ kind: 'write', write });
 
 interface Member {
   nodeId: NodeId;
@@ -183,6 +200,23 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
     }
   });
 
+  it('backfills and drops an index on every replica through the log', async () => {
+    const written = await propose(members, put('indexed', { v: S('findme') }));
+    expect(written.applied).toBe(true);
+    await pump(members, () => leader(members) !== undefined, 'a leader');
+    await whilePumping(members, proposeIndexCommand(leader(members)!.host, GROUP, { kind: 'backfillIndex', table: INDEXED, indexName: 'byV' }), 'a backfill');
+    await settledStores(members);
+    const query = { table: INDEXED, indexName: 'byV', hashValue: S('findme'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
+    for (const m of members) expect((await m.local.partitions.readRange(query)).items).toEqual([{ pk: S('indexed'), v: S('findme') }]);
+
+    // An index the table does not have: refused alike everywhere, and the entry still counts as applied.
+    const bogus = whilePumping(members, proposeIndexCommand(leader(members)!.host, GROUP, { kind: 'dropIndex', table: TABLE, indexName: 'byV' }), 'a bad drop');
+    await expect(bogus).rejects.toThrow(DynamoDbError);
+    await whilePumping(members, proposeIndexCommand(leader(members)!.host, GROUP, { kind: 'dropIndex', table: INDEXED, indexName: 'byV' }), 'a drop');
+    await settledStores(members);
+    for (const m of members) expect((await m.local.partitions.readRange(query)).items).toEqual([]);
+  });
+
   it('refuses to snapshot a non-empty partition, with a clear error', () => {
     expect(() => members[0].replica.snapshot()).toThrow(PartitionSnapshotUnsupportedError);
     expect(() => members[0].replica.snapshot()).toThrow(/keep snapshotPolicy off/);
@@ -206,8 +240,8 @@ describe('PartitionReplica over one node store', () => {
     const first = await PartitionReplica.open(1, local.partitions);
     const second = await PartitionReplica.open(2, local.partitions);
     expect([first.appliedIndex(), second.appliedIndex()]).toEqual([0, 0]);
-    expect((await first.apply(encodePartitionWrite(put('x', { v: S('1') })), 5)).applied).toBe(true);
-    const failed = await second.apply(encodePartitionWrite(put('x', { v: S('2') }, 'attribute_not_exists(pk)')), 9);
+    expect(await first.apply(writeCommand(put('x', { v: S('1') })), 5)).toEqual({ applied: true, outcomes: [{ status: 'ok' }] });
+    const failed = await second.apply(writeCommand(put('x', { v: S('2') }, 'attribute_not_exists(pk)')), 9);
     expect(failed).toEqual({ applied: false, outcomes: [{ status: 'conditionFailed', item: { pk: S('x'), v: S('1') } }] });
     await local.close();
     local = await openLocalStore({ dataDir });
@@ -224,8 +258,62 @@ describe('PartitionReplica over one node store', () => {
     expect(() => empty.restore(snapshot)).not.toThrow();
     expect(() => empty.restore(new TextEncoder().encode('{"items":[]}'))).toThrow(PartitionSnapshotUnsupportedError);
     await expect(empty.apply(new TextEncoder().encode('not json'), 1)).rejects.toThrow(PartitionCommandError);
-    await expect(empty.apply(new TextEncoder().encode('{"kind":"split"}'), 1)).rejects.toThrow(/entry 1 is not a partition write/);
+    await expect(empty.apply(new TextEncoder().encode('{"kind":"split"}'), 1)).rejects.toThrow(/entry 1 is not a partition command \(unknown command "split"\)/);
+    // A bare PartitionWrite (no envelope) and envelopes missing their parts are not commands either.
+    await expect(empty.apply(new TextEncoder().encode('{"operations":[]}'), 1)).rejects.toThrow(PartitionCommandError);
+    await expect(empty.apply(new TextEncoder().encode('{"kind":"write"}'), 1)).rejects.toThrow(/a write without operations/);
+    await expect(empty.apply(new TextEncoder().encode('{"kind":"backfillIndex","indexName":"x"}'), 1)).rejects.toThrow(/without its table/);
     expect(empty.appliedIndex()).toBe(0);
+    await local.close();
+  });
+});
+
+describe('PartitionReplicas of both partitions of a table over one node store', () => {
+  const table: TableSchema = { name: 'split', tableId: 8, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+  const byV: IndexSchema = { ...BY_V, indexId: 9 };
+  const indexed: TableSchema = { ...table, indexes: [byV] };
+  const partitions = initialPartitions(table.tableId, 2, 21);
+  const ownerOf = (pk: string) => partitions.find((p) => partitionContains(p, encodeItemKey(table.tableId, S(pk))))!;
+  const pks = Array.from({ length: 40 }, (_, i) => `k${i}`);
+
+  it('decodes what it encodes', () => {
+    const command: PartitionCommand = { kind: 'backfillIndex', table: indexed, indexName: 'byV' };
+    expect(decodePartitionCommand(1, 1, encodePartitionCommand(command))).toEqual(command);
+  });
+
+  it('runs index commands within its own partition’s bound only', async () => {
+    const local = await openLocalStore({ inMemory: true });
+    const replicas = await Promise.all(partitions.map((p) => PartitionReplica.open(p.id, local.partitions, { boundOf: () => partitionBound(p) })));
+    const replicaOf = (pk: string) => replicas[partitions.indexOf(ownerOf(pk))];
+    const next = new Map<PartitionReplica, number>(replicas.map((r) => [r, 1]));
+    const apply = (replica: PartitionReplica, command: PartitionCommand) => {
+      const index = next.get(replica)!;
+      next.set(replica, index + 1);
+      return replica.apply(encodePartitionCommand(command), index);
+    };
+    for (const pk of pks) {
+      const write: PartitionWrite = { operations: [{ table, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S('same') } }] };
+      await apply(replicaOf(pk), { kind: 'write', write });
+    }
+    const [one, two] = replicas;
+    const mine = (replica: PartitionReplica) => pks.filter((pk) => replicaOf(pk) === replica);
+    expect(mine(one).length).toBeGreaterThan(0);
+    expect(mine(two).length).toBeGreaterThan(0);
+
+    const query = { table: indexed, indexName: 'byV', hashValue: S('same'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
+    const indexedKeys = async () => (await local.partitions.readRange(query)).items.map((item) => (item.pk as { S: string }).S).sort();
+    expect(await apply(one, { kind: 'backfillIndex', table: indexed, indexName: 'byV' })).toEqual({ status: 'ok' });
+    expect(await indexedKeys()).toEqual(mine(one).sort());
+    await apply(two, { kind: 'backfillIndex', table: indexed, indexName: 'byV' });
+    expect(await indexedKeys()).toEqual([...pks].sort());
+    await apply(one, { kind: 'dropIndex', table: indexed, indexName: 'byV' });
+    expect(await indexedKeys()).toEqual(mine(two).sort());
+    expect(await apply(two, { kind: 'dropIndex', table, indexName: 'byV' })).toEqual({
+      status: 'invalid',
+      message: 'The table does not have the specified index: byV',
+    });
+    // Each group's applied index moved with its own commands, recorded in the store.
+    expect(await Promise.all(replicas.map((r) => local.partitions.appliedIndex(r.groupId)))).toEqual(replicas.map((r) => next.get(r)! - 1));
     await local.close();
   });
 });

@@ -2,6 +2,12 @@ export {
   PartitionCommandError,
   PartitionReplica,
   PartitionSnapshotUnsupportedError,
-  encodePartitionWrite,
+  decodePartitionCommand,
+  encodePartitionCommand,
+  proposeIndexCommand,
   proposePartitionWrite,
+  type IndexCommand,
+  type IndexCommandResult,
+  type PartitionCommand,
+  type PartitionReplicaOptions,
 } from './partition-replica.ts';
