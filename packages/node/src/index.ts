@@ -21,3 +21,4 @@ export { NetworkFaults, type PartitionDirection } from './transport/faults.ts';
 export * from './host/index.ts';
 export * from './partition/index.ts';
 export * from './server/index.ts';
+export * from './meta-group/index.ts';

@@ -1,0 +1,310 @@
+/**
+ * MetaService and AdminService on a node that hosts a meta group replica. Only the meta leader
+ * answers: any other replica answers FAILED_PRECONDITION with a NotLeader detail (partition id 0,
+ * the leader it knows of), so callers follow the hint or try the next meta peer. Changes are meta
+ * commands proposed in the group's log; reads are served after a ReadIndex.
+ *
+ * Heartbeats are recorded in the log (liveness must survive a change of meta leader); the load and
+ * replica reports they carry are kept in this leader's memory only, for Status.
+ */
+import { create } from '@bufbuild/protobuf';
+import { getOwn, resourceInUse, resourceNotFound, type TableRecord } from '@shoal/model';
+import { MetaCommandError, partitionList, type MetaState, type NodeRecord } from '@shoal/meta';
+import {
+  AdminService,
+  addService,
+  ErrorDetailSchema,
+  MetaService,
+  NodeDescriptorSchema,
+  NodeState,
+  RpcError,
+  Status,
+  dynamoDbErrorToRpc,
+  partitionDescriptorToWire,
+  partitionMapResponseToWire,
+  tableRecordFromWire,
+  tableRecordToWire,
+  type NodeDescriptor,
+  type PartitionLoad,
+  type Server,
+  type TableRecordJson,
+} from '@shoal/proto';
+import type { NodeId } from '@shoal/raft';
+import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
+import { MetaGroup } from './meta-group.ts';
+import { META_GROUP_ID, type MetaReplica } from './meta-replica.ts';
+
+export interface MetaServiceDeps {
+  host: MultiRaftHost;
+  meta: MetaReplica;
+  nodeId: NodeId;
+  /** The gRPC address of a node, for NotLeader hints; else the address the node registered with. */
+  nodeAddress(nodeId: NodeId): string | undefined;
+  /** Milliseconds since the epoch, stamped on node commands (default Date.now). */
+  clock?: () => number;
+  /** Partitions of a new table when CreateTable asks for 0 (default 1). */
+  defaultPartitions?: number;
+  /** How often an idle WatchPartitionMap stream checks that this node still leads (default 1,000 ms). */
+  watchLeadershipCheckMs?: number;
+}
+
+export interface MetaServices {
+  /** Ends every WatchPartitionMap stream (before the server shuts down). */
+  close(): void;
+}
+
+/** What a node reported in its last heartbeat to this leader. */
+interface NodeReport {
+  at: number;
+  loads: PartitionLoad[];
+}
+
+const NODE_STATES: Record<NodeRecord['state'], NodeState> = {
+  up: NodeState.UP,
+  draining: NodeState.DRAINING,
+  down: NodeState.DOWN,
+};
+
+export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServices {
+  const group = new MetaGroup(deps.host, deps.meta, deps.nodeId);
+  const clock = deps.clock ?? Date.now;
+  const checkMs = deps.watchLeadershipCheckMs ?? 1_000;
+  const reports = new Map<NodeId, NodeReport>();
+  const closing = new AbortController();
+
+  const notLeader = (leader: NodeId, why: string): RpcError => {
+    const address = leader === 0 ? '' : (deps.nodeAddress(leader) ?? deps.meta.state.nodes[leader]?.address ?? '');
+    return RpcError.withDetail(Status.FAILED_PRECONDITION, `node ${deps.nodeId} ${why}`, ErrorDetailSchema, {
+      kind: { case: 'notLeader', value: { partitionId: BigInt(META_GROUP_ID), leader: leader === 0 ? undefined : { id: BigInt(leader), address } } },
+    });
+  };
+
+  /** A failure as the gRPC error the caller acts on; `table` names the table a request is about. */
+  const answerError = (error: unknown, table?: string): RpcError => {
+    if (error instanceof RpcError) return error;
+    if (error instanceof NotLeaderError) {
+      return notLeader(error.leader, `is not the meta leader${error.leader === 0 ? ' (none known)' : ` (node ${error.leader} is)`}`);
+    }
+    if (error instanceof GroupNotHostedError) return notLeader(0, 'hosts no meta group replica');
+    if (error instanceof RaftTimeoutError) return new RpcError(Status.UNAVAILABLE, `meta group: ${error.message}`);
+    if (error instanceof MetaCommandError) return commandError(error, table);
+    // The host stopped or failed: another meta peer may answer.
+    return new RpcError(Status.UNAVAILABLE, `meta group unavailable on node ${deps.nodeId}: ${error instanceof Error ? error.message : String(error)}`);
+  };
+
+  /** Runs a handler's work, answering its failure with answerError. */
+  const answer = async <T>(work: () => Promise<T>, table?: string): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw answerError(error, table);
+    }
+  };
+
+  const nodesToWire = (state: MetaState): NodeDescriptor[] =>
+    Object.values(state.nodes)
+      .sort((a, b) => a.id - b.id)
+      .map((n) => create(NodeDescriptorSchema, { id: BigInt(n.id), address: n.address, state: NODE_STATES[n.state] }));
+
+  const mapAnswer = (state: MetaState, knownVersion: number) =>
+    partitionMapResponseToWire(
+      state.mapVersion === knownVersion
+        ? { notModified: true, version: state.mapVersion }
+        : { notModified: false, version: state.mapVersion, partitions: partitionList(state), nodes: nodesToWire(state), tables: sortedTables(state) },
+    );
+
+  /** Resolves at the next change of the meta state, after `checkMs`, or when the call or the services end. */
+  const nextChange = (signal: AbortSignal): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        stop();
+        signal.removeEventListener('abort', done);
+        closing.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, checkMs);
+      const stop = deps.meta.onApplied(done);
+      signal.addEventListener('abort', done);
+      closing.signal.addEventListener('abort', done);
+    });
+
+  addService(server, MetaService, {
+    getPartitionMap: (request) =>
+      answer(async () => mapAnswer(await group.read(), counterFromWire(request.knownVersion, 'known version'))),
+
+    watchPartitionMap: async function* (request, context) {
+      let known = counterFromWire(request.knownVersion, 'known version');
+      // Caught up with everything committed before the call; changes then arrive by apply.
+      await answer(() => group.read());
+      while (!context.signal.aborted && !closing.signal.aborted) {
+        if (!group.isLeader()) throw answerError(new NotLeaderError(META_GROUP_ID, group.leaderId()));
+        const state = deps.meta.state;
+        if (state.mapVersion !== known) {
+          yield mapAnswer(state, known);
+          known = state.mapVersion;
+          continue;
+        }
+        await nextChange(context.signal);
+      }
+    },
+
+    registerNode: (request) =>
+      answer(async () => {
+        const nodeId = counterFromWire(request.nodeId, 'node id');
+        const result = await group.propose({ type: 'registerNode', address: request.address, nodeId, at: clock() });
+        return { nodeId: BigInt(result.nodeId!) };
+      }),
+
+    heartbeat: (request) =>
+      answer(async () => {
+        const nodeId = counterFromWire(request.nodeId, 'node id');
+        const at = clock();
+        await group.propose({ type: 'heartbeat', nodeId, at });
+        reports.set(nodeId, { at, loads: request.loads });
+        await recordLeaderHints(group, nodeId, request.loads);
+        const state = deps.meta.state;
+        return { state: NODE_STATES[state.nodes[nodeId].state], mapVersion: BigInt(state.mapVersion) };
+      }),
+
+    createTable: (request) => {
+      const record = recordFromRequest(request.record);
+      return answer(async () => {
+        const partitionCount = request.initialPartitions === 0 ? (deps.defaultPartitions ?? 1) : request.initialPartitions;
+        const result = await group.propose({ type: 'createTable', record, partitionCount });
+        return { record: tableRecordToWire(result.table!) };
+      }, record.schema.name);
+    },
+
+    updateTable: (request) => {
+      const record = recordFromRequest(request.record);
+      return answer(async () => {
+        const result = await group.propose({ type: 'updateTable', record });
+        return { record: tableRecordToWire(result.table!) };
+      }, record.schema.name);
+    },
+
+    deleteTable: (request) =>
+      answer(async () => {
+        const result = await group.propose({ type: 'deleteTable', name: request.name });
+        return { record: tableRecordToWire(result.table!) };
+      }, request.name),
+
+    getTable: (request) =>
+      answer(async () => {
+        const record = getOwn((await group.read()).tables, request.name);
+        return record === undefined ? {} : { record: tableRecordToWire(record) };
+      }),
+
+    listTables: () => answer(async () => ({ records: sortedTables(await group.read()).map(tableRecordToWire) })),
+
+    allocateSpaceId: () =>
+      answer(async () => {
+        const result = await group.propose({ type: 'allocateSpaceId' });
+        return { spaceId: result.spaceId! };
+      }),
+  });
+
+  addService(server, AdminService, {
+    status: () =>
+      answer(async () => {
+        const state = await group.read();
+        const now = clock();
+        const replicas = new Map<number, number>();
+        const leaders = new Map<number, number>();
+        for (const p of Object.values(state.partitions)) {
+          for (const r of p.replicas) replicas.set(r.nodeId, (replicas.get(r.nodeId) ?? 0) + 1);
+          if (p.leaderHint !== undefined) leaders.set(p.leaderHint, (leaders.get(p.leaderHint) ?? 0) + 1);
+        }
+        const metaStatus = deps.host.status().find((s) => s.groupId === META_GROUP_ID);
+        return {
+          nodes: nodesToWire(state).map((node) => {
+            const id = Number(node.id);
+            const report = reports.get(id);
+            return {
+              node,
+              replicas: replicas.get(id) ?? 0,
+              leaders: leaders.get(id) ?? 0,
+              secondsSinceHeartbeat: Math.max(0, now - (report?.at ?? state.nodes[id].lastHeartbeatAt)) / 1000,
+              reportedReplicas: report?.loads ?? [],
+            };
+          }),
+          partitions: partitionList(state).map(partitionDescriptorToWire),
+          mapVersion: BigInt(state.mapVersion),
+          metaLeaderId: BigInt(deps.nodeId),
+          metaTerm: BigInt(metaStatus?.term ?? 0),
+          metaCommitIndex: BigInt(metaStatus?.commit ?? 0),
+          metaAppliedIndex: BigInt(metaStatus?.applied ?? 0),
+        };
+      }),
+
+    drain: (request) =>
+      answer(async () => {
+        const nodeId = counterFromWire(request.nodeId, 'node id');
+        await group.propose({ type: 'markNodeDraining', nodeId });
+        const remaining = Object.values(deps.meta.state.partitions).filter((p) => p.replicas.some((r) => r.nodeId === nodeId)).length;
+        return { remainingReplicas: remaining };
+      }),
+
+    transferLeader: () =>
+      Promise.reject(
+        new RpcError(Status.UNIMPLEMENTED, 'TransferLeader is not supported yet: partition leaders move leadership themselves as they converge to the descriptors'),
+      ),
+    move: () =>
+      Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Move is not supported yet: the placement driver moves replicas (repair, drain, rebalance)')),
+    split: () => Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Split is not supported yet: partitions of the cluster are not split')),
+  });
+
+  return { close: () => closing.abort() };
+}
+
+/**
+ * A node that reports leading a partition it is a voter of becomes the partition's leader hint
+ * (routers send there first). A hint is advice: one that fails to record is simply left as it was.
+ */
+async function recordLeaderHints(group: MetaGroup, nodeId: NodeId, loads: readonly PartitionLoad[]): Promise<void> {
+  const state = group.meta.state;
+  const hints: Promise<unknown>[] = [];
+  for (const load of loads) {
+    if (!load.leader || load.partitionId > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+    const partition = state.partitions[Number(load.partitionId)];
+    if (partition === undefined || partition.leaderHint === nodeId) continue;
+    if (!partition.replicas.some((r) => r.nodeId === nodeId && r.role === 'voter')) continue;
+    hints.push(group.propose({ type: 'setLeaderHint', partitionId: partition.id, nodeId }).catch(() => undefined));
+  }
+  await Promise.all(hints);
+}
+
+function commandError(error: MetaCommandError, table: string | undefined): RpcError {
+  switch (error.reason) {
+    case 'tableExists':
+      return dynamoDbErrorToRpc(resourceInUse(`Table already exists: ${table}`));
+    case 'noSuchTable':
+      return dynamoDbErrorToRpc(resourceNotFound(`Requested resource not found: Table: ${table} not found`));
+    case 'noSuchNode':
+    case 'noSuchPartition':
+      return new RpcError(Status.NOT_FOUND, error.message);
+    case 'conflict':
+      return new RpcError(Status.ABORTED, error.message);
+    case 'unavailable':
+      return new RpcError(Status.UNAVAILABLE, error.message);
+    case 'invalid':
+      return new RpcError(Status.INVALID_ARGUMENT, error.message);
+  }
+}
+
+function recordFromRequest(record: TableRecordJson | undefined): TableRecord {
+  if (record === undefined) throw new RpcError(Status.INVALID_ARGUMENT, 'table record missing');
+  return tableRecordFromWire(record);
+}
+
+/** Table records sorted by name (ListTables' order, and the partition map's). */
+function sortedTables(state: MetaState): TableRecord[] {
+  return Object.values(state.tables).sort((a, b) => (a.schema.name < b.schema.name ? -1 : a.schema.name > b.schema.name ? 1 : 0));
+}
+
+/** A uint64 id or counter as a number; beyond 2^53 - 1 it is refused rather than rounded. */
+function counterFromWire(value: bigint, what: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new RpcError(Status.INVALID_ARGUMENT, `${what} ${value} exceeds 2^53 - 1`);
+  return Number(value);
+}

@@ -1,0 +1,168 @@
+/**
+ * The placement driver: on the meta leader only, every `intervalMs` it marks down the nodes that
+ * missed their heartbeats and proposes one placement step per partition that needs one (repair,
+ * drain, rebalance; @shoal/meta's planners). A step is a change of the partition's DESIRED replicas
+ * (setReplicas at the planned epoch); partition leaders converge their Raft groups to it.
+ *
+ * Leadership is not the driver's to move: partition leaders hand it over themselves when they are
+ * removed. So it plans on the map without leader hints (no transferLeader steps: a draining or
+ * surplus voter is removed from the descriptor directly, and leader counts are not balanced).
+ */
+import {
+  commandForAction,
+  MetaCommandError,
+  planLiveness,
+  planPlacement,
+  type MetaState,
+  type PlacementAction,
+} from '@shoal/meta';
+import type { PartitionDescriptor } from '@shoal/model';
+import type { NodeId } from '@shoal/raft';
+import type { MultiRaftHost } from '../host/index.ts';
+import { MetaGroup } from './meta-group.ts';
+import type { MetaReplica } from './meta-replica.ts';
+
+export interface PlacementLogEntry {
+  level: 'info' | 'warn';
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface PlacementDriverOptions {
+  host: MultiRaftHost;
+  meta: MetaReplica;
+  nodeId: NodeId;
+  /** Milliseconds since the epoch (default Date.now). */
+  clock?: () => number;
+  /** Between rounds (default 1,000 ms). */
+  intervalMs?: number;
+  /**
+   * A node is marked down after this long without a heartbeat (default 5,000 ms); a new meta
+   * leader first waits this long, so that nodes find it before it judges them.
+   */
+  heartbeatTimeoutMs?: number;
+  /** A down node's replicas are replaced after it stayed down this long (default 30,000 ms). */
+  downTimeoutMs?: number;
+  /** Replica moves started per round by rebalancing (default 4). */
+  maxMoves?: number;
+  log?(entry: PlacementLogEntry): void;
+}
+
+/** What one round did. */
+export interface PlacementRound {
+  /** Nodes marked down. */
+  markedDown: NodeId[];
+  /** Steps recorded in the map. */
+  applied: PlacementAction[];
+  /** Steps the meta state refused (the partition moved on meanwhile); planned again next round. */
+  refused: PlacementAction[];
+}
+
+export class PlacementDriver {
+  readonly #group: MetaGroup;
+  readonly #clock: () => number;
+  readonly #intervalMs: number;
+  readonly #heartbeatTimeoutMs: number;
+  readonly #downTimeoutMs: number;
+  readonly #maxMoves: number;
+  readonly #log: (entry: PlacementLogEntry) => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #round: Promise<unknown> | undefined;
+  #running = false;
+  /** When this node was first seen leading, in its current run of leadership. */
+  #leaderSince: number | undefined;
+
+  constructor(options: PlacementDriverOptions) {
+    this.#group = new MetaGroup(options.host, options.meta, options.nodeId);
+    this.#clock = options.clock ?? Date.now;
+    this.#intervalMs = options.intervalMs ?? 1_000;
+    this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
+    this.#downTimeoutMs = options.downTimeoutMs ?? 30_000;
+    this.#maxMoves = options.maxMoves ?? 4;
+    this.#log = options.log ?? (() => {});
+  }
+
+  /** Runs a round every intervalMs (rounds never overlap); a round does nothing unless this node leads. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule();
+  }
+
+  /** Stops the loop and waits for the round in flight. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#round;
+  }
+
+  /** One round now; undefined when this node does not lead the meta group. */
+  async runOnce(): Promise<PlacementRound | undefined> {
+    const group = this.#group;
+    if (!group.isLeader()) {
+      this.#leaderSince = undefined;
+      return undefined;
+    }
+    const now = this.#clock();
+    this.#leaderSince ??= now;
+    const state = await group.read();
+    const round: PlacementRound = { markedDown: [], applied: [], refused: [] };
+    if (now - this.#leaderSince >= this.#heartbeatTimeoutMs) {
+      for (const command of planLiveness(state, now, this.#heartbeatTimeoutMs)) {
+        if (command.type !== 'markNodeDown') continue;
+        if (await this.#propose(() => group.propose(command))) {
+          round.markedDown.push(command.nodeId);
+          this.#log({ level: 'warn', event: 'node_marked_down', node: command.nodeId, lastHeartbeatAt: state.nodes[command.nodeId]?.lastHeartbeatAt });
+        }
+      }
+    }
+    const planned = planPlacement(withoutLeaderHints(group.meta.state), now, {
+      downTimeoutMs: this.#downTimeoutMs,
+      maxMoves: this.#maxMoves,
+      maxLeaderTransfers: 0,
+    });
+    // One step per partition: the proposals do not interfere with each other.
+    const outcomes = await Promise.all(planned.map((action) => this.#propose(() => group.propose(commandForAction(group.meta.state, action)))));
+    planned.forEach((action, i) => {
+      (outcomes[i] ? round.applied : round.refused).push(action);
+      if (outcomes[i]) this.#log({ level: 'info', event: 'placement_step', ...action });
+    });
+    return round;
+  }
+
+  /** Proposes; false when the meta state refused the command, which the next round plans anew. */
+  async #propose(propose: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await propose();
+      return true;
+    } catch (error) {
+      if (error instanceof MetaCommandError) return false;
+      throw error;
+    }
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const round = this.runOnce().catch((error: unknown) => {
+        // Leadership lost or a timeout: the next round starts over from the state then.
+        this.#log({ level: 'warn', event: 'placement_round_failed', error: error instanceof Error ? error.message : String(error) });
+      });
+      this.#round = round;
+      void round.finally(() => {
+        if (this.#running) this.#schedule();
+      });
+    }, this.#intervalMs);
+  }
+}
+
+/** The state as the planners should see it here: no leader hints, so no leadership steps. */
+function withoutLeaderHints(state: MetaState): MetaState {
+  const partitions: Record<number, PartitionDescriptor> = {};
+  for (const [id, partition] of Object.entries(state.partitions)) {
+    const { leaderHint: _hint, ...rest } = partition;
+    partitions[Number(id)] = rest;
+  }
+  return { ...state, partitions };
+}
