@@ -1,10 +1,35 @@
 /**
- * Load benchmark: the same DynamoDB workloads against Shoal (single node, `shoal dev`) and dynalite,
- * each started here as a child process, then the ratio Shoal/dynalite.
+ * Load benchmark: the same workloads against Shoal's single node, dynalite, Shoal's 3-node cluster and
+ * a 3-member etcd, each started here as child processes on loopback with temporary data, then the
+ * ratios. All targets see the same client, the same settings and the same key sequence.
  *
- *   npm run bench -- [put,get,query,mixed] [--targets shoal,dynalite] [--concurrency 64]
- *                    [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
+ *   npm run bench -- put,get --targets shoal,dynalite                  issue 2: single node vs dynalite
+ *   npm run bench -- put,get,get-strong                                 issue 4: every target, same run
+ *   npm run bench -- [workloads] [--targets shoal,dynalite,cluster,etcd] [--concurrency 64]
+ *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
+ *                    [--rounds 1] [--cpu-prof <dir>]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
+ *
+ * Targets:
+ *   shoal     `shoal dev --single` (before the cluster CLI: `shoal dev`): router and storage engine in
+ *             one process, LevelDB without fsync per write (the default of `shoal dev`).
+ *   dynalite  dynalite 4 (npm), in memory.
+ *   cluster   `shoal dev --data-dir <tmp>`: 3 `shoal node` processes + 1 `shoal router`; every write
+ *             replicated to 3 Raft replicas, fsync before the answer.
+ *   etcd      Debian's etcd-server (installed with apt-get when /usr/bin/etcd is missing), 3 members,
+ *             requests through the leader's v3 JSON gateway: put = /v3/kv/put, get = /v3/kv/range with
+ *             serializable (any member's state), get-strong = linearizable /v3/kv/range. No Query.
+ *
+ * Workloads: put (PutItem), get (GetItem, eventually consistent), get-strong (GetItem with
+ * ConsistentRead), query (Query on one key), mixed (half get, half put).
+ *
+ * The load generator (scripts/bench/pipelined-http.ts) is a closed loop over raw TCP: `--concurrency`
+ * requests in flight, spread over `--connections` keep-alive connections (by default one each, like an
+ * SDK's pool; pipelined when fewer, which is cheaper for the client but serializes the requests of a
+ * connection on servers that answer them one at a time, such as etcd's Go HTTP server), request bytes
+ * built before the run, responses parsed for status and length only;
+ * every non-200 answer counts as an error. It shares the machine's cores with the servers, so its
+ * CPU per request is printed next to theirs (server CPU sums every process of the target).
  */
 import { seededRandom } from '@shoal/linearizability';
 import { spawnSync } from 'node:child_process';
@@ -15,24 +40,36 @@ import { parseArgs } from 'node:util';
 import { DynamoDbHttpClient } from './bench/dynamodb-http.ts';
 import { percentile, runLoad } from './bench/load.ts';
 import type { LoadResult } from './bench/load.ts';
+import { drivePipelined } from './bench/pipelined-http.ts';
 import { TARGET_NAMES, startTarget, stopAllTargets } from './bench/targets.ts';
-import type { TargetName } from './bench/targets.ts';
-import { WORKLOAD_NAMES, benchTable, createTable, needsPreload, nextRequest, preload } from './bench/workloads.ts';
-import type { WorkloadName } from './bench/workloads.ts';
+import type { RunningTarget, TargetName } from './bench/targets.ts';
+import {
+  WORKLOAD_NAMES,
+  awaitWritable,
+  benchTable,
+  createTable,
+  needsPreload,
+  preloadRequests,
+  supports,
+  workloadRequests,
+} from './bench/workloads.ts';
+import type { BenchTable, WorkloadName } from './bench/workloads.ts';
 import { formatTable } from './bench/table.ts';
 
 const USAGE = `usage: npm run bench -- [workloads] [options]
   workloads            comma-separated: ${WORKLOAD_NAMES.join(', ')} (default put,get); or "raft" for scripts/bench-raft.ts
   --workload <list>    the same, as an option
-  --targets <list>     ${TARGET_NAMES.join(',')} (default both)
+  --targets <list>     ${TARGET_NAMES.join(',')} (default all)
   --concurrency <n>    requests in flight (default 64)
+  --connections <n>    TCP connections carrying them, pipelined when fewer (default: the concurrency)
   --duration <s>       measured seconds per workload (default 10)
   --warmup <s>         unmeasured seconds before each workload (default 2)
   --item-size <bytes>  item size (default 1024)
   --keys <n>           key space; pre-loaded for reads (default 10000)
   --max-requests <n>   cap per phase (default 10000000)
   --rounds <n>         alternate the targets this many times and pool the results, which evens out
-                       load from other processes on a shared machine (default 1)`;
+                       load from other processes on a shared machine (default 1)
+  --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>`;
 
 function delegateToRaftBench(args: string[]): never {
   const script = path.join(import.meta.dirname, 'bench-raft.ts');
@@ -94,6 +131,59 @@ const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed
 const microsPerOp = (cpuSeconds: number | undefined, ops: number): string =>
   cpuSeconds === undefined || ops === 0 ? '-' : ((cpuSeconds * 1e6) / ops).toFixed(0);
 
+/** Creates the table (DynamoDB targets) and writes every key once, all without errors. */
+async function prepare(target: RunningTarget, table: BenchTable, concurrency: number, connections: number, preload: boolean): Promise<void> {
+  if (target.protocol === 'dynamodb') {
+    const client = new DynamoDbHttpClient(target.endpoint, 1);
+    try {
+      await createTable(client, table);
+      await awaitWritable(client, table);
+    } finally {
+      client.close();
+    }
+  }
+  if (!preload) return;
+  const started = performance.now();
+  const loaded = await drivePipelined(target.endpoint, preloadRequests(target.protocol, target.endpoint, table), {
+    concurrency,
+    connections,
+    durationMs: Number.POSITIVE_INFINITY,
+    maxRequests: table.keyCount,
+  });
+  if (loaded.errors > 0) throw new Error(`pre-load: ${loaded.errors} failed writes, first: ${loaded.errorSample}`);
+  console.log(`${target.name}: pre-loaded ${table.keyCount} items in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Ratios of the first target to the second, for each workload both ran: the pairs the issues ask about. */
+const RATIO_PAIRS: readonly [TargetName, TargetName][] = [
+  ['shoal', 'dynalite'],
+  ['cluster', 'dynalite'],
+  ['cluster', 'etcd'],
+];
+
+function ratioRows(pooled: Measurement[], workloads: WorkloadName[]): string[][] {
+  const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
+  return RATIO_PAIRS.flatMap(([first, second]) =>
+    workloads.flatMap((workload) => {
+      const a = pooled.find((m) => m.target === first && m.workload === workload)?.result;
+      const b = pooled.find((m) => m.target === second && m.workload === workload)?.result;
+      if (a === undefined || b === undefined) return [];
+      return [
+        [
+          `${first} / ${second}`,
+          workload,
+          ratio(a.ops / a.seconds, b.ops / b.seconds),
+          ratio(percentile(a.latenciesMs, 0.5), percentile(b.latenciesMs, 0.5)),
+          ratio(percentile(a.latenciesMs, 0.99), percentile(b.latenciesMs, 0.99)),
+          a.serverCpuSeconds === undefined || b.serverCpuSeconds === undefined
+            ? '-'
+            : ratio(a.serverCpuSeconds / a.ops, b.serverCpuSeconds / b.ops),
+        ],
+      ];
+    }),
+  );
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv[0] === 'raft') delegateToRaftBench(argv.slice(1));
@@ -104,12 +194,14 @@ async function main(): Promise<number> {
       workload: { type: 'string' },
       targets: { type: 'string', default: TARGET_NAMES.join(',') },
       concurrency: { type: 'string', default: '64' },
+      connections: { type: 'string' },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       'item-size': { type: 'string', default: '1024' },
       keys: { type: 'string', default: '10000' },
       'max-requests': { type: 'string', default: '10000000' },
       rounds: { type: 'string', default: '1' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -120,47 +212,47 @@ async function main(): Promise<number> {
   const workloads = parseList(values.workload ?? (positionals.join(',') || 'put,get'), WORKLOAD_NAMES, 'workload');
   const targets = parseList(values.targets, TARGET_NAMES, 'target');
   const concurrency = Math.round(positiveNumber(values.concurrency, 'concurrency'));
+  // One request in flight per connection by default, as an SDK's connection pool sends them: servers
+  // that answer a connection's pipelined requests one at a time (Go's net/http, so etcd) are not held back.
+  const connections = values.connections === undefined ? concurrency : Math.min(concurrency, Math.round(positiveNumber(values.connections, 'connections')));
   const durationMs = positiveNumber(values.duration, 'duration') * 1000;
   const warmupMs = values.warmup === '0' ? 0 : positiveNumber(values.warmup, 'warmup') * 1000;
   const itemSize = Math.round(positiveNumber(values['item-size'], 'item-size'));
   const keyCount = Math.round(positiveNumber(values.keys, 'keys'));
   const maxRequests = Math.round(positiveNumber(values['max-requests'], 'max-requests'));
   const rounds = Math.round(positiveNumber(values.rounds, 'rounds'));
+  const cpuProfileDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
   const table = benchTable('bench', keyCount, itemSize);
 
   console.log(`node ${process.version} on ${os.type()} ${os.arch()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
   console.log(`load average at start: ${load()}`);
   console.log(
-    `workloads ${workloads.join(',')}; concurrency ${concurrency}; ${durationMs / 1000} s measured after ${warmupMs / 1000} s warm-up; ` +
-      `items ${itemSize} B; ${keyCount} keys; ${rounds} round(s)`,
+    `workloads ${workloads.join(',')}; concurrency ${concurrency} over ${connections} connection(s); ` +
+      `${durationMs / 1000} s measured after ${warmupMs / 1000} s warm-up; items ${itemSize} B; ${keyCount} keys; ${rounds} round(s)`,
   );
 
   const measurements: Measurement[] = [];
   let failed = false;
   const schedule = Array.from({ length: rounds }, () => targets).flat();
   for (const name of schedule) {
-    let target;
+    let target: RunningTarget;
     try {
-      target = await startTarget(name);
+      target = await startTarget(name, { cpuProfileDir });
     } catch (error) {
       console.error(`\n${name}: could not start: ${(error as Error).message}`);
       failed = true;
       continue;
     }
-    const client = new DynamoDbHttpClient(target.endpoint, concurrency);
     try {
       console.log(`\n${name}: ${target.description}, http://${target.endpoint.host}:${target.endpoint.port}`);
-      await createTable(client, table);
-      if (workloads.some(needsPreload)) {
-        const started = performance.now();
-        await preload(client, table, concurrency);
-        console.log(`${name}: pre-loaded ${keyCount} items in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-      }
-      for (const workload of workloads) {
-        // Seeded per run, so both targets see the same key sequence shape.
+      const runnable = workloads.filter((workload) => supports(target.protocol, workload));
+      await prepare(target, table, concurrency, connections, runnable.some(needsPreload));
+      for (const workload of runnable) {
+        // Seeded per run, so every target sees the same key sequence.
         const random = seededRandom(keyCount);
-        const result = await runLoad(client, () => nextRequest(workload, table, random), {
+        const result = await runLoad(target.endpoint, workloadRequests(workload, target.protocol, target.endpoint, table, random), {
           concurrency,
+          connections,
           warmupMs,
           durationMs,
           maxRequests,
@@ -176,7 +268,6 @@ async function main(): Promise<number> {
       if (output !== '') console.error(`--- ${name} output (last lines) ---\n${output}`);
       failed = true;
     } finally {
-      client.close();
       await target.stop();
     }
   }
@@ -201,26 +292,10 @@ async function main(): Promise<number> {
       ]),
     ),
   );
-  const ratioRows = workloads.flatMap((workload) => {
-    const shoal = pooled.find((m) => m.target === 'shoal' && m.workload === workload)?.result;
-    const dynalite = pooled.find((m) => m.target === 'dynalite' && m.workload === workload)?.result;
-    if (shoal === undefined || dynalite === undefined) return [];
-    const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '-');
-    return [
-      [
-        workload,
-        ratio(shoal.ops / shoal.seconds, dynalite.ops / dynalite.seconds),
-        ratio(percentile(shoal.latenciesMs, 0.5), percentile(dynalite.latenciesMs, 0.5)),
-        ratio(percentile(shoal.latenciesMs, 0.99), percentile(dynalite.latenciesMs, 0.99)),
-        shoal.serverCpuSeconds === undefined || dynalite.serverCpuSeconds === undefined
-          ? '-'
-          : ratio(shoal.serverCpuSeconds / shoal.ops, dynalite.serverCpuSeconds / dynalite.ops),
-      ],
-    ];
-  });
-  if (ratioRows.length > 0) {
-    console.log('\nShoal / dynalite (throughput: higher is better for Shoal; latency and CPU per request: lower is better)');
-    console.log(formatTable(['workload', 'ops/s', 'p50', 'p99', 'server cpu/op'], ratioRows));
+  const ratios = ratioRows(pooled, workloads);
+  if (ratios.length > 0) {
+    console.log('\nRatios (throughput: higher is better for the first; latency and CPU per request: lower is better)');
+    console.log(formatTable(['targets', 'workload', 'ops/s', 'p50', 'p99', 'server cpu/op'], ratios));
   }
   console.log(`\nload average at end: ${load()}`);
   return failed ? 1 : 0;

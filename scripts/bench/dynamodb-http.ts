@@ -1,6 +1,6 @@
 /**
- * A minimal DynamoDB JSON-protocol client over node:http with a keep-alive agent: the load
- * generator's only transport, kept lean so the client's own cost stays small next to the server's.
+ * A minimal DynamoDB JSON-protocol client over node:http with a keep-alive agent, for the setup calls
+ * (the load itself goes through pipelined-http.ts).
  */
 import http from 'node:http';
 
@@ -15,15 +15,18 @@ export interface DynamoDbResponse {
 }
 
 /**
- * A well-formed SigV4 Authorization header with a fixed signature. Neither target verifies
- * signatures (dynalite never does; Shoal only when started with credentials, which the bench does
- * not pass), but dynalite does check the header's shape, and a real client always sends one.
+ * A well-formed SigV4 Authorization header with a fixed signature. No target verifies signatures
+ * (dynalite never does; Shoal only when started with credentials, which the bench does not pass), but
+ * dynalite checks the header's shape, and a real client always sends one.
  */
-const AUTHORIZATION =
-  'AWS4-HMAC-SHA256 Credential=AKIDBENCHMARK/20260101/us-east-1/dynamodb/aws4_request, ' +
-  'SignedHeaders=content-type;host;x-amz-date;x-amz-target, ' +
-  'Signature=0000000000000000000000000000000000000000000000000000000000000000';
-const AMZ_DATE = '20260101T000000Z';
+export const DYNAMODB_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'application/x-amz-json-1.0',
+  'X-Amz-Date': '20260101T000000Z',
+  Authorization:
+    'AWS4-HMAC-SHA256 Credential=AKIDBENCHMARK/20260101/us-east-1/dynamodb/aws4_request, ' +
+    'SignedHeaders=content-type;host;x-amz-date;x-amz-target, ' +
+    'Signature=0000000000000000000000000000000000000000000000000000000000000000',
+};
 /** A request unanswered this long counts as an error, so a hung server cannot hang the bench. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -47,11 +50,9 @@ export class DynamoDbHttpClient {
           path: '/',
           agent: this.agent,
           headers: {
-            'Content-Type': 'application/x-amz-json-1.0',
+            ...DYNAMODB_HEADERS,
             'Content-Length': Buffer.byteLength(body),
             'X-Amz-Target': `DynamoDB_20120810.${operation}`,
-            'X-Amz-Date': AMZ_DATE,
-            Authorization: AUTHORIZATION,
           },
         },
         (response) => {

@@ -1,9 +1,10 @@
-/** The closed-loop load generator: `concurrency` workers, each sending its next request as soon as the last one answers. */
-import type { BenchRequest } from './workloads.ts';
-import type { DynamoDbHttpClient } from './dynamodb-http.ts';
+/** One measured phase of closed-loop load, with the CPU both sides spent on it. */
+import type { Endpoint } from './dynamodb-http.ts';
+import { drivePipelined } from './pipelined-http.ts';
 
 export interface LoadOptions {
   concurrency: number;
+  connections: number;
   warmupMs: number;
   durationMs: number;
   /** Hard cap on requests per phase, so no loop depends on the clock alone. */
@@ -26,47 +27,18 @@ export interface LoadResult {
   clientCpuSeconds: number;
 }
 
-async function drive(
-  client: DynamoDbHttpClient,
-  nextRequest: () => BenchRequest,
-  concurrency: number,
-  durationMs: number,
-  maxRequests: number,
-): Promise<Omit<LoadResult, 'latenciesMs' | 'serverCpuSeconds' | 'clientCpuSeconds'> & { latenciesMs: number[] }> {
-  const latenciesMs: number[] = [];
-  let errors = 0;
-  let errorSample: string | undefined;
-  let issued = 0;
-  const start = performance.now();
-  const until = start + durationMs;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < until && issued < maxRequests) {
-      issued++;
-      const { operation, body } = nextRequest();
-      const sent = performance.now();
-      try {
-        const response = await client.send(operation, body);
-        if (response.status === 200) {
-          latenciesMs.push(performance.now() - sent);
-        } else {
-          errors++;
-          errorSample ??= `${operation}: HTTP ${response.status} ${response.body.slice(0, 200)}`;
-        }
-      } catch (error) {
-        errors++;
-        errorSample ??= `${operation}: ${(error as Error).message}`;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { ops: latenciesMs.length, errors, errorSample, seconds: (performance.now() - start) / 1000, latenciesMs };
-}
-
-export async function runLoad(client: DynamoDbHttpClient, nextRequest: () => BenchRequest, options: LoadOptions): Promise<LoadResult> {
-  if (options.warmupMs > 0) await drive(client, nextRequest, options.concurrency, options.warmupMs, options.maxRequests);
+export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, options: LoadOptions): Promise<LoadResult> {
+  const phase = (durationMs: number) =>
+    drivePipelined(endpoint, nextRequest, {
+      concurrency: options.concurrency,
+      connections: options.connections,
+      durationMs,
+      maxRequests: options.maxRequests,
+    });
+  if (options.warmupMs > 0) await phase(options.warmupMs);
   const serverBefore = options.serverCpuSeconds();
   const clientBefore = process.cpuUsage();
-  const measured = await drive(client, nextRequest, options.concurrency, options.durationMs, options.maxRequests);
+  const measured = await phase(options.durationMs);
   const clientUsed = process.cpuUsage(clientBefore);
   const serverAfter = options.serverCpuSeconds();
   return {

@@ -1,35 +1,48 @@
 /**
- * The servers under test, each started as a child process on a free loopback port and stopped
- * (SIGTERM, then SIGKILL if it lingers) when done, on errors and on interruption.
+ * The servers under test, each started here on free loopback ports with its own temporary data, and
+ * stopped (SIGTERM, then SIGKILL if it lingers) with its data deleted when done, on errors and on
+ * interruption.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Endpoint } from './dynamodb-http.ts';
+import type { Protocol } from './workloads.ts';
 
-export const TARGET_NAMES = ['shoal', 'dynalite'] as const;
+export const TARGET_NAMES = ['shoal', 'dynalite', 'cluster', 'etcd'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface RunningTarget {
   name: TargetName;
+  protocol: Protocol;
+  /** Where the load goes (for etcd: its leader's client URL). */
   endpoint: Endpoint;
   /** What the target is, for the report (e.g. its data directory). */
   description: string;
   /** The end of what the server printed, to show when something fails. */
   recentOutput(): string;
-  /** CPU time the server process has used so far, in seconds (undefined where /proc is missing). */
+  /** CPU time the server's processes have used so far, in seconds (undefined where /proc is missing). */
   cpuSeconds(): number | undefined;
   stop(): Promise<void>;
 }
 
+export interface TargetOptions {
+  /** Write V8 CPU profiles of the Node servers (every process of a cluster) into this directory. */
+  cpuProfileDir?: string;
+}
+
 const HOST = '127.0.0.1';
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
-const READY_TIMEOUT_MS = 30_000;
-const STOP_GRACE_MS = 5_000;
+const SHOAL_MAIN = path.join(REPO_ROOT, 'packages/cli/src/main.ts');
+const ETCD = '/usr/bin/etcd';
+const READY_TIMEOUT_MS = 120_000;
+const STOP_GRACE_MS = 15_000;
+const ETCD_MEMBERS = 3;
+const POLL_MS = 200;
 
 /** Children not yet stopped: killed outright if this process exits first. */
 const liveChildren = new Set<ChildProcess>();
@@ -74,28 +87,61 @@ const KEPT_OUTPUT_CHARS = 4000;
 /** Linux reports process times in USER_HZ ticks, 100 a second on every mainstream kernel. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** User plus system CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15). */
-function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+/** The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces; fields after it start at "state" (field 3).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
 }
 
-interface ListeningChild {
-  child: ChildProcess;
-  recentOutput(): string;
-  cpuSeconds(): number | undefined;
+/**
+ * User plus system CPU seconds of the processes `roots` and all their descendants (a cluster's
+ * `shoal dev` forks its nodes and routers). A descendant that exits takes its time with it, which
+ * is fine between two readings of a running server.
+ */
+function processTreeCpuSeconds(roots: readonly (number | undefined)[]): number | undefined {
+  const wanted = new Set(roots.filter((pid): pid is number => pid !== undefined));
+  if (wanted.size === 0) return undefined;
+  const parents = new Map<number, number>();
+  let pids: number[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+  } catch {
+    return undefined;
+  }
+  const stats = new Map<number, string[]>();
+  for (const pid of pids) {
+    const fields = statFields(pid);
+    if (fields === undefined) continue;
+    stats.set(pid, fields);
+    parents.set(pid, Number(fields[1]));
+  }
+  // Walk up from each process: part of the tree when an ancestor is one of the roots.
+  let ticks = 0;
+  for (const [pid, fields] of stats) {
+    for (let ancestor: number | undefined = pid, depth = 0; ancestor !== undefined && ancestor > 1 && depth < 64; depth++) {
+      if (wanted.has(ancestor)) {
+        ticks += Number(fields[11]) + Number(fields[12]);
+        break;
+      }
+      ancestor = parents.get(ancestor);
+    }
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
 }
 
-/** Spawns a Node child and resolves once it prints a line containing "listening". */
-async function spawnUntilListening(label: string, args: string[]): Promise<ListeningChild> {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+interface StartedChild {
+  child: ChildProcess;
+  recentOutput(): string;
+}
+
+/** Spawns a child and resolves once its output (stdout or stderr) matches `ready`. */
+async function spawnUntil(label: string, command: string, args: string[], ready: RegExp): Promise<StartedChild> {
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   let output = '';
   const keep = (chunk: Buffer): void => {
@@ -105,61 +151,83 @@ async function spawnUntilListening(label: string, args: string[]): Promise<Liste
   child.stderr!.on('data', keep);
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${label} did not report listening within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      const timer = setTimeout(() => reject(new Error(`${label} was not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
       const onData = (): void => {
-        if (/listening/i.test(output)) {
+        if (ready.test(output)) {
           clearTimeout(timer);
           child.stdout!.off('data', onData);
+          child.stderr!.off('data', onData);
           resolve();
         }
       };
       child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`${label} exited before listening (code ${code}, signal ${signal})`));
+        reject(new Error(`${label} exited before it was ready (code ${code}, signal ${signal})`));
       });
     });
   } catch (error) {
     await stopChild(child);
     throw new Error(`${(error as Error).message}\n--- ${label} output ---\n${output}`);
   }
-  return { child, recentOutput: () => output, cpuSeconds: () => processCpuSeconds(child.pid) };
+  return { child, recentOutput: () => output };
 }
 
-async function startDynalite(): Promise<RunningTarget> {
+/** Node's flags for a server: CPU profiling when asked for (inherited by a cluster's forked children). */
+function nodeFlags(options: TargetOptions): string[] {
+  return options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+}
+
+async function startDynalite(options: TargetOptions): Promise<RunningTarget> {
   const port = await freePort();
   const cli = path.join(REPO_ROOT, 'node_modules/dynalite/cli.js');
   // In memory (no --path); tables become ACTIVE at once instead of after the default 500 ms.
   const args = [cli, '--host', HOST, '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'];
-  const { child, recentOutput, cpuSeconds } = await spawnUntilListening('dynalite', args);
+  const { child, recentOutput } = await spawnUntil('dynalite', process.execPath, [...nodeFlags(options), ...args], /listening/i);
   return {
     name: 'dynalite',
+    protocol: 'dynamodb',
     endpoint: { host: HOST, port },
     description: 'dynalite 4, in memory',
     recentOutput,
-    cpuSeconds,
+    cpuSeconds: () => processTreeCpuSeconds([child.pid]),
     stop: () => stopChild(child),
   };
 }
 
-async function startShoal(): Promise<RunningTarget> {
-  const main = path.join(REPO_ROOT, 'packages/cli/src/main.ts');
-  if (!existsSync(main)) throw new Error(`Shoal's CLI (${main}) does not exist yet`);
+/** Whether `shoal dev` is the cluster form, with the one-process form behind `--single`. */
+function devHasClusterMode(): boolean {
+  const help = spawnSync(process.execPath, [SHOAL_MAIN, 'dev', '--help'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return /--single\b/.test(help.stdout ?? '');
+}
+
+/** `shoal dev` with `devArgs` on a fresh data directory, deleted again by `stop`. */
+async function startShoalDev(
+  name: 'shoal' | 'cluster',
+  devArgs: string[],
+  ready: RegExp,
+  describe: (dataDir: string) => string,
+  options: TargetOptions,
+): Promise<RunningTarget> {
+  if (!existsSync(SHOAL_MAIN)) throw new Error(`Shoal's CLI (${SHOAL_MAIN}) does not exist yet`);
   const port = await freePort();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-'));
-  let started: ListeningChild;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `shoal-bench-${name}-`));
+  let started: StartedChild;
   try {
-    started = await spawnUntilListening('shoal', [main, 'dev', '--host', HOST, '--port', String(port), '--data-dir', dataDir]);
+    const args = [...nodeFlags(options), SHOAL_MAIN, 'dev', ...devArgs, '--host', HOST, '--port', String(port), '--data-dir', dataDir];
+    started = await spawnUntil(name, process.execPath, args, ready);
   } catch (error) {
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
   return {
-    name: 'shoal',
+    name,
+    protocol: 'dynamodb',
     endpoint: { host: HOST, port },
-    description: `shoal dev, single node, data in ${dataDir}`,
+    description: describe(dataDir),
     recentOutput: started.recentOutput,
-    cpuSeconds: started.cpuSeconds,
+    cpuSeconds: () => processTreeCpuSeconds([started.child.pid]),
     stop: async () => {
       await stopChild(started.child);
       await rm(dataDir, { recursive: true, force: true });
@@ -167,6 +235,133 @@ async function startShoal(): Promise<RunningTarget> {
   };
 }
 
-export function startTarget(name: TargetName): Promise<RunningTarget> {
-  return name === 'shoal' ? startShoal() : startDynalite();
+function startShoal(options: TargetOptions): Promise<RunningTarget> {
+  const single = devHasClusterMode() ? ['--single'] : [];
+  return startShoalDev('shoal', single, /listening/i, (dataDir) => `shoal dev ${single.join(' ')}, one process, data in ${dataDir}`, options);
+}
+
+function startCluster(options: TargetOptions): Promise<RunningTarget> {
+  if (!devHasClusterMode()) throw new Error('`shoal dev` has no cluster mode yet (no --single in `shoal dev --help`)');
+  return startShoalDev(
+    'cluster',
+    [],
+    /shoal dev ready/i,
+    (dataDir) => `shoal dev, 3 storage node processes + 1 router (each write replicated to 3, fsync before the answer), data in ${dataDir}`,
+    options,
+  );
+}
+
+/** Debian's etcd-server, installed when missing (as root, or through sudo). */
+function ensureEtcd(): void {
+  if (existsSync(ETCD)) return;
+  console.log(`${ETCD} is missing: installing Debian's etcd-server`);
+  const asRoot = process.getuid?.() === 0;
+  const command = asRoot ? 'apt-get' : 'sudo';
+  const args = asRoot ? ['install', '-y', 'etcd-server'] : ['apt-get', 'install', '-y', 'etcd-server'];
+  const result = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (result.status !== 0 || !existsSync(ETCD)) throw new Error(`could not install etcd-server (${command} ${args.join(' ')} exited ${result.status})`);
+}
+
+interface EtcdStatus {
+  header?: { member_id?: string };
+  leader?: string;
+}
+
+/** etcd's maintenance status of one member, through its JSON gateway; undefined while it does not answer. */
+async function etcdStatus(clientUrl: string): Promise<EtcdStatus | undefined> {
+  try {
+    const response = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2_000) });
+    if (response.status !== 200) return undefined;
+    return (await response.json()) as EtcdStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Three etcd members on loopback, each with its own temporary data directory, defaults otherwise
+ * (fsync of its WAL before every answer, like Shoal's cluster). The load goes to the leader.
+ */
+async function startEtcd(): Promise<RunningTarget> {
+  ensureEtcd();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-etcd-'));
+  const members = await Promise.all(
+    Array.from({ length: ETCD_MEMBERS }, async (_, index) => ({
+      name: `m${index + 1}`,
+      clientUrl: `http://${HOST}:${await freePort()}`,
+      peerUrl: `http://${HOST}:${await freePort()}`,
+    })),
+  );
+  const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
+  const started: StartedChild[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map(({ child }) => stopChild(child)));
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  try {
+    // A member reports "ready to serve" only once the cluster has a leader, so start all before waiting.
+    const starting = members.map((member) =>
+      spawnUntil(
+        `etcd ${member.name}`,
+        ETCD,
+        [
+          '--name', member.name,
+          '--data-dir', path.join(dataDir, member.name),
+          '--listen-client-urls', member.clientUrl,
+          '--advertise-client-urls', member.clientUrl,
+          '--listen-peer-urls', member.peerUrl,
+          '--initial-advertise-peer-urls', member.peerUrl,
+          '--initial-cluster', initialCluster,
+          '--initial-cluster-state', 'new',
+          '--initial-cluster-token', path.basename(dataDir),
+        ],
+        /ready to serve client requests/i,
+      ).then((child) => {
+        started.push(child);
+        return child;
+      }),
+    );
+    const results = await Promise.allSettled(starting);
+    const failure = results.find((result) => result.status === 'rejected');
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let leader: (typeof members)[number] | undefined;
+    while (leader === undefined) {
+      const statuses = await Promise.all(members.map((member) => etcdStatus(member.clientUrl)));
+      leader = members.find((_, index) => {
+        const status = statuses[index];
+        return status?.leader !== undefined && status.leader !== '0' && status.leader === status.header?.member_id;
+      });
+      if (leader !== undefined) break;
+      if (Date.now() > deadline) throw new Error(`etcd elected no leader within ${READY_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    const url = new URL(leader.clientUrl);
+    const version = spawnSync(ETCD, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'etcd';
+    return {
+      name: 'etcd',
+      protocol: 'etcd',
+      endpoint: { host: url.hostname, port: Number(url.port) },
+      description: `${version}, ${ETCD_MEMBERS} members, load sent to the leader ${leader.name}, data in ${dataDir}`,
+      recentOutput: () => started.map((child) => child.recentOutput()).join('\n'),
+      cpuSeconds: () => processTreeCpuSeconds(started.map(({ child }) => child.pid)),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
+  switch (name) {
+    case 'shoal':
+      return startShoal(options);
+    case 'dynalite':
+      return startDynalite(options);
+    case 'cluster':
+      return startCluster(options);
+    case 'etcd':
+      return startEtcd();
+  }
 }
