@@ -1,0 +1,406 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import type { Model } from '@kubernetes-models/base';
+import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import * as appsV1 from 'kubernetes-models/apps/v1';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import * as policyV1 from 'kubernetes-models/policy/v1';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import * as coreV1 from 'kubernetes-models/v1';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IService } from 'kubernetes-models/v1/Service';
+
+/**
+ * The Kubernetes manifests in deploy/kubernetes, checked as data: `kubectl kustomize` builds them as
+ * `kubectl apply -k` would, every object is validated against the Kubernetes (and Prometheus
+ * Operator) schemas, and the wiring is checked against the real processes: each container's start
+ * script runs under a pod's environment, and the command line it would exec must use only flags that
+ * `shoal node --help` / `shoal router --help` list, with ports, names and paths that agree with the
+ * containers, probes, Services and ServiceMonitor.
+ */
+
+const REPO = resolve(import.meta.dirname, '..');
+const KUSTOMIZATION_DIR = join(REPO, 'deploy', 'kubernetes');
+const SHOAL = join(REPO, 'deploy', 'bin', 'shoal');
+const COMMAND_TIMEOUT_MS = 60_000;
+
+interface KubernetesObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+}
+
+/** The model classes of the API groups the manifests may use, by apiVersion, then kind. */
+const MODELS: Record<string, Record<string, unknown>> = {
+  v1: coreV1,
+  'apps/v1': appsV1,
+  'policy/v1': policyV1,
+  'monitoring.coreos.com/v1': monitoringV1,
+};
+
+function modelOf(object: KubernetesObject): new (data: object) => Model<unknown> {
+  const model = MODELS[object.apiVersion]?.[object.kind];
+  if (typeof model !== 'function') throw new Error(`no schema for ${object.apiVersion} ${object.kind}`);
+  return model as new (data: object) => Model<unknown>;
+}
+
+function kustomizeBuild(): KubernetesObject[] {
+  const text = execFileSync('kubectl', ['kustomize', KUSTOMIZATION_DIR], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS });
+  return parseAllDocuments(text).map((document) => {
+    if (document.errors.length > 0) throw new Error(`kustomize output is not YAML: ${document.errors[0].message}`);
+    return document.toJS() as KubernetesObject;
+  });
+}
+
+/** An option of a `shoal` subcommand as its --help lists it. */
+interface CliOption {
+  flag: string;
+  takesValue: boolean;
+}
+
+/** The options `shoal <command> --help` lists, run through the image's entry point. */
+function helpOptions(command: string): Map<string, CliOption> {
+  const help = execFileSync(SHOAL, [command, '--help'], {
+    encoding: 'utf8',
+    timeout: COMMAND_TIMEOUT_MS,
+    env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+  });
+  const options = new Map<string, CliOption>();
+  for (const line of help.split('\n')) {
+    // Commander indents each option by two spaces; wrapped description lines by more.
+    const match = /^  (?:-\w, )?(--[a-z0-9-]+)( [<[])?/.exec(line);
+    if (match !== null) options.set(match[1], { flag: match[1], takesValue: match[2] !== undefined });
+  }
+  if (!options.has('--help')) throw new Error(`shoal ${command} --help printed no option list:\n${help}`);
+  return options;
+}
+
+/** A command line `shoal <command> --flag value ...` split into its command and option values. */
+interface ShoalInvocation {
+  command: string;
+  options: Map<string, string>;
+}
+
+/** Parses argv against the options the real process lists; an option it does not know fails. */
+function parseInvocation(argv: string[], known: Map<string, CliOption>): ShoalInvocation {
+  const [command, ...rest] = argv;
+  const options = new Map<string, string>();
+  for (let index = 0; index < rest.length; index++) {
+    const option = known.get(rest[index]);
+    if (option === undefined) throw new Error(`shoal ${command} does not accept ${rest[index]}`);
+    if (options.has(option.flag)) throw new Error(`${option.flag} given twice`);
+    const value = option.takesValue ? rest[++index] : 'true';
+    if (value === undefined) throw new Error(`${option.flag} has no value`);
+    options.set(option.flag, value);
+  }
+  return { command, options };
+}
+
+function required(invocation: ShoalInvocation, flag: string): string {
+  const value = invocation.options.get(flag);
+  if (value === undefined) throw new Error(`shoal ${invocation.command} is started without ${flag}`);
+  return value;
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  return { host: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
+function matchesSelector(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  const wanted = Object.entries(selector ?? {});
+  return wanted.length > 0 && wanted.every(([key, value]) => labels?.[key] === value);
+}
+
+describe('Kubernetes manifests (deploy/kubernetes)', () => {
+  let objects: KubernetesObject[];
+  let scratch: string;
+  let nodeOptions: Map<string, CliOption>;
+  let routerOptions: Map<string, CliOption>;
+
+  const find = <T>(kind: string, name: string): T => {
+    const object = objects.find((candidate) => candidate.kind === kind && candidate.metadata.name === name);
+    if (object === undefined) throw new Error(`the manifests have no ${kind} ${name}`);
+    return object as T;
+  };
+  const configMap = (name: string): IConfigMap => find<IConfigMap>('ConfigMap', name);
+  const storage = (): IStatefulSet => find<IStatefulSet>('StatefulSet', 'shoal-storage');
+  const router = (): IDeployment => find<IDeployment>('Deployment', 'shoal-router');
+  const containerOf = (template: IPodTemplateSpec | undefined): IContainer => {
+    const containers = template?.spec?.containers ?? [];
+    expect(containers).toHaveLength(1);
+    return containers[0];
+  };
+  const containerPort = (container: IContainer, name: string): number => {
+    const port = container.ports?.find((candidate) => candidate.name === name);
+    if (port === undefined) throw new Error(`container ${container.name} has no port named ${name}`);
+    return port.containerPort;
+  };
+  /** The container port a Service or probe port (a number or a container port's name) reaches. */
+  const resolvePort = (container: IContainer, port: string | number | undefined): number =>
+    typeof port === 'number' ? port : containerPort(container, port ?? '');
+
+  /**
+   * Runs a container's command as the kubelet would in pod `podName`: its environment (ConfigMap
+   * entries, downward API fields, the pod's HOSTNAME), its script read through its ConfigMap volume,
+   * and `shoal` on PATH replaced by a recorder of the argv it would be started with.
+   */
+  const startCommandOf = (template: IPodTemplateSpec | undefined, namespace: string, podName: string, override: Record<string, string> = {}): string[] => {
+    const container = containerOf(template);
+    const env: Record<string, string> = { HOSTNAME: podName };
+    for (const source of container.envFrom ?? []) {
+      Object.assign(env, configMap(source.configMapRef?.name ?? '').data);
+    }
+    for (const variable of container.env ?? []) {
+      const field = variable.valueFrom?.fieldRef?.fieldPath;
+      if (field === 'metadata.name') env[variable.name] = podName;
+      else if (field === 'metadata.namespace') env[variable.name] = namespace;
+      else if (variable.value !== undefined) env[variable.name] = variable.value;
+      else throw new Error(`env ${variable.name}: the test knows no such source`);
+    }
+    Object.assign(env, override);
+
+    const [shell, script, ...args] = container.command ?? [];
+    expect(shell).toBe('/bin/sh');
+    const mount = container.volumeMounts?.find((candidate) => script.startsWith(`${candidate.mountPath}/`));
+    if (mount === undefined) throw new Error(`${script} is on no volume of the container`);
+    const volume = template?.spec?.volumes?.find((candidate) => candidate.name === mount.name);
+    const path = script.slice(mount.mountPath.length + 1);
+    const key = volume?.configMap?.items?.find((item) => item.path === path)?.key ?? path;
+    const text = configMap(volume?.configMap?.name ?? '').data?.[key];
+    if (text === undefined) throw new Error(`${script}: no ConfigMap entry ${key}`);
+
+    const dir = mkdtempSync(join(scratch, 'pod-'));
+    writeFileSync(join(dir, 'start.sh'), text);
+    writeFileSync(join(dir, 'shoal'), '#!/bin/sh\nprintf \'%s\\0\' "$@"\n');
+    chmodSync(join(dir, 'shoal'), 0o755);
+    const argv = execFileSync('/bin/sh', [join(dir, 'start.sh'), ...args], {
+      encoding: 'utf8',
+      timeout: COMMAND_TIMEOUT_MS,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...env, PATH: `${dir}:/usr/bin:/bin` },
+    });
+    return argv.split('\0').slice(0, -1);
+  };
+
+  const namespaceOf = (object: KubernetesObject): string => {
+    if (object.metadata.namespace === undefined) throw new Error(`${object.kind} ${object.metadata.name} has no namespace`);
+    return object.metadata.namespace;
+  };
+  const storagePod = (ordinal: number): ShoalInvocation => {
+    const set = storage();
+    return parseInvocation(startCommandOf(set.spec?.template, namespaceOf(set as KubernetesObject), `shoal-storage-${ordinal}`), nodeOptions);
+  };
+  const routerPod = (): ShoalInvocation => {
+    const deployment = router();
+    return parseInvocation(startCommandOf(deployment.spec?.template, namespaceOf(deployment as KubernetesObject), 'shoal-router-7d4b9c-x2x9q'), routerOptions);
+  };
+
+  beforeAll(() => {
+    objects = kustomizeBuild();
+    scratch = mkdtempSync(join(tmpdir(), 'shoal-deploy-'));
+    nodeOptions = helpOptions('node');
+    routerOptions = helpOptions('router');
+  });
+  afterAll(() => {
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('builds with kustomize into objects that all validate against their schemas', () => {
+    expect(objects.map((object) => `${object.kind}/${object.metadata.name}`).sort()).toEqual(
+      [
+        'ConfigMap/shoal-grafana-dashboard',
+        `ConfigMap/${objects.find((object) => object.metadata.name.startsWith('shoal-config-'))?.metadata.name}`,
+        'Deployment/shoal-router',
+        'Namespace/shoal',
+        'PodDisruptionBudget/shoal-router',
+        'PodDisruptionBudget/shoal-storage',
+        'Service/shoal-router',
+        'Service/shoal-storage',
+        'ServiceMonitor/shoal',
+        'StatefulSet/shoal-storage',
+      ].sort(),
+    );
+    for (const object of objects) {
+      const Model = modelOf(object);
+      expect(() => new Model(object).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
+    }
+  });
+
+  it('rejects an object that breaks its schema (the validation is live)', () => {
+    const broken = structuredClone(storage()) as IStatefulSet & KubernetesObject;
+    (broken.spec as unknown as Record<string, unknown>).replicas = 'three';
+    const Model = modelOf(broken);
+    expect(() => new Model(broken).validate()).toThrow(/replicas/);
+  });
+
+  it('uses every file of deploy/kubernetes in the kustomization', () => {
+    const kustomization = readFileSync(join(KUSTOMIZATION_DIR, 'kustomization.yaml'), 'utf8');
+    const named = new Set(kustomization.match(/[\w.-]+\.(?:yaml|json|env|sh)\b/g));
+    for (const file of readdirSync(KUSTOMIZATION_DIR)) {
+      if (file !== 'kustomization.yaml') expect(named, file).toContain(file);
+    }
+  });
+
+  it('puts every namespaced object in the one namespace', () => {
+    for (const object of objects) {
+      if (object.kind !== 'Namespace') expect(namespaceOf(object), `${object.kind} ${object.metadata.name}`).toBe('shoal');
+    }
+  });
+
+  describe('storage nodes', () => {
+    it('run as a StatefulSet of parallel pods with a volume claim each, spread across hosts', () => {
+      const set = storage();
+      const spec = set.spec!;
+      const pod = spec.template.metadata?.labels;
+      expect(spec.podManagementPolicy).toBe('Parallel');
+      expect(spec.replicas).toBeGreaterThanOrEqual(3);
+      expect(matchesSelector(spec.selector.matchLabels, pod)).toBe(true);
+      expect(spec.volumeClaimTemplates).toHaveLength(1);
+      expect(spec.volumeClaimTemplates![0].spec?.resources?.requests?.storage).toMatch(/^\d+(Gi|Ti)$/);
+      const antiAffinity = spec.template.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+      expect(antiAffinity.some((term) => term.topologyKey === 'kubernetes.io/hostname' && matchesSelector(term.labelSelector?.matchLabels, pod))).toBe(true);
+    });
+
+    it('start as node ordinal + 1, listening and advertised on the gRPC port of the headless Service', () => {
+      const set = storage();
+      const container = containerOf(set.spec?.template);
+      const grpc = containerPort(container, 'grpc');
+      const service = find<IService>('Service', set.spec!.serviceName!);
+      expect(service.spec?.clusterIP).toBe('None');
+      expect(service.spec?.publishNotReadyAddresses).toBe(true);
+      expect(matchesSelector(service.spec?.selector, set.spec?.template.metadata?.labels)).toBe(true);
+      const servicePort = service.spec?.ports?.find((port) => port.name === 'grpc');
+      expect(servicePort?.port).toBe(grpc);
+      expect(resolvePort(container, servicePort?.targetPort)).toBe(grpc);
+
+      // Pods beyond the configured replicas are what scaling up creates.
+      for (const ordinal of [0, 1, 2, set.spec!.replicas!]) {
+        const node = storagePod(ordinal);
+        expect(node.command).toBe('node');
+        expect(required(node, '--node-id')).toBe(String(ordinal + 1));
+        expect(hostPort(required(node, '--listen'))).toEqual({ host: '0.0.0.0', port: grpc });
+        expect(required(node, '--advertise')).toBe(`shoal-storage-${ordinal}.${service.metadata!.name}.shoal.svc.cluster.local:${grpc}`);
+      }
+    });
+
+    it('name the first three pods as the meta group, by the addresses those pods advertise', () => {
+      const peers = required(storagePod(4), '--meta-peers').split(',');
+      expect(peers).toEqual([0, 1, 2].map((ordinal) => `${ordinal + 1}=${required(storagePod(ordinal), '--advertise')}`));
+      expect(storage().spec!.replicas).toBeGreaterThanOrEqual(peers.length);
+    });
+
+    it('keep their data on the volume claimed for the pod', () => {
+      const set = storage();
+      const container = containerOf(set.spec?.template);
+      const claim = set.spec!.volumeClaimTemplates![0].metadata!.name;
+      const mount = container.volumeMounts?.find((candidate) => candidate.name === claim);
+      expect(mount?.readOnly).not.toBe(true);
+      expect(required(storagePod(1), '--data-dir')).toBe(mount?.mountPath);
+    });
+
+    it('refuse to start in a pod whose name carries no ordinal', () => {
+      const set = storage();
+      expect(() => startCommandOf(set.spec?.template, 'shoal', 'shoal-storage')).toThrow(/does not end in a StatefulSet ordinal/);
+    });
+
+    it('keep a Raft majority through voluntary disruptions', () => {
+      const budget = find<IPodDisruptionBudget>('PodDisruptionBudget', 'shoal-storage');
+      expect(matchesSelector(budget.spec?.selector?.matchLabels, storage().spec?.template.metadata?.labels)).toBe(true);
+      // Each Raft group has three voters, so at most one may be down for a majority (two) to remain.
+      expect(budget.spec?.minAvailable).toBeUndefined();
+      expect(budget.spec?.maxUnavailable).toBe(1);
+    });
+  });
+
+  describe('routers', () => {
+    it('run as a Deployment behind a Service on the DynamoDB port the process listens on', () => {
+      const deployment = router();
+      const container = containerOf(deployment.spec?.template);
+      const dynamodb = containerPort(container, 'dynamodb');
+      const service = find<IService>('Service', 'shoal-router');
+      expect(matchesSelector(service.spec?.selector, deployment.spec?.template.metadata?.labels)).toBe(true);
+      expect(matchesSelector(deployment.spec?.selector.matchLabels, deployment.spec?.template.metadata?.labels)).toBe(true);
+      const servicePort = service.spec?.ports?.find((port) => port.name === 'dynamodb');
+      expect(resolvePort(container, servicePort?.targetPort)).toBe(dynamodb);
+
+      const started = routerPod();
+      expect(started.command).toBe('router');
+      expect(required(started, '--host')).toBe('0.0.0.0');
+      expect(Number(required(started, '--port'))).toBe(dynamodb);
+      expect(deployment.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+    });
+
+    it('reach the meta group at the addresses the meta peers advertise', () => {
+      const metaPeers = required(storagePod(0), '--meta-peers')
+        .split(',')
+        .map((peer) => peer.slice(peer.indexOf('=') + 1));
+      expect(required(routerPod(), '--meta').split(',')).toEqual(metaPeers);
+    });
+  });
+
+  describe('every process', () => {
+    const pods = (): { name: string; template: IPodTemplateSpec | undefined; invocation: () => ShoalInvocation }[] => [
+      { name: 'storage', template: storage().spec?.template, invocation: () => storagePod(0) },
+      { name: 'router', template: router().spec?.template, invocation: routerPod },
+    ];
+
+    it('serves /metrics and the probes on the ops port the probes and the ServiceMonitor use', () => {
+      const monitor = find<IServiceMonitor>('ServiceMonitor', 'shoal');
+      const services = objects.filter(
+        (object): object is IService & KubernetesObject => object.kind === 'Service' && matchesSelector(monitor.spec.selector.matchLabels, object.metadata.labels),
+      );
+      expect(services.map((service) => service.metadata.name).sort()).toEqual(['shoal-router', 'shoal-storage']);
+      for (const { name, template, invocation } of pods()) {
+        const container = containerOf(template);
+        const ops = Number(required(invocation(), '--ops-port'));
+        expect(required(invocation(), '--ops-host'), name).toBe('0.0.0.0');
+        expect(containerPort(container, 'ops'), name).toBe(ops);
+
+        const probe = (kind: string, found: IProbe | undefined): void => {
+          expect(found?.httpGet, `${name} ${kind}`).toBeDefined();
+          expect(resolvePort(container, found?.httpGet?.port), `${name} ${kind}`).toBe(ops);
+        };
+        probe('readiness', container.readinessProbe);
+        expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
+        probe('liveness', container.livenessProbe);
+        expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
+        probe('startup', container.startupProbe);
+        expect(container.startupProbe?.httpGet?.path).toBe('/healthz');
+
+        const service = services.find((candidate) => matchesSelector(candidate.spec?.selector, template?.metadata?.labels));
+        expect(service, `${name}: the Service the ServiceMonitor scrapes`).toBeDefined();
+        for (const endpoint of monitor.spec.endpoints ?? []) {
+          expect(endpoint.path).toBe('/metrics');
+          const servicePort = service?.spec?.ports?.find((port) => port.name === endpoint.port);
+          expect(resolvePort(container, servicePort?.targetPort), `${name} ${endpoint.port}`).toBe(ops);
+        }
+      }
+    });
+
+    it('runs the same image as a non-root user with requested resources and a graceful stop', () => {
+      for (const { name, template } of pods()) {
+        const container = containerOf(template);
+        expect(container.image, name).toBe('shoal:0.1.0');
+        expect(template?.spec?.securityContext?.runAsNonRoot, name).toBe(true);
+        expect(template?.spec?.securityContext?.runAsUser, name).toBeGreaterThan(0);
+        expect(container.securityContext?.allowPrivilegeEscalation, name).toBe(false);
+        expect(container.resources?.requests?.cpu, name).toBeDefined();
+        expect(container.resources?.requests?.memory, name).toBeDefined();
+        expect(container.resources?.limits?.memory, name).toBe(container.resources?.requests?.memory);
+        expect(template?.spec?.terminationGracePeriodSeconds, name).toBeGreaterThanOrEqual(30);
+      }
+      // The storage pods' volume must be writable by that user.
+      expect(storage().spec?.template.spec?.securityContext?.fsGroup).toBe(storage().spec?.template.spec?.securityContext?.runAsGroup);
+    });
+  });
+});
