@@ -98,3 +98,5 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     },
   };
 }
+export { connectCluster } from './cluster/index.ts';
+export type { ClusterBackend, ClusterOptions, ClusterClientMetrics, ClusterLogger, RetryPolicy } from './cluster/index.ts';

@@ -1,0 +1,67 @@
+/**
+ * The table catalog in the cluster: reads from the router's cache of the meta group's tables (the
+ * partition map carries them; DynamoDB's control plane is eventually consistent as well), changes
+ * through the meta group's RPCs. A router sees its own changes at once: the answer goes into the
+ * cache, then the map is fetched so that a new table's partitions are known before the call returns.
+ */
+import type { TableCatalog, TableRecord } from '@shoal/model';
+import { tableRecordFromWire, tableRecordToWire } from '@shoal/proto';
+import type { ClusterView } from './cluster-view.ts';
+import type { MetaClient } from './meta-client.ts';
+import type { ClusterLogger } from './metrics.ts';
+
+export class ClusterCatalog implements TableCatalog {
+  readonly #view: ClusterView;
+  readonly #meta: MetaClient;
+  readonly #initialPartitions: number;
+  readonly #log: ClusterLogger | undefined;
+
+  constructor(options: { view: ClusterView; meta: MetaClient; initialPartitions: number; log?: ClusterLogger }) {
+    this.#view = options.view;
+    this.#meta = options.meta;
+    this.#initialPartitions = options.initialPartitions;
+    this.#log = options.log;
+  }
+
+  async get(name: string): Promise<TableRecord | undefined> {
+    return this.#view.table(name);
+  }
+
+  async list(): Promise<TableRecord[]> {
+    return this.#view.tables();
+  }
+
+  /** CreateTable for a name the cache does not know, UpdateTable otherwise. */
+  async put(record: TableRecord): Promise<void> {
+    const wire = tableRecordToWire(record);
+    const answer = this.#view.table(record.schema.name) === undefined
+      ? await this.#meta.call('CreateTable', 'change', (client) => client.createTable({ record: wire, initialPartitions: this.#initialPartitions }))
+      : await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: wire }));
+    this.#view.putTable(answer.record === undefined ? record : tableRecordFromWire(answer.record));
+    await this.#catchUp();
+  }
+
+  /**
+   * Deletes the table in the meta group, which removes its partitions and their data (contracts #9);
+   * a table already gone is not an error here (the router checked it existed).
+   */
+  async delete(name: string): Promise<void> {
+    await this.#meta.call('DeleteTable', 'change', (client) => client.deleteTable({ name }));
+    this.#view.removeTable(name);
+    await this.#catchUp();
+  }
+
+  async allocateSpaceId(): Promise<number> {
+    const answer = await this.#meta.call('AllocateSpaceId', 'change', (client) => client.allocateSpaceId({}));
+    return answer.spaceId;
+  }
+
+  /** Fetches the map holding the change just made; the watch brings it later if this fails. */
+  async #catchUp(): Promise<void> {
+    try {
+      await this.#meta.refresh(this.#view);
+    } catch (error) {
+      this.#log?.warn('partition map refresh after a table change failed', { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * What a router knows of the cluster: the partition map, node addresses and table records from the
+ * meta group (one versioned answer of GetPartitionMap / WatchPartitionMap), plus what nodes taught it
+ * since (newer descriptors from StaleEpoch / KeyOutOfRange, leaders from NotLeader).
+ */
+import { PartitionMap, type TableRecord } from '@shoal/model';
+import type { PartitionMapAnswer } from '@shoal/proto';
+
+export class ClusterView {
+  /** Version of the last map taken from the meta group; 0 before the first. */
+  version = 0;
+  map = new PartitionMap();
+  readonly #nodes = new Map<number, string>();
+  readonly #tables = new Map<string, TableRecord>();
+  /** Leaders learned from NotLeader answers, by partition id; they beat the map's hints. */
+  readonly #leaders = new Map<number, number>();
+  readonly #firstMap: Promise<void>;
+  #markFirstMap: () => void = () => {};
+
+  constructor() {
+    this.#firstMap = new Promise((resolve) => {
+      this.#markFirstMap = resolve;
+    });
+  }
+
+  get hasMap(): boolean {
+    return this.version > 0;
+  }
+
+  /** Resolves once a map has arrived. */
+  firstMap(): Promise<void> {
+    return this.#firstMap;
+  }
+
+  /**
+   * Takes a map answer newer than the one held (an older or "not modified" one changes nothing).
+   * The map replaces every descriptor: the meta group's answer is the truth as of its version.
+   */
+  apply(answer: PartitionMapAnswer): boolean {
+    if (answer.notModified || answer.version <= this.version) return false;
+    this.version = answer.version;
+    this.map = new PartitionMap(answer.partitions);
+    this.#nodes.clear();
+    for (const node of answer.nodes) {
+      if (node.id > 0n && node.id <= BigInt(Number.MAX_SAFE_INTEGER)) this.#nodes.set(Number(node.id), node.address);
+    }
+    this.#tables.clear();
+    for (const record of answer.tables) this.#tables.set(record.schema.name, record);
+    this.#markFirstMap();
+    return true;
+  }
+
+  table(name: string): TableRecord | undefined {
+    return this.#tables.get(name);
+  }
+
+  /** Every table record, sorted by name. */
+  tables(): TableRecord[] {
+    return [...this.#tables.values()].sort((a, b) => (a.schema.name < b.schema.name ? -1 : a.schema.name > b.schema.name ? 1 : 0));
+  }
+
+  /** Records this router's own catalog change at once, ahead of the map that will carry it. */
+  putTable(record: TableRecord): void {
+    this.#tables.set(record.schema.name, record);
+  }
+
+  removeTable(name: string): void {
+    const record = this.#tables.get(name);
+    if (record === undefined) return;
+    this.#tables.delete(name);
+    this.map.dropTable(record.schema.tableId);
+  }
+
+  nodeAddress(nodeId: number): string | undefined {
+    return this.#nodes.get(nodeId);
+  }
+
+  get nodeCount(): number {
+    return this.#nodes.size;
+  }
+
+  get tableCount(): number {
+    return this.#tables.size;
+  }
+
+  leaderOf(partitionId: number): number | undefined {
+    return this.#leaders.get(partitionId);
+  }
+
+  /** A leader a node named; its address too when the map does not know the node yet. */
+  learnLeader(partitionId: number, leader: { id: number; address: string }): void {
+    this.#leaders.set(partitionId, leader.id);
+    if (leader.address !== '' && !this.#nodes.has(leader.id)) this.#nodes.set(leader.id, leader.address);
+  }
+
+  forgetLeader(partitionId: number): void {
+    this.#leaders.delete(partitionId);
+  }
+}

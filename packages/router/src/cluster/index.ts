@@ -1,0 +1,102 @@
+/**
+ * connectCluster: the PartitionClient and TableCatalog of a router over a Shoal cluster, for
+ * `startRouter`, so that every DynamoDB operation works unchanged over the cluster.
+ */
+import type { PartitionClient, TableCatalog } from '@shoal/model';
+import { ClusterCatalog } from './catalog.ts';
+import { ChannelPool } from './channels.ts';
+import { ClusterView } from './cluster-view.ts';
+import { MetaClient } from './meta-client.ts';
+import { zeroCounters, type ClusterClientMetrics, type ClusterLogger } from './metrics.ts';
+import { ClusterPartitionClient } from './partition-client.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+
+export type { ClusterClientMetrics, ClusterLogger } from './metrics.ts';
+export type { RetryPolicy } from './retry.ts';
+
+export interface ClusterOptions {
+  /** host:port of the meta peers (any of them; the client finds the leader). */
+  metaAddresses: string[];
+  log?: ClusterLogger;
+  /** Partitions of a table this router creates; 0 or absent: the meta group's default. */
+  initialPartitions?: number;
+  /** Bounds of every retried call (defaults: 16 attempts, 10 s). */
+  retry?: Partial<RetryPolicy>;
+  /** Deadline of one write or read sent to a node (default 5 s). */
+  rpcTimeoutMs?: number;
+  /** How long connectCluster waits for the first partition map (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+export interface ClusterBackend {
+  partitions: PartitionClient;
+  catalog: TableCatalog;
+  metrics(): ClusterClientMetrics;
+  /** True while the client holds a partition map. */
+  isReady(): boolean;
+  /** Stops the map watch and closes every channel. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_RPC_TIMEOUT_MS = 5_000;
+const DEFAULT_START_TIMEOUT_MS = 30_000;
+
+/**
+ * Connects to the meta group and resolves once the first partition map has arrived (rejects after
+ * `startTimeoutMs` without one), so that the router starts with its table catalog known.
+ */
+export async function connectCluster(options: ClusterOptions): Promise<ClusterBackend> {
+  const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+  const counters = zeroCounters();
+  const channels = new ChannelPool();
+  const view = new ClusterView();
+  const meta = new MetaClient({ addresses: options.metaAddresses, channels, policy, counters, log: options.log });
+  const stop = new AbortController();
+  const watching = meta.watch(view, stop.signal);
+
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    stop.abort();
+    await watching;
+    channels.close();
+  };
+
+  const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), startTimeoutMs);
+  });
+  const started = await Promise.race([view.firstMap().then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (started) {
+    await close();
+    throw new Error(`no partition map from the meta group (${options.metaAddresses.join(', ')}) within ${startTimeoutMs} ms`);
+  }
+  options.log?.info('connected to the cluster', { mapVersion: view.version, partitions: view.map.size, nodes: view.nodeCount, tables: view.tableCount });
+
+  return {
+    partitions: new ClusterPartitionClient({
+      view,
+      meta,
+      channels,
+      policy,
+      rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
+      counters,
+      log: options.log,
+    }),
+    catalog: new ClusterCatalog({ view, meta, initialPartitions: options.initialPartitions ?? 0, log: options.log }),
+    metrics: () => ({
+      ...counters,
+      ready: view.hasMap && !closed ? 1 : 0,
+      mapVersion: view.version,
+      partitions: view.map.size,
+      nodes: view.nodeCount,
+      tables: view.tableCount,
+      channels: channels.addresses,
+    }),
+    isReady: () => view.hasMap && !closed,
+    close,
+  };
+}

@@ -1,0 +1,314 @@
+/**
+ * The PartitionClient of a router over the cluster: each request goes to the partition owning its
+ * key (model key encoding -> PartitionMap.lookup), to the leader for writes and consistent reads, to
+ * any voter (round robin) for eventual reads. Typed redirects from the nodes update the router's view
+ * and the request is sent again, within a bounded number of attempts and time.
+ */
+import {
+  internalError,
+  validationError,
+  type FoundItem,
+  type GetRequest,
+  type PartitionClient,
+  type PartitionDescriptor,
+  type PartitionWrite,
+  type PartitionWriteResult,
+  type RangeReadRequest,
+  type RangeReadResult,
+  type ReadOptions,
+  type TableSchema,
+  type TableStatistics,
+} from '@shoal/model';
+import {
+  type PartitionService,
+  getRequestToWire,
+  getResultFromWire,
+  rangeReadRequestToWire,
+  rangeReadResultFromWire,
+  statisticsFromWire,
+  tableSchemaToWire,
+  writeRequestToWire,
+  writeResultFromWire,
+  type CallOptions,
+  type ClientOf,
+  type RoutedTo,
+} from '@shoal/proto';
+import type { ChannelPool } from './channels.ts';
+import type { ClusterView } from './cluster-view.ts';
+import type { MetaClient } from './meta-client.ts';
+import type { ClusterCounters, ClusterLogger } from './metrics.ts';
+import { PartitionMapChangedError, readRangeAcross, tableItemKey } from './range-reads.ts';
+import { ambiguousWrite, classifyFailure, describeFailure, RetryBudget, serviceUnavailable, type RetryPolicy } from './retry.ts';
+
+type PartitionRpc = ClientOf<typeof PartitionService>;
+
+/**
+ * Where a request goes and what a failure allows:
+ * - write: the leader; sent again only when a failure proves it was not proposed (contracts #10);
+ * - leader: the leader; idempotent (consistent reads, index backfill and drop), sent again after any
+ *   transient failure;
+ * - any: any voter, spread round robin (eventual reads, statistics).
+ */
+type Mode = 'write' | 'leader' | 'any';
+
+/** Redirects to a named leader followed at once; more in one call wait for the backoff (an election). */
+const IMMEDIATE_REDIRECTS = 2;
+
+export interface ClusterPartitionClientOptions {
+  view: ClusterView;
+  meta: MetaClient;
+  channels: ChannelPool;
+  policy: RetryPolicy;
+  /** Deadline of one attempt of a write or read (index backfills have none: they take long). */
+  rpcTimeoutMs: number;
+  counters: ClusterCounters;
+  log?: ClusterLogger;
+}
+
+export class ClusterPartitionClient implements PartitionClient {
+  readonly #view: ClusterView;
+  readonly #meta: MetaClient;
+  readonly #channels: ChannelPool;
+  readonly #policy: RetryPolicy;
+  readonly #rpcTimeoutMs: number;
+  readonly #counters: ClusterCounters;
+  readonly #log: ClusterLogger | undefined;
+  /** Spreads eventual reads over the voters. */
+  #spread = 0;
+  /** One map refresh at a time, shared by every request that needs it. */
+  #refreshing: Promise<void> | undefined;
+
+  constructor(options: ClusterPartitionClientOptions) {
+    this.#view = options.view;
+    this.#meta = options.meta;
+    this.#channels = options.channels;
+    this.#policy = options.policy;
+    this.#rpcTimeoutMs = options.rpcTimeoutMs;
+    this.#counters = options.counters;
+    this.#log = options.log;
+  }
+
+  /**
+   * One partition write: every operation must fall in the same partition (one Raft command, atomic).
+   * Across partitions (a transaction over keys or tables of several partitions), a two-phase commit
+   * would be needed, which is not built: the write is refused before anything is applied.
+   */
+  async write(request: PartitionWrite): Promise<PartitionWriteResult> {
+    if (request.operations.length === 0) throw validationError('A write needs at least one operation');
+    const locate = (): PartitionDescriptor | undefined => {
+      const owners = new Map<number, PartitionDescriptor>();
+      for (const operation of request.operations) {
+        const owner = this.#view.map.lookup(tableItemKey(operation.table, operation.key));
+        if (owner === undefined) return undefined;
+        owners.set(owner.id, owner);
+      }
+      if (owners.size > 1) {
+        throw validationError(
+          `The transaction's ${request.operations.length} operations span ${owners.size} partitions; cross-partition transactions are not supported yet`,
+        );
+      }
+      return owners.values().next().value;
+    };
+    const { value } = await this.#onPartition('write', locate, (rpc, target, options) => rpc.write(writeRequestToWire(target, request), options));
+    return writeResultFromWire(value);
+  }
+
+  async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
+    const key = tableItemKey(request.table, request.key);
+    const { value } = await this.#onPartition(
+      options.consistent ? 'leader' : 'any',
+      () => this.#view.map.lookup(key),
+      (rpc, target, callOptions) => rpc.get(getRequestToWire(target, request, options), callOptions),
+    );
+    return getResultFromWire(value);
+  }
+
+  async readRange(request: RangeReadRequest, options: ReadOptions): Promise<RangeReadResult> {
+    const mode: Mode = options.consistent ? 'leader' : 'any';
+    try {
+      return await readRangeAcross(request, { map: () => this.#view.map }, async (locate, page) => {
+        const { value, partition } = await this.#onPartition(mode, locate, (rpc, target, callOptions) =>
+          rpc.readRange(rangeReadRequestToWire(target, page, options), callOptions),
+        );
+        return { result: rangeReadResultFromWire(value), partition };
+      });
+    } catch (error) {
+      if (error instanceof PartitionMapChangedError) throw serviceUnavailable(`The partition map changed during the read: ${error.message}`);
+      throw error;
+    }
+  }
+
+  /** The sum over the table's partitions, each counted by any replica (as approximate as DynamoDB's). */
+  async statistics(table: TableSchema, indexName?: string): Promise<TableStatistics> {
+    const parts = await Promise.all(
+      (await this.#partitionsOf(table)).map(async (partition) => {
+        const { value } = await this.#onPartition('any', () => this.#view.map.lookup(partition.startKey), (rpc, target, options) =>
+          rpc.statistics({ target, table: tableSchemaToWire(table), ...(indexName === undefined ? {} : { indexName }) }, options),
+        );
+        return statisticsFromWire(value);
+      }),
+    );
+    return parts.reduce((sum, part) => ({ itemCount: sum.itemCount + part.itemCount, sizeBytes: sum.sizeBytes + part.sizeBytes }), { itemCount: 0, sizeBytes: 0 });
+  }
+
+  /** Each partition's leader builds the index from its own items (a command of its Raft log). */
+  async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
+    await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex({ target, table: tableSchemaToWire(table), indexName }));
+  }
+
+  async dropIndex(table: TableSchema, indexName: string): Promise<void> {
+    await this.#onEveryLeader(table, (rpc, target) => rpc.dropIndex({ target, table: tableSchemaToWire(table), indexName }));
+  }
+
+  /**
+   * Nothing to do in the cluster: the meta group deleting the table (catalog.delete, called first)
+   * removes its partitions, and every node then removes its replicas and their data (contracts #9).
+   */
+  async dropTable(_table: TableSchema): Promise<void> {}
+
+  async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
+    const partitions = await this.#partitionsOf(table);
+    await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, false)));
+  }
+
+  /** The table's partitions in key order, after a map refresh when the map knows none yet. */
+  async #partitionsOf(table: TableSchema): Promise<PartitionDescriptor[]> {
+    const budget = new RetryBudget(this.#policy);
+    while (budget.next()) {
+      const partitions = this.#view.map.partitionsOf(table.tableId);
+      if (partitions.length > 0) return partitions;
+      await this.#refresh();
+      if (this.#view.map.partitionsOf(table.tableId).length === 0) await budget.pause();
+    }
+    this.#counters.exhaustedRetriesTotal++;
+    throw serviceUnavailable(`No partition of table ${table.name} is known yet`);
+  }
+
+  /** Fetches the partition map again (one fetch at a time for everyone); failures are logged only. */
+  #refresh(): Promise<void> {
+    this.#refreshing ??= this.#meta
+      .refresh(this.#view)
+      .catch((error: unknown) => this.#log?.warn('partition map refresh failed', { error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+    return this.#refreshing;
+  }
+
+  /**
+   * The node to ask: for the leader modes the known leader (learned, else the map's hint), else a
+   * voter not yet failed in this call; for `any`, the voters in turn.
+   */
+  #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number): number | undefined {
+    const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
+    if (voters.length === 0) return undefined;
+    const usable = voters.filter((nodeId) => !avoid.has(nodeId));
+    const candidates = usable.length > 0 ? usable : voters;
+    if (mode === 'any') return candidates[turn % candidates.length];
+    // A leader may be missing from a stale descriptor's voters (it just joined): asked all the same.
+    for (const leader of [this.#view.leaderOf(partition.id), partition.leaderHint]) {
+      if (leader !== undefined && !avoid.has(leader)) return leader;
+    }
+    return candidates[turn % candidates.length];
+  }
+
+  /**
+   * Sends `call` to the partition `locate` names, following redirects, within the retry budget.
+   * Answers which descriptor the call was routed with (a range read continues after its range).
+   */
+  async #onPartition<T>(
+    mode: Mode,
+    locate: () => PartitionDescriptor | undefined,
+    call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<T>,
+    withDeadline = true,
+  ): Promise<{ value: T; partition: PartitionDescriptor }> {
+    const budget = new RetryBudget(this.#policy);
+    const avoid = new Set<number>();
+    const turn = this.#spread++;
+    let redirects = 0;
+    let last = 'no attempt made';
+    while (budget.next()) {
+      if (budget.attempts > 1) this.#counters.nodeRetriesTotal++;
+      const partition = locate();
+      if (partition === undefined) {
+        last = 'the partition map has no partition for the key yet';
+        await this.#refresh();
+        if (locate() === undefined) await budget.pause();
+        continue;
+      }
+      const nodeId = this.#pickNode(partition, mode, avoid, turn + budget.attempts - 1);
+      const address = nodeId === undefined ? undefined : this.#view.nodeAddress(nodeId);
+      if (nodeId === undefined || address === undefined) {
+        last = nodeId === undefined ? `partition ${partition.id} has no voter yet` : `the address of node ${nodeId} is not known yet`;
+        if (nodeId !== undefined) avoid.add(nodeId);
+        await this.#refresh();
+        await budget.pause();
+        continue;
+      }
+      this.#counters.nodeRequestsTotal++;
+      try {
+        const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+        const value = await call(this.#channels.partition(address), target, withDeadline ? { timeoutMs: this.#rpcTimeoutMs } : {});
+        if (mode !== 'any' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
+        return { value, partition };
+      } catch (error) {
+        const failure = classifyFailure(error);
+        last = `node ${nodeId} (${address}), partition ${partition.id}: ${describeFailure(failure)}`;
+        switch (failure.kind) {
+          case 'dynamodb':
+            throw failure.error;
+          case 'notLeader':
+            this.#counters.notLeaderRedirectsTotal++;
+            if (failure.leader !== undefined && failure.leader.id !== nodeId) {
+              this.#view.learnLeader(partition.id, failure.leader);
+              if (redirects++ < IMMEDIATE_REDIRECTS) continue;
+            } else {
+              this.#view.forgetLeader(partition.id);
+              avoid.add(nodeId);
+            }
+            break;
+          case 'staleEpoch':
+          case 'keyOutOfRange':
+            if (failure.kind === 'staleEpoch') this.#counters.staleEpochRedirectsTotal++;
+            else this.#counters.keyOutOfRangeRedirectsTotal++;
+            if (this.#view.map.update(failure.current)) continue;
+            await this.#refresh();
+            break;
+          case 'partitionNotFound':
+            this.#counters.partitionNotFoundTotal++;
+            this.#forgetFailedLeader(partition.id, nodeId);
+            avoid.add(nodeId);
+            await this.#refresh();
+            break;
+          case 'unreachable':
+            this.#counters.unreachableNodeTotal++;
+            this.#forgetFailedLeader(partition.id, nodeId);
+            avoid.add(nodeId);
+            break;
+          case 'transient':
+            if (mode === 'write') {
+              this.#counters.ambiguousWritesTotal++;
+              throw ambiguousWrite(last);
+            }
+            this.#forgetFailedLeader(partition.id, nodeId);
+            avoid.add(nodeId);
+            break;
+          case 'broken':
+            if (mode === 'write') {
+              this.#counters.ambiguousWritesTotal++;
+              throw ambiguousWrite(last);
+            }
+            throw internalError(`Internal server error: ${last}`);
+        }
+        this.#log?.debug('partition request failed, retrying', { reason: last, attempt: budget.attempts });
+        await budget.pause();
+      }
+    }
+    this.#counters.exhaustedRetriesTotal++;
+    throw serviceUnavailable(`The cluster could not serve the request after ${budget.attempts} attempts: ${last}`);
+  }
+
+  #forgetFailedLeader(partitionId: number, nodeId: number): void {
+    if (this.#view.leaderOf(partitionId) === nodeId) this.#view.forgetLeader(partitionId);
+  }
+}

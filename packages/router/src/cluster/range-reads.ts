@@ -1,0 +1,326 @@
+/**
+ * Query and Scan over many partitions, as one DynamoDB page (pure logic: the partition reads are
+ * passed in).
+ *
+ * Table reads (Query on the table, Scan): the table's partitions own disjoint key ranges and a
+ * partition reads its items in key order, so the page walks the partitions in key order (backwards
+ * for a backward Query), resuming after ExclusiveStartKey in the partition that holds it, and carrying
+ * Limit and the 1 MB page over the boundaries: a partition that stops early (its LastEvaluatedKey)
+ * ends the page there.
+ *
+ * Index reads (GSI; an LSI when its collection spans partitions): index entries live with their base
+ * items (contracts #6), so every partition of the base table holds entries anywhere in the index's key
+ * order. The page is a k-way merge of the partitions' entry streams in index key order. Limit, the
+ * 1 MB page and the filter count entries in that merged order, so the partitions are asked for raw
+ * entries (no filter, no projection) and the merge evaluates filter, projection and Select itself,
+ * exactly as a single partition would have.
+ */
+import {
+  compareBytes,
+  compileExpressions,
+  encodeCollectionPrefix,
+  encodeItemKey,
+  getOwn,
+  hashSliceRange,
+  itemSize,
+  setOwn,
+  spaceRange,
+  validationError,
+  type AttributeValue,
+  type CompiledExpressions,
+  type IndexSchema,
+  type Item,
+  type KeyAttribute,
+  type PartitionDescriptor,
+  type PartitionMap,
+  type RangeReadRequest,
+  type RangeReadResult,
+  type TableSchema,
+} from '@shoal/model';
+
+/**
+ * Reads a page of one partition. `locate` names the partition at each attempt (it may change as the
+ * map learns newer descriptors); the answer says which descriptor served the read.
+ */
+export type PartitionRangeReader = (
+  locate: () => PartitionDescriptor | undefined,
+  request: RangeReadRequest,
+) => Promise<{ result: RangeReadResult; partition: PartitionDescriptor }>;
+
+/** The part of the cluster state the planning reads: the current map (it is replaced on refresh). */
+export interface MapSource {
+  map(): PartitionMap;
+}
+
+/** The error of a read that needs what is not built yet: a clear message, never a wrong page. */
+function notSupported(message: string): Error {
+  return validationError(`${message} is not supported by this Shoal cluster yet`);
+}
+
+/** The smallest key above every key that starts with `prefix` (all ones: the end of the space). */
+function prefixEnd(prefix: Uint8Array, fallback: Uint8Array): Uint8Array {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      const end = Uint8Array.from(prefix.subarray(0, i + 1));
+      end[i]++;
+      return end;
+    }
+  }
+  return fallback;
+}
+
+/** The table-space keys a read covers: a collection (Query), a parallel-scan slice or the whole table. */
+function tableRange(request: RangeReadRequest): { start: Uint8Array; end: Uint8Array } {
+  const { tableId } = request.table;
+  if (request.hashValue !== undefined) {
+    const start = encodeCollectionPrefix(tableId, request.hashValue);
+    return { start, end: prefixEnd(start, spaceRange(tableId).end) };
+  }
+  if (request.segment !== undefined) return hashSliceRange(tableId, request.segment.segment, request.segment.total);
+  return spaceRange(tableId);
+}
+
+/** The values of `attributes` in `item`, or undefined when one is missing. */
+function keyValues(item: Item, attributes: readonly KeyAttribute[]): AttributeValue[] | undefined {
+  const values: AttributeValue[] = [];
+  for (const attribute of attributes) {
+    const value = getOwn(item, attribute.name);
+    if (value === undefined) return undefined;
+    values.push(value);
+  }
+  return values;
+}
+
+function invalidKey(): Error {
+  return validationError('The provided key element does not match the schema');
+}
+
+/** The encoded key of an item (or of a table key) in the table's space. */
+export function tableItemKey(table: TableSchema, key: Item): Uint8Array {
+  const values = keyValues(key, table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey]);
+  if (values === undefined) throw invalidKey();
+  try {
+    return encodeItemKey(table.tableId, values[0], ...values.slice(1));
+  } catch {
+    throw invalidKey();
+  }
+}
+
+/** Sums of a page's counters. */
+function emptyResult(): RangeReadResult {
+  return { items: [], count: 0, scannedCount: 0, bytesRead: 0 };
+}
+
+/** A Query or Scan page over the cluster's partitions. */
+export async function readRangeAcross(request: RangeReadRequest, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
+  if (request.indexName === undefined) return walkTablePartitions(request, source, read);
+  const index = request.table.indexes.find((candidate) => candidate.name === request.indexName);
+  if (index === undefined) throw validationError(`The table does not have the specified index: ${request.indexName}`);
+  if (index.kind === 'LSI' && request.hashValue !== undefined) {
+    // An LSI collection lives with its table collection: normally in one partition, read directly.
+    const { start, end } = tableRange(request);
+    const holders = source.map().overlapping(start, end);
+    if (holders.length === 1) {
+      const only = holders[0];
+      return (await read(() => source.map().lookup(only.startKey), request)).result;
+    }
+  }
+  return mergeIndexPartitions(request, index, source, read);
+}
+
+/**
+ * Table reads: the partitions overlapping the read's range, one after the other in key order, each
+ * asked for what is left of Limit and of the page's bytes.
+ */
+async function walkTablePartitions(request: RangeReadRequest, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
+  const range = tableRange(request);
+  const forward = request.forward || request.hashValue === undefined;
+  const total = emptyResult();
+  let startKey = request.exclusiveStartKey;
+  // The part of the range not read yet: [from, to).
+  let from = range.start;
+  let to = range.end;
+  if (startKey !== undefined) {
+    // Partitions before the start key (after it, backwards) hold nothing of this page.
+    const resumeAt = tableItemKey(request.table, startKey);
+    if (forward) from = resumeAt;
+    else to = resumeAt;
+  }
+  for (;;) {
+    const locate = (): PartitionDescriptor | undefined => {
+      // The partition holding the start key, which it checks (a start key outside the segment).
+      if (startKey !== undefined) return source.map().lookup(tableItemKey(request.table, startKey));
+      const candidates = source.map().overlapping(from, to);
+      return forward ? candidates[0] : candidates[candidates.length - 1];
+    };
+    const step: RangeReadRequest = {
+      ...request,
+      maxBytes: request.maxBytes - total.bytesRead,
+      ...(request.limit === undefined ? {} : { limit: request.limit - total.scannedCount }),
+    };
+    if (startKey === undefined) delete step.exclusiveStartKey;
+    else step.exclusiveStartKey = startKey;
+    const { result, partition } = await read(locate, step);
+    total.items.push(...result.items);
+    total.count += result.count;
+    total.scannedCount += result.scannedCount;
+    total.bytesRead += result.bytesRead;
+    // A partition stops before its end only at Limit or the page's bytes: so does the page.
+    if (result.lastEvaluatedKey !== undefined) return { ...total, lastEvaluatedKey: result.lastEvaluatedKey };
+    startKey = undefined;
+    if (forward) {
+      if (partition.endKey.length === 0 || compareBytes(partition.endKey, to) >= 0) return total;
+      from = partition.endKey;
+    } else {
+      if (compareBytes(partition.startKey, from) <= 0) return total;
+      to = partition.startKey;
+    }
+  }
+}
+
+/** An index's key attributes followed by the table's (what makes an entry unique; its page key). */
+function entryAttributes(table: TableSchema, index: IndexSchema): KeyAttribute[] {
+  const tableKey = table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey];
+  const indexKey = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
+  // An LSI shares the table's hash key, which its entries do not repeat.
+  return index.kind === 'LSI' ? [...indexKey, ...tableKey.slice(1)] : [...indexKey, ...tableKey];
+}
+
+/** Expressions written with `#name` / `:value` placeholders. */
+const PLACEHOLDER = /[#:][0-9A-Za-z_]+/g;
+
+/**
+ * The filter and projection a merge evaluates. The request carries every placeholder of the
+ * DynamoDB request, the key condition's too, which the compiler would refuse as unused here.
+ */
+function compileMergeExpressions(request: RangeReadRequest): CompiledExpressions {
+  if (request.filter === undefined && request.projection === undefined) return {};
+  const used = new Set([request.filter, request.projection].flatMap((text) => text?.match(PLACEHOLDER) ?? []));
+  const keep = <T>(map: Record<string, T> | undefined): Record<string, T> | undefined => {
+    if (map === undefined) return undefined;
+    const entries = Object.entries(map).filter(([placeholder]) => used.has(placeholder));
+    return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+  };
+  return compileExpressions({ filter: request.filter, projection: request.projection, names: keep(request.names), values: keep(request.values) });
+}
+
+interface Entry {
+  item: Item;
+  key: Uint8Array;
+  size: number;
+}
+
+/** One partition's stream of index entries, read a page at a time. */
+interface EntryStream {
+  /** Where the base table range of this stream starts: the partition is looked up there. */
+  partition: PartitionDescriptor;
+  buffer: Entry[];
+  next: number;
+  /** Where its next page resumes; undefined before the first page. */
+  resumeKey: Item | undefined;
+  exhausted: boolean;
+}
+
+/** Attempts of a merge page before giving up on a map that keeps changing under it. */
+const MERGE_ATTEMPTS = 3;
+
+/**
+ * Index reads: a k-way merge, in index key order, of the entries of every partition of the base table.
+ */
+async function mergeIndexPartitions(request: RangeReadRequest, index: IndexSchema, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
+  const fetchesTableItem = index.kind === 'LSI' && index.projection.type !== 'ALL' &&
+    (request.select === 'ALL_ATTRIBUTES' || request.select === 'SPECIFIC_ATTRIBUTES' || request.filter !== undefined);
+  if (fetchesTableItem) {
+    throw notSupported(`Reading attributes that local secondary index ${index.name} does not project, across partitions,`);
+  }
+  for (let attempt = 1; ; attempt++) {
+    const partitions = source.map().partitionsOf(request.table.tableId);
+    if (partitions.length === 0) throw new PartitionMapChangedError(`no partition of table ${request.table.name} is known`);
+    try {
+      return await mergePage(request, index, partitions, source, read);
+    } catch (error) {
+      if (!(error instanceof PartitionMapChangedError) || attempt >= MERGE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** A partition of the merge changed its range (split) while the page was read: the page starts over. */
+export class PartitionMapChangedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PartitionMapChangedError';
+  }
+}
+
+async function mergePage(
+  request: RangeReadRequest,
+  index: IndexSchema,
+  partitions: readonly PartitionDescriptor[],
+  source: MapSource,
+  read: PartitionRangeReader,
+): Promise<RangeReadResult> {
+  const attributes = entryAttributes(request.table, index);
+  const expressions = compileMergeExpressions(request);
+  const forward = request.forward || request.hashValue === undefined;
+  const streams: EntryStream[] = partitions.map((partition) => ({ partition, buffer: [], next: 0, resumeKey: undefined, exhausted: false }));
+  const total = emptyResult();
+  let last: Entry | undefined;
+
+  const refill = async (stream: EntryStream): Promise<void> => {
+    const page: RangeReadRequest = {
+      table: request.table,
+      indexName: index.name,
+      forward: request.forward,
+      select: 'ALL_PROJECTED_ATTRIBUTES',
+      maxBytes: Math.max(1, request.maxBytes - total.bytesRead),
+    };
+    if (request.hashValue !== undefined) page.hashValue = request.hashValue;
+    if (request.sortCondition !== undefined) page.sortCondition = request.sortCondition;
+    if (request.segment !== undefined) page.segment = request.segment;
+    if (request.limit !== undefined) page.limit = Math.max(1, request.limit - total.scannedCount);
+    const resumeKey = stream.resumeKey ?? request.exclusiveStartKey;
+    if (resumeKey !== undefined) page.exclusiveStartKey = resumeKey;
+    const { result, partition } = await read(() => source.map().lookup(stream.partition.startKey), page);
+    if (compareBytes(partition.startKey, stream.partition.startKey) !== 0 || compareBytes(partition.endKey, stream.partition.endKey) !== 0) {
+      throw new PartitionMapChangedError(`partition ${stream.partition.id} changed its range during an index read`);
+    }
+    stream.buffer = result.items.map((item) => {
+      const values = keyValues(item, attributes);
+      if (values === undefined) throw new Error(`an entry of index ${index.name} lacks its key attributes`);
+      return { item, key: encodeItemKey(index.indexId, values[0], ...values.slice(1)), size: itemSize(item) };
+    });
+    stream.next = 0;
+    stream.resumeKey = result.lastEvaluatedKey;
+    stream.exhausted = result.lastEvaluatedKey === undefined;
+  };
+
+  for (;;) {
+    const limitReached = request.limit !== undefined && total.scannedCount >= request.limit;
+    if (limitReached || total.bytesRead >= request.maxBytes) break;
+    // Every stream that may hold the next entry must show its head before one is chosen.
+    await Promise.all(streams.filter((s) => s.next >= s.buffer.length && !s.exhausted).map(refill));
+    let chosen: EntryStream | undefined;
+    for (const stream of streams) {
+      if (stream.next >= stream.buffer.length) continue;
+      if (chosen === undefined) {
+        chosen = stream;
+        continue;
+      }
+      const order = compareBytes(stream.buffer[stream.next].key, chosen.buffer[chosen.next].key);
+      if (forward ? order < 0 : order > 0) chosen = stream;
+    }
+    if (chosen === undefined) return total;
+    const entry = chosen.buffer[chosen.next++];
+    last = entry;
+    total.scannedCount++;
+    total.bytesRead += entry.size;
+    if (expressions.filter === undefined || expressions.filter.evaluate(entry.item)) {
+      total.count++;
+      if (request.select !== 'COUNT') total.items.push(expressions.projection ? expressions.projection.apply(entry.item) : entry.item);
+    }
+  }
+  if (last === undefined) return total;
+  const lastEvaluatedKey: Item = {};
+  for (const attribute of attributes) setOwn(lastEvaluatedKey, attribute.name, getOwn(last.item, attribute.name) as AttributeValue);
+  return { ...total, lastEvaluatedKey };
+}
