@@ -5,7 +5,11 @@ import type { Credentials, Router } from '@shoal/router';
 import { openLocalStore } from '@shoal/storage';
 import { afterAll, beforeAll } from 'vitest';
 
-/** A Shoal router and local store running inside the test process, with real AWS SDK clients. */
+/**
+ * A Shoal under test with real AWS SDK clients: a router and local store inside the test process, or,
+ * when SHOAL_TARGET=cluster (the `cluster` Vitest project), a router inside the test process over
+ * 3 storage node processes.
+ */
 export interface ShoalUnderTest {
   endpoint: string;
   client: DynamoDBClient;
@@ -15,7 +19,7 @@ export interface ShoalUnderTest {
 }
 
 export interface StartShoalOptions {
-  /** A data directory (persistent store); default: in memory. */
+  /** A data directory (persistent store); default: in memory. Local target only. */
   dataDir?: string;
   inMemory?: boolean;
   sync?: boolean;
@@ -42,7 +46,47 @@ export function sdkClients(
   return { client, doc: DynamoDBDocumentClient.from(client) };
 }
 
+/** What the tests run against (SHOAL_TARGET): the one-process engine (default) or a cluster. */
+export const SHOAL_TARGET: 'local' | 'cluster' = process.env.SHOAL_TARGET === 'cluster' ? 'cluster' : 'local';
+
 export async function startShoal(options: StartShoalOptions = {}): Promise<ShoalUnderTest> {
+  return SHOAL_TARGET === 'cluster' ? startClusterShoal(options) : startLocalShoal(options);
+}
+
+/** 3 storage node processes and a router in this process (so that `now` and `sweepTtl` still apply). */
+async function startClusterShoal(options: StartShoalOptions): Promise<ShoalUnderTest> {
+  if (options.dataDir !== undefined || options.sync !== undefined) {
+    throw new Error('dataDir and sync choose a local store; a cluster target keeps its data in its node processes');
+  }
+  // Loaded here: the local target needs no gRPC.
+  const { NodeCluster, startClusterRouter } = await import('./cluster.ts');
+  const nodes = await NodeCluster.start();
+  let front;
+  try {
+    front = await startClusterRouter(nodes.metaAddresses, {
+      now: options.now,
+      ttlSweepIntervalMs: options.ttlSweepIntervalMs,
+      credentials: options.credentials,
+    });
+  } catch (error) {
+    await nodes.close();
+    throw error;
+  }
+  const { client, doc } = sdkClients(front.endpoint);
+  return {
+    endpoint: front.endpoint,
+    client,
+    doc,
+    router: front.router,
+    async close() {
+      client.destroy();
+      await front.close();
+      await nodes.close();
+    },
+  };
+}
+
+async function startLocalShoal(options: StartShoalOptions): Promise<ShoalUnderTest> {
   const store = await openLocalStore(
     options.dataDir === undefined
       ? { inMemory: true, sync: options.sync }

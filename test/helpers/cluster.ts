@@ -1,0 +1,285 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connectCluster, startRouter } from '@shoal/router';
+import type { ClusterBackend, Credentials, Router } from '@shoal/router';
+
+/**
+ * Real clusters for tests: storage nodes as `shoal node` child processes on loopback, routers in the
+ * test process (connectCluster + startRouter) so that tests keep their clock and TTL sweeps.
+ */
+
+const REPO = resolve(import.meta.dirname, '..', '..');
+const MAIN = join(REPO, 'packages', 'cli', 'src', 'main.ts');
+const HOST = '127.0.0.1';
+const START_TIMEOUT_MS = 60_000;
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+/** Every node process started here and still running: killed by `killNodeProcesses` (afterAll) or at exit. */
+const started = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of started) child.kill('SIGKILL');
+});
+
+export function killNodeProcesses(): void {
+  for (const child of started) child.kill('SIGKILL');
+  started.clear();
+}
+
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer();
+      await new Promise<void>((done, fail) => {
+        server.once('error', fail);
+        server.listen(0, HOST, done);
+      });
+      return server;
+    }),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((done) => server.close(() => done()))));
+  return ports;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** One running `shoal node` process. */
+export interface NodeProcess {
+  readonly nodeId: number;
+  readonly pid: number;
+  readonly opsPort: number;
+  readonly exited: Promise<Exit>;
+  /** Its log so far (JSON lines). */
+  log(): string;
+  running(): boolean;
+}
+
+/** Polls until `check` holds, failing with `what` after `timeoutMs`. */
+export async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not so after ${timeoutMs} ms${lastError === undefined ? '' : ` (last error: ${String(lastError)})`}`);
+    }
+    await new Promise((done) => setTimeout(done, intervalMs));
+  }
+}
+
+/** The metrics a process's /metrics serves, by name with labels (`name{label="v"}`), as numbers. */
+export async function scrapeMetrics(opsPort: number): Promise<Map<string, number>> {
+  const response = await fetch(`http://${HOST}:${opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+  const metrics = new Map<string, number>();
+  for (const line of (await response.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    metrics.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return metrics;
+}
+
+/** The value of metric `name` whatever its labels, summed (a node labels its metrics with its id only). */
+export function metricValue(metrics: Map<string, number>, name: string): number | undefined {
+  let total: number | undefined;
+  for (const [key, value] of metrics) {
+    if (key === name || key.startsWith(`${name}{`)) total = (total ?? 0) + value;
+  }
+  return total;
+}
+
+export async function isReady(opsPort: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://${HOST}:${opsPort}/readyz`, { signal: AbortSignal.timeout(2_000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export interface NodeClusterOptions {
+  /** Storage nodes (default 3); the first 3 are the meta group. */
+  nodes?: number;
+  /** Initial partitions of a new table (default: meta's). */
+  partitions?: number;
+}
+
+/** Storage node processes on loopback, each on a fixed port and data directory across restarts. */
+export class NodeCluster {
+  readonly metaAddresses: string[];
+  readonly dataRoot: string;
+  private readonly ports: Map<number, number>;
+  private readonly processes = new Map<number, NodeProcess>();
+  private readonly partitions: number | undefined;
+
+  private constructor(dataRoot: string, ports: Map<number, number>, partitions: number | undefined) {
+    this.dataRoot = dataRoot;
+    this.ports = ports;
+    this.partitions = partitions;
+    this.metaAddresses = [...ports.keys()].filter((id) => id <= 3).map((id) => this.address(id));
+  }
+
+  /** Starts every node and waits until each answers /readyz. */
+  static async start(options: NodeClusterOptions = {}): Promise<NodeCluster> {
+    const count = options.nodes ?? 3;
+    const ports = await freePorts(count);
+    const dataRoot = await mkdtemp(join(tmpdir(), 'shoal-cluster-'));
+    const cluster = new NodeCluster(dataRoot, new Map(ports.map((port, index) => [index + 1, port])), options.partitions);
+    try {
+      await Promise.all(cluster.nodeIds().map((id) => cluster.startNode(id)));
+      await cluster.waitReady();
+    } catch (error) {
+      await cluster.close();
+      throw error;
+    }
+    return cluster;
+  }
+
+  nodeIds(): number[] {
+    return [...this.ports.keys()];
+  }
+
+  address(nodeId: number): string {
+    return `${HOST}:${this.ports.get(nodeId)}`;
+  }
+
+  node(nodeId: number): NodeProcess {
+    const node = this.processes.get(nodeId);
+    if (node === undefined) throw new Error(`node ${nodeId} was never started`);
+    return node;
+  }
+
+  /** Starts node `nodeId` (again: same port, same data) and waits for its `listening` line. */
+  async startNode(nodeId: number): Promise<NodeProcess> {
+    const previous = this.processes.get(nodeId);
+    if (previous?.running()) throw new Error(`node ${nodeId} is running`);
+    const metaPeers = this.nodeIds()
+      .filter((id) => id <= 3)
+      .map((id) => `${id}=${this.address(id)}`)
+      .join(',');
+    const args = [MAIN, 'node', '--node-id', String(nodeId), '--listen', this.address(nodeId), '--data-dir', join(this.dataRoot, `node-${nodeId}`), '--meta-peers', metaPeers, '--ops-port', '0'];
+    if (this.partitions !== undefined) args.push('--default-partitions', String(this.partitions));
+    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.add(child);
+    let log = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));
+    const exited = new Promise<Exit>((done) =>
+      child.once('exit', (code, signal) => {
+        started.delete(child);
+        done({ code, signal });
+      }),
+    );
+    const opsPort = await new Promise<number>((done, fail) => {
+      const timer = setTimeout(() => fail(new Error(`node ${nodeId} did not listen in ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
+      const check = (): void => {
+        const match = /"msg":"listening".*"opsPort":(\d+)/.exec(log);
+        if (match === null) return;
+        clearTimeout(timer);
+        done(Number(match[1]));
+      };
+      child.stderr!.on('data', check);
+      void exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        fail(new Error(`node ${nodeId} exited (${signal ?? code}) before listening:\n${log}`));
+      });
+    });
+    const node: NodeProcess = {
+      nodeId,
+      pid: child.pid!,
+      opsPort,
+      exited,
+      log: () => log,
+      running: () => child.exitCode === null && child.signalCode === null,
+    };
+    this.processes.set(nodeId, node);
+    return node;
+  }
+
+  /** Sends `signal` to node `nodeId` and waits for it to exit. */
+  async signal(nodeId: number, signal: NodeJS.Signals): Promise<Exit> {
+    const node = this.node(nodeId);
+    if (node.running()) process.kill(node.pid, signal);
+    const timer = setTimeout(() => node.running() && process.kill(node.pid, 'SIGKILL'), STOP_TIMEOUT_MS);
+    const exit = await node.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+
+  /** Waits until every running node (or those named) answers /readyz with 200. */
+  async waitReady(nodeIds: number[] = this.nodeIds().filter((id) => this.processes.get(id)?.running())): Promise<void> {
+    await eventually(`nodes ${nodeIds.join(',')} ready`, async () => {
+      for (const id of nodeIds) {
+        const node = this.node(id);
+        if (!node.running()) throw new Error(`node ${id} exited:\n${node.log()}`);
+        if (!(await isReady(node.opsPort))) return false;
+      }
+      return true;
+    }, READY_TIMEOUT_MS, 200);
+  }
+
+  async metrics(nodeId: number): Promise<Map<string, number>> {
+    return scrapeMetrics(this.node(nodeId).opsPort);
+  }
+
+  /** Kills every node and removes the data. */
+  async close(): Promise<void> {
+    await Promise.all([...this.processes.keys()].map((id) => this.signal(id, 'SIGKILL')));
+    await rm(this.dataRoot, { recursive: true, force: true });
+  }
+}
+
+export interface ClusterRouter {
+  endpoint: string;
+  router: Router;
+  backend: ClusterBackend;
+  close(): Promise<void>;
+}
+
+/** A router in this process over the cluster whose meta group is at `metaAddresses`; waits until it holds a partition map. */
+export async function startClusterRouter(
+  metaAddresses: string[],
+  options: { now?: () => number; ttlSweepIntervalMs?: number; credentials?: Credentials[] } = {},
+): Promise<ClusterRouter> {
+  const backend = await connectCluster({ metaAddresses });
+  let router: Router;
+  try {
+    await eventually('router ready', () => backend.isReady(), READY_TIMEOUT_MS);
+    router = await startRouter({
+      partitions: backend.partitions,
+      catalog: backend.catalog,
+      host: HOST,
+      port: 0,
+      now: options.now,
+      ttlSweepIntervalMs: options.ttlSweepIntervalMs ?? 0,
+      credentials: options.credentials,
+    });
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+  return {
+    endpoint: `http://${HOST}:${router.port}`,
+    router,
+    backend,
+    async close() {
+      await router.close();
+      await backend.close();
+    },
+  };
+}
