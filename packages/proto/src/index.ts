@@ -57,8 +57,14 @@ export {
   rangeReadResultFromWire,
   statisticsToWire,
   statisticsFromWire,
+  statisticsRequestToWire,
+  statisticsRequestFromWire,
+  backfillIndexRequestToWire,
+  backfillIndexRequestFromWire,
+  dropIndexRequestToWire,
+  dropIndexRequestFromWire,
 } from './partition-codec.ts';
-export type { RoutedTo, GetResult } from './partition-codec.ts';
+export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest } from './partition-codec.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';

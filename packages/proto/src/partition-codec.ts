@@ -7,6 +7,8 @@
 import { create } from '@bufbuild/protobuf';
 import type * as model from '@shoal/model';
 import {
+  BackfillIndexRequestSchema,
+  DropIndexRequestSchema,
   GetRequestSchema,
   GetResponseSchema,
   IndexKind,
@@ -16,6 +18,7 @@ import {
   ReadRangeResponseSchema,
   Select,
   SortKeyOperator,
+  StatisticsRequestSchema,
   StatisticsResponseSchema,
   TableSchemaSchema,
   WriteKind,
@@ -23,6 +26,8 @@ import {
   WriteResponseSchema,
 } from './gen/shoal/v1/node_pb.ts';
 import type {
+  BackfillIndexRequest as WireBackfillIndexRequest,
+  DropIndexRequest as WireDropIndexRequest,
   ExpressionInput as WireExpressionInput,
   GetRequest as WireGetRequest,
   GetResponse as WireGetResponse,
@@ -31,6 +36,7 @@ import type {
   PartitionTarget,
   ReadRangeRequest as WireReadRangeRequest,
   ReadRangeResponse as WireReadRangeResponse,
+  StatisticsRequest as WireStatisticsRequest,
   StatisticsResponse as WireStatisticsResponse,
   TableSchema as WireTableSchema,
   WriteOperation as WireWriteOperation,
@@ -110,12 +116,24 @@ function json(value: unknown): Uint8Array {
   return utf8.encode(JSON.stringify(value));
 }
 
-function parseJson<T>(bytes: Uint8Array, what: string): T {
+function utf8Text(bytes: Uint8Array, what: string): string {
   try {
-    return JSON.parse(fromUtf8.decode(bytes)) as T;
+    return fromUtf8.decode(bytes);
+  } catch {
+    throw invalid(`${what} is not JSON (not UTF-8)`);
+  }
+}
+
+function parseText<T>(text: string, what: string): T {
+  try {
+    return JSON.parse(text) as T;
   } catch {
     throw invalid(`${what} is not JSON`);
   }
+}
+
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  return parseText<T>(utf8Text(bytes, what), what);
 }
 
 const item = (bytes: Uint8Array, what: string): model.Item => parseJson<model.Item>(bytes, what);
@@ -326,14 +344,19 @@ export function getRequestFromWire(request: WireGetRequest): {
   };
 }
 
-export type GetResult = { item: model.Item; size: number } | undefined;
+/** The item read, with its JSON text (what crossed the wire) for a response to splice in as is. */
+export type GetResult = model.FoundItem | undefined;
 
+/** Sends the stored JSON text when the store has it: no serialization of the item on the node. */
 export function getResultToWire(result: GetResult): WireGetResponse {
-  return create(GetResponseSchema, result === undefined ? {} : { item: json(result.item), size: result.size });
+  if (result === undefined) return create(GetResponseSchema, {});
+  return create(GetResponseSchema, { item: result.json === undefined ? json(result.item) : utf8.encode(result.json), size: result.size });
 }
 
 export function getResultFromWire(response: WireGetResponse): GetResult {
-  return response.item === undefined ? undefined : { item: item(response.item, 'item'), size: response.size };
+  if (response.item === undefined) return undefined;
+  const text = utf8Text(response.item, 'item');
+  return { item: parseText<model.Item>(text, 'item'), size: response.size, json: text };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +439,20 @@ export function rangeReadResultFromWire(response: WireReadRangeResponse): model.
 
 // ---------------------------------------------------------------------------------------------
 // Statistics
+export interface StatisticsRequest {
+  table: model.TableSchema;
+  indexName?: string;
+}
+
+export function statisticsRequestToWire(target: RoutedTo, request: StatisticsRequest): WireStatisticsRequest {
+  return create(StatisticsRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName });
+}
+
+export function statisticsRequestFromWire(request: WireStatisticsRequest): { target: RoutedTo; request: StatisticsRequest } {
+  const out: StatisticsRequest = { table: tableSchemaFromWire(request.table) };
+  if (request.indexName !== undefined) out.indexName = request.indexName;
+  return { target: targetFromWire(request.target), request: out };
+}
 
 export function statisticsToWire(statistics: model.TableStatistics): WireStatisticsResponse {
   return create(StatisticsResponseSchema, {
@@ -427,3 +464,28 @@ export function statisticsToWire(statistics: model.TableStatistics): WireStatist
 export function statisticsFromWire(response: WireStatisticsResponse): model.TableStatistics {
   return { itemCount: Number(response.itemCount), sizeBytes: Number(response.sizeBytes) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Index commands (BackfillIndex and DropIndex carry the same fields)
+
+export interface IndexRequest {
+  table: model.TableSchema;
+  indexName: string;
+}
+
+function indexRequestFromWire(request: WireBackfillIndexRequest | WireDropIndexRequest): { target: RoutedTo; request: IndexRequest } {
+  if (request.indexName === '') throw invalid('index name missing');
+  return { target: targetFromWire(request.target), request: { table: tableSchemaFromWire(request.table), indexName: request.indexName } };
+}
+
+export function backfillIndexRequestToWire(target: RoutedTo, request: IndexRequest): WireBackfillIndexRequest {
+  return create(BackfillIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName });
+}
+
+export const backfillIndexRequestFromWire: (request: WireBackfillIndexRequest) => { target: RoutedTo; request: IndexRequest } = indexRequestFromWire;
+
+export function dropIndexRequestToWire(target: RoutedTo, request: IndexRequest): WireDropIndexRequest {
+  return create(DropIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName });
+}
+
+export const dropIndexRequestFromWire: (request: WireDropIndexRequest) => { target: RoutedTo; request: IndexRequest } = indexRequestFromWire;

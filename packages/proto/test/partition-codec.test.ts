@@ -2,16 +2,23 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
 import {
+  BackfillIndexRequestSchema,
+  DropIndexRequestSchema,
   GetRequestSchema,
   GetResponseSchema,
   ReadRangeRequestSchema,
   ReadRangeResponseSchema,
   RpcError,
   Status,
+  StatisticsRequestSchema,
   StatisticsResponseSchema,
   TableRecordJsonSchema,
   WriteRequestSchema,
   WriteResponseSchema,
+  backfillIndexRequestFromWire,
+  backfillIndexRequestToWire,
+  dropIndexRequestFromWire,
+  dropIndexRequestToWire,
   getRequestFromWire,
   getRequestToWire,
   getResultFromWire,
@@ -21,6 +28,8 @@ import {
   rangeReadResultFromWire,
   rangeReadResultToWire,
   statisticsFromWire,
+  statisticsRequestFromWire,
+  statisticsRequestToWire,
   statisticsToWire,
   tableRecordFromWire,
   tableRecordToWire,
@@ -160,10 +169,16 @@ describe('the partition contract on the wire', () => {
     );
     fc.assert(
       fc.property(fc.option(fc.record({ item, size: fc.nat(400 * 1024) }), { nil: undefined }), (result) => {
-        expectSame(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(result))), result);
+        // The answer also carries the item's JSON text, as it crossed the wire.
+        const expected = result === undefined ? undefined : { ...result, json: JSON.stringify(result.item) };
+        expectSame(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(result))), expected);
       }),
       runs,
     );
+    // A stored item's JSON text is sent as is, not serialized again.
+    const stored = '{"pk":{"S":"a"},"n":{"N":"1.50"}}';
+    const found = { item: { pk: { S: 'b' } }, size: 3, json: stored };
+    expect(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(found)))).toEqual({ item: JSON.parse(stored), size: 3, json: stored });
   });
 
   it('round-trips range reads and their results', () => {
@@ -197,6 +212,23 @@ describe('the partition contract on the wire', () => {
         expectSame(tableRecordFromWire(overTheWire(TableRecordJsonSchema, tableRecordToWire(record))), record);
       }),
       runs,
+    );
+  });
+
+  it('round-trips statistics and index command requests', () => {
+    fc.assert(
+      fc.property(table, fc.option(fc.string(), { nil: undefined }), fc.string({ minLength: 1 }), (schema, indexName, named) => {
+        const statistics = statisticsRequestFromWire(overTheWire(StatisticsRequestSchema, statisticsRequestToWire(routed, { table: schema, indexName })));
+        expectSame(statistics, { target: routed, request: indexName === undefined ? { table: schema } : { table: schema, indexName } });
+        const request = { table: schema, indexName: named };
+        expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request))), { target: routed, request });
+        expectSame(dropIndexRequestFromWire(overTheWire(DropIndexRequestSchema, dropIndexRequestToWire(routed, request))), { target: routed, request });
+      }),
+      runs,
+    );
+    const schema: model.TableSchema = { name: 't', tableId: 1, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    expect(() => dropIndexRequestFromWire(overTheWire(DropIndexRequestSchema, dropIndexRequestToWire(routed, { table: schema, indexName: '' })))).toThrow(
+      /index name missing/,
     );
   });
 
