@@ -251,6 +251,12 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
   });
 
+  it('ships the Grafana dashboard in a ConfigMap labelled for Grafana\'s dashboard sidecar', () => {
+    const dashboard = configMap('shoal-grafana-dashboard');
+    expect(dashboard.metadata?.labels?.grafana_dashboard).toBe('1');
+    expect(JSON.parse(dashboard.data?.['shoal.json'] ?? '')).toEqual(JSON.parse(readFileSync(join(KUSTOMIZATION_DIR, 'grafana-dashboard.json'), 'utf8')));
+  });
+
   it('puts every namespaced object in the one namespace', () => {
     for (const object of objects) {
       if (object.kind !== 'Namespace') expect(namespaceOf(object), `${object.kind} ${object.metadata.name}`).toBe('shoal');
@@ -402,5 +408,112 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       // The storage pods' volume must be writable by that user.
       expect(storage().spec?.template.spec?.securityContext?.fsGroup).toBe(storage().spec?.template.spec?.securityContext?.runAsGroup);
     });
+  });
+});
+
+describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
+  interface Target {
+    expr: string;
+    datasource?: { uid?: string };
+  }
+  interface Panel {
+    id: number;
+    type: string;
+    title: string;
+    gridPos: { x: number; y: number; w: number; h: number };
+    datasource?: { uid?: string };
+    targets?: Target[];
+  }
+  interface MetricRow {
+    name: string;
+    type: 'counter' | 'gauge' | 'histogram';
+  }
+
+  const dashboard = JSON.parse(readFileSync(join(KUSTOMIZATION_DIR, 'grafana-dashboard.json'), 'utf8')) as {
+    uid: string;
+    panels: Panel[];
+    templating: { list: { name: string; type: string }[] };
+  };
+  const readme = readFileSync(join(REPO, 'deploy', 'README.md'), 'utf8');
+  const graphs = dashboard.panels.filter((panel) => panel.type !== 'row');
+
+  /** The table of deploy/README.md's section "Metrics the dashboard reads". */
+  const documentedMetrics = (): MetricRow[] => {
+    const section = readme.slice(readme.indexOf('## Metrics the dashboard reads'));
+    return [...section.matchAll(/^\| `(shoal_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)].map((match) => ({
+      name: match[1],
+      type: match[2] as MetricRow['type'],
+    }));
+  };
+
+  /** The `shoal_` series an expression reads. */
+  const seriesOf = (expr: string): string[] => [...expr.matchAll(/\bshoal_[a-z0-9_]+/g)].map((match) => match[0]);
+  /** Whether the expression takes the rate (or increase) of the series itself. */
+  const ratesOf = (expr: string, series: string): boolean => new RegExp(`\\b(?:rate|increase)\\(\\s*${series}\\b`).test(expr);
+
+  it('has panels with unique ids, laid out on the 24-column grid without overlap', () => {
+    expect(new Set(dashboard.panels.map((panel) => panel.id)).size).toBe(dashboard.panels.length);
+    const taken = new Set<string>();
+    for (const panel of dashboard.panels) {
+      const { x, y, w, h } = panel.gridPos;
+      expect(x + w, panel.title).toBeLessThanOrEqual(24);
+      for (let row = y; row < y + h; row++) {
+        for (let column = x; column < x + w; column++) {
+          const cell = `${row}:${column}`;
+          expect(taken.has(cell), `${panel.title} overlaps at ${cell}`).toBe(false);
+          taken.add(cell);
+        }
+      }
+    }
+  });
+
+  it('queries the data source chosen in its variable, in the chosen namespace', () => {
+    expect(dashboard.templating.list.map((variable) => `${variable.name}:${variable.type}`)).toEqual(['datasource:datasource', 'namespace:query']);
+    for (const panel of graphs) {
+      expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
+      expect(panel.datasource?.uid, panel.title).toBe('${datasource}');
+      for (const target of panel.targets ?? []) {
+        expect(target.expr, panel.title).toContain('namespace="$namespace"');
+        expect(seriesOf(target.expr).length, `${panel.title}: ${target.expr}`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('reads exactly the metrics deploy/README.md lists, each as its type requires', () => {
+    const documented = documentedMetrics();
+    expect(documented.length).toBeGreaterThan(0);
+    const byName = new Map(documented.map((row) => [row.name, row]));
+    const used = new Set<string>();
+    for (const panel of graphs) {
+      for (const target of panel.targets ?? []) {
+        for (const series of seriesOf(target.expr)) {
+          const histogram = byName.get(series.replace(/_bucket$/, ''));
+          if (histogram?.type === 'histogram') {
+            expect(series, `${panel.title}: a histogram is read through its buckets`).toMatch(/_bucket$/);
+            expect(target.expr, panel.title).toMatch(/histogram_quantile\(/);
+            expect(ratesOf(target.expr, series), `${panel.title}: buckets are counters, read as a rate`).toBe(true);
+            used.add(histogram.name);
+            continue;
+          }
+          const row = byName.get(series);
+          expect(row, `${panel.title}: ${series} is not in deploy/README.md`).toBeDefined();
+          used.add(series);
+          if (row?.type === 'counter') {
+            expect(series, 'counters end in _total').toMatch(/_total$/);
+            expect(ratesOf(target.expr, series), `${panel.title}: a counter is read as a rate`).toBe(true);
+          } else {
+            expect(series, 'only counters end in _total').not.toMatch(/_total$/);
+            expect(ratesOf(target.expr, series), `${panel.title}: a gauge is not a rate`).toBe(false);
+          }
+        }
+      }
+    }
+    expect([...used].sort()).toEqual(documented.map((row) => row.name).sort());
+  });
+
+  it('lists its panels in deploy/README.md', () => {
+    const section = readme.slice(readme.indexOf('## Grafana dashboard'), readme.indexOf('## Metrics the dashboard reads'));
+    const listed = [...section.matchAll(/^- [\w ]+: (.+)$/gm)].flatMap((match) => match[1].split(', '));
+    expect(listed.sort()).toEqual(graphs.map((panel) => panel.title).sort());
   });
 });
