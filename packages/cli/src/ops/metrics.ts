@@ -5,10 +5,12 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
  * report (`metrics()` of a storage node or of a router's cluster client), plus Node.js's own.
  */
 
-/** What a component's `metrics()` returns: numbers, possibly grouped in nested objects. */
-export interface NumericTree {
-  readonly [name: string]: number | NumericTree | undefined;
-}
+/**
+ * What a component's `metrics()` returns: an object of numbers, possibly grouped in nested objects
+ * (`object`, because the components declare interfaces, which have no index signature; other values
+ * are ignored).
+ */
+export type NumericTree = object;
 
 export interface MetricSource {
   /** Prefix of the metric names, e.g. `shoal_node`. */
@@ -33,7 +35,7 @@ export function flatten(tree: NumericTree, path = ''): Map<string, number> {
     const name = path === '' ? snakeCase(key) : `${path}_${snakeCase(key)}`;
     if (typeof value === 'number') {
       if (Number.isFinite(value)) numbers.set(name, value);
-    } else if (value !== undefined && typeof value === 'object' && !Array.isArray(value)) {
+    } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       for (const [inner, number] of flatten(value, name)) numbers.set(inner, number);
     }
   }

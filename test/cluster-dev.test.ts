@@ -1,0 +1,182 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isReady, scrapeMetrics } from './helpers/cluster.ts';
+import type { Exit } from './helpers/cluster.ts';
+import { sdkClients } from './helpers/shoal.ts';
+
+/** `shoal dev` as a cluster: 3 `shoal node` processes and a `shoal router`, watched by one parent. */
+
+const REPO = resolve(import.meta.dirname, '..');
+const MAIN = join(REPO, 'packages', 'cli', 'src', 'main.ts');
+const START_TIMEOUT_MS = 150_000;
+
+interface DevProcess {
+  child: ChildProcess;
+  exited: Promise<Exit>;
+  stdout(): string;
+  stderr(): string;
+  /** Role, id, address, ops port and pid of each child, from the lines printed once ready. */
+  members: { role: string; id: number; address: string; opsPort: number; pid: number }[];
+  endpoint: string;
+}
+
+const started = new Set<ChildProcess>();
+const childPids = new Set<number>();
+let dataRoot: string;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startDev(dataDir: string, extra: string[] = []): Promise<DevProcess> {
+  // Detached: its own process group, so that afterAll can kill it and every child it started.
+  const child = spawn(process.execPath, [MAIN, 'dev', '--port', '0', '--data-dir', dataDir, ...extra], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  started.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<Exit>((done) =>
+    child.once('exit', (code, signal) => {
+      started.delete(child);
+      done({ code, signal });
+    }),
+  );
+  await new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`shoal dev not ready in ${START_TIMEOUT_MS} ms:\n${stdout}\n${stderr}`)), START_TIMEOUT_MS);
+    child.stdout!.on('data', () => {
+      if (!/ready/.test(stdout)) return;
+      clearTimeout(timer);
+      done();
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      fail(new Error(`shoal dev exited (${signal ?? code}) before ready:\n${stdout}\n${stderr}`));
+    });
+  });
+  const members = [...stdout.matchAll(/^(node|router)\s+(\d+)\s+(\S+)\s+ops 127\.0\.0\.1:(\d+)\s+pid (\d+)$/gm)].map((match) => ({
+    role: match[1],
+    id: Number(match[2]),
+    address: match[3],
+    opsPort: Number(match[4]),
+    pid: Number(match[5]),
+  }));
+  for (const member of members) childPids.add(member.pid);
+  const endpoint = /ready: DynamoDB endpoint (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+  if (endpoint === undefined) throw new Error(`no endpoint in:\n${stdout}`);
+  return { child, exited, stdout: () => stdout, stderr: () => stderr, members, endpoint };
+}
+
+/** Runs `shoal <args>` to its end (bounded). */
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return new Promise((done) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      started.delete(child);
+      done({ code, stdout, stderr });
+    }),
+  );
+}
+
+beforeAll(async () => {
+  dataRoot = await mkdtemp(join(tmpdir(), 'shoal-dev-'));
+});
+
+afterAll(async () => {
+  for (const child of started) {
+    try {
+      // `shoal dev` runs in a group of its own, with its children.
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  }
+  for (const pid of childPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  await rm(dataRoot, { recursive: true, force: true });
+});
+
+describe('shoal dev', () => {
+  it('starts 3 nodes and a router, answers the AWS SDK, and one SIGINT stops every child', async () => {
+    const dataDir = join(dataRoot, 'clean');
+    const dev = await startDev(dataDir);
+    expect(dev.members.map((member) => `${member.role} ${member.id}`)).toEqual(['node 1', 'node 2', 'node 3', 'router 1']);
+    expect(dev.stdout().trimEnd().split('\n')).toHaveLength(5);
+    for (const member of dev.members) {
+      expect(alive(member.pid)).toBe(true);
+      expect(await isReady(member.opsPort)).toBe(true);
+    }
+    expect(dev.members.find((member) => member.role === 'router')?.address).toBe(dev.endpoint);
+
+    const { client, doc } = sdkClients(dev.endpoint);
+    await client.send(
+      new CreateTableCommand({
+        TableName: 'dev',
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    await doc.send(new PutCommand({ TableName: 'dev', Item: { id: 'a', n: 1 } }));
+    expect((await doc.send(new GetCommand({ TableName: 'dev', Key: { id: 'a' }, ConsistentRead: true }))).Item).toEqual({ id: 'a', n: 1 });
+    client.destroy();
+
+    // `shoal admin status` finds the cluster from the data directory alone.
+    const status = await runCli(['admin', 'status', '--data-dir', dataDir, '--json']);
+    expect(status.code).toBe(0);
+    const summary = JSON.parse(status.stdout) as {
+      nodes: { id: number; state: string }[];
+      partitions: { table: string; leader?: number; replicas: string[] }[];
+    };
+    expect(summary.nodes.map((node) => [node.id, node.state])).toEqual([[1, 'up'], [2, 'up'], [3, 'up']]);
+    const partition = summary.partitions.find((row) => row.table === 'dev');
+    expect(partition?.replicas).toEqual(['1', '2', '3']);
+    const text = await runCli(['admin', 'status', '--data-dir', dataDir]);
+    expect(text.stdout).toMatch(/^NODE +ADDRESS +STATE +REPLICAS +LEADERS +HEARTBEAT$/m);
+    expect(text.stdout).toMatch(/^ +\d+ +dev +\S+ +\d+ +\d+ +1,2,3 +\d+ +\d+$/m);
+
+    // Every process serves its metrics.
+    const routerOps = dev.members.find((member) => member.role === 'router')!.opsPort;
+    expect([...(await scrapeMetrics(routerOps)).keys()].some((name) => name.startsWith('shoal_router_'))).toBe(true);
+
+    dev.child.kill('SIGINT');
+    expect(await dev.exited).toEqual({ code: 0, signal: null });
+    for (const member of dev.members) expect(alive(member.pid)).toBe(false);
+  });
+
+  it('reports a child that dies, stops the others and exits 1', async () => {
+    const dev = await startDev(join(dataRoot, 'crash'));
+    const victim = dev.members.find((member) => member.role === 'node' && member.id === 2)!;
+    process.kill(victim.pid, 'SIGKILL');
+    expect((await dev.exited).code).toBe(1);
+    expect(dev.stderr()).toContain(`node 2 (pid ${victim.pid}) exited unexpectedly (SIGKILL)`);
+    for (const member of dev.members) expect(alive(member.pid)).toBe(false);
+  });
+});
