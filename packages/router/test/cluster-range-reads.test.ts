@@ -221,7 +221,7 @@ describe('reads across partitions (table walks and index merges)', () => {
     const calls = { count: 0 };
     const page = await clusterRead(layout, calls)({ table: TABLE, indexName: 'byG', hashValue: S('y'), forward: true, maxBytes: 1 << 20, select: 'ALL_PROJECTED_ATTRIBUTES' });
     expect(calls.count).toBe(4);
-    const order = page.items.map((item) => Number(item.gs.N));
+    const order = page.items.map((item) => Number((item.gs as { N: string }).N));
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(page.items.length).toBeGreaterThan(4);
   });

@@ -25,8 +25,10 @@ import {
   getResultFromWire,
   rangeReadRequestToWire,
   rangeReadResultFromWire,
+  backfillIndexRequestToWire,
+  dropIndexRequestToWire,
   statisticsFromWire,
-  tableSchemaToWire,
+  statisticsRequestToWire,
   writeRequestToWire,
   writeResultFromWire,
   type CallOptions,
@@ -143,7 +145,7 @@ export class ClusterPartitionClient implements PartitionClient {
     const parts = await Promise.all(
       (await this.#partitionsOf(table)).map(async (partition) => {
         const { value } = await this.#onPartition('any', () => this.#view.map.lookup(partition.startKey), (rpc, target, options) =>
-          rpc.statistics({ target, table: tableSchemaToWire(table), ...(indexName === undefined ? {} : { indexName }) }, options),
+          rpc.statistics(statisticsRequestToWire(target, indexName === undefined ? { table } : { table, indexName }), options),
         );
         return statisticsFromWire(value);
       }),
@@ -153,11 +155,11 @@ export class ClusterPartitionClient implements PartitionClient {
 
   /** Each partition's leader builds the index from its own items (a command of its Raft log). */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
-    await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex({ target, table: tableSchemaToWire(table), indexName }));
+    await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
   }
 
   async dropIndex(table: TableSchema, indexName: string): Promise<void> {
-    await this.#onEveryLeader(table, (rpc, target) => rpc.dropIndex({ target, table: tableSchemaToWire(table), indexName }));
+    await this.#onEveryLeader(table, (rpc, target) => rpc.dropIndex(dropIndexRequestToWire(target, { table, indexName })));
   }
 
   /**
