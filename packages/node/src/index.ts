@@ -22,3 +22,13 @@ export * from './host/index.ts';
 export * from './partition/index.ts';
 export * from './server/index.ts';
 export * from './meta-group/index.ts';
+export { MetaClient, type MetaClientOptions, type MetaPeer, type MetaServiceClient } from './cluster/meta-client.ts';
+export { ClusterView } from './cluster/cluster-view.ts';
+export {
+  ReplicaReconciler,
+  type PartitionMapView,
+  type PartitionReplicas,
+  type ReconcilerStats,
+  type ReplicaReconcilerOptions,
+} from './cluster/replica-reconciler.ts';
+export { stderrLog, type LogFields, type NodeLog } from './cluster/log.ts';
