@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +26,9 @@ import type { IService } from 'kubernetes-models/v1/Service';
  * Operator) schemas, and the wiring is checked against the real processes: each container's start
  * script runs under a pod's environment, and the command line it would exec must use only flags that
  * `shoal node --help` / `shoal router --help` list, with ports, names and paths that agree with the
- * containers, probes, Services and ServiceMonitor.
+ * containers, probes, Services and ServiceMonitor. The image (deploy/Dockerfile) is checked the same
+ * way: its entry point runs the real CLI, its build context and production-only install hold every
+ * module the processes import.
  */
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -61,6 +64,14 @@ function kustomizeBuild(): KubernetesObject[] {
   });
 }
 
+function shoal(args: string[]): string {
+  return execFileSync(SHOAL, args, {
+    encoding: 'utf8',
+    timeout: COMMAND_TIMEOUT_MS,
+    env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+  });
+}
+
 /** An option of a `shoal` subcommand as its --help lists it. */
 interface CliOption {
   flag: string;
@@ -69,11 +80,7 @@ interface CliOption {
 
 /** The options `shoal <command> --help` lists, run through the image's entry point. */
 function helpOptions(command: string): Map<string, CliOption> {
-  const help = execFileSync(SHOAL, [command, '--help'], {
-    encoding: 'utf8',
-    timeout: COMMAND_TIMEOUT_MS,
-    env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
-  });
+  const help = shoal([command, '--help']);
   const options = new Map<string, CliOption>();
   for (const line of help.split('\n')) {
     // Commander indents each option by two spaces; wrapped description lines by more.
@@ -515,5 +522,139 @@ describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
     const section = readme.slice(readme.indexOf('## Grafana dashboard'), readme.indexOf('## Metrics the dashboard reads'));
     const listed = [...section.matchAll(/^- [\w ]+: (.+)$/gm)].flatMap((match) => match[1].split(', '));
     expect(listed.sort()).toEqual(graphs.map((panel) => panel.title).sort());
+  });
+});
+
+describe('Docker image (deploy/Dockerfile)', () => {
+  interface Instruction {
+    keyword: string;
+    args: string;
+  }
+  /** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+  const instructions: Instruction[] = readFileSync(join(REPO, 'deploy', 'Dockerfile'), 'utf8')
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line))
+    .join('\n')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [, keyword, args] = /^\s*(\w+)\s+(.*)$/.exec(line) ?? ['', '', ''];
+      return { keyword: keyword.toUpperCase(), args: args.trim() };
+    });
+  const stages = instructions.reduce<Instruction[][]>((all, instruction) => {
+    if (instruction.keyword === 'FROM') all.push([]);
+    all.at(-1)?.push(instruction);
+    return all;
+  }, []);
+  const final = stages.at(-1) ?? [];
+  const last = (keyword: string): string => {
+    const found = final.filter((instruction) => instruction.keyword === keyword).at(-1);
+    if (found === undefined) throw new Error(`the final stage has no ${keyword}`);
+    return found.args;
+  };
+  const settings = Object.fromEntries(
+    readFileSync(join(KUSTOMIZATION_DIR, 'shoal.env'), 'utf8')
+      .split('\n')
+      .filter((line) => /^\w+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+
+  it('builds in stages on Node 24, installing production dependencies only', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const engines = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    for (const stage of stages) expect(stage[0].args).toMatch(new RegExp(`^node:${engines.replace('>=', '')}\\b`));
+    const installs = instructions.filter((instruction) => instruction.keyword === 'RUN' && /\bnpm (ci|install|i)\b/.test(instruction.args));
+    expect(installs.map((instruction) => instruction.args)).toEqual([expect.stringMatching(/^npm ci .*--omit=dev/)]);
+    const builder = /\bAS (\w+)$/i.exec(stages[0][0].args)?.[1];
+    expect(final.some((instruction) => instruction.keyword === 'COPY' && instruction.args.startsWith(`--from=${builder} `))).toBe(true);
+  });
+
+  it('runs as the numeric non-root user the pods run as', () => {
+    const [user, group] = last('USER').split(':').map(Number);
+    expect(user).toBeGreaterThan(0);
+    for (const file of ['storage-statefulset.yaml', 'router-deployment.yaml']) {
+      const manifest = parseAllDocuments(readFileSync(join(KUSTOMIZATION_DIR, file), 'utf8'))[0].toJS() as IStatefulSet | IDeployment;
+      expect(manifest.spec?.template.spec?.securityContext, file).toMatchObject({ runAsUser: user, runAsGroup: group });
+    }
+  });
+
+  it('exposes the ports and the data volume the manifests use', () => {
+    const exposed = last('EXPOSE').split(/\s+/).sort();
+    expect(exposed).toEqual([settings.SHOAL_GRPC_PORT, settings.SHOAL_DYNAMODB_PORT, settings.SHOAL_OPS_PORT].sort());
+    expect(JSON.parse(last('VOLUME'))).toEqual([settings.SHOAL_DATA_DIR]);
+  });
+
+  it('has the shoal entry point, which runs the real CLI', () => {
+    expect(JSON.parse(last('ENTRYPOINT'))).toEqual(['shoal']);
+    const copy = final.find((instruction) => instruction.keyword === 'COPY' && instruction.args.startsWith('deploy/bin/shoal '));
+    expect(copy?.args).toBe('deploy/bin/shoal /usr/local/bin/shoal');
+    expect(statSync(SHOAL).mode & 0o111).toBe(0o111);
+    expect(last('ENV')).toContain(`SHOAL_HOME=${last('WORKDIR')}`);
+    expect(shoal(['--help'])).toMatch(/^Usage: shoal /);
+    // The default command (`docker run shoal`) uses only options `shoal dev` has.
+    const [command, ...args] = JSON.parse(last('CMD')) as string[];
+    const known = helpOptions(command);
+    for (const arg of args.filter((value) => value.startsWith('--'))) expect(known.has(arg), `shoal ${command} ${arg}`).toBe(true);
+  });
+
+  it('sends the build every file the image needs and no tests', () => {
+    const ignore = readFileSync(join(REPO, 'deploy', 'Dockerfile.dockerignore'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .map((line) => {
+        const negated = line.startsWith('!');
+        const glob = negated ? line.slice(1) : line;
+        const pattern = glob
+          .split('/')
+          .map((part) => (part === '**' ? '.*' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+          .join('/');
+        // As in Docker, a pattern that matches a directory matches everything under it.
+        return { negated, regex: new RegExp(`^${pattern}(/.*)?$`) };
+      });
+    const sent = (path: string): boolean => {
+      let included = true;
+      for (const rule of ignore) if (rule.regex.test(path)) included = rule.negated;
+      return included;
+    };
+    const files = execFileSync('git', ['ls-files'], { cwd: REPO, encoding: 'utf8' }).split('\n').filter((file) => file !== '');
+    const context = files.filter(sent);
+    const needed = files.filter((file) => /^(package(-lock)?\.json|packages\/[^/]+\/package\.json|packages\/[^/]+\/src\/.*|deploy\/bin\/shoal)$/.test(file));
+    expect(context.sort()).toEqual(needed.sort());
+    for (const copy of instructions.filter((instruction) => instruction.keyword === 'COPY' && !instruction.args.startsWith('--from'))) {
+      for (const source of copy.args.split(/\s+/).slice(0, -1)) {
+        expect(context.some((file) => file === source || file.startsWith(`${source}/`)), `COPY ${source}`).toBe(true);
+      }
+    }
+  });
+
+  it('installs every package the processes import (npm ci --omit=dev --omit=optional)', () => {
+    const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean; link?: boolean }>;
+    };
+    const installed = (packageDir: string, name: string): boolean => {
+      // Resolution from packages/<pkg>/src: the workspace's own node_modules first, then the root's.
+      const entry = lock.packages[`${packageDir}/node_modules/${name}`] ?? lock.packages[`node_modules/${name}`];
+      return entry !== undefined && entry.dev !== true && entry.optional !== true && entry.devOptional !== true;
+    };
+    const sources = execFileSync('git', ['ls-files', ':(glob)packages/*/src/**/*.ts'], { cwd: REPO, encoding: 'utf8' }).split('\n').filter((file) => file !== '');
+    expect(sources.length).toBeGreaterThan(0);
+    const missing: string[] = [];
+    for (const file of sources) {
+      const text = readFileSync(join(REPO, file), 'utf8');
+      const specifiers = [
+        ...text.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^;]*?\bfrom\s+'([^']+)'/gm),
+        ...text.matchAll(/^\s*import\s+'([^']+)'/gm),
+        ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+      ].map((match) => match[1]);
+      for (const specifier of specifiers) {
+        if (specifier.startsWith('.') || specifier.startsWith('node:') || builtinModules.includes(specifier)) continue;
+        const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
+        const packageDir = file.split('/').slice(0, 2).join('/');
+        if (!installed(packageDir, name)) missing.push(`${file}: ${name}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });
