@@ -1,0 +1,218 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addMetaServices, META_GROUP_ID, MetaReplica, MultiRaftHost, RaftLogStore, RaftTransport, type MetaServices } from '@shoal/node';
+import { MetaService, Server, createClient, listen, shutdown } from '@shoal/proto';
+import type { TableRecord } from '@shoal/model';
+import { connectCluster, type ClusterBackend } from '../src/index.ts';
+
+/**
+ * connectCluster against a real meta group: three in-process meta peers, each a MultiRaftHost with
+ * the meta replica and one gRPC server carrying the Raft transport and MetaService on 127.0.0.1.
+ */
+
+interface MetaPeer {
+  nodeId: number;
+  address: string;
+  store: RaftLogStore;
+  host: MultiRaftHost;
+  transport: RaftTransport;
+  server: Server;
+  services: MetaServices;
+}
+
+const IDS = [1, 2, 3];
+const QUICK_RETRY = { attempts: 4, totalMs: 1_500, baseDelayMs: 10, maxDelayMs: 50 };
+
+let root = '';
+const peers = new Map<number, MetaPeer>();
+const addresses = new Map<number, string>();
+const backends: ClusterBackend[] = [];
+
+async function startPeer(nodeId: number): Promise<MetaPeer> {
+  const store = await RaftLogStore.open(join(root, `node-${nodeId}`));
+  const meta = new MetaReplica();
+  const server = new Server();
+  let host: MultiRaftHost | undefined;
+  const transport = new RaftTransport({
+    nodeId,
+    server,
+    resolvePeer: (id) => addresses.get(id),
+    onMessages: (batch) => host?.receive(batch),
+    onUnreachable: (id, groups) => host?.reportUnreachable(id, groups),
+    log: () => undefined,
+    reconnectBackoff: { initialMs: 10, maxMs: 50 },
+  });
+  host = new MultiRaftHost({ nodeId, logStore: store, sender: transport, stateMachine: () => meta, tickMs: 10, electionTick: 10, heartbeatTick: 1, seed: nodeId, proposalTimeoutMs: 3_000 });
+  const services = addMetaServices(server, { host, meta, nodeId, nodeAddress: (id) => addresses.get(id), defaultPartitions: 1, watchLeadershipCheckMs: 50 });
+  const port = await listen(server, '127.0.0.1', 0);
+  const address = `127.0.0.1:${port}`;
+  addresses.set(nodeId, address);
+  host.open();
+  if (!host.hasGroup(META_GROUP_ID)) await host.createGroup(META_GROUP_ID, IDS);
+  host.startTicking();
+  const peer = { nodeId, address, store, host, transport, server, services };
+  peers.set(nodeId, peer);
+  return peer;
+}
+
+async function stopPeer(nodeId: number): Promise<void> {
+  const peer = peers.get(nodeId);
+  if (peer === undefined) return;
+  peers.delete(nodeId);
+  peer.services.close();
+  await peer.host.stop();
+  await peer.transport.close();
+  await shutdown(peer.server, 100);
+  await peer.store.close();
+}
+
+/** The peer every running peer names as the meta leader, once they agree. */
+async function metaLeader(): Promise<MetaPeer> {
+  for (let i = 0; i < 1_000; i++) {
+    const running = [...peers.values()];
+    const leaders = new Set(running.map((peer) => peer.host.leaderOf(META_GROUP_ID)));
+    const leader = leaders.size === 1 ? peers.get([...leaders][0] ?? 0) : undefined;
+    if (leader !== undefined && leader.host.leaderOf(META_GROUP_ID) === leader.nodeId) return leader;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no meta leader agreed on');
+}
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** A loopback port nothing listens on. */
+async function deadAddress(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
+
+async function connect(metaAddresses: string[], initialPartitions?: number): Promise<ClusterBackend> {
+  const backend = await connectCluster({ metaAddresses, retry: QUICK_RETRY, rpcTimeoutMs: 1_000, startTimeoutMs: 10_000, initialPartitions });
+  backends.push(backend);
+  return backend;
+}
+
+function tableRecord(name: string, tableId: number): TableRecord {
+  return {
+    schema: { name, tableId, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
+    status: 'ACTIVE',
+    createdAt: 1_700_000_000,
+    billingMode: 'PAY_PER_REQUEST',
+    tags: {},
+  };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'shoal-router-meta-'));
+  for (const id of IDS) await startPeer(id);
+  const leader = await metaLeader();
+  // Tables need an up node to place replicas on: one that serves nothing, at a dead address.
+  const client = createClient(MetaService, leader.address);
+  try {
+    await client.registerNode({ nodeId: 9n, address: await deadAddress() });
+  } finally {
+    client.close();
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const backend of backends) await backend.close();
+  for (const id of [...peers.keys()]) await stopPeer(id);
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('connectCluster over a real meta group', () => {
+  it('starts from a follower address, finds the leader, and sees its own table changes at once', { timeout: 30_000 }, async () => {
+    const leader = await metaLeader();
+    const follower = [...peers.values()].find((peer) => peer.nodeId !== leader.nodeId)!;
+    const backend = await connect([follower.address]);
+    expect(backend.isReady()).toBe(true);
+
+    const tableId = await backend.catalog.allocateSpaceId();
+    await backend.catalog.put(tableRecord('orders', tableId));
+    expect((await backend.catalog.get('orders'))?.schema.tableId).toBe(tableId);
+    expect((await backend.catalog.list()).map((record) => record.schema.name)).toContain('orders');
+
+    await backend.catalog.put({ ...tableRecord('orders', tableId), tags: { team: 'red' } });
+    expect((await backend.catalog.get('orders'))?.tags).toEqual({ team: 'red' });
+
+    const metrics = backend.metrics();
+    expect(metrics.ready).toBe(1);
+    expect(metrics.tables).toBeGreaterThanOrEqual(1);
+    expect(metrics.partitions).toBeGreaterThanOrEqual(1);
+    expect(metrics.metaRequestsTotal).toBeGreaterThan(metrics.mapRefreshesTotal);
+
+    await backend.catalog.delete('orders');
+    expect(await backend.catalog.get('orders')).toBeUndefined();
+  });
+
+  it("another router's changes reach the cache through the map watch", { timeout: 30_000 }, async () => {
+    const all = [...peers.values()].map((peer) => peer.address);
+    const writer = await connect(all);
+    const reader = await connect(all.slice().reverse());
+    await writer.catalog.put(tableRecord('shared', await writer.catalog.allocateSpaceId()));
+    await eventually('the reader sees the new table', async () => (await reader.catalog.get('shared')) !== undefined);
+    await writer.catalog.delete('shared');
+    await eventually('the reader sees it deleted', async () => (await reader.catalog.get('shared')) === undefined);
+  });
+
+  it("meta's DynamoDB errors reach the caller as DynamoDbError", { timeout: 30_000 }, async () => {
+    const backend = await connect([...peers.values()].map((peer) => peer.address));
+    await expect(backend.catalog.delete('never-created')).rejects.toMatchObject({ type: 'ResourceNotFoundException', statusCode: 400 });
+  });
+
+  it('a transaction over keys of two partitions is refused before anything is sent', { timeout: 30_000 }, async () => {
+    const backend = await connect([...peers.values()].map((peer) => peer.address), 4);
+    const record = tableRecord('wide', await backend.catalog.allocateSpaceId());
+    await backend.catalog.put(record);
+    const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8'];
+    const write = backend.partitions.write({
+      operations: keys.map((pk) => ({ table: record.schema, kind: 'Put' as const, key: { pk: { S: pk } }, item: { pk: { S: pk } } })),
+    });
+    await expect(write).rejects.toMatchObject({ type: 'ValidationException', message: expect.stringMatching(/span \d partitions; cross-partition transactions are not supported yet/) });
+    expect(backend.metrics().nodeRequestsTotal).toBe(0);
+  });
+
+  it('a partition whose replica cannot be reached: ServiceUnavailable after the retry bound, for reads and writes', { timeout: 30_000 }, async () => {
+    const backend = await connect([...peers.values()].map((peer) => peer.address));
+    const record = tableRecord('unreachable', await backend.catalog.allocateSpaceId());
+    await backend.catalog.put(record);
+    const key = { pk: { S: 'a' } };
+    await expect(backend.partitions.get({ table: record.schema, key }, { consistent: false })).rejects.toMatchObject({ type: 'ServiceUnavailable', statusCode: 503 });
+    // The connection was never made, so the write provably did not happen: retried, then 503 too.
+    await expect(backend.partitions.write({ operations: [{ table: record.schema, kind: 'Put', key, item: key }] })).rejects.toMatchObject({ type: 'ServiceUnavailable', statusCode: 503 });
+    const metrics = backend.metrics();
+    expect(metrics.unreachableNodeTotal).toBeGreaterThanOrEqual(2);
+    expect(metrics.exhaustedRetriesTotal).toBe(2);
+    expect(metrics.ambiguousWritesTotal).toBe(0);
+  });
+
+  it('keeps working when the meta leader stops: calls and the watch move to the new leader', { timeout: 60_000 }, async () => {
+    const all = [...peers.values()].map((peer) => peer.address);
+    const writer = await connect(all);
+    const reader = await connect(all);
+    const old = await metaLeader();
+    await stopPeer(old.nodeId);
+    await metaLeader();
+    await writer.catalog.put(tableRecord('after-failover', await writer.catalog.allocateSpaceId()));
+    await eventually('the reader sees the table created after the failover', async () => (await reader.catalog.get('after-failover')) !== undefined);
+    expect(reader.metrics().watchStreamsTotal).toBeGreaterThan(1);
+  });
+
+  it('connectCluster gives up after its start timeout when no meta peer answers', async () => {
+    await expect(connectCluster({ metaAddresses: [await deadAddress()], startTimeoutMs: 300 })).rejects.toThrow(/no partition map from the meta group/);
+  });
+});
