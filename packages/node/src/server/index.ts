@@ -1,1 +1,6 @@
-export { StorageNodeServer, type StorageNodeServerOptions, type StorageNodeServerStats } from './storage-node-server.ts';
+export {
+  StorageNodeServer,
+  type StorageNodeServerLog,
+  type StorageNodeServerOptions,
+  type StorageNodeServerStats,
+} from './storage-node-server.ts';

@@ -1,96 +1,186 @@
 /**
  * The storage node's gRPC PartitionService: serves the partitions whose replicas this node's
- * MultiRaftHost runs (partition id = Raft group id).
+ * MultiRaftHost runs (partition id = Raft group id), registered on the node's one gRPC server.
  *
- * Write: only the group's leader proposes; any other replica answers FAILED_PRECONDITION with a
- * NotLeader detail carrying the leader it knows of, so the router retries there.
+ * Routing (contracts #8): every request names a partition and the epoch it was routed with, checked
+ * against the node's own view of the map before anything else. A partition the node does not know or
+ * host answers PartitionNotFound; an older epoch StaleEpoch, and a key outside the partition's range
+ * KeyOutOfRange, both with the current descriptor so the router updates its map; a newer epoch means
+ * the node's map is behind: UNAVAILABLE (retry), and the node is told.
+ *
+ * Every replica of the node shares one store, so each request is served within its partition's
+ * bound: table reads stop at the range, index entries of other partitions' items are skipped.
+ *
+ * Write, BackfillIndex, DropIndex: only the group's leader proposes (the index commands go through
+ * the log like writes, and answer once run on the leader); any other replica answers
+ * FAILED_PRECONDITION with a NotLeader detail carrying the leader it knows of.
  * Get / ReadRange: a consistent read first passes the group's ReadIndex (linearizable on any replica),
  * an eventual read is served from this replica's store at once, whatever its role.
+ * Statistics: any replica, counted over its partition.
  *
- * Not checked yet: the partition's key range and epoch (PartitionTarget.epoch is ignored), so a
- * request routed with a stale descriptor is served as if it were current. Statistics, BackfillIndex,
- * DropIndex and DropTable are not served (UNIMPLEMENTED).
+ * Refused requests (undecodable, not routable) are logged as one structured line each. A frame that
+ * is not protobuf at all is refused by the gRPC adapter (INVALID_ARGUMENT) before it reaches here.
  */
-import { DynamoDbError } from '@shoal/model';
+import {
+  DynamoDbError,
+  encodeCollectionPrefix,
+  encodeItemKey,
+  getOwn,
+  partitionContains,
+  validationError,
+  type AttributeValue,
+  type Item,
+  type PartitionDescriptor,
+  type TableSchema,
+} from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import {
   ErrorDetailSchema,
   PartitionService,
   RpcError,
-  Server,
   Status,
   addService,
+  backfillIndexRequestFromWire,
+  dropIndexRequestFromWire,
+  dynamoDbErrorToRpc,
   getRequestFromWire,
   getResultToWire,
-  listen,
+  partitionDescriptorToWire,
   rangeReadRequestFromWire,
   rangeReadResultToWire,
-  shutdown,
+  statisticsRequestFromWire,
+  statisticsToWire,
   writeRequestFromWire,
   writeResultToWire,
-  dynamoDbErrorToRpc,
+  type IndexRequest,
   type RoutedTo,
+  type Server,
 } from '@shoal/proto';
+import { partitionBound } from '@shoal/storage';
 import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
-import { proposePartitionWrite, type PartitionReplica } from '../partition/index.ts';
+import { proposeIndexCommand, proposePartitionWrite, type PartitionReplica } from '../partition/index.ts';
+
+/** Where refused requests are logged (the node's structured log fits). */
+export interface StorageNodeServerLog {
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
 
 export interface StorageNodeServerOptions {
+  /** The node's gRPC server: PartitionService is added to it; its owner listens and shuts it down. */
+  server: Server;
   host: MultiRaftHost;
   /** This node's replica of a partition, or undefined when it holds none. */
   replicaOf(partitionId: number): PartitionReplica | undefined;
+  /** The partition's descriptor in this node's view of the map, or undefined when the view has none (deleted, or not seen yet). */
+  descriptorOf(partitionId: number): PartitionDescriptor | undefined;
   /** The gRPC address of a node, for the NotLeader hint (absent: the hint carries the id only). */
   nodeAddress?(nodeId: NodeId): string | undefined;
+  /** A request carried a newer epoch than this node's map has: the map is behind, worth refreshing. */
+  onMapBehind?(partitionId: number, epoch: bigint): void;
+  /** Default: one JSON object a line on stderr. */
+  log?: StorageNodeServerLog;
 }
 
-/** Requests served per method, counted when they succeed. */
+/** Requests served per kind, counted when they succeed, and requests refused before being served. */
 export interface StorageNodeServerStats {
   writes: number;
   consistentReads: number;
   eventualReads: number;
+  statistics: number;
+  indexCommands: number;
+  /** Undecodable or misrouted (NotFound, StaleEpoch, KeyOutOfRange, map behind) requests. */
+  refused: number;
 }
 
+/** A request's partition as this node holds it. */
+interface Routed {
+  replica: PartitionReplica;
+  descriptor: PartitionDescriptor;
+}
+
+const stderrLog: StorageNodeServerLog = {
+  warn(message, fields = {}) {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: message, component: 'partition-service', ...fields })}\n`);
+  },
+};
+
 export class StorageNodeServer {
-  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0 };
+  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0 };
   readonly #options: StorageNodeServerOptions;
-  readonly #server = new Server();
-  #port = 0;
+  readonly #log: StorageNodeServerLog;
 
   constructor(options: StorageNodeServerOptions) {
     this.#options = options;
-    addService(this.#server, PartitionService, {
-      write: async (request) => {
-        const { target, write } = writeRequestFromWire(request);
-        const groupId = this.#replica(target).groupId;
-        const result = await this.#answer(groupId, () => proposePartitionWrite(this.#options.host, groupId, write));
+    this.#log = options.log ?? stderrLog;
+    addService(options.server, PartitionService, {
+      write: async (request, context) => {
+        const { replica, write } = this.#admit('Write', context.peer, () => {
+          const { target, write } = writeRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          for (const operation of write.operations) checkKey(descriptor, tableKey(operation.table, operation.key));
+          return { replica, write };
+        });
+        const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
         this.stats.writes++;
         return writeResultToWire(result);
       },
-      get: async (request) => {
-        const { target, request: get, options } = getRequestFromWire(request);
-        const replica = this.#replica(target);
-        const result = await this.#read(replica, options.consistent, () => replica.store.get(get, options));
-        return getResultToWire(result === undefined ? undefined : { item: result.item, size: result.size });
+      get: async (request, context) => {
+        const { replica, get, options } = this.#admit('Get', context.peer, () => {
+          const { target, request: get, options } = getRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          checkKey(descriptor, tableKey(get.table, get.key));
+          return { replica, get, options };
+        });
+        return getResultToWire(await this.#read(replica, options.consistent, () => replica.store.get(get, options)));
       },
-      readRange: async (request) => {
-        const { target, request: range, options } = rangeReadRequestFromWire(request);
-        const replica = this.#replica(target);
-        return rangeReadResultToWire(await this.#read(replica, options.consistent, () => replica.store.readRange(range, options)));
+      readRange: async (request, context) => {
+        const { replica, descriptor, range, options } = this.#admit('ReadRange', context.peer, () => {
+          const { target, request: range, options } = rangeReadRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          checkTable(descriptor, range.table);
+          const lsi = range.indexName !== undefined && range.table.indexes.find((index) => index.name === range.indexName)?.kind === 'LSI';
+          // A table or LSI Query reads one item collection, which lies in one partition; a GSI Query spans them all.
+          if (range.hashValue !== undefined && (range.indexName === undefined || lsi)) checkKey(descriptor, collectionKey(range.table, range.hashValue));
+          return { replica, descriptor, range, options };
+        });
+        const bound = partitionBound(descriptor);
+        return rangeReadResultToWire(await this.#read(replica, options.consistent, () => replica.store.readRange(range, options, bound)));
       },
+      statistics: async (request, context) => {
+        const { replica, descriptor, statistics } = this.#admit('Statistics', context.peer, () => {
+          const { target, request: statistics } = statisticsRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          checkTable(descriptor, statistics.table);
+          return { replica, descriptor, statistics };
+        });
+        const result = await this.#answer(replica.groupId, () =>
+          replica.store.statistics(statistics.table, statistics.indexName, partitionBound(descriptor)),
+        );
+        this.stats.statistics++;
+        return statisticsToWire(result);
+      },
+      backfillIndex: (request, context) =>
+        this.#indexCommand('backfillIndex', this.#admit('BackfillIndex', context.peer, () => this.#routeIndexRequest(backfillIndexRequestFromWire(request)))),
+      dropIndex: (request, context) =>
+        this.#indexCommand('dropIndex', this.#admit('DropIndex', context.peer, () => this.#routeIndexRequest(dropIndexRequestFromWire(request)))),
     });
   }
 
-  /** Listens on host:port (port 0: any free port); resolves with the bound port. */
-  async listen(host: string, port: number): Promise<number> {
-    this.#port = await listen(this.#server, host, port);
-    return this.#port;
+  #routeIndexRequest({ target, request }: { target: RoutedTo; request: IndexRequest }): { replica: PartitionReplica; request: IndexRequest } {
+    const { replica, descriptor } = this.#route(target);
+    checkTable(descriptor, request.table);
+    return { replica, request };
   }
 
-  get port(): number {
-    return this.#port;
-  }
-
-  close(graceMs?: number): Promise<void> {
-    return shutdown(this.#server, graceMs);
+  async #indexCommand(kind: 'backfillIndex' | 'dropIndex', { replica, request }: { replica: PartitionReplica; request: IndexRequest }): Promise<object> {
+    const { table, indexName } = request;
+    await this.#answer(replica.groupId, async () => {
+      // Refused before it enters the log: every replica would refuse it alike anyway.
+      if (!table.indexes.some((index) => index.name === indexName)) throw validationError(`The table does not have the specified index: ${indexName}`);
+      await proposeIndexCommand(this.#options.host, replica.groupId, { kind, table, indexName });
+    });
+    this.stats.indexCommands++;
+    return {};
   }
 
   async #read<T>(replica: PartitionReplica, consistent: boolean, read: () => Promise<T>): Promise<T> {
@@ -103,12 +193,23 @@ export class StorageNodeServer {
     return result;
   }
 
-  /** This node's replica of the partition a request targets (its epoch is not checked yet). */
-  #replica(target: RoutedTo): PartitionReplica {
+  /** This node's replica of the partition a request targets, if the request's routing is current. */
+  #route(target: RoutedTo): Routed {
     const id = target.partitionId;
-    const replica = id <= BigInt(Number.MAX_SAFE_INTEGER) ? this.#options.replicaOf(Number(id)) : undefined;
-    if (replica === undefined || !this.#options.host.hasGroup(replica.groupId)) throw partitionNotFound(id);
-    return replica;
+    if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) throw partitionNotFound(id);
+    const partitionId = Number(id);
+    const descriptor = this.#options.descriptorOf(partitionId);
+    const replica = this.#options.replicaOf(partitionId);
+    if (descriptor === undefined || replica === undefined || !this.#options.host.hasGroup(partitionId)) throw partitionNotFound(id);
+    const epoch = BigInt(descriptor.epoch);
+    if (target.epoch < epoch) {
+      throw routingError(`partition ${partitionId} is at epoch ${epoch}, the request was routed at epoch ${target.epoch}`, 'staleEpoch', descriptor);
+    }
+    if (target.epoch > epoch) {
+      this.#options.onMapBehind?.(partitionId, target.epoch);
+      throw new RpcError(Status.UNAVAILABLE, `partition ${partitionId}: this node knows epoch ${epoch}, the request was routed at epoch ${target.epoch}; its map is behind, retry`);
+    }
+    return { replica, descriptor };
   }
 
   /** Runs `work` for a group, answering its failures with the gRPC error the router acts on. */
@@ -120,6 +221,29 @@ export class StorageNodeServer {
       if (error instanceof GroupNotHostedError) throw partitionNotFound(BigInt(groupId));
       if (error instanceof RaftTimeoutError) throw new RpcError(Status.UNAVAILABLE, error.message);
       if (error instanceof DynamoDbError) throw dynamoDbErrorToRpc(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Decodes and routes a request (synchronously, before anything is served): a request refused there
+   * (undecodable, misrouted) is counted and logged as one line, then answered with its error.
+   */
+  #admit<T>(method: string, peer: string, admit: () => T): T {
+    try {
+      return admit();
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.stats.refused++;
+        this.#log.warn('partition request refused', {
+          event: 'partition_request_refused',
+          method,
+          peer,
+          code: Status[error.code],
+          detail: error.detail(ErrorDetailSchema)?.kind.case ?? null,
+          error: error.message,
+        });
+      }
       throw error;
     }
   }
@@ -136,4 +260,47 @@ function partitionNotFound(partitionId: bigint): RpcError {
   return RpcError.withDetail(Status.NOT_FOUND, `partition ${partitionId} is not hosted on this node`, ErrorDetailSchema, {
     kind: { case: 'partitionNotFound', value: { partitionId } },
   });
+}
+
+function routingError(message: string, kind: 'staleEpoch' | 'keyOutOfRange', current: PartitionDescriptor): RpcError {
+  return RpcError.withDetail(Status.FAILED_PRECONDITION, message, ErrorDetailSchema, {
+    kind: { case: kind, value: { current: partitionDescriptorToWire(current) } },
+  });
+}
+
+/** A request for another table than the partition's is a caller's bug, not stale routing. */
+function checkTable(descriptor: PartitionDescriptor, table: TableSchema): void {
+  if (table.tableId !== descriptor.tableId) {
+    throw new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: partition ${descriptor.id} holds table space ${descriptor.tableId}, not ${table.tableId} (${table.name})`);
+  }
+}
+
+/** Refuses a key outside the partition's range (undefined: a key the store will refuse itself). */
+function checkKey(descriptor: PartitionDescriptor, key: Uint8Array | undefined): void {
+  if (key === undefined || partitionContains(descriptor, key)) return;
+  throw routingError(`the key lies outside partition ${descriptor.id}'s range`, 'keyOutOfRange', descriptor);
+}
+
+/**
+ * The encoded key of a table item, or undefined when `key` does not make one (a missing or non-key
+ * value): such a request is refused by the store with DynamoDB's own message.
+ */
+function tableKey(table: TableSchema, key: Item): Uint8Array | undefined {
+  const hash = getOwn(key, table.hashKey.name);
+  const range = table.rangeKey === undefined ? undefined : getOwn(key, table.rangeKey.name);
+  if (hash === undefined || (table.rangeKey !== undefined && range === undefined)) return undefined;
+  return encodable(() => (range === undefined ? encodeItemKey(table.tableId, hash) : encodeItemKey(table.tableId, hash, range)));
+}
+
+function collectionKey(table: TableSchema, hashValue: AttributeValue): Uint8Array | undefined {
+  return encodable(() => encodeCollectionPrefix(table.tableId, hashValue));
+}
+
+function encodable(encode: () => Uint8Array): Uint8Array | undefined {
+  try {
+    return encode();
+  } catch (error) {
+    if (error instanceof TypeError) return undefined;
+    throw error;
+  }
 }
