@@ -42,18 +42,122 @@ interface KubernetesObject {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
 }
 
-/** The model classes of the API groups the manifests may use, by apiVersion, then kind. */
-const MODELS: Record<string, Record<string, unknown>> = {
-  v1: coreV1,
-  'apps/v1': appsV1,
-  'policy/v1': policyV1,
-  'monitoring.coreos.com/v1': monitoringV1,
+/** The models of the API groups the manifests may use, by apiVersion: their classes and their declarations. */
+const API_GROUPS: Record<string, { models: Record<string, unknown>; declarations: string }> = {
+  v1: { models: coreV1, declarations: 'kubernetes-models/v1' },
+  'apps/v1': { models: appsV1, declarations: 'kubernetes-models/apps/v1' },
+  'policy/v1': { models: policyV1, declarations: 'kubernetes-models/policy/v1' },
+  'monitoring.coreos.com/v1': { models: monitoringV1, declarations: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1' },
 };
 
 function modelOf(object: KubernetesObject): new (data: object) => Model<unknown> {
-  const model = MODELS[object.apiVersion]?.[object.kind];
+  const model = API_GROUPS[object.apiVersion]?.models[object.kind];
   if (typeof model !== 'function') throw new Error(`no schema for ${object.apiVersion} ${object.kind}`);
   return model as new (data: object) => Model<unknown>;
+}
+
+/**
+ * The fields each object type declares, read from the models' TypeScript declarations. The JSON
+ * schemas accept unknown fields, but the API server rejects them (kubectl's strict field validation),
+ * so a misspelt field must fail here too.
+ */
+type FieldType =
+  | { kind: 'leaf' }
+  | { kind: 'object'; fields: () => Map<string, FieldType> }
+  | { kind: 'array' | 'map'; of: FieldType };
+
+const LEAF: FieldType = { kind: 'leaf' };
+const declarationCache = new Map<string, Map<string, FieldType> | undefined>();
+
+/** The text between the brace at `open` and its match. */
+function braced(text: string, open: number): string {
+  let depth = 0;
+  for (let index = open; index < text.length; index++) {
+    if (text[index] === '{') depth++;
+    else if (text[index] === '}' && --depth === 0) return text.slice(open + 1, index);
+  }
+  throw new Error('unbalanced braces in a declaration');
+}
+
+/** `"name"?: Type;` members of an interface or inline object type; `[key: string]: T` as key `*`. */
+function membersOf(body: string, typeOf: (text: string) => FieldType): Map<string, FieldType> {
+  const members = new Map<string, FieldType>();
+  const text = body.replace(/\/\*[\s\S]*?\*\//g, '');
+  const member = /\s*(?:"([^"]+)"|(\w+)|\[key: string\])\??:\s*/y;
+  let at = 0;
+  while (text.slice(at).trim() !== '') {
+    member.lastIndex = at;
+    const match = member.exec(text);
+    if (match === null) throw new Error(`unreadable declaration: ${text.slice(at, at + 80)}`);
+    let end = member.lastIndex;
+    for (let depth = 0; end < text.length && !(depth === 0 && text[end] === ';'); end++) {
+      if ('{<('.includes(text[end])) depth++;
+      else if ('}>)'.includes(text[end])) depth--;
+    }
+    members.set(match[1] ?? match[2] ?? '*', typeOf(text.slice(member.lastIndex, end).trim()));
+    at = end + 1;
+  }
+  return members;
+}
+
+/** The fields of interface (or alias of one) `name` declared in `file`; undefined for a type alias. */
+function declaredFields(file: string, name: string): Map<string, FieldType> | undefined {
+  const key = `${file}#${name}`;
+  if (declarationCache.has(key)) return declarationCache.get(key);
+  const text = readFileSync(file, 'utf8');
+  const imports = new Map<string, string>();
+  for (const [, names, from] of text.matchAll(/^import \{ ([^}]+) \} from "([^"]+)";/gm)) {
+    const target = from.startsWith('.') ? join(dirname(file), from.replace(/\.js$/, '.d.ts')) : join(REPO, 'node_modules', `${from}.d.ts`);
+    for (const imported of names.split(',')) imports.set(imported.trim(), target);
+  }
+  const local = new RegExp(`\\b(\\w+) as ${name}\\b`).exec(text)?.[1] ?? name;
+  const start = text.search(new RegExp(`^export interface ${local}\\b`, 'm'));
+  if (start < 0) {
+    declarationCache.set(key, undefined);
+    return undefined;
+  }
+  const typeOf = (type: string): FieldType => {
+    const array = /^Array<([\s\S]+)>$/.exec(type);
+    if (array !== null) return { kind: 'array', of: typeOf(array[1]) };
+    if (type.startsWith('{')) {
+      const members = membersOf(type.slice(1, -1), typeOf);
+      const values = members.get('*');
+      return values !== undefined ? { kind: 'map', of: values } : { kind: 'object', fields: () => members };
+    }
+    const reference = imports.get(type);
+    if (reference !== undefined) {
+      return { kind: 'object', fields: () => declaredFields(reference, type) ?? new Map() };
+    }
+    return LEAF;
+  };
+  const open = text.indexOf('{', start);
+  const fields = membersOf(braced(text, open), typeOf);
+  const bases = /\bextends ([\w, ]+)/.exec(text.slice(start, open))?.[1].split(',').map((base) => base.trim()) ?? [];
+  for (const base of bases) {
+    if (base === 'TypeMeta') continue; // apiVersion and kind, declared in the body as well
+    const file = imports.get(base);
+    if (file === undefined) throw new Error(`${name} extends ${base}, whose declaration is not imported`);
+    for (const [field, type] of declaredFields(file, base) ?? []) fields.set(field, type);
+  }
+  declarationCache.set(key, fields);
+  return fields;
+}
+
+/** The paths of the fields `value` has that its type does not declare. */
+function undeclaredFields(value: unknown, type: FieldType, path: string): string[] {
+  if (type.kind === 'array' && Array.isArray(value)) return value.flatMap((item, index) => undeclaredFields(item, type.of, `${path}[${index}]`));
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || type.kind === 'leaf' || type.kind === 'array') return [];
+  return Object.entries(value).flatMap(([field, inner]) => {
+    if (type.kind === 'map') return undeclaredFields(inner, type.of, `${path}.${field}`);
+    const declared = type.fields().get(field);
+    return declared === undefined ? [`${path}.${field}`] : undeclaredFields(inner, declared, `${path}.${field}`);
+  });
+}
+
+function objectType(object: KubernetesObject): FieldType {
+  const group = API_GROUPS[object.apiVersion];
+  const file = join(REPO, 'node_modules', group.declarations, `${object.kind}.d.ts`);
+  return { kind: 'object', fields: () => declaredFields(file, `I${object.kind}`) ?? new Map() };
 }
 
 function kustomizeBuild(): KubernetesObject[] {
@@ -241,6 +345,21 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       const Model = modelOf(object);
       expect(() => new Model(object).validate(), `${object.kind} ${object.metadata.name}`).not.toThrow();
     }
+  });
+
+  it('sets no field the Kubernetes API does not declare (strict field validation)', () => {
+    expect(objects.flatMap((object) => undeclaredFields(object, objectType(object), `${object.kind}/${object.metadata.name}`))).toEqual([]);
+  });
+
+  it('finds a misspelt field (the field check is live)', () => {
+    const misspelt = structuredClone(storage()) as IStatefulSet & KubernetesObject;
+    const container = misspelt.spec!.template.spec!.containers[0] as IContainer & Record<string, unknown>;
+    container.readinesProbe = container.readinessProbe;
+    (misspelt.spec!.volumeClaimTemplates![0].spec!.resources as Record<string, unknown>).request = {};
+    expect(undeclaredFields(misspelt, objectType(misspelt), 'StatefulSet')).toEqual([
+      'StatefulSet.spec.template.spec.containers[0].readinesProbe',
+      'StatefulSet.spec.volumeClaimTemplates[0].spec.resources.request',
+    ]);
   });
 
   it('rejects an object that breaks its schema (the validation is live)', () => {
