@@ -146,10 +146,13 @@ function declaredFields(file: string, name: string): Map<string, FieldType> | un
 /** The paths of the fields `value` has that its type does not declare. */
 function undeclaredFields(value: unknown, type: FieldType, path: string): string[] {
   if (type.kind === 'array' && Array.isArray(value)) return value.flatMap((item, index) => undeclaredFields(item, type.of, `${path}[${index}]`));
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || type.kind === 'leaf' || type.kind === 'array') return [];
-  return Object.entries(value).flatMap(([field, inner]) => {
-    if (type.kind === 'map') return undeclaredFields(inner, type.of, `${path}.${field}`);
-    const declared = type.fields().get(field);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  const entries = Object.entries(value);
+  if (type.kind === 'map') return entries.flatMap(([field, inner]) => undeclaredFields(inner, type.of, `${path}.${field}`));
+  if (type.kind !== 'object') return [];
+  const fields = type.fields();
+  return entries.flatMap(([field, inner]) => {
+    const declared = fields.get(field);
     return declared === undefined ? [`${path}.${field}`] : undeclaredFields(inner, declared, `${path}.${field}`);
   });
 }
