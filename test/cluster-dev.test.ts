@@ -157,10 +157,10 @@ describe('shoal dev', () => {
     };
     expect(summary.nodes.map((node) => [node.id, node.state])).toEqual([[1, 'up'], [2, 'up'], [3, 'up']]);
     const partition = summary.partitions.find((row) => row.table === 'dev');
-    expect(partition?.replicas).toEqual(['1', '2', '3']);
+    expect(partition?.replicas.toSorted()).toEqual(['1', '2', '3']);
     const text = await runCli(['admin', 'status', '--data-dir', dataDir]);
     expect(text.stdout).toMatch(/^NODE +ADDRESS +STATE +REPLICAS +LEADERS +HEARTBEAT$/m);
-    expect(text.stdout).toMatch(/^ +\d+ +dev +\S+ +\d+ +\d+ +1,2,3 +\d+ +\d+$/m);
+    expect(text.stdout).toMatch(/^ +\d+ +dev +start\.\.end +\d+ +\d+ +[123],[123],[123] +\d+ +\d+$/m);
 
     // Every process serves its metrics.
     const routerOps = dev.members.find((member) => member.role === 'router')!.opsPort;

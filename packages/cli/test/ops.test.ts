@@ -22,7 +22,7 @@ describe('flatten', () => {
 
 describe('ops server', () => {
   let ready = false;
-  let numbers = { replicas: 2, writesTotal: 5 };
+  let numbers = { replicas: 2, writesTotal: 5, rounds: 0 };
   let ops: OpsServer;
   const url = (path: string): string => `http://127.0.0.1:${ops.port}${path}`;
 
@@ -31,7 +31,7 @@ describe('ops server', () => {
       host: '127.0.0.1',
       port: 0,
       isReady: () => ready,
-      metrics: createProcessMetrics([{ prefix: 'shoal_node', read: () => numbers, labels: { node_id: '7' } }]),
+      metrics: createProcessMetrics([{ prefix: 'shoal_node', read: () => numbers, labels: { node_id: '7' }, counters: ['rounds'] }]),
     });
   });
   afterAll(async () => {
@@ -47,19 +47,22 @@ describe('ops server', () => {
     expect(await response.text()).toBe('ready\n');
   });
 
-  it('serves the component numbers read at scrape time, counters for *_total names', async () => {
+  it('serves the component numbers read at scrape time, counters for *Total names and those listed', async () => {
     const first = await (await fetch(url('/metrics'))).text();
     expect(first).toContain('# TYPE shoal_node_replicas gauge');
     expect(first).toContain('shoal_node_replicas{node_id="7"} 2');
     expect(first).toContain('# TYPE shoal_node_writes_total counter');
     expect(first).toContain('shoal_node_writes_total{node_id="7"} 5');
+    expect(first).toContain('# TYPE shoal_node_rounds_total counter');
+    expect(first).toContain('shoal_node_rounds_total{node_id="7"} 0');
     // Node.js's own metrics come along.
     expect(first).toContain('process_cpu_user_seconds_total');
 
-    numbers = { replicas: 1, writesTotal: 9 };
+    numbers = { replicas: 1, writesTotal: 9, rounds: 3 };
     const second = await (await fetch(url('/metrics'))).text();
     expect(second).toContain('shoal_node_replicas{node_id="7"} 1');
     expect(second).toContain('shoal_node_writes_total{node_id="7"} 9');
+    expect(second).toContain('shoal_node_rounds_total{node_id="7"} 3');
   });
 
   it('answers unknown paths 404 and other methods 405', async () => {

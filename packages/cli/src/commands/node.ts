@@ -1,4 +1,5 @@
 import { startStorageNode } from '@shoal/node';
+import type { StorageNodeMetrics } from '@shoal/node';
 import { createLogger } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
 import { stopOnSignal } from '../lifecycle.ts';
@@ -17,6 +18,30 @@ export interface NodeCommandOptions {
   opsPort: number;
   defaultPartitions?: number;
 }
+
+/** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
+const NODE_COUNTERS: readonly (keyof StorageNodeMetrics)[] = [
+  'raftRounds',
+  'raftEntriesApplied',
+  'raftPersistCalls',
+  'raftLogBatches',
+  'raftLogSyncedBatches',
+  'transportMessagesSent',
+  'transportMessagesReceived',
+  'transportBytesSent',
+  'transportBytesReceived',
+  'transportStreamFailures',
+  'partitionWrites',
+  'partitionConsistentReads',
+  'partitionEventualReads',
+  'partitionRequestsRefused',
+  'replicasCreated',
+  'replicasRemoved',
+  'membershipChanges',
+  'heartbeatsSent',
+  'heartbeatFailures',
+  'mapUpdates',
+];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {
   const log = createLogger({ role: 'node', nodeId: options.nodeId });
@@ -38,7 +63,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
       port: options.opsPort,
       isReady: () => node.isReady(),
       metrics: createProcessMetrics([
-        { prefix: 'shoal_node', read: () => node.metrics(), labels: { node_id: String(options.nodeId) } },
+        { prefix: 'shoal_node', read: () => node.metrics(), labels: { node_id: String(options.nodeId) }, counters: NODE_COUNTERS },
       ]),
     });
   } catch (error) {

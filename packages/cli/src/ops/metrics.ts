@@ -18,6 +18,12 @@ export interface MetricSource {
   read(): NumericTree;
   /** Labels on every metric of this source, e.g. `{ node_id: '1' }`. */
   labels?: Record<string, string>;
+  /**
+   * Top-level names whose numbers count events since the process started (Prometheus counters,
+   * exposed with the `_total` suffix); names already ending in `Total` are counters too. Every
+   * other number is a gauge.
+   */
+  counters?: readonly string[];
 }
 
 /** `appliedIndex` → `applied_index`. */
@@ -42,13 +48,6 @@ export function flatten(tree: NumericTree, path = ''): Map<string, number> {
   return numbers;
 }
 
-/**
- * Names ending in `_total` count events since the process started (Prometheus's convention);
- * everything else is a level that goes up and down.
- */
-function isCounter(name: string): boolean {
-  return name.endsWith('_total');
-}
 
 export interface ProcessMetrics {
   readonly registry: Registry;
@@ -66,9 +65,10 @@ export function createProcessMetrics(sources: readonly MetricSource[]): ProcessM
   const record = (source: MetricSource): void => {
     const labels = source.labels ?? {};
     const labelNames = Object.keys(labels);
+    const counted = new Set((source.counters ?? []).map(snakeCase));
     for (const [path, value] of flatten(source.read())) {
-      const name = `${source.prefix}_${path}`;
-      if (isCounter(name)) {
+      if (path.endsWith('_total') || counted.has(path)) {
+        const name = `${source.prefix}_${path.replace(/(_total)?$/, '_total')}`;
         let counter = counters.get(name);
         if (counter === undefined) {
           counter = new Counter({ name, help: `${path} (read from the component at scrape time)`, labelNames, registers: [registry] });
@@ -78,6 +78,7 @@ export function createProcessMetrics(sources: readonly MetricSource[]): ProcessM
         counter.reset();
         counter.inc(labels, Math.max(0, value));
       } else {
+        const name = `${source.prefix}_${path}`;
         let gauge = gauges.get(name);
         if (gauge === undefined) {
           gauge = new Gauge({ name, help: `${path} (read from the component at scrape time)`, labelNames, registers: [registry] });
