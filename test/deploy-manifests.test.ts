@@ -272,6 +272,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     const container = containerOf(template);
     const env: Record<string, string> = { HOSTNAME: podName };
     for (const source of container.envFrom ?? []) {
+      // An optional Secret the manifests do not create is absent from a fresh install.
+      if (source.secretRef?.optional === true && !objects.some((object) => object.kind === 'Secret' && object.metadata.name === source.secretRef?.name)) continue;
       Object.assign(env, configMap(source.configMapRef?.name ?? '').data);
     }
     for (const variable of container.env ?? []) {
@@ -390,6 +392,13 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     for (const object of objects) {
       if (object.kind !== 'Namespace') expect(namespaceOf(object), `${object.kind} ${object.metadata.name}`).toBe('shoal');
     }
+  });
+
+  it('sets nothing in shoal.env that start.sh does not read', () => {
+    const script = readFileSync(join(KUSTOMIZATION_DIR, 'start.sh'), 'utf8');
+    const settings = readFileSync(join(KUSTOMIZATION_DIR, 'shoal.env'), 'utf8').match(/^\w+(?==)/gm) ?? [];
+    expect(settings.length).toBeGreaterThan(0);
+    expect(settings.filter((setting) => !script.includes(`\${${setting}}`) && !script.includes(`$${setting}`))).toEqual([]);
   });
 
   describe('storage nodes', () => {
