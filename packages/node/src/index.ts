@@ -32,3 +32,4 @@ export {
   type ReplicaReconcilerOptions,
 } from './cluster/replica-reconciler.ts';
 export { stderrLog, type LogFields, type NodeLog } from './cluster/log.ts';
+export { startStorageNode, type StorageNode, type StorageNodeMetrics, type StorageNodeOptions } from './storage-node.ts';

@@ -1,0 +1,340 @@
+/**
+ * A whole storage node process: one Raft log store (<dataDir>/raft, fsynced), one data store for
+ * every partition replica (<dataDir>/partitions, not fsynced: the Raft log replays what a crash
+ * lost), one MultiRaftHost running every group replica here, and ONE gRPC server (contracts #2)
+ * carrying RaftTransportService, PartitionService and, on meta peers, MetaService + AdminService.
+ *
+ * Meta peers (`metaPeers`, fixed like etcd's initial cluster) host the meta group (group 0): each
+ * bootstraps it with the same voters when its log store does not hold it yet, and runs the
+ * placement driver, which acts only while it leads. Every node registers its fixed id with the meta
+ * group, heartbeats, watches the partition map, and reconciles its replicas with it.
+ */
+import { join } from 'node:path';
+import type { PartitionDescriptor, TableSchema } from '@shoal/model';
+import { Server, listen, shutdown } from '@shoal/proto';
+import type { NodeId } from '@shoal/raft';
+import { openLocalStore, partitionBound, type LocalStore } from '@shoal/storage';
+import { ClusterAgent } from './cluster/cluster-agent.ts';
+import { ClusterView } from './cluster/cluster-view.ts';
+import { stderrLog, type NodeLog } from './cluster/log.ts';
+import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
+import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
+import { MultiRaftHost, type ReplicaStateMachine } from './host/index.ts';
+import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
+import { PartitionReplica } from './partition/index.ts';
+import { RaftLogStore } from './raft-log/store.ts';
+import { StorageNodeServer } from './server/index.ts';
+import { RaftTransport } from './transport/raft-transport.ts';
+
+export interface StorageNodeOptions {
+  /** Fixed, >= 1 (contracts #1); also this node's Raft member id in every group. */
+  nodeId: NodeId;
+  dataDir: string;
+  /** Interface the gRPC server listens on. */
+  host: string;
+  /** 0: any free port (see StorageNode.address). */
+  port: number;
+  /** host:port other nodes and routers reach this node at; default host:bound port. */
+  advertiseAddress?: string;
+  /** The meta group's members and their addresses; this node is one of them when its id is listed. */
+  metaPeers: MetaPeer[];
+  /** Raft tick. Default 50 ms. */
+  tickMs?: number;
+  /** Ticks without a leader before an election. Default 10. */
+  electionTick?: number;
+  /** Ticks between leader heartbeats. Default 2. */
+  heartbeatTick?: number;
+  /** Between heartbeats to the meta group. Default 1,000 ms. */
+  heartbeatIntervalMs?: number;
+  /** The placement driver replaces a down node's replicas after this long (meta peers). Default 30,000 ms. */
+  downTimeoutMs?: number;
+  /** Partitions of a table created without a count (meta peers). Default 1. */
+  defaultPartitions?: number;
+  /** Structured logs; default: one JSON object a line on stderr. */
+  log?: NodeLog;
+}
+
+/** Plain numbers for /metrics. */
+export interface StorageNodeMetrics {
+  ready: number;
+  mapVersion: number;
+  raftGroups: number;
+  raftLeaders: number;
+  partitionReplicas: number;
+  raftRounds: number;
+  raftEntriesApplied: number;
+  raftPersistCalls: number;
+  raftLogBatches: number;
+  raftLogSyncedBatches: number;
+  transportMessagesSent: number;
+  transportMessagesReceived: number;
+  transportBytesSent: number;
+  transportBytesReceived: number;
+  transportStreamFailures: number;
+  partitionWrites: number;
+  partitionConsistentReads: number;
+  partitionEventualReads: number;
+  partitionRequestsRefused: number;
+  replicasCreated: number;
+  replicasRemoved: number;
+  membershipChanges: number;
+  heartbeatsSent: number;
+  heartbeatFailures: number;
+  mapUpdates: number;
+}
+
+export interface StorageNode {
+  readonly nodeId: NodeId;
+  /** host:port actually bound (or the advertised address). */
+  readonly address: string;
+  /** Registered with the meta group and holding a partition map. */
+  isReady(): boolean;
+  metrics(): StorageNodeMetrics;
+  /** Stops everything, in reverse order of start; a second call waits for the first. */
+  close(): Promise<void>;
+}
+
+/** Between reconciler passes besides those a map change starts: learners catching up get promoted. */
+const RECONCILE_INTERVAL_MS = 250;
+
+/**
+ * The partition replicas of this node, which the host asks for synchronously: each is opened (it
+ * reads its applied index from the store) before its group starts. Remembers each replica's last
+ * descriptor and table schema, for its bound and for deleting its data once the map has dropped it.
+ */
+class PartitionReplicaSet {
+  readonly #store: LocalStore;
+  readonly #view: ClusterView;
+  readonly #log: NodeLog;
+  readonly #replicas = new Map<number, PartitionReplica>();
+  readonly #known = new Map<number, { descriptor: PartitionDescriptor; table: TableSchema | undefined }>();
+
+  constructor(store: LocalStore, view: ClusterView, log: NodeLog) {
+    this.#store = store;
+    this.#view = view;
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#replicas.size;
+  }
+
+  get(partitionId: number): PartitionReplica | undefined {
+    return this.#replicas.get(partitionId);
+  }
+
+  async open(partition: PartitionDescriptor | number): Promise<void> {
+    const id = typeof partition === 'number' ? partition : partition.id;
+    if (typeof partition !== 'number') this.#remember(partition);
+    if (this.#replicas.has(id)) return;
+    const replica = await PartitionReplica.open(id, this.#store.partitions, {
+      boundOf: () => {
+        const known = this.#known.get(id);
+        return known === undefined ? undefined : partitionBound(known.descriptor);
+      },
+    });
+    this.#replicas.set(id, replica);
+  }
+
+  /** Takes the descriptors and schemas of the replicas here from a new map. */
+  noteMap(): void {
+    for (const id of this.#replicas.keys()) {
+      const descriptor = this.#view.descriptorOf(id);
+      if (descriptor !== undefined) this.#remember(descriptor);
+    }
+  }
+
+  async drop(partitionId: number): Promise<void> {
+    const known = this.#known.get(partitionId);
+    this.#replicas.delete(partitionId);
+    this.#known.delete(partitionId);
+    if (known?.table === undefined) {
+      // Restarted after the table was deleted: its schema (and so its index entries) is unknown here.
+      this.#log.warn('partition data left in the store: its table schema is unknown', { partition: partitionId });
+      return;
+    }
+    await this.#store.partitions.dropPartitionData(known.table, partitionBound(known.descriptor), partitionId);
+  }
+
+  #remember(descriptor: PartitionDescriptor): void {
+    const table = this.#view.tableOf(descriptor.tableId) ?? this.#known.get(descriptor.id)?.table;
+    this.#known.set(descriptor.id, { descriptor, table });
+  }
+}
+
+export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
+  const nodeId = options.nodeId;
+  if (!Number.isSafeInteger(nodeId) || nodeId < 1) throw new RangeError(`node id must be an integer >= 1, not ${nodeId}`);
+  if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
+  const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
+  const tickMs = options.tickMs ?? 50;
+  const metaPeer = new Map(options.metaPeers.map((p) => [p.nodeId, p.address]));
+  const isMetaPeer = metaPeer.has(nodeId);
+  const view = new ClusterView();
+  const nodeAddress = (id: NodeId): string | undefined => view.nodeAddress(id) ?? metaPeer.get(id);
+
+  // Stopped in reverse order by close(), also when the start fails half way.
+  const stops: Array<() => Promise<void> | void> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        log.warn('stopping a component failed', { error });
+      }
+    }
+  };
+
+  try {
+    const logStore = await RaftLogStore.open(join(options.dataDir, 'raft'));
+    stops.push(() => logStore.close());
+    const local = await openLocalStore({ dataDir: join(options.dataDir, 'partitions'), sync: false });
+    stops.push(() => local.close());
+
+    const replicas = new PartitionReplicaSet(local, view, log);
+    // The host asks for state machines synchronously: every replica in the log opens first.
+    for (const group of logStore.listGroups()) if (group.groupId !== META_GROUP_ID) await replicas.open(group.groupId);
+    const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
+
+    const server = new Server();
+    let host: MultiRaftHost | undefined;
+    const transport = new RaftTransport({
+      nodeId,
+      server,
+      resolvePeer: nodeAddress,
+      onMessages: (batch) => host?.receive(batch),
+      onUnreachable: (peer, groups) => host?.reportUnreachable(peer, groups),
+      onSnapshotSent: (outcome) => host?.reportSnapshot(outcome),
+      log: ({ level, event, ...fields }) => log[level](event, { component: 'raft-transport', ...fields }),
+    });
+    stops.push(() => transport.close());
+    const raftHost = new MultiRaftHost({
+      nodeId,
+      logStore,
+      sender: transport,
+      stateMachine: (groupId): ReplicaStateMachine => {
+        const machine = groupId === META_GROUP_ID ? metaReplica : replicas.get(groupId);
+        if (machine === undefined) throw new Error(`node ${nodeId} has no state machine for group ${groupId}`);
+        return machine;
+      },
+      tickMs,
+      electionTick: options.electionTick ?? 10,
+      heartbeatTick: options.heartbeatTick ?? 2,
+      seed: nodeId,
+      // Partition replicas cannot snapshot a non-empty state yet, so logs are never compacted.
+    });
+    host = raftHost;
+    raftHost.open();
+    stops.push(() => raftHost.stop());
+    if (isMetaPeer && !logStore.hasGroup(META_GROUP_ID)) {
+      await raftHost.createGroup(META_GROUP_ID, [...metaPeer.keys()]);
+      log.info('meta group bootstrapped', { voters: [...metaPeer.keys()] });
+    }
+
+    let agent: ClusterAgent | undefined;
+    const partitionServer = new StorageNodeServer({
+      server,
+      host: raftHost,
+      replicaOf: (id) => replicas.get(id),
+      descriptorOf: (id) => view.descriptorOf(id),
+      nodeAddress,
+      onMapBehind: () => void agent?.refreshMap().catch((error: unknown) => log.warn('map refresh failed', { error })),
+      log,
+    });
+    let metaServices: MetaServices | undefined;
+    if (metaReplica !== undefined) {
+      metaServices = addMetaServices(server, { host: raftHost, meta: metaReplica, nodeId, nodeAddress, defaultPartitions: options.defaultPartitions });
+      const driver = new PlacementDriver({
+        host: raftHost,
+        meta: metaReplica,
+        nodeId,
+        downTimeoutMs: options.downTimeoutMs,
+        heartbeatTimeoutMs: 5 * (options.heartbeatIntervalMs ?? 1_000),
+        log: ({ level, event, ...fields }) => log[level](event, { component: 'placement', ...fields }),
+      });
+      driver.start();
+      stops.push(() => driver.stop());
+    }
+
+    const port = await listen(server, options.host, options.port);
+    const address = options.advertiseAddress ?? `${options.host}:${port}`;
+    stops.push(async () => {
+      metaServices?.close();
+      await shutdown(server, 1_000);
+    });
+    raftHost.startTicking();
+
+    const reconciler = new ReplicaReconciler({ nodeId, host: raftHost, view, replicas, log });
+    stops.push(() => reconciler.close());
+    const metaClient = new MetaClient({ peers: options.metaPeers });
+    stops.push(() => metaClient.close());
+    const clusterAgent = new ClusterAgent({
+      nodeId,
+      address,
+      meta: metaClient,
+      view,
+      host: raftHost,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+      log,
+      onMapChanged: () => {
+        replicas.noteMap();
+        void reconciler.reconcile();
+      },
+    });
+    agent = clusterAgent;
+    clusterAgent.start();
+    stops.push(() => clusterAgent.close());
+    const reconcileTimer = setInterval(() => void reconciler.reconcile(), RECONCILE_INTERVAL_MS);
+    stops.push(() => clearInterval(reconcileTimer));
+    log.info('storage node started', { node: nodeId, address, metaPeer: isMetaPeer, replicas: replicas.size });
+
+    let closing: Promise<void> | undefined;
+    return {
+      nodeId,
+      address,
+      isReady: () => clusterAgent.registered && view.hasMap(),
+      metrics: (): StorageNodeMetrics => {
+        const status = raftHost.status();
+        const t = transport.metrics;
+        const s = partitionServer.stats;
+        return {
+          ready: clusterAgent.registered && view.hasMap() ? 1 : 0,
+          mapVersion: view.version,
+          raftGroups: status.length,
+          raftLeaders: status.filter((g) => g.role === 'leader').length,
+          partitionReplicas: replicas.size,
+          raftRounds: raftHost.stats.rounds,
+          raftEntriesApplied: raftHost.stats.entriesApplied,
+          raftPersistCalls: raftHost.stats.persistCalls,
+          raftLogBatches: logStore.stats.batches,
+          raftLogSyncedBatches: logStore.stats.syncedBatches,
+          transportMessagesSent: t.messagesSent,
+          transportMessagesReceived: t.messagesReceived,
+          transportBytesSent: t.bytesSent,
+          transportBytesReceived: t.bytesReceived,
+          transportStreamFailures: t.streamFailures,
+          partitionWrites: s.writes,
+          partitionConsistentReads: s.consistentReads,
+          partitionEventualReads: s.eventualReads,
+          partitionRequestsRefused: s.refused,
+          replicasCreated: reconciler.stats.replicasCreated,
+          replicasRemoved: reconciler.stats.replicasRemoved,
+          membershipChanges: reconciler.stats.membershipChanges,
+          heartbeatsSent: clusterAgent.stats.heartbeatsSent,
+          heartbeatFailures: clusterAgent.stats.heartbeatFailures,
+          mapUpdates: clusterAgent.stats.mapUpdates,
+        };
+      },
+      close: () => {
+        closing ??= (async () => {
+          log.info('storage node stopping', { node: nodeId });
+          await stopAll();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

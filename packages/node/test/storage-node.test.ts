@@ -1,0 +1,201 @@
+/**
+ * Three real storage nodes (startStorageNode) as child processes on 127.0.0.1, all three meta peers:
+ * the meta group elects, the nodes register, a table created through MetaService gets its partition
+ * on the three nodes, a write through PartitionService reaches every node's store, and a node killed
+ * with SIGKILL and restarted recovers its replicas from disk and catches up.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
+import {
+  ErrorDetailSchema,
+  PartitionService,
+  RpcError,
+  Status,
+  createClient,
+  getRequestToWire,
+  getResultFromWire,
+  partitionMapResponseFromWire,
+  tableRecordToWire,
+  writeRequestToWire,
+  writeResultFromWire,
+  type ClientOf,
+} from '@shoal/proto';
+import { MetaClient, type MetaPeer } from '@shoal/node';
+import { ForkedNode } from './fixtures/forked-node.ts';
+import type { StorageNodeCommand, StorageNodeState } from './fixtures/storage-node-process.ts';
+import { eventually } from './fixtures/transport-harness.ts';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/storage-node-process.ts', import.meta.url));
+/** Polls of 25 ms: elections, registrations and replica creation take a few hundred ms each. */
+const ATTEMPTS = 1_200;
+
+class StorageNodeChild extends ForkedNode<StorageNodeCommand> {
+  readonly dataDir: string;
+  constructor(nodeId: number, dataDir: string) {
+    super(FIXTURE, nodeId);
+    this.dataDir = dataDir;
+  }
+  state(): Promise<StorageNodeState> {
+    return this.request<StorageNodeState>({ op: 'state' });
+  }
+}
+
+/** Free loopback ports: the meta peers' addresses are needed before the nodes start. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const server = createServer();
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+const table: TableSchema = { name: 'orders', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+
+function put(schema: TableSchema, pk: string, value: string): PartitionWrite {
+  const key: Item = { pk: { S: pk } };
+  return { operations: [{ table: schema, kind: 'Put', key, item: { ...key, value: { S: value } } }] };
+}
+
+describe('startStorageNode: three nodes in child processes', () => {
+  let root = '';
+  let peers: MetaPeer[] = [];
+  let nodes: StorageNodeChild[] = [];
+  let meta: MetaClient;
+  const clients = new Map<string, ClientOf<typeof PartitionService>>();
+  let schema: TableSchema = table;
+  let partition: PartitionDescriptor;
+
+  const partitionClient = (address: string): ClientOf<typeof PartitionService> => {
+    let client = clients.get(address);
+    if (client === undefined) {
+      client = createClient(PartitionService, address);
+      clients.set(address, client);
+    }
+    return client;
+  };
+
+  const start = async (node: StorageNodeChild): Promise<void> => {
+    const address = peers.find((p) => p.nodeId === node.nodeId)!.address;
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    node.address = await node.request<string>({
+      op: 'start',
+      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200 },
+    });
+  };
+
+  /** A write through PartitionService, following NotLeader hints and retrying while the group elects. */
+  const write = async (request: PartitionWrite, live: readonly StorageNodeChild[]): Promise<boolean> => {
+    let address = live[0].address;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 200; attempt++) {
+      try {
+        const response = await partitionClient(address).write(writeRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request), { timeoutMs: 5_000 });
+        return writeResultFromWire(response).applied;
+      } catch (error) {
+        lastError = error;
+        // Retried: not the leader, the group electing, or this node's map not holding the partition yet.
+        const retryable = [Status.FAILED_PRECONDITION, Status.UNAVAILABLE, Status.NOT_FOUND, Status.DEADLINE_EXCEEDED];
+        if (!(error instanceof RpcError) || !retryable.includes(error.code)) throw error;
+        const hint = error instanceof RpcError && error.code === Status.FAILED_PRECONDITION ? error.detail(ErrorDetailSchema) : undefined;
+        const leader = hint?.kind.case === 'notLeader' ? hint.kind.value.leader?.address : undefined;
+        address = leader !== undefined && leader !== '' && live.some((n) => n.address === leader) ? leader : live[(attempt + 1) % live.length].address;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    throw lastError;
+  };
+
+  /** The item as one node's replica holds it (an eventual read: that node's store, whatever its role). */
+  const storedOn = async (node: StorageNodeChild, pk: string): Promise<Item | undefined> => {
+    try {
+      const response = await partitionClient(node.address).get(
+        getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: pk } } }, { consistent: false }),
+        { timeoutMs: 2_000 },
+      );
+      return getResultFromWire(response)?.item;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const allReady = async (live: readonly StorageNodeChild[]): Promise<true | undefined> =>
+    (await Promise.all(live.map((n) => n.state()))).every((s) => s.ready) ? true : undefined;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-storage-node-'));
+    const ports = await freePorts(3);
+    peers = ports.map((port, i) => ({ nodeId: i + 1, address: `127.0.0.1:${port}` }));
+    nodes = peers.map((p) => new StorageNodeChild(p.nodeId, join(root, `node-${p.nodeId}`)));
+    await Promise.all(nodes.map(start));
+    meta = new MetaClient({ peers, callTimeoutMs: 2_000, maxAttempts: 20 });
+  });
+
+  afterAll(async () => {
+    meta?.close();
+    for (const client of clients.values()) client.close();
+    await Promise.all(nodes.map((n) => n.kill()));
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('elects a meta leader and registers every node', { timeout: 60_000 }, async () => {
+    try {
+      await eventually(() => allReady(nodes), 'three ready nodes', ATTEMPTS);
+    } catch (error) {
+      for (const n of nodes) console.error(`node ${n.nodeId} log:\n${await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')}`);
+      throw error;
+    }
+    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    expect(map.notModified).toBe(false);
+    if (map.notModified) return;
+    expect(map.nodes.map((n) => [Number(n.id), n.address])).toEqual(peers.map((p) => [p.nodeId, p.address]));
+  });
+
+  it('creates a table through MetaService: its partition gets a replica on each of the three nodes', { timeout: 60_000 }, async () => {
+    const spaceId = (await meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+    schema = { ...table, tableId: spaceId };
+    const record: TableRecord = { schema, status: 'ACTIVE', createdAt: 1_700_000_000, billingMode: 'PAY_PER_REQUEST', tags: {} };
+    await meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
+    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    if (map.notModified) throw new Error('no map');
+    const partitions = map.partitions.filter((p) => p.tableId === spaceId);
+    expect(partitions).toHaveLength(1);
+    partition = partitions[0];
+    expect(partition.epoch).toBe(1);
+    expect(partition.replicas.map((r) => r.nodeId).sort()).toEqual([1, 2, 3]);
+    await eventually(async () => ((await Promise.all(nodes.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === 1) ? true : undefined), 'a replica on every node', ATTEMPTS);
+  });
+
+  it('a write through PartitionService reaches the stores of all three nodes', { timeout: 60_000 }, async () => {
+    expect(await write(put(schema, 'alpha', 'one'), nodes)).toBe(true);
+    for (const node of nodes) {
+      expect(await eventually(() => storedOn(node, 'alpha'), `the item on node ${node.nodeId}`, ATTEMPTS)).toEqual({ pk: { S: 'alpha' }, value: { S: 'one' } });
+    }
+  });
+
+  it('a node killed with SIGKILL and restarted recovers its replicas from disk and catches up', { timeout: 90_000 }, async () => {
+    const victim = nodes[1];
+    await victim.kill();
+    const survivors = nodes.filter((n) => n !== victim);
+    expect(await write(put(schema, 'beta', 'while-down'), survivors)).toBe(true);
+
+    const restarted = new StorageNodeChild(victim.nodeId, victim.dataDir);
+    nodes = nodes.map((n) => (n === victim ? restarted : n));
+    await start(restarted);
+    // The replica is reopened from the node's Raft log at start, before any map arrives.
+    expect((await restarted.state()).metrics.partitionReplicas).toBe(1);
+    await eventually(() => allReady(nodes), 'the restarted node ready', ATTEMPTS);
+    expect(await eventually(() => storedOn(restarted, 'alpha'), 'the old item on the restarted node', ATTEMPTS)).toEqual({ pk: { S: 'alpha' }, value: { S: 'one' } });
+    expect(await eventually(() => storedOn(restarted, 'beta'), 'the item written while it was down', ATTEMPTS)).toEqual({ pk: { S: 'beta' }, value: { S: 'while-down' } });
+    expect(await write(put(schema, 'gamma', 'after'), nodes)).toBe(true);
+    for (const node of nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
+  });
+});
