@@ -106,9 +106,10 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       .sort((a, b) => a.id - b.id)
       .map((n) => create(NodeDescriptorSchema, { id: BigInt(n.id), address: n.address, state: NODE_STATES[n.state] }));
 
+  /** The map, or "not modified" when the caller holds its version (0: the caller holds nothing). */
   const mapAnswer = (state: MetaState, knownVersion: number) =>
     partitionMapResponseToWire(
-      state.mapVersion === knownVersion
+      state.mapVersion === knownVersion && knownVersion !== 0
         ? { notModified: true, version: state.mapVersion }
         : { notModified: false, version: state.mapVersion, partitions: partitionList(state), nodes: nodesToWire(state), tables: sortedTables(state) },
     );
@@ -134,7 +135,8 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       answer(async () => mapAnswer(await group.read(), counterFromWire(request.knownVersion, 'known version'))),
 
     watchPartitionMap: async function* (request, context) {
-      let known = counterFromWire(request.knownVersion, 'known version');
+      // -1: a caller holding nothing (version 0) gets the map even while it is empty.
+      let known = counterFromWire(request.knownVersion, 'known version') || -1;
       // Caught up with everything committed before the call; changes then arrive by apply.
       await answer(() => group.read());
       while (!context.signal.aborted && !closing.signal.aborted) {

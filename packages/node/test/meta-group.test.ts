@@ -1,0 +1,268 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeMetaSnapshot } from '@shoal/meta';
+import type { PartitionDescriptor, TableRecord } from '@shoal/model';
+import {
+  NodeState,
+  RpcError,
+  Status,
+  dynamoDbErrorFromRpc,
+  partitionMapResponseFromWire,
+  tableRecordFromWire,
+  tableRecordToWire,
+  type GetPartitionMapResponse,
+} from '@shoal/proto';
+import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster, eventually, notLeaderOf, type MetaPeer } from './fixtures/meta-cluster.ts';
+
+function table(name: string, tableId = 0): TableRecord {
+  return {
+    schema: { name, tableId, hashKey: { name: 'pk', type: 'S' }, indexes: [{ name: 'byUser', kind: 'GSI', indexId: 0, hashKey: { name: 'user', type: 'S' }, projection: { type: 'ALL' } }] },
+    status: 'ACTIVE',
+    createdAt: 1_700_000_000,
+    billingMode: 'PAY_PER_REQUEST',
+    tags: {},
+  };
+}
+
+/** The node a partition's leader hint should name in these tests: its first voter. */
+function firstVoter(partition: PartitionDescriptor): number | undefined {
+  return partition.replicas.find((r) => r.role === 'voter')?.nodeId;
+}
+
+/** Placement rounds on the leader until one has nothing left to do (bounded). */
+async function settle(leader: MetaPeer): Promise<void> {
+  for (let round = 0; round < 30; round++) {
+    const done = await leader.driver.runOnce();
+    if (done === undefined) throw new Error(`node ${leader.nodeId} no longer leads`);
+    if (done.applied.length === 0 && done.refused.length === 0) return;
+  }
+  throw new Error('placement did not settle');
+}
+
+async function rpcFailure(call: Promise<unknown>): Promise<RpcError> {
+  try {
+    await call;
+  } catch (error) {
+    expect(error).toBeInstanceOf(RpcError);
+    return error as RpcError;
+  }
+  throw new Error('the call succeeded');
+}
+
+describe('the meta group on three nodes, MetaService over gRPC', () => {
+  let root = '';
+  let cluster: MetaCluster;
+  /** A fourth storage node, only registered: the test sends its heartbeats. */
+  const EXTRA_NODE = 4;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-meta-group-'));
+    cluster = new MetaCluster(root, [1, 2, 3]);
+    for (const id of cluster.ids) await cluster.start(id);
+  });
+
+  afterAll(async () => {
+    await cluster.stopAll();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const listTableNames = async (): Promise<string[]> =>
+    (await cluster.call((p) => p.metaClient.listTables({}))).records.map((r) => tableRecordFromWire(r).schema.name);
+
+  it('answers from the leader only: a follower sends NotLeader with the leader id and address', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.other(leader.nodeId);
+    const error = await rpcFailure(follower.metaClient.getPartitionMap({ knownVersion: 0n }));
+    expect(notLeaderOf(error)).toEqual({ leaderId: leader.nodeId, address: leader.address });
+    const status = await rpcFailure(follower.adminClient.status({}));
+    expect(notLeaderOf(status)?.leaderId).toBe(leader.nodeId);
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    expect(map).toEqual({ notModified: false, version: 0, partitions: [], nodes: [], tables: [] });
+  });
+
+  it('registers nodes under their fixed ids', async () => {
+    for (const id of cluster.ids) {
+      const { nodeId } = await cluster.call((p) => p.metaClient.registerNode({ nodeId: BigInt(id), address: cluster.addresses.get(id)! }));
+      expect(nodeId).toBe(BigInt(id));
+    }
+    const extra = await cluster.call((p) => p.metaClient.registerNode({ nodeId: BigInt(EXTRA_NODE), address: '127.0.0.1:1' }));
+    expect(extra.nodeId).toBe(BigInt(EXTRA_NODE));
+    const taken = await rpcFailure(cluster.call((p) => p.metaClient.registerNode({ nodeId: 0n, address: '127.0.0.1:1' })));
+    expect(taken.code).toBe(Status.ABORTED);
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    expect(map.notModified ? [] : map.nodes.map((n) => [Number(n.id), n.state])).toEqual([1, 2, 3, 4].map((id) => [id, NodeState.UP]));
+  });
+
+  it('creates, lists, gets and deletes tables, with DynamoDB errors where a client sees them', async () => {
+    const created = tableRecordFromWire((await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Orders')) }))).record!);
+    expect(created.schema.tableId).toBeGreaterThan(0);
+    expect(created.schema.indexes[0].indexId).toBeGreaterThan(created.schema.tableId);
+    // A router allocates the space ids first; the record keeps them.
+    const spaceId = (await cluster.call((p) => p.metaClient.allocateSpaceId({}))).spaceId;
+    const users = { ...table('Users'), schema: { ...table('Users').schema, tableId: spaceId, indexes: [] } };
+    const kept = await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(users), initialPartitions: 3 }));
+    expect(tableRecordFromWire(kept.record!).schema.tableId).toBe(spaceId);
+    expect(await listTableNames()).toEqual(['Orders', 'Users']);
+
+    const got = await cluster.call((p) => p.metaClient.getTable({ name: 'Orders' }));
+    expect(tableRecordFromWire(got.record!)).toEqual(created);
+    expect((await cluster.call((p) => p.metaClient.getTable({ name: 'Nope' }))).record).toBeUndefined();
+
+    const exists = await rpcFailure(cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Orders')) })));
+    expect(dynamoDbErrorFromRpc(exists)).toMatchObject({ type: 'ResourceInUseException', message: 'Table already exists: Orders' });
+    const missing = await rpcFailure(cluster.call((p) => p.metaClient.deleteTable({ name: 'Nope' })));
+    expect(dynamoDbErrorFromRpc(missing)).toMatchObject({ type: 'ResourceNotFoundException', message: 'Requested resource not found: Table: Nope not found' });
+    const updateMissing = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire(table('Nope')) })));
+    expect(dynamoDbErrorFromRpc(updateMissing)?.type).toBe('ResourceNotFoundException');
+
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    if (map.notModified) throw new Error('expected a full map');
+    // The default of 2 partitions for Orders (its GSI gets none), 3 asked for Users, 3 replicas each.
+    expect(map.partitions.map((p) => p.tableId)).toEqual([created.schema.tableId, created.schema.tableId, spaceId, spaceId, spaceId]);
+    expect(map.partitions.every((p) => p.epoch === 1 && p.replicas.length === 3)).toBe(true);
+    expect(map.tables.map((t) => t.schema.name)).toEqual(['Orders', 'Users']);
+    const unchanged = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: BigInt(map.version) })));
+    expect(unchanged).toEqual({ notModified: true, version: map.version });
+
+    const deleted = await cluster.call((p) => p.metaClient.deleteTable({ name: 'Users' }));
+    expect(tableRecordFromWire(deleted.record!).schema.name).toBe('Users');
+    expect(await listTableNames()).toEqual(['Orders']);
+  });
+
+  it('streams the map to a watcher at every change', async () => {
+    const leader = await cluster.waitForLeader();
+    const watch = leader.metaClient.watchPartitionMap({ knownVersion: 0n })[Symbol.asyncIterator]();
+    const next = async (): Promise<GetPartitionMapResponse> => {
+      const { value, done } = await watch.next();
+      if (done === true) throw new Error('the watch ended');
+      return value;
+    };
+    const first = partitionMapResponseFromWire(await next());
+    if (first.notModified) throw new Error('expected a full map');
+    expect(first.tables.map((t) => t.schema.name)).toEqual(['Orders']);
+    const pending = next();
+    await leader.metaClient.createTable({ record: tableRecordToWire(table('Watched')) });
+    const second = partitionMapResponseFromWire(await pending);
+    if (second.notModified) throw new Error('expected a full map');
+    expect(second.version).toBeGreaterThan(first.version);
+    expect(second.tables.map((t) => t.schema.name)).toEqual(['Orders', 'Watched']);
+    await watch.return?.();
+  });
+
+  it('records heartbeats and leader hints, reports them in Status, and marks a silent node down and replaces its replicas', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.other(leader.nodeId);
+    expect(await follower.driver.runOnce()).toBeUndefined();
+    // The leader's first round starts its grace period for heartbeats: nobody is marked down yet,
+    // but the fourth node gets its share of replicas (rebalancing) over a few rounds.
+    expect((await leader.driver.runOnce())?.markedDown).toEqual([]);
+    await settle(leader);
+
+    const mapNow = async () => {
+      const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+      if (map.notModified) throw new Error('expected a full map');
+      return map;
+    };
+    const heartbeatAll = async (nodes: number[]) => {
+      const partitions = (await mapNow()).partitions;
+      for (const nodeId of nodes) {
+        // Each node claims to lead the partitions it is the first voter of.
+        const loads = partitions
+          .filter((p) => p.replicas.some((r) => r.nodeId === nodeId))
+          .map((p) => ({ partitionId: BigInt(p.id), leader: firstVoter(p) === nodeId, appliedIndex: 7n, commitIndex: 7n, term: 2n }));
+        const answer = await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads }));
+        expect(answer.state).toBe(NodeState.UP);
+      }
+    };
+    await heartbeatAll([1, 2, 3, EXTRA_NODE]);
+    const hinted = await mapNow();
+    for (const p of hinted.partitions) expect(p.leaderHint).toBe(firstVoter(p));
+    const unknown = await rpcFailure(cluster.call((p) => p.metaClient.heartbeat({ nodeId: 99n })));
+    expect(unknown.code).toBe(Status.NOT_FOUND);
+
+    const victimPartitions = hinted.partitions.filter((p) => p.replicas.some((r) => r.nodeId === EXTRA_NODE)).map((p) => p.id);
+    expect(victimPartitions.length).toBeGreaterThan(0);
+
+    // The extra node falls silent.
+    cluster.now += HEARTBEAT_TIMEOUT_MS;
+    await heartbeatAll([1, 2, 3]);
+    expect((await leader.driver.runOnce())?.markedDown).toEqual([EXTRA_NODE]);
+    const status = await leader.adminClient.status({});
+    expect(status.metaLeaderId).toBe(BigInt(leader.nodeId));
+    expect(status.metaAppliedIndex).toBeGreaterThan(0n);
+    const byId = new Map(status.nodes.map((n) => [Number(n.node!.id), n]));
+    expect(byId.get(EXTRA_NODE)?.node?.state).toBe(NodeState.DOWN);
+    expect(byId.get(EXTRA_NODE)?.secondsSinceHeartbeat).toBe(HEARTBEAT_TIMEOUT_MS / 1000);
+    expect(byId.get(1)?.secondsSinceHeartbeat).toBe(0);
+    expect(byId.get(1)?.reportedReplicas.every((r) => r.appliedIndex === 7n)).toBe(true);
+    expect(byId.get(1)?.replicas).toBe(hinted.partitions.filter((p) => p.replicas.some((r) => r.nodeId === 1)).length);
+
+    // Within its grace period it keeps its replicas; after it, they are replaced step by step.
+    expect((await leader.driver.runOnce())?.applied).toEqual([]);
+    cluster.now += DOWN_TIMEOUT_MS;
+    await heartbeatAll([1, 2, 3]);
+    await settle(leader);
+    const repaired = await mapNow();
+    for (const p of repaired.partitions) {
+      expect(p.replicas.map((r) => [r.nodeId, r.role]).sort()).toEqual([1, 2, 3].map((id) => [id, 'voter']));
+      const before = hinted.partitions.find((h) => h.id === p.id)!;
+      // add learner, promote, remove: three epochs for a replaced replica, none otherwise.
+      expect(p.epoch).toBe(victimPartitions.includes(p.id) ? before.epoch + 3 : before.epoch);
+    }
+  });
+
+  it('drains a node on request', async () => {
+    const leader = await cluster.waitForLeader();
+    // The extra node is back; node 3 is drained onto it.
+    await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(EXTRA_NODE) }));
+    const drain = await cluster.call((p) => p.adminClient.drain({ nodeId: 3n }));
+    expect(drain.remainingReplicas).toBeGreaterThan(0);
+    await settle(leader);
+    expect((await cluster.call((p) => p.adminClient.drain({ nodeId: 3n }))).remainingReplicas).toBe(0);
+    const unsupported = await rpcFailure(leader.adminClient.transferLeader({ partitionId: 1n, toNode: 1n }));
+    expect(unsupported.code).toBe(Status.UNIMPLEMENTED);
+  });
+
+  it('runs the placement loop on the leader only', async () => {
+    const leader = await cluster.waitForLeader();
+    for (const peer of cluster.peers.values()) peer.placementEvents.length = 0;
+    for (const peer of cluster.peers.values()) peer.driver.start();
+    cluster.now += HEARTBEAT_TIMEOUT_MS;
+    // Nobody heartbeats: the leader's loop marks every node down.
+    await eventually(async () => {
+      const status = await cluster.call((p) => p.adminClient.status({}));
+      return status.nodes.every((n) => n.node?.state === NodeState.DOWN);
+    }, 'every node marked down');
+    for (const peer of cluster.peers.values()) await peer.driver.stop();
+    const markedBy = [...cluster.peers.values()].filter((p) => p.placementEvents.some((e) => e.event === 'node_marked_down')).map((p) => p.nodeId);
+    expect(markedBy).toEqual([leader.nodeId]);
+    // Heartbeats bring them back.
+    for (const id of [1, 2, 3, EXTRA_NODE]) await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(id) }));
+  });
+
+  it('survives the loss of its leader: a new leader answers with the same state, and the old one replays its log', async () => {
+    const leader = await cluster.waitForLeader();
+    const watch = leader.metaClient.watchPartitionMap({ knownVersion: 0n })[Symbol.asyncIterator]();
+    await watch.next();
+    const watchEnded = watch.next().then(
+      () => 'ended',
+      () => 'failed',
+    );
+    const before = encodeMetaSnapshot(leader.meta.state);
+    const tables = await listTableNames();
+    await cluster.stop(leader.nodeId);
+    expect(await watchEnded).toBe('ended');
+
+    const next = await cluster.waitForLeader();
+    expect(next.nodeId).not.toBe(leader.nodeId);
+    expect(await listTableNames()).toEqual(tables);
+    expect(Buffer.from(encodeMetaSnapshot(next.meta.state))).toEqual(Buffer.from(before));
+    await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('AfterFailover')) }));
+
+    const restarted: MetaPeer = await cluster.start(leader.nodeId);
+    await eventually(() => restarted.meta.state.tables.AfterFailover !== undefined, 'the restarted peer caught up');
+    expect(Buffer.from(encodeMetaSnapshot(restarted.meta.state))).toEqual(Buffer.from(encodeMetaSnapshot(next.meta.state)));
+  });
+});
