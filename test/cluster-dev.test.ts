@@ -15,6 +15,8 @@ import { sdkClients } from './helpers/shoal.ts';
 const REPO = resolve(import.meta.dirname, '..');
 const MAIN = join(REPO, 'packages', 'cli', 'src', 'main.ts');
 const START_TIMEOUT_MS = 150_000;
+/** A start of 4 processes on a loaded machine, requests, and a stop. */
+const TEST_TIMEOUT_MS = 240_000;
 
 interface DevProcess {
   child: ChildProcess;
@@ -124,7 +126,7 @@ afterAll(async () => {
 });
 
 describe('shoal dev', () => {
-  it('starts 3 nodes and a router, answers the AWS SDK, and one SIGINT stops every child', async () => {
+  it('starts 3 nodes and a router, answers the AWS SDK, and one SIGINT stops every child', { timeout: TEST_TIMEOUT_MS }, async () => {
     const dataDir = join(dataRoot, 'clean');
     const dev = await startDev(dataDir);
     expect(dev.members.map((member) => `${member.role} ${member.id}`)).toEqual(['node 1', 'node 2', 'node 3', 'router 1']);
@@ -171,7 +173,7 @@ describe('shoal dev', () => {
     for (const member of dev.members) expect(alive(member.pid)).toBe(false);
   });
 
-  it('reports a child that dies, stops the others and exits 1', async () => {
+  it('reports a child that dies, stops the others and exits 1', { timeout: TEST_TIMEOUT_MS }, async () => {
     const dev = await startDev(join(dataRoot, 'crash'));
     const victim = dev.members.find((member) => member.role === 'node' && member.id === 2)!;
     process.kill(victim.pid, 'SIGKILL');
