@@ -131,6 +131,40 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(await listTableNames()).toEqual(['Orders']);
   });
 
+  it('updates a table: a new GSI keeps the id the router allocated, the partitions stay, the version grows', async () => {
+    const before = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    if (before.notModified) throw new Error('expected a full map');
+    const orders = before.tables.find((t) => t.schema.name === 'Orders')!;
+    const spaceId = (await cluster.call((p) => p.metaClient.allocateSpaceId({}))).spaceId;
+    const byDate = { name: 'byDate', kind: 'GSI' as const, indexId: spaceId, hashKey: { name: 'date', type: 'S' as const }, projection: { type: 'KEYS_ONLY' as const } };
+    const requested: TableRecord = { ...orders, schema: { ...orders.schema, indexes: [...orders.schema.indexes, byDate] } };
+    const updated = tableRecordFromWire((await cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire(requested) }))).record!);
+    expect(updated.schema.indexes.map((i) => [i.name, i.indexId])).toEqual([...orders.schema.indexes.map((i) => [i.name, i.indexId]), ['byDate', spaceId]]);
+    const after = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: BigInt(before.version) })));
+    if (after.notModified) throw new Error('expected a full map');
+    expect(after.version).toBe(before.version + 1);
+    expect(after.partitions).toEqual(before.partitions);
+    expect(after.tables.find((t) => t.schema.name === 'Orders')).toEqual(updated);
+
+    const noRecord = await rpcFailure(cluster.call((p) => p.metaClient.createTable({})));
+    expect(noRecord.code).toBe(Status.INVALID_ARGUMENT);
+    const otherSpace = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, schema: { ...updated.schema, tableId: 999 } }) })));
+    expect(otherSpace.code).toBe(Status.INVALID_ARGUMENT);
+  });
+
+  it('answers a watch on a follower with NotLeader, and the operator actions not built yet with UNIMPLEMENTED', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.other(leader.nodeId);
+    const watch = follower.metaClient.watchPartitionMap({ knownVersion: 0n })[Symbol.asyncIterator]();
+    const refused = await rpcFailure(watch.next());
+    expect(notLeaderOf(refused)?.leaderId).toBe(leader.nodeId);
+    for (const call of [leader.adminClient.move({ partitionId: 1n, fromNode: 1n, toNode: 2n }), leader.adminClient.split({ partitionId: 1n })]) {
+      const error = await rpcFailure(call);
+      expect(error.code).toBe(Status.UNIMPLEMENTED);
+      expect(error.message).toMatch(/not supported yet/);
+    }
+  });
+
   it('streams the map to a watcher at every change', async () => {
     const leader = await cluster.waitForLeader();
     const watch = leader.metaClient.watchPartitionMap({ knownVersion: 0n })[Symbol.asyncIterator]();
