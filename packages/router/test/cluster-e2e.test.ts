@@ -1,0 +1,281 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import type { Item } from '@shoal/model';
+import { ChannelPool } from '../src/cluster/channels.ts';
+import { ClusterView } from '../src/cluster/cluster-view.ts';
+import { MetaClient } from '../src/cluster/meta-client.ts';
+import { zeroCounters } from '../src/cluster/metrics.ts';
+import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
+import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
+import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
+
+/**
+ * End to end: three storage nodes (startStorageNode) as child processes, connectCluster and
+ * startRouter in this process, the AWS SDK as the client.
+ */
+
+const FIXTURE = fileURLToPath(new URL('./cluster-node-process.ts', import.meta.url));
+const NODE_IDS = [1, 2, 3];
+const PARTITIONS = 4;
+
+let root = '';
+const children: ChildProcess[] = [];
+let metaAddresses: string[] = [];
+let backend: ClusterBackend;
+let router: Router;
+let client: DynamoDBClient;
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    }),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports;
+}
+
+/** Starts a node process; resolves once it printed that it is ready. */
+function startNode(nodeId: number, port: number, peers: string): Promise<void> {
+  const child = spawn(process.execPath, [FIXTURE, String(nodeId), join(root, `node-${nodeId}`), String(port), peers], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4_000);
+  });
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('\n')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`node ${nodeId} exited with ${code} before it was ready: ${stderr}`)));
+  });
+}
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean, attempts = 600): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+/** Every page of a Query or Scan, following LastEvaluatedKey (bounded). */
+async function allPages(send: (startKey: Record<string, AttributeValue> | undefined) => Promise<{ Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> }>) {
+  const items: Record<string, AttributeValue>[] = [];
+  let pages = 0;
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await send(startKey);
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+    pages++;
+  } while (startKey !== undefined && pages < 1_000);
+  return { items, pages };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'shoal-router-e2e-'));
+  const ports = await freePorts(NODE_IDS.length);
+  metaAddresses = ports.map((port) => `127.0.0.1:${port}`);
+  const peers = NODE_IDS.map((id, i) => `${id}=${metaAddresses[i]}`).join(',');
+  await Promise.all(NODE_IDS.map((id, i) => startNode(id, ports[i], peers)));
+  backend = await connectCluster({ metaAddresses, initialPartitions: PARTITIONS, startTimeoutMs: 60_000 });
+  // Tables are placed on the nodes registered when they are created: wait for all three.
+  await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
+  router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0 });
+  client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${router.port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+    maxAttempts: 3,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  client?.destroy();
+  await router?.close();
+  await backend?.close();
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+          child.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+  await rm(root, { recursive: true, force: true });
+}, 60_000);
+
+describe('the DynamoDB API over a three-node cluster', () => {
+  const ITEMS = 120;
+  const COLLECTIONS = 30;
+
+  it('creates a table with four partitions and serves put, get, query, scan and a GSI across partitions', { timeout: 120_000 }, async () => {
+    await client.send(
+      new CreateTableCommand({
+        TableName: 'orders',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'N' },
+          { AttributeName: 'status', AttributeType: 'S' },
+          { AttributeName: 'at', AttributeType: 'N' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byStatus',
+            KeySchema: [
+              { AttributeName: 'status', KeyType: 'HASH' },
+              { AttributeName: 'at', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    const record = await backend.catalog.get('orders');
+    expect(record).toBeDefined();
+    expect(backend.metrics().partitions).toBeGreaterThanOrEqual(PARTITIONS);
+
+    // Twelve writes at a time: the partitions' leaders commit them in shared rounds.
+    for (let first = 0; first < ITEMS; first += 12) {
+      await Promise.all(
+        Array.from({ length: 12 }, (_, offset) => first + offset).map((i) =>
+          client.send(
+            new PutItemCommand({
+              TableName: 'orders',
+              Item: { pk: S(`customer-${i % COLLECTIONS}`), sk: N(i), status: S(i % 3 === 0 ? 'open' : 'closed'), at: N(1_000 - i), body: S('x'.repeat(100)) },
+            }),
+          ),
+        ),
+      );
+    }
+
+    const got = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('customer-7'), sk: N(37) }, ConsistentRead: true }));
+    expect(got.Item?.at).toEqual(N(963));
+    const eventual = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('customer-7'), sk: N(7) } }));
+    await eventually('an eventual read sees the item', async () =>
+      eventual.Item !== undefined || (await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('customer-7'), sk: N(7) } }))).Item !== undefined,
+    );
+
+    const query = await client.send(new QueryCommand({ TableName: 'orders', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S('customer-3') }, ConsistentRead: true, ScanIndexForward: false }));
+    expect(query.Items?.map((item) => Number(item.sk.N))).toEqual([123, 93, 63, 33, 3].filter((sk) => sk < ITEMS));
+
+    // Scan, paged by Limit across the four partitions: every item once.
+    const scanned = await allPages((startKey) => client.send(new ScanCommand({ TableName: 'orders', Limit: 7, ConsistentRead: true, ExclusiveStartKey: startKey })));
+    expect(scanned.items).toHaveLength(ITEMS);
+    expect(new Set(scanned.items.map((item) => `${item.pk.S}/${item.sk.N}`)).size).toBe(ITEMS);
+    expect(scanned.pages).toBeGreaterThanOrEqual(ITEMS / 7);
+
+    // Parallel scan: the segments together are the table.
+    const segments = await Promise.all([0, 1, 2].map((segment) => allPages((startKey) => client.send(new ScanCommand({ TableName: 'orders', Segment: segment, TotalSegments: 3, Limit: 11, ConsistentRead: true, ExclusiveStartKey: startKey })))));
+    expect(segments.reduce((sum, segment) => sum + segment.items.length, 0)).toBe(ITEMS);
+
+    // GSI: entries of every partition, merged in index key order, paged.
+    const open = await eventuallyValue(async () => {
+      const page = await allPages((startKey) => client.send(new QueryCommand({ TableName: 'orders', IndexName: 'byStatus', KeyConditionExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': S('open') }, Limit: 6, ExclusiveStartKey: startKey })));
+      return page.items.length === ITEMS / 3 ? page : undefined;
+    });
+    const ats = open.items.map((item) => Number(item.at.N));
+    expect(ats).toEqual([...ats].sort((a, b) => a - b));
+    expect(open.pages).toBeGreaterThanOrEqual(ITEMS / 3 / 6);
+
+    const described = await client.send(new DescribeTableCommand({ TableName: 'orders' }));
+    expect(described.Table?.ItemCount).toBe(ITEMS);
+    expect(described.Table?.GlobalSecondaryIndexes?.[0].ItemCount).toBe(ITEMS);
+  });
+
+  it('a transaction in one partition commits; one across partitions is refused, applying nothing', { timeout: 60_000 }, async () => {
+    await client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: { TableName: 'orders', Item: { pk: S('tx'), sk: N(1) } } },
+          { Put: { TableName: 'orders', Item: { pk: S('tx'), sk: N(2) } } },
+        ],
+      }),
+    );
+    const both = await client.send(new QueryCommand({ TableName: 'orders', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S('tx') }, ConsistentRead: true }));
+    expect(both.Count).toBe(2);
+
+    const keys = Array.from({ length: 12 }, (_, i) => `spread-${i}`);
+    const spanning = client.send(new TransactWriteItemsCommand({ TransactItems: keys.map((pk) => ({ Put: { TableName: 'orders', Item: { pk: S(pk), sk: N(0) } } })) }));
+    await expect(spanning).rejects.toMatchObject({ name: 'ValidationException', message: expect.stringContaining('cross-partition transactions are not supported yet') });
+    for (const pk of keys) {
+      const item = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S(pk), sk: N(0) }, ConsistentRead: true }));
+      expect(item.Item).toBeUndefined();
+    }
+  });
+
+  it('a write sent to a follower is redirected by NotLeader to the leader and applied once', { timeout: 60_000 }, async () => {
+    // A client of its own, to point its leader cache at a follower.
+    const counters = zeroCounters();
+    const channels = new ChannelPool();
+    const view = new ClusterView();
+    const meta = new MetaClient({ addresses: metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
+    try {
+      await meta.refresh(view);
+      const partitions = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
+      const table = view.table('orders')!.schema;
+      const key: Item = { pk: { S: 'redirected' }, sk: { N: '1' } };
+      await partitions.write({ operations: [{ table, kind: 'Put', key, item: { ...key, n: { N: '1' } } }] });
+      const partition = view.map.partitionsOf(table.tableId).find((p) => view.leaderOf(p.id) !== undefined)!;
+      const leader = view.leaderOf(partition.id)!;
+      const follower = partition.replicas.find((replica) => replica.role === 'voter' && replica.nodeId !== leader)!.nodeId;
+      view.learnLeader(partition.id, { id: follower, address: '' });
+      const redirectsBefore = counters.notLeaderRedirectsTotal;
+
+      await partitions.write({ operations: [{ table, kind: 'Update', key, expressions: { update: 'ADD n :one', values: { ':one': { N: '1' } } } }] });
+      expect(counters.notLeaderRedirectsTotal).toBe(redirectsBefore + 1);
+      expect(view.leaderOf(partition.id)).toBe(leader);
+      const found = await partitions.get({ table, key }, { consistent: true });
+      expect(found?.item.n).toEqual({ N: '2' });
+    } finally {
+      channels.close();
+    }
+  });
+});
+
+/** Polls `read` until it answers (GSI reads are eventually consistent), bounded. */
+async function eventuallyValue<T>(read: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = await read();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('gave up waiting for the value');
+}
