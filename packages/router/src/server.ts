@@ -1,11 +1,12 @@
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { DynamoDbError, serializationError } from '@shoal/model';
 import type { EngineContext } from './operation.ts';
 import type { RequestInfo } from './request.ts';
 import { verifySignature } from './auth.ts';
 import { dispatch, isKnownOperation } from './dispatch.ts';
+import { HttpConnection } from './http-connection.ts';
+import type { HttpAnswer, HttpRequest } from './http-connection.ts';
 import {
   ACCEPTED_CONTENT_TYPES,
   MAX_REQUEST_BYTES,
@@ -21,95 +22,48 @@ import {
   unknownOperation,
 } from './protocol.ts';
 
-/** The DynamoDB JSON-over-HTTP front end: one node:http server with keep-alive. */
+/** The DynamoDB JSON-over-HTTP front end: a lean HTTP/1.1 server (http-connection.ts) with keep-alive. */
 
 export interface HttpFrontEnd {
   port: number;
   close(): Promise<void>;
 }
 
-/**
- * A string body goes out in one write together with the headers (Node joins them only for strings);
- * a Buffer would cost a second chunk and a writev per response.
- */
-function send(res: ServerResponse, status: number, contentType: string, body: string, requestId?: string): void {
-  const headers: Record<string, string | number> = {
-    'Content-Type': contentType,
-    'Content-Length': Buffer.byteLength(body),
-    'x-amz-crc32': bodyChecksum(body),
+/** The headers every answer carries, CORS ones first when the request came from a browser. */
+function answer(
+  status: number,
+  contentType: string,
+  body: string,
+  requestId: string,
+  cors: ReadonlyArray<readonly [string, string]> = [],
+): HttpAnswer {
+  return {
+    status,
+    headers: [...cors, ['Content-Type', contentType], ['x-amz-crc32', bodyChecksum(body)], ['x-amzn-RequestId', requestId]],
+    body,
   };
-  if (requestId !== undefined) headers['x-amzn-RequestId'] = requestId;
-  res.writeHead(status, headers);
-  res.end(body);
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown, requestId: string): void {
+function jsonAnswer(status: number, value: unknown, requestId: string, cors?: ReadonlyArray<readonly [string, string]>): HttpAnswer {
   const body = value instanceof JsonText ? value.text : JSON.stringify(value);
-  send(res, status, RESPONSE_CONTENT_TYPE, body, requestId);
+  return answer(status, RESPONSE_CONTENT_TYPE, body, requestId, cors);
 }
 
-function sendError(res: ServerResponse, error: DynamoDbError, requestId: string): void {
-  sendJson(res, error.statusCode, errorBody(error), requestId);
-}
-
-/**
- * Reads the whole body. Undefined when there is nothing to answer with a body: the request passed
- * DynamoDB's size limit (413 already sent) or the client went away before sending all of it.
- */
-function readBody(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Buffer | undefined> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
-    rejectTooLarge(req, res, requestId);
-    return Promise.resolve(undefined);
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) {
-        req.off('data', onData);
-        rejectTooLarge(req, res, requestId);
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', () => resolve(undefined));
-    req.on('close', () => {
-      if (!req.complete) resolve(undefined);
-    });
-  });
+function errorAnswer(error: DynamoDbError, requestId: string, cors?: ReadonlyArray<readonly [string, string]>): HttpAnswer {
+  return jsonAnswer(error.statusCode, errorBody(error), requestId, cors);
 }
 
 /** How long a refused oversized request may keep sending before its connection is cut. */
 const LINGER_MS = 2000;
-
 /**
- * Answers 413 at once. Closing the connection right away would make the kernel reset it under a client
- * still sending, and the client would lose this answer; so the rest of the body is read and discarded
- * for a while (up to another 16 MB or LINGER_MS), then the connection is cut.
+ * SDK agents keep idle sockets open without a timeout of their own; a server that closes them
+ * quickly races the client's next request on them (ECONNRESET). Hold them about as long as AWS does.
  */
-function rejectTooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
-  sendError(res, requestTooLarge(), requestId);
-  let drained = 0;
-  const cut = (): void => {
-    req.socket.destroy();
-  };
-  const timer = setTimeout(cut, LINGER_MS);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > MAX_REQUEST_BYTES) cut();
-  });
-  req.once('end', () => clearTimeout(timer));
-  req.socket.once('close', () => clearTimeout(timer));
-  req.resume();
-}
+const IDLE_TIMEOUT_MS = 65_000;
 
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
+/** A header value the client chose, echoed back only when it is safe in a header line. */
+const isHeaderSafe = (value: string): boolean => /^[\t\x20-\x7e]*$/.test(value);
 
 export async function startHttpFrontEnd(options: {
   ctx: EngineContext;
@@ -123,91 +77,75 @@ export async function startHttpFrontEnd(options: {
   const { ctx, region, services, credentials } = options;
   const inFlight = new Set<Promise<void>>();
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: HttpRequest): Promise<HttpAnswer> {
     const requestId = newRequestId();
-    const path = (req.url ?? '/').split('?')[0];
+    const path = req.url.split('?')[0];
     // Browsers may call DynamoDB directly (the JavaScript SDK in a web page): answer CORS as it does.
+    const cors: [string, string][] = [];
     if (req.headers.origin !== undefined) {
-      res.setHeader('Access-Control-Allow-Origin', '*');
-      res.setHeader('Access-Control-Expose-Headers', 'x-amzn-RequestId,x-amz-crc32');
+      cors.push(['Access-Control-Allow-Origin', '*'], ['Access-Control-Expose-Headers', 'x-amzn-RequestId,x-amz-crc32']);
       if (req.method === 'OPTIONS') {
-        req.resume();
         const headers = req.headers['access-control-request-headers'];
-        if (headers !== undefined) res.setHeader('Access-Control-Allow-Headers', headers);
+        if (headers !== undefined && isHeaderSafe(headers)) cors.push(['Access-Control-Allow-Headers', headers]);
         const method = req.headers['access-control-request-method'];
-        if (method !== undefined) res.setHeader('Access-Control-Allow-Methods', method);
-        res.setHeader('Access-Control-Max-Age', '172800');
-        send(res, 200, 'text/plain', '', requestId);
-        return;
+        if (method !== undefined && isHeaderSafe(method)) cors.push(['Access-Control-Allow-Methods', method]);
+        cors.push(['Access-Control-Max-Age', '172800']);
+        return answer(200, 'text/plain', '', requestId, cors);
       }
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
-      req.resume();
       // DynamoDB answers any GET with this line (trailing space included); load balancers probe it.
       const text = HEALTH_PATHS.has(path) ? 'ok\n' : `healthy: dynamodb.${region}.amazonaws.com `;
-      send(res, 200, 'text/plain', text, requestId);
-      return;
+      return answer(200, 'text/plain', text, requestId, cors);
     }
     if (req.method !== 'POST' || !ACCEPTED_CONTENT_TYPES.has(mediaTypeOf(req.headers['content-type']))) {
       // DynamoDB's answer to anything that is not its JSON protocol.
-      req.resume();
-      send(res, 404, 'application/xml', '<UnknownOperationException/>\n', requestId);
-      return;
+      return answer(404, 'application/xml', '<UnknownOperationException/>\n', requestId, cors);
     }
-    const raw = await readBody(req, res, requestId);
-    if (raw === undefined) return;
     // DynamoDB's order of checks: the JSON, the target, the signature, then the body's presence.
     let body;
-    const target = req.headers['x-amz-target'];
-    const operation = operationOf(Array.isArray(target) ? target[0] : target);
+    const operation = operationOf(req.headers['x-amz-target']);
     try {
-      body = raw.length === 0 ? undefined : parseRequestBody(raw);
+      body = req.body.length === 0 ? undefined : parseRequestBody(req.body);
       if (operation === undefined || !isKnownOperation(operation)) throw unknownOperation(operation);
       if (credentials !== undefined) {
         // Signatures are checked against the real clock, never the injectable one tests move.
-        verifySignature({ method: 'POST', url: req.url ?? '/', headers: req.headers, body: raw, credentials, now: Date.now() });
+        verifySignature({ method: 'POST', url: req.url, headers: req.headers, body: req.body, credentials, now: Date.now() });
       }
       if (body === undefined) throw serializationError('The request body is empty: expected a JSON object');
     } catch (error) {
       if (!(error instanceof DynamoDbError)) throw error;
-      sendError(res, error, requestId);
-      return;
+      return errorAnswer(error, requestId, cors);
     }
     const host = req.headers.host ?? `${options.host}:${options.port}`;
     const outcome = await dispatch(operation!, body, ctx, { ...services, host });
-    if (outcome.ok) sendJson(res, 200, outcome.result, requestId);
-    else sendError(res, outcome.error, requestId);
+    return outcome.ok ? jsonAnswer(200, outcome.result, requestId, cors) : errorAnswer(outcome.error, requestId, cors);
   }
 
-  const server: Server = createServer({ keepAlive: true }, (req, res) => {
-    const done = handle(req, res)
-      .catch((error: unknown) => {
-        console.error('shoal router: request failed:', error);
-        if (!res.headersSent) {
-          send(res, 500, RESPONSE_CONTENT_TYPE, JSON.stringify({
-            __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
-            message: 'Internal server error',
-          }));
-        } else {
-          res.destroy();
-        }
-      })
-      .finally(() => inFlight.delete(done));
-    inFlight.add(done);
-  });
-  // SDK agents keep idle sockets open without a timeout of their own; a server that closes them
-  // quickly races the client's next request on them (ECONNRESET). Hold them about as long as AWS does.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  // Keep-alive connections from SDK clients outlive their requests; track them to close promptly.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  const answerRequest = (req: HttpRequest): Promise<HttpAnswer> => {
+    const done = handle(req).catch((error: unknown): HttpAnswer => {
+      console.error('shoal router: request failed:', error);
+      const body = JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error' });
+      return answer(500, RESPONSE_CONTENT_TYPE, body, newRequestId());
+    });
+    const settled = done.then(() => undefined);
+    inFlight.add(settled);
+    void settled.finally(() => inFlight.delete(settled));
+    return done;
+  };
+
+  const connections = new Set<HttpConnection>();
+  // allowHalfOpen: a client that ends its side after its last request still gets the answers.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+    const connection = new HttpConnection(socket, {
+      answer: answerRequest,
+      tooLarge: () => errorAnswer(requestTooLarge(), newRequestId()),
+      maxBodyBytes: MAX_REQUEST_BYTES,
+      lingerMs: LINGER_MS,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+    });
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -223,9 +161,9 @@ export async function startHttpFrontEnd(options: {
     port,
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      for (const connection of connections) connection.closeWhenIdle();
       await Promise.allSettled([...inFlight]);
-      for (const socket of sockets) socket.destroy();
+      for (const connection of connections) connection.destroy();
       await closed;
     },
   };
