@@ -578,7 +578,7 @@ describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
   /** The table of deploy/README.md's section "Metrics the dashboard reads". */
   const documentedMetrics = (): MetricRow[] => {
     const section = readme.slice(readme.indexOf('## Metrics the dashboard reads'));
-    return [...section.matchAll(/^\| `(shoal_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)].map((match) => ({
+    return [...section.matchAll(/^\| `(shoal_[a-z0-9_]+)` \| (counter|gauge|histogram) \| (?:exported|planned) \|/gm)].map((match) => ({
       name: match[1],
       type: match[2] as MetricRow['type'],
     }));
@@ -649,10 +649,19 @@ describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
     expect([...used].sort()).toEqual(documented.map((row) => row.name).sort());
   });
 
-  it('lists its panels in deploy/README.md', () => {
+  it('lists its panels in deploy/README.md, row by row', () => {
     const section = readme.slice(readme.indexOf('## Grafana dashboard'), readme.indexOf('## Metrics the dashboard reads'));
-    const listed = [...section.matchAll(/^- [\w ]+: (.+)$/gm)].flatMap((match) => match[1].split(', '));
-    expect(listed.sort()).toEqual(graphs.map((panel) => panel.title).sort());
+    const rows = new Map<string, string[]>();
+    let row = '';
+    for (const panel of dashboard.panels) {
+      if (panel.type === 'row') rows.set((row = panel.title), []);
+      else rows.get(row)?.push(panel.title);
+    }
+    expect([...rows.values()].flat()).toEqual(graphs.map((panel) => panel.title));
+    for (const [title, panels] of rows) {
+      const line = section.split('\n').find((candidate) => candidate.startsWith(`- ${title}: `));
+      expect(line?.slice(`- ${title}: `.length).split(', '), title).toEqual(panels);
+    }
   });
 });
 
