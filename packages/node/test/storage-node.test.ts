@@ -1,8 +1,10 @@
 /**
  * Three real storage nodes (startStorageNode) as child processes on 127.0.0.1, all three meta peers:
  * the meta group elects, the nodes register, a table created through MetaService gets its partition
- * on the three nodes, a write through PartitionService reaches every node's store, and a node killed
- * with SIGKILL and restarted recovers its replicas from disk and catches up.
+ * on the three nodes, a write through PartitionService reaches every node's store, a node killed
+ * with SIGKILL and restarted recovers its replicas from disk and catches up, and when a node stays
+ * down its replica moves to a fourth node (placement repair; the partition leader adds it as a
+ * learner, promotes it once caught up, and removes the dead one).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -65,7 +67,7 @@ function put(schema: TableSchema, pk: string, value: string): PartitionWrite {
   return { operations: [{ table: schema, kind: 'Put', key, item: { ...key, value: { S: value } } }] };
 }
 
-describe('startStorageNode: three nodes in child processes', () => {
+describe('startStorageNode: storage nodes in child processes', () => {
   let root = '';
   let peers: MetaPeer[] = [];
   let nodes: StorageNodeChild[] = [];
@@ -83,12 +85,13 @@ describe('startStorageNode: three nodes in child processes', () => {
     return client;
   };
 
+  /** Meta peers listen on their fixed ports; another node on any free one. */
   const start = async (node: StorageNodeChild): Promise<void> => {
-    const address = peers.find((p) => p.nodeId === node.nodeId)!.address;
-    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    const address = peers.find((p) => p.nodeId === node.nodeId)?.address;
+    const port = address === undefined ? 0 : Number(address.slice(address.lastIndexOf(':') + 1));
     node.address = await node.request<string>({
       op: 'start',
-      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200 },
+      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500 },
     });
   };
 
@@ -197,5 +200,29 @@ describe('startStorageNode: three nodes in child processes', () => {
     expect(await eventually(() => storedOn(restarted, 'beta'), 'the item written while it was down', ATTEMPTS)).toEqual({ pk: { S: 'beta' }, value: { S: 'while-down' } });
     expect(await write(put(schema, 'gamma', 'after'), nodes)).toBe(true);
     for (const node of nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
+  });
+
+  it('replaces the replica of a node that stays down with one on a fourth node, which catches up from the log', { timeout: 90_000 }, async () => {
+    const fourth = new StorageNodeChild(4, join(root, 'node-4'));
+    nodes.push(fourth);
+    await start(fourth);
+    await eventually(() => allReady(nodes), 'the fourth node ready', ATTEMPTS);
+    expect((await fourth.state()).metrics.partitionReplicas).toBe(0);
+
+    const gone = nodes[2];
+    await gone.kill();
+    const live = nodes.filter((n) => n !== gone);
+    const moved = await eventually(async () => {
+      const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+      const current = map.notModified ? undefined : map.partitions.find((p) => p.id === partition.id);
+      return current !== undefined && current.replicas.map((r) => r.nodeId).sort().join() === '1,2,4' ? current : undefined;
+    }, 'the partition placed on nodes 1, 2 and 4', ATTEMPTS);
+    expect(moved.epoch).toBeGreaterThan(partition.epoch);
+    partition = moved;
+    for (const pk of ['alpha', 'beta', 'gamma']) await eventually(() => storedOn(fourth, pk), `${pk} on the fourth node`, ATTEMPTS);
+    expect(await write(put(schema, 'delta', 'moved'), live)).toBe(true);
+    for (const node of live) await eventually(() => storedOn(node, 'delta'), `the item written after the move on node ${node.nodeId}`, ATTEMPTS);
+    const states = await Promise.all(live.map((n) => n.state()));
+    expect(states.reduce((sum, s) => sum + s.metrics.membershipChanges, 0)).toBeGreaterThanOrEqual(3);
   });
 });
