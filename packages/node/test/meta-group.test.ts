@@ -6,6 +6,7 @@ import { encodeMetaSnapshot } from '@shoal/meta';
 import type { PartitionDescriptor, TableRecord } from '@shoal/model';
 import {
   NodeState,
+  ReplicaRole,
   RpcError,
   Status,
   dynamoDbErrorFromRpc,
@@ -29,16 +30,6 @@ function table(name: string, tableId = 0): TableRecord {
 /** The node a partition's leader hint should name in these tests: its first voter. */
 function firstVoter(partition: PartitionDescriptor): number | undefined {
   return partition.replicas.find((r) => r.role === 'voter')?.nodeId;
-}
-
-/** Placement rounds on the leader until one has nothing left to do (bounded). */
-async function settle(leader: MetaPeer): Promise<void> {
-  for (let round = 0; round < 30; round++) {
-    const done = await leader.driver.runOnce();
-    if (done === undefined) throw new Error(`node ${leader.nodeId} no longer leads`);
-    if (done.applied.length === 0 && done.refused.length === 0) return;
-  }
-  throw new Error('placement did not settle');
 }
 
 async function rpcFailure(call: Promise<unknown>): Promise<RpcError> {
@@ -67,6 +58,46 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     await cluster.stopAll();
     await rm(root, { recursive: true, force: true });
   });
+
+  const mapNow = async () => {
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    if (map.notModified) throw new Error('expected a full map');
+    return map;
+  };
+
+  /**
+   * Heartbeats of these nodes as if every partition group had converged to its descriptor: each
+   * node reports its replicas with the descriptor's roles, and leads those it is the first voter of.
+   */
+  const heartbeat = async (nodes: number[]): Promise<void> => {
+    const partitions = (await mapNow()).partitions;
+    for (const nodeId of nodes) {
+      const loads = partitions.flatMap((p) =>
+        p.replicas
+          .filter((r) => r.nodeId === nodeId)
+          .map((r) => ({
+            partitionId: BigInt(p.id),
+            leader: firstVoter(p) === nodeId,
+            role: r.role === 'voter' ? ReplicaRole.VOTER : ReplicaRole.LEARNER,
+            appliedIndex: 7n,
+            commitIndex: 7n,
+            term: 2n,
+          })),
+      );
+      await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads }));
+    }
+  };
+
+  /** Placement rounds on the leader, the nodes heartbeating between them, until nothing is left to do (bounded). */
+  const settle = async (leader: MetaPeer, nodes: number[]): Promise<void> => {
+    for (let round = 0; round < 30; round++) {
+      await heartbeat(nodes);
+      const done = await leader.driver.runOnce();
+      if (done === undefined) throw new Error(`node ${leader.nodeId} no longer leads`);
+      if (done.applied.length + done.refused.length + done.waiting.length === 0) return;
+    }
+    throw new Error('placement did not settle');
+  };
 
   const listTableNames = async (): Promise<string[]> =>
     (await cluster.call((p) => p.metaClient.listTables({}))).records.map((r) => tableRecordFromWire(r).schema.name);
@@ -192,26 +223,13 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     // The leader's first round starts its grace period for heartbeats: nobody is marked down yet,
     // but the fourth node gets its share of replicas (rebalancing) over a few rounds.
     expect((await leader.driver.runOnce())?.markedDown).toEqual([]);
-    await settle(leader);
+    await settle(leader, [1, 2, 3, EXTRA_NODE]);
 
-    const mapNow = async () => {
-      const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
-      if (map.notModified) throw new Error('expected a full map');
-      return map;
-    };
-    const heartbeatAll = async (nodes: number[]) => {
-      const partitions = (await mapNow()).partitions;
-      for (const nodeId of nodes) {
-        // Each node claims to lead the partitions it is the first voter of.
-        const loads = partitions
-          .filter((p) => p.replicas.some((r) => r.nodeId === nodeId))
-          .map((p) => ({ partitionId: BigInt(p.id), leader: firstVoter(p) === nodeId, appliedIndex: 7n, commitIndex: 7n, term: 2n }));
-        const answer = await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads }));
-        expect(answer.state).toBe(NodeState.UP);
-      }
-    };
-    await heartbeatAll([1, 2, 3, EXTRA_NODE]);
+    await heartbeat([1, 2, 3, EXTRA_NODE]);
+    const answer = await cluster.call((p) => p.metaClient.heartbeat({ nodeId: 1n }));
+    expect(answer.state).toBe(NodeState.UP);
     const hinted = await mapNow();
+    expect(answer.mapVersion).toBe(BigInt(hinted.version));
     for (const p of hinted.partitions) expect(p.leaderHint).toBe(firstVoter(p));
     const unknown = await rpcFailure(cluster.call((p) => p.metaClient.heartbeat({ nodeId: 99n })));
     expect(unknown.code).toBe(Status.NOT_FOUND);
@@ -221,7 +239,7 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
 
     // The extra node falls silent.
     cluster.now += HEARTBEAT_TIMEOUT_MS;
-    await heartbeatAll([1, 2, 3]);
+    await heartbeat([1, 2, 3]);
     expect((await leader.driver.runOnce())?.markedDown).toEqual([EXTRA_NODE]);
     const status = await leader.adminClient.status({});
     expect(status.metaLeaderId).toBe(BigInt(leader.nodeId));
@@ -230,14 +248,21 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(byId.get(EXTRA_NODE)?.node?.state).toBe(NodeState.DOWN);
     expect(byId.get(EXTRA_NODE)?.secondsSinceHeartbeat).toBe(HEARTBEAT_TIMEOUT_MS / 1000);
     expect(byId.get(1)?.secondsSinceHeartbeat).toBe(0);
-    expect(byId.get(1)?.reportedReplicas.every((r) => r.appliedIndex === 7n)).toBe(true);
+    expect(byId.get(1)?.reportedReplicas.length).toBeGreaterThan(0);
+    expect(byId.get(1)?.reportedReplicas.every((r) => r.appliedIndex === 7n && r.role === ReplicaRole.VOTER)).toBe(true);
     expect(byId.get(1)?.replicas).toBe(hinted.partitions.filter((p) => p.replicas.some((r) => r.nodeId === 1)).length);
 
-    // Within its grace period it keeps its replicas; after it, they are replaced step by step.
+    // Within its grace period it keeps its replicas; after it, they are replaced step by step, each
+    // step once the partition's group reports the previous one done.
     expect((await leader.driver.runOnce())?.applied).toEqual([]);
     cluster.now += DOWN_TIMEOUT_MS;
-    await heartbeatAll([1, 2, 3]);
-    await settle(leader);
+    await heartbeat([1, 2, 3]);
+    const adding = await leader.driver.runOnce();
+    expect(adding?.applied.map((a) => [a.kind, a.partitionId])).toEqual(victimPartitions.map((id) => ['addLearner', id]));
+    const stalled = await leader.driver.runOnce();
+    expect(stalled?.applied).toEqual([]);
+    expect(stalled?.waiting.map((a) => [a.kind, a.partitionId])).toEqual(victimPartitions.map((id) => ['promoteLearner', id]));
+    await settle(leader, [1, 2, 3]);
     const repaired = await mapNow();
     for (const p of repaired.partitions) {
       expect(p.replicas.map((r) => [r.nodeId, r.role]).sort()).toEqual([1, 2, 3].map((id) => [id, 'voter']));
@@ -250,10 +275,10 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
   it('drains a node on request', async () => {
     const leader = await cluster.waitForLeader();
     // The extra node is back; node 3 is drained onto it.
-    await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(EXTRA_NODE) }));
+    await heartbeat([EXTRA_NODE]);
     const drain = await cluster.call((p) => p.adminClient.drain({ nodeId: 3n }));
     expect(drain.remainingReplicas).toBeGreaterThan(0);
-    await settle(leader);
+    await settle(leader, [1, 2, 3, EXTRA_NODE]);
     expect((await cluster.call((p) => p.adminClient.drain({ nodeId: 3n }))).remainingReplicas).toBe(0);
     const unsupported = await rpcFailure(leader.adminClient.transferLeader({ partitionId: 1n, toNode: 1n }));
     expect(unsupported.code).toBe(Status.UNIMPLEMENTED);

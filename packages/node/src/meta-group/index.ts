@@ -1,3 +1,4 @@
 export { META_GROUP_ID, MetaReplica, type MetaOutcome, type MetaReplicaOptions, type MetaStateListener } from './meta-replica.ts';
 export { addMetaServices, type MetaServiceDeps, type MetaServices } from './meta-services.ts';
 export { PlacementDriver, type PlacementDriverOptions, type PlacementLogEntry, type PlacementRound } from './placement-driver.ts';
+export { NodeReports, type NodeReport } from './node-reports.ts';

@@ -4,8 +4,9 @@
  * the leader it knows of), so callers follow the hint or try the next meta peer. Changes are meta
  * commands proposed in the group's log; reads are served after a ReadIndex.
  *
- * Heartbeats are recorded in the log (liveness must survive a change of meta leader); the load and
- * replica reports they carry are kept in this leader's memory only, for Status.
+ * Heartbeats are recorded in the log (liveness must survive a change of meta leader); the replica
+ * reports they carry are kept in this leader's memory only (NodeReports), for Status and the
+ * placement driver.
  */
 import { create } from '@bufbuild/protobuf';
 import { getOwn, resourceInUse, resourceNotFound, type TableRecord } from '@shoal/model';
@@ -33,6 +34,7 @@ import type { NodeId } from '@shoal/raft';
 import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
 import { MetaGroup } from './meta-group.ts';
 import { META_GROUP_ID, type MetaReplica } from './meta-replica.ts';
+import { NodeReports } from './node-reports.ts';
 
 export interface MetaServiceDeps {
   host: MultiRaftHost;
@@ -49,14 +51,10 @@ export interface MetaServiceDeps {
 }
 
 export interface MetaServices {
+  /** The nodes' heartbeat reports, for the PlacementDriver's `reports`. */
+  readonly reports: NodeReports;
   /** Ends every WatchPartitionMap stream (before the server shuts down). */
   close(): void;
-}
-
-/** What a node reported in its last heartbeat to this leader. */
-interface NodeReport {
-  at: number;
-  loads: PartitionLoad[];
 }
 
 const NODE_STATES: Record<NodeRecord['state'], NodeState> = {
@@ -69,7 +67,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
   const group = new MetaGroup(deps.host, deps.meta, deps.nodeId);
   const clock = deps.clock ?? Date.now;
   const checkMs = deps.watchLeadershipCheckMs ?? 1_000;
-  const reports = new Map<NodeId, NodeReport>();
+  const reports = new NodeReports();
   const closing = new AbortController();
 
   const notLeader = (leader: NodeId, why: string): RpcError => {
@@ -163,7 +161,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         const nodeId = counterFromWire(request.nodeId, 'node id');
         const at = clock();
         await group.propose({ type: 'heartbeat', nodeId, at });
-        reports.set(nodeId, { at, loads: request.loads });
+        reports.record(nodeId, at, request.loads);
         await recordLeaderHints(group, nodeId, request.loads);
         const state = deps.meta.state;
         return { state: NODE_STATES[state.nodes[nodeId].state], mapVersion: BigInt(state.mapVersion) };
@@ -257,7 +255,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
     split: () => Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Split is not supported yet: partitions of the cluster are not split')),
   });
 
-  return { close: () => closing.abort() };
+  return { reports, close: () => closing.abort() };
 }
 
 /**

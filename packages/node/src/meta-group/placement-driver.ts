@@ -4,6 +4,11 @@
  * drain, rebalance; @shoal/meta's planners). A step is a change of the partition's DESIRED replicas
  * (setReplicas at the planned epoch); partition leaders converge their Raft groups to it.
  *
+ * Given the nodes' heartbeat reports, the driver changes a partition's descriptor again only once
+ * its Raft group matches it (every replica on a live node reports the role the descriptor gives
+ * it), so the descriptor is never more than one step ahead of the group: a replaced voter leaves
+ * the descriptor (and its node deletes the data) only after its replacement votes.
+ *
  * Leadership is not the driver's to move: partition leaders hand it over themselves when they are
  * removed. So it plans on the map without leader hints (no transferLeader steps: a draining or
  * surplus voter is removed from the descriptor directly, and leader counts are not balanced).
@@ -21,6 +26,7 @@ import type { NodeId } from '@shoal/raft';
 import type { MultiRaftHost } from '../host/index.ts';
 import { MetaGroup } from './meta-group.ts';
 import type { MetaReplica } from './meta-replica.ts';
+import type { NodeReports } from './node-reports.ts';
 
 export interface PlacementLogEntry {
   level: 'info' | 'warn';
@@ -45,6 +51,11 @@ export interface PlacementDriverOptions {
   downTimeoutMs?: number;
   /** Replica moves started per round by rebalancing (default 4). */
   maxMoves?: number;
+  /**
+   * The nodes' heartbeat reports (MetaServices.reports): steps wait for the partition's group to
+   * match its descriptor. Without them every round takes the next step at once.
+   */
+  reports?: NodeReports;
   log?(entry: PlacementLogEntry): void;
 }
 
@@ -56,6 +67,8 @@ export interface PlacementRound {
   applied: PlacementAction[];
   /** Steps the meta state refused (the partition moved on meanwhile); planned again next round. */
   refused: PlacementAction[];
+  /** Steps not taken yet: the partition's group does not match its descriptor yet. */
+  waiting: PlacementAction[];
 }
 
 export class PlacementDriver {
@@ -65,6 +78,7 @@ export class PlacementDriver {
   readonly #heartbeatTimeoutMs: number;
   readonly #downTimeoutMs: number;
   readonly #maxMoves: number;
+  readonly #reports: NodeReports | undefined;
   readonly #log: (entry: PlacementLogEntry) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #round: Promise<unknown> | undefined;
@@ -79,6 +93,7 @@ export class PlacementDriver {
     this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
     this.#downTimeoutMs = options.downTimeoutMs ?? 30_000;
     this.#maxMoves = options.maxMoves ?? 4;
+    this.#reports = options.reports;
     this.#log = options.log ?? (() => {});
   }
 
@@ -107,7 +122,7 @@ export class PlacementDriver {
     const now = this.#clock();
     this.#leaderSince ??= now;
     const state = await group.read();
-    const round: PlacementRound = { markedDown: [], applied: [], refused: [] };
+    const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [] };
     if (now - this.#leaderSince >= this.#heartbeatTimeoutMs) {
       for (const command of planLiveness(state, now, this.#heartbeatTimeoutMs)) {
         if (command.type !== 'markNodeDown') continue;
@@ -117,11 +132,16 @@ export class PlacementDriver {
         }
       }
     }
-    const planned = planPlacement(withoutLeaderHints(group.meta.state), now, {
+    const current = group.meta.state;
+    const planned: PlacementAction[] = [];
+    for (const action of planPlacement(withoutLeaderHints(current), now, {
       downTimeoutMs: this.#downTimeoutMs,
       maxMoves: this.#maxMoves,
       maxLeaderTransfers: 0,
-    });
+    })) {
+      if (this.#converged(current, current.partitions[action.partitionId])) planned.push(action);
+      else round.waiting.push(action);
+    }
     // One step per partition: the proposals do not interfere with each other.
     const outcomes = await Promise.all(planned.map((action) => this.#propose(() => group.propose(commandForAction(group.meta.state, action)))));
     planned.forEach((action, i) => {
@@ -129,6 +149,16 @@ export class PlacementDriver {
       if (outcomes[i]) this.#log({ level: 'info', event: 'placement_step', ...action });
     });
     return round;
+  }
+
+  /** Whether every replica on a live node reports the role its descriptor gives it (down nodes report nothing). */
+  #converged(state: MetaState, partition: PartitionDescriptor): boolean {
+    const reports = this.#reports;
+    if (reports === undefined) return true;
+    return partition.replicas.every((r) => {
+      const node = state.nodes[r.nodeId];
+      return node === undefined || node.state === 'down' || reports.roleOf(r.nodeId, partition.id) === r.role;
+    });
   }
 
   /** Proposes; false when the meta state refused the command, which the next round plans anew. */
