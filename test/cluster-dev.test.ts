@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isReady, scrapeMetrics } from './helpers/cluster.ts';
+import { isReady, killStartedProcesses, runShoal, scrapeMetrics } from './helpers/cluster.ts';
 import type { Exit } from './helpers/cluster.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
@@ -84,24 +84,6 @@ async function startDev(dataDir: string, extra: string[] = []): Promise<DevProce
   return { child, exited, stdout: () => stdout, stderr: () => stderr, members, endpoint };
 }
 
-/** Runs `shoal <args>` to its end (bounded). */
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  started.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((done) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      started.delete(child);
-      done({ code, stdout, stderr });
-    }),
-  );
-}
-
 beforeAll(async () => {
   dataRoot = await mkdtemp(join(tmpdir(), 'shoal-dev-'));
 });
@@ -122,6 +104,7 @@ afterAll(async () => {
       // Already gone.
     }
   }
+  killStartedProcesses();
   await rm(dataRoot, { recursive: true, force: true });
 });
 
@@ -151,7 +134,7 @@ describe('shoal dev', () => {
     client.destroy();
 
     // `shoal admin status` finds the cluster from the data directory alone.
-    const status = await runCli(['admin', 'status', '--data-dir', dataDir, '--json']);
+    const status = await runShoal(['admin', 'status', '--data-dir', dataDir, '--json']);
     expect(status.code).toBe(0);
     const summary = JSON.parse(status.stdout) as {
       nodes: { id: number; state: string }[];
@@ -160,7 +143,7 @@ describe('shoal dev', () => {
     expect(summary.nodes.map((node) => [node.id, node.state])).toEqual([[1, 'up'], [2, 'up'], [3, 'up']]);
     const partition = summary.partitions.find((row) => row.table === 'dev');
     expect(partition?.replicas.toSorted()).toEqual(['1', '2', '3']);
-    const text = await runCli(['admin', 'status', '--data-dir', dataDir]);
+    const text = await runShoal(['admin', 'status', '--data-dir', dataDir]);
     expect(text.stdout).toMatch(/^NODE +ADDRESS +STATE +REPLICAS +LEADERS +HEARTBEAT$/m);
     expect(text.stdout).toMatch(/^ +\d+ +dev +start\.\.end +\d+ +\d+ +[123],[123],[123] +\d+ +\d+$/m);
 

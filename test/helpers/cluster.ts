@@ -5,6 +5,8 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Item, TableSchema } from '@shoal/model';
+import { createClient, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
 import { connectCluster, startRouter } from '@shoal/router';
 import type { ClusterBackend, Credentials, Router } from '@shoal/router';
 
@@ -20,13 +22,13 @@ const START_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-/** Every node process started here and still running: killed by `killNodeProcesses` (afterAll) or at exit. */
+/** Every process started here and still running: killed by `killStartedProcesses` (afterAll) or at exit. */
 const started = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of started) child.kill('SIGKILL');
 });
 
-export function killNodeProcesses(): void {
+export function killStartedProcesses(): void {
   for (const child of started) child.kill('SIGKILL');
   started.clear();
 }
@@ -282,4 +284,58 @@ export async function startClusterRouter(
       await backend.close();
     },
   };
+}
+
+/** `shoal admin status --json` as it prints it. */
+export interface AdminStatus {
+  metaLeader: number;
+  mapVersion: number;
+  nodes: { id: number; address: string; state: string; replicas: number; leaders: number; secondsSinceHeartbeat: number }[];
+  partitions: { id: number; table: string; range: string; epoch: number; leader?: number; replicas: string[]; appliedIndex?: number; lag?: number }[];
+}
+
+/** Runs `shoal <args>` to its end (bounded), as a user would. */
+export function runShoal(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((done) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      started.delete(child);
+      done({ code, stdout, stderr });
+    }),
+  );
+}
+
+export async function adminStatus(metaAddresses: string[]): Promise<AdminStatus> {
+  const { code, stdout, stderr } = await runShoal(['admin', 'status', '--json', '--meta', metaAddresses.join(',')]);
+  if (code !== 0) throw new Error(`shoal admin status failed (${code}): ${stderr}`);
+  return JSON.parse(stdout) as AdminStatus;
+}
+
+/**
+ * An eventually consistent Get sent straight to one node's PartitionService, not through a router:
+ * what that replica holds itself.
+ */
+export async function getFromNode(
+  address: string,
+  partition: { id: number; epoch: number },
+  table: TableSchema,
+  key: Item,
+): Promise<Item | undefined> {
+  const client = createClient(PartitionService, address);
+  try {
+    const response = await client.get(
+      getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table, key }, { consistent: false }),
+      { timeoutMs: 5_000 },
+    );
+    return getResultFromWire(response)?.item;
+  } finally {
+    client.close();
+  }
 }
