@@ -123,17 +123,33 @@ class PartitionReplicaSet {
     return this.#replicas.get(partitionId);
   }
 
-  async open(partition: PartitionDescriptor | number): Promise<void> {
-    const id = typeof partition === 'number' ? partition : partition.id;
-    if (typeof partition !== 'number') this.#remember(partition);
-    if (this.#replicas.has(id)) return;
-    const replica = await PartitionReplica.open(id, this.#store.partitions, {
+  /** The replica of a group found in the Raft log at start: it resumes from its data. */
+  async reopen(partitionId: number): Promise<void> {
+    this.#replicas.set(partitionId, await this.#openReplica(partitionId));
+  }
+
+  /**
+   * A new replica about to be created here starts from no data: what an earlier replica of the
+   * partition left (a crash between deleting its log and deleting its data) would otherwise count
+   * as applied, and the new replica would skip those entries of the log.
+   */
+  async open(partition: PartitionDescriptor): Promise<void> {
+    this.#remember(partition);
+    if (this.#replicas.has(partition.id)) return;
+    if ((await this.#store.partitions.appliedIndex(partition.id)) > 0) {
+      this.#log.warn('deleting the data an earlier replica of the partition left', { partition: partition.id });
+      await this.#dropData(partition.id);
+    }
+    this.#replicas.set(partition.id, await this.#openReplica(partition.id));
+  }
+
+  #openReplica(partitionId: number): Promise<PartitionReplica> {
+    return PartitionReplica.open(partitionId, this.#store.partitions, {
       boundOf: () => {
-        const known = this.#known.get(id);
+        const known = this.#known.get(partitionId);
         return known === undefined ? undefined : partitionBound(known.descriptor);
       },
     });
-    this.#replicas.set(id, replica);
   }
 
   /** Takes the descriptors and schemas of the replicas here from a new map. */
@@ -145,9 +161,13 @@ class PartitionReplicaSet {
   }
 
   async drop(partitionId: number): Promise<void> {
-    const known = this.#known.get(partitionId);
     this.#replicas.delete(partitionId);
+    await this.#dropData(partitionId);
     this.#known.delete(partitionId);
+  }
+
+  async #dropData(partitionId: number): Promise<void> {
+    const known = this.#known.get(partitionId);
     if (known?.table === undefined) {
       // Restarted after the table was deleted: its schema (and so its index entries) is unknown here.
       this.#log.warn('partition data left in the store: its table schema is unknown', { partition: partitionId });
@@ -193,7 +213,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
     const replicas = new PartitionReplicaSet(local, view, log);
     // The host asks for state machines synchronously: every replica in the log opens first.
-    for (const group of logStore.listGroups()) if (group.groupId !== META_GROUP_ID) await replicas.open(group.groupId);
+    for (const group of logStore.listGroups()) if (group.groupId !== META_GROUP_ID) await replicas.reopen(group.groupId);
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
 
     const server = new Server();
