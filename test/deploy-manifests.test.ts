@@ -1,6 +1,9 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +38,9 @@ const REPO = resolve(import.meta.dirname, '..');
 const KUSTOMIZATION_DIR = join(REPO, 'deploy', 'kubernetes');
 const SHOAL = join(REPO, 'deploy', 'bin', 'shoal');
 const COMMAND_TIMEOUT_MS = 60_000;
+/** How long a process played as a pod may take to become ready, and to stop after SIGTERM. */
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
 
 interface KubernetesObject {
   apiVersion: string;
@@ -233,6 +239,46 @@ function hostPort(text: string): { host: string; port: number } {
 function matchesSelector(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   const wanted = Object.entries(selector ?? {});
   return wanted.length > 0 && wanted.every(([key, value]) => labels?.[key] === value);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((listening, failed) => {
+    server.once('error', failed);
+    server.listen(0, '127.0.0.1', listening);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((closed) => server.close(() => closed()));
+  return port;
+}
+
+async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: response.status, body: await response.text() };
+}
+
+/** The metric names of a Prometheus text exposition. */
+function exposedMetrics(exposition: string): Set<string> {
+  return new Set(exposition.split('\n').flatMap((line) => (line.startsWith('#') ? [] : (/^[a-zA-Z_:][\w:]*/.exec(line) ?? []))));
+}
+
+const readme = readFileSync(join(REPO, 'deploy', 'README.md'), 'utf8');
+
+interface MetricRow {
+  name: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  /** Whether the processes export it now, or the dashboard waits for it. */
+  status: 'exported' | 'planned';
+}
+
+/** The table of deploy/README.md's section "Metrics the dashboard reads". */
+function documentedMetrics(): MetricRow[] {
+  const section = readme.slice(readme.indexOf('## Metrics the dashboard reads'));
+  return [...section.matchAll(/^\| `(shoal_[a-z0-9_]+)` \| (counter|gauge|histogram) \| (exported|planned) \|/gm)].map((match) => ({
+    name: match[1],
+    type: match[2] as MetricRow['type'],
+    status: match[3] as MetricRow['status'],
+  }));
 }
 
 describe('Kubernetes manifests (deploy/kubernetes)', () => {
@@ -547,6 +593,130 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(storage().spec?.template.spec?.securityContext?.fsGroup).toBe(storage().spec?.template.spec?.securityContext?.runAsGroup);
     });
   });
+
+  describe('played by real processes on loopback (one storage pod as a one-node meta group, one router pod)', () => {
+    interface PlayedPod {
+      name: string;
+      child: ChildProcess;
+      opsPort: number;
+      /** The last lines the process logged, for the failure message. */
+      log: string[];
+      exited: Promise<number | null>;
+    }
+    const played: PlayedPod[] = [];
+    let dynamodbPort: number;
+
+    /** The pod's command line with the cluster's DNS names and the wildcard address put on loopback. */
+    const onLoopback = (argv: string[]): string[] =>
+      argv.map((arg) => arg.replace(/\bshoal-storage-\d+\.shoal-storage\.[a-z0-9.-]+(?=:\d+$|:\d+,)/g, '127.0.0.1').replace(/^0\.0\.0\.0(?=:|$)/, '127.0.0.1'));
+
+    const play = (name: string, template: IPodTemplateSpec | undefined, known: Map<string, CliOption>, settings: Record<string, string>): PlayedPod => {
+      const argv = startCommandOf(template, 'shoal', name, settings);
+      parseInvocation(argv, known);
+      const child = spawn(SHOAL, onLoopback(argv), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+      });
+      const pod: PlayedPod = {
+        name,
+        child,
+        opsPort: Number(settings.SHOAL_OPS_PORT),
+        log: [],
+        exited: new Promise((exited) => child.once('exit', (code) => exited(code))),
+      };
+      const keep = (chunk: Buffer): void => {
+        pod.log.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+        pod.log.splice(0, Math.max(0, pod.log.length - 20));
+      };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      played.push(pod);
+      return pod;
+    };
+
+    const untilReady = async (pod: PlayedPod): Promise<void> => {
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        if (pod.child.exitCode !== null) throw new Error(`${pod.name} exited (${pod.child.exitCode}):\n${pod.log.join('\n')}`);
+        const ready = await httpGet(pod.opsPort, '/readyz').then(
+          (answer) => answer.status === 200,
+          () => false,
+        );
+        if (ready) return;
+        await new Promise((tick) => setTimeout(tick, 200));
+      }
+      throw new Error(`${pod.name} not ready within ${READY_TIMEOUT_MS} ms:\n${pod.log.join('\n')}`);
+    };
+
+    const podNamed = (name: string): PlayedPod => {
+      const pod = played.find((candidate) => candidate.name === name);
+      if (pod === undefined) throw new Error(`${name} was not started`);
+      return pod;
+    };
+
+    /** The README's metrics of one process (by prefix) export as documented: exported ones present, planned ones absent. */
+    const expectDocumentedMetrics = (exposition: string, prefix: string): void => {
+      const names = exposedMetrics(exposition);
+      const rows = documentedMetrics().filter((row) => row.name.startsWith(prefix));
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.filter((row) => row.status === 'exported' && !names.has(row.name)).map((row) => row.name), 'exported in the README, missing from /metrics').toEqual([]);
+      expect(rows.filter((row) => row.status === 'planned' && [...names].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
+    };
+
+    beforeAll(async () => {
+      const grpcPort = await freePort();
+      dynamodbPort = await freePort();
+      const storagePodSettings = {
+        SHOAL_META_NODES: '1',
+        SHOAL_GRPC_PORT: String(grpcPort),
+        SHOAL_OPS_PORT: String(await freePort()),
+        SHOAL_DATA_DIR: mkdtempSync(join(scratch, 'data-')),
+      };
+      await untilReady(play('shoal-storage-0', storage().spec?.template, nodeOptions, storagePodSettings));
+      const routerPodSettings = {
+        SHOAL_META_NODES: '1',
+        SHOAL_GRPC_PORT: String(grpcPort),
+        SHOAL_DYNAMODB_PORT: String(dynamodbPort),
+        SHOAL_OPS_PORT: String(await freePort()),
+      };
+      await untilReady(play('shoal-router-5c9f7-abcde', router().spec?.template, routerOptions, routerPodSettings));
+    }, 3 * READY_TIMEOUT_MS);
+
+    afterAll(async () => {
+      for (const pod of played) if (pod.child.exitCode === null) pod.child.kill('SIGKILL');
+      await Promise.all(played.map((pod) => pod.exited));
+    });
+
+    it('storage pod: the probes answer on the ops port, /metrics has the documented node metrics', async () => {
+      const pod = podNamed('shoal-storage-0');
+      expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
+      expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
+      expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_node_');
+    });
+
+    it('router pod: the probes answer on the ops port, /metrics has the documented router metrics, the DynamoDB port answers', async () => {
+      const pod = podNamed('shoal-router-5c9f7-abcde');
+      expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
+      expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
+      expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_router_');
+      const response = await fetch(`http://127.0.0.1:${dynamodbPort}/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': 'DynamoDB_20120810.ListTables' },
+        body: '{}',
+      });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ TableNames: [] });
+    });
+
+    it('both stop cleanly on SIGTERM, the router first', async () => {
+      for (const name of ['shoal-router-5c9f7-abcde', 'shoal-storage-0']) {
+        const pod = podNamed(name);
+        pod.child.kill('SIGTERM');
+        const code = await Promise.race([pod.exited, new Promise<string>((late) => setTimeout(() => late('still running'), STOP_TIMEOUT_MS).unref())]);
+        expect(code, `${name}:\n${pod.log.join('\n')}`).toBe(0);
+      }
+    });
+  });
 });
 
 describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
@@ -562,27 +732,13 @@ describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
     datasource?: { uid?: string };
     targets?: Target[];
   }
-  interface MetricRow {
-    name: string;
-    type: 'counter' | 'gauge' | 'histogram';
-  }
 
   const dashboard = JSON.parse(readFileSync(join(KUSTOMIZATION_DIR, 'grafana-dashboard.json'), 'utf8')) as {
     uid: string;
     panels: Panel[];
     templating: { list: { name: string; type: string }[] };
   };
-  const readme = readFileSync(join(REPO, 'deploy', 'README.md'), 'utf8');
   const graphs = dashboard.panels.filter((panel) => panel.type !== 'row');
-
-  /** The table of deploy/README.md's section "Metrics the dashboard reads". */
-  const documentedMetrics = (): MetricRow[] => {
-    const section = readme.slice(readme.indexOf('## Metrics the dashboard reads'));
-    return [...section.matchAll(/^\| `(shoal_[a-z0-9_]+)` \| (counter|gauge|histogram) \| (?:exported|planned) \|/gm)].map((match) => ({
-      name: match[1],
-      type: match[2] as MetricRow['type'],
-    }));
-  };
 
   /** The `shoal_` series an expression reads. */
   const seriesOf = (expr: string): string[] => [...expr.matchAll(/\bshoal_[a-z0-9_]+/g)].map((match) => match[0]);
