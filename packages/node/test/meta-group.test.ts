@@ -318,6 +318,12 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(next.nodeId).not.toBe(leader.nodeId);
     expect(await listTableNames()).toEqual(tables);
     expect(Buffer.from(encodeMetaSnapshot(next.meta.state))).toEqual(Buffer.from(before));
+    // A new leader gives the nodes a heartbeat timeout to find it before it judges them.
+    cluster.now += 2 * HEARTBEAT_TIMEOUT_MS;
+    expect((await next.driver.runOnce())?.markedDown).toEqual([]);
+    cluster.now += HEARTBEAT_TIMEOUT_MS;
+    expect((await next.driver.runOnce())?.markedDown).toEqual([1, 2, 3, EXTRA_NODE]);
+    await heartbeat([1, 2, 3, EXTRA_NODE]);
     await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('AfterFailover')) }));
 
     const restarted: MetaPeer = await cluster.start(leader.nodeId);

@@ -23,6 +23,11 @@ export class MetaGroup {
     return this.host.leaderOf(META_GROUP_ID) ?? 0;
   }
 
+  /** The meta group's current term on this node, undefined when the group is not hosted here. */
+  term(): number | undefined {
+    return this.host.status().find((s) => s.groupId === META_GROUP_ID)?.term;
+  }
+
   /** Raft names a node its own leader only while it leads. */
   isLeader(): boolean {
     return this.leaderId() === this.nodeId;

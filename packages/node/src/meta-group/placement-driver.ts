@@ -83,8 +83,8 @@ export class PlacementDriver {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #round: Promise<unknown> | undefined;
   #running = false;
-  /** When this node was first seen leading, in its current run of leadership. */
-  #leaderSince: number | undefined;
+  /** When this node was first seen leading, and in which term (a later term is a new leadership). */
+  #leadership: { term: number; since: number } | undefined;
 
   constructor(options: PlacementDriverOptions) {
     this.#group = new MetaGroup(options.host, options.meta, options.nodeId);
@@ -115,15 +115,16 @@ export class PlacementDriver {
   /** One round now; undefined when this node does not lead the meta group. */
   async runOnce(): Promise<PlacementRound | undefined> {
     const group = this.#group;
-    if (!group.isLeader()) {
-      this.#leaderSince = undefined;
+    const term = group.term();
+    if (!group.isLeader() || term === undefined) {
+      this.#leadership = undefined;
       return undefined;
     }
     const now = this.#clock();
-    this.#leaderSince ??= now;
+    if (this.#leadership?.term !== term) this.#leadership = { term, since: now };
     const state = await group.read();
     const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [] };
-    if (now - this.#leaderSince >= this.#heartbeatTimeoutMs) {
+    if (now - this.#leadership.since >= this.#heartbeatTimeoutMs) {
       for (const command of planLiveness(state, now, this.#heartbeatTimeoutMs)) {
         if (command.type !== 'markNodeDown') continue;
         if (await this.#propose(() => group.propose(command))) {
