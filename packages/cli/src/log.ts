@@ -22,16 +22,25 @@ function serializable(value: unknown): unknown {
   return value;
 }
 
-/** A logger writing JSON lines `{time, level, msg, ...base, ...fields}` to `write` (default: stderr). */
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+function isLogLevel(text: string | undefined): text is LogLevel {
+  return text !== undefined && Object.hasOwn(RANK, text);
+}
+
+/**
+ * A logger writing JSON lines `{time, level, msg, ...base, ...fields}` to `write` (default: stderr),
+ * from `minLevel` up (default: SHOAL_LOG_LEVEL, else info).
+ */
 export function createLogger(
   base: LogFields = {},
   options: { write?: (line: string) => void; minLevel?: LogLevel } = {},
 ): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const rank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
-  const minimum = rank[options.minLevel ?? 'info'];
+  const configured = process.env.SHOAL_LOG_LEVEL;
+  const minimum = RANK[options.minLevel ?? (isLogLevel(configured) ? configured : 'info')];
   const emit = (level: LogLevel, message: string, fields: LogFields = {}): void => {
-    if (rank[level] < minimum) return;
+    if (RANK[level] < minimum) return;
     const record: LogFields = { time: new Date().toISOString(), level, msg: message, ...base };
     for (const [key, value] of Object.entries(fields)) record[key] = serializable(value);
     write(`${JSON.stringify(record)}\n`);
