@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
@@ -15,6 +16,7 @@ import {
   QueryCommand,
   ScanCommand,
   TransactWriteItemsCommand,
+  UpdateTableCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import type { Item } from '@shoal/model';
@@ -239,6 +241,63 @@ describe('the DynamoDB API over a three-node cluster', () => {
       const item = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S(pk), sk: N(0) }, ConsistentRead: true }));
       expect(item.Item).toBeUndefined();
     }
+  });
+
+  it('a GSI added by UpdateTable is backfilled on every partition, then answers queries', { timeout: 60_000 }, async () => {
+    await client.send(
+      new UpdateTableCommand({
+        TableName: 'orders',
+        AttributeDefinitions: [{ AttributeName: 'at', AttributeType: 'N' }],
+        GlobalSecondaryIndexUpdates: [{ Create: { IndexName: 'byAt', KeySchema: [{ AttributeName: 'at', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } } }],
+      }),
+    );
+    await eventually('the index is active', async () => {
+      const table = (await client.send(new DescribeTableCommand({ TableName: 'orders' }))).Table;
+      return table?.GlobalSecondaryIndexes?.find((index) => index.IndexName === 'byAt')?.IndexStatus === 'ACTIVE';
+    });
+    const hit = await client.send(new QueryCommand({ TableName: 'orders', IndexName: 'byAt', KeyConditionExpression: '#at = :at', ExpressionAttributeNames: { '#at': 'at' }, ExpressionAttributeValues: { ':at': N(1_000 - 45) } }));
+    expect(hit.Items).toEqual([{ at: N(955), pk: S('customer-15'), sk: N(45) }]);
+    const all = await allPages((startKey) => client.send(new ScanCommand({ TableName: 'orders', IndexName: 'byAt', Limit: 25, ExclusiveStartKey: startKey })));
+    expect(all.items).toHaveLength(ITEMS);
+  });
+
+  it('a Scan stops at the 1 MB page across partitions and resumes where it stopped', { timeout: 60_000 }, async () => {
+    await client.send(
+      new CreateTableCommand({
+        TableName: 'blobs',
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    const count = 20;
+    const blob = 'b'.repeat(110_000);
+    for (let first = 0; first < count; first += 5) {
+      await Promise.all(Array.from({ length: 5 }, (_, offset) => client.send(new PutItemCommand({ TableName: 'blobs', Item: { id: S(`blob-${first + offset}`), data: S(blob) } }))));
+    }
+    const scan = await allPages((startKey) => client.send(new ScanCommand({ TableName: 'blobs', ConsistentRead: true, ExclusiveStartKey: startKey })));
+    expect(new Set(scan.items.map((item) => item.id.S)).size).toBe(count);
+    expect(scan.items).toHaveLength(count);
+    // 20 x 110 KB is about 2.2 MB: three pages at least.
+    expect(scan.pages).toBeGreaterThanOrEqual(3);
+  });
+
+  it('DeleteTable removes the table at once for this router; the name can be used again', { timeout: 60_000 }, async () => {
+    await client.send(new DeleteTableCommand({ TableName: 'blobs' }));
+    await expect(client.send(new DescribeTableCommand({ TableName: 'blobs' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await client.send(
+      new CreateTableCommand({
+        TableName: 'blobs',
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    const scan = await client.send(new ScanCommand({ TableName: 'blobs', ConsistentRead: true }));
+    expect(scan.Count).toBe(0);
+    await client.send(new PutItemCommand({ TableName: 'blobs', Item: { id: S('again') } }));
+    const got = await client.send(new GetItemCommand({ TableName: 'blobs', Key: { id: S('again') }, ConsistentRead: true }));
+    expect(got.Item).toEqual({ id: S('again') });
   });
 
   it('a write sent to a follower is redirected by NotLeader to the leader and applied once', { timeout: 60_000 }, async () => {
