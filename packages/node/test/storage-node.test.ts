@@ -4,7 +4,8 @@
  * on the three nodes, a write through PartitionService reaches every node's store, a node killed
  * with SIGKILL and restarted recovers its replicas from disk and catches up, and when a node stays
  * down its replica moves to a fourth node (placement repair; the partition leader adds it as a
- * learner, promotes it once caught up, and removes the dead one).
+ * learner, promotes it once caught up, and removes the dead one); deleting the table removes every
+ * replica.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -224,5 +225,18 @@ describe('startStorageNode: storage nodes in child processes', () => {
     for (const node of live) await eventually(() => storedOn(node, 'delta'), `the item written after the move on node ${node.nodeId}`, ATTEMPTS);
     const states = await Promise.all(live.map((n) => n.state()));
     expect(states.reduce((sum, s) => sum + s.metrics.membershipChanges, 0)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('deletes a table: every node removes its replica and answers PartitionNotFound for it', { timeout: 60_000 }, async () => {
+    const live = nodes.filter((n) => n.alive);
+    await meta.call((client, options) => client.deleteTable({ name: schema.name }, options));
+    await eventually(async () => ((await Promise.all(live.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === 0) ? true : undefined), 'replicas removed', ATTEMPTS);
+    for (const node of live) {
+      const error = await partitionClient(node.address)
+        .get(getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: 'alpha' } } }, { consistent: false }))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RpcError);
+      expect((error as RpcError).detail(ErrorDetailSchema)?.kind.case).toBe('partitionNotFound');
+    }
   });
 });
