@@ -169,8 +169,15 @@ function objectType(object: KubernetesObject): FieldType {
   return { kind: 'object', fields: () => declaredFields(file, `I${object.kind}`) ?? new Map() };
 }
 
+/** The objects `kubectl apply -k deploy/kubernetes` would send, built by kubectl's own kustomize. */
 function kustomizeBuild(): KubernetesObject[] {
-  const text = execFileSync('kubectl', ['kustomize', KUSTOMIZATION_DIR], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS });
+  let text: string;
+  try {
+    text = execFileSync('kubectl', ['kustomize', KUSTOMIZATION_DIR], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'kubectl is not installed (these tests need its built-in kustomize)' : String(error);
+    throw new Error(`kubectl kustomize ${KUSTOMIZATION_DIR} failed: ${reason}`);
+  }
   return parseAllDocuments(text).map((document) => {
     if (document.errors.length > 0) throw new Error(`kustomize output is not YAML: ${document.errors[0].message}`);
     return document.toJS() as KubernetesObject;
