@@ -220,6 +220,7 @@ function backUp(node: NodeRecord, address: string, lastHeartbeatAt: number): Nod
 }
 
 function createTable(state: MetaState, requested: TableRecord, partitionCount: number): MetaApplyResult {
+  checkTableRecord('createTable', requested);
   const name = requested.schema.name;
   if (getOwn(state.tables, name)) throw new MetaCommandError('createTable', `table ${name} already exists`, 'tableExists');
   checkPartitionCount('createTable', partitionCount);
@@ -233,6 +234,7 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
 }
 
 function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult {
+  checkTableRecord('updateTable', requested);
   const name = requested.schema.name;
   const current = getOwn(state.tables, name);
   if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`, 'noSuchTable');
@@ -313,6 +315,34 @@ function createPartitions(
     return { ...p, replicas };
   });
   return { state: withPartitions({ ...state, nextPartitionId: state.nextPartitionId + count }, created), created };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isKeyAttribute = (value: unknown): boolean =>
+  isObject(value) && typeof value.name === 'string' && value.name.length > 0 && (value.type === 'S' || value.type === 'N' || value.type === 'B');
+const isSpaceId = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_SPACE_ID;
+
+/**
+ * The shape meta relies on in a table record (it arrives as JSON from a router): a refusal rather
+ * than an exception in the middle of applying it. The DynamoDB rules were checked by the router.
+ */
+function checkTableRecord(command: MetaCommandType, record: unknown): void {
+  const bad = (what: string): never => {
+    throw new MetaCommandError(command, `malformed table record: ${what}`);
+  };
+  if (!isObject(record) || !isObject(record.schema)) return bad('no schema');
+  const schema = record.schema;
+  if (typeof schema.name !== 'string' || schema.name.length === 0) bad('no table name');
+  if (!isSpaceId(schema.tableId)) bad('bad table space id');
+  if (!isKeyAttribute(schema.hashKey) || (schema.rangeKey !== undefined && !isKeyAttribute(schema.rangeKey))) bad('bad key schema');
+  if (!Array.isArray(schema.indexes)) return bad('no index list');
+  const names = new Set<unknown>();
+  for (const index of schema.indexes as unknown[]) {
+    if (!isObject(index) || typeof index.name !== 'string' || names.has(index.name)) return bad('an index without a name, or two of one name');
+    names.add(index.name);
+    if ((index.kind !== 'LSI' && index.kind !== 'GSI') || !isSpaceId(index.indexId) || !isKeyAttribute(index.hashKey)) bad(`bad index ${index.name}`);
+  }
+  if (!isObject(record.tags)) bad('no tags');
 }
 
 function checkPartitionCount(command: MetaCommandType, count: number): void {

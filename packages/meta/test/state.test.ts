@@ -206,6 +206,26 @@ describe('tables', () => {
     expect(state.mapVersion).toBe(versionBefore + 1);
   });
 
+  it('refuses malformed table records instead of throwing while applying them', () => {
+    const state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 1 });
+    const base = table('U', [gsi('a')]);
+    const malformed: unknown[] = [
+      {},
+      { ...base, schema: null },
+      { ...base, schema: { ...base.schema, name: '' } },
+      { ...base, schema: { ...base.schema, tableId: -1 } },
+      { ...base, schema: { ...base.schema, hashKey: { name: 'pk', type: 'X' } } },
+      { ...base, schema: { ...base.schema, indexes: 'none' } },
+      { ...base, schema: { ...base.schema, indexes: [gsi('a'), gsi('a')] } },
+      { ...base, schema: { ...base.schema, indexes: [{ ...gsi('a'), kind: 'MAGIC' }] } },
+      { ...base, tags: undefined },
+    ];
+    for (const record of malformed) {
+      rejects(state, { type: 'createTable', record: record as TableRecord, partitionCount: 1 }, /malformed table record/);
+      rejects(state, { type: 'updateTable', record: record as TableRecord }, /malformed table record/);
+    }
+  });
+
   it('rejects updates of unknown tables, of the space id, of an index kind', () => {
     const state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 1 });
     const record = state.tables.T;

@@ -179,6 +179,9 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
 
     const noRecord = await rpcFailure(cluster.call((p) => p.metaClient.createTable({})));
     expect(noRecord.code).toBe(Status.INVALID_ARGUMENT);
+    const malformed = await rpcFailure(cluster.call((p) => p.metaClient.createTable({ record: { json: new TextEncoder().encode('{"schema":{}}') } })));
+    expect(malformed.code).toBe(Status.INVALID_ARGUMENT);
+    expect(malformed.message).toMatch(/malformed table record/);
     const otherSpace = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, schema: { ...updated.schema, tableId: 999 } }) })));
     expect(otherSpace.code).toBe(Status.INVALID_ARGUMENT);
   });

@@ -47,6 +47,19 @@ describe('MetaReplica', () => {
     expect(replica.appliedIndex()).toBe(3);
   });
 
+  it('refuses a malformed command that makes applying throw, rather than stop at every replay', () => {
+    const replica = new MetaReplica();
+    replica.apply(encodeMetaCommand(register(1)), 2);
+    replica.apply(encodeMetaCommand({ type: 'createTable', record: table('T'), partitionCount: 1 }), 3);
+    const before = encodeMetaSnapshot(replica.state);
+    const malformed = { type: 'setReplicas', partitionId: 1, replicas: null } as unknown as MetaCommand;
+    const outcome = replica.apply(encodeMetaCommand(malformed), 4);
+    expect(outcome).toBeInstanceOf(MetaCommandError);
+    expect((outcome as MetaCommandError).message).toMatch(/^setReplicas: refused: /);
+    expect(Buffer.from(encodeMetaSnapshot(replica.state))).toEqual(Buffer.from(before));
+    expect(replica.appliedIndex()).toBe(4);
+  });
+
   it('throws on an entry it cannot decode rather than diverge', () => {
     const replica = new MetaReplica();
     expect(() => replica.apply(new TextEncoder().encode('{"type":"dropEverything"}'), 2)).toThrow(/unknown meta command/);

@@ -50,9 +50,11 @@ export class MetaReplica implements ReplicaStateMachine {
   }
 
   /**
-   * Applies one logged command. A command the state refuses (MetaCommandError) leaves the state as
-   * it was and is the result the proposer gets; anything else (an undecodable entry, a bug) throws
-   * and stops the host rather than let this replica diverge.
+   * Applies one logged command. A command the state refuses leaves the state as it was and is the
+   * result the proposer gets. So is a command that makes applyMetaCommand throw anything else (a
+   * malformed command the checks missed): applying is pure, so every replica refuses it alike, and
+   * a poisoned entry must not stop every meta peer at every replay. An entry that does not decode
+   * (a command type this version does not know) throws and stops the host.
    */
   apply(data: Uint8Array, index: number): MetaOutcome {
     const command = decodeMetaCommand(data);
@@ -61,8 +63,7 @@ export class MetaReplica implements ReplicaStateMachine {
       outcome = applyMetaCommand(this.#state, command);
       this.#state = outcome.state;
     } catch (error) {
-      if (!(error instanceof MetaCommandError)) throw error;
-      outcome = error;
+      outcome = error instanceof MetaCommandError ? error : new MetaCommandError(command.type, `refused: ${error instanceof Error ? error.message : String(error)}`);
     }
     this.#applied = index;
     this.#notify();
