@@ -317,11 +317,10 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     typeof port === 'number' ? port : containerPort(container, port ?? '');
 
   /**
-   * Runs a container's command as the kubelet would in pod `podName`: its environment (ConfigMap
-   * entries, downward API fields, the pod's HOSTNAME), its script read through its ConfigMap volume,
-   * and `shoal` on PATH replaced by a recorder of the argv it would be started with.
+   * The environment of the container in pod `podName`: ConfigMap entries, downward API fields, the
+   * pod's HOSTNAME; `override` stands for ConfigMap entries changed.
    */
-  const startCommandOf = (template: IPodTemplateSpec | undefined, namespace: string, podName: string, override: Record<string, string> = {}): string[] => {
+  const podEnvironment = (template: IPodTemplateSpec | undefined, namespace: string, podName: string, override: Record<string, string>): Record<string, string> => {
     const container = containerOf(template);
     const env: Record<string, string> = { HOSTNAME: podName };
     for (const source of container.envFrom ?? []) {
@@ -336,8 +335,17 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       else if (variable.value !== undefined) env[variable.name] = variable.value;
       else throw new Error(`env ${variable.name}: the test knows no such source`);
     }
-    Object.assign(env, override);
+    return Object.assign(env, override);
+  };
 
+  /**
+   * Runs a container's command as the kubelet would in pod `podName`, in its environment, its script
+   * read through its ConfigMap volume, and `shoal` on PATH replaced by a recorder of the argv it
+   * would be started with.
+   */
+  const startCommandOf = (template: IPodTemplateSpec | undefined, namespace: string, podName: string, override: Record<string, string> = {}): string[] => {
+    const container = containerOf(template);
+    const env = podEnvironment(template, namespace, podName, override);
     const [shell, script, ...args] = container.command ?? [];
     expect(shell).toBe('/bin/sh');
     const mount = container.volumeMounts?.find((candidate) => script.startsWith(`${candidate.mountPath}/`));
@@ -447,11 +455,13 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
   });
 
-  it('sets nothing in shoal.env that start.sh does not read', () => {
+  it('sets nothing in shoal.env that neither start.sh nor the processes read', () => {
     const script = readFileSync(join(KUSTOMIZATION_DIR, 'start.sh'), 'utf8');
     const settings = readFileSync(join(KUSTOMIZATION_DIR, 'shoal.env'), 'utf8').match(/^\w+(?==)/gm) ?? [];
     expect(settings.length).toBeGreaterThan(0);
-    expect(settings.filter((setting) => !script.includes(`\${${setting}}`) && !script.includes(`$${setting}`))).toEqual([]);
+    const unread = settings.filter((setting) => !script.includes(`\${${setting}}`) && !script.includes(`$${setting}`));
+    // What the processes read from their environment, shown by the pods played below.
+    expect(unread).toEqual(['SHOAL_LOG_LEVEL']);
   });
 
   describe('storage nodes', () => {
@@ -608,6 +618,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       opsPort: number;
       /** The last lines the process logged, for the failure message. */
       log: string[];
+      /** How many lines it logged at each level; lines that are no JSON log record count as `unstructured`. */
+      levels: Map<string, number>;
       exited: Promise<number | null>;
     }
     const played: PlayedPod[] = [];
@@ -622,17 +634,35 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       parseInvocation(argv, known);
       const child = spawn(SHOAL, onLoopback(argv), {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+        // The pod's environment only, with what the image provides: Node on PATH, SHOAL_HOME.
+        env: { ...podEnvironment(template, 'shoal', name, settings), SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` },
       });
       const pod: PlayedPod = {
         name,
         child,
         opsPort: Number(settings.SHOAL_OPS_PORT),
         log: [],
+        levels: new Map(),
         exited: new Promise((exited) => child.once('exit', (code) => exited(code))),
       };
+      const levelOf = (line: string): string => {
+        try {
+          const record = JSON.parse(line) as { time?: unknown; level?: unknown; msg?: unknown };
+          return typeof record.time === 'string' && typeof record.msg === 'string' && typeof record.level === 'string' ? record.level : 'unstructured';
+        } catch {
+          return 'unstructured';
+        }
+      };
+      // A chunk may end mid-line: only whole lines are counted.
+      let partial = '';
       const keep = (chunk: Buffer): void => {
-        pod.log.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+        const lines = (partial + chunk.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines.filter((candidate) => candidate !== '')) {
+          const level = levelOf(line);
+          pod.levels.set(level, (pod.levels.get(level) ?? 0) + 1);
+          pod.log.push(line);
+        }
         pod.log.splice(0, Math.max(0, pod.log.length - 20));
       };
       child.stdout?.on('data', keep);
@@ -681,6 +711,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       };
       await untilReady(play('shoal-storage-0', storage().spec?.template, nodeOptions, storagePodSettings));
       const routerPodSettings = {
+        SHOAL_LOG_LEVEL: 'warn',
         SHOAL_META_NODES: '1',
         SHOAL_GRPC_PORT: String(grpcPort),
         SHOAL_DYNAMODB_PORT: String(dynamodbPort),
@@ -713,6 +744,16 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       });
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({ TableNames: [] });
+    });
+
+    it('log JSON lines only, from the level shoal.env sets (info; warn set for the router)', () => {
+      const storagePod = podNamed('shoal-storage-0');
+      expect(storagePod.levels.get('unstructured'), storagePod.log.join('\n')).toBeUndefined();
+      expect(storagePod.levels.get('info')).toBeGreaterThan(0);
+      expect(storagePod.levels.get('debug')).toBeUndefined();
+      const routerPod = podNamed('shoal-router-5c9f7-abcde');
+      expect(routerPod.levels.get('unstructured'), routerPod.log.join('\n')).toBeUndefined();
+      expect(routerPod.levels.get('info'), routerPod.log.join('\n')).toBeUndefined();
     });
 
     it('both stop cleanly on SIGTERM, the router first', async () => {
