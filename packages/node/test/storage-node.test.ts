@@ -8,7 +8,6 @@
  * replica.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +29,7 @@ import {
 } from '@shoal/proto';
 import { MetaClient, type MetaPeer } from '@shoal/node';
 import { ForkedNode } from './fixtures/forked-node.ts';
+import { freePorts } from './fixtures/free-ports.ts';
 import type { StorageNodeCommand, StorageNodeState } from './fixtures/storage-node-process.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
@@ -46,19 +46,6 @@ class StorageNodeChild extends ForkedNode<StorageNodeCommand> {
   state(): Promise<StorageNodeState> {
     return this.request<StorageNodeState>({ op: 'state' });
   }
-}
-
-/** Free loopback ports: the meta peers' addresses are needed before the nodes start. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const server = createServer();
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 const table: TableSchema = { name: 'orders', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] };

@@ -1,0 +1,117 @@
+/**
+ * One storage node in this process, its own single meta peer: it becomes ready, hosts a new table's
+ * partition, logs through the given log, closes idempotently, and restarts from its data directory
+ * with its replicas reopened from the Raft log.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PartitionDescriptor, TableRecord, TableSchema } from '@shoal/model';
+import {
+  PartitionService,
+  createClient,
+  getRequestToWire,
+  getResultFromWire,
+  partitionMapResponseFromWire,
+  tableRecordToWire,
+  writeRequestToWire,
+  writeResultFromWire,
+} from '@shoal/proto';
+import { MetaClient, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
+import { freePorts } from './fixtures/free-ports.ts';
+import { eventually } from './fixtures/transport-harness.ts';
+
+interface LogLine {
+  level: string;
+  message: string;
+  fields: LogFields;
+}
+
+function recordingLog(lines: LogLine[]): NodeLog {
+  const at = (level: string) => (message: string, fields: LogFields = {}) => void lines.push({ level, message, fields });
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+describe('startStorageNode: a single node in this process', () => {
+  let root = '';
+  let peers: MetaPeer[] = [];
+  let node: StorageNode | undefined;
+  let meta: MetaClient;
+  const lines: LogLine[] = [];
+  let schema: TableSchema;
+  let partition: PartitionDescriptor;
+
+  const start = async (): Promise<StorageNode> =>
+    startStorageNode({ nodeId: 1, dataDir: join(root, 'node-1'), host: '127.0.0.1', port: Number(peers[0].address.split(':')[1]), metaPeers: peers, tickMs: 10, heartbeatIntervalMs: 100, log: recordingLog(lines) });
+
+  const readAlpha = async (at: StorageNode) => {
+    const client = createClient(PartitionService, at.address);
+    try {
+      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+      return getResultFromWire(await client.get(getRequestToWire(target, { table: schema, key: { pk: { S: 'alpha' } } }, { consistent: false })))?.item;
+    } finally {
+      client.close();
+    }
+  };
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-storage-node-single-'));
+    peers = [{ nodeId: 1, address: `127.0.0.1:${(await freePorts(1))[0]}` }];
+    meta = new MetaClient({ peers, maxAttempts: 10 });
+  });
+
+  afterAll(async () => {
+    meta.close();
+    await node?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('becomes ready: the one-voter meta group elects it and it registers', async () => {
+    node = await start();
+    expect(node.address).toBe(peers[0].address);
+    await eventually(async () => (node!.isReady() ? true : undefined), 'ready');
+    expect(node.metrics()).toMatchObject({ ready: 1, raftGroups: 1, raftLeaders: 1, partitionReplicas: 0 });
+    expect(lines.some((l) => l.message === 'meta group bootstrapped')).toBe(true);
+    expect(lines.some((l) => l.message === 'registered with the meta group')).toBe(true);
+  });
+
+  it('hosts the partition of a new table and applies a write', async () => {
+    const spaceId = (await meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+    schema = { name: 'solo', tableId: spaceId, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    const record: TableRecord = { schema, status: 'ACTIVE', createdAt: 0, billingMode: 'PAY_PER_REQUEST', tags: {} };
+    await meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
+    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    if (map.notModified) throw new Error('the map answer carries no partitions');
+    partition = map.partitions.find((p) => p.tableId === spaceId)!;
+    expect(partition.replicas).toEqual([{ nodeId: 1, role: 'voter' }]);
+    await eventually(async () => (node!.metrics().raftLeaders === 2 ? true : undefined), 'the partition led here');
+    const client = createClient(PartitionService, node!.address);
+    try {
+      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+      const key = { pk: { S: 'alpha' } };
+      const result = writeResultFromWire(await client.write(writeRequestToWire(target, { operations: [{ table: schema, kind: 'Put', key, item: { ...key, n: { N: '1' } } }] })));
+      expect(result.applied).toBe(true);
+    } finally {
+      client.close();
+    }
+    expect(await readAlpha(node!)).toEqual({ pk: { S: 'alpha' }, n: { N: '1' } });
+    expect(node!.metrics()).toMatchObject({ partitionReplicas: 1, replicasCreated: 1, partitionWrites: 1 });
+  });
+
+  it('closes once however often it is asked, and restarts from its data directory', async () => {
+    const closing = node!;
+    await Promise.all([closing.close(), closing.close()]);
+    await closing.close();
+    expect(lines.filter((l) => l.message === 'storage node stopping')).toHaveLength(1);
+    node = undefined;
+
+    node = await start();
+    // Reopened from the Raft log at start, before the meta group answers.
+    expect(node.metrics().partitionReplicas).toBe(1);
+    expect(lines.filter((l) => l.message === 'meta group bootstrapped')).toHaveLength(1);
+    await eventually(async () => (node!.isReady() && node!.metrics().raftLeaders === 2 ? true : undefined), 'ready again');
+    expect(await readAlpha(node)).toEqual({ pk: { S: 'alpha' }, n: { N: '1' } });
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+});
