@@ -234,6 +234,10 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     const hinted = await mapNow();
     expect(answer.mapVersion).toBe(BigInt(hinted.version));
     for (const p of hinted.partitions) expect(p.leaderHint).toBe(firstVoter(p));
+    // Within the log interval a heartbeat is kept in the leader's memory only.
+    const appliedBefore = (await leader.adminClient.status({})).metaAppliedIndex;
+    await leader.metaClient.heartbeat({ nodeId: 2n });
+    expect((await leader.adminClient.status({})).metaAppliedIndex).toBe(appliedBefore);
     const unknown = await rpcFailure(cluster.call((p) => p.metaClient.heartbeat({ nodeId: 99n })));
     expect(unknown.code).toBe(Status.NOT_FOUND);
 

@@ -4,9 +4,9 @@
  * the leader it knows of), so callers follow the hint or try the next meta peer. Changes are meta
  * commands proposed in the group's log; reads are served after a ReadIndex.
  *
- * Heartbeats are recorded in the log (liveness must survive a change of meta leader); the replica
- * reports they carry are kept in this leader's memory only (NodeReports), for Status and the
- * placement driver.
+ * Heartbeats are recorded in the log (liveness must survive a change of meta leader), every one or
+ * at most every `heartbeatLogIntervalMs` per node; the replica reports they carry are kept in this
+ * leader's memory only (NodeReports), for Status and the placement driver.
  */
 import { create } from '@bufbuild/protobuf';
 import { getOwn, resourceInUse, resourceNotFound, type TableRecord } from '@shoal/model';
@@ -48,6 +48,13 @@ export interface MetaServiceDeps {
   defaultPartitions?: number;
   /** How often an idle WatchPartitionMap stream checks that this node still leads (default 1,000 ms). */
   watchLeadershipCheckMs?: number;
+  /**
+   * A heartbeat is recorded in the meta log (which is not compacted yet) only when the node's
+   * recorded one is at least this old, or the node is marked down (default 0: every heartbeat).
+   * Raise it only with a PlacementDriver given `reports`: its liveness then counts the heartbeats
+   * kept in memory too.
+   */
+  heartbeatLogIntervalMs?: number;
 }
 
 export interface MetaServices {
@@ -160,7 +167,12 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       answer(async () => {
         const nodeId = counterFromWire(request.nodeId, 'node id');
         const at = clock();
-        await group.propose({ type: 'heartbeat', nodeId, at });
+        const recorded = deps.meta.state.nodes[nodeId];
+        if (recorded === undefined || recorded.state === 'down' || at - recorded.lastHeartbeatAt >= (deps.heartbeatLogIntervalMs ?? 0)) {
+          await group.propose({ type: 'heartbeat', nodeId, at });
+        } else if (!group.isLeader()) {
+          throw new NotLeaderError(META_GROUP_ID, group.leaderId());
+        }
         reports.record(nodeId, at, request.loads);
         await recordLeaderHints(group, nodeId, request.loads);
         const state = deps.meta.state;

@@ -52,8 +52,9 @@ export interface PlacementDriverOptions {
   /** Replica moves started per round by rebalancing (default 4). */
   maxMoves?: number;
   /**
-   * The nodes' heartbeat reports (MetaServices.reports): steps wait for the partition's group to
-   * match its descriptor. Without them every round takes the next step at once.
+   * The nodes' heartbeat reports (MetaServices.reports): liveness counts the heartbeats they
+   * record, and steps wait for the partition's group to match its descriptor. Without them every
+   * round takes the next step at once.
    */
   reports?: NodeReports;
   log?(entry: PlacementLogEntry): void;
@@ -125,7 +126,7 @@ export class PlacementDriver {
     const state = await group.read();
     const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [] };
     if (now - this.#leadership.since >= this.#heartbeatTimeoutMs) {
-      for (const command of planLiveness(state, now, this.#heartbeatTimeoutMs)) {
+      for (const command of planLiveness(this.#withReportedHeartbeats(state), now, this.#heartbeatTimeoutMs)) {
         if (command.type !== 'markNodeDown') continue;
         if (await this.#propose(() => group.propose(command))) {
           round.markedDown.push(command.nodeId);
@@ -150,6 +151,17 @@ export class PlacementDriver {
       if (outcomes[i]) this.#log({ level: 'info', event: 'placement_step', ...action });
     });
     return round;
+  }
+
+  /** The state with each node's last heartbeat as this leader heard it, when later than the recorded one. */
+  #withReportedHeartbeats(state: MetaState): MetaState {
+    const reports = this.#reports;
+    if (reports === undefined) return state;
+    const nodes: MetaState['nodes'] = {};
+    for (const node of Object.values(state.nodes)) {
+      nodes[node.id] = { ...node, lastHeartbeatAt: Math.max(node.lastHeartbeatAt, reports.get(node.id)?.at ?? 0) };
+    }
+    return { ...state, nodes };
   }
 
   /** Whether every replica on a live node reports the role its descriptor gives it (down nodes report nothing). */
