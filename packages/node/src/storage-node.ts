@@ -87,7 +87,7 @@ export interface StorageNode {
   readonly nodeId: NodeId;
   /** host:port actually bound (or the advertised address). */
   readonly address: string;
-  /** Registered with the meta group and holding a partition map. */
+  /** Registered with the meta group and holding a partition map (and its Raft host running). */
   isReady(): boolean;
   metrics(): StorageNodeMetrics;
   /** Stops everything, in reverse order of start; a second call waits for the first. */
@@ -304,21 +304,30 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     agent = clusterAgent;
     clusterAgent.start();
     stops.push(() => clusterAgent.close());
-    const reconcileTimer = setInterval(() => void reconciler.reconcile(), RECONCILE_INTERVAL_MS);
+    let failureLogged = false;
+    const reconcileTimer = setInterval(() => {
+      const failure = raftHost.failure;
+      if (failure !== undefined && !failureLogged) {
+        failureLogged = true;
+        log.error('the Raft host stopped: restart the node, it recovers from its log', { error: failure });
+      }
+      void reconciler.reconcile();
+    }, RECONCILE_INTERVAL_MS);
     stops.push(() => clearInterval(reconcileTimer));
     log.info('storage node started', { node: nodeId, address, metaPeer: isMetaPeer, replicas: replicas.size });
 
+    const ready = (): boolean => clusterAgent.registered && view.hasMap() && raftHost.failure === undefined;
     let closing: Promise<void> | undefined;
     return {
       nodeId,
       address,
-      isReady: () => clusterAgent.registered && view.hasMap(),
+      isReady: () => ready(),
       metrics: (): StorageNodeMetrics => {
         const status = raftHost.status();
         const t = transport.metrics;
         const s = partitionServer.stats;
         return {
-          ready: clusterAgent.registered && view.hasMap() ? 1 : 0,
+          ready: ready() ? 1 : 0,
           mapVersion: view.version,
           raftGroups: status.length,
           raftLeaders: status.filter((g) => g.role === 'leader').length,

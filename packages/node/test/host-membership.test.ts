@@ -144,3 +144,23 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
     }
   });
 });
+
+describe('MultiRaftHost failure', () => {
+  it('reports the failure that stopped it: a Ready it could not persist', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'shoal-host-failure-'));
+    const member = await startMember(new MemoryNetwork(), 1, join(root, 'node-1'));
+    try {
+      await member.host.createGroup(1, [1]);
+      await pump([member], () => member.host.leaderOf(1) === 1, 'a leader');
+      expect(member.host.failure).toBeUndefined();
+      member.store.persist = () => Promise.reject(new Error('disk full'));
+      const proposal = member.host.propose(1, encodeWrite({ key: 'k', value: 'v' }));
+      await expect(proposal).rejects.toThrow('disk full');
+      expect(member.host.failure?.message).toBe('disk full');
+    } finally {
+      await member.host.stop();
+      await member.store.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -304,6 +304,11 @@ export class MultiRaftHost {
     await this.#options.logStore.removeGroup(groupId);
   }
 
+  /** Why the host stopped on its own (a Ready it could not persist or apply); undefined while it runs. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   hasGroup(groupId: number): boolean {
     return this.#groups.has(groupId);
   }
