@@ -382,13 +382,107 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     return parseInvocation(startCommandOf(deployment.spec?.template, namespaceOf(deployment as KubernetesObject), 'shoal-router-7d4b9c-x2x9q'), routerOptions);
   };
 
+  interface PlayedPod {
+    name: string;
+    child: ChildProcess;
+    opsPort: number;
+    /** The last lines the process logged, for the failure message. */
+    log: string[];
+    /** How many lines it logged at each level; lines that are no JSON log record count as `unstructured`. */
+    levels: Map<string, number>;
+    exited: Promise<number | null>;
+  }
+  /** Every process played as a pod, stopped at the end whatever happened. */
+  const played: PlayedPod[] = [];
+
+  /**
+   * The pod's command line on loopback: the wildcard address becomes 127.0.0.1, and the DNS name of
+   * storage pod N (with the port every pod shares in Kubernetes) resolves to 127.0.0.1 and that
+   * pod's own port, `grpcPorts[N]`.
+   */
+  const onLoopback = (argv: string[], grpcPorts: readonly number[]): string[] =>
+    argv.map((arg) =>
+      arg
+        .replace(/\bshoal-storage-(\d+)\.shoal-storage\.[a-z0-9.-]+:\d+/g, (name: string, ordinal: string) => {
+          const port = grpcPorts[Number(ordinal)];
+          if (port === undefined) throw new Error(`${name}: no pod plays shoal-storage-${ordinal}`);
+          return `127.0.0.1:${port}`;
+        })
+        .replace(/^0\.0\.0\.0(?=:|$)/, '127.0.0.1'),
+    );
+
+  /** Starts the real process a pod of `template` named `name` would run, the ConfigMap entries in `settings` changed. */
+  const play = (name: string, template: IPodTemplateSpec | undefined, known: Map<string, CliOption>, settings: Record<string, string>, grpcPorts: readonly number[]): PlayedPod => {
+    const argv = startCommandOf(template, 'shoal', name, settings);
+    parseInvocation(argv, known);
+    const child = spawn(SHOAL, onLoopback(argv, grpcPorts), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // The pod's environment only, with what the image provides: Node on PATH, SHOAL_HOME.
+      env: { ...podEnvironment(template, 'shoal', name, settings), SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` },
+    });
+    const pod: PlayedPod = {
+      name,
+      child,
+      opsPort: Number(settings.SHOAL_OPS_PORT),
+      log: [],
+      levels: new Map(),
+      exited: new Promise((exited) => child.once('exit', (code) => exited(code))),
+    };
+    const levelOf = (line: string): string => {
+      try {
+        const record = JSON.parse(line) as { time?: unknown; level?: unknown; msg?: unknown };
+        return typeof record.time === 'string' && typeof record.msg === 'string' && typeof record.level === 'string' ? record.level : 'unstructured';
+      } catch {
+        return 'unstructured';
+      }
+    };
+    // A chunk may end mid-line: only whole lines are counted.
+    let partial = '';
+    const keep = (chunk: Buffer): void => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines.filter((candidate) => candidate !== '')) {
+        const level = levelOf(line);
+        pod.levels.set(level, (pod.levels.get(level) ?? 0) + 1);
+        pod.log.push(line);
+      }
+      pod.log.splice(0, Math.max(0, pod.log.length - 20));
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    played.push(pod);
+    return pod;
+  };
+
+  const untilReady = async (pod: PlayedPod): Promise<void> => {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (pod.child.exitCode !== null) throw new Error(`${pod.name} exited (${pod.child.exitCode}):\n${pod.log.join('\n')}`);
+      const ready = await httpGet(pod.opsPort, '/readyz').then(
+        (answer) => answer.status === 200,
+        () => false,
+      );
+      if (ready) return;
+      await new Promise((tick) => setTimeout(tick, 200));
+    }
+    throw new Error(`${pod.name} not ready within ${READY_TIMEOUT_MS} ms:\n${pod.log.join('\n')}`);
+  };
+
+  /** SIGTERM, as the kubelet stops a pod; the exit code, or 'still running' after STOP_TIMEOUT_MS. */
+  const stop = async (pod: PlayedPod): Promise<number | null | 'still running'> => {
+    pod.child.kill('SIGTERM');
+    return Promise.race([pod.exited, new Promise<'still running'>((late) => setTimeout(() => late('still running'), STOP_TIMEOUT_MS).unref())]);
+  };
+
   beforeAll(() => {
     objects = kustomizeBuild();
     scratch = mkdtempSync(join(tmpdir(), 'shoal-deploy-'));
     nodeOptions = helpOptions('node');
     routerOptions = helpOptions('router');
   });
-  afterAll(() => {
+  afterAll(async () => {
+    for (const pod of played) if (pod.child.exitCode === null) pod.child.kill('SIGKILL');
+    await Promise.all(played.map((pod) => pod.exited));
     rmSync(scratch, { recursive: true, force: true });
   });
 
@@ -612,85 +706,6 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   });
 
   describe('played by real processes on loopback (one storage pod as a one-node meta group, one router pod)', () => {
-    interface PlayedPod {
-      name: string;
-      child: ChildProcess;
-      opsPort: number;
-      /** The last lines the process logged, for the failure message. */
-      log: string[];
-      /** How many lines it logged at each level; lines that are no JSON log record count as `unstructured`. */
-      levels: Map<string, number>;
-      exited: Promise<number | null>;
-    }
-    const played: PlayedPod[] = [];
-    let dynamodbPort: number;
-
-    /** The pod's command line with the cluster's DNS names and the wildcard address put on loopback. */
-    const onLoopback = (argv: string[]): string[] =>
-      argv.map((arg) => arg.replace(/\bshoal-storage-\d+\.shoal-storage\.[a-z0-9.-]+(?=:\d+$|:\d+,)/g, '127.0.0.1').replace(/^0\.0\.0\.0(?=:|$)/, '127.0.0.1'));
-
-    const play = (name: string, template: IPodTemplateSpec | undefined, known: Map<string, CliOption>, settings: Record<string, string>): PlayedPod => {
-      const argv = startCommandOf(template, 'shoal', name, settings);
-      parseInvocation(argv, known);
-      const child = spawn(SHOAL, onLoopback(argv), {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // The pod's environment only, with what the image provides: Node on PATH, SHOAL_HOME.
-        env: { ...podEnvironment(template, 'shoal', name, settings), SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` },
-      });
-      const pod: PlayedPod = {
-        name,
-        child,
-        opsPort: Number(settings.SHOAL_OPS_PORT),
-        log: [],
-        levels: new Map(),
-        exited: new Promise((exited) => child.once('exit', (code) => exited(code))),
-      };
-      const levelOf = (line: string): string => {
-        try {
-          const record = JSON.parse(line) as { time?: unknown; level?: unknown; msg?: unknown };
-          return typeof record.time === 'string' && typeof record.msg === 'string' && typeof record.level === 'string' ? record.level : 'unstructured';
-        } catch {
-          return 'unstructured';
-        }
-      };
-      // A chunk may end mid-line: only whole lines are counted.
-      let partial = '';
-      const keep = (chunk: Buffer): void => {
-        const lines = (partial + chunk.toString('utf8')).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines.filter((candidate) => candidate !== '')) {
-          const level = levelOf(line);
-          pod.levels.set(level, (pod.levels.get(level) ?? 0) + 1);
-          pod.log.push(line);
-        }
-        pod.log.splice(0, Math.max(0, pod.log.length - 20));
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      played.push(pod);
-      return pod;
-    };
-
-    const untilReady = async (pod: PlayedPod): Promise<void> => {
-      const deadline = Date.now() + READY_TIMEOUT_MS;
-      while (Date.now() < deadline) {
-        if (pod.child.exitCode !== null) throw new Error(`${pod.name} exited (${pod.child.exitCode}):\n${pod.log.join('\n')}`);
-        const ready = await httpGet(pod.opsPort, '/readyz').then(
-          (answer) => answer.status === 200,
-          () => false,
-        );
-        if (ready) return;
-        await new Promise((tick) => setTimeout(tick, 200));
-      }
-      throw new Error(`${pod.name} not ready within ${READY_TIMEOUT_MS} ms:\n${pod.log.join('\n')}`);
-    };
-
-    const podNamed = (name: string): PlayedPod => {
-      const pod = played.find((candidate) => candidate.name === name);
-      if (pod === undefined) throw new Error(`${name} was not started`);
-      return pod;
-    };
-
     /** The README's metrics of one process (by prefix) export as documented: exported ones present, planned ones absent. */
     const expectDocumentedMetrics = (exposition: string, prefix: string): void => {
       const names = exposedMetrics(exposition);
@@ -699,6 +714,10 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(rows.filter((row) => row.status === 'exported' && !names.has(row.name)).map((row) => row.name), 'exported in the README, missing from /metrics').toEqual([]);
       expect(rows.filter((row) => row.status === 'planned' && [...names].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
     };
+
+    let dynamodbPort: number;
+    let storagePod: PlayedPod;
+    let routerPod: PlayedPod;
 
     beforeAll(async () => {
       const grpcPort = await freePort();
@@ -709,7 +728,8 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
         SHOAL_OPS_PORT: String(await freePort()),
         SHOAL_DATA_DIR: mkdtempSync(join(scratch, 'data-')),
       };
-      await untilReady(play('shoal-storage-0', storage().spec?.template, nodeOptions, storagePodSettings));
+      storagePod = play('shoal-storage-0', storage().spec?.template, nodeOptions, storagePodSettings, [grpcPort]);
+      await untilReady(storagePod);
       const routerPodSettings = {
         SHOAL_LOG_LEVEL: 'warn',
         SHOAL_META_NODES: '1',
@@ -717,23 +737,19 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
         SHOAL_DYNAMODB_PORT: String(dynamodbPort),
         SHOAL_OPS_PORT: String(await freePort()),
       };
-      await untilReady(play('shoal-router-5c9f7-abcde', router().spec?.template, routerOptions, routerPodSettings));
+      routerPod = play('shoal-router-5c9f7-abcde', router().spec?.template, routerOptions, routerPodSettings, [grpcPort]);
+      await untilReady(routerPod);
     }, 3 * READY_TIMEOUT_MS);
 
-    afterAll(async () => {
-      for (const pod of played) if (pod.child.exitCode === null) pod.child.kill('SIGKILL');
-      await Promise.all(played.map((pod) => pod.exited));
-    });
-
     it('storage pod: the probes answer on the ops port, /metrics has the documented node metrics', async () => {
-      const pod = podNamed('shoal-storage-0');
+      const pod = storagePod;
       expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
       expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
       expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_node_');
     });
 
     it('router pod: the probes answer on the ops port, /metrics has the documented router metrics, the DynamoDB port answers', async () => {
-      const pod = podNamed('shoal-router-5c9f7-abcde');
+      const pod = routerPod;
       expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
       expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
       expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_router_');
@@ -747,22 +763,15 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     });
 
     it('log JSON lines only, from the level shoal.env sets (info; warn set for the router)', () => {
-      const storagePod = podNamed('shoal-storage-0');
       expect(storagePod.levels.get('unstructured'), storagePod.log.join('\n')).toBeUndefined();
       expect(storagePod.levels.get('info')).toBeGreaterThan(0);
       expect(storagePod.levels.get('debug')).toBeUndefined();
-      const routerPod = podNamed('shoal-router-5c9f7-abcde');
       expect(routerPod.levels.get('unstructured'), routerPod.log.join('\n')).toBeUndefined();
       expect(routerPod.levels.get('info'), routerPod.log.join('\n')).toBeUndefined();
     });
 
     it('both stop cleanly on SIGTERM, the router first', async () => {
-      for (const name of ['shoal-router-5c9f7-abcde', 'shoal-storage-0']) {
-        const pod = podNamed(name);
-        pod.child.kill('SIGTERM');
-        const code = await Promise.race([pod.exited, new Promise<string>((late) => setTimeout(() => late('still running'), STOP_TIMEOUT_MS).unref())]);
-        expect(code, `${name}:\n${pod.log.join('\n')}`).toBe(0);
-      }
+      for (const pod of [routerPod, storagePod]) expect(await stop(pod), `${pod.name}:\n${pod.log.join('\n')}`).toBe(0);
     });
   });
 });
