@@ -234,6 +234,17 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     const hinted = await mapNow();
     expect(answer.mapVersion).toBe(BigInt(hinted.version));
     for (const p of hinted.partitions) expect(p.leaderHint).toBe(firstVoter(p));
+    // Another voter claiming the partition: not from an older term (a deposed leader), from a newer one.
+    const claimed = hinted.partitions[0];
+    const claimant = claimed.replicas.find((r) => r.role === 'voter' && r.nodeId !== firstVoter(claimed))!.nodeId;
+    const claim = (term: bigint) =>
+      cluster.call((p) =>
+        p.metaClient.heartbeat({ nodeId: BigInt(claimant), loads: [{ partitionId: BigInt(claimed.id), leader: true, role: ReplicaRole.VOTER, term }] }),
+      );
+    await claim(1n);
+    expect((await mapNow()).partitions.find((p) => p.id === claimed.id)?.leaderHint).toBe(firstVoter(claimed));
+    await claim(3n);
+    expect((await mapNow()).partitions.find((p) => p.id === claimed.id)?.leaderHint).toBe(claimant);
     // Within the log interval a heartbeat is kept in the leader's memory only.
     const appliedBefore = (await leader.adminClient.status({})).metaAppliedIndex;
     await leader.metaClient.heartbeat({ nodeId: 2n });

@@ -174,7 +174,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
           throw new NotLeaderError(META_GROUP_ID, group.leaderId());
         }
         reports.record(nodeId, at, request.loads);
-        await recordLeaderHints(group, nodeId, request.loads);
+        await recordLeaderHints(group, reports, nodeId, request.loads);
         const state = deps.meta.state;
         return { state: NODE_STATES[state.nodes[nodeId].state], mapVersion: BigInt(state.mapVersion) };
       }),
@@ -271,16 +271,17 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
 }
 
 /**
- * A node that reports leading a partition it is a voter of becomes the partition's leader hint
- * (routers send there first). A hint is advice: one that fails to record is simply left as it was.
+ * A node that reports leading a partition it is a voter of, in the highest term heard of, becomes
+ * the partition's leader hint (routers send there first). A hint is advice: one that fails to
+ * record is simply left as it was.
  */
-async function recordLeaderHints(group: MetaGroup, nodeId: NodeId, loads: readonly PartitionLoad[]): Promise<void> {
+async function recordLeaderHints(group: MetaGroup, reports: NodeReports, nodeId: NodeId, loads: readonly PartitionLoad[]): Promise<void> {
   const state = group.meta.state;
   const hints: Promise<unknown>[] = [];
   for (const load of loads) {
     if (!load.leader || load.partitionId > BigInt(Number.MAX_SAFE_INTEGER)) continue;
     const partition = state.partitions[Number(load.partitionId)];
-    if (partition === undefined || partition.leaderHint === nodeId) continue;
+    if (partition === undefined || partition.leaderHint === nodeId || reports.leaderOf(partition.id) !== nodeId) continue;
     if (!partition.replicas.some((r) => r.nodeId === nodeId && r.role === 'voter')) continue;
     hints.push(group.propose({ type: 'setLeaderHint', partitionId: partition.id, nodeId }).catch(() => undefined));
   }

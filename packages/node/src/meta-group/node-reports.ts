@@ -23,15 +23,27 @@ export class NodeReports {
   readonly #reports = new Map<NodeId, NodeReport>();
   /** By node, then partition: the role of the node's replica in the group's configuration. */
   readonly #roles = new Map<NodeId, Map<number, ModelReplicaRole>>();
+  /** By partition: the node that reported leading it in the highest term heard of. */
+  readonly #leaders = new Map<number, { nodeId: NodeId; term: bigint }>();
 
   record(nodeId: NodeId, at: number, loads: PartitionLoad[]): void {
     this.#reports.set(nodeId, { at, loads });
     const roles = new Map<number, ModelReplicaRole>();
     for (const load of loads) {
       const role = ROLES.get(load.role);
-      if (role !== undefined && load.partitionId <= BigInt(Number.MAX_SAFE_INTEGER)) roles.set(Number(load.partitionId), role);
+      if (load.partitionId > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+      const partitionId = Number(load.partitionId);
+      if (role !== undefined) roles.set(partitionId, role);
+      // A deposed leader may still claim the group until it hears of the new term: the higher term wins.
+      const known = this.#leaders.get(partitionId);
+      if (load.leader && (known === undefined || load.term >= known.term)) this.#leaders.set(partitionId, { nodeId, term: load.term });
     }
     this.#roles.set(nodeId, roles);
+  }
+
+  /** The node that reported leading the partition in the highest term heard of. */
+  leaderOf(partitionId: number): NodeId | undefined {
+    return this.#leaders.get(partitionId)?.nodeId;
   }
 
   get(nodeId: NodeId): NodeReport | undefined {
