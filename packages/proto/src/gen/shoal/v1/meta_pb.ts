@@ -148,7 +148,8 @@ export const TableRecordJsonSchema: GenMessage<TableRecordJson> = /*@__PURE__*/
  */
 export type GetPartitionMapRequest = Message<"shoal.v1.GetPartitionMapRequest"> & {
   /**
-   * The version the caller holds; the answer is empty (not_modified) when nothing changed.
+   * The version the caller holds; the answer is empty (not_modified) when nothing changed. 0: the
+   * caller holds nothing, and always gets the map.
    *
    * @generated from field: uint64 known_version = 1;
    */
@@ -213,7 +214,8 @@ export type RegisterNodeRequest = Message<"shoal.v1.RegisterNodeRequest"> & {
   address: string;
 
   /**
-   * The id the node had before a restart, 0 for a new node (which gets a fresh id).
+   * The node's own id (fixed by its configuration, or kept from before a restart): registered as
+   * given when new. 0 asks for a fresh id.
    *
    * @generated from field: uint64 node_id = 2;
    */
@@ -350,6 +352,8 @@ export const SampledKeySchema: GenMessage<SampledKey> = /*@__PURE__*/
   messageDesc(file_shoal_v1_meta, 9);
 
 /**
+ * NOT_FOUND when the node is not registered: it registers (again) first.
+ *
  * @generated from message shoal.v1.HeartbeatRequest
  */
 export type HeartbeatRequest = Message<"shoal.v1.HeartbeatRequest"> & {
@@ -396,6 +400,11 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_shoal_v1_meta, 11);
 
 /**
+ * The record keeps the space ids it carries where they are valid (handed out by AllocateSpaceId, not
+ * used by another table); others are allocated. Only the table gets partitions: its indexes' entries
+ * live in the partition of their item. A table of that name: ResourceInUseException (DynamoDB error
+ * detail).
+ *
  * @generated from message shoal.v1.CreateTableRequest
  */
 export type CreateTableRequest = Message<"shoal.v1.CreateTableRequest"> & {
@@ -437,6 +446,9 @@ export const CreateTableResponseSchema: GenMessage<CreateTableResponse> = /*@__P
   messageDesc(file_shoal_v1_meta, 13);
 
 /**
+ * Existing indexes keep their space ids; new ones keep a valid id of the record's or get a fresh one.
+ * No such table: ResourceNotFoundException (DynamoDB error detail).
+ *
  * @generated from message shoal.v1.UpdateTableRequest
  */
 export type UpdateTableRequest = Message<"shoal.v1.UpdateTableRequest"> & {
@@ -471,6 +483,9 @@ export const UpdateTableResponseSchema: GenMessage<UpdateTableResponse> = /*@__P
   messageDesc(file_shoal_v1_meta, 15);
 
 /**
+ * Removes the table's partitions from the map (nodes delete their replicas). No such table:
+ * ResourceNotFoundException (DynamoDB error detail).
+ *
  * @generated from message shoal.v1.DeleteTableRequest
  */
 export type DeleteTableRequest = Message<"shoal.v1.DeleteTableRequest"> & {
