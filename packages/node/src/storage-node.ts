@@ -94,6 +94,11 @@ export interface StorageNode {
   close(): Promise<void>;
 }
 
+/** A node missing this many heartbeats in a row is marked down by the placement driver. */
+const HEARTBEATS_MISSED_BEFORE_DOWN = 5;
+/** One heartbeat of a node in this many is recorded in the meta log. */
+const HEARTBEATS_PER_LOGGED_HEARTBEAT = 30;
+
 /** Between reconciler passes besides those a map change starts: learners catching up get promoted. */
 const RECONCILE_INTERVAL_MS = 250;
 
@@ -188,6 +193,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
   const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
   const tickMs = options.tickMs ?? 50;
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
   const metaPeer = new Map(options.metaPeers.map((p) => [p.nodeId, p.address]));
   const isMetaPeer = metaPeer.has(nodeId);
   const view = new ClusterView();
@@ -263,13 +269,25 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     });
     let metaServices: MetaServices | undefined;
     if (metaReplica !== undefined) {
-      metaServices = addMetaServices(server, { host: raftHost, meta: metaReplica, nodeId, nodeAddress, defaultPartitions: options.defaultPartitions });
+      metaServices = addMetaServices(server, {
+        host: raftHost,
+        meta: metaReplica,
+        nodeId,
+        nodeAddress,
+        defaultPartitions: options.defaultPartitions,
+        // The meta log is not compacted yet: a heartbeat enters it only now and then, the placement
+        // driver counts the others from the reports this leader keeps.
+        heartbeatLogIntervalMs: HEARTBEATS_PER_LOGGED_HEARTBEAT * heartbeatIntervalMs,
+      });
       const driver = new PlacementDriver({
         host: raftHost,
         meta: metaReplica,
         nodeId,
+        reports: metaServices.reports,
+        // A step waits for the groups' next reports: rounds as often as heartbeats.
+        intervalMs: heartbeatIntervalMs,
         downTimeoutMs: options.downTimeoutMs,
-        heartbeatTimeoutMs: 5 * (options.heartbeatIntervalMs ?? 1_000),
+        heartbeatTimeoutMs: HEARTBEATS_MISSED_BEFORE_DOWN * heartbeatIntervalMs,
         log: ({ level, event, ...fields }) => log[level](event, { component: 'placement', ...fields }),
       });
       driver.start();
@@ -294,7 +312,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       meta: metaClient,
       view,
       host: raftHost,
-      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+      heartbeatIntervalMs,
       log,
       onMapChanged: () => {
         replicas.noteMap();
