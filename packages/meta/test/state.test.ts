@@ -341,6 +341,29 @@ describe('partitions', () => {
 });
 
 describe('snapshots and determinism', () => {
+  /** A or B, asking for space ids of its own choosing (kept only when meta handed them out and they are free). */
+  const recordArb: fc.Arbitrary<TableRecord> = fc
+    .tuple(fc.constantFrom('A', 'B'), fc.nat(8), fc.array(fc.tuple(fc.constantFrom('g', 'h', 'l'), fc.nat(8)), { maxLength: 3 }))
+    .map(([name, tableId, indexes]) => {
+      const unique = [...new Map(indexes).entries()];
+      const record = table(name, unique.map(([index, indexId]) => ({ ...gsi(index), kind: index === 'l' ? 'LSI' : 'GSI', indexId })));
+      return { ...record, schema: { ...record.schema, tableId } };
+    });
+
+  /** Every table and index has a space id of its own, handed out by meta. */
+  function spaceIdsProblems(state: MetaState): string[] {
+    const owners = new Map<number, string>();
+    const problems: string[] = [];
+    for (const record of Object.values(state.tables)) {
+      for (const [owner, id] of [[record.schema.name, record.schema.tableId], ...record.schema.indexes.map((i) => [`${record.schema.name}.${i.name}`, i.indexId])] as [string, number][]) {
+        if (id < 1 || id >= state.nextSpaceId) problems.push(`${owner} has space id ${id}, never handed out`);
+        if (owners.has(id)) problems.push(`${owner} and ${owners.get(id)} share space id ${id}`);
+        owners.set(id, owner);
+      }
+    }
+    return problems;
+  }
+
   const commandArb: fc.Arbitrary<MetaCommand> = fc.oneof(
     fc.record({ type: fc.constant('registerNode' as const), address: fc.constantFrom('a:1', 'b:1', 'c:1', 'd:1', 'e:1'), nodeId: fc.nat(6), at: fc.nat(100_000) }),
     fc.record({ type: fc.constant('heartbeat' as const), nodeId: fc.nat(6), at: fc.nat(100_000) }),
@@ -348,9 +371,10 @@ describe('snapshots and determinism', () => {
     fc.record({ type: fc.constant('markNodeDraining' as const), nodeId: fc.nat(6) }),
     fc.record({
       type: fc.constant('createTable' as const),
-      record: fc.constantFrom(table('A'), table('B', [gsi('g')])),
+      record: recordArb,
       partitionCount: fc.integer({ min: 1, max: 4 }),
     }),
+    fc.record({ type: fc.constant('updateTable' as const), record: recordArb }),
     fc.record({ type: fc.constant('deleteTable' as const), name: fc.constantFrom('A', 'B') }),
     fc.record({ type: fc.constant('allocateSpaceId' as const) }),
     fc.record({
@@ -396,6 +420,7 @@ describe('snapshots and determinism', () => {
         const snapshot = encodeMetaSnapshot(a.state);
         expect(Buffer.from(encodeMetaSnapshot(b.state))).toEqual(Buffer.from(snapshot));
         expect(findPartitionMapProblems(partitionList(a.state))).toEqual([]);
+        expect(spaceIdsProblems(a.state)).toEqual([]);
         const restored = decodeMetaSnapshot(snapshot);
         expect(Buffer.from(encodeMetaSnapshot(restored))).toEqual(Buffer.from(snapshot));
         // The restored state carries on exactly as the original.
