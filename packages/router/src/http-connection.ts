@@ -361,7 +361,11 @@ export class HttpConnection {
       }
     }
     if (out === '') return;
-    this.socket.write(out);
+    if (!this.socket.write(out) && !this.paused) {
+      // A client that sends but does not read its answers must not grow our write buffer without bound.
+      this.paused = true;
+      this.socket.pause();
+    }
     if (last) {
       this.slots.length = 0;
       this.socket.end();
