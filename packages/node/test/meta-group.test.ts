@@ -269,6 +269,10 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(byId.get(1)?.reportedReplicas.length).toBeGreaterThan(0);
     expect(byId.get(1)?.reportedReplicas.every((r) => r.appliedIndex === 7n && r.role === ReplicaRole.VOTER)).toBe(true);
     expect(byId.get(1)?.replicas).toBe(hinted.partitions.filter((p) => p.replicas.some((r) => r.nodeId === 1)).length);
+    const hintsNow = (await mapNow()).partitions;
+    for (const id of [1, 2, 3]) expect(byId.get(id)?.leaders).toBe(hintsNow.filter((p) => p.leaderHint === id).length);
+    expect(status.partitions.map((p) => Number(p.id))).toEqual(hintsNow.map((p) => p.id));
+    expect(status.mapVersion).toBe(BigInt((await mapNow()).version));
 
     // Within its grace period it keeps its replicas; after it, they are replaced step by step, each
     // step once the partition's group reports the previous one done.
