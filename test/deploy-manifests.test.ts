@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Model } from '@kubernetes-models/base';
 import * as monitoringV1 from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
@@ -41,6 +42,10 @@ const COMMAND_TIMEOUT_MS = 60_000;
 /** How long a process played as a pod may take to become ready, and to stop after SIGTERM. */
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
+/** Bound of a wait for the cluster to reach a state (tables active, replicas moved). */
+const SETTLE_TIMEOUT_MS = 60_000;
+/** Bound of each step of the StatefulSet played below (several pods start, stop or settle in one). */
+const STEP_TIMEOUT_MS = 240_000;
 
 interface KubernetesObject {
   apiVersion: string;
@@ -257,6 +262,15 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((closed) => server.close(() => closed()));
   return port;
+}
+
+/** Polls `check` until it holds, at most SETTLE_TIMEOUT_MS. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`not within ${SETTLE_TIMEOUT_MS} ms: ${what}`);
+    await new Promise((tick) => setTimeout(tick, 250));
+  }
 }
 
 async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -772,6 +786,132 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
 
     it('both stop cleanly on SIGTERM, the router first', async () => {
       for (const pod of [routerPod, storagePod]) expect(await stop(pod), `${pod.name}:\n${pod.log.join('\n')}`).toBe(0);
+    });
+  });
+  describe('a StatefulSet of storage pods played by real processes on loopback, with a router pod', () => {
+    const TABLES = ['orders', 'events'];
+    const grpcPorts: number[] = [];
+    const opsPorts: number[] = [];
+    /** The pods' claims: a data directory each, which outlives the pod's process. */
+    const claims: string[] = [];
+    const storagePods = new Map<number, PlayedPod>();
+    let routerPod: PlayedPod;
+    let client: DynamoDBClient;
+
+    const startStoragePod = (ordinal: number): PlayedPod => {
+      const settings = { SHOAL_GRPC_PORT: String(grpcPorts[ordinal]), SHOAL_OPS_PORT: String(opsPorts[ordinal]), SHOAL_DATA_DIR: claims[ordinal] };
+      const pod = play(`shoal-storage-${ordinal}`, storage().spec?.template, nodeOptions, settings, grpcPorts);
+      storagePods.set(ordinal, pod);
+      return pod;
+    };
+    /** A metric of storage pod N's node, read from its /metrics. */
+    const nodeMetric = async (ordinal: number, name: string): Promise<number> => {
+      const exposition = (await httpGet(opsPorts[ordinal], '/metrics')).body;
+      const sample = exposition.split('\n').find((line) => line.startsWith(`${name}{node_id="${ordinal + 1}"} `));
+      if (sample === undefined) throw new Error(`shoal-storage-${ordinal} exports no ${name} for node ${ordinal + 1}`);
+      return Number(sample.slice(sample.lastIndexOf(' ') + 1));
+    };
+    const put = (table: string, key: string): Promise<unknown> =>
+      client.send(new PutItemCommand({ TableName: table, Item: { pk: { S: key }, written: { S: key } } }));
+    const stored = async (table: string, key: string): Promise<boolean> =>
+      (await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: key } }, ConsistentRead: true }))).Item?.written?.S === key;
+
+    beforeAll(async () => {
+      for (let ordinal = 0; ordinal < storage().spec!.replicas! + 1; ordinal++) {
+        grpcPorts.push(await freePort());
+        opsPorts.push(await freePort());
+        claims.push(mkdtempSync(join(scratch, `data-shoal-storage-${ordinal}-`)));
+      }
+      // podManagementPolicy Parallel: the pods start together, none waits for another to be ready.
+      const initial = Array.from({ length: storage().spec!.replicas! }, (_, ordinal) => startStoragePod(ordinal));
+      await Promise.all(initial.map(untilReady));
+      const dynamodbPort = await freePort();
+      routerPod = play('shoal-router-5c9f7-fghij', router().spec?.template, routerOptions, { SHOAL_DYNAMODB_PORT: String(dynamodbPort), SHOAL_OPS_PORT: String(await freePort()) }, grpcPorts);
+      await untilReady(routerPod);
+      // The SDK's own retries (standard mode, 3 attempts) are the only ones a client gets.
+      client = new DynamoDBClient({
+        endpoint: `http://127.0.0.1:${dynamodbPort}`,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+      });
+    }, STEP_TIMEOUT_MS);
+
+    afterAll(() => {
+      client?.destroy();
+    });
+
+    it('forms one cluster: pod N is node N+1, and every node takes a replica of every table', { timeout: STEP_TIMEOUT_MS }, async () => {
+      for (const ordinal of storagePods.keys()) expect(await nodeMetric(ordinal, 'shoal_node_ready')).toBe(1);
+      for (const table of TABLES) {
+        await client.send(
+          new CreateTableCommand({
+            TableName: table,
+            KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+            AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+            BillingMode: 'PAY_PER_REQUEST',
+          }),
+        );
+        await eventually(`${table} active`, async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus === 'ACTIVE');
+      }
+      await eventually('2 replicas on each of nodes 1..3', async () => {
+        const counts = await Promise.all([0, 1, 2].map((ordinal) => nodeMetric(ordinal, 'shoal_node_partition_replicas')));
+        return counts.every((count) => count === TABLES.length);
+      });
+      for (const table of TABLES) {
+        await put(table, 'formed');
+        expect(await stored(table, 'formed')).toBe(true);
+      }
+    });
+
+    it('scaled to 4: pod shoal-storage-3 joins as node 4 and receives a replica', { timeout: STEP_TIMEOUT_MS }, async () => {
+      await untilReady(startStoragePod(3));
+      expect(await nodeMetric(3, 'shoal_node_ready')).toBe(1);
+      await eventually('a replica moved to node 4', async () => (await nodeMetric(3, 'shoal_node_partition_replicas')) >= 1);
+      for (const table of TABLES) await put(table, 'scaled-up');
+    });
+
+    it('scaled back to 3: the fourth pod stops cleanly, keeps its claim, and the tables keep taking writes', { timeout: STEP_TIMEOUT_MS }, async () => {
+      const pod = storagePods.get(3)!;
+      expect(await stop(pod), pod.log.join('\n')).toBe(0);
+      expect(readdirSync(claims[3]).length).toBeGreaterThan(0);
+      for (const table of TABLES) {
+        await put(table, 'scaled-down');
+        expect(await stored(table, 'scaled-down')).toBe(true);
+      }
+    });
+
+    it('restarted pod by pod, highest ordinal first, under writes: no failed request, no lost write', { timeout: STEP_TIMEOUT_MS }, async () => {
+      const acknowledged: { table: string; key: string }[] = [];
+      const failures: string[] = [];
+      let writing = true;
+      const writer = (async () => {
+        for (let index = 0; writing && index < 100_000; index++) {
+          const write = { table: TABLES[index % TABLES.length], key: `rolling-${index}` };
+          try {
+            await put(write.table, write.key);
+            acknowledged.push(write);
+          } catch (error) {
+            failures.push(`${write.table}/${write.key}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+          }
+        }
+      })();
+      try {
+        // As a StatefulSet rolling update does it: stop a pod, start it again on its claim, wait until ready.
+        for (const ordinal of [2, 1, 0]) {
+          const before = acknowledged.length;
+          const pod = storagePods.get(ordinal)!;
+          expect(await stop(pod), pod.log.join('\n')).toBe(0);
+          await untilReady(startStoragePod(ordinal));
+          await eventually(`writes after shoal-storage-${ordinal} restarted`, async () => acknowledged.length > before + 10);
+        }
+      } finally {
+        writing = false;
+        await writer;
+      }
+      expect(failures).toEqual([]);
+      const lost: string[] = [];
+      for (const write of acknowledged) if (!(await stored(write.table, write.key))) lost.push(`${write.table}/${write.key}`);
+      expect(lost).toEqual([]);
     });
   });
 });
