@@ -24,6 +24,7 @@ import {
   encodeItemKey,
   getOwn,
   setOwn,
+  spaceRange,
   type AttributeValue,
   type IndexSchema,
   type Item,
@@ -198,10 +199,38 @@ export function boundsOverlap(a: PartitionBound, b: PartitionBound): boolean {
 }
 
 /** `range` narrowed to `bound` (`range.end` is never empty: ranges here lie within one space). */
-export function clampRange(range: KeyRange, bound: PartitionBound | undefined): KeyRange {
+export function clampRange(range: KeyRange, bound: PartitionBound | KeyRange | undefined): KeyRange {
   if (bound === undefined) return range;
   const start = compareBytes(bound.start, range.start) > 0 ? bound.start : range.start;
   const end = bound.end.length > 0 && compareBytes(bound.end, range.end) < 0 ? bound.end : range.end;
+  return { start, end };
+}
+
+/** Space id and key fingerprint: the bytes a table key and the LSI keys of its item have alike (but the space id). */
+const HASH_PREFIX_BYTES = 12;
+
+/**
+ * Where an index's entries of the partition's items lie: the whole space for a GSI (its keys start
+ * with the index's own hash), a narrower range for an LSI, whose keys share the table key's hash
+ * fingerprint: a table key in `[start, end)` has an LSI key in the range made of the bound's first
+ * 12 bytes with the index's space id. It may hold entries of neighbouring items too (when the bound
+ * cuts inside a fingerprint): entries are still filtered one by one (entryInBound).
+ */
+export function indexEntriesRange(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): KeyRange {
+  const space = spaceRange(index.indexId);
+  if (bound === undefined || index.kind !== 'LSI') return space;
+  const tableSpace = spaceRange(table.tableId);
+  const inIndexSpace = (key: Uint8Array): Uint8Array => {
+    const out = Uint8Array.from(key.subarray(0, HASH_PREFIX_BYTES));
+    out.set(space.start, 0);
+    return out;
+  };
+  const start = compareBytes(bound.start, tableSpace.start) <= 0 ? space.start : inIndexSpace(bound.start);
+  let end = space.end;
+  if (bound.end.length > 0 && compareBytes(bound.end, tableSpace.end) < 0) {
+    // Up to 12 bytes, a key below the bound is below it in those bytes already; beyond, only up to them.
+    end = bound.end.length <= HASH_PREFIX_BYTES ? inIndexSpace(bound.end) : (prefixEnd(inIndexSpace(bound.end)) ?? space.end);
+  }
   return { start, end };
 }
 

@@ -36,6 +36,7 @@ import {
   entryInBound,
   entryKey,
   findIndex,
+  indexEntriesRange,
   mapKey,
   spaceKeyAttributes,
   type KeyRange,
@@ -186,7 +187,7 @@ export class PartitionStore implements PartitionClient {
     const index = indexName === undefined ? undefined : requireIndex(table, indexName);
     if (bound === undefined) return this.statisticsBook.peek(index?.indexId ?? table.tableId);
     if (index === undefined) return measureRange(this.level, clampRange(spaceRange(table.tableId), bound));
-    return measureRange(this.level, spaceRange(index.indexId), (entry) => entryInBound(table, bound, entry));
+    return measureRange(this.level, indexEntriesRange(table, index, bound), (entry) => entryInBound(table, bound, entry));
   }
 
   /** Builds an index from the table's items (those in `bound` only, with one); one run per index and bound at a time. */
@@ -275,7 +276,7 @@ export class PartitionStore implements PartitionClient {
   /** Deletes an index's entries: all of them, or those whose base item lies in `bound`. */
   private clearEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     if (bound === undefined) return this.clearSpace(index.indexId);
-    return this.clearRange(index.indexId, spaceRange(index.indexId), (entry) => entryInBound(table, bound, entry));
+    return this.clearRange(index.indexId, indexEntriesRange(table, index, bound), (entry) => entryInBound(table, bound, entry));
   }
 
   /**

@@ -18,7 +18,19 @@ import {
 } from '@shoal/model';
 import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel } from './database.ts';
-import { clampRange, decodeJson, entryInBound, entryKey, findIndex, keyOf, prefixEnd, spaceKeyAttributes, type PartitionBound } from './layout.ts';
+import {
+  clampRange,
+  decodeJson,
+  entryInBound,
+  entryKey,
+  findIndex,
+  indexEntriesRange,
+  keyOf,
+  prefixEnd,
+  spaceKeyAttributes,
+  type KeyRange,
+  type PartitionBound,
+} from './layout.ts';
 
 /** Iterator bounds: `gte` (or `gt`) and `lt`. */
 interface KeyBounds {
@@ -69,14 +81,14 @@ export function queryBounds(spaceId: number, hashValue: AttributeValue, conditio
   }
 }
 
-/** `tableBound`: the partition's bound when reading its table space (index entries are filtered one by one). */
-function readBounds(spaceId: number, request: RangeReadRequest, keyAttributes: KeyAttribute[], tableBound: PartitionBound | undefined): KeyBounds {
+/** `within`: where the partition's entries of the space lie, when reading one partition. */
+function readBounds(spaceId: number, request: RangeReadRequest, keyAttributes: KeyAttribute[], within: KeyRange | undefined): KeyBounds {
   const range = request.hashValue !== undefined
     ? queryBounds(spaceId, request.hashValue, request.sortCondition)
     : request.segment
       ? hashSliceRange(spaceId, request.segment.segment, request.segment.total)
       : spaceRange(spaceId);
-  const read = clampRange(range, tableBound);
+  const read = clampRange(range, within);
   const bounds: KeyBounds = { start: read.start, startExclusive: false, end: read.end };
   if (request.exclusiveStartKey === undefined) return bounds;
   const startKey = entryKey(spaceId, keyAttributes, request.exclusiveStartKey);
@@ -119,7 +131,9 @@ export async function readRange(level: ByteLevel, request: RangeReadRequest, bou
   const { table } = request;
   const { spaceId, index } = resolveSpace(table, request.indexName);
   const keyAttributes = spaceKeyAttributes(table, index);
-  const bounds = readBounds(spaceId, request, keyAttributes, index === undefined ? bound : undefined);
+  const within = bound === undefined || index === undefined ? bound : indexEntriesRange(table, index, bound);
+  const bounds = readBounds(spaceId, request, keyAttributes, within);
+  // Index entries of other partitions' items may lie within that range: skipped one by one.
   const indexBound = index === undefined ? undefined : bound;
   const expressions = request.filter !== undefined || request.projection !== undefined
     ? compilePartitionExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })

@@ -223,6 +223,25 @@ describe('PartitionStore bounded to one partition of a table whose two partition
     expect(await store.partitions.appliedIndex(second.id)).toBe(43);
   });
 
+  it('bounds cutting inside item collections select index entries by their base item exactly', async () => {
+    // Bounds need not fall on hash slice edges (a split may cut anywhere): take item keys as edges.
+    const keys = items.map(itemKey).sort(Buffer.compare);
+    const next = random(11);
+    const inBound = (bound: PartitionBound, key: Uint8Array) =>
+      Buffer.compare(bound.start, key) <= 0 && (bound.end.length === 0 || Buffer.compare(key, bound.end) < 0);
+    for (let round = 0; round < 6; round++) {
+      const [a, b] = [Math.floor(next() * keys.length), Math.floor(next() * keys.length)].sort((x, y) => x - y);
+      const bound: PartitionBound = { start: keys[a], end: round % 4 === 0 ? new Uint8Array() : keys[b] };
+      const mine = items.filter((item) => inBound(bound, itemKey(item)));
+      for (const index of [lsi, gsi]) {
+        const request = baseRequest(schema, { indexName: index.name, select: 'ALL_PROJECTED_ATTRIBUTES' as const, limit: 40 });
+        expect(sortByJson((await readAll(request, bound)).items), `${index.name} round ${round}`).toEqual(sortByJson(entriesOf(index, mine)));
+        expect(await store.partitions.statistics(schema, index.name, bound)).toEqual(statisticsOf(entriesOf(index, mine)));
+      }
+      expect(sortByJson((await readAll(baseRequest(schema), bound)).items)).toEqual(sortByJson(mine));
+    }
+  });
+
   it('without a bound, reads and statistics cover the whole table as before', async () => {
     expect(sortByJson((await store.partitions.readRange(baseRequest(schema), { consistent: true })).items)).toEqual(sortByJson(items));
     expect(await store.partitions.statistics(schema)).toEqual(statisticsOf(items));
