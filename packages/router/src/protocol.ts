@@ -24,6 +24,8 @@ const REQUEST_ID_LENGTH = 52;
 const REQUEST_IDS_PER_DRAW = 256;
 const requestIdBytes = Buffer.alloc(REQUEST_ID_LENGTH * REQUEST_IDS_PER_DRAW);
 let requestIdOffset = requestIdBytes.length;
+/** Each byte value's character of the alphabet (byte modulo 36), as a character code. */
+const REQUEST_ID_CODES = Uint8Array.from({ length: 256 }, (_, byte) => REQUEST_ID_ALPHABET.charCodeAt(byte % REQUEST_ID_ALPHABET.length));
 
 /**
  * A response body already serialized: an operation returns it when it holds the JSON text of most of
@@ -48,12 +50,12 @@ export class JsonText {
 export function newRequestId(): string {
   if (requestIdOffset === requestIdBytes.length) {
     randomFillSync(requestIdBytes);
+    // Turned into characters in place, so that each id is one slice of the buffer.
+    for (let i = 0; i < requestIdBytes.length; i++) requestIdBytes[i] = REQUEST_ID_CODES[requestIdBytes[i]];
     requestIdOffset = 0;
   }
-  let id = '';
-  for (let end = requestIdOffset + REQUEST_ID_LENGTH; requestIdOffset < end; requestIdOffset++) {
-    id += REQUEST_ID_ALPHABET[requestIdBytes[requestIdOffset] % REQUEST_ID_ALPHABET.length];
-  }
+  const id = requestIdBytes.toString('latin1', requestIdOffset, requestIdOffset + REQUEST_ID_LENGTH);
+  requestIdOffset += REQUEST_ID_LENGTH;
   return id;
 }
 
@@ -86,6 +88,20 @@ function jsonDepthExceeds(value: unknown, limit: number): boolean {
   return false;
 }
 
+const OPEN_OBJECT = 0x7b;
+const OPEN_ARRAY = 0x5b;
+
+/** Whether the bytes hold at least `count` opening brackets (inside strings or not). */
+function bracketsReach(raw: Buffer, count: number): boolean {
+  let seen = 0;
+  for (const bracket of [OPEN_OBJECT, OPEN_ARRAY]) {
+    for (let at = raw.indexOf(bracket); at >= 0; at = raw.indexOf(bracket, at + 1)) {
+      if (++seen >= count) return true;
+    }
+  }
+  return false;
+}
+
 /** Parses a request body; anything but a JSON object is a SerializationException, as in DynamoDB. */
 export function parseRequestBody(raw: Buffer): RequestBody {
   let parsed: unknown;
@@ -98,7 +114,8 @@ export function parseRequestBody(raw: Buffer): RequestBody {
     throw serializationError('Unexpected value type in payload: the request body must be a JSON object');
   }
   if (Array.isArray(parsed)) throw serializationError('Start of list found where not expected');
-  if (jsonDepthExceeds(parsed, MAX_JSON_DEPTH)) {
+  // Only a body with that many brackets can nest that deep: most skip the walk.
+  if (bracketsReach(raw, MAX_JSON_DEPTH) && jsonDepthExceeds(parsed, MAX_JSON_DEPTH)) {
     throw serializationError('Nesting Levels have exceeded supported limits');
   }
   return parsed as RequestBody;
