@@ -4,7 +4,7 @@
  * through the meta group's RPCs. A router sees its own changes at once: the answer goes into the
  * cache, then the map is fetched so that a new table's partitions are known before the call returns.
  */
-import type { TableCatalog, TableRecord } from '@shoal/model';
+import type { TableCatalog, TableRecord, TableSchema } from '@shoal/model';
 import { tableRecordFromWire, tableRecordToWire } from '@shoal/proto';
 import type { ClusterView } from './cluster-view.ts';
 import type { MetaClient } from './meta-client.ts';
@@ -14,12 +14,21 @@ export class ClusterCatalog implements TableCatalog {
   readonly #view: ClusterView;
   readonly #meta: MetaClient;
   readonly #initialPartitions: number;
+  readonly #tableReady: (table: TableSchema) => Promise<void>;
   readonly #log: ClusterLogger | undefined;
 
-  constructor(options: { view: ClusterView; meta: MetaClient; initialPartitions: number; log?: ClusterLogger }) {
+  constructor(options: {
+    view: ClusterView;
+    meta: MetaClient;
+    initialPartitions: number;
+    /** Resolves once a new table's partitions can serve requests. */
+    tableReady: (table: TableSchema) => Promise<void>;
+    log?: ClusterLogger;
+  }) {
     this.#view = options.view;
     this.#meta = options.meta;
     this.#initialPartitions = options.initialPartitions;
+    this.#tableReady = options.tableReady;
     this.#log = options.log;
   }
 
@@ -31,20 +40,29 @@ export class ClusterCatalog implements TableCatalog {
     return this.#view.tables();
   }
 
-  /** CreateTable for a name the cache does not know, UpdateTable otherwise. */
+  /**
+   * CreateTable for a name the cache does not know, UpdateTable otherwise. A new table is returned
+   * once its partitions have leaders: Shoal reports a table ACTIVE from the start, so it must be.
+   */
   async put(record: TableRecord): Promise<void> {
     const wire = tableRecordToWire(record);
-    const answer = this.#view.table(record.schema.name) === undefined
+    const creating = this.#view.table(record.schema.name) === undefined;
+    const answer = creating
       ? await this.#meta.call('CreateTable', 'change', (client) => client.createTable({ record: wire, initialPartitions: this.#initialPartitions }))
       : await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: wire }));
-    this.#view.putTable(answer.record === undefined ? record : tableRecordFromWire(answer.record));
+    const stored = answer.record === undefined ? record : tableRecordFromWire(answer.record);
+    this.#view.putTable(stored);
     await this.#catchUp();
+    if (!creating) return;
+    try {
+      await this.#tableReady(stored.schema);
+    } catch (error) {
+      // The table exists: its first requests wait for the leaders themselves (bounded).
+      this.#log?.warn('a new table has partitions without a leader yet', { table: stored.schema.name, error: error instanceof Error ? error.message : String(error) });
+    }
   }
 
-  /**
-   * Deletes the table in the meta group, which removes its partitions and their data (contracts #9);
-   * a table already gone is not an error here (the router checked it existed).
-   */
+  /** Deletes the table in the meta group, which removes its partitions and their data (contracts #9). */
   async delete(name: string): Promise<void> {
     await this.#meta.call('DeleteTable', 'change', (client) => client.deleteTable({ name }));
     this.#view.removeTable(name);

@@ -20,12 +20,14 @@ export interface ClusterOptions {
   log?: ClusterLogger;
   /** Partitions of a table this router creates; 0 or absent: the meta group's default. */
   initialPartitions?: number;
-  /** Bounds of every retried call (defaults: 16 attempts, 10 s). */
+  /** Bounds of every retried call (defaults: 16 attempts, 15 s). */
   retry?: Partial<RetryPolicy>;
-  /** Deadline of one write or read sent to a node (default 5 s). */
+  /** Deadline of one write or read sent to a node (default 10 s). */
   rpcTimeoutMs?: number;
   /** How long connectCluster waits for the first partition map (default 30 s). */
   startTimeoutMs?: number;
+  /** How long CreateTable waits for the new table's partitions to have leaders (default 10 s). */
+  tableReadyTimeoutMs?: number;
 }
 
 export interface ClusterBackend {
@@ -38,8 +40,10 @@ export interface ClusterBackend {
   close(): Promise<void>;
 }
 
-const DEFAULT_RPC_TIMEOUT_MS = 5_000;
+/** A write slower than this is reported as maybe applied: long enough for a loaded cluster's commit. */
+const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
+const DEFAULT_TABLE_READY_TIMEOUT_MS = 10_000;
 
 /**
  * Connects to the meta group and resolves once the first partition map has arrived (rejects after
@@ -76,17 +80,24 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   }
   options.log?.info('connected to the cluster', { mapVersion: view.version, partitions: view.map.size, nodes: view.nodeCount, tables: view.tableCount });
 
+  const partitions = new ClusterPartitionClient({
+    view,
+    meta,
+    channels,
+    policy,
+    rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
+    counters,
+    log: options.log,
+  });
   return {
-    partitions: new ClusterPartitionClient({
+    partitions,
+    catalog: new ClusterCatalog({
       view,
       meta,
-      channels,
-      policy,
-      rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
-      counters,
+      initialPartitions: options.initialPartitions ?? 0,
+      tableReady: (table) => partitions.awaitLeaders(table, options.tableReadyTimeoutMs ?? DEFAULT_TABLE_READY_TIMEOUT_MS),
       log: options.log,
     }),
-    catalog: new ClusterCatalog({ view, meta, initialPartitions: options.initialPartitions ?? 0, log: options.log }),
     metrics: () => ({
       ...counters,
       ready: view.hasMap && !closed ? 1 : 0,

@@ -42,10 +42,14 @@ export class MetaClient {
     return this.#channels.meta(this.#preferred);
   }
 
-  /** Moves on to the next configured address (the preferred one failed or knows no leader). */
+  /** Moves on to the next configured address other than the one that failed or knows no leader. */
   #rotate(): void {
-    this.#next = (this.#next + 1) % this.#addresses.length;
-    this.#preferred = this.#addresses[this.#next];
+    const failed = this.#preferred;
+    for (let step = 0; step < this.#addresses.length; step++) {
+      this.#next = (this.#next + 1) % this.#addresses.length;
+      this.#preferred = this.#addresses[this.#next];
+      if (this.#preferred !== failed) return;
+    }
   }
 
   /** Follows a NotLeader answer: true when it named a leader to go to at once. */

@@ -153,6 +153,26 @@ export class ClusterPartitionClient implements PartitionClient {
     return parts.reduce((sum, part) => ({ itemCount: sum.itemCount + part.itemCount, sizeBytes: sum.sizeBytes + part.sizeBytes }), { itemCount: 0, sizeBytes: 0 });
   }
 
+  /**
+   * Resolves once every partition of a new table has a leader able to serve it (one consistent read
+   * of each), so that a table is usable when CreateTable returns, as ACTIVE promises. Bounded by the
+   * retry budget of each read; a failure is the caller's to report.
+   */
+  async awaitLeaders(table: TableSchema, timeoutMs: number): Promise<void> {
+    const probe: RangeReadRequest = { table, forward: true, limit: 1, maxBytes: 1, select: 'COUNT' };
+    const policy = { ...this.#policy, totalMs: Math.min(this.#policy.totalMs, timeoutMs) };
+    await Promise.all(
+      (await this.#partitionsOf(table)).map((partition) =>
+        this.#onPartition(
+          'leader',
+          () => this.#view.map.lookup(partition.startKey),
+          (rpc, target, options) => rpc.readRange(rangeReadRequestToWire(target, probe, { consistent: true }), options),
+          { policy },
+        ),
+      ),
+    );
+  }
+
   /** Each partition's leader builds the index from its own items (a command of its Raft log). */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
     await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
@@ -170,7 +190,7 @@ export class ClusterPartitionClient implements PartitionClient {
 
   async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
     const partitions = await this.#partitionsOf(table);
-    await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, false)));
+    await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, { deadline: false })));
   }
 
   /** The table's partitions in key order, after a map refresh when the map knows none yet. */
@@ -222,9 +242,9 @@ export class ClusterPartitionClient implements PartitionClient {
     mode: Mode,
     locate: () => PartitionDescriptor | undefined,
     call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<T>,
-    withDeadline = true,
+    { deadline = true, policy = this.#policy }: { deadline?: boolean; policy?: RetryPolicy } = {},
   ): Promise<{ value: T; partition: PartitionDescriptor }> {
-    const budget = new RetryBudget(this.#policy);
+    const budget = new RetryBudget(policy);
     const avoid = new Set<number>();
     const turn = this.#spread++;
     let redirects = 0;
@@ -250,7 +270,7 @@ export class ClusterPartitionClient implements PartitionClient {
       this.#counters.nodeRequestsTotal++;
       try {
         const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-        const value = await call(this.#channels.partition(address), target, withDeadline ? { timeoutMs: this.#rpcTimeoutMs } : {});
+        const value = await call(this.#channels.partition(address), target, deadline ? { timeoutMs: this.#rpcTimeoutMs } : {});
         if (mode !== 'any' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
         return { value, partition };
       } catch (error) {

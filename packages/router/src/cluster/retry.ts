@@ -17,7 +17,7 @@ export interface RetryPolicy {
 }
 
 /** Long enough to ride out a leader election (about a second) a few times over. */
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 16, totalMs: 10_000, baseDelayMs: 20, maxDelayMs: 1_000 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 16, totalMs: 15_000, baseDelayMs: 20, maxDelayMs: 1_000 };
 
 /** The delay before retry number `retry` (1-based): exponential, with jitter so that callers spread out. */
 export function backoffDelay(policy: RetryPolicy, retry: number): number {
