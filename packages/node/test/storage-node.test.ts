@@ -173,7 +173,9 @@ describe('startStorageNode: storage nodes in child processes', () => {
   });
 
   it('a node killed with SIGKILL and restarted recovers its replicas from disk and catches up', { timeout: 90_000 }, async () => {
-    const victim = nodes[1];
+    // The meta leader: the other nodes' heartbeats and map watches must find the next one.
+    await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
+    const victim = nodes.find((n) => n.address === meta.leaderAddress)!;
     await victim.kill();
     const survivors = nodes.filter((n) => n !== victim);
     expect(await write(put(schema, 'beta', 'while-down'), survivors)).toBe(true);
@@ -197,7 +199,7 @@ describe('startStorageNode: storage nodes in child processes', () => {
     await eventually(() => allReady(nodes), 'the fourth node ready', ATTEMPTS);
     expect((await fourth.state()).metrics.partitionReplicas).toBe(0);
 
-    const gone = nodes[2];
+    const gone = nodes.find((n) => n.nodeId === 3)!;
     await gone.kill();
     const live = nodes.filter((n) => n !== gone);
     const moved = await eventually(async () => {
