@@ -42,6 +42,8 @@ export interface Figures {
   /** From the kill or pause until the target answered /readyz again. */
   recovery: Spread;
   longestLeaderlessMs: number;
+  /** Latency of the acknowledged requests. */
+  latency: { p50Ms: number | undefined; p99Ms: number | undefined };
   timeline: TimelineBin[];
 }
 
@@ -93,6 +95,12 @@ function phase(name: Phase['name'], requests: readonly RequestRecord[], startMs:
   return { name, startMs, endMs, okPerSecond: Math.round(ok / seconds), errorsPerSecond: Math.round((errors / seconds) * 10) / 10 };
 }
 
+function latencyOf(requests: readonly RequestRecord[]): Figures['latency'] {
+  const sorted = requests.filter((request) => request.completion === 'ok').map((request) => request.end - request.start).sort((a, b) => a - b);
+  const at = (share: number): number | undefined => (sorted.length === 0 ? undefined : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))]));
+  return { p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
 export function computeFigures(requests: readonly RequestRecord[], faults: readonly FaultRecord[], leaderless: readonly LeaderlessWindow[], workloadMs: number): Figures {
   const total: Tally = { ok: 0, failed: 0, indeterminate: 0 };
   const byKind: Partial<Record<OperationKind, Tally>> = {};
@@ -122,6 +130,7 @@ export function computeFigures(requests: readonly RequestRecord[], faults: reado
     timeToNewLeader: spread(injected.flatMap((fault) => (fault.newLeaderAt === undefined ? [] : [fault.newLeaderAt - fault.start]))),
     recovery: spread(injected.flatMap((fault) => (fault.ready === undefined ? [] : [fault.ready - fault.start]))),
     longestLeaderlessMs: Math.round(leaderless.reduce((max, window) => Math.max(max, window.end - window.start), 0)),
+    latency: latencyOf(requests),
     timeline: bins,
   };
 }

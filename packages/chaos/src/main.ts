@@ -5,7 +5,7 @@
 import { parseChaosArgs, USAGE } from './options.ts';
 import { runChaos } from './run.ts';
 
-/** Runs chaos as the command line asks; resolves to the exit status (0 clean, 1 violations, 2 no verdict). */
+/** Runs chaos as the command line asks; resolves to the exit status (0 clean, 1 safety violations, 2 no verdict, 3 safe but a liveness bound exceeded). */
 export async function main(argv: readonly string[]): Promise<number> {
   let options;
   try {
@@ -20,7 +20,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     const { report } = await runChaos({ ...options, print: (text) => console.log(text), progress: process.stdout.isTTY === true });
-    return report.ok ? 0 : 1;
+    return report.ok ? 0 : report.safe ? 3 : 1;
   } catch (error) {
     console.error(`shoal chaos: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return 2;

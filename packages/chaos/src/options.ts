@@ -22,7 +22,7 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --partitions <n>          initial partitions of each table (default 4)
   --clients <n>             concurrent clients (default 8)
   --keys <n>                keys of each kind: registers, counters, lists, transaction groups (default 6)
-  --request-timeout <time>  a request unanswered this long is indeterminate (default 3s)
+  --request-timeout <time>  a request unanswered this long is indeterminate (default 10s)
   --leaderless-bound <time> longest tolerated time without a partition leader (default 15s)
   --check-timeout <time>    time given to the linearizability checker (default 120s)
   --cross-partition-transactions
@@ -35,7 +35,8 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
                             consistent ones and recorded as strong, to show the checker catches it
   -h, --help                this text
 
-Exit status: 0 clean verdict, 1 violations found, 2 the run could not be carried out.`;
+Exit status: 0 clean verdict, 1 safety violations found, 2 the run could not be carried out,
+3 safe but a liveness bound (--leaderless-bound) exceeded.`;
 
 /** "60s", "10m", "500ms", "1h", or plain seconds. */
 export function parseDuration(text: string, what: string): number {
@@ -79,7 +80,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | 'help' {
       partitions: { type: 'string', default: '4' },
       clients: { type: 'string', default: '8' },
       keys: { type: 'string', default: '6' },
-      'request-timeout': { type: 'string', default: '3s' },
+      'request-timeout': { type: 'string', default: '10s' },
       'leaderless-bound': { type: 'string', default: '15s' },
       'check-timeout': { type: 'string', default: '120s' },
       'cross-partition-transactions': { type: 'boolean', default: false },

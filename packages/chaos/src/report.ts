@@ -21,7 +21,15 @@ export interface ChaosReport {
   unsupportedTransactions: number;
   figures: Figures;
   checks: Check[];
+  /** Every safety check passed. */
+  safe: boolean;
+  /** Every check passed. */
   ok: boolean;
+}
+
+function verdictText(report: ChaosReport): string {
+  if (report.ok) return 'clean';
+  return report.safe ? 'safe, but a liveness bound was exceeded' : 'SAFETY VIOLATIONS FOUND';
 }
 
 function ms(value: number | undefined): string {
@@ -51,7 +59,7 @@ export function formatSummary(report: ChaosReport): string {
   lines.push(`  by kind (ok/failed/indeterminate): ${kinds.join(', ')}`);
   const errors = Object.entries(figures.errors).sort((a, b) => b[1] - a[1]).slice(0, 6);
   if (errors.length > 0) lines.push(`  errors: ${errors.map(([type, count]) => `${type} ×${count}`).join(', ')}`);
-  lines.push(`throughput (ok/s): ${figures.phases.map((phase) => `${phase.name} ${phase.okPerSecond}`).join(', ')}`);
+  lines.push(`throughput (ok/s): ${figures.phases.map((phase) => `${phase.name} ${phase.okPerSecond}`).join(', ')}; latency of acknowledged requests p50 ${ms(figures.latency.p50Ms)}, p99 ${ms(figures.latency.p99Ms)}`);
   lines.push(`faults: ${report.faults.length} of ${report.plannedFaults} planned`);
   for (const fault of report.faults) lines.push(faultLine(fault));
   lines.push(`unavailability per fault: ${spreadText(figures.unavailability)}`);
@@ -59,10 +67,10 @@ export function formatSummary(report: ChaosReport): string {
   lines.push(`longest leaderless window: ${ms(figures.longestLeaderlessMs)}`);
   lines.push('verdict:');
   for (const check of report.checks) {
-    lines.push(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.name}: ${check.summary}`);
+    lines.push(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.kind.padEnd(8)} ${check.name}: ${check.summary}`);
     if (check.details !== undefined) lines.push(check.details.split('\n').map((line) => `        ${line}`).join('\n'));
   }
-  lines.push(report.ok ? 'VERDICT: clean' : 'VERDICT: VIOLATIONS FOUND');
+  lines.push(`VERDICT: ${verdictText(report)}`);
   return lines.join('\n');
 }
 
@@ -132,7 +140,7 @@ export function renderHtml(report: ChaosReport): string {
   const checks = report.checks
     .map(
       (check) =>
-        `<tr class="${check.ok ? 'ok' : 'fail'}"><td>${check.ok ? 'ok' : 'FAIL'}</td><td>${escapeHtml(check.name)}</td><td>${escapeHtml(check.summary)}${
+        `<tr class="${check.ok ? 'ok' : 'fail'}"><td>${check.ok ? 'ok' : 'FAIL'}</td><td>${check.kind}</td><td>${escapeHtml(check.name)}</td><td>${escapeHtml(check.summary)}${
           check.details === undefined ? '' : `<pre>${escapeHtml(check.details)}</pre>`
         }</td></tr>`,
     )
@@ -156,7 +164,7 @@ export function renderHtml(report: ChaosReport): string {
     .join('');
   const phases = figures.phases.map((phase) => row([phase.name, `${(phase.startMs / 1000).toFixed(1)}–${(phase.endMs / 1000).toFixed(1)} s`, phase.okPerSecond, phase.errorsPerSecond])).join('');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>shoal chaos — seed ${report.seed} — ${report.ok ? 'clean' : 'VIOLATIONS'}</title>
+<html lang="en"><head><meta charset="utf-8"><title>shoal chaos — seed ${report.seed} — ${escapeHtml(verdictText(report))}</title>
 <style>
 body { font-family: sans-serif; margin: 2em; color: #222; }
 h1 .ok { color: #1b998b; } h1 .fail { color: #c0392b; }
@@ -165,7 +173,7 @@ td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-al
 tr.ok td:first-child { color: #1b998b; font-weight: bold; } tr.fail td:first-child { color: #c0392b; font-weight: bold; }
 pre { font-size: 12px; background: #f6f6f6; padding: 6px; overflow-x: auto; }
 </style></head><body>
-<h1>shoal chaos: <span class="${report.ok ? 'ok' : 'fail'}">${report.ok ? 'clean verdict' : 'violations found'}</span></h1>
+<h1>shoal chaos: <span class="${report.ok ? 'ok' : 'fail'}">${escapeHtml(verdictText(report))}</span></h1>
 <p>Seed ${report.seed}, started ${escapeHtml(report.startedAt)}, workload ${(report.workloadMs / 1000).toFixed(1)} s;
 ${report.cluster.nodes} storage nodes, ${report.cluster.routers} routers, ${report.cluster.partitions} partitions a table (ids ${report.cluster.partitionIds.join(', ')});
 ${report.workload.clients} clients over ${report.workload.keys} keys of each kind; faults ${escapeHtml(report.workload.faultKinds.join(', ') || 'none')}.
@@ -173,13 +181,14 @@ Reproduce: <code>npm run chaos -- --seed ${report.seed} --duration ${Math.round(
 <h2>Timeline</h2>
 ${timelineSvg(report)}
 <h2>Verdict</h2>
-<table>${row(['', 'check', 'result'], true)}${checks}</table>
+<table>${row(['', 'kind', 'check', 'result'], true)}${checks}</table>
 <h2>Operations</h2>
 <p>${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate${
     report.unsupportedTransactions > 0 ? `; ${report.unsupportedTransactions} cross-partition transactions refused as not supported yet` : ''
   }.</p>
 <table>${row(['kind', 'ok', 'failed', 'indeterminate'], true)}${kinds}</table>
 <table>${row(['phase', 'time', 'ok/s', 'errors/s'], true)}${phases}</table>
+<p>Latency of acknowledged requests: p50 ${escapeHtml(ms(figures.latency.p50Ms))}, p99 ${escapeHtml(ms(figures.latency.p99Ms))}.</p>
 <table>${row(['error', 'count'], true)}${Object.entries(figures.errors).sort((a, b) => b[1] - a[1]).map(([type, count]) => row([type, count])).join('')}</table>
 <h2>Faults</h2>
 <p>Unavailability per fault: ${escapeHtml(spreadText(figures.unavailability))}. Time to a new leader: ${escapeHtml(spreadText(figures.timeToNewLeader))}.

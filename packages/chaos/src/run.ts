@@ -32,7 +32,7 @@ export interface ChaosOptions {
   clients?: number;
   /** Keys of each kind. Default 6. */
   keys?: number;
-  /** A request unanswered this long is indeterminate. Default 3 s. */
+  /** A request unanswered this long is indeterminate. Default 10 s. */
   requestTimeoutMs?: number;
   /** Longest tolerated stretch without a leader. Default 15 s. */
   leaderlessBoundMs?: number;
@@ -120,7 +120,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     seed: options.seed,
     clients: options.clients ?? 8,
     keys: options.keys ?? 6,
-    requestTimeoutMs: options.requestTimeoutMs ?? 3_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     crossPartitionTransactions: options.crossPartitionTransactions ?? false,
     unsafeEventualAsStrong: options.unsafeEventualAsStrong ?? false,
   };
@@ -208,6 +208,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       unsupportedTransactions: recorder.unsupported,
       figures: computeFigures(recorder.requests, faults, leaderless, workloadMs),
       checks,
+      safe: checks.every((check) => check.ok || check.kind !== 'safety'),
       ok: checks.every((check) => check.ok),
     };
     const jsonPath = join(dir, 'report.json');

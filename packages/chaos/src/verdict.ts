@@ -11,6 +11,11 @@ import { countOf } from './workload.ts';
 
 export interface Check {
   name: string;
+  /**
+   * safety: what the cluster promises whatever happens (a violation is a bug); liveness: how soon
+   * it recovers, which depends on the machine's load as much as on the code.
+   */
+  kind: 'safety' | 'liveness';
   ok: boolean;
   /** One line: what was checked and found. */
   summary: string;
@@ -43,14 +48,15 @@ function checkLinearizable(history: readonly KvOperation[], timeoutMs: number): 
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const keys = new Set(history.map((op) => op.key)).size;
   const name = 'linearizable (strong reads, writes, conditional writes, appends; per key)';
-  if (result.ok) return { name, ok: true, summary: `${history.length} operations on ${keys} keys linearizable (checked in ${seconds} s)` };
+  if (result.ok) return { name, kind: 'safety', ok: true, summary: `${history.length} operations on ${keys} keys linearizable (checked in ${seconds} s)` };
   if (result.failure === undefined) {
-    return { name, ok: false, summary: `undecided: the checker ran out of time (${timeoutMs / 1000} s) after ${result.keysChecked} of ${keys} keys` };
+    return { name, kind: 'safety', ok: false, summary: `undecided: the checker ran out of time (${timeoutMs / 1000} s) after ${result.keysChecked} of ${keys} keys` };
   }
   const shown = formatHistory(result.failure.operations).split('\n');
   const history_ = shown.length > HISTORY_LINES ? [...shown.slice(0, HISTORY_LINES), `… ${shown.length - HISTORY_LINES} more`] : shown;
   return {
     name,
+    kind: 'safety',
     ok: false,
     summary: `VIOLATION on key ${result.failure.key}`,
     details: `${result.failure.explanation}\n\nEvery operation on the key (times in ms since the start):\n${history_.join('\n')}`,
@@ -92,6 +98,7 @@ function checkLists(history: readonly KvOperation[], final: FinalState): Check {
   }
   return {
     name: 'no lost or duplicated appends',
+    kind: 'safety',
     ok: problems.length === 0,
     summary: problems.length === 0 ? `${acknowledged} acknowledged appends all present once in the final lists` : `${problems.length} problem(s)`,
     details: problems.length === 0 ? undefined : examples(problems),
@@ -126,6 +133,7 @@ function checkCounters(recorder: Recorder, final: FinalState): Check {
   const adds = [...recorder.adds.values()].reduce((sum, tally) => sum + tally.ok, 0);
   return {
     name: 'exact counters (compare-and-set and ADD)',
+    kind: 'safety',
     ok: problems.length === 0,
     summary: problems.length === 0 ? `${cas.size} compare-and-set counters and ${recorder.adds.size} ADD counters (${adds} acknowledged increments) exact` : `${problems.length} wrong counter(s)`,
     details: problems.length === 0 ? undefined : examples(problems),
@@ -149,6 +157,7 @@ function checkEventualReads(recorder: Recorder): Check {
   }
   return {
     name: 'eventual reads return only written values',
+    kind: 'safety',
     ok: problems.length === 0,
     summary: problems.length === 0 ? `${recorder.eventualReads.length} eventually consistent reads, each of a value some write had written` : `${problems.length} read(s) of values never written`,
     details: problems.length === 0 ? undefined : examples(problems),
@@ -170,6 +179,7 @@ function checkTransactions(recorder: Recorder, final: FinalState): Check {
   }
   return {
     name: 'transactions all-or-nothing',
+    kind: 'safety',
     ok: problems.length === 0,
     summary: problems.length === 0 ? `${recorder.transactionReads.length} transactional reads and ${groups.size} final groups saw both items of every transaction or neither` : `${problems.length} torn transaction(s)`,
     details: problems.length === 0 ? undefined : examples(problems),
@@ -179,6 +189,7 @@ function checkTransactions(recorder: Recorder, final: FinalState): Check {
 function checkFinalReads(final: FinalState): Check {
   return {
     name: 'every key readable at the end (acknowledged writes present)',
+    kind: 'safety',
     ok: final.unread.length === 0,
     summary:
       final.unread.length === 0
@@ -193,6 +204,7 @@ function checkLeadership(windows: readonly LeaderlessWindow[], boundMs: number):
   const over = windows.filter((window) => window.end - window.start > boundMs);
   return {
     name: `no partition leaderless for more than ${boundMs / 1000} s`,
+    kind: 'liveness',
     ok: over.length === 0,
     summary: `longest leaderless window ${(longest / 1000).toFixed(1)} s (meta leader's view, 1 s samples)`,
     details:
@@ -205,6 +217,7 @@ function checkLeadership(windows: readonly LeaderlessWindow[], boundMs: number):
 function checkCrashes(crashes: readonly string[]): Check {
   return {
     name: 'no process exited by itself',
+    kind: 'safety',
     ok: crashes.length === 0,
     summary: crashes.length === 0 ? 'only the processes the faults killed went down' : `${crashes.length} unexpected exit(s)`,
     details: crashes.length === 0 ? undefined : examples([...crashes]),
