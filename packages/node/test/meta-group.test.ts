@@ -182,6 +182,8 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     const malformed = await rpcFailure(cluster.call((p) => p.metaClient.createTable({ record: { json: new TextEncoder().encode('{"schema":{}}') } })));
     expect(malformed.code).toBe(Status.INVALID_ARGUMENT);
     expect(malformed.message).toMatch(/malformed table record/);
+    const notAnObject = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: { json: new TextEncoder().encode('null') } })));
+    expect(notAnObject.code).toBe(Status.INVALID_ARGUMENT);
     const otherSpace = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, schema: { ...updated.schema, tableId: 999 } }) })));
     expect(otherSpace.code).toBe(Status.INVALID_ARGUMENT);
   });

@@ -185,7 +185,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         const partitionCount = request.initialPartitions === 0 ? (deps.defaultPartitions ?? 1) : request.initialPartitions;
         const result = await group.propose({ type: 'createTable', record, partitionCount });
         return { record: tableRecordToWire(result.table!) };
-      }, record.schema.name);
+      }, claimedName(record));
     },
 
     updateTable: (request) => {
@@ -193,7 +193,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       return answer(async () => {
         const result = await group.propose({ type: 'updateTable', record });
         return { record: tableRecordToWire(result.table!) };
-      }, record.schema.name);
+      }, claimedName(record));
     },
 
     deleteTable: (request) =>
@@ -304,6 +304,14 @@ function commandError(error: MetaCommandError, table: string | undefined): RpcEr
     case 'invalid':
       return new RpcError(Status.INVALID_ARGUMENT, error.message);
   }
+}
+
+/** The name a record gives its table, for error messages (meta checks the record itself). */
+function claimedName(record: unknown): string | undefined {
+  if (typeof record !== 'object' || record === null || !('schema' in record)) return undefined;
+  const schema: unknown = record.schema;
+  if (typeof schema !== 'object' || schema === null || !('name' in schema)) return undefined;
+  return typeof schema.name === 'string' ? schema.name : undefined;
 }
 
 function recordFromRequest(record: TableRecordJson | undefined): TableRecord {
