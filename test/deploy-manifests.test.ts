@@ -30,9 +30,10 @@ import type { IService } from 'kubernetes-models/v1/Service';
  * Operator) schemas, and the wiring is checked against the real processes: each container's start
  * script runs under a pod's environment, and the command line it would exec must use only flags that
  * `shoal node --help` / `shoal router --help` list, with ports, names and paths that agree with the
- * containers, probes, Services and ServiceMonitor. The image (deploy/Dockerfile) is checked the same
- * way: its entry point runs the real CLI, its build context and production-only install hold every
- * module the processes import.
+ * containers, probes, Services and ServiceMonitor. Then the pods are played by the real processes
+ * those commands start, on loopback: a StatefulSet that forms, scales to 4 and back, and restarts pod
+ * by pod under writes. The image (deploy/Dockerfile) is checked the same way: its entry point runs the
+ * real CLI, its build context and production-only install hold every module the processes import.
  */
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -719,75 +720,6 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     });
   });
 
-  describe('played by real processes on loopback (one storage pod as a one-node meta group, one router pod)', () => {
-    /** The README's metrics of one process (by prefix) export as documented: exported ones present, planned ones absent. */
-    const expectDocumentedMetrics = (exposition: string, prefix: string): void => {
-      const names = exposedMetrics(exposition);
-      const rows = documentedMetrics().filter((row) => row.name.startsWith(prefix));
-      expect(rows.length).toBeGreaterThan(0);
-      expect(rows.filter((row) => row.status === 'exported' && !names.has(row.name)).map((row) => row.name), 'exported in the README, missing from /metrics').toEqual([]);
-      expect(rows.filter((row) => row.status === 'planned' && [...names].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
-    };
-
-    let dynamodbPort: number;
-    let storagePod: PlayedPod;
-    let routerPod: PlayedPod;
-
-    beforeAll(async () => {
-      const grpcPort = await freePort();
-      dynamodbPort = await freePort();
-      const storagePodSettings = {
-        SHOAL_META_NODES: '1',
-        SHOAL_GRPC_PORT: String(grpcPort),
-        SHOAL_OPS_PORT: String(await freePort()),
-        SHOAL_DATA_DIR: mkdtempSync(join(scratch, 'data-')),
-      };
-      storagePod = play('shoal-storage-0', storage().spec?.template, nodeOptions, storagePodSettings, [grpcPort]);
-      await untilReady(storagePod);
-      const routerPodSettings = {
-        SHOAL_LOG_LEVEL: 'warn',
-        SHOAL_META_NODES: '1',
-        SHOAL_GRPC_PORT: String(grpcPort),
-        SHOAL_DYNAMODB_PORT: String(dynamodbPort),
-        SHOAL_OPS_PORT: String(await freePort()),
-      };
-      routerPod = play('shoal-router-5c9f7-abcde', router().spec?.template, routerOptions, routerPodSettings, [grpcPort]);
-      await untilReady(routerPod);
-    }, 3 * READY_TIMEOUT_MS);
-
-    it('storage pod: the probes answer on the ops port, /metrics has the documented node metrics', async () => {
-      const pod = storagePod;
-      expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
-      expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
-      expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_node_');
-    });
-
-    it('router pod: the probes answer on the ops port, /metrics has the documented router metrics, the DynamoDB port answers', async () => {
-      const pod = routerPod;
-      expect(await httpGet(pod.opsPort, '/healthz')).toMatchObject({ status: 200 });
-      expect(await httpGet(pod.opsPort, '/readyz')).toMatchObject({ status: 200 });
-      expectDocumentedMetrics((await httpGet(pod.opsPort, '/metrics')).body, 'shoal_router_');
-      const response = await fetch(`http://127.0.0.1:${dynamodbPort}/`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': 'DynamoDB_20120810.ListTables' },
-        body: '{}',
-      });
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual({ TableNames: [] });
-    });
-
-    it('log JSON lines only, from the level shoal.env sets (info; warn set for the router)', () => {
-      expect(storagePod.levels.get('unstructured'), storagePod.log.join('\n')).toBeUndefined();
-      expect(storagePod.levels.get('info')).toBeGreaterThan(0);
-      expect(storagePod.levels.get('debug')).toBeUndefined();
-      expect(routerPod.levels.get('unstructured'), routerPod.log.join('\n')).toBeUndefined();
-      expect(routerPod.levels.get('info'), routerPod.log.join('\n')).toBeUndefined();
-    });
-
-    it('both stop cleanly on SIGTERM, the router first', async () => {
-      for (const pod of [routerPod, storagePod]) expect(await stop(pod), `${pod.name}:\n${pod.log.join('\n')}`).toBe(0);
-    });
-  });
   describe('a StatefulSet of storage pods played by real processes on loopback, with a router pod', () => {
     const TABLES = ['orders', 'events'];
     const grpcPorts: number[] = [];
@@ -816,6 +748,15 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     const stored = async (table: string, key: string): Promise<boolean> =>
       (await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: key } }, ConsistentRead: true }))).Item?.written?.S === key;
 
+    /** The README's metrics of one process (by prefix) export as documented: exported ones present, planned ones absent. */
+    const expectDocumentedMetrics = (exposition: string, prefix: string): void => {
+      const names = exposedMetrics(exposition);
+      const rows = documentedMetrics().filter((row) => row.name.startsWith(prefix));
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.filter((row) => row.status === 'exported' && !names.has(row.name)).map((row) => row.name), 'exported in the README, missing from /metrics').toEqual([]);
+      expect(rows.filter((row) => row.status === 'planned' && [...names].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
+    };
+
     beforeAll(async () => {
       for (let ordinal = 0; ordinal < storage().spec!.replicas! + 1; ordinal++) {
         grpcPorts.push(await freePort());
@@ -826,7 +767,9 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       const initial = Array.from({ length: storage().spec!.replicas! }, (_, ordinal) => startStoragePod(ordinal));
       await Promise.all(initial.map(untilReady));
       const dynamodbPort = await freePort();
-      routerPod = play('shoal-router-5c9f7-fghij', router().spec?.template, routerOptions, { SHOAL_DYNAMODB_PORT: String(dynamodbPort), SHOAL_OPS_PORT: String(await freePort()) }, grpcPorts);
+      // The router logs from warn up (a ConfigMap change): the log level test below tells the difference.
+      const routerSettings = { SHOAL_DYNAMODB_PORT: String(dynamodbPort), SHOAL_OPS_PORT: String(await freePort()), SHOAL_LOG_LEVEL: 'warn' };
+      routerPod = play('shoal-router-5c9f7-fghij', router().spec?.template, routerOptions, routerSettings, grpcPorts);
       await untilReady(routerPod);
       // The SDK's own retries (standard mode, 3 attempts) are the only ones a client gets.
       client = new DynamoDBClient({
@@ -861,6 +804,15 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
         await put(table, 'formed');
         expect(await stored(table, 'formed')).toBe(true);
       }
+    });
+
+    it('answer the probes on their ops port and export the documented metrics there', async () => {
+      for (const pod of [storagePods.get(0)!, routerPod]) {
+        expect(await httpGet(pod.opsPort, '/healthz'), pod.name).toMatchObject({ status: 200 });
+        expect(await httpGet(pod.opsPort, '/readyz'), pod.name).toMatchObject({ status: 200 });
+      }
+      expectDocumentedMetrics((await httpGet(storagePods.get(0)!.opsPort, '/metrics')).body, 'shoal_node_');
+      expectDocumentedMetrics((await httpGet(routerPod.opsPort, '/metrics')).body, 'shoal_router_');
     });
 
     it('scaled to 4: pod shoal-storage-3 joins as node 4 and receives a replica', { timeout: STEP_TIMEOUT_MS }, async () => {
@@ -912,6 +864,24 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       const lost: string[] = [];
       for (const write of acknowledged) if (!(await stored(write.table, write.key))) lost.push(`${write.table}/${write.key}`);
       expect(lost).toEqual([]);
+    });
+
+    it('log JSON lines only, from the level shoal.env sets (info; warn for the router)', () => {
+      for (const pod of storagePods.values()) {
+        expect(pod.levels.get('unstructured'), pod.log.join('\n')).toBeUndefined();
+        expect(pod.levels.get('info'), pod.name).toBeGreaterThan(0);
+        expect(pod.levels.get('debug'), pod.name).toBeUndefined();
+      }
+      expect(routerPod.levels.get('unstructured'), routerPod.log.join('\n')).toBeUndefined();
+      expect(routerPod.levels.get('info'), routerPod.log.join('\n')).toBeUndefined();
+    });
+
+    it('stop cleanly on SIGTERM, the router first', { timeout: STEP_TIMEOUT_MS }, async () => {
+      expect(await stop(routerPod), routerPod.log.join('\n')).toBe(0);
+      const running = [...storagePods.values()].filter((pod) => pod.child.exitCode === null);
+      expect(running).toHaveLength(storage().spec!.replicas!);
+      const codes = await Promise.all(running.map(stop));
+      expect(codes, running.map((pod) => pod.log.join('\n')).join('\n')).toEqual(running.map(() => 0));
     });
   });
 });
