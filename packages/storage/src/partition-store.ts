@@ -68,6 +68,20 @@ interface Backfill {
   cursor: Uint8Array;
 }
 
+/** A backfillIndex call's run: waiting for overlapping runs, then walking (Backfill). */
+interface BackfillRun {
+  indexId: number;
+  bound: PartitionBound | undefined;
+  /** A drop of the index came first: the run does not start. */
+  cancelled: boolean;
+  done: Promise<void>;
+}
+
+/** Whether two bounds share a key (undefined: the whole table). */
+function overlaps(a: PartitionBound | undefined, b: PartitionBound | undefined): boolean {
+  return a === undefined || b === undefined || boundsOverlap(a, b);
+}
+
 /**
  * The data of every table on one node: the partition state machine. Writes are atomic and
  * serialized through the commit queue; indexes and statistics change in the same batch as the items.
@@ -81,12 +95,13 @@ export class PartitionStore implements PartitionClient {
   private readonly level: ByteLevel;
   private readonly commits: CommitQueue;
   private readonly statisticsBook: StatisticsBook;
-  /** Backfills under way, by index id: one per partition bound being backfilled (bounds do not overlap). */
+  /** Backfills walking the table, by index id: at most one over any key (backfillIndex runs overlapping ones in turn). */
   private readonly backfills = new Map<number, Set<Backfill>>();
-  private readonly runningBackfills = new Map<string, Promise<void>>();
+  /** Backfill runs, waiting or walking, by index id and bound start. */
+  private readonly runningBackfills = new Map<string, BackfillRun>();
   private readonly maintains: IndexGate = (index, itemKey) => {
     for (const backfill of this.backfills.get(index.indexId) ?? []) {
-      if (backfill.bound === undefined || boundContains(backfill.bound, itemKey)) return compareBytes(itemKey, backfill.cursor) < 0;
+      if ((backfill.bound === undefined || boundContains(backfill.bound, itemKey)) && compareBytes(itemKey, backfill.cursor) >= 0) return false;
     }
     return true;
   };
@@ -190,15 +205,26 @@ export class PartitionStore implements PartitionClient {
     return measureRange(this.level, indexEntriesRange(table, index, bound), (entry) => entryInBound(table, bound, entry));
   }
 
-  /** Builds an index from the table's items (those in `bound` only, with one); one run per index and bound at a time. */
+  /**
+   * Builds an index from the table's items (those in `bound` only, with one). A run of the same index
+   * and bound under way is joined; one over overlapping keys (a whole-table run and a bounded one) is
+   * waited for first: two walks over one item would each take the other's entries for their own.
+   */
   backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
     const index = requireIndex(table, indexName);
     const runKey = `${index.indexId}/${bound === undefined ? '' : mapKey(bound.start)}`;
     const running = this.runningBackfills.get(runKey);
-    if (running) return running;
-    const backfill = this.runBackfill(table, index, bound).finally(() => this.runningBackfills.delete(runKey));
-    this.runningBackfills.set(runKey, backfill);
-    return backfill;
+    if (running) return running.done;
+    const overlapping = [...this.runningBackfills.values()].filter((other) => other.indexId === index.indexId && overlaps(other.bound, bound));
+    const run: BackfillRun = { indexId: index.indexId, bound, cancelled: false, done: Promise.resolve() };
+    // Started at once when nothing overlaps: it takes the commit lock before any later drop does.
+    const started =
+      overlapping.length === 0
+        ? this.runBackfill(table, index, bound)
+        : Promise.all(overlapping.map((other) => other.done.catch(() => undefined))).then(() => (run.cancelled ? undefined : this.runBackfill(table, index, bound)));
+    run.done = started.finally(() => this.runningBackfills.delete(runKey));
+    this.runningBackfills.set(runKey, run);
+    return run.done;
   }
 
   /**
@@ -266,7 +292,11 @@ export class PartitionStore implements PartitionClient {
   private async dropIndexEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     await this.commits.exclusive(async () => {
       for (const backfill of this.backfills.get(index.indexId) ?? []) {
-        if (bound === undefined || backfill.bound === undefined || boundsOverlap(bound, backfill.bound)) this.endBackfill(index.indexId, backfill);
+        if (overlaps(bound, backfill.bound)) this.endBackfill(index.indexId, backfill);
+      }
+      // Runs still waiting for their turn do not start.
+      for (const run of this.runningBackfills.values()) {
+        if (run.indexId === index.indexId && overlaps(bound, run.bound)) run.cancelled = true;
       }
       return { result: undefined, mutations: [] };
     });

@@ -197,6 +197,43 @@ describe('PartitionStore bounded to one partition of a table whose two partition
     }
   });
 
+  it('a whole-table backfill and a partition’s backfill of one index run in turn, ending exact under writes', async () => {
+    // A replica replaying its log before the node knows its bound backfills the whole table.
+    const fresh: TableSchema = { ...plain, tableId: 50, indexes: [] };
+    for (const item of items) await put(store.partitions, fresh, item);
+    const withIndex: TableSchema = { ...fresh, indexes: [{ ...gsi, indexId: 51 }] };
+    const [a] = initialPartitions(fresh.tableId, 2, 21);
+    const next = random(5);
+    const runs = [store.partitions.backfillIndex(withIndex, gsi.name), store.partitions.backfillIndex(withIndex, gsi.name, partitionBound(a))];
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 150; i++) {
+      const target = items[Math.floor(next() * items.length)];
+      writes.push(
+        store.partitions.write({
+          operations: [{ table: withIndex, kind: 'Update', key: { pk: target.pk, sk: target.sk }, expressions: { update: 'SET city = :c, age = :a', values: { ':c': S(`w${i % 3}`), ':a': N(i) } } }],
+        }),
+      );
+    }
+    await Promise.all([...runs, ...writes]);
+    const tableItems = (await store.partitions.readRange(baseRequest(withIndex), { consistent: true })).items;
+    const request = baseRequest(withIndex, { indexName: gsi.name, select: 'ALL_PROJECTED_ATTRIBUTES' as const });
+    expect(sortByJson((await store.partitions.readRange(request, { consistent: true })).items)).toEqual(sortByJson(entriesOf(gsi, tableItems)));
+  });
+
+  it('a drop of the index cancels backfills under way and those waiting for their turn', async () => {
+    const fresh: TableSchema = { ...plain, tableId: 60, indexes: [] };
+    for (const item of items) await put(store.partitions, fresh, item);
+    const withIndex: TableSchema = { ...fresh, indexes: [{ ...gsi, indexId: 61 }] };
+    const [a] = initialPartitions(fresh.tableId, 2, 31);
+    const walking = store.partitions.backfillIndex(withIndex, gsi.name);
+    const waiting = store.partitions.backfillIndex(withIndex, gsi.name, partitionBound(a));
+    await store.partitions.dropIndex(withIndex, gsi.name);
+    await Promise.all([walking, waiting]);
+    const request = baseRequest(withIndex, { indexName: gsi.name, select: 'ALL_PROJECTED_ATTRIBUTES' as const });
+    expect((await store.partitions.readRange(request, { consistent: true })).items).toEqual([]);
+    expect(await store.partitions.statistics(withIndex, gsi.name)).toEqual({ itemCount: 0, sizeBytes: 0 });
+  });
+
   it('a partition’s backfill leaves the other partition’s entries alone', async () => {
     // Partition two's entries exist; a backfill of partition one starts over for partition one only.
     await store.partitions.dropIndex(schema, gsi.name, partitionBound(first));
