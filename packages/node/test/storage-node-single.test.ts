@@ -1,13 +1,14 @@
 /**
  * One storage node in this process, its own single meta peer: it becomes ready, hosts a new table's
- * partition, logs through the given log, closes idempotently, and restarts from its data directory
- * with its replicas reopened from the Raft log.
+ * partition, hosts the four partitions of another table in its one store and deletes exactly their
+ * data with the table, logs through the given log, closes idempotently, and restarts from its data
+ * directory with its replicas reopened from the Raft log.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PartitionDescriptor, TableRecord, TableSchema } from '@shoal/model';
+import { PartitionMap, encodeItemKey, type PartitionDescriptor, type TableRecord, type TableSchema } from '@shoal/model';
 import {
   PartitionService,
   createClient,
@@ -97,6 +98,42 @@ describe('startStorageNode: a single node in this process', () => {
     }
     expect(await readAlpha(node!)).toEqual({ pk: { S: 'alpha' }, n: { N: '1' } });
     expect(node!.metrics()).toMatchObject({ partitionReplicas: 1, replicasCreated: 1, partitionWrites: 1 });
+  });
+
+  it('hosts every partition of a table split four ways, and drops exactly their data when it is deleted', async () => {
+    const spaceId = (await meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+    const spread: TableSchema = { name: 'spread', tableId: spaceId, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    const record: TableRecord = { schema: spread, status: 'ACTIVE', createdAt: 0, billingMode: 'PAY_PER_REQUEST', tags: {} };
+    await meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 4 }, options));
+    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    if (map.notModified) throw new Error('the map answer carries no partitions');
+    const partitions = new PartitionMap(map.partitions.filter((p) => p.tableId === spaceId));
+    expect(partitions.size).toBe(4);
+    await eventually(async () => (node!.metrics().raftLeaders === 6 ? true : undefined), 'the four new partitions led here');
+
+    const client = createClient(PartitionService, node!.address);
+    try {
+      const owners = new Set<number>();
+      for (let i = 0; i < 24; i++) {
+        const key = { pk: { S: `item-${i}` } };
+        const owner = partitions.lookup(encodeItemKey(spaceId, key.pk))!;
+        owners.add(owner.id);
+        const target = { partitionId: BigInt(owner.id), epoch: BigInt(owner.epoch) };
+        const result = writeResultFromWire(await client.write(writeRequestToWire(target, { operations: [{ table: spread, kind: 'Put', key, item: { ...key, i: { N: String(i) } } }] })));
+        expect(result.applied).toBe(true);
+      }
+      expect(owners.size).toBe(4);
+    } finally {
+      client.close();
+    }
+    expect(node!.metrics().partitionReplicas).toBe(5);
+
+    await meta.call((client, options) => client.deleteTable({ name: 'spread' }, options));
+    // Counted once each replica's data is deleted.
+    await eventually(async () => (node!.metrics().replicasRemoved === 4 ? true : undefined), 'the four replicas removed');
+    expect(node!.metrics().partitionReplicas).toBe(1);
+    // The other table's partition keeps its data.
+    expect(await readAlpha(node!)).toEqual({ pk: { S: 'alpha' }, n: { N: '1' } });
   });
 
   it('closes once however often it is asked, and restarts from its data directory', async () => {
