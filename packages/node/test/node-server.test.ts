@@ -330,6 +330,10 @@ describe('StorageNodeServer: PartitionService of three storage node processes, o
     const undecodable = await failure(node.rpc.write(request));
     expect(undecodable.error.code).toBe(Status.INVALID_ARGUMENT);
     expect(undecodable.error.message).toContain('key is not JSON');
+    // Another table's request sent to this partition: a caller's bug, not stale routing.
+    const otherTable = await failure(node.rpc.get(getRequestToWire(at(P1), { table: { ...TABLE, tableId: 77 }, key: { pk: S('k') } }, { consistent: false })));
+    expect(otherTable.error.code).toBe(Status.INVALID_ARGUMENT);
+    expect(otherTable.error.message).toContain('holds table space 5, not 77');
     // Bytes that are not a protobuf message at all: refused by the gRPC adapter before the server.
     const corrupt = await sendCorruptFrame(node.grpcAddress, '/shoal.v1.PartitionService/Get');
     expect(corrupt.status).toBe(Status.INVALID_ARGUMENT);

@@ -117,7 +117,10 @@ export class StorageNodeServer {
         const { replica, write } = this.#admit('Write', context.peer, () => {
           const { target, write } = writeRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
-          for (const operation of write.operations) checkKey(descriptor, tableKey(operation.table, operation.key));
+          for (const operation of write.operations) {
+            checkTable(descriptor, operation.table);
+            checkKey(descriptor, tableKey(operation.table, operation.key));
+          }
           return { replica, write };
         });
         const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
@@ -128,6 +131,7 @@ export class StorageNodeServer {
         const { replica, get, options } = this.#admit('Get', context.peer, () => {
           const { target, request: get, options } = getRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
+          checkTable(descriptor, get.table);
           checkKey(descriptor, tableKey(get.table, get.key));
           return { replica, get, options };
         });
@@ -221,6 +225,8 @@ export class StorageNodeServer {
       if (error instanceof GroupNotHostedError) throw partitionNotFound(BigInt(groupId));
       if (error instanceof RaftTimeoutError) throw new RpcError(Status.UNAVAILABLE, error.message);
       if (error instanceof DynamoDbError) throw dynamoDbErrorToRpc(error);
+      // Answered INTERNAL by the adapter; the node goes on serving, and its log says what failed.
+      this.#log.warn('partition request failed', { event: 'partition_request_failed', partition: groupId, error: error instanceof Error ? error.message : String(error) });
       throw error;
     }
   }
