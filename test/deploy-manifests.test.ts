@@ -5,7 +5,7 @@ import { builtinModules } from 'node:module';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -175,14 +175,14 @@ function objectType(object: KubernetesObject): FieldType {
   return { kind: 'object', fields: () => declaredFields(file, `I${object.kind}`) ?? new Map() };
 }
 
-/** The objects `kubectl apply -k deploy/kubernetes` would send, built by kubectl's own kustomize. */
-function kustomizeBuild(): KubernetesObject[] {
+/** The objects `kubectl apply -k <dir>` would send, built by kubectl's own kustomize. */
+function kustomizeBuild(dir = KUSTOMIZATION_DIR): KubernetesObject[] {
   let text: string;
   try {
-    text = execFileSync('kubectl', ['kustomize', KUSTOMIZATION_DIR], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
+    text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'kubectl is not installed (these tests need its built-in kustomize)' : String(error);
-    throw new Error(`kubectl kustomize ${KUSTOMIZATION_DIR} failed: ${reason}`);
+    throw new Error(`kubectl kustomize ${dir} failed: ${reason}`);
   }
   return parseAllDocuments(text).map((document) => {
     if (document.errors.length > 0) throw new Error(`kustomize output is not YAML: ${document.errors[0].message}`);
@@ -550,6 +550,18 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     for (const file of readdirSync(KUSTOMIZATION_DIR)) {
       if (file !== 'kustomization.yaml') expect(named, file).toContain(file);
     }
+  });
+
+  it('changes the storage size with the overlay deploy/README.md shows', () => {
+    const knob = readme.slice(readme.indexOf('- Storage size'));
+    const overlay = /```yaml\n([\s\S]*?)```/.exec(knob)?.[1].replace(/^ {2}/gm, '');
+    expect(overlay).toBeDefined();
+    const dir = mkdtempSync(join(scratch, 'overlay-'));
+    writeFileSync(join(dir, 'kustomization.yaml'), overlay!.replace('../path/to/shoal/deploy/kubernetes', relative(dir, KUSTOMIZATION_DIR)));
+    const size = /value: (\S+)/.exec(overlay!)?.[1];
+    const set = kustomizeBuild(dir).find((object) => object.kind === 'StatefulSet') as IStatefulSet | undefined;
+    expect(set?.spec?.volumeClaimTemplates?.[0].spec?.resources?.requests?.storage).toBe(size);
+    expect(size).not.toBe(storage().spec?.volumeClaimTemplates?.[0].spec?.resources?.requests?.storage);
   });
 
   it('ships the Grafana dashboard in a ConfigMap labelled for Grafana\'s dashboard sidecar', () => {
