@@ -2,7 +2,8 @@
  * The replica reconciler against a partition map fed by the test, over in-process MultiRaftHosts:
  * replicas are created for the partitions listing a node, a leader converges its group to a changed
  * descriptor one membership change at a time, and replicas of partitions that stop listing a node
- * (or are deleted) are removed with their data.
+ * (or are deleted) are removed with their data, also, after a grace period, when the node never
+ * learns that it left the group.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,9 @@ interface Member {
   logs: string[];
 }
 
+/** The reconcilers' clock, for the grace period of a replica that never learns it was removed. */
+let clock = 0;
+
 async function startMember(network: MemoryNetwork, map: FedMap, nodeId: NodeId, dir: string): Promise<Member> {
   const store = await RaftLogStore.open(dir);
   const machines = new Map<number, KvStateMachine>();
@@ -73,6 +77,7 @@ async function startMember(network: MemoryNetwork, map: FedMap, nodeId: NodeId, 
     host,
     view: map,
     log,
+    now: () => clock,
     replicas: {
       open: async (partition) => void machines.set(partition.id, new KvStateMachine()),
       drop: async (partitionId) => {
@@ -160,12 +165,31 @@ describe('ReplicaReconciler: replicas follow the partition map', () => {
     expect(members[0].dropped).toEqual([PARTITION, PARTITION]);
   });
 
+  it('removes an unlisted replica that never learns it was removed once the grace period is over', async () => {
+    const node4 = members[3];
+    map.set(PARTITION, 5, [2, 3]);
+    // Only node 4 sees this map: the leader does not remove it from the group yet.
+    await node4.reconciler.reconcile();
+    expect(node4.host.hasGroup(PARTITION)).toBe(true);
+    clock += 29_999;
+    await node4.reconciler.reconcile();
+    expect(node4.host.hasGroup(PARTITION)).toBe(true);
+    clock += 1;
+    await node4.reconciler.reconcile();
+    expect(node4.host.hasGroup(PARTITION)).toBe(false);
+    expect(node4.dropped).toEqual([PARTITION]);
+    expect(node4.logs.some((line) => line.startsWith('replica removed') && line.includes('unlisted past the grace period'))).toBe(true);
+    // The leader then takes the voter out of the group.
+    await converge(() => [2, 3].every((id) => configOf(members[id - 1])?.voters.sort().join() === '2,3'), 'the group down to nodes 2 and 3');
+  });
+
   it('removes every replica of a deleted partition and drops its data', async () => {
     map.descriptors.delete(PARTITION);
-    await converge(() => [2, 3, 4].every((id) => members[id - 1].dropped.length === 1), 'replicas removed');
-    for (const id of [2, 3, 4]) {
+    await converge(() => [2, 3].every((id) => members[id - 1].dropped.length === 1), 'replicas removed');
+    for (const id of [2, 3]) {
       expect(members[id - 1].dropped).toEqual([PARTITION]);
       expect(members[id - 1].store.hasGroup(PARTITION)).toBe(false);
     }
+    expect(members.every((m) => !m.host.hasGroup(PARTITION))).toBe(true);
   });
 });
