@@ -45,6 +45,7 @@ export class ClusterAgent {
   readonly #closing = new AbortController();
   #registered = false;
   #loops: Promise<void>[] = [];
+  #refreshing: Promise<void> | undefined;
   /** Whether the last heartbeat failed, so a run of failures is logged once. */
   #heartbeatFailing = false;
 
@@ -68,11 +69,21 @@ export class ClusterAgent {
     await Promise.all(this.#loops);
   }
 
-  /** Fetches the map now if the view is older than `version` (or holds none). */
-  async refreshMap(version?: number): Promise<void> {
+  /**
+   * Fetches the map now if the view is older than `version` (or holds none, or no version is
+   * given). Requests arriving meanwhile share the fetch in flight: requests routed with a newer
+   * epoch may ask for one each.
+   */
+  refreshMap(version?: number): Promise<void> {
     const { view, meta } = this.#options;
-    if (view.hasMap() && version !== undefined && version <= view.version) return;
-    this.#take(await meta.call((client, options) => client.getPartitionMap({ knownVersion: BigInt(view.version) }, options)));
+    if (view.hasMap() && version !== undefined && version <= view.version) return Promise.resolve();
+    this.#refreshing ??= meta
+      .call((client, options) => client.getPartitionMap({ knownVersion: BigInt(view.version) }, options))
+      .then((response) => this.#take(response))
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+    return this.#refreshing;
   }
 
   #take(response: GetPartitionMapResponse): void {
