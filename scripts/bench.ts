@@ -100,6 +100,8 @@ interface Measurement {
   target: TargetName;
   workload: WorkloadName;
   result: LoadResult;
+  /** The 1-minute load average right after the measurement (pooled: the mean of the rounds'). */
+  loadAverage: number;
 }
 
 /** One measurement per target and workload: the rounds' requests, time and latencies together. */
@@ -112,6 +114,7 @@ function poolRounds(measurements: Measurement[]): Measurement[] {
   return [...pooled.values()].map((runs) => ({
     target: runs[0].target,
     workload: runs[0].workload,
+    loadAverage: runs.reduce((sum, run) => sum + run.loadAverage, 0) / runs.length,
     result: {
       ops: runs.reduce((sum, run) => sum + run.result.ops, 0),
       errors: runs.reduce((sum, run) => sum + run.result.errors, 0),
@@ -260,7 +263,7 @@ async function main(): Promise<number> {
           maxRequests,
           serverCpuSeconds: () => target.cpuSeconds(),
         });
-        measurements.push({ target: name, workload, result });
+        measurements.push({ target: name, workload, result, loadAverage: os.loadavg()[0] });
         console.log(`${name} ${workload}: ${(result.ops / result.seconds).toFixed(0)} ops/s, load average ${load()}`);
         if (result.errorSample !== undefined) console.log(`  first error: ${result.errorSample}`);
       }
@@ -278,8 +281,8 @@ async function main(): Promise<number> {
   console.log('');
   console.log(
     formatTable(
-      ['target', 'workload', 'ops', 'ops/s', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server cpu µs/op', 'client cpu µs/op'],
-      pooled.map(({ target, workload, result }) => [
+      ['target', 'workload', 'ops', 'ops/s', 'errors', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server cpu µs/op', 'client cpu µs/op', 'load'],
+      pooled.map(({ target, workload, result, loadAverage }) => [
         target,
         workload,
         String(result.ops),
@@ -291,6 +294,7 @@ async function main(): Promise<number> {
         ms(percentile(result.latenciesMs, 1)),
         microsPerOp(result.serverCpuSeconds, result.ops),
         microsPerOp(result.clientCpuSeconds, result.ops),
+        loadAverage.toFixed(1),
       ]),
     ),
   );
