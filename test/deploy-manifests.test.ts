@@ -418,7 +418,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
   const onLoopback = (argv: string[], grpcPorts: readonly number[]): string[] =>
     argv.map((arg) =>
       arg
-        .replace(/\bshoal-storage-(\d+)\.shoal-storage\.[a-z0-9.-]+:\d+/g, (name: string, ordinal: string) => {
+        .replace(/\bshoal-storage-(\d+)\.shoal-storage(?:\.[a-z0-9.-]+)?:\d+/g, (name: string, ordinal: string) => {
           const port = grpcPorts[Number(ordinal)];
           if (port === undefined) throw new Error(`${name}: no pod plays shoal-storage-${ordinal}`);
           return `127.0.0.1:${port}`;
@@ -818,13 +818,20 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       }
     });
 
-    it('answer the probes on their ops port and export the documented metrics there', async () => {
+    it('answer the probes on their ops port and export the documented metrics there', { timeout: STEP_TIMEOUT_MS }, async () => {
       for (const pod of [storagePods.get(0)!, routerPod]) {
         expect(await httpGet(pod.opsPort, '/healthz'), pod.name).toMatchObject({ status: 200 });
         expect(await httpGet(pod.opsPort, '/readyz'), pod.name).toMatchObject({ status: 200 });
       }
       expectDocumentedMetrics((await httpGet(storagePods.get(0)!.opsPort, '/metrics')).body, 'shoal_node_');
       expectDocumentedMetrics((await httpGet(routerPod.opsPort, '/metrics')).body, 'shoal_router_');
+    });
+
+    it('answer `shoal admin status` as deploy/README.md runs it in a pod', { timeout: STEP_TIMEOUT_MS }, () => {
+      const command = /`kubectl -n shoal exec shoal-storage-0 -- shoal (admin status [^`]*)`/.exec(readme)?.[1];
+      expect(command).toBeDefined();
+      const status = JSON.parse(shoal([...onLoopback(command!.split(' '), grpcPorts), '--json'])) as { nodes: { id: number; state: string }[] };
+      expect(status.nodes.map((node) => `${node.id}:${node.state}`).sort()).toEqual(['1:up', '2:up', '3:up']);
     });
 
     it('scaled to 4: pod shoal-storage-3 joins as node 4 and receives a replica', { timeout: STEP_TIMEOUT_MS }, async () => {
