@@ -119,11 +119,7 @@ export async function readRangeAcross(request: RangeReadRequest, source: MapSour
   if (index.kind === 'LSI' && request.hashValue !== undefined) {
     // An LSI collection lives with its table collection: normally in one partition, read directly.
     const { start, end } = tableRange(request);
-    const holders = source.map().overlapping(start, end);
-    if (holders.length === 1) {
-      const only = holders[0];
-      return (await read(() => source.map().lookup(only.startKey), request)).result;
-    }
+    if (source.map().overlapping(start, end).length === 1) return (await read(() => source.map().lookup(start), request)).result;
   }
   return mergeIndexPartitions(request, index, source, read);
 }
@@ -292,6 +288,8 @@ async function mergePage(
     stream.next = 0;
     stream.resumeKey = result.lastEvaluatedKey;
     stream.exhausted = result.lastEvaluatedKey === undefined;
+    // Without a filter every entry read is returned: a page that stops with none would never end.
+    if (stream.buffer.length === 0 && !stream.exhausted) throw new Error(`partition ${partition.id} stopped an index page without an entry`);
   };
 
   for (;;) {
