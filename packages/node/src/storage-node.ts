@@ -1,7 +1,7 @@
 /**
  * A whole storage node process: one Raft log store (<dataDir>/raft, fsynced), one data store for
  * every partition replica (<dataDir>/partitions, not fsynced: the Raft log replays what a crash
- * lost), one MultiRaftHost running every group replica here, and ONE gRPC server (contracts #2)
+ * lost) and what it last knew of their partitions (<dataDir>/partitions.json), one MultiRaftHost running every group replica here, and ONE gRPC server (contracts #2)
  * carrying RaftTransportService, PartitionService and, on meta peers, MetaService + AdminService.
  *
  * Meta peers (`metaPeers`, fixed like etcd's initial cluster) host the meta group (group 0): each
@@ -10,18 +10,17 @@
  * group, heartbeats, watches the partition map, and reconciles its replicas with it.
  */
 import { join } from 'node:path';
-import type { PartitionDescriptor, TableSchema } from '@shoal/model';
 import { Server, listen, shutdown } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, partitionBound, type LocalStore } from '@shoal/storage';
+import { openLocalStore } from '@shoal/storage';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
 import { stderrLog, type NodeLog } from './cluster/log.ts';
 import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
+import { PartitionReplicaSet } from './cluster/partition-replica-set.ts';
 import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
 import { MultiRaftHost, type ReplicaStateMachine } from './host/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
-import { PartitionReplica } from './partition/index.ts';
 import { RaftLogStore } from './raft-log/store.ts';
 import { StorageNodeServer } from './server/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
@@ -102,91 +101,6 @@ const HEARTBEATS_PER_LOGGED_HEARTBEAT = 30;
 /** Between reconciler passes besides those a map change starts: learners catching up get promoted. */
 const RECONCILE_INTERVAL_MS = 250;
 
-/**
- * The partition replicas of this node, which the host asks for synchronously: each is opened (it
- * reads its applied index from the store) before its group starts. Remembers each replica's last
- * descriptor and table schema, for its bound and for deleting its data once the map has dropped it.
- */
-class PartitionReplicaSet {
-  readonly #store: LocalStore;
-  readonly #view: ClusterView;
-  readonly #log: NodeLog;
-  readonly #replicas = new Map<number, PartitionReplica>();
-  readonly #known = new Map<number, { descriptor: PartitionDescriptor; table: TableSchema | undefined }>();
-
-  constructor(store: LocalStore, view: ClusterView, log: NodeLog) {
-    this.#store = store;
-    this.#view = view;
-    this.#log = log;
-  }
-
-  get size(): number {
-    return this.#replicas.size;
-  }
-
-  get(partitionId: number): PartitionReplica | undefined {
-    return this.#replicas.get(partitionId);
-  }
-
-  /** The replica of a group found in the Raft log at start: it resumes from its data. */
-  async reopen(partitionId: number): Promise<void> {
-    this.#replicas.set(partitionId, await this.#openReplica(partitionId));
-  }
-
-  /**
-   * A new replica about to be created here starts from no data: what an earlier replica of the
-   * partition left (a crash between deleting its log and deleting its data) would otherwise count
-   * as applied, and the new replica would skip those entries of the log.
-   */
-  async open(partition: PartitionDescriptor): Promise<void> {
-    this.#remember(partition);
-    if (this.#replicas.has(partition.id)) return;
-    if ((await this.#store.partitions.appliedIndex(partition.id)) > 0) {
-      this.#log.warn('deleting the data an earlier replica of the partition left', { partition: partition.id });
-      await this.#dropData(partition.id);
-    }
-    this.#replicas.set(partition.id, await this.#openReplica(partition.id));
-  }
-
-  #openReplica(partitionId: number): Promise<PartitionReplica> {
-    return PartitionReplica.open(partitionId, this.#store.partitions, {
-      boundOf: () => {
-        const known = this.#known.get(partitionId);
-        return known === undefined ? undefined : partitionBound(known.descriptor);
-      },
-    });
-  }
-
-  /** Takes the descriptors and schemas of the replicas here from a new map. */
-  noteMap(): void {
-    for (const id of this.#replicas.keys()) {
-      const descriptor = this.#view.descriptorOf(id);
-      if (descriptor !== undefined) this.#remember(descriptor);
-    }
-  }
-
-  async drop(partitionId: number): Promise<void> {
-    this.#replicas.delete(partitionId);
-    await this.#dropData(partitionId);
-    this.#known.delete(partitionId);
-  }
-
-  async #dropData(partitionId: number): Promise<void> {
-    const known = this.#known.get(partitionId);
-    if (known?.table === undefined) {
-      // Restarted after the table was deleted: its schema (and so its index entries) is unknown here.
-      this.#log.warn('partition data left in the store: its table schema is unknown', { partition: partitionId });
-      return;
-    }
-    await this.#store.partitions.dropPartitionData(known.table, partitionBound(known.descriptor), partitionId);
-  }
-
-  #remember(descriptor: PartitionDescriptor): void {
-    const table = this.#view.tableOf(descriptor.tableId) ?? this.#known.get(descriptor.id)?.table;
-    this.#known.set(descriptor.id, { descriptor, table });
-  }
-}
-
 export async function startStorageNode(options: StorageNodeOptions): Promise<StorageNode> {
   const nodeId = options.nodeId;
   if (!Number.isSafeInteger(nodeId) || nodeId < 1) throw new RangeError(`node id must be an integer >= 1, not ${nodeId}`);
@@ -217,9 +131,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     const local = await openLocalStore({ dataDir: join(options.dataDir, 'partitions'), sync: false });
     stops.push(() => local.close());
 
-    const replicas = new PartitionReplicaSet(local, view, log);
     // The host asks for state machines synchronously: every replica in the log opens first.
-    for (const group of logStore.listGroups()) if (group.groupId !== META_GROUP_ID) await replicas.reopen(group.groupId);
+    const partitionGroups = logStore.listGroups().map((g) => g.groupId).filter((id) => id !== META_GROUP_ID);
+    const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups);
+    stops.push(() => replicas.flush());
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
 
     const server = new Server();
@@ -315,7 +230,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       heartbeatIntervalMs,
       log,
       onMapChanged: () => {
-        replicas.noteMap();
+        replicas.noteMap().catch((error: unknown) => log.warn('could not record the partitions held here', { error }));
         void reconciler.reconcile();
       },
     });

@@ -2,9 +2,10 @@
  * One storage node in this process, its own single meta peer: it becomes ready, hosts a new table's
  * partition, hosts the four partitions of another table in its one store and deletes exactly their
  * data with the table, logs through the given log, closes idempotently, and restarts from its data
- * directory with its replicas reopened from the Raft log.
+ * directory with its replicas reopened from the Raft log; a replica whose log is gone has its data
+ * deleted at start.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import {
   writeRequestToWire,
   writeResultFromWire,
 } from '@shoal/proto';
-import { MetaClient, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
+import { MetaClient, RaftLogStore, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
 import { freePorts } from './fixtures/free-ports.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
@@ -150,5 +151,23 @@ describe('startStorageNode: a single node in this process', () => {
     await eventually(async () => (node!.isReady() && node!.metrics().raftLeaders === 2 ? true : undefined), 'ready again');
     expect(await readAlpha(node)).toEqual({ pk: { S: 'alpha' }, n: { N: '1' } });
     expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('deletes at start the data of a replica whose Raft log is gone (a crash between removing one and the other)', async () => {
+    await node!.close();
+    node = undefined;
+    // What a crash right after removing the replica's log leaves: its data, and its record in partitions.json.
+    const logStore = await RaftLogStore.open(join(root, 'node-1', 'raft'));
+    await logStore.removeGroup(partition.id);
+    await logStore.close();
+    const known = JSON.parse(await readFile(join(root, 'node-1', 'partitions.json'), 'utf8')) as { partitions: { descriptor: { id: number } }[] };
+    expect(known.partitions.map((p) => p.descriptor.id)).toEqual([partition.id]);
+
+    node = await start();
+    expect(node.metrics().partitionReplicas).toBe(0);
+    expect(lines.some((l) => l.message === 'deleting the data of a replica whose Raft log is gone' && l.fields.partition === partition.id)).toBe(true);
+    // The map still lists the partition here: a new replica starts it again, without the old data.
+    await eventually(async () => (node!.isReady() && node!.metrics().raftLeaders === 2 ? true : undefined), 'the replica created again');
+    expect(await readAlpha(node)).toBeUndefined();
   });
 });
