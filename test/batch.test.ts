@@ -52,9 +52,9 @@ describe('BatchWriteItem', () => {
       }),
     );
     expect(removed.UnprocessedItems).toEqual({});
-    const gone = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(20) }));
+    const gone = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(20), ConsistentRead: true }));
     expect(gone.Item).toBeUndefined();
-    const renamed = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(1) }));
+    const renamed = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(1), ConsistentRead: true }));
     expect(renamed.Item).toEqual({ id: s('u1'), name: s('renamed') });
   });
 
@@ -135,7 +135,7 @@ describe('BatchWriteItem', () => {
       'ResourceNotFoundException',
     );
     for (const i of [200, 201, 202, 204]) {
-      const got = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(i) }));
+      const got = await shoal.client.send(new GetItemCommand({ TableName: 'users', Key: userKey(i), ConsistentRead: true }));
       expect(got.Item, `u${i}`).toBeUndefined();
     }
   });

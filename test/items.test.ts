@@ -107,7 +107,7 @@ describe('PutItem and GetItem', () => {
       'ConditionalCheckFailedException',
     );
     expect(withItem.Item).toEqual({ id: s('c1'), v: n(1) });
-    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('c1') } }));
+    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('c1') }, ConsistentRead: true }));
     expect(got.Item).toEqual({ id: s('c1'), v: n(1) });
     await shoal.client.send(
       new PutItemCommand({
@@ -224,7 +224,7 @@ describe('UpdateItem', () => {
     await reset();
     const result = await update('NONE');
     expect(result.Attributes).toBeUndefined();
-    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: key }));
+    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: key, ConsistentRead: true }));
     expect(got.Item).toEqual({ id: s('u1'), a: n(2), m: { M: { x: n(1), y: n(20) } }, c: s('new') });
   });
 
@@ -361,7 +361,7 @@ describe('DeleteItem', () => {
       new DeleteItemCommand({ TableName: 'things', Key: { id: s('d1') }, ReturnValues: 'ALL_OLD' }),
     );
     expect(deleted.Attributes).toEqual({ id: s('d1'), v: n(1) });
-    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('d1') } }));
+    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('d1') }, ConsistentRead: true }));
     expect(got.Item).toBeUndefined();
     const again = await shoal.client.send(
       new DeleteItemCommand({ TableName: 'things', Key: { id: s('d1') }, ReturnValues: 'ALL_OLD' }),
@@ -382,7 +382,7 @@ describe('DeleteItem', () => {
       'ValidationException',
       'ReturnValues can only be ALL_OLD or NONE',
     );
-    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('d2') } }));
+    const got = await shoal.client.send(new GetItemCommand({ TableName: 'things', Key: { id: s('d2') }, ConsistentRead: true }));
     expect(got.Item).toEqual({ id: s('d2'), v: n(1) });
   });
 });

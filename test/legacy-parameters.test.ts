@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 
 const key = (sk: number) => ({ pk: s('p'), sk: n(sk) });
-const read = async (sk: number) => (await shoal.client.send(new GetItemCommand({ TableName: 'legacy', Key: key(sk) }))).Item;
+const read = async (sk: number) => (await shoal.client.send(new GetItemCommand({ TableName: 'legacy', Key: key(sk), ConsistentRead: true }))).Item;
 
 describe('Expected', () => {
   it('checks existence and values', async () => {

@@ -53,10 +53,10 @@ const everyType = {
 describe('lib-dynamodb marshalling', () => {
   it('round-trips every attribute type', async () => {
     await shoal.doc.send(new PutCommand({ TableName: 'docs', Item: everyType }));
-    const got = await shoal.doc.send(new GetCommand({ TableName: 'docs', Key: { owner: 'ann', n: 1 } }));
+    const got = await shoal.doc.send(new GetCommand({ TableName: 'docs', Key: { owner: 'ann', n: 1 }, ConsistentRead: true }));
     expect(got.Item).toEqual(everyType);
     // On the wire: the types DynamoDB would store.
-    const raw = await shoal.client.send(new GetItemCommand({ TableName: 'docs', Key: { owner: { S: 'ann' }, n: { N: '1' } } }));
+    const raw = await shoal.client.send(new GetItemCommand({ TableName: 'docs', Key: { owner: { S: 'ann' }, n: { N: '1' } }, ConsistentRead: true }));
     expect(raw.Item?.strings).toEqual({ SS: ['a', 'b', 'c'] });
     expect(raw.Item?.nothing).toEqual({ NULL: true });
     expect(raw.Item?.numbers && 'NS' in raw.Item.numbers).toBe(true);
@@ -69,7 +69,7 @@ describe('lib-dynamodb marshalling', () => {
     try {
       const big = NumberValue.from('123456789012345678901234567890.123456');
       await shoal.doc.send(new PutCommand({ TableName: 'docs', Item: { owner: 'ann', n: 2, big } }));
-      const got = await wrapping.send(new GetCommand({ TableName: 'docs', Key: { owner: 'ann', n: 2 } }));
+      const got = await wrapping.send(new GetCommand({ TableName: 'docs', Key: { owner: 'ann', n: 2 }, ConsistentRead: true }));
       expect(String(got.Item?.big)).toBe('123456789012345678901234567890.123456');
     } finally {
       client.destroy();

@@ -23,7 +23,7 @@ describe('SigV4 verification', () => {
         }),
       );
       await doc.send(new PutCommand({ TableName: `signed_${credentials.accessKeyId}`, Item: { id: 'é unicode ✓', n: 1 } }));
-      const { Item } = await doc.send(new GetCommand({ TableName: `signed_${credentials.accessKeyId}`, Key: { id: 'é unicode ✓' } }));
+      const { Item } = await doc.send(new GetCommand({ TableName: `signed_${credentials.accessKeyId}`, Key: { id: 'é unicode ✓' }, ConsistentRead: true }));
       expect(Item).toEqual({ id: 'é unicode ✓', n: 1 });
       client.destroy();
     }

@@ -4,6 +4,7 @@ import { startRouter } from '@shoal/router';
 import type { Credentials, Router } from '@shoal/router';
 import { openLocalStore } from '@shoal/storage';
 import { afterAll, beforeAll } from 'vitest';
+import type { NodeCluster } from './cluster.ts';
 
 /**
  * A Shoal under test with real AWS SDK clients: a router and local store inside the test process, or,
@@ -53,23 +54,47 @@ export async function startShoal(options: StartShoalOptions = {}): Promise<Shoal
   return SHOAL_TARGET === 'cluster' ? startClusterShoal(options) : startLocalShoal(options);
 }
 
-/** 3 storage node processes and a router in this process (so that `now` and `sweepTtl` still apply). */
+/**
+ * The storage node processes of this test file's cluster target, shared by every Shoal the file
+ * starts (each gets a router of its own, so its own clock) and stopped when the last one closes:
+ * starting 3 processes per Shoal would dominate the suite's time. The file's tables all have
+ * distinct names, as they do on one local store.
+ */
+let sharedNodes: { cluster: Promise<NodeCluster>; users: number } | undefined;
+
+async function acquireNodes(): Promise<NodeCluster> {
+  if (sharedNodes === undefined) {
+    // Loaded here: the local target needs no gRPC.
+    const { NodeCluster } = await import('./cluster.ts');
+    sharedNodes ??= { cluster: NodeCluster.start(), users: 0 };
+  }
+  sharedNodes.users++;
+  return sharedNodes.cluster;
+}
+
+async function releaseNodes(): Promise<void> {
+  if (sharedNodes === undefined || --sharedNodes.users > 0) return;
+  const { cluster } = sharedNodes;
+  sharedNodes = undefined;
+  await (await cluster).close();
+}
+
+/** A router in this process (so that `now` and `sweepTtl` still apply) over the file's storage node processes. */
 async function startClusterShoal(options: StartShoalOptions): Promise<ShoalUnderTest> {
   if (options.dataDir !== undefined || options.sync !== undefined) {
     throw new Error('dataDir and sync choose a local store; a cluster target keeps its data in its node processes');
   }
-  // Loaded here: the local target needs no gRPC.
-  const { NodeCluster, startClusterRouter } = await import('./cluster.ts');
-  const nodes = await NodeCluster.start();
+  const { startClusterRouter } = await import('./cluster.ts');
   let front;
   try {
+    const nodes = await acquireNodes();
     front = await startClusterRouter(nodes.metaAddresses, {
       now: options.now,
       ttlSweepIntervalMs: options.ttlSweepIntervalMs,
       credentials: options.credentials,
     });
   } catch (error) {
-    await nodes.close();
+    await releaseNodes();
     throw error;
   }
   const { client, doc } = sdkClients(front.endpoint);
@@ -81,7 +106,7 @@ async function startClusterShoal(options: StartShoalOptions): Promise<ShoalUnder
     async close() {
       client.destroy();
       await front.close();
-      await nodes.close();
+      await releaseNodes();
     },
   };
 }
