@@ -87,7 +87,7 @@ const KEPT_OUTPUT_CHARS = 4000;
 /** Linux reports process times in USER_HZ ticks, 100 a second on every mainstream kernel. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime. */
+/** The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime, [19] start time. */
 function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -98,15 +98,9 @@ function statFields(pid: number): string[] | undefined {
   }
 }
 
-/**
- * User plus system CPU seconds of the processes `roots` and all their descendants (a cluster's
- * `shoal dev` forks its nodes and routers). A descendant that exits takes its time with it, which
- * is fine between two readings of a running server.
- */
-function processTreeCpuSeconds(roots: readonly (number | undefined)[]): number | undefined {
+/** The processes `roots` and all their descendants, with their /proc stat fields; undefined without /proc. */
+function processTree(roots: readonly (number | undefined)[]): Map<number, string[]> | undefined {
   const wanted = new Set(roots.filter((pid): pid is number => pid !== undefined));
-  if (wanted.size === 0) return undefined;
-  const parents = new Map<number, number>();
   let pids: number[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
@@ -114,24 +108,53 @@ function processTreeCpuSeconds(roots: readonly (number | undefined)[]): number |
     return undefined;
   }
   const stats = new Map<number, string[]>();
+  const parents = new Map<number, number>();
   for (const pid of pids) {
     const fields = statFields(pid);
     if (fields === undefined) continue;
     stats.set(pid, fields);
     parents.set(pid, Number(fields[1]));
   }
-  // Walk up from each process: part of the tree when an ancestor is one of the roots.
-  let ticks = 0;
+  // Walk up from each process: part of the tree when an ancestor (or itself) is one of the roots.
+  const tree = new Map<number, string[]>();
   for (const [pid, fields] of stats) {
     for (let ancestor: number | undefined = pid, depth = 0; ancestor !== undefined && ancestor > 1 && depth < 64; depth++) {
       if (wanted.has(ancestor)) {
-        ticks += Number(fields[11]) + Number(fields[12]);
+        tree.set(pid, fields);
         break;
       }
       ancestor = parents.get(ancestor);
     }
   }
+  return tree;
+}
+
+/**
+ * User plus system CPU seconds of the processes `roots` and all their descendants (a cluster's
+ * `shoal dev` forks its nodes and routers). A descendant that exits takes its time with it, which
+ * is fine between two readings of a running server.
+ */
+function processTreeCpuSeconds(roots: readonly (number | undefined)[]): number | undefined {
+  const tree = processTree(roots);
+  if (tree === undefined || tree.size === 0) return undefined;
+  let ticks = 0;
+  for (const fields of tree.values()) ticks += Number(fields[11]) + Number(fields[12]);
   return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Stops a child, then kills whatever it forked that outlived it (a `shoal dev` killed before it stopped its nodes). */
+async function stopChildAndDescendants(child: ChildProcess): Promise<void> {
+  const descendants = [...(processTree([child.pid]) ?? [])].filter(([pid]) => pid !== child.pid);
+  await stopChild(child);
+  for (const [pid, fields] of descendants) {
+    // Only the same process (same start time, field 22 of stat), never another that reused its id.
+    if (statFields(pid)?.[19] !== fields[19]) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
 }
 
 interface StartedChild {
@@ -229,7 +252,7 @@ async function startShoalDev(
     recentOutput: started.recentOutput,
     cpuSeconds: () => processTreeCpuSeconds([started.child.pid]),
     stop: async () => {
-      await stopChild(started.child);
+      await stopChildAndDescendants(started.child);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
