@@ -206,6 +206,8 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
     await pump(members, () => leader(members) !== undefined, 'a leader');
     await whilePumping(members, proposeIndexCommand(leader(members)!.host, GROUP, { kind: 'backfillIndex', table: INDEXED, indexName: 'byV' }), 'a backfill');
     await settledStores(members);
+    // Followers applied the command and may still be running it.
+    await Promise.all(members.map((m) => m.replica.indexCommandsRun()));
     const query = { table: INDEXED, indexName: 'byV', hashValue: S('findme'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
     for (const m of members) expect((await m.local.partitions.readRange(query)).items).toEqual([{ pk: S('indexed'), v: S('findme') }]);
 
@@ -214,6 +216,7 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
     await expect(bogus).rejects.toThrow(DynamoDbError);
     await whilePumping(members, proposeIndexCommand(leader(members)!.host, GROUP, { kind: 'dropIndex', table: INDEXED, indexName: 'byV' }), 'a drop');
     await settledStores(members);
+    await Promise.all(members.map((m) => m.replica.indexCommandsRun()));
     for (const m of members) expect((await m.local.partitions.readRange(query)).items).toEqual([]);
   });
 
@@ -286,10 +289,13 @@ describe('PartitionReplicas of both partitions of a table over one node store', 
     const replicas = await Promise.all(partitions.map((p) => PartitionReplica.open(p.id, local.partitions, { boundOf: () => partitionBound(p) })));
     const replicaOf = (pk: string) => replicas[partitions.indexOf(ownerOf(pk))];
     const next = new Map<PartitionReplica, number>(replicas.map((r) => [r, 1]));
-    const apply = (replica: PartitionReplica, command: PartitionCommand) => {
+    /** Applies the command as the group's next entry and waits until it ran. */
+    const apply = async (replica: PartitionReplica, command: PartitionCommand) => {
       const index = next.get(replica)!;
       next.set(replica, index + 1);
-      return replica.apply(encodePartitionCommand(command), index);
+      const result = await replica.apply(encodePartitionCommand(command), index);
+      if ('status' in result && result.status === 'started') await result.done;
+      return result;
     };
     for (const pk of pks) {
       const write: PartitionWrite = { operations: [{ table, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S('same') } }] };
@@ -302,7 +308,7 @@ describe('PartitionReplicas of both partitions of a table over one node store', 
 
     const query = { table: indexed, indexName: 'byV', hashValue: S('same'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
     const indexedKeys = async () => (await local.partitions.readRange(query)).items.map((item) => (item.pk as { S: string }).S).sort();
-    expect(await apply(one, { kind: 'backfillIndex', table: indexed, indexName: 'byV' })).toEqual({ status: 'ok' });
+    expect(await apply(one, { kind: 'backfillIndex', table: indexed, indexName: 'byV' })).toMatchObject({ status: 'started' });
     expect(await indexedKeys()).toEqual(mine(one).sort());
     await apply(two, { kind: 'backfillIndex', table: indexed, indexName: 'byV' });
     expect(await indexedKeys()).toEqual([...pks].sort());
@@ -314,6 +320,51 @@ describe('PartitionReplicas of both partitions of a table over one node store', 
     });
     // Each group's applied index moved with its own commands, recorded in the store.
     expect(await Promise.all(replicas.map((r) => local.partitions.appliedIndex(r.groupId)))).toEqual(replicas.map((r) => next.get(r)! - 1));
+    await local.close();
+  });
+});
+
+describe('an index command interrupted by a restart', () => {
+  let root = '';
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-partition-resume-'));
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('runs again from the start when its replica opens, and is forgotten once it ran', async () => {
+    const table: TableSchema = { name: 'big', tableId: 12, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    const indexed: TableSchema = { ...table, indexes: [{ ...BY_V, indexId: 13 }] };
+    const [partition] = initialPartitions(table.tableId, 2, 41);
+    const options = { boundOf: () => partitionBound(partition) };
+    const dataDir = join(root, 'node');
+    let local = await openLocalStore({ dataDir });
+    const pks = Array.from({ length: 3000 }, (_, i) => `k${i}`);
+    for (let i = 0; i < pks.length; i += 250) {
+      await Promise.all(pks.slice(i, i + 250).map((pk) => local.partitions.write({ operations: [{ table, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S('same') } }] })));
+    }
+    const replica = await PartitionReplica.open(partition.id, local.partitions, options);
+    // A whole-table backfill walks first (many chunks): the command waits for its turn behind it...
+    const walking = local.partitions.backfillIndex(indexed, 'byV');
+    const result = await replica.apply(encodePartitionCommand({ kind: 'backfillIndex', table: indexed, indexName: 'byV' }), 1);
+    expect(result).toMatchObject({ status: 'started' });
+    // ...and the store closes before it ran.
+    await local.close();
+    await expect(walking).rejects.toThrow(/closed/);
+    if ('done' in result) await expect(result.done).rejects.toThrow(/closed/);
+
+    local = await openLocalStore({ dataDir });
+    const reopened = await PartitionReplica.open(partition.id, local.partitions, options);
+    expect(reopened.appliedIndex()).toBe(1);
+    // The replica resumed it at open.
+    await reopened.indexCommandsRun();
+    const query = { table: indexed, indexName: 'byV', hashValue: S('same'), forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES' as const };
+    const entries = (await local.partitions.readRange(query, undefined, partitionBound(partition))).items.map((item) => (item.pk as { S: string }).S);
+    expect(entries.sort()).toEqual(pks.filter((pk) => partitionContains(partition, encodeItemKey(table.tableId, S(pk)))).sort());
+    expect(await local.partitions.resumeIndexCommands(partition.id)).toEqual([]);
     await local.close();
   });
 });

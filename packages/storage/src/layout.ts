@@ -6,6 +6,8 @@
  *     00000000 02                        -> u32 BE: last allocated space id
  *     00000000 03 <u32 BE space id>      -> 2 x f64 BE: item count, bytes (per-space statistics)
  *     00000000 04 <u32 BE group id>      -> f64 BE: last Raft index applied by that replica group
+ *     00000000 05 <u32 BE group id> <f64 BE Raft index>
+ *                                        -> JSON IndexCommandRecord   (an index command still running)
  *   table items (space = table.tableId):
  *     encodeItemKey(tableId, hash, range?)                               -> JSON item
  *   LSI entries (space = index.indexId):
@@ -38,6 +40,7 @@ const CATALOG_TAG = 1;
 const SPACE_COUNTER_TAG = 2;
 const STATISTICS_TAG = 3;
 const APPLIED_INDEX_TAG = 4;
+const RUNNING_INDEX_COMMAND_TAG = 5;
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -69,6 +72,20 @@ export function statisticsKey(spaceId: number): Uint8Array {
 
 export function appliedIndexKey(groupId: number): Uint8Array {
   return metaKey(APPLIED_INDEX_TAG, encodeU32(groupId));
+}
+
+/** Index commands a replica group applied and has not finished running, in log order. */
+export function runningIndexCommandKey(groupId: number, index: number): Uint8Array {
+  const rest = new Uint8Array(12);
+  const view = new DataView(rest.buffer);
+  view.setUint32(0, groupId, false);
+  view.setFloat64(4, index, false);
+  return metaKey(RUNNING_INDEX_COMMAND_TAG, rest);
+}
+
+export function runningIndexCommandsRange(groupId: number): KeyRange {
+  const start = metaKey(RUNNING_INDEX_COMMAND_TAG, encodeU32(groupId));
+  return { start, end: prefixEnd(start) ?? metaKey(RUNNING_INDEX_COMMAND_TAG + 1) };
 }
 
 export function encodeU32(value: number): Uint8Array {

@@ -37,7 +37,10 @@ import {
   entryKey,
   findIndex,
   indexEntriesRange,
+  encodeJson,
   mapKey,
+  runningIndexCommandKey,
+  runningIndexCommandsRange,
   spaceKeyAttributes,
   type KeyRange,
   type PartitionBound,
@@ -66,6 +69,18 @@ export interface AppliedMark {
 interface Backfill {
   bound: PartitionBound | undefined;
   cursor: Uint8Array;
+}
+
+/** An index command of a replicated partition (contracts #9): the backfill or drop of one index within its bound. */
+export interface IndexCommand {
+  kind: 'backfillIndex' | 'dropIndex';
+  table: TableSchema;
+  indexName: string;
+}
+
+/** An index command recorded while it runs, with the bound it runs within (base64 keys). */
+interface IndexCommandRecord extends IndexCommand {
+  bound?: { start: string; end: string };
 }
 
 /** A backfillIndex call's run: waiting for overlapping runs, then walking (Backfill). */
@@ -134,6 +149,42 @@ export class PartitionStore implements PartitionClient {
   /** Records a command's applied index alone (a command that changed nothing else, or did in earlier batches). */
   markApplied(mark: AppliedMark): Promise<void> {
     return this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark)] }));
+  }
+
+  /**
+   * Applies an index command of a replica group: records it as running, with its applied index, in
+   * one batch, and starts it; resolves then, while the command runs on (`done`), so that the group's
+   * next commands (and the node's other groups) are not held up by a long backfill. Writes applied
+   * meanwhile are maintained as usual (the backfill's gate). A restart finds the record and runs the
+   * command again from the start (resumeIndexCommands). An index the table lacks throws DynamoDB's
+   * ValidationException before anything is recorded.
+   */
+  async startIndexCommand(command: IndexCommand, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
+    requireIndex(command.table, command.indexName);
+    const key = runningIndexCommandKey(mark.groupId, mark.index);
+    const record: IndexCommandRecord = { kind: command.kind, table: command.table, indexName: command.indexName };
+    if (bound !== undefined) record.bound = { start: Buffer.from(bound.start).toString('base64'), end: Buffer.from(bound.end).toString('base64') };
+    await this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark), { key, value: encodeJson(record) }] }));
+    return { done: this.runIndexCommand(key, command, bound) };
+  }
+
+  /** Starts again, in log order, the index commands of a group that were running when the store last closed. */
+  async resumeIndexCommands(groupId: number): Promise<Array<Promise<void>>> {
+    const range = runningIndexCommandsRange(groupId);
+    const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
+    return records.map(([key, value]) => {
+      const { bound, ...command } = decodeJson<IndexCommandRecord>(value);
+      const decoded = bound && { start: Uint8Array.from(Buffer.from(bound.start, 'base64')), end: Uint8Array.from(Buffer.from(bound.end, 'base64')) };
+      return this.runIndexCommand(key, command, decoded);
+    });
+  }
+
+  /** Starts the command at once (in log order with the group's next commands), and forgets its record once it ran. */
+  private runIndexCommand(key: Uint8Array, command: IndexCommand, bound: PartitionBound | undefined): Promise<void> {
+    const run = command.kind === 'backfillIndex'
+      ? this.backfillIndex(command.table, command.indexName, bound)
+      : this.dropIndex(command.table, command.indexName, bound);
+    return run.then(() => this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key, value: undefined }] })));
   }
 
   /** The last index recorded by a `write` with a mark of this group; 0 when none was. */
@@ -277,14 +328,17 @@ export class PartitionStore implements PartitionClient {
 
   /**
    * Deletes a partition replica's data: the table's items in `bound` and their index entries. With
-   * `groupId`, the replica group's applied index goes too, so that a replica of the group created here
-   * again later applies its log from the start.
+   * `groupId`, the replica group's applied index (and its running index commands) go too, so that a
+   * replica of the group created here again later applies its log from the start.
    */
   async dropPartitionData(table: TableSchema, bound: PartitionBound, groupId?: number): Promise<void> {
     for (const index of table.indexes) await this.dropIndexEntries(table, index, bound);
     await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
     if (groupId !== undefined) {
-      await this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: appliedIndexKey(groupId), value: undefined }] }));
+      const running = runningIndexCommandsRange(groupId);
+      const records = await this.level.keys({ gte: running.start, lt: running.end }).all();
+      const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
+      await this.commits.exclusive(async () => ({ result: undefined, mutations: forget }));
     }
   }
 

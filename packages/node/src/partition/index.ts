@@ -6,7 +6,6 @@ export {
   encodePartitionCommand,
   proposeIndexCommand,
   proposePartitionWrite,
-  type IndexCommand,
   type IndexCommandResult,
   type PartitionCommand,
   type PartitionReplicaOptions,

@@ -10,19 +10,24 @@
  * request. Conditions are evaluated by the store at apply time, so every replica decides alike.
  *
  * A write's applied index is written in the same batch as its changes (even when a condition fails
- * and nothing else changes), an index command's once it is done: a replica restarted from disk skips
- * exactly the entries its data already holds, and runs an interrupted backfill again from the start.
- * Those batches are not synced: the Raft log, which is, replays what was lost. An index command runs
- * to its end within apply (the host applies entries in order), so a large partition's backfill holds
- * up the host's other groups meanwhile.
+ * and nothing else changes), so a replica restarted from disk skips exactly the entries its data
+ * already holds. Those batches are not synced: the Raft log, which is, replays what was lost.
+ *
+ * An index command is applied by recording it as running (with its applied index) and starting it:
+ * a backfill of a large partition runs for seconds, and the host, which applies every group's
+ * entries in one loop, must not wait for it. The group's next writes are maintained meanwhile (the
+ * store's backfill gate), its next index commands run in turn, and a replica restarted before one
+ * finished runs it again from the start when it opens. Only GSIs are ever backfilled (an LSI comes
+ * with its table), and a GSI answers eventually consistent reads only: a replica still building its
+ * entries answers as one that has not applied the command yet would.
  *
  * Snapshots: the store is shared by every group on the node and read asynchronously, while the host
  * asks for snapshots synchronously, so this first version does not take them. Only the empty state
  * (nothing applied: a group's bootstrap) has a snapshot; anything else is refused with a clear error,
  * so a host running PartitionReplicas must keep log compaction (`snapshotPolicy`) off.
  */
-import { DynamoDbError, validationError, type PartitionWrite, type PartitionWriteResult, type TableSchema } from '@shoal/model';
-import type { PartitionBound, PartitionStore } from '@shoal/storage';
+import { DynamoDbError, validationError, type PartitionWrite, type PartitionWriteResult } from '@shoal/model';
+import type { IndexCommand, PartitionBound, PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine } from '../host/index.ts';
 
 const encoder = new TextEncoder();
@@ -47,15 +52,13 @@ export class PartitionCommandError extends Error {
 }
 
 /** What a partition's Raft log holds (contracts #9). Deleting a table needs no command: its replicas go. */
-export type PartitionCommand =
-  | { kind: 'write'; write: PartitionWrite }
-  | { kind: 'backfillIndex'; table: TableSchema; indexName: string }
-  | { kind: 'dropIndex'; table: TableSchema; indexName: string };
+export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | IndexCommand;
 
-export type IndexCommand = Extract<PartitionCommand, { kind: 'backfillIndex' | 'dropIndex' }>;
-
-/** An index command's outcome: `invalid` (an index its table does not have) changed nothing, on every replica alike. */
-export type IndexCommandResult = { status: 'ok' } | { status: 'invalid'; message: string };
+/**
+ * An index command's outcome where it was applied: started (`done` once it ran here), or `invalid`
+ * (an index its table does not have), which changed nothing, on every replica alike.
+ */
+export type IndexCommandResult = { status: 'started'; done: Promise<void> } | { status: 'invalid'; message: string };
 
 export function encodePartitionCommand(command: PartitionCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
@@ -74,6 +77,8 @@ export class PartitionReplica implements ReplicaStateMachine {
   /** The node's store; reads of this replica's applied state go to it. */
   readonly store: PartitionStore;
   readonly #boundOf: () => PartitionBound | undefined;
+  /** Index commands started here and still running. */
+  readonly #running = new Set<Promise<void>>();
   #applied: number;
 
   private constructor(groupId: number, store: PartitionStore, applied: number, options: PartitionReplicaOptions) {
@@ -85,7 +90,9 @@ export class PartitionReplica implements ReplicaStateMachine {
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
   static async open(groupId: number, store: PartitionStore, options: PartitionReplicaOptions = {}): Promise<PartitionReplica> {
-    return new PartitionReplica(groupId, store, await store.appliedIndex(groupId), options);
+    const replica = new PartitionReplica(groupId, store, await store.appliedIndex(groupId), options);
+    for (const done of await store.resumeIndexCommands(groupId)) replica.#track(done);
+    return replica;
   }
 
   /** The partition's bound now (undefined: unbounded). */
@@ -102,18 +109,34 @@ export class PartitionReplica implements ReplicaStateMachine {
   }
 
   async #applyIndexCommand(command: IndexCommand, mark: { groupId: number; index: number }): Promise<IndexCommandResult> {
-    const bound = this.#boundOf();
-    let result: IndexCommandResult = { status: 'ok' };
     try {
-      if (command.kind === 'backfillIndex') await this.store.backfillIndex(command.table, command.indexName, bound);
-      else await this.store.dropIndex(command.table, command.indexName, bound);
+      const { done } = await this.store.startIndexCommand(command, this.#boundOf(), mark);
+      this.#track(done);
+      return { status: 'started', done };
     } catch (error) {
       // Decided by the command alone (the index is not in its table): the same no-op on every replica.
       if (!(error instanceof DynamoDbError && error.type === 'ValidationException')) throw error;
-      result = { status: 'invalid', message: error.message };
+      await this.store.markApplied(mark);
+      return { status: 'invalid', message: error.message };
     }
-    await this.store.markApplied(mark);
-    return result;
+  }
+
+  /** Resolves once every index command started here so far has run (or failed). */
+  async indexCommandsRun(): Promise<void> {
+    await Promise.allSettled([...this.#running]);
+  }
+
+  /**
+   * Keeps a run until it ends. Nobody else may wait for it (on a follower, or resumed at open): a
+   * failed run is a failed store write, which stops the store's commit queue, and every later write
+   * of the node reports that.
+   */
+  #track(run: Promise<void>): void {
+    this.#running.add(run);
+    run.then(
+      () => this.#running.delete(run),
+      () => this.#running.delete(run),
+    );
   }
 
   snapshot(): Uint8Array {
@@ -177,4 +200,6 @@ export async function proposePartitionWrite(host: MultiRaftHost, groupId: number
 export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, command: IndexCommand): Promise<void> {
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as IndexCommandResult;
   if (result.status === 'invalid') throw validationError(result.message);
+  await result.done;
 }
+
