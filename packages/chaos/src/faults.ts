@@ -119,22 +119,36 @@ async function watchNewLeader(context: FaultContext, partition: number, killed: 
   }
 }
 
-async function downAndUp(context: FaultContext, member: Member, planned: PlannedFault, record: FaultRecord, extra?: Promise<void>): Promise<void> {
+/**
+ * Keeps the target down (or paused) for the planned time, then restarts (or resumes) it. Its
+ * readiness is watched in the background: the next fault keeps to the schedule, so a node still
+ * catching up may be hit again, as in life.
+ */
+async function downAndUp(context: FaultContext, member: Member, planned: PlannedFault, record: FaultRecord, extra?: Promise<void>): Promise<Injected> {
   await sleep(planned.durationMs);
   if (planned.kind === 'pause') member.resume();
   else member.start();
   record.healed = context.now();
-  await extra;
-  try {
-    await member.waitReady(READY_AFTER_HEAL_MS);
-    record.ready = context.now();
-  } catch (error) {
-    record.note = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  }
+  const recovered = (async (): Promise<void> => {
+    await extra;
+    try {
+      await member.waitReady(READY_AFTER_HEAL_MS);
+      record.ready = context.now();
+    } catch (error) {
+      record.note = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    }
+  })();
+  return { record, recovered };
 }
 
-/** Injects one fault and heals it; resolves once the target is ready again. */
-export async function injectFault(context: FaultContext, planned: PlannedFault): Promise<FaultRecord> {
+/** A fault injected and healed, and the promise of its target's readiness (which sets `ready`). */
+interface Injected {
+  record: FaultRecord;
+  recovered: Promise<void>;
+}
+
+/** Injects one fault and heals it after its duration. */
+export async function injectFault(context: FaultContext, planned: PlannedFault): Promise<Injected> {
   const { cluster } = context;
   switch (planned.kind) {
     case 'kill':
@@ -144,22 +158,21 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
       context.onChange?.(record);
       if (planned.kind === 'kill') await node.kill();
       else node.pause();
-      await downAndUp(context, node, planned, record);
-      return record;
+      return downAndUp(context, node, planned, record);
     }
     case 'kill-router': {
       const router = choose(cluster.routers, planned.pick);
       const record: FaultRecord = { kind: planned.kind, target: router.name, start: context.now() };
       context.onChange?.(record);
       await router.kill();
-      await downAndUp(context, router, planned, record);
-      return record;
+      return downAndUp(context, router, planned, record);
     }
     case 'kill-leader': {
       const partition = choose(context.partitionIds, planned.pick);
       const leader = await leaderOf(context, partition, 20);
       if (leader === undefined) {
-        return { kind: planned.kind, target: '-', partition, start: context.now(), note: `no leader of partition ${partition} reported within 5 s: skipped` };
+        const record = { kind: planned.kind, target: '-', partition, start: context.now(), note: `no leader of partition ${partition} reported within 5 s: skipped` };
+        return { record, recovered: Promise.resolve() };
       }
       const node = cluster.node(leader);
       const record: FaultRecord = { kind: planned.kind, target: node.name, partition, start: context.now() };
@@ -167,23 +180,26 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
       await node.kill();
       // The new leader is watched while the old one is down, and after its restart if need be.
       const watched = watchNewLeader(context, partition, leader, record);
-      await downAndUp(context, node, planned, record, watched);
-      return record;
+      return downAndUp(context, node, planned, record, watched);
     }
   }
 }
 
-/** Runs the plan; stops starting new faults once `stop` aborts (the one in progress is healed). */
+/**
+ * Runs the plan; stops starting new faults once `stop` aborts (the one in progress is healed).
+ * Resolves once every target has come back (or failed to within its time).
+ */
 export async function runFaults(context: FaultContext, plan: readonly PlannedFault[], stop: AbortSignal): Promise<FaultRecord[]> {
-  const records: FaultRecord[] = [];
+  const injected: Injected[] = [];
   for (const planned of plan) {
     const wait = planned.at - context.now();
     if (wait > 0) await sleepUnless(wait, stop);
     if (stop.aborted) break;
-    records.push(await injectFault(context, planned));
+    injected.push(await injectFault(context, planned));
     context.onChange?.(undefined);
   }
-  return records;
+  await Promise.all(injected.map((fault) => fault.recovered));
+  return injected.map((fault) => fault.record);
 }
 
 function sleepUnless(ms: number, stop: AbortSignal): Promise<void> {
