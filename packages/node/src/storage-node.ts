@@ -19,7 +19,7 @@ import { stderrLog, type NodeLog } from './cluster/log.ts';
 import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
 import { PartitionReplicaSet } from './cluster/partition-replica-set.ts';
 import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
-import { MultiRaftHost, type ReplicaStateMachine } from './host/index.ts';
+import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './host/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
 import { RaftLogStore } from './raft-log/store.ts';
 import { StorageNodeServer } from './server/index.ts';
@@ -215,6 +215,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       metaServices?.close();
       await shutdown(server, 1_000);
     });
+    // Before the server stops carrying Raft traffic: a leader elsewhere within a round trip, rather
+    // than after an election timeout.
+    stops.push(() => handOverLeadership(raftHost, log, Math.max(2_000, 2 * (options.electionTick ?? 10) * tickMs)));
     raftHost.startTicking();
 
     const reconciler = new ReplicaReconciler({ nodeId, host: raftHost, view, replicas, log });
@@ -300,3 +303,26 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     throw error;
   }
 }
+
+/**
+ * Asks every group this node leads to hand leadership to a caught-up voter elsewhere, and waits
+ * (at most `maxWaitMs`) until it leads none: closing then costs the groups no election timeout.
+ */
+async function handOverLeadership(host: MultiRaftHost, log: NodeLog, maxWaitMs: number): Promise<void> {
+  const led = (): GroupStatus[] => host.status().filter((g) => g.role === 'leader' && g.voters.length > 1);
+  const deadline = performance.now() + maxWaitMs;
+  const asked = new Set<number>();
+  for (let groups = led(); groups.length > 0 && performance.now() < deadline; groups = led()) {
+    for (const group of groups) {
+      if (asked.has(group.groupId)) continue;
+      const to = host.progress(group.groupId)?.find((p) => p.nodeId !== host.nodeId && !p.isLearner && p.state === 'replicate' && p.match >= group.commit);
+      if (to === undefined) continue;
+      host.transferLeadership(group.groupId, to.nodeId);
+      asked.add(group.groupId);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const kept = led().map((g) => g.groupId);
+  log.info('leadership handed over before stopping', { groups: asked.size, stillLed: kept });
+}
+

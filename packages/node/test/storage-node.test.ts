@@ -2,7 +2,8 @@
  * Three real storage nodes (startStorageNode) as child processes on 127.0.0.1, all three meta peers:
  * the meta group elects, the nodes register, a table created through MetaService gets its partition
  * on the three nodes, a write through PartitionService reaches every node's store, a node killed
- * with SIGKILL and restarted recovers its replicas from disk and catches up, and when a node stays
+ * with SIGKILL and restarted recovers its replicas from disk and catches up, a node closed gracefully
+ * hands its leaderships over first, and when a node stays
  * down its replica moves to a fourth node (placement repair; the partition leader adds it as a
  * learner, promotes it once caught up, and removes the dead one); deleting the table removes every
  * replica.
@@ -84,12 +85,15 @@ describe('startStorageNode: storage nodes in child processes', () => {
   };
 
   /** A write through PartitionService, following NotLeader hints and retrying while the group elects. */
+  /** The node whose write was acknowledged last: the partition's leader then. */
+  let lastLeader: StorageNodeChild | undefined;
   const write = async (request: PartitionWrite, live: readonly StorageNodeChild[]): Promise<boolean> => {
     let address = live[0].address;
     let lastError: unknown;
     for (let attempt = 0; attempt < 200; attempt++) {
       try {
         const response = await partitionClient(address).write(writeRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request), { timeoutMs: 5_000 });
+        lastLeader = live.find((n) => n.address === address);
         return writeResultFromWire(response).applied;
       } catch (error) {
         lastError = error;
@@ -190,6 +194,23 @@ describe('startStorageNode: storage nodes in child processes', () => {
     expect(await eventually(() => storedOn(restarted, 'beta'), 'the item written while it was down', ATTEMPTS)).toEqual({ pk: { S: 'beta' }, value: { S: 'while-down' } });
     expect(await write(put(schema, 'gamma', 'after'), nodes)).toBe(true);
     for (const node of nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
+  });
+
+  it('a node closed gracefully hands its leaderships over before it stops', { timeout: 90_000 }, async () => {
+    expect(await write(put(schema, 'epsilon', 'led'), nodes)).toBe(true);
+    const leader = lastLeader!;
+    await leader.request({ op: 'close' });
+    const others = nodes.filter((n) => n !== leader);
+    // Right away, without an election timeout: the partition's group and the meta group are led elsewhere.
+    const leaders = (await Promise.all(others.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.raftLeaders, 0);
+    expect(leaders).toBe(2);
+    const log = await readFile(join(leader.dataDir, 'node.log'), 'utf8');
+    expect(log).toContain('"msg":"leadership handed over before stopping"');
+    expect(log).toContain('"stillLed":[]');
+
+    await start(leader);
+    await eventually(() => allReady(nodes), 'the node started again', ATTEMPTS);
+    expect(await eventually(() => storedOn(leader, 'epsilon'), 'its items after the restart', ATTEMPTS)).toEqual({ pk: { S: 'epsilon' }, value: { S: 'led' } });
   });
 
   it('replaces the replica of a node that stays down with one on a fourth node, which catches up from the log', { timeout: 90_000 }, async () => {
