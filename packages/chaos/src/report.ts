@@ -10,7 +10,14 @@ export interface ChaosReport {
   startedAt: string;
   /** Where the logs (and, after a failed run, the data) are. */
   dir: string;
-  cluster: { nodes: number; routers: number; partitions: number; partitionIds: number[] };
+  cluster: {
+    nodes: number;
+    routers: number;
+    partitions: number;
+    partitionIds: number[];
+    /** Whether placement had stopped moving replicas before the workload started (see waitSettled). */
+    settled: boolean;
+  };
   workload: WorkloadOptions & { durationMs: number; faultKinds: string[] };
   /** How long the workload ran (ms). */
   workloadMs: number;
@@ -53,6 +60,7 @@ export function formatSummary(report: ChaosReport): string {
   const lines: string[] = [];
   lines.push('');
   lines.push(`shoal chaos — seed ${report.seed}, ${(report.workloadMs / 1000).toFixed(0)} s, ${report.cluster.nodes} nodes, ${report.cluster.routers} routers`);
+  if (!report.cluster.settled) lines.push('note: replicas were still moving when the workload started');
   lines.push(`operations: ${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate` +
     (report.unsupportedTransactions > 0 ? `; ${report.unsupportedTransactions} cross-partition transactions refused (not supported yet)` : ''));
   const kinds = Object.entries(figures.byKind).map(([kind, tally]) => `${kind} ${tally.ok}/${tally.failed}/${tally.indeterminate}`);

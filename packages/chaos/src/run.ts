@@ -199,7 +199,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       seed: options.seed,
       startedAt: new Date(Date.now() - performance.now() + origin).toISOString(),
       dir,
-      cluster: { nodes, routers, partitions, partitionIds },
+      cluster: { nodes, routers, partitions, partitionIds, settled },
       workload: { ...workloadOptions, durationMs: options.durationMs, faultKinds: options.faults },
       workloadMs: Math.round(workloadMs),
       plannedFaults: plan.length,
