@@ -171,7 +171,7 @@ describe('ReplicaReconciler: replicas follow the partition map', () => {
     // Only node 4 sees this map: the leader does not remove it from the group yet.
     await node4.reconciler.reconcile();
     expect(node4.host.hasGroup(PARTITION)).toBe(true);
-    clock += 29_999;
+    clock += 299_999;
     await node4.reconciler.reconcile();
     expect(node4.host.hasGroup(PARTITION)).toBe(true);
     clock += 1;

@@ -42,7 +42,10 @@ export interface ReplicaReconcilerOptions {
   log: NodeLog;
   /** A learner within this many entries of the leader's commit index (and streaming) is caught up. Default 16. */
   catchUpSlack?: number;
-  /** How long an unlisted replica that does not know it was removed waits before going. Default 30,000 ms. */
+  /**
+   * How long an unlisted replica that does not know it was removed waits before going. Long, since
+   * a replica deleted while its group still counts it forgets its votes. Default 300,000 ms.
+   */
   removalGraceMs?: number;
   /** Milliseconds, for the grace period (default performance.now). */
   now?: () => number;
@@ -159,7 +162,7 @@ export class ReplicaReconciler {
     const since = this.#unlistedSince.get(groupId) ?? this.#now();
     this.#unlistedSince.set(groupId, since);
     const neverJoined = status.voters.length === 0 && status.learners.length === 0;
-    const graceOver = this.#now() - since >= (this.#options.removalGraceMs ?? 30_000);
+    const graceOver = this.#now() - since >= (this.#options.removalGraceMs ?? 300_000);
     if (partition !== undefined && !status.leftGroup && !neverJoined && !graceOver) return;
     const reason = partition === undefined ? 'partition deleted' : status.leftGroup ? 'removed from the group' : neverJoined ? 'never joined' : 'unlisted past the grace period';
     await host.removeGroup(groupId);
