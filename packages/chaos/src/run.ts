@@ -215,8 +215,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const htmlPath = join(dir, 'report.html');
     await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(htmlPath, renderHtml(report));
+    // The raw record, for a second look at a violation (checkKvHistory takes `history` as it is).
+    const record = {
+      history: recorder.history,
+      eventualReads: recorder.eventualReads,
+      transactionReads: recorder.transactionReads,
+      adds: Object.fromEntries(recorder.adds),
+      requests: recorder.requests,
+    };
+    await writeFile(join(dir, 'history.json'), JSON.stringify(record));
     print(formatSummary(report));
-    print(`reports: ${jsonPath}\n         ${htmlPath}`);
+    print(`reports: ${jsonPath}\n         ${htmlPath}\n         ${join(dir, 'history.json')} (every operation)`);
     await cluster.stop();
     if (report.ok && options.keepData !== true) {
       // The logs stay; the nodes' data goes.
