@@ -31,6 +31,8 @@ interface DevProcess {
 const started = new Set<ChildProcess>();
 const childPids = new Set<number>();
 let dataRoot: string;
+/** Where the first cluster's nodes listened: a restart on the same data must find them there again. */
+let firstNodeAddresses: string[] = [];
 
 function alive(pid: number): boolean {
   try {
@@ -119,6 +121,7 @@ describe('shoal dev', () => {
       expect(await isReady(member.opsPort)).toBe(true);
     }
     expect(dev.members.find((member) => member.role === 'router')?.address).toBe(dev.endpoint);
+    firstNodeAddresses = dev.members.filter((member) => member.role === 'node').map((member) => member.address);
 
     const { client, doc } = sdkClients(dev.endpoint);
     await client.send(
@@ -154,6 +157,18 @@ describe('shoal dev', () => {
     dev.child.kill('SIGINT');
     expect(await dev.exited).toEqual({ code: 0, signal: null });
     for (const member of dev.members) expect(alive(member.pid)).toBe(false);
+  });
+
+  it('starts again on the same data directory: same node addresses, the data still there', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // The cluster the first test stopped cleanly.
+    const dataDir = join(dataRoot, 'clean');
+    const dev = await startDev(dataDir);
+    expect(dev.members.filter((member) => member.role === 'node').map((member) => member.address)).toEqual(firstNodeAddresses);
+    const { client, doc } = sdkClients(dev.endpoint);
+    expect((await doc.send(new GetCommand({ TableName: 'dev', Key: { id: 'a' }, ConsistentRead: true }))).Item).toEqual({ id: 'a', n: 1 });
+    client.destroy();
+    dev.child.kill('SIGTERM');
+    expect(await dev.exited).toEqual({ code: 0, signal: null });
   });
 
   it('reports a child that dies, stops the others and exits 1', { timeout: TEST_TIMEOUT_MS }, async () => {
