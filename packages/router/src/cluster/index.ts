@@ -72,9 +72,9 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
   const timedOut = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(true), startTimeoutMs);
   });
-  const started = await Promise.race([view.firstMap().then(() => false), timedOut]);
+  const gaveUp = await Promise.race([view.firstMap().then(() => false), timedOut]);
   clearTimeout(timer);
-  if (started) {
+  if (gaveUp) {
     await close();
     throw new Error(`no partition map from the meta group (${options.metaAddresses.join(', ')}) within ${startTimeoutMs} ms`);
   }
