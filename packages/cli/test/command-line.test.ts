@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/** The `shoal` command refuses what it cannot run, before starting anything. */
+
+const MAIN = resolve(import.meta.dirname, '..', 'src', 'main.ts');
+
+/** The environment without SHOAL_ settings (credentials) that the flags' env fallbacks would pick up. */
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SHOAL_')));
+
+function shoal(...args: string[]): { status: number | null; stderr: string } {
+  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000, env: ENV });
+  return { status: result.status, stderr: result.stderr };
+}
+
+describe('shoal command line', () => {
+  it('keeps the single-process flags to shoal dev --single', () => {
+    const { status, stderr } = shoal('dev', '--in-memory');
+    expect(status).toBe(1);
+    expect(stderr).toContain('--in-memory and --sync apply to --single only');
+  });
+
+  it('wants both halves of the credentials', () => {
+    const { status, stderr } = shoal('router', '--meta', '127.0.0.1:1', '--access-key-id', 'only');
+    expect(status).toBe(1);
+    expect(stderr).toContain('--access-key-id and --secret-access-key go together');
+  });
+
+  it('checks node ids, meta peers and counts', () => {
+    expect(shoal('node', '--node-id', '0', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=127.0.0.1:1').stderr).toContain(
+      'must be a whole number of at least 1',
+    );
+    expect(shoal('node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=nowhere').stderr).toContain(
+      '"nowhere" is not host:port',
+    );
+    expect(shoal('node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x').stderr).toContain(
+      "required option '--meta-peers <id=host:port,...>' not specified",
+    );
+    expect(shoal('dev', '--nodes', '0').stderr).toContain('must be a whole number of at least 1');
+  });
+
+  it('finds no dev cluster for admin status in a directory without one', () => {
+    const { status, stderr } = shoal('admin', 'status', '--data-dir', resolve(import.meta.dirname, 'no-such-dir'));
+    expect(status).toBe(1);
+    expect(stderr).toContain('no shoal dev cluster in');
+  });
+});
