@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isReady, killStartedProcesses, runShoal, scrapeMetrics } from './helpers/cluster.ts';
+import { eventually, isReady, killStartedProcesses, runShoal, scrapeMetrics } from './helpers/cluster.ts';
 import type { Exit } from './helpers/cluster.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
@@ -169,6 +169,14 @@ describe('shoal dev', () => {
     client.destroy();
     dev.child.kill('SIGTERM');
     expect(await dev.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('leaves no child behind when it is killed itself', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const dev = await startDev(join(dataRoot, 'orphans'));
+    dev.child.kill('SIGKILL');
+    expect((await dev.exited).signal).toBe('SIGKILL');
+    // Each child sees its channel to the parent close and stops cleanly.
+    await eventually('every child gone', () => dev.members.every((member) => !alive(member.pid)), 30_000, 200);
   });
 
   it('reports a child that dies, stops the others and exits 1', { timeout: TEST_TIMEOUT_MS }, async () => {
