@@ -62,6 +62,11 @@ export function conditionalCheckFailed(item?: Record<string, unknown>): DynamoDb
   );
 }
 
+/** A write of an item a transaction in progress holds (DynamoDB's answer to a plain write then). */
+export function transactionConflict(): DynamoDbError {
+  return new DynamoDbError('TransactionConflictException', 'Transaction is ongoing for the item');
+}
+
 export function internalError(message = 'Internal server error'): DynamoDbError {
   return new DynamoDbError('InternalServerError', message, {}, 500);
 }

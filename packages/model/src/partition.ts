@@ -41,7 +41,9 @@ export type WriteOutcome =
   /** The condition was false; `item` is the current item (for ReturnValuesOnConditionCheckFailure). */
   | { status: 'conditionFailed'; item?: Item }
   /** The operation cannot apply to the current item (e.g. ADD to a string); `message` is DynamoDB's. */
-  | { status: 'invalid'; message: string };
+  | { status: 'invalid'; message: string }
+  /** Another transaction holds the item (an intent of a cross-partition transaction); nothing was applied. */
+  | { status: 'transactionConflict' };
 
 export interface PartitionWriteResult {
   /** True when every outcome is `ok` and the writes were applied; false when nothing was applied. */

@@ -68,3 +68,17 @@ export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest } from './par
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';
+export {
+  prepareTransactionRequestToWire,
+  prepareTransactionRequestFromWire,
+  resolveTransactionRequestToWire,
+  resolveTransactionRequestFromWire,
+  beginTransactionRequestToWire,
+  beginTransactionRequestFromWire,
+  decideTransactionRequestToWire,
+  decideTransactionRequestFromWire,
+  transactionStateToWire,
+  transactionStateFromWire,
+  type TransactionRefData,
+  type TransactionStateName,
+} from './transaction-codec.ts';

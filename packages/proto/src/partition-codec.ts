@@ -22,6 +22,7 @@ import {
   StatisticsResponseSchema,
   TableSchemaSchema,
   WriteKind,
+  WriteOutcome_TransactionConflictSchema,
   WriteRequestSchema,
   WriteResponseSchema,
 } from './gen/shoal/v1/node_pb.ts';
@@ -295,6 +296,8 @@ function outcomeInit(outcome: model.WriteOutcome) {
       return { case: 'conditionFailed' as const, value: outcome.item === undefined ? {} : { item: json(outcome.item) } };
     case 'invalid':
       return { case: 'invalid' as const, value: { message: outcome.message } };
+    case 'transactionConflict':
+      return { case: 'transactionConflict' as const, value: create(WriteOutcome_TransactionConflictSchema) };
   }
 }
 
@@ -311,6 +314,8 @@ function outcomeFromWire(outcome: WireWriteOutcome): model.WriteOutcome {
       return kind.value.item === undefined ? { status: 'conditionFailed' } : { status: 'conditionFailed', item: item(kind.value.item, 'item') };
     case 'invalid':
       return { status: 'invalid', message: kind.value.message };
+    case 'transactionConflict':
+      return { status: 'transactionConflict' };
     case undefined:
       throw invalid('write outcome missing');
   }

@@ -2,6 +2,7 @@ import {
   checkItemSize,
   extractKey,
   setOwn,
+  transactionConflict,
   validateItem,
   validateItemKeyAttributes,
   validateKey,
@@ -207,6 +208,7 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
       operations.map(async (operation) => {
         const result = await ctx.partitions.write({ operations: [operation], returnItems });
         const outcome = result.outcomes[0];
+        if (outcome.status === 'transactionConflict') throw transactionConflict();
         if (outcome.status !== 'ok') {
           throw validationError(outcome.status === 'invalid' ? outcome.message : 'The conditional request failed');
         }

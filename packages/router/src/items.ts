@@ -1,6 +1,7 @@
 import {
   checkItemSize,
   conditionalCheckFailed,
+  transactionConflict,
   extractKey,
   getOwn,
   setOwn,
@@ -131,6 +132,7 @@ async function applySingleWrite(
     throw conditionalCheckFailed(parameters.returnOldOnConditionFailure ? outcome.item : undefined);
   }
   if (outcome.status === 'invalid') throw validationError(outcome.message);
+  if (outcome.status === 'transactionConflict') throw transactionConflict();
 
   const response: RequestBody = {};
   const attributes = returnedAttributes(parameters.returnValues, outcome.oldItem, outcome.newItem, updatedPaths);

@@ -136,6 +136,11 @@ function applyTransaction(ctx: EngineContext, operations: WriteOperation[], retu
   return ctx.partitions.write({ operations, returnItems });
 }
 
+/** Another transaction holds the item. */
+function transactionConflictReason(): RequestBody {
+  return { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' };
+}
+
 function cancellationReason(outcome: WriteOutcome, action: TransactionAction): RequestBody {
   if (outcome.status === 'conditionFailed') {
     const reason: RequestBody = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' };
@@ -143,6 +148,7 @@ function cancellationReason(outcome: WriteOutcome, action: TransactionAction): R
     return reason;
   }
   if (outcome.status === 'invalid') return { Code: 'ValidationError', Message: outcome.message };
+  if (outcome.status === 'transactionConflict') return transactionConflictReason();
   return { Code: 'None' };
 }
 
@@ -313,7 +319,9 @@ const transactGetItems: OperationHandler = async (body, ctx) => {
 
   // Unconditional condition checks that return the items read every table's items at one instant.
   const checks = reads.map((read): WriteOperation => ({ table: read.table.schema, kind: 'ConditionCheck', key: read.key }));
-  const { outcomes } = await applyTransaction(ctx, checks, true);
+  const { applied, outcomes } = await applyTransaction(ctx, checks, true);
+  // Only another transaction holding an item stops unconditional checks.
+  if (!applied) throw transactionCanceled(outcomes.map((outcome) => (outcome.status === 'transactionConflict' ? transactionConflictReason() : { Code: 'None' })));
   const tallies: CapacityTally[] = [];
   const responses = outcomes.map((outcome, position) => {
     const read = reads[position];

@@ -7,6 +7,7 @@ import { PartitionStore } from './partition-store.ts';
 export type { DatabaseOptions as LocalStoreOptions } from './database.ts';
 export { PartitionStore, type AppliedMark, type IndexCommand } from './partition-store.ts';
 export { LevelTableCatalog } from './catalog.ts';
+export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */

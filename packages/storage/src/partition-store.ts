@@ -47,6 +47,15 @@ import {
 } from './layout.ts';
 import { readRange } from './range-read.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
+import {
+  IntentIndex,
+  readTransactionRecord,
+  transactionRecordMutation,
+  type IntentChange,
+  type TransactionRecord,
+  type TransactionRef,
+  type TransactionState,
+} from './transactions.ts';
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
@@ -110,6 +119,8 @@ export class PartitionStore implements PartitionClient {
   private readonly level: ByteLevel;
   private readonly commits: CommitQueue;
   private readonly statisticsBook: StatisticsBook;
+  /** Intents of prepared cross-partition transactions (transactions.ts): their items refuse other writes. */
+  private readonly intents: IntentIndex;
   /** Backfills walking the table, by index id: at most one over any key (backfillIndex runs overlapping ones in turn). */
   private readonly backfills = new Map<number, Set<Backfill>>();
   /** Backfill runs, waiting or walking, by index id and bound start. */
@@ -125,24 +136,99 @@ export class PartitionStore implements PartitionClient {
     this.level = level;
     this.commits = commits;
     this.statisticsBook = new StatisticsBook(level);
+    this.intents = new IntentIndex(level);
   }
 
   /** With `mark`, the applied index is recorded in the same batch, even when nothing else changes. */
   write(request: PartitionWrite, mark?: AppliedMark): Promise<PartitionWriteResult> {
     return this.commits.exclusive<PartitionWriteResult>(async (state) => {
+      await this.intents.load(state);
       const changes = new ChangeSet(state);
-      const outcomes: WriteOutcome[] = [];
-      for (const operation of request.operations) {
-        outcomes.push(this.applyOperation(request, operation, changes));
-      }
-      const applied = outcomes.every((outcome) => outcome.status === 'ok');
+      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes));
       const marks = mark ? [appliedMutation(mark)] : [];
-      if (!applied) {
-        // Nothing is written; operations that would have succeeded say only that.
-        const reasons = outcomes.map((outcome): WriteOutcome => (outcome.status === 'ok' ? { status: 'ok' } : outcome));
-        return { result: { applied, outcomes: reasons }, mutations: marks };
+      if (!outcomes.every((outcome) => outcome.status === 'ok')) return { result: refused(outcomes), mutations: marks };
+      return { result: { applied: true, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...marks] };
+    });
+  }
+
+  /**
+   * Prepares this partition's operations of a cross-partition transaction: evaluated exactly as a
+   * write, but stored as intents (the item images the transaction writes) instead of applied. All or
+   * none: when any operation fails (a condition, another transaction's intent), nothing is stored.
+   */
+  prepareTransaction(transaction: TransactionRef, request: PartitionWrite, mark?: AppliedMark): Promise<PartitionWriteResult> {
+    return this.commits.exclusive<PartitionWriteResult>(async (state) => {
+      await this.intents.load(state);
+      const changes = new ChangeSet(state);
+      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes));
+      const marks = mark ? [appliedMutation(mark)] : [];
+      if (!outcomes.every((outcome) => outcome.status === 'ok')) return { result: refused(outcomes), mutations: marks };
+      const intents = request.operations.map(({ table, key, kind }) => {
+        // Every key made an item key: applyOperation refuses those that do not.
+        const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), key) as Uint8Array;
+        const next = kind === 'ConditionCheck' ? undefined : changes.readItem(itemKey);
+        const change: IntentChange = kind === 'ConditionCheck' ? { kind: 'check' } : next ? { kind: 'put', item: next } : { kind: 'delete' };
+        return { itemKey, intent: { transaction, table, change } };
+      });
+      return { result: { applied: true, outcomes }, mutations: [...this.intents.put(intents), ...marks] };
+    });
+  }
+
+  /**
+   * Resolves a transaction's intents here: committed, their images are written (with their index
+   * entries, as a write would) and they go, in one batch; aborted, they go. Answers how many there
+   * were (0: resolved before, or never prepared here).
+   */
+  resolveTransaction(transactionId: string, commit: boolean, mark?: AppliedMark): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      await this.intents.load(state);
+      const intents = this.intents.of(transactionId);
+      const changes = new ChangeSet(state);
+      for (const { itemKey, intent } of commit ? intents : []) {
+        if (intent.change.kind === 'check') continue;
+        const next = intent.change.kind === 'put' ? intent.change.item : undefined;
+        changes.writeItem(intent.table, itemKey, changes.readItem(itemKey), next, this.maintains);
       }
-      return { result: { applied, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...marks] };
+      const written = commit ? changes.finish(this.statisticsBook) : [];
+      return { result: intents.length, mutations: [...written, ...this.intents.release(transactionId), ...(mark ? [appliedMutation(mark)] : [])] };
+    });
+  }
+
+  /** Records a new PENDING transaction; one already recorded (decided, maybe) stays as it is. Answers the record now. */
+  beginTransaction(record: TransactionRecord, mark?: AppliedMark): Promise<TransactionRecord> {
+    return this.commits.exclusive(async (state) => {
+      const current = readTransactionRecord(state, record.id);
+      const marks = mark ? [appliedMutation(mark)] : [];
+      if (current) return { result: current, mutations: marks };
+      const begun: TransactionRecord = { ...record, state: 'PENDING' };
+      return { result: begun, mutations: [transactionRecordMutation(begun), ...marks] };
+    });
+  }
+
+  /**
+   * Decides a PENDING transaction; a decided one keeps its decision. A transaction never begun here
+   * is recorded ABORTED, whatever was asked, so that it can never commit later. Answers the state now.
+   */
+  decideTransaction(transactionId: string, decision: 'COMMITTED' | 'ABORTED', mark?: AppliedMark): Promise<TransactionState> {
+    return this.commits.exclusive(async (state) => {
+      const current = readTransactionRecord(state, transactionId);
+      const marks = mark ? [appliedMutation(mark)] : [];
+      if (current && current.state !== 'PENDING') return { result: current.state, mutations: marks };
+      const decided: TransactionRecord = current ? { ...current, state: decision } : { id: transactionId, state: 'ABORTED', participants: [], deadline: 0 };
+      return { result: decided.state, mutations: [transactionRecordMutation(decided), ...marks] };
+    });
+  }
+
+  /** A transaction's record, if this store holds it. */
+  transactionRecord(transactionId: string): Promise<TransactionRecord | undefined> {
+    return this.commits.exclusive(async (state) => ({ result: readTransactionRecord(state, transactionId), mutations: [] }));
+  }
+
+  /** The transactions holding intents in this store (each once), for those resolving the ones left behind. */
+  transactionsWithIntents(): Promise<TransactionRef[]> {
+    return this.commits.exclusive(async (state) => {
+      await this.intents.load(state);
+      return { result: this.intents.transactions(), mutations: [] };
     });
   }
 
@@ -201,6 +287,7 @@ export class PartitionStore implements PartitionClient {
     try {
       const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');
+      if (this.intents.holder(itemKey) !== undefined) return { status: 'transactionConflict' };
       const existing = changes.readItem(itemKey);
       const input = operation.expressions;
       const compiled = input
@@ -437,6 +524,11 @@ function appliedMutation(mark: AppliedMark): Mutation {
   const value = new Uint8Array(8);
   new DataView(value.buffer).setFloat64(0, mark.index, false);
   return { key: appliedIndexKey(mark.groupId), value };
+}
+
+/** A write refused: nothing is written, and operations that would have succeeded say only that. */
+function refused(outcomes: WriteOutcome[]): PartitionWriteResult {
+  return { applied: false, outcomes: outcomes.map((outcome): WriteOutcome => (outcome.status === 'ok' ? { status: 'ok' } : outcome)) };
 }
 
 function invalid(message: string): WriteOutcome {

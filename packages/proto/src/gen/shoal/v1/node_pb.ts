@@ -10,7 +10,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/node.proto.
  */
 export const file_shoal_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("ChNzaG9hbC92MS9ub2RlLnByb3RvEghzaG9hbC52MSI9CgxLZXlBdHRyaWJ1dGUSDAoEbmFtZRgBIAEoCRIfCgR0eXBlGAIgASgOMhEuc2hvYWwudjEuS2V5VHlwZSLvAQoLSW5kZXhTY2hlbWESDAoEbmFtZRgBIAEoCRIhCgRraW5kGAIgASgOMhMuc2hvYWwudjEuSW5kZXhLaW5kEhAKCGluZGV4X2lkGAMgASgNEigKCGhhc2hfa2V5GAQgASgLMhYuc2hvYWwudjEuS2V5QXR0cmlidXRlEikKCXJhbmdlX2tleRgFIAEoCzIWLnNob2FsLnYxLktleUF0dHJpYnV0ZRIsCgpwcm9qZWN0aW9uGAYgASgOMhguc2hvYWwudjEuUHJvamVjdGlvblR5cGUSGgoSbm9uX2tleV9hdHRyaWJ1dGVzGAcgAygJIqoBCgtUYWJsZVNjaGVtYRIMCgRuYW1lGAEgASgJEhAKCHRhYmxlX2lkGAIgASgNEigKCGhhc2hfa2V5GAMgASgLMhYuc2hvYWwudjEuS2V5QXR0cmlidXRlEikKCXJhbmdlX2tleRgEIAEoCzIWLnNob2FsLnYxLktleUF0dHJpYnV0ZRImCgdpbmRleGVzGAUgAygLMhUuc2hvYWwudjEuSW5kZXhTY2hlbWEiNgoPUGFydGl0aW9uVGFyZ2V0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBINCgVlcG9jaBgCIAEoBCLKAQoPRXhwcmVzc2lvbklucHV0EhYKCWNvbmRpdGlvbhgBIAEoCUgAiAEBEhMKBnVwZGF0ZRgCIAEoCUgBiAEBEjMKBW5hbWVzGAMgAygLMiQuc2hvYWwudjEuRXhwcmVzc2lvbklucHV0Lk5hbWVzRW50cnkSDgoGdmFsdWVzGAQgASgMGiwKCk5hbWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIMCgpfY29uZGl0aW9uQgkKB191cGRhdGUisgEKDldyaXRlT3BlcmF0aW9uEiEKBGtpbmQYASABKA4yEy5zaG9hbC52MS5Xcml0ZUtpbmQSCwoDa2V5GAIgASgMEhEKBGl0ZW0YAyABKAxIAIgBARIuCgtleHByZXNzaW9ucxgEIAEoCzIZLnNob2FsLnYxLkV4cHJlc3Npb25JbnB1dBIkCgV0YWJsZRgFIAEoCzIVLnNob2FsLnYxLlRhYmxlU2NoZW1hQgcKBV9pdGVtIoMBCgxXcml0ZVJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0EiwKCm9wZXJhdGlvbnMYAyADKAsyGC5zaG9hbC52MS5Xcml0ZU9wZXJhdGlvbhIUCgxyZXR1cm5faXRlbXMYBCABKAhKBAgCEAMi0gIKDFdyaXRlT3V0Y29tZRInCgJvaxgBIAEoCzIZLnNob2FsLnYxLldyaXRlT3V0Y29tZS5Pa0gAEkIKEGNvbmRpdGlvbl9mYWlsZWQYAiABKAsyJi5zaG9hbC52MS5Xcml0ZU91dGNvbWUuQ29uZGl0aW9uRmFpbGVkSAASMQoHaW52YWxpZBgDIAEoCzIeLnNob2FsLnYxLldyaXRlT3V0Y29tZS5JbnZhbGlkSAAaTAoCT2sSFQoIb2xkX2l0ZW0YASABKAxIAIgBARIVCghuZXdfaXRlbRgCIAEoDEgBiAEBQgsKCV9vbGRfaXRlbUILCglfbmV3X2l0ZW0aLQoPQ29uZGl0aW9uRmFpbGVkEhEKBGl0ZW0YASABKAxIAIgBAUIHCgVfaXRlbRoaCgdJbnZhbGlkEg8KB21lc3NhZ2UYASABKAlCCQoHb3V0Y29tZSJKCg1Xcml0ZVJlc3BvbnNlEg8KB2FwcGxpZWQYASABKAgSKAoIb3V0Y29tZXMYAiADKAsyFi5zaG9hbC52MS5Xcml0ZU91dGNvbWUiIQoLUmVhZE9wdGlvbnMSEgoKY29uc2lzdGVudBgBIAEoCCKSAQoKR2V0UmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRILCgNrZXkYAyABKAwSJgoHb3B0aW9ucxgEIAEoCzIVLnNob2FsLnYxLlJlYWRPcHRpb25zIjcKC0dldFJlc3BvbnNlEhEKBGl0ZW0YASABKAxIAIgBARIMCgRzaXplGAIgASgNQgcKBV9pdGVtIkkKEFNvcnRLZXlDb25kaXRpb24SJQoCb3AYASABKA4yGS5zaG9hbC52MS5Tb3J0S2V5T3BlcmF0b3ISDgoGdmFsdWVzGAIgAygMIi0KC1NjYW5TZWdtZW50Eg8KB3NlZ21lbnQYASABKA0SDQoFdG90YWwYAiABKA0ikQUKEFJlYWRSYW5nZVJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0EiQKBXRhYmxlGAIgASgLMhUuc2hvYWwudjEuVGFibGVTY2hlbWESFwoKaW5kZXhfbmFtZRgDIAEoCUgAiAEBEhcKCmhhc2hfdmFsdWUYBCABKAxIAYgBARIyCg5zb3J0X2NvbmRpdGlvbhgFIAEoCzIaLnNob2FsLnYxLlNvcnRLZXlDb25kaXRpb24SDwoHZm9yd2FyZBgGIAEoCBIgChNleGNsdXNpdmVfc3RhcnRfa2V5GAcgASgMSAKIAQESEgoFbGltaXQYCCABKA1IA4gBARIRCgltYXhfYnl0ZXMYCSABKA0SJgoHc2VnbWVudBgKIAEoCzIVLnNob2FsLnYxLlNjYW5TZWdtZW50EiAKBnNlbGVjdBgLIAEoDjIQLnNob2FsLnYxLlNlbGVjdBITCgZmaWx0ZXIYDCABKAlIBIgBARIXCgpwcm9qZWN0aW9uGA0gASgJSAWIAQESNAoFbmFtZXMYDiADKAsyJS5zaG9hbC52MS5SZWFkUmFuZ2VSZXF1ZXN0Lk5hbWVzRW50cnkSDgoGdmFsdWVzGA8gASgMEiYKB29wdGlvbnMYECABKAsyFS5zaG9hbC52MS5SZWFkT3B0aW9ucxosCgpOYW1lc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2luZGV4X25hbWVCDQoLX2hhc2hfdmFsdWVCFgoUX2V4Y2x1c2l2ZV9zdGFydF9rZXlCCAoGX2xpbWl0QgkKB19maWx0ZXJCDQoLX3Byb2plY3Rpb24ilAEKEVJlYWRSYW5nZVJlc3BvbnNlEg0KBWl0ZW1zGAEgAygMEg0KBWNvdW50GAIgASgNEhUKDXNjYW5uZWRfY291bnQYAyABKA0SHwoSbGFzdF9ldmFsdWF0ZWRfa2V5GAQgASgMSACIAQESEgoKYnl0ZXNfcmVhZBgFIAEoDUIVChNfbGFzdF9ldmFsdWF0ZWRfa2V5IowBChFTdGF0aXN0aWNzUmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRIXCgppbmRleF9uYW1lGAMgASgJSACIAQFCDQoLX2luZGV4X25hbWUiPAoSU3RhdGlzdGljc1Jlc3BvbnNlEhIKCml0ZW1fY291bnQYASABKAQSEgoKc2l6ZV9ieXRlcxgCIAEoBCJ7ChRCYWNrZmlsbEluZGV4UmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRISCgppbmRleF9uYW1lGAMgASgJIhcKFUJhY2tmaWxsSW5kZXhSZXNwb25zZSJ3ChBEcm9wSW5kZXhSZXF1ZXN0EikKBnRhcmdldBgBIAEoCzIZLnNob2FsLnYxLlBhcnRpdGlvblRhcmdldBIkCgV0YWJsZRgCIAEoCzIVLnNob2FsLnYxLlRhYmxlU2NoZW1hEhIKCmluZGV4X25hbWUYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2UqUwoHS2V5VHlwZRIYChRLRVlfVFlQRV9VTlNQRUNJRklFRBAAEg4KCktFWV9UWVBFX1MQARIOCgpLRVlfVFlQRV9OEAISDgoKS0VZX1RZUEVfQhADKoYBCg5Qcm9qZWN0aW9uVHlwZRIfChtQUk9KRUNUSU9OX1RZUEVfVU5TUEVDSUZJRUQQABIXChNQUk9KRUNUSU9OX1RZUEVfQUxMEAESHQoZUFJPSkVDVElPTl9UWVBFX0tFWVNfT05MWRACEhsKF1BST0pFQ1RJT05fVFlQRV9JTkNMVURFEAMqTwoJSW5kZXhLaW5kEhoKFklOREVYX0tJTkRfVU5TUEVDSUZJRUQQABISCg5JTkRFWF9LSU5EX0xTSRABEhIKDklOREVYX0tJTkRfR1NJEAIqiQEKCVdyaXRlS2luZBIaChZXUklURV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoOV1JJVEVfS0lORF9QVVQQARIVChFXUklURV9LSU5EX1VQREFURRACEhUKEVdSSVRFX0tJTkRfREVMRVRFEAMSHgoaV1JJVEVfS0lORF9DT05ESVRJT05fQ0hFQ0sQBCr4AQoPU29ydEtleU9wZXJhdG9yEiEKHVNPUlRfS0VZX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGAoUU09SVF9LRVlfT1BFUkFUT1JfRVEQARIYChRTT1JUX0tFWV9PUEVSQVRPUl9MVBACEhgKFFNPUlRfS0VZX09QRVJBVE9SX0xFEAMSGAoUU09SVF9LRVlfT1BFUkFUT1JfR1QQBBIYChRTT1JUX0tFWV9PUEVSQVRPUl9HRRAFEh0KGVNPUlRfS0VZX09QRVJBVE9SX0JFVFdFRU4QBhIhCh1TT1JUX0tFWV9PUEVSQVRPUl9CRUdJTlNfV0lUSBAHKpIBCgZTZWxlY3QSFgoSU0VMRUNUX1VOU1BFQ0lGSUVEEAASGQoVU0VMRUNUX0FMTF9BVFRSSUJVVEVTEAESIwofU0VMRUNUX0FMTF9QUk9KRUNURURfQVRUUklCVVRFUxACEh4KGlNFTEVDVF9TUEVDSUZJQ19BVFRSSUJVVEVTEAMSEAoMU0VMRUNUX0NPVU5UEAQypwMKEFBhcnRpdGlvblNlcnZpY2USOAoFV3JpdGUSFi5zaG9hbC52MS5Xcml0ZVJlcXVlc3QaFy5zaG9hbC52MS5Xcml0ZVJlc3BvbnNlEjIKA0dldBIULnNob2FsLnYxLkdldFJlcXVlc3QaFS5zaG9hbC52MS5HZXRSZXNwb25zZRJECglSZWFkUmFuZ2USGi5zaG9hbC52MS5SZWFkUmFuZ2VSZXF1ZXN0Ghsuc2hvYWwudjEuUmVhZFJhbmdlUmVzcG9uc2USRwoKU3RhdGlzdGljcxIbLnNob2FsLnYxLlN0YXRpc3RpY3NSZXF1ZXN0Ghwuc2hvYWwudjEuU3RhdGlzdGljc1Jlc3BvbnNlElAKDUJhY2tmaWxsSW5kZXgSHi5zaG9hbC52MS5CYWNrZmlsbEluZGV4UmVxdWVzdBofLnNob2FsLnYxLkJhY2tmaWxsSW5kZXhSZXNwb25zZRJECglEcm9wSW5kZXgSGi5zaG9hbC52MS5Ecm9wSW5kZXhSZXF1ZXN0Ghsuc2hvYWwudjEuRHJvcEluZGV4UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChNzaG9hbC92MS9ub2RlLnByb3RvEghzaG9hbC52MSI9CgxLZXlBdHRyaWJ1dGUSDAoEbmFtZRgBIAEoCRIfCgR0eXBlGAIgASgOMhEuc2hvYWwudjEuS2V5VHlwZSLvAQoLSW5kZXhTY2hlbWESDAoEbmFtZRgBIAEoCRIhCgRraW5kGAIgASgOMhMuc2hvYWwudjEuSW5kZXhLaW5kEhAKCGluZGV4X2lkGAMgASgNEigKCGhhc2hfa2V5GAQgASgLMhYuc2hvYWwudjEuS2V5QXR0cmlidXRlEikKCXJhbmdlX2tleRgFIAEoCzIWLnNob2FsLnYxLktleUF0dHJpYnV0ZRIsCgpwcm9qZWN0aW9uGAYgASgOMhguc2hvYWwudjEuUHJvamVjdGlvblR5cGUSGgoSbm9uX2tleV9hdHRyaWJ1dGVzGAcgAygJIqoBCgtUYWJsZVNjaGVtYRIMCgRuYW1lGAEgASgJEhAKCHRhYmxlX2lkGAIgASgNEigKCGhhc2hfa2V5GAMgASgLMhYuc2hvYWwudjEuS2V5QXR0cmlidXRlEikKCXJhbmdlX2tleRgEIAEoCzIWLnNob2FsLnYxLktleUF0dHJpYnV0ZRImCgdpbmRleGVzGAUgAygLMhUuc2hvYWwudjEuSW5kZXhTY2hlbWEiNgoPUGFydGl0aW9uVGFyZ2V0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBINCgVlcG9jaBgCIAEoBCLKAQoPRXhwcmVzc2lvbklucHV0EhYKCWNvbmRpdGlvbhgBIAEoCUgAiAEBEhMKBnVwZGF0ZRgCIAEoCUgBiAEBEjMKBW5hbWVzGAMgAygLMiQuc2hvYWwudjEuRXhwcmVzc2lvbklucHV0Lk5hbWVzRW50cnkSDgoGdmFsdWVzGAQgASgMGiwKCk5hbWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIMCgpfY29uZGl0aW9uQgkKB191cGRhdGUisgEKDldyaXRlT3BlcmF0aW9uEiEKBGtpbmQYASABKA4yEy5zaG9hbC52MS5Xcml0ZUtpbmQSCwoDa2V5GAIgASgMEhEKBGl0ZW0YAyABKAxIAIgBARIuCgtleHByZXNzaW9ucxgEIAEoCzIZLnNob2FsLnYxLkV4cHJlc3Npb25JbnB1dBIkCgV0YWJsZRgFIAEoCzIVLnNob2FsLnYxLlRhYmxlU2NoZW1hQgcKBV9pdGVtIoMBCgxXcml0ZVJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0EiwKCm9wZXJhdGlvbnMYAyADKAsyGC5zaG9hbC52MS5Xcml0ZU9wZXJhdGlvbhIUCgxyZXR1cm5faXRlbXMYBCABKAhKBAgCEAMitQMKDFdyaXRlT3V0Y29tZRInCgJvaxgBIAEoCzIZLnNob2FsLnYxLldyaXRlT3V0Y29tZS5Pa0gAEkIKEGNvbmRpdGlvbl9mYWlsZWQYAiABKAsyJi5zaG9hbC52MS5Xcml0ZU91dGNvbWUuQ29uZGl0aW9uRmFpbGVkSAASMQoHaW52YWxpZBgDIAEoCzIeLnNob2FsLnYxLldyaXRlT3V0Y29tZS5JbnZhbGlkSAASSgoUdHJhbnNhY3Rpb25fY29uZmxpY3QYBCABKAsyKi5zaG9hbC52MS5Xcml0ZU91dGNvbWUuVHJhbnNhY3Rpb25Db25mbGljdEgAGkwKAk9rEhUKCG9sZF9pdGVtGAEgASgMSACIAQESFQoIbmV3X2l0ZW0YAiABKAxIAYgBAUILCglfb2xkX2l0ZW1CCwoJX25ld19pdGVtGi0KD0NvbmRpdGlvbkZhaWxlZBIRCgRpdGVtGAEgASgMSACIAQFCBwoFX2l0ZW0aGgoHSW52YWxpZBIPCgdtZXNzYWdlGAEgASgJGhUKE1RyYW5zYWN0aW9uQ29uZmxpY3RCCQoHb3V0Y29tZSJKCg1Xcml0ZVJlc3BvbnNlEg8KB2FwcGxpZWQYASABKAgSKAoIb3V0Y29tZXMYAiADKAsyFi5zaG9hbC52MS5Xcml0ZU91dGNvbWUiIQoLUmVhZE9wdGlvbnMSEgoKY29uc2lzdGVudBgBIAEoCCKSAQoKR2V0UmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRILCgNrZXkYAyABKAwSJgoHb3B0aW9ucxgEIAEoCzIVLnNob2FsLnYxLlJlYWRPcHRpb25zIjcKC0dldFJlc3BvbnNlEhEKBGl0ZW0YASABKAxIAIgBARIMCgRzaXplGAIgASgNQgcKBV9pdGVtIkkKEFNvcnRLZXlDb25kaXRpb24SJQoCb3AYASABKA4yGS5zaG9hbC52MS5Tb3J0S2V5T3BlcmF0b3ISDgoGdmFsdWVzGAIgAygMIi0KC1NjYW5TZWdtZW50Eg8KB3NlZ21lbnQYASABKA0SDQoFdG90YWwYAiABKA0ikQUKEFJlYWRSYW5nZVJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0EiQKBXRhYmxlGAIgASgLMhUuc2hvYWwudjEuVGFibGVTY2hlbWESFwoKaW5kZXhfbmFtZRgDIAEoCUgAiAEBEhcKCmhhc2hfdmFsdWUYBCABKAxIAYgBARIyCg5zb3J0X2NvbmRpdGlvbhgFIAEoCzIaLnNob2FsLnYxLlNvcnRLZXlDb25kaXRpb24SDwoHZm9yd2FyZBgGIAEoCBIgChNleGNsdXNpdmVfc3RhcnRfa2V5GAcgASgMSAKIAQESEgoFbGltaXQYCCABKA1IA4gBARIRCgltYXhfYnl0ZXMYCSABKA0SJgoHc2VnbWVudBgKIAEoCzIVLnNob2FsLnYxLlNjYW5TZWdtZW50EiAKBnNlbGVjdBgLIAEoDjIQLnNob2FsLnYxLlNlbGVjdBITCgZmaWx0ZXIYDCABKAlIBIgBARIXCgpwcm9qZWN0aW9uGA0gASgJSAWIAQESNAoFbmFtZXMYDiADKAsyJS5zaG9hbC52MS5SZWFkUmFuZ2VSZXF1ZXN0Lk5hbWVzRW50cnkSDgoGdmFsdWVzGA8gASgMEiYKB29wdGlvbnMYECABKAsyFS5zaG9hbC52MS5SZWFkT3B0aW9ucxosCgpOYW1lc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX2luZGV4X25hbWVCDQoLX2hhc2hfdmFsdWVCFgoUX2V4Y2x1c2l2ZV9zdGFydF9rZXlCCAoGX2xpbWl0QgkKB19maWx0ZXJCDQoLX3Byb2plY3Rpb24ilAEKEVJlYWRSYW5nZVJlc3BvbnNlEg0KBWl0ZW1zGAEgAygMEg0KBWNvdW50GAIgASgNEhUKDXNjYW5uZWRfY291bnQYAyABKA0SHwoSbGFzdF9ldmFsdWF0ZWRfa2V5GAQgASgMSACIAQESEgoKYnl0ZXNfcmVhZBgFIAEoDUIVChNfbGFzdF9ldmFsdWF0ZWRfa2V5IowBChFTdGF0aXN0aWNzUmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRIXCgppbmRleF9uYW1lGAMgASgJSACIAQFCDQoLX2luZGV4X25hbWUiPAoSU3RhdGlzdGljc1Jlc3BvbnNlEhIKCml0ZW1fY291bnQYASABKAQSEgoKc2l6ZV9ieXRlcxgCIAEoBCJ7ChRCYWNrZmlsbEluZGV4UmVxdWVzdBIpCgZ0YXJnZXQYASABKAsyGS5zaG9hbC52MS5QYXJ0aXRpb25UYXJnZXQSJAoFdGFibGUYAiABKAsyFS5zaG9hbC52MS5UYWJsZVNjaGVtYRISCgppbmRleF9uYW1lGAMgASgJIhcKFUJhY2tmaWxsSW5kZXhSZXNwb25zZSJ3ChBEcm9wSW5kZXhSZXF1ZXN0EikKBnRhcmdldBgBIAEoCzIZLnNob2FsLnYxLlBhcnRpdGlvblRhcmdldBIkCgV0YWJsZRgCIAEoCzIVLnNob2FsLnYxLlRhYmxlU2NoZW1hEhIKCmluZGV4X25hbWUYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2UiUwoOVHJhbnNhY3Rpb25SZWYSCgoCaWQYASABKAkSIAoYY29vcmRpbmF0b3JfcGFydGl0aW9uX2lkGAIgASgEEhMKC2RlYWRsaW5lX21zGAMgASgEInEKGVByZXBhcmVUcmFuc2FjdGlvblJlcXVlc3QSJQoFd3JpdGUYASABKAsyFi5zaG9hbC52MS5Xcml0ZVJlcXVlc3QSLQoLdHJhbnNhY3Rpb24YAiABKAsyGC5zaG9hbC52MS5UcmFuc2FjdGlvblJlZiJuChlSZXNvbHZlVHJhbnNhY3Rpb25SZXF1ZXN0EikKBnRhcmdldBgBIAEoCzIZLnNob2FsLnYxLlBhcnRpdGlvblRhcmdldBIWCg50cmFuc2FjdGlvbl9pZBgCIAEoCRIOCgZjb21taXQYAyABKAgiLQoaUmVzb2x2ZVRyYW5zYWN0aW9uUmVzcG9uc2USDwoHaW50ZW50cxgBIAEoDSKJAQoXQmVnaW5UcmFuc2FjdGlvblJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0Ei0KC3RyYW5zYWN0aW9uGAIgASgLMhguc2hvYWwudjEuVHJhbnNhY3Rpb25SZWYSFAoMcGFydGljaXBhbnRzGAMgAygEIosBChhEZWNpZGVUcmFuc2FjdGlvblJlcXVlc3QSKQoGdGFyZ2V0GAEgASgLMhkuc2hvYWwudjEuUGFydGl0aW9uVGFyZ2V0EhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJEiwKCGRlY2lzaW9uGAMgASgOMhouc2hvYWwudjEuVHJhbnNhY3Rpb25TdGF0ZSJFChhUcmFuc2FjdGlvblN0YXRlUmVzcG9uc2USKQoFc3RhdGUYASABKA4yGi5zaG9hbC52MS5UcmFuc2FjdGlvblN0YXRlKlMKB0tleVR5cGUSGAoUS0VZX1RZUEVfVU5TUEVDSUZJRUQQABIOCgpLRVlfVFlQRV9TEAESDgoKS0VZX1RZUEVfThACEg4KCktFWV9UWVBFX0IQAyqGAQoOUHJvamVjdGlvblR5cGUSHwobUFJPSkVDVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTUFJPSkVDVElPTl9UWVBFX0FMTBABEh0KGVBST0pFQ1RJT05fVFlQRV9LRVlTX09OTFkQAhIbChdQUk9KRUNUSU9OX1RZUEVfSU5DTFVERRADKk8KCUluZGV4S2luZBIaChZJTkRFWF9LSU5EX1VOU1BFQ0lGSUVEEAASEgoOSU5ERVhfS0lORF9MU0kQARISCg5JTkRFWF9LSU5EX0dTSRACKokBCglXcml0ZUtpbmQSGgoWV1JJVEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDldSSVRFX0tJTkRfUFVUEAESFQoRV1JJVEVfS0lORF9VUERBVEUQAhIVChFXUklURV9LSU5EX0RFTEVURRADEh4KGldSSVRFX0tJTkRfQ09ORElUSU9OX0NIRUNLEAQq+AEKD1NvcnRLZXlPcGVyYXRvchIhCh1TT1JUX0tFWV9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhgKFFNPUlRfS0VZX09QRVJBVE9SX0VREAESGAoUU09SVF9LRVlfT1BFUkFUT1JfTFQQAhIYChRTT1JUX0tFWV9PUEVSQVRPUl9MRRADEhgKFFNPUlRfS0VZX09QRVJBVE9SX0dUEAQSGAoUU09SVF9LRVlfT1BFUkFUT1JfR0UQBRIdChlTT1JUX0tFWV9PUEVSQVRPUl9CRVRXRUVOEAYSIQodU09SVF9LRVlfT1BFUkFUT1JfQkVHSU5TX1dJVEgQByqSAQoGU2VsZWN0EhYKElNFTEVDVF9VTlNQRUNJRklFRBAAEhkKFVNFTEVDVF9BTExfQVRUUklCVVRFUxABEiMKH1NFTEVDVF9BTExfUFJPSkVDVEVEX0FUVFJJQlVURVMQAhIeChpTRUxFQ1RfU1BFQ0lGSUNfQVRUUklCVVRFUxADEhAKDFNFTEVDVF9DT1VOVBAEKpQBChBUcmFuc2FjdGlvblN0YXRlEiEKHVRSQU5TQUNUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZVFJBTlNBQ1RJT05fU1RBVEVfUEVORElORxABEh8KG1RSQU5TQUNUSU9OX1NUQVRFX0NPTU1JVFRFRBACEh0KGVRSQU5TQUNUSU9OX1NUQVRFX0FCT1JURUQQAzKUBgoQUGFydGl0aW9uU2VydmljZRI4CgVXcml0ZRIWLnNob2FsLnYxLldyaXRlUmVxdWVzdBoXLnNob2FsLnYxLldyaXRlUmVzcG9uc2USMgoDR2V0EhQuc2hvYWwudjEuR2V0UmVxdWVzdBoVLnNob2FsLnYxLkdldFJlc3BvbnNlEkQKCVJlYWRSYW5nZRIaLnNob2FsLnYxLlJlYWRSYW5nZVJlcXVlc3QaGy5zaG9hbC52MS5SZWFkUmFuZ2VSZXNwb25zZRJHCgpTdGF0aXN0aWNzEhsuc2hvYWwudjEuU3RhdGlzdGljc1JlcXVlc3QaHC5zaG9hbC52MS5TdGF0aXN0aWNzUmVzcG9uc2USUAoNQmFja2ZpbGxJbmRleBIeLnNob2FsLnYxLkJhY2tmaWxsSW5kZXhSZXF1ZXN0Gh8uc2hvYWwudjEuQmFja2ZpbGxJbmRleFJlc3BvbnNlEkQKCURyb3BJbmRleBIaLnNob2FsLnYxLkRyb3BJbmRleFJlcXVlc3QaGy5zaG9hbC52MS5Ecm9wSW5kZXhSZXNwb25zZRJSChJQcmVwYXJlVHJhbnNhY3Rpb24SIy5zaG9hbC52MS5QcmVwYXJlVHJhbnNhY3Rpb25SZXF1ZXN0Ghcuc2hvYWwudjEuV3JpdGVSZXNwb25zZRJfChJSZXNvbHZlVHJhbnNhY3Rpb24SIy5zaG9hbC52MS5SZXNvbHZlVHJhbnNhY3Rpb25SZXF1ZXN0GiQuc2hvYWwudjEuUmVzb2x2ZVRyYW5zYWN0aW9uUmVzcG9uc2USWQoQQmVnaW5UcmFuc2FjdGlvbhIhLnNob2FsLnYxLkJlZ2luVHJhbnNhY3Rpb25SZXF1ZXN0GiIuc2hvYWwudjEuVHJhbnNhY3Rpb25TdGF0ZVJlc3BvbnNlElsKEURlY2lkZVRyYW5zYWN0aW9uEiIuc2hvYWwudjEuRGVjaWRlVHJhbnNhY3Rpb25SZXF1ZXN0GiIuc2hvYWwudjEuVHJhbnNhY3Rpb25TdGF0ZVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message shoal.v1.KeyAttribute
@@ -279,6 +279,12 @@ export type WriteOutcome = Message<"shoal.v1.WriteOutcome"> & {
      */
     value: WriteOutcome_Invalid;
     case: "invalid";
+  } | {
+    /**
+     * @generated from field: shoal.v1.WriteOutcome.TransactionConflict transaction_conflict = 4;
+     */
+    value: WriteOutcome_TransactionConflict;
+    case: "transactionConflict";
   } | { case: undefined; value?: undefined };
 };
 
@@ -348,6 +354,21 @@ export type WriteOutcome_Invalid = Message<"shoal.v1.WriteOutcome.Invalid"> & {
  */
 export const WriteOutcome_InvalidSchema: GenMessage<WriteOutcome_Invalid> = /*@__PURE__*/
   messageDesc(file_shoal_v1_node, 7, 2);
+
+/**
+ * Another transaction holds an intent on the item: nothing was applied.
+ *
+ * @generated from message shoal.v1.WriteOutcome.TransactionConflict
+ */
+export type WriteOutcome_TransactionConflict = Message<"shoal.v1.WriteOutcome.TransactionConflict"> & {
+};
+
+/**
+ * Describes the message shoal.v1.WriteOutcome.TransactionConflict.
+ * Use `create(WriteOutcome_TransactionConflictSchema)` to create a new message.
+ */
+export const WriteOutcome_TransactionConflictSchema: GenMessage<WriteOutcome_TransactionConflict> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 7, 3);
 
 /**
  * @generated from message shoal.v1.WriteResponse
@@ -770,6 +791,194 @@ export const DropIndexResponseSchema: GenMessage<DropIndexResponse> = /*@__PURE_
   messageDesc(file_shoal_v1_node, 21);
 
 /**
+ * Cross-partition transactions (two-phase commit, coordinated by a router). Every call is a command
+ * of the target partition's Raft log, proposed by its leader. The transaction record lives in the
+ * coordinator partition (Begin, Decide); each participant partition holds intents (Prepare, Resolve).
+ *
+ * @generated from message shoal.v1.TransactionRef
+ */
+export type TransactionRef = Message<"shoal.v1.TransactionRef"> & {
+  /**
+   * Unique per transaction (hex of 128 random bits).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The partition holding the transaction record.
+   *
+   * @generated from field: uint64 coordinator_partition_id = 2;
+   */
+  coordinatorPartitionId: bigint;
+
+  /**
+   * Epoch milliseconds: past it, a PENDING transaction may be aborted by whoever resolves its intents.
+   *
+   * @generated from field: uint64 deadline_ms = 3;
+   */
+  deadlineMs: bigint;
+};
+
+/**
+ * Describes the message shoal.v1.TransactionRef.
+ * Use `create(TransactionRefSchema)` to create a new message.
+ */
+export const TransactionRefSchema: GenMessage<TransactionRef> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 22);
+
+/**
+ * Evaluates the operations (all in the target partition) as a write would and, when all succeed,
+ * stores them as intents of the transaction instead of applying them. Answers as Write does.
+ *
+ * @generated from message shoal.v1.PrepareTransactionRequest
+ */
+export type PrepareTransactionRequest = Message<"shoal.v1.PrepareTransactionRequest"> & {
+  /**
+   * @generated from field: shoal.v1.WriteRequest write = 1;
+   */
+  write?: WriteRequest | undefined;
+
+  /**
+   * @generated from field: shoal.v1.TransactionRef transaction = 2;
+   */
+  transaction?: TransactionRef | undefined;
+};
+
+/**
+ * Describes the message shoal.v1.PrepareTransactionRequest.
+ * Use `create(PrepareTransactionRequestSchema)` to create a new message.
+ */
+export const PrepareTransactionRequestSchema: GenMessage<PrepareTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 23);
+
+/**
+ * Commits (writes their images) or releases the transaction's intents in the target partition.
+ *
+ * @generated from message shoal.v1.ResolveTransactionRequest
+ */
+export type ResolveTransactionRequest = Message<"shoal.v1.ResolveTransactionRequest"> & {
+  /**
+   * @generated from field: shoal.v1.PartitionTarget target = 1;
+   */
+  target?: PartitionTarget | undefined;
+
+  /**
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * @generated from field: bool commit = 3;
+   */
+  commit: boolean;
+};
+
+/**
+ * Describes the message shoal.v1.ResolveTransactionRequest.
+ * Use `create(ResolveTransactionRequestSchema)` to create a new message.
+ */
+export const ResolveTransactionRequestSchema: GenMessage<ResolveTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 24);
+
+/**
+ * @generated from message shoal.v1.ResolveTransactionResponse
+ */
+export type ResolveTransactionResponse = Message<"shoal.v1.ResolveTransactionResponse"> & {
+  /**
+   * How many intents there were (0: resolved before, or never prepared there).
+   *
+   * @generated from field: uint32 intents = 1;
+   */
+  intents: number;
+};
+
+/**
+ * Describes the message shoal.v1.ResolveTransactionResponse.
+ * Use `create(ResolveTransactionResponseSchema)` to create a new message.
+ */
+export const ResolveTransactionResponseSchema: GenMessage<ResolveTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 25);
+
+/**
+ * Records a PENDING transaction in its coordinator partition (the target).
+ *
+ * @generated from message shoal.v1.BeginTransactionRequest
+ */
+export type BeginTransactionRequest = Message<"shoal.v1.BeginTransactionRequest"> & {
+  /**
+   * @generated from field: shoal.v1.PartitionTarget target = 1;
+   */
+  target?: PartitionTarget | undefined;
+
+  /**
+   * @generated from field: shoal.v1.TransactionRef transaction = 2;
+   */
+  transaction?: TransactionRef | undefined;
+
+  /**
+   * @generated from field: repeated uint64 participants = 3;
+   */
+  participants: bigint[];
+};
+
+/**
+ * Describes the message shoal.v1.BeginTransactionRequest.
+ * Use `create(BeginTransactionRequestSchema)` to create a new message.
+ */
+export const BeginTransactionRequestSchema: GenMessage<BeginTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 26);
+
+/**
+ * Decides a PENDING transaction (COMMITTED or ABORTED); a decided one keeps its decision, one never
+ * begun is recorded ABORTED.
+ *
+ * @generated from message shoal.v1.DecideTransactionRequest
+ */
+export type DecideTransactionRequest = Message<"shoal.v1.DecideTransactionRequest"> & {
+  /**
+   * @generated from field: shoal.v1.PartitionTarget target = 1;
+   */
+  target?: PartitionTarget | undefined;
+
+  /**
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * @generated from field: shoal.v1.TransactionState decision = 3;
+   */
+  decision: TransactionState;
+};
+
+/**
+ * Describes the message shoal.v1.DecideTransactionRequest.
+ * Use `create(DecideTransactionRequestSchema)` to create a new message.
+ */
+export const DecideTransactionRequestSchema: GenMessage<DecideTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 27);
+
+/**
+ * The record's state after the call.
+ *
+ * @generated from message shoal.v1.TransactionStateResponse
+ */
+export type TransactionStateResponse = Message<"shoal.v1.TransactionStateResponse"> & {
+  /**
+   * @generated from field: shoal.v1.TransactionState state = 1;
+   */
+  state: TransactionState;
+};
+
+/**
+ * Describes the message shoal.v1.TransactionStateResponse.
+ * Use `create(TransactionStateResponseSchema)` to create a new message.
+ */
+export const TransactionStateResponseSchema: GenMessage<TransactionStateResponse> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_node, 28);
+
+/**
  * @generated from enum shoal.v1.KeyType
  */
 export const KeyType = {
@@ -1011,6 +1220,42 @@ export const SelectSchema: GenEnum<Select> = /*@__PURE__*/
   enumDesc(file_shoal_v1_node, 5);
 
 /**
+ * @generated from enum shoal.v1.TransactionState
+ */
+export const TransactionState = {
+  /**
+   * @generated from enum value: TRANSACTION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * @generated from enum value: TRANSACTION_STATE_PENDING = 1;
+   */
+  PENDING: 1,
+
+  /**
+   * @generated from enum value: TRANSACTION_STATE_COMMITTED = 2;
+   */
+  COMMITTED: 2,
+
+  /**
+   * @generated from enum value: TRANSACTION_STATE_ABORTED = 3;
+   */
+  ABORTED: 3,
+} as const;
+
+/**
+ * @generated from enum shoal.v1.TransactionState
+ */
+export type TransactionState = (typeof TransactionState)[keyof typeof TransactionState] | UnknownEnum;
+
+/**
+ * Describes the enum shoal.v1.TransactionState.
+ */
+export const TransactionStateSchema: GenEnum<TransactionState> = /*@__PURE__*/
+  enumDesc(file_shoal_v1_node, 6);
+
+/**
  * @generated from service shoal.v1.PartitionService
  */
 export const PartitionService: GenService<{
@@ -1061,6 +1306,38 @@ export const PartitionService: GenService<{
     methodKind: "unary";
     input: typeof DropIndexRequestSchema;
     output: typeof DropIndexResponseSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.PartitionService.PrepareTransaction
+   */
+  prepareTransaction: {
+    methodKind: "unary";
+    input: typeof PrepareTransactionRequestSchema;
+    output: typeof WriteResponseSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.PartitionService.ResolveTransaction
+   */
+  resolveTransaction: {
+    methodKind: "unary";
+    input: typeof ResolveTransactionRequestSchema;
+    output: typeof ResolveTransactionResponseSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.PartitionService.BeginTransaction
+   */
+  beginTransaction: {
+    methodKind: "unary";
+    input: typeof BeginTransactionRequestSchema;
+    output: typeof TransactionStateResponseSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.PartitionService.DecideTransaction
+   */
+  decideTransaction: {
+    methodKind: "unary";
+    input: typeof DecideTransactionRequestSchema;
+    output: typeof TransactionStateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoal_v1_node, 0);

@@ -1,0 +1,155 @@
+/**
+ * The store's part of a cross-partition transaction (two-phase commit, coordinated by a router):
+ *
+ * - intents: a prepared transaction's operation on one item, kept until the transaction resolves.
+ *   An intent holds the item image the transaction writes there (or its deletion, or nothing for a
+ *   condition check), the transaction's id and its coordinator partition, and its deadline. While it
+ *   is there, every other write of the item is refused (TransactionConflict); reads ignore it.
+ * - transaction records: kept by the transaction's coordinator partition, PENDING until decided
+ *   COMMITTED or ABORTED (only a PENDING record is ever decided).
+ *
+ * Both live in the metadata space of the store, written in the same batch as the rest of the command
+ * that makes them, so a restart keeps them. An in-memory index of the intents (by item key and by
+ * transaction), loaded from the store on first use, answers the conflict check of every write
+ * without a read.
+ *
+ *   00000000 06 <item key>                 -> JSON StoredIntent
+ *   00000000 07 <utf8 transaction id>      -> JSON TransactionRecord
+ */
+import type { Item, TableSchema } from '@shoal/model';
+import type { ByteLevel, Mutation } from './database.ts';
+import type { StateReader } from './commit-queue.ts';
+import { decodeJson, encodeJson, mapKey, prefixEnd } from './layout.ts';
+
+const INTENT_TAG = 6;
+const TRANSACTION_RECORD_TAG = 7;
+const utf8 = new TextEncoder();
+
+function metaKey(tag: number, rest: Uint8Array): Uint8Array {
+  const key = new Uint8Array(5 + rest.length);
+  key[4] = tag;
+  key.set(rest, 5);
+  return key;
+}
+
+export function intentKey(itemKey: Uint8Array): Uint8Array {
+  return metaKey(INTENT_TAG, itemKey);
+}
+
+export function transactionRecordKey(transactionId: string): Uint8Array {
+  return metaKey(TRANSACTION_RECORD_TAG, utf8.encode(transactionId));
+}
+
+/** What a participant knows of the transaction an intent belongs to. */
+export interface TransactionRef {
+  /** Unique per transaction (random 128 bits, hex). */
+  id: string;
+  /** The partition (Raft group) holding the transaction record. */
+  coordinator: number;
+  /** Epoch milliseconds: past it, a PENDING transaction may be aborted by anyone resolving its intents. */
+  deadline: number;
+}
+
+/** What committing an intent does to its item. */
+export type IntentChange = { kind: 'put'; item: Item } | { kind: 'delete' } | { kind: 'check' };
+
+export interface StoredIntent {
+  transaction: TransactionRef;
+  table: TableSchema;
+  change: IntentChange;
+}
+
+export type TransactionState = 'PENDING' | 'COMMITTED' | 'ABORTED';
+
+export interface TransactionRecord {
+  id: string;
+  state: TransactionState;
+  /** The partitions holding its intents. */
+  participants: number[];
+  deadline: number;
+}
+
+interface IndexedIntent {
+  itemKey: Uint8Array;
+  intent: StoredIntent;
+}
+
+/**
+ * The intents of the store, indexed in memory. Every method runs under the store's commit lock (the
+ * caller holds it), so the index changes in the order of the batches that change the store.
+ */
+export class IntentIndex {
+  readonly #level: ByteLevel;
+  #byItem: Map<string, IndexedIntent> | undefined;
+  readonly #byTransaction = new Map<string, Set<string>>();
+
+  constructor(level: ByteLevel) {
+    this.#level = level;
+  }
+
+  /** Loads the stored intents once (staged changes made durable first, so the walk sees them all). */
+  async load(state: StateReader): Promise<void> {
+    if (this.#byItem !== undefined) return;
+    await state.durable();
+    const start = metaKey(INTENT_TAG, new Uint8Array(0));
+    const stored = await this.#level.iterator({ gte: start, lt: prefixEnd(start) }).all();
+    this.#byItem = new Map();
+    for (const [key, value] of stored) this.#add(key.subarray(start.length), decodeJson<StoredIntent>(value));
+  }
+
+  #loaded(): Map<string, IndexedIntent> {
+    if (this.#byItem === undefined) throw new Error('IntentIndex used before load()');
+    return this.#byItem;
+  }
+
+  #add(itemKey: Uint8Array, intent: StoredIntent): void {
+    const id = mapKey(itemKey);
+    this.#loaded().set(id, { itemKey, intent });
+    const keys = this.#byTransaction.get(intent.transaction.id) ?? new Set<string>();
+    keys.add(id);
+    this.#byTransaction.set(intent.transaction.id, keys);
+  }
+
+  /** The transaction holding an intent on the item, if any. */
+  holder(itemKey: Uint8Array): TransactionRef | undefined {
+    return this.#loaded().get(mapKey(itemKey))?.intent.transaction;
+  }
+
+  /** Records new intents: the mutations storing them. */
+  put(intents: IndexedIntent[]): Mutation[] {
+    return intents.map(({ itemKey, intent }) => {
+      this.#add(itemKey, intent);
+      return { key: intentKey(itemKey), value: encodeJson(intent) };
+    });
+  }
+
+  /** The intents of one transaction, in no particular order. */
+  of(transactionId: string): IndexedIntent[] {
+    const byItem = this.#loaded();
+    return [...(this.#byTransaction.get(transactionId) ?? [])].map((id) => byItem.get(id) as IndexedIntent);
+  }
+
+  /** Forgets a transaction's intents: the mutations deleting them. */
+  release(transactionId: string): Mutation[] {
+    const released = this.of(transactionId);
+    for (const { itemKey } of released) this.#loaded().delete(mapKey(itemKey));
+    this.#byTransaction.delete(transactionId);
+    return released.map(({ itemKey }) => ({ key: intentKey(itemKey), value: undefined }));
+  }
+
+  /** The transactions with an intent here, once each. */
+  transactions(): TransactionRef[] {
+    const byItem = this.#loaded();
+    return [...this.#byTransaction.values()].map((keys) => (byItem.get(keys.values().next().value as string) as IndexedIntent).intent.transaction);
+  }
+}
+
+/** The record of a transaction, read from the latest state (staged changes included). */
+export function readTransactionRecord(state: StateReader, transactionId: string): TransactionRecord | undefined {
+  const stored = state.read(transactionRecordKey(transactionId));
+  return stored === undefined ? undefined : decodeJson<TransactionRecord>(stored);
+}
+
+export function transactionRecordMutation(record: TransactionRecord): Mutation {
+  return { key: transactionRecordKey(record.id), value: encodeJson(record) };
+}
