@@ -58,6 +58,7 @@ import {
 } from '@shoal/proto';
 import { partitionBound } from '@shoal/storage';
 import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
+import { recordGet, recordRangeRead, recordWrite, type Access, type NodeLoad, type PartitionLoadTracker } from '../load/index.ts';
 import { proposeIndexCommand, proposePartitionWrite, type PartitionReplica } from '../partition/index.ts';
 
 /** Where refused requests are logged (the node's structured log fits). */
@@ -79,6 +80,8 @@ export interface StorageNodeServerOptions {
   onMapBehind?(partitionId: number, epoch: bigint): void;
   /** Default: one JSON object a line on stderr. */
   log?: StorageNodeServerLog;
+  /** Load tracking and admission control of the partitions served (absent: neither). */
+  load?: NodeLoad;
 }
 
 /** Requests served per kind, counted when they succeed, and requests refused before being served. */
@@ -90,6 +93,8 @@ export interface StorageNodeServerStats {
   indexCommands: number;
   /** Undecodable or misrouted (NotFound, StaleEpoch, KeyOutOfRange, map behind) requests. */
   refused: number;
+  /** Refused by admission control (ProvisionedThroughputExceededException). */
+  throttled: number;
 }
 
 /** A request's partition as this node holds it. */
@@ -105,7 +110,7 @@ const stderrLog: StorageNodeServerLog = {
 };
 
 export class StorageNodeServer {
-  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0 };
+  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0, throttled: 0 };
   readonly #options: StorageNodeServerOptions;
   readonly #log: StorageNodeServerLog;
 
@@ -123,7 +128,9 @@ export class StorageNodeServer {
           }
           return { replica, write };
         });
+        const tracker = this.#admitLoad(replica, 'write', write.operations[0]?.table.name ?? '');
         const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
+        if (tracker !== undefined) recordWrite(tracker, write, result);
         this.stats.writes++;
         return writeResultToWire(result);
       },
@@ -135,7 +142,10 @@ export class StorageNodeServer {
           checkKey(descriptor, tableKey(get.table, get.key));
           return { replica, get, options };
         });
-        return getResultToWire(await this.#read(replica, options.consistent, () => replica.store.get(get, options)));
+        const tracker = this.#admitLoad(replica, 'read', get.table.name);
+        const found = await this.#read(replica, options.consistent, () => replica.store.get(get, options));
+        if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0);
+        return getResultToWire(found);
       },
       readRange: async (request, context) => {
         const { replica, descriptor, range, options } = this.#admit('ReadRange', context.peer, () => {
@@ -148,7 +158,10 @@ export class StorageNodeServer {
           return { replica, descriptor, range, options };
         });
         const bound = partitionBound(descriptor);
-        return rangeReadResultToWire(await this.#read(replica, options.consistent, () => replica.store.readRange(range, options, bound)));
+        const tracker = this.#admitLoad(replica, 'read', range.table.name);
+        const result = await this.#read(replica, options.consistent, () => replica.store.readRange(range, options, bound));
+        if (tracker !== undefined) recordRangeRead(tracker, descriptor, range, options.consistent, result.bytesRead);
+        return rangeReadResultToWire(result);
       },
       statistics: async (request, context) => {
         const { replica, descriptor, statistics } = this.#admit('Statistics', context.peer, () => {
@@ -195,6 +208,19 @@ export class StorageNodeServer {
     if (consistent) this.stats.consistentReads++;
     else this.stats.eventualReads++;
     return result;
+  }
+
+  /** The partition's load tracker, once its admission control let the request in (else DynamoDB's throttling error). */
+  #admitLoad(replica: PartitionReplica, access: Access, tableName: string): PartitionLoadTracker | undefined {
+    const tracker = this.#options.load?.of(replica.groupId);
+    try {
+      tracker?.admit(access, tableName);
+    } catch (error) {
+      if (!(error instanceof DynamoDbError)) throw error;
+      this.stats.throttled++;
+      throw dynamoDbErrorToRpc(error);
+    }
+    return tracker;
   }
 
   /** This node's replica of the partition a request targets, if the request's routing is current. */

@@ -1,0 +1,14 @@
+export { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
+export { SlidingRate } from './rate-window.ts';
+export { TokenBucket } from './token-bucket.ts';
+export {
+  DEFAULT_ADMISSION_LIMITS,
+  NodeLoad,
+  PartitionLoadTracker,
+  keyRangeThrottled,
+  type Access,
+  type AdmissionLimits,
+  type LoadTrackingOptions,
+  type PartitionLoadReport,
+} from './partition-load.ts';
+export { recordGet, recordRangeRead, recordWrite } from './served.ts';

@@ -1,0 +1,192 @@
+/**
+ * Load tracking and admission control of the partition replicas on one node. Each partition served
+ * here has a tracker: requests, capacity units and bytes per second over a sliding window, throttled
+ * requests, and a weighted key sample (key-sample.ts) that restarts every window, the last complete
+ * one being what the node reports (a split decision wants a whole window). Admission follows
+ * DynamoDB's per-partition limits (3,000 read and 1,000 write units a second by default) with token
+ * buckets holding `burstSeconds` of the rate: a request is refused with
+ * ProvisionedThroughputExceededException while its bucket is empty, and charged its units once served.
+ */
+import { DynamoDbError } from '@shoal/model';
+import { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
+import { SlidingRate } from './rate-window.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export interface AdmissionLimits {
+  /** Read capacity units a second per partition (DynamoDB: 3,000). */
+  readUnitsPerSecond: number;
+  /** Write capacity units a second per partition (DynamoDB: 1,000). */
+  writeUnitsPerSecond: number;
+  /** The burst allowance: a bucket holds this many seconds of its rate. */
+  burstSeconds: number;
+}
+
+export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = { readUnitsPerSecond: 3_000, writeUnitsPerSecond: 1_000, burstSeconds: 1 };
+
+export interface LoadTrackingOptions {
+  limits?: Partial<AdmissionLimits>;
+  /** Length of the sliding window of rates and of one key sample. Default 10,000 ms. */
+  windowMs?: number;
+  /** Keys kept in a sample. Default 20. */
+  sampleSize?: number;
+  /** Seed of the samplers (each partition's derived from it and its id): runs repeat. Default 1. */
+  seed?: number;
+  /** The clock, in ms. Default performance.now. */
+  now?: () => number;
+}
+
+export type Access = 'read' | 'write';
+
+/** What a replica measured, as its heartbeat reports it. */
+export interface PartitionLoadReport {
+  readsPerSecond: number;
+  writesPerSecond: number;
+  readUnitsPerSecond: number;
+  writeUnitsPerSecond: number;
+  bytesPerSecond: number;
+  throttledReadsPerSecond: number;
+  throttledWritesPerSecond: number;
+  readUnitLimit: number;
+  writeUnitLimit: number;
+  sampledKeys: SampledKeyLoad[];
+}
+
+const HOT_KEY_MESSAGE =
+  'Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly. ' +
+  'If exceptions persist, check if you have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html';
+
+/**
+ * DynamoDB's answer to a request over a partition's limits, with its throttling reason. The resource
+ * ARN leaves the region empty (a node has none): the router fills in its own.
+ */
+export function keyRangeThrottled(access: Access, tableName: string): DynamoDbError {
+  return new DynamoDbError('ProvisionedThroughputExceededException', HOT_KEY_MESSAGE, {
+    ThrottlingReasons: [
+      { reason: access === 'read' ? 'TableReadKeyRangeThroughputExceeded' : 'TableWriteKeyRangeThroughputExceeded', resource: `arn:aws:dynamodb::000000000000:table/${tableName}` },
+    ],
+  });
+}
+
+class Counters {
+  readonly requests: SlidingRate;
+  readonly units: SlidingRate;
+  readonly throttled: SlidingRate;
+
+  constructor(windowMs: number) {
+    this.requests = new SlidingRate(windowMs);
+    this.units = new SlidingRate(windowMs);
+    this.throttled = new SlidingRate(windowMs);
+  }
+}
+
+export class PartitionLoadTracker {
+  readonly partitionId: number;
+  readonly #now: () => number;
+  readonly #windowMs: number;
+  readonly #limits: AdmissionLimits;
+  readonly #buckets: Record<Access, TokenBucket>;
+  readonly #counters: Record<Access, Counters>;
+  readonly #bytes: SlidingRate;
+  readonly #random: () => number;
+  readonly #sampleSize: number;
+  #sample: KeySample;
+  #sampleStartedAt: number;
+  #lastSample: KeySample | undefined;
+
+  constructor(partitionId: number, options: LoadTrackingOptions = {}) {
+    this.partitionId = partitionId;
+    this.#now = options.now ?? (() => performance.now());
+    this.#windowMs = options.windowMs ?? 10_000;
+    this.#limits = { ...DEFAULT_ADMISSION_LIMITS, ...options.limits };
+    const { readUnitsPerSecond, writeUnitsPerSecond, burstSeconds } = this.#limits;
+    this.#buckets = {
+      read: new TokenBucket(readUnitsPerSecond, readUnitsPerSecond * burstSeconds),
+      write: new TokenBucket(writeUnitsPerSecond, writeUnitsPerSecond * burstSeconds),
+    };
+    this.#counters = { read: new Counters(this.#windowMs), write: new Counters(this.#windowMs) };
+    this.#bytes = new SlidingRate(this.#windowMs);
+    this.#random = seededRandom(((options.seed ?? 1) * 0x9e3779b1 + partitionId) >>> 0);
+    this.#sampleSize = options.sampleSize ?? 20;
+    this.#sample = new KeySample(this.#sampleSize, this.#random);
+    this.#sampleStartedAt = this.#now();
+  }
+
+  /** Throws ProvisionedThroughputExceededException (counted) when the partition's bucket for `access` is empty. */
+  admit(access: Access, tableName: string): void {
+    const now = this.#now();
+    if (this.#buckets[access].admits(now)) return;
+    this.#counters[access].throttled.add(1, now);
+    throw keyRangeThrottled(access, tableName);
+  }
+
+  /** A request served: its units are charged to the bucket and it enters the rates and the key sample. */
+  record(access: Access, units: number, bytes: number, span: KeySpan | undefined): void {
+    const now = this.#now();
+    this.#buckets[access].charge(units, now);
+    const counters = this.#counters[access];
+    counters.requests.add(1, now);
+    counters.units.add(units, now);
+    this.#bytes.add(bytes, now);
+    this.#rollSample(now);
+    if (span !== undefined) this.#sample.record(span, units);
+  }
+
+  /** The sample of the last complete window (the current one before any completed). */
+  sample(): KeySample {
+    this.#rollSample(this.#now());
+    return this.#lastSample ?? this.#sample;
+  }
+
+  report(): PartitionLoadReport {
+    const now = this.#now();
+    const { read, write } = this.#counters;
+    return {
+      readsPerSecond: read.requests.perSecond(now),
+      writesPerSecond: write.requests.perSecond(now),
+      readUnitsPerSecond: read.units.perSecond(now),
+      writeUnitsPerSecond: write.units.perSecond(now),
+      bytesPerSecond: this.#bytes.perSecond(now),
+      throttledReadsPerSecond: read.throttled.perSecond(now),
+      throttledWritesPerSecond: write.throttled.perSecond(now),
+      readUnitLimit: this.#limits.readUnitsPerSecond,
+      writeUnitLimit: this.#limits.writeUnitsPerSecond,
+      sampledKeys: this.sample().keys(),
+    };
+  }
+
+  #rollSample(now: number): void {
+    if (now - this.#sampleStartedAt < this.#windowMs) return;
+    this.#lastSample = this.#sample;
+    this.#sample = new KeySample(this.#sampleSize, this.#random);
+    this.#sampleStartedAt = now;
+  }
+}
+
+/** The trackers of the partitions served on one node, made on first use. */
+export class NodeLoad {
+  readonly #options: LoadTrackingOptions;
+  readonly #trackers = new Map<number, PartitionLoadTracker>();
+
+  constructor(options: LoadTrackingOptions = {}) {
+    this.#options = options;
+  }
+
+  of(partitionId: number): PartitionLoadTracker {
+    let tracker = this.#trackers.get(partitionId);
+    if (tracker === undefined) {
+      tracker = new PartitionLoadTracker(partitionId, this.#options);
+      this.#trackers.set(partitionId, tracker);
+    }
+    return tracker;
+  }
+
+  /** What a partition's replica here measured; undefined when it served nothing yet. */
+  report(partitionId: number): PartitionLoadReport | undefined {
+    return this.#trackers.get(partitionId)?.report();
+  }
+
+  /** Drops the trackers of partitions no longer hosted here. */
+  retain(hosted: (partitionId: number) => boolean): void {
+    for (const id of this.#trackers.keys()) if (!hosted(id)) this.#trackers.delete(id);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * What one served request weighs for load tracking and admission: its capacity units (DynamoDB's
+ * rules: reads in 4 KB units, half when eventually consistent; writes in 1 KB units of the larger of
+ * the old and new item when the images came back, else of the new item, at least one), its bytes and
+ * the keys it touched. The router's ReturnConsumedCapacity is computed on its side, exactly; this is
+ * the partition's own account, which leaves out index entry writes.
+ */
+import {
+  encodeCollectionPrefix,
+  encodeItemKey,
+  getOwn,
+  itemSize,
+  readCapacityUnits,
+  writeCapacityUnits,
+  type AttributeValue,
+  type Item,
+  type PartitionDescriptor,
+  type PartitionWrite,
+  type PartitionWriteResult,
+  type RangeReadRequest,
+  type TableSchema,
+} from '@shoal/model';
+import type { KeySpan } from './key-sample.ts';
+import type { PartitionLoadTracker } from './partition-load.ts';
+
+export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite, result: PartitionWriteResult): void {
+  let units = 0;
+  let bytes = 0;
+  write.operations.forEach((operation, i) => {
+    const outcome = result.outcomes[i];
+    const oldSize = outcome?.status === 'ok' && outcome.oldItem !== undefined ? itemSize(outcome.oldItem) : 0;
+    const newItem = outcome?.status === 'ok' ? (outcome.newItem ?? operation.item) : operation.item;
+    const size = Math.max(oldSize, newItem === undefined ? 0 : itemSize(newItem));
+    units += writeCapacityUnits(size);
+    bytes += size;
+  });
+  const first = write.operations[0];
+  const key = first === undefined ? undefined : itemKey(first.table, first.key);
+  tracker.record('write', units, bytes, key === undefined ? undefined : { start: key });
+}
+
+export function recordGet(tracker: PartitionLoadTracker, table: TableSchema, key: Item, consistent: boolean, size: number): void {
+  const encoded = itemKey(table, key);
+  tracker.record('read', readCapacityUnits(size, consistent), size, encoded === undefined ? undefined : { start: encoded });
+}
+
+/** A Query spans its item collection (when on the table or an LSI), a Scan or GSI Query the partition's range. */
+export function recordRangeRead(tracker: PartitionLoadTracker, descriptor: PartitionDescriptor, range: RangeReadRequest, consistent: boolean, bytesRead: number): void {
+  const lsi = range.indexName !== undefined && range.table.indexes.find((index) => index.name === range.indexName)?.kind === 'LSI';
+  let span: KeySpan;
+  const prefix = range.hashValue !== undefined && (range.indexName === undefined || lsi) ? collectionPrefix(range.table, range.hashValue) : undefined;
+  const end = prefix === undefined ? undefined : prefixEnd(prefix);
+  if (prefix !== undefined && end !== undefined) span = end.length === 0 ? { start: prefix, unboundedEnd: true } : { start: prefix, end };
+  else span = descriptor.endKey.length === 0 ? { start: descriptor.startKey, unboundedEnd: true } : { start: descriptor.startKey, end: descriptor.endKey };
+  tracker.record('read', readCapacityUnits(bytesRead, consistent), bytesRead, span);
+}
+
+function itemKey(table: TableSchema, key: Item): Uint8Array | undefined {
+  const hash = getOwn(key, table.hashKey.name);
+  const range = table.rangeKey === undefined ? undefined : getOwn(key, table.rangeKey.name);
+  if (hash === undefined || (table.rangeKey !== undefined && range === undefined)) return undefined;
+  try {
+    return range === undefined ? encodeItemKey(table.tableId, hash) : encodeItemKey(table.tableId, hash, range);
+  } catch {
+    return undefined;
+  }
+}
+
+function collectionPrefix(table: TableSchema, hashValue: AttributeValue): Uint8Array | undefined {
+  try {
+    return encodeCollectionPrefix(table.tableId, hashValue);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first key after every key starting with `prefix`. */
+function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = Uint8Array.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return new Uint8Array();
+}
