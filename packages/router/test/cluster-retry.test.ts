@@ -35,6 +35,11 @@ describe('what a failed call proves', () => {
     expect(classifyFailure(new RpcError(Status.DEADLINE_EXCEEDED, 'Deadline exceeded')).kind).toBe('transient');
   });
 
+  it("a node whose map is behind the request's epoch refused it before proposing", () => {
+    const error = new RpcError(Status.UNAVAILABLE, 'partition 3: this node knows epoch 1, the request was routed at epoch 2; its map is behind, retry');
+    expect(classifyFailure(error).kind).toBe('nodeMapBehind');
+  });
+
   it('a refusal that retrying cannot cure is broken', () => {
     expect(classifyFailure(new RpcError(Status.INVALID_ARGUMENT, 'corrupt message')).kind).toBe('broken');
     expect(classifyFailure(new RpcError(Status.UNIMPLEMENTED, 'no such method')).kind).toBe('broken');

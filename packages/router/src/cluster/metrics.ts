@@ -17,6 +17,7 @@ export interface ClusterCounters {
   keyOutOfRangeRedirectsTotal: number;
   partitionNotFoundTotal: number;
   unreachableNodeTotal: number;
+  nodeMapBehindTotal: number;
   ambiguousWritesTotal: number;
   exhaustedRetriesTotal: number;
   metaRequestsTotal: number;
@@ -33,6 +34,7 @@ export function zeroCounters(): ClusterCounters {
     keyOutOfRangeRedirectsTotal: 0,
     partitionNotFoundTotal: 0,
     unreachableNodeTotal: 0,
+    nodeMapBehindTotal: 0,
     ambiguousWritesTotal: 0,
     exhaustedRetriesTotal: 0,
     metaRequestsTotal: 0,

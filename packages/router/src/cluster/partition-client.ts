@@ -307,6 +307,10 @@ export class ClusterPartitionClient implements PartitionClient {
             this.#forgetFailedLeader(partition.id, nodeId);
             avoid.add(nodeId);
             break;
+          case 'nodeMapBehind':
+            // The node fetches the newer map itself; the same node is asked again after the pause.
+            this.#counters.nodeMapBehindTotal++;
+            break;
           case 'transient':
             if (mode === 'write') {
               this.#counters.ambiguousWritesTotal++;

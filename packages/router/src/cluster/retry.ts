@@ -50,6 +50,8 @@ export type CallFailure =
   | { kind: 'dynamodb'; error: DynamoDbError }
   /** The connection could not be established: the request was never sent. */
   | { kind: 'unreachable'; message: string }
+  /** The node's map is older than the request's epoch: refused before anything was proposed. */
+  | { kind: 'nodeMapBehind'; message: string }
   /** A transient failure after the request may have been received (UNAVAILABLE, a deadline...). */
   | { kind: 'transient'; message: string }
   /** Anything else: a bug on one side or the other, not worth retrying. */
@@ -74,6 +76,11 @@ export function describeFailure(failure: CallFailure): string {
 
 /** grpc-js's picker answers this when no connection could be made, before anything is sent. */
 const NO_CONNECTION = 'No connection established';
+/**
+ * StorageNodeServer's UNAVAILABLE for a request routed at an epoch newer than the node knows, which
+ * it checks before proposing (it carries no typed detail yet, so its words are the signal).
+ */
+const NODE_MAP_BEHIND = 'its map is behind';
 
 const TRANSIENT_CODES = new Set<Status>([
   Status.UNAVAILABLE,
@@ -110,6 +117,7 @@ export function classifyFailure(error: unknown): CallFailure {
       break;
   }
   if (error.code === Status.UNAVAILABLE && error.message.includes(NO_CONNECTION)) return { kind: 'unreachable', message: error.message };
+  if (error.code === Status.UNAVAILABLE && error.message.includes(NODE_MAP_BEHIND)) return { kind: 'nodeMapBehind', message: error.message };
   if (TRANSIENT_CODES.has(error.code)) return { kind: 'transient', message: `${Status[error.code]}: ${error.message}` };
   return { kind: 'broken', message: `${Status[error.code]}: ${error.message}` };
 }
