@@ -20,6 +20,7 @@ import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
 import { PartitionReplicaSet } from './cluster/partition-replica-set.ts';
 import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
 import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './host/index.ts';
+import { NodeLoad, type LoadTrackingOptions } from './load/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
 import { RaftLogStore } from './raft-log/store.ts';
 import { StorageNodeServer } from './server/index.ts';
@@ -51,6 +52,8 @@ export interface StorageNodeOptions {
   defaultPartitions?: number;
   /** Structured logs; default: one JSON object a line on stderr. */
   log?: NodeLog;
+  /** Per-partition admission limits (default 3,000 read / 1,000 write units a second, 1 s burst) and load window. */
+  load?: LoadTrackingOptions;
 }
 
 /** Plain numbers for /metrics. */
@@ -173,6 +176,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     }
 
     let agent: ClusterAgent | undefined;
+    const load = new NodeLoad({ seed: nodeId, ...options.load });
     const partitionServer = new StorageNodeServer({
       server,
       host: raftHost,
@@ -181,6 +185,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       nodeAddress,
       onMapBehind: () => void agent?.refreshMap().catch((error: unknown) => log.warn('map refresh failed', { error })),
       log,
+      load,
     });
     let metaServices: MetaServices | undefined;
     if (metaReplica !== undefined) {
@@ -232,7 +237,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       host: raftHost,
       heartbeatIntervalMs,
       log,
+      loadOf: (partitionId) => load.report(partitionId),
       onMapChanged: () => {
+        load.retain((partitionId) => raftHost.hasGroup(partitionId));
         replicas.noteMap().catch((error: unknown) => log.warn('could not record the partitions held here', { error }));
         void reconciler.reconcile();
       },

@@ -9,6 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import { PartitionLoadSchema, ReplicaRole, partitionMapResponseFromWire, type GetPartitionMapResponse, type PartitionLoad } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 import type { MultiRaftHost } from '../host/index.ts';
+import type { PartitionLoadReport } from '../load/index.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { NodeLog } from './log.ts';
 import type { MetaClient } from './meta-client.ts';
@@ -24,6 +25,8 @@ export interface ClusterAgentOptions {
   log: NodeLog;
   /** The view changed (a newer map arrived). */
   onMapChanged(): void;
+  /** What a partition's replica here measured (load tracking), for its report; undefined: nothing yet. */
+  loadOf?(partitionId: number): PartitionLoadReport | undefined;
   /** Retry delays of registration and the watch: doubling from `initialMs` up to `maxMs`. Default 100 / 2,000 ms. */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -145,6 +148,7 @@ export class ClusterAgent {
           leaderId: BigInt(s.leader),
           commitIndex: BigInt(s.commit),
           appliedIndex: BigInt(s.applied),
+          ...this.#options.loadOf?.(s.groupId),
         }),
       );
   }
