@@ -33,3 +33,4 @@ export {
 } from './cluster/replica-reconciler.ts';
 export { stderrLog, type LogFields, type NodeLog } from './cluster/log.ts';
 export { startStorageNode, type StorageNode, type StorageNodeMetrics, type StorageNodeOptions } from './storage-node.ts';
+export * from './load/index.ts';
