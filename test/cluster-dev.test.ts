@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, isReady, killStartedProcesses, runShoal, scrapeMetrics } from './helpers/cluster.ts';
+import { eventually, isReady, killStartedProcesses, metricValue, runShoal, scrapeMetrics } from './helpers/cluster.ts';
 import type { Exit } from './helpers/cluster.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
@@ -152,7 +152,12 @@ describe('shoal dev', () => {
 
     // Every process serves its metrics.
     const routerOps = dev.members.find((member) => member.role === 'router')!.opsPort;
-    expect([...(await scrapeMetrics(routerOps)).keys()].some((name) => name.startsWith('shoal_router_'))).toBe(true);
+    const routerMetrics = await scrapeMetrics(routerOps);
+    // The put and the get: timed by the router, sent to the nodes by its cluster client.
+    expect(metricValue(routerMetrics, 'shoal_router_partition_request_duration_seconds_count')).toBeGreaterThanOrEqual(2);
+    expect(metricValue(routerMetrics, 'shoal_router_node_requests_total')).toBeGreaterThanOrEqual(2);
+    const leaderOps = dev.members.find((member) => member.role === 'node' && member.id === partition?.leader)!.opsPort;
+    expect(metricValue(await scrapeMetrics(leaderOps), 'shoal_node_partition_writes_total')).toBeGreaterThanOrEqual(1);
 
     dev.child.kill('SIGINT');
     expect(await dev.exited).toEqual({ code: 0, signal: null });

@@ -4,6 +4,7 @@ import { createLogger } from '../log.ts';
 import { stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
+import { timedPartitionClient } from '../ops/partition-metrics.ts';
 
 /** `shoal router`: the DynamoDB HTTP API over the cluster the meta group describes. */
 
@@ -21,11 +22,12 @@ export interface RouterCommandOptions {
 export async function runRouter(options: RouterCommandOptions): Promise<void> {
   const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) });
   const cluster = await connectCluster({ metaAddresses: options.meta, log: log.child({ component: 'cluster-client' }) });
+  const metrics = createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]);
   let router;
   let ops;
   try {
     router = await startRouter({
-      partitions: cluster.partitions,
+      partitions: timedPartitionClient(cluster.partitions, metrics.registry),
       catalog: cluster.catalog,
       host: options.host,
       port: options.port,
@@ -36,7 +38,7 @@ export async function runRouter(options: RouterCommandOptions): Promise<void> {
         host: options.opsHost,
         port: options.opsPort,
         isReady: () => cluster.isReady(),
-        metrics: createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]),
+        metrics,
       });
     } catch (error) {
       await router.close();
