@@ -11,3 +11,4 @@ export * from './key-encoding.ts';
 export * from './item-size.ts';
 export * from './expressions/index.ts';
 export * from './partition-map.ts';
+export * from './token-bucket.ts';

@@ -1,6 +1,5 @@
 export { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
 export { SlidingRate } from './rate-window.ts';
-export { TokenBucket } from './token-bucket.ts';
 export {
   DEFAULT_ADMISSION_LIMITS,
   NodeLoad,

@@ -7,10 +7,10 @@
  * buckets holding `burstSeconds` of the rate: a request is refused with
  * ProvisionedThroughputExceededException while its bucket is empty, and charged its units once served.
  */
-import { DynamoDbError } from '@shoal/model';
+
+import { DynamoDbError, TokenBucket } from '@shoal/model';
 import { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
 import { SlidingRate } from './rate-window.ts';
-import { TokenBucket } from './token-bucket.ts';
 
 export interface AdmissionLimits {
   /** Read capacity units a second per partition (DynamoDB: 3,000). */
