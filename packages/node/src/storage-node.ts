@@ -168,6 +168,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       // Partition replicas cannot snapshot a non-empty state yet, so logs are never compacted.
     });
     host = raftHost;
+    // Before any entry applies: a split applied (or replayed) creates its right half's group.
+    replicas.bindHost(raftHost);
     raftHost.open();
     stops.push(() => raftHost.stop());
     if (isMetaPeer && !logStore.hasGroup(META_GROUP_ID)) {
@@ -181,7 +183,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       server,
       host: raftHost,
       replicaOf: (id) => replicas.get(id),
-      descriptorOf: (id) => view.descriptorOf(id),
+      // A replica's own descriptor leads the map after a split the map does not show yet.
+      descriptorOf: (id) => replicas.descriptorOf(id),
       nodeAddress,
       onMapBehind: () => void agent?.refreshMap().catch((error: unknown) => log.warn('map refresh failed', { error })),
       log,

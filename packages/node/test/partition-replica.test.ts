@@ -261,7 +261,7 @@ describe('PartitionReplica over one node store', () => {
     expect(() => empty.restore(snapshot)).not.toThrow();
     expect(() => empty.restore(new TextEncoder().encode('{"items":[]}'))).toThrow(PartitionSnapshotUnsupportedError);
     await expect(empty.apply(new TextEncoder().encode('not json'), 1)).rejects.toThrow(PartitionCommandError);
-    await expect(empty.apply(new TextEncoder().encode('{"kind":"split"}'), 1)).rejects.toThrow(/entry 1 is not a partition command \(unknown command "split"\)/);
+    await expect(empty.apply(new TextEncoder().encode('{"kind":"merge"}'), 1)).rejects.toThrow(/entry 1 is not a partition command \(unknown command "merge"\)/);
     // A bare PartitionWrite (no envelope) and envelopes missing their parts are not commands either.
     await expect(empty.apply(new TextEncoder().encode('{"operations":[]}'), 1)).rejects.toThrow(PartitionCommandError);
     await expect(empty.apply(new TextEncoder().encode('{"kind":"write"}'), 1)).rejects.toThrow(/a write without operations/);

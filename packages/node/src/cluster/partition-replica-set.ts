@@ -7,11 +7,18 @@
  * start (entries replayed before the map arrives apply within it), and the data of a replica can be
  * deleted even when its table was deleted while the node was down. A replica whose log is gone but
  * whose data may remain (a crash between deleting one and the other) has its data deleted at start.
+ *
+ * A replica's key range is replicated state: it is set when the replica is created and changed only
+ * by the splits its group applies (PartitionReplica's `onSplit`), so a map that lags or leads the
+ * group never moves it; the map gives the epoch, replicas and leader hint when it is not older. A
+ * split records both halves here before the right half's group is created and before the split's
+ * entry counts as applied: replaying the entry after a crash finds what is missing and finishes it.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import type { PartitionDescriptor, TableSchema } from '@shoal/model';
+import { rangesOverlap, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { partitionBound, type LocalStore } from '@shoal/storage';
-import { PartitionReplica } from '../partition/index.ts';
+import type { MultiRaftHost } from '../host/index.ts';
+import { PartitionReplica, type AppliedSplit, type PartitionSplit, type SplitResult } from '../partition/index.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { NodeLog } from './log.ts';
 import type { PartitionReplicas } from './replica-reconciler.ts';
@@ -20,12 +27,24 @@ interface KnownPartition {
   descriptor: PartitionDescriptor;
   /** Unknown when the map never listed the table while this node held the replica. */
   table: TableSchema | undefined;
+  /** The splits its group applied here, oldest first. */
+  splits: AppliedSplit[];
+  /** A right half: the parent's entry that split it off. */
+  bornOf?: { parentId: number; index: number };
 }
 
 /** The file's JSON: keys in base64. */
 interface KnownPartitionsFile {
-  partitions: Array<{ descriptor: Omit<PartitionDescriptor, 'startKey' | 'endKey'> & { startKey: string; endKey: string }; table?: TableSchema }>;
+  partitions: Array<{
+    descriptor: Omit<PartitionDescriptor, 'startKey' | 'endKey'> & { startKey: string; endKey: string };
+    table?: TableSchema;
+    splits?: Array<{ index: number; splitKey: string }>;
+    bornOf?: { parentId: number; index: number };
+  }>;
 }
+
+/** What a split needs of the node's Raft host. */
+export type SplitHost = Pick<MultiRaftHost, 'hasGroup' | 'createGroup' | 'configuration'>;
 
 const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
@@ -38,6 +57,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
   readonly #replicas = new Map<number, PartitionReplica>();
   readonly #known = new Map<number, KnownPartition>();
   #saving: Promise<void> = Promise.resolve();
+  #host: SplitHost | undefined;
 
   private constructor(store: LocalStore, view: ClusterView, log: NodeLog, path: string) {
     this.#store = store;
@@ -57,10 +77,73 @@ export class PartitionReplicaSet implements PartitionReplicas {
     for (const id of hostedGroups) set.#replicas.set(id, await set.#openReplica(id));
     const orphans = [...set.#known.keys()].filter((id) => !set.#replicas.has(id));
     for (const id of orphans) {
+      const bornOf = set.#known.get(id)?.bornOf;
+      if (bornOf !== undefined && set.#replicas.has(bornOf.parentId) && (await store.partitions.appliedIndex(bornOf.parentId)) < bornOf.index) {
+        // A crash before the right half's group was created: its data is the parent's until the
+        // parent applies the split again, which creates it.
+        set.#known.delete(id);
+        continue;
+      }
       log.warn('deleting the data of a replica whose Raft log is gone', { partition: id });
       await set.drop(id);
     }
+    await set.#save();
     return set;
+  }
+
+  /** The host that creates the right halves of splits; bound before it applies any entry. */
+  bindHost(host: SplitHost): void {
+    this.#host = host;
+  }
+
+  /**
+   * The descriptor of a replica held here (its own, which leads the map after a split the map does
+   * not show yet), else the map's.
+   */
+  descriptorOf(partitionId: number): PartitionDescriptor | undefined {
+    return this.#known.get(partitionId)?.descriptor ?? this.#view.descriptorOf(partitionId);
+  }
+
+  /** Every replica's own descriptor, for heartbeats (a split the map does not show yet travels in them). */
+  descriptors(): PartitionDescriptor[] {
+    return [...this.#replicas.keys()].flatMap((id) => {
+      const descriptor = this.#known.get(id)?.descriptor;
+      return descriptor === undefined ? [] : [descriptor];
+    });
+  }
+
+  /**
+   * Whether the replica is a split half the map does not list yet: its table is in the map, and the
+   * map's partitions over its range are older than it (the map still shows the parent).
+   */
+  aheadOfMap(partitionId: number): boolean {
+    const known = this.#known.get(partitionId);
+    if (known?.bornOf === undefined || this.#view.descriptorOf(partitionId) !== undefined) return false;
+    const { tableId, startKey, endKey, epoch } = known.descriptor;
+    if (this.#view.tableOf(tableId) === undefined) return false;
+    const covering = [...this.#view.partitions()].filter((p) => p.tableId === tableId && rangesOverlap(p.startKey, p.endKey, startKey, endKey));
+    return covering.length > 0 && covering.every((p) => p.epoch < epoch);
+  }
+
+  /**
+   * Whether a replica here still holds part of `partition`'s range: a parent that has yet to apply
+   * the split creating `partition`, which must not be created before (its data would be older than
+   * its log).
+   */
+  holdsRangeOf(partition: PartitionDescriptor): boolean {
+    for (const [id, known] of this.#known) {
+      if (id === partition.id || !this.#replicas.has(id) || known.descriptor.tableId !== partition.tableId) continue;
+      if (rangesOverlap(known.descriptor.startKey, known.descriptor.endKey, partition.startKey, partition.endKey)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a new member of the group can be built from its log alone: not for a split half, whose
+   * data before the split lies in its parent's log (that needs partition snapshots, not built yet).
+   */
+  catchesUpFromLog(partitionId: number): boolean {
+    return this.#known.get(partitionId)?.bornOf === undefined;
   }
 
   get size(): number {
@@ -97,6 +180,34 @@ export class PartitionReplicaSet implements PartitionReplicas {
     if (changed) await this.#save();
   }
 
+  /** Carries out a split the parent's replica applies (PartitionReplica's `onSplit`). */
+  async #split(parentId: number, split: PartitionSplit): Promise<SplitResult> {
+    const host = this.#host;
+    const parent = this.#known.get(parentId);
+    const conf = host?.configuration(parentId);
+    // Not a refusal (that would have to be the same on every replica): the node cannot go on.
+    if (host === undefined || parent === undefined || conf === undefined) throw new Error(`partition ${parentId}: cannot split here (no host, descriptor or configuration)`);
+    const left: PartitionDescriptor = { ...parent.descriptor, endKey: Uint8Array.from(split.splitKey), epoch: Math.max(parent.descriptor.epoch, split.epoch) };
+    const splits = parent.splits.some((s) => s.index === split.index) ? parent.splits : [...parent.splits, { index: split.index, splitKey: Uint8Array.from(split.splitKey) }];
+    this.#known.set(parentId, { ...parent, descriptor: left, splits });
+    const right: PartitionDescriptor = this.#known.get(split.rightId)?.descriptor ?? {
+      id: split.rightId,
+      tableId: parent.descriptor.tableId,
+      startKey: Uint8Array.from(split.splitKey),
+      endKey: Uint8Array.from(split.parentEnd),
+      epoch: split.epoch,
+      replicas: [...conf.voters.map((nodeId) => ({ nodeId, role: 'voter' as const })), ...conf.learners.map((nodeId) => ({ nodeId, role: 'learner' as const }))].sort((a, b) => a.nodeId - b.nodeId),
+    };
+    if (!this.#known.has(split.rightId)) this.#known.set(split.rightId, { descriptor: right, table: parent.table, splits: [], bornOf: { parentId, index: split.index } });
+    await this.#save();
+    if (!host.hasGroup(split.rightId)) {
+      if (!this.#replicas.has(split.rightId)) this.#replicas.set(split.rightId, await this.#openReplica(split.rightId));
+      await host.createGroup(split.rightId, conf.voters, conf.learners);
+      this.#log.info('partition split', { partition: parentId, right: split.rightId, index: split.index, epoch: split.epoch, voters: conf.voters });
+    }
+    return { status: 'split', left, right };
+  }
+
   async drop(partitionId: number): Promise<void> {
     this.#replicas.delete(partitionId);
     await this.#dropData(partitionId);
@@ -115,6 +226,8 @@ export class PartitionReplicaSet implements PartitionReplicas {
         const known = this.#known.get(partitionId);
         return known === undefined ? undefined : partitionBound(known.descriptor);
       },
+      splitsOf: () => this.#known.get(partitionId)?.splits ?? [],
+      onSplit: (split) => this.#split(partitionId, split),
     });
   }
 
@@ -127,12 +240,18 @@ export class PartitionReplicaSet implements PartitionReplicas {
     await this.#store.partitions.dropPartitionData(known.table, partitionBound(known.descriptor), partitionId);
   }
 
-  /** Returns whether anything changed. */
+  /** Takes what the map says of a partition (its range only for a new replica); returns whether anything changed. */
   #remember(descriptor: PartitionDescriptor): boolean {
     const previous = this.#known.get(descriptor.id);
     const table = this.#view.tableOf(descriptor.tableId) ?? previous?.table;
-    if (previous !== undefined && previous.descriptor.epoch === descriptor.epoch && JSON.stringify(previous.table) === JSON.stringify(table)) return false;
-    this.#known.set(descriptor.id, { descriptor, table });
+    if (previous === undefined) {
+      this.#known.set(descriptor.id, { descriptor, table, splits: [] });
+      return true;
+    }
+    const newer = descriptor.epoch > previous.descriptor.epoch;
+    if (!newer && JSON.stringify(previous.table) === JSON.stringify(table)) return false;
+    const { startKey, endKey } = previous.descriptor;
+    this.#known.set(descriptor.id, { ...previous, descriptor: newer ? { ...descriptor, startKey, endKey } : previous.descriptor, table });
     return true;
   }
 
@@ -145,8 +264,13 @@ export class PartitionReplicaSet implements PartitionReplicas {
       throw error;
     }
     const file = JSON.parse(text) as KnownPartitionsFile;
-    for (const { descriptor, table } of file.partitions) {
-      this.#known.set(descriptor.id, { descriptor: { ...descriptor, startKey: fromBase64(descriptor.startKey), endKey: fromBase64(descriptor.endKey) }, table });
+    for (const { descriptor, table, splits, bornOf } of file.partitions) {
+      this.#known.set(descriptor.id, {
+        descriptor: { ...descriptor, startKey: fromBase64(descriptor.startKey), endKey: fromBase64(descriptor.endKey) },
+        table,
+        splits: (splits ?? []).map((s) => ({ index: s.index, splitKey: fromBase64(s.splitKey) })),
+        ...(bornOf === undefined ? {} : { bornOf }),
+      });
     }
   }
 
@@ -154,9 +278,11 @@ export class PartitionReplicaSet implements PartitionReplicas {
   #save(): Promise<void> {
     const write = async (): Promise<void> => {
       const file: KnownPartitionsFile = {
-        partitions: [...this.#known.values()].map(({ descriptor, table }) => ({
+        partitions: [...this.#known.values()].map(({ descriptor, table, splits, bornOf }) => ({
           descriptor: { ...descriptor, startKey: toBase64(descriptor.startKey), endKey: toBase64(descriptor.endKey) },
           ...(table === undefined ? {} : { table }),
+          ...(splits.length === 0 ? {} : { splits: splits.map((s) => ({ index: s.index, splitKey: toBase64(s.splitKey) })) }),
+          ...(bornOf === undefined ? {} : { bornOf }),
         })),
       };
       await writeFile(`${this.#path}.new`, JSON.stringify(file));

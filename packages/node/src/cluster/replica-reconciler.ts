@@ -11,6 +11,12 @@
  *   - where this node leads a partition, converges the group's configuration to the descriptor one
  *     change at a time: a missing member joins as a learner, a learner is promoted once caught up,
  *     and only when every wanted voter votes does a member no longer listed leave.
+ *
+ * Splits: a partition's right half is created by its parent's replica when it applies the split (same
+ * members, data already here), so a partition is never created over a range a replica here still
+ * holds, a right half the map does not list yet is kept (it is ahead of the map), and a split half
+ * gains no new member (its data before the split is in its parent's log: that needs snapshots).
+ *
  * Passes never overlap; one requested during a pass runs after it. Failures are logged and retried
  * at the next pass.
  */
@@ -25,6 +31,12 @@ export interface PartitionReplicas {
   open(partition: PartitionDescriptor): Promise<void>;
   /** Deletes the data of a replica the host removed. */
   drop(partitionId: number): Promise<void>;
+  /** A split half the map does not list yet (its parent is still older there). */
+  aheadOfMap(partitionId: number): boolean;
+  /** Whether a replica here still holds part of the partition's range (its split is yet to apply here). */
+  holdsRangeOf(partition: PartitionDescriptor): boolean;
+  /** Whether a new member of the group can be built from its log alone. */
+  catchesUpFromLog(partitionId: number): boolean;
 }
 
 /** What the reconciler reads of the node's map view (ClusterView). */
@@ -75,6 +87,8 @@ export class ReplicaReconciler {
   readonly #unlistedSince = new Map<number, number>();
   /** Groups with a membership change in flight from here. */
   readonly #changing = new Set<number>();
+  /** Split halves already warned about a member they cannot gain. */
+  readonly #cannotGrow = new Set<number>();
   #running: Promise<void> | undefined;
   #again = false;
   #closed = false;
@@ -116,13 +130,14 @@ export class ReplicaReconciler {
     this.stats.passes++;
     for (const partition of view.partitions()) {
       if (this.#closed) return;
-      if (!lists(partition, nodeId) || host.hasGroup(partition.id)) continue;
+      if (!lists(partition, nodeId) || host.hasGroup(partition.id) || this.#options.replicas.holdsRangeOf(partition)) continue;
       await this.#attempt('create replica', partition.id, () => this.#create(partition));
     }
     for (const status of host.status()) {
       if (this.#closed) return;
       if (!isPartitionGroup(status.groupId)) continue;
       const partition = view.descriptorOf(status.groupId);
+      if (partition === undefined && this.#options.replicas.aheadOfMap(status.groupId)) continue;
       if (partition === undefined || !lists(partition, nodeId)) {
         await this.#attempt('leave partition', status.groupId, () => this.#leave(status, partition));
         continue;
@@ -220,7 +235,14 @@ export class ReplicaReconciler {
     const wantedLearners = learnersOf(partition);
     const members = new Set([...status.voters, ...status.learners]);
     const missing = [...wantedVoters, ...wantedLearners].find((n) => !members.has(n));
-    if (missing !== undefined) return { kind: 'addLearner', nodeId: missing };
+    if (missing !== undefined) {
+      if (this.#options.replicas.catchesUpFromLog(partition.id)) return { kind: 'addLearner', nodeId: missing };
+      if (!this.#cannotGrow.has(partition.id)) {
+        this.#cannotGrow.add(partition.id);
+        this.#options.log.warn('a split half cannot gain a member until partition snapshots exist', { partition: partition.id, node: missing });
+      }
+      return undefined;
+    }
     const ready = wantedVoters.find((n) => status.learners.includes(n) && this.#caughtUp(status, n));
     if (ready !== undefined) return { kind: 'promote', nodeId: ready };
     const unwanted = (n: NodeId): boolean => !wantedVoters.includes(n) && !wantedLearners.includes(n);

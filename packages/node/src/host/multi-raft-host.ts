@@ -273,11 +273,11 @@ export class MultiRaftHost {
     return this.#kick();
   }
 
-  /** Creates a new group with these initial voters (every initial voter creates it alike). */
-  async createGroup(groupId: number, voters: NodeId[]): Promise<void> {
+  /** Creates a new group with these initial voters (and learners; every initial member creates it alike). */
+  async createGroup(groupId: number, voters: NodeId[], learners: NodeId[] = []): Promise<void> {
     this.#checkRunning();
     const stateMachine = this.#options.stateMachine(groupId);
-    await this.#options.logStore.bootstrapGroup(groupId, { voters }, stateMachine.snapshot());
+    await this.#options.logStore.bootstrapGroup(groupId, { voters, learners }, stateMachine.snapshot());
     this.#openReplica(groupId, stateMachine);
   }
 
@@ -311,6 +311,15 @@ export class MultiRaftHost {
 
   hasGroup(groupId: number): boolean {
     return this.#groups.has(groupId);
+  }
+
+  /**
+   * The group's configuration as applied here. Read by a state machine while it applies an entry, it
+   * is the configuration at that entry, the same on every replica.
+   */
+  configuration(groupId: number): { voters: NodeId[]; learners: NodeId[] } | undefined {
+    const replica = this.#groups.get(groupId);
+    return replica === undefined ? undefined : { voters: [...replica.confState.voters], learners: [...replica.confState.learners] };
   }
 
   /**

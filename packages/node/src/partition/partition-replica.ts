@@ -21,14 +21,33 @@
  * with its table), and a GSI answers eventually consistent reads only: a replica still building its
  * entries answers as one that has not applied the command yet would.
  *
+ * A split (`shoal admin split`) is a command of the partition's own log, so every replica splits at
+ * the same entry: the replica keeps [start, splitKey), the host creates the right half's group on
+ * this node (`onSplit`, same members, its data already in the shared store: nothing is copied), and
+ * every write entry after the split whose key lies at or beyond the split key is refused at apply
+ * time (a KeyOutOfRange outcome for its proposer). Which entries a split cuts off is decided by the
+ * splits this group applied (`splitsOf`, kept with the replica's descriptor), never by the node's
+ * map view, so a replica replaying its log after a restart decides each entry as it did the first time.
+ *
  * Snapshots: the store is shared by every group on the node and read asynchronously, while the host
  * asks for snapshots synchronously, so this first version does not take them. Only the empty state
  * (nothing applied: a group's bootstrap) has a snapshot; anything else is refused with a clear error,
  * so a host running PartitionReplicas must keep log compaction (`snapshotPolicy`) off.
  */
-import { DynamoDbError, validationError, type PartitionWrite, type PartitionWriteResult } from '@shoal/model';
+import {
+  compareBytes,
+  DynamoDbError,
+  encodeItemKey,
+  getOwn,
+  validationError,
+  type PartitionDescriptor,
+  type PartitionWrite,
+  type PartitionWriteResult,
+  type WriteOperation,
+} from '@shoal/model';
 import type { IndexCommand, PartitionBound, PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine } from '../host/index.ts';
+import { applyTransactionCommand, decodeTransactionCommand, isTransactionCommand, type TransactionCommand, type TransactionCommandResult } from './transaction-commands.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -51,8 +70,56 @@ export class PartitionCommandError extends Error {
   }
 }
 
+/**
+ * Splits the partition at `splitKey` (hex in the log): the right half [splitKey, parentEnd) becomes
+ * group `rightId`, both halves at `epoch` (the parent's + 1 where it was proposed). `parentEnd` is the
+ * end the proposer saw: a split whose parent already split since is refused, on every replica alike.
+ */
+export interface SplitCommand {
+  kind: 'split';
+  splitKey: string;
+  parentEnd: string;
+  rightId: number;
+  epoch: number;
+}
+
 /** What a partition's Raft log holds (contracts #9). Deleting a table needs no command: its replicas go. */
-export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | IndexCommand;
+export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | IndexCommand | SplitCommand | TransactionCommand;
+
+/** A split this group applied: entries after `index` own no key at or beyond `splitKey`. */
+export interface AppliedSplit {
+  index: number;
+  splitKey: Uint8Array;
+}
+
+/** A split as the host carries it out on this node (PartitionReplicaOptions.onSplit). */
+export interface PartitionSplit {
+  /** The entry of the parent's log that splits it. */
+  index: number;
+  splitKey: Uint8Array;
+  parentEnd: Uint8Array;
+  rightId: number;
+  epoch: number;
+}
+
+/** A write entry applied after a split cut its key off: nothing changed, the proposer is redirected. */
+export interface WriteOutOfRange {
+  status: 'keyOutOfRange';
+}
+
+/** A split's outcome where it was applied: the two halves, or refused (the parent split since), on every replica alike. */
+export type SplitResult = { status: 'split'; left: PartitionDescriptor; right: PartitionDescriptor } | { status: 'refused'; message: string };
+
+/** The write's key lies outside the partition by the time its entry applied: the router follows the new map. */
+export class WriteOutOfRangeError extends Error {
+  readonly groupId: number;
+
+  constructor(groupId: number) {
+    super(`partition ${groupId} split before the write applied: its key now lies outside the partition`);
+    this.name = 'WriteOutOfRangeError';
+    this.groupId = groupId;
+  }
+}
 
 /**
  * An index command's outcome where it was applied: started (`done` once it ran here), or `invalid`
@@ -70,6 +137,14 @@ export interface PartitionReplicaOptions {
    * (or no function): the whole table, for a store holding no other partition of it.
    */
   boundOf?(): PartitionBound | undefined;
+  /** The splits this group applied, oldest first (none: it never split). */
+  splitsOf?(): readonly AppliedSplit[];
+  /**
+   * Carries out a split on this node once (again after a restart that lost its applied mark): the
+   * halves' descriptors recorded and the right half's group created, before the entry counts as
+   * applied. Without it a split is refused.
+   */
+  onSplit?(split: PartitionSplit): Promise<SplitResult>;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -77,6 +152,8 @@ export class PartitionReplica implements ReplicaStateMachine {
   /** The node's store; reads of this replica's applied state go to it. */
   readonly store: PartitionStore;
   readonly #boundOf: () => PartitionBound | undefined;
+  readonly #splitsOf: () => readonly AppliedSplit[];
+  readonly #onSplit: ((split: PartitionSplit) => Promise<SplitResult>) | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
   #applied: number;
@@ -86,6 +163,8 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.store = store;
     this.#applied = applied;
     this.#boundOf = options.boundOf ?? (() => undefined);
+    this.#splitsOf = options.splitsOf ?? (() => []);
+    this.#onSplit = options.onSplit;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -100,11 +179,56 @@ export class PartitionReplica implements ReplicaStateMachine {
     return this.#boundOf();
   }
 
-  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | IndexCommandResult> {
+  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | IndexCommandResult | SplitResult | TransactionCommandResult> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
-    const result = command.kind === 'write' ? await this.store.write(command.write, mark) : await this.#applyIndexCommand(command, mark);
+    let result: PartitionWriteResult | WriteOutOfRange | IndexCommandResult | SplitResult | TransactionCommandResult;
+    if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
+    else if (command.kind === 'split') result = await this.#applySplit(command, mark);
+    else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
+    else result = await this.#applyIndexCommand(command, mark);
     this.#applied = index;
+    return result;
+  }
+
+  async #applyWrite(write: PartitionWrite, mark: { groupId: number; index: number }): Promise<PartitionWriteResult | WriteOutOfRange> {
+    const limit = this.#endAt(mark.index);
+    if (limit !== undefined && write.operations.some((operation) => beyond(operation, limit))) {
+      await this.store.markApplied(mark);
+      return { status: 'keyOutOfRange' };
+    }
+    return this.store.write(write, mark);
+  }
+
+  /** The lowest split key of the splits applied before entry `index`: where the partition then ended. */
+  #endAt(index: number): Uint8Array | undefined {
+    let end: Uint8Array | undefined;
+    for (const split of this.#splitsOf()) {
+      if (split.index < index && (end === undefined || compareBytes(split.splitKey, end) < 0)) end = split.splitKey;
+    }
+    return end;
+  }
+
+  async #applySplit(command: SplitCommand, mark: { groupId: number; index: number }): Promise<SplitResult> {
+    const split: PartitionSplit = {
+      index: mark.index,
+      splitKey: fromHex(command.splitKey),
+      parentEnd: fromHex(command.parentEnd),
+      rightId: command.rightId,
+      epoch: command.epoch,
+    };
+    const end = this.#endAt(mark.index + 1);
+    // Applied again after a restart: the recorded split stands (the host redoes what may be missing).
+    const again = this.#splitsOf().some((s) => s.index === mark.index);
+    let result: SplitResult;
+    if (!again && end !== undefined && compareBytes(end, split.parentEnd) !== 0) {
+      result = { status: 'refused', message: `partition ${this.groupId} split since the split at ${command.splitKey} was proposed` };
+    } else if (this.#onSplit === undefined) {
+      result = { status: 'refused', message: `partition ${this.groupId} cannot split on this node` };
+    } else {
+      result = await this.#onSplit(split);
+    }
+    await this.store.markApplied(mark);
     return result;
   }
 
@@ -171,6 +295,11 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     case 'write':
       if (!isObject(parsed.write) || !Array.isArray(parsed.write.operations)) throw new PartitionCommandError(groupId, index, 'a write without operations');
       return parsed as PartitionCommand;
+    case 'split':
+      if (typeof parsed.splitKey !== 'string' || typeof parsed.parentEnd !== 'string' || !Number.isSafeInteger(parsed.rightId) || !Number.isSafeInteger(parsed.epoch)) {
+        throw new PartitionCommandError(groupId, index, 'a split without its key, end, right partition and epoch');
+      }
+      return parsed as unknown as SplitCommand;
     case 'backfillIndex':
     case 'dropIndex': {
       const table = parsed.table;
@@ -179,8 +308,12 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
       }
       return parsed as PartitionCommand;
     }
-    default:
-      throw new PartitionCommandError(groupId, index, `unknown command ${JSON.stringify(parsed.kind)}`);
+    default: {
+      const transaction = decodeTransactionCommand(parsed);
+      if (transaction === undefined) throw new PartitionCommandError(groupId, index, `unknown command ${JSON.stringify(parsed.kind)}`);
+      if ('invalid' in transaction) throw new PartitionCommandError(groupId, index, transaction.invalid);
+      return transaction;
+    }
   }
 }
 
@@ -189,7 +322,52 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
  * applied on this replica: the result its PartitionReplica returned.
  */
 export async function proposePartitionWrite(host: MultiRaftHost, groupId: number, write: PartitionWrite): Promise<PartitionWriteResult> {
-  return (await host.propose(groupId, encodePartitionCommand({ kind: 'write', write }))) as PartitionWriteResult;
+  const result = (await host.propose(groupId, encodePartitionCommand({ kind: 'write', write }))) as PartitionWriteResult | WriteOutOfRange;
+  if ('status' in result) throw new WriteOutOfRangeError(groupId);
+  return result;
+}
+
+/**
+ * Proposes splitting `parent` (this node leads its group; `parent` is its descriptor here) at
+ * `splitKey`, the right half becoming partition `rightId`; resolves with the halves once the split
+ * applied here. A split key not strictly inside the partition is DynamoDB's ValidationException; a
+ * split refused at apply (the partition split since) a SplitRefusedError.
+ */
+export async function proposePartitionSplit(host: MultiRaftHost, parent: PartitionDescriptor, splitKey: Uint8Array, rightId: number): Promise<{ left: PartitionDescriptor; right: PartitionDescriptor }> {
+  const inside = compareBytes(parent.startKey, splitKey) < 0 && (parent.endKey.length === 0 || compareBytes(splitKey, parent.endKey) < 0);
+  if (!inside) throw validationError(`split key ${toHex(splitKey)} is not strictly inside partition ${parent.id}`);
+  const command: SplitCommand = { kind: 'split', splitKey: toHex(splitKey), parentEnd: toHex(parent.endKey), rightId, epoch: parent.epoch + 1 };
+  const result = (await host.propose(parent.id, encodePartitionCommand(command))) as SplitResult;
+  if (result.status === 'refused') throw new SplitRefusedError(parent.id, result.message);
+  return { left: result.left, right: result.right };
+}
+
+export class SplitRefusedError extends Error {
+  readonly groupId: number;
+
+  constructor(groupId: number, message: string) {
+    super(message);
+    this.name = 'SplitRefusedError';
+    this.groupId = groupId;
+  }
+}
+
+const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
+
+/** Whether the operation's item key lies at or beyond `end` (a key it cannot encode: the store refuses it). */
+function beyond(operation: WriteOperation, end: Uint8Array): boolean {
+  const { table, key } = operation;
+  const hash = getOwn(key, table.hashKey.name);
+  const range = table.rangeKey === undefined ? undefined : getOwn(key, table.rangeKey.name);
+  if (hash === undefined || (table.rangeKey !== undefined && range === undefined)) return false;
+  try {
+    const encoded = range === undefined ? encodeItemKey(table.tableId, hash) : encodeItemKey(table.tableId, hash, range);
+    return compareBytes(encoded, end) >= 0;
+  } catch (error) {
+    if (error instanceof TypeError) return false;
+    throw error;
+  }
 }
 
 /**
