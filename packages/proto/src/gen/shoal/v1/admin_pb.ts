@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/admin.proto.
  */
 export const file_shoal_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQi3wEKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEIkoKDFNwbGl0UmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSFgoJc3BsaXRfa2V5GAIgASgMSACIAQFCDAoKX3NwbGl0X2tleSJqCg1TcGxpdFJlc3BvbnNlEisKBGxlZnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yEiwKBXJpZ2h0GAIgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI+ChVUcmFuc2ZlckxlYWRlclJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEg8KB3RvX25vZGUYAiABKAQiGAoWVHJhbnNmZXJMZWFkZXJSZXNwb25zZSJHCgtNb3ZlUmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSEQoJZnJvbV9ub2RlGAIgASgEEg8KB3RvX25vZGUYAyABKAQiQAoMTW92ZVJlc3BvbnNlEjAKCXBhcnRpdGlvbhgBIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiHwoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAQiKwoNRHJhaW5SZXNwb25zZRIaChJyZW1haW5pbmdfcmVwbGljYXMYASABKA0yywIKDEFkbWluU2VydmljZRI7CgZTdGF0dXMSFy5zaG9hbC52MS5TdGF0dXNSZXF1ZXN0Ghguc2hvYWwudjEuU3RhdHVzUmVzcG9uc2USOAoFU3BsaXQSFi5zaG9hbC52MS5TcGxpdFJlcXVlc3QaFy5zaG9hbC52MS5TcGxpdFJlc3BvbnNlElMKDlRyYW5zZmVyTGVhZGVyEh8uc2hvYWwudjEuVHJhbnNmZXJMZWFkZXJSZXF1ZXN0GiAuc2hvYWwudjEuVHJhbnNmZXJMZWFkZXJSZXNwb25zZRI1CgRNb3ZlEhUuc2hvYWwudjEuTW92ZVJlcXVlc3QaFi5zaG9hbC52MS5Nb3ZlUmVzcG9uc2USOAoFRHJhaW4SFi5zaG9hbC52MS5EcmFpblJlcXVlc3QaFy5zaG9hbC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_shoal_v1_meta]);
+  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQi3wEKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEIoEBCgxTcGxpdFJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhYKCXNwbGl0X2tleRgCIAEoDEgAiAEBEg0KBXRhYmxlGAMgASgJEhcKCmhhc2hfdmFsdWUYBCABKAlIAYgBAUIMCgpfc3BsaXRfa2V5Qg0KC19oYXNoX3ZhbHVlImoKDVNwbGl0UmVzcG9uc2USKwoEbGVmdBgBIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3ISLAoFcmlnaHQYAiABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIj4KFVRyYW5zZmVyTGVhZGVyUmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSDwoHdG9fbm9kZRgCIAEoBCIYChZUcmFuc2ZlckxlYWRlclJlc3BvbnNlIkcKC01vdmVSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIRCglmcm9tX25vZGUYAiABKAQSDwoHdG9fbm9kZRgDIAEoBCJACgxNb3ZlUmVzcG9uc2USMAoJcGFydGl0aW9uGAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciIfCgxEcmFpblJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoBCIrCg1EcmFpblJlc3BvbnNlEhoKEnJlbWFpbmluZ19yZXBsaWNhcxgBIAEoDTLLAgoMQWRtaW5TZXJ2aWNlEjsKBlN0YXR1cxIXLnNob2FsLnYxLlN0YXR1c1JlcXVlc3QaGC5zaG9hbC52MS5TdGF0dXNSZXNwb25zZRI4CgVTcGxpdBIWLnNob2FsLnYxLlNwbGl0UmVxdWVzdBoXLnNob2FsLnYxLlNwbGl0UmVzcG9uc2USUwoOVHJhbnNmZXJMZWFkZXISHy5zaG9hbC52MS5UcmFuc2ZlckxlYWRlclJlcXVlc3QaIC5zaG9hbC52MS5UcmFuc2ZlckxlYWRlclJlc3BvbnNlEjUKBE1vdmUSFS5zaG9hbC52MS5Nb3ZlUmVxdWVzdBoWLnNob2FsLnYxLk1vdmVSZXNwb25zZRI4CgVEcmFpbhIWLnNob2FsLnYxLkRyYWluUmVxdWVzdBoXLnNob2FsLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_shoal_v1_meta]);
 
 /**
  * @generated from message shoal.v1.StatusRequest
@@ -120,20 +120,42 @@ export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_admin, 2);
 
 /**
+ * `shoal admin split <table> [--at <key>]`: the partition of `table` holding the split key, split
+ * there; without a key, the table's partition with the widest hash range, split in the middle of
+ * it. The split is a command of the partition's own Raft log; the meta leader reserves the right
+ * half's id first and records the split in the map after (a split the map missed, the meta leader
+ * having died in between, is recorded from the nodes' heartbeats). ResourceNotFoundException
+ * (DynamoDB error detail) for an unknown table; INVALID_ARGUMENT for a key that cannot split.
+ *
  * @generated from message shoal.v1.SplitRequest
  */
 export type SplitRequest = Message<"shoal.v1.SplitRequest"> & {
   /**
+   * Unused (0): the partition is found from the table and the key.
+   *
    * @generated from field: uint64 partition_id = 1;
    */
   partitionId: bigint;
 
   /**
-   * Absent: split at the weighted median of the sampled keys, as a split for heat does.
+   * An encoded key of the table's key space (`--at` in hex).
    *
    * @generated from field: optional bytes split_key = 2;
    */
   splitKey?: Uint8Array | undefined;
+
+  /**
+   * @generated from field: string table = 3;
+   */
+  table: string;
+
+  /**
+   * The partition key value to split at, DynamoDB JSON of one AttributeValue (`--at '{"S":"k"}'`):
+   * the split key is the start of its item collection.
+   *
+   * @generated from field: optional string hash_value = 4;
+   */
+  hashValue?: string | undefined;
 };
 
 /**
