@@ -12,3 +12,4 @@ export * from './item-size.ts';
 export * from './expressions/index.ts';
 export * from './partition-map.ts';
 export * from './token-bucket.ts';
+export * from './served-capacity.ts';

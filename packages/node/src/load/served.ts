@@ -1,17 +1,15 @@
 /**
  * What one served request weighs for load tracking and admission: its capacity units (DynamoDB's
- * rules: reads in 4 KB units, half when eventually consistent; writes in 1 KB units of the larger of
- * the old and new item when the images came back, else of the new item, at least one), its bytes and
- * the keys it touched. The router's ReturnConsumedCapacity is computed on its side, exactly; this is
- * the partition's own account, which leaves out index entry writes.
+ * rules: reads in 4 KB units, half when eventually consistent; writes as servedWriteUnits counts
+ * them), its bytes and the keys it touched. The router's ReturnConsumedCapacity is computed on its
+ * side, exactly; this is the partition's own account, which leaves out index entry writes.
  */
 import {
   encodeCollectionPrefix,
   encodeItemKey,
   getOwn,
-  itemSize,
   readCapacityUnits,
-  writeCapacityUnits,
+  servedWriteUnits,
   type AttributeValue,
   type Item,
   type PartitionDescriptor,
@@ -26,14 +24,10 @@ import type { PartitionLoadTracker } from './partition-load.ts';
 export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite, result: PartitionWriteResult): void {
   let units = 0;
   let bytes = 0;
-  write.operations.forEach((operation, i) => {
-    const outcome = result.outcomes[i];
-    const oldSize = outcome?.status === 'ok' && outcome.oldItem !== undefined ? itemSize(outcome.oldItem) : 0;
-    const newItem = outcome?.status === 'ok' ? (outcome.newItem ?? operation.item) : operation.item;
-    const size = Math.max(oldSize, newItem === undefined ? 0 : itemSize(newItem));
-    units += writeCapacityUnits(size);
-    bytes += size;
-  });
+  for (const served of servedWriteUnits(write, result).values()) {
+    units += served.units;
+    bytes += served.bytes;
+  }
   const first = write.operations[0];
   const key = first === undefined ? undefined : itemKey(first.table, first.key);
   tracker.record('write', units, bytes, key === undefined ? undefined : { start: key });

@@ -10,6 +10,7 @@ import { MetaClient } from './meta-client.ts';
 import { zeroCounters, type ClusterClientMetrics, type ClusterLogger } from './metrics.ts';
 import { ClusterPartitionClient } from './partition-client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import { TableThroughputGate } from './table-throughput.ts';
 
 export type { ClusterClientMetrics, ClusterLogger } from './metrics.ts';
 export type { RetryPolicy } from './retry.ts';
@@ -28,6 +29,13 @@ export interface ClusterOptions {
   startTimeoutMs?: number;
   /** How long CreateTable waits for the new table's partitions to have leaders (default 10 s). */
   tableReadyTimeoutMs?: number;
+  /**
+   * Routers sharing PROVISIONED tables' throughput: each admits 1/routers of it (default 1), with
+   * `throughputBurstSeconds` of burst (default 1); `region` names the tables in throttling reasons.
+   */
+  routers?: number;
+  throughputBurstSeconds?: number;
+  region?: string;
 }
 
 export interface ClusterBackend {
@@ -90,7 +98,12 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     log: options.log,
   });
   return {
-    partitions,
+    partitions: new TableThroughputGate(partitions, {
+      tableRecord: (name) => view.table(name),
+      routers: options.routers,
+      burstSeconds: options.throughputBurstSeconds,
+      region: options.region,
+    }),
     catalog: new ClusterCatalog({
       view,
       meta,
