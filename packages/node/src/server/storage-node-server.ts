@@ -52,6 +52,11 @@ import {
   statisticsToWire,
   writeRequestFromWire,
   writeResultToWire,
+  prepareTransactionRequestFromWire,
+  resolveTransactionRequestFromWire,
+  beginTransactionRequestFromWire,
+  decideTransactionRequestFromWire,
+  transactionStateToWire,
   type IndexRequest,
   type RoutedTo,
   type Server,
@@ -59,7 +64,15 @@ import {
 import { partitionBound } from '@shoal/storage';
 import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
 import { recordGet, recordRangeRead, recordWrite, type Access, type NodeLoad, type PartitionLoadTracker } from '../load/index.ts';
-import { proposeIndexCommand, proposePartitionWrite, type PartitionReplica } from '../partition/index.ts';
+import {
+  proposeBeginTransaction,
+  proposeDecideTransaction,
+  proposeIndexCommand,
+  proposePartitionWrite,
+  proposePrepareTransaction,
+  proposeResolveTransaction,
+  type PartitionReplica,
+} from '../partition/index.ts';
 
 /** Where refused requests are logged (the node's structured log fits). */
 export interface StorageNodeServerLog {
@@ -133,6 +146,46 @@ export class StorageNodeServer {
         if (tracker !== undefined) recordWrite(tracker, write, result);
         this.stats.writes++;
         return writeResultToWire(result);
+      },
+      // Cross-partition transactions: commands of the target partition's log, like writes.
+      prepareTransaction: async (request, context) => {
+        const { replica, transaction, write } = this.#admit('PrepareTransaction', context.peer, () => {
+          const { target, transaction, write } = prepareTransactionRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          for (const operation of write.operations) {
+            checkTable(descriptor, operation.table);
+            checkKey(descriptor, tableKey(operation.table, operation.key));
+          }
+          return { replica, transaction, write };
+        });
+        const result = await this.#answer(replica.groupId, () => proposePrepareTransaction(this.#options.host, replica.groupId, transaction, write));
+        this.stats.writes++;
+        return writeResultToWire(result);
+      },
+      resolveTransaction: async (request, context) => {
+        const { replica, id, commit } = this.#admit('ResolveTransaction', context.peer, () => {
+          const { target, id, commit } = resolveTransactionRequestFromWire(request);
+          return { replica: this.#route(target).replica, id, commit };
+        });
+        const intents = await this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, replica.groupId, id, commit));
+        return { intents };
+      },
+      beginTransaction: async (request, context) => {
+        const { replica, transaction, participants } = this.#admit('BeginTransaction', context.peer, () => {
+          const { target, transaction, participants } = beginTransactionRequestFromWire(request);
+          return { replica: this.#route(target).replica, transaction, participants };
+        });
+        const record = await this.#answer(replica.groupId, () =>
+          proposeBeginTransaction(this.#options.host, replica.groupId, { id: transaction.id, state: 'PENDING', participants, deadline: transaction.deadline }),
+        );
+        return transactionStateToWire(record.state);
+      },
+      decideTransaction: async (request, context) => {
+        const { replica, id, decision } = this.#admit('DecideTransaction', context.peer, () => {
+          const { target, id, decision } = decideTransactionRequestFromWire(request);
+          return { replica: this.#route(target).replica, id, decision };
+        });
+        return transactionStateToWire(await this.#answer(replica.groupId, () => proposeDecideTransaction(this.#options.host, replica.groupId, id, decision)));
       },
       get: async (request, context) => {
         const { replica, get, options } = this.#admit('Get', context.peer, () => {
