@@ -76,7 +76,8 @@ async function stopPeer(nodeId: number): Promise<void> {
 
 /** The peer every running peer names as the meta leader, once they agree. */
 async function metaLeader(): Promise<MetaPeer> {
-  for (let i = 0; i < 1_000; i++) {
+  // Up to 30 s: elections take longer on a loaded machine.
+  for (let i = 0; i < 3_000; i++) {
     const running = [...peers.values()];
     const leaders = new Set(running.map((peer) => peer.host.leaderOf(META_GROUP_ID)));
     const leader = leaders.size === 1 ? peers.get([...leaders][0] ?? 0) : undefined;
