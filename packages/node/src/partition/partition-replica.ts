@@ -336,6 +336,14 @@ export async function proposePartitionWrite(host: MultiRaftHost, groupId: number
 export async function proposePartitionSplit(host: MultiRaftHost, parent: PartitionDescriptor, splitKey: Uint8Array, rightId: number): Promise<{ left: PartitionDescriptor; right: PartitionDescriptor }> {
   const inside = compareBytes(parent.startKey, splitKey) < 0 && (parent.endKey.length === 0 || compareBytes(splitKey, parent.endKey) < 0);
   if (!inside) throw validationError(`split key ${toHex(splitKey)} is not strictly inside partition ${parent.id}`);
+  // The right half gets the group's members: only once they are the descriptor's (no move under way),
+  // so that the map's right half lists exactly the nodes that hold its data.
+  const conf = host.configuration(parent.id);
+  const wanted = (role: 'voter' | 'learner'): string => parent.replicas.filter((r) => r.role === role).map((r) => r.nodeId).sort((a, b) => a - b).join(',');
+  const held = (ids: readonly number[]): string => [...ids].sort((a, b) => a - b).join(',');
+  if (conf !== undefined && (held(conf.voters) !== wanted('voter') || held(conf.learners) !== wanted('learner'))) {
+    throw new SplitRefusedError(parent.id, `partition ${parent.id} is changing members (group ${held(conf.voters)} / ${held(conf.learners)}, descriptor ${wanted('voter')} / ${wanted('learner')}); retry once they converged`);
+  }
   const command: SplitCommand = { kind: 'split', splitKey: toHex(splitKey), parentEnd: toHex(parent.endKey), rightId, epoch: parent.epoch + 1 };
   const result = (await host.propose(parent.id, encodePartitionCommand(command))) as SplitResult;
   if (result.status === 'refused') throw new SplitRefusedError(parent.id, result.message);

@@ -68,6 +68,9 @@ import {
   proposeBeginTransaction,
   proposeDecideTransaction,
   proposeIndexCommand,
+  proposePartitionSplit,
+  SplitRefusedError,
+  WriteOutOfRangeError,
   proposePartitionWrite,
   proposePrepareTransaction,
   proposeResolveTransaction,
@@ -229,6 +232,16 @@ export class StorageNodeServer {
         this.stats.statistics++;
         return statisticsToWire(result);
       },
+      splitPartition: async (request, context) => {
+        const { replica, descriptor, rightId } = this.#admit('SplitPartition', context.peer, () => {
+          if (request.target === undefined) throw new RpcError(Status.INVALID_ARGUMENT, 'invalid split: target partition missing');
+          const rightId = Number(request.rightPartitionId);
+          if (rightId < 1 || !Number.isSafeInteger(rightId)) throw new RpcError(Status.INVALID_ARGUMENT, `invalid split: right partition id ${request.rightPartitionId}`);
+          return { ...this.#route({ partitionId: request.target.partitionId, epoch: request.target.epoch }), rightId };
+        });
+        const halves = await this.#answer(replica.groupId, () => proposePartitionSplit(this.#options.host, descriptor, request.splitKey, rightId));
+        return { left: partitionDescriptorToWire(halves.left), right: partitionDescriptorToWire(halves.right) };
+      },
       backfillIndex: (request, context) =>
         this.#indexCommand('backfillIndex', this.#admit('BackfillIndex', context.peer, () => this.#routeIndexRequest(backfillIndexRequestFromWire(request)))),
       dropIndex: (request, context) =>
@@ -303,6 +316,12 @@ export class StorageNodeServer {
       if (error instanceof NotLeaderError) throw this.#notLeader(error);
       if (error instanceof GroupNotHostedError) throw partitionNotFound(BigInt(groupId));
       if (error instanceof RaftTimeoutError) throw new RpcError(Status.UNAVAILABLE, error.message);
+      // A split applied before the write did: the router follows the partition's new range.
+      if (error instanceof WriteOutOfRangeError) {
+        const current = this.#options.descriptorOf(groupId);
+        throw current === undefined ? partitionNotFound(BigInt(groupId)) : routingError(error.message, 'keyOutOfRange', current);
+      }
+      if (error instanceof SplitRefusedError) throw new RpcError(Status.ABORTED, error.message);
       if (error instanceof DynamoDbError) throw dynamoDbErrorToRpc(error);
       // Answered INTERNAL by the adapter; the node goes on serving, and its log says what failed.
       this.#log.warn('partition request failed', { event: 'partition_request_failed', partition: groupId, error: error instanceof Error ? error.message : String(error) });
