@@ -10,10 +10,12 @@ import { MetaClient } from './meta-client.ts';
 import { zeroCounters, type ClusterClientMetrics, type ClusterLogger } from './metrics.ts';
 import { ClusterPartitionClient } from './partition-client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import type { TransactionCoordinatorOptions } from './transactions.ts';
 import { TableThroughputGate } from './table-throughput.ts';
 
 export type { ClusterClientMetrics, ClusterLogger } from './metrics.ts';
 export type { RetryPolicy } from './retry.ts';
+export type { TransactionCoordinatorOptions } from './transactions.ts';
 
 export interface ClusterOptions {
   /** host:port of the meta peers (any of them; the client finds the leader). */
@@ -36,6 +38,8 @@ export interface ClusterOptions {
   routers?: number;
   throughputBurstSeconds?: number;
   region?: string;
+  /** Transactions spanning partitions (two-phase commit): deadline, test fault points. */
+  transactions?: TransactionCoordinatorOptions;
 }
 
 export interface ClusterBackend {
@@ -96,6 +100,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
     rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
     counters,
     log: options.log,
+    transactions: options.transactions,
   });
   return {
     partitions: new TableThroughputGate(partitions, {

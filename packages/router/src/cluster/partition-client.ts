@@ -41,6 +41,7 @@ import type { MetaClient } from './meta-client.ts';
 import type { ClusterCounters, ClusterLogger } from './metrics.ts';
 import { PartitionMapChangedError, readRangeAcross, tableItemKey } from './range-reads.ts';
 import { ambiguousWrite, classifyFailure, describeFailure, RetryBudget, serviceUnavailable, type RetryPolicy } from './retry.ts';
+import { TransactionCoordinator, type TransactionCoordinatorOptions } from './transactions.ts';
 
 type PartitionRpc = ClientOf<typeof PartitionService>;
 
@@ -65,6 +66,8 @@ export interface ClusterPartitionClientOptions {
   rpcTimeoutMs: number;
   counters: ClusterCounters;
   log?: ClusterLogger;
+  /** Writes spanning partitions (transactions): two-phase commit options. */
+  transactions?: TransactionCoordinatorOptions;
 }
 
 export class ClusterPartitionClient implements PartitionClient {
@@ -79,6 +82,7 @@ export class ClusterPartitionClient implements PartitionClient {
   #spread = 0;
   /** One map refresh at a time, shared by every request that needs it. */
   #refreshing: Promise<void> | undefined;
+  readonly #transactions: TransactionCoordinator;
 
   constructor(options: ClusterPartitionClientOptions) {
     this.#view = options.view;
@@ -88,15 +92,27 @@ export class ClusterPartitionClient implements PartitionClient {
     this.#rpcTimeoutMs = options.rpcTimeoutMs;
     this.#counters = options.counters;
     this.#log = options.log;
+    this.#transactions = new TransactionCoordinator(
+      async (mode, locate, call) => (await this.#onPartition(mode, locate, call)).value,
+      (id) => this.#view.map.all().find((partition) => partition.id === id),
+      options.transactions,
+      options.log,
+    );
   }
 
   /**
-   * One partition write: every operation must fall in the same partition (one Raft command, atomic).
-   * Across partitions (a transaction over keys or tables of several partitions), a two-phase commit
-   * would be needed, which is not built: the write is refused before anything is applied.
+   * One partition write when every operation falls in the same partition (one Raft command, atomic);
+   * across partitions (a transaction over keys or tables of several partitions), a two-phase commit
+   * coordinated here (transactions.ts).
    */
   async write(request: PartitionWrite): Promise<PartitionWriteResult> {
     if (request.operations.length === 0) throw validationError('A write needs at least one operation');
+    const positions = new Map<number, number[]>();
+    request.operations.forEach((operation, position) => {
+      const owner = this.#view.map.lookup(tableItemKey(operation.table, operation.key));
+      if (owner !== undefined) positions.set(owner.id, [...(positions.get(owner.id) ?? []), position]);
+    });
+    if (positions.size > 1) return this.#transactions.run(request, positions);
     const locate = (): PartitionDescriptor | undefined => {
       const owners = new Map<number, PartitionDescriptor>();
       for (const operation of request.operations) {
@@ -104,11 +120,8 @@ export class ClusterPartitionClient implements PartitionClient {
         if (owner === undefined) return undefined;
         owners.set(owner.id, owner);
       }
-      if (owners.size > 1) {
-        throw validationError(
-          `The transaction's ${request.operations.length} operations span ${owners.size} partitions; cross-partition transactions are not supported yet`,
-        );
-      }
+      // The map changed since the write was split by partition: nothing was sent, the client may retry.
+      if (owners.size > 1) throw serviceUnavailable(`The write's partitions changed while it was routed (${owners.size} partitions now)`);
       return owners.values().next().value;
     };
     const { value } = await this.#onPartition('write', locate, (rpc, target, options) => rpc.write(writeRequestToWire(target, request), options));

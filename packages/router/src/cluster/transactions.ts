@@ -1,0 +1,192 @@
+/**
+ * The router as the coordinator of a transaction whose operations fall in several partitions
+ * (two-phase commit; the participants' side is @shoal/storage transactions.ts):
+ *
+ * 1. begin: a PENDING transaction record in the coordinator partition (that of the first operation),
+ *    naming the participants and a deadline;
+ * 2. prepare, every participant at once: its operations evaluated as a write would be and, when all
+ *    succeed, stored as intents (another transaction's intent on an item refuses it: TransactionConflict);
+ * 3. all prepared: decide COMMITTED in the record, then resolve: each participant writes its intents'
+ *    images and drops them. Any refusal: decide ABORTED, and the participants release their intents.
+ *
+ * The decision is the record's: once COMMITTED the transaction is applied, even when a resolve call
+ * fails (the participants' resolvers finish it); a record that stays PENDING past its deadline (this
+ * router died) is aborted by the first participant resolving an intent of it. So the transaction
+ * ends all or nothing whatever fails, without its client.
+ *
+ * Every call is a command of a partition's log. Begin, decide and resolve keep their effect when sent
+ * twice, so they are retried like reads; a prepare sent is ambiguous when it fails, so the
+ * transaction is then aborted (which releases whatever it may have prepared) and the failure answered.
+ */
+import { randomBytes } from 'node:crypto';
+import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult, WriteOutcome } from '@shoal/model';
+import {
+  beginTransactionRequestToWire,
+  decideTransactionRequestToWire,
+  prepareTransactionRequestToWire,
+  resolveTransactionRequestToWire,
+  transactionStateFromWire,
+  writeResultFromWire,
+  type CallOptions,
+  type ClientOf,
+  type PartitionService,
+  type RoutedTo,
+  type TransactionRefData,
+  type TransactionStateName,
+  type TransactionStateResponse,
+} from '@shoal/proto';
+import type { ClusterLogger } from './metrics.ts';
+
+type PartitionRpc = ClientOf<typeof PartitionService>;
+
+/**
+ * How the coordinator reaches a partition: the cluster client's routed call, following redirects.
+ * `write` is sent again only when a failure proves it was not proposed, `leader` after any transient one.
+ */
+export type PartitionCall = <T>(
+  mode: 'write' | 'leader',
+  locate: () => PartitionDescriptor | undefined,
+  call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<T>,
+) => Promise<T>;
+
+export interface TransactionCoordinatorOptions {
+  /** How long a transaction may stay PENDING before resolvers may abort it (default 5 s). */
+  deadlineMs?: number;
+  /**
+   * Test-only fault points: when one rejects, the coordinator stops right there, leaving the
+   * transaction as a router dying at that point would (recovery then falls to the partitions).
+   */
+  faults?: {
+    afterPrepare?(transactionId: string): Promise<void>;
+    afterCommit?(transactionId: string): Promise<void>;
+  };
+}
+
+const DEFAULT_DEADLINE_MS = 5_000;
+
+export class TransactionCoordinator {
+  readonly #call: PartitionCall;
+  readonly #partition: (id: number) => PartitionDescriptor | undefined;
+  readonly #deadlineMs: number;
+  readonly #faults: NonNullable<TransactionCoordinatorOptions['faults']>;
+  readonly #log: ClusterLogger | undefined;
+
+  constructor(
+    call: PartitionCall,
+    partition: (id: number) => PartitionDescriptor | undefined,
+    options: TransactionCoordinatorOptions = {},
+    log?: ClusterLogger,
+  ) {
+    this.#call = call;
+    this.#partition = partition;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.#faults = options.faults ?? {};
+    this.#log = log;
+  }
+
+  /**
+   * Runs `request` as one transaction over the partitions of `positions` (partition id -> positions
+   * of its operations in the request, the first operation's partition first); answers as a partition
+   * write does: applied with every outcome, or not applied with the outcomes that refused it.
+   */
+  async run(request: PartitionWrite, positions: Map<number, number[]>): Promise<PartitionWriteResult> {
+    const participants = [...positions.keys()];
+    const transaction: TransactionRefData = {
+      id: randomBytes(16).toString('hex'),
+      coordinator: participants[0],
+      deadline: Date.now() + this.#deadlineMs,
+    };
+    const begun = await this.#onRecord(transaction.coordinator, (rpc, target, options) =>
+      rpc.beginTransaction(beginTransactionRequestToWire(target, transaction, participants), options),
+    );
+    if (begun !== 'PENDING') return conflicted(request);
+
+    const prepared = await Promise.allSettled(
+      participants.map(async (partitionId) => {
+        const operations = (positions.get(partitionId) as number[]).map((position) => request.operations[position]);
+        const write: PartitionWrite = { operations, ...(request.returnItems ? { returnItems: true } : {}) };
+        const value = await this.#call('write', () => this.#partition(partitionId), (rpc, target, options) =>
+          rpc.prepareTransaction(prepareTransactionRequestToWire(target, transaction, write), options),
+        );
+        return writeResultFromWire(value);
+      }),
+    );
+    const failure = prepared.find((result) => result.status === 'rejected');
+    const refused = prepared.some((result) => result.status === 'fulfilled' && !result.value.applied);
+    if (failure !== undefined || refused) {
+      await this.#finish(transaction, participants, 'ABORTED');
+      if (failure !== undefined) throw failure.reason;
+      return { applied: false, outcomes: merge(request, positions, prepared) };
+    }
+
+    await this.#faults.afterPrepare?.(transaction.id);
+    const decided = await this.#decide(transaction, 'COMMITTED');
+    if (decided !== 'COMMITTED') {
+      // Aborted meanwhile by a resolver (the deadline passed): nothing was applied.
+      await this.#release(transaction, participants, false);
+      return conflicted(request);
+    }
+    await this.#faults.afterCommit?.(transaction.id);
+    await this.#release(transaction, participants, true);
+    return { applied: true, outcomes: merge(request, positions, prepared) };
+  }
+
+  /** Decides the transaction, then resolves its intents accordingly. */
+  async #finish(transaction: TransactionRefData, participants: number[], decision: 'ABORTED'): Promise<void> {
+    try {
+      await this.#decide(transaction, decision);
+    } catch (error) {
+      // The record stays PENDING: its deadline lets the participants' resolvers abort it.
+      this.#log?.warn('transaction abort not recorded; resolvers will abort it after its deadline', { transaction: transaction.id, error: String(error) });
+      return;
+    }
+    await this.#release(transaction, participants, false);
+  }
+
+  #decide(transaction: TransactionRefData, decision: 'COMMITTED' | 'ABORTED'): Promise<TransactionStateName> {
+    return this.#onRecord(transaction.coordinator, (rpc, target, options) =>
+      rpc.decideTransaction(decideTransactionRequestToWire(target, transaction.id, decision), options),
+    );
+  }
+
+  /** Resolves the intents everywhere; a participant that cannot be reached now is left to its resolver. */
+  async #release(transaction: TransactionRefData, participants: number[], commit: boolean): Promise<void> {
+    const results = await Promise.allSettled(
+      participants.map((partitionId) =>
+        this.#call('leader', () => this.#partition(partitionId), (rpc, target, options) =>
+          rpc.resolveTransaction(resolveTransactionRequestToWire(target, transaction.id, commit), options),
+        ),
+      ),
+    );
+    for (const result of results) {
+      if (result.status === 'rejected') {
+        this.#log?.warn('transaction intents not resolved; the partition resolver will', { transaction: transaction.id, commit, error: String(result.reason) });
+      }
+    }
+  }
+
+  async #onRecord(
+    coordinator: number,
+    call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<TransactionStateResponse>,
+  ): Promise<TransactionStateName> {
+    return transactionStateFromWire(await this.#call('leader', () => this.#partition(coordinator), call));
+  }
+}
+
+/** The outcomes of the participants in request order. */
+function merge(request: PartitionWrite, positions: Map<number, number[]>, prepared: PromiseSettledResult<PartitionWriteResult>[]): WriteOutcome[] {
+  const outcomes: WriteOutcome[] = request.operations.map(() => ({ status: 'ok' }));
+  [...positions.values()].forEach((at, participant) => {
+    const result = prepared[participant];
+    if (result.status !== 'fulfilled') return;
+    at.forEach((position, index) => {
+      outcomes[position] = result.value.outcomes[index];
+    });
+  });
+  return outcomes;
+}
+
+/** Not applied because another party decided the transaction first. */
+function conflicted(request: PartitionWrite): PartitionWriteResult {
+  return { applied: false, outcomes: request.operations.map((): WriteOutcome => ({ status: 'transactionConflict' })) };
+}
