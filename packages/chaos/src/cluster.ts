@@ -125,7 +125,7 @@ export class Member {
   async waitReady(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const exited = this.#exited.then(({ code, signal }) => {
-      throw new Error(`${this.name} exited (${signal ?? `code ${code}`}) before it was ready; last log lines:\n${this.tail.join('\n')}`);
+      throw new Error(`${this.name} exited (${signal ?? `code ${code}`}) before it was ready\nits last log lines:\n${this.tail.join('\n')}`);
     });
     const ready = (async (): Promise<void> => {
       const { opsPort } = await withTimeout(this.#listening, Math.min(timeoutMs, LISTENING_TIMEOUT_MS), `${this.name} not listening`);
