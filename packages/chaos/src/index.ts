@@ -6,3 +6,5 @@ export { FAULT_KINDS, FAULTS_NOT_BUILT, planFaults, type FaultKind, type FaultRe
 export type { ChaosReport } from './report.ts';
 export type { Check } from './verdict.ts';
 export type { Figures } from './figures.ts';
+export { ChaosCluster, type ClusterOptions as ChaosClusterOptions } from './cluster.ts';
+export { DynamoDbClient, type ClientOptions as DynamoDbClientOptions, type Outcome } from './dynamodb-client.ts';
