@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, NodeId } from '@shoal/raft';
-import { GroupNotHostedError, MultiRaftHost, NotLeaderError, RaftLogStore, type GroupPersist } from '@shoal/node';
+import { GroupNotHostedError, MultiRaftHost, NotLeaderError, ProposalOutcomeUnknownError, RaftLogStore, type GroupPersist } from '@shoal/node';
 import { encodeWrite, KvStateMachine, recordingKvMachines } from './fixtures/host-kv.ts';
 import { agreedLeader, pump, turn, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
@@ -219,5 +219,43 @@ describe('MultiRaftHost: one host', () => {
     expect(member.host.receive([{ groupId: 2, message: heartbeat }, { groupId: 1, message: { ...heartbeat, term: 0 } }])).toEqual([2]);
     await expect(member.host.propose(2, encodeWrite({ key: 'c', value: 'd' }))).rejects.toBeInstanceOf(GroupNotHostedError);
     expect(await member.host.propose(1, encodeWrite({ key: 'still', value: 'works' }))).toBe(null);
+  });
+});
+
+describe('MultiRaftHost: a proposal placed in the log when its replica goes', () => {
+  const network = new MemoryNetwork();
+  let root = '';
+  let members: Member[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-placed-'));
+    members = [await startMember(network, 1, join(root, 'node-1')), await startMember(network, 2, join(root, 'node-2'))];
+    for (const m of members) await m.host.createGroup(7, [1, 2]);
+    await pump(members, () => members.every((m) => m.host.leaderOf(7) === 1 || m.host.leaderOf(7) === 2) && agreedLeader(members, 7) !== undefined, 'leader of group 7');
+  });
+
+  afterAll(async () => {
+    for (const m of members) if (network.hosts.has(m.nodeId)) await stopMember(network, m);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('fails it as outcome unknown (it may still commit elsewhere), not as not hosted', async () => {
+    const leader = agreedLeader(members, 7)!;
+    const follower = members.find((m) => m !== leader)!;
+    // Without its follower the leader persists the entry but cannot commit it.
+    network.hosts.delete(follower.nodeId);
+    const proposal = leader.host.propose(7, encodeWrite({ key: 'k', value: 'v' }));
+    const outcome = proposal.then(
+      () => 'committed',
+      (error: unknown) => error,
+    );
+    // Rounds without ticks: the entry is placed and persisted, no election starts.
+    for (let i = 0; i < 20; i++) await leader.host.tickOnce(0);
+    await leader.host.removeGroup(7);
+    const error = await outcome;
+    expect(error).toBeInstanceOf(ProposalOutcomeUnknownError);
+    // A proposal after the removal was never proposed: that one is plainly not hosted.
+    await expect(leader.host.propose(7, encodeWrite({ key: 'k2', value: 'v2' }))).rejects.toBeInstanceOf(GroupNotHostedError);
+    network.hosts.set(follower.nodeId, follower.host);
   });
 });

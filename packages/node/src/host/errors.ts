@@ -22,6 +22,20 @@ export class RaftTimeoutError extends Error {
   }
 }
 
+/**
+ * A proposal already placed in this replica's log (persisted, perhaps sent) can no longer be followed
+ * here: the replica stopped, was removed, or a snapshot replaced its log. It may still commit
+ * elsewhere, so the caller must treat it as "maybe applied", never retry it blindly.
+ */
+export class ProposalOutcomeUnknownError extends Error {
+  readonly groupId: number;
+  constructor(groupId: number, why: string) {
+    super(`group ${groupId}: the outcome of a proposal is unknown: ${why}`);
+    this.name = 'ProposalOutcomeUnknownError';
+    this.groupId = groupId;
+  }
+}
+
 /** This node hosts no replica of the group (never created, removed, or the host stopped). */
 export class GroupNotHostedError extends Error {
   readonly groupId: number;

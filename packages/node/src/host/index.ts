@@ -8,4 +8,4 @@ export {
   type RaftMessageSender,
   type ReplicaStateMachine,
 } from './multi-raft-host.ts';
-export { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
+export { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError } from './errors.ts';

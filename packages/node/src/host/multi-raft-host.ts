@@ -32,7 +32,7 @@ import {
 } from '@shoal/raft';
 import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
 import type { GroupMessage, SnapshotOutcome } from '../transport/raft-transport.ts';
-import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, RaftTimeoutError } from './errors.ts';
+import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError } from './errors.ts';
 
 /** The replicated state of one group on this node. */
 export interface ReplicaStateMachine {
@@ -200,11 +200,19 @@ class Replica {
     this.lastSnapshotIndex = applied;
   }
 
+  /**
+   * Fails everything pending with `error`, except proposals placed in the log: those may still
+   * commit through the other replicas, so their outcome is unknown.
+   */
   failAll(error: () => Error): void {
     const unplacedChange = this.unplacedChange === undefined ? [] : [this.unplacedChange.proposal];
-    for (const pending of [...this.unplaced.values(), ...unplacedChange, ...this.placed.values(), ...this.reads.values()]) {
+    for (const pending of [...this.unplaced.values(), ...unplacedChange, ...this.reads.values()]) {
       clearTimeout(pending.timer);
       pending.reject(error());
+    }
+    for (const pending of this.placed.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new ProposalOutcomeUnknownError(this.groupId, error().message));
     }
     this.unplacedChange = undefined;
     this.unplaced.clear();
@@ -761,7 +769,7 @@ export class MultiRaftHost {
         if (at > index) continue;
         replica.placed.delete(at);
         clearTimeout(pending.timer);
-        pending.reject(new NotLeaderError(replica.groupId, replica.leader));
+        pending.reject(new ProposalOutcomeUnknownError(replica.groupId, 'a snapshot replaced the log holding it'));
       }
     }
     for (const entry of rd.committedEntries) {

@@ -9,8 +9,8 @@
  * leader's memory only (NodeReports), for Status and the placement driver.
  */
 import { create } from '@bufbuild/protobuf';
-import { getOwn, resourceInUse, resourceNotFound, type TableRecord } from '@shoal/model';
-import { MetaCommandError, partitionList, type MetaState, type NodeRecord } from '@shoal/meta';
+import { encodeCollectionPrefix, getOwn, partitionContains, resourceInUse, resourceNotFound, type AttributeValue, type PartitionDescriptor, type TableRecord } from '@shoal/model';
+import { hashWidth, MetaCommandError, middleSplitKey, partitionList, type MetaState, type NodeRecord } from '@shoal/meta';
 import {
   AdminService,
   addService,
@@ -28,13 +28,15 @@ import {
   type NodeDescriptor,
   type PartitionLoad,
   type Server,
+  type SplitRequest,
   type TableRecordJson,
 } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
-import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
+import { GroupNotHostedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
 import { MetaGroup } from './meta-group.ts';
 import { META_GROUP_ID, type MetaReplica } from './meta-replica.ts';
 import { NodeReports } from './node-reports.ts';
+import { PartitionSplitter, recordSplitCommand } from './partition-splits.ts';
 
 export interface MetaServiceDeps {
   host: MultiRaftHost;
@@ -75,6 +77,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
   const clock = deps.clock ?? Date.now;
   const checkMs = deps.watchLeadershipCheckMs ?? 1_000;
   const reports = new NodeReports();
+  const splitter = new PartitionSplitter({ nodeAddress: (id) => deps.nodeAddress(id) ?? deps.meta.state.nodes[id]?.address });
   const closing = new AbortController();
 
   const notLeader = (leader: NodeId, why: string): RpcError => {
@@ -91,7 +94,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       return notLeader(error.leader, `is not the meta leader${error.leader === 0 ? ' (none known)' : ` (node ${error.leader} is)`}`);
     }
     if (error instanceof GroupNotHostedError) return notLeader(0, 'hosts no meta group replica');
-    if (error instanceof RaftTimeoutError) return new RpcError(Status.UNAVAILABLE, `meta group: ${error.message}`);
+    if (error instanceof RaftTimeoutError || error instanceof ProposalOutcomeUnknownError) return new RpcError(Status.UNAVAILABLE, `meta group: ${error.message}`);
     if (error instanceof MetaCommandError) return commandError(error, table);
     // The host stopped or failed: another meta peer may answer.
     return new RpcError(Status.UNAVAILABLE, `meta group unavailable on node ${deps.nodeId}: ${error instanceof Error ? error.message : String(error)}`);
@@ -264,7 +267,15 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       ),
     move: () =>
       Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Move is not supported yet: the placement driver moves replicas (repair, drain, rebalance)')),
-    split: () => Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Split is not supported yet: partitions of the cluster are not split')),
+    split: (request) =>
+      answer(async () => {
+        const { parent, splitKey } = splitTarget(await group.read(), request);
+        const reserved = await group.propose({ type: 'reservePartitionId' });
+        const halves = await splitter.split(parent, splitKey, reserved.partitionId!);
+        await group.propose(recordSplitCommand(halves.left, halves.right));
+        const state = deps.meta.state;
+        return { left: partitionDescriptorToWire(state.partitions[halves.left.id]), right: partitionDescriptorToWire(state.partitions[halves.right.id]) };
+      }, request.table),
   });
 
   return { reports, close: () => closing.abort() };
@@ -286,6 +297,39 @@ async function recordLeaderHints(group: MetaGroup, reports: NodeReports, nodeId:
     hints.push(group.propose({ type: 'setLeaderHint', partitionId: partition.id, nodeId }).catch(() => undefined));
   }
   await Promise.all(hints);
+}
+
+/**
+ * The partition a Split request names and where to split it: the table's partition holding the key
+ * (given encoded, or as a partition key value: the start of its item collection), else the table's
+ * widest partition, in the middle of its hash range.
+ */
+function splitTarget(state: MetaState, request: SplitRequest): { parent: PartitionDescriptor; splitKey: Uint8Array } {
+  const record = getOwn(state.tables, request.table);
+  if (record === undefined) throw new MetaCommandError('splitPartition', `no table named ${request.table}`, 'noSuchTable');
+  const { tableId, hashKey } = record.schema;
+  const partitions = partitionList(state).filter((p) => p.tableId === tableId);
+  let splitKey = request.splitKey;
+  if (splitKey === undefined && request.hashValue !== undefined) {
+    let value: AttributeValue;
+    try {
+      value = JSON.parse(request.hashValue) as AttributeValue;
+      if (typeof value !== 'object' || value === null || Object.keys(value).join() !== hashKey.type) throw new TypeError(`not a ${hashKey.type} value`);
+      splitKey = encodeCollectionPrefix(tableId, value);
+    } catch (error) {
+      throw new RpcError(Status.INVALID_ARGUMENT, `split at ${request.hashValue}: not a partition key value of ${request.table} (${hashKey.name}, ${hashKey.type}): ${(error as Error).message}`);
+    }
+  }
+  if (splitKey !== undefined) {
+    const key = splitKey;
+    const parent = partitions.find((p) => partitionContains(p, key));
+    if (parent === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `split key ${Buffer.from(key).toString('hex')} lies outside table ${request.table}`);
+    return { parent, splitKey: key };
+  }
+  const parent = partitions.reduce<PartitionDescriptor | undefined>((widest, p) => (widest === undefined || hashWidth(p) > hashWidth(widest) ? p : widest), undefined);
+  const middle = parent === undefined ? undefined : middleSplitKey(parent);
+  if (parent === undefined || middle === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `table ${request.table} has no partition wide enough to split in the middle; give the key (--at)`);
+  return { parent, splitKey: middle };
 }
 
 function commandError(error: MetaCommandError, table: string | undefined): RpcError {

@@ -62,7 +62,7 @@ import {
   type Server,
 } from '@shoal/proto';
 import { partitionBound } from '@shoal/storage';
-import { GroupNotHostedError, NotLeaderError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
+import { GroupNotHostedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
 import { recordGet, recordRangeRead, recordWrite, type Access, type NodeLoad, type PartitionLoadTracker } from '../load/index.ts';
 import {
   proposeBeginTransaction,
@@ -166,11 +166,11 @@ export class StorageNodeServer {
         return writeResultToWire(result);
       },
       resolveTransaction: async (request, context) => {
-        const { replica, id, commit } = this.#admit('ResolveTransaction', context.peer, () => {
+        const { replica, descriptor, id, commit } = this.#admit('ResolveTransaction', context.peer, () => {
           const { target, id, commit } = resolveTransactionRequestFromWire(request);
-          return { replica: this.#route(target).replica, id, commit };
+          return { ...this.#route(target), id, commit };
         });
-        const intents = await this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, replica.groupId, id, commit));
+        const intents = await this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, descriptor, id, commit));
         return { intents };
       },
       beginTransaction: async (request, context) => {
@@ -315,7 +315,7 @@ export class StorageNodeServer {
     } catch (error) {
       if (error instanceof NotLeaderError) throw this.#notLeader(error);
       if (error instanceof GroupNotHostedError) throw partitionNotFound(BigInt(groupId));
-      if (error instanceof RaftTimeoutError) throw new RpcError(Status.UNAVAILABLE, error.message);
+      if (error instanceof RaftTimeoutError || error instanceof ProposalOutcomeUnknownError) throw new RpcError(Status.UNAVAILABLE, error.message);
       // A split applied before the write did: the router follows the partition's new range.
       if (error instanceof WriteOutOfRangeError) {
         const current = this.#options.descriptorOf(groupId);
