@@ -113,12 +113,14 @@ describe('a cluster of 3 node processes', () => {
   it('keeps taking writes through a SIGKILL of the partition leader and loses no acknowledged one', { timeout: STEP_TIMEOUT_MS }, async () => {
     const { leader } = await placedPartition();
     killed = leader!;
-    const acks: number[] = [];
+    /** When each acknowledged request was sent and answered. */
+    const acks: { sentAt: number; at: number }[] = [];
     let lastCounter = 0;
     let failures = 0;
     let stop = false;
     const writer = async (writerId: number): Promise<void> => {
       for (let seq = 0; !stop; seq++) {
+        const sentAt = Date.now();
         try {
           if (writerId === 0) {
             // One key overwritten in order: a strong read must later see at least the last acknowledged value.
@@ -127,7 +129,7 @@ describe('a cluster of 3 node processes', () => {
           } else {
             await put(`load${writerId}-${seq}`, seq);
           }
-          acks.push(Date.now());
+          acks.push({ sentAt, at: Date.now() });
         } catch {
           // Refused or ambiguous (500): maybe applied, so not counted as acknowledged.
           failures++;
@@ -138,14 +140,22 @@ describe('a cluster of 3 node processes', () => {
     const writers = [0, 1, 2, 3].map(writer);
     try {
       await eventually('load running', () => acks.length >= 40, 60_000, 50);
-      const killedAt = Date.now();
       await nodes.signal(killed, 'SIGKILL');
-      await eventually('writes acknowledged after the kill', () => acks.filter((at) => at > killedAt).length >= 40, 90_000, 50);
-      const lastBefore = Math.max(...acks.filter((at) => at <= killedAt));
-      const firstAfter = Math.min(...acks.filter((at) => at > killedAt));
+      // The leader is gone for sure from here on; answers to requests sent earlier may still arrive.
+      const killedAt = Date.now();
+      const sentAfter = () => acks.filter((ack) => ack.sentAt > killedAt);
+      await eventually('writes acknowledged after the kill', () => sentAfter().length >= 40, 90_000, 50);
+      const resumedMs = Math.min(...sentAfter().map((ack) => ack.at)) - killedAt;
+      const answered = acks.map((ack) => ack.at).toSorted((a, b) => a - b);
+      const longestSilenceMs = Math.max(...answered.slice(1).map((at, index) => at - answered[index]));
       // The measured gap goes to the report; only a generous bound is asserted.
-      console.log(`leader kill: writes resumed ${firstAfter - killedAt} ms after the SIGKILL (gap between acknowledgements ${firstAfter - lastBefore} ms, ${failures} failed requests)`);
-      expect(firstAfter - killedAt).toBeLessThan(60_000);
+      console.log(
+        `leader kill: first write sent after the leader died acknowledged ${resumedMs} ms after its death; ` +
+          `longest time without any acknowledgement ${longestSilenceMs} ms; ${failures} failed requests`,
+      );
+      expect(resumedMs).toBeLessThan(60_000);
+      const after = await placedPartition();
+      expect(after.leader).not.toBe(killed);
     } finally {
       stop = true;
       await Promise.all(writers);

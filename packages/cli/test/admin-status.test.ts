@@ -79,6 +79,18 @@ describe('shoal admin status', () => {
     expect(formatStatus(clusterStatus(unknownLeader, []))).toContain('        9  #77    -∞..∞      1       -                  -    -\n');
   });
 
+  it('takes the leader claim of the latest term: a dead leader\'s last report may still claim it', () => {
+    const claims = create(StatusResponseSchema, {
+      nodes: [
+        { node: { id: 1n, state: NodeState.DOWN }, reportedReplicas: [{ partitionId: 4n, leader: true, term: 2n, appliedIndex: 10n }] },
+        { node: { id: 2n, state: NodeState.UP }, reportedReplicas: [{ partitionId: 4n, leader: true, term: 3n, appliedIndex: 12n }] },
+        { node: { id: 3n, state: NodeState.UP }, reportedReplicas: [{ partitionId: 4n, leader: false, term: 3n, appliedIndex: 12n }] },
+      ],
+      partitions: [{ id: 4n, tableId: 5, epoch: 1n, leaderHint: 1n }],
+    });
+    expect(clusterStatus(claims, tables).partitions[0]).toMatchObject({ leader: 2, appliedIndex: 12, lag: 2 });
+  });
+
   it('right-aligns the columns of numbers (and unknowns) only', () => {
     expect(textTable(['A', 'B', 'C'], [[1, 'x', '-'], ['-', 'yy', '-'], [100, 'z', 'w']])).toBe('  A  B   C\n  1  x   -\n  -  yy  -\n100  z   w');
   });

@@ -22,7 +22,7 @@ export interface PartitionRow {
   /** The key range, shortened to the first bytes of the partition key hash. */
   range: string;
   epoch: number;
-  /** Node id of the leader as the replicas last reported it, else the map's hint; undefined when unknown. */
+  /** Node id of the leader as the replicas last reported it (the latest term's claim), else the map's hint; undefined when unknown. */
   leader: number | undefined;
   /** Node ids; learners marked `(learner)`. */
   replicas: string[];
@@ -114,7 +114,9 @@ export function clusterStatus(status: StatusResponse, tables: readonly TableReco
   }
   const partitions = status.partitions.map((partition): PartitionRow => {
     const reported = reports.get(partition.id) ?? [];
-    const leader = reported.find((report) => report.load.leader)?.nodeId ?? (partition.leaderHint === 0n ? undefined : partition.leaderHint);
+    // A dead leader's last report may still claim leadership: the claim of the latest term wins.
+    const claims = reported.filter((report) => report.load.leader).toSorted((a, b) => (a.load.term > b.load.term ? -1 : a.load.term < b.load.term ? 1 : 0));
+    const leader = claims[0]?.nodeId ?? (partition.leaderHint === 0n ? undefined : partition.leaderHint);
     const applied = reported.map((report) => Number(report.load.appliedIndex));
     const highest = applied.length === 0 ? undefined : Math.max(...applied);
     return {
