@@ -32,9 +32,6 @@ export default defineConfig({
             'test/deploy-manifests.test.ts',
             // Cluster tests start their own clusters.
             'test/cluster-*.test.ts',
-            // Transactions across tables span partitions, and cross-partition transactions are not
-            // built yet (they are refused with a ValidationException: docs/cluster-contracts #11).
-            'test/transactions.test.ts',
             'test/prototype-names.test.ts',
           ],
           env: { SHOAL_TARGET: 'cluster' },

@@ -3,6 +3,7 @@ import {
   PutItemCommand,
   TransactGetItemsCommand,
   TransactWriteItemsCommand,
+  TransactionCanceledException,
   type AttributeValue,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
@@ -261,7 +262,7 @@ describe('TransactWriteItems', () => {
       await timed.client.send(new TransactWriteItemsCommand(request));
       clock += 2 * 60 * 1000;
       await timed.client.send(new TransactWriteItemsCommand(request));
-      const item = await timed.client.send(new GetItemCommand({ TableName: 'counters', Key: key('c') }));
+      const item = await timed.client.send(new GetItemCommand({ TableName: 'counters', Key: key('c'), ConsistentRead: true }));
       expect(item.Item?.hits).toEqual(n(2));
     });
   });
@@ -339,8 +340,10 @@ describe('TransactWriteItems', () => {
         }),
       );
     const totals: number[] = [];
-    const readBoth = async () => {
-      const got = await shoal.client.send(
+    // A read meeting a transfer in progress (across partitions, in a cluster) is cancelled with
+    // TransactionConflict, as on DynamoDB: read again, a bounded number of times.
+    const readOnce = () =>
+      shoal.client.send(
         new TransactGetItemsCommand({
           TransactItems: [
             { Get: { TableName: 'accounts', Key: key('y1'), ProjectionExpression: 'balance' } },
@@ -348,6 +351,15 @@ describe('TransactWriteItems', () => {
           ],
         }),
       );
+    const readBoth = async () => {
+      let got: Awaited<ReturnType<typeof readOnce>> | undefined;
+      for (let attempt = 1; got === undefined; attempt++) {
+        got = await readOnce().catch((error: Error) => {
+          const conflict = error instanceof TransactionCanceledException && error.CancellationReasons?.some((reason) => reason.Code === 'TransactionConflict');
+          if (!conflict || attempt === 200) throw error;
+          return undefined;
+        });
+      }
       totals.push((got.Responses ?? []).reduce((sum, response) => sum + Number((response.Item?.balance as { N: string }).N), 0));
     };
     const work: Promise<unknown>[] = [];

@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import { Server, listen, shutdown } from '@shoal/proto';
+import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore } from '@shoal/storage';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
@@ -24,6 +25,7 @@ import { NodeLoad, type LoadTrackingOptions } from './load/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
 import { RaftLogStore } from './raft-log/store.ts';
 import { StorageNodeServer } from './server/index.ts';
+import { TransactionResolver } from './partition/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
 
 export interface StorageNodeOptions {
@@ -227,6 +229,15 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     // than after an election timeout.
     stops.push(() => handOverLeadership(raftHost, log, Math.max(2_000, 2 * (options.electionTick ?? 10) * tickMs)));
     raftHost.startTicking();
+    // Intents of transactions whose router died are resolved by the leaders of their partitions.
+    const partitionsHeld = (): PartitionDescriptor[] =>
+      raftHost.status().flatMap(({ groupId }) => {
+        const descriptor = groupId === META_GROUP_ID ? undefined : replicas.descriptorOf(groupId);
+        return descriptor === undefined ? [] : [descriptor];
+      });
+    const resolver = new TransactionResolver({ store: local.partitions, host: raftHost, partitions: () => partitionsHeld(), descriptorOf: (id) => replicas.descriptorOf(id), nodeAddress, log });
+    resolver.start();
+    stops.push(() => resolver.close());
 
     const reconciler = new ReplicaReconciler({ nodeId, host: raftHost, view, replicas, log });
     stops.push(() => reconciler.close());

@@ -175,14 +175,15 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * Resolves a transaction's intents here: committed, their images are written (with their index
+   * Resolves a transaction's intents on the items in `bound` (a partition's: the store holds other
+   * partitions' intents too; all without one): committed, their images are written (with their index
    * entries, as a write would) and they go, in one batch; aborted, they go. Answers how many there
    * were (0: resolved before, or never prepared here).
    */
-  resolveTransaction(transactionId: string, commit: boolean, mark?: AppliedMark): Promise<number> {
+  resolveTransaction(transactionId: string, commit: boolean, bound: PartitionBound | undefined, mark?: AppliedMark): Promise<number> {
     return this.commits.exclusive(async (state) => {
       await this.intents.load(state);
-      const intents = this.intents.of(transactionId);
+      const intents = this.intents.of(transactionId, bound);
       const changes = new ChangeSet(state);
       for (const { itemKey, intent } of commit ? intents : []) {
         if (intent.change.kind === 'check') continue;
@@ -190,7 +191,7 @@ export class PartitionStore implements PartitionClient {
         changes.writeItem(intent.table, itemKey, changes.readItem(itemKey), next, this.maintains);
       }
       const written = commit ? changes.finish(this.statisticsBook) : [];
-      return { result: intents.length, mutations: [...written, ...this.intents.release(transactionId), ...(mark ? [appliedMutation(mark)] : [])] };
+      return { result: intents.length, mutations: [...written, ...this.intents.release(transactionId, bound), ...(mark ? [appliedMutation(mark)] : [])] };
     });
   }
 
@@ -224,8 +225,8 @@ export class PartitionStore implements PartitionClient {
     return this.commits.exclusive(async (state) => ({ result: readTransactionRecord(state, transactionId), mutations: [] }));
   }
 
-  /** The transactions holding intents in this store (each once), for those resolving the ones left behind. */
-  transactionsWithIntents(): Promise<TransactionRef[]> {
+  /** The transactions holding intents in this store, each with its items, for those resolving the ones left behind. */
+  transactionsWithIntents(): Promise<Array<{ transaction: TransactionRef; itemKeys: Uint8Array[] }>> {
     return this.commits.exclusive(async (state) => {
       await this.intents.load(state);
       return { result: this.intents.transactions(), mutations: [] };

@@ -19,7 +19,7 @@
 import type { Item, TableSchema } from '@shoal/model';
 import type { ByteLevel, Mutation } from './database.ts';
 import type { StateReader } from './commit-queue.ts';
-import { decodeJson, encodeJson, mapKey, prefixEnd } from './layout.ts';
+import { boundContains, decodeJson, encodeJson, mapKey, prefixEnd, type PartitionBound } from './layout.ts';
 
 const INTENT_TAG = 6;
 const TRANSACTION_RECORD_TAG = 7;
@@ -123,24 +123,31 @@ export class IntentIndex {
     });
   }
 
-  /** The intents of one transaction, in no particular order. */
-  of(transactionId: string): IndexedIntent[] {
+  /** The intents of one transaction on the items in `bound` (all of them without one), in no particular order. */
+  of(transactionId: string, bound?: PartitionBound): IndexedIntent[] {
     const byItem = this.#loaded();
-    return [...(this.#byTransaction.get(transactionId) ?? [])].map((id) => byItem.get(id) as IndexedIntent);
+    const intents = [...(this.#byTransaction.get(transactionId) ?? [])].map((id) => byItem.get(id) as IndexedIntent);
+    return bound === undefined ? intents : intents.filter(({ itemKey }) => boundContains(bound, itemKey));
   }
 
-  /** Forgets a transaction's intents: the mutations deleting them. */
-  release(transactionId: string): Mutation[] {
-    const released = this.of(transactionId);
-    for (const { itemKey } of released) this.#loaded().delete(mapKey(itemKey));
-    this.#byTransaction.delete(transactionId);
+  /** Forgets a transaction's intents in `bound` (all without one): the mutations deleting them. */
+  release(transactionId: string, bound?: PartitionBound): Mutation[] {
+    const released = this.of(transactionId, bound);
+    const keys = this.#byTransaction.get(transactionId);
+    for (const { itemKey } of released) {
+      this.#loaded().delete(mapKey(itemKey));
+      keys?.delete(mapKey(itemKey));
+    }
+    if (keys?.size === 0) this.#byTransaction.delete(transactionId);
     return released.map(({ itemKey }) => ({ key: intentKey(itemKey), value: undefined }));
   }
 
-  /** The transactions with an intent here, once each. */
-  transactions(): TransactionRef[] {
-    const byItem = this.#loaded();
-    return [...this.#byTransaction.values()].map((keys) => (byItem.get(keys.values().next().value as string) as IndexedIntent).intent.transaction);
+  /** The transactions with an intent here, each with the item keys it holds. */
+  transactions(): Array<{ transaction: TransactionRef; itemKeys: Uint8Array[] }> {
+    return [...this.#byTransaction.keys()].map((id) => {
+      const intents = this.of(id);
+      return { transaction: intents[0].intent.transaction, itemKeys: intents.map(({ itemKey }) => itemKey) };
+    });
   }
 }
 

@@ -26,3 +26,4 @@ export {
   proposeResolveTransaction,
   type TransactionCommand,
 } from './transaction-commands.ts';
+export { TransactionResolver, type TransactionResolverOptions } from './transaction-resolver.ts';

@@ -4,14 +4,16 @@
  * participant's intents (prepare, resolve). Each is one entry of the partition's Raft log, applied by
  * every replica to its store alike; the outcome is decided by the command and the store alone.
  */
-import type { PartitionWrite, PartitionWriteResult } from '@shoal/model';
+import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult } from '@shoal/model';
+import { partitionBound, type PartitionBound } from '@shoal/storage';
 import type { AppliedMark, PartitionStore, TransactionRecord, TransactionRef, TransactionState } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
 import { encodePartitionCommand } from './partition-replica.ts';
 
 export type TransactionCommand =
   | { kind: 'prepareTransaction'; transaction: TransactionRef; write: PartitionWrite }
-  | { kind: 'resolveTransaction'; transactionId: string; commit: boolean }
+  /** `bound`: the partition's key range as its proposer saw it (hex): the store holds other partitions' intents too. */
+  | { kind: 'resolveTransaction'; transactionId: string; commit: boolean; bound: { start: string; end: string } }
   | { kind: 'beginTransaction'; record: TransactionRecord }
   | { kind: 'decideTransaction'; transactionId: string; decision: 'COMMITTED' | 'ABORTED' };
 
@@ -19,6 +21,12 @@ const KINDS: ReadonlySet<string> = new Set(['prepareTransaction', 'resolveTransa
 
 export function isTransactionCommand(command: { kind: string }): command is TransactionCommand {
   return KINDS.has(command.kind);
+}
+
+const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+
+function fromHexBound(bound: { start: string; end: string }): PartitionBound {
+  return partitionBound({ startKey: new Uint8Array(Buffer.from(bound.start, 'hex')), endKey: new Uint8Array(Buffer.from(bound.end, 'hex')) });
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -41,6 +49,11 @@ export function decodeTransactionCommand(parsed: Record<string, unknown>): Trans
         return { invalid: 'a transaction begin without its record' };
       }
       break;
+    case 'resolveTransaction':
+      if (typeof parsed.transactionId !== 'string' || !isObject(parsed.bound) || typeof parsed.bound.start !== 'string' || typeof parsed.bound.end !== 'string') {
+        return { invalid: 'a transaction resolve without its transaction id and bound' };
+      }
+      break;
     default:
       if (typeof parsed.transactionId !== 'string') return { invalid: `a ${parsed.kind} without its transaction id` };
   }
@@ -55,7 +68,7 @@ export function applyTransactionCommand(store: PartitionStore, command: Transact
     case 'prepareTransaction':
       return store.prepareTransaction(command.transaction, command.write, mark);
     case 'resolveTransaction':
-      return store.resolveTransaction(command.transactionId, command.commit, mark).then((intents) => ({ intents }));
+      return store.resolveTransaction(command.transactionId, command.commit, fromHexBound(command.bound), mark).then((intents) => ({ intents }));
     case 'beginTransaction':
       return store.beginTransaction(command.record, mark);
     case 'decideTransaction':
@@ -68,8 +81,9 @@ export async function proposePrepareTransaction(host: MultiRaftHost, groupId: nu
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'prepareTransaction', transaction, write }))) as PartitionWriteResult;
 }
 
-export async function proposeResolveTransaction(host: MultiRaftHost, groupId: number, transactionId: string, commit: boolean): Promise<number> {
-  return ((await host.propose(groupId, encodePartitionCommand({ kind: 'resolveTransaction', transactionId, commit }))) as { intents: number }).intents;
+export async function proposeResolveTransaction(host: MultiRaftHost, partition: PartitionDescriptor, transactionId: string, commit: boolean): Promise<number> {
+  const bound = { start: toHex(partition.startKey), end: toHex(partition.endKey) };
+  return ((await host.propose(partition.id, encodePartitionCommand({ kind: 'resolveTransaction', transactionId, commit, bound }))) as { intents: number }).intents;
 }
 
 export async function proposeBeginTransaction(host: MultiRaftHost, groupId: number, record: TransactionRecord): Promise<TransactionRecord> {

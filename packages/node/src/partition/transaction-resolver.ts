@@ -1,0 +1,130 @@
+/**
+ * Resolves the intents a transaction left behind once its deadline passed (its router died, or could
+ * not reach a participant): the coordinator partition is asked to abort the transaction unless it is
+ * decided (a PENDING record past its deadline is aborted there, a decided one keeps its decision),
+ * then the transaction's intents in each partition this node leads are committed or released through
+ * that partition's log. Every partition leader runs one, so a transaction ends all or nothing without
+ * any client.
+ */
+import { ErrorDetailSchema, PartitionService, RpcError, createClient, decideTransactionRequestToWire, transactionStateFromWire, type ClientOf } from '@shoal/proto';
+import { partitionContains, type PartitionDescriptor } from '@shoal/model';
+import type { PartitionStore, TransactionState } from '@shoal/storage';
+import type { MultiRaftHost } from '../host/index.ts';
+import { proposeDecideTransaction, proposeResolveTransaction } from './transaction-commands.ts';
+
+export interface TransactionResolverLog {
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface TransactionResolverOptions {
+  store: PartitionStore;
+  host: MultiRaftHost;
+  /** The partitions held here: an intent belongs to the one whose range holds its item. */
+  partitions(): PartitionDescriptor[];
+  /** A partition's descriptor in this node's view (the coordinator partition may be held elsewhere). */
+  descriptorOf(partitionId: number): PartitionDescriptor | undefined;
+  /** The gRPC address of a node (to reach a coordinator partition led elsewhere). */
+  nodeAddress(nodeId: number): string | undefined;
+  /** Between passes (default 1 s). */
+  intervalMs?: number;
+  /** Epoch milliseconds (default Date.now). */
+  now?: () => number;
+  log?: TransactionResolverLog;
+}
+
+const DEFAULT_INTERVAL_MS = 1_000;
+/** Nodes tried when asking a coordinator partition for its decision: its voters and a leader hint or two. */
+const DECIDE_ATTEMPTS = 6;
+const DECIDE_TIMEOUT_MS = 5_000;
+
+export class TransactionResolver {
+  readonly #options: TransactionResolverOptions;
+  readonly #clients = new Map<string, ClientOf<typeof PartitionService>>();
+  #timer: NodeJS.Timeout | undefined;
+  #pass: Promise<number> | undefined;
+  #closed = false;
+
+  constructor(options: TransactionResolverOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.resolveExpired(), this.#options.intervalMs ?? DEFAULT_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#pass;
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  /** One pass (joined when one runs): resolves every expired transaction's intents in the partitions led here; answers how many partitions it resolved. */
+  resolveExpired(): Promise<number> {
+    this.#pass ??= this.#resolveExpired().finally(() => {
+      this.#pass = undefined;
+    });
+    return this.#pass;
+  }
+
+  async #resolveExpired(): Promise<number> {
+    const { store, host } = this.#options;
+    const now = (this.#options.now ?? Date.now)();
+    let resolved = 0;
+    for (const { transaction, itemKeys } of await store.transactionsWithIntents()) {
+      if (this.#closed) break;
+      if (transaction.deadline > now) continue;
+      const led = this.#options.partitions().filter((partition) => host.leaderOf(partition.id) === host.nodeId && itemKeys.some((key) => partitionContains(partition, key)));
+      if (led.length === 0) continue;
+      try {
+        const state = await this.#abortUnlessDecided(transaction.coordinator, transaction.id);
+        for (const partition of led) {
+          await proposeResolveTransaction(host, partition, transaction.id, state === 'COMMITTED');
+          resolved++;
+        }
+      } catch (error) {
+        // Tried again at the next pass.
+        this.#options.log?.warn('could not resolve an expired transaction', { transaction: transaction.id, coordinator: transaction.coordinator, error: String(error) });
+      }
+    }
+    return resolved;
+  }
+
+  /** DecideTransaction(ABORTED) on the coordinator partition: here when led here, else on its leader elsewhere. */
+  async #abortUnlessDecided(coordinator: number, transactionId: string): Promise<TransactionState> {
+    const { host } = this.#options;
+    if (host.leaderOf(coordinator) === host.nodeId) return proposeDecideTransaction(host, coordinator, transactionId, 'ABORTED');
+    const partition = this.#options.descriptorOf(coordinator);
+    const voters = partition?.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId) ?? [];
+    const hint = host.leaderOf(coordinator) ?? partition?.leaderHint;
+    const candidates = [...new Set([...(hint === undefined ? [] : [hint]), ...voters])];
+    if (partition === undefined || candidates.length === 0) throw new Error(`coordinator partition ${coordinator} is not known here`);
+    let last: unknown;
+    for (let attempt = 0; attempt < DECIDE_ATTEMPTS && candidates.length > 0; attempt++) {
+      const nodeId = candidates.shift() as number;
+      const address = this.#options.nodeAddress(nodeId);
+      if (address === undefined) continue;
+      try {
+        const target = { partitionId: BigInt(coordinator), epoch: BigInt(partition.epoch) };
+        const response = await this.#client(address).decideTransaction(decideTransactionRequestToWire(target, transactionId, 'ABORTED'), { timeoutMs: DECIDE_TIMEOUT_MS });
+        return transactionStateFromWire(response);
+      } catch (error) {
+        last = error;
+        const leader = error instanceof RpcError ? error.detail(ErrorDetailSchema)?.kind : undefined;
+        if (leader?.case === 'notLeader' && leader.value.leader !== undefined) candidates.unshift(Number(leader.value.leader.id));
+      }
+    }
+    throw new Error(`coordinator partition ${coordinator} did not answer: ${String(last)}`);
+  }
+
+  #client(address: string): ClientOf<typeof PartitionService> {
+    let client = this.#clients.get(address);
+    if (client === undefined) {
+      client = createClient(PartitionService, address);
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+}
