@@ -84,19 +84,29 @@ const COMMAND_TYPES: ReadonlySet<MetaCommandType> = new Set<MetaCommandType>([
   'deleteTable',
   'allocateSpaceId',
   'splitPartition',
+  'reservePartitionId',
   'setReplicas',
   'setLeaderHint',
 ]);
 
+const toHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
+
 export function encodeMetaCommand(command: MetaCommand): Uint8Array {
-  const json = command.type === 'splitPartition' ? { ...command, splitKey: Buffer.from(command.splitKey).toString('hex') } : command;
+  const json =
+    command.type === 'splitPartition'
+      ? { ...command, splitKey: toHex(command.splitKey), ...(command.parentEnd === undefined ? {} : { parentEnd: toHex(command.parentEnd) }) }
+      : command;
   return new TextEncoder().encode(canonical(JSON.parse(JSON.stringify(json)) as Json));
 }
 
 export function decodeMetaCommand(bytes: Uint8Array): MetaCommand {
-  const json = JSON.parse(new TextDecoder().decode(bytes)) as { type: MetaCommandType; splitKey?: string };
+  const json = JSON.parse(new TextDecoder().decode(bytes)) as { type: MetaCommandType; splitKey?: string; parentEnd?: string };
   if (!COMMAND_TYPES.has(json.type)) throw new RangeError(`unknown meta command ${String(json.type)}`);
-  // Written by encodeMetaCommand (the meta leader's own log): only the split key needs converting.
-  if (json.type === 'splitPartition') return { ...json, splitKey: new Uint8Array(Buffer.from(json.splitKey ?? '', 'hex')) } as MetaCommand;
+  // Written by encodeMetaCommand (the meta leader's own log): only the split's keys need converting.
+  if (json.type === 'splitPartition') {
+    const { parentEnd, ...rest } = json;
+    return { ...rest, splitKey: fromHex(json.splitKey ?? ''), ...(parentEnd === undefined ? {} : { parentEnd: fromHex(parentEnd) }) } as MetaCommand;
+  }
   return json as MetaCommand;
 }

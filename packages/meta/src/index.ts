@@ -32,6 +32,8 @@ export {
 } from './placement.ts';
 export {
   chooseSplitKey,
+  hashWidth,
+  middleSplitKey,
   planSplits,
   splitCommand,
   type PartitionLoadReport,

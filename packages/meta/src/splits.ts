@@ -105,3 +105,42 @@ export function planSplits(state: MetaState, loads: readonly PartitionLoadReport
 export function splitCommand(decision: Extract<SplitDecision, { kind: 'split' }>): MetaCommand {
   return { type: 'splitPartition', partitionId: decision.partitionId, splitKey: decision.splitKey, expectedEpoch: decision.epoch };
 }
+
+const SPACE_ID_BYTES = 4;
+const HASH_SPACE = 1n << 64n;
+
+/** The 64-bit hash position of a key of space `spaceId`: a key past the space is at 2^64. */
+function hashPosition(spaceId: number, key: Uint8Array): bigint {
+  const bytes = Buffer.from(key);
+  if (bytes.length < SPACE_ID_BYTES || bytes.readUInt32BE(0) !== spaceId) return bytes.length === 0 || compareBytes(key, spacePrefix(spaceId)) > 0 ? HASH_SPACE : 0n;
+  const hash = Buffer.alloc(8);
+  bytes.copy(hash, 0, SPACE_ID_BYTES, SPACE_ID_BYTES + 8);
+  return hash.readBigUInt64BE(0);
+}
+
+function spacePrefix(spaceId: number): Buffer {
+  const prefix = Buffer.alloc(SPACE_ID_BYTES);
+  prefix.writeUInt32BE(spaceId);
+  return prefix;
+}
+
+/**
+ * The key in the middle of the partition's hash range (a split without load samples): the start of
+ * the hash value halfway between its ends. Undefined when the range spans too few hash values.
+ */
+export function middleSplitKey(partition: PartitionDescriptor): Uint8Array | undefined {
+  const low = hashPosition(partition.tableId, partition.startKey);
+  const high = hashPosition(partition.tableId, partition.endKey);
+  const middle = (low + high) / 2n;
+  if (middle >= HASH_SPACE) return undefined;
+  const key = Buffer.alloc(SPACE_ID_BYTES + 8);
+  key.writeUInt32BE(partition.tableId);
+  key.writeBigUInt64BE(middle, SPACE_ID_BYTES);
+  const inside = compareBytes(key, partition.startKey) > 0 && partitionContains(partition, key);
+  return inside ? new Uint8Array(key) : undefined;
+}
+
+/** How many hash values the partition's range spans (for picking the widest partition of a table). */
+export function hashWidth(partition: PartitionDescriptor): bigint {
+  return hashPosition(partition.tableId, partition.endKey) - hashPosition(partition.tableId, partition.startKey);
+}

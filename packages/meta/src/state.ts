@@ -79,8 +79,15 @@ export type MetaCommand =
   | { type: 'deleteTable'; name: string }
   /** A space id for a caller's own use (AllocateSpaceId). */
   | { type: 'allocateSpaceId' }
-  /** Splits a partition at `splitKey`: the left half keeps the id, the right half gets a new one. */
-  | { type: 'splitPartition'; partitionId: number; splitKey: Uint8Array; expectedEpoch?: number }
+  /**
+   * Splits a partition at `splitKey`: the left half keeps the id, the right half gets a new one, or
+   * `rightId` when given: a split its partition's Raft group already applied, with the id reserved
+   * for it (reservePartitionId) and `parentEnd` the end the group split (a parent that is not that
+   * wide any more is a conflict). Recording such a split again changes nothing.
+   */
+  | { type: 'splitPartition'; partitionId: number; splitKey: Uint8Array; expectedEpoch?: number; rightId?: number; parentEnd?: Uint8Array }
+  /** A partition id for a split about to be made in a partition's group, so that ids never collide. */
+  | { type: 'reservePartitionId' }
   /** The result of a membership change; bumps the epoch. */
   | { type: 'setReplicas'; partitionId: number; replicas: ReplicaDescriptor[]; expectedEpoch?: number }
   | { type: 'setLeaderHint'; partitionId: number; nodeId: number };
@@ -117,6 +124,8 @@ export interface MetaApplyResult {
   spaceId?: number;
   /** createTable, splitPartition: partitions created. */
   createdPartitions?: PartitionDescriptor[];
+  /** reservePartitionId: the id. */
+  partitionId?: number;
 }
 
 /** Up nodes (not draining, not down), by id: where new replicas may go. */
@@ -173,6 +182,8 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
     }
     case 'splitPartition':
       return splitPartition(state, command);
+    case 'reservePartitionId':
+      return { state: { ...state, nextPartitionId: state.nextPartitionId + 1 }, partitionId: state.nextPartitionId };
     case 'setReplicas': {
       const partition = requirePartition(state, command.type, command.partitionId, command.expectedEpoch);
       const replicas = checkReplicas(state, command.type, command.replicas);
@@ -292,13 +303,28 @@ class SpaceIds {
 function splitPartition(state: MetaState, command: Extract<MetaCommand, { type: 'splitPartition' }>): MetaApplyResult {
   const parent = requirePartition(state, command.type, command.partitionId, command.expectedEpoch);
   const key = command.splitKey;
+  const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+  const { rightId, parentEnd } = command;
+  if (rightId !== undefined) {
+    const recorded = state.partitions[rightId];
+    if (recorded !== undefined && recorded.tableId === parent.tableId && compareBytes(recorded.startKey, key) === 0 && compareBytes(parent.endKey, key) === 0) {
+      return { state };
+    }
+    if (!Number.isSafeInteger(rightId) || rightId < 1 || rightId >= state.nextPartitionId || recorded !== undefined) {
+      throw new MetaCommandError(command.type, `partition id ${rightId} was not reserved for a split`, 'conflict');
+    }
+  }
   if (!partitionContains(parent, key) || compareBytes(key, parent.startKey) === 0) {
-    throw new MetaCommandError(command.type, `split key ${Buffer.from(key).toString('hex')} is not inside partition ${parent.id}`);
+    throw new MetaCommandError(command.type, `split key ${hex(key)} is not inside partition ${parent.id}`, rightId === undefined ? 'invalid' : 'conflict');
+  }
+  if (parentEnd !== undefined && compareBytes(parentEnd, parent.endKey) !== 0) {
+    throw new MetaCommandError(command.type, `partition ${parent.id} ends at ${hex(parent.endKey)}, the split was made when it ended at ${hex(parentEnd)}`, 'conflict');
   }
   const epoch = parent.epoch + 1;
+  const id = rightId ?? state.nextPartitionId;
   const left: PartitionDescriptor = { ...parent, endKey: Uint8Array.from(key), epoch };
-  const right: PartitionDescriptor = { ...parent, id: state.nextPartitionId, startKey: Uint8Array.from(key), epoch };
-  const next = withPartitions({ ...state, nextPartitionId: state.nextPartitionId + 1 }, [left, right]);
+  const right: PartitionDescriptor = { ...parent, id, startKey: Uint8Array.from(key), epoch };
+  const next = withPartitions({ ...state, nextPartitionId: rightId === undefined ? state.nextPartitionId + 1 : state.nextPartitionId }, [left, right]);
   return { state: next, createdPartitions: [right] };
 }
 

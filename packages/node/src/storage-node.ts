@@ -252,6 +252,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       heartbeatIntervalMs,
       log,
       loadOf: (partitionId) => load.report(partitionId),
+      descriptorAheadOf: (id) => replicas.descriptorAheadOf(id),
       onMapChanged: () => {
         load.retain((partitionId) => raftHost.hasGroup(partitionId));
         replicas.noteMap().catch((error: unknown) => log.warn('could not record the partitions held here', { error }));

@@ -6,7 +6,8 @@
  * should the watch be stuck on a deposed leader). Each map change is announced through onMapChanged.
  */
 import { create } from '@bufbuild/protobuf';
-import { PartitionLoadSchema, ReplicaRole, partitionMapResponseFromWire, type GetPartitionMapResponse, type PartitionLoad } from '@shoal/proto';
+import { PartitionLoadSchema, ReplicaRole, partitionDescriptorToWire, partitionMapResponseFromWire, type GetPartitionMapResponse, type PartitionLoad } from '@shoal/proto';
+import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import type { MultiRaftHost } from '../host/index.ts';
 import type { PartitionLoadReport } from '../load/index.ts';
@@ -27,6 +28,8 @@ export interface ClusterAgentOptions {
   onMapChanged(): void;
   /** What a partition's replica here measured (load tracking), for its report; undefined: nothing yet. */
   loadOf?(partitionId: number): PartitionLoadReport | undefined;
+  /** A replica's own descriptor when it leads the map's (a split the map does not show yet), for its report. */
+  descriptorAheadOf?(partitionId: number): PartitionDescriptor | undefined;
   /** Retry delays of registration and the watch: doubling from `initialMs` up to `maxMs`. Default 100 / 2,000 ms. */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -149,6 +152,7 @@ export class ClusterAgent {
           commitIndex: BigInt(s.commit),
           appliedIndex: BigInt(s.applied),
           ...this.#options.loadOf?.(s.groupId),
+          ...descriptorField(this.#options.descriptorAheadOf?.(s.groupId)),
         }),
       );
   }
@@ -189,3 +193,6 @@ export class ClusterAgent {
     });
   }
 }
+
+const descriptorField = (descriptor: PartitionDescriptor | undefined): { descriptor?: ReturnType<typeof partitionDescriptorToWire> } =>
+  descriptor === undefined ? {} : { descriptor: partitionDescriptorToWire(descriptor) };

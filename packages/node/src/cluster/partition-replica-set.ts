@@ -104,12 +104,14 @@ export class PartitionReplicaSet implements PartitionReplicas {
     return this.#known.get(partitionId)?.descriptor ?? this.#view.descriptorOf(partitionId);
   }
 
-  /** Every replica's own descriptor, for heartbeats (a split the map does not show yet travels in them). */
-  descriptors(): PartitionDescriptor[] {
-    return [...this.#replicas.keys()].flatMap((id) => {
-      const descriptor = this.#known.get(id)?.descriptor;
-      return descriptor === undefined ? [] : [descriptor];
-    });
+  /**
+   * The replica's own descriptor when the map lags it (a split the map does not show yet), for the
+   * node's heartbeat: the placement driver records such a split.
+   */
+  descriptorAheadOf(partitionId: number): PartitionDescriptor | undefined {
+    const own = this.#replicas.has(partitionId) ? this.#known.get(partitionId)?.descriptor : undefined;
+    const mapped = this.#view.descriptorOf(partitionId);
+    return own !== undefined && (mapped === undefined || mapped.epoch < own.epoch) ? own : undefined;
   }
 
   /**

@@ -9,6 +9,9 @@
  * it), so the descriptor is never more than one step ahead of the group: a replaced voter leaves
  * the descriptor (and its node deletes the data) only after its replacement votes.
  *
+ * Splits a partition's group applied that the map misses (the meta leader that asked for them died
+ * before recording them) are recorded first, from the halves' descriptors the nodes report.
+ *
  * Leadership is not the driver's to move: partition leaders hand it over themselves when they are
  * removed. So it plans on the map without leader hints (no transferLeader steps: a draining or
  * surplus voter is removed from the descriptor directly, and leader counts are not balanced).
@@ -27,6 +30,7 @@ import type { MultiRaftHost } from '../host/index.ts';
 import { MetaGroup } from './meta-group.ts';
 import type { MetaReplica } from './meta-replica.ts';
 import type { NodeReports } from './node-reports.ts';
+import { unrecordedSplits } from './partition-splits.ts';
 
 export interface PlacementLogEntry {
   level: 'info' | 'warn';
@@ -70,6 +74,8 @@ export interface PlacementRound {
   refused: PlacementAction[];
   /** Steps not taken yet: the partition's group does not match its descriptor yet. */
   waiting: PlacementAction[];
+  /** Right halves of splits recorded from the nodes' reports. */
+  splitsRecorded: number[];
 }
 
 export class PlacementDriver {
@@ -124,7 +130,14 @@ export class PlacementDriver {
     const now = this.#clock();
     if (this.#leadership?.term !== term) this.#leadership = { term, since: now };
     const state = await group.read();
-    const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [] };
+    const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [], splitsRecorded: [] };
+    const reported = Object.values(state.nodes).flatMap((node) => this.#reports?.get(node.id)?.loads ?? []);
+    for (const command of unrecordedSplits(state, reported)) {
+      if (await this.#propose(() => group.propose(command))) {
+        round.splitsRecorded.push(command.rightId ?? 0);
+        this.#log({ level: 'info', event: 'split_recorded_from_reports', partition: command.partitionId, right: command.rightId });
+      }
+    }
     if (now - this.#leadership.since >= this.#heartbeatTimeoutMs) {
       for (const command of planLiveness(this.#withReportedHeartbeats(state), now, this.#heartbeatTimeoutMs)) {
         if (command.type !== 'markNodeDown') continue;
