@@ -166,6 +166,19 @@ admin
     await runAdminStatus({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), json: options.json });
   });
 
+admin
+  .command('split <table>')
+  .description('Split a partition of a table through its Raft log (no data copied); default: the widest partition, in the middle of its hash range')
+  .option('--at <key>', 'where to split: a partition key value as DynamoDB JSON ({"S":"k"}) or an encoded key in hex')
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON')
+  .action(async (table: string, options: { at?: string; meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminSplit } = await import('./commands/admin-split.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminSplit({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), table, at: options.at, json: options.json });
+  });
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(`shoal: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);

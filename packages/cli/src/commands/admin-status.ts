@@ -50,7 +50,7 @@ const NODE_STATES = new Map<number, string>([
  * Calls the meta group: tries each address, follows a NotLeader hint to the leader, and gives up
  * after a bounded number of attempts.
  */
-async function callMetaLeader<T>(addresses: readonly string[], call: (address: string) => Promise<T>): Promise<T> {
+export async function callMetaLeader<T>(addresses: readonly string[], call: (address: string) => Promise<T>): Promise<T> {
   const queue = [...addresses];
   let lastError: unknown = new Error('no meta address given');
   for (let attempt = 0; attempt < ATTEMPTS * Math.max(1, addresses.length); attempt++) {
@@ -90,7 +90,7 @@ async function fetchFrom(address: string): Promise<{ status: StatusResponse; tab
  * The first 4 bytes (hex) of the partition key hash that follows the 4-byte space id: enough to tell
  * ranges apart; `…` when the key goes on (more hash bits, or a key inside one item collection).
  */
-function shortKey(key: Uint8Array, end: boolean): string {
+export function shortKey(key: Uint8Array, end: boolean): string {
   if (key.length === 0) return end ? '∞' : '-∞';
   if (key.length <= 4) return end ? 'end' : 'start';
   const hash = Buffer.from(key.subarray(4, 12)).toString('hex');
