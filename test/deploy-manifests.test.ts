@@ -279,9 +279,9 @@ async function httpGet(port: number, path: string): Promise<{ status: number; bo
   return { status: response.status, body: await response.text() };
 }
 
-/** The metric names of a Prometheus text exposition. */
-function exposedMetrics(exposition: string): Set<string> {
-  return new Set(exposition.split('\n').flatMap((line) => (line.startsWith('#') ? [] : (/^[a-zA-Z_:][\w:]*/.exec(line) ?? []))));
+/** The metrics of a Prometheus text exposition by name, with their type (`# TYPE` lines: a metric with labels has no sample until it is observed). */
+function exposedMetrics(exposition: string): Map<string, string> {
+  return new Map([...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((match) => [match[1], match[2]]));
 }
 
 const readme = readFileSync(join(REPO, 'deploy', 'README.md'), 'utf8');
@@ -762,11 +762,12 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
 
     /** The README's metrics of one process (by prefix) export as documented: exported ones present, planned ones absent. */
     const expectDocumentedMetrics = (exposition: string, prefix: string): void => {
-      const names = exposedMetrics(exposition);
+      const exposed = exposedMetrics(exposition);
       const rows = documentedMetrics().filter((row) => row.name.startsWith(prefix));
       expect(rows.length).toBeGreaterThan(0);
-      expect(rows.filter((row) => row.status === 'exported' && !names.has(row.name)).map((row) => row.name), 'exported in the README, missing from /metrics').toEqual([]);
-      expect(rows.filter((row) => row.status === 'planned' && [...names].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
+      const exported = rows.filter((row) => row.status === 'exported');
+      expect(exported.map((row) => `${row.name} ${exposed.get(row.name) ?? 'missing'}`), 'the README\'s exported metrics, as /metrics has them').toEqual(exported.map((row) => `${row.name} ${row.type}`));
+      expect(rows.filter((row) => row.status === 'planned' && [...exposed.keys()].some((name) => name.startsWith(row.name))).map((row) => row.name), 'exported now: mark them so in the README').toEqual([]);
     };
 
     beforeAll(async () => {
