@@ -1,8 +1,9 @@
 /**
  * A token bucket of capacity units: refilled at `ratePerSecond` up to `burst` units. A request is
- * admitted while the bucket holds any tokens, and charged what it actually consumed once served (the
- * units of a read or write are known only then, as on DynamoDB), so the balance may go negative: the
- * debt is repaid by the refill before the next request gets in. The debt is bounded by one burst.
+ * admitted while the bucket holds any tokens, takes the least it can cost at once, and is charged the
+ * rest of what it consumed once served (the units of a read or write are known only then, as on
+ * DynamoDB), so the balance may go negative: the debt is repaid by the refill before the next request
+ * gets in. The debt is bounded by one burst.
  */
 export class TokenBucket {
   readonly ratePerSecond: number;
@@ -26,6 +27,16 @@ export class TokenBucket {
   /** Whether a request may go ahead now. */
   admits(now: number): boolean {
     return this.tokens(now) > 0;
+  }
+
+  /**
+   * Admits a request if the bucket holds tokens, taking `reserve` units at once (the least it can
+   * cost), so that requests arriving together cannot all pass before the first is charged.
+   */
+  take(reserve: number, now: number): boolean {
+    if (!this.admits(now)) return false;
+    this.charge(reserve, now);
+    return true;
   }
 
   charge(units: number, now: number): void {

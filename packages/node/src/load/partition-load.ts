@@ -8,7 +8,7 @@
  * ProvisionedThroughputExceededException while its bucket is empty, and charged its units once served.
  */
 
-import { DynamoDbError, TokenBucket } from '@shoal/model';
+import { DynamoDbError, LEAST_CAPACITY_UNITS, TokenBucket } from '@shoal/model';
 import { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
 import { SlidingRate } from './rate-window.ts';
 
@@ -114,15 +114,15 @@ export class PartitionLoadTracker {
   /** Throws ProvisionedThroughputExceededException (counted) when the partition's bucket for `access` is empty. */
   admit(access: Access, tableName: string): void {
     const now = this.#now();
-    if (this.#buckets[access].admits(now)) return;
+    if (this.#buckets[access].take(LEAST_CAPACITY_UNITS[access], now)) return;
     this.#counters[access].throttled.add(1, now);
     throw keyRangeThrottled(access, tableName);
   }
 
-  /** A request served: its units are charged to the bucket and it enters the rates and the key sample. */
+  /** A request admitted and served: the rest of its units are charged and it enters the rates and the key sample. */
   record(access: Access, units: number, bytes: number, span: KeySpan | undefined): void {
     const now = this.#now();
-    this.#buckets[access].charge(units, now);
+    this.#buckets[access].charge(units - LEAST_CAPACITY_UNITS[access], now);
     const counters = this.#counters[access];
     counters.requests.add(1, now);
     counters.units.add(units, now);

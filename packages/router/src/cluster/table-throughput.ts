@@ -3,14 +3,15 @@
  * admits requests against its share of the table's ReadCapacityUnits / WriteCapacityUnits (and a
  * GSI's reads against the index's own), 1/`routers` of it: routers do not talk to each other, the
  * operator says how many share the cluster. A request is let through while its token bucket holds
- * tokens and charged its capacity units once served (DynamoDB's rules, as the ConsumedCapacity the
- * router reports), so the bucket may go briefly into debt. On-demand tables pass straight through:
+ * tokens, taking the least it can cost at once and the rest of its capacity units once served
+ * (DynamoDB's rules, as the ConsumedCapacity the router reports), so the bucket may go briefly into debt. On-demand tables pass straight through:
  * only the partitions' own limits apply to them (enforced by the nodes).
  *
  * The nodes leave the region out of the ARN in their throttling reasons: it is filled in here.
  */
 import {
   DynamoDbError,
+  LEAST_CAPACITY_UNITS,
   TokenBucket,
   readCapacityUnits,
   servedWriteUnits,
@@ -82,14 +83,14 @@ export class TableThroughputGate implements PartitionClient {
     const result = await this.#regional(() => this.#inner.write(request));
     const now = this.#now();
     const served = servedWriteUnits(request, result);
-    for (const { table, gate } of gates) gate?.charge(served.get(table.name)?.units ?? 0, now);
+    for (const { table, gate } of gates) gate?.charge((served.get(table.name)?.units ?? 0) - LEAST_CAPACITY_UNITS.write, now);
     return result;
   }
 
   async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
     const gate = this.#admit(request.table, 'read');
     const found = await this.#regional(() => this.#inner.get(request, options));
-    gate?.charge(readCapacityUnits(found?.size ?? 0, options.consistent), this.#now());
+    gate?.charge(readCapacityUnits(found?.size ?? 0, options.consistent) - LEAST_CAPACITY_UNITS.read, this.#now());
     return found;
   }
 
@@ -97,7 +98,7 @@ export class TableThroughputGate implements PartitionClient {
     const index = request.indexName === undefined ? undefined : request.table.indexes.find((candidate) => candidate.name === request.indexName);
     const gate = this.#admit(request.table, 'read', index?.kind === 'GSI' ? index.name : undefined);
     const result = await this.#regional(() => this.#inner.readRange(request, options));
-    gate?.charge(readCapacityUnits(result.bytesRead, options.consistent), this.#now());
+    gate?.charge(readCapacityUnits(result.bytesRead, options.consistent) - LEAST_CAPACITY_UNITS.read, this.#now());
     return result;
   }
 
@@ -131,7 +132,7 @@ export class TableThroughputGate implements PartitionClient {
       gate = { units, bucket: new TokenBucket(units, units * this.#burstSeconds) };
       this.#gates.set(id, gate);
     }
-    if (gate.bucket.admits(this.#now())) return gate.bucket;
+    if (gate.bucket.take(LEAST_CAPACITY_UNITS[access], this.#now())) return gate.bucket;
     this.throttled++;
     const resource = gsi === undefined ? tableArn(this.#region, table.name) : `${tableArn(this.#region, table.name)}/index/${gsi}`;
     const kind = gsi === undefined ? 'Table' : 'Index';
