@@ -181,7 +181,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (member.paused) member.resume();
       if (!member.running()) member.start();
     }
-    await Promise.all(cluster.members().map((member) => member.waitReady()));
+    // One that does not come back is a finding, not the end of the run: the verdict still comes.
+    const notReady: string[] = [];
+    await Promise.all(
+      cluster.members().map((member) =>
+        member.waitReady().catch((error: unknown) => notReady.push(error instanceof Error ? error.message.split('\n')[0] : String(error))),
+      ),
+    );
+    if (notReady.length > 0) print(`not ready after the faults: ${notReady.join('; ')} (see their logs in ${dataDir})`);
     const final = await readFinalState(cluster.routerEndpoints, recorder, workloadOptions);
     stopSampling.abort();
     const samples = await sampled;
@@ -194,6 +201,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       leaderlessBoundMs: options.leaderlessBoundMs ?? 15_000,
       checkTimeoutMs: options.checkTimeoutMs ?? 120_000,
       crashes: cluster.unexpectedExits(),
+      notReady,
     });
     const report: ChaosReport = {
       seed: options.seed,

@@ -31,6 +31,8 @@ export interface VerdictInput {
   checkTimeoutMs: number;
   /** Processes that exited without being killed. */
   crashes: string[];
+  /** Processes that did not answer /readyz again once the faults were over. */
+  notReady: string[];
 }
 
 /** At most this many offending examples are listed in a failed check. */
@@ -224,6 +226,16 @@ function checkCrashes(crashes: readonly string[]): Check {
   };
 }
 
+function checkReady(notReady: readonly string[]): Check {
+  return {
+    name: 'every process ready again after the faults',
+    kind: 'liveness',
+    ok: notReady.length === 0,
+    summary: notReady.length === 0 ? 'every node and router answered /readyz once the faults were over' : `${notReady.length} process(es) never ready again`,
+    details: notReady.length === 0 ? undefined : examples([...notReady]),
+  };
+}
+
 export function judge(input: VerdictInput): Check[] {
   const { recorder, final } = input;
   return [
@@ -235,5 +247,6 @@ export function judge(input: VerdictInput): Check[] {
     checkEventualReads(recorder),
     checkLeadership(input.leaderless, input.leaderlessBoundMs),
     checkCrashes(input.crashes),
+    checkReady(input.notReady),
   ];
 }

@@ -12,7 +12,7 @@ function emptyFinal(): FinalState {
 }
 
 function verdictOf(recorder: Recorder, final: FinalState): Map<string, Check> {
-  const checks = judge({ recorder, final, leaderless: [], leaderlessBoundMs: 15_000, checkTimeoutMs: 10_000, crashes: [] });
+  const checks = judge({ recorder, final, leaderless: [], leaderlessBoundMs: 15_000, checkTimeoutMs: 10_000, crashes: [], notReady: [] });
   return new Map(checks.map((check) => [check.name.split(' (')[0], check]));
 }
 
