@@ -1,0 +1,219 @@
+import {
+  CreateTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  TransactGetItemsCommand,
+  TransactWriteItemsCommand,
+  type DynamoDBClient,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { connectCluster, startRouter, type ClusterBackend, type Router } from '@shoal/router';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
+import { adminStatus, eventually, killStartedProcesses, NodeCluster } from './helpers/cluster.ts';
+import { sdkClients } from './helpers/shoal.ts';
+
+/**
+ * Transactions across partitions (two-phase commit coordinated by the router) over 3 storage node
+ * processes: two tables, so two partitions. A router stopped at a fault point (right after the
+ * prepare, or right after the commit decision) leaves the transaction as a router dying there would:
+ * the partitions' resolvers end it all or nothing, without any client.
+ */
+
+const STEP_TIMEOUT_MS = 180_000;
+/** Deadline of the transactions of the router that dies in them: its leftovers are resolved soon after. */
+const DYING_DEADLINE_MS = 2_000;
+
+type FaultPoint = 'afterPrepare' | 'afterCommit';
+
+interface TestRouter {
+  client: DynamoDBClient;
+  backend: ClusterBackend;
+  router: Router;
+  /** The next transaction stops at `point` and waits for `hold` (rejected: the router dies there). */
+  stopNext(point: FaultPoint, hold: () => Promise<void>): void;
+}
+
+let nodes: NodeCluster;
+const routers: TestRouter[] = [];
+let front: TestRouter;
+let dying: TestRouter;
+
+async function startTestRouter(deadlineMs: number): Promise<TestRouter> {
+  let next: { point: FaultPoint; hold: () => Promise<void> } | undefined;
+  const at = (point: FaultPoint) => async (): Promise<void> => {
+    if (next?.point !== point) return;
+    const { hold } = next;
+    next = undefined;
+    await hold();
+  };
+  const backend = await connectCluster({
+    metaAddresses: nodes.metaAddresses,
+    transactions: { deadlineMs, faults: { afterPrepare: at('afterPrepare'), afterCommit: at('afterCommit') } },
+  });
+  await eventually('router ready', () => backend.isReady());
+  const router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, host: '127.0.0.1', port: 0, ttlSweepIntervalMs: 0 });
+  const made: TestRouter = {
+    client: sdkClients(`http://127.0.0.1:${router.port}`).client,
+    backend,
+    router,
+    stopNext: (point, hold) => {
+      next = { point, hold };
+    },
+  };
+  routers.push(made);
+  return made;
+}
+
+beforeAll(async () => {
+  nodes = await NodeCluster.start();
+  front = await startTestRouter(30_000);
+  dying = await startTestRouter(DYING_DEADLINE_MS);
+  for (const TableName of ['accounts', 'ledger']) {
+    await front.client.send(
+      new CreateTableCommand({
+        TableName,
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+  }
+}, STEP_TIMEOUT_MS);
+
+afterAll(async () => {
+  for (const { client, router, backend } of routers) {
+    client.destroy();
+    await router.close();
+    await backend.close();
+  }
+  await nodes?.close();
+  killStartedProcesses();
+});
+
+const key = (id: string) => ({ id: s(id) });
+
+async function seed(id: string, accounts: number, ledger: number): Promise<void> {
+  await front.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s(id), balance: n(accounts) } }));
+  await front.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s(id), balance: n(ledger) } }));
+}
+
+/** The balance of `id` in `table`, read strongly consistently. */
+async function balance(table: string, id: string): Promise<string | undefined> {
+  const { Item } = await front.client.send(new GetItemCommand({ TableName: table, Key: key(id), ConsistentRead: true }));
+  return (Item?.balance as { N: string } | undefined)?.N;
+}
+
+/** Moves `amount` from accounts to ledger for `id`, refused when accounts has less. */
+function transfer(id: string, amount: number): TransactWriteItem[] {
+  return [
+    {
+      Update: {
+        TableName: 'accounts',
+        Key: key(id),
+        UpdateExpression: 'SET balance = balance - :amount',
+        ConditionExpression: 'balance >= :amount',
+        ExpressionAttributeValues: { ':amount': n(amount) },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      },
+    },
+    { Update: { TableName: 'ledger', Key: key(id), UpdateExpression: 'ADD balance :amount', ExpressionAttributeValues: { ':amount': n(amount) } } },
+  ];
+}
+
+function errorOf(promise: Promise<unknown>): Promise<{ name: string; reasons?: { Code?: string; Item?: unknown }[] }> {
+  return promise.then(
+    () => ({ name: 'none' }),
+    (error: Error & { CancellationReasons?: { Code?: string; Item?: unknown }[] }) => ({ name: error.name, reasons: error.CancellationReasons }),
+  );
+}
+
+describe('transactions across partitions', () => {
+  it('has the two tables in different partitions', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const { partitions } = await adminStatus(nodes.metaAddresses);
+    const ids = ['accounts', 'ledger'].map((table) => partitions.filter((row) => row.table === table).map((row) => row.id));
+    expect(ids.map((list) => list.length)).toEqual([1, 1]);
+    expect(ids[0][0]).not.toBe(ids[1][0]);
+  });
+
+  it('commits a transfer over two partitions, and cancels one whose condition fails with the reasons in request order', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await seed('a', 10, 0);
+    await front.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('a', 7) }));
+    expect([await balance('accounts', 'a'), await balance('ledger', 'a')]).toEqual(['3', '7']);
+
+    const refused = await errorOf(front.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('a', 5) })));
+    expect(refused.name).toBe('TransactionCanceledException');
+    expect(refused.reasons?.map((reason) => reason.Code)).toEqual(['ConditionalCheckFailed', 'None']);
+    expect(refused.reasons?.[0].Item).toEqual({ id: s('a'), balance: n(3) });
+    expect([await balance('accounts', 'a'), await balance('ledger', 'a')]).toEqual(['3', '7']);
+  });
+
+  it('refuses other writes of the items of a prepared transaction until it commits; reads see the last committed items', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await seed('b', 10, 0);
+    let release!: () => void;
+    const gate = new Promise<void>((done) => (release = done));
+    front.stopNext('afterPrepare', () => gate);
+    const held = errorOf(front.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('b', 4) })));
+    try {
+      await checkWhilePrepared();
+    } finally {
+      release();
+    }
+    expect((await held).name).toBe('none');
+    expect([await balance('accounts', 'b'), await balance('ledger', 'b')]).toEqual(['6', '4']);
+    await front.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s('b'), balance: n(100) } }));
+    expect(await balance('ledger', 'b')).toBe('100');
+  });
+
+  async function checkWhilePrepared(): Promise<void> {
+    // A put that can never apply (the item exists): refused by its condition until the intent is there.
+    const guarded = () =>
+      errorOf(front.client.send(new PutItemCommand({ TableName: 'ledger', Item: { id: s('b'), balance: n(100) }, ConditionExpression: 'attribute_not_exists(id)' })));
+    await eventually('the transaction prepared', async () => (await guarded()).name === 'TransactionConflictException');
+    const plain = await errorOf(front.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s('b'), balance: n(100) } })));
+    expect(plain.name).toBe('TransactionConflictException');
+    expect([await balance('accounts', 'b'), await balance('ledger', 'b')]).toEqual(['10', '0']);
+
+    const read = await errorOf(
+      front.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'accounts', Key: key('b') } }, { Get: { TableName: 'ledger', Key: key('zz') } }] })),
+    );
+    expect(read.name).toBe('TransactionCanceledException');
+    expect(read.reasons?.map((reason) => reason.Code)).toEqual(['TransactionConflict', 'None']);
+
+    const competing = await errorOf(front.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('b', 1) })));
+    expect(competing.name).toBe('TransactionCanceledException');
+    expect(competing.reasons?.map((reason) => reason.Code)).toEqual(['TransactionConflict', 'TransactionConflict']);
+  }
+
+  it('ends a transaction whose router died between prepare and commit with nothing applied', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await seed('c', 10, 0);
+    dying.stopNext('afterPrepare', () => Promise.reject(new Error('router died after the prepare')));
+    const lost = await errorOf(dying.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('c', 4) })));
+    expect(lost.name).toBe('InternalServerError');
+    // The intents stay until their deadline passes and a resolver aborts the PENDING transaction.
+    await eventually(
+      'the intents of the dead transaction released',
+      async () => (await errorOf(front.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('c', 1) })))).name === 'none',
+      30_000,
+      250,
+    );
+    // Only the later transfer of 1 was applied: the dead one's 4 never was.
+    expect([await balance('accounts', 'c'), await balance('ledger', 'c')]).toEqual(['9', '1']);
+  });
+
+  it('completes a transaction whose router died after the commit decision, without any client', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await seed('d', 10, 0);
+    dying.stopNext('afterCommit', () => Promise.reject(new Error('router died after the commit')));
+    const lost = await errorOf(dying.client.send(new TransactWriteItemsCommand({ TransactItems: transfer('d', 4) })));
+    expect(lost.name).toBe('InternalServerError');
+    await eventually(
+      'the committed transaction applied on both partitions',
+      async () => (await balance('accounts', 'd')) === '6' && (await balance('ledger', 'd')) === '4',
+      30_000,
+      250,
+    );
+    // Its intents are gone: the items take writes again.
+    await front.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s('d'), balance: n(1) } }));
+    expect(await balance('accounts', 'd')).toBe('1');
+  });
+});
