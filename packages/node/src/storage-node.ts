@@ -172,7 +172,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     host = raftHost;
     // Before any entry applies: a split applied (or replayed) creates its right half's group.
     replicas.bindHost(raftHost);
-    raftHost.open();
+    raftHost.open((id) => replicas.waitsForParent(id));
     stops.push(() => raftHost.stop());
     if (isMetaPeer && !logStore.hasGroup(META_GROUP_ID)) {
       await raftHost.createGroup(META_GROUP_ID, [...metaPeer.keys()]);

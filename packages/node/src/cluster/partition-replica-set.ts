@@ -44,7 +44,7 @@ interface KnownPartitionsFile {
 }
 
 /** What a split needs of the node's Raft host. */
-export type SplitHost = Pick<MultiRaftHost, 'hasGroup' | 'createGroup' | 'configuration'>;
+export type SplitHost = Pick<MultiRaftHost, 'hasGroup' | 'openOrCreateGroup' | 'configuration'>;
 
 const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
@@ -58,6 +58,11 @@ export class PartitionReplicaSet implements PartitionReplicas {
   readonly #known = new Map<number, KnownPartition>();
   #saving: Promise<void> = Promise.resolve();
   #host: SplitHost | undefined;
+  /**
+   * Split halves whose parent here has not applied the split again (its data regressed in a crash):
+   * their groups start only when it does, or their entries could apply before the parent's older ones.
+   */
+  readonly #waitingForParent = new Set<number>();
 
   private constructor(store: LocalStore, view: ClusterView, log: NodeLog, path: string) {
     this.#store = store;
@@ -75,6 +80,10 @@ export class PartitionReplicaSet implements PartitionReplicas {
     const set = new PartitionReplicaSet(store, view, log, path);
     await set.#load();
     for (const id of hostedGroups) set.#replicas.set(id, await set.#openReplica(id));
+    for (const id of hostedGroups) {
+      const bornOf = set.#known.get(id)?.bornOf;
+      if (bornOf !== undefined && set.#replicas.has(bornOf.parentId) && (await store.partitions.appliedIndex(bornOf.parentId)) < bornOf.index) set.#waitingForParent.add(id);
+    }
     const orphans = [...set.#known.keys()].filter((id) => !set.#replicas.has(id));
     for (const id of orphans) {
       const bornOf = set.#known.get(id)?.bornOf;
@@ -89,6 +98,11 @@ export class PartitionReplicaSet implements PartitionReplicas {
     }
     await set.#save();
     return set;
+  }
+
+  /** Whether the host should not start this group yet (see `open`): its parent's split creates it again. */
+  waitsForParent(partitionId: number): boolean {
+    return this.#waitingForParent.has(partitionId);
   }
 
   /** The host that creates the right halves of splits; bound before it applies any entry. */
@@ -133,6 +147,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
    * its log).
    */
   holdsRangeOf(partition: PartitionDescriptor): boolean {
+    if (this.#waitingForParent.has(partition.id)) return true;
     for (const [id, known] of this.#known) {
       if (id === partition.id || !this.#replicas.has(id) || known.descriptor.tableId !== partition.tableId) continue;
       if (rangesOverlap(known.descriptor.startKey, known.descriptor.endKey, partition.startKey, partition.endKey)) return true;
@@ -204,7 +219,8 @@ export class PartitionReplicaSet implements PartitionReplicas {
     await this.#save();
     if (!host.hasGroup(split.rightId)) {
       if (!this.#replicas.has(split.rightId)) this.#replicas.set(split.rightId, await this.#openReplica(split.rightId));
-      await host.createGroup(split.rightId, conf.voters, conf.learners);
+      await host.openOrCreateGroup(split.rightId, conf.voters, conf.learners);
+      this.#waitingForParent.delete(split.rightId);
       this.#log.info('partition split', { partition: parentId, right: split.rightId, index: split.index, epoch: split.epoch, voters: conf.voters });
     }
     return { status: 'split', left, right };

@@ -253,11 +253,22 @@ export class MultiRaftHost {
     this.#options = options;
   }
 
-  /** Restarts every group found in the log store. Ticks stay manual until `startTicking`. */
-  open(): void {
+  /** Restarts every group found in the log store but those `deferred`. Ticks stay manual until `startTicking`. */
+  open(deferred: (groupId: number) => boolean = () => false): void {
     for (const group of this.#options.logStore.listGroups()) {
-      if (!this.#groups.has(group.groupId)) this.#openReplica(group.groupId);
+      if (!this.#groups.has(group.groupId) && !deferred(group.groupId)) this.#openReplica(group.groupId);
     }
+  }
+
+  /**
+   * Starts a group the log store holds that `open` deferred (a split half waiting for its parent to
+   * apply the split again here); a group not in the log store is created with these members.
+   */
+  async openOrCreateGroup(groupId: number, voters: NodeId[], learners: NodeId[] = []): Promise<void> {
+    this.#checkRunning();
+    if (this.#groups.has(groupId)) return;
+    if (this.#options.logStore.hasGroup(groupId)) this.#openReplica(groupId);
+    else await this.createGroup(groupId, voters, learners);
   }
 
   /** Ticks every `tickMs`, delivering ticks missed during a pause (bounded) at once. */
