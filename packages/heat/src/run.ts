@@ -152,8 +152,11 @@ export async function runHeat(options: HeatOptions, io: HeatIo): Promise<HeatRes
 
     let previous: HeatSnapshot | undefined;
     let lastSampleAt = 0;
+    // Ticks on a fixed schedule, whatever a look at the cluster took.
+    let nextTick = 0;
     while (!stop.signal.aborted && elapsed() < options.durationMs) {
-      await sleep(Math.min(options.intervalMs, options.durationMs - elapsed()), stop.signal);
+      nextTick = Math.max(nextTick + options.intervalMs, elapsed());
+      await sleep(Math.min(nextTick, options.durationMs) - elapsed(), stop.signal);
       const at = elapsed();
       const interval = tally;
       tally = new Tally();
