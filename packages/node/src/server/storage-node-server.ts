@@ -297,6 +297,10 @@ export class StorageNodeServer {
     const descriptor = this.#options.descriptorOf(partitionId);
     const replica = this.#options.replicaOf(partitionId);
     if (descriptor === undefined || replica === undefined || !this.#options.host.hasGroup(partitionId)) throw partitionNotFound(id);
+    // A replica created empty that its group has not taken in yet holds none of the partition's data
+    // (a split half cannot take new members at all before partition snapshots exist).
+    const members = this.#options.host.configuration(partitionId);
+    if (members !== undefined && members.voters.length === 0 && members.learners.length === 0) throw partitionNotFound(id);
     const epoch = BigInt(descriptor.epoch);
     if (target.epoch < epoch) {
       throw routingError(`partition ${partitionId} is at epoch ${epoch}, the request was routed at epoch ${target.epoch}`, 'staleEpoch', descriptor);
