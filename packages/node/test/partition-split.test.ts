@@ -106,7 +106,7 @@ async function settle(members: readonly Member[]): Promise<void> {
   await pump(members, () => members.every((m) => m.host.status().every((s) => s.applied === Math.max(...members.map((o) => o.host.status().find((x) => x.groupId === s.groupId)?.commit ?? 0)))), 'replicas applying');
 }
 
-describe('splitting a partition through its Raft log', () => {
+describe('splitting a partition through its Raft log', { timeout: 60_000 }, () => {
   const network = new MemoryNetwork();
   let root = '';
   let members: Member[] = [];
