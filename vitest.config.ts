@@ -32,7 +32,6 @@ export default defineConfig({
             'test/deploy-manifests.test.ts',
             // Cluster tests start their own clusters.
             'test/cluster-*.test.ts',
-            'test/prototype-names.test.ts',
           ],
           env: { SHOAL_TARGET: 'cluster' },
           // A cluster per file: 3 processes to start and elect before the first request, then every

@@ -77,6 +77,8 @@ export {
   beginTransactionRequestFromWire,
   decideTransactionRequestToWire,
   decideTransactionRequestFromWire,
+  forgetTransactionRequestToWire,
+  forgetTransactionRequestFromWire,
   transactionStateToWire,
   transactionStateFromWire,
   type TransactionRefData,

@@ -7,6 +7,7 @@ import type * as model from '@shoal/model';
 import {
   BeginTransactionRequestSchema,
   DecideTransactionRequestSchema,
+  ForgetTransactionRequestSchema,
   PrepareTransactionRequestSchema,
   ResolveTransactionRequestSchema,
   TransactionState as WireTransactionState,
@@ -15,6 +16,7 @@ import {
 import type {
   BeginTransactionRequest,
   DecideTransactionRequest,
+  ForgetTransactionRequest,
   PartitionTarget,
   PrepareTransactionRequest,
   ResolveTransactionRequest,
@@ -100,6 +102,14 @@ export function decideTransactionRequestFromWire(request: DecideTransactionReque
   const decision = stateFromWire(request.decision);
   if (decision === 'PENDING') throw invalid('a transaction cannot be decided PENDING');
   return { target: target(request.target), id: transactionId(request.transactionId), decision };
+}
+
+export function forgetTransactionRequestToWire(to: RoutedTo, id: string): ForgetTransactionRequest {
+  return create(ForgetTransactionRequestSchema, { target: to, transactionId: id });
+}
+
+export function forgetTransactionRequestFromWire(request: ForgetTransactionRequest): { target: RoutedTo; id: string } {
+  return { target: target(request.target), id: transactionId(request.transactionId) };
 }
 
 export function transactionStateToWire(state: TransactionStateName): TransactionStateResponse {

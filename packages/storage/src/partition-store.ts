@@ -50,6 +50,7 @@ import { measureRange, StatisticsBook } from './statistics.ts';
 import {
   IntentIndex,
   readTransactionRecord,
+  transactionRecordKey,
   transactionRecordMutation,
   type IntentChange,
   type TransactionRecord,
@@ -217,6 +218,16 @@ export class PartitionStore implements PartitionClient {
       if (current && current.state !== 'PENDING') return { result: current.state, mutations: marks };
       const decided: TransactionRecord = current ? { ...current, state: decision } : { id: transactionId, state: 'ABORTED', participants: [], deadline: 0 };
       return { result: decided.state, mutations: [transactionRecordMutation(decided), ...marks] };
+    });
+  }
+
+  /** Deletes a decided transaction's record (every participant resolved it); a PENDING one stays. Answers whether it went. */
+  forgetTransaction(transactionId: string, mark?: AppliedMark): Promise<boolean> {
+    return this.commits.exclusive(async (state) => {
+      const current = readTransactionRecord(state, transactionId);
+      const forget = current !== undefined && current.state !== 'PENDING';
+      const mutations = [...(forget ? [{ key: transactionRecordKey(transactionId), value: undefined }] : []), ...(mark ? [appliedMutation(mark)] : [])];
+      return { result: forget, mutations };
     });
   }
 

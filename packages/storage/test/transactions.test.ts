@@ -91,7 +91,7 @@ describe('transaction intents in the store', () => {
     expect(left.map((entry) => [entry.transaction.id, entry.itemKeys.length])).toEqual([['aa', 1]]);
   });
 
-  it('keeps a record PENDING until decided once: a decision stands, an unknown transaction is recorded aborted', async () => {
+  it('keeps a record PENDING until decided once: a decision stands, an unknown transaction is recorded aborted, a decided one may be forgotten', async () => {
     const record = { id: 'aa', state: 'PENDING' as const, participants: [1, 2], deadline: 1_000 };
     expect(await store.partitions.beginTransaction(record)).toEqual(record);
     expect(await store.partitions.decideTransaction('aa', 'COMMITTED')).toBe('COMMITTED');
@@ -101,6 +101,13 @@ describe('transaction intents in the store', () => {
     expect(await store.partitions.decideTransaction('bb', 'COMMITTED')).toBe('ABORTED');
     expect((await store.partitions.beginTransaction({ ...record, id: 'bb' })).state).toBe('ABORTED');
     expect(await store.partitions.transactionRecord('cc')).toBeUndefined();
+
+    // Forgotten once decided (every participant resolved); a PENDING record stays.
+    expect(await store.partitions.forgetTransaction('aa')).toBe(true);
+    expect(await store.partitions.transactionRecord('aa')).toBeUndefined();
+    await store.partitions.beginTransaction({ ...record, id: 'dd' });
+    expect(await store.partitions.forgetTransaction('dd')).toBe(false);
+    expect((await store.partitions.transactionRecord('dd'))?.state).toBe('PENDING');
   });
 });
 

@@ -22,6 +22,7 @@ export {
   decodeTransactionCommand,
   proposeBeginTransaction,
   proposeDecideTransaction,
+  proposeForgetTransaction,
   proposePrepareTransaction,
   proposeResolveTransaction,
   type TransactionCommand,

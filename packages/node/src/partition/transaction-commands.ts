@@ -15,9 +15,10 @@ export type TransactionCommand =
   /** `bound`: the partition's key range as its proposer saw it (hex): the store holds other partitions' intents too. */
   | { kind: 'resolveTransaction'; transactionId: string; commit: boolean; bound: { start: string; end: string } }
   | { kind: 'beginTransaction'; record: TransactionRecord }
-  | { kind: 'decideTransaction'; transactionId: string; decision: 'COMMITTED' | 'ABORTED' };
+  | { kind: 'decideTransaction'; transactionId: string; decision: 'COMMITTED' | 'ABORTED' }
+  | { kind: 'forgetTransaction'; transactionId: string };
 
-const KINDS: ReadonlySet<string> = new Set(['prepareTransaction', 'resolveTransaction', 'beginTransaction', 'decideTransaction']);
+const KINDS: ReadonlySet<string> = new Set(['prepareTransaction', 'resolveTransaction', 'beginTransaction', 'decideTransaction', 'forgetTransaction']);
 
 export function isTransactionCommand(command: { kind: string }): command is TransactionCommand {
   return KINDS.has(command.kind);
@@ -61,7 +62,7 @@ export function decodeTransactionCommand(parsed: Record<string, unknown>): Trans
 }
 
 /** What applying each command answers. */
-export type TransactionCommandResult = PartitionWriteResult | { intents: number } | TransactionRecord | { state: TransactionState };
+export type TransactionCommandResult = PartitionWriteResult | { intents: number } | TransactionRecord | { state: TransactionState } | { forgotten: boolean };
 
 export function applyTransactionCommand(store: PartitionStore, command: TransactionCommand, mark: AppliedMark): Promise<TransactionCommandResult> {
   switch (command.kind) {
@@ -73,6 +74,8 @@ export function applyTransactionCommand(store: PartitionStore, command: Transact
       return store.beginTransaction(command.record, mark);
     case 'decideTransaction':
       return store.decideTransaction(command.transactionId, command.decision, mark).then((state) => ({ state }));
+    case 'forgetTransaction':
+      return store.forgetTransaction(command.transactionId, mark).then((forgotten) => ({ forgotten }));
   }
 }
 
@@ -88,6 +91,10 @@ export async function proposeResolveTransaction(host: MultiRaftHost, partition: 
 
 export async function proposeBeginTransaction(host: MultiRaftHost, groupId: number, record: TransactionRecord): Promise<TransactionRecord> {
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'beginTransaction', record }))) as TransactionRecord;
+}
+
+export async function proposeForgetTransaction(host: MultiRaftHost, groupId: number, transactionId: string): Promise<boolean> {
+  return ((await host.propose(groupId, encodePartitionCommand({ kind: 'forgetTransaction', transactionId }))) as { forgotten: boolean }).forgotten;
 }
 
 export async function proposeDecideTransaction(host: MultiRaftHost, groupId: number, transactionId: string, decision: 'COMMITTED' | 'ABORTED'): Promise<TransactionState> {

@@ -56,6 +56,7 @@ import {
   resolveTransactionRequestFromWire,
   beginTransactionRequestFromWire,
   decideTransactionRequestFromWire,
+  forgetTransactionRequestFromWire,
   transactionStateToWire,
   type IndexRequest,
   type RoutedTo,
@@ -67,6 +68,7 @@ import { recordGet, recordRangeRead, recordWrite, type Access, type NodeLoad, ty
 import {
   proposeBeginTransaction,
   proposeDecideTransaction,
+  proposeForgetTransaction,
   proposeIndexCommand,
   proposePartitionSplit,
   SplitRefusedError,
@@ -189,6 +191,14 @@ export class StorageNodeServer {
           return { replica: this.#route(target).replica, id, decision };
         });
         return transactionStateToWire(await this.#answer(replica.groupId, () => proposeDecideTransaction(this.#options.host, replica.groupId, id, decision)));
+      },
+      forgetTransaction: async (request, context) => {
+        const { replica, id } = this.#admit('ForgetTransaction', context.peer, () => {
+          const { target, id } = forgetTransactionRequestFromWire(request);
+          return { replica: this.#route(target).replica, id };
+        });
+        await this.#answer(replica.groupId, () => proposeForgetTransaction(this.#options.host, replica.groupId, id));
+        return {};
       },
       get: async (request, context) => {
         const { replica, get, options } = this.#admit('Get', context.peer, () => {

@@ -23,6 +23,7 @@ import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult, WriteOu
 import {
   beginTransactionRequestToWire,
   decideTransactionRequestToWire,
+  forgetTransactionRequestToWire,
   prepareTransactionRequestToWire,
   resolveTransactionRequestToWire,
   transactionStateFromWire,
@@ -36,6 +37,7 @@ import {
   type TransactionStateResponse,
 } from '@shoal/proto';
 import type { ClusterLogger } from './metrics.ts';
+import { ambiguousWrite } from './retry.ts';
 
 type PartitionRpc = ClientOf<typeof PartitionService>;
 
@@ -120,14 +122,19 @@ export class TransactionCoordinator {
     }
 
     await this.#faults.afterPrepare?.(transaction.id);
-    const decided = await this.#decide(transaction, 'COMMITTED');
+    // Unanswered, the commit may have been recorded: the outcome is unknown to the client (the resolvers settle it).
+    const decided = await this.#decide(transaction, 'COMMITTED').catch((error: unknown) => {
+      throw ambiguousWrite(`transaction ${transaction.id}: the commit decision was not answered (${error instanceof Error ? error.message : String(error)})`);
+    });
     if (decided !== 'COMMITTED') {
       // Aborted meanwhile by a resolver (the deadline passed): nothing was applied.
       await this.#release(transaction, participants, false);
+      await this.#forget(transaction);
       return conflicted(request);
     }
     await this.#faults.afterCommit?.(transaction.id);
-    await this.#release(transaction, participants, true);
+    const resolved = await this.#release(transaction, participants, true);
+    if (participants.every((partitionId, at) => resolved[at] === positions.get(partitionId)?.length)) await this.#forget(transaction);
     return { applied: true, outcomes: merge(request, positions, prepared) };
   }
 
@@ -141,6 +148,7 @@ export class TransactionCoordinator {
       return;
     }
     await this.#release(transaction, participants, false);
+    await this.#forget(transaction);
   }
 
   #decide(transaction: TransactionRefData, decision: 'COMMITTED' | 'ABORTED'): Promise<TransactionStateName> {
@@ -149,8 +157,11 @@ export class TransactionCoordinator {
     );
   }
 
-  /** Resolves the intents everywhere; a participant that cannot be reached now is left to its resolver. */
-  async #release(transaction: TransactionRefData, participants: number[], commit: boolean): Promise<void> {
+  /**
+   * Resolves the intents everywhere; a participant that cannot be reached now is left to its
+   * resolver. Answers how many intents each participant resolved (undefined for one that failed).
+   */
+  async #release(transaction: TransactionRefData, participants: number[], commit: boolean): Promise<Array<number | undefined>> {
     const results = await Promise.allSettled(
       participants.map((partitionId) =>
         this.#call('leader', () => this.#partition(partitionId), (rpc, target, options) =>
@@ -158,10 +169,26 @@ export class TransactionCoordinator {
         ),
       ),
     );
-    for (const result of results) {
-      if (result.status === 'rejected') {
-        this.#log?.warn('transaction intents not resolved; the partition resolver will', { transaction: transaction.id, commit, error: String(result.reason) });
-      }
+    return results.map((result) => {
+      if (result.status === 'fulfilled') return result.value.intents;
+      this.#log?.warn('transaction intents not resolved; the partition resolver will', { transaction: transaction.id, commit, error: String(result.reason) });
+      return undefined;
+    });
+  }
+
+  /**
+   * Deletes the record once no intent can ask for it any more. An intent finding no record is
+   * aborted, so an aborted transaction's record may always go, a committed one's only when every
+   * participant resolved all of its operations (none left for a resolver, e.g. beyond a split).
+   */
+  async #forget(transaction: TransactionRefData): Promise<void> {
+    try {
+      await this.#call('leader', () => this.#partition(transaction.coordinator), (rpc, target, options) =>
+        rpc.forgetTransaction(forgetTransactionRequestToWire(target, transaction.id), options),
+      );
+    } catch (error) {
+      // A decided record left behind costs its bytes only.
+      this.#log?.warn('transaction record not forgotten', { transaction: transaction.id, error: String(error) });
     }
   }
 
