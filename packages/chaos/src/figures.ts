@@ -117,9 +117,11 @@ export function computeFigures(requests: readonly RequestRecord[], faults: reado
   }
   const injected = faults.filter((fault) => fault.note === undefined || fault.healed !== undefined);
   const firstFault = injected[0]?.start ?? workloadMs;
-  const lastHealed = injected.reduce((last, fault) => Math.max(last, fault.ready ?? fault.healed ?? fault.start), firstFault);
+  // Recovery may end after the workload (the last target ready only later): then there is no "after".
+  const lastHealed = Math.min(workloadMs, injected.reduce((last, fault) => Math.max(last, fault.ready ?? fault.healed ?? fault.start), firstFault));
   const phases = [phase('before', requests, 0, firstFault)];
-  if (injected.length > 0) phases.push(phase('during', requests, firstFault, lastHealed), phase('after', requests, lastHealed, workloadMs));
+  if (injected.length > 0) phases.push(phase('during', requests, firstFault, lastHealed));
+  if (injected.length > 0 && lastHealed < workloadMs) phases.push(phase('after', requests, lastHealed, workloadMs));
   const windows = injected.map((fault, index) => unavailabilityOf(requests, fault.start, injected[index + 1]?.start ?? workloadMs));
   return {
     total,

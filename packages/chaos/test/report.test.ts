@@ -52,6 +52,15 @@ describe('figures', () => {
     expect(figures.longestLeaderlessMs).toBe(900);
     expect(figures.timeline.map((bin) => bin.ok + bin.failed + bin.indeterminate)).toEqual([1, 1, 0, 2, 1]);
   });
+
+  it('have no "after" phase when the last target was ready only after the workload', () => {
+    const faults = [{ kind: 'kill' as const, target: 'node 1', start: 1_000, healed: 2_000, ready: 9_000 }];
+    const figures = computeFigures([request('put', 100, 'ok')], faults, [], 5_000);
+    expect(figures.phases.map((phase) => [phase.name, phase.startMs, phase.endMs])).toEqual([
+      ['before', 0, 1_000],
+      ['during', 1_000, 5_000],
+    ]);
+  });
 });
 
 describe('reports', () => {
