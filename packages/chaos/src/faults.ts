@@ -15,9 +15,9 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export const FAULTS_NOT_BUILT: Readonly<Record<string, string>> = {
   partition: 'network partitions need a fault hook in the node processes (NetworkFaults exists in the Raft transport but no node flag or RPC reaches it yet)',
   disk: 'full or slow disks are not simulated yet',
-  'kill-during-split': 'splits are not built in the cluster yet',
-  'kill-during-move': 'replica moves on demand (AdminService.Move) are not built yet',
-  'kill-during-transfer': 'leadership transfers on demand (AdminService.TransferLeader) are not built yet',
+  'kill-during-split': 'kills during a split are not built into the chaos tool yet',
+  'kill-during-move': 'kills during a replica move are not built into the chaos tool yet',
+  'kill-during-transfer': 'kills during a leadership transfer are not built into the chaos tool yet',
 };
 
 export interface PlannedFault {

@@ -26,8 +26,9 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --leaderless-bound <time> longest tolerated time without a partition leader (default 15s)
   --check-timeout <time>    time given to the linearizability checker (default 120s)
   --cross-partition-transactions
-                            also send TransactWriteItems over two partitions (not supported by the
-                            cluster yet: refusals are counted apart and reported, not failures)
+                            also send TransactWriteItems over two tables (two partitions); a refusal
+                            as not supported is counted apart, not as a failure; their atomicity
+                            across partitions is not checked yet, only each key's history
   --dir <dir>               directory for data, logs and reports (default: a new temporary one)
   --keep-data               keep the nodes' data after a clean run (always kept after a failed one)
   --unsafe-eventual-as-strong
