@@ -54,7 +54,7 @@ export interface StorageNodeOptions {
   defaultPartitions?: number;
   /** Structured logs; default: one JSON object a line on stderr. */
   log?: NodeLog;
-  /** Per-partition admission limits (default 3,000 read / 1,000 write units a second, 1 s burst) and load window. */
+  /** Per-partition admission limits (default 3,000 read / 1,000 write units a second, 30 s burst) and load window. */
   load?: LoadTrackingOptions;
 }
 

@@ -1,4 +1,5 @@
 import {
+  DynamoDbError,
   checkItemSize,
   extractKey,
   setOwn,
@@ -34,10 +35,20 @@ const MAX_BATCH_GET_KEYS = 100;
 const MAX_BATCH_WRITE_REQUESTS = 25;
 /** BatchGetItem answers at most 16 MB of items; the keys beyond come back as UnprocessedKeys. */
 const MAX_BATCH_GET_BYTES = 16 * 1024 * 1024;
+/** A key of BatchGetItem refused by admission control. */
+const THROTTLED: unique symbol = Symbol('throttled');
 
 /** A key's identity within one table, for duplicate detection (keys are normalized by validateKey). */
 function keyIdentity(schema: TableSchema, key: Item): string {
   return JSON.stringify([key[schema.hashKey.name], schema.rangeKey ? key[schema.rangeKey.name] : null]);
+}
+
+/**
+ * A request refused by admission control (the partition's or the table's throughput). DynamoDB hands
+ * such keys back unprocessed, and raises the error only when nothing of the batch could be done.
+ */
+function isThrottled(error: unknown): error is DynamoDbError {
+  return error instanceof DynamoDbError && error.type === 'ProvisionedThroughputExceededException';
 }
 
 function duplicateKeys(): never {
@@ -107,15 +118,26 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
   const responses: Record<string, Item[]> = {};
   const unprocessed: Record<string, RequestBody> = {};
   const tallies: CapacityTally[] = [];
+  const throttled: DynamoDbError[] = [];
   let responseBytes = 0;
   for (const gets of tables) {
     const schema = gets.table.schema;
     const found = await Promise.all(
-      gets.keys.map((key) => ctx.partitions.get({ table: schema, key }, { consistent: gets.consistent })),
+      gets.keys.map((key) =>
+        ctx.partitions.get({ table: schema, key }, { consistent: gets.consistent }).catch((error: unknown): typeof THROTTLED => {
+          if (!isThrottled(error)) throw error;
+          throttled.push(error);
+          return THROTTLED;
+        }),
+      ),
     );
     const items: Item[] = [];
     const leftOver: Item[] = [];
     found.forEach((result, position) => {
+      if (result === THROTTLED) {
+        leftOver.push(gets.keys[position]);
+        return;
+      }
       if (result && responseBytes + result.size > MAX_BATCH_GET_BYTES) {
         leftOver.push(gets.keys[position]);
         return;
@@ -128,6 +150,7 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
     setOwn(responses, schema.name, items);
     if (leftOver.length > 0) setOwn(unprocessed, schema.name, { ...gets.entry, Keys: leftOver });
   }
+  if (throttled.length > 0 && throttled.length === totalKeys) throw throttled[0];
 
   const response: RequestBody = { Responses: responses, UnprocessedKeys: unprocessed };
   const consumed = reportPerTable(tallies, returnConsumedCapacity);
@@ -138,6 +161,8 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
 interface TableWrites {
   table: TableRecord;
   operations: WriteOperation[];
+  /** The request's own entries, echoed in UnprocessedItems. */
+  requests: unknown[];
 }
 
 /** One PutRequest or DeleteRequest, validated against its table. */
@@ -199,14 +224,24 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
       seen.add(identity);
       return operation;
     });
-    tables.push({ table, operations });
+    tables.push({ table, operations, requests });
   }
 
   const returnItems = returnConsumedCapacity !== 'NONE';
+  const throttled: DynamoDbError[] = [];
+  const unprocessed: Record<string, unknown[]> = {};
   const tallies = await Promise.all(
-    tables.flatMap(({ table, operations }) =>
-      operations.map(async (operation) => {
-        const result = await ctx.partitions.write({ operations: [operation], returnItems });
+    tables.flatMap(({ table, operations, requests }) =>
+      operations.map(async (operation, position) => {
+        let result;
+        try {
+          result = await ctx.partitions.write({ operations: [operation], returnItems });
+        } catch (error) {
+          if (!isThrottled(error)) throw error;
+          throttled.push(error);
+          setOwn(unprocessed, table.schema.name, [...(unprocessed[table.schema.name] ?? []), requests[position]]);
+          return undefined;
+        }
         const outcome = result.outcomes[0];
         if (outcome.status === 'transactionConflict') throw transactionConflict();
         if (outcome.status !== 'ok') {
@@ -216,9 +251,13 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
       }),
     ),
   );
+  if (throttled.length > 0 && throttled.length === total) throw throttled[0];
 
-  const response: RequestBody = { UnprocessedItems: {} };
-  const consumed = reportPerTable(tallies, returnConsumedCapacity);
+  const response: RequestBody = { UnprocessedItems: unprocessed };
+  const consumed = reportPerTable(
+    tallies.filter((tally) => tally !== undefined),
+    returnConsumedCapacity,
+  );
   if (consumed) response.ConsumedCapacity = consumed;
   if (returnItemCollectionMetrics === 'SIZE') {
     const metrics = collectionMetricsByTable(tables.flatMap(({ table, operations }) => operations.map((operation) => ({ table, key: operation.key }))));

@@ -130,7 +130,7 @@ beforeAll(async () => {
   const peers = NODE_IDS.map((nodeId, i) => ({ nodeId, address: metaAddresses[i] }));
   await Promise.all(NODE_IDS.map((id, i) => startNode(id, ports[i], peers)));
   for (let i = 0; i < 2; i++) {
-    const backend = await connectCluster({ metaAddresses, initialPartitions: 1, startTimeoutMs: 60_000, routers: 2, region: 'eu-west-1' });
+    const backend = await connectCluster({ metaAddresses, initialPartitions: 1, startTimeoutMs: 60_000, routers: 2, throughputBurstSeconds: 1, region: 'eu-west-1' });
     backends.push(backend);
     await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
     routers.push(await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0, region: 'eu-west-1' }));

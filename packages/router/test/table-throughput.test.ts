@@ -53,7 +53,7 @@ describe('TableThroughputGate', () => {
     store = await openLocalStore({ inMemory: true });
     records.set('provisioned', record(provisioned, { reads: 8, writes: 4, indexReads: 2 }));
     records.set('ondemand', record(onDemand));
-    gate = new TableThroughputGate(store.partitions, { tableRecord: (name) => records.get(name), routers: 2, region: 'ap-south-1', now: () => now });
+    gate = new TableThroughputGate(store.partitions, { tableRecord: (name) => records.get(name), routers: 2, burstSeconds: 1, region: 'ap-south-1', now: () => now });
   });
 
   afterAll(async () => {

@@ -21,7 +21,11 @@ export interface AdmissionLimits {
   burstSeconds: number;
 }
 
-export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = { readUnitsPerSecond: 3_000, writeUnitsPerSecond: 1_000, burstSeconds: 1 };
+/**
+ * 30 s of burst: short next to DynamoDB's 300 s of burst capacity, yet a sequence of 400 KB writes
+ * (390 units each) to one partition, as clients do when loading blobs, passes before the limit bites.
+ */
+export const DEFAULT_ADMISSION_LIMITS: AdmissionLimits = { readUnitsPerSecond: 3_000, writeUnitsPerSecond: 1_000, burstSeconds: 30 };
 
 export interface LoadTrackingOptions {
   limits?: Partial<AdmissionLimits>;

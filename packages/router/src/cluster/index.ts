@@ -33,7 +33,8 @@ export interface ClusterOptions {
   tableReadyTimeoutMs?: number;
   /**
    * Routers sharing PROVISIONED tables' throughput: each admits 1/routers of it (default 1), with
-   * `throughputBurstSeconds` of burst (default 1); `region` names the tables in throttling reasons.
+   * `throughputBurstSeconds` of burst (default 300, DynamoDB's burst capacity); `region` names the
+   * tables in throttling reasons.
    */
   routers?: number;
   throughputBurstSeconds?: number;

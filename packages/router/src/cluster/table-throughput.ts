@@ -35,7 +35,7 @@ export interface TableThroughputOptions {
   tableRecord(name: string): TableRecord | undefined;
   /** Routers sharing each table's throughput evenly; default 1. */
   routers?: number;
-  /** Seconds of its rate a bucket holds (the burst allowance); default 1. */
+  /** Seconds of its rate a bucket holds (the burst allowance); default 300, DynamoDB's burst capacity. */
   burstSeconds?: number;
   region?: string;
   /** The clock, in ms; default performance.now. */
@@ -71,7 +71,7 @@ export class TableThroughputGate implements PartitionClient {
     this.#inner = inner;
     this.#options = options;
     this.#routers = Math.max(1, options.routers ?? 1);
-    this.#burstSeconds = options.burstSeconds ?? 1;
+    this.#burstSeconds = options.burstSeconds ?? 300;
     this.#region = options.region ?? 'us-east-1';
     this.#now = options.now ?? (() => performance.now());
   }
