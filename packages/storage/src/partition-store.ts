@@ -299,7 +299,7 @@ export class PartitionStore implements PartitionClient {
     try {
       const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');
-      if (this.intents.holder(itemKey) !== undefined) return { status: 'transactionConflict' };
+      if (this.intents.conflicts(itemKey, operation.kind === 'ConditionCheck')) return { status: 'transactionConflict' };
       const existing = changes.readItem(itemKey);
       const input = operation.expressions;
       const compiled = input

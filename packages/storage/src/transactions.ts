@@ -4,7 +4,9 @@
  * - intents: a prepared transaction's operation on one item, kept until the transaction resolves.
  *   An intent holds the item image the transaction writes there (or its deletion, or nothing for a
  *   condition check), the transaction's id and its coordinator partition, and its deadline. While it
- *   is there, every other write of the item is refused (TransactionConflict); reads ignore it.
+ *   is there, every other write of the item is refused (TransactionConflict); reads ignore it. Intents
+ *   of condition checks (a TransactGetItems' reads among them) only read the item: they share it with
+ *   other checks, and refuse writes only.
  * - transaction records: kept by the transaction's coordinator partition, PENDING until decided
  *   COMMITTED or ABORTED (only a PENDING record is ever decided).
  *
@@ -13,7 +15,7 @@
  * transaction), loaded from the store on first use, answers the conflict check of every write
  * without a read.
  *
- *   00000000 06 <item key>                 -> JSON StoredIntent
+ *   00000000 06 <item key> <utf8 transaction id>  -> JSON StoredIntent (with the item key, hex)
  *   00000000 07 <utf8 transaction id>      -> JSON TransactionRecord
  */
 import type { Item, TableSchema } from '@shoal/model';
@@ -32,8 +34,12 @@ function metaKey(tag: number, rest: Uint8Array): Uint8Array {
   return key;
 }
 
-export function intentKey(itemKey: Uint8Array): Uint8Array {
-  return metaKey(INTENT_TAG, itemKey);
+function intentKey(itemKey: Uint8Array, transactionId: string): Uint8Array {
+  const id = utf8.encode(transactionId);
+  const rest = new Uint8Array(itemKey.length + id.length);
+  rest.set(itemKey, 0);
+  rest.set(id, itemKey.length);
+  return metaKey(INTENT_TAG, rest);
 }
 
 export function transactionRecordKey(transactionId: string): Uint8Array {
@@ -74,13 +80,19 @@ interface IndexedIntent {
   intent: StoredIntent;
 }
 
+/** An intent as stored: its item key travels in the value (the key's end is the transaction id). */
+interface StoredIntentEntry extends StoredIntent {
+  itemKey: string;
+}
+
 /**
  * The intents of the store, indexed in memory. Every method runs under the store's commit lock (the
  * caller holds it), so the index changes in the order of the batches that change the store.
  */
 export class IntentIndex {
   readonly #level: ByteLevel;
-  #byItem: Map<string, IndexedIntent> | undefined;
+  /** By item key, then by transaction id. */
+  #byItem: Map<string, Map<string, IndexedIntent>> | undefined;
   readonly #byTransaction = new Map<string, Set<string>>();
 
   constructor(level: ByteLevel) {
@@ -94,52 +106,68 @@ export class IntentIndex {
     const start = metaKey(INTENT_TAG, new Uint8Array(0));
     const stored = await this.#level.iterator({ gte: start, lt: prefixEnd(start) }).all();
     this.#byItem = new Map();
-    for (const [key, value] of stored) this.#add(key.subarray(start.length), decodeJson<StoredIntent>(value));
+    for (const [, value] of stored) {
+      const { itemKey, ...intent } = decodeJson<StoredIntentEntry>(value);
+      this.#add(new Uint8Array(Buffer.from(itemKey, 'hex')), intent);
+    }
   }
 
-  #loaded(): Map<string, IndexedIntent> {
+  #loaded(): Map<string, Map<string, IndexedIntent>> {
     if (this.#byItem === undefined) throw new Error('IntentIndex used before load()');
     return this.#byItem;
   }
 
   #add(itemKey: Uint8Array, intent: StoredIntent): void {
     const id = mapKey(itemKey);
-    this.#loaded().set(id, { itemKey, intent });
+    const byItem = this.#loaded();
+    const holders = byItem.get(id) ?? new Map<string, IndexedIntent>();
+    holders.set(intent.transaction.id, { itemKey, intent });
+    byItem.set(id, holders);
     const keys = this.#byTransaction.get(intent.transaction.id) ?? new Set<string>();
     keys.add(id);
     this.#byTransaction.set(intent.transaction.id, keys);
   }
 
-  /** The transaction holding an intent on the item, if any. */
-  holder(itemKey: Uint8Array): TransactionRef | undefined {
-    return this.#loaded().get(mapKey(itemKey))?.intent.transaction;
+  /**
+   * Whether another transaction's intent stops an operation on the item: any intent stops a write,
+   * only the intent of a write stops a condition check.
+   */
+  conflicts(itemKey: Uint8Array, check: boolean): boolean {
+    const holders = this.#loaded().get(mapKey(itemKey));
+    if (holders === undefined) return false;
+    return !check || [...holders.values()].some(({ intent }) => intent.change.kind !== 'check');
   }
 
   /** Records new intents: the mutations storing them. */
   put(intents: IndexedIntent[]): Mutation[] {
     return intents.map(({ itemKey, intent }) => {
       this.#add(itemKey, intent);
-      return { key: intentKey(itemKey), value: encodeJson(intent) };
+      const entry: StoredIntentEntry = { ...intent, itemKey: Buffer.from(itemKey).toString('hex') };
+      return { key: intentKey(itemKey, intent.transaction.id), value: encodeJson(entry) };
     });
   }
 
   /** The intents of one transaction on the items in `bound` (all of them without one), in no particular order. */
   of(transactionId: string, bound?: PartitionBound): IndexedIntent[] {
     const byItem = this.#loaded();
-    const intents = [...(this.#byTransaction.get(transactionId) ?? [])].map((id) => byItem.get(id) as IndexedIntent);
+    const intents = [...(this.#byTransaction.get(transactionId) ?? [])].map((id) => byItem.get(id)?.get(transactionId) as IndexedIntent);
     return bound === undefined ? intents : intents.filter(({ itemKey }) => boundContains(bound, itemKey));
   }
 
   /** Forgets a transaction's intents in `bound` (all without one): the mutations deleting them. */
   release(transactionId: string, bound?: PartitionBound): Mutation[] {
     const released = this.of(transactionId, bound);
+    const byItem = this.#loaded();
     const keys = this.#byTransaction.get(transactionId);
     for (const { itemKey } of released) {
-      this.#loaded().delete(mapKey(itemKey));
-      keys?.delete(mapKey(itemKey));
+      const id = mapKey(itemKey);
+      const holders = byItem.get(id);
+      holders?.delete(transactionId);
+      if (holders?.size === 0) byItem.delete(id);
+      keys?.delete(id);
     }
     if (keys?.size === 0) this.#byTransaction.delete(transactionId);
-    return released.map(({ itemKey }) => ({ key: intentKey(itemKey), value: undefined }));
+    return released.map(({ itemKey }) => ({ key: intentKey(itemKey, transactionId), value: undefined }));
   }
 
   /** The transactions with an intent here, each with the item keys it holds. */

@@ -50,6 +50,22 @@ describe('transaction intents in the store', () => {
     await put(store.partitions, ledger, { id: S('b'), balance: N(2) });
   });
 
+  it('lets condition checks share an item, which no write may then change', async () => {
+    const check = (id: string): WriteOperation => ({ table: accounts, kind: 'ConditionCheck', key: { id: S(id) } });
+    expect((await store.partitions.prepareTransaction(transaction('r1'), { operations: [check('a')] })).applied).toBe(true);
+    expect((await store.partitions.prepareTransaction(transaction('r2'), { operations: [check('a')], returnItems: true })).outcomes).toEqual([
+      { status: 'ok', oldItem: { id: S('a'), balance: N(10), keeper: S('ann') } },
+    ]);
+    expect((await store.partitions.write({ operations: [check('a')] })).applied).toBe(true);
+    const writes = await store.partitions.prepareTransaction(transaction('w1'), { operations: [update(accounts, 'a', 'SET balance = :x', { ':x': N(1) })] });
+    expect(writes.outcomes).toEqual([{ status: 'transactionConflict' }]);
+    await store.partitions.resolveTransaction('r1', true, undefined);
+    expect((await store.partitions.write({ operations: [putItem(accounts, { id: S('a'), balance: N(2) })] })).outcomes).toEqual([{ status: 'transactionConflict' }]);
+    await store.partitions.resolveTransaction('r2', false, undefined);
+    await put(store.partitions, accounts, { id: S('a'), balance: N(2) });
+    expect(await get(store, accounts, 'a')).toEqual({ id: S('a'), balance: N(2) });
+  });
+
   it('answers condition failures with the current item, and stores no intent then', async () => {
     const refused = await store.partitions.prepareTransaction(transaction('aa'), {
       operations: [update(accounts, 'a', 'SET balance = balance - :x', { ':x': N(40) }, 'balance >= :x'), putItem(ledger, { id: S('a'), balance: N(40) })],
