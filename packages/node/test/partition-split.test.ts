@@ -2,7 +2,7 @@
  * A split as a command of the partition's Raft log, on three hosts each over its own LevelDB store
  * and PartitionReplicaSet: every replica splits at the same entry, keeps [start, splitKey) and
  * creates the right half's group with the same members (its data already in the store); a write
- * whose entry follows the split and whose key lies beyond it is refused; a split proposed against a
+ * (or transaction prepare) whose entry follows the split and whose key lies beyond it is refused; a split proposed against a
  * partition that split since is refused; and a restart (even one that lost the stores' unsynced
  * writes) keeps both halves and decides every entry as before.
  */
@@ -22,6 +22,7 @@ import {
   WriteOutOfRangeError,
   proposePartitionSplit,
   proposePartitionWrite,
+  proposePrepareTransaction,
   type NodeLog,
 } from '@shoal/node';
 import { PartitionReplicaSet } from '../src/cluster/partition-replica-set.ts';
@@ -160,6 +161,10 @@ describe('splitting a partition through its Raft log', { timeout: 60_000 }, () =
     await write(members, RIGHT_ID, put(rightKeys[0], 'right'));
     await write(members, PARENT.id, put(leftKeys[0], 'left'));
     await expect(write(members, PARENT.id, put(rightKeys[1], 'stray'))).rejects.toThrow(WriteOutOfRangeError);
+    // A transaction's prepare is a write too: no intent beyond the split key through the parent.
+    const transaction = { id: 'f'.repeat(32), coordinator: PARENT.id, deadline: Date.now() + 60_000 };
+    const prepare = proposePrepareTransaction(leaderOf(members, PARENT.id)!.host, PARENT.id, transaction, put(rightKeys[1], 'intent'));
+    await expect(whilePumping(members, prepare, 'a stray prepare')).rejects.toThrow(WriteOutOfRangeError);
     // Proposed with the parent's old descriptor (its whole range): the group split since.
     const leader = leaderOf(members, PARENT.id)!;
     const stale = proposePartitionSplit(leader.host, { ...PARENT, epoch: 2 }, keyOf(leftKeys[1]), RIGHT_ID + 1);

@@ -185,6 +185,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     let result: PartitionWriteResult | WriteOutOfRange | IndexCommandResult | SplitResult | TransactionCommandResult;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
+    else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
     else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
     else result = await this.#applyIndexCommand(command, mark);
     this.#applied = index;
@@ -192,12 +193,18 @@ export class PartitionReplica implements ReplicaStateMachine {
   }
 
   async #applyWrite(write: PartitionWrite, mark: { groupId: number; index: number }): Promise<PartitionWriteResult | WriteOutOfRange> {
-    const limit = this.#endAt(mark.index);
-    if (limit !== undefined && write.operations.some((operation) => beyond(operation, limit))) {
-      await this.store.markApplied(mark);
-      return { status: 'keyOutOfRange' };
-    }
-    return this.store.write(write, mark);
+    return this.#cutOff(write, mark.index) ? this.#refuseOutOfRange(mark) : this.store.write(write, mark);
+  }
+
+  /** Whether a split applied before entry `index` cut off a key the write (or transaction prepare) touches. */
+  #cutOff(write: PartitionWrite, index: number): boolean {
+    const limit = this.#endAt(index);
+    return limit !== undefined && write.operations.some((operation) => beyond(operation, limit));
+  }
+
+  async #refuseOutOfRange(mark: { groupId: number; index: number }): Promise<WriteOutOfRange> {
+    await this.store.markApplied(mark);
+    return { status: 'keyOutOfRange' };
   }
 
   /** The lowest split key of the splits applied before entry `index`: where the partition then ended. */

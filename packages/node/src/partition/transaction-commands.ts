@@ -8,7 +8,7 @@ import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult } from '
 import { partitionBound, type PartitionBound } from '@shoal/storage';
 import type { AppliedMark, PartitionStore, TransactionRecord, TransactionRef, TransactionState } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
-import { encodePartitionCommand } from './partition-replica.ts';
+import { encodePartitionCommand, WriteOutOfRangeError, type WriteOutOfRange } from './partition-replica.ts';
 
 export type TransactionCommand =
   | { kind: 'prepareTransaction'; transaction: TransactionRef; write: PartitionWrite }
@@ -81,7 +81,10 @@ export function applyTransactionCommand(store: PartitionStore, command: Transact
 
 /** Proposers (through the group's leader here), each resolving with its command's result on this replica. */
 export async function proposePrepareTransaction(host: MultiRaftHost, groupId: number, transaction: TransactionRef, write: PartitionWrite): Promise<PartitionWriteResult> {
-  return (await host.propose(groupId, encodePartitionCommand({ kind: 'prepareTransaction', transaction, write }))) as PartitionWriteResult;
+  const result = (await host.propose(groupId, encodePartitionCommand({ kind: 'prepareTransaction', transaction, write }))) as PartitionWriteResult | WriteOutOfRange;
+  // A split applied before the prepare cut off one of its keys: nothing was prepared, the router follows the new range.
+  if ('status' in result) throw new WriteOutOfRangeError(groupId);
+  return result;
 }
 
 export async function proposeResolveTransaction(host: MultiRaftHost, partition: PartitionDescriptor, transactionId: string, commit: boolean): Promise<number> {
