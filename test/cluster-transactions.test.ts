@@ -217,3 +217,46 @@ describe('transactions across partitions', () => {
     expect(await balance('accounts', 'd')).toBe('1');
   });
 });
+
+describe('transactions across partitions under concurrency', () => {
+  it('keeps the total of concurrent transfers both ways, read at one instant by concurrent TransactGetItems', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await seed('e', 100, 0);
+    const move = (from: string, to: string, amount: number) =>
+      front.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: from,
+                Key: key('e'),
+                UpdateExpression: 'SET balance = balance - :amount',
+                ConditionExpression: 'balance >= :amount',
+                ExpressionAttributeValues: { ':amount': n(amount) },
+              },
+            },
+            { Update: { TableName: to, Key: key('e'), UpdateExpression: 'ADD balance :amount', ExpressionAttributeValues: { ':amount': n(amount) } } },
+          ],
+        }),
+      );
+    const read = () =>
+      front.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'accounts', Key: key('e') } }, { Get: { TableName: 'ledger', Key: key('e') } }] }));
+    const outcomes: string[] = [];
+    const totals: number[] = [];
+    const work: Promise<void>[] = [];
+    for (let i = 0; i < 30; i++) {
+      work.push((i % 2 === 0 ? move('accounts', 'ledger', 7) : move('ledger', 'accounts', 3)).then(() => void outcomes.push('applied'), (error: Error) => void outcomes.push(error.name)));
+      work.push(
+        read().then(
+          (got) => void totals.push((got.Responses ?? []).reduce((sum, response) => sum + Number((response.Item?.balance as { N: string }).N), 0)),
+          (error: Error) => void outcomes.push(`read ${error.name}`),
+        ),
+      );
+    }
+    await Promise.all(work);
+    // Transfers and reads meeting each other's intents are cancelled (TransactionConflict), nothing else fails.
+    expect(outcomes.filter((outcome) => outcome !== 'applied' && outcome !== 'TransactionCanceledException' && outcome !== 'read TransactionCanceledException')).toEqual([]);
+    expect(outcomes).toContain('applied');
+    expect(new Set(totals)).toEqual(new Set([100]));
+    expect(Number(await balance('accounts', 'e')) + Number(await balance('ledger', 'e'))).toBe(100);
+  });
+});
