@@ -1,4 +1,5 @@
 import {
+  BatchWriteItemCommand,
   CreateTableCommand,
   GetItemCommand,
   PutItemCommand,
@@ -173,6 +174,16 @@ describe('transactions across partitions', () => {
     const plain = await errorOf(front.client.send(new PutItemCommand({ TableName: 'accounts', Item: { id: s('b'), balance: n(100) } })));
     expect(plain.name).toBe('TransactionConflictException');
     expect([await balance('accounts', 'b'), await balance('ledger', 'b')]).toEqual(['10', '0']);
+
+    // A batch is not atomic: the held item comes back unprocessed, the free one is written.
+    const batch = await front.client.send(
+      new BatchWriteItemCommand({
+        RequestItems: { accounts: [{ PutRequest: { Item: { id: s('b'), balance: n(100) } } }, { PutRequest: { Item: { id: s('b-free'), balance: n(1) } } }] },
+      }),
+    );
+    expect(batch.UnprocessedItems).toEqual({ accounts: [{ PutRequest: { Item: { id: s('b'), balance: n(100) } } }] });
+    expect(await balance('accounts', 'b-free')).toBe('1');
+    expect(await balance('accounts', 'b')).toBe('10');
 
     const read = await errorOf(
       front.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'accounts', Key: key('b') } }, { Get: { TableName: 'ledger', Key: key('zz') } }] })),

@@ -3,7 +3,6 @@ import {
   checkItemSize,
   extractKey,
   setOwn,
-  transactionConflict,
   validateItem,
   validateItemKeyAttributes,
   validateKey,
@@ -233,17 +232,22 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const tallies = await Promise.all(
     tables.flatMap(({ table, operations, requests }) =>
       operations.map(async (operation, position) => {
+        // A request not done (throttled, or its item held by a transaction) goes back to the client
+        // in UnprocessedItems; the others are done, so failing the whole call would be a lie.
+        const leaveUnprocessed = (): undefined => {
+          setOwn(unprocessed, table.schema.name, [...(unprocessed[table.schema.name] ?? []), requests[position]]);
+          return undefined;
+        };
         let result;
         try {
           result = await ctx.partitions.write({ operations: [operation], returnItems });
         } catch (error) {
           if (!isThrottled(error)) throw error;
           throttled.push(error);
-          setOwn(unprocessed, table.schema.name, [...(unprocessed[table.schema.name] ?? []), requests[position]]);
-          return undefined;
+          return leaveUnprocessed();
         }
         const outcome = result.outcomes[0];
-        if (outcome.status === 'transactionConflict') throw transactionConflict();
+        if (outcome.status === 'transactionConflict') return leaveUnprocessed();
         if (outcome.status !== 'ok') {
           throw validationError(outcome.status === 'invalid' ? outcome.message : 'The conditional request failed');
         }
