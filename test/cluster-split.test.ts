@@ -3,7 +3,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { middleSplitKey } from '@shoal/meta';
-import { compareBytes, encodeItemKey, type PartitionDescriptor, type TableSchema } from '@shoal/model';
+import { compareBytes, encodeCollectionPrefix, encodeItemKey, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { createClient, ErrorDetailSchema, PartitionService, RpcError } from '@shoal/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminStatus, eventually, getFromNode, killStartedProcesses, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
@@ -14,7 +14,8 @@ import { sdkClients } from './helpers/shoal.ts';
  * Splitting a partition through its Raft log on 3 `shoal node` processes, with a router in this
  * process and the AWS SDK as the client: `shoal admin split` in the middle of a write workload loses
  * no acknowledged write and both halves serve reads and writes; a node restarted afterwards still
- * holds both halves; and a split whose meta leader never recorded it (the split asked of the
+ * holds both halves, and its left half splits again at a partition key value (`--at '{"S":...}'`);
+ * and a split whose meta leader never recorded it (the split asked of the
  * partition's leader directly) reaches the map through the nodes' heartbeats.
  */
 
@@ -168,6 +169,20 @@ describe('splitting a partition of a 3-node cluster', () => {
         (await getFromNode(nodes.address(3), partition, schema, { id: { S: id } }))?.n !== undefined,
       );
     }
+
+    // The left half split again, at a partition key value given as DynamoDB JSON: the start of its
+    // item collection (the candidate nearest a quarter of the hash range, inside the left half).
+    const quarter = 1n << 62n;
+    const hashOf = (id: string): bigint => Buffer.from(keyOf(id)).readBigUInt64BE(4);
+    const distance = (id: string): bigint => (hashOf(id) > quarter ? hashOf(id) - quarter : quarter - hashOf(id));
+    const at = Array.from({ length: 50 }, (_, i) => `at-${i}`).reduce((best, id) => (distance(id) < distance(best) ? id : best));
+    const again = await runShoal(['admin', 'split', TABLE, '--at', JSON.stringify({ S: at }), '--json', '--meta', nodes.metaAddresses.join(',')]);
+    expect(again.code, again.stderr).toBe(0);
+    const quarters = JSON.parse(again.stdout) as SplitJson;
+    expect(quarters.left.id).toBe(rows[0].id);
+    expect(quarters.right.startKey).toBe(Buffer.from(encodeCollectionPrefix(schema.tableId, { S: at })).toString('hex'));
+    expect(quarters.right.endKey).toBe(halves!.right.startKey);
+    expect((await tableRows()).length).toBe(3);
     await readAllBack();
   });
 
@@ -188,10 +203,10 @@ describe('splitting a partition of a 3-node cluster', () => {
     }
 
     // The right half split by its leader directly, as AdminService.Split does before it records it.
-    const right = (await tableRows())[1];
+    const right = (await tableRows()).find((p) => p.id === halves!.right.id)!;
     const splitKey = middleSplitKey({ ...descriptorOf(halves!.right), epoch: right.epoch })!;
     await eventually('the right half split by its leader', async () => {
-      const leader = (await tableRows())[1].leader;
+      const leader = (await tableRows()).find((p) => p.id === right.id)?.leader;
       if (leader === undefined) return false;
       const partitions = createClient(PartitionService, nodes.address(leader));
       try {
@@ -206,7 +221,7 @@ describe('splitting a partition of a 3-node cluster', () => {
     });
     await eventually('the map shows the split', async () => {
       const rows = await tableRows();
-      return rows.length === 3 && rows.some((p) => p.id === reservedId && p.epoch === right.epoch + 1);
+      return rows.length === 4 && rows.some((p) => p.id === reservedId && p.epoch === right.epoch + 1);
     }, 60_000, 500);
 
     const load = workload('c', 2);
