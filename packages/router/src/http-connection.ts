@@ -64,6 +64,22 @@ const SINGLE_VALUED = new Set([
 
 class BadRequest extends Error {}
 
+/**
+ * Connections with answers ready, written together once this turn of the event loop is over. A
+ * write to a loopback or LAN socket wakes its client; answers written one by one as each request
+ * completes wake the clients once per answer, while answers written in one burst reach clients that
+ * are still awake and read several per wake-up.
+ */
+const readyToFlush = new Set<HttpConnection>();
+function flushReady(): void {
+  for (const connection of readyToFlush) connection.flush();
+  readyToFlush.clear();
+}
+function scheduleFlush(connection: HttpConnection): void {
+  if (readyToFlush.size === 0) setImmediate(flushReady);
+  readyToFlush.add(connection);
+}
+
 /** The Date header's value, formatted at most once a second. */
 let dateSecond = -1;
 let dateText = '';
@@ -333,7 +349,7 @@ export class HttpConnection {
     const request: HttpRequest = { method: head.method, url: head.url, headers: head.headers, body };
     void this.options.answer(request).then((answer) => {
       slot.text = this.format(answer, head, slot.last);
-      this.flush();
+      scheduleFlush(this);
     });
   }
 
@@ -348,7 +364,7 @@ export class HttpConnection {
   }
 
   /** Writes the answers ready at the head of the queue, in one write. */
-  private flush(): void {
+  flush(): void {
     if (this.destroyed) return;
     let out = '';
     let last = false;
