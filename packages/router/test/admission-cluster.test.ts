@@ -49,7 +49,7 @@ async function freePorts(count: number): Promise<number[]> {
 }
 
 function startNode(nodeId: number, port: number, metaPeers: { nodeId: number; address: string }[]): Promise<void> {
-  const options = { nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers, heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 5_000 } };
+  const options = { nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers, heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 60_000 } };
   const child = spawn(process.execPath, [FIXTURE, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stderr = '';
