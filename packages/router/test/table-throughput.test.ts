@@ -1,12 +1,21 @@
 /**
  * TableThroughputGate over a real in-memory store, on a driven clock: PROVISIONED tables admitted up
  * to this router's share of their units (the least cost taken at once, the rest once served), GSI
- * reads against the index's own units, on-demand tables untouched, new units after UpdateTable.
+ * reads against the index's own units, on-demand tables untouched, new units after UpdateTable; and
+ * through a router, throttled batch items handed back unprocessed as DynamoDB does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  CreateTableCommand,
+  DynamoDBClient,
+  ProvisionedThroughputExceededException,
+} from '@aws-sdk/client-dynamodb';
 import { DynamoDbError, type TableRecord, type TableSchema } from '@shoal/model';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { TableThroughputGate } from '../src/cluster/table-throughput.ts';
+import { startRouter, type Router } from '../src/index.ts';
 
 const schema = (name: string, tableId: number): TableSchema => ({
   name,
@@ -103,5 +112,60 @@ describe('TableThroughputGate', () => {
     // 20 a second now: 20 writes in a row go through.
     for (let i = 0; i < 20; i++) await put(provisioned, `more-${i}`);
     await refusal(put(provisioned, 'one-too-many'));
+  });
+});
+
+describe('batch operations under throttling (a router over an in-memory store, the AWS SDK)', () => {
+  let store: LocalStore;
+  let router: Router;
+  let client: DynamoDBClient;
+  let now = 0;
+  const records = new Map<string, TableRecord>();
+
+  beforeAll(async () => {
+    store = await openLocalStore({ inMemory: true });
+    const gate = new TableThroughputGate(store.partitions, { tableRecord: (name) => records.get(name), burstSeconds: 1, now: () => now });
+    router = await startRouter({ partitions: gate, catalog: store.catalog, port: 0, ttlSweepIntervalMs: 0 });
+    client = new DynamoDBClient({ endpoint: `http://127.0.0.1:${router.port}`, region: 'us-east-1', credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' }, maxAttempts: 1 });
+    await client.send(
+      new CreateTableCommand({
+        TableName: 'batch',
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        BillingMode: 'PROVISIONED',
+        ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 4 },
+      }),
+    );
+    records.set('batch', (await store.catalog.get('batch'))!);
+  });
+
+  afterAll(async () => {
+    client.destroy();
+    await router.close();
+    await store.close();
+  });
+
+  const putRequest = (i: number) => ({ PutRequest: { Item: { pk: { S: `item-${i}` } } } });
+
+  it('hands throttled writes back as UnprocessedItems, and raises the error when none could be written', async () => {
+    // 4 write units of burst: the first 4 puts of 10 go in, the other 6 come back to be sent again.
+    const written = await client.send(new BatchWriteItemCommand({ RequestItems: { batch: Array.from({ length: 10 }, (_, i) => putRequest(i)) } }));
+    const unprocessed = written.UnprocessedItems?.batch ?? [];
+    expect(unprocessed).toHaveLength(6);
+    expect(unprocessed.map((request) => request.PutRequest?.Item?.pk.S).sort()).toEqual(['item-4', 'item-5', 'item-6', 'item-7', 'item-8', 'item-9']);
+    await expect(client.send(new BatchWriteItemCommand({ RequestItems: { batch: unprocessed } }))).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+    now += 2_000;
+    const retried = await client.send(new BatchWriteItemCommand({ RequestItems: { batch: unprocessed.slice(0, 4) } }));
+    expect(retried.UnprocessedItems).toEqual({});
+  });
+
+  it('hands throttled reads back as UnprocessedKeys', async () => {
+    now += 10_000;
+    // 1 read unit: two eventually consistent reads of half a unit each.
+    const keys = Array.from({ length: 5 }, (_, i) => ({ pk: { S: `item-${i}` } }));
+    const read = await client.send(new BatchGetItemCommand({ RequestItems: { batch: { Keys: keys } } }));
+    expect(read.Responses?.batch).toHaveLength(2);
+    expect(read.UnprocessedKeys?.batch?.Keys).toHaveLength(3);
+    await expect(client.send(new BatchGetItemCommand({ RequestItems: { batch: { Keys: keys } } }))).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
   });
 });
