@@ -129,8 +129,8 @@ describe('transaction commands over Raft', () => {
     expect(blocked.outcomes).toEqual([{ status: 'transactionConflict' }]);
 
     expect(await run(proposeDecideTransaction(leaderOf(7).host, 7, 'a1', 'COMMITTED'), 'commit')).toBe('COMMITTED');
-    expect(await run(proposeResolveTransaction(leaderOf(7).host, ACCOUNTS_PARTITION, 'a1', true), 'resolve 7')).toBe(1);
-    expect(await run(proposeResolveTransaction(leaderOf(8).host, LEDGER_PARTITION, 'a1', true), 'resolve 8')).toBe(1);
+    expect(await run(proposeResolveTransaction(leaderOf(7).host, ACCOUNTS_PARTITION, 'a1', true), 'resolve 7')).toEqual({ intents: 1, wounded: 0 });
+    expect(await run(proposeResolveTransaction(leaderOf(8).host, LEDGER_PARTITION, 'a1', true), 'resolve 8')).toEqual({ intents: 1, wounded: 0 });
     await settled();
     for (const m of members) {
       expect(await getOn(m, ACCOUNTS, 'x')).toEqual({ pk: S('x'), n: N(1) });

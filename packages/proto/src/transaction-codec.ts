@@ -31,6 +31,8 @@ export interface TransactionRefData {
   id: string;
   coordinator: number;
   deadline: number;
+  /** Condition checks only (TransactGetItems): reads that yield to writes. */
+  readOnly?: boolean;
 }
 
 export type TransactionStateName = 'PENDING' | 'COMMITTED' | 'ABORTED';
@@ -61,12 +63,14 @@ function transactionId(id: string): string {
 }
 
 function refToWire(ref: TransactionRefData) {
-  return { id: ref.id, coordinatorPartitionId: BigInt(ref.coordinator), deadlineMs: BigInt(ref.deadline) };
+  return { id: ref.id, coordinatorPartitionId: BigInt(ref.coordinator), deadlineMs: BigInt(ref.deadline), readOnly: ref.readOnly === true };
 }
 
 function refFromWire(ref: WireTransactionRef | undefined): TransactionRefData {
   if (ref === undefined) throw invalid('transaction missing');
-  return { id: transactionId(ref.id), coordinator: Number(ref.coordinatorPartitionId), deadline: Number(ref.deadlineMs) };
+  const data: TransactionRefData = { id: transactionId(ref.id), coordinator: Number(ref.coordinatorPartitionId), deadline: Number(ref.deadlineMs) };
+  if (ref.readOnly) data.readOnly = true;
+  return data;
 }
 
 export function prepareTransactionRequestToWire(to: RoutedTo, transaction: TransactionRefData, write: model.PartitionWrite): PrepareTransactionRequest {

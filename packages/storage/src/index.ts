@@ -5,7 +5,7 @@ import { openDatabase, type DatabaseOptions } from './database.ts';
 import { PartitionStore } from './partition-store.ts';
 
 export type { DatabaseOptions as LocalStoreOptions } from './database.ts';
-export { PartitionStore, type AppliedMark, type IndexCommand } from './partition-store.ts';
+export { PartitionStore, type AppliedMark, type IndexCommand, type ResolvedIntents } from './partition-store.ts';
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';

@@ -52,6 +52,7 @@ import {
   readTransactionRecord,
   transactionRecordKey,
   transactionRecordMutation,
+  type IntentAccess,
   type IntentChange,
   type TransactionRecord,
   type TransactionRef,
@@ -145,10 +146,11 @@ export class PartitionStore implements PartitionClient {
     return this.commits.exclusive<PartitionWriteResult>(async (state) => {
       await this.intents.load(state);
       const changes = new ChangeSet(state);
-      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes));
+      const wounded: WoundedReads = [];
+      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes, accessOf(operation), wounded));
       const marks = mark ? [appliedMutation(mark)] : [];
       if (!outcomes.every((outcome) => outcome.status === 'ok')) return { result: refused(outcomes), mutations: marks };
-      return { result: { applied: true, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...marks] };
+      return { result: { applied: true, outcomes }, mutations: [...changes.finish(this.statisticsBook), ...this.intents.put(wounded), ...marks] };
     });
   }
 
@@ -161,17 +163,21 @@ export class PartitionStore implements PartitionClient {
     return this.commits.exclusive<PartitionWriteResult>(async (state) => {
       await this.intents.load(state);
       const changes = new ChangeSet(state);
-      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes));
+      const wounded: WoundedReads = [];
+      const access = (operation: WriteOperation): IntentAccess => (transaction.readOnly ? 'read' : accessOf(operation));
+      const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes, access(operation), wounded));
       const marks = mark ? [appliedMutation(mark)] : [];
       if (!outcomes.every((outcome) => outcome.status === 'ok')) return { result: refused(outcomes), mutations: marks };
-      const intents = request.operations.map(({ table, key, kind }) => {
+      const intents = request.operations.map((operation) => {
+        const { table, key } = operation;
         // Every key made an item key: applyOperation refuses those that do not.
         const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), key) as Uint8Array;
-        const next = kind === 'ConditionCheck' ? undefined : changes.readItem(itemKey);
-        const change: IntentChange = kind === 'ConditionCheck' ? { kind: 'check' } : next ? { kind: 'put', item: next } : { kind: 'delete' };
+        const next = operation.kind === 'ConditionCheck' ? undefined : changes.readItem(itemKey);
+        const kind = access(operation);
+        const change: IntentChange = kind !== 'write' ? { kind } : next ? { kind: 'put', item: next } : { kind: 'delete' };
         return { itemKey, intent: { transaction, table, change } };
       });
-      return { result: { applied: true, outcomes }, mutations: [...this.intents.put(intents), ...marks] };
+      return { result: { applied: true, outcomes }, mutations: [...this.intents.put(wounded), ...this.intents.put(intents), ...marks] };
     });
   }
 
@@ -179,20 +185,21 @@ export class PartitionStore implements PartitionClient {
    * Resolves a transaction's intents on the items in `bound` (a partition's: the store holds other
    * partitions' intents too; all without one): committed, their images are written (with their index
    * entries, as a write would) and they go, in one batch; aborted, they go. Answers how many there
-   * were (0: resolved before, or never prepared here).
+   * were (0: resolved before, or never prepared here), and how many of them were reads a write went through.
    */
-  resolveTransaction(transactionId: string, commit: boolean, bound: PartitionBound | undefined, mark?: AppliedMark): Promise<number> {
+  resolveTransaction(transactionId: string, commit: boolean, bound: PartitionBound | undefined, mark?: AppliedMark): Promise<ResolvedIntents> {
     return this.commits.exclusive(async (state) => {
       await this.intents.load(state);
       const intents = this.intents.of(transactionId, bound);
+      const resolved = { intents: intents.length, wounded: intents.filter(({ intent }) => intent.wounded === true).length };
       const changes = new ChangeSet(state);
       for (const { itemKey, intent } of commit ? intents : []) {
-        if (intent.change.kind === 'check') continue;
+        if (intent.change.kind !== 'put' && intent.change.kind !== 'delete') continue;
         const next = intent.change.kind === 'put' ? intent.change.item : undefined;
         changes.writeItem(intent.table, itemKey, changes.readItem(itemKey), next, this.maintains);
       }
       const written = commit ? changes.finish(this.statisticsBook) : [];
-      return { result: intents.length, mutations: [...written, ...this.intents.release(transactionId, bound), ...(mark ? [appliedMutation(mark)] : [])] };
+      return { result: resolved, mutations: [...written, ...this.intents.release(transactionId, bound), ...(mark ? [appliedMutation(mark)] : [])] };
     });
   }
 
@@ -294,12 +301,14 @@ export class PartitionStore implements PartitionClient {
     });
   }
 
-  private applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet): WriteOutcome {
+  /** `access`: how the operation meets intents on its item; reads it goes through are added to `wounded`. */
+  private applyOperation(request: PartitionWrite, operation: WriteOperation, changes: ChangeSet, access: IntentAccess, wounded: WoundedReads): WriteOutcome {
     const { table } = operation;
     try {
       const itemKey = entryKey(table.tableId, spaceKeyAttributes(table), operation.key);
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');
-      if (this.intents.conflicts(itemKey, operation.kind === 'ConditionCheck')) return { status: 'transactionConflict' };
+      if (this.intents.conflicts(itemKey, access)) return { status: 'transactionConflict' };
+      if (access === 'write') wounded.push(...this.intents.wounds(itemKey));
       const existing = changes.readItem(itemKey);
       const input = operation.expressions;
       const compiled = input
@@ -536,6 +545,21 @@ function appliedMutation(mark: AppliedMark): Mutation {
   const value = new Uint8Array(8);
   new DataView(value.buffer).setFloat64(0, mark.index, false);
   return { key: appliedIndexKey(mark.groupId), value };
+}
+
+/** Reads of read-only transactions a write goes through, marked wounded, stored with the write. */
+type WoundedReads = ReturnType<IntentIndex['wounds']>;
+
+/** What a transaction's resolve found in a partition. */
+export interface ResolvedIntents {
+  intents: number;
+  /** Reads a write went through meanwhile: the read-only transaction did not read at one instant. */
+  wounded: number;
+}
+
+/** How a write's operation meets intents: a condition check only reads its item. */
+function accessOf(operation: WriteOperation): IntentAccess {
+  return operation.kind === 'ConditionCheck' ? 'check' : 'write';
 }
 
 /** A write refused: nothing is written, and operations that would have succeeded say only that. */

@@ -54,15 +54,25 @@ export interface TransactionRef {
   coordinator: number;
   /** Epoch milliseconds: past it, a PENDING transaction may be aborted by anyone resolving its intents. */
   deadline: number;
+  /** Condition checks only, without a record (TransactGetItems): its intents are reads, which yield to writes. */
+  readOnly?: boolean;
 }
 
-/** What committing an intent does to its item. */
-export type IntentChange = { kind: 'put'; item: Item } | { kind: 'delete' } | { kind: 'check' };
+/**
+ * What committing an intent does to its item: write it, delete it, or nothing (a condition check of
+ * a write transaction: it keeps writes out; a read of a read-only transaction: it yields to them).
+ */
+export type IntentChange = { kind: 'put'; item: Item } | { kind: 'delete' } | { kind: 'check' } | { kind: 'read' };
+
+/** How an operation meets the intents on its item. */
+export type IntentAccess = 'write' | 'check' | 'read';
 
 export interface StoredIntent {
   transaction: TransactionRef;
   table: TableSchema;
   change: IntentChange;
+  /** A read a write went through: its transaction did not read at one instant, and is cancelled. */
+  wounded?: boolean;
 }
 
 export type TransactionState = 'PENDING' | 'COMMITTED' | 'ABORTED';
@@ -129,13 +139,22 @@ export class IntentIndex {
   }
 
   /**
-   * Whether another transaction's intent stops an operation on the item: any intent stops a write,
-   * only the intent of a write stops a condition check.
+   * Whether another transaction's intent stops an operation on the item: a write is stopped by any
+   * intent but reads (which it wounds: `wounds`), a check or a read only by the intent of a write.
    */
-  conflicts(itemKey: Uint8Array, check: boolean): boolean {
+  conflicts(itemKey: Uint8Array, access: IntentAccess): boolean {
     const holders = this.#loaded().get(mapKey(itemKey));
     if (holders === undefined) return false;
-    return !check || [...holders.values()].some(({ intent }) => intent.change.kind !== 'check');
+    const kinds = [...holders.values()].map(({ intent }) => intent.change.kind);
+    return access === 'write' ? kinds.some((kind) => kind !== 'read') : kinds.some((kind) => kind === 'put' || kind === 'delete');
+  }
+
+  /** The reads on the item a write goes through, marked wounded (to store with the write: `put`). */
+  wounds(itemKey: Uint8Array): IndexedIntent[] {
+    const holders = this.#loaded().get(mapKey(itemKey));
+    return [...(holders?.values() ?? [])]
+      .filter(({ intent }) => intent.change.kind === 'read' && intent.wounded !== true)
+      .map(({ intent }) => ({ itemKey, intent: { ...intent, wounded: true } }));
   }
 
   /** Records new intents: the mutations storing them. */

@@ -66,6 +66,19 @@ describe('transaction intents in the store', () => {
     expect(await get(store, accounts, 'a')).toEqual({ id: S('a'), balance: N(2) });
   });
 
+  it('lets a write go through the reads of a read-only transaction, which learns it at its resolve', async () => {
+    const check = (id: string): WriteOperation => ({ table: accounts, kind: 'ConditionCheck', key: { id: S(id) } });
+    const reader = (id: string): TransactionRef => ({ ...transaction(id), readOnly: true });
+    expect((await store.partitions.prepareTransaction(reader('q1'), { operations: [check('a')] })).applied).toBe(true);
+    expect((await store.partitions.prepareTransaction(reader('q2'), { operations: [check('a')] })).applied).toBe(true);
+    await put(store.partitions, accounts, { id: S('a'), balance: N(3) });
+    expect(await store.partitions.resolveTransaction('q1', false, undefined)).toEqual({ intents: 1, wounded: 1 });
+    // A read is stopped by a write's intent only.
+    await store.partitions.prepareTransaction(transaction('w1'), { operations: [update(accounts, 'a', 'SET balance = :x', { ':x': N(1) })] });
+    expect((await store.partitions.prepareTransaction(reader('q3'), { operations: [check('a')] })).outcomes).toEqual([{ status: 'transactionConflict' }]);
+    expect(await store.partitions.resolveTransaction('q2', false, undefined)).toEqual({ intents: 1, wounded: 1 });
+  });
+
   it('answers condition failures with the current item, and stores no intent then', async () => {
     const refused = await store.partitions.prepareTransaction(transaction('aa'), {
       operations: [update(accounts, 'a', 'SET balance = balance - :x', { ':x': N(40) }, 'balance >= :x'), putItem(ledger, { id: S('a'), balance: N(40) })],
@@ -81,15 +94,15 @@ describe('transaction intents in the store', () => {
       operations: [update(accounts, 'a', 'SET keeper = :o', { ':o': S('bob') }), { table: ledger, kind: 'Delete', key: { id: S('a') } }],
     });
     expect(prepared.applied).toBe(true);
-    expect(await store.partitions.resolveTransaction('aa', true, undefined)).toBe(2);
+    expect(await store.partitions.resolveTransaction('aa', true, undefined)).toEqual({ intents: 2, wounded: 0 });
     expect(await get(store, accounts, 'a')).toEqual({ id: S('a'), balance: N(10), keeper: S('bob') });
     expect(await get(store, ledger, 'a')).toBeUndefined();
     const keepers = await readAllPages(store.partitions, baseRequest(accounts, { indexName: 'byKeeper' }));
     expect(keepers.flatMap((page) => page.items).map((item) => item.keeper)).toEqual([S('bob')]);
-    expect(await store.partitions.resolveTransaction('aa', true, undefined)).toBe(0);
+    expect(await store.partitions.resolveTransaction('aa', true, undefined)).toEqual({ intents: 0, wounded: 0 });
 
     await store.partitions.prepareTransaction(transaction('bb'), { operations: [putItem(ledger, { id: S('a'), balance: N(5) })] });
-    expect(await store.partitions.resolveTransaction('bb', false, undefined)).toBe(1);
+    expect(await store.partitions.resolveTransaction('bb', false, undefined)).toEqual({ intents: 1, wounded: 0 });
     expect(await get(store, ledger, 'a')).toBeUndefined();
     await put(store.partitions, ledger, { id: S('a'), balance: N(6) });
   });
@@ -100,7 +113,7 @@ describe('transaction intents in the store', () => {
     });
     // The bound of table 2's items only: table 1's intent stays.
     const ledgerOnly = spaceRange(ledger.tableId);
-    expect(await store.partitions.resolveTransaction('aa', true, ledgerOnly)).toBe(1);
+    expect(await store.partitions.resolveTransaction('aa', true, ledgerOnly)).toEqual({ intents: 1, wounded: 0 });
     expect(await get(store, ledger, 'a')).toEqual({ id: S('a'), balance: N(1) });
     expect(await get(store, accounts, 'a')).toEqual({ id: S('a'), balance: N(10), keeper: S('ann') });
     const left = await store.partitions.transactionsWithIntents();
@@ -141,7 +154,7 @@ describe('transaction intents across a restart', () => {
       expect((await store.partitions.write(write)).outcomes).toEqual([{ status: 'transactionConflict' }]);
       expect(await store.partitions.transactionsWithIntents()).toEqual([{ transaction: transaction('aa'), itemKeys: [expect.any(Uint8Array)] }]);
       expect((await store.partitions.transactionRecord('aa'))?.state).toBe('PENDING');
-      expect(await store.partitions.resolveTransaction('aa', true, undefined)).toBe(1);
+      expect(await store.partitions.resolveTransaction('aa', true, undefined)).toEqual({ intents: 1, wounded: 0 });
       expect(await get(store, ledger, 'r')).toEqual({ id: S('r'), balance: N(3) });
       await store.close();
     } finally {

@@ -6,7 +6,7 @@
  */
 import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult } from '@shoal/model';
 import { partitionBound, type PartitionBound } from '@shoal/storage';
-import type { AppliedMark, PartitionStore, TransactionRecord, TransactionRef, TransactionState } from '@shoal/storage';
+import type { AppliedMark, PartitionStore, ResolvedIntents, TransactionRecord, TransactionRef, TransactionState } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
 import { encodePartitionCommand, WriteOutOfRangeError, type WriteOutOfRange } from './partition-replica.ts';
 
@@ -62,14 +62,14 @@ export function decodeTransactionCommand(parsed: Record<string, unknown>): Trans
 }
 
 /** What applying each command answers. */
-export type TransactionCommandResult = PartitionWriteResult | { intents: number } | TransactionRecord | { state: TransactionState } | { forgotten: boolean };
+export type TransactionCommandResult = PartitionWriteResult | ResolvedIntents | TransactionRecord | { state: TransactionState } | { forgotten: boolean };
 
 export function applyTransactionCommand(store: PartitionStore, command: TransactionCommand, mark: AppliedMark): Promise<TransactionCommandResult> {
   switch (command.kind) {
     case 'prepareTransaction':
       return store.prepareTransaction(command.transaction, command.write, mark);
     case 'resolveTransaction':
-      return store.resolveTransaction(command.transactionId, command.commit, fromHexBound(command.bound), mark).then((intents) => ({ intents }));
+      return store.resolveTransaction(command.transactionId, command.commit, fromHexBound(command.bound), mark);
     case 'beginTransaction':
       return store.beginTransaction(command.record, mark);
     case 'decideTransaction':
@@ -87,9 +87,9 @@ export async function proposePrepareTransaction(host: MultiRaftHost, groupId: nu
   return result;
 }
 
-export async function proposeResolveTransaction(host: MultiRaftHost, partition: PartitionDescriptor, transactionId: string, commit: boolean): Promise<number> {
+export async function proposeResolveTransaction(host: MultiRaftHost, partition: PartitionDescriptor, transactionId: string, commit: boolean): Promise<ResolvedIntents> {
   const bound = { start: toHex(partition.startKey), end: toHex(partition.endKey) };
-  return ((await host.propose(partition.id, encodePartitionCommand({ kind: 'resolveTransaction', transactionId, commit, bound }))) as { intents: number }).intents;
+  return (await host.propose(partition.id, encodePartitionCommand({ kind: 'resolveTransaction', transactionId, commit, bound }))) as ResolvedIntents;
 }
 
 export async function proposeBeginTransaction(host: MultiRaftHost, groupId: number, record: TransactionRecord): Promise<TransactionRecord> {

@@ -172,8 +172,7 @@ export class StorageNodeServer {
           const { target, id, commit } = resolveTransactionRequestFromWire(request);
           return { ...this.#route(target), id, commit };
         });
-        const intents = await this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, descriptor, id, commit));
-        return { intents };
+        return this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, descriptor, id, commit));
       },
       beginTransaction: async (request, context) => {
         const { replica, transaction, participants } = this.#admit('BeginTransaction', context.peer, () => {

@@ -14,6 +14,9 @@
  * router died) is aborted by the first participant resolving an intent of it. So the transaction
  * ends all or nothing whatever fails, without its client.
  *
+ * A transaction of condition checks only (TransactGetItems) has nothing to commit: its checks hold
+ * their items (shared with other checks) while every partition answers, then go; it has no record.
+ *
  * Every call is a command of a partition's log. Begin, decide and resolve keep their effect when sent
  * twice, so they are retried like reads; a prepare sent is ambiguous when it fails, so the
  * transaction is then aborted (which releases whatever it may have prepared) and the failure answered.
@@ -93,28 +96,43 @@ export class TransactionCoordinator {
    */
   async run(request: PartitionWrite, positions: Map<number, number[]>): Promise<PartitionWriteResult> {
     const participants = [...positions.keys()];
+    // Condition checks only (a TransactGetItems): nothing to commit, so no record: its reads hold
+    // their items while every partition answers, then go (a resolver finding no record releases them).
+    // A write may go through a read meanwhile (reads yield to writes, as on DynamoDB): the reader is
+    // then cancelled with TransactionConflict, its items not read at one instant.
+    const readOnly = request.operations.every((operation) => operation.kind === 'ConditionCheck');
     const transaction: TransactionRefData = {
       id: randomBytes(16).toString('hex'),
       coordinator: participants[0],
       deadline: Date.now() + this.#deadlineMs,
+      ...(readOnly ? { readOnly } : {}),
     };
-    const begun = await this.#onRecord(transaction.coordinator, (rpc, target, options) =>
-      rpc.beginTransaction(beginTransactionRequestToWire(target, transaction, participants), options),
-    );
-    if (begun !== 'PENDING') return conflicted(request);
+    if (!readOnly) {
+      const begun = await this.#onRecord(transaction.coordinator, (rpc, target, options) =>
+        rpc.beginTransaction(beginTransactionRequestToWire(target, transaction, participants), options),
+      );
+      if (begun !== 'PENDING') return conflicted(request);
+    }
 
-    const prepared = await Promise.allSettled(
-      participants.map(async (partitionId) => {
-        const operations = (positions.get(partitionId) as number[]).map((position) => request.operations[position]);
-        const write: PartitionWrite = { operations, ...(request.returnItems ? { returnItems: true } : {}) };
-        const value = await this.#call('write', () => this.#partition(partitionId), (rpc, target, options) =>
-          rpc.prepareTransaction(prepareTransactionRequestToWire(target, transaction, write), options),
-        );
-        return writeResultFromWire(value);
-      }),
-    );
+    const prepareOn = async (partitionId: number): Promise<PartitionWriteResult> => {
+      const operations = (positions.get(partitionId) as number[]).map((position) => request.operations[position]);
+      const write: PartitionWrite = { operations, ...(request.returnItems ? { returnItems: true } : {}) };
+      const value = await this.#call('write', () => this.#partition(partitionId), (rpc, target, options) =>
+        rpc.prepareTransaction(prepareTransactionRequestToWire(target, transaction, write), options),
+      );
+      return writeResultFromWire(value);
+    };
+    const prepared = readOnly ? await Promise.allSettled(participants.map(prepareOn)) : await this.#prepareInOrder(participants, prepareOn);
     const failure = prepared.find((result) => result.status === 'rejected');
     const refused = prepared.some((result) => result.status === 'fulfilled' && !result.value.applied);
+    if (readOnly) {
+      const released = await this.#release(transaction, participants, false);
+      if (failure !== undefined) throw failure.reason;
+      if (refused) return { applied: false, outcomes: merge(request, positions, prepared) };
+      // A partition that could not say whether a write went through counts as one that did.
+      if (released.some((resolved) => resolved === undefined || resolved.wounded > 0)) return conflicted(request);
+      return { applied: true, outcomes: merge(request, positions, prepared) };
+    }
     if (failure !== undefined || refused) {
       await this.#finish(transaction, participants, 'ABORTED');
       if (failure !== undefined) throw failure.reason;
@@ -134,8 +152,31 @@ export class TransactionCoordinator {
     }
     await this.#faults.afterCommit?.(transaction.id);
     const resolved = await this.#release(transaction, participants, true);
-    if (participants.every((partitionId, at) => resolved[at] === positions.get(partitionId)?.length)) await this.#forget(transaction);
+    if (participants.every((partitionId, at) => resolved[at]?.intents === positions.get(partitionId)?.length)) await this.#forget(transaction);
     return { applied: true, outcomes: merge(request, positions, prepared) };
+  }
+
+  /**
+   * Prepares the participants one at a time in partition id order, as every transaction does: of
+   * two transactions wanting the same items, the one that loses the first partition stops there
+   * (TransactionConflict) instead of taking the next one from the winner, so one of them commits.
+   * A condition failure does not stop it: every partition's reasons are reported. Answers in the
+   * order of `participants` (a participant not asked: not settled, as if it had nothing to say).
+   */
+  async #prepareInOrder(
+    participants: number[],
+    prepareOn: (partitionId: number) => Promise<PartitionWriteResult>,
+  ): Promise<Array<PromiseSettledResult<PartitionWriteResult>>> {
+    const results = new Map<number, PromiseSettledResult<PartitionWriteResult>>();
+    for (const partitionId of participants.toSorted((a, b) => a - b)) {
+      const result = await prepareOn(partitionId).then(
+        (value): PromiseSettledResult<PartitionWriteResult> => ({ status: 'fulfilled', value }),
+        (reason: unknown): PromiseSettledResult<PartitionWriteResult> => ({ status: 'rejected', reason }),
+      );
+      results.set(partitionId, result);
+      if (result.status === 'rejected' || result.value.outcomes.some((outcome) => outcome.status === 'transactionConflict')) break;
+    }
+    return participants.map((partitionId) => results.get(partitionId) ?? { status: 'fulfilled', value: { applied: false, outcomes: [] } });
   }
 
   /** Decides the transaction, then resolves its intents accordingly. */
@@ -159,9 +200,9 @@ export class TransactionCoordinator {
 
   /**
    * Resolves the intents everywhere; a participant that cannot be reached now is left to its
-   * resolver. Answers how many intents each participant resolved (undefined for one that failed).
+   * resolver. Answers what each participant resolved (undefined for one that failed).
    */
-  async #release(transaction: TransactionRefData, participants: number[], commit: boolean): Promise<Array<number | undefined>> {
+  async #release(transaction: TransactionRefData, participants: number[], commit: boolean): Promise<Array<{ intents: number; wounded: number } | undefined>> {
     const results = await Promise.allSettled(
       participants.map((partitionId) =>
         this.#call('leader', () => this.#partition(partitionId), (rpc, target, options) =>
@@ -170,7 +211,7 @@ export class TransactionCoordinator {
       ),
     );
     return results.map((result) => {
-      if (result.status === 'fulfilled') return result.value.intents;
+      if (result.status === 'fulfilled') return { intents: result.value.intents, wounded: result.value.wounded };
       this.#log?.warn('transaction intents not resolved; the partition resolver will', { transaction: transaction.id, commit, error: String(result.reason) });
       return undefined;
     });
@@ -207,7 +248,7 @@ function merge(request: PartitionWrite, positions: Map<number, number[]>, prepar
     const result = prepared[participant];
     if (result.status !== 'fulfilled') return;
     at.forEach((position, index) => {
-      outcomes[position] = result.value.outcomes[index];
+      outcomes[position] = result.value.outcomes[index] ?? { status: 'ok' };
     });
   });
   return outcomes;
