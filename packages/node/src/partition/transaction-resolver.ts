@@ -79,7 +79,8 @@ export class TransactionResolver {
       const led = this.#options.partitions().filter((partition) => host.leaderOf(partition.id) === host.nodeId && itemKeys.some((key) => partitionContains(partition, key)));
       if (led.length === 0) continue;
       try {
-        const state = await this.#abortUnlessDecided(transaction.coordinator, transaction.id);
+        // A read-only transaction has no record and nothing to commit: its reads just go.
+        const state = transaction.readOnly ? 'ABORTED' : await this.#abortUnlessDecided(transaction.coordinator, transaction.id);
         for (const partition of led) {
           await proposeResolveTransaction(host, partition, transaction.id, state === 'COMMITTED');
           resolved++;
