@@ -179,6 +179,27 @@ describe('transaction commands over Raft', () => {
     expect((await run(proposePartitionWrite(leaderOf(7).host, 7, put(ACCOUNTS, 'y', { n: N(5) })), 'a write')).applied).toBe(true);
   });
 
+  it('a resolver releases the expired reads of a read-only transaction without its coordinator', async () => {
+    const deadline = Date.now() + 60_000;
+    const reader = { id: 'c3', coordinator: ACCOUNTS_PARTITION.id, deadline, readOnly: true };
+    const check: PartitionWrite = { operations: [{ table: LEDGER, kind: 'ConditionCheck', key: { pk: S('x') } }] };
+    expect((await run(proposePrepareTransaction(leaderOf(8).host, 8, reader, check), 'a read')).applied).toBe(true);
+    await settled();
+    const resolver = new TransactionResolver({
+      store: leaderOf(8).local.partitions,
+      host: leaderOf(8).host,
+      partitions: () => PARTITIONS,
+      // No coordinator to reach: a read-only transaction has no record to ask for.
+      descriptorOf: () => undefined,
+      nodeAddress: () => undefined,
+      now: () => deadline + 1,
+    });
+    expect(await run(resolver.resolveExpired(), 'a late pass')).toBe(1);
+    await resolver.close();
+    await settled();
+    for (const m of members) expect(await m.local.partitions.transactionsWithIntents()).toEqual([]);
+  });
+
   it('refuses a transaction command without the fields a replica relies on', () => {
     const bad = encodePartitionCommand({ kind: 'resolveTransaction', transactionId: 'c3', commit: true } as never);
     expect(() => decodePartitionCommand(7, 1, bad)).toThrow(PartitionCommandError);
