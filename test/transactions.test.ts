@@ -356,11 +356,11 @@ describe('TransactWriteItems', () => {
       for (let attempt = 1; got === undefined; attempt++) {
         got = await readOnce().catch((error: Error) => {
           const conflict = error instanceof TransactionCanceledException && error.CancellationReasons?.some((reason) => reason.Code === 'TransactionConflict');
-          if (!conflict || attempt === 100) throw error;
+          if (!conflict || attempt === 60) throw error;
           return undefined;
         });
         // Backs off as a DynamoDB client would before reading again.
-        if (got === undefined) await new Promise((done) => setTimeout(done, Math.min(10 * attempt, 100)));
+        if (got === undefined) await new Promise((done) => setTimeout(done, Math.min(25 * attempt, 250)));
       }
       totals.push((got.Responses ?? []).reduce((sum, response) => sum + Number((response.Item?.balance as { N: string }).N), 0));
     };

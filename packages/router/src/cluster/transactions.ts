@@ -55,7 +55,7 @@ export type PartitionCall = <T>(
 ) => Promise<T>;
 
 export interface TransactionCoordinatorOptions {
-  /** How long a transaction may stay PENDING before resolvers may abort it (default 5 s). */
+  /** How long a transaction may stay PENDING before resolvers may abort it (default 10 s). */
   deadlineMs?: number;
   /**
    * Test-only fault points: when one rejects, the coordinator stops right there, leaving the
@@ -67,7 +67,8 @@ export interface TransactionCoordinatorOptions {
   };
 }
 
-const DEFAULT_DEADLINE_MS = 5_000;
+/** Longer than a loaded cluster takes for the steps of one transaction (a proposal times out after 5 s). */
+const DEFAULT_DEADLINE_MS = 10_000;
 
 export class TransactionCoordinator {
   readonly #call: PartitionCall;
