@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Server, listen, shutdown } from '@shoal/proto';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore } from '@shoal/storage';
+import { openLocalStore, partitionBound } from '@shoal/storage';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
 import { stderrLog, type NodeLog } from './cluster/log.ts';
@@ -21,7 +21,7 @@ import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
 import { PartitionReplicaSet } from './cluster/partition-replica-set.ts';
 import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
 import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './host/index.ts';
-import { NodeLoad, type LoadTrackingOptions } from './load/index.ts';
+import { NodeLoad, PartitionSizes, type LoadTrackingOptions } from './load/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
 import { RaftLogStore } from './raft-log/store.ts';
 import { StorageNodeServer } from './server/index.ts';
@@ -239,6 +239,23 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     resolver.start();
     stops.push(() => resolver.close());
 
+    const sizes = new PartitionSizes(
+      load,
+      {
+        ledPartitions: () => raftHost.status().filter((g) => g.groupId !== META_GROUP_ID && g.role === 'leader').map((g) => g.groupId),
+        measure: async (partitionId) => {
+          const descriptor = view.descriptorOf(partitionId);
+          const table = descriptor === undefined ? undefined : view.tableOf(descriptor.tableId);
+          const replica = replicas.get(partitionId);
+          if (descriptor === undefined || table === undefined || replica === undefined) return undefined;
+          return (await replica.store.statistics(table, undefined, partitionBound(descriptor))).sizeBytes;
+        },
+      },
+      options.load?.sizeIntervalMs ?? 30_000,
+      (error) => log.warn('measuring a partition size failed', { error }),
+    );
+    sizes.start();
+    stops.push(() => sizes.stop());
     const reconciler = new ReplicaReconciler({ nodeId, host: raftHost, view, replicas, log });
     stops.push(() => reconciler.close());
     const metaClient = new MetaClient({ peers: options.metaPeers });

@@ -3,7 +3,7 @@
  * and 40 read units a second), two routers in this process sharing PROVISIONED tables' throughput,
  * the AWS SDK as the client. Throttling starts over the limits with DynamoDB's error and throttling
  * reason, stops once the buckets refill, the SDK's retries get every write through, the nodes report
- * the load and throttles in AdminService.Status, and ReturnConsumedCapacity stays exact.
+ * the load, throttles and partition sizes in AdminService.Status, and ReturnConsumedCapacity stays exact.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -49,7 +49,7 @@ async function freePorts(count: number): Promise<number[]> {
 }
 
 function startNode(nodeId: number, port: number, metaPeers: { nodeId: number; address: string }[]): Promise<void> {
-  const options = { nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers, heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 60_000 } };
+  const options = { nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers, heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 60_000, sizeIntervalMs: 300 } };
   const child = spawn(process.execPath, [FIXTURE, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stderr = '';
@@ -181,10 +181,12 @@ describe('admission control over node processes', () => {
       expect(read.Item?.pk).toEqual({ S: `retried-${i}` });
     }
 
-    // The leader's heartbeat reports the load and the throttles: AdminService.Status shows them.
+    // The leader's heartbeat reports the load, the throttles and the partition's size: AdminService.Status shows them.
     await eventually('load reported in Status', async () => {
-      const loads = (await reportedLoads()).filter((load) => load.leader && load.writeUnitLimit === LIMITS.writeUnitsPerSecond);
-      return loads.some((load) => load.writeUnitsPerSecond > 0 && load.throttledWritesPerSecond > 0 && load.sampledKeys.length > 0 && load.writesPerSecond > 0);
+      // Whichever replica led while the writes came (a loaded machine may have moved the leadership since).
+      const loads = (await reportedLoads()).filter((load) => load.writeUnitLimit === LIMITS.writeUnitsPerSecond);
+      const served = loads.some((load) => load.writeUnitsPerSecond > 0 && load.throttledWritesPerSecond > 0 && load.sampledKeys.length > 0 && load.writesPerSecond > 0);
+      return served && loads.some((load) => load.leader && load.sizeBytes > 0n);
     }, 100, 200);
   }, 120_000);
 

@@ -11,3 +11,4 @@ export {
   type PartitionLoadReport,
 } from './partition-load.ts';
 export { recordGet, recordRangeRead, recordWrite } from './served.ts';
+export { PartitionSizes, type PartitionSizeSource } from './partition-sizes.ts';

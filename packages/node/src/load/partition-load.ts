@@ -37,6 +37,8 @@ export interface LoadTrackingOptions {
   seed?: number;
   /** The clock, in ms. Default performance.now. */
   now?: () => number;
+  /** Between measures of the sizes of the partitions led here (PartitionSizes). Default 30,000 ms. */
+  sizeIntervalMs?: number;
 }
 
 export type Access = 'read' | 'write';
@@ -52,6 +54,8 @@ export interface PartitionLoadReport {
   throttledWritesPerSecond: number;
   readUnitLimit: number;
   writeUnitLimit: number;
+  /** Bytes of the partition's items at its last measure (PartitionSizes), 0 before one. */
+  sizeBytes: bigint;
   sampledKeys: SampledKeyLoad[];
 }
 
@@ -95,6 +99,8 @@ export class PartitionLoadTracker {
   readonly #sampleSize: number;
   #sample: KeySample;
   #sampleStartedAt: number;
+  /** Bytes of the partition's items, as last measured. */
+  sizeBytes = 0;
   #lastSample: KeySample | undefined;
 
   constructor(partitionId: number, options: LoadTrackingOptions = {}) {
@@ -154,6 +160,7 @@ export class PartitionLoadTracker {
       throttledWritesPerSecond: write.throttled.perSecond(now),
       readUnitLimit: this.#limits.readUnitsPerSecond,
       writeUnitLimit: this.#limits.writeUnitsPerSecond,
+      sizeBytes: BigInt(this.sizeBytes),
       sampledKeys: this.sample().keys(),
     };
   }
@@ -184,7 +191,7 @@ export class NodeLoad {
     return tracker;
   }
 
-  /** What a partition's replica here measured; undefined when it served nothing yet. */
+  /** What a partition's replica here measured; undefined when it served and measured nothing yet. */
   report(partitionId: number): PartitionLoadReport | undefined {
     return this.#trackers.get(partitionId)?.report();
   }
