@@ -31,7 +31,8 @@ function partitionLine(partition: PartitionHeat, ansi: boolean): string {
   const ops = `w ${fixed(partition.writesPerSecond)}/s r ${fixed(partition.readsPerSecond)}/s`;
   const throttled = partition.throttledPerSecond > 0 ? colour(1, ` throttled ${fixed(partition.throttledPerSecond, 1)}/s`, ansi) : '';
   const range = `[${partition.start.slice(0, 12) || '-'}..${partition.end.slice(0, 12) || '+'})`;
-  return `  p${String(partition.id).padEnd(4)} ${bar} ${String(Math.round(share * 100)).padStart(4)}%  ${ops.padEnd(20)} ${units.padEnd(30)} ${partition.table} e${partition.epoch} ${range}${throttled}`;
+  const size = `${(partition.sizeBytes / 1024).toFixed(0)} KiB`;
+  return `  p${String(partition.id).padEnd(4)} ${bar} ${String(Math.round(share * 100)).padStart(4)}%  ${ops.padEnd(20)} ${units.padEnd(30)} ${size.padStart(10)}  ${partition.table} e${partition.epoch} ${range}${throttled}`;
 }
 
 export interface Frame {

@@ -27,6 +27,8 @@ export interface PartitionHeat {
   throttledPerSecond: number;
   readUnitLimit: number;
   writeUnitLimit: number;
+  /** Bytes of its items as its leader last measured them (0 before a measure). */
+  sizeBytes: number;
 }
 
 export interface HeatSnapshot {
@@ -67,6 +69,7 @@ export function partitionsFromStatus(status: StatusResponse, tableNames: Readonl
       throttledPerSecond: 0,
       readUnitLimit: 0,
       writeUnitLimit: 0,
+      sizeBytes: 0,
     });
   }
   for (const node of status.nodes) {
@@ -82,6 +85,7 @@ export function partitionsFromStatus(status: StatusResponse, tableNames: Readonl
       row.throttledPerSecond += load.throttledReadsPerSecond + load.throttledWritesPerSecond;
       row.readUnitLimit = Math.max(row.readUnitLimit, load.readUnitLimit);
       row.writeUnitLimit = Math.max(row.writeUnitLimit, load.writeUnitLimit);
+      if (load.leader) row.sizeBytes = Number(load.sizeBytes);
     }
   }
   return [...rows.values()].sort((a, b) => a.id - b.id);

@@ -42,6 +42,7 @@ const partition = (id: number, fields: Partial<PartitionHeat> = {}): PartitionHe
   throttledPerSecond: 0,
   readUnitLimit: 3_000,
   writeUnitLimit: 1_000,
+  sizeBytes: 0,
   ...fields,
 });
 
@@ -119,13 +120,13 @@ describe('heat map from Status', () => {
         { id: 2n, tableId: 5, startKey: new Uint8Array([0x80]), epoch: 2n, replicas: [{ nodeId: 2n }] },
       ],
       nodes: [
-        { node: { id: 1n }, reportedReplicas: [{ partitionId: 1n, leader: true, writesPerSecond: 10, writeUnitsPerSecond: 20, readsPerSecond: 4, throttledWritesPerSecond: 1, writeUnitLimit: 1_000, readUnitLimit: 3_000 }] },
+        { node: { id: 1n }, reportedReplicas: [{ partitionId: 1n, leader: true, sizeBytes: 4_096n, writesPerSecond: 10, writeUnitsPerSecond: 20, readsPerSecond: 4, throttledWritesPerSecond: 1, writeUnitLimit: 1_000, readUnitLimit: 3_000 }] },
         { node: { id: 2n }, reportedReplicas: [{ partitionId: 1n, readsPerSecond: 6, readUnitsPerSecond: 3 }, { partitionId: 2n, leader: true }] },
       ],
     });
     const rows = partitionsFromStatus(status, new Map([[5, 'orders']]));
     expect(rows).toHaveLength(2);
-    expect(rows[0]).toMatchObject({ id: 1, table: 'orders', epoch: 2, start: '00', end: '80', leader: 1, readsPerSecond: 10, writesPerSecond: 10, writeUnitsPerSecond: 20, readUnitsPerSecond: 3, throttledPerSecond: 1, writeUnitLimit: 1_000 });
+    expect(rows[0]).toMatchObject({ id: 1, table: 'orders', epoch: 2, start: '00', end: '80', leader: 1, sizeBytes: 4_096, readsPerSecond: 10, writesPerSecond: 10, writeUnitsPerSecond: 20, readUnitsPerSecond: 3, throttledPerSecond: 1, writeUnitLimit: 1_000 });
     expect(rows[1]).toMatchObject({ id: 2, leader: 2, start: '80', end: '' });
   });
 
@@ -142,11 +143,12 @@ describe('heat map from Status', () => {
   });
 
   it('draws the frame by node and the report with its heat map and charts', () => {
-    const snapshot: HeatSnapshot = { at: 3_000, partitions: [partition(1, { writeUnitsPerSecond: 900, throttledPerSecond: 5 }), partition(2, { leader: 2, readUnitsPerSecond: 300 })] };
+    const snapshot: HeatSnapshot = { at: 3_000, partitions: [partition(1, { writeUnitsPerSecond: 900, throttledPerSecond: 5, sizeBytes: 65_536 }), partition(2, { leader: 2, readUnitsPerSecond: 300 })] };
     const figures = { at: 3_000, okPerSecond: 900, throttledPerSecond: 5, errorsPerSecond: 0, throttleRate: 0.005, p50Ms: 1.2, p99Ms: 9.5 };
     const frame = renderFrame({ title: 'zipfian', elapsedMs: 3_000, durationMs: 10_000, figures, snapshot, events: [] }, false);
     expect(frame).toContain('node 1\n  p1    ██████████████████░░   90%');
     expect(frame).toContain('throttled 5.0/s');
+    expect(frame).toContain('  64 KiB  heat e1');
     expect(frame).toContain('node 2\n  p2    ██░░');
     const html = renderReport({
       title: 'zipfian <run>',
