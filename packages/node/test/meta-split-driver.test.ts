@@ -1,0 +1,106 @@
+/**
+ * The placement driver and splits, on a meta group of three peers over gRPC: a split its meta leader
+ * never recorded is recorded from the halves' descriptors the nodes report in their heartbeats, and
+ * a right half is never given a new member (it would need a partition snapshot): when one of its
+ * nodes stays down, its repair is blocked while the left half's goes ahead.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { middleSplitKey } from '@shoal/meta';
+import type { PartitionDescriptor, TableRecord } from '@shoal/model';
+import { ReplicaRole, partitionDescriptorToWire, partitionMapResponseFromWire, tableRecordToWire, type PartitionLoad } from '@shoal/proto';
+import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster } from './fixtures/meta-cluster.ts';
+
+const table = (name: string): TableRecord => ({
+  schema: { name, tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
+  status: 'ACTIVE',
+  createdAt: 1_700_000_000,
+  billingMode: 'PAY_PER_REQUEST',
+  tags: {},
+});
+
+describe('the placement driver and splits', () => {
+  let root = '';
+  let cluster: MetaCluster;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-meta-split-'));
+    cluster = new MetaCluster(root, [1, 2, 3]);
+    for (const id of cluster.ids) await cluster.start(id);
+  });
+
+  afterAll(async () => {
+    await cluster.stopAll();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const partitionsNow = async (): Promise<PartitionDescriptor[]> => {
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    if (map.notModified) throw new Error('expected a full map');
+    return map.partitions;
+  };
+
+  /** Each node reports its replicas with the map's roles (the groups converged), plus `extra` loads. */
+  const heartbeat = async (nodes: number[], extra: Map<number, PartitionLoad[]> = new Map()): Promise<void> => {
+    const partitions = await partitionsNow();
+    for (const nodeId of nodes) {
+      const loads = partitions.flatMap((p) =>
+        p.replicas
+          .filter((r) => r.nodeId === nodeId)
+          .map((r) => ({ partitionId: BigInt(p.id), leader: p.replicas[0].nodeId === nodeId, role: r.role === 'voter' ? ReplicaRole.VOTER : ReplicaRole.LEARNER, term: 2n })),
+      );
+      await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads: [...loads, ...(extra.get(nodeId) ?? [])] as PartitionLoad[] }));
+    }
+  };
+
+  it('records a split from the reports, then blocks new members of the right half only', async () => {
+    const nodes = [1, 2, 3, 4];
+    for (const id of nodes) await cluster.call((p) => p.metaClient.registerNode({ nodeId: BigInt(id), address: `127.0.0.1:${10_000 + id}` }));
+    const leader = await cluster.waitForLeader();
+    // An id meta handed out that no partition holds any more: that of a table created and deleted.
+    await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Scratch')), initialPartitions: 1 }));
+    const reservedId = (await partitionsNow())[0].id;
+    await cluster.call((p) => p.metaClient.deleteTable({ name: 'Scratch' }));
+    await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Orders')), initialPartitions: 1 }));
+    const [parent] = await partitionsNow();
+    expect(parent.epoch).toBe(1);
+
+    // The partition's group split (right half = the reserved id); meta never heard of it.
+    const middle = middleSplitKey(parent)!;
+    const right: PartitionDescriptor = { ...parent, id: reservedId, startKey: middle, epoch: 2 };
+    const reported = new Map(parent.replicas.map((r) => [r.nodeId, [{ partitionId: BigInt(reservedId), role: ReplicaRole.VOTER, descriptor: partitionDescriptorToWire(right) } as PartitionLoad]]));
+    await heartbeat(nodes, reported);
+    const round = await leader.driver.runOnce();
+    expect(round?.splitsRecorded).toEqual([reservedId]);
+    // The same round may start rebalancing (two partitions on three of four nodes): never the right half.
+    expect(round?.applied.filter((a) => a.partitionId === reservedId)).toEqual([]);
+    const halves = await partitionsNow();
+    const left = halves.find((p) => p.id === parent.id)!;
+    const recorded = halves.find((p) => p.id === reservedId)!;
+    expect(halves).toHaveLength(2);
+    expect(recorded.epoch).toBe(2);
+    expect(left.epoch).toBeGreaterThanOrEqual(2);
+    expect(Buffer.compare(Buffer.from(left.endKey), Buffer.from(middle))).toBe(0);
+    expect(Buffer.compare(Buffer.from(recorded.startKey), Buffer.from(middle))).toBe(0);
+    expect(recorded.replicas).toEqual(parent.replicas);
+
+    // A node of both halves falls silent past the down timeout: the left half gets a new replica,
+    // the right half's repair is blocked (and logged), its descriptor unchanged.
+    const victim = parent.replicas[parent.replicas.length - 1].nodeId;
+    const alive = nodes.filter((id) => id !== victim);
+    cluster.now += HEARTBEAT_TIMEOUT_MS;
+    await heartbeat(alive);
+    expect((await leader.driver.runOnce())?.markedDown).toEqual([victim]);
+    cluster.now += DOWN_TIMEOUT_MS;
+    await heartbeat(alive);
+    const repair = await leader.driver.runOnce();
+    expect(repair?.applied.filter((a) => a.partitionId === reservedId)).toEqual([]);
+    expect([...(repair?.applied ?? []), ...(repair?.waiting ?? [])].some((a) => a.partitionId === parent.id)).toBe(true);
+    expect(repair?.blocked.map((a) => [a.kind, a.partitionId])).toEqual([['addLearner', reservedId]]);
+    expect(leader.placementEvents.some((e) => e.event === 'placement_blocked' && e.partitionId === reservedId)).toBe(true);
+    const after = await partitionsNow();
+    expect(after.find((p) => p.id === reservedId)).toEqual(recorded);
+  });
+});
