@@ -389,6 +389,8 @@ describe('key attributes and indexes named like Object.prototype members', () =>
         TableName: COLLECTION_TABLE,
         KeyConditionExpression: 'pk = :c',
         ExpressionAttributeValues: { ':c': s('c') },
+        // Reads the transaction just written: strongly consistent, as read-after-write requires.
+        ConsistentRead: true,
         Limit: 1,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       })) as Response & { LastEvaluatedKey?: Item };

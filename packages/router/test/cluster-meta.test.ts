@@ -182,19 +182,6 @@ describe('connectCluster over a real meta group', () => {
     await expect(backend.catalog.delete('never-created')).rejects.toMatchObject({ type: 'ResourceNotFoundException', statusCode: 400 });
   });
 
-  it('a transaction over keys of two partitions is refused before anything is sent', { timeout: 30_000 }, async () => {
-    const backend = await connect([...peers.values()].map((peer) => peer.address), { initialPartitions: 4 });
-    const record = tableRecord('wide', await backend.catalog.allocateSpaceId());
-    await backend.catalog.put(record);
-    const sentBefore = backend.metrics().nodeRequestsTotal;
-    const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8'];
-    const write = backend.partitions.write({
-      operations: keys.map((pk) => ({ table: record.schema, kind: 'Put' as const, key: { pk: { S: pk } }, item: { pk: { S: pk } } })),
-    });
-    await expect(write).rejects.toMatchObject({ type: 'ValidationException', message: expect.stringMatching(/span \d partitions; cross-partition transactions are not supported yet/) });
-    expect(backend.metrics().nodeRequestsTotal).toBe(sentBefore);
-  });
-
   it('a partition whose replica cannot be reached: ServiceUnavailable after the retry bound, for reads and writes', { timeout: 30_000 }, async () => {
     const backend = await connect([...peers.values()].map((peer) => peer.address), { retry: QUICK_RETRY });
     const record = tableRecord('unreachable', await backend.catalog.allocateSpaceId());
