@@ -179,6 +179,25 @@ admin
     await runAdminSplit({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), table, at: options.at, json: options.json });
   });
 
+// The chaos and heat tools parse their own options (`shoal chaos --help`), so commander passes them through.
+const tools = {
+  chaos: { description: 'Start a cluster, run a workload under node kills and pauses, and give a linearizability verdict', load: () => import('@shoal/chaos') },
+  heat: { description: 'Drive a skewed workload against a cluster and show a live heat map of its partitions', load: () => import('@shoal/heat') },
+};
+for (const [name, tool] of Object.entries(tools)) {
+  program
+    .command(name)
+    .description(`${tool.description} (shoal ${name} --help)`)
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[options...]')
+    .action(async (args: string[]) => {
+      const { main } = await tool.load();
+      process.exitCode = await main(args);
+    });
+}
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(`shoal: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
