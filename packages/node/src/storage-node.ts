@@ -1,8 +1,10 @@
 /**
  * A whole storage node process: one Raft log store (<dataDir>/raft, fsynced), one data store for
  * every partition replica (<dataDir>/partitions, not fsynced: the Raft log replays what a crash
- * lost) and what it last knew of their partitions (<dataDir>/partitions.json), one MultiRaftHost running every group replica here, and ONE gRPC server (contracts #2)
- * carrying RaftTransportService, PartitionService and, on meta peers, MetaService + AdminService.
+ * lost), what it last knew of their partitions (<dataDir>/partitions.json) and of the nodes'
+ * addresses (<dataDir>/nodes.json), one MultiRaftHost running every group replica here, and ONE
+ * gRPC server (contracts #2) carrying RaftTransportService, PartitionService and, on meta peers,
+ * MetaService + AdminService.
  *
  * Meta peers (`metaPeers`, fixed like etcd's initial cluster) host the meta group (group 0): each
  * bootstraps it with the same voters when its log store does not hold it yet, and runs the
@@ -18,6 +20,7 @@ import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
 import { stderrLog, type NodeLog } from './cluster/log.ts';
 import { MetaClient, type MetaPeer } from './cluster/meta-client.ts';
+import { NodeAddressBook } from './cluster/node-address-book.ts';
 import { PartitionReplicaSet } from './cluster/partition-replica-set.ts';
 import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
 import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './host/index.ts';
@@ -116,7 +119,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const metaPeer = new Map(options.metaPeers.map((p) => [p.nodeId, p.address]));
   const isMetaPeer = metaPeer.has(nodeId);
   const view = new ClusterView();
-  const nodeAddress = (id: NodeId): string | undefined => view.nodeAddress(id) ?? metaPeer.get(id);
+  // Before the map arrives, nodes beyond the meta peers are found at the addresses the last map gave.
+  const addressBook = await NodeAddressBook.open(join(options.dataDir, 'nodes.json'), log);
+  const nodeAddress = (id: NodeId): string | undefined => view.nodeAddress(id) ?? metaPeer.get(id) ?? addressBook.address(id);
 
   // Stopped in reverse order by close(), also when the start fails half way.
   const stops: Array<() => Promise<void> | void> = [];
@@ -140,6 +145,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     const partitionGroups = logStore.listGroups().map((g) => g.groupId).filter((id) => id !== META_GROUP_ID);
     const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups);
     stops.push(() => replicas.flush());
+    stops.push(() => addressBook.flush());
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
 
     const server = new Server();
@@ -273,6 +279,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       onMapChanged: () => {
         load.retain((partitionId) => raftHost.hasGroup(partitionId));
         replicas.noteMap().catch((error: unknown) => log.warn('could not record the partitions held here', { error }));
+        addressBook.record(view.nodeAddresses()).catch((error: unknown) => log.warn('could not record the node addresses', { error }));
         void reconciler.reconcile();
       },
     });

@@ -58,4 +58,9 @@ export class ClusterView {
   nodeAddress(nodeId: NodeId): string | undefined {
     return this.#nodes.get(nodeId);
   }
+
+  /** Every registered node's gRPC address. */
+  nodeAddresses(): ReadonlyMap<NodeId, string> {
+    return this.#nodes;
+  }
 }
