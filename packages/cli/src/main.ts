@@ -17,6 +17,12 @@ function positiveInteger(text: string): number {
   return value;
 }
 
+function positiveNumber(text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('must be a number above 0');
+  return value;
+}
+
 function addressList(text: string): string[] {
   const addresses = text.split(',').map((address) => address.trim()).filter(Boolean);
   if (addresses.length === 0) throw new InvalidArgumentError('must name at least one host:port');
@@ -110,6 +116,9 @@ interface NodeOptions {
   opsHost: string;
   opsPort: number;
   defaultPartitions?: number;
+  readUnitsPerPartition: number;
+  writeUnitsPerPartition: number;
+  burstSeconds: number;
 }
 
 program
@@ -123,9 +132,13 @@ program
   .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
   .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
   .option('--default-partitions <count>', 'initial partitions of a new table (meta group setting)', positiveInteger)
+  .option('--read-units-per-partition <units>', 'read capacity units a second each partition admits (DynamoDB: 3000)', positiveNumber, 3000)
+  .option('--write-units-per-partition <units>', 'write capacity units a second each partition admits (DynamoDB: 1000)', positiveNumber, 1000)
+  .option('--burst-seconds <seconds>', 'seconds of unused capacity a partition can spend at once', positiveNumber, 30)
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');
-    await runNode(options);
+    const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, ...node } = options;
+    await runNode({ ...node, admissionLimits: { readUnitsPerSecond: readUnitsPerPartition, writeUnitsPerSecond: writeUnitsPerPartition, burstSeconds } });
   });
 
 interface RouterOptions extends CredentialOptions {
@@ -134,6 +147,7 @@ interface RouterOptions extends CredentialOptions {
   host: string;
   opsHost: string;
   opsPort: number;
+  routers: number;
   routerId?: number;
 }
 
@@ -146,6 +160,7 @@ credentialOptions(
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
     .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
+    .option('--routers <count>', 'routers sharing the cluster: each admits this share of a PROVISIONED table\'s throughput', positiveInteger, 1)
     .addOption(new Option('--router-id <n>', 'number of this router in its logs').argParser(positiveInteger).hideHelp()),
 ).action(async (options: RouterOptions) => {
   const { runRouter } = await import('./commands/router.ts');

@@ -40,6 +40,22 @@ describe('shoal command line', () => {
     expect(shoal('dev', '--nodes', '0').stderr).toContain('must be a whole number of at least 1');
   });
 
+  it('takes the per-partition admission limits and the router count, with their defaults', () => {
+    const node = ['node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=127.0.0.1:1'];
+    const refused = { '--read-units-per-partition': '0', '--write-units-per-partition': '-5', '--burst-seconds': 'many' };
+    for (const [flag, bad] of Object.entries(refused)) {
+      const { status, stderr } = shoal(...node, flag, bad);
+      expect(status).toBe(1);
+      expect(stderr).toContain(`option '${flag} `);
+      expect(stderr).toContain('must be a number above 0');
+    }
+    const help = spawnSync(process.execPath, [MAIN, 'node', '--help'], { encoding: 'utf8', timeout: 30_000, env: ENV }).stdout.replace(/\s+/g, ' ');
+    expect(help).toMatch(/--read-units-per-partition <units> .*\(default: 3000\)/);
+    expect(help).toMatch(/--write-units-per-partition <units> .*\(default: 1000\)/);
+    expect(help).toMatch(/--burst-seconds <seconds> .*\(default: 30\)/);
+    expect(shoal('router', '--meta', '127.0.0.1:1', '--routers', '0').stderr).toContain('must be a whole number of at least 1');
+  });
+
   it('finds no dev cluster for admin status in a directory without one', () => {
     const { status, stderr } = shoal('admin', 'status', '--data-dir', resolve(import.meta.dirname, 'no-such-dir'));
     expect(status).toBe(1);

@@ -271,7 +271,7 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
     if (options.secretAccessKey !== undefined) routerEnv.SHOAL_SECRET_ACCESS_KEY = options.secretAccessKey;
     for (let id = 1; id <= options.routers; id++) {
       const port = options.port === 0 ? 0 : options.port + id - 1;
-      const args = ['--meta', metaAddresses, '--host', host, '--port', String(port), '--ops-host', host, '--ops-port', '0', '--router-id', String(id)];
+      const args = ['--meta', metaAddresses, '--host', host, '--port', String(port), '--ops-host', host, '--ops-port', '0', '--router-id', String(id), '--routers', String(options.routers)];
       const child = spawnChild('router', id, args, join(options.dataDir, `router-${id}.log`), routerEnv);
       children.push(child);
       watch(child);

@@ -1,5 +1,5 @@
 import { startStorageNode } from '@shoal/node';
-import type { StorageNodeMetrics } from '@shoal/node';
+import type { AdmissionLimits, StorageNodeMetrics } from '@shoal/node';
 import { createLogger } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
 import { stopOnSignal } from '../lifecycle.ts';
@@ -17,6 +17,8 @@ export interface NodeCommandOptions {
   opsHost: string;
   opsPort: number;
   defaultPartitions?: number;
+  /** Per-partition admission limits; default DynamoDB's (3,000 read / 1,000 write units a second, 30 s burst). */
+  admissionLimits?: Partial<AdmissionLimits>;
 }
 
 /** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
@@ -54,6 +56,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     advertiseAddress: options.advertise,
     metaPeers: options.metaPeers,
     defaultPartitions: options.defaultPartitions,
+    load: { limits: options.admissionLimits },
     log: log.child({ component: 'storage-node' }),
   });
   let ops;

@@ -15,13 +15,15 @@ export interface RouterCommandOptions {
   opsHost: string;
   opsPort: number;
   credentials?: Credentials[];
+  /** Routers of the cluster: each admits this share of a PROVISIONED table's throughput. Default 1. */
+  routers?: number;
   /** Number of this router among those of one `shoal dev`, for its log lines. */
   routerId?: number;
 }
 
 export async function runRouter(options: RouterCommandOptions): Promise<void> {
   const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) });
-  const cluster = await connectCluster({ metaAddresses: options.meta, log: log.child({ component: 'cluster-client' }) });
+  const cluster = await connectCluster({ metaAddresses: options.meta, routers: options.routers, log: log.child({ component: 'cluster-client' }) });
   const metrics = createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]);
   let router;
   let ops;
