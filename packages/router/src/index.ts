@@ -2,12 +2,13 @@ import type { PartitionClient, TableCatalog } from '@shoal/model';
 import { createEngineContext } from './dispatch.ts';
 import type { Credentials } from './auth.ts';
 import type { RequestInfo } from './request.ts';
-import { startHttpFrontEnd } from './server.ts';
+import { startHttpFrontEnd, type RequestObserver } from './server.ts';
 import { backfill } from './tables.ts';
 import { startTtlSweeper } from './ttl.ts';
 
 export type { EngineContext, OperationHandler } from './operation.ts';
 export type { Credentials } from './auth.ts';
+export type { RequestObserver } from './server.ts';
 
 export interface RouterOptions {
   partitions: PartitionClient;
@@ -27,6 +28,12 @@ export interface RouterOptions {
    * them; when absent, requests are not authenticated at all.
    */
   credentials?: Credentials[];
+  /**
+   * Called once for each request naming a DynamoDB operation Shoal serves, when it is answered:
+   * its time in seconds and, for an error answer, DynamoDB's error type. Runs on the request path:
+   * keep it cheap.
+   */
+  onRequest?: RequestObserver;
 }
 
 export interface Router {
@@ -70,6 +77,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     port: options.port ?? 8000,
     region,
     services: { region, tableLock, background },
+    onRequest: options.onRequest,
     credentials:
       options.credentials === undefined
         ? undefined

@@ -24,6 +24,9 @@ import {
 
 /** The DynamoDB JSON-over-HTTP front end: a lean HTTP/1.1 server (http-connection.ts) with keep-alive. */
 
+/** Told of each answered request naming an operation served: its time and, for an error, DynamoDB's error type. */
+export type RequestObserver = (operation: string, seconds: number, errorType?: string) => void;
+
 export interface HttpFrontEnd {
   port: number;
   close(): Promise<void>;
@@ -73,8 +76,9 @@ export async function startHttpFrontEnd(options: {
   services: Omit<RequestInfo, 'host'>;
   /** Secret access keys by access key id; when absent, requests are not authenticated. */
   credentials?: ReadonlyMap<string, string>;
+  onRequest?: RequestObserver;
 }): Promise<HttpFrontEnd> {
-  const { ctx, region, services, credentials } = options;
+  const { ctx, region, services, credentials, onRequest } = options;
   const inFlight = new Set<Promise<void>>();
 
   async function handle(req: HttpRequest): Promise<HttpAnswer> {
@@ -105,9 +109,12 @@ export async function startHttpFrontEnd(options: {
     // DynamoDB's order of checks: the JSON, the target, the signature, then the body's presence.
     let body;
     const operation = operationOf(req.headers['x-amz-target']);
+    const known = operation !== undefined && isKnownOperation(operation);
+    // Only requests naming an operation served are observed: the label stays a short, fixed list.
+    const started = onRequest !== undefined && known ? performance.now() : 0;
     try {
       body = req.body.length === 0 ? undefined : parseRequestBody(req.body);
-      if (operation === undefined || !isKnownOperation(operation)) throw unknownOperation(operation);
+      if (!known) throw unknownOperation(operation);
       if (credentials !== undefined) {
         // Signatures are checked against the real clock, never the injectable one tests move.
         verifySignature({ method: 'POST', url: req.url, headers: req.headers, body: req.body, credentials, now: Date.now() });
@@ -115,10 +122,12 @@ export async function startHttpFrontEnd(options: {
       if (body === undefined) throw serializationError('The request body is empty: expected a JSON object');
     } catch (error) {
       if (!(error instanceof DynamoDbError)) throw error;
+      if (known) onRequest?.(operation, (performance.now() - started) / 1000, error.type);
       return errorAnswer(error, requestId, cors);
     }
     const host = req.headers.host ?? `${options.host}:${options.port}`;
-    const outcome = await dispatch(operation!, body, ctx, { ...services, host });
+    const outcome = await dispatch(operation, body, ctx, { ...services, host });
+    onRequest?.(operation, (performance.now() - started) / 1000, outcome.ok ? undefined : outcome.error.type);
     return outcome.ok ? jsonAnswer(200, outcome.result, requestId, cors) : errorAnswer(outcome.error, requestId, cors);
   }
 
