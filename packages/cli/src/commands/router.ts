@@ -5,6 +5,7 @@ import { stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
 import { timedPartitionClient } from '../ops/partition-metrics.ts';
+import { requestMetrics } from '../ops/request-metrics.ts';
 
 /** `shoal router`: the DynamoDB HTTP API over the cluster the meta group describes. */
 
@@ -34,6 +35,7 @@ export async function runRouter(options: RouterCommandOptions): Promise<void> {
       host: options.host,
       port: options.port,
       credentials: options.credentials,
+      onRequest: requestMetrics(metrics.registry),
     });
     try {
       ops = await startOpsServer({

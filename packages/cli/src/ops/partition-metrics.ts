@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
  */
 
 /** From 1 ms (a local hop) to 10 s (the retry budget of a call that waits out an election). */
-const BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export function timedPartitionClient(partitions: PartitionClient, registry: Registry): PartitionClient {
   const duration = new Histogram({
