@@ -119,6 +119,19 @@ export function encodeItemKey(spaceId: number, hashValue: AttributeValue, ...sor
   return Buffer.concat([encodeCollectionPrefix(spaceId, hashValue), ...sortValues.map(encodeKeyValue)]);
 }
 
+/** The smallest key greater than every key starting with `prefix` (undefined: no such key). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      // A copy: Buffer's slice() would share memory with the prefix.
+      const end = Uint8Array.from(prefix.subarray(0, i + 1));
+      end[i]++;
+      return end;
+    }
+  }
+  return undefined;
+}
+
 /** The whole key range of one space, [start, end). */
 export function spaceRange(spaceId: number): { start: Uint8Array; end: Uint8Array } {
   return { start: spacePrefix(spaceId), end: spaceEnd(spaceId) };

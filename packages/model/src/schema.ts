@@ -37,3 +37,16 @@ export interface TableSchema {
   rangeKey?: KeyAttribute;
   indexes: IndexSchema[];
 }
+
+/**
+ * The key attributes that make up the key of one space, in key order: the first is the hash, the
+ * rest are the sort values. An index's entries carry the table's key after its own so that two items
+ * with equal index keys stay distinct.
+ */
+export function spaceKeyAttributes(table: TableSchema, index?: IndexSchema): KeyAttribute[] {
+  const tableKey = table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey];
+  if (!index) return tableKey;
+  const indexKey = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
+  // An LSI shares the table's hash, which is therefore not repeated after the index's sort key.
+  return index.kind === 'LSI' ? [...indexKey, ...tableKey.slice(1)] : [...indexKey, ...tableKey];
+}

@@ -10,6 +10,7 @@ import {
   encodeKeyValuePrefix,
   fingerprint64,
   hashSliceRange,
+  prefixEnd,
   spaceRange,
 } from '../src/key-encoding.ts';
 import { compareScalars } from '../src/values.ts';
@@ -196,5 +197,31 @@ describe('compareBytes', () => {
     expect(compareBytes(Uint8Array.of(1), Uint8Array.of(1, 0))).toBeLessThan(0);
     expect(compareBytes(Uint8Array.of(0x80), Uint8Array.of(0x7f))).toBeGreaterThan(0);
     expect(compareBytes(Uint8Array.of(), Uint8Array.of())).toBe(0);
+  });
+});
+
+describe('prefixEnd', () => {
+  it('is the first key after every key with the prefix, trailing 0xff bytes dropped', () => {
+    expect(prefixEnd(Uint8Array.of(1, 2, 3))).toEqual(Uint8Array.of(1, 2, 4));
+    expect(prefixEnd(Uint8Array.of(1, 0xff, 0xff))).toEqual(Uint8Array.of(2));
+    expect(prefixEnd(Uint8Array.of(0xff, 0xff))).toBeUndefined();
+    expect(prefixEnd(Uint8Array.of())).toBeUndefined();
+  });
+
+  it('leaves the prefix unchanged', () => {
+    const prefix = Uint8Array.of(7, 8);
+    prefixEnd(prefix);
+    expect(prefix).toEqual(Uint8Array.of(7, 8));
+  });
+
+  it('orders above every extension of the prefix and above no key beyond them', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 6 }), fc.uint8Array({ maxLength: 4 }), (prefix, rest) => {
+        const end = prefixEnd(prefix);
+        if (end === undefined) return;
+        expect(compareBytes(Uint8Array.from([...prefix, ...rest]), end)).toBeLessThan(0);
+        expect(compareBytes(prefix, end)).toBeLessThan(0);
+      }),
+    );
   });
 });

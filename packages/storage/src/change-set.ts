@@ -1,7 +1,7 @@
-import { compareBytes, getOwn, itemSize, setOwn, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
+import { compareBytes, getOwn, itemSize, setOwn, spaceKeyAttributes, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { Mutation } from './database.ts';
-import { decodeJson, encodeJson, entryKey, mapKey, spaceKeyAttributes } from './layout.ts';
+import { decodeJson, encodeJson, entryKey, mapKey } from './layout.ts';
 import type { StatisticsBook } from './statistics.ts';
 
 /** The attributes an index entry keeps of an item: table and index keys, plus its projection. */

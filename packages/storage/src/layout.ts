@@ -25,7 +25,9 @@ import {
   compareBytes,
   encodeItemKey,
   getOwn,
+  prefixEnd,
   setOwn,
+  spaceKeyAttributes,
   spaceRange,
   type AttributeValue,
   type IndexSchema,
@@ -122,32 +124,6 @@ export function encodeJson(value: unknown): Uint8Array {
 
 export function decodeJson<T>(bytes: Uint8Array): T {
   return JSON.parse(utf8Decoder.decode(bytes)) as T;
-}
-
-/** The smallest key greater than every key starting with `prefix` (undefined: no such key). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i] !== 0xff) {
-      // A copy: Buffer's slice() would share memory with the prefix.
-      const end = Uint8Array.from(prefix.subarray(0, i + 1));
-      end[i]++;
-      return end;
-    }
-  }
-  return undefined;
-}
-
-/**
- * The key attributes that make up the key of one space, in key order: the first is the hash, the
- * rest are the sort values. An index's entries carry the table's key after its own so that two items
- * with equal index keys stay distinct.
- */
-export function spaceKeyAttributes(table: TableSchema, index?: IndexSchema): KeyAttribute[] {
-  const tableKey = table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey];
-  if (!index) return tableKey;
-  const indexKey = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
-  // An LSI shares the table's hash, which is therefore not repeated after the index's sort key.
-  return index.kind === 'LSI' ? [...indexKey, ...tableKey.slice(1)] : [...indexKey, ...tableKey];
 }
 
 /**

@@ -1,10 +1,12 @@
 import {
   attributeValuesEqual,
   compareBytes,
+  compilePartitionExpressions,
   DynamoDbError,
   getOwn,
   itemSize,
   MAX_ITEM_SIZE,
+  spaceKeyAttributes,
   spaceRange,
   validationError,
   type CompiledUpdate,
@@ -25,7 +27,6 @@ import {
 } from '@shoal/model';
 import { ChangeSet, type IndexGate } from './change-set.ts';
 import type { CommitQueue } from './commit-queue.ts';
-import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
   appliedIndexKey,
@@ -41,7 +42,6 @@ import {
   mapKey,
   runningIndexCommandKey,
   runningIndexCommandsRange,
-  spaceKeyAttributes,
   type KeyRange,
   type PartitionBound,
 } from './layout.ts';

@@ -1,10 +1,13 @@
 import {
   compareBytes,
+  compilePartitionExpressions,
   encodeCollectionPrefix,
   encodeItemKey,
   encodeKeyValuePrefix,
   hashSliceRange,
   itemSize,
+  prefixEnd,
+  spaceKeyAttributes,
   spaceRange,
   validationError,
   type AttributeValue,
@@ -16,7 +19,6 @@ import {
   type SortKeyCondition,
   type TableSchema,
 } from '@shoal/model';
-import { compilePartitionExpressions } from './expressions.ts';
 import type { ByteLevel } from './database.ts';
 import {
   clampRange,
@@ -26,8 +28,6 @@ import {
   findIndex,
   indexEntriesRange,
   keyOf,
-  prefixEnd,
-  spaceKeyAttributes,
   type KeyRange,
   type PartitionBound,
 } from './layout.ts';

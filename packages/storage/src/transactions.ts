@@ -18,10 +18,10 @@
  *   00000000 06 <item key> <utf8 transaction id>  -> JSON StoredIntent (with the item key, hex)
  *   00000000 07 <utf8 transaction id>      -> JSON TransactionRecord
  */
-import type { Item, TableSchema } from '@shoal/model';
+import { prefixEnd, type Item, type TableSchema } from '@shoal/model';
 import type { ByteLevel, Mutation } from './database.ts';
 import type { StateReader } from './commit-queue.ts';
-import { boundContains, decodeJson, encodeJson, mapKey, prefixEnd, type PartitionBound } from './layout.ts';
+import { boundContains, decodeJson, encodeJson, mapKey, type PartitionBound } from './layout.ts';
 
 const INTENT_TAG = 6;
 const TRANSACTION_RECORD_TAG = 7;

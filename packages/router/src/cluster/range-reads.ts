@@ -17,17 +17,18 @@
  */
 import {
   compareBytes,
-  compileExpressions,
+  compilePartitionExpressions,
   encodeCollectionPrefix,
   encodeItemKey,
   getOwn,
   hashSliceRange,
   itemSize,
+  prefixEnd,
   setOwn,
+  spaceKeyAttributes,
   spaceRange,
   validationError,
   type AttributeValue,
-  type CompiledExpressions,
   type IndexSchema,
   type Item,
   type KeyAttribute,
@@ -57,24 +58,12 @@ function notSupported(message: string): Error {
   return validationError(`${message} is not supported by this Shoal cluster yet`);
 }
 
-/** The smallest key above every key that starts with `prefix` (all ones: the end of the space). */
-function prefixEnd(prefix: Uint8Array, fallback: Uint8Array): Uint8Array {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i] !== 0xff) {
-      const end = Uint8Array.from(prefix.subarray(0, i + 1));
-      end[i]++;
-      return end;
-    }
-  }
-  return fallback;
-}
-
 /** The table-space keys a read covers: a collection (Query), a parallel-scan slice or the whole table. */
 function tableRange(request: RangeReadRequest): { start: Uint8Array; end: Uint8Array } {
   const { tableId } = request.table;
   if (request.hashValue !== undefined) {
     const start = encodeCollectionPrefix(tableId, request.hashValue);
-    return { start, end: prefixEnd(start, spaceRange(tableId).end) };
+    return { start, end: prefixEnd(start) ?? spaceRange(tableId).end };
   }
   if (request.segment !== undefined) return hashSliceRange(tableId, request.segment.segment, request.segment.total);
   return spaceRange(tableId);
@@ -174,32 +163,6 @@ async function walkTablePartitions(request: RangeReadRequest, source: MapSource,
   }
 }
 
-/** An index's key attributes followed by the table's (what makes an entry unique; its page key). */
-function entryAttributes(table: TableSchema, index: IndexSchema): KeyAttribute[] {
-  const tableKey = table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey];
-  const indexKey = index.rangeKey ? [index.hashKey, index.rangeKey] : [index.hashKey];
-  // An LSI shares the table's hash key, which its entries do not repeat.
-  return index.kind === 'LSI' ? [...indexKey, ...tableKey.slice(1)] : [...indexKey, ...tableKey];
-}
-
-/** Expressions written with `#name` / `:value` placeholders. */
-const PLACEHOLDER = /[#:][0-9A-Za-z_]+/g;
-
-/**
- * The filter and projection a merge evaluates. The request carries every placeholder of the
- * DynamoDB request, the key condition's too, which the compiler would refuse as unused here.
- */
-function compileMergeExpressions(request: RangeReadRequest): CompiledExpressions {
-  if (request.filter === undefined && request.projection === undefined) return {};
-  const used = new Set([request.filter, request.projection].flatMap((text) => text?.match(PLACEHOLDER) ?? []));
-  const keep = <T>(map: Record<string, T> | undefined): Record<string, T> | undefined => {
-    if (map === undefined) return undefined;
-    const entries = Object.entries(map).filter(([placeholder]) => used.has(placeholder));
-    return entries.length > 0 ? Object.fromEntries(entries) : undefined;
-  };
-  return compileExpressions({ filter: request.filter, projection: request.projection, names: keep(request.names), values: keep(request.values) });
-}
-
 interface Entry {
   item: Item;
   key: Uint8Array;
@@ -255,8 +218,11 @@ async function mergePage(
   source: MapSource,
   read: PartitionRangeReader,
 ): Promise<RangeReadResult> {
-  const attributes = entryAttributes(request.table, index);
-  const expressions = compileMergeExpressions(request);
+  const attributes = spaceKeyAttributes(request.table, index);
+  // The request carries the key condition's placeholders too, which the merge does not evaluate.
+  const expressions = request.filter !== undefined || request.projection !== undefined
+    ? compilePartitionExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })
+    : {};
   const forward = request.forward || request.hashValue === undefined;
   const streams: EntryStream[] = partitions.map((partition) => ({ partition, buffer: [], next: 0, resumeKey: undefined, exhausted: false }));
   const total = emptyResult();
