@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Credentials } from '@shoal/router';
 import { parseMetaPeers } from './addresses.ts';
+import type { NodeCommandOptions } from './commands/node.ts';
 
 /** The `shoal` command. Each subcommand loads its modules when run, so one never pays for the others. */
 
@@ -107,15 +108,8 @@ credentialOptions(
   await runDevCluster({ ...options, accessKeyId: credentials?.[0].accessKeyId, secretAccessKey: credentials?.[0].secretAccessKey });
 });
 
-interface NodeOptions {
-  nodeId: number;
-  listen: string;
-  dataDir: string;
-  metaPeers: { nodeId: number; address: string }[];
-  advertise?: string;
-  opsHost: string;
-  opsPort: number;
-  defaultPartitions?: number;
+/** The command's flags: the node's options, with the admission limits given one flag each. */
+interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits'> {
   readUnitsPerPartition: number;
   writeUnitsPerPartition: number;
   burstSeconds: number;
