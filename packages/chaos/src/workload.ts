@@ -441,19 +441,24 @@ export async function readFinalState(endpoints: readonly string[], recorder: Rec
     }
     return undefined;
   };
+  /** Reads a register into the history and the final state; undefined when it never answered. */
+  const readRegister = async (table: string, pk: string, sk?: string): Promise<{ item: Item | undefined } | undefined> => {
+    const key = historyKey(table, pk, sk);
+    const answer = await read(table, pk, sk);
+    if (answer === undefined) {
+      final.unread.push(key);
+      return undefined;
+    }
+    const output = answer.item?.v?.S ?? null;
+    recorder.history.push({ process, key, call: answer.call, return: answer.end, type: 'get', output });
+    final.registers.set(key, output);
+    return answer;
+  };
   try {
     for (let index = 0; index < options.keys; index++) {
       for (const pk of [registerKey(index), `c${index}`]) {
-        const key = historyKey(KV_TABLE, pk);
-        const answer = await read(KV_TABLE, pk);
-        if (answer === undefined) {
-          final.unread.push(key);
-          continue;
-        }
-        const output = answer.item?.v?.S ?? null;
-        recorder.history.push({ process, key, call: answer.call, return: answer.end, type: 'get', output });
-        final.registers.set(key, output);
-        if (pk.startsWith('c')) final.counts.set(key, Number(answer.item?.n?.N ?? '0'));
+        const answer = await readRegister(KV_TABLE, pk);
+        if (answer !== undefined && pk.startsWith('c')) final.counts.set(historyKey(KV_TABLE, pk), Number(answer.item?.n?.N ?? '0'));
       }
       const listKey = historyKey(KV_TABLE, `l${index}`);
       const list = await read(KV_TABLE, `l${index}`);
@@ -463,17 +468,7 @@ export async function readFinalState(endpoints: readonly string[], recorder: Rec
         recorder.history.push({ process, key: listKey, call: list.call, return: list.end, type: 'read-list', output });
         final.lists.set(listKey, output);
       }
-      for (const sk of ['a', 'b']) {
-        const key = historyKey(TXN_TABLE, `g${index}`, sk);
-        const answer = await read(TXN_TABLE, `g${index}`, sk);
-        if (answer === undefined) {
-          final.unread.push(key);
-          continue;
-        }
-        const output = answer.item?.v?.S ?? null;
-        recorder.history.push({ process, key, call: answer.call, return: answer.end, type: 'get', output });
-        final.registers.set(key, output);
-      }
+      for (const sk of ['a', 'b']) await readRegister(TXN_TABLE, `g${index}`, sk);
     }
   } finally {
     http.close();
