@@ -8,6 +8,7 @@ import {
   encodeCollectionPrefix,
   encodeItemKey,
   getOwn,
+  prefixEnd,
   readCapacityUnits,
   servedWriteUnits,
   type AttributeValue,
@@ -43,9 +44,10 @@ export function recordRangeRead(tracker: PartitionLoadTracker, descriptor: Parti
   const lsi = range.indexName !== undefined && range.table.indexes.find((index) => index.name === range.indexName)?.kind === 'LSI';
   let span: KeySpan;
   const prefix = range.hashValue !== undefined && (range.indexName === undefined || lsi) ? collectionPrefix(range.table, range.hashValue) : undefined;
-  const end = prefix === undefined ? undefined : prefixEnd(prefix);
-  if (prefix !== undefined && end !== undefined) span = end.length === 0 ? { start: prefix, unboundedEnd: true } : { start: prefix, end };
-  else span = descriptor.endKey.length === 0 ? { start: descriptor.startKey, unboundedEnd: true } : { start: descriptor.startKey, end: descriptor.endKey };
+  if (prefix !== undefined) {
+    const end = prefixEnd(prefix);
+    span = end === undefined ? { start: prefix, unboundedEnd: true } : { start: prefix, end };
+  } else span = descriptor.endKey.length === 0 ? { start: descriptor.startKey, unboundedEnd: true } : { start: descriptor.startKey, end: descriptor.endKey };
   tracker.record('read', readCapacityUnits(bytesRead, consistent), bytesRead, span);
 }
 
@@ -68,14 +70,3 @@ function collectionPrefix(table: TableSchema, hashValue: AttributeValue): Uint8A
   }
 }
 
-/** The first key after every key starting with `prefix`. */
-function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return new Uint8Array();
-}
