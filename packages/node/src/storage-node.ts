@@ -71,6 +71,11 @@ export interface StorageNodeMetrics {
   raftRounds: number;
   raftEntriesApplied: number;
   raftPersistCalls: number;
+  /** Raft groups whose leadership this node won / lost (summed over nodes: leader changes). */
+  raftLeadersElected: number;
+  raftLeadersLost: number;
+  /** Raft tick timer callbacks held up by 2 tick intervals or more (event-loop stalls). */
+  raftTickStalls: number;
   raftLogBatches: number;
   raftLogSyncedBatches: number;
   transportMessagesSent: number;
@@ -317,6 +322,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           raftRounds: raftHost.stats.rounds,
           raftEntriesApplied: raftHost.stats.entriesApplied,
           raftPersistCalls: raftHost.stats.persistCalls,
+          raftLeadersElected: raftHost.stats.leadersElected,
+          raftLeadersLost: raftHost.stats.leadersLost,
+          raftTickStalls: raftHost.stats.tickStalls,
           raftLogBatches: logStore.stats.batches,
           raftLogSyncedBatches: logStore.stats.syncedBatches,
           transportMessagesSent: t.messagesSent,

@@ -140,6 +140,12 @@ export interface MultiRaftHostStats {
   snapshotsTaken: number;
   /** Snapshots received from a leader and restored into the state machine. */
   snapshotsRestored: number;
+  /** Times a replica here became its group's leader (summed over nodes: the elections won). */
+  leadersElected: number;
+  /** Times a replica here stopped leading its group (stepped down or deposed). */
+  leadersLost: number;
+  /** Timer callbacks that found 3 or more ticks due: the event loop was held up 2 tick intervals or more. */
+  tickStalls: number;
 }
 
 interface PendingProposal {
@@ -233,7 +239,7 @@ const contextId = (bytes: Uint8Array): number =>
 
 export class MultiRaftHost {
   readonly nodeId: NodeId;
-  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0 };
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
   /** Groups with work since the last round. */
@@ -280,6 +286,7 @@ export class MultiRaftHost {
       const now = performance.now();
       const due = Math.floor((now - this.#lastTickAt) / this.#options.tickMs);
       if (due <= 0) return;
+      if (due >= 3) this.stats.tickStalls++;
       this.#lastTickAt += due * this.#options.tickMs;
       // Beyond an election timeout and a lease, more ticks change nothing but cost work.
       void this.tickOnce(Math.min(due, maxCatchUp)).catch(() => undefined);
@@ -708,6 +715,8 @@ export class MultiRaftHost {
   /** Role, leader and term from the Ready; places this leader's new proposals at their indexes. */
   #noteState(replica: Replica, rd: Ready): void {
     if (rd.softState !== undefined) {
+      if (rd.softState.role === 'leader' && replica.role !== 'leader') this.stats.leadersElected++;
+      if (rd.softState.role !== 'leader' && replica.role === 'leader') this.stats.leadersLost++;
       replica.role = rd.softState.role;
       replica.leader = rd.softState.leader;
     }
