@@ -8,6 +8,7 @@ export * from './gen/shoal/v1/errors_pb.ts';
 export * from './gen/shoal/v1/node_pb.ts';
 export * from './gen/shoal/v1/admin_pb.ts';
 export * from './gen/shoal/v1/client_pb.ts';
+export * from './gen/shoal/v1/fault_pb.ts';
 export {
   RpcError,
   Metadata,
