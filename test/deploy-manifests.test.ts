@@ -668,6 +668,21 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expect(deployment.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
     });
 
+    it('each admit their share of a PROVISIONED table: --routers is the Deployment\'s replica count, in an overlay too', () => {
+      expect(Number(required(routerPod(), '--routers'))).toBe(router().spec?.replicas);
+      const knob = readme.slice(readme.indexOf('- Router count'));
+      const overlay = /```yaml\n([\s\S]*?)```/.exec(knob)?.[1].replace(/^ {2}/gm, '');
+      expect(overlay).toBeDefined();
+      const dir = mkdtempSync(join(scratch, 'overlay-'));
+      writeFileSync(join(dir, 'kustomization.yaml'), overlay!.replace('../path/to/shoal/deploy/kubernetes', relative(dir, KUSTOMIZATION_DIR)));
+      const count = Number(/count: (\d+)/.exec(overlay!)?.[1]);
+      expect(count).not.toBe(router().spec?.replicas);
+      const deployment = kustomizeBuild(dir).find((object) => object.kind === 'Deployment') as (IDeployment & KubernetesObject) | undefined;
+      expect(deployment?.spec?.replicas).toBe(count);
+      const started = parseInvocation(startCommandOf(deployment?.spec?.template, 'shoal', 'shoal-router-5c9f7-abcde'), routerOptions);
+      expect(Number(required(started, '--routers'))).toBe(count);
+    });
+
     it('reach the meta group at the addresses the meta peers advertise', () => {
       const metaPeers = required(storagePod(0), '--meta-peers')
         .split(',')

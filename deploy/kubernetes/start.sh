@@ -1,7 +1,8 @@
 #!/bin/sh
 # Starts the Shoal process of this pod: `start.sh storage` in a pod of the storage StatefulSet,
 # `start.sh router` in a router pod. Everything comes from the environment the manifests set: the
-# shoal-config ConfigMap (shoal.env) and, through the downward API, POD_NAME and POD_NAMESPACE.
+# shoal-config ConfigMap (shoal.env), through the downward API POD_NAME and POD_NAMESPACE, and for
+# routers SHOAL_ROUTERS (the Deployment's replica count, copied by kustomization.yaml).
 set -eu
 
 # The stable DNS name of storage pod N, through the headless Service.
@@ -46,6 +47,7 @@ case "${1:-}" in
   router)
     exec shoal router \
       --meta "$(meta_addresses plain)" \
+      --routers "${SHOAL_ROUTERS:-1}" \
       --host 0.0.0.0 \
       --port "$SHOAL_DYNAMODB_PORT" \
       --ops-host 0.0.0.0 \
