@@ -93,6 +93,11 @@ export interface RaftLogStoreOptions {
    * entries are read from LevelDB synchronously. Default 1 MiB.
    */
   tailCacheBytes?: number;
+  /**
+   * TEST ONLY (fault injection): awaited before each batch is written; a throw fails the write as
+   * the disk would (the store stops). See DiskFaults.
+   */
+  beforeWrite?: () => Promise<void>;
 }
 
 /** Counters for benchmarks and metrics. */
@@ -115,6 +120,7 @@ const ZERO_HARD_STATE: HardState = { term: 0, vote: 0, commit: 0 };
 export class RaftLogStore {
   private readonly level: Level;
   private readonly tailCacheBytes: number;
+  private readonly beforeWrite: (() => Promise<void>) | undefined;
   private readonly groups = new Map<GroupId, GroupLog>();
   private forming: FormingBatch | undefined;
   private writing = false;
@@ -126,6 +132,7 @@ export class RaftLogStore {
   private constructor(level: Level, options: RaftLogStoreOptions) {
     this.level = level;
     this.tailCacheBytes = options.tailCacheBytes ?? 1024 * 1024;
+    this.beforeWrite = options.beforeWrite;
   }
 
   /** Opens (creating if needed) the database in `dir` and loads every group. */
@@ -386,6 +393,7 @@ export class RaftLogStore {
       const batch = this.forming;
       this.forming = undefined;
       try {
+        if (this.beforeWrite !== undefined) await this.beforeWrite();
         await this.level.batch(batch.writes, { sync: batch.sync });
       } catch (error) {
         this.failure = error;
