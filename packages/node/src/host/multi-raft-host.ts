@@ -96,6 +96,10 @@ export interface GroupStatus {
    * it), so false does not prove membership.
    */
   leftGroup: boolean;
+  /** Times this replica saw its group's known leader change to another node (for metrics). */
+  leaderChanges: number;
+  /** Commands this replica proposed as leader (for metrics). */
+  proposals: number;
 }
 
 /** One member's replication progress as the group's leader tracks it. */
@@ -184,6 +188,8 @@ class Replica {
   lastSnapshotIndex: number;
   removed = false;
   leftGroup = false;
+  leaderChanges = 0;
+  proposals = 0;
   /** The one membership change in flight from this replica, until it is placed in the log. */
   unplacedChange: PendingMembershipChange | undefined;
   /** Whether a membership change proposed here has not settled yet (one at a time). */
@@ -376,6 +382,7 @@ export class MultiRaftHost {
         try {
           r.raw.propose(command);
           r.unplaced.set(command, pending);
+          r.proposals++;
         } catch (error) {
           clearTimeout(pending.timer);
           if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, r.leader));
@@ -507,6 +514,8 @@ export class MultiRaftHost {
         voters: [...r.confState.voters],
         learners: [...r.confState.learners],
         leftGroup: r.leftGroup,
+        leaderChanges: r.leaderChanges,
+        proposals: r.proposals,
       }));
   }
 
@@ -717,6 +726,7 @@ export class MultiRaftHost {
     if (rd.softState !== undefined) {
       if (rd.softState.role === 'leader' && replica.role !== 'leader') this.stats.leadersElected++;
       if (rd.softState.role !== 'leader' && replica.role === 'leader') this.stats.leadersLost++;
+      if (rd.softState.leader !== 0 && rd.softState.leader !== replica.leader) replica.leaderChanges++;
       replica.role = rd.softState.role;
       replica.leader = rd.softState.leader;
     }
