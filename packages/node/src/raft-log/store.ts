@@ -100,10 +100,18 @@ export interface RaftLogStoreOptions {
   beforeWrite?: () => Promise<void>;
 }
 
+/** Upper bounds, in seconds, of the buckets of RaftLogStoreStats.syncSeconds. */
+export const SYNC_SECONDS_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
 /** Counters for benchmarks and metrics. */
 export interface RaftLogStoreStats {
   batches: number;
   syncedBatches: number;
+  /**
+   * How long synced batches took to write and fsync: `counts[i]` of them took at most
+   * SYNC_SECONDS_BUCKETS[i] (more than the bound before), the last count the slower ones.
+   */
+  syncSeconds: { counts: number[]; sum: number };
 }
 
 interface FormingBatch {
@@ -127,7 +135,7 @@ export class RaftLogStore {
   private idleWaiters: Array<() => void> = [];
   private failure: unknown;
   private closed = false;
-  readonly stats: RaftLogStoreStats = { batches: 0, syncedBatches: 0 };
+  readonly stats: RaftLogStoreStats = { batches: 0, syncedBatches: 0, syncSeconds: { counts: SYNC_SECONDS_BUCKETS.map(() => 0).concat(0), sum: 0 } };
 
   private constructor(level: Level, options: RaftLogStoreOptions) {
     this.level = level;
@@ -392,6 +400,7 @@ export class RaftLogStore {
     while (this.forming !== undefined) {
       const batch = this.forming;
       this.forming = undefined;
+      const started = performance.now();
       try {
         if (this.beforeWrite !== undefined) await this.beforeWrite();
         await this.level.batch(batch.writes, { sync: batch.sync });
@@ -404,7 +413,13 @@ export class RaftLogStore {
         break;
       }
       this.stats.batches++;
-      if (batch.sync) this.stats.syncedBatches++;
+      if (batch.sync) {
+        this.stats.syncedBatches++;
+        const seconds = (performance.now() - started) / 1000;
+        const bucket = SYNC_SECONDS_BUCKETS.findIndex((bound) => seconds <= bound);
+        this.stats.syncSeconds.counts[bucket === -1 ? SYNC_SECONDS_BUCKETS.length : bucket]++;
+        this.stats.syncSeconds.sum += seconds;
+      }
       for (const g of batch.groups) g.writeDone();
       for (const w of batch.waiters) w.resolve();
     }

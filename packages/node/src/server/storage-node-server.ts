@@ -113,6 +113,9 @@ export interface StorageNodeServerStats {
   refused: number;
   /** Refused by admission control (ProvisionedThroughputExceededException). */
   throttled: number;
+  /** Of those, reads and writes (DynamoDB's reasons TableReadKeyRangeThroughputExceeded / TableWriteKeyRangeThroughputExceeded). */
+  throttledReads: number;
+  throttledWrites: number;
 }
 
 /** A request's partition as this node holds it. */
@@ -128,7 +131,7 @@ const stderrLog: StorageNodeServerLog = {
 };
 
 export class StorageNodeServer {
-  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0, throttled: 0 };
+  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0, throttled: 0, throttledReads: 0, throttledWrites: 0 };
   readonly #options: StorageNodeServerOptions;
   readonly #log: StorageNodeServerLog;
 
@@ -293,6 +296,8 @@ export class StorageNodeServer {
     } catch (error) {
       if (!(error instanceof DynamoDbError)) throw error;
       this.stats.throttled++;
+      if (access === 'read') this.stats.throttledReads++;
+      else this.stats.throttledWrites++;
       throw dynamoDbErrorToRpc(error);
     }
     return tracker;
