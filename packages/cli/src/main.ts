@@ -129,6 +129,8 @@ program
   .option('--read-units-per-partition <units>', 'read capacity units a second each partition admits (DynamoDB: 3000)', positiveNumber, 3000)
   .option('--write-units-per-partition <units>', 'write capacity units a second each partition admits (DynamoDB: 1000)', positiveNumber, 1000)
   .option('--burst-seconds <seconds>', 'seconds of unused capacity a partition can spend at once', positiveNumber, 30)
+  // Test only (shoal chaos): never on a real cluster.
+  .addOption(new Option('--enable-fault-injection', 'TEST ONLY: serve FaultInjectionService (network partitions, disk faults)').hideHelp())
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');
     const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, ...node } = options;

@@ -26,7 +26,9 @@ import { ReplicaReconciler } from './cluster/replica-reconciler.ts';
 import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './host/index.ts';
 import { NodeLoad, PartitionSizes, type LoadTrackingOptions } from './load/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
+import { DiskFaults } from './raft-log/disk-faults.ts';
 import { RaftLogStore } from './raft-log/store.ts';
+import { addFaultInjectionService } from './server/fault-injection-service.ts';
 import { StorageNodeServer } from './server/index.ts';
 import { TransactionResolver } from './partition/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
@@ -59,6 +61,11 @@ export interface StorageNodeOptions {
   log?: NodeLog;
   /** Per-partition admission limits (default 3,000 read / 1,000 write units a second, 30 s burst) and load window. */
   load?: LoadTrackingOptions;
+  /**
+   * TEST ONLY: serves FaultInjectionService (Raft network partitions and delays, slow or full Raft
+   * log disk, leadership transfers) for chaos tests. Default false: the service does not exist.
+   */
+  faultInjection?: boolean;
 }
 
 /** Plain numbers for /metrics. */
@@ -141,7 +148,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   };
 
   try {
-    const logStore = await RaftLogStore.open(join(options.dataDir, 'raft'));
+    const disk = options.faultInjection === true ? new DiskFaults() : undefined;
+    const logStore = await RaftLogStore.open(join(options.dataDir, 'raft'), { beforeWrite: disk?.beforeWrite });
     stops.push(() => logStore.close());
     const local = await openLocalStore({ dataDir: join(options.dataDir, 'partitions'), sync: false });
     stops.push(() => local.close());
@@ -163,6 +171,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       onUnreachable: (peer, groups) => host?.reportUnreachable(peer, groups),
       onSnapshotSent: (outcome) => host?.reportSnapshot(outcome),
       log: ({ level, event, ...fields }) => log[level](event, { component: 'raft-transport', ...fields }),
+      faults: disk !== undefined,
     });
     stops.push(() => transport.close());
     const raftHost = new MultiRaftHost({
@@ -228,6 +237,11 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       });
       driver.start();
       stops.push(() => driver.stop());
+    }
+
+    if (disk !== undefined && transport.faults !== undefined) {
+      addFaultInjectionService(server, { nodeId, network: transport.faults, disk, host: raftHost, log: (message, fields) => log.warn(message, fields) });
+      log.warn('fault injection enabled (test only)', { node: nodeId });
     }
 
     const port = await listen(server, options.host, options.port);

@@ -19,6 +19,8 @@ export interface NodeCommandOptions {
   defaultPartitions?: number;
   /** Per-partition admission limits; default DynamoDB's (3,000 read / 1,000 write units a second, 30 s burst). */
   admissionLimits?: Partial<AdmissionLimits>;
+  /** TEST ONLY (`--enable-fault-injection`, hidden): FaultInjectionService for `shoal chaos`. */
+  enableFaultInjection?: boolean;
 }
 
 /** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
@@ -60,6 +62,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     metaPeers: options.metaPeers,
     defaultPartitions: options.defaultPartitions,
     load: { limits: options.admissionLimits },
+    faultInjection: options.enableFaultInjection === true,
     log: log.child({ component: 'storage-node' }),
   });
   let ops;

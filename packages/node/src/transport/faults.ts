@@ -47,6 +47,16 @@ export class NetworkFaults {
     return this.#droppedFrom.has(peer);
   }
 
+  /** Peers this node's traffic to is dropped, ascending. */
+  droppedTo(): NodeId[] {
+    return [...this.#droppedTo].sort((a, b) => a - b);
+  }
+
+  /** Peers whose traffic to this node is dropped, ascending. */
+  droppedFrom(): NodeId[] {
+    return [...this.#droppedFrom].sort((a, b) => a - b);
+  }
+
   delayMsTo(peer: NodeId): number {
     return this.#delayMsTo.get(peer) ?? 0;
   }
