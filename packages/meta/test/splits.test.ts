@@ -1,20 +1,25 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { compareBytes, findPartitionMapProblems, spaceRange, type PartitionDescriptor, type TableRecord } from '@shoal/model';
+import { compareBytes, findPartitionMapProblems, partitionContains, spaceRange, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import {
   applyMetaCommand,
   chooseSplitKey,
+  DEFAULT_SPLIT_POLICY,
   emptyMetaState,
+  hotKeyOf,
+  middleSplitKey,
   partitionList,
   planSplits,
-  splitCommand,
+  tableSplitPolicy,
   type MetaState,
   type PartitionLoadReport,
-  type SampledKey,
+  type SampledKeyLoad,
+  type SplitDecision,
+  type SplitPolicy,
 } from '../src/index.ts';
 
 // Fixed seed: the properties explore the same cases on every run.
-fc.configureGlobal({ seed: 20261125 });
+fc.configureGlobal({ seed: 20261126 });
 
 const key = (...bytes: number[]) => Buffer.concat([spaceRange(1).start, Buffer.from(bytes)]);
 /** The bytes after the space id, in hex. */
@@ -22,7 +27,7 @@ const hex = (k: Uint8Array | undefined) => (k ? Buffer.from(k).toString('hex').s
 
 const whole: PartitionDescriptor = { id: 1, tableId: 1, startKey: spaceRange(1).start, endKey: spaceRange(1).end, epoch: 1, replicas: [] };
 
-const thresholds = { maxSizeBytes: 1000, maxReadUnitsPerSecond: 3000, maxWriteUnitsPerSecond: 1000 };
+const policy: SplitPolicy = { enabled: true, maxSizeBytes: 1000, heatShare: 0.5, heatMs: 10_000 };
 
 function cluster(): MetaState {
   let state = emptyMetaState();
@@ -37,57 +42,79 @@ function cluster(): MetaState {
   return applyMetaCommand(state, { type: 'createTable', record, partitionCount: 1 }).state;
 }
 
-function load(partitionId: number, sampledKeys: SampledKey[], over: Partial<PartitionLoadReport> = {}): PartitionLoadReport {
-  return { partitionId, sizeBytes: 0, readUnitsPerSecond: 0, writeUnitsPerSecond: 0, sampledKeys, ...over };
+/**
+ * The sample a stream of single-key requests (key, weight) leaves, each key entering it once, with
+ * exact left/right counts over the whole stream (what KeySample counts, without the sampling).
+ */
+function sampleOf(requests: Array<[Uint8Array, number]>, spanning = 0): SampledKeyLoad[] {
+  return requests.map(([k, weight]) => {
+    let leftWeight = 0;
+    let rightWeight = 0;
+    for (const [other, w] of requests) {
+      if (compareBytes(other, k) < 0) leftWeight += w;
+      else rightWeight += w;
+    }
+    return { key: k, weight, leftWeight, rightWeight, spanningWeight: spanning };
+  });
 }
 
+const evenly = (bytes: number[]): SampledKeyLoad[] => sampleOf(bytes.map((b) => [key(b), 1]));
+
+function load(partitionId: number, sampledKeys: SampledKeyLoad[], over: Partial<PartitionLoadReport> = {}): PartitionLoadReport {
+  return { partitionId, sizeBytes: 0, readUnitsPerSecond: 0, writeUnitsPerSecond: 0, readUnitLimit: 3000, writeUnitLimit: 1000, sampledKeys, ...over };
+}
+
+/** Rounds of planning over the same reports, `stepMs` apart: each round's decisions. */
+function rounds(state: MetaState, loads: PartitionLoadReport[], times: number[], pol: SplitPolicy = policy): SplitDecision[][] {
+  let heatSince = new Map<number, number>();
+  return times.map((now) => {
+    const plan = planSplits({ state, loads, policyOf: () => pol, now, heatSince });
+    heatSince = plan.heatSince;
+    return plan.decisions;
+  });
+}
+
+const TEN = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0];
+
 describe('chooseSplitKey', () => {
-  it('picks the key that halves the sampled weight', () => {
-    const samples = [key(0x10), key(0x20), key(0x30), key(0x40)].map((k) => ({ key: k, weight: 1 }));
-    expect(hex(chooseSplitKey(whole, samples)?.key)).toBe('30');
-    expect(hex(chooseSplitKey(whole, [{ key: key(0x10), weight: 5 }, { key: key(0x20), weight: 1 }, { key: key(0x30), weight: 4 }])?.key)).toBe('20');
+  it('picks the sampled key that balances the load left and right of it', () => {
+    expect(hex(chooseSplitKey(whole, evenly([0x10, 0x20, 0x30, 0x40])))).toBe('30');
+    expect(hex(chooseSplitKey(whole, sampleOf([[key(0x10), 5], [key(0x20), 1], [key(0x30), 4]])))).toBe('20');
   });
 
-  it('adds up repeated samples of a key and names a key holding most of the weight', () => {
-    const samples = [
-      { key: key(0x10), weight: 1 },
-      { key: key(0x50), weight: 2 },
-      { key: key(0x50), weight: 2 },
-      { key: key(0x90), weight: 1 },
-    ];
-    const choice = chooseSplitKey(whole, samples)!;
-    expect(hex(choice.key)).toBe('50');
-    expect(hex(choice.dominantKey)).toBe('50');
-    expect(chooseSplitKey(whole, [samples[0], samples[1], samples[3]])?.dominantKey).toBeUndefined();
+  it('avoids keys that range reads span, and keys with no load on one side', () => {
+    const sample = evenly([0x10, 0x20, 0x30, 0x40]);
+    // The balanced key is spanned by a Query of its collection a quarter of the time: the next best.
+    const spanned = sample.map((s) => (hex(s.key) === '30' ? { ...s, spanningWeight: 2 } : s));
+    expect(hex(chooseSplitKey(whole, spanned))).toBe('20');
+    expect(chooseSplitKey(whole, sample.map((s) => ({ ...s, spanningWeight: 5 })))).toBeUndefined();
+    expect(chooseSplitKey(whole, [{ key: key(0x10), weight: 1, leftWeight: 0, rightWeight: 9, spanningWeight: 0 }])).toBeUndefined();
   });
 
-  it('ignores samples outside the partition, at its start, or without weight', () => {
+  it('ignores keys outside the partition or at its start', () => {
     const part: PartitionDescriptor = { ...whole, startKey: key(0x40), endKey: key(0x80) };
-    expect(chooseSplitKey(part, [{ key: key(0x10), weight: 9 }, { key: key(0x90), weight: 9 }])).toBeUndefined();
-    expect(chooseSplitKey(part, [{ key: key(0x40), weight: 9 }])).toBeUndefined();
-    expect(chooseSplitKey(part, [{ key: key(0x50), weight: 0 }])).toBeUndefined();
-    expect(hex(chooseSplitKey(part, [{ key: key(0x40), weight: 9 }, { key: key(0x60), weight: 1 }])?.key)).toBe('60');
+    const sample = evenly([0x10, 0x40, 0x50, 0x90]);
+    expect(hex(chooseSplitKey(part, sample))).toBe('50');
+    expect(chooseSplitKey(part, sample.filter((s) => hex(s.key) !== '50'))).toBeUndefined();
   });
 
-  it('always returns a key strictly inside the partition that splits it into two non-empty halves', () => {
+  it('returns a key strictly inside the partition, no worse balanced than any other candidate', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ key: fc.uint8Array({ minLength: 1, maxLength: 4 }).map((b) => key(...b)), weight: fc.double({ min: 0, max: 100, noNaN: true }) }), { maxLength: 30 }),
-        (samples) => {
-          const choice = chooseSplitKey(whole, samples);
-          const usable = samples.filter((s) => s.weight > 0 && compareBytes(s.key, whole.startKey) > 0);
-          if (usable.length === 0) {
+        fc.array(fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 100 })), { minLength: 1, maxLength: 30 }),
+        (requests) => {
+          const sample = sampleOf(requests.map(([bytes, w]) => [key(...bytes), w]));
+          const choice = chooseSplitKey(whole, sample);
+          const imbalance = (s: SampledKeyLoad) => Math.abs(s.leftWeight - s.rightWeight) / (s.leftWeight + s.rightWeight);
+          const candidates = sample.filter((s) => s.leftWeight > 0 && s.rightWeight > 0);
+          if (candidates.length === 0) {
             expect(choice).toBeUndefined();
             return;
           }
-          expect(choice).toBeDefined();
-          expect(compareBytes(choice!.key, whole.startKey)).toBeGreaterThan(0);
-          expect(compareBytes(choice!.key, whole.endKey)).toBeLessThan(0);
-          // No other sampled key would have balanced the halves better.
-          const total = samples.reduce((s, x) => s + (x.weight > 0 ? x.weight : 0), 0);
-          const below = (k: Uint8Array) => samples.filter((s) => s.weight > 0 && compareBytes(s.key, k) < 0).reduce((s, x) => s + x.weight, 0);
-          const imbalance = (k: Uint8Array) => Math.abs(below(k) - total / 2);
-          for (const s of usable) expect(imbalance(choice!.key)).toBeLessThanOrEqual(imbalance(s.key) + 1e-9);
+          expect(compareBytes(choice!, whole.startKey)).toBeGreaterThan(0);
+          expect(compareBytes(choice!, whole.endKey)).toBeLessThan(0);
+          const chosen = sample.find((s) => compareBytes(s.key, choice!) === 0)!;
+          for (const s of candidates) expect(imbalance(chosen)).toBeLessThanOrEqual(imbalance(s) + 1e-12);
         },
       ),
       { numRuns: 200 },
@@ -95,42 +122,118 @@ describe('chooseSplitKey', () => {
   });
 });
 
-describe('planSplits', () => {
-  const spread = [0x20, 0x40, 0x60, 0x80, 0xa0].map((b) => ({ key: key(b), weight: 1 }));
-
-  it('splits for size and for heat at the median, and leaves cool partitions alone', () => {
-    const state = cluster();
-    expect(planSplits(state, [load(1, spread, { sizeBytes: 1000, readUnitsPerSecond: 3000, writeUnitsPerSecond: 1000 })], thresholds)).toEqual([]);
-    for (const over of [{ sizeBytes: 1001 }, { readUnitsPerSecond: 3001 }, { writeUnitsPerSecond: 1001 }]) {
-      const [decision] = planSplits(state, [load(1, spread, over)], thresholds);
-      expect(decision).toMatchObject({ kind: 'split', partitionId: 1, epoch: 1, reason: 'sizeBytes' in over ? 'size' : 'heat' });
-      expect(hex(decision.kind === 'split' ? decision.splitKey : undefined)).toBe('60');
-    }
-  });
-
-  it('reports a single hot item instead of splitting for its heat, but still splits for size', () => {
-    const state = cluster();
-    const hot = [...spread, { key: key(0x33), weight: 50 }];
-    expect(planSplits(state, [load(1, hot, { writeUnitsPerSecond: 5000 })], thresholds)).toEqual([
-      { kind: 'hotKey', partitionId: 1, key: key(0x33), reason: 'heat' },
-    ]);
-    expect(planSplits(state, [load(1, hot, { sizeBytes: 5000 })], thresholds)[0]).toMatchObject({ kind: 'split', reason: 'size' });
-    expect(planSplits(state, [load(1, [], { sizeBytes: 5000 })], thresholds)).toEqual([{ kind: 'hotKey', partitionId: 1, reason: 'size' }]);
-  });
-
-  it('ignores reports about unknown partitions; its decisions apply as meta commands', () => {
-    let state = cluster();
-    expect(planSplits(state, [load(9, spread, { sizeBytes: 5000 })], thresholds)).toEqual([]);
-    for (let round = 0; round < 4; round++) {
-      const loads = partitionList(state).map((p) => load(p.id, spread.filter((s) => compareBytes(s.key, p.startKey) > 0), { sizeBytes: 5000 }));
-      for (const decision of planSplits(state, loads, thresholds)) {
-        if (decision.kind === 'split') state = applyMetaCommand(state, splitCommand(decision)).state;
-      }
-    }
-    expect(findPartitionMapProblems(partitionList(state))).toEqual([]);
-    const starts = partitionList(state)
-      .sort((a, b) => compareBytes(a.startKey, b.startKey))
-      .map((p) => hex(p.startKey));
-    expect(starts).toEqual(['', '20', '40', '60', '80', 'a0']);
+describe('hotKeyOf', () => {
+  it('names a key holding a majority of the sampled weight, and no key otherwise', () => {
+    const hot = [...evenly([0x10, 0x20]), ...Array.from({ length: 3 }, () => ({ key: key(0x33), weight: 1, leftWeight: 0, rightWeight: 0, spanningWeight: 0 }))];
+    expect(hotKeyOf(hot)).toEqual({ key: key(0x33), share: 0.6 });
+    expect(hotKeyOf(evenly(TEN))).toBeUndefined();
+    expect(hotKeyOf(hot.slice(0, 4))).toBeUndefined();
   });
 });
+
+describe('tableSplitPolicy', () => {
+  it('takes the table tags over the cluster policy and names the invalid ones', () => {
+    expect(tableSplitPolicy(DEFAULT_SPLIT_POLICY, {})).toEqual({ policy: DEFAULT_SPLIT_POLICY, invalid: [] });
+    expect(
+      tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split': 'off', 'shoal:split-size-bytes': '4096', 'shoal:split-heat-share': '0.2', 'shoal:split-heat-seconds': '3', other: 'x' }),
+    ).toEqual({ policy: { enabled: false, maxSizeBytes: 4096, heatShare: 0.2, heatMs: 3000 }, invalid: [] });
+    expect(tableSplitPolicy({ ...DEFAULT_SPLIT_POLICY, enabled: false }, { 'shoal:split': 'on' }).policy.enabled).toBe(true);
+    const bad = tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split': 'yes', 'shoal:split-size-bytes': '-1', 'shoal:split-heat-share': '', 'shoal:split-heat-seconds': 'soon' });
+    expect(bad.policy).toEqual(DEFAULT_SPLIT_POLICY);
+    expect(bad.invalid.toSorted()).toEqual(['shoal:split', 'shoal:split-heat-seconds', 'shoal:split-heat-share', 'shoal:split-size-bytes']);
+  });
+});
+
+describe('planSplits', () => {
+  it('splits for heat only once the load stayed over the threshold for the configured time', () => {
+    const state = cluster();
+    const hot = [load(1, evenly(TEN), { writeUnitsPerSecond: 500 })];
+    const [first, early, due] = rounds(state, hot, [0, 9_999, 10_000]);
+    expect(first).toEqual([]);
+    expect(early).toEqual([]);
+    expect(due).toEqual([{ kind: 'split', partitionId: 1, epoch: 1, splitKey: key(0x60), reason: 'heat', sizeBytes: 0, utilization: 0.5 }]);
+  });
+
+  it('respects the thresholds: load below the share, or a break in the heat, splits nothing', () => {
+    const state = cluster();
+    expect(rounds(state, [load(1, evenly(TEN), { writeUnitsPerSecond: 499, readUnitsPerSecond: 1499, sizeBytes: 1000 })], [0, 60_000]).flat()).toEqual([]);
+    // Hot, then cool for one round, then hot again: the clock starts over.
+    let heatSince = new Map<number, number>();
+    const plan = (writes: number, now: number) => {
+      const result = planSplits({ state, loads: [load(1, evenly(TEN), { writeUnitsPerSecond: writes })], policyOf: () => policy, now, heatSince });
+      heatSince = result.heatSince;
+      return result.decisions;
+    };
+    expect([plan(900, 0), plan(100, 5_000), plan(900, 8_000), plan(900, 17_000)].flat()).toEqual([]);
+    expect(plan(900, 18_000)).toHaveLength(1);
+  });
+
+  it('judges heat by the hottest replica and its sample, reads against the read limit', () => {
+    const state = cluster();
+    const follower = load(1, evenly([0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80]), { readUnitsPerSecond: 1800 });
+    const leader = load(1, evenly(TEN), { readUnitsPerSecond: 300, writeUnitsPerSecond: 10 });
+    const [, due] = rounds(state, [leader, follower], [0, 10_000]);
+    expect(due).toMatchObject([{ kind: 'split', reason: 'heat', utilization: 0.6 }]);
+    expect(hex((due[0] as Extract<SplitDecision, { kind: 'split' }>).splitKey)).toBe('50');
+  });
+
+  it('reports a hot item instead of splitting for its heat', () => {
+    const state = cluster();
+    const item = { key: key(0x33), weight: 1, leftWeight: 2, rightWeight: 30, spanningWeight: 0 };
+    const sample = [...evenly([0x10, 0x20, 0x40, 0x50]), ...Array.from({ length: 6 }, () => item)];
+    const [, due] = rounds(state, [load(1, sample, { writeUnitsPerSecond: 1000 })], [0, 10_000]);
+    expect(due).toEqual([{ kind: 'hotKey', partitionId: 1, key: key(0x33), share: 0.6, utilization: 1 }]);
+  });
+
+  it('waits for a sample of enough keys before judging heat', () => {
+    const state = cluster();
+    expect(rounds(state, [load(1, evenly([0x10, 0x20, 0x30]), { writeUnitsPerSecond: 1000 })], [0, 10_000, 20_000]).flat()).toEqual([]);
+  });
+
+  it('says why a hot partition cannot split when range reads span every sampled key', () => {
+    const state = cluster();
+    const spanned = evenly(TEN).map((s) => ({ ...s, spanningWeight: 100 }));
+    const [, due] = rounds(state, [load(1, spanned, { readUnitsPerSecond: 3000 })], [0, 10_000]);
+    expect(due).toMatchObject([{ kind: 'unsplittable', partitionId: 1, reason: 'heat' }]);
+  });
+
+  it('splits for size at once, in the middle of the hash range, whatever the traffic', () => {
+    const state = cluster();
+    const partition = partitionList(state)[0];
+    const [now] = rounds(state, [load(1, [], { sizeBytes: 1001 }), load(1, [], { sizeBytes: 0 })], [0]);
+    expect(now).toEqual([{ kind: 'split', partitionId: partition.id, epoch: 1, splitKey: middleSplitKey(partition), reason: 'size', sizeBytes: 1001, utilization: 0 }]);
+    expect(rounds(state, [load(1, [], { sizeBytes: 1000 })], [0]).flat()).toEqual([]);
+  });
+
+  it('leaves a table whose splitting is off, and partitions the map lacks, alone', () => {
+    const state = cluster();
+    const loads = [load(1, evenly(TEN), { sizeBytes: 5000, writeUnitsPerSecond: 1000 }), load(9, evenly(TEN), { sizeBytes: 5000 })];
+    expect(rounds(state, loads, [0, 20_000], { ...policy, enabled: false }).flat()).toEqual([]);
+    expect(rounds(state, [loads[1]], [0]).flat()).toEqual([]);
+  });
+
+  it('decisions applied as splits keep the map whole, and decide alike every time', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 255 }), { minLength: 8, maxLength: 40 }), fc.integer({ min: 1, max: 5 }), (bytes, splits) => {
+        let state = cluster();
+        let heatSince = new Map<number, number>();
+        for (let round = 0; round < splits; round++) {
+          const loads = partitionList(state).map((p) =>
+            load(p.id, sampleOf(bytes.map((b): [Uint8Array, number] => [key(b), 1]).filter(([k]) => partitionContains(p, k))), { writeUnitsPerSecond: 1000 }),
+          );
+          const input = { state, loads, policyOf: () => ({ ...policy, heatMs: 0 }), now: round, heatSince };
+          const plan = planSplits(input);
+          expect(planSplits(input)).toEqual(plan);
+          heatSince = plan.heatSince;
+          for (const decision of plan.decisions) {
+            if (decision.kind !== 'split') continue;
+            state = applyMetaCommand(state, { type: 'splitPartition', partitionId: decision.partitionId, splitKey: decision.splitKey, expectedEpoch: decision.epoch }).state;
+          }
+        }
+        expect(findPartitionMapProblems(partitionList(state).filter((p) => p.tableId === 1))).toEqual([]);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
