@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/admin.proto.
  */
 export const file_shoal_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQi3wEKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEIoEBCgxTcGxpdFJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhYKCXNwbGl0X2tleRgCIAEoDEgAiAEBEg0KBXRhYmxlGAMgASgJEhcKCmhhc2hfdmFsdWUYBCABKAlIAYgBAUIMCgpfc3BsaXRfa2V5Qg0KC19oYXNoX3ZhbHVlImoKDVNwbGl0UmVzcG9uc2USKwoEbGVmdBgBIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3ISLAoFcmlnaHQYAiABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIj4KFVRyYW5zZmVyTGVhZGVyUmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSDwoHdG9fbm9kZRgCIAEoBCIYChZUcmFuc2ZlckxlYWRlclJlc3BvbnNlIkcKC01vdmVSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIRCglmcm9tX25vZGUYAiABKAQSDwoHdG9fbm9kZRgDIAEoBCJACgxNb3ZlUmVzcG9uc2USMAoJcGFydGl0aW9uGAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciIfCgxEcmFpblJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoBCIrCg1EcmFpblJlc3BvbnNlEhoKEnJlbWFpbmluZ19yZXBsaWNhcxgBIAEoDTLLAgoMQWRtaW5TZXJ2aWNlEjsKBlN0YXR1cxIXLnNob2FsLnYxLlN0YXR1c1JlcXVlc3QaGC5zaG9hbC52MS5TdGF0dXNSZXNwb25zZRI4CgVTcGxpdBIWLnNob2FsLnYxLlNwbGl0UmVxdWVzdBoXLnNob2FsLnYxLlNwbGl0UmVzcG9uc2USUwoOVHJhbnNmZXJMZWFkZXISHy5zaG9hbC52MS5UcmFuc2ZlckxlYWRlclJlcXVlc3QaIC5zaG9hbC52MS5UcmFuc2ZlckxlYWRlclJlc3BvbnNlEjUKBE1vdmUSFS5zaG9hbC52MS5Nb3ZlUmVxdWVzdBoWLnNob2FsLnYxLk1vdmVSZXNwb25zZRI4CgVEcmFpbhIWLnNob2FsLnYxLkRyYWluUmVxdWVzdBoXLnNob2FsLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_shoal_v1_meta]);
+  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQigwIKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEEiIKCGhvdF9rZXlzGAggAygLMhAuc2hvYWwudjEuSG90S2V5ImAKBkhvdEtleRIUCgxwYXJ0aXRpb25faWQYASABKAQSCwoDa2V5GAIgASgMEg0KBXNoYXJlGAMgASgBEhMKC3V0aWxpemF0aW9uGAQgASgBEg8KB3NlY29uZHMYBSABKAEigQEKDFNwbGl0UmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSFgoJc3BsaXRfa2V5GAIgASgMSACIAQESDQoFdGFibGUYAyABKAkSFwoKaGFzaF92YWx1ZRgEIAEoCUgBiAEBQgwKCl9zcGxpdF9rZXlCDQoLX2hhc2hfdmFsdWUiagoNU3BsaXRSZXNwb25zZRIrCgRsZWZ0GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchIsCgVyaWdodBgCIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiPgoVVHJhbnNmZXJMZWFkZXJSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhgKFlRyYW5zZmVyTGVhZGVyUmVzcG9uc2UiRwoLTW92ZVJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhEKCWZyb21fbm9kZRgCIAEoBBIPCgd0b19ub2RlGAMgASgEIkAKDE1vdmVSZXNwb25zZRIwCglwYXJ0aXRpb24YASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIh8KDERyYWluUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIisKDURyYWluUmVzcG9uc2USGgoScmVtYWluaW5nX3JlcGxpY2FzGAEgASgNMssCCgxBZG1pblNlcnZpY2USOwoGU3RhdHVzEhcuc2hvYWwudjEuU3RhdHVzUmVxdWVzdBoYLnNob2FsLnYxLlN0YXR1c1Jlc3BvbnNlEjgKBVNwbGl0EhYuc2hvYWwudjEuU3BsaXRSZXF1ZXN0Ghcuc2hvYWwudjEuU3BsaXRSZXNwb25zZRJTCg5UcmFuc2ZlckxlYWRlchIfLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVxdWVzdBogLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVzcG9uc2USNQoETW92ZRIVLnNob2FsLnYxLk1vdmVSZXF1ZXN0GhYuc2hvYWwudjEuTW92ZVJlc3BvbnNlEjgKBURyYWluEhYuc2hvYWwudjEuRHJhaW5SZXF1ZXN0Ghcuc2hvYWwudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_shoal_v1_meta]);
 
 /**
  * @generated from message shoal.v1.StatusRequest
@@ -110,6 +110,14 @@ export type StatusResponse = Message<"shoal.v1.StatusResponse"> & {
    * @generated from field: uint64 meta_applied_index = 7;
    */
   metaAppliedIndex: bigint;
+
+  /**
+   * Partitions hot for longer than their split policy allows whose load sits mostly on one key: no
+   * split divides it (their eventually consistent reads spread over the replicas).
+   *
+   * @generated from field: repeated shoal.v1.HotKey hot_keys = 8;
+   */
+  hotKeys: HotKey[];
 };
 
 /**
@@ -118,6 +126,51 @@ export type StatusResponse = Message<"shoal.v1.StatusResponse"> & {
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_admin, 2);
+
+/**
+ * @generated from message shoal.v1.HotKey
+ */
+export type HotKey = Message<"shoal.v1.HotKey"> & {
+  /**
+   * @generated from field: uint64 partition_id = 1;
+   */
+  partitionId: bigint;
+
+  /**
+   * The encoded item key (or item collection, for a table with a local secondary index).
+   *
+   * @generated from field: bytes key = 2;
+   */
+  key: Uint8Array;
+
+  /**
+   * Its share of the partition's sampled load, 0..1.
+   *
+   * @generated from field: double share = 3;
+   */
+  share: number;
+
+  /**
+   * The hottest replica's units over the partition's limits (1 = at the limit).
+   *
+   * @generated from field: double utilization = 4;
+   */
+  utilization: number;
+
+  /**
+   * Seconds since the meta leader first reported it.
+   *
+   * @generated from field: double seconds = 5;
+   */
+  seconds: number;
+};
+
+/**
+ * Describes the message shoal.v1.HotKey.
+ * Use `create(HotKeySchema)` to create a new message.
+ */
+export const HotKeySchema: GenMessage<HotKey> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_admin, 3);
 
 /**
  * `shoal admin split <table> [--at <key>]`: the partition of `table` holding the split key, split
@@ -163,7 +216,7 @@ export type SplitRequest = Message<"shoal.v1.SplitRequest"> & {
  * Use `create(SplitRequestSchema)` to create a new message.
  */
 export const SplitRequestSchema: GenMessage<SplitRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 3);
+  messageDesc(file_shoal_v1_admin, 4);
 
 /**
  * @generated from message shoal.v1.SplitResponse
@@ -185,9 +238,12 @@ export type SplitResponse = Message<"shoal.v1.SplitResponse"> & {
  * Use `create(SplitResponseSchema)` to create a new message.
  */
 export const SplitResponseSchema: GenMessage<SplitResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 4);
+  messageDesc(file_shoal_v1_admin, 5);
 
 /**
+ * Moves a partition's leadership to one of its voters: the node leading it is told in its next
+ * heartbeat answer (HeartbeatResponse.leadership_transfers). The answer comes once asked, not done.
+ *
  * @generated from message shoal.v1.TransferLeaderRequest
  */
 export type TransferLeaderRequest = Message<"shoal.v1.TransferLeaderRequest"> & {
@@ -207,7 +263,7 @@ export type TransferLeaderRequest = Message<"shoal.v1.TransferLeaderRequest"> & 
  * Use `create(TransferLeaderRequestSchema)` to create a new message.
  */
 export const TransferLeaderRequestSchema: GenMessage<TransferLeaderRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 5);
+  messageDesc(file_shoal_v1_admin, 6);
 
 /**
  * @generated from message shoal.v1.TransferLeaderResponse
@@ -220,7 +276,7 @@ export type TransferLeaderResponse = Message<"shoal.v1.TransferLeaderResponse"> 
  * Use `create(TransferLeaderResponseSchema)` to create a new message.
  */
 export const TransferLeaderResponseSchema: GenMessage<TransferLeaderResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 6);
+  messageDesc(file_shoal_v1_admin, 7);
 
 /**
  * Moving a replica = add the target as a learner, snapshot, promote, remove the source.
@@ -249,7 +305,7 @@ export type MoveRequest = Message<"shoal.v1.MoveRequest"> & {
  * Use `create(MoveRequestSchema)` to create a new message.
  */
 export const MoveRequestSchema: GenMessage<MoveRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 7);
+  messageDesc(file_shoal_v1_admin, 8);
 
 /**
  * @generated from message shoal.v1.MoveResponse
@@ -266,7 +322,7 @@ export type MoveResponse = Message<"shoal.v1.MoveResponse"> & {
  * Use `create(MoveResponseSchema)` to create a new message.
  */
 export const MoveResponseSchema: GenMessage<MoveResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 8);
+  messageDesc(file_shoal_v1_admin, 9);
 
 /**
  * @generated from message shoal.v1.DrainRequest
@@ -283,7 +339,7 @@ export type DrainRequest = Message<"shoal.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 9);
+  messageDesc(file_shoal_v1_admin, 10);
 
 /**
  * @generated from message shoal.v1.DrainResponse
@@ -302,7 +358,7 @@ export type DrainResponse = Message<"shoal.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_admin, 10);
+  messageDesc(file_shoal_v1_admin, 11);
 
 /**
  * @generated from service shoal.v1.AdminService

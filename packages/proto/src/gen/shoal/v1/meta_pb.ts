@@ -10,7 +10,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/meta.proto.
  */
 export const file_shoal_v1_meta: GenFile = /*@__PURE__*/
-  fileDesc("ChNzaG9hbC92MS9tZXRhLnByb3RvEghzaG9hbC52MSJJChFSZXBsaWNhRGVzY3JpcHRvchIPCgdub2RlX2lkGAEgASgEEiMKBHJvbGUYAiABKA4yFS5zaG9hbC52MS5SZXBsaWNhUm9sZSKqAQoTUGFydGl0aW9uRGVzY3JpcHRvchIKCgJpZBgBIAEoBBIQCgh0YWJsZV9pZBgCIAEoDRIRCglzdGFydF9rZXkYAyABKAwSDwoHZW5kX2tleRgEIAEoDBINCgVlcG9jaBgFIAEoBBItCghyZXBsaWNhcxgGIAMoCzIbLnNob2FsLnYxLlJlcGxpY2FEZXNjcmlwdG9yEhMKC2xlYWRlcl9oaW50GAcgASgEIlEKDk5vZGVEZXNjcmlwdG9yEgoKAmlkGAEgASgEEg8KB2FkZHJlc3MYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zaG9hbC52MS5Ob2RlU3RhdGUiHwoPVGFibGVSZWNvcmRKc29uEgwKBGpzb24YASABKAwiLwoWR2V0UGFydGl0aW9uTWFwUmVxdWVzdBIVCg1rbm93bl92ZXJzaW9uGAEgASgEIscBChdHZXRQYXJ0aXRpb25NYXBSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEhQKDG5vdF9tb2RpZmllZBgCIAEoCBIxCgpwYXJ0aXRpb25zGAMgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchInCgVub2RlcxgEIAMoCzIYLnNob2FsLnYxLk5vZGVEZXNjcmlwdG9yEikKBnRhYmxlcxgFIAMoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiI3ChNSZWdpc3Rlck5vZGVSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSDwoHbm9kZV9pZBgCIAEoBCInChRSZWdpc3Rlck5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgEIqUECg1QYXJ0aXRpb25Mb2FkEhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIOCgZsZWFkZXIYAiABKAgSGAoQcmVhZHNfcGVyX3NlY29uZBgDIAEoARIZChF3cml0ZXNfcGVyX3NlY29uZBgEIAEoARIYChBieXRlc19wZXJfc2Vjb25kGAUgASgBEhIKCnNpemVfYnl0ZXMYBiABKAQSKgoMc2FtcGxlZF9rZXlzGAcgAygLMhQuc2hvYWwudjEuU2FtcGxlZEtleRIjCgRyb2xlGAggASgOMhUuc2hvYWwudjEuUmVwbGljYVJvbGUSDAoEdGVybRgJIAEoBBIRCglsZWFkZXJfaWQYCiABKAQSFAoMY29tbWl0X2luZGV4GAsgASgEEhUKDWFwcGxpZWRfaW5kZXgYDCABKAQSHQoVcmVhZF91bml0c19wZXJfc2Vjb25kGA0gASgBEh4KFndyaXRlX3VuaXRzX3Blcl9zZWNvbmQYDiABKAESIgoadGhyb3R0bGVkX3JlYWRzX3Blcl9zZWNvbmQYDyABKAESIwobdGhyb3R0bGVkX3dyaXRlc19wZXJfc2Vjb25kGBAgASgBEhcKD3JlYWRfdW5pdF9saW1pdBgRIAEoARIYChB3cml0ZV91bml0X2xpbWl0GBIgASgBEjEKCmRlc2NyaXB0b3IYEyABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIm0KClNhbXBsZWRLZXkSCwoDa2V5GAEgASgMEg4KBndlaWdodBgCIAEoARITCgtsZWZ0X3dlaWdodBgDIAEoARIUCgxyaWdodF93ZWlnaHQYBCABKAESFwoPc3Bhbm5pbmdfd2VpZ2h0GAUgASgBIksKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoBBImCgVsb2FkcxgCIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQiTAoRSGVhcnRiZWF0UmVzcG9uc2USIgoFc3RhdGUYASABKA4yEy5zaG9hbC52MS5Ob2RlU3RhdGUSEwoLbWFwX3ZlcnNpb24YAiABKAQiWwoSQ3JlYXRlVGFibGVSZXF1ZXN0EikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbhIaChJpbml0aWFsX3BhcnRpdGlvbnMYAiABKA0iQAoTQ3JlYXRlVGFibGVSZXNwb25zZRIpCgZyZWNvcmQYASABKAsyGS5zaG9hbC52MS5UYWJsZVJlY29yZEpzb24iPwoSVXBkYXRlVGFibGVSZXF1ZXN0EikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiJAChNVcGRhdGVUYWJsZVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiIiChJEZWxldGVUYWJsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJAChNEZWxldGVUYWJsZVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiIfCg9HZXRUYWJsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChBHZXRUYWJsZVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiITChFMaXN0VGFibGVzUmVxdWVzdCJAChJMaXN0VGFibGVzUmVzcG9uc2USKgoHcmVjb3JkcxgBIAMoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiIYChZBbGxvY2F0ZVNwYWNlSWRSZXF1ZXN0IisKF0FsbG9jYXRlU3BhY2VJZFJlc3BvbnNlEhAKCHNwYWNlX2lkGAEgASgNKl0KC1JlcGxpY2FSb2xlEhwKGFJFUExJQ0FfUk9MRV9VTlNQRUNJRklFRBAAEhYKElJFUExJQ0FfUk9MRV9WT1RFUhABEhgKFFJFUExJQ0FfUk9MRV9MRUFSTkVSEAIqgAEKCU5vZGVTdGF0ZRIaChZOT0RFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9TVEFURV9KT0lOSU5HEAESEQoNTk9ERV9TVEFURV9VUBACEhcKE05PREVfU1RBVEVfRFJBSU5JTkcQAxITCg9OT0RFX1NUQVRFX0RPV04QBDKeBgoLTWV0YVNlcnZpY2USVgoPR2V0UGFydGl0aW9uTWFwEiAuc2hvYWwudjEuR2V0UGFydGl0aW9uTWFwUmVxdWVzdBohLnNob2FsLnYxLkdldFBhcnRpdGlvbk1hcFJlc3BvbnNlEloKEVdhdGNoUGFydGl0aW9uTWFwEiAuc2hvYWwudjEuR2V0UGFydGl0aW9uTWFwUmVxdWVzdBohLnNob2FsLnYxLkdldFBhcnRpdGlvbk1hcFJlc3BvbnNlMAESTQoMUmVnaXN0ZXJOb2RlEh0uc2hvYWwudjEuUmVnaXN0ZXJOb2RlUmVxdWVzdBoeLnNob2FsLnYxLlJlZ2lzdGVyTm9kZVJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLnNob2FsLnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zaG9hbC52MS5IZWFydGJlYXRSZXNwb25zZRJKCgtDcmVhdGVUYWJsZRIcLnNob2FsLnYxLkNyZWF0ZVRhYmxlUmVxdWVzdBodLnNob2FsLnYxLkNyZWF0ZVRhYmxlUmVzcG9uc2USSgoLVXBkYXRlVGFibGUSHC5zaG9hbC52MS5VcGRhdGVUYWJsZVJlcXVlc3QaHS5zaG9hbC52MS5VcGRhdGVUYWJsZVJlc3BvbnNlEkoKC0RlbGV0ZVRhYmxlEhwuc2hvYWwudjEuRGVsZXRlVGFibGVSZXF1ZXN0Gh0uc2hvYWwudjEuRGVsZXRlVGFibGVSZXNwb25zZRJBCghHZXRUYWJsZRIZLnNob2FsLnYxLkdldFRhYmxlUmVxdWVzdBoaLnNob2FsLnYxLkdldFRhYmxlUmVzcG9uc2USRwoKTGlzdFRhYmxlcxIbLnNob2FsLnYxLkxpc3RUYWJsZXNSZXF1ZXN0Ghwuc2hvYWwudjEuTGlzdFRhYmxlc1Jlc3BvbnNlElYKD0FsbG9jYXRlU3BhY2VJZBIgLnNob2FsLnYxLkFsbG9jYXRlU3BhY2VJZFJlcXVlc3QaIS5zaG9hbC52MS5BbGxvY2F0ZVNwYWNlSWRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChNzaG9hbC92MS9tZXRhLnByb3RvEghzaG9hbC52MSJJChFSZXBsaWNhRGVzY3JpcHRvchIPCgdub2RlX2lkGAEgASgEEiMKBHJvbGUYAiABKA4yFS5zaG9hbC52MS5SZXBsaWNhUm9sZSKqAQoTUGFydGl0aW9uRGVzY3JpcHRvchIKCgJpZBgBIAEoBBIQCgh0YWJsZV9pZBgCIAEoDRIRCglzdGFydF9rZXkYAyABKAwSDwoHZW5kX2tleRgEIAEoDBINCgVlcG9jaBgFIAEoBBItCghyZXBsaWNhcxgGIAMoCzIbLnNob2FsLnYxLlJlcGxpY2FEZXNjcmlwdG9yEhMKC2xlYWRlcl9oaW50GAcgASgEIlEKDk5vZGVEZXNjcmlwdG9yEgoKAmlkGAEgASgEEg8KB2FkZHJlc3MYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5zaG9hbC52MS5Ob2RlU3RhdGUiHwoPVGFibGVSZWNvcmRKc29uEgwKBGpzb24YASABKAwiLwoWR2V0UGFydGl0aW9uTWFwUmVxdWVzdBIVCg1rbm93bl92ZXJzaW9uGAEgASgEIscBChdHZXRQYXJ0aXRpb25NYXBSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEhQKDG5vdF9tb2RpZmllZBgCIAEoCBIxCgpwYXJ0aXRpb25zGAMgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchInCgVub2RlcxgEIAMoCzIYLnNob2FsLnYxLk5vZGVEZXNjcmlwdG9yEikKBnRhYmxlcxgFIAMoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiI3ChNSZWdpc3Rlck5vZGVSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSDwoHbm9kZV9pZBgCIAEoBCInChRSZWdpc3Rlck5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgEIqUECg1QYXJ0aXRpb25Mb2FkEhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIOCgZsZWFkZXIYAiABKAgSGAoQcmVhZHNfcGVyX3NlY29uZBgDIAEoARIZChF3cml0ZXNfcGVyX3NlY29uZBgEIAEoARIYChBieXRlc19wZXJfc2Vjb25kGAUgASgBEhIKCnNpemVfYnl0ZXMYBiABKAQSKgoMc2FtcGxlZF9rZXlzGAcgAygLMhQuc2hvYWwudjEuU2FtcGxlZEtleRIjCgRyb2xlGAggASgOMhUuc2hvYWwudjEuUmVwbGljYVJvbGUSDAoEdGVybRgJIAEoBBIRCglsZWFkZXJfaWQYCiABKAQSFAoMY29tbWl0X2luZGV4GAsgASgEEhUKDWFwcGxpZWRfaW5kZXgYDCABKAQSHQoVcmVhZF91bml0c19wZXJfc2Vjb25kGA0gASgBEh4KFndyaXRlX3VuaXRzX3Blcl9zZWNvbmQYDiABKAESIgoadGhyb3R0bGVkX3JlYWRzX3Blcl9zZWNvbmQYDyABKAESIwobdGhyb3R0bGVkX3dyaXRlc19wZXJfc2Vjb25kGBAgASgBEhcKD3JlYWRfdW5pdF9saW1pdBgRIAEoARIYChB3cml0ZV91bml0X2xpbWl0GBIgASgBEjEKCmRlc2NyaXB0b3IYEyABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIm0KClNhbXBsZWRLZXkSCwoDa2V5GAEgASgMEg4KBndlaWdodBgCIAEoARITCgtsZWZ0X3dlaWdodBgDIAEoARIUCgxyaWdodF93ZWlnaHQYBCABKAESFwoPc3Bhbm5pbmdfd2VpZ2h0GAUgASgBIksKEEhlYXJ0YmVhdFJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoBBImCgVsb2FkcxgCIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQiiAEKEUhlYXJ0YmVhdFJlc3BvbnNlEiIKBXN0YXRlGAEgASgOMhMuc2hvYWwudjEuTm9kZVN0YXRlEhMKC21hcF92ZXJzaW9uGAIgASgEEjoKFGxlYWRlcnNoaXBfdHJhbnNmZXJzGAMgAygLMhwuc2hvYWwudjEuTGVhZGVyc2hpcFRyYW5zZmVyIjsKEkxlYWRlcnNoaXBUcmFuc2ZlchIUCgxwYXJ0aXRpb25faWQYASABKAQSDwoHdG9fbm9kZRgCIAEoBCJbChJDcmVhdGVUYWJsZVJlcXVlc3QSKQoGcmVjb3JkGAEgASgLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uEhoKEmluaXRpYWxfcGFydGl0aW9ucxgCIAEoDSJAChNDcmVhdGVUYWJsZVJlc3BvbnNlEikKBnJlY29yZBgBIAEoCzIZLnNob2FsLnYxLlRhYmxlUmVjb3JkSnNvbiI/ChJVcGRhdGVUYWJsZVJlcXVlc3QSKQoGcmVjb3JkGAEgASgLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uIkAKE1VwZGF0ZVRhYmxlUmVzcG9uc2USKQoGcmVjb3JkGAEgASgLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uIiIKEkRlbGV0ZVRhYmxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkAKE0RlbGV0ZVRhYmxlUmVzcG9uc2USKQoGcmVjb3JkGAEgASgLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uIh8KD0dldFRhYmxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KEEdldFRhYmxlUmVzcG9uc2USKQoGcmVjb3JkGAEgASgLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uIhMKEUxpc3RUYWJsZXNSZXF1ZXN0IkAKEkxpc3RUYWJsZXNSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc2hvYWwudjEuVGFibGVSZWNvcmRKc29uIhgKFkFsbG9jYXRlU3BhY2VJZFJlcXVlc3QiKwoXQWxsb2NhdGVTcGFjZUlkUmVzcG9uc2USEAoIc3BhY2VfaWQYASABKA0qXQoLUmVwbGljYVJvbGUSHAoYUkVQTElDQV9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSUkVQTElDQV9ST0xFX1ZPVEVSEAESGAoUUkVQTElDQV9ST0xFX0xFQVJORVIQAiqAAQoJTm9kZVN0YXRlEhoKFk5PREVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJOT0RFX1NUQVRFX0pPSU5JTkcQARIRCg1OT0RFX1NUQVRFX1VQEAISFwoTTk9ERV9TVEFURV9EUkFJTklORxADEhMKD05PREVfU1RBVEVfRE9XThAEMp4GCgtNZXRhU2VydmljZRJWCg9HZXRQYXJ0aXRpb25NYXASIC5zaG9hbC52MS5HZXRQYXJ0aXRpb25NYXBSZXF1ZXN0GiEuc2hvYWwudjEuR2V0UGFydGl0aW9uTWFwUmVzcG9uc2USWgoRV2F0Y2hQYXJ0aXRpb25NYXASIC5zaG9hbC52MS5HZXRQYXJ0aXRpb25NYXBSZXF1ZXN0GiEuc2hvYWwudjEuR2V0UGFydGl0aW9uTWFwUmVzcG9uc2UwARJNCgxSZWdpc3Rlck5vZGUSHS5zaG9hbC52MS5SZWdpc3Rlck5vZGVSZXF1ZXN0Gh4uc2hvYWwudjEuUmVnaXN0ZXJOb2RlUmVzcG9uc2USRAoJSGVhcnRiZWF0Ehouc2hvYWwudjEuSGVhcnRiZWF0UmVxdWVzdBobLnNob2FsLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEkoKC0NyZWF0ZVRhYmxlEhwuc2hvYWwudjEuQ3JlYXRlVGFibGVSZXF1ZXN0Gh0uc2hvYWwudjEuQ3JlYXRlVGFibGVSZXNwb25zZRJKCgtVcGRhdGVUYWJsZRIcLnNob2FsLnYxLlVwZGF0ZVRhYmxlUmVxdWVzdBodLnNob2FsLnYxLlVwZGF0ZVRhYmxlUmVzcG9uc2USSgoLRGVsZXRlVGFibGUSHC5zaG9hbC52MS5EZWxldGVUYWJsZVJlcXVlc3QaHS5zaG9hbC52MS5EZWxldGVUYWJsZVJlc3BvbnNlEkEKCEdldFRhYmxlEhkuc2hvYWwudjEuR2V0VGFibGVSZXF1ZXN0Ghouc2hvYWwudjEuR2V0VGFibGVSZXNwb25zZRJHCgpMaXN0VGFibGVzEhsuc2hvYWwudjEuTGlzdFRhYmxlc1JlcXVlc3QaHC5zaG9hbC52MS5MaXN0VGFibGVzUmVzcG9uc2USVgoPQWxsb2NhdGVTcGFjZUlkEiAuc2hvYWwudjEuQWxsb2NhdGVTcGFjZUlkUmVxdWVzdBohLnNob2FsLnYxLkFsbG9jYXRlU3BhY2VJZFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message shoal.v1.ReplicaDescriptor
@@ -455,6 +455,15 @@ export type HeartbeatResponse = Message<"shoal.v1.HeartbeatResponse"> & {
    * @generated from field: uint64 map_version = 2;
    */
   mapVersion: bigint;
+
+  /**
+   * Partitions this node leads (as its reports say) whose leadership the meta leader wants on
+   * another voter: after a split, one half moves so that the halves run on different nodes; or an
+   * operator's `TransferLeader`. Repeated until the reports show the new leader (or it expires).
+   *
+   * @generated from field: repeated shoal.v1.LeadershipTransfer leadership_transfers = 3;
+   */
+  leadershipTransfers: LeadershipTransfer[];
 };
 
 /**
@@ -463,6 +472,28 @@ export type HeartbeatResponse = Message<"shoal.v1.HeartbeatResponse"> & {
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_meta, 11);
+
+/**
+ * @generated from message shoal.v1.LeadershipTransfer
+ */
+export type LeadershipTransfer = Message<"shoal.v1.LeadershipTransfer"> & {
+  /**
+   * @generated from field: uint64 partition_id = 1;
+   */
+  partitionId: bigint;
+
+  /**
+   * @generated from field: uint64 to_node = 2;
+   */
+  toNode: bigint;
+};
+
+/**
+ * Describes the message shoal.v1.LeadershipTransfer.
+ * Use `create(LeadershipTransferSchema)` to create a new message.
+ */
+export const LeadershipTransferSchema: GenMessage<LeadershipTransfer> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_meta, 12);
 
 /**
  * The record keeps the space ids it carries where they are valid (handed out by AllocateSpaceId, not
@@ -491,7 +522,7 @@ export type CreateTableRequest = Message<"shoal.v1.CreateTableRequest"> & {
  * Use `create(CreateTableRequestSchema)` to create a new message.
  */
 export const CreateTableRequestSchema: GenMessage<CreateTableRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 12);
+  messageDesc(file_shoal_v1_meta, 13);
 
 /**
  * @generated from message shoal.v1.CreateTableResponse
@@ -508,7 +539,7 @@ export type CreateTableResponse = Message<"shoal.v1.CreateTableResponse"> & {
  * Use `create(CreateTableResponseSchema)` to create a new message.
  */
 export const CreateTableResponseSchema: GenMessage<CreateTableResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 13);
+  messageDesc(file_shoal_v1_meta, 14);
 
 /**
  * Existing indexes keep their space ids; new ones keep a valid id of the record's or get a fresh one.
@@ -528,7 +559,7 @@ export type UpdateTableRequest = Message<"shoal.v1.UpdateTableRequest"> & {
  * Use `create(UpdateTableRequestSchema)` to create a new message.
  */
 export const UpdateTableRequestSchema: GenMessage<UpdateTableRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 14);
+  messageDesc(file_shoal_v1_meta, 15);
 
 /**
  * @generated from message shoal.v1.UpdateTableResponse
@@ -545,7 +576,7 @@ export type UpdateTableResponse = Message<"shoal.v1.UpdateTableResponse"> & {
  * Use `create(UpdateTableResponseSchema)` to create a new message.
  */
 export const UpdateTableResponseSchema: GenMessage<UpdateTableResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 15);
+  messageDesc(file_shoal_v1_meta, 16);
 
 /**
  * Removes the table's partitions from the map (nodes delete their replicas). No such table:
@@ -565,7 +596,7 @@ export type DeleteTableRequest = Message<"shoal.v1.DeleteTableRequest"> & {
  * Use `create(DeleteTableRequestSchema)` to create a new message.
  */
 export const DeleteTableRequestSchema: GenMessage<DeleteTableRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 16);
+  messageDesc(file_shoal_v1_meta, 17);
 
 /**
  * @generated from message shoal.v1.DeleteTableResponse
@@ -582,7 +613,7 @@ export type DeleteTableResponse = Message<"shoal.v1.DeleteTableResponse"> & {
  * Use `create(DeleteTableResponseSchema)` to create a new message.
  */
 export const DeleteTableResponseSchema: GenMessage<DeleteTableResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 17);
+  messageDesc(file_shoal_v1_meta, 18);
 
 /**
  * @generated from message shoal.v1.GetTableRequest
@@ -599,7 +630,7 @@ export type GetTableRequest = Message<"shoal.v1.GetTableRequest"> & {
  * Use `create(GetTableRequestSchema)` to create a new message.
  */
 export const GetTableRequestSchema: GenMessage<GetTableRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 18);
+  messageDesc(file_shoal_v1_meta, 19);
 
 /**
  * @generated from message shoal.v1.GetTableResponse
@@ -618,7 +649,7 @@ export type GetTableResponse = Message<"shoal.v1.GetTableResponse"> & {
  * Use `create(GetTableResponseSchema)` to create a new message.
  */
 export const GetTableResponseSchema: GenMessage<GetTableResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 19);
+  messageDesc(file_shoal_v1_meta, 20);
 
 /**
  * @generated from message shoal.v1.ListTablesRequest
@@ -631,7 +662,7 @@ export type ListTablesRequest = Message<"shoal.v1.ListTablesRequest"> & {
  * Use `create(ListTablesRequestSchema)` to create a new message.
  */
 export const ListTablesRequestSchema: GenMessage<ListTablesRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 20);
+  messageDesc(file_shoal_v1_meta, 21);
 
 /**
  * @generated from message shoal.v1.ListTablesResponse
@@ -650,7 +681,7 @@ export type ListTablesResponse = Message<"shoal.v1.ListTablesResponse"> & {
  * Use `create(ListTablesResponseSchema)` to create a new message.
  */
 export const ListTablesResponseSchema: GenMessage<ListTablesResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 21);
+  messageDesc(file_shoal_v1_meta, 22);
 
 /**
  * @generated from message shoal.v1.AllocateSpaceIdRequest
@@ -663,7 +694,7 @@ export type AllocateSpaceIdRequest = Message<"shoal.v1.AllocateSpaceIdRequest"> 
  * Use `create(AllocateSpaceIdRequestSchema)` to create a new message.
  */
 export const AllocateSpaceIdRequestSchema: GenMessage<AllocateSpaceIdRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 22);
+  messageDesc(file_shoal_v1_meta, 23);
 
 /**
  * @generated from message shoal.v1.AllocateSpaceIdResponse
@@ -680,7 +711,7 @@ export type AllocateSpaceIdResponse = Message<"shoal.v1.AllocateSpaceIdResponse"
  * Use `create(AllocateSpaceIdResponseSchema)` to create a new message.
  */
 export const AllocateSpaceIdResponseSchema: GenMessage<AllocateSpaceIdResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_meta, 23);
+  messageDesc(file_shoal_v1_meta, 24);
 
 /**
  * @generated from enum shoal.v1.ReplicaRole
