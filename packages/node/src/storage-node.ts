@@ -27,7 +27,7 @@ import { MultiRaftHost, type GroupStatus, type ReplicaStateMachine } from './hos
 import { NodeLoad, PartitionSizes, type LoadTrackingOptions } from './load/index.ts';
 import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type MetaServices } from './meta-group/index.ts';
 import { DiskFaults } from './raft-log/disk-faults.ts';
-import { RaftLogStore } from './raft-log/store.ts';
+import { RaftLogStore, SYNC_SECONDS_BUCKETS } from './raft-log/store.ts';
 import { addFaultInjectionService } from './server/fault-injection-service.ts';
 import { StorageNodeServer } from './server/index.ts';
 import { TransactionResolver } from './partition/index.ts';
@@ -68,6 +68,24 @@ export interface StorageNodeOptions {
   faultInjection?: boolean;
 }
 
+/** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
+export interface RaftGroupMetrics {
+  partitionId: number;
+  term: number;
+  /** 1 where this replica leads the group, else 0. */
+  leader: number;
+  /** Times this replica saw the group's leader change. */
+  leaderChanges: number;
+  /** Commands this replica proposed as leader. */
+  proposals: number;
+  /** Committed entries this replica has not applied yet. */
+  applyLag: number;
+  voters: number;
+  learners: number;
+  /** Where this replica leads: how many entries each other member's log is behind the leader's last index. */
+  followerLag: { nodeId: NodeId; entries: number }[];
+}
+
 /** Plain numbers for /metrics. */
 export interface StorageNodeMetrics {
   ready: number;
@@ -100,14 +118,39 @@ export interface StorageNodeMetrics {
   heartbeatsSent: number;
   heartbeatFailures: number;
   mapUpdates: number;
+  /** Snapshot transfers: sent to lagging members, failed to send, received (and handed to Raft), restored into a state machine. */
+  snapshotsSent: number;
+  snapshotSendFailures: number;
+  snapshotsReceived: number;
+  snapshotsRestored: number;
+  /** Requests refused by a partition's admission control, reads and writes. */
+  throttledReads: number;
+  throttledWrites: number;
+  /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
+  groups: RaftGroupMetrics[];
+  /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
+  raftLogSyncSeconds: { buckets: readonly number[]; counts: readonly number[]; sum: number };
+}
+
+/** Whether a node serves its replicas, and if not, what it waits for. */
+export interface StorageNodeReadiness {
+  ready: boolean;
+  /** What is missing, for /readyz and the logs; undefined when ready. */
+  waitingFor?: string;
 }
 
 export interface StorageNode {
   readonly nodeId: NodeId;
   /** host:port actually bound (or the advertised address). */
   readonly address: string;
-  /** Registered with the meta group and holding a partition map (and its Raft host running). */
+  /**
+   * Serves its replicas: its Raft host runs, it is registered with the meta group and holds a
+   * partition map; on a meta peer, the meta group has a leader; every partition replica the map
+   * gives it and it hosts knows its group's leader and has applied all but READY_APPLY_LAG of the
+   * entries it knows committed (a replica replaying a long log is not serving yet).
+   */
   isReady(): boolean;
+  readiness(): StorageNodeReadiness;
   metrics(): StorageNodeMetrics;
   /** Stops everything, in reverse order of start; a second call waits for the first. */
   close(): Promise<void>;
@@ -117,6 +160,9 @@ export interface StorageNode {
 const HEARTBEATS_MISSED_BEFORE_DOWN = 5;
 /** One heartbeat of a node in this many is recorded in the meta log. */
 const HEARTBEATS_PER_LOGGED_HEARTBEAT = 30;
+
+/** A replica with more committed entries than this left to apply is still catching up (not ready). */
+const READY_APPLY_LAG = 1_000;
 
 /** Between reconciler passes besides those a map change starts: learners catching up get promoted. */
 const RECONCILE_INTERVAL_MS = 250;
@@ -317,14 +363,44 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     stops.push(() => clearInterval(reconcileTimer));
     log.info('storage node started', { node: nodeId, address, metaPeer: isMetaPeer, replicas: replicas.size });
 
-    const ready = (): boolean => clusterAgent.registered && view.hasMap() && raftHost.failure === undefined;
+    const readiness = (): StorageNodeReadiness => {
+      const waiting = (waitingFor: string): StorageNodeReadiness => ({ ready: false, waitingFor });
+      if (raftHost.failure !== undefined) return waiting('the Raft host stopped: restart the node');
+      if (!clusterAgent.registered) return waiting('registration with the meta group');
+      if (!view.hasMap()) return waiting('the partition map');
+      for (const group of raftHost.status()) {
+        const isMeta = group.groupId === META_GROUP_ID;
+        // Replicas on their way out (no longer in the map for this node) serve nothing.
+        if (!isMeta && (group.leftGroup || view.descriptorOf(group.groupId)?.replicas.some((r) => r.nodeId === nodeId) !== true)) continue;
+        const what = isMeta ? 'the meta group' : `partition ${group.groupId}`;
+        if (group.leader === 0) return waiting(`a leader of ${what}`);
+        if (group.commit - group.applied > READY_APPLY_LAG) return waiting(`${what} to apply ${group.commit - group.applied} committed entries`);
+      }
+      return { ready: true };
+    };
+    const ready = (): boolean => readiness().ready;
     let closing: Promise<void> | undefined;
     return {
       nodeId,
       address,
       isReady: () => ready(),
+      readiness,
       metrics: (): StorageNodeMetrics => {
         const status = raftHost.status();
+        const groups = status.map((group): RaftGroupMetrics => {
+          const lastIndex = group.role === 'leader' ? logStore.group(group.groupId).lastIndex() : 0;
+          return {
+            partitionId: group.groupId,
+            term: group.term,
+            leader: group.role === 'leader' ? 1 : 0,
+            leaderChanges: group.leaderChanges,
+            proposals: group.proposals,
+            applyLag: Math.max(0, group.commit - group.applied),
+            voters: group.voters.length,
+            learners: group.learners.length,
+            followerLag: (raftHost.progress(group.groupId) ?? []).filter((p) => p.nodeId !== nodeId).map((p) => ({ nodeId: p.nodeId, entries: Math.max(0, lastIndex - p.match) })),
+          };
+        });
         const t = transport.metrics;
         const s = partitionServer.stats;
         return {
@@ -356,6 +432,14 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           heartbeatsSent: clusterAgent.stats.heartbeatsSent,
           heartbeatFailures: clusterAgent.stats.heartbeatFailures,
           mapUpdates: clusterAgent.stats.mapUpdates,
+          snapshotsSent: t.snapshotsSent,
+          snapshotSendFailures: t.snapshotsFailed,
+          snapshotsReceived: t.snapshotsReceived,
+          snapshotsRestored: raftHost.stats.snapshotsRestored,
+          throttledReads: s.throttledReads,
+          throttledWrites: s.throttledWrites,
+          groups,
+          raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };
       },
       close: () => {
