@@ -200,14 +200,15 @@ describe('MultiRaftHost: one host', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('delivers the ticks missed during a pause at once', async () => {
+  it('delivers the ticks missed during a pause at once, less than an election timeout of them', async () => {
     member.host.startTicking();
     const before = member.host.stats.ticks;
     // Blocks the event loop for 20 tick intervals (tickMs is 10), as a GC pause or a stalled VM would.
     const pausedAt = performance.now();
     while (performance.now() - pausedAt < 200);
     for (let i = 0; i < 1_000 && member.host.stats.ticks === before; i++) await turn();
-    expect(member.host.stats.ticks - before).toBeGreaterThanOrEqual(20);
+    // 20 were due; at most electionTick - 1 are stepped at once (host-tick-delivery.test.ts says why).
+    expect(member.host.stats.ticks - before).toBe(9);
   });
 
   it('removes a group: its log is gone and its messages are reported as not hosted', async () => {

@@ -283,19 +283,17 @@ export class MultiRaftHost {
     else await this.createGroup(groupId, voters, learners);
   }
 
-  /** Ticks every `tickMs`, delivering ticks missed during a pause (bounded) at once. */
+  /** Ticks every `tickMs`, delivering ticks missed during a pause at once (bounded: see #deliver). */
   startTicking(): void {
     if (this.#timer !== undefined) return;
     this.#lastTickAt = performance.now();
-    const maxCatchUp = 2 * this.#options.electionTick + 1;
     this.#timer = setInterval(() => {
       const now = performance.now();
       const due = Math.floor((now - this.#lastTickAt) / this.#options.tickMs);
       if (due <= 0) return;
       if (due >= 3) this.stats.tickStalls++;
       this.#lastTickAt += due * this.#options.tickMs;
-      // Beyond an election timeout and a lease, more ticks change nothing but cost work.
-      void this.tickOnce(Math.min(due, maxCatchUp)).catch(() => undefined);
+      void this.tickOnce(due).catch(() => undefined);
     }, this.#options.tickMs);
   }
 
@@ -700,17 +698,19 @@ export class MultiRaftHost {
     if (compactTo >= storage.firstIndex()) await logStore.compact(replica.groupId, compactTo);
   }
 
-  /** Steps queued ticks and actions into their RawNodes. */
+  /**
+   * Steps queued actions, then queued ticks, into their RawNodes. Ticks pile up while the event loop
+   * or a round is held up (a slow fsync, a GC pause, CPU starvation), and messages that arrived
+   * meanwhile were sent before those ticks ran out: stepping the messages first keeps a follower that
+   * has a leader's heartbeat waiting from starting an election, and a leader whose followers' answers
+   * are waiting from failing check-quorum. Less than an election timeout of ticks is stepped at once,
+   * so one delivery never runs out a timeout by itself: a follower that just heard its leader stays
+   * loyal, a leader crosses at most one check-quorum boundary (two in a row would depose it however
+   * recently it heard from its followers). Ticks carry no safety with 'safe' reads; a 'leaseBased'
+   * lease still ends at a capped delivery (electionTick - 1 ticks exceed the lease, which keeps a
+   * margin), and answers stepped before the ticks count as heard earlier, which only shortens it.
+   */
   #deliver(): void {
-    const ticks = this.#pendingTicks;
-    this.#pendingTicks = 0;
-    if (ticks > 0) {
-      this.stats.ticks += ticks;
-      for (const replica of this.#groups.values()) {
-        for (let i = 0; i < ticks; i++) replica.raw.tick();
-        this.#dirty.add(replica);
-      }
-    }
     const actions = this.#actions;
     this.#actions = [];
     for (const { groupId, action } of actions) {
@@ -718,6 +718,15 @@ export class MultiRaftHost {
       if (replica === undefined) continue;
       action(replica);
       this.#dirty.add(replica);
+    }
+    const ticks = Math.min(this.#pendingTicks, Math.max(1, this.#options.electionTick - 1));
+    this.#pendingTicks = 0;
+    if (ticks > 0) {
+      this.stats.ticks += ticks;
+      for (const replica of this.#groups.values()) {
+        for (let i = 0; i < ticks; i++) replica.raw.tick();
+        this.#dirty.add(replica);
+      }
     }
   }
 
