@@ -134,6 +134,28 @@ const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed
 const microsPerOp = (cpuSeconds: number | undefined, ops: number): string =>
   cpuSeconds === undefined || ops === 0 ? '-' : ((cpuSeconds * 1e6) / ops).toFixed(0);
 
+/** A cluster's CPU seconds by role and Raft event counts so far; undefined for other targets. */
+async function probeTarget(target: RunningTarget): Promise<Record<string, number> | undefined> {
+  const cpu = target.cpuSecondsByRole?.();
+  const raft = await target.raftCounters?.();
+  if (cpu === undefined && raft === undefined) return undefined;
+  return {
+    ...Object.fromEntries(Object.entries(cpu ?? {}).map(([role, seconds]) => [`cpu:${role}`, seconds])),
+    ...(raft ?? {}),
+  };
+}
+
+/** The measured phase's share of the probed totals: CPU µs per request by role, Raft events per minute. */
+function describeProbed(probed: Record<string, number>, ops: number, seconds: number): string {
+  return Object.entries(probed)
+    .map(([name, value]) =>
+      name.startsWith('cpu:')
+        ? `${name.slice(4)} cpu ${microsPerOp(value, ops)} µs/op`
+        : `${name} ${value} (${((value * 60) / seconds).toFixed(1)}/min)`,
+    )
+    .join(', ');
+}
+
 /** Creates the table (DynamoDB targets) and writes every key once. */
 async function prepare(target: RunningTarget, table: BenchTable, concurrency: number, connections: number, preload: boolean): Promise<void> {
   if (target.protocol === 'dynamodb') {
@@ -262,9 +284,11 @@ async function main(): Promise<number> {
           durationMs,
           maxRequests,
           serverCpuSeconds: () => target.cpuSeconds(),
+          probe: () => probeTarget(target),
         });
         measurements.push({ target: name, workload, result, loadAverage: os.loadavg()[0] });
         console.log(`${name} ${workload}: ${(result.ops / result.seconds).toFixed(0)} ops/s, load average ${load()}`);
+        if (result.probed !== undefined) console.log(`  ${describeProbed(result.probed, result.ops, result.seconds)}`);
         if (result.errorSample !== undefined) console.log(`  first error: ${result.errorSample}`);
       }
     } catch (error) {

@@ -11,6 +11,8 @@ export interface LoadOptions {
   maxRequests: number;
   /** Reads the server's CPU seconds so far, to charge the measured phase with its share. */
   serverCpuSeconds(): number | undefined;
+  /** Other running totals of the target (CPU by role, Raft events), read around the measured phase. */
+  probe?(): Promise<Record<string, number> | undefined>;
 }
 
 export interface LoadResult {
@@ -25,6 +27,8 @@ export interface LoadResult {
   /** CPU seconds the server used in the measured phase, and the load generator itself. */
   serverCpuSeconds: number | undefined;
   clientCpuSeconds: number;
+  /** How much each of the probe's totals grew during the measured phase (absent without a probe). */
+  probed?: Record<string, number>;
 }
 
 export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, options: LoadOptions): Promise<LoadResult> {
@@ -36,12 +40,19 @@ export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, opt
       maxRequests: options.maxRequests,
     });
   if (options.warmupMs > 0) await phase(options.warmupMs);
+  const probedBefore = await options.probe?.();
   const serverBefore = options.serverCpuSeconds();
   const clientBefore = process.cpuUsage();
   const measured = await phase(options.durationMs);
   const clientUsed = process.cpuUsage(clientBefore);
   const serverAfter = options.serverCpuSeconds();
+  const probedAfter = await options.probe?.();
+  const probed =
+    probedBefore === undefined || probedAfter === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(probedAfter).map(([name, value]) => [name, value - (probedBefore[name] ?? 0)]));
   return {
+    ...(probed === undefined ? {} : { probed }),
     ...measured,
     latenciesMs: Float64Array.from(measured.latenciesMs).sort(),
     serverCpuSeconds: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,

@@ -27,7 +27,21 @@ export interface RunningTarget {
   recentOutput(): string;
   /** CPU time the server's processes have used so far, in seconds (undefined where /proc is missing). */
   cpuSeconds(): number | undefined;
+  /** The same by role for a cluster (`router`, `nodes`), to see where the CPU of a request goes. */
+  cpuSecondsByRole?(): Record<string, number> | undefined;
+  /** A cluster's Raft counters summed over its nodes (leader elections...), read from their /metrics. */
+  raftCounters?(): Promise<RaftCounters | undefined>;
   stop(): Promise<void>;
+}
+
+/** Raft events of a cluster, summed over its storage nodes since they started. */
+export interface RaftCounters {
+  /** Group leaderships won: every leader change (and first election) of every group. */
+  leadersElected: number;
+  /** Leaderships lost (stepped down or deposed). */
+  leadersLost: number;
+  /** Tick timer callbacks held up by 2 tick intervals or more: event-loop stalls of the nodes. */
+  tickStalls: number;
 }
 
 export interface TargetOptions {
@@ -263,15 +277,58 @@ function startShoal(options: TargetOptions): Promise<RunningTarget> {
   return startShoalDev('shoal', single, /listening/i, (dataDir) => `shoal dev ${single.join(' ')}, one process, data in ${dataDir}`, options);
 }
 
-function startCluster(options: TargetOptions): Promise<RunningTarget> {
+/** The children `shoal dev` lists once ready: `node    1  127.0.0.1:7001  ops 127.0.0.1:9101  pid 1234`. */
+function devChildren(output: string): Array<{ role: string; opsPort: number; pid: number }> {
+  return [...output.matchAll(/^(node|router)\s+\d+\s+\S+\s+ops \S+:(\d+)\s+pid (\d+)/gm)].map((match) => ({
+    role: match[1],
+    opsPort: Number(match[2]),
+    pid: Number(match[3]),
+  }));
+}
+
+/** A counter's value in a Prometheus text exposition, summed over its label sets. */
+function promCounter(text: string, name: string): number {
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(match[1]);
+  return sum;
+}
+
+async function startCluster(options: TargetOptions): Promise<RunningTarget> {
   if (!devHasClusterMode()) throw new Error('`shoal dev` has no cluster mode yet (no --single in `shoal dev --help`)');
-  return startShoalDev(
+  const target = await startShoalDev(
     'cluster',
     [],
     /shoal dev ready/i,
     (dataDir) => `shoal dev, 3 storage node processes + 1 router (each write replicated to 3, fsync before the answer), data in ${dataDir}`,
     options,
   );
+  const children = devChildren(target.recentOutput());
+  const roleCpu = (role: string): number | undefined => processTreeCpuSeconds(children.filter((child) => child.role === role).map((child) => child.pid));
+  return {
+    ...target,
+    cpuSecondsByRole: () => {
+      const router = roleCpu('router');
+      const nodes = roleCpu('node');
+      return router === undefined || nodes === undefined ? undefined : { router, nodes };
+    },
+    raftCounters: async () => {
+      try {
+        const texts = await Promise.all(
+          children
+            .filter((child) => child.role === 'node')
+            .map(async (child) => (await fetch(`http://${HOST}:${child.opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) })).text()),
+        );
+        const sum = (name: string): number => texts.reduce((total, text) => total + promCounter(text, name), 0);
+        return {
+          leadersElected: sum('shoal_node_raft_leaders_elected_total'),
+          leadersLost: sum('shoal_node_raft_leaders_lost_total'),
+          tickStalls: sum('shoal_node_raft_tick_stalls_total'),
+        };
+      } catch {
+        return undefined;
+      }
+    },
+  };
 }
 
 /** Debian's etcd-server, installed when missing (as root, or through sudo). */
