@@ -46,6 +46,7 @@ import {
   type PartitionBound,
 } from './layout.ts';
 import { readRange } from './range-read.ts';
+import { openPartitionSnapshot, planPartitionRestore, type PartitionScope, type PartitionSnapshotContents } from './partition-snapshot.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
 import {
   IntentIndex,
@@ -453,16 +454,51 @@ export class PartitionStore implements PartitionClient {
   /** Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then deletes its entries there. */
   private async dropIndexEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     await this.commits.exclusive(async () => {
-      for (const backfill of this.backfills.get(index.indexId) ?? []) {
-        if (overlaps(bound, backfill.bound)) this.endBackfill(index.indexId, backfill);
-      }
-      // Runs still waiting for their turn do not start.
-      for (const run of this.runningBackfills.values()) {
-        if (run.indexId === index.indexId && overlaps(bound, run.bound)) run.cancelled = true;
-      }
+      this.stopBackfills(index.indexId, bound);
       return { result: undefined, mutations: [] };
     });
     await this.clearEntries(table, index, bound);
+  }
+
+  /** Ends the index's backfills over `bound`; runs still waiting for their turn do not start. Under the commit lock. */
+  private stopBackfills(indexId: number, bound: PartitionBound | undefined): void {
+    for (const backfill of this.backfills.get(indexId) ?? []) {
+      if (overlaps(bound, backfill.bound)) this.endBackfill(indexId, backfill);
+    }
+    for (const run of this.runningBackfills.values()) {
+      if (run.indexId === indexId && overlaps(bound, run.bound)) run.cancelled = true;
+    }
+  }
+
+  /**
+   * Opens a consistent read of one partition replica's state now, for a snapshot of its group
+   * (partition-snapshot.ts: call it while no command of the group is being applied); the function
+   * returned reads it.
+   */
+  openPartitionSnapshot(scope: PartitionScope): () => Promise<Uint8Array> {
+    return openPartitionSnapshot(this.level, scope);
+  }
+
+  /**
+   * Replaces a partition replica's state (each scope of `replaced`) with a snapshot's, applied mark
+   * `appliedIndex`, in ONE batch: a crash leaves the old state or the new one. The replica's index
+   * backfills stop (the snapshot's running index commands are the replica's to resume).
+   */
+  restorePartitionSnapshot(replaced: readonly PartitionScope[], snapshot: PartitionSnapshotContents, appliedIndex: number): Promise<void> {
+    return this.commits.exclusive(async (state) => {
+      await this.intents.load(state);
+      await state.durable();
+      for (const { table, bound } of replaced) for (const index of table.indexes) this.stopBackfills(index.indexId, bound);
+      const mutations = await planPartitionRestore(this.level, replaced, snapshot, appliedIndex, {
+        releaseIntents: (bound) => this.intents.transactions().flatMap(({ transaction }) => this.intents.release(transaction.id, bound)),
+        putIntents: (intents) => this.intents.put(intents),
+        adjustStatistics: (spaceId, delta) => {
+          const current = this.statisticsBook.current(spaceId, state);
+          return this.statisticsBook.record(spaceId, { itemCount: current.itemCount + delta.itemCount, sizeBytes: current.sizeBytes + delta.sizeBytes });
+        },
+      });
+      return { result: undefined, mutations };
+    });
   }
 
   /** Deletes an index's entries: all of them, or those whose base item lies in `bound`. */

@@ -1,0 +1,241 @@
+/**
+ * Snapshots of one partition replica held in a node's shared store (the store holds every replica of
+ * the node in one key space): what a new or lagging replica of the group receives instead of the log
+ * its leader compacted.
+ *
+ * What belongs to the replica of group G over table T within bound B = [start, end) (layout.ts,
+ * transactions.ts):
+ *   - T's items whose key lies in B                      space T.tableId, clamped to B
+ *   - the entries of T's LSIs and co-located GSIs        indexEntriesRange(T, index, B), each entry
+ *     whose base item lies in B                          filtered by entryInBound
+ *   - G's applied mark                                   00000000 04 G (the snapshot's appliedIndex)
+ *   - G's running index commands                         00000000 05 G <index>
+ *   - the intents on T's items in B                      00000000 06 <item key> <transaction id>
+ *   - the transaction records G coordinates              00000000 07 <transaction id>, whose first
+ *                                                        participant is G (the router's coordinator)
+ * Not per replica: the catalog, the space counter, and the per-space statistics (a restore adjusts
+ * them by what it removes and adds). A record decided ABORTED for a transaction never begun here names
+ * no participant, so it belongs to no snapshot (and no restore deletes it).
+ *
+ * Consistency: every command a replica applies writes its applied mark in the same LevelDB batch as
+ * its changes, so one LevelDB snapshot of the store holds, for G, data and applied mark that match.
+ * `openPartitionSnapshot` takes that LevelDB snapshot synchronously, at the moment it is called; the
+ * caller calls it when no command of G is being applied, so the mark it reads is G's applied index at
+ * that moment (commands applied since are not in it). The pairs are then read from the LevelDB
+ * snapshot, whatever the group applies meanwhile. The only writes into B not made by an applied
+ * command are index backfills; a backfill's running record travels with the snapshot and the
+ * receiver runs it again from the start.
+ *
+ * Wire form (the node streams it in bounded chunks):
+ *   u32 header length | header JSON { format, groupId, appliedIndex } | (u32 key length | key | u32 value length | value)*
+ */
+import { compareBytes, itemSize, spaceRange, type Item, type TableSchema } from '@shoal/model';
+import type { AbstractSnapshot } from 'abstract-level';
+import type { ByteLevel, Mutation } from './database.ts';
+import {
+  appliedIndexKey,
+  boundContains,
+  clampRange,
+  decodeJson,
+  decodeU32,
+  entryInBound,
+  indexEntriesRange,
+  mapKey,
+  runningIndexCommandsRange,
+  type KeyRange,
+  type PartitionBound,
+} from './layout.ts';
+import type { StoredIntent, TransactionRecord } from './transactions.ts';
+
+const FORMAT = 'shoal-partition-snapshot-1';
+/** Tags of the metadata space (transactions.ts): intents and transaction records. */
+const INTENT_TAG = 6;
+const TRANSACTION_RECORD_TAG = 7;
+
+/** One partition replica: its group, its table, its key range. */
+export interface PartitionScope {
+  groupId: number;
+  table: TableSchema;
+  bound: PartitionBound;
+}
+
+/** A decoded snapshot. */
+export interface PartitionSnapshotContents {
+  groupId: number;
+  appliedIndex: number;
+  /** Every key and value of the replica (the applied mark aside), in key order within each part. */
+  pairs: Array<[Uint8Array, Uint8Array]>;
+}
+
+/** A snapshot whose bytes are not one this version writes. */
+export class PartitionSnapshotFormatError extends Error {
+  constructor(reason: string) {
+    super(`not a partition snapshot: ${reason}`);
+    this.name = 'PartitionSnapshotFormatError';
+  }
+}
+
+const metaTagRange = (tag: number): KeyRange => ({ start: new Uint8Array([0, 0, 0, 0, tag]), end: new Uint8Array([0, 0, 0, 0, tag + 1]) });
+
+/** An intent's item key (its value carries it in hex: the key's end is the transaction id). */
+function intentItemKey(value: Uint8Array): { itemKey: Uint8Array; intent: StoredIntent } {
+  const { itemKey, ...intent } = decodeJson<StoredIntent & { itemKey: string }>(value);
+  return { itemKey: new Uint8Array(Buffer.from(itemKey, 'hex')), intent };
+}
+
+/** The parts of the store a replica owns: a key range each, and which of its entries belong. */
+function scopeParts(scope: PartitionScope): Array<{ range: KeyRange; belongs?(value: Uint8Array): boolean }> {
+  const { table, bound, groupId } = scope;
+  return [
+    { range: clampRange(spaceRange(table.tableId), bound) },
+    ...table.indexes.map((index) => ({
+      range: indexEntriesRange(table, index, bound),
+      belongs: (value: Uint8Array) => entryInBound(table, bound, decodeJson<Item>(value)),
+    })),
+    { range: runningIndexCommandsRange(groupId) },
+    {
+      range: metaTagRange(INTENT_TAG),
+      belongs: (value: Uint8Array) => {
+        const { itemKey, intent } = intentItemKey(value);
+        return intent.table.tableId === table.tableId && boundContains(bound, itemKey);
+      },
+    },
+    { range: metaTagRange(TRANSACTION_RECORD_TAG), belongs: (value: Uint8Array) => decodeJson<TransactionRecord>(value).participants[0] === groupId },
+  ];
+}
+
+/** Every entry of the replicas in `scopes` (each key once), read from `snapshot` when given. */
+async function* partitionEntries(level: ByteLevel, scopes: readonly PartitionScope[], snapshot?: AbstractSnapshot): AsyncGenerator<[Uint8Array, Uint8Array]> {
+  const seen = new Set<string>();
+  for (const scope of scopes) {
+    for (const { range, belongs } of scopeParts(scope)) {
+      if (compareBytes(range.start, range.end) >= 0) continue;
+      for await (const [key, value] of level.iterator({ gte: range.start, lt: range.end, ...(snapshot === undefined ? {} : { snapshot }) })) {
+        if (belongs !== undefined && !belongs(value)) continue;
+        if (scopes.length > 1) {
+          const id = mapKey(key);
+          if (seen.has(id)) continue;
+          seen.add(id);
+        }
+        yield [key, value];
+      }
+    }
+  }
+}
+
+function decodeIndex(stored: Uint8Array | undefined): number {
+  return stored === undefined ? 0 : new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getFloat64(0, false);
+}
+
+const u32 = (value: number): Uint8Array => {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value, false);
+  return bytes;
+};
+
+/**
+ * Opens a consistent read of the replica's state NOW (a LevelDB snapshot, taken synchronously) and
+ * returns the function that reads it into a snapshot's bytes; call that function exactly once (it
+ * releases the LevelDB snapshot). See the file comment for when to call this.
+ */
+export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): () => Promise<Uint8Array> {
+  const snapshot = level.snapshot();
+  return async () => {
+    try {
+      const appliedIndex = decodeIndex(await level.get(appliedIndexKey(scope.groupId), { snapshot }));
+      const header = Buffer.from(JSON.stringify({ format: FORMAT, groupId: scope.groupId, appliedIndex }));
+      const parts: Uint8Array[] = [u32(header.length), header];
+      for await (const [key, value] of partitionEntries(level, [scope], snapshot)) parts.push(u32(key.length), key, u32(value.length), value);
+      return new Uint8Array(Buffer.concat(parts));
+    } finally {
+      await snapshot.close();
+    }
+  };
+}
+
+export function decodePartitionSnapshot(bytes: Uint8Array): PartitionSnapshotContents {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const take = (at: number, length: number, what: string): Uint8Array => {
+    if (at + length > view.length) throw new PartitionSnapshotFormatError(`${what} runs past the end`);
+    return new Uint8Array(view.subarray(at, at + length));
+  };
+  const headerLength = decodeU32(take(0, 4, 'the header length'));
+  let header: { format?: unknown; groupId?: unknown; appliedIndex?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(take(4, headerLength, 'the header')).toString('utf8')) as typeof header;
+  } catch (error) {
+    if (error instanceof PartitionSnapshotFormatError) throw error;
+    throw new PartitionSnapshotFormatError(`its header is not JSON (${(error as Error).message})`);
+  }
+  if (header.format !== FORMAT || !Number.isSafeInteger(header.groupId) || !Number.isSafeInteger(header.appliedIndex)) {
+    throw new PartitionSnapshotFormatError(`unknown header ${JSON.stringify(header)}`);
+  }
+  const pairs: Array<[Uint8Array, Uint8Array]> = [];
+  for (let at = 4 + headerLength; at < view.length; ) {
+    const keyLength = decodeU32(take(at, 4, 'a key length'));
+    const key = take(at + 4, keyLength, 'a key');
+    at += 4 + keyLength;
+    const valueLength = decodeU32(take(at, 4, 'a value length'));
+    pairs.push([key, take(at + 4, valueLength, 'a value')]);
+    at += 4 + valueLength;
+  }
+  return { groupId: header.groupId as number, appliedIndex: header.appliedIndex as number, pairs };
+}
+
+/** What a restore needs of the store's in-memory books (PartitionStore holds them under its commit lock). */
+export interface RestoreBooks {
+  /** The mutations releasing every intent in `bound`, and recording these intents. */
+  releaseIntents(bound: PartitionBound): Mutation[];
+  putIntents(intents: Array<{ itemKey: Uint8Array; intent: StoredIntent }>): Mutation[];
+  /** The mutation recording a space's statistics moved by `delta`. */
+  adjustStatistics(spaceId: number, delta: { itemCount: number; sizeBytes: number }): Mutation;
+}
+
+const spaceOf = (key: Uint8Array): number => decodeU32(key.subarray(0, 4));
+const isIntent = (key: Uint8Array): boolean => spaceOf(key) === 0 && key[4] === INTENT_TAG;
+
+/**
+ * The mutations replacing the replica's current state (every scope in `replaced`: its range before
+ * and the snapshot's, with the tables as known here and as the sender knew them) by the snapshot's,
+ * with its applied mark: one batch, so a crash leaves either state, never a mix. Reads the current
+ * state from `level`: the caller holds the commit lock and made staged changes durable.
+ */
+export async function planPartitionRestore(
+  level: ByteLevel,
+  replaced: readonly PartitionScope[],
+  snapshot: PartitionSnapshotContents,
+  appliedIndex: number,
+  books: RestoreBooks,
+): Promise<Mutation[]> {
+  const mutations: Mutation[] = [];
+  const deltas = new Map<number, { itemCount: number; sizeBytes: number }>();
+  const count = (key: Uint8Array, value: Uint8Array, sign: 1 | -1): void => {
+    const space = spaceOf(key);
+    if (space === 0) return;
+    const delta = deltas.get(space) ?? { itemCount: 0, sizeBytes: 0 };
+    delta.itemCount += sign;
+    delta.sizeBytes += sign * itemSize(decodeJson<Item>(value));
+    deltas.set(space, delta);
+  };
+  for await (const [key, value] of partitionEntries(level, replaced)) {
+    if (isIntent(key)) continue;
+    mutations.push({ key, value: undefined });
+    count(key, value, -1);
+  }
+  for (const scope of replaced) mutations.push(...books.releaseIntents(scope.bound));
+  const intents: Array<{ itemKey: Uint8Array; intent: StoredIntent }> = [];
+  for (const [key, value] of snapshot.pairs) {
+    if (isIntent(key)) {
+      intents.push(intentItemKey(value));
+      continue;
+    }
+    mutations.push({ key, value });
+    count(key, value, 1);
+  }
+  mutations.push(...books.putIntents(intents));
+  for (const [space, delta] of deltas) if (delta.itemCount !== 0 || delta.sizeBytes !== 0) mutations.push(books.adjustStatistics(space, delta));
+  const mark = new Uint8Array(8);
+  new DataView(mark.buffer).setFloat64(0, appliedIndex, false);
+  mutations.push({ key: appliedIndexKey(snapshot.groupId), value: mark });
+  return mutations;
+}
