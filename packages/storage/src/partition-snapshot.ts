@@ -48,6 +48,8 @@ import {
 import type { StoredIntent, TransactionRecord } from './transactions.ts';
 
 const FORMAT = 'shoal-partition-snapshot-1';
+/** 00000000 08: written synced by `syncToDisk` alone. */
+const SYNC_MARK_KEY = new Uint8Array([0, 0, 0, 0, 8]);
 /** Tags of the metadata space (transactions.ts): intents and transaction records. */
 const INTENT_TAG = 6;
 const TRANSACTION_RECORD_TAG = 7;
@@ -238,4 +240,15 @@ export async function planPartitionRestore(
   new DataView(mark.buffer).setFloat64(0, appliedIndex, false);
   mutations.push({ key: appliedIndexKey(snapshot.groupId), value: mark });
   return mutations;
+}
+
+/**
+ * Makes every write the store completed durable: a synced write of a key nothing else writes (LevelDB
+ * syncs its log up to it, and compactions sync what they write). The store's batches are not synced,
+ * as the Raft log replays them; before a group's log is compacted past its applied index, they must be.
+ */
+export async function syncToDisk(level: ByteLevel): Promise<void> {
+  // `sync` is classic-level's own option (memory-level has nothing to sync and ignores it).
+  const options = { sync: true, valueEncoding: 'view' as const };
+  await level.put(SYNC_MARK_KEY, new Uint8Array(0), options);
 }

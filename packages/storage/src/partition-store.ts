@@ -26,7 +26,7 @@ import {
   type WriteOutcome,
 } from '@shoal/model';
 import { ChangeSet, type IndexGate } from './change-set.ts';
-import type { CommitQueue } from './commit-queue.ts';
+import type { CommitQueue, Staged } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
   appliedIndexKey,
@@ -46,7 +46,7 @@ import {
   type PartitionBound,
 } from './layout.ts';
 import { readRange } from './range-read.ts';
-import { openPartitionSnapshot, planPartitionRestore, type PartitionScope, type PartitionSnapshotContents } from './partition-snapshot.ts';
+import { openPartitionSnapshot, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents } from './partition-snapshot.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
 import {
   IntentIndex,
@@ -143,8 +143,19 @@ export class PartitionStore implements PartitionClient {
   }
 
   /** With `mark`, the applied index is recorded in the same batch, even when nothing else changes. */
-  write(request: PartitionWrite, mark?: AppliedMark): Promise<PartitionWriteResult> {
-    return this.commits.exclusive<PartitionWriteResult>(async (state) => {
+  async write(request: PartitionWrite, mark?: AppliedMark): Promise<PartitionWriteResult> {
+    const { result, durable } = await this.stageWrite(request, mark);
+    await durable;
+    return result;
+  }
+
+  /**
+   * As `write`, but resolves once the write is decided and staged (the next writes see it, readers of
+   * the store once `durable` resolves): a replica applies a whole round of entries, and the round's
+   * writes share one batch, before it answers any of them.
+   */
+  stageWrite(request: PartitionWrite, mark?: AppliedMark): Promise<Staged<PartitionWriteResult>> {
+    return this.commits.stageExclusive<PartitionWriteResult>(async (state) => {
       await this.intents.load(state);
       const changes = new ChangeSet(state);
       const wounded: WoundedReads = [];
@@ -477,6 +488,11 @@ export class PartitionStore implements PartitionClient {
    */
   openPartitionSnapshot(scope: PartitionScope): () => Promise<Uint8Array> {
     return openPartitionSnapshot(this.level, scope);
+  }
+
+  /** Makes every write completed so far durable on disk (partition-snapshot.ts syncToDisk). */
+  syncToDisk(): Promise<void> {
+    return syncToDisk(this.level);
   }
 
   /**
