@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessMetrics, flatten } from '../src/ops/metrics.ts';
-import type { NumericTree } from '../src/ops/metrics.ts';
+import type { NumericTree, Series } from '../src/ops/metrics.ts';
 import { startOpsServer } from '../src/ops/ops-server.ts';
 import type { OpsServer } from '../src/ops/ops-server.ts';
 
@@ -30,7 +30,7 @@ describe('ops server', () => {
     ops = await startOpsServer({
       host: '127.0.0.1',
       port: 0,
-      isReady: () => ready,
+      readiness: () => (ready ? { ready } : { ready, waitingFor: 'a leader of partition 3' }),
       metrics: createProcessMetrics([{ prefix: 'shoal_node', read: () => numbers, labels: { node_id: '7' }, counters: ['rounds'] }]),
     });
   });
@@ -40,7 +40,9 @@ describe('ops server', () => {
 
   it('answers /healthz always and /readyz only once ready', async () => {
     expect((await fetch(url('/healthz'))).status).toBe(200);
-    expect((await fetch(url('/readyz'))).status).toBe(503);
+    const waiting = await fetch(url('/readyz'));
+    expect(waiting.status).toBe(503);
+    expect(await waiting.text()).toBe('not ready: waiting for a leader of partition 3\n');
     ready = true;
     const response = await fetch(url('/readyz'));
     expect(response.status).toBe(200);
@@ -68,5 +70,55 @@ describe('ops server', () => {
   it('answers unknown paths 404 and other methods 405', async () => {
     expect((await fetch(url('/nope'))).status).toBe(404);
     expect((await fetch(url('/metrics'), { method: 'POST' })).status).toBe(405);
+  });
+});
+
+describe('labelled series', () => {
+  let groups = [
+    { partition: '0', term: 3 },
+    { partition: '7', term: 5 },
+  ];
+  let throttled = 2;
+  let fsync = { counts: [1, 0, 2], sum: 0.0125 };
+  const metrics = createProcessMetrics([
+    {
+      prefix: 'shoal_node',
+      read: () => ({ replicas: groups.length }),
+      labels: { node_id: '2' },
+      series: (): Series[] => [
+        { type: 'gauge', name: 'shoal_node_raft_term', help: 'term', labelNames: ['partition'], samples: groups.map((g) => ({ labels: { partition: g.partition }, value: g.term })) },
+        { type: 'counter', name: 'shoal_node_throttled_requests_total', help: 'throttled', labelNames: ['reason'], samples: [{ labels: { reason: 'Read"Key\\Range' }, value: throttled }] },
+        { type: 'histogram', name: 'shoal_node_fsync_seconds', help: 'fsync', buckets: [0.001, 0.01], samples: [{ labels: {}, counts: fsync.counts, sum: fsync.sum }] },
+      ],
+    },
+  ]);
+
+  it('exports gauges and counters with the source labels and their own, a partition gone disappearing', async () => {
+    const first = await metrics.scrape();
+    expect(first).toContain('shoal_node_raft_term{node_id="2",partition="0"} 3');
+    expect(first).toContain('shoal_node_raft_term{node_id="2",partition="7"} 5');
+    expect(first).toContain('# TYPE shoal_node_throttled_requests_total counter');
+    expect(first).toContain('shoal_node_throttled_requests_total{node_id="2",reason="Read\\"Key\\\\Range"} 2');
+
+    groups = [{ partition: '7', term: 6 }];
+    throttled = 4;
+    const second = await metrics.scrape();
+    expect(second).not.toContain('partition="0"');
+    expect(second).toContain('shoal_node_raft_term{node_id="2",partition="7"} 6');
+    expect(second).toContain('shoal_node_throttled_requests_total{node_id="2",reason="Read\\"Key\\\\Range"} 4');
+  });
+
+  it('exports a histogram counted by the component as cumulative buckets, sum and count', async () => {
+    fsync = { counts: [1, 0, 2], sum: 0.0125 };
+    const text = await metrics.scrape();
+    expect(text).toContain('# TYPE shoal_node_fsync_seconds histogram');
+    const lines = text.split('\n').filter((line) => line.startsWith('shoal_node_fsync_seconds'));
+    expect(lines).toEqual([
+      'shoal_node_fsync_seconds_bucket{node_id="2",le="0.001"} 1',
+      'shoal_node_fsync_seconds_bucket{node_id="2",le="0.01"} 1',
+      'shoal_node_fsync_seconds_bucket{node_id="2",le="+Inf"} 3',
+      'shoal_node_fsync_seconds_sum{node_id="2"} 0.0125',
+      'shoal_node_fsync_seconds_count{node_id="2"} 3',
+    ]);
   });
 });

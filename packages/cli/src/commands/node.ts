@@ -1,10 +1,11 @@
 import { startStorageNode } from '@shoal/node';
-import type { AdmissionLimits, StorageNodeMetrics } from '@shoal/node';
+import type { AdmissionLimits } from '@shoal/node';
 import { createLogger } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
 import { stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
+import { storageNodeMetricSource } from '../ops/node-metrics.ts';
 
 /** `shoal node`: one storage node process (partition replicas, and a meta group member if it is a meta peer). */
 
@@ -24,7 +25,7 @@ export interface NodeCommandOptions {
 }
 
 /** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
-const NODE_COUNTERS: readonly (keyof StorageNodeMetrics)[] = [
+const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'raftRounds',
   'raftEntriesApplied',
   'raftPersistCalls',
@@ -48,6 +49,10 @@ const NODE_COUNTERS: readonly (keyof StorageNodeMetrics)[] = [
   'heartbeatsSent',
   'heartbeatFailures',
   'mapUpdates',
+  'snapshotsSent',
+  'snapshotSendFailures',
+  'snapshotsReceived',
+  'snapshotsRestored',
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {
@@ -70,10 +75,8 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     ops = await startOpsServer({
       host: options.opsHost,
       port: options.opsPort,
-      isReady: () => node.isReady(),
-      metrics: createProcessMetrics([
-        { prefix: 'shoal_node', read: () => node.metrics(), labels: { node_id: String(options.nodeId) }, counters: NODE_COUNTERS },
-      ]),
+      readiness: () => node.readiness(),
+      metrics: createProcessMetrics([storageNodeMetricSource(() => node.metrics(), options.nodeId, NODE_COUNTERS)]),
     });
   } catch (error) {
     await node.close();

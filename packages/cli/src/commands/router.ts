@@ -41,7 +41,7 @@ export async function runRouter(options: RouterCommandOptions): Promise<void> {
       ops = await startOpsServer({
         host: options.opsHost,
         port: options.opsPort,
-        isReady: () => cluster.isReady(),
+        readiness: () => ({ ready: cluster.isReady(), waitingFor: 'the partition map' }),
         metrics,
       });
     } catch (error) {

@@ -12,7 +12,8 @@ export interface OpsServerOptions {
   /** 0 lets the OS choose. */
   port: number;
   metrics: ProcessMetrics;
-  isReady(): boolean;
+  /** Whether the process can serve; when not, what it waits for (the body of a 503 /readyz). */
+  readiness(): { ready: boolean; waitingFor?: string };
 }
 
 export interface OpsServer {
@@ -31,8 +32,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     switch (path) {
       case '/healthz':
         return answer(200, 'ok\n');
-      case '/readyz':
-        return options.isReady() ? answer(200, 'ready\n') : answer(503, 'not ready\n');
+      case '/readyz': {
+        const { ready, waitingFor } = options.readiness();
+        return ready ? answer(200, 'ready\n') : answer(503, `not ready${waitingFor === undefined ? '' : `: waiting for ${waitingFor}`}\n`);
+      }
       case '/metrics':
         options.metrics.scrape().then(
           (text) => answer(200, text, options.metrics.contentType),
