@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/admin.proto.
  */
 export const file_shoal_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQigwIKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEEiIKCGhvdF9rZXlzGAggAygLMhAuc2hvYWwudjEuSG90S2V5ImAKBkhvdEtleRIUCgxwYXJ0aXRpb25faWQYASABKAQSCwoDa2V5GAIgASgMEg0KBXNoYXJlGAMgASgBEhMKC3V0aWxpemF0aW9uGAQgASgBEg8KB3NlY29uZHMYBSABKAEigQEKDFNwbGl0UmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSFgoJc3BsaXRfa2V5GAIgASgMSACIAQESDQoFdGFibGUYAyABKAkSFwoKaGFzaF92YWx1ZRgEIAEoCUgBiAEBQgwKCl9zcGxpdF9rZXlCDQoLX2hhc2hfdmFsdWUiagoNU3BsaXRSZXNwb25zZRIrCgRsZWZ0GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchIsCgVyaWdodBgCIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiPgoVVHJhbnNmZXJMZWFkZXJSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhgKFlRyYW5zZmVyTGVhZGVyUmVzcG9uc2UiRwoLTW92ZVJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhEKCWZyb21fbm9kZRgCIAEoBBIPCgd0b19ub2RlGAMgASgEIkAKDE1vdmVSZXNwb25zZRIwCglwYXJ0aXRpb24YASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIh8KDERyYWluUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIisKDURyYWluUmVzcG9uc2USGgoScmVtYWluaW5nX3JlcGxpY2FzGAEgASgNMssCCgxBZG1pblNlcnZpY2USOwoGU3RhdHVzEhcuc2hvYWwudjEuU3RhdHVzUmVxdWVzdBoYLnNob2FsLnYxLlN0YXR1c1Jlc3BvbnNlEjgKBVNwbGl0EhYuc2hvYWwudjEuU3BsaXRSZXF1ZXN0Ghcuc2hvYWwudjEuU3BsaXRSZXNwb25zZRJTCg5UcmFuc2ZlckxlYWRlchIfLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVxdWVzdBogLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVzcG9uc2USNQoETW92ZRIVLnNob2FsLnYxLk1vdmVSZXF1ZXN0GhYuc2hvYWwudjEuTW92ZVJlc3BvbnNlEjgKBURyYWluEhYuc2hvYWwudjEuRHJhaW5SZXF1ZXN0Ghcuc2hvYWwudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_shoal_v1_meta]);
+  fileDesc("ChRzaG9hbC92MS9hZG1pbi5wcm90bxIIc2hvYWwudjEiDwoNU3RhdHVzUmVxdWVzdCKsAQoKTm9kZVN0YXR1cxImCgRub2RlGAEgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3ISEAoIcmVwbGljYXMYAiABKA0SDwoHbGVhZGVycxgDIAEoDRIfChdzZWNvbmRzX3NpbmNlX2hlYXJ0YmVhdBgEIAEoARIyChFyZXBvcnRlZF9yZXBsaWNhcxgFIAMoCzIXLnNob2FsLnYxLlBhcnRpdGlvbkxvYWQigwIKDlN0YXR1c1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQuc2hvYWwudjEuTm9kZVN0YXR1cxIxCgpwYXJ0aXRpb25zGAIgAygLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchITCgttYXBfdmVyc2lvbhgDIAEoBBIWCg5tZXRhX2xlYWRlcl9pZBgEIAEoBBIRCgltZXRhX3Rlcm0YBSABKAQSGQoRbWV0YV9jb21taXRfaW5kZXgYBiABKAQSGgoSbWV0YV9hcHBsaWVkX2luZGV4GAcgASgEEiIKCGhvdF9rZXlzGAggAygLMhAuc2hvYWwudjEuSG90S2V5ImAKBkhvdEtleRIUCgxwYXJ0aXRpb25faWQYASABKAQSCwoDa2V5GAIgASgMEg0KBXNoYXJlGAMgASgBEhMKC3V0aWxpemF0aW9uGAQgASgBEg8KB3NlY29uZHMYBSABKAEigQEKDFNwbGl0UmVxdWVzdBIUCgxwYXJ0aXRpb25faWQYASABKAQSFgoJc3BsaXRfa2V5GAIgASgMSACIAQESDQoFdGFibGUYAyABKAkSFwoKaGFzaF92YWx1ZRgEIAEoCUgBiAEBQgwKCl9zcGxpdF9rZXlCDQoLX2hhc2hfdmFsdWUiagoNU3BsaXRSZXNwb25zZRIrCgRsZWZ0GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvchIsCgVyaWdodBgCIAEoCzIdLnNob2FsLnYxLlBhcnRpdGlvbkRlc2NyaXB0b3IiPgoVVHJhbnNmZXJMZWFkZXJSZXF1ZXN0EhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhgKFlRyYW5zZmVyTGVhZGVyUmVzcG9uc2UiRwoLTW92ZVJlcXVlc3QSFAoMcGFydGl0aW9uX2lkGAEgASgEEhEKCWZyb21fbm9kZRgCIAEoBBIPCgd0b19ub2RlGAMgASgEIkAKDE1vdmVSZXNwb25zZRIwCglwYXJ0aXRpb24YASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIh8KDERyYWluUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIisKDURyYWluUmVzcG9uc2USGgoScmVtYWluaW5nX3JlcGxpY2FzGAEgASgNIiEKDlVuZHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAQiEQoPVW5kcmFpblJlc3BvbnNlMosDCgxBZG1pblNlcnZpY2USOwoGU3RhdHVzEhcuc2hvYWwudjEuU3RhdHVzUmVxdWVzdBoYLnNob2FsLnYxLlN0YXR1c1Jlc3BvbnNlEjgKBVNwbGl0EhYuc2hvYWwudjEuU3BsaXRSZXF1ZXN0Ghcuc2hvYWwudjEuU3BsaXRSZXNwb25zZRJTCg5UcmFuc2ZlckxlYWRlchIfLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVxdWVzdBogLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyUmVzcG9uc2USNQoETW92ZRIVLnNob2FsLnYxLk1vdmVSZXF1ZXN0GhYuc2hvYWwudjEuTW92ZVJlc3BvbnNlEjgKBURyYWluEhYuc2hvYWwudjEuRHJhaW5SZXF1ZXN0Ghcuc2hvYWwudjEuRHJhaW5SZXNwb25zZRI+CgdVbmRyYWluEhguc2hvYWwudjEuVW5kcmFpblJlcXVlc3QaGS5zaG9hbC52MS5VbmRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_shoal_v1_meta]);
 
 /**
  * @generated from message shoal.v1.StatusRequest
@@ -325,6 +325,11 @@ export const MoveResponseSchema: GenMessage<MoveResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_admin, 9);
 
 /**
+ * `shoal admin drain <node>`: marks the node draining (a down node drains once back); the placement
+ * driver then moves its partition replicas to other nodes, and their leaderships with them (a
+ * leader being removed hands over first). Meta group membership is fixed: a meta peer keeps it.
+ * NOT_FOUND for a node the meta group does not know.
+ *
  * @generated from message shoal.v1.DrainRequest
  */
 export type DrainRequest = Message<"shoal.v1.DrainRequest"> & {
@@ -359,6 +364,39 @@ export type DrainResponse = Message<"shoal.v1.DrainResponse"> & {
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_admin, 11);
+
+/**
+ * `shoal admin undrain <node>`: the node takes replicas again (those moved away stay where they are
+ * until rebalancing moves some back). NOT_FOUND for an unknown node.
+ *
+ * @generated from message shoal.v1.UndrainRequest
+ */
+export type UndrainRequest = Message<"shoal.v1.UndrainRequest"> & {
+  /**
+   * @generated from field: uint64 node_id = 1;
+   */
+  nodeId: bigint;
+};
+
+/**
+ * Describes the message shoal.v1.UndrainRequest.
+ * Use `create(UndrainRequestSchema)` to create a new message.
+ */
+export const UndrainRequestSchema: GenMessage<UndrainRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_admin, 12);
+
+/**
+ * @generated from message shoal.v1.UndrainResponse
+ */
+export type UndrainResponse = Message<"shoal.v1.UndrainResponse"> & {
+};
+
+/**
+ * Describes the message shoal.v1.UndrainResponse.
+ * Use `create(UndrainResponseSchema)` to create a new message.
+ */
+export const UndrainResponseSchema: GenMessage<UndrainResponse> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_admin, 13);
 
 /**
  * @generated from service shoal.v1.AdminService
@@ -403,6 +441,14 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DrainRequestSchema;
     output: typeof DrainResponseSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.AdminService.Undrain
+   */
+  undrain: {
+    methodKind: "unary";
+    input: typeof UndrainRequestSchema;
+    output: typeof UndrainResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoal_v1_admin, 0);
