@@ -28,6 +28,7 @@ import {
   type ProgressState,
   type Ready,
   type ReadOnlyOption,
+  type Snapshot,
   type StateRole,
 } from '@shoal/raft';
 import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
@@ -38,12 +39,31 @@ import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, Prop
 export interface ReplicaStateMachine {
   /** Applies a committed command; the result goes back to the proposer (on the leader). */
   apply(data: Uint8Array, index: number): Promise<unknown> | unknown;
-  /** The whole state, for a new replica or a lagging follower. */
-  snapshot(): Uint8Array;
-  /** Replaces the whole state with a snapshot's. */
-  restore(data: Uint8Array): void;
+  /**
+   * What the log store records for a snapshot at appliedIndex(), before the log up to it may be
+   * dropped: the whole state (a small one), or a small descriptor of a state the machine keeps
+   * durably itself (then it resolves once that state is durable, and openSnapshotPayload streams it).
+   */
+  snapshot(): Promise<Uint8Array> | Uint8Array;
+  /**
+   * Takes the state of the snapshot the log store holds at `index`: at a restart, when appliedIndex()
+   * is below it; and for a snapshot received from a leader, unless installSnapshot takes it.
+   */
+  restore(data: Uint8Array, index: number): void;
   /** The last index applied (entries at or below it are not applied again after a restart). */
   appliedIndex(): number;
+  /**
+   * For a state kept outside the snapshot's data (see snapshot): opens a read of the state as it is
+   * NOW, synchronously; the function returned reads it into the payload that travels with a snapshot
+   * to a follower. The host calls it while none of the group's entries is being applied.
+   */
+  openSnapshotPayload?(): () => Promise<Uint8Array>;
+  /**
+   * Replaces the state with a payload received with the leader's snapshot at `index` (the payload's
+   * state may be newer: entries up to its own applied index are then not applied again), durably,
+   * before the log store records the snapshot.
+   */
+  installSnapshot?(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void>;
 }
 
 /** What the host needs of a transport: RaftTransport satisfies it. */
@@ -186,6 +206,8 @@ class Replica {
   applied: number;
   confState: ConfState;
   lastSnapshotIndex: number;
+  /** The payload of the snapshot last received (framed after its data), until Raft's Ready takes the snapshot. */
+  incomingPayload: { index: number; payload: Uint8Array } | undefined;
   removed = false;
   leftGroup = false;
   leaderChanges = 0;
@@ -307,7 +329,7 @@ export class MultiRaftHost {
   async createGroup(groupId: number, voters: NodeId[], learners: NodeId[] = []): Promise<void> {
     this.#checkRunning();
     const stateMachine = this.#options.stateMachine(groupId);
-    await this.#options.logStore.bootstrapGroup(groupId, { voters, learners }, stateMachine.snapshot());
+    await this.#options.logStore.bootstrapGroup(groupId, { voters, learners }, await stateMachine.snapshot());
     this.#openReplica(groupId, stateMachine);
   }
 
@@ -526,8 +548,20 @@ export class MultiRaftHost {
     if (this.#stopped) return [];
     const notHosted = new Set<number>();
     for (const { groupId, message } of batch) {
-      if (!this.#groups.has(groupId)) notHosted.add(groupId);
-      else this.#enqueue(groupId, (r) => r.raw.step(message));
+      if (!this.#groups.has(groupId)) {
+        notHosted.add(groupId);
+      } else if (message.type === 'MsgSnap' && message.snapshot !== undefined) {
+        const framed = unframeSnapshot(message.snapshot.data);
+        // A frame that does not parse is dropped: the leader, told the transfer went well, probes and sends again.
+        if (framed === undefined) continue;
+        const snapshot = { metadata: message.snapshot.metadata, data: framed.data };
+        this.#enqueue(groupId, (r) => {
+          r.incomingPayload = { index: snapshot.metadata.index, payload: framed.payload };
+          r.raw.step({ ...message, snapshot });
+        });
+      } else {
+        this.#enqueue(groupId, (r) => r.raw.step(message));
+      }
     }
     return [...notHosted];
   }
@@ -558,7 +592,7 @@ export class MultiRaftHost {
     const storage = options.logStore.group(groupId);
     const snapshot = storage.snapshot();
     const stateMachine = given ?? options.stateMachine(groupId);
-    if (stateMachine.appliedIndex() < snapshot.metadata.index) stateMachine.restore(snapshot.data);
+    if (stateMachine.appliedIndex() < snapshot.metadata.index) stateMachine.restore(snapshot.data, snapshot.metadata.index);
     // Entries after the snapshot replay from the log: conf changes always, commands only past the
     // state machine's own applied index.
     const applied = snapshot.metadata.index;
@@ -646,6 +680,11 @@ export class MultiRaftHost {
     }
     if (readies.length === 0) return;
 
+    // A snapshot received is installed before the log store records it: a crash in between leaves the
+    // state machine ahead of the log (entries it holds are not applied again), never behind it.
+    for (const { replica, rd } of readies) {
+      if (rd.snapshot !== undefined) await this.#installSnapshot(replica, rd.snapshot);
+    }
     const updates: GroupPersist[] = [];
     let sync = false;
     for (const { replica, rd } of readies) {
@@ -667,6 +706,10 @@ export class MultiRaftHost {
     for (const { replica, rd } of readies) {
       if (replica.removed) continue;
       for (const message of rd.messages) {
+        if (message.type === 'MsgSnap') {
+          this.#sendSnapshot(replica, message);
+          continue;
+        }
         sender.send(replica.groupId, message);
         sent = true;
       }
@@ -684,17 +727,57 @@ export class MultiRaftHost {
     }
   }
 
+  /**
+   * Sends a snapshot Raft asked for with its payload: the state machine's state read now (this round
+   * applies nothing of the group before the read is open), framed after the data Raft keeps
+   * (frameSnapshot). The transport streams it in chunks and reports the outcome (reportSnapshot).
+   */
+  #sendSnapshot(replica: Replica, message: Message): void {
+    const { groupId } = replica;
+    const snapshot = message.snapshot;
+    const failed = (error: unknown): void => this.reportSnapshot({ groupId, to: message.to, ok: false, error: String(error) });
+    if (snapshot === undefined) return;
+    let read: () => Promise<Uint8Array>;
+    try {
+      read = replica.stateMachine.openSnapshotPayload?.() ?? (async () => new Uint8Array(0));
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    read().then((payload) => {
+      if (replica.removed || this.#stopped) return;
+      this.#options.sender.send(groupId, { ...message, snapshot: { metadata: snapshot.metadata, data: frameSnapshot(snapshot.data, payload) } });
+    }, failed);
+  }
+
+  /** Hands a snapshot received from the leader to the state machine (see #round). */
+  async #installSnapshot(replica: Replica, snapshot: Snapshot): Promise<void> {
+    const { index } = snapshot.metadata;
+    const incoming = replica.incomingPayload;
+    replica.incomingPayload = undefined;
+    const machine = replica.stateMachine;
+    if (machine.installSnapshot === undefined) {
+      machine.restore(snapshot.data, index);
+    } else {
+      if (incoming?.index !== index) throw new Error(`group ${replica.groupId}: the snapshot at ${index} arrived without its payload`);
+      await machine.installSnapshot({ index, data: snapshot.data, payload: incoming.payload });
+    }
+    this.stats.snapshotsRestored++;
+  }
+
   async #maybeSnapshot(replica: Replica): Promise<void> {
     const policy = this.#options.snapshotPolicy;
     if (policy === undefined || replica.applied - replica.lastSnapshotIndex < policy.every) return;
     const logStore = this.#options.logStore;
     const storage = logStore.group(replica.groupId);
     // Applied entries are normally persisted here; a follower may apply entries it has not yet appended.
-    if (replica.applied > storage.lastIndex()) return;
-    await logStore.createSnapshot(replica.groupId, replica.applied, replica.confState, replica.stateMachine.snapshot());
-    replica.lastSnapshotIndex = replica.applied;
+    const index = replica.applied;
+    if (index > storage.lastIndex()) return;
+    const confState = replica.confState;
+    await logStore.createSnapshot(replica.groupId, index, confState, await replica.stateMachine.snapshot());
+    replica.lastSnapshotIndex = index;
     this.stats.snapshotsTaken++;
-    const compactTo = replica.applied - policy.keep;
+    const compactTo = index - policy.keep;
     if (compactTo >= storage.firstIndex()) await logStore.compact(replica.groupId, compactTo);
   }
 
@@ -796,9 +879,8 @@ export class MultiRaftHost {
 
   async #apply(replica: Replica, rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) {
+      // The state machine took the snapshot before it was persisted (#installSnapshot).
       const { index, confState } = rd.snapshot.metadata;
-      replica.stateMachine.restore(rd.snapshot.data);
-      this.stats.snapshotsRestored++;
       replica.confState = confState;
       this.#noteMembership(replica);
       replica.applied = index;
@@ -860,4 +942,24 @@ export class MultiRaftHost {
     this.#timer = undefined;
     for (const replica of this.#groups.values()) replica.failAll(() => error);
   }
+}
+
+/**
+ * A snapshot on the wire: the data Raft keeps (a descriptor, or a small state) and the state
+ * machine's payload after it, `u32 data length | data | payload`. Raft, and so the log store, only
+ * ever see the data; the payload goes to the state machine.
+ */
+function frameSnapshot(data: Uint8Array, payload: Uint8Array): Uint8Array {
+  const framed = new Uint8Array(4 + data.length + payload.length);
+  new DataView(framed.buffer).setUint32(0, data.length, false);
+  framed.set(data, 4);
+  framed.set(payload, 4 + data.length);
+  return framed;
+}
+
+function unframeSnapshot(framed: Uint8Array): { data: Uint8Array; payload: Uint8Array } | undefined {
+  if (framed.length < 4) return undefined;
+  const length = new DataView(framed.buffer, framed.byteOffset, framed.byteLength).getUint32(0, false);
+  if (4 + length > framed.length) return undefined;
+  return { data: framed.slice(4, 4 + length), payload: framed.subarray(4 + length) };
 }
