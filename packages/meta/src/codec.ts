@@ -79,6 +79,7 @@ const COMMAND_TYPES: ReadonlySet<MetaCommandType> = new Set<MetaCommandType>([
   'heartbeat',
   'markNodeDown',
   'markNodeDraining',
+  'undrainNode',
   'createTable',
   'updateTable',
   'deleteTable',

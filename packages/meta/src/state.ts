@@ -69,6 +69,8 @@ export type MetaCommand =
   | { type: 'markNodeDown'; nodeId: number; at: number }
   /** Empties the node of replicas before it leaves; asked of a down node, it applies once it is back. */
   | { type: 'markNodeDraining'; nodeId: number }
+  /** Cancels a drain: the node takes replicas again (a down node stays down, and is up once back). */
+  | { type: 'undrainNode'; nodeId: number }
   /**
    * A new table. It keeps the space ids its record carries (table and each index) where they are
    * valid (see `spaceIdFor`), others are allocated here. The table gets `partitionCount`
@@ -167,6 +169,13 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       const node = requireNode(state, command.type, command.nodeId);
       if (node.drainRequested) return { state };
       const next: NodeRecord = { ...node, state: node.state === 'down' ? 'down' : 'draining', drainRequested: true };
+      return { state: withNode(state, next, next.state !== node.state) };
+    }
+    case 'undrainNode': {
+      const node = requireNode(state, command.type, command.nodeId);
+      if (!node.drainRequested) return { state };
+      const { drainRequested: _drain, ...rest } = node;
+      const next: NodeRecord = { ...rest, state: node.state === 'down' ? 'down' : 'up' };
       return { state: withNode(state, next, next.state !== node.state) };
     }
     case 'createTable':

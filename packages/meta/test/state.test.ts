@@ -107,6 +107,22 @@ describe('nodes', () => {
     expect(state.nodes[3].state).toBe('draining');
   });
 
+  it('undrains: the node takes replicas again, a down one once back, and its drain no longer survives a restart', () => {
+    let state = run(cluster(3), { type: 'markNodeDraining', nodeId: 2 });
+    const version = state.mapVersion;
+    state = run(state, { type: 'undrainNode', nodeId: 2 });
+    expect(state.nodes[2]).toEqual({ id: 2, address: '10.0.0.2:7000', state: 'up', lastHeartbeatAt: 1000 });
+    expect(state.mapVersion).toBe(version + 1);
+    expect(run(state, { type: 'undrainNode', nodeId: 2 })).toBe(state);
+    state = run(state, { type: 'registerNode', address: '10.0.0.2:7000', nodeId: 2, at: 2000 });
+    expect(state.nodes[2].state).toBe('up');
+    state = run(state, { type: 'markNodeDraining', nodeId: 3 }, { type: 'markNodeDown', nodeId: 3, at: 3000 }, { type: 'undrainNode', nodeId: 3 });
+    expect(state.nodes[3].state).toBe('down');
+    expect(run(state, { type: 'heartbeat', nodeId: 3, at: 4000 }).nodes[3].state).toBe('up');
+    expect(decodeMetaCommand(encodeMetaCommand({ type: 'undrainNode', nodeId: 3 }))).toEqual({ type: 'undrainNode', nodeId: 3 });
+    rejects(state, { type: 'undrainNode', nodeId: 9 }, /no node 9/);
+  });
+
   it('rejects commands about unknown nodes and a taken address', () => {
     const state = run(cluster(2), { type: 'markNodeDown', nodeId: 2, at: 1 });
     rejects(state, { type: 'heartbeat', nodeId: 9, at: 1 }, /no node 9/);
