@@ -109,10 +109,15 @@ credentialOptions(
 });
 
 /** The command's flags: the node's options, with the admission limits given one flag each. */
-interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits'> {
+interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits' | 'splitting' | 'sizeMeasureIntervalMs'> {
   readUnitsPerPartition: number;
   writeUnitsPerPartition: number;
   burstSeconds: number;
+  split: boolean;
+  splitSizeBytes: number;
+  splitHeatShare: number;
+  splitHeatSeconds: number;
+  sizeMeasureSeconds: number;
 }
 
 program
@@ -131,10 +136,20 @@ program
   .option('--burst-seconds <seconds>', 'seconds of unused capacity a partition can spend at once', positiveNumber, 30)
   // Test only (shoal chaos): never on a real cluster.
   .addOption(new Option('--enable-fault-injection', 'TEST ONLY: serve FaultInjectionService (network partitions, disk faults)').hideHelp())
+  .option('--no-split', 'no splits for size or heat (meta peers; a table\'s shoal:split tag overrides it)')
+  .option('--split-size-bytes <bytes>', 'a partition holding more bytes splits (meta peers)', positiveNumber, 10 * 2 ** 30)
+  .option('--split-heat-share <fraction>', 'load at this share of a partition\'s read or write unit limit counts as heat (meta peers)', positiveNumber, 0.5)
+  .option('--split-heat-seconds <seconds>', 'a partition hot this long splits (meta peers)', positiveNumber, 10)
+  .option('--size-measure-seconds <seconds>', 'between measures of the sizes of the partitions led here', positiveNumber, 30)
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');
-    const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, ...node } = options;
-    await runNode({ ...node, admissionLimits: { readUnitsPerSecond: readUnitsPerPartition, writeUnitsPerSecond: writeUnitsPerPartition, burstSeconds } });
+    const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, split, splitSizeBytes, splitHeatShare, splitHeatSeconds, sizeMeasureSeconds, ...node } = options;
+    await runNode({
+      ...node,
+      admissionLimits: { readUnitsPerSecond: readUnitsPerPartition, writeUnitsPerSecond: writeUnitsPerPartition, burstSeconds },
+      splitting: { enabled: split, maxSizeBytes: splitSizeBytes, heatShare: splitHeatShare, heatMs: splitHeatSeconds * 1000 },
+      sizeMeasureIntervalMs: sizeMeasureSeconds * 1000,
+    });
   });
 
 interface RouterOptions extends CredentialOptions {

@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { Server, listen, shutdown } from '@shoal/proto';
+import { DEFAULT_SPLIT_POLICY, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, partitionBound } from '@shoal/storage';
@@ -66,6 +67,11 @@ export interface StorageNodeOptions {
    * log disk, leadership transfers) for chaos tests. Default false: the service does not exist.
    */
   faultInjection?: boolean;
+  /**
+   * Splits for size and heat (meta peers: the meta leader decides them): the cluster's policy,
+   * DEFAULT_SPLIT_POLICY where not given; tables override it with their `shoal:split*` tags.
+   */
+  splitting?: Partial<SplitPolicy>;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -126,6 +132,12 @@ export interface StorageNodeMetrics {
   /** Requests refused by a partition's admission control, reads and writes. */
   throttledReads: number;
   throttledWrites: number;
+  /** Splits the placement driver made while this node led the meta group, by reason; failed ones. */
+  splitsForSize: number;
+  splitsForHeat: number;
+  splitFailures: number;
+  /** Hot items reported while this node led the meta group (a partition hot on one key, which no split relieves). */
+  hotKeysReported: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
   groups: RaftGroupMetrics[];
   /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
@@ -259,6 +271,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       load,
     });
     let metaServices: MetaServices | undefined;
+    let driver: PlacementDriver | undefined;
     if (metaReplica !== undefined) {
       metaServices = addMetaServices(server, {
         host: raftHost,
@@ -270,19 +283,26 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
         // driver counts the others from the reports this leader keeps.
         heartbeatLogIntervalMs: HEARTBEATS_PER_LOGGED_HEARTBEAT * heartbeatIntervalMs,
       });
-      const driver = new PlacementDriver({
+      const placement = new PlacementDriver({
         host: raftHost,
         meta: metaReplica,
         nodeId,
         reports: metaServices.reports,
+        splitting: {
+          policy: { ...DEFAULT_SPLIT_POLICY, ...options.splitting },
+          splitter: metaServices.splitter,
+          transfers: metaServices.transfers,
+          hotKeys: metaServices.hotKeys,
+        },
         // A step waits for the groups' next reports: rounds as often as heartbeats.
         intervalMs: heartbeatIntervalMs,
         downTimeoutMs: options.downTimeoutMs,
         heartbeatTimeoutMs: HEARTBEATS_MISSED_BEFORE_DOWN * heartbeatIntervalMs,
         log: ({ level, event, ...fields }) => log[level](event, { component: 'placement', ...fields }),
       });
-      driver.start();
-      stops.push(() => driver.stop());
+      placement.start();
+      stops.push(() => placement.stop());
+      driver = placement;
     }
 
     if (disk !== undefined && transport.faults !== undefined) {
@@ -339,7 +359,13 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       host: raftHost,
       heartbeatIntervalMs,
       log,
-      loadOf: (partitionId) => load.report(partitionId),
+      loadOf: (partitionId) => load.report(partitionId, replicas.descriptorOf(partitionId)),
+      onLeadershipTransfer: (partitionId, toNode) => {
+        const group = raftHost.status().find((g) => g.groupId === partitionId);
+        if (group?.role !== 'leader' || toNode === nodeId || !group.voters.includes(toNode)) return;
+        log.info('handing partition leadership over, as the meta leader asks', { partition: partitionId, to: toNode });
+        raftHost.transferLeadership(partitionId, toNode);
+      },
       descriptorAheadOf: (id) => replicas.descriptorAheadOf(id),
       onMapChanged: () => {
         load.retain((partitionId) => raftHost.hasGroup(partitionId));
@@ -438,6 +464,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           snapshotsRestored: raftHost.stats.snapshotsRestored,
           throttledReads: s.throttledReads,
           throttledWrites: s.throttledWrites,
+          ...(driver?.splitStats ?? { splitsForSize: 0, splitsForHeat: 0, splitFailures: 0, hotKeysReported: 0 }),
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

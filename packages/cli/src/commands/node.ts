@@ -1,5 +1,5 @@
 import { startStorageNode } from '@shoal/node';
-import type { AdmissionLimits } from '@shoal/node';
+import type { AdmissionLimits, StorageNodeOptions } from '@shoal/node';
 import { createLogger } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
 import { stopOnSignal } from '../lifecycle.ts';
@@ -22,6 +22,10 @@ export interface NodeCommandOptions {
   admissionLimits?: Partial<AdmissionLimits>;
   /** TEST ONLY (`--enable-fault-injection`, hidden): FaultInjectionService for `shoal chaos`. */
   enableFaultInjection?: boolean;
+  /** The cluster's split policy (meta peers); default: split at 10 GiB, or after 10 s at half the unit limits. */
+  splitting?: StorageNodeOptions['splitting'];
+  /** Between measures of the sizes of the partitions led here; default 30,000 ms. */
+  sizeMeasureIntervalMs?: number;
 }
 
 /** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
@@ -53,6 +57,10 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'snapshotSendFailures',
   'snapshotsReceived',
   'snapshotsRestored',
+  'splitsForSize',
+  'splitsForHeat',
+  'splitFailures',
+  'hotKeysReported',
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {
@@ -66,7 +74,8 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     advertiseAddress: options.advertise,
     metaPeers: options.metaPeers,
     defaultPartitions: options.defaultPartitions,
-    load: { limits: options.admissionLimits },
+    load: { limits: options.admissionLimits, sizeIntervalMs: options.sizeMeasureIntervalMs },
+    splitting: options.splitting,
     faultInjection: options.enableFaultInjection === true,
     log: log.child({ component: 'storage-node' }),
   });

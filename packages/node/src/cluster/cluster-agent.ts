@@ -30,6 +30,8 @@ export interface ClusterAgentOptions {
   loadOf?(partitionId: number): PartitionLoadReport | undefined;
   /** A replica's own descriptor when it leads the map's (a split the map does not show yet), for its report. */
   descriptorAheadOf?(partitionId: number): PartitionDescriptor | undefined;
+  /** The meta leader wants this node to hand the leadership of a partition it leads to `toNode` (heartbeat answer). */
+  onLeadershipTransfer?(partitionId: number, toNode: NodeId): void;
   /** Retry delays of registration and the watch: doubling from `initialMs` up to `maxMs`. Default 100 / 2,000 ms. */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -128,6 +130,7 @@ export class ClusterAgent {
       this.stats.heartbeatsSent++;
       if (this.#heartbeatFailing) log.info('heartbeats reach the meta group again', { metaLeader: meta.leaderAddress });
       this.#heartbeatFailing = false;
+      for (const transfer of response.leadershipTransfers) this.#options.onLeadershipTransfer?.(Number(transfer.partitionId), Number(transfer.toNode));
       await this.refreshMap(Number(response.mapVersion));
     } catch (error) {
       this.stats.heartbeatFailures++;

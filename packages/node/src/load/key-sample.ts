@@ -5,7 +5,7 @@
  * A-Res, seeded so that runs repeat), and every sampled key counts what the requests recorded after
  * it did about it: fell left of it, right of it (at or after), or spanned it. A split key balances
  * left and right and is spanned by few requests; one key holding most of the weight is a hot item
- * that no split relieves.
+ * that no split relieves (both judged on the meta leader: @shoal/meta's chooseSplitKey, hotKeyOf).
  */
 import { compareBytes } from '@shoal/model';
 
@@ -85,39 +85,5 @@ export class KeySample {
     return this.#entries
       .map(({ key, weight, leftWeight, rightWeight, spanningWeight }) => ({ key, weight, leftWeight, rightWeight, spanningWeight }))
       .sort((a, b) => compareBytes(a.key, b.key));
-  }
-
-  /**
-   * The sampled key that best balances the load (least |left - right| over the weight it saw),
-   * among those spanned by at most `maxSpanningShare` of it and with load on both sides; undefined
-   * when none qualifies (too little traffic seen, or every candidate cut through ranges).
-   */
-  splitKey(maxSpanningShare = 0.1): Uint8Array | undefined {
-    let best: { key: Uint8Array; imbalance: number } | undefined;
-    for (const entry of this.#entries) {
-      const seen = entry.leftWeight + entry.rightWeight + entry.spanningWeight;
-      if (entry.leftWeight === 0 || entry.rightWeight === 0 || entry.spanningWeight > maxSpanningShare * seen) continue;
-      const imbalance = Math.abs(entry.leftWeight - entry.rightWeight) / seen;
-      if (best === undefined || imbalance < best.imbalance) best = { key: entry.key, imbalance };
-    }
-    return best?.key;
-  }
-
-  /**
-   * A key holding more than `share` of the sample's weight (a majority check over the sample): one
-   * hot item, which splitting cannot spread.
-   */
-  hotKey(share = 0.5): Uint8Array | undefined {
-    const byKey = new Map<string, { key: Uint8Array; weight: number }>();
-    let total = 0;
-    for (const entry of this.#entries) {
-      const id = Buffer.from(entry.key).toString('hex');
-      const known = byKey.get(id) ?? { key: entry.key, weight: 0 };
-      known.weight += entry.weight;
-      byKey.set(id, known);
-      total += entry.weight;
-    }
-    for (const { key, weight } of byKey.values()) if (total > 0 && weight > share * total) return key;
-    return undefined;
   }
 }

@@ -93,8 +93,8 @@ export class PartitionLoadTracker {
   readonly #windowMs: number;
   readonly #limits: AdmissionLimits;
   readonly #buckets: Record<Access, TokenBucket>;
-  readonly #counters: Record<Access, Counters>;
-  readonly #bytes: SlidingRate;
+  #counters: Record<Access, Counters>;
+  #bytes: SlidingRate;
   readonly #random: () => number;
   readonly #sampleSize: number;
   #sample: KeySample;
@@ -165,6 +165,19 @@ export class PartitionLoadTracker {
     };
   }
 
+  /**
+   * Starts the rates and the key sample over (not the admission buckets): the partition's range
+   * changed (a split), so what was measured before tells of a range it no longer serves.
+   */
+  restartMeasures(): void {
+    const now = this.#now();
+    this.#counters = { read: new Counters(this.#windowMs), write: new Counters(this.#windowMs) };
+    this.#bytes = new SlidingRate(this.#windowMs);
+    this.#sample = new KeySample(this.#sampleSize, this.#random);
+    this.#lastSample = undefined;
+    this.#sampleStartedAt = now;
+  }
+
   #rollSample(now: number): void {
     if (now - this.#sampleStartedAt < this.#windowMs) return;
     this.#lastSample = this.#sample;
@@ -177,6 +190,8 @@ export class PartitionLoadTracker {
 export class NodeLoad {
   readonly #options: LoadTrackingOptions;
   readonly #trackers = new Map<number, PartitionLoadTracker>();
+  /** The range each tracker last reported for, as start/end hex. */
+  readonly #ranges = new Map<number, string>();
 
   constructor(options: LoadTrackingOptions = {}) {
     this.#options = options;
@@ -191,13 +206,29 @@ export class NodeLoad {
     return tracker;
   }
 
-  /** What a partition's replica here measured; undefined when it served and measured nothing yet. */
-  report(partitionId: number): PartitionLoadReport | undefined {
-    return this.#trackers.get(partitionId)?.report();
+  /**
+   * What a partition's replica here measured; undefined when it served and measured nothing yet.
+   * Given the replica's range, the measures start over when it differs from the last one reported
+   * (the replica split).
+   */
+  report(partitionId: number, range?: { startKey: Uint8Array; endKey: Uint8Array }): PartitionLoadReport | undefined {
+    const tracker = this.#trackers.get(partitionId);
+    if (tracker === undefined) return undefined;
+    if (range !== undefined) {
+      const id = `${Buffer.from(range.startKey).toString('hex')}/${Buffer.from(range.endKey).toString('hex')}`;
+      const previous = this.#ranges.get(partitionId);
+      this.#ranges.set(partitionId, id);
+      if (previous !== undefined && previous !== id) tracker.restartMeasures();
+    }
+    return tracker.report();
   }
 
   /** Drops the trackers of partitions no longer hosted here. */
   retain(hosted: (partitionId: number) => boolean): void {
-    for (const id of this.#trackers.keys()) if (!hosted(id)) this.#trackers.delete(id);
+    for (const id of this.#trackers.keys()) {
+      if (hosted(id)) continue;
+      this.#trackers.delete(id);
+      this.#ranges.delete(id);
+    }
   }
 }

@@ -51,10 +51,17 @@ export function recordRangeRead(tracker: PartitionLoadTracker, descriptor: Parti
   tracker.record('read', readCapacityUnits(bytesRead, consistent), bytesRead, span);
 }
 
+/**
+ * The key an item request is sampled at: the item's, or for a table with a local secondary index the
+ * start of its item collection, since such a table splits only between collections (an LSI Query
+ * reads one collection, which must stay in one partition): every split key the sample offers is then
+ * a collection's start, its left/right counts exact for it.
+ */
 function itemKey(table: TableSchema, key: Item): Uint8Array | undefined {
   const hash = getOwn(key, table.hashKey.name);
   const range = table.rangeKey === undefined ? undefined : getOwn(key, table.rangeKey.name);
   if (hash === undefined || (table.rangeKey !== undefined && range === undefined)) return undefined;
+  if (table.indexes.some((index) => index.kind === 'LSI')) return collectionPrefix(table, hash);
   try {
     return range === undefined ? encodeItemKey(table.tableId, hash) : encodeItemKey(table.tableId, hash, range);
   } catch {

@@ -35,8 +35,10 @@ import type { NodeId } from '@shoal/raft';
 import { GroupNotHostedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
 import { MetaGroup } from './meta-group.ts';
 import { META_GROUP_ID, type MetaReplica } from './meta-replica.ts';
+import { HotKeys } from './auto-splitter.ts';
+import { LeadershipTransfers } from './leadership-transfers.ts';
 import { NodeReports } from './node-reports.ts';
-import { PartitionSplitter, recordSplitCommand } from './partition-splits.ts';
+import { PartitionSplitter, splitAndRecord } from './partition-splits.ts';
 
 export interface MetaServiceDeps {
   host: MultiRaftHost;
@@ -62,6 +64,12 @@ export interface MetaServiceDeps {
 export interface MetaServices {
   /** The nodes' heartbeat reports, for the PlacementDriver's `reports`. */
   readonly reports: NodeReports;
+  /** Leadership moves told to the leading nodes in heartbeat answers (PlacementDriver splitting, TransferLeader). */
+  readonly transfers: LeadershipTransfers;
+  /** Hot items the placement driver found, shown by Status. */
+  readonly hotKeys: HotKeys;
+  /** Splits partitions through their leaders (Split, and the PlacementDriver's splitting). */
+  readonly splitter: PartitionSplitter;
   /** Ends every WatchPartitionMap stream (before the server shuts down). */
   close(): void;
 }
@@ -77,6 +85,8 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
   const clock = deps.clock ?? Date.now;
   const checkMs = deps.watchLeadershipCheckMs ?? 1_000;
   const reports = new NodeReports();
+  const transfers = new LeadershipTransfers();
+  const hotKeys = new HotKeys();
   const splitter = new PartitionSplitter({ nodeAddress: (id) => deps.nodeAddress(id) ?? deps.meta.state.nodes[id]?.address });
   const closing = new AbortController();
 
@@ -179,7 +189,8 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         reports.record(nodeId, at, request.loads);
         await recordLeaderHints(group, reports, nodeId, request.loads);
         const state = deps.meta.state;
-        return { state: NODE_STATES[state.nodes[nodeId].state], mapVersion: BigInt(state.mapVersion) };
+        const leadershipTransfers = transfers.dueFor(nodeId, reports, at).map((t) => ({ partitionId: BigInt(t.partitionId), toNode: BigInt(t.toNode) }));
+        return { state: NODE_STATES[state.nodes[nodeId].state], mapVersion: BigInt(state.mapVersion), leadershipTransfers };
       }),
 
     createTable: (request) => {
@@ -250,6 +261,13 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
           metaTerm: BigInt(metaStatus?.term ?? 0),
           metaCommitIndex: BigInt(metaStatus?.commit ?? 0),
           metaAppliedIndex: BigInt(metaStatus?.applied ?? 0),
+          hotKeys: hotKeys.list().map((hot) => ({
+            partitionId: BigInt(hot.partitionId),
+            key: hot.key,
+            share: hot.share,
+            utilization: hot.utilization,
+            seconds: Math.max(0, now - hot.since) / 1000,
+          })),
         };
       }),
 
@@ -261,24 +279,29 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         return { remainingReplicas: remaining };
       }),
 
-    transferLeader: () =>
-      Promise.reject(
-        new RpcError(Status.UNIMPLEMENTED, 'TransferLeader is not supported yet: partition leaders move leadership themselves as they converge to the descriptors'),
-      ),
+    transferLeader: (request) =>
+      answer(async () => {
+        const partitionId = counterFromWire(request.partitionId, 'partition id');
+        const toNode = counterFromWire(request.toNode, 'node id');
+        const partition = (await group.read()).partitions[partitionId];
+        if (partition === undefined) throw new RpcError(Status.NOT_FOUND, `no partition ${partitionId}`);
+        if (!partition.replicas.some((r) => r.nodeId === toNode && r.role === 'voter')) {
+          throw new RpcError(Status.INVALID_ARGUMENT, `node ${toNode} is not a voter of partition ${partitionId}`);
+        }
+        transfers.request(partitionId, toNode, clock());
+        return {};
+      }),
     move: () =>
       Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Move is not supported yet: the placement driver moves replicas (repair, drain, rebalance)')),
     split: (request) =>
       answer(async () => {
         const { parent, splitKey } = splitTarget(await group.read(), request);
-        const reserved = await group.propose({ type: 'reservePartitionId' });
-        const halves = await splitter.split(parent, splitKey, reserved.partitionId!);
-        await group.propose(recordSplitCommand(halves.left, halves.right));
-        const state = deps.meta.state;
-        return { left: partitionDescriptorToWire(state.partitions[halves.left.id]), right: partitionDescriptorToWire(state.partitions[halves.right.id]) };
+        const { left, right } = await splitAndRecord(group, splitter, parent, splitKey);
+        return { left: partitionDescriptorToWire(left), right: partitionDescriptorToWire(right) };
       }, request.table),
   });
 
-  return { reports, close: () => closing.abort() };
+  return { reports, transfers, hotKeys, splitter, close: () => closing.abort() };
 }
 
 /**

@@ -14,6 +14,7 @@ import { compareBytes, rangesOverlap, type PartitionDescriptor } from '@shoal/mo
 import type { MetaCommand, MetaState } from '@shoal/meta';
 import { ErrorDetailSchema, PartitionService, RpcError, Status, createClient, partitionDescriptorFromWire, type ClientOf, type PartitionLoad } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
+import type { MetaGroup } from './meta-group.ts';
 
 export interface PartitionSplitterOptions {
   /** A node's gRPC address. */
@@ -80,6 +81,19 @@ export class PartitionSplitter {
     }
     throw lastError instanceof RpcError ? lastError : new RpcError(Status.UNAVAILABLE, `partition ${parent.id}: no leader could be reached to split it`);
   }
+}
+
+/**
+ * A split from start to end, as the meta leader makes it (AdminService.Split, the placement driver's
+ * splits for size and heat): an id reserved, the split asked of the partition's leader, the halves
+ * recorded in the map. The halves as the map now has them.
+ */
+export async function splitAndRecord(group: MetaGroup, splitter: PartitionSplitter, parent: PartitionDescriptor, splitKey: Uint8Array): Promise<SplitHalves> {
+  const reserved = await group.propose({ type: 'reservePartitionId' });
+  const halves = await splitter.split(parent, splitKey, reserved.partitionId!);
+  await group.propose(recordSplitCommand(halves.left, halves.right));
+  const state = group.meta.state;
+  return { left: state.partitions[halves.left.id], right: state.partitions[halves.right.id] };
 }
 
 /** The meta command recording a split the partition's group applied (left: the parent, right: the new half). */

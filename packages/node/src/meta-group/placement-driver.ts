@@ -15,6 +15,9 @@
  * Leadership is not the driver's to move: partition leaders hand it over themselves when they are
  * removed. So it plans on the map without leader hints (no transferLeader steps: a draining or
  * surplus voter is removed from the descriptor directly, and leader counts are not balanced).
+ *
+ * With `splitting`, every round also decides splits for size and heat (auto-splitter.ts) and makes
+ * them one at a time, each followed by a leadership move of its right half to another node.
  */
 import {
   commandForAction,
@@ -24,13 +27,16 @@ import {
   type MetaState,
   type PlacementAction,
 } from '@shoal/meta';
+import type { SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import type { MultiRaftHost } from '../host/index.ts';
+import { AutoSplitter, type AutoSplitStats, type HotKeys } from './auto-splitter.ts';
+import type { LeadershipTransfers } from './leadership-transfers.ts';
 import { MetaGroup } from './meta-group.ts';
 import type { MetaReplica } from './meta-replica.ts';
 import type { NodeReports } from './node-reports.ts';
-import { unrecordedSplits } from './partition-splits.ts';
+import { unrecordedSplits, type PartitionSplitter } from './partition-splits.ts';
 
 export interface PlacementLogEntry {
   level: 'info' | 'warn';
@@ -61,6 +67,11 @@ export interface PlacementDriverOptions {
    * round takes the next step at once.
    */
   reports?: NodeReports;
+  /**
+   * Splits for size and heat (needs `reports`): the cluster's policy (tables override it with their
+   * tags), and the services' splitter, leadership moves and hot item list (MetaServices).
+   */
+  splitting?: { policy: SplitPolicy; splitter: PartitionSplitter; transfers: LeadershipTransfers; hotKeys: HotKeys };
   log?(entry: PlacementLogEntry): void;
 }
 
@@ -89,6 +100,7 @@ export class PlacementDriver {
   readonly #maxMoves: number;
   readonly #reports: NodeReports | undefined;
   readonly #log: (entry: PlacementLogEntry) => void;
+  readonly #autoSplitter: AutoSplitter | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #round: Promise<unknown> | undefined;
   /** Split halves whose blocked step was logged already. */
@@ -106,6 +118,26 @@ export class PlacementDriver {
     this.#maxMoves = options.maxMoves ?? 4;
     this.#reports = options.reports;
     this.#log = options.log ?? (() => {});
+    const splitting = options.splitting;
+    this.#autoSplitter =
+      splitting === undefined || options.reports === undefined
+        ? undefined
+        : new AutoSplitter({
+            group: this.#group,
+            splitter: splitting.splitter,
+            reports: options.reports,
+            transfers: splitting.transfers,
+            hotKeys: splitting.hotKeys,
+            policy: splitting.policy,
+            clock: this.#clock,
+            maxReportAgeMs: this.#heartbeatTimeoutMs,
+            log: this.#log,
+          });
+  }
+
+  /** Splits made and hot items found (zeros without `splitting`). */
+  get splitStats(): AutoSplitStats {
+    return this.#autoSplitter?.stats ?? { splitsForSize: 0, splitsForHeat: 0, splitFailures: 0, hotKeysReported: 0 };
   }
 
   /** Runs a round every intervalMs (rounds never overlap); a round does nothing unless this node leads. */
@@ -121,6 +153,7 @@ export class PlacementDriver {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#round;
+    await this.#autoSplitter?.stop();
   }
 
   /** One round now; undefined when this node does not lead the meta group. */
@@ -173,6 +206,7 @@ export class PlacementDriver {
       (outcomes[i] ? round.applied : round.refused).push(action);
       if (outcomes[i]) this.#log({ level: 'info', event: 'placement_step', ...action });
     });
+    this.#autoSplitter?.round(group.meta.state, now);
     return round;
   }
 
