@@ -242,12 +242,20 @@ export class ChaosCluster {
   readonly metaAddresses: string[];
   /** host:port of each router's DynamoDB endpoint (fixed across restarts). */
   readonly routerEndpoints: string[];
+  /** host:port of each node's gRPC server, by node id - 1 (fixed across restarts). */
+  readonly nodeAddresses: string[];
 
-  private constructor(nodes: Member[], routers: Member[], metaAddresses: string[], routerEndpoints: string[]) {
+  private constructor(nodes: Member[], routers: Member[], metaAddresses: string[], routerEndpoints: string[], nodeAddresses: string[]) {
     this.nodes = nodes;
     this.routers = routers;
     this.metaAddresses = metaAddresses;
     this.routerEndpoints = routerEndpoints;
+    this.nodeAddresses = nodeAddresses;
+  }
+
+  /** The meta group's members (node ids). */
+  get metaPeers(): number[] {
+    return Array.from({ length: META_PEER_COUNT }, (_, index) => index + 1);
   }
 
   /** Starts every node then every router, each on ports chosen now and kept across restarts, and waits until all are ready. */
@@ -266,6 +274,8 @@ export class ChaosCluster {
       await mkdir(dataDir, { recursive: true });
       const args = ['--node-id', String(id), '--listen', nodeAddress(id), '--data-dir', dataDir, '--meta-peers', metaPeers];
       args.push('--ops-host', HOST, '--ops-port', '0', '--default-partitions', String(options.partitions));
+      // FaultInjectionService: network partitions, disk faults, leadership transfers (test only).
+      args.push('--enable-fault-injection');
       nodes.push(new Member('node', id, args, join(options.dir, `node-${id}.log`)));
     }
     const routerEndpoints: string[] = [];
@@ -277,7 +287,8 @@ export class ChaosCluster {
       args.push('--router-id', String(id));
       routers.push(new Member('router', id, args, join(options.dir, `router-${id}.log`)));
     }
-    const cluster = new ChaosCluster(nodes, routers, metaAddresses, routerEndpoints);
+    const nodeAddresses = nodes.map((node) => nodeAddress(node.id));
+    const cluster = new ChaosCluster(nodes, routers, metaAddresses, routerEndpoints, nodeAddresses);
     for (const member of cluster.members()) everyMember.add(member);
     try {
       for (const node of nodes) node.start();

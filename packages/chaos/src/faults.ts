@@ -1,23 +1,44 @@
 /**
  * Faults from a seeded schedule, injected one at a time into the cluster's processes. The plan (when,
  * which kind, how long, which target by rank) depends only on the seed and the options; the concrete
- * target of kill-leader depends on which node leads at that moment.
+ * target of the faults aimed at a partition's leader depends on which node leads at that moment.
+ *
+ * Network partitions, disk faults and leadership transfers go through each node's test-only
+ * FaultInjectionService (the chaos cluster starts its nodes with --enable-fault-injection). A network
+ * partition cuts Raft traffic only (every group, the meta group included): routers still reach every
+ * node, so a leader cut off from its peers is still asked to serve and must refuse by itself.
  */
 import { seededRandom } from '@shoal/linearizability';
+import { encodeCollectionPrefix, partitionContains } from '@shoal/model';
+import { createClient, DiskFault, FaultInjectionService, PartitionDirection } from '@shoal/proto';
+import type { ClientOf } from '@shoal/proto';
 import type { ChaosCluster, Member } from './cluster.ts';
 import { sleep } from './cluster.ts';
-import type { ClusterObserver } from './observer.ts';
+import type { ClusterObserver, PartitionView, WatchedPartitions } from './observer.ts';
+import { KV_TABLE } from './workload.ts';
 
-export const FAULT_KINDS = ['kill', 'kill-leader', 'pause', 'kill-router'] as const;
+export const FAULT_KINDS = [
+  'kill',
+  'kill-leader',
+  'pause',
+  'kill-router',
+  'partition',
+  'kill-during-split',
+  'kill-during-transfer',
+  'disk-slow',
+  'disk-full',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Names that stand for several kinds (`--faults disk`). */
+export const FAULT_GROUPS: Readonly<Record<string, readonly FaultKind[]>> = {
+  disk: ['disk-slow', 'disk-full'],
+};
 
 /** Fault kinds of the issue that are not built yet, refused with this explanation. */
 export const FAULTS_NOT_BUILT: Readonly<Record<string, string>> = {
-  partition: 'network partitions need a fault hook in the node processes (NetworkFaults exists in the Raft transport but no node flag or RPC reaches it yet)',
-  disk: 'full or slow disks are not simulated yet',
-  'kill-during-split': 'kills during a split are not built into the chaos tool yet',
-  'kill-during-move': 'kills during a replica move are not built into the chaos tool yet',
-  'kill-during-transfer': 'kills during a leadership transfer are not built into the chaos tool yet',
+  'kill-during-move':
+    'kills during a replica move are not built: no RPC starts a move (AdminService.Move answers UNIMPLEMENTED), and a drain cannot be undone, so a run would run out of nodes to move to',
 };
 
 export interface PlannedFault {
@@ -59,29 +80,81 @@ export function planFaults(options: FaultPlanOptions): PlannedFault[] {
   return plan;
 }
 
+/**
+ * What a fault took from the cluster, for the leaderless bound (which counts only once a majority
+ * of a partition's replicas is back): nodes out of service, and the sides of a network partition
+ * (a one-way cut counts as a cut both ways).
+ */
+export interface Outage {
+  down: number[];
+  sides?: number[][];
+}
+
+/** Whether a group with these replicas keeps a majority of them up and able to talk to each other. */
+export function keepsMajority(replicas: readonly number[], outage: Outage): boolean {
+  const up = replicas.filter((id) => !outage.down.includes(id));
+  const sides = outage.sides ?? [up];
+  return sides.some((side) => up.filter((id) => side.includes(id)).length * 2 > replicas.length);
+}
+
 /** A fault as it happened; times in ms since the workload's start. */
 export interface FaultRecord {
   kind: FaultKind;
-  /** e.g. "node 3". */
+  /** e.g. "node 3", "nodes 1,4 | 2,3,5". */
   target: string;
-  /** kill-leader: the partition whose leader was killed. */
+  /** The partition a fault was aimed at (its leader, its split, its leadership transfer). */
   partition?: number;
+  /** What the target was to that partition and what was done, e.g. "leader of partition 3". */
+  detail?: string;
   start: number;
-  /** Restarted or resumed. */
+  /** Restarted, resumed or healed. */
   healed?: number;
   /** The target answered /readyz again. */
   ready?: number;
-  /** kill-leader: when another node was reported leading the partition. */
+  /** Faults aimed at a leader: when another node was reported leading the partition. */
   newLeaderAt?: number;
+  /** What the operation the fault interrupted (a split) came to. */
+  outcome?: string;
   /** Why the fault was skipped or did not complete. */
   note?: string;
+  outage?: Outage;
+}
+
+type FaultClient = ClientOf<typeof FaultInjectionService>;
+
+/** FaultInjectionService clients of the cluster's nodes. */
+export class NodeFaultClients {
+  readonly #addresses: readonly string[];
+  readonly #clients = new Map<number, FaultClient>();
+
+  /** `addresses[id - 1]` is node id's gRPC address. */
+  constructor(addresses: readonly string[]) {
+    this.#addresses = addresses;
+  }
+
+  of(nodeId: number): FaultClient {
+    let client = this.#clients.get(nodeId);
+    if (client === undefined) {
+      client = createClient(FaultInjectionService, this.#addresses[nodeId - 1], {
+        channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1_000 },
+      });
+      this.#clients.set(nodeId, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
 }
 
 export interface FaultContext {
   cluster: ChaosCluster;
   observer: ClusterObserver;
-  /** Partitions of the workload's tables (kill-leader targets). */
-  partitionIds: number[];
+  /** Partitions of the workload's tables (the targets of faults aimed at a partition). */
+  partitions: WatchedPartitions;
+  faults: NodeFaultClients;
   now: () => number;
   /** Called when a fault starts and when it ends (progress display). */
   onChange?: (active: FaultRecord | undefined) => void;
@@ -89,17 +162,28 @@ export interface FaultContext {
 
 const READY_AFTER_HEAL_MS = 60_000;
 const NEW_LEADER_TIMEOUT_MS = 30_000;
+const FAULT_CALL_TIMEOUT_MS = 5_000;
+const HEAL_ATTEMPTS = 10;
+const SPLIT_TIMEOUT_MS = 20_000;
 
 function choose<T>(candidates: readonly T[], pick: number): T {
   return candidates[Math.floor(pick * candidates.length)];
 }
 
-async function leaderOf(context: FaultContext, partition: number, attempts: number): Promise<number | undefined> {
+/** Random numbers derived from a fault's pick, for the choices beyond its first. */
+function choices(pick: number): () => number {
+  return seededRandom(Math.floor(pick * 2 ** 31));
+}
+
+function errorLine(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0] : String(error);
+}
+
+/** A fresh view of the watched partitions, or undefined when the meta group does not answer in time. */
+async function currentPartitions(context: FaultContext, attempts: number): Promise<readonly PartitionView[] | undefined> {
   for (let attempt = 0; attempt < attempts; attempt++) {
     try {
-      const snapshot = await context.observer.snapshot();
-      const leader = snapshot.partitions.find((view) => view.id === partition)?.leader;
-      if (leader !== undefined) return leader;
+      return context.partitions.update(await context.observer.snapshot());
     } catch {
       // The meta group may be electing: ask again.
     }
@@ -108,15 +192,34 @@ async function leaderOf(context: FaultContext, partition: number, attempts: numb
   return undefined;
 }
 
-async function watchNewLeader(context: FaultContext, partition: number, killed: number, record: FaultRecord): Promise<void> {
+/** A partition chosen by `pick` among the watched ones, with its leader (within 5 s). */
+async function ledPartition(context: FaultContext, pick: number): Promise<{ view: PartitionView; leader: number } | string> {
+  const views = await currentPartitions(context, 20);
+  if (views === undefined || views.length === 0) return 'no partition map within 5 s';
+  const view = choose(views, pick);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const current = (await currentPartitions(context, 1))?.find((candidate) => candidate.id === view.id);
+    if (current?.leader !== undefined) return { view: current, leader: current.leader };
+    await sleep(250);
+  }
+  return `no leader of partition ${view.id} reported within 5 s`;
+}
+
+async function watchNewLeader(context: FaultContext, partition: number, old: number, record: FaultRecord): Promise<void> {
   const deadline = Date.now() + NEW_LEADER_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const leader = await leaderOf(context, partition, 1);
-    if (leader !== undefined && leader !== killed) {
+    const leader = (await currentPartitions(context, 1))?.find((view) => view.id === partition)?.leader;
+    if (leader !== undefined && leader !== old) {
       record.newLeaderAt = context.now();
       return;
     }
+    await sleep(100);
   }
+}
+
+function skipped(kind: FaultKind, note: string, context: FaultContext, partition?: number): Injected {
+  const record: FaultRecord = { kind, target: '-', start: context.now(), note: `${note}: skipped`, ...(partition === undefined ? {} : { partition }) };
+  return { record, recovered: Promise.resolve() };
 }
 
 /**
@@ -129,22 +232,229 @@ async function downAndUp(context: FaultContext, member: Member, planned: Planned
   if (planned.kind === 'pause') member.resume();
   else member.start();
   record.healed = context.now();
-  const recovered = (async (): Promise<void> => {
-    await extra;
-    try {
-      await member.waitReady(READY_AFTER_HEAL_MS);
-      record.ready = context.now();
-    } catch (error) {
-      record.note = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    }
-  })();
-  return { record, recovered };
+  return { record, recovered: watchReady(context, [member], record, extra) };
+}
+
+/** Sets `ready` once every member answers /readyz (after `extra`), or a note if one does not. */
+async function watchReady(context: FaultContext, members: readonly Member[], record: FaultRecord, extra?: Promise<void>): Promise<void> {
+  await extra;
+  try {
+    await Promise.all(members.map((member) => member.waitReady(READY_AFTER_HEAL_MS)));
+    record.ready = context.now();
+  } catch (error) {
+    record.note = errorLine(error);
+  }
 }
 
 /** A fault injected and healed, and the promise of its target's readiness (which sets `ready`). */
 interface Injected {
   record: FaultRecord;
   recovered: Promise<void>;
+}
+
+/** A node's network faults removed, again and again until it answers (bounded). */
+async function healNetwork(context: FaultContext, nodeId: number): Promise<string | undefined> {
+  let last: unknown;
+  for (let attempt = 0; attempt < HEAL_ATTEMPTS; attempt++) {
+    try {
+      await context.faults.of(nodeId).heal({}, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
+      return undefined;
+    } catch (error) {
+      last = error;
+      await sleep(250);
+    }
+  }
+  return `node ${nodeId} not healed: ${errorLine(last)}`;
+}
+
+interface Cut {
+  node: number;
+  peers: number[];
+  direction: PartitionDirection;
+}
+
+/**
+ * Network partitions of three shapes, by the pick: the leader of a partition isolated from every
+ * peer (the classic minority leader); the nodes split into a minority and a majority; the leader of
+ * a partition losing only what it sends, or only what it receives (one-way).
+ */
+async function injectPartition(context: FaultContext, planned: PlannedFault): Promise<Injected> {
+  const random = choices(planned.pick);
+  const shape = Math.floor(random() * 3);
+  const ids = context.cluster.nodes.map((node) => node.id);
+  const cuts: Cut[] = [];
+  let record: FaultRecord;
+  let watched: Promise<void> | undefined;
+  if (shape === 1) {
+    const shuffled = [...ids];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+    }
+    const minority = shuffled.slice(0, Math.floor((ids.length - 1) / 2)).sort((a, b) => a - b);
+    const majority = ids.filter((id) => !minority.includes(id));
+    for (const node of minority) cuts.push({ node, peers: majority, direction: PartitionDirection.BOTH });
+    record = {
+      kind: 'partition',
+      target: `nodes ${minority.join(',')} | ${majority.join(',')}`,
+      detail: 'minority and majority cut off from each other',
+      start: context.now(),
+      outage: { down: [], sides: [minority, majority] },
+    };
+  } else {
+    const led = await ledPartition(context, random());
+    if (typeof led === 'string') return skipped('partition', led, context);
+    const { view, leader } = led;
+    const others = ids.filter((id) => id !== leader);
+    const oneWay = shape === 2 ? (random() < 0.5 ? PartitionDirection.OUTBOUND : PartitionDirection.INBOUND) : undefined;
+    cuts.push({ node: leader, peers: others, direction: oneWay ?? PartitionDirection.BOTH });
+    const how = oneWay === undefined ? 'isolated from every peer' : oneWay === PartitionDirection.OUTBOUND ? 'what it sends to its peers lost' : 'what it receives from its peers lost';
+    record = {
+      kind: 'partition',
+      target: `node ${leader}`,
+      partition: view.id,
+      detail: `leader of partition ${view.id}, ${how}`,
+      start: context.now(),
+      outage: { down: [], sides: [[leader], others] },
+    };
+    watched = watchNewLeader(context, view.id, leader, record);
+  }
+  context.onChange?.(record);
+  const applied = await Promise.allSettled(
+    cuts.map((cut) => context.faults.of(cut.node).partition({ peers: cut.peers.map(BigInt), direction: cut.direction }, { timeoutMs: FAULT_CALL_TIMEOUT_MS })),
+  );
+  const failed = applied.flatMap((result, index) => (result.status === 'rejected' ? [`node ${cuts[index].node}: ${errorLine(result.reason)}`] : []));
+  if (failed.length > 0) record.note = `not every cut applied (${failed.join('; ')})`;
+  await sleep(planned.durationMs);
+  const notes = (await Promise.all(cuts.map((cut) => healNetwork(context, cut.node)))).filter((note) => note !== undefined);
+  if (notes.length > 0) record.note = [record.note, ...notes].filter((note) => note !== undefined).join('; ');
+  record.healed = context.now();
+  const members = cuts.map((cut) => context.cluster.node(cut.node));
+  return { record, recovered: watchReady(context, members, record, watched) };
+}
+
+/**
+ * A split of a partition of the busy key-value table asked for (AdminService.Split at a random
+ * partition key value), and, while it is in flight, a replica of that partition (its leader or a
+ * follower) killed; restarted after the fault's duration. The split's own outcome is recorded.
+ */
+async function injectKillDuringSplit(context: FaultContext, planned: PlannedFault): Promise<Injected> {
+  const random = choices(planned.pick);
+  const views = await currentPartitions(context, 20);
+  const tableId = context.observer.tableId(KV_TABLE);
+  if (views === undefined || tableId === undefined) return skipped('kill-during-split', 'no partition map within 5 s', context);
+  const at = `split-${Math.floor(random() * 1e9)}`;
+  const key = encodeCollectionPrefix(tableId, { S: at });
+  const parent = views.find((view) => view.table === KV_TABLE && partitionContains(view.descriptor, key));
+  if (parent === undefined) return skipped('kill-during-split', `no partition of ${KV_TABLE} holds ${at}`, context);
+  const killLeader = random() < 0.5 && parent.leader !== undefined;
+  const followers = parent.replicas.filter((id) => id !== parent.leader);
+  const victim = killLeader ? parent.leader! : choose(followers.length > 0 ? followers : parent.replicas, random());
+  const node = context.cluster.node(victim);
+  const record: FaultRecord = {
+    kind: 'kill-during-split',
+    target: node.name,
+    partition: parent.id,
+    detail: `${killLeader ? 'leader' : 'replica'} of partition ${parent.id}, killed while it splits at ${at}`,
+    start: context.now(),
+    outage: { down: [victim] },
+  };
+  context.onChange?.(record);
+  const split = context.observer.split(KV_TABLE, JSON.stringify({ S: at }), SPLIT_TIMEOUT_MS).then(
+    ({ left, right }) => {
+      record.outcome = `split into ${left} and ${right}`;
+    },
+    (error: unknown) => {
+      record.outcome = `split failed: ${errorLine(error)}`;
+    },
+  );
+  // The split's command is proposed within a few ms of the request: the kill lands before, during
+  // or just after its commit.
+  await sleep(Math.floor(random() * 150));
+  await node.kill();
+  const watched = killLeader ? watchNewLeader(context, parent.id, victim, record) : undefined;
+  return downAndUp(context, node, planned, record, Promise.all([split, watched]).then(() => undefined));
+}
+
+/**
+ * A leadership transfer asked of a partition's leader (Raft's TimeoutNow handover, through the
+ * fault service: AdminService.TransferLeader is not built), and, while it is in flight, the target
+ * or the leader killed; restarted after the fault's duration.
+ */
+async function injectKillDuringTransfer(context: FaultContext, planned: PlannedFault): Promise<Injected> {
+  const random = choices(planned.pick);
+  const led = await ledPartition(context, random());
+  if (typeof led === 'string') return skipped('kill-during-transfer', led, context);
+  const { view, leader } = led;
+  const followers = view.replicas.filter((id) => id !== leader);
+  if (followers.length === 0) return skipped('kill-during-transfer', `partition ${view.id} has one replica`, context, view.id);
+  const to = choose(followers, random());
+  try {
+    await context.faults.of(leader).transferLeadership({ groupId: BigInt(view.id), toNode: BigInt(to) }, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
+  } catch (error) {
+    return skipped('kill-during-transfer', `transfer of partition ${view.id} from node ${leader} refused (${errorLine(error)})`, context, view.id);
+  }
+  const killTarget = random() < 0.5;
+  const victim = killTarget ? to : leader;
+  const node = context.cluster.node(victim);
+  const record: FaultRecord = {
+    kind: 'kill-during-transfer',
+    target: node.name,
+    partition: view.id,
+    detail: killTarget ? `target of partition ${view.id}'s leadership transfer from node ${leader}` : `leader of partition ${view.id}, transferring to node ${to}`,
+    start: context.now(),
+    outage: { down: [victim] },
+  };
+  context.onChange?.(record);
+  // A transfer completes within a round trip or two once the target has the log: kill within that.
+  await sleep(Math.floor(random() * 50));
+  await node.kill();
+  const watched = watchNewLeader(context, view.id, victim, record);
+  return downAndUp(context, node, planned, record, watched);
+}
+
+/**
+ * A slow disk (every Raft log write of the node waits 100..500 ms) or a full one (every write fails
+ * with ENOSPC: the node's log store and Raft host stop, so it acknowledges nothing more; once space
+ * is back the node is restarted, as an operator would).
+ */
+async function injectDiskFault(context: FaultContext, planned: PlannedFault): Promise<Injected> {
+  const random = choices(planned.pick);
+  const node = choose(context.cluster.nodes, random());
+  const full = planned.kind === 'disk-full';
+  const delayMs = full ? 0 : 100 + Math.floor(random() * 400);
+  const record: FaultRecord = {
+    kind: planned.kind,
+    target: node.name,
+    detail: full ? 'every Raft log write fails with ENOSPC; restarted once space is back' : `every Raft log write (and fsync) waits ${delayMs} ms`,
+    start: context.now(),
+    ...(full ? { outage: { down: [node.id] } } : {}),
+  };
+  context.onChange?.(record);
+  const client = context.faults.of(node.id);
+  try {
+    await client.setDiskFault({ fault: full ? DiskFault.FULL : DiskFault.SLOW, delayMs }, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
+  } catch (error) {
+    record.note = `disk fault not set: ${errorLine(error)}`;
+    return { record, recovered: Promise.resolve() };
+  }
+  await sleep(planned.durationMs);
+  for (let attempt = 0; attempt < HEAL_ATTEMPTS; attempt++) {
+    try {
+      await client.setDiskFault({ fault: DiskFault.NONE }, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
+      break;
+    } catch (error) {
+      if (attempt === HEAL_ATTEMPTS - 1) record.note = `disk not healed: ${errorLine(error)}`;
+      await sleep(250);
+    }
+  }
+  if (full) {
+    // Its log store stopped at the first failed write: only a restart (which re-reads the log) brings it back.
+    await node.kill();
+    node.start();
+  }
+  record.healed = context.now();
+  return { record, recovered: watchReady(context, [node], record) };
 }
 
 /** Injects one fault and heals it after its duration. */
@@ -154,7 +464,7 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
     case 'kill':
     case 'pause': {
       const node = choose(cluster.nodes, planned.pick);
-      const record: FaultRecord = { kind: planned.kind, target: node.name, start: context.now() };
+      const record: FaultRecord = { kind: planned.kind, target: node.name, start: context.now(), outage: { down: [node.id] } };
       context.onChange?.(record);
       if (planned.kind === 'kill') await node.kill();
       else node.pause();
@@ -168,20 +478,33 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
       return downAndUp(context, router, planned, record);
     }
     case 'kill-leader': {
-      const partition = choose(context.partitionIds, planned.pick);
-      const leader = await leaderOf(context, partition, 20);
-      if (leader === undefined) {
-        const record = { kind: planned.kind, target: '-', partition, start: context.now(), note: `no leader of partition ${partition} reported within 5 s: skipped` };
-        return { record, recovered: Promise.resolve() };
-      }
+      const led = await ledPartition(context, planned.pick);
+      if (typeof led === 'string') return skipped('kill-leader', led, context);
+      const { view, leader } = led;
       const node = cluster.node(leader);
-      const record: FaultRecord = { kind: planned.kind, target: node.name, partition, start: context.now() };
+      const record: FaultRecord = {
+        kind: planned.kind,
+        target: node.name,
+        partition: view.id,
+        detail: `leader of partition ${view.id}`,
+        start: context.now(),
+        outage: { down: [leader] },
+      };
       context.onChange?.(record);
       await node.kill();
       // The new leader is watched while the old one is down, and after its restart if need be.
-      const watched = watchNewLeader(context, partition, leader, record);
+      const watched = watchNewLeader(context, view.id, leader, record);
       return downAndUp(context, node, planned, record, watched);
     }
+    case 'partition':
+      return injectPartition(context, planned);
+    case 'kill-during-split':
+      return injectKillDuringSplit(context, planned);
+    case 'kill-during-transfer':
+      return injectKillDuringTransfer(context, planned);
+    case 'disk-slow':
+    case 'disk-full':
+      return injectDiskFault(context, planned);
   }
 }
 

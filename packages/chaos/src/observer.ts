@@ -3,7 +3,8 @@
  * which node leads each partition, from the replicas' own heartbeat reports.
  */
 import { MetaClient } from '@shoal/node';
-import { AdminService, createClient, RpcError, Status, tableRecordFromWire } from '@shoal/proto';
+import type { PartitionDescriptor } from '@shoal/model';
+import { AdminService, createClient, partitionDescriptorFromWire, RpcError, Status, tableRecordFromWire } from '@shoal/proto';
 import type { ClientOf, StatusResponse } from '@shoal/proto';
 
 const CALL_TIMEOUT_MS = 2_000;
@@ -26,6 +27,8 @@ export interface PartitionView {
   /** Whether a majority of the replicas reported recently (else "no leader" means "unknown"). */
   known: boolean;
   replicas: number[];
+  /** As the map holds it (key range, epoch). */
+  descriptor: PartitionDescriptor;
 }
 
 export interface ClusterSnapshot {
@@ -62,6 +65,7 @@ export function partitionsOf(status: StatusResponse, tableNames: ReadonlyMap<num
       leader: leaders.get(partition.id)?.nodeId,
       known: reported * 2 > replicas.length,
       replicas,
+      descriptor: partitionDescriptorFromWire(partition),
     };
   });
 }
@@ -70,6 +74,7 @@ export class ClusterObserver {
   readonly #meta: MetaClient;
   readonly #admins = new Map<string, ClientOf<typeof AdminService>>();
   readonly #tableNames = new Map<number, string>();
+  readonly #tableIds = new Map<string, number>();
 
   constructor(metaAddresses: readonly string[]) {
     this.#meta = new MetaClient({
@@ -80,13 +85,26 @@ export class ClusterObserver {
 
   /** One status answer from the meta leader (NotLeader hints followed as MetaClient does). */
   async snapshot(): Promise<ClusterSnapshot> {
+    const status = await this.#adminCall((admin) => admin.status({}, { timeoutMs: CALL_TIMEOUT_MS }));
+    if (status.partitions.some((partition) => !this.#tableNames.has(partition.tableId))) await this.#loadTableNames();
+    return { at: performance.now(), metaLeader: Number(status.metaLeaderId), partitions: partitionsOf(status, this.#tableNames) };
+  }
+
+  /**
+   * `shoal admin split <table> --at <hashValue>` (AdminService.Split on the meta leader): resolves
+   * with the halves' ids once the split is recorded.
+   */
+  async split(table: string, hashValue: string, timeoutMs: number): Promise<{ left: number; right: number }> {
+    const answer = await this.#adminCall((admin) => admin.split({ table, hashValue }, { timeoutMs }));
+    return { left: Number(answer.left?.id ?? 0n), right: Number(answer.right?.id ?? 0n) };
+  }
+
+  async #adminCall<T>(invoke: (admin: ClientOf<typeof AdminService>) => Promise<T>): Promise<T> {
     let lastError: unknown;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const address = this.#meta.leaderAddress;
       try {
-        const status = await this.#admin(address).status({}, { timeoutMs: CALL_TIMEOUT_MS });
-        if (status.partitions.some((partition) => !this.#tableNames.has(partition.tableId))) await this.#loadTableNames();
-        return { at: performance.now(), metaLeader: Number(status.metaLeaderId), partitions: partitionsOf(status, this.#tableNames) };
+        return await invoke(this.#admin(address));
       } catch (error) {
         lastError = error;
         const redirect = this.#meta.redirect(error);
@@ -99,7 +117,15 @@ export class ClusterObserver {
 
   async #loadTableNames(): Promise<void> {
     const { records } = await this.#meta.call((client, options) => client.listTables({}, options));
-    for (const record of records.map(tableRecordFromWire)) this.#tableNames.set(record.schema.tableId, record.schema.name);
+    for (const record of records.map(tableRecordFromWire)) {
+      this.#tableNames.set(record.schema.tableId, record.schema.name);
+      this.#tableIds.set(record.schema.name, record.schema.tableId);
+    }
+  }
+
+  /** The id of a table seen in a snapshot (its key space's, for key encoding). */
+  tableId(name: string): number | undefined {
+    return this.#tableIds.get(name);
   }
 
   #admin(address: string): ClientOf<typeof AdminService> {
@@ -128,12 +154,42 @@ export interface LeadershipSample {
   leaderless: number[];
   /** Partitions too few of whose replicas reported recently to tell: their windows neither open nor close. */
   unknown: number[];
+  /** The replicas of each partition watched, by the map (absent when the meta group did not answer). */
+  replicas?: Record<number, number[]>;
+}
+
+/**
+ * The partitions of the given tables, as the latest snapshot showed them (splits add some): read by
+ * the faults that choose a partition, updated by sampleLeadership.
+ */
+export class WatchedPartitions {
+  readonly tables: readonly string[];
+  #views: PartitionView[] = [];
+
+  constructor(tables: readonly string[]) {
+    this.tables = tables;
+  }
+
+  /** Ascending ids. */
+  get ids(): number[] {
+    return this.#views.map((view) => view.id);
+  }
+
+  get views(): readonly PartitionView[] {
+    return this.#views;
+  }
+
+  /** Keeps the partitions of the watched tables (ids only grow: a split's left half keeps its parent's id). */
+  update(snapshot: ClusterSnapshot): PartitionView[] {
+    this.#views = snapshot.partitions.filter((view) => this.tables.includes(view.table)).sort((a, b) => a.id - b.id);
+    return this.#views;
+  }
 }
 
 /** Samples leadership every `intervalMs` until `stop` aborts. */
 export async function sampleLeadership(
   observer: ClusterObserver,
-  partitionIds: readonly number[],
+  watched: WatchedPartitions,
   now: () => number,
   stop: AbortSignal,
   intervalMs = 1_000,
@@ -142,13 +198,12 @@ export async function sampleLeadership(
   while (!stop.aborted) {
     const started = now();
     try {
-      const snapshot = await observer.snapshot();
-      const views = new Map(snapshot.partitions.map((view) => [view.id, view]));
-      const leaderless = partitionIds.filter((id) => views.get(id)?.leader === undefined && views.get(id)?.known === true);
-      const unknown = partitionIds.filter((id) => views.get(id)?.known !== true);
-      samples.push({ at: now(), metaAnswered: true, leaderless, unknown });
+      const views = watched.update(await observer.snapshot());
+      const leaderless = views.filter((view) => view.leader === undefined && view.known).map((view) => view.id);
+      const unknown = views.filter((view) => !view.known).map((view) => view.id);
+      samples.push({ at: now(), metaAnswered: true, leaderless, unknown, replicas: Object.fromEntries(views.map((view) => [view.id, view.replicas])) });
     } catch {
-      samples.push({ at: now(), metaAnswered: false, leaderless: [], unknown: [...partitionIds] });
+      samples.push({ at: now(), metaAnswered: false, leaderless: [], unknown: watched.ids });
     }
     const wait = intervalMs - (now() - started);
     if (wait > 0) await new Promise((done) => setTimeout(done, wait));
@@ -161,31 +216,34 @@ export interface LeaderlessWindow {
   partition: number;
   start: number;
   end: number;
+  /** The partition's replicas when the window opened (the meta peers for the meta group). */
+  replicas: number[];
 }
 
 /**
  * Stretches during which a partition had no leader (or the meta group none): from the first sample
  * without one to the first sample with one again (or the last sample).
  */
-export function leaderlessWindows(samples: readonly LeadershipSample[], partitionIds: readonly number[]): LeaderlessWindow[] {
+export function leaderlessWindows(samples: readonly LeadershipSample[], metaPeers: readonly number[]): LeaderlessWindow[] {
   const windows: LeaderlessWindow[] = [];
-  const open = new Map<number, number>();
+  const open = new Map<number, { start: number; replicas: number[] }>();
   const close = (partition: number, end: number): void => {
-    const start = open.get(partition);
-    if (start === undefined) return;
-    windows.push({ partition, start, end });
+    const opened = open.get(partition);
+    if (opened === undefined) return;
+    windows.push({ partition, start: opened.start, end, replicas: opened.replicas });
     open.delete(partition);
   };
   for (const sample of samples) {
     if (!sample.metaAnswered) {
-      if (!open.has(0)) open.set(0, sample.at);
+      if (!open.has(0)) open.set(0, { start: sample.at, replicas: [...metaPeers] });
       continue;
     }
     close(0, sample.at);
-    for (const id of partitionIds) {
+    for (const [key, replicas] of Object.entries(sample.replicas ?? {})) {
+      const id = Number(key);
       if (sample.unknown.includes(id)) continue;
       if (sample.leaderless.includes(id)) {
-        if (!open.has(id)) open.set(id, sample.at);
+        if (!open.has(id)) open.set(id, { start: sample.at, replicas });
       } else close(id, sample.at);
     }
   }

@@ -1,6 +1,6 @@
 /** Command-line options of `shoal chaos` (commander-free, so the CLI can hand it its arguments as they are). */
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, FAULTS_NOT_BUILT } from './faults.ts';
+import { FAULT_GROUPS, FAULT_KINDS, FAULTS_NOT_BUILT } from './faults.ts';
 import type { FaultKind } from './faults.ts';
 import type { ChaosOptions } from './run.ts';
 
@@ -13,7 +13,14 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --faults <list>           comma-separated: ${FAULT_KINDS.join(', ')}, or none (default kill,kill-leader)
                             kill: SIGKILL a random storage node, restart it; kill-leader: SIGKILL the
                             leader of a partition chosen by the seed, restart it; pause: SIGSTOP a
-                            node, SIGCONT it; kill-router: SIGKILL a router, restart it.
+                            node, SIGCONT it; kill-router: SIGKILL a router, restart it;
+                            partition: cut Raft traffic (routers still reach every node): a
+                            partition's leader isolated, a minority/majority split, or a leader's
+                            traffic lost one way; kill-during-split: split a partition and kill its
+                            leader or a replica meanwhile; kill-during-transfer: ask a partition's
+                            leader to hand over and kill it or the target meanwhile; disk-slow: a
+                            node's Raft log writes wait 100-500 ms; disk-full: they fail (ENOSPC),
+                            the node stops acknowledging, then is restarted; disk: both.
                             Not built yet: ${Object.keys(FAULTS_NOT_BUILT).join(', ')}
   --seed <n>                schedule and workload seed (default: random, printed)
   --fault-interval <time>   mean time between faults (default 8s)
@@ -57,7 +64,11 @@ function positiveInteger(text: string, what: string, minimum = 1): number {
 
 export function parseFaults(text: string): FaultKind[] {
   if (text.trim() === 'none') return [];
-  const kinds = text.split(',').map((kind) => kind.trim()).filter((kind) => kind !== '');
+  const kinds = text
+    .split(',')
+    .map((kind) => kind.trim())
+    .filter((kind) => kind !== '')
+    .flatMap((kind) => FAULT_GROUPS[kind] ?? [kind]);
   for (const kind of kinds) {
     const notBuilt = FAULTS_NOT_BUILT[kind];
     if (notBuilt !== undefined) throw new Error(`fault "${kind}" is not supported yet: ${notBuilt}`);

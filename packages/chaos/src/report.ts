@@ -49,10 +49,11 @@ function spreadText(spread: Spread): string {
 
 function faultLine(fault: FaultRecord): string {
   const at = (value: number | undefined): string => (value === undefined ? '-' : `${(value / 1000).toFixed(1)}s`);
-  const partition = fault.partition === undefined ? '' : ` (leader of partition ${fault.partition})`;
+  const detail = fault.detail === undefined ? '' : ` (${fault.detail})`;
   const leader = fault.newLeaderAt === undefined ? '' : `, new leader after ${ms(fault.newLeaderAt - fault.start)}`;
+  const outcome = fault.outcome === undefined ? '' : `, ${fault.outcome}`;
   const note = fault.note === undefined ? '' : `  [${fault.note}]`;
-  return `  ${at(fault.start).padStart(6)}  ${fault.kind.padEnd(11)} ${fault.target}${partition}: healed ${at(fault.healed)}, ready ${at(fault.ready)}${leader}${note}`;
+  return `  ${at(fault.start).padStart(6)}  ${fault.kind.padEnd(11)} ${fault.target}${detail}: healed ${at(fault.healed)}, ready ${at(fault.ready)}${leader}${outcome}${note}`;
 }
 
 export function formatSummary(report: ChaosReport): string {
@@ -86,7 +87,17 @@ function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const FAULT_COLORS: Record<string, string> = { kill: '#e4572e', 'kill-leader': '#a23b72', pause: '#f3a712', 'kill-router': '#2e86ab' };
+const FAULT_COLORS: Record<string, string> = {
+  kill: '#e4572e',
+  'kill-leader': '#a23b72',
+  pause: '#f3a712',
+  'kill-router': '#2e86ab',
+  partition: '#3b8b5a',
+  'kill-during-split': '#7d4e9f',
+  'kill-during-transfer': '#c2185b',
+  'disk-slow': '#8d6e63',
+  'disk-full': '#5d4037',
+};
 
 /** Faults as shaded bands behind throughput (ok/s) and errors (failed and indeterminate per second). */
 function timelineSvg(report: ChaosReport): string {
@@ -160,10 +171,11 @@ export function renderHtml(report: ChaosReport): string {
         fault.kind,
         fault.target,
         fault.partition ?? '',
+        fault.detail ?? '',
         fault.healed === undefined ? '-' : `${(fault.healed / 1000).toFixed(1)} s`,
         fault.ready === undefined ? '-' : `${(fault.ready / 1000).toFixed(1)} s`,
         fault.newLeaderAt === undefined ? '' : ms(fault.newLeaderAt - fault.start),
-        fault.note ?? '',
+        [fault.outcome, fault.note].filter((text) => text !== undefined).join('; '),
       ]),
     )
     .join('');
@@ -201,7 +213,7 @@ ${timelineSvg(report)}
 <h2>Faults</h2>
 <p>Unavailability per fault: ${escapeHtml(spreadText(figures.unavailability))}. Time to a new leader: ${escapeHtml(spreadText(figures.timeToNewLeader))}.
 Recovery to ready: ${escapeHtml(spreadText(figures.recovery))}. Longest leaderless window: ${escapeHtml(ms(figures.longestLeaderlessMs))}.</p>
-<table>${row(['start', 'kind', 'target', 'partition', 'healed', 'ready', 'new leader after', 'note'], true)}${faults}</table>
+<table>${row(['start', 'kind', 'target', 'partition', 'what', 'healed', 'ready', 'new leader after', 'outcome, note'], true)}${faults}</table>
 </body></html>
 `;
 }

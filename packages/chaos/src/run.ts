@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ChaosCluster } from './cluster.ts';
 import { DynamoDbClient } from './dynamodb-client.ts';
-import { planFaults, runFaults } from './faults.ts';
+import { NodeFaultClients, planFaults, runFaults } from './faults.ts';
 import type { FaultKind, FaultRecord } from './faults.ts';
 import { computeFigures } from './figures.ts';
-import { ClusterObserver, leaderlessWindows, sampleLeadership } from './observer.ts';
+import { ClusterObserver, leaderlessWindows, sampleLeadership, WatchedPartitions } from './observer.ts';
 import { formatSummary, renderHtml } from './report.ts';
 import type { ChaosReport } from './report.ts';
 import { judge } from './verdict.ts';
@@ -136,6 +136,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   const observer = new ClusterObserver(cluster.metaAddresses);
+  const faultClients = new NodeFaultClients(cluster.nodeAddresses);
   try {
     const setup = new DynamoDbClient({ endpoints: cluster.routerEndpoints, preferred: 0, timeoutMs: 10_000 });
     try {
@@ -157,8 +158,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const stopFaults = new AbortController();
     const stopSampling = new AbortController();
     let activeFault: FaultRecord | undefined;
-    const faultsDone = runFaults({ cluster, observer, partitionIds, now, onChange: (fault) => (activeFault = fault) }, plan, stopFaults.signal);
-    const sampled = sampleLeadership(observer, partitionIds, now, stopSampling.signal);
+    const watched = new WatchedPartitions([KV_TABLE, TXN_TABLE]);
+    watched.update(await observer.snapshot());
+    const faultsDone = runFaults({ cluster, observer, partitions: watched, faults: faultClients, now, onChange: (fault) => (activeFault = fault) }, plan, stopFaults.signal);
+    const sampled = sampleLeadership(observer, watched, now, stopSampling.signal);
     const workloadDone = runWorkload(cluster.routerEndpoints, recorder, workloadOptions, stopWorkload.signal);
     const progress =
       options.progress === true
@@ -192,12 +195,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const final = await readFinalState(cluster.routerEndpoints, recorder, workloadOptions);
     stopSampling.abort();
     const samples = await sampled;
-    const leaderless = leaderlessWindows(samples, partitionIds);
+    const leaderless = leaderlessWindows(samples, cluster.metaPeers);
     print('checking the history…');
     const checks = judge({
       recorder,
       final,
       leaderless,
+      faults,
       leaderlessBoundMs: options.leaderlessBoundMs ?? 15_000,
       checkTimeoutMs: options.checkTimeoutMs ?? 120_000,
       crashes: cluster.unexpectedExits(),
@@ -244,6 +248,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     observer.close();
+    faultClients.close();
     await cluster.stop();
   }
 }

@@ -5,6 +5,8 @@
  */
 import { checkKvHistory, formatHistory } from '@shoal/linearizability';
 import type { KvOperation } from '@shoal/linearizability';
+import { keepsMajority } from './faults.ts';
+import type { FaultRecord } from './faults.ts';
 import type { LeaderlessWindow } from './observer.ts';
 import type { FinalState, Recorder } from './workload.ts';
 import { countOf } from './workload.ts';
@@ -27,6 +29,8 @@ export interface VerdictInput {
   recorder: Recorder;
   final: FinalState;
   leaderless: LeaderlessWindow[];
+  /** The faults injected: a window counts against the bound only from when a majority was back. */
+  faults: readonly FaultRecord[];
   leaderlessBoundMs: number;
   checkTimeoutMs: number;
   /** Processes that exited without being killed. */
@@ -201,18 +205,35 @@ function checkFinalReads(final: FinalState): Check {
   };
 }
 
-function checkLeadership(windows: readonly LeaderlessWindow[], boundMs: number): Check {
-  const longest = windows.reduce((max, window) => Math.max(max, window.end - window.start), 0);
-  const over = windows.filter((window) => window.end - window.start > boundMs);
+/**
+ * When a leaderless window starts to count against the bound: its start, or the end of the last
+ * fault overlapping it that left the group without a majority of its replicas up and connected.
+ */
+export function countedFrom(window: LeaderlessWindow, faults: readonly FaultRecord[]): number {
+  let from = window.start;
+  for (const fault of faults) {
+    if (fault.outage === undefined || fault.start >= window.end) continue;
+    const healed = fault.healed ?? window.end;
+    if (healed <= window.start || keepsMajority(window.replicas, fault.outage)) continue;
+    from = Math.max(from, Math.min(healed, window.end));
+  }
+  return from;
+}
+
+function checkLeadership(windows: readonly LeaderlessWindow[], faults: readonly FaultRecord[], boundMs: number): Check {
+  const counted = windows.map((window) => ({ window, ms: window.end - countedFrom(window, faults) }));
+  const longest = counted.reduce((max, { ms }) => Math.max(max, ms), 0);
+  const over = counted.filter(({ ms }) => ms > boundMs);
+  const where = (window: LeaderlessWindow): string => (window.partition === 0 ? 'meta group' : `partition ${window.partition}`);
   return {
-    name: `no partition leaderless for more than ${boundMs / 1000} s`,
+    name: `no partition leaderless for more than ${boundMs / 1000} s once a majority of its replicas is back`,
     kind: 'liveness',
     ok: over.length === 0,
-    summary: `longest leaderless window ${(longest / 1000).toFixed(1)} s (meta leader's view, 1 s samples)`,
+    summary: `longest leaderless window with a majority up ${(longest / 1000).toFixed(1)} s (meta leader's view, 1 s samples)`,
     details:
       over.length === 0
         ? undefined
-        : examples(over.map((window) => `${window.partition === 0 ? 'meta group' : `partition ${window.partition}`}: ${(window.start / 1000).toFixed(1)}..${(window.end / 1000).toFixed(1)} s`)),
+        : examples(over.map(({ window, ms }) => `${where(window)}: ${(window.start / 1000).toFixed(1)}..${(window.end / 1000).toFixed(1)} s (${(ms / 1000).toFixed(1)} s with a majority up)`)),
   };
 }
 
@@ -245,7 +266,7 @@ export function judge(input: VerdictInput): Check[] {
     checkCounters(recorder, final),
     checkTransactions(recorder, final),
     checkEventualReads(recorder),
-    checkLeadership(input.leaderless, input.leaderlessBoundMs),
+    checkLeadership(input.leaderless, input.faults, input.leaderlessBoundMs),
     checkCrashes(input.crashes),
     checkReady(input.notReady),
   ];

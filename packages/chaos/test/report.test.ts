@@ -16,8 +16,8 @@ function sampleReport(): ChaosReport {
     request('cas', 3_500, 'failed', 'ConditionalCheckFailedException'),
     request('put', 4_100, 'ok'),
   ];
-  const faults = [{ kind: 'kill-leader' as const, target: 'node 2', partition: 3, start: 3_000, healed: 3_800, ready: 4_000, newLeaderAt: 3_600 }];
-  const leaderless = [{ partition: 3, start: 3_000, end: 3_900 }];
+  const faults = [{ kind: 'kill-leader' as const, target: 'node 2', partition: 3, detail: 'leader of partition 3', start: 3_000, healed: 3_800, ready: 4_000, newLeaderAt: 3_600 }];
+  const leaderless = [{ partition: 3, start: 3_000, end: 3_900, replicas: [1, 2, 3] }];
   return {
     seed: 5,
     startedAt: '2026-11-26T00:00:00.000Z',

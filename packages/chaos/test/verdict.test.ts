@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FAULT_KINDS, parseChaosArgs, parseDuration, planFaults } from '../src/index.ts';
 import { unavailabilityOf } from '../src/figures.ts';
 import { leaderlessWindows } from '../src/observer.ts';
-import { judge } from '../src/verdict.ts';
+import { countedFrom, judge } from '../src/verdict.ts';
+import { keepsMajority } from '../src/faults.ts';
+import type { FaultRecord } from '../src/faults.ts';
 import type { Check } from '../src/verdict.ts';
 import { Recorder } from '../src/workload.ts';
 import type { FinalState, RequestRecord } from '../src/workload.ts';
@@ -12,7 +14,7 @@ function emptyFinal(): FinalState {
 }
 
 function verdictOf(recorder: Recorder, final: FinalState): Map<string, Check> {
-  const checks = judge({ recorder, final, leaderless: [], leaderlessBoundMs: 15_000, checkTimeoutMs: 10_000, crashes: [], notReady: [] });
+  const checks = judge({ recorder, final, leaderless: [], faults: [], leaderlessBoundMs: 15_000, checkTimeoutMs: 10_000, crashes: [], notReady: [] });
   return new Map(checks.map((check) => [check.name.split(' (')[0], check]));
 }
 
@@ -26,10 +28,10 @@ describe('options', () => {
     expect(() => parseDuration('soon', 'duration')).toThrow(/--duration must be a duration/);
   });
 
-  it('refuses fault kinds not built yet, saying so, and unknown ones', () => {
-    expect(() => parseChaosArgs(['--faults', 'kill,partition'])).toThrow(/"partition" is not supported yet: network partitions/);
-    expect(() => parseChaosArgs(['--faults', 'disk'])).toThrow(/not supported yet/);
+  it('refuses fault kinds not built yet, saying so, and unknown ones; expands groups', () => {
+    expect(() => parseChaosArgs(['--faults', 'kill,kill-during-move'])).toThrow(/"kill-during-move" is not supported yet: kills during a replica move/);
     expect(() => parseChaosArgs(['--faults', 'meteor'])).toThrow(/unknown fault "meteor"/);
+    expect(parseChaosArgs(['--faults', 'partition,disk,disk-full'])).toMatchObject({ faults: ['partition', 'disk-slow', 'disk-full'] });
   });
 
   it('has the documented defaults', () => {
@@ -61,22 +63,41 @@ describe('fault schedule', () => {
 
 describe('leaderless windows', () => {
   it('run from the first sample without a leader to the first with one; unknown samples change nothing', () => {
+    const replicas = { 1: [1, 2, 3], 2: [2, 3, 4] };
     const windows = leaderlessWindows(
       [
-        { at: 0, metaAnswered: true, leaderless: [], unknown: [] },
-        { at: 1000, metaAnswered: true, leaderless: [2], unknown: [] },
-        { at: 2000, metaAnswered: true, leaderless: [], unknown: [2] },
+        { at: 0, metaAnswered: true, leaderless: [], unknown: [], replicas },
+        { at: 1000, metaAnswered: true, leaderless: [2], unknown: [], replicas },
+        { at: 2000, metaAnswered: true, leaderless: [], unknown: [2], replicas },
         { at: 3000, metaAnswered: false, leaderless: [], unknown: [1, 2] },
-        { at: 4000, metaAnswered: true, leaderless: [], unknown: [] },
-        { at: 5000, metaAnswered: true, leaderless: [1], unknown: [] },
+        { at: 4000, metaAnswered: true, leaderless: [], unknown: [], replicas },
+        // Partition 3, a split's right half, appears.
+        { at: 5000, metaAnswered: true, leaderless: [1, 3], unknown: [], replicas: { ...replicas, 3: [1, 2, 3] } },
       ],
-      [1, 2],
+      [1, 2, 3],
     );
     expect(windows).toEqual([
-      { partition: 2, start: 1000, end: 4000 },
-      { partition: 0, start: 3000, end: 4000 },
-      { partition: 1, start: 5000, end: 5000 },
+      { partition: 2, start: 1000, end: 4000, replicas: [2, 3, 4] },
+      { partition: 0, start: 3000, end: 4000, replicas: [1, 2, 3] },
+      { partition: 1, start: 5000, end: 5000, replicas: [1, 2, 3] },
+      { partition: 3, start: 5000, end: 5000, replicas: [1, 2, 3] },
     ]);
+  });
+
+  it('count against the bound only once a majority of the replicas is back', () => {
+    const window = { partition: 2, start: 1_000, end: 30_000, replicas: [1, 2, 3] };
+    const fault = (outage: FaultRecord['outage'], healed?: number): FaultRecord => ({ kind: 'partition', target: '-', start: 500, ...(healed === undefined ? {} : { healed }), outage });
+    // One node down of three: a majority stays, the whole window counts.
+    expect(countedFrom(window, [fault({ down: [2] }, 20_000)])).toBe(1_000);
+    // Node 1 cut off from 2 and 3: they still make a majority.
+    expect(countedFrom(window, [fault({ down: [], sides: [[1], [2, 3, 4, 5]] }, 20_000)])).toBe(1_000);
+    // 1 and 2 on different sides, 3 down: no majority until the heal at 20 s.
+    expect(countedFrom(window, [fault({ down: [3], sides: [[1, 4], [2, 5]] }, 20_000)])).toBe(20_000);
+    // A fault over before the window, or not healed before its end.
+    expect(countedFrom(window, [fault({ down: [1, 2] }, 900)])).toBe(1_000);
+    expect(countedFrom(window, [fault({ down: [1, 2] })])).toBe(30_000);
+    expect(keepsMajority([1, 2, 3], { down: [], sides: [[1, 2], [3, 4, 5]] })).toBe(true);
+    expect(keepsMajority([1, 2, 3, 4, 5], { down: [5], sides: [[1, 2], [3, 4, 5]] })).toBe(false);
   });
 });
 
