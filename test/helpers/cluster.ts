@@ -119,6 +119,8 @@ export interface NodeClusterOptions {
   nodes?: number;
   /** Initial partitions of a new table (default: meta's). */
   partitions?: number;
+  /** More `shoal node` flags, given to every node (admission limits, split policy...). */
+  nodeArgs?: string[];
 }
 
 /** Storage node processes on loopback, each on a fixed port and data directory across restarts. */
@@ -128,11 +130,13 @@ export class NodeCluster {
   private readonly ports: Map<number, number>;
   private readonly processes = new Map<number, NodeProcess>();
   private readonly partitions: number | undefined;
+  private readonly nodeArgs: string[];
 
-  private constructor(dataRoot: string, ports: Map<number, number>, partitions: number | undefined) {
+  private constructor(dataRoot: string, ports: Map<number, number>, partitions: number | undefined, nodeArgs: string[]) {
     this.dataRoot = dataRoot;
     this.ports = ports;
     this.partitions = partitions;
+    this.nodeArgs = nodeArgs;
     this.metaAddresses = [...ports.keys()].filter((id) => id <= 3).map((id) => this.address(id));
   }
 
@@ -141,7 +145,7 @@ export class NodeCluster {
     const count = options.nodes ?? 3;
     const ports = await freePorts(count);
     const dataRoot = await mkdtemp(join(tmpdir(), 'shoal-cluster-'));
-    const cluster = new NodeCluster(dataRoot, new Map(ports.map((port, index) => [index + 1, port])), options.partitions);
+    const cluster = new NodeCluster(dataRoot, new Map(ports.map((port, index) => [index + 1, port])), options.partitions, options.nodeArgs ?? []);
     try {
       await Promise.all(cluster.nodeIds().map((id) => cluster.startNode(id)));
       await cluster.waitReady();
@@ -176,6 +180,7 @@ export class NodeCluster {
       .join(',');
     const args = [MAIN, 'node', '--node-id', String(nodeId), '--listen', this.address(nodeId), '--data-dir', join(this.dataRoot, `node-${nodeId}`), '--meta-peers', metaPeers, '--ops-port', '0'];
     if (this.partitions !== undefined) args.push('--default-partitions', String(this.partitions));
+    args.push(...this.nodeArgs);
     const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     started.add(child);
     let log = '';
