@@ -205,6 +205,34 @@ admin
     await runAdminSplit({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), table, at: options.at, json: options.json });
   });
 
+admin
+  .command('drain')
+  .argument('<node-id>', 'the node to empty', positiveInteger)
+  .description('Move every partition replica (and leadership) off a node, e.g. before scaling down; --wait follows the move until the node can be stopped')
+  .option('--wait', 'wait until the node holds no replica')
+  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600)
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON')
+  .action(async (id: number, options: { wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminDrain } = await import('./commands/admin-drain.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminDrain({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), nodeId: id, wait: options.wait, timeoutSeconds: options.timeout, json: options.json });
+  });
+
+admin
+  .command('undrain')
+  .argument('<node-id>', 'the node that takes replicas again', positiveInteger)
+  .description('Cancel a drain: the node takes replicas again')
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON')
+  .action(async (id: number, options: { meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminUndrain } = await import('./commands/admin-drain.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminUndrain({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), nodeId: id, json: options.json });
+  });
+
 // The chaos and heat tools parse their own options (`shoal chaos --help`), so commander passes them through.
 const tools = {
   chaos: { description: 'Start a cluster, run a workload under node kills and pauses, and give a linearizability verdict', load: () => import('@shoal/chaos') },

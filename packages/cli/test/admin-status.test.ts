@@ -15,7 +15,7 @@ const response = create(StatusResponseSchema, {
     replicas: 2,
     leaders: id === 1n ? 2 : 0,
     secondsSinceHeartbeat: id === 3n ? 12.345 : 0.25,
-    reportedReplicas: [1n, 2n].map((partitionId) => ({
+    reportedReplicas: (id === 3n ? [1n] : [1n, 2n]).map((partitionId) => ({
       partitionId,
       leader: id === 1n,
       role: ReplicaRole.VOTER,
@@ -43,7 +43,7 @@ describe('shoal admin status', () => {
     const status = clusterStatus(response, tables);
     expect(status.metaLeader).toBe(2);
     expect(status.mapVersion).toBe(12);
-    expect(status.nodes[2]).toEqual({ id: 3, address: '127.0.0.1:7003', state: 'down', replicas: 2, leaders: 0, secondsSinceHeartbeat: 12.3 });
+    expect(status.nodes[2]).toEqual({ id: 3, address: '127.0.0.1:7003', state: 'down', replicas: 2, hosted: 1, leaders: 0, secondsSinceHeartbeat: 12.3 });
     expect(status.partitions).toEqual([
       { id: 1, table: 'orders', range: 'start..80000000', epoch: 3, leader: 1, replicas: ['1', '2', '3'], appliedIndex: 42, lag: 2 },
       { id: 2, table: 'orders', range: '80000000..end', epoch: 3, leader: 1, replicas: ['1', '2', '3(learner)'], appliedIndex: 42, lag: 2 },
@@ -55,10 +55,10 @@ describe('shoal admin status', () => {
       [
         'meta leader: node 2   map version: 12',
         '',
-        'NODE  ADDRESS         STATE  REPLICAS  LEADERS  HEARTBEAT',
-        '   1  127.0.0.1:7001  up            2        2  0.3s ago',
-        '   2  127.0.0.1:7002  up            2        0  0.3s ago',
-        '   3  127.0.0.1:7003  down          2        0  12.3s ago',
+        'NODE  ADDRESS         STATE  REPLICAS  HOSTED  LEADERS  HEARTBEAT',
+        '   1  127.0.0.1:7001  up            2       2        2  0.3s ago',
+        '   2  127.0.0.1:7002  up            2       2        0  0.3s ago',
+        '   3  127.0.0.1:7003  down          2       1        0  12.3s ago',
         '',
         'PARTITION  TABLE   RANGE            EPOCH  LEADER  REPLICAS        APPLIED  LAG',
         '        1  orders  start..80000000      3       1  1,2,3                42    2',

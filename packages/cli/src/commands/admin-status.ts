@@ -11,7 +11,10 @@ export interface NodeRow {
   id: number;
   address: string;
   state: string;
+  /** Replicas the map places on the node. */
   replicas: number;
+  /** Replicas the node reported hosting in its last heartbeat (a removed one goes once its group lets it go). */
+  hosted: number;
   leaders: number;
   secondsSinceHeartbeat: number;
 }
@@ -138,6 +141,7 @@ export function clusterStatus(status: StatusResponse, tables: readonly TableReco
       address: node.node?.address ?? '',
       state: NODE_STATES.get(node.node?.state ?? NodeState.UNSPECIFIED) ?? 'unknown',
       replicas: node.replicas,
+      hosted: node.reportedReplicas.length,
       leaders: node.leaders,
       secondsSinceHeartbeat: Math.round(node.secondsSinceHeartbeat * 10) / 10,
     })),
@@ -162,8 +166,8 @@ export function textTable(header: readonly string[], rows: readonly (readonly (s
 
 export function formatStatus(status: ClusterStatus): string {
   const nodes = textTable(
-    ['NODE', 'ADDRESS', 'STATE', 'REPLICAS', 'LEADERS', 'HEARTBEAT'],
-    status.nodes.map((node) => [node.id, node.address, node.state, node.replicas, node.leaders, `${node.secondsSinceHeartbeat.toFixed(1)}s ago`]),
+    ['NODE', 'ADDRESS', 'STATE', 'REPLICAS', 'HOSTED', 'LEADERS', 'HEARTBEAT'],
+    status.nodes.map((node) => [node.id, node.address, node.state, node.replicas, node.hosted, node.leaders, `${node.secondsSinceHeartbeat.toFixed(1)}s ago`]),
   );
   const partitions = textTable(
     ['PARTITION', 'TABLE', 'RANGE', 'EPOCH', 'LEADER', 'REPLICAS', 'APPLIED', 'LAG'],
@@ -181,8 +185,13 @@ export function formatStatus(status: ClusterStatus): string {
   return `meta leader: node ${status.metaLeader}   map version: ${status.mapVersion}\n\n${nodes}\n\n${partitions}\n`;
 }
 
+/** The cluster as the meta leader sees it. */
+export async function fetchClusterStatus(meta: readonly string[]): Promise<ClusterStatus> {
+  const { status, tables } = await callMetaLeader(meta, fetchFrom);
+  return clusterStatus(status, tables);
+}
+
 export async function runAdminStatus(options: { meta: string[]; json?: boolean }): Promise<void> {
-  const { status, tables } = await callMetaLeader(options.meta, fetchFrom);
-  const summary = clusterStatus(status, tables);
+  const summary = await fetchClusterStatus(options.meta);
   process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatStatus(summary));
 }

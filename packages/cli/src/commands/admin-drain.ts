@@ -1,0 +1,81 @@
+import { AdminService, createClient } from '@shoal/proto';
+import { callMetaLeader, fetchClusterStatus, type NodeRow } from './admin-status.ts';
+
+/**
+ * `shoal admin drain <node-id> [--wait]`: marks the node draining (AdminService.Drain on the meta
+ * leader); the placement driver then moves its partition replicas to the other nodes, one Raft
+ * membership change at a time, and their leaderships with them. With `--wait` it follows the move
+ * (AdminService.Status) until the map places no replica on the node and the node reports hosting
+ * none, so that it can be stopped without loss.
+ * `shoal admin undrain <node-id>` cancels a drain.
+ */
+
+const CALL_TIMEOUT_MS = 5_000;
+/** Between two looks at the node's replicas while waiting. */
+const POLL_MS = 1_000;
+
+export interface AdminDrainOptions {
+  meta: string[];
+  nodeId: number;
+  /** Wait until the node holds no replica. */
+  wait?: boolean;
+  /** How long to wait, in seconds (default 600). */
+  timeoutSeconds?: number;
+  json?: boolean;
+  /** Where progress lines go (default stdout). */
+  write?: (text: string) => void;
+}
+
+async function nodeRow(meta: readonly string[], nodeId: number): Promise<NodeRow> {
+  const { nodes } = await fetchClusterStatus(meta);
+  const row = nodes.find((node) => node.id === nodeId);
+  if (row === undefined) throw new Error(`the meta group knows no node ${nodeId}`);
+  return row;
+}
+
+export async function runAdminDrain(options: AdminDrainOptions): Promise<void> {
+  const write = options.write ?? ((text: string) => void process.stdout.write(text));
+  const { remainingReplicas } = await callMetaLeader(options.meta, async (address) => {
+    const admin = createClient(AdminService, address);
+    try {
+      return await admin.drain({ nodeId: BigInt(options.nodeId) }, { timeoutMs: CALL_TIMEOUT_MS });
+    } finally {
+      admin.close();
+    }
+  });
+  if (!options.wait) {
+    write(options.json ? `${JSON.stringify({ nodeId: options.nodeId, state: 'draining', replicas: remainingReplicas })}\n` : `node ${options.nodeId}: draining, ${remainingReplicas} replica(s) to move\n`);
+    return;
+  }
+  if (!options.json) write(`node ${options.nodeId}: draining, ${remainingReplicas} replica(s) to move\n`);
+  const deadline = Date.now() + (options.timeoutSeconds ?? 600) * 1000;
+  let reported = remainingReplicas;
+  for (;;) {
+    const row = await nodeRow(options.meta, options.nodeId);
+    // The map places nothing there any more and the node let go of every replica it hosted.
+    if (row.replicas === 0 && row.hosted === 0) {
+      write(options.json ? `${JSON.stringify({ nodeId: row.id, state: row.state, replicas: 0 })}\n` : `node ${row.id}: drained, no replica left: it can be stopped\n`);
+      return;
+    }
+    const left = Math.max(row.replicas, row.hosted);
+    if (left !== reported && !options.json) write(`node ${row.id}: ${left} replica(s) left\n`);
+    reported = left;
+    if (Date.now() > deadline) {
+      throw new Error(`node ${row.id} still holds ${reported} replica(s) after ${options.timeoutSeconds ?? 600} s (shoal admin status shows which; a move needs a live majority of the partition and another up node)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+export async function runAdminUndrain(options: { meta: string[]; nodeId: number; json?: boolean }): Promise<void> {
+  await callMetaLeader(options.meta, async (address) => {
+    const admin = createClient(AdminService, address);
+    try {
+      return await admin.undrain({ nodeId: BigInt(options.nodeId) }, { timeoutMs: CALL_TIMEOUT_MS });
+    } finally {
+      admin.close();
+    }
+  });
+  const row = await nodeRow(options.meta, options.nodeId);
+  process.stdout.write(options.json ? `${JSON.stringify({ nodeId: row.id, state: row.state, replicas: row.replicas })}\n` : `node ${row.id}: ${row.state}, takes replicas again (${row.replicas} now)\n`);
+}
