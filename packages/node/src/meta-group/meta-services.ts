@@ -279,6 +279,12 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         return { remainingReplicas: remaining };
       }),
 
+    undrain: (request) =>
+      answer(async () => {
+        await group.propose({ type: 'undrainNode', nodeId: counterFromWire(request.nodeId, 'node id') });
+        return {};
+      }),
+
     transferLeader: (request) =>
       answer(async () => {
         const partitionId = counterFromWire(request.partitionId, 'partition id');
