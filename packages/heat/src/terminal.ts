@@ -30,9 +30,10 @@ function partitionLine(partition: PartitionHeat, ansi: boolean): string {
   const units = `wu ${fixed(partition.writeUnitsPerSecond)}/${fixed(partition.writeUnitLimit)} ru ${fixed(partition.readUnitsPerSecond)}/${fixed(partition.readUnitLimit)}`;
   const ops = `w ${fixed(partition.writesPerSecond)}/s r ${fixed(partition.readsPerSecond)}/s`;
   const throttled = partition.throttledPerSecond > 0 ? colour(1, ` throttled ${fixed(partition.throttledPerSecond, 1)}/s`, ansi) : '';
+  const hot = partition.hotKey === undefined ? '' : colour(1, ` hot item ${partition.hotKey.key.slice(8, 24)}… ${Math.round(partition.hotKey.share * 100)}% (no split relieves it)`, ansi);
   const range = `[${partition.start.slice(0, 12) || '-'}..${partition.end.slice(0, 12) || '+'})`;
   const size = `${(partition.sizeBytes / 1024).toFixed(0)} KiB`;
-  return `  p${String(partition.id).padEnd(4)} ${bar} ${String(Math.round(share * 100)).padStart(4)}%  ${ops.padEnd(20)} ${units.padEnd(30)} ${size.padStart(10)}  ${partition.table} e${partition.epoch} ${range}${throttled}`;
+  return `  p${String(partition.id).padEnd(4)} ${bar} ${String(Math.round(share * 100)).padStart(4)}%  ${ops.padEnd(20)} ${units.padEnd(30)} ${size.padStart(10)}  ${partition.table} e${partition.epoch} ${range}${throttled}${hot}`;
 }
 
 export interface Frame {

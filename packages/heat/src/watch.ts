@@ -29,6 +29,11 @@ export interface PartitionHeat {
   writeUnitLimit: number;
   /** Bytes of its items as its leader last measured them (0 before a measure). */
   sizeBytes: number;
+  /**
+   * The key carrying most of its load, as the meta leader reports it once the partition ran hot for
+   * its split policy's time: no split relieves it (hex of the encoded key, its share of the load).
+   */
+  hotKey?: { key: string; share: number };
 }
 
 export interface HeatSnapshot {
@@ -87,6 +92,10 @@ export function partitionsFromStatus(status: StatusResponse, tableNames: Readonl
       row.writeUnitLimit = Math.max(row.writeUnitLimit, load.writeUnitLimit);
       if (load.leader) row.sizeBytes = Number(load.sizeBytes);
     }
+  }
+  for (const hot of status.hotKeys) {
+    const row = rows.get(hot.partitionId);
+    if (row !== undefined) row.hotKey = { key: Buffer.from(hot.key).toString('hex'), share: hot.share };
   }
   return [...rows.values()].sort((a, b) => a.id - b.id);
 }

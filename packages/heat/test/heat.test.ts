@@ -128,6 +128,20 @@ describe('heat map from Status', () => {
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ id: 1, table: 'orders', epoch: 2, start: '00', end: '80', leader: 1, sizeBytes: 4_096, readsPerSecond: 10, writesPerSecond: 10, writeUnitsPerSecond: 20, readUnitsPerSecond: 3, throttledPerSecond: 1, writeUnitLimit: 1_000 });
     expect(rows[1]).toMatchObject({ id: 2, leader: 2, start: '80', end: '' });
+    expect(rows[0].hotKey).toBeUndefined();
+  });
+
+  it('marks a partition the meta leader reports hot on one key, in the frame too', () => {
+    const key = Uint8Array.from(Buffer.from('00000005aabbccddeeff0011686f7400', 'hex'));
+    const status = create(StatusResponseSchema, {
+      partitions: [{ id: 1n, tableId: 5, startKey: new Uint8Array([0]), epoch: 1n, replicas: [{ nodeId: 1n }] }],
+      nodes: [{ node: { id: 1n }, reportedReplicas: [{ partitionId: 1n, leader: true, writeUnitsPerSecond: 1_000, writeUnitLimit: 1_000 }] }],
+      hotKeys: [{ partitionId: 1n, key, share: 0.9, utilization: 1, seconds: 4 }],
+    });
+    const [row] = partitionsFromStatus(status, new Map([[5, 'orders']]));
+    expect(row.hotKey).toEqual({ key: '00000005aabbccddeeff0011686f7400', share: 0.9 });
+    const frame = renderFrame({ title: 'hot-item', elapsedMs: 1_000, durationMs: 2_000, figures: undefined, snapshot: { at: 1_000, partitions: [row] }, events: [] }, false);
+    expect(frame).toContain('hot item aabbccddeeff0011… 90% (no split relieves it)');
   });
 
   it('tells splits, leader moves and replica moves apart', () => {
