@@ -32,6 +32,7 @@ export default defineConfig({
             'test/deploy-manifests.test.ts',
             // Cluster tests start their own clusters.
             'test/cluster-*.test.ts',
+            'test/admin-drain*.test.ts',
             // Several of its reads check a write just made with an eventually consistent read, which a
             // follower may answer before applying the write: to be made strongly consistent first.
             'test/prototype-names.test.ts',

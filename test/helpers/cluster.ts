@@ -295,7 +295,7 @@ export async function startClusterRouter(
 export interface AdminStatus {
   metaLeader: number;
   mapVersion: number;
-  nodes: { id: number; address: string; state: string; replicas: number; leaders: number; secondsSinceHeartbeat: number }[];
+  nodes: { id: number; address: string; state: string; replicas: number; hosted: number; leaders: number; secondsSinceHeartbeat: number }[];
   partitions: { id: number; table: string; range: string; epoch: number; leader?: number; replicas: string[]; appliedIndex?: number; lag?: number }[];
 }
 

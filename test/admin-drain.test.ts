@@ -1,0 +1,152 @@
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminStatus, eventually, killStartedProcesses, metricValue, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
+import type { AdminStatus, ClusterRouter } from './helpers/cluster.ts';
+import { sdkClients } from './helpers/shoal.ts';
+
+/**
+ * `shoal admin drain` on 4 `shoal node` processes (nodes 1-3 the meta group) behind a router in this
+ * process: the drained node's replicas move to the other three under writes, it can then be stopped
+ * with no acknowledged write lost; `undrain` cancels a drain. Then readiness: a node whose groups
+ * lost their majority says so on /readyz, and is ready again once its peers are back.
+ */
+
+const TABLE = 'drained';
+const PARTITIONS = 4;
+const DRAINED = 4;
+const STEP_TIMEOUT_MS = 240_000;
+
+let nodes: NodeCluster;
+let front: ClusterRouter;
+let client: DynamoDBClient;
+let doc: DynamoDBDocumentClient;
+/** Keys whose put was acknowledged. */
+const acknowledged: string[] = [];
+
+const meta = (): string[] => ['--meta', nodes.metaAddresses.join(',')];
+const nodeRow = (status: AdminStatus, id: number): AdminStatus['nodes'][number] | undefined => status.nodes.find((node) => node.id === id);
+
+/** Puts keys `prefix-0..` until `until()` holds (bounded), recording the acknowledged ones; returns the failures. */
+async function writeUntil(prefix: string, until: () => boolean): Promise<string[]> {
+  const failures: string[] = [];
+  for (let index = 0; index < 20_000 && !until(); index++) {
+    const key = `${prefix}-${index}`;
+    try {
+      await doc.send(new PutCommand({ TableName: TABLE, Item: { id: key, value: index } }));
+      acknowledged.push(key);
+    } catch (error) {
+      failures.push(`${key}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+    }
+  }
+  return failures;
+}
+
+beforeAll(async () => {
+  nodes = await NodeCluster.start({ nodes: 4, partitions: PARTITIONS });
+  front = await startClusterRouter(nodes.metaAddresses);
+  ({ client, doc } = sdkClients(front.endpoint));
+  await client.send(
+    new CreateTableCommand({
+      TableName: TABLE,
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+  // Three replicas of each partition over four nodes: the fourth holds some of them.
+  await eventually(
+    `node ${DRAINED} hosts replicas`,
+    async () => {
+      const status = await adminStatus(nodes.metaAddresses);
+      const row = nodeRow(status, DRAINED);
+      return status.partitions.filter((p) => p.table === TABLE).every((p) => p.replicas.length === 3 && p.leader !== undefined) && row !== undefined && row.replicas > 0 && row.hosted > 0;
+    },
+    120_000,
+    500,
+  );
+}, STEP_TIMEOUT_MS);
+
+afterAll(async () => {
+  client?.destroy();
+  await front?.close();
+  await nodes?.close();
+  killStartedProcesses();
+});
+
+describe('shoal admin drain', () => {
+  it('refuses a node the meta group does not know', async () => {
+    const { code, stderr } = await runShoal(['admin', 'drain', '42', ...meta()]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/no node 42/);
+  });
+
+  it('marks a node draining, and undrain makes it take replicas again', async () => {
+    const drained = await runShoal(['admin', 'drain', String(DRAINED), '--json', ...meta()]);
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(JSON.parse(drained.stdout)).toMatchObject({ nodeId: DRAINED, state: 'draining' });
+    expect(nodeRow(await adminStatus(nodes.metaAddresses), DRAINED)?.state).toBe('draining');
+
+    const undrained = await runShoal(['admin', 'undrain', String(DRAINED), '--json', ...meta()]);
+    expect(undrained.code, undrained.stderr).toBe(0);
+    expect(JSON.parse(undrained.stdout)).toMatchObject({ nodeId: DRAINED, state: 'up' });
+  }, STEP_TIMEOUT_MS);
+
+  it('moves every replica and leadership of the node to the others under writes, --wait returning once it holds none', async () => {
+    let drained = false;
+    const writer = writeUntil('during', () => drained);
+    const run = await runShoal(['admin', 'drain', String(DRAINED), '--wait', '--timeout', '180', ...meta()], 200_000);
+    drained = true;
+    const failures = await writer;
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`node ${DRAINED}: drained, no replica left`));
+    expect(failures).toEqual([]);
+
+    const status = await adminStatus(nodes.metaAddresses);
+    expect(nodeRow(status, DRAINED)).toMatchObject({ state: 'draining', replicas: 0, hosted: 0, leaders: 0 });
+    for (const partition of status.partitions.filter((p) => p.table === TABLE)) {
+      expect(partition.replicas.toSorted(), `partition ${partition.id}`).toEqual(['1', '2', '3']);
+    }
+    const metrics = await nodes.metrics(DRAINED);
+    expect(metricValue(metrics, 'shoal_node_partition_replicas')).toBe(0);
+    expect(metricValue(metrics, 'shoal_node_raft_leaders')).toBe(0);
+    expect(metricValue(metrics, 'shoal_node_replicas_removed_total')).toBeGreaterThan(0);
+  }, STEP_TIMEOUT_MS);
+
+  it('then the node stops with no acknowledged write lost', async () => {
+    expect(await nodes.signal(DRAINED, 'SIGTERM')).toEqual({ code: 0, signal: null });
+    const failures = await writeUntil('after', () => acknowledged.filter((key) => key.startsWith('after-')).length >= 20);
+    expect(failures).toEqual([]);
+    const lost: string[] = [];
+    for (const key of acknowledged) {
+      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
+      if (Item?.id !== key) lost.push(key);
+    }
+    expect(acknowledged.length).toBeGreaterThan(20);
+    expect(lost).toEqual([]);
+  }, STEP_TIMEOUT_MS);
+});
+
+describe('readiness (/readyz)', () => {
+  const readyz = async (nodeId: number): Promise<{ status: number; body: string }> => {
+    const response = await fetch(`http://127.0.0.1:${nodes.node(nodeId).opsPort}/readyz`, { signal: AbortSignal.timeout(5_000) });
+    return { status: response.status, body: await response.text() };
+  };
+
+  it('is refused by a node whose groups lost their majority, saying what it waits for, and given again once they have it back', async () => {
+    expect(await readyz(1)).toEqual({ status: 200, body: 'ready\n' });
+    await Promise.all([nodes.signal(2, 'SIGKILL'), nodes.signal(3, 'SIGKILL')]);
+    // Node 1 alone: its leaders step down (check quorum), no group can elect one.
+    let answer = { status: 0, body: '' };
+    await eventually('node 1 not ready', async () => (answer = await readyz(1)).status === 503, 30_000, 200);
+    expect(answer.body).toMatch(/^not ready: waiting for a leader of (the meta group|partition \d+)\n$/);
+
+    await Promise.all([nodes.startNode(2), nodes.startNode(3)]);
+    await nodes.waitReady([1, 2, 3]);
+    expect(await readyz(1)).toEqual({ status: 200, body: 'ready\n' });
+    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: acknowledged[0] }, ConsistentRead: true }));
+    expect(Item?.id).toBe(acknowledged[0]);
+  }, STEP_TIMEOUT_MS);
+});
