@@ -72,6 +72,13 @@ export interface StorageNodeOptions {
    * DEFAULT_SPLIT_POLICY where not given; tables override it with their `shoal:split*` tags.
    */
   splitting?: Partial<SplitPolicy>;
+  /**
+   * Raft log compaction, for every group here (partitions and the meta group): every `every` applied
+   * entries a group records a snapshot and drops its log up to `keep` entries behind it; a replica
+   * further behind (or new) is sent a snapshot. Default { every: 10,000, keep: 2,000 }; `every: 0`
+   * turns compaction off.
+   */
+  logCompaction?: { every: number; keep: number };
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -186,6 +193,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
   const tickMs = options.tickMs ?? 50;
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
+  const compaction = options.logCompaction ?? { every: 10_000, keep: 2_000 };
   const metaPeer = new Map(options.metaPeers.map((p) => [p.nodeId, p.address]));
   const isMetaPeer = metaPeer.has(nodeId);
   const view = new ClusterView();
@@ -245,7 +253,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       electionTick: options.electionTick ?? 10,
       heartbeatTick: options.heartbeatTick ?? 2,
       seed: nodeId,
-      // Partition replicas cannot snapshot a non-empty state yet, so logs are never compacted.
+      ...(compaction.every > 0 ? { snapshotPolicy: compaction } : {}),
     });
     host = raftHost;
     // Before any entry applies: a split applied (or replayed) creates its right half's group.

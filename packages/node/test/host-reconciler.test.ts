@@ -87,7 +87,6 @@ async function startMember(network: MemoryNetwork, map: FedMap, nodeId: NodeId, 
       // No splits in these tests: every replica is built from its log, none is ahead of the map.
       aheadOfMap: () => false,
       holdsRangeOf: () => false,
-      catchesUpFromLog: () => true,
     },
   });
   return { nodeId, store, host, machines, dropped, reconciler, logs };

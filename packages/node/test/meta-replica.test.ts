@@ -75,8 +75,9 @@ describe('MetaReplica', () => {
     const copy = new MetaReplica();
     let notified = 0;
     copy.onApplied(() => notified++);
-    copy.restore(source.snapshot());
+    copy.restore(source.snapshot(), source.appliedIndex());
     expect(notified).toBe(1);
+    expect(copy.appliedIndex()).toBe(source.appliedIndex());
     expect(copy.state.replicationFactor).toBe(2);
     expect(Buffer.from(copy.snapshot())).toEqual(Buffer.from(source.snapshot()));
   });

@@ -20,7 +20,7 @@ import {
   MultiRaftHost,
   PartitionCommandError,
   PartitionReplica,
-  PartitionSnapshotUnsupportedError,
+  PartitionSnapshotError,
   RaftLogStore,
   decodePartitionCommand,
   encodePartitionCommand,
@@ -219,11 +219,6 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
     await Promise.all(members.map((m) => m.replica.indexCommandsRun()));
     for (const m of members) expect((await m.local.partitions.readRange(query)).items).toEqual([]);
   });
-
-  it('refuses to snapshot a non-empty partition, with a clear error', () => {
-    expect(() => members[0].replica.snapshot()).toThrow(PartitionSnapshotUnsupportedError);
-    expect(() => members[0].replica.snapshot()).toThrow(/keep snapshotPolicy off/);
-  });
 });
 
 describe('PartitionReplica over one node store', () => {
@@ -254,12 +249,12 @@ describe('PartitionReplica over one node store', () => {
     await local.close();
   });
 
-  it('snapshots and restores only the empty state, and refuses an entry that is not a partition write', async () => {
+  it('records a descriptor as its snapshot (the state is the store\'s), and refuses an entry that is not a partition write', async () => {
     const local = await openLocalStore({ inMemory: true });
     const empty = await PartitionReplica.open(3, local.partitions);
-    const snapshot = empty.snapshot();
+    const snapshot = await empty.snapshot();
     expect(() => empty.restore(snapshot)).not.toThrow();
-    expect(() => empty.restore(new TextEncoder().encode('{"items":[]}'))).toThrow(PartitionSnapshotUnsupportedError);
+    expect(() => empty.restore(new TextEncoder().encode('{"items":[]}'))).toThrow(PartitionSnapshotError);
     await expect(empty.apply(new TextEncoder().encode('not json'), 1)).rejects.toThrow(PartitionCommandError);
     await expect(empty.apply(new TextEncoder().encode('{"kind":"merge"}'), 1)).rejects.toThrow(/entry 1 is not a partition command \(unknown command "merge"\)/);
     // A bare PartitionWrite (no envelope) and envelopes missing their parts are not commands either.

@@ -18,7 +18,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { rangesOverlap, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { partitionBound, type LocalStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
-import { PartitionReplica, type AppliedSplit, type PartitionSplit, type SplitResult } from '../partition/index.ts';
+import { PartitionReplica, type AppliedSplit, type PartitionSplit, type RestoredPartition, type SplitResult } from '../partition/index.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { NodeLog } from './log.ts';
 import type { PartitionReplicas } from './replica-reconciler.ts';
@@ -155,14 +155,6 @@ export class PartitionReplicaSet implements PartitionReplicas {
     return false;
   }
 
-  /**
-   * Whether a new member of the group can be built from its log alone: not for a split half, whose
-   * data before the split lies in its parent's log (that needs partition snapshots, not built yet).
-   */
-  catchesUpFromLog(partitionId: number): boolean {
-    return this.#known.get(partitionId)?.bornOf === undefined;
-  }
-
   get size(): number {
     return this.#replicas.size;
   }
@@ -246,7 +238,26 @@ export class PartitionReplicaSet implements PartitionReplicas {
       },
       splitsOf: () => this.#known.get(partitionId)?.splits ?? [],
       onSplit: (split) => this.#split(partitionId, split),
+      tableOf: () => this.#known.get(partitionId)?.table,
+      onRestore: (restored) => this.#restored(partitionId, restored),
     });
+  }
+
+  /**
+   * A snapshot being installed brings the range and splits of the group at its applied index, which
+   * replace those recorded here (they are replicated state, like the data the store takes next).
+   */
+  async #restored(partitionId: number, restored: RestoredPartition): Promise<void> {
+    const known = this.#known.get(partitionId);
+    const descriptor = known?.descriptor ?? this.#view.descriptorOf(partitionId);
+    if (descriptor === undefined) throw new Error(`partition ${partitionId}: a snapshot arrived for a replica with no descriptor here`);
+    this.#known.set(partitionId, {
+      ...known,
+      descriptor: { ...descriptor, startKey: Uint8Array.from(restored.bound.start), endKey: Uint8Array.from(restored.bound.end) },
+      table: known?.table ?? restored.table,
+      splits: restored.splits,
+    });
+    await this.#save();
   }
 
   async #dropData(partitionId: number): Promise<void> {

@@ -14,8 +14,9 @@
  *
  * Splits: a partition's right half is created by its parent's replica when it applies the split (same
  * members, data already here), so a partition is never created over a range a replica here still
- * holds, a right half the map does not list yet is kept (it is ahead of the map), and a split half
- * gains no new member (its data before the split is in its parent's log: that needs snapshots).
+ * holds, and a right half the map does not list yet is kept (it is ahead of the map). A new member of
+ * any partition, a split half included (its data before the split lies in its parent's log), is
+ * caught up by a snapshot of the partition from its leader, then by the log.
  *
  * Passes never overlap; one requested during a pass runs after it. Failures are logged and retried
  * at the next pass.
@@ -35,8 +36,6 @@ export interface PartitionReplicas {
   aheadOfMap(partitionId: number): boolean;
   /** Whether a replica here still holds part of the partition's range (its split is yet to apply here). */
   holdsRangeOf(partition: PartitionDescriptor): boolean;
-  /** Whether a new member of the group can be built from its log alone. */
-  catchesUpFromLog(partitionId: number): boolean;
 }
 
 /** What the reconciler reads of the node's map view (ClusterView). */
@@ -87,8 +86,6 @@ export class ReplicaReconciler {
   readonly #unlistedSince = new Map<number, number>();
   /** Groups with a membership change in flight from here. */
   readonly #changing = new Set<number>();
-  /** Split halves already warned about a member they cannot gain. */
-  readonly #cannotGrow = new Set<number>();
   #running: Promise<void> | undefined;
   #again = false;
   #closed = false;
@@ -235,14 +232,7 @@ export class ReplicaReconciler {
     const wantedLearners = learnersOf(partition);
     const members = new Set([...status.voters, ...status.learners]);
     const missing = [...wantedVoters, ...wantedLearners].find((n) => !members.has(n));
-    if (missing !== undefined) {
-      if (this.#options.replicas.catchesUpFromLog(partition.id)) return { kind: 'addLearner', nodeId: missing };
-      if (!this.#cannotGrow.has(partition.id)) {
-        this.#cannotGrow.add(partition.id);
-        this.#options.log.warn('a split half cannot gain a member until partition snapshots exist', { partition: partition.id, node: missing });
-      }
-      return undefined;
-    }
+    if (missing !== undefined) return { kind: 'addLearner', nodeId: missing };
     const ready = wantedVoters.find((n) => status.learners.includes(n) && this.#caughtUp(status, n));
     if (ready !== undefined) return { kind: 'promote', nodeId: ready };
     const unwanted = (n: NodeId): boolean => !wantedVoters.includes(n) && !wantedLearners.includes(n);

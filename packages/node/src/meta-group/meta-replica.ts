@@ -1,7 +1,8 @@
 /**
  * The meta group's replicated state machine: MetaState (tables, partition map, nodes) in memory,
  * changed by the meta commands of the group's Raft log. The state is not persisted apart from the
- * log: a restarted replica rebuilds it by replaying the log (no meta log compaction yet).
+ * log: its snapshot is the whole state (small: JSON), which the host records every so many entries
+ * before compacting the log, and a restarted replica restores it, then replays the entries after it.
  */
 import {
   applyMetaCommand,
@@ -74,9 +75,10 @@ export class MetaReplica implements ReplicaStateMachine {
     return encodeMetaSnapshot(this.#state);
   }
 
-  /** The snapshot carries no index: the host applies only entries past it, whatever appliedIndex says. */
-  restore(data: Uint8Array): void {
+  /** The state as of entry `index`: the host applies only the entries past it. */
+  restore(data: Uint8Array, index: number): void {
     this.#state = decodeMetaSnapshot(data);
+    this.#applied = index;
     this.#notify();
   }
 

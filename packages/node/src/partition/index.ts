@@ -1,7 +1,7 @@
 export {
   PartitionCommandError,
   PartitionReplica,
-  PartitionSnapshotUnsupportedError,
+  PartitionSnapshotError,
   decodePartitionCommand,
   encodePartitionCommand,
   proposeIndexCommand,
@@ -17,6 +17,7 @@ export {
   type IndexCommandResult,
   type PartitionCommand,
   type PartitionReplicaOptions,
+  type RestoredPartition,
 } from './partition-replica.ts';
 export {
   decodeTransactionCommand,

@@ -29,37 +29,51 @@
  * splits this group applied (`splitsOf`, kept with the replica's descriptor), never by the node's
  * map view, so a replica replaying its log after a restart decides each entry as it did the first time.
  *
- * Snapshots: the store is shared by every group on the node and read asynchronously, while the host
- * asks for snapshots synchronously, so this first version does not take them. Only the empty state
- * (nothing applied: a group's bootstrap) has a snapshot; anything else is refused with a clear error,
- * so a host running PartitionReplicas must keep log compaction (`snapshotPolicy`) off.
+ * Snapshots (partition-snapshot.ts; the store's part in @shoal/storage): the partition's state is the
+ * store's, so the snapshot Raft records is a descriptor, taken once the store's writes are synced
+ * (the host then compacts the log: the store, not the log, holds what it applied). When the leader
+ * sends one, the host opens the payload at once (openSnapshotPayload: a LevelDB snapshot of the
+ * store, with the replica's range and applied splits read at the same moment, between two applies of
+ * the group) and streams it after the descriptor. A receiver installs it (installSnapshot): the range
+ * and splits recorded first, then the replica's old and new ranges replaced in one store batch whose
+ * applied mark is the payload's (at least the snapshot's index), so a crash leaves either state.
+ * Entries up to that mark are then not applied again, splits among them included: the right half of
+ * such a split is created from the map like any new replica, and caught up by its own snapshot.
  */
 import {
   compareBytes,
   DynamoDbError,
   encodeItemKey,
   getOwn,
+  spaceRange,
   validationError,
   type PartitionDescriptor,
   type PartitionWrite,
   type PartitionWriteResult,
+  type TableSchema,
   type WriteOperation,
 } from '@shoal/model';
-import type { IndexCommand, PartitionBound, PartitionStore } from '@shoal/storage';
+import { decodePartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine } from '../host/index.ts';
+import { decodePartitionPayload, encodePartitionPayload, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
 import { applyTransactionCommand, decodeTransactionCommand, isTransactionCommand, type TransactionCommand, type TransactionCommandResult } from './transaction-commands.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The only state this version can snapshot: nothing applied yet. */
-const EMPTY_SNAPSHOT = encoder.encode(JSON.stringify({ partitionSnapshot: 'empty' }));
-
-export class PartitionSnapshotUnsupportedError extends Error {
+/** A snapshot this replica cannot take or take in. */
+export class PartitionSnapshotError extends Error {
   constructor(groupId: number, what: string) {
-    super(`Partition replica of group ${groupId}: ${what}; snapshots of a non-empty partition are not supported yet, keep snapshotPolicy off`);
-    this.name = 'PartitionSnapshotUnsupportedError';
+    super(`Partition replica of group ${groupId}: ${what}`);
+    this.name = 'PartitionSnapshotError';
   }
+}
+
+/** The replicated state a snapshot brings besides the store's: the replica's range and applied splits. */
+export interface RestoredPartition {
+  bound: PartitionBound;
+  splits: AppliedSplit[];
+  table: TableSchema;
 }
 
 /** An entry of the partition log that is not a partition command: a corrupt log, never a client's input. */
@@ -145,6 +159,10 @@ export interface PartitionReplicaOptions {
    * applied. Without it a split is refused.
    */
   onSplit?(split: PartitionSplit): Promise<SplitResult>;
+  /** The partition's table schema (undefined: unknown here, and no snapshot can be sent). */
+  tableOf?(): TableSchema | undefined;
+  /** Records the range and splits of a snapshot being installed, before the store takes its data. */
+  onRestore?(restored: RestoredPartition): Promise<void>;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -154,8 +172,12 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #boundOf: () => PartitionBound | undefined;
   readonly #splitsOf: () => readonly AppliedSplit[];
   readonly #onSplit: ((split: PartitionSplit) => Promise<SplitResult>) | undefined;
+  readonly #tableOf: () => TableSchema | undefined;
+  readonly #onRestore: ((restored: RestoredPartition) => Promise<void>) | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
+  /** Writes applied, not yet known to be in the store (settled()). */
+  readonly #unsettled: Array<Promise<void>> = [];
   #applied: number;
 
   private constructor(groupId: number, store: PartitionStore, applied: number, options: PartitionReplicaOptions) {
@@ -165,6 +187,8 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.#boundOf = options.boundOf ?? (() => undefined);
     this.#splitsOf = options.splitsOf ?? (() => []);
     this.#onSplit = options.onSplit;
+    this.#tableOf = options.tableOf ?? (() => undefined);
+    this.#onRestore = options.onRestore;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -193,7 +217,19 @@ export class PartitionReplica implements ReplicaStateMachine {
   }
 
   async #applyWrite(write: PartitionWrite, mark: { groupId: number; index: number }): Promise<PartitionWriteResult | WriteOutOfRange> {
-    return this.#cutOff(write, mark.index) ? this.#refuseOutOfRange(mark) : this.store.write(write, mark);
+    if (this.#cutOff(write, mark.index)) return this.#refuseOutOfRange(mark);
+    const { result, durable } = await this.store.stageWrite(write, mark);
+    this.#unsettled.push(durable);
+    return result;
+  }
+
+  /**
+   * Resolves once every write applied so far is in the store, where reads see it (rejects when its
+   * batch failed). A write's `apply` resolves as soon as it is decided, so that a round's writes share
+   * one batch of the store: the host calls this before it answers anything the round applied.
+   */
+  async settled(): Promise<void> {
+    await Promise.all(this.#unsettled.splice(0));
   }
 
   /** Whether a split applied before entry `index` cut off a key the write (or transaction prepare) touches. */
@@ -270,16 +306,49 @@ export class PartitionReplica implements ReplicaStateMachine {
     );
   }
 
-  snapshot(): Uint8Array {
-    if (this.#applied !== 0) throw new PartitionSnapshotUnsupportedError(this.groupId, `cannot snapshot at applied index ${this.#applied}`);
-    return EMPTY_SNAPSHOT;
+  /** The descriptor Raft records, once what the replica applied is durable in the store (the log before it may go). */
+  async snapshot(): Promise<Uint8Array> {
+    if (this.#applied > 0) await this.store.syncToDisk();
+    return PARTITION_SNAPSHOT_DESCRIPTOR;
   }
 
+  /**
+   * The snapshot the log store holds stands for the store's state, which holds at least it: a
+   * snapshot taken here was synced first, one received was installed before it was recorded. The
+   * entries between the store's applied mark and the snapshot's index change no data (membership
+   * changes, a new leader's empty entry): nothing to do.
+   */
   restore(data: Uint8Array): void {
-    if (decoder.decode(data) !== decoder.decode(EMPTY_SNAPSHOT)) {
-      throw new PartitionSnapshotUnsupportedError(this.groupId, 'cannot restore a snapshot of a non-empty partition');
-    }
-    if (this.#applied !== 0) throw new PartitionSnapshotUnsupportedError(this.groupId, `cannot empty a partition at applied index ${this.#applied}`);
+    if (!isPartitionSnapshotDescriptor(data)) throw new PartitionSnapshotError(this.groupId, 'the snapshot in the Raft log is not a partition snapshot');
+  }
+
+  /** The replica as it is now: its group, table and range (the whole table without a bound). */
+  #scope(table: TableSchema | undefined = this.#tableOf()): PartitionScope | undefined {
+    if (table === undefined) return undefined;
+    const space = spaceRange(table.tableId);
+    return { groupId: this.groupId, table, bound: this.#boundOf() ?? { start: space.start, end: space.end } };
+  }
+
+  openSnapshotPayload(): () => Promise<Uint8Array> {
+    const scope = this.#scope();
+    if (scope === undefined) throw new PartitionSnapshotError(this.groupId, 'its table schema is not known here: no snapshot can be sent yet');
+    const header = { bound: scope.bound, splits: [...this.#splitsOf()], table: scope.table };
+    const read = this.store.openPartitionSnapshot(scope);
+    return async () => encodePartitionPayload(header, await read());
+  }
+
+  async installSnapshot(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void> {
+    const { header, store } = decodePartitionPayload(snapshot.payload);
+    const contents = decodePartitionSnapshot(store);
+    if (contents.groupId !== this.groupId) throw new PartitionSnapshotError(this.groupId, `received a snapshot of group ${contents.groupId}`);
+    // What goes: the range held here before (it may reach past splits this replica missed) and the snapshot's.
+    const before = this.#scope(this.#tableOf() ?? header.table);
+    const after: PartitionScope = { groupId: this.groupId, table: header.table, bound: header.bound };
+    await this.#onRestore?.(header);
+    const applied = Math.max(contents.appliedIndex, snapshot.index);
+    await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], contents, applied);
+    this.#applied = applied;
+    for (const done of await this.store.resumeIndexCommands(this.groupId)) this.#track(done);
   }
 
   appliedIndex(): number {

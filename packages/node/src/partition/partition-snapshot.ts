@@ -1,0 +1,79 @@
+/**
+ * What a partition replica's snapshot carries besides the store's part (@shoal/storage
+ * partition-snapshot.ts): the replica's key range and the splits its group applied, both replicated
+ * state kept beside the store (PartitionReplicaSet), and the table schema the sender knew, so the
+ * receiver finds every index space of the partition even when its own map view lags.
+ *
+ * Raft itself keeps only a descriptor (PARTITION_SNAPSHOT_DESCRIPTOR): the partition's state lives in
+ * the node's store, and the payload below is read from it when a snapshot is sent (the host streams
+ * it after the descriptor). Wire form: `u32 header length | header JSON | store snapshot bytes`.
+ */
+import type { TableSchema } from '@shoal/model';
+import { partitionBound, PartitionSnapshotFormatError, type PartitionBound } from '@shoal/storage';
+import type { AppliedSplit } from './partition-replica.ts';
+
+/** The data Raft records for every partition snapshot: the state is the store's. */
+export const PARTITION_SNAPSHOT_DESCRIPTOR = new TextEncoder().encode(JSON.stringify({ partitionSnapshot: 'store' }));
+
+/** Whether `data` is a partition snapshot's descriptor (a bootstrap snapshot written before payloads existed is one too). */
+export function isPartitionSnapshotDescriptor(data: Uint8Array): boolean {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(data)) as { partitionSnapshot?: unknown };
+    return parsed.partitionSnapshot === 'store' || parsed.partitionSnapshot === 'empty';
+  } catch {
+    return false;
+  }
+}
+
+/** The replicated state of a replica kept beside the store. */
+export interface PartitionSnapshotHeader {
+  bound: PartitionBound;
+  splits: AppliedSplit[];
+  table: TableSchema;
+}
+
+interface HeaderJson {
+  bound: { start: string; end: string };
+  splits: Array<{ index: number; splitKey: string }>;
+  table: TableSchema;
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
+
+export function encodePartitionPayload(header: PartitionSnapshotHeader, store: Uint8Array): Uint8Array {
+  const json: HeaderJson = {
+    bound: { start: hex(header.bound.start), end: hex(header.bound.end) },
+    splits: header.splits.map((s) => ({ index: s.index, splitKey: hex(s.splitKey) })),
+    table: header.table,
+  };
+  const text = Buffer.from(JSON.stringify(json));
+  const payload = new Uint8Array(4 + text.length + store.length);
+  new DataView(payload.buffer).setUint32(0, text.length, false);
+  payload.set(text, 4);
+  payload.set(store, 4 + text.length);
+  return payload;
+}
+
+export function decodePartitionPayload(payload: Uint8Array): { header: PartitionSnapshotHeader; store: Uint8Array } {
+  if (payload.length < 4) throw new PartitionSnapshotFormatError('a payload shorter than its header length');
+  const length = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, false);
+  if (4 + length > payload.length) throw new PartitionSnapshotFormatError('a header running past the payload');
+  let json: HeaderJson;
+  try {
+    json = JSON.parse(Buffer.from(payload.subarray(4, 4 + length)).toString('utf8')) as HeaderJson;
+  } catch (error) {
+    throw new PartitionSnapshotFormatError(`a header that is not JSON (${(error as Error).message})`);
+  }
+  if (typeof json.bound?.start !== 'string' || typeof json.bound.end !== 'string' || !Array.isArray(json.splits) || typeof json.table?.tableId !== 'number') {
+    throw new PartitionSnapshotFormatError('a header without its bound, splits and table');
+  }
+  return {
+    header: {
+      bound: partitionBound({ startKey: fromHex(json.bound.start), endKey: fromHex(json.bound.end) }),
+      splits: json.splits.map((s) => ({ index: s.index, splitKey: fromHex(s.splitKey) })),
+      table: json.table,
+    },
+    store: payload.subarray(4 + length),
+  };
+}
