@@ -63,14 +63,26 @@ export interface FaultPlanOptions {
 const QUIET_BEFORE = 0.2;
 const QUIET_AFTER = 0.25;
 
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const result = [...items];
+  for (let i = result.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [result[i], result[j]] = [result[j], result[i]];
+  }
+  return result;
+}
+
 export function planFaults(options: FaultPlanOptions): PlannedFault[] {
   if (options.kinds.length === 0) return [];
   const random = seededRandom(options.seed);
   const first = options.durationMs * QUIET_BEFORE;
   const last = options.durationMs * (1 - QUIET_AFTER);
   const plan: PlannedFault[] = [];
+  // Rounds of every kind once, each round in a seeded order: a short run still sees every kind.
+  let round: FaultKind[] = [];
   for (let at = first; ; ) {
-    const kind = options.kinds[Math.floor(random() * options.kinds.length)];
+    if (round.length === 0) round = shuffled(options.kinds, random);
+    const kind = round.pop()!;
     const durationMs = Math.round(Math.min(options.intervalMs * 0.6, 1_500 + random() * 3_500));
     const pick = random();
     if (at + durationMs > last) break;
@@ -286,12 +298,7 @@ async function injectPartition(context: FaultContext, planned: PlannedFault): Pr
   let record: FaultRecord;
   let watched: Promise<void> | undefined;
   if (shape === 1) {
-    const shuffled = [...ids];
-    for (let i = shuffled.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
-    }
-    const minority = shuffled.slice(0, Math.floor((ids.length - 1) / 2)).sort((a, b) => a - b);
+    const minority = shuffled(ids, random).slice(0, Math.floor((ids.length - 1) / 2)).sort((a, b) => a - b);
     const majority = ids.filter((id) => !minority.includes(id));
     for (const node of minority) cuts.push({ node, peers: majority, direction: PartitionDirection.BOTH });
     record = {
@@ -414,7 +421,7 @@ async function injectKillDuringTransfer(context: FaultContext, planned: PlannedF
 }
 
 /**
- * A slow disk (every Raft log write of the node waits 100..500 ms) or a full one (every write fails
+ * A slow disk (every Raft log write of the node waits 50..250 ms, a disk etcd would call very slow) or a full one (every write fails
  * with ENOSPC: the node's log store and Raft host stop, so it acknowledges nothing more; once space
  * is back the node is restarted, as an operator would).
  */
@@ -422,7 +429,7 @@ async function injectDiskFault(context: FaultContext, planned: PlannedFault): Pr
   const random = choices(planned.pick);
   const node = choose(context.cluster.nodes, random());
   const full = planned.kind === 'disk-full';
-  const delayMs = full ? 0 : 100 + Math.floor(random() * 400);
+  const delayMs = full ? 0 : 50 + Math.floor(random() * 200);
   const record: FaultRecord = {
     kind: planned.kind,
     target: node.name,

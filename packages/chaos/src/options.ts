@@ -19,7 +19,7 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
                             traffic lost one way; kill-during-split: split a partition and kill its
                             leader or a replica meanwhile; kill-during-transfer: ask a partition's
                             leader to hand over and kill it or the target meanwhile; disk-slow: a
-                            node's Raft log writes wait 100-500 ms; disk-full: they fail (ENOSPC),
+                            node's Raft log writes wait 50-250 ms; disk-full: they fail (ENOSPC),
                             the node stops acknowledging, then is restarted; disk: both.
                             Not built yet: ${Object.keys(FAULTS_NOT_BUILT).join(', ')}
   --seed <n>                schedule and workload seed (default: random, printed)

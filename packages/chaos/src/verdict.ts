@@ -207,13 +207,14 @@ function checkFinalReads(final: FinalState): Check {
 
 /**
  * When a leaderless window starts to count against the bound: its start, or the end of the last
- * fault overlapping it that left the group without a majority of its replicas up and connected.
+ * fault overlapping it that left the group without a majority of its replicas up and connected (a
+ * restarted node is back once it answers /readyz again).
  */
 export function countedFrom(window: LeaderlessWindow, faults: readonly FaultRecord[]): number {
   let from = window.start;
   for (const fault of faults) {
     if (fault.outage === undefined || fault.start >= window.end) continue;
-    const healed = fault.healed ?? window.end;
+    const healed = fault.ready ?? fault.healed ?? window.end;
     if (healed <= window.start || keepsMajority(window.replicas, fault.outage)) continue;
     from = Math.max(from, Math.min(healed, window.end));
   }

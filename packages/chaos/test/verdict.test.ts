@@ -57,6 +57,10 @@ describe('fault schedule', () => {
       if (index > 0) expect(fault.at).toBeGreaterThan(plan[index - 1].at + plan[index - 1].durationMs);
     }
     expect(new Set(plan.map((fault) => fault.kind))).toEqual(new Set(FAULT_KINDS));
+    // Kinds come in rounds of each kind once: a short run sees them all.
+    for (let start = 0; start + FAULT_KINDS.length <= plan.length; start += FAULT_KINDS.length) {
+      expect(new Set(plan.slice(start, start + FAULT_KINDS.length).map((fault) => fault.kind))).toEqual(new Set(FAULT_KINDS));
+    }
     expect(planFaults({ ...options, kinds: [] })).toEqual([]);
   });
 });
