@@ -24,6 +24,8 @@ function serializable(value: unknown): unknown {
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+export const LOG_LEVELS = Object.keys(RANK) as LogLevel[];
+
 function isLogLevel(text: string | undefined): text is LogLevel {
   return text !== undefined && Object.hasOwn(RANK, text);
 }

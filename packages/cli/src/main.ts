@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Credentials } from '@shoal/router';
 import { parseMetaPeers } from './addresses.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
 import type { NodeCommandOptions } from './commands/node.ts';
 
 /** The `shoal` command. Each subcommand loads its modules when run, so one never pays for the others. */
@@ -61,6 +62,11 @@ function credentialOptions(command: Command): Command {
       ),
     )
     .addOption(new Option('--secret-access-key <secret>', 'the secret of --access-key-id').env('SHOAL_SECRET_ACCESS_KEY'));
+}
+
+/** `--log-level`, SHOAL_LOG_LEVEL by default (an unknown level is refused rather than ignored). */
+function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'lowest level logged (JSON lines on stderr; default info)').choices(LOG_LEVELS).env('SHOAL_LOG_LEVEL');
 }
 
 const program = new Command('shoal')
@@ -141,6 +147,7 @@ program
   .option('--split-heat-share <fraction>', 'load at this share of a partition\'s read or write unit limit counts as heat (meta peers)', positiveNumber, 0.5)
   .option('--split-heat-seconds <seconds>', 'a partition hot this long splits (meta peers)', positiveNumber, 10)
   .option('--size-measure-seconds <seconds>', 'between measures of the sizes of the partitions led here', positiveNumber, 30)
+  .addOption(logLevelOption())
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');
     const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, split, splitSizeBytes, splitHeatShare, splitHeatSeconds, sizeMeasureSeconds, ...node } = options;
@@ -160,6 +167,7 @@ interface RouterOptions extends CredentialOptions {
   opsPort: number;
   routers: number;
   routerId?: number;
+  logLevel?: LogLevel;
 }
 
 credentialOptions(
@@ -172,7 +180,8 @@ credentialOptions(
     .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
     .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
     .option('--routers <count>', 'routers sharing the cluster: each admits this share of a PROVISIONED table\'s throughput', positiveInteger, 1)
-    .addOption(new Option('--router-id <n>', 'number of this router in its logs').argParser(positiveInteger).hideHelp()),
+    .addOption(new Option('--router-id <n>', 'number of this router in its logs').argParser(positiveInteger).hideHelp())
+    .addOption(logLevelOption()),
 ).action(async (options: RouterOptions) => {
   const { runRouter } = await import('./commands/router.ts');
   await runRouter({ ...options, credentials: credentialsOf(options) });

@@ -56,6 +56,15 @@ describe('shoal command line', () => {
     expect(shoal('router', '--meta', '127.0.0.1:1', '--routers', '0').stderr).toContain('must be a whole number of at least 1');
   });
 
+  it('takes the log level by flag or SHOAL_LOG_LEVEL, and refuses an unknown one', () => {
+    const node = ['node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=127.0.0.1:1'];
+    expect(shoal(...node, '--log-level', 'loud').stderr).toContain("option '--log-level <level>' argument 'loud' is invalid");
+    const fromEnv = spawnSync(process.execPath, [MAIN, 'router', '--meta', '127.0.0.1:1'], { encoding: 'utf8', timeout: 30_000, env: { ...ENV, SHOAL_LOG_LEVEL: 'verbose' } });
+    expect(fromEnv.status).toBe(1);
+    expect(fromEnv.stderr).toContain("value 'verbose' from env 'SHOAL_LOG_LEVEL' is invalid");
+    expect(shoal('admin', 'drain', 'four').stderr).toContain("value 'four' is invalid for argument 'node-id'");
+  });
+
   it('finds no dev cluster for admin status in a directory without one', () => {
     const { status, stderr } = shoal('admin', 'status', '--data-dir', resolve(import.meta.dirname, 'no-such-dir'));
     expect(status).toBe(1);

@@ -1,6 +1,6 @@
 import { startStorageNode } from '@shoal/node';
 import type { AdmissionLimits, StorageNodeOptions } from '@shoal/node';
-import { createLogger } from '../log.ts';
+import { createLogger, type LogLevel } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
 import { stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
@@ -26,6 +26,8 @@ export interface NodeCommandOptions {
   splitting?: StorageNodeOptions['splitting'];
   /** Between measures of the sizes of the partitions led here; default 30,000 ms. */
   sizeMeasureIntervalMs?: number;
+  /** Lowest level logged (default: SHOAL_LOG_LEVEL, else info). */
+  logLevel?: LogLevel;
 }
 
 /** The node's numbers that count events; the others (ready, map version, groups, leaders, replicas) are levels. */
@@ -64,7 +66,7 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {
-  const log = createLogger({ role: 'node', nodeId: options.nodeId });
+  const log = createLogger({ role: 'node', nodeId: options.nodeId }, { minLevel: options.logLevel });
   const { host, port } = parseHostPort(options.listen);
   const node = await startStorageNode({
     nodeId: options.nodeId,

@@ -1,6 +1,6 @@
 import { connectCluster, startRouter } from '@shoal/router';
 import type { Credentials } from '@shoal/router';
-import { createLogger } from '../log.ts';
+import { createLogger, type LogLevel } from '../log.ts';
 import { stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
@@ -20,10 +20,12 @@ export interface RouterCommandOptions {
   routers?: number;
   /** Number of this router among those of one `shoal dev`, for its log lines. */
   routerId?: number;
+  /** Lowest level logged (default: SHOAL_LOG_LEVEL, else info). */
+  logLevel?: LogLevel;
 }
 
 export async function runRouter(options: RouterCommandOptions): Promise<void> {
-  const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) });
+  const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) }, { minLevel: options.logLevel });
   const cluster = await connectCluster({ metaAddresses: options.meta, routers: options.routers, log: log.child({ component: 'cluster-client' }) });
   const metrics = createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]);
   let router;
