@@ -143,6 +143,8 @@ export interface StorageNodeMetrics {
   splitsForSize: number;
   splitsForHeat: number;
   splitFailures: number;
+  /** Splits operators asked for (`shoal admin split`) while this node led the meta group. */
+  adminSplits: number;
   /** Hot items reported while this node led the meta group (a partition hot on one key, which no split relieves). */
   hotKeysReported: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
@@ -473,6 +475,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           throttledReads: s.throttledReads,
           throttledWrites: s.throttledWrites,
           ...(driver?.splitStats ?? { splitsForSize: 0, splitsForHeat: 0, splitFailures: 0, hotKeysReported: 0 }),
+          adminSplits: metaServices?.stats.adminSplits ?? 0,
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

@@ -70,6 +70,8 @@ export interface MetaServices {
   readonly hotKeys: HotKeys;
   /** Splits partitions through their leaders (Split, and the PlacementDriver's splitting). */
   readonly splitter: PartitionSplitter;
+  /** Splits asked by operators (AdminService.Split) and made while this node led the meta group. */
+  readonly stats: { adminSplits: number };
   /** Ends every WatchPartitionMap stream (before the server shuts down). */
   close(): void;
 }
@@ -85,6 +87,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
   const clock = deps.clock ?? Date.now;
   const checkMs = deps.watchLeadershipCheckMs ?? 1_000;
   const reports = new NodeReports();
+  const stats = { adminSplits: 0 };
   const transfers = new LeadershipTransfers();
   const hotKeys = new HotKeys();
   const splitter = new PartitionSplitter({ nodeAddress: (id) => deps.nodeAddress(id) ?? deps.meta.state.nodes[id]?.address });
@@ -303,11 +306,12 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       answer(async () => {
         const { parent, splitKey } = splitTarget(await group.read(), request);
         const { left, right } = await splitAndRecord(group, splitter, parent, splitKey);
+        stats.adminSplits++;
         return { left: partitionDescriptorToWire(left), right: partitionDescriptorToWire(right) };
       }, request.table),
   });
 
-  return { reports, transfers, hotKeys, splitter, close: () => closing.abort() };
+  return { reports, transfers, hotKeys, splitter, stats, close: () => closing.abort() };
 }
 
 /**
