@@ -5,8 +5,9 @@
  * with SIGKILL and restarted recovers its replicas from disk and catches up, a node closed gracefully
  * hands its leaderships over first, and when a node stays
  * down its replica moves to a fourth node (placement repair; the partition leader adds it as a
- * learner, promotes it once caught up, and removes the dead one); deleting the table removes every
- * replica.
+ * learner, which receives the partition by snapshot, promotes it once caught up, and removes the dead
+ * one); deleting the table removes every replica. Logs are compacted every few entries (partitions
+ * and the meta group), so restarts recover from a snapshot and the store.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,8 @@ import type { StorageNodeCommand, StorageNodeState } from './fixtures/storage-no
 import { eventually } from './fixtures/transport-harness.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/storage-node-process.ts', import.meta.url));
+/** Small, so that the partition's and the meta group's logs are compacted during the tests. */
+const COMPACTION = { every: 8, keep: 2 };
 /** Polls of 25 ms: elections, registrations and replica creation take a few hundred ms each. */
 const ATTEMPTS = 1_200;
 
@@ -80,7 +83,7 @@ describe('startStorageNode: storage nodes in child processes', () => {
     const port = address === undefined ? 0 : Number(address.slice(address.lastIndexOf(':') + 1));
     node.address = await node.request<string>({
       op: 'start',
-      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500 },
+      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: COMPACTION },
     });
   };
 
@@ -180,6 +183,8 @@ describe('startStorageNode: storage nodes in child processes', () => {
     // The meta leader: the other nodes' heartbeats and map watches must find the next one.
     await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
     const victim = nodes.find((n) => n.address === meta.leaderAddress)!;
+    // Enough writes that every replica compacted its log before the kill.
+    for (let i = 0; i < 2 * COMPACTION.every; i++) expect(await write(put(schema, `bulk-${i}`, 'before'), nodes)).toBe(true);
     await victim.kill();
     const survivors = nodes.filter((n) => n !== victim);
     expect(await write(put(schema, 'beta', 'while-down'), survivors)).toBe(true);
@@ -192,6 +197,7 @@ describe('startStorageNode: storage nodes in child processes', () => {
     await eventually(() => allReady(nodes), 'the restarted node ready', ATTEMPTS);
     expect(await eventually(() => storedOn(restarted, 'alpha'), 'the old item on the restarted node', ATTEMPTS)).toEqual({ pk: { S: 'alpha' }, value: { S: 'one' } });
     expect(await eventually(() => storedOn(restarted, 'beta'), 'the item written while it was down', ATTEMPTS)).toEqual({ pk: { S: 'beta' }, value: { S: 'while-down' } });
+    expect(await storedOn(restarted, `bulk-${2 * COMPACTION.every - 1}`)).toEqual({ pk: { S: `bulk-${2 * COMPACTION.every - 1}` }, value: { S: 'before' } });
     expect(await write(put(schema, 'gamma', 'after'), nodes)).toBe(true);
     for (const node of nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
   });
@@ -213,7 +219,7 @@ describe('startStorageNode: storage nodes in child processes', () => {
     expect(await eventually(() => storedOn(leader, 'epsilon'), 'its items after the restart', ATTEMPTS)).toEqual({ pk: { S: 'epsilon' }, value: { S: 'led' } });
   });
 
-  it('replaces the replica of a node that stays down with one on a fourth node, which catches up from the log', { timeout: 90_000 }, async () => {
+  it('replaces the replica of a node that stays down with one on a fourth node, which receives it by snapshot and serves a strong read', { timeout: 90_000 }, async () => {
     const fourth = new StorageNodeChild(4, join(root, 'node-4'));
     nodes.push(fourth);
     await start(fourth);
@@ -231,8 +237,18 @@ describe('startStorageNode: storage nodes in child processes', () => {
     expect(moved.epoch).toBeGreaterThan(partition.epoch);
     partition = moved;
     for (const pk of ['alpha', 'beta', 'gamma']) await eventually(() => storedOn(fourth, pk), `${pk} on the fourth node`, ATTEMPTS);
+    // The leader's log was compacted: the partition came whole, by snapshot.
+    const fourthState = await fourth.state();
+    expect(fourthState.metrics.snapshotsReceived).toBeGreaterThanOrEqual(1);
+    expect(fourthState.metrics.snapshotsRestored).toBeGreaterThanOrEqual(1);
     expect(await write(put(schema, 'delta', 'moved'), live)).toBe(true);
     for (const node of live) await eventually(() => storedOn(node, 'delta'), `the item written after the move on node ${node.nodeId}`, ATTEMPTS);
+    // A strongly consistent read on the new replica (ReadIndex through the leader) sees the latest write.
+    const strong = await partitionClient(fourth.address).get(
+      getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: 'delta' } } }, { consistent: true }),
+      { timeoutMs: 5_000 },
+    );
+    expect(getResultFromWire(strong)?.item).toEqual({ pk: { S: 'delta' }, value: { S: 'moved' } });
     const states = await Promise.all(live.map((n) => n.state()));
     expect(states.reduce((sum, s) => sum + s.metrics.membershipChanges, 0)).toBeGreaterThanOrEqual(3);
   });
