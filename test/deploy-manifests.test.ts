@@ -1005,6 +1005,8 @@ describe('Grafana dashboard (deploy/kubernetes/grafana-dashboard.json)', () => {
       }
     }
     expect([...used].sort()).toEqual(documented.map((row) => row.name).sort());
+    // Every panel shows data: what it reads is exported by a process (the pods played above check /metrics).
+    expect(documented.filter((row) => row.status !== 'exported').map((row) => row.name), 'read by the dashboard, exported by no process').toEqual([]);
   });
 
   it('lists its panels in deploy/README.md, row by row', () => {

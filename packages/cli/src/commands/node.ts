@@ -59,8 +59,6 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'snapshotSendFailures',
   'snapshotsReceived',
   'snapshotsRestored',
-  'splitsForSize',
-  'splitsForHeat',
   'splitFailures',
   'hotKeysReported',
 ];

@@ -4,11 +4,12 @@ import type { MetricSource, Series } from './metrics.ts';
 /**
  * A storage node's metrics source: its plain numbers as `shoal_node_*` gauges and counters, and the
  * series with labels of their own: per Raft group (label `partition`, the meta group being
- * partition 0), throttles by DynamoDB's throttling reason, and the Raft log's fsync durations.
+ * partition 0), throttles by DynamoDB's throttling reason, splits by reason (counted on the meta
+ * leader that made them), and the Raft log's fsync durations.
  */
 
 /** The node's numbers read under labels of their own, left out of the plain ones. */
-type LabelledNumbers = 'groups' | 'raftLogSyncSeconds' | 'throttledReads' | 'throttledWrites';
+type LabelledNumbers = 'groups' | 'raftLogSyncSeconds' | 'throttledReads' | 'throttledWrites' | 'splitsForSize' | 'splitsForHeat' | 'adminSplits';
 
 export function storageNodeMetricSource(
   read: () => StorageNodeMetrics,
@@ -22,7 +23,7 @@ export function storageNodeMetricSource(
     counters,
     read: () => {
       reading = read();
-      const { groups: _groups, raftLogSyncSeconds: _sync, throttledReads: _reads, throttledWrites: _writes, ...numbers } = reading;
+      const { groups: _groups, raftLogSyncSeconds: _sync, throttledReads: _reads, throttledWrites: _writes, splitsForSize: _size, splitsForHeat: _heat, adminSplits: _admin, ...numbers } = reading;
       return numbers;
     },
     series: () => (reading === undefined ? [] : storageNodeSeries(reading)),
@@ -62,6 +63,17 @@ export function storageNodeSeries(metrics: StorageNodeMetrics): Series[] {
       samples: [
         { labels: { reason: 'TableReadKeyRangeThroughputExceeded' }, value: metrics.throttledReads },
         { labels: { reason: 'TableWriteKeyRangeThroughputExceeded' }, value: metrics.throttledWrites },
+      ],
+    },
+    {
+      type: 'counter',
+      name: 'shoal_node_partition_splits_total',
+      help: 'Partitions split while this node led the meta group, by reason: size, heat (the placement driver) or admin (shoal admin split)',
+      labelNames: ['reason'],
+      samples: [
+        { labels: { reason: 'size' }, value: metrics.splitsForSize },
+        { labels: { reason: 'heat' }, value: metrics.splitsForHeat },
+        { labels: { reason: 'admin' }, value: metrics.adminSplits },
       ],
     },
     {
