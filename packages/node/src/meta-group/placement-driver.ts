@@ -87,8 +87,6 @@ export interface PlacementRound {
   waiting: PlacementAction[];
   /** Right halves of splits recorded from the nodes' reports. */
   splitsRecorded: number[];
-  /** Steps a split half cannot take: a new member needs a partition snapshot, not built yet. */
-  blocked: PlacementAction[];
 }
 
 export class PlacementDriver {
@@ -103,8 +101,6 @@ export class PlacementDriver {
   readonly #autoSplitter: AutoSplitter | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #round: Promise<unknown> | undefined;
-  /** Split halves whose blocked step was logged already. */
-  readonly #blockedLogged = new Set<number>();
   #running = false;
   /** When this node was first seen leading, and in which term (a later term is a new leadership). */
   #leadership: { term: number; since: number } | undefined;
@@ -167,7 +163,7 @@ export class PlacementDriver {
     const now = this.#clock();
     if (this.#leadership?.term !== term) this.#leadership = { term, since: now };
     const state = await group.read();
-    const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [], splitsRecorded: [], blocked: [] };
+    const round: PlacementRound = { markedDown: [], applied: [], refused: [], waiting: [], splitsRecorded: [] };
     const reported = Object.values(state.nodes).flatMap((node) => this.#reports?.get(node.id)?.loads ?? []);
     for (const command of unrecordedSplits(state, reported)) {
       if (await this.#propose(() => group.propose(command))) {
@@ -191,13 +187,8 @@ export class PlacementDriver {
       maxMoves: this.#maxMoves,
       maxLeaderTransfers: 0,
     })) {
-      if (action.kind === 'addLearner' && current.splitHalves?.[action.partitionId] === true) {
-        round.blocked.push(action);
-        if (!this.#blockedLogged.has(action.partitionId)) {
-          this.#blockedLogged.add(action.partitionId);
-          this.#log({ level: 'warn', event: 'placement_blocked', why: 'a split half cannot take a new member until partition snapshots exist', ...action });
-        }
-      } else if (this.#converged(current, current.partitions[action.partitionId])) planned.push(action);
+      // A new member of any partition (a split half's too) is caught up by a partition snapshot.
+      if (this.#converged(current, current.partitions[action.partitionId])) planned.push(action);
       else round.waiting.push(action);
     }
     // One step per partition: the proposals do not interfere with each other.
