@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -37,6 +38,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
  */
 
 const REPO = resolve(import.meta.dirname, '..');
+const execFileAsync = promisify(execFile);
 const KUSTOMIZATION_DIR = join(REPO, 'deploy', 'kubernetes');
 const SHOAL = join(REPO, 'deploy', 'bin', 'shoal');
 const COMMAND_TIMEOUT_MS = 60_000;
@@ -857,7 +859,17 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       for (const table of TABLES) await put(table, 'scaled-up');
     });
 
-    it('scaled back to 3: the fourth pod stops cleanly, keeps its claim, and the tables keep taking writes', { timeout: STEP_TIMEOUT_MS }, async () => {
+    it('scaled back to 3: drained as deploy/README.md says, the fourth pod stops cleanly, keeps its claim, and the tables keep taking writes', { timeout: STEP_TIMEOUT_MS }, async () => {
+      const command = /kubectl -n shoal exec shoal-storage-0 -- shoal (admin drain 4 [^`\n]*)/.exec(readme)?.[1];
+      expect(command).toBeDefined();
+      // Not execFileSync: the pods' log pipes must keep draining while the replicas move.
+      const { stdout } = await execFileAsync(SHOAL, onLoopback(command!.split(' '), grpcPorts), {
+        encoding: 'utf8',
+        timeout: STEP_TIMEOUT_MS / 2,
+        env: { ...process.env, SHOAL_HOME: REPO, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+      });
+      expect(stdout).toMatch(/node 4: drained, no replica left/);
+      expect(await nodeMetric(3, 'shoal_node_partition_replicas')).toBe(0);
       const pod = storagePods.get(3)!;
       expect(await stop(pod), pod.log.join('\n')).toBe(0);
       expect(readdirSync(claims[3]).length).toBeGreaterThan(0);
