@@ -5,6 +5,8 @@
  */
 import { Buffer } from 'node:buffer';
 import { once } from 'node:events';
+import { connect as connectHttp2, constants as http2Constants } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
@@ -349,6 +351,14 @@ export interface ClientOptions {
   /** Default: no TLS. */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
+  /**
+   * Unary calls go straight onto an HTTP/2 session of this client's own (see DirectChannel) instead
+   * of through grpc-js's call stack; streams still use grpc-js. For hot paths (a router's partition
+   * calls): less than half the client CPU of a call. Without TLS only; `channelOptions` do not apply
+   * to it. Failures are the same RpcErrors, and a call provably never sent (no connection) fails
+   * UNAVAILABLE with "No connection established" as with grpc-js.
+   */
+  directUnary?: boolean;
 }
 
 function toRpcError(error: unknown): RpcError {
@@ -429,8 +439,15 @@ export function createClient<S extends GenServiceMethods>(
   address: string,
   options: ClientOptions = {},
 ): ServiceClient<S> {
+  if (options.directUnary === true && options.credentials !== undefined) throw new Error('directUnary calls do not support TLS credentials');
   const client = new Client(address, options.credentials ?? channelCredentials.createInsecure(), options.channelOptions);
-  const methods: Record<string, unknown> = { close: () => client.close() };
+  const direct = options.directUnary === true ? new DirectChannel(address) : undefined;
+  const methods: Record<string, unknown> = {
+    close: () => {
+      direct?.close();
+      client.close();
+    },
+  };
   for (const method of service.methods) {
     const definition = methodDefinition(method);
     const serialize = definition.requestSerialize;
@@ -438,6 +455,18 @@ export function createClient<S extends GenServiceMethods>(
     const requestOf = (init: unknown): unknown => create(method.input, init as MessageInitShape<DescMessage>);
     switch (method.methodKind) {
       case 'unary':
+        if (direct !== undefined) {
+          const call = direct.method(definition.path);
+          methods[method.localName] = async (request: unknown, callOptions?: CallOptions) => {
+            const answer = await call(frame(serialize(requestOf(request))), callOptions);
+            try {
+              return deserialize(answer);
+            } catch (error) {
+              throw new RpcError(Status.INTERNAL, `undecodable ${method.output.typeName} response: ${error instanceof Error ? error.message : String(error)}`);
+            }
+          };
+          break;
+        }
         methods[method.localName] = (request: unknown, callOptions?: CallOptions) =>
           new Promise((resolve, reject) => {
             const metadata = callOptions?.metadata ?? new Metadata();
@@ -490,4 +519,202 @@ export function createClient<S extends GenServiceMethods>(
     }
   }
   return methods as ServiceClient<S>;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Direct unary calls
+
+/** A gRPC message frame: no compression, 4-byte big-endian length, the message. */
+function frame(message: Buffer): Buffer {
+  const framed = Buffer.allocUnsafe(5 + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, 5);
+  return framed;
+}
+
+/** grpc-js's words for a call that never left: the cluster client treats it as safe to retry anywhere. */
+const NO_CONNECTION = 'No connection established';
+/** After a failed connection attempt, calls fail at once for this long (doubling up to the max), as grpc-js backs off. */
+const RECONNECT_BACKOFF_MS = { initial: 100, max: 2_000 };
+
+/** One HTTP/2 connection and what is known of it. */
+interface Link {
+  readonly session: ClientHttp2Session;
+  /** The connection is up: a request made from now on may reach the server. */
+  connected: boolean;
+  /** Why the connection failed or closed, for error messages. */
+  failure: string | undefined;
+  /** Calls in flight on it: the session keeps the process alive only while there are some. */
+  active: number;
+}
+
+/** How a unary call went: the status and trailing metadata (trailers, or the headers of a trailers-only answer). */
+function callStatus(trailers: IncomingHttpHeaders, httpStatus: number | undefined): { code: Status; message: string } {
+  const raw = trailers['grpc-status'];
+  if (raw === undefined) {
+    // No gRPC status at all: map the HTTP status as the gRPC spec says.
+    const code = httpStatus === 429 || httpStatus === 502 || httpStatus === 503 || httpStatus === 504 ? Status.UNAVAILABLE : Status.UNKNOWN;
+    return { code, message: `HTTP status ${httpStatus ?? 'missing'} without a gRPC status` };
+  }
+  const code = Number(raw);
+  const message = trailers['grpc-message'];
+  let details = typeof message === 'string' ? message : '';
+  try {
+    details = decodeURIComponent(details);
+  } catch {
+    // Not percent-encoded after all: kept as sent.
+  }
+  return { code: Number.isInteger(code) && code >= 0 && code <= 16 ? code : Status.UNKNOWN, message: details };
+}
+
+function trailingMetadata(trailers: IncomingHttpHeaders): Metadata {
+  const rest: IncomingHttpHeaders = {};
+  for (const [key, value] of Object.entries(trailers)) {
+    if (key !== 'grpc-status' && key !== 'grpc-message' && key !== 'content-type') rest[key] = value;
+  }
+  return Metadata.fromHttp2Headers(rest);
+}
+
+/**
+ * Unary gRPC calls on node:http2 directly: one session per address, opened on first use and again
+ * after it closes; a request is the method's fixed headers and one framed message, the answer one
+ * framed message and the status trailers. What grpc-js adds per call (interceptor chain, resolver and
+ * load-balancer picks, retry bookkeeping, a deadline timer at each layer, metadata copies) is skipped.
+ * The deadline is a timer here that cancels the stream (the server's signal aborts on the cancel), so
+ * no grpc-timeout header is sent and the server arms no timer of its own.
+ */
+class DirectChannel {
+  readonly #authority: string;
+  #link: Link | undefined;
+  #retryAt = 0;
+  #backoffMs = RECONNECT_BACKOFF_MS.initial;
+  #lastFailure = '';
+  #closed = false;
+
+  constructor(address: string) {
+    this.#authority = `http://${address}`;
+  }
+
+  /** The call function of the method at `path`. */
+  method(path: string): (request: Buffer, options: CallOptions | undefined) => Promise<Buffer> {
+    const headers: OutgoingHttpHeaders = { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' };
+    return (request, options) => this.#call(options?.metadata === undefined ? headers : { ...options.metadata.toHttp2Headers(), ...headers }, request, options);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#link?.session.close();
+    this.#link = undefined;
+  }
+
+  /** The open link, or why no call can go out now (closed, or backing off after a failed attempt). */
+  #open(): Link | RpcError {
+    if (this.#closed) return new RpcError(Status.UNAVAILABLE, `${NO_CONNECTION}: the client is closed`);
+    const current = this.#link;
+    if (current !== undefined && !current.session.closed && !current.session.destroyed) return current;
+    if (performance.now() < this.#retryAt) return new RpcError(Status.UNAVAILABLE, `${NO_CONNECTION}. Last error: ${this.#lastFailure}`);
+    const session = connectHttp2(this.#authority);
+    const link: Link = { session, connected: false, failure: undefined, active: 0 };
+    session.once('connect', () => {
+      link.connected = true;
+      this.#backoffMs = RECONNECT_BACKOFF_MS.initial;
+    });
+    const down = (reason: string): void => {
+      link.failure ??= reason;
+      if (this.#link !== link) return;
+      this.#link = undefined;
+      if (!link.connected) {
+        this.#lastFailure = link.failure;
+        this.#retryAt = performance.now() + this.#backoffMs;
+        this.#backoffMs = Math.min(RECONNECT_BACKOFF_MS.max, this.#backoffMs * 2);
+      }
+    };
+    session.on('error', (error: Error) => down(error.message));
+    session.once('close', () => down('the connection closed'));
+    // The server is going away: new calls take a new connection, those under way finish on this one.
+    session.once('goaway', () => down('the server sent GOAWAY'));
+    session.unref();
+    this.#link = link;
+    return link;
+  }
+
+  #call(headers: OutgoingHttpHeaders, request: Buffer, options: CallOptions | undefined): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const signal = options?.signal;
+      if (signal?.aborted) return reject(new RpcError(Status.CANCELLED, 'call cancelled'));
+      const link = this.#open();
+      if (link instanceof RpcError) return reject(link);
+      let stream: ClientHttp2Stream;
+      try {
+        stream = link.session.request(headers, { endStream: false });
+      } catch (error) {
+        // Refused before anything was written (the session is closing).
+        return reject(new RpcError(Status.UNAVAILABLE, `${NO_CONNECTION}: ${error instanceof Error ? error.message : String(error)}`));
+      }
+      if (link.active++ === 0) link.session.ref();
+      let settled = false;
+      let failure: RpcError | undefined;
+      let httpStatus: number | undefined;
+      let trailers: IncomingHttpHeaders | undefined;
+      const chunks: Buffer[] = [];
+      const cancel = (error: RpcError): void => {
+        failure ??= error;
+        stream.close(http2Constants.NGHTTP2_CANCEL);
+      };
+      const onAbort = (): void => cancel(new RpcError(Status.CANCELLED, 'call cancelled'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const timeoutMs = options?.timeoutMs;
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                cancel(
+                  // Nothing goes out before the connection is up: a call timed out then was never sent.
+                  link.connected
+                    ? new RpcError(Status.DEADLINE_EXCEEDED, `Deadline exceeded after ${timeoutMs} ms`)
+                    : new RpcError(Status.UNAVAILABLE, `${NO_CONNECTION} within ${timeoutMs} ms`),
+                ),
+              timeoutMs,
+            );
+      stream.on('response', (answer) => {
+        httpStatus = answer[':status'];
+        // A trailers-only answer (an error before any message) has its status in these headers.
+        if (answer['grpc-status'] !== undefined) trailers = answer;
+      });
+      stream.on('trailers', (answer) => {
+        trailers = answer;
+      });
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', (error: Error) => {
+        failure ??= new RpcError(Status.UNAVAILABLE, link.connected ? `the call failed: ${error.message}` : `${NO_CONNECTION}: ${link.failure ?? error.message}`);
+      });
+      stream.once('close', () => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (--link.active === 0) link.session.unref();
+        if (failure !== undefined) return reject(failure);
+        if (trailers === undefined) {
+          return reject(
+            link.connected
+              ? new RpcError(Status.UNAVAILABLE, `the call ended without a status (${link.failure ?? `stream reset, code ${stream.rstCode}`})`)
+              : new RpcError(Status.UNAVAILABLE, `${NO_CONNECTION}: ${link.failure ?? 'the connection closed'}`),
+          );
+        }
+        const status = callStatus(trailers, httpStatus);
+        if (status.code !== Status.OK) return reject(new RpcError(status.code, status.message, trailingMetadata(trailers)));
+        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        const length = body.length >= 5 ? body.readUInt32BE(1) : -1;
+        if (length < 0 || body[0] !== 0 || body.length !== 5 + length) {
+          return reject(new RpcError(Status.INTERNAL, `malformed response frame (${body.length} bytes)`));
+        }
+        resolve(body.subarray(5));
+      });
+      stream.end(request);
+    });
+  }
 }

@@ -38,6 +38,8 @@ let child: ChildProcess;
 let address: string;
 let raft: ClientOf<typeof RaftTransportService>;
 let partitions: ClientOf<typeof PartitionService>;
+/** The same service with unary calls straight on HTTP/2 (ClientOptions.directUnary). */
+let directPartitions: ClientOf<typeof PartitionService>;
 
 beforeAll(async () => {
   child = spawn(process.execPath, [fixture], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -48,11 +50,13 @@ beforeAll(async () => {
   address = `127.0.0.1:${port}`;
   raft = createClient(RaftTransportService, address);
   partitions = createClient(PartitionService, address);
+  directPartitions = createClient(PartitionService, address, { directUnary: true });
 });
 
 afterAll(async () => {
   raft?.close();
   partitions?.close();
+  directPartitions?.close();
   if (child !== undefined && child.exitCode === null) {
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
@@ -95,7 +99,15 @@ function batch(from: number, count: number, toNode = NODE_ID): MessageInitShape<
   };
 }
 
-describe('unary calls over real gRPC to another process', () => {
+describe.each([
+  ['through grpc-js', () => partitions],
+  ['direct on HTTP/2', () => directPartitions],
+])('unary calls over real gRPC to another process, %s', (_, client) => {
+  let partitions: ClientOf<typeof PartitionService>;
+  beforeAll(() => {
+    partitions = client();
+  });
+
   it('writes and reads an item', async () => {
     const key = json({ pk: { S: 'a' } });
     const item = json({ pk: { S: 'a' }, v: { N: '1' } });
@@ -299,7 +311,10 @@ describe('corrupt frames', () => {
     expect((await partitions.statistics({ target, table })).$typeName).toBe('shoal.v1.StatisticsResponse');
   });
 
-  it('turns a corrupt response into INTERNAL on the client', async () => {
+  it.each([
+    ['through grpc-js', {}],
+    ['direct on HTTP/2', { directUnary: true }],
+  ])('turns a corrupt response into INTERNAL on the client, %s', async (_, options) => {
     // A server that answers every Get with garbage bytes.
     const server = new RawServer();
     server.addService(
@@ -317,7 +332,7 @@ describe('corrupt frames', () => {
       { get: (_call: unknown, callback: (e: null, v: Buffer) => void) => callback(null, garbage) },
     );
     const port = await listen(server, '127.0.0.1', 0);
-    const client = createClient(PartitionService, `127.0.0.1:${port}`);
+    const client = createClient(PartitionService, `127.0.0.1:${port}`, options);
     try {
       const error = await rpcError(client.get({ target, table }));
       expect(error.code).toBe(Status.INTERNAL);

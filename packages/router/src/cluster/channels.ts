@@ -1,6 +1,7 @@
 /**
- * One gRPC client per service and address, created on first use and reused: grpc-js keeps one
- * connection per address underneath, shared by the clients of both services.
+ * One gRPC client per service and address, created on first use and reused. Partition calls, the
+ * router's hot path, go straight onto an HTTP/2 connection of their own (directUnary: less than half
+ * grpc-js's client CPU per call); meta calls and streams go through grpc-js.
  */
 import { MetaService, PartitionService, createClient, type ClientOf } from '@shoal/proto';
 
@@ -10,7 +11,7 @@ export class ChannelPool {
   #closed = false;
 
   partition(address: string): ClientOf<typeof PartitionService> {
-    return this.#reuse(this.#partitionClients, address, () => createClient(PartitionService, address));
+    return this.#reuse(this.#partitionClients, address, () => createClient(PartitionService, address, { directUnary: true }));
   }
 
   meta(address: string): ClientOf<typeof MetaService> {
