@@ -91,6 +91,19 @@ describe('shoal admin status', () => {
     expect(clusterStatus(claims, tables).partitions[0]).toMatchObject({ leader: 2, appliedIndex: 12, lag: 2 });
   });
 
+  it('lists the hot items the meta leader reports, after the partitions', () => {
+    const hot = create(StatusResponseSchema, {
+      ...response,
+      hotKeys: [{ partitionId: 2n, key: Uint8Array.from([0, 0, 0, 5, 0xab]), share: 0.912, utilization: 1.004, seconds: 12.4 }],
+    });
+    const status = clusterStatus(hot, tables);
+    expect(status.hotKeys).toEqual([{ partition: 2, table: 'orders', key: '00000005ab', share: 91, utilization: 100, seconds: 12 }]);
+    expect(formatStatus(status)).toMatch(
+      /\n\nhot items \(one key carries most of the partition's load: no split relieves it\)\nPARTITION  TABLE   KEY         SHARE  LOAD  FOR\n        2  orders  00000005ab  91%    100%  12s\n$/,
+    );
+    expect(clusterStatus(response, tables).hotKeys).toEqual([]);
+  });
+
   it('right-aligns the columns of numbers (and unknowns) only', () => {
     expect(textTable(['A', 'B', 'C'], [[1, 'x', '-'], ['-', 'yy', '-'], [100, 'z', 'w']])).toBe('  A  B   C\n  1  x   -\n  -  yy  -\n100  z   w');
   });

@@ -35,11 +35,26 @@ export interface PartitionRow {
   lag: number | undefined;
 }
 
+/** A partition hot on one key, which no split relieves (the meta leader's split decisions). */
+export interface HotKeyRow {
+  partition: number;
+  table: string;
+  /** The encoded key, hex (an item, or an item collection's start for a table with an LSI). */
+  key: string;
+  /** Its share of the partition's sampled load, in percent. */
+  share: number;
+  /** The hottest replica's units over the partition's limits, in percent. */
+  utilization: number;
+  /** Seconds since first reported. */
+  seconds: number;
+}
+
 export interface ClusterStatus {
   metaLeader: number;
   mapVersion: number;
   nodes: NodeRow[];
   partitions: PartitionRow[];
+  hotKeys: HotKeyRow[];
 }
 
 const NODE_STATES = new Map<number, string>([
@@ -146,6 +161,14 @@ export function clusterStatus(status: StatusResponse, tables: readonly TableReco
       secondsSinceHeartbeat: Math.round(node.secondsSinceHeartbeat * 10) / 10,
     })),
     partitions,
+    hotKeys: status.hotKeys.map((hot) => ({
+      partition: Number(hot.partitionId),
+      table: tableNames.get(status.partitions.find((p) => p.id === hot.partitionId)?.tableId ?? -1) ?? '?',
+      key: Buffer.from(hot.key).toString('hex'),
+      share: Math.round(hot.share * 100),
+      utilization: Math.round(hot.utilization * 100),
+      seconds: Math.round(hot.seconds),
+    })),
   };
 }
 
@@ -182,7 +205,14 @@ export function formatStatus(status: ClusterStatus): string {
       partition.lag ?? UNKNOWN,
     ]),
   );
-  return `meta leader: node ${status.metaLeader}   map version: ${status.mapVersion}\n\n${nodes}\n\n${partitions}\n`;
+  const hot =
+    status.hotKeys.length === 0
+      ? ''
+      : `\nhot items (one key carries most of the partition's load: no split relieves it)\n${textTable(
+          ['PARTITION', 'TABLE', 'KEY', 'SHARE', 'LOAD', 'FOR'],
+          status.hotKeys.map((row) => [row.partition, row.table, row.key, `${row.share}%`, `${row.utilization}%`, `${row.seconds}s`]),
+        )}\n`;
+  return `meta leader: node ${status.metaLeader}   map version: ${status.mapVersion}\n\n${nodes}\n\n${partitions}\n${hot}`;
 }
 
 /** The cluster as the meta leader sees it. */
