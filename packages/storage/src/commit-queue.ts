@@ -13,6 +13,12 @@ export interface StateReader {
   durable(): Promise<void>;
 }
 
+/** A decided change: its result, and when it is in the database. */
+export interface Staged<T> {
+  result: T;
+  durable: Promise<void>;
+}
+
 interface QueuedBatch {
   mutations: Mutation[];
   sequence: number;
@@ -25,9 +31,11 @@ interface QueuedBatch {
  *
  * `exclusive(fn)` runs `fn` alone: writes see a consistent state and apply one after another. The
  * mutations `fn` returns are staged in an in-memory overlay (so the next `fn` sees them at once) and
- * queued. Whatever queues while one LevelDB batch is being written goes into the next batch, so with
- * fsync on, many concurrent writes share one fsync (group commit). `exclusive` resolves once its
- * mutations are durable.
+ * queued. A batch starts at the end of the event loop turn that staged its first change (setImmediate),
+ * so everything staged in that turn (a burst of requests, a Raft round's applied entries) shares it, and
+ * whatever queues while one LevelDB batch is being written goes into the next: with fsync on, many
+ * concurrent writes share one fsync (group commit). `exclusive` resolves once its mutations are
+ * durable; `stageExclusive` as soon as they are staged, handing over that promise instead.
  *
  * A failed batch leaves the overlay ahead of the disk, and later writes may have been decided on it,
  * so the queue stops: every later call fails until the store is reopened.
@@ -39,6 +47,8 @@ export class CommitQueue {
   private writing = false;
   private idleWaiters: Array<() => void> = [];
   private nextSequence = 1;
+  /** Resolves once the last batch staged is in the database. */
+  private lastStaged: Promise<void> = Promise.resolve();
   private lockTail: Promise<void> = Promise.resolve();
   private failure: unknown;
   private closed = false;
@@ -53,19 +63,30 @@ export class CommitQueue {
   }
 
   async exclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<T> {
+    const { result, durable } = await this.stageExclusive(fn);
+    await durable;
+    return result;
+  }
+
+  /**
+   * Runs `fn` alone as `exclusive` does, but resolves once its mutations are staged: later calls see
+   * them, readers of the database do not until `durable` resolves (rejects: the batch failed). For a
+   * caller deciding many writes before it answers any of them.
+   */
+  async stageExclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<Staged<T>> {
     const release = await this.lock();
-    let staged: Promise<void>;
-    let result: T;
     try {
       this.checkUsable();
-      const outcome = await fn(this.reader);
-      result = outcome.result;
-      staged = outcome.mutations.length > 0 ? this.stage(outcome.mutations) : Promise.resolve();
+      const { result, mutations } = await fn(this.reader);
+      // A change decided on staged state (a condition that failed on it, say) is answered only once
+      // that state is readable too: its caller must not read something older than what decided it.
+      const durable = mutations.length > 0 ? this.stage(mutations) : this.lastStaged;
+      // Handled here too: a caller that awaits it later still sees the failure, and none goes unhandled meanwhile.
+      durable.catch(() => undefined);
+      return { result, durable };
     } finally {
       release();
     }
-    await staged;
-    return result;
   }
 
   /** Waits for queued batches and refuses further work. */
@@ -110,14 +131,17 @@ export class CommitQueue {
   private stage(mutations: Mutation[]): Promise<void> {
     const sequence = this.nextSequence++;
     for (const m of mutations) this.overlay.set(mapKey(m.key), { value: m.value, sequence });
-    return new Promise<void>((resolve, reject) => {
+    this.lastStaged = new Promise<void>((resolve, reject) => {
       this.queued.push({ mutations, sequence, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writing) return;
+      this.writing = true;
+      setImmediate(() => void this.drain());
     });
+    return this.lastStaged;
   }
 
+  /** Writes the queued batches, one LevelDB batch per round of the loop; `writing` is set by the caller. */
   private async drain(): Promise<void> {
-    this.writing = true;
     while (this.queued.length > 0) {
       const group = this.queued;
       this.queued = [];

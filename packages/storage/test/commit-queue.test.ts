@@ -45,23 +45,64 @@ async function settle(rounds = 50): Promise<void> {
 }
 
 describe('commit queue', () => {
-  it('commits the writes that arrive during a batch together in the next batch, in order', async () => {
+  it('commits the writes of one event loop turn in one batch, and those that arrive during a batch in the next, in order', async () => {
     const observed = await observedDatabase();
     const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
     const release = observed.holdBatches();
-    const writes = Array.from({ length: 50 }, () =>
-      store.write({ operations: [{ table: schema, kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }], returnItems: true }),
-    );
+    const increment = () =>
+      store.write({ operations: [{ table: schema, kind: 'Update', key: { pk: S('n') }, expressions: { update: 'ADD n :one', values: { ':one': N(1) } } }], returnItems: true });
+    const writes = Array.from({ length: 30 }, increment);
+    await settle();
+    expect(observed.batches).toHaveLength(1);
+    // The 30 item changes (and the statistics' one), not the first write alone.
+    expect(observed.batches[0].length).toBeGreaterThanOrEqual(30);
+    writes.push(...Array.from({ length: 20 }, increment));
     await settle();
     expect(observed.batches).toHaveLength(1);
     release();
     const results = await Promise.all(writes);
     expect(observed.batches).toHaveLength(2);
-    // Each write saw the one before it, although only the first was on disk when it applied.
+    // Each write saw the one before it, although none was on disk when it applied.
     expect(results.map((result) => result.outcomes[0])).toEqual(
       Array.from({ length: 50 }, (_, i) => ({ status: 'ok', ...(i > 0 ? { oldItem: { pk: S('n'), n: N(i) } } : {}), newItem: { pk: S('n'), n: N(i + 1) } })),
     );
     expect(await store.get({ table: schema, key: { pk: S('n') } })).toMatchObject({ item: { pk: S('n'), n: N(50) } });
+    await observed.database.close();
+  });
+
+  it('answers a write refused on staged state once that state is readable', async () => {
+    const observed = await observedDatabase();
+    const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
+    const release = observed.holdBatches();
+    const created = put(store, schema, { pk: S('once') });
+    const again = store.write({ operations: [{ table: schema, kind: 'Put', key: { pk: S('once') }, item: { pk: S('once') }, expressions: { condition: 'attribute_not_exists(pk)' } }] });
+    let answered = false;
+    void again.then(() => {
+      answered = true;
+    });
+    await settle();
+    expect(answered).toBe(false);
+    release();
+    expect((await again).outcomes).toEqual([{ status: 'conditionFailed', item: { pk: S('once') } }]);
+    await created;
+    expect(await store.get({ table: schema, key: { pk: S('once') } })).toBeDefined();
+    await observed.database.close();
+  });
+
+  it('hands a staged write over before it is durable, with the promise of its batch', async () => {
+    const observed = await observedDatabase();
+    const commits = new CommitQueue(observed.database);
+    const store = new PartitionStore(observed.database.level, commits);
+    const release = observed.holdBatches();
+    const staged = await Promise.all(['a', 'b', 'c'].map((pk) => store.stageWrite({ operations: [{ table: schema, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk) } }] }, { groupId: 7, index: 1 })));
+    expect(staged.map(({ result }) => result.applied)).toEqual([true, true, true]);
+    expect(await store.get({ table: schema, key: { pk: S('a') } })).toBeUndefined();
+    await settle();
+    release();
+    await Promise.all(staged.map(({ durable }) => durable));
+    expect(observed.batches).toHaveLength(1);
+    expect(await store.get({ table: schema, key: { pk: S('c') } })).toBeDefined();
+    expect(await store.appliedIndex(7)).toBe(1);
     await observed.database.close();
   });
 

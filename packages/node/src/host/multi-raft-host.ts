@@ -6,9 +6,12 @@
  *   1. deliver queued ticks, inbound messages, proposals, reads and reports to their RawNodes;
  *   2. take the Ready of every group touched since the last round that has one (idle groups cost
  *      nothing but their tick);
- *   3. persist all of them with ONE `logStore.persist` (synced when any Ready has mustSync);
- *   4. only then queue their messages on the sender and `flush()` once;
- *   5. apply committed entries, resolve proposals by (index, term), serve reads, advance.
+ *   3. send the messages of groups this node leads (appends may go out while the leader's own write
+ *      is under way), persist all Readies with ONE `logStore.persist` (synced when any Ready has
+ *      mustSync), only then send the other groups' messages (acknowledgements, votes);
+ *   4. apply every group's committed entries, wait until the state machines' applied state is
+ *      readable (`settled`: one store batch for the round), then resolve proposals by (index, term),
+ *      serve reads, advance.
  * A round runs on every tick and as soon as anything arrives (while one runs, the next is formed), so
  * a proposal does not wait for a tick to be persisted and sent.
  *
@@ -64,6 +67,12 @@ export interface ReplicaStateMachine {
    * before the log store records the snapshot.
    */
   installSnapshot?(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void>;
+  /**
+   * Resolves once what `apply` did so far is visible to readers. A state machine whose `apply`
+   * resolves earlier (its changes staged, written later in one batch) has it; the host answers the
+   * proposals and reads a round applied only after it.
+   */
+  settled?(): Promise<void>;
 }
 
 /** What the host needs of a transport: RaftTransport satisfies it. */
@@ -256,6 +265,9 @@ class Replica {
 }
 
 type Action = (replica: Replica) => void;
+
+/** Completes a proposal or read applied in this round, once the round's applied state is readable (or failed). */
+type Answer = (failure: Error | undefined) => void;
 
 const contextBytes = (id: number): Uint8Array => {
   const bytes = new Uint8Array(8);
@@ -687,20 +699,59 @@ export class MultiRaftHost {
     }
     const updates: GroupPersist[] = [];
     let sync = false;
-    for (const { replica, rd } of readies) {
+    const sendFirst: Array<{ replica: Replica; rd: Ready }> = [];
+    const sendAfter: Array<{ replica: Replica; rd: Ready }> = [];
+    for (const ready of readies) {
+      const { replica, rd } = ready;
+      const term = replica.term;
       this.#noteState(replica, rd);
+      // A leader's messages (appends, heartbeats) leave while its own log write is under way (Raft
+      // thesis 10.2.1, as etcd does): an entry commits once a quorum persisted it, and the leader's
+      // next round, which applies it, starts only after this round's write. A follower's answers and
+      // votes, and a Ready that changes the term, wait for the write.
+      (replica.role === 'leader' && replica.term === term ? sendFirst : sendAfter).push(ready);
       if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
         updates.push({ groupId: replica.groupId, hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
       }
       sync ||= rd.mustSync;
     }
+    this.#send(sendFirst);
     if (updates.length > 0) {
       await this.#options.logStore.persist(updates, { sync });
       this.stats.persistCalls++;
       this.stats.groupsPersisted += updates.length;
       this.stats.maxGroupsPerPersist = Math.max(this.stats.maxGroupsPerPersist, updates.length);
     }
+    this.#send(sendAfter);
 
+    // Every group's committed entries first, then their answers: a state machine that stages its
+    // changes (PartitionReplica) writes the whole round's in one batch, which `settled` waits for.
+    const applied: Array<{ replica: Replica; rd: Ready }> = [];
+    const answers: Answer[] = [];
+    for (const ready of readies) {
+      if (ready.replica.removed) continue;
+      await this.#apply(ready.replica, ready.rd, answers);
+      applied.push(ready);
+    }
+    try {
+      await Promise.all([...new Set(applied.map(({ replica }) => replica.stateMachine))].map((machine) => machine.settled?.()));
+    } catch (error) {
+      for (const answer of answers) answer(error as Error);
+      throw error;
+    }
+    for (const answer of answers) answer(undefined);
+    for (const { replica, rd } of applied) {
+      if (replica.removed) continue;
+      replica.raw.advance(rd);
+      await this.#maybeSnapshot(replica);
+      // More may be ready at once (committed entries beyond one Ready's bound).
+      this.#dirty.add(replica);
+      this.#again = true;
+    }
+  }
+
+  /** Hands the Readies' messages to the sender (a snapshot with its payload) and flushes once. */
+  #send(readies: ReadonlyArray<{ replica: Replica; rd: Ready }>): void {
     const sender = this.#options.sender;
     let sent = false;
     for (const { replica, rd } of readies) {
@@ -715,16 +766,6 @@ export class MultiRaftHost {
       }
     }
     if (sent) sender.flush();
-
-    for (const { replica, rd } of readies) {
-      if (replica.removed) continue;
-      await this.#apply(replica, rd);
-      replica.raw.advance(rd);
-      await this.#maybeSnapshot(replica);
-      // More may be ready at once (committed entries beyond one Ready's bound).
-      this.#dirty.add(replica);
-      this.#again = true;
-    }
   }
 
   /**
@@ -877,7 +918,8 @@ export class MultiRaftHost {
     replica.leftGroup = listed && !voters.includes(this.nodeId) && !learners.includes(this.nodeId);
   }
 
-  async #apply(replica: Replica, rd: Ready): Promise<void> {
+  /** Applies the Ready's snapshot and committed entries; the proposals and reads they complete are answered through `answers`. */
+  async #apply(replica: Replica, rd: Ready, answers: Answer[]): Promise<void> {
     if (rd.snapshot !== undefined) {
       // The state machine took the snapshot before it was persisted (#installSnapshot).
       const { index, confState } = rd.snapshot.metadata;
@@ -900,10 +942,14 @@ export class MultiRaftHost {
       const pending = replica.placed.get(entry.index);
       if (pending === undefined) continue;
       replica.placed.delete(entry.index);
-      clearTimeout(pending.timer);
-      // Another leader's entry took the index: the proposal was lost.
-      if (pending.term === entry.term) pending.resolve(result);
-      else pending.reject(new NotLeaderError(replica.groupId, replica.leader));
+      const { term } = entry;
+      answers.push((failure) => {
+        clearTimeout(pending.timer);
+        if (failure !== undefined) pending.reject(failure);
+        // Another leader's entry took the index: the proposal was lost.
+        else if (pending.term === term) pending.resolve(result);
+        else pending.reject(new NotLeaderError(replica.groupId, replica.leader));
+      });
     }
     for (const state of rd.readStates) {
       const read = replica.reads.get(contextId(state.context));
@@ -912,8 +958,11 @@ export class MultiRaftHost {
     for (const [id, read] of replica.reads) {
       if (read.index === undefined || read.index > replica.applied) continue;
       replica.reads.delete(id);
-      clearTimeout(read.timer);
-      read.resolve();
+      answers.push((failure) => {
+        clearTimeout(read.timer);
+        if (failure !== undefined) read.reject(failure);
+        else read.resolve();
+      });
     }
   }
 
