@@ -8,10 +8,11 @@ import type { AdminStatus, ClusterRouter } from './helpers/cluster.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
 /**
- * `shoal admin drain` on 4 `shoal node` processes (nodes 1-3 the meta group) behind a router in this
- * process: the drained node's replicas move to the other three under writes, it can then be stopped
- * with no acknowledged write lost; `undrain` cancels a drain. Then readiness: a node whose groups
- * lost their majority says so on /readyz, and is ready again once its peers are back.
+ * Operations on 4 `shoal node` processes (nodes 1-3 the meta group) behind a router in this process:
+ * the per-partition metrics agree with the cluster's state; `shoal admin drain`: the drained node's
+ * replicas move to the other three under writes, it can then be stopped with no acknowledged write
+ * lost; `undrain` cancels a drain. Then readiness: a node whose groups lost their majority says so
+ * on /readyz, and is ready again once its peers are back.
  */
 
 const TABLE = 'drained';
@@ -74,6 +75,45 @@ afterAll(async () => {
   await front?.close();
   await nodes?.close();
   killStartedProcesses();
+});
+
+describe('per-partition metrics (/metrics of every node)', () => {
+  it('show one leader per partition, its proposals and its view of the followers, the log fsync histogram', async () => {
+    await writeUntil('metrics', () => acknowledged.length >= 20);
+    const sample = (metrics: Map<string, number>, name: string, labels: string): number | undefined => metrics.get(`${name}{${labels}}`);
+    const table = (status: AdminStatus): AdminStatus['partitions'] => status.partitions.filter((p) => p.table === TABLE);
+    let status: AdminStatus | undefined;
+    let scraped: { id: number; metrics: Map<string, number> }[] = [];
+    /** The replicas of `partition` that say they lead it (a leader deposed under load may still think so for a moment). */
+    const leadersOf = (partition: AdminStatus['partitions'][number]) =>
+      scraped.filter(({ id, metrics }) => partition.replicas.includes(String(id)) && sample(metrics, 'shoal_node_raft_is_leader', `node_id="${id}",partition="${partition.id}"`) === 1);
+    await eventually('one leader per partition in the metrics', async () => {
+      status = await adminStatus(nodes.metaAddresses);
+      scraped = await Promise.all(nodes.nodeIds().map(async (id) => ({ id, metrics: await nodes.metrics(id) })));
+      return table(status).every((partition) => leadersOf(partition).length === 1);
+    }, 60_000, 500);
+    for (const partition of table(status!)) {
+      const holders = scraped.filter(({ id }) => partition.replicas.includes(String(id)));
+      const [leader] = leadersOf(partition);
+      const labels = `node_id="${leader.id}",partition="${partition.id}"`;
+      expect(sample(leader.metrics, 'shoal_node_raft_term', labels)).toBeGreaterThan(0);
+      expect(sample(leader.metrics, 'shoal_node_raft_voters', labels)).toBe(3);
+      expect(sample(leader.metrics, 'shoal_node_raft_learners', labels)).toBe(0);
+      expect(sample(leader.metrics, 'shoal_node_raft_leader_changes_total', labels)).toBeGreaterThanOrEqual(1);
+      const followers = holders.filter(({ id }) => id !== leader.id).map(({ id }) => id);
+      for (const follower of followers) {
+        expect(sample(leader.metrics, 'shoal_node_raft_follower_lag', `${labels},follower="${follower}"`), `partition ${partition.id} follower ${follower}`).toBeGreaterThanOrEqual(0);
+      }
+      for (const { id, metrics } of holders) expect(sample(metrics, 'shoal_node_raft_apply_lag', `node_id="${id}",partition="${partition.id}"`)).toBeGreaterThanOrEqual(0);
+    }
+    const proposals = scraped.reduce((sum, { metrics }) => sum + [...metrics].filter(([key]) => key.startsWith('shoal_node_raft_proposals_total{') && !key.includes('partition="0"')).reduce((total, [, value]) => total + value, 0), 0);
+    expect(proposals).toBeGreaterThanOrEqual(20);
+    for (const { id, metrics } of scraped) {
+      expect(sample(metrics, 'shoal_node_raft_log_fsync_duration_seconds_count', `node_id="${id}"`)).toBeGreaterThan(0);
+      expect(sample(metrics, 'shoal_node_throttled_requests_total', `node_id="${id}",reason="TableWriteKeyRangeThroughputExceeded"`)).toBe(0);
+      expect(sample(metrics, 'shoal_node_partition_splits_total', `node_id="${id}",reason="admin"`)).toBe(0);
+    }
+  }, STEP_TIMEOUT_MS);
 });
 
 describe('shoal admin drain', () => {
