@@ -17,6 +17,13 @@ import { Workload, type PlannedRequest } from './workload.ts';
 const REQUEST_TIMEOUT_MS = 10_000;
 const TABLE_READY_TIMEOUT_MS = 60_000;
 const THROTTLING_TYPES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
+/**
+ * A worker throttled waits before its next request, as the AWS SDKs do (their throttling backoff
+ * doubles from about 25 ms up to 20 s; capped lower here so the run keeps measuring): 25 ms doubling
+ * with each throttle in a row, at most 800 ms.
+ */
+const THROTTLE_BACKOFF_MS = 25;
+const THROTTLE_BACKOFF_MAX_MS = 800;
 
 export interface HeatIo {
   /** One line of output (summaries, non-live progress). */
@@ -129,6 +136,7 @@ export async function runHeat(options: HeatOptions, io: HeatIo): Promise<HeatRes
           (async () => {
             const spacing = options.rate === undefined ? 0 : (options.concurrency * 1000) / options.rate;
             let nextAt = elapsed() + (spacing * w) / options.concurrency;
+            let throttledInARow = 0;
             while (!stop.signal.aborted && elapsed() < options.durationMs) {
               if (spacing > 0) {
                 await sleep(nextAt - elapsed(), stop.signal);
@@ -139,11 +147,14 @@ export async function runHeat(options: HeatOptions, io: HeatIo): Promise<HeatRes
               const sent = performance.now();
               const outcome: Outcome = await client.send(operation, input);
               const took = performance.now() - sent;
+              const throttled = outcome.kind === 'failed' && THROTTLING_TYPES.has(outcome.type);
               if (outcome.kind === 'ok') {
                 tally.ok++;
                 tally.latency.add(took);
-              } else if (outcome.kind === 'failed' && THROTTLING_TYPES.has(outcome.type)) tally.throttled++;
+              } else if (throttled) tally.throttled++;
               else tally.errors++;
+              throttledInARow = throttled ? throttledInARow + 1 : 0;
+              if (throttled && spacing === 0) await sleep(Math.min(THROTTLE_BACKOFF_MAX_MS, THROTTLE_BACKOFF_MS * 2 ** (throttledInARow - 1)), stop.signal);
             }
           })(),
         );
