@@ -38,11 +38,12 @@ const DIRECTIONS: Record<number, Direction> = {
 
 const DISK_FAULTS = { none: DiskFault.NONE, slow: DiskFault.SLOW, full: DiskFault.FULL } as const;
 
+/** Node ids other than this node's, or INVALID_ARGUMENT. */
 function peersOf(peers: readonly bigint[], self: NodeId): NodeId[] {
   return peers.map((peer) => {
     if (peer < 1n || peer > BigInt(Number.MAX_SAFE_INTEGER)) throw new RpcError(Status.INVALID_ARGUMENT, `invalid node id ${peer}`);
     const id = Number(peer);
-    if (id === self) throw new RpcError(Status.INVALID_ARGUMENT, `node ${self} cannot be cut off from itself`);
+    if (id === self) throw new RpcError(Status.INVALID_ARGUMENT, `node ${self} names itself as a peer`);
     return id;
   });
 }
@@ -96,6 +97,7 @@ export function addFaultInjectionService(server: Server, deps: FaultInjectionDep
       return state();
     },
     transferLeadership: async (request) => {
+      if (request.groupId > BigInt(Number.MAX_SAFE_INTEGER)) throw new RpcError(Status.INVALID_ARGUMENT, `invalid group id ${request.groupId}`);
       const groupId = Number(request.groupId);
       const [to] = peersOf([request.toNode], nodeId);
       if (!deps.host.hasGroup(groupId)) throw new RpcError(Status.NOT_FOUND, `node ${nodeId} hosts no replica of group ${groupId}`);
