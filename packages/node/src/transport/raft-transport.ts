@@ -258,6 +258,15 @@ export class RaftTransport {
     });
   }
 
+  /**
+   * Whether a stream to the node is open and the node answered on it: a group quiesced on this node
+   * wakes when its leader's is not (MultiRaftHostOptions.quiescence).
+   */
+  peerConnected(nodeId: NodeId): boolean {
+    const peer = this.#peers.get(nodeId);
+    return peer?.stream !== undefined && peer.failures === 0;
+  }
+
   /** host:port a transport on its own serves on, once started. */
   get address(): string {
     if (this.#address === undefined) throw new Error('RaftTransport not started on a server of its own');
