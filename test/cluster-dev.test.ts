@@ -147,7 +147,7 @@ describe('shoal dev', () => {
     const partition = summary.partitions.find((row) => row.table === 'dev');
     expect(partition?.replicas.toSorted()).toEqual(['1', '2', '3']);
     const text = await runShoal(['admin', 'status', '--data-dir', dataDir]);
-    expect(text.stdout).toMatch(/^NODE +ADDRESS +STATE +REPLICAS +LEADERS +HEARTBEAT$/m);
+    expect(text.stdout).toMatch(/^NODE +ADDRESS +STATE +REPLICAS +HOSTED +LEADERS +HEARTBEAT$/m);
     expect(text.stdout).toMatch(/^ +\d+ +dev +start\.\.end +\d+ +\d+ +[123],[123],[123] +\d+ +\d+$/m);
 
     // Every process serves its metrics.
