@@ -3,6 +3,7 @@ import type { TableRecord } from '@shoal/model';
 import { hashSliceRange } from '@shoal/model';
 import { HotKeySchema, NodeState, ReplicaRole, StatusResponseSchema } from '@shoal/proto';
 import { describe, expect, it } from 'vitest';
+import { drainBlockers } from '../src/commands/admin-drain.ts';
 import { clusterStatus, formatStatus, textTable } from '../src/commands/admin-status.ts';
 
 const halves = [hashSliceRange(5, 0, 2), hashSliceRange(5, 1, 2)];
@@ -103,5 +104,23 @@ describe('shoal admin status', () => {
 
   it('right-aligns the columns of numbers (and unknowns) only', () => {
     expect(textTable(['A', 'B', 'C'], [[1, 'x', '-'], ['-', 'yy', '-'], [100, 'z', 'w']])).toBe('  A  B   C\n  1  x   -\n  -  yy  -\n100  z   w');
+  });
+});
+
+describe('shoal admin drain', () => {
+  const row = (id: number, state: string) => ({ id, address: `127.0.0.1:700${id}`, state, replicas: 1, hosted: 1, leaders: 0, secondsSinceHeartbeat: 0 });
+  const partition = (id: number, replicas: string[]) => ({ id, table: 't', range: '-∞..∞', epoch: 1, leader: undefined, replicas, appliedIndex: undefined, lag: undefined });
+
+  it('names the partitions of the drained node that no other up node can take', () => {
+    const status = {
+      metaLeader: 1,
+      mapVersion: 1,
+      hotKeys: [],
+      nodes: [row(1, 'up'), row(2, 'up'), row(3, 'draining'), row(4, 'down')],
+      partitions: [partition(1, ['1', '2', '3']), partition(2, ['1', '3', '4']), partition(3, ['1', '2(learner)', '3']), partition(4, ['1', '2', '4'])],
+    };
+    // Partition 2 can move to node 2; the down node 4 takes nothing; a learner holds its node.
+    expect(drainBlockers(status, 3)).toEqual([1, 3]);
+    expect(drainBlockers({ ...status, nodes: [...status.nodes, row(5, 'up')] }, 3)).toEqual([]);
   });
 });

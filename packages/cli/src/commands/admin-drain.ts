@@ -1,5 +1,5 @@
 import { AdminService, createClient } from '@shoal/proto';
-import { callMetaLeader, fetchClusterStatus, type NodeRow } from './admin-status.ts';
+import { callMetaLeader, fetchClusterStatus, type ClusterStatus, type NodeRow } from './admin-status.ts';
 
 /**
  * `shoal admin drain <node-id> [--wait]`: marks the node draining (AdminService.Drain on the meta
@@ -26,6 +26,20 @@ export interface AdminDrainOptions {
   write?: (text: string) => void;
 }
 
+/**
+ * The partitions on `nodeId` that no up node can take: every up node other than it already holds a
+ * replica (the placement driver only moves a replica to an up node without one).
+ */
+export function drainBlockers(status: ClusterStatus, nodeId: number): number[] {
+  const up = status.nodes.filter((node) => node.state === 'up' && node.id !== nodeId).map((node) => node.id);
+  return status.partitions
+    .filter((partition) => {
+      const holders = new Set(partition.replicas.map((replica) => Number.parseInt(replica, 10)));
+      return holders.has(nodeId) && up.every((id) => holders.has(id));
+    })
+    .map((partition) => partition.id);
+}
+
 async function nodeRow(meta: readonly string[], nodeId: number): Promise<NodeRow> {
   const { nodes } = await fetchClusterStatus(meta);
   const row = nodes.find((node) => node.id === nodeId);
@@ -43,6 +57,12 @@ export async function runAdminDrain(options: AdminDrainOptions): Promise<void> {
       admin.close();
     }
   });
+  const blocked = drainBlockers(await fetchClusterStatus(options.meta), options.nodeId);
+  if (blocked.length > 0) {
+    process.stderr.write(
+      `shoal: warning: no up node can take the replicas of partition(s) ${blocked.join(', ')} (every other up node holds one already): the drain waits for another node, or undrain ${options.nodeId}\n`,
+    );
+  }
   if (!options.wait) {
     write(options.json ? `${JSON.stringify({ nodeId: options.nodeId, state: 'draining', replicas: remainingReplicas })}\n` : `node ${options.nodeId}: draining, ${remainingReplicas} replica(s) to move\n`);
     return;
