@@ -53,6 +53,8 @@ export class CommitQueue {
   private failure: unknown;
   private closed = false;
   private readonly reader: StateReader;
+  /** LevelDB batches written (counters for tests, benchmarks and metrics). */
+  batchesWritten = 0;
 
   constructor(database: Database) {
     this.database = database;
@@ -154,6 +156,7 @@ export class CommitQueue {
         this.queued = [];
         break;
       }
+      this.batchesWritten++;
       const lastSequence = group[group.length - 1].sequence;
       for (const m of mutations) {
         const key = mapKey(m.key);

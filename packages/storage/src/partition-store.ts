@@ -304,6 +304,11 @@ export class PartitionStore implements PartitionClient {
     return run.then(() => this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key, value: undefined }] })));
   }
 
+  /** LevelDB batches written so far: the writes (and other changes) decided between two batches share one. */
+  batchesWritten(): number {
+    return this.commits.batchesWritten;
+  }
+
   /** The last index recorded by a `write` with a mark of this group; 0 when none was. */
   appliedIndex(groupId: number): Promise<number> {
     return this.commits.exclusive(async (state) => {

@@ -179,6 +179,8 @@ export interface MultiRaftHostStats {
   leadersLost: number;
   /** Timer callbacks that found 3 or more ticks due: the event loop was held up 2 tick intervals or more. */
   tickStalls: number;
+  /** ReadIndex requests handed to Raft (each serves every read of its group that arrived before it). */
+  readIndexRequests: number;
 }
 
 interface PendingProposal {
@@ -196,10 +198,20 @@ interface PendingMembershipChange {
   proposed: boolean;
 }
 
-interface PendingRead {
+interface ReadWaiter {
   resolve(): void;
   reject(error: Error): void;
   timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * One ReadIndex request of Raft, shared by every read of the group that arrived before it was
+ * issued (at the start of the next round): one heartbeat round confirms them all.
+ */
+interface PendingRead {
+  waiters: Set<ReadWaiter>;
+  /** Its context id, once issued. */
+  id: number | undefined;
   /** Known once the ReadState arrived. */
   index: number | undefined;
 }
@@ -231,6 +243,8 @@ class Replica {
   readonly placed = new Map<number, PendingProposal>();
   /** ReadIndex requests by context id. */
   readonly reads = new Map<number, PendingRead>();
+  /** Reads waiting for the next round to issue their ReadIndex request. */
+  nextRead: PendingRead | undefined;
 
   constructor(groupId: number, raw: RawNode, stateMachine: ReplicaStateMachine, applied: number, term: number, commit: number, confState: ConfState) {
     this.groupId = groupId;
@@ -249,7 +263,8 @@ class Replica {
    */
   failAll(error: () => Error): void {
     const unplacedChange = this.unplacedChange === undefined ? [] : [this.unplacedChange.proposal];
-    for (const pending of [...this.unplaced.values(), ...unplacedChange, ...this.reads.values()]) {
+    const reads = [...this.reads.values(), ...(this.nextRead === undefined ? [] : [this.nextRead])].flatMap((read) => [...read.waiters]);
+    for (const pending of [...this.unplaced.values(), ...unplacedChange, ...reads]) {
       clearTimeout(pending.timer);
       pending.reject(error());
     }
@@ -261,6 +276,7 @@ class Replica {
     this.unplaced.clear();
     this.placed.clear();
     this.reads.clear();
+    this.nextRead = undefined;
   }
 }
 
@@ -279,7 +295,7 @@ const contextId = (bytes: Uint8Array): number =>
 
 export class MultiRaftHost {
   readonly nodeId: NodeId;
-  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0 };
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, readIndexRequests: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
   /** Groups with work since the last round. */
@@ -492,33 +508,48 @@ export class MultiRaftHost {
 
   /**
    * Resolves once a linearizable read may be served from this replica's state machine (ReadIndex:
-   * the leader confirmed its leadership and this replica applied up to the read point).
+   * the leader confirmed its leadership and this replica applied up to the read point). The reads of
+   * a group that arrive between two rounds share one ReadIndex request, issued after the last of them
+   * arrived, so its read point holds for each.
    */
   readIndex(groupId: number): Promise<void> {
     const replica = this.#requestReplica(groupId);
     if (replica instanceof Error) return Promise.reject(replica);
-    const id = this.#nextRequestId++;
     const ms = this.#options.proposalTimeoutMs ?? 5_000;
+    let read = replica.nextRead;
+    if (read === undefined) {
+      const issued: PendingRead = { waiters: new Set(), id: undefined, index: undefined };
+      replica.nextRead = read = issued;
+      this.#enqueue(groupId, (r) => {
+        r.nextRead = undefined;
+        if (issued.waiters.size === 0) return;
+        const id = this.#nextRequestId++;
+        try {
+          r.raw.readIndex(contextBytes(id));
+          issued.id = id;
+          r.reads.set(id, issued);
+          this.stats.readIndexRequests++;
+        } catch (error) {
+          const failure = error instanceof ProposalDroppedError ? new NotLeaderError(groupId, r.leader) : (error as Error);
+          for (const waiter of issued.waiters) {
+            clearTimeout(waiter.timer);
+            waiter.reject(failure);
+          }
+        }
+      });
+    }
+    const shared = read;
     return new Promise<void>((resolve, reject) => {
-      const pending: PendingRead = {
+      const waiter: ReadWaiter = {
         resolve,
         reject,
-        index: undefined,
         timer: setTimeout(() => {
-          replica.reads.delete(id);
+          shared.waiters.delete(waiter);
+          if (shared.waiters.size === 0 && shared.id !== undefined) replica.reads.delete(shared.id);
           reject(new RaftTimeoutError(groupId, 'read index', ms));
         }, ms),
       };
-      this.#enqueue(groupId, (r) => {
-        try {
-          r.raw.readIndex(contextBytes(id));
-          r.reads.set(id, pending);
-        } catch (error) {
-          clearTimeout(pending.timer);
-          if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, r.leader));
-          else reject(error as Error);
-        }
-      });
+      shared.waiters.add(waiter);
     });
   }
 
@@ -870,8 +901,10 @@ export class MultiRaftHost {
         for (const [id, read] of replica.reads) {
           if (read.index !== undefined) continue;
           replica.reads.delete(id);
-          clearTimeout(read.timer);
-          read.reject(new NotLeaderError(replica.groupId, replica.leader));
+          for (const waiter of read.waiters) {
+            clearTimeout(waiter.timer);
+            waiter.reject(new NotLeaderError(replica.groupId, replica.leader));
+          }
         }
       }
       replica.term = rd.hardState.term;
@@ -959,9 +992,11 @@ export class MultiRaftHost {
       if (read.index === undefined || read.index > replica.applied) continue;
       replica.reads.delete(id);
       answers.push((failure) => {
-        clearTimeout(read.timer);
-        if (failure !== undefined) read.reject(failure);
-        else read.resolve();
+        for (const waiter of read.waiters) {
+          clearTimeout(waiter.timer);
+          if (failure !== undefined) waiter.reject(failure);
+          else waiter.resolve();
+        }
       });
     }
   }

@@ -1,0 +1,217 @@
+/**
+ * What one MultiRaftHost round shares, counted rather than timed: the entries of every group applied
+ * in a round go to the node's store in one batch and are answered only once readable; the strong
+ * reads of a group that arrive between two rounds share one ReadIndex request; a leader's appends
+ * leave before its own log write, a follower's acknowledgement only after its write.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AttributeValue, TableSchema } from '@shoal/model';
+import type { NodeId } from '@shoal/raft';
+import { openLocalStore, type LocalStore } from '@shoal/storage';
+import { MultiRaftHost, PartitionReplica, RaftLogStore, proposePartitionWrite, type GroupPersist } from '@shoal/node';
+import { encodeWrite, recordingKvMachines, type KvStateMachine } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, turn, whilePumping } from './fixtures/host-cluster.ts';
+import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+
+const TABLE: TableSchema = { name: 'rounds', tableId: 3, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+const S = (value: string): AttributeValue => ({ S: value });
+
+const putOf = (pk: string) => ({ operations: [{ table: TABLE, kind: 'Put' as const, key: { pk: S(pk) }, item: { pk: S(pk), v: S(`value of ${pk}`) } }] });
+
+describe('a round of one host over partition replicas sharing one store', () => {
+  const GROUPS = [1, 2, 3, 4, 5, 6, 7, 8];
+  let root = '';
+  let logStore: RaftLogStore;
+  let local: LocalStore;
+  let host: MultiRaftHost;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-round-'));
+    logStore = await RaftLogStore.open(join(root, 'raft'));
+    local = await openLocalStore({ inMemory: true });
+    const replicas = new Map<number, PartitionReplica>();
+    for (const groupId of GROUPS) replicas.set(groupId, await PartitionReplica.open(groupId, local.partitions));
+    host = new MultiRaftHost({
+      nodeId: 1,
+      logStore,
+      sender: { send: () => undefined, flush: () => undefined },
+      stateMachine: (groupId) => replicas.get(groupId)!,
+      tickMs: 10,
+      electionTick: 10,
+      heartbeatTick: 1,
+      seed: 7,
+    });
+    host.open();
+    // Single-voter groups: each leads itself once its election timeout passes.
+    for (const groupId of GROUPS) await host.createGroup(groupId, [1]);
+    await pump([{ nodeId: 1, host }], () => GROUPS.every((groupId) => host.leaderOf(groupId) === 1), 'leaders');
+  });
+
+  afterAll(async () => {
+    await host.stop();
+    await logStore.close();
+    await local.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('writes the entries every group applied in the round in one store batch, and answers each once it is readable', async () => {
+    const before = local.partitions.batchesWritten();
+    const readable: boolean[] = [];
+    await Promise.all(
+      GROUPS.map(async (groupId) => {
+        const result = await proposePartitionWrite(host, groupId, putOf(`k${groupId}`));
+        expect(result.applied).toBe(true);
+        // Answered: the item is in the store already, for any reader.
+        readable.push((await local.partitions.get({ table: TABLE, key: { pk: S(`k${groupId}`) } })) !== undefined);
+      }),
+    );
+    expect(readable).toEqual(GROUPS.map(() => true));
+    expect(local.partitions.batchesWritten() - before).toBe(1);
+  });
+
+  it('serves the strong reads of a group that arrive between two rounds with one ReadIndex request', async () => {
+    const before = host.stats.readIndexRequests;
+    await Promise.all(Array.from({ length: 50 }, () => host.readIndex(GROUPS[0])));
+    expect(host.stats.readIndexRequests - before).toBe(1);
+    // Two groups: one request each.
+    await Promise.all([...Array.from({ length: 10 }, () => host.readIndex(GROUPS[1])), ...Array.from({ length: 10 }, () => host.readIndex(GROUPS[2]))]);
+    expect(host.stats.readIndexRequests - before).toBe(3);
+  });
+});
+
+interface Member {
+  nodeId: NodeId;
+  store: RaftLogStore;
+  host: MultiRaftHost;
+  machines: Map<number, KvStateMachine>;
+  /** Holds this member's log writes back until the function returned is called. */
+  holdLogWrites(): () => void;
+}
+
+async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
+  const store = await RaftLogStore.open(dir);
+  const persist = store.persist.bind(store);
+  let hold: Promise<void> | undefined;
+  // The real store, the end of its writes held back at will (as a slow disk would): the entries are in
+  // its memory at once, the host learns they are on disk only on release.
+  store.persist = async (updates: readonly GroupPersist[], options?: { sync?: boolean }) => {
+    const held = hold;
+    await persist(updates, options);
+    await held;
+  };
+  const machines = new Map<number, KvStateMachine>();
+  const host = new MultiRaftHost({
+    nodeId,
+    logStore: store,
+    sender: network.sender(nodeId),
+    stateMachine: recordingKvMachines(machines),
+    tickMs: 10,
+    electionTick: 10,
+    heartbeatTick: 1,
+    seed: 11,
+  });
+  host.open();
+  network.hosts.set(nodeId, host);
+  return {
+    nodeId,
+    store,
+    host,
+    machines,
+    holdLogWrites() {
+      let release!: () => void;
+      hold = new Promise((resolve) => {
+        release = resolve;
+      });
+      return () => {
+        hold = undefined;
+        release();
+      };
+    },
+  };
+}
+
+describe('when a leader and its followers send, around their log writes', () => {
+  const NODES: NodeId[] = [1, 2, 3];
+  const GROUP = 1;
+  const network = new MemoryNetwork();
+  let root = '';
+  let members: Member[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-host-send-'));
+    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    for (const m of members) await m.host.createGroup(GROUP, NODES);
+    await pump(members, () => agreedLeader(members, GROUP) !== undefined, 'a leader');
+    // Settle the new leader's first entry everywhere.
+    const leader = agreedLeader(members, GROUP)!;
+    await whilePumping(members, leader.host.propose(GROUP, encodeWrite({ key: 'warm', value: 'up' })), 'warm-up');
+  });
+
+  afterAll(async () => {
+    for (const m of members) {
+      network.hosts.delete(m.nodeId);
+      await m.host.stop();
+      await m.store.close();
+    }
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const lastIndex = (member: Member): number => member.store.group(GROUP).lastIndex();
+
+  it('lets the leader’s appends reach the followers’ logs while its own log write is held', async () => {
+    const leader = agreedLeader(members, GROUP)!;
+    const followers = members.filter((m) => m !== leader);
+    const target = lastIndex(leader) + 1;
+    const release = leader.holdLogWrites();
+    let proposal: Promise<unknown> | undefined;
+    try {
+      proposal = leader.host.propose(GROUP, encodeWrite({ key: 'a', value: '1' }));
+      let answered = false;
+      void proposal.then(() => {
+        answered = true;
+      });
+      for (let i = 0; i < 200 && !followers.every((f) => f.host.stats.persistCalls > 0 && lastIndex(f) >= target); i++) await turn();
+      expect(followers.map(lastIndex)).toEqual(followers.map(() => target));
+      // On both followers, but the leader's round is still in its write: nothing is answered.
+      expect(answered).toBe(false);
+    } finally {
+      release();
+    }
+    expect(await whilePumping(members, proposal, 'the proposal')).toBeNull();
+    expect(leader.machines.get(GROUP)!.entries.get('a')).toBe('1');
+  });
+
+  it('acknowledges an append only once the follower’s own log write is done', async () => {
+    const leader = agreedLeader(members, GROUP)!;
+    const followers = members.filter((m) => m !== leader);
+    const target = lastIndex(leader) + 1;
+    const releases = followers.map((f) => f.holdLogWrites());
+    const matched = (): number[] => (leader.host.progress(GROUP) ?? []).filter((p) => p.nodeId !== leader.nodeId).map((p) => p.match);
+    let proposal: Promise<unknown> | undefined;
+    try {
+      proposal = leader.host.propose(GROUP, encodeWrite({ key: 'b', value: '2' }));
+      let answered = false;
+      void proposal.then(() => {
+        answered = true;
+      });
+      // Fewer ticks than an election timeout: the leader keeps leading while its followers are stuck in their writes.
+      for (let i = 0; i < 40 && !followers.every((f) => lastIndex(f) >= target); i++) {
+        if (i % 8 === 0) await leader.host.tickOnce();
+        await turn();
+      }
+      for (let i = 0; i < 20; i++) await turn();
+      // The followers hold the entry in memory, not on disk: the leader has no acknowledgement of it.
+      expect(followers.map(lastIndex)).toEqual(followers.map(() => target));
+      expect(leader.host.leaderOf(GROUP)).toBe(leader.nodeId);
+      expect(matched().every((match) => match < target)).toBe(true);
+      expect(answered).toBe(false);
+    } finally {
+      for (const release of releases) release();
+    }
+    expect(await whilePumping(members, proposal, 'the proposal')).toBeNull();
+    expect(matched().every((match) => match >= target)).toBe(true);
+  });
+});
