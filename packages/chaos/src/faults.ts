@@ -25,6 +25,7 @@ export const FAULT_KINDS = [
   'partition',
   'kill-during-split',
   'kill-during-transfer',
+  'kill-during-move',
   'disk-slow',
   'disk-full',
 ] as const;
@@ -35,11 +36,6 @@ export const FAULT_GROUPS: Readonly<Record<string, readonly FaultKind[]>> = {
   disk: ['disk-slow', 'disk-full'],
 };
 
-/** Fault kinds of the issue that are not built yet, refused with this explanation. */
-export const FAULTS_NOT_BUILT: Readonly<Record<string, string>> = {
-  'kill-during-move':
-    'kills during a replica move are not built: no RPC starts a move (AdminService.Move answers UNIMPLEMENTED), and a drain cannot be undone, so a run would run out of nodes to move to',
-};
 
 export interface PlannedFault {
   /** ms after the workload's start. */
@@ -177,6 +173,10 @@ const NEW_LEADER_TIMEOUT_MS = 30_000;
 const FAULT_CALL_TIMEOUT_MS = 5_000;
 const HEAL_ATTEMPTS = 10;
 const SPLIT_TIMEOUT_MS = 20_000;
+/** The longest a fault waits for the previous one's target to be ready again. */
+const RECOVERY_WAIT_MS = 20_000;
+/** How long a drain may take to start moving a replica. */
+const MOVE_START_TIMEOUT_MS = 15_000;
 
 function choose<T>(candidates: readonly T[], pick: number): T {
   return candidates[Math.floor(pick * candidates.length)];
@@ -191,9 +191,13 @@ function errorLine(error: unknown): string {
   return error instanceof Error ? error.message.split('\n')[0] : String(error);
 }
 
-/** A fresh view of the watched partitions, or undefined when the meta group does not answer in time. */
+/**
+ * A fresh view of the watched partitions, or undefined when the meta group does not answer within
+ * about `attempts` quarter-seconds (one snapshot may take several seconds: it follows redirects).
+ */
 async function currentPartitions(context: FaultContext, attempts: number): Promise<readonly PartitionView[] | undefined> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
+  const deadline = performance.now() + attempts * 250;
+  for (let attempt = 0; attempt < attempts && performance.now() < deadline; attempt++) {
     try {
       return context.partitions.update(await context.observer.snapshot());
     } catch {
@@ -264,10 +268,14 @@ interface Injected {
   recovered: Promise<void>;
 }
 
-/** A node's network faults removed, again and again until it answers (bounded). */
+/**
+ * A node's network faults removed, again and again until it answers (bounded). A node that is not
+ * running holds none (they live in memory): nothing to do.
+ */
 async function healNetwork(context: FaultContext, nodeId: number): Promise<string | undefined> {
   let last: unknown;
   for (let attempt = 0; attempt < HEAL_ATTEMPTS; attempt++) {
+    if (!context.cluster.node(nodeId).running()) return undefined;
     try {
       await context.faults.of(nodeId).heal({}, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
       return undefined;
@@ -285,6 +293,23 @@ interface Cut {
   direction: PartitionDirection;
 }
 
+const OPPOSITE: Partial<Record<PartitionDirection, PartitionDirection>> = {
+  [PartitionDirection.OUTBOUND]: PartitionDirection.INBOUND,
+  [PartitionDirection.INBOUND]: PartitionDirection.OUTBOUND,
+  [PartitionDirection.BOTH]: PartitionDirection.BOTH,
+};
+
+/**
+ * The cuts of `side` from `others` (`direction` as `side` sees it), made on both ends: the cut holds
+ * even if a node of one end is down at the start (its faults unset) or restarts during the fault.
+ */
+function cutsBetween(side: readonly number[], others: readonly number[], direction: PartitionDirection): Cut[] {
+  return [
+    ...side.map((node) => ({ node, peers: [...others], direction })),
+    ...others.map((node) => ({ node, peers: [...side], direction: OPPOSITE[direction]! })),
+  ];
+}
+
 /**
  * Network partitions of three shapes, by the pick: the leader of a partition isolated from every
  * peer (the classic minority leader); the nodes split into a minority and a majority; the leader of
@@ -295,12 +320,15 @@ async function injectPartition(context: FaultContext, planned: PlannedFault): Pr
   const shape = Math.floor(random() * 3);
   const ids = context.cluster.nodes.map((node) => node.id);
   const cuts: Cut[] = [];
+  /** The minority, or the leader: whose readiness ends the fault. */
+  let targets: number[];
   let record: FaultRecord;
   let watched: Promise<void> | undefined;
   if (shape === 1) {
     const minority = shuffled(ids, random).slice(0, Math.floor((ids.length - 1) / 2)).sort((a, b) => a - b);
     const majority = ids.filter((id) => !minority.includes(id));
-    for (const node of minority) cuts.push({ node, peers: majority, direction: PartitionDirection.BOTH });
+    cuts.push(...cutsBetween(minority, majority, PartitionDirection.BOTH));
+    targets = minority;
     record = {
       kind: 'partition',
       target: `nodes ${minority.join(',')} | ${majority.join(',')}`,
@@ -314,7 +342,8 @@ async function injectPartition(context: FaultContext, planned: PlannedFault): Pr
     const { view, leader } = led;
     const others = ids.filter((id) => id !== leader);
     const oneWay = shape === 2 ? (random() < 0.5 ? PartitionDirection.OUTBOUND : PartitionDirection.INBOUND) : undefined;
-    cuts.push({ node: leader, peers: others, direction: oneWay ?? PartitionDirection.BOTH });
+    cuts.push(...cutsBetween([leader], others, oneWay ?? PartitionDirection.BOTH));
+    targets = [leader];
     const how = oneWay === undefined ? 'isolated from every peer' : oneWay === PartitionDirection.OUTBOUND ? 'what it sends to its peers lost' : 'what it receives from its peers lost';
     record = {
       kind: 'partition',
@@ -327,16 +356,17 @@ async function injectPartition(context: FaultContext, planned: PlannedFault): Pr
     watched = watchNewLeader(context, view.id, leader, record);
   }
   context.onChange?.(record);
+  // A node down (or still restarting) takes no cut: the other end holds it.
   const applied = await Promise.allSettled(
     cuts.map((cut) => context.faults.of(cut.node).partition({ peers: cut.peers.map(BigInt), direction: cut.direction }, { timeoutMs: FAULT_CALL_TIMEOUT_MS })),
   );
-  const failed = applied.flatMap((result, index) => (result.status === 'rejected' ? [`node ${cuts[index].node}: ${errorLine(result.reason)}`] : []));
-  if (failed.length > 0) record.note = `not every cut applied (${failed.join('; ')})`;
+  const failed = applied.flatMap((result, index) => (result.status === 'rejected' ? [cuts[index].node] : []));
+  if (failed.length > 0) record.note = `cut applied only by the other end at node(s) ${failed.join(',')} (not answering)`;
   await sleep(planned.durationMs);
   const notes = (await Promise.all(cuts.map((cut) => healNetwork(context, cut.node)))).filter((note) => note !== undefined);
   if (notes.length > 0) record.note = [record.note, ...notes].filter((note) => note !== undefined).join('; ');
   record.healed = context.now();
-  const members = cuts.map((cut) => context.cluster.node(cut.node));
+  const members = targets.map((id) => context.cluster.node(id));
   return { record, recovered: watchReady(context, members, record, watched) };
 }
 
@@ -421,13 +451,89 @@ async function injectKillDuringTransfer(context: FaultContext, planned: PlannedF
 }
 
 /**
+ * A node drained (AdminService.Drain: the placement driver moves its replicas away, one change at a
+ * time), and, once a partition's replicas change, the new member, the node leaving or the
+ * partition's leader SIGKILLed; restarted after the fault's duration, and the node undrained.
+ */
+async function injectKillDuringMove(context: FaultContext, planned: PlannedFault): Promise<Injected> {
+  const random = choices(planned.pick);
+  const before = await currentPartitions(context, 20);
+  if (before === undefined) return skipped('kill-during-move', 'no partition map within 5 s', context);
+  const holders = context.cluster.nodes.filter((member) => member.running() && before.some((view) => view.replicas.includes(member.id)));
+  if (holders.length === 0) return skipped('kill-during-move', 'no running node holds a replica', context);
+  const drained = choose(holders, random()).id;
+  const start = context.now();
+  try {
+    await context.observer.drain(drained);
+  } catch (error) {
+    return skipped('kill-during-move', `drain of node ${drained} refused (${errorLine(error)})`, context);
+  }
+  const undrain = async (): Promise<string | undefined> => {
+    let last: unknown;
+    for (let attempt = 0; attempt < HEAL_ATTEMPTS; attempt++) {
+      try {
+        await context.observer.undrain(drained);
+        return undefined;
+      } catch (error) {
+        last = error;
+        await sleep(500);
+      }
+    }
+    return `node ${drained} not undrained: ${errorLine(last)}`;
+  };
+  // A move shows as a partition of the drained node gaining a member.
+  const replicasBefore = new Map(before.filter((view) => view.replicas.includes(drained)).map((view) => [view.id, view.replicas]));
+  let moving: { view: PartitionView; to: number } | undefined;
+  for (const deadline = Date.now() + MOVE_START_TIMEOUT_MS; moving === undefined && Date.now() < deadline; ) {
+    await sleep(200);
+    for (const view of (await currentPartitions(context, 1)) ?? []) {
+      const was = replicasBefore.get(view.id);
+      const added = was === undefined ? undefined : view.replicas.find((id) => !was.includes(id));
+      if (added !== undefined) {
+        moving = { view, to: added };
+        break;
+      }
+    }
+  }
+  if (moving === undefined) {
+    const note = await undrain();
+    return skipped('kill-during-move', `no replica of node ${drained} moving within ${MOVE_START_TIMEOUT_MS / 1000} s of its drain${note === undefined ? '' : `; ${note}`}`, context);
+  }
+  const { view, to } = moving;
+  const roll = random();
+  const victim = roll < 1 / 3 || view.leader === undefined ? to : roll < 2 / 3 ? drained : view.leader;
+  const role = victim === to ? 'new member' : victim === drained ? 'member leaving' : 'leader';
+  const node = context.cluster.node(victim);
+  const leaderKilled = victim === view.leader;
+  const record: FaultRecord = {
+    kind: 'kill-during-move',
+    target: node.name,
+    partition: view.id,
+    detail: `${role} of partition ${view.id}, whose replica moves from node ${drained} (drained) to node ${to}`,
+    start,
+    outage: { down: [victim] },
+  };
+  context.onChange?.(record);
+  await node.kill();
+  const watched = leaderKilled ? watchNewLeader(context, view.id, victim, record) : undefined;
+  await sleep(planned.durationMs);
+  node.start();
+  const note = await undrain();
+  if (note !== undefined) record.note = note;
+  record.healed = context.now();
+  return { record, recovered: watchReady(context, [node], record, watched) };
+}
+
+/**
  * A slow disk (every Raft log write of the node waits 50..250 ms, a disk etcd would call very slow) or a full one (every write fails
  * with ENOSPC: the node's log store and Raft host stop, so it acknowledges nothing more; once space
  * is back the node is restarted, as an operator would).
  */
 async function injectDiskFault(context: FaultContext, planned: PlannedFault): Promise<Injected> {
   const random = choices(planned.pick);
-  const node = choose(context.cluster.nodes, random());
+  // Among the running nodes: a disk fault of a node down would vanish with its restart.
+  const running = context.cluster.nodes.filter((member) => member.running());
+  const node = choose(running.length > 0 ? running : context.cluster.nodes, random());
   const full = planned.kind === 'disk-full';
   const delayMs = full ? 0 : 50 + Math.floor(random() * 200);
   const record: FaultRecord = {
@@ -439,11 +545,18 @@ async function injectDiskFault(context: FaultContext, planned: PlannedFault): Pr
   };
   context.onChange?.(record);
   const client = context.faults.of(node.id);
-  try {
-    await client.setDiskFault({ fault: full ? DiskFault.FULL : DiskFault.SLOW, delayMs }, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
-  } catch (error) {
-    record.note = `disk fault not set: ${errorLine(error)}`;
-    return { record, recovered: Promise.resolve() };
+  // A node restarting answers once it listens.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await client.setDiskFault({ fault: full ? DiskFault.FULL : DiskFault.SLOW, delayMs }, { timeoutMs: FAULT_CALL_TIMEOUT_MS });
+      break;
+    } catch (error) {
+      if (attempt === HEAL_ATTEMPTS - 1) {
+        record.note = `disk fault not set: ${errorLine(error)}`;
+        return { record, recovered: Promise.resolve() };
+      }
+      await sleep(500);
+    }
   }
   await sleep(planned.durationMs);
   for (let attempt = 0; attempt < HEAL_ATTEMPTS; attempt++) {
@@ -509,6 +622,8 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
       return injectKillDuringSplit(context, planned);
     case 'kill-during-transfer':
       return injectKillDuringTransfer(context, planned);
+    case 'kill-during-move':
+      return injectKillDuringMove(context, planned);
     case 'disk-slow':
     case 'disk-full':
       return injectDiskFault(context, planned);
@@ -517,11 +632,17 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
 
 /**
  * Runs the plan; stops starting new faults once `stop` aborts (the one in progress is healed).
- * Resolves once every target has come back (or failed to within its time).
+ * A fault starts at its planned time, but not before the previous one's target is ready again (at
+ * most RECOVERY_WAIT_MS): a node still replaying its log is not hit again, and two restarting
+ * meta peers do not take the meta group down between them, so each unavailability window and
+ * recovery time belongs to one fault. Resolves once every target has come back (or failed to
+ * within its time).
  */
 export async function runFaults(context: FaultContext, plan: readonly PlannedFault[], stop: AbortSignal): Promise<FaultRecord[]> {
   const injected: Injected[] = [];
   for (const planned of plan) {
+    const previous = injected.at(-1)?.recovered;
+    if (previous !== undefined) await sleepUnless(RECOVERY_WAIT_MS, stop, previous);
     const wait = planned.at - context.now();
     if (wait > 0) await sleepUnless(wait, stop);
     if (stop.aborted) break;
@@ -532,7 +653,8 @@ export async function runFaults(context: FaultContext, plan: readonly PlannedFau
   return injected.map((fault) => fault.record);
 }
 
-function sleepUnless(ms: number, stop: AbortSignal): Promise<void> {
+/** Sleeps `ms`, less if `stop` aborts or `until` settles first. */
+function sleepUnless(ms: number, stop: AbortSignal, until?: Promise<void>): Promise<void> {
   return new Promise((done) => {
     const timer = setTimeout(finish, ms);
     function finish(): void {
@@ -541,5 +663,6 @@ function sleepUnless(ms: number, stop: AbortSignal): Promise<void> {
       done();
     }
     stop.addEventListener('abort', finish);
+    until?.then(finish, finish);
   });
 }

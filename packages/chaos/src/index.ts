@@ -2,7 +2,7 @@
 export { main } from './main.ts';
 export { runChaos, type ChaosOptions, type ChaosResult } from './run.ts';
 export { parseChaosArgs, parseDuration, parseFaults, USAGE } from './options.ts';
-export { FAULT_KINDS, FAULTS_NOT_BUILT, planFaults, type FaultKind, type FaultRecord, type PlannedFault } from './faults.ts';
+export { FAULT_KINDS, FAULT_GROUPS, planFaults, type FaultKind, type FaultRecord, type PlannedFault } from './faults.ts';
 export type { ChaosReport } from './report.ts';
 export type { Check } from './verdict.ts';
 export type { Figures } from './figures.ts';

@@ -99,6 +99,16 @@ export class ClusterObserver {
     return { left: Number(answer.left?.id ?? 0n), right: Number(answer.right?.id ?? 0n) };
   }
 
+  /** AdminService.Drain: the placement driver moves the node's replicas away. */
+  async drain(nodeId: number): Promise<void> {
+    await this.#adminCall((admin) => admin.drain({ nodeId: BigInt(nodeId) }, { timeoutMs: CALL_TIMEOUT_MS }));
+  }
+
+  /** AdminService.Undrain: the node takes replicas again. */
+  async undrain(nodeId: number): Promise<void> {
+    await this.#adminCall((admin) => admin.undrain({ nodeId: BigInt(nodeId) }, { timeoutMs: CALL_TIMEOUT_MS }));
+  }
+
   async #adminCall<T>(invoke: (admin: ClientOf<typeof AdminService>) => Promise<T>): Promise<T> {
     let lastError: unknown;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {

@@ -28,8 +28,9 @@ describe('chaos run with node and leader kills', () => {
     const failedSafety = report.checks.filter((check) => check.kind === 'safety' && !check.ok);
     expect(failedSafety.map((check) => `${check.name}: ${check.summary}\n${check.details ?? ''}`)).toEqual([]);
     expect(report.safe).toBe(true);
-    // Seed 7 plans a kill at 12 s, then leader kills from 21 s on (faults run one at a time, so on a
-    // slow machine the last ones may not start before the end): both kinds ran, every target came back.
+    // Seed 7 plans a kill at 12 s, a leader kill at 21 s, then one of each again (faults run one at a
+    // time, so on a slow machine the last ones may not start before the end): both kinds ran, every
+    // target came back.
     const injected = report.faults.filter((fault) => fault.target !== '-');
     expect(report.faults.length, JSON.stringify(report.faults)).toBeGreaterThanOrEqual(2);
     expect(new Set(injected.map((fault) => fault.kind)), JSON.stringify(report.faults)).toEqual(new Set(['kill', 'kill-leader']));

@@ -8,6 +8,7 @@ import type { TableSchema } from '@shoal/model';
 import { MetaClient, startStorageNode } from '@shoal/node';
 import {
   createClient,
+  DiskFault,
   FaultInjectionService,
   getRequestToWire,
   getResultFromWire,
@@ -141,19 +142,55 @@ describe('a leader cut off from its peers', () => {
   });
 });
 
+/** A one-node cluster in this process (its own meta group), and a FaultInjectionService client of it. */
+async function oneNode(faultInjection: boolean) {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-chaos-faultservice-'));
+  dirs.push(dir);
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((done) => probe.close(() => done()));
+  const address = `127.0.0.1:${port}`;
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  const node = await startStorageNode({ nodeId: 1, dataDir: dir, host: '127.0.0.1', port, metaPeers: [{ nodeId: 1, address }], log: quiet, faultInjection });
+  closers.push(() => node.close());
+  const client = createClient(FaultInjectionService, address);
+  closers.push(() => client.close());
+  const meta = new MetaClient({ peers: [{ nodeId: 1, address }], callTimeoutMs: 5_000 });
+  closers.push(() => meta.close());
+  return { node, client, meta };
+}
+
 describe('the fault injection service', () => {
   it('does not exist on a node started without fault injection', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'shoal-chaos-nofaults-'));
-    dirs.push(dir);
-    const probe = createServer();
-    await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((done) => probe.close(() => done()));
-    const address = `127.0.0.1:${port}`;
-    const node = await startStorageNode({ nodeId: 1, dataDir: dir, host: '127.0.0.1', port, metaPeers: [{ nodeId: 1, address }], log: { debug() {}, info() {}, warn() {}, error() {} } });
-    closers.push(() => node.close());
-    const client = createClient(FaultInjectionService, address);
-    closers.push(() => client.close());
+    const { client } = await oneNode(false);
     await expect(client.partition({ peers: [2n], direction: PartitionDirection.BOTH }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: Status.UNIMPLEMENTED });
+  });
+
+  it('sets and heals network and disk faults; a full disk stops the node acknowledging', { timeout: 120_000 }, async () => {
+    const { node, client, meta } = await oneNode(true);
+    const allocate = () => meta.call((service, options) => service.allocateSpaceId({}, options));
+    await until('the node ready', async () => (node.isReady() ? true : undefined));
+    expect(await client.partition({ peers: [2n, 3n], direction: PartitionDirection.OUTBOUND }, { timeoutMs: 5_000 })).toMatchObject({ droppedTo: [2n, 3n], droppedFrom: [] });
+    expect(await client.partition({ peers: [3n], direction: PartitionDirection.BOTH }, { timeoutMs: 5_000 })).toMatchObject({ droppedTo: [2n, 3n], droppedFrom: [3n] });
+    expect(await client.heal({ peers: [3n] }, { timeoutMs: 5_000 })).toMatchObject({ droppedTo: [2n], droppedFrom: [] });
+    expect(await client.heal({}, { timeoutMs: 5_000 })).toMatchObject({ droppedTo: [], droppedFrom: [] });
+    await expect(client.partition({ peers: [1n], direction: PartitionDirection.BOTH }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
+    await expect(client.partition({ peers: [2n] }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
+    await expect(client.transferLeadership({ groupId: 99n, toNode: 2n }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: Status.NOT_FOUND });
+
+    expect(await client.setDiskFault({ fault: DiskFault.SLOW, delayMs: 20 }, { timeoutMs: 5_000 })).toMatchObject({ disk: DiskFault.SLOW, diskDelayMs: 20 });
+    // Slow, it still commits (a meta command is a Raft log write).
+    expect((await allocate()).spaceId).toBeGreaterThan(0);
+    expect(node.isReady()).toBe(true);
+    expect(await client.setDiskFault({ fault: DiskFault.FULL }, { timeoutMs: 5_000 })).toMatchObject({ disk: DiskFault.FULL });
+    // Full, the command is not acknowledged: its write fails, the log store and the Raft host stop,
+    // and the node is no longer ready.
+    await expect(allocate()).rejects.toThrow();
+    await until('the node stopped by its full disk', async () => (node.isReady() ? undefined : true), 10_000);
+    expect(await client.setDiskFault({ fault: DiskFault.NONE }, { timeoutMs: 5_000 })).toMatchObject({ disk: DiskFault.NONE });
+    // Only a restart brings it back: the store stays stopped after a failed write.
+    await sleep(1_500);
+    expect(node.isReady()).toBe(false);
   });
 });
