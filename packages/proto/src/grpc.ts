@@ -177,11 +177,24 @@ function toServerStatus(error: unknown): Partial<StatusObject> {
 
 type SurfaceCall = { metadata: Metadata; getPeer(): string } & NodeJS.EventEmitter;
 
-function callContext(call: SurfaceCall): CallContext {
-  const controller = new AbortController();
-  // grpc-js reports both a client cancel and an expired deadline as 'cancelled'.
-  call.once('cancelled', () => controller.abort(new RpcError(Status.CANCELLED, 'call cancelled')));
-  return { metadata: call.metadata, signal: controller.signal, peer: call.getPeer() };
+function callContext(call: SurfaceCall & { cancelled?: boolean }): CallContext {
+  let controller: AbortController | undefined;
+  return {
+    metadata: call.metadata,
+    peer: call.getPeer(),
+    // Made on first use: most unary handlers never look at it, and grpc-js reports the end of every
+    // call as 'cancelled', which would build an abort reason (an Error, with its stack) per call.
+    get signal(): AbortSignal {
+      if (controller === undefined) {
+        const made = (controller = new AbortController());
+        // grpc-js reports both a client cancel and an expired deadline as 'cancelled'.
+        const abort = (): void => made.abort(new RpcError(Status.CANCELLED, 'call cancelled'));
+        if (call.cancelled === true) abort();
+        else call.once('cancelled', abort);
+      }
+      return controller.signal;
+    },
+  };
 }
 
 /**
