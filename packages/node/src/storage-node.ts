@@ -48,7 +48,11 @@ export interface StorageNodeOptions {
   metaPeers: MetaPeer[];
   /** Raft tick. Default 50 ms. */
   tickMs?: number;
-  /** Ticks without a leader before an election. Default 10. */
+  /**
+   * Ticks without a leader before an election (randomized up to twice that). Default 20: 1 s, as
+   * etcd, so that a leader held up for half a second under load (CPU starvation, GC, a slow fsync)
+   * keeps its leadership; a dead leader is replaced within 1-2 s.
+   */
   electionTick?: number;
   /** Ticks between leader heartbeats. Default 2. */
   heartbeatTick?: number;
@@ -177,6 +181,9 @@ export interface StorageNode {
   close(): Promise<void>;
 }
 
+/** See StorageNodeOptions.electionTick. */
+const DEFAULT_ELECTION_TICK = 20;
+
 /** A node missing this many heartbeats in a row is marked down by the placement driver. */
 const HEARTBEATS_MISSED_BEFORE_DOWN = 5;
 /** One heartbeat of a node in this many is recorded in the meta log. */
@@ -194,6 +201,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
   const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
   const tickMs = options.tickMs ?? 50;
+  const electionTick = options.electionTick ?? DEFAULT_ELECTION_TICK;
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
   const compaction = options.logCompaction ?? { every: 10_000, keep: 2_000 };
   const metaPeer = new Map(options.metaPeers.map((p) => [p.nodeId, p.address]));
@@ -252,7 +260,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
         return machine;
       },
       tickMs,
-      electionTick: options.electionTick ?? 10,
+      electionTick,
       heartbeatTick: options.heartbeatTick ?? 2,
       seed: nodeId,
       ...(compaction.every > 0 ? { snapshotPolicy: compaction } : {}),
@@ -328,7 +336,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     });
     // Before the server stops carrying Raft traffic: a leader elsewhere within a round trip, rather
     // than after an election timeout.
-    stops.push(() => handOverLeadership(raftHost, log, Math.max(2_000, 2 * (options.electionTick ?? 10) * tickMs)));
+    stops.push(() => handOverLeadership(raftHost, log, Math.max(2_000, 2 * electionTick * tickMs)));
     raftHost.startTicking();
     // Intents of transactions whose router died are resolved by the leaders of their partitions.
     const partitionsHeld = (): PartitionDescriptor[] =>

@@ -16,8 +16,12 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-/** Long enough to ride out a leader election (about a second) a few times over. */
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 16, totalMs: 15_000, baseDelayMs: 20, maxDelayMs: 1_000 };
+/**
+ * Long enough to ride out a leader election (1-2 s) a few times over. Delays stay short (at most
+ * 250 ms) so that a request waiting out an election goes again soon after the new leader is up,
+ * rather than up to a second later.
+ */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 64, totalMs: 15_000, baseDelayMs: 20, maxDelayMs: 250 };
 
 /** The delay before retry number `retry` (1-based): exponential, with jitter so that callers spread out. */
 export function backoffDelay(policy: RetryPolicy, retry: number): number {
