@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
@@ -164,16 +164,21 @@ describe('shoal dev', () => {
     for (const member of dev.members) expect(alive(member.pid)).toBe(false);
   });
 
-  it('starts again on the same data directory: same node addresses, the data still there', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('starts again on the same data directory: same node addresses, the data still there; --log-level reaches the children (no info line in the router log)', { timeout: TEST_TIMEOUT_MS }, async () => {
     // The cluster the first test stopped cleanly.
     const dataDir = join(dataRoot, 'clean');
-    const dev = await startDev(dataDir);
+    const logged = async (): Promise<number> => (await readFile(join(dataDir, 'router-1.log'), 'utf8')).split('\n').filter((line) => line.includes('"level":"info"')).length;
+    const infoBefore = await logged();
+    // At warn the children log no `listening` line: they tell shoal dev their ports over IPC.
+    const dev = await startDev(dataDir, ['--log-level', 'warn']);
     expect(dev.members.filter((member) => member.role === 'node').map((member) => member.address)).toEqual(firstNodeAddresses);
     const { client, doc } = sdkClients(dev.endpoint);
     expect((await doc.send(new GetCommand({ TableName: 'dev', Key: { id: 'a' }, ConsistentRead: true }))).Item).toEqual({ id: 'a', n: 1 });
     client.destroy();
     dev.child.kill('SIGTERM');
     expect(await dev.exited).toEqual({ code: 0, signal: null });
+    expect(infoBefore).toBeGreaterThan(0);
+    expect(await logged()).toBe(infoBefore);
   });
 
   it('leaves no child behind when it is killed itself', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -1,5 +1,27 @@
 import type { Logger } from './log.ts';
 
+/** The ports a process bound, as it tells a `shoal dev` parent. */
+export interface Listening {
+  /** host:port of a storage node's gRPC server, or a router's DynamoDB endpoint URL. */
+  address: string;
+  opsPort: number;
+}
+
+/**
+ * Tells the parent of a process started by `shoal dev` (an IPC channel) the ports it bound, whatever
+ * the log level (the `listening` log line is info).
+ */
+export function reportListening(listening: Listening): void {
+  process.send?.({ type: 'listening', ...listening });
+}
+
+/** Whether an IPC message is reportListening's. */
+export function isListening(message: unknown): message is Listening & { type: 'listening' } {
+  if (typeof message !== 'object' || message === null) return false;
+  const { type, address, opsPort } = message as Record<string, unknown>;
+  return type === 'listening' && typeof address === 'string' && typeof opsPort === 'number';
+}
+
 /** How long a process may take to stop cleanly before it gives up and exits anyway. */
 const STOP_TIMEOUT_MS = 15_000;
 

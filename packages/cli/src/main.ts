@@ -83,6 +83,7 @@ interface DevOptions extends CredentialOptions {
   dataDir: string;
   inMemory?: boolean;
   sync?: boolean;
+  logLevel?: LogLevel;
 }
 
 credentialOptions(
@@ -101,7 +102,8 @@ credentialOptions(
     .option('--data-dir <dir>', 'directory of the data files', './.shoal')
     .option('--single', 'one process over a local store instead of a cluster')
     .option('--in-memory', 'with --single: keep all data in memory (nothing survives exit)')
-    .option('--sync', 'with --single: fsync every write before acknowledging it (slower; survives power loss)'),
+    .option('--sync', 'with --single: fsync every write before acknowledging it (slower; survives power loss)')
+    .addOption(logLevelOption()),
 ).action(async (options: DevOptions) => {
   const credentials = credentialsOf(options);
   if (options.single) {

@@ -6,6 +6,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { isListening, type Listening } from '../lifecycle.ts';
+import type { LogLevel } from '../log.ts';
 
 /**
  * `shoal dev`: a real cluster on loopback. Storage nodes and routers run as child processes of this
@@ -32,15 +34,12 @@ export interface DevClusterOptions {
   secretAccessKey?: string;
   /** Initial partitions of a new table (meta's default). */
   partitions?: number;
+  /** Lowest level the children log (their SHOAL_LOG_LEVEL); default: as in this environment. */
+  logLevel?: LogLevel;
 }
 
 type Role = 'node' | 'router';
 
-/** What a child logs once its ports are bound (see the `listening` lines of `shoal node` and `shoal router`). */
-interface Listening {
-  address: string;
-  opsPort: number;
-}
 
 interface Child {
   role: Role;
@@ -128,13 +127,12 @@ function spawnChild(role: Role, id: number, args: string[], logFile: string, env
     for (const line of lines) {
       tail.push(line);
       if (tail.length > LOG_TAIL_LINES) tail.shift();
-      const record = parseRecord(line);
-      if (record?.msg === 'listening') {
-        const address = typeof record.address === 'string' ? record.address : record.endpoint;
-        if (typeof address === 'string' && typeof record.opsPort === 'number') onListening({ address, opsPort: record.opsPort });
-      }
     }
   };
+  // Told over IPC, so that it does not depend on the child's log level.
+  child.on('message', (message) => {
+    if (isListening(message)) onListening({ address: message.address, opsPort: message.opsPort });
+  });
   child.stdout!.setEncoding('utf8').on('data', take);
   child.stderr!.setEncoding('utf8').on('data', take);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
@@ -144,16 +142,6 @@ function spawnChild(role: Role, id: number, args: string[], logFile: string, env
     }),
   );
   return { role, id, process: child, logFile, tail, listening, ready: false, exited };
-}
-
-function parseRecord(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const value: unknown = JSON.parse(line);
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function describe(child: Child): string {
@@ -249,7 +237,8 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const childEnv = { ...process.env };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  if (options.logLevel !== undefined) childEnv.SHOAL_LOG_LEVEL = options.logLevel;
   delete childEnv.SHOAL_ACCESS_KEY_ID;
   delete childEnv.SHOAL_SECRET_ACCESS_KEY;
   try {

@@ -2,7 +2,7 @@ import { startStorageNode } from '@shoal/node';
 import type { AdmissionLimits, StorageNodeOptions } from '@shoal/node';
 import { createLogger, type LogLevel } from '../log.ts';
 import { parseHostPort } from '../addresses.ts';
-import { stopOnSignal } from '../lifecycle.ts';
+import { reportListening, stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
 import { storageNodeMetricSource } from '../ops/node-metrics.ts';
@@ -91,8 +91,8 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     await node.close();
     throw error;
   }
-  // `shoal dev` reads this line for the ports actually bound.
   log.info('listening', { address: node.address, opsPort: ops.port, pid: process.pid });
+  reportListening({ address: node.address, opsPort: ops.port });
   stopOnSignal(log, async () => {
     await ops.close();
     await node.close();

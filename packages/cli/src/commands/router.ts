@@ -1,7 +1,7 @@
 import { connectCluster, startRouter } from '@shoal/router';
 import type { Credentials } from '@shoal/router';
 import { createLogger, type LogLevel } from '../log.ts';
-import { stopOnSignal } from '../lifecycle.ts';
+import { reportListening, stopOnSignal } from '../lifecycle.ts';
 import { createProcessMetrics } from '../ops/metrics.ts';
 import { startOpsServer } from '../ops/ops-server.ts';
 import { timedPartitionClient } from '../ops/partition-metrics.ts';
@@ -56,6 +56,7 @@ export async function runRouter(options: RouterCommandOptions): Promise<void> {
   }
   const endpoint = `http://${options.host}:${router.port}`;
   log.info('listening', { endpoint, opsPort: ops.port, pid: process.pid });
+  reportListening({ address: endpoint, opsPort: ops.port });
   const started = { router, ops };
   stopOnSignal(log, async () => {
     await started.ops.close();
