@@ -143,7 +143,10 @@ export class IntentIndex {
    * intent but reads (which it wounds: `wounds`), a check or a read only by the intent of a write.
    */
   conflicts(itemKey: Uint8Array, access: IntentAccess): boolean {
-    const holders = this.#loaded().get(mapKey(itemKey));
+    const byItem = this.#loaded();
+    // Most of the time no transaction is prepared: no key to build.
+    if (byItem.size === 0) return false;
+    const holders = byItem.get(mapKey(itemKey));
     if (holders === undefined) return false;
     const kinds = [...holders.values()].map(({ intent }) => intent.change.kind);
     return access === 'write' ? kinds.some((kind) => kind !== 'read') : kinds.some((kind) => kind === 'put' || kind === 'delete');
@@ -151,7 +154,9 @@ export class IntentIndex {
 
   /** The reads on the item a write goes through, marked wounded (to store with the write: `put`). */
   wounds(itemKey: Uint8Array): IndexedIntent[] {
-    const holders = this.#loaded().get(mapKey(itemKey));
+    const byItem = this.#loaded();
+    if (byItem.size === 0) return [];
+    const holders = byItem.get(mapKey(itemKey));
     return [...(holders?.values() ?? [])]
       .filter(({ intent }) => intent.change.kind === 'read' && intent.wounded !== true)
       .map(({ intent }) => ({ itemKey, intent: { ...intent, wounded: true } }));

@@ -22,7 +22,8 @@ import {
 import type { KeySpan } from './key-sample.ts';
 import type { PartitionLoadTracker } from './partition-load.ts';
 
-export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite, result: PartitionWriteResult): void {
+/** `firstKey`: the encoded item key of the first operation, when the caller has it already. */
+export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite, result: PartitionWriteResult, firstKey?: Uint8Array): void {
   let units = 0;
   let bytes = 0;
   for (const served of servedWriteUnits(write, result).values()) {
@@ -30,12 +31,13 @@ export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite
     bytes += served.bytes;
   }
   const first = write.operations[0];
-  const key = first === undefined ? undefined : itemKey(first.table, first.key);
+  const key = first === undefined ? undefined : itemKey(first.table, first.key, firstKey);
   tracker.record('write', units, bytes, key === undefined ? undefined : { start: key });
 }
 
-export function recordGet(tracker: PartitionLoadTracker, table: TableSchema, key: Item, consistent: boolean, size: number): void {
-  const encoded = itemKey(table, key);
+/** `encodedKey`: the item's encoded key, when the caller has it already. */
+export function recordGet(tracker: PartitionLoadTracker, table: TableSchema, key: Item, consistent: boolean, size: number, encodedKey?: Uint8Array): void {
+  const encoded = itemKey(table, key, encodedKey);
   tracker.record('read', readCapacityUnits(size, consistent), size, encoded === undefined ? undefined : { start: encoded });
 }
 
@@ -57,11 +59,12 @@ export function recordRangeRead(tracker: PartitionLoadTracker, descriptor: Parti
  * reads one collection, which must stay in one partition): every split key the sample offers is then
  * a collection's start, its left/right counts exact for it.
  */
-function itemKey(table: TableSchema, key: Item): Uint8Array | undefined {
+function itemKey(table: TableSchema, key: Item, encoded: Uint8Array | undefined): Uint8Array | undefined {
   const hash = getOwn(key, table.hashKey.name);
   const range = table.rangeKey === undefined ? undefined : getOwn(key, table.rangeKey.name);
   if (hash === undefined || (table.rangeKey !== undefined && range === undefined)) return undefined;
   if (table.indexes.some((index) => index.kind === 'LSI')) return collectionPrefix(table, hash);
+  if (encoded !== undefined) return encoded;
   try {
     return range === undefined ? encodeItemKey(table.tableId, hash) : encodeItemKey(table.tableId, hash, range);
   } catch {

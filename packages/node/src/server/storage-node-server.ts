@@ -140,18 +140,21 @@ export class StorageNodeServer {
     this.#log = options.log ?? stderrLog;
     addService(options.server, PartitionService, {
       write: async (request, context) => {
-        const { replica, write } = this.#admit('Write', context.peer, () => {
+        const { replica, write, firstKey } = this.#admit('Write', context.peer, () => {
           const { target, write } = writeRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
+          let firstKey: Uint8Array | undefined;
           for (const operation of write.operations) {
             checkTable(descriptor, operation.table);
-            checkKey(descriptor, tableKey(operation.table, operation.key));
+            const key = tableKey(operation.table, operation.key);
+            checkKey(descriptor, key);
+            firstKey ??= key;
           }
-          return { replica, write };
+          return { replica, write, firstKey };
         });
         const tracker = this.#admitLoad(replica, 'write', write.operations[0]?.table.name ?? '');
         const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
-        if (tracker !== undefined) recordWrite(tracker, write, result);
+        if (tracker !== undefined) recordWrite(tracker, write, result, firstKey);
         this.stats.writes++;
         return writeResultToWire(result);
       },
@@ -203,16 +206,17 @@ export class StorageNodeServer {
         return {};
       },
       get: async (request, context) => {
-        const { replica, get, options } = this.#admit('Get', context.peer, () => {
+        const { replica, get, options, key } = this.#admit('Get', context.peer, () => {
           const { target, request: get, options } = getRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
           checkTable(descriptor, get.table);
-          checkKey(descriptor, tableKey(get.table, get.key));
-          return { replica, get, options };
+          const key = tableKey(get.table, get.key);
+          checkKey(descriptor, key);
+          return { replica, get, options, key };
         });
         const tracker = this.#admitLoad(replica, 'read', get.table.name);
         const found = await this.#read(replica, options.consistent, () => replica.store.get(get, options));
-        if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0);
+        if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
         return getResultToWire(found);
       },
       readRange: async (request, context) => {
