@@ -3,6 +3,7 @@ import { computeFigures } from '../src/figures.ts';
 import { formatSummary, renderHtml } from '../src/report.ts';
 import type { ChaosReport } from '../src/report.ts';
 import type { RequestRecord } from '../src/workload.ts';
+import type { FaultRecord } from '../src/faults.ts';
 
 function request(kind: RequestRecord['kind'], start: number, completion: RequestRecord['completion'], error?: string): RequestRecord {
   return { kind, client: 0, start, end: start + 50, completion, keys: ['kv/r0'], ...(error === undefined ? {} : { error }) };
@@ -16,7 +17,7 @@ function sampleReport(): ChaosReport {
     request('cas', 3_500, 'failed', 'ConditionalCheckFailedException'),
     request('put', 4_100, 'ok'),
   ];
-  const faults = [{ kind: 'kill-leader' as const, target: 'node 2', partition: 3, detail: 'leader of partition 3', start: 3_000, healed: 3_800, ready: 4_000, newLeaderAt: 3_600 }];
+  const faults: FaultRecord[] = [{ kind: 'kill-leader', target: 'node 2', partition: 3, detail: 'leader of partition 3', start: 3_000, healed: 3_800, ready: 4_000, newLeaderAt: 3_600 }];
   const leaderless = [{ partition: 3, start: 3_000, end: 3_900, replicas: [1, 2, 3] }];
   return {
     seed: 5,
@@ -68,6 +69,11 @@ describe('reports', () => {
     const summary = formatSummary(sampleReport());
     expect(summary).toContain('operations: 4 ok, 0 failed, 1 indeterminate');
     expect(summary).toContain('kill-leader node 2 (leader of partition 3)');
+    const split: FaultRecord = { kind: 'kill-during-split', target: 'node 4', partition: 1, detail: 'replica of partition 1, killed while it splits at k', start: 4_200, healed: 4_600, outcome: 'split into 1 and 9' };
+    const report = sampleReport();
+    expect(formatSummary({ ...report, faults: [...report.faults, split] })).toContain(
+      'kill-during-split node 4 (replica of partition 1, killed while it splits at k): healed 4.6s, ready -, split into 1 and 9',
+    );
     expect(summary).toContain('FAIL  liveness no partition leaderless for more than 15 s');
     expect(summary).toContain('VERDICT: safe, but a liveness bound was exceeded');
   });
