@@ -432,7 +432,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       metrics: (): StorageNodeMetrics => {
         const status = raftHost.status();
         const groups = status.map((group): RaftGroupMetrics => {
-          const lastIndex = group.role === 'leader' ? logStore.group(group.groupId).lastIndex() : 0;
+          // A group being removed may have left the log store already: no follower lag then.
+          const lastIndex = group.role === 'leader' && logStore.hasGroup(group.groupId) ? logStore.group(group.groupId).lastIndex() : undefined;
           return {
             partitionId: group.groupId,
             term: group.term,
@@ -442,7 +443,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
             applyLag: Math.max(0, group.commit - group.applied),
             voters: group.voters.length,
             learners: group.learners.length,
-            followerLag: (raftHost.progress(group.groupId) ?? []).filter((p) => p.nodeId !== nodeId).map((p) => ({ nodeId: p.nodeId, entries: Math.max(0, lastIndex - p.match) })),
+            followerLag:
+              lastIndex === undefined
+                ? []
+                : (raftHost.progress(group.groupId) ?? []).filter((p) => p.nodeId !== nodeId).map((p) => ({ nodeId: p.nodeId, entries: Math.max(0, lastIndex - p.match) })),
           };
         });
         const t = transport.metrics;
