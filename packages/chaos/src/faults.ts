@@ -414,9 +414,10 @@ async function injectKillDuringSplit(context: FaultContext, planned: PlannedFaul
 }
 
 /**
- * A leadership transfer asked of a partition's leader (Raft's TimeoutNow handover, through the
- * fault service: AdminService.TransferLeader is not built), and, while it is in flight, the target
- * or the leader killed; restarted after the fault's duration.
+ * A leadership transfer asked of a partition's leader directly (Raft's TimeoutNow handover, through
+ * the fault service: AdminService.TransferLeader reaches the leader only with its next heartbeat
+ * answer, too late to time a kill), and, while it is in flight, the target or the leader killed;
+ * restarted after the fault's duration.
  */
 async function injectKillDuringTransfer(context: FaultContext, planned: PlannedFault): Promise<Injected> {
   const random = choices(planned.pick);
