@@ -5,18 +5,18 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { compareBytes, encodeCollectionPrefix, encodeItemKey, prefixEnd } from '@shoal/model';
 import { AdminService, createClient, type StatusResponse } from '@shoal/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, killStartedProcesses, metricValue, NodeCluster, startClusterRouter } from './helpers/cluster.ts';
+import { eventually, killStartedProcesses, metricValue, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
 import type { ClusterRouter } from './helpers/cluster.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
 /**
  * Splits for size and heat, decided by the meta leader, on 3 `shoal node` processes with a router in
  * this process and the AWS SDK as the client. Low limits keep the load a test can make on a shared
- * machine over the threshold: 200 write units a second per partition, heat at 10% of it (20 units a
+ * machine over the threshold: 200 write units a second per partition, heat at 4% of it (8 units a
  * second) for 3 s, sizes measured every second. A hot range splits inside its item collection and its
  * halves end up led by different nodes, losing no acknowledged write; tables whose tags raise the
  * thresholds or switch splitting off do not split under the same load; one hot item is reported, not
- * split, and its eventually consistent reads reach every replica; a table with a local secondary index
+ * split (Status, `shoal admin status`, the log, a metric), and its eventually consistent reads reach every replica; a table with a local secondary index
  * splits only between item collections; a size threshold splits a table, a higher one does not.
  */
 
@@ -25,7 +25,7 @@ const NODE_ARGS = [
   '--write-units-per-partition', '200',
   '--read-units-per-partition', '600',
   '--burst-seconds', '1',
-  '--split-heat-share', '0.1',
+  '--split-heat-share', '0.04',
   '--split-heat-seconds', '3',
   '--size-measure-seconds', '1',
 ];
@@ -71,29 +71,44 @@ async function createTable(name: string, options: { sortKey?: boolean; lsi?: boo
 
 type Key = { pk: string; sk?: number };
 
-/** Writers putting the keys `next` gives until stopped; every acknowledged put is kept (key -> value). */
-function writers(table: string, count: number, next: (writer: number, i: number) => Key, fill = 'x'): { stop(): Promise<void>; acknowledged: Map<string, { key: Key; n: number }> } {
+/**
+ * `count` loops running `step` until stopped, each retryable failure followed by a short pause; the
+ * first other failure stops its loop and is thrown by stop() (never an unhandled rejection).
+ */
+function loops(count: number, step: (loop: number, i: number) => Promise<void>): { stop(): Promise<void> } {
   let running = true;
-  const acknowledged = new Map<string, { key: Key; n: number }>();
-  const loops = Array.from({ length: count }, async (_, writer) => {
+  let unexpected: unknown;
+  const workers = Array.from({ length: count }, async (_, loop) => {
     for (let i = 0; running && i < 1_000_000; i++) {
-      const key = next(writer, i);
       try {
-        await doc.send(new PutCommand({ TableName: table, Item: { ...key, n: i, other: i, fill } }));
-        acknowledged.set(JSON.stringify(key), { key, n: i });
+        await step(loop, i);
       } catch (error) {
-        if (!RETRYABLE.has((error as Error).name)) throw error;
+        if (!RETRYABLE.has((error as Error).name)) {
+          unexpected ??= error;
+          return;
+        }
         await new Promise((done) => setTimeout(done, 20));
       }
     }
   });
   return {
-    acknowledged,
     async stop() {
       running = false;
-      await Promise.all(loops);
+      await Promise.all(workers);
+      if (unexpected !== undefined) throw unexpected;
     },
   };
+}
+
+/** Writers putting the keys `next` gives until stopped; every acknowledged put is kept (key -> value). */
+function writers(table: string, count: number, next: (writer: number, i: number) => Key, fill = 'x'): { stop(): Promise<void>; acknowledged: Map<string, { key: Key; n: number }> } {
+  const acknowledged = new Map<string, { key: Key; n: number }>();
+  const { stop } = loops(count, async (writer, i) => {
+    const key = next(writer, i);
+    await doc.send(new PutCommand({ TableName: table, Item: { ...key, n: i, other: i, fill } }));
+    acknowledged.set(JSON.stringify(key), { key, n: i });
+  });
+  return { acknowledged, stop };
 }
 
 /** Every acknowledged item of `table` read back strongly consistent, 8 at a time, with its last acknowledged value or a later one. */
@@ -205,34 +220,35 @@ describe('splitting by itself on a 3-node cluster', () => {
   });
 
   it('reports one hot item instead of splitting it; its eventually consistent reads reach every replica', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const item = await createTable('item');
+    // Writes of one item queue behind each other: a lower threshold (4 units a second) for this table.
+    const item = await createTable('item', { tags: { 'shoal:split-heat-share': '0.02' } });
     const hotKey = hex(encodeItemKey(item, { S: 'hot' }));
-    const load = writers('item', 4, (_, i) => ({ pk: i % 10 === 0 ? `cold-${i}` : 'hot' }));
-    let reading = true;
-    const readers = Array.from({ length: 3 }, async () => {
-      for (let i = 0; reading && i < 1_000_000; i++) {
-        try {
-          await doc.send(new GetCommand({ TableName: 'item', Key: { pk: 'hot' } }));
-        } catch (error) {
-          if (!RETRYABLE.has((error as Error).name)) throw error;
-        }
-      }
+    const load = writers('item', 6, (_, i) => ({ pk: i % 10 === 0 ? `cold-${i}` : 'hot' }));
+    const readers = loops(3, async () => {
+      await doc.send(new GetCommand({ TableName: 'item', Key: { pk: 'hot' } }));
     });
     let partitionId = 0;
-    await eventually(
-      'the hot item reported',
-      async () => {
-        const [row] = await partitionsOf(item);
-        partitionId = row.id;
-        return (await status()).hotKeys.some((hot) => Number(hot.partitionId) === row.id && hex(hot.key) === hotKey && hot.share > 0.5);
-      },
-      90_000,
-      500,
-    );
-    await eventually('eventual reads on every replica', async () => (await partitionsOf(item))[0].readers.join() === '1,2,3', 30_000, 500);
-    reading = false;
-    await load.stop();
-    await Promise.all(readers);
+    try {
+      await eventually(
+        'the hot item reported',
+        async () => {
+          const [row] = await partitionsOf(item);
+          partitionId = row.id;
+          return (await status()).hotKeys.some((hot) => Number(hot.partitionId) === row.id && hex(hot.key) === hotKey && hot.share > 0.5);
+        },
+        90_000,
+        500,
+      );
+      // `shoal admin status` lists it while it is hot.
+      const listed = await runShoal(['admin', 'status', '--json', '--meta', nodes.metaAddresses.join(',')]);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { hotKeys: Array<{ partition: number; table: string; key: string }> }).hotKeys).toContainEqual(
+        expect.objectContaining({ partition: partitionId, table: 'item', key: hotKey }),
+      );
+      await eventually('eventual reads on every replica', async () => (await partitionsOf(item))[0].readers.join() === '1,2,3', 30_000, 500);
+    } finally {
+      await Promise.all([load.stop(), readers.stop()]);
+    }
     expect(await partitionsOf(item)).toHaveLength(1);
     expect(events('hot_key').some((e) => e.partition === partitionId && e.key === hotKey)).toBe(true);
     const reported = await Promise.all(nodes.nodeIds().map(async (id) => metricValue(await nodes.metrics(id), 'shoal_node_hot_keys_reported_total') ?? 0));

@@ -42,24 +42,32 @@ export interface HotKeyReport {
   since: number;
 }
 
-/** The hot items found in the last round, by partition (read by Status). */
+/** A hot item stays listed this long after the last round that found it: load near the threshold comes and goes. */
+const HOT_KEY_LINGER_MS = 30_000;
+
+/** The hot items found lately, by partition (read by Status). */
 export class HotKeys {
-  #byPartition = new Map<number, HotKeyReport>();
+  readonly #byPartition = new Map<number, HotKeyReport & { seenAt: number }>();
 
   list(): HotKeyReport[] {
-    return [...this.#byPartition.values()].sort((a, b) => a.partitionId - b.partitionId);
+    return [...this.#byPartition.values()].sort((a, b) => a.partitionId - b.partitionId).map(({ seenAt: _seen, ...report }) => report);
   }
 
-  /** Replaces the list; returns the reports that are new (another partition, or another key). */
-  replace(reports: HotKeyReport[]): HotKeyReport[] {
-    const previous = this.#byPartition;
-    this.#byPartition = new Map();
+  /**
+   * Takes a round's hot items: each replaces its partition's (keeping `since` for the same key); the
+   * others stay listed for HOT_KEY_LINGER_MS unless `gone` says their partition split or left.
+   * Returns the reports that are new (another partition, or another key).
+   */
+  update(reports: HotKeyReport[], now: number, gone: (partitionId: number) => boolean): HotKeyReport[] {
     const fresh: HotKeyReport[] = [];
     for (const report of reports) {
-      const known = previous.get(report.partitionId);
+      const known = this.#byPartition.get(report.partitionId);
       const same = known !== undefined && compareBytes(known.key, report.key) === 0;
-      this.#byPartition.set(report.partitionId, same ? { ...report, since: known.since } : report);
+      this.#byPartition.set(report.partitionId, { ...report, since: same ? known.since : report.since, seenAt: now });
       if (!same) fresh.push(report);
+    }
+    for (const [partitionId, known] of this.#byPartition) {
+      if (gone(partitionId) || now - known.seenAt > HOT_KEY_LINGER_MS) this.#byPartition.delete(partitionId);
     }
     return fresh;
   }
@@ -217,7 +225,9 @@ export class AutoSplitter {
       const partition = state.partitions[decision.partitionId];
       reports.push({ partitionId: partition.id, tableId: partition.tableId, key: decision.key, share: decision.share, utilization: decision.utilization, since: now });
     }
-    for (const fresh of this.#options.hotKeys.replace(reports)) {
+    // A partition that just split (its halves settling) is not the one that was hot any more.
+    const gone = (id: number): boolean => state.partitions[id] === undefined || this.#settling.has(id);
+    for (const fresh of this.#options.hotKeys.update(reports, now, gone)) {
       this.stats.hotKeysReported++;
       const table = Object.values(state.tables).find((r) => r.schema.tableId === fresh.tableId)?.schema.name;
       this.#options.log({
