@@ -83,6 +83,12 @@ describe('MultiRaftHost: ticks stepped after a stall', () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  it('counts the election: one leadership won, none lost', () => {
+    expect(members.map((m) => m.host.stats.leadersElected).reduce((a, b) => a + b)).toBe(1);
+    expect(agreedLeader(members, GROUP)!.host.stats.leadersElected).toBe(1);
+    expect(members.map((m) => m.host.stats.leadersLost).reduce((a, b) => a + b)).toBe(0);
+  });
+
   it('a leader whose followers answered during the stall keeps its leadership', async () => {
     const leader = agreedLeader(members, GROUP)!;
     const { term } = groupStatus(leader);
