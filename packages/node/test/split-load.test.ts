@@ -28,10 +28,13 @@ describe('a replica\'s load after a split', () => {
     expect(load.report(1, range(0x00, 0xff))).toMatchObject({ writesPerSecond: 5 });
     // The same range again: nothing starts over.
     expect(load.report(1, range(0x00, 0xff))!.sampledKeys).toHaveLength(5);
-    // Split: the left half measures anew, but its bucket is as empty as before.
+    // Split: the left half measures anew, but its bucket is not refilled.
     const left = load.report(1, range(0x00, 0x80))!;
     expect(left.writesPerSecond).toBe(0);
     expect(left.sampledKeys).toEqual([]);
+    // Half a second refilled 2.5 units: a reset bucket would hold 5.
+    tracker.admit('write', table.name);
+    tracker.admit('write', table.name);
     expect(() => tracker.admit('write', table.name)).toThrow(/Throughput exceeds/);
     expect(load.report(2)).toBeUndefined();
   });
