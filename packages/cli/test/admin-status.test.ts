@@ -3,7 +3,7 @@ import type { TableRecord } from '@shoal/model';
 import { hashSliceRange } from '@shoal/model';
 import { HotKeySchema, NodeState, ReplicaRole, StatusResponseSchema } from '@shoal/proto';
 import { describe, expect, it } from 'vitest';
-import { drainBlockers } from '../src/commands/admin-drain.ts';
+import { drainBlockers, isDrained } from '../src/commands/admin-drain.ts';
 import { clusterStatus, formatStatus, textTable } from '../src/commands/admin-status.ts';
 
 const halves = [hashSliceRange(5, 0, 2), hashSliceRange(5, 1, 2)];
@@ -122,5 +122,12 @@ describe('shoal admin drain', () => {
     // Partition 2 can move to node 2; the down node 4 takes nothing; a learner holds its node.
     expect(drainBlockers(status, 3)).toEqual([1, 3]);
     expect(drainBlockers({ ...status, nodes: [...status.nodes, row(5, 'up')] }, 3)).toEqual([]);
+  });
+
+  it('counts a node drained once the map places nothing there and it hosts nothing (a down node: its last report is stale)', () => {
+    expect(isDrained({ ...row(4, 'draining'), replicas: 0, hosted: 0 })).toBe(true);
+    expect(isDrained({ ...row(4, 'draining'), replicas: 0, hosted: 1 })).toBe(false);
+    expect(isDrained({ ...row(4, 'draining'), replicas: 1, hosted: 0 })).toBe(false);
+    expect(isDrained({ ...row(4, 'down'), replicas: 0, hosted: 2 })).toBe(true);
   });
 });

@@ -40,6 +40,14 @@ export function drainBlockers(status: ClusterStatus, nodeId: number): number[] {
     .map((partition) => partition.id);
 }
 
+/**
+ * Whether a node is drained: the map places no replica on it and it let go of those it hosted (a
+ * down node's last report is stale: it deletes its replicas once back, before it serves).
+ */
+export function isDrained(row: NodeRow): boolean {
+  return row.replicas === 0 && (row.hosted === 0 || row.state === 'down');
+}
+
 async function nodeRow(meta: readonly string[], nodeId: number): Promise<NodeRow> {
   const { nodes } = await fetchClusterStatus(meta);
   const row = nodes.find((node) => node.id === nodeId);
@@ -72,8 +80,7 @@ export async function runAdminDrain(options: AdminDrainOptions): Promise<void> {
   let reported = remainingReplicas;
   for (;;) {
     const row = await nodeRow(options.meta, options.nodeId);
-    // The map places nothing there any more and the node let go of every replica it hosted.
-    if (row.replicas === 0 && row.hosted === 0) {
+    if (isDrained(row)) {
       write(options.json ? `${JSON.stringify({ nodeId: row.id, state: row.state, replicas: 0 })}\n` : `node ${row.id}: drained, no replica left: it can be stopped\n`);
       return;
     }
