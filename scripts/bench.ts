@@ -9,6 +9,7 @@
  *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
  *                    [--rounds 1] [--cpu-prof <dir>]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
+ *   npm run bench -- split [...]     delegates to scripts/bench-split.ts (splitting off vs on)
  *
  * Targets:
  *   shoal     `shoal dev --single` (before the cluster CLI: `shoal dev`): router and storage engine in
@@ -57,7 +58,7 @@ import type { BenchTable, WorkloadName } from './bench/workloads.ts';
 import { formatTable } from './bench/table.ts';
 
 const USAGE = `usage: npm run bench -- [workloads] [options]
-  workloads            comma-separated: ${WORKLOAD_NAMES.join(', ')} (default put,get); or "raft" for scripts/bench-raft.ts
+  workloads            comma-separated: ${WORKLOAD_NAMES.join(', ')} (default put,get); or "raft" for scripts/bench-raft.ts, "split" for scripts/bench-split.ts
   --workload <list>    the same, as an option
   --targets <list>     ${TARGET_NAMES.join(',')} (default all)
   --concurrency <n>    requests in flight (default 64)
@@ -71,10 +72,11 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
                        load from other processes on a shared machine (default 1)
   --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>`;
 
-function delegateToRaftBench(args: string[]): never {
-  const script = path.join(import.meta.dirname, 'bench-raft.ts');
+/** Runs scripts/<name> with the rest of the arguments (its own options) and exits with its status. */
+function delegateTo(name: string, args: string[]): never {
+  const script = path.join(import.meta.dirname, name);
   if (!existsSync(script)) {
-    console.error('scripts/bench-raft.ts does not exist yet');
+    console.error(`scripts/${name} does not exist yet`);
     process.exit(1);
   }
   const result = spawnSync(process.execPath, [script, ...args], { stdio: 'inherit' });
@@ -213,7 +215,8 @@ function ratioRows(pooled: Measurement[], workloads: WorkloadName[]): string[][]
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  if (argv[0] === 'raft') delegateToRaftBench(argv.slice(1));
+  if (argv[0] === 'raft') delegateTo('bench-raft.ts', argv.slice(1));
+  if (argv[0] === 'split') delegateTo('bench-split.ts', argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
