@@ -107,16 +107,20 @@ export class ClusterPartitionClient implements PartitionClient {
    */
   async write(request: PartitionWrite): Promise<PartitionWriteResult> {
     if (request.operations.length === 0) throw validationError('A write needs at least one operation');
-    const positions = new Map<number, number[]>();
-    request.operations.forEach((operation, position) => {
-      const owner = this.#view.map.lookup(tableItemKey(operation.table, operation.key));
-      if (owner !== undefined) positions.set(owner.id, [...(positions.get(owner.id) ?? []), position]);
-    });
-    if (positions.size > 1) return this.#transactions.run(request, positions);
+    // Encoded (and hashed) once: every attempt looks the same keys up in the map as it is then.
+    const keys = request.operations.map((operation) => tableItemKey(operation.table, operation.key));
+    if (keys.length > 1) {
+      const positions = new Map<number, number[]>();
+      keys.forEach((key, position) => {
+        const owner = this.#view.map.lookup(key);
+        if (owner !== undefined) positions.set(owner.id, [...(positions.get(owner.id) ?? []), position]);
+      });
+      if (positions.size > 1) return this.#transactions.run(request, positions);
+    }
     const locate = (): PartitionDescriptor | undefined => {
       const owners = new Map<number, PartitionDescriptor>();
-      for (const operation of request.operations) {
-        const owner = this.#view.map.lookup(tableItemKey(operation.table, operation.key));
+      for (const key of keys) {
+        const owner = this.#view.map.lookup(key);
         if (owner === undefined) return undefined;
         owners.set(owner.id, owner);
       }

@@ -79,11 +79,17 @@ export class TableThroughputGate implements PartitionClient {
   async write(request: PartitionWrite): Promise<PartitionWriteResult> {
     const tables = new Map<string, TableSchema>();
     for (const operation of request.operations) tables.set(operation.table.name, operation.table);
-    const gates = [...tables.values()].map((table) => ({ table, gate: this.#admit(table, 'write') }));
+    const gates: Array<{ table: TableSchema; gate: TokenBucket }> = [];
+    for (const table of tables.values()) {
+      const gate = this.#admit(table, 'write');
+      if (gate !== undefined) gates.push({ table, gate });
+    }
     const result = await this.#regional(() => this.#inner.write(request));
+    // On-demand tables (no gate) cost nothing more here: the served units are counted only to charge.
+    if (gates.length === 0) return result;
     const now = this.#now();
     const served = servedWriteUnits(request, result);
-    for (const { table, gate } of gates) gate?.charge((served.get(table.name)?.units ?? 0) - LEAST_CAPACITY_UNITS.write, now);
+    for (const { table, gate } of gates) gate.charge((served.get(table.name)?.units ?? 0) - LEAST_CAPACITY_UNITS.write, now);
     return result;
   }
 
