@@ -98,11 +98,16 @@ export interface Outage {
   sides?: number[][];
 }
 
-/** Whether a group with these replicas keeps a majority of them up and able to talk to each other. */
-export function keepsMajority(replicas: readonly number[], outage: Outage): boolean {
-  const up = replicas.filter((id) => !outage.down.includes(id));
-  const sides = outage.sides ?? [up];
-  return sides.some((side) => up.filter((id) => side.includes(id)).length * 2 > replicas.length);
+/**
+ * Whether a group with these replicas keeps a majority of them up and able to talk to each other
+ * under all these outages at once (faults overlap when a target is slow to come back).
+ */
+export function keepsMajority(replicas: readonly number[], outages: readonly Outage[]): boolean {
+  let groups = [replicas.filter((id) => outages.every((outage) => !outage.down.includes(id)))];
+  for (const { sides } of outages) {
+    if (sides !== undefined) groups = groups.flatMap((group) => sides.map((side) => group.filter((id) => side.includes(id))));
+  }
+  return groups.some((group) => group.length * 2 > replicas.length);
 }
 
 /** A fault as it happened; times in ms since the workload's start. */

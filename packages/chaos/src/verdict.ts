@@ -206,17 +206,20 @@ function checkFinalReads(final: FinalState): Check {
 }
 
 /**
- * When a leaderless window starts to count against the bound: its start, or the end of the last
- * fault overlapping it that left the group without a majority of its replicas up and connected (a
- * restarted node is back once it answers /readyz again).
+ * When a leaderless window starts to count against the bound: its start, or the last moment within
+ * it at which the group got a majority of its replicas up and connected back, under every fault
+ * active then. A fault lasts until its target answers /readyz again: one that never did (killed
+ * again first, or stuck, which the readiness check reports) is never back.
  */
 export function countedFrom(window: LeaderlessWindow, faults: readonly FaultRecord[]): number {
+  const active = faults.flatMap((fault) => (fault.outage === undefined ? [] : [{ outage: fault.outage, start: fault.start, end: fault.ready ?? window.end }]));
+  const moments = [...new Set([window.start, ...active.flatMap(({ start, end }) => [start, end])])]
+    .filter((moment) => moment >= window.start && moment < window.end)
+    .sort((a, b) => a - b);
   let from = window.start;
-  for (const fault of faults) {
-    if (fault.outage === undefined || fault.start >= window.end) continue;
-    const healed = fault.ready ?? fault.healed ?? window.end;
-    if (healed <= window.start || keepsMajority(window.replicas, fault.outage)) continue;
-    from = Math.max(from, Math.min(healed, window.end));
+  for (const [index, moment] of moments.entries()) {
+    const outages = active.filter(({ start, end }) => start <= moment && moment < end).map(({ outage }) => outage);
+    if (!keepsMajority(window.replicas, outages)) from = moments[index + 1] ?? window.end;
   }
   return from;
 }

@@ -89,18 +89,24 @@ describe('leaderless windows', () => {
 
   it('count against the bound only once a majority of the replicas is back', () => {
     const window = { partition: 2, start: 1_000, end: 30_000, replicas: [1, 2, 3] };
-    const fault = (outage: FaultRecord['outage'], healed?: number): FaultRecord => ({ kind: 'partition', target: '-', start: 500, ...(healed === undefined ? {} : { healed }), outage });
+    const fault = (outage: FaultRecord['outage'], ready?: number): FaultRecord => ({ kind: 'partition', target: '-', start: 500, ...(ready === undefined ? {} : { healed: ready - 100, ready }), outage });
     // One node down of three: a majority stays, the whole window counts.
     expect(countedFrom(window, [fault({ down: [2] }, 20_000)])).toBe(1_000);
     // Node 1 cut off from 2 and 3: they still make a majority.
     expect(countedFrom(window, [fault({ down: [], sides: [[1], [2, 3, 4, 5]] }, 20_000)])).toBe(1_000);
     // 1 and 2 on different sides, 3 down: no majority until the heal at 20 s.
     expect(countedFrom(window, [fault({ down: [3], sides: [[1, 4], [2, 5]] }, 20_000)])).toBe(20_000);
-    // A fault over before the window, or not healed before its end.
+    // A fault over before the window, or whose target was not ready again before its end.
     expect(countedFrom(window, [fault({ down: [1, 2] }, 900)])).toBe(1_000);
     expect(countedFrom(window, [fault({ down: [1, 2] })])).toBe(30_000);
-    expect(keepsMajority([1, 2, 3], { down: [], sides: [[1, 2], [3, 4, 5]] })).toBe(true);
-    expect(keepsMajority([1, 2, 3, 4, 5], { down: [5], sides: [[1, 2], [3, 4, 5]] })).toBe(false);
+    // Two faults overlapping: node 1 slow to come back from the first while node 2 is down.
+    const first: FaultRecord = { kind: 'kill', target: 'node 1', start: 500, healed: 2_000, ready: 12_000, outage: { down: [1] } };
+    const second: FaultRecord = { kind: 'kill', target: 'node 2', start: 8_000, healed: 9_000, ready: 10_000, outage: { down: [2] } };
+    expect(countedFrom(window, [first, second])).toBe(10_000);
+    expect(keepsMajority([1, 2, 3], [{ down: [], sides: [[1, 2], [3, 4, 5]] }])).toBe(true);
+    expect(keepsMajority([1, 2, 3, 4, 5], [{ down: [5], sides: [[1, 2], [3, 4, 5]] }])).toBe(false);
+    expect(keepsMajority([1, 2, 3], [{ down: [1] }, { down: [], sides: [[2], [1, 3]] }])).toBe(false);
+    expect(keepsMajority([1, 2, 3], [])).toBe(true);
   });
 });
 
