@@ -23,7 +23,7 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
                             kill the new member, the node leaving or the leader (the node is
                             undrained after); disk-slow: a node's Raft log writes wait 50-250 ms;
                             disk-full: they fail (ENOSPC), the node stops acknowledging, then is
-                            restarted; disk: both. All kinds: ${FAULT_KINDS.join(',')}
+                            restarted; disk: both.
   --seed <n>                schedule and workload seed (default: random, printed)
   --fault-interval <time>   mean time between faults (default 8s)
   --nodes <n>               storage nodes, the first 3 forming the meta group (default 5)
@@ -32,7 +32,8 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --clients <n>             concurrent clients (default 8)
   --keys <n>                keys of each kind: registers, counters, lists, transaction groups (default 6)
   --request-timeout <time>  a request unanswered this long is indeterminate (default 10s)
-  --leaderless-bound <time> longest tolerated time without a partition leader (default 15s)
+  --leaderless-bound <time> longest tolerated time without a partition leader once a majority of
+                            its replicas is back (default 15s)
   --check-timeout <time>    time given to the linearizability checker (default 120s)
   --cross-partition-transactions
                             also send TransactWriteItems over two tables (two partitions); a refusal
