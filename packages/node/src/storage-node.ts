@@ -106,6 +106,8 @@ export interface RaftGroupMetrics {
 /** Plain numbers for /metrics. */
 export interface StorageNodeMetrics {
   ready: number;
+  /** 1 while the partition map shows this node draining (`shoal admin drain`). */
+  draining: number;
   mapVersion: number;
   raftGroups: number;
   raftLeaders: number;
@@ -453,6 +455,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
         const s = partitionServer.stats;
         return {
           ready: ready() ? 1 : 0,
+          draining: view.isDraining(nodeId) ? 1 : 0,
           mapVersion: view.version,
           raftGroups: status.length,
           raftLeaders: status.filter((g) => g.role === 'leader').length,

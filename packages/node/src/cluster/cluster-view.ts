@@ -5,13 +5,15 @@
  * (contracts #8) and the watch brings the newer map.
  */
 import type { PartitionDescriptor, TableSchema } from '@shoal/model';
-import type { PartitionMapAnswer } from '@shoal/proto';
+import { NodeState, type PartitionMapAnswer } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 
 export class ClusterView {
   #version: number | undefined;
   #partitions = new Map<number, PartitionDescriptor>();
   #nodes = new Map<NodeId, string>();
+  /** Nodes the meta group is draining (`shoal admin drain`). */
+  #draining = new Set<NodeId>();
   /** Table schemas by key space id (TableSchema.tableId, PartitionDescriptor.tableId). */
   #tables = new Map<number, TableSchema>();
 
@@ -37,6 +39,7 @@ export class ClusterView {
     this.#version = answer.version;
     this.#partitions = new Map(answer.partitions.map((p) => [p.id, p]));
     this.#nodes = new Map(answer.nodes.map((n) => [Number(n.id), n.address]));
+    this.#draining = new Set(answer.nodes.filter((n) => n.state === NodeState.DRAINING).map((n) => Number(n.id)));
     this.#tables = new Map(answer.tables.map((t) => [t.schema.tableId, t.schema]));
     return true;
   }
@@ -57,6 +60,11 @@ export class ClusterView {
   /** A registered node's gRPC address. */
   nodeAddress(nodeId: NodeId): string | undefined {
     return this.#nodes.get(nodeId);
+  }
+
+  /** Whether the map shows the node draining: its replicas are moving away. */
+  isDraining(nodeId: NodeId): boolean {
+    return this.#draining.has(nodeId);
   }
 
   /** Every registered node's gRPC address. */
