@@ -107,6 +107,16 @@ export interface MultiRaftHostOptions {
    * for, the state at `appliedIndex()`: the dropped entries can no longer replay it.
    */
   snapshotPolicy?: { every: number; keep: number };
+  /**
+   * Quiescence of idle groups (CockroachDB's): off without it. At a tick, a leader with nothing
+   * pending, everything committed and applied, and every member caught up (replicating) sends its
+   * followers a heartbeat marked quiesce and stops ticking the group; a follower that hears it from
+   * its leader stops too. A quiesced group costs nothing until anything for it arrives (a proposal,
+   * a read, a membership change, a message other than a heartbeat answer), which wakes it; a quiesced
+   * follower also wakes, at a tick, once `isNodeLive` says its leader's node is not live, so the group
+   * elects again.
+   */
+  quiescence?: { isNodeLive(nodeId: NodeId): boolean };
 }
 
 export interface GroupStatus {
@@ -170,6 +180,8 @@ export interface MultiRaftHostStats {
   /** The most groups one persist call carried. */
   maxGroupsPerPersist: number;
   entriesApplied: number;
+  /** Times a group led here was quiesced. */
+  quiesced: number;
   snapshotsTaken: number;
   /** Snapshots received from a leader and restored into the state machine. */
   snapshotsRestored: number;
@@ -227,6 +239,8 @@ class Replica {
   applied: number;
   confState: ConfState;
   lastSnapshotIndex: number;
+  /** Not ticked: idle (see MultiRaftHostOptions.quiescence). */
+  quiesced = false;
   /** The payload of the snapshot last received (framed after its data), until Raft's Ready takes the snapshot. */
   incomingPayload: { index: number; payload: Uint8Array } | undefined;
   removed = false;
@@ -295,12 +309,12 @@ const contextId = (bytes: Uint8Array): number =>
 
 export class MultiRaftHost {
   readonly nodeId: NodeId;
-  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, readIndexRequests: 0 };
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, quiesced: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, readIndexRequests: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
   /** Groups with work since the last round. */
   #dirty = new Set<Replica>();
-  #actions: Array<{ groupId: number; action: Action }> = [];
+  #actions: Array<{ groupId: number; action: Action; wakes: boolean }> = [];
   #pendingTicks = 0;
   #running: Promise<void> | undefined;
   #again = false;
@@ -553,6 +567,13 @@ export class MultiRaftHost {
     });
   }
 
+  /** How many groups here are quiesced now. */
+  quiescedGroups(): number {
+    let count = 0;
+    for (const replica of this.#groups.values()) if (replica.quiesced) count++;
+    return count;
+  }
+
   /** The leader this replica knows of (0: none), or undefined when the group is not hosted. */
   leaderOf(groupId: number): NodeId | undefined {
     return this.#groups.get(groupId)?.leader;
@@ -593,6 +614,19 @@ export class MultiRaftHost {
     for (const { groupId, message } of batch) {
       if (!this.#groups.has(groupId)) {
         notHosted.add(groupId);
+      } else if (message.type === 'MsgHeartbeat' && isQuiesceContext(message.context)) {
+        // Stepped as a plain heartbeat; the follower stops ticking if it comes from its leader.
+        const { context: _marker, ...heartbeat } = message;
+        this.#enqueue(
+          groupId,
+          (r) => {
+            r.raw.step(heartbeat);
+            if (r.leader === message.from && r.term === message.term) r.quiesced = true;
+          },
+          false,
+        );
+      } else if (message.type === 'MsgHeartbeatResp') {
+        this.#enqueue(groupId, (r) => r.raw.step(message), false);
       } else if (message.type === 'MsgSnap' && message.snapshot !== undefined) {
         const framed = unframeSnapshot(message.snapshot.data);
         // A frame that does not parse is dropped: the leader, told the transfer went well, probes and sends again.
@@ -612,7 +646,7 @@ export class MultiRaftHost {
   /** Messages to `nodeId` of these groups were lost (the transport's onUnreachable). */
   reportUnreachable(nodeId: NodeId, groupIds: readonly number[]): void {
     for (const groupId of groupIds) {
-      if (this.#groups.has(groupId)) this.#enqueue(groupId, (r) => r.raw.reportUnreachable(nodeId));
+      if (this.#groups.has(groupId)) this.#enqueue(groupId, (r) => r.raw.reportUnreachable(nodeId), false);
     }
   }
 
@@ -681,8 +715,9 @@ export class MultiRaftHost {
     if (this.#stopped) throw new Error('multi-raft host is stopped');
   }
 
-  #enqueue(groupId: number, action: Action): void {
-    this.#actions.push({ groupId, action });
+  /** `wakes`: whether the action wakes a quiesced group (all but heartbeat answers and lost-message reports). */
+  #enqueue(groupId: number, action: Action, wakes = true): void {
+    this.#actions.push({ groupId, action, wakes });
     void this.#kick().catch(() => undefined);
   }
 
@@ -868,9 +903,10 @@ export class MultiRaftHost {
   #deliver(): void {
     const actions = this.#actions;
     this.#actions = [];
-    for (const { groupId, action } of actions) {
+    for (const { groupId, action, wakes } of actions) {
       const replica = this.#groups.get(groupId);
       if (replica === undefined) continue;
+      if (wakes) replica.quiesced = false;
       action(replica);
       this.#dirty.add(replica);
     }
@@ -878,11 +914,44 @@ export class MultiRaftHost {
     this.#pendingTicks = 0;
     if (ticks > 0) {
       this.stats.ticks += ticks;
+      const quiescence = this.#options.quiescence;
+      let quiesced = false;
       for (const replica of this.#groups.values()) {
+        if (replica.quiesced) {
+          if (replica.role === 'leader' || (replica.leader !== 0 && quiescence?.isNodeLive(replica.leader) === true)) continue;
+          replica.quiesced = false;
+        }
+        if (quiescence !== undefined && this.#quiesce(replica)) {
+          quiesced = true;
+          continue;
+        }
         for (let i = 0; i < ticks; i++) replica.raw.tick();
         this.#dirty.add(replica);
       }
+      if (quiesced) this.#options.sender.flush();
     }
+  }
+
+  /**
+   * Quiesces a group this replica leads if it is idle: nothing pending, everything committed and
+   * applied, every member caught up and replicating. Its followers get a heartbeat marked quiesce
+   * (the marker never reaches Raft: see receive). Returns whether it did.
+   */
+  #quiesce(replica: Replica): boolean {
+    if (replica.role !== 'leader' || replica.unplaced.size + replica.placed.size + replica.reads.size > 0 || replica.unplacedChange !== undefined) return false;
+    if (replica.raw.hasReady()) return false;
+    const status = replica.raw.status();
+    const last = this.#options.logStore.group(replica.groupId).lastIndex();
+    if (status.leadTransferee !== 0 || status.hardState.commit !== last || replica.applied !== last || status.progress === undefined) return false;
+    for (const progress of status.progress.values()) if (progress.match !== last || progress.state !== 'replicate') return false;
+    for (const to of status.progress.keys()) {
+      if (to === this.nodeId) continue;
+      const heartbeat: Message = { type: 'MsgHeartbeat', from: this.nodeId, to, term: replica.term, logTerm: 0, index: 0, entries: [], commit: last, reject: false, rejectHint: 0, context: QUIESCE_CONTEXT };
+      this.#options.sender.send(replica.groupId, heartbeat);
+    }
+    replica.quiesced = true;
+    this.stats.quiesced++;
+    return true;
   }
 
   /** Role, leader and term from the Ready; places this leader's new proposals at their indexes. */
@@ -1046,4 +1115,11 @@ function unframeSnapshot(framed: Uint8Array): { data: Uint8Array; payload: Uint8
   const length = new DataView(framed.buffer, framed.byteOffset, framed.byteLength).getUint32(0, false);
   if (4 + length > framed.length) return undefined;
   return { data: framed.slice(4, 4 + length), payload: framed.subarray(4 + length) };
+}
+
+/** The context of a heartbeat that quiesces its group: 9 bytes, so never a ReadIndex context (8). */
+const QUIESCE_CONTEXT = new Uint8Array([0x71, 0x75, 0x69, 0x65, 0x73, 0x63, 0x65, 0x21, 0x00]);
+
+function isQuiesceContext(context: Uint8Array | undefined): boolean {
+  return context !== undefined && context.length === QUIESCE_CONTEXT.length && context.every((byte, i) => byte === QUIESCE_CONTEXT[i]);
 }
