@@ -4,7 +4,7 @@ export { runHeat, describeRun, type HeatIo, type HeatResult } from './run.ts';
 export { parseHeatArgs, parseTime, USAGE, WORKLOADS, type HeatOptions, type WorkloadKind } from './options.ts';
 export { Workload, Zipfian, type PlannedRequest, type RequestKey } from './workload.ts';
 export { ClusterWatcher, changes, partitionsFromStatus, utilization, type HeatEvent, type HeatSnapshot, type PartitionHeat } from './watch.ts';
-export { renderFrame, renderLine, type Frame } from './terminal.ts';
+export { rangeLabel, renderFrame, renderLine, type Frame } from './terminal.ts';
 export { renderReport, heatColour, type ReportInput } from './report.ts';
 export { LatencyHistogram } from './latency.ts';
 export type { IntervalFigures, RunSummary } from './figures.ts';

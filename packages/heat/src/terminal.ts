@@ -23,6 +23,18 @@ export function seconds(ms: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
+/**
+ * A range's bounds in hex, cut where they are told apart: 12 digits (space id and the start of the
+ * hash) usually, more for the halves of a sort-key split, which share their partition key's bytes.
+ */
+export function rangeLabel(start: string, end: string): string {
+  let common = 0;
+  while (common < start.length && common < end.length && start[common] === end[common]) common++;
+  const width = Math.max(12, common + 4);
+  const cut = (key: string): string => (key.length > width ? `${key.slice(0, width)}…` : key);
+  return `[${cut(start) || '-'}..${cut(end) || '+'})`;
+}
+
 function partitionLine(partition: PartitionHeat, ansi: boolean): string {
   const share = utilization(partition);
   const filled = Math.min(BAR_WIDTH, Math.round(share * BAR_WIDTH));
@@ -31,7 +43,7 @@ function partitionLine(partition: PartitionHeat, ansi: boolean): string {
   const ops = `w ${fixed(partition.writesPerSecond)}/s r ${fixed(partition.readsPerSecond)}/s`;
   const throttled = partition.throttledPerSecond > 0 ? colour(1, ` throttled ${fixed(partition.throttledPerSecond, 1)}/s`, ansi) : '';
   const hot = partition.hotKey === undefined ? '' : colour(1, ` hot item ${partition.hotKey.key.slice(8, 24)}… ${Math.round(partition.hotKey.share * 100)}% (no split relieves it)`, ansi);
-  const range = `[${partition.start.slice(0, 12) || '-'}..${partition.end.slice(0, 12) || '+'})`;
+  const range = rangeLabel(partition.start, partition.end);
   const size = `${(partition.sizeBytes / 1024).toFixed(0)} KiB`;
   return `  p${String(partition.id).padEnd(4)} ${bar} ${String(Math.round(share * 100)).padStart(4)}%  ${ops.padEnd(20)} ${units.padEnd(30)} ${size.padStart(10)}  ${partition.table} e${partition.epoch} ${range}${throttled}${hot}`;
 }

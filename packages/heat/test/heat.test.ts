@@ -18,6 +18,7 @@ import {
   parseHeatArgs,
   parseTime,
   partitionsFromStatus,
+  rangeLabel,
   renderFrame,
   renderReport,
   runHeat,
@@ -129,6 +130,14 @@ describe('heat map from Status', () => {
     expect(rows[0]).toMatchObject({ id: 1, table: 'orders', epoch: 2, start: '00', end: '80', leader: 1, sizeBytes: 4_096, readsPerSecond: 10, writesPerSecond: 10, writeUnitsPerSecond: 20, readUnitsPerSecond: 3, throttledPerSecond: 1, writeUnitLimit: 1_000 });
     expect(rows[1]).toMatchObject({ id: 2, leader: 2, start: '80', end: '' });
     expect(rows[0].hotKey).toBeUndefined();
+  });
+
+  it('shows a range cut where its bounds differ, so that sort-key split halves stay apart', () => {
+    expect(rangeLabel('00000005', '00000005aabbccdd')).toBe('[00000005..00000005aabb…)');
+    expect(rangeLabel('00000005aabbccdd11', '')).toBe('[00000005aabb…..+)');
+    const collection = '00000005aabbccddeeff0011726e6700';
+    expect(rangeLabel(`${collection}0203`, `${collection}0410`)).toBe(`[${collection}0203..${collection}0410)`);
+    expect(rangeLabel(`${collection}02030405`, `${collection}0410`)).toBe(`[${collection}02030…..${collection}0410)`);
   });
 
   it('marks a partition the meta leader reports hot on one key, in the frame too', () => {
