@@ -2,7 +2,8 @@
  * What one MultiRaftHost round shares, counted rather than timed: the entries of every group applied
  * in a round go to the node's store in one batch and are answered only once readable; the strong
  * reads of a group that arrive between two rounds share one ReadIndex request; a leader's appends
- * leave before its own log write, a follower's acknowledgement only after its write.
+ * leave before its own log write, a follower's acknowledgement only after its write; a leader answers
+ * what committed while its next log write is under way.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -122,11 +123,12 @@ async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string):
     machines,
     holdLogWrites() {
       let release!: () => void;
-      hold = new Promise((resolve) => {
+      const gate = new Promise<void>((resolve) => {
         release = resolve;
       });
+      hold = gate;
       return () => {
-        hold = undefined;
+        if (hold === gate) hold = undefined;
         release();
       };
     },
@@ -161,6 +163,14 @@ describe('when a leader and its followers send, around their log writes', () => 
 
   const lastIndex = (member: Member): number => member.store.group(GROUP).lastIndex();
 
+  /** Waits until every member applied the leader's whole log, then a few turns more: no round left in flight. */
+  async function quiet(): Promise<void> {
+    const leader = agreedLeader(members, GROUP)!;
+    const applied = (m: Member): number | undefined => m.host.status().find((s) => s.groupId === GROUP)?.applied;
+    await pump(members, () => members.every((m) => applied(m) === lastIndex(leader) && lastIndex(m) === lastIndex(leader)), 'the group to settle');
+    for (let i = 0; i < 10; i++) await turn();
+  }
+
   it('lets the leader’s appends reach the followers’ logs while its own log write is held', async () => {
     const leader = agreedLeader(members, GROUP)!;
     const followers = members.filter((m) => m !== leader);
@@ -185,6 +195,7 @@ describe('when a leader and its followers send, around their log writes', () => 
   });
 
   it('acknowledges an append only once the follower’s own log write is done', async () => {
+    await quiet();
     const leader = agreedLeader(members, GROUP)!;
     const followers = members.filter((m) => m !== leader);
     const target = lastIndex(leader) + 1;
@@ -212,6 +223,46 @@ describe('when a leader and its followers send, around their log writes', () => 
       for (const release of releases) release();
     }
     expect(await whilePumping(members, proposal, 'the proposal')).toBeNull();
-    expect(matched().every((match) => match >= target)).toBe(true);
+    // Committed: a quorum (the leader and a follower at least) has it.
+    expect(matched().some((match) => match >= target)).toBe(true);
+  });
+
+  it('answers a committed write while the leader’s log write of the next entries is still held', async () => {
+    await quiet();
+    const leader = agreedLeader(members, GROUP)!;
+    const followers = members.filter((m) => m !== leader);
+    const target = lastIndex(leader) + 1;
+    const followerWrites = followers.map((f) => f.host.stats.persistCalls);
+    const releaseFirst = leader.holdLogWrites();
+    let releaseSecond: (() => void) | undefined;
+    let second: Promise<unknown> | undefined;
+    try {
+      const first = leader.host.propose(GROUP, encodeWrite({ key: 'c', value: '3' }));
+      let firstAnswered = false;
+      void first.then(() => {
+        firstAnswered = true;
+      });
+      // The followers persist the entry and acknowledge it; the leader, still in its first write, queues the acknowledgements.
+      for (let i = 0; i < 200 && !followers.every((f, n) => lastIndex(f) >= target && f.host.stats.persistCalls > followerWrites[n]); i++) await turn();
+      for (let i = 0; i < 10; i++) await turn();
+      expect(firstAnswered).toBe(false);
+      // The leader's next round commits the first entry and appends the second, whose write is held.
+      second = leader.host.propose(GROUP, encodeWrite({ key: 'd', value: '4' }));
+      let secondAnswered = false;
+      void second.then(() => {
+        secondAnswered = true;
+      });
+      releaseSecond = leader.holdLogWrites();
+      releaseFirst();
+      for (let i = 0; i < 200 && !firstAnswered; i++) await turn();
+      expect(firstAnswered).toBe(true);
+      expect(leader.machines.get(GROUP)!.entries.get('c')).toBe('3');
+      expect(lastIndex(leader)).toBe(target + 1);
+      expect(secondAnswered).toBe(false);
+    } finally {
+      releaseFirst();
+      releaseSecond?.();
+    }
+    expect(await whilePumping(members, second, 'the second proposal')).toBeNull();
   });
 });

@@ -7,11 +7,12 @@
  *   2. take the Ready of every group touched since the last round that has one (idle groups cost
  *      nothing but their tick);
  *   3. send the messages of groups this node leads (appends may go out while the leader's own write
- *      is under way), persist all Readies with ONE `logStore.persist` (synced when any Ready has
- *      mustSync), only then send the other groups' messages (acknowledgements, votes);
- *   4. apply every group's committed entries, wait until the state machines' applied state is
- *      readable (`settled`: one store batch for the round), then resolve proposals by (index, term),
- *      serve reads, advance.
+ *      is under way), start ONE `logStore.persist` of all Readies (synced when any Ready has
+ *      mustSync), and meanwhile apply the committed entries the log held before this round;
+ *   4. once the write is done, send the other groups' messages (acknowledgements, votes) and apply
+ *      the rest (entries the round itself appended); each apply phase waits until the state
+ *      machines' applied state is readable (`settled`: one store batch) before it resolves proposals
+ *      by (index, term) and serves reads; then advance.
  * A round runs on every tick and as soon as anything arrives (while one runs, the next is formed), so
  * a proposal does not wait for a tick to be persisted and sent.
  *
@@ -782,31 +783,32 @@ export class MultiRaftHost {
       sync ||= rd.mustSync;
     }
     this.#send(sendFirst);
-    if (updates.length > 0) {
-      await this.#options.logStore.persist(updates, { sync });
+    const persisted = updates.length > 0 ? this.#options.logStore.persist(updates, { sync }) : undefined;
+    // Awaited below; failures surface there, none goes unhandled meanwhile.
+    persisted?.catch(() => undefined);
+
+    // A leader's committed entries that its log held before the round are durable here and on a
+    // quorum: they are applied and answered while the round's log write is under way, so an answer
+    // waits for one log write, not also for the next round's. Entries the Ready appends itself (a
+    // group of one commits its own appends at once) wait for the write, as followers' entries do.
+    const early = readies.filter(
+      ({ replica, rd }) =>
+        replica.role === 'leader' &&
+        rd.snapshot === undefined &&
+        rd.committedEntries.length > 0 &&
+        (rd.entries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index),
+    );
+    await this.#applyAndAnswer(early);
+    if (persisted !== undefined) {
+      await persisted;
       this.stats.persistCalls++;
       this.stats.groupsPersisted += updates.length;
       this.stats.maxGroupsPerPersist = Math.max(this.stats.maxGroupsPerPersist, updates.length);
     }
     this.#send(sendAfter);
+    await this.#applyAndAnswer(readies.filter((ready) => !early.includes(ready)));
 
-    // Every group's committed entries first, then their answers: a state machine that stages its
-    // changes (PartitionReplica) writes the whole round's in one batch, which `settled` waits for.
-    const applied: Array<{ replica: Replica; rd: Ready }> = [];
-    const answers: Answer[] = [];
-    for (const ready of readies) {
-      if (ready.replica.removed) continue;
-      await this.#apply(ready.replica, ready.rd, answers);
-      applied.push(ready);
-    }
-    try {
-      await Promise.all([...new Set(applied.map(({ replica }) => replica.stateMachine))].map((machine) => machine.settled?.()));
-    } catch (error) {
-      for (const answer of answers) answer(error as Error);
-      throw error;
-    }
-    for (const answer of answers) answer(undefined);
-    for (const { replica, rd } of applied) {
+    for (const { replica, rd } of readies) {
       if (replica.removed) continue;
       replica.raw.advance(rd);
       await this.#maybeSnapshot(replica);
@@ -814,6 +816,28 @@ export class MultiRaftHost {
       this.#dirty.add(replica);
       this.#again = true;
     }
+  }
+
+  /**
+   * Applies the Readies' committed entries (every group's first, then their answers: a state machine
+   * that stages its changes, PartitionReplica, writes them all in one batch, which `settled` waits
+   * for), then completes the proposals and reads they answer.
+   */
+  async #applyAndAnswer(readies: ReadonlyArray<{ replica: Replica; rd: Ready }>): Promise<void> {
+    const answers: Answer[] = [];
+    const machines = new Set<ReplicaStateMachine>();
+    for (const { replica, rd } of readies) {
+      if (replica.removed) continue;
+      await this.#apply(replica, rd, answers);
+      machines.add(replica.stateMachine);
+    }
+    try {
+      await Promise.all([...machines].map((machine) => machine.settled?.()));
+    } catch (error) {
+      for (const answer of answers) answer(error as Error);
+      throw error;
+    }
+    for (const answer of answers) answer(undefined);
   }
 
   /** Hands the Readies' messages to the sender (a snapshot with its payload) and flushes once. */
