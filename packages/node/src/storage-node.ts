@@ -83,6 +83,14 @@ export interface StorageNodeOptions {
    * turns compaction off.
    */
   logCompaction?: { every: number; keep: number };
+  /**
+   * Idle groups go quiet (MultiRaftHostOptions.quiescence): no ticks, no heartbeats, until a request
+   * or a message wakes them; a quiesced follower wakes once its leader's node looks dead: the Raft
+   * transport's stream to it failed, or the map marks it down. Default false: a leader that hangs
+   * without closing its connections is only seen dead once meta marks it down (seconds), where
+   * ticking groups elect within an election timeout.
+   */
+  quiesceIdleGroups?: boolean;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -266,6 +274,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       heartbeatTick: options.heartbeatTick ?? 2,
       seed: nodeId,
       ...(compaction.every > 0 ? { snapshotPolicy: compaction } : {}),
+      ...(options.quiesceIdleGroups === true ? { quiescence: { isNodeLive: (id: NodeId) => transport.peerConnected(id) && !view.isDown(id) } } : {}),
     });
     host = raftHost;
     // Before any entry applies: a split applied (or replayed) creates its right half's group.

@@ -3,7 +3,8 @@
  * child processes (logs compacted every few entries), a table split through AdminService, then a
  * fourth node started and a node of both halves killed. The placement driver moves both halves to
  * the fourth node; it receives each half's data by snapshot (the right half's data before the split
- * lies in its parent's log only) and serves every item, strongly consistent reads included.
+ * lies in its parent's log only) and serves every item, strongly consistent reads included. Idle
+ * groups quiesce (`quiesceIdleGroups`): those led by the killed node wake and elect again.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,7 +72,7 @@ describe('a split half moves to a new member by snapshot', () => {
     const port = address === undefined ? 0 : Number(address.slice(address.lastIndexOf(':') + 1));
     node.address = await node.request<string>({
       op: 'start',
-      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: { every: 8, keep: 2 } },
+      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: { every: 8, keep: 2 }, quiesceIdleGroups: true },
     });
   };
 

@@ -14,6 +14,8 @@ export class ClusterView {
   #nodes = new Map<NodeId, string>();
   /** Nodes the meta group is draining (`shoal admin drain`). */
   #draining = new Set<NodeId>();
+  /** Nodes the meta group marked down (heartbeats missed). */
+  #down = new Set<NodeId>();
   /** Table schemas by key space id (TableSchema.tableId, PartitionDescriptor.tableId). */
   #tables = new Map<number, TableSchema>();
 
@@ -40,6 +42,7 @@ export class ClusterView {
     this.#partitions = new Map(answer.partitions.map((p) => [p.id, p]));
     this.#nodes = new Map(answer.nodes.map((n) => [Number(n.id), n.address]));
     this.#draining = new Set(answer.nodes.filter((n) => n.state === NodeState.DRAINING).map((n) => Number(n.id)));
+    this.#down = new Set(answer.nodes.filter((n) => n.state === NodeState.DOWN).map((n) => Number(n.id)));
     this.#tables = new Map(answer.tables.map((t) => [t.schema.tableId, t.schema]));
     return true;
   }
@@ -65,6 +68,11 @@ export class ClusterView {
   /** Whether the map shows the node draining: its replicas are moving away. */
   isDraining(nodeId: NodeId): boolean {
     return this.#draining.has(nodeId);
+  }
+
+  /** Whether the map shows the node down (it missed its heartbeats to the meta group). */
+  isDown(nodeId: NodeId): boolean {
+    return this.#down.has(nodeId);
   }
 
   /** Every registered node's gRPC address. */
