@@ -106,6 +106,8 @@ export class AutoSplitter {
   readonly #invalidTagsLogged = new Set<string>();
   /** Partitions (and why) found unsplittable last round: logged when they first are. */
   #unsplittable = new Set<string>();
+  /** The last failure logged per partition: a split refused round after round is logged once. */
+  readonly #failureLogged = new Map<number, string>();
   #inFlight: Promise<void> | undefined;
 
   constructor(options: AutoSplitterOptions) {
@@ -150,6 +152,7 @@ export class AutoSplitter {
     const table = Object.values(state.tables).find((record) => record.schema.tableId === parent.tableId)?.schema.name;
     try {
       const { left, right } = await splitAndRecord(group, splitter, parent, decision.splitKey);
+      this.#failureLogged.delete(parent.id);
       const now = clock();
       for (const id of [left.id, right.id]) {
         this.#heatSince.delete(id);
@@ -175,7 +178,10 @@ export class AutoSplitter {
       }
     } catch (error) {
       this.stats.splitFailures++;
-      log({ level: 'warn', event: 'split_failed', partition: parent.id, reason: decision.reason, error: error instanceof Error ? error.message : String(error) });
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.#failureLogged.get(parent.id) === message) return;
+      this.#failureLogged.set(parent.id, message);
+      log({ level: 'warn', event: 'split_failed', partition: parent.id, reason: decision.reason, error: message, note: 'tried again next round; the same failure is not logged again' });
     }
   }
 
