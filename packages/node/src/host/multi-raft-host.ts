@@ -1061,9 +1061,11 @@ export class MultiRaftHost {
         pending.reject(new ProposalOutcomeUnknownError(replica.groupId, 'a snapshot replaced the log holding it'));
       }
     }
+    // The applied index reported (status) moves once what was applied is readable (`settled`).
+    let applied = replica.applied;
     for (const entry of rd.committedEntries) {
       const result = await this.#applyEntry(replica, entry);
-      replica.applied = entry.index;
+      applied = entry.index;
       this.stats.entriesApplied++;
       const pending = replica.placed.get(entry.index);
       if (pending === undefined) continue;
@@ -1081,8 +1083,12 @@ export class MultiRaftHost {
       const read = replica.reads.get(contextId(state.context));
       if (read !== undefined) read.index = state.index;
     }
+    const through = applied;
+    answers.push((failure) => {
+      if (failure === undefined) replica.applied = Math.max(replica.applied, through);
+    });
     for (const [id, read] of replica.reads) {
-      if (read.index === undefined || read.index > replica.applied) continue;
+      if (read.index === undefined || read.index > applied) continue;
       replica.reads.delete(id);
       answers.push((failure) => {
         for (const waiter of read.waiters) {
