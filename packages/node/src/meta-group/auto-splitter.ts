@@ -134,6 +134,7 @@ export class AutoSplitter {
       if (!this.#unsplittable.has(id)) this.#options.log({ level: 'warn', event: 'split_not_possible', partition: decision.partitionId, reason: decision.reason, why: decision.why });
     }
     this.#unsplittable = unsplittable;
+    for (const id of this.#failureLogged.keys()) if (state.partitions[id] === undefined) this.#failureLogged.delete(id);
     if (split === undefined || this.#inFlight !== undefined) return;
     this.#inFlight = this.#split(state, split).finally(() => {
       this.#inFlight = undefined;
