@@ -116,10 +116,16 @@ export class AutoSplitter {
 
   /** Plans on `state` and starts the first split decided, unless one is still being made. */
   round(state: MetaState, now: number): void {
+    // Once a round per table, not per partition.
+    const policies = new Map<number, SplitPolicy>();
     const { decisions, heatSince } = planSplits({
       state,
       loads: this.#loads(state, now),
-      policyOf: (tableId) => this.#policyOf(state, tableId),
+      policyOf: (tableId) => {
+        let policy = policies.get(tableId);
+        if (policy === undefined) policies.set(tableId, (policy = this.#policyOf(state, tableId)));
+        return policy;
+      },
       now,
       heatSince: this.#heatSince,
     });
