@@ -636,19 +636,21 @@ export async function injectFault(context: FaultContext, planned: PlannedFault):
   }
 }
 
+/** Faults that take no process down: they keep to the schedule while a restarted node recovers. */
+const NOTHING_DOWN: ReadonlySet<FaultKind> = new Set(['partition', 'disk-slow']);
+
 /**
  * Runs the plan; stops starting new faults once `stop` aborts (the one in progress is healed).
- * A fault starts at its planned time, but not before the previous one's target is ready again (at
- * most RECOVERY_WAIT_MS): a node still replaying its log is not hit again, and two restarting
- * meta peers do not take the meta group down between them, so each unavailability window and
- * recovery time belongs to one fault. Resolves once every target has come back (or failed to
- * within its time).
+ * A fault starts at its planned time, but one that takes a process down not before the previous
+ * fault's target is ready again (at most RECOVERY_WAIT_MS): a node still replaying its log is not
+ * killed again, and two restarting meta peers do not take the meta group down between them.
+ * Resolves once every target has come back (or failed to within its time).
  */
 export async function runFaults(context: FaultContext, plan: readonly PlannedFault[], stop: AbortSignal): Promise<FaultRecord[]> {
   const injected: Injected[] = [];
   for (const planned of plan) {
     const previous = injected.at(-1)?.recovered;
-    if (previous !== undefined) await sleepUnless(RECOVERY_WAIT_MS, stop, previous);
+    if (previous !== undefined && !NOTHING_DOWN.has(planned.kind)) await sleepUnless(RECOVERY_WAIT_MS, stop, previous);
     const wait = planned.at - context.now();
     if (wait > 0) await sleepUnless(wait, stop);
     if (stop.aborted) break;
