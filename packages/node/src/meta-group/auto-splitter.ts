@@ -21,7 +21,7 @@ import {
   type SplitDecision,
   type SplitPolicy,
 } from '@shoal/meta';
-import { compareBytes, type PartitionDescriptor } from '@shoal/model';
+import { compareBytes, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import type { PartitionLoad } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 import type { LeadershipTransfers } from './leadership-transfers.ts';
@@ -118,12 +118,13 @@ export class AutoSplitter {
   round(state: MetaState, now: number): void {
     // Once a round per table, not per partition.
     const policies = new Map<number, SplitPolicy>();
+    const records = new Map(Object.values(state.tables).map((record) => [record.schema.tableId, record]));
     const { decisions, heatSince } = planSplits({
       state,
       loads: this.#loads(state, now),
       policyOf: (tableId) => {
         let policy = policies.get(tableId);
-        if (policy === undefined) policies.set(tableId, (policy = this.#policyOf(state, tableId)));
+        if (policy === undefined) policies.set(tableId, (policy = this.#policyOf(records.get(tableId))));
         return policy;
       },
       now,
@@ -218,8 +219,7 @@ export class AutoSplitter {
     return loads;
   }
 
-  #policyOf(state: MetaState, tableId: number): SplitPolicy {
-    const record = Object.values(state.tables).find((r) => r.schema.tableId === tableId);
+  #policyOf(record: TableRecord | undefined): SplitPolicy {
     if (record === undefined) return this.#options.policy;
     const { policy, invalid } = tableSplitPolicy(this.#options.policy, record.tags);
     for (const tag of invalid) {
