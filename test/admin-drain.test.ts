@@ -114,6 +114,15 @@ describe('per-partition metrics (/metrics of every node)', () => {
       expect(sample(metrics, 'shoal_node_partition_splits_total', `node_id="${id}",reason="admin"`)).toBe(0);
     }
   }, STEP_TIMEOUT_MS);
+
+  it('count an operator\'s split under reason admin, on the meta leader that made it', async () => {
+    const splits = async (): Promise<number> =>
+      (await Promise.all(nodes.nodeIds().map(async (id) => (await nodes.metrics(id)).get(`shoal_node_partition_splits_total{node_id="${id}",reason="admin"}`) ?? 0))).reduce((a, b) => a + b, 0);
+    expect(await splits()).toBe(0);
+    const run = await runShoal(['admin', 'split', TABLE, ...meta()]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await splits()).toBe(1);
+  }, STEP_TIMEOUT_MS);
 });
 
 describe('shoal admin drain', () => {
