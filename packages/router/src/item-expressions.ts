@@ -59,13 +59,30 @@ export interface ExpressionParameters {
   conditionalOperator?: boolean;
 }
 
+/** The request members each operation's parameters read, listed once per parameters object. */
+const membersOf = new WeakMap<ExpressionParameters, readonly string[]>();
+
+function expressionMembers(parameters: ExpressionParameters): readonly string[] {
+  let members = membersOf.get(parameters);
+  if (members === undefined) {
+    members = [...parameters.expressions, ...parameters.legacy, 'ExpressionAttributeNames', 'ExpressionAttributeValues'];
+    if (parameters.conditionalOperator) members = [...members, 'ConditionalOperator'];
+    membersOf.set(parameters, members);
+  }
+  return members;
+}
+
 export function readItemExpressions(body: RequestBody, parameters: ExpressionParameters): ItemExpressions {
   const own: RequestBody = {};
-  const members: string[] = [...parameters.expressions, ...parameters.legacy, 'ExpressionAttributeNames', 'ExpressionAttributeValues'];
-  if (parameters.conditionalOperator) members.push('ConditionalOperator');
-  for (const name of members) {
-    if (body[name] !== undefined && body[name] !== null) own[name] = body[name];
+  let present = false;
+  for (const name of expressionMembers(parameters)) {
+    if (body[name] !== undefined && body[name] !== null) {
+      own[name] = body[name];
+      present = true;
+    }
   }
+  // Most requests (a plain GetItem or PutItem) have none: nothing to check, translate or compile.
+  if (!present) return { strings: {}, compiled: {} };
   rejectMixedParameters(own, parameters.expressions, parameters.legacy);
 
   const strings: ExpressionRequest = {};
