@@ -161,6 +161,8 @@ describe('shoal admin drain', () => {
     const metrics = await nodes.metrics(DRAINED);
     expect(metricValue(metrics, 'shoal_node_partition_replicas')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_draining')).toBe(1);
+    // The per-partition series of the replicas it let go are gone (it hosts no meta group replica either).
+    expect([...metrics.keys()].filter((key) => key.startsWith('shoal_node_raft_term{'))).toEqual([]);
     expect(metricValue(await nodes.metrics(1), 'shoal_node_draining')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_raft_leaders')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_replicas_removed_total')).toBeGreaterThan(0);
