@@ -83,6 +83,8 @@ async function populate(replicas: Map<number, PartitionReplica>, items: Item[], 
     const prepared = (await apply(partition, command({ kind: 'prepareTransaction', transaction: { id, coordinator: partition.id, deadline: record.deadline }, write: putWrite(itemIn(partition, tag)) }))) as { applied: boolean };
     expect(prepared.applied).toBe(true);
   }
+  // Applied writes are staged; the host waits for them (settled) before it opens a snapshot.
+  for (const replica of replicas.values()) await replica.settled();
 }
 
 const scan = (extra: Partial<RangeReadRequest> = {}): RangeReadRequest => ({ table: TABLE, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES', ...extra });
