@@ -183,6 +183,7 @@ describe('the fault injection service', () => {
     // Slow, it still commits (a meta command is a Raft log write).
     expect((await allocate()).spaceId).toBeGreaterThan(0);
     expect(node.isReady()).toBe(true);
+    expect(node.health()).toEqual({ healthy: true });
     expect(await client.setDiskFault({ fault: DiskFault.FULL }, { timeoutMs: 5_000 })).toMatchObject({ disk: DiskFault.FULL });
     // Full, the command is not acknowledged: its write fails, the log store and the Raft host stop,
     // and the node is no longer ready.
@@ -192,5 +193,7 @@ describe('the fault injection service', () => {
     // Only a restart brings it back: the store stays stopped after a failed write.
     await sleep(1_500);
     expect(node.isReady()).toBe(false);
+    // So the liveness probe fails and the orchestrator restarts it.
+    expect(node.health()).toMatchObject({ healthy: false, problem: expect.stringContaining('restart the node') });
   });
 });

@@ -22,6 +22,7 @@ describe('flatten', () => {
 
 describe('ops server', () => {
   let ready = false;
+  let failed = false;
   let numbers = { replicas: 2, writesTotal: 5, rounds: 0 };
   let ops: OpsServer;
   const url = (path: string): string => `http://127.0.0.1:${ops.port}${path}`;
@@ -31,6 +32,7 @@ describe('ops server', () => {
       host: '127.0.0.1',
       port: 0,
       readiness: () => (ready ? { ready } : { ready, waitingFor: 'a leader of partition 3' }),
+      health: () => (failed ? { healthy: false, problem: 'the Raft host stopped: restart the node' } : { healthy: true }),
       metrics: createProcessMetrics([{ prefix: 'shoal_node', read: () => numbers, labels: { node_id: '7' }, counters: ['rounds'] }]),
     });
   });
@@ -38,8 +40,13 @@ describe('ops server', () => {
     await ops.close();
   });
 
-  it('answers /healthz always and /readyz only once ready', async () => {
+  it('answers /healthz until the process needs a restart, and /readyz only once ready', async () => {
     expect((await fetch(url('/healthz'))).status).toBe(200);
+    failed = true;
+    const unhealthy = await fetch(url('/healthz'));
+    expect(unhealthy.status).toBe(503);
+    expect(await unhealthy.text()).toBe('unhealthy: the Raft host stopped: restart the node\n');
+    failed = false;
     const waiting = await fetch(url('/readyz'));
     expect(waiting.status).toBe(503);
     expect(await waiting.text()).toBe('not ready: waiting for a leader of partition 3\n');

@@ -32,5 +32,5 @@ export {
   type ReplicaReconcilerOptions,
 } from './cluster/replica-reconciler.ts';
 export { stderrLog, type LogFields, type NodeLog } from './cluster/log.ts';
-export { startStorageNode, type RaftGroupMetrics, type StorageNode, type StorageNodeMetrics, type StorageNodeOptions, type StorageNodeReadiness } from './storage-node.ts';
+export { startStorageNode, type RaftGroupMetrics, type StorageNode, type StorageNodeMetrics, type StorageNodeOptions, type StorageNodeReadiness, type StorageNodeHealth } from './storage-node.ts';
 export * from './load/index.ts';

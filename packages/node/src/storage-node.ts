@@ -174,6 +174,12 @@ export interface StorageNodeReadiness {
   waitingFor?: string;
 }
 
+export interface StorageNodeHealth {
+  healthy: boolean;
+  /** Why it needs a restart, for /healthz and the logs; undefined when healthy. */
+  problem?: string;
+}
+
 export interface StorageNode {
   readonly nodeId: NodeId;
   /** host:port actually bound (or the advertised address). */
@@ -186,6 +192,11 @@ export interface StorageNode {
    */
   isReady(): boolean;
   readiness(): StorageNodeReadiness;
+  /**
+   * Alive unless it cannot go on without a restart (its Raft host stopped on a failed log write,
+   * e.g. a full disk): what a liveness probe asks, so that the orchestrator restarts it.
+   */
+  health(): StorageNodeHealth;
   metrics(): StorageNodeMetrics;
   /** Stops everything, in reverse order of start; a second call waits for the first. */
   close(): Promise<void>;
@@ -434,12 +445,15 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       return { ready: true };
     };
     const ready = (): boolean => readiness().ready;
+    const health = (): StorageNodeHealth =>
+      raftHost.failure === undefined ? { healthy: true } : { healthy: false, problem: `the Raft host stopped (${String(raftHost.failure)}): restart the node` };
     let closing: Promise<void> | undefined;
     return {
       nodeId,
       address,
       isReady: () => ready(),
       readiness,
+      health,
       metrics: (): StorageNodeMetrics => {
         const status = raftHost.status();
         const groups = status.map((group): RaftGroupMetrics => {

@@ -85,6 +85,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
       host: options.opsHost,
       port: options.opsPort,
       readiness: () => node.readiness(),
+      health: () => node.health(),
       metrics: createProcessMetrics([storageNodeMetricSource(() => node.metrics(), options.nodeId, NODE_COUNTERS)]),
     });
   } catch (error) {

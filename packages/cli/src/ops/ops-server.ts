@@ -4,7 +4,7 @@ import type { ProcessMetrics } from './metrics.ts';
 
 /**
  * The operations endpoint of every Shoal process: `/metrics` (Prometheus), `/healthz` (the process
- * answers) and `/readyz` (200 once the process can serve, else 503), as Kubernetes probes expect.
+ * answers and needs no restart) and `/readyz` (200 once the process can serve, else 503), as Kubernetes probes expect.
  */
 
 export interface OpsServerOptions {
@@ -14,6 +14,8 @@ export interface OpsServerOptions {
   metrics: ProcessMetrics;
   /** Whether the process can serve; when not, what it waits for (the body of a 503 /readyz). */
   readiness(): { ready: boolean; waitingFor?: string };
+  /** Whether the process can go on without a restart (the liveness probe); healthy when absent. */
+  health?(): { healthy: boolean; problem?: string };
 }
 
 export interface OpsServer {
@@ -30,8 +32,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return answer(405, 'method not allowed\n');
     switch (path) {
-      case '/healthz':
-        return answer(200, 'ok\n');
+      case '/healthz': {
+        const health = options.health?.() ?? { healthy: true };
+        return health.healthy ? answer(200, 'ok\n') : answer(503, `unhealthy${health.problem === undefined ? '' : `: ${health.problem}`}\n`);
+      }
       case '/readyz': {
         const { ready, waitingFor } = options.readiness();
         return ready ? answer(200, 'ready\n') : answer(503, `not ready${waitingFor === undefined ? '' : `: waiting for ${waitingFor}`}\n`);
