@@ -32,6 +32,17 @@ export interface GroupMessage {
   message: Message;
 }
 
+/**
+ * A snapshot's data read as it is sent: `size` bytes in chunks of any size (the transport cuts them
+ * to its chunk size), so the sender never holds all of it. `release` is called once the transfer
+ * ended, however (the chunks may not have been read to their end, or at all).
+ */
+export interface SnapshotData {
+  size: number;
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  release(): void;
+}
+
 /** How a snapshot transfer ended; the host passes `ok` to RawNode.reportSnapshot(to, ok). */
 export interface SnapshotOutcome {
   groupId: number;
@@ -316,15 +327,19 @@ export class RaftTransport {
   }
 
   /**
-   * Streams a MsgSnap's snapshot data to `message.to` in chunks; the receiver hands the whole MsgSnap
-   * to its onMessages. The outcome goes to onSnapshotSent.
+   * Streams a MsgSnap's snapshot data to `message.to` in chunks: `data` when given (read as it is
+   * sent), else the message's own; the receiver hands the whole MsgSnap to its onMessages. The
+   * outcome goes to onSnapshotSent.
    */
-  sendSnapshot(groupId: number, message: Message): void {
+  sendSnapshot(groupId: number, message: Message, data?: SnapshotData): void {
     if (message.type !== 'MsgSnap' || message.snapshot === undefined) {
+      data?.release();
       throw new Error(`group ${groupId}: sendSnapshot needs a MsgSnap with a snapshot, got ${message.type}`);
     }
     this.#checkRecipient(groupId, message);
-    void this.#transferSnapshot(groupId, message, message.snapshot.data).then((outcome) => {
+    const own = message.snapshot.data;
+    const sent = data ?? { size: own.length, chunks: [own], release: () => undefined };
+    void this.#transferSnapshot(groupId, message, sent).finally(() => sent.release()).then((outcome) => {
       if (outcome.ok) this.metrics.snapshotsSent += 1;
       else this.metrics.snapshotsFailed += 1;
       this.#options.onSnapshotSent?.(outcome);
@@ -511,10 +526,11 @@ export class RaftTransport {
     }, Math.max(0, next.due - performance.now()));
   }
 
-  async #transferSnapshot(groupId: number, message: Message, data: Uint8Array): Promise<SnapshotOutcome> {
+  async #transferSnapshot(groupId: number, message: Message, data: SnapshotData): Promise<SnapshotOutcome> {
     const to = message.to;
+    const size = data.size;
     const failed = (error: string): SnapshotOutcome => {
-      this.#log({ level: 'warn', event: 'snapshot_failed', node: this.nodeId, peer: to, group: groupId, bytes: data.length, error });
+      this.#log({ level: 'warn', event: 'snapshot_failed', node: this.nodeId, peer: to, group: groupId, bytes: size, error });
       return { groupId, to, ok: false, error };
     };
     if (this.faults?.dropsTo(to) === true) return failed('dropped by fault injection');
@@ -531,19 +547,21 @@ export class RaftTransport {
       yield {
         chunk: {
           case: 'header',
-          value: { fromNode, toNode: BigInt(to), groupId: BigInt(groupId), message: header, dataSize: BigInt(data.length) },
+          value: { fromNode, toNode: BigInt(to), groupId: BigInt(groupId), message: header, dataSize: BigInt(size) },
         },
       };
-      for (let offset = 0; offset < data.length; offset += chunkBytes) {
-        yield { chunk: { case: 'data', value: data.subarray(offset, offset + chunkBytes) } };
+      for await (const piece of data.chunks) {
+        for (let offset = 0; offset < piece.length; offset += chunkBytes) {
+          yield { chunk: { case: 'data', value: piece.subarray(offset, offset + chunkBytes) } };
+        }
       }
     }
     try {
       const response = await client.sendSnapshot(chunks(), { signal: this.#closing.signal });
-      if (response.receivedBytes !== BigInt(data.length)) {
-        return failed(`node ${to} received ${response.receivedBytes} of ${data.length} bytes`);
+      if (response.receivedBytes !== BigInt(size)) {
+        return failed(`node ${to} received ${response.receivedBytes} of ${size} bytes`);
       }
-      this.metrics.snapshotBytesSent += data.length;
+      this.metrics.snapshotBytesSent += size;
       return { groupId, to, ok: true };
     } catch (error) {
       return failed(errorText(error));
