@@ -14,6 +14,7 @@ export {
   TransportMetrics,
   type GroupMessage,
   type RaftTransportOptions,
+  type SnapshotData,
   type SnapshotOutcome,
   type TransportLogEntry,
 } from './transport/raft-transport.ts';

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import { openLocalStore, partitionBound, type LocalStore } from '@shoal/storage';
 import { PartitionReplica, encodePartitionCommand } from '@shoal/node';
+import { readSnapshotData } from './fixtures/snapshot-data.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/partition-snapshot-restorer.ts', import.meta.url));
 const GSI: IndexSchema = { name: 'byTag', kind: 'GSI', indexId: 52, hashKey: { name: 'tag', type: 'S' }, projection: { type: 'ALL' } };
@@ -71,7 +72,7 @@ describe('a crash while a partition snapshot is installed', () => {
     const source = await openLocalStore({ dataDir: join(root, 'source') });
     const replica = await fill(source, 'new', NEW_ITEMS);
     payloadPath = join(root, 'payload');
-    await writeFile(payloadPath, await replica.openSnapshotPayload()());
+    await writeFile(payloadPath, await readSnapshotData(await replica.openSnapshotPayload()()));
     await source.close();
   }, 60_000);
 

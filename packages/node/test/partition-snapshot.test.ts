@@ -28,6 +28,7 @@ import {
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+import { readSnapshotData } from './fixtures/snapshot-data.ts';
 
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
@@ -144,7 +145,7 @@ describe('a partition snapshot out of a store shared with another partition, ins
           // Applied after the snapshot opened: not in it.
           const late = { ...itemIn(LEFT, 'late'), city: S('x') };
           await sourceReplicas.get(LEFT.id)!.apply(command({ kind: 'write', write: putWrite(late) }), 1_000);
-          const payload = await read();
+          const payload = await readSnapshotData(await read());
           const snapshotIndex = 3;
           await targetReplicas.get(LEFT.id)!.installSnapshot({ index: snapshotIndex, data: await sourceReplicas.get(LEFT.id)!.snapshot(), payload });
 

@@ -9,7 +9,7 @@ export { PartitionStore, type AppliedMark, type IndexCommand, type ResolvedInten
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';
-export { decodePartitionSnapshot, PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotContents } from './partition-snapshot.ts';
+export { decodePartitionSnapshot, PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */
 export interface LocalStore {

@@ -61,6 +61,20 @@ export interface PartitionScope {
   bound: PartitionBound;
 }
 
+/**
+ * A snapshot read as it is sent: its size (a first pass over the LevelDB snapshot), then its bytes in
+ * chunks of about SNAPSHOT_CHUNK_BYTES (a second pass over the same LevelDB snapshot), so a large
+ * partition is never held in memory at once. `release` closes the LevelDB snapshot (call it once done,
+ * whether or not the chunks were read).
+ */
+export interface PartitionSnapshotStream {
+  size: number;
+  chunks: AsyncIterable<Uint8Array>;
+  release(): void;
+}
+
+const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+
 /** A decoded snapshot. */
 export interface PartitionSnapshotContents {
   groupId: number;
@@ -137,20 +151,41 @@ const u32 = (value: number): Uint8Array => {
 
 /**
  * Opens a consistent read of the replica's state NOW (a LevelDB snapshot, taken synchronously) and
- * returns the function that reads it into a snapshot's bytes; call that function exactly once (it
- * releases the LevelDB snapshot). See the file comment for when to call this.
+ * returns the function that measures it and streams it (PartitionSnapshotStream); call that function
+ * once, and release what it returns (a failure releases it). See the file comment for when to call this.
  */
-export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): () => Promise<Uint8Array> {
+export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
   const snapshot = level.snapshot();
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    void snapshot.close();
+  };
   return async () => {
     try {
       const appliedIndex = decodeIndex(await level.get(appliedIndexKey(scope.groupId), { snapshot }));
       const header = Buffer.from(JSON.stringify({ format: FORMAT, groupId: scope.groupId, appliedIndex }));
-      const parts: Uint8Array[] = [u32(header.length), header];
-      for await (const [key, value] of partitionEntries(level, [scope], snapshot)) parts.push(u32(key.length), key, u32(value.length), value);
-      return new Uint8Array(Buffer.concat(parts));
-    } finally {
-      await snapshot.close();
+      let size = 4 + header.length;
+      for await (const [key, value] of partitionEntries(level, [scope], snapshot)) size += 8 + key.length + value.length;
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        yield new Uint8Array(Buffer.concat([u32(header.length), header]));
+        let parts: Uint8Array[] = [];
+        let bytes = 0;
+        for await (const [key, value] of partitionEntries(level, [scope], snapshot)) {
+          parts.push(u32(key.length), key, u32(value.length), value);
+          bytes += 8 + key.length + value.length;
+          if (bytes < SNAPSHOT_CHUNK_BYTES) continue;
+          yield new Uint8Array(Buffer.concat(parts));
+          parts = [];
+          bytes = 0;
+        }
+        if (parts.length > 0) yield new Uint8Array(Buffer.concat(parts));
+      }
+      return { size, chunks: chunks(), release };
+    } catch (error) {
+      release();
+      throw error;
     }
   };
 }

@@ -46,7 +46,7 @@ import {
   type PartitionBound,
 } from './layout.ts';
 import { readRange } from './range-read.ts';
-import { openPartitionSnapshot, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents } from './partition-snapshot.ts';
+import { openPartitionSnapshot, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
 import {
   IntentIndex,
@@ -491,7 +491,7 @@ export class PartitionStore implements PartitionClient {
    * (partition-snapshot.ts: call it while no command of the group is being applied); the function
    * returned reads it.
    */
-  openPartitionSnapshot(scope: PartitionScope): () => Promise<Uint8Array> {
+  openPartitionSnapshot(scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
     return openPartitionSnapshot(this.level, scope);
   }
 

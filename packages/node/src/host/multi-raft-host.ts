@@ -36,7 +36,7 @@ import {
   type StateRole,
 } from '@shoal/raft';
 import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
-import type { GroupMessage, SnapshotOutcome } from '../transport/raft-transport.ts';
+import { withPrefix, type GroupMessage, type SnapshotData, type SnapshotOutcome } from '../transport/raft-transport.ts';
 import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError } from './errors.ts';
 
 /** The replicated state of one group on this node. */
@@ -61,7 +61,7 @@ export interface ReplicaStateMachine {
    * NOW, synchronously; the function returned reads it into the payload that travels with a snapshot
    * to a follower. The host calls it while none of the group's entries is being applied.
    */
-  openSnapshotPayload?(): () => Promise<Uint8Array>;
+  openSnapshotPayload?(): () => Promise<SnapshotData>;
   /**
    * Replaces the state with a payload received with the leader's snapshot at `index` (the payload's
    * state may be newer: entries up to its own applied index are then not applied again), durably,
@@ -81,6 +81,8 @@ export interface RaftMessageSender {
   send(groupId: number, message: Message): void;
   /** Sends what is queued; called once per round. */
   flush(): void;
+  /** Sends a MsgSnap with its data read as it goes (RaftTransport); without it, the host reads it all and uses `send`. */
+  sendSnapshot?(groupId: number, message: Message, data: SnapshotData): void;
 }
 
 export interface MultiRaftHostOptions {
@@ -859,26 +861,37 @@ export class MultiRaftHost {
   }
 
   /**
-   * Sends a snapshot Raft asked for with its payload: the state machine's state read now (this round
-   * applies nothing of the group before the read is open), framed after the data Raft keeps
-   * (frameSnapshot). The transport streams it in chunks and reports the outcome (reportSnapshot).
+   * Sends a snapshot Raft asked for with its payload: the state machine's state opened now (this
+   * round applies nothing of the group before), framed after the data Raft keeps (frameSnapshot),
+   * streamed by the transport as it is read; the outcome comes back through reportSnapshot.
    */
   #sendSnapshot(replica: Replica, message: Message): void {
     const { groupId } = replica;
     const snapshot = message.snapshot;
     const failed = (error: unknown): void => this.reportSnapshot({ groupId, to: message.to, ok: false, error: String(error) });
     if (snapshot === undefined) return;
-    let read: () => Promise<Uint8Array>;
+    let read: () => Promise<SnapshotData>;
     try {
-      read = replica.stateMachine.openSnapshotPayload?.() ?? (async () => new Uint8Array(0));
+      read = replica.stateMachine.openSnapshotPayload?.() ?? (async () => ({ size: 0, chunks: [], release: () => undefined }));
     } catch (error) {
       failed(error);
       return;
     }
-    read().then((payload) => {
-      if (replica.removed || this.#stopped) return;
-      this.#options.sender.send(groupId, { ...message, snapshot: { metadata: snapshot.metadata, data: frameSnapshot(snapshot.data, payload) } });
-    }, failed);
+    const sender = this.#options.sender;
+    read().then(async (payload) => {
+      const framed = withPrefix(frameSnapshot(snapshot.data), payload);
+      if (replica.removed || this.#stopped) return framed.release();
+      if (sender.sendSnapshot !== undefined) return sender.sendSnapshot(groupId, message, framed);
+      // A sender without streaming: the whole frame in the message, sent outside a round (nothing else queued).
+      const parts: Uint8Array[] = [];
+      try {
+        for await (const chunk of framed.chunks) parts.push(chunk);
+      } finally {
+        framed.release();
+      }
+      sender.send(groupId, { ...message, snapshot: { metadata: snapshot.metadata, data: new Uint8Array(Buffer.concat(parts)) } });
+      sender.flush();
+    }).catch(failed);
   }
 
   /** Hands a snapshot received from the leader to the state machine (see #round). */
@@ -1132,12 +1145,11 @@ export class MultiRaftHost {
  * machine's payload after it, `u32 data length | data | payload`. Raft, and so the log store, only
  * ever see the data; the payload goes to the state machine.
  */
-function frameSnapshot(data: Uint8Array, payload: Uint8Array): Uint8Array {
-  const framed = new Uint8Array(4 + data.length + payload.length);
-  new DataView(framed.buffer).setUint32(0, data.length, false);
-  framed.set(data, 4);
-  framed.set(payload, 4 + data.length);
-  return framed;
+function frameSnapshot(data: Uint8Array): Uint8Array {
+  const prefix = new Uint8Array(4 + data.length);
+  new DataView(prefix.buffer).setUint32(0, data.length, false);
+  prefix.set(data, 4);
+  return prefix;
 }
 
 function unframeSnapshot(framed: Uint8Array): { data: Uint8Array; payload: Uint8Array } | undefined {

@@ -55,7 +55,8 @@ import {
 } from '@shoal/model';
 import { decodePartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine } from '../host/index.ts';
-import { decodePartitionPayload, encodePartitionPayload, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
+import { withPrefix, type SnapshotData } from '../transport/raft-transport.ts';
+import { decodePartitionPayload, encodePartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
 import { applyTransactionCommand, decodeTransactionCommand, isTransactionCommand, type TransactionCommand, type TransactionCommandResult } from './transaction-commands.ts';
 
 const encoder = new TextEncoder();
@@ -329,12 +330,12 @@ export class PartitionReplica implements ReplicaStateMachine {
     return { groupId: this.groupId, table, bound: this.#boundOf() ?? { start: space.start, end: space.end } };
   }
 
-  openSnapshotPayload(): () => Promise<Uint8Array> {
+  openSnapshotPayload(): () => Promise<SnapshotData> {
     const scope = this.#scope();
     if (scope === undefined) throw new PartitionSnapshotError(this.groupId, 'its table schema is not known here: no snapshot can be sent yet');
-    const header = { bound: scope.bound, splits: [...this.#splitsOf()], table: scope.table };
+    const header = encodePartitionPayloadHeader({ bound: scope.bound, splits: [...this.#splitsOf()], table: scope.table });
     const read = this.store.openPartitionSnapshot(scope);
-    return async () => encodePartitionPayload(header, await read());
+    return async () => withPrefix(header, await read());
   }
 
   async installSnapshot(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void> {

@@ -6,7 +6,8 @@
  *
  * Raft itself keeps only a descriptor (PARTITION_SNAPSHOT_DESCRIPTOR): the partition's state lives in
  * the node's store, and the payload below is read from it when a snapshot is sent (the host streams
- * it after the descriptor). Wire form: `u32 header length | header JSON | store snapshot bytes`.
+ * it after the descriptor, chunk by chunk as the store's snapshot is read). Wire form:
+ * `u32 header length | header JSON | store snapshot bytes`.
  */
 import type { TableSchema } from '@shoal/model';
 import { partitionBound, PartitionSnapshotFormatError, type PartitionBound } from '@shoal/storage';
@@ -41,18 +42,18 @@ interface HeaderJson {
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 
-export function encodePartitionPayload(header: PartitionSnapshotHeader, store: Uint8Array): Uint8Array {
+/** The payload's beginning, which the store's snapshot bytes follow. */
+export function encodePartitionPayloadHeader(header: PartitionSnapshotHeader): Uint8Array {
   const json: HeaderJson = {
     bound: { start: hex(header.bound.start), end: hex(header.bound.end) },
     splits: header.splits.map((s) => ({ index: s.index, splitKey: hex(s.splitKey) })),
     table: header.table,
   };
   const text = Buffer.from(JSON.stringify(json));
-  const payload = new Uint8Array(4 + text.length + store.length);
-  new DataView(payload.buffer).setUint32(0, text.length, false);
-  payload.set(text, 4);
-  payload.set(store, 4 + text.length);
-  return payload;
+  const prefix = new Uint8Array(4 + text.length);
+  new DataView(prefix.buffer).setUint32(0, text.length, false);
+  prefix.set(text, 4);
+  return prefix;
 }
 
 export function decodePartitionPayload(payload: Uint8Array): { header: PartitionSnapshotHeader; store: Uint8Array } {

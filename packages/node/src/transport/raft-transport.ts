@@ -43,6 +43,15 @@ export interface SnapshotData {
   release(): void;
 }
 
+/** `data` with `prefix` before its chunks. */
+export function withPrefix(prefix: Uint8Array, data: SnapshotData): SnapshotData {
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield prefix;
+    yield* data.chunks;
+  }
+  return { size: prefix.length + data.size, chunks: chunks(), release: () => data.release() };
+}
+
 /** How a snapshot transfer ended; the host passes `ok` to RawNode.reportSnapshot(to, ok). */
 export interface SnapshotOutcome {
   groupId: number;
