@@ -305,8 +305,12 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(drain.remainingReplicas).toBeGreaterThan(0);
     await settle(leader, [1, 2, 3, EXTRA_NODE]);
     expect((await cluster.call((p) => p.adminClient.drain({ nodeId: 3n }))).remainingReplicas).toBe(0);
-    const unsupported = await rpcFailure(leader.adminClient.transferLeader({ partitionId: 1n, toNode: 1n }));
-    expect(unsupported.code).toBe(Status.UNIMPLEMENTED);
+    // A leadership transfer is refused for a partition that does not exist or a node that holds no vote in it.
+    const unknown = await rpcFailure(leader.adminClient.transferLeader({ partitionId: 999n, toNode: 1n }));
+    expect(unknown.code).toBe(Status.NOT_FOUND);
+    const drained = await rpcFailure(leader.adminClient.transferLeader({ partitionId: 1n, toNode: 3n }));
+    expect(drained.code).toBe(Status.INVALID_ARGUMENT);
+    expect(drained.message).toMatch(/node 3 is not a voter of partition 1/);
   });
 
   it('runs the placement loop on the leader only', async () => {
