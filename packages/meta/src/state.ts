@@ -45,11 +45,6 @@ export interface MetaState {
   nextSpaceId: number;
   /** Grows with every change of partitions, nodes or tables (GetPartitionMapResponse.version). */
   mapVersion: number;
-  /**
-   * Right halves of splits, by id: their data before the split lies in their parent's log, so they
-   * cannot take a new member until partition snapshots exist (the placement driver leaves them be).
-   */
-  splitHalves?: Record<number, true>;
 }
 
 export function emptyMetaState(replicationFactor = 3): MetaState {
@@ -188,9 +183,7 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       const tables = { ...state.tables };
       delete tables[command.name];
       const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => p.tableId !== record.schema.tableId));
-      const next: MetaState = { ...state, tables, partitions, mapVersion: state.mapVersion + 1 };
-      if (state.splitHalves !== undefined) next.splitHalves = Object.fromEntries(Object.keys(state.splitHalves).filter((id) => partitions[Number(id)] !== undefined).map((id) => [id, true as const]));
-      return { state: next, table: record };
+      return { state: { ...state, tables, partitions, mapVersion: state.mapVersion + 1 }, table: record };
     }
     case 'allocateSpaceId': {
       if (state.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(command.type, 'space ids exhausted', 'unavailable');
@@ -341,7 +334,7 @@ function splitPartition(state: MetaState, command: Extract<MetaCommand, { type: 
   const left: PartitionDescriptor = { ...parent, endKey: Uint8Array.from(key), epoch };
   const right: PartitionDescriptor = { ...parent, id, startKey: Uint8Array.from(key), epoch };
   const next = withPartitions(
-    { ...state, nextPartitionId: rightId === undefined ? state.nextPartitionId + 1 : state.nextPartitionId, splitHalves: { ...state.splitHalves, [id]: true } },
+    { ...state, nextPartitionId: rightId === undefined ? state.nextPartitionId + 1 : state.nextPartitionId },
     [left, right],
   );
   return { state: next, createdPartitions: [right] };

@@ -3,9 +3,7 @@ import { compareBytes, findPartitionMapProblems, spaceRange, type TableRecord } 
 import {
   applyMetaCommand,
   decodeMetaCommand,
-  decodeMetaSnapshot,
   emptyMetaState,
-  encodeMetaSnapshot,
   encodeMetaCommand,
   hashWidth,
   MetaCommandError,
@@ -82,13 +80,6 @@ describe('splits recorded after their partition group applied them', () => {
     const moved = run(reserved, { type: 'setReplicas', partitionId: 1, replicas: parent.replicas });
     const recorded = applyMetaCommand(moved, { type: 'splitPartition', partitionId: 1, splitKey, rightId: 2, parentEnd: parent.endKey });
     expect(partitionList(recorded.state).map((p) => p.epoch)).toEqual([3, 3]);
-  });
-
-  it('remembers right halves (they cannot take a new member yet) until their table goes', () => {
-    const split = run(base, { type: 'reservePartitionId' }, { type: 'splitPartition', partitionId: 1, splitKey, rightId: 2, parentEnd: Uint8Array.from(parent.endKey) });
-    expect(split.splitHalves).toEqual({ 2: true });
-    expect(decodeMetaSnapshot(encodeMetaSnapshot(split)).splitHalves?.[2]).toBe(true);
-    expect(run(split, { type: 'deleteTable', name: 'T' }).splitHalves).toEqual({});
   });
 
   it('keeps the record through the log codec', () => {
