@@ -19,6 +19,12 @@ function positiveInteger(text: string): number {
   return value;
 }
 
+function wholeNumber(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError('must be a whole number of at least 0');
+  return value;
+}
+
 function positiveNumber(text: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError('must be a number above 0');
@@ -117,7 +123,11 @@ credentialOptions(
 });
 
 /** The command's flags: the node's options, with the admission limits given one flag each. */
-interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits' | 'splitting' | 'sizeMeasureIntervalMs'> {
+interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits' | 'splitting' | 'sizeMeasureIntervalMs' | 'logCompaction' | 'raftTiming'> {
+  logCompactionEvery: number;
+  logCompactionKeep: number;
+  raftTickMs: number;
+  raftElectionTicks: number;
   readUnitsPerPartition: number;
   writeUnitsPerPartition: number;
   burstSeconds: number;
@@ -149,12 +159,20 @@ program
   .option('--split-heat-share <fraction>', 'load at this share of a partition\'s read or write unit limit counts as heat (meta peers)', positiveNumber, 0.5)
   .option('--split-heat-seconds <seconds>', 'a partition hot this long splits (meta peers)', positiveNumber, 10)
   .option('--size-measure-seconds <seconds>', 'between measures of the sizes of the partitions led here', positiveNumber, 30)
+  .option('--log-compaction-every <entries>', 'snapshot a replica and compact its Raft log every this many applied entries (0: never)', wholeNumber, 10_000)
+  .option('--log-compaction-keep <entries>', 'entries kept behind a compaction for followers slightly behind', wholeNumber, 2_000)
+  .option('--quiesce-idle-groups', 'idle Raft groups stop ticking and heartbeating until a request wakes them (a hung leader is then seen dead in seconds, not one election timeout)')
+  .option('--raft-tick-ms <ms>', 'the Raft tick', positiveInteger, 50)
+  .option('--raft-election-ticks <ticks>', 'ticks without a leader before an election (randomized up to twice that)', positiveInteger, 20)
   .addOption(logLevelOption())
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');
-    const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, split, splitSizeBytes, splitHeatShare, splitHeatSeconds, sizeMeasureSeconds, ...node } = options;
+    const { readUnitsPerPartition, writeUnitsPerPartition, burstSeconds, split, splitSizeBytes, splitHeatShare, splitHeatSeconds, sizeMeasureSeconds, ...rest } = options;
+    const { logCompactionEvery, logCompactionKeep, raftTickMs, raftElectionTicks, ...node } = rest;
     await runNode({
       ...node,
+      logCompaction: { every: logCompactionEvery, keep: logCompactionKeep },
+      raftTiming: { tickMs: raftTickMs, electionTick: raftElectionTicks },
       admissionLimits: { readUnitsPerSecond: readUnitsPerPartition, writeUnitsPerSecond: writeUnitsPerPartition, burstSeconds },
       splitting: { enabled: split, maxSizeBytes: splitSizeBytes, heatShare: splitHeatShare, heatMs: splitHeatSeconds * 1000 },
       sizeMeasureIntervalMs: sizeMeasureSeconds * 1000,

@@ -56,6 +56,28 @@ describe('shoal command line', () => {
     expect(shoal('router', '--meta', '127.0.0.1:1', '--routers', '0').stderr).toContain('must be a whole number of at least 1');
   });
 
+  it('takes the Raft log compaction, quiescence and timing settings, with their defaults', () => {
+    const node = ['node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=127.0.0.1:1'];
+    const refused: [string, string, string][] = [
+      ['--log-compaction-every', '-1', 'must be a whole number of at least 0'],
+      ['--log-compaction-keep', 'some', 'must be a whole number of at least 0'],
+      ['--raft-tick-ms', '0', 'must be a whole number of at least 1'],
+      ['--raft-election-ticks', '2.5', 'must be a whole number of at least 1'],
+    ];
+    for (const [flag, bad, message] of refused) {
+      const { status, stderr } = shoal(...node, flag, bad);
+      expect(status).toBe(1);
+      expect(stderr).toContain(`option '${flag} `);
+      expect(stderr).toContain(message);
+    }
+    const help = spawnSync(process.execPath, [MAIN, 'node', '--help'], { encoding: 'utf8', timeout: 30_000, env: ENV }).stdout.replace(/\s+/g, ' ');
+    expect(help).toMatch(/--log-compaction-every <entries> .*\(default: 10000\)/);
+    expect(help).toMatch(/--log-compaction-keep <entries> .*\(default: 2000\)/);
+    expect(help).toMatch(/--quiesce-idle-groups /);
+    expect(help).toMatch(/--raft-tick-ms <ms> .*\(default: 50\)/);
+    expect(help).toMatch(/--raft-election-ticks <ticks> .*\(default: 20\)/);
+  });
+
   it('takes the log level by flag or SHOAL_LOG_LEVEL, and refuses an unknown one', () => {
     const node = ['node', '--node-id', '1', '--listen', '127.0.0.1:0', '--data-dir', 'x', '--meta-peers', '1=127.0.0.1:1'];
     expect(shoal(...node, '--log-level', 'loud').stderr).toContain("option '--log-level <level>' argument 'loud' is invalid");

@@ -26,6 +26,12 @@ export interface NodeCommandOptions {
   splitting?: StorageNodeOptions['splitting'];
   /** Between measures of the sizes of the partitions led here; default 30,000 ms. */
   sizeMeasureIntervalMs?: number;
+  /** Raft log compaction (StorageNodeOptions.logCompaction; `every: 0` turns it off). */
+  logCompaction?: StorageNodeOptions['logCompaction'];
+  /** StorageNodeOptions.quiesceIdleGroups. */
+  quiesceIdleGroups?: boolean;
+  /** The Raft tick and election timeout in ticks (StorageNodeOptions.tickMs / electionTick). */
+  raftTiming?: { tickMs: number; electionTick: number };
   /** Lowest level logged (default: SHOAL_LOG_LEVEL, else info). */
   logLevel?: LogLevel;
 }
@@ -76,6 +82,10 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     defaultPartitions: options.defaultPartitions,
     load: { limits: options.admissionLimits, sizeIntervalMs: options.sizeMeasureIntervalMs },
     splitting: options.splitting,
+    logCompaction: options.logCompaction,
+    quiesceIdleGroups: options.quiesceIdleGroups === true,
+    tickMs: options.raftTiming?.tickMs,
+    electionTick: options.raftTiming?.electionTick,
     faultInjection: options.enableFaultInjection === true,
     log: log.child({ component: 'storage-node' }),
   });
