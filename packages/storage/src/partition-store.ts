@@ -167,6 +167,27 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
+   * Independent single-operation writes (requests a router coalesced into one Raft entry), decided in
+   * order on one state, each with its own outcome (a refused one changes nothing), and staged as ONE
+   * batch with the applied mark: a restart finds all of them applied, or none.
+   */
+  stageWrites(requests: readonly PartitionWrite[], mark?: AppliedMark): Promise<Staged<PartitionWriteResult[]>> {
+    return this.commits.stageExclusive<PartitionWriteResult[]>(async (state) => {
+      await this.intents.load(state);
+      const changes = new ChangeSet(state);
+      const wounded: WoundedReads = [];
+      const results = requests.map((request): PartitionWriteResult => {
+        const [operation] = request.operations;
+        if (operation === undefined || request.operations.length !== 1) throw new TypeError('stageWrites takes writes of one operation each');
+        const outcome = this.applyOperation(request, operation, changes, accessOf(operation), wounded);
+        return outcome.status === 'ok' ? { applied: true, outcomes: [outcome] } : refused([outcome]);
+      });
+      const marks = mark ? [appliedMutation(mark)] : [];
+      return { result: results, mutations: [...changes.finish(this.statisticsBook), ...this.intents.put(wounded), ...marks] };
+    });
+  }
+
+  /**
    * Prepares this partition's operations of a cross-partition transaction: evaluated exactly as a
    * write, but stored as intents (the item images the transaction writes) instead of applied. All or
    * none: when any operation fails (a condition, another transaction's intent), nothing is stored.
