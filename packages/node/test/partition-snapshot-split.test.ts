@@ -9,7 +9,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeItemKey, partitionContains, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import {
@@ -28,25 +27,12 @@ import {
   type ClientOf,
 } from '@shoal/proto';
 import { MetaClient, type MetaPeer } from '@shoal/node';
-import { ForkedNode } from './fixtures/forked-node.ts';
 import { freePorts } from './fixtures/free-ports.ts';
-import type { StorageNodeCommand, StorageNodeState } from './fixtures/storage-node-process.ts';
+import { StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/storage-node-process.ts', import.meta.url));
 const ATTEMPTS = 1_200;
 const ITEMS = 24;
-
-class StorageNodeChild extends ForkedNode<StorageNodeCommand> {
-  readonly dataDir: string;
-  constructor(nodeId: number, dataDir: string) {
-    super(FIXTURE, nodeId);
-    this.dataDir = dataDir;
-  }
-  state(): Promise<StorageNodeState> {
-    return this.request<StorageNodeState>({ op: 'state' });
-  }
-}
 
 const RETRYABLE = [Status.FAILED_PRECONDITION, Status.UNAVAILABLE, Status.NOT_FOUND, Status.DEADLINE_EXCEEDED];
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -12,7 +12,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
 import {
@@ -30,27 +29,14 @@ import {
   type ClientOf,
 } from '@shoal/proto';
 import { MetaClient, type MetaPeer } from '@shoal/node';
-import { ForkedNode } from './fixtures/forked-node.ts';
 import { freePorts } from './fixtures/free-ports.ts';
-import type { StorageNodeCommand, StorageNodeState } from './fixtures/storage-node-process.ts';
+import { StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/storage-node-process.ts', import.meta.url));
 /** Small, so that the partition's and the meta group's logs are compacted during the tests. */
 const COMPACTION = { every: 8, keep: 2 };
 /** Polls of 25 ms: elections, registrations and replica creation take a few hundred ms each. */
 const ATTEMPTS = 1_200;
-
-class StorageNodeChild extends ForkedNode<StorageNodeCommand> {
-  readonly dataDir: string;
-  constructor(nodeId: number, dataDir: string) {
-    super(FIXTURE, nodeId);
-    this.dataDir = dataDir;
-  }
-  state(): Promise<StorageNodeState> {
-    return this.request<StorageNodeState>({ op: 'state' });
-  }
-}
 
 const table: TableSchema = { name: 'orders', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
 
