@@ -20,7 +20,7 @@ interface Member {
 async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
   const store = await RaftLogStore.open(dir);
   const machines = new Map<number, KvStateMachine>();
-  // Log compaction stays off, as for partitions: a joining replica catches up from the log.
+  // No log compaction here: a joining replica catches up from the log (snapshots: partition-snapshot tests).
   const host = new MultiRaftHost({
     nodeId,
     logStore: store,
