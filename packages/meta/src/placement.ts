@@ -29,6 +29,8 @@ export interface PlacementOptions {
   maxMoves?: number;
   /** Leader transfers per round by rebalancing. */
   maxLeaderTransfers?: number;
+  /** Partitions rebalancing leaves where they are (an operator placed them); repairs and drains still move them. */
+  pinned?: ReadonlySet<number>;
 }
 
 type ReplicaHealth = 'healthy' | 'waiting' | 'leaving' | 'dead';
@@ -191,17 +193,19 @@ export function planDrain(state: MetaState, nodeId: number, now: number, downTim
 /**
  * Moves that even out replica counts and then leader counts over the up nodes, at most
  * `maxMoves` replica moves and `maxLeaderTransfers` transfers per round, only for partitions that
- * need no repair (every replica a voter on an up node, exactly the replication factor). A move is
+ * need no repair (every replica a voter on an up node, exactly the replication factor) and are not
+ * pinned (their replicas still count in the loads). A move is
  * started by adding a learner; `planRepairs` finishes it.
  */
-export function planRebalance(state: MetaState, options: { maxMoves?: number; maxLeaderTransfers?: number } = {}): PlacementAction[] {
+export function planRebalance(state: MetaState, options: { maxMoves?: number; maxLeaderTransfers?: number; pinned?: ReadonlySet<number> } = {}): PlacementAction[] {
   const maxMoves = options.maxMoves ?? 4;
+  const pinned = options.pinned ?? new Set<number>();
   const maxTransfers = options.maxLeaderTransfers ?? 4;
   const nodes = placeableNodeIds(state);
   if (nodes.length < 2) return [];
   const up = new Set(nodes);
   const stable = partitionList(state).filter(
-    (p) => p.replicas.length === state.replicationFactor && p.replicas.every((r) => r.role === 'voter' && up.has(r.nodeId)),
+    (p) => !pinned.has(p.id) && p.replicas.length === state.replicationFactor && p.replicas.every((r) => r.role === 'voter' && up.has(r.nodeId)),
   );
   const { replicas, leaders } = loads(state);
   const actions: PlacementAction[] = [];
