@@ -47,19 +47,30 @@ export function fingerprint64(hashValue: AttributeValue): bigint {
 const ESCAPE = 0xff;
 const TERMINATOR = 0x01;
 
-function escapeBytes(bytes: Uint8Array, terminate: boolean): Uint8Array {
-  let zeros = 0;
-  for (const byte of bytes) if (byte === 0) zeros++;
-  const out = new Uint8Array(bytes.length + zeros + (terminate ? 2 : 0));
-  let j = 0;
+/** The length of `bytes` escaped and terminated. */
+function escapedLength(bytes: Uint8Array): number {
+  let length = bytes.length + 2;
+  for (const byte of bytes) if (byte === 0) length++;
+  return length;
+}
+
+/** Writes `bytes` escaped (and terminated) into `out` at `at`; answers the offset after them. */
+function writeEscaped(out: Uint8Array, at: number, bytes: Uint8Array, terminate: boolean): number {
+  let j = at;
   for (const byte of bytes) {
     out[j++] = byte;
     if (byte === 0) out[j++] = ESCAPE;
   }
   if (terminate) {
     out[j++] = 0;
-    out[j] = TERMINATOR;
+    out[j++] = TERMINATOR;
   }
+  return j;
+}
+
+function escapeBytes(bytes: Uint8Array, terminate: boolean): Uint8Array {
+  const out = new Uint8Array(escapedLength(bytes) - (terminate ? 0 : 2));
+  writeEscaped(out, 0, bytes, terminate);
   return out;
 }
 
@@ -82,18 +93,22 @@ export function encodeKeyValuePrefix(v: AttributeValue): Uint8Array {
   return escapeBytes(keyBytes(v), false);
 }
 
-function spacePrefix(spaceId: number): Buffer {
+function checkedSpaceId(spaceId: number): number {
   if (!Number.isInteger(spaceId) || spaceId < 0 || spaceId > MAX_SPACE_ID) {
     throw new RangeError(`space id out of range: ${spaceId}`);
   }
+  return spaceId;
+}
+
+function spacePrefix(spaceId: number): Buffer {
   const out = Buffer.alloc(SPACE_ID_BYTES);
-  out.writeUInt32BE(spaceId);
+  out.writeUInt32BE(checkedSpaceId(spaceId));
   return out;
 }
 
 /** The first key beyond a space: the prefix of the next space id. */
 function spaceEnd(spaceId: number): Buffer {
-  spacePrefix(spaceId);
+  checkedSpaceId(spaceId);
   const out = Buffer.alloc(SPACE_ID_BYTES);
   out.writeUInt32BE(spaceId + 1);
   return out;
@@ -106,9 +121,39 @@ function hashPrefix(spaceId: number, fingerprint: bigint): Buffer {
   return out;
 }
 
+/**
+ * The key of one item collection's hash value (`hashBytes` its key bytes) followed by `sortValues`,
+ * written into one buffer: an item key is built on every read and write, and building it from parts
+ * (a buffer per part, then a concatenation) cost more than the read of a cached item.
+ */
+function encodeKey(spaceId: number, hashValue: AttributeValue, sortValues: readonly AttributeValue[]): Buffer {
+  const hashBytes = keyBytes(hashValue);
+  const hashEncoding = 'N' in hashValue ? encodeNumberKey(hashValue.N) : undefined;
+  const sortEncodings = sortValues.map(encodeKeyValue);
+  let length = SPACE_ID_BYTES + FINGERPRINT_BYTES + (hashEncoding?.length ?? escapedLength(hashBytes));
+  for (const encoding of sortEncodings) length += encoding.length;
+  const out = Buffer.allocUnsafe(length);
+  out.writeUInt32BE(checkedSpaceId(spaceId), 0);
+  const fingerprint = farmhash.fingerprint64(hashBytes);
+  out.writeUInt32BE(Number(fingerprint >> 32n), SPACE_ID_BYTES);
+  out.writeUInt32BE(Number(fingerprint & 0xffffffffn), SPACE_ID_BYTES + 4);
+  let at = SPACE_ID_BYTES + FINGERPRINT_BYTES;
+  if (hashEncoding) {
+    out.set(hashEncoding, at);
+    at += hashEncoding.length;
+  } else {
+    at = writeEscaped(out, at, hashBytes, true);
+  }
+  for (const encoding of sortEncodings) {
+    out.set(encoding, at);
+    at += encoding.length;
+  }
+  return out;
+}
+
 /** The prefix shared by every key of one item collection (one partition key value). */
 export function encodeCollectionPrefix(spaceId: number, hashValue: AttributeValue): Uint8Array {
-  return Buffer.concat([hashPrefix(spaceId, fingerprint64(hashValue)), encodeKeyValue(hashValue)]);
+  return encodeKey(spaceId, hashValue, []);
 }
 
 /**
@@ -116,7 +161,7 @@ export function encodeCollectionPrefix(spaceId: number, hashValue: AttributeValu
  * makes the entry unique (the table's key values).
  */
 export function encodeItemKey(spaceId: number, hashValue: AttributeValue, ...sortValues: AttributeValue[]): Uint8Array {
-  return Buffer.concat([encodeCollectionPrefix(spaceId, hashValue), ...sortValues.map(encodeKeyValue)]);
+  return encodeKey(spaceId, hashValue, sortValues);
 }
 
 /** The smallest key greater than every key starting with `prefix` (undefined: no such key). */

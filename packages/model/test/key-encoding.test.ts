@@ -115,6 +115,23 @@ describe('encodeItemKey', () => {
     expect(hex(encodeItemKey(7, { S: 'a' }))).toBe(hex(encodeCollectionPrefix(7, { S: 'a' })));
   });
 
+  it('is the concatenation of its parts for every key type (written in one buffer, laid out as ever)', () => {
+    const scalar = fc.oneof(stringValue, binaryValue, numberValue);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: MAX_SPACE_ID }), scalar, fc.array(scalar, { maxLength: 3 }), (spaceId, hash, sort) => {
+        const fingerprint = Buffer.alloc(8);
+        fingerprint.writeBigUInt64BE(fingerprint64(hash));
+        const parts = [spaceRange(spaceId).start, fingerprint, encodeKeyValue(hash), ...sort.map(encodeKeyValue)];
+        expect(hex(encodeItemKey(spaceId, hash, ...sort))).toBe(parts.map(hex).join(''));
+      }),
+    );
+  });
+
+  it('pins the bytes of a few keys (persisted in every key)', () => {
+    expect(hex(encodeItemKey(7, { S: 'a' }, { N: '1' }))).toBe('00000007b3454265b6df75e3610001' + hex(encodeKeyValue({ N: '1' })));
+    expect(hex(encodeItemKey(0xfffffffe, { N: '-1.5' }))).toBe(`fffffffe${fingerprint64({ S: '-1.5' }).toString(16).padStart(16, '0')}${hex(encodeKeyValue({ N: '-1.5' }))}`);
+  });
+
   it('keeps an item collection contiguous and ordered by sort key', () => {
     // A table's partition key has one type, so two partition keys are two values of one type.
     fc.assert(
