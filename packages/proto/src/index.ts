@@ -64,6 +64,14 @@ export {
   backfillIndexRequestFromWire,
   dropIndexRequestToWire,
   dropIndexRequestFromWire,
+  writeManyRequestToWire,
+  writeManyRequestFromWire,
+  writeManyResultsToWire,
+  writeManyResultsFromWire,
+  getManyRequestToWire,
+  getManyRequestFromWire,
+  getManyResultsToWire,
+  getManyResultsFromWire,
 } from './partition-codec.ts';
 export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest } from './partition-codec.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';

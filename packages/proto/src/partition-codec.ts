@@ -9,6 +9,8 @@ import type * as model from '@shoal/model';
 import {
   BackfillIndexRequestSchema,
   DropIndexRequestSchema,
+  GetManyRequestSchema,
+  GetManyResponseSchema,
   GetRequestSchema,
   GetResponseSchema,
   IndexKind,
@@ -22,6 +24,8 @@ import {
   StatisticsResponseSchema,
   TableSchemaSchema,
   WriteKind,
+  WriteManyRequestSchema,
+  WriteManyResponseSchema,
   WriteOutcome_TransactionConflictSchema,
   WriteRequestSchema,
   WriteResponseSchema,
@@ -29,7 +33,10 @@ import {
 import type {
   BackfillIndexRequest as WireBackfillIndexRequest,
   DropIndexRequest as WireDropIndexRequest,
+  CallError as WireCallError,
   ExpressionInput as WireExpressionInput,
+  GetManyRequest as WireGetManyRequest,
+  GetManyResponse as WireGetManyResponse,
   GetRequest as WireGetRequest,
   GetResponse as WireGetResponse,
   IndexSchema as WireIndexSchema,
@@ -40,6 +47,8 @@ import type {
   StatisticsRequest as WireStatisticsRequest,
   StatisticsResponse as WireStatisticsResponse,
   TableSchema as WireTableSchema,
+  WriteManyRequest as WireWriteManyRequest,
+  WriteManyResponse as WireWriteManyResponse,
   WriteOperation as WireWriteOperation,
   WriteOutcome as WireWriteOutcome,
   WriteRequest as WireWriteRequest,
@@ -47,6 +56,7 @@ import type {
 } from './gen/shoal/v1/node_pb.ts';
 import type { TableRecordJson } from './gen/shoal/v1/meta_pb.ts';
 import { TableRecordJsonSchema } from './gen/shoal/v1/meta_pb.ts';
+import { ErrorDetailSchema } from './gen/shoal/v1/errors_pb.ts';
 import { RpcError, Status } from './grpc.ts';
 
 /** The partition and epoch a request was routed with (the node checks both). */
@@ -253,9 +263,9 @@ function operationFromWire(operation: WireWriteOperation): model.WriteOperation 
   return out;
 }
 
-export function writeRequestToWire(target: RoutedTo, write: model.PartitionWrite): WireWriteRequest {
+export function writeRequestToWire(target: RoutedTo | undefined, write: model.PartitionWrite): WireWriteRequest {
   return create(WriteRequestSchema, {
-    target,
+    ...(target === undefined ? {} : { target }),
     operations: write.operations.map((operation) => ({
       table: tableSchemaToWire(operation.table),
       kind: WRITE_KINDS[operation.kind],
@@ -268,11 +278,15 @@ export function writeRequestToWire(target: RoutedTo, write: model.PartitionWrite
 }
 
 export function writeRequestFromWire(request: WireWriteRequest): { target: RoutedTo; write: model.PartitionWrite } {
+  return { target: targetFromWire(request.target), write: writeFromWire(request) };
+}
+
+function writeFromWire(request: WireWriteRequest): model.PartitionWrite {
   const write: model.PartitionWrite = {
     operations: request.operations.map(operationFromWire),
   };
   if (request.returnItems) write.returnItems = true;
-  return { target: targetFromWire(request.target), write };
+  return write;
 }
 
 export function writeResultToWire(result: model.PartitionWriteResult): WireWriteResponse {
@@ -328,9 +342,9 @@ export function writeResultFromWire(response: WireWriteResponse): model.Partitio
 // ---------------------------------------------------------------------------------------------
 // Get
 
-export function getRequestToWire(target: RoutedTo, request: model.GetRequest, options: model.ReadOptions): WireGetRequest {
+export function getRequestToWire(target: RoutedTo | undefined, request: model.GetRequest, options: model.ReadOptions): WireGetRequest {
   return create(GetRequestSchema, {
-    target,
+    ...(target === undefined ? {} : { target }),
     table: tableSchemaToWire(request.table),
     key: json(request.key),
     options: { consistent: options.consistent },
@@ -362,6 +376,72 @@ export function getResultFromWire(response: WireGetResponse): GetResult {
   if (response.item === undefined) return undefined;
   const text = utf8Text(response.item, 'item');
   return { item: parseText<model.Item>(text, 'item'), size: response.size, json: text };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coalesced requests (WriteMany, GetMany): one call, one result or error per request
+
+/** A request's own failure in a coalesced call: the RpcError it would have failed with alone. */
+function callErrorToWire(error: RpcError): Omit<WireCallError, '$typeName'> {
+  const detail = error.detail(ErrorDetailSchema);
+  return { code: error.code, message: error.message, ...(detail === undefined ? {} : { detail }) };
+}
+
+function callErrorFromWire(error: WireCallError): RpcError {
+  const code = error.code in Status ? (error.code as Status) : Status.UNKNOWN;
+  return error.detail === undefined ? new RpcError(code, error.message) : RpcError.withDetail(code, error.message, ErrorDetailSchema, error.detail);
+}
+
+function outcomesToWire<T, W>(results: ReadonlyArray<T | RpcError>, toWire: (result: T) => W) {
+  return results.map((result) =>
+    result instanceof RpcError ? { result: { case: 'error' as const, value: callErrorToWire(result) } } : { result: { case: 'response' as const, value: toWire(result) } },
+  );
+}
+
+function outcomesFromWire<W, T>(results: ReadonlyArray<{ result: { case: 'response'; value: W } | { case: 'error'; value: WireCallError } | { case: undefined; value?: undefined } }>, fromWire: (response: W) => T, expected: number): Array<T | RpcError> {
+  if (results.length !== expected) throw invalid(`a coalesced call answered ${results.length} results for ${expected} requests`);
+  return results.map(({ result }) => {
+    if (result.case === 'error') return callErrorFromWire(result.value);
+    if (result.case === 'response') return fromWire(result.value);
+    throw invalid('a coalesced result is missing');
+  });
+}
+
+export function writeManyRequestToWire(target: RoutedTo, writes: readonly model.PartitionWrite[]): WireWriteManyRequest {
+  return create(WriteManyRequestSchema, { target, writes: writes.map((write) => writeRequestToWire(undefined, write)) });
+}
+
+export function writeManyRequestFromWire(request: WireWriteManyRequest): { target: RoutedTo; writes: model.PartitionWrite[] } {
+  return { target: targetFromWire(request.target), writes: request.writes.map(writeFromWire) };
+}
+
+export function writeManyResultsToWire(results: ReadonlyArray<model.PartitionWriteResult | RpcError>): WireWriteManyResponse {
+  return create(WriteManyResponseSchema, { results: outcomesToWire(results, writeResultToWire) });
+}
+
+/** One result per write sent, in order: its result, or the RpcError it failed with. */
+export function writeManyResultsFromWire(response: WireWriteManyResponse, expected: number): Array<model.PartitionWriteResult | RpcError> {
+  return outcomesFromWire(response.results, writeResultFromWire, expected);
+}
+
+export function getManyRequestToWire(target: RoutedTo, gets: readonly model.GetRequest[], options: model.ReadOptions): WireGetManyRequest {
+  return create(GetManyRequestSchema, { target, gets: gets.map((get) => getRequestToWire(undefined, get, options)), options: { consistent: options.consistent } });
+}
+
+export function getManyRequestFromWire(request: WireGetManyRequest): { target: RoutedTo; gets: model.GetRequest[]; options: model.ReadOptions } {
+  return {
+    target: targetFromWire(request.target),
+    gets: request.gets.map((get) => ({ table: tableSchemaFromWire(get.table), key: item(get.key, 'key') })),
+    options: { consistent: request.options?.consistent === true },
+  };
+}
+
+export function getManyResultsToWire(results: ReadonlyArray<GetResult | RpcError>): WireGetManyResponse {
+  return create(GetManyResponseSchema, { results: outcomesToWire(results, getResultToWire) });
+}
+
+export function getManyResultsFromWire(response: WireGetManyResponse, expected: number): Array<GetResult | RpcError> {
+  return outcomesFromWire(response.results, getResultFromWire, expected);
 }
 
 // ---------------------------------------------------------------------------------------------

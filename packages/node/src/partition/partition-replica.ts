@@ -99,7 +99,16 @@ export interface SplitCommand {
 }
 
 /** What a partition's Raft log holds (contracts #9). Deleting a table needs no command: its replicas go. */
-export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | IndexCommand | SplitCommand | TransactionCommand;
+export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | WritesCommand | IndexCommand | SplitCommand | TransactionCommand;
+
+/**
+ * Independent writes of one operation each, coalesced by a router into one entry (WriteMany): applied
+ * in order, each with its own condition and outcome, all in one store batch with the entry's mark.
+ */
+export interface WritesCommand {
+  kind: 'writes';
+  writes: PartitionWrite[];
+}
 
 /** A split this group applied: entries after `index` own no key at or beyond `splitKey`. */
 export interface AppliedSplit {
@@ -121,6 +130,9 @@ export interface PartitionSplit {
 export interface WriteOutOfRange {
   status: 'keyOutOfRange';
 }
+
+/** A WritesCommand's outcome: one per write, in order. */
+export type WritesResult = Array<PartitionWriteResult | WriteOutOfRange>;
 
 /** A split's outcome where it was applied: the two halves, or refused (the parent split since), on every replica alike. */
 export type SplitResult = { status: 'split'; left: PartitionDescriptor; right: PartitionDescriptor } | { status: 'refused'; message: string };
@@ -204,11 +216,12 @@ export class PartitionReplica implements ReplicaStateMachine {
     return this.#boundOf();
   }
 
-  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | IndexCommandResult | SplitResult | TransactionCommandResult> {
+  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
-    let result: PartitionWriteResult | WriteOutOfRange | IndexCommandResult | SplitResult | TransactionCommandResult;
+    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
+    else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
     else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
@@ -222,6 +235,15 @@ export class PartitionReplica implements ReplicaStateMachine {
     const { result, durable } = await this.store.stageWrite(write, mark);
     this.#unsettled.push(durable);
     return result;
+  }
+
+  /** Each write's result in order; a write a split cut off is refused alone (the others apply). */
+  async #applyWrites(writes: readonly PartitionWrite[], mark: { groupId: number; index: number }): Promise<WritesResult> {
+    const cutOff = writes.map((write) => this.#cutOff(write, mark.index));
+    const { result, durable } = await this.store.stageWrites(writes.filter((_, position) => !cutOff[position]), mark);
+    this.#unsettled.push(durable);
+    let next = 0;
+    return cutOff.map((cut): PartitionWriteResult | WriteOutOfRange => (cut ? { status: 'keyOutOfRange' } : (result[next++] as PartitionWriteResult)));
   }
 
   /**
@@ -372,6 +394,11 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     case 'write':
       if (!isObject(parsed.write) || !Array.isArray(parsed.write.operations)) throw new PartitionCommandError(groupId, index, 'a write without operations');
       return parsed as PartitionCommand;
+    case 'writes':
+      if (!Array.isArray(parsed.writes) || !parsed.writes.every((write) => isObject(write) && Array.isArray(write.operations) && write.operations.length === 1)) {
+        throw new PartitionCommandError(groupId, index, 'writes that are not each of one operation');
+      }
+      return parsed as unknown as WritesCommand;
     case 'split':
       if (typeof parsed.splitKey !== 'string' || typeof parsed.parentEnd !== 'string' || !Number.isSafeInteger(parsed.rightId) || !Number.isSafeInteger(parsed.epoch)) {
         throw new PartitionCommandError(groupId, index, 'a split without its key, end, right partition and epoch');
@@ -402,6 +429,16 @@ export async function proposePartitionWrite(host: MultiRaftHost, groupId: number
   const result = (await host.propose(groupId, encodePartitionCommand({ kind: 'write', write }))) as PartitionWriteResult | WriteOutOfRange;
   if ('status' in result) throw new WriteOutOfRangeError(groupId);
   return result;
+}
+
+/**
+ * Proposes independent writes of one operation each as ONE entry (a router's coalesced WriteMany);
+ * resolves once applied here with each write's result in order, or a WriteOutOfRangeError for a
+ * write a split cut off before the entry applied (nothing of it applied, the others did).
+ */
+export async function proposePartitionWrites(host: MultiRaftHost, groupId: number, writes: PartitionWrite[]): Promise<Array<PartitionWriteResult | WriteOutOfRangeError>> {
+  const results = (await host.propose(groupId, encodePartitionCommand({ kind: 'writes', writes }))) as WritesResult;
+  return results.map((result) => ('status' in result ? new WriteOutOfRangeError(groupId) : result));
 }
 
 /**

@@ -31,6 +31,8 @@ import {
   type AttributeValue,
   type Item,
   type PartitionDescriptor,
+  type PartitionWrite,
+  type PartitionWriteResult,
   type TableSchema,
 } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
@@ -52,12 +54,17 @@ import {
   statisticsToWire,
   writeRequestFromWire,
   writeResultToWire,
+  writeManyRequestFromWire,
+  writeManyResultsToWire,
+  getManyRequestFromWire,
+  getManyResultsToWire,
   prepareTransactionRequestFromWire,
   resolveTransactionRequestFromWire,
   beginTransactionRequestFromWire,
   decideTransactionRequestFromWire,
   forgetTransactionRequestFromWire,
   transactionStateToWire,
+  type GetResult,
   type IndexRequest,
   type RoutedTo,
   type Server,
@@ -74,6 +81,7 @@ import {
   SplitRefusedError,
   WriteOutOfRangeError,
   proposePartitionWrite,
+  proposePartitionWrites,
   proposePrepareTransaction,
   proposeResolveTransaction,
   type PartitionReplica,
@@ -158,6 +166,41 @@ export class StorageNodeServer {
         this.stats.writes++;
         return writeResultToWire(result);
       },
+      // Coalesced writes: the call is routed as a whole; each write is checked and admitted on its own,
+      // and those admitted are proposed as ONE entry (a failure to propose it fails the whole call).
+      writeMany: async (request, context) => {
+        const { replica, descriptor, writes } = this.#admit('WriteMany', context.peer, () => {
+          const { target, writes } = writeManyRequestFromWire(request);
+          return { ...this.#route(target), writes };
+        });
+        const results: Array<PartitionWriteResult | RpcError> = [];
+        const admitted: Array<{ position: number; write: PartitionWrite; key: Uint8Array | undefined; tracker: PartitionLoadTracker | undefined }> = [];
+        writes.forEach((write, position) => {
+          const refusal = this.#own(replica.groupId, () => {
+            const [operation] = write.operations;
+            if (operation === undefined || write.operations.length !== 1) throw new RpcError(Status.INVALID_ARGUMENT, 'invalid partition request: a coalesced write has exactly one operation');
+            checkTable(descriptor, operation.table);
+            const key = tableKey(operation.table, operation.key);
+            checkKey(descriptor, key);
+            admitted.push({ position, write, key, tracker: this.#admitLoad(replica, 'write', operation.table.name) });
+          });
+          if (refusal instanceof RpcError) results[position] = refusal;
+        });
+        if (admitted.length > 0) {
+          const outcomes = await this.#answer(replica.groupId, () => proposePartitionWrites(this.#options.host, replica.groupId, admitted.map((entry) => entry.write)));
+          admitted.forEach(({ position, write, key, tracker }, at) => {
+            const outcome = outcomes[at] as PartitionWriteResult | WriteOutOfRangeError;
+            if (outcome instanceof WriteOutOfRangeError) {
+              results[position] = this.#ownRpcFailure(replica.groupId, outcome);
+              return;
+            }
+            if (tracker !== undefined) recordWrite(tracker, write, outcome, key);
+            this.stats.writes++;
+            results[position] = outcome;
+          });
+        }
+        return writeManyResultsToWire(results);
+      },
       // Cross-partition transactions: commands of the target partition's log, like writes.
       prepareTransaction: async (request, context) => {
         const { replica, transaction, write } = this.#admit('PrepareTransaction', context.peer, () => {
@@ -218,6 +261,37 @@ export class StorageNodeServer {
         const found = await this.#read(replica, options.consistent, () => replica.store.get(get, options));
         if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
         return getResultToWire(found);
+      },
+      // Coalesced gets: routed as a whole, one ReadIndex when consistent, each get checked, admitted and read on its own.
+      getMany: async (request, context) => {
+        const { replica, descriptor, gets, options } = this.#admit('GetMany', context.peer, () => {
+          const { target, gets, options } = getManyRequestFromWire(request);
+          return { ...this.#route(target), gets, options };
+        });
+        const admitted = gets.map((get) =>
+          this.#own(replica.groupId, () => {
+            checkTable(descriptor, get.table);
+            const key = tableKey(get.table, get.key);
+            checkKey(descriptor, key);
+            return { get, key, tracker: this.#admitLoad(replica, 'read', get.table.name) };
+          }),
+        );
+        const results = await this.#read(replica, options.consistent, () =>
+          Promise.all(
+            admitted.map(async (entry): Promise<GetResult | RpcError> => {
+              if (entry instanceof RpcError) return entry;
+              const { get, key, tracker } = entry;
+              try {
+                const found = await replica.store.get(get, options);
+                if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
+                return found;
+              } catch (error) {
+                return this.#ownRpcFailure(replica.groupId, error);
+              }
+            }),
+          ),
+        );
+        return getManyResultsToWire(results);
       },
       readRange: async (request, context) => {
         const { replica, descriptor, range, options } = this.#admit('ReadRange', context.peer, () => {
@@ -335,20 +409,45 @@ export class StorageNodeServer {
     try {
       return await work();
     } catch (error) {
-      if (error instanceof NotLeaderError) throw this.#notLeader(error);
-      if (error instanceof GroupNotHostedError) throw partitionNotFound(BigInt(groupId));
-      if (error instanceof RaftTimeoutError || error instanceof ProposalOutcomeUnknownError) throw new RpcError(Status.UNAVAILABLE, error.message);
-      // A split applied before the write did: the router follows the partition's new range.
-      if (error instanceof WriteOutOfRangeError) {
-        const current = this.#options.descriptorOf(groupId);
-        throw current === undefined ? partitionNotFound(BigInt(groupId)) : routingError(error.message, 'keyOutOfRange', current);
-      }
-      if (error instanceof SplitRefusedError) throw new RpcError(Status.ABORTED, error.message);
-      if (error instanceof DynamoDbError) throw dynamoDbErrorToRpc(error);
-      // Answered INTERNAL by the adapter; the node goes on serving, and its log says what failed.
-      this.#log.warn('partition request failed', { event: 'partition_request_failed', partition: groupId, error: error instanceof Error ? error.message : String(error) });
-      throw error;
+      throw this.#rpcFailure(groupId, error);
     }
+  }
+
+  /** A failure of a group's request as the gRPC error the router acts on (anything unforeseen as is, logged). */
+  #rpcFailure(groupId: number, error: unknown): unknown {
+    if (error instanceof RpcError) return error;
+    if (error instanceof NotLeaderError) return this.#notLeader(error);
+    if (error instanceof GroupNotHostedError) return partitionNotFound(BigInt(groupId));
+    if (error instanceof RaftTimeoutError || error instanceof ProposalOutcomeUnknownError) return new RpcError(Status.UNAVAILABLE, error.message);
+    // A split applied before the write did: the router follows the partition's new range.
+    if (error instanceof WriteOutOfRangeError) {
+      const current = this.#options.descriptorOf(groupId);
+      return current === undefined ? partitionNotFound(BigInt(groupId)) : routingError(error.message, 'keyOutOfRange', current);
+    }
+    if (error instanceof SplitRefusedError) return new RpcError(Status.ABORTED, error.message);
+    if (error instanceof DynamoDbError) return dynamoDbErrorToRpc(error);
+    // Answered INTERNAL by the adapter; the node goes on serving, and its log says what failed.
+    this.#log.warn('partition request failed', { event: 'partition_request_failed', partition: groupId, error: error instanceof Error ? error.message : String(error) });
+    return error;
+  }
+
+  /**
+   * One request of a coalesced call: `work`'s value, or its refusal as the RpcError it would have
+   * failed with alone; a failure that is no request's own (unforeseen) fails the whole call.
+   */
+  #own<T>(groupId: number, work: () => T): T | RpcError {
+    try {
+      return work();
+    } catch (error) {
+      return this.#ownRpcFailure(groupId, error);
+    }
+  }
+
+  #ownRpcFailure(groupId: number, error: unknown): RpcError {
+    const failure = this.#rpcFailure(groupId, error);
+    if (!(failure instanceof RpcError)) throw failure;
+    if (failure.detail(ErrorDetailSchema)?.kind.case !== 'dynamodb') this.stats.refused++;
+    return failure;
   }
 
   /**
