@@ -328,6 +328,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
         meta: metaReplica,
         nodeId,
         reports: metaServices.reports,
+        pins: metaServices.pins,
         splitting: {
           policy: { ...DEFAULT_SPLIT_POLICY, ...options.splitting },
           splitter: metaServices.splitter,

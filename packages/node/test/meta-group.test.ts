@@ -188,15 +188,15 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(otherSpace.code).toBe(Status.INVALID_ARGUMENT);
   });
 
-  it('answers a watch on a follower with NotLeader, and the operator actions not built yet with UNIMPLEMENTED (a split of an unknown table: ResourceNotFound)', async () => {
+  it('answers a watch on a follower with NotLeader, a Move to a node holding a replica already with INVALID_ARGUMENT, a split of an unknown table with ResourceNotFound', async () => {
     const leader = await cluster.waitForLeader();
     const follower = cluster.other(leader.nodeId);
     const watch = follower.metaClient.watchPartitionMap({ knownVersion: 0n })[Symbol.asyncIterator]();
     const refused = await rpcFailure(watch.next());
     expect(notLeaderOf(refused)?.leaderId).toBe(leader.nodeId);
     const error = await rpcFailure(leader.adminClient.move({ partitionId: 1n, fromNode: 1n, toNode: 2n }));
-    expect(error.code).toBe(Status.UNIMPLEMENTED);
-    expect(error.message).toMatch(/not supported yet/);
+    expect(error.code).toBe(Status.INVALID_ARGUMENT);
+    expect(error.message).toMatch(/node 2 already holds a replica of partition 1/);
     // Split is built: a table it does not know is DynamoDB's ResourceNotFoundException.
     const split = await rpcFailure(leader.adminClient.split({ table: 'nosuch' }));
     expect(split.message).toMatch(/Table: nosuch not found/);

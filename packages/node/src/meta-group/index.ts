@@ -4,3 +4,4 @@ export { PlacementDriver, type PlacementDriverOptions, type PlacementLogEntry, t
 export { NodeReports, type NodeReport } from './node-reports.ts';
 export { AutoSplitter, HotKeys, type AutoSplitStats, type AutoSplitterOptions, type HotKeyReport } from './auto-splitter.ts';
 export { LeadershipTransfers, type LeadershipTransfer } from './leadership-transfers.ts';
+export { PlacementPins } from './placement-pins.ts';

@@ -39,6 +39,8 @@ import { HotKeys } from './auto-splitter.ts';
 import { LeadershipTransfers } from './leadership-transfers.ts';
 import { NodeReports } from './node-reports.ts';
 import { PartitionSplitter, splitAndRecord } from './partition-splits.ts';
+import { groupMatchesDescriptor } from './placement-driver.ts';
+import { PlacementPins } from './placement-pins.ts';
 
 export interface MetaServiceDeps {
   host: MultiRaftHost;
@@ -66,6 +68,8 @@ export interface MetaServices {
   readonly reports: NodeReports;
   /** Leadership moves told to the leading nodes in heartbeat answers (PlacementDriver splitting, TransferLeader). */
   readonly transfers: LeadershipTransfers;
+  /** Partitions operators moved (Move), which the PlacementDriver's rebalancing leaves where they are. */
+  readonly pins: PlacementPins;
   /** Hot items the placement driver found, shown by Status. */
   readonly hotKeys: HotKeys;
   /** Splits partitions through their leaders (Split, and the PlacementDriver's splitting). */
@@ -89,6 +93,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
   const reports = new NodeReports();
   const stats = { adminSplits: 0 };
   const transfers = new LeadershipTransfers();
+  const pins = new PlacementPins();
   const hotKeys = new HotKeys();
   const splitter = new PartitionSplitter({ nodeAddress: (id) => deps.nodeAddress(id) ?? deps.meta.state.nodes[id]?.address });
   const closing = new AbortController();
@@ -300,8 +305,20 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
         transfers.request(partitionId, toNode, clock());
         return {};
       }),
-    move: () =>
-      Promise.reject(new RpcError(Status.UNIMPLEMENTED, 'Move is not supported yet: the placement driver moves replicas (repair, drain, rebalance)')),
+    move: (request) =>
+      answer(async () => {
+        const partitionId = counterFromWire(request.partitionId, 'partition id');
+        const from = counterFromWire(request.fromNode, 'node id');
+        const to = counterFromWire(request.toNode, 'node id');
+        const state = await group.read();
+        const partition = movable(state, reports, partitionId, from, to);
+        // The replica on `to` takes the place (and role) of the one on `from`: the partition's
+        // leader adds it as a learner, promotes it once caught up, then removes `from`.
+        const replicas = partition.replicas.map((r) => (r.nodeId === from ? { nodeId: to, role: r.role } : r));
+        const { state: moved } = await group.propose({ type: 'setReplicas', partitionId, replicas, expectedEpoch: partition.epoch });
+        pins.pin(partitionId, to);
+        return { partition: partitionDescriptorToWire(moved.partitions[partitionId]) };
+      }),
     split: (request) =>
       answer(async () => {
         const { parent, splitKey } = splitTarget(await group.read(), request);
@@ -311,7 +328,7 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       }, request.table),
   });
 
-  return { reports, transfers, hotKeys, splitter, stats, close: () => closing.abort() };
+  return { reports, transfers, pins, hotKeys, splitter, stats, close: () => closing.abort() };
 }
 
 /**
@@ -330,6 +347,36 @@ async function recordLeaderHints(group: MetaGroup, reports: NodeReports, nodeId:
     hints.push(group.propose({ type: 'setLeaderHint', partitionId: partition.id, nodeId }).catch(() => undefined));
   }
   await Promise.all(hints);
+}
+
+/**
+ * The partition a Move request names, once checked: `from` holds a replica of it, `to` is an up node
+ * without one, and the partition's group matches its descriptor (a descriptor more than one change
+ * ahead of its group could list a node again before the group let it go).
+ */
+function movable(state: MetaState, reports: NodeReports, partitionId: number, from: NodeId, to: NodeId): PartitionDescriptor {
+  const partition = state.partitions[partitionId];
+  if (partition === undefined) throw new RpcError(Status.NOT_FOUND, `no partition ${partitionId}`);
+  for (const nodeId of [from, to]) {
+    if (state.nodes[nodeId] === undefined) throw new RpcError(Status.NOT_FOUND, `no node ${nodeId}`);
+  }
+  const holders = partition.replicas.map((r) => r.nodeId).join(', ');
+  if (from === to) throw new RpcError(Status.INVALID_ARGUMENT, `move partition ${partitionId} from node ${from} to itself: give another node`);
+  if (!partition.replicas.some((r) => r.nodeId === from)) {
+    throw new RpcError(Status.INVALID_ARGUMENT, `node ${from} holds no replica of partition ${partitionId} (its replicas are on nodes ${holders})`);
+  }
+  if (partition.replicas.some((r) => r.nodeId === to)) {
+    throw new RpcError(Status.INVALID_ARGUMENT, `node ${to} already holds a replica of partition ${partitionId} (its replicas are on nodes ${holders})`);
+  }
+  const target = state.nodes[to];
+  if (target.state !== 'up') throw new RpcError(Status.FAILED_PRECONDITION, `node ${to} is ${target.state}: a replica moves only to an up node`);
+  if (!groupMatchesDescriptor(state, reports, partition)) {
+    throw new RpcError(
+      Status.FAILED_PRECONDITION,
+      `partition ${partitionId} is changing its replicas (its Raft group does not match its descriptor at epoch ${partition.epoch} yet): retry once it settles (shoal admin status)`,
+    );
+  }
+  return partition;
 }
 
 /**

@@ -16,6 +16,8 @@
  * removed. So it plans on the map without leader hints (no transferLeader steps: a draining or
  * surplus voter is removed from the descriptor directly, and leader counts are not balanced).
  *
+ * Partitions an operator moved (`pins`) are left where they were put by rebalancing.
+ *
  * With `splitting`, every round also decides splits for size and heat (auto-splitter.ts) and makes
  * them one at a time, each followed by a leadership move of its right half to another node.
  */
@@ -37,6 +39,7 @@ import { MetaGroup } from './meta-group.ts';
 import type { MetaReplica } from './meta-replica.ts';
 import type { NodeReports } from './node-reports.ts';
 import { unrecordedSplits, type PartitionSplitter } from './partition-splits.ts';
+import type { PlacementPins } from './placement-pins.ts';
 
 export interface PlacementLogEntry {
   level: 'info' | 'warn';
@@ -72,6 +75,8 @@ export interface PlacementDriverOptions {
    * tags), and the services' splitter, leadership moves and hot item list (MetaServices).
    */
   splitting?: { policy: SplitPolicy; splitter: PartitionSplitter; transfers: LeadershipTransfers; hotKeys: HotKeys };
+  /** Partitions operators moved (MetaServices.pins): rebalancing leaves them where they are. */
+  pins?: PlacementPins;
   log?(entry: PlacementLogEntry): void;
 }
 
@@ -97,6 +102,7 @@ export class PlacementDriver {
   readonly #downTimeoutMs: number;
   readonly #maxMoves: number;
   readonly #reports: NodeReports | undefined;
+  readonly #pins: PlacementPins | undefined;
   readonly #log: (entry: PlacementLogEntry) => void;
   readonly #autoSplitter: AutoSplitter | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -113,6 +119,7 @@ export class PlacementDriver {
     this.#downTimeoutMs = options.downTimeoutMs ?? 30_000;
     this.#maxMoves = options.maxMoves ?? 4;
     this.#reports = options.reports;
+    this.#pins = options.pins;
     this.#log = options.log ?? (() => {});
     const splitting = options.splitting;
     this.#autoSplitter =
@@ -186,9 +193,11 @@ export class PlacementDriver {
       downTimeoutMs: this.#downTimeoutMs,
       maxMoves: this.#maxMoves,
       maxLeaderTransfers: 0,
+      pinned: this.#pins?.pinned(current),
     })) {
       // A new member of any partition (a split half's too) is caught up by a partition snapshot.
-      if (this.#converged(current, current.partitions[action.partitionId])) planned.push(action);
+      const reports = this.#reports;
+      if (reports === undefined || groupMatchesDescriptor(current, reports, current.partitions[action.partitionId])) planned.push(action);
       else round.waiting.push(action);
     }
     // One step per partition: the proposals do not interfere with each other.
@@ -210,16 +219,6 @@ export class PlacementDriver {
       nodes[node.id] = { ...node, lastHeartbeatAt: Math.max(node.lastHeartbeatAt, reports.get(node.id)?.at ?? 0) };
     }
     return { ...state, nodes };
-  }
-
-  /** Whether every replica on a live node reports the role its descriptor gives it (down nodes report nothing). */
-  #converged(state: MetaState, partition: PartitionDescriptor): boolean {
-    const reports = this.#reports;
-    if (reports === undefined) return true;
-    return partition.replicas.every((r) => {
-      const node = state.nodes[r.nodeId];
-      return node === undefined || node.state === 'down' || reports.roleOf(r.nodeId, partition.id) === r.role;
-    });
   }
 
   /** Proposes; false when the meta state refused the command, which the next round plans anew. */
@@ -246,6 +245,17 @@ export class PlacementDriver {
       });
     }, this.#intervalMs);
   }
+}
+
+/**
+ * Whether a partition's Raft group matches its descriptor: every replica on a live node reports the
+ * role the descriptor gives it (down nodes report nothing). Only then may the descriptor change again.
+ */
+export function groupMatchesDescriptor(state: MetaState, reports: NodeReports, partition: PartitionDescriptor): boolean {
+  return partition.replicas.every((r) => {
+    const node = state.nodes[r.nodeId];
+    return node === undefined || node.state === 'down' || reports.roleOf(r.nodeId, partition.id) === r.role;
+  });
 }
 
 /** The state as the planners should see it here: no leader hints, so no leadership steps. */
