@@ -53,8 +53,6 @@ const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Header values: visible characters, spaces and tabs (and obs-text), nothing else. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Headers node:http keeps the first of when repeated. */
 const SINGLE_VALUED = new Set([
   'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
@@ -104,23 +102,54 @@ interface ParsedHead {
   contentLength: number;
 }
 
+/** Whether each character code (below 128) may appear in a token (a method or header name). */
+const TOKEN_CODES = Uint8Array.from({ length: 128 }, (_, code) => (TOKEN.test(String.fromCharCode(code)) ? 1 : 0));
+const SPACE = 0x20;
+const TAB = 0x09;
+
+/** Whether `text[start, end)` is a token: checked by code, as a regular expression over a slice costs a string per header. */
+function isToken(text: string, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let i = start; i < end; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 128 || TOKEN_CODES[code] === 0) return false;
+  }
+  return true;
+}
+
+/** Whether `text[start, end)` holds only visible characters, spaces and tabs (and obs-text). */
+function isFieldValue(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const code = text.charCodeAt(i);
+    if ((code < SPACE && code !== TAB) || code === 0x7f || code > 0xff) return false;
+  }
+  return true;
+}
+
+/** Whether a character code is optional whitespace around a header value. */
+const isWhitespace = (code: number): boolean => code === SPACE || code === TAB;
+
 function parseHead(text: string): ParsedHead {
-  const lines = text.split('\r\n');
-  const requestLine = lines[0].split(' ');
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd < 0) lineEnd = text.length;
+  const requestLine = text.slice(0, lineEnd).split(' ');
   if (requestLine.length !== 3) throw new BadRequest('malformed request line');
   const [method, url, version] = requestLine;
   if (!TOKEN.test(method) || url === '' || !/^HTTP\/1\.[0-9]$/.test(version)) throw new BadRequest('malformed request line');
   const headers: Record<string, string> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
+  for (let start = lineEnd + 2; start < text.length; start = lineEnd + 2) {
+    lineEnd = text.indexOf('\r\n', start);
+    if (lineEnd < 0) lineEnd = text.length;
+    const colon = text.indexOf(':', start);
     // No name, a space before the colon, or a folded continuation line: refused, as llhttp does.
-    if (colon <= 0) throw new BadRequest('malformed header');
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new BadRequest('malformed header name');
-    const value = line.slice(colon + 1).trim();
-    if (!FIELD_VALUE.test(value)) throw new BadRequest('malformed header value');
-    const key = name.toLowerCase();
+    if (colon < 0 || colon >= lineEnd || !isToken(text, start, colon)) throw new BadRequest('malformed header');
+    let valueStart = colon + 1;
+    let valueEnd = lineEnd;
+    while (valueStart < valueEnd && isWhitespace(text.charCodeAt(valueStart))) valueStart++;
+    while (valueEnd > valueStart && isWhitespace(text.charCodeAt(valueEnd - 1))) valueEnd--;
+    if (!isFieldValue(text, valueStart, valueEnd)) throw new BadRequest('malformed header value');
+    const key = text.slice(start, colon).toLowerCase();
+    const value = text.slice(valueStart, valueEnd);
     const previous = headers[key];
     if (previous === undefined) headers[key] = value;
     else if (key === 'content-length' && previous !== value) throw new BadRequest('conflicting Content-Length');
