@@ -23,6 +23,9 @@ import {
   type PartitionService,
   getRequestToWire,
   getResultFromWire,
+  getManyRequestToWire,
+  getManyResultsFromWire,
+  type GetResult,
   rangeReadRequestToWire,
   rangeReadResultFromWire,
   backfillIndexRequestToWire,
@@ -31,11 +34,14 @@ import {
   statisticsRequestToWire,
   writeRequestToWire,
   writeResultFromWire,
+  writeManyRequestToWire,
+  writeManyResultsFromWire,
   type CallOptions,
   type ClientOf,
   type RoutedTo,
 } from '@shoal/proto';
 import type { ChannelPool } from './channels.ts';
+import { RequestCoalescer, type CoalescerStats } from './coalescer.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { MetaClient } from './meta-client.ts';
 import type { ClusterCounters, ClusterLogger } from './metrics.ts';
@@ -83,6 +89,21 @@ export class ClusterPartitionClient implements PartitionClient {
   /** One map refresh at a time, shared by every request that needs it. */
   #refreshing: Promise<void> | undefined;
   readonly #transactions: TransactionCoordinator;
+  /** Single-operation writes of one turn to one partition: one WriteMany, one Raft entry. */
+  readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, PartitionWriteResult>({
+    one: async (rpc, target, write, options) => writeResultFromWire(await rpc.write(writeRequestToWire(target, write), options)),
+    many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(writeManyRequestToWire(target, writes), options), writes.length),
+  });
+  /** Gets of one turn to one partition with the same consistency: one GetMany. */
+  readonly #gets = new RequestCoalescer<PartitionRpc, { request: GetRequest; options: ReadOptions }, GetResult>({
+    one: async (rpc, target, { request, options }, callOptions) => getResultFromWire(await rpc.get(getRequestToWire(target, request, options), callOptions)),
+    many: async (rpc, target, gets, callOptions) => {
+      const [first] = gets;
+      const options = first === undefined ? { consistent: false } : first.options;
+      const response = await rpc.getMany(getManyRequestToWire(target, gets.map((get) => get.request), options), callOptions);
+      return getManyResultsFromWire(response, gets.length);
+    },
+  });
 
   constructor(options: ClusterPartitionClientOptions) {
     this.#view = options.view;
@@ -128,8 +149,14 @@ export class ClusterPartitionClient implements PartitionClient {
       if (owners.size > 1) throw serviceUnavailable(`The write's partitions changed while it was routed (${owners.size} partitions now)`);
       return owners.values().next().value;
     };
-    const { value } = await this.#onPartition('write', locate, (rpc, target, options) => rpc.write(writeRequestToWire(target, request), options));
-    return writeResultFromWire(value);
+    // A single-item write joins the others of this turn for its partition (one Raft entry); a
+    // transaction's operations stay one write of their own (all or none).
+    const { value } = await this.#onPartition('write', locate, (rpc, target, options) =>
+      request.operations.length === 1
+        ? this.#writes.submit(rpc, target, request, options)
+        : rpc.write(writeRequestToWire(target, request), options).then(writeResultFromWire),
+    );
+    return value;
   }
 
   async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
@@ -137,9 +164,14 @@ export class ClusterPartitionClient implements PartitionClient {
     const { value } = await this.#onPartition(
       options.consistent ? 'leader' : 'any',
       () => this.#view.map.lookup(key),
-      (rpc, target, callOptions) => rpc.get(getRequestToWire(target, request, options), callOptions),
+      (rpc, target, callOptions) => this.#gets.submit(rpc, target, { request, options }, callOptions, options.consistent ? 'consistent' : 'eventual'),
     );
-    return getResultFromWire(value);
+    return value;
+  }
+
+  /** How many requests went coalesced (WriteMany / GetMany) and how many alone. */
+  coalescing(): { writes: CoalescerStats; gets: CoalescerStats } {
+    return { writes: { ...this.#writes.stats }, gets: { ...this.#gets.stats } };
   }
 
   async readRange(request: RangeReadRequest, options: ReadOptions): Promise<RangeReadResult> {
