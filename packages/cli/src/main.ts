@@ -262,6 +262,54 @@ admin
     await runAdminUndrain({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), nodeId: id, json: options.json });
   });
 
+admin
+  .command('move')
+  .argument('<partition-id>', 'the partition whose replica moves', positiveInteger)
+  .description('Move one replica of a partition to another node (added, caught up, promoted, then the old one removed); --wait follows it until done')
+  .requiredOption('--from <node-id>', 'the node holding the replica', positiveInteger)
+  .requiredOption('--to <node-id>', 'an up node without a replica of the partition', positiveInteger)
+  .option('--wait', 'wait until the target serves the replica and the source let it go')
+  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600)
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON')
+  .action(async (id: number, options: { from: number; to: number; wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminMove } = await import('./commands/admin-move.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminMove({
+      meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)),
+      partitionId: id,
+      from: options.from,
+      to: options.to,
+      wait: options.wait,
+      timeoutSeconds: options.timeout,
+      json: options.json,
+    });
+  });
+
+admin
+  .command('transfer-leader')
+  .argument('<partition-id>', 'the partition whose leadership moves', positiveInteger)
+  .argument('<node-id>', 'a voter of the partition', positiveInteger)
+  .description('Hand a partition\'s leadership to one of its voters; --wait until the node reports leading it')
+  .option('--wait', 'wait until the node leads the partition')
+  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 60)
+  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+  .option('--json', 'print JSON')
+  .action(async (id: number, nodeId: number, options: { wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
+    const { runAdminTransferLeader } = await import('./commands/admin-move.ts');
+    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+    await runAdminTransferLeader({
+      meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)),
+      partitionId: id,
+      nodeId,
+      wait: options.wait,
+      timeoutSeconds: options.timeout,
+      json: options.json,
+    });
+  });
+
 // The chaos and heat tools parse their own options (`shoal chaos --help`), so commander passes them through.
 const tools = {
   chaos: { description: 'Start a cluster, run a workload under node kills and pauses, and give a linearizability verdict', load: () => import('@shoal/chaos') },

@@ -66,7 +66,8 @@ const NODE_STATES = new Map<number, string>([
 
 /**
  * Calls the meta group: tries each address, follows a NotLeader hint to the leader, and gives up
- * after a bounded number of attempts.
+ * after a bounded number of attempts. A refusal (FAILED_PRECONDITION without a NotLeader detail,
+ * INVALID_ARGUMENT, NOT_FOUND...) is the leader's answer: thrown at once.
  */
 export async function callMetaLeader<T>(addresses: readonly string[], call: (address: string) => Promise<T>): Promise<T> {
   const queue = [...addresses];
@@ -80,7 +81,7 @@ export async function callMetaLeader<T>(addresses: readonly string[], call: (add
       const hint = error instanceof RpcError ? error.detail(ErrorDetailSchema) : undefined;
       if (hint?.kind.case === 'notLeader' && hint.kind.value.leader !== undefined && hint.kind.value.leader.address !== '') {
         queue.unshift(hint.kind.value.leader.address);
-      } else if (!(error instanceof RpcError) || (error.code !== Status.UNAVAILABLE && error.code !== Status.FAILED_PRECONDITION && error.code !== Status.DEADLINE_EXCEEDED)) {
+      } else if (!(error instanceof RpcError) || !(error.code === Status.UNAVAILABLE || error.code === Status.DEADLINE_EXCEEDED || hint?.kind.case === 'notLeader')) {
         throw error;
       } else if (queue.length === 0) {
         // Every peer tried: an election may be running; wait a moment before the next round.
@@ -120,8 +121,8 @@ function replicaLabel(nodeId: bigint, role: ReplicaRole): string {
   return role === ReplicaRole.LEARNER ? `${nodeId}(learner)` : String(nodeId);
 }
 
-export function clusterStatus(status: StatusResponse, tables: readonly TableRecord[]): ClusterStatus {
-  const tableNames = new Map(tables.map((record) => [record.schema.tableId, record.schema.name]));
+/** What the nodes reported of each partition in their last heartbeats, by partition id. */
+export function reportsByPartition(status: StatusResponse): Map<bigint, { nodeId: bigint; load: PartitionLoad }[]> {
   const reports = new Map<bigint, { nodeId: bigint; load: PartitionLoad }[]>();
   for (const node of status.nodes) {
     for (const load of node.reportedReplicas) {
@@ -130,11 +131,22 @@ export function clusterStatus(status: StatusResponse, tables: readonly TableReco
       reports.set(load.partitionId, list);
     }
   }
+  return reports;
+}
+
+/** The node whose report claims leadership of the partition in the latest term, if any. */
+export function reportedLeader(reported: readonly { nodeId: bigint; load: PartitionLoad }[]): bigint | undefined {
+  // A dead leader's last report may still claim leadership: the claim of the latest term wins.
+  const claims = reported.filter((report) => report.load.leader).toSorted((a, b) => (a.load.term > b.load.term ? -1 : a.load.term < b.load.term ? 1 : 0));
+  return claims[0]?.nodeId;
+}
+
+export function clusterStatus(status: StatusResponse, tables: readonly TableRecord[]): ClusterStatus {
+  const tableNames = new Map(tables.map((record) => [record.schema.tableId, record.schema.name]));
+  const reports = reportsByPartition(status);
   const partitions = status.partitions.map((partition): PartitionRow => {
     const reported = reports.get(partition.id) ?? [];
-    // A dead leader's last report may still claim leadership: the claim of the latest term wins.
-    const claims = reported.filter((report) => report.load.leader).toSorted((a, b) => (a.load.term > b.load.term ? -1 : a.load.term < b.load.term ? 1 : 0));
-    const leader = claims[0]?.nodeId ?? (partition.leaderHint === 0n ? undefined : partition.leaderHint);
+    const leader = reportedLeader(reported) ?? (partition.leaderHint === 0n ? undefined : partition.leaderHint);
     const applied = reported.map((report) => Number(report.load.appliedIndex));
     const highest = applied.length === 0 ? undefined : Math.max(...applied);
     return {
@@ -213,6 +225,18 @@ export function formatStatus(status: ClusterStatus): string {
           status.hotKeys.map((row) => [row.partition, row.table, row.key, `${row.share}%`, `${row.utilization}%`, `${row.seconds}s`]),
         )}\n`;
   return `meta leader: node ${status.metaLeader}   map version: ${status.mapVersion}\n\n${nodes}\n\n${partitions}\n${hot}`;
+}
+
+/** AdminService.Status of the meta leader, as it answers it. */
+export function fetchAdminStatus(meta: readonly string[]): Promise<StatusResponse> {
+  return callMetaLeader(meta, async (address) => {
+    const admin = createClient(AdminService, address);
+    try {
+      return await admin.status({}, { timeoutMs: CALL_TIMEOUT_MS });
+    } finally {
+      admin.close();
+    }
+  });
 }
 
 /** The cluster as the meta leader sees it. */
