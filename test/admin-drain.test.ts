@@ -9,7 +9,9 @@ import { sdkClients } from './helpers/shoal.ts';
 
 /**
  * Operations on 4 `shoal node` processes (nodes 1-3 the meta group) behind a router in this process:
- * the per-partition metrics agree with the cluster's state; `shoal admin drain`: the drained node's
+ * the per-partition metrics agree with the cluster's state; `shoal admin move` moves a replica off
+ * node 4 under writes and `shoal admin transfer-leader` gives the new replica the partition's
+ * leadership, which then serves every write strongly; `shoal admin drain`: the drained node's
  * replicas move to the other three under writes, it can then be stopped with no acknowledged write
  * lost; `undrain` cancels a drain. Then readiness: a node whose groups lost their majority says so
  * on /readyz, and is ready again once its peers are back.
@@ -125,6 +127,70 @@ describe('per-partition metrics (/metrics of every node)', () => {
   }, STEP_TIMEOUT_MS);
 });
 
+describe('shoal admin move and transfer-leader', () => {
+  /** A partition of the table with a replica on node 4, and the node of 1-3 without one. */
+  let moved: { id: number; to: number } | undefined;
+
+  it('refuse an unknown partition or node, a source without the replica, a target with one', async () => {
+    const partition = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.table === TABLE && p.replicas.includes(String(DRAINED)))!;
+    const holder = Number(partition.replicas.find((r) => r !== String(DRAINED)));
+    const other = [1, 2, 3].find((id) => !partition.replicas.includes(String(id)))!;
+    const refusals: [string[], RegExp][] = [
+      [['move', '999', '--from', '1', '--to', '2'], /no partition 999/],
+      [['move', String(partition.id), '--from', String(DRAINED), '--to', '42'], /no node 42/],
+      [['move', String(partition.id), '--from', String(other), '--to', String(DRAINED)], new RegExp(`node ${other} holds no replica of partition ${partition.id}`)],
+      [['move', String(partition.id), '--from', String(DRAINED), '--to', String(holder)], new RegExp(`node ${holder} already holds a replica of partition ${partition.id}`)],
+      [['transfer-leader', String(partition.id), String(other)], new RegExp(`node ${other} is not a voter of partition ${partition.id}`)],
+    ];
+    const runs = await Promise.all(refusals.map(([args]) => runShoal(['admin', ...args, ...meta()])));
+    refusals.forEach(([args, message], i) => {
+      expect(runs[i].code, args.join(' ')).toBe(1);
+      expect(runs[i].stderr, args.join(' ')).toMatch(message);
+    });
+    moved = { id: partition.id, to: other };
+  }, STEP_TIMEOUT_MS);
+
+  it('move a replica off node 4 under writes, --wait returning once the target holds it and node 4 let it go', async () => {
+    const { id, to } = moved!;
+    let done = false;
+    const writer = writeUntil('moving', () => done);
+    let run = { code: null as number | null, stdout: '', stderr: '' };
+    // The placement driver may be changing the partition's replicas at that moment: retried then.
+    await eventually(
+      `partition ${id} moved`,
+      async () => {
+        run = await runShoal(['admin', 'move', String(id), '--from', String(DRAINED), '--to', String(to), '--wait', '--timeout', '120', '--json', ...meta()], 150_000);
+        return run.code === 0 || !/changing its replicas/.test(run.stderr);
+      },
+      STEP_TIMEOUT_MS - 60_000,
+      1_000,
+    );
+    done = true;
+    const failures = await writer;
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ partition: id, from: DRAINED, to, state: 'moved' });
+    expect(failures).toEqual([]);
+    const partition = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.id === id)!;
+    expect(partition.replicas).toContain(String(to));
+    expect(partition.replicas).not.toContain(String(DRAINED));
+  }, STEP_TIMEOUT_MS);
+
+  it('transfer the leadership to the new replica, which admin status shows and which serves every write strongly', async () => {
+    const { id, to } = moved!;
+    const run = await runShoal(['admin', 'transfer-leader', String(id), String(to), '--wait', '--json', ...meta()], 90_000);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ partition: id, leader: to, state: 'transferred' });
+    expect((await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.id === id)?.leader).toBe(to);
+    const lost: string[] = [];
+    for (const key of acknowledged) {
+      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
+      if (Item?.id !== key) lost.push(key);
+    }
+    expect(acknowledged.filter((key) => key.startsWith('moving-')).length).toBeGreaterThan(0);
+    expect(lost).toEqual([]);
+  }, STEP_TIMEOUT_MS);
+});
+
 describe('shoal admin drain', () => {
   it('refuses a node the meta group does not know', async () => {
     const { code, stderr } = await runShoal(['admin', 'drain', '42', ...meta()]);
@@ -136,7 +202,13 @@ describe('shoal admin drain', () => {
     const drained = await runShoal(['admin', 'drain', String(DRAINED), '--json', ...meta()]);
     expect(drained.code, drained.stderr).toBe(0);
     expect(JSON.parse(drained.stdout)).toMatchObject({ nodeId: DRAINED, state: 'draining' });
-    expect(nodeRow(await adminStatus(nodes.metaAddresses), DRAINED)?.state).toBe('draining');
+    const status = await adminStatus(nodes.metaAddresses);
+    expect(nodeRow(status, DRAINED)?.state).toBe('draining');
+    // A replica moves only to an up node.
+    const partition = status.partitions.find((p) => p.table === TABLE && !p.replicas.includes(String(DRAINED)))!;
+    const refused = await runShoal(['admin', 'move', String(partition.id), '--from', partition.replicas[0], '--to', String(DRAINED), ...meta()]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`node ${DRAINED} is draining: a replica moves only to an up node`));
 
     const undrained = await runShoal(['admin', 'undrain', String(DRAINED), '--json', ...meta()]);
     expect(undrained.code, undrained.stderr).toBe(0);
