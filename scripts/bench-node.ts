@@ -6,14 +6,17 @@
  * writes/s, CPU microseconds per write (all three hosts: this process), p50/p99 and what the rounds
  * shared: writes per Raft log batch and per store batch on the leader.
  *
- *   npx node scripts/bench-node.ts [--groups 1] [--concurrency 64] [--seconds 5] [--item-size 1024]
+ * `--coalesce N`: each proposal carries N independent writes as one entry (proposePartitionWrites, what
+ * a router's WriteMany becomes); N = 1 proposes single writes. Writes in flight: concurrency x N.
+ *
+ *   npx node scripts/bench-node.ts [--groups 1] [--concurrency 64] [--coalesce 1] [--seconds 5] [--item-size 1024]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PartitionWrite, TableSchema } from '@shoal/model';
-import { MultiRaftHost, PartitionReplica, RaftLogStore, proposePartitionWrite, type GroupMessage, type RaftMessageSender } from '@shoal/node';
+import { MultiRaftHost, PartitionReplica, RaftLogStore, proposePartitionWrite, proposePartitionWrites, type GroupMessage, type RaftMessageSender } from '@shoal/node';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 
@@ -21,12 +24,14 @@ const { values } = parseArgs({
   options: {
     groups: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '64' },
+    coalesce: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '5' },
     'item-size': { type: 'string', default: '1024' },
   },
 });
 const groups = Number(values.groups);
 const concurrency = Number(values.concurrency);
+const coalesce = Number(values.coalesce);
 const seconds = Number(values.seconds);
 const itemSize = Number(values['item-size']);
 
@@ -114,12 +119,13 @@ async function main(): Promise<void> {
         const started = performance.now();
         const leader = leaderOf(groupId);
         if (leader === undefined) throw new Error(`group ${groupId} lost its leader`);
-        await proposePartitionWrite(leader.host, groupId, write(next++));
+        if (coalesce === 1) await proposePartitionWrite(leader.host, groupId, write(next++));
+        else await proposePartitionWrites(leader.host, groupId, Array.from({ length: coalesce }, () => write(next++)));
         const now = performance.now();
         if (started >= measureFrom && now <= endAt) {
           cpuAtStart ??= process.cpuUsage();
-          writes++;
-          latencies.push(now - started);
+          writes += coalesce;
+          for (let i = 0; i < coalesce; i++) latencies.push(now - started);
         }
         if (cpuAtStart === undefined && now >= measureFrom) atStart = counters();
       }
@@ -130,7 +136,7 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const perWrite = (cpu.user + cpu.system) / writes;
     console.log(`node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    console.log(`${groups} group(s) x ${concurrency} in flight, ${itemSize} B items, ${seconds} s`);
+    console.log(`${groups} group(s) x ${concurrency} in flight${coalesce === 1 ? '' : ` x ${coalesce} writes per entry`}, ${itemSize} B items, ${seconds} s`);
     console.log(
       `${(writes / seconds).toFixed(0)} writes/s, ${perWrite.toFixed(0)} µs CPU per write (3 hosts), p50 ${percentile(latencies, 0.5).toFixed(2)} ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms, ` +
         `writes per leader log batch ${(writes / Math.max(1, atEnd.logBatches - atStart.logBatches)).toFixed(1)}, per leader store batch ${(writes / Math.max(1, atEnd.storeBatches - atStart.storeBatches)).toFixed(1)}`,
