@@ -279,7 +279,13 @@ export const TransferLeaderResponseSchema: GenMessage<TransferLeaderResponse> = 
   messageDesc(file_shoal_v1_admin, 7);
 
 /**
- * Moving a replica = add the target as a learner, snapshot, promote, remove the source.
+ * `shoal admin move <partition> --from <node> --to <node>`: one replica of the partition moves from
+ * `from_node` to `to_node`. The meta leader records the target in the source's place (one setReplicas,
+ * epoch + 1); the partition's leader then adds it as a learner, catches it up (by snapshot when
+ * needed), promotes it and removes the source. Rebalancing leaves the partition where it was put.
+ * NOT_FOUND for an unknown partition or node; INVALID_ARGUMENT when `from_node` holds no replica or
+ * `to_node` holds one; FAILED_PRECONDITION when `to_node` is not up, or the partition's group is still
+ * changing its replicas (retry once it settles); ABORTED when the partition changed meanwhile.
  *
  * @generated from message shoal.v1.MoveRequest
  */
@@ -312,6 +318,8 @@ export const MoveRequestSchema: GenMessage<MoveRequest> = /*@__PURE__*/
  */
 export type MoveResponse = Message<"shoal.v1.MoveResponse"> & {
   /**
+   * The partition as recorded: the target listed, the source no longer.
+   *
    * @generated from field: shoal.v1.PartitionDescriptor partition = 1;
    */
   partition?: PartitionDescriptor | undefined;
