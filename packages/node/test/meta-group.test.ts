@@ -15,7 +15,7 @@ import {
   tableRecordToWire,
   type GetPartitionMapResponse,
 } from '@shoal/proto';
-import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster, eventually, notLeaderOf, type MetaPeer } from './fixtures/meta-cluster.ts';
+import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster, eventually, firstVoter, notLeaderOf, type MetaPeer } from './fixtures/meta-cluster.ts';
 
 function table(name: string, tableId = 0): TableRecord {
   return {
@@ -25,11 +25,6 @@ function table(name: string, tableId = 0): TableRecord {
     billingMode: 'PAY_PER_REQUEST',
     tags: {},
   };
-}
-
-/** The node a partition's leader hint should name in these tests: its first voter. */
-function firstVoter(partition: PartitionDescriptor): number | undefined {
-  return partition.replicas.find((r) => r.role === 'voter')?.nodeId;
 }
 
 async function rpcFailure(call: Promise<unknown>): Promise<RpcError> {
@@ -65,28 +60,8 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     return map;
   };
 
-  /**
-   * Heartbeats of these nodes as if every partition group had converged to its descriptor: each
-   * node reports its replicas with the descriptor's roles, and leads those it is the first voter of.
-   */
-  const heartbeat = async (nodes: number[]): Promise<void> => {
-    const partitions = (await mapNow()).partitions;
-    for (const nodeId of nodes) {
-      const loads = partitions.flatMap((p) =>
-        p.replicas
-          .filter((r) => r.nodeId === nodeId)
-          .map((r) => ({
-            partitionId: BigInt(p.id),
-            leader: firstVoter(p) === nodeId,
-            role: r.role === 'voter' ? ReplicaRole.VOTER : ReplicaRole.LEARNER,
-            appliedIndex: 7n,
-            commitIndex: 7n,
-            term: 2n,
-          })),
-      );
-      await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads }));
-    }
-  };
+  /** Heartbeats of these nodes as if every partition group had converged to its descriptor. */
+  const heartbeat = (nodes: number[]): Promise<void> => cluster.heartbeatConverged(nodes);
 
   /** Placement rounds on the leader, the nodes heartbeating between them, until nothing is left to do (bounded). */
   const settle = async (leader: MetaPeer, nodes: number[]): Promise<void> => {
