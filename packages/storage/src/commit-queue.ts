@@ -55,6 +55,7 @@ export class CommitQueue {
   private readonly reader: StateReader;
   /** LevelDB batches written (counters for tests, benchmarks and metrics). */
   batchesWritten = 0;
+  private readonly writtenListeners: Array<(key: string) => void> = [];
 
   constructor(database: Database) {
     this.database = database;
@@ -62,6 +63,11 @@ export class CommitQueue {
       read: (key) => this.read(key),
       durable: () => this.durable(),
     };
+  }
+
+  /** Tells `listener` each key (mapKey) a batch wrote, once the batch is in the database, before its writers hear of it. */
+  onWritten(listener: (key: string) => void): void {
+    this.writtenListeners.push(listener);
   }
 
   async exclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<T> {
@@ -160,6 +166,7 @@ export class CommitQueue {
       const lastSequence = group[group.length - 1].sequence;
       for (const m of mutations) {
         const key = mapKey(m.key);
+        for (const listener of this.writtenListeners) listener(key);
         const staged = this.overlay.get(key);
         if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
       }
