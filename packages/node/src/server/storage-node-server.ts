@@ -290,6 +290,7 @@ export class StorageNodeServer {
               }
             }),
           ),
+          gets.length,
         );
         return getManyResultsToWire(results);
       },
@@ -356,13 +357,14 @@ export class StorageNodeServer {
     return {};
   }
 
-  async #read<T>(replica: PartitionReplica, consistent: boolean, read: () => Promise<T>): Promise<T> {
+  /** Serves `requests` reads (a coalesced call: several) after one ReadIndex when consistent. */
+  async #read<T>(replica: PartitionReplica, consistent: boolean, read: () => Promise<T>, requests = 1): Promise<T> {
     const result = await this.#answer(replica.groupId, async () => {
       if (consistent) await this.#options.host.readIndex(replica.groupId);
       return read();
     });
-    if (consistent) this.stats.consistentReads++;
-    else this.stats.eventualReads++;
+    if (consistent) this.stats.consistentReads += requests;
+    else this.stats.eventualReads += requests;
     return result;
   }
 
