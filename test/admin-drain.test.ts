@@ -59,13 +59,21 @@ beforeAll(async () => {
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
-  // Three replicas of each partition over four nodes: the fourth holds some of them.
+  // Three replicas of each partition over four nodes: the fourth holds some of them. Settled: no
+  // learner, every node hosting what the map gives it, counts even (rebalancing has nothing to do).
   await eventually(
-    `node ${DRAINED} hosts replicas`,
+    `node ${DRAINED} hosts replicas, placement settled`,
     async () => {
       const status = await adminStatus(nodes.metaAddresses);
       const row = nodeRow(status, DRAINED);
-      return status.partitions.filter((p) => p.table === TABLE).every((p) => p.replicas.length === 3 && p.leader !== undefined) && row !== undefined && row.replicas > 0 && row.hosted > 0;
+      const counts = status.nodes.map((node) => node.replicas);
+      return (
+        status.partitions.filter((p) => p.table === TABLE).every((p) => p.replicas.length === 3 && p.replicas.every((r) => /^\d+$/.test(r)) && p.leader !== undefined) &&
+        row !== undefined &&
+        row.replicas > 0 &&
+        status.nodes.every((node) => node.hosted === node.replicas) &&
+        Math.max(...counts) - Math.min(...counts) <= 1
+      );
     },
     120_000,
     500,
@@ -131,14 +139,13 @@ describe('shoal admin move and transfer-leader', () => {
   /** A partition of the table with a replica on node 4, and the node of 1-3 without one. */
   let moved: { id: number; to: number } | undefined;
 
-  it('refuse an unknown partition or node, a source without the replica, a target with one', async () => {
+  // Every refusal is checked on the meta group in packages/node/test/meta-move.test.ts; here, that the CLI says it.
+  it('refuse an unknown partition, a target holding a replica already, a leader that is not a voter', async () => {
     const partition = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.table === TABLE && p.replicas.includes(String(DRAINED)))!;
     const holder = Number(partition.replicas.find((r) => r !== String(DRAINED)));
     const other = [1, 2, 3].find((id) => !partition.replicas.includes(String(id)))!;
     const refusals: [string[], RegExp][] = [
       [['move', '999', '--from', '1', '--to', '2'], /no partition 999/],
-      [['move', String(partition.id), '--from', String(DRAINED), '--to', '42'], /no node 42/],
-      [['move', String(partition.id), '--from', String(other), '--to', String(DRAINED)], new RegExp(`node ${other} holds no replica of partition ${partition.id}`)],
       [['move', String(partition.id), '--from', String(DRAINED), '--to', String(holder)], new RegExp(`node ${holder} already holds a replica of partition ${partition.id}`)],
       [['transfer-leader', String(partition.id), String(other)], new RegExp(`node ${other} is not a voter of partition ${partition.id}`)],
     ];
