@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyMetaCommand, planRebalance, type MetaState } from '@shoal/meta';
 import type { PartitionDescriptor, TableRecord } from '@shoal/model';
 import { partitionDescriptorFromWire, ReplicaRole, RpcError, Status, tableRecordToWire } from '@shoal/proto';
-import { MetaCluster, type MetaPeer } from './fixtures/meta-cluster.ts';
+import { HEARTBEAT_TIMEOUT_MS, MetaCluster, type MetaPeer } from './fixtures/meta-cluster.ts';
 
 /**
  * AdminService.Move on three meta peers, the nodes' heartbeats sent by the test: its refusals, the
@@ -125,6 +125,22 @@ describe('AdminService.Move', () => {
     expect(after.epoch).toBe(answer.epoch);
     // A second move of the same replica is refused: the source holds none any more.
     expect((await refusal(move(partition.id, from, to))).code).toBe(Status.INVALID_ARGUMENT);
+  });
+
+  it('refuses to move a replica to a down node, or to give it a leadership', async () => {
+    const silent = 4;
+    cluster.now += HEARTBEAT_TIMEOUT_MS;
+    await cluster.heartbeatConverged(NODES.filter((id) => id !== silent));
+    expect((await leader.driver.runOnce())?.markedDown).toEqual([silent]);
+    const partitions = await cluster.partitions();
+    const held = partitions.find((p) => p.replicas.some((r) => r.nodeId === silent && r.role === 'voter'))!;
+    const leadership = await refusal(cluster.call((p) => p.adminClient.transferLeader({ partitionId: BigInt(held.id), toNode: BigInt(silent) })));
+    expect(leadership.code).toBe(Status.FAILED_PRECONDITION);
+    expect(leadership.message).toMatch(new RegExp(`node ${silent} is down: it cannot take the leadership of partition ${held.id}`));
+    const other = partitions.find((p) => !p.replicas.some((r) => r.nodeId === silent))!;
+    const moved = await refusal(move(other.id, other.replicas[0].nodeId, silent));
+    expect(moved.code).toBe(Status.FAILED_PRECONDITION);
+    expect(moved.message).toMatch(new RegExp(`node ${silent} is down: a replica moves only to an up node`));
   });
 });
 

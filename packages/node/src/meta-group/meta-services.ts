@@ -297,11 +297,13 @@ export function addMetaServices(server: Server, deps: MetaServiceDeps): MetaServ
       answer(async () => {
         const partitionId = counterFromWire(request.partitionId, 'partition id');
         const toNode = counterFromWire(request.toNode, 'node id');
-        const partition = (await group.read()).partitions[partitionId];
+        const state = await group.read();
+        const partition = state.partitions[partitionId];
         if (partition === undefined) throw new RpcError(Status.NOT_FOUND, `no partition ${partitionId}`);
         if (!partition.replicas.some((r) => r.nodeId === toNode && r.role === 'voter')) {
           throw new RpcError(Status.INVALID_ARGUMENT, `node ${toNode} is not a voter of partition ${partitionId}`);
         }
+        if (state.nodes[toNode]?.state === 'down') throw new RpcError(Status.FAILED_PRECONDITION, `node ${toNode} is down: it cannot take the leadership of partition ${partitionId}`);
         transfers.request(partitionId, toNode, clock());
         return {};
       }),
