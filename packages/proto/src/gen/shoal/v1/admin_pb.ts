@@ -243,6 +243,8 @@ export const SplitResponseSchema: GenMessage<SplitResponse> = /*@__PURE__*/
 /**
  * Moves a partition's leadership to one of its voters: the node leading it is told in its next
  * heartbeat answer (HeartbeatResponse.leadership_transfers). The answer comes once asked, not done.
+ * NOT_FOUND for an unknown partition; INVALID_ARGUMENT for a node that is not a voter of it;
+ * FAILED_PRECONDITION for a down node.
  *
  * @generated from message shoal.v1.TransferLeaderRequest
  */
