@@ -1,3 +1,9 @@
+/** An item's stored JSON text, and its size once someone measured it (a read reporting consumed capacity). */
+export interface CachedItem {
+  readonly json: string;
+  size?: number;
+}
+
 /**
  * The JSON text of items read lately, by item key (mapKey): a GetItem served from here skips
  * LevelDB's lookup (a native call costing several µs even from its block cache) and the UTF-8
@@ -6,7 +12,7 @@
  * what the database would not. Bounded by the characters it holds; the oldest entries go first.
  */
 export class ItemCache {
-  private readonly entries = new Map<string, string>();
+  private readonly entries = new Map<string, CachedItem>();
   private readonly capacity: number;
   private size = 0;
 
@@ -15,28 +21,31 @@ export class ItemCache {
     this.capacity = capacity;
   }
 
-  get(key: string): string | undefined {
+  get(key: string): CachedItem | undefined {
     return this.entries.get(key);
   }
 
-  set(key: string, json: string): void {
+  /** Holds `json` under `key` (unless it is over a sixteenth of the capacity); answers the entry either way. */
+  set(key: string, json: string): CachedItem {
+    const entry: CachedItem = { json };
     const size = key.length + json.length;
-    if (size > this.capacity / 16) return; // a few huge items must not flush everything else
+    if (size > this.capacity / 16) return entry; // a few huge items must not flush everything else
     this.delete(key);
-    this.entries.set(key, json);
+    this.entries.set(key, entry);
     this.size += size;
-    for (const [oldest, text] of this.entries) {
+    for (const [oldest, held] of this.entries) {
       if (this.size <= this.capacity) break;
       this.entries.delete(oldest);
-      this.size -= oldest.length + text.length;
+      this.size -= oldest.length + held.json.length;
     }
+    return entry;
   }
 
   delete(key: string): void {
-    const json = this.entries.get(key);
-    if (json === undefined) return;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
     this.entries.delete(key);
-    this.size -= key.length + json.length;
+    this.size -= key.length + entry.json.length;
   }
 
   /** Characters held (keys and texts). */

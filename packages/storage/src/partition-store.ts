@@ -26,7 +26,7 @@ import {
   type WriteOutcome,
 } from '@shoal/model';
 import { ChangeSet, type IndexGate } from './change-set.ts';
-import { ItemCache } from './item-cache.ts';
+import { ItemCache, type CachedItem } from './item-cache.ts';
 import type { CommitQueue, Staged } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
@@ -392,9 +392,7 @@ export class PartitionStore implements PartitionClient {
     // at once (nothing runs in between): a batch writing the key later drops it.
     const stored = this.level.getSync(key);
     if (!stored) return undefined;
-    const json = utf8Decoder.decode(stored);
-    this.itemCache.set(cacheKey, json);
-    return foundItem(json);
+    return foundItem(this.itemCache.set(cacheKey, utf8Decoder.decode(stored)));
   }
 
   /** With `bound`, only the partition's items (or index entries of its items) are read. */
@@ -616,18 +614,18 @@ const utf8Decoder = new TextDecoder();
 
 /**
  * A stored item, parsed and measured only when asked: a GetItem without projection or consumed
- * capacity answers with the JSON text alone.
+ * capacity answers with the JSON text alone. Its size is kept with the cached text, so the next
+ * reads of the item reporting consumed capacity neither parse nor measure it.
  */
-function foundItem(json: string): FoundItem {
+function foundItem(stored: CachedItem): FoundItem {
   let item: Item | undefined;
-  let size: number | undefined;
   return {
-    json,
+    json: stored.json,
     get item(): Item {
-      return (item ??= JSON.parse(json) as Item);
+      return (item ??= JSON.parse(stored.json) as Item);
     },
     get size(): number {
-      return (size ??= itemSize(this.item));
+      return (stored.size ??= itemSize(this.item));
     },
   };
 }

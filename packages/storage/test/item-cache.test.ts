@@ -9,21 +9,21 @@ describe('ItemCache', () => {
     const cache = new ItemCache(320);
     cache.set('a', 'x'.repeat(9));
     cache.set('b', 'y'.repeat(9));
-    expect(cache.get('a')).toBe('x'.repeat(9));
+    expect(cache.get('a')?.json).toBe('x'.repeat(9));
     expect(cache.heldCharacters).toBe(20);
     for (let i = 10; i < 50; i++) cache.set(`k${i}`, 'z'.repeat(10)); // 13 characters each
     expect(cache.heldCharacters).toBeLessThanOrEqual(320);
     expect(cache.heldCharacters).toBeGreaterThan(320 - 13);
     expect(cache.get('a')).toBeUndefined();
     expect(cache.get('k10')).toBeUndefined();
-    expect(cache.get('k49')).toBe('z'.repeat(10));
+    expect(cache.get('k49')?.json).toBe('z'.repeat(10));
   });
 
   it('replaces a key and forgets a deleted one, keeping its count exact', () => {
     const cache = new ItemCache(1000);
     cache.set('a', 'one');
     cache.set('a', 'three');
-    expect(cache.get('a')).toBe('three');
+    expect(cache.get('a')?.json).toBe('three');
     expect(cache.heldCharacters).toBe(6);
     cache.delete('a');
     cache.delete('missing');
@@ -33,7 +33,7 @@ describe('ItemCache', () => {
 
   it('does not take an entry over a sixteenth of its capacity', () => {
     const cache = new ItemCache(160);
-    cache.set('a', 'x'.repeat(20));
+    expect(cache.set('a', 'x'.repeat(20)).json).toBe('x'.repeat(20));
     expect(cache.get('a')).toBeUndefined();
     expect(cache.heldCharacters).toBe(0);
   });
@@ -68,6 +68,19 @@ describe('PartitionStore reads through its item cache', () => {
     expect(await read(store, schema, k)).toBeUndefined();
     await put(partitions, schema, { ...k, v: N(4) });
     expect(await read(store, schema, k)).toEqual({ ...k, v: N(4) });
+  });
+
+  it('keeps the size measured with the cached item, and measures a written item anew', async () => {
+    store = await memoryStore();
+    const { partitions } = store;
+    const k = { pk: S('a') };
+    await put(partitions, schema, { ...k, v: S('xx') });
+    const first = await partitions.get({ table: schema, key: k }, { consistent: true });
+    expect(first?.size).toBe(2 + 1 + 1 + 2); // pk a, v xx
+    const again = await partitions.get({ table: schema, key: k }, { consistent: true });
+    expect(again?.size).toBe(6);
+    await put(partitions, schema, { ...k, v: S('xxxxx') });
+    expect((await partitions.get({ table: schema, key: k }, { consistent: true }))?.size).toBe(9);
   });
 
   it('answers what a concurrent write left once it is durable, and what was there before it', async () => {
