@@ -11,7 +11,7 @@ import { PartitionMap, type AttributeValue, type PartitionWrite, type TableSchem
 import { ChannelPool } from '../src/cluster/channels.ts';
 import { ClusterView } from '../src/cluster/cluster-view.ts';
 import { MetaClient } from '../src/cluster/meta-client.ts';
-import type { CoalescerStats } from '../src/cluster/coalescer.ts';
+import { MAX_COALESCED, type CoalescerStats } from '../src/cluster/coalescer.ts';
 import { zeroCounters, type ClusterCounters } from '../src/cluster/metrics.ts';
 import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
@@ -169,6 +169,16 @@ describe('coalesced requests between a router and the nodes', () => {
       const found = await Promise.all(Array.from({ length: 20 }, (_, i) => partitions.get({ table, key: { pk: S(`many-${i}`) } }, { consistent: true })));
       expect(found.map((item) => item?.item.n)).toEqual(Array.from({ length: 20 }, (_, i) => N(i)));
       expect(coalesced().gets).toEqual({ coalescedCalls: 1, coalescedRequests: 20, singleCalls: 0 });
+    });
+  });
+
+  it('carries at most MAX_COALESCED requests in one call: more in one turn go as several calls', { timeout: 60_000 }, async () => {
+    await withClient(async ({ partitions, coalesced, table }) => {
+      const count = MAX_COALESCED + 2;
+      const results = await Promise.all(Array.from({ length: count }, (_, i) => partitions.write(put(table, `chunked-${i}`, i))));
+      expect(results.every((result) => result.applied)).toBe(true);
+      // The last chunk of two.
+      expect(coalesced().writes).toEqual({ coalescedCalls: 2, coalescedRequests: count, singleCalls: 0 });
     });
   });
 
