@@ -1,8 +1,10 @@
 import { compareBytes, getOwn, itemSize, setOwn, spaceKeyAttributes, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { Mutation } from './database.ts';
-import { decodeJson, encodeJson, entryKey, mapKey } from './layout.ts';
+import { entryKey, mapKey } from './layout.ts';
 import type { StatisticsBook } from './statistics.ts';
+
+const utf8 = new TextEncoder();
 
 /** The attributes an index entry keeps of an item: table and index keys, plus its projection. */
 function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item {
@@ -36,7 +38,7 @@ export type IndexGate = (index: IndexSchema, itemKey: Uint8Array) => boolean;
 
 interface StagedValue {
   key: Uint8Array;
-  value: Uint8Array | undefined;
+  text: string | undefined;
   item: Item | undefined;
 }
 
@@ -56,8 +58,8 @@ export class ChangeSet {
   readItem(key: Uint8Array): Item | undefined {
     const staged = this.staged.get(mapKey(key));
     if (staged) return staged.item;
-    const bytes = this.state.read(key);
-    return bytes ? decodeJson<Item>(bytes) : undefined;
+    const text = this.state.readText(key);
+    return text === undefined ? undefined : (JSON.parse(text) as Item);
   }
 
   /** Replaces the item at `itemKey` (`next` undefined: deletes it) and its index entries. */
@@ -96,7 +98,7 @@ export class ChangeSet {
   }
 
   private set(key: Uint8Array, item: Item | undefined): void {
-    this.staged.set(mapKey(key), { key, value: item && encodeJson(item), item });
+    this.staged.set(mapKey(key), { key, text: item && JSON.stringify(item), item });
   }
 
   private count(spaceId: number, previous: Item | undefined, next: Item | undefined): void {
@@ -115,7 +117,9 @@ export class ChangeSet {
   /** The mutations of the whole change, statistics included; call once, under the commit lock. */
   finish(statistics: StatisticsBook): Mutation[] {
     const mutations: Mutation[] = [];
-    for (const { key, value } of this.staged.values()) mutations.push({ key, value });
+    for (const { key, text } of this.staged.values()) {
+      mutations.push(text === undefined ? { key, value: undefined } : { key, value: utf8.encode(text), text });
+    }
     for (const [spaceId, delta] of this.deltas) {
       if (delta.itemCount === 0 && delta.sizeBytes === 0) continue;
       const current = statistics.current(spaceId, this.state);

@@ -1,6 +1,11 @@
 import { internalError } from '@shoal/model';
 import type { Database, Mutation } from './database.ts';
+import { ItemCache, type CachedItem } from './item-cache.ts';
 import { mapKey } from './layout.ts';
+
+/** Characters of value text (about bytes) the queue keeps of values read or written lately (ItemCache). */
+const VALUE_CACHE_CHARACTERS = 32 * 1024 * 1024;
+const utf8Decoder = new TextDecoder();
 
 /** Read access to the latest state, including changes staged but not yet durable. */
 export interface StateReader {
@@ -9,6 +14,8 @@ export interface StateReader {
    * and a thread pool round trip each would cap the write rate.
    */
   read(key: Uint8Array): Uint8Array | undefined;
+  /** The value at `key` as UTF-8 text (an item's JSON), from the value cache when it holds it. */
+  readText(key: Uint8Array): string | undefined;
   /** Resolves once every staged change is in LevelDB (so iterators see everything). */
   durable(): Promise<void>;
 }
@@ -42,7 +49,13 @@ interface QueuedBatch {
  */
 export class CommitQueue {
   private readonly database: Database;
-  private readonly overlay = new Map<string, { value: Uint8Array | undefined; sequence: number }>();
+  private readonly overlay = new Map<string, { value: Uint8Array | undefined; text: string | undefined; sequence: number }>();
+  /**
+   * Values (as text) the database holds, of keys read or written lately: a batch's values are set
+   * once the batch is in the database, before its writers hear of it, and a value read is cached at
+   * once (getSync: nothing runs in between), so it holds what the database holds.
+   */
+  private readonly values = new ItemCache(VALUE_CACHE_CHARACTERS);
   private queued: QueuedBatch[] = [];
   private writing = false;
   private idleWaiters: Array<() => void> = [];
@@ -55,19 +68,14 @@ export class CommitQueue {
   private readonly reader: StateReader;
   /** LevelDB batches written (counters for tests, benchmarks and metrics). */
   batchesWritten = 0;
-  private readonly writtenListeners: Array<(key: string) => void> = [];
 
   constructor(database: Database) {
     this.database = database;
     this.reader = {
       read: (key) => this.read(key),
+      readText: (key) => this.readText(key),
       durable: () => this.durable(),
     };
-  }
-
-  /** Tells `listener` each key (mapKey) a batch wrote, once the batch is in the database, before its writers hear of it. */
-  onWritten(listener: (key: string) => void): void {
-    this.writtenListeners.push(listener);
   }
 
   async exclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<T> {
@@ -131,6 +139,24 @@ export class CommitQueue {
     return this.database.level.getSync(key);
   }
 
+  private readText(key: Uint8Array): string | undefined {
+    const staged = this.overlay.get(mapKey(key));
+    if (staged) return staged.text ?? (staged.value && utf8Decoder.decode(staged.value));
+    return this.durableText(key)?.json;
+  }
+
+  /**
+   * The value at `key` as text, as the database holds it now (staged changes aside), cached: the
+   * read of GetItem. A value not valid UTF-8 is not one to read as text.
+   */
+  durableText(key: Uint8Array): CachedItem | undefined {
+    const cacheKey = mapKey(key);
+    const cached = this.values.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const stored = this.database.level.getSync(key);
+    return stored === undefined ? undefined : this.values.set(cacheKey, utf8Decoder.decode(stored));
+  }
+
   private durable(): Promise<void> {
     if (!this.writing) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -138,7 +164,7 @@ export class CommitQueue {
 
   private stage(mutations: Mutation[]): Promise<void> {
     const sequence = this.nextSequence++;
-    for (const m of mutations) this.overlay.set(mapKey(m.key), { value: m.value, sequence });
+    for (const m of mutations) this.overlay.set(mapKey(m.key), { value: m.value, text: m.text, sequence });
     this.lastStaged = new Promise<void>((resolve, reject) => {
       this.queued.push({ mutations, sequence, resolve, reject });
       if (this.writing) return;
@@ -166,7 +192,8 @@ export class CommitQueue {
       const lastSequence = group[group.length - 1].sequence;
       for (const m of mutations) {
         const key = mapKey(m.key);
-        for (const listener of this.writtenListeners) listener(key);
+        if (m.text !== undefined && m.value !== undefined) this.values.set(key, m.text);
+        else this.values.delete(key);
         const staged = this.overlay.get(key);
         if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
       }

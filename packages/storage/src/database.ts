@@ -11,6 +11,8 @@ export type ByteLevel = AbstractLevel<string | Buffer | Uint8Array, Uint8Array, 
 export interface Mutation {
   key: Uint8Array;
   value: Uint8Array | undefined;
+  /** `value` as text, when it is JSON the writer had as such (items, index entries): the commit queue caches it. */
+  text?: string;
 }
 
 export interface Database {

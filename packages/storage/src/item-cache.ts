@@ -5,11 +5,11 @@ export interface CachedItem {
 }
 
 /**
- * The JSON text of items read lately, by item key (mapKey): a GetItem served from here skips
- * LevelDB's lookup (a native call costing several µs even from its block cache) and the UTF-8
- * decoding of the value. The store drops every key a batch writes once the batch is in the database
- * (CommitQueue.onWritten), and fills it only from what the database holds, so it never answers
- * what the database would not. Bounded by the characters it holds; the oldest entries go first.
+ * The JSON text of values read or written lately (items, index entries), by key (mapKey): a GetItem,
+ * or the read of the item a write replaces, served from here skips LevelDB's lookup (a native call
+ * costing several µs even from its block cache) and the UTF-8 decoding of the value. The commit
+ * queue keeps it (CommitQueue.durableText) so that it holds what the database holds. Bounded by the
+ * characters it holds; the oldest entries go first.
  */
 export class ItemCache {
   private readonly entries = new Map<string, CachedItem>();

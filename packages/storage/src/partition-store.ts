@@ -26,7 +26,7 @@ import {
   type WriteOutcome,
 } from '@shoal/model';
 import { ChangeSet, type IndexGate } from './change-set.ts';
-import { ItemCache, type CachedItem } from './item-cache.ts';
+import type { CachedItem } from './item-cache.ts';
 import type { CommitQueue, Staged } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
@@ -60,9 +60,6 @@ import {
   type TransactionRef,
   type TransactionState,
 } from './transactions.ts';
-
-/** Characters of item text (about bytes) the store keeps of items read lately (ItemCache). */
-const ITEM_CACHE_CHARACTERS = 32 * 1024 * 1024;
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
@@ -128,7 +125,6 @@ export class PartitionStore implements PartitionClient {
   private readonly statisticsBook: StatisticsBook;
   /** Intents of prepared cross-partition transactions (transactions.ts): their items refuse other writes. */
   private readonly intents: IntentIndex;
-  private readonly itemCache = new ItemCache(ITEM_CACHE_CHARACTERS);
   /** Backfills walking the table, by index id: at most one over any key (backfillIndex runs overlapping ones in turn). */
   private readonly backfills = new Map<number, Set<Backfill>>();
   /** Backfill runs, waiting or walking, by index id and bound start. */
@@ -145,7 +141,6 @@ export class PartitionStore implements PartitionClient {
     this.commits = commits;
     this.statisticsBook = new StatisticsBook(level);
     this.intents = new IntentIndex(level);
-    commits.onWritten((key) => this.itemCache.delete(key));
   }
 
   /** With `mark`, the applied index is recorded in the same batch, even when nothing else changes. */
@@ -385,14 +380,10 @@ export class PartitionStore implements PartitionClient {
   async get(request: GetRequest, _options?: ReadOptions): Promise<FoundItem | undefined> {
     const key = entryKey(request.table.tableId, spaceKeyAttributes(request.table), request.key);
     if (key === undefined) throw validationError('The provided key element does not match the schema');
-    const cacheKey = mapKey(key);
-    const cached = this.itemCache.get(cacheKey);
-    if (cached !== undefined) return foundItem(cached);
-    // Synchronous: a thread pool round trip costs more CPU than the read of a cached block. Cached
-    // at once (nothing runs in between): a batch writing the key later drops it.
-    const stored = this.level.getSync(key);
-    if (!stored) return undefined;
-    return foundItem(this.itemCache.set(cacheKey, utf8Decoder.decode(stored)));
+    // Synchronous (a thread pool round trip costs more CPU than the read of a cached block), and
+    // from the commit queue's cache of values when it holds the item.
+    const stored = this.commits.durableText(key);
+    return stored && foundItem(stored);
   }
 
   /** With `bound`, only the partition's items (or index entries of its items) are read. */
@@ -610,7 +601,6 @@ export class PartitionStore implements PartitionClient {
   }
 }
 
-const utf8Decoder = new TextDecoder();
 
 /**
  * A stored item, parsed and measured only when asked: a GetItem without projection or consumed
