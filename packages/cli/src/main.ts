@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { enableCompileCache } from 'node:module';
 import type { Credentials } from '@shoal/router';
 import { parseMetaPeers } from './addresses.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import type { NodeCommandOptions } from './commands/node.ts';
 
 /** The `shoal` command. Each subcommand loads its modules when run, so one never pays for the others. */
+
+// Type stripping and compiling every module again costs each start about a second of CPU (more on a
+// loaded machine: node restarts in chaos runs, pods). Node's on-disk compile cache (keyed by source
+// content; NODE_COMPILE_CACHE or the OS temp directory) takes a quarter off for the modules loaded
+// from here on (NODE_COMPILE_CACHE set before the start caches these too: nearly half). When the
+// directory is not writable it is simply off.
+enableCompileCache();
 
 function portNumber(text: string): number {
   const port = Number(text);
