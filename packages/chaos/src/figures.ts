@@ -55,7 +55,7 @@ function spread(values: number[]): Spread {
 
 /** A refusal that is part of the workload's semantics, not unavailability. */
 function isExpectedRefusal(request: RequestRecord): boolean {
-  return request.error === 'ConditionalCheckFailedException' || (request.kind === 'transact-cross' && request.error === 'ValidationException');
+  return request.error === 'ConditionalCheckFailedException';
 }
 
 /**

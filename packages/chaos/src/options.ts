@@ -35,10 +35,6 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --leaderless-bound <time> longest tolerated time without a partition leader once a majority of
                             its replicas is back (default 15s)
   --check-timeout <time>    time given to the linearizability checker (default 120s)
-  --cross-partition-transactions
-                            also send TransactWriteItems over two tables (two partitions); a refusal
-                            as not supported is counted apart, not as a failure; their atomicity
-                            across partitions is not checked yet, only each key's history
   --dir <dir>               directory for data, logs and reports (default: a new temporary one)
   --keep-data               keep the nodes' data after a clean run (always kept after a failed one)
   --unsafe-eventual-as-strong
@@ -96,7 +92,6 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | 'help' {
       'request-timeout': { type: 'string', default: '10s' },
       'leaderless-bound': { type: 'string', default: '15s' },
       'check-timeout': { type: 'string', default: '120s' },
-      'cross-partition-transactions': { type: 'boolean', default: false },
       dir: { type: 'string' },
       'keep-data': { type: 'boolean', default: false },
       'unsafe-eventual-as-strong': { type: 'boolean', default: false },
@@ -118,7 +113,6 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions | 'help' {
     requestTimeoutMs: parseDuration(values['request-timeout'], 'request-timeout'),
     leaderlessBoundMs: parseDuration(values['leaderless-bound'], 'leaderless-bound'),
     checkTimeoutMs: parseDuration(values['check-timeout'], 'check-timeout'),
-    crossPartitionTransactions: values['cross-partition-transactions'],
     dir: values.dir,
     keepData: values['keep-data'],
     unsafeEventualAsStrong: values['unsafe-eventual-as-strong'],

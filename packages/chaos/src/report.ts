@@ -24,8 +24,6 @@ export interface ChaosReport {
   plannedFaults: number;
   faults: FaultRecord[];
   leaderless: LeaderlessWindow[];
-  /** Cross-partition transactions refused as not supported (contracts #11), not counted as failures. */
-  unsupportedTransactions: number;
   figures: Figures;
   checks: Check[];
   /** Every safety check passed. */
@@ -62,8 +60,7 @@ export function formatSummary(report: ChaosReport): string {
   lines.push('');
   lines.push(`shoal chaos — seed ${report.seed}, ${(report.workloadMs / 1000).toFixed(0)} s, ${report.cluster.nodes} nodes, ${report.cluster.routers} routers`);
   if (!report.cluster.settled) lines.push('note: replicas were still moving when the workload started');
-  lines.push(`operations: ${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate` +
-    (report.unsupportedTransactions > 0 ? `; ${report.unsupportedTransactions} cross-partition transactions refused (not supported yet)` : ''));
+  lines.push(`operations: ${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate`);
   const kinds = Object.entries(figures.byKind).map(([kind, tally]) => `${kind} ${tally.ok}/${tally.failed}/${tally.indeterminate}`);
   lines.push(`  by kind (ok/failed/indeterminate): ${kinds.join(', ')}`);
   const errors = Object.entries(figures.errors).sort((a, b) => b[1] - a[1]).slice(0, 6);
@@ -203,9 +200,7 @@ ${timelineSvg(report)}
 <h2>Verdict</h2>
 <table>${row(['', 'kind', 'check', 'result'], true)}${checks}</table>
 <h2>Operations</h2>
-<p>${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate${
-    report.unsupportedTransactions > 0 ? `; ${report.unsupportedTransactions} cross-partition transactions refused as not supported yet` : ''
-  }.</p>
+<p>${figures.total.ok} ok, ${figures.total.failed} failed, ${figures.total.indeterminate} indeterminate.</p>
 <table>${row(['kind', 'ok', 'failed', 'indeterminate'], true)}${kinds}</table>
 <table>${row(['phase', 'time', 'ok/s', 'errors/s'], true)}${phases}</table>
 <p>Latency of acknowledged requests: p50 ${escapeHtml(ms(figures.latency.p50Ms))}, p99 ${escapeHtml(ms(figures.latency.p99Ms))}.</p>

@@ -38,7 +38,6 @@ export interface ChaosOptions {
   leaderlessBoundMs?: number;
   /** Time given to the linearizability checker. Default 120 s. */
   checkTimeoutMs?: number;
-  crossPartitionTransactions?: boolean;
   /** TEST ONLY: strong reads sent as eventual ones (see WorkloadOptions). */
   unsafeEventualAsStrong?: boolean;
   /** Directory of the cluster's data, its logs and the reports. Default: a new temporary directory. */
@@ -121,7 +120,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients ?? 8,
     keys: options.keys ?? 6,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-    crossPartitionTransactions: options.crossPartitionTransactions ?? false,
     unsafeEventualAsStrong: options.unsafeEventualAsStrong ?? false,
   };
   const plan = planFaults({ seed: options.seed, kinds: options.faults, durationMs: options.durationMs, intervalMs: options.faultIntervalMs ?? 8_000 });
@@ -217,7 +215,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       plannedFaults: plan.length,
       faults,
       leaderless,
-      unsupportedTransactions: recorder.unsupported,
       figures: computeFigures(recorder.requests, faults, leaderless, workloadMs),
       checks,
       safe: checks.every((check) => check.ok || check.kind !== 'safety'),

@@ -8,7 +8,10 @@
  *   value read before; the value carries the count), attribute `n` an ADD counter;
  * - lists `kv/l*`: UpdateItem list_append of unique elements, read by strong GetItem;
  * - transaction groups `txn/g*`: two items (sk a and b) of one item collection, hence of one
- *   partition, written together by TransactWriteItems with one value, read by TransactGetItems.
+ *   partition, written together by TransactWriteItems with one value, read by TransactGetItems;
+ * - cross-partition groups `x<n>`: an item in each table (`kv/x<n>` and `txn/x<n>/x`, hence two
+ *   partitions), written only together by TransactWriteItems (two-phase commit) with one value,
+ *   read by TransactGetItems.
  */
 import type { KvOperation } from '@shoal/linearizability';
 import { seededRandom } from '@shoal/linearizability';
@@ -30,10 +33,11 @@ export const OPERATION_KINDS = [
   'transact',
   'transact-read',
   'transact-cross',
+  'transact-read-cross',
 ] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
-/** Relative frequency of each kind (transact-cross only with the option). */
+/** Relative frequency of each kind. */
 const WEIGHTS: Record<OperationKind, number> = {
   put: 14,
   get: 14,
@@ -45,7 +49,8 @@ const WEIGHTS: Record<OperationKind, number> = {
   'batch-write': 7,
   transact: 7,
   'transact-read': 5,
-  'transact-cross': 4,
+  'transact-cross': 5,
+  'transact-read-cross': 4,
 };
 
 export type Completion = 'ok' | 'failed' | 'indeterminate';
@@ -78,8 +83,10 @@ export interface AddTally {
   indeterminate: number;
 }
 
+/** A transactional read of a group's items, which must all hold one value. */
 export interface TransactionRead {
-  group: string;
+  /** History keys of the group's items. */
+  keys: string[];
   call: number;
   return: number;
   values: (string | null)[];
@@ -92,8 +99,6 @@ export class Recorder {
   readonly eventualReads: EventualRead[] = [];
   readonly adds = new Map<string, AddTally>();
   readonly transactionReads: TransactionRead[] = [];
-  /** Cross-partition transactions the cluster refused as not supported. */
-  unsupported = 0;
   readonly #origin: number;
 
   constructor(origin: number) {
@@ -124,7 +129,6 @@ export interface WorkloadOptions {
   /** Keys of each kind (registers, counters, lists, transaction groups). */
   keys: number;
   requestTimeoutMs: number;
-  crossPartitionTransactions: boolean;
   /**
    * TEST ONLY, deliberately unsafe: "strong" reads are sent as eventually consistent reads (any
    * replica may answer) but recorded as strong ones, so the verdict must find stale reads.
@@ -141,6 +145,27 @@ function registerKey(index: number): string {
 
 function historyKey(table: string, pk: string, sk?: string): string {
   return sk === undefined ? `${table === KV_TABLE ? 'kv' : 'txn'}/${pk}` : `txn/${pk}/${sk}`;
+}
+
+interface GroupItem {
+  table: string;
+  pk: string;
+  sk?: string;
+  historyKey: string;
+}
+
+function groupItem(table: string, pk: string, sk?: string): GroupItem {
+  return { table, pk, sk, historyKey: historyKey(table, pk, sk) };
+}
+
+function itemKey(item: GroupItem): Record<string, S> {
+  return item.sk === undefined ? { pk: { S: item.pk } } : { pk: { S: item.pk }, sk: { S: item.sk } };
+}
+
+/** The items of a transaction group: `g*` two of one item collection, `x*` one in each table. */
+function groupItems(group: string): GroupItem[] {
+  if (group.startsWith('x')) return [groupItem(KV_TABLE, group), groupItem(TXN_TABLE, group, 'x')];
+  return [groupItem(TXN_TABLE, group, 'a'), groupItem(TXN_TABLE, group, 'b')];
 }
 
 /** The count carried by a compare-and-set value `count:token`; 0 when absent. */
@@ -187,7 +212,6 @@ class WorkloadClient {
   readonly #recorder: Recorder;
   readonly #options: WorkloadOptions;
   readonly #random: () => number;
-  readonly #kinds: OperationKind[];
   readonly #totalWeight: number;
   #sequence = 0;
 
@@ -197,8 +221,7 @@ class WorkloadClient {
     this.#recorder = recorder;
     this.#options = options;
     this.#random = seededRandom(options.seed * 7919 + id);
-    this.#kinds = OPERATION_KINDS.filter((kind) => kind !== 'transact-cross' || options.crossPartitionTransactions);
-    this.#totalWeight = this.#kinds.reduce((sum, kind) => sum + WEIGHTS[kind], 0);
+    this.#totalWeight = OPERATION_KINDS.reduce((sum, kind) => sum + WEIGHTS[kind], 0);
   }
 
   async run(stop: AbortSignal): Promise<void> {
@@ -216,7 +239,7 @@ class WorkloadClient {
 
   async step(): Promise<void> {
     let roll = this.#random() * this.#totalWeight;
-    const kind = this.#kinds.find((candidate) => (roll -= WEIGHTS[candidate]) < 0) ?? 'get';
+    const kind = OPERATION_KINDS.find((candidate) => (roll -= WEIGHTS[candidate]) < 0) ?? 'get';
     const keys = this.#options.keys;
     switch (kind) {
       case 'put':
@@ -237,11 +260,13 @@ class WorkloadClient {
       case 'batch-write':
         return this.batchWrite();
       case 'transact':
-        return this.transact(`g${this.#pick(keys)}`);
+        return this.transact(kind, `g${this.#pick(keys)}`);
       case 'transact-read':
-        return this.transactRead(`g${this.#pick(keys)}`);
+        return this.transactRead(kind, `g${this.#pick(keys)}`);
       case 'transact-cross':
-        return this.transactCross();
+        return this.transact(kind, `x${this.#pick(keys)}`);
+      case 'transact-read-cross':
+        return this.transactRead(kind, `x${this.#pick(keys)}`);
     }
   }
 
@@ -364,47 +389,29 @@ class WorkloadClient {
     }
   }
 
-  /** Both items of a group get one new value, in one transaction. */
-  async transact(group: string): Promise<void> {
+  /**
+   * Both items of a group get one new value, in one transaction: all or nothing, whether the group
+   * is one partition's or spans two (then the router runs a two-phase commit).
+   */
+  async transact(kind: OperationKind, group: string): Promise<void> {
     const value = this.#value();
-    const input = { TransactItems: ['a', 'b'].map((sk) => ({ Put: { TableName: TXN_TABLE, Item: { pk: { S: group }, sk: { S: sk }, v: { S: value } } } })) };
-    const keys = ['a', 'b'].map((sk) => historyKey(TXN_TABLE, group, sk));
-    const { outcome, call, end } = await this.#request('transact', keys, 'TransactWriteItems', input);
+    const items = groupItems(group);
+    const input = { TransactItems: items.map((item) => ({ Put: { TableName: item.table, Item: { ...itemKey(item), v: { S: value } } } })) };
+    const keys = items.map((item) => item.historyKey);
+    const { outcome, call, end } = await this.#request(kind, keys, 'TransactWriteItems', input);
     for (const key of keys) this.#recordWrite(outcome, { process: this.#id, key, call, type: 'put', value }, end);
   }
 
-  async transactRead(group: string): Promise<void> {
-    const keys = ['a', 'b'].map((sk) => historyKey(TXN_TABLE, group, sk));
-    const input = { TransactItems: ['a', 'b'].map((sk) => ({ Get: { TableName: TXN_TABLE, Key: { pk: { S: group }, sk: { S: sk } } } })) };
-    const { outcome, call, end } = await this.#request('transact-read', keys, 'TransactGetItems', input);
+  async transactRead(kind: OperationKind, group: string): Promise<void> {
+    const items = groupItems(group);
+    const keys = items.map((item) => item.historyKey);
+    const input = { TransactItems: items.map((item) => ({ Get: { TableName: item.table, Key: itemKey(item) } })) };
+    const { outcome, call, end } = await this.#request(kind, keys, 'TransactGetItems', input);
     if (outcome.kind !== 'ok') return;
     const responses = (outcome.body.Responses as { Item?: Item }[] | undefined) ?? [];
     const values = keys.map((_, index) => responses[index]?.Item?.v?.S ?? null);
     keys.forEach((key, index) => this.#recorder.history.push({ process: this.#id, key, call, return: end, type: 'get', output: values[index] }));
-    this.#recorder.transactionReads.push({ group, call, return: end, values });
-  }
-
-  /**
-   * A transaction over a register of each table: two partitions, which the cluster does not support
-   * yet (contracts #11). Its refusal is counted apart, not as a failure.
-   */
-  async transactCross(): Promise<void> {
-    const value = this.#value();
-    const pk = registerKey(this.#pick(this.#options.keys));
-    const group = `x${this.#pick(this.#options.keys)}`;
-    const input = {
-      TransactItems: [
-        { Put: { TableName: KV_TABLE, Item: { pk: { S: pk }, v: { S: value } } } },
-        { Put: { TableName: TXN_TABLE, Item: { pk: { S: group }, sk: { S: 'x' }, v: { S: value } } } },
-      ],
-    };
-    const keys = [historyKey(KV_TABLE, pk), historyKey(TXN_TABLE, group, 'x')];
-    const { outcome, call, end } = await this.#request('transact-cross', keys, 'TransactWriteItems', input);
-    if (outcome.kind === 'failed' && outcome.type === 'ValidationException' && /not supported/.test(outcome.message)) {
-      this.#recorder.unsupported++;
-      return;
-    }
-    for (const key of keys) this.#recordWrite(outcome, { process: this.#id, key, call, type: 'put', value }, end);
+    this.#recorder.transactionReads.push({ keys, call, return: end, values });
   }
 }
 
@@ -421,6 +428,8 @@ export interface FinalState {
   counts: Map<string, number>;
   /** Keys whose final read never succeeded. */
   unread: string[];
+  /** History keys of each transaction group's items (whose values are in `registers` when read). */
+  transactionGroups: string[][];
 }
 
 /**
@@ -429,7 +438,7 @@ export interface FinalState {
  */
 export async function readFinalState(endpoints: readonly string[], recorder: Recorder, options: WorkloadOptions): Promise<FinalState> {
   const http = new DynamoDbClient({ endpoints, preferred: 0, timeoutMs: options.requestTimeoutMs });
-  const final: FinalState = { registers: new Map(), lists: new Map(), counts: new Map(), unread: [] };
+  const final: FinalState = { registers: new Map(), lists: new Map(), counts: new Map(), unread: [], transactionGroups: [] };
   const process = options.clients;
   const read = async (table: string, pk: string, sk?: string): Promise<{ item: Item | undefined; call: number; end: number } | undefined> => {
     for (let attempt = 0; attempt < 40; attempt++) {
@@ -468,7 +477,11 @@ export async function readFinalState(endpoints: readonly string[], recorder: Rec
         recorder.history.push({ process, key: listKey, call: list.call, return: list.end, type: 'read-list', output });
         final.lists.set(listKey, output);
       }
-      for (const sk of ['a', 'b']) await readRegister(TXN_TABLE, `g${index}`, sk);
+      for (const group of [`g${index}`, `x${index}`]) {
+        const items = groupItems(group);
+        for (const item of items) await readRegister(item.table, item.pk, item.sk);
+        final.transactionGroups.push(items.map((item) => item.historyKey));
+      }
     }
   } finally {
     http.close();

@@ -24,12 +24,11 @@ function sampleReport(): ChaosReport {
     startedAt: '2026-11-26T00:00:00.000Z',
     dir: '/tmp/x',
     cluster: { nodes: 5, routers: 2, partitions: 4, partitionIds: [1, 2, 3, 4], settled: true },
-    workload: { seed: 5, clients: 2, keys: 2, requestTimeoutMs: 10_000, crossPartitionTransactions: false, unsafeEventualAsStrong: false, durationMs: 5_000, faultKinds: ['kill-leader'] },
+    workload: { seed: 5, clients: 2, keys: 2, requestTimeoutMs: 10_000, unsafeEventualAsStrong: false, durationMs: 5_000, faultKinds: ['kill-leader'] },
     workloadMs: 5_000,
     plannedFaults: 1,
     faults,
     leaderless,
-    unsupportedTransactions: 0,
     figures: computeFigures(requests, faults, leaderless, 5_000),
     checks: [
       { name: 'linearizable', kind: 'safety', ok: true, summary: 'fine' },

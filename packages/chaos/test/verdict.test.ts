@@ -10,7 +10,7 @@ import { Recorder } from '../src/workload.ts';
 import type { FinalState, RequestRecord } from '../src/workload.ts';
 
 function emptyFinal(): FinalState {
-  return { registers: new Map(), lists: new Map(), counts: new Map(), unread: [] };
+  return { registers: new Map(), lists: new Map(), counts: new Map(), unread: [], transactionGroups: [] };
 }
 
 function verdictOf(recorder: Recorder, final: FinalState): Map<string, Check> {
@@ -152,13 +152,14 @@ describe('verdict', () => {
     recorder.tally('kv/c0').ok = 2;
     recorder.tally('kv/c0').indeterminate = 1;
     recorder.eventualReads.push({ key: 'kv/r0', client: 4, call: 5, return: 15, output: '0-0' });
-    recorder.transactionReads.push({ group: 'txn/g0', call: 0, return: 5, values: ['0-3', '0-3'] });
+    recorder.transactionReads.push({ keys: ['txn/g0/a', 'txn/g0/b'], call: 0, return: 5, values: ['0-3', '0-3'] });
     const final = emptyFinal();
     final.registers.set('kv/c0', '2:3-0');
     final.counts.set('kv/c0', 3);
     final.lists.set('kv/l0', ['0-1']);
     final.registers.set('txn/g0/a', '0-3');
     final.registers.set('txn/g0/b', '0-3');
+    final.transactionGroups.push(['txn/g0/a', 'txn/g0/b']);
     const checks = [...verdictOf(recorder, final).values()];
     expect(checks.filter((check) => !check.ok)).toEqual([]);
   });
@@ -211,10 +212,54 @@ describe('verdict', () => {
       { key: 'kv/r0', client: 1, call: 200, return: 250, output: 'late' },
       { key: 'kv/l0', client: 1, call: 0, return: 50, output: ['ghost'] },
     );
-    recorder.transactionReads.push({ group: 'txn/g0', call: 0, return: 5, values: ['x', null] });
+    recorder.transactionReads.push({ keys: ['txn/g0/a', 'txn/g0/b'], call: 0, return: 5, values: ['x', null] });
     const checks = verdictOf(recorder, emptyFinal());
     const eventual = checks.get('eventual reads return only written values')!;
     expect(eventual.summary).toBe('2 read(s) of values never written');
-    expect(checks.get('transactions all-or-nothing')!.details).toContain('a="x" b=null');
+    expect(checks.get('transactions all-or-nothing')!.details).toContain('txn/g0/a="x" txn/g0/b=null');
+  });
+
+  it('passes cross-partition groups whose items always agree, an indeterminate transaction applied whole or not at all', () => {
+    const recorder = new Recorder(performance.now());
+    const keys = ['kv/x0', 'txn/x0/x'];
+    for (const key of keys) {
+      recorder.history.push(
+        { process: 0, key, call: 0, return: 10, type: 'put', value: '0-0' },
+        // Indeterminate: it may have taken effect, on both items or neither.
+        { process: 1, key, call: 20, type: 'put', value: '1-0' },
+      );
+    }
+    recorder.transactionReads.push({ keys, call: 12, return: 15, values: ['0-0', '0-0'] }, { keys, call: 30, return: 35, values: ['1-0', '1-0'] });
+    const final = emptyFinal();
+    final.registers.set('kv/x0', '1-0');
+    final.registers.set('txn/x0/x', '1-0');
+    final.transactionGroups.push(keys);
+    const checks = verdictOf(recorder, final);
+    expect(checks.get('linearizable')!.ok).toBe(true);
+    const check = checks.get('transactions all-or-nothing')!;
+    expect(check.ok).toBe(true);
+    expect(check.summary).toBe('2 transactional reads (2 across partitions) and 1 final groups saw both items of every transaction or neither');
+  });
+
+  it('finds a torn cross-partition transaction, in a transactional read and in the final state', () => {
+    const recorder = new Recorder(performance.now());
+    const keys = ['kv/x0', 'txn/x0/x'];
+    for (const key of keys) recorder.history.push({ process: 0, key, call: 0, return: 10, type: 'put', value: '0-0' });
+    recorder.history.push({ process: 1, key: 'kv/x0', call: 20, type: 'put', value: '1-0' }, { process: 1, key: 'txn/x0/x', call: 20, type: 'put', value: '1-0' });
+    // Each item alone is linearizable; only together do they show the second transaction half applied.
+    recorder.transactionReads.push({ keys, call: 30, return: 35, values: ['1-0', '0-0'] });
+    const final = emptyFinal();
+    final.registers.set('kv/x0', '1-0');
+    final.registers.set('txn/x0/x', '0-0');
+    final.transactionGroups.push(keys, ['txn/g0/a', 'txn/g0/b']);
+    const checks = verdictOf(recorder, final);
+    expect(checks.get('linearizable')!.ok).toBe(true);
+    const check = checks.get('transactions all-or-nothing')!;
+    expect(check.ok).toBe(false);
+    expect(check.summary).toBe('2 torn transaction(s)');
+    expect(check.details).toContain('read at 30..35 ms: kv/x0="1-0" txn/x0/x="0-0"');
+    expect(check.details).toContain('at the end: kv/x0="1-0" txn/x0/x="0-0"');
+    // A group never read at the end is the final-reads check's finding, not a torn transaction.
+    expect(check.details).not.toContain('txn/g0');
   });
 });
