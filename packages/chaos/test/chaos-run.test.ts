@@ -36,7 +36,7 @@ describe('chaos run with node and leader kills', () => {
     expect(new Set(injected.map((fault) => fault.kind)), JSON.stringify(report.faults)).toEqual(new Set(['kill', 'kill-leader']));
     for (const fault of injected) expect(fault.healed, `${fault.kind} ${fault.target}: ${fault.note ?? ''}`).toBeDefined();
     // Operations of every kind were acknowledged, and the history was not trivial.
-    for (const kind of ['put', 'get', 'get-eventual', 'cas', 'add', 'append', 'read-list', 'batch-write', 'transact', 'transact-read'] as const) {
+    for (const kind of ['put', 'get', 'get-eventual', 'cas', 'add', 'append', 'read-list', 'batch-write', 'transact', 'transact-read', 'transact-cross', 'transact-read-cross'] as const) {
       expect(report.figures.byKind[kind]?.ok ?? 0, kind).toBeGreaterThan(0);
     }
     expect(JSON.parse(await readFile(jsonPath, 'utf8'))).toMatchObject({ seed: 7, safe: true });
