@@ -1,10 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PartitionMap, type AttributeValue, type PartitionWrite, type TableSchema } from '@shoal/model';
@@ -16,6 +9,7 @@ import { zeroCounters, type ClusterCounters } from '../src/cluster/metrics.ts';
 import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
+import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
 
 /**
  * Coalescing of single-item requests over a real three-node cluster (child processes): concurrent
@@ -24,46 +18,14 @@ import { connectCluster, startRouter, type ClusterBackend, type Router } from '.
  * Counted, not timed: the requests of one test are issued in the same event-loop turn.
  */
 
-const FIXTURE = fileURLToPath(new URL('./cluster-node-process.ts', import.meta.url));
 const NODE_IDS = [1, 2, 3];
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
 
-let root = '';
-const children: ChildProcess[] = [];
+let nodes: NodeProcesses | undefined;
 let metaAddresses: string[] = [];
 let backend: ClusterBackend;
 let router: Router;
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer();
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
-}
-
-function startNode(nodeId: number, port: number, peers: string): Promise<void> {
-  const child = spawn(process.execPath, [FIXTURE, String(nodeId), join(root, `node-${nodeId}`), String(port), peers], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4_000);
-  });
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('\n')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`node ${nodeId} exited with ${code} before it was ready: ${stderr}`)));
-  });
-}
 
 async function eventually(what: string, check: () => boolean): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -118,11 +80,8 @@ const put = (table: TableSchema, pk: string, n: number, condition?: string): Par
 });
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'shoal-router-coalescing-'));
-  const ports = await freePorts(NODE_IDS.length);
-  metaAddresses = ports.map((port) => `127.0.0.1:${port}`);
-  const peers = NODE_IDS.map((id, i) => `${id}=${metaAddresses[i]}`).join(',');
-  await Promise.all(NODE_IDS.map((id, i) => startNode(id, ports[i], peers)));
+  nodes = await startNodeProcesses(NODE_IDS, 'coalescing');
+  metaAddresses = nodes.metaAddresses;
   // One partition: every key of the table goes to the same group.
   backend = await connectCluster({ metaAddresses, initialPartitions: 1, startTimeoutMs: 60_000 });
   await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
@@ -142,21 +101,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await router?.close();
   await backend?.close();
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
-          child.once('exit', () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
-  await rm(root, { recursive: true, force: true });
+  await nodes?.stop();
 }, 60_000);
 
 describe('coalesced requests between a router and the nodes', () => {

@@ -1,0 +1,81 @@
+/**
+ * Three storage nodes (startStorageNode through the cluster-node-process fixture) as child processes on
+ * loopback, each a meta peer, for the router's cluster tests; stopped (SIGTERM, then SIGKILL) and their
+ * data removed by `stop()`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const FIXTURE = fileURLToPath(new URL('../cluster-node-process.ts', import.meta.url));
+
+export interface NodeProcesses {
+  /** The nodes' gRPC addresses (every node is a meta peer). */
+  metaAddresses: string[];
+  stop(): Promise<void>;
+}
+
+/** Ports free at the moment of asking, on 127.0.0.1. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    }),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports;
+}
+
+/** Starts a node process per id; resolves once every one printed that it is ready. */
+export async function startNodeProcesses(nodeIds: readonly number[], name: string): Promise<NodeProcesses> {
+  const root = await mkdtemp(join(tmpdir(), `shoal-router-${name}-`));
+  const children: ChildProcess[] = [];
+  const ports = await freePorts(nodeIds.length);
+  const metaAddresses = ports.map((port) => `127.0.0.1:${port}`);
+  const peers = nodeIds.map((id, i) => `${id}=${metaAddresses[i]}`).join(',');
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map(stopChild));
+    await rm(root, { recursive: true, force: true });
+  };
+  const startNode = (nodeId: number, port: number): Promise<void> => {
+    const child = spawn(process.execPath, [FIXTURE, String(nodeId), join(root, `node-${nodeId}`), String(port), peers], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4_000);
+    });
+    return new Promise((resolve, reject) => {
+      let stdout = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('\n')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`node ${nodeId} exited with ${code} before it was ready: ${stderr}`)));
+    });
+  };
+  try {
+    await Promise.all(nodeIds.map((id, i) => startNode(id, ports[i])));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { metaAddresses, stop };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
