@@ -7,13 +7,15 @@
  * splitting took to double the throughput.
  *
  *   npm run bench -- split [--workloads zipfian,hot-range] [--duration 45] [--write-units 20]
- *                          [--burst-seconds 1] [--concurrency 32] [--keys 10000] [--report-dir <dir>]
+ *                          [--burst-seconds 1] [--concurrency 32] [--keys 10000] [--item-size 100] [--report-dir <dir>]
  *                          [--logs <dir>] [--modes off,on]
  *
  * The partition limit defaults to 20 write units a second instead of DynamoDB's 1,000 (and a burst
  * of 1 s instead of 30 s), so that one partition throttles at a rate the shared 2-core machine this
  * was written on sustains several times over (it served about 60-90 replicated writes a second under
- * a load average of 16-24); `--write-units 1000` runs DynamoDB's where the machine allows.
+ * a load average of 16-24); `--write-units 1000` runs DynamoDB's where the machine allows, and with
+ * larger items (`--item-size 8000`: 8 write units a put) one partition reaches it at a rate this machine
+ * serves.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -36,6 +38,7 @@ const USAGE = `usage: npm run bench -- split [options]
   --burst-seconds <s>    burst allowance of a partition (default 1)
   --concurrency <n>      client workers (default 32)
   --keys <n>             distinct keys of the workload (default 10000)
+  --item-size <bytes>    size of each written item (default 100; a write unit per started KB)
   --report-dir <dir>     write each run's HTML heat report there
   --logs <dir>           keep the processes' logs there (split decisions: "partition_split", "hot_key")
   --modes <list>         off,on (default both)`;
@@ -47,6 +50,7 @@ interface Options {
   burstSeconds: number;
   concurrency: number;
   keys: number;
+  itemSize: number;
   reportDir: string | undefined;
   logDir: string | undefined;
   modes: boolean[];
@@ -62,6 +66,7 @@ function parseOptions(argv: string[]): Options {
       'burst-seconds': { type: 'string', default: '1' },
       concurrency: { type: 'string', default: '32' },
       keys: { type: 'string', default: '10000' },
+      'item-size': { type: 'string', default: '100' },
       'report-dir': { type: 'string' },
       logs: { type: 'string' },
       modes: { type: 'string', default: 'off,on' },
@@ -87,6 +92,7 @@ function parseOptions(argv: string[]): Options {
     burstSeconds: positive(values['burst-seconds'], 'burst-seconds'),
     concurrency: positive(values.concurrency, 'concurrency'),
     keys: positive(values.keys, 'keys'),
+    itemSize: positive(values['item-size'], 'item-size'),
     reportDir: values['report-dir'],
     logDir: values.logs,
     modes: values.modes.split(',').map((mode) => {
@@ -213,7 +219,7 @@ interface Run {
 
 async function runWorkload(cluster: Cluster, workload: WorkloadKind, splitting: boolean, options: Options): Promise<Run> {
   const table = `bench_${workload.replace('-', '_')}`;
-  const args = ['--endpoint', cluster.endpoint, '--meta', cluster.meta.join(','), '--table', table, '--workload', workload, '--reads', '0', '--item-size', '100'];
+  const args = ['--endpoint', cluster.endpoint, '--meta', cluster.meta.join(','), '--table', table, '--workload', workload, '--reads', '0', '--item-size', String(options.itemSize)];
   args.push('--keys', String(options.keys), '--concurrency', String(options.concurrency), '--duration', `${options.durationS}s`, '--interval', '1s', '--no-live');
   if (options.reportDir !== undefined) args.push('--report', path.join(options.reportDir, `split-${splitting ? 'on' : 'off'}-${workload}.html`));
   const heat = parseHeatArgs(args);
@@ -248,7 +254,7 @@ async function main(): Promise<void> {
   const load = (): string => os.loadavg().map((v) => v.toFixed(2)).join(' ');
   console.log(
     `bench split: ${options.workloads.join(', ')}; ${options.durationS} s each; partitions admit ${options.writeUnits} write units/s (burst ${options.burstSeconds} s); ` +
-      `${options.concurrency} workers, ${options.keys} keys, 100 B items, writes only; load average ${load()}`,
+      `${options.concurrency} workers, ${options.keys} keys, ${options.itemSize} B items, writes only; load average ${load()}`,
   );
   const runs: Run[] = [];
   for (const splitting of options.modes) {
