@@ -29,8 +29,9 @@ export class ItemCache {
   set(key: string, json: string): CachedItem {
     const entry: CachedItem = { json };
     const size = key.length + json.length;
-    if (size > this.capacity / 16) return entry; // a few huge items must not flush everything else
+    // Whatever was held goes even when the new text is not kept: it is no longer the key's value.
     this.delete(key);
+    if (size > this.capacity / 16) return entry; // a few huge items must not flush everything else
     this.entries.set(key, entry);
     this.size += size;
     for (const [oldest, held] of this.entries) {

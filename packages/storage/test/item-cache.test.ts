@@ -37,6 +37,14 @@ describe('ItemCache', () => {
     expect(cache.get('a')).toBeUndefined();
     expect(cache.heldCharacters).toBe(0);
   });
+
+  it('forgets a key whose new text is too large to take (its old text is no longer its value)', () => {
+    const cache = new ItemCache(160);
+    cache.set('a', 'small');
+    expect(cache.set('a', 'x'.repeat(20)).json).toBe('x'.repeat(20));
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.heldCharacters).toBe(0);
+  });
 });
 
 describe('PartitionStore reads through its item cache', () => {
