@@ -180,8 +180,12 @@ export class PartitionStore implements PartitionClient {
       const results = requests.map((request): PartitionWriteResult => {
         const [operation] = request.operations;
         if (operation === undefined || request.operations.length !== 1) throw new TypeError('stageWrites takes writes of one operation each');
+        const woundedBefore = wounded.length;
         const outcome = this.applyOperation(request, operation, changes, accessOf(operation), wounded);
-        return outcome.status === 'ok' ? { applied: true, outcomes: [outcome] } : refused([outcome]);
+        if (outcome.status === 'ok') return { applied: true, outcomes: [outcome] };
+        // A refused write went through no read (as stageWrite drops its wounds when refused).
+        wounded.length = woundedBefore;
+        return refused([outcome]);
       });
       const marks = mark ? [appliedMutation(mark)] : [];
       return { result: results, mutations: [...changes.finish(this.statisticsBook), ...this.intents.put(wounded), ...marks] };

@@ -79,6 +79,19 @@ describe('transaction intents in the store', () => {
     expect(await store.partitions.resolveTransaction('q2', false, undefined)).toEqual({ intents: 1, wounded: 1 });
   });
 
+  it('wounds a read-only transaction only with the coalesced writes that apply, as with writes sent alone', async () => {
+    const check = (id: string): WriteOperation => ({ table: accounts, kind: 'ConditionCheck', key: { id: S(id) } });
+    const reader = (id: string): TransactionRef => ({ ...transaction(id), readOnly: true });
+    expect((await store.partitions.prepareTransaction(reader('q1'), { operations: [check('a')] })).applied).toBe(true);
+    const refusedPut: PartitionWrite = { operations: [{ ...putItem(accounts, { id: S('a'), balance: N(5) }), expressions: { condition: 'attribute_not_exists(id)' } }] };
+    const otherPut: PartitionWrite = { operations: [putItem(ledger, { id: S('z'), balance: N(1) })] };
+    const staged = await store.partitions.stageWrites([refusedPut, otherPut]);
+    await staged.durable;
+    expect(staged.result.map((result) => result.applied)).toEqual([false, true]);
+    // The refused put went through no read: q1 commits unwounded.
+    expect(await store.partitions.resolveTransaction('q1', true, undefined)).toEqual({ intents: 1, wounded: 0 });
+  });
+
   it('answers condition failures with the current item, and stores no intent then', async () => {
     const refused = await store.partitions.prepareTransaction(transaction('aa'), {
       operations: [update(accounts, 'a', 'SET balance = balance - :x', { ':x': N(40) }, 'balance >= :x'), putItem(ledger, { id: S('a'), balance: N(40) })],
