@@ -793,13 +793,17 @@ export class MultiRaftHost {
     // quorum: they are applied and answered while the round's log write is under way, so an answer
     // waits for one log write, not also for the next round's. Entries the Ready appends itself (a
     // group of one commits its own appends at once) wait for the write, as followers' entries do.
-    const early = readies.filter(
-      ({ replica, rd }) =>
+    const early: typeof readies = [];
+    const late: typeof readies = [];
+    for (const ready of readies) {
+      const { replica, rd } = ready;
+      const durable =
         replica.role === 'leader' &&
         rd.snapshot === undefined &&
         rd.committedEntries.length > 0 &&
-        (rd.entries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index),
-    );
+        (rd.entries.length === 0 || rd.committedEntries[rd.committedEntries.length - 1].index < rd.entries[0].index);
+      (durable ? early : late).push(ready);
+    }
     await this.#applyAndAnswer(early);
     if (persisted !== undefined) {
       await persisted;
@@ -808,7 +812,7 @@ export class MultiRaftHost {
       this.stats.maxGroupsPerPersist = Math.max(this.stats.maxGroupsPerPersist, updates.length);
     }
     this.#send(sendAfter);
-    await this.#applyAndAnswer(readies.filter((ready) => !early.includes(ready)));
+    await this.#applyAndAnswer(late);
 
     for (const { replica, rd } of readies) {
       if (replica.removed) continue;
