@@ -21,11 +21,11 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseHeatArgs, renderFrame, runHeat, type HeatResult, type WorkloadKind } from '@shoal/heat';
+import { freePort } from './bench/targets.ts';
 
 const HOST = '127.0.0.1';
 const MAIN = path.resolve(import.meta.dirname, '..', 'packages', 'cli', 'src', 'main.ts');
@@ -107,17 +107,6 @@ const children = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `shoal <args>` and resolves with the fields of its `listening` log line. */
 function startShoal(args: string[], logFile: string | undefined): Promise<{ child: ChildProcess; listening: Record<string, unknown> }> {
