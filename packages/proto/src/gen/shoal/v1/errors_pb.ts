@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/errors.proto.
  */
 export const file_shoal_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChVzaG9hbC92MS9lcnJvcnMucHJvdG8SCHNob2FsLnYxIksKCU5vdExlYWRlchIUCgxwYXJ0aXRpb25faWQYASABKAQSKAoGbGVhZGVyGAIgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3IiPAoKU3RhbGVFcG9jaBIuCgdjdXJyZW50GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI/Cg1LZXlPdXRPZlJhbmdlEi4KB2N1cnJlbnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIikKEVBhcnRpdGlvbk5vdEZvdW5kEhQKDHBhcnRpdGlvbl9pZBgBIAEoBCJTCg1EeW5hbW9EYkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRITCgtodHRwX3N0YXR1cxgDIAEoDRIOCgZmaWVsZHMYBCABKAwiiwIKC0Vycm9yRGV0YWlsEikKCm5vdF9sZWFkZXIYASABKAsyEy5zaG9hbC52MS5Ob3RMZWFkZXJIABIrCgtzdGFsZV9lcG9jaBgCIAEoCzIULnNob2FsLnYxLlN0YWxlRXBvY2hIABIzChBrZXlfb3V0X29mX3JhbmdlGAMgASgLMhcuc2hvYWwudjEuS2V5T3V0T2ZSYW5nZUgAEjoKE3BhcnRpdGlvbl9ub3RfZm91bmQYBCABKAsyGy5zaG9hbC52MS5QYXJ0aXRpb25Ob3RGb3VuZEgAEisKCGR5bmFtb2RiGAUgASgLMhcuc2hvYWwudjEuRHluYW1vRGJFcnJvckgAQgYKBGtpbmRiBnByb3RvMw", [file_shoal_v1_meta]);
+  fileDesc("ChVzaG9hbC92MS9lcnJvcnMucHJvdG8SCHNob2FsLnYxIksKCU5vdExlYWRlchIUCgxwYXJ0aXRpb25faWQYASABKAQSKAoGbGVhZGVyGAIgASgLMhguc2hvYWwudjEuTm9kZURlc2NyaXB0b3IiPAoKU3RhbGVFcG9jaBIuCgdjdXJyZW50GAEgASgLMh0uc2hvYWwudjEuUGFydGl0aW9uRGVzY3JpcHRvciI/Cg1LZXlPdXRPZlJhbmdlEi4KB2N1cnJlbnQYASABKAsyHS5zaG9hbC52MS5QYXJ0aXRpb25EZXNjcmlwdG9yIikKEVBhcnRpdGlvbk5vdEZvdW5kEhQKDHBhcnRpdGlvbl9pZBgBIAEoBCJXCg1SZXBsaWNhQmVoaW5kEhQKDHBhcnRpdGlvbl9pZBgBIAEoBBIVCg1hcHBsaWVkX2luZGV4GAIgASgEEhkKEW1pbl9hcHBsaWVkX2luZGV4GAMgASgEIlMKDUR5bmFtb0RiRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhMKC2h0dHBfc3RhdHVzGAMgASgNEg4KBmZpZWxkcxgEIAEoDCK+AgoLRXJyb3JEZXRhaWwSKQoKbm90X2xlYWRlchgBIAEoCzITLnNob2FsLnYxLk5vdExlYWRlckgAEisKC3N0YWxlX2Vwb2NoGAIgASgLMhQuc2hvYWwudjEuU3RhbGVFcG9jaEgAEjMKEGtleV9vdXRfb2ZfcmFuZ2UYAyABKAsyFy5zaG9hbC52MS5LZXlPdXRPZlJhbmdlSAASOgoTcGFydGl0aW9uX25vdF9mb3VuZBgEIAEoCzIbLnNob2FsLnYxLlBhcnRpdGlvbk5vdEZvdW5kSAASKwoIZHluYW1vZGIYBSABKAsyFy5zaG9hbC52MS5EeW5hbW9EYkVycm9ySAASMQoOcmVwbGljYV9iZWhpbmQYBiABKAsyFy5zaG9hbC52MS5SZXBsaWNhQmVoaW5kSABCBgoEa2luZGIGcHJvdG8z", [file_shoal_v1_meta]);
 
 /**
  * The node is not the partition's leader (a write or consistent read went to a follower).
@@ -102,7 +102,37 @@ export const PartitionNotFoundSchema: GenMessage<PartitionNotFound> = /*@__PURE_
  * A DynamoDB error, carried whole so the far end raises exactly what DynamoDB would: the type as in
  * `__type` without the namespace (e.g. "ProvisionedThroughputExceededException"), the message, the
  * HTTP status, and the extra body fields some errors have (CancellationReasons, Item).
+ * An eventual read asked for a replica that applied at least `min_applied_index` of the partition's
+ * log (the reader's own acknowledged writes); this one had applied only `applied_index` within the
+ * wait it allows. Nothing was served: the router reads again from the leader.
  *
+ * @generated from message shoal.v1.ReplicaBehind
+ */
+export type ReplicaBehind = Message<"shoal.v1.ReplicaBehind"> & {
+  /**
+   * @generated from field: uint64 partition_id = 1;
+   */
+  partitionId: bigint;
+
+  /**
+   * @generated from field: uint64 applied_index = 2;
+   */
+  appliedIndex: bigint;
+
+  /**
+   * @generated from field: uint64 min_applied_index = 3;
+   */
+  minAppliedIndex: bigint;
+};
+
+/**
+ * Describes the message shoal.v1.ReplicaBehind.
+ * Use `create(ReplicaBehindSchema)` to create a new message.
+ */
+export const ReplicaBehindSchema: GenMessage<ReplicaBehind> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_errors, 4);
+
+/**
  * @generated from message shoal.v1.DynamoDbError
  */
 export type DynamoDbError = Message<"shoal.v1.DynamoDbError"> & {
@@ -134,7 +164,7 @@ export type DynamoDbError = Message<"shoal.v1.DynamoDbError"> & {
  * Use `create(DynamoDbErrorSchema)` to create a new message.
  */
 export const DynamoDbErrorSchema: GenMessage<DynamoDbError> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_errors, 4);
+  messageDesc(file_shoal_v1_errors, 5);
 
 /**
  * @generated from message shoal.v1.ErrorDetail
@@ -173,6 +203,12 @@ export type ErrorDetail = Message<"shoal.v1.ErrorDetail"> & {
      */
     value: DynamoDbError;
     case: "dynamodb";
+  } | {
+    /**
+     * @generated from field: shoal.v1.ReplicaBehind replica_behind = 6;
+     */
+    value: ReplicaBehind;
+    case: "replicaBehind";
   } | { case: undefined; value?: undefined };
 };
 
@@ -181,5 +217,5 @@ export type ErrorDetail = Message<"shoal.v1.ErrorDetail"> & {
  * Use `create(ErrorDetailSchema)` to create a new message.
  */
 export const ErrorDetailSchema: GenMessage<ErrorDetail> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_errors, 5);
+  messageDesc(file_shoal_v1_errors, 6);
 
