@@ -48,6 +48,7 @@ export {
   writeRequestFromWire,
   writeResultToWire,
   writeResultFromWire,
+  appliedWriteFromWire,
   getRequestToWire,
   getRequestFromWire,
   getResultToWire,
@@ -73,7 +74,7 @@ export {
   getManyResultsToWire,
   getManyResultsFromWire,
 } from './partition-codec.ts';
-export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest } from './partition-codec.ts';
+export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions } from './partition-codec.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';

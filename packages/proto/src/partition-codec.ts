@@ -42,6 +42,7 @@ import type {
   IndexSchema as WireIndexSchema,
   KeyAttribute as WireKeyAttribute,
   PartitionTarget,
+  ReadOptions as WireReadOptions,
   ReadRangeRequest as WireReadRangeRequest,
   ReadRangeResponse as WireReadRangeResponse,
   StatisticsRequest as WireStatisticsRequest,
@@ -289,10 +290,12 @@ function writeFromWire(request: WireWriteRequest): model.PartitionWrite {
   return write;
 }
 
-export function writeResultToWire(result: model.PartitionWriteResult): WireWriteResponse {
+/** `appliedIndex`: the partition's index visible on the answering replica (WriteResponse.applied_index). */
+export function writeResultToWire(result: model.PartitionWriteResult, appliedIndex = 0n): WireWriteResponse {
   return create(WriteResponseSchema, {
     applied: result.applied,
     outcomes: result.outcomes.map((outcome) => ({ outcome: outcomeInit(outcome) })),
+    appliedIndex,
   });
 }
 
@@ -339,27 +342,59 @@ export function writeResultFromWire(response: WireWriteResponse): model.Partitio
   return { applied: response.applied, outcomes: response.outcomes.map(outcomeFromWire) };
 }
 
+/** A write's result and the partition's applied index its leader answered with (0n: not said). */
+export interface AppliedWrite {
+  result: model.PartitionWriteResult;
+  appliedIndex: bigint;
+}
+
+export function appliedWriteFromWire(response: WireWriteResponse): AppliedWrite {
+  return { result: writeResultFromWire(response), appliedIndex: response.appliedIndex };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read options
+
+/**
+ * Model's ReadOptions as they cross the wire: an eventual read may also name the lowest applied
+ * index of the partition's log the serving replica must have (a router's own acknowledged writes).
+ */
+export interface PartitionReadOptions extends model.ReadOptions {
+  /** Absent or 0n: any replica's state will do. */
+  minAppliedIndex?: bigint;
+}
+
+function readOptionsToWire(options: PartitionReadOptions): Omit<WireReadOptions, '$typeName'> {
+  return { consistent: options.consistent, minAppliedIndex: options.minAppliedIndex ?? 0n };
+}
+
+function readOptionsFromWire(options: WireReadOptions | undefined): PartitionReadOptions {
+  const consistent = options?.consistent === true;
+  const minAppliedIndex = options?.minAppliedIndex ?? 0n;
+  return minAppliedIndex === 0n ? { consistent } : { consistent, minAppliedIndex };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Get
 
-export function getRequestToWire(target: RoutedTo | undefined, request: model.GetRequest, options: model.ReadOptions): WireGetRequest {
+export function getRequestToWire(target: RoutedTo | undefined, request: model.GetRequest, options: PartitionReadOptions): WireGetRequest {
   return create(GetRequestSchema, {
     ...(target === undefined ? {} : { target }),
     table: tableSchemaToWire(request.table),
     key: json(request.key),
-    options: { consistent: options.consistent },
+    options: readOptionsToWire(options),
   });
 }
 
 export function getRequestFromWire(request: WireGetRequest): {
   target: RoutedTo;
   request: model.GetRequest;
-  options: model.ReadOptions;
+  options: PartitionReadOptions;
 } {
   return {
     target: targetFromWire(request.target),
     request: { table: tableSchemaFromWire(request.table), key: item(request.key, 'key') },
-    options: { consistent: request.options?.consistent === true },
+    options: readOptionsFromWire(request.options),
   };
 }
 
@@ -415,24 +450,25 @@ export function writeManyRequestFromWire(request: WireWriteManyRequest): { targe
   return { target: targetFromWire(request.target), writes: request.writes.map(writeFromWire) };
 }
 
-export function writeManyResultsToWire(results: ReadonlyArray<model.PartitionWriteResult | RpcError>): WireWriteManyResponse {
-  return create(WriteManyResponseSchema, { results: outcomesToWire(results, writeResultToWire) });
+/** `appliedIndex` as for writeResultToWire: the coalesced writes are one entry, every result carries it. */
+export function writeManyResultsToWire(results: ReadonlyArray<model.PartitionWriteResult | RpcError>, appliedIndex = 0n): WireWriteManyResponse {
+  return create(WriteManyResponseSchema, { results: outcomesToWire(results, (result) => writeResultToWire(result, appliedIndex)) });
 }
 
-/** One result per write sent, in order: its result, or the RpcError it failed with. */
-export function writeManyResultsFromWire(response: WireWriteManyResponse, expected: number): Array<model.PartitionWriteResult | RpcError> {
-  return outcomesFromWire(response.results, writeResultFromWire, expected);
+/** One result per write sent, in order: its result with the applied index answered, or the RpcError it failed with. */
+export function writeManyResultsFromWire(response: WireWriteManyResponse, expected: number): Array<AppliedWrite | RpcError> {
+  return outcomesFromWire(response.results, appliedWriteFromWire, expected);
 }
 
-export function getManyRequestToWire(target: RoutedTo, gets: readonly model.GetRequest[], options: model.ReadOptions): WireGetManyRequest {
-  return create(GetManyRequestSchema, { target, gets: gets.map((get) => getRequestToWire(undefined, get, options)), options: { consistent: options.consistent } });
+export function getManyRequestToWire(target: RoutedTo, gets: readonly model.GetRequest[], options: PartitionReadOptions): WireGetManyRequest {
+  return create(GetManyRequestSchema, { target, gets: gets.map((get) => getRequestToWire(undefined, get, options)), options: readOptionsToWire(options) });
 }
 
-export function getManyRequestFromWire(request: WireGetManyRequest): { target: RoutedTo; gets: model.GetRequest[]; options: model.ReadOptions } {
+export function getManyRequestFromWire(request: WireGetManyRequest): { target: RoutedTo; gets: model.GetRequest[]; options: PartitionReadOptions } {
   return {
     target: targetFromWire(request.target),
     gets: request.gets.map((get) => ({ table: tableSchemaFromWire(get.table), key: item(get.key, 'key') })),
-    options: { consistent: request.options?.consistent === true },
+    options: readOptionsFromWire(request.options),
   };
 }
 
@@ -447,7 +483,7 @@ export function getManyResultsFromWire(response: WireGetManyResponse, expected: 
 // ---------------------------------------------------------------------------------------------
 // Range reads (Query and Scan)
 
-export function rangeReadRequestToWire(target: RoutedTo, request: model.RangeReadRequest, options: model.ReadOptions): WireReadRangeRequest {
+export function rangeReadRequestToWire(target: RoutedTo, request: model.RangeReadRequest, options: PartitionReadOptions): WireReadRangeRequest {
   return create(ReadRangeRequestSchema, {
     target,
     table: tableSchemaToWire(request.table),
@@ -466,14 +502,14 @@ export function rangeReadRequestToWire(target: RoutedTo, request: model.RangeRea
     projection: request.projection,
     names: request.names ?? {},
     values: valuesToWire(request.values),
-    options: { consistent: options.consistent },
+    options: readOptionsToWire(options),
   });
 }
 
 export function rangeReadRequestFromWire(request: WireReadRangeRequest): {
   target: RoutedTo;
   request: model.RangeReadRequest;
-  options: model.ReadOptions;
+  options: PartitionReadOptions;
 } {
   const out: model.RangeReadRequest = {
     table: tableSchemaFromWire(request.table),
@@ -498,7 +534,7 @@ export function rangeReadRequestFromWire(request: WireReadRangeRequest): {
   if (names !== undefined) out.names = names;
   const values = valuesFromWire(request.values);
   if (values !== undefined) out.values = values;
-  return { target: targetFromWire(request.target), request: out, options: { consistent: request.options?.consistent === true } };
+  return { target: targetFromWire(request.target), request: out, options: readOptionsFromWire(request.options) };
 }
 
 export function rangeReadResultToWire(result: model.RangeReadResult): WireReadRangeResponse {

@@ -192,11 +192,16 @@ export class PartitionReplica implements ReplicaStateMachine {
   /** Writes applied, not yet known to be in the store (settled()). */
   readonly #unsettled: Array<Promise<void>> = [];
   #applied: number;
+  /** The last index whose effects reads of the store see (applied and settled). */
+  #visible: number;
+  /** Eventual reads waiting for `#visible` to reach their index (read-your-writes). */
+  readonly #visibleWaiters = new Set<{ index: number; resolve(reached: boolean): void }>();
 
   private constructor(groupId: number, store: PartitionStore, applied: number, options: PartitionReplicaOptions) {
     this.groupId = groupId;
     this.store = store;
     this.#applied = applied;
+    this.#visible = applied;
     this.#boundOf = options.boundOf ?? (() => undefined);
     this.#splitsOf = options.splitsOf ?? (() => []);
     this.#onSplit = options.onSplit;
@@ -252,7 +257,44 @@ export class PartitionReplica implements ReplicaStateMachine {
    * one batch of the store: the host calls this before it answers anything the round applied.
    */
   async settled(): Promise<void> {
+    const through = this.#applied;
     await Promise.all(this.#unsettled.splice(0));
+    this.#reveal(through);
+  }
+
+  /** The last index of the partition's log whose effects reads of this replica see. */
+  visibleIndex(): number {
+    return this.#visible;
+  }
+
+  /**
+   * Resolves true once reads of this replica see everything up to `index` (at once when they do),
+   * false when `timeoutMs` passes or `signal` aborts first. Woken by the apply progress, no polling.
+   */
+  awaitVisible(index: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.#visible >= index) return Promise.resolve(true);
+    if (signal?.aborted === true || timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = {
+        index,
+        resolve: (reached: boolean) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', giveUp);
+          this.#visibleWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const giveUp = (): void => waiter.resolve(false);
+      const timer = setTimeout(giveUp, timeoutMs);
+      signal?.addEventListener('abort', giveUp, { once: true });
+      this.#visibleWaiters.add(waiter);
+    });
+  }
+
+  #reveal(index: number): void {
+    if (index <= this.#visible) return;
+    this.#visible = index;
+    for (const waiter of this.#visibleWaiters) if (waiter.index <= index) waiter.resolve(true);
   }
 
   /** Whether a split applied before entry `index` cut off a key the write (or transaction prepare) touches. */
@@ -371,6 +413,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     const applied = Math.max(contents.appliedIndex, snapshot.index);
     await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], contents, applied);
     this.#applied = applied;
+    this.#reveal(applied);
     for (const done of await this.store.resumeIndexCommands(this.groupId)) this.#track(done);
   }
 

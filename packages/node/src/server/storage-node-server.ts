@@ -15,7 +15,10 @@
  * the log like writes, and answer once run on the leader); any other replica answers
  * FAILED_PRECONDITION with a NotLeader detail carrying the leader it knows of.
  * Get / ReadRange: a consistent read first passes the group's ReadIndex (linearizable on any replica),
- * an eventual read is served from this replica's store at once, whatever its role.
+ * an eventual read is served from this replica's store at once, whatever its role; one naming a
+ * `minAppliedIndex` (read-your-writes: the router's own writes) first waits, briefly, until reads of
+ * the replica see that index, else answers FAILED_PRECONDITION + ReplicaBehind (the router then asks
+ * the leader). Every acknowledged write answers the index reads of its leader see (`appliedIndex`).
  * Statistics: any replica, counted over its partition.
  *
  * Refused requests (undecodable, not routable) are logged as one structured line each. A frame that
@@ -66,6 +69,7 @@ import {
   transactionStateToWire,
   type GetResult,
   type IndexRequest,
+  type PartitionReadOptions,
   type RoutedTo,
   type Server,
 } from '@shoal/proto';
@@ -108,6 +112,12 @@ export interface StorageNodeServerOptions {
   log?: StorageNodeServerLog;
   /** Load tracking and admission control of the partitions served (absent: neither). */
   load?: NodeLoad;
+  /**
+   * How long an eventual read waits for its replica to apply its `minAppliedIndex` before answering
+   * ReplicaBehind (never past the call's deadline). Default 100 ms: a follower is usually one
+   * heartbeat behind, and the leader answers at once.
+   */
+  replicaWaitMs?: number;
 }
 
 /** Requests served per kind, counted when they succeed, and requests refused before being served. */
@@ -124,6 +134,10 @@ export interface StorageNodeServerStats {
   /** Of those, reads and writes (DynamoDB's reasons TableReadKeyRangeThroughputExceeded / TableWriteKeyRangeThroughputExceeded). */
   throttledReads: number;
   throttledWrites: number;
+  /** Eventual reads (calls) that waited for their replica to apply their minAppliedIndex. */
+  replicaWaits: number;
+  /** Of those, refused with ReplicaBehind after the wait. */
+  replicaBehind: number;
 }
 
 /** A request's partition as this node holds it. */
@@ -132,6 +146,11 @@ interface Routed {
   descriptor: PartitionDescriptor;
 }
 
+const DEFAULT_REPLICA_WAIT_MS = 100;
+
+/** The index an acknowledged write answers: what reads of its (leader's) replica see now, its own entry included. */
+const visibleIndex = (replica: PartitionReplica): bigint => BigInt(replica.visibleIndex());
+
 const stderrLog: StorageNodeServerLog = {
   warn(message, fields = {}) {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: message, component: 'partition-service', ...fields })}\n`);
@@ -139,7 +158,19 @@ const stderrLog: StorageNodeServerLog = {
 };
 
 export class StorageNodeServer {
-  readonly stats: StorageNodeServerStats = { writes: 0, consistentReads: 0, eventualReads: 0, statistics: 0, indexCommands: 0, refused: 0, throttled: 0, throttledReads: 0, throttledWrites: 0 };
+  readonly stats: StorageNodeServerStats = {
+    writes: 0,
+    consistentReads: 0,
+    eventualReads: 0,
+    statistics: 0,
+    indexCommands: 0,
+    refused: 0,
+    throttled: 0,
+    throttledReads: 0,
+    throttledWrites: 0,
+    replicaWaits: 0,
+    replicaBehind: 0,
+  };
   readonly #options: StorageNodeServerOptions;
   readonly #log: StorageNodeServerLog;
 
@@ -164,7 +195,7 @@ export class StorageNodeServer {
         const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
         if (tracker !== undefined) recordWrite(tracker, write, result, firstKey);
         this.stats.writes++;
-        return writeResultToWire(result);
+        return writeResultToWire(result, visibleIndex(replica));
       },
       // Coalesced writes: the call is routed as a whole; each write is checked and admitted on its own,
       // and those admitted are proposed as ONE entry (a failure to propose it fails the whole call).
@@ -199,7 +230,7 @@ export class StorageNodeServer {
             results[position] = outcome;
           });
         }
-        return writeManyResultsToWire(results);
+        return writeManyResultsToWire(results, visibleIndex(replica));
       },
       // Cross-partition transactions: commands of the target partition's log, like writes.
       prepareTransaction: async (request, context) => {
@@ -214,14 +245,15 @@ export class StorageNodeServer {
         });
         const result = await this.#answer(replica.groupId, () => proposePrepareTransaction(this.#options.host, replica.groupId, transaction, write));
         this.stats.writes++;
-        return writeResultToWire(result);
+        return writeResultToWire(result, visibleIndex(replica));
       },
       resolveTransaction: async (request, context) => {
         const { replica, descriptor, id, commit } = this.#admit('ResolveTransaction', context.peer, () => {
           const { target, id, commit } = resolveTransactionRequestFromWire(request);
           return { ...this.#route(target), id, commit };
         });
-        return this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, descriptor, id, commit));
+        const resolved = await this.#answer(replica.groupId, () => proposeResolveTransaction(this.#options.host, descriptor, id, commit));
+        return { ...resolved, appliedIndex: visibleIndex(replica) };
       },
       beginTransaction: async (request, context) => {
         const { replica, transaction, participants } = this.#admit('BeginTransaction', context.peer, () => {
@@ -258,7 +290,7 @@ export class StorageNodeServer {
           return { replica, get, options, key };
         });
         const tracker = this.#admitLoad(replica, 'read', get.table.name);
-        const found = await this.#read(replica, options.consistent, () => replica.store.get(get, options));
+        const found = await this.#read(replica, options, context, () => replica.store.get(get, options));
         if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
         return getResultToWire(found);
       },
@@ -276,7 +308,7 @@ export class StorageNodeServer {
             return { get, key, tracker: this.#admitLoad(replica, 'read', get.table.name) };
           }),
         );
-        const results = await this.#read(replica, options.consistent, () =>
+        const results = await this.#read(replica, options, context, () =>
           Promise.all(
             admitted.map(async (entry): Promise<GetResult | RpcError> => {
               if (entry instanceof RpcError) return entry;
@@ -306,7 +338,7 @@ export class StorageNodeServer {
         });
         const bound = partitionBound(descriptor);
         const tracker = this.#admitLoad(replica, 'read', range.table.name);
-        const result = await this.#read(replica, options.consistent, () => replica.store.readRange(range, options, bound));
+        const result = await this.#read(replica, options, context, () => replica.store.readRange(range, options, bound));
         if (tracker !== undefined) recordRangeRead(tracker, descriptor, range, options.consistent, result.bytesRead);
         return rangeReadResultToWire(result);
       },
@@ -357,15 +389,40 @@ export class StorageNodeServer {
     return {};
   }
 
-  /** Serves `requests` reads (a coalesced call: several) after one ReadIndex when consistent. */
-  async #read<T>(replica: PartitionReplica, consistent: boolean, read: () => Promise<T>, requests = 1): Promise<T> {
+  /**
+   * Serves `requests` reads (a coalesced call: several) after one ReadIndex when consistent, or once
+   * the replica shows the read's minAppliedIndex when eventual.
+   */
+  async #read<T>(replica: PartitionReplica, options: PartitionReadOptions, call: { readonly signal: AbortSignal }, read: () => Promise<T>, requests = 1): Promise<T> {
+    const { consistent, minAppliedIndex } = options;
     const result = await this.#answer(replica.groupId, async () => {
       if (consistent) await this.#options.host.readIndex(replica.groupId);
+      else if (minAppliedIndex !== undefined) await this.#awaitApplied(replica, minAppliedIndex, call);
       return read();
     });
     if (consistent) this.stats.consistentReads += requests;
     else this.stats.eventualReads += requests;
     return result;
+  }
+
+  /**
+   * Waits (bounded by replicaWaitMs and the call's deadline) until reads of the replica see
+   * `index`; still behind: ReplicaBehind, and nothing is served.
+   */
+  async #awaitApplied(replica: PartitionReplica, index: bigint, call: { readonly signal: AbortSignal }): Promise<void> {
+    const wanted = index > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(index);
+    if (replica.visibleIndex() >= wanted) return;
+    this.stats.replicaWaits++;
+    // The signal (made on first use) aborts when the caller cancels or its deadline passes.
+    if (await replica.awaitVisible(wanted, this.#options.replicaWaitMs ?? DEFAULT_REPLICA_WAIT_MS, call.signal)) return;
+    this.stats.replicaBehind++;
+    const applied = BigInt(replica.visibleIndex());
+    throw RpcError.withDetail(
+      Status.FAILED_PRECONDITION,
+      `partition ${replica.groupId}: this replica has applied index ${applied}, the read asks for ${index}; read from the leader`,
+      ErrorDetailSchema,
+      { kind: { case: 'replicaBehind', value: { partitionId: BigInt(replica.groupId), appliedIndex: applied, minAppliedIndex: index } } },
+    );
   }
 
   /** The partition's load tracker, once its admission control let the request in (else DynamoDB's throttling error). */

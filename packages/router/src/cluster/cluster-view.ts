@@ -14,6 +14,11 @@ export class ClusterView {
   readonly #tables = new Map<string, TableRecord>();
   /** Leaders learned from NotLeader answers, by partition id; they beat the map's hints. */
   readonly #leaders = new Map<number, number>();
+  /**
+   * By partition id, the highest applied index this router's acknowledged writes were answered with:
+   * its eventual reads of the partition ask a replica to have applied that much (read-your-writes).
+   */
+  readonly #writtenThrough = new Map<number, bigint>();
   readonly #firstMap: Promise<void>;
   #markFirstMap: () => void = () => {};
 
@@ -40,6 +45,9 @@ export class ClusterView {
     if (answer.notModified || answer.version <= this.version) return false;
     this.version = answer.version;
     this.map = new PartitionMap(answer.partitions);
+    // Bounded by the map: a partition gone from it (deleted, its table dropped) is read no more.
+    const listed = new Set(answer.partitions.map((partition) => partition.id));
+    for (const id of this.#writtenThrough.keys()) if (!listed.has(id)) this.#writtenThrough.delete(id);
     this.#nodes.clear();
     for (const node of answer.nodes) {
       if (node.id > 0n && node.id <= BigInt(Number.MAX_SAFE_INTEGER)) this.#nodes.set(Number(node.id), node.address);
@@ -95,5 +103,20 @@ export class ClusterView {
 
   forgetLeader(partitionId: number): void {
     this.#leaders.delete(partitionId);
+  }
+
+  /** Records the applied index an acknowledged write (or committed transaction) of the partition was answered with (0n: none said). */
+  noteWritten(partitionId: number, appliedIndex: bigint): void {
+    if (appliedIndex > (this.#writtenThrough.get(partitionId) ?? 0n)) this.#writtenThrough.set(partitionId, appliedIndex);
+  }
+
+  /** The applied index an eventual read of the partition asks for (0n: this router wrote nothing there). */
+  writtenThrough(partitionId: number): bigint {
+    return this.#writtenThrough.get(partitionId) ?? 0n;
+  }
+
+  /** How many partitions the router remembers written indexes of (bounded by the map). */
+  get writtenPartitions(): number {
+    return this.#writtenThrough.size;
   }
 }

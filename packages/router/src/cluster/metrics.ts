@@ -18,6 +18,8 @@ export interface ClusterCounters {
   partitionNotFoundTotal: number;
   unreachableNodeTotal: number;
   nodeMapBehindTotal: number;
+  /** Eventual reads a replica refused for not having applied this router's own writes yet (sent again to the leader). */
+  replicaBehindRedirectsTotal: number;
   ambiguousWritesTotal: number;
   exhaustedRetriesTotal: number;
   metaRequestsTotal: number;
@@ -35,6 +37,7 @@ export function zeroCounters(): ClusterCounters {
     partitionNotFoundTotal: 0,
     unreachableNodeTotal: 0,
     nodeMapBehindTotal: 0,
+    replicaBehindRedirectsTotal: 0,
     ambiguousWritesTotal: 0,
     exhaustedRetriesTotal: 0,
     metaRequestsTotal: 0,
@@ -53,4 +56,13 @@ export interface ClusterClientMetrics extends ClusterCounters {
   tables: number;
   /** Addresses the client holds a gRPC channel to. */
   channels: number;
+  /** Calls to nodes carrying several single-item writes (WriteMany), and the writes they carried. */
+  coalescedWriteCallsTotal: number;
+  coalescedWritesTotal: number;
+  /** Single-item writes sent alone (Write). */
+  singleWriteCallsTotal: number;
+  /** The same for GetItem's gets (GetMany, Get). */
+  coalescedGetCallsTotal: number;
+  coalescedGetsTotal: number;
+  singleGetCallsTotal: number;
 }

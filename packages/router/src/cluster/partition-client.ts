@@ -3,6 +3,11 @@
  * key (model key encoding -> PartitionMap.lookup), to the leader for writes and consistent reads, to
  * any voter (round robin) for eventual reads. Typed redirects from the nodes update the router's view
  * and the request is sent again, within a bounded number of attempts and time.
+ *
+ * Read-your-writes: every acknowledged write (and committed transaction) answers the partition's
+ * applied index on its leader; the router keeps the highest per partition (ClusterView.noteWritten)
+ * and sends it with its eventual reads of that partition as `minAppliedIndex`. A replica that has not
+ * applied that far within a short wait answers ReplicaBehind, and the read goes to the leader.
  */
 import {
   internalError,
@@ -21,6 +26,7 @@ import {
 } from '@shoal/model';
 import {
   type PartitionService,
+  appliedWriteFromWire,
   getRequestToWire,
   getResultFromWire,
   getManyRequestToWire,
@@ -33,11 +39,12 @@ import {
   statisticsFromWire,
   statisticsRequestToWire,
   writeRequestToWire,
-  writeResultFromWire,
   writeManyRequestToWire,
   writeManyResultsFromWire,
+  type AppliedWrite,
   type CallOptions,
   type ClientOf,
+  type PartitionReadOptions,
   type RoutedTo,
 } from '@shoal/proto';
 import type { ChannelPool } from './channels.ts';
@@ -90,16 +97,17 @@ export class ClusterPartitionClient implements PartitionClient {
   #refreshing: Promise<void> | undefined;
   readonly #transactions: TransactionCoordinator;
   /** Single-operation writes of one turn to one partition: one WriteMany, one Raft entry. */
-  readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, PartitionWriteResult>({
-    one: async (rpc, target, write, options) => writeResultFromWire(await rpc.write(writeRequestToWire(target, write), options)),
+  readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
+    one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(writeRequestToWire(target, write), options)),
     many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(writeManyRequestToWire(target, writes), options), writes.length),
   });
   /** Gets of one turn to one partition with the same consistency: one GetMany. */
   readonly #gets = new RequestCoalescer<PartitionRpc, { request: GetRequest; options: ReadOptions }, GetResult>({
-    one: async (rpc, target, { request, options }, callOptions) => getResultFromWire(await rpc.get(getRequestToWire(target, request, options), callOptions)),
+    one: async (rpc, target, { request, options }, callOptions) =>
+      getResultFromWire(await rpc.get(getRequestToWire(target, request, this.#readOptions(target, options)), callOptions)),
     many: async (rpc, target, gets, callOptions) => {
       const [first] = gets;
-      const options = first === undefined ? { consistent: false } : first.options;
+      const options = this.#readOptions(target, first === undefined ? { consistent: false } : first.options);
       const response = await rpc.getMany(getManyRequestToWire(target, gets.map((get) => get.request), options), callOptions);
       return getManyResultsFromWire(response, gets.length);
     },
@@ -114,7 +122,12 @@ export class ClusterPartitionClient implements PartitionClient {
     this.#counters = options.counters;
     this.#log = options.log;
     this.#transactions = new TransactionCoordinator(
-      async (mode, locate, call) => (await this.#onPartition(mode, locate, call)).value,
+      async (mode, locate, call) => {
+        const { value, partition } = await this.#onPartition(mode, locate, call);
+        // A prepare's or a committing resolve's answer: its partition's reads must see it from now on.
+        this.#view.noteWritten(partition.id, answeredAppliedIndex(value));
+        return value;
+      },
       (id) => this.#view.map.all().find((partition) => partition.id === id),
       options.transactions,
       options.log,
@@ -151,12 +164,24 @@ export class ClusterPartitionClient implements PartitionClient {
     };
     // A single-item write joins the others of this turn for its partition (one Raft entry); a
     // transaction's operations stay one write of their own (all or none).
-    const { value } = await this.#onPartition('write', locate, (rpc, target, options) =>
+    const { value, partition } = await this.#onPartition('write', locate, (rpc, target, options) =>
       request.operations.length === 1
         ? this.#writes.submit(rpc, target, request, options)
-        : rpc.write(writeRequestToWire(target, request), options).then(writeResultFromWire),
+        : rpc.write(writeRequestToWire(target, request), options).then(appliedWriteFromWire),
     );
-    return value;
+    this.#view.noteWritten(partition.id, value.appliedIndex);
+    return value.result;
+  }
+
+  /**
+   * The options an eventual read is sent with: the partition's applied index this router's writes
+   * were acknowledged at, which the replica must have applied (read-your-writes). Taken when the call
+   * goes, so a write acknowledged before the read was made is always in it.
+   */
+  #readOptions(target: RoutedTo, options: ReadOptions): PartitionReadOptions {
+    if (options.consistent) return options;
+    const minAppliedIndex = this.#view.writtenThrough(Number(target.partitionId));
+    return minAppliedIndex === 0n ? options : { consistent: false, minAppliedIndex };
   }
 
   async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
@@ -179,7 +204,7 @@ export class ClusterPartitionClient implements PartitionClient {
     try {
       return await readRangeAcross(request, { map: () => this.#view.map }, async (locate, page) => {
         const { value, partition } = await this.#onPartition(mode, locate, (rpc, target, callOptions) =>
-          rpc.readRange(rangeReadRequestToWire(target, page, options), callOptions),
+          rpc.readRange(rangeReadRequestToWire(target, page, this.#readOptions(target, options)), callOptions),
         );
         return { result: rangeReadResultFromWire(value), partition };
       });
@@ -296,6 +321,8 @@ export class ClusterPartitionClient implements PartitionClient {
     const budget = new RetryBudget(policy);
     const avoid = new Set<number>();
     const turn = this.#spread++;
+    // An eventual read a replica refused as behind goes to the leader, which applied what it acknowledged.
+    let pick = mode;
     let redirects = 0;
     let last = 'no attempt made';
     while (budget.next()) {
@@ -307,7 +334,7 @@ export class ClusterPartitionClient implements PartitionClient {
         if (locate() === undefined) await budget.pause();
         continue;
       }
-      const nodeId = this.#pickNode(partition, mode, avoid, turn + budget.attempts - 1);
+      const nodeId = this.#pickNode(partition, pick, avoid, turn + budget.attempts - 1);
       const address = nodeId === undefined ? undefined : this.#view.nodeAddress(nodeId);
       if (nodeId === undefined || address === undefined) {
         last = nodeId === undefined ? `partition ${partition.id} has no voter yet` : `the address of node ${nodeId} is not known yet`;
@@ -360,6 +387,14 @@ export class ClusterPartitionClient implements PartitionClient {
             // The node fetches the newer map itself; the same node is asked again after the pause.
             this.#counters.nodeMapBehindTotal++;
             break;
+          case 'replicaBehind':
+            this.#counters.replicaBehindRedirectsTotal++;
+            // A leader behind (just elected, still applying) is asked again after the pause.
+            if (pick === 'any') {
+              pick = 'leader';
+              continue;
+            }
+            break;
           case 'transient':
             if (mode === 'write') {
               this.#counters.ambiguousWritesTotal++;
@@ -386,4 +421,12 @@ export class ClusterPartitionClient implements PartitionClient {
   #forgetFailedLeader(partitionId: number, nodeId: number): void {
     if (this.#view.leaderOf(partitionId) === nodeId) this.#view.forgetLeader(partitionId);
   }
+}
+
+/**
+ * The applied index a partition's answer carries: write-like answers (WriteResponse,
+ * ResolveTransactionResponse) have one; any other (a transaction record's state) answers 0n.
+ */
+function answeredAppliedIndex(answer: unknown): bigint {
+  return typeof answer === 'object' && answer !== null && 'appliedIndex' in answer && typeof answer.appliedIndex === 'bigint' ? answer.appliedIndex : 0n;
 }

@@ -56,6 +56,8 @@ export type CallFailure =
   | { kind: 'unreachable'; message: string }
   /** The node's map is older than the request's epoch: refused before anything was proposed. */
   | { kind: 'nodeMapBehind'; message: string }
+  /** An eventual read's replica had not applied the router's own writes in time: nothing was served. */
+  | { kind: 'replicaBehind'; message: string }
   /** A transient failure after the request may have been received (UNAVAILABLE, a deadline...). */
   | { kind: 'transient'; message: string }
   /** Anything else: a bug on one side or the other, not worth retrying. */
@@ -115,6 +117,8 @@ export function classifyFailure(error: unknown): CallFailure {
       }
     case 'partitionNotFound':
       return { kind: 'partitionNotFound' };
+    case 'replicaBehind':
+      return { kind: 'replicaBehind', message: error.message };
     case 'dynamodb':
       return { kind: 'dynamodb', error: dynamoDbErrorFromRpc(error) ?? internalError(error.message) };
     case undefined:
