@@ -1,0 +1,283 @@
+/**
+ * Read-your-writes on a storage node: an acknowledged write answers the applied index reads of its
+ * leader see, and an eventual read naming that index (min_applied_index) on a follower whose apply is
+ * held behind waits for it on the replica's apply progress, then answers the new value; past its
+ * bound it answers ReplicaBehind. Three nodes in this process (hosts over a network that can hold a
+ * node's inbound Raft traffic), each serving PartitionService on 127.0.0.1 twice: with a long wait
+ * and with a short one.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initialPartitions, type AttributeValue, type PartitionDescriptor, type PartitionWrite, type TableSchema } from '@shoal/model';
+import type { Message, NodeId } from '@shoal/raft';
+import { openLocalStore, type LocalStore } from '@shoal/storage';
+import { MultiRaftHost, PartitionReplica, RaftLogStore, StorageNodeServer, type RaftMessageSender } from '@shoal/node';
+import {
+  ErrorDetailSchema,
+  PartitionService,
+  RpcError,
+  Server,
+  Status,
+  createClient,
+  getManyRequestToWire,
+  getManyResultsFromWire,
+  getRequestToWire,
+  getResultFromWire,
+  listen,
+  rangeReadRequestToWire,
+  rangeReadResultFromWire,
+  shutdown,
+  writeManyRequestToWire,
+  writeManyResultsFromWire,
+  writeRequestToWire,
+  type ClientOf,
+  type PartitionReadOptions,
+  type RoutedTo,
+} from '@shoal/proto';
+
+const NODES: NodeId[] = [1, 2, 3];
+const BEHIND: NodeId = 3;
+const TABLE: TableSchema = { name: 'orders', tableId: 5, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+const PARTITION: PartitionDescriptor = { ...initialPartitions(TABLE.tableId, 1, 1)[0], replicas: NODES.map((nodeId) => ({ nodeId, role: 'voter' as const })) };
+const GROUP = PARTITION.id;
+const TARGET: RoutedTo = { partitionId: BigInt(GROUP), epoch: BigInt(PARTITION.epoch) };
+/** Long enough that only the held traffic's release ends a wait; short enough to end one at once. */
+const PATIENT_WAIT_MS = 60_000;
+const HASTY_WAIT_MS = 1;
+const S = (value: string): AttributeValue => ({ S: value });
+const put = (pk: string, v: string): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S(v) } }] });
+
+/** Hosts in one process; the Raft traffic to a held node queues (in order) until it is released. */
+class HoldingNetwork {
+  readonly hosts = new Map<NodeId, MultiRaftHost>();
+  readonly #held = new Map<NodeId, Array<Array<{ groupId: number; message: Message }>>>();
+
+  sender(from: NodeId): RaftMessageSender {
+    let queued: Array<{ groupId: number; message: Message }> = [];
+    return {
+      send: (groupId, message) => void queued.push({ groupId, message }),
+      flush: () => {
+        const byPeer = new Map<NodeId, Array<{ groupId: number; message: Message }>>();
+        for (const item of queued) byPeer.set(item.message.to, [...(byPeer.get(item.message.to) ?? []), item]);
+        queued = [];
+        for (const [to, batch] of byPeer) {
+          const held = this.#held.get(to);
+          if (held !== undefined) held.push(batch);
+          else setImmediate(() => this.#deliver(from, to, batch));
+        }
+      },
+    };
+  }
+
+  hold(nodeId: NodeId): void {
+    this.#held.set(nodeId, []);
+  }
+
+  release(nodeId: NodeId): void {
+    const held = this.#held.get(nodeId) ?? [];
+    this.#held.delete(nodeId);
+    for (const batch of held) this.#deliver(0, nodeId, batch);
+  }
+
+  #deliver(from: NodeId, to: NodeId, batch: Array<{ groupId: number; message: Message }>): void {
+    const host = this.hosts.get(to);
+    if (host === undefined) this.hosts.get(from)?.reportUnreachable(to, [...new Set(batch.map((b) => b.groupId))]);
+    else host.receive(batch);
+  }
+}
+
+type PartitionRpc = ClientOf<typeof PartitionService>;
+
+interface Served {
+  grpc: Server;
+  server: StorageNodeServer;
+  rpc: PartitionRpc;
+}
+
+interface Member {
+  nodeId: NodeId;
+  logStore: RaftLogStore;
+  local: LocalStore;
+  replica: PartitionReplica;
+  host: MultiRaftHost;
+  patient: Served;
+  hasty: Served;
+}
+
+const network = new HoldingNetwork();
+const members: Member[] = [];
+let root = '';
+
+async function serve(host: MultiRaftHost, replica: PartitionReplica, replicaWaitMs: number): Promise<Served> {
+  const grpc = new Server();
+  const server = new StorageNodeServer({
+    server: grpc,
+    host,
+    replicaOf: (id) => (id === GROUP ? replica : undefined),
+    descriptorOf: (id) => (id === GROUP ? PARTITION : undefined),
+    log: { warn: () => undefined },
+    replicaWaitMs,
+  });
+  const port = await listen(grpc, '127.0.0.1', 0);
+  return { grpc, server, rpc: createClient(PartitionService, `127.0.0.1:${port}`) };
+}
+
+async function startMember(nodeId: NodeId): Promise<Member> {
+  const dir = join(root, `node-${nodeId}`);
+  const logStore = await RaftLogStore.open(join(dir, 'raft'));
+  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
+  const replica = await PartitionReplica.open(GROUP, local.partitions);
+  const host = new MultiRaftHost({
+    nodeId,
+    logStore,
+    sender: network.sender(nodeId),
+    stateMachine: () => replica,
+    // An election timeout of a second or more: holding a follower's traffic a while starts none.
+    tickMs: 20,
+    electionTick: 50,
+    heartbeatTick: 2,
+    seed: nodeId,
+  });
+  host.open();
+  network.hosts.set(nodeId, host);
+  return { nodeId, logStore, local, replica, host, patient: await serve(host, replica, PATIENT_WAIT_MS), hasty: await serve(host, replica, HASTY_WAIT_MS) };
+}
+
+/** Polls `check` every 20 ms, at most `attempts` times. */
+async function until(what: string, check: () => boolean, attempts = 1_000): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+const member = (nodeId: NodeId): Member => members.find((m) => m.nodeId === nodeId)!;
+const leaderId = (): NodeId | undefined => {
+  const leaders = new Set(members.map((m) => m.host.leaderOf(GROUP)));
+  const [leader] = leaders;
+  return leaders.size === 1 && leader !== undefined && leader !== 0 && member(leader).host.status().find((s) => s.groupId === GROUP)?.role === 'leader' ? leader : undefined;
+};
+const leader = (): Member => member(leaderId()!);
+
+async function write(pk: string, v: string): Promise<bigint> {
+  const response = await leader().patient.rpc.write(writeRequestToWire(TARGET, put(pk, v)));
+  expect(response.applied).toBe(true);
+  return response.appliedIndex;
+}
+
+async function get(rpc: PartitionRpc, pk: string, options: PartitionReadOptions): Promise<string | undefined> {
+  const found = getResultFromWire(await rpc.get(getRequestToWire(TARGET, { table: TABLE, key: { pk: S(pk) } }, options)));
+  return (found?.item.v as { S: string } | undefined)?.S;
+}
+
+async function failure(call: Promise<unknown>): Promise<RpcError> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof RpcError)) throw new Error(`expected an RpcError, got ${String(error)}`);
+  return error;
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'shoal-read-your-writes-'));
+  for (const nodeId of NODES) members.push(await startMember(nodeId));
+  for (const m of members) await m.host.createGroup(GROUP, NODES);
+  for (const m of members) m.host.startTicking();
+  await until('a leader', () => leaderId() !== undefined);
+  // The held node must be a follower.
+  if (leaderId() === BEHIND) {
+    leader().host.transferLeadership(GROUP, 1);
+    await until('a leader other than the held node', () => leaderId() !== undefined && leaderId() !== BEHIND);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const m of members) {
+    network.release(m.nodeId);
+    for (const served of [m.patient, m.hasty]) {
+      served.rpc.close();
+      await shutdown(served.grpc, 1_000);
+    }
+    network.hosts.delete(m.nodeId);
+    await m.host.stop();
+    await m.logStore.close();
+    await m.local.close();
+  }
+  if (root !== '') await rm(root, { recursive: true, force: true });
+}, 30_000);
+
+describe('read-your-writes on a storage node', () => {
+  it('answers each acknowledged write with the applied index reads of its leader see, growing', { timeout: 30_000 }, async () => {
+    const first = await write('a', '1');
+    expect(first).toBeGreaterThan(0n);
+    expect(BigInt(leader().replica.visibleIndex())).toBeGreaterThanOrEqual(first);
+    const second = await write('a', '2');
+    expect(second).toBeGreaterThan(first);
+    // Coalesced writes are one entry: each result carries its index.
+    const many = writeManyResultsFromWire(await leader().patient.rpc.writeMany(writeManyRequestToWire(TARGET, [put('b', '1'), put('c', '1')])), 2);
+    const indexes = many.map((result) => (result instanceof RpcError ? 0n : result.appliedIndex));
+    expect(indexes[0]).toBeGreaterThan(second);
+    expect(indexes[1]).toBe(indexes[0]);
+  });
+
+  it('makes an eventual read on a follower held behind wait for the index asked, then answer the new value', { timeout: 30_000 }, async () => {
+    const before = await write('k', 'old');
+    const follower = member(BEHIND);
+    await until('the follower applying the first write', () => follower.replica.visibleIndex() >= Number(before));
+    network.hold(BEHIND);
+    const acknowledged = await write('k', 'new');
+    // Without an index asked, the follower answers what it applied: the old value.
+    expect(await get(follower.patient.rpc, 'k', { consistent: false })).toBe('old');
+    expect(follower.replica.visibleIndex()).toBeLessThan(Number(acknowledged));
+
+    let answered = false;
+    const read = get(follower.patient.rpc, 'k', { consistent: false, minAppliedIndex: acknowledged }).finally(() => {
+      answered = true;
+    });
+    await until('the read waiting on the follower', () => follower.patient.server.stats.replicaWaits === 1);
+    expect(answered).toBe(false);
+    network.release(BEHIND);
+    expect(await read).toBe('new');
+    expect(follower.patient.server.stats.replicaBehind).toBe(0);
+    expect(follower.replica.visibleIndex()).toBeGreaterThanOrEqual(Number(acknowledged));
+  });
+
+  it('answers ReplicaBehind for Get, GetMany and ReadRange once the wait is over, and the leader at once', { timeout: 30_000 }, async () => {
+    const follower = member(BEHIND);
+    network.hold(BEHIND);
+    try {
+      const acknowledged = await write('r', 'v');
+      const asked: PartitionReadOptions = { consistent: false, minAppliedIndex: acknowledged };
+      const refusals = [
+        await failure(get(follower.hasty.rpc, 'r', asked)),
+        await failure(follower.hasty.rpc.getMany(getManyRequestToWire(TARGET, [{ table: TABLE, key: { pk: S('r') } }], asked))),
+        await failure(follower.hasty.rpc.readRange(rangeReadRequestToWire(TARGET, { table: TABLE, forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' }, asked))),
+      ];
+      for (const refusal of refusals) {
+        expect(refusal.code).toBe(Status.FAILED_PRECONDITION);
+        const detail = refusal.detail(ErrorDetailSchema)?.kind;
+        expect(detail?.case).toBe('replicaBehind');
+        if (detail?.case !== 'replicaBehind') continue;
+        expect(detail.value.partitionId).toBe(BigInt(GROUP));
+        expect(detail.value.minAppliedIndex).toBe(acknowledged);
+        expect(detail.value.appliedIndex).toBeLessThan(acknowledged);
+      }
+      expect(follower.hasty.server.stats.replicaBehind).toBe(3);
+
+      // The leader answered the write after applying it: it never waits for the index it answered.
+      const { hasty } = leader();
+      expect(await get(hasty.rpc, 'r', asked)).toBe('v');
+      const many = getManyResultsFromWire(await hasty.rpc.getMany(getManyRequestToWire(TARGET, [{ table: TABLE, key: { pk: S('r') } }], asked)), 1);
+      expect(many[0] instanceof RpcError ? undefined : many[0]?.item.v).toEqual(S('v'));
+      const range = rangeReadResultFromWire(await hasty.rpc.readRange(rangeReadRequestToWire(TARGET, { table: TABLE, forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' }, asked)));
+      expect(range.items.map((item) => item.pk)).toContainEqual(S('r'));
+      expect(hasty.server.stats.replicaWaits).toBe(0);
+    } finally {
+      network.release(BEHIND);
+    }
+  });
+});
