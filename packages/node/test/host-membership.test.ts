@@ -2,50 +2,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfChangeError, type NodeId } from '@shoal/raft';
-import { MembershipChangeRefusedError, MultiRaftHost, NotLeaderError, RaftLogStore } from '@shoal/node';
-import { encodeWrite, type KvStateMachine, recordingKvMachines } from './fixtures/host-kv.ts';
-import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
+import { ConfChangeError } from '@shoal/raft';
+import { MembershipChangeRefusedError, NotLeaderError } from '@shoal/node';
+import { encodeWrite } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, startKvMember, startKvMembers, stopKvMember, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const GROUP = 1;
 
-interface Member {
-  nodeId: NodeId;
-  store: RaftLogStore;
-  host: MultiRaftHost;
-  machines: Map<number, KvStateMachine>;
-}
-
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const store = await RaftLogStore.open(dir);
-  const machines = new Map<number, KvStateMachine>();
-  // No log compaction here: a joining replica catches up from the log (snapshots: partition-snapshot tests).
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore: store,
-    sender: network.sender(nodeId),
-    stateMachine: recordingKvMachines(machines),
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 11,
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, store, host, machines };
-}
-
-const statusOf = (member: Member) => member.host.status().find((s) => s.groupId === GROUP);
+const statusOf = (member: KvMember) => member.host.status().find((s) => s.groupId === GROUP);
 
 describe('MultiRaftHost membership changes: learners join empty, are promoted, members leave', () => {
   const network = new MemoryNetwork();
   let root = '';
-  let members: Member[] = [];
+  let members: KvMember[] = [];
 
   /** The members that are voters of the group in their own view. */
-  const voters = (): Member[] => members.filter((m) => statusOf(m)?.voters.includes(m.nodeId) === true);
-  const leader = async (): Promise<Member> => {
+  const voters = (): KvMember[] => members.filter((m) => statusOf(m)?.voters.includes(m.nodeId) === true);
+  const leader = async (): Promise<KvMember> => {
     await pump(members, () => agreedLeader(voters(), GROUP) !== undefined, 'a leader');
     return agreedLeader(voters(), GROUP)!;
   };
@@ -56,17 +30,14 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-membership-'));
-    members = await Promise.all([1, 2, 3].map((id) => startMember(network, id, join(root, `node-${id}`))));
+    // No log compaction here: a joining replica catches up from the log (snapshots: partition-snapshot tests).
+    members = await startKvMembers(network, root, [1, 2, 3], { seed: 11 });
     // Nodes 1 and 2 start the group; node 3 joins later.
     for (const m of members.slice(0, 2)) await m.host.createGroup(GROUP, [1, 2]);
   });
 
   afterAll(async () => {
-    for (const m of members) {
-      network.hosts.delete(m.nodeId);
-      await m.host.stop();
-      await m.store.close();
-    }
+    for (const m of members) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -129,8 +100,8 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
   });
 
   it('refuses removing the last voter with ConfChangeError', async () => {
-    const dir = join(root, 'solo');
-    const solo = await startMember(new MemoryNetwork(), 7, dir);
+    const network = new MemoryNetwork();
+    const solo = await startKvMember(network, 7, join(root, 'solo'), { seed: 11 });
     try {
       await solo.host.createGroup(5, [7]);
       await pump([solo], () => solo.host.leaderOf(5) === 7, 'solo leader');
@@ -139,8 +110,7 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
       const learnerAdded = await whilePumping([solo], solo.host.changeMembership(5, { kind: 'addLearner', nodeId: 8 }), 'add learner');
       expect(learnerAdded).toMatchObject({ voters: [7], learners: [8] });
     } finally {
-      await solo.host.stop();
-      await solo.store.close();
+      await stopKvMember(network, solo);
     }
   });
 });
@@ -148,7 +118,8 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
 describe('MultiRaftHost failure', () => {
   it('reports the failure that stopped it: a Ready it could not persist', async () => {
     const root = await mkdtemp(join(tmpdir(), 'shoal-host-failure-'));
-    const member = await startMember(new MemoryNetwork(), 1, join(root, 'node-1'));
+    const network = new MemoryNetwork();
+    const [member] = await startKvMembers(network, root, [1], { seed: 11 });
     try {
       await member.host.createGroup(1, [1]);
       await pump([member], () => member.host.leaderOf(1) === 1, 'a leader');
@@ -158,8 +129,7 @@ describe('MultiRaftHost failure', () => {
       await expect(proposal).rejects.toThrow('disk full');
       expect(member.host.failure?.message).toBe('disk full');
     } finally {
-      await member.host.stop();
-      await member.store.close();
+      await stopKvMember(network, member);
       await rm(root, { recursive: true, force: true });
     }
   });

@@ -8,77 +8,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeId } from '@shoal/raft';
-import { MultiRaftHost, RaftLogStore, type RaftMessageSender } from '@shoal/node';
-import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
-import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, startKvMembers, stopKvMember, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
+import { encodeWrite } from './fixtures/host-kv.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const GROUPS = Array.from({ length: 1_000 }, (_, i) => i + 1);
 const NODES: NodeId[] = [1, 2, 3];
-
-interface Member {
-  nodeId: NodeId;
-  host: MultiRaftHost;
-  logStore: RaftLogStore;
-  machines: Map<number, KvStateMachine>;
-}
 
 describe('quiescence: 1,000 idle groups on three hosts', () => {
   const network = new MemoryNetwork();
   const live = new Set<NodeId>(NODES);
   let sent = 0;
   let root = '';
-  let members: Member[] = [];
+  let members: KvMember[] = [];
 
-  /** The network's sender, counting what the host sends. */
-  const countingSender = (nodeId: NodeId): RaftMessageSender => {
-    const inner = network.sender(nodeId);
-    return {
-      send: (groupId, message) => {
-        sent++;
-        inner.send(groupId, message);
-      },
-      flush: () => inner.flush(),
-    };
-  };
-
-  const leaderOf = (groupId: number): Member | undefined => agreedLeader(members, groupId);
+  const leaderOf = (groupId: number): KvMember | undefined => agreedLeader(members, groupId);
   const everyGroupLed = (): boolean => GROUPS.every((g) => leaderOf(g) !== undefined);
   const allQuiet = (): boolean => members.every((m) => m.host.quiescedGroups() === GROUPS.length);
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-quiesce-'));
-    members = await Promise.all(
-      NODES.map(async (nodeId) => {
-        const logStore = await RaftLogStore.open(join(root, `node-${nodeId}`));
-        const machines = new Map<number, KvStateMachine>();
-        const host = new MultiRaftHost({
-          nodeId,
-          logStore,
-          sender: countingSender(nodeId),
-          stateMachine: (groupId) => {
-            const machine = new KvStateMachine();
-            machines.set(groupId, machine);
-            return machine;
-          },
-          tickMs: 10,
-          electionTick: 10,
-          heartbeatTick: 1,
-          seed: 3,
-          quiescence: { isNodeLive: (id) => live.has(id) },
-        });
-        network.hosts.set(nodeId, host);
-        return { nodeId, host, logStore, machines };
-      }),
-    );
+    members = await startKvMembers(network, root, NODES, {
+      seed: 3,
+      host: { quiescence: { isNodeLive: (id) => live.has(id) } },
+      onSend: () => void sent++,
+    });
     for (const m of members) await Promise.all(GROUPS.map((g) => m.host.createGroup(g, NODES)));
   }, 60_000);
 
   afterAll(async () => {
-    for (const m of members) {
-      await m.host.stop();
-      await m.logStore.close();
-    }
+    for (const m of members) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { MultiRaftHost, RaftLogStore, ReplicaReconciler, type NodeLog, type PartitionMapView } from '@shoal/node';
+import { ReplicaReconciler, type NodeLog, type PartitionMapView } from '@shoal/node';
 import { encodeWrite, KvStateMachine } from './fixtures/host-kv.ts';
-import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
+import { agreedLeader, pump, startKvMember, stopKvMember, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const PARTITION = 1;
@@ -36,11 +36,7 @@ class FedMap implements PartitionMapView {
   }
 }
 
-interface Member {
-  nodeId: NodeId;
-  store: RaftLogStore;
-  host: MultiRaftHost;
-  machines: Map<number, KvStateMachine>;
+interface Member extends KvMember {
   dropped: number[];
   reconciler: ReplicaReconciler;
   logs: string[];
@@ -49,27 +45,19 @@ interface Member {
 /** The reconcilers' clock, for the grace period of a replica that never learns it was removed. */
 let clock = 0;
 
-async function startMember(network: MemoryNetwork, map: FedMap, nodeId: NodeId, dir: string): Promise<Member> {
-  const store = await RaftLogStore.open(dir);
-  const machines = new Map<number, KvStateMachine>();
+async function startMember(network: MemoryNetwork, map: FedMap, root: string, nodeId: NodeId): Promise<Member> {
   const dropped: number[] = [];
   const logs: string[] = [];
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore: store,
-    sender: network.sender(nodeId),
-    stateMachine: (groupId) => {
+  // The reconciler opens each replica's state machine before the host starts its group.
+  const member = await startKvMember(network, nodeId, join(root, `node-${nodeId}`), {
+    seed: 3,
+    stateMachine: (groupId, machines) => {
       const machine = machines.get(groupId);
       if (machine === undefined) throw new Error(`no state machine opened for group ${groupId}`);
       return machine;
     },
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 3,
   });
-  host.open();
-  network.hosts.set(nodeId, host);
+  const { host, machines } = member;
   const record = (message: string, fields?: Record<string, unknown>): void => void logs.push(`${message} ${JSON.stringify(fields)}`);
   const log: NodeLog = { debug: record, info: record, warn: record, error: record };
   const reconciler = new ReplicaReconciler({
@@ -89,7 +77,7 @@ async function startMember(network: MemoryNetwork, map: FedMap, nodeId: NodeId, 
       holdsRangeOf: () => false,
     },
   });
-  return { nodeId, store, host, machines, dropped, reconciler, logs };
+  return { ...member, dropped, reconciler, logs };
 }
 
 describe('ReplicaReconciler: replicas follow the partition map', () => {
@@ -110,15 +98,13 @@ describe('ReplicaReconciler: replicas follow the partition map', () => {
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-reconciler-'));
-    members = await Promise.all([1, 2, 3, 4].map((id) => startMember(network, map, id, join(root, `node-${id}`))));
+    members = await Promise.all([1, 2, 3, 4].map((id) => startMember(network, map, root, id)));
   });
 
   afterAll(async () => {
     for (const m of members) {
       await m.reconciler.close();
-      network.hosts.delete(m.nodeId);
-      await m.host.stop();
-      await m.store.close();
+      await stopKvMember(network, m);
     }
     await rm(root, { recursive: true, force: true });
   });

@@ -13,8 +13,8 @@ import type { AttributeValue, TableSchema } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { MultiRaftHost, PartitionReplica, RaftLogStore, proposePartitionWrite, type GroupPersist } from '@shoal/node';
-import { encodeWrite, recordingKvMachines, type KvStateMachine } from './fixtures/host-kv.ts';
-import { agreedLeader, pump, turn, whilePumping } from './fixtures/host-cluster.ts';
+import { encodeWrite } from './fixtures/host-kv.ts';
+import { agreedLeader, electedLeader, pump, startKvMember, stopKvMember, turn, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const TABLE: TableSchema = { name: 'rounds', tableId: 3, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
@@ -83,17 +83,14 @@ describe('a round of one host over partition replicas sharing one store', () => 
   });
 });
 
-interface Member {
-  nodeId: NodeId;
-  store: RaftLogStore;
-  host: MultiRaftHost;
-  machines: Map<number, KvStateMachine>;
+interface Member extends KvMember {
   /** Holds this member's log writes back until the function returned is called. */
   holdLogWrites(): () => void;
 }
 
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const store = await RaftLogStore.open(dir);
+async function startMember(network: MemoryNetwork, root: string, nodeId: NodeId): Promise<Member> {
+  const member = await startKvMember(network, nodeId, join(root, `node-${nodeId}`), { seed: 11 });
+  const { store } = member;
   const persist = store.persist.bind(store);
   let hold: Promise<void> | undefined;
   // The real store, the end of its writes held back at will (as a slow disk would): the entries are in
@@ -103,24 +100,8 @@ async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string):
     await persist(updates, options);
     await held;
   };
-  const machines = new Map<number, KvStateMachine>();
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore: store,
-    sender: network.sender(nodeId),
-    stateMachine: recordingKvMachines(machines),
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 11,
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
   return {
-    nodeId,
-    store,
-    host,
-    machines,
+    ...member,
     holdLogWrites() {
       let release!: () => void;
       const gate = new Promise<void>((resolve) => {
@@ -144,20 +125,15 @@ describe('when a leader and its followers send, around their log writes', () => 
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-send-'));
-    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    members = await Promise.all(NODES.map((id) => startMember(network, root, id)));
     for (const m of members) await m.host.createGroup(GROUP, NODES);
-    await pump(members, () => agreedLeader(members, GROUP) !== undefined, 'a leader');
     // Settle the new leader's first entry everywhere.
-    const leader = agreedLeader(members, GROUP)!;
+    const leader = await electedLeader(members, GROUP);
     await whilePumping(members, leader.host.propose(GROUP, encodeWrite({ key: 'warm', value: 'up' })), 'warm-up');
   });
 
   afterAll(async () => {
-    for (const m of members) {
-      network.hosts.delete(m.nodeId);
-      await m.host.stop();
-      await m.store.close();
-    }
+    for (const m of members) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, MessageType, NodeId } from '@shoal/raft';
-import { MultiRaftHost, RaftLogStore, type RaftMessageSender } from '@shoal/node';
-import { recordingKvMachines, type KvStateMachine } from './fixtures/host-kv.ts';
-import { agreedLeader, pump } from './fixtures/host-cluster.ts';
+import { agreedLeader, electedLeader, startKvMember, stopKvMember, type KvMember } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
@@ -19,41 +17,19 @@ const ELECTION_TICK = 10;
 /** More than two election timeouts: what a node held up for a second or more has queued. */
 const STALL_TICKS = 2 * ELECTION_TICK + 1;
 
-interface Member {
-  nodeId: NodeId;
-  store: RaftLogStore;
-  host: MultiRaftHost;
+interface Member extends KvMember {
   /** The types of the messages this node sent, in order. */
   sent: MessageType[];
 }
 
-/** The network's sender, recording what goes out. */
-function recording(sender: RaftMessageSender, sent: MessageType[]): RaftMessageSender {
-  return {
-    send: (groupId, message) => {
-      sent.push(message.type);
-      sender.send(groupId, message);
-    },
-    flush: () => sender.flush(),
-  };
-}
-
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const store = await RaftLogStore.open(dir);
+async function startMember(network: MemoryNetwork, root: string, nodeId: NodeId): Promise<Member> {
   const sent: MessageType[] = [];
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore: store,
-    sender: recording(network.sender(nodeId), sent),
-    stateMachine: recordingKvMachines(new Map<number, KvStateMachine>()),
-    tickMs: 10,
-    electionTick: ELECTION_TICK,
-    heartbeatTick: 1,
+  const member = await startKvMember(network, nodeId, join(root, `node-${nodeId}`), {
     seed: 7,
+    host: { electionTick: ELECTION_TICK },
+    onSend: (message) => sent.push(message.type),
   });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, store, host, sent };
+  return { ...member, sent };
 }
 
 function message(type: MessageType, from: NodeId, to: NodeId, term: number, commit = 0): Message {
@@ -69,17 +45,13 @@ describe('MultiRaftHost: ticks stepped after a stall', () => {
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-ticks-'));
-    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    members = await Promise.all(NODES.map((id) => startMember(network, root, id)));
     for (const m of members) await m.host.createGroup(GROUP, NODES);
-    await pump(members, () => agreedLeader(members, GROUP) !== undefined, 'a leader');
+    await electedLeader(members, GROUP);
   });
 
   afterAll(async () => {
-    for (const m of members) {
-      network.hosts.delete(m.nodeId);
-      await m.host.stop();
-      await m.store.close();
-    }
+    for (const m of members) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
