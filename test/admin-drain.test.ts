@@ -1,11 +1,8 @@
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminStatus, eventually, killStartedProcesses, metricValue, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
-import type { AdminStatus, ClusterRouter } from './helpers/cluster.ts';
-import { sdkClients } from './helpers/shoal.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminStatus, eventually, metricValue, routedClusterPerFile, runShoal } from './helpers/cluster.ts';
+import type { AdminStatus } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
 
 /**
  * Operations on 4 `shoal node` processes (nodes 1-3 the meta group) behind a router in this process:
@@ -22,14 +19,11 @@ const PARTITIONS = 4;
 const DRAINED = 4;
 const STEP_TIMEOUT_MS = 240_000;
 
-let nodes: NodeCluster;
-let front: ClusterRouter;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
+const cluster = routedClusterPerFile({ nodes: 4, partitions: PARTITIONS }, STEP_TIMEOUT_MS);
 /** Keys whose put was acknowledged. */
 const acknowledged: string[] = [];
 
-const meta = (): string[] => ['--meta', nodes.metaAddresses.join(',')];
+const meta = (): string[] => ['--meta', cluster.nodes.metaAddresses.join(',')];
 const nodeRow = (status: AdminStatus, id: number): AdminStatus['nodes'][number] | undefined => status.nodes.find((node) => node.id === id);
 
 /** Puts keys `prefix-0..` until `until()` holds (bounded), recording the acknowledged ones; returns the failures. */
@@ -38,7 +32,7 @@ async function writeUntil(prefix: string, until: () => boolean): Promise<string[
   for (let index = 0; index < 20_000 && !until(); index++) {
     const key = `${prefix}-${index}`;
     try {
-      await doc.send(new PutCommand({ TableName: TABLE, Item: { id: key, value: index } }));
+      await cluster.doc.send(new PutCommand({ TableName: TABLE, Item: { id: key, value: index } }));
       acknowledged.push(key);
     } catch (error) {
       failures.push(`${key}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
@@ -48,23 +42,13 @@ async function writeUntil(prefix: string, until: () => boolean): Promise<string[
 }
 
 beforeAll(async () => {
-  nodes = await NodeCluster.start({ nodes: 4, partitions: PARTITIONS });
-  front = await startClusterRouter(nodes.metaAddresses);
-  ({ client, doc } = sdkClients(front.endpoint));
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createTable(cluster.client, { TableName: TABLE, ...keyedBy(['id', 'S']) });
   // Three replicas of each partition over four nodes: the fourth holds some of them. Settled: no
   // learner, every node hosting what the map gives it, counts even (rebalancing has nothing to do).
   await eventually(
     `node ${DRAINED} hosts replicas, placement settled`,
     async () => {
-      const status = await adminStatus(nodes.metaAddresses);
+      const status = await adminStatus(cluster.nodes.metaAddresses);
       const row = nodeRow(status, DRAINED);
       const counts = status.nodes.map((node) => node.replicas);
       return (
@@ -80,13 +64,6 @@ beforeAll(async () => {
   );
 }, STEP_TIMEOUT_MS);
 
-afterAll(async () => {
-  client?.destroy();
-  await front?.close();
-  await nodes?.close();
-  killStartedProcesses();
-});
-
 describe('per-partition metrics (/metrics of every node)', () => {
   it('show one leader per partition, its proposals and its view of the followers, the log fsync histogram', async () => {
     await writeUntil('metrics', () => acknowledged.length >= 20);
@@ -98,8 +75,8 @@ describe('per-partition metrics (/metrics of every node)', () => {
     const leadersOf = (partition: AdminStatus['partitions'][number]) =>
       scraped.filter(({ id, metrics }) => partition.replicas.includes(String(id)) && sample(metrics, 'shoal_node_raft_is_leader', `node_id="${id}",partition="${partition.id}"`) === 1);
     await eventually('one leader per partition in the metrics', async () => {
-      status = await adminStatus(nodes.metaAddresses);
-      scraped = await Promise.all(nodes.nodeIds().map(async (id) => ({ id, metrics: await nodes.metrics(id) })));
+      status = await adminStatus(cluster.nodes.metaAddresses);
+      scraped = await Promise.all(cluster.nodes.nodeIds().map(async (id) => ({ id, metrics: await cluster.nodes.metrics(id) })));
       return table(status).every((partition) => leadersOf(partition).length === 1);
     }, 60_000, 500);
     for (const partition of table(status!)) {
@@ -127,7 +104,7 @@ describe('per-partition metrics (/metrics of every node)', () => {
 
   it('count an operator\'s split under reason admin, on the meta leader that made it', async () => {
     const splits = async (): Promise<number> =>
-      (await Promise.all(nodes.nodeIds().map(async (id) => (await nodes.metrics(id)).get(`shoal_node_partition_splits_total{node_id="${id}",reason="admin"}`) ?? 0))).reduce((a, b) => a + b, 0);
+      (await Promise.all(cluster.nodes.nodeIds().map(async (id) => (await cluster.nodes.metrics(id)).get(`shoal_node_partition_splits_total{node_id="${id}",reason="admin"}`) ?? 0))).reduce((a, b) => a + b, 0);
     expect(await splits()).toBe(0);
     const run = await runShoal(['admin', 'split', TABLE, ...meta()]);
     expect(run.code, run.stderr).toBe(0);
@@ -141,7 +118,7 @@ describe('shoal admin move and transfer-leader', () => {
 
   // Every refusal is checked on the meta group in packages/node/test/meta-move.test.ts; here, that the CLI says it.
   it('refuse an unknown partition, a target holding a replica already, a leader that is not a voter', async () => {
-    const partition = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.table === TABLE && p.replicas.includes(String(DRAINED)))!;
+    const partition = (await adminStatus(cluster.nodes.metaAddresses)).partitions.find((p) => p.table === TABLE && p.replicas.includes(String(DRAINED)))!;
     const holder = Number(partition.replicas.find((r) => r !== String(DRAINED)));
     const other = [1, 2, 3].find((id) => !partition.replicas.includes(String(id)))!;
     const refusals: [string[], RegExp][] = [
@@ -177,7 +154,7 @@ describe('shoal admin move and transfer-leader', () => {
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ partition: id, from: DRAINED, to, state: 'moved' });
     expect(failures).toEqual([]);
-    const partition = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.id === id)!;
+    const partition = (await adminStatus(cluster.nodes.metaAddresses)).partitions.find((p) => p.id === id)!;
     expect(partition.replicas).toContain(String(to));
     expect(partition.replicas).not.toContain(String(DRAINED));
   }, STEP_TIMEOUT_MS);
@@ -187,10 +164,10 @@ describe('shoal admin move and transfer-leader', () => {
     const run = await runShoal(['admin', 'transfer-leader', String(id), String(to), '--wait', '--json', ...meta()], 90_000);
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({ partition: id, leader: to, state: 'transferred' });
-    expect((await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.id === id)?.leader).toBe(to);
+    expect((await adminStatus(cluster.nodes.metaAddresses)).partitions.find((p) => p.id === id)?.leader).toBe(to);
     const lost: string[] = [];
     for (const key of acknowledged) {
-      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
+      const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
       if (Item?.id !== key) lost.push(key);
     }
     expect(acknowledged.filter((key) => key.startsWith('moving-')).length).toBeGreaterThan(0);
@@ -209,7 +186,7 @@ describe('shoal admin drain', () => {
     const drained = await runShoal(['admin', 'drain', String(DRAINED), '--json', ...meta()]);
     expect(drained.code, drained.stderr).toBe(0);
     expect(JSON.parse(drained.stdout)).toMatchObject({ nodeId: DRAINED, state: 'draining' });
-    const status = await adminStatus(nodes.metaAddresses);
+    const status = await adminStatus(cluster.nodes.metaAddresses);
     expect(nodeRow(status, DRAINED)?.state).toBe('draining');
     // A replica moves only to an up node.
     const partition = status.partitions.find((p) => p.table === TABLE && !p.replicas.includes(String(DRAINED)))!;
@@ -232,28 +209,28 @@ describe('shoal admin drain', () => {
     expect(run.stdout).toMatch(new RegExp(`node ${DRAINED}: drained, no replica left`));
     expect(failures).toEqual([]);
 
-    const status = await adminStatus(nodes.metaAddresses);
+    const status = await adminStatus(cluster.nodes.metaAddresses);
     expect(nodeRow(status, DRAINED)).toMatchObject({ state: 'draining', replicas: 0, hosted: 0, leaders: 0 });
     for (const partition of status.partitions.filter((p) => p.table === TABLE)) {
       expect(partition.replicas.toSorted(), `partition ${partition.id}`).toEqual(['1', '2', '3']);
     }
-    const metrics = await nodes.metrics(DRAINED);
+    const metrics = await cluster.nodes.metrics(DRAINED);
     expect(metricValue(metrics, 'shoal_node_partition_replicas')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_draining')).toBe(1);
     // The per-partition series of the replicas it let go are gone (it hosts no meta group replica either).
     expect([...metrics.keys()].filter((key) => key.startsWith('shoal_node_raft_term{'))).toEqual([]);
-    expect(metricValue(await nodes.metrics(1), 'shoal_node_draining')).toBe(0);
+    expect(metricValue(await cluster.nodes.metrics(1), 'shoal_node_draining')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_raft_leaders')).toBe(0);
     expect(metricValue(metrics, 'shoal_node_replicas_removed_total')).toBeGreaterThan(0);
   }, STEP_TIMEOUT_MS);
 
   it('then the node stops with no acknowledged write lost', async () => {
-    expect(await nodes.signal(DRAINED, 'SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(await cluster.nodes.signal(DRAINED, 'SIGTERM')).toEqual({ code: 0, signal: null });
     const failures = await writeUntil('after', () => acknowledged.filter((key) => key.startsWith('after-')).length >= 20);
     expect(failures).toEqual([]);
     const lost: string[] = [];
     for (const key of acknowledged) {
-      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
+      const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: key }, ConsistentRead: true }));
       if (Item?.id !== key) lost.push(key);
     }
     expect(acknowledged.length).toBeGreaterThan(20);
@@ -263,22 +240,22 @@ describe('shoal admin drain', () => {
 
 describe('readiness (/readyz)', () => {
   const readyz = async (nodeId: number): Promise<{ status: number; body: string }> => {
-    const response = await fetch(`http://127.0.0.1:${nodes.node(nodeId).opsPort}/readyz`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(`http://127.0.0.1:${cluster.nodes.node(nodeId).opsPort}/readyz`, { signal: AbortSignal.timeout(5_000) });
     return { status: response.status, body: await response.text() };
   };
 
   it('is refused by a node whose groups lost their majority, saying what it waits for, and given again once they have it back', async () => {
     expect(await readyz(1)).toEqual({ status: 200, body: 'ready\n' });
-    await Promise.all([nodes.signal(2, 'SIGKILL'), nodes.signal(3, 'SIGKILL')]);
+    await Promise.all([cluster.nodes.signal(2, 'SIGKILL'), cluster.nodes.signal(3, 'SIGKILL')]);
     // Node 1 alone: its leaders step down (check quorum), no group can elect one.
     let answer = { status: 0, body: '' };
     await eventually('node 1 not ready', async () => (answer = await readyz(1)).status === 503, 30_000, 200);
     expect(answer.body).toMatch(/^not ready: waiting for a leader of (the meta group|partition \d+)\n$/);
 
-    await Promise.all([nodes.startNode(2), nodes.startNode(3)]);
-    await nodes.waitReady([1, 2, 3]);
+    await Promise.all([cluster.nodes.startNode(2), cluster.nodes.startNode(3)]);
+    await cluster.nodes.waitReady([1, 2, 3]);
     expect(await readyz(1)).toEqual({ status: 200, body: 'ready\n' });
-    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: acknowledged[0] }, ConsistentRead: true }));
+    const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: acknowledged[0] }, ConsistentRead: true }));
     expect(Item?.id).toBe(acknowledged[0]);
   }, STEP_TIMEOUT_MS);
 });

@@ -1,13 +1,10 @@
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import type { CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { compareBytes, encodeCollectionPrefix, encodeItemKey, prefixEnd } from '@shoal/model';
 import { AdminService, createClient, type StatusResponse } from '@shoal/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, killStartedProcesses, metricValue, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
-import type { ClusterRouter } from './helpers/cluster.ts';
-import { sdkClients } from './helpers/shoal.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, metricValue, routedClusterPerFile, runShoal } from './helpers/cluster.ts';
 
 /**
  * Splits for size and heat, decided by the meta leader, on 3 `shoal node` processes with a router in
@@ -32,23 +29,7 @@ const NODE_ARGS = [
 /** DynamoDB's own answers a client retries: the write may or may not have been applied. */
 const RETRYABLE = new Set(['InternalServerError', 'ServiceUnavailable', 'ThrottlingException', 'ProvisionedThroughputExceededException']);
 
-let nodes: NodeCluster;
-let front: ClusterRouter;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
-
-beforeAll(async () => {
-  nodes = await NodeCluster.start({ nodeArgs: NODE_ARGS });
-  front = await startClusterRouter(nodes.metaAddresses);
-  ({ client, doc } = sdkClients(front.endpoint));
-}, STEP_TIMEOUT_MS);
-
-afterAll(async () => {
-  client?.destroy();
-  await front?.close();
-  await nodes?.close();
-  killStartedProcesses();
-});
+const cluster = routedClusterPerFile({ nodeArgs: NODE_ARGS }, STEP_TIMEOUT_MS);
 
 async function createTable(name: string, options: { sortKey?: boolean; lsi?: boolean; tags?: Record<string, string> } = {}): Promise<number> {
   const input: CreateTableCommandInput = {
@@ -65,8 +46,8 @@ async function createTable(name: string, options: { sortKey?: boolean; lsi?: boo
       : undefined,
     Tags: options.tags === undefined ? undefined : Object.entries(options.tags).map(([Key, Value]) => ({ Key, Value })),
   };
-  await client.send(new CreateTableCommand(input));
-  return (await front.backend.catalog.get(name))!.schema.tableId;
+  await cluster.client.send(new CreateTableCommand(input));
+  return (await cluster.front.backend.catalog.get(name))!.schema.tableId;
 }
 
 type Key = { pk: string; sk?: number };
@@ -105,7 +86,7 @@ function writers(table: string, count: number, next: (writer: number, i: number)
   const acknowledged = new Map<string, { key: Key; n: number }>();
   const { stop } = loops(count, async (writer, i) => {
     const key = next(writer, i);
-    await doc.send(new PutCommand({ TableName: table, Item: { ...key, n: i, other: i, fill } }));
+    await cluster.doc.send(new PutCommand({ TableName: table, Item: { ...key, n: i, other: i, fill } }));
     acknowledged.set(JSON.stringify(key), { key, n: i });
   });
   return { acknowledged, stop };
@@ -117,7 +98,7 @@ async function readAllBack(table: string, acknowledged: Map<string, { key: Key; 
   for (let from = 0; from < entries.length; from += 8) {
     await Promise.all(
       entries.slice(from, from + 8).map(async ({ key, n }) => {
-        const { Item } = await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+        const { Item } = await cluster.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
         expect(Item, JSON.stringify(key)).toBeDefined();
         expect(Item!.n as number, JSON.stringify(key)).toBeGreaterThanOrEqual(n);
       }),
@@ -128,7 +109,7 @@ async function readAllBack(table: string, acknowledged: Map<string, { key: Key; 
 /** AdminService.Status from whichever meta peer leads. */
 async function status(): Promise<StatusResponse> {
   let lastError: unknown;
-  for (const address of nodes.metaAddresses) {
+  for (const address of cluster.nodes.metaAddresses) {
     const admin = createClient(AdminService, address);
     try {
       return await admin.status({}, { timeoutMs: 5_000 });
@@ -172,7 +153,7 @@ async function partitionsOf(tableId: number): Promise<PartitionRow[]> {
 }
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
-const logs = (): string => nodes.nodeIds().map((id) => nodes.node(id).log()).join('\n');
+const logs = (): string => cluster.nodes.nodeIds().map((id) => cluster.nodes.node(id).log()).join('\n');
 /** The JSON log lines of an event on any node. */
 const events = (name: string): Array<Record<string, unknown>> =>
   logs()
@@ -225,7 +206,7 @@ describe('splitting by itself on a 3-node cluster', () => {
     const hotKey = hex(encodeItemKey(item, { S: 'hot' }));
     const load = writers('item', 6, (_, i) => ({ pk: i % 10 === 0 ? `cold-${i}` : 'hot' }));
     const readers = loops(3, async () => {
-      await doc.send(new GetCommand({ TableName: 'item', Key: { pk: 'hot' } }));
+      await cluster.doc.send(new GetCommand({ TableName: 'item', Key: { pk: 'hot' } }));
     });
     let partitionId = 0;
     try {
@@ -240,7 +221,7 @@ describe('splitting by itself on a 3-node cluster', () => {
         500,
       );
       // `shoal admin status` lists it while it is hot.
-      const listed = await runShoal(['admin', 'status', '--json', '--meta', nodes.metaAddresses.join(',')]);
+      const listed = await runShoal(['admin', 'status', '--json', '--meta', cluster.nodes.metaAddresses.join(',')]);
       expect(listed.code, listed.stderr).toBe(0);
       expect((JSON.parse(listed.stdout) as { hotKeys: Array<{ partition: number; table: string; key: string }> }).hotKeys).toContainEqual(
         expect.objectContaining({ partition: partitionId, table: 'item', key: hotKey }),
@@ -251,7 +232,7 @@ describe('splitting by itself on a 3-node cluster', () => {
     }
     expect(await partitionsOf(item)).toHaveLength(1);
     expect(events('hot_key').some((e) => e.partition === partitionId && e.key === hotKey)).toBe(true);
-    const reported = await Promise.all(nodes.nodeIds().map(async (id) => metricValue(await nodes.metrics(id), 'shoal_node_hot_keys_reported_total') ?? 0));
+    const reported = await Promise.all(cluster.nodes.nodeIds().map(async (id) => metricValue(await cluster.nodes.metrics(id), 'shoal_node_hot_keys_reported_total') ?? 0));
     expect(Math.max(...reported)).toBeGreaterThanOrEqual(1);
   });
 

@@ -1,34 +1,25 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { join } from 'node:path';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, isReady, killStartedProcesses, metricValue, runShoal, scrapeMetrics } from './helpers/cluster.ts';
-import type { Exit } from './helpers/cluster.ts';
+import { eventually, isReady, killStartedProcesses, metricValue, runShoal, scrapeMetrics, spawnShoal, waitForOutput } from './helpers/cluster.ts';
+import type { ShoalProcess } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
 /** `shoal dev` as a cluster: 3 `shoal node` processes and a `shoal router`, watched by one parent. */
 
-const REPO = resolve(import.meta.dirname, '..');
-const MAIN = join(REPO, 'packages', 'cli', 'src', 'main.ts');
 const START_TIMEOUT_MS = 150_000;
 /** A start of 4 processes on a loaded machine, requests, and a stop. */
 const TEST_TIMEOUT_MS = 240_000;
 
-interface DevProcess {
-  child: ChildProcess;
-  exited: Promise<Exit>;
-  stdout(): string;
-  stderr(): string;
+interface DevProcess extends ShoalProcess {
   /** Role, id, address, ops port and pid of each child, from the lines printed once ready. */
   members: { role: string; id: number; address: string; opsPort: number; pid: number }[];
   endpoint: string;
 }
 
-const started = new Set<ChildProcess>();
 const childPids = new Set<number>();
 let dataRoot: string;
 /** Where the first cluster's nodes listened: a restart on the same data must find them there again. */
@@ -45,34 +36,9 @@ function alive(pid: number): boolean {
 
 async function startDev(dataDir: string, extra: string[] = []): Promise<DevProcess> {
   // Detached: its own process group, so that afterAll can kill it and every child it started.
-  const child = spawn(process.execPath, [MAIN, 'dev', '--port', '0', '--data-dir', dataDir, ...extra], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  started.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Exit>((done) =>
-    child.once('exit', (code, signal) => {
-      started.delete(child);
-      done({ code, signal });
-    }),
-  );
-  await new Promise<void>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`shoal dev not ready in ${START_TIMEOUT_MS} ms:\n${stdout}\n${stderr}`)), START_TIMEOUT_MS);
-    child.stdout!.on('data', () => {
-      if (!/ready/.test(stdout)) return;
-      clearTimeout(timer);
-      done();
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      fail(new Error(`shoal dev exited (${signal ?? code}) before ready:\n${stdout}\n${stderr}`));
-    });
-  });
+  const dev = spawnShoal(['dev', '--port', '0', '--data-dir', dataDir, ...extra], { detached: true });
+  await waitForOutput(dev, /ready/, 'shoal dev ready', START_TIMEOUT_MS, dev.stdout);
+  const stdout = dev.stdout();
   const members = [...stdout.matchAll(/^(node|router)\s+(\d+)\s+(\S+)\s+ops 127\.0\.0\.1:(\d+)\s+pid (\d+)$/gm)].map((match) => ({
     role: match[1],
     id: Number(match[2]),
@@ -83,7 +49,7 @@ async function startDev(dataDir: string, extra: string[] = []): Promise<DevProce
   for (const member of members) childPids.add(member.pid);
   const endpoint = /ready: DynamoDB endpoint (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
   if (endpoint === undefined) throw new Error(`no endpoint in:\n${stdout}`);
-  return { child, exited, stdout: () => stdout, stderr: () => stderr, members, endpoint };
+  return { ...dev, members, endpoint };
 }
 
 beforeAll(async () => {
@@ -91,14 +57,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of started) {
-    try {
-      // `shoal dev` runs in a group of its own, with its children.
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      child.kill('SIGKILL');
-    }
-  }
+  // `shoal dev` runs in a group of its own, with its children: killed with them.
+  killStartedProcesses();
   for (const pid of childPids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -106,7 +66,6 @@ afterAll(async () => {
       // Already gone.
     }
   }
-  killStartedProcesses();
   await rm(dataRoot, { recursive: true, force: true });
 });
 
@@ -122,14 +81,7 @@ async function checkFirstStart(dev: DevProcess, dataDir: string): Promise<void> 
   firstNodeAddresses = dev.members.filter((member) => member.role === 'node').map((member) => member.address);
 
   const { client, doc } = sdkClients(dev.endpoint);
-  await client.send(
-    new CreateTableCommand({
-      TableName: 'dev',
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createTable(client, { TableName: 'dev', ...keyedBy(['id', 'S']) });
   await doc.send(new PutCommand({ TableName: 'dev', Item: { id: 'a', n: 1 } }));
   expect((await doc.send(new GetCommand({ TableName: 'dev', Key: { id: 'a' }, ConsistentRead: true }))).Item).toEqual({ id: 'a', n: 1 });
   client.destroy();

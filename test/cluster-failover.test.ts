@@ -1,12 +1,8 @@
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminStatus, eventually, getFromNode, killStartedProcesses, metricValue, NodeCluster, startClusterRouter } from './helpers/cluster.ts';
-import type { AdminStatus, ClusterRouter } from './helpers/cluster.ts';
-import { sdkClients } from './helpers/shoal.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminStatus, eventually, getFromNode, metricValue, placedPartition, routedClusterPerFile } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
 
 /**
  * A cluster of 3 `shoal node` processes behind a router in this process: replication to every
@@ -16,53 +12,18 @@ import { sdkClients } from './helpers/shoal.ts';
 const TABLE = 'load';
 const STEP_TIMEOUT_MS = 180_000;
 
-let nodes: NodeCluster;
-let front: ClusterRouter;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
+const cluster = routedClusterPerFile({}, STEP_TIMEOUT_MS);
 let schema: TableSchema;
 /** Keys whose put was acknowledged, with the value written. */
 const acknowledged = new Map<string, number>();
 
 beforeAll(async () => {
-  nodes = await NodeCluster.start();
-  front = await startClusterRouter(nodes.metaAddresses);
-  ({ client, doc } = sdkClients(front.endpoint));
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
-  schema = (await front.backend.catalog.get(TABLE))!.schema;
+  await createTable(cluster.client, { TableName: TABLE, ...keyedBy(['id', 'S']) });
+  schema = (await cluster.front.backend.catalog.get(TABLE))!.schema;
 }, STEP_TIMEOUT_MS);
 
-afterAll(async () => {
-  client?.destroy();
-  await front?.close();
-  await nodes?.close();
-  killStartedProcesses();
-});
-
-/** The table's one partition once all 3 replicas are voters and a leader is known. */
-async function placedPartition(): Promise<AdminStatus['partitions'][number]> {
-  let found: AdminStatus['partitions'][number] | undefined;
-  await eventually(
-    `${TABLE} placed on 3 voters with a leader`,
-    async () => {
-      found = (await adminStatus(nodes.metaAddresses)).partitions.find((row) => row.table === TABLE);
-      return found?.leader !== undefined && found.replicas.toSorted().join() === '1,2,3';
-    },
-    60_000,
-    500,
-  );
-  return found!;
-}
-
 async function eventualReads(nodeId: number): Promise<number> {
-  return metricValue(await nodes.metrics(nodeId), 'shoal_node_partition_eventual_reads_total') ?? 0;
+  return metricValue(await cluster.nodes.metrics(nodeId), 'shoal_node_partition_eventual_reads_total') ?? 0;
 }
 
 /** The number attribute `n` of an item as the node stores it (DynamoDB JSON). */
@@ -72,20 +33,20 @@ function numberOf(item: Item | undefined): string | undefined {
 }
 
 async function put(id: string, n: number): Promise<void> {
-  await doc.send(new PutCommand({ TableName: TABLE, Item: { id, n } }));
+  await cluster.doc.send(new PutCommand({ TableName: TABLE, Item: { id, n } }));
   acknowledged.set(id, n);
 }
 
 describe('a cluster of 3 node processes', () => {
   it('replicates every write to all 3 replicas', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const partition = await placedPartition();
+    const partition = await placedPartition(cluster.nodes, TABLE);
     for (let i = 0; i < 30; i++) await put(`replicated${i}`, i);
-    for (const nodeId of nodes.nodeIds()) {
+    for (const nodeId of cluster.nodes.nodeIds()) {
       const before = await eventualReads(nodeId);
       // Each replica answers from its own store: every acknowledged write is there.
       await eventually(`node ${nodeId} holds every write`, async () => {
         for (let i = 0; i < 30; i++) {
-          const item = await getFromNode(nodes.address(nodeId), partition, schema, { id: { S: `replicated${i}` } });
+          const item = await getFromNode(cluster.nodes.address(nodeId), partition, schema, { id: { S: `replicated${i}` } });
           if (numberOf(item) !== String(i)) return false;
         }
         return true;
@@ -95,12 +56,12 @@ describe('a cluster of 3 node processes', () => {
   });
 
   it('serves eventually consistent reads from followers too', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const { leader } = await placedPartition();
-    const followers = nodes.nodeIds().filter((id) => id !== leader);
+    const { leader } = await placedPartition(cluster.nodes, TABLE);
+    const followers = cluster.nodes.nodeIds().filter((id) => id !== leader);
     const before = await Promise.all(followers.map(eventualReads));
     // The router spreads eventual reads over the voters in turn.
     for (let i = 0; i < 6; i++) {
-      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'replicated7' } }));
+      const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'replicated7' } }));
       expect(Item).toEqual({ id: 'replicated7', n: 7 });
     }
     const after = await Promise.all(followers.map(eventualReads));
@@ -111,7 +72,7 @@ describe('a cluster of 3 node processes', () => {
   let killed: number;
 
   it('keeps taking writes through a SIGKILL of the partition leader and loses no acknowledged one', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const { leader } = await placedPartition();
+    const { leader } = await placedPartition(cluster.nodes, TABLE);
     killed = leader!;
     /** When each acknowledged request was sent and answered. */
     const acks: { sentAt: number; at: number }[] = [];
@@ -124,7 +85,7 @@ describe('a cluster of 3 node processes', () => {
         try {
           if (writerId === 0) {
             // One key overwritten in order: a strong read must later see at least the last acknowledged value.
-            await doc.send(new PutCommand({ TableName: TABLE, Item: { id: 'counter', n: seq } }));
+            await cluster.doc.send(new PutCommand({ TableName: TABLE, Item: { id: 'counter', n: seq } }));
             lastCounter = seq;
           } else {
             await put(`load${writerId}-${seq}`, seq);
@@ -140,7 +101,7 @@ describe('a cluster of 3 node processes', () => {
     const writers = [0, 1, 2, 3].map(writer);
     try {
       await eventually('load running', () => acks.length >= 40, 60_000, 50);
-      await nodes.signal(killed, 'SIGKILL');
+      await cluster.nodes.signal(killed, 'SIGKILL');
       // The leader is gone for sure from here on; answers to requests sent earlier may still arrive.
       const killedAt = Date.now();
       const sentAfter = () => acks.filter((ack) => ack.sentAt > killedAt);
@@ -154,7 +115,7 @@ describe('a cluster of 3 node processes', () => {
           `longest time without any acknowledgement ${longestSilenceMs} ms; ${failures} failed requests`,
       );
       expect(resumedMs).toBeLessThan(60_000);
-      const after = await placedPartition();
+      const after = await placedPartition(cluster.nodes, TABLE);
       expect(after.leader).not.toBe(killed);
     } finally {
       stop = true;
@@ -162,30 +123,30 @@ describe('a cluster of 3 node processes', () => {
     }
 
     for (const [id, n] of acknowledged) {
-      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id }, ConsistentRead: true }));
+      const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id }, ConsistentRead: true }));
       expect(Item).toEqual({ id, n });
     }
-    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'counter' }, ConsistentRead: true }));
+    const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'counter' }, ConsistentRead: true }));
     expect(Item?.n).toBeGreaterThanOrEqual(lastCounter);
   });
 
   it('answers strong reads after the leader change with the last acknowledged write', { timeout: STEP_TIMEOUT_MS }, async () => {
     for (let n = 1; n <= 20; n++) {
-      await doc.send(new PutCommand({ TableName: TABLE, Item: { id: 'strong', n } }));
-      const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'strong' }, ConsistentRead: true }));
+      await cluster.doc.send(new PutCommand({ TableName: TABLE, Item: { id: 'strong', n } }));
+      const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id: 'strong' }, ConsistentRead: true }));
       expect(Item).toEqual({ id: 'strong', n });
     }
   });
 
   it('restarts the killed node, which catches up from the log', { timeout: STEP_TIMEOUT_MS }, async () => {
-    await nodes.startNode(killed);
-    await nodes.waitReady([killed]);
-    const partition = await placedPartition();
+    await cluster.nodes.startNode(killed);
+    await cluster.nodes.waitReady([killed]);
+    const partition = await placedPartition(cluster.nodes, TABLE);
     await eventually(
       `node ${killed} holds every acknowledged write`,
       async () => {
         for (const [id, n] of acknowledged) {
-          const item = await getFromNode(nodes.address(killed), partition, schema, { id: { S: id } });
+          const item = await getFromNode(cluster.nodes.address(killed), partition, schema, { id: { S: id } });
           if (numberOf(item) !== String(n)) return false;
         }
         return true;
@@ -195,7 +156,7 @@ describe('a cluster of 3 node processes', () => {
     );
     await eventually(
       'every replica reports the same applied index',
-      async () => (await adminStatus(nodes.metaAddresses)).partitions.find((row) => row.table === TABLE)?.lag === 0,
+      async () => (await adminStatus(cluster.nodes.metaAddresses)).partitions.find((row) => row.table === TABLE)?.lag === 0,
       60_000,
       500,
     );

@@ -1,14 +1,11 @@
-import { CreateTableCommand, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { middleSplitKey } from '@shoal/meta';
 import { compareBytes, encodeCollectionPrefix, encodeItemKey, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { createClient, ErrorDetailSchema, PartitionService, RpcError } from '@shoal/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminStatus, eventually, getFromNode, killStartedProcesses, NodeCluster, runShoal, startClusterRouter } from './helpers/cluster.ts';
-import type { ClusterRouter } from './helpers/cluster.ts';
-import { sdkClients } from './helpers/shoal.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminStatus, eventually, getFromNode, placedPartition, routedClusterPerFile, runShoal } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
 
 /**
  * Splitting a partition through its Raft log on 3 `shoal node` processes, with a router in this
@@ -24,10 +21,7 @@ const STEP_TIMEOUT_MS = 240_000;
 /** DynamoDB's own answers a client retries: the write may or may not have been applied. */
 const RETRYABLE = new Set(['InternalServerError', 'ServiceUnavailable', 'ThrottlingException', 'ProvisionedThroughputExceededException']);
 
-let nodes: NodeCluster;
-let front: ClusterRouter;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
+const cluster = routedClusterPerFile({}, STEP_TIMEOUT_MS);
 let schema: TableSchema;
 /** Keys whose put was acknowledged, with the value written. */
 const acknowledged = new Map<string, number>();
@@ -35,35 +29,10 @@ const acknowledged = new Map<string, number>();
 const failures: string[] = [];
 
 beforeAll(async () => {
-  nodes = await NodeCluster.start();
-  front = await startClusterRouter(nodes.metaAddresses);
-  ({ client, doc } = sdkClients(front.endpoint));
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
-  schema = (await front.backend.catalog.get(TABLE))!.schema;
-  await eventually(
-    `${TABLE} placed on 3 voters with a leader`,
-    async () => {
-      const row = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.table === TABLE);
-      return row?.leader !== undefined && row.replicas.toSorted().join() === '1,2,3';
-    },
-    60_000,
-    500,
-  );
+  await createTable(cluster.client, { TableName: TABLE, ...keyedBy(['id', 'S']) });
+  schema = (await cluster.front.backend.catalog.get(TABLE))!.schema;
+  await placedPartition(cluster.nodes, TABLE);
 }, STEP_TIMEOUT_MS);
-
-afterAll(async () => {
-  client?.destroy();
-  await front?.close();
-  await nodes?.close();
-  killStartedProcesses();
-});
 
 const keyOf = (id: string): Uint8Array => encodeItemKey(schema.tableId, { S: id });
 
@@ -75,7 +44,7 @@ function workload(prefix: string, writers: number): { stop(): Promise<void>; cou
     for (let i = 0; running && i < 100_000; i++) {
       const id = `${prefix}-${writer}-${i}`;
       try {
-        await doc.send(new PutCommand({ TableName: TABLE, Item: { id, n: i } }));
+        await cluster.doc.send(new PutCommand({ TableName: TABLE, Item: { id, n: i } }));
         acknowledged.set(id, i);
         count++;
       } catch (error) {
@@ -99,7 +68,7 @@ async function readAllBack(): Promise<void> {
   for (let from = 0; from < entries.length; from += 8) {
     await Promise.all(
       entries.slice(from, from + 8).map(async ([id, n]) => {
-        const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { id }, ConsistentRead: true }));
+        const { Item } = await cluster.doc.send(new GetCommand({ TableName: TABLE, Key: { id }, ConsistentRead: true }));
         expect(Item, id).toEqual({ id, n });
       }),
     );
@@ -115,7 +84,7 @@ describe('splitting a partition of a 3-node cluster', () => {
   it('splits in the middle of a write workload: nothing acknowledged is lost, both halves serve', { timeout: STEP_TIMEOUT_MS }, async () => {
     const load = workload('a', 4);
     await eventually('writes before the split', () => load.count() >= 60, 60_000);
-    const split = await runShoal(['admin', 'split', TABLE, '--json', '--meta', nodes.metaAddresses.join(',')]);
+    const split = await runShoal(['admin', 'split', TABLE, '--json', '--meta', cluster.nodes.metaAddresses.join(',')]);
     expect(split.code, split.stderr).toBe(0);
     halves = JSON.parse(split.stdout) as SplitJson;
     const { left, right } = halves;
@@ -135,30 +104,30 @@ describe('splitting a partition of a 3-node cluster', () => {
 
     await readAllBack();
 
-    const status = await adminStatus(nodes.metaAddresses);
+    const status = await adminStatus(cluster.nodes.metaAddresses);
     const rows = status.partitions.filter((p) => p.table === TABLE).sort((a, b) => a.id - b.id);
     expect(rows.map((p) => [p.id, p.epoch])).toEqual([
       [left.id, 2],
       [right.id, 2],
     ]);
     await eventually('both halves on 3 voters with a leader', async () => {
-      const now = (await adminStatus(nodes.metaAddresses)).partitions.filter((p) => p.table === TABLE);
+      const now = (await adminStatus(cluster.nodes.metaAddresses)).partitions.filter((p) => p.table === TABLE);
       return now.length === 2 && now.every((p) => p.leader !== undefined && p.replicas.toSorted().join() === '1,2,3');
     }, 60_000, 500);
 
     // No data was copied: every replica of the right half holds the items the parent had written.
     const early = onRight.find((id) => id.startsWith('a-0-'))!;
-    for (const nodeId of nodes.nodeIds()) {
+    for (const nodeId of cluster.nodes.nodeIds()) {
       await eventually(`node ${nodeId} serves ${early} from the right half`, async () =>
-        (await getFromNode(nodes.address(nodeId), { id: right.id, epoch: right.epoch }, schema, { id: { S: early } }))?.n !== undefined,
+        (await getFromNode(cluster.nodes.address(nodeId), { id: right.id, epoch: right.epoch }, schema, { id: { S: early } }))?.n !== undefined,
       );
     }
   });
 
   it('keeps both halves on a node killed and restarted', { timeout: STEP_TIMEOUT_MS }, async () => {
-    await nodes.signal(3, 'SIGKILL');
-    await nodes.startNode(3);
-    await nodes.waitReady();
+    await cluster.nodes.signal(3, 'SIGKILL');
+    await cluster.nodes.startNode(3);
+    await cluster.nodes.waitReady();
     const load = workload('b', 2);
     await eventually('writes after the restart', () => load.count() >= 50, 90_000);
     await load.stop();
@@ -172,7 +141,7 @@ describe('splitting a partition of a 3-node cluster', () => {
       [rows[1], rightId],
     ] as const) {
       await eventually(`node 3 serves ${id} from partition ${partition.id}`, async () =>
-        (await getFromNode(nodes.address(3), partition, schema, { id: { S: id } }))?.n !== undefined,
+        (await getFromNode(cluster.nodes.address(3), partition, schema, { id: { S: id } }))?.n !== undefined,
       );
     }
 
@@ -182,7 +151,7 @@ describe('splitting a partition of a 3-node cluster', () => {
     const hashOf = (id: string): bigint => Buffer.from(keyOf(id)).readBigUInt64BE(4);
     const distance = (id: string): bigint => (hashOf(id) > quarter ? hashOf(id) - quarter : quarter - hashOf(id));
     const at = Array.from({ length: 50 }, (_, i) => `at-${i}`).reduce((best, id) => (distance(id) < distance(best) ? id : best));
-    const again = await runShoal(['admin', 'split', TABLE, '--at', JSON.stringify({ S: at }), '--json', '--meta', nodes.metaAddresses.join(',')]);
+    const again = await runShoal(['admin', 'split', TABLE, '--at', JSON.stringify({ S: at }), '--json', '--meta', cluster.nodes.metaAddresses.join(',')]);
     expect(again.code, again.stderr).toBe(0);
     const quarters = JSON.parse(again.stdout) as SplitJson;
     expect(quarters.left.id).toBe(rows[0].id);
@@ -194,18 +163,11 @@ describe('splitting a partition of a 3-node cluster', () => {
 
   it('records a split its meta leader never recorded, from the nodes\' heartbeats', { timeout: STEP_TIMEOUT_MS }, async () => {
     // An id meta handed out that no partition holds any more: that of a table created and deleted.
-    await client.send(
-      new CreateTableCommand({
-        TableName: 'scratch',
-        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-    const reservedId = (await adminStatus(nodes.metaAddresses)).partitions.find((p) => p.table === 'scratch')!.id;
-    await client.send(new DeleteTableCommand({ TableName: 'scratch' }));
-    for (const nodeId of nodes.nodeIds()) {
-      await eventually(`node ${nodeId} removed partition ${reservedId}`, async () => (await partitionHosted(nodes.address(nodeId), reservedId)) === false);
+    await createTable(cluster.client, { TableName: 'scratch', ...keyedBy(['id', 'S']) });
+    const reservedId = (await adminStatus(cluster.nodes.metaAddresses)).partitions.find((p) => p.table === 'scratch')!.id;
+    await cluster.client.send(new DeleteTableCommand({ TableName: 'scratch' }));
+    for (const nodeId of cluster.nodes.nodeIds()) {
+      await eventually(`node ${nodeId} removed partition ${reservedId}`, async () => (await partitionHosted(cluster.nodes.address(nodeId), reservedId)) === false);
     }
 
     // The right half split by its leader directly, as AdminService.Split does before it records it.
@@ -214,7 +176,7 @@ describe('splitting a partition of a 3-node cluster', () => {
     await eventually('the right half split by its leader', async () => {
       const leader = (await tableRows()).find((p) => p.id === right.id)?.leader;
       if (leader === undefined) return false;
-      const partitions = createClient(PartitionService, nodes.address(leader));
+      const partitions = createClient(PartitionService, cluster.nodes.address(leader));
       try {
         await partitions.splitPartition({ target: { partitionId: BigInt(right.id), epoch: BigInt(right.epoch) }, splitKey, rightPartitionId: BigInt(reservedId) }, { timeoutMs: 10_000 });
         return true;
@@ -243,7 +205,7 @@ describe('splitting a partition of a 3-node cluster', () => {
 let halves: SplitJson | undefined;
 
 async function tableRows(): Promise<Array<{ id: number; epoch: number; leader?: number }>> {
-  return (await adminStatus(nodes.metaAddresses)).partitions.filter((p) => p.table === TABLE).sort((a, b) => a.id - b.id);
+  return (await adminStatus(cluster.nodes.metaAddresses)).partitions.filter((p) => p.table === TABLE).sort((a, b) => a.id - b.id);
 }
 
 function descriptorOf(half: SplitJson['right']): PartitionDescriptor {

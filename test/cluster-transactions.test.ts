@@ -1,6 +1,5 @@
 import {
   BatchWriteItemCommand,
-  CreateTableCommand,
   GetItemCommand,
   PutItemCommand,
   TransactGetItemsCommand,
@@ -8,10 +7,11 @@ import {
   type DynamoDBClient,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
-import { connectCluster, startRouter, type ClusterBackend, type Router } from '@shoal/router';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
-import { adminStatus, eventually, killStartedProcesses, NodeCluster } from './helpers/cluster.ts';
+import { adminStatus, eventually, killStartedProcesses, NodeCluster, startClusterRouter } from './helpers/cluster.ts';
+import type { ClusterRouter } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
 /**
@@ -29,14 +29,13 @@ type FaultPoint = 'afterPrepare' | 'afterCommit';
 
 interface TestRouter {
   client: DynamoDBClient;
-  backend: ClusterBackend;
-  router: Router;
   /** The next transaction stops at `point` and waits for `hold` (rejected: the router dies there). */
   stopNext(point: FaultPoint, hold: () => Promise<void>): void;
 }
 
 let nodes: NodeCluster;
-const routers: TestRouter[] = [];
+/** Every router started, with its client: closed in afterAll. */
+const routers: { client: DynamoDBClient; router: ClusterRouter }[] = [];
 let front: TestRouter;
 let dying: TestRouter;
 
@@ -48,45 +47,30 @@ async function startTestRouter(deadlineMs: number): Promise<TestRouter> {
     next = undefined;
     await hold();
   };
-  const backend = await connectCluster({
-    metaAddresses: nodes.metaAddresses,
+  const router = await startClusterRouter(nodes.metaAddresses, {
     transactions: { deadlineMs, faults: { afterPrepare: at('afterPrepare'), afterCommit: at('afterCommit') } },
   });
-  await eventually('router ready', () => backend.isReady());
-  const router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, host: '127.0.0.1', port: 0, ttlSweepIntervalMs: 0 });
-  const made: TestRouter = {
-    client: sdkClients(`http://127.0.0.1:${router.port}`).client,
-    backend,
-    router,
+  const { client } = sdkClients(router.endpoint);
+  routers.push({ client, router });
+  return {
+    client,
     stopNext: (point, hold) => {
       next = { point, hold };
     },
   };
-  routers.push(made);
-  return made;
 }
 
 beforeAll(async () => {
   nodes = await NodeCluster.start();
   front = await startTestRouter(30_000);
   dying = await startTestRouter(DYING_DEADLINE_MS);
-  for (const TableName of ['accounts', 'ledger']) {
-    await front.client.send(
-      new CreateTableCommand({
-        TableName,
-        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-  }
+  for (const TableName of ['accounts', 'ledger']) await createTable(front.client, { TableName, ...keyedBy(['id', 'S']) });
 }, STEP_TIMEOUT_MS);
 
 afterAll(async () => {
-  for (const { client, router, backend } of routers) {
+  for (const { client, router } of routers) {
     client.destroy();
     await router.close();
-    await backend.close();
   }
   await nodes?.close();
   killStartedProcesses();

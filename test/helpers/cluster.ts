@@ -5,10 +5,14 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
 import { createClient, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
 import { connectCluster, startRouter } from '@shoal/router';
-import type { ClusterBackend, Credentials, Router } from '@shoal/router';
+import type { ClusterBackend, ClusterOptions, Credentials, Router } from '@shoal/router';
+import { afterAll, beforeAll } from 'vitest';
+import { sdkClients } from './shoal.ts';
 
 /**
  * Real clusters for tests: storage nodes as `shoal node` child processes on loopback, routers in the
@@ -22,14 +26,23 @@ const START_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-/** Every process started here and still running: killed by `killStartedProcesses` (afterAll) or at exit. */
-const started = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of started) child.kill('SIGKILL');
-});
+/**
+ * Every process started here and still running, whether it leads a process group of its own (a
+ * `shoal dev` and its children): killed by `killStartedProcesses` (afterAll) or at exit.
+ */
+const started = new Map<ChildProcess, { detached: boolean }>();
+process.once('exit', killStartedProcesses);
 
 export function killStartedProcesses(): void {
-  for (const child of started) child.kill('SIGKILL');
+  for (const [child, { detached }] of started) {
+    try {
+      if (detached) process.kill(-child.pid!, 'SIGKILL');
+      else child.kill('SIGKILL');
+    } catch {
+      // The group is gone already.
+      child.kill('SIGKILL');
+    }
+  }
   started.clear();
 }
 
@@ -52,6 +65,89 @@ export async function freePorts(count: number): Promise<number[]> {
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** A `shoal` command running as a child process of the test, its output collected as it comes. */
+export interface ShoalProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<Exit>;
+  stdout(): string;
+  stderr(): string;
+  /** Both streams, interleaved as they arrived. */
+  output(): string;
+  running(): boolean;
+}
+
+/**
+ * Starts `shoal <args>` from the repository (tracked, so killed in afterAll or at exit); `detached`:
+ * in a process group of its own, killed with every child it started.
+ */
+export function spawnShoal(args: string[], options: { detached?: boolean } = {}): ShoalProcess {
+  const detached = options.detached ?? false;
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached });
+  started.set(child, { detached });
+  let stdout = '';
+  let stderr = '';
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    output += chunk;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    output += chunk;
+  });
+  const exited = new Promise<Exit>((done) =>
+    child.once('exit', (code, signal) => {
+      started.delete(child);
+      done({ code, signal });
+    }),
+  );
+  return {
+    child,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    output: () => output,
+    running: () => child.exitCode === null && child.signalCode === null,
+  };
+}
+
+/**
+ * Waits until `pattern` matches what `shoal` printed (`text`: both streams unless told), failing if it
+ * exits first or after `timeoutMs`.
+ */
+export function waitForOutput(
+  shoal: ShoalProcess,
+  pattern: RegExp,
+  what: string,
+  timeoutMs: number,
+  text: () => string = shoal.output,
+): Promise<RegExpExecArray> {
+  return new Promise((done, fail) => {
+    const stop = (): void => {
+      clearTimeout(timer);
+      shoal.child.stdout!.off('data', check);
+      shoal.child.stderr!.off('data', check);
+    };
+    const timer = setTimeout(() => {
+      stop();
+      fail(new Error(`${what}: not in ${timeoutMs} ms:\n${shoal.output()}`));
+    }, timeoutMs);
+    const check = (): void => {
+      const match = pattern.exec(text());
+      if (match === null) return;
+      stop();
+      done(match);
+    };
+    shoal.child.stdout!.on('data', check);
+    shoal.child.stderr!.on('data', check);
+    void shoal.exited.then(({ code, signal }) => {
+      stop();
+      fail(new Error(`${what}: exited (${signal ?? code}) first:\n${shoal.output()}`));
+    });
+    check();
+  });
 }
 
 /** One running `shoal node` process. */
@@ -178,41 +274,18 @@ export class NodeCluster {
       .filter((id) => id <= 3)
       .map((id) => `${id}=${this.address(id)}`)
       .join(',');
-    const args = [MAIN, 'node', '--node-id', String(nodeId), '--listen', this.address(nodeId), '--data-dir', join(this.dataRoot, `node-${nodeId}`), '--meta-peers', metaPeers, '--ops-port', '0'];
+    const args = ['node', '--node-id', String(nodeId), '--listen', this.address(nodeId), '--data-dir', join(this.dataRoot, `node-${nodeId}`), '--meta-peers', metaPeers, '--ops-port', '0'];
     if (this.partitions !== undefined) args.push('--default-partitions', String(this.partitions));
     args.push(...this.nodeArgs);
-    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    started.add(child);
-    let log = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));
-    const exited = new Promise<Exit>((done) =>
-      child.once('exit', (code, signal) => {
-        started.delete(child);
-        done({ code, signal });
-      }),
-    );
-    const opsPort = await new Promise<number>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`node ${nodeId} did not listen in ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
-      const check = (): void => {
-        const match = /"msg":"listening".*"opsPort":(\d+)/.exec(log);
-        if (match === null) return;
-        clearTimeout(timer);
-        done(Number(match[1]));
-      };
-      child.stderr!.on('data', check);
-      void exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        fail(new Error(`node ${nodeId} exited (${signal ?? code}) before listening:\n${log}`));
-      });
-    });
+    const shoal = spawnShoal(args);
+    const [, opsPort] = await waitForOutput(shoal, /"msg":"listening".*"opsPort":(\d+)/, `node ${nodeId} listening`, START_TIMEOUT_MS);
     const node: NodeProcess = {
       nodeId,
-      pid: child.pid!,
-      opsPort,
-      exited,
-      log: () => log,
-      running: () => child.exitCode === null && child.signalCode === null,
+      pid: shoal.child.pid!,
+      opsPort: Number(opsPort),
+      exited: shoal.exited,
+      log: shoal.output,
+      running: shoal.running,
     };
     this.processes.set(nodeId, node);
     return node;
@@ -258,12 +331,15 @@ export interface ClusterRouter {
   close(): Promise<void>;
 }
 
-/** A router in this process over the cluster whose meta group is at `metaAddresses`; waits until it holds a partition map. */
+/**
+ * A router in this process over the cluster whose meta group is at `metaAddresses`; waits until it
+ * holds a partition map. `transactions`: its cluster client's transaction options (deadline, faults).
+ */
 export async function startClusterRouter(
   metaAddresses: string[],
-  options: { now?: () => number; ttlSweepIntervalMs?: number; credentials?: Credentials[] } = {},
+  options: { now?: () => number; ttlSweepIntervalMs?: number; credentials?: Credentials[]; transactions?: ClusterOptions['transactions'] } = {},
 ): Promise<ClusterRouter> {
-  const backend = await connectCluster({ metaAddresses });
+  const backend = await connectCluster({ metaAddresses, transactions: options.transactions });
   let router: Router;
   try {
     await eventually('router ready', () => backend.isReady(), READY_TIMEOUT_MS);
@@ -291,6 +367,36 @@ export async function startClusterRouter(
   };
 }
 
+/** A node cluster, a router in this process over it and AWS SDK clients of the router: what a cluster test drives. */
+export interface RoutedCluster {
+  nodes: NodeCluster;
+  front: ClusterRouter;
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+}
+
+/**
+ * One RoutedCluster for the whole test file: started in a beforeAll (within `timeoutMs`), closed in an
+ * afterAll with every process the file started. The object returned is filled in when that beforeAll
+ * runs; the file's beforeAll hooks declared after this call already see it.
+ */
+export function routedClusterPerFile(options: NodeClusterOptions, timeoutMs: number): RoutedCluster {
+  const cluster = {} as Partial<RoutedCluster>;
+  beforeAll(async () => {
+    cluster.nodes = await NodeCluster.start(options);
+    cluster.front = await startClusterRouter(cluster.nodes.metaAddresses);
+    Object.assign(cluster, sdkClients(cluster.front.endpoint));
+  }, timeoutMs);
+  afterAll(async () => {
+    // Whatever startup got to before a failure.
+    cluster.client?.destroy();
+    await cluster.front?.close();
+    await cluster.nodes?.close();
+    killStartedProcesses();
+  });
+  return cluster as RoutedCluster;
+}
+
 /** `shoal admin status --json` as it prints it. */
 export interface AdminStatus {
   metaLeader: number;
@@ -300,27 +406,34 @@ export interface AdminStatus {
 }
 
 /** Runs `shoal <args>` to its end (bounded), as a user would. */
-export function runShoal(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  started.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((done) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      started.delete(child);
-      done({ code, stdout, stderr });
-    }),
-  );
+export async function runShoal(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const shoal = spawnShoal(args);
+  const timer = setTimeout(() => shoal.child.kill('SIGKILL'), timeoutMs);
+  // 'close', not 'exit': the output is all read by then.
+  const code = await new Promise<number | null>((done) => shoal.child.once('close', done));
+  clearTimeout(timer);
+  return { code, stdout: shoal.stdout(), stderr: shoal.stderr() };
 }
 
 export async function adminStatus(metaAddresses: string[]): Promise<AdminStatus> {
   const { code, stdout, stderr } = await runShoal(['admin', 'status', '--json', '--meta', metaAddresses.join(',')]);
   if (code !== 0) throw new Error(`shoal admin status failed (${code}): ${stderr}`);
   return JSON.parse(stdout) as AdminStatus;
+}
+
+/** The single partition of `table` once it is on the 3 voters 1, 2 and 3 and a leader is known. */
+export async function placedPartition(nodes: NodeCluster, table: string): Promise<AdminStatus['partitions'][number]> {
+  let found: AdminStatus['partitions'][number] | undefined;
+  await eventually(
+    `${table} placed on 3 voters with a leader`,
+    async () => {
+      found = (await adminStatus(nodes.metaAddresses)).partitions.find((row) => row.table === table);
+      return found?.leader !== undefined && found.replicas.toSorted().join() === '1,2,3';
+    },
+    60_000,
+    500,
+  );
+  return found!;
 }
 
 /**
