@@ -5,13 +5,6 @@
  * reason, stops once the buckets refill, the SDK's retries get every write through, the nodes report
  * the load, throttles and partition sizes in AdminService.Status, and ReturnConsumedCapacity stays exact.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CreateTableCommand,
@@ -23,48 +16,16 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { AdminService, createClient, type PartitionLoad } from '@shoal/proto';
 import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
+import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
 
-const FIXTURE = fileURLToPath(new URL('./admission-node-process.ts', import.meta.url));
 const NODE_IDS = [1, 2, 3];
 const LIMITS = { writeUnitsPerSecond: 20, readUnitsPerSecond: 40, burstSeconds: 1 };
 
-let root = '';
-const children: ChildProcess[] = [];
+let nodes: NodeProcesses | undefined;
 let metaAddresses: string[] = [];
 const backends: ClusterBackend[] = [];
 const routers: Router[] = [];
 const clients: DynamoDBClient[] = [];
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer();
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
-}
-
-function startNode(nodeId: number, port: number, metaPeers: { nodeId: number; address: string }[]): Promise<void> {
-  const options = { nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers, heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 60_000, sizeIntervalMs: 300 } };
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4_000);
-  });
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes('\n')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`node ${nodeId} exited with ${code} before it was ready: ${stderr}`)));
-  });
-}
 
 async function eventually(what: string, check: () => Promise<boolean> | boolean, attempts = 300, intervalMs = 100): Promise<void> {
   for (let i = 0; i < attempts; i++) {
@@ -124,11 +85,8 @@ async function reportedLoads(): Promise<PartitionLoad[]> {
 }
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'shoal-admission-'));
-  const ports = await freePorts(NODE_IDS.length);
-  metaAddresses = ports.map((port) => `127.0.0.1:${port}`);
-  const peers = NODE_IDS.map((nodeId, i) => ({ nodeId, address: metaAddresses[i] }));
-  await Promise.all(NODE_IDS.map((id, i) => startNode(id, ports[i], peers)));
+  nodes = await startNodeProcesses(NODE_IDS, 'admission', { heartbeatIntervalMs: 200, load: { limits: LIMITS, windowMs: 60_000, sizeIntervalMs: 300 } });
+  ({ metaAddresses } = nodes);
   for (let i = 0; i < 2; i++) {
     const backend = await connectCluster({ metaAddresses, initialPartitions: 1, startTimeoutMs: 60_000, routers: 2, throughputBurstSeconds: 1, region: 'eu-west-1' });
     backends.push(backend);
@@ -141,9 +99,7 @@ afterAll(async () => {
   for (const made of clients) made.destroy();
   await Promise.all(routers.map((router) => router.close()));
   await Promise.all(backends.map((backend) => backend.close()));
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : undefined)));
-  if (root !== '') await rm(root, { recursive: true, force: true });
+  await nodes?.stop();
 }, 60_000);
 
 describe('admission control over node processes', () => {

@@ -1,5 +1,5 @@
 /**
- * Three storage nodes (startStorageNode through the cluster-node-process fixture) as child processes on
+ * Storage nodes (startStorageNode through the storage-node-process fixture) as child processes on
  * loopback, each a meta peer, for the router's cluster tests; stopped (SIGTERM, then SIGKILL) and their
  * data removed by `stop()`.
  */
@@ -9,8 +9,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StorageNodeOptions } from '@shoal/node';
 
-const FIXTURE = fileURLToPath(new URL('../cluster-node-process.ts', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./storage-node-process.ts', import.meta.url));
 
 export interface NodeProcesses {
   /** The nodes' gRPC addresses (every node is a meta peer). */
@@ -18,8 +19,14 @@ export interface NodeProcesses {
   stop(): Promise<void>;
 }
 
+/** What a test may set of every node's options: data only (they reach the process as JSON), no clock. */
+export interface NodeProcessOptions {
+  heartbeatIntervalMs?: StorageNodeOptions['heartbeatIntervalMs'];
+  load?: Omit<NonNullable<StorageNodeOptions['load']>, 'now'>;
+}
+
 /** Ports free at the moment of asking, on 127.0.0.1. */
-export async function freePorts(count: number): Promise<number[]> {
+async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, async () => {
       const server = createServer();
@@ -32,19 +39,20 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-/** Starts a node process per id; resolves once every one printed that it is ready. */
-export async function startNodeProcesses(nodeIds: readonly number[], name: string): Promise<NodeProcesses> {
+/** Starts a node process per id, each with `options`; resolves once every one printed that it is ready. */
+export async function startNodeProcesses(nodeIds: readonly number[], name: string, options: NodeProcessOptions = {}): Promise<NodeProcesses> {
   const root = await mkdtemp(join(tmpdir(), `shoal-router-${name}-`));
   const children: ChildProcess[] = [];
   const ports = await freePorts(nodeIds.length);
   const metaAddresses = ports.map((port) => `127.0.0.1:${port}`);
-  const peers = nodeIds.map((id, i) => `${id}=${metaAddresses[i]}`).join(',');
+  const metaPeers = nodeIds.map((nodeId, i) => ({ nodeId, address: metaAddresses[i] }));
   const stop = async (): Promise<void> => {
     await Promise.all(children.map(stopChild));
     await rm(root, { recursive: true, force: true });
   };
   const startNode = (nodeId: number, port: number): Promise<void> => {
-    const child = spawn(process.execPath, [FIXTURE, String(nodeId), join(root, `node-${nodeId}`), String(port), peers], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const nodeOptions = { ...options, nodeId, dataDir: join(root, `node-${nodeId}`), host: '127.0.0.1', port, metaPeers };
+    const child = spawn(process.execPath, [FIXTURE, JSON.stringify(nodeOptions)], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {

@@ -1,7 +1,7 @@
 /**
- * A storage node in a child process for the admission control tests: startStorageNode with the
- * options given as one JSON argument (admission limits included). Prints one JSON line once ready;
- * stops cleanly on SIGTERM.
+ * A storage node in a child process for the router's cluster tests: startStorageNode with the options
+ * given as one JSON argument. Prints one JSON line `{ "address": ..., "ready": ... }` on stdout once the
+ * node is ready (or after 60 s); stops cleanly on SIGTERM.
  */
 import { startStorageNode, type StorageNodeOptions } from '@shoal/node';
 
