@@ -23,6 +23,7 @@ export interface NodeProcesses {
 export interface NodeProcessOptions {
   heartbeatIntervalMs?: StorageNodeOptions['heartbeatIntervalMs'];
   load?: Omit<NonNullable<StorageNodeOptions['load']>, 'now'>;
+  faultInjection?: StorageNodeOptions['faultInjection'];
 }
 
 /** Ports free at the moment of asking, on 127.0.0.1. */
