@@ -2,18 +2,18 @@
  * Read-your-writes on a storage node: an acknowledged write answers the applied index reads of its
  * leader see, and an eventual read naming that index (min_applied_index) on a follower whose apply is
  * held behind waits for it on the replica's apply progress, then answers the new value; past its
- * bound it answers ReplicaBehind. Three nodes in this process (hosts over a network that can hold a
- * node's inbound Raft traffic), each serving PartitionService on 127.0.0.1 twice: with a long wait
- * and with a short one.
+ * bound it answers ReplicaBehind. Three nodes in this process (hosts over a memory network, from
+ * which a node is taken off to hold it behind), each serving PartitionService on 127.0.0.1 twice:
+ * with a long wait and with a short one.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type AttributeValue, type PartitionDescriptor, type PartitionWrite, type TableSchema } from '@shoal/model';
-import type { Message, NodeId } from '@shoal/raft';
+import type { NodeId } from '@shoal/raft';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
-import { MultiRaftHost, PartitionReplica, RaftLogStore, StorageNodeServer, type RaftMessageSender } from '@shoal/node';
+import { MultiRaftHost, PartitionReplica, RaftLogStore, StorageNodeServer } from '@shoal/node';
 import {
   ErrorDetailSchema,
   PartitionService,
@@ -36,6 +36,7 @@ import {
   type PartitionReadOptions,
   type RoutedTo,
 } from '@shoal/proto';
+import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const BEHIND: NodeId = 3;
@@ -48,45 +49,6 @@ const PATIENT_WAIT_MS = 60_000;
 const HASTY_WAIT_MS = 1;
 const S = (value: string): AttributeValue => ({ S: value });
 const put = (pk: string, v: string): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S(v) } }] });
-
-/** Hosts in one process; the Raft traffic to a held node queues (in order) until it is released. */
-class HoldingNetwork {
-  readonly hosts = new Map<NodeId, MultiRaftHost>();
-  readonly #held = new Map<NodeId, Array<Array<{ groupId: number; message: Message }>>>();
-
-  sender(from: NodeId): RaftMessageSender {
-    let queued: Array<{ groupId: number; message: Message }> = [];
-    return {
-      send: (groupId, message) => void queued.push({ groupId, message }),
-      flush: () => {
-        const byPeer = new Map<NodeId, Array<{ groupId: number; message: Message }>>();
-        for (const item of queued) byPeer.set(item.message.to, [...(byPeer.get(item.message.to) ?? []), item]);
-        queued = [];
-        for (const [to, batch] of byPeer) {
-          const held = this.#held.get(to);
-          if (held !== undefined) held.push(batch);
-          else setImmediate(() => this.#deliver(from, to, batch));
-        }
-      },
-    };
-  }
-
-  hold(nodeId: NodeId): void {
-    this.#held.set(nodeId, []);
-  }
-
-  release(nodeId: NodeId): void {
-    const held = this.#held.get(nodeId) ?? [];
-    this.#held.delete(nodeId);
-    for (const batch of held) this.#deliver(0, nodeId, batch);
-  }
-
-  #deliver(from: NodeId, to: NodeId, batch: Array<{ groupId: number; message: Message }>): void {
-    const host = this.hosts.get(to);
-    if (host === undefined) this.hosts.get(from)?.reportUnreachable(to, [...new Set(batch.map((b) => b.groupId))]);
-    else host.receive(batch);
-  }
-}
 
 type PartitionRpc = ClientOf<typeof PartitionService>;
 
@@ -106,7 +68,7 @@ interface Member {
   hasty: Served;
 }
 
-const network = new HoldingNetwork();
+const network = new MemoryNetwork();
 const members: Member[] = [];
 let root = '';
 
@@ -161,6 +123,9 @@ const leaderId = (): NodeId | undefined => {
   return leaders.size === 1 && leader !== undefined && leader !== 0 && member(leader).host.status().find((s) => s.groupId === GROUP)?.role === 'leader' ? leader : undefined;
 };
 const leader = (): Member => member(leaderId()!);
+/** Holds a node's apply behind: the Raft traffic to it is dropped (the leader sends it again once released). */
+const hold = (nodeId: NodeId): boolean => network.hosts.delete(nodeId);
+const release = (nodeId: NodeId): void => void network.hosts.set(nodeId, member(nodeId).host);
 
 async function write(pk: string, v: string): Promise<bigint> {
   const response = await leader().patient.rpc.write(writeRequestToWire(TARGET, put(pk, v)));
@@ -197,7 +162,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const m of members) {
-    network.release(m.nodeId);
     for (const served of [m.patient, m.hasty]) {
       served.rpc.close();
       await shutdown(served.grpc, 1_000);
@@ -228,7 +192,7 @@ describe('read-your-writes on a storage node', () => {
     const before = await write('k', 'old');
     const follower = member(BEHIND);
     await until('the follower applying the first write', () => follower.replica.visibleIndex() >= Number(before));
-    network.hold(BEHIND);
+    hold(BEHIND);
     const acknowledged = await write('k', 'new');
     // Without an index asked, the follower answers what it applied: the old value.
     expect(await get(follower.patient.rpc, 'k', { consistent: false })).toBe('old');
@@ -240,7 +204,7 @@ describe('read-your-writes on a storage node', () => {
     });
     await until('the read waiting on the follower', () => follower.patient.server.stats.replicaWaits === 1);
     expect(answered).toBe(false);
-    network.release(BEHIND);
+    release(BEHIND);
     expect(await read).toBe('new');
     expect(follower.patient.server.stats.replicaBehind).toBe(0);
     expect(follower.replica.visibleIndex()).toBeGreaterThanOrEqual(Number(acknowledged));
@@ -248,7 +212,7 @@ describe('read-your-writes on a storage node', () => {
 
   it('answers ReplicaBehind for Get, GetMany and ReadRange once the wait is over, and the leader at once', { timeout: 30_000 }, async () => {
     const follower = member(BEHIND);
-    network.hold(BEHIND);
+    hold(BEHIND);
     try {
       const acknowledged = await write('r', 'v');
       const asked: PartitionReadOptions = { consistent: false, minAppliedIndex: acknowledged };
@@ -277,7 +241,7 @@ describe('read-your-writes on a storage node', () => {
       expect(range.items.map((item) => item.pk)).toContainEqual(S('r'));
       expect(hasty.server.stats.replicaWaits).toBe(0);
     } finally {
-      network.release(BEHIND);
+      release(BEHIND);
     }
   });
 });
