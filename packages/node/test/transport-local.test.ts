@@ -1,16 +1,12 @@
 /**
- * RaftTransport details between two transports in this process: exact wire sizes, batch splitting
+ * RaftTransport details between two transports in this process: batch splitting
  * under the gRPC limit, the bounded per-peer queue, oversize messages, unknown peers, delays, refused
  * and truncated snapshots.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { create, toBinary } from '@bufbuild/protobuf';
-import fc from 'fast-check';
 import {
-  GroupMessageSchema,
   MessageQueue,
   MetaService,
-  RaftBatchSchema,
   RaftTransportService,
   RpcError,
   Server,
@@ -24,7 +20,7 @@ import {
 import type { Message } from '@shoal/raft';
 import { RaftTransport } from '@shoal/node';
 import type { GroupMessage, RaftTransportOptions, SnapshotOutcome, TransportLogEntry } from '@shoal/node';
-import { groupMessageWireSize } from '../src/transport/wire-size.ts';
+
 
 function append(from: number, to: number, index: number, dataBytes = 0): Message {
   return {
@@ -92,37 +88,6 @@ async function* streamOf<T>(items: T[]): AsyncGenerator<T> {
 }
 
 const receivedIndexes = (endpoint: Endpoint): number[] => endpoint.received.flatMap((batch) => batch.items.map((item) => item.message.index));
-
-describe('wire sizes', () => {
-  const id = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 53 - 1 }), fc.integer({ min: 1, max: 300 }));
-  const bytes = fc.uint8Array({ maxLength: 300 });
-  const message = fc.record({
-    type: fc.constantFrom('MsgApp', 'MsgHeartbeat', 'MsgSnap', 'MsgReadIndexResp', 'MsgProp'),
-    from: id, to: id, term: id, logTerm: id, index: id, commit: id, rejectHint: id, reject: fc.boolean(),
-    entries: fc.array(fc.record({ term: id, index: id, type: fc.constantFrom('normal', 'confChange'), data: bytes }), { maxLength: 4 }),
-    snapshot: fc.option(
-      fc.record({
-        metadata: fc.record({
-          index: id, term: id,
-          confState: fc.record({ voters: fc.array(id), learners: fc.array(id), votersOutgoing: fc.array(id), learnersNext: fc.array(id), autoLeave: fc.boolean() }),
-        }),
-        data: bytes,
-      }),
-      { nil: undefined },
-    ),
-    context: fc.option(bytes, { nil: undefined }),
-  }) as fc.Arbitrary<Message>;
-
-  it('equal the encoded size of every GroupMessage', () => {
-    fc.assert(
-      fc.property(id, message, (groupId, m) => {
-        const alone = toBinary(RaftBatchSchema, create(RaftBatchSchema, { messages: [create(GroupMessageSchema, { groupId: BigInt(groupId), message: messageToWire(m) })] }));
-        expect(groupMessageWireSize(groupId, m)).toBe(alone.length);
-      }),
-      { numRuns: 500 },
-    );
-  });
-});
 
 describe('RaftTransport in one process', () => {
   it('has no fault hook unless built with one', async () => {

@@ -3,7 +3,8 @@
  * child processes (fixtures/transport-node.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { GroupMessageListSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
 import type { Stats } from './fixtures/transport-node.ts';
 import { sha256, snapshotData } from './fixtures/transport-data.ts';
 import { TransportChild, eventually, startCluster } from './fixtures/transport-harness.ts';
@@ -104,23 +105,27 @@ describe('RaftTransport between three processes', () => {
     expect((await node3.stats()).metrics.streamFailures).toBe(0);
   });
 
-  it('refuses a batch holding a message the core cannot take', async () => {
+  it('refuses a batch holding a message the core cannot take, in either form', async () => {
     const [node1] = nodes as [TransportChild];
-    const client = createClient(RaftTransportService, node1.address);
     const message = messageToWire({ type: 'MsgHeartbeat', from: 2, to: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 });
     message.term = 2n ** 60n;
-    const refusal = await (async () => {
-      try {
-        for await (const response of client.stream(streamOf([{ fromNode: 2n, toNode: 1n, messages: [{ groupId: 1n, message }] }]))) void response;
-      } catch (error) {
-        return error;
-      }
-      return undefined;
-    })();
-    client.close();
-    expect(refusal).toBeInstanceOf(RpcError);
-    expect((refusal as RpcError).code).toBe(Status.INVALID_ARGUMENT);
-    expect((refusal as RpcError).message).toBe(`invalid Raft message: term ${2n ** 60n} exceeds 2^53`);
+    const messages = [{ groupId: 1n, message }];
+    const packedMessages = toBinary(GroupMessageListSchema, create(GroupMessageListSchema, { messages }));
+    for (const batch of [{ fromNode: 2n, toNode: 1n, messages }, { fromNode: 2n, toNode: 1n, packedMessages }]) {
+      const client = createClient(RaftTransportService, node1.address);
+      const refusal = await (async () => {
+        try {
+          for await (const response of client.stream(streamOf([batch]))) void response;
+        } catch (error) {
+          return error;
+        }
+        return undefined;
+      })();
+      client.close();
+      expect(refusal).toBeInstanceOf(RpcError);
+      expect((refusal as RpcError).code).toBe(Status.INVALID_ARGUMENT);
+      expect((refusal as RpcError).message).toBe(`invalid Raft message: term ${2n ** 60n} exceeds 2^53`);
+    }
   });
 
   it('transfers a 20 MB snapshot in chunks and reassembles it byte for byte', async () => {

@@ -40,6 +40,14 @@ export type {
 export { MessageQueue } from './message-queue.ts';
 export { messageToWire, messageFromWire, confChangeToWire, confChangeFromWire } from './raft-codec.ts';
 export {
+  messageTypeToWire,
+  encodeGroupMessages,
+  decodeGroupMessages,
+  messageWireSize,
+  groupMessageWireSize,
+  batchHeaderWireSize,
+} from './raft-codec.ts';
+export {
   tableSchemaToWire,
   tableSchemaFromWire,
   tableRecordToWire,

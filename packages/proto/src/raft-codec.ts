@@ -119,6 +119,11 @@ function snapshotFromWire(snapshot: WireSnapshot): raft.Snapshot {
   };
 }
 
+/** The wire enum value of a core message type. */
+export function messageTypeToWire(type: raft.MessageType): WireMessageType {
+  return MESSAGE_TYPES[type];
+}
+
 /** The wire form of a core message. */
 export function messageToWire(message: raft.Message): WireMessage {
   return create(MessageSchema, {
@@ -187,3 +192,470 @@ export function confChangeFromWire(change: WireConfChange): raft.ConfChange {
   if (change.context !== undefined) out.context = change.context;
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Packed batches (RaftBatch.packed_messages): a GroupMessageList encoded and decoded by hand, byte
+// for byte what protobuf-es makes of the same messages (property-tested), at a fraction of its cost:
+// the generic runtime builds a message object per field level, BigInts for every number, and copies
+// each entry's data through its writer's chunks. Decoded entry data, snapshot data and contexts are
+// views into the frame, as protobuf-es gives them.
+
+/** One Raft message and the group it belongs to (the core's form of a GroupMessage). */
+interface CoreGroupMessage {
+  groupId: number;
+  message: raft.Message;
+}
+
+// Wire types and the tags of the fields written (field number << 3 | wire type); every field number
+// of these messages is below 16, so each tag is one byte.
+const VARINT = 0;
+const FIXED64 = 1;
+const DELIMITED = 2;
+const FIXED32 = 5;
+
+function varintSize(value: number): number {
+  let size = 1;
+  for (let rest = value; rest >= 128; rest = Math.floor(rest / 128)) size += 1;
+  return size;
+}
+
+/** A scalar field of implicit presence: absent when zero. */
+const uint64Field = (value: number): number => (value === 0 ? 0 : 1 + varintSize(value));
+const boolField = (value: boolean): number => (value ? 2 : 0);
+/** A length-delimited field that is always written (an embedded message, an optional bytes). */
+const delimited = (length: number): number => 1 + varintSize(length) + length;
+const bytesField = (value: Uint8Array): number => (value.length === 0 ? 0 : delimited(value.length));
+
+function packedPayload(values: readonly number[]): number {
+  let payload = 0;
+  for (const value of values) payload += varintSize(value);
+  return payload;
+}
+
+const packedField = (values: readonly number[]): number => (values.length === 0 ? 0 : delimited(packedPayload(values)));
+
+function entrySize(entry: raft.Entry): number {
+  // The entry type is 1 or 2 on the wire, never the omitted zero.
+  return uint64Field(entry.term) + uint64Field(entry.index) + 2 + bytesField(entry.data);
+}
+
+function confStateSize(state: raft.ConfState): number {
+  return packedField(state.voters) + packedField(state.learners) + packedField(state.votersOutgoing) + packedField(state.learnersNext) + boolField(state.autoLeave);
+}
+
+function snapshotMetadataSize(snapshot: raft.Snapshot): number {
+  const { index, term, confState } = snapshot.metadata;
+  return uint64Field(index) + uint64Field(term) + delimited(confStateSize(confState));
+}
+
+function snapshotSize(snapshot: raft.Snapshot): number {
+  return delimited(snapshotMetadataSize(snapshot)) + bytesField(snapshot.data);
+}
+
+/** The size of the encoded shoal.v1.Message. */
+export function messageWireSize(message: raft.Message): number {
+  let size = 2; // the message type: 1 to 14, never the omitted zero
+  size += uint64Field(message.from) + uint64Field(message.to) + uint64Field(message.term);
+  size += uint64Field(message.logTerm) + uint64Field(message.index) + uint64Field(message.commit);
+  for (const entry of message.entries) size += delimited(entrySize(entry));
+  if (message.snapshot !== undefined) size += delimited(snapshotSize(message.snapshot));
+  size += boolField(message.reject) + uint64Field(message.rejectHint);
+  if (message.context !== undefined) size += delimited(message.context.length);
+  return size;
+}
+
+/**
+ * What one GroupMessage adds to an encoded GroupMessageList, or to a RaftBatch's `messages` (its tag
+ * and length included: both fields have one-byte tags).
+ */
+export function groupMessageWireSize(groupId: number, message: raft.Message): number {
+  return delimited(uint64Field(groupId) + delimited(messageWireSize(message)));
+}
+
+/** The encoded RaftBatch without its messages. */
+export function batchHeaderWireSize(fromNode: number, toNode: number): number {
+  return uint64Field(fromNode) + uint64Field(toNode);
+}
+
+class Writer {
+  readonly bytes: Uint8Array;
+  at = 0;
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+  }
+
+  varint(value: number): void {
+    const bytes = this.bytes;
+    let rest = value;
+    while (rest >= 128) {
+      bytes[this.at++] = (rest % 128) | 128;
+      rest = Math.floor(rest / 128);
+    }
+    bytes[this.at++] = rest;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.bytes[this.at++] = (field << 3) | wireType;
+  }
+
+  uint64(field: number, value: number): void {
+    if (value === 0) return;
+    this.tag(field, VARINT);
+    this.varint(value);
+  }
+
+  bool(field: number, value: boolean): void {
+    if (!value) return;
+    this.tag(field, VARINT);
+    this.bytes[this.at++] = 1;
+  }
+
+  /** Tag and length of an embedded message or bytes field written next. */
+  delimited(field: number, length: number): void {
+    this.tag(field, DELIMITED);
+    this.varint(length);
+  }
+
+  raw(value: Uint8Array): void {
+    this.bytes.set(value, this.at);
+    this.at += value.length;
+  }
+
+  packed(field: number, values: readonly number[]): void {
+    if (values.length === 0) return;
+    this.delimited(field, packedPayload(values));
+    for (const value of values) this.varint(value);
+  }
+}
+
+function writeMessage(w: Writer, message: raft.Message): void {
+  w.tag(1, VARINT);
+  w.varint(MESSAGE_TYPES[message.type]);
+  w.uint64(2, message.from);
+  w.uint64(3, message.to);
+  w.uint64(4, message.term);
+  w.uint64(5, message.logTerm);
+  w.uint64(6, message.index);
+  for (const entry of message.entries) {
+    w.delimited(7, entrySize(entry));
+    w.uint64(1, entry.term);
+    w.uint64(2, entry.index);
+    w.tag(3, VARINT);
+    w.varint(ENTRY_TYPES[entry.type]);
+    if (entry.data.length > 0) {
+      w.delimited(4, entry.data.length);
+      w.raw(entry.data);
+    }
+  }
+  w.uint64(8, message.commit);
+  const snapshot = message.snapshot;
+  if (snapshot !== undefined) {
+    w.delimited(9, snapshotSize(snapshot));
+    w.delimited(1, snapshotMetadataSize(snapshot));
+    const { index, term, confState } = snapshot.metadata;
+    w.uint64(1, index);
+    w.uint64(2, term);
+    w.delimited(3, confStateSize(confState));
+    w.packed(1, confState.voters);
+    w.packed(2, confState.learners);
+    w.packed(3, confState.votersOutgoing);
+    w.packed(4, confState.learnersNext);
+    w.bool(5, confState.autoLeave);
+    if (snapshot.data.length > 0) {
+      w.delimited(2, snapshot.data.length);
+      w.raw(snapshot.data);
+    }
+  }
+  w.bool(10, message.reject);
+  w.uint64(11, message.rejectHint);
+  if (message.context !== undefined) {
+    w.delimited(12, message.context.length);
+    w.raw(message.context);
+  }
+}
+
+/** The GroupMessageList of `messages` (RaftBatch.packed_messages), in one buffer of its exact size. */
+export function encodeGroupMessages(messages: readonly CoreGroupMessage[]): Uint8Array {
+  let size = 0;
+  for (const { groupId, message } of messages) size += groupMessageWireSize(groupId, message);
+  const w = new Writer(size);
+  for (const { groupId, message } of messages) {
+    const messageSize = messageWireSize(message);
+    w.delimited(1, uint64Field(groupId) + delimited(messageSize));
+    w.uint64(1, groupId);
+    w.delimited(2, messageSize);
+    writeMessage(w, message);
+  }
+  return w.bytes;
+}
+
+/** Reads one encoded message (or the part of one between `at` and `end`); every misstep is the sender's corrupt frame. */
+class Reader {
+  readonly bytes: Uint8Array;
+  at: number;
+  end: number;
+
+  constructor(bytes: Uint8Array, at: number, end: number) {
+    this.bytes = bytes;
+    this.at = at;
+    this.end = end;
+  }
+
+  done(): boolean {
+    return this.at >= this.end;
+  }
+
+  /** A uint64 varint as a JS number; past 2^53 it is refused as `what`. */
+  varint(what: string): number {
+    const bytes = this.bytes;
+    const start = this.at;
+    let value = 0;
+    let scale = 1;
+    for (let read = 0; read < 10; read++) {
+      if (this.at >= this.end) throw invalid('truncated frame');
+      const byte = bytes[this.at++] as number;
+      value += (byte & 127) * scale;
+      if (byte < 128) {
+        if (value > Number.MAX_SAFE_INTEGER) throw invalid(`${what} ${exactVarint(bytes.subarray(start, this.at))} exceeds 2^53`);
+        return value;
+      }
+      scale *= 128;
+    }
+    throw invalid('varint longer than 10 bytes');
+  }
+
+  /** The next field's number and wire type, from its tag. */
+  tag(): { field: number; wireType: number } {
+    const tag = this.varint('field tag');
+    return { field: Math.floor(tag / 8), wireType: tag % 8 };
+  }
+
+  /** The end of the length-delimited field whose length comes next; the reader stands at its start. */
+  delimitedEnd(): number {
+    const length = this.varint('length');
+    const end = this.at + length;
+    if (end > this.end) throw invalid('truncated frame');
+    return end;
+  }
+
+  /** A bytes field: a view into the frame. */
+  bytesField(): Uint8Array {
+    const end = this.delimitedEnd();
+    const value = this.bytes.subarray(this.at, end);
+    this.at = end;
+    return value;
+  }
+
+  /** Skips a field this decoder does not know (a newer peer's), as protobuf parsers do. */
+  skip(wireType: number): void {
+    if (wireType === VARINT) this.varint('unknown field');
+    else if (wireType === DELIMITED) this.at = this.delimitedEnd();
+    else if (wireType === FIXED64 || wireType === FIXED32) {
+      this.at += wireType === FIXED64 ? 8 : 4;
+      if (this.at > this.end) throw invalid('truncated frame');
+    } else throw invalid(`wire type ${wireType}`);
+  }
+
+  /** Reads a field of a known number and checks it came with the wire type its type has. */
+  expect(wireType: number, expected: number, field: string): void {
+    if (wireType !== expected) throw invalid(`${field} with wire type ${wireType}`);
+  }
+
+  /** Repeated uint64 values: packed, or one value per field (parsers accept both). */
+  repeated(wireType: number, into: number[], what: string): void {
+    if (wireType === VARINT) {
+      into.push(this.varint(what));
+      return;
+    }
+    this.expect(wireType, DELIMITED, what);
+    const end = this.delimitedEnd();
+    const outer = this.end;
+    this.end = end;
+    while (!this.done()) into.push(this.varint(what));
+    this.end = outer;
+  }
+
+  /** Runs `read` over the embedded message that comes next, then stands after it. */
+  embedded<T>(read: (reader: Reader) => T): T {
+    const end = this.delimitedEnd();
+    const value = read(new Reader(this.bytes, this.at, end));
+    this.at = end;
+    return value;
+  }
+}
+
+/** A varint's exact value, for the message refusing it. */
+function exactVarint(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) value = (value << 7n) | BigInt((bytes[i] as number) & 127);
+  return value;
+}
+
+function readEntry(r: Reader): raft.Entry {
+  let term = 0;
+  let index = 0;
+  let type = 0;
+  let data: Uint8Array = EMPTY;
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) {
+      r.expect(wireType, VARINT, 'entry term');
+      term = r.varint('entry term');
+    } else if (field === 2) {
+      r.expect(wireType, VARINT, 'entry index');
+      index = r.varint('entry index');
+    } else if (field === 3) {
+      r.expect(wireType, VARINT, 'entry type');
+      type = r.varint('entry type');
+    } else if (field === 4) {
+      r.expect(wireType, DELIMITED, 'entry data');
+      data = r.bytesField();
+    } else r.skip(wireType);
+  }
+  return { term, index, type: named(ENTRY_TYPE_NAMES, type, 'entry type'), data };
+}
+
+function readConfState(r: Reader): raft.ConfState {
+  const state: raft.ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) r.repeated(wireType, state.voters, 'voter');
+    else if (field === 2) r.repeated(wireType, state.learners, 'learner');
+    else if (field === 3) r.repeated(wireType, state.votersOutgoing, 'outgoing voter');
+    else if (field === 4) r.repeated(wireType, state.learnersNext, 'next learner');
+    else if (field === 5) {
+      r.expect(wireType, VARINT, 'auto leave');
+      state.autoLeave = r.varint('auto leave') !== 0;
+    } else r.skip(wireType);
+  }
+  return state;
+}
+
+function readSnapshotMetadata(r: Reader): raft.SnapshotMetadata {
+  let index = 0;
+  let term = 0;
+  let confState: raft.ConfState | undefined;
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) {
+      r.expect(wireType, VARINT, 'snapshot index');
+      index = r.varint('snapshot index');
+    } else if (field === 2) {
+      r.expect(wireType, VARINT, 'snapshot term');
+      term = r.varint('snapshot term');
+    } else if (field === 3) {
+      r.expect(wireType, DELIMITED, 'conf state');
+      confState = r.embedded(readConfState);
+    } else r.skip(wireType);
+  }
+  if (confState === undefined) throw invalid('snapshot without a ConfState');
+  return { index, term, confState };
+}
+
+function readSnapshot(r: Reader): raft.Snapshot {
+  let metadata: raft.SnapshotMetadata | undefined;
+  let data: Uint8Array = EMPTY;
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) {
+      r.expect(wireType, DELIMITED, 'snapshot metadata');
+      metadata = r.embedded(readSnapshotMetadata);
+    } else if (field === 2) {
+      r.expect(wireType, DELIMITED, 'snapshot data');
+      data = r.bytesField();
+    } else r.skip(wireType);
+  }
+  if (metadata === undefined) throw invalid('snapshot without metadata');
+  return { metadata, data };
+}
+
+function readMessage(r: Reader): raft.Message {
+  let type = 0;
+  const message: raft.Message = { type: 'MsgApp', from: 0, to: 0, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+  const number = (wireType: number, what: string): number => {
+    r.expect(wireType, VARINT, what);
+    return r.varint(what);
+  };
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    switch (field) {
+      case 1:
+        type = number(wireType, 'message type');
+        break;
+      case 2:
+        message.from = number(wireType, 'from');
+        break;
+      case 3:
+        message.to = number(wireType, 'to');
+        break;
+      case 4:
+        message.term = number(wireType, 'term');
+        break;
+      case 5:
+        message.logTerm = number(wireType, 'log term');
+        break;
+      case 6:
+        message.index = number(wireType, 'index');
+        break;
+      case 7:
+        r.expect(wireType, DELIMITED, 'entry');
+        message.entries.push(r.embedded(readEntry));
+        break;
+      case 8:
+        message.commit = number(wireType, 'commit');
+        break;
+      case 9:
+        r.expect(wireType, DELIMITED, 'snapshot');
+        message.snapshot = r.embedded(readSnapshot);
+        break;
+      case 10:
+        message.reject = number(wireType, 'reject') !== 0;
+        break;
+      case 11:
+        message.rejectHint = number(wireType, 'reject hint');
+        break;
+      case 12:
+        r.expect(wireType, DELIMITED, 'context');
+        message.context = r.bytesField();
+        break;
+      default:
+        r.skip(wireType);
+    }
+  }
+  message.type = named(MESSAGE_TYPE_NAMES, type, 'message type');
+  return message;
+}
+
+function readGroupMessage(r: Reader): CoreGroupMessage {
+  let groupId = 0;
+  let message: raft.Message | undefined;
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) {
+      r.expect(wireType, VARINT, 'group id');
+      groupId = r.varint('group id');
+    } else if (field === 2) {
+      r.expect(wireType, DELIMITED, 'message');
+      message = r.embedded(readMessage);
+    } else r.skip(wireType);
+  }
+  if (message === undefined) throw invalid(`group ${groupId}: no message`);
+  return { groupId, message };
+}
+
+/** The messages of an encoded GroupMessageList; throws RpcError INVALID_ARGUMENT for a frame the core cannot take. */
+export function decodeGroupMessages(bytes: Uint8Array): CoreGroupMessage[] {
+  const r = new Reader(bytes, 0, bytes.length);
+  const messages: CoreGroupMessage[] = [];
+  while (!r.done()) {
+    const { field, wireType } = r.tag();
+    if (field === 1) {
+      r.expect(wireType, DELIMITED, 'group message');
+      messages.push(r.embedded(readGroupMessage));
+    } else r.skip(wireType);
+  }
+  return messages;
+}
+
+const EMPTY = new Uint8Array(0);

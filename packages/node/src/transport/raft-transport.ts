@@ -15,16 +15,20 @@ import {
   Status,
   UndeliveredReason,
   addService,
+  batchHeaderWireSize,
   createClient,
+  decodeGroupMessages,
+  encodeGroupMessages,
+  groupMessageWireSize,
   listen,
   messageFromWire,
   messageToWire,
+  messageTypeToWire,
   shutdown,
 } from '@shoal/proto';
 import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSchema, StreamResponseSchema } from '@shoal/proto';
 import type { Message, NodeId } from '@shoal/raft';
 import { NetworkFaults } from './faults.ts';
-import { batchHeaderWireSize, groupMessageWireSize } from './wire-size.ts';
 
 /** One Raft message and the group it belongs to. */
 export interface GroupMessage {
@@ -154,11 +158,19 @@ interface InboundStream {
   from: NodeId | undefined;
 }
 
+/** A RaftBatch ready to go, with what the sender counts of it (its messages travel packed). */
+interface OutgoingBatch {
+  readonly batch: RaftBatch;
+  readonly bytes: number;
+  readonly messages: number;
+  readonly groups: readonly number[];
+}
+
 /** A batch held back by an injected delay, bound to the stream it was meant for. */
 interface DelayedBatch {
   readonly due: number;
   readonly stream: PeerStream;
-  readonly batch: RaftBatch;
+  readonly outgoing: OutgoingBatch;
 }
 
 /** Batches a peer has not taken yet beyond which flush() leaves messages in the (bounded) queue. */
@@ -465,15 +477,15 @@ export class RaftTransport {
     });
     const lost = new Set(peer.lastFlushGroups);
     for (const held of peer.delayed.splice(0)) {
-      this.metrics.messagesDroppedUnreachable += held.batch.messages.length;
-      for (const m of held.batch.messages) lost.add(Number(m.groupId));
+      this.metrics.messagesDroppedUnreachable += held.outgoing.messages;
+      for (const group of held.outgoing.groups) lost.add(group);
     }
     peer.lastFlushGroups = [];
     if (lost.size > 0) this.#options.onUnreachable?.(peer.nodeId, [...lost]);
   }
 
   /** Cuts the messages into RaftBatches each within maxBatchBytes, in order. */
-  *#split(peer: Peer, messages: GroupMessage[]): Generator<{ batch: RaftBatch; bytes: number }> {
+  *#split(peer: Peer, messages: GroupMessage[]): Generator<OutgoingBatch> {
     const header = batchHeaderWireSize(this.nodeId, peer.nodeId);
     let current: GroupMessage[] = [];
     let bytes = header;
@@ -486,36 +498,37 @@ export class RaftTransport {
         continue;
       }
       if (bytes + size > this.#maxBatchBytes) {
-        yield { batch: this.#batch(peer, current), bytes };
+        yield this.#batch(peer, current, bytes);
         current = [];
         bytes = header;
       }
       current.push(item);
       bytes += size;
     }
-    if (current.length > 0) yield { batch: this.#batch(peer, current), bytes };
+    if (current.length > 0) yield this.#batch(peer, current, bytes);
   }
 
-  #batch(peer: Peer, messages: GroupMessage[]): RaftBatch {
-    return create(RaftBatchSchema, {
+  #batch(peer: Peer, messages: GroupMessage[], bytes: number): OutgoingBatch {
+    const batch = create(RaftBatchSchema, {
       fromNode: BigInt(this.nodeId),
       toNode: BigInt(peer.nodeId),
-      messages: messages.map((m) => ({ groupId: BigInt(m.groupId), message: messageToWire(m.message) })),
+      packedMessages: encodeGroupMessages(messages),
     });
+    return { batch, bytes, messages: messages.length, groups: distinctGroups(messages) };
   }
 
-  #emit(peer: Peer, stream: PeerStream, { batch, bytes }: { batch: RaftBatch; bytes: number }, now: number): void {
+  #emit(peer: Peer, stream: PeerStream, outgoing: OutgoingBatch, now: number): void {
     this.metrics.batchesSent += 1;
-    this.metrics.messagesSent += batch.messages.length;
-    this.metrics.bytesSent += bytes;
+    this.metrics.messagesSent += outgoing.messages;
+    this.metrics.bytesSent += outgoing.bytes;
     const delayMs = this.faults?.delayMsTo(peer.nodeId) ?? 0;
     if (delayMs === 0 && peer.delayed.length === 0) {
-      stream.outbox.push(batch);
+      stream.outbox.push(outgoing.batch);
       return;
     }
     // Held back in a FIFO released by one timer, so that a delay never reorders the stream.
     const last = peer.delayed.at(-1);
-    peer.delayed.push({ due: Math.max(now + delayMs, last?.due ?? 0), stream, batch });
+    peer.delayed.push({ due: Math.max(now + delayMs, last?.due ?? 0), stream, outgoing });
     if (peer.delayTimer === undefined) this.#scheduleDelayed(peer);
   }
 
@@ -529,7 +542,7 @@ export class RaftTransport {
       const now = performance.now();
       while (peer.delayed.length > 0 && (peer.delayed[0] as DelayedBatch).due <= now) {
         const held = peer.delayed.shift() as DelayedBatch;
-        if (held.stream === peer.stream) held.stream.outbox.push(held.batch);
+        if (held.stream === peer.stream) held.stream.outbox.push(held.outgoing.batch);
       }
       this.#scheduleDelayed(peer);
     }, Math.max(0, next.due - performance.now()));
@@ -627,27 +640,27 @@ export class RaftTransport {
       if (stream.from !== undefined && this.#inbound.get(from) !== stream) {
         this.#refused('batch', new RpcError(Status.ABORTED, `stream from node ${from} superseded by a newer one`), { from, remote: context.peer });
       }
-      if (this.faults?.dropsFrom(from) === true) {
-        this.metrics.batchesDroppedByFault += 1;
-        this.metrics.messagesDroppedByFault += batch.messages.length;
-        continue;
-      }
-      const received: GroupMessage[] = [];
-      let bytes = batchHeaderWireSize(from, this.nodeId);
-      for (const wire of batch.messages) {
-        let item: GroupMessage;
-        try {
+      let received: GroupMessage[];
+      try {
+        received = batch.messages.map((wire) => {
           const groupId = safeGroupId(wire.groupId);
           if (groupId === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `invalid group id ${wire.groupId}`);
           if (wire.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `group ${groupId}: no message`);
-          item = { groupId, message: messageFromWire(wire.message) };
-        } catch (error) {
-          const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
-          this.#refused('batch', refusal, { from, remote: context.peer });
-        }
-        bytes += groupMessageWireSize(item.groupId, item.message);
-        received.push(item);
+          return { groupId, message: messageFromWire(wire.message) };
+        });
+        // Storage nodes send the packed form (decoded without the protobuf runtime); `messages` comes from other senders.
+        if (batch.packedMessages.length > 0) received.push(...decodeGroupMessages(batch.packedMessages));
+      } catch (error) {
+        const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
+        this.#refused('batch', refusal, { from, remote: context.peer });
       }
+      if (this.faults?.dropsFrom(from) === true) {
+        this.metrics.batchesDroppedByFault += 1;
+        this.metrics.messagesDroppedByFault += received.length;
+        continue;
+      }
+      let bytes = batchHeaderWireSize(from, this.nodeId);
+      for (const item of received) bytes += groupMessageWireSize(item.groupId, item.message);
       if (stream.from === undefined) {
         stream.from = from;
         this.#inbound.set(from, stream);
@@ -658,9 +671,9 @@ export class RaftTransport {
       const unhosted = this.#options.onMessages(received, from) ?? [];
       if (unhosted.length > 0) {
         const groups = new Set(unhosted);
-        const undelivered = batch.messages
-          .filter((m) => groups.has(Number(m.groupId)))
-          .map((m) => ({ groupId: m.groupId, to: m.message!.to, type: m.message!.type, reason: UndeliveredReason.GROUP_NOT_FOUND }));
+        const undelivered = received
+          .filter((m) => groups.has(m.groupId))
+          .map((m) => ({ groupId: BigInt(m.groupId), to: BigInt(m.message.to), type: messageTypeToWire(m.message.type), reason: UndeliveredReason.GROUP_NOT_FOUND }));
         acknowledged = true;
         yield { undelivered };
       } else if (!acknowledged) {
