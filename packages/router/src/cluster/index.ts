@@ -117,15 +117,24 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
       tableReady: (table) => partitions.awaitLeaders(table, options.tableReadyTimeoutMs ?? DEFAULT_TABLE_READY_TIMEOUT_MS),
       log: options.log,
     }),
-    metrics: () => ({
-      ...counters,
-      ready: view.hasMap && !closed ? 1 : 0,
-      mapVersion: view.version,
-      partitions: view.map.size,
-      nodes: view.nodeCount,
-      tables: view.tableCount,
-      channels: channels.addresses,
-    }),
+    metrics: () => {
+      const { writes, gets } = partitions.coalescing();
+      return {
+        ...counters,
+        ready: view.hasMap && !closed ? 1 : 0,
+        mapVersion: view.version,
+        partitions: view.map.size,
+        nodes: view.nodeCount,
+        tables: view.tableCount,
+        channels: channels.addresses,
+        coalescedWriteCallsTotal: writes.coalescedCalls,
+        coalescedWritesTotal: writes.coalescedRequests,
+        singleWriteCallsTotal: writes.singleCalls,
+        coalescedGetCallsTotal: gets.coalescedCalls,
+        coalescedGetsTotal: gets.coalescedRequests,
+        singleGetCallsTotal: gets.singleCalls,
+      };
+    },
     isReady: () => view.hasMap && !closed,
     close,
   };
