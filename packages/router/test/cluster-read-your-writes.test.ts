@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BatchGetItemCommand,
+  CreateTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import type { Item, TableSchema } from '@shoal/model';
+import { FaultInjectionService, createClient } from '@shoal/proto';
+import { ChannelPool } from '../src/cluster/channels.ts';
+import { ClusterView } from '../src/cluster/cluster-view.ts';
+import { MetaClient } from '../src/cluster/meta-client.ts';
+import { tableItemKey } from '../src/cluster/range-reads.ts';
+import { zeroCounters } from '../src/cluster/metrics.ts';
+import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
+import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
+import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
+import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
+
+/**
+ * Read-your-writes through one router, end to end: three storage node processes, one of them kept
+ * behind (every other node's Raft traffic to it delayed well past the read wait), the AWS SDK as
+ * the client. Each acknowledged write (PutItem, UpdateItem, a cross-partition TransactWriteItems)
+ * is followed by eventually consistent reads (GetItem, BatchGetItem, Query, Scan), some of which the
+ * router sends to the lagging replica: none may answer an older value.
+ */
+
+const NODE_IDS = [1, 2, 3];
+const TABLE = 'ryw';
+/** Far longer than a node's wait for an index (100 ms): a read on the lagging node is refused, never served late. */
+const LAG_MS = 400;
+const ROUNDS = 30;
+
+let nodes: NodeProcesses | undefined;
+let backend: ClusterBackend;
+let router: Router;
+let client: DynamoDBClient;
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean, attempts = 600): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+const versionOf = (item: Record<string, AttributeValue> | undefined): string | undefined => item?.v?.N;
+
+beforeAll(async () => {
+  nodes = await startNodeProcesses(NODE_IDS, 'ryw', { faultInjection: true });
+  backend = await connectCluster({ metaAddresses: nodes.metaAddresses, initialPartitions: 2, startTimeoutMs: 60_000 });
+  await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
+  router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0 });
+  client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${router.port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+    // No SDK retry: a request the router failed must fail the test, not be sent again.
+    maxAttempts: 1,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  client?.destroy();
+  await router?.close();
+  await backend?.close();
+  await nodes?.stop();
+}, 60_000);
+
+describe('read-your-writes through one router', () => {
+  it('never answers an eventual read older than the router\'s own acknowledged write, with a replica lagging', { timeout: 180_000 }, async () => {
+    await client.send(
+      new CreateTableCommand({
+        TableName: TABLE,
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'N' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+
+    // A client of the test's own learns each partition's leader (a write answered names it).
+    const channels = new ChannelPool();
+    const view = new ClusterView();
+    const counters = zeroCounters();
+    const meta = new MetaClient({ addresses: nodes!.metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
+    let lagging: number;
+    let keys: { a: string; b: string };
+    try {
+      await meta.refresh(view);
+      const schema = view.table(TABLE)!.schema;
+      const partitions = view.map.partitionsOf(schema.tableId);
+      expect(partitions).toHaveLength(2);
+      const probe = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
+      keys = { a: keyIn(view, schema, partitions[0].id), b: keyIn(view, schema, partitions[1].id) };
+      for (const pk of [keys.a, keys.b]) {
+        const key = itemKey(pk);
+        await probe.write({ operations: [{ table: schema, kind: 'Put', key, item: { ...key, v: { N: '0' } } }] });
+      }
+      // The lagging node follows partition A (its reads must be refused there), whoever leads B.
+      const leaderOfA = view.leaderOf(partitions[0].id)!;
+      lagging = NODE_IDS.find((id) => id !== leaderOfA)!;
+      for (const nodeId of NODE_IDS.filter((id) => id !== lagging)) {
+        const faults = createClient(FaultInjectionService, addressOf(nodeId));
+        try {
+          await faults.delay({ peers: [BigInt(lagging)], delayMs: LAG_MS });
+        } finally {
+          faults.close();
+        }
+      }
+    } finally {
+      channels.close();
+    }
+
+    const stale: string[] = [];
+    const expectVersion = (what: string, item: Record<string, AttributeValue> | undefined, version: number): void => {
+      if (versionOf(item) !== String(version)) stale.push(`${what}: ${versionOf(item) ?? 'nothing'} instead of ${version}`);
+    };
+    const key = (pk: string) => ({ pk: S(pk), sk: N(0) });
+    try {
+      let version = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        version++;
+        await client.send(new PutItemCommand({ TableName: TABLE, Item: { ...key(keys.a), v: N(version) } }));
+        expectVersion(`round ${round} GetItem after PutItem`, (await client.send(new GetItemCommand({ TableName: TABLE, Key: key(keys.a) }))).Item, version);
+        const queried = await client.send(new QueryCommand({ TableName: TABLE, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': S(keys.a) } }));
+        expectVersion(`round ${round} Query after PutItem`, queried.Items?.[0], version);
+
+        version++;
+        await client.send(new UpdateItemCommand({ TableName: TABLE, Key: key(keys.a), UpdateExpression: 'SET v = :v', ExpressionAttributeValues: { ':v': N(version) } }));
+        expectVersion(`round ${round} GetItem after UpdateItem`, (await client.send(new GetItemCommand({ TableName: TABLE, Key: key(keys.a) }))).Item, version);
+
+        // Across the two partitions: a two-phase commit, visible once its intents are resolved.
+        version++;
+        await client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [keys.a, keys.b].map((pk) => ({ Put: { TableName: TABLE, Item: { ...key(pk), v: N(version) } } })),
+          }),
+        );
+        const batch = await client.send(new BatchGetItemCommand({ RequestItems: { [TABLE]: { Keys: [key(keys.a), key(keys.b)] } } }));
+        const found = batch.Responses?.[TABLE] ?? [];
+        for (const pk of [keys.a, keys.b]) expectVersion(`round ${round} BatchGetItem ${pk} after TransactWriteItems`, found.find((item) => item.pk?.S === pk), version);
+        const scanned = await client.send(new ScanCommand({ TableName: TABLE }));
+        for (const pk of [keys.a, keys.b]) expectVersion(`round ${round} Scan ${pk} after TransactWriteItems`, scanned.Items?.find((item) => item.pk?.S === pk), version);
+      }
+    } finally {
+      for (const nodeId of NODE_IDS.filter((id) => id !== lagging)) {
+        const faults = createClient(FaultInjectionService, addressOf(nodeId));
+        try {
+          await faults.heal({ peers: [] });
+        } finally {
+          faults.close();
+        }
+      }
+    }
+    expect(stale).toEqual([]);
+    // The lagging replica was asked, and refused rather than answered an old value.
+    expect(backend.metrics().replicaBehindRedirectsTotal).toBeGreaterThan(0);
+  });
+});
+
+/** Every node is a meta peer: its gRPC address (FaultInjectionService included) is its meta address. */
+const addressOf = (nodeId: number): string => nodes!.metaAddresses[NODE_IDS.indexOf(nodeId)];
+
+/** The key of the item of partition key `pk` (sort key 0), as the router's model has it. */
+const itemKey = (pk: string): Item => ({ pk: { S: pk }, sk: { N: '0' } });
+
+/** A partition key value whose item (sort key 0) falls in partition `partitionId`. */
+function keyIn(view: ClusterView, table: TableSchema, partitionId: number): string {
+  for (let i = 0; i < 10_000; i++) {
+    const pk = `key-${i}`;
+    if (view.map.lookup(tableItemKey(table, itemKey(pk)))?.id === partitionId) return pk;
+  }
+  throw new Error(`no key found in partition ${partitionId}`);
+}
