@@ -407,10 +407,22 @@ export function getResultToWire(result: GetResult): WireGetResponse {
   return create(GetResponseSchema, { item: result.json === undefined ? json(result.item) : utf8.encode(result.json), size: result.size });
 }
 
+/**
+ * The item read, parsed only when `item` is first read: a GetItem without a projection answers the
+ * JSON text as is (the stored text, as a local store's read does), so most reads never need it parsed.
+ */
 export function getResultFromWire(response: WireGetResponse): GetResult {
   if (response.item === undefined) return undefined;
   const text = utf8Text(response.item, 'item');
-  return { item: parseText<model.Item>(text, 'item'), size: response.size, json: text };
+  let parsed: model.Item | undefined;
+  return {
+    get item(): model.Item {
+      parsed ??= parseText<model.Item>(text, 'item');
+      return parsed;
+    },
+    size: response.size,
+    json: text,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

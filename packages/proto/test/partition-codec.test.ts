@@ -1,3 +1,4 @@
+import { create } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
@@ -179,6 +180,19 @@ describe('the partition contract on the wire', () => {
     const stored = '{"pk":{"S":"a"},"n":{"N":"1.50"}}';
     const found = { item: { pk: { S: 'b' } }, size: 3, json: stored };
     expect(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(found)))).toEqual({ item: JSON.parse(stored), size: 3, json: stored });
+  });
+
+  it('parses a read item only when its item is first read (a GetItem answers the JSON text as is)', () => {
+    const read = getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode('{"pk":{"S":"a"}}'), size: 4 })));
+    const first = read?.item;
+    expect(first).toEqual({ pk: { S: 'a' } });
+    expect(read?.item).toBe(first);
+    // Text that is not JSON fails where the item is wanted, not when the answer is decoded.
+    const broken = getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode('{"pk":'), size: 4 })));
+    expect(broken?.json).toBe('{"pk":');
+    expect(() => broken?.item).toThrow(RpcError);
+    // Bytes that are not UTF-8 are still refused at once.
+    expect(() => getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new Uint8Array([0xff, 0xfe]), size: 2 })))).toThrow(RpcError);
   });
 
   it('round-trips range reads and their results', () => {
