@@ -1,4 +1,4 @@
-export { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
+export { KeySample, seededRandom, type KeySpan } from './key-sample.ts';
 export { SlidingRate } from './rate-window.ts';
 export {
   DEFAULT_ADMISSION_LIMITS,

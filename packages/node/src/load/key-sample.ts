@@ -7,6 +7,7 @@
  * left and right and is spanned by few requests; one key holding most of the weight is a hot item
  * that no split relieves (both judged on the meta leader: @shoal/meta's chooseSplitKey, hotKeyOf).
  */
+import type { SampledKeyLoad } from '@shoal/meta';
 import { compareBytes } from '@shoal/model';
 
 /** What a request touched: one key (`end` absent) or the keys [start, end) (`end` undefined with `range`: unbounded). */
@@ -16,15 +17,6 @@ export interface KeySpan {
   end?: Uint8Array;
   /** A range read unbounded above (a Scan of the last partition). */
   unboundedEnd?: boolean;
-}
-
-export interface SampledKeyLoad {
-  key: Uint8Array;
-  /** The weight of the request that put the key in the sample. */
-  weight: number;
-  leftWeight: number;
-  rightWeight: number;
-  spanningWeight: number;
 }
 
 interface Entry extends SampledKeyLoad {

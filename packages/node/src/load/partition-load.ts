@@ -9,7 +9,8 @@
  */
 
 import { DynamoDbError, LEAST_CAPACITY_UNITS, TokenBucket } from '@shoal/model';
-import { KeySample, seededRandom, type KeySpan, type SampledKeyLoad } from './key-sample.ts';
+import type { SampledKeyLoad } from '@shoal/meta';
+import { KeySample, seededRandom, type KeySpan } from './key-sample.ts';
 import { SlidingRate } from './rate-window.ts';
 
 export interface AdmissionLimits {
