@@ -18,6 +18,8 @@ export {
   listen,
   shutdown,
   createClient,
+  EncodedMessage,
+  FRAME_HEADER_BYTES,
 } from './grpc.ts';
 export type {
   CallContext,
@@ -83,6 +85,8 @@ export {
   getManyResultsFromWire,
 } from './partition-codec.ts';
 export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions } from './partition-codec.ts';
+export { encodeWriteRequest, encodeWriteManyRequest, encodeGetRequest, encodeGetManyRequest } from './partition-requests.ts';
+export type { EncodedReadOptions } from './partition-requests.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';

@@ -8,8 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { Client, Server as RawServer, credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  EncodedMessage,
   EntryType,
   ErrorDetailSchema,
+  FRAME_HEADER_BYTES,
   GetResponseSchema,
   KeyType,
   MessageQueue,
@@ -19,11 +21,13 @@ import {
   RpcError,
   Status,
   UndeliveredReason,
+  WriteRequestSchema,
   createClient,
   dynamoDbErrorFromRpc,
   listen,
   shutdown,
 } from '../src/index.ts';
+import { create, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { DynamoDbError } from '@shoal/model';
 import type { ClientOf, RaftBatchSchema, SnapshotChunkSchema, UndeliveredMessage } from '../src/index.ts';
@@ -119,6 +123,24 @@ describe.each([
     expect(read.size).toBe(item.length);
     const absent = await partitions.get({ target, table, key: json({ pk: { S: 'none' } }) });
     expect(absent.item).toBeUndefined();
+  });
+
+  it('sends a request encoded ahead (EncodedMessage) as the message it encodes, and refuses one of another type', async () => {
+    const key = json({ pk: { S: 'encoded' } });
+    const item = json({ pk: { S: 'encoded' }, v: { N: '2' } });
+    const message = toBinary(WriteRequestSchema, create(WriteRequestSchema, { target, operations: [{ table, kind: 1, key, item }] }));
+    const frame = Buffer.alloc(FRAME_HEADER_BYTES + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, FRAME_HEADER_BYTES);
+    const encoded = new EncodedMessage(WriteRequestSchema, frame);
+    const written = await partitions.write(encoded);
+    expect(written.applied).toBe(true);
+    const read = await partitions.get({ target, table, key, options: { consistent: true } });
+    expect(read.item).toEqual(item);
+    // @ts-expect-error: Get takes a GetRequest, not an encoded WriteRequest
+    const refused = await rpcError(partitions.get(encoded));
+    expect(refused.code).toBe(Status.INTERNAL);
+    expect(refused.message).toContain('shoal.v1.WriteRequest');
   });
 
   it('carries routing errors as typed details', async () => {
