@@ -389,7 +389,9 @@ export class ClusterPartitionClient implements PartitionClient {
             break;
           case 'replicaBehind':
             this.#counters.replicaBehindRedirectsTotal++;
-            // A leader behind (just elected, still applying) is asked again after the pause.
+            // Not asked again in this call; a leader behind (just elected, still applying) is, after
+            // the pause, once every voter was tried.
+            avoid.add(nodeId);
             if (pick === 'any') {
               pick = 'leader';
               continue;
