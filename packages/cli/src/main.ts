@@ -215,108 +215,113 @@ credentialOptions(
   await runRouter({ ...options, credentials: credentialsOf(options) });
 });
 
+/** The options of a command that reaches a running cluster: its meta group, or a `shoal dev` cluster's. */
+interface ClusterTargetOptions {
+  meta?: string[];
+  dataDir: string;
+  json?: boolean;
+}
+
+/** `--meta`, `--data-dir` (where a `shoal dev` cluster records its meta addresses) and `--json`. */
+function clusterTargetOptions(command: Command, jsonDescription = 'print JSON'): Command {
+  return command
+    .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
+    .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
+    .option('--json', jsonDescription);
+}
+
+/** The meta group's addresses: --meta, else those of the `shoal dev` cluster in --data-dir. */
+async function metaAddressesOf(options: ClusterTargetOptions): Promise<string[]> {
+  if (options.meta !== undefined) return options.meta;
+  const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
+  return devClusterMetaAddresses(options.dataDir);
+}
+
 const admin = program.command('admin').description('Inspect and operate a running cluster');
 
-admin
-  .command('status')
-  .description('Nodes and partitions as the meta group\'s leader sees them')
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON instead of tables')
-  .action(async (options: { meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminStatus } = await import('./commands/admin-status.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminStatus({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), json: options.json });
-  });
+clusterTargetOptions(
+  admin
+    .command('status')
+    .description('Nodes and partitions as the meta group\'s leader sees them'),
+  'print JSON instead of tables',
+).action(async (options: ClusterTargetOptions) => {
+  const { runAdminStatus } = await import('./commands/admin-status.ts');
+  await runAdminStatus({ meta: await metaAddressesOf(options), json: options.json });
+});
 
-admin
-  .command('split <table>')
-  .description('Split a partition of a table through its Raft log (no data copied); default: the widest partition, in the middle of its hash range')
-  .option('--at <key>', 'where to split: a partition key value as DynamoDB JSON ({"S":"k"}) or an encoded key in hex')
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON')
-  .action(async (table: string, options: { at?: string; meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminSplit } = await import('./commands/admin-split.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminSplit({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), table, at: options.at, json: options.json });
-  });
+clusterTargetOptions(
+  admin
+    .command('split <table>')
+    .description('Split a partition of a table through its Raft log (no data copied); default: the widest partition, in the middle of its hash range')
+    .option('--at <key>', 'where to split: a partition key value as DynamoDB JSON ({"S":"k"}) or an encoded key in hex'),
+).action(async (table: string, options: { at?: string } & ClusterTargetOptions) => {
+  const { runAdminSplit } = await import('./commands/admin-split.ts');
+  await runAdminSplit({ meta: await metaAddressesOf(options), table, at: options.at, json: options.json });
+});
 
-admin
-  .command('drain')
-  .argument('<node-id>', 'the node to empty', positiveInteger)
-  .description('Move every partition replica (and leadership) off a node, e.g. before scaling down; --wait follows the move until the node can be stopped')
-  .option('--wait', 'wait until the node holds no replica')
-  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600)
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON')
-  .action(async (id: number, options: { wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminDrain } = await import('./commands/admin-drain.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminDrain({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), nodeId: id, wait: options.wait, timeoutSeconds: options.timeout, json: options.json });
-  });
+clusterTargetOptions(
+  admin
+    .command('drain')
+    .argument('<node-id>', 'the node to empty', positiveInteger)
+    .description('Move every partition replica (and leadership) off a node, e.g. before scaling down; --wait follows the move until the node can be stopped')
+    .option('--wait', 'wait until the node holds no replica')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600),
+).action(async (id: number, options: { wait?: boolean; timeout: number } & ClusterTargetOptions) => {
+  const { runAdminDrain } = await import('./commands/admin-drain.ts');
+  await runAdminDrain({ meta: await metaAddressesOf(options), nodeId: id, wait: options.wait, timeoutSeconds: options.timeout, json: options.json });
+});
 
-admin
-  .command('undrain')
-  .argument('<node-id>', 'the node that takes replicas again', positiveInteger)
-  .description('Cancel a drain: the node takes replicas again')
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON')
-  .action(async (id: number, options: { meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminUndrain } = await import('./commands/admin-drain.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminUndrain({ meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)), nodeId: id, json: options.json });
-  });
+clusterTargetOptions(
+  admin
+    .command('undrain')
+    .argument('<node-id>', 'the node that takes replicas again', positiveInteger)
+    .description('Cancel a drain: the node takes replicas again'),
+).action(async (id: number, options: ClusterTargetOptions) => {
+  const { runAdminUndrain } = await import('./commands/admin-drain.ts');
+  await runAdminUndrain({ meta: await metaAddressesOf(options), nodeId: id, json: options.json });
+});
 
-admin
-  .command('move')
-  .argument('<partition-id>', 'the partition whose replica moves', positiveInteger)
-  .description('Move one replica of a partition to another node (added, caught up, promoted, then the old one removed); --wait follows it until done')
-  .requiredOption('--from <node-id>', 'the node holding the replica', positiveInteger)
-  .requiredOption('--to <node-id>', 'an up node without a replica of the partition', positiveInteger)
-  .option('--wait', 'wait until the target serves the replica and the source let it go')
-  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600)
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON')
-  .action(async (id: number, options: { from: number; to: number; wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminMove } = await import('./commands/admin-move.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminMove({
-      meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)),
-      partitionId: id,
-      from: options.from,
-      to: options.to,
-      wait: options.wait,
-      timeoutSeconds: options.timeout,
-      json: options.json,
-    });
+clusterTargetOptions(
+  admin
+    .command('move')
+    .argument('<partition-id>', 'the partition whose replica moves', positiveInteger)
+    .description('Move one replica of a partition to another node (added, caught up, promoted, then the old one removed); --wait follows it until done')
+    .requiredOption('--from <node-id>', 'the node holding the replica', positiveInteger)
+    .requiredOption('--to <node-id>', 'an up node without a replica of the partition', positiveInteger)
+    .option('--wait', 'wait until the target serves the replica and the source let it go')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 600),
+).action(async (id: number, options: { from: number; to: number; wait?: boolean; timeout: number } & ClusterTargetOptions) => {
+  const { runAdminMove } = await import('./commands/admin-move.ts');
+  await runAdminMove({
+    meta: await metaAddressesOf(options),
+    partitionId: id,
+    from: options.from,
+    to: options.to,
+    wait: options.wait,
+    timeoutSeconds: options.timeout,
+    json: options.json,
   });
+});
 
-admin
-  .command('transfer-leader')
-  .argument('<partition-id>', 'the partition whose leadership moves', positiveInteger)
-  .argument('<node-id>', 'a voter of the partition', positiveInteger)
-  .description('Hand a partition\'s leadership to one of its voters; --wait until the node reports leading it')
-  .option('--wait', 'wait until the node leads the partition')
-  .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 60)
-  .option('--meta <host:port,...>', 'addresses of the meta group\'s nodes (default: those of the `shoal dev` cluster in --data-dir)', addressList)
-  .option('--data-dir <dir>', 'data directory of a `shoal dev` cluster', './.shoal')
-  .option('--json', 'print JSON')
-  .action(async (id: number, nodeId: number, options: { wait?: boolean; timeout: number; meta?: string[]; dataDir: string; json?: boolean }) => {
-    const { runAdminTransferLeader } = await import('./commands/admin-move.ts');
-    const { devClusterMetaAddresses } = await import('./commands/dev-cluster.ts');
-    await runAdminTransferLeader({
-      meta: options.meta ?? (await devClusterMetaAddresses(options.dataDir)),
-      partitionId: id,
-      nodeId,
-      wait: options.wait,
-      timeoutSeconds: options.timeout,
-      json: options.json,
-    });
+clusterTargetOptions(
+  admin
+    .command('transfer-leader')
+    .argument('<partition-id>', 'the partition whose leadership moves', positiveInteger)
+    .argument('<node-id>', 'a voter of the partition', positiveInteger)
+    .description('Hand a partition\'s leadership to one of its voters; --wait until the node reports leading it')
+    .option('--wait', 'wait until the node leads the partition')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveNumber, 60),
+).action(async (id: number, nodeId: number, options: { wait?: boolean; timeout: number } & ClusterTargetOptions) => {
+  const { runAdminTransferLeader } = await import('./commands/admin-move.ts');
+  await runAdminTransferLeader({
+    meta: await metaAddressesOf(options),
+    partitionId: id,
+    nodeId,
+    wait: options.wait,
+    timeoutSeconds: options.timeout,
+    json: options.json,
   });
+});
 
 // The chaos and heat tools parse their own options (`shoal chaos --help`), so commander passes them through.
 const tools = {
