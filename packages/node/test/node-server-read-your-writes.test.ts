@@ -244,4 +244,19 @@ describe('read-your-writes on a storage node', () => {
       release(BEHIND);
     }
   });
+
+  it("ends a wait at the call's deadline, long before the replica's own bound", { timeout: 30_000 }, async () => {
+    const follower = member(BEHIND);
+    hold(BEHIND);
+    try {
+      const acknowledged = await write('d', 'v');
+      const behindBefore = follower.patient.server.stats.replicaBehind;
+      const call = follower.patient.rpc.get(getRequestToWire(TARGET, { table: TABLE, key: { pk: S('d') } }, { consistent: false, minAppliedIndex: acknowledged }), { timeoutMs: 200 });
+      expect((await failure(call)).code).toBe(Status.DEADLINE_EXCEEDED);
+      // The node stops waiting too (its bound here is a minute): the wait counts as refused.
+      await until('the node giving up the wait', () => follower.patient.server.stats.replicaBehind === behindBefore + 1);
+    } finally {
+      release(BEHIND);
+    }
+  });
 });
