@@ -88,6 +88,7 @@ export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite
 export { encodeWriteRequest, encodeWriteManyRequest, encodeGetRequest, encodeGetManyRequest } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
+export { freePort, freePorts } from './free-ports.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';
 export {
