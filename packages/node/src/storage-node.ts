@@ -138,6 +138,9 @@ export interface StorageNodeMetrics {
   partitionWrites: number;
   partitionConsistentReads: number;
   partitionEventualReads: number;
+  /** Eventual reads that waited for their replica to apply the router's own writes (read-your-writes), and those refused (ReplicaBehind) after the wait. */
+  partitionReadsWaited: number;
+  partitionReadsReplicaBehind: number;
   partitionRequestsRefused: number;
   replicasCreated: number;
   replicasRemoved: number;
@@ -500,6 +503,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           partitionWrites: s.writes,
           partitionConsistentReads: s.consistentReads,
           partitionEventualReads: s.eventualReads,
+          partitionReadsWaited: s.replicaWaits,
+          partitionReadsReplicaBehind: s.replicaBehind,
           partitionRequestsRefused: s.refused,
           replicasCreated: reconciler.stats.replicasCreated,
           replicasRemoved: reconciler.stats.replicasRemoved,

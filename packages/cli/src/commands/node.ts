@@ -54,6 +54,8 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'partitionWrites',
   'partitionConsistentReads',
   'partitionEventualReads',
+  'partitionReadsWaited',
+  'partitionReadsReplicaBehind',
   'partitionRequestsRefused',
   'replicasCreated',
   'replicasRemoved',
