@@ -132,6 +132,10 @@ describe('the DynamoDB API over a three-node cluster', () => {
       );
     }
 
+    // Every put went in a call to a node, alone or coalesced, and the router's metrics count them.
+    const sent = backend.metrics();
+    expect(sent.coalescedWritesTotal + sent.singleWriteCallsTotal).toBeGreaterThanOrEqual(ITEMS);
+
     const got = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('customer-7'), sk: N(37) }, ConsistentRead: true }));
     expect(got.Item?.at).toEqual(N(963));
     const eventual = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('customer-7'), sk: N(7) } }));

@@ -27,9 +27,11 @@ import {
 import {
   type PartitionService,
   appliedWriteFromWire,
-  getRequestToWire,
+  encodeGetManyRequest,
+  encodeGetRequest,
+  encodeWriteManyRequest,
+  encodeWriteRequest,
   getResultFromWire,
-  getManyRequestToWire,
   getManyResultsFromWire,
   type GetResult,
   rangeReadRequestToWire,
@@ -38,8 +40,6 @@ import {
   dropIndexRequestToWire,
   statisticsFromWire,
   statisticsRequestToWire,
-  writeRequestToWire,
-  writeManyRequestToWire,
   writeManyResultsFromWire,
   type AppliedWrite,
   type CallOptions,
@@ -88,27 +88,32 @@ export class ClusterPartitionClient implements PartitionClient {
   readonly #meta: MetaClient;
   readonly #channels: ChannelPool;
   readonly #policy: RetryPolicy;
-  readonly #rpcTimeoutMs: number;
   readonly #counters: ClusterCounters;
   readonly #log: ClusterLogger | undefined;
-  /** Spreads eventual reads over the voters. */
+  /**
+   * Spreads eventual reads over the voters, turn by turn: the reads of one event-loop turn go to the
+   * same voter (one GetMany per partition rather than one per voter), the next turn's to the next.
+   */
   #spread = 0;
+  #spreadMoves = false;
+  /** The options of a call with a deadline (one object for every call). */
+  readonly #deadline: CallOptions;
   /** One map refresh at a time, shared by every request that needs it. */
   #refreshing: Promise<void> | undefined;
   readonly #transactions: TransactionCoordinator;
   /** Single-operation writes of one turn to one partition: one WriteMany, one Raft entry. */
   readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
-    one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(writeRequestToWire(target, write), options)),
-    many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(writeManyRequestToWire(target, writes), options), writes.length),
+    one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(encodeWriteRequest(target, write), options)),
+    many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(encodeWriteManyRequest(target, writes), options), writes.length),
   });
   /** Gets of one turn to one partition with the same consistency: one GetMany. */
   readonly #gets = new RequestCoalescer<PartitionRpc, { request: GetRequest; options: ReadOptions }, GetResult>({
     one: async (rpc, target, { request, options }, callOptions) =>
-      getResultFromWire(await rpc.get(getRequestToWire(target, request, this.#readOptions(target, options)), callOptions)),
+      getResultFromWire(await rpc.get(encodeGetRequest(target, request, this.#readOptions(target, options)), callOptions)),
     many: async (rpc, target, gets, callOptions) => {
       const [first] = gets;
       const options = this.#readOptions(target, first === undefined ? { consistent: false } : first.options);
-      const response = await rpc.getMany(getManyRequestToWire(target, gets.map((get) => get.request), options), callOptions);
+      const response = await rpc.getMany(encodeGetManyRequest(target, gets.map((get) => get.request), options), callOptions);
       return getManyResultsFromWire(response, gets.length);
     },
   });
@@ -118,7 +123,7 @@ export class ClusterPartitionClient implements PartitionClient {
     this.#meta = options.meta;
     this.#channels = options.channels;
     this.#policy = options.policy;
-    this.#rpcTimeoutMs = options.rpcTimeoutMs;
+    this.#deadline = { timeoutMs: options.rpcTimeoutMs };
     this.#counters = options.counters;
     this.#log = options.log;
     this.#transactions = new TransactionCoordinator(
@@ -151,7 +156,9 @@ export class ClusterPartitionClient implements PartitionClient {
       });
       if (positions.size > 1) return this.#transactions.run(request, positions);
     }
+    const [only] = keys;
     const locate = (): PartitionDescriptor | undefined => {
+      if (keys.length === 1 && only !== undefined) return this.#view.map.lookup(only);
       const owners = new Map<number, PartitionDescriptor>();
       for (const key of keys) {
         const owner = this.#view.map.lookup(key);
@@ -167,7 +174,7 @@ export class ClusterPartitionClient implements PartitionClient {
     const { value, partition } = await this.#onPartition('write', locate, (rpc, target, options) =>
       request.operations.length === 1
         ? this.#writes.submit(rpc, target, request, options)
-        : rpc.write(writeRequestToWire(target, request), options).then(appliedWriteFromWire),
+        : rpc.write(encodeWriteRequest(target, request), options).then(appliedWriteFromWire),
     );
     this.#view.noteWritten(partition.id, value.appliedIndex);
     return value.result;
@@ -298,7 +305,7 @@ export class ClusterPartitionClient implements PartitionClient {
   #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number): number | undefined {
     const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
     if (voters.length === 0) return undefined;
-    const usable = voters.filter((nodeId) => !avoid.has(nodeId));
+    const usable = avoid.size === 0 ? voters : voters.filter((nodeId) => !avoid.has(nodeId));
     const candidates = usable.length > 0 ? usable : voters;
     if (mode === 'any') return candidates[turn % candidates.length];
     // A leader may be missing from a stale descriptor's voters (it just joined): asked all the same.
@@ -320,7 +327,7 @@ export class ClusterPartitionClient implements PartitionClient {
   ): Promise<{ value: T; partition: PartitionDescriptor }> {
     const budget = new RetryBudget(policy);
     const avoid = new Set<number>();
-    const turn = this.#spread++;
+    const turn = this.#spreadTurn();
     // An eventual read a replica refused as behind goes to the leader, which applied what it acknowledged.
     let pick = mode;
     let redirects = 0;
@@ -346,7 +353,7 @@ export class ClusterPartitionClient implements PartitionClient {
       this.#counters.nodeRequestsTotal++;
       try {
         const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-        const value = await call(this.#channels.partition(address), target, deadline ? { timeoutMs: this.#rpcTimeoutMs } : {});
+        const value = await call(this.#channels.partition(address), target, deadline ? this.#deadline : {});
         if (mode !== 'any' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
         return { value, partition };
       } catch (error) {
@@ -418,6 +425,18 @@ export class ClusterPartitionClient implements PartitionClient {
     }
     this.#counters.exhaustedRetriesTotal++;
     throw serviceUnavailable(`The cluster could not serve the request after ${budget.attempts} attempts: ${last}`);
+  }
+
+  /** This turn's place in the spread of eventual reads; it moves on once the turn is over. */
+  #spreadTurn(): number {
+    if (!this.#spreadMoves) {
+      this.#spreadMoves = true;
+      setImmediate(() => {
+        this.#spread++;
+        this.#spreadMoves = false;
+      });
+    }
+    return this.#spread;
   }
 
   #forgetFailedLeader(partitionId: number, nodeId: number): void {
