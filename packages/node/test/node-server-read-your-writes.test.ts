@@ -193,18 +193,23 @@ describe('read-your-writes on a storage node', () => {
     const follower = member(BEHIND);
     await until('the follower applying the first write', () => follower.replica.visibleIndex() >= Number(before));
     hold(BEHIND);
-    const acknowledged = await write('k', 'new');
-    // Without an index asked, the follower answers what it applied: the old value.
-    expect(await get(follower.patient.rpc, 'k', { consistent: false })).toBe('old');
-    expect(follower.replica.visibleIndex()).toBeLessThan(Number(acknowledged));
+    let acknowledged = 0n;
+    let read: Promise<string | undefined> | undefined;
+    try {
+      acknowledged = await write('k', 'new');
+      // Without an index asked, the follower answers what it applied: the old value.
+      expect(await get(follower.patient.rpc, 'k', { consistent: false })).toBe('old');
+      expect(follower.replica.visibleIndex()).toBeLessThan(Number(acknowledged));
 
-    let answered = false;
-    const read = get(follower.patient.rpc, 'k', { consistent: false, minAppliedIndex: acknowledged }).finally(() => {
-      answered = true;
-    });
-    await until('the read waiting on the follower', () => follower.patient.server.stats.replicaWaits === 1);
-    expect(answered).toBe(false);
-    release(BEHIND);
+      let answered = false;
+      read = get(follower.patient.rpc, 'k', { consistent: false, minAppliedIndex: acknowledged }).finally(() => {
+        answered = true;
+      });
+      await until('the read waiting on the follower', () => follower.patient.server.stats.replicaWaits === 1);
+      expect(answered).toBe(false);
+    } finally {
+      release(BEHIND);
+    }
     expect(await read).toBe('new');
     expect(follower.patient.server.stats.replicaBehind).toBe(0);
     expect(follower.replica.visibleIndex()).toBeGreaterThanOrEqual(Number(acknowledged));
