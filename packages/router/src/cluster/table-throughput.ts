@@ -77,16 +77,15 @@ export class TableThroughputGate implements PartitionClient {
   }
 
   async write(request: PartitionWrite): Promise<PartitionWriteResult> {
-    const tables = new Map<string, TableSchema>();
-    for (const operation of request.operations) tables.set(operation.table.name, operation.table);
-    const gates: Array<{ table: TableSchema; gate: TokenBucket }> = [];
-    for (const table of tables.values()) {
-      const gate = this.#admit(table, 'write');
-      if (gate !== undefined) gates.push({ table, gate });
+    const gates = this.#writeGates(request);
+    let result: PartitionWriteResult;
+    try {
+      result = await this.#inner.write(request);
+    } catch (error) {
+      throw this.#regional(error);
     }
-    const result = await this.#regional(() => this.#inner.write(request));
     // On-demand tables (no gate) cost nothing more here: the served units are counted only to charge.
-    if (gates.length === 0) return result;
+    if (gates === undefined) return result;
     const now = this.#now();
     const served = servedWriteUnits(request, result);
     for (const { table, gate } of gates) gate.charge((served.get(table.name)?.units ?? 0) - LEAST_CAPACITY_UNITS.write, now);
@@ -95,7 +94,12 @@ export class TableThroughputGate implements PartitionClient {
 
   async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
     const gate = this.#admit(request.table, 'read');
-    const found = await this.#regional(() => this.#inner.get(request, options));
+    let found: FoundItem | undefined;
+    try {
+      found = await this.#inner.get(request, options);
+    } catch (error) {
+      throw this.#regional(error);
+    }
     gate?.charge(readCapacityUnits(found?.size ?? 0, options.consistent) - LEAST_CAPACITY_UNITS.read, this.#now());
     return found;
   }
@@ -103,7 +107,12 @@ export class TableThroughputGate implements PartitionClient {
   async readRange(request: RangeReadRequest, options: ReadOptions): Promise<RangeReadResult> {
     const index = request.indexName === undefined ? undefined : request.table.indexes.find((candidate) => candidate.name === request.indexName);
     const gate = this.#admit(request.table, 'read', index?.kind === 'GSI' ? index.name : undefined);
-    const result = await this.#regional(() => this.#inner.readRange(request, options));
+    let result: RangeReadResult;
+    try {
+      result = await this.#inner.readRange(request, options);
+    } catch (error) {
+      throw this.#regional(error);
+    }
     gate?.charge(readCapacityUnits(result.bytesRead, options.consistent) - LEAST_CAPACITY_UNITS.read, this.#now());
     return result;
   }
@@ -147,13 +156,24 @@ export class TableThroughputGate implements PartitionClient {
     });
   }
 
-  /** Runs a call, completing the region of the ARNs in a node's throttling reasons. */
-  async #regional<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw error instanceof DynamoDbError ? withRegion(error, this.#region) : error;
+  /** The write buckets of the tables a write touches (each once); undefined when none is PROVISIONED. */
+  #writeGates(request: PartitionWrite): Array<{ table: TableSchema; gate: TokenBucket }> | undefined {
+    const [first] = request.operations;
+    const tables =
+      request.operations.length === 1 && first !== undefined
+        ? [first.table]
+        : [...new Map(request.operations.map((operation) => [operation.table.name, operation.table])).values()];
+    let gates: Array<{ table: TableSchema; gate: TokenBucket }> | undefined;
+    for (const table of tables) {
+      const gate = this.#admit(table, 'write');
+      if (gate !== undefined) (gates ??= []).push({ table, gate });
     }
+    return gates;
+  }
+
+  /** A call's failure, with the region of the ARNs in a node's throttling reasons completed. */
+  #regional(error: unknown): unknown {
+    return error instanceof DynamoDbError ? withRegion(error, this.#region) : error;
   }
 }
 
