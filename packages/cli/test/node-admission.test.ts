@@ -7,7 +7,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import {
   RpcError,
   createClient,
   dynamoDbErrorFromRpc,
+  freePort,
   partitionMapResponseFromWire,
   tableRecordToWire,
   writeRequestToWire,
@@ -26,14 +26,6 @@ import {
 } from '@shoal/proto';
 
 const MAIN = resolve(import.meta.dirname, '..', 'src', 'main.ts');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 /** Polls `probe` every 50 ms until it gives a value, at most `attempts` times. */
 async function eventually<T>(probe: () => Promise<T | undefined>, what: string, attempts = 400): Promise<T> {

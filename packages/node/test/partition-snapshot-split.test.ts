@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeItemKey, partitionContains, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import {
+  freePorts,
   AdminService,
   ErrorDetailSchema,
   PartitionService,
@@ -27,7 +28,6 @@ import {
   type ClientOf,
 } from '@shoal/proto';
 import { MetaClient, type MetaPeer } from '@shoal/node';
-import { freePorts } from './fixtures/free-ports.ts';
 import { StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 

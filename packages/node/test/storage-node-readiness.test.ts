@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStorageNode, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
-import { freePorts } from './fixtures/free-ports.ts';
+import { freePorts } from '@shoal/proto';
 import { eventually } from './fixtures/transport-harness.ts';
 
 const quiet: NodeLog = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };

@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PartitionDescriptor, TableRecord, TableSchema } from '@shoal/model';
-import { PartitionService, createClient, getRequestToWire, getResultFromWire, partitionMapResponseFromWire, tableRecordToWire, writeRequestToWire, writeResultFromWire } from '@shoal/proto';
+import { PartitionService, createClient, freePorts, getRequestToWire, getResultFromWire, partitionMapResponseFromWire, tableRecordToWire, writeRequestToWire, writeResultFromWire } from '@shoal/proto';
 import { MetaClient, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
 import { NodeAddressBook } from '../src/cluster/node-address-book.ts';
-import { freePorts } from './fixtures/free-ports.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
 interface LogLine {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartitionMap, encodeItemKey, type PartitionDescriptor, type TableRecord, type TableSchema } from '@shoal/model';
 import {
+  freePorts,
   PartitionService,
   createClient,
   getRequestToWire,
@@ -21,7 +22,6 @@ import {
   writeResultFromWire,
 } from '@shoal/proto';
 import { MetaClient, RaftLogStore, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
-import { freePorts } from './fixtures/free-ports.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
 interface LogLine {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
 import {
+  freePorts,
   ErrorDetailSchema,
   PartitionService,
   RpcError,
@@ -29,7 +30,6 @@ import {
   type ClientOf,
 } from '@shoal/proto';
 import { MetaClient, type MetaPeer } from '@shoal/node';
-import { freePorts } from './fixtures/free-ports.ts';
 import { StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
