@@ -3,57 +3,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, NodeId } from '@shoal/raft';
-import { GroupNotHostedError, MultiRaftHost, NotLeaderError, ProposalOutcomeUnknownError, RaftLogStore, type GroupPersist } from '@shoal/node';
-import { encodeWrite, KvStateMachine, recordingKvMachines } from './fixtures/host-kv.ts';
-import { agreedLeader, pump, turn, whilePumping } from './fixtures/host-cluster.ts';
+import { GroupNotHostedError, NotLeaderError, ProposalOutcomeUnknownError, type GroupPersist } from '@shoal/node';
+import { encodeWrite } from './fixtures/host-kv.ts';
+import { agreedLeader, pump, startKvMember, startKvMembers, stopKvMember, turn, whilePumping, type KvMember, type KvMemberOptions } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const GROUPS = Array.from({ length: 20 }, (_, i) => i + 1);
 
-interface Member {
-  nodeId: NodeId;
-  dir: string;
-  store: RaftLogStore;
-  host: MultiRaftHost;
-  machines: Map<number, KvStateMachine>;
-}
+/** Every member here: the test timing, and snapshots every 40 applied entries (the restart test needs some). */
+const MEMBER_OPTIONS: KvMemberOptions = { seed: 42, host: { snapshotPolicy: { every: 40, keep: 10 } } };
 
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const store = await RaftLogStore.open(dir);
-  const machines = new Map<number, KvStateMachine>();
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore: store,
-    sender: network.sender(nodeId),
-    stateMachine: recordingKvMachines(machines),
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 42,
-    snapshotPolicy: { every: 40, keep: 10 },
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, dir, store, host, machines };
-}
+const allLed = (members: readonly KvMember[]): boolean => GROUPS.every((g) => agreedLeader(members, g) !== undefined);
 
-async function stopMember(network: MemoryNetwork, member: Member): Promise<void> {
-  network.hosts.delete(member.nodeId);
-  await member.host.stop();
-  await member.store.close();
-}
-
-const allLed = (members: readonly Member[]): boolean => GROUPS.every((g) => agreedLeader(members, g) !== undefined);
-
-const sameState = (members: readonly Member[]): boolean =>
+const sameState = (members: readonly KvMember[]): boolean =>
   GROUPS.every((g) => {
     const dumps = members.map((m) => JSON.stringify(m.machines.get(g)?.dump()));
     return dumps.every((d) => d === dumps[0]);
   });
 
 /** Proposes while ticking (so a lost message is retried), resolving with every result. */
-async function proposeAll(members: readonly Member[], writes: Array<{ groupId: number; key: string; value: string }>): Promise<unknown[]> {
+async function proposeAll(members: readonly KvMember[], writes: Array<{ groupId: number; key: string; value: string }>): Promise<unknown[]> {
   const results = Promise.all(writes.map(({ groupId, key, value }) => agreedLeader(members, groupId)!.host.propose(groupId, encodeWrite({ key, value }))));
   return whilePumping(members, results, 'proposals');
 }
@@ -61,16 +31,16 @@ async function proposeAll(members: readonly Member[], writes: Array<{ groupId: n
 describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
   const network = new MemoryNetwork();
   let root = '';
-  let members: Member[] = [];
+  let members: KvMember[] = [];
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-'));
-    members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
+    members = await startKvMembers(network, root, NODES, MEMBER_OPTIONS);
     for (const m of members) for (const g of GROUPS) await m.host.createGroup(g, NODES);
   });
 
   afterAll(async () => {
-    for (const m of members) await stopMember(network, m);
+    for (const m of members) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -160,7 +130,7 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
   it('survives a stopped leader host, which restarts from its log store and catches up', async () => {
     const victim = agreedLeader(members, 1)!;
     const ledBefore = GROUPS.filter((g) => agreedLeader(members, g) === victim);
-    await stopMember(network, victim);
+    await stopKvMember(network, victim);
     const survivors = members.filter((m) => m !== victim);
     await pump(survivors, () => allLed(survivors), 'new leaders');
     for (const g of ledBefore) expect(agreedLeader(survivors, g)).toBeDefined();
@@ -170,7 +140,7 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
     await proposeAll(survivors, GROUPS.map((g) => ({ groupId: g, key: 'after', value: `stop${g}` })));
     expect(survivors.every((m) => m.host.stats.snapshotsTaken >= GROUPS.length)).toBe(true);
 
-    const restarted = await startMember(network, victim.nodeId, victim.dir);
+    const restarted = await startKvMember(network, victim.nodeId, join(root, `node-${victim.nodeId}`), MEMBER_OPTIONS);
     members = [...survivors, restarted];
     expect(restarted.host.status().map((s) => s.groupId)).toEqual(GROUPS);
     await pump(members, () => sameState(members) && allLed(members), 'restarted host catching up');
@@ -185,18 +155,18 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
 describe('MultiRaftHost: one host', () => {
   const network = new MemoryNetwork();
   let root = '';
-  let member: Member;
+  let member: KvMember;
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-single-'));
-    member = await startMember(network, 1, join(root, 'node-1'));
+    member = await startKvMember(network, 1, join(root, 'node-1'), MEMBER_OPTIONS);
     await member.host.createGroup(1, [1]);
     await member.host.createGroup(2, [1]);
     await pump([member], () => member.host.leaderOf(1) === 1 && member.host.leaderOf(2) === 1, 'single-member leaders');
   });
 
   afterAll(async () => {
-    await stopMember(network, member);
+    await stopKvMember(network, member);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -226,17 +196,17 @@ describe('MultiRaftHost: one host', () => {
 describe('MultiRaftHost: a proposal placed in the log when its replica goes', () => {
   const network = new MemoryNetwork();
   let root = '';
-  let members: Member[] = [];
+  let members: KvMember[] = [];
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-host-placed-'));
-    members = [await startMember(network, 1, join(root, 'node-1')), await startMember(network, 2, join(root, 'node-2'))];
+    members = await startKvMembers(network, root, [1, 2], MEMBER_OPTIONS);
     for (const m of members) await m.host.createGroup(7, [1, 2]);
     await pump(members, () => members.every((m) => m.host.leaderOf(7) === 1 || m.host.leaderOf(7) === 2) && agreedLeader(members, 7) !== undefined, 'leader of group 7');
   });
 
   afterAll(async () => {
-    for (const m of members) if (network.hosts.has(m.nodeId)) await stopMember(network, m);
+    for (const m of members) if (network.hosts.has(m.nodeId)) await stopKvMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
