@@ -89,6 +89,7 @@ export { encodeWriteRequest, encodeWriteManyRequest, encodeGetRequest, encodeGet
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { freePort, freePorts } from './free-ports.ts';
+export { answersReady } from './readiness.ts';
 export { partitionDescriptorToWire, partitionDescriptorFromWire, partitionMapResponseToWire, partitionMapResponseFromWire } from './meta-codec.ts';
 export type { PartitionMapAnswer } from './meta-codec.ts';
 export {
