@@ -7,9 +7,8 @@ import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { answersReady, freePorts } from '@shoal/proto';
 
 const CLI_MAIN = resolve(import.meta.dirname, '..', '..', 'cli', 'src', 'main.ts');
 export const HOST = '127.0.0.1';
@@ -131,13 +130,7 @@ export class Member {
       const { opsPort } = await withTimeout(this.#listening, Math.min(timeoutMs, LISTENING_TIMEOUT_MS), `${this.name} not listening`);
       while (Date.now() < deadline) {
         if (!this.running()) return;
-        try {
-          const response = await fetch(`http://${HOST}:${opsPort}/readyz`, { signal: AbortSignal.timeout(2_000) });
-          await response.arrayBuffer();
-          if (response.status === 200) return;
-        } catch {
-          // Not answering yet.
-        }
+        if (await answersReady(HOST, opsPort)) return;
         await sleep(200);
       }
       throw new Error(`${this.name} not ready after ${timeoutMs / 1000} s`);
@@ -213,22 +206,6 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promi
   }
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer();
-      await new Promise<void>((done, fail) => {
-        server.once('error', fail);
-        server.listen(0, HOST, done);
-      });
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((done) => server.close(() => done()))));
-  return ports;
-}
-
 /** Every member of every cluster started by this process, stopped at exit whatever happens. */
 const everyMember = new Set<Member>();
 process.once('exit', () => {
@@ -263,7 +240,7 @@ export class ChaosCluster {
     if (options.nodes < META_PEER_COUNT) throw new Error(`a chaos cluster needs at least ${META_PEER_COUNT} nodes`);
     if (options.routers < 1) throw new Error('a chaos cluster needs at least one router');
     await mkdir(options.dir, { recursive: true });
-    const ports = await freePorts(options.nodes + options.routers);
+    const ports = await freePorts(options.nodes + options.routers, HOST);
     const nodeAddress = (id: number): string => `${HOST}:${ports[id - 1]}`;
     const metaIds = Array.from({ length: META_PEER_COUNT }, (_, index) => index + 1);
     const metaPeers = metaIds.map((id) => `${id}=${nodeAddress(id)}`).join(',');
