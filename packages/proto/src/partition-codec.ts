@@ -408,21 +408,30 @@ export function getResultToWire(result: GetResult): WireGetResponse {
 }
 
 /**
- * The item read, parsed only when `item` is first read: a GetItem without a projection answers the
- * JSON text as is (the stored text, as a local store's read does), so most reads never need it parsed.
+ * An item read from a node, parsed only when `item` is first read: a GetItem without a projection
+ * answers the JSON text as is (the stored text, as a local store's read does), so most reads never
+ * need it parsed. A class, so that every read item shares one shape (an object literal with a getter
+ * makes a shape per object, and every access to such objects slow).
  */
+class ReadItem implements model.FoundItem {
+  readonly size: number;
+  readonly json: string;
+  #item: model.Item | undefined;
+
+  constructor(json: string, size: number) {
+    this.json = json;
+    this.size = size;
+  }
+
+  get item(): model.Item {
+    this.#item ??= parseText<model.Item>(this.json, 'item');
+    return this.#item;
+  }
+}
+
 export function getResultFromWire(response: WireGetResponse): GetResult {
   if (response.item === undefined) return undefined;
-  const text = utf8Text(response.item, 'item');
-  let parsed: model.Item | undefined;
-  return {
-    get item(): model.Item {
-      parsed ??= parseText<model.Item>(text, 'item');
-      return parsed;
-    },
-    size: response.size,
-    json: text,
-  };
+  return new ReadItem(utf8Text(response.item, 'item'), response.size);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -139,6 +139,10 @@ function expectSame<T>(actual: T, expected: T): void {
 }
 
 const routed = { partitionId: 12n, epoch: 3n };
+
+/** A read item's fields as a plain object (its item is read through a getter). */
+const plain = (found: model.FoundItem | undefined): model.FoundItem | undefined =>
+  found === undefined ? undefined : { item: found.item, size: found.size, ...(found.json === undefined ? {} : { json: found.json }) };
 const runs = { numRuns: 150, seed: 3 };
 
 describe('the partition contract on the wire', () => {
@@ -172,14 +176,14 @@ describe('the partition contract on the wire', () => {
       fc.property(fc.option(fc.record({ item, size: fc.nat(400 * 1024) }), { nil: undefined }), (result) => {
         // The answer also carries the item's JSON text, as it crossed the wire.
         const expected = result === undefined ? undefined : { ...result, json: JSON.stringify(result.item) };
-        expectSame(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(result))), expected);
+        expectSame(plain(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(result)))), expected);
       }),
       runs,
     );
     // A stored item's JSON text is sent as is, not serialized again.
     const stored = '{"pk":{"S":"a"},"n":{"N":"1.50"}}';
     const found = { item: { pk: { S: 'b' } }, size: 3, json: stored };
-    expect(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(found)))).toEqual({ item: JSON.parse(stored), size: 3, json: stored });
+    expect(plain(getResultFromWire(overTheWire(GetResponseSchema, getResultToWire(found))))).toEqual({ item: JSON.parse(stored), size: 3, json: stored });
   });
 
   it('parses a read item only when its item is first read (a GetItem answers the JSON text as is)', () => {
