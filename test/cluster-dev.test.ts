@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, isReady, killStartedProcesses, metricValue, runShoal, scrapeMetrics, spawnShoal, waitForOutput } from './helpers/cluster.ts';
+import { answersReady } from '@shoal/proto';
+import { eventually, killStartedProcesses, metricValue, runShoal, scrapeMetrics, spawnShoal, waitForOutput } from './helpers/cluster.ts';
 import type { ShoalProcess } from './helpers/cluster.ts';
 import { createTable, keyedBy } from './helpers/item-assertions.ts';
 import { sdkClients } from './helpers/shoal.ts';
@@ -75,7 +76,7 @@ async function checkFirstStart(dev: DevProcess, dataDir: string): Promise<void> 
   expect(dev.stdout().trimEnd().split('\n')).toHaveLength(5);
   for (const member of dev.members) {
     expect(alive(member.pid)).toBe(true);
-    expect(await isReady(member.opsPort)).toBe(true);
+    expect(await answersReady('127.0.0.1', member.opsPort)).toBe(true);
   }
   expect(dev.members.find((member) => member.role === 'router')?.address).toBe(dev.endpoint);
   firstNodeAddresses = dev.members.filter((member) => member.role === 'node').map((member) => member.address);

@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
-import { createClient, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
+import { answersReady, createClient, freePorts, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
 import { connectCluster, startRouter } from '@shoal/router';
 import type { ClusterBackend, ClusterOptions, Credentials, Router } from '@shoal/router';
 import { afterAll, beforeAll } from 'vitest';
@@ -44,22 +42,6 @@ export function killStartedProcesses(): void {
     }
   }
   started.clear();
-}
-
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer();
-      await new Promise<void>((done, fail) => {
-        server.once('error', fail);
-        server.listen(0, HOST, done);
-      });
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((done) => server.close(() => done()))));
-  return ports;
 }
 
 export interface Exit {
@@ -200,16 +182,6 @@ export function metricValue(metrics: Map<string, number>, name: string): number 
   return total;
 }
 
-export async function isReady(opsPort: number): Promise<boolean> {
-  try {
-    const response = await fetch(`http://${HOST}:${opsPort}/readyz`, { signal: AbortSignal.timeout(2_000) });
-    await response.arrayBuffer();
-    return response.status === 200;
-  } catch {
-    return false;
-  }
-}
-
 export interface NodeClusterOptions {
   /** Storage nodes (default 3); the first 3 are the meta group. */
   nodes?: number;
@@ -307,7 +279,7 @@ export class NodeCluster {
       for (const id of nodeIds) {
         const node = this.node(id);
         if (!node.running()) throw new Error(`node ${id} exited:\n${node.log()}`);
-        if (!(await isReady(node.opsPort))) return false;
+        if (!(await answersReady(HOST, node.opsPort))) return false;
       }
       return true;
     }, READY_TIMEOUT_MS, 200);
