@@ -33,9 +33,6 @@ export default defineConfig({
             // Cluster tests start their own clusters.
             'test/cluster-*.test.ts',
             'test/admin-drain*.test.ts',
-            // Several of its reads check a write just made with an eventually consistent read, which a
-            // follower may answer before applying the write: to be made strongly consistent first.
-            'test/prototype-names.test.ts',
           ],
           env: { SHOAL_TARGET: 'cluster' },
           // A cluster per file: 3 processes to start and elect before the first request, then every
