@@ -1,17 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addMetaServices, META_GROUP_ID, MetaReplica, MultiRaftHost, RaftLogStore, RaftTransport, type MetaServices } from '@shoal/node';
-import { Server, listen, shutdown } from '@shoal/proto';
+import { Server, freePort, listen, shutdown } from '@shoal/proto';
 import type { TableRecord } from '@shoal/model';
 import { ChannelPool } from '../src/cluster/channels.ts';
 import { MetaClient } from '../src/cluster/meta-client.ts';
 import { zeroCounters } from '../src/cluster/metrics.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import { connectCluster, type ClusterBackend } from '../src/index.ts';
+import { eventually } from './support/eventually.ts';
 
 /**
  * connectCluster against a real meta group: three in-process meta peers, each a MultiRaftHost with
@@ -87,21 +86,9 @@ async function metaLeader(): Promise<MetaPeer> {
   throw new Error('no meta leader agreed on');
 }
 
-async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 /** A loopback port nothing listens on. */
 async function deadAddress(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `127.0.0.1:${port}`;
+  return `127.0.0.1:${await freePort()}`;
 }
 
 /** A backend (default retry bounds unless `retry` is given), closed in afterAll. */
