@@ -46,6 +46,11 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
     const joiner = members[2];
     await joiner.host.joinGroup(GROUP);
     expect(statusOf(joiner)).toMatchObject({ voters: [], learners: [], leftGroup: false, applied: 0 });
+    // Hosted, yet holding none of the group's state: requests for it are not served here.
+    expect(joiner.host.hasGroup(GROUP)).toBe(true);
+    expect(joiner.host.hasMembers(GROUP)).toBe(false);
+    expect(members[0]!.host.hasMembers(GROUP)).toBe(true);
+    expect(joiner.host.hasMembers(GROUP + 1)).toBe(false);
 
     const lead = await leader();
     const afterAdd = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'addLearner', nodeId: 3 }), 'add learner');
@@ -57,6 +62,7 @@ describe('MultiRaftHost membership changes: learners join empty, are promoted, m
     }, 'learner caught up');
     expect(lead.host.progress(GROUP)?.find((p) => p.nodeId === 3)).toMatchObject({ isLearner: true, state: 'replicate' });
     expect(joiner.machines.get(GROUP)!.dump()).toEqual(lead.machines.get(GROUP)!.dump());
+    expect(joiner.host.hasMembers(GROUP)).toBe(true);
 
     const afterPromote = await whilePumping(members, lead.host.changeMembership(GROUP, { kind: 'promote', nodeId: 3 }), 'promote');
     expect(afterPromote.voters.sort()).toEqual([1, 2, 3]);

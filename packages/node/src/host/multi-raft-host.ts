@@ -411,6 +411,15 @@ export class MultiRaftHost {
   }
 
   /**
+   * Whether the group is hosted here and its configuration (as applied here) names a voter or a
+   * learner: false for a replica created empty that has not taken in its group's snapshot yet.
+   */
+  hasMembers(groupId: number): boolean {
+    const replica = this.#groups.get(groupId);
+    return replica !== undefined && replica.confState.voters.length + replica.confState.learners.length > 0;
+  }
+
+  /**
    * The group's configuration as applied here. Read by a state machine while it applies an entry, it
    * is the configuration at that entry, the same on every replica.
    */

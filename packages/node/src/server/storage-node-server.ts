@@ -443,15 +443,13 @@ export class StorageNodeServer {
   /** This node's replica of the partition a request targets, if the request's routing is current. */
   #route(target: RoutedTo): Routed {
     const id = target.partitionId;
-    if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) throw partitionNotFound(id);
+    if (id === 0n || id > MAX_SAFE_ID) throw partitionNotFound(id);
     const partitionId = Number(id);
     const descriptor = this.#options.descriptorOf(partitionId);
     const replica = this.#options.replicaOf(partitionId);
-    if (descriptor === undefined || replica === undefined || !this.#options.host.hasGroup(partitionId)) throw partitionNotFound(id);
     // A replica created empty that its group has not taken in yet holds none of the partition's data
     // (a split half cannot take new members at all before partition snapshots exist).
-    const members = this.#options.host.configuration(partitionId);
-    if (members !== undefined && members.voters.length === 0 && members.learners.length === 0) throw partitionNotFound(id);
+    if (descriptor === undefined || replica === undefined || !this.#options.host.hasMembers(partitionId)) throw partitionNotFound(id);
     const epoch = BigInt(descriptor.epoch);
     if (target.epoch < epoch) {
       throw routingError(`partition ${partitionId} is at epoch ${epoch}, the request was routed at epoch ${target.epoch}`, 'staleEpoch', descriptor);
@@ -539,6 +537,8 @@ export class StorageNodeServer {
     });
   }
 }
+
+const MAX_SAFE_ID = BigInt(Number.MAX_SAFE_INTEGER);
 
 function partitionNotFound(partitionId: bigint): RpcError {
   return RpcError.withDetail(Status.NOT_FOUND, `partition ${partitionId} is not hosted on this node`, ErrorDetailSchema, {
