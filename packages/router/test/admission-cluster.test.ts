@@ -17,6 +17,7 @@ import {
 import { AdminService, createClient, type PartitionLoad } from '@shoal/proto';
 import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
 import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
+import { eventually } from './support/eventually.ts';
 
 const NODE_IDS = [1, 2, 3];
 const LIMITS = { writeUnitsPerSecond: 20, readUnitsPerSecond: 40, burstSeconds: 1 };
@@ -26,14 +27,6 @@ let metaAddresses: string[] = [];
 const backends: ClusterBackend[] = [];
 const routers: Router[] = [];
 const clients: DynamoDBClient[] = [];
-
-async function eventually(what: string, check: () => Promise<boolean> | boolean, attempts = 300, intervalMs = 100): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 const client = (router: number, maxAttempts: number): DynamoDBClient => {
   const made = new DynamoDBClient({

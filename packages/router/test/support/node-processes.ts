@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StorageNodeOptions } from '@shoal/node';
+import { freePorts } from '@shoal/proto';
 
 const FIXTURE = fileURLToPath(new URL('./storage-node-process.ts', import.meta.url));
 
@@ -24,20 +24,6 @@ export interface NodeProcessOptions {
   heartbeatIntervalMs?: StorageNodeOptions['heartbeatIntervalMs'];
   load?: Omit<NonNullable<StorageNodeOptions['load']>, 'now'>;
   faultInjection?: StorageNodeOptions['faultInjection'];
-}
-
-/** Ports free at the moment of asking, on 127.0.0.1. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const server = createServer();
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return server;
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  return ports;
 }
 
 /** Starts a node process per id, each with `options`; resolves once every one printed that it is ready. */
