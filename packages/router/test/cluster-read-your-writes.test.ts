@@ -22,6 +22,7 @@ import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
 import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
+import { eventually } from './support/eventually.ts';
 
 /**
  * Read-your-writes through one router, end to end: three storage node processes, one of them kept
@@ -41,14 +42,6 @@ let nodes: NodeProcesses | undefined;
 let backend: ClusterBackend;
 let router: Router;
 let client: DynamoDBClient;
-
-async function eventually(what: string, check: () => Promise<boolean> | boolean, attempts = 600): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
