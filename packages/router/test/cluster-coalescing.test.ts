@@ -10,6 +10,7 @@ import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
 import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
+import { eventually } from './support/eventually.ts';
 
 /**
  * Coalescing of single-item requests over a real three-node cluster (child processes): concurrent
@@ -26,14 +27,6 @@ let nodes: NodeProcesses | undefined;
 let metaAddresses: string[] = [];
 let backend: ClusterBackend;
 let router: Router;
-
-async function eventually(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 /** A cluster client of the test's own (its counters and coalescing stats start at zero). */
 interface TestClient {
