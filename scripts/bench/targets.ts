@@ -7,9 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, freePorts } from '@shoal/proto';
 import type { Endpoint } from './dynamodb-http.ts';
 import type { Protocol } from './workloads.ts';
 
@@ -67,18 +67,6 @@ process.on('exit', () => {
 /** Stops every child still running; for SIGINT/SIGTERM handlers and fatal errors. */
 export async function stopAllTargets(): Promise<void> {
   await Promise.all([...liveChildren].map((child) => stopChild(child)));
-}
-
-/** A port the OS just handed out on loopback; free unless something grabs it in between. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -217,7 +205,7 @@ function nodeFlags(options: TargetOptions): string[] {
 }
 
 async function startDynalite(options: TargetOptions): Promise<RunningTarget> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   const cli = path.join(REPO_ROOT, 'node_modules/dynalite/cli.js');
   // In memory (no --path); tables become ACTIVE at once instead of after the default 500 ms.
   const args = [cli, '--host', HOST, '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'];
@@ -248,7 +236,7 @@ async function startShoalDev(
   options: TargetOptions,
 ): Promise<RunningTarget> {
   if (!existsSync(SHOAL_MAIN)) throw new Error(`Shoal's CLI (${SHOAL_MAIN}) does not exist yet`);
-  const port = await freePort();
+  const port = await freePort(HOST);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `shoal-bench-${name}-`));
   let started: StartedChild;
   try {
@@ -365,13 +353,12 @@ async function etcdStatus(clientUrl: string): Promise<EtcdStatus | undefined> {
 async function startEtcd(): Promise<RunningTarget> {
   ensureEtcd();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-etcd-'));
-  const members = await Promise.all(
-    Array.from({ length: ETCD_MEMBERS }, async (_, index) => ({
-      name: `m${index + 1}`,
-      clientUrl: `http://${HOST}:${await freePort()}`,
-      peerUrl: `http://${HOST}:${await freePort()}`,
-    })),
-  );
+  const ports = await freePorts(2 * ETCD_MEMBERS, HOST);
+  const members = Array.from({ length: ETCD_MEMBERS }, (_, index) => ({
+    name: `m${index + 1}`,
+    clientUrl: `http://${HOST}:${ports[2 * index]}`,
+    peerUrl: `http://${HOST}:${ports[2 * index + 1]}`,
+  }));
   const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
   const started: StartedChild[] = [];
   const stop = async (): Promise<void> => {
