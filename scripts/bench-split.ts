@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseHeatArgs, renderFrame, runHeat, type HeatResult, type WorkloadKind } from '@shoal/heat';
-import { freePort } from './bench/targets.ts';
+import { answersReady, freePorts } from '@shoal/proto';
 
 const HOST = '127.0.0.1';
 const MAIN = path.resolve(import.meta.dirname, '..', 'packages', 'cli', 'src', 'main.ts');
@@ -138,17 +138,7 @@ function startShoal(args: string[], logFile: string | undefined): Promise<{ chil
 async function waitReady(opsPorts: number[]): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    const ready = await Promise.all(
-      opsPorts.map(async (port) => {
-        try {
-          const response = await fetch(`http://${HOST}:${port}/readyz`, { signal: AbortSignal.timeout(2_000) });
-          await response.arrayBuffer();
-          return response.status === 200;
-        } catch {
-          return false;
-        }
-      }),
-    );
+    const ready = await Promise.all(opsPorts.map((port) => answersReady(HOST, port)));
     if (ready.every(Boolean)) return;
     if (Date.now() > deadline) throw new Error('the cluster did not get ready');
     await new Promise((done) => setTimeout(done, 250));
@@ -163,7 +153,7 @@ interface Cluster {
 
 async function startCluster(splitting: boolean, options: Options): Promise<Cluster> {
   const dataRoot = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-split-'));
-  const ports = await Promise.all([1, 2, 3].map(() => freePort()));
+  const ports = await freePorts(3, HOST);
   const meta = ports.map((port) => `${HOST}:${port}`);
   const peers = meta.map((address, i) => `${i + 1}=${address}`).join(',');
   const limits = ['--write-units-per-partition', String(options.writeUnits), '--burst-seconds', String(options.burstSeconds)];
