@@ -2,8 +2,6 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -24,6 +22,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
+import { freePort } from '@shoal/proto';
 
 /**
  * The Kubernetes manifests in deploy/kubernetes, checked as data: `kubectl kustomize` builds them as
@@ -254,17 +253,6 @@ function hostPort(text: string): { host: string; port: number } {
 function matchesSelector(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   const wanted = Object.entries(selector ?? {});
   return wanted.length > 0 && wanted.every(([key, value]) => labels?.[key] === value);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((listening, failed) => {
-    server.once('error', failed);
-    server.listen(0, '127.0.0.1', listening);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((closed) => server.close(() => closed()));
-  return port;
 }
 
 /** Polls `check` until it holds, at most SETTLE_TIMEOUT_MS. */
