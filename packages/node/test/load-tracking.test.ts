@@ -3,6 +3,7 @@
  * key sample (seeded: the same run twice gives the same sample), the split key it finds, the hot key
  * it reports, and token buckets letting requests through at the configured rate.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chooseSplitKey, hotKeyOf } from '@shoal/meta';
 import { DynamoDbError, TokenBucket, encodeItemKey, spaceRange, type PartitionDescriptor, type PartitionWriteResult, type TableSchema } from '@shoal/model';
@@ -113,6 +114,68 @@ describe('KeySample', () => {
     unbounded.record({ start: low, unboundedEnd: true }, 2);
     unbounded.record({ start: high, unboundedEnd: true }, 3);
     expect(unbounded.keys().find((k) => Buffer.compare(k.key, high) === 0)).toMatchObject({ leftWeight: 0, spanningWeight: 2, rightWeight: 3 });
+  });
+});
+
+/**
+ * The sample as defined: every sampled key compared with every request (KeySample finds the same
+ * split of its keys by binary search over them in key order).
+ */
+class ReferenceSample {
+  readonly entries: Array<{ key: Uint8Array; weight: number; leftWeight: number; rightWeight: number; spanningWeight: number; priority: number }> = [];
+  readonly #random: () => number;
+  readonly #capacity: number;
+
+  constructor(capacity: number, random: () => number) {
+    this.#capacity = capacity;
+    this.#random = random;
+  }
+
+  record(span: { start: Uint8Array; end?: Uint8Array; unboundedEnd?: boolean }, weight: number): void {
+    for (const entry of this.entries) {
+      if (span.end === undefined && span.unboundedEnd !== true) {
+        if (Buffer.compare(span.start, entry.key) < 0) entry.leftWeight += weight;
+        else entry.rightWeight += weight;
+      } else if (span.unboundedEnd !== true && span.end !== undefined && Buffer.compare(span.end, entry.key) <= 0) entry.leftWeight += weight;
+      else if (Buffer.compare(span.start, entry.key) >= 0) entry.rightWeight += weight;
+      else entry.spanningWeight += weight;
+    }
+    const priority = Math.log(1 - this.#random()) / weight;
+    const entry = { key: span.start, weight, leftWeight: 0, rightWeight: 0, spanningWeight: 0, priority };
+    if (this.entries.length < this.#capacity) {
+      this.entries.push(entry);
+      return;
+    }
+    let lowest = 0;
+    for (let i = 1; i < this.entries.length; i++) if (this.entries[i]!.priority < this.entries[lowest]!.priority) lowest = i;
+    if (priority > this.entries[lowest]!.priority) this.entries[lowest] = entry;
+  }
+
+  keys() {
+    return this.entries.map(({ priority: _, ...rest }) => rest).sort((a, b) => Buffer.compare(a.key, b.key));
+  }
+}
+
+describe('KeySample against its definition', () => {
+  it('counts left, right and spanning weight exactly as comparing every sampled key, for keys, ranges and unbounded ranges', () => {
+    const key = fc.integer({ min: 0, max: 30 }).map(keyOf);
+    const span = fc.oneof(
+      key.map((start) => ({ start })),
+      fc.tuple(key, key).map(([start, end]) => ({ start, end })),
+      key.map((start) => ({ start, unboundedEnd: true })),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.nat(), fc.array(fc.tuple(span, fc.constantFrom(0.5, 1, 2, 7)), { maxLength: 120 }), (capacity, seed, requests) => {
+        const sample = new KeySample(capacity, seededRandom(seed));
+        const reference = new ReferenceSample(capacity, seededRandom(seed));
+        for (const [request, weight] of requests) {
+          sample.record(request, weight);
+          reference.record(request, weight);
+        }
+        expect(sample.keys()).toEqual(reference.keys());
+      }),
+      { numRuns: 300, seed: 31 },
+    );
   });
 });
 

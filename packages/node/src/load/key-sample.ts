@@ -38,7 +38,10 @@ export function seededRandom(seed: number): () => number {
 export class KeySample {
   readonly capacity: number;
   readonly #random: () => number;
+  /** The sampled entries, each in the slot it took (replaced in place). */
   readonly #entries: Entry[] = [];
+  /** The same entries in key order: a request's key splits them by two binary searches, not one comparison each. */
+  readonly #byKey: Entry[] = [];
   /** Weight of every request recorded, sampled or not. */
   totalWeight = 0;
   requests = 0;
@@ -53,23 +56,58 @@ export class KeySample {
     if (!(weight > 0)) return;
     this.totalWeight += weight;
     this.requests++;
-    for (const entry of this.#entries) {
-      if (span.end === undefined && span.unboundedEnd !== true) {
-        if (compareBytes(span.start, entry.key) < 0) entry.leftWeight += weight;
-        else entry.rightWeight += weight;
-      } else if (span.unboundedEnd !== true && span.end !== undefined && compareBytes(span.end, entry.key) <= 0) entry.leftWeight += weight;
-      else if (compareBytes(span.start, entry.key) >= 0) entry.rightWeight += weight;
-      else entry.spanningWeight += weight;
-    }
+    // In key order: the entries at or below the start are right of the request, those at or past
+    // its end (past its key, for one key) left of it, the ones between spanned by it.
+    const byKey = this.#byKey;
+    const single = span.end === undefined && span.unboundedEnd !== true;
+    const leftFrom = single ? this.#firstAbove(span.start) : span.unboundedEnd === true || span.end === undefined ? byKey.length : this.#firstAtOrAbove(span.end);
+    const rightTo = single ? leftFrom : Math.min(this.#firstAbove(span.start), leftFrom);
+    for (let i = 0; i < rightTo; i++) (byKey[i] as Entry).rightWeight += weight;
+    for (let i = rightTo; i < leftFrom; i++) (byKey[i] as Entry).spanningWeight += weight;
+    for (let i = leftFrom; i < byKey.length; i++) (byKey[i] as Entry).leftWeight += weight;
     // A-Res: keep the `capacity` largest u^(1/w), compared as log(u)/w.
     const priority = Math.log(1 - this.#random()) / weight;
+    const entry: Entry = { key: span.start, weight, leftWeight: 0, rightWeight: 0, spanningWeight: 0, priority };
     if (this.#entries.length < this.capacity) {
-      this.#entries.push({ key: span.start, weight, leftWeight: 0, rightWeight: 0, spanningWeight: 0, priority });
+      this.#entries.push(entry);
+      this.#insertByKey(entry);
       return;
     }
     let lowest = 0;
-    for (let i = 1; i < this.#entries.length; i++) if (this.#entries[i].priority < this.#entries[lowest].priority) lowest = i;
-    if (priority > this.#entries[lowest].priority) this.#entries[lowest] = { key: span.start, weight, leftWeight: 0, rightWeight: 0, spanningWeight: 0, priority };
+    for (let i = 1; i < this.#entries.length; i++) if ((this.#entries[i] as Entry).priority < (this.#entries[lowest] as Entry).priority) lowest = i;
+    const replaced = this.#entries[lowest] as Entry;
+    if (priority <= replaced.priority) return;
+    this.#entries[lowest] = entry;
+    byKey.splice(byKey.indexOf(replaced), 1);
+    this.#insertByKey(entry);
+  }
+
+  /** The first position in key order whose key is above `key`. */
+  #firstAbove(key: Uint8Array): number {
+    let low = 0;
+    let high = this.#byKey.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (compareBytes((this.#byKey[middle] as Entry).key, key) <= 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** The first position in key order whose key is at or above `key`. */
+  #firstAtOrAbove(key: Uint8Array): number {
+    let low = 0;
+    let high = this.#byKey.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (compareBytes((this.#byKey[middle] as Entry).key, key) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  #insertByKey(entry: Entry): void {
+    this.#byKey.splice(this.#firstAbove(entry.key), 0, entry);
   }
 
   /** The sampled keys in key order. */
