@@ -1,10 +1,44 @@
 import { compareBytes, getOwn, itemSize, setOwn, spaceKeyAttributes, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { Mutation } from './database.ts';
+import type { CachedItem } from './item-cache.ts';
 import { entryKey, mapKey } from './layout.ts';
 import type { StatisticsBook } from './statistics.ts';
 
-const utf8 = new TextEncoder();
+/**
+ * An item as the state holds it: its JSON text, parsed and measured only when asked. A plain put
+ * over an item needs its size alone (for the statistics), which its writer stored with it.
+ */
+export class StoredItem {
+  readonly json: string;
+  private parsed: Item | undefined;
+  private measured: number | undefined;
+  /** The cache entry the text came from: a size measured here is kept there for later readers. */
+  private cache: CachedItem | undefined;
+
+  constructor(json: string, size: number | undefined, item?: Item, cache?: CachedItem) {
+    this.json = json;
+    this.measured = size;
+    this.parsed = item;
+    this.cache = cache;
+  }
+
+  static of(stored: CachedItem): StoredItem {
+    return new StoredItem(stored.json, stored.size, undefined, stored);
+  }
+
+  get item(): Item {
+    return (this.parsed ??= JSON.parse(this.json) as Item);
+  }
+
+  get size(): number {
+    if (this.measured === undefined) {
+      this.measured = itemSize(this.item);
+      if (this.cache !== undefined) this.cache.size = this.measured;
+    }
+    return this.measured;
+  }
+}
 
 /** The attributes an index entry keeps of an item: table and index keys, plus its projection. */
 function projectEntry(table: TableSchema, index: IndexSchema, item: Item): Item {
@@ -38,8 +72,8 @@ export type IndexGate = (index: IndexSchema, itemKey: Uint8Array) => boolean;
 
 interface StagedValue {
   key: Uint8Array;
-  text: string | undefined;
-  item: Item | undefined;
+  /** Undefined: deleted. */
+  stored: StoredItem | undefined;
 }
 
 /**
@@ -56,25 +90,36 @@ export class ChangeSet {
   }
 
   readItem(key: Uint8Array): Item | undefined {
-    const staged = this.staged.get(mapKey(key));
-    if (staged) return staged.item;
-    const text = this.state.readText(key);
-    return text === undefined ? undefined : (JSON.parse(text) as Item);
+    return this.readStored(key)?.item;
   }
 
-  /** Replaces the item at `itemKey` (`next` undefined: deletes it) and its index entries. */
+  /** The item at `key`, including this change's own writes, parsed only if its reader asks. */
+  readStored(key: Uint8Array): StoredItem | undefined {
+    const cacheKey = mapKey(key);
+    const staged = this.staged.get(cacheKey);
+    if (staged) return staged.stored;
+    const stored = this.state.readText(key, cacheKey);
+    return stored === undefined ? undefined : StoredItem.of(stored);
+  }
+
+  /**
+   * Replaces the item at `itemKey` (`next` undefined: deletes it) and its index entries. `nextSize`:
+   * itemSize(next), when the caller measured it already.
+   */
   writeItem(
     table: TableSchema,
     itemKey: Uint8Array,
-    previous: Item | undefined,
+    previous: StoredItem | undefined,
     next: Item | undefined,
     maintains: IndexGate,
+    nextSize?: number,
   ): void {
     if (previous === undefined && next === undefined) return;
-    this.set(itemKey, next);
-    this.count(table.tableId, previous, next);
+    const written = next && this.set(itemKey, next, nextSize);
+    if (!next) this.delete(itemKey);
+    this.count(table.tableId, previous?.size, written?.size);
     for (const index of table.indexes) {
-      if (maintains(index, itemKey)) this.writeEntry(table, index, previous, next);
+      if (maintains(index, itemKey)) this.writeEntry(table, index, previous?.item, next);
     }
   }
 
@@ -92,24 +137,31 @@ export class ChangeSet {
     if (oldKey && newKey && compareBytes(oldKey, newKey) === 0 && JSON.stringify(oldEntry) === JSON.stringify(newEntry)) {
       return;
     }
-    if (oldKey) this.set(oldKey, undefined);
-    if (newKey) this.set(newKey, newEntry);
-    this.count(index.indexId, oldEntry, newEntry);
+    if (oldKey) this.delete(oldKey);
+    const written = newKey && newEntry && this.set(newKey, newEntry);
+    this.count(index.indexId, oldEntry && itemSize(oldEntry), written?.size);
   }
 
-  private set(key: Uint8Array, item: Item | undefined): void {
-    this.staged.set(mapKey(key), { key, text: item && JSON.stringify(item), item });
+  private set(key: Uint8Array, item: Item, size?: number): StoredItem {
+    const stored = new StoredItem(JSON.stringify(item), size, item);
+    this.staged.set(mapKey(key), { key, stored });
+    return stored;
   }
 
-  private count(spaceId: number, previous: Item | undefined, next: Item | undefined): void {
+  private delete(key: Uint8Array): void {
+    this.staged.set(mapKey(key), { key, stored: undefined });
+  }
+
+  /** Counts an entry of the space replaced: sizes of the one before and the one after, undefined where there is none. */
+  private count(spaceId: number, previousSize: number | undefined, nextSize: number | undefined): void {
     const delta = this.deltas.get(spaceId) ?? { itemCount: 0, sizeBytes: 0 };
-    if (previous) {
+    if (previousSize !== undefined) {
       delta.itemCount -= 1;
-      delta.sizeBytes -= itemSize(previous);
+      delta.sizeBytes -= previousSize;
     }
-    if (next) {
+    if (nextSize !== undefined) {
       delta.itemCount += 1;
-      delta.sizeBytes += itemSize(next);
+      delta.sizeBytes += nextSize;
     }
     this.deltas.set(spaceId, delta);
   }
@@ -117,8 +169,8 @@ export class ChangeSet {
   /** The mutations of the whole change, statistics included; call once, under the commit lock. */
   finish(statistics: StatisticsBook): Mutation[] {
     const mutations: Mutation[] = [];
-    for (const { key, text } of this.staged.values()) {
-      mutations.push(text === undefined ? { key, value: undefined } : { key, value: utf8.encode(text), text });
+    for (const [cacheKey, { key, stored }] of this.staged) {
+      mutations.push(stored === undefined ? { key, value: undefined, cacheKey } : { key, value: stored.json, size: stored.size, cacheKey });
     }
     for (const [spaceId, delta] of this.deltas) {
       if (delta.itemCount === 0 && delta.sizeBytes === 0) continue;

@@ -5,7 +5,10 @@ import { mapKey } from './layout.ts';
 
 /** Characters of value text (about bytes) the queue keeps of values read or written lately (ItemCache). */
 const VALUE_CACHE_CHARACTERS = 32 * 1024 * 1024;
+const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
+/** getSync's options for a value read as text: LevelDB's binding makes the string from the bytes it holds. */
+const AS_TEXT = { valueEncoding: 'utf8' } as const;
 
 /** Read access to the latest state, including changes staged but not yet durable. */
 export interface StateReader {
@@ -14,8 +17,11 @@ export interface StateReader {
    * and a thread pool round trip each would cap the write rate.
    */
   read(key: Uint8Array): Uint8Array | undefined;
-  /** The value at `key` as UTF-8 text (an item's JSON), from the value cache when it holds it. */
-  readText(key: Uint8Array): string | undefined;
+  /**
+   * The value at `key` as UTF-8 text (an item's JSON), with its item size when known, from the value
+   * cache when it holds it. `cacheKey` is mapKey(key), when the caller has it already.
+   */
+  readText(key: Uint8Array, cacheKey?: string): CachedItem | undefined;
   /** Resolves once every staged change is in LevelDB (so iterators see everything). */
   durable(): Promise<void>;
 }
@@ -28,6 +34,8 @@ export interface Staged<T> {
 
 interface QueuedBatch {
   mutations: Mutation[];
+  /** mapKey of each mutation's key, in order. */
+  cacheKeys: string[];
   sequence: number;
   resolve(): void;
   reject(error: unknown): void;
@@ -49,7 +57,7 @@ interface QueuedBatch {
  */
 export class CommitQueue {
   private readonly database: Database;
-  private readonly overlay = new Map<string, { value: Uint8Array | undefined; text: string | undefined; sequence: number }>();
+  private readonly overlay = new Map<string, { value: Uint8Array | string | undefined; size: number | undefined; sequence: number }>();
   /**
    * Values (as text) the database holds, of keys read or written lately: a batch's values are set
    * once the batch is in the database, before its writers hear of it, and a value read is cached at
@@ -73,7 +81,7 @@ export class CommitQueue {
     this.database = database;
     this.reader = {
       read: (key) => this.read(key),
-      readText: (key) => this.readText(key),
+      readText: (key, cacheKey) => this.readText(key, cacheKey),
       durable: () => this.durable(),
     };
   }
@@ -135,26 +143,29 @@ export class CommitQueue {
 
   private read(key: Uint8Array): Uint8Array | undefined {
     const staged = this.overlay.get(mapKey(key));
-    if (staged) return staged.value;
+    if (staged) return typeof staged.value === 'string' ? utf8.encode(staged.value) : staged.value;
     return this.database.level.getSync(key);
   }
 
-  private readText(key: Uint8Array): string | undefined {
-    const staged = this.overlay.get(mapKey(key));
-    if (staged) return staged.text ?? (staged.value && utf8Decoder.decode(staged.value));
-    return this.durableText(key)?.json;
+  private readText(key: Uint8Array, cacheKey = mapKey(key)): CachedItem | undefined {
+    const staged = this.overlay.get(cacheKey);
+    if (staged) {
+      const { value, size } = staged;
+      if (value === undefined) return undefined;
+      return { json: typeof value === 'string' ? value : utf8Decoder.decode(value), size };
+    }
+    return this.durableText(key, cacheKey);
   }
 
   /**
    * The value at `key` as text, as the database holds it now (staged changes aside), cached: the
    * read of GetItem. A value not valid UTF-8 is not one to read as text.
    */
-  durableText(key: Uint8Array): CachedItem | undefined {
-    const cacheKey = mapKey(key);
+  durableText(key: Uint8Array, cacheKey = mapKey(key)): CachedItem | undefined {
     const cached = this.values.get(cacheKey);
     if (cached !== undefined) return cached;
-    const stored = this.database.level.getSync(key);
-    return stored === undefined ? undefined : this.values.set(cacheKey, utf8Decoder.decode(stored));
+    const stored = this.database.level.getSync<Uint8Array, string>(key, AS_TEXT);
+    return stored === undefined ? undefined : this.values.set(cacheKey, stored);
   }
 
   private durable(): Promise<void> {
@@ -164,9 +175,13 @@ export class CommitQueue {
 
   private stage(mutations: Mutation[]): Promise<void> {
     const sequence = this.nextSequence++;
-    for (const m of mutations) this.overlay.set(mapKey(m.key), { value: m.value, text: m.text, sequence });
+    const cacheKeys = mutations.map((m) => {
+      const cacheKey = m.cacheKey ?? mapKey(m.key);
+      this.overlay.set(cacheKey, { value: m.value, size: m.size, sequence });
+      return cacheKey;
+    });
     this.lastStaged = new Promise<void>((resolve, reject) => {
-      this.queued.push({ mutations, sequence, resolve, reject });
+      this.queued.push({ mutations, cacheKeys, sequence, resolve, reject });
       if (this.writing) return;
       this.writing = true;
       setImmediate(() => void this.drain());
@@ -190,12 +205,16 @@ export class CommitQueue {
       }
       this.batchesWritten++;
       const lastSequence = group[group.length - 1].sequence;
-      for (const m of mutations) {
-        const key = mapKey(m.key);
-        if (m.text !== undefined && m.value !== undefined) this.values.set(key, m.text);
-        else this.values.delete(key);
-        const staged = this.overlay.get(key);
-        if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
+      for (const batch of group) {
+        const { mutations: written, cacheKeys } = batch;
+        for (let i = 0; i < written.length; i++) {
+          const { value, size } = written[i];
+          const key = cacheKeys[i];
+          if (typeof value === 'string') this.values.set(key, value, size);
+          else this.values.delete(key);
+          const staged = this.overlay.get(key);
+          if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
+        }
       }
       for (const batch of group) batch.resolve();
     }

@@ -7,12 +7,18 @@ import { MemoryLevel } from 'memory-level';
 /** A LevelDB (or its in-memory twin) with byte keys and byte values. */
 export type ByteLevel = AbstractLevel<string | Buffer | Uint8Array, Uint8Array, Uint8Array>;
 
-/** One change of a write batch: a put, or a delete when `value` is undefined. */
+/**
+ * One change of a write batch: a put, or a delete when `value` is undefined. A text value (an item's
+ * or an index entry's JSON) is stored as its UTF-8 bytes, converted by LevelDB's binding as it copies
+ * them (no encoded copy on the JS heap), and the commit queue caches it.
+ */
 export interface Mutation {
   key: Uint8Array;
-  value: Uint8Array | undefined;
-  /** `value` as text, when it is JSON the writer had as such (items, index entries): the commit queue caches it. */
-  text?: string;
+  value: Uint8Array | string | undefined;
+  /** The item size of a text value (DynamoDB's measure of the item it holds), when the writer measured it. */
+  size?: number;
+  /** mapKey(key), when the writer has it already (the commit queue keys its overlay and cache by it). */
+  cacheKey?: string;
 }
 
 export interface Database {
@@ -31,12 +37,17 @@ export interface DatabaseOptions {
   sync?: boolean;
 }
 
-function toOperations(mutations: Mutation[]) {
-  return mutations.map((m) =>
-    m.value === undefined
-      ? { type: 'del' as const, key: m.key }
-      : { type: 'put' as const, key: m.key, value: m.value },
-  );
+type BatchOperation =
+  | { type: 'del'; key: Uint8Array }
+  | { type: 'put'; key: Uint8Array; value: Uint8Array }
+  | { type: 'put'; key: Uint8Array; value: string; valueEncoding: 'utf8' };
+
+function toOperations(mutations: Mutation[]): BatchOperation[] {
+  return mutations.map((m): BatchOperation => {
+    if (m.value === undefined) return { type: 'del', key: m.key };
+    if (typeof m.value === 'string') return { type: 'put', key: m.key, value: m.value, valueEncoding: 'utf8' };
+    return { type: 'put', key: m.key, value: m.value };
+  });
 }
 
 /**
@@ -54,7 +65,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await level.open();
     return {
       level,
-      writeBatch: (mutations) => level.batch(toOperations(mutations)),
+      writeBatch: (mutations) => level.batch<Uint8Array, Uint8Array | string>(toOperations(mutations), {}),
       close: () => level.close(),
     };
   }
@@ -65,7 +76,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const sync = options.sync === true;
   return {
     level,
-    writeBatch: (mutations) => level.batch(toOperations(mutations), { sync }),
+    writeBatch: (mutations) => level.batch<Uint8Array, Uint8Array | string>(toOperations(mutations), { sync }),
     close: () => level.close(),
   };
 }

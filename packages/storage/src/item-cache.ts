@@ -1,7 +1,10 @@
-/** An item's stored JSON text, and its size once someone measured it (a read reporting consumed capacity). */
+/**
+ * An item's stored JSON text, and its size once someone measured it (its writer, or a read reporting
+ * consumed capacity): a write replacing the item counts the bytes it frees without parsing it.
+ */
 export interface CachedItem {
   readonly json: string;
-  size?: number;
+  size: number | undefined;
 }
 
 /**
@@ -25,15 +28,18 @@ export class ItemCache {
     return this.entries.get(key);
   }
 
-  /** Holds `json` under `key` (unless it is over a sixteenth of the capacity); answers the entry either way. */
-  set(key: string, json: string): CachedItem {
-    const entry: CachedItem = { json };
-    const size = key.length + json.length;
+  /**
+   * Holds `json` (with its item size, when known) under `key`, unless it is over a sixteenth of the
+   * capacity; answers the entry either way.
+   */
+  set(key: string, json: string, itemSize?: number): CachedItem {
+    const entry: CachedItem = { json, size: itemSize };
+    const characters = key.length + json.length;
     // Whatever was held goes even when the new text is not kept: it is no longer the key's value.
     this.delete(key);
-    if (size > this.capacity / 16) return entry; // a few huge items must not flush everything else
+    if (characters > this.capacity / 16) return entry; // a few huge items must not flush everything else
     this.entries.set(key, entry);
-    this.size += size;
+    this.size += characters;
     for (const [oldest, held] of this.entries) {
       if (this.size <= this.capacity) break;
       this.entries.delete(oldest);

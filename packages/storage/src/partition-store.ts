@@ -25,8 +25,7 @@ import {
   type WriteOperation,
   type WriteOutcome,
 } from '@shoal/model';
-import { ChangeSet, type IndexGate } from './change-set.ts';
-import type { CachedItem } from './item-cache.ts';
+import { ChangeSet, StoredItem, type IndexGate } from './change-set.ts';
 import type { CommitQueue, Staged } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
@@ -234,7 +233,7 @@ export class PartitionStore implements PartitionClient {
       for (const { itemKey, intent } of commit ? intents : []) {
         if (intent.change.kind !== 'put' && intent.change.kind !== 'delete') continue;
         const next = intent.change.kind === 'put' ? intent.change.item : undefined;
-        changes.writeItem(intent.table, itemKey, changes.readItem(itemKey), next, this.maintains);
+        changes.writeItem(intent.table, itemKey, changes.readStored(itemKey), next, this.maintains);
       }
       const written = commit ? changes.finish(this.statisticsBook) : [];
       return { result: resolved, mutations: [...written, ...this.intents.release(transactionId, bound), ...(mark ? [appliedMutation(mark)] : [])] };
@@ -352,7 +351,8 @@ export class PartitionStore implements PartitionClient {
       if (itemKey === undefined) return invalid('The provided key element does not match the schema');
       if (this.intents.conflicts(itemKey, access)) return { status: 'transactionConflict' };
       if (access === 'write') wounded.push(...this.intents.wounds(itemKey));
-      const existing = changes.readItem(itemKey);
+      // Parsed only when something reads it: a plain put over an item needs its stored size alone.
+      const stored = changes.readStored(itemKey);
       const input = operation.expressions;
       const compiled = input
         ? compilePartitionExpressions({
@@ -362,18 +362,23 @@ export class PartitionStore implements PartitionClient {
             values: input.values,
           })
         : {};
-      if (compiled.condition && !compiled.condition.evaluate(existing)) {
-        return existing ? { status: 'conditionFailed', item: existing } : { status: 'conditionFailed' };
+      if (compiled.condition && !compiled.condition.evaluate(stored?.item)) {
+        return stored ? { status: 'conditionFailed', item: stored.item } : { status: 'conditionFailed' };
       }
       if (operation.kind === 'ConditionCheck') {
-        return request.returnItems && existing ? { status: 'ok', oldItem: existing } : { status: 'ok' };
+        return request.returnItems && stored ? { status: 'ok', oldItem: stored.item } : { status: 'ok' };
       }
-      const next = nextItem(operation, existing, compiled.update);
-      const problem = next && checkNewItem(table, operation, next);
-      if (problem) return invalid(problem);
-      changes.writeItem(table, itemKey, existing, next, this.maintains);
+      const next = nextItem(operation, operation.kind === 'Update' ? stored?.item : undefined, compiled.update);
+      let nextSize: number | undefined;
+      if (next) {
+        nextSize = itemSize(next);
+        const problem = checkNewItem(table, operation, next, nextSize);
+        if (problem) return invalid(problem);
+      }
+      changes.writeItem(table, itemKey, stored, next, this.maintains, nextSize);
       if (!request.returnItems) return { status: 'ok' };
-      return { status: 'ok', ...(existing ? { oldItem: existing } : {}), ...(next ? { newItem: next } : {}) };
+      const oldItem = stored?.item;
+      return { status: 'ok', ...(oldItem ? { oldItem } : {}), ...(next ? { newItem: next } : {}) };
     } catch (error) {
       if (error instanceof DynamoDbError && error.type === 'ValidationException') return invalid(error.message);
       throw error;
@@ -387,7 +392,7 @@ export class PartitionStore implements PartitionClient {
     // Synchronous (a thread pool round trip costs more CPU than the read of a cached block), and
     // from the commit queue's cache of values when it holds the item.
     const stored = this.commits.durableText(key);
-    return stored && foundItem(stored);
+    return stored && foundItem(StoredItem.of(stored));
   }
 
   /** With `bound`, only the partition's items (or index entries of its items) are read. */
@@ -608,18 +613,17 @@ export class PartitionStore implements PartitionClient {
 
 /**
  * A stored item, parsed and measured only when asked: a GetItem without projection or consumed
- * capacity answers with the JSON text alone. Its size is kept with the cached text, so the next
- * reads of the item reporting consumed capacity neither parse nor measure it.
+ * capacity answers with the JSON text alone. A size measured is kept with the cached text, so the
+ * next reads of the item reporting consumed capacity neither parse nor measure it.
  */
-function foundItem(stored: CachedItem): FoundItem {
-  let item: Item | undefined;
+function foundItem(stored: StoredItem): FoundItem {
   return {
     json: stored.json,
     get item(): Item {
-      return (item ??= JSON.parse(stored.json) as Item);
+      return stored.item;
     },
     get size(): number {
-      return (stored.size ??= itemSize(this.item));
+      return stored.size;
     },
   };
 }
@@ -682,9 +686,9 @@ function nextItem(operation: WriteOperation, existing: Item | undefined, update:
   }
 }
 
-/** Why `next` cannot be stored, in DynamoDB's words, or undefined when it can. */
-function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item): string | undefined {
-  if (itemSize(next) > MAX_ITEM_SIZE) {
+/** Why `next` (of `size` bytes) cannot be stored, in DynamoDB's words, or undefined when it can. */
+function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item, size: number): string | undefined {
+  if (size > MAX_ITEM_SIZE) {
     return operation.kind === 'Update'
       ? 'Item size to update has exceeded the maximum allowed size'
       : 'Item size has exceeded the maximum allowed size';
