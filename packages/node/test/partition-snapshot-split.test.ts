@@ -6,16 +6,10 @@
  * lies in its parent's log only) and serves every item, strongly consistent reads included. Idle
  * groups quiesce (`quiesceIdleGroups`): those led by the killed node wake and elect again.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeItemKey, partitionContains, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import {
-  freePorts,
   AdminService,
-  ErrorDetailSchema,
-  PartitionService,
   RpcError,
   Status,
   createClient,
@@ -23,47 +17,21 @@ import {
   getResultFromWire,
   partitionMapResponseFromWire,
   tableRecordToWire,
-  writeRequestToWire,
-  writeResultFromWire,
-  type ClientOf,
 } from '@shoal/proto';
-import { MetaClient, type MetaPeer } from '@shoal/node';
-import { StorageNodeChild } from './fixtures/storage-node-child.ts';
+import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
 const ATTEMPTS = 1_200;
 const ITEMS = 24;
 
 const RETRYABLE = [Status.FAILED_PRECONDITION, Status.UNAVAILABLE, Status.NOT_FOUND, Status.DEADLINE_EXCEEDED];
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a split half moves to a new member by snapshot', () => {
-  let root = '';
-  let peers: MetaPeer[] = [];
-  let nodes: StorageNodeChild[] = [];
-  let meta: MetaClient;
+  let cluster: StorageNodeChildren;
   let schema: TableSchema;
-  const clients = new Map<string, ClientOf<typeof PartitionService>>();
-  const client = (address: string): ClientOf<typeof PartitionService> => {
-    let c = clients.get(address);
-    if (c === undefined) {
-      c = createClient(PartitionService, address);
-      clients.set(address, c);
-    }
-    return c;
-  };
-
-  const start = async (node: StorageNodeChild): Promise<void> => {
-    const address = peers.find((p) => p.nodeId === node.nodeId)?.address;
-    const port = address === undefined ? 0 : Number(address.slice(address.lastIndexOf(':') + 1));
-    node.address = await node.request<string>({
-      op: 'start',
-      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: { every: 8, keep: 2 }, quiesceIdleGroups: true },
-    });
-  };
 
   const tablePartitions = async (): Promise<PartitionDescriptor[]> => {
-    const map = partitionMapResponseFromWire(await meta.call((c, options) => c.getPartitionMap({ knownVersion: 0n }, options)));
+    const map = partitionMapResponseFromWire(await cluster.meta.call((c, options) => c.getPartitionMap({ knownVersion: 0n }, options)));
     if (map.notModified) throw new Error('expected a full map');
     return map.partitions.filter((p) => p.tableId === schema.tableId);
   };
@@ -71,33 +39,17 @@ describe('a split half moves to a new member by snapshot', () => {
     partitions.find((p) => partitionContains(p, encodeItemKey(schema.tableId, { S: pk })))!;
   const put = (pk: string): PartitionWrite => ({ operations: [{ table: schema, kind: 'Put', key: { pk: { S: pk } }, item: { pk: { S: pk }, value: { S: `v-${pk}` } } }] });
 
-  /** A write to the partition holding the key, following NotLeader hints and the map (bounded). */
+  /** A write to the partition holding the key (looked up in the map each attempt), following NotLeader hints. */
   const write = async (pk: string, live: readonly StorageNodeChild[]): Promise<void> => {
-    let address = live[0].address;
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 200; attempt++) {
-      const partition = ownerOf(await tablePartitions(), pk);
-      try {
-        const response = await client(address).write(writeRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, put(pk)), { timeoutMs: 5_000 });
-        expect(writeResultFromWire(response).applied).toBe(true);
-        return;
-      } catch (error) {
-        lastError = error;
-        if (!(error instanceof RpcError) || !RETRYABLE.includes(error.code)) throw error;
-        const hint = error.code === Status.FAILED_PRECONDITION ? error.detail(ErrorDetailSchema) : undefined;
-        const leader = hint?.kind.case === 'notLeader' ? hint.kind.value.leader?.address : undefined;
-        address = leader !== undefined && live.some((n) => n.address === leader) ? leader : live[(attempt + 1) % live.length].address;
-        await pause(50);
-      }
-    }
-    throw lastError;
+    const { applied } = await cluster.write(live, async () => ownerOf(await tablePartitions(), pk), put(pk));
+    expect(applied).toBe(true);
   };
 
   /** The item as `node` holds it, read there (eventually or strongly consistent). */
   const readOn = async (node: StorageNodeChild, pk: string, consistent: boolean): Promise<Item | undefined> => {
     const partition = ownerOf(await tablePartitions(), pk);
     try {
-      const response = await client(node.address).get(
+      const response = await cluster.partitionClient(node.address).get(
         getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: pk } } }, { consistent }),
         { timeoutMs: 5_000 },
       );
@@ -108,39 +60,31 @@ describe('a split half moves to a new member by snapshot', () => {
   };
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-snapshot-split-'));
-    const ports = await freePorts(3);
-    peers = ports.map((port, i) => ({ nodeId: i + 1, address: `127.0.0.1:${port}` }));
-    nodes = peers.map((p) => new StorageNodeChild(p.nodeId, join(root, `node-${p.nodeId}`)));
-    await Promise.all(nodes.map(start));
-    meta = new MetaClient({ peers, callTimeoutMs: 2_000, maxAttempts: 20 });
+    cluster = await StorageNodeChildren.start('snapshot-split', 3, { tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: { every: 8, keep: 2 }, quiesceIdleGroups: true });
   });
 
   afterAll(async () => {
-    meta?.close();
-    for (const c of clients.values()) c.close();
-    await Promise.all(nodes.map((n) => n.kill()));
-    await rm(root, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('both halves of a split partition reach a fourth node replacing a dead one, whole', { timeout: 120_000 }, async () => {
-    await eventually(async () => ((await Promise.all(nodes.map((n) => n.state()))).every((s) => s.ready) ? true : undefined), 'three ready nodes', ATTEMPTS);
-    const spaceId = (await meta.call((c, options) => c.allocateSpaceId({}, options))).spaceId;
+    await eventually(() => cluster.allReady(), 'three ready nodes', ATTEMPTS);
+    const spaceId = (await cluster.meta.call((c, options) => c.allocateSpaceId({}, options))).spaceId;
     schema = { name: 'halves', tableId: spaceId, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
     const record: TableRecord = { schema, status: 'ACTIVE', createdAt: 1_700_000_000, billingMode: 'PAY_PER_REQUEST', tags: {} };
-    await meta.call((c, options) => c.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
+    await cluster.meta.call((c, options) => c.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
     const pks = Array.from({ length: ITEMS }, (_, i) => `item-${i}`);
-    for (const pk of pks.slice(0, ITEMS / 2)) await write(pk, nodes);
+    for (const pk of pks.slice(0, ITEMS / 2)) await write(pk, cluster.nodes);
 
     // Split in the middle (the meta leader asks the partition's leader), then write to both halves.
     await eventually(async () => {
-      const admin = createClient(AdminService, meta.leaderAddress);
+      const admin = createClient(AdminService, cluster.meta.leaderAddress);
       try {
         await admin.split({ table: schema.name, partitionId: 0n }, { timeoutMs: 10_000 });
         return true;
       } catch (error) {
         if (error instanceof RpcError && RETRYABLE.includes(error.code)) {
-          await meta.call((c, options) => c.getPartitionMap({ knownVersion: 0n }, options));
+          await cluster.meta.call((c, options) => c.getPartitionMap({ knownVersion: 0n }, options));
           return undefined;
         }
         throw error;
@@ -152,17 +96,15 @@ describe('a split half moves to a new member by snapshot', () => {
       const partitions = await tablePartitions();
       return partitions.length === 2 ? partitions : undefined;
     }, 'two halves in the map', ATTEMPTS);
-    for (const pk of pks.slice(ITEMS / 2)) await write(pk, nodes);
+    for (const pk of pks.slice(ITEMS / 2)) await write(pk, cluster.nodes);
     const right = halves.find((p) => p.startKey.length > 0 && halves.every((q) => q === p || Buffer.compare(Buffer.from(q.startKey), Buffer.from(p.startKey)) < 0))!;
     expect(pks.filter((pk) => ownerOf(halves, pk).id === right.id).length).toBeGreaterThan(0);
 
     // A fourth node joins; node 3 dies and stays down: both halves move to node 4.
-    const fourth = new StorageNodeChild(4, join(root, 'node-4'));
-    nodes.push(fourth);
-    await start(fourth);
-    const gone = nodes.find((n) => n.nodeId === 3)!;
+    const fourth = await cluster.add(4);
+    const gone = cluster.nodes.find((n) => n.nodeId === 3)!;
     await gone.kill();
-    const live = nodes.filter((n) => n !== gone);
+    const live = cluster.nodes.filter((n) => n !== gone);
     await eventually(async () => {
       const partitions = await tablePartitions();
       return partitions.length === 2 && partitions.every((p) => p.replicas.map((r) => r.nodeId).sort().join() === '1,2,4') ? true : undefined;

@@ -9,28 +9,12 @@
  * one); deleting the table removes every replica. Logs are compacted every few entries (partitions
  * and the meta group), so restarts recover from a snapshot and the store.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
-import {
-  freePorts,
-  ErrorDetailSchema,
-  PartitionService,
-  RpcError,
-  Status,
-  createClient,
-  getRequestToWire,
-  getResultFromWire,
-  partitionMapResponseFromWire,
-  tableRecordToWire,
-  writeRequestToWire,
-  writeResultFromWire,
-  type ClientOf,
-} from '@shoal/proto';
-import { MetaClient, type MetaPeer } from '@shoal/node';
-import { StorageNodeChild } from './fixtures/storage-node-child.ts';
+import { ErrorDetailSchema, RpcError, getRequestToWire, getResultFromWire, partitionMapResponseFromWire, tableRecordToWire } from '@shoal/proto';
+import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/transport-harness.ts';
 
 /** Small, so that the partition's and the meta group's logs are compacted during the tests. */
@@ -46,62 +30,23 @@ function put(schema: TableSchema, pk: string, value: string): PartitionWrite {
 }
 
 describe('startStorageNode: storage nodes in child processes', () => {
-  let root = '';
-  let peers: MetaPeer[] = [];
-  let nodes: StorageNodeChild[] = [];
-  let meta: MetaClient;
-  const clients = new Map<string, ClientOf<typeof PartitionService>>();
+  let cluster: StorageNodeChildren;
   let schema: TableSchema = table;
   let partition: PartitionDescriptor;
-
-  const partitionClient = (address: string): ClientOf<typeof PartitionService> => {
-    let client = clients.get(address);
-    if (client === undefined) {
-      client = createClient(PartitionService, address);
-      clients.set(address, client);
-    }
-    return client;
-  };
-
-  /** Meta peers listen on their fixed ports; another node on any free one. */
-  const start = async (node: StorageNodeChild): Promise<void> => {
-    const address = peers.find((p) => p.nodeId === node.nodeId)?.address;
-    const port = address === undefined ? 0 : Number(address.slice(address.lastIndexOf(':') + 1));
-    node.address = await node.request<string>({
-      op: 'start',
-      options: { nodeId: node.nodeId, dataDir: node.dataDir, host: '127.0.0.1', port, metaPeers: peers, tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: COMPACTION },
-    });
-  };
-
-  /** A write through PartitionService, following NotLeader hints and retrying while the group elects. */
   /** The node whose write was acknowledged last: the partition's leader then. */
   let lastLeader: StorageNodeChild | undefined;
+
+  /** A write to the table's partition through PartitionService (StorageNodeChildren.write). */
   const write = async (request: PartitionWrite, live: readonly StorageNodeChild[]): Promise<boolean> => {
-    let address = live[0].address;
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 200; attempt++) {
-      try {
-        const response = await partitionClient(address).write(writeRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request), { timeoutMs: 5_000 });
-        lastLeader = live.find((n) => n.address === address);
-        return writeResultFromWire(response).applied;
-      } catch (error) {
-        lastError = error;
-        // Retried: not the leader, the group electing, or this node's map not holding the partition yet.
-        const retryable = [Status.FAILED_PRECONDITION, Status.UNAVAILABLE, Status.NOT_FOUND, Status.DEADLINE_EXCEEDED];
-        if (!(error instanceof RpcError) || !retryable.includes(error.code)) throw error;
-        const hint = error instanceof RpcError && error.code === Status.FAILED_PRECONDITION ? error.detail(ErrorDetailSchema) : undefined;
-        const leader = hint?.kind.case === 'notLeader' ? hint.kind.value.leader?.address : undefined;
-        address = leader !== undefined && leader !== '' && live.some((n) => n.address === leader) ? leader : live[(attempt + 1) % live.length].address;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-    throw lastError;
+    const { applied, leader } = await cluster.write(live, () => partition, request);
+    lastLeader = leader;
+    return applied;
   };
 
   /** The item as one node's replica holds it (an eventual read: that node's store, whatever its role). */
   const storedOn = async (node: StorageNodeChild, pk: string): Promise<Item | undefined> => {
     try {
-      const response = await partitionClient(node.address).get(
+      const response = await cluster.partitionClient(node.address).get(
         getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: pk } } }, { consistent: false }),
         { timeoutMs: 2_000 },
       );
@@ -111,88 +56,75 @@ describe('startStorageNode: storage nodes in child processes', () => {
     }
   };
 
-  const allReady = async (live: readonly StorageNodeChild[]): Promise<true | undefined> =>
-    (await Promise.all(live.map((n) => n.state()))).every((s) => s.ready) ? true : undefined;
-
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-storage-node-'));
-    const ports = await freePorts(3);
-    peers = ports.map((port, i) => ({ nodeId: i + 1, address: `127.0.0.1:${port}` }));
-    nodes = peers.map((p) => new StorageNodeChild(p.nodeId, join(root, `node-${p.nodeId}`)));
-    await Promise.all(nodes.map(start));
-    meta = new MetaClient({ peers, callTimeoutMs: 2_000, maxAttempts: 20 });
+    cluster = await StorageNodeChildren.start('storage-node', 3, { tickMs: 20, heartbeatIntervalMs: 200, downTimeoutMs: 1_500, logCompaction: COMPACTION });
   });
 
   afterAll(async () => {
-    meta?.close();
-    for (const client of clients.values()) client.close();
-    await Promise.all(nodes.map((n) => n.kill()));
-    await rm(root, { recursive: true, force: true });
+    await cluster?.close();
   });
 
   it('elects a meta leader and registers every node', { timeout: 60_000 }, async () => {
     try {
-      await eventually(() => allReady(nodes), 'three ready nodes', ATTEMPTS);
+      await eventually(() => cluster.allReady(), 'three ready nodes', ATTEMPTS);
     } catch (error) {
-      for (const n of nodes) console.error(`node ${n.nodeId} log:\n${await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')}`);
+      for (const n of cluster.nodes) console.error(`node ${n.nodeId} log:\n${await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')}`);
       throw error;
     }
-    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    const map = partitionMapResponseFromWire(await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
     expect(map.notModified).toBe(false);
     if (map.notModified) return;
-    expect(map.nodes.map((n) => [Number(n.id), n.address])).toEqual(peers.map((p) => [p.nodeId, p.address]));
+    expect(map.nodes.map((n) => [Number(n.id), n.address])).toEqual(cluster.peers.map((p) => [p.nodeId, p.address]));
   });
 
   it('creates a table through MetaService: its partition gets a replica on each of the three nodes', { timeout: 60_000 }, async () => {
-    const spaceId = (await meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+    const spaceId = (await cluster.meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
     schema = { ...table, tableId: spaceId };
     const record: TableRecord = { schema, status: 'ACTIVE', createdAt: 1_700_000_000, billingMode: 'PAY_PER_REQUEST', tags: {} };
-    await meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
-    const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+    await cluster.meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
+    const map = partitionMapResponseFromWire(await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
     if (map.notModified) throw new Error('no map');
     const partitions = map.partitions.filter((p) => p.tableId === spaceId);
     expect(partitions).toHaveLength(1);
     partition = partitions[0];
     expect(partition.epoch).toBe(1);
     expect(partition.replicas.map((r) => r.nodeId).sort()).toEqual([1, 2, 3]);
-    await eventually(async () => ((await Promise.all(nodes.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === 1) ? true : undefined), 'a replica on every node', ATTEMPTS);
+    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === 1) ? true : undefined), 'a replica on every node', ATTEMPTS);
   });
 
   it('a write through PartitionService reaches the stores of all three nodes', { timeout: 60_000 }, async () => {
-    expect(await write(put(schema, 'alpha', 'one'), nodes)).toBe(true);
-    for (const node of nodes) {
+    expect(await write(put(schema, 'alpha', 'one'), cluster.nodes)).toBe(true);
+    for (const node of cluster.nodes) {
       expect(await eventually(() => storedOn(node, 'alpha'), `the item on node ${node.nodeId}`, ATTEMPTS)).toEqual({ pk: { S: 'alpha' }, value: { S: 'one' } });
     }
   });
 
   it('a node killed with SIGKILL and restarted recovers its replicas from disk and catches up', { timeout: 90_000 }, async () => {
     // The meta leader: the other nodes' heartbeats and map watches must find the next one.
-    await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
-    const victim = nodes.find((n) => n.address === meta.leaderAddress)!;
+    await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
+    const victim = cluster.nodes.find((n) => n.address === cluster.meta.leaderAddress)!;
     // Enough writes that every replica compacted its log before the kill.
-    for (let i = 0; i < 2 * COMPACTION.every; i++) expect(await write(put(schema, `bulk-${i}`, 'before'), nodes)).toBe(true);
+    for (let i = 0; i < 2 * COMPACTION.every; i++) expect(await write(put(schema, `bulk-${i}`, 'before'), cluster.nodes)).toBe(true);
     await victim.kill();
-    const survivors = nodes.filter((n) => n !== victim);
+    const survivors = cluster.nodes.filter((n) => n !== victim);
     expect(await write(put(schema, 'beta', 'while-down'), survivors)).toBe(true);
 
-    const restarted = new StorageNodeChild(victim.nodeId, victim.dataDir);
-    nodes = nodes.map((n) => (n === victim ? restarted : n));
-    await start(restarted);
+    const restarted = await cluster.restart(victim);
     // The replica is reopened from the node's Raft log at start, before any map arrives.
     expect((await restarted.state()).metrics.partitionReplicas).toBe(1);
-    await eventually(() => allReady(nodes), 'the restarted node ready', ATTEMPTS);
+    await eventually(() => cluster.allReady(), 'the restarted node ready', ATTEMPTS);
     expect(await eventually(() => storedOn(restarted, 'alpha'), 'the old item on the restarted node', ATTEMPTS)).toEqual({ pk: { S: 'alpha' }, value: { S: 'one' } });
     expect(await eventually(() => storedOn(restarted, 'beta'), 'the item written while it was down', ATTEMPTS)).toEqual({ pk: { S: 'beta' }, value: { S: 'while-down' } });
     expect(await storedOn(restarted, `bulk-${2 * COMPACTION.every - 1}`)).toEqual({ pk: { S: `bulk-${2 * COMPACTION.every - 1}` }, value: { S: 'before' } });
-    expect(await write(put(schema, 'gamma', 'after'), nodes)).toBe(true);
-    for (const node of nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
+    expect(await write(put(schema, 'gamma', 'after'), cluster.nodes)).toBe(true);
+    for (const node of cluster.nodes) await eventually(() => storedOn(node, 'gamma'), `the new item on node ${node.nodeId}`, ATTEMPTS);
   });
 
   it('a node closed gracefully hands its leaderships over before it stops', { timeout: 90_000 }, async () => {
-    expect(await write(put(schema, 'epsilon', 'led'), nodes)).toBe(true);
+    expect(await write(put(schema, 'epsilon', 'led'), cluster.nodes)).toBe(true);
     const leader = lastLeader!;
     await leader.request({ op: 'close' });
-    const others = nodes.filter((n) => n !== leader);
+    const others = cluster.nodes.filter((n) => n !== leader);
     // Right away, without an election timeout: the partition's group and the meta group are led elsewhere.
     const leaders = (await Promise.all(others.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.raftLeaders, 0);
     expect(leaders).toBe(2);
@@ -200,23 +132,21 @@ describe('startStorageNode: storage nodes in child processes', () => {
     expect(log).toContain('"msg":"leadership handed over before stopping"');
     expect(log).toContain('"stillLed":[]');
 
-    await start(leader);
-    await eventually(() => allReady(nodes), 'the node started again', ATTEMPTS);
+    await cluster.start(leader);
+    await eventually(() => cluster.allReady(), 'the node started again', ATTEMPTS);
     expect(await eventually(() => storedOn(leader, 'epsilon'), 'its items after the restart', ATTEMPTS)).toEqual({ pk: { S: 'epsilon' }, value: { S: 'led' } });
   });
 
   it('replaces the replica of a node that stays down with one on a fourth node, which receives it by snapshot and serves a strong read', { timeout: 90_000 }, async () => {
-    const fourth = new StorageNodeChild(4, join(root, 'node-4'));
-    nodes.push(fourth);
-    await start(fourth);
-    await eventually(() => allReady(nodes), 'the fourth node ready', ATTEMPTS);
+    const fourth = await cluster.add(4);
+    await eventually(() => cluster.allReady(), 'the fourth node ready', ATTEMPTS);
     expect((await fourth.state()).metrics.partitionReplicas).toBe(0);
 
-    const gone = nodes.find((n) => n.nodeId === 3)!;
+    const gone = cluster.nodes.find((n) => n.nodeId === 3)!;
     await gone.kill();
-    const live = nodes.filter((n) => n !== gone);
+    const live = cluster.nodes.filter((n) => n !== gone);
     const moved = await eventually(async () => {
-      const map = partitionMapResponseFromWire(await meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
+      const map = partitionMapResponseFromWire(await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
       const current = map.notModified ? undefined : map.partitions.find((p) => p.id === partition.id);
       return current !== undefined && current.replicas.map((r) => r.nodeId).sort().join() === '1,2,4' ? current : undefined;
     }, 'the partition placed on nodes 1, 2 and 4', ATTEMPTS);
@@ -230,7 +160,7 @@ describe('startStorageNode: storage nodes in child processes', () => {
     expect(await write(put(schema, 'delta', 'moved'), live)).toBe(true);
     for (const node of live) await eventually(() => storedOn(node, 'delta'), `the item written after the move on node ${node.nodeId}`, ATTEMPTS);
     // A strongly consistent read on the new replica (ReadIndex through the leader) sees the latest write.
-    const strong = await partitionClient(fourth.address).get(
+    const strong = await cluster.partitionClient(fourth.address).get(
       getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: 'delta' } } }, { consistent: true }),
       { timeoutMs: 5_000 },
     );
@@ -240,11 +170,11 @@ describe('startStorageNode: storage nodes in child processes', () => {
   });
 
   it('deletes a table: every node removes its replica and answers PartitionNotFound for it', { timeout: 60_000 }, async () => {
-    const live = nodes.filter((n) => n.alive);
-    await meta.call((client, options) => client.deleteTable({ name: schema.name }, options));
+    const live = cluster.nodes.filter((n) => n.alive);
+    await cluster.meta.call((client, options) => client.deleteTable({ name: schema.name }, options));
     await eventually(async () => ((await Promise.all(live.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === 0) ? true : undefined), 'replicas removed', ATTEMPTS);
     for (const node of live) {
-      const error = await partitionClient(node.address)
+      const error = await cluster.partitionClient(node.address)
         .get(getRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { table: schema, key: { pk: { S: 'alpha' } } }, { consistent: false }))
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RpcError);
