@@ -13,9 +13,12 @@ import {
   Status,
   addService,
   createClient,
+  decodeGroupMessages,
   listen,
+  messageFromWire,
   messageToWire,
   shutdown,
+  type RaftBatch,
 } from '@shoal/proto';
 import type { Message } from '@shoal/raft';
 import { RaftTransport } from '@shoal/node';
@@ -332,4 +335,72 @@ describe('a transport on a shared gRPC server', () => {
       await shutdown(server, 0);
     }
   });
+});
+
+describe('packed batches, once the peer reads them', () => {
+  /** A peer serving the transport service by hand: it records each batch's form and answers as told. */
+  async function peer(readsPacked: boolean): Promise<{ address: string; batches: RaftBatch[]; server: Server }> {
+    const server = new Server();
+    const batches: RaftBatch[] = [];
+    addService(server, RaftTransportService, {
+      stream: async function* (incoming) {
+        for await (const batch of incoming) {
+          batches.push(batch);
+          // A node from before packed batches answers without the field (it does not know it).
+          yield readsPacked ? { readsPackedMessages: true } : {};
+        }
+      },
+    });
+    return { address: `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`, batches, server };
+  }
+
+  it('a transport answers the first batch of a stream saying it reads packed batches', async () => {
+    const [, two] = await pair();
+    const client = createClient(RaftTransportService, two.transport.address);
+    const batches = new MessageQueue<{ fromNode: bigint; toNode: bigint; messages: Array<{ groupId: bigint; message: ReturnType<typeof messageToWire> }> }>();
+    try {
+      const responses = client.stream(batches)[Symbol.asyncIterator]();
+      batches.push({ fromNode: 1n, toNode: 2n, messages: [{ groupId: 1n, message: messageToWire(append(1, 2, 1)) }] });
+      const first = await responses.next();
+      expect(first.done).toBe(false);
+      expect(first.value).toMatchObject({ readsPackedMessages: true, undelivered: [] });
+      batches.close();
+    } finally {
+      client.close();
+    }
+  });
+
+  for (const readsPacked of [false, true]) {
+    it(`${readsPacked ? 'switch to packed_messages once the peer says it reads them' : 'keep to messages with a peer that never says it reads packed ones'}`, async () => {
+      const remote = await peer(readsPacked);
+      const sender = new RaftTransport({ nodeId: 1, listenAddress: '127.0.0.1:0', resolvePeer: (id) => (id === 2 ? remote.address : undefined), onMessages: () => undefined, log: () => undefined });
+      open.push(sender);
+      const form = (batch: RaftBatch): string => (batch.packedMessages.length > 0 ? 'packed' : batch.messages.length > 0 ? 'messages' : 'empty');
+      try {
+        // One batch at a time, each sent once the previous one arrived: until a packed one (at most 40), or 5.
+        const limit = readsPacked ? 40 : 5;
+        for (let index = 1; index <= limit; index++) {
+          sender.send(9, append(1, 2, index, 100));
+          sender.flush();
+          await until(() => (remote.batches.length === index ? true : undefined), `batch ${index}`);
+          if (readsPacked && form(remote.batches.at(-1)!) === 'packed') break;
+        }
+        const forms = remote.batches.map(form);
+        expect(forms[0]).toBe('messages');
+        if (readsPacked) {
+          const switched = forms.indexOf('packed');
+          expect(switched).toBeGreaterThan(0);
+          expect(forms.slice(switched).every((f) => f === 'packed')).toBe(true);
+          expect(forms.slice(0, switched).every((f) => f === 'messages')).toBe(true);
+        } else {
+          expect(forms).toEqual(['messages', 'messages', 'messages', 'messages', 'messages']);
+        }
+        // Either form carries the same messages.
+        const decoded = remote.batches.map((batch) => (batch.packedMessages.length > 0 ? decodeGroupMessages(batch.packedMessages) : batch.messages.map((m) => ({ groupId: Number(m.groupId), message: messageFromWire(m.message!) }))));
+        expect(decoded).toEqual(remote.batches.map((_, i) => [{ groupId: 9, message: append(1, 2, i + 1, 100) }]));
+      } finally {
+        await shutdown(remote.server, 0);
+      }
+    });
+  }
 });

@@ -151,6 +151,11 @@ type TransportClient = ClientOf<typeof RaftTransportService>;
 interface PeerStream {
   readonly outbox: MessageQueue<RaftBatch>;
   readonly cancel: AbortController;
+  /**
+   * The peer said it reads packed batches (StreamResponse.reads_packed_messages). Until then, batches
+   * carry `messages`: a node of a version before packed batches would read a packed one as empty.
+   */
+  packed: boolean;
 }
 
 /** A stream from a peer, identified by the node of its first accepted batch. */
@@ -343,7 +348,7 @@ export class RaftTransport {
         continue;
       }
       peer.lastFlushGroups = distinctGroups(messages);
-      for (const batch of this.#split(peer, messages)) this.#emit(peer, stream, batch, now);
+      for (const batch of this.#split(peer, messages, stream.packed)) this.#emit(peer, stream, batch, now);
     }
   }
 
@@ -432,7 +437,7 @@ export class RaftTransport {
         },
       });
     }
-    const stream: PeerStream = { outbox: new MessageQueue<RaftBatch>(), cancel: new AbortController() };
+    const stream: PeerStream = { outbox: new MessageQueue<RaftBatch>(), cancel: new AbortController(), packed: false };
     peer.stream = stream;
     const responses = peer.client.stream(stream.outbox, { signal: stream.cancel.signal });
     (async () => {
@@ -440,6 +445,7 @@ export class RaftTransport {
       // holding messages of groups it does not host.
       for await (const response of responses) {
         peer.failures = 0;
+        if (response.readsPackedMessages) stream.packed = true;
         if (response.undelivered.length > 0) {
           this.#options.onUndelivered?.(peer.nodeId, [...new Set(response.undelivered.map((m) => Number(m.groupId)))]);
         }
@@ -485,7 +491,7 @@ export class RaftTransport {
   }
 
   /** Cuts the messages into RaftBatches each within maxBatchBytes, in order. */
-  *#split(peer: Peer, messages: GroupMessage[]): Generator<OutgoingBatch> {
+  *#split(peer: Peer, messages: GroupMessage[], packed: boolean): Generator<OutgoingBatch> {
     const header = batchHeaderWireSize(this.nodeId, peer.nodeId);
     let current: GroupMessage[] = [];
     let bytes = header;
@@ -498,21 +504,24 @@ export class RaftTransport {
         continue;
       }
       if (bytes + size > this.#maxBatchBytes) {
-        yield this.#batch(peer, current, bytes);
+        yield this.#batch(peer, current, bytes, packed);
         current = [];
         bytes = header;
       }
       current.push(item);
       bytes += size;
     }
-    if (current.length > 0) yield this.#batch(peer, current, bytes);
+    if (current.length > 0) yield this.#batch(peer, current, bytes, packed);
   }
 
-  #batch(peer: Peer, messages: GroupMessage[], bytes: number): OutgoingBatch {
+  /** `packed`: the messages as one encoded GroupMessageList (same size on the wire), else as `messages`. */
+  #batch(peer: Peer, messages: GroupMessage[], bytes: number, packed: boolean): OutgoingBatch {
     const batch = create(RaftBatchSchema, {
       fromNode: BigInt(this.nodeId),
       toNode: BigInt(peer.nodeId),
-      packedMessages: encodeGroupMessages(messages),
+      ...(packed
+        ? { packedMessages: encodeGroupMessages(messages) }
+        : { messages: messages.map((m) => ({ groupId: BigInt(m.groupId), message: messageToWire(m.message) })) }),
     });
     return { batch, bytes, messages: messages.length, groups: distinctGroups(messages) };
   }
@@ -648,7 +657,7 @@ export class RaftTransport {
           if (wire.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `group ${groupId}: no message`);
           return { groupId, message: messageFromWire(wire.message) };
         });
-        // Storage nodes send the packed form (decoded without the protobuf runtime); `messages` comes from other senders.
+        // Senders that heard this node reads packed batches send that form (decoded without the protobuf runtime).
         if (batch.packedMessages.length > 0) received.push(...decodeGroupMessages(batch.packedMessages));
       } catch (error) {
         const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
@@ -675,10 +684,10 @@ export class RaftTransport {
           .filter((m) => groups.has(m.groupId))
           .map((m) => ({ groupId: BigInt(m.groupId), to: BigInt(m.message.to), type: messageTypeToWire(m.message.type), reason: UndeliveredReason.GROUP_NOT_FOUND }));
         acknowledged = true;
-        yield { undelivered };
+        yield { undelivered, readsPackedMessages: true };
       } else if (!acknowledged) {
         acknowledged = true;
-        yield {};
+        yield { readsPackedMessages: true };
       }
     }
   }
