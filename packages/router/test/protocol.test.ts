@@ -43,6 +43,11 @@ describe('protocol helpers', () => {
     }
     const deep = Buffer.from(`{"a":${'['.repeat(200)}${']'.repeat(200)}}`);
     expect(() => parseRequestBody(deep)).toThrow('Nesting Levels have exceeded supported limits');
+    // 100 levels (the object and 99 lists) are allowed; brackets inside strings are no nesting.
+    const nested = (lists: number) => Buffer.from(`{"a":${'['.repeat(lists)}${']'.repeat(lists)}}`);
+    expect(() => parseRequestBody(nested(99))).not.toThrow();
+    expect(() => parseRequestBody(nested(100))).toThrow('Nesting Levels have exceeded supported limits');
+    expect(parseRequestBody(Buffer.from(`{"a":"${'{['.repeat(300)}"}`))).toEqual({ a: '{['.repeat(300) });
   });
 
   it('shape error bodies with the qualified type and extra fields', () => {
