@@ -67,6 +67,13 @@ type PartitionRpc = ClientOf<typeof PartitionService>;
  */
 type Mode = 'write' | 'leader' | 'any';
 
+/**
+ * Write calls (WriteMany / Write) in flight to one partition's leader at once: the writes made while
+ * they are out wait and go together in the next call, one Raft entry (a node's cost is mostly per
+ * entry and per call, not per write).
+ */
+const WRITE_CALLS_IN_FLIGHT = 2;
+
 /** Redirects to a named leader followed at once; more in one call wait for the backoff (an election). */
 const IMMEDIATE_REDIRECTS = 2;
 
@@ -105,7 +112,7 @@ export class ClusterPartitionClient implements PartitionClient {
   readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
     one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(encodeWriteRequest(target, write), options)),
     many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(encodeWriteManyRequest(target, writes), options), writes.length),
-  });
+  }, { maxInFlight: WRITE_CALLS_IN_FLIGHT });
   /** Gets of one turn to one partition with the same consistency: one GetMany. */
   readonly #gets = new RequestCoalescer<PartitionRpc, { request: GetRequest; options: ReadOptions }, GetResult>({
     one: async (rpc, target, { request, options }, callOptions) =>
