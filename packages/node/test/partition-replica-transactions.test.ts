@@ -4,11 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type AttributeValue, type Item, type PartitionDescriptor, type PartitionWrite, type TableSchema } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, type LocalStore } from '@shoal/storage';
 import {
-  MultiRaftHost,
   PartitionReplica,
-  RaftLogStore,
   TransactionResolver,
   decodePartitionCommand,
   encodePartitionCommand,
@@ -21,6 +18,7 @@ import {
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+import { startPartitionMember, stopPartitionMember, type PartitionMember } from './fixtures/partition-member.ts';
 
 /**
  * The transaction commands over Raft: three hosts, each with one LocalStore holding the replicas of
@@ -40,37 +38,23 @@ const PARTITIONS: PartitionDescriptor[] = [
 ];
 const [ACCOUNTS_PARTITION, LEDGER_PARTITION] = PARTITIONS;
 
-interface Member {
-  nodeId: NodeId;
-  logStore: RaftLogStore;
-  local: LocalStore;
-  replicas: Map<number, PartitionReplica>;
-  host: MultiRaftHost;
-}
+type Member = PartitionMember & { replicas: Map<number, PartitionReplica> };
 
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const logStore = await RaftLogStore.open(join(dir, 'raft'));
-  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
-  const replicas = new Map<number, PartitionReplica>();
-  for (const partition of PARTITIONS) replicas.set(partition.id, await PartitionReplica.open(partition.id, local.partitions));
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore,
-    sender: network.sender(nodeId),
-    stateMachine: (groupId) => {
+/** A member with a replica of each partition, over its one store. */
+const startMember = (network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> =>
+  startPartitionMember(network, nodeId, dir, {
+    seed: 17,
+    open: async (local) => {
+      const replicas = new Map<number, PartitionReplica>();
+      for (const partition of PARTITIONS) replicas.set(partition.id, await PartitionReplica.open(partition.id, local.partitions));
+      return { replicas };
+    },
+    stateMachineOf: ({ replicas }, groupId) => {
       const replica = replicas.get(groupId);
       if (replica === undefined) throw new Error(`unexpected group ${groupId}`);
       return replica;
     },
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 17,
   });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, logStore, local, replicas, host };
-}
 
 const put = (table: TableSchema, pk: string, item: Item): PartitionWrite => ({
   operations: [{ table, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), ...item } }],
@@ -106,12 +90,7 @@ describe('transaction commands over Raft', () => {
   });
 
   afterAll(async () => {
-    for (const m of members) {
-      network.hosts.delete(m.nodeId);
-      await m.host.stop();
-      await m.logStore.close();
-      await m.local.close();
-    }
+    for (const m of members) await stopPartitionMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -17,11 +17,9 @@ import {
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, partitionBound, type LocalStore } from '@shoal/storage';
 import {
-  MultiRaftHost,
   PartitionCommandError,
   PartitionReplica,
   PartitionSnapshotError,
-  RaftLogStore,
   decodePartitionCommand,
   encodePartitionCommand,
   proposeIndexCommand,
@@ -30,6 +28,7 @@ import {
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+import { oneReplica, startPartitionMember, stopPartitionMember, type PartitionMember } from './fixtures/partition-member.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const GROUP = 7;
@@ -40,45 +39,10 @@ const BY_V: IndexSchema = { name: 'byV', kind: 'GSI', indexId: 6, hashKey: { nam
 const INDEXED: TableSchema = { ...TABLE, indexes: [BY_V] };
 const writeCommand = (write: PartitionWrite): Uint8Array => encodePartitionCommand({ kind: 'write', write });
 
-interface Member {
-  nodeId: NodeId;
-  dir: string;
-  logStore: RaftLogStore;
-  local: LocalStore;
-  replica: PartitionReplica;
-  host: MultiRaftHost;
-}
+type Member = PartitionMember & { replica: PartitionReplica };
 
 /** Opens (or reopens) a node's Raft log and partition store, and its host with one PartitionReplica. */
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const logStore = await RaftLogStore.open(join(dir, 'raft'));
-  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
-  // The host asks for state machines synchronously, so the replica (which reads its applied index) opens first.
-  const replica = await PartitionReplica.open(GROUP, local.partitions);
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore,
-    sender: network.sender(nodeId),
-    stateMachine: (groupId) => {
-      if (groupId !== GROUP) throw new Error(`unexpected group ${groupId}`);
-      return replica;
-    },
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 11,
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, dir, logStore, local, replica, host };
-}
-
-async function stopMember(network: MemoryNetwork, member: Member): Promise<void> {
-  network.hosts.delete(member.nodeId);
-  await member.host.stop();
-  await member.logStore.close();
-  await member.local.close();
-}
+const startMember = (network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> => startPartitionMember(network, nodeId, dir, { seed: 11, ...oneReplica(GROUP) });
 
 const leader = (members: readonly Member[]): Member | undefined => agreedLeader(members, GROUP);
 
@@ -132,7 +96,7 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
   });
 
   afterAll(async () => {
-    for (const m of members) await stopMember(network, m);
+    for (const m of members) await stopPartitionMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -189,7 +153,7 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
     await settledStores(members);
     // Restart every replica: each replays its whole log (no compaction), and must skip what it applied.
     const appliedBefore = members.map((m) => m.replica.appliedIndex());
-    for (const m of members) await stopMember(network, m);
+    for (const m of members) await stopPartitionMember(network, m);
     members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
     expect(members.map((m) => m.replica.appliedIndex())).toEqual(appliedBefore);
     for (let i = 11; i <= 15; i++) await propose(members, addToCounter('counter', i));

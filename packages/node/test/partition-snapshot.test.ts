@@ -18,9 +18,7 @@ import {
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, partitionBound, type LocalStore, type PartitionBound, type TransactionRecord } from '@shoal/storage';
 import {
-  MultiRaftHost,
   PartitionReplica,
-  RaftLogStore,
   encodePartitionCommand,
   proposePartitionWrite,
   type PartitionCommand,
@@ -28,6 +26,7 @@ import {
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+import { oneReplica, startPartitionMember, stopPartitionMember, type PartitionMember } from './fixtures/partition-member.ts';
 import { readSnapshotData } from './fixtures/snapshot-data.ts';
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -200,41 +199,10 @@ describe('a partition snapshot out of a store shared with another partition, ins
 const GROUP = LEFT.id;
 const POLICY = { every: 20, keep: 5 };
 
-interface Member {
-  nodeId: NodeId;
-  dir: string;
-  logStore: RaftLogStore;
-  local: LocalStore;
-  replica: PartitionReplica;
-  host: MultiRaftHost;
-}
+type Member = PartitionMember & { replica: PartitionReplica };
 
-async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> {
-  const logStore = await RaftLogStore.open(join(dir, 'raft'));
-  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
-  const replica = await PartitionReplica.open(GROUP, local.partitions, { boundOf: () => partitionBound(LEFT), tableOf: () => TABLE });
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore,
-    sender: network.sender(nodeId),
-    stateMachine: () => replica,
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    seed: 5,
-    snapshotPolicy: POLICY,
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, dir, logStore, local, replica, host };
-}
-
-async function stopMember(network: MemoryNetwork, member: Member): Promise<void> {
-  network.hosts.delete(member.nodeId);
-  await member.host.stop();
-  await member.logStore.close();
-  await member.local.close();
-}
+const startMember = (network: MemoryNetwork, nodeId: NodeId, dir: string): Promise<Member> =>
+  startPartitionMember(network, nodeId, dir, { seed: 5, host: { snapshotPolicy: POLICY }, ...oneReplica(GROUP, { boundOf: () => partitionBound(LEFT), tableOf: () => TABLE }) });
 
 describe('partition replicas on hosts compacting their logs', () => {
   const network = new MemoryNetwork();
@@ -280,7 +248,7 @@ describe('partition replicas on hosts compacting their logs', () => {
     for (const m of members) await m.host.createGroup(GROUP, [1, 2, 3]);
   });
   afterAll(async () => {
-    for (const m of members) await stopMember(network, m);
+    for (const m of members) await stopPartitionMember(network, m);
     await rm(root, { recursive: true, force: true });
   });
 
@@ -299,7 +267,7 @@ describe('partition replicas on hosts compacting their logs', () => {
 
   it('a replica down while the others compacted past it catches up by snapshot, and all recover after a restart', async () => {
     const down = members.find((m) => m !== leader())!;
-    await stopMember(network, down);
+    await stopPartitionMember(network, down);
     members = members.filter((m) => m !== down);
     await writeItems(60);
     const again = await startMember(network, down.nodeId, down.dir);
@@ -310,7 +278,7 @@ describe('partition replicas on hosts compacting their logs', () => {
     await converged();
 
     // Every member restarts from its compacted log and its store, and goes on.
-    for (const m of members) await stopMember(network, m);
+    for (const m of members) await stopPartitionMember(network, m);
     members = await Promise.all(members.map((m) => startMember(network, m.nodeId, m.dir)));
     await writeItems(5);
     await settled();
