@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type AttributeValue, type PartitionDescriptor, type PartitionWrite, type TableSchema } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, type LocalStore } from '@shoal/storage';
-import { MultiRaftHost, PartitionReplica, RaftLogStore, StorageNodeServer } from '@shoal/node';
+import { PartitionReplica, StorageNodeServer, type MultiRaftHost } from '@shoal/node';
 import {
   ErrorDetailSchema,
   PartitionService,
@@ -36,7 +35,9 @@ import {
   type PartitionReadOptions,
   type RoutedTo,
 } from '@shoal/proto';
+import { agreedLeader } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
+import { oneReplica, startPartitionMember, stopPartitionMember, type PartitionMember } from './fixtures/partition-member.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const BEHIND: NodeId = 3;
@@ -58,15 +59,11 @@ interface Served {
   rpc: PartitionRpc;
 }
 
-interface Member {
-  nodeId: NodeId;
-  logStore: RaftLogStore;
-  local: LocalStore;
+type Member = PartitionMember & {
   replica: PartitionReplica;
-  host: MultiRaftHost;
   patient: Served;
   hasty: Served;
-}
+};
 
 const network = new MemoryNetwork();
 const members: Member[] = [];
@@ -87,24 +84,9 @@ async function serve(host: MultiRaftHost, replica: PartitionReplica, replicaWait
 }
 
 async function startMember(nodeId: NodeId): Promise<Member> {
-  const dir = join(root, `node-${nodeId}`);
-  const logStore = await RaftLogStore.open(join(dir, 'raft'));
-  const local = await openLocalStore({ dataDir: join(dir, 'partitions') });
-  const replica = await PartitionReplica.open(GROUP, local.partitions);
-  const host = new MultiRaftHost({
-    nodeId,
-    logStore,
-    sender: network.sender(nodeId),
-    stateMachine: () => replica,
-    // An election timeout of a second or more: holding a follower's traffic a while starts none.
-    tickMs: 20,
-    electionTick: 50,
-    heartbeatTick: 2,
-    seed: nodeId,
-  });
-  host.open();
-  network.hosts.set(nodeId, host);
-  return { nodeId, logStore, local, replica, host, patient: await serve(host, replica, PATIENT_WAIT_MS), hasty: await serve(host, replica, HASTY_WAIT_MS) };
+  // An election timeout of a second or more: holding a follower's traffic a while starts none.
+  const started = await startPartitionMember(network, nodeId, join(root, `node-${nodeId}`), { seed: nodeId, host: { tickMs: 20, electionTick: 50, heartbeatTick: 2 }, ...oneReplica(GROUP) });
+  return { ...started, patient: await serve(started.host, started.replica, PATIENT_WAIT_MS), hasty: await serve(started.host, started.replica, HASTY_WAIT_MS) };
 }
 
 /** Polls `check` every 20 ms, at most `attempts` times. */
@@ -117,11 +99,7 @@ async function until(what: string, check: () => boolean, attempts = 1_000): Prom
 }
 
 const member = (nodeId: NodeId): Member => members.find((m) => m.nodeId === nodeId)!;
-const leaderId = (): NodeId | undefined => {
-  const leaders = new Set(members.map((m) => m.host.leaderOf(GROUP)));
-  const [leader] = leaders;
-  return leaders.size === 1 && leader !== undefined && leader !== 0 && member(leader).host.status().find((s) => s.groupId === GROUP)?.role === 'leader' ? leader : undefined;
-};
+const leaderId = (): NodeId | undefined => agreedLeader(members, GROUP)?.nodeId;
 const leader = (): Member => member(leaderId()!);
 /** Holds a node's apply behind: the Raft traffic to it is dropped (the leader sends it again once released). */
 const hold = (nodeId: NodeId): boolean => network.hosts.delete(nodeId);
@@ -166,10 +144,7 @@ afterAll(async () => {
       served.rpc.close();
       await shutdown(served.grpc, 1_000);
     }
-    network.hosts.delete(m.nodeId);
-    await m.host.stop();
-    await m.logStore.close();
-    await m.local.close();
+    await stopPartitionMember(network, m);
   }
   if (root !== '') await rm(root, { recursive: true, force: true });
 }, 30_000);
