@@ -12,13 +12,18 @@ export class ClusterView {
   map = new PartitionMap();
   readonly #nodes = new Map<number, string>();
   readonly #tables = new Map<string, TableRecord>();
-  /** Leaders learned from NotLeader answers, by partition id; they beat the map's hints. */
+  /** Leaders learned from NotLeader answers and answered writes, by partition id; they beat the map's hints. */
   readonly #leaders = new Map<number, number>();
   /**
    * By partition id, the highest applied index this router's acknowledged writes were answered with:
    * its eventual reads of the partition ask a replica to have applied that much (read-your-writes).
    */
   readonly #writtenThrough = new Map<number, bigint>();
+  /**
+   * By partition id, then node id: the applied index a replica last refused an eventual read with
+   * (ReplicaBehind) and when (ms, the caller's clock), so that reads asking for more skip it a while.
+   */
+  readonly #replicasBehind = new Map<number, Map<number, { appliedIndex: bigint; atMs: number }>>();
   readonly #firstMap: Promise<void>;
   #markFirstMap: () => void = () => {};
 
@@ -47,7 +52,8 @@ export class ClusterView {
     this.map = new PartitionMap(answer.partitions);
     // Bounded by the map: a partition gone from it (deleted, its table dropped) is read no more.
     const listed = new Set(answer.partitions.map((partition) => partition.id));
-    for (const id of this.#writtenThrough.keys()) if (!listed.has(id)) this.#writtenThrough.delete(id);
+    const byPartition: Map<number, unknown>[] = [this.#writtenThrough, this.#leaders, this.#replicasBehind];
+    for (const entries of byPartition) for (const id of entries.keys()) if (!listed.has(id)) entries.delete(id);
     this.#nodes.clear();
     for (const node of answer.nodes) {
       if (node.id > 0n && node.id <= BigInt(Number.MAX_SAFE_INTEGER)) this.#nodes.set(Number(node.id), node.address);
@@ -118,5 +124,26 @@ export class ClusterView {
   /** How many partitions the router remembers written indexes of (bounded by the map). */
   get writtenPartitions(): number {
     return this.#writtenThrough.size;
+  }
+
+  /** Records that a replica refused an eventual read at `atMs`, having applied only `appliedIndex`. */
+  noteReplicaBehind(partitionId: number, nodeId: number, appliedIndex: bigint, atMs: number): void {
+    let replicas = this.#replicasBehind.get(partitionId);
+    if (replicas === undefined) this.#replicasBehind.set(partitionId, (replicas = new Map()));
+    replicas.set(nodeId, { appliedIndex, atMs });
+  }
+
+  /**
+   * Whether the replica said, at `sinceMs` or later, that it had applied less than `minAppliedIndex`
+   * (a read asking that much would wait there, then be refused). Older records are dropped.
+   */
+  replicaBehind(partitionId: number, nodeId: number, minAppliedIndex: bigint, sinceMs: number): boolean {
+    const replicas = this.#replicasBehind.get(partitionId);
+    const record = replicas?.get(nodeId);
+    if (replicas === undefined || record === undefined) return false;
+    if (record.atMs >= sinceMs) return record.appliedIndex < minAppliedIndex;
+    replicas.delete(nodeId);
+    if (replicas.size === 0) this.#replicasBehind.delete(partitionId);
+    return false;
   }
 }

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { initialPartitions, type PartitionDescriptor } from '@shoal/model';
+import { NodeState, type NodeDescriptor, type PartitionMapAnswer } from '@shoal/proto';
+import { ClusterView } from '../src/cluster/cluster-view.ts';
+
+/**
+ * What a router's view keeps per partition besides the map (leaders learned, replicas known to be
+ * behind): bounded by the map, each entry going with its partition when a newer map no longer lists it.
+ */
+
+const mapOf = (version: number, partitions: PartitionDescriptor[], nodes: NodeDescriptor[] = []): PartitionMapAnswer => ({ notModified: false, version, partitions, nodes, tables: [] });
+const [left, right] = initialPartitions(9, 2, 1);
+
+describe('the leaders a router learned', () => {
+  it('are forgotten with their partition when a newer map no longer lists it, and only then', () => {
+    const view = new ClusterView();
+    view.apply(mapOf(1, [left, right]));
+    view.learnLeader(left.id, { id: 1, address: '' });
+    view.learnLeader(right.id, { id: 2, address: '' });
+    // An older map changes nothing.
+    view.apply(mapOf(1, [left]));
+    expect(view.leaderOf(right.id)).toBe(2);
+    view.apply(mapOf(2, [left]));
+    expect(view.leaderOf(left.id)).toBe(1);
+    expect(view.leaderOf(right.id)).toBeUndefined();
+  });
+
+  it('teach the address of a node the map does not know yet, not over the map', () => {
+    const view = new ClusterView();
+    view.apply(mapOf(1, [left], [{ $typeName: 'shoal.v1.NodeDescriptor', id: 1n, address: 'mapped:1', state: NodeState.UP }]));
+    view.learnLeader(left.id, { id: 1, address: 'other:1' });
+    view.learnLeader(left.id, { id: 2, address: 'new:2' });
+    expect(view.nodeAddress(1)).toBe('mapped:1');
+    expect(view.nodeAddress(2)).toBe('new:2');
+    expect(view.leaderOf(left.id)).toBe(2);
+  });
+});
+
+describe('the replicas a router knows to be behind', () => {
+  it('skip reads asking more than they said they applied, from when they said it on', () => {
+    const view = new ClusterView();
+    view.apply(mapOf(1, [left, right]));
+    view.noteReplicaBehind(left.id, 2, 10n, 1_000);
+    // Reads asking for what it has are its to serve; more is not, while the record holds.
+    expect(view.replicaBehind(left.id, 2, 10n, 500)).toBe(false);
+    expect(view.replicaBehind(left.id, 2, 11n, 500)).toBe(true);
+    expect(view.replicaBehind(left.id, 2, 11n, 1_000)).toBe(true);
+    // Other replicas and partitions are not concerned.
+    expect(view.replicaBehind(left.id, 3, 11n, 500)).toBe(false);
+    expect(view.replicaBehind(right.id, 2, 11n, 500)).toBe(false);
+    // A newer answer replaces the older one.
+    view.noteReplicaBehind(left.id, 2, 20n, 1_200);
+    expect(view.replicaBehind(left.id, 2, 15n, 1_100)).toBe(false);
+    expect(view.replicaBehind(left.id, 2, 21n, 1_100)).toBe(true);
+    // A record older than the caller's window is dropped: not behind, and not again once the window moves back.
+    expect(view.replicaBehind(left.id, 2, 21n, 1_201)).toBe(false);
+    expect(view.replicaBehind(left.id, 2, 21n, 0)).toBe(false);
+  });
+
+  it('are forgotten with their partition when a newer map no longer lists it', () => {
+    const view = new ClusterView();
+    view.apply(mapOf(1, [left, right]));
+    view.noteReplicaBehind(left.id, 2, 10n, 1_000);
+    view.noteReplicaBehind(right.id, 2, 10n, 1_000);
+    view.apply(mapOf(2, [left]));
+    expect(view.replicaBehind(left.id, 2, 11n, 0)).toBe(true);
+    expect(view.replicaBehind(right.id, 2, 11n, 0)).toBe(false);
+  });
+});
