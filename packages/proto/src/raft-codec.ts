@@ -410,6 +410,10 @@ class Reader {
   varint(what: string): number {
     const bytes = this.bytes;
     const start = this.at;
+    if (start < this.end && (bytes[start] as number) < 128) {
+      this.at = start + 1;
+      return bytes[start] as number;
+    }
     let value = 0;
     let scale = 1;
     for (let read = 0; read < 10; read++) {
@@ -425,10 +429,11 @@ class Reader {
     throw invalid('varint longer than 10 bytes');
   }
 
-  /** The next field's number and wire type, from its tag. */
-  tag(): { field: number; wireType: number } {
+  /** The next field's tag: its number times 8 plus its wire type. */
+  tag(): number {
     const tag = this.varint('field tag');
-    return { field: Math.floor(tag / 8), wireType: tag % 8 };
+    if (tag > 0xffffffff) throw invalid(`field tag ${tag}`);
+    return tag;
   }
 
   /** The end of the length-delimited field whose length comes next; the reader stands at its start. */
@@ -476,10 +481,13 @@ class Reader {
     this.end = outer;
   }
 
-  /** Runs `read` over the embedded message that comes next, then stands after it. */
+  /** Runs `read` over the embedded message that comes next (the reader bounded to it), then stands after it. */
   embedded<T>(read: (reader: Reader) => T): T {
     const end = this.delimitedEnd();
-    const value = read(new Reader(this.bytes, this.at, end));
+    const outer = this.end;
+    this.end = end;
+    const value = read(this);
+    this.end = outer;
     this.at = end;
     return value;
   }
@@ -498,7 +506,9 @@ function readEntry(r: Reader): raft.Entry {
   let type = 0;
   let data: Uint8Array = EMPTY;
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) {
       r.expect(wireType, VARINT, 'entry term');
       term = r.varint('entry term');
@@ -519,7 +529,9 @@ function readEntry(r: Reader): raft.Entry {
 function readConfState(r: Reader): raft.ConfState {
   const state: raft.ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) r.repeated(wireType, state.voters, 'voter');
     else if (field === 2) r.repeated(wireType, state.learners, 'learner');
     else if (field === 3) r.repeated(wireType, state.votersOutgoing, 'outgoing voter');
@@ -537,7 +549,9 @@ function readSnapshotMetadata(r: Reader): raft.SnapshotMetadata {
   let term = 0;
   let confState: raft.ConfState | undefined;
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) {
       r.expect(wireType, VARINT, 'snapshot index');
       index = r.varint('snapshot index');
@@ -557,7 +571,9 @@ function readSnapshot(r: Reader): raft.Snapshot {
   let metadata: raft.SnapshotMetadata | undefined;
   let data: Uint8Array = EMPTY;
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) {
       r.expect(wireType, DELIMITED, 'snapshot metadata');
       metadata = r.embedded(readSnapshotMetadata);
@@ -578,7 +594,9 @@ function readMessage(r: Reader): raft.Message {
     return r.varint(what);
   };
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     switch (field) {
       case 1:
         type = number(wireType, 'message type');
@@ -631,7 +649,9 @@ function readGroupMessage(r: Reader): CoreGroupMessage {
   let groupId = 0;
   let message: raft.Message | undefined;
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) {
       r.expect(wireType, VARINT, 'group id');
       groupId = r.varint('group id');
@@ -649,7 +669,9 @@ export function decodeGroupMessages(bytes: Uint8Array): CoreGroupMessage[] {
   const r = new Reader(bytes, 0, bytes.length);
   const messages: CoreGroupMessage[] = [];
   while (!r.done()) {
-    const { field, wireType } = r.tag();
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     if (field === 1) {
       r.expect(wireType, DELIMITED, 'group message');
       messages.push(r.embedded(readGroupMessage));
