@@ -40,12 +40,17 @@ export class ItemCache {
     if (characters > this.capacity / 16) return entry; // a few huge items must not flush everything else
     this.entries.set(key, entry);
     this.size += characters;
+    if (this.size > this.capacity) this.evict();
+    return entry;
+  }
+
+  /** Drops the oldest entries until the cache is within its capacity. */
+  private evict(): void {
     for (const [oldest, held] of this.entries) {
       if (this.size <= this.capacity) break;
       this.entries.delete(oldest);
       this.size -= oldest.length + held.json.length;
     }
-    return entry;
   }
 
   delete(key: string): void {
