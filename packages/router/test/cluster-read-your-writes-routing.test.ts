@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import {
   ErrorDetailSchema,
+  NodeState,
   PartitionService,
   RpcError,
   Server,
@@ -23,9 +24,9 @@ import { classifyFailure, DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 
 /**
  * What a router does for read-your-writes: it keeps the applied index its acknowledged writes were
- * answered with, per partition and bounded by the map, sends it with its eventual reads, and sends a
- * read a replica refused as behind to the leader. The nodes here are PartitionService stubs on
- * 127.0.0.1 that record what they were asked.
+ * answered with, per partition and bounded by the map, sends it with its eventual reads, sends a read
+ * a replica refused as behind to the leader, and skips that replica for reads asking as much for a
+ * while. The nodes here are PartitionService stubs on 127.0.0.1 that record what they were asked.
  */
 
 const mapOf = (version: number, partitions: PartitionDescriptor[]): PartitionMapAnswer => ({ notModified: false, version, partitions, nodes: [], tables: [] });
@@ -65,43 +66,55 @@ describe('the written indexes a router keeps', () => {
     const error = RpcError.withDetail(Status.FAILED_PRECONDITION, 'behind', ErrorDetailSchema, {
       kind: { case: 'replicaBehind', value: { partitionId: 1n, appliedIndex: 3n, minAppliedIndex: 5n } },
     });
-    expect(classifyFailure(error)).toEqual({ kind: 'replicaBehind', message: 'behind' });
+    expect(classifyFailure(error)).toEqual({ kind: 'replicaBehind', message: 'behind', appliedIndex: 3n });
   });
 });
 
 describe('eventual reads of a router that wrote', () => {
   const LEADER = 1;
+  const NODES = [1, 2, 3];
   const WRITTEN_AT = 42n;
+  /** How long a replica that refused is skipped (REPLICA_BEHIND_HOLD_MS of partition-client.ts). */
+  const HOLD_MS = 1_000;
   const table: TableSchema = { name: 't', tableId: 9, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
-  const partition: PartitionDescriptor = {
+  const key = { pk: { S: 'k' } };
+  /** The partition as the map describes it, hinting `leaderHint` as its leader (a follower: a stale hint). */
+  const partitionHinting = (leaderHint: number): PartitionDescriptor => ({
     ...initialPartitions(table.tableId, 1, 1)[0],
-    replicas: [1, 2, 3].map((nodeId) => ({ nodeId, role: 'voter' as const })),
-    leaderHint: LEADER,
-  };
-  /** Per node: the min_applied_index of every Get it was asked, in order. */
-  const asked = new Map<number, bigint[]>();
+    replicas: NODES.map((nodeId) => ({ nodeId, role: 'voter' as const })),
+    leaderHint,
+  });
+  /** Per node: the index its replica has applied; an eventual read asking more is refused. Set by each test. */
+  const applied = new Map<number, bigint>();
+  /** Every Get, in order: the node asked, the min_applied_index it carried (0n: none), whether consistent. */
+  let asked: { nodeId: number; minAppliedIndex: bigint; consistent: boolean }[] = [];
   const servers: Server[] = [];
   const addresses = new Map<number, string>();
 
   beforeAll(async () => {
-    for (const nodeId of [1, 2, 3]) {
+    for (const nodeId of NODES) {
       const server = new Server();
-      asked.set(nodeId, []);
       addService(server, PartitionService, {
-        write: async () => {
-          if (nodeId !== LEADER) throw new RpcError(Status.INTERNAL, 'a write reached a follower');
+        write: async (request) => {
+          if (nodeId !== LEADER) {
+            throw RpcError.withDetail(Status.FAILED_PRECONDITION, 'not the leader', ErrorDetailSchema, {
+              kind: { case: 'notLeader', value: { partitionId: request.target?.partitionId ?? 0n, leader: { id: BigInt(LEADER), address: addresses.get(LEADER)!, state: NodeState.UP } } },
+            });
+          }
           return writeResultToWire({ applied: true, outcomes: [{ status: 'ok' }] }, WRITTEN_AT);
         },
         get: async (request) => {
           const { options } = getRequestFromWire(request);
-          asked.get(nodeId)!.push(options.minAppliedIndex ?? 0n);
-          // The followers have applied less than the write; the leader has applied it.
-          if (nodeId !== LEADER && (options.minAppliedIndex ?? 0n) > 0n) {
+          const minAppliedIndex = options.consistent ? 0n : (options.minAppliedIndex ?? 0n);
+          asked.push({ nodeId, minAppliedIndex, consistent: options.consistent });
+          // A consistent read passes ReadIndex on any replica; an eventual one waits for nothing here.
+          const has = applied.get(nodeId) ?? 0n;
+          if (minAppliedIndex > has) {
             throw RpcError.withDetail(Status.FAILED_PRECONDITION, 'behind', ErrorDetailSchema, {
-              kind: { case: 'replicaBehind', value: { partitionId: BigInt(partition.id), appliedIndex: 1n, minAppliedIndex: options.minAppliedIndex ?? 0n } },
+              kind: { case: 'replicaBehind', value: { partitionId: request.target?.partitionId ?? 0n, appliedIndex: has, minAppliedIndex } },
             });
           }
-          return getResultToWire({ item: { pk: { S: 'k' }, from: { N: String(nodeId) } }, size: 10 });
+          return getResultToWire({ item: { ...key, from: { N: String(nodeId) } }, size: 10 });
         },
       });
       addresses.set(nodeId, `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`);
@@ -113,42 +126,121 @@ describe('eventual reads of a router that wrote', () => {
     await Promise.all(servers.map((server) => shutdown(server, 1_000)));
   });
 
-  it('send the index the write was answered with, and go to the leader when a follower is behind', async () => {
+  /** A router over the stubs with its own view (the map of `partition`, the stubs' addresses) and a clock the test moves. */
+  async function withRouter(
+    partition: PartitionDescriptor,
+    test: (router: { client: ClusterPartitionClient; view: ClusterView; counters: ReturnType<typeof zeroCounters>; clock: { nowMs: number } }) => Promise<void>,
+  ): Promise<void> {
     const counters = zeroCounters();
     const channels = new ChannelPool();
     const view = new ClusterView();
-    view.apply(mapOf(1, [partition]));
-    // The stubs' addresses, as NotLeader hints would teach them; the leader last.
-    for (const nodeId of [3, 2, LEADER]) view.learnLeader(partition.id, { id: nodeId, address: addresses.get(nodeId)! });
+    const nodes = NODES.map((nodeId) => ({ $typeName: 'shoal.v1.NodeDescriptor' as const, id: BigInt(nodeId), address: addresses.get(nodeId)!, state: NodeState.UP }));
+    view.apply({ notModified: false, version: 1, partitions: [partition], nodes, tables: [] });
+    const clock = { nowMs: 0 };
     // Never asked: the view holds the map.
     const meta = new MetaClient({ addresses: [addresses.get(LEADER)!], channels, policy: DEFAULT_RETRY_POLICY, counters });
-    const client = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
+    const client = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters, clock: () => clock.nowMs });
+    asked = [];
     try {
-      const key = { pk: { S: 'k' } };
-      // Before any write: eventual reads ask for nothing and any voter answers.
-      for (let i = 0; i < 3; i++) await client.get({ table, key }, { consistent: false });
-      expect([1, 2, 3].flatMap((nodeId) => asked.get(nodeId)!)).toEqual([0n, 0n, 0n]);
-      expect(counters.replicaBehindRedirectsTotal).toBe(0);
-
-      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
-      expect(view.writtenThrough(partition.id)).toBe(WRITTEN_AT);
-      for (const nodeId of [1, 2, 3]) asked.set(nodeId, []);
-      const READS = 6;
-      for (let i = 0; i < READS; i++) expect((await client.get({ table, key }, { consistent: false }))?.item.from).toEqual({ N: String(LEADER) });
-      const followerAsks = asked.get(2)!.length + asked.get(3)!.length;
-      // Every read asked for the write's index; each follower asked refused once and the leader answered.
-      expect([1, 2, 3].flatMap((nodeId) => asked.get(nodeId)!).every((index) => index === WRITTEN_AT)).toBe(true);
-      expect(asked.get(LEADER)!.length).toBe(READS);
-      expect(followerAsks).toBeGreaterThan(0);
-      expect(followerAsks).toBeLessThanOrEqual(READS);
-      expect(counters.replicaBehindRedirectsTotal).toBe(followerAsks);
-
-      // A consistent read goes to the leader and needs no index.
-      asked.set(LEADER, []);
-      await client.get({ table, key }, { consistent: true });
-      expect(asked.get(LEADER)).toEqual([0n]);
+      await test({ client, view, counters, clock });
     } finally {
       channels.close();
     }
+  }
+
+  /** Eventual reads one after the other (each in an event-loop turn of its own); the nodes that answered them. */
+  async function readsInTurn(client: ClusterPartitionClient, reads: number): Promise<string[]> {
+    const servedBy: string[] = [];
+    for (let i = 0; i < reads; i++) servedBy.push(((await client.get({ table, key }, { consistent: false }))?.item.from as { N: string }).N);
+    return servedBy;
+  }
+
+  const asksOf = (nodeId: number): number => asked.filter((ask) => ask.nodeId === nodeId).length;
+
+  it('send the index the write was answered with, and go to the leader when a follower is behind', async () => {
+    for (const nodeId of NODES) applied.set(nodeId, nodeId === LEADER ? WRITTEN_AT : 1n);
+    await withRouter(partitionHinting(LEADER), async ({ client, view, counters }) => {
+      // Before any write: eventual reads ask for nothing and any voter answers.
+      await readsInTurn(client, 3);
+      expect(asked.map((ask) => ask.minAppliedIndex)).toEqual([0n, 0n, 0n]);
+      expect(counters.replicaBehindRedirectsTotal).toBe(0);
+
+      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
+      expect(view.writtenThrough(partitionHinting(LEADER).id)).toBe(WRITTEN_AT);
+      asked = [];
+      const READS = 6;
+      expect(await readsInTurn(client, READS)).toEqual(Array.from({ length: READS }, () => String(LEADER)));
+      // Every read asked for the write's index; each follower refused once (then skipped: the clock
+      // stands still) and the read it refused went to the leader next.
+      expect(asked.every((ask) => ask.minAppliedIndex === WRITTEN_AT)).toBe(true);
+      expect(asksOf(LEADER)).toBe(READS);
+      expect([asksOf(2), asksOf(3)]).toEqual([1, 1]);
+      asked.forEach((ask, i) => {
+        if (ask.nodeId !== LEADER) expect(asked[i + 1]?.nodeId).toBe(LEADER);
+      });
+      expect(counters.replicaBehindRedirectsTotal).toBe(2);
+
+      // A consistent read goes to the leader and needs no index.
+      asked = [];
+      await client.get({ table, key }, { consistent: true });
+      expect(asked).toEqual([{ nodeId: LEADER, minAppliedIndex: 0n, consistent: true }]);
+    });
+  });
+
+  it('skip a follower lagging long for a while after it refused, and ask it again after that', async () => {
+    // Node 2 has applied the write; node 3 lags.
+    for (const nodeId of NODES) applied.set(nodeId, nodeId === 3 ? 1n : WRITTEN_AT);
+    await withRouter(partitionHinting(LEADER), async ({ client, counters, clock }) => {
+      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
+      asked = [];
+      // One refusal, then the reads spread over the leader and node 2 alone.
+      const served = await readsInTurn(client, 9);
+      expect(asksOf(3)).toBe(1);
+      expect(new Set(served)).toEqual(new Set(['1', '2']));
+      expect(counters.replicaBehindRedirectsTotal).toBe(1);
+
+      // Still within the hold: not asked.
+      clock.nowMs += HOLD_MS - 1;
+      await readsInTurn(client, 6);
+      expect(asksOf(3)).toBe(1);
+
+      // Past it: asked once more (three reads in turn reach every voter), refused, skipped again.
+      clock.nowMs += 2;
+      await readsInTurn(client, 6);
+      expect(asksOf(3)).toBe(2);
+      expect(counters.replicaBehindRedirectsTotal).toBe(2);
+
+      // Caught up: asked again once the hold is over, it answers and stays in the spread.
+      applied.set(3, WRITTEN_AT);
+      clock.nowMs += HOLD_MS + 1;
+      asked = [];
+      expect(await readsInTurn(client, 6)).toContain('3');
+      expect(asksOf(3)).toBe(2);
+      expect(counters.replicaBehindRedirectsTotal).toBe(2);
+    });
+  });
+
+  it('learn the leader from writes only, and send a read a follower refused to it', async () => {
+    // Both followers lag; the map hints follower 2 (stale).
+    for (const nodeId of NODES) applied.set(nodeId, nodeId === LEADER ? WRITTEN_AT : 1n);
+    const partition = partitionHinting(2);
+    await withRouter(partition, async ({ client, view }) => {
+      // A consistent read answered by a follower (ReadIndex) says nothing of who leads.
+      await client.get({ table, key }, { consistent: true });
+      expect(asked.map((ask) => ask.nodeId)).toEqual([2]);
+      expect(view.leaderOf(partition.id)).toBeUndefined();
+
+      // A write to the hinted follower is redirected; the leader's answer teaches it.
+      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
+      expect(view.leaderOf(partition.id)).toBe(LEADER);
+
+      // Each read a follower refuses goes to the leader next, not to the other follower (the hint).
+      asked = [];
+      expect(await readsInTurn(client, 6)).toEqual(Array.from({ length: 6 }, () => String(LEADER)));
+      asked.forEach((ask, i) => {
+        if (ask.nodeId !== LEADER) expect(asked[i + 1]?.nodeId).toBe(LEADER);
+      });
+      expect([asksOf(2), asksOf(3)]).toEqual([1, 1]);
+    });
   });
 });

@@ -7,7 +7,9 @@
  * Read-your-writes: every acknowledged write (and committed transaction) answers the partition's
  * applied index on its leader; the router keeps the highest per partition (ClusterView.noteWritten)
  * and sends it with its eventual reads of that partition as `minAppliedIndex`. A replica that has not
- * applied that far within a short wait answers ReplicaBehind, and the read goes to the leader.
+ * applied that far within a short wait answers ReplicaBehind with what it applied, and the read goes
+ * to the leader; reads asking more than that skip the replica for REPLICA_BEHIND_HOLD_MS, so that a
+ * follower lagging long costs one wait, not one every few reads.
  */
 import {
   internalError,
@@ -74,6 +76,13 @@ type Mode = 'write' | 'leader' | 'any';
  */
 const WRITE_CALLS_IN_FLIGHT = 2;
 
+/**
+ * How long eventual reads asking more than a replica said it had applied (ReplicaBehind) skip it,
+ * while another replica is left: long enough that a follower lagging long refuses about once a
+ * second per partition rather than one read in three; short enough that it serves again soon after.
+ */
+const REPLICA_BEHIND_HOLD_MS = 1_000;
+
 /** Redirects to a named leader followed at once; more in one call wait for the backoff (an election). */
 const IMMEDIATE_REDIRECTS = 2;
 
@@ -88,6 +97,8 @@ export interface ClusterPartitionClientOptions {
   log?: ClusterLogger;
   /** Writes spanning partitions (transactions): two-phase commit options. */
   transactions?: TransactionCoordinatorOptions;
+  /** Milliseconds, monotonic (default performance.now): when a replica said it was behind. */
+  clock?: () => number;
 }
 
 export class ClusterPartitionClient implements PartitionClient {
@@ -97,6 +108,7 @@ export class ClusterPartitionClient implements PartitionClient {
   readonly #policy: RetryPolicy;
   readonly #counters: ClusterCounters;
   readonly #log: ClusterLogger | undefined;
+  readonly #clock: () => number;
   /**
    * Spreads eventual reads over the voters, turn by turn: the reads of one event-loop turn go to the
    * same voter (one GetMany per partition rather than one per voter), the next turn's to the next.
@@ -133,6 +145,7 @@ export class ClusterPartitionClient implements PartitionClient {
     this.#deadline = { timeoutMs: options.rpcTimeoutMs };
     this.#counters = options.counters;
     this.#log = options.log;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#transactions = new TransactionCoordinator(
       async (mode, locate, call) => {
         const { value, partition } = await this.#onPartition(mode, locate, call);
@@ -306,18 +319,29 @@ export class ClusterPartitionClient implements PartitionClient {
   }
 
   /**
-   * The node to ask: for the leader modes the known leader (learned, else the map's hint), else a
-   * voter not yet failed in this call; for `any`, the voters in turn.
+   * The node to ask: for the leader modes (and an eventual read a replica refused) the known leader
+   * (learned, else the map's hint), else a voter in turn; for `any`, the voters in turn. Passed over
+   * while another is left: a node failed in this call, and for a read asking `minAppliedIndex` (0n:
+   * none) a replica that said within REPLICA_BEHIND_HOLD_MS it had applied less (it would wait, then
+   * refuse). Statistics go as `any` with the partition's index too: a replica behind counts stale.
    */
-  #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number): number | undefined {
+  #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number, minAppliedIndex: bigint): number | undefined {
     const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
     if (voters.length === 0) return undefined;
-    const usable = avoid.size === 0 ? voters : voters.filter((nodeId) => !avoid.has(nodeId));
-    const candidates = usable.length > 0 ? usable : voters;
+    const sinceMs = minAppliedIndex === 0n ? 0 : this.#clock() - REPLICA_BEHIND_HOLD_MS;
+    const ready = (nodeId: number): boolean =>
+      !avoid.has(nodeId) && (minAppliedIndex === 0n || !this.#view.replicaBehind(partition.id, nodeId, minAppliedIndex, sinceMs));
+    let candidates = voters;
+    if (avoid.size > 0 || minAppliedIndex > 0n) {
+      const readyVoters = voters.filter(ready);
+      // Every replica behind (a leader just elected, still applying): the untried ones, behind or not.
+      const untried = readyVoters.length > 0 ? readyVoters : voters.filter((nodeId) => !avoid.has(nodeId));
+      if (untried.length > 0) candidates = untried;
+    }
     if (mode === 'any') return candidates[turn % candidates.length];
     // A leader may be missing from a stale descriptor's voters (it just joined): asked all the same.
     for (const leader of [this.#view.leaderOf(partition.id), partition.leaderHint]) {
-      if (leader !== undefined && !avoid.has(leader)) return leader;
+      if (leader !== undefined && ready(leader)) return leader;
     }
     return candidates[turn % candidates.length];
   }
@@ -348,7 +372,8 @@ export class ClusterPartitionClient implements PartitionClient {
         if (locate() === undefined) await budget.pause();
         continue;
       }
-      const nodeId = this.#pickNode(partition, pick, avoid, turn + budget.attempts - 1);
+      const minAppliedIndex = mode === 'any' ? this.#view.writtenThrough(partition.id) : 0n;
+      const nodeId = this.#pickNode(partition, pick, avoid, turn + budget.attempts - 1, minAppliedIndex);
       const address = nodeId === undefined ? undefined : this.#view.nodeAddress(nodeId);
       if (nodeId === undefined || address === undefined) {
         last = nodeId === undefined ? `partition ${partition.id} has no voter yet` : `the address of node ${nodeId} is not known yet`;
@@ -361,7 +386,9 @@ export class ClusterPartitionClient implements PartitionClient {
       try {
         const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
         const value = await call(this.#channels.partition(address), target, deadline ? this.#deadline : {});
-        if (mode !== 'any' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
+        // Only a leader answers a write (any other replica answers NotLeader); a consistent read passes
+        // ReadIndex on any replica and an eventual one is served by any: their answers name no leader.
+        if (mode === 'write' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
         return { value, partition };
       } catch (error) {
         const failure = classifyFailure(error);
@@ -403,8 +430,9 @@ export class ClusterPartitionClient implements PartitionClient {
             break;
           case 'replicaBehind':
             this.#counters.replicaBehindRedirectsTotal++;
-            // Not asked again in this call; a leader behind (just elected, still applying) is, after
-            // the pause, once every voter was tried.
+            // Not asked again in this call, nor by reads asking more for a while; a leader behind
+            // (just elected, still applying) is, after the pause, once every voter was tried.
+            this.#view.noteReplicaBehind(partition.id, nodeId, failure.appliedIndex, this.#clock());
             avoid.add(nodeId);
             if (pick === 'any') {
               pick = 'leader';

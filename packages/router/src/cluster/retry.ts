@@ -56,8 +56,11 @@ export type CallFailure =
   | { kind: 'unreachable'; message: string }
   /** The node's map is older than the request's epoch: refused before anything was proposed. */
   | { kind: 'nodeMapBehind'; message: string }
-  /** An eventual read's replica had not applied the router's own writes in time: nothing was served. */
-  | { kind: 'replicaBehind'; message: string }
+  /**
+   * An eventual read's replica had not applied the router's own writes in time: nothing was served;
+   * `appliedIndex` is what it had applied.
+   */
+  | { kind: 'replicaBehind'; message: string; appliedIndex: bigint }
   /** A transient failure after the request may have been received (UNAVAILABLE, a deadline...). */
   | { kind: 'transient'; message: string }
   /** Anything else: a bug on one side or the other, not worth retrying. */
@@ -118,7 +121,7 @@ export function classifyFailure(error: unknown): CallFailure {
     case 'partitionNotFound':
       return { kind: 'partitionNotFound' };
     case 'replicaBehind':
-      return { kind: 'replicaBehind', message: error.message };
+      return { kind: 'replicaBehind', message: error.message, appliedIndex: detail.value.appliedIndex };
     case 'dynamodb':
       return { kind: 'dynamodb', error: dynamoDbErrorFromRpc(error) ?? internalError(error.message) };
     case undefined:
