@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeId } from '@shoal/raft';
 import { ForkedNode } from './fixtures/forked-node.ts';
 import type { HostCommand, HostState, ProposeOutcome } from './fixtures/host-node.ts';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/host-node.ts', import.meta.url));
 const GROUP = 1;

@@ -15,7 +15,8 @@ import {
   tableRecordToWire,
   type GetPartitionMapResponse,
 } from '@shoal/proto';
-import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster, eventually, firstVoter, notLeaderOf, type MetaPeer } from './fixtures/meta-cluster.ts';
+import { eventually } from './fixtures/eventually.ts';
+import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster, firstVoter, notLeaderOf, type MetaPeer } from './fixtures/meta-cluster.ts';
 
 function table(name: string, tableId = 0): TableRecord {
   return {
@@ -296,7 +297,7 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     // Nobody heartbeats: the leader's loop marks every node down.
     await eventually(async () => {
       const status = await cluster.call((p) => p.adminClient.status({}));
-      return status.nodes.every((n) => n.node?.state === NodeState.DOWN);
+      return status.nodes.every((n) => n.node?.state === NodeState.DOWN) ? true : undefined;
     }, 'every node marked down');
     for (const peer of cluster.peers.values()) await peer.driver.stop();
     const markedBy = [...cluster.peers.values()].filter((p) => p.placementEvents.some((e) => e.event === 'node_marked_down')).map((p) => p.nodeId);
@@ -331,7 +332,7 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('AfterFailover')) }));
 
     const restarted: MetaPeer = await cluster.start(leader.nodeId);
-    await eventually(() => restarted.meta.state.tables.AfterFailover !== undefined, 'the restarted peer caught up');
+    await eventually(() => restarted.meta.state.tables.AfterFailover, 'the restarted peer caught up');
     expect(Buffer.from(encodeMetaSnapshot(restarted.meta.state))).toEqual(Buffer.from(encodeMetaSnapshot(next.meta.state)));
   });
 
@@ -341,7 +342,7 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     await cluster.stopAll();
     for (const id of cluster.ids) await cluster.start(id);
     await cluster.waitForLeader();
-    await eventually(() => [...cluster.peers.values()].every((p) => Buffer.from(encodeMetaSnapshot(p.meta.state)).equals(before)), 'every peer replayed its log');
+    await eventually(() => ([...cluster.peers.values()].every((p) => Buffer.from(encodeMetaSnapshot(p.meta.state)).equals(before)) ? true : undefined), 'every peer replayed its log');
     expect(await listTableNames()).toEqual(['AfterFailover', 'Orders', 'Watched']);
   });
 });

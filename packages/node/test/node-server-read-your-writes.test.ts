@@ -35,6 +35,7 @@ import {
   type PartitionReadOptions,
   type RoutedTo,
 } from '@shoal/proto';
+import { eventually } from './fixtures/eventually.ts';
 import { agreedLeader } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 import { oneReplica, startPartitionMember, stopPartitionMember, type PartitionMember } from './fixtures/partition-member.ts';
@@ -48,6 +49,8 @@ const TARGET: RoutedTo = { partitionId: BigInt(GROUP), epoch: BigInt(PARTITION.e
 /** Long enough that only the held traffic's release ends a wait; short enough to end one at once. */
 const PATIENT_WAIT_MS = 60_000;
 const HASTY_WAIT_MS = 1;
+/** Polls of 25 ms: up to 20 s for an election or an apply on a loaded machine. */
+const SETTLE_ATTEMPTS = 800;
 const S = (value: string): AttributeValue => ({ S: value });
 const put = (pk: string, v: string): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), v: S(v) } }] });
 
@@ -89,15 +92,6 @@ async function startMember(nodeId: NodeId): Promise<Member> {
   return { ...started, patient: await serve(started.host, started.replica, PATIENT_WAIT_MS), hasty: await serve(started.host, started.replica, HASTY_WAIT_MS) };
 }
 
-/** Polls `check` every 20 ms, at most `attempts` times. */
-async function until(what: string, check: () => boolean, attempts = 1_000): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 const member = (nodeId: NodeId): Member => members.find((m) => m.nodeId === nodeId)!;
 const leaderId = (): NodeId | undefined => agreedLeader(members, GROUP)?.nodeId;
 const leader = (): Member => member(leaderId()!);
@@ -130,11 +124,11 @@ beforeAll(async () => {
   for (const nodeId of NODES) members.push(await startMember(nodeId));
   for (const m of members) await m.host.createGroup(GROUP, NODES);
   for (const m of members) m.host.startTicking();
-  await until('a leader', () => leaderId() !== undefined);
+  await eventually(() => leaderId(), 'a leader', SETTLE_ATTEMPTS);
   // The held node must be a follower.
   if (leaderId() === BEHIND) {
     leader().host.transferLeadership(GROUP, 1);
-    await until('a leader other than the held node', () => leaderId() !== undefined && leaderId() !== BEHIND);
+    await eventually(() => (leaderId() !== undefined && leaderId() !== BEHIND ? true : undefined), 'a leader other than the held node', SETTLE_ATTEMPTS);
   }
 }, 60_000);
 
@@ -166,7 +160,7 @@ describe('read-your-writes on a storage node', () => {
   it('makes an eventual read on a follower held behind wait for the index asked, then answer the new value', { timeout: 30_000 }, async () => {
     const before = await write('k', 'old');
     const follower = member(BEHIND);
-    await until('the follower applying the first write', () => follower.replica.visibleIndex() >= Number(before));
+    await eventually(() => (follower.replica.visibleIndex() >= Number(before) ? true : undefined), 'the follower applying the first write', SETTLE_ATTEMPTS);
     hold(BEHIND);
     let acknowledged = 0n;
     let read: Promise<string | undefined> | undefined;
@@ -180,7 +174,7 @@ describe('read-your-writes on a storage node', () => {
       read = get(follower.patient.rpc, 'k', { consistent: false, minAppliedIndex: acknowledged }).finally(() => {
         answered = true;
       });
-      await until('the read waiting on the follower', () => follower.patient.server.stats.replicaWaits === 1);
+      await eventually(() => (follower.patient.server.stats.replicaWaits === 1 ? true : undefined), 'the read waiting on the follower', SETTLE_ATTEMPTS);
       expect(answered).toBe(false);
     } finally {
       release(BEHIND);
@@ -234,7 +228,7 @@ describe('read-your-writes on a storage node', () => {
       const call = follower.patient.rpc.get(getRequestToWire(TARGET, { table: TABLE, key: { pk: S('d') } }, { consistent: false, minAppliedIndex: acknowledged }), { timeoutMs: 200 });
       expect((await failure(call)).code).toBe(Status.DEADLINE_EXCEEDED);
       // The node stops waiting too (its bound here is a minute): the wait counts as refused.
-      await until('the node giving up the wait', () => follower.patient.server.stats.replicaBehind === behindBefore + 1);
+      await eventually(() => (follower.patient.server.stats.replicaBehind === behindBefore + 1 ? true : undefined), 'the node giving up the wait', SETTLE_ATTEMPTS);
     } finally {
       release(BEHIND);
     }

@@ -42,7 +42,7 @@ import {
 } from '@shoal/proto';
 import { ForkedNode } from './fixtures/forked-node.ts';
 import type { NodeServerAddresses, NodeServerCommand, NodeServerState } from './fixtures/node-server-process.ts';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/node-server-process.ts', import.meta.url));
 const NODES: NodeId[] = [1, 2, 3];

@@ -19,7 +19,7 @@ import {
   tableRecordToWire,
 } from '@shoal/proto';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 const ATTEMPTS = 1_200;
 const ITEMS = 24;

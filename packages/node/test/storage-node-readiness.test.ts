@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStorageNode, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
 import { freePorts } from '@shoal/proto';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 const quiet: NodeLog = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 

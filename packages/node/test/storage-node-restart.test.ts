@@ -13,7 +13,7 @@ import type { PartitionDescriptor, TableRecord, TableSchema } from '@shoal/model
 import { PartitionService, createClient, freePorts, getRequestToWire, getResultFromWire, partitionMapResponseFromWire, tableRecordToWire, writeRequestToWire, writeResultFromWire } from '@shoal/proto';
 import { MetaClient, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
 import { NodeAddressBook } from '../src/cluster/node-address-book.ts';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 interface LogLine {
   node: number;

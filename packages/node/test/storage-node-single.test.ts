@@ -22,7 +22,7 @@ import {
   writeResultFromWire,
 } from '@shoal/proto';
 import { MetaClient, RaftLogStore, startStorageNode, type LogFields, type MetaPeer, type NodeLog, type StorageNode } from '@shoal/node';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 interface LogLine {
   level: string;

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
 import { ErrorDetailSchema, RpcError, getRequestToWire, getResultFromWire, partitionMapResponseFromWire, tableRecordToWire } from '@shoal/proto';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
-import { eventually } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
 
 /** Small, so that the partition's and the meta group's logs are compacted during the tests. */
 const COMPACTION = { every: 8, keep: 2 };

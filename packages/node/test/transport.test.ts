@@ -7,7 +7,8 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { GroupMessageListSchema, RaftTransportService, RpcError, Status, createClient, messageToWire } from '@shoal/proto';
 import type { Stats } from './fixtures/transport-node.ts';
 import { sha256, snapshotData } from './fixtures/transport-data.ts';
-import { TransportChild, eventually, startCluster } from './fixtures/transport-harness.ts';
+import { eventually } from './fixtures/eventually.ts';
+import { TransportChild, startCluster } from './fixtures/transport-harness.ts';
 
 const GROUPS = 100;
 
