@@ -23,6 +23,7 @@ import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
 import { freePort } from '@shoal/proto';
+import { eventually } from './helpers/cluster.ts';
 
 /**
  * The Kubernetes manifests in deploy/kubernetes, checked as data: `kubectl kustomize` builds them as
@@ -46,6 +47,7 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
 /** Bound of a wait for the cluster to reach a state (tables active, replicas moved). */
 const SETTLE_TIMEOUT_MS = 60_000;
+const SETTLE_POLL_MS = 250;
 /** Bound of each step of the StatefulSet played below (several pods start, stop or settle in one). */
 const STEP_TIMEOUT_MS = 240_000;
 
@@ -253,15 +255,6 @@ function hostPort(text: string): { host: string; port: number } {
 function matchesSelector(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   const wanted = Object.entries(selector ?? {});
   return wanted.length > 0 && wanted.every(([key, value]) => labels?.[key] === value);
-}
-
-/** Polls `check` until it holds, at most SETTLE_TIMEOUT_MS. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`not within ${SETTLE_TIMEOUT_MS} ms: ${what}`);
-    await new Promise((tick) => setTimeout(tick, 250));
-  }
 }
 
 async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -812,12 +805,12 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
             BillingMode: 'PAY_PER_REQUEST',
           }),
         );
-        await eventually(`${table} active`, async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus === 'ACTIVE');
+        await eventually(`${table} active`, async () => (await client.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus === 'ACTIVE', SETTLE_TIMEOUT_MS, SETTLE_POLL_MS);
       }
       await eventually('2 replicas on each of nodes 1..3', async () => {
         const counts = await Promise.all([0, 1, 2].map((ordinal) => nodeMetric(ordinal, 'shoal_node_partition_replicas')));
         return counts.every((count) => count === TABLES.length);
-      });
+      }, SETTLE_TIMEOUT_MS, SETTLE_POLL_MS);
       for (const table of TABLES) {
         await put(table, 'formed');
         expect(await stored(table, 'formed')).toBe(true);
@@ -843,7 +836,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     it('scaled to 4: pod shoal-storage-3 joins as node 4 and receives a replica', { timeout: STEP_TIMEOUT_MS }, async () => {
       await untilReady(startStoragePod(3));
       expect(await nodeMetric(3, 'shoal_node_ready')).toBe(1);
-      await eventually('a replica moved to node 4', async () => (await nodeMetric(3, 'shoal_node_partition_replicas')) >= 1);
+      await eventually('a replica moved to node 4', async () => (await nodeMetric(3, 'shoal_node_partition_replicas')) >= 1, SETTLE_TIMEOUT_MS, SETTLE_POLL_MS);
       for (const table of TABLES) await put(table, 'scaled-up');
     });
 
@@ -889,7 +882,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
           const pod = storagePods.get(ordinal)!;
           expect(await stop(pod), pod.log.join('\n')).toBe(0);
           await untilReady(startStoragePod(ordinal));
-          await eventually(`writes after shoal-storage-${ordinal} restarted`, async () => acknowledged.length > before + 10);
+          await eventually(`writes after shoal-storage-${ordinal} restarted`, async () => acknowledged.length > before + 10, SETTLE_TIMEOUT_MS, SETTLE_POLL_MS);
         }
       } finally {
         writing = false;
