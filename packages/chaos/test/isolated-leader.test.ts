@@ -1,6 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import {
   createClient,
   DiskFault,
   FaultInjectionService,
+  freePort,
   getRequestToWire,
   getResultFromWire,
   PartitionDirection,
@@ -146,10 +145,7 @@ describe('a leader cut off from its peers', () => {
 async function oneNode(faultInjection: boolean) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-chaos-faultservice-'));
   dirs.push(dir);
-  const probe = createServer();
-  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise<void>((done) => probe.close(() => done()));
+  const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const quiet = { debug() {}, info() {}, warn() {}, error() {} };
   const node = await startStorageNode({ nodeId: 1, dataDir: dir, host: '127.0.0.1', port, metaPeers: [{ nodeId: 1, address }], log: quiet, faultInjection });

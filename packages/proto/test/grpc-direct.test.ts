@@ -3,10 +3,8 @@
  * shared unary tests of grpc.test.ts do not cover (metadata, many calls at once, the server's signal
  * on a client deadline, connection failures and reconnecting).
  */
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDetailSchema, Metadata, PartitionService, RpcError, Server, Status, addService, createClient, listen, shutdown } from '../src/index.ts';
+import { ErrorDetailSchema, Metadata, PartitionService, RpcError, Server, Status, addService, createClient, freePort, listen, shutdown } from '../src/index.ts';
 import type { ClientOf, ServiceImplementation } from '../src/index.ts';
 
 const target = { partitionId: 1n, epoch: 1n };
@@ -53,15 +51,6 @@ async function failure(promise: Promise<unknown>): Promise<RpcError> {
   return error as RpcError;
 }
 
-/** A loopback port nothing listens on (just released by the OS). */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 describe('direct unary calls', () => {
   let running: { server: Server; port: number };
   let client: ClientOf<typeof PartitionService>;
@@ -106,7 +95,8 @@ describe('direct unary calls', () => {
   });
 
   it('fails a call to an address nobody listens on with "No connection established", then fails fast while backing off', async () => {
-    const port = await closedPort();
+    // A port the OS just released: nobody listens on it.
+    const port = await freePort();
     const nowhere = createClient(PartitionService, `127.0.0.1:${port}`, { directUnary: true });
     try {
       const first = await failure(nowhere.get({ target }, { timeoutMs: 5_000 }));
