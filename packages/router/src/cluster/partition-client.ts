@@ -400,6 +400,9 @@ export class ClusterPartitionClient implements PartitionClient {
             this.#counters.notLeaderRedirectsTotal++;
             if (failure.leader !== undefined && failure.leader.id !== nodeId) {
               this.#view.learnLeader(partition.id, failure.leader);
+              // Newer news than its own failure earlier in this call (a candidate then, or its half of a
+              // split not created yet): passed over, it would leave only followers pointing at it.
+              avoid.delete(failure.leader.id);
               if (redirects++ < IMMEDIATE_REDIRECTS) continue;
             } else {
               this.#view.forgetLeader(partition.id);
