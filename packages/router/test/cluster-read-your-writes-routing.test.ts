@@ -86,6 +86,8 @@ describe('eventual reads of a router that wrote', () => {
   });
   /** Per node: the index its replica has applied; an eventual read asking more is refused. Set by each test. */
   const applied = new Map<number, bigint>();
+  /** Whether the leader, once it refused a read, has applied everything (a leader just elected, catching up). */
+  let leaderCatchesUpOnRefusal = false;
   /** Every Get, in order: the node asked, the min_applied_index it carried (0n: none), whether consistent. */
   let asked: { nodeId: number; minAppliedIndex: bigint; consistent: boolean }[] = [];
   const servers: Server[] = [];
@@ -110,6 +112,7 @@ describe('eventual reads of a router that wrote', () => {
           // A consistent read passes ReadIndex on any replica; an eventual one waits for nothing here.
           const has = applied.get(nodeId) ?? 0n;
           if (minAppliedIndex > has) {
+            if (nodeId === LEADER && leaderCatchesUpOnRefusal) applied.set(LEADER, WRITTEN_AT);
             throw RpcError.withDetail(Status.FAILED_PRECONDITION, 'behind', ErrorDetailSchema, {
               kind: { case: 'replicaBehind', value: { partitionId: request.target?.partitionId ?? 0n, appliedIndex: has, minAppliedIndex } },
             });
@@ -144,6 +147,7 @@ describe('eventual reads of a router that wrote', () => {
     try {
       await test({ client, view, counters, clock });
     } finally {
+      leaderCatchesUpOnRefusal = false;
       channels.close();
     }
   }
@@ -241,6 +245,25 @@ describe('eventual reads of a router that wrote', () => {
         if (ask.nodeId !== LEADER) expect(asked[i + 1]?.nodeId).toBe(LEADER);
       });
       expect([asksOf(2), asksOf(3)]).toEqual([1, 1]);
+    });
+  });
+
+  it('ask a leader that refused (just elected) again once every voter refused, and no more skip it once it answered', async () => {
+    for (const nodeId of NODES) applied.set(nodeId, 1n);
+    leaderCatchesUpOnRefusal = true;
+    await withRouter(partitionHinting(LEADER), async ({ client, counters }) => {
+      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
+      asked = [];
+      // Every voter refuses once; after the pause the voters are asked again in turn until the leader answers.
+      expect(await readsInTurn(client, 1)).toEqual([String(LEADER)]);
+      expect(new Set(asked.slice(0, 3).map((ask) => ask.nodeId))).toEqual(new Set(NODES));
+      expect(asked.at(-1)?.nodeId).toBe(LEADER);
+      expect(counters.replicaBehindRedirectsTotal).toBe(asked.length - 1);
+
+      // Its answer cleared its refusal; the followers' still hold: the next reads go to it alone.
+      asked = [];
+      expect(await readsInTurn(client, 3)).toEqual(['1', '1', '1']);
+      expect(asked.map((ask) => ask.nodeId)).toEqual([LEADER, LEADER, LEADER]);
     });
   });
 });

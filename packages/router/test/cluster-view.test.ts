@@ -57,6 +57,20 @@ describe('the replicas a router knows to be behind', () => {
     expect(view.replicaBehind(left.id, 2, 21n, 0)).toBe(false);
   });
 
+  it('are no longer behind once they answered a read', () => {
+    const view = new ClusterView();
+    view.apply(mapOf(1, [left]));
+    view.noteReplicaBehind(left.id, 2, 10n, 1_000);
+    view.noteReplicaBehind(left.id, 3, 10n, 1_000);
+    view.forgetReplicaBehind(left.id, 2);
+    expect(view.replicaBehind(left.id, 2, 11n, 0)).toBe(false);
+    expect(view.replicaBehind(left.id, 3, 11n, 0)).toBe(true);
+    // Forgetting what was never said changes nothing.
+    view.forgetReplicaBehind(left.id, 2);
+    view.forgetReplicaBehind(right.id, 2);
+    expect(view.replicaBehind(left.id, 3, 11n, 0)).toBe(true);
+  });
+
   it('are forgotten with their partition when a newer map no longer lists it', () => {
     const view = new ClusterView();
     view.apply(mapOf(1, [left, right]));

@@ -133,6 +133,12 @@ export class ClusterView {
     replicas.set(nodeId, { appliedIndex, atMs });
   }
 
+  /** A replica answered an eventual read of the partition: what it said before holds no more. */
+  forgetReplicaBehind(partitionId: number, nodeId: number): void {
+    const replicas = this.#replicasBehind.get(partitionId);
+    if (replicas?.delete(nodeId) === true && replicas.size === 0) this.#replicasBehind.delete(partitionId);
+  }
+
   /**
    * Whether the replica said, at `sinceMs` or later, that it had applied less than `minAppliedIndex`
    * (a read asking that much would wait there, then be refused). Older records are dropped.

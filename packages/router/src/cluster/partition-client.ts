@@ -65,9 +65,11 @@ type PartitionRpc = ClientOf<typeof PartitionService>;
  * - write: the leader; sent again only when a failure proves it was not proposed (contracts #10);
  * - leader: the leader; idempotent (consistent reads, index backfill and drop), sent again after any
  *   transient failure;
- * - any: any voter, spread round robin (eventual reads, statistics).
+ * - eventual: any voter, spread round robin, having applied this router's writes to the partition
+ *   (eventual reads: a replica behind refuses them);
+ * - any: any voter, spread round robin (statistics).
  */
-type Mode = 'write' | 'leader' | 'any';
+type Mode = 'write' | 'leader' | 'eventual' | 'any';
 
 /**
  * Write calls (WriteMany / Write) in flight to one partition's leader at once: the writes made while
@@ -214,7 +216,7 @@ export class ClusterPartitionClient implements PartitionClient {
   async get(request: GetRequest, options: ReadOptions): Promise<FoundItem | undefined> {
     const key = tableItemKey(request.table, request.key);
     const { value } = await this.#onPartition(
-      options.consistent ? 'leader' : 'any',
+      options.consistent ? 'leader' : 'eventual',
       () => this.#view.map.lookup(key),
       (rpc, target, callOptions) => this.#gets.submit(rpc, target, { request, options }, callOptions, options.consistent ? 'consistent' : 'eventual'),
     );
@@ -227,7 +229,7 @@ export class ClusterPartitionClient implements PartitionClient {
   }
 
   async readRange(request: RangeReadRequest, options: ReadOptions): Promise<RangeReadResult> {
-    const mode: Mode = options.consistent ? 'leader' : 'any';
+    const mode: Mode = options.consistent ? 'leader' : 'eventual';
     try {
       return await readRangeAcross(request, { map: () => this.#view.map }, async (locate, page) => {
         const { value, partition } = await this.#onPartition(mode, locate, (rpc, target, callOptions) =>
@@ -320,10 +322,10 @@ export class ClusterPartitionClient implements PartitionClient {
 
   /**
    * The node to ask: for the leader modes (and an eventual read a replica refused) the known leader
-   * (learned, else the map's hint), else a voter in turn; for `any`, the voters in turn. Passed over
-   * while another is left: a node failed in this call, and for a read asking `minAppliedIndex` (0n:
-   * none) a replica that said within REPLICA_BEHIND_HOLD_MS it had applied less (it would wait, then
-   * refuse). Statistics go as `any` with the partition's index too: a replica behind counts stale.
+   * (learned, else the map's hint), else a voter in turn; for `eventual` and `any`, the voters in
+   * turn. Passed over while another is left: a node failed in this call, and for a read asking
+   * `minAppliedIndex` (0n: none) a replica that said within REPLICA_BEHIND_HOLD_MS it had applied
+   * less (it would wait, then refuse).
    */
   #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number, minAppliedIndex: bigint): number | undefined {
     const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
@@ -338,7 +340,7 @@ export class ClusterPartitionClient implements PartitionClient {
       const untried = readyVoters.length > 0 ? readyVoters : voters.filter((nodeId) => !avoid.has(nodeId));
       if (untried.length > 0) candidates = untried;
     }
-    if (mode === 'any') return candidates[turn % candidates.length];
+    if (mode === 'eventual' || mode === 'any') return candidates[turn % candidates.length];
     // A leader may be missing from a stale descriptor's voters (it just joined): asked all the same.
     for (const leader of [this.#view.leaderOf(partition.id), partition.leaderHint]) {
       if (leader !== undefined && ready(leader)) return leader;
@@ -372,7 +374,7 @@ export class ClusterPartitionClient implements PartitionClient {
         if (locate() === undefined) await budget.pause();
         continue;
       }
-      const minAppliedIndex = mode === 'any' ? this.#view.writtenThrough(partition.id) : 0n;
+      const minAppliedIndex = mode === 'eventual' ? this.#view.writtenThrough(partition.id) : 0n;
       const nodeId = this.#pickNode(partition, pick, avoid, turn + budget.attempts - 1, minAppliedIndex);
       const address = nodeId === undefined ? undefined : this.#view.nodeAddress(nodeId);
       if (nodeId === undefined || address === undefined) {
@@ -389,6 +391,8 @@ export class ClusterPartitionClient implements PartitionClient {
         // Only a leader answers a write (any other replica answers NotLeader); a consistent read passes
         // ReadIndex on any replica and an eventual one is served by any: their answers name no leader.
         if (mode === 'write' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
+        // It applied what this read asked: a refusal of it before (a leader just elected) is over.
+        else if (minAppliedIndex > 0n) this.#view.forgetReplicaBehind(partition.id, nodeId);
         return { value, partition };
       } catch (error) {
         const failure = classifyFailure(error);
@@ -437,7 +441,7 @@ export class ClusterPartitionClient implements PartitionClient {
             // (just elected, still applying) is, after the pause, once every voter was tried.
             this.#view.noteReplicaBehind(partition.id, nodeId, failure.appliedIndex, this.#clock());
             avoid.add(nodeId);
-            if (pick === 'any') {
+            if (pick === 'eventual') {
               pick = 'leader';
               continue;
             }
