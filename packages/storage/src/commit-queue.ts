@@ -32,11 +32,17 @@ export interface Staged<T> {
   durable: Promise<void>;
 }
 
-interface QueuedBatch {
+/**
+ * The changes staged since the last LevelDB batch started: they go into the next one together, and
+ * their callers share one promise of it (a promise per change cost more than the rest of its staging).
+ */
+interface PendingBatch {
   mutations: Mutation[];
   /** mapKey of each mutation's key, in order. */
   cacheKeys: string[];
-  sequence: number;
+  /** The sequence of the last change staged into it. */
+  lastSequence: number;
+  durable: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -64,7 +70,7 @@ export class CommitQueue {
    * once (getSync: nothing runs in between), so it holds what the database holds.
    */
   private readonly values = new ItemCache(VALUE_CACHE_CHARACTERS);
-  private queued: QueuedBatch[] = [];
+  private pending: PendingBatch | undefined;
   private writing = false;
   private idleWaiters: Array<() => void> = [];
   private nextSequence = 1;
@@ -105,8 +111,6 @@ export class CommitQueue {
       // A change decided on staged state (a condition that failed on it, say) is answered only once
       // that state is readable too: its caller must not read something older than what decided it.
       const durable = mutations.length > 0 ? this.stage(mutations) : this.lastStaged;
-      // Handled here too: a caller that awaits it later still sees the failure, and none goes unhandled meanwhile.
-      durable.catch(() => undefined);
       return { result, durable };
     } finally {
       release();
@@ -175,48 +179,64 @@ export class CommitQueue {
 
   private stage(mutations: Mutation[]): Promise<void> {
     const sequence = this.nextSequence++;
-    const cacheKeys = mutations.map((m) => {
+    const batch = (this.pending ??= this.newPendingBatch());
+    for (const m of mutations) {
       const cacheKey = m.cacheKey ?? mapKey(m.key);
       this.overlay.set(cacheKey, { value: m.value, size: m.size, sequence });
-      return cacheKey;
-    });
-    this.lastStaged = new Promise<void>((resolve, reject) => {
-      this.queued.push({ mutations, cacheKeys, sequence, resolve, reject });
-      if (this.writing) return;
+      batch.mutations.push(m);
+      batch.cacheKeys.push(cacheKey);
+    }
+    batch.lastSequence = sequence;
+    if (!this.writing) {
       this.writing = true;
       setImmediate(() => void this.drain());
-    });
-    return this.lastStaged;
+    }
+    return batch.durable;
   }
 
-  /** Writes the queued batches, one LevelDB batch per round of the loop; `writing` is set by the caller. */
+  private newPendingBatch(): PendingBatch {
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const durable = new Promise<void>((resolveBatch, rejectBatch) => {
+      resolve = resolveBatch;
+      reject = rejectBatch;
+    });
+    // Handled here too: a caller that awaits it later still sees the failure, and none goes unhandled meanwhile.
+    durable.catch(() => undefined);
+    this.lastStaged = durable;
+    return { mutations: [], cacheKeys: [], lastSequence: 0, durable, resolve, reject };
+  }
+
+  /** The changes staged so far, for the next batch; from now on changes go into a new one. */
+  private takePending(): PendingBatch | undefined {
+    const batch = this.pending;
+    this.pending = undefined;
+    return batch;
+  }
+
+  /** Writes the pending batches, one LevelDB batch per round of the loop; `writing` is set by the caller. */
   private async drain(): Promise<void> {
-    while (this.queued.length > 0) {
-      const group = this.queued;
-      this.queued = [];
-      const mutations = group.length === 1 ? group[0].mutations : group.flatMap((batch) => batch.mutations);
+    for (let batch = this.takePending(); batch !== undefined; batch = this.takePending()) {
       try {
-        await this.database.writeBatch(mutations);
+        await this.database.writeBatch(batch.mutations);
       } catch (error) {
         this.failure = error;
-        for (const batch of [...group, ...this.queued]) batch.reject(error);
-        this.queued = [];
+        batch.reject(error);
+        // Changes staged meanwhile were decided on the failed ones: they fail with them.
+        this.takePending()?.reject(error);
         break;
       }
       this.batchesWritten++;
-      const lastSequence = group[group.length - 1].sequence;
-      for (const batch of group) {
-        const { mutations: written, cacheKeys } = batch;
-        for (let i = 0; i < written.length; i++) {
-          const { value, size } = written[i];
-          const key = cacheKeys[i];
-          if (typeof value === 'string') this.values.set(key, value, size);
-          else this.values.delete(key);
-          const staged = this.overlay.get(key);
-          if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
-        }
+      const { mutations, cacheKeys, lastSequence } = batch;
+      for (let i = 0; i < mutations.length; i++) {
+        const { value, size } = mutations[i];
+        const key = cacheKeys[i];
+        if (typeof value === 'string') this.values.set(key, value, size);
+        else this.values.delete(key);
+        const staged = this.overlay.get(key);
+        if (staged && staged.sequence <= lastSequence) this.overlay.delete(key);
       }
-      for (const batch of group) batch.resolve();
+      batch.resolve();
     }
     this.writing = false;
     const waiters = this.idleWaiters;

@@ -96,6 +96,8 @@ describe('commit queue', () => {
     const release = observed.holdBatches();
     const staged = await Promise.all(['a', 'b', 'c'].map((pk) => store.stageWrite({ operations: [{ table: schema, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk) } }] }, { groupId: 7, index: 1 })));
     expect(staged.map(({ result }) => result.applied)).toEqual([true, true, true]);
+    // Staged before their batch started: they share its one promise.
+    expect(new Set(staged.map(({ durable }) => durable)).size).toBe(1);
     expect(await store.get({ table: schema, key: { pk: S('a') } })).toBeUndefined();
     await settle();
     release();
@@ -103,6 +105,23 @@ describe('commit queue', () => {
     expect(observed.batches).toHaveLength(1);
     expect(await store.get({ table: schema, key: { pk: S('c') } })).toBeDefined();
     expect(await store.appliedIndex(7)).toBe(1);
+    await observed.database.close();
+  });
+
+  it('fails the writes staged while a failing batch was being written, with its error', async () => {
+    const observed = await observedDatabase();
+    const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
+    const release = observed.holdBatches();
+    const first = put(store, schema, { pk: S('first') });
+    await settle();
+    const second = put(store, schema, { pk: S('second') });
+    await settle();
+    observed.failBatches(new Error('disk full'));
+    release();
+    await expect(first).rejects.toThrow('disk full');
+    await expect(second).rejects.toThrow('disk full');
+    expect(observed.batches).toHaveLength(1);
+    expect(await store.get({ table: schema, key: { pk: S('second') } })).toBeUndefined();
     await observed.database.close();
   });
 
