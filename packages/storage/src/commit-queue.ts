@@ -76,7 +76,9 @@ export class CommitQueue {
   private nextSequence = 1;
   /** Resolves once the last batch staged is in the database. */
   private lastStaged: Promise<void> = Promise.resolve();
-  private lockTail: Promise<void> = Promise.resolve();
+  private locked = false;
+  /** Callers waiting for the lock, in the order they asked. */
+  private lockWaiters: Array<() => void> = [];
   private failure: unknown;
   private closed = false;
   private readonly reader: StateReader;
@@ -104,7 +106,8 @@ export class CommitQueue {
    * caller deciding many writes before it answers any of them.
    */
   async stageExclusive<T>(fn: (state: StateReader) => Promise<{ result: T; mutations: Mutation[] }>): Promise<Staged<T>> {
-    const release = await this.lock();
+    const waiting = this.lock();
+    if (waiting !== undefined) await waiting;
     try {
       this.checkUsable();
       const { result, mutations } = await fn(this.reader);
@@ -113,18 +116,19 @@ export class CommitQueue {
       const durable = mutations.length > 0 ? this.stage(mutations) : this.lastStaged;
       return { result, durable };
     } finally {
-      release();
+      this.unlock();
     }
   }
 
   /** Waits for queued batches and refuses further work. */
   async close(): Promise<void> {
-    const release = await this.lock();
+    const waiting = this.lock();
+    if (waiting !== undefined) await waiting;
     try {
       this.closed = true;
       await this.durable();
     } finally {
-      release();
+      this.unlock();
     }
   }
 
@@ -135,14 +139,23 @@ export class CommitQueue {
     }
   }
 
-  private async lock(): Promise<() => void> {
-    const previous = this.lockTail;
-    let release!: () => void;
-    this.lockTail = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    return release;
+  /**
+   * Takes the lock: at once when it is free (no promise: most writes find it so), else the promise
+   * of its turn, after every caller that asked before. Released by `unlock`.
+   */
+  private lock(): Promise<void> | undefined {
+    if (!this.locked) {
+      this.locked = true;
+      return undefined;
+    }
+    return new Promise((resolve) => this.lockWaiters.push(resolve));
+  }
+
+  /** Hands the lock to the next caller waiting, or frees it. */
+  private unlock(): void {
+    const next = this.lockWaiters.shift();
+    if (next !== undefined) next();
+    else this.locked = false;
   }
 
   private read(key: Uint8Array): Uint8Array | undefined {

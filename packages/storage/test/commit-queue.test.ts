@@ -108,6 +108,29 @@ describe('commit queue', () => {
     await observed.database.close();
   });
 
+  it('runs exclusive calls one at a time, in the order they were made, also when they wait inside', async () => {
+    const observed = await observedDatabase();
+    const commits = new CommitQueue(observed.database);
+    const started: number[] = [];
+    let running = 0;
+    let mostRunning = 0;
+    const calls = Array.from({ length: 20 }, (_, i) =>
+      commits.exclusive(async () => {
+        started.push(i);
+        mostRunning = Math.max(mostRunning, ++running);
+        for (let turn = 0; turn < i % 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+        running--;
+        return { result: i, mutations: [] };
+      }),
+    );
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(started).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(mostRunning).toBe(1);
+    // A call after they all finished finds the lock free again.
+    expect(await commits.exclusive(async () => ({ result: 'free', mutations: [] }))).toBe('free');
+    await observed.database.close();
+  });
+
   it('fails the writes staged while a failing batch was being written, with its error', async () => {
     const observed = await observedDatabase();
     const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
