@@ -27,17 +27,19 @@ export interface RouterCommandOptions {
 export async function runRouter(options: RouterCommandOptions): Promise<void> {
   const log = createLogger({ role: 'router', ...(options.routerId === undefined ? {} : { routerId: options.routerId }) }, { minLevel: options.logLevel });
   const cluster = await connectCluster({ metaAddresses: options.meta, routers: options.routers, log: log.child({ component: 'cluster-client' }) });
-  const metrics = createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics() }]);
+  const timed = timedPartitionClient(cluster.partitions);
+  const requests = requestMetrics();
+  const metrics = createProcessMetrics([{ prefix: 'shoal_router', read: () => cluster.metrics(), series: () => [...timed.series(), ...requests.series()] }]);
   let router;
   let ops;
   try {
     router = await startRouter({
-      partitions: timedPartitionClient(cluster.partitions, metrics.registry),
+      partitions: timed.partitions,
       catalog: cluster.catalog,
       host: options.host,
       port: options.port,
       credentials: options.credentials,
-      onRequest: requestMetrics(metrics.registry),
+      onRequest: requests.observe,
     });
     try {
       ops = await startOpsServer({

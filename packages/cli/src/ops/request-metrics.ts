@@ -1,6 +1,7 @@
-import { Counter, Histogram } from 'prom-client';
-import type { Registry } from 'prom-client';
 import type { RequestObserver } from '@shoal/router';
+import { CountedCounter, CountedHistogram } from './counted-metrics.ts';
+import type { CountedBuckets, CountedValue } from './counted-metrics.ts';
+import type { Series } from './metrics.ts';
 import { BUCKETS_SECONDS } from './partition-metrics.ts';
 
 /**
@@ -12,37 +13,39 @@ import { BUCKETS_SECONDS } from './partition-metrics.ts';
 /** DynamoDB's answers to a request over a throughput limit (provisioned, partition or account). */
 const THROUGHPUT_ERRORS: ReadonlySet<string> = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded']);
 
-export function requestMetrics(registry: Registry): RequestObserver {
-  const requests = new Counter({
-    name: 'shoal_router_requests_total',
-    help: 'DynamoDB requests answered, by operation',
-    labelNames: ['operation'],
-    registers: [registry],
-  });
-  const errors = new Counter({
-    name: 'shoal_router_request_errors_total',
-    help: 'DynamoDB requests answered with an error, by operation and DynamoDB error type',
-    labelNames: ['operation', 'error'],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'shoal_router_request_duration_seconds',
-    help: 'Time from a DynamoDB request to its answer, by operation',
-    labelNames: ['operation'],
-    buckets: BUCKETS_SECONDS,
-    registers: [registry],
-  });
-  const throttled = new Counter({
-    name: 'shoal_router_throttled_requests_total',
-    help: 'DynamoDB requests refused with a throughput exception, by operation',
-    labelNames: ['operation'],
-    registers: [registry],
-  });
-  return (operation, seconds, errorType) => {
-    requests.inc({ operation });
-    duration.observe({ operation }, seconds);
-    if (errorType === undefined) return;
-    errors.inc({ operation, error: errorType });
-    if (THROUGHPUT_ERRORS.has(errorType)) throttled.inc({ operation });
+export interface RequestMetrics {
+  /** startRouter's onRequest. */
+  readonly observe: RequestObserver;
+  /** What was counted so far, for createProcessMetrics (a source's `series`). */
+  series(): Series[];
+}
+
+/** One operation's counts, resolved on its first request. */
+interface OperationCounts {
+  requests: CountedValue;
+  duration: CountedBuckets;
+  throttled: CountedValue;
+}
+
+export function requestMetrics(): RequestMetrics {
+  const requests = new CountedCounter('shoal_router_requests_total', 'DynamoDB requests answered, by operation', ['operation']);
+  const errors = new CountedCounter('shoal_router_request_errors_total', 'DynamoDB requests answered with an error, by operation and DynamoDB error type', ['operation', 'error']);
+  const duration = new CountedHistogram('shoal_router_request_duration_seconds', 'Time from a DynamoDB request to its answer, by operation', 'operation', BUCKETS_SECONDS);
+  const throttled = new CountedCounter('shoal_router_throttled_requests_total', 'DynamoDB requests refused with a throughput exception, by operation', ['operation']);
+  const byOperation = new Map<string, OperationCounts>();
+  return {
+    observe: (operation, seconds, errorType) => {
+      let counts = byOperation.get(operation);
+      if (counts === undefined) {
+        counts = { requests: requests.labels(operation), duration: duration.labels(operation), throttled: throttled.labels(operation) };
+        byOperation.set(operation, counts);
+      }
+      counts.requests.inc();
+      counts.duration.observe(seconds);
+      if (errorType === undefined) return;
+      errors.labels(operation, errorType).inc();
+      if (THROUGHPUT_ERRORS.has(errorType)) counts.throttled.inc();
+    },
+    series: () => [requests.series(), errors.series(), duration.series(), throttled.series()],
   };
 }
