@@ -22,7 +22,10 @@ export interface StateReader {
    * cache when it holds it. `cacheKey` is mapKey(key), when the caller has it already.
    */
   readText(key: Uint8Array, cacheKey?: string): CachedItem | undefined;
-  /** Resolves once every staged change is in LevelDB (so iterators see everything). */
+  /**
+   * Resolves once every staged change is in LevelDB (so iterators see everything); rejects with the
+   * batch's error when one failed (what was staged never will be).
+   */
   durable(): Promise<void>;
 }
 
@@ -59,7 +62,8 @@ interface PendingBatch {
  * durable; `stageExclusive` as soon as they are staged, handing over that promise instead.
  *
  * A failed batch leaves the overlay ahead of the disk, and later writes may have been decided on it,
- * so the queue stops: every later call fails until the store is reopened.
+ * so the queue stops: every later call fails until the store is reopened, and so does the call
+ * running when it failed (its `durable()` rejects, its changes are refused).
  */
 export class CommitQueue {
   private readonly database: Database;
@@ -111,6 +115,8 @@ export class CommitQueue {
     try {
       this.checkUsable();
       const { result, mutations } = await fn(this.reader);
+      // A batch may have failed while `fn` waited: it decided on state that never reached the disk.
+      this.checkUsable();
       // A change decided on staged state (a condition that failed on it, say) is answered only once
       // that state is readable too: its caller must not read something older than what decided it.
       const durable = mutations.length > 0 ? this.stage(mutations) : this.lastStaged;
@@ -126,7 +132,8 @@ export class CommitQueue {
     if (waiting !== undefined) await waiting;
     try {
       this.closed = true;
-      await this.durable();
+      // Idle, not durable: a store whose batch failed is closed all the same, to be reopened.
+      await this.idle();
     } finally {
       this.unlock();
     }
@@ -185,11 +192,18 @@ export class CommitQueue {
     return stored === undefined ? undefined : this.values.set(cacheKey, stored);
   }
 
-  private durable(): Promise<void> {
+  private async durable(): Promise<void> {
+    await this.idle();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Resolves once no batch is being written (the last one written, or failed). */
+  private idle(): Promise<void> {
     if (!this.writing) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Stages `mutations` under the lock, once `checkUsable` passed after the call that decided them. */
   private stage(mutations: Mutation[]): Promise<void> {
     const sequence = this.nextSequence++;
     const batch = (this.pending ??= this.newPendingBatch());

@@ -5,6 +5,7 @@ import { PartitionStore } from '../src/partition-store.ts';
 import { N, S, key, put, table } from './helpers.ts';
 
 const schema = table(1, key('pk', 'S'));
+const utf8 = new TextEncoder();
 
 /** An in-memory database whose batches can be held back or made to fail. */
 async function observedDatabase() {
@@ -17,7 +18,11 @@ async function observedDatabase() {
     async writeBatch(mutations) {
       batches.push(mutations);
       if (hold) await hold;
-      if (failure) throw failure;
+      if (failure) {
+        const error = failure;
+        failure = undefined;
+        throw error;
+      }
       return database.writeBatch(mutations);
     },
   };
@@ -34,7 +39,8 @@ async function observedDatabase() {
         release();
       };
     },
-    failBatches(error: Error) {
+    /** The next batch fails with `error` (a passing fault, as a full disk: the ones after it would succeed). */
+    failNextBatch(error: Error) {
       failure = error;
     },
   };
@@ -139,7 +145,7 @@ describe('commit queue', () => {
     await settle();
     const second = put(store, schema, { pk: S('second') });
     await settle();
-    observed.failBatches(new Error('disk full'));
+    observed.failNextBatch(new Error('disk full'));
     release();
     await expect(first).rejects.toThrow('disk full');
     await expect(second).rejects.toThrow('disk full');
@@ -152,11 +158,74 @@ describe('commit queue', () => {
     const observed = await observedDatabase();
     const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
     await put(store, schema, { pk: S('before') });
-    observed.failBatches(new Error('disk full'));
+    observed.failNextBatch(new Error('disk full'));
     await expect(put(store, schema, { pk: S('lost') })).rejects.toThrow('disk full');
     await expect(put(store, schema, { pk: S('after') })).rejects.toMatchObject({ type: 'InternalServerError' });
     expect(await store.get({ table: schema, key: { pk: S('lost') } })).toBeUndefined();
     expect(await store.get({ table: schema, key: { pk: S('before') } })).toBeDefined();
+    await observed.database.close();
+  });
+
+  it('fails a call that waited inside the lock for staged changes across a failed batch, and writes nothing of it', async () => {
+    const observed = await observedDatabase();
+    const commits = new CommitQueue(observed.database);
+    const release = observed.holdBatches();
+    const doomed = commits.exclusive(async () => ({ result: 'a', mutations: [{ key: utf8.encode('a'), value: '"A"' }] }));
+    await settle();
+    // As a backfill chunk, a range clear or a snapshot restore does: waits for the staged changes to be
+    // in LevelDB, then decides on the state (whose overlay still shows the failed change).
+    let decided = false;
+    const waitedInside = commits.exclusive(async (state) => {
+      await state.durable();
+      decided = true;
+      return { result: 'b', mutations: [{ key: utf8.encode('b'), value: JSON.stringify(state.readText(utf8.encode('a'))?.json) }] };
+    });
+    await settle();
+    observed.failNextBatch(new Error('disk full'));
+    release();
+    await expect(doomed).rejects.toThrow('disk full');
+    await expect(waitedInside).rejects.toThrow('disk full');
+    expect(decided).toBe(false);
+    expect(observed.batches).toHaveLength(1);
+    expect(await observed.database.level.get(utf8.encode('b'))).toBeUndefined();
+    await observed.database.close();
+  });
+
+  it('refuses the changes of a call whose state failed while it ran, though it never asked for durability', async () => {
+    const observed = await observedDatabase();
+    const commits = new CommitQueue(observed.database);
+    const release = observed.holdBatches();
+    const doomed = commits.exclusive(async () => ({ result: 'a', mutations: [{ key: utf8.encode('a'), value: '"A"' }] }));
+    await settle();
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    // Reads the failed change through the overlay, then waits on something else while the batch fails.
+    const running = commits.stageExclusive(async (state) => {
+      const seen = state.readText(utf8.encode('a'))?.json;
+      await resumed;
+      return { result: seen, mutations: [{ key: utf8.encode('b'), value: JSON.stringify(seen) }] };
+    });
+    await settle();
+    observed.failNextBatch(new Error('disk full'));
+    release();
+    await expect(doomed).rejects.toThrow('disk full');
+    resume();
+    await expect(running).rejects.toMatchObject({ type: 'InternalServerError' });
+    await settle();
+    expect(observed.batches).toHaveLength(1);
+    expect(await observed.database.level.get(utf8.encode('b'))).toBeUndefined();
+    await observed.database.close();
+  });
+
+  it('still closes after a failed batch, so the store can be reopened', async () => {
+    const observed = await observedDatabase();
+    const commits = new CommitQueue(observed.database);
+    observed.failNextBatch(new Error('disk full'));
+    await expect(commits.exclusive(async () => ({ result: 'a', mutations: [{ key: utf8.encode('a'), value: '"A"' }] }))).rejects.toThrow('disk full');
+    await commits.close();
+    await expect(commits.exclusive(async () => ({ result: 'b', mutations: [] }))).rejects.toThrow('closed');
     await observed.database.close();
   });
 });
