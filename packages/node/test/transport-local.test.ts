@@ -3,17 +3,21 @@
  * under the gRPC limit, the bounded per-peer queue, oversize messages, unknown peers, delays, refused
  * and truncated snapshots.
  */
+import { toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   MessageQueue,
   MetaService,
+  RaftBatchSchema,
   RaftTransportService,
   RpcError,
   Server,
   Status,
   addService,
+  batchHeaderWireSize,
   createClient,
   decodeGroupMessages,
+  groupMessageWireSize,
   listen,
   messageFromWire,
   messageToWire,
@@ -403,4 +407,33 @@ describe('packed batches, once the peer reads them', () => {
       }
     });
   }
+
+  it('packed, a batch still stays within maxBatchBytes (the packed field adds its tag and length)', async () => {
+    const remote = await peer(true);
+    const messageBytes = groupMessageWireSize(9, append(1, 2, 1000, 1000));
+    // Two messages fill the limit exactly when counted as repeated `messages`; packed they are a few bytes more.
+    const maxBatchBytes = batchHeaderWireSize(1, 2) + 2 * messageBytes;
+    const sender = new RaftTransport({ nodeId: 1, listenAddress: '127.0.0.1:0', maxBatchBytes, resolvePeer: (id) => (id === 2 ? remote.address : undefined), onMessages: () => undefined, log: () => undefined });
+    open.push(sender);
+    try {
+      // Until the stream carries packed batches (at most 40 single-message batches).
+      for (let index = 1; index <= 40; index++) {
+        sender.send(9, append(1, 2, index, 100));
+        sender.flush();
+        await until(() => (remote.batches.length === index ? true : undefined), `batch ${index}`);
+        if (remote.batches.at(-1)!.packedMessages.length > 0) break;
+      }
+      expect(remote.batches.at(-1)!.packedMessages.length).toBeGreaterThan(0);
+      const before = remote.batches.length;
+      sender.send(9, append(1, 2, 1000, 1000));
+      sender.send(9, append(1, 2, 1001, 1000));
+      sender.flush();
+      await until(() => (remote.batches.slice(before).reduce((sum, batch) => sum + decodeGroupMessages(batch.packedMessages).length, 0) === 2 ? true : undefined), 'two messages');
+      const sent = remote.batches.slice(before);
+      for (const batch of sent) expect(toBinary(RaftBatchSchema, batch).length).toBeLessThanOrEqual(maxBatchBytes);
+      expect(sent.map((batch) => decodeGroupMessages(batch.packedMessages).length)).toEqual([1, 1]);
+    } finally {
+      await shutdown(remote.server, 0);
+    }
+  });
 });

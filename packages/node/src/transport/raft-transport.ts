@@ -30,6 +30,9 @@ import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSche
 import type { Message, NodeId } from '@shoal/raft';
 import { NetworkFaults } from './faults.ts';
 
+/** The tag and length of RaftBatch.packed_messages, at most: a 1-byte tag and a 4-byte varint (lengths below 2^28). */
+const PACKED_FIELD_OVERHEAD_BYTES = 5;
+
 /** One Raft message and the group it belongs to. */
 export interface GroupMessage {
   groupId: number;
@@ -493,17 +496,19 @@ export class RaftTransport {
   /** Cuts the messages into RaftBatches each within maxBatchBytes, in order. */
   *#split(peer: Peer, messages: GroupMessage[], packed: boolean): Generator<OutgoingBatch> {
     const header = batchHeaderWireSize(this.nodeId, peer.nodeId);
+    // Packed, the messages sit in one bytes field: its tag and length (at most 5 bytes) come on top.
+    const limit = this.#maxBatchBytes - (packed ? PACKED_FIELD_OVERHEAD_BYTES : 0);
     let current: GroupMessage[] = [];
     let bytes = header;
     for (const item of messages) {
       const size = groupMessageWireSize(item.groupId, item.message);
-      if (header + size > this.#maxBatchBytes) {
+      if (header + size > limit) {
         this.metrics.messagesDroppedOversize += 1;
         this.#log({ level: 'warn', event: 'message_oversize', node: this.nodeId, peer: peer.nodeId, group: item.groupId, type: item.message.type, bytes: size });
         this.#options.onUnreachable?.(peer.nodeId, [item.groupId]);
         continue;
       }
-      if (bytes + size > this.#maxBatchBytes) {
+      if (bytes + size > limit) {
         yield this.#batch(peer, current, bytes, packed);
         current = [];
         bytes = header;
@@ -514,7 +519,7 @@ export class RaftTransport {
     if (current.length > 0) yield this.#batch(peer, current, bytes, packed);
   }
 
-  /** `packed`: the messages as one encoded GroupMessageList (same size on the wire), else as `messages`. */
+  /** `packed`: the messages as one encoded GroupMessageList (a few bytes more on the wire), else as `messages`. */
   #batch(peer: Peer, messages: GroupMessage[], bytes: number, packed: boolean): OutgoingBatch {
     const batch = create(RaftBatchSchema, {
       fromNode: BigInt(this.nodeId),
