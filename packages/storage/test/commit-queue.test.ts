@@ -219,6 +219,27 @@ describe('commit queue', () => {
     await observed.database.close();
   });
 
+  it('fails a snapshot restore that waited for a write whose batch failed, and leaves the applied index where it was', async () => {
+    const observed = await observedDatabase();
+    const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
+    const release = observed.holdBatches();
+    const lost = put(store, schema, { pk: S('lost') });
+    await settle();
+    const scope = { groupId: 7, table: schema, bound: { start: new Uint8Array(0), end: new Uint8Array(0) } };
+    const restored = store.restorePartitionSnapshot([scope], { groupId: 7, appliedIndex: 5, pairs: [] }, 5);
+    await settle();
+    observed.failNextBatch(new Error('disk full'));
+    release();
+    await expect(lost).rejects.toThrow('disk full');
+    await expect(restored).rejects.toThrow('disk full');
+    expect(observed.batches).toHaveLength(1);
+    // As the store reopened finds it: neither the write nor the restore decided after it.
+    const reopened = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
+    expect(await reopened.appliedIndex(7)).toBe(0);
+    expect(await reopened.get({ table: schema, key: { pk: S('lost') } })).toBeUndefined();
+    await observed.database.close();
+  });
+
   it('still closes after a failed batch, so the store can be reopened', async () => {
     const observed = await observedDatabase();
     const commits = new CommitQueue(observed.database);
