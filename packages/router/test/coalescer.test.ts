@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { RpcError, Status, type RoutedTo } from '@shoal/proto';
-import { RequestCoalescer } from '../src/cluster/coalescer.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ErrorDetailSchema, NodeState, RpcError, Status, type CallOptions, type RoutedTo } from '@shoal/proto';
+import { MAX_COALESCED, RequestCoalescer, RequestNotSent, type CoalescerOptions } from '../src/cluster/coalescer.ts';
+import { classifyFailure } from '../src/cluster/retry.ts';
 
 /**
  * RequestCoalescer on its own, over calls that answer only when the test says: which requests go in
@@ -9,6 +10,7 @@ import { RequestCoalescer } from '../src/cluster/coalescer.ts';
 
 interface Call {
   requests: string[];
+  options: CallOptions;
   answer(): void;
   fail(error: unknown): void;
 }
@@ -16,15 +18,17 @@ interface Call {
 function fakeCalls() {
   const calls: Call[] = [];
   const node = {};
-  const coalescer = (maxInFlight?: number) =>
+  const coalescer = (maxInFlight?: number, options: Omit<CoalescerOptions, 'maxInFlight'> = {}) =>
     new RequestCoalescer<object, string, string>(
       {
-        one: (_rpc, _target, request) =>
-          new Promise((resolve, reject) => calls.push({ requests: [request], answer: () => resolve(`done ${request}`), fail: reject })),
-        many: (_rpc, _target, requests) =>
-          new Promise((resolve, reject) => calls.push({ requests, answer: () => resolve(requests.map((request) => `done ${request}`)), fail: reject })),
+        one: (_rpc, _target, request, callOptions) =>
+          new Promise((resolve, reject) => calls.push({ requests: [request], options: callOptions, answer: () => resolve(`done ${request}`), fail: reject })),
+        many: (_rpc, _target, requests, callOptions) =>
+          new Promise((resolve, reject) =>
+            calls.push({ requests, options: callOptions, answer: () => resolve(requests.map((request) => `done ${request}`)), fail: reject }),
+          ),
       },
-      maxInFlight === undefined ? {} : { maxInFlight },
+      maxInFlight === undefined ? options : { maxInFlight, ...options },
     );
   return { calls, node, coalescer };
 }
@@ -78,22 +82,164 @@ describe('RequestCoalescer', () => {
     expect(bounded.activeGroups).toBe(0);
   });
 
-  it('frees the slot of a failed call: its requests fail alike, the held ones go next', async () => {
+  it('frees the slot of a failed call: its requests fail alike, the held ones are given back unsent with its error', async () => {
     const { calls, node, coalescer } = fakeCalls();
     const bounded = coalescer(1);
     const failed = ['a', 'b'].map((request) => bounded.submit(node, target, request, {}).catch((error: unknown) => error));
     await nextTurn();
-    const held = bounded.submit(node, target, 'c', {});
+    const held = bounded.submit(node, target, 'c', {}).catch((error: unknown) => error);
     await nextTurn();
     expect(calls).toHaveLength(1);
     const error = new RpcError(Status.UNAVAILABLE, 'connection lost');
     calls[0]!.fail(error);
     expect(await Promise.all(failed)).toEqual([error, error]);
+    // Never sent: the retry loop may send it again (elsewhere), as when no connection could be made.
+    const notSent = await held;
+    expect(notSent).toBeInstanceOf(RequestNotSent);
+    expect((notSent as RequestNotSent).cause).toBe(error);
+    expect(classifyFailure(notSent).kind).toBe('unreachable');
     await settle();
-    expect(calls.map((call) => call.requests)).toEqual([['a', 'b'], ['c']]);
-    calls[1]!.answer();
-    expect(await held).toBe('done c');
-    await settle();
+    expect(calls).toHaveLength(1);
     expect(bounded.activeGroups).toBe(0);
+    // The slot is free: the next request goes at once.
+    const next = bounded.submit(node, target, 'd', {});
+    await nextTurn();
+    expect(calls.map((call) => call.requests)).toEqual([['a', 'b'], ['d']]);
+    calls[1]!.answer();
+    expect(await next).toBe('done d');
+  });
+
+  it('gives the held requests the redirect of the call that failed before them (nothing of them was proposed either)', async () => {
+    const { calls, node, coalescer } = fakeCalls();
+    const bounded = coalescer(1);
+    const sent = bounded.submit(node, target, 'a', {}).catch((error: unknown) => error);
+    await nextTurn();
+    const held = bounded.submit(node, target, 'b', {}).catch((error: unknown) => error);
+    await nextTurn();
+    const notLeader = RpcError.withDetail(Status.FAILED_PRECONDITION, 'not the leader', ErrorDetailSchema, {
+      kind: { case: 'notLeader', value: { partitionId: 4n, leader: { id: 3n, address: '127.0.0.1:3', state: NodeState.UP } } },
+    });
+    calls[0]!.fail(notLeader);
+    expect(await sent).toBe(notLeader);
+    expect(classifyFailure(await held)).toEqual({ kind: 'notLeader', leader: { id: 3, address: '127.0.0.1:3' } });
+  });
+
+  it("keeps the held requests when a lone request's error is its own answer, not the call's failure", async () => {
+    const { calls, node, coalescer } = fakeCalls();
+    const ownAnswer = new RpcError(Status.FAILED_PRECONDITION, 'the condition failed');
+    const bounded = coalescer(1, { isCallFailure: (error) => error !== ownAnswer });
+    const refused = bounded.submit(node, target, 'a', {}).catch((error: unknown) => error);
+    await nextTurn();
+    const held = bounded.submit(node, target, 'b', {});
+    await nextTurn();
+    calls[0]!.fail(ownAnswer);
+    expect(await refused).toBe(ownAnswer);
+    await settle();
+    expect(calls.map((call) => call.requests)).toEqual([['a'], ['b']]);
+    calls[1]!.answer();
+    expect(await held).toBe('done b');
+  });
+
+  it('sends a full call of held requests at once, past maxInFlight (a group holds fewer than MAX_COALESCED)', async () => {
+    const { calls, node, coalescer } = fakeCalls();
+    const bounded = coalescer(1);
+    const results = [bounded.submit(node, target, 'first', {})];
+    await nextTurn();
+    const many = Array.from({ length: MAX_COALESCED + 2 }, (_, i) => `w${i}`);
+    results.push(...many.map((request) => bounded.submit(node, target, request, {})));
+    await nextTurn();
+    expect(calls.map((call) => call.requests)).toEqual([['first'], many.slice(0, MAX_COALESCED)]);
+    calls[0]!.answer();
+    await settle();
+    // The rest waits as usual, for the call out to be answered.
+    expect(calls).toHaveLength(2);
+    calls[1]!.answer();
+    await settle();
+    expect(calls.map((call) => call.requests.length)).toEqual([1, MAX_COALESCED, 2]);
+    calls[2]!.answer();
+    expect(await Promise.all(results)).toEqual(['first', ...many].map((request) => `done ${request}`));
+  });
+});
+
+describe('RequestCoalescer deadlines of held requests (fake timers)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("counts a held request's deadline from its submission: its call gets what is left, and held past it, it is given back unsent", async () => {
+    vi.useFakeTimers();
+    const { calls, node, coalescer } = fakeCalls();
+    const bounded = coalescer(1);
+    const first = bounded.submit(node, target, 'a', { timeoutMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((call) => [call.requests, call.options.timeoutMs])).toEqual([[['a'], 1_000]]);
+    const held = bounded.submit(node, target, 'b', { timeoutMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(300);
+    calls[0]!.answer();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await first).toBe('done a');
+    // Held 300 ms: its call has the 700 ms left.
+    expect(calls.map((call) => [call.requests, call.options.timeoutMs])).toEqual([[['a'], 1_000], [['b'], 700]]);
+    const expiring = bounded.submit(node, target, 'c', { timeoutMs: 1_000 }).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    const notSent = await expiring;
+    expect(notSent).toBeInstanceOf(RequestNotSent);
+    expect(classifyFailure(notSent).kind).toBe('unreachable');
+    calls[1]!.answer();
+    expect(await held).toBe('done b');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(2);
+    expect(bounded.activeGroups).toBe(0);
+  });
+
+  it('answers every write within its deadline when the leader hangs (1,000 writes in 1 s, maxInFlight 2)', async () => {
+    vi.useFakeTimers();
+    const TIMEOUT = 10_000;
+    // A unary call to a peer that never answers (partitioned, SIGSTOPped): DEADLINE_EXCEEDED at its deadline.
+    const sizes: number[] = [];
+    const timeouts: number[] = [];
+    const hang = (size: number, options: CallOptions): Promise<never> =>
+      new Promise((_, reject) => {
+        sizes.push(size);
+        timeouts.push(options.timeoutMs ?? Number.POSITIVE_INFINITY);
+        setTimeout(() => reject(new RpcError(Status.DEADLINE_EXCEEDED, 'deadline')), options.timeoutMs);
+      });
+    const coalescer = new RequestCoalescer<object, number, number>(
+      { one: (_rpc, _target, _write, options) => hang(1, options), many: (_rpc, _target, writes, options) => hang(writes.length, options) },
+      { maxInFlight: 2 },
+    );
+    const node = {};
+    const start = Date.now();
+    const submittedAt: number[] = [];
+    const answeredAt: number[] = [];
+    const outcomes: string[] = [];
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 1_000; i++) {
+      submittedAt[i] = Date.now() - start;
+      writes.push(
+        coalescer.submit(node, target, i, { timeoutMs: TIMEOUT }).then(
+          () => {
+            outcomes[i] = 'ok';
+          },
+          (error: unknown) => {
+            answeredAt[i] = Date.now() - start;
+            outcomes[i] = classifyFailure(error).kind;
+          },
+        ),
+      );
+      if (i % 100 === 99) await vi.advanceTimersByTimeAsync(100);
+    }
+    await vi.advanceTimersByTimeAsync(10 * TIMEOUT);
+    await Promise.all(writes);
+    // Two calls, then held writes go a full call at a time; none waits past its own deadline.
+    expect(sizes).toEqual([100, 100, 128, 128, 128, 128, 128, 128]);
+    expect(timeouts.every((timeout) => timeout <= TIMEOUT)).toBe(true);
+    expect(answeredAt.every((at, i) => at - submittedAt[i]! <= TIMEOUT)).toBe(true);
+    // Sent ones are ambiguous (transient); the 32 still held when the first call failed were never sent.
+    expect(outcomes.filter((outcome) => outcome === 'transient')).toHaveLength(968);
+    expect(outcomes.slice(968)).toEqual(Array.from({ length: 32 }, () => 'unreachable'));
+    expect(coalescer.activeGroups).toBe(0);
   });
 });

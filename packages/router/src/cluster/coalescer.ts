@@ -5,8 +5,17 @@
  * (reads). A lone request goes as it always did (Write / Get).
  *
  * With `maxInFlight`, a group has at most that many calls out at once: requests made while they are
- * out wait, and go together once one is answered (writes: bigger Raft entries under load, and no
- * more calls than the leader can take in).
+ * out wait (are held), and go together once one is answered (writes: bigger Raft entries under load,
+ * and no more calls than the leader can take in). A held request is bounded like a sent one:
+ * - its deadline (`timeoutMs`) runs from its submission: held past it, it fails with RequestNotSent,
+ *   and once sent, its call gets only what is left of it;
+ * - when a call of its group fails (the node did not serve it: a redirect, a lost connection, a
+ *   deadline), it fails with RequestNotSent carrying that error: the node is not serving the group;
+ * - a group holds fewer than MAX_COALESCED: a full call's worth goes at once, past `maxInFlight`.
+ *   Holding more would gain nothing (the call is as big as it gets) and only make writes wait a round
+ *   more each; refusing them instead would bounce writes off a busy but healthy leader.
+ * RequestNotSent proves the request was not sent, so a write failing with it may be sent again
+ * (retry.ts classifyFailure, contracts #10).
  *
  * Each request keeps its own fate: the node answers one result or error per request, and a failure
  * of the whole call (a redirect before anything was proposed, a lost connection, a deadline) fails
@@ -19,6 +28,17 @@ import { RpcError, type CallOptions, type RoutedTo } from '@shoal/proto';
 
 /** How many requests one call carries at most (more in one turn go as several calls). */
 export const MAX_COALESCED = 128;
+
+/**
+ * A request given back without having been sent: held past its deadline behind its group's calls,
+ * or while a call of its group failed (`cause`, that call's error).
+ */
+export class RequestNotSent extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'RequestNotSent';
+  }
+}
 
 /** Calls made and requests they carried, for tests and metrics. */
 export interface CoalescerStats {
@@ -33,6 +53,8 @@ export interface CoalescerStats {
 interface Pending<Request, Result> {
   request: Request;
   options: CallOptions;
+  /** When its deadline passes, on the coalescer's clock (infinite without `timeoutMs`). */
+  expiresAt: number;
   resolve(result: Result): void;
   reject(error: unknown): void;
 }
@@ -44,6 +66,9 @@ interface Group<Rpc, Request, Result> {
   pending: Array<Pending<Request, Result>>;
   /** Calls of this group sent and not yet answered. */
   inFlight: number;
+  /** Fails held requests whose deadline passed (at `expiryAt`); set while requests are held. */
+  expiry: ReturnType<typeof setTimeout> | undefined;
+  expiryAt: number;
 }
 
 export interface CoalescerCalls<Rpc, Request, Result> {
@@ -60,12 +85,22 @@ export interface CoalescerOptions {
    * go at the end of the turn.
    */
   maxInFlight?: number;
+  /**
+   * Whether an error a call failed with is a failure of the call (the node did not serve it), which
+   * gives back the group's held requests, rather than its lone request's own answer (a DynamoDB
+   * error). Default: every error is.
+   */
+  isCallFailure?: (error: unknown) => boolean;
+  /** Milliseconds, monotonic (default performance.now): deadlines of held requests. */
+  clock?: () => number;
 }
 
 export class RequestCoalescer<Rpc extends object, Request, Result> {
   readonly stats: CoalescerStats = { coalescedCalls: 0, coalescedRequests: 0, singleCalls: 0 };
   readonly #calls: CoalescerCalls<Rpc, Request, Result>;
   readonly #maxInFlight: number;
+  readonly #isCallFailure: (error: unknown) => boolean;
+  readonly #clock: () => number;
   /** Groups with requests waiting or calls in flight, by node client, then by partition, epoch and `kind`. */
   readonly #groups = new Map<Rpc, Map<string, Group<Rpc, Request, Result>>>();
   /** Groups given requests this turn. */
@@ -75,6 +110,8 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
   constructor(calls: CoalescerCalls<Rpc, Request, Result>, options: CoalescerOptions = {}) {
     this.#calls = calls;
     this.#maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
+    this.#isCallFailure = options.isCallFailure ?? (() => true);
+    this.#clock = options.clock ?? (() => performance.now());
   }
 
   /** Groups with requests waiting or calls in flight (a group is dropped once it has neither). */
@@ -95,10 +132,11 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
       const key = `${target.partitionId}/${target.epoch}/${kind}`;
       let group = byPartition.get(key);
       if (group === undefined) {
-        group = { rpc, target, key, pending: [], inFlight: 0 };
+        group = { rpc, target, key, pending: [], inFlight: 0, expiry: undefined, expiryAt: Number.POSITIVE_INFINITY };
         byPartition.set(key, group);
       }
-      group.pending.push({ request, options, resolve, reject });
+      const expiresAt = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : this.#clock() + options.timeoutMs;
+      group.pending.push({ request, options, expiresAt, resolve, reject });
       this.#fed.add(group);
       if (!this.#scheduled) {
         this.#scheduled = true;
@@ -115,9 +153,13 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
     for (const group of fed) this.#drain(group);
   }
 
-  /** Sends what waits in a group, as far as its calls in flight allow; forgets a group with nothing left. */
+  /**
+   * Sends what waits in a group, as far as its calls in flight allow (a full call's worth always);
+   * watches the deadlines of what stays held; forgets a group with nothing left.
+   */
   #drain(group: Group<Rpc, Request, Result>): void {
-    while (group.pending.length > 0 && group.inFlight < this.#maxInFlight) {
+    this.#giveBackExpired(group);
+    while (group.pending.length > 0 && (group.inFlight < this.#maxInFlight || group.pending.length >= MAX_COALESCED)) {
       const batch = group.pending.splice(0, MAX_COALESCED);
       group.inFlight++;
       this.#send(group, batch).finally(() => {
@@ -125,24 +167,74 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
         this.#drain(group);
       });
     }
-    if (group.pending.length === 0 && group.inFlight === 0) {
+    if (group.pending.length > 0) {
+      // Held: a timer at the earliest deadline among them fails it (and any other passed by then).
+      // One armed earlier is kept: it only drains again, and arms the next.
+      let earliest = Number.POSITIVE_INFINITY;
+      for (const entry of group.pending) earliest = Math.min(earliest, entry.expiresAt);
+      if (earliest < group.expiryAt) {
+        clearTimeout(group.expiry);
+        group.expiryAt = earliest;
+        group.expiry = setTimeout(() => {
+          group.expiry = undefined;
+          group.expiryAt = Number.POSITIVE_INFINITY;
+          this.#drain(group);
+        }, Math.max(0, earliest - this.#clock()));
+      }
+      return;
+    }
+    if (group.expiry !== undefined) {
+      clearTimeout(group.expiry);
+      group.expiry = undefined;
+      group.expiryAt = Number.POSITIVE_INFINITY;
+    }
+    if (group.inFlight === 0) {
       const byPartition = this.#groups.get(group.rpc);
       if (byPartition?.get(group.key) === group) byPartition.delete(group.key);
       if (byPartition?.size === 0) this.#groups.delete(group.rpc);
     }
   }
 
-  /** One call for `pending`; settles once every request of it is settled. */
-  #send({ rpc, target }: Group<Rpc, Request, Result>, pending: Array<Pending<Request, Result>>): Promise<void> {
-    const [only] = pending;
-    if (pending.length === 1 && only !== undefined) {
+  /** Fails the held requests whose deadline passed behind the group's calls. */
+  #giveBackExpired(group: Group<Rpc, Request, Result>): void {
+    const now = this.#clock();
+    if (!group.pending.some((entry) => entry.expiresAt <= now)) return;
+    const expired = new RequestNotSent(`not sent: held past its deadline while ${group.inFlight} earlier call(s) to the node were unanswered`);
+    group.pending = group.pending.filter((entry) => {
+      if (entry.expiresAt > now) return true;
+      entry.reject(expired);
+      return false;
+    });
+  }
+
+  /** A call of the group failed (the node did not serve it): what it holds is given back unsent. */
+  #callFailed(group: Group<Rpc, Request, Result>, error: unknown): void {
+    if (group.pending.length === 0 || !this.#isCallFailure(error)) return;
+    const notSent = new RequestNotSent(`not sent: an earlier call to the node failed (${error instanceof Error ? error.message : String(error)})`, error);
+    for (const entry of group.pending.splice(0)) entry.reject(notSent);
+  }
+
+  /**
+   * One call for `pending`; settles once every request of it is settled. Its deadline is what is
+   * left of its requests' earliest one (they counted from submission while held).
+   */
+  #send(group: Group<Rpc, Request, Result>, pending: Array<Pending<Request, Result>>): Promise<void> {
+    const { rpc, target } = group;
+    const [first] = pending;
+    if (first === undefined) return Promise.resolve();
+    let expiresAt = first.expiresAt;
+    for (const entry of pending) expiresAt = Math.min(expiresAt, entry.expiresAt);
+    const options = expiresAt === Number.POSITIVE_INFINITY ? first.options : { ...first.options, timeoutMs: Math.max(1, expiresAt - this.#clock()) };
+    if (pending.length === 1) {
       this.stats.singleCalls++;
-      return this.#calls.one(rpc, target, only.request, only.options).then(only.resolve, only.reject);
+      return this.#calls.one(rpc, target, first.request, options).then(first.resolve, (error: unknown) => {
+        first.reject(error);
+        this.#callFailed(group, error);
+      });
     }
     this.stats.coalescedCalls++;
     this.stats.coalescedRequests += pending.length;
-    // One deadline for the call: every request of a client asks for the same (its rpcTimeoutMs).
-    return this.#calls.many(rpc, target, pending.map((entry) => entry.request), pending[0]?.options ?? {}).then(
+    return this.#calls.many(rpc, target, pending.map((entry) => entry.request), options).then(
       (results) =>
         pending.forEach((entry, position) => {
           const result = results[position] as Result | RpcError;
@@ -151,6 +243,7 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
         }),
       (error: unknown) => {
         for (const entry of pending) entry.reject(error);
+        this.#callFailed(group, error);
       },
     );
   }

@@ -74,7 +74,9 @@ type Mode = 'write' | 'leader' | 'eventual' | 'any';
 /**
  * Write calls (WriteMany / Write) in flight to one partition's leader at once: the writes made while
  * they are out wait and go together in the next call, one Raft entry (a node's cost is mostly per
- * entry and per call, not per write).
+ * entry and per call, not per write). A held write's deadline runs from when it was made; held past
+ * it, or when a call before it fails, it is given back unsent and retried like a write that found no
+ * connection (coalescer.ts).
  */
 const WRITE_CALLS_IN_FLIGHT = 2;
 
@@ -126,7 +128,12 @@ export class ClusterPartitionClient implements PartitionClient {
   readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
     one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(encodeWriteRequest(target, write), options)),
     many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(encodeWriteManyRequest(target, writes), options), writes.length),
-  }, { maxInFlight: WRITE_CALLS_IN_FLIGHT });
+  }, {
+    maxInFlight: WRITE_CALLS_IN_FLIGHT,
+    // A lone write's DynamoDB error (a condition failed) is its own answer; any other failure says the
+    // node did not serve the call, and the writes held behind it are given back unsent (retried).
+    isCallFailure: (error) => classifyFailure(error).kind !== 'dynamodb',
+  });
   /** Gets of one turn to one partition with the same consistency: one GetMany. */
   readonly #gets = new RequestCoalescer<PartitionRpc, { request: GetRequest; options: ReadOptions }, GetResult>({
     one: async (rpc, target, { request, options }, callOptions) =>

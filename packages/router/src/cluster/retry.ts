@@ -5,6 +5,7 @@
  */
 import { DynamoDbError, internalError, type PartitionDescriptor } from '@shoal/model';
 import { ErrorDetailSchema, RpcError, Status, dynamoDbErrorFromRpc, partitionDescriptorFromWire } from '@shoal/proto';
+import { RequestNotSent } from './coalescer.ts';
 
 export interface RetryPolicy {
   /** Most attempts of one call, the first included. */
@@ -52,7 +53,10 @@ export type CallFailure =
   | { kind: 'partitionNotFound' }
   /** A DynamoDB error for the client, final. */
   | { kind: 'dynamodb'; error: DynamoDbError }
-  /** The connection could not be established: the request was never sent. */
+  /**
+   * The request was never sent: the connection could not be established, or it was held behind the
+   * node's earlier calls past its deadline or while one of them failed (RequestNotSent).
+   */
   | { kind: 'unreachable'; message: string }
   /** The node's map is older than the request's epoch: refused before anything was proposed. */
   | { kind: 'nodeMapBehind'; message: string }
@@ -103,6 +107,7 @@ const TRANSIENT_CODES = new Set<Status>([
 
 export function classifyFailure(error: unknown): CallFailure {
   if (error instanceof DynamoDbError) return { kind: 'dynamodb', error };
+  if (error instanceof RequestNotSent) return notSentFailure(error);
   if (!(error instanceof RpcError)) return { kind: 'broken', message: error instanceof Error ? error.message : String(error) };
   const detail = error.detail(ErrorDetailSchema)?.kind;
   switch (detail?.case) {
@@ -131,6 +136,19 @@ export function classifyFailure(error: unknown): CallFailure {
   if (error.code === Status.UNAVAILABLE && error.message.includes(NODE_MAP_BEHIND)) return { kind: 'nodeMapBehind', message: error.message };
   if (TRANSIENT_CODES.has(error.code)) return { kind: 'transient', message: `${Status[error.code]}: ${error.message}` };
   return { kind: 'broken', message: `${Status[error.code]}: ${error.message}` };
+}
+
+/**
+ * A request given back unsent: a redirect the failed call before it got (NotLeader, StaleEpoch...)
+ * is followed as for that call; any other cause (a deadline, a lost connection), or none (held past
+ * its deadline), makes it a request to a node that could not be reached.
+ */
+function notSentFailure(error: RequestNotSent): CallFailure {
+  const cause = error.cause === undefined ? undefined : classifyFailure(error.cause);
+  if (cause === undefined || cause.kind === 'transient' || cause.kind === 'broken' || cause.kind === 'dynamodb') {
+    return { kind: 'unreachable', message: error.message };
+  }
+  return cause;
 }
 
 /** DynamoDB's answer when the cluster could not serve a request within the retry bound: retry later. */
