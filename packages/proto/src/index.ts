@@ -38,6 +38,8 @@ export type {
   ServerStreamingCall,
   ClientStreamingCall,
   BidiStreamingCall,
+  EncodedUnaryHandler,
+  EncodedImplementation,
 } from './grpc.ts';
 export { MessageQueue } from './message-queue.ts';
 export { messageToWire, messageFromWire, confChangeToWire, confChangeFromWire } from './raft-codec.ts';
@@ -87,6 +89,7 @@ export {
 export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions } from './partition-codec.ts';
 export { encodeWriteRequest, encodeWriteManyRequest, encodeGetRequest, encodeGetManyRequest } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
+export { decodeWriteRequest, decodeWriteManyRequest, decodeGetRequest, decodeGetManyRequest, encodeWriteResponse, encodeWriteManyResponse, encodeGetResponse, encodeGetManyResponse } from './partition-answers.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { freePort, freePorts } from './free-ports.ts';
 export { answersReady } from './readiness.ts';

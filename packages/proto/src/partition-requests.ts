@@ -28,28 +28,28 @@ const INDEX_KINDS: Record<model.IndexSchema['kind'], number> = { LSI: 1, GSI: 2 
 const WRITE_KINDS: Record<model.WriteKind, number> = { Put: 1, Update: 2, Delete: 3, ConditionCheck: 4 };
 
 /** Bytes of a varint of a non-negative integer below 2^32. */
-function varintSize(value: number): number {
+export function varintSize(value: number): number {
   return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
 }
 
-function varint64Size(value: bigint): number {
+export function varint64Size(value: bigint): number {
   let size = 1;
   for (let rest = value >> 7n; rest > 0n; rest >>= 7n) size++;
   return size;
 }
 
-const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8');
+export const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8');
 
 /** A length-delimited field of `length` bytes (every field number here is below 16: a 1-byte tag). */
-const delimitedSize = (length: number): number => 1 + varintSize(length) + length;
+export const delimitedSize = (length: number): number => 1 + varintSize(length) + length;
 /** A varint field; 0 when the value is the default (not written). */
-const uint32FieldSize = (value: number): number => (value === 0 ? 0 : 1 + varintSize(value));
-const uint64FieldSize = (value: bigint): number => (value === 0n ? 0 : 1 + varint64Size(value));
+export const uint32FieldSize = (value: number): number => (value === 0 ? 0 : 1 + varintSize(value));
+export const uint64FieldSize = (value: bigint): number => (value === 0n ? 0 : 1 + varint64Size(value));
 /** A string field with implicit presence: not written when empty. */
-const stringFieldSize = (length: number): number => (length === 0 ? 0 : delimitedSize(length));
+export const stringFieldSize = (length: number): number => (length === 0 ? 0 : delimitedSize(length));
 
 /** Writes a frame whose message size is known: its header first, then fields in order. */
-class FrameWriter {
+export class FrameWriter {
   readonly frame: Buffer;
   #at = FRAME_HEADER_BYTES;
 
@@ -101,6 +101,13 @@ class FrameWriter {
   delimited(field: number, length: number): void {
     this.frame[this.#at++] = (field << 3) | LENGTH_DELIMITED;
     this.#varint(length);
+  }
+
+  /** A bytes field written as is (always, even empty). */
+  bytes(field: number, bytes: Uint8Array): void {
+    this.delimited(field, bytes.length);
+    this.frame.set(bytes, this.#at);
+    this.#at += bytes.length;
   }
 
   /** A string or bytes field holding UTF-8 text of `length` bytes; `always`: written even when empty. */

@@ -7,7 +7,6 @@ import { toBinary } from '@bufbuild/protobuf';
 import type { DescMessage } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type * as model from '@shoal/model';
 import {
   ExpressionInputSchema,
   GetManyRequestSchema,
@@ -30,71 +29,7 @@ import {
   writeRequestToWire,
 } from '../src/index.ts';
 
-/** Any text: multi-byte characters, empty strings and lone surrogates (which UTF-8 writes as U+FFFD) included. */
-const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.constantFrom('', 'é', '\ud800', 'a\udc00b', '😀'));
-const name = fc.oneof(text, fc.string({ minLength: 1, maxLength: 6 }));
-const scalar: fc.Arbitrary<model.AttributeValue> = fc.oneof(
-  fc.record({ S: text }),
-  fc.record({ N: fc.integer().map(String) }),
-  fc.record({ B: fc.base64String({ maxLength: 12 }) }),
-  fc.record({ BOOL: fc.boolean() }),
-  fc.record({ M: fc.dictionary(name, fc.record({ S: text }), { maxKeys: 2 }) }),
-);
-const item: fc.Arbitrary<model.Item> = fc.dictionary(name, scalar, { minKeys: 1, maxKeys: 4 });
-/** A large item: lengths past one and two varint bytes. */
-const bigItem = fc.integer({ min: 100, max: 70_000 }).map((size): model.Item => ({ pk: { S: 'k' }, payload: { S: 'x'.repeat(size) } }));
-const keyAttribute: fc.Arbitrary<model.KeyAttribute> = fc.record({ name, type: fc.constantFrom('S' as const, 'N' as const, 'B' as const) });
-const projection: fc.Arbitrary<model.IndexProjection> = fc.oneof(
-  fc.record({ type: fc.constantFrom('ALL' as const, 'KEYS_ONLY' as const) }),
-  fc.record({ type: fc.constant('INCLUDE' as const), nonKeyAttributes: fc.array(name, { maxLength: 3 }) }),
-);
-const index: fc.Arbitrary<model.IndexSchema> = fc.record(
-  {
-    name,
-    kind: fc.constantFrom('LSI' as const, 'GSI' as const),
-    indexId: fc.oneof(fc.constant(0), fc.nat(), fc.constant(2 ** 32 - 1)),
-    hashKey: keyAttribute,
-    rangeKey: keyAttribute,
-    projection,
-  },
-  { requiredKeys: ['name', 'kind', 'indexId', 'hashKey', 'projection'] },
-);
-const table: fc.Arbitrary<model.TableSchema> = fc.record(
-  {
-    name,
-    tableId: fc.oneof(fc.constant(0), fc.nat(), fc.constant(2 ** 32 - 1)),
-    hashKey: keyAttribute,
-    rangeKey: keyAttribute,
-    indexes: fc.array(index, { maxLength: 3 }),
-  },
-  { requiredKeys: ['name', 'tableId', 'hashKey', 'indexes'] },
-);
-const expressions: fc.Arbitrary<model.ExpressionInput> = fc.record(
-  {
-    condition: text,
-    update: text,
-    names: fc.dictionary(name, text, { maxKeys: 3 }),
-    values: fc.dictionary(name, scalar, { maxKeys: 3 }),
-  },
-  { requiredKeys: [] },
-);
-const operation = (tables: fc.Arbitrary<model.TableSchema>): fc.Arbitrary<model.WriteOperation> =>
-  fc.record(
-    {
-      table: tables,
-      kind: fc.constantFrom('Put' as const, 'Update' as const, 'Delete' as const, 'ConditionCheck' as const),
-      key: item,
-      item: fc.oneof(item, bigItem),
-      expressions,
-    },
-    { requiredKeys: ['table', 'kind', 'key'] },
-  );
-const write = (tables: fc.Arbitrary<model.TableSchema>): fc.Arbitrary<model.PartitionWrite> =>
-  fc.record({ operations: fc.array(operation(tables), { minLength: 1, maxLength: 3 }), returnItems: fc.boolean() }, { requiredKeys: ['operations'] });
-const uint64 = fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 2n ** 64n - 1n }), fc.constant(2n ** 64n - 1n), fc.constant(127n), fc.constant(128n));
-const target = fc.record({ partitionId: uint64, epoch: uint64 });
-const readOptions = fc.record({ consistent: fc.boolean(), minAppliedIndex: uint64 }, { requiredKeys: ['consistent'] });
-const get = (tables: fc.Arbitrary<model.TableSchema>): fc.Arbitrary<model.GetRequest> => fc.record({ table: tables, key: item });
+import { get, readOptions, table, target, write } from './partition-arbitraries.ts';
 
 const RUNS = { numRuns: 300 };
 
