@@ -431,7 +431,65 @@ class ReadItem implements model.FoundItem {
 
 export function getResultFromWire(response: WireGetResponse): GetResult {
   if (response.item === undefined) return undefined;
-  return new ReadItem(utf8Text(response.item, 'item'), response.size);
+  const text = utf8Text(response.item, 'item');
+  // Spliced as is into a GetItem answer: text cut short or followed by more would break it or add
+  // members to it.
+  if (!isOneJsonObject(text)) throw invalid('item is not one JSON object');
+  return new ReadItem(text, response.size);
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+/** The brackets open at each depth of a scan (DynamoDB nests 32 levels, two brackets each at most). */
+const openBrackets = new Uint8Array(128);
+
+/**
+ * Whether `text` is one JSON object and nothing more: its brackets, outside strings, pair up (`{`
+ * with `}`, `[` with `]`) and the first one, a `{`, closes at its last character. A structural scan,
+ * not a parse (strings are skipped to their closing quote): enough that the text, set as a member's
+ * value, stays that value. Nesting deeper than the scan tracks is decided by JSON.parse.
+ */
+export function isOneJsonObject(text: string): boolean {
+  const last = text.length - 1;
+  if (last < 1 || text.charCodeAt(0) !== OPEN_BRACE || text.charCodeAt(last) !== CLOSE_BRACE) return false;
+  let depth = 0;
+  for (let at = 0; at < last; at++) {
+    const code = text.charCodeAt(at);
+    if (code === QUOTE) {
+      // The closing quote: the next one after an even run of backslashes.
+      do {
+        at = text.indexOf('"', at + 1);
+        if (at < 0) return false;
+      } while (escapedAt(text, at));
+    } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
+      if (depth === openBrackets.length) return parsesAsObject(text);
+      openBrackets[depth++] = code;
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+      // Closed before the end (more text follows), or closing what it did not open.
+      if (depth <= 1 || openBrackets[--depth] !== code - 2) return false;
+    }
+  }
+  return depth === 1;
+}
+
+/** Whether the quote at `at` is escaped: an odd run of backslashes before it. */
+function escapedAt(text: string, at: number): boolean {
+  let before = at - 1;
+  while (text.charCodeAt(before) === BACKSLASH) before--;
+  return (at - before) % 2 === 0;
+}
+
+function parsesAsObject(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import {
   writeResultFromWire,
   writeResultToWire,
 } from '../src/index.ts';
+import { isOneJsonObject } from '../src/partition-codec.ts';
 import { overTheWire } from './over-the-wire.ts';
 
 
@@ -191,12 +192,55 @@ describe('the partition contract on the wire', () => {
     const first = read?.item;
     expect(first).toEqual({ pk: { S: 'a' } });
     expect(read?.item).toBe(first);
-    // Text that is not JSON fails where the item is wanted, not when the answer is decoded.
-    const broken = getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode('{"pk":'), size: 4 })));
-    expect(broken?.json).toBe('{"pk":');
+    // Text shaped as one object but not JSON inside fails where the item is wanted, not when the
+    // answer is decoded (a GetItem answering it as is would send a malformed body, nothing more).
+    const broken = getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode('{"pk":}'), size: 4 })));
+    expect(broken?.json).toBe('{"pk":}');
     expect(() => broken?.item).toThrow(RpcError);
     // Bytes that are not UTF-8 are still refused at once.
     expect(() => getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new Uint8Array([0xff, 0xfe]), size: 2 })))).toThrow(RpcError);
+  });
+
+  it('refuses at once a read item that is not one JSON object (it would be spliced into the answer as is)', () => {
+    const decode = (text: string) => () => getResultFromWire(overTheWire(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode(text), size: 4 })));
+    for (const text of [
+      '{"pk":{"S":"a"', // cut short
+      '{"pk":{"S":"a"}},"Injected":{"S":"x"}', // members after the object's end
+      '{"pk":{"S":"a"}}{"x":1}',
+      '{"pk":{"S":"a"}} ',
+      '{"pk":{"S":"a}"}', // a brace inside a string closes nothing
+      String.raw`{"pk":{"S":"a\\"}`, // an escaped backslash, then the string's end: one brace short
+      '{"pk":{"L":[{"S":"a"}}]}', // brackets crossed
+      '{"pk":{"S":"unterminated}',
+      String.raw`{"pk":{"S":"a\"}}`, // an escaped quote: the string never ends
+      '[{"S":"a"}]',
+      '"text"',
+      '',
+    ]) {
+      expect(decode(text), text).toThrowError(expect.objectContaining({ code: Status.INVALID_ARGUMENT }));
+    }
+    // Escaped quotes (after an odd run of backslashes) end no string.
+    expect(decode(String.raw`{"pk":{"S":"a\"}"},"q":{"S":"\\\"]"}}`)()?.item).toEqual({ pk: { S: 'a"}' }, q: { S: '\\"]' } });
+  });
+
+  it('tells one JSON object from text cut short or followed by more', () => {
+    const tricky = fc.string({ unit: fc.constantFrom('"', '\\', '{', '}', '[', ']', ',', ':', 'a', 'é', '😀') });
+    const nested = fc.letrec<{ value: unknown }>((tie) => ({
+      value: fc.oneof({ depthSize: 'small' }, tricky, fc.integer(), fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(tricky, tie('value'), { maxKeys: 3 })),
+    })).value;
+    fc.assert(
+      fc.property(fc.oneof(item, fc.dictionary(tricky, nested, { maxKeys: 4 })), fc.nat(), fc.string({ minLength: 1, unit: fc.constantFrom('}', ']', '"', ',', ' ', '{"x":1}') }), (value, cut, more) => {
+        const text = JSON.stringify(value);
+        expect(isOneJsonObject(text)).toBe(true);
+        expect(isOneJsonObject(text.slice(0, cut % text.length))).toBe(false);
+        expect(isOneJsonObject(text + more)).toBe(false);
+      }),
+      { numRuns: 2_000 },
+    );
+    // Nesting deeper than the scan tracks is decided by parsing.
+    const deep = (levels: number): string => `${'{"M":'.repeat(levels)}{}${'}'.repeat(levels)}`;
+    expect(isOneJsonObject(deep(300))).toBe(true);
+    expect(isOneJsonObject(`${deep(300).slice(0, -1)}]`)).toBe(false);
   });
 
   it('round-trips range reads and their results', () => {
