@@ -47,9 +47,16 @@ import {
   addService,
   backfillIndexRequestFromWire,
   dropIndexRequestFromWire,
+  decodeGetManyRequest,
+  decodeGetRequest,
+  decodeWriteManyRequest,
+  decodeWriteRequest,
   dynamoDbErrorToRpc,
+  encodeGetManyResponse,
+  encodeGetResponse,
+  encodeWriteManyResponse,
+  encodeWriteResponse,
   getRequestFromWire,
-  getResultToWire,
   partitionDescriptorToWire,
   rangeReadRequestFromWire,
   rangeReadResultToWire,
@@ -58,9 +65,7 @@ import {
   writeRequestFromWire,
   writeResultToWire,
   writeManyRequestFromWire,
-  writeManyResultsToWire,
   getManyRequestFromWire,
-  getManyResultsToWire,
   prepareTransactionRequestFromWire,
   resolveTransactionRequestFromWire,
   beginTransactionRequestFromWire,
@@ -178,60 +183,6 @@ export class StorageNodeServer {
     this.#options = options;
     this.#log = options.log ?? stderrLog;
     addService(options.server, PartitionService, {
-      write: async (request, context) => {
-        const { replica, write, firstKey } = this.#admit('Write', context.peer, () => {
-          const { target, write } = writeRequestFromWire(request);
-          const { replica, descriptor } = this.#route(target);
-          let firstKey: Uint8Array | undefined;
-          for (const operation of write.operations) {
-            checkTable(descriptor, operation.table);
-            const key = tableKey(operation.table, operation.key);
-            checkKey(descriptor, key);
-            firstKey ??= key;
-          }
-          return { replica, write, firstKey };
-        });
-        const tracker = this.#admitLoad(replica, 'write', write.operations[0]?.table.name ?? '');
-        const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
-        if (tracker !== undefined) recordWrite(tracker, write, result, firstKey);
-        this.stats.writes++;
-        return writeResultToWire(result, visibleIndex(replica));
-      },
-      // Coalesced writes: the call is routed as a whole; each write is checked and admitted on its own,
-      // and those admitted are proposed as ONE entry (a failure to propose it fails the whole call).
-      writeMany: async (request, context) => {
-        const { replica, descriptor, writes } = this.#admit('WriteMany', context.peer, () => {
-          const { target, writes } = writeManyRequestFromWire(request);
-          return { ...this.#route(target), writes };
-        });
-        const results: Array<PartitionWriteResult | RpcError> = [];
-        const admitted: Array<{ position: number; write: PartitionWrite; key: Uint8Array | undefined; tracker: PartitionLoadTracker | undefined }> = [];
-        writes.forEach((write, position) => {
-          const refusal = this.#own(replica.groupId, () => {
-            const [operation] = write.operations;
-            if (operation === undefined || write.operations.length !== 1) throw new RpcError(Status.INVALID_ARGUMENT, 'invalid partition request: a coalesced write has exactly one operation');
-            checkTable(descriptor, operation.table);
-            const key = tableKey(operation.table, operation.key);
-            checkKey(descriptor, key);
-            admitted.push({ position, write, key, tracker: this.#admitLoad(replica, 'write', operation.table.name) });
-          });
-          if (refusal instanceof RpcError) results[position] = refusal;
-        });
-        if (admitted.length > 0) {
-          const outcomes = await this.#answer(replica.groupId, () => proposePartitionWrites(this.#options.host, replica.groupId, admitted.map((entry) => entry.write)));
-          admitted.forEach(({ position, write, key, tracker }, at) => {
-            const outcome = outcomes[at] as PartitionWriteResult | WriteOutOfRangeError;
-            if (outcome instanceof WriteOutOfRangeError) {
-              results[position] = this.#ownRpcFailure(replica.groupId, outcome);
-              return;
-            }
-            if (tracker !== undefined) recordWrite(tracker, write, outcome, key);
-            this.stats.writes++;
-            results[position] = outcome;
-          });
-        }
-        return writeManyResultsToWire(results, visibleIndex(replica));
-      },
       // Cross-partition transactions: commands of the target partition's log, like writes.
       prepareTransaction: async (request, context) => {
         const { replica, transaction, write } = this.#admit('PrepareTransaction', context.peer, () => {
@@ -280,52 +231,6 @@ export class StorageNodeServer {
         await this.#answer(replica.groupId, () => proposeForgetTransaction(this.#options.host, replica.groupId, id));
         return {};
       },
-      get: async (request, context) => {
-        const { replica, get, options, key } = this.#admit('Get', context.peer, () => {
-          const { target, request: get, options } = getRequestFromWire(request);
-          const { replica, descriptor } = this.#route(target);
-          checkTable(descriptor, get.table);
-          const key = tableKey(get.table, get.key);
-          checkKey(descriptor, key);
-          return { replica, get, options, key };
-        });
-        const tracker = this.#admitLoad(replica, 'read', get.table.name);
-        const found = await this.#read(replica, options, context, () => replica.store.get(get, options));
-        if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
-        return getResultToWire(found);
-      },
-      // Coalesced gets: routed as a whole, one ReadIndex when consistent, each get checked, admitted and read on its own.
-      getMany: async (request, context) => {
-        const { replica, descriptor, gets, options } = this.#admit('GetMany', context.peer, () => {
-          const { target, gets, options } = getManyRequestFromWire(request);
-          return { ...this.#route(target), gets, options };
-        });
-        const admitted = gets.map((get) =>
-          this.#own(replica.groupId, () => {
-            checkTable(descriptor, get.table);
-            const key = tableKey(get.table, get.key);
-            checkKey(descriptor, key);
-            return { get, key, tracker: this.#admitLoad(replica, 'read', get.table.name) };
-          }),
-        );
-        const results = await this.#read(replica, options, context, () =>
-          Promise.all(
-            admitted.map(async (entry): Promise<GetResult | RpcError> => {
-              if (entry instanceof RpcError) return entry;
-              const { get, key, tracker } = entry;
-              try {
-                const found = await replica.store.get(get, options);
-                if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
-                return found;
-              } catch (error) {
-                return this.#ownRpcFailure(replica.groupId, error);
-              }
-            }),
-          ),
-          gets.length,
-        );
-        return getManyResultsToWire(results);
-      },
       readRange: async (request, context) => {
         const { replica, descriptor, range, options } = this.#admit('ReadRange', context.peer, () => {
           const { target, request: range, options } = rangeReadRequestFromWire(request);
@@ -369,6 +274,108 @@ export class StorageNodeServer {
         this.#indexCommand('backfillIndex', this.#admit('BackfillIndex', context.peer, () => this.#routeIndexRequest(backfillIndexRequestFromWire(request)))),
       dropIndex: (request, context) =>
         this.#indexCommand('dropIndex', this.#admit('DropIndex', context.peer, () => this.#routeIndexRequest(dropIndexRequestFromWire(request)))),
+    }, {
+      // The hot calls, served on their bytes: requests decoded and answers encoded by hand (partition-answers.ts).
+      write: async (bytes, context) => {
+        const { replica, write, firstKey } = this.#admit('Write', context.peer, () => {
+          const { target, write } = writeRequestFromWire(decodeWriteRequest(bytes));
+          const { replica, descriptor } = this.#route(target);
+          let firstKey: Uint8Array | undefined;
+          for (const operation of write.operations) {
+            checkTable(descriptor, operation.table);
+            const key = tableKey(operation.table, operation.key);
+            checkKey(descriptor, key);
+            firstKey ??= key;
+          }
+          return { replica, write, firstKey };
+        });
+        const tracker = this.#admitLoad(replica, 'write', write.operations[0]?.table.name ?? '');
+        const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
+        if (tracker !== undefined) recordWrite(tracker, write, result, firstKey);
+        this.stats.writes++;
+        return encodeWriteResponse(result, visibleIndex(replica));
+      },
+      // Coalesced writes: the call is routed as a whole; each write is checked and admitted on its own,
+      // and those admitted are proposed as ONE entry (a failure to propose it fails the whole call).
+      writeMany: async (bytes, context) => {
+        const { replica, descriptor, writes } = this.#admit('WriteMany', context.peer, () => {
+          const { target, writes } = writeManyRequestFromWire(decodeWriteManyRequest(bytes));
+          return { ...this.#route(target), writes };
+        });
+        const results: Array<PartitionWriteResult | RpcError> = [];
+        const admitted: Array<{ position: number; write: PartitionWrite; key: Uint8Array | undefined; tracker: PartitionLoadTracker | undefined }> = [];
+        writes.forEach((write, position) => {
+          const refusal = this.#own(replica.groupId, () => {
+            const [operation] = write.operations;
+            if (operation === undefined || write.operations.length !== 1) throw new RpcError(Status.INVALID_ARGUMENT, 'invalid partition request: a coalesced write has exactly one operation');
+            checkTable(descriptor, operation.table);
+            const key = tableKey(operation.table, operation.key);
+            checkKey(descriptor, key);
+            admitted.push({ position, write, key, tracker: this.#admitLoad(replica, 'write', operation.table.name) });
+          });
+          if (refusal instanceof RpcError) results[position] = refusal;
+        });
+        if (admitted.length > 0) {
+          const outcomes = await this.#answer(replica.groupId, () => proposePartitionWrites(this.#options.host, replica.groupId, admitted.map((entry) => entry.write)));
+          admitted.forEach(({ position, write, key, tracker }, at) => {
+            const outcome = outcomes[at] as PartitionWriteResult | WriteOutOfRangeError;
+            if (outcome instanceof WriteOutOfRangeError) {
+              results[position] = this.#ownRpcFailure(replica.groupId, outcome);
+              return;
+            }
+            if (tracker !== undefined) recordWrite(tracker, write, outcome, key);
+            this.stats.writes++;
+            results[position] = outcome;
+          });
+        }
+        return encodeWriteManyResponse(results, visibleIndex(replica));
+      },
+      get: async (bytes, context) => {
+        const { replica, get, options, key } = this.#admit('Get', context.peer, () => {
+          const { target, request: get, options } = getRequestFromWire(decodeGetRequest(bytes));
+          const { replica, descriptor } = this.#route(target);
+          checkTable(descriptor, get.table);
+          const key = tableKey(get.table, get.key);
+          checkKey(descriptor, key);
+          return { replica, get, options, key };
+        });
+        const tracker = this.#admitLoad(replica, 'read', get.table.name);
+        const found = await this.#read(replica, options, context, () => replica.store.get(get, options));
+        if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
+        return encodeGetResponse(found);
+      },
+      // Coalesced gets: routed as a whole, one ReadIndex when consistent, each get checked, admitted and read on its own.
+      getMany: async (bytes, context) => {
+        const { replica, descriptor, gets, options } = this.#admit('GetMany', context.peer, () => {
+          const { target, gets, options } = getManyRequestFromWire(decodeGetManyRequest(bytes));
+          return { ...this.#route(target), gets, options };
+        });
+        const admitted = gets.map((get) =>
+          this.#own(replica.groupId, () => {
+            checkTable(descriptor, get.table);
+            const key = tableKey(get.table, get.key);
+            checkKey(descriptor, key);
+            return { get, key, tracker: this.#admitLoad(replica, 'read', get.table.name) };
+          }),
+        );
+        const results = await this.#read(replica, options, context, () =>
+          Promise.all(
+            admitted.map(async (entry): Promise<GetResult | RpcError> => {
+              if (entry instanceof RpcError) return entry;
+              const { get, key, tracker } = entry;
+              try {
+                const found = await replica.store.get(get, options);
+                if (tracker !== undefined) recordGet(tracker, get.table, get.key, options.consistent, found?.size ?? 0, key);
+                return found;
+              } catch (error) {
+                return this.#ownRpcFailure(replica.groupId, error);
+              }
+            }),
+          ),
+          gets.length,
+        );
+        return encodeGetManyResponse(results);
+      },
     });
   }
 
