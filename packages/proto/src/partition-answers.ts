@@ -56,8 +56,9 @@ class Reader {
   pos = 0;
 
   constructor(message: Uint8Array) {
-    this.bytes = message;
-    this.#text = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+    // Bytes fields are plain Uint8Arrays, as grpc.ts's decode makes them, even from the Buffer grpc-js hands over.
+    this.bytes = Buffer.isBuffer(message) ? new Uint8Array(message.buffer, message.byteOffset, message.byteLength) : message;
+    this.#text = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
   }
 
   #byte(): number {

@@ -184,6 +184,10 @@ describe('hand-decoded partition requests', () => {
       fc.property(fc.option(target, { nil: undefined }), write(table), (to, request) => {
         const bytes = toBinary(WriteRequestSchema, writeRequestToWire(to ?? { partitionId: 1n, epoch: 1n }, request));
         expect(writeRequestFromWire(decodeWriteRequest(bytes))).toEqual(writeRequestFromWire(fromBinary(WriteRequestSchema, bytes)));
+        // From the Buffer grpc-js hands over: the same message, its bytes fields plain Uint8Arrays.
+        const fromBuffer = decodeWriteRequest(Buffer.from(bytes));
+        expect(fromBuffer).toEqual(reference(WriteRequestSchema, bytes));
+        expect(fromBuffer.operations.every((operation) => !Buffer.isBuffer(operation.key))).toBe(true);
       }),
       { numRuns: 100 },
     );
