@@ -39,7 +39,8 @@ DynamoDB API while injecting faults from a seeded schedule, then checks the hist
   --keep-data               keep the nodes' data after a clean run (always kept after a failed one)
   --unsafe-eventual-as-strong
                             TEST ONLY, deliberately unsafe: strong reads are sent as eventually
-                            consistent ones and recorded as strong, to show the checker catches it
+                            consistent ones (through the last router, which then serves no write)
+                            and recorded as strong, to show the checker catches it (needs --routers 2+)
   -h, --help                this text
 
 Exit status: 0 clean verdict, 1 safety violations found, 2 the run could not be carried out,

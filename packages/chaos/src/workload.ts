@@ -131,7 +131,9 @@ export interface WorkloadOptions {
   requestTimeoutMs: number;
   /**
    * TEST ONLY, deliberately unsafe: "strong" reads are sent as eventually consistent reads (any
-   * replica may answer) but recorded as strong ones, so the verdict must find stale reads.
+   * replica may answer) but recorded as strong ones, so the verdict must find stale reads. They go
+   * through the last router, which then serves no write of the run: a router makes its own
+   * acknowledged writes visible to its eventual reads (read-your-writes), which would hide the bug.
    */
   unsafeEventualAsStrong: boolean;
 }
@@ -209,6 +211,8 @@ export async function createTables(client: DynamoDbClient): Promise<void> {
 class WorkloadClient {
   readonly #id: number;
   readonly #http: DynamoDbClient;
+  /** Where reads recorded as strong go: #http, or in the unsafe mode a router of their own. */
+  readonly #strongReads: DynamoDbClient;
   readonly #recorder: Recorder;
   readonly #options: WorkloadOptions;
   readonly #random: () => number;
@@ -217,7 +221,14 @@ class WorkloadClient {
 
   constructor(id: number, endpoints: readonly string[], recorder: Recorder, options: WorkloadOptions) {
     this.#id = id;
-    this.#http = new DynamoDbClient({ endpoints, preferred: id, timeoutMs: options.requestTimeoutMs });
+    if (options.unsafeEventualAsStrong) {
+      if (endpoints.length < 2) throw new Error('the unsafe eventual-as-strong mode needs 2 routers or more: its reads go through a router of their own');
+      this.#http = new DynamoDbClient({ endpoints: endpoints.slice(0, -1), preferred: id, timeoutMs: options.requestTimeoutMs });
+      this.#strongReads = new DynamoDbClient({ endpoints: endpoints.slice(-1), preferred: 0, timeoutMs: options.requestTimeoutMs });
+    } else {
+      this.#http = new DynamoDbClient({ endpoints, preferred: id, timeoutMs: options.requestTimeoutMs });
+      this.#strongReads = this.#http;
+    }
     this.#recorder = recorder;
     this.#options = options;
     this.#random = seededRandom(options.seed * 7919 + id);
@@ -227,6 +238,7 @@ class WorkloadClient {
   async run(stop: AbortSignal): Promise<void> {
     while (!stop.aborted) await this.step();
     this.#http.close();
+    if (this.#strongReads !== this.#http) this.#strongReads.close();
   }
 
   #pick(count: number): number {
@@ -271,9 +283,9 @@ class WorkloadClient {
   }
 
   /** Sends one request and records it on the timeline. */
-  async #request(kind: OperationKind, keys: string[], operation: string, input: unknown): Promise<{ outcome: Outcome; call: number; end: number }> {
+  async #request(kind: OperationKind, keys: string[], operation: string, input: unknown, via = this.#http): Promise<{ outcome: Outcome; call: number; end: number }> {
     const call = this.#recorder.now();
-    const outcome = await this.#http.send(operation, input);
+    const outcome = await via.send(operation, input);
     const end = this.#recorder.now();
     const record: RequestRecord = { kind, client: this.#id, start: call, end, completion: outcome.kind, keys };
     if (outcome.kind === 'failed') record.error = outcome.type;
@@ -299,7 +311,7 @@ class WorkloadClient {
   async getRegister(table: string, pk: string): Promise<string | null | undefined> {
     const key = historyKey(table, pk);
     const consistent = !this.#options.unsafeEventualAsStrong;
-    const { outcome, call, end } = await this.#request('get', [key], 'GetItem', { TableName: table, Key: { pk: { S: pk } }, ConsistentRead: consistent });
+    const { outcome, call, end } = await this.#request('get', [key], 'GetItem', { TableName: table, Key: { pk: { S: pk } }, ConsistentRead: consistent }, this.#strongReads);
     if (outcome.kind !== 'ok') return undefined;
     const output = itemOf(outcome.body)?.v?.S ?? null;
     this.#recorder.history.push({ process: this.#id, key, call, return: end, type: 'get', output });
@@ -363,7 +375,7 @@ class WorkloadClient {
   async readList(pk: string): Promise<void> {
     const key = historyKey(KV_TABLE, pk);
     const consistent = !this.#options.unsafeEventualAsStrong;
-    const { outcome, call, end } = await this.#request('read-list', [key], 'GetItem', { TableName: KV_TABLE, Key: { pk: { S: pk } }, ConsistentRead: consistent });
+    const { outcome, call, end } = await this.#request('read-list', [key], 'GetItem', { TableName: KV_TABLE, Key: { pk: { S: pk } }, ConsistentRead: consistent }, this.#strongReads);
     if (outcome.kind !== 'ok') return;
     const output = (itemOf(outcome.body)?.l?.L ?? []).map((element) => element.S ?? '');
     this.#recorder.history.push({ process: this.#id, key, call, return: end, type: 'read-list', output });
