@@ -193,12 +193,14 @@ function wrongType(tag: number): CorruptMessage {
   return new CorruptMessage(`field ${tag >>> 3} has wire type ${tag & 7}`);
 }
 
-// Tags of the known fields: field number × 8 + wire type.
-const tagOf = (field: number, wireType: number): number => (field << 3) | wireType;
-const VARINT_TAGS = [1, 2, 3, 4, 5, 6, 7].map((field) => tagOf(field, VARINT));
-const DELIMITED_TAGS = [1, 2, 3, 4, 5, 6, 7].map((field) => tagOf(field, LENGTH_DELIMITED));
-const varintTag = (field: number): number => VARINT_TAGS[field - 1] as number;
-const delimitedTag = (field: number): number => DELIMITED_TAGS[field - 1] as number;
+/** The set of a message's length-delimited fields, as bits: bit n for field n (the others are varints). */
+const delimitedFields = (...fields: number[]): number => fields.reduce((bits, field) => bits | (1 << field), 0);
+const ALL_DELIMITED = delimitedFields(1, 2, 3, 4, 5, 6, 7);
+const KEY_ATTRIBUTE_DELIMITED = delimitedFields(1);
+const INDEX_DELIMITED = delimitedFields(1, 4, 5, 7);
+const TABLE_DELIMITED = delimitedFields(1, 3, 4, 5);
+const OPERATION_DELIMITED = delimitedFields(2, 3, 4, 5);
+const WRITE_DELIMITED = delimitedFields(1, 3);
 
 /**
  * Reads the fields up to `end`: `field` handles a known field (by number, the tag checked against
@@ -212,18 +214,17 @@ function readFields(reader: Reader, end: number, field: (tag: number, end: numbe
   reader.finish(end);
 }
 
-/** Checks a known field's wire type; false for an unknown field number. */
-function known(tag: number, fields: number, delimited: (field: number) => boolean): boolean {
+/** Checks a known field's wire type (`delimited`: bits of the length-delimited fields); false for an unknown field number. */
+function known(tag: number, fields: number, delimited: number): boolean {
   const field = tag >>> 3;
   if (field > fields) return false;
-  const expected = delimited(field) ? delimitedTag(field) : varintTag(field);
-  if (tag !== expected) throw wrongType(tag);
+  if ((tag & 7) !== ((delimited >>> field) & 1 ? LENGTH_DELIMITED : VARINT)) throw wrongType(tag);
   return true;
 }
 
 function readTarget(reader: Reader, end: number, into: PartitionTarget = { $typeName: 'shoal.v1.PartitionTarget', partitionId: 0n, epoch: 0n }): PartitionTarget {
   readFields(reader, end, (tag) => {
-    if (!known(tag, 2, () => false)) return false;
+    if (!known(tag, 2, 0)) return false;
     if (tag >>> 3 === 1) into.partitionId = reader.uint64();
     else into.epoch = reader.uint64();
     return true;
@@ -233,7 +234,7 @@ function readTarget(reader: Reader, end: number, into: PartitionTarget = { $type
 
 function readKeyAttribute(reader: Reader, end: number, into: KeyAttribute = { $typeName: 'shoal.v1.KeyAttribute', name: '', type: 0 }): KeyAttribute {
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 2, (field) => field === 1)) return false;
+    if (!known(tag, 2, KEY_ATTRIBUTE_DELIMITED)) return false;
     if (tag >>> 3 === 1) into.name = reader.string(limit);
     else into.type = (reader.uint32() | 0) as KeyType;
     return true;
@@ -241,12 +242,10 @@ function readKeyAttribute(reader: Reader, end: number, into: KeyAttribute = { $t
   return into;
 }
 
-const INDEX_DELIMITED = new Set([1, 4, 5, 7]);
-
 function readIndex(reader: Reader, end: number): IndexSchema {
   const index: IndexSchema = { $typeName: 'shoal.v1.IndexSchema', name: '', kind: 0, indexId: 0, projection: 0, nonKeyAttributes: [] };
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 7, (field) => INDEX_DELIMITED.has(field))) return false;
+    if (!known(tag, 7, INDEX_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         index.name = reader.string(limit);
@@ -276,7 +275,7 @@ function readIndex(reader: Reader, end: number): IndexSchema {
 
 function readTable(reader: Reader, end: number, into: TableSchema = { $typeName: 'shoal.v1.TableSchema', name: '', tableId: 0, indexes: [] }): TableSchema {
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 5, (field) => field !== 2)) return false;
+    if (!known(tag, 5, TABLE_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         into.name = reader.string(limit);
@@ -302,7 +301,7 @@ function readNameEntry(reader: Reader, end: number, names: Record<string, string
   let key = '';
   let value = '';
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 2, () => true)) return false;
+    if (!known(tag, 2, ALL_DELIMITED)) return false;
     if (tag >>> 3 === 1) key = reader.string(limit);
     else value = reader.string(limit);
     return true;
@@ -312,7 +311,7 @@ function readNameEntry(reader: Reader, end: number, names: Record<string, string
 
 function readExpressions(reader: Reader, end: number, into: ExpressionInput = { $typeName: 'shoal.v1.ExpressionInput', names: {}, values: EMPTY_BYTES }): ExpressionInput {
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 4, () => true)) return false;
+    if (!known(tag, 4, ALL_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         into.condition = reader.string(limit);
@@ -334,7 +333,7 @@ function readExpressions(reader: Reader, end: number, into: ExpressionInput = { 
 function readOperation(reader: Reader, end: number): WriteOperation {
   const operation: WriteOperation = { $typeName: 'shoal.v1.WriteOperation', kind: 0, key: EMPTY_BYTES };
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 5, (field) => field !== 1)) return false;
+    if (!known(tag, 5, OPERATION_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         operation.kind = (reader.uint32() | 0) as WriteKind;
@@ -360,7 +359,7 @@ function readWrite(reader: Reader, end: number): WriteRequest {
   const write: WriteRequest = { $typeName: 'shoal.v1.WriteRequest', operations: [], returnItems: false };
   readFields(reader, end, (tag, limit) => {
     // Field 2 is reserved: skipped as unknown.
-    if (tag >>> 3 === 2 || !known(tag, 4, (field) => field !== 4)) return false;
+    if (tag >>> 3 === 2 || !known(tag, 4, WRITE_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         write.target = readTarget(reader, reader.end(limit), write.target);
@@ -378,7 +377,7 @@ function readWrite(reader: Reader, end: number): WriteRequest {
 
 function readReadOptions(reader: Reader, end: number, into: ReadOptions = { $typeName: 'shoal.v1.ReadOptions', consistent: false, minAppliedIndex: 0n }): ReadOptions {
   readFields(reader, end, (tag) => {
-    if (!known(tag, 2, () => false)) return false;
+    if (!known(tag, 2, 0)) return false;
     if (tag >>> 3 === 1) into.consistent = reader.bool();
     else into.minAppliedIndex = reader.uint64();
     return true;
@@ -389,7 +388,7 @@ function readReadOptions(reader: Reader, end: number, into: ReadOptions = { $typ
 function readGet(reader: Reader, end: number): GetRequest {
   const get: GetRequest = { $typeName: 'shoal.v1.GetRequest', key: EMPTY_BYTES };
   readFields(reader, end, (tag, limit) => {
-    if (!known(tag, 4, () => true)) return false;
+    if (!known(tag, 4, ALL_DELIMITED)) return false;
     switch (tag >>> 3) {
       case 1:
         get.target = readTarget(reader, reader.end(limit), get.target);
@@ -427,7 +426,7 @@ export function decodeWriteManyRequest(bytes: Uint8Array): WriteManyRequest {
   return decoded('shoal.v1.WriteManyRequest', bytes, (reader, end) => {
     const request: WriteManyRequest = { $typeName: 'shoal.v1.WriteManyRequest', writes: [] };
     readFields(reader, end, (tag, limit) => {
-      if (!known(tag, 2, () => true)) return false;
+      if (!known(tag, 2, ALL_DELIMITED)) return false;
       if (tag >>> 3 === 1) request.target = readTarget(reader, reader.end(limit), request.target);
       else request.writes.push(readWrite(reader, reader.end(limit)));
       return true;
@@ -444,7 +443,7 @@ export function decodeGetManyRequest(bytes: Uint8Array): GetManyRequest {
   return decoded('shoal.v1.GetManyRequest', bytes, (reader, end) => {
     const request: GetManyRequest = { $typeName: 'shoal.v1.GetManyRequest', gets: [] };
     readFields(reader, end, (tag, limit) => {
-      if (!known(tag, 3, () => true)) return false;
+      if (!known(tag, 3, ALL_DELIMITED)) return false;
       switch (tag >>> 3) {
         case 1:
           request.target = readTarget(reader, reader.end(limit), request.target);
