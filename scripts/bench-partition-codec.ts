@@ -4,7 +4,7 @@
  * (`fromBinary` + `*ToWire` + `toBinary`, what the node did before) against the hand-written codec
  * (partition-answers.ts). Items of 1 KB as the cluster bench writes them; WriteMany of 16 puts.
  *
- *   npx node scripts/bench-partition-codec.ts [rounds, default 20000]
+ *   npx node scripts/bench-partition-codec.ts [calls per measurement, default 20000]
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type * as model from '@shoal/model';
@@ -39,7 +39,7 @@ import {
   writeResultToWire,
 } from '@shoal/proto';
 
-const rounds = Number(process.argv[2] ?? 20_000);
+const calls = Number(process.argv[2] ?? 20_000);
 const BATCH = 16;
 const table: model.TableSchema = { name: 'bench', tableId: 1, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
 const itemOf = (n: number): model.Item => ({ pk: { S: `key-${n}` }, payload: { S: 'x'.repeat(1_000) } });
@@ -94,18 +94,24 @@ const cases: Case[] = [
   },
 ];
 
-/** CPU µs per request over `rounds` calls (after a warm-up of a tenth). */
+/** CPU µs per request over `calls` calls (after a warm-up of a tenth). */
 function measure(run: () => unknown, requests: number): number {
-  for (let i = 0; i < rounds / 10; i++) run();
+  for (let i = 0; i < calls / 10; i++) run();
   const started = process.cpuUsage();
-  for (let i = 0; i < rounds; i++) run();
+  for (let i = 0; i < calls; i++) run();
   const used = process.cpuUsage(started);
-  return (used.user + used.system) / (rounds * requests);
+  return (used.user + used.system) / (calls * requests);
 }
 
-console.log(`node ${process.version}; ${rounds} calls each; CPU µs per request (decode + convert + encode the answer)`);
+console.log(`node ${process.version}; ${calls} calls a measurement; CPU µs per request (decode + convert + encode the answer)`);
+/** The least of five alternated measurements: the one least disturbed by GC and the machine's load. */
+const ROUNDS = 5;
 for (const test of cases) {
-  const reflection = Math.min(measure(test.reflection, test.requests), measure(test.reflection, test.requests));
-  const hand = Math.min(measure(test.hand, test.requests), measure(test.hand, test.requests));
+  let reflection = Infinity;
+  let hand = Infinity;
+  for (let round = 0; round < ROUNDS; round++) {
+    reflection = Math.min(reflection, measure(test.reflection, test.requests));
+    hand = Math.min(hand, measure(test.hand, test.requests));
+  }
   console.log(`${test.name.padEnd(16)} protobuf-es ${reflection.toFixed(2).padStart(7)}  by hand ${hand.toFixed(2).padStart(7)}  (${(reflection / hand).toFixed(1)}x)`);
 }
