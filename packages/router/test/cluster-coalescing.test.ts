@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { PartitionMap, type AttributeValue, type PartitionWrite, type TableSchema } from '@shoal/model';
 import { ChannelPool } from '../src/cluster/channels.ts';
 import { ClusterView } from '../src/cluster/cluster-view.ts';
@@ -8,9 +8,7 @@ import { MAX_COALESCED, type CoalescerStats } from '../src/cluster/coalescer.ts'
 import { zeroCounters, type ClusterCounters } from '../src/cluster/metrics.ts';
 import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
-import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
-import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
-import { eventually } from './support/eventually.ts';
+import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
  * Coalescing of single-item requests over a real three-node cluster (child processes): concurrent
@@ -23,10 +21,8 @@ const NODE_IDS = [1, 2, 3];
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
 
-let nodes: NodeProcesses | undefined;
+let cluster: RoutedCluster | undefined;
 let metaAddresses: string[] = [];
-let backend: ClusterBackend;
-let router: Router;
 
 /** A cluster client of the test's own (its counters and coalescing stats start at zero). */
 interface TestClient {
@@ -73,14 +69,10 @@ const put = (table: TableSchema, pk: string, n: number, condition?: string): Par
 });
 
 beforeAll(async () => {
-  nodes = await startNodeProcesses(NODE_IDS, 'coalescing');
-  metaAddresses = nodes.metaAddresses;
   // One partition: every key of the table goes to the same group.
-  backend = await connectCluster({ metaAddresses, initialPartitions: 1, startTimeoutMs: 60_000 });
-  await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
-  router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0 });
-  const client = new DynamoDBClient({ endpoint: `http://127.0.0.1:${router.port}`, region: 'us-east-1', credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' }, maxAttempts: 3 });
-  await client.send(
+  cluster = await startRoutedCluster(NODE_IDS, 'coalescing', { initialPartitions: 1, maxAttempts: 3 });
+  ({ metaAddresses } = cluster);
+  await cluster.client.send(
     new CreateTableCommand({
       TableName: 'coalesced',
       AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
@@ -88,13 +80,10 @@ beforeAll(async () => {
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
-  client.destroy();
 }, 120_000);
 
 afterAll(async () => {
-  await router?.close();
-  await backend?.close();
-  await nodes?.stop();
+  await cluster?.close();
 }, 60_000);
 
 describe('coalesced requests between a router and the nodes', () => {

@@ -19,9 +19,9 @@ import { MetaClient } from '../src/cluster/meta-client.ts';
 import { zeroCounters } from '../src/cluster/metrics.ts';
 import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
-import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
-import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
+import type { ClusterBackend } from '../src/index.ts';
 import { eventually } from './support/eventually.ts';
+import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
  * End to end: three storage nodes (startStorageNode) as child processes, connectCluster and
@@ -31,10 +31,9 @@ import { eventually } from './support/eventually.ts';
 const NODE_IDS = [1, 2, 3];
 const PARTITIONS = 4;
 
-let nodes: NodeProcesses | undefined;
+let cluster: RoutedCluster | undefined;
 let metaAddresses: string[] = [];
 let backend: ClusterBackend;
-let router: Router;
 let client: DynamoDBClient;
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -55,25 +54,12 @@ async function allPages(send: (startKey: Record<string, AttributeValue> | undefi
 }
 
 beforeAll(async () => {
-  nodes = await startNodeProcesses(NODE_IDS, 'e2e');
-  metaAddresses = nodes.metaAddresses;
-  backend = await connectCluster({ metaAddresses, initialPartitions: PARTITIONS, startTimeoutMs: 60_000 });
-  // Tables are placed on the nodes registered when they are created: wait for all three.
-  await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
-  router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0 });
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${router.port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
-    maxAttempts: 3,
-  });
+  cluster = await startRoutedCluster(NODE_IDS, 'e2e', { initialPartitions: PARTITIONS, maxAttempts: 3 });
+  ({ metaAddresses, backend, client } = cluster);
 }, 120_000);
 
 afterAll(async () => {
-  client?.destroy();
-  await router?.close();
-  await backend?.close();
-  await nodes?.stop();
+  await cluster?.close();
 }, 60_000);
 
 describe('the DynamoDB API over a three-node cluster', () => {

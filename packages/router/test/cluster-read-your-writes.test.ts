@@ -20,9 +20,8 @@ import { tableItemKey } from '../src/cluster/range-reads.ts';
 import { zeroCounters } from '../src/cluster/metrics.ts';
 import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
-import { connectCluster, startRouter, type ClusterBackend, type Router } from '../src/index.ts';
-import { startNodeProcesses, type NodeProcesses } from './support/node-processes.ts';
-import { eventually } from './support/eventually.ts';
+import type { ClusterBackend } from '../src/index.ts';
+import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
  * Read-your-writes through one router, end to end: three storage node processes, one of them kept
@@ -38,9 +37,8 @@ const TABLE = 'ryw';
 const LAG_MS = 400;
 const ROUNDS = 30;
 
-let nodes: NodeProcesses | undefined;
+let cluster: RoutedCluster | undefined;
 let backend: ClusterBackend;
-let router: Router;
 let client: DynamoDBClient;
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -48,24 +46,13 @@ const N = (value: number): AttributeValue => ({ N: String(value) });
 const versionOf = (item: Record<string, AttributeValue> | undefined): string | undefined => item?.v?.N;
 
 beforeAll(async () => {
-  nodes = await startNodeProcesses(NODE_IDS, 'ryw', { faultInjection: true });
-  backend = await connectCluster({ metaAddresses: nodes.metaAddresses, initialPartitions: 2, startTimeoutMs: 60_000 });
-  await eventually('all nodes registered', () => backend.metrics().nodes === NODE_IDS.length);
-  router = await startRouter({ partitions: backend.partitions, catalog: backend.catalog, port: 0, ttlSweepIntervalMs: 0 });
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${router.port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
-    // No SDK retry: a request the router failed must fail the test, not be sent again.
-    maxAttempts: 1,
-  });
+  // No SDK retry: a request the router failed must fail the test, not be sent again.
+  cluster = await startRoutedCluster(NODE_IDS, 'ryw', { initialPartitions: 2, maxAttempts: 1, nodes: { faultInjection: true } });
+  ({ backend, client } = cluster);
 }, 120_000);
 
 afterAll(async () => {
-  client?.destroy();
-  await router?.close();
-  await backend?.close();
-  await nodes?.stop();
+  await cluster?.close();
 }, 60_000);
 
 describe('read-your-writes through one router', () => {
@@ -89,7 +76,7 @@ describe('read-your-writes through one router', () => {
     const channels = new ChannelPool();
     const view = new ClusterView();
     const counters = zeroCounters();
-    const meta = new MetaClient({ addresses: nodes!.metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
+    const meta = new MetaClient({ addresses: cluster!.metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
     let lagging: number;
     let keys: { a: string; b: string };
     try {
@@ -166,7 +153,7 @@ describe('read-your-writes through one router', () => {
 });
 
 /** Every node is a meta peer: its gRPC address (FaultInjectionService included) is its meta address. */
-const addressOf = (nodeId: number): string => nodes!.metaAddresses[NODE_IDS.indexOf(nodeId)];
+const addressOf = (nodeId: number): string => cluster!.metaAddresses[NODE_IDS.indexOf(nodeId)];
 
 /** The key of the item of partition key `pk` (sort key 0), as the router's model has it. */
 const itemKey = (pk: string): Item => ({ pk: { S: pk }, sk: { N: '0' } });
