@@ -140,7 +140,7 @@ interface NodeOptions extends Omit<NodeCommandOptions, 'admissionLimits' | 'spli
   writeUnitsPerPartition: number;
   burstSeconds: number;
   split: boolean;
-  splitSizeBytes: number;
+  splitSizeBytes?: number;
   splitHeatShare: number;
   splitHeatSeconds: number;
   sizeMeasureSeconds: number;
@@ -163,7 +163,7 @@ program
   // Test only (shoal chaos): never on a real cluster.
   .addOption(new Option('--enable-fault-injection', 'TEST ONLY: serve FaultInjectionService (network partitions, disk faults)').hideHelp())
   .option('--no-split', 'no splits for size or heat (meta peers; a table\'s shoal:split tag overrides it)')
-  .option('--split-size-bytes <bytes>', 'a partition holding more bytes splits (meta peers)', positiveNumber, 10 * 2 ** 30)
+  .option('--split-size-bytes <bytes>', 'a partition holding more bytes splits (meta peers; default and most: 536870912, 512 MiB)', positiveNumber)
   .option('--split-heat-share <fraction>', 'load at this share of a partition\'s read or write unit limit counts as heat (meta peers)', positiveNumber, 0.5)
   .option('--split-heat-seconds <seconds>', 'a partition hot this long splits (meta peers)', positiveNumber, 10)
   .option('--size-measure-seconds <seconds>', 'between measures of the sizes of the partitions led here', positiveNumber, 30)
@@ -182,7 +182,7 @@ program
       logCompaction: { every: logCompactionEvery, keep: logCompactionKeep },
       raftTiming: { tickMs: raftTickMs, electionTick: raftElectionTicks },
       admissionLimits: { readUnitsPerSecond: readUnitsPerPartition, writeUnitsPerSecond: writeUnitsPerPartition, burstSeconds },
-      splitting: { enabled: split, maxSizeBytes: splitSizeBytes, heatShare: splitHeatShare, heatMs: splitHeatSeconds * 1000 },
+      splitting: { enabled: split, ...(splitSizeBytes === undefined ? {} : { maxSizeBytes: splitSizeBytes }), heatShare: splitHeatShare, heatMs: splitHeatSeconds * 1000 },
       sizeMeasureIntervalMs: sizeMeasureSeconds * 1000,
     });
   });

@@ -42,7 +42,7 @@ export interface PartitionLoadReport {
 export interface SplitPolicy {
   /** The switch: no split for size or heat when off. */
   enabled: boolean;
-  /** A partition holding more bytes splits (DynamoDB: about 10 GB). */
+  /** A partition holding more bytes splits; at most MAX_SPLIT_SIZE_BYTES. */
   maxSizeBytes: number;
   /** Load at this share of a partition's read or write unit limit counts as heat. */
   heatShare: number;
@@ -50,8 +50,22 @@ export interface SplitPolicy {
   heatMs: number;
 }
 
-/** Cluster defaults: a partition splits at 10 GiB, or after 10 s at half its unit limits. */
-export const DEFAULT_SPLIT_POLICY: SplitPolicy = { enabled: true, maxSizeBytes: 10 * 2 ** 30, heatShare: 0.5, heatMs: 10_000 };
+/**
+ * The largest size a policy may let a partition reach before it splits. New and lagging replicas
+ * catch up by snapshot, and the receiving node holds a snapshot whole before installing it (at most
+ * 1 GiB, the transport's `maxSnapshotBytes`): partitions split at half that, well before a snapshot
+ * of their items could be refused (DynamoDB's own partitions hold about 10 GB; CockroachDB's ranges
+ * split at 512 MiB for the same reason).
+ */
+export const MAX_SPLIT_SIZE_BYTES = 512 * 2 ** 20;
+
+/** Cluster defaults: a partition splits at 512 MiB, or after 10 s at half its unit limits. */
+export const DEFAULT_SPLIT_POLICY: SplitPolicy = { enabled: true, maxSizeBytes: MAX_SPLIT_SIZE_BYTES, heatShare: 0.5, heatMs: 10_000 };
+
+/** Whether `bytes` may be a policy's `maxSizeBytes`. */
+export function isSplitSize(bytes: number): boolean {
+  return Number.isFinite(bytes) && bytes > 0 && bytes <= MAX_SPLIT_SIZE_BYTES;
+}
 
 /**
  * Table tags that override the cluster's policy for one table (DynamoDB's own API sets them:
@@ -88,7 +102,7 @@ export function tableSplitPolicy(cluster: SplitPolicy, tags: Readonly<Record<str
     if (enabled === 'on' || enabled === 'off') policy.enabled = enabled === 'on';
     else invalid.push(SPLIT_TAGS.enabled);
   }
-  read(SPLIT_TAGS.maxSizeBytes, (v) => v > 0, (v) => (policy.maxSizeBytes = v));
+  read(SPLIT_TAGS.maxSizeBytes, isSplitSize, (v) => (policy.maxSizeBytes = v));
   read(SPLIT_TAGS.heatShare, (v) => v > 0, (v) => (policy.heatShare = v));
   read(SPLIT_TAGS.heatSeconds, (v) => v >= 0, (v) => (policy.heatMs = v * 1000));
   return { policy, invalid };

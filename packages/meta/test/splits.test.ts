@@ -7,6 +7,8 @@ import {
   DEFAULT_SPLIT_POLICY,
   emptyMetaState,
   hotKeyOf,
+  isSplitSize,
+  MAX_SPLIT_SIZE_BYTES,
   middleSplitKey,
   partitionList,
   planSplits,
@@ -141,6 +143,15 @@ describe('tableSplitPolicy', () => {
     const bad = tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split': 'yes', 'shoal:split-size-bytes': '-1', 'shoal:split-heat-share': '', 'shoal:split-heat-seconds': 'soon' });
     expect(bad.policy).toEqual(DEFAULT_SPLIT_POLICY);
     expect(bad.invalid.toSorted()).toEqual(['shoal:split', 'shoal:split-heat-seconds', 'shoal:split-heat-share', 'shoal:split-size-bytes']);
+  });
+
+  it('keeps every partition small enough for its snapshot: a split size above MAX_SPLIT_SIZE_BYTES is invalid', () => {
+    expect(DEFAULT_SPLIT_POLICY.maxSizeBytes).toBeLessThanOrEqual(MAX_SPLIT_SIZE_BYTES);
+    expect(tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split-size-bytes': String(MAX_SPLIT_SIZE_BYTES) }).policy.maxSizeBytes).toBe(MAX_SPLIT_SIZE_BYTES);
+    const tooLarge = tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split-size-bytes': String(10 * 2 ** 30) });
+    expect(tooLarge).toEqual({ policy: DEFAULT_SPLIT_POLICY, invalid: ['shoal:split-size-bytes'] });
+    expect([0, -1, Number.NaN, Number.POSITIVE_INFINITY, MAX_SPLIT_SIZE_BYTES + 1].some(isSplitSize)).toBe(false);
+    expect([1, 4096, MAX_SPLIT_SIZE_BYTES].every(isSplitSize)).toBe(true);
   });
 });
 

@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path';
 import { Server, listen, shutdown } from '@shoal/proto';
-import { DEFAULT_SPLIT_POLICY, type SplitPolicy } from '@shoal/meta';
+import { DEFAULT_SPLIT_POLICY, isSplitSize, MAX_SPLIT_SIZE_BYTES, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, partitionBound } from '@shoal/storage';
@@ -223,6 +223,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const nodeId = options.nodeId;
   if (!Number.isSafeInteger(nodeId) || nodeId < 1) throw new RangeError(`node id must be an integer >= 1, not ${nodeId}`);
   if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
+  const splitSize = options.splitting?.maxSizeBytes;
+  if (splitSize !== undefined && !isSplitSize(splitSize)) {
+    throw new RangeError(`the split size must be above 0 and at most ${MAX_SPLIT_SIZE_BYTES} bytes (a partition's snapshot must fit in memory), not ${splitSize}`);
+  }
   const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
   const tickMs = options.tickMs ?? 50;
   const electionTick = options.electionTick ?? DEFAULT_ELECTION_TICK;

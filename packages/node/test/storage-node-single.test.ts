@@ -1,5 +1,6 @@
 /**
- * One storage node in this process, its own single meta peer: it becomes ready, hosts a new table's
+ * One storage node in this process, its own single meta peer: it refuses a split size too large to
+ * snapshot, becomes ready, hosts a new table's
  * partition, hosts the four partitions of another table in its one store and deletes exactly their
  * data with the table, logs through the given log, closes idempotently, and restarts from its data
  * directory with its replicas reopened from the Raft log; a replica whose log is gone has its data
@@ -67,6 +68,13 @@ describe('startStorageNode: a single node in this process', () => {
     meta.close();
     await node?.close();
     await rm(root, { recursive: true, force: true });
+  });
+
+  it('refuses a split size its partitions could not be snapshotted at, before opening anything', async () => {
+    const dataDir = join(root, 'refused');
+    const starting = startStorageNode({ nodeId: 1, dataDir, host: '127.0.0.1', port: 0, metaPeers: peers, splitting: { maxSizeBytes: 10 * 2 ** 30 }, log: recordingLog([]) });
+    await expect(starting).rejects.toThrow(/split size must be above 0 and at most 536870912 bytes/);
+    await expect(readFile(join(dataDir, 'partitions.json'))).rejects.toThrow(/ENOENT/);
   });
 
   it('becomes ready: the one-voter meta group elects it and it registers', async () => {

@@ -22,7 +22,7 @@ export interface NodeCommandOptions {
   admissionLimits?: Partial<AdmissionLimits>;
   /** TEST ONLY (`--enable-fault-injection`, hidden): FaultInjectionService for `shoal chaos`. */
   enableFaultInjection?: boolean;
-  /** The cluster's split policy (meta peers); default: split at 10 GiB, or after 10 s at half the unit limits. */
+  /** The cluster's split policy (meta peers); default: split at 512 MiB, or after 10 s at half the unit limits. */
   splitting?: StorageNodeOptions['splitting'];
   /** Between measures of the sizes of the partitions led here; default 30,000 ms. */
   sizeMeasureIntervalMs?: number;
