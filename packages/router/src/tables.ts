@@ -11,6 +11,7 @@ import type {
   TableSchema,
 } from '@shoal/model';
 import { tableArn } from './arn.ts';
+import { isHiddenTable } from './client-request-tokens.ts';
 import type { EngineContext } from './operation.ts';
 import {
   Constraints,
@@ -563,7 +564,7 @@ const listTables: RouterOperationHandler = async (body, ctx) => {
   const pageSize = limit ?? 100;
   const names = (await ctx.catalog.list())
     .map((record) => record.schema.name)
-    .filter((name) => start === undefined || name > start);
+    .filter((name) => !isHiddenTable(name) && (start === undefined || name > start));
   const page = names.slice(0, pageSize);
   return names.length > pageSize ? { TableNames: page, LastEvaluatedTableName: page[page.length - 1] } : { TableNames: page };
 };

@@ -9,14 +9,21 @@ import {
   validateKey,
   validationError,
   type Item,
-  type PartitionClient,
   type PartitionWriteResult,
   type TableRecord,
   type WriteKind,
   type WriteOperation,
   type WriteOutcome,
 } from '@shoal/model';
-import { readTally, reportPerTable, writeTally, type CapacityTally, type ReturnConsumedCapacity } from './capacity.ts';
+import { readTally, reportPerTable, writeTally, type CapacityTally, type ConsumedCapacity, type ReturnConsumedCapacity } from './capacity.ts';
+import {
+  claimOperation,
+  claimState,
+  clientTokenTable,
+  idempotentParameterMismatch,
+  requestDigest,
+  transactionInProgress,
+} from './client-request-tokens.ts';
 import { projectItem, readItemExpressions, type ExpressionParameters, type ItemExpressions } from './item-expressions.ts';
 import { collectionMetricsByTable, RETURN_ITEM_COLLECTION_METRICS, withExpressions } from './items.ts';
 import type { EngineContext, OperationHandler } from './operation.ts';
@@ -36,8 +43,6 @@ import { RETURN_VALUES_ON_CONDITION_CHECK_FAILURE } from './return-values.ts';
 const MAX_TRANSACTION_ACTIONS = 100;
 /** The aggregate size of the items a transaction writes. */
 const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024;
-/** How long a ClientRequestToken is remembered. */
-const TOKEN_LIFETIME_MS = 10 * 60 * 1000;
 const MAX_TOKEN_LENGTH = 36;
 
 /** The member of a TransactItem naming each write kind. */
@@ -161,44 +166,6 @@ function transactionCanceled(reasons: RequestBody[]): DynamoDbError {
   );
 }
 
-/** A completed TransactWriteItems by its ClientRequestToken, to answer a retry without applying it again. */
-interface RememberedTransaction {
-  requestHash: string;
-  expiresAt: number;
-  /** Absent while the first request with the token is still running. */
-  response?: RequestBody;
-}
-
-/** Tokens are remembered per store: every router sharing the store answers retries alike. */
-const tokensByStore = new WeakMap<PartitionClient, Map<string, RememberedTransaction>>();
-
-function tokenBook(ctx: EngineContext): Map<string, RememberedTransaction> {
-  let book = tokensByStore.get(ctx.partitions);
-  if (!book) {
-    book = new Map();
-    tokensByStore.set(ctx.partitions, book);
-  }
-  // Tokens enter in time order, so the expired ones are at the front.
-  const now = ctx.now();
-  for (const [token, remembered] of book) {
-    if (remembered.expiresAt > now) break;
-    book.delete(token);
-  }
-  return book;
-}
-
-/** JSON with object keys sorted, so two encodings of one request hash alike. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as RequestBody)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 const transactWriteItems: OperationHandler = async (body, ctx) => {
   const constraints = new Constraints();
   const transactItems = optionalList(body, 'TransactItems');
@@ -228,57 +195,69 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
     throw validationError('Transaction request size exceeds the maximum allowed size of 4 MB');
   }
 
-  const book = token === undefined ? undefined : tokenBook(ctx);
-  const { ClientRequestToken: _token, ...request } = body;
-  const requestHash = canonicalJson(request);
-  if (book && token !== undefined) {
-    const remembered = book.get(token);
-    if (remembered) {
-      if (remembered.requestHash !== requestHash) {
-        throw new DynamoDbError(
-          'IdempotentParameterMismatchException',
-          'The request uses the same client token as a previous, but non-identical request.',
-        );
-      }
-      if (!remembered.response) {
-        throw new DynamoDbError('TransactionInProgressException', 'The transaction with the given request token is already in progress.');
-      }
-      return remembered.response;
+  // With a token, the transaction claims it too (client-request-tokens.ts): its first operation.
+  const claim = token === undefined ? undefined : await claimFor(ctx, token, body);
+  const mode = (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity;
+  const operations = actions.map((action) => action.operation);
+  const result = await applyTransaction(
+    ctx,
+    claim === undefined ? operations : [claim.operation, ...operations],
+    mode !== 'NONE' || actions.some((action) => action.returnOldOnConditionFailure),
+  );
+  const outcomes = claim === undefined ? result.outcomes : result.outcomes.slice(1);
+  if (claim !== undefined) {
+    switch (claimState(result.outcomes[0], claim.digest)) {
+      case 'inProgress':
+        throw transactionInProgress();
+      case 'mismatch':
+        throw idempotentParameterMismatch();
+      case 'replay':
+        // Done before: nothing applied now; the capacity is that of reading the items (DynamoDB's answer).
+        return transactionResponse(actions, returnItemCollectionMetrics, reportPerTable(actions.map(replayReadTally), mode));
+      case 'claimed':
+        break;
     }
-    book.set(token, { requestHash, expiresAt: ctx.now() + TOKEN_LIFETIME_MS });
   }
-
-  try {
-    const mode = (returnConsumedCapacity ?? 'NONE') as ReturnConsumedCapacity;
-    const result = await applyTransaction(
-      ctx,
-      actions.map((action) => action.operation),
-      mode !== 'NONE' || actions.some((action) => action.returnOldOnConditionFailure),
-    );
-    if (!result.applied) {
-      throw transactionCanceled(result.outcomes.map((outcome, position) => cancellationReason(outcome, actions[position])));
-    }
-    const tallies = result.outcomes.map((outcome, position) => {
-      const tally = transactionalWriteTally(actions[position], outcome);
-      tally.scale(TRANSACTION_CAPACITY_FACTOR);
-      return tally;
-    });
-    const response: RequestBody = {};
-    const consumed = reportPerTable(tallies, mode);
-    if (consumed) response.ConsumedCapacity = consumed;
-    if (returnItemCollectionMetrics === 'SIZE') {
-      const written = actions.filter((action) => action.operation.kind !== 'ConditionCheck');
-      const metrics = collectionMetricsByTable(written.map((action) => ({ table: action.table, key: action.operation.key })));
-      if (metrics) response.ItemCollectionMetrics = metrics;
-    }
-    if (book && token !== undefined) book.set(token, { requestHash, expiresAt: ctx.now() + TOKEN_LIFETIME_MS, response });
-    return response;
-  } catch (error) {
-    // A transaction that did not complete may be retried with its token.
-    if (book && token !== undefined) book.delete(token);
-    throw error;
+  if (!result.applied) {
+    throw transactionCanceled(outcomes.map((outcome, position) => cancellationReason(outcome, actions[position])));
   }
+  const tallies = outcomes.map((outcome, position) => {
+    const tally = transactionalWriteTally(actions[position], outcome);
+    tally.scale(TRANSACTION_CAPACITY_FACTOR);
+    return tally;
+  });
+  return transactionResponse(actions, returnItemCollectionMetrics, reportPerTable(tallies, mode));
 };
+
+/** The claim of a request's token: the operation, and the digest of the request it claims it for. */
+async function claimFor(ctx: EngineContext, token: string, body: RequestBody): Promise<{ operation: WriteOperation; digest: string }> {
+  const { ClientRequestToken: _token, ...request } = body;
+  const digest = requestDigest(request);
+  const table = await clientTokenTable(ctx.catalog, ctx.now);
+  return { operation: claimOperation(table, token, digest, ctx.now()), digest };
+}
+
+function transactionResponse(
+  actions: TransactionAction[],
+  returnItemCollectionMetrics: string | undefined,
+  consumed: ConsumedCapacity[] | undefined,
+): RequestBody {
+  const response: RequestBody = {};
+  if (consumed) response.ConsumedCapacity = consumed;
+  if (returnItemCollectionMetrics === 'SIZE') {
+    const written = actions.filter((action) => action.operation.kind !== 'ConditionCheck');
+    const metrics = collectionMetricsByTable(written.map((action) => ({ table: action.table, key: action.operation.key })));
+    if (metrics) response.ItemCollectionMetrics = metrics;
+  }
+  return response;
+}
+
+/** A transactional read of one item (its size unknown here: the least a read costs). */
+function replayReadTally(action: TransactionAction): CapacityTally {
+  const tally = readTally(action.table.schema, 0, true);
+  tally.scale(TRANSACTION_CAPACITY_FACTOR);
+  return tally;
+}
 
 /** A condition check costs a write of the item checked; it writes no index entry. */
 function transactionalWriteTally(action: TransactionAction, outcome: WriteOutcome): CapacityTally {

@@ -39,6 +39,7 @@ import {
   type TransactionStateName,
   type TransactionStateResponse,
 } from '@shoal/proto';
+import { CLIENT_TOKEN_TABLE } from '../client-request-tokens.ts';
 import type { ClusterLogger } from './metrics.ts';
 import { ambiguousWrite } from './retry.ts';
 
@@ -123,7 +124,8 @@ export class TransactionCoordinator {
       );
       return writeResultFromWire(value);
     };
-    const prepared = readOnly ? await Promise.allSettled(participants.map(prepareOn)) : await this.#prepareInOrder(participants, prepareOn);
+    const claims = participants.filter((partitionId) => (positions.get(partitionId) as number[]).some((position) => request.operations[position].table.name === CLIENT_TOKEN_TABLE));
+    const prepared = readOnly ? await Promise.allSettled(participants.map(prepareOn)) : await this.#prepareInOrder(participants, claims, prepareOn);
     const failure = prepared.find((result) => result.status === 'rejected');
     const refused = prepared.some((result) => result.status === 'fulfilled' && !result.value.applied);
     if (readOnly) {
@@ -163,19 +165,29 @@ export class TransactionCoordinator {
    * (TransactionConflict) instead of taking the next one from the winner, so one of them commits.
    * A condition failure does not stop it: every partition's reasons are reported. Answers in the
    * order of `participants` (a participant not asked: not settled, as if it had nothing to say).
+   *
+   * The partitions of `claims` (the claim of a ClientRequestToken: client-request-tokens.ts) go
+   * first: a retry of a transaction in flight meets its claim there before any of its items
+   * (TransactionInProgress, not a conflict on an item), and a claim refused (done before, or by
+   * another request) stops the prepare, the other partitions having nothing to do then. Claims of
+   * distinct tokens are distinct items, so the id order still decides between transactions.
    */
   async #prepareInOrder(
     participants: number[],
+    claims: number[],
     prepareOn: (partitionId: number) => Promise<PartitionWriteResult>,
   ): Promise<Array<PromiseSettledResult<PartitionWriteResult>>> {
     const results = new Map<number, PromiseSettledResult<PartitionWriteResult>>();
-    for (const partitionId of participants.toSorted((a, b) => a - b)) {
+    const byId = (a: number, b: number): number => a - b;
+    const order = [...claims.toSorted(byId), ...participants.filter((partitionId) => !claims.includes(partitionId)).toSorted(byId)];
+    for (const partitionId of order) {
       const result = await prepareOn(partitionId).then(
         (value): PromiseSettledResult<PartitionWriteResult> => ({ status: 'fulfilled', value }),
         (reason: unknown): PromiseSettledResult<PartitionWriteResult> => ({ status: 'rejected', reason }),
       );
       results.set(partitionId, result);
       if (result.status === 'rejected' || result.value.outcomes.some((outcome) => outcome.status === 'transactionConflict')) break;
+      if (claims.includes(partitionId) && !result.value.applied) break;
     }
     return participants.map((partitionId) => results.get(partitionId) ?? { status: 'fulfilled', value: { applied: false, outcomes: [] } });
   }
