@@ -34,6 +34,7 @@ const TABLE: TableSchema = { name: 'orders', tableId: 5, hashKey: { name: 'pk', 
 const RECORD: TableRecord = { schema: TABLE, status: 'ACTIVE', createdAt: 1_700_000_000, billingMode: 'PAY_PER_REQUEST', tags: {} };
 const PARENT: PartitionDescriptor = { ...initialPartitions(TABLE.tableId, 1, 1)[0], replicas: NODES.map((nodeId) => ({ nodeId, role: 'voter' })) };
 const RIGHT_ID = 9;
+const ELECTION_TICK = 10;
 const SPLIT_KEY = middleSplitKey(PARENT)!;
 const quiet: NodeLog = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -71,7 +72,7 @@ async function startMember(network: MemoryNetwork, nodeId: NodeId, dir: string):
       return replica;
     },
     tickMs: 10,
-    electionTick: 10,
+    electionTick: ELECTION_TICK,
     heartbeatTick: 1,
     seed: 3,
   });
@@ -131,12 +132,18 @@ describe('splitting a partition through its Raft log', { timeout: 60_000 }, () =
   it('splits every replica at the same entry; a write ordered after the split beyond its key is refused', async () => {
     for (const pk of keys) await write(members, PARENT.id, put(pk, 'before'));
     const leader = leaderOf(members, PARENT.id)!;
+    const ticksBefore = leader.host.stats.ticks;
     // Both proposals in one turn: the split's entry comes first, the late write's right after it.
     const split = proposePartitionSplit(leader.host, leader.replicas.descriptorOf(PARENT.id)!, SPLIT_KEY, RIGHT_ID);
     const late = proposePartitionWrite(leader.host, PARENT.id, put(rightKeys[0], 'late'));
     late.catch(() => undefined);
     const halves = await whilePumping(members, split, 'the split');
     await expect(late).rejects.toThrow(WriteOutOfRangeError);
+    // The parent's leader campaigns for the right half as it splits: it leads it within a few ticks,
+    // where waiting for an election timeout takes ELECTION_TICK to twice that.
+    await pump(members, () => leaderOf(members, RIGHT_ID) !== undefined, 'a leader of the right half');
+    expect(leaderOf(members, RIGHT_ID)!.nodeId).toBe(leader.nodeId);
+    expect(leader.host.stats.ticks - ticksBefore).toBeLessThan(ELECTION_TICK);
     expect(halves.left).toMatchObject({ id: PARENT.id, epoch: 2 });
     expect(halves.right).toMatchObject({ id: RIGHT_ID, epoch: 2, tableId: TABLE.tableId, replicas: PARENT.replicas });
     await settle(members);

@@ -44,7 +44,7 @@ interface KnownPartitionsFile {
 }
 
 /** What a split needs of the node's Raft host. */
-export type SplitHost = Pick<MultiRaftHost, 'hasGroup' | 'openOrCreateGroup' | 'configuration'>;
+export type SplitHost = Pick<MultiRaftHost, 'nodeId' | 'hasGroup' | 'openOrCreateGroup' | 'configuration' | 'leaderOf' | 'campaign'>;
 
 const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
@@ -212,6 +212,9 @@ export class PartitionReplicaSet implements PartitionReplicas {
     if (!host.hasGroup(split.rightId)) {
       if (!this.#replicas.has(split.rightId)) this.#replicas.set(split.rightId, await this.#openReplica(split.rightId));
       await host.openOrCreateGroup(split.rightId, conf.voters, conf.learners);
+      // The parent's leader leads the right half at once: the writes routed to the parent go on to
+      // it (a leaderless half would hold its keys' writes for an election timeout or two).
+      if (host.leaderOf(parentId) === host.nodeId) host.campaign(split.rightId);
       this.#waitingForParent.delete(split.rightId);
       this.#log.info('partition split', { partition: parentId, right: split.rightId, index: split.index, epoch: split.epoch, voters: conf.voters });
     }

@@ -244,6 +244,8 @@ class Replica {
   lastSnapshotIndex: number;
   /** Not ticked: idle (see MultiRaftHostOptions.quiescence). */
   quiesced = false;
+  /** Ticks left during which a campaign asked for (see MultiRaftHost.campaign) starts again while no leader is known. */
+  campaignTicks = 0;
   /** The payload of the snapshot last received (framed after its data), until Raft's Ready takes the snapshot. */
   incomingPayload: { index: number; payload: Uint8Array } | undefined;
   removed = false;
@@ -589,6 +591,22 @@ export class MultiRaftHost {
   /** The leader this replica knows of (0: none), or undefined when the group is not hosted. */
   leaderOf(groupId: number): NodeId | undefined {
     return this.#groups.get(groupId)?.leader;
+  }
+
+  /**
+   * Starts an election of the group at once instead of after an election timeout: for a group just
+   * created here whose other members are being created alongside it (a split's right half, on the
+   * parent's leader), which would otherwise stay leaderless for 1-2 election timeouts. Members not
+   * created yet drop the vote requests, so the campaign starts again at each tick while no leader is
+   * known, for at most an election timeout. With pre-vote it disturbs no group that has a leader.
+   */
+  campaign(groupId: number): void {
+    this.#replica(groupId);
+    this.#enqueue(groupId, (r) => {
+      if (r.leader !== 0) return;
+      r.campaignTicks = this.#options.electionTick;
+      r.raw.campaign();
+    });
   }
 
   /** Asks the leader (this replica) to hand leadership to `to`; check leaderOf for the outcome. */
@@ -976,10 +994,17 @@ export class MultiRaftHost {
           continue;
         }
         for (let i = 0; i < ticks; i++) replica.raw.tick();
+        if (replica.campaignTicks > 0) this.#campaignAgain(replica, ticks);
         this.#dirty.add(replica);
       }
       if (quiesced) this.#options.sender.flush();
     }
+  }
+
+  /** A campaign asked for goes on while no leader is known (see campaign); a candidate's own votes are under way. */
+  #campaignAgain(replica: Replica, ticks: number): void {
+    replica.campaignTicks = replica.leader === 0 ? Math.max(0, replica.campaignTicks - ticks) : 0;
+    if (replica.campaignTicks > 0 && replica.role !== 'candidate') replica.raw.campaign();
   }
 
   /**
