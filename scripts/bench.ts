@@ -7,7 +7,7 @@
  *   npm run bench -- put,get,get-strong                                 issue 4: every target, same run
  *   npm run bench -- [workloads] [--targets shoal,dynalite,cluster,etcd] [--concurrency 64]
  *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
- *                    [--rounds 1] [--cpu-prof <dir>]
+ *                    [--rounds 1] [--cpu-prof <dir>] [--timeline] [--keep-data]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
  *   npm run bench -- split [...]     delegates to scripts/bench-split.ts (splitting off vs on)
  *
@@ -70,7 +70,10 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
   --max-requests <n>   cap per phase (default 10000000)
   --rounds <n>         alternate the targets this many times and pool the results, which evens out
                        load from other processes on a shared machine (default 1)
-  --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>`;
+  --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>
+  --keep-data          leave the Shoal targets' data directories (with a cluster's logs) in place
+  --timeline           print each measured phase second by second (ops, p99, max): a tail from one
+                       stall shows as one slow second`;
 
 /** Runs scripts/<name> with the rest of the arguments (its own options) and exits with its status. */
 function delegateTo(name: string, args: string[]): never {
@@ -126,6 +129,8 @@ function poolRounds(measurements: Measurement[]): Measurement[] {
         ? undefined
         : runs.reduce((sum, run) => sum + run.result.serverCpuSeconds!, 0),
       clientCpuSeconds: runs.reduce((sum, run) => sum + run.result.clientCpuSeconds, 0),
+      // The rounds' seconds one after another.
+      timeline: runs.flatMap((run) => run.result.timeline),
       latenciesMs: Float64Array.from(runs.flatMap((run) => [...run.result.latenciesMs])).sort(),
     },
   }));
@@ -232,6 +237,8 @@ async function main(): Promise<number> {
       'max-requests': { type: 'string', default: '10000000' },
       rounds: { type: 'string', default: '1' },
       'cpu-prof': { type: 'string' },
+      timeline: { type: 'boolean', default: false },
+      'keep-data': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -267,7 +274,7 @@ async function main(): Promise<number> {
   for (const name of schedule) {
     let target: RunningTarget;
     try {
-      target = await startTarget(name, { cpuProfileDir });
+      target = await startTarget(name, { cpuProfileDir, keepData: values['keep-data'] });
     } catch (error) {
       console.error(`\n${name}: could not start: ${(error as Error).message}`);
       failed = true;
@@ -293,6 +300,11 @@ async function main(): Promise<number> {
         console.log(`${name} ${workload}: ${(result.ops / result.seconds).toFixed(0)} ops/s, load average ${load()}`);
         if (result.probed !== undefined) console.log(`  ${describeProbed(result.probed, result.ops, result.seconds)}`);
         if (result.errorSample !== undefined) console.log(`  first error: ${result.errorSample}`);
+        if (values.timeline) {
+          for (const [second, { ops, p99Ms, maxMs }] of result.timeline.entries()) {
+            console.log(`  second ${String(second).padStart(3)}: ${String(ops).padStart(6)} ops, p99 ${ms(p99Ms)} ms, max ${ms(maxMs)} ms`);
+          }
+        }
       }
     } catch (error) {
       console.error(`${name}: ${(error as Error).message}`);

@@ -29,6 +29,25 @@ export interface LoadResult {
   clientCpuSeconds: number;
   /** How much each of the probe's totals grew during the measured phase (absent without a probe). */
   probed?: Record<string, number>;
+  /** The measured phase second by second, to see whether a tail is one stall or spread out. */
+  timeline: TimelineSecond[];
+}
+
+export interface TimelineSecond {
+  /** Requests completed in this second of the phase. */
+  ops: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Latencies grouped by the second of the phase their request completed in. */
+function timelineOf(latenciesMs: readonly number[], completedAtMs: readonly number[]): TimelineSecond[] {
+  const bySecond: number[][] = [];
+  for (let i = 0; i < latenciesMs.length; i++) (bySecond[Math.floor(completedAtMs[i] / 1000)] ??= []).push(latenciesMs[i]);
+  return Array.from(bySecond, (latencies = []) => {
+    const sorted = Float64Array.from(latencies).sort();
+    return { ops: sorted.length, p99Ms: percentile(sorted, 0.99), maxMs: percentile(sorted, 1) };
+  });
 }
 
 export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, options: LoadOptions): Promise<LoadResult> {
@@ -51,9 +70,11 @@ export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, opt
     probedBefore === undefined || probedAfter === undefined
       ? undefined
       : Object.fromEntries(Object.entries(probedAfter).map(([name, value]) => [name, value - (probedBefore[name] ?? 0)]));
+  const { completedAtMs, ...counts } = measured;
   return {
     ...(probed === undefined ? {} : { probed }),
-    ...measured,
+    ...counts,
+    timeline: timelineOf(measured.latenciesMs, completedAtMs),
     latenciesMs: Float64Array.from(measured.latenciesMs).sort(),
     serverCpuSeconds: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
     clientCpuSeconds: (clientUsed.user + clientUsed.system) / 1e6,

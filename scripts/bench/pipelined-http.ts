@@ -43,6 +43,8 @@ export interface DriveResult {
   seconds: number;
   /** Latency of each successful request, in milliseconds, in completion order. */
   latenciesMs: number[];
+  /** When each of them completed, in milliseconds since the phase started (same order). */
+  completedAtMs: number[];
 }
 
 interface ParsedResponse {
@@ -110,6 +112,7 @@ function chunkedEnd(buffer: Buffer, offset: number): number | undefined {
 export function drivePipelined(endpoint: Endpoint, nextRequest: () => Buffer, options: PipelinedLoadOptions): Promise<DriveResult> {
   const connections = Math.max(1, Math.min(options.connections, options.concurrency));
   const latenciesMs: number[] = [];
+  const completedAtMs: number[] = [];
   let errors = 0;
   let errorSample: string | undefined;
   let sent = 0;
@@ -122,7 +125,7 @@ export function drivePipelined(endpoint: Endpoint, nextRequest: () => Buffer, op
     let open = connections;
     const finished = (): void => {
       open--;
-      if (open === 0) resolve({ ops: latenciesMs.length, errors, errorSample, seconds: (performance.now() - start) / 1000, latenciesMs });
+      if (open === 0) resolve({ ops: latenciesMs.length, errors, errorSample, seconds: (performance.now() - start) / 1000, latenciesMs, completedAtMs });
     };
     const fail = (message: string, count: number): void => {
       errors += count;
@@ -177,7 +180,10 @@ export function drivePipelined(endpoint: Endpoint, nextRequest: () => Buffer, op
           consumed = parseResponses(buffer, 0, (response) => {
             const sentAt = sendTimes[head++];
             answered++;
-            if (response.status === 200) latenciesMs.push(now - sentAt);
+            if (response.status === 200) {
+              latenciesMs.push(now - sentAt);
+              completedAtMs.push(now - start);
+            }
             else fail(`HTTP ${response.status} ${response.errorBody ?? ''}`, 1);
           });
         } catch (error) {

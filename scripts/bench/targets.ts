@@ -42,11 +42,17 @@ export interface RaftCounters {
   leadersLost: number;
   /** Tick timer callbacks held up by 2 tick intervals or more: event-loop stalls of the nodes. */
   tickStalls: number;
+  /** Partitions split (by heat, size or command): each costs the writes of its partition a short dip. */
+  partitionSplits: number;
+  /** Calls the routers sent to a node again (after a redirect, an unreachable node, a leaderless group...). */
+  routerRetries: number;
 }
 
 export interface TargetOptions {
   /** Write V8 CPU profiles of the Node servers (every process of a cluster) into this directory. */
   cpuProfileDir?: string;
+  /** Leave a Shoal target's data directory (a cluster's node and router logs) in place when it stops. */
+  keepData?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -255,7 +261,8 @@ async function startShoalDev(
     cpuSeconds: () => processTreeCpuSeconds([started.child.pid]),
     stop: async () => {
       await stopChildAndDescendants(started.child);
-      await rm(dataDir, { recursive: true, force: true });
+      if (options.keepData === true) console.log(`${name}: data and logs kept in ${dataDir}`);
+      else await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -302,15 +309,16 @@ async function startCluster(options: TargetOptions): Promise<RunningTarget> {
     raftCounters: async () => {
       try {
         const texts = await Promise.all(
-          children
-            .filter((child) => child.role === 'node')
-            .map(async (child) => (await fetch(`http://${HOST}:${child.opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) })).text()),
+          children.map(async (child) => (await fetch(`http://${HOST}:${child.opsPort}/metrics`, { signal: AbortSignal.timeout(5_000) })).text()),
         );
+        // Node and router metrics have their own prefixes: summing every process's text counts each once.
         const sum = (name: string): number => texts.reduce((total, text) => total + promCounter(text, name), 0);
         return {
           leadersElected: sum('shoal_node_raft_leaders_elected_total'),
           leadersLost: sum('shoal_node_raft_leaders_lost_total'),
           tickStalls: sum('shoal_node_raft_tick_stalls_total'),
+          partitionSplits: sum('shoal_node_partition_splits_total'),
+          routerRetries: sum('shoal_router_node_retries_total'),
         };
       } catch {
         return undefined;
