@@ -106,5 +106,6 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     },
   };
 }
+export { CLIENT_TOKEN_TABLE } from './client-request-tokens.ts';
 export { connectCluster } from './cluster/index.ts';
 export type { ClusterBackend, ClusterOptions, ClusterClientMetrics, ClusterLogger, RetryPolicy } from './cluster/index.ts';
