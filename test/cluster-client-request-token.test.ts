@@ -1,9 +1,9 @@
-import { GetItemCommand, ListTablesCommand, TransactWriteItemsCommand, type DynamoDBClient, type TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, ListTablesCommand, TransactGetItemsCommand, TransactWriteItemsCommand, type DynamoDBClient, type TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
 import { CLIENT_TOKEN_TABLE } from '@shoal/router';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
 import { eventually, killStartedProcesses, NodeCluster, startClusterRouter, type ClusterRouter } from './helpers/cluster.ts';
-import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, keyedBy, type SdkError } from './helpers/item-assertions.ts';
 import { sdkClients } from './helpers/shoal.ts';
 
 /**
@@ -15,6 +15,8 @@ import { sdkClients } from './helpers/shoal.ts';
 
 const STEP_TIMEOUT_MS = 180_000;
 const TEN_MINUTES_MS = 10 * 60 * 1000;
+/** Deadline of the transactions of the router whose transaction is held past it: the resolvers abort it soon after. */
+const DYING_DEADLINE_MS = 2_000;
 
 /** Added to the routers' clock: moved past a token's lifetime by the expiry test. */
 let clockShift = 0;
@@ -23,29 +25,37 @@ const now = (): number => Date.now() + clockShift;
 interface TestRouter {
   router: ClusterRouter;
   client: DynamoDBClient;
+  /** Holds this router's next transaction right after its prepare until `hold` resolves; resolves once there. */
+  holdNext(hold: Promise<void>): Promise<void>;
 }
 
 let nodes: NodeCluster;
 const routers: TestRouter[] = [];
 let first: TestRouter;
 let second: TestRouter;
-/** When set, router 1's next transaction calls it right after its prepare and waits for what it answers. */
-let holdAfterPrepare: (() => Promise<void>) | undefined;
 
-async function startTestRouter(): Promise<TestRouter> {
+/** `deadlineMs`: how long its transactions may stay undecided before the partitions' resolvers abort them. */
+async function startTestRouter(deadlineMs?: number): Promise<TestRouter> {
+  let next: { hold: Promise<void>; reached: () => void } | undefined;
   const router = await startClusterRouter(nodes.metaAddresses, {
     now,
     transactions: {
+      deadlineMs,
       faults: {
         afterPrepare: async () => {
-          const hold = holdAfterPrepare;
-          holdAfterPrepare = undefined;
-          await hold?.();
+          const held = next;
+          next = undefined;
+          held?.reached();
+          await held?.hold;
         },
       },
     },
   });
-  const started = { router, client: sdkClients(router.endpoint).client };
+  const started: TestRouter = {
+    router,
+    client: sdkClients(router.endpoint).client,
+    holdNext: (hold) => new Promise<void>((reached) => (next = { hold, reached })),
+  };
   routers.push(started);
   return started;
 }
@@ -118,14 +128,8 @@ describe('ClientRequestToken across routers', () => {
   });
 
   it('answers TransactionInProgressException for a token whose first call is in flight, then success, applied once', { timeout: STEP_TIMEOUT_MS }, async () => {
-    let prepared!: () => void;
-    const reached = new Promise<void>((done) => (prepared = done));
     let release!: () => void;
-    const gate = new Promise<void>((done) => (release = done));
-    holdAfterPrepare = () => {
-      prepared();
-      return gate;
-    };
+    const reached = first.holdNext(new Promise<void>((done) => (release = done)));
     const held = first.client.send(new TransactWriteItemsCommand(increment('token-b', 'b'))).then(
       () => 'applied',
       (error: Error) => error.name,
@@ -145,6 +149,32 @@ describe('ClientRequestToken across routers', () => {
     expect(await held).toBe('applied');
     await second.client.send(new TransactWriteItemsCommand(increment('token-b', 'b')));
     expect(await counts(second.client, 'b')).toEqual(['1', '1']);
+  });
+
+  it('leaves the token free when its transaction was aborted by the resolvers (its deadline passed while held)', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const dying = await startTestRouter(DYING_DEADLINE_MS);
+    let release!: () => void;
+    const reached = dying.holdNext(new Promise<void>((done) => (release = done)));
+    const held = dying.client.send(new TransactWriteItemsCommand(increment('token-d', 'd'))).then(
+      () => undefined,
+      (error: SdkError) => error,
+    );
+    try {
+      await reached;
+      // Aborted by a resolver: its intents released, a read of its items no longer in conflict.
+      await eventually('the held transaction aborted', async () => {
+        const read = dying.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: 'counters', Key: key('d') } }, { Get: { TableName: 'journal', Key: key('d') } }] }));
+        return read.then(() => true, () => false);
+      }, 60_000, 250);
+    } finally {
+      release();
+    }
+    const refused = await held;
+    expect(refused?.name).toBe('TransactionCanceledException');
+    expect(refused?.CancellationReasons?.map((reason) => reason.Code)).toEqual(['TransactionConflict', 'TransactionConflict']);
+    await stopRouter(dying);
+    await second.client.send(new TransactWriteItemsCommand(increment('token-d', 'd')));
+    expect(await counts(second.client, 'd')).toEqual(['1', '1']);
   });
 
   it('applies concurrent calls with one token through both routers once', { timeout: STEP_TIMEOUT_MS }, async () => {
@@ -183,8 +213,8 @@ describe('ClientRequestToken across routers', () => {
   it('forgets a token 10 minutes on: its claim swept by the TTL sweep, the token free for a new request', { timeout: STEP_TIMEOUT_MS }, async () => {
     expect(await claimOf(second, 'token-a')).toBeDefined();
     clockShift += TEN_MINUTES_MS + 1_000;
-    // The claims of token-a, token-b and token-c.
-    expect(await second.router.router.sweepTtl()).toBe(3);
+    // The claims of token-a, token-b, token-c and token-d.
+    expect(await second.router.router.sweepTtl()).toBe(4);
     expect(await claimOf(second, 'token-a')).toBeUndefined();
     await first.client.send(new TransactWriteItemsCommand(increment('token-a', 'a', 2)));
     expect(await counts(first.client, 'a')).toEqual(['3', '2']);

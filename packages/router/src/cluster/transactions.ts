@@ -22,7 +22,7 @@
  * transaction is then aborted (which releases whatever it may have prepared) and the failure answered.
  */
 import { randomBytes } from 'node:crypto';
-import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult, WriteOutcome } from '@shoal/model';
+import type { PartitionDescriptor, PartitionWrite, PartitionWriteResult, WriteOperation, WriteOutcome } from '@shoal/model';
 import {
   beginTransactionRequestToWire,
   decideTransactionRequestToWire,
@@ -124,7 +124,7 @@ export class TransactionCoordinator {
       );
       return writeResultFromWire(value);
     };
-    const claims = participants.filter((partitionId) => (positions.get(partitionId) as number[]).some((position) => request.operations[position].table.name === CLIENT_TOKEN_TABLE));
+    const claims = participants.filter((partitionId) => (positions.get(partitionId) as number[]).some((position) => isClaim(request.operations[position])));
     const prepared = readOnly ? await Promise.allSettled(participants.map(prepareOn)) : await this.#prepareInOrder(participants, claims, prepareOn);
     const failure = prepared.find((result) => result.status === 'rejected');
     const refused = prepared.some((result) => result.status === 'fulfilled' && !result.value.applied);
@@ -267,7 +267,18 @@ function merge(request: PartitionWrite, positions: Map<number, number[]>, prepar
   return outcomes;
 }
 
-/** Not applied because another party decided the transaction first. */
+/**
+ * Not applied because another party decided the transaction first (a resolver, its deadline past).
+ * A token's claim was not refused by anyone: it says nothing of another transaction holding the token.
+ */
 function conflicted(request: PartitionWrite): PartitionWriteResult {
-  return { applied: false, outcomes: request.operations.map((): WriteOutcome => ({ status: 'transactionConflict' })) };
+  return {
+    applied: false,
+    outcomes: request.operations.map((operation): WriteOutcome => ({ status: isClaim(operation) ? 'ok' : 'transactionConflict' })),
+  };
+}
+
+/** The claim of a ClientRequestToken (client-request-tokens.ts), an operation of the transaction it claims the token for. */
+function isClaim(operation: WriteOperation): boolean {
+  return operation.table.name === CLIENT_TOKEN_TABLE;
 }
