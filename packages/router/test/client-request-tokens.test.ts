@@ -1,3 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import type { TableSchema, WriteOperation } from '@shoal/model';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +15,7 @@ import {
   requestDigest,
   TOKEN_LIFETIME_MS,
 } from '../src/client-request-tokens.ts';
+import { startRouter } from '../src/index.ts';
 import { startTtlSweeper } from '../src/ttl.ts';
 
 /**
@@ -135,5 +140,61 @@ describe('claims', () => {
 
   it('refused as invalid are a bug, not an answer', () => {
     expect(() => claimState({ status: 'invalid', message: 'bad' }, 'digest-a')).toThrow(/refused: bad/);
+  });
+});
+
+describe('the one-process engine (shoal dev --single)', () => {
+  /** A router over a store in `dataDir`, as `shoal dev --single` starts them, with an SDK client. */
+  async function withEngine(dataDir: string, body: (client: DynamoDBClient) => Promise<void>): Promise<void> {
+    const local = await openLocalStore({ dataDir });
+    try {
+      const router = await startRouter({ partitions: local.partitions, catalog: local.catalog, port: 0, ttlSweepIntervalMs: 0 });
+      const client = new DynamoDBClient({
+        endpoint: `http://127.0.0.1:${router.port}`,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'shoal', secretAccessKey: 'shoal' },
+        maxAttempts: 1,
+      });
+      try {
+        await body(client);
+      } finally {
+        client.destroy();
+        await router.close();
+      }
+    } finally {
+      await local.close();
+    }
+  }
+
+  const increment = (by: number) =>
+    new TransactWriteItemsCommand({
+      ClientRequestToken: 'restart-token',
+      TransactItems: [{ Update: { TableName: 'counters', Key: { id: { S: 'r' } }, UpdateExpression: 'ADD hits :by', ExpressionAttributeValues: { ':by': { N: String(by) } } } }],
+    });
+  const hitsOf = async (client: DynamoDBClient): Promise<unknown> =>
+    (await client.send(new GetItemCommand({ TableName: 'counters', Key: { id: { S: 'r' } }, ConsistentRead: true }))).Item?.hits;
+
+  it('knows a token after a restart of its store', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'shoal-tokens-'));
+    try {
+      await withEngine(dataDir, async (client) => {
+        await client.send(
+          new CreateTableCommand({
+            TableName: 'counters',
+            KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+            AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+            BillingMode: 'PAY_PER_REQUEST',
+          }),
+        );
+        await client.send(increment(1));
+      });
+      await withEngine(dataDir, async (client) => {
+        await client.send(increment(1));
+        await expect(client.send(increment(2))).rejects.toMatchObject({ name: 'IdempotentParameterMismatchException' });
+        expect(await hitsOf(client)).toEqual({ N: '1' });
+      });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
