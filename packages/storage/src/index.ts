@@ -10,6 +10,7 @@ export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';
 export { decodePartitionSnapshot, PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
+export { checkPartitionSnapshot, RESTORE_BATCH_BYTES, type CheckedPartitionSnapshot, type StagedPartitionSnapshot } from './partition-restore.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */
 export interface LocalStore {
@@ -23,8 +24,17 @@ export interface LocalStore {
 export async function openLocalStore(options: DatabaseOptions): Promise<LocalStore> {
   const database = await openDatabase(options);
   const commits = new CommitQueue(database);
+  const partitions = new PartitionStore(database.level, commits);
+  try {
+    // A restore a crash interrupted is completed before anything reads or writes the store.
+    await partitions.finishInterruptedRestores();
+  } catch (error) {
+    await commits.close();
+    await database.close();
+    throw error;
+  }
   return {
-    partitions: new PartitionStore(database.level, commits),
+    partitions,
     catalog: new LevelTableCatalog(database.level, commits),
     async close() {
       await commits.close();

@@ -94,13 +94,16 @@ export class PartitionSnapshotFormatError extends Error {
 const metaTagRange = (tag: number): KeyRange => ({ start: new Uint8Array([0, 0, 0, 0, tag]), end: new Uint8Array([0, 0, 0, 0, tag + 1]) });
 
 /** An intent's item key (its value carries it in hex: the key's end is the transaction id). */
-function intentItemKey(value: Uint8Array): { itemKey: Uint8Array; intent: StoredIntent } {
+export function intentItemKey(value: Uint8Array): { itemKey: Uint8Array; intent: StoredIntent } {
   const { itemKey, ...intent } = decodeJson<StoredIntent & { itemKey: string }>(value);
   return { itemKey: new Uint8Array(Buffer.from(itemKey, 'hex')), intent };
 }
 
-/** The parts of the store a replica owns: a key range each, and which of its entries belong. */
-function scopeParts(scope: PartitionScope): Array<{ range: KeyRange; belongs?(value: Uint8Array): boolean }> {
+/** A part of the store a replica owns: a key range, and which of its entries belong (all without `belongs`). */
+type ScopePart = { range: KeyRange; belongs?(value: Uint8Array): boolean };
+
+/** The parts of the store a replica owns. */
+function scopeParts(scope: PartitionScope): ScopePart[] {
   const { table, bound, groupId } = scope;
   return [
     { range: clampRange(spaceRange(table.tableId), bound) },
@@ -120,22 +123,28 @@ function scopeParts(scope: PartitionScope): Array<{ range: KeyRange; belongs?(va
   ];
 }
 
-/** Every entry of the replicas in `scopes` (each key once), read from `snapshot` when given. */
-async function* partitionEntries(level: ByteLevel, scopes: readonly PartitionScope[], snapshot?: AbstractSnapshot): AsyncGenerator<[Uint8Array, Uint8Array]> {
-  const seen = new Set<string>();
+const partHolds = (part: ScopePart, key: Uint8Array, value: Uint8Array): boolean =>
+  compareBytes(part.range.start, key) <= 0 && compareBytes(key, part.range.end) < 0 && (part.belongs === undefined || part.belongs(value));
+
+/**
+ * Every entry of the replicas in `scopes` (each key once: an entry an earlier scope holds too is
+ * left to it, checked entry by entry, so no set of keys grows with the partition), read from
+ * `snapshot` when given.
+ */
+export async function* partitionEntries(level: ByteLevel, scopes: readonly PartitionScope[], snapshot?: AbstractSnapshot): AsyncGenerator<[Uint8Array, Uint8Array]> {
+  const earlier: ScopePart[] = [];
   for (const scope of scopes) {
-    for (const { range, belongs } of scopeParts(scope)) {
+    const parts = scopeParts(scope);
+    for (const part of parts) {
+      const { range, belongs } = part;
       if (compareBytes(range.start, range.end) >= 0) continue;
       for await (const [key, value] of level.iterator({ gte: range.start, lt: range.end, ...(snapshot === undefined ? {} : { snapshot }) })) {
         if (belongs !== undefined && !belongs(value)) continue;
-        if (scopes.length > 1) {
-          const id = mapKey(key);
-          if (seen.has(id)) continue;
-          seen.add(id);
-        }
+        if (earlier.some((other) => partHolds(other, key, value))) continue;
         yield [key, value];
       }
     }
+    earlier.push(...parts);
   }
 }
 
@@ -190,6 +199,25 @@ export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): 
   };
 }
 
+/** What a snapshot's header says: its group and the applied index its data holds. */
+export interface PartitionSnapshotHeader {
+  groupId: number;
+  appliedIndex: number;
+}
+
+export function decodeSnapshotHeader(bytes: Uint8Array): PartitionSnapshotHeader {
+  let header: { format?: unknown; groupId?: unknown; appliedIndex?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as typeof header;
+  } catch (error) {
+    throw new PartitionSnapshotFormatError(`its header is not JSON (${(error as Error).message})`);
+  }
+  if (header.format !== FORMAT || !Number.isSafeInteger(header.groupId) || !Number.isSafeInteger(header.appliedIndex)) {
+    throw new PartitionSnapshotFormatError(`unknown header ${JSON.stringify(header)}`);
+  }
+  return { groupId: header.groupId as number, appliedIndex: header.appliedIndex as number };
+}
+
 export function decodePartitionSnapshot(bytes: Uint8Array): PartitionSnapshotContents {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const take = (at: number, length: number, what: string): Uint8Array => {
@@ -197,16 +225,7 @@ export function decodePartitionSnapshot(bytes: Uint8Array): PartitionSnapshotCon
     return new Uint8Array(view.subarray(at, at + length));
   };
   const headerLength = decodeU32(take(0, 4, 'the header length'));
-  let header: { format?: unknown; groupId?: unknown; appliedIndex?: unknown };
-  try {
-    header = JSON.parse(Buffer.from(take(4, headerLength, 'the header')).toString('utf8')) as typeof header;
-  } catch (error) {
-    if (error instanceof PartitionSnapshotFormatError) throw error;
-    throw new PartitionSnapshotFormatError(`its header is not JSON (${(error as Error).message})`);
-  }
-  if (header.format !== FORMAT || !Number.isSafeInteger(header.groupId) || !Number.isSafeInteger(header.appliedIndex)) {
-    throw new PartitionSnapshotFormatError(`unknown header ${JSON.stringify(header)}`);
-  }
+  const header = decodeSnapshotHeader(take(4, headerLength, 'the header'));
   const pairs: Array<[Uint8Array, Uint8Array]> = [];
   for (let at = 4 + headerLength; at < view.length; ) {
     const keyLength = decodeU32(take(at, 4, 'a key length'));
@@ -216,7 +235,7 @@ export function decodePartitionSnapshot(bytes: Uint8Array): PartitionSnapshotCon
     pairs.push([key, take(at + 4, valueLength, 'a value')]);
     at += 4 + valueLength;
   }
-  return { groupId: header.groupId as number, appliedIndex: header.appliedIndex as number, pairs };
+  return { ...header, pairs };
 }
 
 /** What a restore needs of the store's in-memory books (PartitionStore holds them under its commit lock). */
@@ -228,8 +247,8 @@ export interface RestoreBooks {
   adjustStatistics(spaceId: number, delta: { itemCount: number; sizeBytes: number }): Mutation;
 }
 
-const spaceOf = (key: Uint8Array): number => decodeU32(key.subarray(0, 4));
-const isIntent = (key: Uint8Array): boolean => spaceOf(key) === 0 && key[4] === INTENT_TAG;
+export const spaceOf = (key: Uint8Array): number => decodeU32(key.subarray(0, 4));
+export const isIntent = (key: Uint8Array): boolean => spaceOf(key) === 0 && key[4] === INTENT_TAG;
 
 /**
  * The mutations replacing the replica's current state (every scope in `replaced`: its range before

@@ -46,7 +46,8 @@ import {
   type PartitionBound,
 } from './layout.ts';
 import { readRange } from './range-read.ts';
-import { openPartitionSnapshot, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
+import { openPartitionSnapshot, PartitionSnapshotFormatError, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
+import { readRestoreMarkers, runPartitionRestore, type CheckedPartitionSnapshot, type RestoreTarget } from './partition-restore.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
 import {
   IntentIndex,
@@ -552,6 +553,52 @@ export class PartitionStore implements PartitionClient {
       });
       return { result: undefined, mutations };
     });
+  }
+
+  /**
+   * Replaces a partition replica's state (each scope of `replaced`) with a snapshot staged in a file,
+   * in bounded batches behind a restore marker (partition-restore.ts), so that a crash part way is
+   * completed when the store opens again. Resolves with the applied mark it set: max(the snapshot
+   * data's, `snapshotIndex`). The replica's index backfills stop (the snapshot's running index commands
+   * are the replica's to resume).
+   */
+  restorePartitionSnapshotFile(replaced: readonly PartitionScope[], snapshot: CheckedPartitionSnapshot, snapshotIndex: number, options: { batchBytes?: number } = {}): Promise<number> {
+    const stray = replaced.find((scope) => scope.groupId !== snapshot.groupId);
+    if (stray !== undefined) return Promise.reject(new PartitionSnapshotFormatError(`a snapshot of group ${snapshot.groupId} cannot replace group ${stray.groupId}`));
+    return runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
+  }
+
+  /**
+   * Completes the restores a crash interrupted (their markers name their staged files): to call once
+   * the store opens, before anything else reads or writes it. Answers their groups.
+   */
+  async finishInterruptedRestores(): Promise<number[]> {
+    const restores = await readRestoreMarkers(this.level);
+    for (const restore of restores) await runPartitionRestore(this.restoreTarget(), restore);
+    return restores.map((restore) => restore.snapshot.groupId);
+  }
+
+  private restoreTarget(): RestoreTarget {
+    return {
+      level: this.level,
+      batch: (plan) =>
+        this.commits.exclusive(async (state) => {
+          await this.intents.load(state);
+          await state.durable();
+          const mutations = plan({
+            stopBackfills: ({ table, bound }) => {
+              for (const index of table.indexes) this.stopBackfills(index.indexId, bound);
+            },
+            releaseIntents: (bound) => this.intents.transactions().flatMap(({ transaction }) => this.intents.release(transaction.id, bound)),
+            putIntents: (intents) => this.intents.put(intents),
+            adjustStatistics: (spaceId, delta) => {
+              const current = this.statisticsBook.current(spaceId, state);
+              return this.statisticsBook.record(spaceId, { itemCount: current.itemCount + delta.itemCount, sizeBytes: current.sizeBytes + delta.sizeBytes });
+            },
+          });
+          return { result: undefined, mutations };
+        }),
+    };
   }
 
   /** Deletes an index's entries: all of them, or those whose base item lies in `bound`. */
