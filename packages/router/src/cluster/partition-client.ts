@@ -178,11 +178,7 @@ export class ClusterPartitionClient implements PartitionClient {
     // Encoded (and hashed) once: every attempt looks the same keys up in the map as it is then.
     const keys = request.operations.map((operation) => tableItemKey(operation.table, operation.key));
     if (keys.length > 1) {
-      const positions = new Map<number, number[]>();
-      keys.forEach((key, position) => {
-        const owner = this.#view.map.lookup(key);
-        if (owner !== undefined) positions.set(owner.id, [...(positions.get(owner.id) ?? []), position]);
-      });
+      const positions = await this.#positionsByPartition(keys);
       if (positions.size > 1) return this.#transactions.run(request, positions);
     }
     const [only] = keys;
@@ -207,6 +203,33 @@ export class ClusterPartitionClient implements PartitionClient {
     );
     this.#view.noteWritten(partition.id, value.appliedIndex);
     return value.result;
+  }
+
+  /**
+   * The positions of a write's operations by partition (the first operation's partition first), once
+   * the map has an owner for every key: an operation left out would be lost from its transaction (a
+   * table this router just created is in its catalog before its partitions are in its map when the
+   * refresh after the creation failed).
+   */
+  async #positionsByPartition(keys: readonly Uint8Array[]): Promise<Map<number, number[]>> {
+    const byPartition = (): Map<number, number[]> | undefined => {
+      const positions = new Map<number, number[]>();
+      for (const [position, key] of keys.entries()) {
+        const owner = this.#view.map.lookup(key);
+        if (owner === undefined) return undefined;
+        positions.set(owner.id, [...(positions.get(owner.id) ?? []), position]);
+      }
+      return positions;
+    };
+    const budget = new RetryBudget(this.#policy);
+    while (budget.next()) {
+      const positions = byPartition();
+      if (positions !== undefined) return positions;
+      await this.#refresh();
+      if (byPartition() === undefined) await budget.pause();
+    }
+    this.#counters.exhaustedRetriesTotal++;
+    throw serviceUnavailable('The partition map has no partition for a key of the write yet');
   }
 
   /**
