@@ -144,9 +144,9 @@ describe('claims', () => {
 });
 
 describe('the one-process engine (shoal dev --single)', () => {
-  /** A router over a store in `dataDir`, as `shoal dev --single` starts them, with an SDK client. */
-  async function withEngine(dataDir: string, body: (client: DynamoDBClient) => Promise<void>): Promise<void> {
-    const local = await openLocalStore({ dataDir });
+  /** A router over a store in `dataDir` (in memory without one), as `shoal dev --single` starts them, with an SDK client. */
+  async function withEngine(dataDir: string | undefined, body: (client: DynamoDBClient) => Promise<void>): Promise<void> {
+    const local = await openLocalStore(dataDir === undefined ? { inMemory: true } : { dataDir });
     try {
       const router = await startRouter({ partitions: local.partitions, catalog: local.catalog, port: 0, ttlSweepIntervalMs: 0 });
       const client = new DynamoDBClient({
@@ -174,18 +174,35 @@ describe('the one-process engine (shoal dev --single)', () => {
   const hitsOf = async (client: DynamoDBClient): Promise<unknown> =>
     (await client.send(new GetItemCommand({ TableName: 'counters', Key: { id: { S: 'r' } }, ConsistentRead: true }))).Item?.hits;
 
+  const createCounters = (client: DynamoDBClient) =>
+    client.send(
+      new CreateTableCommand({
+        TableName: 'counters',
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+
+  it('answers a repeated call with the read capacity of its items, the first with the write capacity', async () => {
+    await withEngine(undefined, async (client) => {
+      await createCounters(client);
+      const put = new TransactWriteItemsCommand({
+        ClientRequestToken: 'capacity-token',
+        ReturnConsumedCapacity: 'TOTAL',
+        TransactItems: [{ Put: { TableName: 'counters', Item: { id: { S: 'big' }, text: { S: 'x'.repeat(3_000) } } } }],
+      });
+      // 3 KB: three write units, one read unit, each doubled in a transaction.
+      expect((await client.send(put)).ConsumedCapacity).toEqual([{ TableName: 'counters', CapacityUnits: 6 }]);
+      expect((await client.send(put)).ConsumedCapacity).toEqual([{ TableName: 'counters', CapacityUnits: 2 }]);
+    });
+  });
+
   it('knows a token after a restart of its store', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'shoal-tokens-'));
     try {
       await withEngine(dataDir, async (client) => {
-        await client.send(
-          new CreateTableCommand({
-            TableName: 'counters',
-            KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-            AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-            BillingMode: 'PAY_PER_REQUEST',
-          }),
-        );
+        await createCounters(client);
         await client.send(increment(1));
       });
       await withEngine(dataDir, async (client) => {
