@@ -23,7 +23,7 @@ export interface ClusterOptions {
   log?: ClusterLogger;
   /** Partitions of a table this router creates; 0 or absent: the meta group's default. */
   initialPartitions?: number;
-  /** Bounds of every retried call (defaults: 16 attempts, 15 s). */
+  /** Bounds of every retried call (default: DEFAULT_RETRY_POLICY, 64 attempts within 15 s). */
   retry?: Partial<RetryPolicy>;
   /** Deadline of one write or read sent to a node (default 10 s). */
   rpcTimeoutMs?: number;
