@@ -87,7 +87,7 @@ export {
   getManyResultsFromWire,
 } from './partition-codec.ts';
 export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions } from './partition-codec.ts';
-export { encodeWriteRequest, encodeWriteManyRequest, encodeGetRequest, encodeGetManyRequest } from './partition-requests.ts';
+export { encodeWriteRequest, encodeWriteManyRequest, encodeWriteManyCalls, encodeGetRequest, encodeGetManyRequest, type WriteManyCall } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { decodeWriteRequest, decodeWriteManyRequest, decodeGetRequest, decodeGetManyRequest, encodeWriteResponse, encodeWriteManyResponse, encodeGetResponse, encodeGetManyResponse } from './partition-answers.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';

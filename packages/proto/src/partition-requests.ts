@@ -343,8 +343,44 @@ export function encodeWriteRequest(target: RoutedTo | undefined, write: model.Pa
 /** WriteManyRequest, as writeManyRequestToWire builds it. */
 export function encodeWriteManyRequest(target: RoutedTo, writes: readonly model.PartitionWrite[]): EncodedMessage<typeof WriteManyRequestSchema> {
   const tables = new TableSizes();
+  return encodeWriteMany(target, writes.map((write) => writeSize(write, undefined, tables)));
+}
+
+/** One WriteManyRequest of `calls`: its message and how many of the writes (in order) it carries. */
+export interface WriteManyCall {
+  count: number;
+  message: EncodedMessage<typeof WriteManyRequestSchema>;
+}
+
+/**
+ * `writes` as WriteManyRequests of at most `maxBytes` each (a write larger than that alone in its
+ * own), in order: a call, and so the Raft entry the node makes of it, stays within what one message
+ * carries however large the items coalesced in one turn are. Each write is measured once.
+ */
+export function encodeWriteManyCalls(target: RoutedTo, writes: readonly model.PartitionWrite[], maxBytes: number): WriteManyCall[] {
+  const tables = new TableSizes();
+  const overhead = delimitedSize(targetSize(target));
+  const calls: WriteManyCall[] = [];
+  let current: WriteSize[] = [];
+  let bytes = overhead;
+  const cut = (): void => {
+    calls.push({ count: current.length, message: encodeWriteMany(target, current) });
+    current = [];
+    bytes = overhead;
+  };
+  for (const write of writes) {
+    const size = writeSize(write, undefined, tables);
+    const framed = delimitedSize(size.size);
+    if (current.length > 0 && bytes + framed > maxBytes) cut();
+    current.push(size);
+    bytes += framed;
+  }
+  if (current.length > 0) cut();
+  return calls;
+}
+
+function encodeWriteMany(target: RoutedTo, sizes: readonly WriteSize[]): EncodedMessage<typeof WriteManyRequestSchema> {
   const targetBytes = targetSize(target);
-  const sizes = writes.map((write) => writeSize(write, undefined, tables));
   const out = new FrameWriter(delimitedSize(targetBytes) + sizes.reduce((sum, size) => sum + delimitedSize(size.size), 0));
   writeTarget(out, 1, target, targetBytes);
   for (const size of sizes) {

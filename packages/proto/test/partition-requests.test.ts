@@ -21,6 +21,7 @@ import {
   WriteRequestSchema,
   encodeGetManyRequest,
   encodeGetRequest,
+  encodeWriteManyCalls,
   encodeWriteManyRequest,
   encodeWriteRequest,
   getManyRequestToWire,
@@ -60,6 +61,34 @@ describe('hand-encoded partition requests', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('cut writes into WriteMany calls of at most maxBytes, in order, each as protobuf-es encodes its slice', () => {
+    const writes = table.chain((shared) => fc.array(write(fc.constant(shared)), { minLength: 1, maxLength: 12 }));
+    fc.assert(
+      fc.property(target, writes, fc.integer({ min: 1, max: 4096 }), (routedTo, batch, maxBytes) => {
+        const calls = encodeWriteManyCalls(routedTo, batch, maxBytes);
+        expect(calls.reduce((sum, call) => sum + call.count, 0)).toBe(batch.length);
+        let start = 0;
+        for (const call of calls) {
+          const slice = batch.slice(start, start + call.count);
+          start += call.count;
+          expect(call.count).toBeGreaterThan(0);
+          expect(Buffer.from(call.message.message).equals(Buffer.from(toBinary(WriteManyRequestSchema, writeManyRequestToWire(routedTo, slice))))).toBe(true);
+          // Within the bound, unless one write alone passes it.
+          if (call.count > 1) expect(call.message.message.length).toBeLessThanOrEqual(maxBytes);
+        }
+        // As few calls as the bound allows: no two neighbours would have fitted in one.
+        for (let i = 1, at = 0; i < calls.length; i++) {
+          at += calls[i - 1].count;
+          const joined = encodeWriteManyRequest(routedTo, batch.slice(at - calls[i - 1].count, at + 1));
+          expect(joined.message.length).toBeGreaterThan(maxBytes);
+        }
+      }),
+      { numRuns: 150 },
+    );
+    const [one] = encodeWriteManyCalls({ partitionId: 1n, epoch: 1n }, [], 100);
+    expect(one).toBeUndefined();
   });
 
   it('encode a Get and a GetMany as protobuf-es does, with their read options', () => {

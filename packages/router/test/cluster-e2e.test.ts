@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BatchWriteItemCommand,
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
@@ -166,6 +167,20 @@ describe('the DynamoDB API over a three-node cluster', () => {
     for (const pk of keys) {
       const item = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S(pk), sk: N(0) }, ConsistentRead: true }));
       expect(item.Item).toEqual({ pk: S(pk), sk: N(0) });
+    }
+  });
+
+  it('large items written in one turn go to their partition in calls of at most 1 MiB: all land, and the partition keeps taking writes', { timeout: 60_000 }, async () => {
+    // 10 x 350 KB in one item collection: one WriteMany of them would be a 3.5 MB Raft entry, more
+    // than one message to the followers carries (the partition stalled behind it for good).
+    const blob = S('x'.repeat(350_000));
+    const items = Array.from({ length: 10 }, (_, i) => ({ pk: S('large'), sk: N(i), blob }));
+    const answer = await client.send(new BatchWriteItemCommand({ RequestItems: { orders: items.map((Item) => ({ PutRequest: { Item } })) } }));
+    expect(answer.UnprocessedItems ?? {}).toEqual({});
+    await client.send(new PutItemCommand({ TableName: 'orders', Item: { pk: S('large'), sk: N(100) } }));
+    for (const sk of [...items.keys(), 100]) {
+      const item = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('large'), sk: N(sk) }, ConsistentRead: true, ProjectionExpression: 'sk' }));
+      expect(item.Item).toEqual({ sk: N(sk) });
     }
   });
 

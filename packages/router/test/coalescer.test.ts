@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorDetailSchema, NodeState, RpcError, Status, type CallOptions, type RoutedTo } from '@shoal/proto';
-import { MAX_COALESCED, RequestCoalescer, RequestNotSent, type CoalescerOptions } from '../src/cluster/coalescer.ts';
+import { MAX_COALESCED, MIN_HELD_SEND_MS, RequestCoalescer, RequestNotSent, type CoalescerOptions } from '../src/cluster/coalescer.ts';
 import { classifyFailure } from '../src/cluster/retry.ts';
 
 /**
@@ -140,6 +140,21 @@ describe('RequestCoalescer', () => {
     expect(await held).toBe('done b');
   });
 
+  it('fails only the requests a call answered with an error of their own (a part of a call that went as several)', async () => {
+    const refused = new RpcError(Status.UNAVAILABLE, 'that part of the call failed');
+    const coalescer = new RequestCoalescer<object, string, string>({
+      one: async (_rpc, _target, request) => `done ${request}`,
+      many: async (_rpc, _target, requests) => requests.map((request) => (request === 'b' ? refused : `done ${request}`)),
+    });
+    const node = {};
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((request) => coalescer.submit(node, target, request, {})));
+    expect(results).toEqual([
+      { status: 'fulfilled', value: 'done a' },
+      { status: 'rejected', reason: refused },
+      { status: 'fulfilled', value: 'done c' },
+    ]);
+  });
+
   it('sends a full call of held requests at once, past maxInFlight (a group holds fewer than MAX_COALESCED)', async () => {
     const { calls, node, coalescer } = fakeCalls();
     const bounded = coalescer(1);
@@ -192,6 +207,34 @@ describe('RequestCoalescer deadlines of held requests (fake timers)', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(calls).toHaveLength(2);
     expect(bounded.activeGroups).toBe(0);
+  });
+
+  it('gives a held request back unsent once less than MIN_HELD_SEND_MS of its deadline is left, but sends a fresh one with what it has', async () => {
+    vi.useFakeTimers();
+    const { calls, node, coalescer } = fakeCalls();
+    const bounded = coalescer(1);
+    const first = bounded.submit(node, target, 'a', { timeoutMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    let outcome: unknown;
+    const held = bounded.submit(node, target, 'b', { timeoutMs: 1_000 }).then(
+      (result) => (outcome = result),
+      (error: unknown) => (outcome = error),
+    );
+    await vi.advanceTimersByTimeAsync(1_000 - MIN_HELD_SEND_MS - 1);
+    expect(outcome).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    await held;
+    expect(outcome).toBeInstanceOf(RequestNotSent);
+    calls[0]!.answer();
+    expect(await first).toBe('done a');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((call) => call.requests)).toEqual([['a']]);
+    // Never held: it goes with the little it was given.
+    const fresh = bounded.submit(node, target, 'c', { timeoutMs: MIN_HELD_SEND_MS / 5 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((call) => [call.requests, call.options.timeoutMs])).toEqual([[['a'], 10_000], [['c'], MIN_HELD_SEND_MS / 5]]);
+    calls[1]!.answer();
+    expect(await fresh).toBe('done c');
   });
 
   it('answers every write within its deadline when the leader hangs (1,000 writes in 1 s, maxInFlight 2)', async () => {

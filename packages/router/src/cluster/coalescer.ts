@@ -7,8 +7,8 @@
  * With `maxInFlight`, a group has at most that many calls out at once: requests made while they are
  * out wait (are held), and go together once one is answered (writes: bigger Raft entries under load,
  * and no more calls than the leader can take in). A held request is bounded like a sent one:
- * - its deadline (`timeoutMs`) runs from its submission: held past it, it fails with RequestNotSent,
- *   and once sent, its call gets only what is left of it;
+ * - its deadline (`timeoutMs`) runs from its submission: held until less than MIN_HELD_SEND_MS is
+ *   left of it, it fails with RequestNotSent, and once sent, its call gets only what is left of it;
  * - when a call of its group fails (the node did not serve it: a redirect, a lost connection, a
  *   deadline), it fails with RequestNotSent carrying that error: the node is not serving the group;
  * - a group holds fewer than MAX_COALESCED: a full call's worth goes at once, past `maxInFlight`.
@@ -24,10 +24,16 @@
  * before proposing (NotLeader, StaleEpoch...) is provably unproposed and is sent again, possibly in
  * another call; every write of a call that failed ambiguously is ambiguous.
  */
-import { RpcError, type CallOptions, type RoutedTo } from '@shoal/proto';
+import type { CallOptions, RoutedTo } from '@shoal/proto';
 
 /** How many requests one call carries at most (more in one turn go as several calls). */
 export const MAX_COALESCED = 128;
+
+/**
+ * A held request is given back unsent once no more than this is left of its deadline: sent with a few
+ * milliseconds, it would likely time out after leaving, and a write's fate would then be unknown.
+ */
+export const MIN_HELD_SEND_MS = 50;
 
 /**
  * A request given back without having been sent: held past its deadline behind its group's calls,
@@ -55,6 +61,8 @@ interface Pending<Request, Result> {
   options: CallOptions;
   /** When its deadline passes, on the coalescer's clock (infinite without `timeoutMs`). */
   expiresAt: number;
+  /** Held behind its group's calls at least once (so given back when too little time is left to send it). */
+  held: boolean;
   resolve(result: Result): void;
   reject(error: unknown): void;
 }
@@ -74,8 +82,11 @@ interface Group<Rpc, Request, Result> {
 export interface CoalescerCalls<Rpc, Request, Result> {
   /** One request alone (the plain RPC). */
   one(rpc: Rpc, target: RoutedTo, request: Request, options: CallOptions): Promise<Result>;
-  /** Several requests in one call: one result, or the RpcError of that request alone, each in order. */
-  many(rpc: Rpc, target: RoutedTo, requests: Request[], options: CallOptions): Promise<Array<Result | RpcError>>;
+  /**
+   * Several requests in one call: one result, or the error of that request alone (an RpcError, or the
+   * failure of the part of the call that carried it when it went as several), each in order.
+   */
+  many(rpc: Rpc, target: RoutedTo, requests: Request[], options: CallOptions): Promise<Array<Result | Error>>;
 }
 
 export interface CoalescerOptions {
@@ -136,7 +147,7 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
         byPartition.set(key, group);
       }
       const expiresAt = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : this.#clock() + options.timeoutMs;
-      group.pending.push({ request, options, expiresAt, resolve, reject });
+      group.pending.push({ request, options, expiresAt, held: false, resolve, reject });
       this.#fed.add(group);
       if (!this.#scheduled) {
         this.#scheduled = true;
@@ -168,10 +179,13 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
       });
     }
     if (group.pending.length > 0) {
-      // Held: a timer at the earliest deadline among them fails it (and any other passed by then).
+      // Held: a timer at the earliest give-back time among them fails it (and any other due by then).
       // One armed earlier is kept: it only drains again, and arms the next.
       let earliest = Number.POSITIVE_INFINITY;
-      for (const entry of group.pending) earliest = Math.min(earliest, entry.expiresAt);
+      for (const entry of group.pending) {
+        entry.held = true;
+        earliest = Math.min(earliest, entry.expiresAt - MIN_HELD_SEND_MS);
+      }
       if (earliest < group.expiryAt) {
         clearTimeout(group.expiry);
         group.expiryAt = earliest;
@@ -195,13 +209,14 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
     }
   }
 
-  /** Fails the held requests whose deadline passed behind the group's calls. */
+  /** Fails the requests whose deadline passed, and the held ones with too little of it left to be sent. */
   #giveBackExpired(group: Group<Rpc, Request, Result>): void {
     const now = this.#clock();
-    if (!group.pending.some((entry) => entry.expiresAt <= now)) return;
-    const expired = new RequestNotSent(`not sent: held past its deadline while ${group.inFlight} earlier call(s) to the node were unanswered`);
+    const due = (entry: Pending<Request, Result>): boolean => entry.expiresAt <= now || (entry.held && entry.expiresAt - now <= MIN_HELD_SEND_MS);
+    if (!group.pending.some(due)) return;
+    const expired = new RequestNotSent(`not sent: held to its deadline while ${group.inFlight} earlier call(s) to the node were unanswered`);
     group.pending = group.pending.filter((entry) => {
-      if (entry.expiresAt > now) return true;
+      if (!due(entry)) return true;
       entry.reject(expired);
       return false;
     });
@@ -237,8 +252,8 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
     return this.#calls.many(rpc, target, pending.map((entry) => entry.request), options).then(
       (results) =>
         pending.forEach((entry, position) => {
-          const result = results[position] as Result | RpcError;
-          if (result instanceof RpcError) entry.reject(result);
+          const result = results[position] as Result | Error;
+          if (result instanceof Error) entry.reject(result);
           else entry.resolve(result);
         }),
       (error: unknown) => {

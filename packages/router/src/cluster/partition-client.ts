@@ -31,7 +31,7 @@ import {
   appliedWriteFromWire,
   encodeGetManyRequest,
   encodeGetRequest,
-  encodeWriteManyRequest,
+  encodeWriteManyCalls,
   encodeWriteRequest,
   getResultFromWire,
   getManyResultsFromWire,
@@ -81,6 +81,13 @@ type Mode = 'write' | 'leader' | 'eventual' | 'any';
 const WRITE_CALLS_IN_FLIGHT = 2;
 
 /**
+ * Bytes of one WriteMany call at most: writes coalesced in one turn (a BatchWriteItem of 25 items of
+ * 400 KB, a burst of large PutItems) go as several calls, since the node makes each call one Raft
+ * entry and an entry must travel to the followers in one message.
+ */
+export const MAX_WRITE_CALL_BYTES = 1024 * 1024;
+
+/**
  * How long eventual reads asking more than a replica said it had applied (ReplicaBehind) skip it,
  * while another replica is left: long enough that a follower lagging long refuses about once a
  * second per partition rather than one read in three; short enough that it serves again soon after.
@@ -127,7 +134,22 @@ export class ClusterPartitionClient implements PartitionClient {
   /** Single-operation writes of one turn to one partition: one WriteMany, one Raft entry. */
   readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
     one: async (rpc, target, write, options) => appliedWriteFromWire(await rpc.write(encodeWriteRequest(target, write), options)),
-    many: async (rpc, target, writes, options) => writeManyResultsFromWire(await rpc.writeMany(encodeWriteManyRequest(target, writes), options), writes.length),
+    many: async (rpc, target, writes, options) => {
+      const calls = encodeWriteManyCalls(target, writes, MAX_WRITE_CALL_BYTES);
+      const [only] = calls;
+      if (calls.length === 1 && only !== undefined) return writeManyResultsFromWire(await rpc.writeMany(only.message, options), only.count);
+      // Several calls: each answers for its own writes, and one failing as a whole fails only them.
+      const answers = await Promise.all(
+        calls.map(async ({ message, count }): Promise<Array<AppliedWrite | Error>> => {
+          try {
+            return writeManyResultsFromWire(await rpc.writeMany(message, options), count);
+          } catch (error) {
+            return new Array<Error>(count).fill(error instanceof Error ? error : new Error(String(error)));
+          }
+        }),
+      );
+      return answers.flat();
+    },
   }, {
     maxInFlight: WRITE_CALLS_IN_FLIGHT,
     // A lone write's DynamoDB error (a condition failed) is its own answer; any other failure says the
@@ -144,6 +166,9 @@ export class ClusterPartitionClient implements PartitionClient {
       const response = await rpc.getMany(encodeGetManyRequest(target, gets.map((get) => get.request), options), callOptions);
       return getManyResultsFromWire(response, gets.length);
     },
+  }, {
+    // A get's own DynamoDB error (throttled) is its answer, not a sign that the node did not serve.
+    isCallFailure: (error) => classifyFailure(error).kind !== 'dynamodb',
   });
 
   constructor(options: ClusterPartitionClientOptions) {
