@@ -16,6 +16,7 @@ export {
   type RaftTransportOptions,
   type SnapshotData,
   type SnapshotOutcome,
+  type StagedSnapshotData,
   type TransportLogEntry,
 } from './transport/raft-transport.ts';
 export { NetworkFaults, type PartitionDirection } from './transport/faults.ts';

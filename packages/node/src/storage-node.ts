@@ -1,8 +1,8 @@
 /**
  * A whole storage node process: one Raft log store (<dataDir>/raft, fsynced), one data store for
  * every partition replica (<dataDir>/partitions, not fsynced: the Raft log replays what a crash
- * lost), what it last knew of their partitions (<dataDir>/partitions.json) and of the nodes'
- * addresses (<dataDir>/nodes.json), one MultiRaftHost running every group replica here, and ONE
+ * lost), snapshots being received (<dataDir>/incoming-snapshots), what it last knew of their
+ * partitions (<dataDir>/partitions.json) and of the nodes' addresses (<dataDir>/nodes.json), one MultiRaftHost running every group replica here, and ONE
  * gRPC server (contracts #2) carrying RaftTransportService, PartitionService and, on meta peers,
  * MetaService + AdminService.
  *
@@ -274,6 +274,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       onMessages: (batch) => host?.receive(batch),
       onUnreachable: (peer, groups) => host?.reportUnreachable(peer, groups),
       onSnapshotSent: (outcome) => host?.reportSnapshot(outcome),
+      // Swept as the transport starts: after the store opened, which completed any restore a staged file was named by.
+      snapshotStagingDir: join(options.dataDir, 'incoming-snapshots'),
       log: ({ level, event, ...fields }) => log[level](event, { component: 'raft-transport', ...fields }),
       faults: disk !== undefined,
     });

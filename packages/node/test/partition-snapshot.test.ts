@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -23,6 +24,7 @@ import {
   proposePartitionWrite,
   type PartitionCommand,
   type RestoredPartition,
+  type StagedPayload,
 } from '@shoal/node';
 import { agreedLeader, pump, whilePumping } from './fixtures/host-cluster.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
@@ -87,6 +89,12 @@ async function populate(replicas: Map<number, PartitionReplica>, items: Item[], 
   for (const replica of replicas.values()) await replica.settled();
 }
 
+/** Stages a payload in a file, as the receiving transport does. */
+async function stage(path: string, bytes: Uint8Array): Promise<StagedPayload> {
+  await writeFile(path, bytes);
+  return { path, offset: 0, size: bytes.length };
+}
+
 const scan = (extra: Partial<RangeReadRequest> = {}): RangeReadRequest => ({ table: TABLE, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES', ...extra });
 
 /** What one partition holds in a store: items, LSI and GSI entries (GSI queried per city), as reads within its bound see them. */
@@ -144,7 +152,7 @@ describe('a partition snapshot out of a store shared with another partition, ins
           // Applied after the snapshot opened: not in it.
           const late = { ...itemIn(LEFT, 'late'), city: S('x') };
           await sourceReplicas.get(LEFT.id)!.apply(command({ kind: 'write', write: putWrite(late) }), 1_000);
-          const payload = await readSnapshotData(await read());
+          const payload = await stage(join(root, `payload-${run}`), await readSnapshotData(await read()));
           const snapshotIndex = 3;
           await targetReplicas.get(LEFT.id)!.installSnapshot({ index: snapshotIndex, data: await sourceReplicas.get(LEFT.id)!.snapshot(), payload });
 
@@ -183,8 +191,13 @@ describe('a partition snapshot out of a store shared with another partition, ins
       const before = await contents(local, partitionBound(LEFT));
       const replica = replicas.get(LEFT.id)!;
       const applied = replica.appliedIndex();
-      await expect(replica.installSnapshot({ index: 9, data: await replica.snapshot(), payload: new Uint8Array([0, 0, 0, 2, 123, 125]) })).rejects.toThrow(/header without/);
-      await expect(replica.installSnapshot({ index: 9, data: await replica.snapshot(), payload: new Uint8Array([0, 0, 0, 9]) })).rejects.toThrow(/not a partition snapshot|running past/);
+      const install = async (name: string, bytes: Uint8Array) => replica.installSnapshot({ index: 9, data: await replica.snapshot(), payload: await stage(join(root, name), bytes) });
+      await expect(install('no-bound', new Uint8Array([0, 0, 0, 2, 123, 125]))).rejects.toThrow(/header without/);
+      await expect(install('cut', new Uint8Array([0, 0, 0, 9]))).rejects.toThrow(/not a partition snapshot|running past/);
+      // A payload of another group's snapshot changes nothing either.
+      const other = replicas.get(RIGHT.id)!;
+      const payloadOfRight = await readSnapshotData(await other.openSnapshotPayload()());
+      await expect(install('other-group', payloadOfRight)).rejects.toThrow(/received a snapshot of group/);
       expect(replica.appliedIndex()).toBe(applied);
       expect(await contents(local, partitionBound(LEFT))).toEqual(before);
     } finally {
@@ -296,6 +309,10 @@ describe('partition replicas on hosts compacting their logs', () => {
     expect(fourth.host.stats.snapshotsRestored).toBe(1);
     expect(fourth.host.stats.entriesApplied).toBeLessThan(written);
     await converged();
+    // Every payload staged (by the network, as the transport does) went once installed or not taken.
+    const staged = (): string[] => readdirSync(tmpdir()).filter((name) => name.startsWith(`shoal-memory-network-${process.pid}-`));
+    for (let attempt = 0; attempt < 100 && staged().length > 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(staged()).toEqual([]);
     await whilePumping(members, fourth.host.readIndex(GROUP), 'a read index on the learner');
   });
 });

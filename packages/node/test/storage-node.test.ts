@@ -9,7 +9,7 @@
  * one); deleting the table removes every replica. Logs are compacted every few entries (partitions
  * and the meta group), so restarts recover from a snapshot and the store.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, PartitionDescriptor, PartitionWrite, TableRecord, TableSchema } from '@shoal/model';
@@ -157,6 +157,8 @@ describe('startStorageNode: storage nodes in child processes', () => {
     const fourthState = await fourth.state();
     expect(fourthState.metrics.snapshotsReceived).toBeGreaterThanOrEqual(1);
     expect(fourthState.metrics.snapshotsRestored).toBeGreaterThanOrEqual(1);
+    // Staged on the fourth node's disk as it arrived, deleted once installed.
+    await eventually(async () => ((await readdir(join(fourth.dataDir, 'incoming-snapshots'))).length === 0 ? true : undefined), 'the staged snapshot deleted', ATTEMPTS);
     expect(await write(put(schema, 'delta', 'moved'), live)).toBe(true);
     for (const node of live) await eventually(() => storedOn(node, 'delta'), `the item written after the move on node ${node.nodeId}`, ATTEMPTS);
     // A strongly consistent read on the new replica (ReadIndex through the leader) sees the latest write.

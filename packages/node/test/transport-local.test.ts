@@ -3,6 +3,9 @@
  * under the gRPC limit, the bounded per-peer queue, oversize messages, unknown peers, delays, refused
  * and truncated snapshots.
  */
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -92,6 +95,13 @@ async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
 
 async function* streamOf<T>(items: T[]): AsyncGenerator<T> {
   yield* items;
+}
+
+function snapshotMessage(data: Uint8Array): Message {
+  return {
+    ...append(1, 2, 0), type: 'MsgSnap', entries: [],
+    snapshot: { metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data },
+  };
 }
 
 const receivedIndexes = (endpoint: Endpoint): number[] => endpoint.received.flatMap((batch) => batch.items.map((item) => item.message.index));
@@ -235,10 +245,7 @@ describe('RaftTransport in one process', () => {
 
   it('reports a snapshot to a partitioned peer as failed, and one to a healed peer as sent', async () => {
     const [one, two] = await pair({ faults: true, snapshotChunkBytes: 1000 });
-    const snapshot = (data: Uint8Array): Message => ({
-      ...append(1, 2, 0), type: 'MsgSnap', entries: [],
-      snapshot: { metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data },
-    });
+    const snapshot = snapshotMessage;
     two.transport.faults!.partition(1, 'inbound');
     one.transport.send(8, snapshot(new Uint8Array(5000).fill(1)));
     const failed = await until(() => one.snapshots[0], 'the failed transfer');
@@ -250,8 +257,40 @@ describe('RaftTransport in one process', () => {
     one.transport.sendSnapshot(8, snapshot(data));
     expect(await until(() => one.snapshots[1], 'the transfer')).toEqual({ groupId: 8, to: 2, ok: true });
     expect(two.received).toHaveLength(1);
-    expect(two.received[0]!.items[0]!.message.snapshot).toEqual({ metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data });
+    // The data is staged in a file; the message itself carries the metadata.
+    const { message, staged } = two.received[0]!.items[0]!;
+    expect(message.snapshot).toEqual({ metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(0) });
+    expect(staged?.size).toBe(data.length);
+    expect(new Uint8Array(await readFile(staged!.path))).toEqual(data);
+    await rm(staged!.path);
     expect(two.transport.metrics.snapshotChunksReceived).toBe(5);
+  });
+
+  it('stages a snapshot on disk as it arrives, holding about one chunk of it, in a directory swept at start', async () => {
+    const stagingDir = await mkdtemp(join(tmpdir(), 'shoal-transport-staging-'));
+    try {
+      await writeFile(join(stagingDir, 'left-from-before'), 'x');
+      const chunkBytes = 16 * 1024;
+      const [one, two] = await pair({ snapshotChunkBytes: chunkBytes, snapshotStagingDir: stagingDir });
+      expect(await readdir(stagingDir)).toEqual([]);
+      const data = Uint8Array.from({ length: 2 * 1024 * 1024 + 5 }, (_, i) => (i * 7) % 256);
+      // Read as it is sent, in pieces of another size than the chunks.
+      const pieces = function* (): Generator<Uint8Array> {
+        for (let at = 0; at < data.length; at += 100_000) yield data.subarray(at, at + 100_000);
+      };
+      one.transport.sendSnapshot(4, snapshotMessage(new Uint8Array(0)), { size: data.length, chunks: pieces(), release: () => undefined });
+      expect(await until(() => one.snapshots[0], 'the transfer')).toEqual({ groupId: 4, to: 2, ok: true });
+      const { staged } = two.received[0]!.items[0]!;
+      expect(staged?.path.startsWith(stagingDir)).toBe(true);
+      expect(new Uint8Array(await readFile(staged!.path))).toEqual(data);
+      const metrics = two.transport.metrics;
+      expect(metrics.snapshotChunksReceived).toBeGreaterThanOrEqual(Math.ceil(data.length / chunkBytes));
+      expect(metrics.snapshotBytesBufferedPeak).toBeGreaterThan(0);
+      expect(metrics.snapshotBytesBufferedPeak).toBeLessThanOrEqual(chunkBytes);
+      expect(metrics.snapshotBytesBuffered).toBe(0);
+    } finally {
+      await rm(stagingDir, { recursive: true, force: true });
+    }
   });
 
   it('tells the sender which groups the receiver does not host', async () => {
@@ -268,7 +307,8 @@ describe('RaftTransport in one process', () => {
   });
 
   it('refuses a truncated snapshot, a snapshot without header and one larger than the limit', async () => {
-    const [, two] = await pair({ maxSnapshotBytes: 1000 });
+    const stagingDir = await mkdtemp(join(tmpdir(), 'shoal-transport-staging-'));
+    const [, two] = await pair({ maxSnapshotBytes: 1000, snapshotStagingDir: stagingDir });
     const client = createClient(RaftTransportService, two.transport.address);
     const message = messageToWire({
       ...append(1, 2, 0), type: 'MsgSnap',
@@ -295,6 +335,9 @@ describe('RaftTransport in one process', () => {
       client.close();
     }
     expect(two.received).toEqual([]);
+    // Nothing staged stays behind a refused transfer.
+    expect(await readdir(stagingDir)).toEqual([]);
+    await rm(stagingDir, { recursive: true, force: true });
     expect(two.transport.metrics.snapshotsRefused).toBe(4);
     expect(two.logs.map((entry) => entry.event)).toEqual(['snapshot_refused', 'snapshot_refused', 'snapshot_refused', 'snapshot_refused']);
   });

@@ -9,7 +9,7 @@ export { PartitionStore, type AppliedMark, type IndexCommand, type ResolvedInten
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';
-export { decodePartitionSnapshot, PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
+export { PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotStream } from './partition-snapshot.ts';
 export { checkPartitionSnapshot, RESTORE_BATCH_BYTES, type CheckedPartitionSnapshot, type StagedPartitionSnapshot } from './partition-restore.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */

@@ -29,9 +29,9 @@
  * Wire form (the node streams it in bounded chunks):
  *   u32 header length | header JSON { format, groupId, appliedIndex } | (u32 key length | key | u32 value length | value)*
  */
-import { compareBytes, itemSize, spaceRange, type Item, type TableSchema } from '@shoal/model';
+import { compareBytes, spaceRange, type Item, type TableSchema } from '@shoal/model';
 import type { AbstractSnapshot } from 'abstract-level';
-import type { ByteLevel, Mutation } from './database.ts';
+import type { ByteLevel } from './database.ts';
 import {
   appliedIndexKey,
   boundContains,
@@ -40,7 +40,6 @@ import {
   decodeU32,
   entryInBound,
   indexEntriesRange,
-  mapKey,
   runningIndexCommandsRange,
   type KeyRange,
   type PartitionBound,
@@ -74,14 +73,6 @@ export interface PartitionSnapshotStream {
 }
 
 const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
-
-/** A decoded snapshot. */
-export interface PartitionSnapshotContents {
-  groupId: number;
-  appliedIndex: number;
-  /** Every key and value of the replica (the applied mark aside), in key order within each part. */
-  pairs: Array<[Uint8Array, Uint8Array]>;
-}
 
 /** A snapshot whose bytes are not one this version writes. */
 export class PartitionSnapshotFormatError extends Error {
@@ -218,83 +209,8 @@ export function decodeSnapshotHeader(bytes: Uint8Array): PartitionSnapshotHeader
   return { groupId: header.groupId as number, appliedIndex: header.appliedIndex as number };
 }
 
-export function decodePartitionSnapshot(bytes: Uint8Array): PartitionSnapshotContents {
-  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const take = (at: number, length: number, what: string): Uint8Array => {
-    if (at + length > view.length) throw new PartitionSnapshotFormatError(`${what} runs past the end`);
-    return new Uint8Array(view.subarray(at, at + length));
-  };
-  const headerLength = decodeU32(take(0, 4, 'the header length'));
-  const header = decodeSnapshotHeader(take(4, headerLength, 'the header'));
-  const pairs: Array<[Uint8Array, Uint8Array]> = [];
-  for (let at = 4 + headerLength; at < view.length; ) {
-    const keyLength = decodeU32(take(at, 4, 'a key length'));
-    const key = take(at + 4, keyLength, 'a key');
-    at += 4 + keyLength;
-    const valueLength = decodeU32(take(at, 4, 'a value length'));
-    pairs.push([key, take(at + 4, valueLength, 'a value')]);
-    at += 4 + valueLength;
-  }
-  return { ...header, pairs };
-}
-
-/** What a restore needs of the store's in-memory books (PartitionStore holds them under its commit lock). */
-export interface RestoreBooks {
-  /** The mutations releasing every intent in `bound`, and recording these intents. */
-  releaseIntents(bound: PartitionBound): Mutation[];
-  putIntents(intents: Array<{ itemKey: Uint8Array; intent: StoredIntent }>): Mutation[];
-  /** The mutation recording a space's statistics moved by `delta`. */
-  adjustStatistics(spaceId: number, delta: { itemCount: number; sizeBytes: number }): Mutation;
-}
-
 export const spaceOf = (key: Uint8Array): number => decodeU32(key.subarray(0, 4));
 export const isIntent = (key: Uint8Array): boolean => spaceOf(key) === 0 && key[4] === INTENT_TAG;
-
-/**
- * The mutations replacing the replica's current state (every scope in `replaced`: its range before
- * and the snapshot's, with the tables as known here and as the sender knew them) by the snapshot's,
- * with its applied mark: one batch, so a crash leaves either state, never a mix. Reads the current
- * state from `level`: the caller holds the commit lock and made staged changes durable.
- */
-export async function planPartitionRestore(
-  level: ByteLevel,
-  replaced: readonly PartitionScope[],
-  snapshot: PartitionSnapshotContents,
-  appliedIndex: number,
-  books: RestoreBooks,
-): Promise<Mutation[]> {
-  const mutations: Mutation[] = [];
-  const deltas = new Map<number, { itemCount: number; sizeBytes: number }>();
-  const count = (key: Uint8Array, value: Uint8Array, sign: 1 | -1): void => {
-    const space = spaceOf(key);
-    if (space === 0) return;
-    const delta = deltas.get(space) ?? { itemCount: 0, sizeBytes: 0 };
-    delta.itemCount += sign;
-    delta.sizeBytes += sign * itemSize(decodeJson<Item>(value));
-    deltas.set(space, delta);
-  };
-  for await (const [key, value] of partitionEntries(level, replaced)) {
-    if (isIntent(key)) continue;
-    mutations.push({ key, value: undefined });
-    count(key, value, -1);
-  }
-  for (const scope of replaced) mutations.push(...books.releaseIntents(scope.bound));
-  const intents: Array<{ itemKey: Uint8Array; intent: StoredIntent }> = [];
-  for (const [key, value] of snapshot.pairs) {
-    if (isIntent(key)) {
-      intents.push(intentItemKey(value));
-      continue;
-    }
-    mutations.push({ key, value });
-    count(key, value, 1);
-  }
-  mutations.push(...books.putIntents(intents));
-  for (const [space, delta] of deltas) if (delta.itemCount !== 0 || delta.sizeBytes !== 0) mutations.push(books.adjustStatistics(space, delta));
-  const mark = new Uint8Array(8);
-  new DataView(mark.buffer).setFloat64(0, appliedIndex, false);
-  mutations.push({ key: appliedIndexKey(snapshot.groupId), value: mark });
-  return mutations;
-}
 
 /**
  * Makes every write the store completed durable: a synced write of a key nothing else writes (LevelDB

@@ -46,7 +46,7 @@ import {
   type PartitionBound,
 } from './layout.ts';
 import { readRange } from './range-read.ts';
-import { openPartitionSnapshot, PartitionSnapshotFormatError, planPartitionRestore, syncToDisk, type PartitionScope, type PartitionSnapshotContents, type PartitionSnapshotStream } from './partition-snapshot.ts';
+import { openPartitionSnapshot, PartitionSnapshotFormatError, syncToDisk, type PartitionScope, type PartitionSnapshotStream } from './partition-snapshot.ts';
 import { readRestoreMarkers, runPartitionRestore, type CheckedPartitionSnapshot, type RestoreTarget } from './partition-restore.ts';
 import { measureRange, StatisticsBook } from './statistics.ts';
 import {
@@ -534,38 +534,19 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * Replaces a partition replica's state (each scope of `replaced`) with a snapshot's, applied mark
-   * `appliedIndex`, in ONE batch: a crash leaves the old state or the new one. The replica's index
-   * backfills stop (the snapshot's running index commands are the replica's to resume).
-   */
-  restorePartitionSnapshot(replaced: readonly PartitionScope[], snapshot: PartitionSnapshotContents, appliedIndex: number): Promise<void> {
-    return this.commits.exclusive(async (state) => {
-      await this.intents.load(state);
-      await state.durable();
-      for (const { table, bound } of replaced) for (const index of table.indexes) this.stopBackfills(index.indexId, bound);
-      const mutations = await planPartitionRestore(this.level, replaced, snapshot, appliedIndex, {
-        releaseIntents: (bound) => this.intents.transactions().flatMap(({ transaction }) => this.intents.release(transaction.id, bound)),
-        putIntents: (intents) => this.intents.put(intents),
-        adjustStatistics: (spaceId, delta) => {
-          const current = this.statisticsBook.current(spaceId, state);
-          return this.statisticsBook.record(spaceId, { itemCount: current.itemCount + delta.itemCount, sizeBytes: current.sizeBytes + delta.sizeBytes });
-        },
-      });
-      return { result: undefined, mutations };
-    });
-  }
-
-  /**
    * Replaces a partition replica's state (each scope of `replaced`) with a snapshot staged in a file,
    * in bounded batches behind a restore marker (partition-restore.ts), so that a crash part way is
-   * completed when the store opens again. Resolves with the applied mark it set: max(the snapshot
-   * data's, `snapshotIndex`). The replica's index backfills stop (the snapshot's running index commands
+   * completed when the store opens again; durably (synced) once it resolves, with the applied mark it
+   * set: max(the snapshot data's, `snapshotIndex`). The replica's index backfills stop (the snapshot's running index commands
    * are the replica's to resume).
    */
-  restorePartitionSnapshotFile(replaced: readonly PartitionScope[], snapshot: CheckedPartitionSnapshot, snapshotIndex: number, options: { batchBytes?: number } = {}): Promise<number> {
+  async restorePartitionSnapshot(replaced: readonly PartitionScope[], snapshot: CheckedPartitionSnapshot, snapshotIndex: number, options: { batchBytes?: number } = {}): Promise<number> {
     const stray = replaced.find((scope) => scope.groupId !== snapshot.groupId);
-    if (stray !== undefined) return Promise.reject(new PartitionSnapshotFormatError(`a snapshot of group ${snapshot.groupId} cannot replace group ${stray.groupId}`));
-    return runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
+    if (stray !== undefined) throw new PartitionSnapshotFormatError(`a snapshot of group ${snapshot.groupId} cannot replace group ${stray.groupId}`);
+    const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
+    // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
+    await this.syncToDisk();
+    return applied;
   }
 
   /**
@@ -575,6 +556,8 @@ export class PartitionStore implements PartitionClient {
   async finishInterruptedRestores(): Promise<number[]> {
     const restores = await readRestoreMarkers(this.level);
     for (const restore of restores) await runPartitionRestore(this.restoreTarget(), restore);
+    // Synced, as a restore is: whoever staged the files may delete them once the store is open.
+    if (restores.length > 0) await this.syncToDisk();
     return restores.map((restore) => restore.snapshot.groupId);
   }
 

@@ -1,8 +1,11 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitQueue } from '../src/commit-queue.ts';
 import { openDatabase, type Database, type Mutation } from '../src/database.ts';
+import { checkPartitionSnapshot } from '../src/partition-restore.ts';
 import { PartitionStore } from '../src/partition-store.ts';
-import { N, S, key, put, table } from './helpers.ts';
+import { N, S, key, put, table, temporaryDirectory } from './helpers.ts';
 
 const schema = table(1, key('pk', 'S'));
 const utf8 = new TextEncoder();
@@ -222,11 +225,16 @@ describe('commit queue', () => {
   it('fails a snapshot restore that waited for a write whose batch failed, and leaves the applied index where it was', async () => {
     const observed = await observedDatabase();
     const store = new PartitionStore(observed.database.level, new CommitQueue(observed.database));
+    const directory = await temporaryDirectory();
+    const header = Buffer.from(JSON.stringify({ format: 'shoal-partition-snapshot-1', groupId: 7, appliedIndex: 5 }));
+    const staged = { path: join(directory.path, 'staged'), offset: 0, size: 4 + header.length };
+    await writeFile(staged.path, Buffer.concat([Buffer.from([0, 0, 0, header.length]), header]));
+    const snapshot = await checkPartitionSnapshot(staged);
     const release = observed.holdBatches();
     const lost = put(store, schema, { pk: S('lost') });
     await settle();
     const scope = { groupId: 7, table: schema, bound: { start: new Uint8Array(0), end: new Uint8Array(0) } };
-    const restored = store.restorePartitionSnapshot([scope], { groupId: 7, appliedIndex: 5, pairs: [] }, 5);
+    const restored = store.restorePartitionSnapshot([scope], snapshot, 5);
     await settle();
     observed.failNextBatch(new Error('disk full'));
     release();
@@ -238,6 +246,7 @@ describe('commit queue', () => {
     expect(await reopened.appliedIndex(7)).toBe(0);
     expect(await reopened.get({ table: schema, key: { pk: S('lost') } })).toBeUndefined();
     await observed.database.close();
+    await directory.remove();
   });
 
   it('still closes after a failed batch, so the store can be reopened', async () => {

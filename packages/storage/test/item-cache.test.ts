@@ -1,7 +1,9 @@
 import type { Item, TableSchema } from '@shoal/model';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ItemCache } from '../src/item-cache.ts';
-import { decodePartitionSnapshot, openLocalStore, type LocalStore } from '../src/index.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checkPartitionSnapshot, openLocalStore, type LocalStore } from '../src/index.ts';
 import { key, memoryStore, put, S, N, table, temporaryDirectory } from './helpers.ts';
 
 describe('ItemCache', () => {
@@ -121,6 +123,7 @@ describe('PartitionStore reads through its item cache', () => {
   it('answers a restored partition snapshot, not what the replica held before', async () => {
     store = await memoryStore();
     const source = await memoryStore();
+    const directory = await temporaryDirectory();
     try {
       const k = { pk: S('a') };
       const scope = { groupId: 7, table: schema, bound: { start: new Uint8Array(0), end: new Uint8Array(0) } };
@@ -131,10 +134,13 @@ describe('PartitionStore reads through its item cache', () => {
       stream.release();
       await put(store.partitions, schema, { ...k, v: S('before') });
       expect(await read(store, schema, k)).toEqual({ ...k, v: S('before') });
-      await store.partitions.restorePartitionSnapshot([scope], decodePartitionSnapshot(Buffer.concat(chunks)), 5);
+      const staged = { path: join(directory.path, 'staged'), offset: 0, size: Buffer.concat(chunks).length };
+      await writeFile(staged.path, Buffer.concat(chunks));
+      await store.partitions.restorePartitionSnapshot([scope], await checkPartitionSnapshot(staged), 5);
       expect(await read(store, schema, k)).toEqual({ ...k, v: S('snapshot') });
     } finally {
       await source.close();
+      await directory.remove();
     }
   });
 

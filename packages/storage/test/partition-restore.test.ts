@@ -93,7 +93,7 @@ describe('a partition restored from a snapshot staged in a file', () => {
     const snapshot = await checkPartitionSnapshot(staged);
     watched.count();
     largestBatch = 0;
-    await watched.store.restorePartitionSnapshotFile([scopeOf(LEFT)], snapshot, SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES });
+    await watched.store.restorePartitionSnapshot([scopeOf(LEFT)], snapshot, SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES });
     batches = watched.store.batchesWritten();
     await watched.close();
     restored = await dump(dataDir);
@@ -135,7 +135,7 @@ describe('a partition restored from a snapshot staged in a file', () => {
     const dataDir = await copyOfTemplate('late-index');
     const local = await openLocalStore({ dataDir });
     try {
-      const applied = await local.partitions.restorePartitionSnapshotFile([scopeOf(LEFT)], await checkPartitionSnapshot(staged), 1_000_000);
+      const applied = await local.partitions.restorePartitionSnapshot([scopeOf(LEFT)], await checkPartitionSnapshot(staged), 1_000_000);
       expect(applied).toBe(1_000_000);
       expect(await local.partitions.appliedIndex(LEFT.id)).toBe(1_000_000);
     } finally {
@@ -151,7 +151,7 @@ describe('a partition restored from a snapshot staged in a file', () => {
         if (n === k + 1) throw new Error(`injected failure of batch ${n}`);
       });
       watched.count();
-      await expect(watched.store.restorePartitionSnapshotFile([scopeOf(LEFT)], snapshot, SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES })).rejects.toThrow(/injected failure/);
+      await expect(watched.store.restorePartitionSnapshot([scopeOf(LEFT)], snapshot, SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES })).rejects.toThrow(/injected failure/);
       await watched.close();
       expect(await dump(dataDir), `failed after batch ${k}`).toEqual(restored);
     }
@@ -180,7 +180,7 @@ describe('a partition restored from a snapshot staged in a file', () => {
     const dataDir = await copyOfTemplate('other-group');
     const local = await openLocalStore({ dataDir });
     try {
-      await expect(local.partitions.restorePartitionSnapshotFile([scopeOf(RIGHT)], await checkPartitionSnapshot(staged), SNAPSHOT_INDEX)).rejects.toThrow(/cannot replace group/);
+      await expect(local.partitions.restorePartitionSnapshot([scopeOf(RIGHT)], await checkPartitionSnapshot(staged), SNAPSHOT_INDEX)).rejects.toThrow(/cannot replace group/);
     } finally {
       await local.close();
     }
@@ -195,7 +195,7 @@ describe('a partition restored from a snapshot staged in a file', () => {
       if (n === 3) throw new Error('injected failure');
     });
     watched.count();
-    await expect(watched.store.restorePartitionSnapshotFile([scopeOf(LEFT)], await checkPartitionSnapshot({ ...staged, path: copy }), SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES })).rejects.toThrow();
+    await expect(watched.store.restorePartitionSnapshot([scopeOf(LEFT)], await checkPartitionSnapshot({ ...staged, path: copy }), SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES })).rejects.toThrow();
     await watched.close();
     await rm(copy);
     await expect(openLocalStore({ dataDir })).rejects.toThrow(/staged-lost/);

@@ -7,5 +7,6 @@ export {
   type PeerProgress,
   type RaftMessageSender,
   type ReplicaStateMachine,
+  type StagedPayload,
 } from './multi-raft-host.ts';
 export { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError } from './errors.ts';

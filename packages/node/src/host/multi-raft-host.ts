@@ -35,8 +35,10 @@ import {
   type Snapshot,
   type StateRole,
 } from '@shoal/raft';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { GroupPersist, RaftLogStore } from '../raft-log/store.ts';
-import { withPrefix, type GroupMessage, type SnapshotData, type SnapshotOutcome } from '../transport/raft-transport.ts';
+import { withPrefix, type GroupMessage, type SnapshotData, type SnapshotOutcome, type StagedSnapshotData } from '../transport/raft-transport.ts';
 import { GroupNotHostedError, MembershipChangeRefusedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError } from './errors.ts';
 
 /** The replicated state of one group on this node. */
@@ -65,15 +67,23 @@ export interface ReplicaStateMachine {
   /**
    * Replaces the state with a payload received with the leader's snapshot at `index` (the payload's
    * state may be newer: entries up to its own applied index are then not applied again), durably,
-   * before the log store records the snapshot.
+   * before the log store records the snapshot. The payload is staged in a file, which stays until
+   * this resolves (the host deletes it then): a restore a crash interrupted may be redone from it.
    */
-  installSnapshot?(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void>;
+  installSnapshot?(snapshot: { index: number; data: Uint8Array; payload: StagedPayload }): Promise<void>;
   /**
    * Resolves once what `apply` did so far is visible to readers. A state machine whose `apply`
    * resolves earlier (its changes staged, written later in one batch) has it; the host answers the
    * proposals and reads a round applied only after it.
    */
   settled?(): Promise<void>;
+}
+
+/** A snapshot's payload as received: staged in a file by the transport, `size` bytes from `offset`. */
+export interface StagedPayload {
+  path: string;
+  offset: number;
+  size: number;
 }
 
 /** What the host needs of a transport: RaftTransport satisfies it. */
@@ -246,8 +256,8 @@ class Replica {
   quiesced = false;
   /** Ticks left during which a campaign asked for (see MultiRaftHost.campaign) starts again while no leader is known. */
   campaignTicks = 0;
-  /** The payload of the snapshot last received (framed after its data), until Raft's Ready takes the snapshot. */
-  incomingPayload: { index: number; payload: Uint8Array } | undefined;
+  /** The payloads of the snapshots stepped this round (framed after their data), until the round's Ready takes one. */
+  incoming: Array<{ index: number; payload: StagedPayload }> = [];
   removed = false;
   leftGroup = false;
   leaderChanges = 0;
@@ -317,6 +327,8 @@ export class MultiRaftHost {
   readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, quiesced: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, readIndexRequests: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
+  /** Replicas a snapshot with a payload was stepped into this round. */
+  readonly #incoming = new Set<Replica>();
   /** Groups with work since the last round. */
   #dirty = new Set<Replica>();
   #actions: Array<{ groupId: number; action: Action; wakes: boolean }> = [];
@@ -639,9 +651,12 @@ export class MultiRaftHost {
    */
   receive(batch: readonly GroupMessage[]): number[] {
     // A stopping host drops what arrives: its replicas still exist, and the senders retry.
-    if (this.#stopped) return [];
+    if (this.#stopped) {
+      for (const { staged } of batch) if (staged !== undefined) discardStaged(staged.path);
+      return [];
+    }
     const notHosted = new Set<number>();
-    for (const { groupId, message } of batch) {
+    for (const { groupId, message, staged } of batch) {
       if (!this.#groups.has(groupId)) {
         notHosted.add(groupId);
       } else if (message.type === 'MsgHeartbeat' && isQuiesceContext(message.context)) {
@@ -658,12 +673,20 @@ export class MultiRaftHost {
       } else if (message.type === 'MsgHeartbeatResp') {
         this.#enqueue(groupId, (r) => r.raw.step(message), false);
       } else if (message.type === 'MsgSnap' && message.snapshot !== undefined) {
-        const framed = unframeSnapshot(message.snapshot.data);
+        // Staged by the transport; a sender in this process (tests) may frame a payload-less snapshot in the message.
+        const framed = staged === undefined ? unframeSnapshot(message.snapshot.data) : unframeStagedSnapshot(staged);
         // A frame that does not parse is dropped: the leader, told the transfer went well, probes and sends again.
-        if (framed === undefined) continue;
+        if (framed === undefined) {
+          if (staged !== undefined) discardStaged(staged.path);
+          continue;
+        }
         const snapshot = { metadata: message.snapshot.metadata, data: framed.data };
+        const { payload } = framed;
         this.#enqueue(groupId, (r) => {
-          r.incomingPayload = { index: snapshot.metadata.index, payload: framed.payload };
+          if (payload !== undefined) {
+            r.incoming.push({ index: snapshot.metadata.index, payload });
+            this.#incoming.add(r);
+          }
           r.raw.step({ ...message, snapshot });
         });
       } else {
@@ -786,13 +809,17 @@ export class MultiRaftHost {
     for (const replica of dirty) {
       if (!replica.removed && replica.raw.hasReady()) readies.push({ replica, rd: replica.raw.ready() });
     }
-    if (readies.length === 0) return;
+    if (readies.length === 0) {
+      this.#discardIncoming();
+      return;
+    }
 
     // A snapshot received is installed before the log store records it: a crash in between leaves the
     // state machine ahead of the log (entries it holds are not applied again), never behind it.
     for (const { replica, rd } of readies) {
       if (rd.snapshot !== undefined) await this.#installSnapshot(replica, rd.snapshot);
     }
+    this.#discardIncoming();
     const updates: GroupPersist[] = [];
     let sync = false;
     const sendFirst: Array<{ replica: Replica; rd: Ready }> = [];
@@ -925,19 +952,31 @@ export class MultiRaftHost {
     }).catch(failed);
   }
 
-  /** Hands a snapshot received from the leader to the state machine (see #round). */
+  /**
+   * Hands a snapshot received from the leader to the state machine (see #round), then deletes its
+   * staged payload (kept when the install fails: the host stops, and the store may redo it at the restart).
+   */
   async #installSnapshot(replica: Replica, snapshot: Snapshot): Promise<void> {
     const { index } = snapshot.metadata;
-    const incoming = replica.incomingPayload;
-    replica.incomingPayload = undefined;
+    const at = replica.incoming.findIndex((incoming) => incoming.index === index);
+    const incoming = at < 0 ? undefined : replica.incoming.splice(at, 1)[0];
     const machine = replica.stateMachine;
     if (machine.installSnapshot === undefined) {
       machine.restore(snapshot.data, index);
     } else {
-      if (incoming?.index !== index) throw new Error(`group ${replica.groupId}: the snapshot at ${index} arrived without its payload`);
+      if (incoming === undefined) throw new Error(`group ${replica.groupId}: the snapshot at ${index} arrived without its payload`);
       await machine.installSnapshot({ index, data: snapshot.data, payload: incoming.payload });
     }
+    if (incoming !== undefined) discardStaged(incoming.payload.path);
     this.stats.snapshotsRestored++;
+  }
+
+  /** Deletes the staged payloads of snapshots stepped this round that Raft did not take (stale, or superseded). */
+  #discardIncoming(): void {
+    for (const replica of this.#incoming) {
+      for (const { payload } of replica.incoming.splice(0)) discardStaged(payload.path);
+    }
+    this.#incoming.clear();
   }
 
   async #maybeSnapshot(replica: Replica): Promise<void> {
@@ -1190,11 +1229,38 @@ function frameSnapshot(data: Uint8Array): Uint8Array {
   return prefix;
 }
 
-function unframeSnapshot(framed: Uint8Array): { data: Uint8Array; payload: Uint8Array } | undefined {
+function unframeSnapshot(framed: Uint8Array): { data: Uint8Array; payload?: StagedPayload } | undefined {
   if (framed.length < 4) return undefined;
   const length = new DataView(framed.buffer, framed.byteOffset, framed.byteLength).getUint32(0, false);
-  if (4 + length > framed.length) return undefined;
-  return { data: framed.slice(4, 4 + length), payload: framed.subarray(4 + length) };
+  // A payload travels staged (RaftTransport): a frame in the message is a payload-less snapshot's.
+  if (4 + length !== framed.length) return undefined;
+  return { data: framed.slice(4, 4 + length) };
+}
+
+/**
+ * A staged snapshot's frame (frameSnapshot): its data read from the file, its payload left there.
+ * Synchronous, as the host receives messages: the data is small (a descriptor, or a small state).
+ */
+function unframeStagedSnapshot(staged: StagedSnapshotData): { data: Uint8Array; payload?: StagedPayload } | undefined {
+  let file: number | undefined;
+  try {
+    file = openSync(staged.path, 'r');
+    const prefix = new Uint8Array(4);
+    if (staged.size < 4 || readSync(file, prefix, 0, 4, 0) !== 4) return undefined;
+    const length = new DataView(prefix.buffer).getUint32(0, false);
+    if (4 + length > staged.size) return undefined;
+    const data = new Uint8Array(length);
+    if (length > 0 && readSync(file, data, 0, length, 4) !== length) return undefined;
+    return { data, payload: { path: staged.path, offset: 4 + length, size: staged.size - 4 - length } };
+  } catch {
+    return undefined;
+  } finally {
+    if (file !== undefined) closeSync(file);
+  }
+}
+
+function discardStaged(path: string): void {
+  void rm(path, { force: true }).catch(() => undefined);
 }
 
 /** The context of a heartbeat that quiesces its group: 9 bytes, so never a ReadIndex context (8). */

@@ -34,9 +34,11 @@
  * (the host then compacts the log: the store, not the log, holds what it applied). When the leader
  * sends one, the host opens the payload at once (openSnapshotPayload: a LevelDB snapshot of the
  * store, with the replica's range and applied splits read at the same moment, between two applies of
- * the group) and streams it after the descriptor. A receiver installs it (installSnapshot): the range
- * and splits recorded first, then the replica's old and new ranges replaced in one store batch whose
- * applied mark is the payload's (at least the snapshot's index), so a crash leaves either state.
+ * the group) and streams it after the descriptor. A receiver's transport stages it in a file and the
+ * replica installs it from there (installSnapshot): the range and splits recorded first, then the
+ * replica's old and new ranges replaced in bounded store batches behind a restore marker, the last
+ * setting the applied mark to the payload's (at least the snapshot's index); a crash part way is
+ * completed from the staged file when the store opens again. Reads are refused meanwhile (restoring()).
  * Entries up to that mark are then not applied again, splits among them included: the right half of
  * such a split is created from the map like any new replica, and caught up by its own snapshot.
  */
@@ -53,10 +55,10 @@ import {
   type TableSchema,
   type WriteOperation,
 } from '@shoal/model';
-import { decodePartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
-import type { MultiRaftHost, ReplicaStateMachine } from '../host/index.ts';
+import { checkPartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
+import type { MultiRaftHost, ReplicaStateMachine, StagedPayload } from '../host/index.ts';
 import { withPrefix, type SnapshotData } from '../transport/raft-transport.ts';
-import { decodePartitionPayload, encodePartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
+import { encodePartitionPayloadHeader, readPartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
 import { applyTransactionCommand, decodeTransactionCommand, isTransactionCommand, type TransactionCommand, type TransactionCommandResult } from './transaction-commands.ts';
 
 const encoder = new TextEncoder();
@@ -192,6 +194,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   /** Writes applied, not yet known to be in the store (settled()). */
   readonly #unsettled: Array<Promise<void>> = [];
   #applied: number;
+  #restoring = false;
   /** The last index whose effects reads of the store see (applied and settled). */
   #visible: number;
   /** Eventual reads waiting for `#visible` to reach their index (read-your-writes). */
@@ -402,19 +405,36 @@ export class PartitionReplica implements ReplicaStateMachine {
     return async () => withPrefix(header, await read());
   }
 
-  async installSnapshot(snapshot: { index: number; data: Uint8Array; payload: Uint8Array }): Promise<void> {
-    const { header, store } = decodePartitionPayload(snapshot.payload);
-    const contents = decodePartitionSnapshot(store);
-    if (contents.groupId !== this.groupId) throw new PartitionSnapshotError(this.groupId, `received a snapshot of group ${contents.groupId}`);
+  /**
+   * Installs a payload the host staged in a file: its framing read whole first (nothing changes when it
+   * is not a snapshot of this group), the range and splits recorded, then the store restored from the
+   * file in bounded batches (completed when the store opens again if a crash cuts it short).
+   */
+  async installSnapshot(snapshot: { index: number; data: Uint8Array; payload: StagedPayload }): Promise<void> {
+    const { header, store } = await readPartitionPayloadHeader(snapshot.payload);
+    const checked = await checkPartitionSnapshot(store);
+    if (checked.groupId !== this.groupId) throw new PartitionSnapshotError(this.groupId, `received a snapshot of group ${checked.groupId}`);
     // What goes: the range held here before (it may reach past splits this replica missed) and the snapshot's.
     const before = this.#scope(this.#tableOf() ?? header.table);
     const after: PartitionScope = { groupId: this.groupId, table: header.table, bound: header.bound };
     await this.#onRestore?.(header);
-    const applied = Math.max(contents.appliedIndex, snapshot.index);
-    await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], contents, applied);
-    this.#applied = applied;
-    this.#reveal(applied);
+    this.#restoring = true;
+    try {
+      const applied = await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], checked, snapshot.index);
+      this.#applied = applied;
+      this.#reveal(applied);
+    } finally {
+      this.#restoring = false;
+    }
     for (const done of await this.store.resumeIndexCommands(this.groupId)) this.#track(done);
+  }
+
+  /**
+   * Whether a snapshot is being restored: the store holds part of it only (its batches are bounded),
+   * so no read of the replica may be served meanwhile.
+   */
+  restoring(): boolean {
+    return this.#restoring;
   }
 
   appliedIndex(): number {

@@ -6,11 +6,13 @@
  *
  * Raft itself keeps only a descriptor (PARTITION_SNAPSHOT_DESCRIPTOR): the partition's state lives in
  * the node's store, and the payload below is read from it when a snapshot is sent (the host streams
- * it after the descriptor, chunk by chunk as the store's snapshot is read). Wire form:
+ * it after the descriptor, chunk by chunk as the store's snapshot is read; the receiver's transport
+ * stages it in a file, which the store restores from). Wire form:
  * `u32 header length | header JSON | store snapshot bytes`.
  */
+import { open } from 'node:fs/promises';
 import type { TableSchema } from '@shoal/model';
-import { partitionBound, PartitionSnapshotFormatError, type PartitionBound } from '@shoal/storage';
+import { partitionBound, PartitionSnapshotFormatError, type PartitionBound, type StagedPartitionSnapshot } from '@shoal/storage';
 import type { AppliedSplit } from './partition-replica.ts';
 
 /** The data Raft records for every partition snapshot: the state is the store's. */
@@ -56,15 +58,31 @@ export function encodePartitionPayloadHeader(header: PartitionSnapshotHeader): U
   return prefix;
 }
 
-export function decodePartitionPayload(payload: Uint8Array): { header: PartitionSnapshotHeader; store: Uint8Array } {
-  if (payload.length < 4) throw new PartitionSnapshotFormatError('a payload shorter than its header length');
-  const length = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, false);
-  if (4 + length > payload.length) throw new PartitionSnapshotFormatError('a header running past the payload');
+/**
+ * The header of a payload staged in a file (the host's StagedPayload), and where the store's snapshot
+ * after it lies.
+ */
+export async function readPartitionPayloadHeader(payload: StagedPartitionSnapshot): Promise<{ header: PartitionSnapshotHeader; store: StagedPartitionSnapshot }> {
+  const file = await open(payload.path, 'r');
   let json: HeaderJson;
+  let length: number;
   try {
-    json = JSON.parse(Buffer.from(payload.subarray(4, 4 + length)).toString('utf8')) as HeaderJson;
-  } catch (error) {
-    throw new PartitionSnapshotFormatError(`a header that is not JSON (${(error as Error).message})`);
+    const read = async (at: number, size: number, what: string): Promise<Buffer> => {
+      if (at + size > payload.size) throw new PartitionSnapshotFormatError(`${what} running past the payload`);
+      const bytes = Buffer.alloc(size);
+      const { bytesRead } = await file.read(bytes, 0, size, payload.offset + at);
+      if (bytesRead !== size) throw new PartitionSnapshotFormatError(`${what} running past the file`);
+      return bytes;
+    };
+    length = (await read(0, 4, 'a header length')).readUInt32BE(0);
+    const text = (await read(4, length, 'a header')).toString('utf8');
+    try {
+      json = JSON.parse(text) as HeaderJson;
+    } catch (error) {
+      throw new PartitionSnapshotFormatError(`a header that is not JSON (${(error as Error).message})`);
+    }
+  } finally {
+    await file.close();
   }
   if (typeof json.bound?.start !== 'string' || typeof json.bound.end !== 'string' || !Array.isArray(json.splits) || typeof json.table?.tableId !== 'number') {
     throw new PartitionSnapshotFormatError('a header without its bound, splits and table');
@@ -75,6 +93,6 @@ export function decodePartitionPayload(payload: Uint8Array): { header: Partition
       splits: json.splits.map((s) => ({ index: s.index, splitKey: fromHex(s.splitKey) })),
       table: json.table,
     },
-    store: payload.subarray(4 + length),
+    store: { path: payload.path, offset: payload.offset + 4 + length, size: payload.size - 4 - length },
   };
 }

@@ -405,6 +405,8 @@ export class StorageNodeServer {
     const result = await this.#answer(replica.groupId, async () => {
       if (consistent) await this.#options.host.readIndex(replica.groupId);
       else if (minAppliedIndex !== undefined) await this.#awaitApplied(replica, minAppliedIndex, call);
+      // Installing a snapshot, the replica's store holds part of it (bounded batches): behind any read.
+      if (replica.restoring()) throw replicaBehind(replica, minAppliedIndex ?? BigInt(replica.visibleIndex()) + 1n);
       return read();
     });
     if (consistent) this.stats.consistentReads += requests;
@@ -423,13 +425,7 @@ export class StorageNodeServer {
     // The signal (made on first use) aborts when the caller cancels or its deadline passes.
     if (await replica.awaitVisible(wanted, this.#options.replicaWaitMs ?? DEFAULT_REPLICA_WAIT_MS, call.signal)) return;
     this.stats.replicaBehind++;
-    const applied = BigInt(replica.visibleIndex());
-    throw RpcError.withDetail(
-      Status.FAILED_PRECONDITION,
-      `partition ${replica.groupId}: this replica has applied index ${applied}, the read asks for ${index}; read from the leader`,
-      ErrorDetailSchema,
-      { kind: { case: 'replicaBehind', value: { partitionId: BigInt(replica.groupId), appliedIndex: applied, minAppliedIndex: index } } },
-    );
+    throw replicaBehind(replica, index);
   }
 
   /** The partition's load tracker, once its admission control let the request in (else DynamoDB's throttling error). */
@@ -594,4 +590,15 @@ function encodable(encode: () => Uint8Array): Uint8Array | undefined {
     if (error instanceof TypeError) return undefined;
     throw error;
   }
+}
+
+/** ReplicaBehind: the replica's reads do not see `index` yet; the router reads from the leader. */
+function replicaBehind(replica: PartitionReplica, index: bigint): RpcError {
+  const applied = BigInt(replica.visibleIndex());
+  return RpcError.withDetail(
+    Status.FAILED_PRECONDITION,
+    `partition ${replica.groupId}: this replica has applied index ${applied}, the read asks for ${index}; read from the leader`,
+    ErrorDetailSchema,
+    { kind: { case: 'replicaBehind', value: { partitionId: BigInt(replica.groupId), appliedIndex: applied, minAppliedIndex: index } } },
+  );
 }

@@ -4,6 +4,10 @@
  * RaftBatch on one long-lived bidi stream to that peer. Snapshots go on their own SendSnapshot stream in
  * chunks. Raft member ids are storage node ids, so a message's `to` names the peer node.
  */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
@@ -37,6 +41,18 @@ const PACKED_FIELD_OVERHEAD_BYTES = 5;
 export interface GroupMessage {
   groupId: number;
   message: Message;
+  /**
+   * A MsgSnap received from a peer: its data, staged in a file (synced) as it arrived instead of held
+   * in memory (the message's own snapshot data is then empty). The file is the receiver's from
+   * onMessages on (it deletes it once done), unless the receiver answers it hosts no replica of the group.
+   */
+  staged?: StagedSnapshotData;
+}
+
+/** A snapshot's data received and staged in a file: `size` bytes. */
+export interface StagedSnapshotData {
+  path: string;
+  size: number;
 }
 
 /**
@@ -111,8 +127,17 @@ export interface RaftTransportOptions {
   maxBatchBytes?: number;
   /** Snapshot data bytes per SendSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
-  /** Larger incoming snapshots are refused. Default 1 GiB. */
+  /**
+   * Larger incoming snapshots are refused. They are staged on disk (`snapshotStagingDir`), never held
+   * in memory: this bounds the disk a transfer takes. Default 64 GiB.
+   */
   maxSnapshotBytes?: number;
+  /**
+   * The directory incoming snapshots are staged in, one of their own: the files it holds at start are
+   * deleted (so a storage node creates the transport once its store completed any restore a staged
+   * file was named by). Default: the system's temporary directory, nothing deleted at start.
+   */
+  snapshotStagingDir?: string;
   /** Reconnection delay after a failed stream: doubles from `initialMs` up to `maxMs`. */
   reconnectBackoff?: { initialMs: number; maxMs: number };
   /** Enables fault injection (`transport.faults`), for chaos tests. */
@@ -146,6 +171,9 @@ export class TransportMetrics {
   snapshotsRefused = 0;
   snapshotChunksReceived = 0;
   snapshotBytesReceived = 0;
+  /** Bytes of incoming snapshots received and not yet written to their staging file, now and at most. */
+  snapshotBytesBuffered = 0;
+  snapshotBytesBufferedPeak = 0;
 }
 
 type TransportClient = ClientOf<typeof RaftTransportService>;
@@ -266,6 +294,9 @@ export class RaftTransport {
   readonly #maxBatchBytes: number;
   readonly #chunkBytes: number;
   readonly #maxSnapshotBytes: number;
+  readonly #stagingDir: string;
+  /** Names staged files apart within the process (a sweep at start removes those of earlier ones). */
+  #stagedFiles = 0;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #peers = new Map<NodeId, Peer>();
   /** The newest stream from each node that has delivered a batch. */
@@ -282,7 +313,12 @@ export class RaftTransport {
     this.#maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
     this.#maxBatchBytes = options.maxBatchBytes ?? 3 * 1024 * 1024;
     this.#chunkBytes = options.snapshotChunkBytes ?? 1024 * 1024;
-    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 1024 * 1024 * 1024;
+    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 64 * 1024 * 1024 * 1024;
+    this.#stagingDir = options.snapshotStagingDir ?? tmpdir();
+    if (options.snapshotStagingDir !== undefined) {
+      mkdirSync(options.snapshotStagingDir, { recursive: true });
+      for (const name of readdirSync(options.snapshotStagingDir)) rmSync(join(options.snapshotStagingDir, name), { recursive: true, force: true });
+    }
     this.#backoff = options.reconnectBackoff ?? { initialMs: 100, maxMs: 5_000 };
     if (this.#maxBatchBytes >= 4 * 1024 * 1024 || this.#chunkBytes >= 4 * 1024 * 1024) {
       throw new RangeError('maxBatchBytes and snapshotChunkBytes must stay below the 4 MiB gRPC message limit');
@@ -697,51 +733,77 @@ export class RaftTransport {
     }
   }
 
+  /**
+   * Receives a snapshot into a staging file, chunk by chunk (each written before the next is read:
+   * the bytes held stay within about one chunk), synced before the message goes to onMessages.
+   */
   async #receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>, context: CallContext): Promise<{ receivedBytes: bigint }> {
-    let transfer: { from: NodeId; groupId: number; message: Message; data: Uint8Array; received: number } | undefined;
+    let transfer: { from: NodeId; groupId: number; message: Message; size: number; received: number; path: string } | undefined;
+    let file: Awaited<ReturnType<typeof open>> | undefined;
+    let handedOver = false;
     const refuse = (code: Status, reason: string): never =>
       this.#refused('snapshot', new RpcError(code, reason), { remote: context.peer, ...(transfer === undefined ? {} : { from: transfer.from, group: transfer.groupId }) });
-    for await (const { chunk } of chunks) {
-      if (transfer === undefined) {
-        if (chunk.case !== 'header') return refuse(Status.INVALID_ARGUMENT, 'a snapshot transfer must start with its header');
-        const header = chunk.value;
-        const from = this.#checkAddressing(header.fromNode, header.toNode, 'snapshot', context);
-        const groupId = safeGroupId(header.groupId);
-        if (groupId === undefined) return refuse(Status.INVALID_ARGUMENT, `invalid group id ${header.groupId}`);
-        if (header.dataSize > BigInt(this.#maxSnapshotBytes)) {
-          return refuse(Status.RESOURCE_EXHAUSTED, `snapshot of ${header.dataSize} bytes exceeds the limit of ${this.#maxSnapshotBytes}`);
+    try {
+      for await (const { chunk } of chunks) {
+        if (transfer === undefined) {
+          if (chunk.case !== 'header') return refuse(Status.INVALID_ARGUMENT, 'a snapshot transfer must start with its header');
+          const header = chunk.value;
+          const from = this.#checkAddressing(header.fromNode, header.toNode, 'snapshot', context);
+          const groupId = safeGroupId(header.groupId);
+          if (groupId === undefined) return refuse(Status.INVALID_ARGUMENT, `invalid group id ${header.groupId}`);
+          if (header.dataSize > BigInt(this.#maxSnapshotBytes)) {
+            return refuse(Status.RESOURCE_EXHAUSTED, `snapshot of ${header.dataSize} bytes exceeds the limit of ${this.#maxSnapshotBytes}`);
+          }
+          if (this.faults?.dropsFrom(from) === true) return refuse(Status.UNAVAILABLE, 'dropped by fault injection');
+          let message: Message;
+          try {
+            if (header.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, 'snapshot header without a message');
+            message = messageFromWire(header.message);
+          } catch (error) {
+            return refuse(Status.INVALID_ARGUMENT, errorText(error));
+          }
+          if (message.type !== 'MsgSnap' || message.snapshot === undefined) return refuse(Status.INVALID_ARGUMENT, `snapshot header carries a ${message.type}`);
+          const path = join(this.#stagingDir, `shoal-snapshot-${this.nodeId}-${process.pid}-${groupId}-${++this.#stagedFiles}`);
+          transfer = { from, groupId, message, size: Number(header.dataSize), received: 0, path };
+          file = await open(path, 'wx');
+          continue;
         }
-        if (this.faults?.dropsFrom(from) === true) return refuse(Status.UNAVAILABLE, 'dropped by fault injection');
-        let message: Message;
+        if (chunk.case !== 'data') return refuse(Status.INVALID_ARGUMENT, 'a second snapshot header');
+        if (transfer.received + chunk.value.length > transfer.size) {
+          return refuse(Status.INVALID_ARGUMENT, `snapshot data exceeds the announced ${transfer.size} bytes`);
+        }
+        const metrics = this.metrics;
+        metrics.snapshotBytesBuffered += chunk.value.length;
+        metrics.snapshotBytesBufferedPeak = Math.max(metrics.snapshotBytesBufferedPeak, metrics.snapshotBytesBuffered);
         try {
-          if (header.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, 'snapshot header without a message');
-          message = messageFromWire(header.message);
-        } catch (error) {
-          return refuse(Status.INVALID_ARGUMENT, errorText(error));
+          await file!.write(chunk.value);
+        } finally {
+          metrics.snapshotBytesBuffered -= chunk.value.length;
         }
-        if (message.type !== 'MsgSnap' || message.snapshot === undefined) return refuse(Status.INVALID_ARGUMENT, `snapshot header carries a ${message.type}`);
-        transfer = { from, groupId, message, data: new Uint8Array(Number(header.dataSize)), received: 0 };
-        continue;
+        transfer.received += chunk.value.length;
+        metrics.snapshotChunksReceived += 1;
       }
-      if (chunk.case !== 'data') return refuse(Status.INVALID_ARGUMENT, 'a second snapshot header');
-      if (transfer.received + chunk.value.length > transfer.data.length) {
-        return refuse(Status.INVALID_ARGUMENT, `snapshot data exceeds the announced ${transfer.data.length} bytes`);
+      if (transfer === undefined) return refuse(Status.INVALID_ARGUMENT, 'an empty snapshot transfer');
+      if (transfer.received !== transfer.size) {
+        return refuse(Status.INVALID_ARGUMENT, `snapshot truncated: ${transfer.received} of ${transfer.size} bytes`);
       }
-      transfer.data.set(chunk.value, transfer.received);
-      transfer.received += chunk.value.length;
-      this.metrics.snapshotChunksReceived += 1;
+      // Synced before Raft hears of it: a restore it feeds may be redone from it after a crash.
+      await file!.sync();
+      await file!.close();
+      file = undefined;
+      this.metrics.snapshotsReceived += 1;
+      this.metrics.snapshotBytesReceived += transfer.received;
+      const snapshot = { metadata: transfer.message.snapshot!.metadata, data: new Uint8Array(0) };
+      const staged = { path: transfer.path, size: transfer.received };
+      const unhosted = this.#options.onMessages([{ groupId: transfer.groupId, message: { ...transfer.message, snapshot }, staged }], transfer.from) ?? [];
+      if (unhosted.includes(transfer.groupId)) {
+        throw new RpcError(Status.NOT_FOUND, `node ${this.nodeId} hosts no replica of group ${transfer.groupId}`);
+      }
+      handedOver = true;
+      return { receivedBytes: BigInt(transfer.received) };
+    } finally {
+      await file?.close().catch(() => undefined);
+      if (!handedOver && transfer !== undefined) await rm(transfer.path, { force: true });
     }
-    if (transfer === undefined) return refuse(Status.INVALID_ARGUMENT, 'an empty snapshot transfer');
-    if (transfer.received !== transfer.data.length) {
-      return refuse(Status.INVALID_ARGUMENT, `snapshot truncated: ${transfer.received} of ${transfer.data.length} bytes`);
-    }
-    this.metrics.snapshotsReceived += 1;
-    this.metrics.snapshotBytesReceived += transfer.received;
-    const snapshot = { metadata: transfer.message.snapshot!.metadata, data: transfer.data };
-    const unhosted = this.#options.onMessages([{ groupId: transfer.groupId, message: { ...transfer.message, snapshot } }], transfer.from) ?? [];
-    if (unhosted.includes(transfer.groupId)) {
-      throw new RpcError(Status.NOT_FOUND, `node ${this.nodeId} hosts no replica of group ${transfer.groupId}`);
-    }
-    return { receivedBytes: BigInt(transfer.received) };
   }
 }
