@@ -7,10 +7,13 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 
 /** `count` distinct free ports on `host` (held open together while asked for, so never the same twice). */
 export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, () => listening(host)));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  const attempts = await Promise.allSettled(Array.from({ length: count }, () => listening(host)));
+  const servers = attempts.flatMap((attempt) => (attempt.status === 'fulfilled' ? [attempt.value] : []));
+  // Closed also when another could not listen: none stays open behind a failure.
   await Promise.all(servers.map((server) => new Promise<void>((closed) => server.close(() => closed()))));
-  return ports;
+  const failed = attempts.find((attempt) => attempt.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return servers.map((server) => (server.address() as AddressInfo).port);
 }
 
 /** One free port on `host`. */
