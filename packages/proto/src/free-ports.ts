@@ -9,11 +9,12 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
   const attempts = await Promise.allSettled(Array.from({ length: count }, () => listening(host)));
   const servers = attempts.flatMap((attempt) => (attempt.status === 'fulfilled' ? [attempt.value] : []));
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
   // Closed also when another could not listen: none stays open behind a failure.
   await Promise.all(servers.map((server) => new Promise<void>((closed) => server.close(() => closed()))));
   const failed = attempts.find((attempt) => attempt.status === 'rejected');
   if (failed !== undefined) throw failed.reason;
-  return servers.map((server) => (server.address() as AddressInfo).port);
+  return ports;
 }
 
 /** One free port on `host`. */
