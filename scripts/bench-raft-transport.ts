@@ -1,7 +1,9 @@
 /**
  * RaftTransport throughput between two processes on loopback: this process (node 1) sends one MsgApp
  * per group per host tick and flushes, a child (node 2) receives and counts. Reports delivered
- * messages/s and batches/s, drops, bytes, and a chunked snapshot transfer, with the machine's load.
+ * messages/s and batches/s, drops, bytes, the CPU each side spent per batch (process CPU, all
+ * threads), and a chunked snapshot transfer, with the machine's load. `--groups 1 --entry-bytes 20000
+ * --tick-ms 2` is close to one partition's appends under the put bench (one MsgApp of ~20 writes).
  *
  *   npx node scripts/bench-raft-transport.ts [--groups 1000] [--seconds 5] [--entry-bytes 100]
  *                                            [--tick-ms 10] [--snapshot-mb 64]
@@ -25,10 +27,17 @@ interface ReceiverReport {
   firstMs: number;
   lastMs: number;
   snapshotBytes: number;
+  /** The receiving process's CPU time so far, in microseconds (user + system, all threads). */
+  cpuMicros: number;
 }
 
+const cpuMicros = (): number => {
+  const usage = process.cpuUsage();
+  return usage.user + usage.system;
+};
+
 if (process.argv[2] === '--receive') {
-  const report: ReceiverReport = { messages: 0, batches: 0, bytes: 0, firstMs: 0, lastMs: 0, snapshotBytes: 0 };
+  const report: ReceiverReport = { messages: 0, batches: 0, bytes: 0, firstMs: 0, lastMs: 0, snapshotBytes: 0, cpuMicros: 0 };
   const peers = new Map<number, string>();
   const receiver = new RaftTransport({
     nodeId: 2,
@@ -52,6 +61,7 @@ if (process.argv[2] === '--receive') {
     } else {
       report.batches = receiver.metrics.batchesReceived;
       report.bytes = receiver.metrics.bytesReceived;
+      report.cpuMicros = cpuMicros();
       process.send!({ report });
     }
   });
@@ -96,6 +106,8 @@ if (process.argv[2] === '--receive') {
     type: 'MsgApp', from: 1, to: 2, term: 1, logTerm: 1, index, commit: index, reject: false, rejectHint: 0,
     entries: [{ term: 1, index: index + 1, type: 'normal', data }],
   });
+  const receiverCpuBefore = ((await ask({ report: true })).report as ReceiverReport).cpuMicros;
+  const senderCpuBefore = cpuMicros();
   const started = performance.now();
   let ticks = 0;
   while (performance.now() - started < seconds * 1000) {
@@ -112,6 +124,8 @@ if (process.argv[2] === '--receive') {
     report = (await ask({ report: true })).report as ReceiverReport;
   }
   const receiveSeconds = (report.lastMs - report.firstMs) / 1000;
+  const senderCpu = cpuMicros() - senderCpuBefore;
+  const receiverCpu = report.cpuMicros - receiverCpuBefore;
 
   const snapshotStarted = performance.now();
   const snapshotOk = new Promise<boolean>((resolve) => {
@@ -129,6 +143,7 @@ if (process.argv[2] === '--receive') {
   console.log(`  ticks (flushes)        ${ticks} (${(ticks / seconds).toFixed(0)}/s)`);
   console.log(`  messages sent          ${sent}, received ${report.messages}, dropped queue-full ${m.messagesDroppedQueueFull}, unreachable ${m.messagesDroppedUnreachable}`);
   console.log(`  batches sent           ${m.batchesSent}, received ${report.batches}`);
+  console.log(`  cpu per batch          sender ${(senderCpu / Math.max(1, sender.metrics.batchesSent)).toFixed(1)} µs, receiver ${(receiverCpu / Math.max(1, report.batches)).toFixed(1)} µs (process CPU, all threads)`);
   console.log(`  receive rate           ${(report.messages / receiveSeconds).toFixed(0)} messages/s, ${(report.batches / receiveSeconds).toFixed(0)} batches/s, ${(report.bytes / receiveSeconds / 1e6).toFixed(1)} MB/s`);
   console.log(`  snapshot               ${snapshotBytes / 1024 / 1024} MiB ${ok ? 'sent' : 'FAILED'} in ${snapshotSeconds.toFixed(2)} s (${(snapshotBytes / snapshotSeconds / 1e6).toFixed(1)} MB/s)`);
   console.log(`  machine                ${os.cpus().length} cores, load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
