@@ -163,7 +163,7 @@ program
   // Test only (shoal chaos): never on a real cluster.
   .addOption(new Option('--enable-fault-injection', 'TEST ONLY: serve FaultInjectionService (network partitions, disk faults)').hideHelp())
   .option('--no-split', 'no splits for size or heat (meta peers; a table\'s shoal:split tag overrides it)')
-  .option('--split-size-bytes <bytes>', 'a partition holding more bytes splits (meta peers; default and most: 536870912, 512 MiB)', positiveNumber)
+  .option('--split-size-bytes <bytes>', 'a partition holding more bytes splits (meta peers; default 536870912, 512 MiB; at most 2147483648, 2 GiB)', positiveNumber)
   .option('--split-heat-share <fraction>', 'load at this share of a partition\'s read or write unit limit counts as heat (meta peers)', positiveNumber, 0.5)
   .option('--split-heat-seconds <seconds>', 'a partition hot this long splits (meta peers)', positiveNumber, 10)
   .option('--size-measure-seconds <seconds>', 'between measures of the sizes of the partitions led here', positiveNumber, 30)

@@ -33,6 +33,7 @@ export {
 export {
   chooseSplitKey,
   DEFAULT_SPLIT_POLICY,
+  DEFAULT_SPLIT_SIZE_BYTES,
   hashWidth,
   HOT_KEY_SHARE,
   hotKeyOf,

@@ -5,6 +5,7 @@ import {
   applyMetaCommand,
   chooseSplitKey,
   DEFAULT_SPLIT_POLICY,
+  DEFAULT_SPLIT_SIZE_BYTES,
   emptyMetaState,
   hotKeyOf,
   isSplitSize,
@@ -145,8 +146,10 @@ describe('tableSplitPolicy', () => {
     expect(bad.invalid.toSorted()).toEqual(['shoal:split', 'shoal:split-heat-seconds', 'shoal:split-heat-share', 'shoal:split-size-bytes']);
   });
 
-  it('keeps every partition small enough for its snapshot: a split size above MAX_SPLIT_SIZE_BYTES is invalid', () => {
-    expect(DEFAULT_SPLIT_POLICY.maxSizeBytes).toBeLessThanOrEqual(MAX_SPLIT_SIZE_BYTES);
+  it('splits at 512 MiB by default; a split size above MAX_SPLIT_SIZE_BYTES (2 GiB: a snapshot install holds up its node) is invalid', () => {
+    expect(DEFAULT_SPLIT_POLICY.maxSizeBytes).toBe(DEFAULT_SPLIT_SIZE_BYTES);
+    expect(DEFAULT_SPLIT_SIZE_BYTES).toBe(512 * 2 ** 20);
+    expect(MAX_SPLIT_SIZE_BYTES).toBe(2 * 2 ** 30);
     expect(tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split-size-bytes': String(MAX_SPLIT_SIZE_BYTES) }).policy.maxSizeBytes).toBe(MAX_SPLIT_SIZE_BYTES);
     const tooLarge = tableSplitPolicy(DEFAULT_SPLIT_POLICY, { 'shoal:split-size-bytes': String(10 * 2 ** 30) });
     expect(tooLarge).toEqual({ policy: DEFAULT_SPLIT_POLICY, invalid: ['shoal:split-size-bytes'] });

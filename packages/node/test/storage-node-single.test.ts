@@ -70,10 +70,10 @@ describe('startStorageNode: a single node in this process', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('refuses a split size its partitions could not be snapshotted at, before opening anything', async () => {
+  it('refuses a split size above MAX_SPLIT_SIZE_BYTES, before opening anything', async () => {
     const dataDir = join(root, 'refused');
     const starting = startStorageNode({ nodeId: 1, dataDir, host: '127.0.0.1', port: 0, metaPeers: peers, splitting: { maxSizeBytes: 10 * 2 ** 30 }, log: recordingLog([]) });
-    await expect(starting).rejects.toThrow(/split size must be above 0 and at most 536870912 bytes/);
+    await expect(starting).rejects.toThrow(/split size must be above 0 and at most 2147483648 bytes/);
     await expect(readFile(join(dataDir, 'partitions.json'))).rejects.toThrow(/ENOENT/);
   });
 
