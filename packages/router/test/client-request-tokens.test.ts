@@ -1,7 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DeleteItemCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  ListTablesCommand,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
 import type { TableSchema, WriteOperation } from '@shoal/model';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +204,25 @@ describe('the one-process engine (shoal dev --single)', () => {
       // 3 KB: three write units, one read unit, each doubled in a transaction.
       expect((await client.send(put)).ConsumedCapacity).toEqual([{ TableName: 'counters', CapacityUnits: 6 }]);
       expect((await client.send(put)).ConsumedCapacity).toEqual([{ TableName: 'counters', CapacityUnits: 2 }]);
+    });
+  });
+
+  it('keeps the token table out of every client request', async () => {
+    await withEngine(undefined, async (client) => {
+      await createCounters(client);
+      await client.send(increment(1));
+      expect((await client.send(new ListTablesCommand({}))).TableNames).toEqual(['counters']);
+      const key = { token: { S: 'restart-token' } };
+      const requests: Array<() => Promise<unknown>> = [
+        () => client.send(new GetItemCommand({ TableName: CLIENT_TOKEN_TABLE, Key: key })),
+        () => client.send(new DeleteItemCommand({ TableName: CLIENT_TOKEN_TABLE, Key: key })),
+        () => client.send(new DescribeTableCommand({ TableName: CLIENT_TOKEN_TABLE })),
+        () => client.send(new DeleteTableCommand({ TableName: CLIENT_TOKEN_TABLE })),
+      ];
+      for (const request of requests) await expect(request()).rejects.toMatchObject({ name: 'ValidationException' });
+      // So the claim stands: the same request is still answered as done.
+      await client.send(increment(1));
+      expect(await hitsOf(client)).toEqual({ N: '1' });
     });
   });
 
