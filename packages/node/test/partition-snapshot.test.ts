@@ -183,6 +183,33 @@ describe('a partition snapshot out of a store shared with another partition, ins
     );
   });
 
+  it('says it is restoring while the store restores the payload in batches (its reads are refused meanwhile), and not after', async () => {
+    const source = await openLocalStore({ dataDir: join(root, 'restoring-source') });
+    const target = await openLocalStore({ dataDir: join(root, 'restoring-target') });
+    try {
+      await populate(await replicasOver(source), Array.from({ length: 40 }, (_, i) => ({ pk: S(`r${i}`), sk: N(i), rank: N(1) })), 'r');
+      const sourceReplica = (await replicasOver(source)).get(LEFT.id)!;
+      const payload = await stage(join(root, 'restoring-payload'), await readSnapshotData(await sourceReplica.openSnapshotPayload()()));
+      const replica = (await replicasOver(target)).get(LEFT.id)!;
+      expect(replica.restoring()).toBe(false);
+      let seenRestoring = false;
+      let installed = false;
+      const installing = replica.installSnapshot({ index: 3, data: await sourceReplica.snapshot(), payload }).finally(() => void (installed = true));
+      // The store's batches are LevelDB writes: the event loop turns between them.
+      while (!installed) {
+        seenRestoring ||= replica.restoring();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await installing;
+      expect(seenRestoring).toBe(true);
+      expect(replica.restoring()).toBe(false);
+      expect(await contents(target, partitionBound(LEFT))).toEqual(await contents(source, partitionBound(LEFT)));
+    } finally {
+      await source.close();
+      await target.close();
+    }
+  });
+
   it('refuses a payload that is not a partition snapshot, changing nothing', async () => {
     const local = await openLocalStore({ dataDir: join(root, 'refuse') });
     try {

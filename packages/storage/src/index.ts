@@ -10,7 +10,7 @@ export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { partitionBound, type PartitionBound } from './layout.ts';
 export { PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotStream } from './partition-snapshot.ts';
-export { checkPartitionSnapshot, RESTORE_BATCH_BYTES, type CheckedPartitionSnapshot, type StagedPartitionSnapshot } from './partition-restore.ts';
+export { checkPartitionSnapshot, type CheckedPartitionSnapshot, type StagedPartitionSnapshot } from './partition-restore.ts';
 
 /** Everything one node keeps: the data of its tables and their definitions, in one LevelDB. */
 export interface LocalStore {

@@ -35,7 +35,7 @@ import {
 import type { StoredIntent } from './transactions.ts';
 
 /** Bytes of keys and values a restore batch holds, at most about (one pair may pass it). */
-export const RESTORE_BATCH_BYTES = 4 * 1024 * 1024;
+const RESTORE_BATCH_BYTES = 4 * 1024 * 1024;
 /** Bytes read from the staged file at a time. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 const RESTORE_MARKER_TAG = 9;
