@@ -134,17 +134,30 @@ describe('RaftTransport in one process', () => {
     expect(receivedIndexes(two)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
   });
 
-  it('drops and reports a message too large for any batch, and keeps the stream', async () => {
-    const [one, two] = await pair({ maxBatchBytes: 64 * 1024 });
+  it('sends a message larger than a batch in a batch of its own, and drops and reports one larger than a message may be', async () => {
+    // The receiving server takes messages of maxMessageBytes (its own server is made with it).
+    const [one, two] = await pair({ maxBatchBytes: 64 * 1024, maxMessageBytes: 256 * 1024, snapshotChunkBytes: 16 * 1024 });
     one.transport.send(4, append(1, 2, 1, 100));
-    one.transport.send(5, append(1, 2, 2, 100 * 1024));
+    one.transport.send(5, append(1, 2, 2, 200 * 1024));
     one.transport.send(6, append(1, 2, 3, 100));
+    one.transport.send(7, append(1, 2, 4, 300 * 1024));
+    one.transport.send(8, append(1, 2, 5, 100));
     one.transport.flush();
-    await until(() => (receivedIndexes(two).length === 2 ? true : undefined), 'two messages');
-    expect(receivedIndexes(two)).toEqual([1, 3]);
+    await until(() => (receivedIndexes(two).length === 4 ? true : undefined), 'four messages');
+    expect(receivedIndexes(two)).toEqual([1, 2, 3, 5]);
+    expect(two.received.map((batch) => batch.items.length)).toEqual([1, 1, 2]);
     expect(one.transport.metrics.messagesDroppedOversize).toBe(1);
-    expect(one.unreachable).toEqual([[2, [5]]]);
+    expect(one.unreachable).toEqual([[2, [7]]]);
     expect(one.logs.map((entry) => entry.event)).toEqual(['message_oversize']);
+  });
+
+  it('carries an append of 5 MiB by default: past the 4 MiB message limit of gRPC, within the one of Shoal', async () => {
+    const [one, two] = await pair();
+    one.transport.send(4, append(1, 2, 1, 5 * 1024 * 1024));
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 1 ? true : undefined), 'the large append');
+    expect(two.received[0]!.items[0]!.message.entries[0]!.data.length).toBe(5 * 1024 * 1024);
+    expect(one.transport.metrics.messagesDroppedOversize).toBe(0);
   });
 
   it('reports messages to a node it cannot resolve as unreachable', async () => {

@@ -31,6 +31,16 @@ import type {
 
 export { Metadata, Server, Status };
 
+/**
+ * The largest message a Shoal server takes (grpc-js refuses larger ones before any handler runs; its
+ * default is 4 MiB). A partition's Raft entry travels whole to the followers, and a transaction of
+ * DynamoDB's 4 MB of items makes an entry of up to about 5.5 MB of JSON, so servers take 16 MiB.
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Server options with Shoal's message limit: `new Server(SERVER_OPTIONS)`. */
+export const SERVER_OPTIONS = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES } as const;
+
 type MethodShape = GenServiceMethods[string];
 type Request<M extends MethodShape> = MessageShape<M['input']>;
 type RequestInit<M extends MethodShape> = MessageInitShape<M['input']>;

@@ -20,6 +20,8 @@ export {
   createClient,
   EncodedMessage,
   FRAME_HEADER_BYTES,
+  MAX_MESSAGE_BYTES,
+  SERVER_OPTIONS,
 } from './grpc.ts';
 export type {
   CallContext,

@@ -14,7 +14,9 @@ import {
   MessageQueue,
   RaftBatchSchema,
   RaftTransportService,
+  MAX_MESSAGE_BYTES,
   RpcError,
+  SERVER_OPTIONS,
   Server,
   Status,
   UndeliveredReason,
@@ -123,8 +125,17 @@ export interface RaftTransportOptions {
   log?(entry: TransportLogEntry): void;
   /** Messages waiting for one peer beyond this bound drop the oldest (counted). Default 10,000. */
   maxQueuedMessagesPerPeer?: number;
-  /** Encoded size a RaftBatch stays within. Default 3 MiB, below gRPC's 4 MiB message limit. */
+  /**
+   * Encoded size a RaftBatch of several messages stays within. Default 3 MiB. One message larger
+   * than that (an append carrying a large entry) goes in a batch of its own.
+   */
   maxBatchBytes?: number;
+  /**
+   * The largest batch sent, and taken by the transport's own server: a message that alone passes it
+   * is dropped (counted, logged, reported unreachable). Default MAX_MESSAGE_BYTES (16 MiB), the limit
+   * of every Shoal server (`SERVER_OPTIONS`), which a node's shared server must be created with.
+   */
+  maxMessageBytes?: number;
   /** Snapshot data bytes per SendSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
   /**
@@ -292,6 +303,7 @@ export class RaftTransport {
   readonly #log: (entry: TransportLogEntry) => void;
   readonly #maxQueued: number;
   readonly #maxBatchBytes: number;
+  readonly #maxMessageBytes: number;
   readonly #chunkBytes: number;
   readonly #maxSnapshotBytes: number;
   readonly #stagingDir: string;
@@ -312,6 +324,7 @@ export class RaftTransport {
     this.#log = options.log ?? defaultLog;
     this.#maxQueued = options.maxQueuedMessagesPerPeer ?? 10_000;
     this.#maxBatchBytes = options.maxBatchBytes ?? 3 * 1024 * 1024;
+    this.#maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
     this.#chunkBytes = options.snapshotChunkBytes ?? 1024 * 1024;
     this.#maxSnapshotBytes = options.maxSnapshotBytes ?? 64 * 1024 * 1024 * 1024;
     this.#stagingDir = options.snapshotStagingDir ?? tmpdir();
@@ -320,14 +333,14 @@ export class RaftTransport {
       for (const name of readdirSync(options.snapshotStagingDir)) rmSync(join(options.snapshotStagingDir, name), { recursive: true, force: true });
     }
     this.#backoff = options.reconnectBackoff ?? { initialMs: 100, maxMs: 5_000 };
-    if (this.#maxBatchBytes >= 4 * 1024 * 1024 || this.#chunkBytes >= 4 * 1024 * 1024) {
-      throw new RangeError('maxBatchBytes and snapshotChunkBytes must stay below the 4 MiB gRPC message limit');
+    if (this.#maxBatchBytes > this.#maxMessageBytes || this.#chunkBytes >= this.#maxMessageBytes) {
+      throw new RangeError(`maxBatchBytes and snapshotChunkBytes must stay within maxMessageBytes (${this.#maxMessageBytes})`);
     }
     this.faults = options.faults === true ? new NetworkFaults() : undefined;
     if ((options.server === undefined) === (options.listenAddress === undefined)) {
       throw new Error('RaftTransport needs exactly one of server and listenAddress');
     }
-    this.#ownServer = options.server === undefined ? new Server() : undefined;
+    this.#ownServer = options.server === undefined ? new Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': this.#maxMessageBytes }) : undefined;
     addService(options.server ?? this.#ownServer!, RaftTransportService, {
       stream: (batches, context) => this.#serveStream(batches, context),
       sendSnapshot: (chunks, context) => this.#receiveSnapshot(chunks, context),
@@ -529,22 +542,23 @@ export class RaftTransport {
     if (lost.size > 0) this.#options.onUnreachable?.(peer.nodeId, [...lost]);
   }
 
-  /** Cuts the messages into RaftBatches each within maxBatchBytes, in order. */
+  /** Cuts the messages into RaftBatches each within maxBatchBytes (a larger message alone), in order. */
   *#split(peer: Peer, messages: GroupMessage[], packed: boolean): Generator<OutgoingBatch> {
     const header = batchHeaderWireSize(this.nodeId, peer.nodeId);
     // Packed, the messages sit in one bytes field: its tag and length (at most 5 bytes) come on top.
-    const limit = this.#maxBatchBytes - (packed ? PACKED_FIELD_OVERHEAD_BYTES : 0);
+    const overhead = packed ? PACKED_FIELD_OVERHEAD_BYTES : 0;
+    const limit = this.#maxBatchBytes - overhead;
     let current: GroupMessage[] = [];
     let bytes = header;
     for (const item of messages) {
       const size = groupMessageWireSize(item.groupId, item.message);
-      if (header + size > limit) {
+      if (header + size > this.#maxMessageBytes - overhead) {
         this.metrics.messagesDroppedOversize += 1;
         this.#log({ level: 'warn', event: 'message_oversize', node: this.nodeId, peer: peer.nodeId, group: item.groupId, type: item.message.type, bytes: size });
         this.#options.onUnreachable?.(peer.nodeId, [item.groupId]);
         continue;
       }
-      if (bytes + size > limit) {
+      if (current.length > 0 && bytes + size > limit) {
         yield this.#batch(peer, current, bytes, packed);
         current = [];
         bytes = header;
