@@ -56,6 +56,12 @@ export interface StorageNodeOptions {
   electionTick?: number;
   /** Ticks between leader heartbeats. Default 2. */
   heartbeatTick?: number;
+  /**
+   * How long a leader holds an append without entries (a commit index for a follower) in case the
+   * next append carries it (MultiRaftHostOptions.commitNotificationHoldMs). Default 5 ms: under load
+   * it saves a message, its answer and a round on each side per entry; idle, followers apply 5 ms later.
+   */
+  commitNotificationHoldMs?: number;
   /** Between heartbeats to the meta group. Default 1,000 ms. */
   heartbeatIntervalMs?: number;
   /** The placement driver replaces a down node's replicas after this long (meta peers). Default 30,000 ms. */
@@ -128,6 +134,9 @@ export interface StorageNodeMetrics {
   raftLeadersLost: number;
   /** Raft tick timer callbacks held up by 2 tick intervals or more (event-loop stalls). */
   raftTickStalls: number;
+  /** Appends without entries a leader held (commitNotificationHoldMs), and those an append with entries made unnecessary. */
+  raftEmptyAppendsHeld: number;
+  raftEmptyAppendsSuperseded: number;
   raftLogBatches: number;
   raftLogSyncedBatches: number;
   transportMessagesSent: number;
@@ -207,6 +216,7 @@ export interface StorageNode {
 
 /** See StorageNodeOptions.electionTick. */
 const DEFAULT_ELECTION_TICK = 20;
+const DEFAULT_COMMIT_NOTIFICATION_HOLD_MS = 5;
 
 /** A node missing this many heartbeats in a row is marked down by the placement driver. */
 const HEARTBEATS_MISSED_BEFORE_DOWN = 5;
@@ -292,6 +302,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       tickMs,
       electionTick,
       heartbeatTick: options.heartbeatTick ?? 2,
+      commitNotificationHoldMs: options.commitNotificationHoldMs ?? DEFAULT_COMMIT_NOTIFICATION_HOLD_MS,
       seed: nodeId,
       ...(compaction.every > 0 ? { snapshotPolicy: compaction } : {}),
       ...(options.quiesceIdleGroups === true ? { quiescence: { isNodeLive: (id: NodeId) => transport.peerConnected(id) && !view.isDown(id) } } : {}),
@@ -499,6 +510,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           raftLeadersElected: raftHost.stats.leadersElected,
           raftLeadersLost: raftHost.stats.leadersLost,
           raftTickStalls: raftHost.stats.tickStalls,
+          raftEmptyAppendsHeld: raftHost.stats.emptyAppendsHeld,
+          raftEmptyAppendsSuperseded: raftHost.stats.emptyAppendsSuperseded,
           raftLogBatches: logStore.stats.batches,
           raftLogSyncedBatches: logStore.stats.syncedBatches,
           transportMessagesSent: t.messagesSent,

@@ -44,6 +44,8 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'raftLeadersElected',
   'raftLeadersLost',
   'raftTickStalls',
+  'raftEmptyAppendsHeld',
+  'raftEmptyAppendsSuperseded',
   'raftLogBatches',
   'raftLogSyncedBatches',
   'transportMessagesSent',
