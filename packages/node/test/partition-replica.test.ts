@@ -22,6 +22,7 @@ import {
   PartitionSnapshotError,
   decodePartitionCommand,
   encodePartitionCommand,
+  MAX_PARTITION_COMMAND_BYTES,
   proposeIndexCommand,
   proposePartitionWrite,
   type PartitionCommand,
@@ -211,6 +212,19 @@ describe('PartitionReplica over one node store', () => {
     expect(reopened.map((replica) => replica.appliedIndex())).toEqual([5, 9]);
     expect(await allItemsOf(local)).toEqual([{ pk: S('x'), v: S('1') }]);
     await local.close();
+  });
+
+  it('refuses to encode a command too large to replicate, with a ValidationException (nothing proposed)', () => {
+    const write = (bytes: number): PartitionCommand => ({ kind: 'write', write: { operations: [{ kind: 'Put', table: TABLE, key: { pk: { S: 'big' } }, item: { pk: { S: 'big' }, blob: { S: 'x'.repeat(bytes) } } }] } });
+    expect(encodePartitionCommand(write(MAX_PARTITION_COMMAND_BYTES - 10_000)).length).toBeLessThanOrEqual(MAX_PARTITION_COMMAND_BYTES);
+    let refused: unknown;
+    try {
+      encodePartitionCommand(write(MAX_PARTITION_COMMAND_BYTES));
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(DynamoDbError);
+    expect(refused).toMatchObject({ type: 'ValidationException', message: expect.stringMatching(/too large to replicate: its log entry would be \d+ bytes, more than 8388608/) });
   });
 
   it('records a descriptor as its snapshot (the state is the store\'s), and refuses an entry that is not a partition write', async () => {

@@ -4,6 +4,7 @@ export {
   PartitionSnapshotError,
   decodePartitionCommand,
   encodePartitionCommand,
+  MAX_PARTITION_COMMAND_BYTES,
   proposeIndexCommand,
   proposePartitionSplit,
   proposePartitionWrite,

@@ -156,8 +156,20 @@ export class WriteOutOfRangeError extends Error {
  */
 export type IndexCommandResult = { status: 'started'; done: Promise<void> } | { status: 'invalid'; message: string };
 
+/**
+ * The largest partition command proposed: an entry travels whole to the followers in one transport
+ * message (MAX_MESSAGE_BYTES, 16 MiB). DynamoDB's own limits keep commands far below it (a
+ * transaction's items: 4 MB, about 5.5 MB of JSON with binary values; coalesced writes: 1 MiB calls).
+ */
+export const MAX_PARTITION_COMMAND_BYTES = 8 * 1024 * 1024;
+
+/** The command as its log entry; one too large to replicate is refused before anything is proposed. */
 export function encodePartitionCommand(command: PartitionCommand): Uint8Array {
-  return encoder.encode(JSON.stringify(command));
+  const entry = encoder.encode(JSON.stringify(command));
+  if (entry.length > MAX_PARTITION_COMMAND_BYTES) {
+    throw validationError(`The request is too large to replicate: its log entry would be ${entry.length} bytes, more than ${MAX_PARTITION_COMMAND_BYTES}`);
+  }
+  return entry;
 }
 
 export interface PartitionReplicaOptions {
