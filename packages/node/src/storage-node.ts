@@ -12,7 +12,7 @@
  * group, heartbeats, watches the partition map, and reconciles its replicas with it.
  */
 import { join } from 'node:path';
-import { Server, listen, shutdown } from '@shoal/proto';
+import { SERVER_OPTIONS, Server, listen, shutdown } from '@shoal/proto';
 import { DEFAULT_SPLIT_POLICY, isSplitSize, MAX_SPLIT_SIZE_BYTES, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
@@ -275,7 +275,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     stops.push(() => addressBook.flush());
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
 
-    const server = new Server();
+    // Shoal's message limit (16 MiB): an append carries a whole entry, a transaction's up to ~5.5 MB.
+    const server = new Server(SERVER_OPTIONS);
     let host: MultiRaftHost | undefined;
     const transport = new RaftTransport({
       nodeId,

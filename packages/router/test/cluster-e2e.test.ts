@@ -184,6 +184,18 @@ describe('the DynamoDB API over a three-node cluster', () => {
     }
   });
 
+  it('a transaction of 3.8 MB in one partition commits as one Raft entry, and the partition keeps taking writes', { timeout: 60_000 }, async () => {
+    // Binary values travel as base64 in the entry: about 5 MB, more than the transport's batches
+    // (3 MiB) and than gRPC's default message (4 MiB), within DynamoDB's 4 MB of items.
+    const blob: AttributeValue = { B: new Uint8Array(380_000).fill(7) };
+    await client.send(new TransactWriteItemsCommand({ TransactItems: Array.from({ length: 10 }, (_, i) => ({ Put: { TableName: 'orders', Item: { pk: S('large-tx'), sk: N(i), blob } } })) }));
+    await client.send(new PutItemCommand({ TableName: 'orders', Item: { pk: S('large-tx'), sk: N(100) } }));
+    for (const sk of [...Array.from({ length: 10 }, (_, i) => i), 100]) {
+      const item = await client.send(new GetItemCommand({ TableName: 'orders', Key: { pk: S('large-tx'), sk: N(sk) }, ConsistentRead: true, ProjectionExpression: 'sk' }));
+      expect(item.Item).toEqual({ sk: N(sk) });
+    }
+  });
+
   it('a GSI added by UpdateTable is backfilled on every partition, then answers queries', { timeout: 60_000 }, async () => {
     await client.send(
       new UpdateTableCommand({
