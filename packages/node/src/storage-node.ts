@@ -235,7 +235,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
   const splitSize = options.splitting?.maxSizeBytes;
   if (splitSize !== undefined && !isSplitSize(splitSize)) {
-    throw new RangeError(`the split size must be above 0 and at most ${MAX_SPLIT_SIZE_BYTES} bytes (a partition's snapshot must fit in memory), not ${splitSize}`);
+    throw new RangeError(`the split size must be above 0 and at most ${MAX_SPLIT_SIZE_BYTES} bytes (installing a partition's snapshot holds up its node), not ${splitSize}`);
   }
   const log = options.log ?? stderrLog({ component: 'storage-node', node: nodeId });
   const tickMs = options.tickMs ?? 50;
