@@ -131,6 +131,24 @@ describe('a partition restored from a snapshot staged in a file', () => {
     }
   });
 
+  it('replaces the wider range a replica held before (it missed a split): the other partition\'s entries there go too, counters exact', async () => {
+    const local = await openLocalStore({ dataDir: await copyOfTemplate('wider') });
+    try {
+      const left = scopeOf(LEFT);
+      const wider = { ...left, bound: { start: left.bound.start, end: scopeOf(RIGHT).bound.end } };
+      await local.partitions.restorePartitionSnapshot([wider, left], await checkPartitionSnapshot(staged), SNAPSHOT_INDEX, { batchBytes: BATCH_BYTES });
+      expect(await partitionContents(local, LEFT)).toEqual(leftAtSource);
+      expect(await partitionContents(local, RIGHT)).toEqual({ items: [], lsi: [], gsi: [[], [], [], []], applied: await local.partitions.appliedIndex(RIGHT.id) });
+      for (const indexName of [undefined, 'byRank', 'byCity']) {
+        const counted = await local.partitions.statistics(TABLE, indexName);
+        expect(counted).toEqual(await local.partitions.statistics(TABLE, indexName, partitionBound(LEFT)));
+      }
+      expect((await local.partitions.transactionsWithIntents()).map((t) => t.transaction.id)).toEqual([`src-${LEFT.id}`]);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('applies the snapshot index when it is past the data\'s applied index', async () => {
     const dataDir = await copyOfTemplate('late-index');
     const local = await openLocalStore({ dataDir });
