@@ -270,6 +270,15 @@ function distinctGroups(messages: readonly GroupMessage[]): number[] {
   return [...new Set(messages.map((m) => m.groupId))];
 }
 
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -801,10 +810,11 @@ export class RaftTransport {
       if (transfer.received !== transfer.size) {
         return refuse(Status.INVALID_ARGUMENT, `snapshot truncated: ${transfer.received} of ${transfer.size} bytes`);
       }
-      // Synced before Raft hears of it: a restore it feeds may be redone from it after a crash.
+      // Synced before Raft hears of it, its name too: a restore it feeds may be redone from it after a crash.
       await file!.sync();
       await file!.close();
       file = undefined;
+      await syncDirectory(this.#stagingDir);
       this.metrics.snapshotsReceived += 1;
       this.metrics.snapshotBytesReceived += transfer.received;
       const snapshot = { metadata: transfer.message.snapshot!.metadata, data: new Uint8Array(0) };
