@@ -13,7 +13,7 @@ import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
 const NODES: NodeId[] = [1, 2, 3];
 const GROUP = 4;
-const ELECTION_TICK = 10;
+const ELECTION_TICK = 20;
 
 interface Member extends KvMember {
   /** The types of the messages this node sent, in order (one group here). */
