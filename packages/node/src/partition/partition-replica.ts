@@ -429,9 +429,9 @@ export class PartitionReplica implements ReplicaStateMachine {
     // What goes: the range held here before (it may reach past splits this replica missed) and the snapshot's.
     const before = this.#scope(this.#tableOf() ?? header.table);
     const after: PartitionScope = { groupId: this.groupId, table: header.table, bound: header.bound };
-    await this.#onRestore?.(header);
     this.#restoring = true;
     try {
+      await this.#onRestore?.(header);
       const applied = await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], checked, snapshot.index);
       this.#applied = applied;
       this.#reveal(applied);
