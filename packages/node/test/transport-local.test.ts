@@ -84,8 +84,8 @@ async function pair(options: Partial<RaftTransportOptions> = {}, unhosted = new 
   return [one, two];
 }
 
-async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 400; attempt += 1) {
+async function until<T>(probe: () => T | undefined, what: string, attempts = 400): Promise<T> {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
     const value = probe();
     if (value !== undefined) return value;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -143,7 +143,8 @@ describe('RaftTransport in one process', () => {
     one.transport.send(7, append(1, 2, 4, 300 * 1024));
     one.transport.send(8, append(1, 2, 5, 100));
     one.transport.flush();
-    await until(() => (receivedIndexes(two).length === 4 ? true : undefined), 'four messages');
+    // Messages of hundreds of KiB: slow to encode and decode on a loaded machine.
+    await until(() => (receivedIndexes(two).length === 4 ? true : undefined), 'four messages', 2_000);
     expect(receivedIndexes(two)).toEqual([1, 2, 3, 5]);
     expect(two.received.map((batch) => batch.items.length)).toEqual([1, 1, 2]);
     expect(one.transport.metrics.messagesDroppedOversize).toBe(1);
@@ -155,7 +156,7 @@ describe('RaftTransport in one process', () => {
     const [one, two] = await pair();
     one.transport.send(4, append(1, 2, 1, 5 * 1024 * 1024));
     one.transport.flush();
-    await until(() => (receivedIndexes(two).length === 1 ? true : undefined), 'the large append');
+    await until(() => (receivedIndexes(two).length === 1 ? true : undefined), 'the large append', 2_000);
     expect(two.received[0]!.items[0]!.message.entries[0]!.data.length).toBe(5 * 1024 * 1024);
     expect(one.transport.metrics.messagesDroppedOversize).toBe(0);
   });
