@@ -127,6 +127,17 @@ describe('MultiRaftHost: three hosts, 20 groups, in one process', () => {
     expect(leader.machines.get(5)!.entries.get('moved')).toBe('yes');
   });
 
+  it('refuses a proposal made while it hands leadership over, naming the node it hands it to', async () => {
+    const leader = agreedLeader(members, 6)!;
+    const target = members.find((m) => m !== leader)!;
+    // Both in one turn: the transfer starts in the round that then drops the proposal.
+    leader.host.transferLeadership(6, target.nodeId);
+    const refused = await leader.host.propose(6, encodeWrite({ key: 'during', value: 'transfer' })).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NotLeaderError);
+    expect((refused as NotLeaderError).leader).toBe(target.nodeId);
+    await pump(members, () => agreedLeader(members, 6) === target, 'leadership transfer');
+  });
+
   it('survives a stopped leader host, which restarts from its log store and catches up', async () => {
     const victim = agreedLeader(members, 1)!;
     const ledBefore = GROUPS.filter((g) => agreedLeader(members, g) === victim);

@@ -323,6 +323,17 @@ class Replica {
 
 type Action = (replica: Replica) => void;
 
+/**
+ * The leader to name when this replica drops a proposal: while it hands its leadership over, the
+ * node it hands it to (which leads within a round trip), so that a router goes there rather than
+ * back to this replica after a backoff.
+ */
+function leaderHint(replica: Replica): NodeId {
+  if (replica.role !== 'leader') return replica.leader;
+  const transferee = replica.raw.status().leadTransferee;
+  return transferee !== 0 ? transferee : replica.leader;
+}
+
 /** Completes a proposal or read applied in this round, once the round's applied state is readable (or failed). */
 type Answer = (failure: Error | undefined) => void;
 
@@ -488,7 +499,7 @@ export class MultiRaftHost {
           r.proposals++;
         } catch (error) {
           clearTimeout(pending.timer);
-          if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, r.leader));
+          if (error instanceof ProposalDroppedError) reject(new NotLeaderError(groupId, leaderHint(r)));
           else reject(error as Error);
         }
       });
@@ -540,7 +551,7 @@ export class MultiRaftHost {
           membershipChange.proposed = true;
         } catch (error) {
           clearTimeout(pending.timer);
-          if (error instanceof ProposalDroppedError) pending.reject(new NotLeaderError(groupId, r.leader));
+          if (error instanceof ProposalDroppedError) pending.reject(new NotLeaderError(groupId, leaderHint(r)));
           else pending.reject(error as Error);
         }
       });
