@@ -429,15 +429,17 @@ export class PartitionReplica implements ReplicaStateMachine {
     // What goes: the range held here before (it may reach past splits this replica missed) and the snapshot's.
     const before = this.#scope(this.#tableOf() ?? header.table);
     const after: PartitionScope = { groupId: this.groupId, table: header.table, bound: header.bound };
+    // Set until the restore completes: one that fails leaves the store partly restored (its marker
+    // redoes it at the next open), and this replica must not serve reads from it meanwhile.
     this.#restoring = true;
-    try {
-      await this.#onRestore?.(header);
-      const applied = await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], checked, snapshot.index);
-      this.#applied = applied;
-      this.#reveal(applied);
-    } finally {
-      this.#restoring = false;
-    }
+    await this.#onRestore?.(header);
+    const applied = await this.store.restorePartitionSnapshot(before === undefined ? [after] : [before, after], checked, snapshot.index);
+    this.#applied = applied;
+    // The state now is the snapshot's, which may be older than what was visible (a store that was ahead
+    // of its log, sent an older leader's snapshot): reads asking for more wait for the log again.
+    this.#visible = Math.min(this.#visible, applied);
+    this.#reveal(applied);
+    this.#restoring = false;
     for (const done of await this.store.resumeIndexCommands(this.groupId)) this.#track(done);
   }
 
