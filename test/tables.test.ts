@@ -14,7 +14,7 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import type { CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { failure, keyedBy } from './helpers/item-assertions.ts';
 import { shoalPerFile, withShoal } from './helpers/shoal.ts';
@@ -899,7 +899,7 @@ describe('the TTL sweeper', () => {
     });
   });
 
-  it('sweeps tables larger than one bounded pass over several sweeps', async () => {
+  it('sweeps on past its first 10 pages while they hold expired items, and over several sweeps where they do not', async () => {
     const clock = Date.UTC(2026, 0, 1);
     await withShoal({ now: () => clock }, async (local) => {
       await local.client.send(new CreateTableCommand(simpleTable('ttl_many')));
@@ -914,15 +914,36 @@ describe('the TTL sweeper', () => {
           ),
         );
       }
+      // Every page holds expired items: one sweep goes through all 11.
+      expect(await local.router.sweepTtl()).toBe(count);
+      // Unexpired items fill the first 10 pages a sweep reads (in the table's scan order): the expired
+      // ones after them wait for the next sweep.
+      for (let i = 0; i < count; i += 25) {
+        await Promise.all(Array.from({ length: 25 }, (_, j) => local.doc.send(new PutCommand({ TableName: 'ttl_many', Item: { pk: `item${i + j}` } }))));
+      }
+      const order: string[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await local.doc.send(new ScanCommand({ TableName: 'ttl_many', ExclusiveStartKey: startKey }));
+        for (const item of page.Items ?? []) order.push(String(item.pk));
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+      expect(order).toHaveLength(count);
+      for (let i = 0; i < count; i += 25) {
+        await Promise.all(
+          order.slice(i, i + 25).map((pk, j) =>
+            local.doc.send(new PutCommand({ TableName: 'ttl_many', Item: { pk, exp: i + j < 1000 ? clock / 1000 + 3600 : clock / 1000 - 1 } })),
+          ),
+        );
+      }
       let deleted = 0;
       let sweeps = 0;
-      while (deleted < count && sweeps < 10) {
+      while (deleted < count - 1000 && sweeps < 10) {
         deleted += await local.router.sweepTtl();
         sweeps++;
       }
-      expect(deleted).toBe(count);
-      // One sweep reads at most 10 pages of 100 items per table.
-      expect(sweeps).toBe(2);
+      expect(deleted).toBe(count - 1000);
+      expect(sweeps).toBeGreaterThan(1);
     });
   });
 

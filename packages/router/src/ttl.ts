@@ -61,8 +61,14 @@ export const ttlOperations: Record<string, RouterOperationHandler> = {
 const MAX_EXPIRY_AGE_SECONDS = 5 * 365 * 24 * 60 * 60;
 const ITEMS_PER_PAGE = 100;
 const BYTES_PER_PAGE = 1024 * 1024;
-/** Pages read per table per sweep: a sweep's work is bounded; the next sweep resumes where it stopped. */
+/**
+ * Pages read per table per sweep: a sweep's work is bounded; the next sweep resumes where it stopped.
+ * Past the first PAGES_PER_SWEEP, a sweep goes on while the pages hold expired items (up to
+ * MAX_PAGES_PER_SWEEP): a table that expires items faster than 10 pages a sweep (sessions, idempotency
+ * keys, the ClientRequestToken claims) would otherwise grow without bound.
+ */
 const PAGES_PER_SWEEP = 10;
+const MAX_PAGES_PER_SWEEP = 100;
 
 export interface TtlSweeper {
   /** One pass over every table with TTL enabled; resolves to the number of items deleted. */
@@ -101,7 +107,8 @@ export function startTtlSweeper(options: {
 
   async function sweepTable(schema: TableSchema, attributeName: string): Promise<number> {
     let deleted = 0;
-    for (let page = 0; page < PAGES_PER_SWEEP; page++) {
+    let expiredInPage = false;
+    for (let page = 0; page < MAX_PAGES_PER_SWEEP && (page < PAGES_PER_SWEEP || expiredInPage); page++) {
       const result = await partitions.readRange(
         {
           table: schema,
@@ -114,22 +121,29 @@ export function startTtlSweeper(options: {
         { consistent: false },
       );
       const nowSeconds = now() / 1000;
+      const deletes: Array<Promise<boolean>> = [];
       for (const item of result.items) {
         const expiry = expiryOf(item, attributeName);
         if (expiry === undefined || expiry.seconds >= nowSeconds || expiry.seconds < nowSeconds - MAX_EXPIRY_AGE_SECONDS) continue;
         // Only if the item still holds this expired value: a concurrent update that extends the TTL wins.
-        const outcome = await partitions.write({
-          operations: [
-            {
-              table: schema,
-              kind: 'Delete',
-              key: keyOf(item, schema),
-              expressions: { condition: '#ttl = :expiry', names: { '#ttl': attributeName }, values: { ':expiry': { N: expiry.text } } },
-            },
-          ],
-        });
-        if (outcome.applied) deleted++;
+        // A page's deletes go together (on the cluster, coalesced into few calls per partition).
+        deletes.push(
+          partitions
+            .write({
+              operations: [
+                {
+                  table: schema,
+                  kind: 'Delete',
+                  key: keyOf(item, schema),
+                  expressions: { condition: '#ttl = :expiry', names: { '#ttl': attributeName }, values: { ':expiry': { N: expiry.text } } },
+                },
+              ],
+            })
+            .then((outcome) => outcome.applied),
+        );
       }
+      expiredInPage = deletes.length > 0;
+      for (const applied of await Promise.all(deletes)) if (applied) deleted++;
       if (result.lastEvaluatedKey === undefined) {
         cursors.delete(schema.tableId);
         break;
