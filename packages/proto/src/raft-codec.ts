@@ -432,7 +432,8 @@ class Reader {
   /** The next field's tag: its number times 8 plus its wire type. */
   tag(): number {
     const tag = this.varint('field tag');
-    if (tag > 0xffffffff) throw invalid(`field tag ${tag}`);
+    // Field number 0 is no field (protobuf-es refuses it too).
+    if (tag > 0xffffffff || tag < 8) throw invalid(`field tag ${tag}`);
     return tag;
   }
 

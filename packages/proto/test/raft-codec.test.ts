@@ -208,6 +208,9 @@ describe('packed Raft batches (RaftBatch.packed_messages)', () => {
     expect(refusal(new Uint8Array([0x0a, 6, 0x12, 4, 0x0a, 2, 1, 1])).message).toContain('wire type');
     // A group (wire type 3), which proto3 never uses.
     expect(refusal(new Uint8Array([0x0b])).message).toContain('wire type 3');
+    // Field number 0 (tag 0 or 2, as protobuf-es refuses "illegal tag: field no 0").
+    expect(refusal(new Uint8Array([0x00, 0x00])).message).toContain('field tag 0');
+    expect(refusal(new Uint8Array([0x02, 0x00])).message).toContain('field tag 2');
   });
 
   it('refuse every truncation of a frame, and any garbage, with INVALID_ARGUMENT only', () => {
