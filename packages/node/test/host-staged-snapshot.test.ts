@@ -108,3 +108,25 @@ describe('MultiRaftHost: a snapshot staged in a file', () => {
     expect(member.host.stats.snapshotsRestored).toBe(1);
   });
 });
+
+describe('MultiRaftHost: a staged snapshot of a group removed before the round delivers it', () => {
+  it('deletes its file (nothing else would until a restart swept the directory)', async () => {
+    const network = new MemoryNetwork();
+    const root = await mkdtemp(join(tmpdir(), 'shoal-host-staged-removed-'));
+    const member = await startKvMember(network, 1, join(root, 'node-1'), { seed: 4, stateMachine: () => new StagedMachine() });
+    try {
+      await member.host.joinGroup(GROUP);
+      const descriptor = Buffer.from('descriptor');
+      const path = join(root, 'staged-10');
+      const framed = Buffer.concat([Buffer.from([0, 0, 0, descriptor.length]), descriptor, Buffer.from('payload at 10')]);
+      await writeFile(path, framed);
+      expect(member.host.receive([{ groupId: GROUP, message: snapshotMessage(10), staged: { path, size: framed.length } }])).toEqual([]);
+      // The reconciler removes the replica in the same turn, before the host's next round.
+      await member.host.removeGroup(GROUP);
+      await until(() => !existsSync(path), 'the deletion');
+    } finally {
+      await stopKvMember(network, member);
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -354,7 +354,7 @@ export class MultiRaftHost {
   readonly #incoming = new Set<Replica>();
   /** Groups with work since the last round. */
   #dirty = new Set<Replica>();
-  #actions: Array<{ groupId: number; action: Action; wakes: boolean }> = [];
+  #actions: Array<{ groupId: number; action: Action; wakes: boolean; dropped?: () => void }> = [];
   #pendingTicks = 0;
   #running: Promise<void> | undefined;
   #again = false;
@@ -708,13 +708,21 @@ export class MultiRaftHost {
         }
         const snapshot = { metadata: message.snapshot.metadata, data: framed.data };
         const { payload } = framed;
-        this.#enqueue(groupId, (r) => {
-          if (payload !== undefined) {
-            r.incoming.push({ index: snapshot.metadata.index, payload });
-            this.#incoming.add(r);
-          }
-          r.raw.step({ ...message, snapshot });
-        });
+        this.#enqueue(
+          groupId,
+          (r) => {
+            if (payload !== undefined) {
+              r.incoming.push({ index: snapshot.metadata.index, payload });
+              this.#incoming.add(r);
+            }
+            r.raw.step({ ...message, snapshot });
+          },
+          true,
+          // The group was removed before this round: nothing will install or discard the file.
+          () => {
+            if (payload !== undefined) discardStaged(payload.path);
+          },
+        );
       } else {
         this.#enqueue(groupId, (r) => r.raw.step(message));
       }
@@ -796,8 +804,9 @@ export class MultiRaftHost {
   }
 
   /** `wakes`: whether the action wakes a quiesced group (all but heartbeat answers and lost-message reports). */
-  #enqueue(groupId: number, action: Action, wakes = true): void {
-    this.#actions.push({ groupId, action, wakes });
+  /** `dropped` runs instead of `action` when the group is gone by the time the action is delivered. */
+  #enqueue(groupId: number, action: Action, wakes = true, dropped?: () => void): void {
+    this.#actions.push({ groupId, action, wakes, dropped });
     void this.#kick().catch(() => undefined);
   }
 
@@ -1079,9 +1088,12 @@ export class MultiRaftHost {
   #deliver(): void {
     const actions = this.#actions;
     this.#actions = [];
-    for (const { groupId, action, wakes } of actions) {
+    for (const { groupId, action, wakes, dropped } of actions) {
       const replica = this.#groups.get(groupId);
-      if (replica === undefined) continue;
+      if (replica === undefined) {
+        dropped?.();
+        continue;
+      }
       if (wakes) replica.quiesced = false;
       action(replica);
       this.#dirty.add(replica);
