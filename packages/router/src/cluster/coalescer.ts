@@ -7,7 +7,7 @@
  * With `maxInFlight`, a group has at most that many calls out at once: requests made while they are
  * out wait (are held), and go together once one is answered (writes: bigger Raft entries under load,
  * and no more calls than the leader can take in). A held request is bounded like a sent one:
- * - its deadline (`timeoutMs`) runs from its submission: held until less than MIN_HELD_SEND_MS is
+ * - its deadline (`timeoutMs`) runs from its submission: held until MIN_HELD_SEND_MS or less is
  *   left of it, it fails with RequestNotSent, and once sent, its call gets only what is left of it;
  * - when a call of its group fails (the node did not serve it: a redirect, a lost connection, a
  *   deadline), it fails with RequestNotSent carrying that error: the node is not serving the group;
