@@ -65,20 +65,38 @@ function wrongOperandType(name: string, value: AttributeValue, problems: Problem
   );
 }
 
-function bindUpdateCall(node: CallNode, placeholders: Placeholders, problems: Problems): ValueComputer {
-  const args = node.args.map((arg) => bindUpdateOperand(arg, placeholders, problems));
-  const name = node.name;
-  const unusable: ValueComputer = () => {
-    throw new Error('unreachable: an expression with problems is never applied');
-  };
+/**
+ * Only if_not_exists may be nested in an update: a call inside another call's arguments or inside `+`/`-`
+ * (list_append(list_append(:a, :b), :c), if_not_exists(a, list_append(b, :c))) is refused.
+ */
+const NESTABLE_UPDATE_FUNCTIONS = new Set(['if_not_exists']);
+
+/** Whether `name` may be called here; reports why not. */
+function checkUpdateCall(name: string, nested: boolean, problems: Problems): boolean {
   if (!Object.hasOwn(UPDATE_FUNCTIONS, name)) {
     if (CONDITION_ONLY_FUNCTIONS.has(name)) {
       problems.report('misusedFunction', `The function is not allowed in an update expression; function: ${name}`);
     } else {
       problems.report('unknownFunction', `Invalid function name; function: ${name}`);
     }
-    return unusable;
+    return false;
   }
+  if (nested && !NESTABLE_UPDATE_FUNCTIONS.has(name)) {
+    problems.report('misusedFunction', `The function is not allowed to be used this way in an expression; function: ${name}`);
+    return false;
+  }
+  return true;
+}
+
+function bindUpdateCall(node: CallNode, nested: boolean, placeholders: Placeholders, problems: Problems): ValueComputer {
+  const name = node.name;
+  // The call is checked before its arguments, as DynamoDB walks the expression from the outside in.
+  const usable = checkUpdateCall(name, nested, problems);
+  const args = node.args.map((arg) => bindUpdateOperand(arg, true, placeholders, problems));
+  const unusable: ValueComputer = () => {
+    throw new Error('unreachable: an expression with problems is never applied');
+  };
+  if (!usable) return unusable;
   if (args.length !== UPDATE_FUNCTIONS[name]) {
     problems.report(
       'function',
@@ -114,7 +132,8 @@ interface BoundUpdateOperand {
   literal?: AttributeValue;
 }
 
-function bindUpdateOperand(node: OperandNode, placeholders: Placeholders, problems: Problems): BoundUpdateOperand {
+/** `nested`: the operand is a function argument or an operand of `+`/`-`, not a whole SET value. */
+function bindUpdateOperand(node: OperandNode, nested: boolean, placeholders: Placeholders, problems: Problems): BoundUpdateOperand {
   if (node.type === 'value') {
     const literal = bindValue(node, placeholders, problems);
     return literal === undefined ? { compute: () => ({ NULL: true }) } : { compute: () => literal, literal };
@@ -129,12 +148,12 @@ function bindUpdateOperand(node: OperandNode, placeholders: Placeholders, proble
       },
     };
   }
-  return { compute: bindUpdateCall(node, placeholders, problems) };
+  return { compute: bindUpdateCall(node, nested, placeholders, problems) };
 }
 
 function bindSetValue(node: SetValueNode, placeholders: Placeholders, problems: Problems): ValueComputer {
-  if (node.type !== 'arithmetic') return bindUpdateOperand(node, placeholders, problems).compute;
-  const operands = [node.left, node.right].map((operand) => bindUpdateOperand(operand, placeholders, problems));
+  if (node.type !== 'arithmetic') return bindUpdateOperand(node, false, placeholders, problems).compute;
+  const operands = [node.left, node.right].map((operand) => bindUpdateOperand(operand, true, placeholders, problems));
   for (const operand of operands) {
     if (operand.literal !== undefined && !('N' in operand.literal)) wrongOperandType(node.op, operand.literal, problems);
   }

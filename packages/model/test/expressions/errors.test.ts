@@ -111,6 +111,11 @@ const CASES: [Omit<ExpressionRequest, 'names' | 'values'>, string][] = [
   [{ update: 'SET a = size(b)' }, `${U}The function is not allowed in an update expression; function: size`],
   [{ update: 'SET a = attribute_exists(b)' }, `${U}The function is not allowed in an update expression; function: attribute_exists`],
   [{ update: 'SET a = foo(b)' }, `${U}Invalid function name; function: foo`],
+  // only if_not_exists nests: not list_append in a call or in + / - (DynamoDB Local's ASTListener; scylladb alternator test_update_expression_function_nesting, run against DynamoDB)
+  [{ update: 'SET a = list_append(list_append(:l, :l), :l)' }, `${U}The function is not allowed to be used this way in an expression; function: list_append`],
+  [{ update: 'SET a = if_not_exists(a, list_append(b, :l))' }, `${U}The function is not allowed to be used this way in an expression; function: list_append`],
+  [{ update: 'SET a = list_append(a, :l) + :n1' }, `${U}The function is not allowed to be used this way in an expression; function: list_append`],
+  [{ update: 'SET a = list_append(b, :l), c = if_not_exists(c, list_append(a, foo(b)))' }, `${U}Invalid function name; function: foo`],
   [{ update: 'SET a = if_not_exists(:s, :s)' }, `${U}Operator or function requires a document path; operator or function: if_not_exists`],
   [{ update: 'SET a = if_not_exists(a)' }, `${U}Incorrect number of operands for operator or function; operator or function: if_not_exists, number of operands: 1`],
   [{ update: 'set b = list_append(:s, a), c = if_not_exists(a) add a.b :s' }, `${U}Incorrect operand type for operator or function; operator: ADD, operand type: STRING`],

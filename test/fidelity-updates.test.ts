@@ -1,0 +1,64 @@
+/**
+ * UpdateItem edge cases where Shoal answered differently from DynamoDB. Each case names where
+ * DynamoDB's behaviour comes from: scylladb's alternator tests (test/alternator/*.py, run against
+ * DynamoDB itself), DynamoDB Local (AWS's own emulator), or the DynamoDB API reference.
+ */
+import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
+import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
+
+const shoal = shoalPerFile();
+const TABLE = 'fidelity-updates';
+
+beforeAll(async () => {
+  await createTable(shoal.client, { TableName: TABLE, ...keyedBy(['id', 'S']) });
+});
+
+const list = (...values: number[]): AttributeValue => ({ L: values.map(n) });
+
+async function read(id: string): Promise<Record<string, AttributeValue> | undefined> {
+  const got = await shoal.client.send(new GetItemCommand({ TableName: TABLE, Key: { id: s(id) }, ConsistentRead: true }));
+  return got.Item;
+}
+
+describe('functions nested in an update expression', () => {
+  // scylladb test_update_expression.py::test_update_expression_function_nesting: DynamoDB refuses
+  // list_append(list_append(...)); DynamoDB Local's parser (ASTListener.enterFunctionCall) lets only
+  // if_not_exists stand inside another function or inside + and -.
+  it.each([
+    'SET a = list_append(list_append(:x, :y), :x)',
+    'SET a = if_not_exists(a, list_append(:x, :y))',
+    'SET a = list_append(:x, :y) + :one',
+  ])('%s is refused', async (expression) => {
+    await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: { id: s('nest'), a: list(1) } }));
+    await expectDynamoError(
+      shoal.client.send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: { id: s('nest') },
+          UpdateExpression: expression,
+          ExpressionAttributeValues: Object.fromEntries(
+            [[':x', list(2)], [':y', list(3)], [':one', n(1)]].filter(([name]) => expression.includes(name as string)),
+          ),
+        }),
+      ),
+      'ValidationException',
+      'Invalid UpdateExpression: The function is not allowed to be used this way in an expression; function: list_append',
+    );
+    expect(await read('nest')).toEqual({ id: s('nest'), a: list(1) });
+  });
+
+  it('takes if_not_exists inside list_append and inside if_not_exists', async () => {
+    await shoal.client.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { id: s('nest-ok') },
+        UpdateExpression: 'SET a = list_append(if_not_exists(a, :empty), :x), b = if_not_exists(b, if_not_exists(c, :one))',
+        ExpressionAttributeValues: { ':empty': { L: [] }, ':x': list(2), ':one': n(1) },
+      }),
+    );
+    expect(await read('nest-ok')).toEqual({ id: s('nest-ok'), a: list(2), b: n(1) });
+  });
+});
