@@ -62,3 +62,46 @@ describe('functions nested in an update expression', () => {
     expect(await read('nest-ok')).toEqual({ id: s('nest-ok'), a: list(2), b: n(1) });
   });
 });
+
+describe('an update that only removes, on an item that does not exist', () => {
+  // scylladb test_item.py::test_update_item_non_existent and test_update_item_delete, and
+  // test_update_expression.py::test_nested_attribute_remove_from_missing_item (all run against
+  // DynamoDB; scylladb issue #5862): no item is created, and REMOVE of a nested path is no error.
+  it.each<[string, Omit<ConstructorParameters<typeof UpdateItemCommand>[0], 'TableName' | 'Key'>]>([
+    ['REMOVE a', { UpdateExpression: 'REMOVE a' }],
+    ['REMOVE a.b, c[2]', { UpdateExpression: 'REMOVE a.b, c[2]' }],
+    ['DELETE of set elements', { UpdateExpression: 'DELETE a :v', ExpressionAttributeValues: { ':v': { SS: ['x'] } } }],
+    ['AttributeUpdates DELETE', { AttributeUpdates: { a: { Action: 'DELETE' } } }],
+    ['AttributeUpdates DELETE of set elements', { AttributeUpdates: { a: { Action: 'DELETE', Value: { NS: ['4'] } } } }],
+  ])('%s creates no item', async (label, update) => {
+    const id = `removes-only ${label}`;
+    const answer = await shoal.client.send(new UpdateItemCommand({ TableName: TABLE, Key: { id: s(id) }, ReturnValues: 'ALL_NEW', ...update }));
+    expect(answer.Attributes).toBeUndefined();
+    expect(await read(id)).toBeUndefined();
+  });
+
+  it('an update that writes too, or an empty one, creates the item', async () => {
+    await shoal.client.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { id: s('writes') },
+        UpdateExpression: 'SET a = :v REMOVE b',
+        ExpressionAttributeValues: { ':v': n(1) },
+      }),
+    );
+    expect(await read('writes')).toEqual({ id: s('writes'), a: n(1) });
+    await shoal.client.send(new UpdateItemCommand({ TableName: TABLE, Key: { id: s('empty') } }));
+    expect(await read('empty')).toEqual({ id: s('empty') });
+  });
+
+  it('REMOVE of a nested path under a missing attribute of an existing item is still refused', async () => {
+    await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: { id: s('present'), a: s('x') } }));
+    for (const expression of ['REMOVE b.c', 'REMOVE a.c', 'REMOVE b[0]']) {
+      await expectDynamoError(
+        shoal.client.send(new UpdateItemCommand({ TableName: TABLE, Key: { id: s('present') }, UpdateExpression: expression })),
+        'ValidationException',
+        'The document path provided in the update expression is invalid for update',
+      );
+    }
+  });
+});

@@ -707,7 +707,8 @@ function nextItem(operation: WriteOperation, existing: Item | undefined, update:
       if (!operation.item) throw validationError('A Put operation needs an item');
       return operation.item;
     case 'Update':
-      // UpdateItem without an update expression still creates the item, with its key only.
+      // UpdateItem without an update expression still creates the item, with its key only (one that
+      // only removes creates none: update.apply answers undefined).
       return update ? update.apply(existing, operation.key) : (existing ?? { ...operation.key });
     case 'Delete':
       return undefined;

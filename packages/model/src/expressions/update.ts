@@ -47,9 +47,10 @@ const TYPE_WORDS: Readonly<Record<string, string>> = {
 export interface CompiledUpdate {
   /**
    * The item after the update. `existing` undefined means there is no item yet: the update starts from
-   * `key`. Throws validationError with DynamoDB's message when the update cannot apply to this item.
+   * `key`, except that an update which only removes (REMOVE, DELETE) leaves no item: undefined.
+   * Throws validationError with DynamoDB's message when the update cannot apply to this item.
    */
-  apply(existing: Item | undefined, key: Item): Item;
+  apply(existing: Item | undefined, key: Item): Item | undefined;
   /** Top-level attribute names the update touches, in expression order (for ReturnValues UPDATED_*). */
   readonly updatedAttributes: string[];
   /** The document paths the update writes or removes. */
@@ -356,14 +357,16 @@ class BoundUpdate implements CompiledUpdate {
   readonly updatedAttributes: string[];
   readonly updatedPaths: DocumentPath[];
   private readonly actions: readonly BoundAction[];
+  private readonly removesOnly: boolean;
 
   constructor(actions: readonly BoundAction[]) {
     this.actions = actions;
+    this.removesOnly = actions.every((a) => a.action === 'REMOVE' || a.action === 'DELETE');
     this.updatedPaths = actions.map((a) => a.path);
     this.updatedAttributes = [...new Set(actions.map((a) => a.path[0] as string))];
   }
 
-  apply(existing: Item | undefined, key: Item): Item {
+  apply(existing: Item | undefined, key: Item): Item | undefined {
     for (const name of this.updatedAttributes) {
       if (Object.hasOwn(key, name)) {
         throw validationError(
@@ -371,6 +374,9 @@ class BoundUpdate implements CompiledUpdate {
         );
       }
     }
+    // DynamoDB creates no item for an update that only removes, and finds no bad path in it either
+    // (REMOVE a.b on a missing item succeeds; on an item without a, it is refused).
+    if (existing === undefined && this.removesOnly) return undefined;
     const base = existing ?? key;
     // Every right-hand side sees the item as it was before the update.
     const computed = this.actions.map((a) => (a.action === 'SET' ? a.value(base) : undefined));

@@ -31,7 +31,16 @@ function update(expression: string, existing: Item | undefined = DOC, values?: R
   const req = values ? { update: expression, values } : request({ update: expression });
   const compiled = compileExpressions(req).update;
   if (compiled === undefined) throw new Error('no update compiled');
-  return compiled.apply(existing, KEY);
+  const next = compiled.apply(existing, KEY);
+  if (next === undefined) throw new Error('the update left no item');
+  return next;
+}
+
+/** What an update leaves when there is no item yet: undefined when it creates none. */
+function updateMissing(expression: string, values?: Record<string, AttributeValue>): Item | undefined {
+  const compiled = compileExpressions(values ? { update: expression, values } : request({ update: expression })).update;
+  if (compiled === undefined) throw new Error('no update compiled');
+  return compiled.apply(undefined, KEY);
 }
 
 describe('SET', () => {
@@ -136,6 +145,24 @@ describe('REMOVE', () => {
   it('refuses a path whose parent does not exist', () => {
     expect(validationMessage(() => update('REMOVE nothing.a'))).toBe(
       'The document path provided in the update expression is invalid for update',
+    );
+  });
+
+  // scylladb test_item.py::test_update_item_non_existent, test_update_item_delete and
+  // test_update_expression.py::test_nested_attribute_remove_from_missing_item (run against DynamoDB)
+  it.each<[string, Record<string, AttributeValue> | undefined]>([
+    ['REMOVE a', undefined],
+    ['REMOVE a, b.c, d[3]', undefined],
+    ['DELETE a :ss', { ':ss': { SS: ['x'] } }],
+    ['REMOVE b DELETE a :ss', { ':ss': { SS: ['x'] } }],
+  ])('%s creates no item when there is none', (expression, values) => {
+    expect(updateMissing(expression, values)).toBeUndefined();
+  });
+
+  it('creates the item when the update also writes, and still refuses key attributes', () => {
+    expect(updateMissing('SET a = :s REMOVE b')).toEqual({ ...KEY, a: { S: 'hello' } });
+    expect(validationMessage(() => updateMissing('REMOVE pk'))).toBe(
+      'One or more parameter values were invalid: Cannot update attribute pk. This attribute is part of the key',
     );
   });
 });
@@ -246,7 +273,7 @@ describe('parentheses in SET values', () => {
     ['SET a = ((:n2) - :n1)', '1'],
     ['SET a = (if_not_exists(a, :n2))', '2'],
   ])('%s', (expression, result) => {
-    expect(compileExpressions(request({ update: expression })).update?.apply(undefined, KEY).a).toEqual({ N: result });
+    expect(compileExpressions(request({ update: expression })).update?.apply(undefined, KEY)?.a).toEqual({ N: result });
   });
 });
 
