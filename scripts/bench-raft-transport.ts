@@ -27,17 +27,18 @@ interface ReceiverReport {
   firstMs: number;
   lastMs: number;
   snapshotBytes: number;
-  /** The receiving process's CPU time so far, in microseconds (user + system, all threads). */
-  cpuMicros: number;
+  /** The receiving process's CPU time so far, in microseconds (all threads). */
+  cpu: NodeJS.CpuUsage;
 }
 
-const cpuMicros = (): number => {
-  const usage = process.cpuUsage();
-  return usage.user + usage.system;
+/** CPU per batch, user + system (the kernel's part is mostly the loopback socket's). */
+const perBatch = (cpu: NodeJS.CpuUsage, batches: number): string => {
+  const n = Math.max(1, batches);
+  return `${((cpu.user + cpu.system) / n).toFixed(1)} µs (user ${(cpu.user / n).toFixed(1)} + system ${(cpu.system / n).toFixed(1)})`;
 };
 
 if (process.argv[2] === '--receive') {
-  const report: ReceiverReport = { messages: 0, batches: 0, bytes: 0, firstMs: 0, lastMs: 0, snapshotBytes: 0, cpuMicros: 0 };
+  const report: ReceiverReport = { messages: 0, batches: 0, bytes: 0, firstMs: 0, lastMs: 0, snapshotBytes: 0, cpu: process.cpuUsage() };
   const peers = new Map<number, string>();
   const receiver = new RaftTransport({
     nodeId: 2,
@@ -61,7 +62,7 @@ if (process.argv[2] === '--receive') {
     } else {
       report.batches = receiver.metrics.batchesReceived;
       report.bytes = receiver.metrics.bytesReceived;
-      report.cpuMicros = cpuMicros();
+      report.cpu = process.cpuUsage();
       process.send!({ report });
     }
   });
@@ -106,8 +107,8 @@ if (process.argv[2] === '--receive') {
     type: 'MsgApp', from: 1, to: 2, term: 1, logTerm: 1, index, commit: index, reject: false, rejectHint: 0,
     entries: [{ term: 1, index: index + 1, type: 'normal', data }],
   });
-  const receiverCpuBefore = ((await ask({ report: true })).report as ReceiverReport).cpuMicros;
-  const senderCpuBefore = cpuMicros();
+  const receiverCpuBefore = ((await ask({ report: true })).report as ReceiverReport).cpu;
+  const senderCpuBefore = process.cpuUsage();
   const started = performance.now();
   let ticks = 0;
   while (performance.now() - started < seconds * 1000) {
@@ -124,8 +125,8 @@ if (process.argv[2] === '--receive') {
     report = (await ask({ report: true })).report as ReceiverReport;
   }
   const receiveSeconds = (report.lastMs - report.firstMs) / 1000;
-  const senderCpu = cpuMicros() - senderCpuBefore;
-  const receiverCpu = report.cpuMicros - receiverCpuBefore;
+  const senderCpu = process.cpuUsage(senderCpuBefore);
+  const receiverCpu = { user: report.cpu.user - receiverCpuBefore.user, system: report.cpu.system - receiverCpuBefore.system };
 
   const snapshotStarted = performance.now();
   const snapshotOk = new Promise<boolean>((resolve) => {
@@ -143,7 +144,7 @@ if (process.argv[2] === '--receive') {
   console.log(`  ticks (flushes)        ${ticks} (${(ticks / seconds).toFixed(0)}/s)`);
   console.log(`  messages sent          ${sent}, received ${report.messages}, dropped queue-full ${m.messagesDroppedQueueFull}, unreachable ${m.messagesDroppedUnreachable}`);
   console.log(`  batches sent           ${m.batchesSent}, received ${report.batches}`);
-  console.log(`  cpu per batch          sender ${(senderCpu / Math.max(1, sender.metrics.batchesSent)).toFixed(1)} µs, receiver ${(receiverCpu / Math.max(1, report.batches)).toFixed(1)} µs (process CPU, all threads)`);
+  console.log(`  cpu per batch          sender ${perBatch(senderCpu, sender.metrics.batchesSent)}, receiver ${perBatch(receiverCpu, report.batches)} (process CPU, all threads)`);
   console.log(`  receive rate           ${(report.messages / receiveSeconds).toFixed(0)} messages/s, ${(report.batches / receiveSeconds).toFixed(0)} batches/s, ${(report.bytes / receiveSeconds / 1e6).toFixed(1)} MB/s`);
   console.log(`  snapshot               ${snapshotBytes / 1024 / 1024} MiB ${ok ? 'sent' : 'FAILED'} in ${snapshotSeconds.toFixed(2)} s (${(snapshotBytes / snapshotSeconds / 1e6).toFixed(1)} MB/s)`);
   console.log(`  machine                ${os.cpus().length} cores, load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);

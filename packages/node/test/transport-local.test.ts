@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  DirectStream,
   MessageQueue,
   MetaService,
   RaftBatchSchema,
@@ -233,6 +234,21 @@ describe('RaftTransport in one process', () => {
     }
     expect(receivedIndexes(two)).toEqual([1, 2]);
     expect(two.transport.metrics.batchesRefused).toBe(2);
+  });
+
+  it('refuses a corrupt batch frame, counted and logged, and keeps taking batches', async () => {
+    const [one, two] = await pair();
+    let ended!: (error: RpcError | undefined) => void;
+    const outcome = new Promise<RpcError | undefined>((resolve) => (ended = resolve));
+    const stream = new DirectStream(two.transport.address, RaftTransportService.method.stream, { onMessage: () => undefined, onEnd: (error) => ended(error) });
+    // A RaftBatch of one unknown field with wire type 3 (a group, which proto3 never uses).
+    stream.write(new Uint8Array([0, 0, 0, 0, 1, 0x7b]));
+    expect(await outcome).toMatchObject({ code: Status.INVALID_ARGUMENT, message: 'invalid Raft message: wire type 3' });
+    expect(two.transport.metrics.batchesRefused).toBe(1);
+    expect(two.logs).toEqual([expect.objectContaining({ level: 'warn', event: 'batch_refused', node: 2, code: 'INVALID_ARGUMENT', error: 'invalid Raft message: wire type 3' })]);
+    one.transport.send(1, append(1, 2, 1));
+    one.transport.flush();
+    await until(() => (receivedIndexes(two).length === 1 ? true : undefined), 'a batch after the refusal');
   });
 
   it('refuses to send a message to itself', async () => {

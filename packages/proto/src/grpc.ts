@@ -213,11 +213,16 @@ function callContext(call: SurfaceCall & { cancelled?: boolean }): CallContext {
  * stops reading) so that grpc-js could no longer send the status.
  */
 async function* readRequests(call: Readable, schema: DescMessage, signal: AbortSignal): AsyncGenerator<unknown> {
+  for await (const frame of readFrames(call, signal)) yield unwrapFrame(frame as Frame, schema);
+}
+
+/** What a stream's deserializer made of each request, as it comes (see readRequests). */
+async function* readFrames(call: Readable, signal: AbortSignal): AsyncGenerator<unknown> {
   for (;;) {
     if (signal.aborted) throw new RpcError(Status.CANCELLED, 'call cancelled');
     const frame: unknown = call.read();
     if (frame !== null) {
-      yield unwrapFrame(frame as Frame, schema);
+      yield frame;
       continue;
     }
     if (call.readableEnded) return;
@@ -295,8 +300,18 @@ function serverHandler(method: DescMethod, handler: unknown): UntypedHandleCall 
  */
 export type EncodedUnaryHandler = (request: Buffer, context: CallContext) => Promise<Uint8Array>;
 
-/** Handlers of unary methods served on their bytes, by method; a method here is left out of the implementation. */
-export type EncodedImplementation<S extends GenServiceMethods> = { [K in keyof S]?: EncodedUnaryHandler };
+/**
+ * A bidi-streaming method served on its bytes: each request message as received (no protobuf
+ * runtime: a corrupt one is the handler's to refuse), each answer as the handler encoded it. For the
+ * Raft transport's batch stream, whose messages have a hand-written codec (raft-codec.ts).
+ */
+export type EncodedBidiHandler = (requests: AsyncIterable<Buffer>, context: CallContext) => AsyncIterable<Uint8Array>;
+
+/** A handler on bytes of the method's kind: unary or bidi streaming. */
+export type EncodedMethod<M extends MethodShape> = M['methodKind'] extends 'unary' ? EncodedUnaryHandler : M['methodKind'] extends 'bidi_streaming' ? EncodedBidiHandler : never;
+
+/** Handlers of methods served on their bytes, by method; a method here is left out of the implementation. */
+export type EncodedImplementation<S extends GenServiceMethods> = { [K in keyof S]?: EncodedMethod<S[K]> };
 
 function encodedHandler(handler: EncodedUnaryHandler): UntypedHandleCall {
   return (call: ServerUnaryCall<Buffer, Uint8Array>, callback: sendUnaryData<Uint8Array>) => {
@@ -304,6 +319,16 @@ function encodedHandler(handler: EncodedUnaryHandler): UntypedHandleCall {
     Promise.resolve()
       .then(() => handler(call.request, context))
       .then((response) => callback(null, response), (error: unknown) => callback(toServerStatus(error)));
+  };
+}
+
+function encodedBidiHandler(handler: EncodedBidiHandler): UntypedHandleCall {
+  return (call: ServerDuplexStream<Buffer, Uint8Array>) => {
+    const context = callContext(call);
+    writeAll(call, handler(readFrames(call, context.signal) as AsyncIterable<Buffer>, context), context.signal).then(
+      () => call.end(),
+      (error: unknown) => call.emit('error', toServerStatus(error)),
+    );
   };
 }
 
@@ -319,14 +344,14 @@ export function addService<S extends GenServiceMethods>(
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   const handlers: Record<string, UntypedHandleCall> = {};
   const byLocalName = implementation as Record<string, unknown>;
-  const encodedByLocalName = encoded as Record<string, EncodedUnaryHandler | undefined>;
+  const encodedByLocalName = encoded as Record<string, EncodedUnaryHandler | EncodedBidiHandler | undefined>;
   for (const method of service.methods) {
     const onBytes = encodedByLocalName[method.localName];
     if (onBytes !== undefined) {
-      if (method.methodKind !== 'unary') throw new Error(`${method.name} is not unary: it cannot be served on its bytes`);
+      if (method.methodKind !== 'unary' && method.methodKind !== 'bidi_streaming') throw new Error(`${method.name} is neither unary nor bidi streaming: it cannot be served on its bytes`);
       if (byLocalName[method.localName] !== undefined) throw new Error(`${method.name} has two handlers`);
       definition[method.localName] = { ...methodDefinition(method), requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: (bytes: unknown) => asBuffer(bytes as Uint8Array) };
-      handlers[method.localName] = encodedHandler(onBytes);
+      handlers[method.localName] = method.methodKind === 'unary' ? encodedHandler(onBytes as EncodedUnaryHandler) : encodedBidiHandler(onBytes as EncodedBidiHandler);
       continue;
     }
     definition[method.localName] = methodDefinition(method);
@@ -805,5 +830,149 @@ class DirectChannel {
       });
       stream.end(request);
     });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct bidi streams
+
+/** How a DirectStream finds out a peer that stopped answering without closing its connection. */
+export interface DirectStreamOptions {
+  /** An HTTP/2 PING this often (default 10 s)... */
+  keepaliveTimeMs?: number;
+  /** ...whose answer not arriving within this long fails the stream UNAVAILABLE (default 5 s). */
+  keepaliveTimeoutMs?: number;
+}
+
+export interface DirectStreamHandlers {
+  /** A response message (its frame header stripped): a view into what was read, valid during the call. */
+  onMessage(message: Buffer): void;
+  /** The call ended, once: undefined when the server closed it with status OK. */
+  onEnd(error: RpcError | undefined): void;
+}
+
+/**
+ * One bidi-streaming gRPC call on an HTTP/2 connection of its own, on its bytes: the requests go out
+ * as frames the caller made (see FRAME_HEADER_BYTES; a hand-written encoder's output, written as is),
+ * the responses come to `onMessage` without their frame headers. Still gRPC on the wire (the method's
+ * path, `application/grpc`, length-prefixed messages, status in trailers), so any gRPC server serves
+ * it; what grpc-js adds per message on the client (interceptor and filter stack, a serializer call, a
+ * copy into a frame, per-message promises) is skipped. For the Raft transport's long-lived batch
+ * stream to a peer. Without TLS.
+ */
+export class DirectStream {
+  readonly #session: ClientHttp2Session;
+  readonly #stream: ClientHttp2Stream;
+  readonly #handlers: DirectStreamHandlers;
+  #pending = 0;
+  #connected = false;
+  #failure: RpcError | undefined;
+  #ended = false;
+  /** Response bytes read and not yet a whole frame. */
+  #partial: Buffer | undefined;
+  readonly #keepalive: NodeJS.Timeout;
+  #keepaliveDue: NodeJS.Timeout | undefined;
+
+  constructor(address: string, method: DescMethod, handlers: DirectStreamHandlers, options: DirectStreamOptions = {}) {
+    if (method.methodKind !== 'bidi_streaming') throw new Error(`${method.name} is not bidi streaming`);
+    this.#handlers = handlers;
+    const session = (this.#session = connectHttp2(`http://${address}`));
+    session.once('connect', () => {
+      this.#connected = true;
+    });
+    session.on('error', (error: Error) => this.#fail(new RpcError(Status.UNAVAILABLE, this.#connected ? `the connection failed: ${error.message}` : `${NO_CONNECTION}: ${error.message}`)));
+    session.once('goaway', () => this.#fail(new RpcError(Status.UNAVAILABLE, 'the server sent GOAWAY')));
+    const stream = (this.#stream = session.request({ ':method': 'POST', ':path': `/${method.parent.typeName}/${method.name}`, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false }));
+    let httpStatus: number | undefined;
+    let trailers: IncomingHttpHeaders | undefined;
+    stream.on('response', (answer) => {
+      httpStatus = answer[':status'];
+      if (answer['grpc-status'] !== undefined) trailers = answer;
+    });
+    stream.on('trailers', (answer) => {
+      trailers = answer;
+    });
+    stream.on('data', (chunk: Buffer) => this.#read(chunk));
+    stream.on('error', (error: Error) => this.#fail(new RpcError(Status.UNAVAILABLE, this.#connected ? `the stream failed: ${error.message}` : `${NO_CONNECTION}: ${error.message}`)));
+    // The server's side ends with the status (the call is over even while ours is open), or the stream closes first.
+    const settle = (): void => {
+      if (this.#failure === undefined && trailers === undefined) {
+        this.#failure = new RpcError(Status.UNAVAILABLE, `the stream ended without a status (${stream.rstCode === undefined ? 'no trailers' : `stream reset, code ${stream.rstCode}`})`);
+      }
+      let error = this.#failure;
+      if (error === undefined && trailers !== undefined) {
+        const status = callStatus(trailers, httpStatus);
+        if (status.code !== Status.OK) error = new RpcError(status.code, status.message, trailingMetadata(trailers));
+      }
+      this.#end(error);
+    };
+    stream.once('end', settle);
+    stream.once('close', settle);
+    const keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 5_000;
+    this.#keepalive = setInterval(() => {
+      if (!this.#connected || this.#keepaliveDue !== undefined) return;
+      const due = setTimeout(() => this.#fail(new RpcError(Status.UNAVAILABLE, `keepalive ping not answered within ${keepaliveTimeoutMs} ms`)), keepaliveTimeoutMs);
+      due.unref();
+      this.#keepaliveDue = due;
+      session.ping(() => {
+        clearTimeout(due);
+        if (this.#keepaliveDue === due) this.#keepaliveDue = undefined;
+      });
+    }, options.keepaliveTimeMs ?? 10_000);
+    this.#keepalive.unref();
+  }
+
+  /** Writes a framed message; it stays queued until HTTP/2 flow control takes it (see pendingWrites). */
+  write(frame: Uint8Array): void {
+    if (this.#ended) return;
+    this.#pending += 1;
+    this.#stream.write(frame, () => {
+      this.#pending -= 1;
+    });
+  }
+
+  /** Messages written and not yet taken by the connection: a peer that does not keep up leaves them here. */
+  get pendingWrites(): number {
+    return this.#pending;
+  }
+
+  /** Cancels the call (the server sees CANCELLED) and closes the connection; onEnd gets CANCELLED. */
+  cancel(): void {
+    this.#fail(new RpcError(Status.CANCELLED, 'call cancelled'));
+  }
+
+  /** Splits what was read into frames, holding a partial one until the rest comes. */
+  #read(chunk: Buffer): void {
+    let bytes = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
+    this.#partial = undefined;
+    while (bytes.length >= FRAME_HEADER_BYTES && !this.#ended) {
+      const length = bytes.readUInt32BE(1);
+      if (bytes[0] !== 0) return this.#fail(new RpcError(Status.INTERNAL, 'a compressed response frame (no compression was offered)'));
+      if (bytes.length < FRAME_HEADER_BYTES + length) break;
+      const message = bytes.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
+      bytes = bytes.subarray(FRAME_HEADER_BYTES + length);
+      try {
+        this.#handlers.onMessage(message);
+      } catch (error) {
+        return this.#fail(new RpcError(Status.INTERNAL, `undecodable response: ${error instanceof Error ? error.message : String(error)}`));
+      }
+    }
+    if (bytes.length > 0) this.#partial = bytes;
+  }
+
+  /** Ends the call with `error` (the first reason wins): the stream is reset and the connection closed. */
+  #fail(error: RpcError): void {
+    this.#failure ??= error;
+    if (!this.#stream.closed) this.#stream.close(http2Constants.NGHTTP2_CANCEL);
+    this.#end(this.#failure);
+  }
+
+  #end(error: RpcError | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearInterval(this.#keepalive);
+    clearTimeout(this.#keepaliveDue);
+    this.#session.destroy();
+    this.#handlers.onEnd(error);
   }
 }

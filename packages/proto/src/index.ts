@@ -19,6 +19,7 @@ export {
   shutdown,
   createClient,
   EncodedMessage,
+  DirectStream,
   FRAME_HEADER_BYTES,
   MAX_MESSAGE_BYTES,
   SERVER_OPTIONS,
@@ -41,7 +42,11 @@ export type {
   ClientStreamingCall,
   BidiStreamingCall,
   EncodedUnaryHandler,
+  EncodedBidiHandler,
+  EncodedMethod,
   EncodedImplementation,
+  DirectStreamHandlers,
+  DirectStreamOptions,
 } from './grpc.ts';
 export { MessageQueue } from './message-queue.ts';
 export { messageToWire, messageFromWire, confChangeToWire, confChangeFromWire } from './raft-codec.ts';
@@ -52,7 +57,10 @@ export {
   messageWireSize,
   groupMessageWireSize,
   batchHeaderWireSize,
+  encodeRaftBatchFrame,
+  decodeRaftBatch,
 } from './raft-codec.ts';
+export type { DecodedRaftBatch } from './raft-codec.ts';
 export {
   tableSchemaToWire,
   tableSchemaFromWire,

@@ -19,7 +19,7 @@ import type {
   Message as WireMessage,
   Snapshot as WireSnapshot,
 } from './gen/shoal/v1/raft_pb.ts';
-import { RpcError, Status } from './grpc.ts';
+import { FRAME_HEADER_BYTES, RpcError, Status } from './grpc.ts';
 
 const MESSAGE_TYPES: Record<raft.MessageType, WireMessageType> = {
   MsgApp: WireMessageType.MSG_APP,
@@ -390,6 +390,36 @@ export function encodeGroupMessages(messages: readonly CoreGroupMessage[]): Uint
   return w.bytes;
 }
 
+/**
+ * A RaftBatch as a gRPC message frame (compression flag, big-endian length, the message), written
+ * straight from the core's messages into one buffer: what the Raft transport puts on its stream as
+ * is. `packed`: the messages as one GroupMessageList in `packed_messages`, else as the repeated
+ * `messages` (for a receiver that has not said it reads packed ones). Byte for byte protobuf-es's
+ * encoding of the same RaftBatch.
+ */
+export function encodeRaftBatchFrame(fromNode: number, toNode: number, messages: readonly CoreGroupMessage[], packed: boolean): Uint8Array {
+  let list = 0;
+  for (const { groupId, message } of messages) list += groupMessageWireSize(groupId, message);
+  // Packed or not, each GroupMessage takes the same bytes: a one-byte tag, its length, itself.
+  const size = batchHeaderWireSize(fromNode, toNode) + (packed && messages.length > 0 ? delimited(list) : list);
+  const w = new Writer(FRAME_HEADER_BYTES + size);
+  w.bytes[0] = 0;
+  new DataView(w.bytes.buffer).setUint32(1, size);
+  w.at = FRAME_HEADER_BYTES;
+  w.uint64(1, fromNode);
+  w.uint64(2, toNode);
+  if (packed && messages.length > 0) w.delimited(4, list);
+  const field = packed ? 1 : 3;
+  for (const { groupId, message } of messages) {
+    const messageSize = messageWireSize(message);
+    w.delimited(field, uint64Field(groupId) + delimited(messageSize));
+    w.uint64(1, groupId);
+    w.delimited(2, messageSize);
+    writeMessage(w, message);
+  }
+  return w.bytes;
+}
+
 /** Reads one encoded message (or the part of one between `at` and `end`); every misstep is the sender's corrupt frame. */
 class Reader {
   readonly bytes: Uint8Array;
@@ -663,6 +693,44 @@ function readGroupMessage(r: Reader): CoreGroupMessage {
   }
   if (message === undefined) throw invalid(`group ${groupId}: no message`);
   return { groupId, message };
+}
+
+/** A RaftBatch read by hand (RaftBatch.messages and packed_messages as one list, in that order). */
+export interface DecodedRaftBatch {
+  fromNode: number;
+  toNode: number;
+  messages: CoreGroupMessage[];
+}
+
+/**
+ * An encoded RaftBatch, without the protobuf runtime; throws RpcError INVALID_ARGUMENT for one the
+ * core cannot take (node ids past 2^53 included).
+ */
+export function decodeRaftBatch(bytes: Uint8Array): DecodedRaftBatch {
+  const r = new Reader(bytes, 0, bytes.length);
+  const batch: DecodedRaftBatch = { fromNode: 0, toNode: 0, messages: [] };
+  let packed: Uint8Array = EMPTY;
+  while (!r.done()) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    if (field === 1) {
+      r.expect(wireType, VARINT, 'from node');
+      batch.fromNode = r.varint('from node');
+    } else if (field === 2) {
+      r.expect(wireType, VARINT, 'to node');
+      batch.toNode = r.varint('to node');
+    } else if (field === 3) {
+      r.expect(wireType, DELIMITED, 'group message');
+      batch.messages.push(r.embedded(readGroupMessage));
+    } else if (field === 4) {
+      // A bytes field given twice: the last one counts, as protobuf parsers take it.
+      r.expect(wireType, DELIMITED, 'packed messages');
+      packed = r.bytesField();
+    } else r.skip(wireType);
+  }
+  if (packed.length > 0) batch.messages.push(...decodeGroupMessages(packed));
+  return batch;
 }
 
 /** The messages of an encoded GroupMessageList; throws RpcError INVALID_ARGUMENT for a frame the core cannot take. */

@@ -14,7 +14,9 @@ import {
   confChangeFromWire,
   confChangeToWire,
   decodeGroupMessages,
+  decodeRaftBatch,
   encodeGroupMessages,
+  encodeRaftBatchFrame,
   groupMessageWireSize,
   messageFromWire,
   messageToWire,
@@ -236,6 +238,80 @@ describe('packed Raft batches (RaftBatch.packed_messages)', () => {
         }
       }),
       { numRuns: 500, seed: 25 },
+    );
+  });
+});
+
+describe('RaftBatch frames written and read by hand (the transport\'s stream)', () => {
+  const groupId = fc.oneof(fc.nat(1000), fc.constant(0), fc.maxSafeNat());
+  const groupMessages = fc.array(fc.record({ groupId, message }), { maxLength: 5 });
+  const nodeId = fc.oneof(fc.nat(1000), fc.maxSafeNat());
+  const wireMessages = (items: Array<{ groupId: number; message: Message }>) => items.map((item) => ({ groupId: BigInt(item.groupId), message: messageToWire(item.message) }));
+  /** What protobuf-es makes of the same batch, in either form. */
+  const reference = (from: number, to: number, items: Array<{ groupId: number; message: Message }>, packed: boolean): Uint8Array =>
+    toBinary(
+      RaftBatchSchema,
+      create(RaftBatchSchema, {
+        fromNode: BigInt(from),
+        toNode: BigInt(to),
+        ...(packed ? { packedMessages: toBinary(GroupMessageListSchema, create(GroupMessageListSchema, { messages: wireMessages(items) })) } : { messages: wireMessages(items) }),
+      }),
+    );
+
+  it('encode as a gRPC frame of protobuf-es\'s bytes, packed or not', () => {
+    fc.assert(
+      fc.property(nodeId, nodeId, groupMessages, fc.boolean(), (from, to, items, packed) => {
+        const frame = encodeRaftBatchFrame(from, to, items, packed);
+        const batch = reference(from, to, items, packed);
+        expect(frame[0]).toBe(0);
+        expect(new DataView(frame.buffer, frame.byteOffset).getUint32(1)).toBe(batch.length);
+        expect(frame.subarray(5)).toEqual(batch);
+      }),
+      { numRuns: 300, seed: 31 },
+    );
+  });
+
+  it('decode either form (and both at once, `messages` first) to the messages sent', () => {
+    fc.assert(
+      fc.property(nodeId, nodeId, groupMessages, groupMessages, (from, to, listed, packed) => {
+        const both = create(RaftBatchSchema, {
+          fromNode: BigInt(from),
+          toNode: BigInt(to),
+          messages: wireMessages(listed),
+          packedMessages: toBinary(GroupMessageListSchema, create(GroupMessageListSchema, { messages: wireMessages(packed) })),
+        });
+        expect(decodeRaftBatch(toBinary(RaftBatchSchema, both))).toEqual({ fromNode: from, toNode: to, messages: [...listed, ...packed] });
+        expect(decodeRaftBatch(encodeRaftBatchFrame(from, to, packed, true).subarray(5))).toEqual({ fromNode: from, toNode: to, messages: packed });
+        expect(decodeRaftBatch(encodeRaftBatchFrame(from, to, listed, false).subarray(5))).toEqual({ fromNode: from, toNode: to, messages: listed });
+      }),
+      { numRuns: 300, seed: 32 },
+    );
+  });
+
+  it('refuse a node id past 2^53, a corrupt list and garbage with INVALID_ARGUMENT only', () => {
+    const refusal = (bytes: Uint8Array): string => {
+      try {
+        decodeRaftBatch(bytes);
+      } catch (error) {
+        expect(error).toBeInstanceOf(RpcError);
+        expect((error as RpcError).code).toBe(Status.INVALID_ARGUMENT);
+        return (error as RpcError).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(refusal(toBinary(RaftBatchSchema, create(RaftBatchSchema, { fromNode: 2n ** 60n, toNode: 1n })))).toBe(`invalid Raft message: from node ${2n ** 60n} exceeds 2^53`);
+    expect(refusal(toBinary(RaftBatchSchema, create(RaftBatchSchema, { fromNode: 1n, toNode: 1n, packedMessages: new Uint8Array([0x0a, 9]) })))).toBe('invalid Raft message: truncated frame');
+    // The from node as bytes rather than a varint.
+    expect(refusal(new Uint8Array([0x0a, 1, 1]))).toBe('invalid Raft message: from node with wire type 2');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (garbage) => {
+        try {
+          decodeRaftBatch(garbage);
+        } catch (error) {
+          expect(error).toBeInstanceOf(RpcError);
+        }
+      }),
+      { numRuns: 500, seed: 33 },
     );
   });
 });

@@ -8,11 +8,10 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import {
-  MessageQueue,
-  RaftBatchSchema,
+  DirectStream,
   RaftTransportService,
   MAX_MESSAGE_BYTES,
   RpcError,
@@ -21,10 +20,11 @@ import {
   Status,
   UndeliveredReason,
   addService,
+  StreamResponseSchema,
   batchHeaderWireSize,
   createClient,
-  decodeGroupMessages,
-  encodeGroupMessages,
+  decodeRaftBatch,
+  encodeRaftBatchFrame,
   groupMessageWireSize,
   listen,
   messageFromWire,
@@ -32,7 +32,7 @@ import {
   messageTypeToWire,
   shutdown,
 } from '@shoal/proto';
-import type { CallContext, ClientOf, RaftBatch, SnapshotChunk, SnapshotChunkSchema, StreamResponseSchema } from '@shoal/proto';
+import type { CallContext, DecodedRaftBatch, SnapshotChunk, SnapshotChunkSchema } from '@shoal/proto';
 import type { Message, NodeId } from '@shoal/raft';
 import { NetworkFaults } from './faults.ts';
 
@@ -187,12 +187,13 @@ export class TransportMetrics {
   snapshotBytesBufferedPeak = 0;
 }
 
-type TransportClient = ClientOf<typeof RaftTransportService>;
-
-/** One bidi stream to a peer. */
+/**
+ * One bidi stream to a peer, on an HTTP/2 connection of its own that carries it alone: batches are
+ * encoded straight into gRPC frames and written as they are (DirectStream), the few answers read by
+ * hand. Still gRPC on the wire: any RaftTransportService server takes it.
+ */
 interface PeerStream {
-  readonly outbox: MessageQueue<RaftBatch>;
-  readonly cancel: AbortController;
+  readonly call: DirectStream;
   /**
    * The peer said it reads packed batches (StreamResponse.reads_packed_messages). Until then, batches
    * carry `messages`: a node of a version before packed batches would read a packed one as empty.
@@ -205,9 +206,9 @@ interface InboundStream {
   from: NodeId | undefined;
 }
 
-/** A RaftBatch ready to go, with what the sender counts of it (its messages travel packed). */
+/** A RaftBatch ready to go, as its gRPC frame, with what the sender counts of it. */
 interface OutgoingBatch {
-  readonly batch: RaftBatch;
+  readonly frame: Uint8Array;
   readonly bytes: number;
   readonly messages: number;
   readonly groups: readonly number[];
@@ -227,8 +228,6 @@ class Peer {
   readonly nodeId: NodeId;
   #queue: GroupMessage[] = [];
   #head = 0;
-  address: string | undefined;
-  client: TransportClient | undefined;
   stream: PeerStream | undefined;
   /** Consecutive failed streams, for the backoff; reset when the peer accepts a batch. */
   failures = 0;
@@ -298,6 +297,10 @@ function safeNodeId(value: bigint): NodeId | undefined {
   return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
 }
 
+function streamResponse(response: MessageInitShape<typeof StreamResponseSchema>): Uint8Array {
+  return toBinary(StreamResponseSchema, create(StreamResponseSchema, response));
+}
+
 /** Group ids start at 0: the meta group's. */
 function safeGroupId(value: bigint): number | undefined {
   return value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
@@ -350,10 +353,13 @@ export class RaftTransport {
       throw new Error('RaftTransport needs exactly one of server and listenAddress');
     }
     this.#ownServer = options.server === undefined ? new Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': this.#maxMessageBytes }) : undefined;
-    addService(options.server ?? this.#ownServer!, RaftTransportService, {
-      stream: (batches, context) => this.#serveStream(batches, context),
-      sendSnapshot: (chunks, context) => this.#receiveSnapshot(chunks, context),
-    });
+    addService(
+      options.server ?? this.#ownServer!,
+      RaftTransportService,
+      { sendSnapshot: (chunks, context) => this.#receiveSnapshot(chunks, context) },
+      // Batches are read by the hand-written codec, not the protobuf runtime.
+      { stream: (batches, context) => this.#serveStream(batches, context) },
+    );
   }
 
   /**
@@ -396,7 +402,7 @@ export class RaftTransport {
     for (const peer of this.#peers.values()) {
       if (peer.queued === 0) continue;
       // A peer that does not keep up keeps its messages in its bounded queue rather than in the stream.
-      if (peer.stream !== undefined && peer.stream.outbox.size >= MAX_PENDING_BATCHES) continue;
+      if (peer.stream !== undefined && peer.stream.call.pendingWrites >= MAX_PENDING_BATCHES) continue;
       const messages = peer.takeAll();
       if (this.faults?.dropsTo(peer.nodeId) === true) {
         this.metrics.messagesDroppedByFault += messages.length;
@@ -442,11 +448,9 @@ export class RaftTransport {
     this.#closing.abort();
     for (const peer of this.#peers.values()) {
       clearTimeout(peer.delayTimer);
-      peer.stream?.outbox.close();
-      peer.stream?.cancel.abort();
+      const stream = peer.stream;
       peer.stream = undefined;
-      peer.client?.close();
-      peer.client = undefined;
+      stream?.call.cancel();
     }
     if (this.#ownServer !== undefined) await shutdown(this.#ownServer, 0);
   }
@@ -485,36 +489,24 @@ export class RaftTransport {
       this.#backOff(peer, now);
       return undefined;
     }
-    if (peer.client === undefined || peer.address !== address) {
-      peer.client?.close();
-      peer.address = address;
-      peer.client = createClient(RaftTransportService, address, {
-        channelOptions: {
-          'grpc.initial_reconnect_backoff_ms': this.#backoff.initialMs,
-          'grpc.max_reconnect_backoff_ms': this.#backoff.maxMs,
-          // A peer that hangs without closing its socket is found out by keepalive pings.
-          'grpc.keepalive_time_ms': 10_000,
-          'grpc.keepalive_timeout_ms': 5_000,
+    const stream: PeerStream = {
+      // A peer that hangs without closing its socket is found out by keepalive pings (10 s, 5 s to answer).
+      call: new DirectStream(address, RaftTransportService.method.stream, {
+        // The peer answers once it has accepted a batch (the connection works), and for any batch
+        // holding messages of groups it does not host.
+        onMessage: (bytes) => {
+          const response = fromBinary(StreamResponseSchema, bytes);
+          peer.failures = 0;
+          if (response.readsPackedMessages) stream.packed = true;
+          if (response.undelivered.length > 0) {
+            this.#options.onUndelivered?.(peer.nodeId, [...new Set(response.undelivered.map((m) => Number(m.groupId)))]);
+          }
         },
-      });
-    }
-    const stream: PeerStream = { outbox: new MessageQueue<RaftBatch>(), cancel: new AbortController(), packed: false };
+        onEnd: (error) => this.#streamEnded(peer, stream, error ?? new Error('stream closed by the peer')),
+      }),
+      packed: false,
+    };
     peer.stream = stream;
-    const responses = peer.client.stream(stream.outbox, { signal: stream.cancel.signal });
-    (async () => {
-      // The peer answers once it has accepted a batch (the connection works), and for any batch
-      // holding messages of groups it does not host.
-      for await (const response of responses) {
-        peer.failures = 0;
-        if (response.readsPackedMessages) stream.packed = true;
-        if (response.undelivered.length > 0) {
-          this.#options.onUndelivered?.(peer.nodeId, [...new Set(response.undelivered.map((m) => Number(m.groupId)))]);
-        }
-      }
-    })().then(
-      () => this.#streamEnded(peer, stream, new Error('stream closed by the peer')),
-      (error: unknown) => this.#streamEnded(peer, stream, error),
-    );
     return stream;
   }
 
@@ -528,8 +520,7 @@ export class RaftTransport {
   #streamEnded(peer: Peer, stream: PeerStream, error: unknown): void {
     if (peer.stream !== stream) return;
     peer.stream = undefined;
-    stream.outbox.close();
-    stream.cancel.abort();
+    stream.call.cancel();
     if (this.#closing.signal.aborted) return;
     this.metrics.streamFailures += 1;
     const retryInMs = this.#backOff(peer, performance.now());
@@ -580,14 +571,8 @@ export class RaftTransport {
 
   /** `packed`: the messages as one encoded GroupMessageList (a few bytes more on the wire), else as `messages`. */
   #batch(peer: Peer, messages: GroupMessage[], bytes: number, packed: boolean): OutgoingBatch {
-    const batch = create(RaftBatchSchema, {
-      fromNode: BigInt(this.nodeId),
-      toNode: BigInt(peer.nodeId),
-      ...(packed
-        ? { packedMessages: encodeGroupMessages(messages) }
-        : { messages: messages.map((m) => ({ groupId: BigInt(m.groupId), message: messageToWire(m.message) })) }),
-    });
-    return { batch, bytes, messages: messages.length, groups: distinctGroups(messages) };
+    const frame = encodeRaftBatchFrame(this.nodeId, peer.nodeId, messages, packed);
+    return { frame, bytes, messages: messages.length, groups: distinctGroups(messages) };
   }
 
   #emit(peer: Peer, stream: PeerStream, outgoing: OutgoingBatch, now: number): void {
@@ -596,7 +581,7 @@ export class RaftTransport {
     this.metrics.bytesSent += outgoing.bytes;
     const delayMs = this.faults?.delayMsTo(peer.nodeId) ?? 0;
     if (delayMs === 0 && peer.delayed.length === 0) {
-      stream.outbox.push(outgoing.batch);
+      stream.call.write(outgoing.frame);
       return;
     }
     // Held back in a FIFO released by one timer, so that a delay never reorders the stream.
@@ -615,7 +600,7 @@ export class RaftTransport {
       const now = performance.now();
       while (peer.delayed.length > 0 && (peer.delayed[0] as DelayedBatch).due <= now) {
         const held = peer.delayed.shift() as DelayedBatch;
-        if (held.stream === peer.stream) held.stream.outbox.push(held.outgoing.batch);
+        if (held.stream === peer.stream) held.stream.call.write(held.outgoing.frame);
       }
       this.#scheduleDelayed(peer);
     }, Math.max(0, next.due - performance.now()));
@@ -669,12 +654,12 @@ export class RaftTransport {
   // Receiving
 
   /** Refuses (and logs) traffic from a node we do not know or meant for another node. */
-  #checkAddressing(fromNode: bigint, toNode: bigint, what: string, context: CallContext): NodeId {
-    const from = safeNodeId(fromNode);
+  #checkAddressing(fromNode: bigint | number, toNode: bigint | number, what: string, context: CallContext): NodeId {
+    const from = safeNodeId(BigInt(fromNode));
     let refusal: RpcError | undefined;
     if (from === undefined || this.#resolve(from) === undefined) {
       refusal = new RpcError(Status.PERMISSION_DENIED, `${what} from unknown node ${fromNode} refused by node ${this.nodeId}`);
-    } else if (toNode !== BigInt(this.nodeId)) {
+    } else if (BigInt(toNode) !== BigInt(this.nodeId)) {
       refusal = new RpcError(Status.FAILED_PRECONDITION, `${what} for node ${toNode} reached node ${this.nodeId}`);
     }
     if (refusal === undefined) return from as NodeId;
@@ -688,7 +673,7 @@ export class RaftTransport {
     throw refusal;
   }
 
-  async *#serveStream(batches: AsyncIterable<RaftBatch>, context: CallContext): AsyncGenerator<MessageInitShape<typeof StreamResponseSchema>> {
+  async *#serveStream(batches: AsyncIterable<Uint8Array>, context: CallContext): AsyncGenerator<Uint8Array> {
     const stream: InboundStream = { from: undefined };
     try {
       yield* this.#receiveBatches(batches, stream, context);
@@ -697,13 +682,17 @@ export class RaftTransport {
     }
   }
 
-  async *#receiveBatches(
-    batches: AsyncIterable<RaftBatch>,
-    stream: InboundStream,
-    context: CallContext,
-  ): AsyncGenerator<MessageInitShape<typeof StreamResponseSchema>> {
+  async *#receiveBatches(batches: AsyncIterable<Uint8Array>, stream: InboundStream, context: CallContext): AsyncGenerator<Uint8Array> {
     let acknowledged = false;
-    for await (const batch of batches) {
+    for await (const bytes of batches) {
+      let batch: DecodedRaftBatch;
+      try {
+        // A plain Uint8Array over the frame (not a Buffer), so the messages' bytes equal what the sender built.
+        batch = decodeRaftBatch(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      } catch (error) {
+        const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
+        this.#refused('batch', refusal, { ...(stream.from === undefined ? {} : { from: stream.from }), remote: context.peer });
+      }
       const from = this.#checkAddressing(batch.fromNode, batch.toNode, 'batch', context);
       if (stream.from !== undefined && from !== stream.from) {
         this.#refused('batch', new RpcError(Status.INVALID_ARGUMENT, `a stream from node ${stream.from} carried a batch from node ${from}`), { from, remote: context.peer });
@@ -713,34 +702,22 @@ export class RaftTransport {
       if (stream.from !== undefined && this.#inbound.get(from) !== stream) {
         this.#refused('batch', new RpcError(Status.ABORTED, `stream from node ${from} superseded by a newer one`), { from, remote: context.peer });
       }
-      let received: GroupMessage[];
-      try {
-        received = batch.messages.map((wire) => {
-          const groupId = safeGroupId(wire.groupId);
-          if (groupId === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `invalid group id ${wire.groupId}`);
-          if (wire.message === undefined) throw new RpcError(Status.INVALID_ARGUMENT, `group ${groupId}: no message`);
-          return { groupId, message: messageFromWire(wire.message) };
-        });
-        // Senders that heard this node reads packed batches send that form (decoded without the protobuf runtime).
-        if (batch.packedMessages.length > 0) received.push(...decodeGroupMessages(batch.packedMessages));
-      } catch (error) {
-        const refusal = error instanceof RpcError ? error : new RpcError(Status.INVALID_ARGUMENT, errorText(error));
-        this.#refused('batch', refusal, { from, remote: context.peer });
-      }
+      const received: GroupMessage[] = batch.messages;
       if (this.faults?.dropsFrom(from) === true) {
         this.metrics.batchesDroppedByFault += 1;
         this.metrics.messagesDroppedByFault += received.length;
         continue;
       }
-      let bytes = batchHeaderWireSize(from, this.nodeId);
-      for (const item of received) bytes += groupMessageWireSize(item.groupId, item.message);
       if (stream.from === undefined) {
         stream.from = from;
         this.#inbound.set(from, stream);
       }
       this.metrics.batchesReceived += 1;
       this.metrics.messagesReceived += received.length;
-      this.metrics.bytesReceived += bytes;
+      // The batch's size as its sender counted it (its messages as `messages`), whichever form it came in.
+      let counted = batchHeaderWireSize(from, this.nodeId);
+      for (const item of received) counted += groupMessageWireSize(item.groupId, item.message);
+      this.metrics.bytesReceived += counted;
       const unhosted = this.#options.onMessages(received, from) ?? [];
       if (unhosted.length > 0) {
         const groups = new Set(unhosted);
@@ -748,10 +725,10 @@ export class RaftTransport {
           .filter((m) => groups.has(m.groupId))
           .map((m) => ({ groupId: BigInt(m.groupId), to: BigInt(m.message.to), type: messageTypeToWire(m.message.type), reason: UndeliveredReason.GROUP_NOT_FOUND }));
         acknowledged = true;
-        yield { undelivered, readsPackedMessages: true };
+        yield streamResponse({ undelivered, readsPackedMessages: true });
       } else if (!acknowledged) {
         acknowledged = true;
-        yield { readsPackedMessages: true };
+        yield streamResponse({ readsPackedMessages: true });
       }
     }
   }

@@ -1,0 +1,195 @@
+/**
+ * Bidi streams straight on HTTP/2 (DirectStream) against grpc-js servers, and bidi methods served on
+ * their bytes (addService's `encoded` handlers): the Raft transport's batch stream, both ends apart.
+ */
+import { createServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DirectStream, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, decodeGroupMessages, encodeRaftBatchFrame, listen, shutdown } from '../src/index.ts';
+import type { Message } from '@shoal/raft';
+
+const STREAM = RaftTransportService.method.stream;
+
+function heartbeat(index: number): Message {
+  return { type: 'MsgHeartbeat', from: 1, to: 2, term: 1, logTerm: 0, index: 0, entries: [], commit: index, reject: false, rejectHint: 0 };
+}
+
+/** A RaftBatch frame whose one message's commit index tells it apart; `dataBytes` of entry data make it large. */
+function batchFrame(index: number, dataBytes = 0): Uint8Array {
+  const message: Message = dataBytes === 0 ? heartbeat(index) : { ...heartbeat(index), type: 'MsgApp', entries: [{ term: 1, index, type: 'normal', data: new Uint8Array(dataBytes).fill(index % 251) }] };
+  return encodeRaftBatchFrame(1, 2, [{ groupId: 7, message }], true);
+}
+
+/** Whatever came back through a DirectStream, and how it ended. */
+function recorder(): { messages: Buffer[]; ended: Promise<RpcError | undefined>; handlers: ConstructorParameters<typeof DirectStream>[2] } {
+  let end!: (error: RpcError | undefined) => void;
+  const ended = new Promise<RpcError | undefined>((resolve) => (end = resolve));
+  const messages: Buffer[] = [];
+  return { messages, ended, handlers: { onMessage: (message) => messages.push(Buffer.from(message)), onEnd: (error) => end(error) } };
+}
+
+async function until(probe: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt++) {
+    if (probe()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+describe('a DirectStream to a grpc-js server decoding by reflection', () => {
+  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  let address = '';
+  /** The commit index of each batch the server read, per call; how the handler's calls ended. */
+  const received: number[][] = [];
+  const cancelled: number[] = [];
+
+  beforeAll(async () => {
+    addService(server, RaftTransportService, {
+      async *stream(batches, context) {
+        const mine: number[] = [];
+        received.push(mine);
+        context.signal.addEventListener('abort', () => cancelled.push(received.indexOf(mine)));
+        for await (const batch of batches) {
+          const index = decodeGroupMessages(batch.packedMessages)[0]!.message.commit;
+          mine.push(index);
+          if (index === 1_000) throw new RpcError(Status.FAILED_PRECONDITION, 'refusé: 100% sûr');
+          if (index === 2_000) return;
+          // An answer larger than an HTTP/2 frame: the client reassembles it from several chunks.
+          if (index === 3_000) yield { undelivered: Array.from({ length: 5_000 }, (_, i) => ({ groupId: BigInt(i), to: 2n })) };
+          else yield { readsPackedMessages: true };
+        }
+      },
+    });
+    address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+  });
+
+  afterAll(async () => {
+    await shutdown(server, 0);
+  });
+
+  it('delivers frames in order, large ones included, and reads every answer', async () => {
+    const record = recorder();
+    const stream = new DirectStream(address, STREAM, record.handlers);
+    const indexes = Array.from({ length: 300 }, (_, i) => i + 1);
+    for (const index of indexes) stream.write(batchFrame(index, index % 100 === 0 ? 3 * 1024 * 1024 : 0));
+    stream.write(batchFrame(3_000));
+    await until(() => record.messages.length === indexes.length + 1, 'every answer');
+    expect(received.at(-1)).toEqual([...indexes, 3_000]);
+    expect(record.messages.slice(0, -1).every((m) => fromBinary(StreamResponseSchema, m).readsPackedMessages)).toBe(true);
+    expect(fromBinary(StreamResponseSchema, record.messages.at(-1)!).undelivered.map((u) => Number(u.groupId))).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
+    expect(stream.pendingWrites).toBe(0);
+    stream.cancel();
+    expect(await record.ended).toMatchObject({ code: Status.CANCELLED });
+  });
+
+  it('ends with the status the server gave, its message decoded', async () => {
+    const record = recorder();
+    const stream = new DirectStream(address, STREAM, record.handlers);
+    stream.write(batchFrame(1));
+    stream.write(batchFrame(1_000));
+    const error = await record.ended;
+    expect(error).toBeInstanceOf(RpcError);
+    expect(error).toMatchObject({ code: Status.FAILED_PRECONDITION, message: 'refusé: 100% sûr' });
+    expect(record.messages).toHaveLength(1);
+    // Writes after the end go nowhere.
+    stream.write(batchFrame(2));
+    expect(stream.pendingWrites).toBe(0);
+  });
+
+  it('ends without an error when the server ends the call with OK', async () => {
+    const record = recorder();
+    new DirectStream(address, STREAM, record.handlers).write(batchFrame(2_000));
+    expect(await record.ended).toBeUndefined();
+  });
+
+  it('cancels the call on the server when cancelled', async () => {
+    const record = recorder();
+    const stream = new DirectStream(address, STREAM, record.handlers);
+    stream.write(batchFrame(5));
+    await until(() => record.messages.length === 1, 'the answer');
+    const call = received.length - 1;
+    stream.cancel();
+    expect(await record.ended).toMatchObject({ code: Status.CANCELLED, message: 'call cancelled' });
+    await until(() => cancelled.includes(call), 'the handler to see the cancel');
+  });
+
+  it('refuses a method that is not bidi streaming', () => {
+    expect(() => new DirectStream(address, RaftTransportService.method.sendSnapshot, recorder().handlers)).toThrow('SendSnapshot is not bidi streaming');
+  });
+});
+
+describe('a DirectStream that cannot reach its server', () => {
+  let silent: NetServer;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    // Accepts connections and never speaks: a peer that hangs without closing its socket.
+    silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('fails UNAVAILABLE with "No connection established" when nobody listens', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const record = recorder();
+    new DirectStream(`127.0.0.1:${port}`, STREAM, record.handlers).write(batchFrame(1));
+    const error = await record.ended;
+    expect(error).toMatchObject({ code: Status.UNAVAILABLE });
+    expect(error?.message).toContain('No connection established');
+  });
+
+  it('fails UNAVAILABLE once a keepalive ping goes unanswered', async () => {
+    const record = recorder();
+    const port = (silent.address() as { port: number }).port;
+    const stream = new DirectStream(`127.0.0.1:${port}`, STREAM, record.handlers, { keepaliveTimeMs: 20, keepaliveTimeoutMs: 50 });
+    stream.write(batchFrame(1));
+    const error = await record.ended;
+    expect(error).toMatchObject({ code: Status.UNAVAILABLE, message: 'keepalive ping not answered within 50 ms' });
+  });
+});
+
+describe('a bidi method served on its bytes', () => {
+  const server = new Server();
+  let address = '';
+  const frames: Buffer[] = [];
+
+  beforeAll(async () => {
+    addService(server, RaftTransportService, {}, {
+      async *stream(requests) {
+        for await (const request of requests) {
+          frames.push(Buffer.from(request));
+          if (request.length === 0) throw new RpcError(Status.INVALID_ARGUMENT, 'an empty batch');
+          yield toBinary(StreamResponseSchema, create(StreamResponseSchema, { readsPackedMessages: true }));
+        }
+      },
+    });
+    address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+  });
+
+  afterAll(async () => {
+    await shutdown(server, 0);
+  });
+
+  it('hands the handler each message as sent, undecoded, and sends its encoded answers', async () => {
+    const record = recorder();
+    const stream = new DirectStream(address, STREAM, record.handlers);
+    // The last frame is an empty message (zero bytes), which this handler refuses.
+    const sent = [batchFrame(1), batchFrame(2, 100_000), new Uint8Array(5)];
+    for (const frame of sent) stream.write(frame);
+    expect(await record.ended).toMatchObject({ code: Status.INVALID_ARGUMENT, message: 'an empty batch' });
+    expect(frames).toEqual(sent.map((frame) => Buffer.from(frame.subarray(5))));
+    expect(record.messages.map((m) => fromBinary(StreamResponseSchema, m).readsPackedMessages)).toEqual([true, true]);
+  });
+
+  it('refuses an encoded handler for a method that is neither unary nor bidi streaming', () => {
+    expect(() => addService(new Server(), RaftTransportService, {}, { sendSnapshot: (async () => new Uint8Array()) as never })).toThrow('SendSnapshot is neither unary nor bidi streaming');
+  });
+});
