@@ -35,6 +35,8 @@ export interface BoundOperand {
   literal?: AttributeValue;
   /** Set when the operand is a function call. */
   functionName?: string;
+  /** The operand's type when known before reading any item: a value's type, or N for size(). */
+  staticType?: AttributeType;
 }
 
 /** Functions that are conditions, with their operand counts. */
@@ -51,6 +53,15 @@ const OPERAND_FUNCTIONS: Readonly<Record<string, number>> = { size: 1 };
 export const UPDATE_FUNCTIONS: Readonly<Record<string, number>> = { if_not_exists: 2, list_append: 2 };
 
 const ATTRIBUTE_TYPE_NAMES = new Set(['S', 'N', 'B', 'BOOL', 'NULL', 'M', 'L', 'SS', 'NS', 'BS']);
+/**
+ * The operand types an operator or function takes, checked before any item is read against what is
+ * known of an operand (DynamoDB Local's Operator and OperatorValidator: <, <=, >, >= and BETWEEN take
+ * ordered types, begins_with strings and binaries, size iterables): `a < :list` or size(size(a)) is a
+ * ValidationException, while a path of the wrong type in the item only makes the condition false.
+ */
+const ORDERED_TYPES: ReadonlySet<AttributeType> = new Set(['S', 'N', 'B']);
+const STRING_BINARY_TYPES: ReadonlySet<AttributeType> = new Set(['S', 'B']);
+const ITERABLE_TYPES: ReadonlySet<AttributeType> = new Set(['S', 'B', 'SS', 'NS', 'BS', 'L', 'M']);
 /** More operands than this in an IN list are refused. */
 export const MAX_IN_OPERANDS = 100;
 /** DynamoDB's limit on operators and functions in one expression. */
@@ -95,6 +106,12 @@ function wrongOperandType(name: string, type: string, problems: Problems): void 
   problems.report('function', `Incorrect operand type for operator or function; operator or function: ${name}, operand type: ${type}`);
 }
 
+/** Reports the first operand whose known type `name` does not take. */
+function checkOperandTypes(name: string, operands: readonly BoundOperand[], accepted: ReadonlySet<AttributeType>, problems: Problems): void {
+  const wrong = operands.find((operand) => operand.staticType !== undefined && !accepted.has(operand.staticType));
+  if (wrong?.staticType !== undefined) wrongOperandType(name, wrong.staticType, problems);
+}
+
 function reportParentheses(node: OperandNode, problems: Problems): void {
   if (node.parenthesized) problems.report('parens', 'The expression has redundant parentheses;');
 }
@@ -128,7 +145,7 @@ export function bindConditionOperand(node: OperandNode, placeholders: Placeholde
   }
   if (node.type === 'value') {
     const literal = bindValue(node, placeholders, problems);
-    return { resolve: () => literal, literal };
+    return { resolve: () => literal, literal, staticType: literal === undefined ? undefined : attributeTypeOf(literal) };
   }
   return bindOperandCall(node, placeholders, problems);
 }
@@ -143,11 +160,10 @@ function bindOperandCall(node: CallNode, placeholders: Placeholders, problems: P
   } else if (!Object.hasOwn(OPERAND_FUNCTIONS, name)) {
     problems.report('misusedFunction', `The function is not allowed to be used this way in an expression; function: ${name}`);
   } else if (reportOperandCount(name, 1, args.length, problems)) {
-    const literal = args[0].literal;
-    if (literal !== undefined && sizeOf(literal) === undefined) wrongOperandType(name, attributeTypeOf(literal), problems);
+    checkOperandTypes(name, args, ITERABLE_TYPES, problems);
   }
   const operand = args[0];
-  return { resolve: (item) => sizeOf(operand.resolve(item)), functionName: name };
+  return { resolve: (item) => sizeOf(operand.resolve(item)), functionName: name, staticType: 'N' };
 }
 
 function beginsWith(value: AttributeValue | undefined, prefix: AttributeValue | undefined): boolean {
@@ -164,6 +180,8 @@ function beginsWith(value: AttributeValue | undefined, prefix: AttributeValue | 
 function contains(container: AttributeValue | undefined, element: AttributeValue | undefined): boolean {
   if (container === undefined || element === undefined) return false;
   if ('S' in container) return 'S' in element && container.S.includes(element.S);
+  // A binary contains a byte sequence, as a string a substring.
+  if ('B' in container) return 'B' in element && decodeBinary(container.B).includes(decodeBinary(element.B));
   if ('SS' in container) return 'S' in element && container.SS.includes(element.S);
   if ('NS' in container) return 'N' in element && container.NS.some((n) => compareNumbers(n, element.N) === 0);
   if ('BS' in container) {
@@ -226,11 +244,7 @@ function bindConditionFunction(call: CallNode, placeholders: Placeholders, probl
       };
     }
     case 'begins_with': {
-      for (const arg of args) {
-        if (arg.literal !== undefined && !('S' in arg.literal) && !('B' in arg.literal)) {
-          wrongOperandType(name, attributeTypeOf(arg.literal), problems);
-        }
-      }
+      checkOperandTypes(name, args, STRING_BINARY_TYPES, problems);
       const [value, prefix] = [first.resolve, second.resolve];
       return (item) => beginsWith(value(item), prefix(item));
     }
@@ -314,11 +328,13 @@ export function bindCondition(node: ConditionNode, placeholders: Placeholders, p
       return bindConditionFunction(node.call, placeholders, problems);
     case 'compare': {
       const [left, right] = bindComparisonOperands([node.left, node.right], placeholders, problems);
+      if (node.op !== '=' && node.op !== '<>') checkOperandTypes(node.op, [left, right], ORDERED_TYPES, problems);
       checkDistinct(node.op, [left, right], problems);
       return compare(node.op, left.resolve, right.resolve);
     }
     case 'between': {
       const [operand, low, high] = bindComparisonOperands([node.operand, node.low, node.high], placeholders, problems);
+      checkOperandTypes('BETWEEN', [operand, low, high], ORDERED_TYPES, problems);
       checkBetweenBounds(low.literal, high.literal, problems);
       return (item) => {
         const value = operand.resolve(item);
