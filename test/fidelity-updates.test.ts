@@ -105,3 +105,36 @@ describe('an update that only removes, on an item that does not exist', () => {
     }
   });
 });
+
+describe('AttributeUpdates ADD or DELETE on an attribute of another type', () => {
+  // dynalite's UpdateItem tests (captured from DynamoDB) and scylladb test_item.py::test_update_item_delete
+  // and test_update_item_add (run against DynamoDB): the legacy parameter says "Type mismatch for
+  // attribute to update"; the same update written as an UpdateExpression keeps its own message.
+  it.each<[string, AttributeValue, { Action: 'ADD' | 'DELETE'; Value: AttributeValue }]>([
+    ['DELETE NS from SS', { SS: ['1'] }, { Action: 'DELETE', Value: { NS: ['1'] } }],
+    ['DELETE NS from N', n(1), { Action: 'DELETE', Value: { NS: ['1'] } }],
+    ['ADD NS to SS', { SS: ['1'] }, { Action: 'ADD', Value: { NS: ['2'] } }],
+    ['ADD N to NS', { NS: ['1'] }, { Action: 'ADD', Value: n(2) }],
+  ])('%s', async (label, existing, update) => {
+    const id = `mismatch ${label}`;
+    await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: { id: s(id), b: existing } }));
+    await expectDynamoError(
+      shoal.client.send(new UpdateItemCommand({ TableName: TABLE, Key: { id: s(id) }, AttributeUpdates: { b: update } })),
+      'ValidationException',
+      'Type mismatch for attribute to update',
+    );
+    await expectDynamoError(
+      shoal.client.send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: { id: s(id) },
+          UpdateExpression: `${update.Action} b :v`,
+          ExpressionAttributeValues: { ':v': update.Value },
+        }),
+      ),
+      'ValidationException',
+      'An operand in the update expression has an incorrect data type',
+    );
+    expect(await read(id)).toEqual({ id: s(id), b: existing });
+  });
+});

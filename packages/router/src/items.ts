@@ -1,5 +1,7 @@
 import {
+  attributeUpdatesMessage,
   checkItemSize,
+  DynamoDbError,
   conditionalCheckFailed,
   transactionConflict,
   extractKey,
@@ -204,7 +206,15 @@ const updateItem: OperationHandler = async (body, ctx) => {
   const key = validateKey(rawKey, table.schema);
 
   const operation = withExpressions({ table: table.schema, kind: 'Update', key }, expressions);
-  return applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);
+  const written = applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);
+  if (body.AttributeUpdates === undefined || body.AttributeUpdates === null) return written;
+  return written.catch((error: unknown) => {
+    if (error instanceof DynamoDbError && error.type === 'ValidationException') {
+      const message = attributeUpdatesMessage(error.message);
+      if (message !== error.message) throw validationError(message);
+    }
+    throw error;
+  });
 };
 
 const getItem: OperationHandler = async (body, ctx) => {

@@ -14,5 +14,5 @@ export type { CompiledKeyCondition } from './key-condition.ts';
 export { formatPath, valueAtPath } from './paths.ts';
 export type { DocumentPath, PathSegment } from './paths.ts';
 export { isReservedWord } from './reserved-words.ts';
-export { legacyToExpressions, rejectMixedParameters } from './legacy.ts';
+export { attributeUpdatesMessage, legacyToExpressions, rejectMixedParameters } from './legacy.ts';
 export type { LegacyParameters } from './legacy.ts';

@@ -9,6 +9,7 @@ import { validationError } from '../errors.ts';
 import { validateAttributeValue } from '../validation.ts';
 import { attributeTypeOf, compareScalars } from '../values.ts';
 import type { ExpressionRequest } from './compile.ts';
+import { WRONG_DATA_TYPE } from './update.ts';
 
 export interface LegacyParameters {
   Expected?: Record<string, unknown>;
@@ -270,6 +271,16 @@ function updateAction(attribute: string, raw: unknown, allocator: PlaceholderAll
   }
   if (type !== 'N' && !isSet) throw validationError(`${INVALID}ADD action is not supported for the type ${type}`);
   return { section: 'ADD', clause: `${placeholder} ${allocator.value(value)}` };
+}
+
+/**
+ * The message of an UpdateItem whose AttributeUpdates were translated into an update expression: an
+ * ADD or DELETE meeting an attribute of another type is, in the legacy parameter's words, a type
+ * mismatch (dynalite's tests captured from DynamoDB: DELETE NS from SS or N, ADD NS to SS, ADD N to
+ * NS; scylladb test_item.py::test_update_item_delete and test_update_item_add, run against DynamoDB).
+ */
+export function attributeUpdatesMessage(message: string): string {
+  return message === WRONG_DATA_TYPE ? 'Type mismatch for attribute to update' : message;
 }
 
 function updateExpression(updates: Record<string, unknown>, allocator: PlaceholderAllocator): string | undefined {

@@ -30,7 +30,8 @@ export const UPDATE_PROBLEM_ORDER = [
 const CONDITION_ONLY_FUNCTIONS = new Set(['attribute_exists', 'attribute_not_exists', 'attribute_type', 'begins_with', 'contains', 'size']);
 
 const MISSING_ATTRIBUTE = 'The provided expression refers to an attribute that does not exist in the item';
-const WRONG_DATA_TYPE = 'An operand in the update expression has an incorrect data type';
+/** An ADD, DELETE, `+`, `-` or list_append meeting an item attribute of a type it cannot take. */
+export const WRONG_DATA_TYPE = 'An operand in the update expression has an incorrect data type';
 const INVALID_PATH = 'The document path provided in the update expression is invalid for update';
 
 /** Names DynamoDB uses for value types in ADD/DELETE operand messages. */
