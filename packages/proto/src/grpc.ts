@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { once } from 'node:events';
 import { connect as connectHttp2, constants as http2Constants } from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
@@ -28,6 +28,8 @@ import type {
   ServiceError,
   UntypedHandleCall,
 } from '@grpc/grpc-js';
+
+import { MessageQueue } from './message-queue.ts';
 
 export { Metadata, Server, Status };
 
@@ -351,7 +353,14 @@ export function addService<S extends GenServiceMethods>(
       if (method.methodKind !== 'unary' && method.methodKind !== 'bidi_streaming') throw new Error(`${method.name} is neither unary nor bidi streaming: it cannot be served on its bytes`);
       if (byLocalName[method.localName] !== undefined) throw new Error(`${method.name} has two handlers`);
       definition[method.localName] = { ...methodDefinition(method), requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: (bytes: unknown) => asBuffer(bytes as Uint8Array) };
-      handlers[method.localName] = method.methodKind === 'unary' ? encodedHandler(onBytes as EncodedUnaryHandler) : encodedBidiHandler(onBytes as EncodedBidiHandler);
+      if (method.methodKind === 'unary') handlers[method.localName] = encodedHandler(onBytes as EncodedUnaryHandler);
+      else {
+        handlers[method.localName] = encodedBidiHandler(onBytes as EncodedBidiHandler);
+        // Served straight on HTTP/2 once listen() has bound the server; grpc-js keeps it otherwise.
+        const direct = directBidiMethods.get(server) ?? new Map<string, EncodedBidiHandler>();
+        direct.set(definition[method.localName]!.path, onBytes as EncodedBidiHandler);
+        directBidiMethods.set(server, direct);
+      }
       continue;
     }
     definition[method.localName] = methodDefinition(method);
@@ -365,8 +374,9 @@ export function addService<S extends GenServiceMethods>(
 export function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) => {
-      if (error === null) resolve(boundPort);
-      else reject(error);
+      if (error !== null) return reject(error);
+      serveDirectly(server);
+      resolve(boundPort);
     });
   });
 }
@@ -868,14 +878,14 @@ export class DirectStream {
   #connected = false;
   #failure: RpcError | undefined;
   #ended = false;
-  /** Response bytes read and not yet a whole frame. */
-  #partial: Buffer | undefined;
+  readonly #reader: FrameReader;
   readonly #keepalive: NodeJS.Timeout;
   #keepaliveDue: NodeJS.Timeout | undefined;
 
   constructor(address: string, method: DescMethod, handlers: DirectStreamHandlers, options: DirectStreamOptions = {}) {
     if (method.methodKind !== 'bidi_streaming') throw new Error(`${method.name} is not bidi streaming`);
     this.#handlers = handlers;
+    this.#reader = new FrameReader(MAX_MESSAGE_BYTES, (message) => handlers.onMessage(message));
     const session = (this.#session = connectHttp2(`http://${address}`));
     session.once('connect', () => {
       this.#connected = true;
@@ -941,23 +951,13 @@ export class DirectStream {
     this.#fail(new RpcError(Status.CANCELLED, 'call cancelled'));
   }
 
-  /** Splits what was read into frames, holding a partial one until the rest comes. */
   #read(chunk: Buffer): void {
-    let bytes = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
-    this.#partial = undefined;
-    while (bytes.length >= FRAME_HEADER_BYTES && !this.#ended) {
-      const length = bytes.readUInt32BE(1);
-      if (bytes[0] !== 0) return this.#fail(new RpcError(Status.INTERNAL, 'a compressed response frame (no compression was offered)'));
-      if (bytes.length < FRAME_HEADER_BYTES + length) break;
-      const message = bytes.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
-      bytes = bytes.subarray(FRAME_HEADER_BYTES + length);
-      try {
-        this.#handlers.onMessage(message);
-      } catch (error) {
-        return this.#fail(new RpcError(Status.INTERNAL, `undecodable response: ${error instanceof Error ? error.message : String(error)}`));
-      }
+    if (this.#ended) return;
+    try {
+      this.#reader.read(chunk);
+    } catch (error) {
+      this.#fail(error instanceof RpcError ? new RpcError(Status.INTERNAL, `bad response: ${error.message}`) : new RpcError(Status.INTERNAL, `undecodable response: ${error instanceof Error ? error.message : String(error)}`));
     }
-    if (bytes.length > 0) this.#partial = bytes;
   }
 
   /** Ends the call with `error` (the first reason wins): the stream is reset and the connection closed. */
@@ -975,4 +975,200 @@ export class DirectStream {
     this.#session.destroy();
     this.#handlers.onEnd(error);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames read off HTTP/2, and bidi streams served straight on it
+
+/**
+ * Cuts the bytes of a stream into gRPC messages as they arrive: a message within one chunk is a view
+ * into it; one spread over chunks is gathered into a buffer of its size (known from its header), so a
+ * large message costs one copy, not one per chunk. Throws RpcError for a frame it cannot take.
+ */
+class FrameReader {
+  readonly #maxMessageBytes: number;
+  readonly #onMessage: (message: Buffer) => void;
+  readonly #header = Buffer.alloc(FRAME_HEADER_BYTES);
+  #headerRead = 0;
+  #message: Buffer | undefined;
+  #messageRead = 0;
+
+  constructor(maxMessageBytes: number, onMessage: (message: Buffer) => void) {
+    this.#maxMessageBytes = maxMessageBytes;
+    this.#onMessage = onMessage;
+  }
+
+  read(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      const message = this.#message;
+      if (message !== undefined) {
+        const take = Math.min(message.length - this.#messageRead, chunk.length - at);
+        chunk.copy(message, this.#messageRead, at, at + take);
+        this.#messageRead += take;
+        at += take;
+        if (this.#messageRead === message.length) {
+          this.#message = undefined;
+          this.#onMessage(message);
+        }
+        continue;
+      }
+      if (this.#headerRead === 0 && chunk.length - at >= FRAME_HEADER_BYTES) {
+        const length = this.#length(chunk[at] as number, chunk.readUInt32BE(at + 1));
+        at += FRAME_HEADER_BYTES;
+        if (chunk.length - at >= length) {
+          this.#onMessage(chunk.subarray(at, at + length));
+          at += length;
+        } else this.#start(length);
+        continue;
+      }
+      const take = Math.min(FRAME_HEADER_BYTES - this.#headerRead, chunk.length - at);
+      chunk.copy(this.#header, this.#headerRead, at, at + take);
+      this.#headerRead += take;
+      at += take;
+      if (this.#headerRead < FRAME_HEADER_BYTES) return;
+      this.#headerRead = 0;
+      const length = this.#length(this.#header[0] as number, this.#header.readUInt32BE(1));
+      if (length === 0) this.#onMessage(Buffer.alloc(0));
+      else this.#start(length);
+    }
+  }
+
+  #length(flag: number, length: number): number {
+    if (flag !== 0) throw new RpcError(Status.UNIMPLEMENTED, 'a compressed message (no compression is offered)');
+    if (length > this.#maxMessageBytes) throw new RpcError(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${this.#maxMessageBytes})`);
+    return length;
+  }
+
+  #start(length: number): void {
+    this.#message = Buffer.allocUnsafe(length);
+    this.#messageRead = 0;
+  }
+}
+
+/** grpc-js's receive limit for a server made without one. */
+const GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+
+/** The bidi methods served on their bytes, by path, of each server: listen() serves them straight on HTTP/2. */
+const directBidiMethods = new WeakMap<Server, Map<string, EncodedBidiHandler>>();
+
+/** HTTP/2 servers whose streams already go through serveDirectly's dispatch. */
+const dispatching = new WeakSet<Http2Server>();
+
+/** Servers whose bidi methods on bytes are served straight on HTTP/2. */
+const servingDirectly = new WeakSet<Server>();
+
+/**
+ * Whether listen() serves the server's bidi methods on bytes (addService's `encoded`) straight on
+ * HTTP/2; false: grpc-js serves them (none, not bound by listen(), or a grpc-js laid out otherwise).
+ */
+export function servesDirectly(server: Server): boolean {
+  return servingDirectly.has(server);
+}
+
+/**
+ * What serveDirectly reaches into a grpc-js Server for: no public API hands out its HTTP/2 servers or
+ * its options. Checked before use: a grpc-js laid out otherwise leaves every call to grpc-js, which
+ * serves these methods too, only at a higher cost.
+ */
+interface GrpcServerInternals {
+  http2Servers?: unknown;
+  options?: Record<string, unknown>;
+}
+
+/**
+ * Serves the server's bidi methods on bytes (the Raft transport's batch stream) straight on the
+ * HTTP/2 streams of its listening servers, ahead of grpc-js: a stream of such a method without a
+ * deadline or compression is read and answered here, every other stream goes on to grpc-js as before.
+ * grpc-js spends per message a decoder pass copying it out of the chunks, a filter stack, promises
+ * and Readable buffering; here a message within one chunk is a view of it. Returns whether it could.
+ */
+function serveDirectly(server: Server): boolean {
+  const methods = directBidiMethods.get(server);
+  const internals = server as unknown as GrpcServerInternals;
+  if (methods === undefined || !(internals.http2Servers instanceof Map) || internals.http2Servers.size === 0) return false;
+  servingDirectly.add(server);
+  const configured = internals.options?.['grpc.max_receive_message_length'];
+  const maxMessageBytes = typeof configured === 'number' && configured >= 0 ? configured : GRPC_DEFAULT_MAX_RECEIVE_BYTES;
+  for (const http2Server of internals.http2Servers.keys() as IterableIterator<Http2Server>) {
+    if (dispatching.has(http2Server)) continue;
+    dispatching.add(http2Server);
+    const grpcListeners = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
+    http2Server.removeAllListeners('stream');
+    http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      const handler = methods.get(headers[':path'] ?? '');
+      const type = headers['content-type'];
+      const plain = headers['grpc-timeout'] === undefined && (headers['grpc-encoding'] === undefined || headers['grpc-encoding'] === 'identity');
+      if (handler !== undefined && plain && typeof type === 'string' && type.startsWith('application/grpc')) serveDirectBidi(stream, headers, handler, maxMessageBytes);
+      else for (const listener of grpcListeners) listener.call(http2Server, stream, headers, ...rest);
+    });
+  }
+  return true;
+}
+
+/** One call of a bidi method on bytes, on its HTTP/2 stream: requests as they are read, answers framed, the status in trailers. */
+function serveDirectBidi(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handler: EncodedBidiHandler, maxMessageBytes: number): void {
+  const requests = new MessageQueue<Buffer>();
+  const cancelled = new AbortController();
+  let responded = false;
+  let finished = false;
+  const socket = stream.session?.socket;
+  const context: CallContext = {
+    metadata: Metadata.fromHttp2Headers(headers),
+    peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,
+    signal: cancelled.signal,
+  };
+  /** Ends the call with its status: OK, or the error's code, message and metadata (as grpc-js sends them). */
+  const finish = (error: unknown): void => {
+    if (finished) return;
+    finished = true;
+    requests.close();
+    if (stream.closed || stream.destroyed) return;
+    const status = error === undefined ? { code: Status.OK, details: '', metadata: undefined } : toServerStatus(error);
+    const trailers: OutgoingHttpHeaders = { 'grpc-status': String(status.code), 'grpc-message': encodeURI(status.details ?? ''), ...status.metadata?.toHttp2Headers() };
+    if (!responded) {
+      // Trailers-only: the status in the response headers.
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', ...trailers }, { endStream: true });
+      return;
+    }
+    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+    stream.end();
+  };
+  const reader = new FrameReader(maxMessageBytes, (message) => requests.push(message));
+  stream.on('data', (chunk: Buffer) => {
+    if (finished) return;
+    try {
+      reader.read(chunk);
+    } catch (error) {
+      finish(error);
+    }
+  });
+  /** The client cancelled (a reset) or the connection is gone: the handler's signal aborts, no status goes out. */
+  const cancel = (): void => {
+    if (!finished) cancelled.abort(new RpcError(Status.CANCELLED, 'call cancelled'));
+    finished = true;
+    requests.close();
+  };
+  // The end of the requests: the client's half-close, or a reset, which ends the readable side too
+  // just before the stream closes. Taken a turn later, so that a reset is told apart: cancelled.
+  stream.once('end', () => setImmediate(() => requests.close()));
+  stream.on('error', () => {});
+  stream.once('close', cancel);
+  async function* incoming(): AsyncGenerator<Buffer> {
+    yield* requests;
+    if (cancelled.signal.aborted) throw new RpcError(Status.CANCELLED, 'call cancelled');
+  }
+  (async () => {
+    for await (const answer of handler(incoming(), context)) {
+      if (finished) return;
+      if (!responded) {
+        responded = true;
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
+      }
+      if (!stream.write(frame(asBuffer(answer)))) await once(stream, 'drain', { signal: cancelled.signal });
+    }
+  })().then(
+    () => finish(undefined),
+    (error: unknown) => finish(error),
+  );
 }

@@ -20,6 +20,7 @@ export {
   createClient,
   EncodedMessage,
   DirectStream,
+  servesDirectly,
   FRAME_HEADER_BYTES,
   MAX_MESSAGE_BYTES,
   SERVER_OPTIONS,

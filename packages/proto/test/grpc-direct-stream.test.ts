@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectStream, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, decodeGroupMessages, encodeRaftBatchFrame, listen, shutdown } from '../src/index.ts';
+import { DirectStream, MessageQueue, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, createClient, decodeGroupMessages, encodeRaftBatchFrame, listen, servesDirectly, shutdown } from '../src/index.ts';
 import type { Message } from '@shoal/raft';
 
 const STREAM = RaftTransportService.method.stream;
@@ -160,10 +160,12 @@ describe('a bidi method served on its bytes', () => {
   const server = new Server();
   let address = '';
   const frames: Buffer[] = [];
+  let aborted = 0;
 
   beforeAll(async () => {
     addService(server, RaftTransportService, {}, {
-      async *stream(requests) {
+      async *stream(requests, context) {
+        context.signal.addEventListener('abort', () => (aborted += 1));
         for await (const request of requests) {
           frames.push(Buffer.from(request));
           if (request.length === 0) throw new RpcError(Status.INVALID_ARGUMENT, 'an empty batch');
@@ -178,6 +180,13 @@ describe('a bidi method served on its bytes', () => {
     await shutdown(server, 0);
   });
 
+  it('is served straight on HTTP/2 once listening (grpc-js serves it before, and the methods of other servers)', () => {
+    expect(servesDirectly(server)).toBe(true);
+    const unbound = new Server();
+    addService(unbound, RaftTransportService, {}, { stream: async function* () {} });
+    expect(servesDirectly(unbound)).toBe(false);
+  });
+
   it('hands the handler each message as sent, undecoded, and sends its encoded answers', async () => {
     const record = recorder();
     const stream = new DirectStream(address, STREAM, record.handlers);
@@ -187,6 +196,66 @@ describe('a bidi method served on its bytes', () => {
     expect(await record.ended).toMatchObject({ code: Status.INVALID_ARGUMENT, message: 'an empty batch' });
     expect(frames).toEqual(sent.map((frame) => Buffer.from(frame.subarray(5))));
     expect(record.messages.map((m) => fromBinary(StreamResponseSchema, m).readsPackedMessages)).toEqual([true, true]);
+  });
+
+  it('reads messages however the HTTP/2 chunks cut them, and large ones whole', async () => {
+    frames.length = 0;
+    const record = recorder();
+    const stream = new DirectStream(address, STREAM, record.handlers);
+    // 3,000 small messages in one write (DATA frames of 16 KiB cut them, headers included, anywhere), then 3 MiB.
+    const sizes = [...Array.from({ length: 3_000 }, (_, i) => 1 + (i % 97)), 3 * 1024 * 1024];
+    const messages = sizes.map((size, i) => Buffer.alloc(size, i % 256));
+    stream.write(Buffer.concat(messages.map((message) => Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]).fill(0, 0, 1)).map((framed, i) => {
+      framed.writeUInt32BE(sizes[i]!, 1);
+      return framed;
+    })));
+    await until(() => record.messages.length === sizes.length, 'an answer to every message');
+    expect(frames.map((frame) => frame.length)).toEqual(sizes);
+    expect(Buffer.concat(frames).equals(Buffer.concat(messages))).toBe(true);
+    stream.cancel();
+    await record.ended;
+  });
+
+  it('refuses a message past the server\'s limit and a compressed one', async () => {
+    const small = new Server({ 'grpc.max_receive_message_length': 1_000 });
+    addService(small, RaftTransportService, {}, { stream: async function* (requests) { for await (const request of requests) yield request; } });
+    const smallAddress = `127.0.0.1:${await listen(small, '127.0.0.1', 0)}`;
+    try {
+      const outcome = async (frame: Uint8Array): Promise<RpcError | undefined> => {
+        const record = recorder();
+        new DirectStream(smallAddress, STREAM, record.handlers).write(frame);
+        return record.ended;
+      };
+      const tooLarge = Buffer.alloc(5 + 1_001);
+      tooLarge.writeUInt32BE(1_001, 1);
+      expect(await outcome(tooLarge)).toMatchObject({ code: Status.RESOURCE_EXHAUSTED, message: 'Received message larger than max (1001 vs. 1000)' });
+      expect(await outcome(new Uint8Array([1, 0, 0, 0, 1, 7]))).toMatchObject({ code: Status.UNIMPLEMENTED, message: 'a compressed message (no compression is offered)' });
+    } finally {
+      await shutdown(small, 0);
+    }
+  });
+
+  it('aborts the handler\'s signal when a grpc-js client cancels, and serves a grpc-js client with a deadline through grpc-js', async () => {
+    const client = createClient(RaftTransportService, address);
+    try {
+      const batches = new MessageQueue<{ fromNode: bigint; toNode: bigint }>();
+      batches.push({ fromNode: 1n, toNode: 2n });
+      const cancel = new AbortController();
+      const answers = client.stream(batches, { signal: cancel.signal })[Symbol.asyncIterator]();
+      expect((await answers.next()).value).toMatchObject({ readsPackedMessages: true });
+      const before = aborted;
+      cancel.abort();
+      await expect(answers.next()).rejects.toMatchObject({ code: Status.CANCELLED });
+      await until(() => aborted === before + 1, 'the handler to see the cancel');
+      const timed = new MessageQueue<{ fromNode: bigint; toNode: bigint }>();
+      timed.push({ fromNode: 1n, toNode: 2n });
+      const within = client.stream(timed, { timeoutMs: 60_000 })[Symbol.asyncIterator]();
+      expect((await within.next()).value).toMatchObject({ readsPackedMessages: true });
+      timed.close();
+      expect((await within.next()).done).toBe(true);
+    } finally {
+      client.close();
+    }
   });
 
   it('refuses an encoded handler for a method that is neither unary nor bidi streaming', () => {
