@@ -3,6 +3,7 @@ import {
   DynamoDbError,
   extractKey,
   itemSize,
+  KeyTypeMismatchError,
   TRANSACTION_CAPACITY_FACTOR,
   validateItem,
   validateItemKeyAttributes,
@@ -67,6 +68,11 @@ interface TransactionAction {
   returnOldOnConditionFailure: boolean;
 }
 
+/** An action whose key (or index key) has the wrong type: it cancels the transaction with this reason. */
+interface RefusedAction {
+  refusal: string;
+}
+
 /** An action as read from the request, before its table is known. */
 interface RawAction {
   kind: WriteKind;
@@ -98,17 +104,22 @@ function readActionMember(raw: unknown, position: number, constraints: Constrain
   return { kind, member };
 }
 
-async function resolveAction(ctx: EngineContext, raw: RawAction): Promise<TransactionAction> {
+async function resolveAction(ctx: EngineContext, raw: RawAction): Promise<TransactionAction | RefusedAction> {
   const table = await ctx.requireTable(raw.tableName);
   const schema = table.schema;
   let operation: WriteOperation;
-  if (raw.kind === 'Put') {
-    const item = validateItem(raw.member.Item, 'item');
-    checkItemSize(item);
-    validateItemKeyAttributes(item, schema);
-    operation = { table: schema, kind: 'Put', key: extractKey(item, schema), item };
-  } else {
-    operation = { table: schema, kind: raw.kind, key: validateKey(raw.member.Key, schema) };
+  try {
+    if (raw.kind === 'Put') {
+      const item = validateItem(raw.member.Item, 'item');
+      checkItemSize(item);
+      validateItemKeyAttributes(item, schema);
+      operation = { table: schema, kind: 'Put', key: extractKey(item, schema), item };
+    } else {
+      operation = { table: schema, kind: raw.kind, key: validateKey(raw.member.Key, schema) };
+    }
+  } catch (error) {
+    if (error instanceof KeyTypeMismatchError) return { refusal: error.message };
+    throw error;
   }
   return {
     table,
@@ -187,9 +198,16 @@ const transactWriteItems: OperationHandler = async (body, ctx) => {
     tableName: optionalString(member, 'TableName') as string,
     expressions: readItemExpressions(member, ACTION_EXPRESSIONS[kind]),
   }));
-  const actions: TransactionAction[] = [];
-  for (const raw of rawActions) actions.push(await resolveAction(ctx, raw));
+  const resolved: (TransactionAction | RefusedAction)[] = [];
+  for (const raw of rawActions) resolved.push(await resolveAction(ctx, raw));
+  const actions = resolved.filter((action): action is TransactionAction => !('refusal' in action));
   rejectRepeatedItems(actions.map((action) => ({ table: action.table, key: action.operation.key })));
+  if (actions.length < resolved.length) {
+    // Nothing is written; the other actions are reported as not having failed.
+    throw transactionCanceled(
+      resolved.map((action): RequestBody => ('refusal' in action ? { Code: 'ValidationError', Message: action.refusal } : { Code: 'None' })),
+    );
+  }
   const bytes = actions.reduce((sum, action) => sum + (action.operation.item ? itemSize(action.operation.item) : 0), 0);
   if (bytes > MAX_TRANSACTION_BYTES) {
     throw validationError('Transaction request size exceeds the maximum allowed size of 4 MB');
