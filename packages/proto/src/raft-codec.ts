@@ -4,6 +4,7 @@
  * 2^53 from a peer is refused rather than rounded.
  */
 import { create } from '@bufbuild/protobuf';
+import { Buffer } from 'node:buffer';
 import type * as raft from '@shoal/raft';
 import {
   ConfChangeSchema,
@@ -282,7 +283,10 @@ class Writer {
   at = 0;
 
   constructor(size: number) {
-    this.bytes = new Uint8Array(size);
+    // Not zeroed (a large frame's memset cost more than its encoding): the sizes are exact, so
+    // every byte is written. A plain Uint8Array view, not a Buffer.
+    const memory = Buffer.allocUnsafe(size);
+    this.bytes = new Uint8Array(memory.buffer, memory.byteOffset, size);
   }
 
   varint(value: number): void {
@@ -404,7 +408,7 @@ export function encodeRaftBatchFrame(fromNode: number, toNode: number, messages:
   const size = batchHeaderWireSize(fromNode, toNode) + (packed && messages.length > 0 ? delimited(list) : list);
   const w = new Writer(FRAME_HEADER_BYTES + size);
   w.bytes[0] = 0;
-  new DataView(w.bytes.buffer).setUint32(1, size);
+  new DataView(w.bytes.buffer, w.bytes.byteOffset).setUint32(1, size);
   w.at = FRAME_HEADER_BYTES;
   w.uint64(1, fromNode);
   w.uint64(2, toNode);

@@ -907,7 +907,8 @@ export class MultiRaftHost {
     for (const { replica, rd } of readies) {
       if (replica.removed) continue;
       replica.raw.advance(rd);
-      await this.#maybeSnapshot(replica);
+      // Awaited only when one is due: an await per group per round is a turn of the microtask queue each.
+      if (this.#snapshotDue(replica)) await this.#maybeSnapshot(replica);
       // More may be ready at once (committed entries beyond one Ready's bound).
       this.#dirty.add(replica);
       this.#again = true;
@@ -924,6 +925,8 @@ export class MultiRaftHost {
     const machines = new Set<ReplicaStateMachine>();
     for (const { replica, rd } of readies) {
       if (replica.removed) continue;
+      // Most Readies of idle groups carry heartbeats only: nothing to apply or answer, no await.
+      if (rd.snapshot === undefined && rd.committedEntries.length === 0 && rd.readStates.length === 0 && replica.reads.size === 0) continue;
       await this.#apply(replica, rd, answers);
       machines.add(replica.stateMachine);
     }
@@ -1057,9 +1060,14 @@ export class MultiRaftHost {
     this.#incoming.clear();
   }
 
+  #snapshotDue(replica: Replica): boolean {
+    const policy = this.#options.snapshotPolicy;
+    return policy !== undefined && replica.applied - replica.lastSnapshotIndex >= policy.every;
+  }
+
   async #maybeSnapshot(replica: Replica): Promise<void> {
     const policy = this.#options.snapshotPolicy;
-    if (policy === undefined || replica.applied - replica.lastSnapshotIndex < policy.every) return;
+    if (policy === undefined || !this.#snapshotDue(replica)) return;
     const logStore = this.#options.logStore;
     const storage = logStore.group(replica.groupId);
     // Applied entries are normally persisted here; a follower may apply entries it has not yet appended.

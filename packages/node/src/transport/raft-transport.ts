@@ -211,7 +211,8 @@ interface OutgoingBatch {
   readonly frame: Uint8Array;
   readonly bytes: number;
   readonly messages: number;
-  readonly groups: readonly number[];
+  /** Its messages: their groups are reported unreachable if the batch is lost (rare, so not worked out before). */
+  readonly sent: readonly GroupMessage[];
 }
 
 /** A batch held back by an injected delay, bound to the stream it was meant for. */
@@ -232,8 +233,8 @@ class Peer {
   /** Consecutive failed streams, for the backoff; reset when the peer accepts a batch. */
   failures = 0;
   retryAt = 0;
-  /** The groups of the last flush: what a failing stream most likely lost. */
-  lastFlushGroups: number[] = [];
+  /** The messages of the last flush: their groups are what a failing stream most likely lost. */
+  lastFlush: readonly GroupMessage[] = [];
   readonly delayed: DelayedBatch[] = [];
   delayTimer: NodeJS.Timeout | undefined;
 
@@ -414,7 +415,7 @@ export class RaftTransport {
         this.#options.onUnreachable?.(peer.nodeId, distinctGroups(messages));
         continue;
       }
-      peer.lastFlushGroups = distinctGroups(messages);
+      peer.lastFlush = messages;
       for (const batch of this.#split(peer, messages, stream.packed)) this.#emit(peer, stream, batch, now);
     }
   }
@@ -533,12 +534,12 @@ export class RaftTransport {
       error: errorText(error),
       retryInMs,
     });
-    const lost = new Set(peer.lastFlushGroups);
+    const lost = new Set(distinctGroups(peer.lastFlush));
     for (const held of peer.delayed.splice(0)) {
       this.metrics.messagesDroppedUnreachable += held.outgoing.messages;
-      for (const group of held.outgoing.groups) lost.add(group);
+      for (const { groupId } of held.outgoing.sent) lost.add(groupId);
     }
-    peer.lastFlushGroups = [];
+    peer.lastFlush = [];
     if (lost.size > 0) this.#options.onUnreachable?.(peer.nodeId, [...lost]);
   }
 
@@ -572,7 +573,7 @@ export class RaftTransport {
   /** `packed`: the messages as one encoded GroupMessageList (a few bytes more on the wire), else as `messages`. */
   #batch(peer: Peer, messages: GroupMessage[], bytes: number, packed: boolean): OutgoingBatch {
     const frame = encodeRaftBatchFrame(this.nodeId, peer.nodeId, messages, packed);
-    return { frame, bytes, messages: messages.length, groups: distinctGroups(messages) };
+    return { frame, bytes, messages: messages.length, sent: messages };
   }
 
   #emit(peer: Peer, stream: PeerStream, outgoing: OutgoingBatch, now: number): void {
