@@ -6,14 +6,23 @@
 import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { n, s } from './helpers/attribute-values.ts';
-import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
+import { createTable, expectDynamoError, keyedBy, keySchema } from './helpers/item-assertions.ts';
 import { shoalPerFile } from './helpers/shoal.ts';
 
 const shoal = shoalPerFile();
 const TABLE = 'fidelity-updates';
+const INDEXED = 'fidelity-updates-indexed';
 
 beforeAll(async () => {
   await createTable(shoal.client, { TableName: TABLE, ...keyedBy(['id', 'S']) });
+  await createTable(shoal.client, {
+    TableName: INDEXED,
+    ...keyedBy(['a', 'S'], ['b', 'S'], ['c', 'S'], ['d', 'S']),
+    LocalSecondaryIndexes: [
+      { IndexName: 'index1', KeySchema: keySchema('a', 'c'), Projection: { ProjectionType: 'ALL' } },
+      { IndexName: 'index2', KeySchema: keySchema('a', 'd'), Projection: { ProjectionType: 'ALL' } },
+    ],
+  });
 });
 
 const list = (...values: number[]): AttributeValue => ({ L: values.map(n) });
@@ -136,5 +145,42 @@ describe('AttributeUpdates ADD or DELETE on an attribute of another type', () =>
       'An operand in the update expression has an incorrect data type',
     );
     expect(await read(id)).toEqual({ id: s(id), b: existing });
+  });
+});
+
+describe('an update against the keys of the table and its indexes', () => {
+  // dynalite's UpdateItem tests (test/updateItem.js, captured from DynamoDB): these are checked before
+  // the item is read, in this order: key attributes written, an index key given a value of a type
+  // known from the request, a path into an index key; an index key set from the item to another type
+  // has a message of its own.
+  const key = (id: string) => ({ a: s(id), b: s('b') });
+  const one = { ':one': n(1) };
+
+  it.each<[string, string, Record<string, AttributeValue> | undefined, string]>([
+    ['set d.a = a add c :one', 'ADD of a number to index key c (before the bad path d.a)', one, 'One or more parameter values were invalid: Type mismatch for Index Key c Expected: S Actual: N IndexName: index1'],
+    ['set e = c[1], c = a + :one', 'a sum into index key c (before the missing c[1])', one, 'One or more parameter values were invalid: Type mismatch for Index Key c Expected: S Actual: N IndexName: index1'],
+    ['add d.b :one', 'ADD into a path under index key d', one, "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: d"],
+    ['set d[1] = :one', 'SET of an element of index key d', one, "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: d"],
+    ['set e = list_append(a, b), f = d[1]', 'a read of an element of index key d', undefined, "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: d"],
+    ['set d[1] = :one add b.b :one', 'a write under range key b', one, 'One or more parameter values were invalid: Cannot update attribute b. This attribute is part of the key'],
+  ])('%s: %s', async (expression, label, values, message) => {
+    await expectDynamoError(
+      shoal.client.send(new UpdateItemCommand({ TableName: INDEXED, Key: key(`static ${expression}`), UpdateExpression: expression, ExpressionAttributeValues: values })),
+      'ValidationException',
+      message,
+    );
+  });
+
+  it('an index key set from an attribute of another type', async () => {
+    await shoal.client.send(
+      new UpdateItemCommand({ TableName: INDEXED, Key: key('from-item'), UpdateExpression: 'SET e = :one', ExpressionAttributeValues: one }),
+    );
+    for (const expression of ['SET c = e', 'SET d = e']) {
+      await expectDynamoError(
+        shoal.client.send(new UpdateItemCommand({ TableName: INDEXED, Key: key('from-item'), UpdateExpression: expression })),
+        'ValidationException',
+        'The update expression attempted to update the secondary index key to unsupported type',
+      );
+    }
   });
 });

@@ -1,6 +1,7 @@
 import {
   attributeUpdatesMessage,
   checkItemSize,
+  checkUpdateKeys,
   DynamoDbError,
   conditionalCheckFailed,
   transactionConflict,
@@ -204,6 +205,7 @@ const updateItem: OperationHandler = async (body, ctx) => {
   const expressions = readItemExpressions(body, UPDATE_EXPRESSIONS);
   const table = await ctx.requireTable(parameters.tableName);
   const key = validateKey(rawKey, table.schema);
+  if (expressions.compiled.update) checkUpdateKeys(expressions.compiled.update, table.schema);
 
   const operation = withExpressions({ table: table.schema, kind: 'Update', key }, expressions);
   const written = applySingleWrite(ctx, table, operation, parameters, expressions.compiled.update?.updatedPaths);

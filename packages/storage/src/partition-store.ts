@@ -373,7 +373,7 @@ export class PartitionStore implements PartitionClient {
       let nextSize: number | undefined;
       if (next) {
         nextSize = itemSize(next);
-        const problem = checkNewItem(table, operation, next, nextSize);
+        const problem = checkNewItem(table, operation, next, nextSize, compiled.update);
         if (problem) return invalid(problem);
       }
       changes.writeItem(table, itemKey, stored, next, this.maintains, nextSize);
@@ -718,7 +718,7 @@ function nextItem(operation: WriteOperation, existing: Item | undefined, update:
 }
 
 /** Why `next` (of `size` bytes) cannot be stored, in DynamoDB's words, or undefined when it can. */
-function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item, size: number): string | undefined {
+function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item, size: number, update: CompiledUpdate | undefined): string | undefined {
   if (size > MAX_ITEM_SIZE) {
     return operation.kind === 'Update'
       ? 'Item size to update has exceeded the maximum allowed size'
@@ -736,6 +736,11 @@ function checkNewItem(table: TableSchema, operation: WriteOperation, next: Item,
       if (value === undefined) continue;
       const actual = Object.keys(value)[0];
       if (actual !== attribute.type) {
+        // An update that gives an index key a value read from the item (SET c = e) has DynamoDB's
+        // own message (dynalite's UpdateItem tests, captured from DynamoDB).
+        if (operation.kind === 'Update' && update?.staticTypeOf(attribute.name) === undefined) {
+          return 'The update expression attempted to update the secondary index key to unsupported type';
+        }
         return `One or more parameter values were invalid: Type mismatch for Index Key ${attribute.name} Expected: ${attribute.type} Actual: ${actual} IndexName: ${index.name}`;
       }
       const emptyString = 'S' in value && value.S === '';

@@ -7,6 +7,7 @@
 export { compileExpressions, MAX_EXPRESSION_BYTES } from './compile.ts';
 export type { CompiledCondition, CompiledExpressions, ExpressionRequest } from './compile.ts';
 export { compilePartitionExpressions } from './partition.ts';
+export { checkUpdateKeys } from './update.ts';
 export type { CompiledUpdate } from './update.ts';
 export type { CompiledProjection } from './projection.ts';
 export { projectItem } from './projection.ts';

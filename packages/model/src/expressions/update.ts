@@ -4,7 +4,7 @@
  * before the update, and list indexes always mean positions in the original list, so the actions of one
  * expression never see each other's effects.
  */
-import type { AttributeValue, Item } from '../attribute-value.ts';
+import type { AttributeType, AttributeValue, Item } from '../attribute-value.ts';
 import { validationError } from '../errors.ts';
 import { addNumbers, normalizeNumber, subtractNumbers } from '../number.ts';
 import { attributeTypeOf, decodeBinary } from '../values.ts';
@@ -13,6 +13,7 @@ import { bindPath, bindValue, type Placeholders, type Problems } from './bind.ts
 import { UPDATE_FUNCTIONS } from './condition.ts';
 import { getOwn, setOwn } from '../records.ts';
 import { checkPathsIndependent, valueAtPath, type DocumentPath } from './paths.ts';
+import type { TableSchema } from '../schema.ts';
 
 export const UPDATE_PROBLEM_ORDER = [
   'reserved',
@@ -56,6 +57,13 @@ export interface CompiledUpdate {
   readonly updatedAttributes: string[];
   /** The document paths the update writes or removes. */
   readonly updatedPaths: DocumentPath[];
+  /** Top-level names under which the update reads or writes a nested path (a.b, a[1]). */
+  readonly nestedAttributes: ReadonlySet<string>;
+  /**
+   * The type the update gives top-level `attribute` when that is known before reading the item (a
+   * value, `+` or `-`, list_append, an ADD or DELETE operand); undefined when it depends on the item.
+   */
+  staticTypeOf(attribute: string): AttributeType | undefined;
 }
 
 type ValueComputer = (item: Item) => AttributeValue;
@@ -90,11 +98,11 @@ function checkUpdateCall(name: string, nested: boolean, problems: Problems): boo
   return true;
 }
 
-function bindUpdateCall(node: CallNode, nested: boolean, placeholders: Placeholders, problems: Problems): ValueComputer {
+function bindUpdateCall(node: CallNode, nested: boolean, placeholders: Placeholders, problems: Problems, reads: DocumentPath[]): ValueComputer {
   const name = node.name;
   // The call is checked before its arguments, as DynamoDB walks the expression from the outside in.
   const usable = checkUpdateCall(name, nested, problems);
-  const args = node.args.map((arg) => bindUpdateOperand(arg, true, placeholders, problems));
+  const args = node.args.map((arg) => bindUpdateOperand(arg, true, placeholders, problems, reads));
   const unusable: ValueComputer = () => {
     throw new Error('unreachable: an expression with problems is never applied');
   };
@@ -114,6 +122,7 @@ function bindUpdateCall(node: CallNode, nested: boolean, placeholders: Placehold
       return unusable;
     }
     const path = bindPath(target, placeholders, problems);
+    reads.push(path);
     const fallback = second.compute;
     return (item) => valueAtPath(item, path) ?? fallback(item);
   }
@@ -134,14 +143,24 @@ interface BoundUpdateOperand {
   literal?: AttributeValue;
 }
 
-/** `nested`: the operand is a function argument or an operand of `+`/`-`, not a whole SET value. */
-function bindUpdateOperand(node: OperandNode, nested: boolean, placeholders: Placeholders, problems: Problems): BoundUpdateOperand {
+/**
+ * `nested`: the operand is a function argument or an operand of `+`/`-`, not a whole SET value.
+ * Every path the operand reads is added to `reads`.
+ */
+function bindUpdateOperand(
+  node: OperandNode,
+  nested: boolean,
+  placeholders: Placeholders,
+  problems: Problems,
+  reads: DocumentPath[],
+): BoundUpdateOperand {
   if (node.type === 'value') {
     const literal = bindValue(node, placeholders, problems);
     return literal === undefined ? { compute: () => ({ NULL: true }) } : { compute: () => literal, literal };
   }
   if (node.type === 'path') {
     const path = bindPath(node, placeholders, problems);
+    reads.push(path);
     return {
       compute: (item) => {
         const value = valueAtPath(item, path);
@@ -150,23 +169,35 @@ function bindUpdateOperand(node: OperandNode, nested: boolean, placeholders: Pla
       },
     };
   }
-  return { compute: bindUpdateCall(node, nested, placeholders, problems) };
+  return { compute: bindUpdateCall(node, nested, placeholders, problems, reads) };
 }
 
-function bindSetValue(node: SetValueNode, placeholders: Placeholders, problems: Problems): ValueComputer {
-  if (node.type !== 'arithmetic') return bindUpdateOperand(node, false, placeholders, problems).compute;
-  const operands = [node.left, node.right].map((operand) => bindUpdateOperand(operand, true, placeholders, problems));
+/** A SET value: how to compute it, and its type when known before reading the item. */
+interface BoundSetValue {
+  compute: ValueComputer;
+  staticType?: AttributeType;
+}
+
+function bindSetValue(node: SetValueNode, placeholders: Placeholders, problems: Problems, reads: DocumentPath[]): BoundSetValue {
+  if (node.type !== 'arithmetic') {
+    const operand = bindUpdateOperand(node, false, placeholders, problems, reads);
+    const staticType =
+      operand.literal !== undefined ? attributeTypeOf(operand.literal) : node.type === 'call' && node.name === 'list_append' ? 'L' : undefined;
+    return { compute: operand.compute, staticType };
+  }
+  const operands = [node.left, node.right].map((operand) => bindUpdateOperand(operand, true, placeholders, problems, reads));
   for (const operand of operands) {
     if (operand.literal !== undefined && !('N' in operand.literal)) wrongOperandType(node.op, operand.literal, problems);
   }
   const [left, right] = [operands[0].compute, operands[1].compute];
   const combine = node.op === '+' ? addNumbers : subtractNumbers;
-  return (item) => {
+  const compute: ValueComputer = (item) => {
     const a = left(item);
     const b = right(item);
     if (!('N' in a) || !('N' in b)) throw validationError(WRONG_DATA_TYPE);
     return { N: combine(a.N, b.N) };
   };
+  return { compute, staticType: 'N' };
 }
 
 export function cloneValue(value: AttributeValue): AttributeValue {
@@ -320,7 +351,7 @@ class UpdateTarget {
 }
 
 type BoundAction =
-  | { action: 'SET'; path: DocumentPath; value: ValueComputer }
+  | { action: 'SET'; path: DocumentPath; value: ValueComputer; staticType?: AttributeType }
   | { action: 'REMOVE'; path: DocumentPath }
   | { action: 'ADD' | 'DELETE'; path: DocumentPath; value: AttributeValue };
 
@@ -357,24 +388,26 @@ function applyDelete(target: UpdateTarget, path: DocumentPath, value: AttributeV
 class BoundUpdate implements CompiledUpdate {
   readonly updatedAttributes: string[];
   readonly updatedPaths: DocumentPath[];
+  readonly nestedAttributes: ReadonlySet<string>;
   private readonly actions: readonly BoundAction[];
   private readonly removesOnly: boolean;
 
-  constructor(actions: readonly BoundAction[]) {
+  constructor(actions: readonly BoundAction[], reads: readonly DocumentPath[]) {
     this.actions = actions;
+    this.nestedAttributes = new Set([...actions.map((a) => a.path), ...reads].filter((path) => path.length > 1).map((path) => path[0] as string));
     this.removesOnly = actions.every((a) => a.action === 'REMOVE' || a.action === 'DELETE');
     this.updatedPaths = actions.map((a) => a.path);
     this.updatedAttributes = [...new Set(actions.map((a) => a.path[0] as string))];
   }
 
+  staticTypeOf(attribute: string): AttributeType | undefined {
+    const action = this.actions.find((a) => a.path.length === 1 && a.path[0] === attribute);
+    if (action === undefined || action.action === 'REMOVE') return undefined;
+    return action.action === 'SET' ? action.staticType : attributeTypeOf(action.value);
+  }
+
   apply(existing: Item | undefined, key: Item): Item | undefined {
-    for (const name of this.updatedAttributes) {
-      if (Object.hasOwn(key, name)) {
-        throw validationError(
-          `One or more parameter values were invalid: Cannot update attribute ${name}. This attribute is part of the key`,
-        );
-      }
-    }
+    rejectKeyUpdates(this.updatedAttributes, (name) => Object.hasOwn(key, name));
     // DynamoDB creates no item for an update that only removes, and finds no bad path in it either
     // (REMOVE a.b on a missing item succeeds; on an item without a, it is refused).
     if (existing === undefined && this.removesOnly) return undefined;
@@ -402,15 +435,54 @@ class BoundUpdate implements CompiledUpdate {
   }
 }
 
+function rejectKeyUpdates(updatedAttributes: readonly string[], isKey: (name: string) => boolean): void {
+  const name = updatedAttributes.find(isKey);
+  if (name !== undefined) {
+    throw validationError(`One or more parameter values were invalid: Cannot update attribute ${name}. This attribute is part of the key`);
+  }
+}
+
+/**
+ * DynamoDB's checks of an update against the table's keys before it reads the item (dynalite's
+ * UpdateItem tests, captured from DynamoDB): no key attribute is written; an index key attribute is
+ * not given a value of another type where that type is known from the request; no path reaches into
+ * an index key attribute (d.b, d[1]), written or read.
+ */
+export function checkUpdateKeys(update: CompiledUpdate, table: TableSchema): void {
+  const tableKeys = new Set([table.hashKey.name, ...(table.rangeKey ? [table.rangeKey.name] : [])]);
+  rejectKeyUpdates(update.updatedAttributes, (name) => tableKeys.has(name));
+  const indexKeys = table.indexes.flatMap((index) =>
+    [index.hashKey, ...(index.rangeKey ? [index.rangeKey] : [])]
+      .filter((attribute) => !tableKeys.has(attribute.name))
+      .map((attribute) => ({ index, attribute })),
+  );
+  for (const { index, attribute } of indexKeys) {
+    const type = update.staticTypeOf(attribute.name);
+    if (type !== undefined && type !== attribute.type) {
+      throw validationError(
+        `One or more parameter values were invalid: Type mismatch for Index Key ${attribute.name} Expected: ${attribute.type} Actual: ${type} IndexName: ${index.name}`,
+      );
+    }
+  }
+  const reached = indexKeys.find(({ attribute }) => update.nestedAttributes.has(attribute.name));
+  if (reached !== undefined) {
+    throw validationError(
+      `Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: IndexKey: ${reached.attribute.name}`,
+    );
+  }
+}
+
 export function bindUpdate(node: UpdateNode & { repeatedSection?: string }, placeholders: Placeholders, problems: Problems): CompiledUpdate {
   if (node.repeatedSection !== undefined) {
     problems.report('section', `The "${node.repeatedSection}" section can only be used once in an update expression;`);
   }
   const actions: BoundAction[] = [];
+  const reads: DocumentPath[] = [];
   for (const action of node.actions) {
     const path = bindPath(action.path, placeholders, problems);
     if (action.action === 'SET') {
-      actions.push({ action: 'SET', path, value: bindSetValue(action.value, placeholders, problems) });
+      const value = bindSetValue(action.value, placeholders, problems, reads);
+      actions.push({ action: 'SET', path, value: value.compute, staticType: value.staticType });
     } else if (action.action === 'REMOVE') {
       actions.push({ action: 'REMOVE', path });
     } else {
@@ -431,5 +503,5 @@ export function bindUpdate(node: UpdateNode & { repeatedSection?: string }, plac
     actions.map((a) => a.path),
     (category, message) => problems.report(category, message),
   );
-  return new BoundUpdate(actions);
+  return new BoundUpdate(actions, reads);
 }
