@@ -105,10 +105,11 @@ export function keyTermsOf(node: ConditionNode, placeholders: Placeholders): Key
     if (error instanceof KeyConditionProblem) return error.message;
     throw error;
   }
-  if (terms.length > 2) return 'Conditions can be of length 1 or 2 only';
+  // A repeated attribute is found before too many conditions (paritysuite/dynamodb-conformance
+  // queryKeyConditionOperands, captured from DynamoDB: `pk = :p AND sk > :a AND sk < :b`).
   const seen = new Set<string>();
   for (const term of terms) {
-    if (seen.has(term.attribute)) return 'KeyConditionExpressions must only contain one condition per key';
+    if (seen.has(term.attribute)) return 'Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key';
     seen.add(term.attribute);
   }
   return terms;
@@ -131,6 +132,11 @@ export function compiledKeyCondition(terms: readonly KeyTerm[]): CompiledKeyCond
     resolve(hashKey, rangeKey) {
       const hashName = keyName(hashKey);
       const rangeName = rangeKey === undefined ? undefined : keyName(rangeKey);
+      if (terms.length > 2) {
+        throw validationError(
+          `The number of query conditions (${terms.length}) exceeds the number of key attributes defined in the schema (${rangeName === undefined ? 1 : 2})`,
+        );
+      }
       if (rangeName === undefined && terms.length > 1) throw validationError('Query key condition not supported');
       const hashTerm = terms.find((t) => t.attribute === hashName);
       if (hashTerm === undefined) throw validationError(`Query condition missed key schema element: ${hashName}`);

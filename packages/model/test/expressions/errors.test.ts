@@ -159,8 +159,9 @@ const CASES: [Omit<ExpressionRequest, 'names' | 'values'>, string][] = [
   [{ keyCondition: 'pk = sk' }, 'Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition'],
   [{ keyCondition: ':s = :a' }, 'Invalid condition in KeyConditionExpression: No key attribute specified'],
   [{ keyCondition: 'pk.x = :s' }, 'KeyConditionExpressions cannot have conditions on nested attributes'],
-  [{ keyCondition: 'pk = :s AND pk = :a' }, 'KeyConditionExpressions must only contain one condition per key'],
-  [{ keyCondition: 'pk = :s AND sk = :a AND x = :x' }, 'Conditions can be of length 1 or 2 only'],
+  // paritysuite/dynamodb-conformance queryKeyConditionOperands (captured from DynamoDB): prefixed, and before the count
+  [{ keyCondition: 'pk = :s AND pk = :a' }, `${K}KeyConditionExpressions must only contain one condition per key`],
+  [{ keyCondition: 'pk = :s AND sk > :a AND sk < :x' }, `${K}KeyConditionExpressions must only contain one condition per key`],
   [{ keyCondition: 'pk = :s AND :n1 BETWEEN sk AND :n2' }, 'Invalid condition in KeyConditionExpression: BETWEEN operator must have the key attribute as its first operand'],
   [{ keyCondition: 'pk = :s AND begins_with(:s, sk)' }, 'Invalid condition in KeyConditionExpression: begins_with operator must have the key attribute as its first operand'],
   [{ keyCondition: 'pk = :s AND begins_with(sk, :n1)' }, `${K}Incorrect operand type for operator or function; operator or function: begins_with, operand type: N`],

@@ -78,6 +78,8 @@ describe('key conditions', () => {
     ['sk = :s', 'pk', 'sk', 'Query condition missed key schema element: pk'],
     ['pk = :s AND notkey = :a', 'pk', 'sk', 'Query condition missed key schema element: sk'],
     ['pk = :s AND sk = :a', 'pk', undefined, 'Query key condition not supported'],
+    // paritysuite/dynamodb-conformance queryKeyConditionOperands (captured from DynamoDB)
+    ['pk = :s AND sk > :a AND extra = :n1', 'pk', 'sk', 'The number of query conditions (3) exceeds the number of key attributes defined in the schema (2)'],
     ['pk > :s', 'pk', 'sk', 'Query key condition not supported'],
     ['begins_with(pk, :s)', 'pk', undefined, 'Query key condition not supported'],
   ])('%s on (%s, %s) fails', (keyCondition, hash, range, message) => {
