@@ -198,16 +198,29 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
   constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, RETURN_ITEM_COLLECTION_METRICS);
   if (constraints.notNull('requestItems', requestItems)) {
-    constraints.length('requestItems', requestItems, 1, MAX_BATCH_WRITE_REQUESTS);
+    constraints.length('requestItems', requestItems, undefined, MAX_BATCH_WRITE_REQUESTS);
   }
   const entries = Object.entries(requestItems ?? {}).map(([tableName, raw]) => {
     const requests = raw === null || raw === undefined ? undefined : asList(raw);
     const path = `requestItems.${tableName}.member`;
     constraints.name(path, tableName);
-    if (constraints.notNull(path, requests)) constraints.length(path, requests, 1, MAX_BATCH_WRITE_REQUESTS);
+    // DynamoDB's words (paritysuite/dynamodb-conformance batchWriteItem, captured from DynamoDB): an
+    // empty list echoes the map; a long one names the member without its value.
+    if (requests?.length === 0) {
+      constraints.violation(
+        `Value '{${tableName}=[]}' at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to ${MAX_BATCH_WRITE_REQUESTS}, Member must have length greater than or equal to 1]`,
+      );
+    } else if (requests !== undefined && requests.length > MAX_BATCH_WRITE_REQUESTS) {
+      constraints.violation(
+        `Value at 'RequestItems.${tableName}.member' failed to satisfy constraint: Member must have length less than or equal to ${MAX_BATCH_WRITE_REQUESTS}`,
+      );
+    } else {
+      constraints.notNull(path, requests);
+    }
     return { tableName, requests: requests ?? [] };
   });
   constraints.throwIfAny();
+  if (entries.length === 0) throw validationError('The requestItems parameter is required for BatchWriteItem');
   const total = entries.reduce((sum, { requests }) => sum + requests.length, 0);
   if (total > MAX_BATCH_WRITE_REQUESTS) throw validationError('Too many items requested for the BatchWriteItem call');
 

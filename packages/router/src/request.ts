@@ -159,6 +159,11 @@ export class Constraints {
     this.violations.push(`Value ${describeValue(value)} at '${path}' failed to satisfy constraint: ${constraint}`);
   }
 
+  /** A violation DynamoDB words its own way (a map value's constraint, a member named without its value). */
+  violation(text: string): void {
+    if (this.violations.length < MAX_REPORTED_VIOLATIONS) this.violations.push(text);
+  }
+
   /** False (and a violation) when the value is absent. */
   notNull(path: string, value: unknown): boolean {
     if (value !== undefined && value !== null) return true;
