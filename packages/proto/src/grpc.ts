@@ -353,14 +353,12 @@ export function addService<S extends GenServiceMethods>(
       if (method.methodKind !== 'unary' && method.methodKind !== 'bidi_streaming') throw new Error(`${method.name} is neither unary nor bidi streaming: it cannot be served on its bytes`);
       if (byLocalName[method.localName] !== undefined) throw new Error(`${method.name} has two handlers`);
       definition[method.localName] = { ...methodDefinition(method), requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: (bytes: unknown) => asBuffer(bytes as Uint8Array) };
-      if (method.methodKind === 'unary') handlers[method.localName] = encodedHandler(onBytes as EncodedUnaryHandler);
-      else {
-        handlers[method.localName] = encodedBidiHandler(onBytes as EncodedBidiHandler);
-        // Served straight on HTTP/2 once listen() has bound the server; grpc-js keeps it otherwise.
-        const direct = directBidiMethods.get(server) ?? new Map<string, EncodedBidiHandler>();
-        direct.set(definition[method.localName]!.path, onBytes as EncodedBidiHandler);
-        directBidiMethods.set(server, direct);
-      }
+      const served: DirectMethod = method.methodKind === 'unary' ? { kind: 'unary', handler: onBytes as EncodedUnaryHandler } : { kind: 'bidi', handler: onBytes as EncodedBidiHandler };
+      handlers[method.localName] = served.kind === 'unary' ? encodedHandler(served.handler) : encodedBidiHandler(served.handler);
+      // Served straight on HTTP/2 once listen() has bound the server; grpc-js keeps it otherwise.
+      const direct = directMethods.get(server) ?? new Map<string, DirectMethod>();
+      direct.set(definition[method.localName]!.path, served);
+      directMethods.set(server, direct);
       continue;
     }
     definition[method.localName] = methodDefinition(method);
@@ -1049,18 +1047,21 @@ class FrameReader {
 /** grpc-js's receive limit for a server made without one. */
 const GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
-/** The bidi methods served on their bytes, by path, of each server: listen() serves them straight on HTTP/2. */
-const directBidiMethods = new WeakMap<Server, Map<string, EncodedBidiHandler>>();
+/** A method served on its bytes. */
+type DirectMethod = { kind: 'unary'; handler: EncodedUnaryHandler } | { kind: 'bidi'; handler: EncodedBidiHandler };
+
+/** The methods served on their bytes, by path, of each server: listen() serves them straight on HTTP/2. */
+const directMethods = new WeakMap<Server, Map<string, DirectMethod>>();
 
 /** HTTP/2 servers whose streams already go through serveDirectly's dispatch. */
 const dispatching = new WeakSet<Http2Server>();
 
-/** Servers whose bidi methods on bytes are served straight on HTTP/2. */
+/** Servers whose methods on bytes are served straight on HTTP/2. */
 const servingDirectly = new WeakSet<Server>();
 
 /**
- * Whether listen() serves the server's bidi methods on bytes (addService's `encoded`) straight on
- * HTTP/2; false: grpc-js serves them (none, not bound by listen(), or a grpc-js laid out otherwise).
+ * Whether listen() serves the server's methods on bytes (addService's `encoded`) straight on HTTP/2;
+ * false: grpc-js serves them (none, not bound by listen(), or a grpc-js laid out otherwise).
  */
 export function servesDirectly(server: Server): boolean {
   return servingDirectly.has(server);
@@ -1077,14 +1078,16 @@ interface GrpcServerInternals {
 }
 
 /**
- * Serves the server's bidi methods on bytes (the Raft transport's batch stream) straight on the
- * HTTP/2 streams of its listening servers, ahead of grpc-js: a stream of such a method without a
- * deadline or compression is read and answered here, every other stream goes on to grpc-js as before.
- * grpc-js spends per message a decoder pass copying it out of the chunks, a filter stack, promises
- * and Readable buffering; here a message within one chunk is a view of it. Returns whether it could.
+ * Serves the server's methods on bytes (the partition service's hot unary methods, the Raft
+ * transport's batch stream) straight on the HTTP/2 streams of its listening servers, ahead of
+ * grpc-js: a call of such a method without a deadline header or compression is read and answered
+ * here, every other stream goes on to grpc-js as before. grpc-js spends per call and message a filter
+ * and interceptor stack, a deadline and metadata pass, a decoder copying the message out of the
+ * chunks, promises and Readable buffering; here a message within one chunk is a view of it. Returns
+ * whether it could.
  */
 function serveDirectly(server: Server): boolean {
-  const methods = directBidiMethods.get(server);
+  const methods = directMethods.get(server);
   const internals = server as unknown as GrpcServerInternals;
   if (methods === undefined || !(internals.http2Servers instanceof Map) || internals.http2Servers.size === 0) return false;
   servingDirectly.add(server);
@@ -1096,79 +1099,148 @@ function serveDirectly(server: Server): boolean {
     const grpcListeners = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
     http2Server.removeAllListeners('stream');
     http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
-      const handler = methods.get(headers[':path'] ?? '');
+      const method = methods.get(headers[':path'] ?? '');
       const type = headers['content-type'];
       const plain = headers['grpc-timeout'] === undefined && (headers['grpc-encoding'] === undefined || headers['grpc-encoding'] === 'identity');
-      if (handler !== undefined && plain && typeof type === 'string' && type.startsWith('application/grpc')) serveDirectBidi(stream, headers, handler, maxMessageBytes);
-      else for (const listener of grpcListeners) listener.call(http2Server, stream, headers, ...rest);
+      if (method === undefined || !plain || typeof type !== 'string' || !type.startsWith('application/grpc')) {
+        for (const listener of grpcListeners) listener.call(http2Server, stream, headers, ...rest);
+      } else if (method.kind === 'unary') serveDirectUnary(new DirectServerCall(stream, headers), method.handler, maxMessageBytes);
+      else serveDirectBidi(new DirectServerCall(stream, headers), method.handler, maxMessageBytes);
     });
   }
   return true;
 }
 
-/** One call of a bidi method on bytes, on its HTTP/2 stream: requests as they are read, answers framed, the status in trailers. */
-function serveDirectBidi(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handler: EncodedBidiHandler, maxMessageBytes: number): void {
-  const requests = new MessageQueue<Buffer>();
-  const cancelled = new AbortController();
-  let responded = false;
-  let finished = false;
-  const socket = stream.session?.socket;
-  const context: CallContext = {
-    metadata: Metadata.fromHttp2Headers(headers),
-    peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,
-    signal: cancelled.signal,
-  };
-  /** Ends the call with its status: OK, or the error's code, message and metadata (as grpc-js sends them). */
-  const finish = (error: unknown): void => {
-    if (finished) return;
-    finished = true;
-    requests.close();
+/**
+ * One call served on its HTTP/2 stream: its context (the signal aborts when the client resets the
+ * stream or the connection goes before the status went out), framed answers, the status in trailers
+ * (in the response headers when no answer went before, as grpc-js does).
+ */
+class DirectServerCall {
+  readonly stream: ServerHttp2Stream;
+  readonly context: CallContext;
+  readonly #cancelled = new AbortController();
+  #responded = false;
+  #finished = false;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    this.stream = stream;
+    const socket = stream.session?.socket;
+    this.context = {
+      metadata: Metadata.fromHttp2Headers(headers),
+      peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,
+      signal: this.#cancelled.signal,
+    };
+    // A reset or lost connection: 'close' follows.
+    stream.on('error', () => {});
+    stream.once('close', () => this.#cancel());
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Writes an answer; false when the stream's buffer is full (wait for 'drain'). */
+  write(answer: Uint8Array): boolean {
+    if (!this.#responded) {
+      this.#responded = true;
+      this.stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
+    }
+    return this.stream.write(frame(asBuffer(answer)));
+  }
+
+  /** Ends the call with its status: OK, or the error's code, message and metadata. */
+  finish(error?: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     const status = error === undefined ? { code: Status.OK, details: '', metadata: undefined } : toServerStatus(error);
     const trailers: OutgoingHttpHeaders = { 'grpc-status': String(status.code), 'grpc-message': encodeURI(status.details ?? ''), ...status.metadata?.toHttp2Headers() };
-    if (!responded) {
-      // Trailers-only: the status in the response headers.
+    if (!this.#responded) {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', ...trailers }, { endStream: true });
       return;
     }
     stream.once('wantTrailers', () => stream.sendTrailers(trailers));
     stream.end();
-  };
-  const reader = new FrameReader(maxMessageBytes, (message) => requests.push(message));
+  }
+
+  /** Called when the client is gone before the status went out: the handler's signal aborts. */
+  onCancel?: () => void;
+
+  #cancel(): void {
+    if (!this.#finished) this.#cancelled.abort(new RpcError(Status.CANCELLED, 'call cancelled'));
+    this.#finished = true;
+    this.onCancel?.();
+  }
+}
+
+/** A unary call on bytes: its one request message, then the handler's answer or error. */
+function serveDirectUnary(call: DirectServerCall, handler: EncodedUnaryHandler, maxMessageBytes: number): void {
+  const { stream } = call;
+  let request: Buffer | undefined;
+  let messages = 0;
+  const reader = new FrameReader(maxMessageBytes, (message) => {
+    messages += 1;
+    request = message;
+  });
   stream.on('data', (chunk: Buffer) => {
-    if (finished) return;
+    if (call.finished) return;
     try {
       reader.read(chunk);
     } catch (error) {
-      finish(error);
+      call.finish(error);
     }
   });
-  /** The client cancelled (a reset) or the connection is gone: the handler's signal aborts, no status goes out. */
-  const cancel = (): void => {
-    if (!finished) cancelled.abort(new RpcError(Status.CANCELLED, 'call cancelled'));
-    finished = true;
-    requests.close();
-  };
+  stream.once('end', () => {
+    if (call.finished) return;
+    if (messages !== 1 || request === undefined) {
+      // A turn later: a reset ends the readable side too, just before the stream closes (cancelled then).
+      setImmediate(() => call.finish(new RpcError(Status.INTERNAL, `a unary call must carry one request message, not ${messages}`)));
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(request!, call.context))
+      .then(
+        (answer) => {
+          if (call.finished) return;
+          call.write(answer);
+          call.finish();
+        },
+        (error: unknown) => call.finish(error),
+      );
+  });
+}
+
+/** A bidi call on bytes: requests as they are read, answers as the handler yields them. */
+function serveDirectBidi(call: DirectServerCall, handler: EncodedBidiHandler, maxMessageBytes: number): void {
+  const { stream, context } = call;
+  const requests = new MessageQueue<Buffer>();
+  call.onCancel = () => requests.close();
+  const reader = new FrameReader(maxMessageBytes, (message) => requests.push(message));
+  stream.on('data', (chunk: Buffer) => {
+    if (call.finished) return;
+    try {
+      reader.read(chunk);
+    } catch (error) {
+      requests.close();
+      call.finish(error);
+    }
+  });
   // The end of the requests: the client's half-close, or a reset, which ends the readable side too
   // just before the stream closes. Taken a turn later, so that a reset is told apart: cancelled.
   stream.once('end', () => setImmediate(() => requests.close()));
-  stream.on('error', () => {});
-  stream.once('close', cancel);
   async function* incoming(): AsyncGenerator<Buffer> {
     yield* requests;
-    if (cancelled.signal.aborted) throw new RpcError(Status.CANCELLED, 'call cancelled');
+    if (context.signal.aborted) throw new RpcError(Status.CANCELLED, 'call cancelled');
   }
   (async () => {
     for await (const answer of handler(incoming(), context)) {
-      if (finished) return;
-      if (!responded) {
-        responded = true;
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
-      }
-      if (!stream.write(frame(asBuffer(answer)))) await once(stream, 'drain', { signal: cancelled.signal });
+      if (call.finished) return;
+      if (!call.write(answer)) await once(stream, 'drain', { signal: context.signal });
     }
   })().then(
-    () => finish(undefined),
-    (error: unknown) => finish(error),
+    () => call.finish(),
+    (error: unknown) => call.finish(error),
   );
 }

@@ -1,12 +1,13 @@
 /**
- * Bidi streams straight on HTTP/2 (DirectStream) against grpc-js servers, and bidi methods served on
- * their bytes (addService's `encoded` handlers): the Raft transport's batch stream, both ends apart.
+ * Bidi streams straight on HTTP/2 (DirectStream) against grpc-js servers, and methods served on their
+ * bytes (addService's `encoded` handlers), which listen() serves straight on HTTP/2: the Raft
+ * transport's batch stream, both ends apart, and the partition service's hot unary methods.
  */
 import { createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectStream, MessageQueue, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, createClient, decodeGroupMessages, encodeRaftBatchFrame, listen, servesDirectly, shutdown } from '../src/index.ts';
+import { DirectStream, ErrorDetailSchema, GetRequestSchema, GetResponseSchema, MessageQueue, Metadata, PartitionService, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, createClient, decodeGroupMessages, encodeRaftBatchFrame, listen, servesDirectly, shutdown } from '../src/index.ts';
 import type { Message } from '@shoal/raft';
 
 const STREAM = RaftTransportService.method.stream;
@@ -260,5 +261,78 @@ describe('a bidi method served on its bytes', () => {
 
   it('refuses an encoded handler for a method that is neither unary nor bidi streaming', () => {
     expect(() => addService(new Server(), RaftTransportService, {}, { sendSnapshot: (async () => new Uint8Array()) as never })).toThrow('SendSnapshot is neither unary nor bidi streaming');
+  });
+});
+
+describe('a unary method served on its bytes', () => {
+  const server = new Server({ 'grpc.max_receive_message_length': 100_000 });
+  let address = '';
+  let aborted = 0;
+  const target = { partitionId: 1n, epoch: 1n };
+
+  beforeAll(async () => {
+    addService(server, PartitionService, {}, {
+      get: async (request, context) => {
+        const { table } = fromBinary(GetRequestSchema, request);
+        if (table?.name === 'refused') throw RpcError.withDetail(Status.FAILED_PRECONDITION, 'nicht hier: 100% sicher', ErrorDetailSchema, { kind: { case: 'partitionNotFound', value: { partitionId: 42n } } });
+        if (table?.name === 'slow') {
+          await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+          aborted += 1;
+        }
+        return toBinary(GetResponseSchema, create(GetResponseSchema, { item: new TextEncoder().encode(`${table?.name}:${String(context.metadata.get('x-shoal-test')[0] ?? '')}`) }));
+      },
+    });
+    address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+  });
+
+  afterAll(async () => {
+    await shutdown(server, 0);
+  });
+
+  it('answers direct and grpc-js clients, with the request metadata, the deadline ones through grpc-js', async () => {
+    expect(servesDirectly(server)).toBe(true);
+    const direct = createClient(PartitionService, address, { directUnary: true });
+    const grpcJs = createClient(PartitionService, address);
+    try {
+      const metadata = new Metadata();
+      metadata.set('x-shoal-test', 'seven');
+      const text = (answer: { item?: Uint8Array }): string => new TextDecoder().decode(answer.item);
+      const names = Array.from({ length: 200 }, (_, i) => `t${i}`);
+      expect((await Promise.all(names.map((name) => direct.get({ target, table: { name } }, { metadata })))).map(text)).toEqual(names.map((name) => `${name}:seven`));
+      expect(text(await grpcJs.get({ target, table: { name: 'a' } }, { metadata }))).toBe('a:seven');
+      expect(text(await grpcJs.get({ target, table: { name: 'b' } }, { timeoutMs: 60_000 }))).toBe('b:');
+    } finally {
+      direct.close();
+      grpcJs.close();
+    }
+  });
+
+  it('carries an error\'s status, percent-encoded message and typed detail to either client', async () => {
+    for (const options of [{ directUnary: true }, {}]) {
+      const client = createClient(PartitionService, address, options);
+      try {
+        const error = await client.get({ target, table: { name: 'refused' } }).then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(RpcError);
+        expect(error).toMatchObject({ code: Status.FAILED_PRECONDITION, message: 'nicht hier: 100% sicher' });
+        expect((error as RpcError).detail(ErrorDetailSchema)?.kind).toEqual({ case: 'partitionNotFound', value: expect.objectContaining({ partitionId: 42n }) });
+      } finally {
+        client.close();
+      }
+    }
+  });
+
+  it('aborts the handler\'s signal when the client gives up, and refuses a request past the limit', async () => {
+    const client = createClient(PartitionService, address, { directUnary: true });
+    try {
+      const cancel = new AbortController();
+      const call = client.get({ target, table: { name: 'slow' } }, { signal: cancel.signal });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      cancel.abort();
+      await expect(call).rejects.toMatchObject({ code: Status.CANCELLED });
+      await until(() => aborted === 1, 'the handler to see the cancel');
+      await expect(client.get({ target, key: new Uint8Array(100_001) })).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED });
+    } finally {
+      client.close();
+    }
   });
 });
