@@ -25,6 +25,7 @@ import {
   optionalList,
   optionalMap,
   optionalString,
+  tableNameOf,
   type RequestBody,
 } from './request.ts';
 
@@ -58,6 +59,8 @@ const GET_EXPRESSIONS: ExpressionParameters = { expressions: ['ProjectionExpress
 
 interface TableGets {
   table: TableRecord;
+  /** The table as the request names it (by name or by ARN), which keys the response's maps. */
+  tableName: string;
   /** The request's own entry for the table, echoed in UnprocessedKeys. */
   entry: RequestBody;
   keys: Item[];
@@ -81,7 +84,7 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
   const entries = Object.entries(requestItems ?? {}).map(([tableName, raw]) => {
     const entry = asStruct(raw);
     const path = `requestItems.${tableName}.member`;
-    constraints.name(path, tableName);
+    constraints.name(path, tableNameOf(tableName));
     const keys = optionalList(entry, 'Keys');
     if (constraints.notNull(`${path}.keys`, keys)) constraints.length(`${path}.keys`, keys, 1, MAX_BATCH_GET_KEYS);
     const consistent = optionalBoolean(entry, 'ConsistentRead') ?? false;
@@ -97,6 +100,7 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
     if (totalKeys > MAX_BATCH_GET_KEYS) throw validationError('Too many items requested for the BatchGetItem call');
     tables.push({
       table: await ctx.requireTable(tableName),
+      tableName,
       entry,
       keys: keys as Item[],
       consistent,
@@ -146,8 +150,9 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
       responseBytes += result.size;
       items.push(projectItem(gets.expressions, result.item));
     });
-    setOwn(responses, schema.name, items);
-    if (leftOver.length > 0) setOwn(unprocessed, schema.name, { ...gets.entry, Keys: leftOver });
+    // Keyed as the request named the table: by name or by ARN.
+    setOwn(responses, gets.tableName, items);
+    if (leftOver.length > 0) setOwn(unprocessed, gets.tableName, { ...gets.entry, Keys: leftOver });
   }
   if (throttled.length > 0 && throttled.length === totalKeys) throw throttled[0];
 
@@ -159,6 +164,8 @@ const batchGetItem: OperationHandler = async (body, ctx) => {
 
 interface TableWrites {
   table: TableRecord;
+  /** The table as the request names it (by name or by ARN), which keys UnprocessedItems. */
+  tableName: string;
   operations: WriteOperation[];
   /** The request's own entries, echoed in UnprocessedItems. */
   requests: unknown[];
@@ -203,7 +210,7 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
   const entries = Object.entries(requestItems ?? {}).map(([tableName, raw]) => {
     const requests = raw === null || raw === undefined ? undefined : asList(raw);
     const path = `requestItems.${tableName}.member`;
-    constraints.name(path, tableName);
+    constraints.name(path, tableNameOf(tableName));
     // DynamoDB's words (paritysuite/dynamodb-conformance batchWriteItem, captured from DynamoDB): an
     // empty list echoes the map; a long one names the member without its value.
     if (requests?.length === 0) {
@@ -236,19 +243,19 @@ const batchWriteItem: OperationHandler = async (body, ctx) => {
       seen.add(identity);
       return operation;
     });
-    tables.push({ table, operations, requests });
+    tables.push({ table, tableName, operations, requests });
   }
 
   const returnItems = returnConsumedCapacity !== 'NONE';
   const throttled: DynamoDbError[] = [];
   const unprocessed: Record<string, unknown[]> = {};
   const tallies = await Promise.all(
-    tables.flatMap(({ table, operations, requests }) =>
+    tables.flatMap(({ table, tableName, operations, requests }) =>
       operations.map(async (operation, position) => {
         // A request not done (throttled, or its item held by a transaction) goes back to the client
         // in UnprocessedItems; the others are done, so failing the whole call would be a lie.
         const leaveUnprocessed = (): undefined => {
-          setOwn(unprocessed, table.schema.name, [...(unprocessed[table.schema.name] ?? []), requests[position]]);
+          setOwn(unprocessed, tableName, [...(unprocessed[tableName] ?? []), requests[position]]);
           return undefined;
         };
         let result;

@@ -59,7 +59,7 @@ function readWriteParameters(body: RequestBody, constraints: Constraints): Write
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   const returnItemCollectionMetrics = optionalString(body, 'ReturnItemCollectionMetrics');
   const onConditionFailure = optionalString(body, 'ReturnValuesOnConditionCheckFailure');
-  constraints.tableName('tableName', tableName);
+  constraints.tableNameOrArn('tableName', tableName);
   constraints.oneOf('returnValues', returnValues, RETURN_VALUES);
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
   constraints.oneOf('returnItemCollectionMetrics', returnItemCollectionMetrics, RETURN_ITEM_COLLECTION_METRICS);
@@ -141,7 +141,8 @@ async function applySingleWrite(
   const attributes = returnedAttributes(parameters.returnValues, outcome.oldItem, outcome.newItem, updatedPaths);
   if (attributes) response.Attributes = attributes;
   const consumed = writeTally(schema, outcome.oldItem, outcome.newItem).report(parameters.returnConsumedCapacity);
-  if (consumed) response.ConsumedCapacity = consumed;
+  // ConsumedCapacity names the table as the request did: a table ARN when it gave one (API reference, ConsumedCapacity).
+  if (consumed) response.ConsumedCapacity = { ...consumed, TableName: parameters.tableName };
   if (parameters.returnItemCollectionMetrics) {
     const metrics = itemCollectionMetrics(schema, operation.key);
     if (metrics) response.ItemCollectionMetrics = metrics;
@@ -225,7 +226,7 @@ const getItem: OperationHandler = async (body, ctx) => {
   const consistent = optionalBoolean(body, 'ConsistentRead') ?? false;
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   const constraints = new Constraints();
-  constraints.tableName('tableName', tableName);
+  constraints.tableNameOrArn('tableName', tableName);
   constraints.notNull('key', rawKey);
   constraints.oneOf('returnConsumedCapacity', returnConsumedCapacity, RETURN_CONSUMED_CAPACITY);
   constraints.throwIfAny();
@@ -239,7 +240,7 @@ const getItem: OperationHandler = async (body, ctx) => {
   // Only a report of the consumed capacity needs the item's size (which parses a stored item).
   if (returnConsumedCapacity !== undefined && returnConsumedCapacity !== 'NONE') {
     const consumed = readTally(table.schema, found?.size ?? 0, consistent).report(returnConsumedCapacity as ReturnConsumedCapacity);
-    if (consumed) rest.ConsumedCapacity = consumed;
+    if (consumed) rest.ConsumedCapacity = { ...consumed, TableName: tableName };
   }
   // The stored JSON is the item's canonical text: without a projection it is the answer's Item as is.
   if (found?.json !== undefined && !expressions.compiled.projection) return JsonText.withMember('Item', found.json, rest);

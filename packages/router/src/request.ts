@@ -133,6 +133,18 @@ function describeValue(value: unknown): string {
 export const INVALID_PARAMETERS = 'One or more parameter values were invalid: ';
 
 export const TABLE_NAME_PATTERN = '[a-zA-Z0-9_.-]+';
+
+/**
+ * A table's ARN, which DynamoDB takes wherever the API reference says "You can also provide the Amazon
+ * Resource Name (ARN) of the table in this parameter" (item operations, batches, transactions,
+ * DescribeTable...). Any account and region are taken: Shoal has one of each.
+ */
+const TABLE_ARN = /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]*:[0-9]{12}:table\/([^/]+)$/;
+
+/** The table a name or a table ARN names. */
+export function tableNameOf(nameOrArn: string): string {
+  return TABLE_ARN.exec(nameOrArn)?.[1] ?? nameOrArn;
+}
 const MAX_REPORTED_VIOLATIONS = 10;
 
 /** Compiled member patterns by source; the patterns are constants of this code, so the map stays small. */
@@ -208,6 +220,11 @@ export class Constraints {
     if (this.notNull(path, value)) this.name(path, value);
   }
 
+  /** A required table name or table ARN (whose name part must be a table name). */
+  tableNameOrArn(path: string, value: string | undefined): void {
+    if (this.notNull(path, value)) this.name(path, tableNameOf(value as string));
+  }
+
   get count(): number {
     return this.violations.length;
   }
@@ -223,15 +240,16 @@ export class Constraints {
 export const RETURN_CONSUMED_CAPACITY = ['INDEXES', 'TOTAL', 'NONE'] as const;
 
 /**
- * Reads and validates a required `TableName` member on its own (for operations with no other
+ * Reads and validates a required `TableName` member (a name or a table ARN) on its own, and answers the
+ * table's name (for operations with no other
  * constrained member); operations with more constraints pass the name to their own `Constraints`.
  */
 export function requireTableName(body: RequestBody, field = 'TableName'): string {
   const name = optionalString(body, field);
   const constraints = new Constraints();
-  constraints.tableName(memberPath(field), name);
+  constraints.tableNameOrArn(memberPath(field), name);
   constraints.throwIfAny();
-  return name as string;
+  return tableNameOf(name as string);
 }
 
 /** What the router gives an operation besides the engine: the client's view of it and shared work. */

@@ -89,7 +89,7 @@ function readActionMember(raw: unknown, position: number, constraints: Constrain
   const kind = ACTION_MEMBERS[name];
   const member = asStruct(transactItem[name]);
   const path = `transactItems.${position}.member.${name.charAt(0).toLowerCase()}${name.slice(1)}`;
-  constraints.tableName(`${path}.tableName`, optionalString(member, 'TableName'));
+  constraints.tableNameOrArn(`${path}.tableName`, optionalString(member, 'TableName'));
   constraints.oneOf(
     `${path}.returnValuesOnConditionCheckFailure`,
     optionalString(member, 'ReturnValuesOnConditionCheckFailure'),
@@ -300,7 +300,7 @@ const transactGetItems: OperationHandler = async (body, ctx) => {
     const path = `transactItems.${position + 1}.member.get`;
     if (!constraints.notNull(path, get)) return undefined;
     const member = get as RequestBody;
-    constraints.tableName(`${path}.tableName`, optionalString(member, 'TableName'));
+    constraints.tableNameOrArn(`${path}.tableName`, optionalString(member, 'TableName'));
     constraints.notNull(`${path}.key`, optionalMap(member, 'Key'));
     return member;
   });

@@ -1,0 +1,70 @@
+/**
+ * A table ARN where the API reference says "You can also provide the Amazon Resource Name (ARN) of the
+ * table in this parameter" (PutItem, GetItem, UpdateItem, DeleteItem, BatchGetItem, BatchWriteItem,
+ * TransactWriteItems, TransactGetItems, DescribeTable): Shoal refused it as a malformed table name.
+ * ConsumedCapacity names the table as given ("If you had specified the ARN of a table in the input,
+ * you'll see the table ARN in the response"); BatchGetItem's Responses are "a map of table name or
+ * table ARN", and its UnprocessedKeys are "in the same form as RequestItems". Also moto issue #7843.
+ */
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  DescribeTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  TransactGetItemsCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { n, s } from './helpers/attribute-values.ts';
+import { createTable, expectDynamoError, keyedBy } from './helpers/item-assertions.ts';
+import { shoalPerFile } from './helpers/shoal.ts';
+
+const shoal = shoalPerFile();
+const TABLE = 'fidelity-table-arns';
+let arn = '';
+
+beforeAll(async () => {
+  await createTable(shoal.client, { TableName: TABLE, ...keyedBy(['pk', 'S']) });
+  const described = await shoal.client.send(new DescribeTableCommand({ TableName: TABLE }));
+  arn = described.Table?.TableArn as string;
+});
+
+describe('a table ARN in place of a table name', () => {
+  it('serves the single-item operations, naming the ARN in ConsumedCapacity', async () => {
+    const put = await shoal.client.send(new PutItemCommand({ TableName: arn, Item: { pk: s('a'), v: n(1) }, ReturnConsumedCapacity: 'TOTAL' }));
+    expect(put.ConsumedCapacity?.TableName).toBe(arn);
+    await shoal.client.send(new UpdateItemCommand({ TableName: arn, Key: { pk: s('a') }, UpdateExpression: 'SET v = :two', ExpressionAttributeValues: { ':two': n(2) } }));
+    const got = await shoal.client.send(new GetItemCommand({ TableName: arn, Key: { pk: s('a') }, ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }));
+    expect(got.Item).toEqual({ pk: s('a'), v: n(2) });
+    expect(got.ConsumedCapacity?.TableName).toBe(arn);
+    const byName = await shoal.client.send(new GetItemCommand({ TableName: TABLE, Key: { pk: s('a') }, ReturnConsumedCapacity: 'TOTAL' }));
+    expect(byName.ConsumedCapacity?.TableName).toBe(TABLE);
+    await shoal.client.send(new DeleteItemCommand({ TableName: arn, Key: { pk: s('a') } }));
+    expect((await shoal.client.send(new GetItemCommand({ TableName: TABLE, Key: { pk: s('a') }, ConsistentRead: true }))).Item).toBeUndefined();
+  });
+
+  it('keys batch answers by the ARN the request used', async () => {
+    const written = await shoal.client.send(new BatchWriteItemCommand({ RequestItems: { [arn]: [{ PutRequest: { Item: { pk: s('b') } } }] } }));
+    expect(written.UnprocessedItems).toEqual({});
+    const read = await shoal.client.send(new BatchGetItemCommand({ RequestItems: { [arn]: { Keys: [{ pk: s('b') }] } } }));
+    expect(read.Responses).toEqual({ [arn]: [{ pk: s('b') }] });
+  });
+
+  it('serves transactions and DescribeTable', async () => {
+    await shoal.client.send(new TransactWriteItemsCommand({ TransactItems: [{ Put: { TableName: arn, Item: { pk: s('c') } } }] }));
+    const read = await shoal.client.send(new TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: arn, Key: { pk: s('c') } } }] }));
+    expect(read.Responses?.[0]?.Item).toEqual({ pk: s('c') });
+    const described = await shoal.client.send(new DescribeTableCommand({ TableName: arn }));
+    expect(described.Table?.TableName).toBe(TABLE);
+  });
+
+  it('an ARN of a table that does not exist is not found', async () => {
+    await expectDynamoError(
+      shoal.client.send(new GetItemCommand({ TableName: arn.replace(/table\/.*$/, 'table/no-such-table'), Key: { pk: s('a') } })),
+      'ResourceNotFoundException',
+    );
+  });
+});
