@@ -220,9 +220,15 @@ export class Constraints {
     if (this.notNull(path, value)) this.name(path, value);
   }
 
-  /** A required table name or table ARN (whose name part must be a table name). */
+  /**
+   * A required table name or table ARN (whose name part must be a table name). An empty one breaks
+   * only the member's minimum length of 1 (paritysuite/dynamodb-conformance tier3 putItem and
+   * validation-ordering updateItem, captured from DynamoDB).
+   */
   tableNameOrArn(path: string, value: string | undefined): void {
-    if (this.notNull(path, value)) this.name(path, tableNameOf(value as string));
+    if (!this.notNull(path, value)) return;
+    if (value === '') this.add(path, value, 'Member must have length greater than or equal to 1');
+    else this.name(path, tableNameOf(value as string));
   }
 
   get count(): number {
