@@ -5,7 +5,7 @@
  * CPU of all three nodes (this process) per second and per group, and the Raft messages and batches
  * the transports sent per second, with the machine's load.
  *
- *   npx node scripts/bench-idle-groups.ts [--groups 1000] [--seconds 10] [--heartbeat-tick 2] [--quiesce]
+ *   npx node scripts/bench-idle-groups.ts [--groups 1000] [--seconds 10] [--heartbeat-tick 2] [--idle-heartbeat-every 1] [--quiesce]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,12 +20,14 @@ const { values } = parseArgs({
     groups: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
     'heartbeat-tick': { type: 'string', default: '2' },
+    'idle-heartbeat-every': { type: 'string', default: '1' },
     quiesce: { type: 'boolean', default: false },
   },
 });
 const groups = Number(values.groups);
 const seconds = Number(values.seconds);
 const heartbeatTick = Number(values['heartbeat-tick']);
+const idleHeartbeatEvery = Number(values['idle-heartbeat-every']);
 const NODES: NodeId[] = [1, 2, 3];
 const GROUP_IDS = Array.from({ length: groups }, (_, i) => i + 1);
 
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
         heartbeatTick,
         seed: nodeId,
         commitNotificationHoldMs: 5,
+        idleHeartbeatEvery,
         ...(values.quiesce ? { quiescence: { isNodeLive: (id: NodeId) => transport.peerConnected(id) } } : {}),
       });
       host.open();
@@ -101,7 +104,7 @@ async function main(): Promise<void> {
     const after = sent();
     const cpuMsPerSecond = (cpu.user + cpu.system) / 1000 / elapsed;
     const leadersLost = nodes.reduce((sum, { host }) => sum + host.stats.leadersLost, 0);
-    console.log(`${groups} idle groups on 3 hosts in one process (RaftTransport on loopback), heartbeat every ${heartbeatTick} ticks of 50 ms${values.quiesce ? ', quiescence on' : ''}, ${elapsed.toFixed(1)} s`);
+    console.log(`${groups} idle groups on 3 hosts in one process (RaftTransport on loopback), heartbeat every ${heartbeatTick} ticks of 50 ms (every ${heartbeatTick * idleHeartbeatEvery} idle)${values.quiesce ? ', quiescence on' : ''}, ${elapsed.toFixed(1)} s`);
     console.log(`  cpu, 3 nodes            ${cpuMsPerSecond.toFixed(1)} ms/s (user ${(cpu.user / 1000 / elapsed).toFixed(1)} + system ${(cpu.system / 1000 / elapsed).toFixed(1)}), ${((cpuMsPerSecond * 1000) / groups).toFixed(2)} µs/s per group`);
     console.log(`  raft messages sent      ${((after.messages - before.messages) / elapsed).toFixed(0)}/s in ${((after.batches - before.batches) / elapsed).toFixed(0)} batches/s`);
     console.log(`  leaders lost            ${leadersLost} (since the start)`);

@@ -139,6 +139,15 @@ export interface MultiRaftHostOptions {
    * sent at once.
    */
   commitNotificationHoldMs?: number;
+  /**
+   * An idle group's leader (nothing pending, everything committed and applied, every member caught up
+   * and replicating) sends only every n-th of its heartbeat rounds (Raft makes one every heartbeatTick
+   * ticks); the others are dropped before they leave. Heartbeats were half the CPU of idle groups
+   * (scripts/bench-idle-groups.ts). Keep heartbeatTick x n well below electionTick, so that a leader
+   * hears its followers several times per check-quorum window. Heartbeats carrying a ReadIndex or
+   * quiescence context always leave. Default 1: every round.
+   */
+  idleHeartbeatEvery?: number;
 }
 
 export interface GroupStatus {
@@ -216,6 +225,8 @@ export interface MultiRaftHostStats {
   /** Appends without entries held (commitNotificationHoldMs), and those of them an append with entries made unnecessary. */
   emptyAppendsHeld: number;
   emptyAppendsSuperseded: number;
+  /** Heartbeats of idle groups not sent (idleHeartbeatEvery). */
+  idleHeartbeatsDropped: number;
   /** ReadIndex requests handed to Raft (each serves every read of its group that arrived before it). */
   readIndexRequests: number;
 }
@@ -266,6 +277,8 @@ class Replica {
   lastSnapshotIndex: number;
   /** Not ticked: idle (see MultiRaftHostOptions.quiescence). */
   quiesced = false;
+  /** Heartbeat rounds made while idle since the group last was not (idleHeartbeatEvery). */
+  idleHeartbeatRounds = 0;
   /** Ticks left during which a campaign asked for (see MultiRaftHost.campaign) starts again while no leader is known. */
   campaignTicks = 0;
   /** The payloads of the snapshots stepped this round (framed after their data), until the round's Ready takes one. */
@@ -347,7 +360,7 @@ const contextId = (bytes: Uint8Array): number =>
 
 export class MultiRaftHost {
   readonly nodeId: NodeId;
-  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, quiesced: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, emptyAppendsHeld: 0, emptyAppendsSuperseded: 0, readIndexRequests: 0 };
+  readonly stats: MultiRaftHostStats = { rounds: 0, ticks: 0, persistCalls: 0, groupsPersisted: 0, maxGroupsPerPersist: 0, entriesApplied: 0, quiesced: 0, snapshotsTaken: 0, snapshotsRestored: 0, leadersElected: 0, leadersLost: 0, tickStalls: 0, emptyAppendsHeld: 0, emptyAppendsSuperseded: 0, idleHeartbeatsDropped: 0, readIndexRequests: 0 };
   readonly #options: MultiRaftHostOptions;
   readonly #groups = new Map<number, Replica>();
   /** Replicas a snapshot with a payload was stepped into this round. */
@@ -949,9 +962,14 @@ export class MultiRaftHost {
     let sent = false;
     for (const { replica, rd } of readies) {
       if (replica.removed) continue;
+      const dropHeartbeats = this.#thinsHeartbeats(replica, rd);
       for (const message of rd.messages) {
         if (message.type === 'MsgSnap') {
           this.#sendSnapshot(replica, message);
+          continue;
+        }
+        if (dropHeartbeats && message.type === 'MsgHeartbeat' && message.context === undefined) {
+          this.stats.idleHeartbeatsDropped++;
           continue;
         }
         if (holdMs > 0 && message.type === 'MsgApp' && this.#holdAppend(replica.groupId, message)) continue;
@@ -963,6 +981,18 @@ export class MultiRaftHost {
     if (this.#heldAppends.size > 0 && this.#heldAppendsTimer === undefined) {
       this.#heldAppendsTimer = setTimeout(() => this.#sendHeldAppends(), holdMs);
     }
+  }
+
+  /** Whether the Ready's plain heartbeats stay here: an idle leader's heartbeat round that is not an n-th one (idleHeartbeatEvery). */
+  #thinsHeartbeats(replica: Replica, rd: Ready): boolean {
+    const every = this.#options.idleHeartbeatEvery ?? 1;
+    if (every <= 1 || replica.role !== 'leader' || !rd.messages.some((m) => m.type === 'MsgHeartbeat' && m.context === undefined)) return false;
+    if (rd.entries.length > 0 || rd.committedEntries.length > 0 || this.#idle(replica) === undefined) {
+      replica.idleHeartbeatRounds = 0;
+      return false;
+    }
+    replica.idleHeartbeatRounds++;
+    return replica.idleHeartbeatRounds % every !== 0;
   }
 
   /** Holds an append without entries (true), or drops the one held for the same follower that this one, with entries, supersedes. */
@@ -1141,15 +1171,12 @@ export class MultiRaftHost {
    * (the marker never reaches Raft: see receive). Returns whether it did.
    */
   #quiesce(replica: Replica): boolean {
-    if (replica.role !== 'leader' || replica.unplaced.size + replica.placed.size + replica.reads.size > 0 || replica.unplacedChange !== undefined) return false;
-    if (replica.raw.hasReady()) return false;
-    const status = replica.raw.status();
-    const last = this.#options.logStore.group(replica.groupId).lastIndex();
-    if (status.leadTransferee !== 0 || status.hardState.commit !== last || replica.applied !== last || status.progress === undefined) return false;
-    for (const progress of status.progress.values()) if (progress.match !== last || progress.state !== 'replicate') return false;
+    const idle = replica.raw.hasReady() ? undefined : this.#idle(replica);
+    if (idle === undefined) return false;
+    const { members, last } = idle;
     // The quiesce heartbeat carries the commit index; a held append arriving after it would wake the followers.
     this.#heldAppends.delete(replica.groupId);
-    for (const to of status.progress.keys()) {
+    for (const to of members) {
       if (to === this.nodeId) continue;
       const heartbeat: Message = { type: 'MsgHeartbeat', from: this.nodeId, to, term: replica.term, logTerm: 0, index: 0, entries: [], commit: last, reject: false, rejectHint: 0, context: QUIESCE_CONTEXT };
       this.#options.sender.send(replica.groupId, heartbeat);
@@ -1157,6 +1184,20 @@ export class MultiRaftHost {
     replica.quiesced = true;
     this.stats.quiesced++;
     return true;
+  }
+
+  /**
+   * A leader with nothing pending (no proposal, read or membership change), everything committed and
+   * applied, no leadership transfer, and every member caught up and replicating: its members and
+   * last index then, else undefined.
+   */
+  #idle(replica: Replica): { members: Iterable<NodeId>; last: number } | undefined {
+    if (replica.role !== 'leader' || replica.unplaced.size + replica.placed.size + replica.reads.size > 0 || replica.unplacedChange !== undefined) return undefined;
+    const status = replica.raw.status();
+    const last = this.#options.logStore.group(replica.groupId).lastIndex();
+    if (status.leadTransferee !== 0 || status.hardState.commit !== last || replica.applied !== last || status.progress === undefined) return undefined;
+    for (const progress of status.progress.values()) if (progress.match !== last || progress.state !== 'replicate') return undefined;
+    return { members: status.progress.keys(), last };
   }
 
   /** Role, leader and term from the Ready; places this leader's new proposals at their indexes. */
