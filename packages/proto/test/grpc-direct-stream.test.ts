@@ -115,6 +115,19 @@ describe('a DirectStream to a grpc-js server decoding by reflection', () => {
     await until(() => cancelled.includes(call), 'the handler to see the cancel');
   });
 
+  it('ends UNAVAILABLE when its server shuts down, without holding up the shutdown', async () => {
+    const leaving = new Server();
+    addService(leaving, RaftTransportService, { stream: async function* (batches) { for await (const batch of batches) yield { readsPackedMessages: batch.toNode === 2n }; } });
+    const port = await listen(leaving, '127.0.0.1', 0);
+    const record = recorder();
+    const stream = new DirectStream(`127.0.0.1:${port}`, STREAM, record.handlers);
+    stream.write(batchFrame(1));
+    await until(() => record.messages.length === 1, 'the answer');
+    // A graceful shutdown sends GOAWAY: the stream gives up at once rather than keep the connection open until the grace ends.
+    await shutdown(leaving, 600_000);
+    expect(await record.ended).toMatchObject({ code: Status.UNAVAILABLE });
+  });
+
   it('refuses a method that is not bidi streaming', () => {
     expect(() => new DirectStream(address, RaftTransportService.method.sendSnapshot, recorder().handlers)).toThrow('SendSnapshot is not bidi streaming');
   });
