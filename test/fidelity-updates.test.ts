@@ -184,3 +184,23 @@ describe('an update against the keys of the table and its indexes', () => {
     }
   });
 });
+
+describe('an unknown ConditionalOperator', () => {
+  // paritysuite/dynamodb-conformance tests/tier3/validation-ordering/updateItem.test.ts (captured from
+  // DynamoDB in two regions): the enum is listed as [OR, AND].
+  it('is listed in DynamoDB\'s order', async () => {
+    await expectDynamoError(
+      shoal.client.send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: { id: s('xor') },
+          AttributeUpdates: { x: { Action: 'PUT', Value: s('1') } },
+          Expected: { a: { Exists: false }, b: { Exists: false } },
+          ConditionalOperator: 'XOR' as never,
+        }),
+      ),
+      'ValidationException',
+      "1 validation error detected: Value 'XOR' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]",
+    );
+  });
+});

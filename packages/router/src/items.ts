@@ -42,7 +42,8 @@ import {
 /** PutItem, GetItem, UpdateItem and DeleteItem: one item, read or written through the partitions. */
 
 export const RETURN_ITEM_COLLECTION_METRICS = ['SIZE', 'NONE'] as const;
-export const CONDITIONAL_OPERATORS = ['AND', 'OR'] as const;
+/** In DynamoDB's order, which its enum message prints (paritysuite/dynamodb-conformance, captured: "[OR, AND]"). */
+export const CONDITIONAL_OPERATORS = ['OR', 'AND'] as const;
 
 /** The members every single-item write shares. */
 interface WriteParameters {

@@ -182,7 +182,7 @@ function joiner(conditionalOperator: string | undefined): string {
   if (conditionalOperator === undefined || conditionalOperator === 'AND') return ' AND ';
   if (conditionalOperator === 'OR') return ' OR ';
   throw validationError(
-    `1 validation error detected: Value '${conditionalOperator}' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [AND, OR]`,
+    `1 validation error detected: Value '${conditionalOperator}' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]`,
   );
 }
 
