@@ -1,7 +1,7 @@
 /**
  * A table ARN where the API reference says "You can also provide the Amazon Resource Name (ARN) of the
  * table in this parameter" (PutItem, GetItem, UpdateItem, DeleteItem, BatchGetItem, BatchWriteItem,
- * TransactWriteItems, TransactGetItems, DescribeTable): Shoal refused it as a malformed table name.
+ * TransactWriteItems, TransactGetItems, DescribeTable, Query, Scan): Shoal refused it as a malformed table name.
  * ConsumedCapacity names the table as given ("If you had specified the ARN of a table in the input,
  * you'll see the table ARN in the response"); BatchGetItem's Responses are "a map of table name or
  * table ARN", and its UnprocessedKeys are "in the same form as RequestItems". Also moto issue #7843.
@@ -14,6 +14,8 @@ import {
   DescribeTableCommand,
   GetItemCommand,
   PutItemCommand,
+  QueryCommand,
+  ScanCommand,
   TransactGetItemsCommand,
   TransactWriteItemsCommand,
   UpdateItemCommand,
@@ -68,6 +70,17 @@ describe('a table ARN in place of a table name', () => {
       'ResourceNotFoundException',
     );
   });
+  it('serves Query and Scan, naming the ARN in ConsumedCapacity', async () => {
+    await shoal.client.send(new PutItemCommand({ TableName: TABLE, Item: { pk: s('q'), v: n(7) } }));
+    const queried = await shoal.client.send(
+      new QueryCommand({ TableName: arn, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': s('q') }, ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }),
+    );
+    expect(queried.Items).toEqual([{ pk: s('q'), v: n(7) }]);
+    expect(queried.ConsumedCapacity?.TableName).toBe(arn);
+    const scanned = await shoal.client.send(new ScanCommand({ TableName: arn, ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }));
+    expect(scanned.Items).toContainEqual({ pk: s('q'), v: n(7) });
+    expect(scanned.ConsumedCapacity?.TableName).toBe(arn);
+  });
 });
 
 describe('an empty table name', () => {
@@ -85,4 +98,5 @@ describe('an empty table name', () => {
       "2 validation errors detected: Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 1; Value null at 'key' failed to satisfy constraint: Member must not be null",
     );
   });
+
 });

@@ -23,6 +23,7 @@ import {
   optionalMap,
   optionalString,
   optionalStringList,
+  tableNameOf,
   type RequestBody,
 } from './request.ts';
 
@@ -37,6 +38,7 @@ const PAGE_BYTES = 1024 * 1024;
 const SELECT_VALUES = ['ALL_ATTRIBUTES', 'ALL_PROJECTED_ATTRIBUTES', 'SPECIFIC_ATTRIBUTES', 'COUNT'] as const;
 
 export interface RangeReadParameters {
+  /** As the request gave it: a name or an ARN (ConsumedCapacity names the table the same way). */
   tableName: string;
   indexName?: string;
   select?: Select;
@@ -59,7 +61,7 @@ export function readRangeParameters(body: RequestBody, constraints: Constraints)
   const returnConsumedCapacity = optionalString(body, 'ReturnConsumedCapacity');
   const attributesToGet = optionalStringList(body, 'AttributesToGet');
   const projection = optionalString(body, 'ProjectionExpression');
-  constraints.tableName('tableName', tableName);
+  constraints.tableNameOrArn('tableName', tableName);
   constraints.name('indexName', indexName);
   constraints.oneOf('select', select, SELECT_VALUES);
   constraints.range('limit', limit, 1);
@@ -182,7 +184,7 @@ export async function prepareRangeRead(
   accepted: ExpressionParameters,
 ): Promise<PreparedRangeRead> {
   const expressions = readItemExpressions(body, accepted);
-  const table = await ctx.requireTable(parameters.tableName);
+  const table = await ctx.requireTable(tableNameOf(parameters.tableName));
   const index = resolveIndex(table, parameters);
   const select = resolveSelect(parameters, index);
   const request: RangeReadRequest = { table: table.schema, forward: true, maxBytes: PAGE_BYTES, select };
@@ -211,6 +213,6 @@ export async function readPage(ctx: EngineContext, prepared: PreparedRangeRead):
   const consumed = readTally(table.schema, result.bytesRead, parameters.consistent, index).report(
     parameters.returnConsumedCapacity,
   );
-  if (consumed) response.ConsumedCapacity = consumed;
+  if (consumed) response.ConsumedCapacity = { ...consumed, TableName: parameters.tableName };
   return response;
 }
