@@ -26,7 +26,25 @@ import {
   type WriteOutcome,
 } from '@shoal/model';
 import { ChangeSet, StoredItem, type IndexGate } from './change-set.ts';
-import type { CommitQueue, Staged } from './commit-queue.ts';
+import {
+  decodeF64,
+  indexCursorMutation,
+  indexCursorsRange,
+  indexOutboxRanges,
+  nextSeqMutation,
+  OutboxWriter,
+  outboxKey,
+  outboxRange,
+  decodeOutboxRecord,
+  encodeOutboxRecord,
+  readIndexCursor,
+  readNextSeq,
+  readOutbox,
+  type IndexEntryChange,
+  type IndexOutboxRecord,
+  type OutboxReadLimits,
+} from './index-outbox.ts';
+import type { CommitQueue, Staged, StateReader } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
   appliedIndexKey,
@@ -40,6 +58,7 @@ import {
   indexEntriesRange,
   encodeJson,
   mapKey,
+  decodeU32,
   runningIndexCommandKey,
   runningIndexCommandsRange,
   type KeyRange,
@@ -129,16 +148,24 @@ export class PartitionStore implements PartitionClient {
   private readonly backfills = new Map<number, Set<Backfill>>();
   /** Backfill runs, waiting or walking, by index id and bound start. */
   private readonly runningBackfills = new Map<string, BackfillRun>();
+  /**
+   * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store. A
+   * backfill then never holds writes back from a GSI (their records precede the backfill's own, which
+   * puts each item's entry as it is when the backfill reaches it).
+   */
+  private readonly indexOutbox: boolean;
   private readonly maintains: IndexGate = (index, itemKey) => {
+    if (this.indexOutbox && index.kind === 'GSI') return true;
     for (const backfill of this.backfills.get(index.indexId) ?? []) {
       if ((backfill.bound === undefined || boundContains(backfill.bound, itemKey)) && compareBytes(itemKey, backfill.cursor) >= 0) return false;
     }
     return true;
   };
 
-  constructor(level: ByteLevel, commits: CommitQueue) {
+  constructor(level: ByteLevel, commits: CommitQueue, options: { indexOutbox?: boolean } = {}) {
     this.level = level;
     this.commits = commits;
+    this.indexOutbox = options.indexOutbox ?? false;
     this.statisticsBook = new StatisticsBook(level);
     this.intents = new IntentIndex(level);
   }
@@ -158,7 +185,7 @@ export class PartitionStore implements PartitionClient {
   stageWrite(request: PartitionWrite, mark?: AppliedMark): Promise<Staged<PartitionWriteResult>> {
     return this.commits.stageExclusive<PartitionWriteResult>(async (state) => {
       await this.intents.load(state);
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       const wounded: WoundedReads = [];
       const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes, accessOf(operation), wounded));
       const marks = mark ? [appliedMutation(mark)] : [];
@@ -175,7 +202,7 @@ export class PartitionStore implements PartitionClient {
   stageWrites(requests: readonly PartitionWrite[], mark?: AppliedMark): Promise<Staged<PartitionWriteResult[]>> {
     return this.commits.stageExclusive<PartitionWriteResult[]>(async (state) => {
       await this.intents.load(state);
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       const wounded: WoundedReads = [];
       const results = requests.map((request): PartitionWriteResult => {
         const [operation] = request.operations;
@@ -230,7 +257,7 @@ export class PartitionStore implements PartitionClient {
       await this.intents.load(state);
       const intents = this.intents.of(transactionId, bound);
       const resolved = { intents: intents.length, wounded: intents.filter(({ intent }) => intent.wounded === true).length };
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       for (const { itemKey, intent } of commit ? intents : []) {
         if (intent.change.kind !== 'put' && intent.change.kind !== 'delete') continue;
         const next = intent.change.kind === 'put' ? intent.change.item : undefined;
@@ -289,6 +316,105 @@ export class PartitionStore implements PartitionClient {
     });
   }
 
+  /** The group's first outbox records (index-outbox.ts), in seq order, as LevelDB holds them: a shipper's batch. */
+  readIndexOutbox(groupId: number, limits: OutboxReadLimits): Promise<IndexOutboxRecord[]> {
+    return readOutbox(this.level, groupId, limits);
+  }
+
+  /** How many records the group's outbox holds (read whole: a metric, not a hot path). */
+  async indexOutboxSize(groupId: number): Promise<number> {
+    const range = outboxRange(groupId);
+    let count = 0;
+    for await (const _key of this.level.keys({ gte: range.start, lt: range.end })) count += 1;
+    return count;
+  }
+
+  /**
+   * Deletes the group's outbox records up to `throughSeq` (every GSI partition they went to applied
+   * them), with the command's applied mark. Answers how many went.
+   */
+  trimIndexOutbox(groupId: number, throughSeq: number, mark?: AppliedMark): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = outboxRange(groupId);
+      const keys = await this.level.keys({ gte: range.start, lte: outboxKey(groupId, throughSeq) }).all();
+      const mutations: Mutation[] = keys.map((key) => ({ key, value: undefined }));
+      return { result: keys.length, mutations: [...mutations, ...(mark ? [appliedMutation(mark)] : [])] };
+    });
+  }
+
+  /**
+   * A split of the group at `splitKey`: its outbox records of items at or beyond it (the right half's)
+   * move, in order, to the end of the right group's outbox (fresh seqs there), so every item's changes
+   * stay in one outbox in their order. In one batch; a second call (a replayed split) finds nothing
+   * left to move. Answers how many moved.
+   */
+  splitIndexOutbox(groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = outboxRange(groupId);
+      const mutations: Mutation[] = [];
+      let next = readNextSeq(state, rightGroupId);
+      const first = next;
+      for await (const [key, value] of this.level.iterator({ gte: range.start, lt: range.end })) {
+        const record = decodeOutboxRecord(key, value);
+        if (compareBytes(record.itemKey, splitKey) < 0) continue;
+        mutations.push({ key, value: undefined }, { key: outboxKey(rightGroupId, next), value: encodeOutboxRecord(record) });
+        next += 1;
+      }
+      if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
+      return { result: next - first, mutations };
+    });
+  }
+
+  /**
+   * A GSI partition (group `groupId`, entries in `bound` of the index's own space) applies records a
+   * source group shipped: those at or below its cursor for that source are skipped (applied before),
+   * the others put or delete their entries in seq order, with the index space's statistics, the new
+   * cursor and the applied mark, in one batch. A record outside the bound (the partition split since
+   * the records were routed) refuses the whole call, which then applies nothing but the mark.
+   */
+  applyIndexEntries(groupId: number, bound: PartitionBound, sourceGroupId: number, records: readonly ShippedIndexRecord[], mark?: AppliedMark): Promise<AppliedIndexEntries> {
+    return this.commits.exclusive<AppliedIndexEntries>(async (state) => {
+      const marks = mark ? [appliedMutation(mark)] : [];
+      const stray = records.find((record) => !boundContains(bound, record.entryKey));
+      if (stray !== undefined) return { result: { status: 'outOfRange', applied: 0, skipped: 0 }, mutations: marks };
+      let cursor = readIndexCursor(state, groupId, sourceGroupId);
+      const changes = new ChangeSet(state);
+      let applied = 0;
+      for (const record of records) {
+        if (record.seq <= cursor) continue;
+        changes.replaceEntry(record.indexId, record.entryKey, record.entry);
+        cursor = record.seq;
+        applied += 1;
+      }
+      const moved = applied > 0 ? [...changes.finish(this.statisticsBook), indexCursorMutation(groupId, sourceGroupId, cursor)] : [];
+      return { result: { status: 'applied', applied, skipped: records.length - applied }, mutations: [...moved, ...marks] };
+    });
+  }
+
+  /** The highest seq of `sourceGroupId` the GSI partition group applied; 0 when none. */
+  indexCursor(groupId: number, sourceGroupId: number): Promise<number> {
+    return this.commits.exclusive(async (state) => ({ result: readIndexCursor(state, groupId, sourceGroupId), mutations: [] }));
+  }
+
+  /**
+   * A split of a GSI partition group: the right group starts with a copy of the left's cursors (the
+   * records a source shipped to the left before the split are applied for the right half too).
+   */
+  copyIndexCursors(groupId: number, rightGroupId: number): Promise<void> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = indexCursorsRange(groupId);
+      const cursors = await this.level.iterator({ gte: range.start, lt: range.end }).all();
+      const mutations = cursors.map(([key, value]): Mutation => {
+        const source = decodeU32(key.subarray(9, 13));
+        return indexCursorMutation(rightGroupId, source, Math.max(decodeF64(value), readIndexCursor(state, rightGroupId, source)));
+      });
+      return { result: undefined, mutations };
+    });
+  }
+
   /** Records a command's applied index alone (a command that changed nothing else, or did in earlier batches). */
   markApplied(mark: AppliedMark): Promise<void> {
     return this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark)] }));
@@ -308,7 +434,7 @@ export class PartitionStore implements PartitionClient {
     const record: IndexCommandRecord = { kind: command.kind, table: command.table, indexName: command.indexName };
     if (bound !== undefined) record.bound = { start: Buffer.from(bound.start).toString('base64'), end: Buffer.from(bound.end).toString('base64') };
     await this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark), { key, value: encodeJson(record) }] }));
-    return { done: this.runIndexCommand(key, command, bound) };
+    return { done: this.runIndexCommand(key, command, bound, mark.groupId) };
   }
 
   /** Starts again, in log order, the index commands of a group that were running when the store last closed. */
@@ -318,14 +444,14 @@ export class PartitionStore implements PartitionClient {
     return records.map(([key, value]) => {
       const { bound, ...command } = decodeJson<IndexCommandRecord>(value);
       const decoded = bound && { start: Uint8Array.from(Buffer.from(bound.start, 'base64')), end: Uint8Array.from(Buffer.from(bound.end, 'base64')) };
-      return this.runIndexCommand(key, command, decoded);
+      return this.runIndexCommand(key, command, decoded, groupId);
     });
   }
 
   /** Starts the command at once (in log order with the group's next commands), and forgets its record once it ran. */
-  private runIndexCommand(key: Uint8Array, command: IndexCommand, bound: PartitionBound | undefined): Promise<void> {
+  private runIndexCommand(key: Uint8Array, command: IndexCommand, bound: PartitionBound | undefined, groupId: number): Promise<void> {
     const run = command.kind === 'backfillIndex'
-      ? this.backfillIndex(command.table, command.indexName, bound)
+      ? this.backfillIndex(command.table, command.indexName, bound, groupId)
       : this.dropIndex(command.table, command.indexName, bound);
     return run.then(() => this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key, value: undefined }] })));
   }
@@ -402,6 +528,19 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
+   * A Query or Scan of a GSI partition (`request.indexName` a GSI of `request.table`): its entries in
+   * `bound`, a range of the index's own space.
+   */
+  readIndexPartition(request: RangeReadRequest, bound: PartitionBound): Promise<RangeReadResult> {
+    return readRange(this.level, request, bound, 'index');
+  }
+
+  /** Item count and bytes of a GSI partition's entries (`bound` in the index's space), read whole. */
+  indexPartitionStatistics(index: IndexSchema, bound: PartitionBound): Promise<TableStatistics> {
+    return measureRange(this.level, clampRange(spaceRange(index.indexId), bound));
+  }
+
+  /**
    * Item count and bytes of a table or index: kept per space, so at once without a bound; with one,
    * counted by reading the partition's part of the space. (Per-space counters serve single-node
    * stores: with bounds, a write between adding an index to the schema and the partition's backfill
@@ -418,9 +557,12 @@ export class PartitionStore implements PartitionClient {
    * Builds an index from the table's items (those in `bound` only, with one). A run of the same index
    * and bound under way is joined; one over overlapping keys (a whole-table run and a bounded one) is
    * waited for first: two walks over one item would each take the other's entries for their own.
+   * A store with outboxes backfills a GSI into the outbox of `groupId` (the replica group of `bound`).
    */
-  backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
+  backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound, groupId?: number): Promise<void> {
     const index = requireIndex(table, indexName);
+    const outboxGroup = this.indexOutbox && index.kind === 'GSI' ? groupId : undefined;
+    if (this.indexOutbox && index.kind === 'GSI' && outboxGroup === undefined) throw new TypeError('a store with index outboxes backfills a GSI into a group\'s outbox: name the group');
     const runKey = `${index.indexId}/${bound === undefined ? '' : mapKey(bound.start)}`;
     const running = this.runningBackfills.get(runKey);
     if (running) return running.done;
@@ -429,8 +571,8 @@ export class PartitionStore implements PartitionClient {
     // Started at once when nothing overlaps: it takes the commit lock before any later drop does.
     const started =
       overlapping.length === 0
-        ? this.runBackfill(table, index, bound)
-        : Promise.all(overlapping.map((other) => other.done.catch(() => undefined))).then(() => (run.cancelled ? undefined : this.runBackfill(table, index, bound)));
+        ? this.runBackfill(table, index, bound, outboxGroup)
+        : Promise.all(overlapping.map((other) => other.done.catch(() => undefined))).then(() => (run.cancelled ? undefined : this.runBackfill(table, index, bound, outboxGroup)));
     run.done = started.finally(() => this.runningBackfills.delete(runKey));
     this.runningBackfills.set(runKey, run);
     return run.done;
@@ -439,8 +581,10 @@ export class PartitionStore implements PartitionClient {
   /**
    * Starts over from an empty index (a backfill interrupted by a restart left a partial one), then
    * adds the entries of the table's items chunk by chunk, each chunk one batch under the commit lock.
+   * Into an outbox (`outboxGroup`): a put record of each item's entry, chunk by chunk; nothing to
+   * clear first (the entries are the GSI partitions', and a record put twice changes nothing).
    */
-  private async runBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
+  private async runBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, outboxGroup: number | undefined): Promise<void> {
     const items = clampRange(spaceRange(table.tableId), bound);
     const backfill: Backfill = { bound, cursor: items.start };
     await this.commits.exclusive(async () => {
@@ -449,7 +593,7 @@ export class PartitionStore implements PartitionClient {
       this.backfills.set(index.indexId, running);
       return { result: undefined, mutations: [] };
     });
-    await this.clearEntries(table, index, bound);
+    if (outboxGroup === undefined) await this.clearEntries(table, index, bound);
     for (let done = false; !done; ) {
       done = await this.commits.exclusive(async (state) => {
         const running = this.backfills.get(index.indexId);
@@ -458,8 +602,8 @@ export class PartitionStore implements PartitionClient {
         const entries = await this.level
           .iterator({ gte: backfill.cursor, lt: items.end, limit: MAINTENANCE_CHUNK })
           .all();
-        const changes = new ChangeSet(state);
-        for (const [, value] of entries) changes.addEntry(table, index, decodeJson<Item>(value));
+        const changes = new ChangeSet(state, outboxGroup === undefined ? undefined : new OutboxWriter(state, outboxGroup));
+        for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
         const finished = entries.length < MAINTENANCE_CHUNK;
         if (finished) this.endBackfill(index.indexId, backfill);
         else backfill.cursor = keyAfter(entries[entries.length - 1][0]);
@@ -480,33 +624,50 @@ export class PartitionStore implements PartitionClient {
   }
 
   async dropTable(table: TableSchema): Promise<void> {
-    for (const index of table.indexes) await this.dropIndexEntries(table, index, undefined);
+    for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, undefined);
     await this.clearSpace(table.tableId);
   }
 
   /**
    * Deletes a partition replica's data: the table's items in `bound` and their index entries. With
    * `groupId`, the replica group's applied index (and its running index commands) go too, so that a
-   * replica of the group created here again later applies its log from the start.
+   * replica of the group created here again later applies its log from the start, and so do its GSI
+   * outbox, next seq and cursors.
    */
   async dropPartitionData(table: TableSchema, bound: PartitionBound, groupId?: number): Promise<void> {
-    for (const index of table.indexes) await this.dropIndexEntries(table, index, bound);
+    for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, bound);
     await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
     if (groupId !== undefined) {
-      const running = runningIndexCommandsRange(groupId);
-      const records = await this.level.keys({ gte: running.start, lt: running.end }).all();
+      const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId)];
+      const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
       await this.commits.exclusive(async () => ({ result: undefined, mutations: forget }));
     }
   }
 
-  /** Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then deletes its entries there. */
+  /**
+   * Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then
+   * deletes its entries there. With outboxes a GSI's entries are not the base partition's: they stay.
+   */
   private async dropIndexEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     await this.commits.exclusive(async () => {
       this.stopBackfills(index.indexId, bound);
       return { result: undefined, mutations: [] };
     });
+    if (this.indexOutbox && index.kind === 'GSI') return;
     await this.clearEntries(table, index, bound);
+  }
+
+  /** The indexes whose entries a table's partitions keep in this store: all, or the LSIs only with outboxes. */
+  private localIndexes(table: TableSchema): IndexSchema[] {
+    return this.indexOutbox ? table.indexes.filter((index) => index.kind === 'LSI') : table.indexes;
+  }
+
+  /** The change set of a command of `mark`'s group (with outboxes, its GSI changes become the group's outbox records). */
+  private changeSet(state: StateReader, mark: AppliedMark | undefined): ChangeSet {
+    if (!this.indexOutbox) return new ChangeSet(state);
+    if (mark === undefined) throw new TypeError('a store with index outboxes writes only commands of a replica group (an applied mark)');
+    return new ChangeSet(state, new OutboxWriter(state, mark.groupId));
   }
 
   /** Ends the index's backfills over `bound`; runs still waiting for their turn do not start. Under the commit lock. */
@@ -525,7 +686,7 @@ export class PartitionStore implements PartitionClient {
    * returned reads it.
    */
   openPartitionSnapshot(scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
-    return openPartitionSnapshot(this.level, scope);
+    return openPartitionSnapshot(this.level, scope, { coLocatedGsis: !this.indexOutbox });
   }
 
   /** Makes every write completed so far durable on disk (partition-snapshot.ts syncToDisk). */
@@ -564,6 +725,7 @@ export class PartitionStore implements PartitionClient {
   private restoreTarget(): RestoreTarget {
     return {
       level: this.level,
+      scopeOptions: { coLocatedGsis: !this.indexOutbox },
       batch: (plan) =>
         this.commits.exclusive(async (state) => {
           await this.intents.load(state);
@@ -666,6 +828,18 @@ function appliedMutation(mark: AppliedMark): Mutation {
 
 /** Reads of read-only transactions a write goes through, marked wounded, stored with the write. */
 type WoundedReads = ReturnType<IntentIndex['wounds']>;
+
+/** An outbox record as a GSI partition receives it (its base item key stays with the source). */
+export interface ShippedIndexRecord extends IndexEntryChange {
+  seq: number;
+}
+
+/** What a GSI partition did with shipped records: applied those past its cursor, skipped the others; or refused them all. */
+export interface AppliedIndexEntries {
+  status: 'applied' | 'outOfRange';
+  applied: number;
+  skipped: number;
+}
 
 /** What a transaction's resolve found in a partition. */
 export interface ResolvedIntents {
