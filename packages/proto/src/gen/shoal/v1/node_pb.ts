@@ -537,7 +537,10 @@ export const ScanSegmentSchema: GenMessage<ScanSegment> = /*@__PURE__*/
   messageDesc(file_shoal_v1_node, 13);
 
 /**
- * A Query (with hash_value) or a Scan (without) over one partition of a table or index.
+ * A Query (with hash_value) or a Scan (without) over one partition of a table or index. A GSI
+ * partition (its descriptor's table_id is the GSI's space id) is read with the base table's schema and
+ * index_name the GSI's name: the read stays within its range of the index space (a Query's item
+ * collection must overlap the range, else KeyOutOfRange).
  *
  * @generated from message shoal.v1.ReadRangeRequest
  */
@@ -676,7 +679,8 @@ export const ReadRangeResponseSchema: GenMessage<ReadRangeResponse> = /*@__PURE_
   messageDesc(file_shoal_v1_node, 15);
 
 /**
- * Item count and bytes of the table (or index) within the partition; any replica answers.
+ * Item count and bytes of the table (or index) within the partition; any replica answers. A GSI
+ * partition answers for its entries with the base table's schema and index_name the GSI's name.
  *
  * @generated from message shoal.v1.StatisticsRequest
  */
