@@ -58,6 +58,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
   readonly #known = new Map<number, KnownPartition>();
   #saving: Promise<void> = Promise.resolve();
   #host: SplitHost | undefined;
+  #settledListener: ((partitionId: number) => void) | undefined;
   /**
    * Split halves whose parent here has not applied the split again (its data regressed in a crash):
    * their groups start only when it does, or their entries could apply before the parent's older ones.
@@ -103,6 +104,16 @@ export class PartitionReplicaSet implements PartitionReplicas {
   /** Whether the host should not start this group yet (see `open`): its parent's split creates it again. */
   waitsForParent(partitionId: number): boolean {
     return this.#waitingForParent.has(partitionId);
+  }
+
+  /** Told whenever a replica's applied writes are in the store (the index shipper ships its new outbox records). */
+  onReplicaSettled(listener: (partitionId: number) => void): void {
+    this.#settledListener = listener;
+  }
+
+  /** The splits a replica's group applied here, oldest first. */
+  splitsOf(partitionId: number): readonly AppliedSplit[] {
+    return this.#known.get(partitionId)?.splits ?? [];
   }
 
   /** The host that creates the right halves of splits; bound before it applies any entry. */
@@ -243,6 +254,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
       onSplit: (split) => this.#split(partitionId, split),
       tableOf: () => this.#known.get(partitionId)?.table,
       onRestore: (restored) => this.#restored(partitionId, restored),
+      onSettled: () => this.#settledListener?.(partitionId),
     });
   }
 

@@ -49,13 +49,14 @@ import {
   getOwn,
   spaceRange,
   validationError,
+  type Item,
   type PartitionDescriptor,
   type PartitionWrite,
   type PartitionWriteResult,
   type TableSchema,
   type WriteOperation,
 } from '@shoal/model';
-import { checkPartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
+import { checkPartitionSnapshot, type AppliedIndexEntries, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore, type ShippedIndexRecord } from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine, StagedPayload } from '../host/index.ts';
 import { withPrefix, type SnapshotData } from '../transport/raft-transport.ts';
 import { encodePartitionPayloadHeader, readPartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
@@ -100,8 +101,36 @@ export interface SplitCommand {
   epoch: number;
 }
 
+/**
+ * Asynchronous GSIs (@shoal/storage index-outbox.ts): a GSI partition applies records a source
+ * partition shipped (those above its cursor for the source), entry keys in hex.
+ */
+export interface ApplyIndexEntriesCommand {
+  kind: 'applyIndexEntries';
+  sourceGroupId: number;
+  records: Array<{ seq: number; indexId: number; entryKey: string; entry?: Item }>;
+}
+
+/** A base partition forgets its outbox records up to `throughSeq`: every GSI partition they went to applied them. */
+export interface TrimIndexOutboxCommand {
+  kind: 'trimIndexOutbox';
+  throughSeq: number;
+}
+
+/** A trim's outcome: the records it deleted here. */
+export interface OutboxTrimmed {
+  trimmed: number;
+}
+
 /** What a partition's Raft log holds (contracts #9). Deleting a table needs no command: its replicas go. */
-export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | WritesCommand | IndexCommand | SplitCommand | TransactionCommand;
+export type PartitionCommand =
+  | { kind: 'write'; write: PartitionWrite }
+  | WritesCommand
+  | IndexCommand
+  | SplitCommand
+  | TransactionCommand
+  | ApplyIndexEntriesCommand
+  | TrimIndexOutboxCommand;
 
 /**
  * Independent writes of one operation each, coalesced by a router into one entry (WriteMany): applied
@@ -190,6 +219,8 @@ export interface PartitionReplicaOptions {
   tableOf?(): TableSchema | undefined;
   /** Records the range and splits of a snapshot being installed, before the store takes its data. */
   onRestore?(restored: RestoredPartition): Promise<void>;
+  /** Once what the replica applied is in the store (settled): its outbox may hold new records to ship. */
+  onSettled?(): void;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -201,6 +232,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #onSplit: ((split: PartitionSplit) => Promise<SplitResult>) | undefined;
   readonly #tableOf: () => TableSchema | undefined;
   readonly #onRestore: ((restored: RestoredPartition) => Promise<void>) | undefined;
+  readonly #onSettled: (() => void) | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
   /** Writes applied, not yet known to be in the store (settled()). */
@@ -222,6 +254,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.#onSplit = options.onSplit;
     this.#tableOf = options.tableOf ?? (() => undefined);
     this.#onRestore = options.onRestore;
+    this.#onSettled = options.onSettled;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -236,11 +269,13 @@ export class PartitionReplica implements ReplicaStateMachine {
     return this.#boundOf();
   }
 
-  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult> {
+  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
-    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult;
+    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
+    else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
+    else if (command.kind === 'trimIndexOutbox') result = { trimmed: await this.store.trimIndexOutbox(this.groupId, command.throughSeq, mark) };
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
@@ -275,6 +310,17 @@ export class PartitionReplica implements ReplicaStateMachine {
     const through = this.#applied;
     await Promise.all(this.#unsettled.splice(0));
     this.#reveal(through);
+    this.#onSettled?.();
+  }
+
+  /**
+   * Shipped GSI records: every key must lie before the end the group's splits gave it at this entry
+   * (decided from the splits alone, as writes are, so a replay decides alike), else nothing applies.
+   */
+  async #applyIndexEntries(command: ApplyIndexEntriesCommand, mark: { groupId: number; index: number }): Promise<AppliedIndexEntries> {
+    const end = this.#endAt(mark.index) ?? new Uint8Array(0);
+    const records = command.records.map((record): ShippedIndexRecord => ({ ...record, entryKey: fromHex(record.entryKey) }));
+    return this.store.applyIndexEntries(this.groupId, { start: new Uint8Array(0), end }, command.sourceGroupId, records, mark);
   }
 
   /** The last index of the partition's log whose effects reads of this replica see. */
@@ -349,6 +395,10 @@ export class PartitionReplica implements ReplicaStateMachine {
     } else if (this.#onSplit === undefined) {
       result = { status: 'refused', message: `partition ${this.groupId} cannot split on this node` };
     } else {
+      // Before the halves exist: the right half's outbox records (a base partition) and cursors (a
+      // GSI partition) go with it. Both are idempotent, so a replay after a crash redoes what is missing.
+      await this.store.splitIndexOutbox(this.groupId, split.rightId, split.splitKey);
+      await this.store.copyIndexCursors(this.groupId, split.rightId);
       result = await this.#onSplit(split);
     }
     await this.store.markApplied(mark);
@@ -481,6 +531,18 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
         throw new PartitionCommandError(groupId, index, 'a split without its key, end, right partition and epoch');
       }
       return parsed as unknown as SplitCommand;
+    case 'applyIndexEntries': {
+      const records = parsed.records;
+      const wellFormed = (record: unknown): boolean =>
+        isObject(record) && Number.isSafeInteger(record.seq) && Number.isSafeInteger(record.indexId) && typeof record.entryKey === 'string' && (record.entry === undefined || isObject(record.entry));
+      if (!Number.isSafeInteger(parsed.sourceGroupId) || !Array.isArray(records) || !records.every(wellFormed)) {
+        throw new PartitionCommandError(groupId, index, 'index entries without their source or records');
+      }
+      return parsed as unknown as ApplyIndexEntriesCommand;
+    }
+    case 'trimIndexOutbox':
+      if (!Number.isSafeInteger(parsed.throughSeq)) throw new PartitionCommandError(groupId, index, 'an outbox trim without its seq');
+      return parsed as unknown as TrimIndexOutboxCommand;
     case 'backfillIndex':
     case 'dropIndex': {
       const table = parsed.table;
@@ -580,3 +642,24 @@ export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, 
   await result.done;
 }
 
+
+/**
+ * Proposes shipped GSI records through `host` (the GSI partition's leader here); resolves once applied
+ * here with how many applied and how many were skipped (applied before), or a WriteOutOfRangeError
+ * when a split applied first cut off one of their keys (nothing applied).
+ */
+export async function proposeIndexEntries(host: MultiRaftHost, groupId: number, sourceGroupId: number, records: readonly ShippedIndexRecord[]): Promise<AppliedIndexEntries> {
+  const command: ApplyIndexEntriesCommand = {
+    kind: 'applyIndexEntries',
+    sourceGroupId,
+    records: records.map(({ entryKey, ...record }) => ({ ...record, entryKey: toHex(entryKey) })),
+  };
+  const result = (await host.propose(groupId, encodePartitionCommand(command))) as AppliedIndexEntries;
+  if (result.status === 'outOfRange') throw new WriteOutOfRangeError(groupId);
+  return result;
+}
+
+/** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */
+export async function proposeIndexOutboxTrim(host: MultiRaftHost, groupId: number, throughSeq: number): Promise<number> {
+  return ((await host.propose(groupId, encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq }))) as OutboxTrimmed).trimmed;
+}

@@ -1,0 +1,338 @@
+/**
+ * The index shipper of a storage node (asynchronous GSIs; the outbox itself: @shoal/storage
+ * index-outbox.ts). For every base partition group this node leads, it reads the group's outbox in
+ * seq order (bounded batches), routes each record by its entry key to the GSI partition owning it (the
+ * node's map view, corrected by the descriptors routing errors carry), sends each GSI partition its
+ * records in seq order in ONE ApplyIndexEntries call to that partition's leader (following NotLeader
+ * hints), and once every record of the batch is acknowledged proposes `trimIndexOutbox` in its own
+ * group's log. A failed or refused send is retried with a bounded backoff (50 ms doubling to 2 s);
+ * the records stay in the outbox meanwhile. A new leader (failover, restart) starts from the first
+ * record left: that is the catch-up. GSI partitions skip what they applied before (their cursor per
+ * source group), so sending a batch again is harmless.
+ *
+ * Order: a batch is shipped only up to its first record that cannot be routed yet (its index or its
+ * partition is not in the view: a map behind the write that made it), so no target ever receives a
+ * record after a later one of the same source: its cursor would skip the earlier one.
+ *
+ * Records of an index the view does not know: the write was made with a schema the router knew; the
+ * map normally reaches this node within a heartbeat. They are held until the index has been unknown
+ * for `unknownIndexGraceMs` (30 s) over at least one newer map, then dropped as the records of a
+ * deleted GSI (whose partitions went with it). A map view frozen that long (meta unreachable) drops
+ * nothing.
+ *
+ * Splits of the source (a base partition): its records of the right half move to the right group's
+ * outbox at the split's apply. A batch read before a split this node has applied since is not sent
+ * (the split count is checked before every call), as its right-half records are the right group's now.
+ * Not closed: a call already on the wire when the split applies may still be applied after the right
+ * group shipped newer records of the same entries (a stale entry until that item's next change).
+ */
+import { ErrorDetailSchema, PartitionService, RpcError, applyIndexEntriesRequestToWire, createClient, partitionDescriptorFromWire, type ClientOf } from '@shoal/proto';
+import { PartitionMap, type PartitionDescriptor } from '@shoal/model';
+import type { NodeId } from '@shoal/raft';
+import type { IndexOutboxRecord, PartitionStore } from '@shoal/storage';
+import type { MultiRaftHost } from '../host/index.ts';
+import { proposeIndexOutboxTrim } from '../partition/index.ts';
+import type { ClusterView } from '../cluster/cluster-view.ts';
+
+export interface IndexShipperLog {
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface IndexShipperOptions {
+  store: PartitionStore;
+  host: MultiRaftHost;
+  view: ClusterView;
+  /** The partition groups this node leads now (the meta group left out). */
+  ledGroups(): number[];
+  /** How many splits a group applied here (a batch read before one is not sent). */
+  splitCount(groupId: number): number;
+  /** A node's gRPC address (the view's, the meta peers', the address book's). */
+  nodeAddress(nodeId: NodeId): string | undefined;
+  /** Between passes over every group led here (default 500 ms). */
+  intervalMs?: number;
+  /** A batch: at most this many records (default 1,000) and about this many bytes (default 1 MiB). */
+  maxBatchRecords?: number;
+  maxBatchBytes?: number;
+  unknownIndexGraceMs?: number;
+  callTimeoutMs?: number;
+  now?(): number;
+  log?: IndexShipperLog;
+}
+
+/** Counters for metrics and tests. */
+export interface IndexShipperStats {
+  /** Records every target acknowledged (and then trimmed), dropped records included. */
+  recordsShipped: number;
+  /** ApplyIndexEntries calls answered, and those that failed (retried). */
+  callsSucceeded: number;
+  callsFailed: number;
+  /** Records of indexes the view no longer knows, dropped. */
+  recordsDropped: number;
+  /** Outbox records of the groups led here at the last pass. */
+  outboxRecords: number;
+}
+
+const DEFAULT_INTERVAL_MS = 500;
+const DEFAULT_MAX_RECORDS = 1_000;
+const DEFAULT_MAX_BYTES = 1024 * 1024;
+const DEFAULT_UNKNOWN_INDEX_GRACE_MS = 30_000;
+const DEFAULT_CALL_TIMEOUT_MS = 5_000;
+const MIN_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 2_000;
+/** Nodes asked per target and batch: its leader hint, its voters, and the leaders they name. */
+const CALL_ATTEMPTS = 5;
+/** Batches one run ships before it yields to the other groups (the next pass goes on). */
+const BATCHES_PER_RUN = 64;
+
+interface GroupShipping {
+  running: boolean;
+  /** Woken while running: run again at once after. */
+  again: boolean;
+  backoffMs: number;
+  /** No run before this (epoch ms) after a failure. */
+  retryAt: number;
+}
+
+export class IndexShipper {
+  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, outboxRecords: 0 };
+  readonly #options: IndexShipperOptions;
+  readonly #groups = new Map<number, GroupShipping>();
+  readonly #clients = new Map<string, ClientOf<typeof PartitionService>>();
+  /** The last leader each GSI partition's calls found. */
+  readonly #leaders = new Map<number, NodeId>();
+  /** The view's partitions, with the newer descriptors routing errors brought since. */
+  #map = new PartitionMap();
+  #mapVersion = -1;
+  readonly #newer: PartitionDescriptor[] = [];
+  /** Indexes records name that the view did not know: since when, at which map version. */
+  readonly #unknownIndexes = new Map<number, { since: number; version: number }>();
+  readonly #runs = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #pass: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: IndexShipperOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.pass(), this.#options.intervalMs ?? DEFAULT_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#pass;
+    await Promise.allSettled([...this.#runs]);
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  /** A group's applied writes are in the store: ships its new records now when this node leads it. */
+  wake(groupId: number): void {
+    if (this.#closed || this.#options.host.leaderOf(groupId) !== this.#options.host.nodeId) return;
+    const state = this.#group(groupId);
+    if (state.retryAt > this.#now()) return;
+    this.#run(groupId);
+  }
+
+  /** One pass over the groups led here (joined when one runs): ships what waits, counts the outboxes. */
+  pass(): Promise<void> {
+    this.#pass ??= this.#passOnce().finally(() => {
+      this.#pass = undefined;
+    });
+    return this.#pass;
+  }
+
+  /** Resolves once no group is being shipped (tests). */
+  async idle(): Promise<void> {
+    while (this.#runs.size > 0) await Promise.allSettled([...this.#runs]);
+  }
+
+  async #passOnce(): Promise<void> {
+    const led = this.#options.ledGroups();
+    for (const id of this.#groups.keys()) if (!led.includes(id)) this.#groups.delete(id);
+    let pending = 0;
+    for (const groupId of led) {
+      if (this.#closed) return;
+      const size = await this.#options.store.indexOutboxSize(groupId);
+      pending += size;
+      if (size > 0 && this.#group(groupId).retryAt <= this.#now()) this.#run(groupId);
+    }
+    this.stats.outboxRecords = pending;
+  }
+
+  #group(groupId: number): GroupShipping {
+    let state = this.#groups.get(groupId);
+    if (state === undefined) {
+      state = { running: false, again: false, backoffMs: MIN_BACKOFF_MS, retryAt: 0 };
+      this.#groups.set(groupId, state);
+    }
+    return state;
+  }
+
+  #run(groupId: number): void {
+    const state = this.#group(groupId);
+    if (state.running) {
+      state.again = true;
+      return;
+    }
+    state.running = true;
+    const run = this.#ship(groupId, state)
+      .catch((error: unknown) => {
+        this.#failed(state);
+        this.#options.log?.warn('shipping index records failed', { partition: groupId, error: String(error) });
+      })
+      .finally(() => {
+        state.running = false;
+        this.#runs.delete(run);
+        if (state.again && !this.#closed) {
+          state.again = false;
+          if (state.retryAt <= this.#now()) this.#run(groupId);
+        }
+      });
+    this.#runs.add(run);
+  }
+
+  async #ship(groupId: number, state: GroupShipping): Promise<void> {
+    const { store, host } = this.#options;
+    for (let batches = 0; batches < BATCHES_PER_RUN && !this.#closed; batches++) {
+      if (host.leaderOf(groupId) !== host.nodeId) return;
+      const splits = this.#options.splitCount(groupId);
+      const batch = await store.readIndexOutbox(groupId, {
+        maxRecords: this.#options.maxBatchRecords ?? DEFAULT_MAX_RECORDS,
+        maxBytes: this.#options.maxBatchBytes ?? DEFAULT_MAX_BYTES,
+      });
+      if (batch.length === 0) return;
+      const through = await this.#shipBatch(groupId, batch, splits);
+      if (through === undefined) {
+        this.#failed(state);
+        return;
+      }
+      await proposeIndexOutboxTrim(host, groupId, through.seq);
+      this.stats.recordsShipped += through.count;
+      state.backoffMs = MIN_BACKOFF_MS;
+      state.retryAt = 0;
+      // A batch held back part way (a record not routable yet) waits for the next try.
+      if (through.count < batch.length) {
+        this.#failed(state);
+        return;
+      }
+    }
+    // More left: the next pass (or wake) goes on.
+  }
+
+  #failed(state: GroupShipping): void {
+    state.retryAt = this.#now() + state.backoffMs;
+    state.backoffMs = Math.min(MAX_BACKOFF_MS, state.backoffMs * 2);
+  }
+
+  /**
+   * Ships the batch's routable prefix; answers the last seq every target acknowledged and how many
+   * records that covers, or undefined when nothing could be shipped.
+   */
+  async #shipBatch(groupId: number, batch: IndexOutboxRecord[], splits: number): Promise<{ seq: number; count: number } | undefined> {
+    this.#refreshMap();
+    const targets = new Map<number, { partition: PartitionDescriptor; records: IndexOutboxRecord[] }>();
+    let count = 0;
+    for (const record of batch) {
+      const routed = this.#route(record);
+      if (routed === 'hold') break;
+      count += 1;
+      if (routed === 'drop') {
+        this.stats.recordsDropped += 1;
+        continue;
+      }
+      const target = targets.get(routed.id) ?? { partition: routed, records: [] };
+      target.records.push(record);
+      targets.set(routed.id, target);
+    }
+    if (count === 0) return undefined;
+    const sent = await Promise.all([...targets.values()].map(({ partition, records }) => this.#send(groupId, partition, records, splits)));
+    if (!sent.every(Boolean)) return undefined;
+    return { seq: batch[count - 1].seq, count };
+  }
+
+  /** The GSI partition a record goes to, or whether to hold (not routable yet) or drop it (its index is gone). */
+  #route(record: IndexOutboxRecord): PartitionDescriptor | 'hold' | 'drop' {
+    const { view } = this.#options;
+    if (view.gsiOf(record.indexId) === undefined) {
+      const unknown = this.#unknownIndexes.get(record.indexId);
+      if (unknown === undefined) {
+        this.#unknownIndexes.set(record.indexId, { since: this.#now(), version: view.version });
+        return 'hold';
+      }
+      const grace = this.#options.unknownIndexGraceMs ?? DEFAULT_UNKNOWN_INDEX_GRACE_MS;
+      return this.#now() - unknown.since >= grace && view.version > unknown.version ? 'drop' : 'hold';
+    }
+    this.#unknownIndexes.delete(record.indexId);
+    return this.#map.lookup(record.entryKey) ?? 'hold';
+  }
+
+  #refreshMap(): void {
+    const { view } = this.#options;
+    if (view.version === this.#mapVersion) return;
+    this.#mapVersion = view.version;
+    this.#map = new PartitionMap(view.partitions());
+    // Descriptors errors brought that the new map still lacks stay (an older one is ignored).
+    for (const descriptor of this.#newer.splice(0)) if (this.#map.update(descriptor)) this.#newer.push(descriptor);
+  }
+
+  #learn(descriptor: PartitionDescriptor): void {
+    if (this.#map.update(descriptor)) this.#newer.push(descriptor);
+  }
+
+  /**
+   * One ApplyIndexEntries call to the target's leader (its hint first, then its voters, following
+   * NotLeader answers). A routing error brings the target's current descriptor: false, the batch is
+   * routed again at the next try. So is any other failure.
+   */
+  async #send(groupId: number, partition: PartitionDescriptor, records: IndexOutboxRecord[], splits: number): Promise<boolean> {
+    const { host, view } = this.#options;
+    const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
+    const hint = this.#leaders.get(partition.id) ?? partition.leaderHint;
+    const candidates = [...new Set([...(hint === undefined ? [] : [hint]), ...voters])];
+    const request = applyIndexEntriesRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { sourcePartitionId: groupId, records });
+    for (let attempt = 0; attempt < CALL_ATTEMPTS && candidates.length > 0 && !this.#closed; attempt++) {
+      // Checked before every call: a source split since the batch was read moved part of it away.
+      if (this.#options.splitCount(groupId) !== splits || host.leaderOf(groupId) !== host.nodeId) return false;
+      const nodeId = candidates.shift() as NodeId;
+      const address = this.#options.nodeAddress(nodeId) ?? view.nodeAddress(nodeId);
+      if (address === undefined) continue;
+      try {
+        await this.#client(address).applyIndexEntries(request, { timeoutMs: this.#options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS });
+        this.#leaders.set(partition.id, nodeId);
+        this.stats.callsSucceeded += 1;
+        return true;
+      } catch (error) {
+        this.stats.callsFailed += 1;
+        const detail = error instanceof RpcError ? error.detail(ErrorDetailSchema)?.kind : undefined;
+        if (detail?.case === 'notLeader' && detail.value.leader !== undefined) {
+          const leader = Number(detail.value.leader.id);
+          this.#leaders.set(partition.id, leader);
+          candidates.unshift(leader);
+          continue;
+        }
+        if ((detail?.case === 'staleEpoch' || detail?.case === 'keyOutOfRange') && detail.value.current !== undefined) {
+          this.#learn(partitionDescriptorFromWire(detail.value.current));
+          return false;
+        }
+      }
+    }
+    return false;
+  }
+
+  #client(address: string): ClientOf<typeof PartitionService> {
+    let client = this.#clients.get(address);
+    if (client === undefined) {
+      client = createClient(PartitionService, address);
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+
+  #now(): number {
+    return (this.#options.now ?? Date.now)();
+  }
+}
