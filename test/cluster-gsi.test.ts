@@ -56,12 +56,15 @@ const model = new Map<number, AttributeMap | null>();
 const uncertain = new Set<number>();
 const failures: string[] = [];
 
-/** A small deterministic generator per writer and phase. */
+/** A small deterministic generator per writer and phase (mulberry32). */
 function generator(seed: number): (bound: number) => number {
-  let state = seed;
+  let state = seed >>> 0;
   return (bound) => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state % bound;
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) % bound);
   };
 }
 
@@ -111,8 +114,11 @@ async function writeOnce(i: number, random: (bound: number) => number, before: A
   return null;
 }
 
-/** WRITERS loops of writes over their own keys until `stop` (or `limit` writes each); acknowledged ones update the model. */
-function workload(phase: number, limit = 100_000): { acknowledged(): number; stop(): Promise<void> } {
+/**
+ * WRITERS loops of writes over their own keys until `stop` (or `limit` writes each: `done`);
+ * acknowledged ones update the model.
+ */
+function workload(phase: number, limit = 100_000): { acknowledged(): number; stop(): Promise<void>; done: Promise<unknown> } {
   let running = true;
   let acknowledged = 0;
   const loops = Array.from({ length: WRITERS }, async (_, writer) => {
@@ -136,11 +142,13 @@ function workload(phase: number, limit = 100_000): { acknowledged(): number; sto
       }
     }
   });
+  const done = Promise.all(loops);
   return {
     acknowledged: () => acknowledged,
+    done,
     async stop() {
       running = false;
-      await Promise.all(loops);
+      await done;
     },
   };
 }
@@ -204,7 +212,7 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
 
   it('keeps both GSIs equal to what the table implies through puts, updates moving GSI keys, deletes and items without the keys', { timeout: STEP_TIMEOUT_MS }, async () => {
     const load = workload(1, 60);
-    await load.stop();
+    await load.done;
     expect(load.acknowledged()).toBe(WRITERS * 60);
     const items = await bothConverge();
     // The workload made every kind of item: with both GSI keys, with one, with none.
@@ -276,8 +284,7 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
     const ids = new Set(added.map((row) => row.id));
     await eventually('byAmount\'s partitions gone from the map', async () => !(await adminStatus(cluster.nodes.metaAddresses)).partitions.some((row) => ids.has(row.id)), 60_000, 500);
     // The other GSIs still follow the table.
-    const more = workload(4, 10);
-    await more.stop();
+    await workload(4, 10).done;
     await bothConverge();
   });
 
