@@ -177,10 +177,11 @@ export interface StorageNodeMetrics {
   /** Hot items reported while this node led the meta group (a partition hot on one key, which no split relieves). */
   hotKeysReported: number;
   /**
-   * Asynchronous GSIs: outbox records of the partitions led here waiting to be shipped (at the
-   * shipper's last pass, every 500 ms), records shipped (acknowledged by every GSI partition, then
-   * trimmed) and dropped (their index deleted), failed ApplyIndexEntries calls (retried); shipped
-   * records this node's GSI partitions applied and skipped (applied before).
+   * Asynchronous GSIs: records in the outboxes of the partitions led here (at the shipper's last
+   * pass, every 500 ms; shipped ones count until trimmed, within a pass), records shipped
+   * (acknowledged by every GSI partition) and dropped (their index deleted), failed
+   * ApplyIndexEntries calls (retried); shipped records this node's GSI partitions applied and
+   * skipped (applied before).
    */
   indexOutboxRecords: number;
   indexRecordsShipped: number;

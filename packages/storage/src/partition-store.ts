@@ -321,11 +321,12 @@ export class PartitionStore implements PartitionClient {
     return readOutbox(this.level, groupId, limits);
   }
 
-  /** How many records the group's outbox holds (read whole: a metric, not a hot path). */
-  async indexOutboxSize(groupId: number): Promise<number> {
+  /** How many records the group's outbox holds (after `afterSeq`, with one), read whole: a metric, not a hot path. */
+  async indexOutboxSize(groupId: number, afterSeq?: number): Promise<number> {
     const range = outboxRange(groupId);
+    const start = afterSeq === undefined ? { gte: range.start } : { gt: outboxKey(groupId, afterSeq) };
     let count = 0;
-    for await (const _key of this.level.keys({ gte: range.start, lt: range.end })) count += 1;
+    for await (const _key of this.level.keys({ ...start, lt: range.end })) count += 1;
     return count;
   }
 

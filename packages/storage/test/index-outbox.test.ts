@@ -157,6 +157,7 @@ describe('a store with index outboxes (base partition)', () => {
       expect((await readAll(store)).map((r) => r.seq)).toEqual([4, 5]);
       expect(await store.appliedIndex(GROUP)).toBe(mark.index);
       expect(await store.indexOutboxSize(GROUP)).toBe(2);
+      expect(await store.indexOutboxSize(GROUP, 4)).toBe(1);
       // Trimming again changes nothing; the next record continues the sequence.
       expect(await store.trimIndexOutbox(GROUP, 3)).toBe(0);
       await group.write(put(person('t', 9, { city: S('x'), age: N(9) })));

@@ -4,11 +4,15 @@
  * seq order (bounded batches), routes each record by its entry key to the GSI partition owning it (the
  * node's map view, corrected by the descriptors routing errors carry), sends each GSI partition its
  * records in seq order in ONE ApplyIndexEntries call to that partition's leader (following NotLeader
- * hints), and once every record of the batch is acknowledged proposes `trimIndexOutbox` in its own
- * group's log. A failed or refused send is retried with a bounded backoff (50 ms doubling to 2 s);
- * the records stay in the outbox meanwhile. A new leader (failover, restart) starts from the first
- * record left: that is the catch-up. GSI partitions skip what they applied before (their cursor per
- * source group), so sending a batch again is harmless.
+ * hints). Once every record of a batch is acknowledged the next batch is read after it, and the
+ * acknowledged records are trimmed by a `trimIndexOutbox` command of the group's own log once 512 of
+ * them wait or at the next pass (500 ms), not after every batch: a trim is a Raft entry, and at a
+ * low write rate every batch is one write's records (a departure from the design's trim after every
+ * acknowledgement, for the log's sake; the acknowledged records stay until then, and a new leader
+ * sends them again, skipped). A failed or refused send is retried with a bounded backoff (50 ms
+ * doubling to 2 s); the records stay in the outbox meanwhile. A new leader (failover, restart) starts
+ * from the first record left: that is the catch-up. GSI partitions skip what they applied before
+ * (their cursor per source group), so sending a batch again is harmless.
  *
  * Order: a batch is shipped only up to its first record that cannot be routed yet (its index or its
  * partition is not in the view: a map behind the write that made it), so no target ever receives a
@@ -68,7 +72,7 @@ export interface IndexShipperStats {
   callsFailed: number;
   /** Records of indexes the view no longer knows, dropped. */
   recordsDropped: number;
-  /** Outbox records of the groups led here at the last pass. */
+  /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed). */
   outboxRecords: number;
 }
 
@@ -83,6 +87,8 @@ const MAX_BACKOFF_MS = 2_000;
 const CALL_ATTEMPTS = 5;
 /** Batches one run ships before it yields to the other groups (the next pass goes on). */
 const BATCHES_PER_RUN = 64;
+/** Acknowledged records that make a trim at once (else the next pass trims them). */
+const TRIM_EVERY_RECORDS = 512;
 
 interface GroupShipping {
   running: boolean;
@@ -91,6 +97,9 @@ interface GroupShipping {
   backoffMs: number;
   /** No run before this (epoch ms) after a failure. */
   retryAt: number;
+  /** The last seq every target acknowledged, and the last one trimmed, while this node leads the group (0: none). */
+  acknowledged: number;
+  trimmed: number;
 }
 
 export class IndexShipper {
@@ -152,13 +161,17 @@ export class IndexShipper {
 
   async #passOnce(): Promise<void> {
     const led = this.#options.ledGroups();
+    // A group led no more starts over (from the first record left) if it is led here again.
     for (const id of this.#groups.keys()) if (!led.includes(id)) this.#groups.delete(id);
     let pending = 0;
     for (const groupId of led) {
       if (this.#closed) return;
+      const state = this.#group(groupId);
+      if (state.acknowledged > state.trimmed && !state.running) await this.#trim(groupId, state);
       const size = await this.#options.store.indexOutboxSize(groupId);
       pending += size;
-      if (size > 0 && this.#group(groupId).retryAt <= this.#now()) this.#run(groupId);
+      const unshipped = state.acknowledged === 0 ? size : await this.#options.store.indexOutboxSize(groupId, state.acknowledged);
+      if (unshipped > 0 && state.retryAt <= this.#now()) this.#run(groupId);
     }
     this.stats.outboxRecords = pending;
   }
@@ -166,7 +179,7 @@ export class IndexShipper {
   #group(groupId: number): GroupShipping {
     let state = this.#groups.get(groupId);
     if (state === undefined) {
-      state = { running: false, again: false, backoffMs: MIN_BACKOFF_MS, retryAt: 0 };
+      state = { running: false, again: false, backoffMs: MIN_BACKOFF_MS, retryAt: 0, acknowledged: 0, trimmed: 0 };
       this.#groups.set(groupId, state);
     }
     return state;
@@ -201,6 +214,7 @@ export class IndexShipper {
       if (host.leaderOf(groupId) !== host.nodeId) return;
       const splits = this.#options.splitCount(groupId);
       const batch = await store.readIndexOutbox(groupId, {
+        ...(state.acknowledged > 0 ? { afterSeq: state.acknowledged } : {}),
         maxRecords: this.#options.maxBatchRecords ?? DEFAULT_MAX_RECORDS,
         maxBytes: this.#options.maxBatchBytes ?? DEFAULT_MAX_BYTES,
       });
@@ -210,10 +224,11 @@ export class IndexShipper {
         this.#failed(state);
         return;
       }
-      await proposeIndexOutboxTrim(host, groupId, through.seq);
+      state.acknowledged = through.seq;
       this.stats.recordsShipped += through.count;
       state.backoffMs = MIN_BACKOFF_MS;
       state.retryAt = 0;
+      if (state.acknowledged - state.trimmed >= TRIM_EVERY_RECORDS) await this.#trim(groupId, state);
       // A batch held back part way (a record not routable yet) waits for the next try.
       if (through.count < batch.length) {
         this.#failed(state);
@@ -221,6 +236,17 @@ export class IndexShipper {
       }
     }
     // More left: the next pass (or wake) goes on.
+  }
+
+  /** Proposes trimming what every target acknowledged (a lost leadership: the next leader sends it again, skipped). */
+  async #trim(groupId: number, state: GroupShipping): Promise<void> {
+    const through = state.acknowledged;
+    try {
+      await proposeIndexOutboxTrim(this.#options.host, groupId, through);
+      state.trimmed = Math.max(state.trimmed, through);
+    } catch (error) {
+      this.#options.log?.warn('trimming an index outbox failed', { partition: groupId, through, error: String(error) });
+    }
   }
 
   #failed(state: GroupShipping): void {
