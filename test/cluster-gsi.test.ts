@@ -13,6 +13,7 @@ import {
   canonicalItem,
   eventually,
   expectedGsiEntries,
+  metricValue,
   routedClusterPerFile,
   runShoal,
   scanAll,
@@ -187,6 +188,13 @@ async function rowsOf(label: string): Promise<AdminStatus['partitions']> {
   return (await adminStatus(cluster.nodes.metaAddresses)).partitions.filter((row) => row.table === label);
 }
 
+/** A node metric summed over the nodes. */
+async function sumOfMetric(name: string): Promise<number> {
+  let sum = 0;
+  for (const nodeId of cluster.nodes.nodeIds()) sum += metricValue(await cluster.nodes.metrics(nodeId), name) ?? Number.NaN;
+  return sum;
+}
+
 async function split(target: string): Promise<void> {
   const answer = await runShoal(['admin', 'split', target, '--json', '--meta', cluster.nodes.metaAddresses.join(',')]);
   expect(answer.code, answer.stderr).toBe(0);
@@ -220,6 +228,10 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
     expect(items.some((item) => item.status !== undefined && item.owner === undefined)).toBe(true);
     expect(items.some((item) => item.status !== undefined && item.owner !== undefined)).toBe(true);
     expect(items.length).toBeLessThan(KEYS.length);
+    // The nodes' metrics: records shipped and applied, and the outboxes emptied by their trims.
+    await eventually('outboxes trimmed', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 30_000, 250);
+    expect(await sumOfMetric('shoal_node_index_records_shipped_total')).toBeGreaterThan(0);
+    expect(await sumOfMetric('shoal_node_index_entries_applied_total')).toBeGreaterThan(0);
   });
 
   it('converges after a SIGKILL of a base partition\'s leader during writes, losing no acknowledged write', { timeout: STEP_TIMEOUT_MS }, async () => {
