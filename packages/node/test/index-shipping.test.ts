@@ -9,11 +9,12 @@
  * an index the map does not show yet, then shipped by both halves).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeItemKey, itemSize, PartitionMap, spaceRange, type IndexSchema, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
+import { encodeCollectionPrefix, encodeItemKey, itemSize, PartitionMap, spaceRange, type IndexSchema, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import {
   AdminService,
   ErrorDetailSchema,
   RpcError,
+  Status,
   applyIndexEntriesRequestToWire,
   createClient,
   partitionMapResponseFromWire,
@@ -73,7 +74,7 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
       } catch (error) {
         last = error;
         const routing = error instanceof RpcError ? error.detail(ErrorDetailSchema)?.kind.case : undefined;
-        if (!(error instanceof RpcError) || routing === 'keyOutOfRange' || routing === 'staleEpoch') throw error;
+        if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT || routing === 'keyOutOfRange' || routing === 'staleEpoch') throw error;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
@@ -188,6 +189,26 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     expect(metrics.reduce((sum, m) => sum + m.indexEntriesApplied, 0)).toBeGreaterThan(0);
   });
 
+  it('serves a GSI Query from the partition its item collection lies in, and refuses reads a GSI partition cannot serve', { timeout: 60_000 }, async () => {
+    const partitions = await partitionsOf(byCity.indexId);
+    const collection = encodeCollectionPrefix(byCity.indexId, S('c1'));
+    const owner = new PartitionMap(partitions).lookup(collection)!;
+    const other = partitions.find((p) => p.id !== owner.id)!;
+    const query = { table: writeSchema, indexName: byCity.name, hashValue: S('c1'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
+    const read = (partition: PartitionDescriptor, request: Parameters<typeof rangeReadRequestToWire>[1]) =>
+      onAnyNode((node) => cluster.partitionClient(node.address).readRange(rangeReadRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request, { consistent: true }), { timeoutMs: 5_000 }));
+    const found = rangeReadResultFromWire(await read(owner, query)).items;
+    const want = (await expected(byCity)).items.filter((item) => JSON.stringify(item.city) === JSON.stringify(S('c1')));
+    expect(found).toEqual(want);
+    expect(found.length).toBeGreaterThan(0);
+    const outside = await read(other, query).catch((error: unknown) => error);
+    expect(outside instanceof RpcError && outside.detail(ErrorDetailSchema)?.kind.case).toBe('keyOutOfRange');
+    // The table itself (no index) is not a GSI partition's: refused as a request for another table.
+    const { indexName: _index, hashValue: _hash, ...tableScan } = query;
+    const wrong = await read(owner, tableScan).catch((error: unknown) => error);
+    expect(wrong instanceof RpcError && wrong.code).toBe(Status.INVALID_ARGUMENT);
+  });
+
   it('applies a batch sent twice once, and never lets an older record overwrite a newer one', { timeout: 60_000 }, async () => {
     const source = 999_000 + Math.floor(Math.random() * 1_000);
     const entryKey = encodeItemKey(byCity.indexId, S('~probe'), N(0), S('~probe'), N(0));
@@ -270,5 +291,21 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     schema = writeSchema;
     await converges(byAge);
     await converges(byCity);
+  });
+
+  it('drops the records of a deleted GSI at once, without holding up the others', { timeout: 120_000 }, async () => {
+    // The meta group deletes byAge; writes still name it (a router whose schema is older).
+    record = { ...record, schema: { ...schema, indexes: [byCity] } };
+    await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire(record) }, options));
+    await eventually(async () => ((await partitionsOf(byAge.indexId)).length === 0 ? true : undefined), 'byAge partitions gone', ATTEMPTS);
+    const partitionCount = (await partitionMap()).length;
+    // Three nodes: every node holds a replica of every partition.
+    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === partitionCount) ? true : undefined), 'byAge replicas removed', ATTEMPTS);
+    const droppedBefore = (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexRecordsDropped, 0);
+    await workload(10, 30);
+    // Held for the 10-minute grace this cluster has, byAge's records would keep byCity's behind them.
+    await converges(byCity);
+    const dropped = (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexRecordsDropped, 0);
+    expect(dropped).toBeGreaterThan(droppedBefore);
   });
 });

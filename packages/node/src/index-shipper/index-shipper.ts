@@ -18,11 +18,12 @@
  * partition is not in the view: a map behind the write that made it), so no target ever receives a
  * record after a later one of the same source: its cursor would skip the earlier one.
  *
- * Records of an index the view does not know: the write was made with a schema the router knew; the
- * map normally reaches this node within a heartbeat. They are held until the index has been unknown
- * for `unknownIndexGraceMs` (30 s) over at least one newer map, then dropped as the records of a
- * deleted GSI (whose partitions went with it). A map view frozen that long (meta unreachable) drops
- * nothing.
+ * Records of an index the view does not know: an index this node's view showed before was
+ * deleted (a map only grows newer, and space ids are never reused): dropped at once. Otherwise the
+ * write was made with a schema the router knew and the map normally reaches this node within a
+ * heartbeat: held until the index has been unknown for `unknownIndexGraceMs` (30 s) over at least one
+ * newer map, then dropped as the records of a GSI deleted meanwhile (whose partitions went with it).
+ * A map view frozen that long (meta unreachable) drops nothing.
  *
  * Splits of the source (a base partition): its records of the right half move to the right group's
  * outbox at the split's apply. A batch read before a split this node has applied since is not sent
@@ -115,6 +116,8 @@ export class IndexShipper {
   readonly #newer: PartitionDescriptor[] = [];
   /** Indexes records name that the view did not know: since when, at which map version. */
   readonly #unknownIndexes = new Map<number, { since: number; version: number }>();
+  /** GSIs the view showed (with partitions) at some map version since this node started. */
+  readonly #seenIndexes = new Set<number>();
   readonly #runs = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #pass: Promise<void> | undefined;
@@ -284,6 +287,7 @@ export class IndexShipper {
   #route(record: IndexOutboxRecord): PartitionDescriptor | 'hold' | 'drop' {
     const { view } = this.#options;
     if (view.gsiOf(record.indexId) === undefined) {
+      if (this.#seenIndexes.has(record.indexId)) return 'drop';
       const unknown = this.#unknownIndexes.get(record.indexId);
       if (unknown === undefined) {
         this.#unknownIndexes.set(record.indexId, { since: this.#now(), version: view.version });
@@ -293,6 +297,7 @@ export class IndexShipper {
       return this.#now() - unknown.since >= grace && view.version > unknown.version ? 'drop' : 'hold';
     }
     this.#unknownIndexes.delete(record.indexId);
+    this.#seenIndexes.add(record.indexId);
     return this.#map.lookup(record.entryKey) ?? 'hold';
   }
 
@@ -301,6 +306,7 @@ export class IndexShipper {
     if (view.version === this.#mapVersion) return;
     this.#mapVersion = view.version;
     this.#map = new PartitionMap(view.partitions());
+    for (const partition of view.partitions()) if (view.gsiOf(partition.tableId) !== undefined) this.#seenIndexes.add(partition.tableId);
     // Descriptors errors brought that the new map still lacks stay (an older one is ignored).
     for (const descriptor of this.#newer.splice(0)) if (this.#map.update(descriptor)) this.#newer.push(descriptor);
   }
