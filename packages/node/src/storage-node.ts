@@ -414,6 +414,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       view,
       ledGroups: () => raftHost.status().filter((g) => g.groupId !== META_GROUP_ID && g.role === 'leader').map((g) => g.groupId),
       splitCount: (groupId) => replicas.splitsOf(groupId).length,
+      ancestorsOf: (groupId) => replicas.ancestorsOf(groupId),
       nodeAddress,
       log,
       ...options.indexShipping,

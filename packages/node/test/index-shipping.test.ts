@@ -209,16 +209,18 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     expect(wrong instanceof RpcError && wrong.code).toBe(Status.INVALID_ARGUMENT);
   });
 
-  it('applies a batch sent twice once, and never lets an older record overwrite a newer one', { timeout: 60_000 }, async () => {
+  it('applies a batch sent twice once, and never lets an older record (or a fenced source\'s) overwrite a newer one', { timeout: 60_000 }, async () => {
     const source = 999_000 + Math.floor(Math.random() * 1_000);
     const entryKey = encodeItemKey(byCity.indexId, S('~probe'), N(0), S('~probe'), N(0));
     const partitions = await partitionsOf(byCity.indexId);
     const partition = new PartitionMap(partitions).lookup(entryKey)!;
     const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
     const entry = { pk: S('~probe'), sk: N(0), city: S('~probe'), age: N(0) };
-    const send = (records: Parameters<typeof applyIndexEntriesRequestToWire>[1]['records']) =>
-      onAnyNode((node) => cluster.partitionClient(node.address).applyIndexEntries(applyIndexEntriesRequestToWire(target, { sourcePartitionId: source, records }), { timeoutMs: 5_000 }));
-    const batch = [{ seq: 1, indexId: byCity.indexId, entryKey, entry }, { seq: 2, indexId: byCity.indexId, entryKey, entry: { ...entry, name: S('second') } }];
+    const itemKey = encodeItemKey(schema.tableId, S('~probe'), N(0));
+    type Batch = Parameters<typeof applyIndexEntriesRequestToWire>[1];
+    const send = (records: Batch['records'], from = source, fences: Batch['fences'] = []) =>
+      onAnyNode((node) => cluster.partitionClient(node.address).applyIndexEntries(applyIndexEntriesRequestToWire(target, { sourcePartitionId: from, records, fences }), { timeoutMs: 5_000 }));
+    const batch = [{ seq: 1, indexId: byCity.indexId, entryKey, itemKey, entry }, { seq: 2, indexId: byCity.indexId, entryKey, itemKey, entry: { ...entry, name: S('second') } }];
     expect(await send(batch)).toMatchObject({ applied: 2, skipped: 0 });
     expect(await send(batch)).toMatchObject({ applied: 0, skipped: 2 });
     expect(await send(batch.slice(0, 1))).toMatchObject({ applied: 0, skipped: 1 });
@@ -226,9 +228,13 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     expect(probe).toEqual([{ ...entry, name: S('second') }]);
     // A key outside the partition is refused whole (KeyOutOfRange with its descriptor).
     const other = partitions.find((p) => p.id !== partition.id)!;
-    const error = await send([{ seq: 3, indexId: byCity.indexId, entryKey: other.startKey }]).catch((e: unknown) => e);
+    const error = await send([{ seq: 3, indexId: byCity.indexId, entryKey: other.startKey, itemKey }]).catch((e: unknown) => e);
     expect(error instanceof RpcError && error.detail(ErrorDetailSchema)?.kind.case).toBe('keyOutOfRange');
-    expect(await send([{ seq: 3, indexId: byCity.indexId, entryKey }])).toMatchObject({ applied: 1 });
+    // A split half of the source fences it from the item's key on: the source's later record of it is stale.
+    expect(await send([{ seq: 1, indexId: byCity.indexId, entryKey, itemKey, entry: { ...entry, name: S('half') } }], source + 1, [{ sourcePartitionId: source, fromKey: itemKey }])).toMatchObject({ applied: 1 });
+    expect(await send([{ seq: 4, indexId: byCity.indexId, entryKey, itemKey }])).toMatchObject({ applied: 0, skipped: 1 });
+    expect((await gsiState(byCity)).items.filter((item) => JSON.stringify(item.pk) === JSON.stringify(S('~probe')))).toEqual([{ ...entry, name: S('half') }]);
+    expect(await send([{ seq: 2, indexId: byCity.indexId, entryKey, itemKey }], source + 1)).toMatchObject({ applied: 1 });
     await converges(byCity);
   });
 

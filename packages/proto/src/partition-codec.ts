@@ -701,12 +701,21 @@ export interface IndexEntryRecord {
   indexId: number;
   entryKey: Uint8Array;
   entry?: model.Item;
+  /** The base item's key. */
+  itemKey: Uint8Array;
 }
 
-/** What a source partition's shipper sends one GSI partition: its records for it, in seq order. */
+/** Records of `sourcePartitionId` for items at or beyond `fromKey` are not that source's any more (a split moved them). */
+export interface IndexSourceFence {
+  sourcePartitionId: number;
+  fromKey: Uint8Array;
+}
+
+/** What a source partition's shipper sends one GSI partition: its records for it, in seq order, and the fences of its ancestors. */
 export interface IndexEntriesBatch {
   sourcePartitionId: number;
   records: IndexEntryRecord[];
+  fences: IndexSourceFence[];
 }
 
 export function applyIndexEntriesRequestToWire(target: RoutedTo, batch: IndexEntriesBatch): WireApplyIndexEntriesRequest {
@@ -717,8 +726,10 @@ export function applyIndexEntriesRequestToWire(target: RoutedTo, batch: IndexEnt
       seq: BigInt(record.seq),
       indexId: record.indexId,
       entryKey: record.entryKey,
+      itemKey: record.itemKey,
       ...(record.entry === undefined ? {} : { entry: json(record.entry) }),
     })),
+    fences: batch.fences.map((fence) => ({ sourcePartitionId: BigInt(fence.sourcePartitionId), fromKey: fence.fromKey })),
   });
 }
 
@@ -730,11 +741,12 @@ export function applyIndexEntriesRequestFromWire(request: WireApplyIndexEntriesR
     const seq = safeNumber(wire.seq, 'record seq');
     if (seq <= previous) throw invalid(`record seqs must rise (${seq} after ${previous})`);
     previous = seq;
-    const record: IndexEntryRecord = { seq, indexId: wire.indexId, entryKey: wire.entryKey };
+    const record: IndexEntryRecord = { seq, indexId: wire.indexId, entryKey: wire.entryKey, itemKey: wire.itemKey };
     if (wire.entry !== undefined) record.entry = item(wire.entry, 'index entry');
     return record;
   });
-  return { target: targetFromWire(request.target), batch: { sourcePartitionId, records } };
+  const fences = request.fences.map((fence): IndexSourceFence => ({ sourcePartitionId: safeNumber(fence.sourcePartitionId, 'fence source partition id'), fromKey: fence.fromKey }));
+  return { target: targetFromWire(request.target), batch: { sourcePartitionId, records, fences } };
 }
 
 function safeNumber(value: bigint, what: string): number {

@@ -298,12 +298,14 @@ describe('the partition contract on the wire', () => {
   });
 
   it('round-trips shipped GSI records (puts and deletes, in seq order)', () => {
-    const record = fc.record({ indexId: fc.integer({ min: 1, max: 2 ** 32 - 1 }), entryKey: fc.uint8Array({ minLength: 1, maxLength: 40 }), entry: fc.option(item, { nil: undefined }) });
+    const bytes = fc.uint8Array({ minLength: 1, maxLength: 40 });
+    const record = fc.record({ indexId: fc.integer({ min: 1, max: 2 ** 32 - 1 }), entryKey: bytes, itemKey: bytes, entry: fc.option(item, { nil: undefined }) });
+    const fence = fc.record({ sourcePartitionId: fc.integer({ min: 1, max: 2 ** 40 }), fromKey: bytes });
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.array(fc.tuple(fc.integer({ min: 1, max: 1000 }), record), { maxLength: 20 }), (source, steps) => {
+      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.array(fc.tuple(fc.integer({ min: 1, max: 1000 }), record), { maxLength: 20 }), fc.array(fence, { maxLength: 3 }), (source, steps, fences) => {
         let seq = 0;
         const records = steps.map(([step, { entry, ...rest }]) => ({ seq: (seq += step), ...rest, ...(entry === undefined ? {} : { entry }) }));
-        const batch = { sourcePartitionId: source, records };
+        const batch = { sourcePartitionId: source, records, fences };
         expectSame(applyIndexEntriesRequestFromWire(overTheWire(ApplyIndexEntriesRequestSchema, applyIndexEntriesRequestToWire(routed, batch))), { target: routed, batch });
       }),
       runs,
@@ -317,10 +319,10 @@ describe('the partition contract on the wire', () => {
       }
       throw new Error('accepted');
     };
-    const deleted = { indexId: 5, entryKey: new Uint8Array([0, 0, 0, 5, 1]) };
-    expect(refused({ sourcePartitionId: 3, records: [{ seq: 2, ...deleted }, { seq: 2, ...deleted }] })).toContain('seqs must rise');
-    expect(refused({ sourcePartitionId: 0, records: [] })).toContain('source partition id 0');
-    const bad = applyIndexEntriesRequestToWire(routed, { sourcePartitionId: 3, records: [{ seq: 1, ...deleted }] });
+    const deleted = { indexId: 5, entryKey: new Uint8Array([0, 0, 0, 5, 1]), itemKey: new Uint8Array([0, 0, 0, 4, 1]) };
+    expect(refused({ sourcePartitionId: 3, records: [{ seq: 2, ...deleted }, { seq: 2, ...deleted }], fences: [] })).toContain('seqs must rise');
+    expect(refused({ sourcePartitionId: 0, records: [], fences: [] })).toContain('source partition id 0');
+    const bad = applyIndexEntriesRequestToWire(routed, { sourcePartitionId: 3, records: [{ seq: 1, ...deleted }], fences: [] });
     bad.records[0]!.entry = new Uint8Array([0x7b]);
     expect(() => applyIndexEntriesRequestFromWire(overTheWire(ApplyIndexEntriesRequestSchema, bad))).toThrow(/index entry is not JSON/);
   });

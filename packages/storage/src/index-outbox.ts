@@ -10,6 +10,9 @@
  *   00000000 0a <u32 BE group id> <f64 BE seq>        -> JSON OutboxRecordJson   (the group's outbox)
  *   00000000 0b <u32 BE group id>                     -> f64 BE: the group's next seq (1 before any)
  *   00000000 0c <u32 BE group id> <u32 BE source id>  -> f64 BE: highest seq of `source` applied by the group
+ *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
+ *                                                        item key is at or beyond it (a fence: the source
+ *                                                        split, its records of those items moved to a half)
  */
 import { prefixEnd, type Item } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
@@ -19,6 +22,7 @@ import { decodeJson, encodeJson, encodeU32, type KeyRange } from './layout.ts';
 const OUTBOX_TAG = 0x0a;
 const OUTBOX_SEQ_TAG = 0x0b;
 const INDEX_CURSOR_TAG = 0x0c;
+const SOURCE_FENCE_TAG = 0x0d;
 
 /** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
 export interface IndexEntryChange {
@@ -94,10 +98,18 @@ export function indexCursorsRange(groupId: number): KeyRange {
   return prefixRange(tagKey(INDEX_CURSOR_TAG, encodeU32(groupId)));
 }
 
-/** The parts of space 0 a group owns for its GSIs: outbox, next seq and cursors (snapshots carry them, a removal deletes them). */
+export function sourceFenceKey(groupId: number, sourceGroupId: number): Uint8Array {
+  return tagKey(SOURCE_FENCE_TAG, encodeU32(groupId), encodeU32(sourceGroupId));
+}
+
+export function sourceFencesRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(SOURCE_FENCE_TAG, encodeU32(groupId)));
+}
+
+/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors and fences (snapshots carry them, a removal deletes them). */
 export function indexOutboxRanges(groupId: number): KeyRange[] {
   const seq = outboxSeqKey(groupId);
-  return [outboxRange(groupId), { start: seq, end: Uint8Array.from([...seq, 0]) }, indexCursorsRange(groupId)];
+  return [outboxRange(groupId), { start: seq, end: Uint8Array.from([...seq, 0]) }, indexCursorsRange(groupId), sourceFencesRange(groupId)];
 }
 
 export function encodeOutboxRecord(record: Omit<IndexOutboxRecord, 'seq'>): Uint8Array {

@@ -11,6 +11,7 @@ export {
   type IndexCommand,
   type ResolvedIntents,
   type ShippedIndexRecord,
+  type SourceFence,
 } from './partition-store.ts';
 export type { IndexEntryChange, IndexOutboxRecord, OutboxReadLimits } from './index-outbox.ts';
 export { LevelTableCatalog } from './catalog.ts';

@@ -31,6 +31,8 @@ import {
   indexCursorMutation,
   indexCursorsRange,
   indexOutboxRanges,
+  sourceFenceKey,
+  sourceFencesRange,
   nextSeqMutation,
   OutboxWriter,
   outboxKey,
@@ -374,23 +376,40 @@ export class PartitionStore implements PartitionClient {
    * the others put or delete their entries in seq order, with the index space's statistics, the new
    * cursor and the applied mark, in one batch. A record outside the bound (the partition split since
    * the records were routed) refuses the whole call, which then applies nothing but the mark.
+   * `fences` (the source's ancestors it split from) are kept first (the lowest key per source): a
+   * record of a fenced source for an item at or beyond its fence is skipped (its item's records moved
+   * to a split half, which ships them and newer ones: the fenced source's copy is stale).
    */
-  applyIndexEntries(groupId: number, bound: PartitionBound, sourceGroupId: number, records: readonly ShippedIndexRecord[], mark?: AppliedMark): Promise<AppliedIndexEntries> {
+  applyIndexEntries(
+    groupId: number,
+    bound: PartitionBound,
+    sourceGroupId: number,
+    records: readonly ShippedIndexRecord[],
+    mark?: AppliedMark,
+    fences: readonly SourceFence[] = [],
+  ): Promise<AppliedIndexEntries> {
     return this.commits.exclusive<AppliedIndexEntries>(async (state) => {
       const marks = mark ? [appliedMutation(mark)] : [];
       const stray = records.find((record) => !boundContains(bound, record.entryKey));
       if (stray !== undefined) return { result: { status: 'outOfRange', applied: 0, skipped: 0 }, mutations: marks };
+      const fenced: Mutation[] = [];
+      for (const fence of fences) {
+        const current = state.read(sourceFenceKey(groupId, fence.sourceGroupId));
+        if (current === undefined || compareBytes(fence.fromKey, current) < 0) fenced.push({ key: sourceFenceKey(groupId, fence.sourceGroupId), value: Uint8Array.from(fence.fromKey) });
+      }
+      const fence = fences.reduce<Uint8Array | undefined>((lowest, f) => (f.sourceGroupId !== sourceGroupId || (lowest !== undefined && compareBytes(lowest, f.fromKey) <= 0) ? lowest : f.fromKey), state.read(sourceFenceKey(groupId, sourceGroupId)));
       let cursor = readIndexCursor(state, groupId, sourceGroupId);
       const changes = new ChangeSet(state);
       let applied = 0;
       for (const record of records) {
         if (record.seq <= cursor) continue;
-        changes.replaceEntry(record.indexId, record.entryKey, record.entry);
         cursor = record.seq;
+        if (fence !== undefined && compareBytes(record.itemKey, fence) >= 0) continue;
+        changes.replaceEntry(record.indexId, record.entryKey, record.entry);
         applied += 1;
       }
-      const moved = applied > 0 ? [...changes.finish(this.statisticsBook), indexCursorMutation(groupId, sourceGroupId, cursor)] : [];
-      return { result: { status: 'applied', applied, skipped: records.length - applied }, mutations: [...moved, ...marks] };
+      const advanced = cursor > readIndexCursor(state, groupId, sourceGroupId) ? [indexCursorMutation(groupId, sourceGroupId, cursor)] : [];
+      return { result: { status: 'applied', applied, skipped: records.length - applied }, mutations: [...fenced, ...changes.finish(this.statisticsBook), ...advanced, ...marks] };
     });
   }
 
@@ -401,7 +420,7 @@ export class PartitionStore implements PartitionClient {
 
   /**
    * A split of a GSI partition group: the right group starts with a copy of the left's cursors (the
-   * records a source shipped to the left before the split are applied for the right half too).
+   * records a source shipped to the left before the split are applied for the right half too) and fences.
    */
   copyIndexCursors(groupId: number, rightGroupId: number): Promise<void> {
     return this.commits.exclusive(async (state) => {
@@ -412,6 +431,12 @@ export class PartitionStore implements PartitionClient {
         const source = decodeU32(key.subarray(9, 13));
         return indexCursorMutation(rightGroupId, source, Math.max(decodeF64(value), readIndexCursor(state, rightGroupId, source)));
       });
+      const fences = sourceFencesRange(groupId);
+      for (const [key, value] of await this.level.iterator({ gte: fences.start, lt: fences.end }).all()) {
+        const target = sourceFenceKey(rightGroupId, decodeU32(key.subarray(9, 13)));
+        const current = state.read(target);
+        if (current === undefined || compareBytes(value, current) < 0) mutations.push({ key: target, value });
+      }
       return { result: undefined, mutations };
     });
   }
@@ -830,9 +855,16 @@ function appliedMutation(mark: AppliedMark): Mutation {
 /** Reads of read-only transactions a write goes through, marked wounded, stored with the write. */
 type WoundedReads = ReturnType<IntentIndex['wounds']>;
 
-/** An outbox record as a GSI partition receives it (its base item key stays with the source). */
+/** An outbox record as a GSI partition receives it. */
 export interface ShippedIndexRecord extends IndexEntryChange {
   seq: number;
+  itemKey: Uint8Array;
+}
+
+/** Records of `sourceGroupId` for items at or beyond `fromKey` are not that source's any more (it split: they moved to a half). */
+export interface SourceFence {
+  sourceGroupId: number;
+  fromKey: Uint8Array;
 }
 
 /** What a GSI partition did with shipped records: applied those past its cursor, skipped the others; or refused them all. */

@@ -16,6 +16,8 @@ const BY_RANK: IndexSchema = { name: 'byRank', kind: 'LSI', indexId: 32, hashKey
 const TABLE: TableSchema = { name: 'people', tableId: 30, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes: [BY_CITY, BY_RANK] };
 const WHOLE: PartitionBound = { start: spaceRange(TABLE.tableId).start, end: spaceRange(TABLE.tableId).end };
 const INDEX_SPACE: PartitionBound = spaceRange(BY_CITY.indexId);
+/** The base item key of hand-made records (no fence covers it). */
+const SOME_ITEM = encodeItemKey(TABLE.tableId, S('a'), N(0));
 const GROUP = 7;
 const GSI_GROUP = 9;
 
@@ -257,12 +259,41 @@ describe('a GSI partition applying shipped records', () => {
     const gsi = await outboxStore();
     const target = gsi.partitions;
     try {
-      const record = { seq: 5, indexId: BY_CITY.indexId, entryKey: cityKey('Oslo', 1, 'a', 1), entry: { pk: S('a'), sk: N(1), city: S('Oslo'), age: N(1) } };
+      const record = { seq: 5, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', 1, 'a', 1), entry: { pk: S('a'), sk: N(1), city: S('Oslo'), age: N(1) } };
       await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, [record]);
       await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP + 1, [{ ...record, seq: 2 }]);
       await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
       expect(await target.indexCursor(GSI_GROUP + 1, GROUP)).toBe(5);
       expect(await target.indexCursor(GSI_GROUP + 1, GROUP + 1)).toBe(2);
+    } finally {
+      await gsi.close();
+    }
+  });
+
+  it('skips a fenced source\'s records of items at or beyond its fence (they moved to a split half), keeps the lowest fence, copies fences on a split', async () => {
+    const gsi = await outboxStore();
+    const target = gsi.partitions;
+    try {
+      const left = GROUP;
+      const right = GROUP + 1;
+      const splitKey = encodeItemKey(TABLE.tableId, S('m'), N(0));
+      const below = encodeItemKey(TABLE.tableId, S('a'), N(0));
+      const beyond = encodeItemKey(TABLE.tableId, S('z'), N(0));
+      const entry = (seq: number, itemKey: Uint8Array, name: string) => ({ seq, indexId: BY_CITY.indexId, itemKey, entryKey: cityKey('x', seq, name, 1), entry: { pk: S(name), sk: N(1), city: S('x'), age: N(seq) } });
+      // The right half's first call fences its parent from the split key on.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [entry(1, beyond, 'new')], undefined, [{ sourceGroupId: left, fromKey: splitKey }])).toMatchObject({ applied: 1 });
+      // The parent's call still on the wire: its record of the moved item is skipped, the one below applies.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(7, beyond, 'stale'), entry(8, below, 'kept')])).toEqual({ status: 'applied', applied: 1, skipped: 1 });
+      expect(await target.indexCursor(GSI_GROUP, left)).toBe(8);
+      expect((await gsiEntries(target)).map((item) => JSON.stringify(item.pk)).sort()).toEqual([JSON.stringify(S('kept')), JSON.stringify(S('new'))]);
+      // A higher fence for the same source changes nothing; a lower one lowers it.
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [], undefined, [{ sourceGroupId: left, fromKey: beyond }]);
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(9, encodeItemKey(TABLE.tableId, S('q'), N(0)), 'q')])).toMatchObject({ applied: 0, skipped: 1 });
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [], undefined, [{ sourceGroupId: left, fromKey: below }]);
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(10, below, 'b')])).toMatchObject({ applied: 0, skipped: 1 });
+      // A split of the GSI partition: its right half keeps the fence.
+      await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
+      expect(await target.applyIndexEntries(GSI_GROUP + 1, INDEX_SPACE, left, [entry(11, below, 'c')])).toMatchObject({ applied: 0, skipped: 1 });
     } finally {
       await gsi.close();
     }
@@ -323,7 +354,7 @@ describe('a GSI partition applying shipped records', () => {
   it('reads a GSI partition within its bound, in the index\'s own space', async () => {
     const gsi = await outboxStore();
     try {
-      const entries = ['a', 'b', 'c', 'd'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
+      const entries = ['a', 'b', 'c', 'd'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
       await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries);
       const lower: PartitionBound = { start: INDEX_SPACE.start, end: cityKey('Oslo', 2, 'c', 1) };
       const query = baseRequest(TABLE, { indexName: BY_CITY.name, hashValue: S('Oslo') });
@@ -344,7 +375,7 @@ describe('outboxes and cursors as replica state', () => {
       const group = new Group(local.partitions);
       await group.write(put(person('r', 1, { city: S('x'), age: N(1) })));
       await group.write(put(person('r', 2, { city: S('x'), age: N(2) })));
-      await local.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 3, [{ seq: 4, indexId: BY_CITY.indexId, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }]);
+      await local.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 3, [{ seq: 4, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }]);
       await local.close();
       local = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
       const reopened = new Group(local.partitions);
@@ -366,7 +397,7 @@ describe('outboxes and cursors as replica state', () => {
       const group = new Group(source.partitions);
       for (let i = 0; i < 20; i++) await group.write(put(person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) })));
       await source.partitions.trimIndexOutbox(GROUP, 5, group.mark());
-      const incoming = [{ seq: 3, indexId: BY_CITY.indexId, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }];
+      const incoming = [{ seq: 3, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }];
       // This group is also a GSI partition's (cursors), and another group's GSI entries share the store.
       await source.partitions.applyIndexEntries(GROUP, INDEX_SPACE, 11, incoming);
       await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 12, [{ ...incoming[0], entryKey: cityKey('z', 1, 'z', 1), entry: { pk: S('z'), sk: N(1), city: S('z'), age: N(1) } }]);
@@ -402,7 +433,7 @@ describe('outboxes and cursors as replica state', () => {
     const source = await outboxStore();
     const receiver = await outboxStore();
     try {
-      const entries = ['a', 'b', 'c'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
+      const entries = ['a', 'b', 'c'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
       await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries, { groupId: GSI_GROUP, index: 4 });
       const scope = { groupId: GSI_GROUP, table: indexSpaceSchema(TABLE, BY_CITY), bound: INDEX_SPACE };
       const stream = await source.partitions.openPartitionSnapshot(scope)();
@@ -429,7 +460,7 @@ describe('outboxes and cursors as replica state', () => {
     try {
       const group = new Group(store);
       await group.write(put(person('a', 1, { city: S('x'), age: N(1), rank: N(1) })));
-      await store.applyIndexEntries(GROUP, INDEX_SPACE, 3, [{ seq: 1, indexId: BY_CITY.indexId, entryKey: cityKey('q', 1, 'q', 1) }]);
+      await store.applyIndexEntries(GROUP, INDEX_SPACE, 3, [{ seq: 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1) }]);
       await store.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, await readAll(store));
       await store.dropPartitionData(TABLE, WHOLE, GROUP);
       expect(await readAll(store)).toEqual([]);

@@ -28,8 +28,11 @@
  * Splits of the source (a base partition): its records of the right half move to the right group's
  * outbox at the split's apply. A batch read before a split this node has applied since is not sent
  * (the split count is checked before every call), as its right-half records are the right group's now.
- * Not closed: a call already on the wire when the split applies may still be applied after the right
- * group shipped newer records of the same entries (a stale entry until that item's next change).
+ * A call already on the wire when the split applies (or retried after it) could still arrive after the
+ * right half shipped newer records of the same items: every call of a split half carries fences (its
+ * ancestors, each with the half's start key), which the GSI partition keeps, skipping from then on any
+ * ancestor record of an item at or beyond its fence. A half whose ancestry this node does not remember
+ * (a replica created from a snapshot, not by a split here) sends fewer fences.
  */
 import { ErrorDetailSchema, PartitionService, RpcError, applyIndexEntriesRequestToWire, createClient, partitionDescriptorFromWire, type ClientOf } from '@shoal/proto';
 import { PartitionMap, type PartitionDescriptor } from '@shoal/model';
@@ -51,6 +54,8 @@ export interface IndexShipperOptions {
   ledGroups(): number[];
   /** How many splits a group applied here (a batch read before one is not sent). */
   splitCount(groupId: number): number;
+  /** The partitions a split half was split from (nearest first), with the key its items start at: the fences its calls carry. */
+  ancestorsOf(groupId: number): Array<{ partitionId: number; fromKey: Uint8Array }>;
   /** A node's gRPC address (the view's, the meta peers', the address book's). */
   nodeAddress(nodeId: NodeId): string | undefined;
   /** Between passes over every group led here (default 500 ms). */
@@ -325,7 +330,8 @@ export class IndexShipper {
     const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
     const hint = this.#leaders.get(partition.id) ?? partition.leaderHint;
     const candidates = [...new Set([...(hint === undefined ? [] : [hint]), ...voters])];
-    const request = applyIndexEntriesRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { sourcePartitionId: groupId, records });
+    const fences = this.#options.ancestorsOf(groupId).map((ancestor) => ({ sourcePartitionId: ancestor.partitionId, fromKey: ancestor.fromKey }));
+    const request = applyIndexEntriesRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, { sourcePartitionId: groupId, records, fences });
     for (let attempt = 0; attempt < CALL_ATTEMPTS && candidates.length > 0 && !this.#closed; attempt++) {
       // Checked before every call: a source split since the batch was read moved part of it away.
       if (this.#options.splitCount(groupId) !== splits || host.leaderOf(groupId) !== host.nodeId) return false;

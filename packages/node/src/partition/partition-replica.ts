@@ -56,7 +56,16 @@ import {
   type TableSchema,
   type WriteOperation,
 } from '@shoal/model';
-import { checkPartitionSnapshot, type AppliedIndexEntries, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore, type ShippedIndexRecord } from '@shoal/storage';
+import {
+  checkPartitionSnapshot,
+  type AppliedIndexEntries,
+  type IndexCommand,
+  type PartitionBound,
+  type PartitionScope,
+  type PartitionStore,
+  type ShippedIndexRecord,
+  type SourceFence,
+} from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine, StagedPayload } from '../host/index.ts';
 import { withPrefix, type SnapshotData } from '../transport/raft-transport.ts';
 import { encodePartitionPayloadHeader, readPartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
@@ -108,7 +117,9 @@ export interface SplitCommand {
 export interface ApplyIndexEntriesCommand {
   kind: 'applyIndexEntries';
   sourceGroupId: number;
-  records: Array<{ seq: number; indexId: number; entryKey: string; entry?: Item }>;
+  records: Array<{ seq: number; indexId: number; entryKey: string; itemKey: string; entry?: Item }>;
+  /** The source's ancestors it split from (keys in hex): their records of its items are stale. */
+  fences?: Array<{ sourceGroupId: number; fromKey: string }>;
 }
 
 /** A base partition forgets its outbox records up to `throughSeq`: every GSI partition they went to applied them. */
@@ -319,8 +330,9 @@ export class PartitionReplica implements ReplicaStateMachine {
    */
   async #applyIndexEntries(command: ApplyIndexEntriesCommand, mark: { groupId: number; index: number }): Promise<AppliedIndexEntries> {
     const end = this.#endAt(mark.index) ?? new Uint8Array(0);
-    const records = command.records.map((record): ShippedIndexRecord => ({ ...record, entryKey: fromHex(record.entryKey) }));
-    return this.store.applyIndexEntries(this.groupId, { start: new Uint8Array(0), end }, command.sourceGroupId, records, mark);
+    const records = command.records.map((record): ShippedIndexRecord => ({ ...record, entryKey: fromHex(record.entryKey), itemKey: fromHex(record.itemKey) }));
+    const fences = (command.fences ?? []).map((fence): SourceFence => ({ sourceGroupId: fence.sourceGroupId, fromKey: fromHex(fence.fromKey) }));
+    return this.store.applyIndexEntries(this.groupId, { start: new Uint8Array(0), end }, command.sourceGroupId, records, mark, fences);
   }
 
   /** The last index of the partition's log whose effects reads of this replica see. */
@@ -534,8 +546,15 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     case 'applyIndexEntries': {
       const records = parsed.records;
       const wellFormed = (record: unknown): boolean =>
-        isObject(record) && Number.isSafeInteger(record.seq) && Number.isSafeInteger(record.indexId) && typeof record.entryKey === 'string' && (record.entry === undefined || isObject(record.entry));
-      if (!Number.isSafeInteger(parsed.sourceGroupId) || !Array.isArray(records) || !records.every(wellFormed)) {
+        isObject(record) &&
+        Number.isSafeInteger(record.seq) &&
+        Number.isSafeInteger(record.indexId) &&
+        typeof record.entryKey === 'string' &&
+        typeof record.itemKey === 'string' &&
+        (record.entry === undefined || isObject(record.entry));
+      const fence = (value: unknown): boolean => isObject(value) && Number.isSafeInteger(value.sourceGroupId) && typeof value.fromKey === 'string';
+      const fences = parsed.fences;
+      if (!Number.isSafeInteger(parsed.sourceGroupId) || !Array.isArray(records) || !records.every(wellFormed) || (fences !== undefined && (!Array.isArray(fences) || !fences.every(fence)))) {
         throw new PartitionCommandError(groupId, index, 'index entries without their source or records');
       }
       return parsed as unknown as ApplyIndexEntriesCommand;
@@ -648,11 +667,18 @@ export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, 
  * here with how many applied and how many were skipped (applied before), or a WriteOutOfRangeError
  * when a split applied first cut off one of their keys (nothing applied).
  */
-export async function proposeIndexEntries(host: MultiRaftHost, groupId: number, sourceGroupId: number, records: readonly ShippedIndexRecord[]): Promise<AppliedIndexEntries> {
+export async function proposeIndexEntries(
+  host: MultiRaftHost,
+  groupId: number,
+  sourceGroupId: number,
+  records: readonly ShippedIndexRecord[],
+  fences: readonly SourceFence[] = [],
+): Promise<AppliedIndexEntries> {
   const command: ApplyIndexEntriesCommand = {
     kind: 'applyIndexEntries',
     sourceGroupId,
-    records: records.map(({ entryKey, ...record }) => ({ ...record, entryKey: toHex(entryKey) })),
+    records: records.map(({ entryKey, itemKey, ...record }) => ({ ...record, entryKey: toHex(entryKey), itemKey: toHex(itemKey) })),
+    ...(fences.length === 0 ? {} : { fences: fences.map((fence) => ({ sourceGroupId: fence.sourceGroupId, fromKey: toHex(fence.fromKey) })) }),
   };
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as AppliedIndexEntries;
   if (result.status === 'outOfRange') throw new WriteOutOfRangeError(groupId);

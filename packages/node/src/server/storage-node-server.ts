@@ -310,7 +310,8 @@ export class StorageNodeServer {
           }
           return { replica, batch };
         });
-        const applied = await this.#answer(replica.groupId, () => proposeIndexEntries(this.#options.host, replica.groupId, batch.sourcePartitionId, batch.records));
+        const fences = batch.fences.map((fence) => ({ sourceGroupId: fence.sourcePartitionId, fromKey: fence.fromKey }));
+        const applied = await this.#answer(replica.groupId, () => proposeIndexEntries(this.#options.host, replica.groupId, batch.sourcePartitionId, batch.records, fences));
         this.stats.indexEntriesApplied += applied.applied;
         this.stats.indexEntriesSkipped += applied.skipped;
         return { applied: applied.applied, skipped: applied.skipped };
