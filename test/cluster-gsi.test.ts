@@ -1,11 +1,15 @@
 import {
+  BatchWriteItemCommand,
   DeleteItemCommand,
   DeleteTableCommand,
   DescribeTableCommand,
   PutItemCommand,
+  TransactWriteItemsCommand,
   UpdateItemCommand,
   UpdateTableCommand,
   type AttributeValue,
+  type TransactWriteItem,
+  type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -232,6 +236,60 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
     await eventually('outboxes trimmed', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 30_000, 250);
     expect(await sumOfMetric('shoal_node_index_records_shipped_total')).toBeGreaterThan(0);
     expect(await sumOfMetric('shoal_node_index_entries_applied_total')).toBeGreaterThan(0);
+  });
+
+  it('converges after transactions across partitions and batch writes', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const random = generator(77);
+    const known = (): number[] => KEYS.map((_, i) => i).filter((i) => !uncertain.has(i));
+    /** One operation of key i on the state the model knows: a new item, its GSI key moved, or its deletion. */
+    const operationOn = (i: number): { operation: TransactWriteItem; after: AttributeMap | null } => {
+      const before = model.get(i) ?? null;
+      if (before === null) {
+        const item: AttributeMap = { ...KEYS[i], status: S(STATUSES[random(3)]), at: N(random(100_000)), owner: S(OWNERS[random(4)]), amount: N(random(50)) };
+        return { operation: { Put: { TableName: TABLE, Item: item } }, after: item };
+      }
+      if (random(3) === 0) return { operation: { Delete: { TableName: TABLE, Key: KEYS[i] } }, after: null };
+      // Both GSI keys moved (or given to an item that had none).
+      const status = S(STATUSES[random(3)]);
+      const at = N(random(100_000));
+      const owner = S(OWNERS[random(4)]);
+      return {
+        operation: {
+          Update: {
+            TableName: TABLE,
+            Key: KEYS[i],
+            UpdateExpression: 'SET #s = :s, #at = :at, #o = :o',
+            ExpressionAttributeNames: { '#s': 'status', '#at': 'at', '#o': 'owner' },
+            ExpressionAttributeValues: { ':s': status, ':at': at, ':o': owner },
+          },
+        },
+        after: { ...before, status, at, owner },
+      };
+    };
+    for (let t = 0; t < 20; t++) {
+      // Three keys of three partition key values: across partitions (3 of them) most of the time.
+      const candidates = known();
+      const chosen = new Set<number>();
+      while (chosen.size < 3) chosen.add(candidates[random(candidates.length)]);
+      const operations = [...chosen].map(operationOn);
+      await cluster.client.send(new TransactWriteItemsCommand({ TransactItems: operations.map(({ operation }) => operation) }));
+      [...chosen].forEach((i, position) => model.set(i, operations[position].after));
+    }
+    // A BatchWriteItem of 25 puts and deletes over every partition.
+    const batch = known().slice(0, 25);
+    const requests = batch.map((i) => {
+      const item: AttributeMap = { ...KEYS[i], status: S('batched'), at: N(i), owner: S(OWNERS[i % 4]), amount: N(i) };
+      return { i, request: i % 5 === 0 ? { DeleteRequest: { Key: KEYS[i] } } : { PutRequest: { Item: item } }, after: i % 5 === 0 ? null : item };
+    });
+    let pending: WriteRequest[] = requests.map(({ request }) => request);
+    for (let round = 0; pending.length > 0 && round < 20; round++) {
+      const answer = await cluster.client.send(new BatchWriteItemCommand({ RequestItems: { [TABLE]: pending } }));
+      pending = answer.UnprocessedItems?.[TABLE] ?? [];
+    }
+    expect(pending).toEqual([]);
+    for (const { i, after } of requests) model.set(i, after);
+    const items = await bothConverge();
+    expect(items.filter((item) => item.status?.S === 'batched').length).toBe(20);
   });
 
   it('converges after a SIGKILL of a base partition\'s leader during writes, losing no acknowledged write', { timeout: STEP_TIMEOUT_MS }, async () => {
