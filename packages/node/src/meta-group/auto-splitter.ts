@@ -21,7 +21,7 @@ import {
   type SplitDecision,
   type SplitPolicy,
 } from '@shoal/meta';
-import { compareBytes, spaceOwners, type PartitionDescriptor, type TableRecord } from '@shoal/model';
+import { compareBytes, spaceLabel, spaceOwners, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import type { PartitionLoad } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 import type { LeadershipTransfers } from './leadership-transfers.ts';
@@ -158,7 +158,9 @@ export class AutoSplitter {
     const { group, splitter, reports, transfers, log, clock } = this.#options;
     const parent = state.partitions[decision.partitionId];
     const leaderBefore = reports.leaderOf(parent.id);
-    const table = Object.values(state.tables).find((record) => record.schema.tableId === parent.tableId)?.schema.name;
+    // The table's name, or table/index for a GSI's partition.
+    const owner = spaceOwners(Object.values(state.tables)).get(parent.tableId);
+    const table = owner === undefined ? undefined : spaceLabel(owner);
     try {
       const { left, right } = await splitAndRecord(group, splitter, parent, decision.splitKey);
       this.#failureLogged.delete(parent.id);
