@@ -10,6 +10,8 @@
  *   00000000 0a <u32 BE group id> <f64 BE seq>        -> JSON OutboxRecordJson   (the group's outbox)
  *   00000000 0b <u32 BE group id>                     -> f64 BE: the group's next seq (1 before any)
  *   00000000 0c <u32 BE group id> <u32 BE source id>  -> f64 BE: highest seq of `source` applied by the group
+ *   00000000 0e <u32 BE group id>                     -> f64 BE: the first seq of a GSI backfill under way
+ *                                                        (a crash part way: its records go, it runs again)
  *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
  *                                                        item key is at or beyond it (a fence: the source
  *                                                        split, its records of those items moved to a half)
@@ -23,6 +25,7 @@ const OUTBOX_TAG = 0x0a;
 const OUTBOX_SEQ_TAG = 0x0b;
 const INDEX_CURSOR_TAG = 0x0c;
 const SOURCE_FENCE_TAG = 0x0d;
+const BACKFILL_MARKER_TAG = 0x0e;
 
 /** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
 export interface IndexEntryChange {
@@ -106,10 +109,21 @@ export function sourceFencesRange(groupId: number): KeyRange {
   return prefixRange(tagKey(SOURCE_FENCE_TAG, encodeU32(groupId)));
 }
 
+export function backfillMarkerKey(groupId: number): Uint8Array {
+  return tagKey(BACKFILL_MARKER_TAG, encodeU32(groupId));
+}
+
 /** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors and fences (snapshots carry them, a removal deletes them). */
 export function indexOutboxRanges(groupId: number): KeyRange[] {
   const seq = outboxSeqKey(groupId);
-  return [outboxRange(groupId), { start: seq, end: Uint8Array.from([...seq, 0]) }, indexCursorsRange(groupId), sourceFencesRange(groupId)];
+  const marker = backfillMarkerKey(groupId);
+  return [
+    outboxRange(groupId),
+    { start: seq, end: Uint8Array.from([...seq, 0]) },
+    indexCursorsRange(groupId),
+    sourceFencesRange(groupId),
+    { start: marker, end: Uint8Array.from([...marker, 0]) },
+  ];
 }
 
 export function encodeOutboxRecord(record: Omit<IndexOutboxRecord, 'seq'>): Uint8Array {

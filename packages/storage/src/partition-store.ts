@@ -29,6 +29,7 @@ import { ChangeSet, StoredItem, type IndexGate } from './change-set.ts';
 import {
   decodeF64,
   indexCursorMutation,
+  backfillMarkerKey,
   indexCursorsRange,
   indexOutboxRanges,
   sourceFenceKey,
@@ -151,9 +152,8 @@ export class PartitionStore implements PartitionClient {
   /** Backfill runs, waiting or walking, by index id and bound start. */
   private readonly runningBackfills = new Map<string, BackfillRun>();
   /**
-   * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store. A
-   * backfill then never holds writes back from a GSI (their records precede the backfill's own, which
-   * puts each item's entry as it is when the backfill reaches it).
+   * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store, and
+   * every write makes its GSI records (a GSI backfill runs within its command: no write meets one).
    */
   private readonly indexOutbox: boolean;
   private readonly maintains: IndexGate = (index, itemKey) => {
@@ -455,12 +455,57 @@ export class PartitionStore implements PartitionClient {
    * ValidationException before anything is recorded.
    */
   async startIndexCommand(command: IndexCommand, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
-    requireIndex(command.table, command.indexName);
+    const index = requireIndex(command.table, command.indexName);
+    if (this.indexOutbox && index.kind === 'GSI') {
+      if (command.kind === 'backfillIndex') await this.backfillIntoOutbox(command.table, index, bound, mark);
+      else await this.markApplied(mark);
+      return { done: Promise.resolve() };
+    }
     const key = runningIndexCommandKey(mark.groupId, mark.index);
     const record: IndexCommandRecord = { kind: command.kind, table: command.table, indexName: command.indexName };
     if (bound !== undefined) record.bound = { start: Buffer.from(bound.start).toString('base64'), end: Buffer.from(bound.end).toString('base64') };
     await this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark), { key, value: encodeJson(record) }] }));
-    return { done: this.runIndexCommand(key, command, bound, mark.groupId) };
+    return { done: this.runIndexCommand(key, command, bound) };
+  }
+
+  /**
+   * A GSI backfill of a store with outboxes, run WITHIN the command's apply: a put record per item of
+   * the bound, numbered from the group's next seq at the command's log position, so every replica's
+   * outbox holds the same records under the same seqs (run beside the log, as LSI-era backfills are,
+   * replicas would number them differently as the group's next writes interleave, and a new leader's
+   * records would be skipped by the cursors the old one's left; a split applied meanwhile would find
+   * the walk going on over its old bound). Bounded batches (MAINTENANCE_CHUNK items each); the first
+   * records a marker with the first seq, the last the applied mark and the marker's removal: a crash
+   * part way leaves the marker without the mark, and the command, applied again from the log, first
+   * deletes the records from that seq on. The group's next commands wait meanwhile (a departure: the
+   * backfill of a large partition holds its replica's applies for the walk's duration).
+   */
+  private async backfillIntoOutbox(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<void> {
+    const { groupId } = mark;
+    await this.commits.exclusive(async (state) => {
+      await state.durable();
+      const marker = state.read(backfillMarkerKey(groupId));
+      if (marker === undefined) return { result: undefined, mutations: [{ key: backfillMarkerKey(groupId), value: Uint8Array.from(encodeF64Value(readNextSeq(state, groupId))) }] };
+      // A run a crash cut short: its records go, and the sequence starts again where it started.
+      const first = decodeF64(marker);
+      const range = outboxRange(groupId);
+      const partial = await this.level.keys({ gte: outboxKey(groupId, first), lt: range.end }).all();
+      return { result: undefined, mutations: [...partial.map((key): Mutation => ({ key, value: undefined })), nextSeqMutation(groupId, first)] };
+    });
+    const items = clampRange(spaceRange(table.tableId), bound);
+    let cursor = items.start;
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const entries = await this.level.iterator({ gte: cursor, lt: items.end, limit: MAINTENANCE_CHUNK }).all();
+        const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
+        for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
+        const finished = entries.length < MAINTENANCE_CHUNK;
+        if (!finished) cursor = keyAfter(entries[entries.length - 1][0]);
+        const end: Mutation[] = finished ? [{ key: backfillMarkerKey(groupId), value: undefined }, appliedMutation(mark)] : [];
+        return { result: finished, mutations: [...changes.finish(this.statisticsBook), ...end] };
+      });
+    }
   }
 
   /** Starts again, in log order, the index commands of a group that were running when the store last closed. */
@@ -470,14 +515,14 @@ export class PartitionStore implements PartitionClient {
     return records.map(([key, value]) => {
       const { bound, ...command } = decodeJson<IndexCommandRecord>(value);
       const decoded = bound && { start: Uint8Array.from(Buffer.from(bound.start, 'base64')), end: Uint8Array.from(Buffer.from(bound.end, 'base64')) };
-      return this.runIndexCommand(key, command, decoded, groupId);
+      return this.runIndexCommand(key, command, decoded);
     });
   }
 
   /** Starts the command at once (in log order with the group's next commands), and forgets its record once it ran. */
-  private runIndexCommand(key: Uint8Array, command: IndexCommand, bound: PartitionBound | undefined, groupId: number): Promise<void> {
+  private runIndexCommand(key: Uint8Array, command: IndexCommand, bound: PartitionBound | undefined): Promise<void> {
     const run = command.kind === 'backfillIndex'
-      ? this.backfillIndex(command.table, command.indexName, bound, groupId)
+      ? this.backfillIndex(command.table, command.indexName, bound)
       : this.dropIndex(command.table, command.indexName, bound);
     return run.then(() => this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key, value: undefined }] })));
   }
@@ -583,12 +628,11 @@ export class PartitionStore implements PartitionClient {
    * Builds an index from the table's items (those in `bound` only, with one). A run of the same index
    * and bound under way is joined; one over overlapping keys (a whole-table run and a bounded one) is
    * waited for first: two walks over one item would each take the other's entries for their own.
-   * A store with outboxes backfills a GSI into the outbox of `groupId` (the replica group of `bound`).
+   * A store with outboxes backfills a GSI as a command of its group only (startIndexCommand).
    */
-  backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound, groupId?: number): Promise<void> {
+  backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
     const index = requireIndex(table, indexName);
-    const outboxGroup = this.indexOutbox && index.kind === 'GSI' ? groupId : undefined;
-    if (this.indexOutbox && index.kind === 'GSI' && outboxGroup === undefined) throw new TypeError('a store with index outboxes backfills a GSI into a group\'s outbox: name the group');
+    if (this.indexOutbox && index.kind === 'GSI') throw new TypeError('a store with index outboxes backfills a GSI within its group\'s command (startIndexCommand)');
     const runKey = `${index.indexId}/${bound === undefined ? '' : mapKey(bound.start)}`;
     const running = this.runningBackfills.get(runKey);
     if (running) return running.done;
@@ -597,8 +641,8 @@ export class PartitionStore implements PartitionClient {
     // Started at once when nothing overlaps: it takes the commit lock before any later drop does.
     const started =
       overlapping.length === 0
-        ? this.runBackfill(table, index, bound, outboxGroup)
-        : Promise.all(overlapping.map((other) => other.done.catch(() => undefined))).then(() => (run.cancelled ? undefined : this.runBackfill(table, index, bound, outboxGroup)));
+        ? this.runBackfill(table, index, bound)
+        : Promise.all(overlapping.map((other) => other.done.catch(() => undefined))).then(() => (run.cancelled ? undefined : this.runBackfill(table, index, bound)));
     run.done = started.finally(() => this.runningBackfills.delete(runKey));
     this.runningBackfills.set(runKey, run);
     return run.done;
@@ -607,10 +651,8 @@ export class PartitionStore implements PartitionClient {
   /**
    * Starts over from an empty index (a backfill interrupted by a restart left a partial one), then
    * adds the entries of the table's items chunk by chunk, each chunk one batch under the commit lock.
-   * Into an outbox (`outboxGroup`): a put record of each item's entry, chunk by chunk; nothing to
-   * clear first (the entries are the GSI partitions', and a record put twice changes nothing).
    */
-  private async runBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, outboxGroup: number | undefined): Promise<void> {
+  private async runBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     const items = clampRange(spaceRange(table.tableId), bound);
     const backfill: Backfill = { bound, cursor: items.start };
     await this.commits.exclusive(async () => {
@@ -619,7 +661,7 @@ export class PartitionStore implements PartitionClient {
       this.backfills.set(index.indexId, running);
       return { result: undefined, mutations: [] };
     });
-    if (outboxGroup === undefined) await this.clearEntries(table, index, bound);
+    await this.clearEntries(table, index, bound);
     for (let done = false; !done; ) {
       done = await this.commits.exclusive(async (state) => {
         const running = this.backfills.get(index.indexId);
@@ -628,7 +670,7 @@ export class PartitionStore implements PartitionClient {
         const entries = await this.level
           .iterator({ gte: backfill.cursor, lt: items.end, limit: MAINTENANCE_CHUNK })
           .all();
-        const changes = new ChangeSet(state, outboxGroup === undefined ? undefined : new OutboxWriter(state, outboxGroup));
+        const changes = new ChangeSet(state);
         for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
         const finished = entries.length < MAINTENANCE_CHUNK;
         if (finished) this.endBackfill(index.indexId, backfill);
@@ -844,6 +886,12 @@ function foundItem(stored: StoredItem): FoundItem {
       return stored.size;
     },
   };
+}
+
+function encodeF64Value(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setFloat64(0, value, false);
+  return bytes;
 }
 
 function appliedMutation(mark: AppliedMark): Mutation {

@@ -8,7 +8,9 @@ import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { encodeItemKey, spaceRange, type IndexSchema, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
 import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, type IndexOutboxRecord, type LocalStore, type PartitionBound } from '../src/index.ts';
-import type { PartitionStore } from '../src/partition-store.ts';
+import { CommitQueue } from '../src/commit-queue.ts';
+import { openDatabase } from '../src/database.ts';
+import { PartitionStore } from '../src/partition-store.ts';
 import { baseRequest, N, random, S, temporaryDirectory } from './helpers.ts';
 
 const BY_CITY: IndexSchema = { name: 'byCity', kind: 'GSI', indexId: 31, hashKey: { name: 'city', type: 'S' }, rangeKey: { name: 'age', type: 'N' }, projection: { type: 'INCLUDE', nonKeyAttributes: ['name'] } };
@@ -147,6 +149,52 @@ describe('a store with index outboxes (base partition)', () => {
       await local.close();
     }
   });
+
+  it('a GSI backfill is its command\'s: two replicas number its records alike whatever writes come next, and a crash part way redoes it from its first seq', async () => {
+    const directory = await temporaryDirectory();
+    const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
+    const item = (i: number): Item => person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) });
+    const writeAll = async (store: PartitionStore): Promise<void> => {
+      for (let i = 0; i < 1_100; i++) await store.write({ operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: item(i) }] }, { groupId: GROUP, index: i + 1 });
+    };
+    const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
+    const reference = await outboxStore();
+    try {
+      await writeAll(reference.partitions);
+      const { done } = await reference.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 });
+      // The group's next write applies only after the command: its records follow the backfill's.
+      const next = reference.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
+      await Promise.all([done, next]);
+      const expected = summary(await readAll(reference.partitions));
+      expect(expected).toHaveLength(1_100 + 2);
+
+      // A replica whose store fails the backfill's third batch (a crash: it stops), reopened, applies the command again.
+      const database = await openDatabase({ dataDir: directory.path });
+      let failAt = Number.POSITIVE_INFINITY;
+      let batches = 0;
+      const commits = new CommitQueue({ ...database, writeBatch: (mutations) => (++batches === failAt ? Promise.reject(new Error('disk gone')) : database.writeBatch(mutations)) });
+      const crashing = new PartitionStore(database.level, commits, { indexOutbox: true });
+      await writeAll(crashing);
+      batches = 0;
+      failAt = 3;
+      await expect(crashing.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).rejects.toThrow();
+      await commits.close().catch(() => undefined);
+      await database.close();
+      const reopened = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      try {
+        expect(await reopened.partitions.appliedIndex(GROUP)).toBe(1_100);
+        expect((await readAll(reopened.partitions)).length).toBeGreaterThan(0);
+        await (await reopened.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).done;
+        await reopened.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
+        expect(summary(await readAll(reopened.partitions))).toEqual(expected);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await reference.close();
+      await directory.remove();
+    }
+  }, 60_000);
 
   it('trims the records up to a seq, with the applied mark', async () => {
     const local = await outboxStore();
