@@ -19,7 +19,15 @@
  * store's backfill gate), its next index commands run in turn, and a replica restarted before one
  * finished runs it again from the start when it opens. Only GSIs are ever backfilled (an LSI comes
  * with its table), and a GSI answers eventually consistent reads only: a replica still building its
- * entries answers as one that has not applied the command yet would.
+ * entries answers as one that has not applied the command yet would. On storage nodes (a store with
+ * index outboxes: asynchronous GSIs) a GSI backfill writes outbox records instead, and runs WITHIN
+ * the command's apply (every replica numbers them alike; @shoal/storage startIndexCommand).
+ *
+ * Asynchronous GSIs: a base partition's writes put their GSI changes in its outbox (the store), which
+ * the node's index shipper ships; `trimIndexOutbox` drops what every GSI partition acknowledged; a GSI
+ * partition applies shipped records with `applyIndexEntries` (refused whole when a key lies beyond a
+ * split applied before the entry, decided from the splits as writes are); a split moves the right
+ * half's outbox records and copies a GSI partition's cursors before the halves exist.
  *
  * A split (`shoal admin split`) is a command of the partition's own log, so every replica splits at
  * the same entry: the replica keeps [start, splitKey), the host creates the right half's group on
