@@ -187,6 +187,8 @@ export interface StorageNodeMetrics {
   indexRecordsShipped: number;
   indexRecordsDropped: number;
   indexShipCallsFailed: number;
+  /** Outbox batches held back at a record not routable yet (its GSI or partition not in this node's map). */
+  indexBatchesHeld: number;
   indexEntriesApplied: number;
   indexEntriesSkipped: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
@@ -575,6 +577,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexRecordsShipped: shipper.stats.recordsShipped,
           indexRecordsDropped: shipper.stats.recordsDropped,
           indexShipCallsFailed: shipper.stats.callsFailed,
+          indexBatchesHeld: shipper.stats.batchesHeld,
           indexEntriesApplied: s.indexEntriesApplied,
           indexEntriesSkipped: s.indexEntriesSkipped,
           groups,

@@ -207,6 +207,11 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     const { indexName: _index, hashValue: _hash, ...tableScan } = query;
     const wrong = await read(owner, tableScan).catch((error: unknown) => error);
     expect(wrong instanceof RpcError && wrong.code).toBe(Status.INVALID_ARGUMENT);
+    // Nor is a GSI a base partition's: its index space holds GSI partitions' entries, not its own.
+    const [base] = await partitionsOf(schema.tableId);
+    const { hashValue: _value, ...gsiScan } = query;
+    const misrouted = await read(base, gsiScan).catch((error: unknown) => error);
+    expect(misrouted instanceof RpcError && misrouted.code).toBe(Status.INVALID_ARGUMENT);
   });
 
   it('applies a batch sent twice once, and never lets an older record (or a fenced source\'s) overwrite a newer one', { timeout: 60_000 }, async () => {
@@ -288,6 +293,8 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     await workload(8, 40);
     const pending = async () => (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexOutboxRecords, 0);
     await eventually(async () => ((await pending()) > 0 ? true : undefined), 'records waiting in the outboxes', ATTEMPTS);
+    const held = (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexBatchesHeld, 0);
+    expect(held).toBeGreaterThan(0);
     await adminCall((client) => client.split({ table: schema.name }));
     expect((await partitionsOf(schema.tableId)).length).toBe(basesBefore + 1);
     await workload(9, 20);

@@ -110,6 +110,23 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     });
   });
 
+  it('a resolve proposed before a split resolves only the intents the group still owns at its entry', async () => {
+    await withStore(async ({ partitions }) => {
+      const splits: AppliedSplit[] = [];
+      const replica = await PartitionReplica.open(BASE, partitions, { splitsOf: () => splits });
+      const [low, high] = ['a', 'b', 'c', 'd'].sort((x, y) => Buffer.compare(itemKey(x), itemKey(y)));
+      const transaction = { id: 'tx', coordinator: BASE, deadline: 4_000_000_000_000 };
+      const write: PartitionWrite = { operations: [put(low, 'Oslo').operations[0], put(high, 'Rome').operations[0]] };
+      expect(await replica.apply(encodePartitionCommand({ kind: 'prepareTransaction', transaction, write }), 1)).toMatchObject({ applied: true });
+      splits.push({ index: 2, splitKey: itemKey(high) });
+      const resolve = { kind: 'resolveTransaction' as const, transactionId: 'tx', commit: true, bound: { start: '', end: '' } };
+      expect(await replica.apply(encodePartitionCommand(resolve), 3)).toMatchObject({ intents: 1 });
+      // Only the low item's GSI record entered this group's outbox; the high one's intent waits for the right half.
+      expect((await partitions.readIndexOutbox(BASE, everything)).map((r) => hex(r.itemKey))).toEqual([hex(itemKey(low))]);
+      expect((await partitions.transactionsWithIntents()).flatMap((t) => t.itemKeys.map(hex))).toEqual([hex(itemKey(high))]);
+    });
+  });
+
   it('refuses malformed GSI entries as corrupt log entries', () => {
     const bad = (command: object): Uint8Array => new TextEncoder().encode(JSON.stringify(command));
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', sourceGroupId: 2, records: [{ seq: 1, indexId: 3, entryKey: 'aa' }] }))).toThrow(PartitionCommandError);

@@ -35,6 +35,7 @@ import {
   sourceFenceKey,
   sourceFencesRange,
   nextSeqMutation,
+  outboxSeqKey,
   OutboxWriter,
   outboxKey,
   outboxRange,
@@ -323,13 +324,17 @@ export class PartitionStore implements PartitionClient {
     return readOutbox(this.level, groupId, limits);
   }
 
-  /** How many records the group's outbox holds (after `afterSeq`, with one), read whole: a metric, not a hot path. */
+  /**
+   * How many records the group's outbox holds (after `afterSeq`, with one), from its first record's
+   * seq to its next seq: one key read, not a scan (holes a split left by moving records count too).
+   */
   async indexOutboxSize(groupId: number, afterSeq?: number): Promise<number> {
     const range = outboxRange(groupId);
     const start = afterSeq === undefined ? { gte: range.start } : { gt: outboxKey(groupId, afterSeq) };
-    let count = 0;
-    for await (const _key of this.level.keys({ ...start, lt: range.end })) count += 1;
-    return count;
+    const [first] = await this.level.keys({ ...start, lt: range.end, limit: 1 }).all();
+    if (first === undefined) return 0;
+    const next = await this.level.get(outboxSeqKey(groupId));
+    return (next === undefined ? 1 : decodeF64(next)) - decodeF64(first.subarray(9, 17));
   }
 
   /**

@@ -78,6 +78,8 @@ export interface IndexShipperStats {
   callsFailed: number;
   /** Records of indexes the view no longer knows, dropped. */
   recordsDropped: number;
+  /** Batches held back at a record not routable yet (its index or its partition not in the view). */
+  batchesHeld: number;
   /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed). */
   outboxRecords: number;
 }
@@ -93,6 +95,7 @@ const MAX_BACKOFF_MS = 2_000;
 const CALL_ATTEMPTS = 5;
 /** Batches one run ships before it yields to the other groups (the next pass goes on). */
 const BATCHES_PER_RUN = 64;
+const HELD_LOG_INTERVAL_MS = 10_000;
 /** Acknowledged records that make a trim at once (else the next pass trims them). */
 const TRIM_EVERY_RECORDS = 512;
 
@@ -109,7 +112,9 @@ interface GroupShipping {
 }
 
 export class IndexShipper {
-  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, outboxRecords: 0 };
+  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, batchesHeld: 0, outboxRecords: 0 };
+  /** When a held batch was last logged, by group (at most one line per group every HELD_LOG_INTERVAL_MS). */
+  readonly #heldLogged = new Map<number, number>();
   readonly #options: IndexShipperOptions;
   readonly #groups = new Map<number, GroupShipping>();
   readonly #clients = new Map<string, ClientOf<typeof PartitionService>>();
@@ -272,7 +277,10 @@ export class IndexShipper {
     let count = 0;
     for (const record of batch) {
       const routed = this.#route(record);
-      if (routed === 'hold') break;
+      if (routed === 'hold') {
+        this.#held(groupId, record);
+        break;
+      }
       count += 1;
       if (routed === 'drop') {
         this.stats.recordsDropped += 1;
@@ -286,6 +294,16 @@ export class IndexShipper {
     const sent = await Promise.all([...targets.values()].map(({ partition, records }) => this.#send(groupId, partition, records, splits)));
     if (!sent.every(Boolean)) return undefined;
     return { seq: batch[count - 1].seq, count };
+  }
+
+  /** Counts a batch held at `record`, and says why in the log (every group's shipping waits behind it). */
+  #held(groupId: number, record: IndexOutboxRecord): void {
+    this.stats.batchesHeld += 1;
+    const now = this.#now();
+    if (now - (this.#heldLogged.get(groupId) ?? -Infinity) < HELD_LOG_INTERVAL_MS) return;
+    this.#heldLogged.set(groupId, now);
+    const why = this.#options.view.gsiOf(record.indexId) === undefined ? 'its index is not in the map yet' : 'no partition of its index owns its key in the map yet';
+    this.#options.log?.warn('index records held back: the group ships nothing after them until they can be routed', { partition: groupId, seq: record.seq, index: record.indexId, why });
   }
 
   /** The GSI partition a record goes to, or whether to hold (not routable yet) or drop it (its index is gone). */

@@ -298,6 +298,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
+    else if (command.kind === 'resolveTransaction') result = await applyTransactionCommand(this.store, this.#clampResolve(command, index), mark);
     else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
     else result = await this.#applyIndexCommand(command, mark);
     this.#applied = index;
@@ -387,6 +388,20 @@ export class PartitionReplica implements ReplicaStateMachine {
   async #refuseOutOfRange(mark: { groupId: number; index: number }): Promise<WriteOutOfRange> {
     await this.store.markApplied(mark);
     return { status: 'keyOutOfRange' };
+  }
+
+  /**
+   * A resolve names the range its proposer saw; a split applied before the entry narrows it to where
+   * the group then ended (its intents beyond are the right half's to resolve: resolved here, their
+   * GSI records would enter this group's outbox, as replicas that applied the split at another point
+   * of the proposer's view would not agree on).
+   */
+  #clampResolve(command: Extract<TransactionCommand, { kind: 'resolveTransaction' }>, index: number): TransactionCommand {
+    const end = this.#endAt(index);
+    if (end === undefined) return command;
+    const proposed = fromHex(command.bound.end);
+    if (proposed.length > 0 && compareBytes(proposed, end) <= 0) return command;
+    return { ...command, bound: { ...command.bound, end: toHex(end) } };
   }
 
   /** The lowest split key of the splits applied before entry `index`: where the partition then ended. */

@@ -259,6 +259,7 @@ export class StorageNodeServer {
             return { replica, descriptor, range, options, gsi };
           }
           checkTable(descriptor, range.table);
+          checkNotGsi(descriptor, range.table, range.indexName);
           const lsi = range.indexName !== undefined && range.table.indexes.find((index) => index.name === range.indexName)?.kind === 'LSI';
           // A table or LSI Query reads one item collection, which lies in one partition.
           if (range.hashValue !== undefined && (range.indexName === undefined || lsi)) checkKey(descriptor, collectionKey(range.table, range.hashValue));
@@ -277,7 +278,10 @@ export class StorageNodeServer {
           const { target, request: statistics } = statisticsRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
           const gsi = gsiPartitionIndex(descriptor, statistics.table, statistics.indexName);
-          if (gsi === undefined) checkTable(descriptor, statistics.table);
+          if (gsi === undefined) {
+            checkTable(descriptor, statistics.table);
+            checkNotGsi(descriptor, statistics.table, statistics.indexName);
+          }
           return { replica, descriptor, statistics, gsi };
         });
         const result = await this.#answer(replica.groupId, () =>
@@ -613,6 +617,15 @@ function gsiPartitionIndex(descriptor: PartitionDescriptor, table: TableSchema, 
   if (indexName === undefined || descriptor.tableId === table.tableId) return undefined;
   const index = table.indexes.find((candidate) => candidate.name === indexName);
   return index?.kind === 'GSI' && index.indexId === descriptor.tableId ? index : undefined;
+}
+
+/**
+ * A base partition holds no GSI entries (asynchronous GSIs: they have partitions of their own, and
+ * the index space here holds those GSI partitions' entries): a GSI read sent to it is a caller's bug.
+ */
+function checkNotGsi(descriptor: PartitionDescriptor, table: TableSchema, indexName: string | undefined): void {
+  if (indexName === undefined || table.indexes.find((index) => index.name === indexName)?.kind !== 'GSI') return;
+  throw new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: partition ${descriptor.id} holds table space ${descriptor.tableId}; GSI ${indexName} is read from its own partitions`);
 }
 
 /** Refuses a GSI Query whose item collection has no key in the partition's range. */
