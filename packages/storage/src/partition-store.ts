@@ -319,6 +319,11 @@ export class PartitionStore implements PartitionClient {
     });
   }
 
+  /** Whether GSI entries go to the groups' outboxes (a cluster node's store), not with their items. */
+  get hasIndexOutboxes(): boolean {
+    return this.indexOutbox;
+  }
+
   /** The group's first outbox records (index-outbox.ts), in seq order, as LevelDB holds them: a shipper's batch. */
   readIndexOutbox(groupId: number, limits: OutboxReadLimits): Promise<IndexOutboxRecord[]> {
     return readOutbox(this.level, groupId, limits);
