@@ -12,6 +12,7 @@ import {
 import { beforeAll, describe, expect, it } from 'vitest';
 import { n, range, s } from './helpers/attribute-values.ts';
 import { createTable, expectDynamoError, filler, keyedBy, keySchema } from './helpers/item-assertions.ts';
+import { eventuallyConsistent } from './helpers/eventually.ts';
 import { shoalPerFile } from './helpers/shoal.ts';
 
 const shoal = shoalPerFile();
@@ -343,25 +344,32 @@ describe('Query on secondary indexes', () => {
   });
 
   it('queries a GSI by its own keys', async () => {
-    const result = await shoal.client.send(
-      new QueryCommand({
-        TableName: 'posts',
-        IndexName: 'by-author',
-        KeyConditionExpression: 'author = :a AND begins_with(posted, :month)',
-        ExpressionAttributeValues: { ':a': s('ann'), ':month': s('2026-01-1') },
-      }),
+    await eventuallyConsistent(
+      () =>
+        shoal.client.send(
+          new QueryCommand({
+            TableName: 'posts',
+            IndexName: 'by-author',
+            KeyConditionExpression: 'author = :a AND begins_with(posted, :month)',
+            ExpressionAttributeValues: { ':a': s('ann'), ':month': s('2026-01-1') },
+          }),
+        ),
+      (result) =>
+        expect(result.Items).toEqual(
+          [10, 12, 14, 16, 18].map((seq) => ({ forum: s('f1'), seq: n(seq), author: s('ann'), posted: s(`2026-01-${seq}`) })),
+        ),
     );
-    expect(result.Items).toEqual(
-      [10, 12, 14, 16, 18].map((seq) => ({ forum: s('f1'), seq: n(seq), author: s('ann'), posted: s(`2026-01-${seq}`) })),
+    const { items } = await eventuallyConsistent(
+      () =>
+        queryAll({
+          TableName: 'posts',
+          IndexName: 'author-all',
+          KeyConditionExpression: 'author = :a',
+          ExpressionAttributeValues: { ':a': s('bob') },
+          Limit: 4,
+        }),
+      (result) => expect(seqs(result.items).sort((a, b) => a - b)).toEqual(range(1, POSTS).filter((seq) => seq % 2 === 1)),
     );
-    const { items } = await queryAll({
-      TableName: 'posts',
-      IndexName: 'author-all',
-      KeyConditionExpression: 'author = :a',
-      ExpressionAttributeValues: { ':a': s('bob') },
-      Limit: 4,
-    });
-    expect(seqs(items).sort((a, b) => a - b)).toEqual(range(1, POSTS).filter((seq) => seq % 2 === 1));
     expect(items[0]).toHaveProperty('body');
   });
 
@@ -458,8 +466,7 @@ describe('Scan', () => {
   });
 
   it('scans a GSI, including only the items that have its key', async () => {
-    const result = await scanAll({ TableName: 'posts', IndexName: 'by-author', Limit: 7 });
-    expect(result.items).toHaveLength(POSTS + 1);
+    const result = await eventuallyConsistent(() => scanAll({ TableName: 'posts', IndexName: 'by-author', Limit: 7 }), (answer) => expect(answer.items).toHaveLength(POSTS + 1));
     expect(result.items.every((item) => Object.keys(item).sort().join() === 'author,forum,posted,seq')).toBe(true);
   });
 
@@ -528,14 +535,18 @@ describe('a GSI added to a table with items', () => {
       }
     }
     expect(status).toBe('ACTIVE');
-    const { items } = await queryAll({
-      TableName: 'late',
-      IndexName: 'by-color',
-      KeyConditionExpression: 'color = :c',
-      ExpressionAttributeValues: { ':c': s('green') },
-    });
-    expect(items.map((item) => (item.id as { S: string }).S).sort()).toEqual(
-      [...range(1, 10).map((i) => `l${i * 4}`), 'l41'].sort(),
+    await eventuallyConsistent(
+      () =>
+        queryAll({
+          TableName: 'late',
+          IndexName: 'by-color',
+          KeyConditionExpression: 'color = :c',
+          ExpressionAttributeValues: { ':c': s('green') },
+        }),
+      ({ items }) =>
+        expect(items.map((item) => (item.id as { S: string }).S).sort()).toEqual(
+          [...range(1, 10).map((i) => `l${i * 4}`), 'l41'].sort(),
+        ),
     );
   });
 });

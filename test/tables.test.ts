@@ -16,6 +16,7 @@ import {
 import type { CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eventuallyConsistent } from './helpers/eventually.ts';
 import { failure, keyedBy } from './helpers/item-assertions.ts';
 import { shoalPerFile, withShoal } from './helpers/shoal.ts';
 
@@ -640,8 +641,10 @@ describe('UpdateTable', () => {
       }),
     );
     await waitForIndexActive('update_backfill', 'byColour');
-    const { Table: after } = await client.send(new DescribeTableCommand({ TableName: 'update_backfill' }));
-    expect(after?.GlobalSecondaryIndexes?.[0]).toMatchObject({ IndexName: 'byColour', IndexStatus: 'ACTIVE', ItemCount: 10 });
+    const { Table: after } = await eventuallyConsistent(
+      () => client.send(new DescribeTableCommand({ TableName: 'update_backfill' })),
+      ({ Table }) => expect(Table?.GlobalSecondaryIndexes?.[0]).toMatchObject({ IndexName: 'byColour', IndexStatus: 'ACTIVE', ItemCount: 10 }),
+    );
     expect(after?.GlobalSecondaryIndexes?.[0].IndexSizeBytes).toBeGreaterThan(0);
   });
 
@@ -892,10 +895,10 @@ describe('the TTL sweeper', () => {
       await local.doc.send(new PutCommand({ TableName: 'ttl_indexed', Item: { pk: 'old', g: 'x', exp: clock / 1000 - 1 } }));
       await local.doc.send(new PutCommand({ TableName: 'ttl_indexed', Item: { pk: 'new', g: 'x', exp: clock / 1000 + 100 } }));
       expect(await local.router.sweepTtl()).toBe(1);
-      const { Items } = await local.doc.send(
-        new QueryCommand({ TableName: 'ttl_indexed', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'x' } }),
+      await eventuallyConsistent(
+        () => local.doc.send(new QueryCommand({ TableName: 'ttl_indexed', IndexName: 'byG', KeyConditionExpression: 'g = :g', ExpressionAttributeValues: { ':g': 'x' } })),
+        ({ Items }) => expect(Items).toEqual([{ pk: 'new', g: 'x' }]),
       );
-      expect(Items).toEqual([{ pk: 'new', g: 'x' }]);
     });
   });
 

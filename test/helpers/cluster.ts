@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ScanCommand, type AttributeValue, type DynamoDBClient, type ScanCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
 import { answersReady, createClient, freePorts, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
@@ -428,4 +428,47 @@ export async function getFromNode(
   } finally {
     client.close();
   }
+}
+
+type AttributeMap = Record<string, AttributeValue>;
+
+/** Every item of a Scan (of a table or an index), following LastEvaluatedKey; bounded. */
+export async function scanAll(client: DynamoDBClient, input: ScanCommandInput): Promise<AttributeMap[]> {
+  const items: AttributeMap[] = [];
+  let startKey: AttributeMap | undefined;
+  for (let page = 0; page < 1_000; page++) {
+    const answer = await client.send(new ScanCommand({ ...input, ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }) }));
+    items.push(...(answer.Items ?? []));
+    startKey = answer.LastEvaluatedKey;
+    if (startKey === undefined) return items;
+  }
+  throw new Error(`Scan of ${input.TableName}${input.IndexName === undefined ? '' : `/${input.IndexName}`} did not end in 1,000 pages`);
+}
+
+/** What a GSI is: its key attributes and projection, and the table's key attributes. */
+export interface GsiShape {
+  tableKeys: string[];
+  hash: string;
+  range?: string;
+  projection: 'ALL' | 'KEYS_ONLY' | { include: string[] };
+}
+
+/**
+ * The entries a GSI holds for the table's items, as DynamoDB defines them: one per item having every
+ * key attribute of the index, projected; sorted (canonical JSON) for comparison with a Scan of it.
+ */
+export function expectedGsiEntries(items: readonly AttributeMap[], gsi: GsiShape): string[] {
+  const keys = [...gsi.tableKeys, gsi.hash, ...(gsi.range === undefined ? [] : [gsi.range])];
+  const entries: string[] = [];
+  for (const item of items) {
+    if (!keys.every((name) => Object.hasOwn(item, name))) continue;
+    const kept = gsi.projection === 'ALL' ? Object.keys(item) : [...keys, ...(gsi.projection === 'KEYS_ONLY' ? [] : gsi.projection.include)];
+    entries.push(canonicalItem(Object.fromEntries(kept.filter((name) => Object.hasOwn(item, name)).map((name) => [name, item[name]]))));
+  }
+  return entries.sort();
+}
+
+/** An item as JSON with its attributes in name order: equal items give equal strings. */
+export function canonicalItem(item: AttributeMap): string {
+  return JSON.stringify(Object.keys(item).sort().map((name) => [name, item[name]]));
 }

@@ -3,7 +3,7 @@
  * which node leads each partition, from the replicas' own heartbeat reports.
  */
 import { MetaClient } from '@shoal/node';
-import type { PartitionDescriptor } from '@shoal/model';
+import { spaceLabel, spaceOwners, type PartitionDescriptor } from '@shoal/model';
 import { AdminService, createClient, partitionDescriptorFromWire, RpcError, Status, tableRecordFromWire } from '@shoal/proto';
 import type { ClientOf, StatusResponse } from '@shoal/proto';
 
@@ -127,10 +127,10 @@ export class ClusterObserver {
 
   async #loadTableNames(): Promise<void> {
     const { records } = await this.#meta.call((client, options) => client.listTables({}, options));
-    for (const record of records.map(tableRecordFromWire)) {
-      this.#tableNames.set(record.schema.tableId, record.schema.name);
-      this.#tableIds.set(record.schema.name, record.schema.tableId);
-    }
+    const tables = records.map(tableRecordFromWire);
+    // Every space a partition may hold: a table's, and a GSI's (named table/index).
+    for (const [spaceId, owner] of spaceOwners(tables)) this.#tableNames.set(spaceId, spaceLabel(owner));
+    for (const record of tables) this.#tableIds.set(record.schema.name, record.schema.tableId);
   }
 
   /** The id of a table seen in a snapshot (its key space's, for key encoding). */

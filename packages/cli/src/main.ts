@@ -252,8 +252,8 @@ clusterTargetOptions(
 clusterTargetOptions(
   admin
     .command('split <table>')
-    .description('Split a partition of a table through its Raft log (no data copied); default: the widest partition, in the middle of its hash range')
-    .option('--at <key>', 'where to split: a partition key value as DynamoDB JSON ({"S":"k"}) or an encoded key in hex'),
+    .description('Split a partition of a table, or of its GSI named <table>/<index>, through its Raft log (no data copied); default: the widest partition, in the middle of its hash range')
+    .option('--at <key>', 'where to split: a partition key value (of the GSI, for table/index) as DynamoDB JSON ({"S":"k"}) or an encoded key in hex'),
 ).action(async (table: string, options: { at?: string } & ClusterTargetOptions) => {
   const { runAdminSplit } = await import('./commands/admin-split.ts');
   await runAdminSplit({ meta: await metaAddressesOf(options), table, at: options.at, json: options.json });

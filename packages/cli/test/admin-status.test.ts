@@ -37,7 +37,7 @@ const response = create(StatusResponseSchema, {
   })),
 });
 
-const tables = [{ schema: { name: 'orders', tableId: 5 } } as TableRecord];
+const tables = [{ schema: { name: 'orders', tableId: 5, indexes: [{ name: 'byUser', kind: 'GSI', indexId: 6 }] } } as TableRecord];
 
 describe('shoal admin status', () => {
   it('summarises nodes and partitions: table names, reported leader, applied index and lag', () => {
@@ -67,6 +67,11 @@ describe('shoal admin status', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('labels the partitions of a GSI table/index', () => {
+    const gsi = create(StatusResponseSchema, { partitions: [{ id: 4n, tableId: 6, startKey: hashSliceRange(6, 0, 1).start, endKey: hashSliceRange(6, 0, 1).end, epoch: 1n }] });
+    expect(clusterStatus(gsi, tables).partitions.map((p) => p.table)).toEqual(['orders/byUser']);
   });
 
   it('marks what no replica has reported yet, and names a table it does not know by its id', () => {

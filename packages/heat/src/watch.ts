@@ -146,7 +146,11 @@ export class ClusterWatcher {
         const status = await this.#admin(this.#meta.leaderAddress).status({}, { timeoutMs: CALL_TIMEOUT_MS });
         if (status.partitions.some((partition) => !this.#tableNames.has(partition.tableId))) {
           const { records } = await this.#meta.call((client, options) => client.listTables({}, options));
-          for (const record of records.map(tableRecordFromWire)) this.#tableNames.set(record.schema.tableId, record.schema.name);
+          for (const { schema } of records.map(tableRecordFromWire)) {
+            this.#tableNames.set(schema.tableId, schema.name);
+            // A GSI's partitions hold its space: named table/index, as shoal admin status does.
+            for (const index of schema.indexes) this.#tableNames.set(index.indexId, `${schema.name}/${index.name}`);
+          }
         }
         return { at, partitions: partitionsFromStatus(status, this.#tableNames) };
       } catch (error) {

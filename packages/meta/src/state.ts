@@ -69,13 +69,15 @@ export type MetaCommand =
   /**
    * A new table. It keeps the space ids its record carries (table and each index) where they are
    * valid (see `spaceIdFor`), others are allocated here. The table gets `partitionCount`
-   * partitions, with replicas placed on up nodes; its indexes get none (their entries live in the
-   * partition of their item).
+   * partitions, with replicas placed on up nodes, and so does each GSI (in its own space: a GSI's
+   * entries are kept asynchronously in partitions of their own); LSIs get none (their entries live
+   * in the partition of their item).
    */
   | { type: 'createTable'; record: TableRecord; partitionCount: number }
   /**
    * A changed table record (status, throughput, TTL, tags, indexes). Existing indexes keep their
-   * space ids; new ones keep a valid id of the record's or get a fresh one.
+   * space ids; new ones keep a valid id of the record's or get a fresh one. A new GSI gets as many
+   * partitions as its table has now; a GSI the record no longer lists loses its partitions.
    */
   | { type: 'updateTable'; record: TableRecord }
   | { type: 'deleteTable'; name: string }
@@ -124,7 +126,7 @@ export interface MetaApplyResult {
   table?: TableRecord;
   /** allocateSpaceId: the id. */
   spaceId?: number;
-  /** createTable, splitPartition: partitions created. */
+  /** createTable, updateTable (a new GSI's), splitPartition: partitions created. */
   createdPartitions?: PartitionDescriptor[];
   /** reservePartitionId: the id. */
   partitionId?: number;
@@ -182,7 +184,8 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       if (!record) throw new MetaCommandError(command.type, `no table named ${command.name}`, 'noSuchTable');
       const tables = { ...state.tables };
       delete tables[command.name];
-      const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => p.tableId !== record.schema.tableId));
+      const spaces = new Set([record.schema.tableId, ...gsiSpaceIds(record)]);
+      const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => !spaces.has(p.tableId)));
       return { state: { ...state, tables, partitions, mapVersion: state.mapVersion + 1 }, table: record };
     }
     case 'allocateSpaceId': {
@@ -248,9 +251,14 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
   const tableId = spaces.keepOrAllocate(requested.schema.tableId);
   const indexes = requested.schema.indexes.map((index) => ({ ...index, indexId: spaces.keepOrAllocate(index.indexId) }));
   const record: TableRecord = { ...requested, schema: { ...requested.schema, tableId, indexes } };
-  const afterIds: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record } };
-  const { state: next, created } = createPartitions(afterIds, 'createTable', tableId, partitionCount);
-  return { state: next, table: record, createdPartitions: created };
+  let next: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record } };
+  const createdPartitions: PartitionDescriptor[] = [];
+  for (const space of [tableId, ...gsiSpaceIds(record)]) {
+    const { state: after, created } = createPartitions(next, 'createTable', space, partitionCount);
+    next = after;
+    createdPartitions.push(...created);
+  }
+  return { state: { ...next, mapVersion: state.mapVersion + 1 }, table: record, createdPartitions };
 }
 
 function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult {
@@ -269,10 +277,31 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
     return { ...index, indexId: old ? old.indexId : spaces.keepOrAllocate(index.indexId) };
   });
   const record: TableRecord = { ...requested, schema: { ...requested.schema, indexes } };
-  return {
-    state: { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record }, mapVersion: state.mapVersion + 1 },
-    table: record,
-  };
+  const before = new Set(gsiSpaceIds(current));
+  const after = new Set(gsiSpaceIds(record));
+  const removed = [...before].filter((id) => !after.has(id));
+  const added = [...after].filter((id) => !before.has(id));
+  let next: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record }, mapVersion: state.mapVersion + 1 };
+  if (removed.length > 0) {
+    const gone = new Set(removed);
+    next = { ...next, partitions: Object.fromEntries(Object.entries(next.partitions).filter(([, p]) => !gone.has(p.tableId))) };
+  }
+  if (added.length === 0) return { state: next, table: record };
+  // The new index holds about as many entries as the table has items: as many partitions as it has now.
+  const count = Math.min(MAX_PARTITION_COUNT, Math.max(1, Object.values(state.partitions).filter((p) => p.tableId === current.schema.tableId).length));
+  const createdPartitions: PartitionDescriptor[] = [];
+  for (const space of added) {
+    const { state: withIndex, created } = createPartitions(next, 'updateTable', space, count);
+    next = withIndex;
+    createdPartitions.push(...created);
+  }
+  // One change of the map, however many partitions it took.
+  return { state: { ...next, mapVersion: state.mapVersion + 1 }, table: record, createdPartitions };
+}
+
+/** The space ids of a table's GSIs: each has partitions of its own (LSIs live with their items). */
+function gsiSpaceIds(record: TableRecord): number[] {
+  return record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.indexId);
 }
 
 /**
@@ -383,9 +412,12 @@ function checkTableRecord(command: MetaCommandType, record: unknown): void {
   if (!isObject(record.tags)) bad('no tags');
 }
 
+/** Partitions a table (or a GSI) may start with. */
+const MAX_PARTITION_COUNT = 4096;
+
 function checkPartitionCount(command: MetaCommandType, count: number): void {
-  if (!Number.isInteger(count) || count < 1 || count > 4096) {
-    throw new MetaCommandError(command, `partition count must be an integer from 1 to 4096, not ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_PARTITION_COUNT) {
+    throw new MetaCommandError(command, `partition count must be an integer from 1 to ${MAX_PARTITION_COUNT}, not ${count}`);
   }
 }
 

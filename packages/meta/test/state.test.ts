@@ -134,7 +134,7 @@ describe('nodes', () => {
 });
 
 describe('tables', () => {
-  it('creates a table: space ids for it and its indexes, partitions (epoch 1) for the table only, replicas placed', () => {
+  it('creates a table: space ids for it and its indexes, partitions (epoch 1) for the table and its GSI, replicas placed', () => {
     const lsi: IndexSchema = { ...gsi('byDate'), kind: 'LSI', hashKey: { name: 'pk', type: 'S' } };
     const before = cluster(5);
     const result = applyMetaCommand(before, { type: 'createTable', record: table('Orders', [gsi('byUser'), lsi]), partitionCount: 4 });
@@ -143,14 +143,21 @@ describe('tables', () => {
     expect(record.schema.indexes.map((i) => i.indexId)).toEqual([2, 3]);
     expect(result.state.tables.Orders).toEqual(record);
     const parts = partitionList(result.state);
-    // GSIs are co-located: their entries live in the partition of their item.
+    // The GSI (space 2) gets as many partitions as the table, in its own space; the LSI (3) none:
+    // its entries live with their items.
     expect(parts.map((p) => [p.id, p.tableId, p.epoch])).toEqual([
       [1, 1, 1],
       [2, 1, 1],
       [3, 1, 1],
       [4, 1, 1],
+      [5, 2, 1],
+      [6, 2, 1],
+      [7, 2, 1],
+      [8, 2, 1],
     ]);
-    expect(result.createdPartitions!.map((p) => p.id)).toEqual([1, 2, 3, 4]);
+    expect(result.createdPartitions!.map((p) => p.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(Buffer.from(parts[4].startKey)).toEqual(Buffer.from(spaceRange(2).start));
+    expect(Buffer.from(parts[7].endKey)).toEqual(Buffer.from(spaceRange(2).end));
     expect(findPartitionMapProblems(parts)).toEqual([]);
     for (const p of parts) {
       expect(p.replicas).toHaveLength(3);
@@ -158,7 +165,7 @@ describe('tables', () => {
       expect(p.replicas.every((r) => r.role === 'voter')).toBe(true);
     }
     expect(result.state.nextSpaceId).toBe(4);
-    expect(result.state.nextPartitionId).toBe(5);
+    expect(result.state.nextPartitionId).toBe(9);
     expect(result.state.mapVersion).toBe(before.mapVersion + 1);
   });
 
@@ -180,7 +187,7 @@ describe('tables', () => {
     expect(created.table!.schema.tableId).toBe(5);
     expect(created.table!.schema.indexes.map((i) => i.indexId)).toEqual([4, 6, 7, 8]);
     expect(created.state.nextSpaceId).toBe(9);
-    expect(partitionList(created.state).map((p) => p.tableId)).toEqual([2, 5]);
+    expect(partitionList(created.state).map((p) => p.tableId)).toEqual([2, 3, 5, 4, 6, 7, 8]);
   });
 
   it('places fewer replicas when fewer nodes are up, and none without nodes', () => {
@@ -198,8 +205,10 @@ describe('tables', () => {
     rejects(state, { type: 'createTable', record: table('U'), partitionCount: 1.5 }, /partition count/);
   });
 
-  it('updates a table: keeps index ids, keeps a valid new id, allocates others; partitions untouched; map version + 1', () => {
+  it('updates a table: keeps index ids, keeps a valid new id, allocates others; GSI partitions follow; map version + 1', () => {
     let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a'), gsi('b')]), partitionCount: 2 }, { type: 'allocateSpaceId' });
+    // T (1) split once: 3 partitions, so each new GSI gets 3.
+    state = run(state, { type: 'splitPartition', partitionId: 1, splitKey: key(1, 0x40) });
     const partitionsBefore = partitionList(state);
     const versionBefore = state.mapVersion;
     const created = state.tables.T;
@@ -217,9 +226,30 @@ describe('tables', () => {
       ['c', 4],
       ['d', 5],
     ]);
-    expect(result.createdPartitions).toBeUndefined();
-    expect(partitionList(state)).toEqual(partitionsBefore);
+    // a (2) is gone with its partitions, b (3) keeps its own, c and d get 3 each, ids from 8 on.
+    const kept = partitionsBefore.filter((p) => p.tableId !== 2);
+    expect(result.createdPartitions!.map((p) => [p.id, p.tableId, p.epoch])).toEqual([
+      [8, 4, 1],
+      [9, 4, 1],
+      [10, 4, 1],
+      [11, 5, 1],
+      [12, 5, 1],
+      [13, 5, 1],
+    ]);
+    expect(partitionList(state)).toEqual([...kept, ...result.createdPartitions!]);
+    expect(findPartitionMapProblems(partitionList(state))).toEqual([]);
     expect(state.mapVersion).toBe(versionBefore + 1);
+    // Nothing about the indexes changes: the partitions stay as they are.
+    const unchanged = applyMetaCommand(state, { type: 'updateTable', record: { ...state.tables.T, status: 'ACTIVE' } });
+    expect(unchanged.createdPartitions).toBeUndefined();
+    expect(partitionList(unchanged.state)).toEqual(partitionList(state));
+  });
+
+  it('refuses to add a GSI while no node is up to place its partitions, and changes nothing', () => {
+    let state = run(cluster(1), { type: 'createTable', record: table('T'), partitionCount: 1 });
+    state = run(state, { type: 'markNodeDown', nodeId: 1, at: 2 });
+    const record = state.tables.T;
+    rejects(state, { type: 'updateTable', record: { ...record, schema: { ...record.schema, indexes: [gsi('g')] } } }, /no node is up/);
   });
 
   it('refuses malformed table records instead of throwing while applying them', () => {
@@ -266,6 +296,9 @@ describe('tables', () => {
 
   it('deletes a table with its partitions, and allocates loose space ids', () => {
     let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a')]), partitionCount: 2 }, { type: 'createTable', record: table('U'), partitionCount: 1 });
+    expect(partitionList(state).map((p) => p.tableId)).toEqual([1, 1, 2, 2, 3]);
+    // The GSI's partitions split like any: they all go with the table.
+    state = run(state, { type: 'splitPartition', partitionId: 3, splitKey: key(2, 0x10) });
     const result = applyMetaCommand(state, { type: 'deleteTable', name: 'T' });
     expect(result.table!.schema.name).toBe('T');
     state = result.state;
@@ -380,6 +413,20 @@ describe('snapshots and determinism', () => {
     return problems;
   }
 
+  /** Partitions exist exactly for every table and every GSI (LSIs live with their items). */
+  function partitionSpaceProblems(state: MetaState): string[] {
+    const spaces = new Set(Object.values(state.partitions).map((p) => p.tableId));
+    const wanted = new Set<number>();
+    for (const record of Object.values(state.tables)) {
+      wanted.add(record.schema.tableId);
+      for (const index of record.schema.indexes) if (index.kind === 'GSI') wanted.add(index.indexId);
+    }
+    return [
+      ...[...spaces].filter((space) => !wanted.has(space)).map((space) => `partitions of space ${space}, no table's nor GSI's`),
+      ...[...wanted].filter((space) => !spaces.has(space)).map((space) => `space ${space} has no partition`),
+    ];
+  }
+
   const commandArb: fc.Arbitrary<MetaCommand> = fc.oneof(
     fc.record({ type: fc.constant('registerNode' as const), address: fc.constantFrom('a:1', 'b:1', 'c:1', 'd:1', 'e:1'), nodeId: fc.nat(6), at: fc.nat(100_000) }),
     fc.record({ type: fc.constant('heartbeat' as const), nodeId: fc.nat(6), at: fc.nat(100_000) }),
@@ -437,6 +484,7 @@ describe('snapshots and determinism', () => {
         expect(Buffer.from(encodeMetaSnapshot(b.state))).toEqual(Buffer.from(snapshot));
         expect(findPartitionMapProblems(partitionList(a.state))).toEqual([]);
         expect(spaceIdsProblems(a.state)).toEqual([]);
+        expect(partitionSpaceProblems(a.state)).toEqual([]);
         const restored = decodeMetaSnapshot(snapshot);
         expect(Buffer.from(encodeMetaSnapshot(restored))).toEqual(Buffer.from(snapshot));
         // The restored state carries on exactly as the original.

@@ -1,4 +1,4 @@
-import type { TableSchema } from './schema.ts';
+import type { IndexSchema, TableSchema } from './schema.ts';
 
 export type TableStatus = 'CREATING' | 'ACTIVE' | 'UPDATING' | 'DELETING';
 export type BillingMode = 'PROVISIONED' | 'PAY_PER_REQUEST';
@@ -33,4 +33,30 @@ export interface TableCatalog {
   delete(name: string): Promise<void>;
   /** A key space id never handed out before, for a new table or index. */
   allocateSpaceId(): Promise<number>;
+}
+
+/** What a key space holds: a table's items, or the entries of one of its indexes. */
+export interface SpaceOwner {
+  record: TableRecord;
+  /** The index whose entries the space holds; absent for the table's own space. */
+  index?: IndexSchema;
+}
+
+/**
+ * Every space of the given tables by space id: each table's, and each index's. In the cluster a
+ * partition's `tableId` is one of these: a table's, or a GSI's (whose entries have partitions of
+ * their own).
+ */
+export function spaceOwners(records: Iterable<TableRecord>): Map<number, SpaceOwner> {
+  const owners = new Map<number, SpaceOwner>();
+  for (const record of records) {
+    owners.set(record.schema.tableId, { record });
+    for (const index of record.schema.indexes) owners.set(index.indexId, { record, index });
+  }
+  return owners;
+}
+
+/** How operators see a space: the table's name, `table/index` for an index. */
+export function spaceLabel(owner: SpaceOwner): string {
+  return owner.index === undefined ? owner.record.schema.name : `${owner.record.schema.name}/${owner.index.name}`;
 }

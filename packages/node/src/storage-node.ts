@@ -17,6 +17,7 @@ import { DEFAULT_SPLIT_POLICY, isSplitSize, MAX_SPLIT_SIZE_BYTES, type SplitPoli
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import { openLocalStore, partitionBound } from '@shoal/storage';
+import { IndexShipper, type IndexShipperOptions } from './index-shipper/index-shipper.ts';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
 import { stderrLog, type NodeLog } from './cluster/log.ts';
@@ -97,6 +98,8 @@ export interface StorageNodeOptions {
    * ticking groups elect within an election timeout.
    */
   quiesceIdleGroups?: boolean;
+  /** The index shipper's timing (IndexShipperOptions): its pass interval and how long records of an index the map does not show are held. */
+  indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs'>;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -173,6 +176,21 @@ export interface StorageNodeMetrics {
   adminSplits: number;
   /** Hot items reported while this node led the meta group (a partition hot on one key, which no split relieves). */
   hotKeysReported: number;
+  /**
+   * Asynchronous GSIs: records in the outboxes of the partitions led here (at the shipper's last
+   * pass, every 500 ms; shipped ones count until trimmed, within a pass), records shipped
+   * (acknowledged by every GSI partition) and dropped (their index deleted), failed
+   * ApplyIndexEntries calls (retried); shipped records this node's GSI partitions applied and
+   * skipped (applied before).
+   */
+  indexOutboxRecords: number;
+  indexRecordsShipped: number;
+  indexRecordsDropped: number;
+  indexShipCallsFailed: number;
+  /** Outbox batches held back at a record not routable yet (its GSI or partition not in this node's map). */
+  indexBatchesHeld: number;
+  indexEntriesApplied: number;
+  indexEntriesSkipped: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
   groups: RaftGroupMetrics[];
   /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
@@ -267,7 +285,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     const disk = options.faultInjection === true ? new DiskFaults() : undefined;
     const logStore = await RaftLogStore.open(join(options.dataDir, 'raft'), { beforeWrite: disk?.beforeWrite });
     stops.push(() => logStore.close());
-    const local = await openLocalStore({ dataDir: join(options.dataDir, 'partitions'), sync: false });
+    // GSI entries of base partitions go to their groups' outboxes, shipped to the GSI partitions (index-shipper).
+    const local = await openLocalStore({ dataDir: join(options.dataDir, 'partitions'), sync: false, indexOutbox: true });
     stops.push(() => local.close());
 
     // The host asks for state machines synchronously: every replica in the log opens first.
@@ -396,6 +415,20 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     const resolver = new TransactionResolver({ store: local.partitions, host: raftHost, partitions: () => partitionsHeld(), descriptorOf: (id) => replicas.descriptorOf(id), nodeAddress, log });
     resolver.start();
     stops.push(() => resolver.close());
+    const shipper = new IndexShipper({
+      store: local.partitions,
+      host: raftHost,
+      view,
+      ledGroups: () => raftHost.status().filter((g) => g.groupId !== META_GROUP_ID && g.role === 'leader').map((g) => g.groupId),
+      splitCount: (groupId) => replicas.splitsOf(groupId).length,
+      ancestorsOf: (groupId) => replicas.ancestorsOf(groupId),
+      nodeAddress,
+      log,
+      ...options.indexShipping,
+    });
+    replicas.onReplicaSettled((groupId) => shipper.wake(groupId));
+    shipper.start();
+    stops.push(() => shipper.close());
 
     const sizes = new PartitionSizes(
       load,
@@ -545,6 +578,13 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           throttledWrites: s.throttledWrites,
           ...(driver?.splitStats ?? { splitsForSize: 0, splitsForHeat: 0, splitFailures: 0, hotKeysReported: 0 }),
           adminSplits: metaServices?.stats.adminSplits ?? 0,
+          indexOutboxRecords: shipper.stats.outboxRecords,
+          indexRecordsShipped: shipper.stats.recordsShipped,
+          indexRecordsDropped: shipper.stats.recordsDropped,
+          indexShipCallsFailed: shipper.stats.callsFailed,
+          indexBatchesHeld: shipper.stats.batchesHeld,
+          indexEntriesApplied: s.indexEntriesApplied,
+          indexEntriesSkipped: s.indexEntriesSkipped,
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

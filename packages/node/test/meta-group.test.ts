@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMetaSnapshot } from '@shoal/meta';
-import type { PartitionDescriptor, TableRecord } from '@shoal/model';
+import { findPartitionMapProblems, spaceRange, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import {
   NodeState,
   ReplicaRole,
@@ -126,8 +126,9 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
 
     const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
     if (map.notModified) throw new Error('expected a full map');
-    // The default of 2 partitions for Orders (its GSI gets none), 3 asked for Users, 3 replicas each.
-    expect(map.partitions.map((p) => p.tableId)).toEqual([created.schema.tableId, created.schema.tableId, spaceId, spaceId, spaceId]);
+    // The default of 2 partitions for Orders and as many for its GSI, 3 asked for Users, 3 replicas each.
+    const ordersGsi = created.schema.indexes[0].indexId;
+    expect(map.partitions.map((p) => p.tableId)).toEqual([created.schema.tableId, created.schema.tableId, ordersGsi, ordersGsi, spaceId, spaceId, spaceId]);
     expect(map.partitions.every((p) => p.epoch === 1 && p.replicas.length === 3)).toBe(true);
     expect(map.tables.map((t) => t.schema.name)).toEqual(['Orders', 'Users']);
     const unchanged = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: BigInt(map.version) })));
@@ -138,7 +139,7 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(await listTableNames()).toEqual(['Orders']);
   });
 
-  it('updates a table: a new GSI keeps the id the router allocated, the partitions stay, the version grows', async () => {
+  it('updates a table: a new GSI keeps the id the router allocated and gets partitions, the version grows; a deleted GSI loses them', async () => {
     const before = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
     if (before.notModified) throw new Error('expected a full map');
     const orders = before.tables.find((t) => t.schema.name === 'Orders')!;
@@ -150,8 +151,21 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     const after = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: BigInt(before.version) })));
     if (after.notModified) throw new Error('expected a full map');
     expect(after.version).toBe(before.version + 1);
-    expect(after.partitions).toEqual(before.partitions);
+    // As many partitions as Orders has, covering the index's space, placed like any.
+    const ordersPartitions = before.partitions.filter((p) => p.tableId === orders.schema.tableId);
+    const added = after.partitions.filter((p) => p.tableId === spaceId);
+    expect(added).toHaveLength(ordersPartitions.length);
+    expect(added.every((p) => p.epoch === 1 && p.replicas.length === 3)).toBe(true);
+    expect(after.partitions.filter((p) => p.tableId !== spaceId)).toEqual(before.partitions);
+    expect(findPartitionMapProblems(after.partitions)).toEqual([]);
     expect(after.tables.find((t) => t.schema.name === 'Orders')).toEqual(updated);
+
+    // UpdateTable deleting the GSI: its partitions leave the map, nothing else does.
+    const dropped = tableRecordFromWire((await cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, schema: { ...updated.schema, indexes: orders.schema.indexes } }) }))).record!);
+    expect(dropped.schema.indexes.map((i) => i.name)).toEqual(orders.schema.indexes.map((i) => i.name));
+    const afterDrop = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: BigInt(after.version) })));
+    if (afterDrop.notModified) throw new Error('expected a full map');
+    expect(afterDrop.partitions).toEqual(before.partitions);
 
     const noRecord = await rpcFailure(cluster.call((p) => p.metaClient.createTable({})));
     expect(noRecord.code).toBe(Status.INVALID_ARGUMENT);
@@ -176,6 +190,17 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     // Split is built: a table it does not know is DynamoDB's ResourceNotFoundException.
     const split = await rpcFailure(leader.adminClient.split({ table: 'nosuch' }));
     expect(split.message).toMatch(/Table: nosuch not found/);
+    // A GSI's partitions are split as `table/index`; an LSI or unknown index has none.
+    const noIndex = await rpcFailure(leader.adminClient.split({ table: 'Orders/nosuch' }));
+    expect(noIndex.code).toBe(Status.INVALID_ARGUMENT);
+    expect(noIndex.message).toMatch(/table Orders has no global secondary index nosuch/);
+    // A key of the table's space lies outside the GSI's partitions: the GSI's space was chosen.
+    const orders = (await mapNow()).tables.find((t) => t.schema.name === 'Orders')!;
+    const tableKey = spaceRange(orders.schema.tableId).start;
+    const outside = await rpcFailure(leader.adminClient.split({ table: 'Orders/byUser', splitKey: tableKey }));
+    expect(outside.message).toMatch(/lies outside table Orders\/byUser/);
+    const wrongType = await rpcFailure(leader.adminClient.split({ table: 'Orders/byUser', hashValue: '{"N":"1"}' }));
+    expect(wrongType.message).toMatch(/not a partition key value of Orders\/byUser \(user, S\)/);
   });
 
   it('streams the map to a watcher at every change', async () => {

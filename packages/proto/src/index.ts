@@ -96,8 +96,10 @@ export {
   getManyRequestFromWire,
   getManyResultsToWire,
   getManyResultsFromWire,
+  applyIndexEntriesRequestToWire,
+  applyIndexEntriesRequestFromWire,
 } from './partition-codec.ts';
-export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions } from './partition-codec.ts';
+export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions, IndexEntriesBatch, IndexEntryRecord, IndexSourceFence } from './partition-codec.ts';
 export { encodeWriteRequest, encodeWriteManyRequest, encodeWriteManyCalls, encodeGetRequest, encodeGetManyRequest, type WriteManyCall } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { decodeWriteRequest, decodeWriteManyRequest, decodeGetRequest, decodeGetManyRequest, encodeWriteResponse, encodeWriteManyResponse, encodeGetResponse, encodeGetManyResponse } from './partition-answers.ts';

@@ -7,6 +7,7 @@
 import { create } from '@bufbuild/protobuf';
 import type * as model from '@shoal/model';
 import {
+  ApplyIndexEntriesRequestSchema,
   BackfillIndexRequestSchema,
   DropIndexRequestSchema,
   GetManyRequestSchema,
@@ -31,6 +32,7 @@ import {
   WriteResponseSchema,
 } from './gen/shoal/v1/node_pb.ts';
 import type {
+  ApplyIndexEntriesRequest as WireApplyIndexEntriesRequest,
   BackfillIndexRequest as WireBackfillIndexRequest,
   DropIndexRequest as WireDropIndexRequest,
   CallError as WireCallError,
@@ -689,3 +691,65 @@ export function dropIndexRequestToWire(target: RoutedTo, request: IndexRequest):
 }
 
 export const dropIndexRequestFromWire: (request: WireDropIndexRequest) => { target: RoutedTo; request: IndexRequest } = indexRequestFromWire;
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous GSIs: ApplyIndexEntries
+
+/** One outbox record of a source partition: the put (`entry`) or delete of one GSI entry. */
+export interface IndexEntryRecord {
+  seq: number;
+  indexId: number;
+  entryKey: Uint8Array;
+  entry?: model.Item;
+  /** The base item's key. */
+  itemKey: Uint8Array;
+}
+
+/** Records of `sourcePartitionId` for items at or beyond `fromKey` are not that source's any more (a split moved them). */
+export interface IndexSourceFence {
+  sourcePartitionId: number;
+  fromKey: Uint8Array;
+}
+
+/** What a source partition's shipper sends one GSI partition: its records for it, in seq order, and the fences of its ancestors. */
+export interface IndexEntriesBatch {
+  sourcePartitionId: number;
+  records: IndexEntryRecord[];
+  fences: IndexSourceFence[];
+}
+
+export function applyIndexEntriesRequestToWire(target: RoutedTo, batch: IndexEntriesBatch): WireApplyIndexEntriesRequest {
+  return create(ApplyIndexEntriesRequestSchema, {
+    target,
+    sourcePartitionId: BigInt(batch.sourcePartitionId),
+    records: batch.records.map((record) => ({
+      seq: BigInt(record.seq),
+      indexId: record.indexId,
+      entryKey: record.entryKey,
+      itemKey: record.itemKey,
+      ...(record.entry === undefined ? {} : { entry: json(record.entry) }),
+    })),
+    fences: batch.fences.map((fence) => ({ sourcePartitionId: BigInt(fence.sourcePartitionId), fromKey: fence.fromKey })),
+  });
+}
+
+export function applyIndexEntriesRequestFromWire(request: WireApplyIndexEntriesRequest): { target: RoutedTo; batch: IndexEntriesBatch } {
+  const sourcePartitionId = safeNumber(request.sourcePartitionId, 'source partition id');
+  if (sourcePartitionId < 1) throw invalid('source partition id 0');
+  let previous = 0;
+  const records = request.records.map((wire): IndexEntryRecord => {
+    const seq = safeNumber(wire.seq, 'record seq');
+    if (seq <= previous) throw invalid(`record seqs must rise (${seq} after ${previous})`);
+    previous = seq;
+    const record: IndexEntryRecord = { seq, indexId: wire.indexId, entryKey: wire.entryKey, itemKey: wire.itemKey };
+    if (wire.entry !== undefined) record.entry = item(wire.entry, 'index entry');
+    return record;
+  });
+  const fences = request.fences.map((fence): IndexSourceFence => ({ sourcePartitionId: safeNumber(fence.sourcePartitionId, 'fence source partition id'), fromKey: fence.fromKey }));
+  return { target: targetFromWire(request.target), batch: { sourcePartitionId, records, fences } };
+}
+
+function safeNumber(value: bigint, what: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`${what} ${value} is too large`);
+  return Number(value);
+}

@@ -3,6 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
 import {
+  ApplyIndexEntriesRequestSchema,
+  applyIndexEntriesRequestFromWire,
+  applyIndexEntriesRequestToWire,
   BackfillIndexRequestSchema,
   DropIndexRequestSchema,
   GetRequestSchema,
@@ -292,6 +295,36 @@ describe('the partition contract on the wire', () => {
     expect(() => dropIndexRequestFromWire(overTheWire(DropIndexRequestSchema, dropIndexRequestToWire(routed, { table: schema, indexName: '' })))).toThrow(
       /index name missing/,
     );
+  });
+
+  it('round-trips shipped GSI records (puts and deletes, in seq order)', () => {
+    const bytes = fc.uint8Array({ minLength: 1, maxLength: 40 });
+    const record = fc.record({ indexId: fc.integer({ min: 1, max: 2 ** 32 - 1 }), entryKey: bytes, itemKey: bytes, entry: fc.option(item, { nil: undefined }) });
+    const fence = fc.record({ sourcePartitionId: fc.integer({ min: 1, max: 2 ** 40 }), fromKey: bytes });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.array(fc.tuple(fc.integer({ min: 1, max: 1000 }), record), { maxLength: 20 }), fc.array(fence, { maxLength: 3 }), (source, steps, fences) => {
+        let seq = 0;
+        const records = steps.map(([step, { entry, ...rest }]) => ({ seq: (seq += step), ...rest, ...(entry === undefined ? {} : { entry }) }));
+        const batch = { sourcePartitionId: source, records, fences };
+        expectSame(applyIndexEntriesRequestFromWire(overTheWire(ApplyIndexEntriesRequestSchema, applyIndexEntriesRequestToWire(routed, batch))), { target: routed, batch });
+      }),
+      runs,
+    );
+    const refused = (batch: Parameters<typeof applyIndexEntriesRequestToWire>[1]): string => {
+      try {
+        applyIndexEntriesRequestFromWire(overTheWire(ApplyIndexEntriesRequestSchema, applyIndexEntriesRequestToWire(routed, batch)));
+      } catch (error) {
+        expect((error as RpcError).code).toBe(Status.INVALID_ARGUMENT);
+        return (error as RpcError).message;
+      }
+      throw new Error('accepted');
+    };
+    const deleted = { indexId: 5, entryKey: new Uint8Array([0, 0, 0, 5, 1]), itemKey: new Uint8Array([0, 0, 0, 4, 1]) };
+    expect(refused({ sourcePartitionId: 3, records: [{ seq: 2, ...deleted }, { seq: 2, ...deleted }], fences: [] })).toContain('seqs must rise');
+    expect(refused({ sourcePartitionId: 0, records: [], fences: [] })).toContain('source partition id 0');
+    const bad = applyIndexEntriesRequestToWire(routed, { sourcePartitionId: 3, records: [{ seq: 1, ...deleted }], fences: [] });
+    bad.records[0]!.entry = new Uint8Array([0x7b]);
+    expect(() => applyIndexEntriesRequestFromWire(overTheWire(ApplyIndexEntriesRequestSchema, bad))).toThrow(/index entry is not JSON/);
   });
 
   it('refuses requests a node cannot serve with INVALID_ARGUMENT', () => {

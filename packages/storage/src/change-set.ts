@@ -1,6 +1,7 @@
 import { compareBytes, getOwn, itemSize, setOwn, spaceKeyAttributes, type IndexSchema, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { Mutation } from './database.ts';
+import type { OutboxWriter } from './index-outbox.ts';
 import type { CachedItem } from './item-cache.ts';
 import { entryKey, mapKey } from './layout.ts';
 import type { StatisticsBook } from './statistics.ts';
@@ -78,15 +79,19 @@ interface StagedValue {
 
 /**
  * The changes of one command, staged over the current state: items, their index entries and the
- * statistics of every space touched. Reads see the command's own earlier changes.
+ * statistics of every space touched. Reads see the command's own earlier changes. With an outbox (a
+ * cluster node's replica: index-outbox.ts), GSI entries are not written here: each change of one
+ * becomes an outbox record of the group, in the order the command makes them.
  */
 export class ChangeSet {
   private readonly state: StateReader;
+  private readonly outbox: OutboxWriter | undefined;
   private readonly staged = new Map<string, StagedValue>();
   private readonly deltas = new Map<number, { itemCount: number; sizeBytes: number }>();
 
-  constructor(state: StateReader) {
+  constructor(state: StateReader, outbox?: OutboxWriter) {
     this.state = state;
+    this.outbox = outbox;
   }
 
   readItem(key: Uint8Array): Item | undefined {
@@ -119,22 +124,41 @@ export class ChangeSet {
     if (!next) this.delete(itemKey);
     this.count(table.tableId, previous?.size, written?.size);
     for (const index of table.indexes) {
-      if (maintains(index, itemKey)) this.writeEntry(table, index, previous?.item, next);
+      if (maintains(index, itemKey)) this.writeEntry(table, index, itemKey, previous?.item, next);
     }
   }
 
-  /** Adds `item`'s entry to an index being backfilled. */
-  addEntry(table: TableSchema, index: IndexSchema, item: Item): void {
-    this.writeEntry(table, index, undefined, item);
+  /** Adds `item`'s entry (at `itemKey`) to an index being backfilled. */
+  addEntry(table: TableSchema, index: IndexSchema, itemKey: Uint8Array, item: Item): void {
+    this.writeEntry(table, index, itemKey, undefined, item);
   }
 
-  private writeEntry(table: TableSchema, index: IndexSchema, previous: Item | undefined, next: Item | undefined): void {
+  /**
+   * Puts `entry` at `key` of a space, or deletes what is there (`entry` undefined), counting the change
+   * in the space's statistics: a GSI partition applying the records its sources shipped.
+   */
+  replaceEntry(spaceId: number, key: Uint8Array, entry: Item | undefined): void {
+    const previous = this.readStored(key);
+    if (previous === undefined && entry === undefined) return;
+    const written = entry && this.set(key, entry);
+    if (!entry) this.delete(key);
+    this.count(spaceId, previous?.size, written?.size);
+  }
+
+  private writeEntry(table: TableSchema, index: IndexSchema, itemKey: Uint8Array, previous: Item | undefined, next: Item | undefined): void {
     const attributes = spaceKeyAttributes(table, index);
     const oldKey = previous && isIndexed(index, previous) ? entryKey(index.indexId, attributes, previous) : undefined;
     const newKey = next && isIndexed(index, next) ? entryKey(index.indexId, attributes, next) : undefined;
     const oldEntry = oldKey && previous && projectEntry(table, index, previous);
     const newEntry = newKey && next && projectEntry(table, index, next);
-    if (oldKey && newKey && compareBytes(oldKey, newKey) === 0 && JSON.stringify(oldEntry) === JSON.stringify(newEntry)) {
+    const sameKey = oldKey !== undefined && newKey !== undefined && compareBytes(oldKey, newKey) === 0;
+    if (sameKey && JSON.stringify(oldEntry) === JSON.stringify(newEntry)) {
+      return;
+    }
+    if (this.outbox !== undefined && index.kind === 'GSI') {
+      // A put over the same key replaces the entry: no delete record before it.
+      if (oldKey && !sameKey) this.outbox.append({ indexId: index.indexId, itemKey, entryKey: oldKey });
+      if (newKey && newEntry) this.outbox.append({ indexId: index.indexId, itemKey, entryKey: newKey, entry: newEntry });
       return;
     }
     if (oldKey) this.delete(oldKey);
@@ -168,7 +192,7 @@ export class ChangeSet {
 
   /** The mutations of the whole change, statistics included; call once, under the commit lock. */
   finish(statistics: StatisticsBook): Mutation[] {
-    const mutations: Mutation[] = [];
+    const mutations: Mutation[] = this.outbox?.finish() ?? [];
     for (const [cacheKey, { key, stored }] of this.staged) {
       mutations.push(stored === undefined ? { key, value: undefined, cacheKey } : { key, value: stored.json, size: stored.size, cacheKey });
     }

@@ -4,11 +4,19 @@ import { CommitQueue } from './commit-queue.ts';
 import { openDatabase, type DatabaseOptions } from './database.ts';
 import { PartitionStore } from './partition-store.ts';
 
-export type { DatabaseOptions as LocalStoreOptions } from './database.ts';
-export { PartitionStore, type AppliedMark, type IndexCommand, type ResolvedIntents } from './partition-store.ts';
+export {
+  PartitionStore,
+  type AppliedIndexEntries,
+  type AppliedMark,
+  type IndexCommand,
+  type ResolvedIntents,
+  type ShippedIndexRecord,
+  type SourceFence,
+} from './partition-store.ts';
+export type { IndexEntryChange, IndexOutboxRecord, OutboxReadLimits } from './index-outbox.ts';
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
-export { partitionBound, type PartitionBound } from './layout.ts';
+export { indexSpaceSchema, partitionBound, type PartitionBound } from './layout.ts';
 export { PartitionSnapshotFormatError, type PartitionScope, type PartitionSnapshotStream } from './partition-snapshot.ts';
 export { checkPartitionSnapshot, type CheckedPartitionSnapshot, type StagedPartitionSnapshot } from './partition-restore.ts';
 
@@ -21,10 +29,18 @@ export interface LocalStore {
   close(): Promise<void>;
 }
 
-export async function openLocalStore(options: DatabaseOptions): Promise<LocalStore> {
+export interface LocalStoreOptions extends DatabaseOptions {
+  /**
+   * A cluster node's store: GSI entries of base partitions go to their groups' outboxes (shipped to
+   * the GSI partitions) instead of being written with the item. Off: GSIs stay synchronous (one node).
+   */
+  indexOutbox?: boolean;
+}
+
+export async function openLocalStore(options: LocalStoreOptions): Promise<LocalStore> {
   const database = await openDatabase(options);
   const commits = new CommitQueue(database);
-  const partitions = new PartitionStore(database.level, commits);
+  const partitions = new PartitionStore(database.level, commits, { indexOutbox: options.indexOutbox ?? false });
   try {
     // A restore a crash interrupted is completed before anything reads or writes the store.
     await partitions.finishInterruptedRestores();

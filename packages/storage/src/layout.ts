@@ -155,6 +155,15 @@ export function findIndex(table: TableSchema, indexName: string): IndexSchema | 
   return table.indexes.find((index) => index.name === indexName);
 }
 
+/**
+ * The space of a GSI's entries as the schema of a table of its own: what a GSI partition's replica
+ * holds (its snapshot scope, the data a removal deletes). Its key attributes are the index's (entries
+ * carry the table's key after them): never encode keys with it.
+ */
+export function indexSpaceSchema(table: TableSchema, index: IndexSchema): TableSchema {
+  return { name: `${table.name}/${index.name}`, tableId: index.indexId, hashKey: index.hashKey, ...(index.rangeKey ? { rangeKey: index.rangeKey } : {}), indexes: [] };
+}
+
 /** A key as a Map key: one char per byte. */
 export function mapKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');

@@ -31,6 +31,7 @@ import {
   spaceOf,
   type PartitionScope,
   type PartitionSnapshotHeader,
+  type ScopeOptions,
 } from './partition-snapshot.ts';
 import type { StoredIntent } from './transactions.ts';
 
@@ -77,6 +78,7 @@ export interface StatisticsDelta {
 /** The store a restore writes to. */
 export interface RestoreTarget {
   level: ByteLevel;
+  scopeOptions: ScopeOptions;
   /** Runs `plan` under the commit lock and writes the mutations it returns as one batch, durably before it resolves. */
   batch(plan: (books: RestoreBooks) => Mutation[]): Promise<void>;
 }
@@ -258,7 +260,7 @@ export async function runPartitionRestore(target: RestoreTarget, restore: Partit
   const batch = new RestoreBatch(target, batchBytes);
   const before = target.level.snapshot();
   try {
-    for await (const [key, value] of partitionEntries(target.level, scopes, before)) {
+    for await (const [key, value] of partitionEntries(target.level, scopes, target.scopeOptions, before)) {
       batch.add(key, value, false);
       if (batch.full) await batch.flush();
     }

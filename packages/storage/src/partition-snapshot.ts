@@ -13,6 +13,11 @@
  *   - the intents on T's items in B                      00000000 06 <item key> <transaction id>
  *   - the transaction records G coordinates              00000000 07 <transaction id>, whose first
  *                                                        participant is G (the router's coordinator)
+ *   - G's GSI outbox, next seq and cursors               00000000 0a/0b/0c G ... (index-outbox.ts)
+ * A store with index outboxes (cluster nodes) keeps no GSI entries with the base partition: its
+ * scopes leave GSIs out (the index space's entries on the node are GSI partitions'). A GSI partition's
+ * scope names the index space as its table (indexSpaceSchema: tableId = indexId, no indexes), its bound
+ * lying in that space.
  * Not per replica: the catalog, the space counter, and the per-space statistics (a restore adjusts
  * them by what it removes and adds). A record decided ABORTED for a transaction never begun here names
  * no participant, so it belongs to no snapshot (and no restore deletes it).
@@ -44,6 +49,7 @@ import {
   type KeyRange,
   type PartitionBound,
 } from './layout.ts';
+import { indexOutboxRanges } from './index-outbox.ts';
 import type { StoredIntent, TransactionRecord } from './transactions.ts';
 
 const FORMAT = 'shoal-partition-snapshot-1';
@@ -93,12 +99,19 @@ export function intentItemKey(value: Uint8Array): { itemKey: Uint8Array; intent:
 /** A part of the store a replica owns: a key range, and which of its entries belong (all without `belongs`). */
 type ScopePart = { range: KeyRange; belongs?(value: Uint8Array): boolean };
 
+/** Whether the base partitions' scopes hold their GSI entries (a store without index outboxes) or not. */
+export interface ScopeOptions {
+  coLocatedGsis: boolean;
+}
+
 /** The parts of the store a replica owns. */
-function scopeParts(scope: PartitionScope): ScopePart[] {
+function scopeParts(scope: PartitionScope, options: ScopeOptions): ScopePart[] {
   const { table, bound, groupId } = scope;
+  const indexes = options.coLocatedGsis ? table.indexes : table.indexes.filter((index) => index.kind === 'LSI');
   return [
     { range: clampRange(spaceRange(table.tableId), bound) },
-    ...table.indexes.map((index) => ({
+    ...indexOutboxRanges(groupId).map((range) => ({ range })),
+    ...indexes.map((index) => ({
       range: indexEntriesRange(table, index, bound),
       belongs: (value: Uint8Array) => entryInBound(table, bound, decodeJson<Item>(value)),
     })),
@@ -122,10 +135,10 @@ const partHolds = (part: ScopePart, key: Uint8Array, value: Uint8Array): boolean
  * left to it, checked entry by entry, so no set of keys grows with the partition), read from
  * `snapshot` when given.
  */
-export async function* partitionEntries(level: ByteLevel, scopes: readonly PartitionScope[], snapshot?: AbstractSnapshot): AsyncGenerator<[Uint8Array, Uint8Array]> {
+export async function* partitionEntries(level: ByteLevel, scopes: readonly PartitionScope[], options: ScopeOptions, snapshot?: AbstractSnapshot): AsyncGenerator<[Uint8Array, Uint8Array]> {
   const earlier: ScopePart[] = [];
   for (const scope of scopes) {
-    const parts = scopeParts(scope);
+    const parts = scopeParts(scope, options);
     for (const part of parts) {
       const { range, belongs } = part;
       if (compareBytes(range.start, range.end) >= 0) continue;
@@ -154,7 +167,7 @@ const u32 = (value: number): Uint8Array => {
  * returns the function that measures it and streams it (PartitionSnapshotStream); call that function
  * once, and release what it returns (a failure releases it). See the file comment for when to call this.
  */
-export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
+export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope, options: ScopeOptions): () => Promise<PartitionSnapshotStream> {
   const snapshot = level.snapshot();
   let released = false;
   const release = (): void => {
@@ -167,12 +180,12 @@ export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope): 
       const appliedIndex = decodeIndex(await level.get(appliedIndexKey(scope.groupId), { snapshot }));
       const header = Buffer.from(JSON.stringify({ format: FORMAT, groupId: scope.groupId, appliedIndex }));
       let size = 4 + header.length;
-      for await (const [key, value] of partitionEntries(level, [scope], snapshot)) size += 8 + key.length + value.length;
+      for await (const [key, value] of partitionEntries(level, [scope], options, snapshot)) size += 8 + key.length + value.length;
       async function* chunks(): AsyncGenerator<Uint8Array> {
         yield new Uint8Array(Buffer.concat([u32(header.length), header]));
         let parts: Uint8Array[] = [];
         let bytes = 0;
-        for await (const [key, value] of partitionEntries(level, [scope], snapshot)) {
+        for await (const [key, value] of partitionEntries(level, [scope], options, snapshot)) {
           parts.push(u32(key.length), key, u32(value.length), value);
           bytes += 8 + key.length + value.length;
           if (bytes < SNAPSHOT_CHUNK_BYTES) continue;

@@ -26,7 +26,29 @@ import {
   type WriteOutcome,
 } from '@shoal/model';
 import { ChangeSet, StoredItem, type IndexGate } from './change-set.ts';
-import type { CommitQueue, Staged } from './commit-queue.ts';
+import {
+  decodeF64,
+  indexCursorMutation,
+  backfillMarkerKey,
+  indexCursorsRange,
+  indexOutboxRanges,
+  sourceFenceKey,
+  sourceFencesRange,
+  nextSeqMutation,
+  outboxSeqKey,
+  OutboxWriter,
+  outboxKey,
+  outboxRange,
+  decodeOutboxRecord,
+  encodeOutboxRecord,
+  readIndexCursor,
+  readNextSeq,
+  readOutbox,
+  type IndexEntryChange,
+  type IndexOutboxRecord,
+  type OutboxReadLimits,
+} from './index-outbox.ts';
+import type { CommitQueue, Staged, StateReader } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
   appliedIndexKey,
@@ -40,6 +62,7 @@ import {
   indexEntriesRange,
   encodeJson,
   mapKey,
+  decodeU32,
   runningIndexCommandKey,
   runningIndexCommandsRange,
   type KeyRange,
@@ -129,16 +152,23 @@ export class PartitionStore implements PartitionClient {
   private readonly backfills = new Map<number, Set<Backfill>>();
   /** Backfill runs, waiting or walking, by index id and bound start. */
   private readonly runningBackfills = new Map<string, BackfillRun>();
+  /**
+   * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store, and
+   * every write makes its GSI records (a GSI backfill runs within its command: no write meets one).
+   */
+  private readonly indexOutbox: boolean;
   private readonly maintains: IndexGate = (index, itemKey) => {
+    if (this.indexOutbox && index.kind === 'GSI') return true;
     for (const backfill of this.backfills.get(index.indexId) ?? []) {
       if ((backfill.bound === undefined || boundContains(backfill.bound, itemKey)) && compareBytes(itemKey, backfill.cursor) >= 0) return false;
     }
     return true;
   };
 
-  constructor(level: ByteLevel, commits: CommitQueue) {
+  constructor(level: ByteLevel, commits: CommitQueue, options: { indexOutbox?: boolean } = {}) {
     this.level = level;
     this.commits = commits;
+    this.indexOutbox = options.indexOutbox ?? false;
     this.statisticsBook = new StatisticsBook(level);
     this.intents = new IntentIndex(level);
   }
@@ -158,7 +188,7 @@ export class PartitionStore implements PartitionClient {
   stageWrite(request: PartitionWrite, mark?: AppliedMark): Promise<Staged<PartitionWriteResult>> {
     return this.commits.stageExclusive<PartitionWriteResult>(async (state) => {
       await this.intents.load(state);
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       const wounded: WoundedReads = [];
       const outcomes = request.operations.map((operation) => this.applyOperation(request, operation, changes, accessOf(operation), wounded));
       const marks = mark ? [appliedMutation(mark)] : [];
@@ -175,7 +205,7 @@ export class PartitionStore implements PartitionClient {
   stageWrites(requests: readonly PartitionWrite[], mark?: AppliedMark): Promise<Staged<PartitionWriteResult[]>> {
     return this.commits.stageExclusive<PartitionWriteResult[]>(async (state) => {
       await this.intents.load(state);
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       const wounded: WoundedReads = [];
       const results = requests.map((request): PartitionWriteResult => {
         const [operation] = request.operations;
@@ -230,7 +260,7 @@ export class PartitionStore implements PartitionClient {
       await this.intents.load(state);
       const intents = this.intents.of(transactionId, bound);
       const resolved = { intents: intents.length, wounded: intents.filter(({ intent }) => intent.wounded === true).length };
-      const changes = new ChangeSet(state);
+      const changes = this.changeSet(state, mark);
       for (const { itemKey, intent } of commit ? intents : []) {
         if (intent.change.kind !== 'put' && intent.change.kind !== 'delete') continue;
         const next = intent.change.kind === 'put' ? intent.change.item : undefined;
@@ -289,6 +319,138 @@ export class PartitionStore implements PartitionClient {
     });
   }
 
+  /** Whether GSI entries go to the groups' outboxes (a cluster node's store), not with their items. */
+  get hasIndexOutboxes(): boolean {
+    return this.indexOutbox;
+  }
+
+  /** The group's first outbox records (index-outbox.ts), in seq order, as LevelDB holds them: a shipper's batch. */
+  readIndexOutbox(groupId: number, limits: OutboxReadLimits): Promise<IndexOutboxRecord[]> {
+    return readOutbox(this.level, groupId, limits);
+  }
+
+  /**
+   * How many records the group's outbox holds (after `afterSeq`, with one), from its first record's
+   * seq to its next seq: one key read, not a scan (holes a split left by moving records count too).
+   */
+  async indexOutboxSize(groupId: number, afterSeq?: number): Promise<number> {
+    const range = outboxRange(groupId);
+    const start = afterSeq === undefined ? { gte: range.start } : { gt: outboxKey(groupId, afterSeq) };
+    const [first] = await this.level.keys({ ...start, lt: range.end, limit: 1 }).all();
+    if (first === undefined) return 0;
+    const next = await this.level.get(outboxSeqKey(groupId));
+    return (next === undefined ? 1 : decodeF64(next)) - decodeF64(first.subarray(9, 17));
+  }
+
+  /**
+   * Deletes the group's outbox records up to `throughSeq` (every GSI partition they went to applied
+   * them), with the command's applied mark. Answers how many went.
+   */
+  trimIndexOutbox(groupId: number, throughSeq: number, mark?: AppliedMark): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = outboxRange(groupId);
+      const keys = await this.level.keys({ gte: range.start, lte: outboxKey(groupId, throughSeq) }).all();
+      const mutations: Mutation[] = keys.map((key) => ({ key, value: undefined }));
+      return { result: keys.length, mutations: [...mutations, ...(mark ? [appliedMutation(mark)] : [])] };
+    });
+  }
+
+  /**
+   * A split of the group at `splitKey`: its outbox records of items at or beyond it (the right half's)
+   * move, in order, to the end of the right group's outbox (fresh seqs there), so every item's changes
+   * stay in one outbox in their order. In one batch; a second call (a replayed split) finds nothing
+   * left to move. Answers how many moved.
+   */
+  splitIndexOutbox(groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<number> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = outboxRange(groupId);
+      const mutations: Mutation[] = [];
+      let next = readNextSeq(state, rightGroupId);
+      const first = next;
+      for await (const [key, value] of this.level.iterator({ gte: range.start, lt: range.end })) {
+        const record = decodeOutboxRecord(key, value);
+        if (compareBytes(record.itemKey, splitKey) < 0) continue;
+        mutations.push({ key, value: undefined }, { key: outboxKey(rightGroupId, next), value: encodeOutboxRecord(record) });
+        next += 1;
+      }
+      if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
+      return { result: next - first, mutations };
+    });
+  }
+
+  /**
+   * A GSI partition (group `groupId`, entries in `bound` of the index's own space) applies records a
+   * source group shipped: those at or below its cursor for that source are skipped (applied before),
+   * the others put or delete their entries in seq order, with the index space's statistics, the new
+   * cursor and the applied mark, in one batch. A record outside the bound (the partition split since
+   * the records were routed) refuses the whole call, which then applies nothing but the mark.
+   * `fences` (the source's ancestors it split from) are kept first (the lowest key per source): a
+   * record of a fenced source for an item at or beyond its fence is skipped (its item's records moved
+   * to a split half, which ships them and newer ones: the fenced source's copy is stale).
+   */
+  applyIndexEntries(
+    groupId: number,
+    bound: PartitionBound,
+    sourceGroupId: number,
+    records: readonly ShippedIndexRecord[],
+    mark?: AppliedMark,
+    fences: readonly SourceFence[] = [],
+  ): Promise<AppliedIndexEntries> {
+    return this.commits.exclusive<AppliedIndexEntries>(async (state) => {
+      const marks = mark ? [appliedMutation(mark)] : [];
+      const stray = records.find((record) => !boundContains(bound, record.entryKey));
+      if (stray !== undefined) return { result: { status: 'outOfRange', applied: 0, skipped: 0 }, mutations: marks };
+      const fenced: Mutation[] = [];
+      for (const fence of fences) {
+        const current = state.read(sourceFenceKey(groupId, fence.sourceGroupId));
+        if (current === undefined || compareBytes(fence.fromKey, current) < 0) fenced.push({ key: sourceFenceKey(groupId, fence.sourceGroupId), value: Uint8Array.from(fence.fromKey) });
+      }
+      const fence = fences.reduce<Uint8Array | undefined>((lowest, f) => (f.sourceGroupId !== sourceGroupId || (lowest !== undefined && compareBytes(lowest, f.fromKey) <= 0) ? lowest : f.fromKey), state.read(sourceFenceKey(groupId, sourceGroupId)));
+      let cursor = readIndexCursor(state, groupId, sourceGroupId);
+      const changes = new ChangeSet(state);
+      let applied = 0;
+      for (const record of records) {
+        if (record.seq <= cursor) continue;
+        cursor = record.seq;
+        if (fence !== undefined && compareBytes(record.itemKey, fence) >= 0) continue;
+        changes.replaceEntry(record.indexId, record.entryKey, record.entry);
+        applied += 1;
+      }
+      const advanced = cursor > readIndexCursor(state, groupId, sourceGroupId) ? [indexCursorMutation(groupId, sourceGroupId, cursor)] : [];
+      return { result: { status: 'applied', applied, skipped: records.length - applied }, mutations: [...fenced, ...changes.finish(this.statisticsBook), ...advanced, ...marks] };
+    });
+  }
+
+  /** The highest seq of `sourceGroupId` the GSI partition group applied; 0 when none. */
+  indexCursor(groupId: number, sourceGroupId: number): Promise<number> {
+    return this.commits.exclusive(async (state) => ({ result: readIndexCursor(state, groupId, sourceGroupId), mutations: [] }));
+  }
+
+  /**
+   * A split of a GSI partition group: the right group starts with a copy of the left's cursors (the
+   * records a source shipped to the left before the split are applied for the right half too) and fences.
+   */
+  copyIndexCursors(groupId: number, rightGroupId: number): Promise<void> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = indexCursorsRange(groupId);
+      const cursors = await this.level.iterator({ gte: range.start, lt: range.end }).all();
+      const mutations = cursors.map(([key, value]): Mutation => {
+        const source = decodeU32(key.subarray(9, 13));
+        return indexCursorMutation(rightGroupId, source, Math.max(decodeF64(value), readIndexCursor(state, rightGroupId, source)));
+      });
+      const fences = sourceFencesRange(groupId);
+      for (const [key, value] of await this.level.iterator({ gte: fences.start, lt: fences.end }).all()) {
+        const target = sourceFenceKey(rightGroupId, decodeU32(key.subarray(9, 13)));
+        const current = state.read(target);
+        if (current === undefined || compareBytes(value, current) < 0) mutations.push({ key: target, value });
+      }
+      return { result: undefined, mutations };
+    });
+  }
+
   /** Records a command's applied index alone (a command that changed nothing else, or did in earlier batches). */
   markApplied(mark: AppliedMark): Promise<void> {
     return this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark)] }));
@@ -303,12 +465,57 @@ export class PartitionStore implements PartitionClient {
    * ValidationException before anything is recorded.
    */
   async startIndexCommand(command: IndexCommand, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
-    requireIndex(command.table, command.indexName);
+    const index = requireIndex(command.table, command.indexName);
+    if (this.indexOutbox && index.kind === 'GSI') {
+      if (command.kind === 'backfillIndex') await this.backfillIntoOutbox(command.table, index, bound, mark);
+      else await this.markApplied(mark);
+      return { done: Promise.resolve() };
+    }
     const key = runningIndexCommandKey(mark.groupId, mark.index);
     const record: IndexCommandRecord = { kind: command.kind, table: command.table, indexName: command.indexName };
     if (bound !== undefined) record.bound = { start: Buffer.from(bound.start).toString('base64'), end: Buffer.from(bound.end).toString('base64') };
     await this.commits.exclusive(async () => ({ result: undefined, mutations: [appliedMutation(mark), { key, value: encodeJson(record) }] }));
     return { done: this.runIndexCommand(key, command, bound) };
+  }
+
+  /**
+   * A GSI backfill of a store with outboxes, run WITHIN the command's apply: a put record per item of
+   * the bound, numbered from the group's next seq at the command's log position, so every replica's
+   * outbox holds the same records under the same seqs (run beside the log, as LSI-era backfills are,
+   * replicas would number them differently as the group's next writes interleave, and a new leader's
+   * records would be skipped by the cursors the old one's left; a split applied meanwhile would find
+   * the walk going on over its old bound). Bounded batches (MAINTENANCE_CHUNK items each); the first
+   * records a marker with the first seq, the last the applied mark and the marker's removal: a crash
+   * part way leaves the marker without the mark, and the command, applied again from the log, first
+   * deletes the records from that seq on. The group's next commands wait meanwhile (a departure: the
+   * backfill of a large partition holds its replica's applies for the walk's duration).
+   */
+  private async backfillIntoOutbox(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<void> {
+    const { groupId } = mark;
+    await this.commits.exclusive(async (state) => {
+      await state.durable();
+      const marker = state.read(backfillMarkerKey(groupId));
+      if (marker === undefined) return { result: undefined, mutations: [{ key: backfillMarkerKey(groupId), value: Uint8Array.from(encodeF64Value(readNextSeq(state, groupId))) }] };
+      // A run a crash cut short: its records go, and the sequence starts again where it started.
+      const first = decodeF64(marker);
+      const range = outboxRange(groupId);
+      const partial = await this.level.keys({ gte: outboxKey(groupId, first), lt: range.end }).all();
+      return { result: undefined, mutations: [...partial.map((key): Mutation => ({ key, value: undefined })), nextSeqMutation(groupId, first)] };
+    });
+    const items = clampRange(spaceRange(table.tableId), bound);
+    let cursor = items.start;
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const entries = await this.level.iterator({ gte: cursor, lt: items.end, limit: MAINTENANCE_CHUNK }).all();
+        const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
+        for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
+        const finished = entries.length < MAINTENANCE_CHUNK;
+        if (!finished) cursor = keyAfter(entries[entries.length - 1][0]);
+        const end: Mutation[] = finished ? [{ key: backfillMarkerKey(groupId), value: undefined }, appliedMutation(mark)] : [];
+        return { result: finished, mutations: [...changes.finish(this.statisticsBook), ...end] };
+      });
+    }
   }
 
   /** Starts again, in log order, the index commands of a group that were running when the store last closed. */
@@ -402,6 +609,19 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
+   * A Query or Scan of a GSI partition (`request.indexName` a GSI of `request.table`): its entries in
+   * `bound`, a range of the index's own space.
+   */
+  readIndexPartition(request: RangeReadRequest, bound: PartitionBound): Promise<RangeReadResult> {
+    return readRange(this.level, request, bound, 'index');
+  }
+
+  /** Item count and bytes of a GSI partition's entries (`bound` in the index's space), read whole. */
+  indexPartitionStatistics(index: IndexSchema, bound: PartitionBound): Promise<TableStatistics> {
+    return measureRange(this.level, clampRange(spaceRange(index.indexId), bound));
+  }
+
+  /**
    * Item count and bytes of a table or index: kept per space, so at once without a bound; with one,
    * counted by reading the partition's part of the space. (Per-space counters serve single-node
    * stores: with bounds, a write between adding an index to the schema and the partition's backfill
@@ -418,9 +638,11 @@ export class PartitionStore implements PartitionClient {
    * Builds an index from the table's items (those in `bound` only, with one). A run of the same index
    * and bound under way is joined; one over overlapping keys (a whole-table run and a bounded one) is
    * waited for first: two walks over one item would each take the other's entries for their own.
+   * A store with outboxes backfills a GSI as a command of its group only (startIndexCommand).
    */
   backfillIndex(table: TableSchema, indexName: string, bound?: PartitionBound): Promise<void> {
     const index = requireIndex(table, indexName);
+    if (this.indexOutbox && index.kind === 'GSI') throw new TypeError('a store with index outboxes backfills a GSI within its group\'s command (startIndexCommand)');
     const runKey = `${index.indexId}/${bound === undefined ? '' : mapKey(bound.start)}`;
     const running = this.runningBackfills.get(runKey);
     if (running) return running.done;
@@ -459,7 +681,7 @@ export class PartitionStore implements PartitionClient {
           .iterator({ gte: backfill.cursor, lt: items.end, limit: MAINTENANCE_CHUNK })
           .all();
         const changes = new ChangeSet(state);
-        for (const [, value] of entries) changes.addEntry(table, index, decodeJson<Item>(value));
+        for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
         const finished = entries.length < MAINTENANCE_CHUNK;
         if (finished) this.endBackfill(index.indexId, backfill);
         else backfill.cursor = keyAfter(entries[entries.length - 1][0]);
@@ -480,33 +702,50 @@ export class PartitionStore implements PartitionClient {
   }
 
   async dropTable(table: TableSchema): Promise<void> {
-    for (const index of table.indexes) await this.dropIndexEntries(table, index, undefined);
+    for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, undefined);
     await this.clearSpace(table.tableId);
   }
 
   /**
    * Deletes a partition replica's data: the table's items in `bound` and their index entries. With
    * `groupId`, the replica group's applied index (and its running index commands) go too, so that a
-   * replica of the group created here again later applies its log from the start.
+   * replica of the group created here again later applies its log from the start, and so do its GSI
+   * outbox, next seq and cursors.
    */
   async dropPartitionData(table: TableSchema, bound: PartitionBound, groupId?: number): Promise<void> {
-    for (const index of table.indexes) await this.dropIndexEntries(table, index, bound);
+    for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, bound);
     await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
     if (groupId !== undefined) {
-      const running = runningIndexCommandsRange(groupId);
-      const records = await this.level.keys({ gte: running.start, lt: running.end }).all();
+      const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId)];
+      const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
       await this.commits.exclusive(async () => ({ result: undefined, mutations: forget }));
     }
   }
 
-  /** Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then deletes its entries there. */
+  /**
+   * Stops the index's backfills in `bound` (under the lock, so they see that at their next chunk), then
+   * deletes its entries there. With outboxes a GSI's entries are not the base partition's: they stay.
+   */
   private async dropIndexEntries(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined): Promise<void> {
     await this.commits.exclusive(async () => {
       this.stopBackfills(index.indexId, bound);
       return { result: undefined, mutations: [] };
     });
+    if (this.indexOutbox && index.kind === 'GSI') return;
     await this.clearEntries(table, index, bound);
+  }
+
+  /** The indexes whose entries a table's partitions keep in this store: all, or the LSIs only with outboxes. */
+  private localIndexes(table: TableSchema): IndexSchema[] {
+    return this.indexOutbox ? table.indexes.filter((index) => index.kind === 'LSI') : table.indexes;
+  }
+
+  /** The change set of a command of `mark`'s group (with outboxes, its GSI changes become the group's outbox records). */
+  private changeSet(state: StateReader, mark: AppliedMark | undefined): ChangeSet {
+    if (!this.indexOutbox) return new ChangeSet(state);
+    if (mark === undefined) throw new TypeError('a store with index outboxes writes only commands of a replica group (an applied mark)');
+    return new ChangeSet(state, new OutboxWriter(state, mark.groupId));
   }
 
   /** Ends the index's backfills over `bound`; runs still waiting for their turn do not start. Under the commit lock. */
@@ -525,7 +764,7 @@ export class PartitionStore implements PartitionClient {
    * returned reads it.
    */
   openPartitionSnapshot(scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
-    return openPartitionSnapshot(this.level, scope);
+    return openPartitionSnapshot(this.level, scope, { coLocatedGsis: !this.indexOutbox });
   }
 
   /** Makes every write completed so far durable on disk (partition-snapshot.ts syncToDisk). */
@@ -564,6 +803,7 @@ export class PartitionStore implements PartitionClient {
   private restoreTarget(): RestoreTarget {
     return {
       level: this.level,
+      scopeOptions: { coLocatedGsis: !this.indexOutbox },
       batch: (plan) =>
         this.commits.exclusive(async (state) => {
           await this.intents.load(state);
@@ -658,6 +898,12 @@ function foundItem(stored: StoredItem): FoundItem {
   };
 }
 
+function encodeF64Value(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setFloat64(0, value, false);
+  return bytes;
+}
+
 function appliedMutation(mark: AppliedMark): Mutation {
   const value = new Uint8Array(8);
   new DataView(value.buffer).setFloat64(0, mark.index, false);
@@ -666,6 +912,25 @@ function appliedMutation(mark: AppliedMark): Mutation {
 
 /** Reads of read-only transactions a write goes through, marked wounded, stored with the write. */
 type WoundedReads = ReturnType<IntentIndex['wounds']>;
+
+/** An outbox record as a GSI partition receives it. */
+export interface ShippedIndexRecord extends IndexEntryChange {
+  seq: number;
+  itemKey: Uint8Array;
+}
+
+/** Records of `sourceGroupId` for items at or beyond `fromKey` are not that source's any more (it split: they moved to a half). */
+export interface SourceFence {
+  sourceGroupId: number;
+  fromKey: Uint8Array;
+}
+
+/** What a GSI partition did with shipped records: applied those past its cursor, skipped the others; or refused them all. */
+export interface AppliedIndexEntries {
+  status: 'applied' | 'outOfRange';
+  applied: number;
+  skipped: number;
+}
 
 /** What a transaction's resolve found in a partition. */
 export interface ResolvedIntents {

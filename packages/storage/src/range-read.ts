@@ -125,16 +125,18 @@ const READ_CHUNK = 256;
 /**
  * A Query or Scan over one space of the database; see RangeReadRequest for the semantics. With a
  * partition bound, only the partition's items and index entries are read: the table read stops at the
- * bound, index entries of other partitions' items are skipped before Limit counts them.
+ * bound, index entries of other partitions' items are skipped before Limit counts them. `boundSpace`
+ * 'index': the bound is a GSI partition's, in the index's own space (the read stops at it).
  */
-export async function readRange(level: ByteLevel, request: RangeReadRequest, bound?: PartitionBound): Promise<RangeReadResult> {
+export async function readRange(level: ByteLevel, request: RangeReadRequest, bound?: PartitionBound, boundSpace: 'table' | 'index' = 'table'): Promise<RangeReadResult> {
   const { table } = request;
   const { spaceId, index } = resolveSpace(table, request.indexName);
   const keyAttributes = spaceKeyAttributes(table, index);
-  const within = bound === undefined || index === undefined ? bound : indexEntriesRange(table, index, bound);
+  const ownSpace = boundSpace === 'index' || index === undefined;
+  const within = bound === undefined || ownSpace ? bound : indexEntriesRange(table, index, bound);
   const bounds = readBounds(spaceId, request, keyAttributes, within);
   // Index entries of other partitions' items may lie within that range: skipped one by one.
-  const indexBound = index === undefined ? undefined : bound;
+  const indexBound = ownSpace ? undefined : bound;
   const expressions = request.filter !== undefined || request.projection !== undefined
     ? compilePartitionExpressions({ filter: request.filter, projection: request.projection, names: request.names, values: request.values })
     : {};

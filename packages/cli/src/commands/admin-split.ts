@@ -4,7 +4,8 @@ import { AdminService, createClient, partitionDescriptorFromWire, type SplitRequ
 import { callMetaLeader, shortKey } from './admin-status.ts';
 
 /**
- * `shoal admin split <table> [--at <key>]`: splits a partition of the table through its own Raft log
+ * `shoal admin split <table> [--at <key>]`: splits a partition of the table (or of its GSI, named
+ * `table/index`: a GSI's entries have partitions of their own) through its own Raft log
  * (AdminService.Split on the meta leader). `--at` is a partition key value as DynamoDB JSON
  * (`{"S":"user42"}`: the split lands at the start of its item collection) or an encoded key in hex;
  * without it the table's widest partition splits in the middle of its hash range.

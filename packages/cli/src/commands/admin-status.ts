@@ -1,4 +1,4 @@
-import type { TableRecord } from '@shoal/model';
+import { spaceLabel, spaceOwners, type TableRecord } from '@shoal/model';
 import { AdminService, createClient, ErrorDetailSchema, MetaService, NodeState, ReplicaRole, RpcError, Status, tableRecordFromWire } from '@shoal/proto';
 import type { PartitionLoad, StatusResponse } from '@shoal/proto';
 
@@ -142,7 +142,9 @@ export function reportedLeader(reported: readonly { nodeId: bigint; load: Partit
 }
 
 export function clusterStatus(status: StatusResponse, tables: readonly TableRecord[]): ClusterStatus {
-  const tableNames = new Map(tables.map((record) => [record.schema.tableId, record.schema.name]));
+  // A GSI's partitions are labelled table/index.
+  const owners = spaceOwners(tables);
+  const tableNames = new Map([...owners].map(([space, owner]) => [space, spaceLabel(owner)]));
   const reports = reportsByPartition(status);
   const partitions = status.partitions.map((partition): PartitionRow => {
     const reported = reports.get(partition.id) ?? [];

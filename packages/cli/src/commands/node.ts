@@ -71,6 +71,11 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'snapshotsRestored',
   'splitFailures',
   'hotKeysReported',
+  'indexRecordsShipped',
+  'indexRecordsDropped',
+  'indexShipCallsFailed',
+  'indexEntriesApplied',
+  'indexEntriesSkipped',
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {

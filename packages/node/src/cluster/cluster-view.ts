@@ -4,8 +4,9 @@
  * map version. It may lag the meta group; requests carrying a newer epoch tell the node so
  * (contracts #8) and the watch brings the newer map.
  */
-import type { PartitionDescriptor, TableSchema } from '@shoal/model';
+import { PartitionMap, type IndexSchema, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { NodeState, type PartitionMapAnswer } from '@shoal/proto';
+import { indexSpaceSchema } from '@shoal/storage';
 import type { NodeId } from '@shoal/raft';
 
 export class ClusterView {
@@ -16,8 +17,15 @@ export class ClusterView {
   #draining = new Set<NodeId>();
   /** Nodes the meta group marked down (heartbeats missed). */
   #down = new Set<NodeId>();
-  /** Table schemas by key space id (TableSchema.tableId, PartitionDescriptor.tableId). */
+  /**
+   * Schemas by key space id (TableSchema.tableId, PartitionDescriptor.tableId): each table's, and for
+   * each GSI (whose entries have partitions of their own) its space as a table (indexSpaceSchema).
+   */
   #tables = new Map<number, TableSchema>();
+  /** GSIs by space id, with their table. */
+  #gsis = new Map<number, { table: TableSchema; index: IndexSchema }>();
+  /** The partitions in key order, for lookups by key (the index shipper's routing). */
+  #map = new PartitionMap();
 
   /** Whether a map arrived yet. */
   hasMap(): boolean {
@@ -40,11 +48,30 @@ export class ClusterView {
     if (this.#version !== undefined && answer.version <= this.#version) return false;
     this.#version = answer.version;
     this.#partitions = new Map(answer.partitions.map((p) => [p.id, p]));
+    this.#map = new PartitionMap(answer.partitions);
     this.#nodes = new Map(answer.nodes.map((n) => [Number(n.id), n.address]));
     this.#draining = new Set(answer.nodes.filter((n) => n.state === NodeState.DRAINING).map((n) => Number(n.id)));
     this.#down = new Set(answer.nodes.filter((n) => n.state === NodeState.DOWN).map((n) => Number(n.id)));
     this.#tables = new Map(answer.tables.map((t) => [t.schema.tableId, t.schema]));
+    this.#gsis = new Map();
+    for (const { schema } of answer.tables) {
+      for (const index of schema.indexes) {
+        if (index.kind !== 'GSI') continue;
+        this.#gsis.set(index.indexId, { table: schema, index });
+        this.#tables.set(index.indexId, indexSpaceSchema(schema, index));
+      }
+    }
     return true;
+  }
+
+  /** The GSI whose entries the space holds, with its table; undefined for a table's space or an unknown one. */
+  gsiOf(spaceId: number): { table: TableSchema; index: IndexSchema } | undefined {
+    return this.#gsis.get(spaceId);
+  }
+
+  /** The partition of the map owning an encoded key (of any space), or undefined (a gap: a split half not known yet). */
+  partitionOwning(key: Uint8Array): PartitionDescriptor | undefined {
+    return this.#map.lookup(key);
   }
 
   descriptorOf(partitionId: number): PartitionDescriptor | undefined {
@@ -55,7 +82,7 @@ export class ClusterView {
     return this.#partitions.values();
   }
 
-  /** The schema of the table whose key space is `tableId`. */
+  /** The schema of the table whose key space is `tableId` (a GSI's space: indexSpaceSchema). */
   tableOf(tableId: number): TableSchema | undefined {
     return this.#tables.get(tableId);
   }

@@ -46,6 +46,9 @@ interface KnownPartitionsFile {
 /** What a split needs of the node's Raft host. */
 export type SplitHost = Pick<MultiRaftHost, 'nodeId' | 'hasGroup' | 'openOrCreateGroup' | 'configuration' | 'leaderOf' | 'campaign'>;
 
+/** Ancestors a split half's fences name at most (a cycle in a corrupt file cannot loop). */
+const MAX_ANCESTORS = 64;
+
 const toBase64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 const fromBase64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
 
@@ -58,6 +61,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
   readonly #known = new Map<number, KnownPartition>();
   #saving: Promise<void> = Promise.resolve();
   #host: SplitHost | undefined;
+  #settledListener: ((partitionId: number) => void) | undefined;
   /**
    * Split halves whose parent here has not applied the split again (its data regressed in a crash):
    * their groups start only when it does, or their entries could apply before the parent's older ones.
@@ -103,6 +107,31 @@ export class PartitionReplicaSet implements PartitionReplicas {
   /** Whether the host should not start this group yet (see `open`): its parent's split creates it again. */
   waitsForParent(partitionId: number): boolean {
     return this.#waitingForParent.has(partitionId);
+  }
+
+  /** Told whenever a replica's applied writes are in the store (the index shipper ships its new outbox records). */
+  onReplicaSettled(listener: (partitionId: number) => void): void {
+    this.#settledListener = listener;
+  }
+
+  /**
+   * The partitions a split half was split from, nearest first, as far as this node remembers them,
+   * each with the key from which its records are the half's now (the half's start): the fences the
+   * half's index shipper sends (records of those items in an ancestor's call still on the wire are stale).
+   */
+  ancestorsOf(partitionId: number): Array<{ partitionId: number; fromKey: Uint8Array }> {
+    const ancestors: Array<{ partitionId: number; fromKey: Uint8Array }> = [];
+    let current = this.#known.get(partitionId);
+    while (current?.bornOf !== undefined && ancestors.length < MAX_ANCESTORS) {
+      ancestors.push({ partitionId: current.bornOf.parentId, fromKey: current.descriptor.startKey });
+      current = this.#known.get(current.bornOf.parentId);
+    }
+    return ancestors;
+  }
+
+  /** The splits a replica's group applied here, oldest first. */
+  splitsOf(partitionId: number): readonly AppliedSplit[] {
+    return this.#known.get(partitionId)?.splits ?? [];
   }
 
   /** The host that creates the right halves of splits; bound before it applies any entry. */
@@ -243,6 +272,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
       onSplit: (split) => this.#split(partitionId, split),
       tableOf: () => this.#known.get(partitionId)?.table,
       onRestore: (restored) => this.#restored(partitionId, restored),
+      onSettled: () => this.#settledListener?.(partitionId),
     });
   }
 

@@ -21,7 +21,7 @@ import {
   type SplitDecision,
   type SplitPolicy,
 } from '@shoal/meta';
-import { compareBytes, type PartitionDescriptor, type TableRecord } from '@shoal/model';
+import { compareBytes, spaceLabel, spaceOwners, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import type { PartitionLoad } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 import type { LeadershipTransfers } from './leadership-transfers.ts';
@@ -118,13 +118,14 @@ export class AutoSplitter {
   round(state: MetaState, now: number): void {
     // Once a round per table, not per partition.
     const policies = new Map<number, SplitPolicy>();
-    const records = new Map(Object.values(state.tables).map((record) => [record.schema.tableId, record]));
+    // A GSI's partitions split by the policy of its table (its tags).
+    const owners = spaceOwners(Object.values(state.tables));
     const { decisions, heatSince } = planSplits({
       state,
       loads: this.#loads(state, now),
       policyOf: (tableId) => {
         let policy = policies.get(tableId);
-        if (policy === undefined) policies.set(tableId, (policy = this.#policyOf(records.get(tableId))));
+        if (policy === undefined) policies.set(tableId, (policy = this.#policyOf(owners.get(tableId)?.record)));
         return policy;
       },
       now,
@@ -157,7 +158,9 @@ export class AutoSplitter {
     const { group, splitter, reports, transfers, log, clock } = this.#options;
     const parent = state.partitions[decision.partitionId];
     const leaderBefore = reports.leaderOf(parent.id);
-    const table = Object.values(state.tables).find((record) => record.schema.tableId === parent.tableId)?.schema.name;
+    // The table's name, or table/index for a GSI's partition.
+    const owner = spaceOwners(Object.values(state.tables)).get(parent.tableId);
+    const table = owner === undefined ? undefined : spaceLabel(owner);
     try {
       const { left, right } = await splitAndRecord(group, splitter, parent, decision.splitKey);
       this.#failureLogged.delete(parent.id);

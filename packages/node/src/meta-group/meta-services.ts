@@ -382,14 +382,22 @@ function movable(state: MetaState, reports: NodeReports, partitionId: number, fr
 }
 
 /**
- * The partition a Split request names and where to split it: the table's partition holding the key
- * (given encoded, or as a partition key value: the start of its item collection), else the table's
- * widest partition, in the middle of its hash range.
+ * The partition a Split request names and where to split it: the partition of the table (or of its
+ * GSI, named `table/index`: a GSI's entries have partitions of their own) holding the key (given
+ * encoded, or as a partition key value: the start of its item collection), else the widest one, in
+ * the middle of its hash range.
  */
 function splitTarget(state: MetaState, request: SplitRequest): { parent: PartitionDescriptor; splitKey: Uint8Array } {
-  const record = getOwn(state.tables, request.table);
-  if (record === undefined) throw new MetaCommandError('splitPartition', `no table named ${request.table}`, 'noSuchTable');
-  const { tableId, hashKey } = record.schema;
+  // DynamoDB names never hold a '/': `table/index` is unambiguous.
+  const [tableName = '', indexName] = request.table.split('/', 2);
+  const record = getOwn(state.tables, tableName);
+  if (record === undefined) throw new MetaCommandError('splitPartition', `no table named ${tableName}`, 'noSuchTable');
+  const index = indexName === undefined ? undefined : record.schema.indexes.find((candidate) => candidate.name === indexName);
+  if (indexName !== undefined && index?.kind !== 'GSI') {
+    throw new RpcError(Status.INVALID_ARGUMENT, `table ${tableName} has no global secondary index ${indexName} (only GSIs have partitions of their own)`);
+  }
+  const tableId = index === undefined ? record.schema.tableId : index.indexId;
+  const hashKey = index === undefined ? record.schema.hashKey : index.hashKey;
   const partitions = partitionList(state).filter((p) => p.tableId === tableId);
   let splitKey = request.splitKey;
   if (splitKey === undefined && request.hashValue !== undefined) {

@@ -19,7 +19,15 @@
  * store's backfill gate), its next index commands run in turn, and a replica restarted before one
  * finished runs it again from the start when it opens. Only GSIs are ever backfilled (an LSI comes
  * with its table), and a GSI answers eventually consistent reads only: a replica still building its
- * entries answers as one that has not applied the command yet would.
+ * entries answers as one that has not applied the command yet would. On storage nodes (a store with
+ * index outboxes: asynchronous GSIs) a GSI backfill writes outbox records instead, and runs WITHIN
+ * the command's apply (every replica numbers them alike; @shoal/storage startIndexCommand).
+ *
+ * Asynchronous GSIs: a base partition's writes put their GSI changes in its outbox (the store), which
+ * the node's index shipper ships; `trimIndexOutbox` drops what every GSI partition acknowledged; a GSI
+ * partition applies shipped records with `applyIndexEntries` (refused whole when a key lies beyond a
+ * split applied before the entry, decided from the splits as writes are); a split moves the right
+ * half's outbox records and copies a GSI partition's cursors before the halves exist.
  *
  * A split (`shoal admin split`) is a command of the partition's own log, so every replica splits at
  * the same entry: the replica keeps [start, splitKey), the host creates the right half's group on
@@ -49,13 +57,23 @@ import {
   getOwn,
   spaceRange,
   validationError,
+  type Item,
   type PartitionDescriptor,
   type PartitionWrite,
   type PartitionWriteResult,
   type TableSchema,
   type WriteOperation,
 } from '@shoal/model';
-import { checkPartitionSnapshot, type IndexCommand, type PartitionBound, type PartitionScope, type PartitionStore } from '@shoal/storage';
+import {
+  checkPartitionSnapshot,
+  type AppliedIndexEntries,
+  type IndexCommand,
+  type PartitionBound,
+  type PartitionScope,
+  type PartitionStore,
+  type ShippedIndexRecord,
+  type SourceFence,
+} from '@shoal/storage';
 import type { MultiRaftHost, ReplicaStateMachine, StagedPayload } from '../host/index.ts';
 import { withPrefix, type SnapshotData } from '../transport/raft-transport.ts';
 import { encodePartitionPayloadHeader, readPartitionPayloadHeader, isPartitionSnapshotDescriptor, PARTITION_SNAPSHOT_DESCRIPTOR } from './partition-snapshot.ts';
@@ -100,8 +118,38 @@ export interface SplitCommand {
   epoch: number;
 }
 
+/**
+ * Asynchronous GSIs (@shoal/storage index-outbox.ts): a GSI partition applies records a source
+ * partition shipped (those above its cursor for the source), entry keys in hex.
+ */
+export interface ApplyIndexEntriesCommand {
+  kind: 'applyIndexEntries';
+  sourceGroupId: number;
+  records: Array<{ seq: number; indexId: number; entryKey: string; itemKey: string; entry?: Item }>;
+  /** The source's ancestors it split from (keys in hex): their records of its items are stale. */
+  fences?: Array<{ sourceGroupId: number; fromKey: string }>;
+}
+
+/** A base partition forgets its outbox records up to `throughSeq`: every GSI partition they went to applied them. */
+export interface TrimIndexOutboxCommand {
+  kind: 'trimIndexOutbox';
+  throughSeq: number;
+}
+
+/** A trim's outcome: the records it deleted here. */
+export interface OutboxTrimmed {
+  trimmed: number;
+}
+
 /** What a partition's Raft log holds (contracts #9). Deleting a table needs no command: its replicas go. */
-export type PartitionCommand = { kind: 'write'; write: PartitionWrite } | WritesCommand | IndexCommand | SplitCommand | TransactionCommand;
+export type PartitionCommand =
+  | { kind: 'write'; write: PartitionWrite }
+  | WritesCommand
+  | IndexCommand
+  | SplitCommand
+  | TransactionCommand
+  | ApplyIndexEntriesCommand
+  | TrimIndexOutboxCommand;
 
 /**
  * Independent writes of one operation each, coalesced by a router into one entry (WriteMany): applied
@@ -190,6 +238,8 @@ export interface PartitionReplicaOptions {
   tableOf?(): TableSchema | undefined;
   /** Records the range and splits of a snapshot being installed, before the store takes its data. */
   onRestore?(restored: RestoredPartition): Promise<void>;
+  /** Once what the replica applied is in the store (settled): its outbox may hold new records to ship. */
+  onSettled?(): void;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -201,6 +251,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #onSplit: ((split: PartitionSplit) => Promise<SplitResult>) | undefined;
   readonly #tableOf: () => TableSchema | undefined;
   readonly #onRestore: ((restored: RestoredPartition) => Promise<void>) | undefined;
+  readonly #onSettled: (() => void) | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
   /** Writes applied, not yet known to be in the store (settled()). */
@@ -222,6 +273,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.#onSplit = options.onSplit;
     this.#tableOf = options.tableOf ?? (() => undefined);
     this.#onRestore = options.onRestore;
+    this.#onSettled = options.onSettled;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -236,14 +288,17 @@ export class PartitionReplica implements ReplicaStateMachine {
     return this.#boundOf();
   }
 
-  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult> {
+  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
-    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult;
+    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
+    else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
+    else if (command.kind === 'trimIndexOutbox') result = { trimmed: await this.store.trimIndexOutbox(this.groupId, command.throughSeq, mark) };
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
+    else if (command.kind === 'resolveTransaction') result = await applyTransactionCommand(this.store, this.#clampResolve(command, index), mark);
     else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
     else result = await this.#applyIndexCommand(command, mark);
     this.#applied = index;
@@ -275,6 +330,18 @@ export class PartitionReplica implements ReplicaStateMachine {
     const through = this.#applied;
     await Promise.all(this.#unsettled.splice(0));
     this.#reveal(through);
+    this.#onSettled?.();
+  }
+
+  /**
+   * Shipped GSI records: every key must lie before the end the group's splits gave it at this entry
+   * (decided from the splits alone, as writes are, so a replay decides alike), else nothing applies.
+   */
+  async #applyIndexEntries(command: ApplyIndexEntriesCommand, mark: { groupId: number; index: number }): Promise<AppliedIndexEntries> {
+    const end = this.#endAt(mark.index) ?? new Uint8Array(0);
+    const records = command.records.map((record): ShippedIndexRecord => ({ ...record, entryKey: fromHex(record.entryKey), itemKey: fromHex(record.itemKey) }));
+    const fences = (command.fences ?? []).map((fence): SourceFence => ({ sourceGroupId: fence.sourceGroupId, fromKey: fromHex(fence.fromKey) }));
+    return this.store.applyIndexEntries(this.groupId, { start: new Uint8Array(0), end }, command.sourceGroupId, records, mark, fences);
   }
 
   /** The last index of the partition's log whose effects reads of this replica see. */
@@ -323,6 +390,20 @@ export class PartitionReplica implements ReplicaStateMachine {
     return { status: 'keyOutOfRange' };
   }
 
+  /**
+   * A resolve names the range its proposer saw; a split applied before the entry narrows it to where
+   * the group then ended (its intents beyond are the right half's to resolve: resolved here, their
+   * GSI records would enter this group's outbox, as replicas that applied the split at another point
+   * of the proposer's view would not agree on).
+   */
+  #clampResolve(command: Extract<TransactionCommand, { kind: 'resolveTransaction' }>, index: number): TransactionCommand {
+    const end = this.#endAt(index);
+    if (end === undefined) return command;
+    const proposed = fromHex(command.bound.end);
+    if (proposed.length > 0 && compareBytes(proposed, end) <= 0) return command;
+    return { ...command, bound: { ...command.bound, end: toHex(end) } };
+  }
+
   /** The lowest split key of the splits applied before entry `index`: where the partition then ended. */
   #endAt(index: number): Uint8Array | undefined {
     let end: Uint8Array | undefined;
@@ -349,6 +430,10 @@ export class PartitionReplica implements ReplicaStateMachine {
     } else if (this.#onSplit === undefined) {
       result = { status: 'refused', message: `partition ${this.groupId} cannot split on this node` };
     } else {
+      // Before the halves exist: the right half's outbox records (a base partition) and cursors (a
+      // GSI partition) go with it. Both are idempotent, so a replay after a crash redoes what is missing.
+      await this.store.splitIndexOutbox(this.groupId, split.rightId, split.splitKey);
+      await this.store.copyIndexCursors(this.groupId, split.rightId);
       result = await this.#onSplit(split);
     }
     await this.store.markApplied(mark);
@@ -481,6 +566,25 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
         throw new PartitionCommandError(groupId, index, 'a split without its key, end, right partition and epoch');
       }
       return parsed as unknown as SplitCommand;
+    case 'applyIndexEntries': {
+      const records = parsed.records;
+      const wellFormed = (record: unknown): boolean =>
+        isObject(record) &&
+        Number.isSafeInteger(record.seq) &&
+        Number.isSafeInteger(record.indexId) &&
+        typeof record.entryKey === 'string' &&
+        typeof record.itemKey === 'string' &&
+        (record.entry === undefined || isObject(record.entry));
+      const fence = (value: unknown): boolean => isObject(value) && Number.isSafeInteger(value.sourceGroupId) && typeof value.fromKey === 'string';
+      const fences = parsed.fences;
+      if (!Number.isSafeInteger(parsed.sourceGroupId) || !Array.isArray(records) || !records.every(wellFormed) || (fences !== undefined && (!Array.isArray(fences) || !fences.every(fence)))) {
+        throw new PartitionCommandError(groupId, index, 'index entries without their source or records');
+      }
+      return parsed as unknown as ApplyIndexEntriesCommand;
+    }
+    case 'trimIndexOutbox':
+      if (!Number.isSafeInteger(parsed.throughSeq)) throw new PartitionCommandError(groupId, index, 'an outbox trim without its seq');
+      return parsed as unknown as TrimIndexOutboxCommand;
     case 'backfillIndex':
     case 'dropIndex': {
       const table = parsed.table;
@@ -580,3 +684,31 @@ export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, 
   await result.done;
 }
 
+
+/**
+ * Proposes shipped GSI records through `host` (the GSI partition's leader here); resolves once applied
+ * here with how many applied and how many were skipped (applied before), or a WriteOutOfRangeError
+ * when a split applied first cut off one of their keys (nothing applied).
+ */
+export async function proposeIndexEntries(
+  host: MultiRaftHost,
+  groupId: number,
+  sourceGroupId: number,
+  records: readonly ShippedIndexRecord[],
+  fences: readonly SourceFence[] = [],
+): Promise<AppliedIndexEntries> {
+  const command: ApplyIndexEntriesCommand = {
+    kind: 'applyIndexEntries',
+    sourceGroupId,
+    records: records.map(({ entryKey, itemKey, ...record }) => ({ ...record, entryKey: toHex(entryKey), itemKey: toHex(itemKey) })),
+    ...(fences.length === 0 ? {} : { fences: fences.map((fence) => ({ sourceGroupId: fence.sourceGroupId, fromKey: toHex(fence.fromKey) })) }),
+  };
+  const result = (await host.propose(groupId, encodePartitionCommand(command))) as AppliedIndexEntries;
+  if (result.status === 'outOfRange') throw new WriteOutOfRangeError(groupId);
+  return result;
+}
+
+/** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */
+export async function proposeIndexOutboxTrim(host: MultiRaftHost, groupId: number, throughSeq: number): Promise<number> {
+  return ((await host.propose(groupId, encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq }))) as OutboxTrimmed).trimmed;
+}

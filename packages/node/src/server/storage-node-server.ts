@@ -21,6 +21,12 @@
  * the leader). Every acknowledged write answers the index reads of its leader see (`appliedIndex`).
  * Statistics: any replica, counted over its partition.
  *
+ * GSI partitions (descriptor.tableId is a GSI's space id: asynchronous GSIs, @shoal/storage
+ * index-outbox.ts): ReadRange and Statistics name the base table's schema and the GSI as index, and
+ * are served from the partition's range of the index space; ApplyIndexEntries (the shipped outbox
+ * records of a base partition) is proposed by the leader like a write, every entry key checked
+ * against the range first.
+ *
  * Refused requests (undecodable, not routable) are logged as one structured line each. A frame that
  * is not protobuf at all is refused by the gRPC adapter (INVALID_ARGUMENT) before it reaches here.
  */
@@ -30,8 +36,12 @@ import {
   encodeItemKey,
   getOwn,
   partitionContains,
+  prefixEnd,
+  rangesOverlap,
+  spaceRange,
   validationError,
   type AttributeValue,
+  type IndexSchema,
   type Item,
   type PartitionDescriptor,
   type PartitionWrite,
@@ -45,6 +55,7 @@ import {
   RpcError,
   Status,
   addService,
+  applyIndexEntriesRequestFromWire,
   backfillIndexRequestFromWire,
   dropIndexRequestFromWire,
   decodeGetManyRequest,
@@ -86,6 +97,7 @@ import {
   proposeDecideTransaction,
   proposeForgetTransaction,
   proposeIndexCommand,
+  proposeIndexEntries,
   proposePartitionSplit,
   SplitRefusedError,
   WriteOutOfRangeError,
@@ -143,6 +155,9 @@ export interface StorageNodeServerStats {
   replicaWaits: number;
   /** Of those, refused with ReplicaBehind after the wait. */
   replicaBehind: number;
+  /** Shipped GSI records this node's GSI partitions applied (as leader), and skipped as applied before. */
+  indexEntriesApplied: number;
+  indexEntriesSkipped: number;
 }
 
 /** A request's partition as this node holds it. */
@@ -175,6 +190,8 @@ export class StorageNodeServer {
     throttledWrites: 0,
     replicaWaits: 0,
     replicaBehind: 0,
+    indexEntriesApplied: 0,
+    indexEntriesSkipped: 0,
   };
   readonly #options: StorageNodeServerOptions;
   readonly #log: StorageNodeServerLog;
@@ -232,30 +249,45 @@ export class StorageNodeServer {
         return {};
       },
       readRange: async (request, context) => {
-        const { replica, descriptor, range, options } = this.#admit('ReadRange', context.peer, () => {
+        const { replica, descriptor, range, options, gsi } = this.#admit('ReadRange', context.peer, () => {
           const { target, request: range, options } = rangeReadRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
+          const gsi = gsiPartitionIndex(descriptor, range.table, range.indexName);
+          if (gsi !== undefined) {
+            // The GSI's item collection may span partitions (a split inside it): it must reach this one.
+            if (range.hashValue !== undefined) checkCollectionOverlaps(descriptor, gsi, range.hashValue);
+            return { replica, descriptor, range, options, gsi };
+          }
           checkTable(descriptor, range.table);
+          if (replica.store.hasIndexOutboxes) checkNotGsi(descriptor, range.table, range.indexName);
           const lsi = range.indexName !== undefined && range.table.indexes.find((index) => index.name === range.indexName)?.kind === 'LSI';
-          // A table or LSI Query reads one item collection, which lies in one partition; a GSI Query spans them all.
+          // A table or LSI Query reads one item collection, which lies in one partition.
           if (range.hashValue !== undefined && (range.indexName === undefined || lsi)) checkKey(descriptor, collectionKey(range.table, range.hashValue));
-          return { replica, descriptor, range, options };
+          return { replica, descriptor, range, options, gsi };
         });
         const bound = partitionBound(descriptor);
         const tracker = this.#admitLoad(replica, 'read', range.table.name);
-        const result = await this.#read(replica, options, context, () => replica.store.readRange(range, options, bound));
+        const result = await this.#read(replica, options, context, () =>
+          gsi === undefined ? replica.store.readRange(range, options, bound) : replica.store.readIndexPartition(range, bound),
+        );
         if (tracker !== undefined) recordRangeRead(tracker, descriptor, range, options.consistent, result.bytesRead);
         return rangeReadResultToWire(result);
       },
       statistics: async (request, context) => {
-        const { replica, descriptor, statistics } = this.#admit('Statistics', context.peer, () => {
+        const { replica, descriptor, statistics, gsi } = this.#admit('Statistics', context.peer, () => {
           const { target, request: statistics } = statisticsRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
-          checkTable(descriptor, statistics.table);
-          return { replica, descriptor, statistics };
+          const gsi = gsiPartitionIndex(descriptor, statistics.table, statistics.indexName);
+          if (gsi === undefined) {
+            checkTable(descriptor, statistics.table);
+            if (replica.store.hasIndexOutboxes) checkNotGsi(descriptor, statistics.table, statistics.indexName);
+          }
+          return { replica, descriptor, statistics, gsi };
         });
         const result = await this.#answer(replica.groupId, () =>
-          replica.store.statistics(statistics.table, statistics.indexName, partitionBound(descriptor)),
+          gsi === undefined
+            ? replica.store.statistics(statistics.table, statistics.indexName, partitionBound(descriptor))
+            : replica.store.indexPartitionStatistics(gsi, partitionBound(descriptor)),
         );
         this.stats.statistics++;
         return statisticsToWire(result);
@@ -269,6 +301,24 @@ export class StorageNodeServer {
         });
         const halves = await this.#answer(replica.groupId, () => proposePartitionSplit(this.#options.host, descriptor, request.splitKey, rightId));
         return { left: partitionDescriptorToWire(halves.left), right: partitionDescriptorToWire(halves.right) };
+      },
+      applyIndexEntries: async (request, context) => {
+        const { replica, batch } = this.#admit('ApplyIndexEntries', context.peer, () => {
+          const { target, batch } = applyIndexEntriesRequestFromWire(request);
+          const { replica, descriptor } = this.#route(target);
+          for (const record of batch.records) {
+            if (record.indexId !== descriptor.tableId) {
+              throw new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: partition ${descriptor.id} holds space ${descriptor.tableId}, not index space ${record.indexId}`);
+            }
+            checkKey(descriptor, record.entryKey);
+          }
+          return { replica, batch };
+        });
+        const fences = batch.fences.map((fence) => ({ sourceGroupId: fence.sourcePartitionId, fromKey: fence.fromKey }));
+        const applied = await this.#answer(replica.groupId, () => proposeIndexEntries(this.#options.host, replica.groupId, batch.sourcePartitionId, batch.records, fences));
+        this.stats.indexEntriesApplied += applied.applied;
+        this.stats.indexEntriesSkipped += applied.skipped;
+        return { applied: applied.applied, skipped: applied.skipped };
       },
       backfillIndex: (request, context) =>
         this.#indexCommand('backfillIndex', this.#admit('BackfillIndex', context.peer, () => this.#routeIndexRequest(backfillIndexRequestFromWire(request)))),
@@ -560,6 +610,32 @@ function checkTable(descriptor: PartitionDescriptor, table: TableSchema): void {
   if (table.tableId !== descriptor.tableId) {
     throw new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: partition ${descriptor.id} holds table space ${descriptor.tableId}, not ${table.tableId} (${table.name})`);
   }
+}
+
+/** The GSI of `table` named `indexName` when the partition holds its entries (a GSI partition), else undefined. */
+function gsiPartitionIndex(descriptor: PartitionDescriptor, table: TableSchema, indexName: string | undefined): IndexSchema | undefined {
+  if (indexName === undefined || descriptor.tableId === table.tableId) return undefined;
+  const index = table.indexes.find((candidate) => candidate.name === indexName);
+  return index?.kind === 'GSI' && index.indexId === descriptor.tableId ? index : undefined;
+}
+
+/**
+ * With index outboxes a base partition holds no GSI entries (asynchronous GSIs: they have partitions
+ * of their own, and the index space here holds those GSI partitions' entries): a GSI read sent to it
+ * is a caller's bug. (A store without outboxes keeps them with their items, as node tests use it.)
+ */
+function checkNotGsi(descriptor: PartitionDescriptor, table: TableSchema, indexName: string | undefined): void {
+  if (indexName === undefined || table.indexes.find((index) => index.name === indexName)?.kind !== 'GSI') return;
+  throw new RpcError(Status.INVALID_ARGUMENT, `invalid partition request: partition ${descriptor.id} holds table space ${descriptor.tableId}; GSI ${indexName} is read from its own partitions`);
+}
+
+/** Refuses a GSI Query whose item collection has no key in the partition's range. */
+function checkCollectionOverlaps(descriptor: PartitionDescriptor, index: IndexSchema, hashValue: AttributeValue): void {
+  const start = encodable(() => encodeCollectionPrefix(index.indexId, hashValue));
+  if (start === undefined) return;
+  const end = prefixEnd(start) ?? spaceRange(index.indexId).end;
+  if (rangesOverlap(descriptor.startKey, descriptor.endKey, start, end)) return;
+  throw routingError(`the index key lies outside partition ${descriptor.id}'s range`, 'keyOutOfRange', descriptor);
 }
 
 /** Refuses a key outside the partition's range (undefined: a key the store will refuse itself). */

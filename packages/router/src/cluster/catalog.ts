@@ -14,15 +14,18 @@ export class ClusterCatalog implements TableCatalog {
   readonly #view: ClusterView;
   readonly #meta: MetaClient;
   readonly #initialPartitions: number;
-  readonly #tableReady: (table: TableSchema) => Promise<void>;
+  readonly #tableReady: (table: TableSchema, indexNames?: readonly string[]) => Promise<void>;
   readonly #log: ClusterLogger | undefined;
 
   constructor(options: {
     view: ClusterView;
     meta: MetaClient;
     initialPartitions: number;
-    /** Resolves once a new table's partitions can serve requests. */
-    tableReady: (table: TableSchema) => Promise<void>;
+    /**
+     * Resolves once a new table's partitions (and its GSIs') can serve requests; with `indexNames`,
+     * those of the GSIs named only (added by UpdateTable).
+     */
+    tableReady: (table: TableSchema, indexNames?: readonly string[]) => Promise<void>;
     log?: ClusterLogger;
   }) {
     this.#view = options.view;
@@ -42,23 +45,30 @@ export class ClusterCatalog implements TableCatalog {
 
   /**
    * CreateTable for a name the cache does not know, UpdateTable otherwise. A new table is returned
-   * once its partitions have leaders: Shoal reports a table ACTIVE from the start, so it must be.
+   * once its partitions (and its GSIs') have leaders: Shoal reports a table ACTIVE from the start, so
+   * it must be. A GSI added by UpdateTable: once its partitions (the meta group created them with the
+   * change) have leaders, so that its backfill ships to partitions able to take it.
    */
   async put(record: TableRecord): Promise<void> {
     const wire = tableRecordToWire(record);
-    const creating = this.#view.table(record.schema.name) === undefined;
-    const answer = creating
+    const previous = this.#view.table(record.schema.name);
+    const answer = previous === undefined
       ? await this.#meta.call('CreateTable', 'change', (client) => client.createTable({ record: wire, initialPartitions: this.#initialPartitions }))
       : await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: wire }));
     const stored = answer.record === undefined ? record : tableRecordFromWire(answer.record);
     this.#view.putTable(stored);
     await this.#catchUp();
-    if (!creating) return;
+    let added: string[] | undefined;
+    if (previous !== undefined) {
+      const before = new Set(previous.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.indexId));
+      added = stored.schema.indexes.filter((index) => index.kind === 'GSI' && !before.has(index.indexId)).map((index) => index.name);
+      if (added.length === 0) return;
+    }
     try {
-      await this.#tableReady(stored.schema);
+      await this.#tableReady(stored.schema, added);
     } catch (error) {
       // The table exists: its first requests wait for the leaders themselves (bounded).
-      this.#log?.warn('a new table has partitions without a leader yet', { table: stored.schema.name, error: error instanceof Error ? error.message : String(error) });
+      this.#log?.warn('a new table or index has partitions without a leader yet', { table: stored.schema.name, error: error instanceof Error ? error.message : String(error) });
     }
   }
 

@@ -78,11 +78,13 @@ export class ClusterView {
     this.#tables.set(record.schema.name, record);
   }
 
+  /** Forgets a table this router deleted, with its partitions and its GSIs'. */
   removeTable(name: string): void {
     const record = this.#tables.get(name);
     if (record === undefined) return;
     this.#tables.delete(name);
     this.map.dropTable(record.schema.tableId);
+    for (const index of record.schema.indexes) if (index.kind === 'GSI') this.map.dropTable(index.indexId);
   }
 
   nodeAddress(nodeId: number): string | undefined {

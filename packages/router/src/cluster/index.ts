@@ -114,7 +114,7 @@ export async function connectCluster(options: ClusterOptions): Promise<ClusterBa
       view,
       meta,
       initialPartitions: options.initialPartitions ?? 0,
-      tableReady: (table) => partitions.awaitLeaders(table, options.tableReadyTimeoutMs ?? DEFAULT_TABLE_READY_TIMEOUT_MS),
+      tableReady: (table, indexNames) => partitions.awaitLeaders(table, options.tableReadyTimeoutMs ?? DEFAULT_TABLE_READY_TIMEOUT_MS, indexNames),
       log: options.log,
     }),
     metrics: () => {

@@ -16,6 +16,7 @@ import {
   validationError,
   type FoundItem,
   type GetRequest,
+  type IndexSchema,
   type PartitionClient,
   type PartitionDescriptor,
   type PartitionWrite,
@@ -298,10 +299,15 @@ export class ClusterPartitionClient implements PartitionClient {
     }
   }
 
-  /** The sum over the table's partitions, each counted by any replica (as approximate as DynamoDB's). */
+  /**
+   * The sum over the partitions holding the table (or the index: a GSI's own partitions, an LSI's
+   * the table's), each counted by any replica (as approximate as DynamoDB's).
+   */
   async statistics(table: TableSchema, indexName?: string): Promise<TableStatistics> {
+    const gsi = indexName === undefined ? undefined : globalIndex(table, indexName);
+    const space = gsi === undefined ? table.tableId : gsi.indexId;
     const parts = await Promise.all(
-      (await this.#partitionsOf(table)).map(async (partition) => {
+      (await this.#partitionsOf(space, gsi === undefined ? table.name : `${table.name}/${gsi.name}`)).map(async (partition) => {
         const { value } = await this.#onPartition('any', () => this.#view.map.lookup(partition.startKey), (rpc, target, options) =>
           rpc.statistics(statisticsRequestToWire(target, indexName === undefined ? { table } : { table, indexName }), options),
         );
@@ -312,31 +318,52 @@ export class ClusterPartitionClient implements PartitionClient {
   }
 
   /**
-   * Resolves once every partition of a new table has a leader able to serve it (one consistent read
-   * of each), so that a table is usable when CreateTable returns, as ACTIVE promises. Bounded by the
-   * retry budget of each read; a failure is the caller's to report.
+   * Resolves once every partition of a new table, or of the GSIs named, has a leader able to serve
+   * it (one consistent read of each), so that a table is usable when CreateTable returns, as ACTIVE
+   * promises, and a new GSI's partitions are ready before its backfill. Without `indexNames`: the
+   * table's partitions and every GSI's. Bounded by the retry budget of each read; a failure is the
+   * caller's to report.
    */
-  async awaitLeaders(table: TableSchema, timeoutMs: number): Promise<void> {
+  async awaitLeaders(table: TableSchema, timeoutMs: number, indexNames?: readonly string[]): Promise<void> {
     const probe: RangeReadRequest = { table, forward: true, limit: 1, maxBytes: 1, select: 'COUNT' };
+    const gsis = table.indexes.filter((index) => index.kind === 'GSI' && (indexNames === undefined || indexNames.includes(index.name)));
+    const spaces = [
+      ...(indexNames === undefined ? [{ spaceId: table.tableId, name: table.name, probe }] : []),
+      ...gsis.map((gsi) => ({ spaceId: gsi.indexId, name: `${table.name}/${gsi.name}`, probe: { ...probe, indexName: gsi.name } })),
+    ];
     const policy = { ...this.#policy, totalMs: Math.min(this.#policy.totalMs, timeoutMs) };
     await Promise.all(
-      (await this.#partitionsOf(table)).map((partition) =>
-        this.#onPartition(
-          'leader',
-          () => this.#view.map.lookup(partition.startKey),
-          (rpc, target, options) => rpc.readRange(rangeReadRequestToWire(target, probe, { consistent: true }), options),
-          { policy },
+      spaces.map(async (space) =>
+        Promise.all(
+          (await this.#partitionsOf(space.spaceId, space.name)).map((partition) =>
+            this.#onPartition(
+              'leader',
+              () => this.#view.map.lookup(partition.startKey),
+              (rpc, target, options) => rpc.readRange(rangeReadRequestToWire(target, space.probe, { consistent: true }), options),
+              { policy },
+            ),
+          ),
         ),
       ),
     );
   }
 
-  /** Each partition's leader builds the index from its own items (a command of its Raft log). */
+  /**
+   * Each partition's leader builds the index from its own items (a command of its Raft log). A GSI's
+   * entries go to its own partitions (created by the meta group with the index, before this is
+   * called): on cluster nodes the backfill writes them to the partition's outbox, shipped from there.
+   */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
     await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
   }
 
+  /**
+   * A GSI: nothing to do, the meta group removed its partitions with it (UpdateTable, called first)
+   * and every node removes their replicas and data; the base partitions hold none of its entries, and
+   * their shippers drop what they still had for it. An LSI: each partition's leader drops its entries.
+   */
   async dropIndex(table: TableSchema, indexName: string): Promise<void> {
+    if (globalIndex(table, indexName) !== undefined) return;
     await this.#onEveryLeader(table, (rpc, target) => rpc.dropIndex(dropIndexRequestToWire(target, { table, indexName })));
   }
 
@@ -347,21 +374,21 @@ export class ClusterPartitionClient implements PartitionClient {
   async dropTable(_table: TableSchema): Promise<void> {}
 
   async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
-    const partitions = await this.#partitionsOf(table);
+    const partitions = await this.#partitionsOf(table.tableId, table.name);
     await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, { deadline: false })));
   }
 
-  /** The table's partitions in key order, after a map refresh when the map knows none yet. */
-  async #partitionsOf(table: TableSchema): Promise<PartitionDescriptor[]> {
+  /** The partitions of a space (`name`: its table, or table/index), in key order, after a map refresh when the map knows none yet. */
+  async #partitionsOf(spaceId: number, name: string): Promise<PartitionDescriptor[]> {
     const budget = new RetryBudget(this.#policy);
     while (budget.next()) {
-      const partitions = this.#view.map.partitionsOf(table.tableId);
+      const partitions = this.#view.map.partitionsOf(spaceId);
       if (partitions.length > 0) return partitions;
       await this.#refresh();
-      if (this.#view.map.partitionsOf(table.tableId).length === 0) await budget.pause();
+      if (this.#view.map.partitionsOf(spaceId).length === 0) await budget.pause();
     }
     this.#counters.exhaustedRetriesTotal++;
-    throw serviceUnavailable(`No partition of table ${table.name} is known yet`);
+    throw serviceUnavailable(`No partition of ${name} is known yet`);
   }
 
   /** Fetches the partition map again (one fetch at a time for everyone); failures are logged only. */
@@ -539,6 +566,11 @@ export class ClusterPartitionClient implements PartitionClient {
   #forgetFailedLeader(partitionId: number, nodeId: number): void {
     if (this.#view.leaderOf(partitionId) === nodeId) this.#view.forgetLeader(partitionId);
   }
+}
+
+/** The GSI of the table named so (its entries have partitions of their own), if it is one. */
+function globalIndex(table: TableSchema, indexName: string): IndexSchema | undefined {
+  return table.indexes.find((index) => index.name === indexName && index.kind === 'GSI');
 }
 
 /**

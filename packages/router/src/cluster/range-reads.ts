@@ -2,18 +2,19 @@
  * Query and Scan over many partitions, as one DynamoDB page (pure logic: the partition reads are
  * passed in).
  *
- * Table reads (Query on the table, Scan): the table's partitions own disjoint key ranges and a
- * partition reads its items in key order, so the page walks the partitions in key order (backwards
- * for a backward Query), resuming after ExclusiveStartKey in the partition that holds it, and carrying
- * Limit and the 1 MB page over the boundaries: a partition that stops early (its LastEvaluatedKey)
- * ends the page there.
+ * Table and GSI reads (Query, Scan, a parallel-scan segment): the partitions of the space read (the
+ * table's, or the GSI's own: a GSI's entries are kept asynchronously in partitions of its space) own
+ * disjoint key ranges and a partition reads its entries in key order, so the page walks the
+ * partitions in key order (backwards for a backward Query), resuming after ExclusiveStartKey in the
+ * partition that holds it, and carrying Limit and the 1 MB page over the boundaries: a partition that
+ * stops early (its LastEvaluatedKey) ends the page there.
  *
- * Index reads (GSI; an LSI when its collection spans partitions): index entries live with their base
- * items (contracts #6), so every partition of the base table holds entries anywhere in the index's key
- * order. The page is a k-way merge of the partitions' entry streams in index key order. Limit, the
- * 1 MB page and the filter count entries in that merged order, so the partitions are asked for raw
- * entries (no filter, no projection) and the merge evaluates filter, projection and Select itself,
- * exactly as a single partition would have.
+ * LSI reads whose collection spans partitions: LSI entries live with their base items (contracts #6),
+ * so each of those partitions holds entries anywhere in the index's key order. The page is a k-way
+ * merge of the partitions' entry streams in index key order. Limit, the 1 MB page and the filter
+ * count entries in that merged order, so the partitions are asked for raw entries (no filter, no
+ * projection) and the merge evaluates filter, projection and Select itself, exactly as a single
+ * partition would have.
  */
 import {
   compareBytes,
@@ -58,16 +59,25 @@ function notSupported(message: string): Error {
   return validationError(`${message} is not supported by this Shoal cluster yet`);
 }
 
-/** The table-space keys a read covers: a collection (Query), a parallel-scan slice or the whole table. */
-function tableRange(request: RangeReadRequest): { start: Uint8Array; end: Uint8Array } {
-  const { tableId } = request.table;
-  if (request.hashValue !== undefined) {
-    const start = encodeCollectionPrefix(tableId, request.hashValue);
-    return { start, end: prefixEnd(start) ?? spaceRange(tableId).end };
-  }
-  if (request.segment !== undefined) return hashSliceRange(tableId, request.segment.segment, request.segment.total);
-  return spaceRange(tableId);
+/**
+ * A key space read in key order over its own partitions: the table's, or a GSI's. `attributes` make
+ * its keys (a GSI's: its own key, then the table's).
+ */
+interface WalkedSpace {
+  spaceId: number;
+  attributes: readonly KeyAttribute[];
 }
+
+/** The keys of `space` a read covers: a collection (Query), a parallel-scan slice or the whole space. */
+function spaceReadRange(request: RangeReadRequest, spaceId: number): { start: Uint8Array; end: Uint8Array } {
+  if (request.hashValue !== undefined) {
+    const start = encodeCollectionPrefix(spaceId, request.hashValue);
+    return { start, end: prefixEnd(start) ?? spaceRange(spaceId).end };
+  }
+  if (request.segment !== undefined) return hashSliceRange(spaceId, request.segment.segment, request.segment.total);
+  return spaceRange(spaceId);
+}
+
 
 /** The values of `attributes` in `item`, or undefined when one is missing. */
 function keyValues(item: Item, attributes: readonly KeyAttribute[]): AttributeValue[] | undefined {
@@ -84,15 +94,24 @@ function invalidKey(): Error {
   return validationError('The provided key element does not match the schema');
 }
 
-/** The encoded key of an item (or of a table key) in the table's space. */
-export function tableItemKey(table: TableSchema, key: Item): Uint8Array {
-  const values = keyValues(key, table.rangeKey ? [table.hashKey, table.rangeKey] : [table.hashKey]);
+/** The encoded key of an item (or of a key) in `space`. */
+function spaceItemKey(space: WalkedSpace, key: Item): Uint8Array {
+  const values = keyValues(key, space.attributes);
   if (values === undefined) throw invalidKey();
   try {
-    return encodeItemKey(table.tableId, values[0], ...values.slice(1));
+    return encodeItemKey(space.spaceId, values[0], ...values.slice(1));
   } catch {
     throw invalidKey();
   }
+}
+
+function tableSpace(table: TableSchema): WalkedSpace {
+  return { spaceId: table.tableId, attributes: spaceKeyAttributes(table) };
+}
+
+/** The encoded key of an item (or of a table key) in the table's space. */
+export function tableItemKey(table: TableSchema, key: Item): Uint8Array {
+  return spaceItemKey(tableSpace(table), key);
 }
 
 /** Sums of a page's counters. */
@@ -102,23 +121,24 @@ function emptyResult(): RangeReadResult {
 
 /** A Query or Scan page over the cluster's partitions. */
 export async function readRangeAcross(request: RangeReadRequest, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
-  if (request.indexName === undefined) return walkTablePartitions(request, source, read);
+  if (request.indexName === undefined) return walkPartitions(request, tableSpace(request.table), source, read);
   const index = request.table.indexes.find((candidate) => candidate.name === request.indexName);
   if (index === undefined) throw validationError(`The table does not have the specified index: ${request.indexName}`);
-  if (index.kind === 'LSI' && request.hashValue !== undefined) {
+  if (index.kind === 'GSI') return walkPartitions(request, { spaceId: index.indexId, attributes: spaceKeyAttributes(request.table, index) }, source, read);
+  if (request.hashValue !== undefined) {
     // An LSI collection lives with its table collection: normally in one partition, read directly.
-    const { start, end } = tableRange(request);
+    const { start, end } = spaceReadRange(request, request.table.tableId);
     if (source.map().overlapping(start, end).length === 1) return (await read(() => source.map().lookup(start), request)).result;
   }
   return mergeIndexPartitions(request, index, source, read);
 }
 
 /**
- * Table reads: the partitions overlapping the read's range, one after the other in key order, each
- * asked for what is left of Limit and of the page's bytes.
+ * Table and GSI reads: the partitions of the space overlapping the read's range, one after the other
+ * in key order, each asked for what is left of Limit and of the page's bytes.
  */
-async function walkTablePartitions(request: RangeReadRequest, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
-  const range = tableRange(request);
+async function walkPartitions(request: RangeReadRequest, space: WalkedSpace, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
+  const range = spaceReadRange(request, space.spaceId);
   const forward = request.forward || request.hashValue === undefined;
   const total = emptyResult();
   let startKey = request.exclusiveStartKey;
@@ -127,16 +147,23 @@ async function walkTablePartitions(request: RangeReadRequest, source: MapSource,
   let to = range.end;
   if (startKey !== undefined) {
     // Partitions before the start key (after it, backwards) hold nothing of this page.
-    const resumeAt = tableItemKey(request.table, startKey);
+    const resumeAt = spaceItemKey(space, startKey);
     if (forward) from = resumeAt;
     else to = resumeAt;
   }
   for (;;) {
     const locate = (): PartitionDescriptor | undefined => {
       // The partition holding the start key, which it checks (a start key outside the segment).
-      if (startKey !== undefined) return source.map().lookup(tableItemKey(request.table, startKey));
+      if (startKey !== undefined) return source.map().lookup(spaceItemKey(space, startKey));
       const candidates = source.map().overlapping(from, to);
-      return forward ? candidates[0] : candidates[candidates.length - 1];
+      // The map may lack a split's right half for a while: a partition past such a gap is not the
+      // next one (its keys would be skipped). Undefined: the map is fetched again.
+      if (forward) {
+        const first = candidates[0];
+        return first !== undefined && compareBytes(first.startKey, from) <= 0 ? first : undefined;
+      }
+      const last = candidates[candidates.length - 1];
+      return last !== undefined && (last.endKey.length === 0 || compareBytes(last.endKey, to) >= 0) ? last : undefined;
     };
     const step: RangeReadRequest = {
       ...request,
@@ -184,10 +211,11 @@ interface EntryStream {
 const MERGE_ATTEMPTS = 3;
 
 /**
- * Index reads: a k-way merge, in index key order, of the entries of every partition of the base table.
+ * LSI reads across partitions: a k-way merge, in index key order, of the entries of every partition
+ * of the base table.
  */
 async function mergeIndexPartitions(request: RangeReadRequest, index: IndexSchema, source: MapSource, read: PartitionRangeReader): Promise<RangeReadResult> {
-  const fetchesTableItem = index.kind === 'LSI' && index.projection.type !== 'ALL' &&
+  const fetchesTableItem = index.projection.type !== 'ALL' &&
     (request.select === 'ALL_ATTRIBUTES' || request.select === 'SPECIFIC_ATTRIBUTES' || request.filter !== undefined);
   if (fetchesTableItem) {
     throw notSupported(`Reading attributes that local secondary index ${index.name} does not project, across partitions,`);

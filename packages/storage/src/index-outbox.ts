@@ -1,0 +1,211 @@
+/**
+ * Asynchronous GSIs in a cluster (docs/architecture.md, "Asynchronous GSIs"): a base partition's
+ * replica does not write its items' GSI entries; it writes, in the same batch as the item, one outbox
+ * record per GSI entry change under its group, numbered by a per-group sequence. The node leading the
+ * group ships the records in sequence order to the GSI partitions owning their entry keys, which apply
+ * them through their own Raft log, skipping every record at or below the cursor they keep per source
+ * group (written in the same batch as the entries), and the source trims what every target acknowledged.
+ *
+ * Keys (space 0, layout.ts):
+ *   00000000 0a <u32 BE group id> <f64 BE seq>        -> JSON OutboxRecordJson   (the group's outbox)
+ *   00000000 0b <u32 BE group id>                     -> f64 BE: the group's next seq (1 before any)
+ *   00000000 0c <u32 BE group id> <u32 BE source id>  -> f64 BE: highest seq of `source` applied by the group
+ *   00000000 0e <u32 BE group id>                     -> f64 BE: the first seq of a GSI backfill under way
+ *                                                        (a crash part way: its records go, it runs again)
+ *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
+ *                                                        item key is at or beyond it (a fence: the source
+ *                                                        split, its records of those items moved to a half)
+ */
+import { prefixEnd, type Item } from '@shoal/model';
+import type { StateReader } from './commit-queue.ts';
+import type { ByteLevel, Mutation } from './database.ts';
+import { decodeJson, encodeJson, encodeU32, type KeyRange } from './layout.ts';
+
+const OUTBOX_TAG = 0x0a;
+const OUTBOX_SEQ_TAG = 0x0b;
+const INDEX_CURSOR_TAG = 0x0c;
+const SOURCE_FENCE_TAG = 0x0d;
+const BACKFILL_MARKER_TAG = 0x0e;
+
+/** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
+export interface IndexEntryChange {
+  indexId: number;
+  /** The entry's key in the index's space (encodeItemKey(indexId, gsiHash, gsiRange?, tableHash, tableRange?)). */
+  entryKey: Uint8Array;
+  /** The projected entry; undefined: the entry goes. */
+  entry?: Item;
+}
+
+/** An outbox record: a change of a GSI entry of an item of the group, in the group's order. */
+export interface IndexOutboxRecord extends IndexEntryChange {
+  seq: number;
+  /** The key of the base item whose write made the change (a split moves the records of its right half). */
+  itemKey: Uint8Array;
+}
+
+interface OutboxRecordJson {
+  indexId: number;
+  itemKey: string;
+  entryKey: string;
+  entry?: Item;
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
+
+function tagKey(tag: number, ...parts: Uint8Array[]): Uint8Array {
+  const length = parts.reduce((sum, part) => sum + part.length, 5);
+  const key = new Uint8Array(length);
+  key[4] = tag;
+  let at = 5;
+  for (const part of parts) {
+    key.set(part, at);
+    at += part.length;
+  }
+  return key;
+}
+
+function encodeF64(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setFloat64(0, value, false);
+  return bytes;
+}
+
+export function decodeF64(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(0, false);
+}
+
+export function outboxKey(groupId: number, seq: number): Uint8Array {
+  return tagKey(OUTBOX_TAG, encodeU32(groupId), encodeF64(seq));
+}
+
+/** The group's outbox, in seq order (positive f64s sort as their big-endian bytes). */
+export function outboxRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(OUTBOX_TAG, encodeU32(groupId)));
+}
+
+function prefixRange(start: Uint8Array): KeyRange {
+  // A prefix ending in 0xff bytes only (group 0xffffffff) ends where the tag does.
+  return { start, end: prefixEnd(start) ?? tagKey(start[4] + 1) };
+}
+
+export function outboxSeqKey(groupId: number): Uint8Array {
+  return tagKey(OUTBOX_SEQ_TAG, encodeU32(groupId));
+}
+
+export function indexCursorKey(groupId: number, sourceGroupId: number): Uint8Array {
+  return tagKey(INDEX_CURSOR_TAG, encodeU32(groupId), encodeU32(sourceGroupId));
+}
+
+export function indexCursorsRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(INDEX_CURSOR_TAG, encodeU32(groupId)));
+}
+
+export function sourceFenceKey(groupId: number, sourceGroupId: number): Uint8Array {
+  return tagKey(SOURCE_FENCE_TAG, encodeU32(groupId), encodeU32(sourceGroupId));
+}
+
+export function sourceFencesRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(SOURCE_FENCE_TAG, encodeU32(groupId)));
+}
+
+export function backfillMarkerKey(groupId: number): Uint8Array {
+  return tagKey(BACKFILL_MARKER_TAG, encodeU32(groupId));
+}
+
+/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors and fences (snapshots carry them, a removal deletes them). */
+export function indexOutboxRanges(groupId: number): KeyRange[] {
+  const seq = outboxSeqKey(groupId);
+  const marker = backfillMarkerKey(groupId);
+  return [
+    outboxRange(groupId),
+    { start: seq, end: Uint8Array.from([...seq, 0]) },
+    indexCursorsRange(groupId),
+    sourceFencesRange(groupId),
+    { start: marker, end: Uint8Array.from([...marker, 0]) },
+  ];
+}
+
+export function encodeOutboxRecord(record: Omit<IndexOutboxRecord, 'seq'>): Uint8Array {
+  const json: OutboxRecordJson = { indexId: record.indexId, itemKey: hex(record.itemKey), entryKey: hex(record.entryKey) };
+  if (record.entry !== undefined) json.entry = record.entry;
+  return encodeJson(json);
+}
+
+export function decodeOutboxRecord(key: Uint8Array, value: Uint8Array): IndexOutboxRecord {
+  const json = decodeJson<OutboxRecordJson>(value);
+  const seq = decodeF64(key.subarray(9, 17));
+  const record: IndexOutboxRecord = { seq, indexId: json.indexId, itemKey: fromHex(json.itemKey), entryKey: fromHex(json.entryKey) };
+  if (json.entry !== undefined) record.entry = json.entry;
+  return record;
+}
+
+/** The group's next seq in the state (including staged changes). */
+export function readNextSeq(state: StateReader, groupId: number): number {
+  const stored = state.read(outboxSeqKey(groupId));
+  return stored === undefined ? 1 : decodeF64(stored);
+}
+
+export function nextSeqMutation(groupId: number, next: number): Mutation {
+  return { key: outboxSeqKey(groupId), value: encodeF64(next) };
+}
+
+export function readIndexCursor(state: StateReader, groupId: number, sourceGroupId: number): number {
+  const stored = state.read(indexCursorKey(groupId, sourceGroupId));
+  return stored === undefined ? 0 : decodeF64(stored);
+}
+
+export function indexCursorMutation(groupId: number, sourceGroupId: number, seq: number): Mutation {
+  return { key: indexCursorKey(groupId, sourceGroupId), value: encodeF64(seq) };
+}
+
+/**
+ * The records of one command for one group's outbox: numbered from the group's next seq at the
+ * moment the command is decided (under the commit lock), written with the command's other changes.
+ */
+export class OutboxWriter {
+  readonly groupId: number;
+  readonly #state: StateReader;
+  #next: number | undefined;
+  readonly #mutations: Mutation[] = [];
+
+  constructor(state: StateReader, groupId: number) {
+    this.#state = state;
+    this.groupId = groupId;
+  }
+
+  append(record: Omit<IndexOutboxRecord, 'seq'>): void {
+    const seq = (this.#next ??= readNextSeq(this.#state, this.groupId));
+    this.#mutations.push({ key: outboxKey(this.groupId, seq), value: encodeOutboxRecord(record) });
+    this.#next = seq + 1;
+  }
+
+  /** The records and the new next seq (nothing when no record was appended). */
+  finish(): Mutation[] {
+    if (this.#next === undefined) return [];
+    return [...this.#mutations, nextSeqMutation(this.groupId, this.#next)];
+  }
+}
+
+/** Limits of one read of an outbox (a shipper's batch). */
+export interface OutboxReadLimits {
+  /** Records after this seq only. */
+  afterSeq?: number;
+  maxRecords: number;
+  /** Stop once this many bytes of record values are read (at least one record is). */
+  maxBytes: number;
+}
+
+/** The group's first records, in seq order, within the limits. */
+export async function readOutbox(level: ByteLevel, groupId: number, limits: OutboxReadLimits): Promise<IndexOutboxRecord[]> {
+  const range = outboxRange(groupId);
+  const start = limits.afterSeq === undefined ? { gte: range.start } : { gt: outboxKey(groupId, limits.afterSeq) };
+  const records: IndexOutboxRecord[] = [];
+  let bytes = 0;
+  for await (const [key, value] of level.iterator({ ...start, lt: range.end, limit: limits.maxRecords })) {
+    records.push(decodeOutboxRecord(key, value));
+    bytes += value.length;
+    if (bytes >= limits.maxBytes) break;
+  }
+  return records;
+}

@@ -1,0 +1,531 @@
+/**
+ * Asynchronous GSIs (index-outbox.ts): a store with index outboxes writes a base partition's GSI
+ * changes as outbox records of its group in the item's batch, and a GSI partition applies shipped
+ * records once each, in order, with its cursor and statistics in the same batch.
+ */
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { encodeItemKey, spaceRange, type IndexSchema, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
+import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, type IndexOutboxRecord, type LocalStore, type PartitionBound } from '../src/index.ts';
+import { CommitQueue } from '../src/commit-queue.ts';
+import { openDatabase } from '../src/database.ts';
+import { PartitionStore } from '../src/partition-store.ts';
+import { baseRequest, N, random, S, temporaryDirectory } from './helpers.ts';
+
+const BY_CITY: IndexSchema = { name: 'byCity', kind: 'GSI', indexId: 31, hashKey: { name: 'city', type: 'S' }, rangeKey: { name: 'age', type: 'N' }, projection: { type: 'INCLUDE', nonKeyAttributes: ['name'] } };
+const BY_RANK: IndexSchema = { name: 'byRank', kind: 'LSI', indexId: 32, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'rank', type: 'N' }, projection: { type: 'KEYS_ONLY' } };
+const TABLE: TableSchema = { name: 'people', tableId: 30, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes: [BY_CITY, BY_RANK] };
+const WHOLE: PartitionBound = { start: spaceRange(TABLE.tableId).start, end: spaceRange(TABLE.tableId).end };
+const INDEX_SPACE: PartitionBound = spaceRange(BY_CITY.indexId);
+/** The base item key of hand-made records (no fence covers it). */
+const SOME_ITEM = encodeItemKey(TABLE.tableId, S('a'), N(0));
+const GROUP = 7;
+const GSI_GROUP = 9;
+
+const outboxStore = (): Promise<LocalStore> => openLocalStore({ inMemory: true, indexOutbox: true });
+const put = (item: Item): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Put', key: { pk: item.pk, sk: item.sk }, item }] });
+const del = (pk: string, sk: number): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Delete', key: { pk: S(pk), sk: N(sk) } }] });
+const person = (pk: string, sk: number, extra: Item): Item => ({ pk: S(pk), sk: N(sk), ...extra });
+const cityKey = (city: string, age: number, pk: string, sk: number): Uint8Array => encodeItemKey(BY_CITY.indexId, S(city), N(age), S(pk), N(sk));
+
+/** Applies writes as one group's log would: marks 1, 2, ... */
+class Group {
+  index = 0;
+  readonly store: PartitionStore;
+  readonly groupId: number;
+  constructor(store: PartitionStore, groupId = GROUP) {
+    this.store = store;
+    this.groupId = groupId;
+  }
+  mark() {
+    this.index += 1;
+    return { groupId: this.groupId, index: this.index };
+  }
+  async write(write: PartitionWrite): Promise<void> {
+    const result = await this.store.write(write, this.mark());
+    if (!result.applied) throw new Error(`refused: ${JSON.stringify(result.outcomes)}`);
+  }
+}
+
+const everything = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER };
+const readAll = (store: PartitionStore, groupId = GROUP): Promise<IndexOutboxRecord[]> => store.readIndexOutbox(groupId, everything);
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const summary = (records: IndexOutboxRecord[]) => records.map((r) => ({ seq: r.seq, key: hex(r.entryKey), entry: r.entry }));
+
+async function gsiEntries(store: PartitionStore, bound: PartitionBound = INDEX_SPACE): Promise<Item[]> {
+  const result = await store.readIndexPartition(baseRequest(TABLE, { indexName: BY_CITY.name }), bound);
+  return result.items;
+}
+
+describe('a store with index outboxes (base partition)', () => {
+  it('writes GSI changes as records of the group, in the same batch as the item, in order; LSIs stay synchronous', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    try {
+      const before = store.batchesWritten();
+      await group.write(put(person('a', 1, { city: S('Oslo'), age: N(30), name: S('Ann'), rank: N(1), secret: S('x') })));
+      expect(store.batchesWritten() - before).toBe(1);
+      // Moved to another GSI key: a delete of the old entry, then the new one.
+      await group.write(put(person('a', 1, { city: S('Rome'), age: N(30), name: S('Ann'), rank: N(1) })));
+      // Same key, new projected attribute: a put over it, no delete.
+      await group.write(put(person('a', 1, { city: S('Rome'), age: N(30), name: S('Anne'), rank: N(1) })));
+      // A change outside the projection: no record.
+      await group.write(put(person('a', 1, { city: S('Rome'), age: N(30), name: S('Anne'), rank: N(2) })));
+      // Leaves the index (no city), then the item goes (no entry: no record).
+      await group.write(put(person('a', 1, { age: N(30), name: S('Anne'), rank: N(2) })));
+      await group.write(del('a', 1));
+
+      const keyed = (city: string) => cityKey(city, 30, 'a', 1);
+      expect(summary(await readAll(store))).toEqual([
+        { seq: 1, key: hex(keyed('Oslo')), entry: { pk: S('a'), sk: N(1), city: S('Oslo'), age: N(30), name: S('Ann') } },
+        { seq: 2, key: hex(keyed('Oslo')), entry: undefined },
+        { seq: 3, key: hex(keyed('Rome')), entry: { pk: S('a'), sk: N(1), city: S('Rome'), age: N(30), name: S('Ann') } },
+        { seq: 4, key: hex(keyed('Rome')), entry: { pk: S('a'), sk: N(1), city: S('Rome'), age: N(30), name: S('Anne') } },
+        { seq: 5, key: hex(keyed('Rome')), entry: undefined },
+      ]);
+      expect((await readAll(store)).every((r) => hex(r.itemKey) === hex(encodeItemKey(TABLE.tableId, S('a'), N(1))) && r.indexId === BY_CITY.indexId)).toBe(true);
+      // No GSI entry in the store, and its statistics untouched.
+      expect(await gsiEntries(store)).toEqual([]);
+      expect(await store.statistics(TABLE, BY_CITY.name)).toEqual({ itemCount: 0, sizeBytes: 0 });
+      // The LSI was maintained in the items' batches (the item is gone now: so is its entry).
+      await group.write(put(person('b', 2, { rank: N(4) })));
+      const lsi = await store.readRange(baseRequest(TABLE, { indexName: BY_RANK.name }));
+      expect(lsi.items).toEqual([{ pk: S('b'), sk: N(2), rank: N(4) }]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('refuses a write without an applied mark (GSI changes need a group)', async () => {
+    const local = await outboxStore();
+    try {
+      await expect(local.partitions.write(put(person('a', 1, { city: S('x'), age: N(1) })))).rejects.toThrow(/applied mark/);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('writes the records of a committed transaction with its items; a refused write writes none', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    try {
+      const conditional: PartitionWrite = {
+        operations: [{ table: TABLE, kind: 'Put', key: { pk: S('c'), sk: N(1) }, item: person('c', 1, { city: S('Oslo'), age: N(3) }), expressions: { condition: 'attribute_exists(pk)' } }],
+      };
+      expect((await store.write(conditional, group.mark())).applied).toBe(false);
+      expect(await readAll(store)).toEqual([]);
+      const transaction = { id: 'tx1', coordinator: GROUP, deadline: 4_000_000_000_000 };
+      await store.prepareTransaction(transaction, put(person('c', 1, { city: S('Oslo'), age: N(3) })), group.mark());
+      expect(await readAll(store)).toEqual([]);
+      await store.resolveTransaction('tx1', true, WHOLE, group.mark());
+      expect(summary(await readAll(store)).map((r) => r.key)).toEqual([hex(cityKey('Oslo', 3, 'c', 1))]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('backfills a new GSI into the outbox: a put record per indexed item, after the records of writes', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
+    const group = new Group(store);
+    try {
+      for (let i = 0; i < 700; i++) {
+        await store.write({ operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, i % 2 === 0 ? { city: S(`c${i % 3}`), age: N(i) } : {}) }] }, group.mark());
+      }
+      expect(await readAll(store)).toEqual([]);
+      const { done } = await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      await done;
+      const records = await readAll(store);
+      expect(records).toHaveLength(350);
+      expect(records.every((r) => r.entry !== undefined)).toBe(true);
+      expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 350 }, (_, i) => i + 1));
+      // The backfill touched no GSI entry here.
+      expect(await gsiEntries(store)).toEqual([]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('a GSI backfill is its command\'s: two replicas number its records alike whatever writes come next, and a crash part way redoes it from its first seq', async () => {
+    const directory = await temporaryDirectory();
+    const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
+    const item = (i: number): Item => person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) });
+    const writeAll = async (store: PartitionStore): Promise<void> => {
+      for (let i = 0; i < 1_100; i++) await store.write({ operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: item(i) }] }, { groupId: GROUP, index: i + 1 });
+    };
+    const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
+    const reference = await outboxStore();
+    try {
+      await writeAll(reference.partitions);
+      const { done } = await reference.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 });
+      // The group's next write applies only after the command: its records follow the backfill's.
+      const next = reference.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
+      await Promise.all([done, next]);
+      const expected = summary(await readAll(reference.partitions));
+      expect(expected).toHaveLength(1_100 + 2);
+
+      // A replica whose store fails the backfill's third batch (a crash: it stops), reopened, applies the command again.
+      const database = await openDatabase({ dataDir: directory.path });
+      let failAt = Number.POSITIVE_INFINITY;
+      let batches = 0;
+      const commits = new CommitQueue({ ...database, writeBatch: (mutations) => (++batches === failAt ? Promise.reject(new Error('disk gone')) : database.writeBatch(mutations)) });
+      const crashing = new PartitionStore(database.level, commits, { indexOutbox: true });
+      await writeAll(crashing);
+      batches = 0;
+      failAt = 3;
+      await expect(crashing.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).rejects.toThrow();
+      await commits.close().catch(() => undefined);
+      await database.close();
+      const reopened = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      try {
+        expect(await reopened.partitions.appliedIndex(GROUP)).toBe(1_100);
+        expect((await readAll(reopened.partitions)).length).toBeGreaterThan(0);
+        await (await reopened.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).done;
+        await reopened.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
+        expect(summary(await readAll(reopened.partitions))).toEqual(expected);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await reference.close();
+      await directory.remove();
+    }
+  }, 60_000);
+
+  it('trims the records up to a seq, with the applied mark', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    try {
+      for (let i = 0; i < 5; i++) await group.write(put(person('t', i, { city: S('x'), age: N(i) })));
+      const mark = group.mark();
+      expect(await store.trimIndexOutbox(GROUP, 3, mark)).toBe(3);
+      expect((await readAll(store)).map((r) => r.seq)).toEqual([4, 5]);
+      expect(await store.appliedIndex(GROUP)).toBe(mark.index);
+      expect(await store.indexOutboxSize(GROUP)).toBe(2);
+      expect(await store.indexOutboxSize(GROUP, 4)).toBe(1);
+      // Trimming again changes nothing; the next record continues the sequence.
+      expect(await store.trimIndexOutbox(GROUP, 3)).toBe(0);
+      await group.write(put(person('t', 9, { city: S('x'), age: N(9) })));
+      expect((await readAll(store)).map((r) => r.seq)).toEqual([4, 5, 6]);
+      expect((await store.readIndexOutbox(GROUP, { afterSeq: 4, maxRecords: 10, maxBytes: 1 })).map((r) => r.seq)).toEqual([5]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('a split moves the right half\'s records, in order, to the end of the right group\'s outbox', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    const right = 8;
+    try {
+      const keys = Array.from({ length: 30 }, (_, i) => ({ pk: `s${i}`, sk: i }));
+      for (const { pk, sk } of keys) await group.write(put(person(pk, sk, { city: S('x'), age: N(sk) })));
+      for (const { pk, sk } of keys.slice(0, 10)) await group.write(del(pk, sk));
+      const before = await readAll(store);
+      const splitKey = encodeItemKey(TABLE.tableId, S('s17'), N(0));
+      const rightHalf = before.filter((r) => Buffer.compare(r.itemKey, splitKey) >= 0);
+      expect(rightHalf.length).toBeGreaterThan(0);
+      expect(rightHalf.length).toBeLessThan(before.length);
+      expect(await store.splitIndexOutbox(GROUP, right, splitKey)).toBe(rightHalf.length);
+      expect(summary(await readAll(store))).toEqual(summary(before.filter((r) => !rightHalf.includes(r))));
+      const moved = await readAll(store, right);
+      expect(moved.map((r) => r.seq)).toEqual(rightHalf.map((_, i) => i + 1));
+      expect(moved.map((r) => [hex(r.entryKey), r.entry])).toEqual(rightHalf.map((r) => [hex(r.entryKey), r.entry]));
+      // A replayed split moves nothing; the right group's next write continues its sequence.
+      expect(await store.splitIndexOutbox(GROUP, right, splitKey)).toBe(0);
+      await new Group(store, right).write(put(person('s20', 20, { city: S('y'), age: N(1) })));
+      expect((await readAll(store, right)).map((r) => r.seq).at(-1)).toBe(rightHalf.length + 2);
+    } finally {
+      await local.close();
+    }
+  });
+});
+
+describe('a GSI partition applying shipped records', () => {
+  it('applies records past its cursor once, skips those at or below it, with cursor and statistics in one batch', async () => {
+    const base = await outboxStore();
+    const gsi = await outboxStore();
+    const group = new Group(base.partitions);
+    const target = gsi.partitions;
+    try {
+      await group.write(put(person('a', 1, { city: S('Oslo'), age: N(1), name: S('A') })));
+      await group.write(put(person('b', 2, { city: S('Oslo'), age: N(2), name: S('B') })));
+      await group.write(put(person('a', 1, { city: S('Rome'), age: N(1), name: S('A') })));
+      const records = await readAll(base.partitions);
+      expect(records).toHaveLength(4);
+      const before = target.batchesWritten();
+      const mark = { groupId: GSI_GROUP, index: 1 };
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records.slice(0, 2), mark)).toEqual({ status: 'applied', applied: 2, skipped: 0 });
+      expect(target.batchesWritten() - before).toBe(1);
+      expect(await target.indexCursor(GSI_GROUP, GROUP)).toBe(2);
+      expect(await target.appliedIndex(GSI_GROUP)).toBe(1);
+      // The whole batch again (its answer was lost): only the new ones apply.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records, { groupId: GSI_GROUP, index: 2 })).toEqual({ status: 'applied', applied: 2, skipped: 2 });
+      // A stale record (seq 1: a put of a's Oslo entry) never comes back.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records.slice(0, 1))).toEqual({ status: 'applied', applied: 0, skipped: 1 });
+      expect(await gsiEntries(target)).toEqual([
+        { pk: S('b'), sk: N(2), city: S('Oslo'), age: N(2), name: S('B') },
+        { pk: S('a'), sk: N(1), city: S('Rome'), age: N(1), name: S('A') },
+      ]);
+      expect(await target.indexPartitionStatistics(BY_CITY, INDEX_SPACE)).toEqual(await target.statistics(TABLE, BY_CITY.name));
+      expect((await target.statistics(TABLE, BY_CITY.name)).itemCount).toBe(2);
+      // Cursors are per source group.
+      expect(await target.indexCursor(GSI_GROUP, GROUP + 1)).toBe(0);
+    } finally {
+      await base.close();
+      await gsi.close();
+    }
+  });
+
+  it('refuses records outside its bound whole (it split since they were routed)', async () => {
+    const base = await outboxStore();
+    const gsi = await outboxStore();
+    const group = new Group(base.partitions);
+    try {
+      await group.write(put(person('a', 1, { city: S('Oslo'), age: N(1) })));
+      await group.write(put(person('b', 1, { city: S('Zurich'), age: N(1) })));
+      const records = await readAll(base.partitions);
+      const left: PartitionBound = { start: INDEX_SPACE.start, end: cityKey('Oslo', 1, 'a', 1) };
+      const outside = records.filter((r) => Buffer.compare(r.entryKey, left.end) >= 0);
+      expect(outside.length).toBeGreaterThan(0);
+      expect(await gsi.partitions.applyIndexEntries(GSI_GROUP, left, GROUP, records, { groupId: GSI_GROUP, index: 1 })).toEqual({ status: 'outOfRange', applied: 0, skipped: 0 });
+      expect(await gsi.partitions.indexCursor(GSI_GROUP, GROUP)).toBe(0);
+      expect(await gsi.partitions.appliedIndex(GSI_GROUP)).toBe(1);
+    } finally {
+      await base.close();
+      await gsi.close();
+    }
+  });
+
+  it('a split of the GSI partition gives the right group the left\'s cursors', async () => {
+    const gsi = await outboxStore();
+    const target = gsi.partitions;
+    try {
+      const record = { seq: 5, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', 1, 'a', 1), entry: { pk: S('a'), sk: N(1), city: S('Oslo'), age: N(1) } };
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, [record]);
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP + 1, [{ ...record, seq: 2 }]);
+      await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
+      expect(await target.indexCursor(GSI_GROUP + 1, GROUP)).toBe(5);
+      expect(await target.indexCursor(GSI_GROUP + 1, GROUP + 1)).toBe(2);
+    } finally {
+      await gsi.close();
+    }
+  });
+
+  it('skips a fenced source\'s records of items at or beyond its fence (they moved to a split half), keeps the lowest fence, copies fences on a split', async () => {
+    const gsi = await outboxStore();
+    const target = gsi.partitions;
+    try {
+      const left = GROUP;
+      const right = GROUP + 1;
+      const splitKey = encodeItemKey(TABLE.tableId, S('m'), N(0));
+      const below = encodeItemKey(TABLE.tableId, S('a'), N(0));
+      const beyond = encodeItemKey(TABLE.tableId, S('z'), N(0));
+      const entry = (seq: number, itemKey: Uint8Array, name: string) => ({ seq, indexId: BY_CITY.indexId, itemKey, entryKey: cityKey('x', seq, name, 1), entry: { pk: S(name), sk: N(1), city: S('x'), age: N(seq) } });
+      // The right half's first call fences its parent from the split key on.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [entry(1, beyond, 'new')], undefined, [{ sourceGroupId: left, fromKey: splitKey }])).toMatchObject({ applied: 1 });
+      // The parent's call still on the wire: its record of the moved item is skipped, the one below applies.
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(7, beyond, 'stale'), entry(8, below, 'kept')])).toEqual({ status: 'applied', applied: 1, skipped: 1 });
+      expect(await target.indexCursor(GSI_GROUP, left)).toBe(8);
+      expect((await gsiEntries(target)).map((item) => JSON.stringify(item.pk)).sort()).toEqual([JSON.stringify(S('kept')), JSON.stringify(S('new'))]);
+      // A higher fence for the same source changes nothing; a lower one lowers it.
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [], undefined, [{ sourceGroupId: left, fromKey: beyond }]);
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(9, encodeItemKey(TABLE.tableId, S('q'), N(0)), 'q')])).toMatchObject({ applied: 0, skipped: 1 });
+      await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, right, [], undefined, [{ sourceGroupId: left, fromKey: below }]);
+      expect(await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, left, [entry(10, below, 'b')])).toMatchObject({ applied: 0, skipped: 1 });
+      // A split of the GSI partition: its right half keeps the fence.
+      await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
+      expect(await target.applyIndexEntries(GSI_GROUP + 1, INDEX_SPACE, left, [entry(11, below, 'c')])).toMatchObject({ applied: 0, skipped: 1 });
+    } finally {
+      await gsi.close();
+    }
+  });
+
+  it('random writes shipped in random batches, some sent twice, converge to the synchronous store\'s GSI', async () => {
+    const next = random(20261126);
+    const reference = await openLocalStore({ inMemory: true });
+    const base = await outboxStore();
+    const gsi = await outboxStore();
+    const group = new Group(base.partitions);
+    try {
+      let gsiIndex = 0;
+      const ship = async (records: IndexOutboxRecord[]) => {
+        gsiIndex += 1;
+        await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records, { groupId: GSI_GROUP, index: gsiIndex });
+      };
+      for (let step = 0; step < 600; step++) {
+        const pk = `k${Math.floor(next() * 40)}`;
+        const sk = Math.floor(next() * 3);
+        const roll = next();
+        const write = roll < 0.2
+          ? del(pk, sk)
+          : put(person(pk, sk, {
+              ...(roll < 0.85 ? { city: S(`c${Math.floor(next() * 5)}`) } : {}),
+              ...(next() < 0.9 ? { age: N(Math.floor(next() * 4)) } : {}),
+              name: S(`n${Math.floor(next() * 3)}`),
+              other: S(`o${step}`),
+            }));
+        await reference.partitions.write(write);
+        await group.write(write);
+        if (next() < 0.15) {
+          // Ships what is there in batches of at most 7; a batch is sometimes sent twice, or its
+          // trim is lost (the next round sends it again, with more).
+          for (let round = 0; round < 100; round++) {
+            const batch = await base.partitions.readIndexOutbox(GROUP, { maxRecords: 7, maxBytes: 1 << 20 });
+            if (batch.length === 0) break;
+            await ship(batch);
+            if (next() < 0.2) await ship(batch);
+            if (next() < 0.2) break;
+            await base.partitions.trimIndexOutbox(GROUP, batch.at(-1)!.seq, group.mark());
+          }
+        }
+      }
+      const rest = await readAll(base.partitions);
+      await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, rest);
+      const expected = (await reference.partitions.readRange(baseRequest(TABLE, { indexName: BY_CITY.name }))).items;
+      expect(expected.length).toBeGreaterThan(10);
+      expect(await gsiEntries(gsi.partitions)).toEqual(expected);
+      expect(await gsi.partitions.statistics(TABLE, BY_CITY.name)).toEqual(await reference.partitions.statistics(TABLE, BY_CITY.name));
+    } finally {
+      await reference.close();
+      await base.close();
+      await gsi.close();
+    }
+  });
+
+  it('reads a GSI partition within its bound, in the index\'s own space', async () => {
+    const gsi = await outboxStore();
+    try {
+      const entries = ['a', 'b', 'c', 'd'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
+      await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries);
+      const lower: PartitionBound = { start: INDEX_SPACE.start, end: cityKey('Oslo', 2, 'c', 1) };
+      const query = baseRequest(TABLE, { indexName: BY_CITY.name, hashValue: S('Oslo') });
+      expect((await gsi.partitions.readIndexPartition(query, lower)).items.map((item) => item.pk)).toEqual([S('a'), S('b')]);
+      expect((await gsi.partitions.readIndexPartition(query, { start: lower.end, end: new Uint8Array(0) })).items.map((item) => item.pk)).toEqual([S('c'), S('d')]);
+      expect((await gsi.partitions.indexPartitionStatistics(BY_CITY, lower)).itemCount).toBe(2);
+    } finally {
+      await gsi.close();
+    }
+  });
+});
+
+describe('outboxes and cursors as replica state', () => {
+  it('survive a restart; the sequence goes on', async () => {
+    const directory = await temporaryDirectory();
+    try {
+      let local = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      const group = new Group(local.partitions);
+      await group.write(put(person('r', 1, { city: S('x'), age: N(1) })));
+      await group.write(put(person('r', 2, { city: S('x'), age: N(2) })));
+      await local.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 3, [{ seq: 4, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }]);
+      await local.close();
+      local = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      const reopened = new Group(local.partitions);
+      reopened.index = group.index;
+      await reopened.write(put(person('r', 3, { city: S('x'), age: N(3) })));
+      expect((await readAll(local.partitions)).map((r) => r.seq)).toEqual([1, 2, 3]);
+      expect(await local.partitions.indexCursor(GSI_GROUP, 3)).toBe(4);
+      await local.close();
+    } finally {
+      await directory.remove();
+    }
+  });
+
+  it('a snapshot carries the group\'s outbox, next seq and cursors, and not GSI entries other groups keep here', async () => {
+    const directory = await temporaryDirectory();
+    const source = await outboxStore();
+    const receiver = await outboxStore();
+    try {
+      const group = new Group(source.partitions);
+      for (let i = 0; i < 20; i++) await group.write(put(person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) })));
+      await source.partitions.trimIndexOutbox(GROUP, 5, group.mark());
+      const incoming = [{ seq: 3, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }];
+      // This group is also a GSI partition's (cursors), and another group's GSI entries share the store.
+      await source.partitions.applyIndexEntries(GROUP, INDEX_SPACE, 11, incoming);
+      await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 12, [{ ...incoming[0], entryKey: cityKey('z', 1, 'z', 1), entry: { pk: S('z'), sk: N(1), city: S('z'), age: N(1) } }]);
+      const scope = { groupId: GROUP, table: TABLE, bound: WHOLE };
+      const stream = await source.partitions.openPartitionSnapshot(scope)();
+      const parts: Uint8Array[] = [];
+      for await (const chunk of stream.chunks) parts.push(chunk);
+      stream.release();
+      const path = join(directory.path, 'snapshot');
+      const bytes = Buffer.concat(parts);
+      await writeFile(path, bytes);
+      // The receiver held stale state of the group: it is replaced.
+      await new Group(receiver.partitions).write(put(person('old', 1, { city: S('x'), age: N(1) })));
+      const checked = await checkPartitionSnapshot({ path, offset: 0, size: bytes.length });
+      await receiver.partitions.restorePartitionSnapshot([scope], checked, group.index);
+      expect(summary(await readAll(receiver.partitions))).toEqual(summary(await readAll(source.partitions)));
+      expect((await readAll(receiver.partitions)).map((r) => r.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 6));
+      expect(await receiver.partitions.indexCursor(GROUP, 11)).toBe(3);
+      await new Group(receiver.partitions).write(put(person('after', 1, { city: S('x'), age: N(1) })));
+      expect((await readAll(receiver.partitions)).at(-1)!.seq).toBe(21);
+      // The other group's GSI entries (cursor 12) did not travel: this snapshot is of a base partition.
+      expect(await receiver.partitions.indexCursor(GSI_GROUP, 12)).toBe(0);
+      expect(await gsiEntries(receiver.partitions)).toEqual([]);
+    } finally {
+      await source.close();
+      await receiver.close();
+      await directory.remove();
+    }
+  });
+
+  it('a GSI partition\'s snapshot (index space scope) carries its entries and cursors, with statistics', async () => {
+    const directory = await temporaryDirectory();
+    const source = await outboxStore();
+    const receiver = await outboxStore();
+    try {
+      const entries = ['a', 'b', 'c'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
+      await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries, { groupId: GSI_GROUP, index: 4 });
+      const scope = { groupId: GSI_GROUP, table: indexSpaceSchema(TABLE, BY_CITY), bound: INDEX_SPACE };
+      const stream = await source.partitions.openPartitionSnapshot(scope)();
+      const parts: Uint8Array[] = [];
+      for await (const chunk of stream.chunks) parts.push(chunk);
+      stream.release();
+      const path = join(directory.path, 'snapshot');
+      const bytes = Buffer.concat(parts);
+      await writeFile(path, bytes);
+      await receiver.partitions.restorePartitionSnapshot([scope], await checkPartitionSnapshot({ path, offset: 0, size: bytes.length }), 4);
+      expect(await gsiEntries(receiver.partitions)).toEqual(await gsiEntries(source.partitions));
+      expect(await receiver.partitions.indexCursor(GSI_GROUP, GROUP)).toBe(3);
+      expect(await receiver.partitions.statistics(TABLE, BY_CITY.name)).toEqual(await source.partitions.statistics(TABLE, BY_CITY.name));
+    } finally {
+      await source.close();
+      await receiver.close();
+      await directory.remove();
+    }
+  });
+
+  it('removing a replica deletes its outbox, next seq and cursors, and leaves GSI partitions\' entries here alone', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    try {
+      const group = new Group(store);
+      await group.write(put(person('a', 1, { city: S('x'), age: N(1), rank: N(1) })));
+      await store.applyIndexEntries(GROUP, INDEX_SPACE, 3, [{ seq: 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1) }]);
+      await store.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, await readAll(store));
+      await store.dropPartitionData(TABLE, WHOLE, GROUP);
+      expect(await readAll(store)).toEqual([]);
+      expect(await store.indexCursor(GROUP, 3)).toBe(0);
+      expect(await store.appliedIndex(GROUP)).toBe(0);
+      expect((await store.readRange(baseRequest(TABLE, { indexName: BY_RANK.name }))).items).toEqual([]);
+      // The GSI partition's entry (another group here) stays.
+      expect((await gsiEntries(store)).map((item) => item.pk)).toEqual([S('a')]);
+      // A new replica of the group starts its sequence from 1.
+      await new Group(store).write(put(person('b', 1, { city: S('x'), age: N(1) })));
+      expect((await readAll(store)).map((r) => r.seq)).toEqual([1]);
+      // And a GSI partition's removal deletes its entries (index space scope).
+      await store.dropPartitionData(indexSpaceSchema(TABLE, BY_CITY), INDEX_SPACE, GSI_GROUP);
+      expect(await gsiEntries(store)).toEqual([]);
+      expect(await store.statistics(TABLE, BY_CITY.name)).toEqual({ itemCount: 0, sizeBytes: 0 });
+    } finally {
+      await local.close();
+    }
+  });
+});
