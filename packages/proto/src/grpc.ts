@@ -637,6 +637,32 @@ export function createClient<S extends GenServiceMethods>(
   return methods as ServiceClient<S>;
 }
 
+/** Clients of one service by address, each made on first use; `close` closes them all. */
+export class ClientPool<S extends GenServiceMethods> {
+  readonly #service: GenService<S>;
+  readonly #options: ClientOptions;
+  readonly #clients = new Map<string, ServiceClient<S>>();
+
+  constructor(service: GenService<S>, options: ClientOptions = {}) {
+    this.#service = service;
+    this.#options = options;
+  }
+
+  get(address: string): ServiceClient<S> {
+    let client = this.#clients.get(address);
+    if (client === undefined) {
+      client = createClient(this.#service, address, this.#options);
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+}
+
 
 /** The request when it came encoded; an encoding of another message type is a caller's bug. */
 function encodedFor(method: DescMethod, request: unknown): EncodedMessage<DescMessage> | undefined {

@@ -18,6 +18,7 @@ export {
   listen,
   shutdown,
   createClient,
+  ClientPool,
   EncodedMessage,
   DirectStream,
   servesDirectly,

@@ -4,7 +4,7 @@
  * (contracts #4). A call follows that hint, else tries the next peer, and gives up after a bounded
  * number of attempts: the caller's loop (registration, heartbeat, watch) retries later.
  */
-import { ErrorDetailSchema, MetaService, RpcError, Status, createClient, type CallOptions, type ClientOf } from '@shoal/proto';
+import { ErrorDetailSchema, MetaService, RpcError, Status, ClientPool, type CallOptions, type ClientOf } from '@shoal/proto';
 import type { NodeId } from '@shoal/raft';
 
 /** A meta group member, as given on the command line (`--meta-peers 1=host:port,...`). */
@@ -30,7 +30,9 @@ type Redirect = { to: string } | { next: true } | undefined;
 
 export class MetaClient {
   readonly #peers: readonly MetaPeer[];
-  readonly #clients = new Map<string, MetaServiceClient>();
+  readonly #clients = new ClientPool(MetaService, {
+    channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1_000 },
+  });
   readonly #callTimeoutMs: number;
   readonly #maxAttempts: number;
   readonly #retryDelayMs: number;
@@ -59,7 +61,7 @@ export class MetaClient {
     for (let attempt = 0; attempt < this.#maxAttempts; attempt++) {
       if (this.#closed) throw new RpcError(Status.CANCELLED, 'meta client closed');
       try {
-        return await invoke(this.#client(this.#current), { timeoutMs: this.#callTimeoutMs });
+        return await invoke(this.#clients.get(this.#current), { timeoutMs: this.#callTimeoutMs });
       } catch (error) {
         lastError = error;
         const redirect = this.redirect(error);
@@ -77,7 +79,7 @@ export class MetaClient {
    * the caller passes its error to `redirect` and opens the stream again.
    */
   leaderClient(): MetaServiceClient {
-    return this.#client(this.#current);
+    return this.#clients.get(this.#current);
   }
 
   /**
@@ -107,8 +109,7 @@ export class MetaClient {
 
   close(): void {
     this.#closed = true;
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    this.#clients.close();
   }
 
   #nextPeer(address: string): string {
@@ -116,14 +117,4 @@ export class MetaClient {
     return this.#peers[(at + 1) % this.#peers.length].address;
   }
 
-  #client(address: string): MetaServiceClient {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = createClient(MetaService, address, {
-        channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1_000 },
-      });
-      this.#clients.set(address, client);
-    }
-    return client;
-  }
 }

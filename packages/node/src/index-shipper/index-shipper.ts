@@ -34,7 +34,7 @@
  * ancestor record of an item at or beyond its fence. A half whose ancestry this node does not remember
  * (a replica created from a snapshot, not by a split here) sends fewer fences.
  */
-import { ErrorDetailSchema, PartitionService, RpcError, applyIndexEntriesRequestToWire, createClient, partitionDescriptorFromWire, type ClientOf } from '@shoal/proto';
+import { ErrorDetailSchema, PartitionService, RpcError, applyIndexEntriesRequestToWire, ClientPool, partitionDescriptorFromWire } from '@shoal/proto';
 import { PartitionMap, type PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import type { IndexOutboxRecord, PartitionStore } from '@shoal/storage';
@@ -117,7 +117,7 @@ export class IndexShipper {
   readonly #heldLogged = new Map<number, number>();
   readonly #options: IndexShipperOptions;
   readonly #groups = new Map<number, GroupShipping>();
-  readonly #clients = new Map<string, ClientOf<typeof PartitionService>>();
+  readonly #clients = new ClientPool(PartitionService);
   /** The last leader each GSI partition's calls found. */
   readonly #leaders = new Map<number, NodeId>();
   /** The view's partitions, with the newer descriptors routing errors brought since. */
@@ -147,8 +147,7 @@ export class IndexShipper {
     clearInterval(this.#timer);
     await this.#pass;
     await Promise.allSettled([...this.#runs]);
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    this.#clients.close();
   }
 
   /** A group's applied writes are in the store: ships its new records now when this node leads it. */
@@ -357,7 +356,7 @@ export class IndexShipper {
       const address = this.#options.nodeAddress(nodeId) ?? view.nodeAddress(nodeId);
       if (address === undefined) continue;
       try {
-        await this.#client(address).applyIndexEntries(request, { timeoutMs: this.#options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS });
+        await this.#clients.get(address).applyIndexEntries(request, { timeoutMs: this.#options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS });
         this.#leaders.set(partition.id, nodeId);
         this.stats.callsSucceeded += 1;
         return true;
@@ -379,14 +378,6 @@ export class IndexShipper {
     return false;
   }
 
-  #client(address: string): ClientOf<typeof PartitionService> {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = createClient(PartitionService, address);
-      this.#clients.set(address, client);
-    }
-    return client;
-  }
 
   #now(): number {
     return (this.#options.now ?? Date.now)();

@@ -6,7 +6,7 @@
  * that partition's log. Every partition leader runs one, so a transaction ends all or nothing without
  * any client.
  */
-import { ErrorDetailSchema, PartitionService, RpcError, createClient, decideTransactionRequestToWire, transactionStateFromWire, type ClientOf } from '@shoal/proto';
+import { ErrorDetailSchema, PartitionService, RpcError, ClientPool, decideTransactionRequestToWire, transactionStateFromWire } from '@shoal/proto';
 import { partitionContains, type PartitionDescriptor } from '@shoal/model';
 import type { PartitionStore, TransactionState } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
@@ -39,7 +39,7 @@ const DECIDE_TIMEOUT_MS = 5_000;
 
 export class TransactionResolver {
   readonly #options: TransactionResolverOptions;
-  readonly #clients = new Map<string, ClientOf<typeof PartitionService>>();
+  readonly #clients = new ClientPool(PartitionService);
   #timer: NodeJS.Timeout | undefined;
   #pass: Promise<number> | undefined;
   #closed = false;
@@ -57,8 +57,7 @@ export class TransactionResolver {
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#pass;
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    this.#clients.close();
   }
 
   /** One pass (joined when one runs): resolves every expired transaction's intents in the partitions led here; answers how many partitions it resolved. */
@@ -109,7 +108,7 @@ export class TransactionResolver {
       if (address === undefined) continue;
       try {
         const target = { partitionId: BigInt(coordinator), epoch: BigInt(partition.epoch) };
-        const response = await this.#client(address).decideTransaction(decideTransactionRequestToWire(target, transactionId, 'ABORTED'), { timeoutMs: DECIDE_TIMEOUT_MS });
+        const response = await this.#clients.get(address).decideTransaction(decideTransactionRequestToWire(target, transactionId, 'ABORTED'), { timeoutMs: DECIDE_TIMEOUT_MS });
         return transactionStateFromWire(response);
       } catch (error) {
         last = error;
@@ -120,12 +119,4 @@ export class TransactionResolver {
     throw new Error(`coordinator partition ${coordinator} did not answer: ${String(last)}`);
   }
 
-  #client(address: string): ClientOf<typeof PartitionService> {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = createClient(PartitionService, address);
-      this.#clients.set(address, client);
-    }
-    return client;
-  }
 }
