@@ -39,8 +39,13 @@ const rangeTable = (name: string): CreateTableCommandInput => ({
   ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 7 },
 });
 
+/**
+ * Bounded by time, not attempts: on a cluster a new GSI's partitions elect leaders before its backfill
+ * starts, which takes seconds on a loaded machine (DynamoDB's own backfills take minutes).
+ */
 async function waitForIndexActive(table: string, index: string): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
     if (Table?.GlobalSecondaryIndexes?.find((gsi) => gsi.IndexName === index)?.IndexStatus === 'ACTIVE') return;
     await new Promise((resolve) => setTimeout(resolve, 10));
