@@ -32,7 +32,7 @@ import { DiskFaults } from './raft-log/disk-faults.ts';
 import { RaftLogStore, SYNC_SECONDS_BUCKETS } from './raft-log/store.ts';
 import { addFaultInjectionService } from './server/fault-injection-service.ts';
 import { StorageNodeServer } from './server/index.ts';
-import { TransactionResolver } from './partition/index.ts';
+import { BackfillDriver, TransactionResolver } from './partition/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
 
 export interface StorageNodeOptions {
@@ -191,6 +191,9 @@ export interface StorageNodeMetrics {
   indexBatchesHeld: number;
   indexEntriesApplied: number;
   indexEntriesSkipped: number;
+  /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
+  indexBackfillChunks: number;
+  indexBackfillItems: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
   groups: RaftGroupMetrics[];
   /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
@@ -426,9 +429,16 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       log,
       ...options.indexShipping,
     });
-    replicas.onReplicaSettled((groupId) => shipper.wake(groupId));
+    // GSI backfills of the base partitions led here, one bounded chunk per log entry.
+    const backfills = new BackfillDriver({ store: local.partitions, host: raftHost, ledGroups: () => raftHost.status().filter((g) => g.groupId !== META_GROUP_ID && g.role === 'leader').map((g) => g.groupId), log });
+    replicas.onReplicaSettled((groupId) => {
+      shipper.wake(groupId);
+      backfills.wake(groupId);
+    });
     shipper.start();
     stops.push(() => shipper.close());
+    backfills.start();
+    stops.push(() => backfills.close());
 
     const sizes = new PartitionSizes(
       load,
@@ -585,6 +595,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexBatchesHeld: shipper.stats.batchesHeld,
           indexEntriesApplied: s.indexEntriesApplied,
           indexEntriesSkipped: s.indexEntriesSkipped,
+          indexBackfillChunks: backfills.stats.chunksApplied,
+          indexBackfillItems: backfills.stats.itemsWalked,
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

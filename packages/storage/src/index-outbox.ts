@@ -10,8 +10,8 @@
  *   00000000 0a <u32 BE group id> <f64 BE seq>        -> JSON OutboxRecordJson   (the group's outbox)
  *   00000000 0b <u32 BE group id>                     -> f64 BE: the group's next seq (1 before any)
  *   00000000 0c <u32 BE group id> <u32 BE source id>  -> f64 BE: highest seq of `source` applied by the group
- *   00000000 0e <u32 BE group id> <u32 BE index id>   -> JSON RunningBackfillJson: a GSI backfill of the group
- *                                                        under way, walked chunk by chunk (backfillChunk entries)
+ *   00000000 0e <u32 BE group id> <u32 BE index id>   -> JSON RunningBackfillJson: a GSI backfill of the group,
+ *                                                        walked chunk by chunk (backfillChunk entries), or done
  *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
  *                                                        item key is at or beyond it (a fence: the source
  *                                                        split, its records of those items moved to a half)
@@ -113,7 +113,7 @@ export function runningBackfillKey(groupId: number, indexId: number): Uint8Array
   return tagKey(BACKFILL_TAG, encodeU32(groupId), encodeU32(indexId));
 }
 
-/** The group's running GSI backfills, by index id. */
+/** The group's GSI backfills (running or done), by index id. */
 export function runningBackfillsRange(groupId: number): KeyRange {
   return prefixRange(tagKey(BACKFILL_TAG, encodeU32(groupId)));
 }
@@ -124,11 +124,14 @@ export function allRunningBackfillsRange(): KeyRange {
 }
 
 /**
- * A GSI backfill of a base partition group under way: the items of [nextKey, end) are still to walk.
- * `origin`: the group whose backfillIndex command started it (a split half inherits it, with the
- * origin kept, so the command's caller waits for the halves too). Keys in hex.
+ * A GSI backfill of a base partition group: under way, the items of [nextKey, end) are still to
+ * walk; `done`, every item of the group had its record (kept, so the backfill command sent again,
+ * or to a split half, does not walk the items again). `origin`: the group whose backfillIndex
+ * command started it (a split half inherits it, with the origin kept, so the command's caller waits
+ * for the halves too). Keys in hex.
  */
 export interface RunningBackfill {
+  done: boolean;
   groupId: number;
   indexId: number;
   table: TableSchema;
@@ -139,6 +142,7 @@ export interface RunningBackfill {
 }
 
 interface RunningBackfillJson {
+  done?: true;
   table: TableSchema;
   indexName: string;
   origin: number;
@@ -148,12 +152,14 @@ interface RunningBackfillJson {
 
 export function runningBackfillMutation(backfill: RunningBackfill): Mutation {
   const json: RunningBackfillJson = { table: backfill.table, indexName: backfill.indexName, origin: backfill.origin, nextKey: hex(backfill.nextKey), end: hex(backfill.end) };
+  if (backfill.done) json.done = true;
   return { key: runningBackfillKey(backfill.groupId, backfill.indexId), value: encodeJson(json) };
 }
 
 export function decodeRunningBackfill(key: Uint8Array, value: Uint8Array): RunningBackfill {
   const json = decodeJson<RunningBackfillJson>(value);
   return {
+    done: json.done === true,
     groupId: decodeU32(key.subarray(5, 9)),
     indexId: decodeU32(key.subarray(9, 13)),
     table: json.table,

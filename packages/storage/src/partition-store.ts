@@ -406,22 +406,23 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * A split of a group with GSI backfills running: the right group inherits each for its range (next
-   * key: the later of the backfill's and the split key; the origin kept), the left one's ends at the
-   * split key; a half with nothing left to walk has no backfill. A replayed split finds the left's
-   * already cut (its end at the split key) and the right's written: it changes nothing.
+   * A split of a group with GSI backfills: the right group inherits each for its range (next key: the
+   * later of the backfill's and the split key; the origin kept; a done one done), the left one's ends
+   * at the split key (done when its walk is past it). A replayed split finds the right's written and
+   * the left's already cut (its end at the split key, or done): it changes nothing.
    */
   private async splitRunningBackfills(state: StateReader, groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<Mutation[]> {
     const range = runningBackfillsRange(groupId);
     const mutations: Mutation[] = [];
     for (const [key, value] of await this.level.iterator({ gte: range.start, lt: range.end }).all()) {
       const backfill = decodeRunningBackfill(key, value);
-      if (compareBytes(backfill.end, splitKey) <= 0) continue;
-      const rightStart = compareBytes(backfill.nextKey, splitKey) > 0 ? backfill.nextKey : splitKey;
       if (state.read(runningBackfillKey(rightGroupId, backfill.indexId)) === undefined) {
-        mutations.push(runningBackfillMutation({ ...backfill, groupId: rightGroupId, nextKey: rightStart }));
+        const rightStart = compareBytes(backfill.nextKey, splitKey) > 0 ? backfill.nextKey : splitKey;
+        mutations.push(runningBackfillMutation({ ...backfill, groupId: rightGroupId, nextKey: backfill.done ? backfill.end : rightStart }));
       }
-      mutations.push(compareBytes(backfill.nextKey, splitKey) >= 0 ? { key, value: undefined } : runningBackfillMutation({ ...backfill, end: splitKey }));
+      if (backfill.done || compareBytes(backfill.end, splitKey) <= 0) continue;
+      const walkedPast = compareBytes(backfill.nextKey, splitKey) >= 0;
+      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true } : { ...backfill, end: splitKey }));
     }
     return mutations;
   }
@@ -542,7 +543,7 @@ export class PartitionStore implements PartitionClient {
       const running = state.read(runningBackfillKey(groupId, index.indexId));
       if (running !== undefined) return { result: decodeRunningBackfill(runningBackfillKey(groupId, index.indexId), running).origin, mutations: [appliedMutation(mark)] };
       const items = clampRange(spaceRange(table.tableId), bound);
-      const started: RunningBackfill = { groupId, indexId: index.indexId, table, indexName: index.name, origin: groupId, nextKey: items.start, end: items.end };
+      const started: RunningBackfill = { done: false, groupId, indexId: index.indexId, table, indexName: index.name, origin: groupId, nextKey: items.start, end: items.end };
       return { result: groupId, mutations: [runningBackfillMutation(started), appliedMutation(mark)] };
     });
     return { done: this.backfillsEnded(index.indexId, origin) };
@@ -560,7 +561,7 @@ export class PartitionStore implements PartitionClient {
       const key = runningBackfillKey(groupId, indexId);
       const stored = state.read(key);
       const backfill = stored && decodeRunningBackfill(key, stored);
-      if (backfill === undefined || compareBytes(backfill.nextKey, fromKey) !== 0) return { result: { status: 'stale', items: 0 }, mutations: [appliedMutation(mark)] };
+      if (backfill === undefined || backfill.done || compareBytes(backfill.nextKey, fromKey) !== 0) return { result: { status: 'stale', items: 0 }, mutations: [appliedMutation(mark)] };
       const index = requireIndex(backfill.table, backfill.indexName);
       await state.durable();
       const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
@@ -578,8 +579,8 @@ export class PartitionStore implements PartitionClient {
           break;
         }
       }
-      const progress = full && last !== undefined ? [runningBackfillMutation({ ...backfill, nextKey: keyAfter(last) })] : [{ key, value: undefined }];
-      return { result: { status: full ? 'walked' : 'done', items }, mutations: [...changes.finish(this.statisticsBook), ...progress, appliedMutation(mark)] };
+      const progress = runningBackfillMutation(full && last !== undefined ? { ...backfill, nextKey: keyAfter(last) } : { ...backfill, nextKey: backfill.end, done: true });
+      return { result: { status: full ? 'walked' : 'done', items }, mutations: [...changes.finish(this.statisticsBook), progress, appliedMutation(mark)] };
     }).finally(() => this.wakeBackfillWaiters());
   }
 
@@ -589,7 +590,7 @@ export class PartitionStore implements PartitionClient {
       await state.durable();
       const range = runningBackfillsRange(groupId);
       const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
-      return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)), mutations: [] };
+      return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)).filter((backfill) => !backfill.done), mutations: [] };
     });
   }
 
@@ -620,7 +621,7 @@ export class PartitionStore implements PartitionClient {
       .then(
         (running) => {
           for (const waiter of this.backfillWaiters) {
-            if (running.some((backfill) => backfill.indexId === waiter.indexId && backfill.origin === waiter.origin)) continue;
+            if (running.some((backfill) => !backfill.done && backfill.indexId === waiter.indexId && backfill.origin === waiter.origin)) continue;
             this.backfillWaiters.delete(waiter);
             waiter.resolve();
           }

@@ -159,6 +159,9 @@ describe('a store with index outboxes (base partition)', () => {
       expect(chunks.map((c) => c.items)).toEqual([200, 200, 200, 100]);
       await done;
       expect(ended).toBe(true);
+      // Sent again once done (a router retrying, or asking a split half): done at once, nothing walked again.
+      await (await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark())).done;
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
       const records = await readAll(store);
       expect(records).toHaveLength(350);
       expect(records.every((r) => r.entry !== undefined)).toBe(true);
@@ -320,6 +323,13 @@ describe('a store with index outboxes (base partition)', () => {
       for (const groupId of [GROUP, third.groupId, right.groupId]) {
         expect((await readAll(store, groupId)).every((r) => holder(r.itemKey) === groupId)).toBe(true);
       }
+      // A split after the backfill: both halves have it done (sent to the new half, the command walks nothing).
+      const fourth = new Group(store, GROUP + 3);
+      await store.splitIndexOutbox(right.groupId, fourth.groupId, splitAt(350));
+      await (await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, fourth.mark())).done;
+      expect(await store.runningIndexBackfills(fourth.groupId)).toEqual([]);
+      expect(await store.runningIndexBackfills(right.groupId)).toEqual([]);
+      expect(await readAll(store, fourth.groupId)).toHaveLength(50);
     } finally {
       await local.close();
     }
