@@ -16,7 +16,7 @@ import { SERVER_OPTIONS, Server, listen, shutdown } from '@shoal/proto';
 import { DEFAULT_SPLIT_POLICY, isSplitSize, MAX_SPLIT_SIZE_BYTES, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, partitionBound } from '@shoal/storage';
+import { openLocalStore, partitionBound, type BackfillChunkLimits } from '@shoal/storage';
 import { IndexShipper, type IndexShipperOptions } from './index-shipper/index-shipper.ts';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
@@ -100,6 +100,8 @@ export interface StorageNodeOptions {
   quiesceIdleGroups?: boolean;
   /** The index shipper's timing (IndexShipperOptions): its pass interval and how long records of an index the map does not show are held. */
   indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs'>;
+  /** How much one chunk of a GSI backfill walks (default 1,000 items or 1 MiB): its apply holds the node's other groups that long. */
+  indexBackfillChunk?: BackfillChunkLimits;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -294,7 +296,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
     // The host asks for state machines synchronously: every replica in the log opens first.
     const partitionGroups = logStore.listGroups().map((g) => g.groupId).filter((id) => id !== META_GROUP_ID);
-    const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups);
+    const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups, options.indexBackfillChunk);
     stops.push(() => replicas.flush());
     stops.push(() => addressBook.flush());
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
