@@ -432,10 +432,10 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       ...options.indexShipping,
     });
     // GSI backfills of the base partitions led here, one bounded chunk per log entry.
-    const backfills = new BackfillDriver({ store: local.partitions, host: raftHost, ledGroups: () => raftHost.status().filter((g) => g.groupId !== META_GROUP_ID && g.role === 'leader').map((g) => g.groupId), log });
+    const backfills = new BackfillDriver({ store: local.partitions, host: raftHost, isPartition: (groupId) => groupId !== META_GROUP_ID, log });
     replicas.onReplicaSettled((groupId) => {
       shipper.wake(groupId);
-      backfills.wake(groupId);
+      backfills.wake();
     });
     shipper.start();
     stops.push(() => shipper.close());

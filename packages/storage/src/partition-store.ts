@@ -172,6 +172,15 @@ export class PartitionStore implements PartitionClient {
   private readonly backfills = new Map<number, Set<Backfill>>();
   /** Backfill runs, waiting or walking, by index id and bound start. */
   private readonly runningBackfills = new Map<string, BackfillRun>();
+  /**
+   * Counts what may have started a GSI backfill in a group (a backfill command, a split, a snapshot
+   * restored): a cheap check for whoever drives them, on every apply.
+   */
+  get backfillsStarted(): number {
+    return this.startedBackfills;
+  }
+
+  private startedBackfills = 0;
   /** Callers waiting for the GSI backfills (store with outboxes) an index command started to end. */
   private readonly backfillWaiters = new Set<{ indexId: number; origin: number; resolve(): void; reject(error: unknown): void }>();
   private checkingBackfills = false;
@@ -179,7 +188,8 @@ export class PartitionStore implements PartitionClient {
   private recheckBackfills = false;
   /**
    * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store, and
-   * every write makes its GSI records (a GSI backfill runs within its command: no write meets one).
+   * every write makes its GSI records, a GSI backfill running or not: its chunks walk the items not
+   * reached yet later, with their newest state, so their records follow those of earlier writes.
    */
   private readonly indexOutbox: boolean;
   private readonly maintains: IndexGate = (index, itemKey) => {
@@ -402,7 +412,10 @@ export class PartitionStore implements PartitionClient {
       }
       if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
       return { result: next - first, mutations };
-    }).finally(() => this.wakeBackfillWaiters());
+    }).finally(() => {
+      this.startedBackfills += 1;
+      this.wakeBackfillWaiters();
+    });
   }
 
   /**
@@ -546,6 +559,7 @@ export class PartitionStore implements PartitionClient {
       const started: RunningBackfill = { done: false, groupId, indexId: index.indexId, table, indexName: index.name, origin: groupId, nextKey: items.start, end: items.end };
       return { result: groupId, mutations: [runningBackfillMutation(started), appliedMutation(mark)] };
     });
+    this.startedBackfills += 1;
     return { done: this.backfillsEnded(index.indexId, origin) };
   }
 
@@ -584,11 +598,14 @@ export class PartitionStore implements PartitionClient {
     }).finally(() => this.wakeBackfillWaiters());
   }
 
-  /** The group's running GSI backfills (applied state), by index id: what its leader proposes chunks for. */
-  runningIndexBackfills(groupId: number): Promise<RunningBackfill[]> {
+  /**
+   * The running GSI backfills (applied state) of the group (of every group without one), by group and
+   * index id: what a group's leader proposes chunks for.
+   */
+  runningIndexBackfills(groupId?: number): Promise<RunningBackfill[]> {
     return this.commits.exclusive(async (state) => {
       await state.durable();
-      const range = runningBackfillsRange(groupId);
+      const range = groupId === undefined ? allRunningBackfillsRange() : runningBackfillsRange(groupId);
       const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
       return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)).filter((backfill) => !backfill.done), mutations: [] };
     });
@@ -611,17 +628,12 @@ export class PartitionStore implements PartitionClient {
     }
     this.checkingBackfills = true;
     this.recheckBackfills = false;
-    const range = allRunningBackfillsRange();
     Promise.resolve()
-      .then(() => this.commits.exclusive(async (state) => {
-        await state.durable();
-        const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
-        return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)), mutations: [] };
-      }))
+      .then(() => this.runningIndexBackfills())
       .then(
         (running) => {
           for (const waiter of this.backfillWaiters) {
-            if (running.some((backfill) => !backfill.done && backfill.indexId === waiter.indexId && backfill.origin === waiter.origin)) continue;
+            if (running.some((backfill) => backfill.indexId === waiter.indexId && backfill.origin === waiter.origin)) continue;
             this.backfillWaiters.delete(waiter);
             waiter.resolve();
           }
@@ -905,6 +917,7 @@ export class PartitionStore implements PartitionClient {
     const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
     // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
     await this.syncToDisk();
+    this.startedBackfills += 1;
     this.wakeBackfillWaiters();
     return applied;
   }
