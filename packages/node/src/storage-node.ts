@@ -16,7 +16,7 @@ import { SERVER_OPTIONS, Server, listen, shutdown } from '@shoal/proto';
 import { DEFAULT_SPLIT_POLICY, isSplitSize, MAX_SPLIT_SIZE_BYTES, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import { openLocalStore, partitionBound } from '@shoal/storage';
+import { openLocalStore, partitionBound, type BackfillChunkLimits } from '@shoal/storage';
 import { IndexShipper, type IndexShipperOptions } from './index-shipper/index-shipper.ts';
 import { ClusterAgent } from './cluster/cluster-agent.ts';
 import { ClusterView } from './cluster/cluster-view.ts';
@@ -32,7 +32,7 @@ import { DiskFaults } from './raft-log/disk-faults.ts';
 import { RaftLogStore, SYNC_SECONDS_BUCKETS } from './raft-log/store.ts';
 import { addFaultInjectionService } from './server/fault-injection-service.ts';
 import { StorageNodeServer } from './server/index.ts';
-import { TransactionResolver } from './partition/index.ts';
+import { BackfillDriver, TransactionResolver } from './partition/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
 
 export interface StorageNodeOptions {
@@ -100,6 +100,8 @@ export interface StorageNodeOptions {
   quiesceIdleGroups?: boolean;
   /** The index shipper's timing (IndexShipperOptions): its pass interval and how long records of an index the map does not show are held. */
   indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs'>;
+  /** How much one chunk of a GSI backfill walks (default 1,000 items or 1 MiB): its apply holds the node's other groups that long. */
+  indexBackfillChunk?: BackfillChunkLimits;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -191,6 +193,9 @@ export interface StorageNodeMetrics {
   indexBatchesHeld: number;
   indexEntriesApplied: number;
   indexEntriesSkipped: number;
+  /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
+  indexBackfillChunks: number;
+  indexBackfillItems: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
   groups: RaftGroupMetrics[];
   /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
@@ -291,7 +296,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
     // The host asks for state machines synchronously: every replica in the log opens first.
     const partitionGroups = logStore.listGroups().map((g) => g.groupId).filter((id) => id !== META_GROUP_ID);
-    const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups);
+    const replicas = await PartitionReplicaSet.open(local, view, log, join(options.dataDir, 'partitions.json'), partitionGroups, options.indexBackfillChunk);
     stops.push(() => replicas.flush());
     stops.push(() => addressBook.flush());
     const metaReplica = isMetaPeer ? new MetaReplica() : undefined;
@@ -426,9 +431,16 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       log,
       ...options.indexShipping,
     });
-    replicas.onReplicaSettled((groupId) => shipper.wake(groupId));
+    // GSI backfills of the base partitions led here, one bounded chunk per log entry.
+    const backfills = new BackfillDriver({ store: local.partitions, host: raftHost, isPartition: (groupId) => groupId !== META_GROUP_ID, log });
+    replicas.onReplicaSettled((groupId) => {
+      shipper.wake(groupId);
+      backfills.wake();
+    });
     shipper.start();
     stops.push(() => shipper.close());
+    backfills.start();
+    stops.push(() => backfills.close());
 
     const sizes = new PartitionSizes(
       load,
@@ -585,6 +597,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexBatchesHeld: shipper.stats.batchesHeld,
           indexEntriesApplied: s.indexEntriesApplied,
           indexEntriesSkipped: s.indexEntriesSkipped,
+          indexBackfillChunks: backfills.stats.chunksApplied,
+          indexBackfillItems: backfills.stats.itemsWalked,
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

@@ -127,6 +127,50 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     });
   });
 
+  it('a backfill entry only records the backfill; its chunk entries walk it, a split in between hands the right half the rest, and the command resolves once both ended', async () => {
+    await withStore(async ({ partitions }) => {
+      const splits: AppliedSplit[] = [];
+      const pks = Array.from({ length: 10 }, (_, i) => `k${i}`);
+      const sorted = pks.map(itemKey).sort(Buffer.compare);
+      const options = { splitsOf: () => splits, backfillChunk: { maxItems: 3, maxBytes: 1 << 20 } };
+      const replica = await PartitionReplica.open(BASE, partitions, {
+        ...options,
+        onSplit: async (split: PartitionSplit) => {
+          splits.push({ index: split.index, splitKey: split.splitKey });
+          return { status: 'refused', message: 'not needed here' };
+        },
+      });
+      const right = await PartitionReplica.open(8, partitions, options);
+      const withoutIndex: TableSchema = { ...TABLE, indexes: [] };
+      let index = 0;
+      for (const pk of pks) await replica.apply(encodePartitionCommand({ kind: 'write', write: { operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), city: S('x') } }] } }), ++index);
+      await replica.settled();
+      const started = await replica.apply(encodePartitionCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }), ++index);
+      expect(started).toMatchObject({ status: 'started' });
+      let ended = false;
+      if ('status' in started && started.status === 'started') void started.done.then(() => (ended = true));
+      expect(await partitions.readIndexOutbox(BASE, everything)).toEqual([]);
+      const chunk = async (on: PartitionReplica, groupId: number, at: number) => {
+        const [backfill] = await partitions.runningIndexBackfills(groupId);
+        return on.apply(encodePartitionCommand({ kind: 'backfillChunk', indexId: BY_CITY.indexId, fromKey: hex(backfill?.nextKey ?? new Uint8Array()) }), at);
+      };
+      expect(await chunk(replica, BASE, ++index)).toEqual({ status: 'walked', items: 3 });
+      // Split at the 6th item, ahead of the walk: the left walks up to it, the right from it.
+      await replica.apply(encodePartitionCommand({ kind: 'split', splitKey: hex(sorted[5] as Uint8Array), parentEnd: '', rightId: 8, epoch: 2 }), ++index);
+      expect(await chunk(replica, BASE, ++index)).toEqual({ status: 'done', items: 2 });
+      expect(await partitions.runningIndexBackfills(BASE)).toEqual([]);
+      expect(await partitions.runningIndexBackfills(8)).toHaveLength(1);
+      expect(ended).toBe(false);
+      expect(await chunk(right, 8, 1)).toEqual({ status: 'walked', items: 3 });
+      expect(await chunk(right, 8, 2)).toEqual({ status: 'done', items: 2 });
+      if ('status' in started && started.status === 'started') await started.done;
+      expect(ended).toBe(true);
+      expect((await partitions.readIndexOutbox(BASE, everything)).map((r) => hex(r.itemKey))).toEqual(sorted.slice(0, 5).map(hex));
+      expect((await partitions.readIndexOutbox(8, everything)).map((r) => hex(r.itemKey))).toEqual(sorted.slice(5).map(hex));
+      expect([await partitions.appliedIndex(BASE), await partitions.appliedIndex(8)]).toEqual([index, 2]);
+    });
+  });
+
   it('refuses malformed GSI entries as corrupt log entries', () => {
     const bad = (command: object): Uint8Array => new TextEncoder().encode(JSON.stringify(command));
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', sourceGroupId: 2, records: [{ seq: 1, indexId: 3, entryKey: 'aa' }] }))).toThrow(PartitionCommandError);
@@ -134,5 +178,7 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', sourceGroupId: 2, records: [], fences: [{ sourceGroupId: 1 }] }))).toThrow(PartitionCommandError);
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 'x' }))).toThrow(/trim without its seq/);
     expect(decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 4 }))).toEqual({ kind: 'trimIndexOutbox', throughSeq: 4 });
+    expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4 }))).toThrow(/backfill chunk without its index and key/);
+    expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' }))).toEqual({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' });
   });
 });

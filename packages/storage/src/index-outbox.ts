@@ -10,22 +10,22 @@
  *   00000000 0a <u32 BE group id> <f64 BE seq>        -> JSON OutboxRecordJson   (the group's outbox)
  *   00000000 0b <u32 BE group id>                     -> f64 BE: the group's next seq (1 before any)
  *   00000000 0c <u32 BE group id> <u32 BE source id>  -> f64 BE: highest seq of `source` applied by the group
- *   00000000 0e <u32 BE group id>                     -> f64 BE: the first seq of a GSI backfill under way
- *                                                        (a crash part way: its records go, it runs again)
+ *   00000000 0e <u32 BE group id> <u32 BE index id>   -> JSON RunningBackfillJson: a GSI backfill of the group,
+ *                                                        walked chunk by chunk (backfillChunk entries), or done
  *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
  *                                                        item key is at or beyond it (a fence: the source
  *                                                        split, its records of those items moved to a half)
  */
-import { prefixEnd, type Item } from '@shoal/model';
+import { prefixEnd, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
-import { decodeJson, encodeJson, encodeU32, type KeyRange } from './layout.ts';
+import { decodeJson, decodeU32, encodeJson, encodeU32, type KeyRange } from './layout.ts';
 
 const OUTBOX_TAG = 0x0a;
 const OUTBOX_SEQ_TAG = 0x0b;
 const INDEX_CURSOR_TAG = 0x0c;
 const SOURCE_FENCE_TAG = 0x0d;
-const BACKFILL_MARKER_TAG = 0x0e;
+const BACKFILL_TAG = 0x0e;
 
 /** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
 export interface IndexEntryChange {
@@ -109,20 +109,76 @@ export function sourceFencesRange(groupId: number): KeyRange {
   return prefixRange(tagKey(SOURCE_FENCE_TAG, encodeU32(groupId)));
 }
 
-export function backfillMarkerKey(groupId: number): Uint8Array {
-  return tagKey(BACKFILL_MARKER_TAG, encodeU32(groupId));
+export function runningBackfillKey(groupId: number, indexId: number): Uint8Array {
+  return tagKey(BACKFILL_TAG, encodeU32(groupId), encodeU32(indexId));
 }
 
-/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors and fences (snapshots carry them, a removal deletes them). */
+/** The group's GSI backfills (running or done), by index id. */
+export function runningBackfillsRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(BACKFILL_TAG, encodeU32(groupId)));
+}
+
+/** Every group's running GSI backfills (a backfill call waits for those its own one split into). */
+export function allRunningBackfillsRange(): KeyRange {
+  return { start: tagKey(BACKFILL_TAG), end: tagKey(BACKFILL_TAG + 1) };
+}
+
+/**
+ * A GSI backfill of a base partition group: under way, the items of [nextKey, end) are still to
+ * walk; `done`, every item of the group had its record (kept, so the backfill command sent again,
+ * or to a split half, does not walk the items again). `origin`: the group whose backfillIndex
+ * command started it (a split half inherits it, with the origin kept, so the command's caller waits
+ * for the halves too). Keys in hex.
+ */
+export interface RunningBackfill {
+  done: boolean;
+  groupId: number;
+  indexId: number;
+  table: TableSchema;
+  indexName: string;
+  origin: number;
+  nextKey: Uint8Array;
+  end: Uint8Array;
+}
+
+interface RunningBackfillJson {
+  done?: true;
+  table: TableSchema;
+  indexName: string;
+  origin: number;
+  nextKey: string;
+  end: string;
+}
+
+export function runningBackfillMutation(backfill: RunningBackfill): Mutation {
+  const json: RunningBackfillJson = { table: backfill.table, indexName: backfill.indexName, origin: backfill.origin, nextKey: hex(backfill.nextKey), end: hex(backfill.end) };
+  if (backfill.done) json.done = true;
+  return { key: runningBackfillKey(backfill.groupId, backfill.indexId), value: encodeJson(json) };
+}
+
+export function decodeRunningBackfill(key: Uint8Array, value: Uint8Array): RunningBackfill {
+  const json = decodeJson<RunningBackfillJson>(value);
+  return {
+    done: json.done === true,
+    groupId: decodeU32(key.subarray(5, 9)),
+    indexId: decodeU32(key.subarray(9, 13)),
+    table: json.table,
+    indexName: json.indexName,
+    origin: json.origin,
+    nextKey: fromHex(json.nextKey),
+    end: fromHex(json.end),
+  };
+}
+
+/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors, fences and running backfills (snapshots carry them, a removal deletes them). */
 export function indexOutboxRanges(groupId: number): KeyRange[] {
   const seq = outboxSeqKey(groupId);
-  const marker = backfillMarkerKey(groupId);
   return [
     outboxRange(groupId),
     { start: seq, end: Uint8Array.from([...seq, 0]) },
     indexCursorsRange(groupId),
     sourceFencesRange(groupId),
-    { start: marker, end: Uint8Array.from([...marker, 0]) },
+    runningBackfillsRange(groupId),
   ];
 }
 

@@ -8,12 +8,14 @@ export {
   PartitionStore,
   type AppliedIndexEntries,
   type AppliedMark,
+  type BackfillChunkLimits,
+  type BackfillChunkResult,
   type IndexCommand,
   type ResolvedIntents,
   type ShippedIndexRecord,
   type SourceFence,
 } from './partition-store.ts';
-export type { IndexEntryChange, IndexOutboxRecord, OutboxReadLimits } from './index-outbox.ts';
+export type { IndexEntryChange, IndexOutboxRecord, OutboxReadLimits, RunningBackfill } from './index-outbox.ts';
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { indexSpaceSchema, partitionBound, type PartitionBound } from './layout.ts';

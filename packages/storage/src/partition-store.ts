@@ -29,7 +29,12 @@ import { ChangeSet, StoredItem, type IndexGate } from './change-set.ts';
 import {
   decodeF64,
   indexCursorMutation,
-  backfillMarkerKey,
+  allRunningBackfillsRange,
+  decodeRunningBackfill,
+  runningBackfillKey,
+  runningBackfillMutation,
+  runningBackfillsRange,
+  type RunningBackfill,
   indexCursorsRange,
   indexOutboxRanges,
   sourceFenceKey,
@@ -86,6 +91,21 @@ import {
 
 /** Entries per batch of a backfill or a range delete: bounds the time the commit lock is held. */
 const MAINTENANCE_CHUNK = 512;
+
+/** How much one chunk of a GSI backfill walks (store with outboxes): its apply holds the node's other groups that long. */
+export interface BackfillChunkLimits {
+  maxItems: number;
+  /** Stop once this many bytes of items are read (at least one item is). */
+  maxBytes: number;
+}
+
+const DEFAULT_BACKFILL_CHUNK: BackfillChunkLimits = { maxItems: 1_000, maxBytes: 1024 * 1024 };
+
+/** A backfill chunk's outcome: items walked, and whether the backfill goes on (`walked`), ended (`done`), or the entry was stale. */
+export interface BackfillChunkResult {
+  status: 'walked' | 'done' | 'stale';
+  items: number;
+}
 
 /**
  * The Raft log position a write applies, for a replicated partition: stored in the same batch as the
@@ -153,8 +173,23 @@ export class PartitionStore implements PartitionClient {
   /** Backfill runs, waiting or walking, by index id and bound start. */
   private readonly runningBackfills = new Map<string, BackfillRun>();
   /**
+   * Counts what may have started a GSI backfill in a group (a backfill command, a split, a snapshot
+   * restored): a cheap check for whoever drives them, on every apply.
+   */
+  get backfillsStarted(): number {
+    return this.startedBackfills;
+  }
+
+  private startedBackfills = 0;
+  /** Callers waiting for the GSI backfills (store with outboxes) an index command started to end. */
+  private readonly backfillWaiters = new Set<{ indexId: number; origin: number; resolve(): void; reject(error: unknown): void }>();
+  private checkingBackfills = false;
+  /** A backfill may have ended while the waiters were being checked: check again after. */
+  private recheckBackfills = false;
+  /**
    * Cluster nodes: GSI entries go to each group's outbox (index-outbox.ts), not into this store, and
-   * every write makes its GSI records (a GSI backfill runs within its command: no write meets one).
+   * every write makes its GSI records, a GSI backfill running or not: its chunks walk the items not
+   * reached yet later, with their newest state, so their records follow those of earlier writes.
    */
   private readonly indexOutbox: boolean;
   private readonly maintains: IndexGate = (index, itemKey) => {
@@ -366,7 +401,7 @@ export class PartitionStore implements PartitionClient {
     return this.commits.exclusive(async (state) => {
       await state.durable();
       const range = outboxRange(groupId);
-      const mutations: Mutation[] = [];
+      const mutations: Mutation[] = await this.splitRunningBackfills(state, groupId, rightGroupId, splitKey);
       let next = readNextSeq(state, rightGroupId);
       const first = next;
       for await (const [key, value] of this.level.iterator({ gte: range.start, lt: range.end })) {
@@ -377,7 +412,32 @@ export class PartitionStore implements PartitionClient {
       }
       if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
       return { result: next - first, mutations };
+    }).finally(() => {
+      this.startedBackfills += 1;
+      this.wakeBackfillWaiters();
     });
+  }
+
+  /**
+   * A split of a group with GSI backfills: the right group inherits each for its range (next key: the
+   * later of the backfill's and the split key; the origin kept; a done one done), the left one's ends
+   * at the split key (done when its walk is past it). A replayed split finds the right's written and
+   * the left's already cut (its end at the split key, or done): it changes nothing.
+   */
+  private async splitRunningBackfills(state: StateReader, groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<Mutation[]> {
+    const range = runningBackfillsRange(groupId);
+    const mutations: Mutation[] = [];
+    for (const [key, value] of await this.level.iterator({ gte: range.start, lt: range.end }).all()) {
+      const backfill = decodeRunningBackfill(key, value);
+      if (state.read(runningBackfillKey(rightGroupId, backfill.indexId)) === undefined) {
+        const rightStart = compareBytes(backfill.nextKey, splitKey) > 0 ? backfill.nextKey : splitKey;
+        mutations.push(runningBackfillMutation({ ...backfill, groupId: rightGroupId, nextKey: backfill.done ? backfill.end : rightStart }));
+      }
+      if (backfill.done || compareBytes(backfill.end, splitKey) <= 0) continue;
+      const walkedPast = compareBytes(backfill.nextKey, splitKey) >= 0;
+      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true } : { ...backfill, end: splitKey }));
+    }
+    return mutations;
   }
 
   /**
@@ -467,8 +527,10 @@ export class PartitionStore implements PartitionClient {
   async startIndexCommand(command: IndexCommand, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
     const index = requireIndex(command.table, command.indexName);
     if (this.indexOutbox && index.kind === 'GSI') {
-      if (command.kind === 'backfillIndex') await this.backfillIntoOutbox(command.table, index, bound, mark);
-      else await this.markApplied(mark);
+      if (command.kind === 'backfillIndex') return this.startOutboxBackfill(command.table, index, bound, mark);
+      // A drop ends the group's backfill of the index, if one runs.
+      await this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: runningBackfillKey(mark.groupId, index.indexId), value: undefined }, appliedMutation(mark)] }));
+      this.wakeBackfillWaiters();
       return { done: Promise.resolve() };
     }
     const key = runningIndexCommandKey(mark.groupId, mark.index);
@@ -479,43 +541,112 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * A GSI backfill of a store with outboxes, run WITHIN the command's apply: a put record per item of
-   * the bound, numbered from the group's next seq at the command's log position, so every replica's
-   * outbox holds the same records under the same seqs (run beside the log, as LSI-era backfills are,
-   * replicas would number them differently as the group's next writes interleave, and a new leader's
-   * records would be skipped by the cursors the old one's left; a split applied meanwhile would find
-   * the walk going on over its old bound). Bounded batches (MAINTENANCE_CHUNK items each); the first
-   * records a marker with the first seq, the last the applied mark and the marker's removal: a crash
-   * part way leaves the marker without the mark, and the command, applied again from the log, first
-   * deletes the records from that seq on. The group's next commands wait meanwhile (a departure: the
-   * backfill of a large partition holds its replica's applies for the walk's duration).
+   * A GSI backfill of a store with outboxes, started by its command's apply: recorded as running over
+   * the bound's items (next key: the bound's start), with the applied mark, in one batch. The walk
+   * is the group's `backfillChunk` entries, which its leader proposes one after another
+   * (applyBackfillChunk): each chunk's records are numbered from the group's next seq at its log
+   * position, so every replica's outbox holds the same records under the same seqs, and no apply
+   * holds the node's other groups for longer than one chunk. A backfill of the index already running
+   * here (the command sent again: a router retrying after a leader change) is joined, not restarted.
+   * `done` resolves once it and the backfills split halves inherited from it ended in this store.
    */
-  private async backfillIntoOutbox(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<void> {
+  private async startOutboxBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
     const { groupId } = mark;
-    await this.commits.exclusive(async (state) => {
-      await state.durable();
-      const marker = state.read(backfillMarkerKey(groupId));
-      if (marker === undefined) return { result: undefined, mutations: [{ key: backfillMarkerKey(groupId), value: Uint8Array.from(encodeF64Value(readNextSeq(state, groupId))) }] };
-      // A run a crash cut short: its records go, and the sequence starts again where it started.
-      const first = decodeF64(marker);
-      const range = outboxRange(groupId);
-      const partial = await this.level.keys({ gte: outboxKey(groupId, first), lt: range.end }).all();
-      return { result: undefined, mutations: [...partial.map((key): Mutation => ({ key, value: undefined })), nextSeqMutation(groupId, first)] };
+    const origin = await this.commits.exclusive(async (state) => {
+      const running = state.read(runningBackfillKey(groupId, index.indexId));
+      if (running !== undefined) return { result: decodeRunningBackfill(runningBackfillKey(groupId, index.indexId), running).origin, mutations: [appliedMutation(mark)] };
+      const items = clampRange(spaceRange(table.tableId), bound);
+      const started: RunningBackfill = { done: false, groupId, indexId: index.indexId, table, indexName: index.name, origin: groupId, nextKey: items.start, end: items.end };
+      return { result: groupId, mutations: [runningBackfillMutation(started), appliedMutation(mark)] };
     });
-    const items = clampRange(spaceRange(table.tableId), bound);
-    let cursor = items.start;
-    for (let done = false; !done; ) {
-      done = await this.commits.exclusive(async (state) => {
-        await state.durable();
-        const entries = await this.level.iterator({ gte: cursor, lt: items.end, limit: MAINTENANCE_CHUNK }).all();
-        const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
-        for (const [key, value] of entries) changes.addEntry(table, index, key, decodeJson<Item>(value));
-        const finished = entries.length < MAINTENANCE_CHUNK;
-        if (!finished) cursor = keyAfter(entries[entries.length - 1][0]);
-        const end: Mutation[] = finished ? [{ key: backfillMarkerKey(groupId), value: undefined }, appliedMutation(mark)] : [];
-        return { result: finished, mutations: [...changes.finish(this.statisticsBook), ...end] };
-      });
+    this.startedBackfills += 1;
+    return { done: this.backfillsEnded(index.indexId, origin) };
+  }
+
+  /**
+   * One chunk of a running GSI backfill of the group (a `backfillChunk` entry): when the backfill of
+   * `indexId` still runs and its next key is `fromKey` (else the entry is stale: proposed twice, or
+   * the backfill ended or was dropped, and changes nothing), a put record for each of at most
+   * `limits.maxItems` items (about `limits.maxBytes` of them) from there, the new next key (or the
+   * backfill's end) and the applied mark, in one batch.
+   */
+  applyBackfillChunk(groupId: number, indexId: number, fromKey: Uint8Array, mark: AppliedMark, limits: BackfillChunkLimits = DEFAULT_BACKFILL_CHUNK): Promise<BackfillChunkResult> {
+    return this.commits.exclusive<BackfillChunkResult>(async (state) => {
+      const key = runningBackfillKey(groupId, indexId);
+      const stored = state.read(key);
+      const backfill = stored && decodeRunningBackfill(key, stored);
+      if (backfill === undefined || backfill.done || compareBytes(backfill.nextKey, fromKey) !== 0) return { result: { status: 'stale', items: 0 }, mutations: [appliedMutation(mark)] };
+      const index = requireIndex(backfill.table, backfill.indexName);
+      await state.durable();
+      const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
+      let items = 0;
+      let bytes = 0;
+      let last: Uint8Array | undefined;
+      let full = false;
+      for await (const [itemKey, value] of this.level.iterator({ gte: backfill.nextKey, lt: backfill.end, limit: limits.maxItems })) {
+        changes.addEntry(backfill.table, index, itemKey, decodeJson<Item>(value));
+        items += 1;
+        bytes += value.length;
+        last = itemKey;
+        if (items >= limits.maxItems || bytes >= limits.maxBytes) {
+          full = true;
+          break;
+        }
+      }
+      const progress = runningBackfillMutation(full && last !== undefined ? { ...backfill, nextKey: keyAfter(last) } : { ...backfill, nextKey: backfill.end, done: true });
+      return { result: { status: full ? 'walked' : 'done', items }, mutations: [...changes.finish(this.statisticsBook), progress, appliedMutation(mark)] };
+    }).finally(() => this.wakeBackfillWaiters());
+  }
+
+  /**
+   * The running GSI backfills (applied state) of the group (of every group without one), by group and
+   * index id: what a group's leader proposes chunks for.
+   */
+  runningIndexBackfills(groupId?: number): Promise<RunningBackfill[]> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = groupId === undefined ? allRunningBackfillsRange() : runningBackfillsRange(groupId);
+      const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
+      return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)).filter((backfill) => !backfill.done), mutations: [] };
+    });
+  }
+
+  /** Resolves once no group of this store runs a backfill of `indexId` started by group `origin`. */
+  private backfillsEnded(indexId: number, origin: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.backfillWaiters.add({ indexId, origin, resolve, reject });
+      this.wakeBackfillWaiters();
+    });
+  }
+
+  /** Checks the backfill waiters against the store (after anything that may end a backfill). */
+  private wakeBackfillWaiters(): void {
+    if (this.backfillWaiters.size === 0) return;
+    if (this.checkingBackfills) {
+      this.recheckBackfills = true;
+      return;
     }
+    this.checkingBackfills = true;
+    this.recheckBackfills = false;
+    Promise.resolve()
+      .then(() => this.runningIndexBackfills())
+      .then(
+        (running) => {
+          for (const waiter of this.backfillWaiters) {
+            if (running.some((backfill) => backfill.indexId === waiter.indexId && backfill.origin === waiter.origin)) continue;
+            this.backfillWaiters.delete(waiter);
+            waiter.resolve();
+          }
+        },
+        (error: unknown) => {
+          for (const waiter of this.backfillWaiters) waiter.reject(error);
+          this.backfillWaiters.clear();
+        },
+      )
+      .finally(() => {
+        this.checkingBackfills = false;
+        if (this.recheckBackfills) this.wakeBackfillWaiters();
+      });
   }
 
   /** Starts again, in log order, the index commands of a group that were running when the store last closed. */
@@ -720,6 +851,7 @@ export class PartitionStore implements PartitionClient {
       const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
       await this.commits.exclusive(async () => ({ result: undefined, mutations: forget }));
+      this.wakeBackfillWaiters();
     }
   }
 
@@ -785,6 +917,8 @@ export class PartitionStore implements PartitionClient {
     const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
     // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
     await this.syncToDisk();
+    this.startedBackfills += 1;
+    this.wakeBackfillWaiters();
     return applied;
   }
 
@@ -896,12 +1030,6 @@ function foundItem(stored: StoredItem): FoundItem {
       return stored.size;
     },
   };
-}
-
-function encodeF64Value(value: number): Uint8Array {
-  const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setFloat64(0, value, false);
-  return bytes;
 }
 
 function appliedMutation(mark: AppliedMark): Mutation {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { encodeItemKey, spaceRange, type IndexSchema, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
-import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, type IndexOutboxRecord, type LocalStore, type PartitionBound } from '../src/index.ts';
+import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, type BackfillChunkLimits, type BackfillChunkResult, type IndexOutboxRecord, type LocalStore, type PartitionBound } from '../src/index.ts';
 import { CommitQueue } from '../src/commit-queue.ts';
 import { openDatabase } from '../src/database.ts';
 import { PartitionStore } from '../src/partition-store.ts';
@@ -46,6 +46,16 @@ class Group {
     const result = await this.store.write(write, this.mark());
     if (!result.applied) throw new Error(`refused: ${JSON.stringify(result.outcomes)}`);
   }
+}
+
+/** Applies chunk entries of the group's running backfills, as its leader would propose them, until none runs; answers their outcomes. */
+async function runBackfills(store: PartitionStore, group: Group, limits?: BackfillChunkLimits): Promise<BackfillChunkResult[]> {
+  const results: BackfillChunkResult[] = [];
+  for (let [backfill] = await store.runningIndexBackfills(group.groupId); backfill !== undefined; [backfill] = await store.runningIndexBackfills(group.groupId)) {
+    results.push(await store.applyBackfillChunk(group.groupId, backfill.indexId, backfill.nextKey, group.mark(), limits));
+    if (results.length > 10_000) throw new Error('a backfill that never ends');
+  }
+  return results;
 }
 
 const everything = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER };
@@ -127,7 +137,7 @@ describe('a store with index outboxes (base partition)', () => {
     }
   });
 
-  it('backfills a new GSI into the outbox: a put record per indexed item, after the records of writes', async () => {
+  it('backfills a new GSI into the outbox chunk by chunk: a put record per indexed item, the command resolving once the last chunk applied', async () => {
     const local = await outboxStore();
     const store = local.partitions;
     const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
@@ -138,11 +148,26 @@ describe('a store with index outboxes (base partition)', () => {
       }
       expect(await readAll(store)).toEqual([]);
       const { done } = await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      let ended = false;
+      void done.then(() => (ended = true));
+      // The command only records it: nothing walked yet, the next key the bound's start.
+      expect(await readAll(store)).toEqual([]);
+      const [running] = await store.runningIndexBackfills(GROUP);
+      expect({ indexId: running?.indexId, nextKey: hex(running?.nextKey ?? new Uint8Array()), end: hex(running?.end ?? new Uint8Array()) }).toEqual({ indexId: BY_CITY.indexId, nextKey: hex(WHOLE.start), end: hex(WHOLE.end) });
+      const chunks = await runBackfills(store, group, { maxItems: 200, maxBytes: 1 << 20 });
+      expect(chunks.map((c) => c.status)).toEqual(['walked', 'walked', 'walked', 'done']);
+      expect(chunks.map((c) => c.items)).toEqual([200, 200, 200, 100]);
       await done;
+      expect(ended).toBe(true);
+      // Sent again once done (a router retrying, or asking a split half): done at once, nothing walked again.
+      await (await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark())).done;
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
       const records = await readAll(store);
       expect(records).toHaveLength(350);
       expect(records.every((r) => r.entry !== undefined)).toBe(true);
       expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 350 }, (_, i) => i + 1));
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
+      expect(await store.appliedIndex(GROUP)).toBe(group.index);
       // The backfill touched no GSI entry here.
       expect(await gsiEntries(store)).toEqual([]);
     } finally {
@@ -150,7 +175,49 @@ describe('a store with index outboxes (base partition)', () => {
     }
   });
 
-  it('a GSI backfill is its command\'s: two replicas number its records alike whatever writes come next, and a crash part way redoes it from its first seq', async () => {
+  it('a chunk walks at most its byte limit (at least one item), and a chunk whose key is not the next one (proposed twice) changes nothing but the mark', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    try {
+      for (let i = 0; i < 10; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i), pad: S('y'.repeat(100)) }) }] }, group.mark());
+      await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      const first = await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 100, maxBytes: 1 });
+      expect(first).toEqual({ status: 'walked', items: 1 });
+      const again = await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 100, maxBytes: 1 });
+      expect(again).toEqual({ status: 'stale', items: 0 });
+      expect(await store.appliedIndex(GROUP)).toBe(group.index);
+      expect(await readAll(store)).toHaveLength(1);
+      // Another GSI of no backfill here: stale too.
+      expect((await store.applyBackfillChunk(GROUP, 999, WHOLE.start, group.mark())).status).toBe('stale');
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('the backfill command sent again while it runs joins it (no restart); a drop of the index ends it', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
+    try {
+      for (let i = 0; i < 30; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i) }) }] }, group.mark());
+      const { done } = await store.startIndexCommand(backfill, WHOLE, group.mark());
+      await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 10, maxBytes: 1 << 20 });
+      const [before] = await store.runningIndexBackfills(GROUP);
+      const joined = await store.startIndexCommand(backfill, WHOLE, group.mark());
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([before]);
+      await store.startIndexCommand({ kind: 'dropIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      await Promise.all([done, joined.done]);
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
+      expect(await readAll(store)).toHaveLength(10);
+      expect(await store.appliedIndex(GROUP)).toBe(group.index);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('a GSI backfill is a series of chunk entries: replicas number its records alike whatever writes come between, and a crash part way resumes from the recorded next key', async () => {
     const directory = await temporaryDirectory();
     const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
     const item = (i: number): Item => person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) });
@@ -158,35 +225,48 @@ describe('a store with index outboxes (base partition)', () => {
       for (let i = 0; i < 1_100; i++) await store.write({ operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: item(i) }] }, { groupId: GROUP, index: i + 1 });
     };
     const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
+    const limits = { maxItems: 300, maxBytes: 1 << 20 };
+    // The log: the command at 1,101, a chunk at 1,102, a write at 1,103 (an item walked or not), then chunks from 1,104.
+    const moved = put(person('p1', 1, { city: S('moved'), age: N(1) }));
     const reference = await outboxStore();
     try {
       await writeAll(reference.partitions);
-      const { done } = await reference.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 });
-      // The group's next write applies only after the command: its records follow the backfill's.
-      const next = reference.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
-      await Promise.all([done, next]);
+      await reference.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 });
+      await reference.partitions.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, { groupId: GROUP, index: 1_102 }, limits);
+      await reference.partitions.write(moved, { groupId: GROUP, index: 1_103 });
+      const group = new Group(reference.partitions);
+      group.index = 1_103;
+      await runBackfills(reference.partitions, group, limits);
       const expected = summary(await readAll(reference.partitions));
       expect(expected).toHaveLength(1_100 + 2);
 
-      // A replica whose store fails the backfill's third batch (a crash: it stops), reopened, applies the command again.
+      // A replica whose store fails the second chunk's batch (a crash: it stops), reopened, applies that entry again from the log.
       const database = await openDatabase({ dataDir: directory.path });
       let failAt = Number.POSITIVE_INFINITY;
       let batches = 0;
       const commits = new CommitQueue({ ...database, writeBatch: (mutations) => (++batches === failAt ? Promise.reject(new Error('disk gone')) : database.writeBatch(mutations)) });
       const crashing = new PartitionStore(database.level, commits, { indexOutbox: true });
       await writeAll(crashing);
+      const { done: crashed } = await crashing.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 });
+      await crashing.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, { groupId: GROUP, index: 1_102 }, limits);
+      await crashing.write(moved, { groupId: GROUP, index: 1_103 });
+      const [next] = await crashing.runningIndexBackfills(GROUP);
       batches = 0;
-      failAt = 3;
-      await expect(crashing.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).rejects.toThrow();
+      failAt = 1;
+      await expect(crashing.applyBackfillChunk(GROUP, BY_CITY.indexId, next?.nextKey ?? new Uint8Array(), { groupId: GROUP, index: 1_104 }, limits)).rejects.toThrow();
+      // Who waited for it there learns the store stopped.
+      await expect(crashed).rejects.toThrow(/stopped/);
       await commits.close().catch(() => undefined);
       await database.close();
       const reopened = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
       try {
-        expect(await reopened.partitions.appliedIndex(GROUP)).toBe(1_100);
-        expect((await readAll(reopened.partitions)).length).toBeGreaterThan(0);
-        await (await reopened.partitions.startIndexCommand(backfill, WHOLE, { groupId: GROUP, index: 1_101 })).done;
-        await reopened.partitions.write(put(person('p1', 1, { city: S('moved'), age: N(1) })), { groupId: GROUP, index: 1_102 });
+        expect(await reopened.partitions.appliedIndex(GROUP)).toBe(1_103);
+        expect(await reopened.partitions.runningIndexBackfills(GROUP)).toEqual([next]);
+        const resumed = new Group(reopened.partitions);
+        resumed.index = 1_103;
+        await runBackfills(reopened.partitions, resumed, limits);
         expect(summary(await readAll(reopened.partitions))).toEqual(expected);
+        expect(resumed.index).toBe(group.index);
       } finally {
         await reopened.close();
       }
@@ -195,6 +275,65 @@ describe('a store with index outboxes (base partition)', () => {
       await directory.remove();
     }
   }, 60_000);
+
+  it('a split during a backfill: the right group inherits the rest of its range, the left one ends at the split key, and every item gets one put record', async () => {
+    const local = await outboxStore();
+    const store = local.partitions;
+    const group = new Group(store);
+    const right = new Group(store, GROUP + 1);
+    try {
+      for (let i = 0; i < 400; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i) }) }] }, group.mark());
+      const keys = (await store.readRange(baseRequest(TABLE))).items.map((item) => encodeItemKey(TABLE.tableId, item.pk as { S: string }, item.sk as { N: string }));
+      const splitAt = (position: number): Uint8Array => keys[position] as Uint8Array;
+      const { done } = await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      let ended = false;
+      void done.then(() => (ended = true));
+      // 100 walked, then a split at item 300 (ahead of the walk), then one of the left at item 50 (behind its walk).
+      await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 100, maxBytes: 1 << 20 });
+      await store.splitIndexOutbox(GROUP, right.groupId, splitAt(300));
+      group.mark();
+      const [left] = await store.runningIndexBackfills(GROUP);
+      const [inherited] = await store.runningIndexBackfills(right.groupId);
+      expect(hex(left?.end ?? new Uint8Array())).toBe(hex(splitAt(300)));
+      expect(hex(inherited?.nextKey ?? new Uint8Array())).toBe(hex(splitAt(300)));
+      expect(hex(inherited?.end ?? new Uint8Array())).toBe(hex(WHOLE.end));
+      expect(inherited?.origin).toBe(GROUP);
+      // A replayed split changes nothing.
+      await store.splitIndexOutbox(GROUP, right.groupId, splitAt(300));
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([left]);
+      expect(await store.runningIndexBackfills(right.groupId)).toEqual([inherited]);
+      // The second split, behind the left's walk: the left has nothing left to walk, the new right half
+      // the rest of the left's range (from the walk's next key), and the walked records of its items move.
+      const third = new Group(store, GROUP + 2);
+      await store.splitIndexOutbox(GROUP, third.groupId, splitAt(50));
+      group.mark();
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
+      expect(await store.runningIndexBackfills(third.groupId)).toEqual([{ ...left, groupId: third.groupId }]);
+      await runBackfills(store, right, { maxItems: 64, maxBytes: 1 << 20 });
+      // (A read through the commit queue: the waiters' check after the right's last chunk ran before it.)
+      expect(await store.runningIndexBackfills(third.groupId)).toHaveLength(1);
+      expect(ended).toBe(false);
+      await runBackfills(store, third, { maxItems: 64, maxBytes: 1 << 20 });
+      await done;
+      expect(ended).toBe(true);
+      // Each item's put record once, in the outbox of the group holding it.
+      const holder = (itemKey: Uint8Array): number => (Buffer.compare(itemKey, splitAt(50)) < 0 ? GROUP : Buffer.compare(itemKey, splitAt(300)) < 0 ? third.groupId : right.groupId);
+      const all = [...(await readAll(store, GROUP)), ...(await readAll(store, third.groupId)), ...(await readAll(store, right.groupId))];
+      expect(all.map((r) => hex(r.itemKey)).sort()).toEqual(keys.map(hex).sort());
+      for (const groupId of [GROUP, third.groupId, right.groupId]) {
+        expect((await readAll(store, groupId)).every((r) => holder(r.itemKey) === groupId)).toBe(true);
+      }
+      // A split after the backfill: both halves have it done (sent to the new half, the command walks nothing).
+      const fourth = new Group(store, GROUP + 3);
+      await store.splitIndexOutbox(right.groupId, fourth.groupId, splitAt(350));
+      await (await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, fourth.mark())).done;
+      expect(await store.runningIndexBackfills(fourth.groupId)).toEqual([]);
+      expect(await store.runningIndexBackfills(right.groupId)).toEqual([]);
+      expect(await readAll(store, fourth.groupId)).toHaveLength(50);
+    } finally {
+      await local.close();
+    }
+  });
 
   it('trims the records up to a seq, with the applied mark', async () => {
     const local = await outboxStore();

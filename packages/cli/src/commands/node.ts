@@ -76,6 +76,8 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'indexShipCallsFailed',
   'indexEntriesApplied',
   'indexEntriesSkipped',
+  'indexBackfillChunks',
+  'indexBackfillItems',
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {

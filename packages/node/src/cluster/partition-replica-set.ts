@@ -16,7 +16,7 @@
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { rangesOverlap, type PartitionDescriptor, type TableSchema } from '@shoal/model';
-import { partitionBound, type LocalStore } from '@shoal/storage';
+import { partitionBound, type BackfillChunkLimits, type LocalStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
 import { PartitionReplica, type AppliedSplit, type PartitionSplit, type RestoredPartition, type SplitResult } from '../partition/index.ts';
 import type { ClusterView } from './cluster-view.ts';
@@ -68,11 +68,15 @@ export class PartitionReplicaSet implements PartitionReplicas {
    */
   readonly #waitingForParent = new Set<number>();
 
-  private constructor(store: LocalStore, view: ClusterView, log: NodeLog, path: string) {
+  /** How much one chunk of a GSI backfill walks (undefined: the store's default). */
+  readonly #backfillChunk: BackfillChunkLimits | undefined;
+
+  private constructor(store: LocalStore, view: ClusterView, log: NodeLog, path: string, backfillChunk: BackfillChunkLimits | undefined) {
     this.#store = store;
     this.#view = view;
     this.#log = log;
     this.#path = path;
+    this.#backfillChunk = backfillChunk;
   }
 
   /**
@@ -80,8 +84,8 @@ export class PartitionReplicaSet implements PartitionReplicas {
    * (the partition groups of the Raft log store), and deletes the data of remembered replicas whose
    * group is gone.
    */
-  static async open(store: LocalStore, view: ClusterView, log: NodeLog, path: string, hostedGroups: readonly number[]): Promise<PartitionReplicaSet> {
-    const set = new PartitionReplicaSet(store, view, log, path);
+  static async open(store: LocalStore, view: ClusterView, log: NodeLog, path: string, hostedGroups: readonly number[], backfillChunk?: BackfillChunkLimits): Promise<PartitionReplicaSet> {
+    const set = new PartitionReplicaSet(store, view, log, path, backfillChunk);
     await set.#load();
     for (const id of hostedGroups) set.#replicas.set(id, await set.#openReplica(id));
     for (const id of hostedGroups) {
@@ -273,6 +277,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
       tableOf: () => this.#known.get(partitionId)?.table,
       onRestore: (restored) => this.#restored(partitionId, restored),
       onSettled: () => this.#settledListener?.(partitionId),
+      ...(this.#backfillChunk === undefined ? {} : { backfillChunk: this.#backfillChunk }),
     });
   }
 

@@ -5,6 +5,7 @@ export {
   decodePartitionCommand,
   encodePartitionCommand,
   MAX_PARTITION_COMMAND_BYTES,
+  proposeBackfillChunk,
   proposeIndexCommand,
   proposeIndexEntries,
   proposeIndexOutboxTrim,
@@ -15,6 +16,8 @@ export {
   WriteOutOfRangeError,
   type AppliedSplit,
   type ApplyIndexEntriesCommand,
+  type BackfillChunkCommand,
+  type PartitionCommandResult,
   type TrimIndexOutboxCommand,
   type PartitionSplit,
   type SplitCommand,
@@ -36,4 +39,5 @@ export {
   proposeResolveTransaction,
   type TransactionCommand,
 } from './transaction-commands.ts';
+export { BackfillDriver, type BackfillDriverOptions } from './backfill-driver.ts';
 export { TransactionResolver, type TransactionResolverOptions } from './transaction-resolver.ts';

@@ -20,8 +20,10 @@
  * finished runs it again from the start when it opens. Only GSIs are ever backfilled (an LSI comes
  * with its table), and a GSI answers eventually consistent reads only: a replica still building its
  * entries answers as one that has not applied the command yet would. On storage nodes (a store with
- * index outboxes: asynchronous GSIs) a GSI backfill writes outbox records instead, and runs WITHIN
- * the command's apply (every replica numbers them alike; @shoal/storage startIndexCommand).
+ * index outboxes: asynchronous GSIs) a GSI backfill writes outbox records instead, as a series of
+ * `backfillChunk` entries of one bounded chunk each, which the group's leader proposes one after
+ * another (BackfillDriver), so every replica numbers them alike and no apply holds the node's other
+ * groups for long; a split hands the right half the rest of its range (@shoal/storage).
  *
  * Asynchronous GSIs: a base partition's writes put their GSI changes in its outbox (the store), which
  * the node's index shipper ships; `trimIndexOutbox` drops what every GSI partition acknowledged; a GSI
@@ -67,6 +69,8 @@ import {
 import {
   checkPartitionSnapshot,
   type AppliedIndexEntries,
+  type BackfillChunkLimits,
+  type BackfillChunkResult,
   type IndexCommand,
   type PartitionBound,
   type PartitionScope,
@@ -136,6 +140,16 @@ export interface TrimIndexOutboxCommand {
   throughSeq: number;
 }
 
+/**
+ * One chunk of a running GSI backfill of the group (@shoal/storage applyBackfillChunk), proposed by
+ * its leader one after another: the items from `fromKey` (hex), the backfill's next key when proposed.
+ */
+export interface BackfillChunkCommand {
+  kind: 'backfillChunk';
+  indexId: number;
+  fromKey: string;
+}
+
 /** A trim's outcome: the records it deleted here. */
 export interface OutboxTrimmed {
   trimmed: number;
@@ -149,7 +163,8 @@ export type PartitionCommand =
   | SplitCommand
   | TransactionCommand
   | ApplyIndexEntriesCommand
-  | TrimIndexOutboxCommand;
+  | TrimIndexOutboxCommand
+  | BackfillChunkCommand;
 
 /**
  * Independent writes of one operation each, coalesced by a router into one entry (WriteMany): applied
@@ -175,6 +190,18 @@ export interface PartitionSplit {
   rightId: number;
   epoch: number;
 }
+
+/** What applying a partition command answers its proposer. */
+export type PartitionCommandResult =
+  | PartitionWriteResult
+  | WriteOutOfRange
+  | WritesResult
+  | IndexCommandResult
+  | SplitResult
+  | TransactionCommandResult
+  | AppliedIndexEntries
+  | OutboxTrimmed
+  | BackfillChunkResult;
 
 /** A write entry applied after a split cut its key off: nothing changed, the proposer is redirected. */
 export interface WriteOutOfRange {
@@ -240,6 +267,8 @@ export interface PartitionReplicaOptions {
   onRestore?(restored: RestoredPartition): Promise<void>;
   /** Once what the replica applied is in the store (settled): its outbox may hold new records to ship. */
   onSettled?(): void;
+  /** How much one chunk of a GSI backfill walks (default: the store's, 1,000 items or 1 MiB). */
+  backfillChunk?: BackfillChunkLimits;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -252,6 +281,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #tableOf: () => TableSchema | undefined;
   readonly #onRestore: ((restored: RestoredPartition) => Promise<void>) | undefined;
   readonly #onSettled: (() => void) | undefined;
+  readonly #backfillChunk: BackfillChunkLimits | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
   /** Writes applied, not yet known to be in the store (settled()). */
@@ -274,6 +304,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.#tableOf = options.tableOf ?? (() => undefined);
     this.#onRestore = options.onRestore;
     this.#onSettled = options.onSettled;
+    this.#backfillChunk = options.backfillChunk;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -288,13 +319,14 @@ export class PartitionReplica implements ReplicaStateMachine {
     return this.#boundOf();
   }
 
-  async apply(data: Uint8Array, index: number): Promise<PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed> {
+  async apply(data: Uint8Array, index: number): Promise<PartitionCommandResult> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
-    let result: PartitionWriteResult | WriteOutOfRange | WritesResult | IndexCommandResult | SplitResult | TransactionCommandResult | AppliedIndexEntries | OutboxTrimmed;
+    let result: PartitionCommandResult;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
     else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
     else if (command.kind === 'trimIndexOutbox') result = { trimmed: await this.store.trimIndexOutbox(this.groupId, command.throughSeq, mark) };
+    else if (command.kind === 'backfillChunk') result = await this.store.applyBackfillChunk(this.groupId, command.indexId, fromHex(command.fromKey), mark, this.#backfillChunk);
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
@@ -582,6 +614,9 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
       }
       return parsed as unknown as ApplyIndexEntriesCommand;
     }
+    case 'backfillChunk':
+      if (!Number.isSafeInteger(parsed.indexId) || typeof parsed.fromKey !== 'string') throw new PartitionCommandError(groupId, index, 'a backfill chunk without its index and key');
+      return parsed as unknown as BackfillChunkCommand;
     case 'trimIndexOutbox':
       if (!Number.isSafeInteger(parsed.throughSeq)) throw new PartitionCommandError(groupId, index, 'an outbox trim without its seq');
       return parsed as unknown as TrimIndexOutboxCommand;
@@ -706,6 +741,14 @@ export async function proposeIndexEntries(
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as AppliedIndexEntries;
   if (result.status === 'outOfRange') throw new WriteOutOfRangeError(groupId);
   return result;
+}
+
+/**
+ * Proposes the next chunk of the group's backfill of `indexId` (this node leads it), from `fromKey`
+ * (its next key here); resolves with the chunk's outcome once applied here.
+ */
+export async function proposeBackfillChunk(host: MultiRaftHost, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
+  return (await host.propose(groupId, encodePartitionCommand({ kind: 'backfillChunk', indexId, fromKey: toHex(fromKey) }))) as BackfillChunkResult;
 }
 
 /** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */

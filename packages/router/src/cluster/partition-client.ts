@@ -97,6 +97,8 @@ const REPLICA_BEHIND_HOLD_MS = 1_000;
 
 /** Redirects to a named leader followed at once; more in one call wait for the backoff (an election). */
 const IMMEDIATE_REDIRECTS = 2;
+/** Rounds of a backfill call: the partitions the map shows, then the split halves it shows after each round. */
+const BACKFILL_ROUNDS = 4;
 
 export interface ClusterPartitionClientOptions {
   view: ClusterView;
@@ -354,7 +356,17 @@ export class ClusterPartitionClient implements PartitionClient {
    * called): on cluster nodes the backfill writes them to the partition's outbox, shipped from there.
    */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
-    await this.#onEveryLeader(table, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
+    // A partition that split while its backfill ran hands the rest to its right half (the call waits
+    // for it where the node holds that half too): the halves the map shows after a round are asked in
+    // the next, where a half already backfilled answers at once.
+    const asked = new Set<number>();
+    for (let round = 0; round < BACKFILL_ROUNDS; round++) {
+      if (round > 0) await this.#refresh();
+      const partitions = (await this.#partitionsOf(table.tableId, table.name)).filter((partition) => !asked.has(partition.id));
+      if (partitions.length === 0) return;
+      for (const partition of partitions) asked.add(partition.id);
+      await this.#onPartitions(partitions, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
+    }
   }
 
   /**
@@ -374,7 +386,11 @@ export class ClusterPartitionClient implements PartitionClient {
   async dropTable(_table: TableSchema): Promise<void> {}
 
   async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
-    const partitions = await this.#partitionsOf(table.tableId, table.name);
+    await this.#onPartitions(await this.#partitionsOf(table.tableId, table.name), call);
+  }
+
+  /** `call` on the leader of each partition (located by its start key: a split since leads to its left half), without a deadline. */
+  async #onPartitions(partitions: readonly PartitionDescriptor[], call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
     await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, { deadline: false })));
   }
 
