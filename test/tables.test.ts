@@ -633,8 +633,11 @@ describe('UpdateTable', () => {
     for (let i = 0; i < 30; i++) {
       await shoal.doc.send(new PutCommand({ TableName: 'update_backfill', Item: { pk: `p${i}`, ...(i % 3 === 0 ? { colour: `c${i % 2}` } : {}) } }));
     }
-    const { Table: before } = await client.send(new DescribeTableCommand({ TableName: 'update_backfill' }));
-    expect(before?.ItemCount).toBe(30);
+    // Statistics come from any replica on a cluster: a follower may not have applied the last put yet.
+    const { Table: before } = await eventuallyConsistent(
+      () => client.send(new DescribeTableCommand({ TableName: 'update_backfill' })),
+      ({ Table }) => expect(Table?.ItemCount).toBe(30),
+    );
     expect(before?.TableSizeBytes).toBeGreaterThan(0);
     await client.send(
       new UpdateTableCommand({
