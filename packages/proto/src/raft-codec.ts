@@ -424,11 +424,17 @@ export function encodeRaftBatchFrame(fromNode: number, toNode: number, messages:
   return w.bytes;
 }
 
-/** Reads one encoded message (or the part of one between `at` and `end`); every misstep is the sender's corrupt frame. */
+/**
+ * Reads one encoded message (or the part of one between `at` and `end`) field by field; every misstep
+ * is the sender's corrupt frame. Each decoder below is a loop over `field()` whose cases read the
+ * field with the method of its type, which checks the wire type the field came with.
+ */
 class Reader {
   readonly bytes: Uint8Array;
   at: number;
   end: number;
+  /** The wire type of the field `field()` answered last. */
+  wireType = 0;
 
   constructor(bytes: Uint8Array, at: number, end: number) {
     this.bytes = bytes;
@@ -436,18 +442,23 @@ class Reader {
     this.end = end;
   }
 
-  done(): boolean {
-    return this.at >= this.end;
-  }
-
   /** A uint64 varint as a JS number; past 2^53 it is refused as `what`. */
   varint(what: string): number {
+    const at = this.at;
+    if (at < this.end) {
+      const byte = this.bytes[at] as number;
+      if (byte < 128) {
+        this.at = at + 1;
+        return byte;
+      }
+    }
+    return this.longVarint(what);
+  }
+
+  /** A varint of more than one byte (kept out of `varint`, so that it inlines where it is read). */
+  longVarint(what: string): number {
     const bytes = this.bytes;
     const start = this.at;
-    if (start < this.end && (bytes[start] as number) < 128) {
-      this.at = start + 1;
-      return bytes[start] as number;
-    }
     let value = 0;
     let scale = 1;
     for (let read = 0; read < 10; read++) {
@@ -463,12 +474,19 @@ class Reader {
     throw invalid('varint longer than 10 bytes');
   }
 
-  /** The next field's tag: its number times 8 plus its wire type. */
-  tag(): number {
+  /** The next field's number (its wire type in `wireType`), or 0 at the end of the message. */
+  field(): number {
+    if (this.at >= this.end) return 0;
     const tag = this.varint('field tag');
     // Field number 0 is no field (protobuf-es refuses it too).
     if (tag > 0xffffffff || tag < 8) throw invalid(`field tag ${tag}`);
-    return tag;
+    this.wireType = tag & 7;
+    return tag >>> 3;
+  }
+
+  /** The current field came with the wire type its type has. */
+  expect(wireType: number, what: string): void {
+    if (this.wireType !== wireType) throw invalid(`${what} with wire type ${this.wireType}`);
   }
 
   /** The end of the length-delimited field whose length comes next; the reader stands at its start. */
@@ -479,45 +497,28 @@ class Reader {
     return end;
   }
 
+  /** A uint64 field, as a JS number. */
+  uint64(what: string): number {
+    this.expect(VARINT, what);
+    return this.varint(what);
+  }
+
+  bool(what: string): boolean {
+    return this.uint64(what) !== 0;
+  }
+
   /** A bytes field: a view into the frame. */
-  bytesField(): Uint8Array {
+  bytesField(what: string): Uint8Array {
+    this.expect(DELIMITED, what);
     const end = this.delimitedEnd();
     const value = this.bytes.subarray(this.at, end);
     this.at = end;
     return value;
   }
 
-  /** Skips a field this decoder does not know (a newer peer's), as protobuf parsers do. */
-  skip(wireType: number): void {
-    if (wireType === VARINT) this.varint('unknown field');
-    else if (wireType === DELIMITED) this.at = this.delimitedEnd();
-    else if (wireType === FIXED64 || wireType === FIXED32) {
-      this.at += wireType === FIXED64 ? 8 : 4;
-      if (this.at > this.end) throw invalid('truncated frame');
-    } else throw invalid(`wire type ${wireType}`);
-  }
-
-  /** Reads a field of a known number and checks it came with the wire type its type has. */
-  expect(wireType: number, expected: number, field: string): void {
-    if (wireType !== expected) throw invalid(`${field} with wire type ${wireType}`);
-  }
-
-  /** Repeated uint64 values: packed, or one value per field (parsers accept both). */
-  repeated(wireType: number, into: number[], what: string): void {
-    if (wireType === VARINT) {
-      into.push(this.varint(what));
-      return;
-    }
-    this.expect(wireType, DELIMITED, what);
-    const end = this.delimitedEnd();
-    const outer = this.end;
-    this.end = end;
-    while (!this.done()) into.push(this.varint(what));
-    this.end = outer;
-  }
-
-  /** Runs `read` over the embedded message that comes next (the reader bounded to it), then stands after it. */
-  embedded<T>(read: (reader: Reader) => T): T {
+  /** An embedded message, read by `read` with the reader bounded to it; the reader stands after it. */
+  message<T>(what: string, read: (reader: Reader) => T): T {
+    this.expect(DELIMITED, what);
     const end = this.delimitedEnd();
     const outer = this.end;
     this.end = end;
@@ -525,6 +526,30 @@ class Reader {
     this.end = outer;
     this.at = end;
     return value;
+  }
+
+  /** A repeated uint64 field: packed, or one value per field (parsers accept both). */
+  repeated(into: number[], what: string): void {
+    if (this.wireType === VARINT) {
+      into.push(this.varint(what));
+      return;
+    }
+    this.expect(DELIMITED, what);
+    const outer = this.end;
+    this.end = this.delimitedEnd();
+    while (this.at < this.end) into.push(this.varint(what));
+    this.end = outer;
+  }
+
+  /** Skips a field this decoder does not know (a newer peer's), as protobuf parsers do. */
+  skip(): void {
+    const wireType = this.wireType;
+    if (wireType === VARINT) this.varint('unknown field');
+    else if (wireType === DELIMITED) this.at = this.delimitedEnd();
+    else if (wireType === FIXED64 || wireType === FIXED32) {
+      this.at += wireType === FIXED64 ? 8 : 4;
+      if (this.at > this.end) throw invalid('truncated frame');
+    } else throw invalid(`wire type ${wireType}`);
   }
 }
 
@@ -540,41 +565,27 @@ function readEntry(r: Reader): raft.Entry {
   let index = 0;
   let type = 0;
   let data: Uint8Array = EMPTY;
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, VARINT, 'entry term');
-      term = r.varint('entry term');
-    } else if (field === 2) {
-      r.expect(wireType, VARINT, 'entry index');
-      index = r.varint('entry index');
-    } else if (field === 3) {
-      r.expect(wireType, VARINT, 'entry type');
-      type = r.varint('entry type');
-    } else if (field === 4) {
-      r.expect(wireType, DELIMITED, 'entry data');
-      data = r.bytesField();
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) term = r.uint64('entry term');
+    else if (field === 2) index = r.uint64('entry index');
+    else if (field === 3) type = r.uint64('entry type');
+    else if (field === 4) data = r.bytesField('entry data');
+    else r.skip();
   }
   return { term, index, type: named(ENTRY_TYPE_NAMES, type, 'entry type'), data };
 }
 
 function readConfState(r: Reader): raft.ConfState {
   const state: raft.ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) r.repeated(wireType, state.voters, 'voter');
-    else if (field === 2) r.repeated(wireType, state.learners, 'learner');
-    else if (field === 3) r.repeated(wireType, state.votersOutgoing, 'outgoing voter');
-    else if (field === 4) r.repeated(wireType, state.learnersNext, 'next learner');
-    else if (field === 5) {
-      r.expect(wireType, VARINT, 'auto leave');
-      state.autoLeave = r.varint('auto leave') !== 0;
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) r.repeated(state.voters, 'voter');
+    else if (field === 2) r.repeated(state.learners, 'learner');
+    else if (field === 3) r.repeated(state.votersOutgoing, 'outgoing voter');
+    else if (field === 4) r.repeated(state.learnersNext, 'next learner');
+    else if (field === 5) state.autoLeave = r.bool('auto leave');
+    else r.skip();
   }
   return state;
 }
@@ -583,20 +594,12 @@ function readSnapshotMetadata(r: Reader): raft.SnapshotMetadata {
   let index = 0;
   let term = 0;
   let confState: raft.ConfState | undefined;
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, VARINT, 'snapshot index');
-      index = r.varint('snapshot index');
-    } else if (field === 2) {
-      r.expect(wireType, VARINT, 'snapshot term');
-      term = r.varint('snapshot term');
-    } else if (field === 3) {
-      r.expect(wireType, DELIMITED, 'conf state');
-      confState = r.embedded(readConfState);
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) index = r.uint64('snapshot index');
+    else if (field === 2) term = r.uint64('snapshot term');
+    else if (field === 3) confState = r.message('conf state', readConfState);
+    else r.skip();
   }
   if (confState === undefined) throw invalid('snapshot without a ConfState');
   return { index, term, confState };
@@ -605,17 +608,11 @@ function readSnapshotMetadata(r: Reader): raft.SnapshotMetadata {
 function readSnapshot(r: Reader): raft.Snapshot {
   let metadata: raft.SnapshotMetadata | undefined;
   let data: Uint8Array = EMPTY;
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, DELIMITED, 'snapshot metadata');
-      metadata = r.embedded(readSnapshotMetadata);
-    } else if (field === 2) {
-      r.expect(wireType, DELIMITED, 'snapshot data');
-      data = r.bytesField();
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) metadata = r.message('snapshot metadata', readSnapshotMetadata);
+    else if (field === 2) data = r.bytesField('snapshot data');
+    else r.skip();
   }
   if (metadata === undefined) throw invalid('snapshot without metadata');
   return { metadata, data };
@@ -624,56 +621,47 @@ function readSnapshot(r: Reader): raft.Snapshot {
 function readMessage(r: Reader): raft.Message {
   let type = 0;
   const message: raft.Message = { type: 'MsgApp', from: 0, to: 0, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
-  const number = (wireType: number, what: string): number => {
-    r.expect(wireType, VARINT, what);
-    return r.varint(what);
-  };
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
+  let field: number;
+  while ((field = r.field()) !== 0) {
     switch (field) {
       case 1:
-        type = number(wireType, 'message type');
+        type = r.uint64('message type');
         break;
       case 2:
-        message.from = number(wireType, 'from');
+        message.from = r.uint64('from');
         break;
       case 3:
-        message.to = number(wireType, 'to');
+        message.to = r.uint64('to');
         break;
       case 4:
-        message.term = number(wireType, 'term');
+        message.term = r.uint64('term');
         break;
       case 5:
-        message.logTerm = number(wireType, 'log term');
+        message.logTerm = r.uint64('log term');
         break;
       case 6:
-        message.index = number(wireType, 'index');
+        message.index = r.uint64('index');
         break;
       case 7:
-        r.expect(wireType, DELIMITED, 'entry');
-        message.entries.push(r.embedded(readEntry));
+        message.entries.push(r.message('entry', readEntry));
         break;
       case 8:
-        message.commit = number(wireType, 'commit');
+        message.commit = r.uint64('commit');
         break;
       case 9:
-        r.expect(wireType, DELIMITED, 'snapshot');
-        message.snapshot = r.embedded(readSnapshot);
+        message.snapshot = r.message('snapshot', readSnapshot);
         break;
       case 10:
-        message.reject = number(wireType, 'reject') !== 0;
+        message.reject = r.bool('reject');
         break;
       case 11:
-        message.rejectHint = number(wireType, 'reject hint');
+        message.rejectHint = r.uint64('reject hint');
         break;
       case 12:
-        r.expect(wireType, DELIMITED, 'context');
-        message.context = r.bytesField();
+        message.context = r.bytesField('context');
         break;
       default:
-        r.skip(wireType);
+        r.skip();
     }
   }
   message.type = named(MESSAGE_TYPE_NAMES, type, 'message type');
@@ -683,17 +671,11 @@ function readMessage(r: Reader): raft.Message {
 function readGroupMessage(r: Reader): CoreGroupMessage {
   let groupId = 0;
   let message: raft.Message | undefined;
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, VARINT, 'group id');
-      groupId = r.varint('group id');
-    } else if (field === 2) {
-      r.expect(wireType, DELIMITED, 'message');
-      message = r.embedded(readMessage);
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) groupId = r.uint64('group id');
+    else if (field === 2) message = r.message('message', readMessage);
+    else r.skip();
   }
   if (message === undefined) throw invalid(`group ${groupId}: no message`);
   return { groupId, message };
@@ -714,24 +696,13 @@ export function decodeRaftBatch(bytes: Uint8Array): DecodedRaftBatch {
   const r = new Reader(bytes, 0, bytes.length);
   const batch: DecodedRaftBatch = { fromNode: 0, toNode: 0, messages: [] };
   let packed: Uint8Array = EMPTY;
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, VARINT, 'from node');
-      batch.fromNode = r.varint('from node');
-    } else if (field === 2) {
-      r.expect(wireType, VARINT, 'to node');
-      batch.toNode = r.varint('to node');
-    } else if (field === 3) {
-      r.expect(wireType, DELIMITED, 'group message');
-      batch.messages.push(r.embedded(readGroupMessage));
-    } else if (field === 4) {
-      // A bytes field given twice: the last one counts, as protobuf parsers take it.
-      r.expect(wireType, DELIMITED, 'packed messages');
-      packed = r.bytesField();
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) batch.fromNode = r.uint64('from node');
+    else if (field === 2) batch.toNode = r.uint64('to node');
+    else if (field === 3) batch.messages.push(r.message('group message', readGroupMessage));
+    else if (field === 4) packed = r.bytesField('packed messages'); // given twice, the last counts (as protobuf parsers take it)
+    else r.skip();
   }
   if (packed.length > 0) batch.messages.push(...decodeGroupMessages(packed));
   return batch;
@@ -741,14 +712,10 @@ export function decodeRaftBatch(bytes: Uint8Array): DecodedRaftBatch {
 export function decodeGroupMessages(bytes: Uint8Array): CoreGroupMessage[] {
   const r = new Reader(bytes, 0, bytes.length);
   const messages: CoreGroupMessage[] = [];
-  while (!r.done()) {
-    const tag = r.tag();
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1) {
-      r.expect(wireType, DELIMITED, 'group message');
-      messages.push(r.embedded(readGroupMessage));
-    } else r.skip(wireType);
+  let field: number;
+  while ((field = r.field()) !== 0) {
+    if (field === 1) messages.push(r.message('group message', readGroupMessage));
+    else r.skip();
   }
   return messages;
 }
