@@ -584,42 +584,34 @@ function writeCallError(out: FrameWriter, size: CallErrorSize): void {
   if (size.detail !== undefined) out.bytes(3, size.detail);
 }
 
-/** The results of a coalesced call: each its answer's size or its error's. */
-function coalescedSizes<T, S extends { size: number }>(results: ReadonlyArray<T | RpcError>, sizeOf: (result: T) => S): { sizes: Array<S | CallErrorSize>; size: number } {
-  const sizes = results.map((result) => (result instanceof RpcError ? callErrorSize(result) : sizeOf(result)));
-  return { sizes, size: sizes.reduce((sum, size) => sum + delimitedSize(delimitedSize(size.size)), 0) };
-}
-
 function isCallError(size: object): size is CallErrorSize {
   return 'code' in size;
 }
 
-/** WriteManyResponse, as `toBinary` of writeManyResultsToWire's. */
-export function encodeWriteManyResponse(results: ReadonlyArray<model.PartitionWriteResult | RpcError>, appliedIndex = 0n): Buffer {
-  const { sizes, size } = coalescedSizes(results, (result) => writeResponseSize(result, appliedIndex));
-  const out = new FrameWriter(size);
+/**
+ * The answer of a coalesced call (WriteManyResponse, GetManyResponse): each result a oneof of its
+ * answer (`sizeOf` and `write` of the single call's response) or its CallError.
+ */
+function encodeCoalescedResponse<T, S extends { size: number }>(results: ReadonlyArray<T | RpcError>, sizeOf: (result: T) => S, write: (out: FrameWriter, size: S) => void): Buffer {
+  const sizes = results.map((result) => (result instanceof RpcError ? callErrorSize(result) : sizeOf(result)));
+  const out = new FrameWriter(sizes.reduce((sum, size) => sum + delimitedSize(delimitedSize(size.size)), 0));
   for (const result of sizes) {
     out.delimited(1, delimitedSize(result.size));
     if (isCallError(result)) writeCallError(out, result);
     else {
       out.delimited(1, result.size);
-      writeWriteResponse(out, result, appliedIndex);
+      write(out, result);
     }
   }
   return message(out);
 }
 
+/** WriteManyResponse, as `toBinary` of writeManyResultsToWire's. */
+export function encodeWriteManyResponse(results: ReadonlyArray<model.PartitionWriteResult | RpcError>, appliedIndex = 0n): Buffer {
+  return encodeCoalescedResponse(results, (result) => writeResponseSize(result, appliedIndex), (out, size) => writeWriteResponse(out, size, appliedIndex));
+}
+
 /** GetManyResponse, as `toBinary` of getManyResultsToWire's. */
 export function encodeGetManyResponse(results: ReadonlyArray<GetResult | RpcError>): Buffer {
-  const { sizes, size } = coalescedSizes(results, getResponseSize);
-  const out = new FrameWriter(size);
-  for (const result of sizes) {
-    out.delimited(1, delimitedSize(result.size));
-    if (isCallError(result)) writeCallError(out, result);
-    else {
-      out.delimited(1, result.size);
-      writeGetResponse(out, result);
-    }
-  }
-  return message(out);
+  return encodeCoalescedResponse(results, getResponseSize, writeGetResponse);
 }
