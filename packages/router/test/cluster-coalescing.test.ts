@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { PartitionMap, type AttributeValue, type PartitionWrite, type TableSchema } from '@shoal/model';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
+import type { ClusterView } from '../src/cluster/cluster-view.ts';
 import { MAX_COALESCED, type CoalescerStats } from '../src/cluster/coalescer.ts';
 import { zeroCounters, type ClusterCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
-import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
+import type { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
+import { withOwnClusterClient } from './support/own-cluster-client.ts';
 import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
@@ -42,26 +40,22 @@ const since = (now: CoalescerStats, then: CoalescerStats): CoalescerStats => ({
 });
 
 async function withClient<T>(work: (client: TestClient) => Promise<T>): Promise<T> {
-  const counters = zeroCounters();
-  const channels = new ChannelPool();
-  const view = new ClusterView();
-  const meta = new MetaClient({ addresses: metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
-  try {
-    await meta.refresh(view);
-    const partitions = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 10_000, counters });
-    const table = view.table('coalesced')!.schema;
-    // One write first: the client learns the leader, so the next ones are not redirected.
-    await partitions.write(put(table, 'warm-up', 0));
-    const before = partitions.coalescing();
-    Object.assign(counters, zeroCounters());
-    const coalesced = () => {
-      const now = partitions.coalescing();
-      return { writes: since(now.writes, before.writes), gets: since(now.gets, before.gets) };
-    };
-    return await work({ partitions, view, counters, table, coalesced });
-  } finally {
-    channels.close();
-  }
+  return withOwnClusterClient(
+    metaAddresses,
+    async ({ partitions, view, counters }) => {
+      const table = view.table('coalesced')!.schema;
+      // One write first: the client learns the leader, so the next ones are not redirected.
+      await partitions.write(put(table, 'warm-up', 0));
+      const before = partitions.coalescing();
+      Object.assign(counters, zeroCounters());
+      const coalesced = () => {
+        const now = partitions.coalescing();
+        return { writes: since(now.writes, before.writes), gets: since(now.gets, before.gets) };
+      };
+      return await work({ partitions, view, counters, table, coalesced });
+    },
+    { rpcTimeoutMs: 10_000 },
+  );
 }
 
 const put = (table: TableSchema, pk: string, n: number, condition?: string): PartitionWrite => ({

@@ -14,14 +14,9 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { PartitionMap, type Item } from '@shoal/model';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
-import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import type { ClusterBackend } from '../src/index.ts';
 import { eventually } from './support/eventually.ts';
+import { withOwnClusterClient } from './support/own-cluster-client.ts';
 import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
@@ -266,13 +261,7 @@ describe('the DynamoDB API over a three-node cluster', () => {
 
   it('a write sent to a follower is redirected by NotLeader to the leader and applied once', { timeout: 60_000 }, async () => {
     // A client of its own, to point its leader cache at a follower.
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const meta = new MetaClient({ addresses: metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
-    try {
-      await meta.refresh(view);
-      const partitions = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
+    await withOwnClusterClient(metaAddresses, async ({ partitions, view, counters }) => {
       const table = view.table('orders')!.schema;
       const key: Item = { pk: { S: 'redirected' }, sk: { N: '1' } };
       await partitions.write({ operations: [{ table, kind: 'Put', key, item: { ...key, n: { N: '1' } } }] });
@@ -288,30 +277,20 @@ describe('the DynamoDB API over a three-node cluster', () => {
       expect(view.leaderOf(partition.id)).not.toBe(follower);
       const found = await partitions.get({ table, key }, { consistent: true });
       expect(found?.item.n).toEqual({ N: '2' });
-    } finally {
-      channels.close();
-    }
+    });
   });
   it('a request routed with a stale epoch is redirected by StaleEpoch with the current descriptor', { timeout: 60_000 }, async () => {
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const meta = new MetaClient({ addresses: metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
-    try {
-      await meta.refresh(view);
+    await withOwnClusterClient(metaAddresses, async ({ partitions, view, counters }) => {
       const table = view.table('orders')!.schema;
       // Every descriptor one epoch behind the nodes': what a router holds after a membership change it has not heard of.
       view.map = new PartitionMap(view.map.all().map((partition) => ({ ...partition, epoch: partition.epoch - 1 })));
-      const partitions = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
       const key: Item = { pk: { S: 'stale' }, sk: { N: '1' } };
       await partitions.write({ operations: [{ table, kind: 'Put', key, item: { ...key, n: { N: '1' } } }] });
       expect(counters.staleEpochRedirectsTotal).toBe(1);
       expect(counters.ambiguousWritesTotal).toBe(0);
       const found = await partitions.get({ table, key }, { consistent: true });
       expect(found?.item.n).toEqual({ N: '1' });
-    } finally {
-      channels.close();
-    }
+    });
   });
 });
 

@@ -13,14 +13,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
 import { FaultInjectionService, createClient } from '@shoal/proto';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
+import type { ClusterView } from '../src/cluster/cluster-view.ts';
 import { tableItemKey } from '../src/cluster/range-reads.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
-import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 import type { ClusterBackend } from '../src/index.ts';
+import { withOwnClusterClient } from './support/own-cluster-client.ts';
 import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
@@ -73,26 +69,18 @@ describe('read-your-writes through one router', () => {
     );
 
     // A client of the test's own learns each partition's leader (a write answered names it).
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const counters = zeroCounters();
-    const meta = new MetaClient({ addresses: cluster!.metaAddresses, channels, policy: DEFAULT_RETRY_POLICY, counters });
-    let lagging: number;
-    let keys: { a: string; b: string };
-    try {
-      await meta.refresh(view);
+    const { lagging, keys } = await withOwnClusterClient(cluster!.metaAddresses, async ({ partitions: probe, view }) => {
       const schema = view.table(TABLE)!.schema;
       const partitions = view.map.partitionsOf(schema.tableId);
       expect(partitions).toHaveLength(2);
-      const probe = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
-      keys = { a: keyIn(view, schema, partitions[0].id), b: keyIn(view, schema, partitions[1].id) };
+      const keys = { a: keyIn(view, schema, partitions[0].id), b: keyIn(view, schema, partitions[1].id) };
       for (const pk of [keys.a, keys.b]) {
         const key = itemKey(pk);
         await probe.write({ operations: [{ table: schema, kind: 'Put', key, item: { ...key, v: { N: '0' } } }] });
       }
       // The lagging node follows partition A (its reads must be refused there), whoever leads B.
       const leaderOfA = view.leaderOf(partitions[0].id)!;
-      lagging = NODE_IDS.find((id) => id !== leaderOfA)!;
+      const lagging = NODE_IDS.find((id) => id !== leaderOfA)!;
       for (const nodeId of NODE_IDS.filter((id) => id !== lagging)) {
         const faults = createClient(FaultInjectionService, addressOf(nodeId));
         try {
@@ -101,9 +89,8 @@ describe('read-your-writes through one router', () => {
           faults.close();
         }
       }
-    } finally {
-      channels.close();
-    }
+      return { lagging, keys };
+    });
 
     const stale: string[] = [];
     const expectVersion = (what: string, item: Record<string, AttributeValue> | undefined, version: number): void => {

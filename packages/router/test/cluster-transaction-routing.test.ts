@@ -1,13 +1,9 @@
 import { CreateTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { TableSchema, WriteOperation } from '@shoal/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import { tableItemKey } from '../src/cluster/range-reads.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
+import { withOwnClusterClient } from './support/own-cluster-client.ts';
 import { startRoutedCluster, type RoutedCluster } from './support/routed-cluster.ts';
 
 /**
@@ -49,42 +45,38 @@ async function hitsOf(TableName: string, id: string): Promise<unknown> {
 
 describe('a write over partitions the map does not all know', () => {
   it('waits for a map that knows every one, then applies every operation', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
     // The map's change below must not be undone by a watch: this client has none, it refreshes only.
     const policy = { ...DEFAULT_RETRY_POLICY, attempts: 10_000, totalMs: 120_000 };
-    const meta = new MetaClient({ addresses: cluster.metaAddresses, channels, policy, counters });
-    try {
-      await meta.refresh(view);
-      const alpha = view.table('alpha')?.schema as TableSchema;
-      const beta = view.table('beta')?.schema as TableSchema;
-      // Ids of alpha's two partitions: a transaction over both (the two-phase commit), and one item of beta.
-      const byPartition = new Map<number, string>();
-      for (let i = 0; byPartition.size < 2 && i < 1_000; i++) {
-        const owner = view.map.lookup(tableItemKey(alpha, { id: { S: `a${i}` } }));
-        if (owner !== undefined && !byPartition.has(owner.id)) byPartition.set(owner.id, `a${i}`);
-      }
-      expect(byPartition.size).toBe(2);
-      const client = new ClusterPartitionClient({ view, meta, channels, policy, rpcTimeoutMs: 10_000, counters });
+    await withOwnClusterClient(
+      cluster.metaAddresses,
+      async ({ partitions: client, view }) => {
+        const alpha = view.table('alpha')?.schema as TableSchema;
+        const beta = view.table('beta')?.schema as TableSchema;
+        // Ids of alpha's two partitions: a transaction over both (the two-phase commit), and one item of beta.
+        const byPartition = new Map<number, string>();
+        for (let i = 0; byPartition.size < 2 && i < 1_000; i++) {
+          const owner = view.map.lookup(tableItemKey(alpha, { id: { S: `a${i}` } }));
+          if (owner !== undefined && !byPartition.has(owner.id)) byPartition.set(owner.id, `a${i}`);
+        }
+        expect(byPartition.size).toBe(2);
 
-      // The map as a router that knows beta's record but not yet its partitions has it.
-      view.map.dropTable(beta.tableId);
-      const written = client.write({ operations: [...[...byPartition.values()].map((id) => addOne(alpha, id)), addOne(beta, 'b')] });
-      // A newer map (any change of the meta group) brings beta's partitions.
-      await cluster.client.send(
-        new CreateTableCommand({
-          TableName: 'gamma',
-          KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-          AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-          BillingMode: 'PAY_PER_REQUEST',
-        }),
-      );
-      expect((await written).applied).toBe(true);
-      for (const id of byPartition.values()) expect(await hitsOf('alpha', id)).toEqual({ N: '1' });
-      expect(await hitsOf('beta', 'b')).toEqual({ N: '1' });
-    } finally {
-      channels.close();
-    }
+        // The map as a router that knows beta's record but not yet its partitions has it.
+        view.map.dropTable(beta.tableId);
+        const written = client.write({ operations: [...[...byPartition.values()].map((id) => addOne(alpha, id)), addOne(beta, 'b')] });
+        // A newer map (any change of the meta group) brings beta's partitions.
+        await cluster.client.send(
+          new CreateTableCommand({
+            TableName: 'gamma',
+            KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+            AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+            BillingMode: 'PAY_PER_REQUEST',
+          }),
+        );
+        expect((await written).applied).toBe(true);
+        for (const id of byPartition.values()) expect(await hitsOf('alpha', id)).toEqual({ N: '1' });
+        expect(await hitsOf('beta', 'b')).toEqual({ N: '1' });
+      },
+      { policy, rpcTimeoutMs: 10_000 },
+    );
   });
 });
