@@ -58,6 +58,17 @@ afterAll(async () => {
   await cluster?.close();
 }, 60_000);
 
+/** The table of the page and DeleteTable tests (a hash key only). */
+const createBlobsTable = () =>
+  client.send(
+    new CreateTableCommand({
+      TableName: 'blobs',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+
 describe('the DynamoDB API over a three-node cluster', () => {
   const ITEMS = 120;
   const COLLECTIONS = 30;
@@ -221,14 +232,7 @@ describe('the DynamoDB API over a three-node cluster', () => {
   });
 
   it('a Scan stops at the 1 MB page across partitions and resumes where it stopped', { timeout: 60_000 }, async () => {
-    await client.send(
-      new CreateTableCommand({
-        TableName: 'blobs',
-        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await createBlobsTable();
     const count = 20;
     const blob = 'b'.repeat(110_000);
     for (let first = 0; first < count; first += 5) {
@@ -244,14 +248,7 @@ describe('the DynamoDB API over a three-node cluster', () => {
   it('DeleteTable removes the table at once for this router; the name can be used again', { timeout: 60_000 }, async () => {
     await client.send(new DeleteTableCommand({ TableName: 'blobs' }));
     await expect(client.send(new DescribeTableCommand({ TableName: 'blobs' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
-    await client.send(
-      new CreateTableCommand({
-        TableName: 'blobs',
-        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await createBlobsTable();
     const scan = await client.send(new ScanCommand({ TableName: 'blobs', ConsistentRead: true }));
     expect(scan.Count).toBe(0);
     await client.send(new PutItemCommand({ TableName: 'blobs', Item: { id: S('again') } }));

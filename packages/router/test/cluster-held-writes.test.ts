@@ -13,12 +13,8 @@ import {
   writeManyResultsToWire,
   writeResultToWire,
 } from '@shoal/proto';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import type { RetryPolicy } from '../src/cluster/retry.ts';
+import { withStubsClient } from './support/own-cluster-client.ts';
 
 /**
  * Writes held behind the calls in flight to a leader that hangs (partitioned, stopped: no answer, no
@@ -77,39 +73,34 @@ describe('writes held behind a hung leader', () => {
   });
 
   it('are sent to the new leader once the calls before them fail; only the writes sent to the hung node are ambiguous', async () => {
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const nodes = NODES.map((nodeId) => ({ $typeName: 'shoal.v1.NodeDescriptor' as const, id: BigInt(nodeId), address: addresses.get(nodeId)!, state: NodeState.UP }));
-    view.apply({ notModified: false, version: 1, partitions: [partition], nodes, tables: [] });
-    // Never asked: the view holds the map.
-    const meta = new MetaClient({ addresses: [addresses.get(LEADER)!], channels, policy, counters });
-    const client = new ClusterPartitionClient({ view, meta, channels, policy, rpcTimeoutMs: 2_000, counters });
-    const put = (name: string): Promise<unknown> =>
-      client.write({ operations: [{ table, kind: 'Put', key: { pk: { S: name } }, item: { pk: { S: name } } }] }).then(
-        () => 'ok',
-        (error: unknown) => (error instanceof DynamoDbError ? error.type : error),
-      );
     const until = async (condition: () => boolean): Promise<void> => {
       for (let polls = 0; !condition(); polls++) {
         if (polls > 400) throw new Error('the hung node was not asked in time');
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     };
-    try {
-      // Two write calls in flight to the hung node (one write each), then three writes held behind them.
-      const sent = [put('sent-1')];
-      await until(() => asked.get(HUNG)?.length === 1);
-      sent.push(put('sent-2'));
-      await until(() => asked.get(HUNG)?.length === 2);
-      const held = ['held-1', 'held-2', 'held-3'].map(put);
-      expect(await Promise.all(sent)).toEqual(['InternalServerError', 'InternalServerError']);
-      expect(await Promise.all(held)).toEqual(['ok', 'ok', 'ok']);
-      expect(asked.get(HUNG)).toEqual([1, 1]);
-      expect(counters.ambiguousWritesTotal).toBe(2);
-      expect(counters.exhaustedRetriesTotal).toBe(0);
-    } finally {
-      channels.close();
-    }
+    await withStubsClient(
+      [partition],
+      addresses,
+      async ({ partitions: client, counters }) => {
+        const put = (name: string): Promise<unknown> =>
+          client.write({ operations: [{ table, kind: 'Put', key: { pk: { S: name } }, item: { pk: { S: name } } }] }).then(
+            () => 'ok',
+            (error: unknown) => (error instanceof DynamoDbError ? error.type : error),
+          );
+        // Two write calls in flight to the hung node (one write each), then three writes held behind them.
+        const sent = [put('sent-1')];
+        await until(() => asked.get(HUNG)?.length === 1);
+        sent.push(put('sent-2'));
+        await until(() => asked.get(HUNG)?.length === 2);
+        const held = ['held-1', 'held-2', 'held-3'].map(put);
+        expect(await Promise.all(sent)).toEqual(['InternalServerError', 'InternalServerError']);
+        expect(await Promise.all(held)).toEqual(['ok', 'ok', 'ok']);
+        expect(asked.get(HUNG)).toEqual([1, 1]);
+        expect(counters.ambiguousWritesTotal).toBe(2);
+        expect(counters.exhaustedRetriesTotal).toBe(0);
+      },
+      { policy, rpcTimeoutMs: 2_000 },
+    );
   });
 });

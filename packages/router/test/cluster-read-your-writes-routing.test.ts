@@ -15,12 +15,11 @@ import {
   writeResultToWire,
   type PartitionMapAnswer,
 } from '@shoal/proto';
-import { ChannelPool } from '../src/cluster/channels.ts';
 import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
-import { classifyFailure, DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
+import type { ClusterCounters } from '../src/cluster/metrics.ts';
+import type { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
+import { classifyFailure } from '../src/cluster/retry.ts';
+import { withStubsClient } from './support/own-cluster-client.ts';
 
 /**
  * What a router does for read-your-writes: it keeps the applied index its acknowledged writes were
@@ -132,23 +131,14 @@ describe('eventual reads of a router that wrote', () => {
   /** A router over the stubs with its own view (the map of `partition`, the stubs' addresses) and a clock the test moves. */
   async function withRouter(
     partition: PartitionDescriptor,
-    test: (router: { client: ClusterPartitionClient; view: ClusterView; counters: ReturnType<typeof zeroCounters>; clock: { nowMs: number } }) => Promise<void>,
+    test: (router: { client: ClusterPartitionClient; view: ClusterView; counters: ClusterCounters; clock: { nowMs: number } }) => Promise<void>,
   ): Promise<void> {
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const nodes = NODES.map((nodeId) => ({ $typeName: 'shoal.v1.NodeDescriptor' as const, id: BigInt(nodeId), address: addresses.get(nodeId)!, state: NodeState.UP }));
-    view.apply({ notModified: false, version: 1, partitions: [partition], nodes, tables: [] });
     const clock = { nowMs: 0 };
-    // Never asked: the view holds the map.
-    const meta = new MetaClient({ addresses: [addresses.get(LEADER)!], channels, policy: DEFAULT_RETRY_POLICY, counters });
-    const client = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters, clock: () => clock.nowMs });
     asked = [];
     try {
-      await test({ client, view, counters, clock });
+      await withStubsClient([partition], addresses, ({ partitions: client, view, counters }) => test({ client, view, counters, clock }), { clock: () => clock.nowMs });
     } finally {
       leaderCatchesUpOnRefusal = false;
-      channels.close();
     }
   }
 

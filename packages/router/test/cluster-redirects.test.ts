@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialPartitions, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { ErrorDetailSchema, NodeState, PartitionService, RpcError, Server, Status, addService, listen, shutdown, writeResultToWire } from '@shoal/proto';
-import { ChannelPool } from '../src/cluster/channels.ts';
-import { ClusterView } from '../src/cluster/cluster-view.ts';
-import { MetaClient } from '../src/cluster/meta-client.ts';
-import { zeroCounters } from '../src/cluster/metrics.ts';
-import { ClusterPartitionClient } from '../src/cluster/partition-client.ts';
 import type { RetryPolicy } from '../src/cluster/retry.ts';
+import { withStubsClient } from './support/own-cluster-client.ts';
 
 /**
  * A node that failed earlier in a call is passed over for the rest of it, but not once a peer names
@@ -64,24 +60,19 @@ describe('a write whose leader failed earlier in the same call', () => {
   });
 
   it('goes to it once a follower names it the leader', async () => {
-    const counters = zeroCounters();
-    const channels = new ChannelPool();
-    const view = new ClusterView();
-    const nodes = NODES.map((nodeId) => ({ $typeName: 'shoal.v1.NodeDescriptor' as const, id: BigInt(nodeId), address: addresses.get(nodeId)!, state: NodeState.UP }));
-    view.apply({ notModified: false, version: 1, partitions: [partition], nodes, tables: [] });
-    // Never asked: the view holds the map.
-    const meta = new MetaClient({ addresses: [addresses.get(WINNER)!], channels, policy, counters });
-    const client = new ClusterPartitionClient({ view, meta, channels, policy, rpcTimeoutMs: 5_000, counters });
-    try {
-      await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
-      expect(writesAsked.get(WINNER)).toBe(2);
-      // One follower (or both) named the winner in between; no write went anywhere after it answered.
-      const followerAsks = (writesAsked.get(2) ?? 0) + (writesAsked.get(3) ?? 0);
-      expect(followerAsks).toBeGreaterThanOrEqual(1);
-      expect(followerAsks).toBeLessThanOrEqual(2);
-      expect(counters.exhaustedRetriesTotal).toBe(0);
-    } finally {
-      channels.close();
-    }
+    await withStubsClient(
+      [partition],
+      addresses,
+      async ({ partitions: client, counters }) => {
+        await client.write({ operations: [{ table, kind: 'Put', key, item: key }] });
+        expect(writesAsked.get(WINNER)).toBe(2);
+        // One follower (or both) named the winner in between; no write went anywhere after it answered.
+        const followerAsks = (writesAsked.get(2) ?? 0) + (writesAsked.get(3) ?? 0);
+        expect(followerAsks).toBeGreaterThanOrEqual(1);
+        expect(followerAsks).toBeLessThanOrEqual(2);
+        expect(counters.exhaustedRetriesTotal).toBe(0);
+      },
+      { policy },
+    );
   });
 });
