@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { TableRecord } from '@shoal/model';
-import { applyMetaCommand, emptyMetaState, partitionList, planPlacement, planRebalance, type MetaCommand, type MetaState } from '../src/index.ts';
+import { emptyMetaState, partitionList, planPlacement, planRebalance, type MetaState } from '../src/index.ts';
+import { run, tableRecord } from './support/meta-state.ts';
 
 /** Partitions an operator placed (pinned) are left where they are by rebalancing, not by repairs. */
 
 const TIMEOUT = 60_000;
 
-function run(state: MetaState, ...commands: MetaCommand[]): MetaState {
-  return commands.reduce((s, c) => applyMetaCommand(s, c).state, state);
-}
-
-const record: TableRecord = {
-  schema: { name: 'T', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
-  status: 'ACTIVE',
-  createdAt: 0,
-  billingMode: 'PAY_PER_REQUEST',
-  tags: {},
-};
+const record = tableRecord('T');
 
 /** Three nodes holding every replica of 6 partitions, then a fourth, empty node. */
 function unbalanced(): MetaState {

@@ -1,8 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { findPartitionMapProblems, partitionContains, type TableRecord } from '@shoal/model';
+import { findPartitionMapProblems, partitionContains } from '@shoal/model';
 import {
-  applyMetaCommand,
   commandForAction,
   emptyMetaState,
   partitionList,
@@ -13,30 +12,16 @@ import {
   planRebalance,
   planRepairs,
   rankNodes,
-  type MetaCommand,
   type MetaState,
   type PlacementAction,
   type PlacementOptions,
 } from '../src/index.ts';
+import { run, tableRecord } from './support/meta-state.ts';
 
 // Fixed seed: the properties explore the same cases on every run.
 fc.configureGlobal({ seed: 20261125 });
 
 const TIMEOUT = 60_000;
-
-function run(state: MetaState, ...commands: MetaCommand[]): MetaState {
-  return commands.reduce((s, c) => applyMetaCommand(s, c).state, state);
-}
-
-function record(name: string): TableRecord {
-  return {
-    schema: { name, tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
-    status: 'ACTIVE',
-    createdAt: 0,
-    billingMode: 'PAY_PER_REQUEST',
-    tags: {},
-  };
-}
 
 function addNodes(state: MetaState, count: number, at = 0): MetaState {
   const first = state.nextNodeId;
@@ -45,7 +30,7 @@ function addNodes(state: MetaState, count: number, at = 0): MetaState {
 }
 
 function clusterWithTable(nodes: number, partitions: number): MetaState {
-  return run(addNodes(emptyMetaState(3), nodes), { type: 'createTable', record: record('T'), partitionCount: partitions });
+  return run(addNodes(emptyMetaState(3), nodes), { type: 'createTable', record: tableRecord('T'), partitionCount: partitions });
 }
 
 /** Carries out every action (as the meta leader would once the Raft change is done). */
@@ -191,7 +176,7 @@ describe('planRepairs', () => {
   });
 
   it('never removes a live voter when the rest would lack a live majority', () => {
-    let state = run(addNodes(emptyMetaState(4), 7), { type: 'createTable', record: record('T'), partitionCount: 1 });
+    let state = run(addNodes(emptyMetaState(4), 7), { type: 'createTable', record: tableRecord('T'), partitionCount: 1 });
     const voters = state.partitions[1].replicas.map((r) => r.nodeId);
     const spare = [1, 2, 3, 4, 5, 6, 7].find((n) => !voters.includes(n))!;
     state = run(

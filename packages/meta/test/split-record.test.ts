@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareBytes, findPartitionMapProblems, spaceRange, type TableRecord } from '@shoal/model';
+import { compareBytes, findPartitionMapProblems, spaceRange } from '@shoal/model';
 import {
   applyMetaCommand,
   decodeMetaCommand,
@@ -12,23 +12,14 @@ import {
   type MetaCommand,
   type MetaState,
 } from '../src/index.ts';
+import { run, tableRecord } from './support/meta-state.ts';
 
 /**
  * Splits made in a partition's Raft group and recorded in meta afterwards: the right half's id is
  * reserved first, the record names it and the end the group split, and recording twice is a no-op.
  */
 
-const record: TableRecord = {
-  schema: { name: 'T', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
-  status: 'ACTIVE',
-  createdAt: 1_700_000_000,
-  billingMode: 'PAY_PER_REQUEST',
-  tags: {},
-};
-
-function run(state: MetaState, ...commands: MetaCommand[]): MetaState {
-  return commands.reduce((s, c) => applyMetaCommand(s, c).state, state);
-}
+const record = tableRecord('T');
 
 function withTable(): MetaState {
   let state = emptyMetaState(3);

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { compareBytes, findPartitionMapProblems, partitionContains, spaceRange, type PartitionDescriptor, type TableRecord } from '@shoal/model';
+import { compareBytes, findPartitionMapProblems, partitionContains, spaceRange, type PartitionDescriptor } from '@shoal/model';
 import {
   applyMetaCommand,
   chooseSplitKey,
@@ -20,6 +20,7 @@ import {
   type SplitDecision,
   type SplitPolicy,
 } from '../src/index.ts';
+import { run, tableRecord } from './support/meta-state.ts';
 
 // Fixed seed: the properties explore the same cases on every run.
 fc.configureGlobal({ seed: 20261126 });
@@ -34,15 +35,8 @@ const policy: SplitPolicy = { enabled: true, maxSizeBytes: 1000, heatShare: 0.5,
 
 function cluster(): MetaState {
   let state = emptyMetaState();
-  for (let i = 1; i <= 3; i++) state = applyMetaCommand(state, { type: 'registerNode', address: `n${i}:1`, nodeId: 0, at: 0 }).state;
-  const record: TableRecord = {
-    schema: { name: 'T', tableId: 0, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
-    status: 'ACTIVE',
-    createdAt: 0,
-    billingMode: 'PAY_PER_REQUEST',
-    tags: {},
-  };
-  return applyMetaCommand(state, { type: 'createTable', record, partitionCount: 1 }).state;
+  for (let i = 1; i <= 3; i++) state = run(state, { type: 'registerNode', address: `n${i}:1`, nodeId: 0, at: 0 });
+  return run(state, { type: 'createTable', record: tableRecord('T'), partitionCount: 1 });
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type MetaCommand,
   type MetaState,
 } from '../src/index.ts';
+import { run, tableRecord } from './support/meta-state.ts';
 
 // Fixed seed: the properties explore the same cases on every run.
 fc.configureGlobal({ seed: 20261125 });
@@ -21,19 +22,7 @@ function gsi(name: string): IndexSchema {
   return { name, kind: 'GSI', indexId: 0, hashKey: { name: name + 'Key', type: 'S' }, projection: { type: 'ALL' } };
 }
 
-function table(name: string, indexes: IndexSchema[] = []): TableRecord {
-  return {
-    schema: { name, tableId: 0, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes },
-    status: 'ACTIVE',
-    createdAt: 1_700_000_000,
-    billingMode: 'PAY_PER_REQUEST',
-    tags: {},
-  };
-}
-
-function run(state: MetaState, ...commands: MetaCommand[]): MetaState {
-  return commands.reduce((s, c) => applyMetaCommand(s, c).state, state);
-}
+const table = (name: string, indexes: IndexSchema[] = []): TableRecord => tableRecord(name, { rangeKey: { name: 'sk', type: 'N' }, indexes });
 
 function cluster(nodes: number, replicationFactor = 3): MetaState {
   let state = emptyMetaState(replicationFactor);
