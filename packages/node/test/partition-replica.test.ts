@@ -85,20 +85,28 @@ const addToCounter = (pk: string, amount: number): PartitionWrite => ({
   returnItems: true,
 });
 
+/** The stores of every test here, each in a directory of its own below it. */
+let root = '';
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'shoal-partition-'));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
 describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB PartitionStore', () => {
   const network = new MemoryNetwork();
-  let root = '';
   let members: Member[] = [];
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-partition-'));
     members = await Promise.all(NODES.map((id) => startMember(network, id, join(root, `node-${id}`))));
     for (const m of members) await m.host.createGroup(GROUP, NODES);
   });
 
   afterAll(async () => {
     for (const m of members) await stopPartitionMember(network, m);
-    await rm(root, { recursive: true, force: true });
   });
 
   it('applies conditional Puts and Updates identically on all three replicas, returning results to the proposer', async () => {
@@ -187,16 +195,6 @@ describe('PartitionReplica: three MultiRaftHosts, each over its own LevelDB Part
 });
 
 describe('PartitionReplica over one node store', () => {
-  let root = '';
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-partition-store-'));
-  });
-
-  afterAll(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-
   it('keeps each group applied index, recorded even by a write whose condition failed, across a reopen', async () => {
     const dataDir = join(root, 'groups');
     let local = await openLocalStore({ dataDir });
@@ -298,16 +296,6 @@ describe('PartitionReplicas of both partitions of a table over one node store', 
 });
 
 describe('an index command interrupted by a restart', () => {
-  let root = '';
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-partition-resume-'));
-  });
-
-  afterAll(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-
   it('runs again from the start when its replica opens, and is forgotten once it ran', async () => {
     const table: TableSchema = { name: 'big', tableId: 12, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
     const indexed: TableSchema = { ...table, indexes: [{ ...BY_V, indexId: 13 }] };
