@@ -1,8 +1,10 @@
 import {
+  BatchWriteItemCommand,
   GetItemCommand,
   ProvisionedThroughputExceededException,
   PutItemCommand,
   QueryCommand,
+  TransactWriteItemsCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +90,21 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
     expect(strong.Item).toEqual({ pk: S(accepted[0]!), city: S('Oslo') });
     const eventual = await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('plain-0') } }));
     expect(eventual.Item?.pk).toEqual(S('plain-0'));
+    // A batch: the GSI-less table's item written, the other handed back (DynamoDB's way with throttles).
+    const batch = await cluster.client.send(new BatchWriteItemCommand({
+      RequestItems: {
+        indexed: [{ PutRequest: { Item: { pk: S('batched'), city: S('Oslo') } } }],
+        plain: [{ PutRequest: { Item: { pk: S('batched') } } }],
+      },
+    }));
+    expect(batch.UnprocessedItems).toEqual({ indexed: [{ PutRequest: { Item: { pk: S('batched'), city: S('Oslo') } } }] });
+    expect((await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('batched') }, ConsistentRead: true }))).Item).toEqual({ pk: S('batched') });
+    // A transaction across both tables: its prepare on the indexed table's partition is refused, it aborts whole.
+    const transaction = await cluster.client
+      .send(new TransactWriteItemsCommand({ TransactItems: [{ Put: { TableName: 'indexed', Item: { pk: S('tx'), city: S('Oslo') } } }, { Put: { TableName: 'plain', Item: { pk: S('tx') } } }] }))
+      .then(() => undefined, (error: unknown) => error);
+    expect(transaction).toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect((await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('tx') }, ConsistentRead: true }))).Item).toBeUndefined();
     // The GSI is readable too: it holds none of the refused entries.
     const query = await cluster.client.send(new QueryCommand({ TableName: 'indexed', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Oslo') } }));
     expect(query.Items).toEqual([]);
