@@ -1,7 +1,7 @@
 /**
  * GSI back-pressure and the admission of shipped GSI records, on one node in this process (groups of
  * one over an outbox store, the StorageNodeServer on a gRPC server): a base partition's leader refuses
- * writes and transaction prepares of a table with a GSI while its outbox backlog is at the limit
+ * writes (alone or coalesced) and transaction prepares of a table with a GSI while its outbox backlog is at the limit
  * (DynamoDB's ProvisionedThroughputExceededException for a GSI that cannot keep up), everything that
  * drains goes on, and a trim lets writes in again; a GSI partition admits ApplyIndexEntries under its
  * token bucket (refused: the same batch applies later) and counts the records as its write load,
@@ -27,6 +27,8 @@ import {
   prepareTransactionRequestToWire,
   resolveTransactionRequestToWire,
   shutdown,
+  writeManyRequestToWire,
+  writeManyResultsFromWire,
   writeRequestToWire,
   writeResultFromWire,
   type ClientOf,
@@ -128,7 +130,13 @@ describe('GSI back-pressure and shipped records under admission control (one nod
     await dynamoDbFailure(write(BASE, put(INDEXED, 'a10')));
     const transaction = { id: 'a1', coordinator: BASE.id, deadline: Date.now() + 60_000 };
     await dynamoDbFailure(rpc.prepareTransaction(prepareTransactionRequestToWire(at(BASE), transaction, put(INDEXED, 'a11', 'x'))));
-    expect(server.stats.indexBacklogRefusals).toBe(3);
+    // Coalesced writes (a router's WriteMany): each refused on its own, answered with the error it would have alone.
+    const many = writeManyResultsFromWire(await rpc.writeMany(writeManyRequestToWire(at(BASE), [put(INDEXED, 'a12', 'x'), put(INDEXED, 'a13', 'x')])), 2);
+    for (const outcome of many) {
+      expect(outcome).toBeInstanceOf(RpcError);
+      expect(dynamoDbErrorFromRpc(outcome as RpcError)?.message).toBe(INDEX_MESSAGE);
+    }
+    expect(server.stats.indexBacklogRefusals).toBe(5);
     // What drains or does not add records goes on: a resolve, reads, a table without a GSI.
     expect((await rpc.resolveTransaction(resolveTransactionRequestToWire(at(BASE), 'a0', false))).intents).toBe(0);
     expect(getResultFromWire(await rpc.get(getRequestToWire(at(BASE), { table: INDEXED, key: { pk: S('a0') } }, { consistent: true })))?.item).toEqual({ pk: S('a0'), v: S('x') });
@@ -139,7 +147,7 @@ describe('GSI back-pressure and shipped records under admission control (one nod
     expect(local.partitions.indexOutboxBacklog(BASE.id)).toBe(LIMIT - 1);
     expect((await write(BASE, put(INDEXED, 'b0', 'y'))).applied).toBe(true);
     await dynamoDbFailure(write(BASE, put(INDEXED, 'b1', 'y')));
-    expect(server.stats.indexBacklogRefusals).toBe(4);
+    expect(server.stats.indexBacklogRefusals).toBe(6);
     expect(server.stats.throttledWrites).toBe(0);
   });
 
