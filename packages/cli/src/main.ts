@@ -160,6 +160,7 @@ program
   .option('--read-units-per-partition <units>', 'read capacity units a second each partition admits (DynamoDB: 3000)', positiveNumber, 3000)
   .option('--write-units-per-partition <units>', 'write capacity units a second each partition admits (DynamoDB: 1000)', positiveNumber, 1000)
   .option('--burst-seconds <seconds>', 'seconds of unused capacity a partition can spend at once', positiveNumber, 30)
+  .option('--index-outbox-limit <records>', 'GSI records a partition holds for its GSIs before it refuses writes of tables with a GSI (ProvisionedThroughputExceededException) until they drain', positiveInteger, 100_000)
   // Test only (shoal chaos): never on a real cluster.
   .addOption(new Option('--enable-fault-injection', 'TEST ONLY: serve FaultInjectionService (network partitions, disk faults)').hideHelp())
   .option('--no-split', 'no splits for size or heat (meta peers; a table\'s shoal:split tag overrides it)')

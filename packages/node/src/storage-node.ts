@@ -31,7 +31,7 @@ import { META_GROUP_ID, MetaReplica, PlacementDriver, addMetaServices, type Meta
 import { DiskFaults } from './raft-log/disk-faults.ts';
 import { RaftLogStore, SYNC_SECONDS_BUCKETS } from './raft-log/store.ts';
 import { addFaultInjectionService } from './server/fault-injection-service.ts';
-import { StorageNodeServer } from './server/index.ts';
+import { StorageNodeServer, type PartitionServiceFaults } from './server/index.ts';
 import { BackfillDriver, TransactionResolver } from './partition/index.ts';
 import { RaftTransport } from './transport/raft-transport.ts';
 
@@ -102,6 +102,12 @@ export interface StorageNodeOptions {
   indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs'>;
   /** How much one chunk of a GSI backfill walks (default 1,000 items or 1 MiB): its apply holds the node's other groups that long. */
   indexBackfillChunk?: BackfillChunkLimits;
+  /**
+   * GSI back-pressure: a base partition whose outbox holds this many records not yet trimmed (its GSI
+   * partitions do not keep up, or cannot be reached) refuses new writes of tables with a GSI
+   * (ProvisionedThroughputExceededException) until it drains. Default 100,000.
+   */
+  indexOutboxLimit?: number;
 }
 
 /** One Raft group hosted here, for per-partition metrics (the meta group is partition 0). */
@@ -191,6 +197,10 @@ export interface StorageNodeMetrics {
   indexShipCallsFailed: number;
   /** Outbox batches held back at a record not routable yet (its GSI or partition not in this node's map). */
   indexBatchesHeld: number;
+  /** Writes and transaction prepares refused (GSI back-pressure) because their partition's outbox held indexOutboxLimit records. */
+  indexBacklogThrottledWrites: number;
+  /** ApplyIndexEntries calls this node's GSI partitions refused by admission control (the shippers retry them). */
+  indexEntryCallsThrottled: number;
   indexEntriesApplied: number;
   indexEntriesSkipped: number;
   /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
@@ -250,6 +260,9 @@ const HEARTBEATS_PER_LOGGED_HEARTBEAT = 30;
 /** A replica with more committed entries than this left to apply is still catching up (not ready). */
 const READY_APPLY_LAG = 1_000;
 
+/** See StorageNodeOptions.indexOutboxLimit. */
+const DEFAULT_INDEX_OUTBOX_LIMIT = 100_000;
+
 /** Between reconciler passes besides those a map change starts: learners catching up get promoted. */
 const RECONCILE_INTERVAL_MS = 250;
 
@@ -257,6 +270,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
   const nodeId = options.nodeId;
   if (!Number.isSafeInteger(nodeId) || nodeId < 1) throw new RangeError(`node id must be an integer >= 1, not ${nodeId}`);
   if (options.metaPeers.length === 0) throw new Error('a storage node needs the meta peers');
+  const indexOutboxLimit = options.indexOutboxLimit ?? DEFAULT_INDEX_OUTBOX_LIMIT;
+  if (!Number.isSafeInteger(indexOutboxLimit) || indexOutboxLimit < 1) throw new RangeError(`the index outbox limit must be an integer >= 1, not ${indexOutboxLimit}`);
   const splitSize = options.splitting?.maxSizeBytes;
   if (splitSize !== undefined && !isSplitSize(splitSize)) {
     throw new RangeError(`the split size must be above 0 and at most ${MAX_SPLIT_SIZE_BYTES} bytes (installing a partition's snapshot holds up its node), not ${splitSize}`);
@@ -349,6 +364,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
 
     let agent: ClusterAgent | undefined;
     const load = new NodeLoad({ seed: nodeId, ...options.load });
+    const serviceFaults: PartitionServiceFaults = { refuseIndexEntries: false };
     const partitionServer = new StorageNodeServer({
       server,
       host: raftHost,
@@ -359,6 +375,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       onMapBehind: () => void agent?.refreshMap().catch((error: unknown) => log.warn('map refresh failed', { error })),
       log,
       load,
+      indexOutboxLimit,
+      gsiOf: (spaceId) => view.gsiOf(spaceId),
+      ...(disk === undefined ? {} : { faults: serviceFaults }),
     });
     let metaServices: MetaServices | undefined;
     let driver: PlacementDriver | undefined;
@@ -397,7 +416,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
     }
 
     if (disk !== undefined && transport.faults !== undefined) {
-      addFaultInjectionService(server, { nodeId, network: transport.faults, disk, host: raftHost, log: (message, fields) => log.warn(message, fields) });
+      addFaultInjectionService(server, { nodeId, network: transport.faults, disk, partitionService: serviceFaults, host: raftHost, log: (message, fields) => log.warn(message, fields) });
       log.warn('fault injection enabled (test only)', { node: nodeId });
     }
 
@@ -595,6 +614,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexRecordsDropped: shipper.stats.recordsDropped,
           indexShipCallsFailed: shipper.stats.callsFailed,
           indexBatchesHeld: shipper.stats.batchesHeld,
+          indexBacklogThrottledWrites: s.indexBacklogRefusals,
+          indexEntryCallsThrottled: s.throttledIndexEntries,
           indexEntriesApplied: s.indexEntriesApplied,
           indexEntriesSkipped: s.indexEntriesSkipped,
           indexBackfillChunks: backfills.stats.chunksApplied,

@@ -190,8 +190,7 @@ export function encodeOutboxRecord(record: Omit<IndexOutboxRecord, 'seq'>): Uint
 
 export function decodeOutboxRecord(key: Uint8Array, value: Uint8Array): IndexOutboxRecord {
   const json = decodeJson<OutboxRecordJson>(value);
-  const seq = decodeF64(key.subarray(9, 17));
-  const record: IndexOutboxRecord = { seq, indexId: json.indexId, itemKey: fromHex(json.itemKey), entryKey: fromHex(json.entryKey) };
+  const record: IndexOutboxRecord = { seq: outboxKeySeq(key), indexId: json.indexId, itemKey: fromHex(json.itemKey), entryKey: fromHex(json.entryKey) };
   if (json.entry !== undefined) record.entry = json.entry;
   return record;
 }
@@ -215,6 +214,65 @@ export function indexCursorMutation(groupId: number, sourceGroupId: number, seq:
   return { key: indexCursorKey(groupId, sourceGroupId), value: encodeF64(seq) };
 }
 
+/** The seq of an outbox record's key. */
+function outboxKeySeq(key: Uint8Array): number {
+  return decodeF64(key.subarray(9, 17));
+}
+
+/**
+ * Each group's outbox backlog, in memory: the records not trimmed yet, counted as the group's next
+ * seq minus its first record's seq (so a hole a split left by moving records counts until trimmed
+ * past). Kept with every change instead of read from the store: a base partition's leader asks it
+ * before every write to a table with a GSI (admission: GSI back-pressure). Appends move a group's
+ * next seq (OutboxWriter); trims and splits, which delete records, read the group's first record
+ * again (one seek); a restored snapshot reads both; an open reads every group's.
+ */
+export class OutboxBacklogs {
+  readonly #groups = new Map<number, { first: number; next: number }>();
+
+  /** The group's records not trimmed yet (0 for a group without any). */
+  of(groupId: number): number {
+    const group = this.#groups.get(groupId);
+    return group === undefined ? 0 : group.next - group.first;
+  }
+
+  /** Records `from` ... `next - 1` were appended (`from`: the group's next seq before them). */
+  appended(groupId: number, from: number, next: number): void {
+    const group = this.#groups.get(groupId);
+    if (group === undefined) this.#groups.set(groupId, { first: from, next });
+    else group.next = next;
+  }
+
+  /** The group's records up to a seq were trimmed; `firstLeft`: the key of the first record after them, if any. */
+  trimmed(groupId: number, firstLeft: Uint8Array | undefined): void {
+    const group = this.#groups.get(groupId);
+    if (group !== undefined) group.first = firstLeft === undefined ? group.next : outboxKeySeq(firstLeft);
+  }
+
+  /**
+   * Reads the group's next seq and first record from the store again: call under the commit lock,
+   * once what is staged is durable (`state.durable()`), so that the store holds every change.
+   */
+  async reload(level: ByteLevel, state: StateReader, groupId: number): Promise<void> {
+    const next = readNextSeq(state, groupId);
+    const range = outboxRange(groupId);
+    const [first] = await level.keys({ gte: range.start, lt: range.end, limit: 1 }).all();
+    if (first === undefined && next === 1) this.#groups.delete(groupId);
+    else this.#groups.set(groupId, { first: first === undefined ? next : outboxKeySeq(first), next });
+  }
+
+  /** Reads every group's backlog from the store (when it opens: nothing else runs yet). */
+  async load(level: ByteLevel, state: StateReader): Promise<void> {
+    const seqs = { start: tagKey(OUTBOX_SEQ_TAG), end: tagKey(OUTBOX_SEQ_TAG + 1) };
+    for (const key of await level.keys({ gte: seqs.start, lt: seqs.end }).all()) await this.reload(level, state, decodeU32(key.subarray(5, 9)));
+  }
+
+  /** The group's outbox went (its replica removed). */
+  forget(groupId: number): void {
+    this.#groups.delete(groupId);
+  }
+}
+
 /**
  * The records of one command for one group's outbox: numbered from the group's next seq at the
  * moment the command is decided (under the commit lock), written with the command's other changes.
@@ -222,23 +280,29 @@ export function indexCursorMutation(groupId: number, sourceGroupId: number, seq:
 export class OutboxWriter {
   readonly groupId: number;
   readonly #state: StateReader;
+  readonly #backlogs: OutboxBacklogs | undefined;
+  #first: number | undefined;
   #next: number | undefined;
   readonly #mutations: Mutation[] = [];
 
-  constructor(state: StateReader, groupId: number) {
+  /** `backlogs`: told of the records appended once `finish` hands them over to be staged. */
+  constructor(state: StateReader, groupId: number, backlogs?: OutboxBacklogs) {
     this.#state = state;
     this.groupId = groupId;
+    this.#backlogs = backlogs;
   }
 
   append(record: Omit<IndexOutboxRecord, 'seq'>): void {
-    const seq = (this.#next ??= readNextSeq(this.#state, this.groupId));
+    if (this.#next === undefined) this.#next = this.#first = readNextSeq(this.#state, this.groupId);
+    const seq = this.#next;
     this.#mutations.push({ key: outboxKey(this.groupId, seq), value: encodeOutboxRecord(record) });
     this.#next = seq + 1;
   }
 
   /** The records and the new next seq (nothing when no record was appended). */
   finish(): Mutation[] {
-    if (this.#next === undefined) return [];
+    if (this.#next === undefined || this.#first === undefined) return [];
+    this.#backlogs?.appended(this.groupId, this.#first, this.#next);
     return [...this.#mutations, nextSeqMutation(this.groupId, this.#next)];
   }
 }

@@ -46,6 +46,7 @@ export async function openLocalStore(options: LocalStoreOptions): Promise<LocalS
   try {
     // A restore a crash interrupted is completed before anything reads or writes the store.
     await partitions.finishInterruptedRestores();
+    if (partitions.hasIndexOutboxes) await partitions.loadIndexOutboxBacklogs();
   } catch (error) {
     await commits.close();
     await database.close();

@@ -40,6 +40,7 @@ import {
   sourceFenceKey,
   sourceFencesRange,
   nextSeqMutation,
+  OutboxBacklogs,
   outboxSeqKey,
   OutboxWriter,
   outboxKey,
@@ -192,6 +193,8 @@ export class PartitionStore implements PartitionClient {
    * reached yet later, with their newest state, so their records follow those of earlier writes.
    */
   private readonly indexOutbox: boolean;
+  /** Each group's outbox records not trimmed yet, kept with every change (indexOutboxBacklog). */
+  private readonly outboxBacklogs = new OutboxBacklogs();
   private readonly maintains: IndexGate = (index, itemKey) => {
     if (this.indexOutbox && index.kind === 'GSI') return true;
     for (const backfill of this.backfills.get(index.indexId) ?? []) {
@@ -359,6 +362,33 @@ export class PartitionStore implements PartitionClient {
     return this.indexOutbox;
   }
 
+  /**
+   * The group's outbox records not trimmed yet, as decided so far (staged writes included): its next
+   * seq minus its first record's seq, kept in memory with every change, so asking costs no read (a
+   * leader asks before every write to a table with a GSI). Holes a split left count until trimmed past.
+   */
+  indexOutboxBacklog(groupId: number): number {
+    return this.outboxBacklogs.of(groupId);
+  }
+
+  /** Reads every group's outbox backlog (indexOutboxBacklog) from the store: once, when it opens. */
+  loadIndexOutboxBacklogs(): Promise<void> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      await this.outboxBacklogs.load(this.level, state);
+      return { result: undefined, mutations: [] };
+    });
+  }
+
+  /** Reads the groups' outbox backlogs from the store again, after changes that moved or replaced their records. */
+  private reloadIndexOutboxBacklogs(groupIds: readonly number[]): Promise<void> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      for (const groupId of groupIds) await this.outboxBacklogs.reload(this.level, state, groupId);
+      return { result: undefined, mutations: [] };
+    });
+  }
+
   /** The group's first outbox records (index-outbox.ts), in seq order, as LevelDB holds them: a shipper's batch. */
   readIndexOutbox(groupId: number, limits: OutboxReadLimits): Promise<IndexOutboxRecord[]> {
     return readOutbox(this.level, groupId, limits);
@@ -387,6 +417,8 @@ export class PartitionStore implements PartitionClient {
       const range = outboxRange(groupId);
       const keys = await this.level.keys({ gte: range.start, lte: outboxKey(groupId, throughSeq) }).all();
       const mutations: Mutation[] = keys.map((key) => ({ key, value: undefined }));
+      const [firstLeft] = await this.level.keys({ gt: outboxKey(groupId, throughSeq), lt: range.end, limit: 1 }).all();
+      this.outboxBacklogs.trimmed(groupId, firstLeft);
       return { result: keys.length, mutations: [...mutations, ...(mark ? [appliedMutation(mark)] : [])] };
     });
   }
@@ -412,6 +444,9 @@ export class PartitionStore implements PartitionClient {
       }
       if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
       return { result: next - first, mutations };
+    }).then(async (moved) => {
+      await this.reloadIndexOutboxBacklogs([groupId, rightGroupId]);
+      return moved;
     }).finally(() => {
       this.startedBackfills += 1;
       this.wakeBackfillWaiters();
@@ -578,7 +613,7 @@ export class PartitionStore implements PartitionClient {
       if (backfill === undefined || backfill.done || compareBytes(backfill.nextKey, fromKey) !== 0) return { result: { status: 'stale', items: 0 }, mutations: [appliedMutation(mark)] };
       const index = requireIndex(backfill.table, backfill.indexName);
       await state.durable();
-      const changes = new ChangeSet(state, new OutboxWriter(state, groupId));
+      const changes = new ChangeSet(state, new OutboxWriter(state, groupId, this.outboxBacklogs));
       let items = 0;
       let bytes = 0;
       let last: Uint8Array | undefined;
@@ -850,7 +885,10 @@ export class PartitionStore implements PartitionClient {
       const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId)];
       const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
-      await this.commits.exclusive(async () => ({ result: undefined, mutations: forget }));
+      await this.commits.exclusive(async () => {
+        this.outboxBacklogs.forget(groupId);
+        return { result: undefined, mutations: forget };
+      });
       this.wakeBackfillWaiters();
     }
   }
@@ -877,7 +915,7 @@ export class PartitionStore implements PartitionClient {
   private changeSet(state: StateReader, mark: AppliedMark | undefined): ChangeSet {
     if (!this.indexOutbox) return new ChangeSet(state);
     if (mark === undefined) throw new TypeError('a store with index outboxes writes only commands of a replica group (an applied mark)');
-    return new ChangeSet(state, new OutboxWriter(state, mark.groupId));
+    return new ChangeSet(state, new OutboxWriter(state, mark.groupId, this.outboxBacklogs));
   }
 
   /** Ends the index's backfills over `bound`; runs still waiting for their turn do not start. Under the commit lock. */
@@ -917,6 +955,7 @@ export class PartitionStore implements PartitionClient {
     const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
     // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
     await this.syncToDisk();
+    await this.reloadIndexOutboxBacklogs([snapshot.groupId]);
     this.startedBackfills += 1;
     this.wakeBackfillWaiters();
     return applied;

@@ -20,6 +20,8 @@ export interface NodeCommandOptions {
   defaultPartitions?: number;
   /** Per-partition admission limits; default DynamoDB's (3,000 read / 1,000 write units a second, 30 s burst). */
   admissionLimits?: Partial<AdmissionLimits>;
+  /** GSI back-pressure (StorageNodeOptions.indexOutboxLimit); default 100,000 records. */
+  indexOutboxLimit?: number;
   /** TEST ONLY (`--enable-fault-injection`, hidden): FaultInjectionService for `shoal chaos`. */
   enableFaultInjection?: boolean;
   /** The cluster's split policy (meta peers); default: split at 512 MiB, or after 10 s at half the unit limits. */
@@ -74,6 +76,8 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'indexRecordsShipped',
   'indexRecordsDropped',
   'indexShipCallsFailed',
+  'indexBacklogThrottledWrites',
+  'indexEntryCallsThrottled',
   'indexEntriesApplied',
   'indexEntriesSkipped',
   'indexBackfillChunks',
@@ -95,6 +99,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     splitting: options.splitting,
     logCompaction: options.logCompaction,
     quiesceIdleGroups: options.quiesceIdleGroups === true,
+    indexOutboxLimit: options.indexOutboxLimit,
     tickMs: options.raftTiming?.tickMs,
     electionTick: options.raftTiming?.electionTick,
     faultInjection: options.enableFaultInjection === true,

@@ -373,6 +373,8 @@ export class IndexShipper {
           this.#learn(partitionDescriptorFromWire(detail.value.current));
           return false;
         }
+        // Throttled by the GSI partition's admission control: the records wait out the backoff.
+        if (detail?.case === 'dynamodb') return false;
       }
     }
     return false;

@@ -4,11 +4,12 @@ export {
   DEFAULT_ADMISSION_LIMITS,
   NodeLoad,
   PartitionLoadTracker,
+  indexBacklogThrottled,
   keyRangeThrottled,
   type Access,
   type AdmissionLimits,
   type LoadTrackingOptions,
   type PartitionLoadReport,
 } from './partition-load.ts';
-export { recordGet, recordRangeRead, recordWrite } from './served.ts';
+export { recordGet, recordIndexEntries, recordRangeRead, recordWrite } from './served.ts';
 export { PartitionSizes, type PartitionSizeSource } from './partition-sizes.ts';

@@ -8,7 +8,7 @@
  * ProvisionedThroughputExceededException while its bucket is empty, and charged its units once served.
  */
 
-import { DynamoDbError, LEAST_CAPACITY_UNITS, TokenBucket } from '@shoal/model';
+import { DynamoDbError, LEAST_CAPACITY_UNITS, TokenBucket, type TableSchema } from '@shoal/model';
 import type { SampledKeyLoad } from '@shoal/meta';
 import { KeySample, seededRandom, type KeySpan } from './key-sample.ts';
 import { SlidingRate } from './rate-window.ts';
@@ -64,15 +64,35 @@ const HOT_KEY_MESSAGE =
   'Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly. ' +
   'If exceptions persist, check if you have a hot key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html';
 
+const INDEX_BACKLOG_MESSAGE =
+  'The level of configured provisioned throughput for one or more global secondary indexes of the table was exceeded. ' +
+  'Consider increasing your provisioning level for the under-provisioned global secondary indexes with the UpdateTable API';
+
+/** A table's or index's ARN, the region left empty (a node has none): the router fills in its own. */
+function resourceArn(tableName: string, indexName?: string): string {
+  return `arn:aws:dynamodb::000000000000:table/${tableName}${indexName === undefined ? '' : `/index/${indexName}`}`;
+}
+
 /**
- * DynamoDB's answer to a request over a partition's limits, with its throttling reason. The resource
- * ARN leaves the region empty (a node has none): the router fills in its own.
+ * DynamoDB's answer to a request over a partition's limits, with its throttling reason: of the table,
+ * or with `indexName` of one of its GSIs (a GSI partition taking shipped entries).
  */
-export function keyRangeThrottled(access: Access, tableName: string): DynamoDbError {
+export function keyRangeThrottled(access: Access, tableName: string, indexName?: string): DynamoDbError {
+  const kind = `${indexName === undefined ? 'Table' : 'Index'}${access === 'read' ? 'Read' : 'Write'}`;
   return new DynamoDbError('ProvisionedThroughputExceededException', HOT_KEY_MESSAGE, {
-    ThrottlingReasons: [
-      { reason: access === 'read' ? 'TableReadKeyRangeThroughputExceeded' : 'TableWriteKeyRangeThroughputExceeded', resource: `arn:aws:dynamodb::000000000000:table/${tableName}` },
-    ],
+    ThrottlingReasons: [{ reason: `${kind}KeyRangeThroughputExceeded`, resource: resourceArn(tableName, indexName) }],
+  });
+}
+
+/**
+ * DynamoDB's answer to a write of a table whose GSIs do not keep up (GSI back-pressure: the base
+ * partition's outbox is full), with DynamoDB's message: the write is refused, the SDKs retry it. The
+ * reasons name every GSI of the table, the partition not knowing which one is behind.
+ */
+export function indexBacklogThrottled(table: TableSchema): DynamoDbError {
+  const gsis = table.indexes.filter((index) => index.kind === 'GSI');
+  return new DynamoDbError('ProvisionedThroughputExceededException', INDEX_BACKLOG_MESSAGE, {
+    ThrottlingReasons: gsis.map((index) => ({ reason: 'IndexWriteKeyRangeThroughputExceeded', resource: resourceArn(table.name, index.name) })),
   });
 }
 
@@ -122,18 +142,25 @@ export class PartitionLoadTracker {
     this.#sampleStartedAt = this.#now();
   }
 
-  /** Throws ProvisionedThroughputExceededException (counted) when the partition's bucket for `access` is empty. */
-  admit(access: Access, tableName: string): void {
+  /**
+   * Throws ProvisionedThroughputExceededException (counted) when the partition's bucket for `access`
+   * is empty; `indexName`: the partition is one of that GSI's (taking shipped entries).
+   */
+  admit(access: Access, tableName: string, indexName?: string): void {
     const now = this.#now();
     if (this.#buckets[access].take(LEAST_CAPACITY_UNITS[access], now)) return;
     this.#counters[access].throttled.add(1, now);
-    throw keyRangeThrottled(access, tableName);
+    throw keyRangeThrottled(access, tableName, indexName);
   }
 
-  /** A request admitted and served: the rest of its units are charged and it enters the rates and the key sample. */
-  record(access: Access, units: number, bytes: number, span: KeySpan | undefined): void {
+  /**
+   * A request admitted and served: the rest of its units are charged and it enters the rates and the
+   * key sample. `admitted` false: one more request served under the same admission (a batch of
+   * shipped GSI records), charged its units whole.
+   */
+  record(access: Access, units: number, bytes: number, span: KeySpan | undefined, admitted = true): void {
     const now = this.#now();
-    this.#buckets[access].charge(units - LEAST_CAPACITY_UNITS[access], now);
+    this.#buckets[access].charge(units - (admitted ? LEAST_CAPACITY_UNITS[access] : 0), now);
     const counters = this.#counters[access];
     counters.requests.add(1, now);
     counters.units.add(units, now);

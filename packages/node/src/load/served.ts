@@ -8,9 +8,11 @@ import {
   encodeCollectionPrefix,
   encodeItemKey,
   getOwn,
+  itemSize,
   prefixEnd,
   readCapacityUnits,
   servedWriteUnits,
+  writeCapacityUnits,
   type AttributeValue,
   type Item,
   type PartitionDescriptor,
@@ -33,6 +35,19 @@ export function recordWrite(tracker: PartitionLoadTracker, write: PartitionWrite
   const first = write.operations[0];
   const key = first === undefined ? undefined : itemKey(first.table, first.key, firstKey);
   tracker.record('write', units, bytes, key === undefined ? undefined : { start: key });
+}
+
+/**
+ * Shipped GSI entries a GSI partition applied (ApplyIndexEntries): each record one index write of its
+ * entry (one unit per 1 KB started; a delete one unit), sampled at its entry key, so that the GSI
+ * partition's heat and split keys follow the index's own key space.
+ */
+export function recordIndexEntries(tracker: PartitionLoadTracker, records: ReadonlyArray<{ entryKey: Uint8Array; entry?: Item }>): void {
+  records.forEach((record, position) => {
+    const bytes = record.entry === undefined ? 0 : itemSize(record.entry);
+    // The call was admitted once: its first record's least units were taken then.
+    tracker.record('write', writeCapacityUnits(bytes), bytes, { start: record.entryKey }, position === 0);
+  });
 }
 
 /** `encodedKey`: the item's encoded key, when the caller has it already. */

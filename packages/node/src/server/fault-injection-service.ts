@@ -2,8 +2,9 @@
  * TEST ONLY: FaultInjectionService (proto/shoal/v1/fault.proto), added to a storage node's server
  * only when the node is started with fault injection enabled (`shoal node --enable-fault-injection`);
  * without it the service does not exist and every call answers UNIMPLEMENTED. It drives the node's
- * NetworkFaults (Raft traffic to and from peers), DiskFaults (its Raft log's writes) and asks its
- * Raft host for leadership transfers, for `shoal chaos`.
+ * NetworkFaults (Raft traffic to and from peers), DiskFaults (its Raft log's writes), the requests its
+ * partition service refuses (shipped GSI records: a GSI falling behind), and asks its Raft host for
+ * leadership transfers, for `shoal chaos` and tests.
  */
 import {
   DiskFault,
@@ -18,6 +19,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { NodeId } from '@shoal/raft';
 import type { FaultStateSchema } from '@shoal/proto';
 import type { MultiRaftHost } from '../host/index.ts';
+import type { PartitionServiceFaults } from './storage-node-server.ts';
 import type { DiskFaults } from '../raft-log/disk-faults.ts';
 import type { NetworkFaults, PartitionDirection as Direction } from '../transport/faults.ts';
 
@@ -25,6 +27,7 @@ export interface FaultInjectionDeps {
   nodeId: NodeId;
   network: NetworkFaults;
   disk: DiskFaults;
+  partitionService: PartitionServiceFaults;
   host: MultiRaftHost;
   /** Every injected fault and heal is logged. */
   log(message: string, fields: Record<string, unknown>): void;
@@ -49,12 +52,13 @@ function peersOf(peers: readonly bigint[], self: NodeId): NodeId[] {
 }
 
 export function addFaultInjectionService(server: Server, deps: FaultInjectionDeps): void {
-  const { network, disk, nodeId } = deps;
+  const { network, disk, partitionService, nodeId } = deps;
   const state = (): MessageInitShape<typeof FaultStateSchema> => ({
     droppedTo: network.droppedTo().map(BigInt),
     droppedFrom: network.droppedFrom().map(BigInt),
     disk: DISK_FAULTS[disk.mode],
     diskDelayMs: disk.delayMs,
+    indexEntriesRefused: partitionService.refuseIndexEntries,
   });
   addService(server, FaultInjectionService, {
     partition: async (request) => {
@@ -94,6 +98,11 @@ export function addFaultInjectionService(server: Server, deps: FaultInjectionDep
           throw new RpcError(Status.INVALID_ARGUMENT, `unknown disk fault ${request.fault}`);
       }
       deps.log('disk fault set', { disk: disk.mode, delayMs: disk.delayMs });
+      return state();
+    },
+    setIndexEntriesFault: async (request) => {
+      partitionService.refuseIndexEntries = request.refuse;
+      deps.log(request.refuse ? 'fault injected: index entries refused' : 'index entries taken again', {});
       return state();
     },
     transferLeadership: async (request) => {

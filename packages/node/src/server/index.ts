@@ -1,5 +1,6 @@
 export {
   StorageNodeServer,
+  type PartitionServiceFaults,
   type StorageNodeServerLog,
   type StorageNodeServerOptions,
   type StorageNodeServerStats,

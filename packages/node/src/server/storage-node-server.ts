@@ -25,7 +25,15 @@
  * index-outbox.ts): ReadRange and Statistics name the base table's schema and the GSI as index, and
  * are served from the partition's range of the index space; ApplyIndexEntries (the shipped outbox
  * records of a base partition) is proposed by the leader like a write, every entry key checked
- * against the range first.
+ * against the range first, under the GSI partition's admission control (a refusal only delays the
+ * records: the shipper keeps them and retries), its records counted as the partition's write load.
+ *
+ * GSI back-pressure: while a base partition's outbox holds `indexOutboxLimit` records or more (its
+ * GSI partitions do not keep up, or cannot be reached), its leader refuses new writes and transaction
+ * prepares of tables with a GSI with DynamoDB's ProvisionedThroughputExceededException, before
+ * proposing them, as DynamoDB throttles a table's writes when a GSI falls behind. Everything that
+ * drains or finishes (reads, writes of tables without GSIs, trims, resolves of prepared
+ * transactions, backfill chunks) goes on.
  *
  * Refused requests (undecodable, not routable) are logged as one structured line each. A frame that
  * is not protobuf at all is refused by the gRPC adapter (INVALID_ARGUMENT) before it reaches here.
@@ -91,7 +99,7 @@ import {
 } from '@shoal/proto';
 import { partitionBound } from '@shoal/storage';
 import { GroupNotHostedError, NotLeaderError, ProposalOutcomeUnknownError, RaftTimeoutError, type MultiRaftHost } from '../host/index.ts';
-import { recordGet, recordRangeRead, recordWrite, type Access, type NodeLoad, type PartitionLoadTracker } from '../load/index.ts';
+import { indexBacklogThrottled, recordGet, recordIndexEntries, recordRangeRead, recordWrite, type Access, type NodeLoad, type PartitionLoadTracker } from '../load/index.ts';
 import {
   proposeBeginTransaction,
   proposeDecideTransaction,
@@ -130,11 +138,26 @@ export interface StorageNodeServerOptions {
   /** Load tracking and admission control of the partitions served (absent: neither). */
   load?: NodeLoad;
   /**
+   * A base partition's outbox records (not yet trimmed) at which its leader refuses writes of tables
+   * with a GSI (GSI back-pressure). Absent: no limit.
+   */
+  indexOutboxLimit?: number;
+  /** The table and GSI of an index space in this node's view (a GSI partition's names, for its throttling answers). */
+  gsiOf?(spaceId: number): { table: TableSchema; index: IndexSchema } | undefined;
+  /** TEST ONLY (fault injection): requests refused on purpose. */
+  faults?: PartitionServiceFaults;
+  /**
    * How long an eventual read waits for its replica to apply its `minAppliedIndex` before answering
    * ReplicaBehind (never past the call's deadline). Default 100 ms: a follower is usually one
    * heartbeat behind, and the leader answers at once.
    */
   replicaWaitMs?: number;
+}
+
+/** TEST ONLY (fault injection, FaultInjectionService): requests the partition service refuses on purpose. */
+export interface PartitionServiceFaults {
+  /** ApplyIndexEntries answered UNAVAILABLE: the GSI partitions led here take no shipped records. */
+  refuseIndexEntries: boolean;
 }
 
 /** Requests served per kind, counted when they succeed, and requests refused before being served. */
@@ -151,6 +174,10 @@ export interface StorageNodeServerStats {
   /** Of those, reads and writes (DynamoDB's reasons TableReadKeyRangeThroughputExceeded / TableWriteKeyRangeThroughputExceeded). */
   throttledReads: number;
   throttledWrites: number;
+  /** Of those, ApplyIndexEntries calls (a GSI partition's IndexWriteKeyRangeThroughputExceeded): the shipper retries them. */
+  throttledIndexEntries: number;
+  /** Writes and transaction prepares refused because the partition's outbox is full (GSI back-pressure). */
+  indexBacklogRefusals: number;
   /** Eventual reads (calls) that waited for their replica to apply their minAppliedIndex. */
   replicaWaits: number;
   /** Of those, refused with ReplicaBehind after the wait. */
@@ -188,6 +215,8 @@ export class StorageNodeServer {
     throttled: 0,
     throttledReads: 0,
     throttledWrites: 0,
+    throttledIndexEntries: 0,
+    indexBacklogRefusals: 0,
     replicaWaits: 0,
     replicaBehind: 0,
     indexEntriesApplied: 0,
@@ -211,6 +240,7 @@ export class StorageNodeServer {
           }
           return { replica, transaction, write };
         });
+        this.#admitIndexBacklog(replica, write);
         const result = await this.#answer(replica.groupId, () => proposePrepareTransaction(this.#options.host, replica.groupId, transaction, write));
         this.stats.writes++;
         return writeResultToWire(result, visibleIndex(replica));
@@ -303,7 +333,7 @@ export class StorageNodeServer {
         return { left: partitionDescriptorToWire(halves.left), right: partitionDescriptorToWire(halves.right) };
       },
       applyIndexEntries: async (request, context) => {
-        const { replica, batch } = this.#admit('ApplyIndexEntries', context.peer, () => {
+        const { replica, descriptor, batch } = this.#admit('ApplyIndexEntries', context.peer, () => {
           const { target, batch } = applyIndexEntriesRequestFromWire(request);
           const { replica, descriptor } = this.#route(target);
           for (const record of batch.records) {
@@ -312,10 +342,15 @@ export class StorageNodeServer {
             }
             checkKey(descriptor, record.entryKey);
           }
-          return { replica, batch };
+          return { replica, descriptor, batch };
         });
+        if (this.#options.faults?.refuseIndexEntries === true) throw new RpcError(Status.UNAVAILABLE, `fault injected: partition ${replica.groupId} takes no index entries`);
+        const gsi = this.#options.gsiOf?.(descriptor.tableId);
+        const unknown = `space-${descriptor.tableId}`;
+        const tracker = this.#admitLoad(replica, 'write', gsi?.table.name ?? unknown, gsi?.index.name ?? unknown);
         const fences = batch.fences.map((fence) => ({ sourceGroupId: fence.sourcePartitionId, fromKey: fence.fromKey }));
         const applied = await this.#answer(replica.groupId, () => proposeIndexEntries(this.#options.host, replica.groupId, batch.sourcePartitionId, batch.records, fences));
+        if (tracker !== undefined) recordIndexEntries(tracker, batch.records);
         this.stats.indexEntriesApplied += applied.applied;
         this.stats.indexEntriesSkipped += applied.skipped;
         return { applied: applied.applied, skipped: applied.skipped };
@@ -339,6 +374,7 @@ export class StorageNodeServer {
           }
           return { replica, write, firstKey };
         });
+        this.#admitIndexBacklog(replica, write);
         const tracker = this.#admitLoad(replica, 'write', write.operations[0]?.table.name ?? '');
         const result = await this.#answer(replica.groupId, () => proposePartitionWrite(this.#options.host, replica.groupId, write));
         if (tracker !== undefined) recordWrite(tracker, write, result, firstKey);
@@ -361,6 +397,7 @@ export class StorageNodeServer {
             checkTable(descriptor, operation.table);
             const key = tableKey(operation.table, operation.key);
             checkKey(descriptor, key);
+            this.#admitIndexBacklog(replica, write);
             admitted.push({ position, write, key, tracker: this.#admitLoad(replica, 'write', operation.table.name) });
           });
           if (refusal instanceof RpcError) results[position] = refusal;
@@ -478,19 +515,40 @@ export class StorageNodeServer {
     throw replicaBehind(replica, index);
   }
 
-  /** The partition's load tracker, once its admission control let the request in (else DynamoDB's throttling error). */
-  #admitLoad(replica: PartitionReplica, access: Access, tableName: string): PartitionLoadTracker | undefined {
+  /**
+   * The partition's load tracker, once its admission control let the request in (else DynamoDB's
+   * throttling error); `indexName`: a GSI partition taking shipped entries.
+   */
+  #admitLoad(replica: PartitionReplica, access: Access, tableName: string, indexName?: string): PartitionLoadTracker | undefined {
     const tracker = this.#options.load?.of(replica.groupId);
     try {
-      tracker?.admit(access, tableName);
+      tracker?.admit(access, tableName, indexName);
     } catch (error) {
       if (!(error instanceof DynamoDbError)) throw error;
       this.stats.throttled++;
-      if (access === 'read') this.stats.throttledReads++;
+      if (indexName !== undefined) this.stats.throttledIndexEntries++;
+      else if (access === 'read') this.stats.throttledReads++;
       else this.stats.throttledWrites++;
       throw dynamoDbErrorToRpc(error);
     }
     return tracker;
+  }
+
+  /**
+   * GSI back-pressure: a write (or transaction prepare) of a table with a GSI is refused while the
+   * partition's outbox holds `indexOutboxLimit` records or more, on its leader (a follower's
+   * proposal answers NotLeader), before it is proposed. The write is not evaluated: a table with a
+   * GSI is enough, as a cheap check on every write must be. The backlog is the store's count kept
+   * in memory (no read).
+   */
+  #admitIndexBacklog(replica: PartitionReplica, write: PartitionWrite): void {
+    const limit = this.#options.indexOutboxLimit;
+    if (limit === undefined || replica.store.indexOutboxBacklog(replica.groupId) < limit) return;
+    const indexed = write.operations.find((operation) => operation.table.indexes.some((index) => index.kind === 'GSI'));
+    const { host } = this.#options;
+    if (indexed === undefined || host.leaderOf(replica.groupId) !== host.nodeId) return;
+    this.stats.indexBacklogRefusals++;
+    throw dynamoDbErrorToRpc(indexBacklogThrottled(indexed.table));
   }
 
   /** This node's replica of the partition a request targets, if the request's routing is current. */

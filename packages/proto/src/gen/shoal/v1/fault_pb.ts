@@ -10,7 +10,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/fault.proto.
  */
 export const file_shoal_v1_fault: GenFile = /*@__PURE__*/
-  fileDesc("ChRzaG9hbC92MS9mYXVsdC5wcm90bxIIc2hvYWwudjEiUgoQUGFydGl0aW9uUmVxdWVzdBINCgVwZWVycxgBIAMoBBIvCglkaXJlY3Rpb24YAiABKA4yHC5zaG9hbC52MS5QYXJ0aXRpb25EaXJlY3Rpb24iLwoMRGVsYXlSZXF1ZXN0Eg0KBXBlZXJzGAEgAygEEhAKCGRlbGF5X21zGAIgASgNIhwKC0hlYWxSZXF1ZXN0Eg0KBXBlZXJzGAEgAygEIkgKEERpc2tGYXVsdFJlcXVlc3QSIgoFZmF1bHQYASABKA4yEy5zaG9hbC52MS5EaXNrRmF1bHQSEAoIZGVsYXlfbXMYAiABKA0iPgoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIQCghncm91cF9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhwKGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlInAKCkZhdWx0U3RhdGUSEgoKZHJvcHBlZF90bxgBIAMoBBIUCgxkcm9wcGVkX2Zyb20YAiADKAQSIQoEZGlzaxgDIAEoDjITLnNob2FsLnYxLkRpc2tGYXVsdBIVCg1kaXNrX2RlbGF5X21zGAQgASgNKpoBChJQYXJ0aXRpb25EaXJlY3Rpb24SIwofUEFSVElUSU9OX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEiAKHFBBUlRJVElPTl9ESVJFQ1RJT05fT1VUQk9VTkQQARIfChtQQVJUSVRJT05fRElSRUNUSU9OX0lOQk9VTkQQAhIcChhQQVJUSVRJT05fRElSRUNUSU9OX0JPVEgQAypmCglEaXNrRmF1bHQSGgoWRElTS19GQVVMVF9VTlNQRUNJRklFRBAAEhMKD0RJU0tfRkFVTFRfTk9ORRABEhMKD0RJU0tfRkFVTFRfU0xPVxACEhMKD0RJU0tfRkFVTFRfRlVMTBADMuUCChVGYXVsdEluamVjdGlvblNlcnZpY2USPQoJUGFydGl0aW9uEhouc2hvYWwudjEuUGFydGl0aW9uUmVxdWVzdBoULnNob2FsLnYxLkZhdWx0U3RhdGUSNQoFRGVsYXkSFi5zaG9hbC52MS5EZWxheVJlcXVlc3QaFC5zaG9hbC52MS5GYXVsdFN0YXRlEjMKBEhlYWwSFS5zaG9hbC52MS5IZWFsUmVxdWVzdBoULnNob2FsLnYxLkZhdWx0U3RhdGUSQAoMU2V0RGlza0ZhdWx0Ehouc2hvYWwudjEuRGlza0ZhdWx0UmVxdWVzdBoULnNob2FsLnYxLkZhdWx0U3RhdGUSXwoSVHJhbnNmZXJMZWFkZXJzaGlwEiMuc2hvYWwudjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBokLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChRzaG9hbC92MS9mYXVsdC5wcm90bxIIc2hvYWwudjEiUgoQUGFydGl0aW9uUmVxdWVzdBINCgVwZWVycxgBIAMoBBIvCglkaXJlY3Rpb24YAiABKA4yHC5zaG9hbC52MS5QYXJ0aXRpb25EaXJlY3Rpb24iLwoMRGVsYXlSZXF1ZXN0Eg0KBXBlZXJzGAEgAygEEhAKCGRlbGF5X21zGAIgASgNIhwKC0hlYWxSZXF1ZXN0Eg0KBXBlZXJzGAEgAygEIkgKEERpc2tGYXVsdFJlcXVlc3QSIgoFZmF1bHQYASABKA4yEy5zaG9hbC52MS5EaXNrRmF1bHQSEAoIZGVsYXlfbXMYAiABKA0iPgoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIQCghncm91cF9pZBgBIAEoBBIPCgd0b19ub2RlGAIgASgEIhwKGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlIioKGEluZGV4RW50cmllc0ZhdWx0UmVxdWVzdBIOCgZyZWZ1c2UYASABKAgijwEKCkZhdWx0U3RhdGUSEgoKZHJvcHBlZF90bxgBIAMoBBIUCgxkcm9wcGVkX2Zyb20YAiADKAQSIQoEZGlzaxgDIAEoDjITLnNob2FsLnYxLkRpc2tGYXVsdBIVCg1kaXNrX2RlbGF5X21zGAQgASgNEh0KFWluZGV4X2VudHJpZXNfcmVmdXNlZBgFIAEoCCqaAQoSUGFydGl0aW9uRGlyZWN0aW9uEiMKH1BBUlRJVElPTl9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIgChxQQVJUSVRJT05fRElSRUNUSU9OX09VVEJPVU5EEAESHwobUEFSVElUSU9OX0RJUkVDVElPTl9JTkJPVU5EEAISHAoYUEFSVElUSU9OX0RJUkVDVElPTl9CT1RIEAMqZgoJRGlza0ZhdWx0EhoKFkRJU0tfRkFVTFRfVU5TUEVDSUZJRUQQABITCg9ESVNLX0ZBVUxUX05PTkUQARITCg9ESVNLX0ZBVUxUX1NMT1cQAhITCg9ESVNLX0ZBVUxUX0ZVTEwQAzK3AwoVRmF1bHRJbmplY3Rpb25TZXJ2aWNlEj0KCVBhcnRpdGlvbhIaLnNob2FsLnYxLlBhcnRpdGlvblJlcXVlc3QaFC5zaG9hbC52MS5GYXVsdFN0YXRlEjUKBURlbGF5EhYuc2hvYWwudjEuRGVsYXlSZXF1ZXN0GhQuc2hvYWwudjEuRmF1bHRTdGF0ZRIzCgRIZWFsEhUuc2hvYWwudjEuSGVhbFJlcXVlc3QaFC5zaG9hbC52MS5GYXVsdFN0YXRlEkAKDFNldERpc2tGYXVsdBIaLnNob2FsLnYxLkRpc2tGYXVsdFJlcXVlc3QaFC5zaG9hbC52MS5GYXVsdFN0YXRlEl8KElRyYW5zZmVyTGVhZGVyc2hpcBIjLnNob2FsLnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QaJC5zaG9hbC52MS5UcmFuc2ZlckxlYWRlcnNoaXBSZXNwb25zZRJQChRTZXRJbmRleEVudHJpZXNGYXVsdBIiLnNob2FsLnYxLkluZGV4RW50cmllc0ZhdWx0UmVxdWVzdBoULnNob2FsLnYxLkZhdWx0U3RhdGViBnByb3RvMw");
 
 /**
  * @generated from message shoal.v1.PartitionRequest
@@ -137,6 +137,27 @@ export const TransferLeadershipResponseSchema: GenMessage<TransferLeadershipResp
   messageDesc(file_shoal_v1_fault, 5);
 
 /**
+ * @generated from message shoal.v1.IndexEntriesFaultRequest
+ */
+export type IndexEntriesFaultRequest = Message<"shoal.v1.IndexEntriesFaultRequest"> & {
+  /**
+   * True: this node's PartitionService answers every ApplyIndexEntries call UNAVAILABLE, so the GSI
+   * partitions it leads take no shipped records (the shippers keep them in their outboxes and retry);
+   * false: it takes them again.
+   *
+   * @generated from field: bool refuse = 1;
+   */
+  refuse: boolean;
+};
+
+/**
+ * Describes the message shoal.v1.IndexEntriesFaultRequest.
+ * Use `create(IndexEntriesFaultRequestSchema)` to create a new message.
+ */
+export const IndexEntriesFaultRequestSchema: GenMessage<IndexEntriesFaultRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_fault, 6);
+
+/**
  * The node's faults after the call.
  *
  * @generated from message shoal.v1.FaultState
@@ -161,6 +182,11 @@ export type FaultState = Message<"shoal.v1.FaultState"> & {
    * @generated from field: uint32 disk_delay_ms = 4;
    */
   diskDelayMs: number;
+
+  /**
+   * @generated from field: bool index_entries_refused = 5;
+   */
+  indexEntriesRefused: boolean;
 };
 
 /**
@@ -168,7 +194,7 @@ export type FaultState = Message<"shoal.v1.FaultState"> & {
  * Use `create(FaultStateSchema)` to create a new message.
  */
 export const FaultStateSchema: GenMessage<FaultState> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_fault, 6);
+  messageDesc(file_shoal_v1_fault, 7);
 
 /**
  * @generated from enum shoal.v1.PartitionDirection
@@ -299,6 +325,16 @@ export const FaultInjectionService: GenService<{
     methodKind: "unary";
     input: typeof TransferLeadershipRequestSchema;
     output: typeof TransferLeadershipResponseSchema;
+  },
+  /**
+   * Makes this node refuse (or take again) shipped GSI records: a GSI that falls behind.
+   *
+   * @generated from rpc shoal.v1.FaultInjectionService.SetIndexEntriesFault
+   */
+  setIndexEntriesFault: {
+    methodKind: "unary";
+    input: typeof IndexEntriesFaultRequestSchema;
+    output: typeof FaultStateSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoal_v1_fault, 0);

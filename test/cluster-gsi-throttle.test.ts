@@ -1,0 +1,131 @@
+import {
+  BatchWriteItemCommand,
+  GetItemCommand,
+  ProvisionedThroughputExceededException,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { FaultInjectionService, createClient } from '@shoal/proto';
+import { eventually, metricValue, routedClusterPerFile } from './helpers/cluster.ts';
+import { createTable, keyedBy } from './helpers/item-assertions.ts';
+
+/**
+ * GSI back-pressure on 3 `shoal node` processes with a router in this process and the AWS SDK
+ * (maxAttempts 1, so every throttle is seen): with `--index-outbox-limit 50` and every node refusing
+ * shipped GSI records (fault injection: the GSI's partitions take nothing), a table's writes are
+ * accepted until its partition's outbox holds 50 records, then answered
+ * ProvisionedThroughputExceededException with DynamoDB's message for a GSI that cannot keep up,
+ * while a table without a GSI takes writes and reads go on. Once the GSI partitions take records
+ * again, the outbox drains, writes are accepted again and the GSI holds every item written.
+ */
+
+const LIMIT = 50;
+const STEP_TIMEOUT_MS = 180_000;
+const INDEX_MESSAGE =
+  'The level of configured provisioned throughput for one or more global secondary indexes of the table was exceeded. ' +
+  'Consider increasing your provisioning level for the under-provisioned global secondary indexes with the UpdateTable API';
+
+const cluster = routedClusterPerFile({ partitions: 1, nodeArgs: ['--index-outbox-limit', String(LIMIT), '--enable-fault-injection'] }, STEP_TIMEOUT_MS);
+const S = (value: string): AttributeValue => ({ S: value });
+
+async function sumOfMetric(name: string): Promise<number> {
+  let sum = 0;
+  for (const nodeId of cluster.nodes.nodeIds()) sum += metricValue(await cluster.nodes.metrics(nodeId), name) ?? Number.NaN;
+  return sum;
+}
+
+/** Every node refuses (or takes again) shipped GSI records: the GSI's partitions, wherever led, take none. */
+async function refuseIndexEntries(refuse: boolean): Promise<void> {
+  for (const nodeId of cluster.nodes.nodeIds()) {
+    const faults = createClient(FaultInjectionService, cluster.nodes.address(nodeId));
+    try {
+      expect((await faults.setIndexEntriesFault({ refuse })).indexEntriesRefused).toBe(refuse);
+    } finally {
+      faults.close();
+    }
+  }
+}
+
+const put = (table: string, pk: string, city?: string) =>
+  cluster.client.send(new PutItemCommand({ TableName: table, Item: { pk: S(pk), ...(city === undefined ? {} : { city: S(city) }) } }));
+
+describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', () => {
+  /** The items the indexed table acknowledged, in order. */
+  const accepted: string[] = [];
+
+  it('accepts writes until the outbox holds the limit, then answers ProvisionedThroughputExceededException', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await createTable(cluster.client, {
+      TableName: 'indexed',
+      ...keyedBy(['pk', 'S'], undefined, ['city', 'S']),
+      GlobalSecondaryIndexes: [{ IndexName: 'byCity', KeySchema: [{ AttributeName: 'city', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } }],
+    });
+    await createTable(cluster.client, { TableName: 'plain', ...keyedBy(['pk', 'S']) });
+    await refuseIndexEntries(true);
+    let throttled: ProvisionedThroughputExceededException | undefined;
+    for (let i = 0; i < 4 * LIMIT && throttled === undefined; i++) {
+      try {
+        await put('indexed', `item-${i}`, 'Oslo');
+        accepted.push(`item-${i}`);
+      } catch (error) {
+        if (!(error instanceof ProvisionedThroughputExceededException)) throw error;
+        throttled = error;
+      }
+    }
+    // Each new item makes one record: the limit is reached after exactly LIMIT writes.
+    expect(accepted).toHaveLength(LIMIT);
+    expect(throttled?.message).toBe(INDEX_MESSAGE);
+    expect(throttled?.ThrottlingReasons?.map((reason) => reason.reason)).toEqual(['IndexWriteKeyRangeThroughputExceeded']);
+    expect(throttled?.ThrottlingReasons?.[0]?.resource).toMatch(/^arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table\/indexed\/index\/byCity$/);
+    // Still refused (nothing drains while the GSI takes nothing); counted by the leader.
+    await expect(put('indexed', 'one-more', 'Oslo')).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect(await sumOfMetric('shoal_node_index_backlog_throttled_writes_total')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('keeps taking writes of a table without a GSI, and serving reads, meanwhile', { timeout: STEP_TIMEOUT_MS }, async () => {
+    for (let i = 0; i < 2 * LIMIT; i++) await put('plain', `plain-${i}`);
+    const strong = await cluster.client.send(new GetItemCommand({ TableName: 'indexed', Key: { pk: S(accepted[0]!) }, ConsistentRead: true }));
+    expect(strong.Item).toEqual({ pk: S(accepted[0]!), city: S('Oslo') });
+    const eventual = await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('plain-0') } }));
+    expect(eventual.Item?.pk).toEqual(S('plain-0'));
+    // A batch: the GSI-less table's item written, the other handed back (DynamoDB's way with throttles).
+    const batch = await cluster.client.send(new BatchWriteItemCommand({
+      RequestItems: {
+        indexed: [{ PutRequest: { Item: { pk: S('batched'), city: S('Oslo') } } }],
+        plain: [{ PutRequest: { Item: { pk: S('batched') } } }],
+      },
+    }));
+    expect(batch.UnprocessedItems).toEqual({ indexed: [{ PutRequest: { Item: { pk: S('batched'), city: S('Oslo') } } }] });
+    expect((await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('batched') }, ConsistentRead: true }))).Item).toEqual({ pk: S('batched') });
+    // A transaction across both tables: its prepare on the indexed table's partition is refused, it aborts whole.
+    const transaction = await cluster.client
+      .send(new TransactWriteItemsCommand({ TransactItems: [{ Put: { TableName: 'indexed', Item: { pk: S('tx'), city: S('Oslo') } } }, { Put: { TableName: 'plain', Item: { pk: S('tx') } } }] }))
+      .then(() => undefined, (error: unknown) => error);
+    expect(transaction).toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect((await cluster.client.send(new GetItemCommand({ TableName: 'plain', Key: { pk: S('tx') }, ConsistentRead: true }))).Item).toBeUndefined();
+    // The GSI is readable too: it holds none of the refused entries.
+    const query = await cluster.client.send(new QueryCommand({ TableName: 'indexed', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Oslo') } }));
+    expect(query.Items).toEqual([]);
+  });
+
+  it('once the GSI takes records again: the outbox drains, writes are accepted, the GSI converges', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await refuseIndexEntries(false);
+    await eventually('outboxes drained', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 60_000, 250);
+    for (let i = 0; i < 10; i++) {
+      await put('indexed', `after-${i}`, 'Oslo');
+      accepted.push(`after-${i}`);
+    }
+    const want = accepted.toSorted();
+    let got: string[] = [];
+    await eventually('the GSI holds every item written', async () => {
+      const query = await cluster.client.send(new QueryCommand({ TableName: 'indexed', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Oslo') } }));
+      got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, 60_000, 250).catch((error: unknown) => {
+      expect(got).toEqual(want);
+      throw error;
+    });
+  });
+});
