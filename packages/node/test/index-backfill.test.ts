@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeItemKey, PartitionMap, type IndexSchema, type Item, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
-import { ErrorDetailSchema, RpcError, Status, backfillIndexRequestToWire, dropIndexRequestToWire, tableRecordToWire } from '@shoal/proto';
+import { ErrorDetailSchema, RpcError, Status, backfillIndexRequestToWire, dropIndexRequestToWire, partitionDescriptorFromWire, tableRecordToWire } from '@shoal/proto';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/eventually.ts';
 import { GsiClusterHarness } from './gsi-cluster-harness.ts';
@@ -77,7 +77,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
   const backfill = async (schema: TableSchema, indexName: string, live: readonly StorageNodeChild[] = cluster.nodes, waitMs = 5_000): Promise<{ notLeaderFrom: number[] }> => {
     const notLeaderFrom: number[] = [];
     for (const partition of await harness.partitionsOf(schema.tableId)) {
-      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+      let target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
       let node = live[0];
       let last: unknown;
       let done = false;
@@ -89,6 +89,8 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
           if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT) throw error;
           const detail = error.detail(ErrorDetailSchema)?.kind;
           if (detail?.case === 'notLeader') notLeaderFrom.push(node.nodeId);
+          // Split meanwhile: the partition (its left half now) at its new epoch, as the router's map update does.
+          if (detail?.case === 'staleEpoch' && detail.value.current !== undefined) target = { ...target, epoch: BigInt(partitionDescriptorFromWire(detail.value.current).epoch) };
           const hinted = detail?.case === 'notLeader' ? live.find((n) => BigInt(n.nodeId) === detail.value.leader?.id) : undefined;
           node = hinted ?? live[(live.indexOf(node) + 1) % live.length];
           await new Promise((resolve) => setTimeout(resolve, 50));

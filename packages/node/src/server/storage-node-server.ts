@@ -12,8 +12,9 @@
  * bound: table reads stop at the range, index entries of other partitions' items are skipped.
  *
  * Write, BackfillIndex, DropIndex: only the group's leader proposes (the index commands go through
- * the log like writes, and answer once run on the leader); any other replica answers
- * FAILED_PRECONDITION with a NotLeader detail carrying the leader it knows of.
+ * the log like writes; DropIndex answers once run on the leader, BackfillIndex once its GSI records
+ * are applied or its wait_ms passed); any other replica answers FAILED_PRECONDITION with a NotLeader
+ * detail carrying the leader it knows of, as does a leader that stops leading while BackfillIndex waits.
  * Get / ReadRange: a consistent read first passes the group's ReadIndex (linearizable on any replica),
  * an eventual read is served from this replica's store at once, whatever its role; one naming a
  * `minAppliedIndex` (read-your-writes: the router's own writes) first waits, briefly, until reads of
