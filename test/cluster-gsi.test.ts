@@ -36,7 +36,7 @@ import { createTable, keyedBy, keySchema } from './helpers/item-assertions.ts';
  * GSI keys, deletes, items without the GSI keys) go to the table; each GSI must converge to exactly
  * what a Scan of the table implies, through a SIGKILL of a base partition's leader, splits of a base
  * and a GSI partition, a GSI added over existing items (backfill); deleting the GSI and the table
- * takes their partitions out of the map. Then the backfill's lifecycle over 6,000 items: ACTIVE only
+ * takes their partitions out of the map. Then the backfill's lifecycle over 20,000 items: ACTIVE only
  * once the GSI holds every item (a Query right after finds them all), through a leadership transfer
  * of a base partition during the backfill, and a GSI deleted during its backfill stops it.
  */
@@ -394,9 +394,9 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
 });
 
 const BACKFILLED = 'gsi_backfill';
-const BACKFILLED_ITEMS = 6_000;
+const BACKFILLED_ITEMS = 20_000;
 const GROUPS = 20;
-/** Item i of the backfill table: its GSI key `grp` one of GROUPS values, GROUPS * 300 items in all. */
+/** Item i of the backfill table: its GSI key `grp` one of GROUPS values. */
 const backfilledItem = (i: number): AttributeMap => ({ pk: S(`b${i}`), grp: S(`g${i % GROUPS}`), n: N(i) });
 
 /** Adds a KEYS_ONLY GSI on `grp` to the backfill table; resolves once UpdateTable answered (the backfill runs on). */
@@ -450,7 +450,7 @@ const EVERY_ITEM = { scanned: BACKFILLED_ITEMS, byGroup: Array.from({ length: GR
 describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
   beforeAll(async () => {
     await createTable(cluster.client, { TableName: BACKFILLED, ...keyedBy(['pk', 'S']) });
-    // 6,000 items, 8 BatchWriteItems of 25 at a time.
+    // 20,000 items, 8 BatchWriteItems of 25 at a time.
     const batches = Array.from({ length: BACKFILLED_ITEMS / 25 }, (_, b) => Array.from({ length: 25 }, (_, n) => ({ PutRequest: { Item: backfilledItem(b * 25 + n) } })));
     for (let at = 0; at < batches.length; at += 8) {
       await Promise.all(
@@ -466,7 +466,7 @@ describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
     }
   }, STEP_TIMEOUT_MS);
 
-  it('turns a GSI ACTIVE only once it holds every backfilled item: a Scan and Queries right after find all 6,000, at once', { timeout: STEP_TIMEOUT_MS }, async () => {
+  it('turns a GSI ACTIVE only once it holds every backfilled item: a Scan and Queries right after find all 20,000, at once', { timeout: STEP_TIMEOUT_MS }, async () => {
     await addGroupIndex('byGroup');
     await activeAfterBackfill('byGroup');
     // One pass, no polling: DynamoDB's ACTIVE means the backfill is done.
