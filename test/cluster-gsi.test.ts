@@ -1,6 +1,8 @@
 import {
   BatchWriteItemCommand,
   DeleteItemCommand,
+  GetItemCommand,
+  ScanCommand,
   DeleteTableCommand,
   DescribeTableCommand,
   PutItemCommand,
@@ -34,7 +36,9 @@ import { createTable, keyedBy, keySchema } from './helpers/item-assertions.ts';
  * GSI keys, deletes, items without the GSI keys) go to the table; each GSI must converge to exactly
  * what a Scan of the table implies, through a SIGKILL of a base partition's leader, splits of a base
  * and a GSI partition, a GSI added over existing items (backfill); deleting the GSI and the table
- * takes their partitions out of the map.
+ * takes their partitions out of the map. Then the backfill's lifecycle over 20,000 items: ACTIVE only
+ * once the GSI holds every item (a Query right after finds them all), through a leadership transfer
+ * of a base partition during the backfill, and a GSI deleted during its backfill stops it.
  */
 
 const TABLE = 'gsi_orders';
@@ -48,7 +52,9 @@ const BY_STATUS: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'status', range: 'a
 const BY_OWNER: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'owner', projection: { include: ['amount'] } };
 const BY_AMOUNT: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'amount', projection: 'KEYS_ONLY' };
 
-const cluster = routedClusterPerFile({ partitions: 3 }, STEP_TIMEOUT_MS);
+// Backfill chunks of 100 items: a backfill of a few thousand items is a few dozen entries, long enough
+// to move a leader or delete the index while it runs.
+const cluster = routedClusterPerFile({ partitions: 3, nodeArgs: ['--index-backfill-chunk-items', '100'] }, STEP_TIMEOUT_MS);
 
 type AttributeMap = Record<string, AttributeValue>;
 const S = (value: string): AttributeValue => ({ S: value });
@@ -384,5 +390,124 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
     expect(ids.size).toBe(4 + 4 + 3);
     await cluster.client.send(new DeleteTableCommand({ TableName: TABLE }));
     await eventually('every partition of the table gone from the map', async () => !(await adminStatus(cluster.nodes.metaAddresses)).partitions.some((row) => ids.has(row.id)), 60_000, 500);
+  });
+});
+
+const BACKFILLED = 'gsi_backfill';
+const BACKFILLED_ITEMS = 20_000;
+const GROUPS = 20;
+/** Item i of the backfill table: its GSI key `grp` one of GROUPS values. */
+const backfilledItem = (i: number): AttributeMap => ({ pk: S(`b${i}`), grp: S(`g${i % GROUPS}`), n: N(i) });
+
+/** Adds a KEYS_ONLY GSI on `grp` to the backfill table; resolves once UpdateTable answered (the backfill runs on). */
+async function addGroupIndex(indexName: string): Promise<void> {
+  await cluster.client.send(
+    new UpdateTableCommand({
+      TableName: BACKFILLED,
+      AttributeDefinitions: [{ AttributeName: 'grp', AttributeType: 'S' }],
+      GlobalSecondaryIndexUpdates: [{ Create: { IndexName: indexName, KeySchema: keySchema('grp'), Projection: { ProjectionType: 'KEYS_ONLY' } } }],
+    }),
+  );
+}
+
+/** The index's status in DescribeTable, polled every 50 ms until it is ACTIVE (bounded). */
+async function activeAfterBackfill(indexName: string): Promise<void> {
+  await eventually(`${indexName} ACTIVE`, async () => {
+    const { Table } = await cluster.client.send(new DescribeTableCommand({ TableName: BACKFILLED }));
+    return Table?.GlobalSecondaryIndexes?.find((index) => index.IndexName === indexName)?.IndexStatus === 'ACTIVE';
+  }, 180_000, 50);
+}
+
+/** One pass over the GSI, no retry: how many entries each group's Query finds, and a Scan's count. */
+async function gsiCountsOnce(indexName: string): Promise<{ scanned: number; byGroup: number[] }> {
+  let scanned = 0;
+  let startKey: AttributeMap | undefined;
+  for (let page = 0; page < 100; page++) {
+    const answer = await cluster.client.send(new ScanCommand({ TableName: BACKFILLED, IndexName: indexName, Select: 'COUNT', ...(startKey ? { ExclusiveStartKey: startKey } : {}) }));
+    scanned += answer.Count ?? 0;
+    startKey = answer.LastEvaluatedKey;
+    if (startKey === undefined) break;
+  }
+  const byGroup: number[] = [];
+  for (let group = 0; group < GROUPS; group++) {
+    let count = 0;
+    let queryKey: AttributeMap | undefined;
+    for (let page = 0; page < 100; page++) {
+      const answer = await cluster.client.send(
+        new QueryCommand({ TableName: BACKFILLED, IndexName: indexName, Select: 'COUNT', KeyConditionExpression: 'grp = :g', ExpressionAttributeValues: { ':g': S(`g${group}`) }, ...(queryKey ? { ExclusiveStartKey: queryKey } : {}) }),
+      );
+      count += answer.Count ?? 0;
+      queryKey = answer.LastEvaluatedKey;
+      if (queryKey === undefined) break;
+    }
+    byGroup.push(count);
+  }
+  return { scanned, byGroup };
+}
+
+const EVERY_ITEM = { scanned: BACKFILLED_ITEMS, byGroup: Array.from({ length: GROUPS }, () => BACKFILLED_ITEMS / GROUPS) };
+
+describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
+  beforeAll(async () => {
+    await createTable(cluster.client, { TableName: BACKFILLED, ...keyedBy(['pk', 'S']) });
+    // 20,000 items, 8 BatchWriteItems of 25 at a time.
+    const batches = Array.from({ length: BACKFILLED_ITEMS / 25 }, (_, b) => Array.from({ length: 25 }, (_, n) => ({ PutRequest: { Item: backfilledItem(b * 25 + n) } })));
+    for (let at = 0; at < batches.length; at += 8) {
+      await Promise.all(
+        batches.slice(at, at + 8).map(async (batch) => {
+          let pending: WriteRequest[] = batch;
+          for (let round = 0; pending.length > 0 && round < 50; round++) {
+            if (round > 0) await new Promise((done) => setTimeout(done, 50));
+            pending = (await cluster.client.send(new BatchWriteItemCommand({ RequestItems: { [BACKFILLED]: pending } }))).UnprocessedItems?.[BACKFILLED] ?? [];
+          }
+          expect(pending).toEqual([]);
+        }),
+      );
+    }
+  }, STEP_TIMEOUT_MS);
+
+  it('turns a GSI ACTIVE only once it holds every backfilled item: a Scan and Queries right after find all 20,000, at once', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await addGroupIndex('byGroup');
+    await activeAfterBackfill('byGroup');
+    // One pass, no polling: DynamoDB's ACTIVE means the backfill is done.
+    expect(await gsiCountsOnce('byGroup')).toEqual(EVERY_ITEM);
+  });
+
+  it('finishes a backfill through a leadership transfer of a base partition while it runs: ACTIVE, and the GSI holds exactly the items', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const chunksBefore = await sumOfMetric('shoal_node_index_backfill_chunks_total');
+    await addGroupIndex('byGroupMoved');
+    await eventually('the backfill walking', async () => (await sumOfMetric('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
+    const base = (await rowsOf(BACKFILLED)).find((row) => row.leader !== undefined)!;
+    const to = base.replicas.map(Number).find((nodeId) => nodeId !== base.leader)!;
+    const moved = await runShoal(['admin', 'transfer-leader', String(base.id), String(to), '--wait', '--timeout', '60', '--meta', cluster.nodes.metaAddresses.join(',')]);
+    expect(moved.code, moved.stderr).toBe(0);
+    await activeAfterBackfill('byGroupMoved');
+    expect(await gsiCountsOnce('byGroupMoved')).toEqual(EVERY_ITEM);
+    const entries = await scanAll(cluster.client, { TableName: BACKFILLED, IndexName: 'byGroupMoved' });
+    expect(entries.map(canonicalItem).sort()).toEqual(Array.from({ length: BACKFILLED_ITEMS }, (_, i) => canonicalItem({ pk: S(`b${i}`), grp: S(`g${i % GROUPS}`) })).sort());
+  });
+
+  it('stops the backfill of a GSI deleted while it runs: no chunk walks after, its records leave the outboxes, the table keeps serving', { timeout: STEP_TIMEOUT_MS }, async () => {
+    const walkedBefore = await sumOfMetric('shoal_node_index_backfill_items_total');
+    const chunksBefore = await sumOfMetric('shoal_node_index_backfill_chunks_total');
+    await addGroupIndex('byGroupDropped');
+    await eventually('the backfill walking', async () => (await sumOfMetric('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
+    await cluster.client.send(new UpdateTableCommand({ TableName: BACKFILLED, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byGroupDropped' } }] }));
+    // Answered once every base partition's leader stopped the walk.
+    const walkedAtDelete = await sumOfMetric('shoal_node_index_backfill_items_total');
+    await eventually('the outboxes empty', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 60_000, 250);
+    const { Table } = await cluster.client.send(new DescribeTableCommand({ TableName: BACKFILLED }));
+    expect(Table?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.IndexStatus]).sort()).toEqual([['byGroup', 'ACTIVE'], ['byGroupMoved', 'ACTIVE']]);
+    // The walk stopped part way and walked nothing after the delete.
+    expect(walkedAtDelete - walkedBefore).toBeLessThan(BACKFILLED_ITEMS);
+    expect(await sumOfMetric('shoal_node_index_backfill_items_total')).toBe(walkedAtDelete);
+    // The table serves: a write, a strong read of it, and the other GSIs follow it.
+    await cluster.client.send(new PutItemCommand({ TableName: BACKFILLED, Item: { pk: S('after'), grp: S('g-after') } }));
+    expect((await cluster.client.send(new GetItemCommand({ TableName: BACKFILLED, Key: { pk: S('after') }, ConsistentRead: true }))).Item).toEqual({ pk: S('after'), grp: S('g-after') });
+    await eventuallyConsistent(
+      () => cluster.client.send(new QueryCommand({ TableName: BACKFILLED, IndexName: 'byGroup', KeyConditionExpression: 'grp = :g', ExpressionAttributeValues: { ':g': S('g-after') } })),
+      (answer) => expect(answer.Items).toEqual([{ pk: S('after'), grp: S('g-after') }]),
+      { once: false, timeoutMs: CONVERGE_TIMEOUT_MS, intervalMs: 50 },
+    );
   });
 });

@@ -173,6 +173,7 @@ program
   .option('--quiesce-idle-groups', 'idle Raft groups stop ticking and heartbeating until a request wakes them (a hung leader is then seen dead in seconds, not one election timeout)')
   .option('--raft-tick-ms <ms>', 'the Raft tick', positiveInteger, 50)
   .option('--raft-election-ticks <ticks>', 'ticks without a leader before an election (randomized up to twice that)', positiveInteger, 20)
+  .option('--index-backfill-chunk-items <items>', 'items one chunk of a GSI backfill walks at most (and 1 MiB; its apply holds the node\'s other groups that long; default 1000)', positiveInteger)
   .addOption(logLevelOption())
   .action(async (options: NodeOptions) => {
     const { runNode } = await import('./commands/node.ts');

@@ -63,6 +63,7 @@ describe('shoal command line', () => {
       ['--log-compaction-keep', 'some', 'must be a whole number of at least 0'],
       ['--raft-tick-ms', '0', 'must be a whole number of at least 1'],
       ['--raft-election-ticks', '2.5', 'must be a whole number of at least 1'],
+      ['--index-backfill-chunk-items', '0', 'must be a whole number of at least 1'],
     ];
     for (const [flag, bad, message] of refused) {
       const { status, stderr } = shoal(...node, flag, bad);
@@ -76,6 +77,7 @@ describe('shoal command line', () => {
     expect(help).toMatch(/--quiesce-idle-groups /);
     expect(help).toMatch(/--raft-tick-ms <ms> .*\(default: 50\)/);
     expect(help).toMatch(/--raft-election-ticks <ticks> .*\(default: 20\)/);
+    expect(help).toMatch(/--index-backfill-chunk-items <items> .*default 1000\)/);
   });
 
   it('takes the log level by flag or SHOAL_LOG_LEVEL, and refuses an unknown one', () => {

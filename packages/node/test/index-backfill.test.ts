@@ -1,31 +1,22 @@
 /**
  * GSI backfills as a series of chunk entries (asynchronous GSIs), on three storage node processes:
  * while a 100,000-item backfill runs, another group of the same nodes keeps applying writes (the
- * walk no longer holds every group of the node in one apply); a backfill whose leader is SIGKILLed
- * part way is continued by the new leader from the recorded next key (it walks only the rest) and
- * the GSI converges exactly; a split during a backfill hands the right half the rest of the range,
- * every item is walked exactly once over both halves and the GSI converges exactly (that the call
- * waits for the right half too: packages/storage/test/index-outbox.test.ts, partition-replica-index-entries).
+ * walk no longer holds every group of the node in one apply); a BackfillIndex call answers done only
+ * once the GSI partitions applied every record of the walk (the GSI read right after holds every
+ * item); a backfill whose leader is SIGKILLed part way is continued by the new leader from the
+ * recorded next key (it walks only the rest) and the GSI converges exactly; a leadership transfer
+ * while a call waits makes the old leader answer NotLeader and the new one finish it; a GSI dropped
+ * during its backfill stops the walk and its records leave the outboxes; a split during a backfill
+ * hands the right half the rest of the range, every item is walked exactly once over both halves
+ * and the GSI converges exactly (that the call waits for the right half too:
+ * packages/storage/test/index-outbox.test.ts, partition-replica-index-entries).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PartitionMap, type IndexSchema, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
-import {
-  AdminService,
-  ErrorDetailSchema,
-  RpcError,
-  Status,
-  backfillIndexRequestToWire,
-  createClient,
-  partitionMapResponseFromWire,
-  rangeReadRequestToWire,
-  rangeReadResultFromWire,
-  statisticsFromWire,
-  statisticsRequestToWire,
-  tableRecordToWire,
-  type ClientOf,
-} from '@shoal/proto';
+import { encodeItemKey, PartitionMap, type IndexSchema, type Item, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
+import { ErrorDetailSchema, RpcError, Status, backfillIndexRequestToWire, dropIndexRequestToWire, partitionDescriptorFromWire, tableRecordToWire } from '@shoal/proto';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/eventually.ts';
+import { GsiClusterHarness } from './gsi-cluster-harness.ts';
 
 const ATTEMPTS = 2_400;
 const CHUNK_ITEMS = 400;
@@ -34,26 +25,18 @@ const N = (value: number) => ({ N: String(value) });
 
 describe('GSI backfills in bounded chunk entries on three node processes', () => {
   let cluster: StorageNodeChildren;
-  let admin: ClientOf<typeof AdminService> | undefined;
-
-  const partitionMap = async (): Promise<PartitionDescriptor[]> => {
-    const answer = partitionMapResponseFromWire(await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
-    if (answer.notModified) throw new Error('no map');
-    return answer.partitions;
-  };
-  const partitionsOf = async (spaceId: number): Promise<PartitionDescriptor[]> => new PartitionMap(await partitionMap()).partitionsOf(spaceId);
-  const space = async (): Promise<number> => (await cluster.meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+  let harness: GsiClusterHarness;
 
   /** Waits until every live node holds a replica of every partition of the map (three nodes: all of them). */
   const replicasEverywhere = async (live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> => {
     await eventually(async () => {
-      const count = (await partitionMap()).length;
+      const count = (await harness.partitionMap()).length;
       return (await Promise.all(live.map((n) => n.state()))).every((s) => s.ready && s.metrics.partitionReplicas === count) ? true : undefined;
     }, 'every replica on every node', ATTEMPTS);
   };
 
   const createTable = async (name: string): Promise<{ schema: TableSchema; record: TableRecord }> => {
-    const schema: TableSchema = { name, tableId: await space(), hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes: [] };
+    const schema: TableSchema = { name, tableId: await harness.allocateSpaceId(), hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes: [] };
     const record: TableRecord = { schema, status: 'ACTIVE', createdAt: 1_700_000_000, billingMode: 'PAY_PER_REQUEST', tags: {} };
     await cluster.meta.call((client, options) => client.createTable({ record: tableRecordToWire(record), initialPartitions: 1 }, options));
     await replicasEverywhere();
@@ -62,11 +45,11 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
 
   /** Adds a KEYS_ONLY GSI on `city` through the meta group (its partitions made and placed); answers the new schema. */
   const addCityIndex = async (table: { schema: TableSchema; record: TableRecord }, name = 'byCity'): Promise<{ schema: TableSchema; record: TableRecord; index: IndexSchema }> => {
-    const index: IndexSchema = { name, kind: 'GSI', indexId: await space(), hashKey: { name: 'city', type: 'S' }, projection: { type: 'KEYS_ONLY' } };
+    const index: IndexSchema = { name, kind: 'GSI', indexId: await harness.allocateSpaceId(), hashKey: { name: 'city', type: 'S' }, projection: { type: 'KEYS_ONLY' } };
     const schema: TableSchema = { ...table.schema, indexes: [...table.schema.indexes, index] };
     const record: TableRecord = { ...table.record, schema };
     await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire(record) }, options));
-    await eventually(async () => ((await partitionsOf(index.indexId)).length > 0 ? true : undefined), 'the GSI partitions in the map', ATTEMPTS);
+    await eventually(async () => ((await harness.partitionsOf(index.indexId)).length > 0 ? true : undefined), 'the GSI partitions in the map', ATTEMPTS);
     await replicasEverywhere();
     return { schema, record, index };
   };
@@ -75,7 +58,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
 
   /** `count` items written to the table's one partition, 1,000 per write. */
   const load = async (schema: TableSchema, count: number): Promise<void> => {
-    const [partition] = await partitionsOf(schema.tableId);
+    const [partition] = await harness.partitionsOf(schema.tableId);
     for (let from = 0; from < count; from += 1_000) {
       const operations = Array.from({ length: Math.min(1_000, count - from) }, (_, n) => {
         const it = item(from + n);
@@ -87,26 +70,35 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
   };
 
   /**
-   * The backfill call of the table's partition(s) as the router makes it: to each partition's leader
-   * (following NotLeader among `live`, retried while the group elects), resolving once it ran there.
+   * The backfill call of the table's partition(s) as the router makes it: each partition's leader asked
+   * until it answers done (waiting up to `waitMs` there), following NotLeader hints among `live` (else
+   * the next live node), bounded. Answers the nodes that answered NotLeader, in order.
    */
-  const backfill = async (schema: TableSchema, indexName: string, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> => {
-    for (const partition of await partitionsOf(schema.tableId)) {
-      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+  const backfill = async (schema: TableSchema, indexName: string, live: readonly StorageNodeChild[] = cluster.nodes, waitMs = 5_000): Promise<{ notLeaderFrom: number[] }> => {
+    const notLeaderFrom: number[] = [];
+    for (const partition of await harness.partitionsOf(schema.tableId)) {
+      let target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+      let node = live[0];
       let last: unknown;
       let done = false;
-      for (let attempt = 0; attempt < 200 && !done; attempt++) {
+      for (let attempt = 0; attempt < 400 && !done; attempt++) {
         try {
-          await cluster.partitionClient(live[attempt % live.length].address).backfillIndex(backfillIndexRequestToWire(target, { table: schema, indexName }), { timeoutMs: 180_000 });
-          done = true;
+          done = (await cluster.partitionClient(node.address).backfillIndex(backfillIndexRequestToWire(target, { table: schema, indexName }, waitMs), { timeoutMs: waitMs + 30_000 })).done;
         } catch (error) {
           last = error;
           if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT) throw error;
+          const detail = error.detail(ErrorDetailSchema)?.kind;
+          if (detail?.case === 'notLeader') notLeaderFrom.push(node.nodeId);
+          // Split meanwhile: the partition (its left half now) at its new epoch, as the router's map update does.
+          if (detail?.case === 'staleEpoch' && detail.value.current !== undefined) target = { ...target, epoch: BigInt(partitionDescriptorFromWire(detail.value.current).epoch) };
+          const hinted = detail?.case === 'notLeader' ? live.find((n) => BigInt(n.nodeId) === detail.value.leader?.id) : undefined;
+          node = hinted ?? live[(live.indexOf(node) + 1) % live.length];
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       }
-      if (!done) throw last;
+      if (!done) throw last ?? new Error(`partition ${partition.id}: the backfill never answered done`);
     }
+    return { notLeaderFrom };
   };
 
   /** A node's counters of backfill chunks and items it proposed and applied as a leader. */
@@ -115,67 +107,18 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     return { chunks: states.reduce((sum, s) => sum + s.metrics.indexBackfillChunks, 0), items: states.reduce((sum, s) => sum + s.metrics.indexBackfillItems, 0) };
   };
 
-  /** Asks the nodes of `live` in turn until one answers (a follower behind, an election: the next), bounded. */
-  const onAnyNode = async <T>(call: (node: StorageNodeChild) => Promise<T>, live: readonly StorageNodeChild[]): Promise<T> => {
-    let last: unknown;
-    for (let attempt = 0; attempt < 60; attempt++) {
-      try {
-        return await call(live[attempt % live.length]);
-      } catch (error) {
-        last = error;
-        if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-    throw last;
-  };
-
-  /** Every entry of the GSI (consistent reads of each of its partitions), as sorted JSON, and the summed statistics' count. */
+  const entryOf = (entry: Item): string => JSON.stringify([entry.city, entry.pk, entry.sk]);
+  /** The GSI's entries (as sorted JSON) and its statistics' count, as its partitions hold them now. */
   const gsiEntries = async (schema: TableSchema, index: IndexSchema, live: readonly StorageNodeChild[] = cluster.nodes): Promise<{ entries: string[]; itemCount: number }> => {
-    const entries: string[] = [];
-    let itemCount = 0;
-    for (const partition of await partitionsOf(index.indexId)) {
-      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-      let exclusiveStartKey: Item | undefined;
-      for (let page = 0; page < 1_000; page++) {
-        const request = { table: schema, indexName: index.name, forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const, ...(exclusiveStartKey ? { exclusiveStartKey } : {}) };
-        const result = rangeReadResultFromWire(await onAnyNode((node) => cluster.partitionClient(node.address).readRange(rangeReadRequestToWire(target, request, { consistent: true }), { timeoutMs: 5_000 }), live));
-        entries.push(...result.items.map((entry) => JSON.stringify([entry.city, entry.pk, entry.sk])));
-        exclusiveStartKey = result.lastEvaluatedKey;
-        if (exclusiveStartKey === undefined) break;
-      }
-      itemCount += statisticsFromWire(await onAnyNode((node) => cluster.partitionClient(node.address).statistics(statisticsRequestToWire(target, { table: schema, indexName: index.name }), { timeoutMs: 5_000 }), live)).itemCount;
-    }
-    return { entries: entries.sort(), itemCount };
+    const { items, itemCount } = await harness.gsiContents(schema, index, live);
+    return { entries: items.map(entryOf).sort(), itemCount };
   };
+  /** What the GSI of items 0..count-1 holds. */
+  const gsiOf = (count: number): { entries: string[]; itemCount: number } => ({ entries: Array.from({ length: count }, (_, i) => entryOf(item(i))).sort(), itemCount: count });
 
   /** The GSI holds exactly the entries of items 0..count-1 (eventually: shipping is asynchronous). */
-  const converges = async (schema: TableSchema, index: IndexSchema, count: number, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> => {
-    const want = Array.from({ length: count }, (_, i) => item(i)).map((it) => JSON.stringify([it.city, it.pk, it.sk])).sort();
-    let last: { entries: string[]; itemCount: number } | undefined;
-    await eventually(async () => {
-      last = await gsiEntries(schema, index, live);
-      return last.itemCount === count && JSON.stringify(last.entries) === JSON.stringify(want) ? true : undefined;
-    }, `${schema.name}/${index.name} to converge`, ATTEMPTS).catch((error: unknown) => {
-      expect({ itemCount: last?.itemCount, entries: last?.entries.length }).toEqual({ itemCount: count, entries: count });
-      expect(last?.entries).toEqual(want);
-      throw error;
-    });
-  };
-
-  const adminCall = async <T>(call: (client: ClientOf<typeof AdminService>) => Promise<T>): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
-      await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
-      admin?.close();
-      admin = createClient(AdminService, cluster.meta.leaderAddress!);
-      try {
-        return await call(admin);
-      } catch (error) {
-        if (attempt >= 20 || !(error instanceof RpcError)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  };
+  const converges = (schema: TableSchema, index: IndexSchema, count: number, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> =>
+    harness.converges(`${schema.name}/${index.name} to converge`, () => gsiEntries(schema, index, live), gsiOf(count), ATTEMPTS);
 
   beforeAll(async () => {
     // No split by heat or size and no throttling: the loads below would split the tables (a split here
@@ -189,23 +132,24 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       indexBackfillChunk: { maxItems: CHUNK_ITEMS, maxBytes: 1 << 20 },
     });
     await eventually(() => cluster.allReady(), 'three ready nodes', ATTEMPTS);
+    harness = new GsiClusterHarness(cluster);
   }, 120_000);
 
   afterAll(async () => {
-    admin?.close();
+    harness?.close();
     await cluster?.close();
   });
 
   /** The 100,000-item table of the first test, with its GSI (the last test splits it during a second GSI's backfill). */
   let big: { schema: TableSchema; record: TableRecord };
 
-  it('keeps applying another group\'s writes on the same nodes while a 100,000-item backfill runs, in bounded chunks', { timeout: 300_000 }, async () => {
+  it('keeps applying another group\'s writes on the same nodes while a 100,000-item backfill runs, in bounded chunks; done means the GSI holds every item', { timeout: 300_000 }, async () => {
     const loaded = await createTable('big');
     const other = await createTable('other');
     await load(loaded.schema, 100_000);
     const { schema, record, index } = await addCityIndex(loaded);
     big = { schema, record };
-    const [otherPartition] = await partitionsOf(other.schema.tableId);
+    const [otherPartition] = await harness.partitionsOf(other.schema.tableId);
     const before = await walked();
 
     let running = true;
@@ -241,7 +185,31 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     expect(after.chunks - before.chunks).toBeLessThanOrEqual(100_000 / CHUNK_ITEMS + 1);
     // In one apply (the old walk), no other group of the node applied anything until it ended.
     expect(writesDuringWalk).toBeGreaterThan(0);
-    await converges(schema, index, 100_000);
+    // Answered done once the GSI partitions applied every record of the walk: read at once, no waiting.
+    expect(await gsiEntries(schema, index)).toEqual(gsiOf(100_000));
+  });
+
+  it('finishes a backfill through a leadership transfer while the call waits: the old leader answers NotLeader, the new one goes on; done means the GSI holds every item', { timeout: 300_000 }, async () => {
+    const table = await createTable('moved');
+    await load(table.schema, 20_000);
+    const { schema, index } = await addCityIndex(table);
+    const [partition] = await harness.partitionsOf(schema.tableId);
+    const before = await Promise.all(cluster.nodes.map(async (node) => ({ node, ...(await walked([node])) })));
+    // A long wait on the node: only a NotLeader answer ends the call in flight before the backfill is done.
+    const call = backfill(schema, index.name, cluster.nodes, 240_000);
+    const leader = await eventually(async () => {
+      for (const { node, chunks } of before) if ((await walked([node])).chunks >= chunks + 3) return node;
+      return undefined;
+    }, 'a few chunks applied by the leader', ATTEMPTS);
+    const other = cluster.nodes.find((node) => node !== leader)!;
+    await harness.adminCall((client) => client.transferLeader({ partitionId: BigInt(partition.id), toNode: BigInt(other.nodeId) }));
+    // The call waiting on the leader was answered NotLeader when leadership moved (without it, it would
+    // have waited until the backfill was done).
+    expect((await call).notLeaderFrom).toContain(leader.nodeId);
+    // The new leader walked the rest.
+    const others = before.filter(({ node }) => node !== leader);
+    expect((await walked(others.map(({ node }) => node))).items).toBeGreaterThan(others.reduce((sum, { items }) => sum + items, 0));
+    expect(await gsiEntries(schema, index)).toEqual(gsiOf(20_000));
   });
 
   it('continues a backfill whose leader is SIGKILLed part way from the recorded next key; the GSI converges exactly', { timeout: 300_000 }, async () => {
@@ -277,17 +245,45 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     const before = await walked();
     const call = backfill(schema, index.name);
     await eventually(async () => ((await walked()).chunks >= before.chunks + 2 ? true : undefined), 'a few chunks applied', ATTEMPTS);
-    await adminCall((client) => client.split({ table: schema.name }));
+    await harness.adminCall((client) => client.split({ table: schema.name }));
     const atSplit = await walked();
     await call;
     // The split came while the walk went on (the premise of this test).
     expect(atSplit.items - before.items).toBeLessThan(100_000);
-    expect(await partitionsOf(schema.tableId)).toHaveLength(2);
+    expect(await harness.partitionsOf(schema.tableId)).toHaveLength(2);
     await converges(schema, index, 100_000);
     // Each item walked exactly once over both halves (no part walked again by either).
     expect((await walked()).items - before.items).toBe(100_000);
     // Sent to both halves now (as the router's next round does): both done, nothing walked again.
     await backfill(schema, index.name);
     expect((await walked()).items - before.items).toBe(100_000);
+  });
+
+  it('drops a GSI during its backfill: the walk stops, its records leave the outboxes, a backfill call after walks nothing, and the table keeps serving', { timeout: 300_000 }, async () => {
+    const { schema, record, index } = await addCityIndex(big, 'byCityDropped');
+    const before = await walked();
+    const call = backfill(schema, index.name);
+    await eventually(async () => ((await walked()).chunks >= before.chunks + 3 ? true : undefined), 'a few chunks applied', ATTEMPTS);
+    // As UpdateTable deleting a GSI: the meta group first (the GSI's partitions go), then each base partition's leader.
+    await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire({ ...record, schema: big.schema }) }, options));
+    for (const partition of await harness.partitionsOf(schema.tableId)) {
+      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+      await harness.onAnyNode((node) => cluster.partitionClient(node.address).dropIndex(dropIndexRequestToWire(target, { table: schema, indexName: index.name }), { timeoutMs: 10_000 }));
+    }
+    // The call waiting meanwhile answers done (nothing left to wait for); so does one made after the drop.
+    await call;
+    const atDrop = await walked();
+    await backfill(schema, index.name);
+    // The table keeps serving: a write, and the first GSI still follows it.
+    const extra: Item = { pk: S('extra'), sk: N(0), city: S('c-extra'), note: S('after the drop') };
+    const owner = async () => new PartitionMap(await harness.partitionMap()).lookup(encodeItemKey(schema.tableId, extra.pk, extra.sk))!;
+    expect((await cluster.write(cluster.nodes, owner, { operations: [{ table: big.schema, kind: 'Put', key: { pk: extra.pk, sk: extra.sk }, item: extra }] })).applied).toBe(true);
+    const byCity = big.schema.indexes.find((candidate) => candidate.name === 'byCity')!;
+    await eventually(async () => ((await harness.gsiContents(big.schema, byCity)).itemCount === 100_001 ? true : undefined), 'the write in byCity', ATTEMPTS);
+    // Every record of the dropped GSI left the outboxes (dropped by the shippers, trimmed).
+    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((state) => state.metrics.indexOutboxRecords === 0) ? true : undefined), 'the outboxes empty', ATTEMPTS);
+    // The walk stopped part way, and walked nothing after the drop (a chunk proposed before it applied stale).
+    expect(atDrop.items - before.items).toBeLessThan(100_000);
+    expect((await walked()).items).toBe(atDrop.items);
   });
 });

@@ -11,23 +11,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCollectionPrefix, encodeItemKey, itemSize, PartitionMap, spaceRange, type IndexSchema, type Item, type PartitionDescriptor, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import {
-  AdminService,
   ErrorDetailSchema,
   RpcError,
   Status,
   applyIndexEntriesRequestToWire,
-  createClient,
-  partitionMapResponseFromWire,
   rangeReadRequestToWire,
   rangeReadResultFromWire,
-  statisticsFromWire,
-  statisticsRequestToWire,
   tableRecordToWire,
-  type ClientOf,
 } from '@shoal/proto';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
 import { eventually } from './fixtures/eventually.ts';
+import { GsiClusterHarness } from './gsi-cluster-harness.ts';
 
 const ATTEMPTS = 1_200;
 const BY_CITY_NAME = 'byCity';
@@ -37,7 +32,7 @@ const N = (value: number) => ({ N: String(value) });
 
 describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node processes', () => {
   let cluster: StorageNodeChildren;
-  let admin: ClientOf<typeof AdminService> | undefined;
+  let harness: GsiClusterHarness;
   let reference: LocalStore;
   let schema: TableSchema;
   let byCity: IndexSchema;
@@ -46,18 +41,11 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   let writeSchema: TableSchema;
   let record: TableRecord;
 
-  const partitionMap = async (): Promise<PartitionDescriptor[]> => {
-    const answer = partitionMapResponseFromWire(await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options)));
-    if (answer.notModified) throw new Error('no map');
-    return answer.partitions;
-  };
-  const partitionsOf = async (spaceId: number): Promise<PartitionDescriptor[]> => new PartitionMap(await partitionMap()).partitionsOf(spaceId);
-
   const itemKey = (item: Item): Uint8Array => encodeItemKey(schema.tableId, item.pk, item.sk);
   /** A write through the base partition owning the item (located again at each attempt: splits), and the same write on the reference store. */
   const write = async (request: PartitionWrite, live: readonly StorageNodeChild[] = cluster.nodes): Promise<StorageNodeChild> => {
     const key = itemKey(request.operations[0].key);
-    const { applied, leader } = await cluster.write(live, async () => new PartitionMap(await partitionMap()).lookup(key)!, request);
+    const { applied, leader } = await cluster.write(live, async () => new PartitionMap(await harness.partitionMap()).lookup(key)!, request);
     expect(applied).toBe(true);
     expect((await reference.partitions.write(request)).applied).toBe(true);
     return leader;
@@ -65,43 +53,6 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   const put = (pk: string, sk: number, extra: Item): PartitionWrite => ({ operations: [{ table: writeSchema, kind: 'Put', key: { pk: S(pk), sk: N(sk) }, item: { pk: S(pk), sk: N(sk), ...extra } }] });
   const remove = (pk: string, sk: number): PartitionWrite => ({ operations: [{ table: writeSchema, kind: 'Delete', key: { pk: S(pk), sk: N(sk) } }] });
 
-  /** Asks the nodes of `live` in turn (a follower's NotLeader, an election, a map behind: the next), bounded. */
-  const onAnyNode = async <T>(call: (node: StorageNodeChild) => Promise<T>, live: readonly StorageNodeChild[] = cluster.nodes): Promise<T> => {
-    let last: unknown;
-    for (let attempt = 0; attempt < 60; attempt++) {
-      try {
-        return await call(live[attempt % live.length]);
-      } catch (error) {
-        last = error;
-        const routing = error instanceof RpcError ? error.detail(ErrorDetailSchema)?.kind.case : undefined;
-        if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT || routing === 'keyOutOfRange' || routing === 'staleEpoch') throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-    throw last;
-  };
-
-  /** Every entry of a GSI, partition by partition in key order (consistent reads), with the summed statistics. */
-  const gsiState = async (index: IndexSchema, live: readonly StorageNodeChild[] = cluster.nodes): Promise<{ items: Item[]; itemCount: number; sizeBytes: number }> => {
-    const items: Item[] = [];
-    let itemCount = 0;
-    let sizeBytes = 0;
-    for (const partition of await partitionsOf(index.indexId)) {
-      const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-      let exclusiveStartKey: Item | undefined;
-      for (let page = 0; page < 100; page++) {
-        const request = { table: writeSchema, indexName: index.name, forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const, ...(exclusiveStartKey ? { exclusiveStartKey } : {}) };
-        const result = rangeReadResultFromWire(await onAnyNode((node) => cluster.partitionClient(node.address).readRange(rangeReadRequestToWire(target, request, { consistent: true }), { timeoutMs: 5_000 }), live));
-        items.push(...result.items);
-        exclusiveStartKey = result.lastEvaluatedKey;
-        if (exclusiveStartKey === undefined) break;
-      }
-      const statistics = statisticsFromWire(await onAnyNode((node) => cluster.partitionClient(node.address).statistics(statisticsRequestToWire(target, { table: writeSchema, indexName: index.name }), { timeoutMs: 5_000 }), live));
-      itemCount += statistics.itemCount;
-      sizeBytes += statistics.sizeBytes;
-    }
-    return { items, itemCount, sizeBytes };
-  };
   const expected = async (index: IndexSchema) => {
     const table = writeSchema;
     const read = await reference.partitions.readRange({ table, indexName: index.name, forward: true, maxBytes: 1 << 30, select: 'ALL_ATTRIBUTES' });
@@ -110,31 +61,8 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     return { items: read.items, itemCount: read.items.length, sizeBytes: read.items.reduce((sum, item) => sum + itemSize(item), 0) };
   };
   /** The GSI's partitions hold exactly what the reference store's synchronous GSI holds (eventually). */
-  const converges = async (index: IndexSchema, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> => {
-    const want = await expected(index);
-    let last: unknown;
-    await eventually(async () => {
-      last = await gsiState(index, live);
-      return JSON.stringify(last) === JSON.stringify(want) ? true : undefined;
-    }, `${index.name} to converge`, ATTEMPTS).catch((error: unknown) => {
-      expect(last).toEqual(want);
-      throw error;
-    });
-  };
-
-  const adminCall = async <T>(call: (client: ClientOf<typeof AdminService>) => Promise<T>): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
-      await cluster.meta.call((client, options) => client.getPartitionMap({ knownVersion: 0n }, options));
-      admin?.close();
-      admin = createClient(AdminService, cluster.meta.leaderAddress!);
-      try {
-        return await call(admin);
-      } catch (error) {
-        if (attempt >= 20 || !(error instanceof RpcError)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-  };
+  const converges = async (index: IndexSchema, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> =>
+    harness.converges(`${index.name} to converge`, () => harness.gsiContents(writeSchema, index, live), await expected(index), ATTEMPTS);
 
   /** Some writes over 30 items: new items, updates moving city, leaving the index, deletes. */
   const workload = async (round: number, count: number, live?: readonly StorageNodeChild[]): Promise<void> => {
@@ -153,7 +81,8 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     // byAge's records wait for the map to show it longer than a loaded machine may take below.
     cluster = await StorageNodeChildren.start('index-shipping', 3, { tickMs: 20, heartbeatIntervalMs: 200, defaultPartitions: 2, indexShipping: { unknownIndexGraceMs: 600_000 } });
     await eventually(() => cluster.allReady(), 'three ready nodes', ATTEMPTS);
-    const space = async (): Promise<number> => (await cluster.meta.call((client, options) => client.allocateSpaceId({}, options))).spaceId;
+    harness = new GsiClusterHarness(cluster);
+    const space = (): Promise<number> => harness.allocateSpaceId();
     const tableId = await space();
     byCity = { name: BY_CITY_NAME, kind: 'GSI', indexId: await space(), hashKey: { name: 'city', type: 'S' }, rangeKey: { name: 'age', type: 'N' }, projection: { type: 'INCLUDE', nonKeyAttributes: ['name'] } };
     byAge = { name: BY_AGE_NAME, kind: 'GSI', indexId: await space(), hashKey: { name: 'age', type: 'N' }, projection: { type: 'KEYS_ONLY' } };
@@ -165,13 +94,13 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   }, 120_000);
 
   afterAll(async () => {
-    admin?.close();
+    harness?.close();
     await cluster?.close();
     await reference?.close();
   });
 
   it('gives the GSI partitions of its own, covering the index space', { timeout: 60_000 }, async () => {
-    const partitions = await partitionsOf(byCity.indexId);
+    const partitions = await harness.partitionsOf(byCity.indexId);
     expect(partitions).toHaveLength(2);
     expect(Buffer.from(partitions[0].startKey).equals(Buffer.from(spaceRange(byCity.indexId).start))).toBe(true);
     expect(partitions.at(-1)!.endKey.length === 0 || Buffer.from(partitions.at(-1)!.endKey).equals(Buffer.from(spaceRange(byCity.indexId).end))).toBe(true);
@@ -180,7 +109,7 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   it('converges to the base items: puts, updates moving entries, items leaving the index, deletes', { timeout: 120_000 }, async () => {
     await workload(1, 120);
     await converges(byCity);
-    const state = await gsiState(byCity);
+    const state = await harness.gsiContents(writeSchema, byCity);
     expect(state.items.length).toBeGreaterThan(10);
     // Shipped records are trimmed: the outboxes empty out.
     await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((s) => s.metrics.indexOutboxRecords === 0) ? true : undefined), 'empty outboxes', ATTEMPTS);
@@ -190,13 +119,13 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   });
 
   it('serves a GSI Query from the partition its item collection lies in, and refuses reads a GSI partition cannot serve', { timeout: 60_000 }, async () => {
-    const partitions = await partitionsOf(byCity.indexId);
+    const partitions = await harness.partitionsOf(byCity.indexId);
     const collection = encodeCollectionPrefix(byCity.indexId, S('c1'));
     const owner = new PartitionMap(partitions).lookup(collection)!;
     const other = partitions.find((p) => p.id !== owner.id)!;
     const query = { table: writeSchema, indexName: byCity.name, hashValue: S('c1'), forward: true, maxBytes: 1 << 20, select: 'ALL_ATTRIBUTES' as const };
     const read = (partition: PartitionDescriptor, request: Parameters<typeof rangeReadRequestToWire>[1]) =>
-      onAnyNode((node) => cluster.partitionClient(node.address).readRange(rangeReadRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request, { consistent: true }), { timeoutMs: 5_000 }));
+      harness.onAnyNode((node) => cluster.partitionClient(node.address).readRange(rangeReadRequestToWire({ partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) }, request, { consistent: true }), { timeoutMs: 5_000 }));
     const found = rangeReadResultFromWire(await read(owner, query)).items;
     const want = (await expected(byCity)).items.filter((item) => JSON.stringify(item.city) === JSON.stringify(S('c1')));
     expect(found).toEqual(want);
@@ -208,7 +137,7 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     const wrong = await read(owner, tableScan).catch((error: unknown) => error);
     expect(wrong instanceof RpcError && wrong.code).toBe(Status.INVALID_ARGUMENT);
     // Nor is a GSI a base partition's: its index space holds GSI partitions' entries, not its own.
-    const [base] = await partitionsOf(schema.tableId);
+    const [base] = await harness.partitionsOf(schema.tableId);
     const { hashValue: _value, ...gsiScan } = query;
     const misrouted = await read(base, gsiScan).catch((error: unknown) => error);
     expect(misrouted instanceof RpcError && misrouted.code).toBe(Status.INVALID_ARGUMENT);
@@ -217,19 +146,19 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   it('applies a batch sent twice once, and never lets an older record (or a fenced source\'s) overwrite a newer one', { timeout: 60_000 }, async () => {
     const source = 999_000 + Math.floor(Math.random() * 1_000);
     const entryKey = encodeItemKey(byCity.indexId, S('~probe'), N(0), S('~probe'), N(0));
-    const partitions = await partitionsOf(byCity.indexId);
+    const partitions = await harness.partitionsOf(byCity.indexId);
     const partition = new PartitionMap(partitions).lookup(entryKey)!;
     const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
     const entry = { pk: S('~probe'), sk: N(0), city: S('~probe'), age: N(0) };
     const itemKey = encodeItemKey(schema.tableId, S('~probe'), N(0));
     type Batch = Parameters<typeof applyIndexEntriesRequestToWire>[1];
     const send = (records: Batch['records'], from = source, fences: Batch['fences'] = []) =>
-      onAnyNode((node) => cluster.partitionClient(node.address).applyIndexEntries(applyIndexEntriesRequestToWire(target, { sourcePartitionId: from, records, fences }), { timeoutMs: 5_000 }));
+      harness.onAnyNode((node) => cluster.partitionClient(node.address).applyIndexEntries(applyIndexEntriesRequestToWire(target, { sourcePartitionId: from, records, fences }), { timeoutMs: 5_000 }));
     const batch = [{ seq: 1, indexId: byCity.indexId, entryKey, itemKey, entry }, { seq: 2, indexId: byCity.indexId, entryKey, itemKey, entry: { ...entry, name: S('second') } }];
     expect(await send(batch)).toMatchObject({ applied: 2, skipped: 0 });
     expect(await send(batch)).toMatchObject({ applied: 0, skipped: 2 });
     expect(await send(batch.slice(0, 1))).toMatchObject({ applied: 0, skipped: 1 });
-    const probe = (await gsiState(byCity)).items.filter((item) => JSON.stringify(item.pk) === JSON.stringify(S('~probe')));
+    const probe = (await harness.gsiContents(writeSchema, byCity)).items.filter((item) => JSON.stringify(item.pk) === JSON.stringify(S('~probe')));
     expect(probe).toEqual([{ ...entry, name: S('second') }]);
     // A key outside the partition is refused whole (KeyOutOfRange with its descriptor).
     const other = partitions.find((p) => p.id !== partition.id)!;
@@ -238,7 +167,7 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     // A split half of the source fences it from the item's key on: the source's later record of it is stale.
     expect(await send([{ seq: 1, indexId: byCity.indexId, entryKey, itemKey, entry: { ...entry, name: S('half') } }], source + 1, [{ sourcePartitionId: source, fromKey: itemKey }])).toMatchObject({ applied: 1 });
     expect(await send([{ seq: 4, indexId: byCity.indexId, entryKey, itemKey }])).toMatchObject({ applied: 0, skipped: 1 });
-    expect((await gsiState(byCity)).items.filter((item) => JSON.stringify(item.pk) === JSON.stringify(S('~probe')))).toEqual([{ ...entry, name: S('half') }]);
+    expect((await harness.gsiContents(writeSchema, byCity)).items.filter((item) => JSON.stringify(item.pk) === JSON.stringify(S('~probe')))).toEqual([{ ...entry, name: S('half') }]);
     expect(await send([{ seq: 2, indexId: byCity.indexId, entryKey, itemKey }], source + 1)).toMatchObject({ applied: 1 });
     await converges(byCity);
   });
@@ -260,7 +189,7 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   });
 
   it('follows a GSI partition\'s leader moving to another node', { timeout: 120_000 }, async () => {
-    const [partition] = await partitionsOf(byCity.indexId);
+    const [partition] = await harness.partitionsOf(byCity.indexId);
     const leaderOf = async (): Promise<number | undefined> => {
       for (const node of cluster.nodes) {
         if ((await node.state()).metrics.groups.some((g) => g.partitionId === partition.id && g.leader === 1)) return node.nodeId;
@@ -269,19 +198,19 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     };
     const before = await eventually(leaderOf, 'the GSI partition\'s leader', ATTEMPTS);
     const other = partition.replicas.map((r) => r.nodeId).find((id) => id !== before)!;
-    await adminCall((client) => client.transferLeader({ partitionId: BigInt(partition.id), toNode: BigInt(other) }));
+    await harness.adminCall((client) => client.transferLeader({ partitionId: BigInt(partition.id), toNode: BigInt(other) }));
     await eventually(async () => ((await leaderOf()) === other ? true : undefined), 'the leadership moved', ATTEMPTS);
     await workload(5, 60);
     await converges(byCity);
   });
 
   it('keeps shipping through a split of a GSI partition', { timeout: 120_000 }, async () => {
-    const before = (await partitionsOf(byCity.indexId)).length;
+    const before = (await harness.partitionsOf(byCity.indexId)).length;
     const writes = workload(6, 80);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await adminCall((client) => client.split({ table: `${schema.name}/${byCity.name}` }));
+    await harness.adminCall((client) => client.split({ table: `${schema.name}/${byCity.name}` }));
     await writes;
-    expect((await partitionsOf(byCity.indexId)).length).toBe(before + 1);
+    expect((await harness.partitionsOf(byCity.indexId)).length).toBe(before + 1);
     await workload(7, 20);
     await converges(byCity);
   });
@@ -289,14 +218,14 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
   it('ships records pending across a split of their base partition from both halves', { timeout: 180_000 }, async () => {
     // Writes name byAge before the meta group does: their byAge records wait in the outboxes.
     writeSchema = { ...schema, indexes: [byCity, byAge] };
-    const basesBefore = (await partitionsOf(schema.tableId)).length;
+    const basesBefore = (await harness.partitionsOf(schema.tableId)).length;
     await workload(8, 40);
     const pending = async () => (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexOutboxRecords, 0);
     await eventually(async () => ((await pending()) > 0 ? true : undefined), 'records waiting in the outboxes', ATTEMPTS);
     const held = (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexBatchesHeld, 0);
     expect(held).toBeGreaterThan(0);
-    await adminCall((client) => client.split({ table: schema.name }));
-    expect((await partitionsOf(schema.tableId)).length).toBe(basesBefore + 1);
+    await harness.adminCall((client) => client.split({ table: schema.name }));
+    expect((await harness.partitionsOf(schema.tableId)).length).toBe(basesBefore + 1);
     await workload(9, 20);
     // Now the meta group adds byAge (its partitions): what waited ships, from the halves that hold it.
     record = { ...record, schema: writeSchema };
@@ -310,8 +239,8 @@ describe('asynchronous GSIs: outboxes shipped to GSI partitions on three node pr
     // The meta group deletes byAge; writes still name it (a router whose schema is older).
     record = { ...record, schema: { ...schema, indexes: [byCity] } };
     await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire(record) }, options));
-    await eventually(async () => ((await partitionsOf(byAge.indexId)).length === 0 ? true : undefined), 'byAge partitions gone', ATTEMPTS);
-    const partitionCount = (await partitionMap()).length;
+    await eventually(async () => ((await harness.partitionsOf(byAge.indexId)).length === 0 ? true : undefined), 'byAge partitions gone', ATTEMPTS);
+    const partitionCount = (await harness.partitionMap()).length;
     // Three nodes: every node holds a replica of every partition.
     await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((s) => s.metrics.partitionReplicas === partitionCount) ? true : undefined), 'byAge replicas removed', ATTEMPTS);
     const droppedBefore = (await Promise.all(cluster.nodes.map((n) => n.state()))).reduce((sum, s) => sum + s.metrics.indexRecordsDropped, 0);

@@ -680,11 +680,14 @@ function indexRequestFromWire(request: WireBackfillIndexRequest | WireDropIndexR
   return { target: targetFromWire(request.target), request: { table: tableSchemaFromWire(request.table), indexName: request.indexName } };
 }
 
-export function backfillIndexRequestToWire(target: RoutedTo, request: IndexRequest): WireBackfillIndexRequest {
-  return create(BackfillIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName });
+/** `waitMs`: how long the leader waits for the backfill to be done before it answers (0: at once). */
+export function backfillIndexRequestToWire(target: RoutedTo, request: IndexRequest, waitMs = 0): WireBackfillIndexRequest {
+  return create(BackfillIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName, waitMs });
 }
 
-export const backfillIndexRequestFromWire: (request: WireBackfillIndexRequest) => { target: RoutedTo; request: IndexRequest } = indexRequestFromWire;
+export function backfillIndexRequestFromWire(request: WireBackfillIndexRequest): { target: RoutedTo; request: IndexRequest; waitMs: number } {
+  return { ...indexRequestFromWire(request), waitMs: request.waitMs };
+}
 
 export function dropIndexRequestToWire(target: RoutedTo, request: IndexRequest): WireDropIndexRequest {
   return create(DropIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName });

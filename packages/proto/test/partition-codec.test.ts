@@ -286,7 +286,8 @@ describe('the partition contract on the wire', () => {
         const statistics = statisticsRequestFromWire(overTheWire(StatisticsRequestSchema, statisticsRequestToWire(routed, { table: schema, indexName })));
         expectSame(statistics, { target: routed, request: indexName === undefined ? { table: schema } : { table: schema, indexName } });
         const request = { table: schema, indexName: named };
-        expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request))), { target: routed, request });
+        expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request))), { target: routed, request, waitMs: 0 });
+        expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request, 5_000))), { target: routed, request, waitMs: 5_000 });
         expectSame(dropIndexRequestFromWire(overTheWire(DropIndexRequestSchema, dropIndexRequestToWire(routed, request))), { target: routed, request });
       }),
       runs,

@@ -803,8 +803,10 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
 };
 
 /**
- * Builds a new GSI from the table's items, then marks it ACTIVE. If the index (or its table) went
- * away meanwhile, entries the backfill wrote after the drop are dropped again.
+ * Builds a new GSI from the table's items, then marks it ACTIVE (in the cluster: once the GSI's
+ * partitions applied every backfilled entry, so a Query right after sees them all). If the index went
+ * away meanwhile, entries the backfill wrote after the drop are dropped again; if its table went,
+ * nothing is left to do (its partitions, in the cluster, went with it).
  */
 export async function backfill(
   ctx: EngineContext,
@@ -817,7 +819,8 @@ export async function backfill(
     const record = await ctx.catalog.get(schema.name);
     const built = schema.indexes.find((candidate) => candidate.name === indexName);
     const wanted = record?.schema.indexes.find((candidate) => candidate.name === indexName);
-    if (record === undefined || wanted === undefined || wanted.indexId !== built?.indexId) {
+    if (record === undefined || record.schema.tableId !== schema.tableId) return;
+    if (wanted === undefined || wanted.indexId !== built?.indexId) {
       await ctx.partitions.dropIndex(schema, indexName);
       return;
     }

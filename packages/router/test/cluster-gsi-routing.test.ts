@@ -23,8 +23,8 @@ import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
 
 /**
  * Which partitions a router asks for a GSI: its own (tableId = the GSI's space id) for reads,
- * statistics and readiness, the base table's for its backfill, none to drop it (the meta group removed
- * its partitions). The node is a PartitionService stub on 127.0.0.1 recording what it was asked.
+ * statistics, readiness and the replicas' confirmation of a backfill, the base table's for its backfill
+ * and to stop it when the GSI is dropped (the meta group removed the GSI's partitions). The node is a PartitionService stub on 127.0.0.1 recording what it was asked.
  */
 
 const table: TableSchema = {
@@ -45,6 +45,7 @@ interface Asked {
   partitionId: number;
   indexName?: string;
   consistent?: boolean;
+  waitMs?: number;
 }
 
 describe('a router over a table with a GSI of its own partitions', () => {
@@ -69,9 +70,10 @@ describe('a router over a table with a GSI of its own partitions', () => {
         return statisticsToWire({ itemCount: Number(target.partitionId), sizeBytes: 10 * Number(target.partitionId) });
       },
       backfillIndex: async (request) => {
-        const { target, request: index } = backfillIndexRequestFromWire(request);
-        asked.push({ rpc: 'backfillIndex', partitionId: Number(target.partitionId), indexName: index.indexName });
-        return {};
+        const { target, request: index, waitMs } = backfillIndexRequestFromWire(request);
+        asked.push({ rpc: 'backfillIndex', partitionId: Number(target.partitionId), indexName: index.indexName, waitMs });
+        // Not done at the first call of a partition: the router asks again.
+        return { done: asked.filter((a) => a.rpc === 'backfillIndex' && a.partitionId === Number(target.partitionId)).length > 1 };
       },
       dropIndex: async (request) => {
         const { target, request: index } = dropIndexRequestFromWire(request);
@@ -138,12 +140,16 @@ describe('a router over a table with a GSI of its own partitions', () => {
     expect(askedNow()).toEqual(gsiPartitions.map((p) => ({ rpc: 'readRange', partitionId: p.id, indexName: 'byUser', consistent: true })));
   });
 
-  it('backfills a GSI on the table partitions, and drops it without asking any partition', async () => {
+  it('backfills a GSI on the table partitions, asking each until it answers done, then reads each GSI replica consistently; a drop asks the table partitions to stop it', async () => {
     asked = [];
     await client.backfillIndex(table, 'byUser');
-    expect(askedNow()).toEqual(tablePartitions.map((p) => ({ rpc: 'backfillIndex', partitionId: p.id, indexName: 'byUser' })));
+    const backfillCall = (p: PartitionDescriptor): Asked => ({ rpc: 'backfillIndex', partitionId: p.id, indexName: 'byUser', waitMs: 5_000 });
+    expect(askedNow()).toEqual([
+      ...tablePartitions.flatMap((p) => [backfillCall(p), backfillCall(p)]),
+      ...gsiPartitions.map((p) => ({ rpc: 'readRange', partitionId: p.id, indexName: 'byUser', consistent: true })),
+    ]);
     await client.dropIndex(table, 'byUser');
-    expect(askedNow()).toEqual([]);
+    expect(askedNow()).toEqual(tablePartitions.map((p) => ({ rpc: 'dropIndex', partitionId: p.id, indexName: 'byUser' })));
   });
 
   it('forgets the partitions of a deleted table and of its GSIs', () => {

@@ -128,10 +128,15 @@ export function allRunningBackfillsRange(): KeyRange {
  * walk; `done`, every item of the group had its record (kept, so the backfill command sent again,
  * or to a split half, does not walk the items again). `origin`: the group whose backfillIndex
  * command started it (a split half inherits it, with the origin kept, so the command's caller waits
- * for the halves too). Keys in hex.
+ * for the halves too). `lastSeq` (once done): the group's last outbox seq when its walk ended, so
+ * every record the walk made is at or below it (its records are applied by the GSI partitions once
+ * the outbox holds none at or below it). `dropped`: the index was dropped (a tombstone, done: a
+ * backfill command of it arriving later, or sent again, walks nothing). Keys in hex.
  */
 export interface RunningBackfill {
   done: boolean;
+  lastSeq?: number;
+  dropped?: boolean;
   groupId: number;
   indexId: number;
   table: TableSchema;
@@ -143,6 +148,8 @@ export interface RunningBackfill {
 
 interface RunningBackfillJson {
   done?: true;
+  lastSeq?: number;
+  dropped?: true;
   table: TableSchema;
   indexName: string;
   origin: number;
@@ -153,6 +160,8 @@ interface RunningBackfillJson {
 export function runningBackfillMutation(backfill: RunningBackfill): Mutation {
   const json: RunningBackfillJson = { table: backfill.table, indexName: backfill.indexName, origin: backfill.origin, nextKey: hex(backfill.nextKey), end: hex(backfill.end) };
   if (backfill.done) json.done = true;
+  if (backfill.lastSeq !== undefined) json.lastSeq = backfill.lastSeq;
+  if (backfill.dropped === true) json.dropped = true;
   return { key: runningBackfillKey(backfill.groupId, backfill.indexId), value: encodeJson(json) };
 }
 
@@ -160,6 +169,8 @@ export function decodeRunningBackfill(key: Uint8Array, value: Uint8Array): Runni
   const json = decodeJson<RunningBackfillJson>(value);
   return {
     done: json.done === true,
+    ...(json.lastSeq === undefined ? {} : { lastSeq: json.lastSeq }),
+    ...(json.dropped === true ? { dropped: true } : {}),
     groupId: decodeU32(key.subarray(5, 9)),
     indexId: decodeU32(key.subarray(9, 13)),
     table: json.table,
@@ -297,6 +308,11 @@ export class OutboxWriter {
     const seq = this.#next;
     this.#mutations.push({ key: outboxKey(this.groupId, seq), value: encodeOutboxRecord(record) });
     this.#next = seq + 1;
+  }
+
+  /** The group's last seq once the records appended so far are written (0: none ever). */
+  lastSeq(): number {
+    return (this.#next ?? readNextSeq(this.#state, this.groupId)) - 1;
   }
 
   /** The records and the new next seq (nothing when no record was appended). */

@@ -192,7 +192,7 @@ export class PartitionStore implements PartitionClient {
    * every write makes its GSI records, a GSI backfill running or not: its chunks walk the items not
    * reached yet later, with their newest state, so their records follow those of earlier writes.
    */
-  private readonly indexOutbox: boolean;
+  readonly indexOutbox: boolean;
   /** Each group's outbox records not trimmed yet, kept with every change (indexOutboxBacklog). */
   private readonly outboxBacklogs = new OutboxBacklogs();
   private readonly maintains: IndexGate = (index, itemKey) => {
@@ -433,7 +433,7 @@ export class PartitionStore implements PartitionClient {
     return this.commits.exclusive(async (state) => {
       await state.durable();
       const range = outboxRange(groupId);
-      const mutations: Mutation[] = await this.splitRunningBackfills(state, groupId, rightGroupId, splitKey);
+      const mutations: Mutation[] = [];
       let next = readNextSeq(state, rightGroupId);
       const first = next;
       for await (const [key, value] of this.level.iterator({ gte: range.start, lt: range.end })) {
@@ -443,6 +443,8 @@ export class PartitionStore implements PartitionClient {
         next += 1;
       }
       if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
+      const lastSeqs = { left: readNextSeq(state, groupId) - 1, right: next - 1 };
+      mutations.push(...(await this.splitRunningBackfills(state, groupId, rightGroupId, splitKey, lastSeqs)));
       return { result: next - first, mutations };
     }).then(async (moved) => {
       await this.reloadIndexOutboxBacklogs([groupId, rightGroupId]);
@@ -457,20 +459,29 @@ export class PartitionStore implements PartitionClient {
    * A split of a group with GSI backfills: the right group inherits each for its range (next key: the
    * later of the backfill's and the split key; the origin kept; a done one done), the left one's ends
    * at the split key (done when its walk is past it). A replayed split finds the right's written and
-   * the left's already cut (its end at the split key, or done): it changes nothing.
+   * the left's already cut (its end at the split key, or done): it changes nothing. `lastSeqs`: each
+   * group's last outbox seq after the split's moves, the last seq of a backfill done here (the right's
+   * records of a done backfill moved there under fresh seqs).
    */
-  private async splitRunningBackfills(state: StateReader, groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<Mutation[]> {
+  private async splitRunningBackfills(
+    state: StateReader,
+    groupId: number,
+    rightGroupId: number,
+    splitKey: Uint8Array,
+    lastSeqs: { left: number; right: number },
+  ): Promise<Mutation[]> {
     const range = runningBackfillsRange(groupId);
     const mutations: Mutation[] = [];
     for (const [key, value] of await this.level.iterator({ gte: range.start, lt: range.end }).all()) {
       const backfill = decodeRunningBackfill(key, value);
       if (state.read(runningBackfillKey(rightGroupId, backfill.indexId)) === undefined) {
         const rightStart = compareBytes(backfill.nextKey, splitKey) > 0 ? backfill.nextKey : splitKey;
-        mutations.push(runningBackfillMutation({ ...backfill, groupId: rightGroupId, nextKey: backfill.done ? backfill.end : rightStart }));
+        const inherited = backfill.done ? { ...backfill, nextKey: backfill.end, ...(backfill.dropped === true ? {} : { lastSeq: lastSeqs.right }) } : { ...backfill, nextKey: rightStart };
+        mutations.push(runningBackfillMutation({ ...inherited, groupId: rightGroupId }));
       }
       if (backfill.done || compareBytes(backfill.end, splitKey) <= 0) continue;
       const walkedPast = compareBytes(backfill.nextKey, splitKey) >= 0;
-      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true } : { ...backfill, end: splitKey }));
+      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true, lastSeq: lastSeqs.left } : { ...backfill, end: splitKey }));
     }
     return mutations;
   }
@@ -563,8 +574,11 @@ export class PartitionStore implements PartitionClient {
     const index = requireIndex(command.table, command.indexName);
     if (this.indexOutbox && index.kind === 'GSI') {
       if (command.kind === 'backfillIndex') return this.startOutboxBackfill(command.table, index, bound, mark);
-      // A drop ends the group's backfill of the index, if one runs.
-      await this.commits.exclusive(async () => ({ result: undefined, mutations: [{ key: runningBackfillKey(mark.groupId, index.indexId), value: undefined }, appliedMutation(mark)] }));
+      // A drop ends the group's backfill of the index, if one runs, and leaves a tombstone: a backfill
+      // command of the index applied later (a router's call after the drop) walks nothing.
+      const items = clampRange(spaceRange(command.table.tableId), bound);
+      const dropped: RunningBackfill = { done: true, dropped: true, groupId: mark.groupId, indexId: index.indexId, table: command.table, indexName: index.name, origin: mark.groupId, nextKey: items.end, end: items.end };
+      await this.commits.exclusive(async () => ({ result: undefined, mutations: [runningBackfillMutation(dropped), appliedMutation(mark)] }));
       this.wakeBackfillWaiters();
       return { done: Promise.resolve() };
     }
@@ -613,7 +627,8 @@ export class PartitionStore implements PartitionClient {
       if (backfill === undefined || backfill.done || compareBytes(backfill.nextKey, fromKey) !== 0) return { result: { status: 'stale', items: 0 }, mutations: [appliedMutation(mark)] };
       const index = requireIndex(backfill.table, backfill.indexName);
       await state.durable();
-      const changes = new ChangeSet(state, new OutboxWriter(state, groupId, this.outboxBacklogs));
+      const outbox = new OutboxWriter(state, groupId, this.outboxBacklogs);
+      const changes = new ChangeSet(state, outbox);
       let items = 0;
       let bytes = 0;
       let last: Uint8Array | undefined;
@@ -628,7 +643,7 @@ export class PartitionStore implements PartitionClient {
           break;
         }
       }
-      const progress = runningBackfillMutation(full && last !== undefined ? { ...backfill, nextKey: keyAfter(last) } : { ...backfill, nextKey: backfill.end, done: true });
+      const progress = runningBackfillMutation(full && last !== undefined ? { ...backfill, nextKey: keyAfter(last) } : { ...backfill, nextKey: backfill.end, done: true, lastSeq: outbox.lastSeq() });
       return { result: { status: full ? 'walked' : 'done', items }, mutations: [...changes.finish(this.statisticsBook), progress, appliedMutation(mark)] };
     }).finally(() => this.wakeBackfillWaiters());
   }
@@ -643,6 +658,34 @@ export class PartitionStore implements PartitionClient {
       const range = groupId === undefined ? allRunningBackfillsRange() : runningBackfillsRange(groupId);
       const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
       return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)).filter((backfill) => !backfill.done), mutations: [] };
+    });
+  }
+
+  /**
+   * Where the group's GSI backfill of `indexId` stands in this store, with the backfills split halves
+   * here inherited from the same origin: `none` (no backfill command of the index applied here),
+   * `running` (a group still walks), `shipping` (walked; an outbox still holds records at or below
+   * its walk's last seq: not yet acknowledged by the GSI partitions and trimmed), `applied` (every
+   * record of the walks acknowledged; a dropped index's backfill too, whose records are dropped).
+   */
+  indexBackfillState(groupId: number, indexId: number): Promise<'none' | 'running' | 'shipping' | 'applied'> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const own = state.read(runningBackfillKey(groupId, indexId));
+      if (own === undefined) return { result: 'none', mutations: [] };
+      const { origin } = decodeRunningBackfill(runningBackfillKey(groupId, indexId), own);
+      const range = allRunningBackfillsRange();
+      let result: 'running' | 'shipping' | 'applied' = 'applied';
+      for (const [key, value] of await this.level.iterator({ gte: range.start, lt: range.end }).all()) {
+        const backfill = decodeRunningBackfill(key, value);
+        if (backfill.indexId !== indexId || backfill.origin !== origin) continue;
+        if (!backfill.done) return { result: 'running', mutations: [] };
+        if (backfill.lastSeq === undefined) continue;
+        const outbox = outboxRange(backfill.groupId);
+        const [first] = await this.level.keys({ gte: outbox.start, lt: outbox.end, limit: 1 }).all();
+        if (first !== undefined && decodeF64(first.subarray(9, 17)) <= backfill.lastSeq) result = 'shipping';
+      }
+      return { result, mutations: [] };
     });
   }
 

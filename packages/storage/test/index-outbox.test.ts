@@ -58,6 +58,24 @@ async function runBackfills(store: PartitionStore, group: Group, limits?: Backfi
   return results;
 }
 
+/**
+ * A store with outboxes holding 30 items of city x, a backfill of BY_CITY started over them and its
+ * first chunk (10 items) applied; `run` goes on from there, the store closed after.
+ */
+async function withBackfillUnderWay(run: (store: PartitionStore, group: Group, started: { done: Promise<void> }) => Promise<void>): Promise<void> {
+  const local = await outboxStore();
+  const store = local.partitions;
+  const group = new Group(store);
+  try {
+    for (let i = 0; i < 30; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i) }) }] }, group.mark());
+    const started = await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+    await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 10, maxBytes: 1 << 20 });
+    await run(store, group, started);
+  } finally {
+    await local.close();
+  }
+}
+
 const everything = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER };
 const readAll = (store: PartitionStore, groupId = GROUP): Promise<IndexOutboxRecord[]> => store.readIndexOutbox(groupId, everything);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -195,15 +213,9 @@ describe('a store with index outboxes (base partition)', () => {
     }
   });
 
-  it('the backfill command sent again while it runs joins it (no restart); a drop of the index ends it', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
-    try {
-      for (let i = 0; i < 30; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i) }) }] }, group.mark());
-      const { done } = await store.startIndexCommand(backfill, WHOLE, group.mark());
-      await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 10, maxBytes: 1 << 20 });
+  it('the backfill command sent again while it runs joins it (no restart); a drop of the index ends it', () =>
+    withBackfillUnderWay(async (store, group, { done }) => {
+      const backfill = { kind: 'backfillIndex' as const, table: TABLE, indexName: BY_CITY.name };
       const [before] = await store.runningIndexBackfills(GROUP);
       const joined = await store.startIndexCommand(backfill, WHOLE, group.mark());
       expect(await store.runningIndexBackfills(GROUP)).toEqual([before]);
@@ -212,10 +224,34 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
       expect(await readAll(store)).toHaveLength(10);
       expect(await store.appliedIndex(GROUP)).toBe(group.index);
-    } finally {
-      await local.close();
-    }
-  });
+    }));
+
+  it('a backfill is applied only once its walk ended AND the outbox holds none of its records: trimmed up to its last seq, later writes not waited for', () =>
+    withBackfillUnderWay(async (store, group) => {
+      expect(await store.indexBackfillState(GROUP, 999)).toBe('none');
+      expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('running');
+      await runBackfills(store, group, { maxItems: 10, maxBytes: 1 << 20 });
+      // Walked (30 records, seqs 1-30), then a write of its own (seq 31).
+      await group.write(put(person('p0', 0, { city: S('y'), age: N(1) })));
+      expect((await readAll(store)).map((r) => r.seq)).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
+      expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('shipping');
+      await store.trimIndexOutbox(GROUP, 29, group.mark());
+      expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('shipping');
+      await store.trimIndexOutbox(GROUP, 30, group.mark());
+      expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('applied');
+    }));
+
+  it('a drop of a GSI leaves a tombstone: its backfill stops, and a backfill command applied after the drop walks nothing', () =>
+    withBackfillUnderWay(async (store, group) => {
+      const [running] = await store.runningIndexBackfills(GROUP);
+      await store.startIndexCommand({ kind: 'dropIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      // The next chunk (proposed before the drop applied) is stale; the command again starts nothing.
+      expect((await store.applyBackfillChunk(GROUP, BY_CITY.indexId, running?.nextKey ?? new Uint8Array(), group.mark())).status).toBe('stale');
+      await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
+      expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
+      expect(await readAll(store)).toHaveLength(10);
+      expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('applied');
+    }));
 
   it('a GSI backfill is a series of chunk entries: replicas number its records alike whatever writes come between, and a crash part way resumes from the recorded next key', async () => {
     const directory = await temporaryDirectory();

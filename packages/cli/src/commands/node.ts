@@ -34,6 +34,8 @@ export interface NodeCommandOptions {
   quiesceIdleGroups?: boolean;
   /** The Raft tick and election timeout in ticks (StorageNodeOptions.tickMs / electionTick). */
   raftTiming?: { tickMs: number; electionTick: number };
+  /** Items one chunk of a GSI backfill walks at most (StorageNodeOptions.indexBackfillChunk; default 1,000, and 1 MiB). */
+  indexBackfillChunkItems?: number;
   /** Lowest level logged (default: SHOAL_LOG_LEVEL, else info). */
   logLevel?: LogLevel;
 }
@@ -103,6 +105,7 @@ export async function runNode(options: NodeCommandOptions): Promise<void> {
     tickMs: options.raftTiming?.tickMs,
     electionTick: options.raftTiming?.electionTick,
     faultInjection: options.enableFaultInjection === true,
+    ...(options.indexBackfillChunkItems === undefined ? {} : { indexBackfillChunk: { maxItems: options.indexBackfillChunkItems, maxBytes: 1024 * 1024 } }),
     log: log.child({ component: 'storage-node' }),
   });
   let ops;

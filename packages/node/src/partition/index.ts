@@ -7,6 +7,7 @@ export {
   MAX_PARTITION_COMMAND_BYTES,
   proposeBackfillChunk,
   proposeIndexCommand,
+  proposeIndexCommandApplied,
   proposeIndexEntries,
   proposeIndexOutboxTrim,
   proposePartitionSplit,

@@ -714,9 +714,18 @@ function beyond(operation: WriteOperation, end: Uint8Array): boolean {
  * has no such index.
  */
 export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, command: IndexCommand): Promise<void> {
+  await (await proposeIndexCommandApplied(host, groupId, command)).done;
+}
+
+/**
+ * Proposes an index command through `host` (the group's leader here); resolves once applied here,
+ * with its run (`done`): a GSI backfill of a store with outboxes is then recorded (or joined), its
+ * walk driven by the group's leader (BackfillDriver).
+ */
+export async function proposeIndexCommandApplied(host: MultiRaftHost, groupId: number, command: IndexCommand): Promise<{ done: Promise<void> }> {
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as IndexCommandResult;
   if (result.status === 'invalid') throw validationError(result.message);
-  await result.done;
+  return { done: result.done };
 }
 
 

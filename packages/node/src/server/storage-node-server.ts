@@ -12,8 +12,9 @@
  * bound: table reads stop at the range, index entries of other partitions' items are skipped.
  *
  * Write, BackfillIndex, DropIndex: only the group's leader proposes (the index commands go through
- * the log like writes, and answer once run on the leader); any other replica answers
- * FAILED_PRECONDITION with a NotLeader detail carrying the leader it knows of.
+ * the log like writes; DropIndex answers once run on the leader, BackfillIndex once its GSI records
+ * are applied or its wait_ms passed); any other replica answers FAILED_PRECONDITION with a NotLeader
+ * detail carrying the leader it knows of, as does a leader that stops leading while BackfillIndex waits.
  * Get / ReadRange: a consistent read first passes the group's ReadIndex (linearizable on any replica),
  * an eventual read is served from this replica's store at once, whatever its role; one naming a
  * `minAppliedIndex` (read-your-writes: the router's own writes) first waits, briefly, until reads of
@@ -38,6 +39,7 @@
  * Refused requests (undecodable, not routable) are logged as one structured line each. A frame that
  * is not protobuf at all is refused by the gRPC adapter (INVALID_ARGUMENT) before it reaches here.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   DynamoDbError,
   encodeCollectionPrefix,
@@ -105,6 +107,7 @@ import {
   proposeDecideTransaction,
   proposeForgetTransaction,
   proposeIndexCommand,
+  proposeIndexCommandApplied,
   proposeIndexEntries,
   proposePartitionSplit,
   SplitRefusedError,
@@ -194,6 +197,8 @@ interface Routed {
 }
 
 const DEFAULT_REPLICA_WAIT_MS = 100;
+/** How often a BackfillIndex call looks at its backfill (and at the replica's leadership) while it waits. */
+const BACKFILL_POLL_MS = 100;
 
 /** The index an acknowledged write answers: what reads of its (leader's) replica see now, its own entry included. */
 const visibleIndex = (replica: PartitionReplica): bigint => BigInt(replica.visibleIndex());
@@ -355,10 +360,21 @@ export class StorageNodeServer {
         this.stats.indexEntriesSkipped += applied.skipped;
         return { applied: applied.applied, skipped: applied.skipped };
       },
-      backfillIndex: (request, context) =>
-        this.#indexCommand('backfillIndex', this.#admit('BackfillIndex', context.peer, () => this.#routeIndexRequest(backfillIndexRequestFromWire(request)))),
-      dropIndex: (request, context) =>
-        this.#indexCommand('dropIndex', this.#admit('DropIndex', context.peer, () => this.#routeIndexRequest(dropIndexRequestFromWire(request)))),
+      backfillIndex: async (request, context) => {
+        const { replica, request: index, waitMs } = this.#admit('BackfillIndex', context.peer, () => {
+          const { waitMs, ...routed } = backfillIndexRequestFromWire(request);
+          return { ...this.#routeIndexRequest(routed), waitMs };
+        });
+        const done = await this.#answer(replica.groupId, () => this.#backfill(replica, index, waitMs, context.signal));
+        this.stats.indexCommands++;
+        return { done };
+      },
+      dropIndex: async (request, context) => {
+        const { replica, request: index } = this.#admit('DropIndex', context.peer, () => this.#routeIndexRequest(dropIndexRequestFromWire(request)));
+        await this.#answer(replica.groupId, () => proposeIndexCommand(this.#options.host, replica.groupId, { kind: 'dropIndex', table: index.table, indexName: this.#requireIndex(index).name }));
+        this.stats.indexCommands++;
+        return {};
+      },
     }, {
       // The hot calls, served on their bytes: requests decoded and answers encoded by hand (partition-answers.ts).
       write: async (bytes, context) => {
@@ -472,15 +488,52 @@ export class StorageNodeServer {
     return { replica, request };
   }
 
-  async #indexCommand(kind: 'backfillIndex' | 'dropIndex', { replica, request }: { replica: PartitionReplica; request: IndexRequest }): Promise<object> {
-    const { table, indexName } = request;
-    await this.#answer(replica.groupId, async () => {
-      // Refused before it enters the log: every replica would refuse it alike anyway.
-      if (!table.indexes.some((index) => index.name === indexName)) throw validationError(`The table does not have the specified index: ${indexName}`);
-      await proposeIndexCommand(this.#options.host, replica.groupId, { kind, table, indexName });
-    });
-    this.stats.indexCommands++;
-    return {};
+  /** The index a request names; refused before anything enters the log (every replica would refuse it alike). */
+  #requireIndex({ table, indexName }: IndexRequest): IndexSchema {
+    const index = table.indexes.find((candidate) => candidate.name === indexName);
+    if (index === undefined) throw validationError(`The table does not have the specified index: ${indexName}`);
+    return index;
+  }
+
+  /**
+   * A GSI backfill of the partition, answered done once the store's indexBackfillState says applied:
+   * its walk ended (the halves it split into here included) AND every record of it was acknowledged
+   * by the GSI partitions (trimmed from the outboxes). Proposed unless the store has it already (the
+   * call again, or a new leader: it is in the log). Waits at most `waitMs`, then answers false (the
+   * caller asks again). Checked before each look: a replica no longer leading, or removed, answers
+   * NotLeader with the leader it knows (else the map's hint), so the caller follows the group.
+   */
+  async #backfill(replica: PartitionReplica, request: IndexRequest, waitMs: number, signal: AbortSignal): Promise<boolean> {
+    const { host } = this.#options;
+    const { groupId } = replica;
+    const index = this.#requireIndex(request);
+    const command = { kind: 'backfillIndex' as const, table: request.table, indexName: index.name };
+    // Without outboxes (or not a GSI: an LSI comes with its table) the index is built in this store: run whole.
+    if (index.kind !== 'GSI' || !replica.store.indexOutbox) {
+      await proposeIndexCommand(host, groupId, command);
+      return true;
+    }
+    const deadline = performance.now() + waitMs;
+    let proposed = false;
+    for (;;) {
+      this.#requireLeading(groupId);
+      const state = await replica.store.indexBackfillState(groupId, index.indexId);
+      if (state === 'applied') return true;
+      if (state === 'none' && !proposed) {
+        await proposeIndexCommandApplied(host, groupId, command);
+        proposed = true;
+        continue;
+      }
+      if (performance.now() >= deadline || signal.aborted) return false;
+      await delay(BACKFILL_POLL_MS);
+    }
+  }
+
+  #requireLeading(groupId: number): void {
+    const { host } = this.#options;
+    const leader = host.leaderOf(groupId);
+    if (leader === host.nodeId) return;
+    throw new NotLeaderError(groupId, leader || (this.#options.descriptorOf(groupId)?.leaderHint ?? 0));
   }
 
   /**

@@ -99,13 +99,19 @@ const REPLICA_BEHIND_HOLD_MS = 1_000;
 const IMMEDIATE_REDIRECTS = 2;
 /** Rounds of a backfill call: the partitions the map shows, then the split halves it shows after each round. */
 const BACKFILL_ROUNDS = 4;
+/**
+ * How long a base partition's leader waits for its backfill to be done before it answers "not yet"
+ * (BackfillIndex's wait_ms): the router then asks again, so every call has a deadline (this plus
+ * rpcTimeoutMs) and a leader that left the group is noticed within one.
+ */
+const BACKFILL_WAIT_MS = 5_000;
 
 export interface ClusterPartitionClientOptions {
   view: ClusterView;
   meta: MetaClient;
   channels: ChannelPool;
   policy: RetryPolicy;
-  /** Deadline of one attempt of a write or read (index backfills have none: they take long). */
+  /** Deadline of one attempt of a write or read (a backfill call's: this plus the time the node waits for the backfill). */
   rpcTimeoutMs: number;
   counters: ClusterCounters;
   log?: ClusterLogger;
@@ -131,6 +137,8 @@ export class ClusterPartitionClient implements PartitionClient {
   #spreadMoves = false;
   /** The options of a call with a deadline (one object for every call). */
   readonly #deadline: CallOptions;
+  /** A BackfillIndex call's: it waits up to BACKFILL_WAIT_MS on the node. */
+  readonly #backfillDeadline: CallOptions;
   /** One map refresh at a time, shared by every request that needs it. */
   #refreshing: Promise<void> | undefined;
   readonly #transactions: TransactionCoordinator;
@@ -180,6 +188,7 @@ export class ClusterPartitionClient implements PartitionClient {
     this.#channels = options.channels;
     this.#policy = options.policy;
     this.#deadline = { timeoutMs: options.rpcTimeoutMs };
+    this.#backfillDeadline = { timeoutMs: options.rpcTimeoutMs + BACKFILL_WAIT_MS };
     this.#counters = options.counters;
     this.#log = options.log;
     this.#clock = options.clock ?? (() => performance.now());
@@ -353,7 +362,10 @@ export class ClusterPartitionClient implements PartitionClient {
   /**
    * Each partition's leader builds the index from its own items (a command of its Raft log). A GSI's
    * entries go to its own partitions (created by the meta group with the index, before this is
-   * called): on cluster nodes the backfill writes them to the partition's outbox, shipped from there.
+   * called): on cluster nodes the backfill writes them to the partition's outbox, shipped from there,
+   * and a partition answers done only once the GSI partitions acknowledged every record of its walk.
+   * Resolves once every partition did, and every voter of the GSI's partitions applied them too
+   * (#awaitIndexReplicas), so that an eventual read of the index sees every backfilled item.
    */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
     // A partition that split while its backfill ran hands the rest to its right half (the call waits
@@ -363,20 +375,65 @@ export class ClusterPartitionClient implements PartitionClient {
     for (let round = 0; round < BACKFILL_ROUNDS; round++) {
       if (round > 0) await this.#refresh();
       const partitions = (await this.#partitionsOf(table.tableId, table.name)).filter((partition) => !asked.has(partition.id));
-      if (partitions.length === 0) return;
+      if (partitions.length === 0) break;
       for (const partition of partitions) asked.add(partition.id);
-      await this.#onPartitions(partitions, (rpc, target) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName })));
+      await Promise.all(partitions.map((partition) => this.#backfillPartition(table, indexName, partition)));
+    }
+    const gsi = globalIndex(table, indexName);
+    if (gsi !== undefined) await this.#awaitIndexReplicas(table, gsi);
+  }
+
+  /**
+   * Asks the partition's leader until it answers done. Each call has a deadline and waits at most
+   * BACKFILL_WAIT_MS on the node; a failure (a leader that stopped leading or left the group answers
+   * NotLeader, followed to the new one) is retried within the retry budget of that call, and the new
+   * leader goes on with the backfill recorded in the group's log.
+   */
+  async #backfillPartition(table: TableSchema, indexName: string, partition: PartitionDescriptor): Promise<void> {
+    for (;;) {
+      const { value } = await this.#onPartition(
+        'leader',
+        () => this.#view.map.lookup(partition.startKey),
+        (rpc, target, options) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName }, BACKFILL_WAIT_MS), options),
+        { callOptions: this.#backfillDeadline },
+      );
+      if (value.done) return;
     }
   }
 
   /**
-   * A GSI: nothing to do, the meta group removed its partitions with it (UpdateTable, called first)
-   * and every node removes their replicas and data; the base partitions hold none of its entries, and
-   * their shippers drop what they still had for it. An LSI: each partition's leader drops its entries.
+   * A consistent read served by each voter of each of the GSI's partitions: it passes the group's
+   * ReadIndex, so that voter has applied every entry its leader acknowledged before (the backfill's
+   * records). One attempt each: a voter that does not answer (down, or the index deleted meanwhile) is
+   * passed over, and catches up from its group's log when it comes back.
+   */
+  async #awaitIndexReplicas(table: TableSchema, gsi: IndexSchema): Promise<void> {
+    const probe: RangeReadRequest = { table, indexName: gsi.name, forward: true, limit: 1, maxBytes: 1, select: 'COUNT' };
+    const reads = this.#view.map.partitionsOf(gsi.indexId).flatMap((partition) =>
+      partition.replicas
+        .filter((replica) => replica.role === 'voter')
+        .map(async ({ nodeId }) => {
+          const address = this.#view.nodeAddress(nodeId);
+          if (address === undefined) return;
+          const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
+          try {
+            await this.#channels.partition(address).readRange(rangeReadRequestToWire(target, probe, { consistent: true }), this.#deadline);
+          } catch (error) {
+            this.#log?.debug('a GSI replica did not confirm the backfill', { partition: partition.id, node: nodeId, error: error instanceof Error ? error.message : String(error) });
+          }
+        }),
+    );
+    await Promise.all(reads);
+  }
+
+  /**
+   * A GSI: the meta group removed its partitions with it (UpdateTable, called first) and every node
+   * removes their replicas and data; each base partition's leader stops its backfill of the index if
+   * one runs (leaving a tombstone, so a backfill call arriving later walks nothing), and the shippers
+   * drop the records still in the outboxes. An LSI: each partition's leader drops its entries.
    */
   async dropIndex(table: TableSchema, indexName: string): Promise<void> {
-    if (globalIndex(table, indexName) !== undefined) return;
-    await this.#onEveryLeader(table, (rpc, target) => rpc.dropIndex(dropIndexRequestToWire(target, { table, indexName })));
+    await this.#onEveryLeader(table, (rpc, target, options) => rpc.dropIndex(dropIndexRequestToWire(target, { table, indexName }), options));
   }
 
   /**
@@ -385,13 +442,10 @@ export class ClusterPartitionClient implements PartitionClient {
    */
   async dropTable(_table: TableSchema): Promise<void> {}
 
-  async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
-    await this.#onPartitions(await this.#partitionsOf(table.tableId, table.name), call);
-  }
-
-  /** `call` on the leader of each partition (located by its start key: a split since leads to its left half), without a deadline. */
-  async #onPartitions(partitions: readonly PartitionDescriptor[], call: (rpc: PartitionRpc, target: RoutedTo) => Promise<unknown>): Promise<void> {
-    await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call, { deadline: false })));
+  /** `call` on the leader of each partition of the table (located by its start key: a split since leads to its left half). */
+  async #onEveryLeader(table: TableSchema, call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<unknown>): Promise<void> {
+    const partitions = await this.#partitionsOf(table.tableId, table.name);
+    await Promise.all(partitions.map((partition) => this.#onPartition('leader', () => this.#view.map.lookup(partition.startKey), call)));
   }
 
   /** The partitions of a space (`name`: its table, or table/index), in key order, after a map refresh when the map knows none yet. */
@@ -454,7 +508,7 @@ export class ClusterPartitionClient implements PartitionClient {
     mode: Mode,
     locate: () => PartitionDescriptor | undefined,
     call: (rpc: PartitionRpc, target: RoutedTo, options: CallOptions) => Promise<T>,
-    { deadline = true, policy = this.#policy }: { deadline?: boolean; policy?: RetryPolicy } = {},
+    { callOptions = this.#deadline, policy = this.#policy }: { callOptions?: CallOptions; policy?: RetryPolicy } = {},
   ): Promise<{ value: T; partition: PartitionDescriptor }> {
     const budget = new RetryBudget(policy);
     const avoid = new Set<number>();
@@ -485,7 +539,7 @@ export class ClusterPartitionClient implements PartitionClient {
       this.#counters.nodeRequestsTotal++;
       try {
         const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-        const value = await call(this.#channels.partition(address), target, deadline ? this.#deadline : {});
+        const value = await call(this.#channels.partition(address), target, callOptions);
         // Only a leader answers a write (any other replica answers NotLeader); a consistent read passes
         // ReadIndex on any replica and an eventual one is served by any: their answers name no leader.
         if (mode === 'write' && this.#view.leaderOf(partition.id) !== nodeId) this.#view.learnLeader(partition.id, { id: nodeId, address: '' });
