@@ -87,9 +87,10 @@ export interface IndexShipperStats {
   batchesHeld: number;
   /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed). */
   outboxRecords: number;
-  /** Outbox move steps (a split's right-half records) proposed and applied, and the records they moved. */
+  /** Outbox move steps (a split's right-half records) proposed and applied, the records they moved, and the moves they ended. */
   outboxMoveSteps: number;
   outboxRecordsMoved: number;
+  outboxMovesEnded: number;
 }
 
 const DEFAULT_INTERVAL_MS = 500;
@@ -120,7 +121,7 @@ interface GroupShipping {
 }
 
 export class IndexShipper {
-  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, batchesHeld: 0, outboxRecords: 0, outboxMoveSteps: 0, outboxRecordsMoved: 0 };
+  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, batchesHeld: 0, outboxRecords: 0, outboxMoveSteps: 0, outboxRecordsMoved: 0, outboxMovesEnded: 0 };
   /** When a held batch was last logged, by group (at most one line per group every HELD_LOG_INTERVAL_MS). */
   readonly #heldLogged = new Map<number, number>();
   readonly #options: IndexShipperOptions;
@@ -191,7 +192,9 @@ export class IndexShipper {
       const size = await this.#options.store.indexOutboxSize(groupId);
       pending += size;
       const unshipped = state.acknowledged === 0 ? size : await this.#options.store.indexOutboxSize(groupId, state.acknowledged);
-      if (unshipped > 0 && state.retryAt <= this.#now()) this.#run(groupId);
+      // A split's outbox move is recorded even when nothing is left to move (a step ends it).
+      const moving = unshipped === 0 && (await this.#options.store.indexOutboxMove(groupId)) !== undefined;
+      if ((unshipped > 0 || moving) && state.retryAt <= this.#now()) this.#run(groupId);
     }
     this.stats.outboxRecords = pending;
   }
@@ -238,8 +241,11 @@ export class IndexShipper {
         const step = await proposeIndexOutboxMove(host, groupId, next);
         this.stats.outboxMoveSteps += 1;
         this.stats.outboxRecordsMoved += step.moved;
-        // Its right half (led here too, most often: its parent's leader campaigns for it) may ship now.
-        if (step.status === 'done') this.wake(move.rightGroupId);
+        if (step.status === 'done') {
+          this.stats.outboxMovesEnded += 1;
+          // Its right half (led here too, most often: its parent's leader campaigns for it) may ship now.
+          this.wake(move.rightGroupId);
+        }
         continue;
       }
       // Records may still be moved in here: the next pass looks again.
