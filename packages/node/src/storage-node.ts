@@ -206,6 +206,10 @@ export interface StorageNodeMetrics {
   /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
   indexBackfillChunks: number;
   indexBackfillItems: number;
+  /** Base partition splits led here: outbox move steps (moveIndexOutbox entries) proposed and applied, the records they moved to the right half, and the moves they ended. */
+  indexOutboxMoveSteps: number;
+  indexOutboxRecordsMoved: number;
+  indexOutboxMovesEnded: number;
   /** Every Raft group hosted here (not plain numbers: exported with a partition label). */
   groups: RaftGroupMetrics[];
   /** Synced Raft log batches by duration: `counts[i]` within `buckets[i]` seconds (above the bound before), the last count slower. */
@@ -620,6 +624,9 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexEntriesSkipped: s.indexEntriesSkipped,
           indexBackfillChunks: backfills.stats.chunksApplied,
           indexBackfillItems: backfills.stats.itemsWalked,
+          indexOutboxMoveSteps: shipper.stats.outboxMoveSteps,
+          indexOutboxRecordsMoved: shipper.stats.outboxRecordsMoved,
+          indexOutboxMovesEnded: shipper.stats.outboxMovesEnded,
           groups,
           raftLogSyncSeconds: { buckets: SYNC_SECONDS_BUCKETS, counts: [...logStore.stats.syncSeconds.counts], sum: logStore.stats.syncSeconds.sum },
         };

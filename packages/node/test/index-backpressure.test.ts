@@ -5,7 +5,7 @@
  * (DynamoDB's ProvisionedThroughputExceededException for a GSI that cannot keep up), everything that
  * drains goes on, and a trim lets writes in again; a GSI partition admits ApplyIndexEntries under its
  * token bucket (refused: the same batch applies later) and counts the records as its write load,
- * sampled at their entry keys. Also a replica's split: the right half's backlog counts what moved.
+ * sampled at their entry keys. Also a replica's split: the right half's backlog counts what its outbox move carried over.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -185,7 +185,7 @@ describe('GSI back-pressure and shipped records under admission control (one nod
 });
 
 describe('a base replica\'s split: the outbox backlogs of the halves', () => {
-  it('the right half\'s backlog counts the records that moved when its group is created; the left keeps the rest', async () => {
+  it('the right half\'s backlog counts the records its outbox move carried over; the left keeps the rest', async () => {
     const store = await openLocalStore({ inMemory: true, indexOutbox: true });
     try {
       const pks = Array.from({ length: 10 }, (_, i) => `k${i}`);
@@ -207,11 +207,18 @@ describe('a base replica\'s split: the outbox backlogs of the halves', () => {
       await replica.apply(encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq: 2 }), ++index);
       await replica.settled();
       const records = await store.partitions.readIndexOutbox(BASE.id, { maxRecords: 100, maxBytes: 1 << 30 });
-      const moving = records.filter((record) => compareBytes(record.itemKey, splitKey) >= 0).length;
-      expect(moving).toBeGreaterThan(0);
+      const moving = records.filter((record) => compareBytes(record.itemKey, splitKey) >= 0);
+      expect(moving.length).toBeGreaterThan(0);
       await replica.apply(encodePartitionCommand({ kind: 'split', splitKey: Buffer.from(splitKey).toString('hex'), parentEnd: '', rightId: right, epoch: 2 }), ++index);
-      expect(atCreation).toBe(moving);
-      expect(store.partitions.indexOutboxBacklog(right)).toBe(moving);
+      // The split's apply moves nothing (its move entries do): the right half starts empty.
+      expect(atCreation).toBe(0);
+      for (let step = await store.partitions.nextIndexOutboxMoveStep(BASE.id); step !== undefined && index < 100; step = await store.partitions.nextIndexOutboxMoveStep(BASE.id)) {
+        await replica.apply(encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: step.fromSeq, toSeq: step.toSeq }), ++index);
+      }
+      expect((await store.partitions.readIndexOutbox(right, { maxRecords: 100, maxBytes: 1 << 30 })).map((record) => record.seq)).toEqual(moving.map((record) => record.seq));
+      // Moved under their seqs: from the first moved record to the right group's next seq (the parent's).
+      expect(store.partitions.indexOutboxBacklog(right)).toBe(records.at(-1)!.seq + 1 - moving[0]!.seq);
+      expect(store.partitions.indexOutboxBacklog(right)).toBe(await store.partitions.indexOutboxSize(right));
       expect(store.partitions.indexOutboxBacklog(BASE.id)).toBe(await store.partitions.indexOutboxSize(BASE.id));
     } finally {
       await store.close();

@@ -1,13 +1,14 @@
 /**
  * The partition commands of asynchronous GSIs applied by PartitionReplica over a store with index
  * outboxes (no host: entries applied in log order by hand, as every replica applies them): writes fill
- * the group's outbox, trimIndexOutbox empties it, a split moves the right half's records and copies
+ * the group's outbox, trimIndexOutbox empties it, a split records the move of the right half's records
+ * (moveIndexOutbox entries carry it out; the group's next split is refused until then) and copies
  * a GSI partition's cursors before the halves exist, and applyIndexEntries is decided by the group's
  * own splits (a record beyond a split applied before its entry refuses the whole entry, on every
  * replica alike). Malformed entries are refused as corrupt log entries.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeItemKey, spaceRange, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
+import { encodeItemKey, spaceRange, type Item, type PartitionDescriptor, type PartitionWrite, type TableSchema } from '@shoal/model';
 import { openLocalStore, type LocalStore } from '@shoal/storage';
 import { PartitionCommandError, PartitionReplica, decodePartitionCommand, encodePartitionCommand, type AppliedSplit, type PartitionSplit } from '@shoal/node';
 
@@ -22,6 +23,8 @@ const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const put = (pk: string, city: string): PartitionWrite => ({ operations: [{ table: TABLE, kind: 'Put', key: { pk: S(pk) }, item: { pk: S(pk), city: S(city) } }] });
 const entryKey = (city: string, pk: string): Uint8Array => encodeItemKey(BY_CITY.indexId, S(city), S(pk));
 const itemKey = (pk: string): Uint8Array => encodeItemKey(TABLE.tableId, S(pk));
+
+const descriptor = (id: number): PartitionDescriptor => ({ id, tableId: TABLE.tableId, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: 2, replicas: [] });
 
 async function withStore(run: (store: LocalStore) => Promise<void>): Promise<void> {
   const store = await openLocalStore({ inMemory: true, indexOutbox: true });
@@ -57,7 +60,7 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     });
   });
 
-  it('a split moves the right half\'s outbox records and copies the cursors before the halves exist', async () => {
+  it('a split records the move of the right half\'s outbox records (entries move them, under their seqs; no other split until then) and copies the cursors before the halves exist', async () => {
     await withStore(async ({ partitions }) => {
       const splits: AppliedSplit[] = [];
       const seen: number[] = [];
@@ -69,21 +72,37 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
           // When the host creates the right half, its records are there already.
           seen.push((await partitions.readIndexOutbox(split.rightId, everything)).length);
           splits.push({ index: split.index, splitKey: split.splitKey });
-          return { status: 'refused', message: 'not needed here' };
+          return { status: 'split', left: descriptor(BASE), right: descriptor(split.rightId) };
         },
       });
       let index = 0;
       for (const pk of pks) await replica.apply(encodePartitionCommand({ kind: 'write', write: put(pk, 'x') }), ++index);
       await replica.apply(indexEntries(77, [{ seq: 9, city: 'x', pk: 'k0' }]), ++index);
       await replica.settled();
+      const before = await partitions.readIndexOutbox(BASE, everything);
       await replica.apply(encodePartitionCommand({ kind: 'split', splitKey: hex(splitKey), parentEnd: '', rightId: 8, epoch: 2 }), ++index);
-      expect(seen).toEqual([6]);
+      // The split's apply moved nothing: the move is recorded, for the group's entries to carry out.
+      expect(seen).toEqual([0]);
+      expect(await partitions.readIndexOutbox(BASE, everything)).toHaveLength(12);
+      expect(await partitions.indexOutboxMove(BASE)).toMatchObject({ rightGroupId: 8, nextSeq: 1, throughSeq: 12 });
+      expect(await partitions.indexCursor(8, 77)).toBe(9);
+      // Another split of the group is refused until the move ended, on every replica alike.
+      const lower = [...pks.map(itemKey)].sort(Buffer.compare)[3] as Uint8Array;
+      const again = encodePartitionCommand({ kind: 'split', splitKey: hex(lower), parentEnd: hex(splitKey), rightId: 9, epoch: 3 });
+      expect(await replica.apply(again, ++index)).toMatchObject({ status: 'refused', message: expect.stringMatching(/moving GSI outbox records/) });
+      expect(await replica.apply(encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: 1, toSeq: 5 }), ++index)).toMatchObject({ status: 'moving' });
+      // The same step proposed twice: stale.
+      expect(await replica.apply(encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: 1, toSeq: 5 }), ++index)).toEqual({ status: 'stale', moved: 0 });
+      expect(await replica.apply(encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: 6, toSeq: 12 }), ++index)).toMatchObject({ status: 'done' });
+      expect(await partitions.appliedIndex(BASE)).toBe(index);
       const left = await partitions.readIndexOutbox(BASE, everything);
       const right = await partitions.readIndexOutbox(8, everything);
       expect(left.every((r) => Buffer.compare(r.itemKey, splitKey) < 0)).toBe(true);
       expect(right.every((r) => Buffer.compare(r.itemKey, splitKey) >= 0)).toBe(true);
-      expect(right.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6]);
-      expect(await partitions.indexCursor(8, 77)).toBe(9);
+      expect(right.map((r) => r.seq)).toEqual(before.filter((r) => Buffer.compare(r.itemKey, splitKey) >= 0).map((r) => r.seq));
+      expect(right).toHaveLength(6);
+      // Now the group splits again.
+      expect(await replica.apply(encodePartitionCommand({ kind: 'split', splitKey: hex(lower), parentEnd: hex(splitKey), rightId: 9, epoch: 3 }), ++index)).toMatchObject({ status: 'split' });
     });
   });
 
@@ -176,6 +195,7 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', sourceGroupId: 2, records: [{ seq: 1, indexId: 3, entryKey: 'aa' }] }))).toThrow(PartitionCommandError);
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', records: [] }))).toThrow(/without their source/);
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'applyIndexEntries', sourceGroupId: 2, records: [], fences: [{ sourceGroupId: 1 }] }))).toThrow(PartitionCommandError);
+    expect(() => decodePartitionCommand(1, 1, bad({ kind: 'moveIndexOutbox', fromSeq: 1 }))).toThrow(PartitionCommandError);
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 'x' }))).toThrow(/trim without its seq/);
     expect(decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 4 }))).toEqual({ kind: 'trimIndexOutbox', throughSeq: 4 });
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4 }))).toThrow(/backfill chunk without its index and key/);

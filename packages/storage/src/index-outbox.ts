@@ -15,6 +15,10 @@
  *   00000000 0d <u32 BE group id> <u32 BE source id>  -> key: the group skips records of `source` whose
  *                                                        item key is at or beyond it (a fence: the source
  *                                                        split, its records of those items moved to a half)
+ *   00000000 12 <u32 BE group id>                     -> JSON OutboxMoveJson: the group split, the records of
+ *                                                        its right half's items are being moved (moveIndexOutbox entries)
+ *   00000000 13 <u32 BE group id> <split key>         -> u32 BE: the group split there, its right half is that group
+ *                                                        (where a move routes records of a half that split since)
  */
 import { prefixEnd, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
@@ -26,6 +30,8 @@ const OUTBOX_SEQ_TAG = 0x0b;
 const INDEX_CURSOR_TAG = 0x0c;
 const SOURCE_FENCE_TAG = 0x0d;
 const BACKFILL_TAG = 0x0e;
+const OUTBOX_MOVE_TAG = 0x12;
+const OUTBOX_SPLIT_TAG = 0x13;
 
 /** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
 export interface IndexEntryChange {
@@ -181,15 +187,74 @@ export function decodeRunningBackfill(key: Uint8Array, value: Uint8Array): Runni
   };
 }
 
-/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors, fences and running backfills (snapshots carry them, a removal deletes them). */
+/**
+ * A split's move of outbox records, under way (docs/architecture.md, "Asynchronous GSIs", Splits): the
+ * records of the group's outbox numbered `nextSeq` to `throughSeq` whose item key is at or beyond
+ * `splitKey` belong to the right half `rightGroupId` (or to a half it split into since) and are moved
+ * there by the group's `moveIndexOutbox` entries, in seq order, each KEEPING its seq: the split
+ * reserved them (the right group's next seq starts past `throughSeq`), so every replica writes the
+ * same record under the same key whichever way and whenever it gets there.
+ */
+export interface IndexOutboxMove {
+  groupId: number;
+  rightGroupId: number;
+  splitKey: Uint8Array;
+  nextSeq: number;
+  throughSeq: number;
+}
+
+interface OutboxMoveJson {
+  rightGroupId: number;
+  splitKey: string;
+  nextSeq: number;
+  throughSeq: number;
+}
+
+export function outboxMoveKey(groupId: number): Uint8Array {
+  return tagKey(OUTBOX_MOVE_TAG, encodeU32(groupId));
+}
+
+/** Every group's outbox moves under way. */
+export function outboxMovesRange(): KeyRange {
+  return { start: tagKey(OUTBOX_MOVE_TAG), end: tagKey(OUTBOX_MOVE_TAG + 1) };
+}
+
+export function outboxMoveMutation(move: IndexOutboxMove): Mutation {
+  const json: OutboxMoveJson = { rightGroupId: move.rightGroupId, splitKey: hex(move.splitKey), nextSeq: move.nextSeq, throughSeq: move.throughSeq };
+  return { key: outboxMoveKey(move.groupId), value: encodeJson(json) };
+}
+
+export function decodeOutboxMove(key: Uint8Array, value: Uint8Array): IndexOutboxMove {
+  const json = decodeJson<OutboxMoveJson>(value);
+  return { groupId: decodeU32(key.subarray(5, 9)), rightGroupId: json.rightGroupId, splitKey: fromHex(json.splitKey), nextSeq: json.nextSeq, throughSeq: json.throughSeq };
+}
+
+/** The group's split at `splitKey` (its right half: the value), as its outbox moves route records. */
+export function outboxSplitMutation(groupId: number, splitKey: Uint8Array, rightGroupId: number): Mutation {
+  return { key: tagKey(OUTBOX_SPLIT_TAG, encodeU32(groupId), splitKey), value: encodeU32(rightGroupId) };
+}
+
+/** The group's splits (outboxSplitMutation), by split key. */
+export function outboxSplitsRange(groupId: number): KeyRange {
+  return prefixRange(tagKey(OUTBOX_SPLIT_TAG, encodeU32(groupId)));
+}
+
+export function decodeOutboxSplit(key: Uint8Array, value: Uint8Array): { splitKey: Uint8Array; rightGroupId: number } {
+  return { splitKey: key.slice(9), rightGroupId: decodeU32(value) };
+}
+
+/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors, fences, running backfills, outbox move and splits (snapshots carry them, a removal deletes them). */
 export function indexOutboxRanges(groupId: number): KeyRange[] {
   const seq = outboxSeqKey(groupId);
+  const move = outboxMoveKey(groupId);
   return [
     outboxRange(groupId),
     { start: seq, end: Uint8Array.from([...seq, 0]) },
     indexCursorsRange(groupId),
     sourceFencesRange(groupId),
     runningBackfillsRange(groupId),
+    { start: move, end: Uint8Array.from([...move, 0]) },
+    outboxSplitsRange(groupId),
   ];
 }
 

@@ -11,11 +11,14 @@ export {
   type BackfillChunkLimits,
   type BackfillChunkResult,
   type IndexCommand,
+  OutboxMoveUnderWayError,
+  type OutboxMoveLimits,
+  type OutboxMoveStep,
   type ResolvedIntents,
   type ShippedIndexRecord,
   type SourceFence,
 } from './partition-store.ts';
-export type { IndexEntryChange, IndexOutboxRecord, OutboxReadLimits, RunningBackfill } from './index-outbox.ts';
+export type { IndexEntryChange, IndexOutboxMove, IndexOutboxRecord, OutboxReadLimits, RunningBackfill } from './index-outbox.ts';
 export { LevelTableCatalog } from './catalog.ts';
 export type { TransactionRecord, TransactionRef, TransactionState } from './transactions.ts';
 export { indexSpaceSchema, partitionBound, type PartitionBound } from './layout.ts';

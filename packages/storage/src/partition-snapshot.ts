@@ -167,7 +167,13 @@ const u32 = (value: number): Uint8Array => {
  * returns the function that measures it and streams it (PartitionSnapshotStream); call that function
  * once, and release what it returns (a failure releases it). See the file comment for when to call this.
  */
-export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope, options: ScopeOptions): () => Promise<PartitionSnapshotStream> {
+export function openPartitionSnapshot(
+  level: ByteLevel,
+  scope: PartitionScope,
+  options: ScopeOptions,
+  /** Reads the snapshot before anything else; throws (the snapshot released) to refuse sending it. */
+  check?: (snapshot: AbstractSnapshot) => Promise<void>,
+): () => Promise<PartitionSnapshotStream> {
   const snapshot = level.snapshot();
   let released = false;
   const release = (): void => {
@@ -177,6 +183,7 @@ export function openPartitionSnapshot(level: ByteLevel, scope: PartitionScope, o
   };
   return async () => {
     try {
+      await check?.(snapshot);
       const appliedIndex = decodeIndex(await level.get(appliedIndexKey(scope.groupId), { snapshot }));
       const header = Buffer.from(JSON.stringify({ format: FORMAT, groupId: scope.groupId, appliedIndex }));
       let size = 4 + header.length;

@@ -46,7 +46,14 @@ import {
   outboxKey,
   outboxRange,
   decodeOutboxRecord,
-  encodeOutboxRecord,
+  decodeOutboxMove,
+  decodeOutboxSplit,
+  outboxMoveKey,
+  outboxMoveMutation,
+  outboxMovesRange,
+  outboxSplitMutation,
+  outboxSplitsRange,
+  type IndexOutboxMove,
   readIndexCursor,
   readNextSeq,
   readOutbox,
@@ -55,6 +62,7 @@ import {
   type OutboxReadLimits,
 } from './index-outbox.ts';
 import type { CommitQueue, Staged, StateReader } from './commit-queue.ts';
+import type { AbstractSnapshot } from 'abstract-level';
 import type { ByteLevel, Mutation } from './database.ts';
 import {
   appliedIndexKey,
@@ -102,10 +110,33 @@ export interface BackfillChunkLimits {
 
 const DEFAULT_BACKFILL_CHUNK: BackfillChunkLimits = { maxItems: 1_000, maxBytes: 1024 * 1024 };
 
+/** How much one step of a split's outbox move reads (a moveIndexOutbox entry): its apply holds the node's other groups that long. */
+export interface OutboxMoveLimits {
+  maxRecords: number;
+  /** Stop once this many bytes of records are read (at least one record is). */
+  maxBytes: number;
+}
+
+const DEFAULT_OUTBOX_MOVE_STEP: OutboxMoveLimits = { maxRecords: 1_000, maxBytes: 1024 * 1024 };
+
+/** An outbox move step's outcome: records moved, and whether the move goes on (`moving`), ended (`done`), or the entry was stale. */
+export interface OutboxMoveStep {
+  status: 'moving' | 'done' | 'stale';
+  moved: number;
+}
+
 /** A backfill chunk's outcome: items walked, and whether the backfill goes on (`walked`), ended (`done`), or the entry was stale. */
 export interface BackfillChunkResult {
   status: 'walked' | 'done' | 'stale';
   items: number;
+}
+
+/** A snapshot of a split half that outbox records are still being moved to here: it would lack them; sent once they are in. */
+export class OutboxMoveUnderWayError extends Error {
+  constructor(groupId: number) {
+    super(`group ${groupId} awaits outbox records its parent's split moves to it here: no snapshot until they are in`);
+    this.name = 'OutboxMoveUnderWayError';
+  }
 }
 
 /**
@@ -424,31 +455,35 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * A split of the group at `splitKey`: its outbox records of items at or beyond it (the right half's)
-   * move, in order, to the end of the right group's outbox (fresh seqs there), so every item's changes
-   * stay in one outbox in their order. In one batch; a second call (a replayed split) finds nothing
-   * left to move. Answers how many moved.
+   * A split of the group at `splitKey`, in its apply: bounded work whatever the outbox holds. The
+   * right half's records are NOT moved here (a backlog of 100,000 records would hold every group of
+   * the node for seconds): the split records where it split (moves route by it), reserves the seqs
+   * of the group's outbox in the right group (its next seq starts past the group's), and, when the
+   * group's outbox holds records, records the move of its right half's records (IndexOutboxMove, from
+   * seq 1: decided by the group's next seq alone, never by which records are here, since a split half
+   * may still be receiving its parent's), which the group's `moveIndexOutbox` entries carry out
+   * (applyIndexOutboxMove). Answers that move. Applied again (a replay after a restart lost what
+   * followed), it finds the move it recorded, or the same state: it changes nothing.
    */
-  splitIndexOutbox(groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<number> {
+  splitIndexOutbox(groupId: number, rightGroupId: number, splitKey: Uint8Array): Promise<IndexOutboxMove | undefined> {
     return this.commits.exclusive(async (state) => {
       await state.durable();
-      const range = outboxRange(groupId);
-      const mutations: Mutation[] = [];
-      let next = readNextSeq(state, rightGroupId);
-      const first = next;
-      for await (const [key, value] of this.level.iterator({ gte: range.start, lt: range.end })) {
-        const record = decodeOutboxRecord(key, value);
-        if (compareBytes(record.itemKey, splitKey) < 0) continue;
-        mutations.push({ key, value: undefined }, { key: outboxKey(rightGroupId, next), value: encodeOutboxRecord(record) });
-        next += 1;
-      }
-      if (next > first) mutations.push(nextSeqMutation(rightGroupId, next));
-      const lastSeqs = { left: readNextSeq(state, groupId) - 1, right: next - 1 };
-      mutations.push(...(await this.splitRunningBackfills(state, groupId, rightGroupId, splitKey, lastSeqs)));
-      return { result: next - first, mutations };
-    }).then(async (moved) => {
+      const next = readNextSeq(state, groupId);
+      const mutations: Mutation[] = await this.splitRunningBackfills(state, groupId, rightGroupId, splitKey, next - 1);
+      mutations.push(outboxSplitMutation(groupId, splitKey, rightGroupId));
+      const stored = state.read(outboxMoveKey(groupId));
+      const pending = stored && decodeOutboxMove(outboxMoveKey(groupId), stored);
+      if (pending !== undefined && pending.rightGroupId === rightGroupId) return { result: pending, mutations };
+      // A replica refuses such a split (decided from this same state, so on every replica alike).
+      if (pending !== undefined) throw new Error(`group ${groupId} cannot split again before its outbox move to group ${pending.rightGroupId} ended`);
+      // Moved records keep their seqs: the right group numbers its own from the group's next seq on.
+      if (readNextSeq(state, rightGroupId) < next) mutations.push(nextSeqMutation(rightGroupId, next));
+      if (next === 1) return { result: undefined, mutations };
+      const move: IndexOutboxMove = { groupId, rightGroupId, splitKey: Uint8Array.from(splitKey), nextSeq: 1, throughSeq: next - 1 };
+      return { result: move, mutations: [...mutations, outboxMoveMutation(move)] };
+    }).then(async (move) => {
       await this.reloadIndexOutboxBacklogs([groupId, rightGroupId]);
-      return moved;
+      return move;
     }).finally(() => {
       this.startedBackfills += 1;
       this.wakeBackfillWaiters();
@@ -456,19 +491,155 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
+   * The move of the group's outbox records to its right half under way (a split's), if any, as
+   * applied: the steps and the split that write it apply in batches of their own, written before
+   * their apply returns.
+   */
+  async indexOutboxMove(groupId: number): Promise<IndexOutboxMove | undefined> {
+    const stored = await this.level.get(outboxMoveKey(groupId));
+    return stored === undefined ? undefined : decodeOutboxMove(outboxMoveKey(groupId), stored);
+  }
+
+  /**
+   * The next step of the group's outbox move, as its leader proposes it: from the move's next seq
+   * through the seq of the last record `limits` allow in this store's outbox there (the move's last
+   * seq when fewer are left). Undefined: no move under way.
+   */
+  async nextIndexOutboxMoveStep(groupId: number, limits: OutboxMoveLimits = DEFAULT_OUTBOX_MOVE_STEP): Promise<{ fromSeq: number; toSeq: number } | undefined> {
+    const move = await this.indexOutboxMove(groupId);
+    return move && { fromSeq: move.nextSeq, toSeq: await this.outboxMoveStepEnd(move, limits) };
+  }
+
+  private async outboxMoveStepEnd(move: IndexOutboxMove, limits: OutboxMoveLimits): Promise<number> {
+    let read = 0;
+    let bytes = 0;
+    const range = { gte: outboxKey(move.groupId, move.nextSeq), lte: outboxKey(move.groupId, move.throughSeq) };
+    for await (const [key, value] of this.level.iterator({ ...range, limit: limits.maxRecords })) {
+      read += 1;
+      bytes += value.length;
+      if (read >= limits.maxRecords || bytes >= limits.maxBytes) return decodeF64(key.subarray(9, 17));
+    }
+    return move.throughSeq;
+  }
+
+  /**
+   * One step of the group's outbox move (a `moveIndexOutbox` entry of its log, proposed by its leader
+   * one after another): when `fromSeq` is the move's next seq (else the entry is stale: proposed
+   * twice, and changes nothing but the applied mark), moves the records of the group's outbox
+   * numbered `fromSeq` to `toSeq` (within the move) of right-half items to the outbox of the half that
+   * holds the item now (the right group, or a half it split into since: recorded splits), each under
+   * its own seq; writes them, the move's next seq (`toSeq` + 1, or its end) and the applied mark in one
+   * batch. The leader chose `toSeq` so that its own store holds at most 1,000 records / 1 MiB there;
+   * so does every replica's, but for a group that is itself a split half still receiving its parent's
+   * records (a replica may hold more of those than the leader did).
+   */
+  async applyIndexOutboxMove(groupId: number, fromSeq: number, toSeq: number, mark: AppliedMark): Promise<OutboxMoveStep> {
+    const touched: number[] = [];
+    const step = await this.commits.exclusive<OutboxMoveStep>(async (state) => {
+      await state.durable();
+      const stored = state.read(outboxMoveKey(groupId));
+      const move = stored && decodeOutboxMove(outboxMoveKey(groupId), stored);
+      if (move === undefined || move.nextSeq !== fromSeq || toSeq < fromSeq) return { result: { status: 'stale', moved: 0 }, mutations: [appliedMutation(mark)] };
+      const step = await this.outboxMoveStep(move, toSeq, touched);
+      return { result: step.result, mutations: [...step.mutations, appliedMutation(mark)] };
+    });
+    await this.reloadIndexOutboxBacklogs(touched);
+    return step;
+  }
+
+  /** One step of `move` through `toSeq`; the groups whose outboxes it changes are added to `touched` (their backlogs to read again). */
+  private async outboxMoveStep(move: IndexOutboxMove, toSeq: number, touched: number[]): Promise<{ result: OutboxMoveStep; mutations: Mutation[] }> {
+    const mutations: Mutation[] = [];
+    const halves = new Map<number, Array<{ splitKey: Uint8Array; rightGroupId: number }>>();
+    let moved = 0;
+    const range = { gte: outboxKey(move.groupId, move.nextSeq), lte: outboxKey(move.groupId, Math.min(toSeq, move.throughSeq)) };
+    for await (const [key, value] of this.level.iterator(range)) {
+      const record = decodeOutboxRecord(key, value);
+      if (compareBytes(record.itemKey, move.splitKey) < 0) continue;
+      const holder = await this.outboxHolder(move.rightGroupId, record.itemKey, halves);
+      if (!touched.includes(holder)) touched.push(holder);
+      mutations.push({ key, value: undefined }, { key: outboxKey(holder, record.seq), value });
+      moved += 1;
+    }
+    if (moved > 0 && !touched.includes(move.groupId)) touched.push(move.groupId);
+    const done = toSeq >= move.throughSeq;
+    mutations.push(done ? { key: outboxMoveKey(move.groupId), value: undefined } : outboxMoveMutation({ ...move, nextSeq: toSeq + 1 }));
+    return { result: { status: done ? 'done' : 'moving', moved }, mutations };
+  }
+
+  /** The group holding `itemKey` among `groupId` and the halves it split into (recorded splits, read once per step into `halves`). */
+  private async outboxHolder(groupId: number, itemKey: Uint8Array, halves: Map<number, Array<{ splitKey: Uint8Array; rightGroupId: number }>>): Promise<number> {
+    let holder = groupId;
+    for (;;) {
+      let splits = halves.get(holder);
+      if (splits === undefined) {
+        const range = outboxSplitsRange(holder);
+        splits = (await this.level.iterator({ gte: range.start, lt: range.end }).all()).map(([key, value]) => decodeOutboxSplit(key, value));
+        halves.set(holder, splits);
+      }
+      // Splits by key: a group splits within what it holds, so its latest split at or before the key holds it.
+      let next: number | undefined;
+      for (const split of splits) if (compareBytes(split.splitKey, itemKey) <= 0) next = split.rightGroupId;
+      if (next === undefined) return holder;
+      holder = next;
+    }
+  }
+
+  /**
+   * Whether records may still be moved into the group's outbox here: it is the right half of an
+   * outbox move under way in this store, or a half split from one. Its records are not complete
+   * here until then (a shipper holds them, a snapshot of it is not sent).
+   */
+  async awaitsIndexOutboxMove(groupId: number, options: { snapshot?: AbstractSnapshot } = {}): Promise<boolean> {
+    const read = options.snapshot === undefined ? {} : { snapshot: options.snapshot };
+    const moves = outboxMovesRange();
+    const pending: number[] = [];
+    for (const [key, value] of await this.level.iterator({ gte: moves.start, lt: moves.end, ...read }).all()) pending.push(decodeOutboxMove(key, value).rightGroupId);
+    const seen = new Set<number>();
+    for (let target = pending.pop(); target !== undefined; target = pending.pop()) {
+      if (target === groupId) return true;
+      if (seen.has(target)) continue;
+      seen.add(target);
+      const splits = outboxSplitsRange(target);
+      for (const [key, value] of await this.level.iterator({ gte: splits.start, lt: splits.end, ...read }).all()) pending.push(decodeOutboxSplit(key, value).rightGroupId);
+    }
+    return false;
+  }
+
+  /**
+   * Ends the group's outbox move in this store at once, in bounded batches (not entries of its log):
+   * before its replica's data goes (a removal, or a snapshot replacing it), so the halves it moves
+   * records to here get every one (under the seqs the log's steps would give them).
+   */
+  private async finishIndexOutboxMoveHere(groupId: number): Promise<void> {
+    const touched: number[] = [];
+    for (let done = false; !done; ) {
+      done = await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const stored = state.read(outboxMoveKey(groupId));
+        if (stored === undefined) return { result: true, mutations: [] };
+        const move = decodeOutboxMove(outboxMoveKey(groupId), stored);
+        const step = await this.outboxMoveStep(move, await this.outboxMoveStepEnd(move, DEFAULT_OUTBOX_MOVE_STEP), touched);
+        return { result: step.result.status === 'done', mutations: step.mutations };
+      });
+    }
+    await this.reloadIndexOutboxBacklogs(touched);
+  }
+
+  /**
    * A split of a group with GSI backfills: the right group inherits each for its range (next key: the
    * later of the backfill's and the split key; the origin kept; a done one done), the left one's ends
    * at the split key (done when its walk is past it). A replayed split finds the right's written and
-   * the left's already cut (its end at the split key, or done): it changes nothing. `lastSeqs`: each
-   * group's last outbox seq after the split's moves, the last seq of a backfill done here (the right's
-   * records of a done backfill moved there under fresh seqs).
+   * the left's already cut (its end at the split key, or done): it changes nothing. `lastSeq`: the
+   * group's last outbox seq at the split, the last seq of a backfill done here in both halves (the
+   * right half's records keep their seqs when its outbox move carries them over).
    */
   private async splitRunningBackfills(
     state: StateReader,
     groupId: number,
     rightGroupId: number,
     splitKey: Uint8Array,
-    lastSeqs: { left: number; right: number },
+    lastSeq: number,
   ): Promise<Mutation[]> {
     const range = runningBackfillsRange(groupId);
     const mutations: Mutation[] = [];
@@ -476,12 +647,12 @@ export class PartitionStore implements PartitionClient {
       const backfill = decodeRunningBackfill(key, value);
       if (state.read(runningBackfillKey(rightGroupId, backfill.indexId)) === undefined) {
         const rightStart = compareBytes(backfill.nextKey, splitKey) > 0 ? backfill.nextKey : splitKey;
-        const inherited = backfill.done ? { ...backfill, nextKey: backfill.end, ...(backfill.dropped === true ? {} : { lastSeq: lastSeqs.right }) } : { ...backfill, nextKey: rightStart };
+        const inherited = backfill.done ? { ...backfill, nextKey: backfill.end, ...(backfill.dropped === true ? {} : { lastSeq }) } : { ...backfill, nextKey: rightStart };
         mutations.push(runningBackfillMutation({ ...inherited, groupId: rightGroupId }));
       }
       if (backfill.done || compareBytes(backfill.end, splitKey) <= 0) continue;
       const walkedPast = compareBytes(backfill.nextKey, splitKey) >= 0;
-      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true, lastSeq: lastSeqs.left } : { ...backfill, end: splitKey }));
+      mutations.push(runningBackfillMutation(walkedPast ? { ...backfill, nextKey: splitKey, end: splitKey, done: true, lastSeq } : { ...backfill, end: splitKey }));
     }
     return mutations;
   }
@@ -925,6 +1096,7 @@ export class PartitionStore implements PartitionClient {
     for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, bound);
     await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
     if (groupId !== undefined) {
+      await this.finishIndexOutboxMoveHere(groupId);
       const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId)];
       const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
@@ -977,7 +1149,11 @@ export class PartitionStore implements PartitionClient {
    * returned reads it.
    */
   openPartitionSnapshot(scope: PartitionScope): () => Promise<PartitionSnapshotStream> {
-    return openPartitionSnapshot(this.level, scope, { coLocatedGsis: !this.indexOutbox });
+    // A split half still awaiting moved outbox records here would send an outbox without them.
+    const complete = async (snapshot: AbstractSnapshot): Promise<void> => {
+      if (await this.awaitsIndexOutboxMove(scope.groupId, { snapshot })) throw new OutboxMoveUnderWayError(scope.groupId);
+    };
+    return openPartitionSnapshot(this.level, scope, { coLocatedGsis: !this.indexOutbox }, this.indexOutbox ? complete : undefined);
   }
 
   /** Makes every write completed so far durable on disk (partition-snapshot.ts syncToDisk). */
@@ -995,6 +1171,8 @@ export class PartitionStore implements PartitionClient {
   async restorePartitionSnapshot(replaced: readonly PartitionScope[], snapshot: CheckedPartitionSnapshot, snapshotIndex: number, options: { batchBytes?: number } = {}): Promise<number> {
     const stray = replaced.find((scope) => scope.groupId !== snapshot.groupId);
     if (stray !== undefined) throw new PartitionSnapshotFormatError(`a snapshot of group ${snapshot.groupId} cannot replace group ${stray.groupId}`);
+    // The outbox records this replica still had to move go first: the snapshot's outbox may lack them (moved on the sender).
+    await this.finishIndexOutboxMoveHere(snapshot.groupId);
     const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
     // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
     await this.syncToDisk();

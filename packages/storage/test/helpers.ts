@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AttributeValue, IndexSchema, Item, KeyAttribute, PartitionClient, RangeReadRequest, TableSchema } from '@shoal/model';
-import { openLocalStore, type LocalStore } from '../src/index.ts';
+import { openLocalStore, type AppliedMark, type LocalStore, type OutboxMoveLimits, type OutboxMoveStep, type PartitionStore } from '../src/index.ts';
 
 export const S = (value: string): AttributeValue => ({ S: value });
 export const N = (value: number | string): AttributeValue => ({ N: String(value) });
@@ -55,3 +55,19 @@ export function baseRequest(schema: TableSchema, extra: Partial<RangeReadRequest
 
 /** A small deterministic generator (mulberry32), so a failure replays exactly. */
 export { seededRandom as random } from '@shoal/linearizability';
+
+/** A group's log as a test drives it: its id and the mark of its next entry. */
+export interface LogOfGroup {
+  readonly groupId: number;
+  mark(): AppliedMark;
+}
+
+/** Applies move steps of the group's outbox move (after a split), as its leader would propose them, until it ended; answers their outcomes. */
+export async function runOutboxMove(store: PartitionStore, group: LogOfGroup, limits?: OutboxMoveLimits): Promise<OutboxMoveStep[]> {
+  const steps: OutboxMoveStep[] = [];
+  for (let step = await store.nextIndexOutboxMoveStep(group.groupId, limits); step !== undefined; step = await store.nextIndexOutboxMoveStep(group.groupId, limits)) {
+    steps.push(await store.applyIndexOutboxMove(group.groupId, step.fromSeq, step.toSeq, group.mark()));
+    if (steps.length > 10_000) throw new Error('an outbox move that never ends');
+  }
+  return steps;
+}

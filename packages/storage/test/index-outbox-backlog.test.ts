@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { compareBytes, encodeCollectionPrefix, encodeItemKey, spaceRange, type IndexSchema, type PartitionWrite, type TableSchema } from '@shoal/model';
 import { checkPartitionSnapshot, openLocalStore, type LocalStore, type PartitionBound, type PartitionStore } from '../src/index.ts';
-import { N, random, S, temporaryDirectory } from './helpers.ts';
+import { N, random, runOutboxMove, S, temporaryDirectory, type LogOfGroup } from './helpers.ts';
 
 const BY_CITY: IndexSchema = { name: 'byCity', kind: 'GSI', indexId: 41, hashKey: { name: 'city', type: 'S' }, projection: { type: 'KEYS_ONLY' } };
 const TABLE: TableSchema = { name: 'towns', tableId: 40, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'sk', type: 'N' }, indexes: [BY_CITY] };
@@ -30,6 +30,9 @@ class Marks {
     const index = (this.#next.get(groupId) ?? 0) + 1;
     this.#next.set(groupId, index);
     return { groupId, index };
+  }
+  log(groupId: number): LogOfGroup {
+    return { groupId, mark: () => this.of(groupId) };
   }
 }
 
@@ -91,7 +94,7 @@ describe('the outbox backlog of a group', () => {
     }
   });
 
-  it('a split gives the right group the records that moved; the left keeps the rest (holes count until trimmed past)', async () => {
+  it('a split gives the right group the records its outbox move carries over; the left keeps the rest (holes count until trimmed past)', async () => {
     const local = await openLocalStore({ inMemory: true, indexOutbox: true });
     const store = local.partitions;
     const marks = new Marks();
@@ -100,29 +103,34 @@ describe('the outbox backlog of a group', () => {
       // Keys are hashed: of two item collections, one lies left of the other's start, the split key.
       const [low, high] = ['x', 'z'].toSorted((a, b) => compareBytes(collection(a), collection(b)));
       const splitKey = collection(high!);
-      // Alternating halves: low (left of the split) and high (right).
+      // Alternating halves: low (left of the split, seqs 1, 3, 5, 7, 9) and high (right: 2, 4, 6, 8, 10, 11).
       for (let i = 0; i < 10; i++) await store.write(put(i % 2 === 0 ? low! : high!, i, 'Oslo'), marks.of(GROUP));
       await store.write(put(high!, 100, 'Oslo'), marks.of(GROUP));
       await store.splitIndexOutbox(GROUP, right, splitKey);
-      // Left: seqs 1, 3, 5, 7, 9 of next seq 12; right: 6 records moved, seqs 1..6.
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 6]);
+      // The split moves nothing: the right group's seqs start past the left's (12), its outbox empty yet.
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 0]);
+      // Replayed before its steps (a restart before its mark): nothing changes.
+      await store.splitIndexOutbox(GROUP, right, splitKey);
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 0]);
+      await runOutboxMove(store, marks.log(GROUP));
+      // Moved under their seqs: the right holds 2 ... 11 of next seq 12 (the left's seqs between them are holes).
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 10]);
       await store.write(put(high!, 200, 'Rome'), marks.of(right));
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 7]);
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 11]);
       // Trimmed through the left's last record: the holes after it are gone too.
       await store.trimIndexOutbox(GROUP, 9, marks.of(GROUP));
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([0, 7]);
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([0, 11]);
       // A split moving the group's first records: the left's backlog starts at its first record left.
-      await store.trimIndexOutbox(right, 7, marks.of(right));
+      await store.trimIndexOutbox(right, 12, marks.of(right));
       const [middle, top] = Array.from({ length: 20 }, (_, i) => `r${i}`)
         .filter((pk) => compareBytes(collection(pk), splitKey) > 0)
         .toSorted((a, b) => compareBytes(collection(a), collection(b)));
       for (let i = 0; i < 4; i++) await store.write(put(top!, 300 + i, 'Nice'), marks.of(right));
       await store.write(put(middle!, 300, 'Nice'), marks.of(right));
       await store.splitIndexOutbox(right, GROUP + 2, collection(top!));
-      expect(await backlogsMatchDisk(store, [right, GROUP + 2])).toEqual([1, 4]);
-      // Replayed (a restart before its mark): nothing moves, nothing changes.
-      await store.splitIndexOutbox(right, GROUP + 2, collection(top!));
-      expect(await backlogsMatchDisk(store, [GROUP, right, GROUP + 2])).toEqual([0, 1, 4]);
+      await runOutboxMove(store, marks.log(right));
+      // Right: seq 17 left of next seq 18; its right half: 13 ... 16 of next seq 18 (17 a hole).
+      expect(await backlogsMatchDisk(store, [GROUP, right, GROUP + 2])).toEqual([0, 1, 5]);
     } finally {
       await local.close();
     }
@@ -182,6 +190,7 @@ describe('the outbox backlog of a group', () => {
           if (compareBytes(splitKey, group.start) <= 0) continue;
           const rightId = GROUP + groups.length;
           await local.partitions.splitIndexOutbox(group.groupId, rightId, splitKey);
+          await runOutboxMove(local.partitions, marks.log(group.groupId));
           groups.push({ groupId: rightId, start: splitKey, end: group.end });
           group.end = splitKey;
         } else {

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { encodeItemKey, spaceRange, type IndexSchema, type Item, type PartitionWrite, type TableSchema } from '@shoal/model';
-import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, type BackfillChunkLimits, type BackfillChunkResult, type IndexOutboxRecord, type LocalStore, type PartitionBound } from '../src/index.ts';
+import { checkPartitionSnapshot, indexSpaceSchema, openLocalStore, OutboxMoveUnderWayError, type BackfillChunkLimits, type BackfillChunkResult, type IndexOutboxRecord, type LocalStore, type OutboxMoveLimits, type OutboxMoveStep, type PartitionBound, type PartitionScope } from '../src/index.ts';
 import { CommitQueue } from '../src/commit-queue.ts';
 import { openDatabase } from '../src/database.ts';
 import { PartitionStore } from '../src/partition-store.ts';
-import { baseRequest, N, random, S, temporaryDirectory } from './helpers.ts';
+import { baseRequest, N, random, readAllPages, runOutboxMove, S, temporaryDirectory } from './helpers.ts';
 
 const BY_CITY: IndexSchema = { name: 'byCity', kind: 'GSI', indexId: 31, hashKey: { name: 'city', type: 'S' }, rangeKey: { name: 'age', type: 'N' }, projection: { type: 'INCLUDE', nonKeyAttributes: ['name'] } };
 const BY_RANK: IndexSchema = { name: 'byRank', kind: 'LSI', indexId: 32, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'rank', type: 'N' }, projection: { type: 'KEYS_ONLY' } };
@@ -76,6 +76,36 @@ async function withBackfillUnderWay(run: (store: PartitionStore, group: Group, s
   }
 }
 
+/** Runs `test` over `count` fresh in-memory stores with index outboxes, closed after. */
+async function withOutboxStores(count: number, test: (stores: PartitionStore[]) => Promise<void>): Promise<void> {
+  const locals = await Promise.all(Array.from({ length: count }, outboxStore));
+  try {
+    await test(locals.map((local) => local.partitions));
+  } finally {
+    await Promise.all(locals.map((local) => local.close()));
+  }
+}
+
+/** A replica's snapshot taken from `source` and installed in `receiver` (through a staged file, as a node does). */
+async function sendSnapshot(source: PartitionStore, receiver: PartitionStore, scope: PartitionScope, snapshotIndex: number): Promise<void> {
+  const stream = await source.openPartitionSnapshot(scope)();
+  const parts: Uint8Array[] = [];
+  try {
+    for await (const chunk of stream.chunks) parts.push(chunk);
+  } finally {
+    stream.release();
+  }
+  const directory = await temporaryDirectory();
+  try {
+    const path = join(directory.path, 'snapshot');
+    const bytes = Buffer.concat(parts);
+    await writeFile(path, bytes);
+    await receiver.restorePartitionSnapshot([scope], await checkPartitionSnapshot({ path, offset: 0, size: bytes.length }), snapshotIndex);
+  } finally {
+    await directory.remove();
+  }
+}
+
 const everything = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER };
 const readAll = (store: PartitionStore, groupId = GROUP): Promise<IndexOutboxRecord[]> => store.readIndexOutbox(groupId, everything);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -88,10 +118,8 @@ async function gsiEntries(store: PartitionStore, bound: PartitionBound = INDEX_S
 
 describe('a store with index outboxes (base partition)', () => {
   it('writes GSI changes as records of the group, in the same batch as the item, in order; LSIs stay synchronous', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const group = new Group(store);
       const before = store.batchesWritten();
       await group.write(put(person('a', 1, { city: S('Oslo'), age: N(30), name: S('Ann'), rank: N(1), secret: S('x') })));
       expect(store.batchesWritten() - before).toBe(1);
@@ -121,25 +149,18 @@ describe('a store with index outboxes (base partition)', () => {
       await group.write(put(person('b', 2, { rank: N(4) })));
       const lsi = await store.readRange(baseRequest(TABLE, { indexName: BY_RANK.name }));
       expect(lsi.items).toEqual([{ pk: S('b'), sk: N(2), rank: N(4) }]);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('refuses a write without an applied mark (GSI changes need a group)', async () => {
-    const local = await outboxStore();
-    try {
-      await expect(local.partitions.write(put(person('a', 1, { city: S('x'), age: N(1) })))).rejects.toThrow(/applied mark/);
-    } finally {
-      await local.close();
-    }
+    await withOutboxStores(1, async ([local]) => {
+      await expect(local.write(put(person('a', 1, { city: S('x'), age: N(1) })))).rejects.toThrow(/applied mark/);
+    });
   });
 
   it('writes the records of a committed transaction with its items; a refused write writes none', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const group = new Group(store);
       const conditional: PartitionWrite = {
         operations: [{ table: TABLE, kind: 'Put', key: { pk: S('c'), sk: N(1) }, item: person('c', 1, { city: S('Oslo'), age: N(3) }), expressions: { condition: 'attribute_exists(pk)' } }],
       };
@@ -150,17 +171,13 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await readAll(store)).toEqual([]);
       await store.resolveTransaction('tx1', true, WHOLE, group.mark());
       expect(summary(await readAll(store)).map((r) => r.key)).toEqual([hex(cityKey('Oslo', 3, 'c', 1))]);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('backfills a new GSI into the outbox chunk by chunk: a put record per indexed item, the command resolving once the last chunk applied', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
-    const group = new Group(store);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };
+      const group = new Group(store);
       for (let i = 0; i < 700; i++) {
         await store.write({ operations: [{ table: withoutIndex, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, i % 2 === 0 ? { city: S(`c${i % 3}`), age: N(i) } : {}) }] }, group.mark());
       }
@@ -188,16 +205,12 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await store.appliedIndex(GROUP)).toBe(group.index);
       // The backfill touched no GSI entry here.
       expect(await gsiEntries(store)).toEqual([]);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('a chunk walks at most its byte limit (at least one item), and a chunk whose key is not the next one (proposed twice) changes nothing but the mark', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const group = new Group(store);
       for (let i = 0; i < 10; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i), pad: S('y'.repeat(100)) }) }] }, group.mark());
       await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, group.mark());
       const first = await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 100, maxBytes: 1 });
@@ -208,9 +221,7 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await readAll(store)).toHaveLength(1);
       // Another GSI of no backfill here: stale too.
       expect((await store.applyBackfillChunk(GROUP, 999, WHOLE.start, group.mark())).status).toBe('stale');
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('the backfill command sent again while it runs joins it (no restart); a drop of the index ends it', () =>
@@ -313,11 +324,9 @@ describe('a store with index outboxes (base partition)', () => {
   }, 60_000);
 
   it('a split during a backfill: the right group inherits the rest of its range, the left one ends at the split key, and every item gets one put record', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    const right = new Group(store, GROUP + 1);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const group = new Group(store);
+      const right = new Group(store, GROUP + 1);
       for (let i = 0; i < 400; i++) await store.write({ operations: [{ table: { ...TABLE, indexes: [] }, kind: 'Put', key: { pk: S(`p${i}`), sk: N(i) }, item: person(`p${i}`, i, { city: S('x'), age: N(i) }) }] }, group.mark());
       const keys = (await store.readRange(baseRequest(TABLE))).items.map((item) => encodeItemKey(TABLE.tableId, item.pk as { S: string }, item.sk as { N: string }));
       const splitAt = (position: number): Uint8Array => keys[position] as Uint8Array;
@@ -341,8 +350,10 @@ describe('a store with index outboxes (base partition)', () => {
       // The second split, behind the left's walk: the left has nothing left to walk, the new right half
       // the rest of the left's range (from the walk's next key), and the walked records of its items move.
       const third = new Group(store, GROUP + 2);
+      await runOutboxMove(store, group);
       await store.splitIndexOutbox(GROUP, third.groupId, splitAt(50));
       group.mark();
+      await runOutboxMove(store, group);
       expect(await store.runningIndexBackfills(GROUP)).toEqual([]);
       expect(await store.runningIndexBackfills(third.groupId)).toEqual([{ ...left, groupId: third.groupId }]);
       await runBackfills(store, right, { maxItems: 64, maxBytes: 1 << 20 });
@@ -362,20 +373,17 @@ describe('a store with index outboxes (base partition)', () => {
       // A split after the backfill: both halves have it done (sent to the new half, the command walks nothing).
       const fourth = new Group(store, GROUP + 3);
       await store.splitIndexOutbox(right.groupId, fourth.groupId, splitAt(350));
+      await runOutboxMove(store, right);
       await (await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, fourth.mark())).done;
       expect(await store.runningIndexBackfills(fourth.groupId)).toEqual([]);
       expect(await store.runningIndexBackfills(right.groupId)).toEqual([]);
       expect(await readAll(store, fourth.groupId)).toHaveLength(50);
-    } finally {
-      await local.close();
-    }
+    });
   });
 
   it('trims the records up to a seq, with the applied mark', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    try {
+    await withOutboxStores(1, async ([store]) => {
+      const group = new Group(store);
       for (let i = 0; i < 5; i++) await group.write(put(person('t', i, { city: S('x'), age: N(i) })));
       const mark = group.mark();
       expect(await store.trimIndexOutbox(GROUP, 3, mark)).toBe(3);
@@ -388,51 +396,223 @@ describe('a store with index outboxes (base partition)', () => {
       await group.write(put(person('t', 9, { city: S('x'), age: N(9) })));
       expect((await readAll(store)).map((r) => r.seq)).toEqual([4, 5, 6]);
       expect((await store.readIndexOutbox(GROUP, { afterSeq: 4, maxRecords: 10, maxBytes: 1 })).map((r) => r.seq)).toEqual([5]);
+    });
+  });
+
+});
+
+describe('a base partition split: its outbox move', () => {
+  /** Items p0..p(count-1) with a GSI entry each, then every third one moved to another city (a delete and a put record): 5/3 count records, several for some items. */
+  async function fillOutbox(group: Group, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) await group.write(put(person(`p${i}`, i, { city: S('x'), age: N(i) })));
+    for (let i = 0; i < count; i += 3) await group.write(put(person(`p${i}`, i, { city: S('y'), age: N(i) })));
+  }
+
+  /** The table's items in key order, with their keys. */
+  async function itemsByKey(store: PartitionStore): Promise<Array<{ key: Uint8Array; pk: string; sk: number }>> {
+    const items = (await readAllPages(store, baseRequest(TABLE))).flatMap((page) => page.items);
+    return items.map((item) => ({ key: encodeItemKey(TABLE.tableId, item.pk as { S: string }, item.sk as { N: string }), pk: (item.pk as { S: string }).S, sk: Number((item.sk as { N: string }).N) }));
+  }
+
+  const from = (records: IndexOutboxRecord[], splitKey: Uint8Array, end?: Uint8Array) =>
+    records.filter((r) => Buffer.compare(r.itemKey, splitKey) >= 0 && (end === undefined || Buffer.compare(r.itemKey, end) < 0));
+  const below = (records: IndexOutboxRecord[], splitKey: Uint8Array) => records.filter((r) => Buffer.compare(r.itemKey, splitKey) < 0);
+
+  it('a split with 5,000 pending records writes one small batch; steps of at most 1,000 records move the right half\'s records under their own seqs, before the right group\'s own', async () => {
+    const database = await openDatabase({ inMemory: true });
+    const batches: number[] = [];
+    const commits = new CommitQueue({ ...database, writeBatch: (mutations) => (batches.push(mutations.length), database.writeBatch(mutations)) });
+    const store = new PartitionStore(database.level, commits, { indexOutbox: true });
+    try {
+      const group = new Group(store);
+      const right = new Group(store, GROUP + 1);
+      await fillOutbox(group, 3_000);
+      const before = await readAll(store);
+      expect(before).toHaveLength(5_000);
+      const items = await itemsByKey(store);
+      const splitKey = items[1_500]!.key;
+      batches.length = 0;
+      const move = await store.splitIndexOutbox(GROUP, right.groupId, splitKey);
+      expect(batches).toEqual([expect.any(Number)]);
+      expect(batches[0]).toBeLessThanOrEqual(4);
+      expect(move).toMatchObject({ groupId: GROUP, rightGroupId: right.groupId, nextSeq: 1, throughSeq: 5_000 });
+      // Nothing moved yet: the right group awaits its records (its shipper holds, no snapshot of it goes).
+      expect(await readAll(store)).toHaveLength(5_000);
+      expect(await store.awaitsIndexOutboxMove(right.groupId)).toBe(true);
+      expect(await store.awaitsIndexOutboxMove(GROUP)).toBe(false);
+      // A replayed split changes nothing.
+      expect(await store.splitIndexOutbox(GROUP, right.groupId, splitKey)).toEqual(move);
+      // The right group writes meanwhile: its records are numbered past the seqs its parent's records keep.
+      const moving = items[2_100]!;
+      await right.write(put(person(moving.pk, moving.sk, { city: S('z'), age: N(1) })));
+      expect((await readAll(store, right.groupId)).map((r) => r.seq)).toEqual([5_001, 5_002]);
+      batches.length = 0;
+      const steps = await runOutboxMove(store, group, { maxRecords: 1_000, maxBytes: 1 << 20 });
+      expect(steps.map((step) => step.status)).toEqual(['moving', 'moving', 'moving', 'moving', 'done']);
+      expect(steps.reduce((sum, step) => sum + step.moved, 0)).toBe(from(before, splitKey).length);
+      // Each step one batch: at most a delete and a put per record read, the move's state and the mark.
+      expect(batches).toHaveLength(5);
+      expect(Math.max(...batches)).toBeLessThanOrEqual(2 * 1_000 + 2);
+      expect(summary(await readAll(store))).toEqual(summary(below(before, splitKey)));
+      const rightOutbox = await readAll(store, right.groupId);
+      expect(summary(rightOutbox)).toEqual([...summary(from(before, splitKey)), ...summary(rightOutbox.slice(-2))]);
+      expect(rightOutbox.slice(-2).map((r) => r.seq)).toEqual([5_001, 5_002]);
+      expect(rightOutbox.every((r) => Buffer.compare(r.itemKey, splitKey) >= 0)).toBe(true);
+      expect(await store.awaitsIndexOutboxMove(right.groupId)).toBe(false);
+      expect(await store.indexOutboxMove(GROUP)).toBeUndefined();
+      // A step proposed twice is stale: only its mark.
+      const mark = group.mark();
+      expect(await store.applyIndexOutboxMove(GROUP, 1, 100, mark)).toEqual({ status: 'stale', moved: 0 });
+      expect(await store.appliedIndex(GROUP)).toBe(mark.index);
+      // A step's byte limit: at least one record.
+      await store.splitIndexOutbox(right.groupId, GROUP + 2, items[2_500]!.key);
+      expect(await store.nextIndexOutboxMoveStep(right.groupId, { maxRecords: 1_000, maxBytes: 1 })).toEqual({ fromSeq: 1, toSeq: rightOutbox[0]!.seq });
     } finally {
-      await local.close();
+      await commits.close();
+      await database.close();
     }
   });
 
-  it('a split moves the right half\'s records, in order, to the end of the right group\'s outbox', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    const group = new Group(store);
-    const right = 8;
+  it('replicas fed the same entries end with the same outboxes, whichever way the right half\'s own entries (a split of it included) interleave with the move', async () => {
+    await withOutboxStores(2, async ([leader, follower]) => {
+      const limits = { maxRecords: 150, maxBytes: 1 << 20 };
+      const parents = [new Group(leader), new Group(follower)];
+      for (const parent of parents) await fillOutbox(parent, 600);
+      const before = await readAll(leader);
+      const items = await itemsByKey(leader);
+      const [k1, k2] = [items[200]!.key, items[420]!.key];
+      const [R, R2] = [GROUP + 1, GROUP + 2];
+      // The right half's own log: two writes, its split at k2, then its move steps.
+      const rightLog = async (store: PartitionStore, right: Group, steps: Array<{ fromSeq: number; toSeq: number }>, propose: boolean): Promise<void> => {
+        for (const item of [items[300]!, items[500]!]) await right.write(put(person(item.pk, item.sk, { city: S('w'), age: N(2) })));
+        await store.splitIndexOutbox(R, R2, k2);
+        right.mark();
+        // The leader proposes its steps from its own store; the follower applies the same entries.
+        if (propose) for (let step = await store.nextIndexOutboxMoveStep(R, limits); step !== undefined; step = await store.nextIndexOutboxMoveStep(R, limits)) {
+          steps.push(step);
+          await store.applyIndexOutboxMove(R, step.fromSeq, step.toSeq, right.mark());
+        }
+        else for (const step of steps) await store.applyIndexOutboxMove(R, step.fromSeq, step.toSeq, right.mark());
+      };
+      const parentSteps: Array<{ fromSeq: number; toSeq: number }> = [];
+      const rightSteps: Array<{ fromSeq: number; toSeq: number }> = [];
+      // The leader: the parent splits and moves two steps, then the right half's entries, then the parent's other steps.
+      await leader.splitIndexOutbox(GROUP, R, k1);
+      parents[0]!.mark();
+      for (let i = 0; i < 2; i++) {
+        const step = (await leader.nextIndexOutboxMoveStep(GROUP, limits))!;
+        parentSteps.push(step);
+        await leader.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, parents[0]!.mark());
+      }
+      await rightLog(leader, new Group(leader, R), rightSteps, true);
+      for (let step = await leader.nextIndexOutboxMoveStep(GROUP, limits); step !== undefined; step = await leader.nextIndexOutboxMoveStep(GROUP, limits)) {
+        parentSteps.push(step);
+        await leader.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, parents[0]!.mark());
+      }
+      // The follower: the right half's entries first (it split before any record of its parent's arrived), then the parent's.
+      await follower.splitIndexOutbox(GROUP, R, k1);
+      parents[1]!.mark();
+      await rightLog(follower, new Group(follower, R), rightSteps, false);
+      expect(await follower.awaitsIndexOutboxMove(R2)).toBe(true);
+      for (const step of parentSteps) await follower.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, parents[1]!.mark());
+      expect(parentSteps.length).toBeGreaterThan(3);
+      for (const groupId of [GROUP, R, R2]) expect(summary(await readAll(follower, groupId))).toEqual(summary(await readAll(leader, groupId)));
+      for (const store of [leader, follower]) for (const groupId of [R, R2]) expect(await store.awaitsIndexOutboxMove(groupId)).toBe(false);
+      // Every parent record in the outbox of the half holding its item, under its seq (so in its order), the halves' own after.
+      expect(summary(await readAll(leader, GROUP))).toEqual(summary(below(before, k1)));
+      expect(summary((await readAll(leader, R)).filter((r) => r.seq <= before.length))).toEqual(summary(from(before, k1, k2)));
+      expect(summary((await readAll(leader, R2)).filter((r) => r.seq <= before.length))).toEqual(summary(from(before, k2)));
+      expect((await readAll(leader, R2)).filter((r) => r.seq > before.length)).toHaveLength(2);
+    });
+  });
+
+  it('a restart part way continues the move; a snapshot of the parent part way continues it on the receiver; none of the right half goes while it awaits records', async () => {
+    const directory = await temporaryDirectory();
+    const limits = { maxRecords: 100, maxBytes: 1 << 20 };
     try {
-      const keys = Array.from({ length: 30 }, (_, i) => ({ pk: `s${i}`, sk: i }));
-      for (const { pk, sk } of keys) await group.write(put(person(pk, sk, { city: S('x'), age: N(sk) })));
-      for (const { pk, sk } of keys.slice(0, 10)) await group.write(del(pk, sk));
-      const before = await readAll(store);
-      const splitKey = encodeItemKey(TABLE.tableId, S('s17'), N(0));
-      const rightHalf = before.filter((r) => Buffer.compare(r.itemKey, splitKey) >= 0);
-      expect(rightHalf.length).toBeGreaterThan(0);
-      expect(rightHalf.length).toBeLessThan(before.length);
-      expect(await store.splitIndexOutbox(GROUP, right, splitKey)).toBe(rightHalf.length);
-      expect(summary(await readAll(store))).toEqual(summary(before.filter((r) => !rightHalf.includes(r))));
-      const moved = await readAll(store, right);
-      expect(moved.map((r) => r.seq)).toEqual(rightHalf.map((_, i) => i + 1));
-      expect(moved.map((r) => [hex(r.entryKey), r.entry])).toEqual(rightHalf.map((r) => [hex(r.entryKey), r.entry]));
-      // A replayed split moves nothing; the right group's next write continues its sequence.
-      expect(await store.splitIndexOutbox(GROUP, right, splitKey)).toBe(0);
-      await new Group(store, right).write(put(person('s20', 20, { city: S('y'), age: N(1) })));
-      expect((await readAll(store, right)).map((r) => r.seq).at(-1)).toBe(rightHalf.length + 2);
-    } finally {
+      let local = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      const group = new Group(local.partitions);
+      await fillOutbox(group, 300);
+      const before = await readAll(local.partitions);
+      const splitKey = (await itemsByKey(local.partitions))[100]!.key;
+      await local.partitions.splitIndexOutbox(GROUP, GROUP + 1, splitKey);
+      group.mark();
+      const first = (await local.partitions.nextIndexOutboxMoveStep(GROUP, limits))!;
+      await local.partitions.applyIndexOutboxMove(GROUP, first.fromSeq, first.toSeq, group.mark());
       await local.close();
+      local = await openLocalStore({ dataDir: directory.path, indexOutbox: true });
+      const store = local.partitions;
+      try {
+        expect(await store.indexOutboxMove(GROUP)).toMatchObject({ nextSeq: first.toSeq + 1, throughSeq: before.length });
+        // A snapshot of the right half is refused while it awaits records here.
+        const rightScope = { groupId: GROUP + 1, table: TABLE, bound: { start: splitKey, end: WHOLE.end } };
+        await withOutboxStores(2, async ([receiver, another]) => {
+          await expect(sendSnapshot(store, receiver, rightScope, 1)).rejects.toThrow(OutboxMoveUnderWayError);
+          // The parent's snapshot goes part way, its move with it; the receiver (holding the right half too) continues it.
+          const parentScope = { groupId: GROUP, table: TABLE, bound: { start: WHOLE.start, end: splitKey } };
+          await sendSnapshot(store, receiver, parentScope, group.index);
+          // A replica that was behind the split takes the move with the snapshot, and carries out the rest of it.
+          await fillOutbox(new Group(another), 300);
+          await sendSnapshot(store, another, parentScope, group.index);
+          expect(await another.indexOutboxMove(GROUP)).toEqual(await store.indexOutboxMove(GROUP));
+          await runOutboxMove(another, new Group(another), limits);
+          expect(summary(await readAll(another, GROUP + 1))).toEqual(summary(from(before, splitKey).filter((r) => r.seq > first.toSeq)));
+          const onReceiver = new Group(receiver);
+          onReceiver.index = group.index;
+          const resumed = new Group(store);
+          resumed.index = group.index;
+          await runOutboxMove(store, resumed, limits);
+          await runOutboxMove(receiver, onReceiver, limits);
+          expect(resumed.index).toBe(onReceiver.index);
+          expect(summary(await readAll(store, GROUP + 1))).toEqual(summary(from(before, splitKey)));
+          // On the receiver, the records moved before its snapshot came with the right half's own snapshot, sent once complete.
+          await sendSnapshot(store, receiver, rightScope, 1);
+          expect(summary(await readAll(receiver, GROUP + 1))).toEqual(summary(from(before, splitKey)));
+          expect(summary(await readAll(receiver, GROUP))).toEqual(summary(below(before, splitKey)));
+        });
+      } finally {
+        await local.close();
+      }
+    } finally {
+      await directory.remove();
     }
+  });
+
+  it('a replica removed part way, or replaced by a snapshot, ends its move here first: the right half gets every record', async () => {
+    await withOutboxStores(2, async ([store, receiver]) => {
+      const group = new Group(store);
+      await fillOutbox(group, 300);
+      const before = await readAll(store);
+      const splitKey = (await itemsByKey(store))[150]!.key;
+      const scope = { groupId: GROUP, table: TABLE, bound: { start: WHOLE.start, end: splitKey } };
+      // The receiver's replica applied the split, none of its move; the sender's moved a first step,
+      // which its snapshot's outbox lacks: the receiver moves its own records first.
+      await fillOutbox(new Group(receiver), 300);
+      await receiver.splitIndexOutbox(GROUP, GROUP + 1, splitKey);
+      await store.splitIndexOutbox(GROUP, GROUP + 1, splitKey);
+      group.mark();
+      const step = (await store.nextIndexOutboxMoveStep(GROUP, { maxRecords: 50, maxBytes: 1 << 20 }))!;
+      await store.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, group.mark());
+      await sendSnapshot(store, receiver, scope, group.index);
+      expect(await receiver.indexOutboxMove(GROUP)).toEqual(await store.indexOutboxMove(GROUP));
+      expect(summary(await readAll(receiver, GROUP + 1))).toEqual(summary(from(before, splitKey)));
+      // The store's replica of the parent goes part way.
+      await store.dropPartitionData(TABLE, scope.bound, GROUP);
+      expect(summary(await readAll(store, GROUP + 1))).toEqual(summary(from(before, splitKey)));
+      expect(await readAll(store, GROUP)).toEqual([]);
+      expect(await store.awaitsIndexOutboxMove(GROUP + 1)).toBe(false);
+    });
   });
 });
 
 describe('a GSI partition applying shipped records', () => {
   it('applies records past its cursor once, skips those at or below it, with cursor and statistics in one batch', async () => {
-    const base = await outboxStore();
-    const gsi = await outboxStore();
-    const group = new Group(base.partitions);
-    const target = gsi.partitions;
-    try {
+    await withOutboxStores(2, async ([base, target]) => {
+      const group = new Group(base);
       await group.write(put(person('a', 1, { city: S('Oslo'), age: N(1), name: S('A') })));
       await group.write(put(person('b', 2, { city: S('Oslo'), age: N(2), name: S('B') })));
       await group.write(put(person('a', 1, { city: S('Rome'), age: N(1), name: S('A') })));
-      const records = await readAll(base.partitions);
+      const records = await readAll(base);
       expect(records).toHaveLength(4);
       const before = target.batchesWritten();
       const mark = { groupId: GSI_GROUP, index: 1 };
@@ -452,51 +632,37 @@ describe('a GSI partition applying shipped records', () => {
       expect((await target.statistics(TABLE, BY_CITY.name)).itemCount).toBe(2);
       // Cursors are per source group.
       expect(await target.indexCursor(GSI_GROUP, GROUP + 1)).toBe(0);
-    } finally {
-      await base.close();
-      await gsi.close();
-    }
+    });
   });
 
   it('refuses records outside its bound whole (it split since they were routed)', async () => {
-    const base = await outboxStore();
-    const gsi = await outboxStore();
-    const group = new Group(base.partitions);
-    try {
+    await withOutboxStores(2, async ([base, gsi]) => {
+      const group = new Group(base);
       await group.write(put(person('a', 1, { city: S('Oslo'), age: N(1) })));
       await group.write(put(person('b', 1, { city: S('Zurich'), age: N(1) })));
-      const records = await readAll(base.partitions);
+      const records = await readAll(base);
       const left: PartitionBound = { start: INDEX_SPACE.start, end: cityKey('Oslo', 1, 'a', 1) };
       const outside = records.filter((r) => Buffer.compare(r.entryKey, left.end) >= 0);
       expect(outside.length).toBeGreaterThan(0);
-      expect(await gsi.partitions.applyIndexEntries(GSI_GROUP, left, GROUP, records, { groupId: GSI_GROUP, index: 1 })).toEqual({ status: 'outOfRange', applied: 0, skipped: 0 });
-      expect(await gsi.partitions.indexCursor(GSI_GROUP, GROUP)).toBe(0);
-      expect(await gsi.partitions.appliedIndex(GSI_GROUP)).toBe(1);
-    } finally {
-      await base.close();
-      await gsi.close();
-    }
+      expect(await gsi.applyIndexEntries(GSI_GROUP, left, GROUP, records, { groupId: GSI_GROUP, index: 1 })).toEqual({ status: 'outOfRange', applied: 0, skipped: 0 });
+      expect(await gsi.indexCursor(GSI_GROUP, GROUP)).toBe(0);
+      expect(await gsi.appliedIndex(GSI_GROUP)).toBe(1);
+    });
   });
 
   it('a split of the GSI partition gives the right group the left\'s cursors', async () => {
-    const gsi = await outboxStore();
-    const target = gsi.partitions;
-    try {
+    await withOutboxStores(1, async ([target]) => {
       const record = { seq: 5, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', 1, 'a', 1), entry: { pk: S('a'), sk: N(1), city: S('Oslo'), age: N(1) } };
       await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, [record]);
       await target.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP + 1, [{ ...record, seq: 2 }]);
       await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
       expect(await target.indexCursor(GSI_GROUP + 1, GROUP)).toBe(5);
       expect(await target.indexCursor(GSI_GROUP + 1, GROUP + 1)).toBe(2);
-    } finally {
-      await gsi.close();
-    }
+    });
   });
 
   it('skips a fenced source\'s records of items at or beyond its fence (they moved to a split half), keeps the lowest fence, copies fences on a split', async () => {
-    const gsi = await outboxStore();
-    const target = gsi.partitions;
-    try {
+    await withOutboxStores(1, async ([target]) => {
       const left = GROUP;
       const right = GROUP + 1;
       const splitKey = encodeItemKey(TABLE.tableId, S('m'), N(0));
@@ -517,22 +683,18 @@ describe('a GSI partition applying shipped records', () => {
       // A split of the GSI partition: its right half keeps the fence.
       await target.copyIndexCursors(GSI_GROUP, GSI_GROUP + 1);
       expect(await target.applyIndexEntries(GSI_GROUP + 1, INDEX_SPACE, left, [entry(11, below, 'c')])).toMatchObject({ applied: 0, skipped: 1 });
-    } finally {
-      await gsi.close();
-    }
+    });
   });
 
   it('random writes shipped in random batches, some sent twice, converge to the synchronous store\'s GSI', async () => {
     const next = random(20261126);
     const reference = await openLocalStore({ inMemory: true });
-    const base = await outboxStore();
-    const gsi = await outboxStore();
-    const group = new Group(base.partitions);
-    try {
+    await withOutboxStores(2, async ([base, gsi]) => {
+      const group = new Group(base);
       let gsiIndex = 0;
       const ship = async (records: IndexOutboxRecord[]) => {
         gsiIndex += 1;
-        await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records, { groupId: GSI_GROUP, index: gsiIndex });
+        await gsi.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, records, { groupId: GSI_GROUP, index: gsiIndex });
       };
       for (let step = 0; step < 600; step++) {
         const pk = `k${Math.floor(next() * 40)}`;
@@ -552,41 +714,34 @@ describe('a GSI partition applying shipped records', () => {
           // Ships what is there in batches of at most 7; a batch is sometimes sent twice, or its
           // trim is lost (the next round sends it again, with more).
           for (let round = 0; round < 100; round++) {
-            const batch = await base.partitions.readIndexOutbox(GROUP, { maxRecords: 7, maxBytes: 1 << 20 });
+            const batch = await base.readIndexOutbox(GROUP, { maxRecords: 7, maxBytes: 1 << 20 });
             if (batch.length === 0) break;
             await ship(batch);
             if (next() < 0.2) await ship(batch);
             if (next() < 0.2) break;
-            await base.partitions.trimIndexOutbox(GROUP, batch.at(-1)!.seq, group.mark());
+            await base.trimIndexOutbox(GROUP, batch.at(-1)!.seq, group.mark());
           }
         }
       }
-      const rest = await readAll(base.partitions);
-      await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, rest);
+      const rest = await readAll(base);
+      await gsi.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, rest);
       const expected = (await reference.partitions.readRange(baseRequest(TABLE, { indexName: BY_CITY.name }))).items;
       expect(expected.length).toBeGreaterThan(10);
-      expect(await gsiEntries(gsi.partitions)).toEqual(expected);
-      expect(await gsi.partitions.statistics(TABLE, BY_CITY.name)).toEqual(await reference.partitions.statistics(TABLE, BY_CITY.name));
-    } finally {
-      await reference.close();
-      await base.close();
-      await gsi.close();
-    }
+      expect(await gsiEntries(gsi)).toEqual(expected);
+      expect(await gsi.statistics(TABLE, BY_CITY.name)).toEqual(await reference.partitions.statistics(TABLE, BY_CITY.name));
+    }).finally(() => reference.close());
   });
 
   it('reads a GSI partition within its bound, in the index\'s own space', async () => {
-    const gsi = await outboxStore();
-    try {
+    await withOutboxStores(1, async ([gsi]) => {
       const entries = ['a', 'b', 'c', 'd'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
-      await gsi.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries);
+      await gsi.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries);
       const lower: PartitionBound = { start: INDEX_SPACE.start, end: cityKey('Oslo', 2, 'c', 1) };
       const query = baseRequest(TABLE, { indexName: BY_CITY.name, hashValue: S('Oslo') });
-      expect((await gsi.partitions.readIndexPartition(query, lower)).items.map((item) => item.pk)).toEqual([S('a'), S('b')]);
-      expect((await gsi.partitions.readIndexPartition(query, { start: lower.end, end: new Uint8Array(0) })).items.map((item) => item.pk)).toEqual([S('c'), S('d')]);
-      expect((await gsi.partitions.indexPartitionStatistics(BY_CITY, lower)).itemCount).toBe(2);
-    } finally {
-      await gsi.close();
-    }
+      expect((await gsi.readIndexPartition(query, lower)).items.map((item) => item.pk)).toEqual([S('a'), S('b')]);
+      expect((await gsi.readIndexPartition(query, { start: lower.end, end: new Uint8Array(0) })).items.map((item) => item.pk)).toEqual([S('c'), S('d')]);
+      expect((await gsi.indexPartitionStatistics(BY_CITY, lower)).itemCount).toBe(2);
+    });
   });
 });
 
@@ -613,74 +768,43 @@ describe('outboxes and cursors as replica state', () => {
   });
 
   it('a snapshot carries the group\'s outbox, next seq and cursors, and not GSI entries other groups keep here', async () => {
-    const directory = await temporaryDirectory();
-    const source = await outboxStore();
-    const receiver = await outboxStore();
-    try {
-      const group = new Group(source.partitions);
+    await withOutboxStores(2, async ([source, receiver]) => {
+      const group = new Group(source);
       for (let i = 0; i < 20; i++) await group.write(put(person(`p${i}`, i, { city: S(`c${i % 3}`), age: N(i) })));
-      await source.partitions.trimIndexOutbox(GROUP, 5, group.mark());
+      await source.trimIndexOutbox(GROUP, 5, group.mark());
       const incoming = [{ seq: 3, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1), entry: { pk: S('q'), sk: N(1), city: S('q'), age: N(1) } }];
       // This group is also a GSI partition's (cursors), and another group's GSI entries share the store.
-      await source.partitions.applyIndexEntries(GROUP, INDEX_SPACE, 11, incoming);
-      await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 12, [{ ...incoming[0], entryKey: cityKey('z', 1, 'z', 1), entry: { pk: S('z'), sk: N(1), city: S('z'), age: N(1) } }]);
+      await source.applyIndexEntries(GROUP, INDEX_SPACE, 11, incoming);
+      await source.applyIndexEntries(GSI_GROUP, INDEX_SPACE, 12, [{ ...incoming[0], entryKey: cityKey('z', 1, 'z', 1), entry: { pk: S('z'), sk: N(1), city: S('z'), age: N(1) } }]);
       const scope = { groupId: GROUP, table: TABLE, bound: WHOLE };
-      const stream = await source.partitions.openPartitionSnapshot(scope)();
-      const parts: Uint8Array[] = [];
-      for await (const chunk of stream.chunks) parts.push(chunk);
-      stream.release();
-      const path = join(directory.path, 'snapshot');
-      const bytes = Buffer.concat(parts);
-      await writeFile(path, bytes);
       // The receiver held stale state of the group: it is replaced.
-      await new Group(receiver.partitions).write(put(person('old', 1, { city: S('x'), age: N(1) })));
-      const checked = await checkPartitionSnapshot({ path, offset: 0, size: bytes.length });
-      await receiver.partitions.restorePartitionSnapshot([scope], checked, group.index);
-      expect(summary(await readAll(receiver.partitions))).toEqual(summary(await readAll(source.partitions)));
-      expect((await readAll(receiver.partitions)).map((r) => r.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 6));
-      expect(await receiver.partitions.indexCursor(GROUP, 11)).toBe(3);
-      await new Group(receiver.partitions).write(put(person('after', 1, { city: S('x'), age: N(1) })));
-      expect((await readAll(receiver.partitions)).at(-1)!.seq).toBe(21);
+      await new Group(receiver).write(put(person('old', 1, { city: S('x'), age: N(1) })));
+      await sendSnapshot(source, receiver, scope, group.index);
+      expect(summary(await readAll(receiver))).toEqual(summary(await readAll(source)));
+      expect((await readAll(receiver)).map((r) => r.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 6));
+      expect(await receiver.indexCursor(GROUP, 11)).toBe(3);
+      await new Group(receiver).write(put(person('after', 1, { city: S('x'), age: N(1) })));
+      expect((await readAll(receiver)).at(-1)!.seq).toBe(21);
       // The other group's GSI entries (cursor 12) did not travel: this snapshot is of a base partition.
-      expect(await receiver.partitions.indexCursor(GSI_GROUP, 12)).toBe(0);
-      expect(await gsiEntries(receiver.partitions)).toEqual([]);
-    } finally {
-      await source.close();
-      await receiver.close();
-      await directory.remove();
-    }
+      expect(await receiver.indexCursor(GSI_GROUP, 12)).toBe(0);
+      expect(await gsiEntries(receiver)).toEqual([]);
+    });
   });
 
   it('a GSI partition\'s snapshot (index space scope) carries its entries and cursors, with statistics', async () => {
-    const directory = await temporaryDirectory();
-    const source = await outboxStore();
-    const receiver = await outboxStore();
-    try {
+    await withOutboxStores(2, async ([source, receiver]) => {
       const entries = ['a', 'b', 'c'].map((pk, i) => ({ seq: i + 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('Oslo', i, pk, 1), entry: { pk: S(pk), sk: N(1), city: S('Oslo'), age: N(i) } }));
-      await source.partitions.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries, { groupId: GSI_GROUP, index: 4 });
+      await source.applyIndexEntries(GSI_GROUP, INDEX_SPACE, GROUP, entries, { groupId: GSI_GROUP, index: 4 });
       const scope = { groupId: GSI_GROUP, table: indexSpaceSchema(TABLE, BY_CITY), bound: INDEX_SPACE };
-      const stream = await source.partitions.openPartitionSnapshot(scope)();
-      const parts: Uint8Array[] = [];
-      for await (const chunk of stream.chunks) parts.push(chunk);
-      stream.release();
-      const path = join(directory.path, 'snapshot');
-      const bytes = Buffer.concat(parts);
-      await writeFile(path, bytes);
-      await receiver.partitions.restorePartitionSnapshot([scope], await checkPartitionSnapshot({ path, offset: 0, size: bytes.length }), 4);
-      expect(await gsiEntries(receiver.partitions)).toEqual(await gsiEntries(source.partitions));
-      expect(await receiver.partitions.indexCursor(GSI_GROUP, GROUP)).toBe(3);
-      expect(await receiver.partitions.statistics(TABLE, BY_CITY.name)).toEqual(await source.partitions.statistics(TABLE, BY_CITY.name));
-    } finally {
-      await source.close();
-      await receiver.close();
-      await directory.remove();
-    }
+      await sendSnapshot(source, receiver, scope, 4);
+      expect(await gsiEntries(receiver)).toEqual(await gsiEntries(source));
+      expect(await receiver.indexCursor(GSI_GROUP, GROUP)).toBe(3);
+      expect(await receiver.statistics(TABLE, BY_CITY.name)).toEqual(await source.statistics(TABLE, BY_CITY.name));
+    });
   });
 
   it('removing a replica deletes its outbox, next seq and cursors, and leaves GSI partitions\' entries here alone', async () => {
-    const local = await outboxStore();
-    const store = local.partitions;
-    try {
+    await withOutboxStores(1, async ([store]) => {
       const group = new Group(store);
       await group.write(put(person('a', 1, { city: S('x'), age: N(1), rank: N(1) })));
       await store.applyIndexEntries(GROUP, INDEX_SPACE, 3, [{ seq: 1, indexId: BY_CITY.indexId, itemKey: SOME_ITEM, entryKey: cityKey('q', 1, 'q', 1) }]);
@@ -699,8 +823,6 @@ describe('outboxes and cursors as replica state', () => {
       await store.dropPartitionData(indexSpaceSchema(TABLE, BY_CITY), INDEX_SPACE, GSI_GROUP);
       expect(await gsiEntries(store)).toEqual([]);
       expect(await store.statistics(TABLE, BY_CITY.name)).toEqual({ itemCount: 0, sizeBytes: 0 });
-    } finally {
-      await local.close();
-    }
+    });
   });
 });

@@ -84,6 +84,9 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'indexEntriesSkipped',
   'indexBackfillChunks',
   'indexBackfillItems',
+  'indexOutboxMoveSteps',
+  'indexOutboxRecordsMoved',
+  'indexOutboxMovesEnded',
 ];
 
 export async function runNode(options: NodeCommandOptions): Promise<void> {

@@ -26,7 +26,12 @@
  * A map view frozen that long (meta unreachable) drops nothing.
  *
  * Splits of the source (a base partition): its records of the right half move to the right group's
- * outbox at the split's apply. A batch read before a split this node has applied since is not sent
+ * outbox (under their own seqs, which the split reserved there) by `moveIndexOutbox` entries of the
+ * group, bounded steps which the shipper of its leader proposes one after another before it ships
+ * anything more of the group (its outbox holds the right half's records until they moved). The right
+ * group, and any half split from it since, ships nothing while records may still be moved into its
+ * outbox on this node (PartitionStore.awaitsIndexOutboxMove): its newer records of an item never go
+ * before older ones still to come. A batch read before a split this node has applied since is not sent
  * (the split count is checked before every call), as its right-half records are the right group's now.
  * A call already on the wire when the split applies (or retried after it) could still arrive after the
  * right half shipped newer records of the same items: every call of a split half carries fences (its
@@ -39,7 +44,7 @@ import { PartitionMap, type PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
 import type { IndexOutboxRecord, PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
-import { proposeIndexOutboxTrim } from '../partition/index.ts';
+import { proposeIndexOutboxMove, proposeIndexOutboxTrim } from '../partition/index.ts';
 import type { ClusterView } from '../cluster/cluster-view.ts';
 
 export interface IndexShipperLog {
@@ -82,6 +87,10 @@ export interface IndexShipperStats {
   batchesHeld: number;
   /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed). */
   outboxRecords: number;
+  /** Outbox move steps (a split's right-half records) proposed and applied, the records they moved, and the moves they ended. */
+  outboxMoveSteps: number;
+  outboxRecordsMoved: number;
+  outboxMovesEnded: number;
 }
 
 const DEFAULT_INTERVAL_MS = 500;
@@ -112,7 +121,7 @@ interface GroupShipping {
 }
 
 export class IndexShipper {
-  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, batchesHeld: 0, outboxRecords: 0 };
+  readonly stats: IndexShipperStats = { recordsShipped: 0, callsSucceeded: 0, callsFailed: 0, recordsDropped: 0, batchesHeld: 0, outboxRecords: 0, outboxMoveSteps: 0, outboxRecordsMoved: 0, outboxMovesEnded: 0 };
   /** When a held batch was last logged, by group (at most one line per group every HELD_LOG_INTERVAL_MS). */
   readonly #heldLogged = new Map<number, number>();
   readonly #options: IndexShipperOptions;
@@ -183,7 +192,9 @@ export class IndexShipper {
       const size = await this.#options.store.indexOutboxSize(groupId);
       pending += size;
       const unshipped = state.acknowledged === 0 ? size : await this.#options.store.indexOutboxSize(groupId, state.acknowledged);
-      if (unshipped > 0 && state.retryAt <= this.#now()) this.#run(groupId);
+      // A split's outbox move is recorded even when nothing is left to move (a step ends it).
+      const moving = unshipped === 0 && (await this.#options.store.indexOutboxMove(groupId)) !== undefined;
+      if ((unshipped > 0 || moving) && state.retryAt <= this.#now()) this.#run(groupId);
     }
     this.stats.outboxRecords = pending;
   }
@@ -224,6 +235,21 @@ export class IndexShipper {
     const { store, host } = this.#options;
     for (let batches = 0; batches < BATCHES_PER_RUN && !this.#closed; batches++) {
       if (host.leaderOf(groupId) !== host.nodeId) return;
+      const move = await store.indexOutboxMove(groupId);
+      const next = move && (await store.nextIndexOutboxMoveStep(groupId));
+      if (move !== undefined && next !== undefined) {
+        const step = await proposeIndexOutboxMove(host, groupId, next);
+        this.stats.outboxMoveSteps += 1;
+        this.stats.outboxRecordsMoved += step.moved;
+        if (step.status === 'done') {
+          this.stats.outboxMovesEnded += 1;
+          // Its right half (led here too, most often: its parent's leader campaigns for it) may ship now.
+          this.wake(move.rightGroupId);
+        }
+        continue;
+      }
+      // Records may still be moved in here: the next pass looks again.
+      if (await store.awaitsIndexOutboxMove(groupId)) return;
       const splits = this.#options.splitCount(groupId);
       const batch = await store.readIndexOutbox(groupId, {
         ...(state.acknowledged > 0 ? { afterSeq: state.acknowledged } : {}),

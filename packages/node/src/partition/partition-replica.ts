@@ -28,8 +28,11 @@
  * Asynchronous GSIs: a base partition's writes put their GSI changes in its outbox (the store), which
  * the node's index shipper ships; `trimIndexOutbox` drops what every GSI partition acknowledged; a GSI
  * partition applies shipped records with `applyIndexEntries` (refused whole when a key lies beyond a
- * split applied before the entry, decided from the splits as writes are); a split moves the right
- * half's outbox records and copies a GSI partition's cursors before the halves exist.
+ * split applied before the entry, decided from the splits as writes are); a split copies a GSI
+ * partition's cursors before the halves exist, and records the move of a base partition's right-half
+ * outbox records, which `moveIndexOutbox` entries of the group (proposed by its leader's shipper) carry
+ * out one bounded step at a time, so no apply holds the node's other groups for long; the group's next
+ * split is refused until its move ended (decided from its own state, so alike on every replica).
  *
  * A split (`shoal admin split`) is a command of the partition's own log, so every replica splits at
  * the same entry: the replica keeps [start, splitKey), the host creates the right half's group on
@@ -72,6 +75,7 @@ import {
   type BackfillChunkLimits,
   type BackfillChunkResult,
   type IndexCommand,
+  type OutboxMoveStep,
   type PartitionBound,
   type PartitionScope,
   type PartitionStore,
@@ -150,6 +154,17 @@ export interface BackfillChunkCommand {
   fromKey: string;
 }
 
+/**
+ * One step of the group's outbox move to its split half (@shoal/storage applyIndexOutboxMove),
+ * proposed by its leader one after another: the records numbered `fromSeq` (the move's next seq when
+ * proposed) to `toSeq` (at most 1,000 records / 1 MiB in the leader's store).
+ */
+export interface MoveIndexOutboxCommand {
+  kind: 'moveIndexOutbox';
+  fromSeq: number;
+  toSeq: number;
+}
+
 /** A trim's outcome: the records it deleted here. */
 export interface OutboxTrimmed {
   trimmed: number;
@@ -164,7 +179,8 @@ export type PartitionCommand =
   | TransactionCommand
   | ApplyIndexEntriesCommand
   | TrimIndexOutboxCommand
-  | BackfillChunkCommand;
+  | BackfillChunkCommand
+  | MoveIndexOutboxCommand;
 
 /**
  * Independent writes of one operation each, coalesced by a router into one entry (WriteMany): applied
@@ -201,7 +217,8 @@ export type PartitionCommandResult =
   | TransactionCommandResult
   | AppliedIndexEntries
   | OutboxTrimmed
-  | BackfillChunkResult;
+  | BackfillChunkResult
+  | OutboxMoveStep;
 
 /** A write entry applied after a split cut its key off: nothing changed, the proposer is redirected. */
 export interface WriteOutOfRange {
@@ -327,6 +344,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
     else if (command.kind === 'trimIndexOutbox') result = { trimmed: await this.store.trimIndexOutbox(this.groupId, command.throughSeq, mark) };
     else if (command.kind === 'backfillChunk') result = await this.store.applyBackfillChunk(this.groupId, command.indexId, fromHex(command.fromKey), mark, this.#backfillChunk);
+    else if (command.kind === 'moveIndexOutbox') result = await this.store.applyIndexOutboxMove(this.groupId, command.fromSeq, command.toSeq, mark);
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
     else if (command.kind === 'prepareTransaction' && this.#cutOff(command.write, index)) result = await this.#refuseOutOfRange(mark);
@@ -459,11 +477,14 @@ export class PartitionReplica implements ReplicaStateMachine {
     let result: SplitResult;
     if (!again && end !== undefined && compareBytes(end, split.parentEnd) !== 0) {
       result = { status: 'refused', message: `partition ${this.groupId} split since the split at ${command.splitKey} was proposed` };
+    } else if (!again && (await this.store.indexOutboxMove(this.groupId)) !== undefined) {
+      result = { status: 'refused', message: `partition ${this.groupId} is still moving GSI outbox records to the half of its last split; retry once they are moved` };
     } else if (this.#onSplit === undefined) {
       result = { status: 'refused', message: `partition ${this.groupId} cannot split on this node` };
     } else {
-      // Before the halves exist: the right half's outbox records (a base partition) and cursors (a
-      // GSI partition) go with it. Both are idempotent, so a replay after a crash redoes what is missing.
+      // Before the halves exist: the move of the right half's outbox records is recorded (a base
+      // partition; moveIndexOutbox entries carry it out), cursors copied (a GSI partition). Both are
+      // idempotent, so a replay after a crash redoes what is missing.
       await this.store.splitIndexOutbox(this.groupId, split.rightId, split.splitKey);
       await this.store.copyIndexCursors(this.groupId, split.rightId);
       result = await this.#onSplit(split);
@@ -617,6 +638,9 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     case 'backfillChunk':
       if (!Number.isSafeInteger(parsed.indexId) || typeof parsed.fromKey !== 'string') throw new PartitionCommandError(groupId, index, 'a backfill chunk without its index and key');
       return parsed as unknown as BackfillChunkCommand;
+    case 'moveIndexOutbox':
+      if (!Number.isSafeInteger(parsed.fromSeq) || !Number.isSafeInteger(parsed.toSeq)) throw new PartitionCommandError(groupId, index, 'an outbox move step without its seqs');
+      return parsed as unknown as MoveIndexOutboxCommand;
     case 'trimIndexOutbox':
       if (!Number.isSafeInteger(parsed.throughSeq)) throw new PartitionCommandError(groupId, index, 'an outbox trim without its seq');
       return parsed as unknown as TrimIndexOutboxCommand;
@@ -758,6 +782,14 @@ export async function proposeIndexEntries(
  */
 export async function proposeBackfillChunk(host: MultiRaftHost, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'backfillChunk', indexId, fromKey: toHex(fromKey) }))) as BackfillChunkResult;
+}
+
+/**
+ * Proposes the next step of the group's outbox move (this node leads it), the records `fromSeq` (the
+ * move's next seq here) to `toSeq`; resolves with the step's outcome once applied here.
+ */
+export async function proposeIndexOutboxMove(host: MultiRaftHost, groupId: number, step: { fromSeq: number; toSeq: number }): Promise<OutboxMoveStep> {
+  return (await host.propose(groupId, encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: step.fromSeq, toSeq: step.toSeq }))) as OutboxMoveStep;
 }
 
 /** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */
