@@ -52,6 +52,9 @@ export interface RaftCounters {
   keyOutOfRange: number;
   unreachable: number;
   nodeMapBehind: number;
+  partitionNotFound: number;
+  /** Partition map fetches the routers made (a key or address the map lacked, a redirect without a usable descriptor). */
+  mapRefreshes: number;
   /** Raft log batches written and fsynced, over all nodes, and those that took more than 25 ms (a write waits for one). */
   raftFsyncs: number;
   raftFsyncsOver25ms: number;
@@ -346,6 +349,8 @@ async function startCluster(options: TargetOptions): Promise<RunningTarget> {
           keyOutOfRange: sum('shoal_router_key_out_of_range_redirects_total'),
           unreachable: sum('shoal_router_unreachable_node_total'),
           nodeMapBehind: sum('shoal_router_node_map_behind_total'),
+          partitionNotFound: sum('shoal_router_partition_not_found_total'),
+          mapRefreshes: sum('shoal_router_map_refreshes_total'),
           raftFsyncs: sum('shoal_node_raft_log_fsync_duration_seconds_count'),
           raftFsyncsOver25ms:
             sum('shoal_node_raft_log_fsync_duration_seconds_count') - promSample(texts, 'shoal_node_raft_log_fsync_duration_seconds_bucket', 'le="0.025"'),
