@@ -73,7 +73,8 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
   --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>
   --keep-data          leave the Shoal targets' data directories (with a cluster's logs) in place
   --timeline           print each measured phase second by second (ops, p99, max): a tail from one
-                       stall shows as one slow second`;
+                       stall shows as one slow second; on a cluster, with the events of that second
+                       (a split, leader changes, router redirects, slow fsyncs: its /metrics read each second)`;
 
 /** Runs scripts/<name> with the rest of the arguments (its own options) and exits with its status. */
 function delegateTo(name: string, args: string[]): never {
@@ -295,14 +296,16 @@ async function main(): Promise<number> {
           maxRequests,
           serverCpuSeconds: () => target.cpuSeconds(),
           probe: () => probeTarget(target),
+          probeEverySecond: values.timeline,
         });
         measurements.push({ target: name, workload, result, loadAverage: os.loadavg()[0] });
         console.log(`${name} ${workload}: ${(result.ops / result.seconds).toFixed(0)} ops/s, load average ${load()}`);
         if (result.probed !== undefined) console.log(`  ${describeProbed(result.probed, result.ops, result.seconds)}`);
         if (result.errorSample !== undefined) console.log(`  first error: ${result.errorSample}`);
         if (values.timeline) {
-          for (const [second, { ops, p99Ms, maxMs }] of result.timeline.entries()) {
-            console.log(`  second ${String(second).padStart(3)}: ${String(ops).padStart(6)} ops, p99 ${ms(p99Ms)} ms, max ${ms(maxMs)} ms`);
+          for (const [second, { ops, p99Ms, maxMs, events }] of result.timeline.entries()) {
+            const happened = events === undefined ? '' : `  (${Object.entries(events).map(([event, count]) => `${event} +${count}`).join(', ')})`;
+            console.log(`  second ${String(second).padStart(3)}: ${String(ops).padStart(6)} ops, p99 ${ms(p99Ms)} ms, max ${ms(maxMs)} ms${happened}`);
           }
         }
       }

@@ -13,6 +13,8 @@ export interface LoadOptions {
   serverCpuSeconds(): number | undefined;
   /** Other running totals of the target (CPU by role, Raft events), read around the measured phase. */
   probe?(): Promise<Record<string, number> | undefined>;
+  /** Read the probe every second of the measured phase too, to tell in which second events happened. */
+  probeEverySecond?: boolean;
 }
 
 export interface LoadResult {
@@ -38,6 +40,8 @@ export interface TimelineSecond {
   ops: number;
   p99Ms: number;
   maxMs: number;
+  /** The probe's totals (other than CPU) that grew during this second (probeEverySecond), e.g. a split. */
+  events?: Record<string, number>;
 }
 
 /** Latencies grouped by the second of the phase their request completed in. */
@@ -62,7 +66,11 @@ export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, opt
   const probedBefore = await options.probe?.();
   const serverBefore = options.serverCpuSeconds();
   const clientBefore = process.cpuUsage();
+  // Read about when each second of the phase ends (the probe's own answer time blurs it by its latency).
+  const secondly: Array<Promise<Record<string, number> | undefined>> = [];
+  const ticker = options.probeEverySecond === true && options.probe !== undefined ? setInterval(() => secondly.push(options.probe!()), 1000) : undefined;
   const measured = await phase(options.durationMs);
+  clearInterval(ticker);
   const clientUsed = process.cpuUsage(clientBefore);
   const serverAfter = options.serverCpuSeconds();
   const probedAfter = await options.probe?.();
@@ -71,10 +79,21 @@ export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, opt
       ? undefined
       : Object.fromEntries(Object.entries(probedAfter).map(([name, value]) => [name, value - (probedBefore[name] ?? 0)]));
   const { completedAtMs, ...counts } = measured;
+  const timeline = timelineOf(measured.latenciesMs, completedAtMs);
+  if (probedBefore !== undefined) {
+    let previous = probedBefore;
+    for (const [second, totals] of (await Promise.all(secondly)).entries()) {
+      if (totals === undefined || timeline[second] === undefined) continue;
+      // CPU and plain fsyncs grow every second: not events.
+      const grown = Object.entries(totals).filter(([name, value]) => !name.startsWith('cpu:') && name !== 'raftFsyncs' && value > (previous[name] ?? 0));
+      if (grown.length > 0) timeline[second].events = Object.fromEntries(grown.map(([name, value]) => [name, value - (previous[name] ?? 0)]));
+      previous = totals;
+    }
+  }
   return {
     ...(probed === undefined ? {} : { probed }),
     ...counts,
-    timeline: timelineOf(measured.latenciesMs, completedAtMs),
+    timeline,
     latenciesMs: Float64Array.from(measured.latenciesMs).sort(),
     serverCpuSeconds: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
     clientCpuSeconds: (clientUsed.user + clientUsed.system) / 1e6,

@@ -46,6 +46,18 @@ export interface RaftCounters {
   partitionSplits: number;
   /** Calls the routers sent to a node again (after a redirect, an unreachable node, a leaderless group...). */
   routerRetries: number;
+  /** What the routers' retries followed: redirects (NotLeader, StaleEpoch, KeyOutOfRange), nodes unreachable or whose map was behind. */
+  notLeader: number;
+  staleEpoch: number;
+  keyOutOfRange: number;
+  unreachable: number;
+  nodeMapBehind: number;
+  partitionNotFound: number;
+  /** Partition map fetches the routers made (a key or address the map lacked, a redirect without a usable descriptor). */
+  mapRefreshes: number;
+  /** Raft log batches written and fsynced, over all nodes, and those that took more than 25 ms (a write waits for one). */
+  raftFsyncs: number;
+  raftFsyncsOver25ms: number;
 }
 
 export interface TargetOptions {
@@ -288,6 +300,19 @@ function promCounter(text: string, name: string): number {
   return sum;
 }
 
+/** The sum over `texts` of the samples of `name` that carry the label pair `label` (among others, e.g. node_id). */
+function promSample(texts: readonly string[], name: string, label: string): number {
+  let sum = 0;
+  for (const text of texts) {
+    for (const row of text.split('\n')) {
+      if (!row.startsWith(`${name}{`)) continue;
+      const close = row.indexOf('} ');
+      if (row.slice(name.length + 1, close).split(',').includes(label)) sum += Number(row.slice(close + 2));
+    }
+  }
+  return sum;
+}
+
 async function startCluster(options: TargetOptions): Promise<RunningTarget> {
   if (!devHasClusterMode()) throw new Error('`shoal dev` has no cluster mode yet (no --single in `shoal dev --help`)');
   const target = await startShoalDev(
@@ -319,6 +344,16 @@ async function startCluster(options: TargetOptions): Promise<RunningTarget> {
           tickStalls: sum('shoal_node_raft_tick_stalls_total'),
           partitionSplits: sum('shoal_node_partition_splits_total'),
           routerRetries: sum('shoal_router_node_retries_total'),
+          notLeader: sum('shoal_router_not_leader_redirects_total'),
+          staleEpoch: sum('shoal_router_stale_epoch_redirects_total'),
+          keyOutOfRange: sum('shoal_router_key_out_of_range_redirects_total'),
+          unreachable: sum('shoal_router_unreachable_node_total'),
+          nodeMapBehind: sum('shoal_router_node_map_behind_total'),
+          partitionNotFound: sum('shoal_router_partition_not_found_total'),
+          mapRefreshes: sum('shoal_router_map_refreshes_total'),
+          raftFsyncs: sum('shoal_node_raft_log_fsync_duration_seconds_count'),
+          raftFsyncsOver25ms:
+            sum('shoal_node_raft_log_fsync_duration_seconds_count') - promSample(texts, 'shoal_node_raft_log_fsync_duration_seconds_bucket', 'le="0.025"'),
         };
       } catch {
         return undefined;

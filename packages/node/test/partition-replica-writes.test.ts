@@ -143,3 +143,74 @@ describe('the writes command on a replica', () => {
     expect(decodePartitionCommand(2, 1, encodePartitionCommand({ kind: 'writes', writes: [put('p', '1')] }))).toEqual({ kind: 'writes', writes: [put('p', '1')] });
   });
 });
+
+/**
+ * A settle tells onSettled (the index shipper and the backfill driver) only when something applied
+ * since the last may have given them work: a write to a table with a GSI (outbox records), or any
+ * command other than a plain write. Writes to tables without a GSI, the put bench's, skip the
+ * shipper's read of the outbox.
+ */
+describe('onSettled after applied entries', () => {
+  const WITH_GSI: TableSchema = {
+    ...TABLE,
+    name: 'indexed',
+    tableId: 6,
+    indexes: [{ name: 'byV', kind: 'GSI', indexId: 7, hashKey: { name: 'v', type: 'S' }, projection: { type: 'ALL' } }],
+  };
+  const WITH_LSI: TableSchema = {
+    name: 'local',
+    tableId: 8,
+    hashKey: { name: 'pk', type: 'S' },
+    rangeKey: { name: 'sk', type: 'S' },
+    indexes: [{ name: 'byV', kind: 'LSI', indexId: 9, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'v', type: 'S' }, projection: { type: 'ALL' } }],
+  };
+  let root = '';
+  let local: LocalStore;
+  let replica: PartitionReplica;
+  let settledCalls = 0;
+  let index = 0;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-settle-news-'));
+    local = await openLocalStore({ dataDir: join(root, 'partitions'), indexOutbox: true });
+    replica = await PartitionReplica.open(GROUP, local.partitions, { onSettled: () => settledCalls++ });
+  });
+
+  afterAll(async () => {
+    await local.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Applies the entries as one round would, then settles; answers how many times onSettled ran. */
+  const applyRound = async (...writes: PartitionWrite[][]): Promise<number> => {
+    const before = settledCalls;
+    for (const entry of writes) {
+      index++;
+      await replica.apply(encodePartitionCommand(entry.length === 1 ? { kind: 'write', write: entry[0]! } : { kind: 'writes', writes: entry }), index);
+    }
+    await replica.settled();
+    expect(replica.visibleIndex()).toBe(index);
+    return settledCalls - before;
+  };
+  const putTo = (table: TableSchema, pk: string): PartitionWrite => ({
+    operations: [{ table, kind: 'Put', key: table.rangeKey === undefined ? { pk: S(pk) } : { pk: S(pk), sk: S('s') }, item: { pk: S(pk), sk: S('s'), v: S('x') } }],
+  });
+
+  it('is skipped for writes to tables without a GSI (an LSI included), single or coalesced', async () => {
+    expect(await applyRound([putTo(TABLE, 'a')], [putTo(TABLE, 'b'), putTo(TABLE, 'c')])).toBe(0);
+    expect(await applyRound([putTo(WITH_LSI, 'a')])).toBe(0);
+  });
+
+  it('runs once a round applied a write to a table with a GSI, and only for that round', async () => {
+    expect(await applyRound([putTo(TABLE, 'd')], [putTo(WITH_GSI, 'e'), putTo(TABLE, 'f')])).toBe(1);
+    expect(await applyRound([putTo(TABLE, 'g')])).toBe(0);
+  });
+
+  it('runs after any other command', async () => {
+    const before = settledCalls;
+    index++;
+    await replica.apply(encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq: 0 }), index);
+    await replica.settled();
+    expect(settledCalls - before).toBe(1);
+  });
+});

@@ -282,7 +282,12 @@ export interface PartitionReplicaOptions {
   tableOf?(): TableSchema | undefined;
   /** Records the range and splits of a snapshot being installed, before the store takes its data. */
   onRestore?(restored: RestoredPartition): Promise<void>;
-  /** Once what the replica applied is in the store (settled): its outbox may hold new records to ship. */
+  /**
+   * Once what the replica applied is in the store (settled): its outbox may hold new records to ship.
+   * Not called when every entry applied since the last settle was a plain write to tables without a
+   * GSI (no outbox record, no backfill started): the index shipper's read of the outbox would find
+   * nothing new.
+   */
   onSettled?(): void;
   /** How much one chunk of a GSI backfill walks (default: the store's, 1,000 items or 1 MiB). */
   backfillChunk?: BackfillChunkLimits;
@@ -303,6 +308,8 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #running = new Set<Promise<void>>();
   /** Writes applied, not yet known to be in the store (settled()). */
   readonly #unsettled: Array<Promise<void>> = [];
+  /** Whether an entry applied since the last settle may interest onSettled (anything but a write to tables without a GSI). */
+  #settleNews = false;
   #applied: number;
   #restoring = false;
   /** The last index whose effects reads of the store see (applied and settled). */
@@ -339,6 +346,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   async apply(data: Uint8Array, index: number): Promise<PartitionCommandResult> {
     const command = decodePartitionCommand(this.groupId, index, data);
     const mark = { groupId: this.groupId, index };
+    if (!this.#settleNews) this.#settleNews = !isWriteWithoutGsi(command);
     let result: PartitionCommandResult;
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
     else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
@@ -378,9 +386,11 @@ export class PartitionReplica implements ReplicaStateMachine {
    */
   async settled(): Promise<void> {
     const through = this.#applied;
+    const news = this.#settleNews;
+    this.#settleNews = false;
     await Promise.all(this.#unsettled.splice(0));
     this.#reveal(through);
-    this.#onSettled?.();
+    if (news) this.#onSettled?.();
   }
 
   /**
@@ -592,6 +602,23 @@ export class PartitionReplica implements ReplicaStateMachine {
   appliedIndex(): number {
     return this.#applied;
   }
+}
+
+/**
+ * A write (or coalesced writes) whose every operation's table has no GSI: it puts no record in the
+ * group's outbox. Anything it cannot tell (a shape the store will refuse) counts as not.
+ */
+function isWriteWithoutGsi(command: PartitionCommand): boolean {
+  const writes = command.kind === 'write' ? [command.write] : command.kind === 'writes' ? command.writes : undefined;
+  return (
+    writes !== undefined &&
+    writes.every((write) =>
+      write.operations.every((operation) => {
+        const indexes: unknown = operation.table?.indexes;
+        return Array.isArray(indexes) && indexes.every((index) => isObject(index) && index.kind === 'LSI');
+      }),
+    )
+  );
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);

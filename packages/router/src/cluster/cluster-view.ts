@@ -26,6 +26,8 @@ export class ClusterView {
   readonly #replicasBehind = new Map<number, Map<number, { appliedIndex: bigint; atMs: number }>>();
   readonly #firstMap: Promise<void>;
   #markFirstMap: () => void = () => {};
+  /** Aborted by the next map taken from the meta group (nextMap). */
+  #nextMap: AbortController | undefined;
 
   constructor() {
     this.#firstMap = new Promise((resolve) => {
@@ -61,7 +63,18 @@ export class ClusterView {
     this.#tables.clear();
     for (const record of answer.tables) this.#tables.set(record.schema.name, record);
     this.#markFirstMap();
+    this.#nextMap?.abort();
+    this.#nextMap = undefined;
     return true;
+  }
+
+  /**
+   * A signal that aborts when a newer map is taken (from the watch stream or a refresh): a call
+   * waiting for a partition or address the map lacks (a split's right half, recorded by the meta group
+   * shortly after the split applied) resumes then, instead of sleeping out its backoff.
+   */
+  nextMap(): AbortSignal {
+    return (this.#nextMap ??= new AbortController()).signal;
   }
 
   table(name: string): TableRecord | undefined {

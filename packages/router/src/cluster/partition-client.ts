@@ -263,7 +263,8 @@ export class ClusterPartitionClient implements PartitionClient {
       const positions = byPartition();
       if (positions !== undefined) return positions;
       await this.#refresh();
-      if (byPartition() === undefined) await budget.pause();
+      const nextMap = this.#view.nextMap();
+      if (byPartition() === undefined) await budget.pause(nextMap);
     }
     this.#counters.exhaustedRetriesTotal++;
     throw serviceUnavailable('The partition map has no partition for a key of the write yet');
@@ -455,7 +456,8 @@ export class ClusterPartitionClient implements PartitionClient {
       const partitions = this.#view.map.partitionsOf(spaceId);
       if (partitions.length > 0) return partitions;
       await this.#refresh();
-      if (this.#view.map.partitionsOf(spaceId).length === 0) await budget.pause();
+      const nextMap = this.#view.nextMap();
+      if (this.#view.map.partitionsOf(spaceId).length === 0) await budget.pause(nextMap);
     }
     this.#counters.exhaustedRetriesTotal++;
     throw serviceUnavailable(`No partition of ${name} is known yet`);
@@ -523,7 +525,10 @@ export class ClusterPartitionClient implements PartitionClient {
       if (partition === undefined) {
         last = 'the partition map has no partition for the key yet';
         await this.#refresh();
-        if (locate() === undefined) await budget.pause();
+        // A split's right half: the meta group records it shortly after the split applied, and the
+        // watch stream brings it; waiting for that map, not out the backoff, resumes the call then.
+        const nextMap = this.#view.nextMap();
+        if (locate() === undefined) await budget.pause(nextMap);
         continue;
       }
       const minAppliedIndex = mode === 'eventual' ? this.#view.writtenThrough(partition.id) : 0n;
