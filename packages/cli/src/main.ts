@@ -97,7 +97,6 @@ interface DevOptions extends CredentialOptions {
   dataDir: string;
   inMemory?: boolean;
   sync?: boolean;
-  httpWorkers?: number;
   logLevel?: LogLevel;
 }
 
@@ -118,7 +117,6 @@ credentialOptions(
     .option('--single', 'one process over a local store instead of a cluster')
     .option('--in-memory', 'with --single: keep all data in memory (nothing survives exit)')
     .option('--sync', 'with --single: fsync every write before acknowledging it (slower; survives power loss)')
-    .option('--http-workers <count>', 'with --single: threads serving HTTP, the store on the main thread (0: HTTP on the main thread too)', wholeNumber)
     .addOption(logLevelOption()),
 ).action(async (options: DevOptions) => {
   const credentials = credentialsOf(options);
@@ -127,9 +125,7 @@ credentialOptions(
     await runDevSingle({ ...options, credentials });
     return;
   }
-  if (options.inMemory || options.sync || options.httpWorkers !== undefined) {
-    throw new Error('--in-memory, --sync and --http-workers apply to --single only');
-  }
+  if (options.inMemory || options.sync) throw new Error('--in-memory and --sync apply to --single only');
   const { runDevCluster } = await import('./commands/dev-cluster.ts');
   await runDevCluster({ ...options, accessKeyId: credentials?.[0].accessKeyId, secretAccessKey: credentials?.[0].secretAccessKey });
 });

@@ -1,7 +1,5 @@
 import type { PartitionClient, TableCatalog } from '@shoal/model';
-import { createEngineContext, dispatch } from './dispatch.ts';
-import { versionedCatalog } from './engine-channel.ts';
-import { startHttpWorkers } from './http-workers.ts';
+import { createEngineContext } from './dispatch.ts';
 import type { Credentials } from './auth.ts';
 import type { RequestInfo } from './request.ts';
 import { startHttpFrontEnd, type RequestObserver } from './server.ts';
@@ -36,12 +34,6 @@ export interface RouterOptions {
    * keep it cheap.
    */
   onRequest?: RequestObserver;
-  /**
-   * Serve HTTP on this many worker threads (0, the default: on this thread). Item operations are then
-   * parsed, validated and answered on the workers, the store stays on this thread; not with
-   * `onRequest`, and only over a catalog that changes through this router alone (one process).
-   */
-  httpWorkers?: number;
 }
 
 export interface Router {
@@ -69,11 +61,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const now = options.now ?? Date.now;
   const region = options.region ?? 'us-east-1';
   const host = options.host ?? '127.0.0.1';
-  const httpWorkers = options.httpWorkers ?? 0;
-  if (httpWorkers > 0 && options.onRequest !== undefined) throw new Error('onRequest is not served with httpWorkers');
-  const catalogVersion = new SharedArrayBuffer(4);
-  const catalog = httpWorkers > 0 ? versionedCatalog(options.catalog, new Int32Array(catalogVersion)) : options.catalog;
-  const ctx = createEngineContext(catalog, options.partitions, now);
+  const ctx = createEngineContext(options.catalog, options.partitions, now);
   const pending = new Set<Promise<void>>();
   const tableLock = createSerialLock();
   const background = (work: () => Promise<void>): void => {
@@ -83,37 +71,27 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     pending.add(task);
   };
 
-  const services = { region, tableLock, background };
-  const port = options.port ?? 8000;
-  const credentials =
-    options.credentials === undefined
-      ? undefined
-      : new Map(options.credentials.map((credential) => [credential.accessKeyId, credential.secretAccessKey]));
-  const http =
-    httpWorkers > 0
-      ? await startHttpWorkers({
-          count: httpWorkers,
-          host,
-          port,
-          region,
-          credentials,
-          catalogVersion,
-          engine: {
-            partitions: options.partitions,
-            catalog,
-            run: (operation, body, clientHost) => dispatch(operation, body, ctx, { ...services, host: clientHost }),
-          },
-        })
-      : await startHttpFrontEnd({ ctx, host, port, region, services, onRequest: options.onRequest, credentials });
+  const http = await startHttpFrontEnd({
+    ctx,
+    host,
+    port: options.port ?? 8000,
+    region,
+    services: { region, tableLock, background },
+    onRequest: options.onRequest,
+    credentials:
+      options.credentials === undefined
+        ? undefined
+        : new Map(options.credentials.map((credential) => [credential.accessKeyId, credential.secretAccessKey])),
+  });
   // Background work starts only once the port is ours, so a failed start leaves nothing running.
   // Index backfills interrupted by a restart start over (backfilling an entry twice is harmless).
-  for (const record of await catalog.list()) {
+  for (const record of await options.catalog.list()) {
     for (const indexName of record.backfilling ?? []) {
       background(() => backfill(ctx, record.schema, indexName, { tableLock }));
     }
   }
   const sweeper = startTtlSweeper({
-    catalog,
+    catalog: options.catalog,
     partitions: options.partitions,
     now,
     intervalMs: options.ttlSweepIntervalMs ?? DEFAULT_TTL_SWEEP_INTERVAL_MS,

@@ -27,9 +27,6 @@ import {
 /** Told of each answered request naming an operation served: its time and, for an error, DynamoDB's error type. */
 export type RequestObserver = (operation: string, seconds: number, errorType?: string) => void;
 
-/** What `dispatch` does: runs one operation, its client errors as an outcome. */
-export type OperationRunner = typeof dispatch;
-
 export interface HttpFrontEnd {
   port: number;
   close(): Promise<void>;
@@ -80,13 +77,8 @@ export async function startHttpFrontEnd(options: {
   /** Secret access keys by access key id; when absent, requests are not authenticated. */
   credentials?: ReadonlyMap<string, string>;
   onRequest?: RequestObserver;
-  /** Listen with SO_REUSEPORT, so that several threads' servers share the port (the HTTP workers). */
-  reusePort?: boolean;
-  /** Runs an operation in place of `dispatch` (an HTTP worker hands some to the engine thread). */
-  runOperation?: OperationRunner;
 }): Promise<HttpFrontEnd> {
   const { ctx, region, services, credentials, onRequest } = options;
-  const runOperation = options.runOperation ?? dispatch;
 
   async function handle(req: HttpRequest): Promise<HttpAnswer> {
     const requestId = newRequestId();
@@ -133,7 +125,7 @@ export async function startHttpFrontEnd(options: {
       return errorAnswer(error, requestId, cors);
     }
     const host = req.headers.host ?? `${options.host}:${options.port}`;
-    const outcome = await runOperation(operation, body, ctx, { ...services, host });
+    const outcome = await dispatch(operation, body, ctx, { ...services, host });
     onRequest?.(operation, (performance.now() - started) / 1000, outcome.ok ? undefined : outcome.error.type);
     return outcome.ok ? jsonAnswer(200, outcome.result, requestId, cors) : errorAnswer(outcome.error, requestId, cors);
   }
@@ -176,7 +168,7 @@ export async function startHttpFrontEnd(options: {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: options.port, host: options.host, reusePort: options.reusePort ?? false }, () => {
+    server.listen(options.port, options.host, () => {
       server.off('error', reject);
       resolve();
     });

@@ -10,8 +10,6 @@ export interface DevSingleOptions {
   dataDir: string;
   inMemory?: boolean;
   sync?: boolean;
-  /** Threads serving HTTP (0: the main thread serves it too). */
-  httpWorkers?: number;
   credentials?: Credentials[];
 }
 
@@ -28,7 +26,6 @@ export async function runDevSingle(options: DevSingleOptions): Promise<void> {
       host: options.host,
       port: options.port,
       credentials: options.credentials,
-      httpWorkers: options.httpWorkers ?? 0,
     });
   } catch (error) {
     await store.close();
