@@ -7,7 +7,7 @@
  *   npm run bench -- put,get,get-strong                                 issue 4: every target, same run
  *   npm run bench -- [workloads] [--targets shoal,dynalite,cluster,etcd] [--concurrency 64]
  *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
- *                    [--rounds 1] [--cpu-prof <dir>] [--timeline] [--keep-data]
+ *                    [--rounds 1] [--cpu-prof <dir>] [--timeline] [--keep-data] [--shoal-flags="<flags>"]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
  *   npm run bench -- split [...]     delegates to scripts/bench-split.ts (splitting off vs on)
  *
@@ -71,6 +71,7 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
   --rounds <n>         alternate the targets this many times and pool the results, which evens out
                        load from other processes on a shared machine (default 1)
   --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>
+  --shoal-flags=<f>    extra flags of the shoal target's \`shoal dev --single\`, e.g. "--sync"
   --keep-data          leave the Shoal targets' data directories (with a cluster's logs) in place
   --timeline           print each measured phase second by second (ops, p99, max): a tail from one
                        stall shows as one slow second; on a cluster, with the events of that second
@@ -238,6 +239,7 @@ async function main(): Promise<number> {
       'max-requests': { type: 'string', default: '10000000' },
       rounds: { type: 'string', default: '1' },
       'cpu-prof': { type: 'string' },
+      'shoal-flags': { type: 'string' },
       timeline: { type: 'boolean', default: false },
       'keep-data': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -261,6 +263,7 @@ async function main(): Promise<number> {
   const rounds = Math.round(positiveNumber(values.rounds, 'rounds'));
   const cpuProfileDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
   const table = benchTable('bench', keyCount, itemSize);
+  const shoalFlags = values['shoal-flags']?.split(/\s+/).filter((flag) => flag !== '');
 
   console.log(`node ${process.version} on ${os.type()} ${os.arch()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
   console.log(`load average at start: ${load()}`);
@@ -275,7 +278,7 @@ async function main(): Promise<number> {
   for (const name of schedule) {
     let target: RunningTarget;
     try {
-      target = await startTarget(name, { cpuProfileDir, keepData: values['keep-data'] });
+      target = await startTarget(name, { cpuProfileDir, keepData: values['keep-data'], shoalFlags });
     } catch (error) {
       console.error(`\n${name}: could not start: ${(error as Error).message}`);
       failed = true;

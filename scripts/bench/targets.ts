@@ -65,6 +65,8 @@ export interface TargetOptions {
   cpuProfileDir?: string;
   /** Leave a Shoal target's data directory (a cluster's node and router logs) in place when it stops. */
   keepData?: boolean;
+  /** Extra `shoal dev --single` flags for the shoal target (e.g. `--sync`). */
+  shoalFlags?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -271,6 +273,8 @@ async function startShoalDev(
     description: describe(dataDir),
     recentOutput: started.recentOutput,
     cpuSeconds: () => processTreeCpuSeconds([started.child.pid]),
+    // The one-process engine's threads (the cluster's `shoal dev` replaces this with its processes' roles).
+    cpuSecondsByRole: () => threadCpuSeconds(started.child.pid),
     stop: async () => {
       await stopChildAndDescendants(started.child);
       if (options.keepData === true) console.log(`${name}: data and logs kept in ${dataDir}`);
@@ -279,8 +283,29 @@ async function startShoalDev(
   };
 }
 
+/**
+ * CPU seconds of one process's threads by what they do: `main` (the event loop), `workers` (worker
+ * threads' event loops, when there are any) and `other` (V8's GC helpers, libuv's pool, LevelDB's
+ * compactions), from Linux's per-thread run times; undefined elsewhere. Per-thread CPU tells which
+ * thread a change made cheaper, which a loaded machine's ops/s cannot.
+ */
+function threadCpuSeconds(pid: number | undefined): Record<string, number> | undefined {
+  if (pid === undefined) return undefined;
+  const seconds: Record<string, number> = { main: 0, other: 0 };
+  try {
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      const name = readFileSync(`/proc/${pid}/task/${thread}/comm`, 'utf8').trim();
+      const role = name === 'MainThread' ? 'main' : name === 'WorkerThread' ? 'workers' : 'other';
+      seconds[role] = (seconds[role] ?? 0) + Number(readFileSync(`/proc/${pid}/task/${thread}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+    }
+  } catch {
+    return undefined; // not Linux, or the process (or a thread) went away while being read
+  }
+  return seconds;
+}
+
 function startShoal(options: TargetOptions): Promise<RunningTarget> {
-  const single = devHasClusterMode() ? ['--single'] : [];
+  const single = [...(devHasClusterMode() ? ['--single'] : []), ...(options.shoalFlags ?? [])];
   return startShoalDev('shoal', single, /listening/i, (dataDir) => `shoal dev ${single.join(' ')}, one process, data in ${dataDir}`, options);
 }
 
