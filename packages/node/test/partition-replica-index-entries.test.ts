@@ -106,6 +106,30 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     });
   });
 
+  it('a split applied again after a crash between recording its outbox move and recording the split goes on (not refused as a second split)', async () => {
+    await withStore(async ({ partitions }) => {
+      const splits: AppliedSplit[] = [];
+      const pks = Array.from({ length: 12 }, (_, i) => `k${i}`);
+      const splitKey = [...pks.map(itemKey)].sort(Buffer.compare)[6];
+      const replica = await PartitionReplica.open(BASE, partitions, {
+        splitsOf: () => splits,
+        onSplit: async (split: PartitionSplit) => {
+          splits.push({ index: split.index, splitKey: split.splitKey });
+          return { status: 'split', left: descriptor(BASE), right: descriptor(split.rightId) };
+        },
+      });
+      let index = 0;
+      for (const pk of pks) await replica.apply(encodePartitionCommand({ kind: 'write', write: put(pk, 'x') }), ++index);
+      await replica.settled();
+      // The crash: the split's outbox move is on disk, the split itself (the host's record, the applied mark) is not.
+      await partitions.splitIndexOutbox(BASE, 8, splitKey);
+      const split = encodePartitionCommand({ kind: 'split', splitKey: hex(splitKey), parentEnd: '', rightId: 8, epoch: 2 });
+      expect(await replica.apply(split, ++index)).toMatchObject({ status: 'split' });
+      expect(splits).toHaveLength(1);
+      expect(await partitions.indexOutboxMove(BASE)).toMatchObject({ rightGroupId: 8, nextSeq: 1, throughSeq: 12 });
+    });
+  });
+
   it('applies shipped records once, and refuses a whole entry with a key beyond a split applied before it', async () => {
     await withStore(async ({ partitions }) => {
       const splits: AppliedSplit[] = [];

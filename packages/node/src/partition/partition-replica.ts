@@ -484,10 +484,13 @@ export class PartitionReplica implements ReplicaStateMachine {
     const end = this.#endAt(mark.index + 1);
     // Applied again after a restart: the recorded split stands (the host redoes what may be missing).
     const again = this.#splitsOf().some((s) => s.index === mark.index);
+    // A move to another half: an earlier split's. A move to this split's own right half: this split
+    // applied again after a crash between recording its move and recording the split (go on).
+    const pendingMove = again ? undefined : await this.store.indexOutboxMove(this.groupId);
     let result: SplitResult;
     if (!again && end !== undefined && compareBytes(end, split.parentEnd) !== 0) {
       result = { status: 'refused', message: `partition ${this.groupId} split since the split at ${command.splitKey} was proposed` };
-    } else if (!again && (await this.store.indexOutboxMove(this.groupId)) !== undefined) {
+    } else if (pendingMove !== undefined && pendingMove.rightGroupId !== split.rightId) {
       result = { status: 'refused', message: `partition ${this.groupId} is still moving GSI outbox records to the half of its last split; retry once they are moved` };
     } else if (this.#onSplit === undefined) {
       result = { status: 'refused', message: `partition ${this.groupId} cannot split on this node` };
