@@ -19,8 +19,10 @@
  *                                                        its right half's items are being moved (moveIndexOutbox entries)
  *   00000000 13 <u32 BE group id> <split key>         -> u32 BE: the group split there, its right half is that group
  *                                                        (where a move routes records of a half that split since)
+ *   00000000 14 <u32 BE group id>                     -> f64 BE: the group trimmed its outbox through this seq (the
+ *                                                        highest trim, or inherited at a split): a move drops such records
  */
-import { prefixEnd, type Item, type TableSchema } from '@shoal/model';
+import { compareBytes, prefixEnd, type Item, type TableSchema } from '@shoal/model';
 import type { StateReader } from './commit-queue.ts';
 import type { ByteLevel, Mutation } from './database.ts';
 import { decodeJson, decodeU32, encodeJson, encodeU32, type KeyRange } from './layout.ts';
@@ -32,6 +34,7 @@ const SOURCE_FENCE_TAG = 0x0d;
 const BACKFILL_TAG = 0x0e;
 const OUTBOX_MOVE_TAG = 0x12;
 const OUTBOX_SPLIT_TAG = 0x13;
+const TRIMMED_THROUGH_TAG = 0x14;
 
 /** One change of one GSI entry: put `entry` at `entryKey`, or delete it (`entry` undefined). */
 export interface IndexEntryChange {
@@ -229,6 +232,11 @@ export function decodeOutboxMove(key: Uint8Array, value: Uint8Array): IndexOutbo
   return { groupId: decodeU32(key.subarray(5, 9)), rightGroupId: json.rightGroupId, splitKey: fromHex(json.splitKey), nextSeq: json.nextSeq, throughSeq: json.throughSeq };
 }
 
+/** Whether `move` is still to carry this record of its group's outbox to a half: a right-half item's, at or past the move's next seq. */
+export function stillToMove(move: IndexOutboxMove, record: IndexOutboxRecord): boolean {
+  return record.seq >= move.nextSeq && record.seq <= move.throughSeq && compareBytes(record.itemKey, move.splitKey) >= 0;
+}
+
 /** The group's split at `splitKey` (its right half: the value), as its outbox moves route records. */
 export function outboxSplitMutation(groupId: number, splitKey: Uint8Array, rightGroupId: number): Mutation {
   return { key: tagKey(OUTBOX_SPLIT_TAG, encodeU32(groupId), splitKey), value: encodeU32(rightGroupId) };
@@ -243,18 +251,36 @@ export function decodeOutboxSplit(key: Uint8Array, value: Uint8Array): { splitKe
   return { splitKey: key.slice(9), rightGroupId: decodeU32(value) };
 }
 
-/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors, fences, running backfills, outbox move and splits (snapshots carry them, a removal deletes them). */
+export function trimmedThroughKey(groupId: number): Uint8Array {
+  return tagKey(TRIMMED_THROUGH_TAG, encodeU32(groupId));
+}
+
+/**
+ * The highest seq the group trimmed its outbox through (0: none), as replicated state: a record a
+ * split's move brings in at or below it was trimmed on replicas where it arrived before the trim (a
+ * replica slower in the parent's log gets it after), so the move drops it there too.
+ */
+export function readTrimmedThrough(state: StateReader, groupId: number): number {
+  const stored = state.read(trimmedThroughKey(groupId));
+  return stored === undefined ? 0 : decodeF64(stored);
+}
+
+export function trimmedThroughMutation(groupId: number, seq: number): Mutation {
+  return { key: trimmedThroughKey(groupId), value: encodeF64(seq) };
+}
+
+/** The parts of space 0 a group owns for its GSIs: outbox, next seq, cursors, fences, running backfills, outbox move, splits and trimmed-through seq (snapshots carry them, a removal deletes them). */
 export function indexOutboxRanges(groupId: number): KeyRange[] {
-  const seq = outboxSeqKey(groupId);
-  const move = outboxMoveKey(groupId);
+  const single = (key: Uint8Array): KeyRange => ({ start: key, end: Uint8Array.from([...key, 0]) });
   return [
     outboxRange(groupId),
-    { start: seq, end: Uint8Array.from([...seq, 0]) },
+    single(outboxSeqKey(groupId)),
     indexCursorsRange(groupId),
     sourceFencesRange(groupId),
     runningBackfillsRange(groupId),
-    { start: move, end: Uint8Array.from([...move, 0]) },
+    single(outboxMoveKey(groupId)),
     outboxSplitsRange(groupId),
+    single(trimmedThroughKey(groupId)),
   ];
 }
 
@@ -296,56 +322,48 @@ function outboxKeySeq(key: Uint8Array): number {
 }
 
 /**
- * Each group's outbox backlog, in memory: the records not trimmed yet, counted as the group's next
- * seq minus its first record's seq (so a hole a split left by moving records counts until trimmed
- * past). Kept with every change instead of read from the store: a base partition's leader asks it
- * before every write to a table with a GSI (admission: GSI back-pressure). Appends move a group's
- * next seq (OutboxWriter); trims and splits, which delete records, read the group's first record
- * again (one seek); a restored snapshot reads both; an open reads every group's.
+ * Each group's outbox backlog, in memory: the records its outbox holds (appended or moved in, not yet
+ * trimmed or moved out), counted as they change: a base partition's leader asks it before every
+ * write to a table with a GSI (admission: GSI back-pressure), so asking reads nothing. Appends count
+ * up (OutboxWriter), trims down, a split's move steps down in the parent and up in the halves; a
+ * restored snapshot counts its group's records again, an open every group's.
  */
 export class OutboxBacklogs {
-  readonly #groups = new Map<number, { first: number; next: number }>();
+  readonly #held = new Map<number, number>();
 
   /** The group's records not trimmed yet (0 for a group without any). */
   of(groupId: number): number {
-    const group = this.#groups.get(groupId);
-    return group === undefined ? 0 : group.next - group.first;
+    return this.#held.get(groupId) ?? 0;
   }
 
-  /** Records `from` ... `next - 1` were appended (`from`: the group's next seq before them). */
-  appended(groupId: number, from: number, next: number): void {
-    const group = this.#groups.get(groupId);
-    if (group === undefined) this.#groups.set(groupId, { first: from, next });
-    else group.next = next;
-  }
-
-  /** The group's records up to a seq were trimmed; `firstLeft`: the key of the first record after them, if any. */
-  trimmed(groupId: number, firstLeft: Uint8Array | undefined): void {
-    const group = this.#groups.get(groupId);
-    if (group !== undefined) group.first = firstLeft === undefined ? group.next : outboxKeySeq(firstLeft);
+  /** `delta` records came into the group's outbox (negative: went). */
+  add(groupId: number, delta: number): void {
+    const held = this.of(groupId) + delta;
+    if (held === 0) this.#held.delete(groupId);
+    else this.#held.set(groupId, held);
   }
 
   /**
-   * Reads the group's next seq and first record from the store again: call under the commit lock,
-   * once what is staged is durable (`state.durable()`), so that the store holds every change.
+   * Counts the group's records in the store again: call under the commit lock, once what is staged
+   * is durable (`state.durable()`), so that the store holds every change.
    */
-  async reload(level: ByteLevel, state: StateReader, groupId: number): Promise<void> {
-    const next = readNextSeq(state, groupId);
+  async recount(level: ByteLevel, groupId: number): Promise<void> {
     const range = outboxRange(groupId);
-    const [first] = await level.keys({ gte: range.start, lt: range.end, limit: 1 }).all();
-    if (first === undefined && next === 1) this.#groups.delete(groupId);
-    else this.#groups.set(groupId, { first: first === undefined ? next : outboxKeySeq(first), next });
+    let held = 0;
+    for await (const _ of level.keys({ gte: range.start, lt: range.end })) held += 1;
+    this.#held.delete(groupId);
+    this.add(groupId, held);
   }
 
-  /** Reads every group's backlog from the store (when it opens: nothing else runs yet). */
-  async load(level: ByteLevel, state: StateReader): Promise<void> {
-    const seqs = { start: tagKey(OUTBOX_SEQ_TAG), end: tagKey(OUTBOX_SEQ_TAG + 1) };
-    for (const key of await level.keys({ gte: seqs.start, lt: seqs.end }).all()) await this.reload(level, state, decodeU32(key.subarray(5, 9)));
+  /** Counts every group's records in the store (when it opens: nothing else runs yet), in one pass over the outboxes. */
+  async load(level: ByteLevel): Promise<void> {
+    this.#held.clear();
+    for await (const key of level.keys({ gte: tagKey(OUTBOX_TAG), lt: tagKey(OUTBOX_TAG + 1) })) this.add(decodeU32(key.subarray(5, 9)), 1);
   }
 
   /** The group's outbox went (its replica removed). */
   forget(groupId: number): void {
-    this.#groups.delete(groupId);
+    this.#held.delete(groupId);
   }
 }
 
@@ -383,7 +401,7 @@ export class OutboxWriter {
   /** The records and the new next seq (nothing when no record was appended). */
   finish(): Mutation[] {
     if (this.#next === undefined || this.#first === undefined) return [];
-    this.#backlogs?.appended(this.groupId, this.#first, this.#next);
+    this.#backlogs?.add(this.groupId, this.#next - this.#first);
     return [...this.#mutations, nextSeqMutation(this.groupId, this.#next)];
   }
 }

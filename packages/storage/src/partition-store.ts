@@ -57,6 +57,9 @@ import {
   readIndexCursor,
   readNextSeq,
   readOutbox,
+  readTrimmedThrough,
+  stillToMove,
+  trimmedThroughMutation,
   type IndexEntryChange,
   type IndexOutboxRecord,
   type OutboxReadLimits,
@@ -394,28 +397,19 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
-   * The group's outbox records not trimmed yet, as decided so far (staged writes included): its next
-   * seq minus its first record's seq, kept in memory with every change, so asking costs no read (a
-   * leader asks before every write to a table with a GSI). Holes a split left count until trimmed past.
+   * The records the group's outbox holds, as decided so far (staged writes included), counted in
+   * memory with every change, so asking costs no read (a leader asks before every write to a table
+   * with a GSI).
    */
   indexOutboxBacklog(groupId: number): number {
     return this.outboxBacklogs.of(groupId);
   }
 
-  /** Reads every group's outbox backlog (indexOutboxBacklog) from the store: once, when it opens. */
+  /** Counts every group's outbox records (indexOutboxBacklog) in the store: once, when it opens. */
   loadIndexOutboxBacklogs(): Promise<void> {
     return this.commits.exclusive(async (state) => {
       await state.durable();
-      await this.outboxBacklogs.load(this.level, state);
-      return { result: undefined, mutations: [] };
-    });
-  }
-
-  /** Reads the groups' outbox backlogs from the store again, after changes that moved or replaced their records. */
-  private reloadIndexOutboxBacklogs(groupIds: readonly number[]): Promise<void> {
-    return this.commits.exclusive(async (state) => {
-      await state.durable();
-      for (const groupId of groupIds) await this.outboxBacklogs.reload(this.level, state, groupId);
+      await this.outboxBacklogs.load(this.level);
       return { result: undefined, mutations: [] };
     });
   }
@@ -440,16 +434,25 @@ export class PartitionStore implements PartitionClient {
 
   /**
    * Deletes the group's outbox records up to `throughSeq` (every GSI partition they went to applied
-   * them), with the command's applied mark. Answers how many went.
+   * them), with the command's applied mark, and raises the group's trimmed-through seq to it (a move
+   * step drops the records at or below it that reach the group later: readTrimmedThrough). Records its
+   * own outbox move (a split's) is still to move stay: they go to the half, whose replicas may be
+   * receiving them from the move directly, where this trim cannot reach them (they are sent again
+   * from the half, skipped by the GSI partitions' cursors, or applied again before the half's newer
+   * records of the item). Answers how many went.
    */
   trimIndexOutbox(groupId: number, throughSeq: number, mark?: AppliedMark): Promise<number> {
     return this.commits.exclusive(async (state) => {
       await state.durable();
-      const range = outboxRange(groupId);
-      const keys = await this.level.keys({ gte: range.start, lte: outboxKey(groupId, throughSeq) }).all();
+      const range = { gte: outboxRange(groupId).start, lte: outboxKey(groupId, throughSeq) };
+      const stored = state.read(outboxMoveKey(groupId));
+      const move = stored && decodeOutboxMove(outboxMoveKey(groupId), stored);
+      const keys: Uint8Array[] = [];
+      if (move === undefined) keys.push(...(await this.level.keys(range).all()));
+      else for await (const [key, value] of this.level.iterator(range)) if (!stillToMove(move, decodeOutboxRecord(key, value))) keys.push(key);
       const mutations: Mutation[] = keys.map((key) => ({ key, value: undefined }));
-      const [firstLeft] = await this.level.keys({ gt: outboxKey(groupId, throughSeq), lt: range.end, limit: 1 }).all();
-      this.outboxBacklogs.trimmed(groupId, firstLeft);
+      if (throughSeq > readTrimmedThrough(state, groupId)) mutations.push(trimmedThroughMutation(groupId, throughSeq));
+      this.outboxBacklogs.add(groupId, -keys.length);
       return { result: keys.length, mutations: [...mutations, ...(mark ? [appliedMutation(mark)] : [])] };
     });
   }
@@ -478,12 +481,14 @@ export class PartitionStore implements PartitionClient {
       if (pending !== undefined) throw new Error(`group ${groupId} cannot split again before its outbox move to group ${pending.rightGroupId} ended`);
       // Moved records keep their seqs: the right group numbers its own from the group's next seq on.
       if (readNextSeq(state, rightGroupId) < next) mutations.push(nextSeqMutation(rightGroupId, next));
+      // What the group trimmed before the split is trimmed for the right half too: a record of its
+      // items that reaches this replica only now (its parent's move, slower here) was deleted where
+      // it came before that trim.
+      const trimmed = readTrimmedThrough(state, groupId);
+      if (trimmed > readTrimmedThrough(state, rightGroupId)) mutations.push(trimmedThroughMutation(rightGroupId, trimmed));
       if (next === 1) return { result: undefined, mutations };
       const move: IndexOutboxMove = { groupId, rightGroupId, splitKey: Uint8Array.from(splitKey), nextSeq: 1, throughSeq: next - 1 };
       return { result: move, mutations: [...mutations, outboxMoveMutation(move)] };
-    }).then(async (move) => {
-      await this.reloadIndexOutboxBacklogs([groupId, rightGroupId]);
-      return move;
     }).finally(() => {
       this.startedBackfills += 1;
       this.wakeBackfillWaiters();
@@ -529,41 +534,56 @@ export class PartitionStore implements PartitionClient {
    * numbered `fromSeq` to `toSeq` (within the move) of right-half items to the outbox of the half that
    * holds the item now (the right group, or a half it split into since: recorded splits), each under
    * its own seq; writes them, the move's next seq (`toSeq` + 1, or its end) and the applied mark in one
-   * batch. The leader chose `toSeq` so that its own store holds at most 1,000 records / 1 MiB there;
-   * so does every replica's, but for a group that is itself a split half still receiving its parent's
-   * records (a replica may hold more of those than the leader did).
+   * batch. A record the half trimmed through already is dropped (readTrimmedThrough: on a replica
+   * where the record came before the trim, the trim deleted it), and so is one of a half this store
+   * does not hold (no next seq here: its replica was removed, or never created here, as when a
+   * snapshot of the parent brought the move): nobody would ship or delete it. The leader chose
+   * `toSeq` so that its own store holds at most 1,000 records / 1 MiB there; so does every replica's,
+   * but for a group that is itself a split half still receiving its parent's records (a replica may
+   * hold more of those than the leader did).
    */
   async applyIndexOutboxMove(groupId: number, fromSeq: number, toSeq: number, mark: AppliedMark): Promise<OutboxMoveStep> {
-    const touched: number[] = [];
-    const step = await this.commits.exclusive<OutboxMoveStep>(async (state) => {
+    return this.commits.exclusive<OutboxMoveStep>(async (state) => {
       await state.durable();
       const stored = state.read(outboxMoveKey(groupId));
       const move = stored && decodeOutboxMove(outboxMoveKey(groupId), stored);
       if (move === undefined || move.nextSeq !== fromSeq || toSeq < fromSeq) return { result: { status: 'stale', moved: 0 }, mutations: [appliedMutation(mark)] };
-      const step = await this.outboxMoveStep(move, toSeq, touched);
+      const step = await this.outboxMoveStep(state, move, toSeq);
       return { result: step.result, mutations: [...step.mutations, appliedMutation(mark)] };
     });
-    await this.reloadIndexOutboxBacklogs(touched);
-    return step;
   }
 
-  /** One step of `move` through `toSeq`; the groups whose outboxes it changes are added to `touched` (their backlogs to read again). */
-  private async outboxMoveStep(move: IndexOutboxMove, toSeq: number, touched: number[]): Promise<{ result: OutboxMoveStep; mutations: Mutation[] }> {
+  /** One step of `move` through `toSeq`, under the commit lock once staged changes are durable; counts the records in and out in the backlogs. */
+  private async outboxMoveStep(state: StateReader, move: IndexOutboxMove, toSeq: number): Promise<{ result: OutboxMoveStep; mutations: Mutation[] }> {
     const mutations: Mutation[] = [];
     const halves = new Map<number, Array<{ splitKey: Uint8Array; rightGroupId: number }>>();
+    /** Per half: whether this store holds it, the seq it trimmed through, and the records coming in. */
+    const targets = new Map<number, { held: boolean; trimmedThrough: number; added: number }>();
     let moved = 0;
+    let taken = 0;
     const range = { gte: outboxKey(move.groupId, move.nextSeq), lte: outboxKey(move.groupId, Math.min(toSeq, move.throughSeq)) };
     for await (const [key, value] of this.level.iterator(range)) {
       const record = decodeOutboxRecord(key, value);
       if (compareBytes(record.itemKey, move.splitKey) < 0) continue;
+      mutations.push({ key, value: undefined });
+      taken += 1;
       const holder = await this.outboxHolder(move.rightGroupId, record.itemKey, halves);
-      if (!touched.includes(holder)) touched.push(holder);
-      mutations.push({ key, value: undefined }, { key: outboxKey(holder, record.seq), value });
+      let target = targets.get(holder);
+      if (target === undefined) {
+        target = { held: state.read(outboxSeqKey(holder)) !== undefined, trimmedThrough: readTrimmedThrough(state, holder), added: 0 };
+        targets.set(holder, target);
+      }
+      if (!target.held || record.seq <= target.trimmedThrough) continue;
+      const moveTo = outboxKey(holder, record.seq);
+      // Already there: a snapshot of the half brought it (taken where the move had carried it).
+      if (state.read(moveTo) === undefined) target.added += 1;
+      mutations.push({ key: moveTo, value });
       moved += 1;
     }
-    if (moved > 0 && !touched.includes(move.groupId)) touched.push(move.groupId);
     const done = toSeq >= move.throughSeq;
     mutations.push(done ? { key: outboxMoveKey(move.groupId), value: undefined } : outboxMoveMutation({ ...move, nextSeq: toSeq + 1 }));
+    this.outboxBacklogs.add(move.groupId, -taken);
+    for (const [holder, target] of targets) this.outboxBacklogs.add(holder, target.added);
     return { result: { status: done ? 'done' : 'moving', moved }, mutations };
   }
 
@@ -612,18 +632,16 @@ export class PartitionStore implements PartitionClient {
    * records to here get every one (under the seqs the log's steps would give them).
    */
   private async finishIndexOutboxMoveHere(groupId: number): Promise<void> {
-    const touched: number[] = [];
     for (let done = false; !done; ) {
       done = await this.commits.exclusive(async (state) => {
         await state.durable();
         const stored = state.read(outboxMoveKey(groupId));
         if (stored === undefined) return { result: true, mutations: [] };
         const move = decodeOutboxMove(outboxMoveKey(groupId), stored);
-        const step = await this.outboxMoveStep(move, await this.outboxMoveStepEnd(move, DEFAULT_OUTBOX_MOVE_STEP), touched);
+        const step = await this.outboxMoveStep(state, move, await this.outboxMoveStepEnd(move, DEFAULT_OUTBOX_MOVE_STEP));
         return { result: step.result.status === 'done', mutations: step.mutations };
       });
     }
-    await this.reloadIndexOutboxBacklogs(touched);
   }
 
   /**
@@ -1090,14 +1108,18 @@ export class PartitionStore implements PartitionClient {
    * Deletes a partition replica's data: the table's items in `bound` and their index entries. With
    * `groupId`, the replica group's applied index (and its running index commands) go too, so that a
    * replica of the group created here again later applies its log from the start, and so do its GSI
-   * outbox, next seq and cursors.
+   * outbox, next seq and cursors (without its next seq, a move of its parent's records skips it here).
    */
   async dropPartitionData(table: TableSchema, bound: PartitionBound, groupId?: number): Promise<void> {
     for (const index of this.localIndexes(table)) await this.dropIndexEntries(table, index, bound);
     await this.clearRange(table.tableId, clampRange(spaceRange(table.tableId), bound));
     if (groupId !== undefined) {
       await this.finishIndexOutboxMoveHere(groupId);
-      const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId)];
+      // A half still receiving its parent's records here keeps its splits: the move routes records
+      // of its own halves (perhaps held here) by them. A few keys, left behind.
+      const splits = outboxSplitsRange(groupId);
+      const routes = await this.awaitsIndexOutboxMove(groupId);
+      const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId).filter((range) => !routes || compareBytes(range.start, splits.start) !== 0)];
       const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
       const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
       await this.commits.exclusive(async () => {
@@ -1176,7 +1198,11 @@ export class PartitionStore implements PartitionClient {
     const applied = await runPartitionRestore(this.restoreTarget(), { scopes: replaced, snapshot, snapshotIndex }, options.batchBytes);
     // Synced: the log then records the snapshot, and its staged file goes (no log replays a restore).
     await this.syncToDisk();
-    await this.reloadIndexOutboxBacklogs([snapshot.groupId]);
+    await this.commits.exclusive(async (state) => {
+      await state.durable();
+      await this.outboxBacklogs.recount(this.level, snapshot.groupId);
+      return { result: undefined, mutations: [] };
+    });
     this.startedBackfills += 1;
     this.wakeBackfillWaiters();
     return applied;

@@ -1,8 +1,8 @@
 /**
  * The outbox backlog a store keeps in memory per group (indexOutboxBacklog: what a base partition's
  * leader asks before every write to a table with a GSI): after every write, transaction, backfill
- * chunk, trim, split, snapshot restore, removal and restart it equals what the store holds on disk
- * (indexOutboxSize: next seq minus the first record's seq, read from LevelDB).
+ * chunk, trim, split, move step, snapshot restore, removal and restart it equals the number of
+ * records the group's outbox holds on disk.
  */
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
@@ -36,9 +36,9 @@ class Marks {
   }
 }
 
-/** The backlog in memory equals the one on disk, for every group named; answers them. */
+/** The backlog in memory equals the records on disk, for every group named; answers them. */
 async function backlogsMatchDisk(store: PartitionStore, groupIds: readonly number[]): Promise<number[]> {
-  const onDisk = await Promise.all(groupIds.map((groupId) => store.indexOutboxSize(groupId)));
+  const onDisk = await Promise.all(groupIds.map(async (groupId) => (await store.readIndexOutbox(groupId, { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER })).length));
   expect(groupIds.map((groupId) => store.indexOutboxBacklog(groupId))).toEqual(onDisk);
   return onDisk;
 }
@@ -94,7 +94,7 @@ describe('the outbox backlog of a group', () => {
     }
   });
 
-  it('a split gives the right group the records its outbox move carries over; the left keeps the rest (holes count until trimmed past)', async () => {
+  it('a split gives the right group the records its outbox move carries over, the left keeps the rest: each counts the records it holds', async () => {
     const local = await openLocalStore({ inMemory: true, indexOutbox: true });
     const store = local.partitions;
     const marks = new Marks();
@@ -113,13 +113,14 @@ describe('the outbox backlog of a group', () => {
       await store.splitIndexOutbox(GROUP, right, splitKey);
       expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 0]);
       await runOutboxMove(store, marks.log(GROUP));
-      // Moved under their seqs: the right holds 2 ... 11 of next seq 12 (the left's seqs between them are holes).
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 10]);
+      // Moved under their seqs: the right holds 2, 4, 6, 8, 10, 11, the left 1, 3, 5, 7, 9 (seqs
+      // between them, the other half's, are not counted: a backlog of next seq minus first seq
+      // counted them, 11 and 10).
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([5, 6]);
       await store.write(put(high!, 200, 'Rome'), marks.of(right));
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([11, 11]);
-      // Trimmed through the left's last record: the holes after it are gone too.
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([5, 7]);
       await store.trimIndexOutbox(GROUP, 9, marks.of(GROUP));
-      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([0, 11]);
+      expect(await backlogsMatchDisk(store, [GROUP, right])).toEqual([0, 7]);
       // A split moving the group's first records: the left's backlog starts at its first record left.
       await store.trimIndexOutbox(right, 12, marks.of(right));
       const [middle, top] = Array.from({ length: 20 }, (_, i) => `r${i}`)
@@ -129,8 +130,8 @@ describe('the outbox backlog of a group', () => {
       await store.write(put(middle!, 300, 'Nice'), marks.of(right));
       await store.splitIndexOutbox(right, GROUP + 2, collection(top!));
       await runOutboxMove(store, marks.log(right));
-      // Right: seq 17 left of next seq 18; its right half: 13 ... 16 of next seq 18 (17 a hole).
-      expect(await backlogsMatchDisk(store, [GROUP, right, GROUP + 2])).toEqual([0, 1, 5]);
+      // Right: seq 17; its right half: 13 ... 16.
+      expect(await backlogsMatchDisk(store, [GROUP, right, GROUP + 2])).toEqual([0, 1, 4]);
     } finally {
       await local.close();
     }
@@ -164,7 +165,7 @@ describe('the outbox backlog of a group', () => {
     }
   });
 
-  it('random writes, trims and splits over several groups: always what the disk holds, and what a restarted store reads', async () => {
+  it('random writes, trims, splits and move steps over several groups: always what the disk holds, and what a restarted store reads', async () => {
     const directory = await temporaryDirectory();
     const next = random(20_261_126);
     const marks = new Marks();
@@ -178,19 +179,26 @@ describe('the outbox backlog of a group', () => {
         const pk = `k${Math.floor(next() * 40)}`;
         const sk = Math.floor(next() * 5);
         const group = owner(itemKey(pk, sk));
-        if (roll < 0.7) {
+        if (roll < 0.6) {
           const city = next() < 0.2 ? undefined : `c${Math.floor(next() * 4)}`;
           await local.partitions.write(next() < 0.1 ? { operations: [{ table: TABLE, kind: 'Delete', key: { pk: S(pk), sk: N(sk) } }] } : put(pk, sk, city), marks.of(group.groupId));
-        } else if (roll < 0.9) {
+        } else if (roll < 0.75) {
+          // Trims while a move is under way too (the records it still has to move stay).
           const records = await local.partitions.readIndexOutbox(group.groupId, { maxRecords: 1_000, maxBytes: 1 << 30 });
           const through = records[Math.floor(next() * records.length)]?.seq;
           if (through !== undefined) await local.partitions.trimIndexOutbox(group.groupId, through, marks.of(group.groupId));
-        } else if (roll < 0.97 && groups.length < 8) {
+        } else if (roll < 0.87) {
+          // One step of a move under way, a few records at a time: writes, trims and splits of its halves come between.
+          const moving = (await Promise.all(groups.map(async (g) => ((await local.partitions.indexOutboxMove(g.groupId)) === undefined ? [] : [g])))).flat();
+          const parent = moving[Math.floor(next() * moving.length)];
+          const move = parent && (await local.partitions.nextIndexOutboxMoveStep(parent.groupId, { maxRecords: 3, maxBytes: 1 << 20 }));
+          if (parent !== undefined && move !== undefined) await local.partitions.applyIndexOutboxMove(parent.groupId, move.fromSeq, move.toSeq, marks.of(parent.groupId));
+        } else if (roll < 0.95 && groups.length < 8) {
           const splitKey = itemKey(pk, sk);
-          if (compareBytes(splitKey, group.start) <= 0) continue;
+          // A group splits again only once its move ended (its replicas refuse it before).
+          if (compareBytes(splitKey, group.start) <= 0 || (await local.partitions.indexOutboxMove(group.groupId)) !== undefined) continue;
           const rightId = GROUP + groups.length;
           await local.partitions.splitIndexOutbox(group.groupId, rightId, splitKey);
-          await runOutboxMove(local.partitions, marks.log(group.groupId));
           groups.push({ groupId: rightId, start: splitKey, end: group.end });
           group.end = splitKey;
         } else {
@@ -202,6 +210,8 @@ describe('the outbox backlog of a group', () => {
         }
         await backlogsMatchDisk(local.partitions, groups.map((g) => g.groupId));
       }
+      for (const group of groups) await runOutboxMove(local.partitions, marks.log(group.groupId));
+      await backlogsMatchDisk(local.partitions, groups.map((g) => g.groupId));
       const total = groups.reduce((sum, g) => sum + local.partitions.indexOutboxBacklog(g.groupId), 0);
       expect(total).toBeGreaterThan(0);
       expect(groups.length).toBeGreaterThan(2);

@@ -526,6 +526,160 @@ describe('a base partition split: its outbox move', () => {
     });
   });
 
+  it('a half that trimmed past records its parent\'s move still brings (a replica slower in the parent\'s log) drops them: replicas end equal whatever the interleaving of the parent\'s, the half\'s and its own half\'s logs', async () => {
+    const [R, R2] = [GROUP + 1, GROUP + 2];
+    const limits = { maxRecords: 40, maxBytes: 1 << 20 };
+    type Log = typeof GROUP | typeof R | typeof R2;
+    /** An entry of one of the three logs, as its leader proposed it. */
+    type Entry = (store: PartitionStore, group: Group) => Promise<unknown>;
+    const write = (item: { pk: string; sk: number }, city: string): Entry => (_, group) => group.write(put(person(item.pk, item.sk, { city: S(city), age: N(7) })));
+    const trim = (throughSeq: number): Entry => (store, group) => store.trimIndexOutbox(group.groupId, throughSeq, group.mark());
+    const step = (fromSeq: number, toSeq: number): Entry => (store, group) => store.applyIndexOutboxMove(group.groupId, fromSeq, toSeq, group.mark());
+    const split = (right: number, splitKey: Uint8Array): Entry => async (store, group) => {
+      await store.splitIndexOutbox(group.groupId, right, splitKey);
+      await store.markApplied(group.mark());
+    };
+    await withOutboxStores(1, async ([leader]) => {
+      // The leader of all three groups proposes: the parent's split and its steps first, then the
+      // half's entries (trims around its own split, its steps), and the half's half's.
+      const groups = new Map<Log, Group>([GROUP, R, R2].map((id) => [id, new Group(leader!, id)]));
+      await fillOutbox(groups.get(GROUP)!, 300);
+      const items = await itemsByKey(leader!);
+      const [k1, k2] = [items[100]!.key, items[200]!.key];
+      const [splitParent, splitHalf] = [split(R, k1), split(R2, k2)];
+      const logs = new Map<Log, Entry[]>([[GROUP, []], [R, []], [R2, []]]);
+      const propose = async (log: Log, entry: Entry): Promise<void> => {
+        logs.get(log)!.push(entry);
+        await entry(leader!, groups.get(log)!);
+      };
+      await propose(GROUP, splitParent);
+      const moveSteps = async (log: Log): Promise<void> => {
+        for (let next = await leader!.nextIndexOutboxMoveStep(log, limits); next !== undefined; next = await leader!.nextIndexOutboxMoveStep(log, limits)) await propose(log, step(next.fromSeq, next.toSeq));
+      };
+      await moveSteps(GROUP);
+      await propose(R, write(items[150]!, 'w'));
+      // A trim before the half's split: its half inherits it (a record of its items reaching a replica later is dropped).
+      await propose(R, trim(240));
+      await propose(R, splitHalf);
+      // A trim between the half's split and its steps: the records the steps are still to move stay
+      // (on a replica slower in the parent's log they go to the half's half directly).
+      await propose(R, trim(260));
+      await propose(R2, trim(200));
+      await moveSteps(R);
+      await propose(R, trim(380));
+      await propose(R, write(items[120]!, 'v'));
+      await propose(R2, write(items[260]!, 'u'));
+      await propose(R2, trim(230));
+      const outboxes = async (store: PartitionStore) => {
+        const state = [];
+        for (const groupId of [GROUP, R, R2]) {
+          const records = await readAll(store, groupId);
+          expect(store.indexOutboxBacklog(groupId)).toBe(records.length);
+          state.push({ groupId, records: summary(records), move: await store.indexOutboxMove(groupId) });
+        }
+        return state;
+      };
+      const expected = await outboxes(leader!);
+      expect(expected.every((group) => group.move === undefined)).toBe(true);
+      const [inHalf, inHalfsHalf] = [await readAll(leader!, R), await readAll(leader!, R2)];
+      expect(inHalf.length).toBeGreaterThan(0);
+      expect(inHalf.every((r) => r.seq > 380 && Buffer.compare(r.itemKey, k1) >= 0 && Buffer.compare(r.itemKey, k2) < 0)).toBe(true);
+      expect(inHalfsHalf.every((r) => r.seq > 240 && Buffer.compare(r.itemKey, k2) >= 0)).toBe(true);
+      expect(inHalfsHalf.some((r) => r.seq <= 260)).toBe(true);
+
+      // Other replicas apply the same entries, each log in its order, the logs interleaved at random
+      // (the halves exist once their parent's split applied), and the parent's all last (a replica
+      // slowest in it).
+      const interleavings: Array<(choices: Log[]) => Log> = [(choices) => choices[choices.length - 1]!];
+      for (let seed = 1; seed <= 16; seed++) {
+        const next = random(seed);
+        interleavings.push((choices) => choices[Math.floor(next() * choices.length)]!);
+      }
+      for (const pick of interleavings) {
+        await withOutboxStores(1, async ([replica]) => {
+          const onReplica = new Map<Log, Group>([GROUP, R, R2].map((id) => [id, new Group(replica!, id)]));
+          await fillOutbox(onReplica.get(GROUP)!, 300);
+          const left = new Map([...logs].map(([log, entries]) => [log, [...entries]]));
+          const exists = new Set<Log>([GROUP]);
+          for (;;) {
+            const choices = [GROUP, R, R2].filter((log) => exists.has(log) && left.get(log)!.length > 0) as Log[];
+            if (choices.length === 0) break;
+            const log = pick(choices);
+            const entry = left.get(log)!.shift()!;
+            await entry(replica!, onReplica.get(log)!);
+            if (entry === splitParent) exists.add(R);
+            if (entry === splitHalf) exists.add(R2);
+          }
+          expect(await outboxes(replica!)).toEqual(expected);
+        });
+      }
+    });
+  });
+
+  it('a half restored from a snapshot while its parent\'s move is still under way here: the records the sender trimmed are dropped, those it holds counted once', async () => {
+    await withOutboxStores(2, async ([leader, slow]) => {
+      const R = GROUP + 1;
+      const limits = { maxRecords: 60, maxBytes: 1 << 20 };
+      const parents = [new Group(leader!), new Group(slow!)];
+      for (const parent of parents) await fillOutbox(parent, 300);
+      const items = await itemsByKey(leader!);
+      const splitKey = items[100]!.key;
+      for (const [store, parent] of [[leader!, parents[0]!], [slow!, parents[1]!]] as const) {
+        await store.splitIndexOutbox(GROUP, R, splitKey);
+        await store.markApplied(parent.mark());
+      }
+      const steps: Array<{ fromSeq: number; toSeq: number }> = [];
+      for (let step = await leader!.nextIndexOutboxMoveStep(GROUP, limits); step !== undefined; step = await leader!.nextIndexOutboxMoveStep(GROUP, limits)) {
+        steps.push(step);
+        await leader!.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, parents[0]!.mark());
+      }
+      const right = new Group(leader!, R);
+      await leader!.trimIndexOutbox(R, 200, right.mark());
+      await right.write(put(person(items[150]!.pk, items[150]!.sk, { city: S('w'), age: N(1) })));
+      // The slow replica's half is replaced by the leader's (its parent's steps not applied there yet), then the steps come.
+      await sendSnapshot(leader!, slow!, { groupId: R, table: TABLE, bound: { start: splitKey, end: WHOLE.end } }, right.index);
+      for (const step of steps) await slow!.applyIndexOutboxMove(GROUP, step.fromSeq, step.toSeq, parents[1]!.mark());
+      for (const groupId of [GROUP, R]) {
+        const records = await readAll(slow!, groupId);
+        expect(summary(records)).toEqual(summary(await readAll(leader!, groupId)));
+        expect([slow!.indexOutboxBacklog(groupId), leader!.indexOutboxBacklog(groupId)]).toEqual([records.length, records.length]);
+      }
+      expect((await readAll(slow!, R)).every((r) => r.seq > 200)).toBe(true);
+    });
+  });
+
+  it('a move skips a half whose replica was removed here (its records would stay forever), yet routes through it to a half of it held here', async () => {
+    await withOutboxStores(1, async ([store]) => {
+      const [R, R2] = [GROUP + 1, GROUP + 2];
+      const limits = { maxRecords: 60, maxBytes: 1 << 20 };
+      const parent = new Group(store!);
+      const right = new Group(store!, R);
+      await fillOutbox(parent, 300);
+      const before = await readAll(store!);
+      const items = await itemsByKey(store!);
+      const [k1, k2] = [items[100]!.key, items[200]!.key];
+      await store!.splitIndexOutbox(GROUP, R, k1);
+      const first = (await store!.nextIndexOutboxMoveStep(GROUP, limits))!;
+      await store!.applyIndexOutboxMove(GROUP, first.fromSeq, first.toSeq, parent.mark());
+      await store!.splitIndexOutbox(R, R2, k2);
+      await runOutboxMove(store!, right, limits);
+      // The half's replica leaves this node (its half's stays), while its parent still moves records here.
+      await store!.dropPartitionData(TABLE, { start: k1, end: k2 }, R);
+      expect(await store!.awaitsIndexOutboxMove(R2)).toBe(true);
+      await runOutboxMove(store!, parent, limits);
+      expect(await readAll(store!, R)).toEqual([]);
+      expect(store!.indexOutboxBacklog(R)).toBe(0);
+      expect(summary(await readAll(store!, R2))).toEqual(summary(from(before, k2)));
+      expect(store!.indexOutboxBacklog(R2)).toBe(from(before, k2).length);
+      expect(summary(await readAll(store!, GROUP))).toEqual(summary(below(before, k1)));
+      expect(await store!.awaitsIndexOutboxMove(R2)).toBe(false);
+      // The table goes, the parent's replica first: nothing is left of any outbox.
+      await store!.dropPartitionData(TABLE, { start: WHOLE.start, end: k1 }, GROUP);
+      await store!.dropPartitionData(TABLE, { start: k2, end: WHOLE.end }, R2);
+      for (const groupId of [GROUP, R, R2]) expect([await readAll(store!, groupId), store!.indexOutboxBacklog(groupId)]).toEqual([[], 0]);
+    });
+  });
+
   it('a restart part way continues the move; a snapshot of the parent part way continues it on the receiver; none of the right half goes while it awaits records', async () => {
     const directory = await temporaryDirectory();
     const limits = { maxRecords: 100, maxBytes: 1 << 20 };
@@ -551,12 +705,17 @@ describe('a base partition split: its outbox move', () => {
           // The parent's snapshot goes part way, its move with it; the receiver (holding the right half too) continues it.
           const parentScope = { groupId: GROUP, table: TABLE, bound: { start: WHOLE.start, end: splitKey } };
           await sendSnapshot(store, receiver, parentScope, group.index);
-          // A replica that was behind the split takes the move with the snapshot, and carries out the rest of it.
+          // A replica that was behind the split takes the move with the snapshot, and carries out the
+          // rest of it; it holds no right half (that comes from the map, with a snapshot of its own):
+          // the records leave the parent's outbox and go nowhere (they were written under the right
+          // group's keys, which nothing here would ever ship or delete).
           await fillOutbox(new Group(another), 300);
           await sendSnapshot(store, another, parentScope, group.index);
           expect(await another.indexOutboxMove(GROUP)).toEqual(await store.indexOutboxMove(GROUP));
           await runOutboxMove(another, new Group(another), limits);
-          expect(summary(await readAll(another, GROUP + 1))).toEqual(summary(from(before, splitKey).filter((r) => r.seq > first.toSeq)));
+          expect(await readAll(another, GROUP + 1)).toEqual([]);
+          expect(summary(await readAll(another, GROUP))).toEqual(summary(below(before, splitKey)));
+          expect([another.indexOutboxBacklog(GROUP), another.indexOutboxBacklog(GROUP + 1)]).toEqual([below(before, splitKey).length, 0]);
           const onReceiver = new Group(receiver);
           onReceiver.index = group.index;
           const resumed = new Group(store);
