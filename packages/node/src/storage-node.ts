@@ -206,6 +206,9 @@ export interface StorageNodeMetrics {
   /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
   indexBackfillChunks: number;
   indexBackfillItems: number;
+  /** GSI backfills ended here because the map showed their index no more (its deleter never asked the base partitions), and walks paused for a half-full outbox. */
+  indexBackfillsOfDeletedIndexes: number;
+  indexBackfillPauses: number;
   /** Base partition splits led here: outbox move steps (moveIndexOutbox entries) proposed and applied, the records they moved to the right half, and the moves they ended. */
   indexOutboxMoveSteps: number;
   indexOutboxRecordsMoved: number;
@@ -455,7 +458,16 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       ...options.indexShipping,
     });
     // GSI backfills of the base partitions led here, one bounded chunk per log entry.
-    const backfills = new BackfillDriver({ store: local.partitions, host: raftHost, isPartition: (groupId) => groupId !== META_GROUP_ID, log });
+    const backfills = new BackfillDriver({
+      store: local.partitions,
+      host: raftHost,
+      isPartition: (groupId) => groupId !== META_GROUP_ID,
+      view,
+      ...(options.indexShipping?.unknownIndexGraceMs === undefined ? {} : { unknownIndexGraceMs: options.indexShipping.unknownIndexGraceMs }),
+      // A walk pauses at half the back-pressure limit: its records alone never throttle the table's writes.
+      pauseAtBacklog: Math.ceil(indexOutboxLimit / 2),
+      log,
+    });
     replicas.onReplicaSettled((groupId) => {
       shipper.wake(groupId);
       backfills.wake();
@@ -624,6 +636,8 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
           indexEntriesSkipped: s.indexEntriesSkipped,
           indexBackfillChunks: backfills.stats.chunksApplied,
           indexBackfillItems: backfills.stats.itemsWalked,
+          indexBackfillsOfDeletedIndexes: backfills.stats.backfillsOfDeletedIndexes,
+          indexBackfillPauses: backfills.stats.pausesForBacklog,
           indexOutboxMoveSteps: shipper.stats.outboxMoveSteps,
           indexOutboxRecordsMoved: shipper.stats.outboxRecordsMoved,
           indexOutboxMovesEnded: shipper.stats.outboxMovesEnded,

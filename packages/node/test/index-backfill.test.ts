@@ -286,4 +286,21 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     expect(atDrop.items - before.items).toBeLessThan(100_000);
     expect((await walked()).items).toBe(atDrop.items);
   });
+
+  it('stops walking a GSI the map shows no more though no base partition was asked to (its router died between the meta delete and the drop calls)', { timeout: 300_000 }, async () => {
+    const { schema, record, index } = await addCityIndex(big, 'byCityOrphaned');
+    const before = await walked();
+    const call = backfill(schema, index.name);
+    await eventually(async () => ((await walked()).chunks >= before.chunks + 3 ? true : undefined), 'a few chunks applied', ATTEMPTS);
+    // The meta group only: nobody asks the base partitions.
+    await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire({ ...record, schema: big.schema }) }, options));
+    // Each leader's driver ends the walk itself (a dropIndex entry: the tombstone), so the call waiting answers done.
+    await call;
+    const atStop = await walked();
+    expect(atStop.items - before.items).toBeLessThan(100_000);
+    const states = await Promise.all(cluster.nodes.map((n) => n.state()));
+    expect(states.reduce((sum, state) => sum + state.metrics.indexBackfillsOfDeletedIndexes, 0)).toBeGreaterThan(0);
+    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((state) => state.metrics.indexOutboxRecords === 0) ? true : undefined), 'the outboxes empty', ATTEMPTS);
+    expect((await walked()).items).toBe(atStop.items);
+  });
 });

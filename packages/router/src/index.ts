@@ -64,8 +64,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const ctx = createEngineContext(options.catalog, options.partitions, now);
   const pending = new Set<Promise<void>>();
   const tableLock = createSerialLock();
-  const background = (work: () => Promise<void>): void => {
-    const task = work()
+  const closing = new AbortController();
+  const background = (work: (stop: AbortSignal) => Promise<void>): void => {
+    const task = work(closing.signal)
       .catch((error: unknown) => console.error('shoal router: background task failed:', error))
       .finally(() => pending.delete(task));
     pending.add(task);
@@ -87,7 +88,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   // Index backfills interrupted by a restart start over (backfilling an entry twice is harmless).
   for (const record of await options.catalog.list()) {
     for (const indexName of record.backfilling ?? []) {
-      background(() => backfill(ctx, record.schema, indexName, { tableLock }));
+      background((stop) => backfill(ctx, record.schema, indexName, { tableLock }, stop));
     }
   }
   const sweeper = startTtlSweeper({
@@ -100,6 +101,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     port: http.port,
     sweepTtl: () => sweeper.sweepOnce(),
     async close(): Promise<void> {
+      closing.abort();
       await http.close();
       await sweeper.stop();
       while (pending.size > 0) await Promise.allSettled([...pending]);

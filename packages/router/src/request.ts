@@ -266,8 +266,8 @@ export interface RequestInfo {
   region: string;
   /** Serializes table management (create, update, delete) so two requests never race on one record. */
   tableLock: <T>(work: () => Promise<T>) => Promise<T>;
-  /** Runs work after the response (index backfills); the router waits for it before closing. */
-  background: (work: () => Promise<void>) => void;
+  /** Runs work after the response (index backfills); `stop` aborts when the router closes, which waits for the work. */
+  background: (work: (stop: AbortSignal) => Promise<void>) => void;
 }
 
 /**

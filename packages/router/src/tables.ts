@@ -792,7 +792,7 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     if (deleted !== undefined) await ctx.partitions.dropIndex(record.schema, deleted.name);
     if (created !== undefined) {
       const indexName = created.name;
-      request.background(() => backfill(ctx, next.schema, indexName, request));
+      request.background((stop) => backfill(ctx, next.schema, indexName, request, stop));
     }
     return {
       TableDescription: await describeTable(next, ctx, request.region, {
@@ -802,19 +802,40 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
   });
 };
 
+/** Pauses between failed attempts of a backfill: doubling from the first to the last. */
+const BACKFILL_RETRY_FIRST_MS = 200;
+const BACKFILL_RETRY_MAX_MS = 10_000;
+
 /**
  * Builds a new GSI from the table's items, then marks it ACTIVE (in the cluster: once the GSI's
- * partitions applied every backfilled entry, so a Query right after sees them all). If the index went
- * away meanwhile, entries the backfill wrote after the drop are dropped again; if its table went,
- * nothing is left to do (its partitions, in the cluster, went with it).
+ * partitions applied every backfilled entry, so a Query right after sees them all). An attempt that
+ * fails (its calls' retry budget spent: the cluster unreachable for a while) is made again after a
+ * pause (doubling, capped), with no overall deadline: the index stays CREATING until an attempt
+ * succeeds, its table or itself is gone (read from the catalog after each failure), or `stop` aborts
+ * (the router closing: the next router to start takes the backfill up again). If the index went away
+ * meanwhile, entries the backfill wrote after the drop are dropped again; if its table went, nothing
+ * is left to do (its partitions, in the cluster, went with it).
  */
 export async function backfill(
   ctx: EngineContext,
   schema: TableSchema,
   indexName: string,
   request: Pick<RequestInfo, 'tableLock'>,
+  stop: AbortSignal,
 ): Promise<void> {
-  await ctx.partitions.backfillIndex(schema, indexName);
+  for (let pauseMs = BACKFILL_RETRY_FIRST_MS; ; pauseMs = Math.min(2 * pauseMs, BACKFILL_RETRY_MAX_MS)) {
+    try {
+      await ctx.partitions.backfillIndex(schema, indexName);
+      break;
+    } catch (error) {
+      if (stop.aborted) return;
+      const wanted = await wantedIndex(ctx, schema, indexName);
+      if (wanted === 'tableGone') return;
+      if (wanted === 'indexGone') break;
+      console.error(`shoal router: backfill of index ${indexName} of table ${schema.name} failed, trying again in ${pauseMs} ms:`, error);
+      if (!(await pause(pauseMs, stop))) return;
+    }
+  }
   await request.tableLock(async () => {
     const record = await ctx.catalog.get(schema.name);
     const built = schema.indexes.find((candidate) => candidate.name === indexName);
@@ -830,6 +851,35 @@ export async function backfill(
     if (backfilling.length > 0) next.backfilling = backfilling;
     else delete next.backfilling;
     await ctx.catalog.put(next);
+  });
+}
+
+/** Whether the index a backfill builds is still wanted: its table and itself in the catalog, with the same ids (`unknown`: the catalog did not answer). */
+async function wantedIndex(ctx: EngineContext, schema: TableSchema, indexName: string): Promise<'wanted' | 'tableGone' | 'indexGone' | 'unknown'> {
+  let record: TableRecord | undefined;
+  try {
+    record = await ctx.catalog.get(schema.name);
+  } catch {
+    return 'unknown';
+  }
+  if (record === undefined || record.schema.tableId !== schema.tableId) return 'tableGone';
+  const built = schema.indexes.find((candidate) => candidate.name === indexName);
+  const wanted = record.schema.indexes.find((candidate) => candidate.name === indexName);
+  return wanted !== undefined && wanted.indexId === built?.indexId ? 'wanted' : 'indexGone';
+}
+
+/** Resolves true after `ms`, false at once when `stop` aborts first. */
+function pause(ms: number, stop: AbortSignal): Promise<boolean> {
+  if (stop.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (elapsed: boolean): void => {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', aborted);
+      resolve(elapsed);
+    };
+    const aborted = (): void => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    stop.addEventListener('abort', aborted, { once: true });
   });
 }
 

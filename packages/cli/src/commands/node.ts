@@ -84,6 +84,8 @@ const NODE_COUNTERS: Parameters<typeof storageNodeMetricSource>[2] = [
   'indexEntriesSkipped',
   'indexBackfillChunks',
   'indexBackfillItems',
+  'indexBackfillsOfDeletedIndexes',
+  'indexBackfillPauses',
   'indexOutboxMoveSteps',
   'indexOutboxRecordsMoved',
   'indexOutboxMovesEnded',

@@ -23,7 +23,7 @@
  * write was made with a schema the router knew and the map normally reaches this node within a
  * heartbeat: held until the index has been unknown for `unknownIndexGraceMs` (30 s) over at least one
  * newer map, then dropped as the records of a GSI deleted meanwhile (whose partitions went with it).
- * A map view frozen that long (meta unreachable) drops nothing.
+ * A map view frozen that long (meta unreachable) drops nothing (DeletedIndexes).
  *
  * Splits of the source (a base partition): its records of the right half move to the right group's
  * outbox (under their own seqs, which the split reserved there) by `moveIndexOutbox` entries of the
@@ -45,6 +45,8 @@ import type { NodeId } from '@shoal/raft';
 import type { IndexOutboxRecord, PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
 import { proposeIndexOutboxMove, proposeIndexOutboxTrim } from '../partition/index.ts';
+import { DeletedIndexes } from '../partition/deleted-indexes.ts';
+import { PeriodicPass } from '../partition/periodic-pass.ts';
 import type { ClusterView } from '../cluster/cluster-view.ts';
 
 export interface IndexShipperLog {
@@ -85,7 +87,7 @@ export interface IndexShipperStats {
   recordsDropped: number;
   /** Batches held back at a record not routable yet (its index or its partition not in the view). */
   batchesHeld: number;
-  /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed). */
+  /** Outbox records of the groups led here at the last pass (shipped ones too, until trimmed; moved ones counted in the half holding them). */
   outboxRecords: number;
   /** Outbox move steps (a split's right-half records) proposed and applied, the records they moved, and the moves they ended. */
   outboxMoveSteps: number;
@@ -96,7 +98,6 @@ export interface IndexShipperStats {
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_MAX_RECORDS = 1_000;
 const DEFAULT_MAX_BYTES = 1024 * 1024;
-const DEFAULT_UNKNOWN_INDEX_GRACE_MS = 30_000;
 const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2_000;
@@ -133,28 +134,34 @@ export class IndexShipper {
   #map = new PartitionMap();
   #mapVersion = -1;
   readonly #newer: PartitionDescriptor[] = [];
-  /** Indexes records name that the view did not know: since when, at which map version. */
-  readonly #unknownIndexes = new Map<number, { since: number; version: number }>();
-  /** GSIs the view showed (with partitions) at some map version since this node started. */
-  readonly #seenIndexes = new Set<number>();
+  /** Which indexes records name that the view does not show were deleted. */
+  readonly #indexes: DeletedIndexes;
   readonly #runs = new Set<Promise<void>>();
-  #timer: NodeJS.Timeout | undefined;
-  #pass: Promise<void> | undefined;
-  #closed = false;
+  readonly #pass: PeriodicPass<void>;
 
   constructor(options: IndexShipperOptions) {
     this.#options = options;
+    this.#indexes = new DeletedIndexes({
+      view: options.view,
+      ...(options.unknownIndexGraceMs === undefined ? {} : { graceMs: options.unknownIndexGraceMs }),
+      now: () => this.#now(),
+    });
+    this.#pass = new PeriodicPass(() => this.#passOnce(), {
+      intervalMs: options.intervalMs ?? DEFAULT_INTERVAL_MS,
+      onError: (error) => options.log?.warn('an index shipping pass failed', { error: String(error) }),
+    });
+  }
+
+  get #closed(): boolean {
+    return this.#pass.closed;
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.pass(), this.#options.intervalMs ?? DEFAULT_INTERVAL_MS);
-    this.#timer.unref();
+    this.#pass.start();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#pass;
+    await this.#pass.close();
     await Promise.allSettled([...this.#runs]);
     this.#clients.close();
   }
@@ -169,10 +176,7 @@ export class IndexShipper {
 
   /** One pass over the groups led here (joined when one runs): ships what waits, counts the outboxes. */
   pass(): Promise<void> {
-    this.#pass ??= this.#passOnce().finally(() => {
-      this.#pass = undefined;
-    });
-    return this.#pass;
+    return this.#pass.run();
   }
 
   /** Resolves once no group is being shipped (tests). */
@@ -189,9 +193,9 @@ export class IndexShipper {
       if (this.#closed) return;
       const state = this.#group(groupId);
       if (state.acknowledged > state.trimmed && !state.running) await this.#trim(groupId, state);
-      const size = await this.#options.store.indexOutboxSize(groupId);
-      pending += size;
-      const unshipped = state.acknowledged === 0 ? size : await this.#options.store.indexOutboxSize(groupId, state.acknowledged);
+      const held = this.#options.store.indexOutboxBacklog(groupId);
+      pending += held;
+      const unshipped = held === 0 ? 0 : await this.#options.store.indexOutboxSize(groupId, state.acknowledged > 0 ? state.acknowledged : undefined);
       // A split's outbox move is recorded even when nothing is left to move (a step ends it).
       const moving = unshipped === 0 && (await this.#options.store.indexOutboxMove(groupId)) !== undefined;
       if ((unshipped > 0 || moving) && state.retryAt <= this.#now()) this.#run(groupId);
@@ -333,19 +337,8 @@ export class IndexShipper {
 
   /** The GSI partition a record goes to, or whether to hold (not routable yet) or drop it (its index is gone). */
   #route(record: IndexOutboxRecord): PartitionDescriptor | 'hold' | 'drop' {
-    const { view } = this.#options;
-    if (view.gsiOf(record.indexId) === undefined) {
-      if (this.#seenIndexes.has(record.indexId)) return 'drop';
-      const unknown = this.#unknownIndexes.get(record.indexId);
-      if (unknown === undefined) {
-        this.#unknownIndexes.set(record.indexId, { since: this.#now(), version: view.version });
-        return 'hold';
-      }
-      const grace = this.#options.unknownIndexGraceMs ?? DEFAULT_UNKNOWN_INDEX_GRACE_MS;
-      return this.#now() - unknown.since >= grace && view.version > unknown.version ? 'drop' : 'hold';
-    }
-    this.#unknownIndexes.delete(record.indexId);
-    this.#seenIndexes.add(record.indexId);
+    const status = this.#indexes.status(record.indexId);
+    if (status !== 'shown') return status === 'deleted' ? 'drop' : 'hold';
     return this.#map.lookup(record.entryKey) ?? 'hold';
   }
 
@@ -354,7 +347,6 @@ export class IndexShipper {
     if (view.version === this.#mapVersion) return;
     this.#mapVersion = view.version;
     this.#map = new PartitionMap(view.partitions());
-    for (const partition of view.partitions()) if (view.gsiOf(partition.tableId) !== undefined) this.#seenIndexes.add(partition.tableId);
     // Descriptors errors brought that the new map still lacks stay (an older one is ignored).
     for (const descriptor of this.#newer.splice(0)) if (this.#map.update(descriptor)) this.#newer.push(descriptor);
   }

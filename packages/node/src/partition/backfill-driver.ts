@@ -9,13 +9,23 @@
  * nothing.
  *
  * A pass reads the store's running backfills once and drives those of the groups led here: every
- * `intervalMs` (a leadership gained, a failed proposal retried), and when a replica settles after
- * something may have started one (the store's `backfillsStarted` moved: a backfill command, a split,
- * a snapshot), so that settling, on every apply, costs a number comparison otherwise.
+ * `intervalMs` (a leadership gained, a failed proposal retried, a paused walk resumed), and when a
+ * replica settles after something may have started one (the store's `backfillsStarted` moved: a
+ * backfill command, a split, a snapshot), so that settling, on every apply, costs a number
+ * comparison otherwise.
+ *
+ * A backfill of a GSI the node's map shows no more (DeletedIndexes) is ended by a `dropIndex` entry
+ * of the group (the tombstone UpdateTable's drop leaves), so the walk stops even when the router that
+ * deleted the GSI in the meta group died before asking the base partitions. A walk pauses while the
+ * group's outbox holds `pauseAtBacklog` records (half the back-pressure limit): a backfill far ahead
+ * of the shipping would otherwise fill the outbox up to the limit, where the table's writes are
+ * refused; the next pass goes on once the shipper drained it below.
  */
 import { NotLeaderError, type MultiRaftHost } from '../host/index.ts';
 import type { PartitionStore } from '@shoal/storage';
-import { proposeBackfillChunk, WriteOutOfRangeError } from './partition-replica.ts';
+import { DeletedIndexes, type DeletedIndexesOptions } from './deleted-indexes.ts';
+import { PeriodicPass } from './periodic-pass.ts';
+import { proposeBackfillChunk, proposeIndexCommandApplied, WriteOutOfRangeError } from './partition-replica.ts';
 
 export interface BackfillDriverLog {
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -26,6 +36,12 @@ export interface BackfillDriverOptions {
   host: MultiRaftHost;
   /** Whether a group is a partition group (the meta group is not). */
   isPartition(groupId: number): boolean;
+  /** The node's map view: a backfill of a GSI it shows no more ends. */
+  view: DeletedIndexesOptions['view'];
+  /** How long a GSI the view never showed may stay unknown before its backfill ends (default 30 s). */
+  unknownIndexGraceMs?: number;
+  /** A group's walk pauses while its outbox holds this many records (default: never). */
+  pauseAtBacklog?: number;
   /** Between passes (default 500 ms). */
   intervalMs?: number;
   log?: BackfillDriverLog;
@@ -34,55 +50,55 @@ export interface BackfillDriverOptions {
 const DEFAULT_INTERVAL_MS = 500;
 
 export class BackfillDriver {
-  /** Chunks proposed and applied here, and the items they walked: for metrics and tests. */
-  readonly stats = { chunksApplied: 0, itemsWalked: 0 };
+  /**
+   * Chunks proposed and applied here and the items they walked; backfills ended because their GSI
+   * left the map; walks paused for a full outbox: for metrics and tests.
+   */
+  readonly stats = { chunksApplied: 0, itemsWalked: 0, backfillsOfDeletedIndexes: 0, pausesForBacklog: 0 };
   readonly #options: BackfillDriverOptions;
+  readonly #indexes: DeletedIndexes;
   /** Groups whose backfills are being driven now. */
   readonly #driving = new Map<number, Promise<void>>();
-  #timer: NodeJS.Timeout | undefined;
-  #pass: Promise<void> | undefined;
+  readonly #pass: PeriodicPass<void>;
   /** The store's backfillsStarted at the last pass. */
   #seen = -1;
-  #closed = false;
 
   constructor(options: BackfillDriverOptions) {
     this.#options = options;
+    this.#indexes = new DeletedIndexes({ view: options.view, ...(options.unknownIndexGraceMs === undefined ? {} : { graceMs: options.unknownIndexGraceMs }) });
+    this.#pass = new PeriodicPass(() => this.#passOnce(), { intervalMs: options.intervalMs ?? DEFAULT_INTERVAL_MS, onError: (error) => this.#warnPassFailed(error) });
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.pass(), this.#options.intervalMs ?? DEFAULT_INTERVAL_MS);
-    this.#timer.unref();
+    this.#pass.start();
     void this.pass();
   }
 
   /** A group settled: a pass when a backfill may have started since the last one. */
   wake(): void {
-    if (!this.#closed && this.#options.store.backfillsStarted !== this.#seen) void this.pass();
+    if (!this.#pass.closed && this.#options.store.backfillsStarted !== this.#seen) void this.pass();
   }
 
   /** One pass (joined when one runs): drives the running backfills of the groups led here. */
   pass(): Promise<void> {
-    this.#pass ??= this.#passOnce()
-      .catch((error: unknown) => this.#options.log?.warn('backfill pass failed', { error: error instanceof Error ? error.message : String(error) }))
-      .finally(() => {
-        this.#pass = undefined;
-      });
-    return this.#pass;
+    return this.#pass.run().catch((error: unknown) => this.#warnPassFailed(error));
   }
 
   /** Stops proposing; resolves once the chunks on the way are answered. */
   async close(): Promise<void> {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#pass;
+    await this.#pass.close();
     await Promise.allSettled([...this.#driving.values()]);
   }
 
+  #warnPassFailed(error: unknown): void {
+    this.#options.log?.warn('backfill pass failed', { error: error instanceof Error ? error.message : String(error) });
+  }
+
   async #passOnce(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#pass.closed) return;
     this.#seen = this.#options.store.backfillsStarted;
     for (const { groupId } of await this.#options.store.runningIndexBackfills()) {
-      if (!this.#closed && !this.#driving.has(groupId) && this.#leads(groupId)) this.#drive(groupId);
+      if (!this.#pass.closed && !this.#driving.has(groupId) && this.#leads(groupId)) this.#drive(groupId);
     }
   }
 
@@ -103,10 +119,22 @@ export class BackfillDriver {
   }
 
   async #run(groupId: number): Promise<void> {
-    const { store, host } = this.#options;
-    while (!this.#closed && this.#leads(groupId)) {
-      const [backfill] = await store.runningIndexBackfills(groupId);
+    const { store, host, pauseAtBacklog } = this.#options;
+    while (!this.#pass.closed && this.#leads(groupId)) {
+      const running = await store.runningIndexBackfills(groupId);
+      const deleted = running.find((candidate) => this.#indexes.status(candidate.indexId) === 'deleted');
+      if (deleted !== undefined) {
+        await proposeIndexCommandApplied(host, groupId, { kind: 'dropIndex', table: deleted.table, indexName: deleted.indexName });
+        this.stats.backfillsOfDeletedIndexes += 1;
+        this.#options.log?.warn('a GSI backfill ended: the map shows its index no more', { groupId, index: deleted.indexName });
+        continue;
+      }
+      const [backfill] = running;
       if (backfill === undefined) return;
+      if (pauseAtBacklog !== undefined && store.indexOutboxBacklog(groupId) >= pauseAtBacklog) {
+        this.stats.pausesForBacklog += 1;
+        return;
+      }
       const result = await proposeBackfillChunk(host, groupId, backfill.indexId, backfill.nextKey);
       this.stats.chunksApplied += 1;
       this.stats.itemsWalked += result.items;

@@ -10,6 +10,7 @@ import { ErrorDetailSchema, PartitionService, RpcError, ClientPool, decideTransa
 import { partitionContains, type PartitionDescriptor } from '@shoal/model';
 import type { PartitionStore, TransactionState } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
+import { PeriodicPass } from './periodic-pass.ts';
 import { proposeDecideTransaction, proposeResolveTransaction } from './transaction-commands.ts';
 
 export interface TransactionResolverLog {
@@ -40,32 +41,28 @@ const DECIDE_TIMEOUT_MS = 5_000;
 export class TransactionResolver {
   readonly #options: TransactionResolverOptions;
   readonly #clients = new ClientPool(PartitionService);
-  #timer: NodeJS.Timeout | undefined;
-  #pass: Promise<number> | undefined;
-  #closed = false;
+  readonly #pass: PeriodicPass<number>;
 
   constructor(options: TransactionResolverOptions) {
     this.#options = options;
+    this.#pass = new PeriodicPass(() => this.#resolveExpired(), {
+      intervalMs: options.intervalMs ?? DEFAULT_INTERVAL_MS,
+      onError: (error) => options.log?.warn('a pass resolving expired transactions failed', { error: String(error) }),
+    });
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.resolveExpired(), this.#options.intervalMs ?? DEFAULT_INTERVAL_MS);
-    this.#timer.unref();
+    this.#pass.start();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#pass;
+    await this.#pass.close();
     this.#clients.close();
   }
 
   /** One pass (joined when one runs): resolves every expired transaction's intents in the partitions led here; answers how many partitions it resolved. */
   resolveExpired(): Promise<number> {
-    this.#pass ??= this.#resolveExpired().finally(() => {
-      this.#pass = undefined;
-    });
-    return this.#pass;
+    return this.#pass.run();
   }
 
   async #resolveExpired(): Promise<number> {
@@ -73,7 +70,7 @@ export class TransactionResolver {
     const now = (this.#options.now ?? Date.now)();
     let resolved = 0;
     for (const { transaction, itemKeys } of await store.transactionsWithIntents()) {
-      if (this.#closed) break;
+      if (this.#pass.closed) break;
       if (transaction.deadline > now) continue;
       const led = this.#options.partitions().filter((partition) => host.leaderOf(partition.id) === host.nodeId && itemKeys.some((key) => partitionContains(partition, key)));
       if (led.length === 0) continue;

@@ -1,0 +1,59 @@
+/**
+ * Tells a GSI deleted from one this node's map view does not show yet (the index shipper drops a
+ * deleted index's outbox records; the backfill driver ends its walk). A GSI the view showed at some
+ * map version since this node started and no longer shows was deleted (a map only grows newer and
+ * space ids are never reused). One the view never showed was created with a schema newer than the
+ * view (the map normally reaches the node within a heartbeat): it counts as deleted only once it has
+ * been unknown for `graceMs` over at least one newer map, so a view frozen that long (meta
+ * unreachable) deletes nothing.
+ */
+import type { ClusterView } from '../cluster/cluster-view.ts';
+
+export interface DeletedIndexesOptions {
+  view: Pick<ClusterView, 'gsiOf' | 'partitions' | 'version'>;
+  /** How long an index never shown stays unknown before it counts as deleted (default 30 s). */
+  graceMs?: number;
+  now?(): number;
+}
+
+const DEFAULT_GRACE_MS = 30_000;
+
+export class DeletedIndexes {
+  readonly #options: DeletedIndexesOptions;
+  /** GSIs the view showed (with partitions) at some map version. */
+  readonly #seen = new Set<number>();
+  /** GSIs asked about that the view did not show: since when, at which map version. */
+  readonly #unknown = new Map<number, { since: number; version: number }>();
+  #version = -1;
+
+  constructor(options: DeletedIndexesOptions) {
+    this.#options = options;
+  }
+
+  /** `shown` (in the view), `deleted`, or `unknown` (not shown yet: wait for the map). */
+  status(indexId: number): 'shown' | 'deleted' | 'unknown' {
+    const { view } = this.#options;
+    this.#noteView();
+    if (view.gsiOf(indexId) !== undefined) {
+      this.#unknown.delete(indexId);
+      this.#seen.add(indexId);
+      return 'shown';
+    }
+    if (this.#seen.has(indexId)) return 'deleted';
+    const now = (this.#options.now ?? Date.now)();
+    const unknown = this.#unknown.get(indexId);
+    if (unknown === undefined) {
+      this.#unknown.set(indexId, { since: now, version: view.version });
+      return 'unknown';
+    }
+    return now - unknown.since >= (this.#options.graceMs ?? DEFAULT_GRACE_MS) && view.version > unknown.version ? 'deleted' : 'unknown';
+  }
+
+  /** The GSIs each new map version shows with partitions count as seen, asked about or not. */
+  #noteView(): void {
+    const { view } = this.#options;
+    if (view.version === this.#version) return;
+    this.#version = view.version;
+    for (const partition of view.partitions()) if (view.gsiOf(partition.tableId) !== undefined) this.#seen.add(partition.tableId);
+  }
+}
