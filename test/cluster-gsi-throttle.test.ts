@@ -1,10 +1,12 @@
 import {
   BatchWriteItemCommand,
+  DescribeTableCommand,
   GetItemCommand,
   ProvisionedThroughputExceededException,
   PutItemCommand,
   QueryCommand,
   TransactWriteItemsCommand,
+  UpdateTableCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +21,9 @@ import { createTable, keyedBy } from './helpers/item-assertions.ts';
  * accepted until its partition's outbox holds 50 records, then answered
  * ProvisionedThroughputExceededException with DynamoDB's message for a GSI that cannot keep up,
  * while a table without a GSI takes writes and reads go on. Once the GSI partitions take records
- * again, the outbox drains, writes are accepted again and the GSI holds every item written.
+ * again, the outbox drains, writes are accepted again and the GSI holds every item written. A GSI
+ * added to a table of items while the GSI's partitions take nothing walks in chunks of 5 items only
+ * until the outbox holds half the limit, so the table's writes go on being accepted.
  */
 
 const LIMIT = 50;
@@ -28,7 +32,11 @@ const INDEX_MESSAGE =
   'The level of configured provisioned throughput for one or more global secondary indexes of the table was exceeded. ' +
   'Consider increasing your provisioning level for the under-provisioned global secondary indexes with the UpdateTable API';
 
-const cluster = routedClusterPerFile({ partitions: 1, nodeArgs: ['--index-outbox-limit', String(LIMIT), '--enable-fault-injection'] }, STEP_TIMEOUT_MS);
+const BACKFILL_CHUNK_ITEMS = 5;
+const cluster = routedClusterPerFile(
+  { partitions: 1, nodeArgs: ['--index-outbox-limit', String(LIMIT), '--index-backfill-chunk-items', String(BACKFILL_CHUNK_ITEMS), '--enable-fault-injection'] },
+  STEP_TIMEOUT_MS,
+);
 const S = (value: string): AttributeValue => ({ S: value });
 
 async function sumOfMetric(name: string): Promise<number> {
@@ -121,6 +129,38 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
     let got: string[] = [];
     await eventually('the GSI holds every item written', async () => {
       const query = await cluster.client.send(new QueryCommand({ TableName: 'indexed', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Oslo') } }));
+      got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, 60_000, 250).catch((error: unknown) => {
+      expect(got).toEqual(want);
+      throw error;
+    });
+  });
+
+  it('a GSI added while its partitions take nothing walks until the outbox holds half the limit: the table\'s writes stay accepted; then it turns ACTIVE', { timeout: STEP_TIMEOUT_MS }, async () => {
+    await createTable(cluster.client, { TableName: 'late', ...keyedBy(['pk', 'S']) });
+    const items = Array.from({ length: 2 * LIMIT }, (_, i) => `late-${i}`);
+    for (const pk of items) await put('late', pk, 'Rome');
+    await refuseIndexEntries(true);
+    const throttledBefore = await sumOfMetric('shoal_node_index_backlog_throttled_writes_total');
+    await cluster.client.send(new UpdateTableCommand({
+      TableName: 'late',
+      AttributeDefinitions: [{ AttributeName: 'city', AttributeType: 'S' }],
+      GlobalSecondaryIndexUpdates: [{ Create: { IndexName: 'byCity', KeySchema: [{ AttributeName: 'city', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } } }],
+    }));
+    await eventually('the backfill paused', async () => (await sumOfMetric('shoal_node_index_backfill_pauses_total')) > 0, 60_000, 250);
+    // Walked in chunks of 5 up to half the limit: the writes below (one record each) fit under it.
+    const more = Array.from({ length: LIMIT / 2 - BACKFILL_CHUNK_ITEMS }, (_, i) => `late-more-${i}`);
+    for (const pk of more) await put('late', pk, 'Rome');
+    expect(await sumOfMetric('shoal_node_index_backlog_throttled_writes_total')).toBe(throttledBefore);
+    const described = await cluster.client.send(new DescribeTableCommand({ TableName: 'late' }));
+    expect(described.Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus).toBe('CREATING');
+    await refuseIndexEntries(false);
+    await eventually('the GSI ACTIVE', async () => (await cluster.client.send(new DescribeTableCommand({ TableName: 'late' }))).Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus === 'ACTIVE', 120_000, 250);
+    const want = [...items, ...more].toSorted();
+    let got: string[] = [];
+    await eventually('the GSI holds every item', async () => {
+      const query = await cluster.client.send(new QueryCommand({ TableName: 'late', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Rome') } }));
       got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
       return JSON.stringify(got) === JSON.stringify(want);
     }, 60_000, 250).catch((error: unknown) => {
