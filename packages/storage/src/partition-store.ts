@@ -557,11 +557,16 @@ export class PartitionStore implements PartitionClient {
   private async outboxMoveStep(state: StateReader, move: IndexOutboxMove, toSeq: number): Promise<{ result: OutboxMoveStep; mutations: Mutation[] }> {
     const mutations: Mutation[] = [];
     const halves = new Map<number, Array<{ splitKey: Uint8Array; rightGroupId: number }>>();
-    /** Per half: whether this store holds it, the seq it trimmed through, and the records coming in. */
-    const targets = new Map<number, { held: boolean; trimmedThrough: number; added: number }>();
+    /**
+     * Per half: whether this store holds it, the seq it trimmed through, the seqs of the step it has
+     * already (a snapshot of the half brought them: not counted again; one seek, mostly empty), and
+     * the records coming in.
+     */
+    const targets = new Map<number, { held: boolean; trimmedThrough: number; present: Set<number>; added: number }>();
     let moved = 0;
     let taken = 0;
-    const range = { gte: outboxKey(move.groupId, move.nextSeq), lte: outboxKey(move.groupId, Math.min(toSeq, move.throughSeq)) };
+    const lastSeq = Math.min(toSeq, move.throughSeq);
+    const range = { gte: outboxKey(move.groupId, move.nextSeq), lte: outboxKey(move.groupId, lastSeq) };
     for await (const [key, value] of this.level.iterator(range)) {
       const record = decodeOutboxRecord(key, value);
       if (compareBytes(record.itemKey, move.splitKey) < 0) continue;
@@ -570,14 +575,14 @@ export class PartitionStore implements PartitionClient {
       const holder = await this.outboxHolder(move.rightGroupId, record.itemKey, halves);
       let target = targets.get(holder);
       if (target === undefined) {
-        target = { held: state.read(outboxSeqKey(holder)) !== undefined, trimmedThrough: readTrimmedThrough(state, holder), added: 0 };
+        const held = state.read(outboxSeqKey(holder)) !== undefined;
+        const present = held ? await this.level.keys({ gte: outboxKey(holder, move.nextSeq), lte: outboxKey(holder, lastSeq) }).all() : [];
+        target = { held, trimmedThrough: readTrimmedThrough(state, holder), present: new Set(present.map((k) => decodeF64(k.subarray(9, 17)))), added: 0 };
         targets.set(holder, target);
       }
       if (!target.held || record.seq <= target.trimmedThrough) continue;
-      const moveTo = outboxKey(holder, record.seq);
-      // Already there: a snapshot of the half brought it (taken where the move had carried it).
-      if (state.read(moveTo) === undefined) target.added += 1;
-      mutations.push({ key: moveTo, value });
+      if (!target.present.has(record.seq)) target.added += 1;
+      mutations.push({ key: outboxKey(holder, record.seq), value });
       moved += 1;
     }
     const done = toSeq >= move.throughSeq;
