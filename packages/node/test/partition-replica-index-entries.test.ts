@@ -106,6 +106,40 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     });
   });
 
+  it('replicas applying the parent\'s move step and the right half\'s trim in either order end with the same outboxes: a trimmed record never comes back', async () => {
+    const ends: Array<{ right: number[]; held: number }> = [];
+    for (const trimFirst of [false, true]) {
+      await withStore(async ({ partitions }) => {
+        const splits: AppliedSplit[] = [];
+        const pks = Array.from({ length: 12 }, (_, i) => `k${i}`);
+        const splitKey = [...pks.map(itemKey)].sort(Buffer.compare)[6]!;
+        const parent = await PartitionReplica.open(BASE, partitions, {
+          splitsOf: () => splits,
+          onSplit: async (split: PartitionSplit) => {
+            splits.push({ index: split.index, splitKey: split.splitKey });
+            return { status: 'split', left: descriptor(BASE), right: descriptor(split.rightId) };
+          },
+        });
+        const right = await PartitionReplica.open(8, partitions);
+        let index = 0;
+        for (const pk of pks) await parent.apply(encodePartitionCommand({ kind: 'write', write: put(pk, 'x') }), ++index);
+        await parent.settled();
+        await parent.apply(encodePartitionCommand({ kind: 'split', splitKey: hex(splitKey), parentEnd: '', rightId: 8, epoch: 2 }), ++index);
+        // The right half's leader (its node done with the move) shipped and trimmed through seq 8; this replica gets that trim before or after the parent's step.
+        const move = encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: 1, toSeq: 12 });
+        const trim = encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq: 8 });
+        if (trimFirst) await right.apply(trim, 1);
+        await parent.apply(move, ++index);
+        if (!trimFirst) await right.apply(trim, 1);
+        ends.push({ right: (await partitions.readIndexOutbox(8, everything)).map((r) => r.seq), held: partitions.indexOutboxBacklog(8) });
+      });
+    }
+    expect(ends[1]).toEqual(ends[0]);
+    expect(ends[0]!.right.length).toBeGreaterThan(0);
+    expect(ends[0]!.right.every((seq) => seq > 8)).toBe(true);
+    expect(ends[0]!.held).toBe(ends[0]!.right.length);
+  });
+
   it('a split applied again after a crash between recording its outbox move and recording the split goes on (not refused as a second split)', async () => {
     await withStore(async ({ partitions }) => {
       const splits: AppliedSplit[] = [];

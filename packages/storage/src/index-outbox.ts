@@ -331,7 +331,7 @@ function outboxKeySeq(key: Uint8Array): number {
 export class OutboxBacklogs {
   readonly #held = new Map<number, number>();
 
-  /** The group's records not trimmed yet (0 for a group without any). */
+  /** The records the group's outbox holds (0 for a group without any). */
   of(groupId: number): number {
     return this.#held.get(groupId) ?? 0;
   }
