@@ -57,6 +57,20 @@ async function refuseIndexEntries(refuse: boolean): Promise<void> {
   }
 }
 
+/** The table's GSI byCity holds exactly the items `pks` under `city` (eventually: shipping is asynchronous). */
+async function gsiHoldsExactly(table: string, city: string, pks: readonly string[]): Promise<void> {
+  const want = pks.toSorted();
+  let got: string[] = [];
+  await eventually(`${table}/byCity to hold every item`, async () => {
+    const query = await cluster.client.send(new QueryCommand({ TableName: table, IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S(city) } }));
+    got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, 60_000, 250).catch((error: unknown) => {
+    expect(got).toEqual(want);
+    throw error;
+  });
+}
+
 const put = (table: string, pk: string, city?: string) =>
   cluster.client.send(new PutItemCommand({ TableName: table, Item: { pk: S(pk), ...(city === undefined ? {} : { city: S(city) }) } }));
 
@@ -125,16 +139,7 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
       await put('indexed', `after-${i}`, 'Oslo');
       accepted.push(`after-${i}`);
     }
-    const want = accepted.toSorted();
-    let got: string[] = [];
-    await eventually('the GSI holds every item written', async () => {
-      const query = await cluster.client.send(new QueryCommand({ TableName: 'indexed', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Oslo') } }));
-      got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
-      return JSON.stringify(got) === JSON.stringify(want);
-    }, 60_000, 250).catch((error: unknown) => {
-      expect(got).toEqual(want);
-      throw error;
-    });
+    await gsiHoldsExactly('indexed', 'Oslo', accepted);
   });
 
   it('a GSI added while its partitions take nothing walks until the outbox holds half the limit: the table\'s writes stay accepted; then it turns ACTIVE', { timeout: STEP_TIMEOUT_MS }, async () => {
@@ -157,15 +162,6 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
     expect(described.Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus).toBe('CREATING');
     await refuseIndexEntries(false);
     await eventually('the GSI ACTIVE', async () => (await cluster.client.send(new DescribeTableCommand({ TableName: 'late' }))).Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus === 'ACTIVE', 120_000, 250);
-    const want = [...items, ...more].toSorted();
-    let got: string[] = [];
-    await eventually('the GSI holds every item', async () => {
-      const query = await cluster.client.send(new QueryCommand({ TableName: 'late', IndexName: 'byCity', KeyConditionExpression: 'city = :c', ExpressionAttributeValues: { ':c': S('Rome') } }));
-      got = (query.Items ?? []).map((item) => item.pk?.S ?? '').toSorted();
-      return JSON.stringify(got) === JSON.stringify(want);
-    }, 60_000, 250).catch((error: unknown) => {
-      expect(got).toEqual(want);
-      throw error;
-    });
+    await gsiHoldsExactly('late', 'Rome', [...items, ...more]);
   });
 });

@@ -116,6 +116,10 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
   /** What the GSI of items 0..count-1 holds. */
   const gsiOf = (count: number): { entries: string[]; itemCount: number } => ({ entries: Array.from({ length: count }, (_, i) => entryOf(item(i))).sort(), itemCount: count });
 
+  /** Every record left the outboxes of the partitions led anywhere (shipped or dropped, and trimmed). */
+  const outboxesEmpty = (): Promise<unknown> =>
+    eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((state) => state.metrics.indexOutboxRecords === 0) ? true : undefined), 'the outboxes empty', ATTEMPTS);
+
   /** The GSI holds exactly the entries of items 0..count-1 (eventually: shipping is asynchronous). */
   const converges = (schema: TableSchema, index: IndexSchema, count: number, live: readonly StorageNodeChild[] = cluster.nodes): Promise<void> =>
     harness.converges(`${schema.name}/${index.name} to converge`, () => gsiEntries(schema, index, live), gsiOf(count), ATTEMPTS);
@@ -281,7 +285,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     const byCity = big.schema.indexes.find((candidate) => candidate.name === 'byCity')!;
     await eventually(async () => ((await harness.gsiContents(big.schema, byCity)).itemCount === 100_001 ? true : undefined), 'the write in byCity', ATTEMPTS);
     // Every record of the dropped GSI left the outboxes (dropped by the shippers, trimmed).
-    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((state) => state.metrics.indexOutboxRecords === 0) ? true : undefined), 'the outboxes empty', ATTEMPTS);
+    await outboxesEmpty();
     // The walk stopped part way, and walked nothing after the drop (a chunk proposed before it applied stale).
     expect(atDrop.items - before.items).toBeLessThan(100_000);
     expect((await walked()).items).toBe(atDrop.items);
@@ -300,7 +304,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     expect(atStop.items - before.items).toBeLessThan(100_000);
     const states = await Promise.all(cluster.nodes.map((n) => n.state()));
     expect(states.reduce((sum, state) => sum + state.metrics.indexBackfillsOfDeletedIndexes, 0)).toBeGreaterThan(0);
-    await eventually(async () => ((await Promise.all(cluster.nodes.map((n) => n.state()))).every((state) => state.metrics.indexOutboxRecords === 0) ? true : undefined), 'the outboxes empty', ATTEMPTS);
+    await outboxesEmpty();
     expect((await walked()).items).toBe(atStop.items);
   });
 });
