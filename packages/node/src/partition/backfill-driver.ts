@@ -51,8 +51,8 @@ const DEFAULT_INTERVAL_MS = 500;
 
 export class BackfillDriver {
   /**
-   * Chunks proposed and applied here and the items they walked; backfills ended because their GSI
-   * left the map; walks paused for a full outbox: for metrics and tests.
+   * Chunks proposed and applied here (not stale ones, which walk nothing) and the items they walked;
+   * backfills ended because their GSI left the map; walks paused for a full outbox: for metrics and tests.
    */
   readonly stats = { chunksApplied: 0, itemsWalked: 0, backfillsOfDeletedIndexes: 0, pausesForBacklog: 0 };
   readonly #options: BackfillDriverOptions;
@@ -136,6 +136,8 @@ export class BackfillDriver {
         return;
       }
       const result = await proposeBackfillChunk(host, groupId, backfill.indexId, backfill.nextKey);
+      // A stale chunk (one a former leader proposed too, applied before it) walked nothing: not counted.
+      if (result.status === 'stale') continue;
       this.stats.chunksApplied += 1;
       this.stats.itemsWalked += result.items;
     }
