@@ -68,16 +68,26 @@ const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 /** A header value the client chose, echoed back only when it is safe in a header line. */
 const isHeaderSafe = (value: string): boolean => /^[\t\x20-\x7e]*$/.test(value);
 
-export async function startHttpFrontEnd(options: {
+export interface HttpFrontEndOptions {
   ctx: EngineContext;
   host: string;
+  /** The port to listen on; with `host`, the Host of a request without one. */
   port: number;
   region: string;
   services: Omit<RequestInfo, 'host'>;
   /** Secret access keys by access key id; when absent, requests are not authenticated. */
   credentials?: ReadonlyMap<string, string>;
   onRequest?: RequestObserver;
-}): Promise<HttpFrontEnd> {
+}
+
+/** The DynamoDB endpoint over connections handed to it (by a listening server, or a benchmark's own sockets). */
+export interface HttpEndpoint {
+  serve(socket: Socket): void;
+  /** Lets the requests received be answered, then closes every connection. */
+  close(): Promise<void>;
+}
+
+export function createHttpEndpoint(options: HttpFrontEndOptions): HttpEndpoint {
   const { ctx, region, services, credentials, onRequest } = options;
 
   async function handle(req: HttpRequest): Promise<HttpAnswer> {
@@ -153,19 +163,30 @@ export async function startHttpFrontEnd(options: {
   };
 
   const connections = new Set<HttpConnection>();
-  // allowHalfOpen: a client that ends its side after its last request still gets the answers.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-    const connection = new HttpConnection(socket, {
-      answer: answerRequest,
-      tooLarge: () => errorAnswer(requestTooLarge(), newRequestId()),
-      maxBodyBytes: MAX_REQUEST_BYTES,
-      lingerMs: LINGER_MS,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-    });
-    connections.add(connection);
-    socket.on('close', () => connections.delete(connection));
-  });
+  return {
+    serve(socket: Socket): void {
+      const connection = new HttpConnection(socket, {
+        answer: answerRequest,
+        tooLarge: () => errorAnswer(requestTooLarge(), newRequestId()),
+        maxBodyBytes: MAX_REQUEST_BYTES,
+        lingerMs: LINGER_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+      });
+      connections.add(connection);
+      socket.on('close', () => connections.delete(connection));
+    },
+    async close(): Promise<void> {
+      for (const connection of connections) connection.closeWhenIdle();
+      if (inFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      for (const connection of connections) connection.destroy();
+    },
+  };
+}
 
+export async function startHttpFrontEnd(options: HttpFrontEndOptions): Promise<HttpFrontEnd> {
+  const endpoint = createHttpEndpoint(options);
+  // allowHalfOpen: a client that ends its side after its last request still gets the answers.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => endpoint.serve(socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -179,9 +200,7 @@ export async function startHttpFrontEnd(options: {
     port,
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of connections) connection.closeWhenIdle();
-      if (inFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
-      for (const connection of connections) connection.destroy();
+      await endpoint.close();
       await closed;
     },
   };
