@@ -72,6 +72,8 @@ export function operationOf(target: string | undefined): string | undefined {
 }
 
 export function mediaTypeOf(contentType: string | undefined): string {
+  // What every SDK sends, as is: no split, trim or lower-casing.
+  if (contentType === RESPONSE_CONTENT_TYPE) return contentType;
   return (contentType ?? '').split(';')[0].trim().toLowerCase();
 }
 
