@@ -14,7 +14,33 @@ export const WRITE_UNIT_BYTES = 1024;
 /** Transactional reads and writes cost twice the units of plain ones. */
 export const TRANSACTION_CAPACITY_FACTOR = 2;
 
-const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
+/** Strings up to this long are measured in JavaScript: a call into Buffer.byteLength costs more than their loop. */
+const SHORT_STRING = 32;
+
+/** UTF-8 bytes of a string (a lone surrogate counts 3, as Buffer.byteLength counts its replacement). */
+function utf8Length(s: string): number {
+  if (s.length > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
+  let bytes = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const code = s.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      bytes += 1;
+      continue;
+    }
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < s.length) {
+      const next = s.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        // A surrogate pair: two code units, 4 bytes.
+        bytes += 2;
+        i++;
+        continue;
+      }
+    }
+    bytes += 2;
+  }
+  return bytes;
+}
 
 /**
  * The stored size of a number. The guide says "about 1 byte per two significant digits, plus 1";

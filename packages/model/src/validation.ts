@@ -380,6 +380,7 @@ export function validateItemKeyAttributes(item: Item, schema: TableSchema): void
     }
     checkKeyScalar(attribute.name, scalar, attribute.type, isHash);
   }
+  if (schema.indexes.length === 0) return;
   const tableKeys = new Set(keyAttributes(schema).map(({ attribute }) => attribute.name));
   for (const index of schema.indexes) {
     for (const { attribute, isHash } of keyAttributes(index)) {

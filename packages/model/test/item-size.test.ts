@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AttributeValue } from '../src/attribute-value.ts';
 import { DynamoDbError } from '../src/errors.ts';
@@ -77,6 +78,16 @@ describe('itemSize', () => {
       2 + 3 + (1 + 4) + (4 + 1) + (1 + 3 + 1 + 2),
     );
     expect(itemSize({ 'é': { NULL: true } })).toBe(2 + 1);
+  });
+
+  it('counts short strings (measured without Buffer) in UTF-8 bytes, lone surrogates as 3', () => {
+    for (const text of ['\ud800', '\udc00', 'a\ud800b', '\ud83d\ude00', '\ude00\ud83d', '\u07ff', '\u0800', '€uro', 'x'.repeat(33)]) {
+      expect(itemSize({ [text]: { S: text } })).toBe(2 * Buffer.byteLength(text, 'utf8'));
+    }
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (text) => itemSize({ [text]: { S: text } }) === 2 * Buffer.byteLength(text, 'utf8')),
+      { numRuns: 2000 },
+    );
   });
 
   it('enforces the 400 KB limit with DynamoDB message, counting names too', () => {

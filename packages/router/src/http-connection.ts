@@ -47,7 +47,7 @@ export interface HttpConnectionOptions {
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Requests one connection may have unanswered before it stops reading (a flood cannot grow memory unbounded). */
 const MAX_PIPELINED = 256;
-const HEAD_END = Buffer.from('\r\n\r\n');
+const HEAD_END = '\r\n\r\n';
 const CRLF = Buffer.from('\r\n');
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
@@ -117,25 +117,63 @@ function isToken(text: string, start: number, end: number): boolean {
   return true;
 }
 
-/** Whether `text[start, end)` holds only visible characters, spaces and tabs (and obs-text). */
-function isFieldValue(text: string, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const code = text.charCodeAt(i);
-    if ((code < SPACE && code !== TAB) || code === 0x7f || code > 0xff) return false;
-  }
-  return true;
-}
+/**
+ * What no request head may hold: control characters other than tab (which also covers header
+ * values; obs-text, 0x80-0xff, is allowed), and CR or LF other than as a line's CRLF. One search of
+ * the whole head costs less than a check of each value.
+ */
+const FORBIDDEN_IN_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 
 /** Whether a character code is optional whitespace around a header value. */
 const isWhitespace = (code: number): boolean => code === SPACE || code === TAB;
 
+/**
+ * The header names SDKs and browsers send, lower-case, by length: a name among them is matched where
+ * it stands, without the slice, lower-casing and interning of a new string that an other name costs.
+ */
+const COMMON_HEADER_NAMES: ReadonlyArray<readonly string[] | undefined> = (() => {
+  const byLength: string[][] = [];
+  for (const name of [
+    'host', 'content-type', 'content-length', 'x-amz-target', 'x-amz-date', 'authorization', 'connection', 'user-agent',
+    'x-amz-user-agent', 'amz-sdk-invocation-id', 'amz-sdk-request', 'accept', 'accept-encoding', 'expect',
+    'transfer-encoding', 'origin', 'x-amz-security-token', 'x-amz-content-sha256', 'keep-alive',
+  ]) {
+    (byLength[name.length] ??= []).push(name);
+  }
+  return byLength;
+})();
+
+/** The common header name `text[start, end)` spells (a token, in any case), or undefined. */
+function commonHeaderName(text: string, start: number, end: number): string | undefined {
+  const candidates = COMMON_HEADER_NAMES[end - start];
+  if (candidates === undefined) return undefined;
+  candidates: for (const name of candidates) {
+    for (let i = 0; i < name.length; i++) {
+      // `| 0x20` lower-cases a letter; the names hold letters, digits and '-', which no other token character maps to.
+      if ((text.charCodeAt(start + i) | 0x20) !== name.charCodeAt(i)) continue candidates;
+    }
+    return name;
+  }
+  return undefined;
+}
+
+const isDigit = (code: number): boolean => code >= 0x30 && code <= 0x39;
+
 function parseHead(text: string): ParsedHead {
+  if (FORBIDDEN_IN_HEAD.test(text)) throw new BadRequest('malformed request head');
   let lineEnd = text.indexOf('\r\n');
   if (lineEnd < 0) lineEnd = text.length;
-  const requestLine = text.slice(0, lineEnd).split(' ');
-  if (requestLine.length !== 3) throw new BadRequest('malformed request line');
-  const [method, url, version] = requestLine;
-  if (!TOKEN.test(method) || url === '' || !/^HTTP\/1\.[0-9]$/.test(version)) throw new BadRequest('malformed request line');
+  // "<method> <url> HTTP/1.<digit>", single spaces between.
+  const methodEnd = text.indexOf(' ');
+  if (methodEnd < 0 || methodEnd >= lineEnd || !isToken(text, 0, methodEnd)) throw new BadRequest('malformed request line');
+  const urlEnd = text.indexOf(' ', methodEnd + 1);
+  if (urlEnd <= methodEnd + 1 || urlEnd >= lineEnd) throw new BadRequest('malformed request line');
+  if (lineEnd - urlEnd - 1 !== 'HTTP/1.0'.length || !text.startsWith('HTTP/1.', urlEnd + 1) || !isDigit(text.charCodeAt(lineEnd - 1))) {
+    throw new BadRequest('malformed request line');
+  }
+  const method = text.slice(0, methodEnd);
+  const url = text.slice(methodEnd + 1, urlEnd);
+  const http11 = text.charCodeAt(lineEnd - 1) !== 0x30;
   const headers: Record<string, string> = {};
   for (let start = lineEnd + 2; start < text.length; start = lineEnd + 2) {
     lineEnd = text.indexOf('\r\n', start);
@@ -147,15 +185,13 @@ function parseHead(text: string): ParsedHead {
     let valueEnd = lineEnd;
     while (valueStart < valueEnd && isWhitespace(text.charCodeAt(valueStart))) valueStart++;
     while (valueEnd > valueStart && isWhitespace(text.charCodeAt(valueEnd - 1))) valueEnd--;
-    if (!isFieldValue(text, valueStart, valueEnd)) throw new BadRequest('malformed header value');
-    const key = text.slice(start, colon).toLowerCase();
+    const key = commonHeaderName(text, start, colon) ?? text.slice(start, colon).toLowerCase();
     const value = text.slice(valueStart, valueEnd);
     const previous = headers[key];
     if (previous === undefined) headers[key] = value;
     else if (key === 'content-length' && previous !== value) throw new BadRequest('conflicting Content-Length');
     else if (!SINGLE_VALUED.has(key)) headers[key] = `${previous}, ${value}`;
   }
-  const http11 = version !== 'HTTP/1.0';
   const connection = (headers.connection ?? '').toLowerCase();
   const keepAlive = http11 ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
   const transferEncoding = headers['transfer-encoding'];
@@ -265,7 +301,10 @@ export class HttpConnection {
       const buffer = this.pending;
       const reading = this.reading;
       if (reading.phase === 'head') {
-        const end = buffer.indexOf(HEAD_END);
+        // Searched in text: a string's indexOf is a builtin, a Buffer's a call into the binding
+        // costing more than the bytes it decodes here (the head is parsed from this text).
+        const text = buffer.toString('latin1', 0, Math.min(buffer.length, MAX_HEAD_BYTES + HEAD_END.length));
+        const end = text.indexOf(HEAD_END);
         if (end < 0) {
           if (buffer.length > MAX_HEAD_BYTES) this.refuse(HEADERS_TOO_LARGE);
           return;
@@ -274,7 +313,7 @@ export class HttpConnection {
           this.refuse(HEADERS_TOO_LARGE);
           return;
         }
-        const head = parseHead(buffer.toString('latin1', 0, end));
+        const head = parseHead(text.slice(0, end));
         this.take(end + HEAD_END.length);
         this.startBody(head);
       } else if (reading.phase === 'body') {

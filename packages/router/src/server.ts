@@ -32,19 +32,19 @@ export interface HttpFrontEnd {
   close(): Promise<void>;
 }
 
+/** The CORS headers of a request that came from no browser. */
+const NO_CORS: ReadonlyArray<readonly [string, string]> = [];
+
 /** The headers every answer carries, CORS ones first when the request came from a browser. */
 function answer(
   status: number,
   contentType: string,
   body: string,
   requestId: string,
-  cors: ReadonlyArray<readonly [string, string]> = [],
+  cors: ReadonlyArray<readonly [string, string]> = NO_CORS,
 ): HttpAnswer {
-  return {
-    status,
-    headers: [...cors, ['Content-Type', contentType], ['x-amz-crc32', bodyChecksum(body)], ['x-amzn-RequestId', requestId]],
-    body,
-  };
+  const headers: (readonly [string, string])[] = [['Content-Type', contentType], ['x-amz-crc32', bodyChecksum(body)], ['x-amzn-RequestId', requestId]];
+  return { status, headers: cors.length === 0 ? headers : [...cors, ...headers], body };
 }
 
 function jsonAnswer(status: number, value: unknown, requestId: string, cors?: ReadonlyArray<readonly [string, string]>): HttpAnswer {
@@ -68,37 +68,56 @@ const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 /** A header value the client chose, echoed back only when it is safe in a header line. */
 const isHeaderSafe = (value: string): boolean => /^[\t\x20-\x7e]*$/.test(value);
 
-export async function startHttpFrontEnd(options: {
+export interface HttpFrontEndOptions {
   ctx: EngineContext;
   host: string;
+  /** The port to listen on; with `host`, the Host of a request without one. */
   port: number;
   region: string;
   services: Omit<RequestInfo, 'host'>;
   /** Secret access keys by access key id; when absent, requests are not authenticated. */
   credentials?: ReadonlyMap<string, string>;
   onRequest?: RequestObserver;
-}): Promise<HttpFrontEnd> {
+}
+
+/** The DynamoDB endpoint over connections handed to it (by a listening server, or a benchmark's own sockets). */
+export interface HttpEndpoint {
+  serve(socket: Socket): void;
+  /** Lets the requests received be answered, then closes every connection. */
+  close(): Promise<void>;
+}
+
+export function createHttpEndpoint(options: HttpFrontEndOptions): HttpEndpoint {
   const { ctx, region, services, credentials, onRequest } = options;
+  // The request info of the last Host seen: clients send the same one each time (an object per request cost more than its use).
+  let lastInfo: RequestInfo = { ...services, host: '' };
+  const requestInfo = (host: string): RequestInfo => {
+    if (lastInfo.host !== host) lastInfo = { ...services, host };
+    return lastInfo;
+  };
 
   async function handle(req: HttpRequest): Promise<HttpAnswer> {
     const requestId = newRequestId();
-    const path = req.url.split('?')[0];
     // Browsers may call DynamoDB directly (the JavaScript SDK in a web page): answer CORS as it does.
-    const cors: [string, string][] = [];
+    let cors = NO_CORS;
     if (req.headers.origin !== undefined) {
-      cors.push(['Access-Control-Allow-Origin', '*'], ['Access-Control-Expose-Headers', 'x-amzn-RequestId,x-amz-crc32']);
+      const browser: [string, string][] = [
+        ['Access-Control-Allow-Origin', '*'],
+        ['Access-Control-Expose-Headers', 'x-amzn-RequestId,x-amz-crc32'],
+      ];
       if (req.method === 'OPTIONS') {
         const headers = req.headers['access-control-request-headers'];
-        if (headers !== undefined && isHeaderSafe(headers)) cors.push(['Access-Control-Allow-Headers', headers]);
+        if (headers !== undefined && isHeaderSafe(headers)) browser.push(['Access-Control-Allow-Headers', headers]);
         const method = req.headers['access-control-request-method'];
-        if (method !== undefined && isHeaderSafe(method)) cors.push(['Access-Control-Allow-Methods', method]);
-        cors.push(['Access-Control-Max-Age', '172800']);
-        return answer(200, 'text/plain', '', requestId, cors);
+        if (method !== undefined && isHeaderSafe(method)) browser.push(['Access-Control-Allow-Methods', method]);
+        browser.push(['Access-Control-Max-Age', '172800']);
+        return answer(200, 'text/plain', '', requestId, browser);
       }
+      cors = browser;
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       // DynamoDB answers any GET with this line (trailing space included); load balancers probe it.
-      const text = HEALTH_PATHS.has(path) ? 'ok\n' : `healthy: dynamodb.${region}.amazonaws.com `;
+      const text = HEALTH_PATHS.has(req.url.split('?')[0]) ? 'ok\n' : `healthy: dynamodb.${region}.amazonaws.com `;
       return answer(200, 'text/plain', text, requestId, cors);
     }
     if (req.method !== 'POST' || !ACCEPTED_CONTENT_TYPES.has(mediaTypeOf(req.headers['content-type']))) {
@@ -124,8 +143,7 @@ export async function startHttpFrontEnd(options: {
       if (known) onRequest?.(operation, (performance.now() - started) / 1000, error.type);
       return errorAnswer(error, requestId, cors);
     }
-    const host = req.headers.host ?? `${options.host}:${options.port}`;
-    const outcome = await dispatch(operation, body, ctx, { ...services, host });
+    const outcome = await dispatch(operation, body, ctx, requestInfo(req.headers.host ?? `${options.host}:${options.port}`));
     onRequest?.(operation, (performance.now() - started) / 1000, outcome.ok ? undefined : outcome.error.type);
     return outcome.ok ? jsonAnswer(200, outcome.result, requestId, cors) : errorAnswer(outcome.error, requestId, cors);
   }
@@ -153,19 +171,30 @@ export async function startHttpFrontEnd(options: {
   };
 
   const connections = new Set<HttpConnection>();
-  // allowHalfOpen: a client that ends its side after its last request still gets the answers.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-    const connection = new HttpConnection(socket, {
-      answer: answerRequest,
-      tooLarge: () => errorAnswer(requestTooLarge(), newRequestId()),
-      maxBodyBytes: MAX_REQUEST_BYTES,
-      lingerMs: LINGER_MS,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-    });
-    connections.add(connection);
-    socket.on('close', () => connections.delete(connection));
-  });
+  return {
+    serve(socket: Socket): void {
+      const connection = new HttpConnection(socket, {
+        answer: answerRequest,
+        tooLarge: () => errorAnswer(requestTooLarge(), newRequestId()),
+        maxBodyBytes: MAX_REQUEST_BYTES,
+        lingerMs: LINGER_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+      });
+      connections.add(connection);
+      socket.on('close', () => connections.delete(connection));
+    },
+    async close(): Promise<void> {
+      for (const connection of connections) connection.closeWhenIdle();
+      if (inFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      for (const connection of connections) connection.destroy();
+    },
+  };
+}
 
+export async function startHttpFrontEnd(options: HttpFrontEndOptions): Promise<HttpFrontEnd> {
+  const endpoint = createHttpEndpoint(options);
+  // allowHalfOpen: a client that ends its side after its last request still gets the answers.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => endpoint.serve(socket));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -179,9 +208,7 @@ export async function startHttpFrontEnd(options: {
     port,
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of connections) connection.closeWhenIdle();
-      if (inFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
-      for (const connection of connections) connection.destroy();
+      await endpoint.close();
       await closed;
     },
   };

@@ -92,7 +92,7 @@ const EXCHANGE_TIMEOUT_MS = 10_000;
  * complete answers have arrived (and, with `untilClose`, the server has closed), or the server closes.
  */
 function exchange(
-  parts: string[],
+  parts: (string | Buffer)[],
   options: { responses: number; untilClose?: boolean; endAfter?: boolean },
 ): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
@@ -142,6 +142,22 @@ describe('HttpConnection', () => {
       body: '{"a":1}',
     });
     expect(closed).toBe(false);
+  });
+
+  it('reads header names in any case, and values with tabs and obs-text', async () => {
+    // The echo answers in UTF-8, which this client reads as latin1.
+    const echoedAsLatin1 = (value: string): string => Buffer.from(value, 'utf8').toString('latin1');
+    const body = '{"b":2}';
+    const request =
+      `POST / HTTP/1.1\r\nHOST: h\r\nCONTENT-length: ${body.length}\r\nX-Amz-TARGET: T\r\nx-amz-target-x: u\r\n` +
+      `Content-Type:\tapplication/x-amz-json-1.0 \r\nX-Text: caf\xe9\ta\r\n\r\n${body}`;
+    const { text } = await exchange([Buffer.from(request, 'latin1')], { responses: 1 });
+    const [response] = parseResponses(text);
+    expect(response.status).toBe(200);
+    expect(JSON.parse(response.body)).toMatchObject({
+      headers: { host: 'h', 'content-length': '7', 'x-amz-target': 'T', 'x-amz-target-x': 'u', 'content-type': 'application/x-amz-json-1.0', 'x-text': echoedAsLatin1('caf\u00e9\ta') },
+      body,
+    });
   });
 
   it('answers pipelined requests in request order, even when later ones finish first', async () => {
@@ -208,6 +224,17 @@ describe('HttpConnection', () => {
       'POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n',
       'POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n',
       'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'POST / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n',
+      'POST / HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n',
+      'POST / HTTP/1.1\r\nX-A: a\nb\r\n\r\n',
+      'POST / HTTP/1.1\r\nX-A: a\rb\r\n\r\n',
+      'POST /a\x00b HTTP/1.1\r\n\r\n',
+      'POST  / HTTP/1.1\r\n\r\n',
+      'POST / HTTP/1.1 \r\n\r\n',
+      'POST / http/1.1\r\n\r\n',
+      'POST / HTTP/1.x\r\n\r\n',
+      ' / HTTP/1.1\r\n\r\n',
+      'PO(ST / HTTP/1.1\r\n\r\n',
     ]) {
       const { text, closed } = await exchange([post('first') + bad], { responses: 2, untilClose: true });
       const responses = parseResponses(text);

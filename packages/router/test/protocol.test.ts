@@ -30,6 +30,11 @@ describe('protocol helpers', () => {
     expect(bodyChecksum(text)).not.toBe(bodyChecksum(Buffer.from(text, 'latin1')));
   });
 
+  it('checksum each body right when the same short bodies come again and again (the last one is remembered)', () => {
+    const bodies = ['{}', '{}', '{"a":1}', '{}', 'x'.repeat(65), 'x'.repeat(65), '{"a":2}', '{"a":1}', ''];
+    for (const body of bodies) expect(bodyChecksum(body), body).toBe(String(crc32(Buffer.from(body, 'utf8'))));
+  });
+
   it('make 52-character request ids', () => {
     const ids = new Set(Array.from({ length: 100 }, newRequestId));
     expect(ids.size).toBe(100);
