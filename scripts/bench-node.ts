@@ -11,6 +11,7 @@
  *
  *   npx node scripts/bench-node.ts [--groups 1] [--concurrency 64] [--coalesce 1] [--seconds 5] [--item-size 1024]
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +85,21 @@ async function startNode(root: string, nodeId: NodeId): Promise<Node> {
   return { nodeId, logStore, local, host };
 }
 
+/**
+ * The main thread's CPU µs and minor page faults so far (Linux; undefined elsewhere). A page fault
+ * costs ~17 µs on the 2-core VM the benches run on (first touch of a fresh page), so V8 heap pages
+ * allocated and released again show here before anywhere else.
+ */
+function mainThread(): { cpuMicros: number; faults: number } | undefined {
+  try {
+    const task = `/proc/self/task/${process.pid}`;
+    const fields = readFileSync(`${task}/stat`, 'utf8').split(') ')[1].split(' ');
+    return { cpuMicros: Number(readFileSync(`${task}/schedstat`, 'utf8').split(' ')[0]) / 1000, faults: Number(fields[7]) };
+  } catch {
+    return undefined;
+  }
+}
+
 const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 async function main(): Promise<void> {
@@ -106,6 +122,7 @@ async function main(): Promise<void> {
     const measureFrom = performance.now() + 1_000; // a second of warm-up
     const endAt = measureFrom + seconds * 1000;
     let cpuAtStart: NodeJS.CpuUsage | undefined;
+    let mainAtStart: ReturnType<typeof mainThread>;
     const counters = () => {
       const leaders = GROUP_IDS.map((g) => leaderOf(g)!);
       return {
@@ -123,7 +140,10 @@ async function main(): Promise<void> {
         else await proposePartitionWrites(leader.host, groupId, Array.from({ length: coalesce }, () => write(next++)));
         const now = performance.now();
         if (started >= measureFrom && now <= endAt) {
-          cpuAtStart ??= process.cpuUsage();
+          if (cpuAtStart === undefined) {
+            cpuAtStart = process.cpuUsage();
+            mainAtStart = mainThread();
+          }
           writes += coalesce;
           for (let i = 0; i < coalesce; i++) latencies.push(now - started);
         }
@@ -132,6 +152,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(GROUP_IDS.flatMap((groupId) => Array.from({ length: concurrency }, () => worker(groupId))));
     const cpu = process.cpuUsage(cpuAtStart);
+    const mainAtEnd = mainThread();
     const atEnd = counters();
     latencies.sort((a, b) => a - b);
     const perWrite = (cpu.user + cpu.system) / writes;
@@ -141,6 +162,10 @@ async function main(): Promise<void> {
       `${(writes / seconds).toFixed(0)} writes/s, ${perWrite.toFixed(0)} µs CPU per write (3 hosts), p50 ${percentile(latencies, 0.5).toFixed(2)} ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms, ` +
         `writes per leader log batch ${(writes / Math.max(1, atEnd.logBatches - atStart.logBatches)).toFixed(1)}, per leader store batch ${(writes / Math.max(1, atEnd.storeBatches - atStart.storeBatches)).toFixed(1)}`,
     );
+    if (mainAtStart !== undefined && mainAtEnd !== undefined) {
+      const faults = mainAtEnd.faults - mainAtStart.faults;
+      console.log(`main thread: ${((mainAtEnd.cpuMicros - mainAtStart.cpuMicros) / writes).toFixed(0)} µs CPU per write, ${(faults / writes).toFixed(2)} page faults per write (${(faults / seconds).toFixed(0)}/s)`);
+    }
   } finally {
     for (const node of nodes) await node.host.stop();
     for (const node of nodes) {

@@ -33,6 +33,7 @@
  * CPU per request is printed next to theirs (server CPU sums every process of the target).
  */
 import { seededRandom } from '@shoal/linearizability';
+import { SPLIT_TAGS } from '@shoal/meta';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -72,6 +73,8 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
                        load from other processes on a shared machine (default 1)
   --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>
   --shoal-flags=<f>    extra flags of the shoal target's \`shoal dev --single\`, e.g. "--sync"
+  --no-split           cluster: tag the bench table shoal:split=off, so no partition splits by heat
+                       mid-run (stable comparisons of CPU per request; the default run splits once)
   --keep-data          leave the Shoal targets' data directories (with a cluster's logs) in place
   --timeline           print each measured phase second by second (ops, p99, max): a tail from one
                        stall shows as one slow second; on a cluster, with the events of that second
@@ -166,11 +169,18 @@ function describeProbed(probed: Record<string, number>, ops: number, seconds: nu
 }
 
 /** Creates the table (DynamoDB targets) and writes every key once. */
-async function prepare(target: RunningTarget, table: BenchTable, concurrency: number, connections: number, preload: boolean): Promise<void> {
+async function prepare(
+  target: RunningTarget,
+  table: BenchTable,
+  concurrency: number,
+  connections: number,
+  preload: boolean,
+  tags: Readonly<Record<string, string>>,
+): Promise<void> {
   if (target.protocol === 'dynamodb') {
     const client = new DynamoDbHttpClient(target.endpoint, 1);
     try {
-      await createTable(client, table);
+      await createTable(client, table, tags);
       await awaitWritable(client, table);
     } finally {
       client.close();
@@ -242,6 +252,7 @@ async function main(): Promise<number> {
       'shoal-flags': { type: 'string' },
       timeline: { type: 'boolean', default: false },
       'keep-data': { type: 'boolean', default: false },
+      'no-split': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -287,7 +298,8 @@ async function main(): Promise<number> {
     try {
       console.log(`\n${name}: ${target.description}, http://${target.endpoint.host}:${target.endpoint.port}`);
       const runnable = workloads.filter((workload) => supports(target.protocol, workload));
-      await prepare(target, table, concurrency, connections, runnable.some(needsPreload));
+      const tags: Record<string, string> = name === 'cluster' && values['no-split'] ? { [SPLIT_TAGS.enabled]: 'off' } : {};
+      await prepare(target, table, concurrency, connections, runnable.some(needsPreload), tags);
       for (const workload of runnable) {
         // Seeded per run, so every target sees the same key sequence.
         const random = seededRandom(keyCount);

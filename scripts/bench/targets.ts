@@ -58,6 +58,11 @@ export interface RaftCounters {
   /** Raft log batches written and fsynced, over all nodes, and those that took more than 25 ms (a write waits for one). */
   raftFsyncs: number;
   raftFsyncsOver25ms: number;
+  /** Work the nodes did, summed over them: host rounds, Raft log batches (synced or not), entries applied, Raft messages sent. */
+  raftRounds: number;
+  raftLogBatches: number;
+  raftEntriesApplied: number;
+  raftMessagesSent: number;
 }
 
 export interface TargetOptions {
@@ -379,6 +384,10 @@ async function startCluster(options: TargetOptions): Promise<RunningTarget> {
           raftFsyncs: sum('shoal_node_raft_log_fsync_duration_seconds_count'),
           raftFsyncsOver25ms:
             sum('shoal_node_raft_log_fsync_duration_seconds_count') - promSample(texts, 'shoal_node_raft_log_fsync_duration_seconds_bucket', 'le="0.025"'),
+          raftRounds: sum('shoal_node_raft_rounds_total'),
+          raftLogBatches: sum('shoal_node_raft_log_batches_total'),
+          raftEntriesApplied: sum('shoal_node_raft_entries_applied_total'),
+          raftMessagesSent: sum('shoal_node_transport_messages_sent_total'),
         };
       } catch {
         return undefined;

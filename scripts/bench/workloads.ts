@@ -118,8 +118,9 @@ export function preloadRequests(protocol: Protocol, endpoint: Endpoint, table: B
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Creates the table (hash key `pk`, string), or reuses it, and waits until it is ACTIVE. */
-export async function createTable(client: DynamoDbHttpClient, table: BenchTable): Promise<void> {
+/** Creates the table (hash key `pk`, string) with `tags`, or reuses it, and waits until it is ACTIVE. */
+export async function createTable(client: DynamoDbHttpClient, table: BenchTable, tags: Readonly<Record<string, string>> = {}): Promise<void> {
+  const tagList = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
   const response = await client.send(
     'CreateTable',
     JSON.stringify({
@@ -127,6 +128,7 @@ export async function createTable(client: DynamoDbHttpClient, table: BenchTable)
       AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
       BillingMode: 'PAY_PER_REQUEST',
+      ...(tagList.length > 0 ? { Tags: tagList } : {}),
     }),
   );
   if (response.status !== 200 && !response.body.includes('ResourceInUseException')) {
