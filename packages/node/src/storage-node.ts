@@ -463,7 +463,6 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       host: raftHost,
       isPartition: (groupId) => groupId !== META_GROUP_ID,
       view,
-      ...(options.indexShipping?.unknownIndexGraceMs === undefined ? {} : { unknownIndexGraceMs: options.indexShipping.unknownIndexGraceMs }),
       // A walk pauses at half the back-pressure limit: its records alone never throttle the table's writes.
       pauseAtBacklog: Math.ceil(indexOutboxLimit / 2),
       log,

@@ -338,7 +338,7 @@ export class IndexShipper {
   /** The GSI partition a record goes to, or whether to hold (not routable yet) or drop it (its index is gone). */
   #route(record: IndexOutboxRecord): PartitionDescriptor | 'hold' | 'drop' {
     const status = this.#indexes.status(record.indexId);
-    if (status !== 'shown') return status === 'deleted' ? 'drop' : 'hold';
+    if (status !== 'shown') return status === 'unknown' ? 'hold' : 'drop';
     return this.#map.lookup(record.entryKey) ?? 'hold';
   }
 

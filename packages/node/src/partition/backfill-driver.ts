@@ -14,12 +14,12 @@
  * backfill command, a split, a snapshot), so that settling, on every apply, costs a number
  * comparison otherwise.
  *
- * A backfill of a GSI the node's map shows no more (DeletedIndexes) is ended by a `dropIndex` entry
- * of the group (the tombstone UpdateTable's drop leaves), so the walk stops even when the router that
- * deleted the GSI in the meta group died before asking the base partitions. A walk pauses while the
- * group's outbox holds `pauseAtBacklog` records (half the back-pressure limit): a backfill far ahead
- * of the shipping would otherwise fill the outbox up to the limit, where the table's writes are
- * refused; the next pass goes on once the shipper drained it below.
+ * A backfill of a GSI the node's map showed and shows no more (DeletedIndexes `deleted`) is ended by
+ * a `dropIndex` entry of the group (the tombstone UpdateTable's drop leaves), so the walk stops even
+ * when the router that deleted the GSI in the meta group died before asking the base partitions.
+ * A walk pauses while the group's outbox holds `pauseAtBacklog` records (half the back-pressure
+ * limit): a backfill far ahead of the shipping would otherwise fill the outbox up to the limit, where
+ * the table's writes are refused; the next pass goes on once the shipper drained it below.
  */
 import { NotLeaderError, type MultiRaftHost } from '../host/index.ts';
 import type { PartitionStore } from '@shoal/storage';
@@ -38,8 +38,6 @@ export interface BackfillDriverOptions {
   isPartition(groupId: number): boolean;
   /** The node's map view: a backfill of a GSI it shows no more ends. */
   view: DeletedIndexesOptions['view'];
-  /** How long a GSI the view never showed may stay unknown before its backfill ends (default 30 s). */
-  unknownIndexGraceMs?: number;
   /** A group's walk pauses while its outbox holds this many records (default: never). */
   pauseAtBacklog?: number;
   /** Between passes (default 500 ms). */
@@ -65,7 +63,7 @@ export class BackfillDriver {
 
   constructor(options: BackfillDriverOptions) {
     this.#options = options;
-    this.#indexes = new DeletedIndexes({ view: options.view, ...(options.unknownIndexGraceMs === undefined ? {} : { graceMs: options.unknownIndexGraceMs }) });
+    this.#indexes = new DeletedIndexes({ view: options.view });
     this.#pass = new PeriodicPass(() => this.#passOnce(), { intervalMs: options.intervalMs ?? DEFAULT_INTERVAL_MS, onError: (error) => this.#warnPassFailed(error) });
   }
 

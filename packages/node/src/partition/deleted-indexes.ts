@@ -1,11 +1,12 @@
 /**
- * Tells a GSI deleted from one this node's map view does not show yet (the index shipper drops a
- * deleted index's outbox records; the backfill driver ends its walk). A GSI the view showed at some
- * map version since this node started and no longer shows was deleted (a map only grows newer and
- * space ids are never reused). One the view never showed was created with a schema newer than the
- * view (the map normally reaches the node within a heartbeat): it counts as deleted only once it has
- * been unknown for `graceMs` over at least one newer map, so a view frozen that long (meta
- * unreachable) deletes nothing.
+ * Tells a GSI deleted from one this node's map view does not show yet. A GSI the view showed at some
+ * map version since this node started and no longer shows was `deleted` (a map only grows newer and
+ * space ids are never reused): certain, so the backfill driver ends its walk. One the view never
+ * showed was created with a schema newer than the view (the map normally reaches the node within a
+ * heartbeat): it is `presumedDeleted` once it has been unknown for `graceMs` over at least one newer
+ * map, so a view frozen that long (meta unreachable) deletes nothing. The index shipper drops the
+ * records of both; a walk is never ended on a presumption (a view that missed the GSI's creation
+ * would end a live backfill and the GSI would turn ACTIVE without the rest of the walk).
  */
 import type { ClusterView } from '../cluster/cluster-view.ts';
 
@@ -30,8 +31,8 @@ export class DeletedIndexes {
     this.#options = options;
   }
 
-  /** `shown` (in the view), `deleted`, or `unknown` (not shown yet: wait for the map). */
-  status(indexId: number): 'shown' | 'deleted' | 'unknown' {
+  /** `shown` (in the view), `deleted`, `presumedDeleted`, or `unknown` (not shown yet: wait for the map). */
+  status(indexId: number): 'shown' | 'deleted' | 'presumedDeleted' | 'unknown' {
     const { view } = this.#options;
     this.#noteView();
     if (view.gsiOf(indexId) !== undefined) {
@@ -46,7 +47,7 @@ export class DeletedIndexes {
       this.#unknown.set(indexId, { since: now, version: view.version });
       return 'unknown';
     }
-    return now - unknown.since >= (this.#options.graceMs ?? DEFAULT_GRACE_MS) && view.version > unknown.version ? 'deleted' : 'unknown';
+    return now - unknown.since >= (this.#options.graceMs ?? DEFAULT_GRACE_MS) && view.version > unknown.version ? 'presumedDeleted' : 'unknown';
   }
 
   /** The GSIs each new map version shows with partitions count as seen, asked about or not. */
