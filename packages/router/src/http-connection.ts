@@ -157,8 +157,6 @@ function commonHeaderName(text: string, start: number, end: number): string | un
   return undefined;
 }
 
-const isDigit = (code: number): boolean => code >= 0x30 && code <= 0x39;
-
 function parseHead(text: string): ParsedHead {
   if (FORBIDDEN_IN_HEAD.test(text)) throw new BadRequest('malformed request head');
   let lineEnd = text.indexOf('\r\n');
@@ -168,12 +166,16 @@ function parseHead(text: string): ParsedHead {
   if (methodEnd < 0 || methodEnd >= lineEnd || !isToken(text, 0, methodEnd)) throw new BadRequest('malformed request line');
   const urlEnd = text.indexOf(' ', methodEnd + 1);
   if (urlEnd <= methodEnd + 1 || urlEnd >= lineEnd) throw new BadRequest('malformed request line');
-  if (lineEnd - urlEnd - 1 !== 'HTTP/1.0'.length || !text.startsWith('HTTP/1.', urlEnd + 1) || !isDigit(text.charCodeAt(lineEnd - 1))) {
+  const minor = text.charCodeAt(lineEnd - 1);
+  if (lineEnd - urlEnd - 1 !== 'HTTP/1.0'.length || !text.startsWith('HTTP/1.', urlEnd + 1) || (minor !== 0x30 && minor !== 0x31)) {
     throw new BadRequest('malformed request line');
   }
+  // Header values may hold tabs; the request line may not (llhttp refuses a tab in the URL too).
+  const tab = text.indexOf('\t');
+  if (tab >= 0 && tab < lineEnd) throw new BadRequest('malformed request line');
   const method = text.slice(0, methodEnd);
   const url = text.slice(methodEnd + 1, urlEnd);
-  const http11 = text.charCodeAt(lineEnd - 1) !== 0x30;
+  const http11 = minor === 0x31;
   const headers: Record<string, string> = {};
   for (let start = lineEnd + 2; start < text.length; start = lineEnd + 2) {
     lineEnd = text.indexOf('\r\n', start);

@@ -229,6 +229,8 @@ describe('HttpConnection', () => {
       'POST / HTTP/1.1\r\nX-A: a\nb\r\n\r\n',
       'POST / HTTP/1.1\r\nX-A: a\rb\r\n\r\n',
       'POST /a\x00b HTTP/1.1\r\n\r\n',
+      'POST /a\tb HTTP/1.1\r\n\r\n',
+      'POST / HTTP/1.9\r\n\r\n',
       'POST  / HTTP/1.1\r\n\r\n',
       'POST / HTTP/1.1 \r\n\r\n',
       'POST / http/1.1\r\n\r\n',
