@@ -825,7 +825,8 @@ export async function backfill(
 ): Promise<void> {
   for (let pauseMs = BACKFILL_RETRY_FIRST_MS; ; pauseMs = Math.min(2 * pauseMs, BACKFILL_RETRY_MAX_MS)) {
     try {
-      await ctx.partitions.backfillIndex(schema, indexName);
+      // The router closing stops the wait, not the walk (the next router's call joins it).
+      if ((await unlessStopped(ctx.partitions.backfillIndex(schema, indexName), stop)) === undefined) return;
       break;
     } catch (error) {
       if (stop.aborted) return;
@@ -869,17 +870,31 @@ async function wantedIndex(ctx: EngineContext, schema: TableSchema, indexName: s
 }
 
 /** Resolves true after `ms`, false at once when `stop` aborts first. */
-function pause(ms: number, stop: AbortSignal): Promise<boolean> {
-  if (stop.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (elapsed: boolean): void => {
-      clearTimeout(timer);
-      stop.removeEventListener('abort', aborted);
-      resolve(elapsed);
+async function pause(ms: number, stop: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return (await unlessStopped(elapsed, stop, () => clearTimeout(timer))) !== undefined;
+}
+
+/** `work`'s outcome, or undefined once `stop` aborts first (`onStop` runs; the work is left, its failure ignored). */
+function unlessStopped<T>(work: Promise<T>, stop: AbortSignal, onStop?: () => void): Promise<{ value: T } | undefined> {
+  return new Promise((resolve, reject) => {
+    const aborted = (): void => {
+      onStop?.();
+      resolve(undefined);
     };
-    const aborted = (): void => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    stop.addEventListener('abort', aborted, { once: true });
+    if (stop.aborted) aborted();
+    else stop.addEventListener('abort', aborted, { once: true });
+    work.then(
+      (value) => {
+        stop.removeEventListener('abort', aborted);
+        resolve({ value });
+      },
+      (error: unknown) => {
+        stop.removeEventListener('abort', aborted);
+        reject(error);
+      },
+    );
   });
 }
 
