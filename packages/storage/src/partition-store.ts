@@ -1122,14 +1122,16 @@ export class PartitionStore implements PartitionClient {
       await this.finishIndexOutboxMoveHere(groupId);
       // A half still receiving its parent's records here keeps its splits: the move routes records
       // of its own halves (perhaps held here) by them. A few keys, left behind.
-      const splits = outboxSplitsRange(groupId);
-      const routes = await this.awaitsIndexOutboxMove(groupId);
-      const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId).filter((range) => !routes || compareBytes(range.start, splits.start) !== 0)];
-      const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
-      const forget = [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined }));
-      await this.commits.exclusive(async () => {
+      // Read under the lock that deletes them: a parent's move step applied in between would write
+      // records into this group (still held) that the delete then missed.
+      await this.commits.exclusive(async (state) => {
+        await state.durable();
+        const splits = outboxSplitsRange(groupId);
+        const routes = await this.awaitsIndexOutboxMove(groupId);
+        const owned = [runningIndexCommandsRange(groupId), ...indexOutboxRanges(groupId).filter((range) => !routes || compareBytes(range.start, splits.start) !== 0)];
+        const records = (await Promise.all(owned.map((range) => this.level.keys({ gte: range.start, lt: range.end }).all()))).flat();
         this.outboxBacklogs.forget(groupId);
-        return { result: undefined, mutations: forget };
+        return { result: undefined, mutations: [appliedIndexKey(groupId), ...records].map((key): Mutation => ({ key, value: undefined })) };
       });
       this.wakeBackfillWaiters();
     }
