@@ -158,9 +158,9 @@ export class GroupLog implements GroupLogStorage {
   /**
    * Takes a new hard state, written at once when its term or vote changed. One that changes only the
    * commit index is written with the group's next write (stageHeldHardState), not in a batch of its
-   * own: the commit index is volatile state in Raft (a restart learns it from the leader again; the
-   * host never applies an entry twice, the state machine keeping its own applied index), and about a
-   * third of the log's batches under a write load were commit-only.
+   * own: the commit index is volatile state in Raft (a restart learns it from the leader again, and
+   * @shoal/raft counts entries the state machine applied as committed), and about a third of the
+   * log's batches under a write load were commit-only.
    */
   stageHardState(hardState: HardState, out: LogWrite[]): void {
     this.hardState = { ...hardState };

@@ -293,10 +293,9 @@ export class RaftLogStore {
     for (const u of updates) {
       const group = this.groupLog(u.groupId);
       const before = writes.length;
+      if (u.hardState !== undefined) group.stageHardState(u.hardState, writes);
       if (u.snapshot !== undefined) group.stageSnapshot(u.snapshot, writes);
       if (u.entries !== undefined) group.stageEntries(u.entries, writes);
-      // Last, as before: an update refused above leaves the hard state (a vote) as it was.
-      if (u.hardState !== undefined) group.stageHardState(u.hardState, writes);
       // A commit index held back rides along with a write of its group (stageHardState says why).
       if (writes.length > before) group.stageHeldHardState(writes);
       touched.push(group);
