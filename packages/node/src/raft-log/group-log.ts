@@ -58,8 +58,6 @@ export class GroupLog implements GroupLogStorage {
   private readonly readSync: ReadSync;
   private readonly tailCacheBytes: number;
   private hardState: HardState;
-  /** The hard state last put in a batch: a newer one differing only in its commit index waits for the group's next write. */
-  private writtenHardState: HardState;
   private snap: Snapshot;
   /** The last entry removed from the log; retained entries are (offset.index, last]. */
   private offset: LogOffset;
@@ -84,7 +82,6 @@ export class GroupLog implements GroupLogStorage {
     this.readSync = readSync;
     this.tailCacheBytes = tailCacheBytes;
     this.hardState = { ...state.hardState };
-    this.writtenHardState = this.hardState;
     this.snap = state.snapshot;
     this.offset = { ...state.offset };
     this.last = state.offset.index;
@@ -155,26 +152,9 @@ export class GroupLog implements GroupLogStorage {
     this.evict();
   }
 
-  /**
-   * Takes a new hard state, written at once when its term or vote changed. One that changes only the
-   * commit index is written with the group's next write (stageHeldHardState), not in a batch of its
-   * own: the commit index is volatile state in Raft (a restart learns it from the leader again, and
-   * @shoal/raft counts entries the state machine applied as committed), and about a third of the
-   * log's batches under a write load were commit-only.
-   */
   stageHardState(hardState: HardState, out: LogWrite[]): void {
     this.hardState = { ...hardState };
-    if (hardState.term !== this.writtenHardState.term || hardState.vote !== this.writtenHardState.vote) this.writeHardState(out);
-  }
-
-  /** Writes a hard state held back (a newer commit index), with a write of the group that goes anyway. */
-  stageHeldHardState(out: LogWrite[]): void {
-    if (this.hardState !== this.writtenHardState && this.hardState.commit !== this.writtenHardState.commit) this.writeHardState(out);
-  }
-
-  private writeHardState(out: LogWrite[]): void {
-    this.writtenHardState = this.hardState;
-    out.push({ type: 'put', key: recordKey(this.groupId, KIND_HARD_STATE), value: encodeHardState(this.hardState) });
+    out.push({ type: 'put', key: recordKey(this.groupId, KIND_HARD_STATE), value: encodeHardState(hardState) });
   }
 
   /** Replaces the whole log with `snap` (a follower receiving one). */
@@ -251,7 +231,7 @@ export class GroupLog implements GroupLogStorage {
 
   /** Every record of a new group (entries aside). */
   stageCreate(out: LogWrite[]): void {
-    this.writeHardState(out);
+    this.stageHardState(this.hardState, out);
     this.putSnapshot(out);
     this.setOffset(this.offset, out);
   }

@@ -4,7 +4,7 @@
  *
  * Key layout (all numbers big-endian, so LevelDB's order is group, then kind, then index):
  *
- *   group(u64) 0x01              hard state          uvarint term, vote, commit (the commit index may lag: see GroupLog.stageHardState)
+ *   group(u64) 0x01              hard state          uvarint term, vote, commit
  *   group(u64) 0x02              log offset          uvarint index, term of the last removed entry
  *   group(u64) 0x03              snapshot metadata   uvarint index, term; conf state id lists; autoLeave
  *   group(u64) 0x04              snapshot data       the bytes the host gave, verbatim
@@ -276,8 +276,6 @@ export class RaftLogStore {
    * Persists one tick's Readies of many groups in one batch, fsync'd unless `sync` is false (pass
    * false only when no Ready of the tick has `mustSync`: commit-index-only changes, which Raft
    * recovers from the log; the batch still joins a synced one when one forms at the same time).
-   * A hard state that changes only the commit index is kept in memory and written with the group's
-   * next write (GroupLog.stageHardState): a call holding nothing else writes no batch at all.
    * Throws, changing nothing, when an update cannot apply (unknown group, out-of-date snapshot, a
    * gap before its entries).
    */
@@ -292,12 +290,9 @@ export class RaftLogStore {
     const touched: GroupLog[] = [];
     for (const u of updates) {
       const group = this.groupLog(u.groupId);
-      const before = writes.length;
-      if (u.hardState !== undefined) group.stageHardState(u.hardState, writes);
       if (u.snapshot !== undefined) group.stageSnapshot(u.snapshot, writes);
       if (u.entries !== undefined) group.stageEntries(u.entries, writes);
-      // A commit index held back rides along with a write of its group (stageHardState says why).
-      if (writes.length > before) group.stageHeldHardState(writes);
+      if (u.hardState !== undefined) group.stageHardState(u.hardState, writes);
       touched.push(group);
     }
     if (writes.length === 0) return Promise.resolve();
