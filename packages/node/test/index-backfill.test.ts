@@ -263,13 +263,22 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     expect((await walked()).items - before.items).toBe(100_000);
   });
 
-  it('drops a GSI during its backfill: the walk stops, its records leave the outboxes, a backfill call after walks nothing, and the table keeps serving', { timeout: 300_000 }, async () => {
-    const { schema, record, index } = await addCityIndex(big, 'byCityDropped');
+  /**
+   * Adds GSI `name` to the big table, starts its backfill as the router does, and once a few chunks
+   * walked deletes the GSI in the meta group only (its partitions go), as UpdateTable's first step.
+   */
+  const deleteInMetaDuringBackfill = async (name: string): Promise<{ schema: TableSchema; index: IndexSchema; before: { chunks: number; items: number }; call: Promise<unknown> }> => {
+    const { schema, record, index } = await addCityIndex(big, name);
     const before = await walked();
     const call = backfill(schema, index.name);
     await eventually(async () => ((await walked()).chunks >= before.chunks + 3 ? true : undefined), 'a few chunks applied', ATTEMPTS);
-    // As UpdateTable deleting a GSI: the meta group first (the GSI's partitions go), then each base partition's leader.
     await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire({ ...record, schema: big.schema }) }, options));
+    return { schema, index, before, call };
+  };
+
+  it('drops a GSI during its backfill: the walk stops, its records leave the outboxes, a backfill call after walks nothing, and the table keeps serving', { timeout: 300_000 }, async () => {
+    // UpdateTable's second step: each base partition's leader told.
+    const { schema, index, before, call } = await deleteInMetaDuringBackfill('byCityDropped');
     for (const partition of await harness.partitionsOf(schema.tableId)) {
       const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
       await harness.onAnyNode((node) => cluster.partitionClient(node.address).dropIndex(dropIndexRequestToWire(target, { table: schema, indexName: index.name }), { timeoutMs: 10_000 }));
@@ -292,12 +301,8 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
   });
 
   it('stops walking a GSI the map shows no more though no base partition was asked to (its router died between the meta delete and the drop calls)', { timeout: 300_000 }, async () => {
-    const { schema, record, index } = await addCityIndex(big, 'byCityOrphaned');
-    const before = await walked();
-    const call = backfill(schema, index.name);
-    await eventually(async () => ((await walked()).chunks >= before.chunks + 3 ? true : undefined), 'a few chunks applied', ATTEMPTS);
     // The meta group only: nobody asks the base partitions.
-    await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire({ ...record, schema: big.schema }) }, options));
+    const { before, call } = await deleteInMetaDuringBackfill('byCityOrphaned');
     // Each leader's driver ends the walk itself (a dropIndex entry: the tombstone), so the call waiting answers done.
     await call;
     const atStop = await walked();
