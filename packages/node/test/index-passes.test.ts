@@ -97,4 +97,24 @@ describe('DeletedIndexes', () => {
     view.shown.add(8);
     expect(indexes.status(8)).toBe('shown');
   });
+
+  it('a GSI never shown whose creation map version is known is deleted once the view is at or past it, and never presumed before', () => {
+    const view = new View();
+    let now = 0;
+    const indexes = new DeletedIndexes({ view, graceMs: 1_000, now: () => now });
+    view.version = 4;
+    expect(indexes.status(9, 6)).toBe('unknown');
+    // Long unknown over newer maps, still below its creation: the map has yet to show it, no presumption.
+    now = 60_000;
+    view.version = 5;
+    expect(indexes.status(9, 6)).toBe('unknown');
+    // At its creation version (or past it), a view that does not show it proves it deleted.
+    view.version = 6;
+    expect(indexes.status(9, 6)).toBe('deleted');
+    // Without the version, the same index at the same moment is only presumed deleted (the old rule).
+    expect(new DeletedIndexes({ view, graceMs: 1_000, now: () => now }).status(9)).toBe('unknown');
+    // Shown at its version, it is shown.
+    view.shown.add(9);
+    expect(indexes.status(9, 6)).toBe('shown');
+  });
 });

@@ -100,7 +100,7 @@ export {
   applyIndexEntriesRequestToWire,
   applyIndexEntriesRequestFromWire,
 } from './partition-codec.ts';
-export type { RoutedTo, GetResult, IndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions, IndexEntriesBatch, IndexEntryRecord, IndexSourceFence } from './partition-codec.ts';
+export type { RoutedTo, GetResult, IndexRequest, BackfillIndexRequest, StatisticsRequest, AppliedWrite, PartitionReadOptions, IndexEntriesBatch, IndexEntryRecord, IndexSourceFence } from './partition-codec.ts';
 export { encodeWriteRequest, encodeWriteManyRequest, encodeWriteManyCalls, encodeGetRequest, encodeGetManyRequest, type WriteManyCall } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { decodeWriteRequest, decodeWriteManyRequest, decodeGetRequest, decodeGetManyRequest, encodeWriteResponse, encodeWriteManyResponse, encodeGetResponse, encodeGetManyResponse } from './partition-answers.ts';

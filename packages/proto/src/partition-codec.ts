@@ -680,13 +680,27 @@ function indexRequestFromWire(request: WireBackfillIndexRequest | WireDropIndexR
   return { target: targetFromWire(request.target), request: { table: tableSchemaFromWire(request.table), indexName: request.indexName } };
 }
 
-/** `waitMs`: how long the leader waits for the backfill to be done before it answers (0: at once). */
-export function backfillIndexRequestToWire(target: RoutedTo, request: IndexRequest, waitMs = 0): WireBackfillIndexRequest {
-  return create(BackfillIndexRequestSchema, { target, table: tableSchemaToWire(request.table), indexName: request.indexName, waitMs });
+/** A GSI backfill: `indexCreatedAtMapVersion`, a map version at or after the index's creation (absent: unknown). */
+export interface BackfillIndexRequest extends IndexRequest {
+  indexCreatedAtMapVersion?: number;
 }
 
-export function backfillIndexRequestFromWire(request: WireBackfillIndexRequest): { target: RoutedTo; request: IndexRequest; waitMs: number } {
-  return { ...indexRequestFromWire(request), waitMs: request.waitMs };
+/** `waitMs`: how long the leader waits for the backfill to be done before it answers (0: at once). */
+export function backfillIndexRequestToWire(target: RoutedTo, request: BackfillIndexRequest, waitMs = 0): WireBackfillIndexRequest {
+  return create(BackfillIndexRequestSchema, {
+    target,
+    table: tableSchemaToWire(request.table),
+    indexName: request.indexName,
+    waitMs,
+    indexCreatedAtMapVersion: BigInt(request.indexCreatedAtMapVersion ?? 0),
+  });
+}
+
+export function backfillIndexRequestFromWire(request: WireBackfillIndexRequest): { target: RoutedTo; request: BackfillIndexRequest; waitMs: number } {
+  const { target, request: index } = indexRequestFromWire(request);
+  const createdAt = request.indexCreatedAtMapVersion;
+  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('index creation version out of range');
+  return { target, request: createdAt === 0n ? index : { ...index, indexCreatedAtMapVersion: Number(createdAt) }, waitMs: request.waitMs };
 }
 
 export function dropIndexRequestToWire(target: RoutedTo, request: IndexRequest): WireDropIndexRequest {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeCollectionPrefix, initialPartitions, partitionContains, type PartitionDescriptor, type TableSchema } from '@shoal/model';
+import { encodeCollectionPrefix, initialPartitions, partitionContains, type PartitionDescriptor, type TableRecord, type TableSchema } from '@shoal/model';
 import {
+  MetaService,
   NodeState,
   PartitionService,
   Server,
@@ -36,6 +37,7 @@ const table: TableSchema = {
     { name: 'byDate', kind: 'LSI', indexId: 11, hashKey: { name: 'pk', type: 'S' }, rangeKey: { name: 'date', type: 'S' }, projection: { type: 'ALL' } },
   ],
 };
+const record: TableRecord = { schema: table, status: 'ACTIVE', createdAt: 0, billingMode: 'PAY_PER_REQUEST', tags: {} };
 const voters = [{ nodeId: 1, role: 'voter' as const }];
 const tablePartitions = initialPartitions(table.tableId, 2, 1).map((p): PartitionDescriptor => ({ ...p, replicas: voters }));
 const gsiPartitions = initialPartitions(10, 3, 3).map((p): PartitionDescriptor => ({ ...p, replicas: voters }));
@@ -46,6 +48,8 @@ interface Asked {
   indexName?: string;
   consistent?: boolean;
   waitMs?: number;
+  /** A backfill call's GSI creation map version. */
+  createdAt?: number;
 }
 
 describe('a router over a table with a GSI of its own partitions', () => {
@@ -71,7 +75,7 @@ describe('a router over a table with a GSI of its own partitions', () => {
       },
       backfillIndex: async (request) => {
         const { target, request: index, waitMs } = backfillIndexRequestFromWire(request);
-        asked.push({ rpc: 'backfillIndex', partitionId: Number(target.partitionId), indexName: index.indexName, waitMs });
+        asked.push({ rpc: 'backfillIndex', partitionId: Number(target.partitionId), indexName: index.indexName, waitMs, ...(index.indexCreatedAtMapVersion === undefined ? {} : { createdAt: index.indexCreatedAtMapVersion }) });
         // Not done at the first call of a partition: the router asks again.
         return { done: asked.filter((a) => a.rpc === 'backfillIndex' && a.partitionId === Number(target.partitionId)).length > 1 };
       },
@@ -81,13 +85,17 @@ describe('a router over a table with a GSI of its own partitions', () => {
         return {};
       },
     });
+    // The map after a backfill round: unchanged (the router asks it to find split halves).
+    addService(server, MetaService, {
+      getPartitionMap: async (request) => ({ version: request.knownVersion, notModified: true, partitions: [], nodes: [], tables: [] }),
+    });
     address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
     const counters = zeroCounters();
     channels = new ChannelPool();
     const view = new ClusterView();
     const nodes = [{ $typeName: 'shoal.v1.NodeDescriptor' as const, id: 1n, address, state: NodeState.UP }];
-    view.apply({ notModified: false, version: 1, partitions: [...tablePartitions, ...gsiPartitions], nodes, tables: [] });
-    // Never asked: the view holds the map.
+    // The first map showing the GSI: version 7, the version every backfill call carries.
+    view.apply({ notModified: false, version: 7, partitions: [...tablePartitions, ...gsiPartitions], nodes, tables: [record] });
     const meta = new MetaClient({ addresses: [address], channels, policy: DEFAULT_RETRY_POLICY, counters });
     client = new ClusterPartitionClient({ view, meta, channels, policy: DEFAULT_RETRY_POLICY, rpcTimeoutMs: 5_000, counters });
   });
@@ -140,10 +148,10 @@ describe('a router over a table with a GSI of its own partitions', () => {
     expect(askedNow()).toEqual(gsiPartitions.map((p) => ({ rpc: 'readRange', partitionId: p.id, indexName: 'byUser', consistent: true })));
   });
 
-  it('backfills a GSI on the table partitions, asking each until it answers done, then reads each GSI replica consistently; a drop asks the table partitions to stop it', async () => {
+  it('backfills a GSI on the table partitions, asking each until it answers done (with the version of the first map showing the GSI), then reads each GSI replica consistently; a drop asks the table partitions to stop it', async () => {
     asked = [];
     await client.backfillIndex(table, 'byUser');
-    const backfillCall = (p: PartitionDescriptor): Asked => ({ rpc: 'backfillIndex', partitionId: p.id, indexName: 'byUser', waitMs: 5_000 });
+    const backfillCall = (p: PartitionDescriptor): Asked => ({ rpc: 'backfillIndex', partitionId: p.id, indexName: 'byUser', waitMs: 5_000, createdAt: 7 });
     expect(askedNow()).toEqual([
       ...tablePartitions.flatMap((p) => [backfillCall(p), backfillCall(p)]),
       ...gsiPartitions.map((p) => ({ rpc: 'readRange', partitionId: p.id, indexName: 'byUser', consistent: true })),
@@ -154,8 +162,21 @@ describe('a router over a table with a GSI of its own partitions', () => {
 
   it('forgets the partitions of a deleted table and of its GSIs', () => {
     const view = new ClusterView();
-    view.apply({ notModified: false, version: 1, partitions: [...tablePartitions, ...gsiPartitions], nodes: [], tables: [{ schema: table, status: 'ACTIVE', createdAt: 0, billingMode: 'PAY_PER_REQUEST', tags: {} }] });
+    view.apply({ notModified: false, version: 1, partitions: [...tablePartitions, ...gsiPartitions], nodes: [], tables: [record] });
     view.removeTable(table.name);
     expect(view.map.size).toBe(0);
+  });
+
+  it('keeps the version of the first map showing a GSI while later maps show it, forgets it once a map does not, and takes none from a record put ahead of the map', () => {
+    const view = new ClusterView();
+    const other: TableRecord = { ...record, schema: { ...table, name: 'other', tableId: 20, indexes: [{ ...table.indexes[0]!, indexId: 21 }] } };
+    view.apply({ notModified: false, version: 3, partitions: [], nodes: [], tables: [] });
+    view.putTable(record);
+    expect(view.gsiShownSince(10)).toBeUndefined();
+    view.apply({ notModified: false, version: 4, partitions: [], nodes: [], tables: [record] });
+    view.apply({ notModified: false, version: 6, partitions: [], nodes: [], tables: [record, other] });
+    expect([view.gsiShownSince(10), view.gsiShownSince(21)]).toEqual([4, 6]);
+    view.apply({ notModified: false, version: 7, partitions: [], nodes: [], tables: [other] });
+    expect([view.gsiShownSince(10), view.gsiShownSince(21)]).toEqual([undefined, 6]);
   });
 });

@@ -140,12 +140,15 @@ export function allRunningBackfillsRange(): KeyRange {
  * for the halves too). `lastSeq` (once done): the group's last outbox seq when its walk ended, so
  * every record the walk made is at or below it (its records are applied by the GSI partitions once
  * the outbox holds none at or below it). `dropped`: the index was dropped (a tombstone, done: a
- * backfill command of it arriving later, or sent again, walks nothing). Keys in hex.
+ * backfill command of it arriving later, or sent again, walks nothing). `indexCreatedAtMapVersion`:
+ * the command's (IndexCommand), kept by split halves and the tombstone; absent in records of older
+ * commands. Keys in hex.
  */
 export interface RunningBackfill {
   done: boolean;
   lastSeq?: number;
   dropped?: boolean;
+  indexCreatedAtMapVersion?: number;
   groupId: number;
   indexId: number;
   table: TableSchema;
@@ -159,6 +162,7 @@ interface RunningBackfillJson {
   done?: true;
   lastSeq?: number;
   dropped?: true;
+  indexCreatedAtMapVersion?: number;
   table: TableSchema;
   indexName: string;
   origin: number;
@@ -171,6 +175,7 @@ export function runningBackfillMutation(backfill: RunningBackfill): Mutation {
   if (backfill.done) json.done = true;
   if (backfill.lastSeq !== undefined) json.lastSeq = backfill.lastSeq;
   if (backfill.dropped === true) json.dropped = true;
+  if (backfill.indexCreatedAtMapVersion !== undefined) json.indexCreatedAtMapVersion = backfill.indexCreatedAtMapVersion;
   return { key: runningBackfillKey(backfill.groupId, backfill.indexId), value: encodeJson(json) };
 }
 
@@ -180,6 +185,7 @@ export function decodeRunningBackfill(key: Uint8Array, value: Uint8Array): Runni
     done: json.done === true,
     ...(json.lastSeq === undefined ? {} : { lastSeq: json.lastSeq }),
     ...(json.dropped === true ? { dropped: true } : {}),
+    ...(json.indexCreatedAtMapVersion === undefined ? {} : { indexCreatedAtMapVersion: json.indexCreatedAtMapVersion }),
     groupId: decodeU32(key.subarray(5, 9)),
     indexId: decodeU32(key.subarray(9, 13)),
     table: json.table,

@@ -167,6 +167,13 @@ export interface IndexCommand {
   kind: 'backfillIndex' | 'dropIndex';
   table: TableSchema;
   indexName: string;
+  /**
+   * A GSI backfill's: a partition map version at or after the one that created the index (the router
+   * knows one: the first map it saw the index in), recorded with the backfill (RunningBackfill). A
+   * node's map view at or past it that does not show the index proves the index deleted. Absent in
+   * commands of older routers and logs.
+   */
+  indexCreatedAtMapVersion?: number;
 }
 
 /** An index command recorded while it runs, with the bound it runs within (base64 keys). */
@@ -767,12 +774,29 @@ export class PartitionStore implements PartitionClient {
   async startIndexCommand(command: IndexCommand, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
     const index = requireIndex(command.table, command.indexName);
     if (this.indexOutbox && index.kind === 'GSI') {
-      if (command.kind === 'backfillIndex') return this.startOutboxBackfill(command.table, index, bound, mark);
+      if (command.kind === 'backfillIndex') return this.startOutboxBackfill(command, index, bound, mark);
       // A drop ends the group's backfill of the index, if one runs, and leaves a tombstone: a backfill
       // command of the index applied later (a router's call after the drop) walks nothing.
       const items = clampRange(spaceRange(command.table.tableId), bound);
-      const dropped: RunningBackfill = { done: true, dropped: true, groupId: mark.groupId, indexId: index.indexId, table: command.table, indexName: index.name, origin: mark.groupId, nextKey: items.end, end: items.end };
-      await this.commits.exclusive(async () => ({ result: undefined, mutations: [runningBackfillMutation(dropped), appliedMutation(mark)] }));
+      await this.commits.exclusive(async (state) => {
+        // The tombstone keeps the index's creation version: the shipper still tells its records deleted by it.
+        const key = runningBackfillKey(mark.groupId, index.indexId);
+        const stored = state.read(key);
+        const createdAt = stored === undefined ? undefined : decodeRunningBackfill(key, stored).indexCreatedAtMapVersion;
+        const dropped: RunningBackfill = {
+          done: true,
+          dropped: true,
+          groupId: mark.groupId,
+          indexId: index.indexId,
+          table: command.table,
+          indexName: index.name,
+          origin: mark.groupId,
+          nextKey: items.end,
+          end: items.end,
+          ...(createdAt === undefined ? {} : { indexCreatedAtMapVersion: createdAt }),
+        };
+        return { result: undefined, mutations: [runningBackfillMutation(dropped), appliedMutation(mark)] };
+      });
       this.wakeBackfillWaiters();
       return { done: Promise.resolve() };
     }
@@ -793,13 +817,24 @@ export class PartitionStore implements PartitionClient {
    * here (the command sent again: a router retrying after a leader change) is joined, not restarted.
    * `done` resolves once it and the backfills split halves inherited from it ended in this store.
    */
-  private async startOutboxBackfill(table: TableSchema, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
+  private async startOutboxBackfill(command: IndexCommand, index: IndexSchema, bound: PartitionBound | undefined, mark: AppliedMark): Promise<{ done: Promise<void> }> {
     const { groupId } = mark;
+    const { table, indexCreatedAtMapVersion } = command;
     const origin = await this.commits.exclusive(async (state) => {
       const running = state.read(runningBackfillKey(groupId, index.indexId));
       if (running !== undefined) return { result: decodeRunningBackfill(runningBackfillKey(groupId, index.indexId), running).origin, mutations: [appliedMutation(mark)] };
       const items = clampRange(spaceRange(table.tableId), bound);
-      const started: RunningBackfill = { done: false, groupId, indexId: index.indexId, table, indexName: index.name, origin: groupId, nextKey: items.start, end: items.end };
+      const started: RunningBackfill = {
+        done: false,
+        groupId,
+        indexId: index.indexId,
+        table,
+        indexName: index.name,
+        origin: groupId,
+        nextKey: items.start,
+        end: items.end,
+        ...(indexCreatedAtMapVersion === undefined ? {} : { indexCreatedAtMapVersion }),
+      };
       return { result: groupId, mutations: [runningBackfillMutation(started), appliedMutation(mark)] };
     });
     this.startedBackfills += 1;
@@ -852,6 +887,23 @@ export class PartitionStore implements PartitionClient {
       const range = groupId === undefined ? allRunningBackfillsRange() : runningBackfillsRange(groupId);
       const records = await this.level.iterator({ gte: range.start, lt: range.end }).all();
       return { result: records.map(([key, value]) => decodeRunningBackfill(key, value)).filter((backfill) => !backfill.done), mutations: [] };
+    });
+  }
+
+  /**
+   * The creation map version of a GSI as a backfill record of any group here holds it (running, done
+   * or dropped; RunningBackfill.indexCreatedAtMapVersion), or undefined (no such record, or only
+   * records of older commands): the index shipper tells a deleted GSI's records by it.
+   */
+  indexCreatedAtMapVersion(indexId: number): Promise<number | undefined> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = allRunningBackfillsRange();
+      for (const [key, value] of await this.level.iterator({ gte: range.start, lt: range.end }).all()) {
+        const backfill = decodeRunningBackfill(key, value);
+        if (backfill.indexId === indexId && backfill.indexCreatedAtMapVersion !== undefined) return { result: backfill.indexCreatedAtMapVersion, mutations: [] };
+      }
+      return { result: undefined, mutations: [] };
     });
   }
 

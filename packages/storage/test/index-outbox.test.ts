@@ -264,6 +264,38 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('applied');
     }));
 
+  it('records the GSI\'s creation map version a backfill command carries, keeps it in both halves of a split and in a drop\'s tombstone; a command without one (older routers, old logs) records none', async () => {
+    await withOutboxStores(2, async ([store, older]) => {
+      const group = new Group(store);
+      const right = new Group(store, GROUP + 1);
+      for (let i = 0; i < 40; i++) await group.write(put(person(`p${i}`, i, { city: S('x'), age: N(i) })));
+      expect(await store.indexCreatedAtMapVersion(BY_CITY.indexId)).toBeUndefined();
+      await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name, indexCreatedAtMapVersion: 17 }, WHOLE, group.mark());
+      // The command again (another router's first map showed the index later) joins it: the first version stays.
+      await store.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name, indexCreatedAtMapVersion: 25 }, WHOLE, group.mark());
+      await store.applyBackfillChunk(GROUP, BY_CITY.indexId, WHOLE.start, group.mark(), { maxItems: 10, maxBytes: 1 << 20 });
+      const keys = (await store.readRange(baseRequest(TABLE))).items.map((item) => encodeItemKey(TABLE.tableId, item.pk as { S: string }, item.sk as { N: string }));
+      await store.splitIndexOutbox(GROUP, right.groupId, keys[30] as Uint8Array);
+      group.mark();
+      const versions = async (groupId: number): Promise<Array<number | undefined>> => (await store.runningIndexBackfills(groupId)).map((backfill) => backfill.indexCreatedAtMapVersion);
+      expect([await versions(GROUP), await versions(right.groupId)]).toEqual([[17], [17]]);
+      expect(await store.indexCreatedAtMapVersion(BY_CITY.indexId)).toBe(17);
+      // The left half dropped, the right half walks on: the tombstone keeps the version.
+      await runOutboxMove(store, group);
+      await store.startIndexCommand({ kind: 'dropIndex', table: TABLE, indexName: BY_CITY.name }, { start: WHOLE.start, end: keys[30] as Uint8Array }, group.mark());
+      await runBackfills(store, right, { maxItems: 64, maxBytes: 1 << 20 });
+      await store.startIndexCommand({ kind: 'dropIndex', table: TABLE, indexName: BY_CITY.name }, { start: keys[30] as Uint8Array, end: WHOLE.end }, right.mark());
+      expect(await store.runningIndexBackfills()).toEqual([]);
+      expect(await store.indexCreatedAtMapVersion(BY_CITY.indexId)).toBe(17);
+
+      const olderGroup = new Group(older);
+      await olderGroup.write(put(person('p', 0, { city: S('x'), age: N(0) })));
+      await older.startIndexCommand({ kind: 'backfillIndex', table: TABLE, indexName: BY_CITY.name }, WHOLE, olderGroup.mark());
+      expect((await older.runningIndexBackfills(GROUP)).map((backfill) => 'indexCreatedAtMapVersion' in backfill)).toEqual([false]);
+      expect(await older.indexCreatedAtMapVersion(BY_CITY.indexId)).toBeUndefined();
+    });
+  });
+
   it('a GSI backfill is a series of chunk entries: replicas number its records alike whatever writes come between, and a crash part way resumes from the recorded next key', async () => {
     const directory = await temporaryDirectory();
     const withoutIndex: TableSchema = { ...TABLE, indexes: [BY_RANK] };

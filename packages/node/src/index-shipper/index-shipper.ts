@@ -18,12 +18,15 @@
  * partition is not in the view: a map behind the write that made it), so no target ever receives a
  * record after a later one of the same source: its cursor would skip the earlier one.
  *
- * Records of an index the view does not know: an index this node's view showed before was
- * deleted (a map only grows newer, and space ids are never reused): dropped at once. Otherwise the
- * write was made with a schema the router knew and the map normally reaches this node within a
- * heartbeat: held until the index has been unknown for `unknownIndexGraceMs` (30 s) over at least one
- * newer map, then dropped as the records of a GSI deleted meanwhile (whose partitions went with it).
- * A map view frozen that long (meta unreachable) drops nothing (DeletedIndexes).
+ * Records of an index the view does not know (DeletedIndexes): an index this node's view showed
+ * before was deleted (a map only grows newer, and space ids are never reused): dropped at once; so is
+ * one whose creation map version a backfill record here holds (its backfill command carried it) once
+ * the view is at or past that version, and until then its records are held, with no presumption.
+ * Otherwise (no version known: a GSI created with its table, or by an older router) the write was
+ * made with a schema the router knew and the map normally reaches this node within a heartbeat: held
+ * until the index has been unknown for `unknownIndexGraceMs` (30 s) over at least one newer map, then
+ * dropped as the records of a GSI deleted meanwhile (whose partitions went with it). A map view
+ * frozen that long (meta unreachable) drops nothing.
  *
  * Splits of the source (a base partition): its records of the right half move to the right group's
  * outbox (under their own seqs, which the split reserved there) by `moveIndexOutbox` entries of the
@@ -136,6 +139,8 @@ export class IndexShipper {
   readonly #newer: PartitionDescriptor[] = [];
   /** Which indexes records name that the view does not show were deleted. */
   readonly #indexes: DeletedIndexes;
+  /** Creation map versions of GSIs the view did not show, from the store's backfill records (never change once known). */
+  readonly #createdAt = new Map<number, number>();
   readonly #runs = new Set<Promise<void>>();
   readonly #pass: PeriodicPass<void>;
 
@@ -302,6 +307,7 @@ export class IndexShipper {
    */
   async #shipBatch(groupId: number, batch: IndexOutboxRecord[], splits: number): Promise<{ seq: number; count: number } | undefined> {
     this.#refreshMap();
+    await this.#learnCreationVersions(batch);
     const targets = new Map<number, { partition: PartitionDescriptor; records: IndexOutboxRecord[] }>();
     let count = 0;
     for (const record of batch) {
@@ -335,9 +341,21 @@ export class IndexShipper {
     this.#options.log?.warn('index records held back: the group ships nothing after them until they can be routed', { partition: groupId, seq: record.seq, index: record.indexId, why });
   }
 
+  /** Looks up, in the store's backfill records, the creation map version of each GSI of the batch the view does not show. */
+  async #learnCreationVersions(batch: readonly IndexOutboxRecord[]): Promise<void> {
+    const { store, view } = this.#options;
+    const asked = new Set<number>();
+    for (const { indexId } of batch) {
+      if (asked.has(indexId) || this.#createdAt.has(indexId) || view.gsiOf(indexId) !== undefined) continue;
+      asked.add(indexId);
+      const version = await store.indexCreatedAtMapVersion(indexId);
+      if (version !== undefined) this.#createdAt.set(indexId, version);
+    }
+  }
+
   /** The GSI partition a record goes to, or whether to hold (not routable yet) or drop it (its index is gone). */
   #route(record: IndexOutboxRecord): PartitionDescriptor | 'hold' | 'drop' {
-    const status = this.#indexes.status(record.indexId);
+    const status = this.#indexes.status(record.indexId, this.#createdAt.get(record.indexId));
     if (status !== 'shown') return status === 'unknown' ? 'hold' : 'drop';
     return this.#map.lookup(record.entryKey) ?? 'hold';
   }

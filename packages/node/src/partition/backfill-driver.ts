@@ -14,9 +14,11 @@
  * backfill command, a split, a snapshot), so that settling, on every apply, costs a number
  * comparison otherwise.
  *
- * A backfill of a GSI the node's map showed and shows no more (DeletedIndexes `deleted`) is ended by
- * a `dropIndex` entry of the group (the tombstone UpdateTable's drop leaves), so the walk stops even
- * when the router that deleted the GSI in the meta group died before asking the base partitions.
+ * A backfill of a deleted GSI (DeletedIndexes `deleted`: the node's map showed it and shows it no
+ * more, or the map is at or past the creation version the backfill recorded and does not show it) is
+ * ended by a `dropIndex` entry of the group (the tombstone UpdateTable's drop leaves), so the walk
+ * stops even when the router that deleted the GSI in the meta group died before asking the base
+ * partitions, and even when this node's map never showed the GSI.
  * A walk pauses while the group's outbox holds `pauseAtBacklog` records (half the back-pressure
  * limit): a backfill far ahead of the shipping would otherwise fill the outbox up to the limit, where
  * the table's writes are refused; the next pass goes on once the shipper drained it below.
@@ -120,7 +122,7 @@ export class BackfillDriver {
     const { store, host, pauseAtBacklog } = this.#options;
     while (!this.#pass.closed && this.#leads(groupId)) {
       const running = await store.runningIndexBackfills(groupId);
-      const deleted = running.find((candidate) => this.#indexes.status(candidate.indexId) === 'deleted');
+      const deleted = running.find((candidate) => this.#indexes.status(candidate.indexId, candidate.indexCreatedAtMapVersion) === 'deleted');
       if (deleted !== undefined) {
         await proposeIndexCommandApplied(host, groupId, { kind: 'dropIndex', table: deleted.table, indexName: deleted.indexName });
         this.stats.backfillsOfDeletedIndexes += 1;

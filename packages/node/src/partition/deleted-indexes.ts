@@ -1,12 +1,16 @@
 /**
- * Tells a GSI deleted from one this node's map view does not show yet. A GSI the view showed at some
- * map version since this node started and no longer shows was `deleted` (a map only grows newer and
- * space ids are never reused): certain, so the backfill driver ends its walk. One the view never
- * showed was created with a schema newer than the view (the map normally reaches the node within a
- * heartbeat): it is `presumedDeleted` once it has been unknown for `graceMs` over at least one newer
- * map, so a view frozen that long (meta unreachable) deletes nothing. The index shipper drops the
- * records of both; a walk is never ended on a presumption (a view that missed the GSI's creation
- * would end a live backfill and the GSI would turn ACTIVE without the rest of the walk).
+ * Tells a GSI deleted from one this node's map view does not show yet. Exact where it can be:
+ * - a GSI the view showed at some map version since this node started and no longer shows was
+ *   `deleted` (a map only grows newer and space ids are never reused);
+ * - so was one whose creation map version is known (a backfill command carries it: the router's first
+ *   map showing the index, at or after the one that created it) once the view is at or past that
+ *   version and does not show it, whether or not the view ever showed it.
+ * Otherwise (no version known: a GSI created with its table, records of a write made with a schema
+ * newer than the view, commands of older routers) it is only `presumedDeleted` once it has been
+ * unknown for `graceMs` over at least one newer map, so a view frozen that long (meta unreachable)
+ * deletes nothing. The index shipper drops the records of both; the backfill driver ends a walk only
+ * on `deleted` (a view that missed the GSI's creation would end a live backfill on a presumption, and
+ * the GSI would turn ACTIVE without the rest of the walk).
  */
 import type { ClusterView } from '../cluster/cluster-view.ts';
 
@@ -31,8 +35,12 @@ export class DeletedIndexes {
     this.#options = options;
   }
 
-  /** `shown` (in the view), `deleted`, `presumedDeleted`, or `unknown` (not shown yet: wait for the map). */
-  status(indexId: number): 'shown' | 'deleted' | 'presumedDeleted' | 'unknown' {
+  /**
+   * `shown` (in the view), `deleted`, `presumedDeleted`, or `unknown` (not shown yet: wait for the
+   * map). `createdAtMapVersion`: a map version at or after the index's creation, when known (no
+   * presumption then: the view reaches it).
+   */
+  status(indexId: number, createdAtMapVersion?: number): 'shown' | 'deleted' | 'presumedDeleted' | 'unknown' {
     const { view } = this.#options;
     this.#noteView();
     if (view.gsiOf(indexId) !== undefined) {
@@ -41,6 +49,10 @@ export class DeletedIndexes {
       return 'shown';
     }
     if (this.#seen.has(indexId)) return 'deleted';
+    if (createdAtMapVersion !== undefined) {
+      this.#unknown.delete(indexId);
+      return view.version >= createdAtMapVersion ? 'deleted' : 'unknown';
+    }
     const now = (this.#options.now ?? Date.now)();
     const unknown = this.#unknown.get(indexId);
     if (unknown === undefined) {

@@ -680,6 +680,10 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
       if (!isObject(table) || typeof table.tableId !== 'number' || !Array.isArray(table.indexes) || typeof parsed.indexName !== 'string') {
         throw new PartitionCommandError(groupId, index, `a ${parsed.kind} without its table and index name`);
       }
+      // Absent in commands of older routers (and logs written before it): the index's creation is then unknown.
+      if (parsed.indexCreatedAtMapVersion !== undefined && !Number.isSafeInteger(parsed.indexCreatedAtMapVersion)) {
+        throw new PartitionCommandError(groupId, index, `a ${parsed.kind} with a bad index creation version`);
+      }
       return parsed as PartitionCommand;
     }
     default: {

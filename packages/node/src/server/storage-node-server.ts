@@ -95,6 +95,7 @@ import {
   transactionStateToWire,
   type GetResult,
   type IndexRequest,
+  type BackfillIndexRequest,
   type PartitionReadOptions,
   type RoutedTo,
   type Server,
@@ -482,7 +483,7 @@ export class StorageNodeServer {
     });
   }
 
-  #routeIndexRequest({ target, request }: { target: RoutedTo; request: IndexRequest }): { replica: PartitionReplica; request: IndexRequest } {
+  #routeIndexRequest<Request extends IndexRequest>({ target, request }: { target: RoutedTo; request: Request }): { replica: PartitionReplica; request: Request } {
     const { replica, descriptor } = this.#route(target);
     checkTable(descriptor, request.table);
     return { replica, request };
@@ -501,13 +502,15 @@ export class StorageNodeServer {
    * by the GSI partitions (trimmed from the outboxes). Proposed unless the store has it already (the
    * call again, or a new leader: it is in the log). Waits at most `waitMs`, then answers false (the
    * caller asks again). Checked before each look: a replica no longer leading, or removed, answers
-   * NotLeader with the leader it knows (else the map's hint), so the caller follows the group.
+   * NotLeader with the leader it knows (else the map's hint), so the caller follows the group. The
+   * command carries the index's creation map version when the caller sent one (DeletedIndexes).
    */
-  async #backfill(replica: PartitionReplica, request: IndexRequest, waitMs: number, signal: AbortSignal): Promise<boolean> {
+  async #backfill(replica: PartitionReplica, request: BackfillIndexRequest, waitMs: number, signal: AbortSignal): Promise<boolean> {
     const { host } = this.#options;
     const { groupId } = replica;
     const index = this.#requireIndex(request);
-    const command = { kind: 'backfillIndex' as const, table: request.table, indexName: index.name };
+    const { indexCreatedAtMapVersion } = request;
+    const command = { kind: 'backfillIndex' as const, table: request.table, indexName: index.name, ...(indexCreatedAtMapVersion === undefined ? {} : { indexCreatedAtMapVersion }) };
     // Without outboxes (or not a GSI: an LSI comes with its table) the index is built in this store: run whole.
     if (index.kind !== 'GSI' || !replica.store.indexOutbox) {
       await proposeIndexCommand(host, groupId, command);

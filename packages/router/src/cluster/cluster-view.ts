@@ -12,6 +12,12 @@ export class ClusterView {
   map = new PartitionMap();
   readonly #nodes = new Map<number, string>();
   readonly #tables = new Map<string, TableRecord>();
+  /**
+   * By GSI space id: the version of the first map taken from the meta group that showed the index,
+   * at or after the one that created it (a map answer is the meta state at its version). Only map
+   * answers count: a record this router put ahead of its map (putTable) has no version yet.
+   */
+  readonly #gsiShownSince = new Map<number, number>();
   /** Leaders learned from NotLeader answers and answered writes, by partition id; they beat the map's hints. */
   readonly #leaders = new Map<number, number>();
   /**
@@ -62,6 +68,13 @@ export class ClusterView {
     }
     this.#tables.clear();
     for (const record of answer.tables) this.#tables.set(record.schema.name, record);
+    const shownSince = new Map<number, number>();
+    for (const record of answer.tables) {
+      for (const index of record.schema.indexes) if (index.kind === 'GSI') shownSince.set(index.indexId, this.#gsiShownSince.get(index.indexId) ?? answer.version);
+    }
+    // Bounded by the map: a GSI gone from it is never shown again (space ids are not reused).
+    this.#gsiShownSince.clear();
+    for (const [indexId, version] of shownSince) this.#gsiShownSince.set(indexId, version);
     this.#markFirstMap();
     this.#nextMap?.abort();
     this.#nextMap = undefined;
@@ -75,6 +88,11 @@ export class ClusterView {
    */
   nextMap(): AbortSignal {
     return (this.#nextMap ??= new AbortController()).signal;
+  }
+
+  /** The version of the first map that showed the GSI (undefined: none did yet), for its backfill command. */
+  gsiShownSince(indexId: number): number | undefined {
+    return this.#gsiShownSince.get(indexId);
   }
 
   table(name: string): TableRecord | undefined {

@@ -45,6 +45,7 @@ import {
   statisticsRequestToWire,
   writeManyResultsFromWire,
   type AppliedWrite,
+  type BackfillIndexRequest,
   type CallOptions,
   type ClientOf,
   type PartitionReadOptions,
@@ -369,6 +370,9 @@ export class ClusterPartitionClient implements PartitionClient {
    * (#awaitIndexReplicas), so that an eventual read of the index sees every backfilled item.
    */
   async backfillIndex(table: TableSchema, indexName: string): Promise<void> {
+    const gsi = globalIndex(table, indexName);
+    const createdAt = gsi === undefined ? undefined : await this.#gsiCreatedAt(gsi.indexId);
+    const request: BackfillIndexRequest = { table, indexName, ...(createdAt === undefined ? {} : { indexCreatedAtMapVersion: createdAt }) };
     // A partition that split while its backfill ran hands the rest to its right half (the call waits
     // for it where the node holds that half too): the halves the map shows after a round are asked in
     // the next, where a half already backfilled answers at once.
@@ -378,10 +382,19 @@ export class ClusterPartitionClient implements PartitionClient {
       const partitions = (await this.#partitionsOf(table.tableId, table.name)).filter((partition) => !asked.has(partition.id));
       if (partitions.length === 0) break;
       for (const partition of partitions) asked.add(partition.id);
-      await Promise.all(partitions.map((partition) => this.#backfillPartition(table, indexName, partition)));
+      await Promise.all(partitions.map((partition) => this.#backfillPartition(request, partition)));
     }
-    const gsi = globalIndex(table, indexName);
     if (gsi !== undefined) await this.#awaitIndexReplicas(table, gsi);
+  }
+
+  /**
+   * A map version at or after the GSI's creation: the first map this router took that showed it
+   * (fetched once more when none did yet: a catalog change's own fetch failed). Undefined when still
+   * none does: the nodes then fall back on presuming (DeletedIndexes).
+   */
+  async #gsiCreatedAt(indexId: number): Promise<number | undefined> {
+    if (this.#view.gsiShownSince(indexId) === undefined) await this.#refresh();
+    return this.#view.gsiShownSince(indexId);
   }
 
   /**
@@ -390,12 +403,12 @@ export class ClusterPartitionClient implements PartitionClient {
    * NotLeader, followed to the new one) is retried within the retry budget of that call, and the new
    * leader goes on with the backfill recorded in the group's log.
    */
-  async #backfillPartition(table: TableSchema, indexName: string, partition: PartitionDescriptor): Promise<void> {
+  async #backfillPartition(request: BackfillIndexRequest, partition: PartitionDescriptor): Promise<void> {
     for (;;) {
       const { value } = await this.#onPartition(
         'leader',
         () => this.#view.map.lookup(partition.startKey),
-        (rpc, target, options) => rpc.backfillIndex(backfillIndexRequestToWire(target, { table, indexName }, BACKFILL_WAIT_MS), options),
+        (rpc, target, options) => rpc.backfillIndex(backfillIndexRequestToWire(target, request, BACKFILL_WAIT_MS), options),
         { callOptions: this.#backfillDeadline },
       );
       if (value.done) return;
