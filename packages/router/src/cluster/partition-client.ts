@@ -98,8 +98,6 @@ const REPLICA_BEHIND_HOLD_MS = 1_000;
 
 /** Redirects to a named leader followed at once; more in one call wait for the backoff (an election). */
 const IMMEDIATE_REDIRECTS = 2;
-/** Rounds of a backfill call: the partitions the map shows, then the split halves it shows after each round. */
-const BACKFILL_ROUNDS = 4;
 /**
  * How long a base partition's leader waits for its backfill to be done before it answers "not yet"
  * (BackfillIndex's wait_ms): the router then asks again, so every call has a deadline (this plus
@@ -373,12 +371,14 @@ export class ClusterPartitionClient implements PartitionClient {
     const gsi = globalIndex(table, indexName);
     const createdAt = gsi === undefined ? undefined : await this.#gsiCreatedAt(gsi.indexId);
     const request: BackfillIndexRequest = { table, indexName, ...(createdAt === undefined ? {} : { indexCreatedAtMapVersion: createdAt }) };
-    // A partition that split while its backfill ran hands the rest to its right half (the call waits
-    // for it where the node holds that half too): the halves the map shows after a round are asked in
-    // the next, where a half already backfilled answers at once.
+    // A partition that split while its backfill ran hands the rest to its right half; the leader waits
+    // for the halves its node holds, not for one moved elsewhere since. So the halves the map shows
+    // after a round are asked in the next (a half done already answers at once), until a round finds
+    // none not asked yet. Each round's map is fetched from the meta group: a failed fetch fails the
+    // attempt (retried whole by the caller) rather than taking an old map's lack of a half for none.
     const asked = new Set<number>();
-    for (let round = 0; round < BACKFILL_ROUNDS; round++) {
-      if (round > 0) await this.#refresh();
+    for (let round = 0; ; round++) {
+      if (round > 0) await this.#meta.refresh(this.#view);
       const partitions = (await this.#partitionsOf(table.tableId, table.name)).filter((partition) => !asked.has(partition.id));
       if (partitions.length === 0) break;
       for (const partition of partitions) asked.add(partition.id);
