@@ -258,5 +258,10 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     expect(decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 4 }))).toEqual({ kind: 'trimIndexOutbox', throughSeq: 4 });
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4 }))).toThrow(/backfill chunk without its index and key/);
     expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' }))).toEqual({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' });
+    // A backfill command with or without the GSI's creation map version (logs written before it had none); a bad one is corrupt.
+    const table = { name: 't', tableId: 1, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
+    expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g' }))).toEqual({ kind: 'backfillIndex', table, indexName: 'g' });
+    expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: 12 }))).toEqual({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: 12 });
+    expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: '12' }))).toThrow(/bad index creation version/);
   });
 });

@@ -288,6 +288,9 @@ describe('the partition contract on the wire', () => {
         const request = { table: schema, indexName: named };
         expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request))), { target: routed, request, waitMs: 0 });
         expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, request, 5_000))), { target: routed, request, waitMs: 5_000 });
+        // A GSI's creation map version, when the router knows one (absent: unknown, as older routers send).
+        const versioned = { ...request, indexCreatedAtMapVersion: 41 };
+        expectSame(backfillIndexRequestFromWire(overTheWire(BackfillIndexRequestSchema, backfillIndexRequestToWire(routed, versioned, 5_000))), { target: routed, request: versioned, waitMs: 5_000 });
         expectSame(dropIndexRequestFromWire(overTheWire(DropIndexRequestSchema, dropIndexRequestToWire(routed, request))), { target: routed, request });
       }),
       runs,
