@@ -73,7 +73,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
    * The backfill call of the table's partition(s) as the router makes it: each partition's leader asked
    * until it answers done (waiting up to `waitMs` there), following NotLeader hints among `live` (else
    * the next live node), bounded; with the GSI's creation map version when given. Answers the nodes
-   * that answered NotLeader, in order.
+   * that answered NotLeader, in order, and the split halves the answers named.
    */
   const backfill = async (
     schema: TableSchema,
@@ -81,8 +81,9 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     live: readonly StorageNodeChild[] = cluster.nodes,
     waitMs = 5_000,
     indexCreatedAtMapVersion?: number,
-  ): Promise<{ notLeaderFrom: number[] }> => {
+  ): Promise<{ notLeaderFrom: number[]; splitHalves: number[] }> => {
     const notLeaderFrom: number[] = [];
+    const splitHalves: number[] = [];
     for (const partition of await harness.partitionsOf(schema.tableId)) {
       let target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
       let node = live[0];
@@ -91,7 +92,9 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       for (let attempt = 0; attempt < 400 && !done; attempt++) {
         try {
           const request = { table: schema, indexName, ...(indexCreatedAtMapVersion === undefined ? {} : { indexCreatedAtMapVersion }) };
-          done = (await cluster.partitionClient(node.address).backfillIndex(backfillIndexRequestToWire(target, request, waitMs), { timeoutMs: waitMs + 30_000 })).done;
+          const answer = await cluster.partitionClient(node.address).backfillIndex(backfillIndexRequestToWire(target, request, waitMs), { timeoutMs: waitMs + 30_000 });
+          done = answer.done;
+          splitHalves.push(...answer.splitPartitionIds.map(Number));
         } catch (error) {
           last = error;
           if (!(error instanceof RpcError) || error.code === Status.INVALID_ARGUMENT) throw error;
@@ -106,7 +109,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       }
       if (!done) throw last ?? new Error(`partition ${partition.id}: the backfill never answered done`);
     }
-    return { notLeaderFrom };
+    return { notLeaderFrom, splitHalves };
   };
 
   /** A node's counters of backfill chunks and items it proposed and applied as a leader. */
@@ -269,8 +272,11 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     await converges(schema, index, 100_000);
     // Each item walked exactly once over both halves (no part walked again by either).
     expect((await walked()).items - before.items).toBe(100_000);
-    // Sent to both halves now (as the router's next round does): both done, nothing walked again.
-    await backfill(schema, index.name);
+    // Sent to both halves now (as the router's next round does): both done, nothing walked again; the
+    // left half's leader names the right half (its split record), which a router asks even if it moved.
+    const [left, right] = await harness.partitionsOf(schema.tableId);
+    expect((await backfill(schema, index.name)).splitHalves).toEqual([right!.id]);
+    expect(left!.id).not.toBe(right!.id);
     expect((await walked()).items - before.items).toBe(100_000);
   });
 

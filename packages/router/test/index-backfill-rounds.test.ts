@@ -27,7 +27,8 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../src/cluster/retry.ts'
  * the halves the map shows after each round: here every call splits its partition once more (a new
  * half in the next map), seven times, and each half must be asked (a bound of 4 rounds missed the
  * last ones); a map fetch that fails between rounds fails the call instead of taking the old map's
- * lack of a half for none. The node and the meta group are stubs on 127.0.0.1.
+ * lack of a half for none; a half the parent's leader names (its split records) that the map does
+ * not show yet is waited for, then asked. The node and the meta group are stubs on 127.0.0.1.
  */
 
 const GSI = { name: 'byUser', kind: 'GSI' as const, indexId: 10, hashKey: { name: 'user', type: 'S' as const }, projection: { type: 'KEYS_ONLY' as const } };
@@ -48,13 +49,16 @@ describe('the rounds of a GSI backfill call', () => {
   let splits = 0;
   /** How many splits the stub makes in all (one per backfill call of the newest half). */
   let splitsWanted = 0;
+  /** The splits the meta group's map shows, and how many more fetches it answers before it shows the rest. */
+  let mapSplits = 0;
+  let revealIn = 0;
   let metaDown = false;
   let asked: Array<{ partitionId: number; createdAt: number | undefined }> = [];
 
   const nodes = (): Array<{ $typeName: 'shoal.v1.NodeDescriptor'; id: bigint; address: string; state: NodeState }> => [
     { $typeName: 'shoal.v1.NodeDescriptor', id: 1n, address: nodeAddress, state: NodeState.UP },
   ];
-  const mapNow = () => ({ notModified: false as const, version: GSI_VERSION + splits, partitions: partitionsAfter(splits), nodes: nodes(), tables: [record] });
+  const mapNow = () => ({ notModified: false as const, version: GSI_VERSION + mapSplits, partitions: partitionsAfter(mapSplits), nodes: nodes(), tables: [record] });
 
   beforeAll(async () => {
     const node = new Server();
@@ -63,9 +67,10 @@ describe('the rounds of a GSI backfill call', () => {
         const { target, request: backfill } = backfillIndexRequestFromWire(request);
         const partitionId = Number(target.partitionId);
         asked.push({ partitionId, createdAt: backfill.indexCreatedAtMapVersion });
-        // The newest half splits while its backfill runs; answered done (its own part is).
+        // The newest half splits while its backfill runs; answered done (its own part is), naming the
+        // right half it split into (partition p's is p + 1), as a leader does from its split records.
         if (partitionId === splits + 1 && splits < splitsWanted) splits += 1;
-        return { done: true };
+        return { done: true, splitPartitionIds: partitionId <= splits ? [BigInt(partitionId + 1)] : [] };
       },
       readRange: async () => rangeReadResultToWire({ items: [], count: 0, scannedCount: 0, bytesRead: 0 }),
     });
@@ -74,6 +79,10 @@ describe('the rounds of a GSI backfill call', () => {
     addService(meta, MetaService, {
       getPartitionMap: async (request) => {
         if (metaDown) throw new RpcError(Status.UNAVAILABLE, 'meta group unreachable');
+        if (mapSplits < splits) {
+          if (revealIn <= 0) mapSplits = splits;
+          else revealIn -= 1;
+        }
         const now = mapNow();
         return partitionMapResponseToWire(request.knownVersion >= BigInt(now.version) ? { notModified: true, version: now.version } : now);
       },
@@ -88,6 +97,8 @@ describe('the rounds of a GSI backfill call', () => {
 
   beforeEach(() => {
     splits = 0;
+    mapSplits = 0;
+    revealIn = 0;
     metaDown = false;
     asked = [];
   });
@@ -127,6 +138,20 @@ describe('the rounds of a GSI backfill call', () => {
       metaDown = false;
       await client.backfillIndex(table, GSI.name);
       expect(asked.map((call) => call.partitionId)).toEqual([1, 1, 2]);
+    } finally {
+      close();
+    }
+  }, 30_000);
+
+  it('waits for a half the parent\'s leader names until the map shows it, then asks it (a split the meta group records late)', async () => {
+    splitsWanted = 1;
+    // The map shows the split only at the fourth fetch after it applied.
+    revealIn = 3;
+    const { client, view, close } = router();
+    try {
+      await client.backfillIndex(table, GSI.name);
+      expect(view.version).toBe(GSI_VERSION + 1);
+      expect(asked.map((call) => call.partitionId)).toEqual([1, 2]);
     } finally {
       close();
     }

@@ -891,6 +891,20 @@ export class PartitionStore implements PartitionClient {
   }
 
   /**
+   * The right halves the group split into (its split records, kept in its snapshot scope whichever
+   * node holds it), in split key order: a backfill caller asks them too, as a half moved to other
+   * nodes is not waited for here (indexBackfillState sees this store only).
+   */
+  splitHalvesOf(groupId: number): Promise<number[]> {
+    return this.commits.exclusive(async (state) => {
+      await state.durable();
+      const range = outboxSplitsRange(groupId);
+      const splits = await this.level.iterator({ gte: range.start, lt: range.end }).all();
+      return { result: splits.map(([key, value]) => decodeOutboxSplit(key, value).rightGroupId), mutations: [] };
+    });
+  }
+
+  /**
    * The creation map version of a GSI as a backfill record of any group here holds it (running, done
    * or dropped; RunningBackfill.indexCreatedAtMapVersion), or undefined (no such record, or only
    * records of older commands): the index shipper tells a deleted GSI's records by it.

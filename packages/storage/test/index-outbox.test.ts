@@ -264,7 +264,7 @@ describe('a store with index outboxes (base partition)', () => {
       expect(await store.indexBackfillState(GROUP, BY_CITY.indexId)).toBe('applied');
     }));
 
-  it('records the GSI\'s creation map version a backfill command carries, keeps it in both halves of a split and in a drop\'s tombstone; a command without one (older routers, old logs) records none', async () => {
+  it('records the GSI\'s creation map version a backfill command carries, keeps it in both halves of a split and in a drop\'s tombstone; a command without one (older routers, old logs) records none; the split records name the right half', async () => {
     await withOutboxStores(2, async ([store, older]) => {
       const group = new Group(store);
       const right = new Group(store, GROUP + 1);
@@ -279,6 +279,8 @@ describe('a store with index outboxes (base partition)', () => {
       group.mark();
       const versions = async (groupId: number): Promise<Array<number | undefined>> => (await store.runningIndexBackfills(groupId)).map((backfill) => backfill.indexCreatedAtMapVersion);
       expect([await versions(GROUP), await versions(right.groupId)]).toEqual([[17], [17]]);
+      // The parent's split records name its right half (a backfill caller asks it even when it moved away).
+      expect([await store.splitHalvesOf(GROUP), await store.splitHalvesOf(right.groupId)]).toEqual([[right.groupId], []]);
       expect(await store.indexCreatedAtMapVersion(BY_CITY.indexId)).toBe(17);
       // The left half dropped, the right half walks on: the tombstone keeps the version.
       await runOutboxMove(store, group);

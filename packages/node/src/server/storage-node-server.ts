@@ -368,7 +368,9 @@ export class StorageNodeServer {
         });
         const done = await this.#answer(replica.groupId, () => this.#backfill(replica, index, waitMs, context.signal));
         this.stats.indexCommands++;
-        return { done };
+        // Halves moved elsewhere were not waited for: the caller asks them.
+        const halves = done && replica.store.indexOutbox ? await replica.store.splitHalvesOf(replica.groupId) : [];
+        return { done, splitPartitionIds: halves.map(BigInt) };
       },
       dropIndex: async (request, context) => {
         const { replica, request: index } = this.#admit('DropIndex', context.peer, () => this.#routeIndexRequest(dropIndexRequestFromWire(request)));

@@ -373,18 +373,36 @@ export class ClusterPartitionClient implements PartitionClient {
     const request: BackfillIndexRequest = { table, indexName, ...(createdAt === undefined ? {} : { indexCreatedAtMapVersion: createdAt }) };
     // A partition that split while its backfill ran hands the rest to its right half; the leader waits
     // for the halves its node holds, not for one moved elsewhere since. So the halves the map shows
-    // after a round are asked in the next (a half done already answers at once), until a round finds
-    // none not asked yet. Each round's map is fetched from the meta group: a failed fetch fails the
-    // attempt (retried whole by the caller) rather than taking an old map's lack of a half for none.
+    // after a round, and those the leaders named (their split records: a split the map may not show
+    // yet), are asked in the next (a half done already answers at once), until a round finds none not
+    // asked yet. Each round's map is fetched from the meta group: a failed fetch, or a named half the
+    // map does not show within the retry budget, fails the attempt (retried whole by the caller)
+    // rather than taking an old map's lack of a half for none.
     const asked = new Set<number>();
+    const named = new Set<number>();
     for (let round = 0; ; round++) {
-      if (round > 0) await this.#meta.refresh(this.#view);
+      if (round > 0) await this.#awaitMapShowing([...named].filter((id) => !asked.has(id)), table.name);
       const partitions = (await this.#partitionsOf(table.tableId, table.name)).filter((partition) => !asked.has(partition.id));
       if (partitions.length === 0) break;
       for (const partition of partitions) asked.add(partition.id);
-      await Promise.all(partitions.map((partition) => this.#backfillPartition(request, partition)));
+      const halves = await Promise.all(partitions.map((partition) => this.#backfillPartition(request, partition)));
+      for (const id of halves.flat()) named.add(id);
     }
     if (gsi !== undefined) await this.#awaitIndexReplicas(table, gsi);
+  }
+
+  /** Fetches the map from the meta group until it shows every partition named (bounded by the retry budget). */
+  async #awaitMapShowing(partitionIds: readonly number[], tableName: string): Promise<void> {
+    const budget = new RetryBudget(this.#policy);
+    while (budget.next()) {
+      await this.#meta.refresh(this.#view);
+      const shown = new Set(this.#view.map.all().map((partition) => partition.id));
+      const missing = partitionIds.filter((id) => !shown.has(id));
+      if (missing.length === 0) return;
+      await budget.pause(this.#view.nextMap());
+    }
+    this.#counters.exhaustedRetriesTotal++;
+    throw serviceUnavailable(`A split half of ${tableName} named by its parent's leader is not in the partition map yet`);
   }
 
   /**
@@ -401,9 +419,10 @@ export class ClusterPartitionClient implements PartitionClient {
    * Asks the partition's leader until it answers done. Each call has a deadline and waits at most
    * BACKFILL_WAIT_MS on the node; a failure (a leader that stopped leading or left the group answers
    * NotLeader, followed to the new one) is retried within the retry budget of that call, and the new
-   * leader goes on with the backfill recorded in the group's log.
+   * leader goes on with the backfill recorded in the group's log. Answers the split halves the leader
+   * named (they are asked next).
    */
-  async #backfillPartition(request: BackfillIndexRequest, partition: PartitionDescriptor): Promise<void> {
+  async #backfillPartition(request: BackfillIndexRequest, partition: PartitionDescriptor): Promise<number[]> {
     for (;;) {
       const { value } = await this.#onPartition(
         'leader',
@@ -411,7 +430,7 @@ export class ClusterPartitionClient implements PartitionClient {
         (rpc, target, options) => rpc.backfillIndex(backfillIndexRequestToWire(target, request, BACKFILL_WAIT_MS), options),
         { callOptions: this.#backfillDeadline },
       );
-      if (value.done) return;
+      if (value.done) return value.splitPartitionIds.filter((id) => id > 0n && id <= BigInt(Number.MAX_SAFE_INTEGER)).map(Number);
     }
   }
 
