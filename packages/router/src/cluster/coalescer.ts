@@ -114,8 +114,6 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
   readonly #clock: () => number;
   /** Groups with requests waiting or calls in flight, by node client, then by partition, epoch and `kind`. */
   readonly #groups = new Map<Rpc, Map<string, Group<Rpc, Request, Result>>>();
-  /** The group key of a target ("partition/epoch/"), made once per target object (the caller reuses them). */
-  readonly #targetKeys = new WeakMap<RoutedTo, string>();
   /** Groups given requests this turn. */
   readonly #fed = new Set<Group<Rpc, Request, Result>>();
   #scheduled = false;
@@ -142,12 +140,7 @@ export class RequestCoalescer<Rpc extends object, Request, Result> {
         byPartition = new Map();
         this.#groups.set(rpc, byPartition);
       }
-      let targetKey = this.#targetKeys.get(target);
-      if (targetKey === undefined) {
-        targetKey = `${target.partitionId}/${target.epoch}/`;
-        this.#targetKeys.set(target, targetKey);
-      }
-      const key = kind === '' ? targetKey : targetKey + kind;
+      const key = `${target.partitionId}/${target.epoch}/${kind}`;
       let group = byPartition.get(key);
       if (group === undefined) {
         group = { rpc, target, key, pending: [], inFlight: 0, expiry: undefined, expiryAt: Number.POSITIVE_INFINITY };

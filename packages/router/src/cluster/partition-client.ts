@@ -141,12 +141,6 @@ export class ClusterPartitionClient implements PartitionClient {
   readonly #backfillDeadline: CallOptions;
   /** One map refresh at a time, shared by every request that needs it. */
   #refreshing: Promise<void> | undefined;
-  /**
-   * Per descriptor (a map never changes one: a newer one replaces it), made on its first request:
-   * the target its calls carry (also what the coalescer groups by) and its voters.
-   */
-  readonly #targets = new WeakMap<PartitionDescriptor, RoutedTo>();
-  readonly #voters = new WeakMap<PartitionDescriptor, readonly number[]>();
   readonly #transactions: TransactionCoordinator;
   /** Single-operation writes of one turn to one partition: one WriteMany, one Raft entry. */
   readonly #writes = new RequestCoalescer<PartitionRpc, PartitionWrite, AppliedWrite>({
@@ -488,11 +482,7 @@ export class ClusterPartitionClient implements PartitionClient {
    * less (it would wait, then refuse).
    */
   #pickNode(partition: PartitionDescriptor, mode: Mode, avoid: ReadonlySet<number>, turn: number, minAppliedIndex: bigint): number | undefined {
-    let voters = this.#voters.get(partition);
-    if (voters === undefined) {
-      voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
-      this.#voters.set(partition, voters);
-    }
+    const voters = partition.replicas.filter((replica) => replica.role === 'voter').map((replica) => replica.nodeId);
     if (voters.length === 0) return undefined;
     const sinceMs = minAppliedIndex === 0n ? 0 : this.#clock() - REPLICA_BEHIND_HOLD_MS;
     const ready = (nodeId: number): boolean =>
@@ -553,11 +543,7 @@ export class ClusterPartitionClient implements PartitionClient {
       }
       this.#counters.nodeRequestsTotal++;
       try {
-        let target = this.#targets.get(partition);
-        if (target === undefined) {
-          target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
-          this.#targets.set(partition, target);
-        }
+        const target: RoutedTo = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
         const value = await call(this.#channels.partition(address), target, callOptions);
         // Only a leader answers a write (any other replica answers NotLeader); a consistent read passes
         // ReadIndex on any replica and an eventual one is served by any: their answers name no leader.

@@ -16,12 +16,12 @@ import {
 import { withStubsClient } from './support/own-cluster-client.ts';
 
 /**
- * The router makes a descriptor's call target (partition id and epoch) and its voters once per
- * descriptor object: a newer descriptor (a StaleEpoch answer's, a new map's) must make new ones, so
- * that calls carry the new epoch and go to the new voters. The nodes are PartitionService stubs on
- * 127.0.0.1 that record what they were asked.
+ * A newer descriptor (a StaleEpoch answer's) moves a partition's calls to its epoch and its voters:
+ * the retried call and every later one carry the new epoch to the new voters, none the old epoch
+ * again (which a cache of call targets keyed by partition id rather than by descriptor would send).
+ * The nodes are PartitionService stubs on 127.0.0.1 that record what they were asked.
  */
-describe('targets and voters made once per descriptor', () => {
+describe("the target of a partition's calls", () => {
   const table: TableSchema = { name: 't', tableId: 11, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
   const NODES = [1, 2];
   /** The partition's epoch on the nodes: an older one is refused with StaleEpoch carrying `current`. */
