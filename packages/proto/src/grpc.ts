@@ -476,6 +476,16 @@ export interface ClientOptions {
   directUnary?: boolean;
 }
 
+/**
+ * Hand-written decoders of unary methods' answers, by method: used instead of protobuf-es's
+ * reflection (partition-results.ts), each making the message `fromBinary` would (a corrupt answer
+ * throws, and fails the call INTERNAL as one protobuf-es cannot decode does).
+ */
+export type AnswerDecoders<S extends GenServiceMethods> = { [K in keyof S]?: S[K]['methodKind'] extends 'unary' ? (message: Buffer) => MessageShape<S[K]['output']> : never };
+
+/** The answer decoders of a generated service: `AnswerDecodersOf<typeof PartitionService>`. */
+export type AnswerDecodersOf<Service> = Service extends GenService<infer S> ? AnswerDecoders<S> : never;
+
 function toRpcError(error: unknown): RpcError {
   if (error instanceof RpcError) return error;
   if (isServiceError(error)) return new RpcError(error.code, error.details, error.metadata);
@@ -553,6 +563,7 @@ export function createClient<S extends GenServiceMethods>(
   service: GenService<S>,
   address: string,
   options: ClientOptions = {},
+  answerDecoders: AnswerDecoders<S> = {},
 ): ServiceClient<S> {
   if (options.directUnary === true && options.credentials !== undefined) throw new Error('directUnary calls do not support TLS credentials');
   const client = new Client(address, options.credentials ?? channelCredentials.createInsecure(), options.channelOptions);
@@ -566,7 +577,7 @@ export function createClient<S extends GenServiceMethods>(
   for (const method of service.methods) {
     const definition = methodDefinition(method);
     const serialize = definition.requestSerialize;
-    const deserialize = definition.responseDeserialize;
+    const deserialize = ((answerDecoders as Record<string, ((message: Buffer) => unknown) | undefined>)[method.localName] ?? definition.responseDeserialize) as (message: Buffer) => unknown;
     const requestOf = (init: unknown): unknown => create(method.input, init as MessageInitShape<DescMessage>);
     const serializeUnary = (value: unknown): Buffer => (value instanceof EncodedMessage ? value.message : serialize(value));
     switch (method.methodKind) {

@@ -29,6 +29,8 @@ export {
 export type {
   CallContext,
   CallOptions,
+  AnswerDecoders,
+  AnswerDecodersOf,
   ClientOptions,
   ServiceImplementation,
   ServiceClient,
@@ -104,6 +106,7 @@ export type { RoutedTo, GetResult, IndexRequest, BackfillIndexRequest, Statistic
 export { encodeWriteRequest, encodeWriteManyRequest, encodeWriteManyCalls, encodeGetRequest, encodeGetManyRequest, type WriteManyCall } from './partition-requests.ts';
 export type { EncodedReadOptions } from './partition-requests.ts';
 export { decodeWriteRequest, decodeWriteManyRequest, decodeGetRequest, decodeGetManyRequest, encodeWriteResponse, encodeWriteManyResponse, encodeGetResponse, encodeGetManyResponse } from './partition-answers.ts';
+export { decodeWriteResponse, decodeWriteManyResponse, decodeGetResponse, decodeGetManyResponse } from './partition-results.ts';
 export { dynamoDbStatus, dynamoDbErrorToRpc, dynamoDbErrorFromRpc } from './dynamodb-errors.ts';
 export { freePort, freePorts } from './free-ports.ts';
 export { answersReady } from './readiness.ts';

@@ -44,12 +44,15 @@ const BIT32 = 5;
 const GROUP_DEPTH = 100;
 
 /** Why a message does not decode; made an INVALID_ARGUMENT naming the message by `decoded`. */
-class CorruptMessage extends Error {}
+export class CorruptMessage extends Error {}
 
 const EMPTY_BYTES = new Uint8Array(0);
 
-/** Reads protobuf fields from one message: bytes fields are views into it, as protobuf-es makes them. */
-class Reader {
+/**
+ * Reads protobuf fields from one message: bytes fields are views into it, as protobuf-es makes them.
+ * Shared with the router's decoders of the answers (partition-results.ts).
+ */
+export class Reader {
   readonly bytes: Uint8Array;
   /** The same bytes, for reading strings. */
   readonly #text: Buffer;
@@ -194,7 +197,7 @@ function wrongType(tag: number): CorruptMessage {
 }
 
 /** The set of a message's length-delimited fields, as bits: bit n for field n (the others are varints). */
-const delimitedFields = (...fields: number[]): number => fields.reduce((bits, field) => bits | (1 << field), 0);
+export const delimitedFields = (...fields: number[]): number => fields.reduce((bits, field) => bits | (1 << field), 0);
 const ALL_DELIMITED = delimitedFields(1, 2, 3, 4, 5, 6, 7);
 const KEY_ATTRIBUTE_DELIMITED = delimitedFields(1);
 const INDEX_DELIMITED = delimitedFields(1, 4, 5, 7);
@@ -206,7 +209,7 @@ const WRITE_DELIMITED = delimitedFields(1, 3);
  * Reads the fields up to `end`: `field` handles a known field (by number, the tag checked against
  * its wire type) and answers false for an unknown one, which is skipped.
  */
-function readFields(reader: Reader, end: number, field: (tag: number, end: number) => boolean): void {
+export function readFields(reader: Reader, end: number, field: (tag: number, end: number) => boolean): void {
   while (reader.pos < end) {
     const tag = reader.tag();
     if (!field(tag, end)) reader.skip(tag, end);
@@ -215,7 +218,7 @@ function readFields(reader: Reader, end: number, field: (tag: number, end: numbe
 }
 
 /** Checks a known field's wire type (`delimited`: bits of the length-delimited fields); false for an unknown field number. */
-function known(tag: number, fields: number, delimited: number): boolean {
+export function known(tag: number, fields: number, delimited: number): boolean {
   const field = tag >>> 3;
   if (field > fields) return false;
   if ((tag & 7) !== ((delimited >>> field) & 1 ? LENGTH_DELIMITED : VARINT)) throw wrongType(tag);
@@ -408,7 +411,7 @@ function readGet(reader: Reader, end: number): GetRequest {
 }
 
 /** The message of `bytes`, or INVALID_ARGUMENT as grpc.ts answers a frame protobuf-es cannot decode. */
-function decoded<T>(typeName: string, bytes: Uint8Array, read: (reader: Reader, end: number) => T): T {
+export function decoded<T>(typeName: string, bytes: Uint8Array, read: (reader: Reader, end: number) => T): T {
   try {
     return read(new Reader(bytes), bytes.length);
   } catch (error) {

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
 import {
   EncodedMessage,
-  ErrorDetailSchema,
   GetManyRequestSchema,
   GetManyResponseSchema,
   GetRequestSchema,
@@ -47,35 +46,10 @@ import {
   writeRequestToWire,
   writeResultToWire,
 } from '../src/index.ts';
-import type { ClientOf, GetResult } from '../src/index.ts';
-import { get, item, readOptions, table, target, uint64, write } from './partition-arbitraries.ts';
+import type { ClientOf } from '../src/index.ts';
+import { callError, get, getResult, readOptions, table, target, uint64, unknownFields, withUnknown, write, writeResult, type Unknown } from './partition-arbitraries.ts';
 
 const RUNS = { numRuns: 100 };
-
-/** A field no decoder knows, with a payload of its wire type (what protobuf-es keeps in `$unknown`). */
-const unknownField = fc.oneof(
-  fc.record({ no: fc.integer({ min: 8, max: 2 ** 29 - 1 }), wireType: fc.constant(0), data: fc.constantFrom([0], [0x80, 0x01], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]) }),
-  fc.record({ no: fc.integer({ min: 8, max: 100 }), wireType: fc.constant(1), data: fc.array(fc.nat(255), { minLength: 8, maxLength: 8 }) }),
-  fc.record({ no: fc.integer({ min: 8, max: 100 }), wireType: fc.constant(2), data: fc.array(fc.nat(255), { maxLength: 5 }).map((bytes) => [bytes.length, ...bytes]) }),
-  fc.record({ no: fc.integer({ min: 8, max: 100 }), wireType: fc.constant(5), data: fc.array(fc.nat(255), { minLength: 4, maxLength: 4 }) }),
-  // A group: one varint field inside, then the end tag of the same number.
-  fc.integer({ min: 8, max: 15 }).map((no) => ({ no, wireType: 3, data: [(1 << 3) | 0, 7, (no << 3) | 4] })),
-).map(({ no, wireType, data }) => ({ no, wireType, data: Uint8Array.from(data) }));
-const unknownFields = fc.array(unknownField, { maxLength: 2 });
-
-type Unknown = { no: number; wireType: number; data: Uint8Array };
-/** Adds unknown fields to a message and to the messages inside it (protobuf-es writes `$unknown`). */
-function withUnknown(message: object, pick: () => Unknown[]): void {
-  for (const [key, value] of Object.entries(message)) {
-    if (key === '$unknown') continue;
-    if (value instanceof Uint8Array || value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) value.forEach((entry) => typeof entry === 'object' && withUnknown(entry as object, pick));
-    else if ('$typeName' in value) withUnknown(value, pick);
-    else if ('case' in value && typeof (value as { value?: unknown }).value === 'object') withUnknown((value as { value: object }).value, pick);
-  }
-  const fields = pick();
-  if (fields.length > 0) (message as { $unknown?: Unknown[] }).$unknown = fields;
-}
 
 /** What protobuf-es decodes, unknown fields dropped as the hand-written decoder drops them. */
 function reference<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
@@ -198,29 +172,6 @@ describe('hand-decoded partition requests', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Answers
-
-const writeOutcome: fc.Arbitrary<model.WriteOutcome> = fc.oneof(
-  fc.record({ status: fc.constant('ok' as const), oldItem: item, newItem: item }, { requiredKeys: ['status'] }),
-  fc.record({ status: fc.constant('conditionFailed' as const), item }, { requiredKeys: ['status'] }),
-  fc.record({ status: fc.constant('invalid' as const), message: fc.oneof(fc.constant(''), fc.string({ unit: 'binary', maxLength: 20 })) }),
-  fc.constant({ status: 'transactionConflict' as const }),
-);
-const writeResult: fc.Arbitrary<model.PartitionWriteResult> = fc.record({ applied: fc.boolean(), outcomes: fc.array(writeOutcome, { maxLength: 3 }) });
-const getResult: fc.Arbitrary<GetResult> = fc.option(
-  fc.record({ item, size: fc.oneof(fc.constant(0), fc.nat(400_000)), json: fc.constant(true) }, { requiredKeys: ['item', 'size'] }).map(
-    ({ item: found, size, json }): model.FoundItem => (json === true ? { item: found, size, json: JSON.stringify(found) } : { item: found, size }),
-  ),
-  { nil: undefined },
-);
-const callError: fc.Arbitrary<RpcError> = fc.oneof(
-  fc.tuple(fc.constantFrom(Status.INVALID_ARGUMENT, Status.RESOURCE_EXHAUSTED, Status.OK), fc.string({ maxLength: 20 })).map(([code, message]) => new RpcError(code, message)),
-  fc.tuple(uint64, fc.string({ maxLength: 10 })).map(([partitionId, message]) =>
-    RpcError.withDetail(Status.FAILED_PRECONDITION, message, ErrorDetailSchema, { kind: { case: 'replicaBehind', value: { partitionId, appliedIndex: 3n, minAppliedIndex: 9n } } }),
-  ),
-  fc.string({ maxLength: 10 }).map((type) =>
-    RpcError.withDetail(Status.FAILED_PRECONDITION, 'refused', ErrorDetailSchema, { kind: { case: 'dynamodb', value: { type, message: 'm', httpStatus: 400, fields: new Uint8Array() } } }),
-  ),
-);
 
 const same = (actual: Uint8Array, expected: Uint8Array): void => expect(Buffer.from(actual).equals(Buffer.from(expected))).toBe(true);
 

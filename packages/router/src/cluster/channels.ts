@@ -1,9 +1,27 @@
 /**
  * One gRPC client per service and address, created on first use and reused. Partition calls, the
  * router's hot path, go straight onto an HTTP/2 connection of their own (directUnary: less than half
- * grpc-js's client CPU per call); meta calls and streams go through grpc-js.
+ * grpc-js's client CPU per call), their hot answers decoded by hand (partition-results.ts); meta calls
+ * and streams go through grpc-js.
  */
-import { MetaService, PartitionService, createClient, type ClientOf } from '@shoal/proto';
+import {
+  MetaService,
+  PartitionService,
+  createClient,
+  decodeGetManyResponse,
+  decodeGetResponse,
+  decodeWriteManyResponse,
+  decodeWriteResponse,
+  type AnswerDecodersOf,
+  type ClientOf,
+} from '@shoal/proto';
+
+const PARTITION_ANSWERS: AnswerDecodersOf<typeof PartitionService> = {
+  write: decodeWriteResponse,
+  writeMany: decodeWriteManyResponse,
+  get: decodeGetResponse,
+  getMany: decodeGetManyResponse,
+};
 
 export class ChannelPool {
   readonly #partitionClients = new Map<string, ClientOf<typeof PartitionService>>();
@@ -11,7 +29,7 @@ export class ChannelPool {
   #closed = false;
 
   partition(address: string): ClientOf<typeof PartitionService> {
-    return this.#reuse(this.#partitionClients, address, () => createClient(PartitionService, address, { directUnary: true }));
+    return this.#reuse(this.#partitionClients, address, () => createClient(PartitionService, address, { directUnary: true }, PARTITION_ANSWERS));
   }
 
   meta(address: string): ClientOf<typeof MetaService> {
