@@ -826,19 +826,6 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       expectDocumentedMetrics((await httpGet(routerPod.opsPort, '/metrics')).body, 'shoal_router_');
     });
 
-    it('run storage nodes with the fixed young generation deploy/bin/shoal sets, routers with V8\'s own sizing', () => {
-      for (const [pod, expected] of [
-        [storagePods.get(0)!, ['--min-semi-space-size=32', '--max-semi-space-size=32']],
-        [routerPod, []],
-      ] as const) {
-        // deploy/bin/shoal execs node: the pod's process is Node itself, its flags before the script.
-        const argv = readFileSync(`/proc/${pod.child.pid}/cmdline`, 'utf8').split('\0');
-        const script = argv.indexOf(join(REPO, 'packages', 'cli', 'src', 'main.ts'));
-        expect(script, pod.name).toBeGreaterThan(0);
-        expect(argv.slice(1, script).filter((arg) => arg.includes('semi-space-size')), pod.name).toEqual(expected);
-      }
-    });
-
     it('answer `shoal admin status` as deploy/README.md runs it in a pod', { timeout: STEP_TIMEOUT_MS }, () => {
       const command = /`kubectl -n shoal exec shoal-storage-0 -- shoal (admin status [^`]*)`/.exec(readme)?.[1];
       expect(command).toBeDefined();

@@ -20,15 +20,6 @@ const LISTENING_TIMEOUT_MS = 60_000;
 /** How long children get to stop cleanly before they are killed. */
 const CHILD_STOP_TIMEOUT_MS = 10_000;
 const LOG_TAIL_LINES = 20;
-/**
- * V8 flags of every storage node process (those this process was itself started with win). A young
- * generation of one fixed size: left to size itself, V8 keeps mapping fresh pages to grow it after
- * scavenges (perf: ~80% of a node's mmaps under the put bench), each page then faulted in at ~14 µs
- * on the bench VM. Fixed at 32 MB semi-spaces, the nodes take half the page faults per put; routers
- * gained nothing measurable and keep V8's sizing (docs/architecture.md "CLI"). deploy/bin/shoal sets
- * the same for `shoal node` in the image.
- */
-const NODE_V8_FLAGS = ['--min-semi-space-size=32', '--max-semi-space-size=32'];
 
 /**
  * @shoal/proto (free ports, the readiness probe), loaded when first wanted rather than before the
@@ -109,18 +100,11 @@ async function loadLayout(dataDir: string, host: string, nodes: number): Promise
   return layout;
 }
 
-/** This process's Node flags for a child, with the role's flags it does not set itself. */
-function childExecArgv(role: Role): string[] {
-  const given = process.execArgv.map((arg) => arg.split('=')[0]);
-  const roleFlags = role === 'node' ? NODE_V8_FLAGS : [];
-  return [...roleFlags.filter((flag) => !given.includes(flag.split('=')[0])), ...process.execArgv];
-}
-
 function spawnChild(role: Role, id: number, args: string[], logFile: string, env: NodeJS.ProcessEnv): Child {
   const child = fork(MAIN, [role, ...args], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env,
-    execArgv: childExecArgv(role),
+    execArgv: process.execArgv,
   });
   const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
   const tail: string[] = [];
