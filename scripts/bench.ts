@@ -8,6 +8,7 @@
  *   npm run bench -- [workloads] [--targets shoal,dynalite,cluster,etcd] [--concurrency 64]
  *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
  *                    [--rounds 1] [--cpu-prof <dir>] [--timeline] [--keep-data] [--shoal-flags="<flags>"]
+ *                    [--node-flags="<flags>"]
  *   npm run bench -- raft [...]      delegates to scripts/bench-raft.ts
  *   npm run bench -- split [...]     delegates to scripts/bench-split.ts (splitting off vs on)
  *
@@ -73,6 +74,8 @@ const USAGE = `usage: npm run bench -- [workloads] [options]
                        load from other processes on a shared machine (default 1)
   --cpu-prof <dir>     write V8 CPU profiles of the Node servers into <dir>
   --shoal-flags=<f>    extra flags of the shoal target's \`shoal dev --single\`, e.g. "--sync"
+  --node-flags=<f>     extra Node flags of the Shoal targets' processes (a cluster's nodes and router
+                       inherit them), e.g. "--max-semi-space-size=16"
   --no-split           cluster: tag the bench table shoal:split=off, so no partition splits by heat
                        mid-run (stable comparisons of CPU per request; the default run splits once)
   --keep-data          leave the Shoal targets' data directories (with a cluster's logs) in place
@@ -146,24 +149,28 @@ const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed
 const microsPerOp = (cpuSeconds: number | undefined, ops: number): string =>
   cpuSeconds === undefined || ops === 0 ? '-' : ((cpuSeconds * 1e6) / ops).toFixed(0);
 
-/** A cluster's CPU seconds by role and Raft event counts so far; undefined for other targets. */
+/** A cluster's CPU seconds and page faults by role and Raft event counts so far; undefined for other targets. */
 async function probeTarget(target: RunningTarget): Promise<Record<string, number> | undefined> {
   const cpu = target.cpuSecondsByRole?.();
+  const faults = target.pageFaultsByRole?.();
   const raft = await target.raftCounters?.();
   if (cpu === undefined && raft === undefined) return undefined;
   return {
     ...Object.fromEntries(Object.entries(cpu ?? {}).map(([role, seconds]) => [`cpu:${role}`, seconds])),
+    ...Object.fromEntries(Object.entries(faults ?? {}).map(([role, count]) => [`faults:${role}`, count])),
     ...(raft ?? {}),
   };
 }
 
-/** The measured phase's share of the probed totals: CPU µs per request by role, Raft events per minute. */
+/** The measured phase's share of the probed totals: CPU µs per request and page faults per second by role, Raft events per minute. */
 function describeProbed(probed: Record<string, number>, ops: number, seconds: number): string {
   return Object.entries(probed)
     .map(([name, value]) =>
       name.startsWith('cpu:')
         ? `${name.slice(4)} cpu ${microsPerOp(value, ops)} µs/op`
-        : `${name} ${value} (${((value * 60) / seconds).toFixed(1)}/min)`,
+        : name.startsWith('faults:')
+          ? `${name.slice(7)} page faults ${(value / seconds).toFixed(0)}/s`
+          : `${name} ${value} (${((value * 60) / seconds).toFixed(1)}/min)`,
     )
     .join(', ');
 }
@@ -250,6 +257,7 @@ async function main(): Promise<number> {
       rounds: { type: 'string', default: '1' },
       'cpu-prof': { type: 'string' },
       'shoal-flags': { type: 'string' },
+      'node-flags': { type: 'string' },
       timeline: { type: 'boolean', default: false },
       'keep-data': { type: 'boolean', default: false },
       'no-split': { type: 'boolean', default: false },
@@ -275,6 +283,7 @@ async function main(): Promise<number> {
   const cpuProfileDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
   const table = benchTable('bench', keyCount, itemSize);
   const shoalFlags = values['shoal-flags']?.split(/\s+/).filter((flag) => flag !== '');
+  const nodeFlags = values['node-flags']?.split(/\s+/).filter((flag) => flag !== '');
 
   console.log(`node ${process.version} on ${os.type()} ${os.arch()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'})`);
   console.log(`load average at start: ${load()}`);
@@ -289,7 +298,7 @@ async function main(): Promise<number> {
   for (const name of schedule) {
     let target: RunningTarget;
     try {
-      target = await startTarget(name, { cpuProfileDir, keepData: values['keep-data'], shoalFlags });
+      target = await startTarget(name, { cpuProfileDir, keepData: values['keep-data'], shoalFlags, nodeFlags });
     } catch (error) {
       console.error(`\n${name}: could not start: ${(error as Error).message}`);
       failed = true;

@@ -84,8 +84,10 @@ export async function runLoad(endpoint: Endpoint, nextRequest: () => Buffer, opt
     let previous = probedBefore;
     for (const [second, totals] of (await Promise.all(secondly)).entries()) {
       if (totals === undefined || timeline[second] === undefined) continue;
-      // CPU and plain fsyncs grow every second: not events.
-      const grown = Object.entries(totals).filter(([name, value]) => !name.startsWith('cpu:') && name !== 'raftFsyncs' && value > (previous[name] ?? 0));
+      // CPU, page faults and plain fsyncs grow every second: not events.
+      const grown = Object.entries(totals).filter(
+        ([name, value]) => !name.startsWith('cpu:') && !name.startsWith('faults:') && name !== 'raftFsyncs' && value > (previous[name] ?? 0),
+      );
       if (grown.length > 0) timeline[second].events = Object.fromEntries(grown.map(([name, value]) => [name, value - (previous[name] ?? 0)]));
       previous = totals;
     }

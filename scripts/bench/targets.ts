@@ -29,6 +29,8 @@ export interface RunningTarget {
   cpuSeconds(): number | undefined;
   /** The same by role for a cluster (`router`, `nodes`), to see where the CPU of a request goes. */
   cpuSecondsByRole?(): Record<string, number> | undefined;
+  /** Page faults so far by role for a cluster (each costs ~17 µs of kernel time on the bench VM). */
+  pageFaultsByRole?(): Record<string, number> | undefined;
   /** A cluster's Raft counters summed over its nodes (leader elections...), read from their /metrics. */
   raftCounters?(): Promise<RaftCounters | undefined>;
   stop(): Promise<void>;
@@ -72,6 +74,8 @@ export interface TargetOptions {
   keepData?: boolean;
   /** Extra `shoal dev --single` flags for the shoal target (e.g. `--sync`). */
   shoalFlags?: string[];
+  /** Extra Node flags of the Shoal servers (a cluster's `shoal dev`, whose nodes and router inherit them). */
+  nodeFlags?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -114,7 +118,7 @@ const KEPT_OUTPUT_CHARS = 4000;
 /** Linux reports process times in USER_HZ ticks, 100 a second on every mainstream kernel. */
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime, [19] start time. */
+/** The fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, [7] minflt, [9] majflt, [11] utime, [12] stime, [19] start time. */
 function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -167,6 +171,15 @@ function processTreeCpuSeconds(roots: readonly (number | undefined)[]): number |
   let ticks = 0;
   for (const fields of tree.values()) ticks += Number(fields[11]) + Number(fields[12]);
   return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Page faults (minor and major) of the processes `roots` and all their descendants so far. */
+function processTreePageFaults(roots: readonly (number | undefined)[]): number | undefined {
+  const tree = processTree(roots);
+  if (tree === undefined || tree.size === 0) return undefined;
+  let faults = 0;
+  for (const fields of tree.values()) faults += Number(fields[7]) + Number(fields[9]);
+  return faults;
 }
 
 /** Stops a child, then kills whatever it forked that outlived it (a `shoal dev` killed before it stopped its nodes). */
@@ -224,9 +237,10 @@ async function spawnUntil(label: string, command: string, args: string[], ready:
   return { child, recentOutput: () => output };
 }
 
-/** Node's flags for a server: CPU profiling when asked for (inherited by a cluster's forked children). */
+/** Node's flags for a server: CPU profiling when asked for, and any given (inherited by a cluster's forked children). */
 function nodeFlags(options: TargetOptions): string[] {
-  return options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const profiling = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  return [...profiling, ...(options.nodeFlags ?? [])];
 }
 
 async function startDynalite(options: TargetOptions): Promise<RunningTarget> {
@@ -353,14 +367,15 @@ async function startCluster(options: TargetOptions): Promise<RunningTarget> {
     options,
   );
   const children = devChildren(target.recentOutput());
-  const roleCpu = (role: string): number | undefined => processTreeCpuSeconds(children.filter((child) => child.role === role).map((child) => child.pid));
+  const byRole = (measure: (roots: number[]) => number | undefined): Record<string, number> | undefined => {
+    const router = measure(children.filter((child) => child.role === 'router').map((child) => child.pid));
+    const nodes = measure(children.filter((child) => child.role === 'node').map((child) => child.pid));
+    return router === undefined || nodes === undefined ? undefined : { router, nodes };
+  };
   return {
     ...target,
-    cpuSecondsByRole: () => {
-      const router = roleCpu('router');
-      const nodes = roleCpu('node');
-      return router === undefined || nodes === undefined ? undefined : { router, nodes };
-    },
+    cpuSecondsByRole: () => byRole(processTreeCpuSeconds),
+    pageFaultsByRole: () => byRole(processTreePageFaults),
     raftCounters: async () => {
       try {
         const texts = await Promise.all(
