@@ -113,6 +113,8 @@ describe('DeletedIndexes', () => {
     expect(indexes.status(9, 6)).toBe('deleted');
     // Without the version, the same index at the same moment is only presumed deleted (the old rule).
     expect(new DeletedIndexes({ view, graceMs: 1_000, now: () => now }).status(9)).toBe('unknown');
+    // A version below 1 names no map: not proof of deletion, the presumption's rule applies.
+    expect(new DeletedIndexes({ view, graceMs: 1_000, now: () => now }).status(9, 0)).toBe('unknown');
     // Shown at its version, it is shown.
     view.shown.add(9);
     expect(indexes.status(9, 6)).toBe('shown');

@@ -263,5 +263,6 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g' }))).toEqual({ kind: 'backfillIndex', table, indexName: 'g' });
     expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: 12 }))).toEqual({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: 12 });
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: '12' }))).toThrow(/bad index creation version/);
+    expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g', indexCreatedAtMapVersion: 0 }))).toThrow(/bad index creation version/);
   });
 });

@@ -49,7 +49,8 @@ export class DeletedIndexes {
       return 'shown';
     }
     if (this.#seen.has(indexId)) return 'deleted';
-    if (createdAtMapVersion !== undefined) {
+    // Below 1 it names no map (none is older than version 1): unknown, as for no version.
+    if (createdAtMapVersion !== undefined && createdAtMapVersion >= 1) {
       this.#unknown.delete(indexId);
       return view.version >= createdAtMapVersion ? 'deleted' : 'unknown';
     }

@@ -681,7 +681,8 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
         throw new PartitionCommandError(groupId, index, `a ${parsed.kind} without its table and index name`);
       }
       // Absent in commands of older routers (and logs written before it): the index's creation is then unknown.
-      if (parsed.indexCreatedAtMapVersion !== undefined && !Number.isSafeInteger(parsed.indexCreatedAtMapVersion)) {
+      // A map version is at least 1: 0 would make every view "past the creation", ending a live walk.
+      if (parsed.indexCreatedAtMapVersion !== undefined && !(Number.isSafeInteger(parsed.indexCreatedAtMapVersion) && (parsed.indexCreatedAtMapVersion as number) >= 1)) {
         throw new PartitionCommandError(groupId, index, `a ${parsed.kind} with a bad index creation version`);
       }
       return parsed as PartitionCommand;
