@@ -1,7 +1,6 @@
 import { BatchWriteItemCommand, DescribeTableCommand, QueryCommand, ScanCommand, UpdateTableCommand, type AttributeValue, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { FaultInjectionService, createClient } from '@shoal/proto';
-import { adminStatus, eventually, metricValue, routedClusterPerFile, runShoal, type AdminStatus } from './helpers/cluster.ts';
+import { adminStatus, eventually, routedClusterPerFile, runShoal, type AdminStatus } from './helpers/cluster.ts';
 import { createTable, keyedBy, keySchema } from './helpers/item-assertions.ts';
 
 /**
@@ -26,24 +25,6 @@ const cluster = routedClusterPerFile(
 const S = (value: string): AttributeValue => ({ S: value });
 const meta = (): string[] => ['--meta', cluster.nodes.metaAddresses.join(',')];
 
-async function sumOfMetric(name: string): Promise<number> {
-  let sum = 0;
-  for (const nodeId of cluster.nodes.nodeIds()) sum += metricValue(await cluster.nodes.metrics(nodeId), name) ?? Number.NaN;
-  return sum;
-}
-
-/** Every node refuses (or takes again) shipped GSI records: the GSI's partitions, wherever led, take none. */
-async function refuseIndexEntries(refuse: boolean): Promise<void> {
-  for (const nodeId of cluster.nodes.nodeIds()) {
-    const faults = createClient(FaultInjectionService, cluster.nodes.address(nodeId));
-    try {
-      expect((await faults.setIndexEntriesFault({ refuse })).indexEntriesRefused).toBe(refuse);
-    } finally {
-      faults.close();
-    }
-  }
-}
-
 async function tableRows(): Promise<AdminStatus['partitions']> {
   return (await adminStatus(cluster.nodes.metaAddresses)).partitions.filter((row) => row.table === TABLE);
 }
@@ -66,8 +47,8 @@ describe('a GSI backfill whose base partition split and whose right half moved o
       expect(pending).toEqual([]);
     }
 
-    await refuseIndexEntries(true);
-    const pausesBefore = await sumOfMetric('shoal_node_index_backfill_pauses_total');
+    await cluster.nodes.refuseIndexEntries(true);
+    const pausesBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_pauses_total');
     await cluster.client.send(
       new UpdateTableCommand({
         TableName: TABLE,
@@ -76,8 +57,8 @@ describe('a GSI backfill whose base partition split and whose right half moved o
       }),
     );
     // Nothing ships: the walk pauses at half the outbox limit, far from the end.
-    await eventually('the walk paused', async () => (await sumOfMetric('shoal_node_index_backfill_pauses_total')) > pausesBefore, 60_000, 100);
-    expect(await sumOfMetric('shoal_node_index_backfill_items_total')).toBeLessThan(ITEMS);
+    await eventually('the walk paused', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_pauses_total')) > pausesBefore, 60_000, 100);
+    expect(await cluster.nodes.metricSum('shoal_node_index_backfill_items_total')).toBeLessThan(ITEMS);
 
     const [{ id: parentId }] = await tableRows();
     const split = await runShoal(['admin', 'split', TABLE, '--json', ...meta()]);
@@ -108,7 +89,7 @@ describe('a GSI backfill whose base partition split and whose right half moved o
     // The premise: the index is still building, nothing of it shipped.
     expect(await indexStatus()).toBe('CREATING');
 
-    await refuseIndexEntries(false);
+    await cluster.nodes.refuseIndexEntries(false);
     await eventually('byGroup ACTIVE', async () => (await indexStatus()) === 'ACTIVE', 180_000, 50);
     // One pass, no polling: ACTIVE means every item is in the GSI.
     let scanned = 0;

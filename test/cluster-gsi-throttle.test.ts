@@ -10,8 +10,7 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { FaultInjectionService, createClient } from '@shoal/proto';
-import { eventually, metricValue, routedClusterPerFile } from './helpers/cluster.ts';
+import { eventually, routedClusterPerFile } from './helpers/cluster.ts';
 import { createTable, keyedBy } from './helpers/item-assertions.ts';
 
 /**
@@ -38,24 +37,6 @@ const cluster = routedClusterPerFile(
   STEP_TIMEOUT_MS,
 );
 const S = (value: string): AttributeValue => ({ S: value });
-
-async function sumOfMetric(name: string): Promise<number> {
-  let sum = 0;
-  for (const nodeId of cluster.nodes.nodeIds()) sum += metricValue(await cluster.nodes.metrics(nodeId), name) ?? Number.NaN;
-  return sum;
-}
-
-/** Every node refuses (or takes again) shipped GSI records: the GSI's partitions, wherever led, take none. */
-async function refuseIndexEntries(refuse: boolean): Promise<void> {
-  for (const nodeId of cluster.nodes.nodeIds()) {
-    const faults = createClient(FaultInjectionService, cluster.nodes.address(nodeId));
-    try {
-      expect((await faults.setIndexEntriesFault({ refuse })).indexEntriesRefused).toBe(refuse);
-    } finally {
-      faults.close();
-    }
-  }
-}
 
 /** The table's GSI byCity holds exactly the items `pks` under `city` (eventually: shipping is asynchronous). */
 async function gsiHoldsExactly(table: string, city: string, pks: readonly string[]): Promise<void> {
@@ -85,7 +66,7 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
       GlobalSecondaryIndexes: [{ IndexName: 'byCity', KeySchema: [{ AttributeName: 'city', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } }],
     });
     await createTable(cluster.client, { TableName: 'plain', ...keyedBy(['pk', 'S']) });
-    await refuseIndexEntries(true);
+    await cluster.nodes.refuseIndexEntries(true);
     let throttled: ProvisionedThroughputExceededException | undefined;
     for (let i = 0; i < 4 * LIMIT && throttled === undefined; i++) {
       try {
@@ -103,7 +84,7 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
     expect(throttled?.ThrottlingReasons?.[0]?.resource).toMatch(/^arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table\/indexed\/index\/byCity$/);
     // Still refused (nothing drains while the GSI takes nothing); counted by the leader.
     await expect(put('indexed', 'one-more', 'Oslo')).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
-    expect(await sumOfMetric('shoal_node_index_backlog_throttled_writes_total')).toBeGreaterThanOrEqual(2);
+    expect(await cluster.nodes.metricSum('shoal_node_index_backlog_throttled_writes_total')).toBeGreaterThanOrEqual(2);
   });
 
   it('keeps taking writes of a table without a GSI, and serving reads, meanwhile', { timeout: STEP_TIMEOUT_MS }, async () => {
@@ -133,8 +114,8 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
   });
 
   it('once the GSI takes records again: the outbox drains, writes are accepted, the GSI converges', { timeout: STEP_TIMEOUT_MS }, async () => {
-    await refuseIndexEntries(false);
-    await eventually('outboxes drained', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 60_000, 250);
+    await cluster.nodes.refuseIndexEntries(false);
+    await eventually('outboxes drained', async () => (await cluster.nodes.metricSum('shoal_node_index_outbox_records')) === 0, 60_000, 250);
     for (let i = 0; i < 10; i++) {
       await put('indexed', `after-${i}`, 'Oslo');
       accepted.push(`after-${i}`);
@@ -146,21 +127,21 @@ describe('GSI back-pressure: base writes throttled while a GSI cannot keep up', 
     await createTable(cluster.client, { TableName: 'late', ...keyedBy(['pk', 'S']) });
     const items = Array.from({ length: 2 * LIMIT }, (_, i) => `late-${i}`);
     for (const pk of items) await put('late', pk, 'Rome');
-    await refuseIndexEntries(true);
-    const throttledBefore = await sumOfMetric('shoal_node_index_backlog_throttled_writes_total');
+    await cluster.nodes.refuseIndexEntries(true);
+    const throttledBefore = await cluster.nodes.metricSum('shoal_node_index_backlog_throttled_writes_total');
     await cluster.client.send(new UpdateTableCommand({
       TableName: 'late',
       AttributeDefinitions: [{ AttributeName: 'city', AttributeType: 'S' }],
       GlobalSecondaryIndexUpdates: [{ Create: { IndexName: 'byCity', KeySchema: [{ AttributeName: 'city', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } } }],
     }));
-    await eventually('the backfill paused', async () => (await sumOfMetric('shoal_node_index_backfill_pauses_total')) > 0, 60_000, 250);
+    await eventually('the backfill paused', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_pauses_total')) > 0, 60_000, 250);
     // Walked in chunks of 5 up to half the limit: the writes below (one record each) fit under it.
     const more = Array.from({ length: LIMIT / 2 - BACKFILL_CHUNK_ITEMS }, (_, i) => `late-more-${i}`);
     for (const pk of more) await put('late', pk, 'Rome');
-    expect(await sumOfMetric('shoal_node_index_backlog_throttled_writes_total')).toBe(throttledBefore);
+    expect(await cluster.nodes.metricSum('shoal_node_index_backlog_throttled_writes_total')).toBe(throttledBefore);
     const described = await cluster.client.send(new DescribeTableCommand({ TableName: 'late' }));
     expect(described.Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus).toBe('CREATING');
-    await refuseIndexEntries(false);
+    await cluster.nodes.refuseIndexEntries(false);
     await eventually('the GSI ACTIVE', async () => (await cluster.client.send(new DescribeTableCommand({ TableName: 'late' }))).Table?.GlobalSecondaryIndexes?.[0]?.IndexStatus === 'ACTIVE', 120_000, 250);
     await gsiHoldsExactly('late', 'Rome', [...items, ...more]);
   });

@@ -20,7 +20,6 @@ import {
   canonicalItem,
   eventually,
   expectedGsiEntries,
-  metricValue,
   routedClusterPerFile,
   runShoal,
   scanAll,
@@ -199,13 +198,6 @@ async function rowsOf(label: string): Promise<AdminStatus['partitions']> {
   return (await adminStatus(cluster.nodes.metaAddresses)).partitions.filter((row) => row.table === label);
 }
 
-/** A node metric summed over the nodes. */
-async function sumOfMetric(name: string): Promise<number> {
-  let sum = 0;
-  for (const nodeId of cluster.nodes.nodeIds()) sum += metricValue(await cluster.nodes.metrics(nodeId), name) ?? Number.NaN;
-  return sum;
-}
-
 async function split(target: string): Promise<void> {
   const answer = await runShoal(['admin', 'split', target, '--json', '--meta', cluster.nodes.metaAddresses.join(',')]);
   expect(answer.code, answer.stderr).toBe(0);
@@ -240,9 +232,9 @@ describe('asynchronous GSIs on a 3-node cluster', () => {
     expect(items.some((item) => item.status !== undefined && item.owner !== undefined)).toBe(true);
     expect(items.length).toBeLessThan(KEYS.length);
     // The nodes' metrics: records shipped and applied, and the outboxes emptied by their trims.
-    await eventually('outboxes trimmed', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 30_000, 250);
-    expect(await sumOfMetric('shoal_node_index_records_shipped_total')).toBeGreaterThan(0);
-    expect(await sumOfMetric('shoal_node_index_entries_applied_total')).toBeGreaterThan(0);
+    await eventually('outboxes trimmed', async () => (await cluster.nodes.metricSum('shoal_node_index_outbox_records')) === 0, 30_000, 250);
+    expect(await cluster.nodes.metricSum('shoal_node_index_records_shipped_total')).toBeGreaterThan(0);
+    expect(await cluster.nodes.metricSum('shoal_node_index_entries_applied_total')).toBeGreaterThan(0);
   });
 
   it('shows a write in a GSI Query soon after it is acknowledged (the lag is printed, not asserted)', { timeout: STEP_TIMEOUT_MS }, async () => {
@@ -474,9 +466,9 @@ describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
   });
 
   it('finishes a backfill through a leadership transfer of a base partition while it runs: ACTIVE, and the GSI holds exactly the items', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const chunksBefore = await sumOfMetric('shoal_node_index_backfill_chunks_total');
+    const chunksBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total');
     await addGroupIndex('byGroupMoved');
-    await eventually('the backfill walking', async () => (await sumOfMetric('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
+    await eventually('the backfill walking', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
     const base = (await rowsOf(BACKFILLED)).find((row) => row.leader !== undefined)!;
     const to = base.replicas.map(Number).find((nodeId) => nodeId !== base.leader)!;
     const moved = await runShoal(['admin', 'transfer-leader', String(base.id), String(to), '--wait', '--timeout', '60', '--meta', cluster.nodes.metaAddresses.join(',')]);
@@ -488,19 +480,19 @@ describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
   });
 
   it('stops the backfill of a GSI deleted while it runs: no chunk walks after, its records leave the outboxes, the table keeps serving', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const walkedBefore = await sumOfMetric('shoal_node_index_backfill_items_total');
-    const chunksBefore = await sumOfMetric('shoal_node_index_backfill_chunks_total');
+    const walkedBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_items_total');
+    const chunksBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total');
     await addGroupIndex('byGroupDropped');
-    await eventually('the backfill walking', async () => (await sumOfMetric('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
+    await eventually('the backfill walking', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
     await cluster.client.send(new UpdateTableCommand({ TableName: BACKFILLED, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byGroupDropped' } }] }));
     // Answered once every base partition's leader stopped the walk.
-    const walkedAtDelete = await sumOfMetric('shoal_node_index_backfill_items_total');
-    await eventually('the outboxes empty', async () => (await sumOfMetric('shoal_node_index_outbox_records')) === 0, 60_000, 250);
+    const walkedAtDelete = await cluster.nodes.metricSum('shoal_node_index_backfill_items_total');
+    await eventually('the outboxes empty', async () => (await cluster.nodes.metricSum('shoal_node_index_outbox_records')) === 0, 60_000, 250);
     const { Table } = await cluster.client.send(new DescribeTableCommand({ TableName: BACKFILLED }));
     expect(Table?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.IndexStatus]).sort()).toEqual([['byGroup', 'ACTIVE'], ['byGroupMoved', 'ACTIVE']]);
     // The walk stopped part way and walked nothing after the delete.
     expect(walkedAtDelete - walkedBefore).toBeLessThan(BACKFILLED_ITEMS);
-    expect(await sumOfMetric('shoal_node_index_backfill_items_total')).toBe(walkedAtDelete);
+    expect(await cluster.nodes.metricSum('shoal_node_index_backfill_items_total')).toBe(walkedAtDelete);
     // The table serves: a write, a strong read of it, and the other GSIs follow it.
     await cluster.client.send(new PutItemCommand({ TableName: BACKFILLED, Item: { pk: S('after'), grp: S('g-after') } }));
     expect((await cluster.client.send(new GetItemCommand({ TableName: BACKFILLED, Key: { pk: S('after') }, ConsistentRead: true }))).Item).toEqual({ pk: S('after'), grp: S('g-after') });

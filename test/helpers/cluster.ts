@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { ScanCommand, type AttributeValue, type DynamoDBClient, type ScanCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Item, TableSchema } from '@shoal/model';
-import { answersReady, createClient, freePorts, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
+import { answersReady, createClient, FaultInjectionService, freePorts, getRequestToWire, getResultFromWire, PartitionService } from '@shoal/proto';
 import { connectCluster, startRouter } from '@shoal/router';
 import type { ClusterBackend, ClusterOptions, Credentials, Router } from '@shoal/router';
 import { afterAll, beforeAll } from 'vitest';
@@ -287,6 +287,26 @@ export class NodeCluster {
 
   async metrics(nodeId: number): Promise<Map<string, number>> {
     return scrapeMetrics(this.node(nodeId).opsPort);
+  }
+
+  /** A node metric summed over the nodes (NaN when one lacks it). */
+  async metricSum(name: string): Promise<number> {
+    let sum = 0;
+    for (const nodeId of this.nodeIds()) sum += metricValue(await this.metrics(nodeId), name) ?? Number.NaN;
+    return sum;
+  }
+
+  /** Every node refuses (or takes again) shipped GSI records (fault injection): the GSI's partitions, wherever led, take none. */
+  async refuseIndexEntries(refuse: boolean): Promise<void> {
+    for (const nodeId of this.nodeIds()) {
+      const faults = createClient(FaultInjectionService, this.address(nodeId));
+      try {
+        const { indexEntriesRefused } = await faults.setIndexEntriesFault({ refuse });
+        if (indexEntriesRefused !== refuse) throw new Error(`node ${nodeId} answered indexEntriesRefused ${indexEntriesRefused}, not ${refuse}`);
+      } finally {
+        faults.close();
+      }
+    }
   }
 
   /** Kills every node and removes the data. */
