@@ -5,7 +5,6 @@
  * with INVALID_ARGUMENT, and a server answering on bytes keeps serving after one.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as model from '@shoal/model';
@@ -47,24 +46,12 @@ import {
   writeResultToWire,
 } from '../src/index.ts';
 import type { ClientOf } from '../src/index.ts';
-import { callError, get, getResult, readOptions, table, target, uint64, unknownFields, withUnknown, write, writeResult, type Unknown } from './partition-arbitraries.ts';
+import { itDecodesAsProtobufEs, reference, type DecoderCase } from './hand-decoder-properties.ts';
+import { callError, get, getResult, readOptions, table, target, uint64, write, writeResult } from './partition-arbitraries.ts';
 
 const RUNS = { numRuns: 100 };
 
-/** What protobuf-es decodes, unknown fields dropped as the hand-written decoder drops them. */
-function reference<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
-  return fromBinary(schema, bytes, { readUnknownFields: false });
-}
-
-interface Case {
-  name: string;
-  schema: DescMessage;
-  decode: (bytes: Uint8Array) => unknown;
-  /** A random request of this method, as protobuf-es builds it. */
-  messages: fc.Arbitrary<object>;
-}
-
-const cases: Case[] = [
+const cases: DecoderCase[] = [
   { name: 'Write', schema: WriteRequestSchema, decode: decodeWriteRequest, messages: fc.tuple(fc.option(target, { nil: undefined }), write(table)).map(([to, request]) => writeRequestToWire(to, request)) },
   {
     name: 'WriteMany',
@@ -81,59 +68,8 @@ const cases: Case[] = [
   },
 ];
 
-/** The decoder's answer to corrupt bytes: a message equal to protobuf-es's, or INVALID_ARGUMENT naming the type. */
-function expectDecodedOrRefused(test: Case, bytes: Uint8Array): void {
-  let decoded: unknown;
-  try {
-    decoded = test.decode(bytes);
-  } catch (error) {
-    expect(error).toBeInstanceOf(RpcError);
-    expect((error as RpcError).code).toBe(Status.INVALID_ARGUMENT);
-    expect((error as RpcError).message).toMatch(new RegExp(`^corrupt ${test.schema.typeName} message: `));
-    return;
-  }
-  // Accepted: then protobuf-es accepts it too, and reads the same message.
-  expect(decoded).toEqual(reference(test.schema, bytes));
-}
-
 describe('hand-decoded partition requests', () => {
-  for (const test of cases) {
-    it(`decode a ${test.name} as protobuf-es does`, () => {
-      fc.assert(
-        fc.property(test.messages, (message) => {
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          expect(test.decode(bytes)).toEqual(reference(test.schema, bytes));
-        }),
-        RUNS,
-      );
-    });
-
-    it(`skip unknown fields of a ${test.name} and of the messages inside it`, () => {
-      fc.assert(
-        fc.property(test.messages, fc.infiniteStream(unknownFields), (message, stream) => {
-          const unknown = stream[Symbol.iterator]();
-          withUnknown(message, () => unknown.next().value as Unknown[]);
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          expect(test.decode(bytes)).toEqual(reference(test.schema, bytes));
-        }),
-        { numRuns: 50 },
-      );
-    });
-
-    it(`refuse a truncated or corrupted ${test.name} with INVALID_ARGUMENT, or read it as protobuf-es does`, () => {
-      fc.assert(
-        fc.property(test.messages, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 3 }), (message, cut, flips) => {
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          const truncated = bytes.subarray(0, cut % bytes.length);
-          expectDecodedOrRefused(test, truncated);
-          const corrupted = Uint8Array.from(bytes);
-          for (const [at, value] of flips) corrupted[at % corrupted.length] = value;
-          expectDecodedOrRefused(test, corrupted);
-        }),
-        RUNS,
-      );
-    });
-  }
+  for (const test of cases) itDecodesAsProtobufEs(test);
 
   it('refuse what protobuf-es refuses: a field cut short, an illegal tag, a varint past 10 bytes', () => {
     const refused = (bytes: number[]): string => {

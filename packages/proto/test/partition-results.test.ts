@@ -6,7 +6,6 @@
  * client given them as answer decoders answers with what they decode.
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -37,31 +36,10 @@ import {
   writeResultToWire,
 } from '../src/index.ts';
 import type { ClientOf } from '../src/index.ts';
-import { callError, getResult, uint64, unknownFields, withUnknown, writeResult, type Unknown } from './partition-arbitraries.ts';
+import { concat, itDecodesAsProtobufEs, reference, type DecoderCase } from './hand-decoder-properties.ts';
+import { callError, getResult, uint64, writeResult } from './partition-arbitraries.ts';
 
-const RUNS = { numRuns: 100 };
-
-/** Unknown fields dropped everywhere (protobuf-es keeps them in `$unknown`, the hand decoders and a CallError's detail too). */
-function withoutUnknown<T>(message: T): T {
-  if (message instanceof Uint8Array || message === null || typeof message !== 'object') return message;
-  if (Array.isArray(message)) return message.map(withoutUnknown) as T;
-  return Object.fromEntries(Object.entries(message).filter(([key]) => key !== '$unknown').map(([key, value]) => [key, withoutUnknown(value)])) as T;
-}
-
-/** What protobuf-es decodes. */
-function reference<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
-  return withoutUnknown(fromBinary(schema, bytes));
-}
-
-interface Case {
-  name: string;
-  schema: DescMessage;
-  decode: (bytes: Uint8Array) => unknown;
-  /** A random answer of this method, as protobuf-es builds it. */
-  messages: fc.Arbitrary<object>;
-}
-
-const cases: Case[] = [
+const cases: DecoderCase[] = [
   { name: 'WriteResponse', schema: WriteResponseSchema, decode: decodeWriteResponse, messages: fc.tuple(writeResult, uint64).map(([result, index]) => writeResultToWire(result, index)) },
   {
     name: 'WriteManyResponse',
@@ -73,72 +51,8 @@ const cases: Case[] = [
   { name: 'GetManyResponse', schema: GetManyResponseSchema, decode: decodeGetManyResponse, messages: fc.array(fc.oneof(getResult, callError), { maxLength: 5 }).map(getManyResultsToWire) },
 ];
 
-const decodeOf = (test: Case, bytes: Uint8Array): unknown => withoutUnknown(test.decode(bytes));
-/** Bytes one after the other, as a plain Uint8Array (protobuf-es's bytes fields are views of its input: Buffers from a Buffer). */
-const concat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(Buffer.concat(parts));
-
-/** The decoder's answer to corrupt bytes: a message equal to protobuf-es's, or INVALID_ARGUMENT naming the type. */
-function expectDecodedOrRefused(test: Case, bytes: Uint8Array): void {
-  let decoded: unknown;
-  try {
-    decoded = decodeOf(test, bytes);
-  } catch (error) {
-    expect(error).toBeInstanceOf(RpcError);
-    expect((error as RpcError).code).toBe(Status.INVALID_ARGUMENT);
-    expect((error as RpcError).message).toMatch(new RegExp(`^corrupt ${test.schema.typeName} message: `));
-    return;
-  }
-  expect(decoded).toEqual(reference(test.schema, bytes));
-}
-
 describe('hand-decoded partition answers', () => {
-  for (const test of cases) {
-    it(`decode a ${test.name} as protobuf-es does`, () => {
-      fc.assert(
-        fc.property(test.messages, (message) => {
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          expect(decodeOf(test, bytes)).toEqual(reference(test.schema, bytes));
-        }),
-        RUNS,
-      );
-    });
-
-    it(`read a ${test.name} given twice as one, as protobuf-es merges it (repeated fields appended, oneof members and details merged)`, () => {
-      fc.assert(
-        fc.property(test.messages, test.messages, (first, second) => {
-          const bytes = concat(toBinary(test.schema, first as MessageShape<DescMessage>), toBinary(test.schema, second as MessageShape<DescMessage>));
-          expect(decodeOf(test, bytes)).toEqual(reference(test.schema, bytes));
-        }),
-        RUNS,
-      );
-    });
-
-    it(`skip unknown fields of a ${test.name} and of the messages inside it`, () => {
-      fc.assert(
-        fc.property(test.messages, fc.infiniteStream(unknownFields), (message, stream) => {
-          const unknown = stream[Symbol.iterator]();
-          withUnknown(message, () => unknown.next().value as Unknown[]);
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          expect(decodeOf(test, bytes)).toEqual(reference(test.schema, bytes));
-        }),
-        { numRuns: 50 },
-      );
-    });
-
-    it(`refuse a truncated or corrupted ${test.name} with INVALID_ARGUMENT, or read it as protobuf-es does`, () => {
-      fc.assert(
-        fc.property(test.messages, fc.nat(), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 3 }), (message, cut, flips) => {
-          const bytes = toBinary(test.schema, message as MessageShape<DescMessage>);
-          if (bytes.length === 0) return;
-          expectDecodedOrRefused(test, bytes.subarray(0, cut % bytes.length));
-          const corrupted = Uint8Array.from(bytes);
-          for (const [at, value] of flips) corrupted[at % corrupted.length] = value;
-          expectDecodedOrRefused(test, corrupted);
-        }),
-        RUNS,
-      );
-    });
-  }
+  for (const test of cases) itDecodesAsProtobufEs(test);
 
   it('merge a CallError given twice in one result: its message replaced, its detail merged', () => {
     const first = RpcError.withDetail(Status.FAILED_PRECONDITION, 'first', ErrorDetailSchema, { kind: { case: 'replicaBehind', value: { partitionId: 4n, appliedIndex: 3n, minAppliedIndex: 9n } } });
