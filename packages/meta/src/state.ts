@@ -43,6 +43,12 @@ export interface MetaState {
   nextNodeId: number;
   nextPartitionId: number;
   nextSpaceId: number;
+  /**
+   * Space ids of deleted tables and indexes, ascending: never kept for a record again, so a router
+   * writing a table record read before a deletion cannot bring the deleted index back under its id
+   * (its entries gone, its partitions new). Absent in states written before it was kept.
+   */
+  retiredSpaceIds?: number[];
   /** Grows with every change of partitions, nodes or tables (GetPartitionMapResponse.version). */
   mapVersion: number;
 }
@@ -186,7 +192,8 @@ export function applyMetaCommand(state: MetaState, command: MetaCommand): MetaAp
       delete tables[command.name];
       const spaces = new Set([record.schema.tableId, ...gsiSpaceIds(record)]);
       const partitions = Object.fromEntries(Object.entries(state.partitions).filter(([, p]) => !spaces.has(p.tableId)));
-      return { state: { ...state, tables, partitions, mapVersion: state.mapVersion + 1 }, table: record };
+      const retiredSpaceIds = retire(state, [record.schema.tableId, ...record.schema.indexes.map((index) => index.indexId)]);
+      return { state: { ...state, tables, partitions, retiredSpaceIds, mapVersion: state.mapVersion + 1 }, table: record };
     }
     case 'allocateSpaceId': {
       if (state.nextSpaceId > MAX_SPACE_ID) throw new MetaCommandError(command.type, 'space ids exhausted', 'unavailable');
@@ -271,17 +278,24 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
   }
   const kept = new Map(current.schema.indexes.map((i) => [i.name, i]));
   const spaces = new SpaceIds(state, 'updateTable');
+  const retired = new Set(state.retiredSpaceIds ?? []);
   const indexes = requested.schema.indexes.map((index) => {
     const old = kept.get(index.name);
     if (old && old.kind !== index.kind) throw new MetaCommandError('updateTable', `index ${index.name} cannot change kind`);
+    if (!old && retired.has(index.indexId)) {
+      // A record read before the index was deleted (a router's view behind): refused, not the index recreated.
+      throw new MetaCommandError('updateTable', `index ${index.name} has the space id ${index.indexId} of a deleted index: the record was read before the deletion`, 'conflict');
+    }
     return { ...index, indexId: old ? old.indexId : spaces.keepOrAllocate(index.indexId) };
   });
   const record: TableRecord = { ...requested, schema: { ...requested.schema, indexes } };
+  const dropped = current.schema.indexes.filter((index) => !indexes.some((kept) => kept.indexId === index.indexId)).map((index) => index.indexId);
   const before = new Set(gsiSpaceIds(current));
   const after = new Set(gsiSpaceIds(record));
   const removed = [...before].filter((id) => !after.has(id));
   const added = [...after].filter((id) => !before.has(id));
   let next: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record }, mapVersion: state.mapVersion + 1 };
+  if (dropped.length > 0) next = { ...next, retiredSpaceIds: retire(state, dropped) };
   if (removed.length > 0) {
     const gone = new Set(removed);
     next = { ...next, partitions: Object.fromEntries(Object.entries(next.partitions).filter(([, p]) => !gone.has(p.tableId))) };
@@ -299,6 +313,11 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
   return { state: { ...next, mapVersion: state.mapVersion + 1 }, table: record, createdPartitions };
 }
 
+/** The state's retired space ids with `ids` added, ascending. */
+function retire(state: MetaState, ids: readonly number[]): number[] {
+  return [...new Set([...(state.retiredSpaceIds ?? []), ...ids])].sort((a, b) => a - b);
+}
+
 /** The space ids of a table's GSIs: each has partitions of its own (LSIs live with their items). */
 function gsiSpaceIds(record: TableRecord): number[] {
   return record.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.indexId);
@@ -306,8 +325,8 @@ function gsiSpaceIds(record: TableRecord): number[] {
 
 /**
  * The space ids of one table change. A router allocates ids (AllocateSpaceId) before it writes the
- * record, so a record's id is kept when it is one meta handed out (nonzero, below nextSpaceId) and
- * no table uses it yet (nor an earlier index of the same record); any other id is replaced by a
+ * record, so a record's id is kept when it is one meta handed out (nonzero, below nextSpaceId), no
+ * table uses it yet (nor an earlier index of the same record) and none used it before (retired); any other id is replaced by a
  * fresh one, so two tables never share a key space.
  */
 class SpaceIds {
@@ -320,6 +339,7 @@ class SpaceIds {
     this.#command = command;
     this.#limit = state.nextSpaceId;
     this.nextSpaceId = state.nextSpaceId;
+    for (const id of state.retiredSpaceIds ?? []) this.#taken.add(id);
     for (const record of Object.values(state.tables)) {
       this.#taken.add(record.schema.tableId);
       for (const index of record.schema.indexes) this.#taken.add(index.indexId);

@@ -234,6 +234,31 @@ describe('tables', () => {
     expect(partitionList(unchanged.state)).toEqual(partitionList(state));
   });
 
+  it('never brings a deleted index back under its id: a record read before the deletion is refused; deleted ids are retired, through snapshots', () => {
+    let state = run(cluster(3), { type: 'createTable', record: table('T', [gsi('a'), gsi('b')]), partitionCount: 1 });
+    // A router's view of T: a (2) and b (3).
+    const stale = state.tables.T;
+    expect(stale.schema.indexes.map((i) => [i.name, i.indexId])).toEqual([['a', 2], ['b', 3]]);
+    state = run(state, { type: 'updateTable', record: { ...stale, schema: { ...stale.schema, indexes: [stale.schema.indexes[1]] } } });
+    expect(state.retiredSpaceIds).toEqual([2]);
+    expect(partitionList(state).some((p) => p.tableId === 2)).toBe(false);
+    // Another router's view still shows a: its record (the end of b's backfill, a throughput change) would
+    // have recreated a with new, empty partitions. Refused as a conflict; nothing changes.
+    rejects(state, { type: 'updateTable', record: { ...stale, status: 'ACTIVE' } }, /index a has the space id 2 of a deleted index/);
+    expect(() => applyMetaCommand(state, { type: 'updateTable', record: { ...stale, status: 'ACTIVE' } })).toThrow(expect.objectContaining({ reason: 'conflict' }));
+    // The same index name with a fresh id is a new index.
+    const fresh = run(state, { type: 'allocateSpaceId' });
+    const added = run(fresh, { type: 'updateTable', record: { ...state.tables.T, schema: { ...state.tables.T.schema, indexes: [...state.tables.T.schema.indexes, { ...gsi('a'), indexId: 4 }] } } });
+    expect(added.tables.T.schema.indexes.map((i) => [i.name, i.indexId])).toEqual([['b', 3], ['a', 4]]);
+    // Carried by snapshots; a deleted table retires its own id and its indexes'; a new table asking for them gets fresh ones.
+    expect(decodeMetaSnapshot(encodeMetaSnapshot(state)).retiredSpaceIds).toEqual([2]);
+    state = run(state, { type: 'deleteTable', name: 'T' });
+    expect(state.retiredSpaceIds).toEqual([1, 2, 3]);
+    const reused = table('U', [{ ...gsi('x'), indexId: 3 }]);
+    state = run(state, { type: 'createTable', record: { ...reused, schema: { ...reused.schema, tableId: 1 } }, partitionCount: 1 });
+    expect([state.tables.U.schema.tableId, state.tables.U.schema.indexes[0].indexId]).toEqual([4, 5]);
+  });
+
   it('refuses to add a GSI while no node is up to place its partitions, and changes nothing', () => {
     let state = run(cluster(1), { type: 'createTable', record: table('T'), partitionCount: 1 });
     state = run(state, { type: 'markNodeDown', nodeId: 1, at: 2 });
