@@ -38,7 +38,7 @@ describe('GSI backfill on a local store', () => {
       const store = await openLocalStore({ dataDir });
       const record = (await store.catalog.get('resume'))!;
       await store.partitions.dropIndex(record.schema, 'byG');
-      await store.catalog.put({ ...record, backfilling: ['byG'] });
+      await store.catalog.update('resume', (current) => ({ ...current, backfilling: ['byG'] }));
       await store.close();
 
       await withShoal({ dataDir }, async (second) => {

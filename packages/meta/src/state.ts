@@ -81,7 +81,8 @@ export type MetaCommand =
    */
   | { type: 'createTable'; record: TableRecord; partitionCount: number }
   /**
-   * A changed table record (status, throughput, TTL, tags, indexes). Existing indexes keep their
+   * A changed table record (status, throughput, TTL, tags, indexes), made to the table's current
+   * revision (else refused: staleRevision) and stored with the next one. Existing indexes keep their
    * space ids; new ones keep a valid id of the record's or get a fresh one. A new GSI gets as many
    * partitions as its table has now; a GSI the record no longer lists loses its partitions.
    */
@@ -107,10 +108,11 @@ export type MetaCommandType = MetaCommand['type'];
 /**
  * Why a command was refused, for the service that answers its proposer: invalid (a bad request),
  * tableExists / noSuchTable (DynamoDB's ResourceInUse / ResourceNotFound), noSuchNode (a node must
- * register first), noSuchPartition, conflict (another holder, a stale epoch), unavailable (no node
+ * register first), noSuchPartition, conflict (another holder, a stale epoch), staleRevision (a table
+ * change made to an older record: DynamoDB's ResourceInUse, the table being updated), unavailable (no node
  * is up, ids exhausted).
  */
-export type MetaErrorReason = 'invalid' | 'tableExists' | 'noSuchTable' | 'noSuchNode' | 'noSuchPartition' | 'conflict' | 'unavailable';
+export type MetaErrorReason = 'invalid' | 'tableExists' | 'noSuchTable' | 'noSuchNode' | 'noSuchPartition' | 'conflict' | 'staleRevision' | 'unavailable';
 
 export class MetaCommandError extends Error {
   readonly command: MetaCommandType;
@@ -257,7 +259,7 @@ function createTable(state: MetaState, requested: TableRecord, partitionCount: n
   const spaces = new SpaceIds(state, 'createTable');
   const tableId = spaces.keepOrAllocate(requested.schema.tableId);
   const indexes = requested.schema.indexes.map((index) => ({ ...index, indexId: spaces.keepOrAllocate(index.indexId) }));
-  const record: TableRecord = { ...requested, schema: { ...requested.schema, tableId, indexes } };
+  const record: TableRecord = { ...requested, schema: { ...requested.schema, tableId, indexes }, revision: 1 };
   let next: MetaState = { ...state, nextSpaceId: spaces.nextSpaceId, tables: { ...state.tables, [name]: record } };
   const createdPartitions: PartitionDescriptor[] = [];
   for (const space of [tableId, ...gsiSpaceIds(record)]) {
@@ -276,6 +278,12 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
   if (requested.schema.tableId !== current.schema.tableId) {
     throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`);
   }
+  // Compare-and-set: a record computed from an older revision would undo the changes made since
+  // (another router's new GSI removed, a deleted one brought back); its router reads again and redoes its change.
+  const revision = current.revision ?? 0;
+  if ((requested.revision ?? 0) !== revision) {
+    throw new MetaCommandError('updateTable', `table ${name} is at revision ${revision}, the change was made to revision ${requested.revision ?? 0}`, 'staleRevision');
+  }
   const kept = new Map(current.schema.indexes.map((i) => [i.name, i]));
   const spaces = new SpaceIds(state, 'updateTable');
   const retired = new Set(state.retiredSpaceIds ?? []);
@@ -288,7 +296,7 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
     }
     return { ...index, indexId: old ? old.indexId : spaces.keepOrAllocate(index.indexId) };
   });
-  const record: TableRecord = { ...requested, schema: { ...requested.schema, indexes } };
+  const record: TableRecord = { ...requested, schema: { ...requested.schema, indexes }, revision: revision + 1 };
   const dropped = current.schema.indexes.filter((index) => !indexes.some((kept) => kept.indexId === index.indexId)).map((index) => index.indexId);
   const before = new Set(gsiSpaceIds(current));
   const after = new Set(gsiSpaceIds(record));
@@ -430,6 +438,7 @@ function checkTableRecord(command: MetaCommandType, record: unknown): void {
     if ((index.kind !== 'LSI' && index.kind !== 'GSI') || !isSpaceId(index.indexId) || !isKeyAttribute(index.hashKey)) bad(`bad index ${index.name}`);
   }
   if (!isObject(record.tags)) bad('no tags');
+  if (record.revision !== undefined && !(Number.isSafeInteger(record.revision) && (record.revision as number) >= 0)) bad('bad revision');
 }
 
 /** Partitions a table (or a GSI) may start with. */

@@ -243,9 +243,13 @@ describe('tables', () => {
     expect(state.retiredSpaceIds).toEqual([2]);
     expect(partitionList(state).some((p) => p.tableId === 2)).toBe(false);
     // Another router's view still shows a: its record (the end of b's backfill, a throughput change) would
-    // have recreated a with new, empty partitions. Refused as a conflict; nothing changes.
-    rejects(state, { type: 'updateTable', record: { ...stale, status: 'ACTIVE' } }, /index a has the space id 2 of a deleted index/);
-    expect(() => applyMetaCommand(state, { type: 'updateTable', record: { ...stale, status: 'ACTIVE' } })).toThrow(expect.objectContaining({ reason: 'conflict' }));
+    // have recreated a with new, empty partitions. Refused: made to an older revision; nothing changes.
+    rejects(state, { type: 'updateTable', record: { ...stale, status: 'ACTIVE' } }, /is at revision 2, the change was made to revision 1/);
+    // Even at the current revision, a record naming a under its retired id is refused as a conflict.
+    const current = state.tables.T;
+    const revived = { ...current, schema: { ...current.schema, indexes: stale.schema.indexes } };
+    rejects(state, { type: 'updateTable', record: revived }, /index a has the space id 2 of a deleted index/);
+    expect(() => applyMetaCommand(state, { type: 'updateTable', record: revived })).toThrow(expect.objectContaining({ reason: 'conflict' }));
     // The same index name with a fresh id is a new index.
     const fresh = run(state, { type: 'allocateSpaceId' });
     const added = run(fresh, { type: 'updateTable', record: { ...state.tables.T, schema: { ...state.tables.T.schema, indexes: [...state.tables.T.schema.indexes, { ...gsi('a'), indexId: 4 }] } } });
@@ -257,6 +261,31 @@ describe('tables', () => {
     const reused = table('U', [{ ...gsi('x'), indexId: 3 }]);
     state = run(state, { type: 'createTable', record: { ...reused, schema: { ...reused.schema, tableId: 1 } }, partitionCount: 1 });
     expect([state.tables.U.schema.tableId, state.tables.U.schema.indexes[0].indexId]).toEqual([4, 5]);
+  });
+
+  it('makes table changes compare-and-set on the revision: a record computed from an older one is refused, so it cannot remove a GSI added meanwhile', () => {
+    let state = run(cluster(3), { type: 'createTable', record: table('T'), partitionCount: 1 });
+    expect(state.tables.T.revision).toBe(1);
+    // Two routers read T at revision 1; one adds GSI g (a new space id), the other changes tags.
+    const read = state.tables.T;
+    state = run(state, { type: 'allocateSpaceId' });
+    state = run(state, { type: 'updateTable', record: { ...read, schema: { ...read.schema, indexes: [{ ...gsi('g'), indexId: 2 }] } } });
+    expect(state.tables.T.revision).toBe(2);
+    expect(partitionList(state).some((p) => p.tableId === 2)).toBe(true);
+    // The second record, made to revision 1, lacks g: applied, it would drop g and its partitions.
+    rejects(state, { type: 'updateTable', record: { ...read, tags: { team: 'red' } } }, /T is at revision 2, the change was made to revision 1/);
+    expect(() => applyMetaCommand(state, { type: 'updateTable', record: { ...read, tags: { team: 'red' } } })).toThrow(expect.objectContaining({ reason: 'staleRevision' }));
+    // Made again to revision 2, it keeps g. The revision is the meta group's, whatever the record says.
+    state = run(state, { type: 'updateTable', record: { ...state.tables.T, tags: { team: 'red' } } });
+    expect([state.tables.T.revision, state.tables.T.schema.indexes.map((i) => i.name), state.tables.T.tags]).toEqual([3, ['g'], { team: 'red' }]);
+    expect(decodeMetaSnapshot(encodeMetaSnapshot(state)).tables.T.revision).toBe(3);
+    rejects(state, { type: 'updateTable', record: { ...state.tables.T, revision: 4 } }, /at revision 3, the change was made to revision 4/);
+    // A record stored before revisions were kept counts as revision 0.
+    const { revision: _, ...unrevised } = state.tables.T;
+    const old: MetaState = { ...state, tables: { T: unrevised } };
+    expect(run(old, { type: 'updateTable', record: { ...unrevised, tags: {} } }).tables.T.revision).toBe(1);
+    rejects(old, { type: 'updateTable', record: { ...unrevised, revision: 3 } }, /at revision 0, the change was made to revision 3/);
+    rejects(old, { type: 'updateTable', record: { ...unrevised, revision: -1 } }, /malformed table record: bad revision/);
   });
 
   it('refuses to add a GSI while no node is up to place its partitions, and changes nothing', () => {

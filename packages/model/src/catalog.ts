@@ -22,14 +22,31 @@ export interface TableRecord {
   backfilling?: string[];
   ttl?: { attributeName: string; enabled: boolean };
   tags: Record<string, string>;
+  /**
+   * Set by a catalog that others may change concurrently (the cluster's meta group): grows with every
+   * change of the record, and a change is made only on the revision it was computed from.
+   */
+  revision?: number;
 }
+
+/** A table change: the next record computed from the current one, or undefined for no change. */
+export type TableChange = (current: TableRecord) => TableRecord | undefined | Promise<TableRecord | undefined>;
 
 /** Where table definitions live: a local LevelDB on one node, the meta group in the cluster. */
 export interface TableCatalog {
   get(name: string): Promise<TableRecord | undefined>;
   /** All tables, sorted by name. */
   list(): Promise<TableRecord[]>;
-  put(record: TableRecord): Promise<void>;
+  /** A new table's record; the caller checked that no table has its name. */
+  create(record: TableRecord): Promise<void>;
+  /**
+   * Changes a table's record through `change`, given the current record. Where the record may change
+   * elsewhere meanwhile (other routers), the write is a compare-and-set on the record's revision and
+   * `change` runs again on the newer record, a bounded number of times (then DynamoDB's
+   * ResourceInUseException, as for a table being updated). Resolves with the record stored, or
+   * undefined when `change` changed nothing. No such table: ResourceNotFoundException.
+   */
+  update(name: string, change: TableChange): Promise<TableRecord | undefined>;
   delete(name: string): Promise<void>;
   /** A key space id never handed out before, for a new table or index. */
   allocateSpaceId(): Promise<number>;

@@ -83,7 +83,7 @@ export async function clientTokenTable(catalog: TableCatalog, now: () => number)
 
 async function createTokenTable(catalog: TableCatalog, now: () => number): Promise<TableSchema> {
   try {
-    await catalog.put(tokenTableRecord(await catalog.allocateSpaceId(), now()));
+    await catalog.create(tokenTableRecord(await catalog.allocateSpaceId(), now()));
   } catch (error) {
     // Another router created it first (the meta group refused the second creation): this router's
     // catalog learns of it from the meta group shortly.

@@ -540,7 +540,7 @@ const createTable: RouterOperationHandler = async (body, ctx, request) => {
         : {}),
       tags,
     };
-    await ctx.catalog.put(record);
+    await ctx.catalog.create(record);
     return { TableDescription: await describeTable(record, ctx, request.region) };
   });
 };
@@ -691,8 +691,8 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     throw validationError(`${INVALID_PARAMETERS}AttributeDefinitions is not specified for index: ${create.raw.name}`);
   }
 
-  return request.tableLock(async () => {
-    const record = await requireExistingTable(ctx, tableName!);
+  // The change made to the table's current record (made again on a newer one if another router changed it meanwhile).
+  const changeTable = async (record: TableRecord): Promise<TableUpdate> => {
     const mode: BillingMode = (billingMode as BillingMode | undefined) ?? record.billingMode;
     if (throughput !== undefined && mode === 'PAY_PER_REQUEST') {
       throw validationError(`${INVALID_PARAMETERS}Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST`);
@@ -786,10 +786,18 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
       else delete next.backfilling;
       if (next.indexThroughput !== undefined) delete next.indexThroughput[remove.name];
     }
+    return { previous: record, next, ...(created === undefined ? {} : { created }), ...(deleted === undefined ? {} : { deleted }) };
+  };
 
+  return request.tableLock(async () => {
+    let update: TableUpdate | undefined;
+    const next = (await ctx.catalog.update(tableName!, async (current) => {
+      update = await changeTable(current);
+      return update.next;
+    }))!;
+    const { previous, created, deleted } = update!;
     // Writes see the new schema from here on, so the backfill below cannot miss a concurrent write.
-    await ctx.catalog.put(next);
-    if (deleted !== undefined) await ctx.partitions.dropIndex(record.schema, deleted.name);
+    if (deleted !== undefined) await ctx.partitions.dropIndex(previous.schema, deleted.name);
     if (created !== undefined) {
       const indexName = created.name;
       request.background((stop) => backfill(ctx, next.schema, indexName, request, stop));
@@ -801,6 +809,14 @@ const updateTable: RouterOperationHandler = async (body, ctx, request) => {
     };
   });
 };
+
+/** One UpdateTable's change: the record it was made to, the next one, the GSI it creates or deletes. */
+interface TableUpdate {
+  previous: TableRecord;
+  next: TableRecord;
+  created?: IndexSchema;
+  deleted?: IndexSchema;
+}
 
 /** Pauses between failed attempts of a backfill: doubling from the first to the last. */
 const BACKFILL_RETRY_FIRST_MS = 200;
@@ -838,20 +854,30 @@ export async function backfill(
     }
   }
   await request.tableLock(async () => {
-    const record = await ctx.catalog.get(schema.name);
-    const built = schema.indexes.find((candidate) => candidate.name === indexName);
-    const wanted = record?.schema.indexes.find((candidate) => candidate.name === indexName);
-    if (record === undefined || record.schema.tableId !== schema.tableId) return;
-    if (wanted === undefined || wanted.indexId !== built?.indexId) {
-      await ctx.partitions.dropIndex(schema, indexName);
-      return;
+    let dropped = false;
+    try {
+      await ctx.catalog.update(schema.name, (record) => {
+        dropped = false;
+        const built = schema.indexes.find((candidate) => candidate.name === indexName);
+        const wanted = record.schema.indexes.find((candidate) => candidate.name === indexName);
+        if (record.schema.tableId !== schema.tableId) return undefined;
+        if (wanted === undefined || wanted.indexId !== built?.indexId) {
+          dropped = true;
+          return undefined;
+        }
+        if (!record.backfilling?.includes(indexName)) return undefined;
+        const backfilling = record.backfilling.filter((name) => name !== indexName);
+        const next: TableRecord = { ...record };
+        if (backfilling.length > 0) next.backfilling = backfilling;
+        else delete next.backfilling;
+        return next;
+      });
+    } catch (error) {
+      // The table is gone, and its index's partitions with it: nothing left to mark or drop.
+      if (error instanceof DynamoDbError && error.type === 'ResourceNotFoundException') return;
+      throw error;
     }
-    if (!record.backfilling?.includes(indexName)) return;
-    const backfilling = record.backfilling.filter((name) => name !== indexName);
-    const next: TableRecord = { ...record };
-    if (backfilling.length > 0) next.backfilling = backfilling;
-    else delete next.backfilling;
-    await ctx.catalog.put(next);
+    if (dropped) await ctx.partitions.dropIndex(schema, indexName);
   });
 }
 

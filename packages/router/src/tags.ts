@@ -77,10 +77,12 @@ const tagResource: RouterOperationHandler = async (body, ctx, request) => {
   if (list.length === 0) throw validationError('Atleast one Tag needs to be provided as Input.');
   const tags = checkTags(list);
   await request.tableLock(async () => {
-    const record = await tableOfArn(body, ctx, request.region);
-    const merged = { ...record.tags, ...tags };
-    if (Object.keys(merged).length > MAX_TAGS_PER_RESOURCE) throw tooMany();
-    await ctx.catalog.put({ ...record, tags: merged });
+    const { schema } = await tableOfArn(body, ctx, request.region);
+    await ctx.catalog.update(schema.name, (record) => {
+      const merged = { ...record.tags, ...tags };
+      if (Object.keys(merged).length > MAX_TAGS_PER_RESOURCE) throw tooMany();
+      return { ...record, tags: merged };
+    });
   });
   return {};
 };
@@ -97,9 +99,11 @@ const untagResource: RouterOperationHandler = async (body, ctx, request) => {
     }
   }
   await request.tableLock(async () => {
-    const record = await tableOfArn(body, ctx, request.region);
-    const remaining = Object.fromEntries(Object.entries(record.tags).filter(([key]) => !keys!.includes(key)));
-    await ctx.catalog.put({ ...record, tags: remaining });
+    const { schema } = await tableOfArn(body, ctx, request.region);
+    await ctx.catalog.update(schema.name, (record) => ({
+      ...record,
+      tags: Object.fromEntries(Object.entries(record.tags).filter(([key]) => !keys!.includes(key))),
+    }));
   });
   return {};
 };

@@ -21,17 +21,17 @@ const updateTimeToLive: RouterOperationHandler = async (body, ctx, request) => {
     }
   }
   constraints.throwIfAny();
-  await request.tableLock(async () => {
-    const record = await ctx.catalog.get(tableName!);
-    if (record === undefined) throw resourceNotFound(`Requested resource not found: Table: ${tableName} not found`);
-    const current = record.ttl;
-    if (current?.enabled && current.attributeName !== attributeName) {
-      throw validationError(`TimeToLive is active on a different AttributeName: current AttributeName is ${current.attributeName}`);
-    }
-    if (enabled && current?.enabled) throw validationError('TimeToLive is already enabled');
-    if (!enabled && !current?.enabled) throw validationError('TimeToLive is already disabled');
-    await ctx.catalog.put({ ...record, ttl: { attributeName: attributeName!, enabled: enabled! } });
-  });
+  await request.tableLock(() =>
+    ctx.catalog.update(tableName!, (record) => {
+      const current = record.ttl;
+      if (current?.enabled && current.attributeName !== attributeName) {
+        throw validationError(`TimeToLive is active on a different AttributeName: current AttributeName is ${current.attributeName}`);
+      }
+      if (enabled && current?.enabled) throw validationError('TimeToLive is already enabled');
+      if (!enabled && !current?.enabled) throw validationError('TimeToLive is already disabled');
+      return { ...record, ttl: { attributeName: attributeName!, enabled: enabled! } };
+    }),
+  );
   return { TimeToLiveSpecification: { Enabled: enabled, AttributeName: attributeName } };
 };
 

@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addMetaServices, META_GROUP_ID, MetaReplica, MultiRaftHost, RaftLogStore, RaftTransport, type MetaServices } from '@shoal/node';
-import { Server, freePort, listen, shutdown } from '@shoal/proto';
-import type { TableRecord } from '@shoal/model';
+import { Server, freePort, listen, shutdown, tableRecordFromWire } from '@shoal/proto';
+import type { IndexSchema, TableRecord } from '@shoal/model';
+import { ClusterCatalog } from '../src/cluster/catalog.ts';
 import { ChannelPool } from '../src/cluster/channels.ts';
+import { ClusterView } from '../src/cluster/cluster-view.ts';
 import { MetaClient } from '../src/cluster/meta-client.ts';
 import { zeroCounters } from '../src/cluster/metrics.ts';
 import { DEFAULT_RETRY_POLICY } from '../src/cluster/retry.ts';
@@ -137,11 +139,11 @@ describe('connectCluster over a real meta group', () => {
     expect(backend.isReady()).toBe(true);
 
     const tableId = await backend.catalog.allocateSpaceId();
-    await backend.catalog.put(tableRecord('orders', tableId));
+    await backend.catalog.create(tableRecord('orders', tableId));
     expect((await backend.catalog.get('orders'))?.schema.tableId).toBe(tableId);
     expect((await backend.catalog.list()).map((record) => record.schema.name)).toContain('orders');
 
-    await backend.catalog.put({ ...tableRecord('orders', tableId), tags: { team: 'red' } });
+    await backend.catalog.update('orders', (record) => ({ ...record, tags: { team: 'red' } }));
     expect((await backend.catalog.get('orders'))?.tags).toEqual({ team: 'red' });
 
     const metrics = backend.metrics();
@@ -158,10 +160,47 @@ describe('connectCluster over a real meta group', () => {
     const all = [...peers.values()].map((peer) => peer.address);
     const writer = await connect(all);
     const reader = await connect(all.slice().reverse());
-    await writer.catalog.put(tableRecord('shared', await writer.catalog.allocateSpaceId()));
+    await writer.catalog.create(tableRecord('shared', await writer.catalog.allocateSpaceId()));
     await eventually('the reader sees the new table', async () => (await reader.catalog.get('shared')) !== undefined);
     await writer.catalog.delete('shared');
     await eventually('the reader sees it deleted', async () => (await reader.catalog.get('shared')) === undefined);
+  });
+
+  it("a router whose map is behind redoes its change on the current record: another router's new GSI is not removed", { timeout: 30_000 }, async () => {
+    const all = [...peers.values()].map((peer) => peer.address);
+    const writer = await connect(all);
+    // The lagging router: its map changes only when it fetches one (no watch), as a watch held back.
+    const channels = new ChannelPool();
+    const meta = new MetaClient({ addresses: all, channels, policy: DEFAULT_RETRY_POLICY, counters: zeroCounters() });
+    const view = new ClusterView();
+    const lagging = new ClusterCatalog({ view, meta, initialPartitions: 1, tableReady: async () => undefined });
+    try {
+      await writer.catalog.create(tableRecord('cas', await writer.catalog.allocateSpaceId()));
+      await meta.refresh(view);
+      expect(view.table('cas')?.schema.indexes).toEqual([]);
+
+      const gsi: IndexSchema = { name: 'byCity', kind: 'GSI', indexId: await writer.catalog.allocateSpaceId(), hashKey: { name: 'city', type: 'S' }, projection: { type: 'ALL' } };
+      await writer.catalog.update('cas', (record) => ({ ...record, schema: { ...record.schema, indexes: [gsi] } }));
+      expect(view.table('cas')?.schema.indexes).toEqual([]);
+
+      const seen: string[][] = [];
+      const stored = await lagging.update('cas', (record) => {
+        seen.push(record.schema.indexes.map((index) => index.name));
+        return { ...record, tags: { team: 'blue' } };
+      });
+      // Made first to the stale record (no GSI), refused, then again to the current one.
+      expect(seen).toEqual([[], ['byCity']]);
+      expect(stored?.schema.indexes.map((index) => index.name)).toEqual(['byCity']);
+      await eventually('the writer sees both changes', async () => {
+        const record = await writer.catalog.get('cas');
+        return record?.tags.team === 'blue' && record.schema.indexes.some((index) => index.indexId === gsi.indexId);
+      });
+      const answer = await meta.call('GetTable', 'read', (client) => client.getTable({ name: 'cas' }));
+      const record = tableRecordFromWire(answer.record!);
+      expect([record.revision, record.schema.indexes.map((index) => index.name), record.tags]).toEqual([3, ['byCity'], { team: 'blue' }]);
+    } finally {
+      channels.close();
+    }
   });
 
   it("meta's DynamoDB errors reach the caller as DynamoDbError", { timeout: 30_000 }, async () => {
@@ -173,7 +212,7 @@ describe('connectCluster over a real meta group', () => {
     const backend = await connect([...peers.values()].map((peer) => peer.address), { retry: QUICK_RETRY });
     const record = tableRecord('unreachable', await backend.catalog.allocateSpaceId());
     // CreateTable waits for the partitions' leaders within its retry bound, then returns all the same.
-    await backend.catalog.put(record);
+    await backend.catalog.create(record);
     const before = backend.metrics();
     const key = { pk: { S: 'a' } };
     await expect(backend.partitions.get({ table: record.schema, key }, { consistent: false })).rejects.toMatchObject({ type: 'ServiceUnavailable', statusCode: 503 });
@@ -192,7 +231,7 @@ describe('connectCluster over a real meta group', () => {
     const old = await metaLeader();
     await stopPeer(old.nodeId);
     await metaLeader();
-    await writer.catalog.put(tableRecord('after-failover', await writer.catalog.allocateSpaceId()));
+    await writer.catalog.create(tableRecord('after-failover', await writer.catalog.allocateSpaceId()));
     await eventually('the reader sees the table created after the failover', async () => (await reader.catalog.get('after-failover')) !== undefined);
     expect(reader.metrics().watchStreamsTotal).toBeGreaterThan(1);
   });

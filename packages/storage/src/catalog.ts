@@ -1,4 +1,4 @@
-import type { TableCatalog, TableRecord } from '@shoal/model';
+import { resourceNotFound, type TableCatalog, type TableChange, type TableRecord } from '@shoal/model';
 import type { CommitQueue } from './commit-queue.ts';
 import type { ByteLevel } from './database.ts';
 import { catalogKey, catalogRange, decodeJson, decodeU32, encodeJson, encodeU32, spaceCounterKey } from './layout.ts';
@@ -37,7 +37,21 @@ export class LevelTableCatalog implements TableCatalog {
     return values.map((value) => decodeJson<TableRecord>(value));
   }
 
-  async put(record: TableRecord): Promise<void> {
+  async create(record: TableRecord): Promise<void> {
+    await this.write(record);
+  }
+
+  /** One process owns this catalog, and its callers hold the table's lock: no concurrent change to compare against. */
+  async update(name: string, change: TableChange): Promise<TableRecord | undefined> {
+    const current = await this.get(name);
+    if (current === undefined) throw resourceNotFound(`Requested resource not found: Table: ${name} not found`);
+    const next = await change(current);
+    if (next === undefined) return undefined;
+    await this.write(next);
+    return next;
+  }
+
+  private async write(record: TableRecord): Promise<void> {
     const name = record.schema.name;
     try {
       await this.commits.exclusive(async () => ({

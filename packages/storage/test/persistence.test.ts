@@ -18,7 +18,7 @@ describe('table catalog', () => {
 
   it('stores, lists by name and deletes table records', async () => {
     for (const name of ['zeta', 'Alpha', 'beta.v2', 'a-b_c']) {
-      await store.catalog.put(record({ ...table(1, key('pk', 'S')), name }));
+      await store.catalog.create(record({ ...table(1, key('pk', 'S')), name }));
     }
     expect((await store.catalog.list()).map((r) => r.schema.name)).toEqual(['Alpha', 'a-b_c', 'beta.v2', 'zeta']);
     expect(await store.catalog.get('beta.v2')).toEqual(record({ ...table(1, key('pk', 'S')), name: 'beta.v2' }));
@@ -34,7 +34,7 @@ describe('table catalog', () => {
 
   it('keeps catalog records out of table scans', async () => {
     const schema = table(await store.catalog.allocateSpaceId(), key('pk', 'S'));
-    await store.catalog.put(record(schema));
+    await store.catalog.create(record(schema));
     await put(store.partitions, schema, { pk: S('only') });
     const pages = await readAllPages(store.partitions, baseRequest(schema));
     expect(pages.flatMap((page) => page.items)).toEqual([{ pk: S('only') }]);
@@ -52,7 +52,7 @@ describe('a store on disk', () => {
         let store = await openLocalStore({ dataDir: directory.path, sync });
         expect(await store.catalog.allocateSpaceId()).toBe(1);
         expect(await store.catalog.allocateSpaceId()).toBe(2);
-        await store.catalog.put(record(schema));
+        await store.catalog.create(record(schema));
         await Promise.all(Array.from({ length: 100 }, (_, i) => put(store.partitions, schema, { pk: S(`p${i % 7}`), sk: N(i), v: S(`v${i % 3}`) })));
         const statistics = await store.partitions.statistics(schema);
         const indexStatistics = await store.partitions.statistics(schema, 'byV');

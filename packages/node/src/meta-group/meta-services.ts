@@ -431,6 +431,9 @@ function commandError(error: MetaCommandError, table: string | undefined): RpcEr
     case 'noSuchNode':
     case 'noSuchPartition':
       return new RpcError(Status.NOT_FOUND, error.message);
+    case 'staleRevision':
+      // The router reads the table again and redoes its change (ClusterCatalog.update).
+      return dynamoDbErrorToRpc(resourceInUse(`Attempt to change a resource which is still in use: Table is being updated: ${table} (${error.message})`));
     case 'conflict':
       return new RpcError(Status.ABORTED, error.message);
     case 'unavailable':

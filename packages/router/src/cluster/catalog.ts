@@ -4,11 +4,14 @@
  * through the meta group's RPCs. A router sees its own changes at once: the answer goes into the
  * cache, then the map is fetched so that a new table's partitions are known before the call returns.
  */
-import type { TableCatalog, TableRecord, TableSchema } from '@shoal/model';
+import { DynamoDbError, resourceNotFound, type TableCatalog, type TableChange, type TableRecord, type TableSchema } from '@shoal/model';
 import { tableRecordFromWire, tableRecordToWire } from '@shoal/proto';
 import type { ClusterView } from './cluster-view.ts';
 import type { MetaClient } from './meta-client.ts';
 import type { ClusterLogger } from './metrics.ts';
+
+/** Tries of a table change that another router's changes keep overtaking, before ResourceInUse reaches the client. */
+const UPDATE_ATTEMPTS = 5;
 
 export class ClusterCatalog implements TableCatalog {
   readonly #view: ClusterView;
@@ -44,31 +47,57 @@ export class ClusterCatalog implements TableCatalog {
   }
 
   /**
-   * CreateTable for a name the cache does not know, UpdateTable otherwise. A new table is returned
-   * once its partitions (and its GSIs') have leaders: Shoal reports a table ACTIVE from the start, so
-   * it must be. A GSI added by UpdateTable: once its partitions (the meta group created them with the
-   * change) have leaders, so that its backfill ships to partitions able to take it.
+   * A new table, returned once its partitions (and its GSIs') have leaders: Shoal reports a table
+   * ACTIVE from the start, so it must be.
    */
-  async put(record: TableRecord): Promise<void> {
-    const wire = tableRecordToWire(record);
-    const previous = this.#view.table(record.schema.name);
-    const answer = previous === undefined
-      ? await this.#meta.call('CreateTable', 'change', (client) => client.createTable({ record: wire, initialPartitions: this.#initialPartitions }))
-      : await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: wire }));
+  async create(record: TableRecord): Promise<void> {
+    const answer = await this.#meta.call('CreateTable', 'change', (client) =>
+      client.createTable({ record: tableRecordToWire(record), initialPartitions: this.#initialPartitions }),
+    );
     const stored = answer.record === undefined ? record : tableRecordFromWire(answer.record);
     this.#view.putTable(stored);
     await this.#catchUp();
-    let added: string[] | undefined;
-    if (previous !== undefined) {
-      const before = new Set(previous.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.indexId));
-      added = stored.schema.indexes.filter((index) => index.kind === 'GSI' && !before.has(index.indexId)).map((index) => index.name);
-      if (added.length === 0) return;
+    await this.#ready(stored.schema);
+  }
+
+  /**
+   * UpdateTable in the meta group, compare-and-set on the revision of the record `change` was given:
+   * another router's change in between (its watch ahead of ours) is refused with ResourceInUse, and
+   * `change` runs again on the record of a fresh map, so it is never undone. A GSI the change added is
+   * returned once its partitions (the meta group created them with the change) have leaders, so that
+   * its backfill ships to partitions able to take it.
+   */
+  async update(name: string, change: TableChange): Promise<TableRecord | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const current = this.#view.table(name);
+      if (current === undefined) throw resourceNotFound(`Requested resource not found: Table: ${name} not found`);
+      const next = await change(current);
+      if (next === undefined) return undefined;
+      let answer;
+      try {
+        answer = await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: tableRecordToWire({ ...next, revision: current.revision }) }));
+      } catch (error) {
+        if (!(error instanceof DynamoDbError && error.type === 'ResourceInUseException') || attempt === UPDATE_ATTEMPTS) throw error;
+        this.#log?.debug('table changed meanwhile by another router: reading it again', { table: name, attempt });
+        await this.#meta.refresh(this.#view);
+        continue;
+      }
+      const stored = answer.record === undefined ? next : tableRecordFromWire(answer.record);
+      this.#view.putTable(stored);
+      await this.#catchUp();
+      const before = new Set(current.schema.indexes.filter((index) => index.kind === 'GSI').map((index) => index.indexId));
+      const added = stored.schema.indexes.filter((index) => index.kind === 'GSI' && !before.has(index.indexId)).map((index) => index.name);
+      if (added.length > 0) await this.#ready(stored.schema, added);
+      return stored;
     }
+  }
+
+  async #ready(table: TableSchema, indexNames?: readonly string[]): Promise<void> {
     try {
-      await this.#tableReady(stored.schema, added);
+      await this.#tableReady(table, indexNames);
     } catch (error) {
       // The table exists: its first requests wait for the leaders themselves (bounded).
-      this.#log?.warn('a new table or index has partitions without a leader yet', { table: stored.schema.name, error: error instanceof Error ? error.message : String(error) });
+      this.#log?.warn('a new table or index has partitions without a leader yet', { table: table.name, error: error instanceof Error ? error.message : String(error) });
     }
   }
 

@@ -542,6 +542,9 @@ export const CreateTableResponseSchema: GenMessage<CreateTableResponse> = /*@__P
   messageDesc(file_shoal_v1_meta, 14);
 
 /**
+ * Compare-and-set: the record carries the revision it was computed from (TableRecord.revision, in the
+ * JSON); a table at another revision answers ResourceInUseException (DynamoDB error detail), and the
+ * caller reads the table again and redoes its change. The stored record has the next revision.
  * Existing indexes keep their space ids; new ones keep a valid id of the record's or get a fresh one.
  * No such table: ResourceNotFoundException (DynamoDB error detail).
  *
