@@ -5,7 +5,7 @@
  *
  *   npm run bench -- put,get --targets shoal,dynalite                  issue 2: single node vs dynalite
  *   npm run bench -- put,get,get-strong                                 issue 4: every target, same run
- *   npm run bench -- [workloads] [--targets shoal,dynalite,cluster,etcd] [--concurrency 64]
+ *   npm run bench -- [workloads] [--targets shoal,dynalite,dynalite-disk,cluster,etcd] [--concurrency 64]
  *                    [--connections 64] [--duration 10] [--warmup 2] [--item-size 1024] [--keys 10000]
  *                    [--rounds 1] [--cpu-prof <dir>] [--timeline] [--keep-data] [--shoal-flags="<flags>"]
  *                    [--node-flags="<flags>"]
@@ -16,6 +16,7 @@
  *   shoal     `shoal dev --single` (before the cluster CLI: `shoal dev`): router and storage engine in
  *             one process, LevelDB without fsync per write (the default of `shoal dev`).
  *   dynalite  dynalite 4 (npm), in memory.
+ *   dynalite-disk  the same with its LevelDB files on disk (`--path <tmp>`), no fsync.
  *   cluster   `shoal dev --data-dir <tmp>`: 3 `shoal node` processes + 1 `shoal router`; every write
  *             replicated to 3 Raft replicas, fsync before the answer.
  *   etcd      Debian's etcd-server (installed with apt-get when /usr/bin/etcd is missing), 3 members,
@@ -211,6 +212,7 @@ async function prepare(
 const RATIO_PAIRS: readonly [TargetName, TargetName][] = [
   ['shoal', 'dynalite'],
   ['cluster', 'dynalite'],
+  ['cluster', 'dynalite-disk'],
   ['cluster', 'etcd'],
 ];
 

@@ -13,7 +13,7 @@ import { freePort, freePorts } from '@shoal/proto';
 import type { Endpoint } from './dynamodb-http.ts';
 import type { Protocol } from './workloads.ts';
 
-export const TARGET_NAMES = ['shoal', 'dynalite', 'cluster', 'etcd'] as const;
+export const TARGET_NAMES = ['shoal', 'dynalite', 'dynalite-disk', 'cluster', 'etcd'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface RunningTarget {
@@ -243,20 +243,38 @@ function nodeFlags(options: TargetOptions): string[] {
   return [...profiling, ...(options.nodeFlags ?? [])];
 }
 
-async function startDynalite(options: TargetOptions): Promise<RunningTarget> {
+/**
+ * dynalite in memory (`dynalite`), or on disk (`dynalite-disk`: LevelDB files through `level`, no
+ * fsync, as a one-process store without replication would keep them).
+ */
+async function startDynalite(name: 'dynalite' | 'dynalite-disk', options: TargetOptions): Promise<RunningTarget> {
   const port = await freePort(HOST);
   const cli = path.join(REPO_ROOT, 'node_modules/dynalite/cli.js');
-  // In memory (no --path); tables become ACTIVE at once instead of after the default 500 ms.
+  const dataDir = name === 'dynalite-disk' ? await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-dynalite-')) : undefined;
+  // Tables become ACTIVE at once instead of after the default 500 ms.
   const args = [cli, '--host', HOST, '--port', String(port), '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0'];
-  const { child, recentOutput } = await spawnUntil('dynalite', process.execPath, [...nodeFlags(options), ...args], /listening/i);
+  if (dataDir !== undefined) args.push('--path', dataDir);
+  const removeData = async (): Promise<void> => {
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  };
+  let started: StartedChild;
+  try {
+    started = await spawnUntil(name, process.execPath, [...nodeFlags(options), ...args], /listening/i);
+  } catch (error) {
+    await removeData();
+    throw error;
+  }
   return {
-    name: 'dynalite',
+    name,
     protocol: 'dynamodb',
     endpoint: { host: HOST, port },
-    description: 'dynalite 4, in memory',
-    recentOutput,
-    cpuSeconds: () => processTreeCpuSeconds([child.pid]),
-    stop: () => stopChild(child),
+    description: dataDir === undefined ? 'dynalite 4, in memory' : `dynalite 4, LevelDB in ${dataDir} (no fsync)`,
+    recentOutput: started.recentOutput,
+    cpuSeconds: () => processTreeCpuSeconds([started.child.pid]),
+    stop: async () => {
+      await stopChild(started.child);
+      await removeData();
+    },
   };
 }
 
@@ -517,7 +535,8 @@ export function startTarget(name: TargetName, options: TargetOptions): Promise<R
     case 'shoal':
       return startShoal(options);
     case 'dynalite':
-      return startDynalite(options);
+    case 'dynalite-disk':
+      return startDynalite(name, options);
     case 'cluster':
       return startCluster(options);
     case 'etcd':
