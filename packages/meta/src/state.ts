@@ -82,7 +82,8 @@ export type MetaCommand =
   | { type: 'createTable'; record: TableRecord; partitionCount: number }
   /**
    * A changed table record (status, throughput, TTL, tags, indexes), made to the table's current
-   * revision (else refused: staleRevision) and stored with the next one. Existing indexes keep their
+   * revision and table id (else refused: staleRevision; a record with no revision, from a log written
+   * before revisions were kept, applies unchecked) and stored with the next revision. Existing indexes keep their
    * space ids; new ones keep a valid id of the record's or get a fresh one. A new GSI gets as many
    * partitions as its table has now; a GSI the record no longer lists loses its partitions.
    */
@@ -275,14 +276,16 @@ function updateTable(state: MetaState, requested: TableRecord): MetaApplyResult 
   const name = requested.schema.name;
   const current = getOwn(state.tables, name);
   if (!current) throw new MetaCommandError('updateTable', `no table named ${name}`, 'noSuchTable');
+  // A record of a table deleted and created again under this name since it was read: as stale as an older revision.
   if (requested.schema.tableId !== current.schema.tableId) {
-    throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`);
+    throw new MetaCommandError('updateTable', `table ${name} has space id ${current.schema.tableId}, not ${requested.schema.tableId}`, 'staleRevision');
   }
   // Compare-and-set: a record computed from an older revision would undo the changes made since
   // (another router's new GSI removed, a deleted one brought back); its router reads again and redoes its change.
+  // A record without a revision is a log entry written before revisions were kept: it applies as it did then.
   const revision = current.revision ?? 0;
-  if ((requested.revision ?? 0) !== revision) {
-    throw new MetaCommandError('updateTable', `table ${name} is at revision ${revision}, the change was made to revision ${requested.revision ?? 0}`, 'staleRevision');
+  if (requested.revision !== undefined && requested.revision !== revision) {
+    throw new MetaCommandError('updateTable', `table ${name} is at revision ${revision}, the change was made to revision ${requested.revision}`, 'staleRevision');
   }
   const kept = new Map(current.schema.indexes.map((i) => [i.name, i]));
   const spaces = new SpaceIds(state, 'updateTable');

@@ -283,9 +283,30 @@ describe('tables', () => {
     // A record stored before revisions were kept counts as revision 0.
     const { revision: _, ...unrevised } = state.tables.T;
     const old: MetaState = { ...state, tables: { T: unrevised } };
-    expect(run(old, { type: 'updateTable', record: { ...unrevised, tags: {} } }).tables.T.revision).toBe(1);
+    expect(run(old, { type: 'updateTable', record: { ...unrevised, tags: {}, revision: 0 } }).tables.T.revision).toBe(1);
     rejects(old, { type: 'updateTable', record: { ...unrevised, revision: 3 } }, /at revision 0, the change was made to revision 3/);
     rejects(old, { type: 'updateTable', record: { ...unrevised, revision: -1 } }, /malformed table record: bad revision/);
+    // A table deleted and created again under its name since the record was read: stale too.
+    rejects(state, { type: 'updateTable', record: { ...state.tables.T, schema: { ...state.tables.T.schema, tableId: 9 } } }, /table T has space id 1, not 9/);
+    expect(() => applyMetaCommand(state, { type: 'updateTable', record: { ...state.tables.T, schema: { ...state.tables.T.schema, tableId: 9 } } })).toThrow(expect.objectContaining({ reason: 'staleRevision' }));
+  });
+
+  it('replays a log written before revisions were kept: its table changes carry none and apply as they did then', () => {
+    // Entries as an older meta group wrote them (no revision anywhere), decoded and applied on restart.
+    const created = table('T');
+    expect(created.revision).toBeUndefined();
+    // The table gets space id 1, the GSI 2.
+    const withIndex = { ...created, schema: { ...created.schema, tableId: 1, indexes: [{ ...gsi('g'), indexId: 2 }] } };
+    const entries: MetaCommand[] = [
+      { type: 'createTable', record: created, partitionCount: 1 },
+      { type: 'allocateSpaceId' },
+      { type: 'updateTable', record: withIndex },
+      { type: 'updateTable', record: { ...withIndex, tags: { team: 'red' } } },
+    ];
+    let state = cluster(3);
+    for (const entry of entries) state = run(state, decodeMetaCommand(encodeMetaCommand(entry)));
+    expect([state.tables.T.revision, state.tables.T.schema.indexes.map((i) => i.name), state.tables.T.tags]).toEqual([3, ['g'], { team: 'red' }]);
+    expect(partitionList(state).some((p) => p.tableId === 2)).toBe(true);
   });
 
   it('refuses to add a GSI while no node is up to place its partitions, and changes nothing', () => {

@@ -198,6 +198,18 @@ describe('connectCluster over a real meta group', () => {
       const answer = await meta.call('GetTable', 'read', (client) => client.getTable({ name: 'cas' }));
       const record = tableRecordFromWire(answer.record!);
       expect([record.revision, record.schema.indexes.map((index) => index.name), record.tags]).toEqual([3, ['byCity'], { team: 'blue' }]);
+
+      // Overtaken at every attempt (the other router changes the table between each read and write):
+      // DynamoDB's ResourceInUseException after 10 attempts, the table as the other router left it.
+      let overtaken = 0;
+      const refused = lagging.update('cas', async (current) => {
+        await writer.catalog.update('cas', (latest) => ({ ...latest, tags: { ...latest.tags, round: String(++overtaken) } }));
+        return { ...current, tags: { team: 'green' } };
+      });
+      await expect(refused).rejects.toMatchObject({ type: 'ResourceInUseException', statusCode: 400, message: 'Attempt to change a resource which is still in use: Table is being updated: cas' });
+      expect(overtaken).toBe(10);
+      const last = tableRecordFromWire((await meta.call('GetTable', 'read', (client) => client.getTable({ name: 'cas' }))).record!);
+      expect([last.revision, last.tags]).toEqual([13, { team: 'blue', round: '10' }]);
     } finally {
       channels.close();
     }

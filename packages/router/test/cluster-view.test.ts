@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initialPartitions, type PartitionDescriptor } from '@shoal/model';
+import { initialPartitions, type PartitionDescriptor, type TableRecord } from '@shoal/model';
 import { NodeState, type NodeDescriptor, type PartitionMapAnswer } from '@shoal/proto';
 import { ClusterView } from '../src/cluster/cluster-view.ts';
 
@@ -79,5 +79,29 @@ describe('the replicas a router knows to be behind', () => {
     view.apply(mapOf(2, [left]));
     expect(view.replicaBehind(left.id, 2, 11n, 0)).toBe(true);
     expect(view.replicaBehind(right.id, 2, 11n, 0)).toBe(false);
+  });
+});
+
+describe('the table records a router holds', () => {
+  const record = (tableId: number, revision: number, tags: Record<string, string> = {}): TableRecord => ({
+    schema: { name: 'T', tableId, hashKey: { name: 'pk', type: 'S' }, indexes: [] },
+    status: 'ACTIVE',
+    createdAt: 1,
+    billingMode: 'PAY_PER_REQUEST',
+    tags,
+    revision,
+  });
+
+  it("never go back to an older revision when the router's own change lands after a map with a later one", () => {
+    const view = new ClusterView();
+    // Another router's change (revision 7) arrived by the map before this router recorded its own (6).
+    view.apply({ notModified: false, version: 102, partitions: [left], nodes: [], tables: [record(9, 7, { by: 'other' })] });
+    view.putTable(record(9, 6, { by: 'this' }));
+    expect(view.table('T')?.revision).toBe(7);
+    view.putTable(record(9, 8, { by: 'this' }));
+    expect(view.table('T')?.tags).toEqual({ by: 'this' });
+    // A table deleted and created again under the name (another id) is taken whatever its revision.
+    view.putTable(record(12, 1));
+    expect([view.table('T')?.schema.tableId, view.table('T')?.revision]).toEqual([12, 1]);
   });
 });

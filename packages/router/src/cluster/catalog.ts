@@ -4,14 +4,17 @@
  * through the meta group's RPCs. A router sees its own changes at once: the answer goes into the
  * cache, then the map is fetched so that a new table's partitions are known before the call returns.
  */
-import { DynamoDbError, resourceNotFound, type TableCatalog, type TableChange, type TableRecord, type TableSchema } from '@shoal/model';
+import { DynamoDbError, resourceInUse, resourceNotFound, type TableCatalog, type TableChange, type TableRecord, type TableSchema } from '@shoal/model';
 import { tableRecordFromWire, tableRecordToWire } from '@shoal/proto';
 import type { ClusterView } from './cluster-view.ts';
 import type { MetaClient } from './meta-client.ts';
 import type { ClusterLogger } from './metrics.ts';
+import { sleep } from './retry.ts';
 
 /** Tries of a table change that another router's changes keep overtaking, before ResourceInUse reaches the client. */
-const UPDATE_ATTEMPTS = 5;
+const UPDATE_ATTEMPTS = 10;
+/** The longest pause before trying again, times the attempt (a random part of it is waited). */
+const UPDATE_PAUSE_MS = 20;
 
 export class ClusterCatalog implements TableCatalog {
   readonly #view: ClusterView;
@@ -75,11 +78,16 @@ export class ClusterCatalog implements TableCatalog {
       if (next === undefined) return undefined;
       let answer;
       try {
-        answer = await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record: tableRecordToWire({ ...next, revision: current.revision }) }));
+        // Always a revision (0 for a record from before revisions were kept): the meta group checks only records that carry one.
+        const record = tableRecordToWire({ ...next, revision: current.revision ?? 0 });
+        answer = await this.#meta.call('UpdateTable', 'change', (client) => client.updateTable({ record }));
       } catch (error) {
-        if (!(error instanceof DynamoDbError && error.type === 'ResourceInUseException') || attempt === UPDATE_ATTEMPTS) throw error;
-        this.#log?.debug('table changed meanwhile by another router: reading it again', { table: name, attempt });
+        if (!(error instanceof DynamoDbError && error.type === 'ResourceInUseException')) throw error;
+        if (attempt === UPDATE_ATTEMPTS) throw resourceInUse(`Attempt to change a resource which is still in use: Table is being updated: ${name}`);
+        this.#log?.debug('table changed meanwhile by another router: reading it again', { table: name, attempt, error: error.message });
         await this.#meta.refresh(this.#view);
+        // A random pause, growing, so that two routers changing one table do not keep overtaking each other.
+        await sleep(Math.random() * UPDATE_PAUSE_MS * attempt);
         continue;
       }
       const stored = answer.record === undefined ? next : tableRecordFromWire(answer.record);

@@ -104,8 +104,14 @@ export class ClusterView {
     return [...this.#tables.values()].sort((a, b) => (a.schema.name < b.schema.name ? -1 : a.schema.name > b.schema.name ? 1 : 0));
   }
 
-  /** Records this router's own catalog change at once, ahead of the map that will carry it. */
+  /**
+   * Records this router's own catalog change at once, ahead of the map that will carry it; unless the
+   * view already holds a newer revision of the same table (a map with another router's later change
+   * arrived first), which must not go back: changes made from it would be refused over and over.
+   */
   putTable(record: TableRecord): void {
+    const held = this.#tables.get(record.schema.name);
+    if (held !== undefined && held.schema.tableId === record.schema.tableId && (held.revision ?? 0) > (record.revision ?? 0)) return;
     this.#tables.set(record.schema.name, record);
   }
 
