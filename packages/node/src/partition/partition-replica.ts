@@ -781,7 +781,7 @@ export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, 
  * with its run (`done`): a GSI backfill of a store with outboxes is then recorded (or joined), its
  * walk driven by the group's leader (BackfillDriver).
  */
-export async function proposeIndexCommandApplied(host: MultiRaftHost, groupId: number, command: IndexCommand): Promise<{ done: Promise<void> }> {
+export async function proposeIndexCommandApplied(host: Pick<MultiRaftHost, 'propose'>, groupId: number, command: IndexCommand): Promise<{ done: Promise<void> }> {
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as IndexCommandResult;
   if (result.status === 'invalid') throw validationError(result.message);
   return { done: result.done };
@@ -815,7 +815,7 @@ export async function proposeIndexEntries(
  * Proposes the next chunk of the group's backfill of `indexId` (this node leads it), from `fromKey`
  * (its next key here); resolves with the chunk's outcome once applied here.
  */
-export async function proposeBackfillChunk(host: MultiRaftHost, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
+export async function proposeBackfillChunk(host: Pick<MultiRaftHost, 'propose'>, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'backfillChunk', indexId, fromKey: toHex(fromKey) }))) as BackfillChunkResult;
 }
 
@@ -823,11 +823,11 @@ export async function proposeBackfillChunk(host: MultiRaftHost, groupId: number,
  * Proposes the next step of the group's outbox move (this node leads it), the records `fromSeq` (the
  * move's next seq here) to `toSeq`; resolves with the step's outcome once applied here.
  */
-export async function proposeIndexOutboxMove(host: MultiRaftHost, groupId: number, step: { fromSeq: number; toSeq: number }): Promise<OutboxMoveStep> {
+export async function proposeIndexOutboxMove(host: Pick<MultiRaftHost, 'propose'>, groupId: number, step: { fromSeq: number; toSeq: number }): Promise<OutboxMoveStep> {
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: step.fromSeq, toSeq: step.toSeq }))) as OutboxMoveStep;
 }
 
 /** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */
-export async function proposeIndexOutboxTrim(host: MultiRaftHost, groupId: number, throughSeq: number): Promise<number> {
+export async function proposeIndexOutboxTrim(host: Pick<MultiRaftHost, 'propose'>, groupId: number, throughSeq: number): Promise<number> {
   return ((await host.propose(groupId, encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq }))) as OutboxTrimmed).trimmed;
 }
