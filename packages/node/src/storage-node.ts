@@ -203,7 +203,7 @@ export interface StorageNodeMetrics {
   indexEntryCallsThrottled: number;
   indexEntriesApplied: number;
   indexEntriesSkipped: number;
-  /** GSI backfills of the partitions led here: chunks proposed and applied, and the items they walked. */
+  /** GSI backfills of the partitions led here: chunks proposed here, counted as they applied here, and the items they walked. */
   indexBackfillChunks: number;
   indexBackfillItems: number;
   /** GSI backfills ended here because the map showed their index no more (its deleter never asked the base partitions), and walks paused for a half-full outbox. */
@@ -467,6 +467,7 @@ export async function startStorageNode(options: StorageNodeOptions): Promise<Sto
       pauseAtBacklog: Math.ceil(indexOutboxLimit / 2),
       log,
     });
+    replicas.onBackfillChunkApplied((chunk) => backfills.chunkApplied(chunk));
     replicas.onReplicaSettled((groupId) => {
       shipper.wake(groupId);
       backfills.wake();

@@ -112,7 +112,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     return { notLeaderFrom, splitHalves };
   };
 
-  /** A node's counters of backfill chunks and items it proposed and applied as a leader. */
+  /** A node's counters of backfill chunks it proposed as a leader (counted as they applied there, whatever the proposal answered) and their items. */
   const walked = async (nodes: readonly StorageNodeChild[] = cluster.nodes): Promise<{ chunks: number; items: number }> => {
     const states = await Promise.all(nodes.map((n) => n.state()));
     return { chunks: states.reduce((sum, s) => sum + s.metrics.indexBackfillChunks, 0), items: states.reduce((sum, s) => sum + s.metrics.indexBackfillItems, 0) };

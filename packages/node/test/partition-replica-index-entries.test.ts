@@ -258,6 +258,9 @@ describe('PartitionReplica: asynchronous GSI commands', () => {
     expect(decodePartitionCommand(1, 1, bad({ kind: 'trimIndexOutbox', throughSeq: 4 }))).toEqual({ kind: 'trimIndexOutbox', throughSeq: 4 });
     expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4 }))).toThrow(/backfill chunk without its index and key/);
     expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' }))).toEqual({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab' });
+    // With the node that proposed it (logs written before it had none); a bad one is corrupt.
+    expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab', proposer: 2 }))).toEqual({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab', proposer: 2 });
+    expect(() => decodePartitionCommand(1, 1, bad({ kind: 'backfillChunk', indexId: 4, fromKey: 'ab', proposer: '2' }))).toThrow(/backfill chunk with a bad proposer/);
     // A backfill command with or without the GSI's creation map version (logs written before it had none); a bad one is corrupt.
     const table = { name: 't', tableId: 1, hashKey: { name: 'pk', type: 'S' }, indexes: [] };
     expect(decodePartitionCommand(1, 1, bad({ kind: 'backfillIndex', table, indexName: 'g' }))).toEqual({ kind: 'backfillIndex', table, indexName: 'g' });

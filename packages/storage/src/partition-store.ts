@@ -216,7 +216,9 @@ export class PartitionStore implements PartitionClient {
   private readonly runningBackfills = new Map<string, BackfillRun>();
   /**
    * Counts what may have started a GSI backfill in a group (a backfill command, a split, a snapshot
-   * restored): a cheap check for whoever drives them, on every apply.
+   * restored): a cheap check for whoever drives them, on every apply, and for whoever looks up the
+   * creation versions backfill records hold (indexCreatedAtMapVersion: only these writes bring one).
+   * Moved once the write is in the store.
    */
   get backfillsStarted(): number {
     return this.startedBackfills;

@@ -18,7 +18,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { rangesOverlap, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import { partitionBound, type BackfillChunkLimits, type LocalStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
-import { PartitionReplica, type AppliedSplit, type PartitionSplit, type RestoredPartition, type SplitResult } from '../partition/index.ts';
+import { PartitionReplica, type AppliedBackfillChunk, type AppliedSplit, type PartitionSplit, type RestoredPartition, type SplitResult } from '../partition/index.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { NodeLog } from './log.ts';
 import type { PartitionReplicas } from './replica-reconciler.ts';
@@ -62,6 +62,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
   #saving: Promise<void> = Promise.resolve();
   #host: SplitHost | undefined;
   #settledListener: ((partitionId: number) => void) | undefined;
+  #backfillChunkListener: ((chunk: AppliedBackfillChunk) => void) | undefined;
   /**
    * Split halves whose parent here has not applied the split again (its data regressed in a crash):
    * their groups start only when it does, or their entries could apply before the parent's older ones.
@@ -116,6 +117,11 @@ export class PartitionReplicaSet implements PartitionReplicas {
   /** Told whenever a replica's applied writes are in the store (the index shipper ships its new outbox records). */
   onReplicaSettled(listener: (partitionId: number) => void): void {
     this.#settledListener = listener;
+  }
+
+  /** Told of every backfill chunk entry a replica applied (the backfill driver counts those this node proposed). */
+  onBackfillChunkApplied(listener: (chunk: AppliedBackfillChunk) => void): void {
+    this.#backfillChunkListener = listener;
   }
 
   /**
@@ -277,6 +283,7 @@ export class PartitionReplicaSet implements PartitionReplicas {
       tableOf: () => this.#known.get(partitionId)?.table,
       onRestore: (restored) => this.#restored(partitionId, restored),
       onSettled: () => this.#settledListener?.(partitionId),
+      onBackfillChunk: (chunk) => this.#backfillChunkListener?.(chunk),
       ...(this.#backfillChunk === undefined ? {} : { backfillChunk: this.#backfillChunk }),
     });
   }

@@ -58,7 +58,7 @@ export interface IndexShipperLog {
 
 export interface IndexShipperOptions {
   store: PartitionStore;
-  host: MultiRaftHost;
+  host: Pick<MultiRaftHost, 'nodeId' | 'leaderOf' | 'propose'>;
   view: ClusterView;
   /** The partition groups this node leads now (the meta group left out). */
   ledGroups(): number[];
@@ -141,6 +141,14 @@ export class IndexShipper {
   readonly #indexes: DeletedIndexes;
   /** Creation map versions of GSIs the view did not show, from the store's backfill records (never change once known). */
   readonly #createdAt = new Map<number, number>();
+  /**
+   * GSIs whose creation version the store's backfill records did not hold, with the store's
+   * `backfillsStarted` when asked: asked again only once it moves (a backfill command, a split, a
+   * snapshot: the only writes that can bring a version; a chunk or a drop keeps the record's). Not
+   * the map version: a version recorded without a newer map would be missed, and the 30 s
+   * presumption, which needs no newer map after the lookup, would drop a live GSI's records.
+   */
+  readonly #noVersion = new Map<number, number>();
   readonly #runs = new Set<Promise<void>>();
   readonly #pass: PeriodicPass<void>;
 
@@ -344,12 +352,14 @@ export class IndexShipper {
   /** Looks up, in the store's backfill records, the creation map version of each GSI of the batch the view does not show. */
   async #learnCreationVersions(batch: readonly IndexOutboxRecord[]): Promise<void> {
     const { store, view } = this.#options;
-    const asked = new Set<number>();
+    // Read before the lookups: a backfill record written during one moves it past what is noted here.
+    const started = store.backfillsStarted;
+    for (const [indexId, at] of this.#noVersion) if (at !== started) this.#noVersion.delete(indexId);
     for (const { indexId } of batch) {
-      if (asked.has(indexId) || this.#createdAt.has(indexId) || view.gsiOf(indexId) !== undefined) continue;
-      asked.add(indexId);
+      if (this.#noVersion.get(indexId) === started || this.#createdAt.has(indexId) || view.gsiOf(indexId) !== undefined) continue;
       const version = await store.indexCreatedAtMapVersion(indexId);
-      if (version !== undefined) this.#createdAt.set(indexId, version);
+      if (version === undefined) this.#noVersion.set(indexId, started);
+      else this.#createdAt.set(indexId, version);
     }
   }
 

@@ -8,6 +8,12 @@
  * (two leaders a moment apart, a leader still applying its log) is stale at its apply and changes
  * nothing.
  *
+ * Each node counts the chunks it proposed (their items walked) when they apply on its replica, not when
+ * its proposal answers: one that timed out, or whose leader lost the group before it applied, may
+ * commit all the same (and the next proposal goes on after it), so every chunk applied is counted
+ * once, by its proposer, however slow the group (a proposer that never applies it, killed or given a
+ * snapshot past it, does not count it).
+ *
  * A pass reads the store's running backfills once and drives those of the groups led here: every
  * `intervalMs` (a leadership gained, a failed proposal retried, a paused walk resumed), and when a
  * replica settles after something may have started one (the store's `backfillsStarted` moved: a
@@ -27,7 +33,7 @@ import { NotLeaderError, type MultiRaftHost } from '../host/index.ts';
 import type { PartitionStore } from '@shoal/storage';
 import { DeletedIndexes, type DeletedIndexesOptions } from './deleted-indexes.ts';
 import { PeriodicPass } from './periodic-pass.ts';
-import { proposeBackfillChunk, proposeIndexCommandApplied, WriteOutOfRangeError } from './partition-replica.ts';
+import { proposeBackfillChunk, proposeIndexCommandApplied, WriteOutOfRangeError, type AppliedBackfillChunk } from './partition-replica.ts';
 
 export interface BackfillDriverLog {
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -35,7 +41,7 @@ export interface BackfillDriverLog {
 
 export interface BackfillDriverOptions {
   store: PartitionStore;
-  host: MultiRaftHost;
+  host: Pick<MultiRaftHost, 'nodeId' | 'hasGroup' | 'leaderOf' | 'propose'>;
   /** Whether a group is a partition group (the meta group is not). */
   isPartition(groupId: number): boolean;
   /** The node's map view: a backfill of a GSI it shows no more ends. */
@@ -51,8 +57,9 @@ const DEFAULT_INTERVAL_MS = 500;
 
 export class BackfillDriver {
   /**
-   * Chunks proposed and applied here (not stale ones, which walk nothing) and the items they walked;
-   * backfills ended because their GSI left the map; walks paused for a full outbox: for metrics and tests.
+   * Chunks proposed here, counted as they applied here (not stale ones, which walk nothing), and the
+   * items they walked; backfills ended because their GSI left the map; walks paused for a full outbox:
+   * for metrics and tests.
    */
   readonly stats = { chunksApplied: 0, itemsWalked: 0, backfillsOfDeletedIndexes: 0, pausesForBacklog: 0 };
   readonly #options: BackfillDriverOptions;
@@ -82,6 +89,13 @@ export class BackfillDriver {
   /** One pass (joined when one runs): drives the running backfills of the groups led here. */
   pass(): Promise<void> {
     return this.#pass.run().catch((error: unknown) => this.#warnPassFailed(error));
+  }
+
+  /** A replica here applied a backfill chunk entry: counted when this node proposed it and it walked. */
+  chunkApplied({ proposer, result }: AppliedBackfillChunk): void {
+    if (proposer !== this.#options.host.nodeId || result.status === 'stale') return;
+    this.stats.chunksApplied += 1;
+    this.stats.itemsWalked += result.items;
   }
 
   /** Stops proposing; resolves once the chunks on the way are answered. */
@@ -135,11 +149,8 @@ export class BackfillDriver {
         this.stats.pausesForBacklog += 1;
         return;
       }
-      const result = await proposeBackfillChunk(host, groupId, backfill.indexId, backfill.nextKey);
-      // A stale chunk (one a former leader proposed too, applied before it) walked nothing: not counted.
-      if (result.status === 'stale') continue;
-      this.stats.chunksApplied += 1;
-      this.stats.itemsWalked += result.items;
+      // Counted as it applies here (chunkApplied); a stale one (proposed twice, the other applied first) walked nothing.
+      await proposeBackfillChunk(host, groupId, backfill.indexId, backfill.nextKey);
     }
   }
 }

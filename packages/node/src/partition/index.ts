@@ -16,6 +16,7 @@ export {
   proposePartitionWrites,
   SplitRefusedError,
   WriteOutOfRangeError,
+  type AppliedBackfillChunk,
   type AppliedSplit,
   type ApplyIndexEntriesCommand,
   type BackfillChunkCommand,

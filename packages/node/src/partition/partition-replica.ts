@@ -147,11 +147,20 @@ export interface TrimIndexOutboxCommand {
 /**
  * One chunk of a running GSI backfill of the group (@shoal/storage applyBackfillChunk), proposed by
  * its leader one after another: the items from `fromKey` (hex), the backfill's next key when proposed.
+ * `proposer`: that leader's node, which counts the chunk when it applies there (its proposal may have
+ * timed out or lost its leadership, and committed all the same); absent in older logs.
  */
 export interface BackfillChunkCommand {
   kind: 'backfillChunk';
   indexId: number;
   fromKey: string;
+  proposer?: number;
+}
+
+/** A backfill chunk entry as a replica applied it (PartitionReplicaOptions.onBackfillChunk). */
+export interface AppliedBackfillChunk {
+  proposer: number | undefined;
+  result: BackfillChunkResult;
 }
 
 /**
@@ -291,6 +300,8 @@ export interface PartitionReplicaOptions {
   onSettled?(): void;
   /** How much one chunk of a GSI backfill walks (default: the store's, 1,000 items or 1 MiB). */
   backfillChunk?: BackfillChunkLimits;
+  /** Told of every backfill chunk entry applied, stale ones too (the backfill driver counts its own). */
+  onBackfillChunk?(chunk: AppliedBackfillChunk): void;
 }
 
 export class PartitionReplica implements ReplicaStateMachine {
@@ -304,6 +315,7 @@ export class PartitionReplica implements ReplicaStateMachine {
   readonly #onRestore: ((restored: RestoredPartition) => Promise<void>) | undefined;
   readonly #onSettled: (() => void) | undefined;
   readonly #backfillChunk: BackfillChunkLimits | undefined;
+  readonly #onBackfillChunk: ((chunk: AppliedBackfillChunk) => void) | undefined;
   /** Index commands started here and still running. */
   readonly #running = new Set<Promise<void>>();
   /** Writes applied, not yet known to be in the store (settled()). */
@@ -329,6 +341,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     this.#onRestore = options.onRestore;
     this.#onSettled = options.onSettled;
     this.#backfillChunk = options.backfillChunk;
+    this.#onBackfillChunk = options.onBackfillChunk;
   }
 
   /** The replica of `groupId` over `store`, resuming at the applied index recorded there. */
@@ -351,7 +364,7 @@ export class PartitionReplica implements ReplicaStateMachine {
     if (command.kind === 'write') result = await this.#applyWrite(command.write, mark);
     else if (command.kind === 'applyIndexEntries') result = await this.#applyIndexEntries(command, mark);
     else if (command.kind === 'trimIndexOutbox') result = { trimmed: await this.store.trimIndexOutbox(this.groupId, command.throughSeq, mark) };
-    else if (command.kind === 'backfillChunk') result = await this.store.applyBackfillChunk(this.groupId, command.indexId, fromHex(command.fromKey), mark, this.#backfillChunk);
+    else if (command.kind === 'backfillChunk') result = await this.#applyBackfillChunk(command, mark);
     else if (command.kind === 'moveIndexOutbox') result = await this.store.applyIndexOutboxMove(this.groupId, command.fromSeq, command.toSeq, mark);
     else if (command.kind === 'writes') result = await this.#applyWrites(command.writes, mark);
     else if (command.kind === 'split') result = await this.#applySplit(command, mark);
@@ -360,6 +373,12 @@ export class PartitionReplica implements ReplicaStateMachine {
     else if (isTransactionCommand(command)) result = await applyTransactionCommand(this.store, command, mark);
     else result = await this.#applyIndexCommand(command, mark);
     this.#applied = index;
+    return result;
+  }
+
+  async #applyBackfillChunk(command: BackfillChunkCommand, mark: { groupId: number; index: number }): Promise<BackfillChunkResult> {
+    const result = await this.store.applyBackfillChunk(this.groupId, command.indexId, fromHex(command.fromKey), mark, this.#backfillChunk);
+    this.#onBackfillChunk?.({ proposer: command.proposer, result });
     return result;
   }
 
@@ -667,6 +686,7 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     }
     case 'backfillChunk':
       if (!Number.isSafeInteger(parsed.indexId) || typeof parsed.fromKey !== 'string') throw new PartitionCommandError(groupId, index, 'a backfill chunk without its index and key');
+      if (parsed.proposer !== undefined && !Number.isSafeInteger(parsed.proposer)) throw new PartitionCommandError(groupId, index, 'a backfill chunk with a bad proposer');
       return parsed as unknown as BackfillChunkCommand;
     case 'moveIndexOutbox':
       if (!Number.isSafeInteger(parsed.fromSeq) || !Number.isSafeInteger(parsed.toSeq)) throw new PartitionCommandError(groupId, index, 'an outbox move step without its seqs');
@@ -781,7 +801,7 @@ export async function proposeIndexCommand(host: MultiRaftHost, groupId: number, 
  * with its run (`done`): a GSI backfill of a store with outboxes is then recorded (or joined), its
  * walk driven by the group's leader (BackfillDriver).
  */
-export async function proposeIndexCommandApplied(host: MultiRaftHost, groupId: number, command: IndexCommand): Promise<{ done: Promise<void> }> {
+export async function proposeIndexCommandApplied(host: Pick<MultiRaftHost, 'propose'>, groupId: number, command: IndexCommand): Promise<{ done: Promise<void> }> {
   const result = (await host.propose(groupId, encodePartitionCommand(command))) as IndexCommandResult;
   if (result.status === 'invalid') throw validationError(result.message);
   return { done: result.done };
@@ -812,22 +832,22 @@ export async function proposeIndexEntries(
 }
 
 /**
- * Proposes the next chunk of the group's backfill of `indexId` (this node leads it), from `fromKey`
- * (its next key here); resolves with the chunk's outcome once applied here.
+ * Proposes the next chunk of the group's backfill of `indexId` (this node leads it, and is named its
+ * proposer), from `fromKey` (its next key here); resolves with the chunk's outcome once applied here.
  */
-export async function proposeBackfillChunk(host: MultiRaftHost, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
-  return (await host.propose(groupId, encodePartitionCommand({ kind: 'backfillChunk', indexId, fromKey: toHex(fromKey) }))) as BackfillChunkResult;
+export async function proposeBackfillChunk(host: Pick<MultiRaftHost, 'propose' | 'nodeId'>, groupId: number, indexId: number, fromKey: Uint8Array): Promise<BackfillChunkResult> {
+  return (await host.propose(groupId, encodePartitionCommand({ kind: 'backfillChunk', indexId, fromKey: toHex(fromKey), proposer: host.nodeId }))) as BackfillChunkResult;
 }
 
 /**
  * Proposes the next step of the group's outbox move (this node leads it), the records `fromSeq` (the
  * move's next seq here) to `toSeq`; resolves with the step's outcome once applied here.
  */
-export async function proposeIndexOutboxMove(host: MultiRaftHost, groupId: number, step: { fromSeq: number; toSeq: number }): Promise<OutboxMoveStep> {
+export async function proposeIndexOutboxMove(host: Pick<MultiRaftHost, 'propose'>, groupId: number, step: { fromSeq: number; toSeq: number }): Promise<OutboxMoveStep> {
   return (await host.propose(groupId, encodePartitionCommand({ kind: 'moveIndexOutbox', fromSeq: step.fromSeq, toSeq: step.toSeq }))) as OutboxMoveStep;
 }
 
 /** Proposes trimming the group's outbox through `throughSeq` (this node leads it); resolves with how many records went here. */
-export async function proposeIndexOutboxTrim(host: MultiRaftHost, groupId: number, throughSeq: number): Promise<number> {
+export async function proposeIndexOutboxTrim(host: Pick<MultiRaftHost, 'propose'>, groupId: number, throughSeq: number): Promise<number> {
   return ((await host.propose(groupId, encodePartitionCommand({ kind: 'trimIndexOutbox', throughSeq }))) as OutboxTrimmed).trimmed;
 }
