@@ -686,7 +686,8 @@ export function decodePartitionCommand(groupId: number, index: number, data: Uin
     }
     case 'backfillChunk':
       if (!Number.isSafeInteger(parsed.indexId) || typeof parsed.fromKey !== 'string') throw new PartitionCommandError(groupId, index, 'a backfill chunk without its index and key');
-      if (parsed.proposer !== undefined && !Number.isSafeInteger(parsed.proposer)) throw new PartitionCommandError(groupId, index, 'a backfill chunk with a bad proposer');
+      // The proposer only feeds a metric: a bad one is not worth stopping the group for.
+      if (parsed.proposer !== undefined && !Number.isSafeInteger(parsed.proposer)) delete parsed.proposer;
       return parsed as unknown as BackfillChunkCommand;
     case 'moveIndexOutbox':
       if (!Number.isSafeInteger(parsed.fromSeq) || !Number.isSafeInteger(parsed.toSeq)) throw new PartitionCommandError(groupId, index, 'an outbox move step without its seqs');
