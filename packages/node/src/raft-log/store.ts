@@ -313,6 +313,7 @@ export class RaftLogStore {
 
   /** Holds hard-state writes (one per update, in order) for the next batch; one forming takes them now. */
   private defer(updates: readonly GroupPersist[], writes: readonly LogWrite[]): void {
+    // enqueue() empties the deferred ones into the batch it forms: none are left while one forms.
     if (this.forming !== undefined) {
       for (const w of writes) this.forming.writes.push(w);
       return;
