@@ -25,7 +25,10 @@
  * batch is being written, later calls form the next, so a tick's appends, and any calls that arrive
  * during a write, share ONE LevelDB batch with ONE fsync. A call resolves only after its batch is
  * synced. A failed write leaves memory ahead of the disk, so the store stops: every later call
- * fails until it is reopened.
+ * fails until it is reopened. A tick whose only change is commit indexes (not synced) is not written
+ * on its own: its hard states join the next batch (or the one forming), so the disk always holds a
+ * prefix of the calls, and a node under load saves a LevelDB write (a thread-pool round trip) per
+ * commit notification.
  */
 import { mkdir } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
@@ -131,6 +134,8 @@ export class RaftLogStore {
   private readonly beforeWrite: (() => Promise<void>) | undefined;
   private readonly groups = new Map<GroupId, GroupLog>();
   private forming: FormingBatch | undefined;
+  /** Commit-index-only hard states not written yet, the newest of each group: they join the next batch. */
+  private readonly deferredHardStates = new Map<GroupId, LogWrite>();
   private writing = false;
   private idleWaiters: Array<() => void> = [];
   private failure: unknown;
@@ -275,7 +280,9 @@ export class RaftLogStore {
   /**
    * Persists one tick's Readies of many groups in one batch, fsync'd unless `sync` is false (pass
    * false only when no Ready of the tick has `mustSync`: commit-index-only changes, which Raft
-   * recovers from the log; the batch still joins a synced one when one forms at the same time).
+   * recovers from the log). Such a tick of hard states alone resolves at once and is written with the
+   * next batch (the forming one, if any; at the latest by close()): losing it in a crash, as an
+   * unsynced write may be lost anyway, only has the node learn its commit index again.
    * Throws, changing nothing, when an update cannot apply (unknown group, out-of-date snapshot, a
    * gap before its entries).
    */
@@ -296,7 +303,28 @@ export class RaftLogStore {
       touched.push(group);
     }
     if (writes.length === 0) return Promise.resolve();
-    return this.enqueue(writes, options.sync ?? true, touched);
+    const sync = options.sync ?? true;
+    if (!sync && updates.every((u) => u.snapshot === undefined && (u.entries === undefined || u.entries.length === 0))) {
+      this.defer(updates, writes);
+      return Promise.resolve();
+    }
+    return this.enqueue(writes, sync, touched);
+  }
+
+  /** Holds hard-state writes (one per update, in order) for the next batch; one forming takes them now. */
+  private defer(updates: readonly GroupPersist[], writes: readonly LogWrite[]): void {
+    // enqueue() empties the deferred ones into the batch it forms: none are left while one forms.
+    if (this.forming !== undefined) {
+      for (const w of writes) this.forming.writes.push(w);
+      return;
+    }
+    // Each update with a hard state staged one write, in order.
+    const groups = updates.filter((u) => u.hardState !== undefined).map((u) => u.groupId);
+    groups.forEach((groupId, k) => {
+      // Re-inserted, so the map keeps the calls' order (the newest state of a group last).
+      this.deferredHardStates.delete(groupId);
+      this.deferredHardStates.set(groupId, writes[k]);
+    });
   }
 
   private validate(updates: readonly GroupPersist[]): void {
@@ -371,6 +399,7 @@ export class RaftLogStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.deferredHardStates.size > 0 && this.failure === undefined) await this.enqueue([], false, []).catch(() => undefined);
     if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.level.close();
   }
@@ -382,6 +411,9 @@ export class RaftLogStore {
 
   private enqueue(writes: LogWrite[], sync: boolean, groups: readonly GroupLog[]): Promise<void> {
     const batch = (this.forming ??= { writes: [], sync: false, groups: new Set(), waiters: [] });
+    // Deferred hard states were staged before these writes: they go first.
+    for (const w of this.deferredHardStates.values()) batch.writes.push(w);
+    this.deferredHardStates.clear();
     for (const w of writes) batch.writes.push(w);
     batch.sync ||= sync;
     for (const g of groups) {
