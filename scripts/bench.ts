@@ -18,7 +18,8 @@
  *   dynalite  dynalite 4 (npm), in memory.
  *   dynalite-disk  the same with its LevelDB files on disk (`--path <tmp>`), no fsync.
  *   cluster   `shoal dev --data-dir <tmp>`: 3 `shoal node` processes + 1 `shoal router`; every write
- *             replicated to 3 Raft replicas, fsync before the answer.
+ *             replicated to 3 Raft replicas, fsync before the answer; the partitions' admission limits
+ *             lifted (the other targets have none).
  *   etcd      Debian's etcd-server (installed with apt-get when /usr/bin/etcd is missing), 3 members,
  *             requests through the leader's v3 JSON gateway: put = /v3/kv/put, get = /v3/kv/range with
  *             serializable (any member's state), get-strong = linearizable /v3/kv/range. No Query.

@@ -134,16 +134,22 @@ describe('shoal dev', () => {
     }
   });
 
-  it('starts again on the same data directory: same node addresses, the data still there; --log-level reaches the children (no info line in the router log)', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('starts again on the same data directory: same node addresses, the data still there; --log-level and --write-units-per-partition reach the children (no info line in the router log; writes past 2 units a second and a burst of 60 are refused)', { timeout: TEST_TIMEOUT_MS }, async () => {
     // The cluster the first test stopped cleanly.
     const dataDir = join(dataRoot, 'clean');
     const logged = async (): Promise<number> => (await readFile(join(dataDir, 'router-1.log'), 'utf8')).split('\n').filter((line) => line.includes('"level":"info"')).length;
     const infoBefore = await logged();
     // At warn the children log no `listening` line: they tell shoal dev their ports over IPC.
-    const dev = await startDev(dataDir, ['--log-level', 'warn']);
+    const dev = await startDev(dataDir, ['--log-level', 'warn', '--write-units-per-partition', '2']);
     expect(dev.members.filter((member) => member.role === 'node').map((member) => member.address)).toEqual(firstNodeAddresses);
     const { client, doc } = sdkClients(dev.endpoint);
     expect((await doc.send(new GetCommand({ TableName: 'dev', Key: { id: 'a' }, ConsistentRead: true }))).Item).toEqual({ id: 'a', n: 1 });
+    // The one partition admits 2 write units a second and 30 s of them at once: 200 writes in a row cannot all pass.
+    let refused: unknown;
+    for (let i = 0; i < 200 && refused === undefined; i++) {
+      await doc.send(new PutCommand({ TableName: 'dev', Item: { id: `w${i}` } })).catch((error: unknown) => (refused = error));
+    }
+    expect(refused).toMatchObject({ name: 'ProvisionedThroughputExceededException' });
     client.destroy();
     dev.child.kill('SIGTERM');
     expect(await dev.exited).toEqual({ code: 0, signal: null });

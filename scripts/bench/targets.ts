@@ -375,13 +375,19 @@ function promSample(texts: readonly string[], name: string, label: string): numb
   return sum;
 }
 
+/** Capacity units a second no bench reaches. */
+const UNLIMITED_UNITS = 1_000_000_000;
+
 async function startCluster(options: TargetOptions): Promise<RunningTarget> {
   if (!devHasClusterMode()) throw new Error('`shoal dev` has no cluster mode yet (no --single in `shoal dev --help`)');
+  // dynalite and etcd admit every request: the partitions' DynamoDB-like admission limits (1,000 write
+  // units a second, 30 s of burst) would throttle a run longer than the burst, and measure them, not the path.
+  const limits = ['--read-units-per-partition', String(UNLIMITED_UNITS), '--write-units-per-partition', String(UNLIMITED_UNITS)];
   const target = await startShoalDev(
     'cluster',
-    [],
+    limits,
     /shoal dev ready/i,
-    (dataDir) => `shoal dev, 3 storage node processes + 1 router (each write replicated to 3, fsync before the answer), data in ${dataDir}`,
+    (dataDir) => `shoal dev, 3 storage node processes + 1 router (each write replicated to 3, fsync before the answer), partition limits lifted, data in ${dataDir}`,
     options,
   );
   const children = devChildren(target.recentOutput());

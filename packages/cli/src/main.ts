@@ -87,7 +87,17 @@ const program = new Command('shoal')
   .description('Shoal: a distributed database with the Amazon DynamoDB data model and API')
   .showHelpAfterError();
 
+/** What each partition admits a second, in capacity units, as DynamoDB's partitions do. */
+const DEFAULT_PARTITION_UNITS = { read: 3000, write: 1000 } as const;
+
+/** A partition admission limit: `shoal node`'s own, and `shoal dev`'s for the nodes it starts. */
+function partitionUnitsOption(kind: 'read' | 'write', defaultText = ''): Option {
+  return new Option(`--${kind}-units-per-partition <units>`, `${kind} capacity units a second each partition admits${defaultText}`).argParser(positiveNumber);
+}
+
 interface DevOptions extends CredentialOptions {
+  readUnitsPerPartition?: number;
+  writeUnitsPerPartition?: number;
   single?: boolean;
   nodes: number;
   routers: number;
@@ -114,12 +124,17 @@ credentialOptions(
     .option('--port <port>', 'port of the (first) DynamoDB endpoint; 0 lets the OS choose', portNumber, 8000)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data-dir <dir>', 'directory of the data files', './.shoal')
+    .addOption(partitionUnitsOption('read', ` (default ${DEFAULT_PARTITION_UNITS.read}, DynamoDB's)`))
+    .addOption(partitionUnitsOption('write', ` (default ${DEFAULT_PARTITION_UNITS.write}, DynamoDB's)`))
     .option('--single', 'one process over a local store instead of a cluster')
     .option('--in-memory', 'with --single: keep all data in memory (nothing survives exit)')
     .option('--sync', 'with --single: fsync every write before acknowledging it (slower; survives power loss)')
     .addOption(logLevelOption()),
 ).action(async (options: DevOptions) => {
   const credentials = credentialsOf(options);
+  if (options.single && (options.readUnitsPerPartition !== undefined || options.writeUnitsPerPartition !== undefined)) {
+    throw new Error('--read-units-per-partition and --write-units-per-partition apply to the cluster only (the one-process engine admits every request)');
+  }
   if (options.single) {
     const { runDevSingle } = await import('./commands/dev-single.ts');
     await runDevSingle({ ...options, credentials });
@@ -157,8 +172,8 @@ program
   .option('--ops-host <host>', 'address of /metrics, /healthz and /readyz', '127.0.0.1')
   .option('--ops-port <port>', 'port of /metrics, /healthz and /readyz; 0 lets the OS choose (logged)', portNumber, 0)
   .option('--default-partitions <count>', 'initial partitions of a new table (meta group setting)', positiveInteger)
-  .option('--read-units-per-partition <units>', 'read capacity units a second each partition admits (DynamoDB: 3000)', positiveNumber, 3000)
-  .option('--write-units-per-partition <units>', 'write capacity units a second each partition admits (DynamoDB: 1000)', positiveNumber, 1000)
+  .addOption(partitionUnitsOption('read').default(DEFAULT_PARTITION_UNITS.read))
+  .addOption(partitionUnitsOption('write').default(DEFAULT_PARTITION_UNITS.write))
   .option('--burst-seconds <seconds>', 'seconds of unused capacity a partition can spend at once', positiveNumber, 30)
   .option('--index-outbox-limit <records>', 'GSI records a partition holds for its GSIs before it refuses writes of tables with a GSI (ProvisionedThroughputExceededException) until they drain', positiveInteger, 100_000)
   // Test only (shoal chaos): never on a real cluster.

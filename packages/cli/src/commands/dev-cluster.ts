@@ -38,6 +38,9 @@ export interface DevClusterOptions {
   secretAccessKey?: string;
   /** Initial partitions of a new table (meta's default). */
   partitions?: number;
+  /** Capacity units a second each partition admits (the nodes' defaults, DynamoDB's, when absent). */
+  readUnitsPerPartition?: number;
+  writeUnitsPerPartition?: number;
   /** Lowest level the children log (their SHOAL_LOG_LEVEL); default: as in this environment. */
   logLevel?: LogLevel;
 }
@@ -233,6 +236,8 @@ export async function runDevCluster(options: DevClusterOptions): Promise<void> {
       await mkdir(dataDir, { recursive: true });
       const args = ['--node-id', String(id), '--listen', nodeAddress(id), '--data-dir', dataDir, '--meta-peers', metaPeers, '--ops-host', host, '--ops-port', '0'];
       if (options.partitions !== undefined) args.push('--default-partitions', String(options.partitions));
+      if (options.readUnitsPerPartition !== undefined) args.push('--read-units-per-partition', String(options.readUnitsPerPartition));
+      if (options.writeUnitsPerPartition !== undefined) args.push('--write-units-per-partition', String(options.writeUnitsPerPartition));
       const child = spawnChild('node', id, args, join(options.dataDir, `node-${id}.log`), childEnv);
       children.push(child);
       watch(child);
