@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import { once } from 'node:events';
 import { connect as connectHttp2, constants as http2Constants } from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
@@ -1087,16 +1087,6 @@ class FrameReader {
 /** grpc-js's receive limit for a server made without one. */
 const GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
-/**
- * The HTTP/2 flow-control window, per stream and per connection, a server serving directly gives its
- * clients (HTTP/2's default is 64 KiB). The receiver sends a WINDOW_UPDATE each time half its window
- * was read: at 64 KiB that was one (two: stream and connection) every few Raft batches or partition
- * calls of a put bench, each a socket write here and a wake-up and read at the sender; at 4 MiB, one
- * every 2 MiB. Memory stays bounded by the senders: the Raft transport's pending batches, the
- * routers' calls in flight.
- */
-export const DIRECT_RECEIVE_WINDOW_BYTES = 4 * 1024 * 1024;
-
 /** A method served on its bytes. */
 type DirectMethod = { kind: 'unary'; handler: EncodedUnaryHandler } | { kind: 'bidi'; handler: EncodedBidiHandler };
 
@@ -1146,8 +1136,6 @@ function serveDirectly(server: Server): boolean {
   for (const http2Server of internals.http2Servers.keys() as IterableIterator<Http2Server>) {
     if (dispatching.has(http2Server)) continue;
     dispatching.add(http2Server);
-    http2Server.updateSettings({ initialWindowSize: DIRECT_RECEIVE_WINDOW_BYTES });
-    http2Server.on('session', (session: ServerHttp2Session) => session.setLocalWindowSize(DIRECT_RECEIVE_WINDOW_BYTES));
     const grpcListeners = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
     http2Server.removeAllListeners('stream');
     http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {

@@ -24,7 +24,6 @@ export {
   servesDirectly,
   FRAME_HEADER_BYTES,
   MAX_MESSAGE_BYTES,
-  DIRECT_RECEIVE_WINDOW_BYTES,
   SERVER_OPTIONS,
 } from './grpc.ts';
 export type {

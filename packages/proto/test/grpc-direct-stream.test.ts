@@ -3,13 +3,11 @@
  * bytes (addService's `encoded` handlers), which listen() serves straight on HTTP/2: the Raft
  * transport's batch stream, both ends apart, and the partition service's hot unary methods.
  */
-import { once } from 'node:events';
-import { connect as connectHttp2 } from 'node:http2';
 import { createServer } from 'node:net';
 import type { Server as NetServer, Socket } from 'node:net';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIRECT_RECEIVE_WINDOW_BYTES, DirectStream, ErrorDetailSchema, GetRequestSchema, GetResponseSchema, MessageQueue, Metadata, PartitionService, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, createClient, decodeGroupMessages, encodeRaftBatchFrame, listen, servesDirectly, shutdown } from '../src/index.ts';
+import { DirectStream, ErrorDetailSchema, GetRequestSchema, GetResponseSchema, MessageQueue, Metadata, PartitionService, RaftTransportService, RpcError, Server, Status, StreamResponseSchema, addService, createClient, decodeGroupMessages, encodeRaftBatchFrame, listen, servesDirectly, shutdown } from '../src/index.ts';
 import type { Message } from '@shoal/raft';
 
 const STREAM = RaftTransportService.method.stream;
@@ -201,18 +199,6 @@ describe('a bidi method served on its bytes', () => {
     const unbound = new Server();
     addService(unbound, RaftTransportService, {}, { stream: async function* () {} });
     expect(servesDirectly(unbound)).toBe(false);
-  });
-
-  it('gives its clients a flow-control window of DIRECT_RECEIVE_WINDOW_BYTES per stream and per connection', async () => {
-    const session = connectHttp2(`http://${address}`);
-    try {
-      await once(session, 'remoteSettings');
-      expect(session.remoteSettings.initialWindowSize).toBe(DIRECT_RECEIVE_WINDOW_BYTES);
-      // The connection's window grows by the server's WINDOW_UPDATE, which may follow its settings.
-      await until(() => session.state.remoteWindowSize === DIRECT_RECEIVE_WINDOW_BYTES, 'the connection window');
-    } finally {
-      session.destroy();
-    }
   });
 
   it('hands the handler each message as sent, undecoded, and sends its encoded answers', async () => {
