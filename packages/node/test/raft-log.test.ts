@@ -200,6 +200,21 @@ describe('RaftLogStore', () => {
     ]);
   });
 
+  it('puts a commit-index-only hard state into the batch forming behind a write in flight', async () => {
+    await store.bootstrapGroup(1, { voters: [1] }, new Uint8Array([1]));
+    const batches = store.stats.batches;
+    // The first call's batch is being written; the second forms behind it and takes the third.
+    const calls = [
+      store.persist([{ groupId: 1, entries: [entry(1, 2)], hardState: { term: 1, vote: 1, commit: 1 } }]),
+      store.persist([{ groupId: 1, entries: [entry(1, 3)] }]),
+      store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 3 } }], { sync: false }),
+    ];
+    await Promise.all(calls);
+    expect(store.stats.batches - batches).toBe(2);
+    await reopen();
+    expect(store.group(1).initialState().hardState.commit).toBe(3);
+  });
+
   it('rejects a whole call when one update cannot apply, changing nothing', async () => {
     await store.createGroup(1);
     await expect(store.persist([{ groupId: 1, entries: [entry(1, 1)] }, { groupId: 2, entries: [] }])).rejects.toThrow(/no group 2/);
