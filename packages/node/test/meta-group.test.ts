@@ -174,8 +174,11 @@ describe('the meta group on three nodes, MetaService over gRPC', () => {
     expect(malformed.message).toMatch(/malformed table record/);
     const notAnObject = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: { json: new TextEncoder().encode('null') } })));
     expect(notAnObject.code).toBe(Status.INVALID_ARGUMENT);
-    const otherSpace = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, schema: { ...updated.schema, tableId: 999 } }) })));
-    expect(otherSpace.code).toBe(Status.INVALID_ARGUMENT);
+    // A record of another incarnation of the table, or made to an older revision: DynamoDB's ResourceInUse (the router reads again).
+    const otherSpace = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...dropped, schema: { ...dropped.schema, tableId: 999 } }) })));
+    expect(dynamoDbErrorFromRpc(otherSpace)).toMatchObject({ type: 'ResourceInUseException', message: expect.stringMatching(/^Attempt to change a resource which is still in use: Table is being updated: Orders \(updateTable: table Orders has space id/) });
+    const olderRevision = await rpcFailure(cluster.call((p) => p.metaClient.updateTable({ record: tableRecordToWire({ ...updated, tags: { stale: 'yes' } }) })));
+    expect(dynamoDbErrorFromRpc(olderRevision)).toMatchObject({ type: 'ResourceInUseException', message: expect.stringMatching(/is at revision 3, the change was made to revision 2/) });
   });
 
   it('answers a watch on a follower with NotLeader, a Move to a node holding a replica already with INVALID_ARGUMENT, a split of an unknown table with ResourceNotFound', async () => {
