@@ -3,6 +3,7 @@ import { CompactedError, SnapshotOutOfDateError, UnavailableError, type Entry, t
 import { ClassicLevel } from 'classic-level';
 import { RaftLogCorruptionError, RaftLogStore } from '../src/index.ts';
 import { entryKey, KIND_LOG_OFFSET, recordKey } from '../src/raft-log/codec.ts';
+import { DiskFaults } from '../src/raft-log/disk-faults.ts';
 import { entriesOfTerms, entry, tempDir, termsAndIndexes as ti } from './support/raft-log.ts';
 
 function snapshot(index: number, term: number, data = new Uint8Array(0)): Snapshot {
@@ -213,6 +214,75 @@ describe('RaftLogStore', () => {
     expect(store.stats.batches - batches).toBe(2);
     await reopen();
     expect(store.group(1).initialState().hardState.commit).toBe(3);
+  });
+
+  it('a group removed after a deferred commit index stays removed after reopen (no hard state resurrected)', async () => {
+    for (const g of [1, 2, 3]) {
+      await store.bootstrapGroup(g, { voters: [1] }, new Uint8Array([g]));
+      await store.persist([{ groupId: g, entries: [entry(1, 2), entry(1, 3)], hardState: { term: 1, vote: 1, commit: 1 } }]);
+    }
+    // Group 1: deferred with no batch forming, then removed.
+    await store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 3 } }], { sync: false });
+    await store.removeGroup(1);
+    // Group 2: deferred into the batch forming behind a write in flight, then removed in that batch.
+    const calls = [
+      store.persist([{ groupId: 3, entries: [entry(1, 4)] }]),
+      store.persist([{ groupId: 3, entries: [entry(1, 5)] }]),
+      store.persist([{ groupId: 2, hardState: { term: 1, vote: 1, commit: 3 } }], { sync: false }),
+      store.removeGroup(2),
+    ];
+    await Promise.all(calls);
+    await reopen();
+    expect(store.listGroups().map((g) => [g.groupId, g.lastIndex])).toEqual([[3, 5]]);
+  });
+
+  it('a snapshot and compaction after a deferred commit index never reach the disk without it', async () => {
+    const faults = new DiskFaults();
+    await reopen({ beforeWrite: faults.beforeWrite });
+    await store.bootstrapGroup(1, { voters: [1] }, new Uint8Array([1]));
+    await store.persist([{ groupId: 1, entries: [entry(1, 2), entry(1, 3), entry(1, 4)], hardState: { term: 1, vote: 1, commit: 1 } }]);
+    await store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 4 } }], { sync: false });
+    await store.createSnapshot(1, 4, undefined, new Uint8Array([4]));
+    await store.compact(1, 4);
+    // As a crash here: close() can write nothing more.
+    faults.full();
+    await store.close();
+    await reopen();
+    const [group] = store.listGroups();
+    expect([group.snapshotIndex, group.firstIndex, group.lastIndex]).toEqual([4, 5, 4]);
+    expect(group.hardState.commit).toBeGreaterThanOrEqual(group.snapshotIndex);
+  });
+
+  it('close() after a failed write resolves and leaves the disk a prefix of the calls', async () => {
+    const faults = new DiskFaults();
+    await reopen({ beforeWrite: faults.beforeWrite });
+    await store.bootstrapGroup(1, { voters: [1] }, new Uint8Array([1]));
+    await store.persist([{ groupId: 1, entries: [entry(1, 2)], hardState: { term: 1, vote: 1, commit: 1 } }]);
+    // The next write waits, then fails (the mode is read after the wait); a commit index covering
+    // its entries is deferred meanwhile, after it in call order.
+    faults.slow(20);
+    const failing = store.persist([{ groupId: 1, entries: [entry(1, 3), entry(1, 4)] }]);
+    await store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 4 } }], { sync: false });
+    faults.full();
+    await expect(failing).rejects.toThrow(/ENOSPC/);
+    await expect(store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 2 } }], { sync: false })).rejects.toThrow(/stopped after a failed write/);
+    // A healed disk takes nothing staged after the failed batch.
+    faults.heal();
+    await expect(store.close()).resolves.toBeUndefined();
+    await reopen();
+    expect(store.listGroups().map((g) => [g.lastIndex, g.hardState.commit])).toEqual([[2, 1]]);
+  });
+
+  it('close() with a deferred commit index and a failing disk resolves; a reopen sees the calls before it', async () => {
+    const faults = new DiskFaults();
+    await reopen({ beforeWrite: faults.beforeWrite });
+    await store.bootstrapGroup(1, { voters: [1] }, new Uint8Array([1]));
+    await store.persist([{ groupId: 1, entries: [entry(1, 2), entry(1, 3)], hardState: { term: 1, vote: 1, commit: 1 } }]);
+    await store.persist([{ groupId: 1, hardState: { term: 1, vote: 1, commit: 3 } }], { sync: false });
+    faults.full();
+    await expect(store.close()).resolves.toBeUndefined();
+    await reopen();
+    expect(store.listGroups().map((g) => [g.lastIndex, g.hardState.commit])).toEqual([[3, 1]]);
   });
 
   it('rejects a whole call when one update cannot apply, changing nothing', async () => {
