@@ -98,8 +98,11 @@ export interface StorageNodeOptions {
    * ticking groups elect within an election timeout.
    */
   quiesceIdleGroups?: boolean;
-  /** The index shipper's timing (IndexShipperOptions): its pass interval and how long records of an index the map does not show are held. */
-  indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs'>;
+  /**
+   * The index shipper's timing and steps (IndexShipperOptions): its pass interval, how long records of
+   * an index the map does not show are held, and how much one step of a split's outbox move carries.
+   */
+  indexShipping?: Pick<IndexShipperOptions, 'intervalMs' | 'unknownIndexGraceMs' | 'outboxMoveStep'>;
   /** How much one chunk of a GSI backfill walks (default 1,000 items or 1 MiB): its apply holds the node's other groups that long. */
   indexBackfillChunk?: BackfillChunkLimits;
   /**

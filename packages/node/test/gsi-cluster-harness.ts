@@ -28,6 +28,34 @@ export interface GsiContents {
   sizeBytes: number;
 }
 
+/** Entries of a list shown when a read differs from what was wanted. */
+const SHOWN_ENTRIES = 5;
+
+/**
+ * `got` against `want`, field by field: a list as its length, its first entries missing from `got`
+ * and extra in it (compared as JSON), and whether it is in `want`'s order; any other field as it is.
+ */
+function difference(got: object, want: object): Record<string, unknown> {
+  const summary: Record<string, unknown> = {};
+  const wanted = want as Record<string, unknown>;
+  for (const [field, value] of Object.entries(got)) {
+    const other = wanted[field];
+    if (!Array.isArray(value) || !Array.isArray(other)) {
+      summary[field] = value;
+      continue;
+    }
+    const has = new Set(value.map((entry) => JSON.stringify(entry)));
+    const wants = new Set(other.map((entry) => JSON.stringify(entry)));
+    summary[field] = {
+      length: value.length,
+      missing: [...wants].filter((entry) => !has.has(entry)).slice(0, SHOWN_ENTRIES),
+      extra: [...has].filter((entry) => !wants.has(entry)).slice(0, SHOWN_ENTRIES),
+      inOrder: JSON.stringify(value) === JSON.stringify(other),
+    };
+  }
+  return summary;
+}
+
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class GsiClusterHarness {
@@ -94,14 +122,18 @@ export class GsiClusterHarness {
     return contents;
   }
 
-  /** Waits (bounded) until `read` gives what `want` is, then checks it; on timeout the last read is compared, so the failure shows the difference. */
-  async converges<T>(what: string, read: () => Promise<T>, want: T, attempts: number): Promise<void> {
+  /**
+   * Waits (bounded) until `read` gives what `want` is, then checks it; on timeout the last read is
+   * compared, so the failure shows the difference: summed up (see `difference`), as a diff of
+   * thousands of entries would bury every other line of a test run's output.
+   */
+  async converges<T extends object>(what: string, read: () => Promise<T>, want: T, attempts: number): Promise<void> {
     let last: T | undefined;
     await eventually(async () => {
       last = await read();
       return JSON.stringify(last) === JSON.stringify(want) ? true : undefined;
     }, what, attempts).catch((error: unknown) => {
-      expect(last).toEqual(want);
+      expect(difference(last ?? {}, want)).toEqual(difference(want, want));
       throw error;
     });
   }

@@ -45,7 +45,7 @@
 import { ErrorDetailSchema, PartitionService, RpcError, applyIndexEntriesRequestToWire, ClientPool, partitionDescriptorFromWire } from '@shoal/proto';
 import { PartitionMap, type PartitionDescriptor } from '@shoal/model';
 import type { NodeId } from '@shoal/raft';
-import type { IndexOutboxRecord, PartitionStore } from '@shoal/storage';
+import type { IndexOutboxRecord, OutboxMoveLimits, PartitionStore } from '@shoal/storage';
 import type { MultiRaftHost } from '../host/index.ts';
 import { proposeIndexOutboxMove, proposeIndexOutboxTrim } from '../partition/index.ts';
 import { DeletedIndexes } from '../partition/deleted-indexes.ts';
@@ -74,6 +74,8 @@ export interface IndexShipperOptions {
   maxBatchRecords?: number;
   maxBatchBytes?: number;
   unknownIndexGraceMs?: number;
+  /** How much one step of a split's outbox move carries (the store's default: 1,000 records or 1 MiB). */
+  outboxMoveStep?: OutboxMoveLimits;
   callTimeoutMs?: number;
   now?(): number;
   log?: IndexShipperLog;
@@ -253,7 +255,7 @@ export class IndexShipper {
     for (let batches = 0; batches < BATCHES_PER_RUN && !this.#closed; batches++) {
       if (host.leaderOf(groupId) !== host.nodeId) return;
       const move = await store.indexOutboxMove(groupId);
-      const next = move && (await store.nextIndexOutboxMoveStep(groupId));
+      const next = move && (await store.nextIndexOutboxMoveStep(groupId, this.#options.outboxMoveStep));
       if (move !== undefined && next !== undefined) {
         const step = await proposeIndexOutboxMove(host, groupId, next);
         this.stats.outboxMoveSteps += 1;
