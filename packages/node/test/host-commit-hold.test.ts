@@ -19,9 +19,12 @@ const GROUP = 1;
 const isEmptyAppend = (message: Message): boolean => message.type === 'MsgApp' && message.entries.length === 0;
 const status = (member: KvMember) => member.host.status().find((s) => s.groupId === GROUP)!;
 
-/** Turns of the event loop (no ticks, so no heartbeat carries a commit index) until `done`, bounded. */
+/** Bounds a wait of settleWithoutTicks (inside the 30 s a test gets): every step is an fsync'd LevelDB batch, slow on a loaded machine's shared disk. */
+const SETTLE_LIMIT_MS = 20_000;
+
+/** Turns of the event loop (no ticks, so no heartbeat carries a commit index) until `done`, bounded by time, not turns. */
 async function settleWithoutTicks(done: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  for (const deadline = Date.now() + SETTLE_LIMIT_MS; Date.now() < deadline; ) {
     if (done()) return;
     await turn();
   }
