@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, NodeId } from '@shoal/raft';
-import { agreedLeader, pump, startKvMembers, stopKvMember, turn, type KvMember } from './fixtures/host-cluster.ts';
+import { agreedLeader, pump, settle, startKvMembers, stopKvMember, turn, type KvMember } from './fixtures/host-cluster.ts';
 import { encodeWrite } from './fixtures/host-kv.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
@@ -127,8 +127,7 @@ describe('a group that quiesces with commit notifications held', () => {
     await pump(members, () => followers.every((f) => f.machines.get(GROUP)!.entries.get('q') === 'quiet'), 'the followers applying the write', 20);
     const total = (): number => [...sent.values()].reduce((sum, list) => sum + list.length, 0);
     // The answers to the quiesce heartbeats may still be on their way out.
-    let last = -1;
-    await pump(members, () => (last === total() ? true : ((last = total()), false)), 'the last heartbeat answers', 20);
+    await settle(members, total);
     const before = total();
     await pump(members, () => false, 'never', 30).catch(() => undefined);
     expect(total() - before).toBe(0);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeId } from '@shoal/raft';
-import { agreedLeader, pump, startKvMembers, stopKvMember, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
+import { agreedLeader, pump, settle, startKvMembers, stopKvMember, whilePumping, type KvMember } from './fixtures/host-cluster.ts';
 import { encodeWrite } from './fixtures/host-kv.ts';
 import { MemoryNetwork } from './fixtures/host-memory-network.ts';
 
@@ -45,9 +45,8 @@ describe('quiescence: 1,000 idle groups on three hosts', () => {
     await pump(members, everyGroupLed, 'a leader in every group', 3_000);
     await pump(members, allQuiet, 'every group quiesced', 3_000);
     // The answers to the last quiesce heartbeats may still be on their way out (a follower quiesces
-    // as it steps the heartbeat and answers in its next round): let one tick pass without a message.
-    let lastSent = -1;
-    await pump(members, () => (lastSent === sent ? true : ((lastSent = sent), false)), 'the last heartbeat answers sent', 20);
+    // as it steps the heartbeat and answers in its next round).
+    await settle(members, () => sent);
     const before = sent;
     const ticks = members.map((m) => m.host.stats.ticks);
     await pump(members, () => false, 'never', 50).catch(() => undefined);
