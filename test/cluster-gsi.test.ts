@@ -14,7 +14,7 @@ import {
   type TransactWriteItem,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   adminStatus,
   canonicalItem,
@@ -23,6 +23,7 @@ import {
   routedClusterPerFile,
   runShoal,
   scanAll,
+  reportedLeader,
   type AdminStatus,
   type GsiShape,
 } from './helpers/cluster.ts';
@@ -51,9 +52,18 @@ const BY_STATUS: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'status', range: 'a
 const BY_OWNER: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'owner', projection: { include: ['amount'] } };
 const BY_AMOUNT: GsiShape = { tableKeys: ['pk', 'sk'], hash: 'amount', projection: 'KEYS_ONLY' };
 
-// Backfill chunks of 100 items: a backfill of a few thousand items is a few dozen entries, long enough
-// to move a leader or delete the index while it runs.
-const cluster = routedClusterPerFile({ partitions: 3, nodeArgs: ['--index-backfill-chunk-items', '100'] }, STEP_TIMEOUT_MS);
+/**
+ * A base partition's outbox limit: a walk pauses once its outbox holds half of it. While the nodes
+ * refuse shipped GSI records (fault injection) nothing leaves the outboxes, so each walk of the
+ * backfill table (about 6,700 items a partition) stops after 2,000 items, in chunks of 100, until they
+ * take them again: a leader moved or the index deleted then lands on walks part way, however fast
+ * they go.
+ */
+const OUTBOX_LIMIT = 4_000;
+const cluster = routedClusterPerFile(
+  { partitions: 3, nodeArgs: ['--index-backfill-chunk-items', '100', '--index-outbox-limit', String(OUTBOX_LIMIT), '--enable-fault-injection'] },
+  STEP_TIMEOUT_MS,
+);
 
 type AttributeMap = Record<string, AttributeValue>;
 const S = (value: string): AttributeValue => ({ S: value });
@@ -402,6 +412,21 @@ async function addGroupIndex(indexName: string): Promise<void> {
   );
 }
 
+/**
+ * Adds the GSI while the nodes refuse shipped GSI records; resolves once every base partition's walk
+ * paused at half the outbox limit (none walks further while nothing ships, so all have once the
+ * table's partitions walked that much each), still held: `cluster.nodes.refuseIndexEntries(false)` lets
+ * them go on. Answers the items walked before.
+ */
+async function addGroupIndexHeld(indexName: string): Promise<number> {
+  await cluster.nodes.refuseIndexEntries(true);
+  const walkedBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_items_total');
+  const partitions = (await rowsOf(BACKFILLED)).length;
+  await addGroupIndex(indexName);
+  await eventually('every walk paused', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_items_total')) - walkedBefore >= (partitions * OUTBOX_LIMIT) / 2, 120_000, 100);
+  return walkedBefore;
+}
+
 /** The index's status in DescribeTable, polled every 50 ms until it is ACTIVE (bounded). */
 async function activeAfterBackfill(indexName: string): Promise<void> {
   await eventually(`${indexName} ACTIVE`, async () => {
@@ -440,6 +465,9 @@ async function gsiCountsOnce(indexName: string): Promise<{ scanned: number; byGr
 const EVERY_ITEM = { scanned: BACKFILLED_ITEMS, byGroup: Array.from({ length: GROUPS }, () => BACKFILLED_ITEMS / GROUPS) };
 
 describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
+  // A test that failed while holding the walks leaves the next one a cluster that ships.
+  afterEach(() => cluster.nodes.refuseIndexEntries(false));
+
   beforeAll(async () => {
     await createTable(cluster.client, { TableName: BACKFILLED, ...keyedBy(['pk', 'S']) });
     // 20,000 items, 8 BatchWriteItems of 25 at a time.
@@ -466,13 +494,16 @@ describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
   });
 
   it('finishes a backfill through a leadership transfer of a base partition while it runs: ACTIVE, and the GSI holds exactly the items', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const chunksBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total');
-    await addGroupIndex('byGroupMoved');
-    await eventually('the backfill walking', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
-    const base = (await rowsOf(BACKFILLED)).find((row) => row.leader !== undefined)!;
-    const to = base.replicas.map(Number).find((nodeId) => nodeId !== base.leader)!;
+    const walkedBefore = await addGroupIndexHeld('byGroupMoved');
+    const [base] = await rowsOf(BACKFILLED);
+    // To a node that does not lead it (a lagging leader hint would name the leader itself: no move).
+    const leader = await reportedLeader(cluster.nodes, base.id);
+    const to = base.replicas.map(Number).find((nodeId) => nodeId !== leader)!;
     const moved = await runShoal(['admin', 'transfer-leader', String(base.id), String(to), '--wait', '--timeout', '60', '--meta', cluster.nodes.metaAddresses.join(',')]);
     expect(moved.code, moved.stderr).toBe(0);
+    // Moved while its walk was part way.
+    expect((await cluster.nodes.metricSum('shoal_node_index_backfill_items_total')) - walkedBefore).toBeLessThan(BACKFILLED_ITEMS);
+    await cluster.nodes.refuseIndexEntries(false);
     await activeAfterBackfill('byGroupMoved');
     expect(await gsiCountsOnce('byGroupMoved')).toEqual(EVERY_ITEM);
     const entries = await scanAll(cluster.client, { TableName: BACKFILLED, IndexName: 'byGroupMoved' });
@@ -480,13 +511,11 @@ describe('the lifecycle of a GSI backfill on a 3-node cluster', () => {
   });
 
   it('stops the backfill of a GSI deleted while it runs: no chunk walks after, its records leave the outboxes, the table keeps serving', { timeout: STEP_TIMEOUT_MS }, async () => {
-    const walkedBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_items_total');
-    const chunksBefore = await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total');
-    await addGroupIndex('byGroupDropped');
-    await eventually('the backfill walking', async () => (await cluster.nodes.metricSum('shoal_node_index_backfill_chunks_total')) >= chunksBefore + 3, 60_000, 20);
+    const walkedBefore = await addGroupIndexHeld('byGroupDropped');
     await cluster.client.send(new UpdateTableCommand({ TableName: BACKFILLED, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: 'byGroupDropped' } }] }));
     // Answered once every base partition's leader stopped the walk.
     const walkedAtDelete = await cluster.nodes.metricSum('shoal_node_index_backfill_items_total');
+    await cluster.nodes.refuseIndexEntries(false);
     await eventually('the outboxes empty', async () => (await cluster.nodes.metricSum('shoal_node_index_outbox_records')) === 0, 60_000, 250);
     const { Table } = await cluster.client.send(new DescribeTableCommand({ TableName: BACKFILLED }));
     expect(Table?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.IndexStatus]).sort()).toEqual([['byGroup', 'ACTIVE'], ['byGroupMoved', 'ACTIVE']]);

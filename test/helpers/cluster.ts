@@ -429,6 +429,28 @@ export async function placedPartition(nodes: NodeCluster, table: string): Promis
 }
 
 /**
+ * The leader of partition `partitionId` once the map's leader hint names the one running node that
+ * reports leading it (shoal_node_raft_is_leader): the hint follows the nodes' reports, so it can
+ * name a former leader for a while after a change.
+ */
+export async function reportedLeader(nodes: NodeCluster, partitionId: number): Promise<number> {
+  let leader: number | undefined;
+  await eventually(
+    `the map names the node leading partition ${partitionId}`,
+    async () => {
+      const hint = (await adminStatus(nodes.metaAddresses)).partitions.find((row) => row.id === partitionId)?.leader;
+      const running = nodes.nodeIds().filter((id) => nodes.node(id).running());
+      const leading = (await Promise.all(running.map(async (id) => ((await nodes.metrics(id)).get(`shoal_node_raft_is_leader{node_id="${id}",partition="${partitionId}"}`) === 1 ? id : undefined)))).filter((id) => id !== undefined);
+      leader = leading.length === 1 && leading[0] === hint ? hint : undefined;
+      return leader !== undefined;
+    },
+    30_000,
+    250,
+  );
+  return leader!;
+}
+
+/**
  * An eventually consistent Get sent straight to one node's PartitionService, not through a router:
  * what that replica holds itself.
  */

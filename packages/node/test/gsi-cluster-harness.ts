@@ -1,13 +1,14 @@
 /**
  * What the GSI tests on three storage node processes share (index-shipping, index-backfill): the
  * meta group's partition map, calls to whichever node answers, every entry of a GSI read from its
- * partitions, and AdminService on the meta leader.
+ * partitions, AdminService on the meta leader, and shipped GSI records refused (fault injection).
  */
 import { expect } from 'vitest';
 import { PartitionMap, type IndexSchema, type Item, type PartitionDescriptor, type TableSchema } from '@shoal/model';
 import {
   AdminService,
   ErrorDetailSchema,
+  FaultInjectionService,
   RpcError,
   Status,
   createClient,
@@ -149,6 +150,24 @@ export class GsiClusterHarness {
       } catch (error) {
         if (attempt >= 20 || !(error instanceof RpcError)) throw error;
         await pause(100);
+      }
+    }
+  }
+
+  /**
+   * The live nodes refuse (or take again) shipped GSI records: nothing leaves the outboxes, so a
+   * backfill's walk pauses once its outbox holds half the outbox limit (the nodes started with
+   * `faultInjection`).
+   */
+  async refuseIndexEntries(refuse: boolean): Promise<void> {
+    for (const node of this.cluster.nodes.filter((n) => n.alive)) {
+      const faults = createClient(FaultInjectionService, node.address);
+      try {
+        // Asked again while it does not answer (right after a kill, under load, a node may take seconds).
+        const { indexEntriesRefused } = await this.onAnyNode(() => faults.setIndexEntriesFault({ refuse }, { timeoutMs: 5_000 }), [node]);
+        if (indexEntriesRefused !== refuse) throw new Error(`node ${node.nodeId} answered indexEntriesRefused ${indexEntriesRefused}, not ${refuse}`);
+      } finally {
+        faults.close();
       }
     }
   }

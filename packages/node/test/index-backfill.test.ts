@@ -10,8 +10,11 @@
  * hands the right half the rest of the range, every item is walked exactly once over both halves
  * and the GSI converges exactly (that the call waits for the right half too:
  * packages/storage/test/index-outbox.test.ts, partition-replica-index-entries).
+ * Each of those lands on a walk held part way, however fast it goes: while the nodes refuse shipped
+ * GSI records (fault injection) nothing leaves the outboxes, so a walk pauses at half the outbox
+ * limit, and goes on once they take them again.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeItemKey, PartitionMap, type IndexSchema, type Item, type PartitionWrite, type TableRecord, type TableSchema } from '@shoal/model';
 import { ErrorDetailSchema, RpcError, Status, backfillIndexRequestToWire, dropIndexRequestToWire, partitionDescriptorFromWire, tableRecordToWire } from '@shoal/proto';
 import { StorageNodeChildren, type StorageNodeChild } from './fixtures/storage-node-child.ts';
@@ -20,6 +23,8 @@ import { GsiClusterHarness } from './gsi-cluster-harness.ts';
 
 const ATTEMPTS = 2_400;
 const CHUNK_ITEMS = 400;
+/** A walk whose records are not shipped pauses at half of it: 5,000 items (13 chunks), far from the end of every walk held here. */
+const OUTBOX_LIMIT = 10_000;
 const S = (value: string) => ({ S: value });
 const N = (value: number) => ({ N: String(value) });
 
@@ -118,6 +123,23 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     return { chunks: states.reduce((sum, s) => sum + s.metrics.indexBackfillChunks, 0), items: states.reduce((sum, s) => sum + s.metrics.indexBackfillItems, 0) };
   };
 
+  /**
+   * The backfill call `start` makes, held part way: the nodes refuse shipped GSI records first, so
+   * its walk pauses at half the outbox limit and stays there until `harness.refuseIndexEntries(false)`.
+   * Resolves once it paused, with the call and the node that paused it (the partition's leader).
+   */
+  const heldBackfill = async <T>(start: () => Promise<T>): Promise<{ call: Promise<T>; leader: StorageNodeChild }> => {
+    await harness.refuseIndexEntries(true);
+    const pauses = async (): Promise<number[]> => (await Promise.all(cluster.nodes.map((n) => n.state()))).map((s) => s.metrics.indexBackfillPauses);
+    const before = await pauses();
+    const call = start();
+    const leader = await eventually(async () => {
+      const now = await pauses();
+      return cluster.nodes.find((_, i) => now[i] > before[i]);
+    }, 'the walk paused at half the outbox limit', ATTEMPTS);
+    return { call, leader };
+  };
+
   const entryOf = (entry: Item): string => JSON.stringify([entry.city, entry.pk, entry.sk]);
   /** The GSI's entries (as sorted JSON) and its statistics' count, as its partitions hold them now. */
   const gsiEntries = async (schema: TableSchema, index: IndexSchema, live: readonly StorageNodeChild[] = cluster.nodes): Promise<{ entries: string[]; itemCount: number }> => {
@@ -145,6 +167,9 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       splitting: { enabled: false },
       load: { limits: { writeUnitsPerSecond: 1_000_000, readUnitsPerSecond: 1_000_000 } },
       indexBackfillChunk: { maxItems: CHUNK_ITEMS, maxBytes: 1 << 20 },
+      indexOutboxLimit: OUTBOX_LIMIT,
+      // Shipped GSI records refused on purpose: walks held part way (heldBackfill).
+      faultInjection: true,
       // Records of a GSI never shown and of no known creation version are held far longer than any wait
       // here: a drop seen below is the exact rule's (the creation version), never the 30 s presumption.
       indexShipping: { unknownIndexGraceMs: 600_000 },
@@ -152,6 +177,9 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     await eventually(() => cluster.allReady(), 'three ready nodes', ATTEMPTS);
     harness = new GsiClusterHarness(cluster);
   }, 120_000);
+
+  // A test that failed while holding a walk leaves the next one a cluster that ships.
+  afterEach(() => harness.refuseIndexEntries(false));
 
   afterAll(async () => {
     harness?.close();
@@ -189,20 +217,25 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       }
     })();
     try {
-      await backfill(schema, index.name);
+      const { call } = await heldBackfill(() => backfill(schema, index.name));
+      // Held between two chunks, part way: the other group's writes go on applying meanwhile. (In one
+      // apply, the old walk, no other group of the node applied anything until it ended.)
+      const writesAtPause = writesDuringWalk;
+      await eventually(() => (writesDuringWalk > writesAtPause ? true : undefined), 'a write of another group during the walk', ATTEMPTS);
+      expect((await walked()).items - before.items).toBeLessThan(100_000);
+      await harness.refuseIndexEntries(false);
+      await call;
     } finally {
       running = false;
       await Promise.all([watch, writer]);
     }
     const after = await walked();
-    // Printed, not asserted (no timing in tests): how much the other group applied meanwhile.
+    // Printed, not asserted (it depends on timing): how much the other group applied during the walk.
     console.log(`100,000-item backfill: ${after.chunks - before.chunks} chunks; ${writesDuringWalk} writes of another group acknowledged during the walk`);
     // Every item walked once, in chunks of at most CHUNK_ITEMS (the last one may find none left).
     expect(after.items - before.items).toBe(100_000);
     expect(after.chunks - before.chunks).toBeGreaterThanOrEqual(100_000 / CHUNK_ITEMS);
     expect(after.chunks - before.chunks).toBeLessThanOrEqual(100_000 / CHUNK_ITEMS + 1);
-    // In one apply (the old walk), no other group of the node applied anything until it ended.
-    expect(writesDuringWalk).toBeGreaterThan(0);
     // Answered done once the GSI partitions applied every record of the walk: read at once, no waiting.
     expect(await gsiEntries(schema, index)).toEqual(gsiOf(100_000));
   });
@@ -214,13 +247,12 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     const [partition] = await harness.partitionsOf(schema.tableId);
     const before = await Promise.all(cluster.nodes.map(async (node) => ({ node, ...(await walked([node])) })));
     // A long wait on the node: only a NotLeader answer ends the call in flight before the backfill is done.
-    const call = backfill(schema, index.name, cluster.nodes, 240_000);
-    const leader = await eventually(async () => {
-      for (const { node, chunks } of before) if ((await walked([node])).chunks >= chunks + 3) return node;
-      return undefined;
-    }, 'a few chunks applied by the leader', ATTEMPTS);
+    const { call, leader } = await heldBackfill(() => backfill(schema, index.name, cluster.nodes, 240_000));
     const other = cluster.nodes.find((node) => node !== leader)!;
     await harness.adminCall((client) => client.transferLeader({ partitionId: BigInt(partition.id), toNode: BigInt(other.nodeId) }));
+    // The walk goes on once `other` leads (the transfer is asked of the leader in its next heartbeat answer).
+    await eventually(async () => ((await other.state()).metrics.groups.some((g) => g.partitionId === partition.id && g.leader === 1) ? true : undefined), 'the transfer done', ATTEMPTS);
+    await harness.refuseIndexEntries(false);
     // The call waiting on the leader was answered NotLeader when leadership moved (without it, it would
     // have waited until the backfill was done).
     expect((await call).notLeaderFrom).toContain(leader.nodeId);
@@ -234,23 +266,22 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     const table = await createTable('killed');
     await load(table.schema, 20_000);
     const { schema, index } = await addCityIndex(table);
-    const before = await Promise.all(cluster.nodes.map(async (node) => ({ node, items: (await walked([node])).items, chunks: (await walked([node])).chunks })));
-    const call = backfill(schema, index.name).catch(() => undefined);
-    // The leader: the node whose chunks apply; killed once a few did.
-    const leader = await eventually(async () => {
-      for (const { node, chunks } of before) if ((await walked([node])).chunks >= chunks + 3) return node;
-      return undefined;
-    }, 'a few chunks applied by the leader', ATTEMPTS);
+    const before = await Promise.all(cluster.nodes.map(async (node) => ({ node, items: (await walked([node])).items })));
+    // Killed while its walk is held part way.
+    const { call, leader } = await heldBackfill(() => backfill(schema, index.name).catch(() => undefined));
+    // Applied on the leader, so committed: the walk's recorded next key is past these.
+    const leaderWalked = (await walked([leader])).items - before.find(({ node }) => node === leader)!.items;
     await leader.kill();
+    await harness.refuseIndexEntries(false);
     await call;
     const survivors = cluster.nodes.filter((n) => n !== leader);
     const survivorsBefore = before.filter(({ node }) => node !== leader).reduce((sum, { items }) => sum + items, 0);
     // The call as the router makes it again after the leader change: resolves once the backfill is done.
     await backfill(schema, index.name, survivors);
     const survivorsWalked = (await walked(survivors)).items - survivorsBefore;
-    // The new leader walked the rest only: the killed one had walked at least 3 chunks (applied, so committed).
+    // The new leader walked the rest only.
     expect(survivorsWalked).toBeGreaterThan(0);
-    expect(survivorsWalked).toBeLessThanOrEqual(20_000 - 3 * CHUNK_ITEMS);
+    expect(survivorsWalked).toBeLessThanOrEqual(20_000 - leaderWalked);
     await converges(schema, index, 20_000, survivors);
     await cluster.restart(leader);
     await eventually(() => cluster.allReady(), 'the restarted node ready', ATTEMPTS);
@@ -261,10 +292,10 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     // A second GSI of the 100,000 items: a walk of 250 chunks, long next to a split.
     const { schema, index } = await addCityIndex(big, 'byCityAgain');
     const before = await walked();
-    const call = backfill(schema, index.name);
-    await eventually(async () => ((await walked()).chunks >= before.chunks + 2 ? true : undefined), 'a few chunks applied', ATTEMPTS);
+    const { call } = await heldBackfill(() => backfill(schema, index.name));
     await harness.adminCall((client) => client.split({ table: schema.name }));
     const atSplit = await walked();
+    await harness.refuseIndexEntries(false);
     await call;
     // The split came while the walk went on (the premise of this test).
     expect(atSplit.items - before.items).toBeLessThan(100_000);
@@ -281,14 +312,14 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
   });
 
   /**
-   * Adds GSI `name` to the big table, starts its backfill as the router does, and once a few chunks
-   * walked deletes the GSI in the meta group only (its partitions go), as UpdateTable's first step.
+   * Adds GSI `name` to the big table, starts its backfill as the router does, and once its walk is
+   * held part way (heldBackfill: still held on return) deletes the GSI in the meta group only (its
+   * partitions go), as UpdateTable's first step.
    */
   const deleteInMetaDuringBackfill = async (name: string): Promise<{ schema: TableSchema; index: IndexSchema; before: { chunks: number; items: number }; call: Promise<unknown> }> => {
     const { schema, record, index } = await addCityIndex(big, name);
     const before = await walked();
-    const call = backfill(schema, index.name);
-    await eventually(async () => ((await walked()).chunks >= before.chunks + 3 ? true : undefined), 'a few chunks applied', ATTEMPTS);
+    const { call } = await heldBackfill(() => backfill(schema, index.name));
     await cluster.meta.call((client, options) => client.updateTable({ record: tableRecordToWire({ ...record, schema: big.schema }) }, options));
     return { schema, index, before, call };
   };
@@ -300,8 +331,9 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
       const target = { partitionId: BigInt(partition.id), epoch: BigInt(partition.epoch) };
       await harness.onAnyNode((node) => cluster.partitionClient(node.address).dropIndex(dropIndexRequestToWire(target, { table: schema, indexName: index.name }), { timeoutMs: 10_000 }));
     }
-    // The call waiting meanwhile answers done (nothing left to wait for); so does one made after the drop.
+    // The call waiting meanwhile answers done (nothing left to wait for, though nothing ships); so does one made after the drop.
     await call;
+    await harness.refuseIndexEntries(false);
     const atDrop = await walked();
     await backfill(schema, index.name);
     // The table keeps serving: a write, and the first GSI still follows it.
@@ -322,6 +354,7 @@ describe('GSI backfills in bounded chunk entries on three node processes', () =>
     const { before, call } = await deleteInMetaDuringBackfill('byCityOrphaned');
     // Each leader's driver ends the walk itself (a dropIndex entry: the tombstone), so the call waiting answers done.
     await call;
+    await harness.refuseIndexEntries(false);
     const atStop = await walked();
     expect(atStop.items - before.items).toBeLessThan(100_000);
     const states = await Promise.all(cluster.nodes.map((n) => n.state()));
