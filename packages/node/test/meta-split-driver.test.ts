@@ -2,15 +2,17 @@
  * The placement driver and splits, on a meta group of three peers over gRPC: a split its meta leader
  * never recorded is recorded from the halves' descriptors the nodes report in their heartbeats, and
  * when a node of both halves stays down, both are repaired (a new member of a right half is caught
- * up by a partition snapshot, like any other).
+ * up by a partition snapshot, like any other). A split for size whose call failed but which applied
+ * all the same, recorded from the reports, has its right half's leadership moved like any split's.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { middleSplitKey } from '@shoal/meta';
+import { DEFAULT_SPLIT_POLICY, middleSplitKey } from '@shoal/meta';
 import type { PartitionDescriptor, TableRecord } from '@shoal/model';
 import { ReplicaRole, partitionDescriptorToWire, partitionMapResponseFromWire, tableRecordToWire, type PartitionLoad } from '@shoal/proto';
+import { eventually } from './fixtures/eventually.ts';
 import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster } from './fixtures/meta-cluster.ts';
 
 const table = (name: string): TableRecord => ({
@@ -98,5 +100,69 @@ describe('the placement driver and splits', () => {
     const repair = await leader.driver.runOnce();
     // Every partition on the dead node is being moved off it, the right half included.
     for (const half of holdingVictim) expect([...(repair?.applied ?? []), ...(repair?.waiting ?? [])].some((a) => a.partitionId === half)).toBe(true);
+  });
+});
+
+describe('a split for size whose call failed, recorded from the reports', () => {
+  let root = '';
+  let cluster: MetaCluster;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-meta-split-failed-'));
+    // Any partition reporting over 1,000 bytes splits.
+    cluster = new MetaCluster(root, [1, 2, 3], { ...DEFAULT_SPLIT_POLICY, maxSizeBytes: 1_000 });
+    for (const id of cluster.ids) await cluster.start(id);
+  });
+
+  afterAll(async () => {
+    await cluster.stopAll();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const partitionsNow = async (): Promise<PartitionDescriptor[]> => {
+    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
+    if (map.notModified) throw new Error('expected a full map');
+    return map.partitions;
+  };
+
+  it('moves the right half\'s leadership off the node leading both halves once the map shows it', { timeout: 60_000 }, async () => {
+    const nodes = [1, 2, 3];
+    // Split calls go to the addresses the fixture gives node ids: the meta peers' own servers, which
+    // serve no PartitionService, so every split call fails (UNIMPLEMENTED, refused at once).
+    for (const id of nodes) await cluster.call((p) => p.metaClient.registerNode({ nodeId: BigInt(id), address: `127.0.0.1:${id}` }));
+    const leader = await cluster.waitForLeader();
+    await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Events')), initialPartitions: 1 }));
+    const [parent] = await partitionsNow();
+    const leading = parent.replicas[0].nodeId;
+    const load = (partition: PartitionDescriptor, nodeId: number, sizeBytes: number) =>
+      ({ partitionId: BigInt(partition.id), leader: nodeId === leading, role: ReplicaRole.VOTER, term: 2n, leaderId: BigInt(leading), sizeBytes: BigInt(sizeBytes), descriptor: partitionDescriptorToWire(partition) }) as PartitionLoad;
+    const heartbeat = async (partitions: Array<{ partition: PartitionDescriptor; sizeBytes: number }>) => {
+      for (const nodeId of nodes) {
+        const answer = await cluster.call((p) => p.metaClient.heartbeat({ nodeId: BigInt(nodeId), loads: partitions.map(({ partition, sizeBytes }) => load(partition, nodeId, sizeBytes)) }));
+        if (nodeId === leading) transfersToLeader = answer.leadershipTransfers.map((t) => ({ partitionId: Number(t.partitionId), toNode: Number(t.toNode) }));
+      }
+    };
+    let transfersToLeader: Array<{ partitionId: number; toNode: number }> = [];
+
+    // Too big: the meta leader splits it, and the call fails (its id was reserved all the same).
+    await heartbeat([{ partition: parent, sizeBytes: 10_000 }]);
+    await leader.driver.runOnce();
+    await eventually(() => (leader.placementEvents.some((e) => e.event === 'split_failed' && e.partition === parent.id) ? true : undefined), 'the split to fail', 1_200);
+    expect(leader.placementEvents.some((e) => e.event === 'leadership_move_requested')).toBe(false);
+    const rightId = leader.meta.state.nextPartitionId - 1;
+
+    // It had applied: the nodes report both halves, one node leading both; the driver records the split.
+    const middle = middleSplitKey(parent)!;
+    const left: PartitionDescriptor = { ...parent, endKey: middle, epoch: parent.epoch + 1 };
+    const right: PartitionDescriptor = { ...parent, id: rightId, startKey: middle, epoch: parent.epoch + 1 };
+    await heartbeat([{ partition: left, sizeBytes: 500 }, { partition: right, sizeBytes: 500 }]);
+    const round = await leader.driver.runOnce();
+    expect(round?.splitsRecorded).toEqual([rightId]);
+    const move = leader.placementEvents.find((e) => e.event === 'leadership_move_requested');
+    expect(move).toMatchObject({ partition: rightId, from: leading });
+    expect(move?.to).not.toBe(leading);
+    // Told to the node leading the right half in its next heartbeat answer.
+    await heartbeat([{ partition: left, sizeBytes: 500 }, { partition: right, sizeBytes: 500 }]);
+    expect(transfersToLeader).toEqual([{ partitionId: rightId, toNode: move?.to }]);
   });
 });

@@ -10,8 +10,11 @@
  *
  * After a split the right half's leadership is asked to move to the voter leading the fewest
  * partitions other than the parent's leader (replica moves for split halves would need partition
- * snapshots; leadership needs none). Both halves' reports are ignored for `settleMs`: a node restarts
- * a replica's measures when its range changes, and a report older than that still tells of the parent.
+ * snapshots; leadership needs none). So it is after a split whose call failed but which applied all
+ * the same (an answer lost, a leader stalled past its deadline): the placement driver records it from
+ * the nodes' reports, and once the map shows the right half, its leadership moves if both halves are
+ * still led by one node. Both halves' reports are ignored for `settleMs`: a node restarts a replica's
+ * measures when its range changes, and a report older than that still tells of the parent.
  */
 import {
   planSplits,
@@ -41,6 +44,12 @@ export interface HotKeyReport {
   /** When first reported (the driver's clock). */
   since: number;
 }
+
+/**
+ * How long the right half of a failed split is watched for in the map: the placement driver records
+ * a split that applied within a heartbeat or two of the nodes reporting it.
+ */
+const FAILED_SPLIT_WATCH_MS = 60_000;
 
 /** A hot item stays listed this long after the last round that found it: load near the threshold comes and goes. */
 const HOT_KEY_LINGER_MS = 30_000;
@@ -108,6 +117,8 @@ export class AutoSplitter {
   #unsplittable = new Set<string>();
   /** The last failure logged per partition: a split refused round after round is logged once. */
   readonly #failureLogged = new Map<number, string>();
+  /** Right-half ids of failed splits, until when they are watched for: the split may have applied and be recorded from the reports. */
+  readonly #failedSplits = new Map<number, { parentId: number; until: number }>();
   #inFlight: Promise<void> | undefined;
 
   constructor(options: AutoSplitterOptions) {
@@ -116,6 +127,7 @@ export class AutoSplitter {
 
   /** Plans on `state` and starts the first split decided, unless one is still being made. */
   round(state: MetaState, now: number): void {
+    this.#spreadRecordedSplits(state, now);
     // Once a round per table, not per partition.
     const policies = new Map<number, SplitPolicy>();
     // A GSI's partitions split by the policy of its table (its tags).
@@ -155,14 +167,15 @@ export class AutoSplitter {
   }
 
   async #split(state: MetaState, decision: Extract<SplitDecision, { kind: 'split' }>): Promise<void> {
-    const { group, splitter, reports, transfers, log, clock } = this.#options;
+    const { group, splitter, reports, log, clock } = this.#options;
     const parent = state.partitions[decision.partitionId];
     const leaderBefore = reports.leaderOf(parent.id);
     // The table's name, or table/index for a GSI's partition.
     const owner = spaceOwners(Object.values(state.tables)).get(parent.tableId);
     const table = owner === undefined ? undefined : spaceLabel(owner);
+    let rightId: number | undefined;
     try {
-      const { left, right } = await splitAndRecord(group, splitter, parent, decision.splitKey);
+      const { left, right } = await splitAndRecord(group, splitter, parent, decision.splitKey, (id) => (rightId = id));
       this.#failureLogged.delete(parent.id);
       const now = clock();
       for (const id of [left.id, right.id]) {
@@ -182,17 +195,38 @@ export class AutoSplitter {
         sizeBytes: decision.sizeBytes,
         utilization: Math.round(decision.utilization * 100) / 100,
       });
-      const target = this.#leastLeading(group.meta.state, right, leaderBefore);
-      if (target !== undefined) {
-        transfers.request(right.id, target, now);
-        log({ level: 'info', event: 'leadership_move_requested', partition: right.id, from: leaderBefore, to: target, why: 'split halves on different nodes' });
-      }
+      this.#spread(group.meta.state, right, leaderBefore, now);
     } catch (error) {
       this.stats.splitFailures++;
+      if (rightId !== undefined) this.#failedSplits.set(rightId, { parentId: parent.id, until: clock() + FAILED_SPLIT_WATCH_MS });
       const message = error instanceof Error ? error.message : String(error);
       if (this.#failureLogged.get(parent.id) === message) return;
       this.#failureLogged.set(parent.id, message);
       log({ level: 'warn', event: 'split_failed', partition: parent.id, reason: decision.reason, error: message, note: 'tried again next round; the same failure is not logged again' });
+    }
+  }
+
+  /** Asks the right half's leadership to move off `leaderBefore` (the parent's leader), to the voter leading the fewest partitions. */
+  #spread(state: MetaState, right: PartitionDescriptor, leaderBefore: NodeId | undefined, now: number): void {
+    const target = this.#leastLeading(state, right, leaderBefore);
+    if (target === undefined) return;
+    this.#options.transfers.request(right.id, target, now);
+    this.#options.log({ level: 'info', event: 'leadership_move_requested', partition: right.id, from: leaderBefore, to: target, why: 'split halves on different nodes' });
+  }
+
+  /** The right halves of failed splits the map now shows (recorded from the reports): spread like any split's, unless their halves are led apart already. */
+  #spreadRecordedSplits(state: MetaState, now: number): void {
+    for (const [rightId, { parentId, until }] of this.#failedSplits) {
+      const right = state.partitions[rightId];
+      if (right === undefined) {
+        if (now >= until) this.#failedSplits.delete(rightId);
+        continue;
+      }
+      this.#failedSplits.delete(rightId);
+      const leftLeader = this.#options.reports.leaderOf(parentId);
+      const rightLeader = this.#options.reports.leaderOf(rightId);
+      if (rightLeader !== undefined && rightLeader !== leftLeader) continue;
+      this.#spread(state, right, leftLeader ?? rightLeader, now);
     }
   }
 

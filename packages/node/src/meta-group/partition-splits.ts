@@ -85,11 +85,19 @@ export class PartitionSplitter {
 
 /**
  * A split from start to end, as the meta leader makes it (AdminService.Split, the placement driver's
- * splits for size and heat): an id reserved, the split asked of the partition's leader, the halves
- * recorded in the map. The halves as the map now has them.
+ * splits for size and heat): an id reserved (told to `onReserved`: a split that fails after that may
+ * still have applied, and is then recorded from the nodes' reports under that id), the split asked of
+ * the partition's leader, the halves recorded in the map. The halves as the map now has them.
  */
-export async function splitAndRecord(group: MetaGroup, splitter: PartitionSplitter, parent: PartitionDescriptor, splitKey: Uint8Array): Promise<SplitHalves> {
+export async function splitAndRecord(
+  group: MetaGroup,
+  splitter: PartitionSplitter,
+  parent: PartitionDescriptor,
+  splitKey: Uint8Array,
+  onReserved?: (rightId: number) => void,
+): Promise<SplitHalves> {
   const reserved = await group.propose({ type: 'reservePartitionId' });
+  onReserved?.(reserved.partitionId!);
   const halves = await splitter.split(parent, splitKey, reserved.partitionId!);
   await group.propose(recordSplitCommand(halves.left, halves.right));
   const state = group.meta.state;
