@@ -9,9 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SPLIT_POLICY, middleSplitKey } from '@shoal/meta';
+import { DEFAULT_SPLIT_POLICY, middleSplitKey, type SplitPolicy } from '@shoal/meta';
 import type { PartitionDescriptor, TableRecord } from '@shoal/model';
-import { ReplicaRole, partitionDescriptorToWire, partitionMapResponseFromWire, tableRecordToWire, type PartitionLoad } from '@shoal/proto';
+import { ReplicaRole, partitionDescriptorToWire, tableRecordToWire, type PartitionLoad } from '@shoal/proto';
 import { eventually } from './fixtures/eventually.ts';
 import { DOWN_TIMEOUT_MS, HEARTBEAT_TIMEOUT_MS, MetaCluster } from './fixtures/meta-cluster.ts';
 
@@ -23,30 +23,32 @@ const table = (name: string): TableRecord => ({
   tags: {},
 });
 
-describe('the placement driver and splits', () => {
+/** A meta group of three peers for the describe block it is called in (started before its tests, stopped after), splitting by `splitPolicy` if given. */
+function metaClusterForSuite(splitPolicy?: SplitPolicy): () => MetaCluster {
   let root = '';
-  let cluster: MetaCluster;
-
+  let cluster: MetaCluster | undefined;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'shoal-meta-split-'));
-    cluster = new MetaCluster(root, [1, 2, 3]);
+    cluster = new MetaCluster(root, [1, 2, 3], splitPolicy);
     for (const id of cluster.ids) await cluster.start(id);
   });
-
   afterAll(async () => {
-    await cluster.stopAll();
+    await cluster?.stopAll();
     await rm(root, { recursive: true, force: true });
   });
+  return () => cluster!;
+}
 
-  const partitionsNow = async (): Promise<PartitionDescriptor[]> => {
-    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
-    if (map.notModified) throw new Error('expected a full map');
-    return map.partitions;
-  };
+describe('the placement driver and splits', () => {
+  const clusterNow = metaClusterForSuite();
+  let cluster: MetaCluster;
+  beforeAll(() => {
+    cluster = clusterNow();
+  });
 
   /** Each node reports its replicas with the map's roles (the groups converged), plus `extra` loads. */
   const heartbeat = async (nodes: number[], extra: Map<number, PartitionLoad[]> = new Map()): Promise<void> => {
-    const partitions = await partitionsNow();
+    const partitions = await cluster.partitions();
     for (const nodeId of nodes) {
       const loads = partitions.flatMap((p) =>
         p.replicas
@@ -63,10 +65,10 @@ describe('the placement driver and splits', () => {
     const leader = await cluster.waitForLeader();
     // An id meta handed out that no partition holds any more: that of a table created and deleted.
     await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Scratch')), initialPartitions: 1 }));
-    const reservedId = (await partitionsNow())[0].id;
+    const reservedId = (await cluster.partitions())[0].id;
     await cluster.call((p) => p.metaClient.deleteTable({ name: 'Scratch' }));
     await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Orders')), initialPartitions: 1 }));
-    const [parent] = await partitionsNow();
+    const [parent] = await cluster.partitions();
     expect(parent.epoch).toBe(1);
 
     // The partition's group split (right half = the reserved id); meta never heard of it.
@@ -77,7 +79,7 @@ describe('the placement driver and splits', () => {
     const round = await leader.driver.runOnce();
     expect(round?.splitsRecorded).toEqual([reservedId]);
     // The same round may start rebalancing (two partitions on three of four nodes), either half.
-    const halves = await partitionsNow();
+    const halves = await cluster.partitions();
     const left = halves.find((p) => p.id === parent.id)!;
     const recorded = halves.find((p) => p.id === reservedId)!;
     expect(halves).toHaveLength(2);
@@ -95,7 +97,7 @@ describe('the placement driver and splits', () => {
     expect((await leader.driver.runOnce())?.markedDown).toEqual([victim]);
     cluster.now += DOWN_TIMEOUT_MS;
     await heartbeat(alive);
-    const holdingVictim = (await partitionsNow()).filter((p) => p.replicas.some((r) => r.nodeId === victim)).map((p) => p.id);
+    const holdingVictim = (await cluster.partitions()).filter((p) => p.replicas.some((r) => r.nodeId === victim)).map((p) => p.id);
     expect(holdingVictim).toContain(reservedId);
     const repair = await leader.driver.runOnce();
     // Every partition on the dead node is being moved off it, the right half included.
@@ -104,35 +106,18 @@ describe('the placement driver and splits', () => {
 });
 
 describe('a split for size whose call failed, recorded from the reports', () => {
-  let root = '';
-  let cluster: MetaCluster;
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'shoal-meta-split-failed-'));
-    // Any partition reporting over 1,000 bytes splits.
-    cluster = new MetaCluster(root, [1, 2, 3], { ...DEFAULT_SPLIT_POLICY, maxSizeBytes: 1_000 });
-    for (const id of cluster.ids) await cluster.start(id);
-  });
-
-  afterAll(async () => {
-    await cluster.stopAll();
-    await rm(root, { recursive: true, force: true });
-  });
-
-  const partitionsNow = async (): Promise<PartitionDescriptor[]> => {
-    const map = partitionMapResponseFromWire(await cluster.call((p) => p.metaClient.getPartitionMap({ knownVersion: 0n })));
-    if (map.notModified) throw new Error('expected a full map');
-    return map.partitions;
-  };
+  // Any partition reporting over 1,000 bytes splits.
+  const clusterNow = metaClusterForSuite({ ...DEFAULT_SPLIT_POLICY, maxSizeBytes: 1_000 });
 
   it('moves the right half\'s leadership off the node leading both halves once the map shows it', { timeout: 60_000 }, async () => {
+    const cluster = clusterNow();
     const nodes = [1, 2, 3];
     // Split calls go to the addresses the fixture gives node ids: the meta peers' own servers, which
     // serve no PartitionService, so every split call fails (UNIMPLEMENTED, refused at once).
     for (const id of nodes) await cluster.call((p) => p.metaClient.registerNode({ nodeId: BigInt(id), address: `127.0.0.1:${id}` }));
     const leader = await cluster.waitForLeader();
     await cluster.call((p) => p.metaClient.createTable({ record: tableRecordToWire(table('Events')), initialPartitions: 1 }));
-    const [parent] = await partitionsNow();
+    const [parent] = await cluster.partitions();
     const leading = parent.replicas[0].nodeId;
     const load = (partition: PartitionDescriptor, nodeId: number, sizeBytes: number) =>
       ({ partitionId: BigInt(partition.id), leader: nodeId === leading, role: ReplicaRole.VOTER, term: 2n, leaderId: BigInt(leading), sizeBytes: BigInt(sizeBytes), descriptor: partitionDescriptorToWire(partition) }) as PartitionLoad;
